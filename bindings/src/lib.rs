@@ -1,0 +1,13 @@
+//! alloy bindings for the gridlease contracts.
+//!
+//! `build.rs` compiles `contracts/src` with foundry-compilers (solc-js through
+//! `tools/solc-shim/solc`, or the native solc in `$SOLC`) and feeds each artifact to `sol!`. Every
+//! module carries the contract's ABI types, its custom errors (`<Name>Errors`), events
+//! (`<Name>Events`), an rpc instance type and the creation bytecode (`BYTECODE`).
+//!
+//! The same artifacts, as `{abi, bytecode, deployedBytecode}` JSON, are written to
+//! `target/abi/<Name>.json` for `cast` and other clients.
+
+#![allow(missing_docs)] // generated items carry the NatSpec of the contracts, not rustdoc
+
+include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

@@ -1,0 +1,576 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+
+import {IMarket} from "./interfaces/IMarket.sol";
+import {IStaking} from "./interfaces/IStaking.sol";
+import {LeaseMath} from "./libraries/LeaseMath.sol";
+import {TokenFlow} from "./libraries/TokenFlow.sol";
+
+/// @title Market
+/// @notice Reverse auction and per-second streaming escrow. An order becomes its lease in place.
+/// @dev Token conservation, per payment token: `balanceOf(this) == Σ escrow of open orders and
+/// active leases + Σ credits` for standard tokens.
+contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
+    using TokenFlow for IERC20;
+
+    /// @notice Hard cap on the protocol fee.
+    uint16 public constant MAX_PROTOCOL_FEE_BPS = 1_000;
+    /// @notice Hard cap on the keeper fee.
+    uint16 public constant MAX_KEEPER_FEE_BPS = 100;
+    /// @notice Most signed bids one award considers.
+    uint256 public constant MAX_SIGNED_BIDS = 32;
+    /// @notice EIP-712 type of a signed bid.
+    bytes32 public constant BID_TYPEHASH = keccak256("Bid(bytes32 orderId,uint96 pricePerSecond,uint48 expiry)");
+
+    /// @dev One order/lease, four slots. Settlement touches only slots A and B.
+    /// A: status (8) | tokenId (8) | protocolFeeBps (16) | keeperFeeBps (16) | lowBalance (8) |
+    ///    settledAt (48) | end (48) | escrow (96)                                      = 248 bits
+    /// B: provider (160) | rate (96)        (the lowest on-chain bid until award)
+    /// C: tenant (160) | maxPrice (96)
+    /// D: collateral (96) | biddingEnd (48) | maxDuration (32) | gpuClass (8) | gpuCount (8) |
+    ///    vramGiB (16) | instant (8)                                                   = 216 bits
+    struct Job {
+        Status status;
+        uint8 tokenId;
+        uint16 protocolFeeBps;
+        uint16 keeperFeeBps;
+        bool lowBalance;
+        uint48 settledAt;
+        uint48 end;
+        uint96 escrow;
+        address provider;
+        uint96 rate;
+        address tenant;
+        uint96 maxPrice;
+        uint96 collateral;
+        uint48 biddingEnd;
+        uint32 maxDuration;
+        uint8 gpuClass;
+        uint8 gpuCount;
+        uint16 vramGiB;
+        bool instant;
+    }
+
+    /// @dev Allow-list entry looked up by token address when an order is created.
+    struct TokenInfo {
+        uint8 id;
+        uint8 decimals;
+        bool allowed;
+    }
+
+    /// @dev Allow-list entry looked up by id when a lease settles: address and 10^(18-decimals).
+    struct TokenSlot {
+        address token;
+        uint64 scale;
+    }
+
+    /// @dev Running sums of one settlement batch, flushed whenever the provider or token changes.
+    struct Tally {
+        uint8 tokenId;
+        address provider;
+        uint256 toProvider;
+        uint256 protocolFees;
+        uint256 keeperFees;
+    }
+
+    IStaking private immutable _staking;
+
+    Params private _params;
+    address private _treasury;
+    uint8 private _tokenCount;
+
+    mapping(address token => TokenInfo) private _tokenInfo;
+    mapping(uint8 id => TokenSlot) private _tokenSlots;
+    mapping(bytes32 id => Job) private _jobs;
+    mapping(address token => mapping(address account => uint256)) private _credits;
+
+    /// @param staking_ The staking contract (this market must be set as its market).
+    /// @param owner_ Governance.
+    /// @param treasury_ Receiver of protocol fees.
+    /// @param params_ Initial parameters (bounded like every later change).
+    constructor(IStaking staking_, address owner_, address treasury_, Params memory params_)
+        Ownable(owner_)
+        EIP712("gridlease Market", "1")
+    {
+        if (address(staking_) == address(0) || treasury_ == address(0)) revert ZeroAddressMarket();
+        _staking = staking_;
+        _treasury = treasury_;
+        emit TreasurySet(treasury_);
+        _setParams(params_);
+    }
+
+    // ================================================================ tenant
+
+    /// @inheritdoc IMarket
+    function createOrder(OrderParams calldata p) external nonReentrant returns (bytes32 orderId) {
+        orderId = _createOrder(p);
+    }
+
+    /// @inheritdoc IMarket
+    function createOrderWithPermit(OrderParams calldata p, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+        external
+        nonReentrant
+        returns (bytes32 orderId)
+    {
+        IERC20(p.token).permitOrAllowance(msg.sender, p.deposit, deadline, v, r, s);
+        orderId = _createOrder(p);
+    }
+
+    /// @inheritdoc IMarket
+    function cancelOrder(bytes32 orderId) external nonReentrant {
+        Job storage job = _jobs[orderId];
+        if (job.status != Status.Open) revert OrderNotOpen(orderId, job.status);
+        address tenant = job.tenant;
+        // Anyone may clean up an order nobody awarded in time, so no escrow is ever stuck (AUC-13).
+        if (msg.sender != tenant && block.timestamp <= uint256(job.biddingEnd) + _params.awardGrace) {
+            revert NotTenant(msg.sender);
+        }
+        uint96 refund = job.escrow;
+        uint8 tokenId = job.tokenId;
+        _clear(orderId, Status.Cancelled);
+        _pay(_tokenSlots[tokenId].token, tenant, refund);
+        emit OrderCancelled(orderId, msg.sender, refund);
+    }
+
+    /// @inheritdoc IMarket
+    function topUp(bytes32 id, uint96 amount, address expectedProvider) external nonReentrant {
+        if (amount == 0) revert ZeroAmountMarket();
+        Job storage job = _jobs[id];
+        Status status = job.status;
+        if (status != Status.Open && status != Status.Leased) revert LeaseNotActive(id, status);
+        if (job.provider != expectedProvider && status == Status.Leased) {
+            revert ProviderMismatch(id, expectedProvider, job.provider);
+        }
+        uint8 tokenId = job.tokenId;
+        TokenSlot memory slot = _tokenSlots[tokenId];
+        if (status == Status.Leased) {
+            // Settle first so the new money only pays for time from now on; a lease that already
+            // ran dry cannot be revived, so nothing is ever paid for the gap (ESC-08).
+            Tally memory tally = Tally(tokenId, job.provider, 0, 0, 0);
+            _accrue(id, job, slot.scale, tally, false);
+            _flush(tally, slot.token);
+            if (job.escrow == 0) revert LeaseDepleted(id);
+        }
+        uint256 escrow = uint256(job.escrow) + amount;
+        if (escrow > type(uint96).max) revert EscrowOverflow(escrow);
+        job.escrow = uint96(escrow);
+        job.lowBalance = false;
+        IERC20(slot.token).pullExact(msg.sender, amount);
+        emit ToppedUp(id, amount, uint96(escrow));
+    }
+
+    // ================================================================ provider
+
+    /// @inheritdoc IMarket
+    function bid(bytes32 orderId, uint96 price) external nonReentrant {
+        Params memory params_ = _params;
+        if (params_.paused) revert MarketPaused();
+        Job storage job = _jobs[orderId];
+        if (job.status != Status.Open) revert OrderNotOpen(orderId, job.status);
+        if (block.timestamp > job.biddingEnd) revert BiddingClosed(orderId, job.biddingEnd);
+        _checkPrice(price, job.maxPrice, params_.minPricePerSecond);
+
+        IStaking.BidderInfo memory info = _staking.bidderInfo(msg.sender);
+        if (info.provider == address(0)) revert NotAnOperator(msg.sender);
+        uint96 collateral = job.collateral;
+        if (info.freeStake < collateral) revert InsufficientCollateral(info.provider, info.freeStake, collateral);
+        if (!_fits(job, info.capacity)) revert CapacityMismatch(info.provider);
+
+        if (job.instant) {
+            if (!_staking.tryLock(info.provider, collateral)) {
+                revert InsufficientCollateral(info.provider, info.freeStake, collateral);
+            }
+            _startLease(orderId, job, info.provider, price, params_, false);
+            return;
+        }
+        // Bids are binding and only the lowest is kept, so award never loops over bids (AUC-08)
+        // and equal prices go to the earliest (AUC-09).
+        address best = job.provider;
+        if (best != address(0) && price >= job.rate) revert BidNotLowest(price, job.rate);
+        job.provider = info.provider;
+        job.rate = price;
+        emit BidPlaced(orderId, info.provider, price);
+    }
+
+    // ================================================================ anyone
+
+    /// @inheritdoc IMarket
+    function award(bytes32 orderId, SignedBid[] calldata signedBids) external nonReentrant returns (address winner) {
+        Params memory params_ = _params;
+        if (params_.paused) revert MarketPaused();
+        if (signedBids.length > MAX_SIGNED_BIDS) revert TooManySignedBids(signedBids.length, MAX_SIGNED_BIDS);
+        Job storage job = _jobs[orderId];
+        if (job.status != Status.Open) revert OrderNotOpen(orderId, job.status);
+        if (!job.instant && block.timestamp <= job.biddingEnd) revert BiddingStillOpen(orderId, job.biddingEnd);
+
+        // Lowest valid signed bid; invalid ones are skipped so nobody can grief an award.
+        (address signedProvider, uint96 signedPrice) = _bestSignedBid(orderId, job, signedBids, params_);
+        address onchain = job.provider;
+        uint96 onchainPrice = job.rate;
+        uint96 collateral = job.collateral;
+        // The on-chain bid was placed before any signed bid is revealed, so it wins ties. It is
+        // re-checked here: a provider slashed or unbonded since bidding is passed over (AUC-12).
+        if (
+            onchain != address(0) && (signedProvider == address(0) || onchainPrice <= signedPrice)
+                && _staking.tryLock(onchain, collateral)
+        ) {
+            _startLease(orderId, job, onchain, onchainPrice, params_, false);
+            return onchain;
+        }
+        if (signedProvider != address(0) && _staking.tryLock(signedProvider, collateral)) {
+            _startLease(orderId, job, signedProvider, signedPrice, params_, true);
+            return signedProvider;
+        }
+        revert NoValidBid(orderId);
+    }
+
+    /// @inheritdoc IMarket
+    function settle(bytes32[] calldata leaseIds) external nonReentrant returns (uint256 settled) {
+        Tally memory tally;
+        TokenSlot memory slot;
+        for (uint256 i; i < leaseIds.length; ++i) {
+            bytes32 id = leaseIds[i];
+            Job storage job = _jobs[id];
+            // Inactive leases are skipped (counted out of `settled`), never a batch revert (ESC-16).
+            if (job.status != Status.Leased) continue;
+            uint8 tokenId = job.tokenId;
+            address provider = job.provider;
+            if (tokenId != tally.tokenId || provider != tally.provider) {
+                _flush(tally, slot.token);
+                if (tokenId != tally.tokenId) slot = _tokenSlots[tokenId];
+                (tally.tokenId, tally.provider) = (tokenId, provider);
+            }
+            if (_accrue(id, job, slot.scale, tally, true)) ++settled;
+        }
+        _flush(tally, slot.token);
+    }
+
+    /// @inheritdoc IMarket
+    function close(bytes32 leaseId) external nonReentrant {
+        Job storage job = _jobs[leaseId];
+        if (job.status != Status.Leased) revert LeaseNotActive(leaseId, job.status);
+        address tenant = job.tenant;
+        address provider = job.provider;
+        uint8 tokenId = job.tokenId;
+        TokenSlot memory slot = _tokenSlots[tokenId];
+
+        CloseReason reason;
+        bool party = true;
+        if (msg.sender == tenant) {
+            reason = CloseReason.TenantClosed;
+        } else if (msg.sender == provider || _staking.providerOf(msg.sender) == provider) {
+            reason = CloseReason.ProviderClosed;
+        } else {
+            party = false;
+        }
+        Tally memory tally = Tally(tokenId, provider, 0, 0, 0);
+        _accrue(leaseId, job, slot.scale, tally, !party);
+        _flush(tally, slot.token);
+        uint96 refund = job.escrow;
+        if (!party) {
+            if (block.timestamp >= job.end) reason = CloseReason.Expired;
+            else if (refund == 0) reason = CloseReason.Exhausted;
+            else revert LeaseNotClosable(leaseId, job.end, refund);
+        }
+        uint96 collateral = job.collateral;
+        _clear(leaseId, Status.Closed);
+        _staking.release(provider, collateral);
+        _pay(slot.token, tenant, refund);
+        emit LeaseClosed(leaseId, reason, refund, uint48(block.timestamp));
+    }
+
+    /// @inheritdoc IMarket
+    function withdraw(address token, address to) external nonReentrant returns (uint256 amount) {
+        if (to == address(0)) revert ZeroAddressMarket();
+        amount = _credits[token][msg.sender];
+        if (amount == 0) revert NothingToWithdrawMarket(token, msg.sender);
+        _credits[token][msg.sender] = 0;
+        IERC20(token).send(to, amount);
+        emit Withdrawn(token, msg.sender, to, amount);
+    }
+
+    // ================================================================ governance
+
+    /// @notice Add a payment token to the allow-list, or enable/disable it for new orders.
+    /// @dev Disabling never blocks existing orders and leases from settling or exiting (TOK-12).
+    function configureToken(address token, bool allowed) external onlyOwner {
+        if (token == address(0)) revert ZeroAddressMarket();
+        TokenInfo memory info = _tokenInfo[token];
+        if (info.id == 0) {
+            uint8 decimals = IERC20Metadata(token).decimals();
+            if (decimals > 18) revert TokenDecimalsUnsupported(token, decimals);
+            if (_tokenCount == type(uint8).max) revert TooManyTokens();
+            info.id = ++_tokenCount;
+            info.decimals = decimals;
+            _tokenSlots[info.id] = TokenSlot(token, uint64(10 ** (18 - decimals)));
+        }
+        info.allowed = allowed;
+        _tokenInfo[token] = info;
+        emit TokenConfigured(token, info.id, info.decimals, allowed);
+    }
+
+    /// @notice Change governance parameters. Fees apply to leases awarded afterwards (ESC-11).
+    function setParams(Params calldata params_) external onlyOwner {
+        _setParams(params_);
+    }
+
+    /// @notice Change the treasury.
+    function setTreasury(address treasury_) external onlyOwner {
+        if (treasury_ == address(0)) revert ZeroAddressMarket();
+        _treasury = treasury_;
+        emit TreasurySet(treasury_);
+    }
+
+    // ================================================================ views
+
+    /// @inheritdoc IMarket
+    function getJob(bytes32 id) external view returns (JobView memory v) {
+        Job storage job = _jobs[id];
+        v.status = job.status;
+        v.tenant = job.tenant;
+        v.token = _tokenSlots[job.tokenId].token;
+        v.provider = job.provider;
+        v.escrow = job.escrow;
+        v.maxPricePerSecond = job.maxPrice;
+        v.ratePerSecond = job.rate;
+        v.collateral = job.collateral;
+        v.biddingEnd = job.biddingEnd;
+        v.settledAt = job.settledAt;
+        v.end = job.end;
+        v.maxDuration = job.maxDuration;
+        v.protocolFeeBps = job.protocolFeeBps;
+        v.keeperFeeBps = job.keeperFeeBps;
+        v.instant = job.instant;
+        v.lowBalance = job.lowBalance;
+    }
+
+    /// @inheritdoc IMarket
+    function accrued(bytes32 leaseId) external view returns (uint96) {
+        Job storage job = _jobs[leaseId];
+        if (job.status != Status.Leased) return 0;
+        (uint256 amount,) = _owed(job, _tokenSlots[job.tokenId].scale);
+        return uint96(amount);
+    }
+
+    /// @inheritdoc IMarket
+    function creditOf(address token, address account) external view returns (uint256) {
+        return _credits[token][account];
+    }
+
+    /// @inheritdoc IMarket
+    function orderIdOf(address tenant, OrderParams calldata p) public pure returns (bytes32) {
+        return keccak256(abi.encode(tenant, p));
+    }
+
+    /// @inheritdoc IMarket
+    function bidDigest(bytes32 orderId, uint96 price, uint48 expiry) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(BID_TYPEHASH, orderId, price, expiry)));
+    }
+
+    /// @inheritdoc IMarket
+    function params() external view returns (Params memory) {
+        return _params;
+    }
+
+    /// @inheritdoc IMarket
+    function staking() external view returns (address) {
+        return address(_staking);
+    }
+
+    /// @inheritdoc IMarket
+    function treasury() external view returns (address) {
+        return _treasury;
+    }
+
+    /// @notice The allow-list entry of `token`.
+    function tokenInfo(address token) external view returns (uint8 id, uint8 decimals, bool allowed) {
+        TokenInfo memory info = _tokenInfo[token];
+        return (info.id, info.decimals, info.allowed);
+    }
+
+    // ================================================================ internal
+
+    function _createOrder(OrderParams calldata p) private returns (bytes32 orderId) {
+        Params memory params_ = _params;
+        if (params_.paused) revert MarketPaused();
+        TokenInfo memory info = _tokenInfo[p.token];
+        if (!info.allowed) revert TokenNotAllowed(p.token);
+        if (p.deposit == 0) revert InvalidOrder("deposit", 0);
+        if (p.maxPricePerSecond < params_.minPricePerSecond) revert InvalidOrder("maxPricePerSecond", p.maxPricePerSecond);
+        if (p.maxDuration == 0 || p.maxDuration > params_.maxLeaseDuration) revert InvalidOrder("maxDuration", p.maxDuration);
+        if (p.bidWindow == 0 || p.bidWindow > params_.maxBidWindow) revert InvalidOrder("bidWindow", p.bidWindow);
+        if (p.gpuCount == 0) revert InvalidOrder("gpuCount", 0);
+        if (p.gpuClass > 63) revert InvalidOrder("gpuClass", p.gpuClass);
+
+        orderId = orderIdOf(msg.sender, p);
+        Job storage job = _jobs[orderId];
+        if (job.status != Status.None) revert OrderExists(orderId);
+        uint48 biddingEnd = uint48(block.timestamp) + p.bidWindow;
+
+        job.status = Status.Open;
+        job.tokenId = info.id;
+        job.escrow = p.deposit;
+        job.tenant = msg.sender;
+        job.maxPrice = p.maxPricePerSecond;
+        job.collateral = p.collateral;
+        job.biddingEnd = biddingEnd;
+        job.maxDuration = p.maxDuration;
+        job.gpuClass = p.gpuClass;
+        job.gpuCount = p.gpuCount;
+        job.vramGiB = p.vramGiB;
+        job.instant = p.instant;
+
+        IERC20(p.token).pullExact(msg.sender, p.deposit);
+        emit OrderCreated(orderId, msg.sender, p.token, p, biddingEnd);
+    }
+
+    function _startLease(
+        bytes32 orderId,
+        Job storage job,
+        address provider,
+        uint96 price,
+        Params memory params_,
+        bool signed
+    ) private {
+        uint48 start = uint48(block.timestamp);
+        uint48 end = start + job.maxDuration;
+        job.status = Status.Leased;
+        job.protocolFeeBps = params_.protocolFeeBps;
+        job.keeperFeeBps = params_.keeperFeeBps;
+        job.settledAt = start;
+        job.end = end;
+        if (job.rate != price || job.provider != provider) (job.provider, job.rate) = (provider, price);
+        emit LeaseStarted(orderId, provider, job.tenant, price, job.collateral, start, end, signed);
+    }
+
+    function _bestSignedBid(bytes32 orderId, Job storage job, SignedBid[] calldata bids, Params memory params_)
+        private
+        view
+        returns (address bestProvider, uint96 bestPrice)
+    {
+        if (bids.length == 0) return (address(0), 0);
+        uint96 maxPrice = job.maxPrice;
+        uint96 collateral = job.collateral;
+        for (uint256 i; i < bids.length; ++i) {
+            SignedBid calldata b = bids[i];
+            uint96 price = b.pricePerSecond;
+            if (b.expiry < block.timestamp || price > maxPrice || price < params_.minPricePerSecond || price == 0) {
+                continue;
+            }
+            if (bestProvider != address(0) && price >= bestPrice) continue;
+            (address operator, ECDSA.RecoverError err,) =
+                ECDSA.tryRecover(bidDigest(orderId, price, b.expiry), b.signature);
+            if (err != ECDSA.RecoverError.NoError) continue;
+            IStaking.BidderInfo memory info = _staking.bidderInfo(operator);
+            if (info.provider == address(0) || info.freeStake < collateral || !_fits(job, info.capacity)) continue;
+            (bestProvider, bestPrice) = (info.provider, price);
+        }
+    }
+
+    /// @dev Settle one lease into `tally`. Returns whether anything was paid.
+    function _accrue(bytes32 id, Job storage job, uint256 scale, Tally memory tally, bool keeperPaid)
+        private
+        returns (bool)
+    {
+        (uint256 amount, uint48 until) = _owed(job, scale);
+        uint96 escrow = job.escrow;
+        if (amount == 0) {
+            // Nothing owed: no state change and no fee (KPR-04). An empty escrow is already final.
+            return false;
+        }
+        // Safe: amount <= escrow by construction of _owed.
+        unchecked {
+            escrow -= uint96(amount);
+        }
+        (uint256 protocolFee, uint256 keeperFee, uint256 toProvider) =
+            LeaseMath.split(amount, job.protocolFeeBps, keeperPaid ? job.keeperFeeBps : 0);
+        job.escrow = escrow;
+        job.settledAt = until;
+        tally.toProvider += toProvider;
+        tally.protocolFees += protocolFee;
+        tally.keeperFees += keeperFee;
+        emit LeaseSettled(
+            id, tally.provider, uint96(amount), uint96(protocolFee), uint96(keeperFee), until, escrow
+        );
+        if (!job.lowBalance) {
+            uint256 rate = job.rate;
+            if (escrow * scale < rate * _params.lowBalanceWindow) {
+                job.lowBalance = true;
+                emit LowBalance(id, escrow, LeaseMath.depletesAt(until, escrow, rate, scale));
+            }
+        }
+        return true;
+    }
+
+    /// @dev Amount owed now (capped by escrow) and the time it is owed up to.
+    function _owed(Job storage job, uint256 scale) private view returns (uint256 amount, uint48 until) {
+        uint48 end = job.end;
+        until = block.timestamp < end ? uint48(block.timestamp) : end;
+        uint48 from = job.settledAt;
+        if (until <= from) return (0, from);
+        amount = LeaseMath.owed(job.rate, until - from, scale, job.escrow);
+    }
+
+    /// @dev Book a batch's running sums as credits and reset them.
+    function _flush(Tally memory tally, address token) private {
+        if (tally.toProvider != 0) _credits[token][tally.provider] += tally.toProvider;
+        if (tally.protocolFees != 0) _credits[token][_treasury] += tally.protocolFees;
+        if (tally.keeperFees != 0) _credits[token][msg.sender] += tally.keeperFees;
+        (tally.toProvider, tally.protocolFees, tally.keeperFees) = (0, 0, 0);
+    }
+
+    /// @dev Push `amount` to `to`; if the token refuses (blacklist, pause), book a credit so
+    /// nobody else's exit is blocked (TOK-05).
+    function _pay(address token, address to, uint256 amount) private {
+        if (IERC20(token).trySend(to, amount)) return;
+        _credits[token][to] += amount;
+        emit Credited(token, to, amount);
+    }
+
+    /// @dev Mark terminal and free every other field (gas refund); the status stays so the id can
+    /// never be reused.
+    function _clear(bytes32 id, Status status) private {
+        delete _jobs[id];
+        _jobs[id].status = status;
+    }
+
+    function _checkPrice(uint96 price, uint96 maxPrice, uint64 minPrice) private pure {
+        if (price > maxPrice) revert BidAboveReserve(price, maxPrice);
+        if (price < minPrice || price == 0) revert BidBelowMinimum(price, minPrice);
+    }
+
+    function _fits(Job storage job, IStaking.Capacity memory c) private view returns (bool) {
+        return (c.gpuClasses >> job.gpuClass) & 1 == 1 && c.gpuCount >= job.gpuCount && c.vramGiB >= job.vramGiB;
+    }
+
+    function _setParams(Params memory p) private {
+        if (p.protocolFeeBps > MAX_PROTOCOL_FEE_BPS) {
+            revert ParameterOutOfBounds("protocolFeeBps", p.protocolFeeBps, 0, MAX_PROTOCOL_FEE_BPS);
+        }
+        if (p.keeperFeeBps > MAX_KEEPER_FEE_BPS) {
+            revert ParameterOutOfBounds("keeperFeeBps", p.keeperFeeBps, 0, MAX_KEEPER_FEE_BPS);
+        }
+        if (p.minPricePerSecond == 0) revert ParameterOutOfBounds("minPricePerSecond", 0, 1, type(uint64).max);
+        if (p.maxBidWindow == 0 || p.maxBidWindow > 7 days) {
+            revert ParameterOutOfBounds("maxBidWindow", p.maxBidWindow, 1, 7 days);
+        }
+        if (p.awardGrace < 1 minutes || p.awardGrace > 7 days) {
+            revert ParameterOutOfBounds("awardGrace", p.awardGrace, 1 minutes, 7 days);
+        }
+        if (p.lowBalanceWindow > 7 days) revert ParameterOutOfBounds("lowBalanceWindow", p.lowBalanceWindow, 0, 7 days);
+        // Leases end before stake that collateralised them can finish unbonding (STK-03).
+        uint256 maxLease = _staking.unbondingPeriod() / 2;
+        if (p.maxLeaseDuration == 0 || p.maxLeaseDuration > maxLease) {
+            revert ParameterOutOfBounds("maxLeaseDuration", p.maxLeaseDuration, 1, maxLease);
+        }
+        _params = p;
+        emit ParamsSet(p);
+    }
+}

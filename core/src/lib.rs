@@ -1,0 +1,29 @@
+//! gridlease-core: protocol types shared by the daemons, the CLI and the tests.
+//!
+//! - [`eip712`]: the typed data a provider signs for an off-chain bid and a tenant signs for an
+//!   EIP-2612 permit, byte-for-byte what the contracts verify.
+//! - [`units`]: price and amount conversions (18-decimal per-second rates, token decimals).
+
+pub mod eip712;
+pub mod units;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Signing failed (the signer refused or the key is unusable).
+    #[error("signing failed: {0}")]
+    Signing(#[from] alloy::signers::Error),
+    /// A value does not fit the on-chain field it is meant for.
+    #[error("{field} = {value} does not fit in {bits} bits")]
+    OutOfRange {
+        /// The field's name.
+        field: &'static str,
+        /// The offending value, printed.
+        value: String,
+        /// Width of the on-chain field.
+        bits: u32,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
