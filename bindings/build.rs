@@ -31,6 +31,7 @@ const CONTRACTS: &[&str] = &[
     "NoReturnToken",
     "FalseReturnToken",
     "ReentrantToken",
+    "UsdcLikeToken",
 ];
 
 fn main() {

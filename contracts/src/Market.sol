@@ -29,14 +29,24 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     /// @notice EIP-712 type of a signed bid.
     bytes32 public constant BID_TYPEHASH = keccak256("Bid(bytes32 orderId,uint96 pricePerSecond,uint48 expiry)");
 
-    /// @dev One order/lease, four slots. Settlement touches only slots A and B.
+    /// @dev One order/lease, four slots. Settlement touches only slots A and D.
     /// A: status (8) | tokenId (8) | protocolFeeBps (16) | keeperFeeBps (16) | lowBalance (8) |
-    ///    settledAt (48) | end (48) | escrow (96)                                      = 248 bits
-    /// B: provider (160) | rate (96)        (the lowest on-chain bid until award)
-    /// C: tenant (160) | maxPrice (96)
-    /// D: collateral (96) | biddingEnd (48) | maxDuration (32) | gpuClass (8) | gpuCount (8) |
-    ///    vramGiB (16) | instant (8)                                                   = 216 bits
+    ///    settledAt (48) | end (48) | escrow (96)                                     = 248 bits
+    /// B: bidder (160) | bidPrice (96)     lowest on-chain bid; empty once awarded
+    /// C: tenant (160) | collateral (96)
+    /// D: before award, the order's terms (see `_packTerms`); after award the lease:
+    ///    provider (160) | rate (96). Reusing D means an award writes no fresh slot.
     struct Job {
+        State state;
+        address bidder;
+        uint96 bidPrice;
+        address tenant;
+        uint96 collateral;
+        uint256 d;
+    }
+
+    /// @dev Slot A, read and written whole on the settlement path.
+    struct State {
         Status status;
         uint8 tokenId;
         uint16 protocolFeeBps;
@@ -45,11 +55,11 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         uint48 settledAt;
         uint48 end;
         uint96 escrow;
-        address provider;
-        uint96 rate;
-        address tenant;
+    }
+
+    /// @dev Unpacked slot D of an open order.
+    struct Terms {
         uint96 maxPrice;
-        uint96 collateral;
         uint48 biddingEnd;
         uint32 maxDuration;
         uint8 gpuClass;
@@ -75,6 +85,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     struct Tally {
         uint8 tokenId;
         address provider;
+        uint256 paid;
         uint256 toProvider;
         uint256 protocolFees;
         uint256 keeperFees;
@@ -90,6 +101,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     mapping(uint8 id => TokenSlot) private _tokenSlots;
     mapping(bytes32 id => Job) private _jobs;
     mapping(address token => mapping(address account => uint256)) private _credits;
+    mapping(address token => uint256) private _protocolFees;
 
     /// @param staking_ The staking contract (this market must be set as its market).
     /// @param owner_ Governance.
@@ -126,14 +138,14 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     /// @inheritdoc IMarket
     function cancelOrder(bytes32 orderId) external nonReentrant {
         Job storage job = _jobs[orderId];
-        if (job.status != Status.Open) revert OrderNotOpen(orderId, job.status);
+        if (job.state.status != Status.Open) revert OrderNotOpen(orderId, job.state.status);
         address tenant = job.tenant;
         // Anyone may clean up an order nobody awarded in time, so no escrow is ever stuck (AUC-13).
-        if (msg.sender != tenant && block.timestamp <= uint256(job.biddingEnd) + _params.awardGrace) {
+        if (msg.sender != tenant && block.timestamp <= uint256(_unpackTerms(job.d).biddingEnd) + _params.awardGrace) {
             revert NotTenant(msg.sender);
         }
-        uint96 refund = job.escrow;
-        uint8 tokenId = job.tokenId;
+        uint96 refund = job.state.escrow;
+        uint8 tokenId = job.state.tokenId;
         _clear(orderId, Status.Cancelled);
         _pay(_tokenSlots[tokenId].token, tenant, refund);
         emit OrderCancelled(orderId, msg.sender, refund);
@@ -143,25 +155,27 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     function topUp(bytes32 id, uint96 amount, address expectedProvider) external nonReentrant {
         if (amount == 0) revert ZeroAmountMarket();
         Job storage job = _jobs[id];
-        Status status = job.status;
+        Status status = job.state.status;
         if (status != Status.Open && status != Status.Leased) revert LeaseNotActive(id, status);
-        if (job.provider != expectedProvider && status == Status.Leased) {
-            revert ProviderMismatch(id, expectedProvider, job.provider);
+        if (status == Status.Leased) {
+            address provider = address(uint160(job.d));
+            if (provider != expectedProvider) revert ProviderMismatch(id, expectedProvider, provider);
         }
-        uint8 tokenId = job.tokenId;
+        uint8 tokenId = job.state.tokenId;
         TokenSlot memory slot = _tokenSlots[tokenId];
         if (status == Status.Leased) {
             // Settle first so the new money only pays for time from now on; a lease that already
             // ran dry cannot be revived, so nothing is ever paid for the gap (ESC-08).
-            Tally memory tally = Tally(tokenId, job.provider, 0, 0, 0);
-            _accrue(id, job, slot.scale, tally, false);
+            Tally memory tally = Tally(tokenId, expectedProvider, 0, 0, 0, 0);
+            State storage st = job.state;
+            _accrue(id, st, uint96(job.d >> 160), slot.scale, tally, false, true);
             _flush(tally, slot.token);
-            if (job.escrow == 0) revert LeaseDepleted(id);
+            if (st.escrow == 0) revert LeaseDepleted(id);
         }
-        uint256 escrow = uint256(job.escrow) + amount;
+        uint256 escrow = uint256(job.state.escrow) + amount;
         if (escrow > type(uint96).max) revert EscrowOverflow(escrow);
-        job.escrow = uint96(escrow);
-        job.lowBalance = false;
+        job.state.escrow = uint96(escrow);
+        job.state.lowBalance = false;
         IERC20(slot.token).pullExact(msg.sender, amount);
         emit ToppedUp(id, amount, uint96(escrow));
     }
@@ -173,29 +187,28 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         Params memory params_ = _params;
         if (params_.paused) revert MarketPaused();
         Job storage job = _jobs[orderId];
-        if (job.status != Status.Open) revert OrderNotOpen(orderId, job.status);
-        if (block.timestamp > job.biddingEnd) revert BiddingClosed(orderId, job.biddingEnd);
-        _checkPrice(price, job.maxPrice, params_.minPricePerSecond);
+        if (job.state.status != Status.Open) revert OrderNotOpen(orderId, job.state.status);
+        Terms memory terms = _unpackTerms(job.d);
+        if (block.timestamp > terms.biddingEnd) revert BiddingClosed(orderId, terms.biddingEnd);
+        _checkPrice(price, terms.maxPrice, params_.minPricePerSecond);
 
         IStaking.BidderInfo memory info = _staking.bidderInfo(msg.sender);
         if (info.provider == address(0)) revert NotAnOperator(msg.sender);
         uint96 collateral = job.collateral;
         if (info.freeStake < collateral) revert InsufficientCollateral(info.provider, info.freeStake, collateral);
-        if (!_fits(job, info.capacity)) revert CapacityMismatch(info.provider);
+        if (!_fits(terms, info.capacity)) revert CapacityMismatch(info.provider);
 
-        if (job.instant) {
+        if (terms.instant) {
             if (!_staking.tryLock(info.provider, collateral)) {
                 revert InsufficientCollateral(info.provider, info.freeStake, collateral);
             }
-            _startLease(orderId, job, info.provider, price, params_, false);
+            _startLease(orderId, job, terms, info.provider, price, params_, false);
             return;
         }
         // Bids are binding and only the lowest is kept, so award never loops over bids (AUC-08)
         // and equal prices go to the earliest (AUC-09).
-        address best = job.provider;
-        if (best != address(0) && price >= job.rate) revert BidNotLowest(price, job.rate);
-        job.provider = info.provider;
-        job.rate = price;
+        if (job.bidder != address(0) && price >= job.bidPrice) revert BidNotLowest(price, job.bidPrice);
+        (job.bidder, job.bidPrice) = (info.provider, price);
         emit BidPlaced(orderId, info.provider, price);
     }
 
@@ -207,25 +220,27 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         if (params_.paused) revert MarketPaused();
         if (signedBids.length > MAX_SIGNED_BIDS) revert TooManySignedBids(signedBids.length, MAX_SIGNED_BIDS);
         Job storage job = _jobs[orderId];
-        if (job.status != Status.Open) revert OrderNotOpen(orderId, job.status);
-        if (!job.instant && block.timestamp <= job.biddingEnd) revert BiddingStillOpen(orderId, job.biddingEnd);
+        if (job.state.status != Status.Open) revert OrderNotOpen(orderId, job.state.status);
+        Terms memory terms = _unpackTerms(job.d);
+        if (!terms.instant && block.timestamp <= terms.biddingEnd) revert BiddingStillOpen(orderId, terms.biddingEnd);
 
-        // Lowest valid signed bid; invalid ones are skipped so nobody can grief an award.
-        (address signedProvider, uint96 signedPrice) = _bestSignedBid(orderId, job, signedBids, params_);
-        address onchain = job.provider;
-        uint96 onchainPrice = job.rate;
         uint96 collateral = job.collateral;
+        // Lowest valid signed bid; invalid ones are skipped so nobody can grief an award.
+        (address signedProvider, uint96 signedPrice) =
+            _bestSignedBid(orderId, terms, collateral, signedBids, params_.minPricePerSecond);
+        (address onchain, uint96 onchainPrice) = (job.bidder, job.bidPrice);
+        if (onchain != address(0)) (job.bidder, job.bidPrice) = (address(0), 0);
         // The on-chain bid was placed before any signed bid is revealed, so it wins ties. It is
         // re-checked here: a provider slashed or unbonded since bidding is passed over (AUC-12).
         if (
             onchain != address(0) && (signedProvider == address(0) || onchainPrice <= signedPrice)
                 && _staking.tryLock(onchain, collateral)
         ) {
-            _startLease(orderId, job, onchain, onchainPrice, params_, false);
+            _startLease(orderId, job, terms, onchain, onchainPrice, params_, false);
             return onchain;
         }
         if (signedProvider != address(0) && _staking.tryLock(signedProvider, collateral)) {
-            _startLease(orderId, job, signedProvider, signedPrice, params_, true);
+            _startLease(orderId, job, terms, signedProvider, signedPrice, params_, true);
             return signedProvider;
         }
         revert NoValidBid(orderId);
@@ -238,16 +253,19 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         for (uint256 i; i < leaseIds.length; ++i) {
             bytes32 id = leaseIds[i];
             Job storage job = _jobs[id];
+            State storage st = job.state;
             // Inactive leases are skipped (counted out of `settled`), never a batch revert (ESC-16).
-            if (job.status != Status.Leased) continue;
-            uint8 tokenId = job.tokenId;
-            address provider = job.provider;
+            if (st.status != Status.Leased) continue;
+            uint8 tokenId = st.tokenId;
+            uint256 d = job.d;
+            address provider = address(uint160(d));
             if (tokenId != tally.tokenId || provider != tally.provider) {
                 _flush(tally, slot.token);
+                (tally.paid, tally.toProvider, tally.protocolFees, tally.keeperFees) = (0, 0, 0, 0);
                 if (tokenId != tally.tokenId) slot = _tokenSlots[tokenId];
                 (tally.tokenId, tally.provider) = (tokenId, provider);
             }
-            if (_accrue(id, job, slot.scale, tally, true)) ++settled;
+            if (_accrue(id, st, uint96(d >> 160), slot.scale, tally, true, true)) ++settled;
         }
         _flush(tally, slot.token);
     }
@@ -255,10 +273,11 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     /// @inheritdoc IMarket
     function close(bytes32 leaseId) external nonReentrant {
         Job storage job = _jobs[leaseId];
-        if (job.status != Status.Leased) revert LeaseNotActive(leaseId, job.status);
-        address tenant = job.tenant;
-        address provider = job.provider;
-        uint8 tokenId = job.tokenId;
+        if (job.state.status != Status.Leased) revert LeaseNotActive(leaseId, job.state.status);
+        (address tenant, uint96 collateral) = (job.tenant, job.collateral);
+        uint256 d = job.d;
+        address provider = address(uint160(d));
+        uint8 tokenId = job.state.tokenId;
         TokenSlot memory slot = _tokenSlots[tokenId];
 
         CloseReason reason;
@@ -270,20 +289,30 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         } else {
             party = false;
         }
-        Tally memory tally = Tally(tokenId, provider, 0, 0, 0);
-        _accrue(leaseId, job, slot.scale, tally, !party);
-        _flush(tally, slot.token);
-        uint96 refund = job.escrow;
+        Tally memory tally = Tally(tokenId, provider, 0, 0, 0, 0);
+        State storage st = job.state;
+        _accrue(leaseId, st, uint96(d >> 160), slot.scale, tally, !party, false);
+        uint96 refund = st.escrow - uint96(tally.paid);
+        uint48 end = st.end;
         if (!party) {
-            if (block.timestamp >= job.end) reason = CloseReason.Expired;
+            if (block.timestamp >= end) reason = CloseReason.Expired;
             else if (refund == 0) reason = CloseReason.Exhausted;
-            else revert LeaseNotClosable(leaseId, job.end, refund);
+            else revert LeaseNotClosable(leaseId, end, refund);
         }
-        uint96 collateral = job.collateral;
+        _flush(tally, slot.token);
         _clear(leaseId, Status.Closed);
         _staking.release(provider, collateral);
         _pay(slot.token, tenant, refund);
-        emit LeaseClosed(leaseId, reason, refund, uint48(block.timestamp));
+        emit LeaseClosed(
+            leaseId,
+            reason,
+            uint96(tally.paid),
+            uint96(tally.toProvider),
+            uint96(tally.protocolFees),
+            uint96(tally.keeperFees),
+            refund,
+            uint48(block.timestamp)
+        );
     }
 
     /// @inheritdoc IMarket
@@ -294,6 +323,16 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         _credits[token][msg.sender] = 0;
         IERC20(token).send(to, amount);
         emit Withdrawn(token, msg.sender, to, amount);
+    }
+
+    /// @notice Send the protocol fees collected in `token` to the treasury (anyone may call).
+    function withdrawFees(address token) external nonReentrant returns (uint256 amount) {
+        amount = _protocolFees[token];
+        if (amount == 0) revert NothingToWithdrawMarket(token, _treasury);
+        _protocolFees[token] = 0;
+        address to = _treasury;
+        IERC20(token).send(to, amount);
+        emit FeesWithdrawn(token, to, amount);
     }
 
     // ================================================================ governance
@@ -333,35 +372,45 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     /// @inheritdoc IMarket
     function getJob(bytes32 id) external view returns (JobView memory v) {
         Job storage job = _jobs[id];
-        v.status = job.status;
+        v.status = job.state.status;
         v.tenant = job.tenant;
-        v.token = _tokenSlots[job.tokenId].token;
-        v.provider = job.provider;
-        v.escrow = job.escrow;
-        v.maxPricePerSecond = job.maxPrice;
-        v.ratePerSecond = job.rate;
+        v.token = _tokenSlots[job.state.tokenId].token;
+        v.escrow = job.state.escrow;
         v.collateral = job.collateral;
-        v.biddingEnd = job.biddingEnd;
-        v.settledAt = job.settledAt;
-        v.end = job.end;
-        v.maxDuration = job.maxDuration;
-        v.protocolFeeBps = job.protocolFeeBps;
-        v.keeperFeeBps = job.keeperFeeBps;
-        v.instant = job.instant;
-        v.lowBalance = job.lowBalance;
+        v.settledAt = job.state.settledAt;
+        v.end = job.state.end;
+        v.protocolFeeBps = job.state.protocolFeeBps;
+        v.keeperFeeBps = job.state.keeperFeeBps;
+        v.lowBalance = job.state.lowBalance;
+        if (v.status == Status.Open) {
+            Terms memory terms = _unpackTerms(job.d);
+            (v.provider, v.ratePerSecond) = (job.bidder, job.bidPrice);
+            v.maxPricePerSecond = terms.maxPrice;
+            v.biddingEnd = terms.biddingEnd;
+            v.maxDuration = terms.maxDuration;
+            v.instant = terms.instant;
+        } else if (v.status == Status.Leased) {
+            (v.provider, v.ratePerSecond) = (address(uint160(job.d)), uint96(job.d >> 160));
+            v.maxDuration = uint32(job.state.end - job.state.settledAt);
+        }
     }
 
     /// @inheritdoc IMarket
     function accrued(bytes32 leaseId) external view returns (uint96) {
         Job storage job = _jobs[leaseId];
-        if (job.status != Status.Leased) return 0;
-        (uint256 amount,) = _owed(job, _tokenSlots[job.tokenId].scale);
+        if (job.state.status != Status.Leased) return 0;
+        (uint256 amount,) = _owed(job.state, uint96(job.d >> 160), _tokenSlots[job.state.tokenId].scale);
         return uint96(amount);
     }
 
     /// @inheritdoc IMarket
     function creditOf(address token, address account) external view returns (uint256) {
         return _credits[token][account];
+    }
+
+    /// @inheritdoc IMarket
+    function protocolFees(address token) external view returns (uint256) {
+        return _protocolFees[token];
     }
 
     /// @inheritdoc IMarket
@@ -411,21 +460,16 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
 
         orderId = orderIdOf(msg.sender, p);
         Job storage job = _jobs[orderId];
-        if (job.status != Status.None) revert OrderExists(orderId);
+        if (job.state.status != Status.None) revert OrderExists(orderId);
         uint48 biddingEnd = uint48(block.timestamp) + p.bidWindow;
 
-        job.status = Status.Open;
-        job.tokenId = info.id;
-        job.escrow = p.deposit;
-        job.tenant = msg.sender;
-        job.maxPrice = p.maxPricePerSecond;
-        job.collateral = p.collateral;
-        job.biddingEnd = biddingEnd;
-        job.maxDuration = p.maxDuration;
-        job.gpuClass = p.gpuClass;
-        job.gpuCount = p.gpuCount;
-        job.vramGiB = p.vramGiB;
-        job.instant = p.instant;
+        job.state.status = Status.Open;
+        job.state.tokenId = info.id;
+        job.state.escrow = p.deposit;
+        (job.tenant, job.collateral) = (msg.sender, p.collateral);
+        job.d = _packTerms(
+            Terms(p.maxPricePerSecond, biddingEnd, p.maxDuration, p.gpuClass, p.gpuCount, p.vramGiB, p.instant)
+        );
 
         IERC20(p.token).pullExact(msg.sender, p.deposit);
         emit OrderCreated(orderId, msg.sender, p.token, p, biddingEnd);
@@ -434,96 +478,105 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     function _startLease(
         bytes32 orderId,
         Job storage job,
+        Terms memory terms,
         address provider,
         uint96 price,
         Params memory params_,
         bool signed
     ) private {
         uint48 start = uint48(block.timestamp);
-        uint48 end = start + job.maxDuration;
-        job.status = Status.Leased;
-        job.protocolFeeBps = params_.protocolFeeBps;
-        job.keeperFeeBps = params_.keeperFeeBps;
-        job.settledAt = start;
-        job.end = end;
-        if (job.rate != price || job.provider != provider) (job.provider, job.rate) = (provider, price);
-        emit LeaseStarted(orderId, provider, job.tenant, price, job.collateral, start, end, signed);
+        uint48 end = start + terms.maxDuration;
+        job.state.status = Status.Leased;
+        job.state.protocolFeeBps = params_.protocolFeeBps;
+        job.state.keeperFeeBps = params_.keeperFeeBps;
+        job.state.settledAt = start;
+        job.state.end = end;
+        job.d = uint256(uint160(provider)) | (uint256(price) << 160);
+        emit LeaseStarted(
+            orderId,
+            provider,
+            job.tenant,
+            price,
+            job.collateral,
+            start,
+            end,
+            params_.protocolFeeBps,
+            params_.keeperFeeBps,
+            signed
+        );
     }
 
-    function _bestSignedBid(bytes32 orderId, Job storage job, SignedBid[] calldata bids, Params memory params_)
-        private
-        view
-        returns (address bestProvider, uint96 bestPrice)
-    {
-        if (bids.length == 0) return (address(0), 0);
-        uint96 maxPrice = job.maxPrice;
-        uint96 collateral = job.collateral;
+    function _bestSignedBid(
+        bytes32 orderId,
+        Terms memory terms,
+        uint96 collateral,
+        SignedBid[] calldata bids,
+        uint64 minPrice
+    ) private view returns (address bestProvider, uint96 bestPrice) {
         for (uint256 i; i < bids.length; ++i) {
             SignedBid calldata b = bids[i];
             uint96 price = b.pricePerSecond;
-            if (b.expiry < block.timestamp || price > maxPrice || price < params_.minPricePerSecond || price == 0) {
-                continue;
-            }
+            if (b.expiry < block.timestamp || price > terms.maxPrice || price < minPrice || price == 0) continue;
             if (bestProvider != address(0) && price >= bestPrice) continue;
             (address operator, ECDSA.RecoverError err,) =
                 ECDSA.tryRecover(bidDigest(orderId, price, b.expiry), b.signature);
             if (err != ECDSA.RecoverError.NoError) continue;
             IStaking.BidderInfo memory info = _staking.bidderInfo(operator);
-            if (info.provider == address(0) || info.freeStake < collateral || !_fits(job, info.capacity)) continue;
+            if (info.provider == address(0) || info.freeStake < collateral || !_fits(terms, info.capacity)) continue;
             (bestProvider, bestPrice) = (info.provider, price);
         }
     }
 
-    /// @dev Settle one lease into `tally`. Returns whether anything was paid.
-    function _accrue(bytes32 id, Job storage job, uint256 scale, Tally memory tally, bool keeperPaid)
-        private
-        returns (bool)
-    {
-        (uint256 amount, uint48 until) = _owed(job, scale);
-        uint96 escrow = job.escrow;
-        if (amount == 0) {
-            // Nothing owed: no state change and no fee (KPR-04). An empty escrow is already final.
-            return false;
-        }
+    /// @dev Settle one lease into `tally`. Returns whether anything was paid. `ongoing` is false when the lease is about to
+    /// close: its LeaseClosed event then carries the settlement and no low-balance check is made.
+    function _accrue(
+        bytes32 id,
+        State storage st,
+        uint96 rate,
+        uint256 scale,
+        Tally memory tally,
+        bool keeperPaid,
+        bool ongoing
+    ) private returns (bool) {
+        (uint256 amount, uint48 until) = _owed(st, rate, scale);
+        // Nothing owed: no state change and no fee (KPR-04). An empty escrow is already final.
+        if (amount == 0) return false;
+        uint96 escrow;
         // Safe: amount <= escrow by construction of _owed.
         unchecked {
-            escrow -= uint96(amount);
+            escrow = st.escrow - uint96(amount);
         }
         (uint256 protocolFee, uint256 keeperFee, uint256 toProvider) =
-            LeaseMath.split(amount, job.protocolFeeBps, keeperPaid ? job.keeperFeeBps : 0);
-        job.escrow = escrow;
-        job.settledAt = until;
+            LeaseMath.split(amount, st.protocolFeeBps, keeperPaid ? st.keeperFeeBps : 0);
+        tally.paid += amount;
         tally.toProvider += toProvider;
         tally.protocolFees += protocolFee;
         tally.keeperFees += keeperFee;
-        emit LeaseSettled(
-            id, tally.provider, uint96(amount), uint96(protocolFee), uint96(keeperFee), until, escrow
-        );
-        if (!job.lowBalance) {
-            uint256 rate = job.rate;
-            if (escrow * scale < rate * _params.lowBalanceWindow) {
-                job.lowBalance = true;
-                emit LowBalance(id, escrow, LeaseMath.depletesAt(until, escrow, rate, scale));
-            }
+        // A closing lease is cleared right after: its slot is not written twice.
+        if (!ongoing) return true;
+        (st.escrow, st.settledAt) = (escrow, until);
+        emit LeaseSettled(id, uint96(amount), until, escrow);
+        if (!st.lowBalance && escrow * scale < uint256(rate) * _params.lowBalanceWindow) {
+            st.lowBalance = true;
+            emit LowBalance(id, escrow, LeaseMath.depletesAt(until, escrow, rate, scale));
         }
         return true;
     }
 
     /// @dev Amount owed now (capped by escrow) and the time it is owed up to.
-    function _owed(Job storage job, uint256 scale) private view returns (uint256 amount, uint48 until) {
-        uint48 end = job.end;
+    function _owed(State storage st, uint96 rate, uint256 scale) private view returns (uint256 amount, uint48 until) {
+        uint48 end = st.end;
         until = block.timestamp < end ? uint48(block.timestamp) : end;
-        uint48 from = job.settledAt;
+        uint48 from = st.settledAt;
         if (until <= from) return (0, from);
-        amount = LeaseMath.owed(job.rate, until - from, scale, job.escrow);
+        amount = LeaseMath.owed(rate, until - from, scale, st.escrow);
     }
 
-    /// @dev Book a batch's running sums as credits and reset them.
+    /// @dev Book a batch's running sums as credits.
     function _flush(Tally memory tally, address token) private {
         if (tally.toProvider != 0) _credits[token][tally.provider] += tally.toProvider;
-        if (tally.protocolFees != 0) _credits[token][_treasury] += tally.protocolFees;
+        if (tally.protocolFees != 0) _protocolFees[token] += tally.protocolFees;
         if (tally.keeperFees != 0) _credits[token][msg.sender] += tally.keeperFees;
-        (tally.toProvider, tally.protocolFees, tally.keeperFees) = (0, 0, 0);
     }
 
     /// @dev Push `amount` to `to`; if the token refuses (blacklist, pause), book a credit so
@@ -538,7 +591,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     /// never be reused.
     function _clear(bytes32 id, Status status) private {
         delete _jobs[id];
-        _jobs[id].status = status;
+        _jobs[id].state.status = status;
     }
 
     function _checkPrice(uint96 price, uint96 maxPrice, uint64 minPrice) private pure {
@@ -546,8 +599,26 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         if (price < minPrice || price == 0) revert BidBelowMinimum(price, minPrice);
     }
 
-    function _fits(Job storage job, IStaking.Capacity memory c) private view returns (bool) {
-        return (c.gpuClasses >> job.gpuClass) & 1 == 1 && c.gpuCount >= job.gpuCount && c.vramGiB >= job.vramGiB;
+    function _fits(Terms memory t, IStaking.Capacity memory c) private pure returns (bool) {
+        return (c.gpuClasses >> t.gpuClass) & 1 == 1 && c.gpuCount >= t.gpuCount && c.vramGiB >= t.vramGiB;
+    }
+
+    /// @dev Slot D of an open order: maxPrice (96) | biddingEnd (48) | maxDuration (32) |
+    /// gpuClass (8) | gpuCount (8) | vramGiB (16) | instant (8), low bits first.
+    function _packTerms(Terms memory t) private pure returns (uint256) {
+        return uint256(t.maxPrice) | (uint256(t.biddingEnd) << 96) | (uint256(t.maxDuration) << 144)
+            | (uint256(t.gpuClass) << 176) | (uint256(t.gpuCount) << 184) | (uint256(t.vramGiB) << 192)
+            | (t.instant ? uint256(1) << 208 : 0);
+    }
+
+    function _unpackTerms(uint256 d) private pure returns (Terms memory t) {
+        t.maxPrice = uint96(d);
+        t.biddingEnd = uint48(d >> 96);
+        t.maxDuration = uint32(d >> 144);
+        t.gpuClass = uint8(d >> 176);
+        t.gpuCount = uint8(d >> 184);
+        t.vramGiB = uint16(d >> 192);
+        t.instant = (d >> 208) & 1 == 1;
     }
 
     function _setParams(Params memory p) private {

@@ -169,8 +169,8 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         unchecked {
             locked += uint128(amount);
         }
+        // No event: the market's LeaseStarted carries the collateral.
         p.locked = locked;
-        emit CollateralLocked(provider, amount, locked);
         return true;
     }
 
@@ -184,8 +184,8 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         unchecked {
             locked -= freed;
         }
+        // No event: the market's LeaseClosed (or the slash) says why collateral was freed.
         p.locked = locked;
-        emit CollateralReleased(provider, freed, locked);
     }
 
     /// @inheritdoc IStaking

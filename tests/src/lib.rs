@@ -5,3 +5,4 @@
 //! - [`model`]: a Rust model of the protocol used by the stateful property tests.
 
 pub mod evm;
+pub mod fixture;

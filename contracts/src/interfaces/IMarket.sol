@@ -186,26 +186,35 @@ interface IMarket {
         uint96 collateral,
         uint48 start,
         uint48 end,
+        uint16 protocolFeeBps,
+        uint16 keeperFeeBps,
         bool signedBid
     );
     /// @notice An order was cancelled before award; its escrow was refunded.
     event OrderCancelled(bytes32 indexed orderId, address indexed by, uint96 refund);
-    /// @notice Payment moved from escrow to the provider (minus fees) up to `settledAt`.
-    event LeaseSettled(
-        bytes32 indexed leaseId,
-        address indexed provider,
-        uint96 amount,
-        uint96 protocolFee,
-        uint96 keeperFee,
-        uint48 settledAt,
-        uint96 escrowLeft
-    );
+    /// @notice `amount` moved out of the lease's escrow for the time up to `settledAt`. The
+    /// provider was credited `amount` minus the protocol fee (`protocolFeeBps` of LeaseStarted)
+    /// and, when a third party settled, minus that caller's keeper fee (`keeperFeeBps`). Kept to
+    /// two topics and three words: this event is paid for once per lease per settlement.
+    event LeaseSettled(bytes32 indexed leaseId, uint96 amount, uint48 settledAt, uint96 escrowLeft);
     /// @notice The escrow covers less than the low-balance window; it runs out at `depletesAt`.
     event LowBalance(bytes32 indexed leaseId, uint96 escrowLeft, uint48 depletesAt);
     /// @notice The tenant added escrow.
     event ToppedUp(bytes32 indexed leaseId, uint96 amount, uint96 escrow);
-    /// @notice A lease closed; unspent escrow went back to the tenant.
-    event LeaseClosed(bytes32 indexed leaseId, CloseReason reason, uint96 refund, uint48 closedAt);
+    /// @notice A lease closed. It carries its final settlement (`paid` out of escrow, of which
+    /// `toProvider` to the provider and the fees) and the unspent escrow refunded to the tenant.
+    event LeaseClosed(
+        bytes32 indexed leaseId,
+        CloseReason reason,
+        uint96 paid,
+        uint96 toProvider,
+        uint96 protocolFee,
+        uint96 keeperFee,
+        uint96 refund,
+        uint48 closedAt
+    );
+    /// @notice Protocol fees were sent to the treasury.
+    event FeesWithdrawn(address indexed token, address indexed treasury, uint256 amount);
     /// @notice A payment that could not be pushed was booked as a pull credit instead.
     event Credited(address indexed token, address indexed account, uint256 amount);
     /// @notice A credit was withdrawn.
@@ -253,6 +262,10 @@ interface IMarket {
     function getJob(bytes32 id) external view returns (JobView memory);
     /// @notice Payment accrued and not yet settled, capped by the escrow.
     function accrued(bytes32 leaseId) external view returns (uint96);
+    /// @notice Protocol fees collected in `token` and not yet sent to the treasury.
+    function protocolFees(address token) external view returns (uint256);
+    /// @notice Send the protocol fees collected in `token` to the treasury (anyone may call).
+    function withdrawFees(address token) external returns (uint256 amount);
     /// @notice Credit of `account` in `token`.
     function creditOf(address token, address account) external view returns (uint256);
     /// @notice The order id `tenant` gets for `params`.

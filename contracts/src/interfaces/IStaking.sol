@@ -77,10 +77,6 @@ interface IStaking {
     event Unbonded(address indexed provider, uint256 amount, uint256 totalUnbonding, uint48 releaseAt);
     /// @notice Unbonded stake was paid out to the owner.
     event UnbondedWithdrawn(address indexed provider, address indexed to, uint256 amount);
-    /// @notice Collateral was locked for a lease.
-    event CollateralLocked(address indexed provider, uint256 amount, uint256 totalLocked);
-    /// @notice Collateral was released when a lease closed.
-    event CollateralReleased(address indexed provider, uint256 amount, uint256 totalLocked);
     /// @notice A provider was slashed; the split always adds up to `slashed`.
     event Slashed(
         address indexed provider,
