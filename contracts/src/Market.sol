@@ -176,7 +176,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         if (escrow > type(uint96).max) revert EscrowOverflow(escrow);
         job.state.escrow = uint96(escrow);
         job.state.lowBalance = false;
-        IERC20(slot.token).pullExact(msg.sender, amount);
+        IERC20(slot.token).pullExact(amount);
         emit ToppedUp(id, amount, uint96(escrow));
     }
 
@@ -248,8 +248,8 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
 
     /// @inheritdoc IMarket
     function settle(bytes32[] calldata leaseIds) external nonReentrant returns (uint256 settled) {
-        Tally memory tally;
-        TokenSlot memory slot;
+        Tally memory tally = Tally(0, address(0), 0, 0, 0, 0);
+        TokenSlot memory slot = TokenSlot(address(0), 0);
         for (uint256 i; i < leaseIds.length; ++i) {
             bytes32 id = leaseIds[i];
             Job storage job = _jobs[id];
@@ -280,10 +280,10 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         uint8 tokenId = job.state.tokenId;
         TokenSlot memory slot = _tokenSlots[tokenId];
 
-        CloseReason reason;
+        CloseReason reason = CloseReason.TenantClosed;
         bool party = true;
         if (msg.sender == tenant) {
-            reason = CloseReason.TenantClosed;
+            // reason stays TenantClosed
         } else if (msg.sender == provider || _staking.providerOf(msg.sender) == provider) {
             reason = CloseReason.ProviderClosed;
         } else {
@@ -301,8 +301,8 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         }
         _flush(tally, slot.token);
         _clear(leaseId, Status.Closed);
-        _staking.release(provider, collateral);
         _pay(slot.token, tenant, refund);
+        _staking.release(provider, collateral);
         emit LeaseClosed(
             leaseId,
             reason,
@@ -471,7 +471,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
             Terms(p.maxPricePerSecond, biddingEnd, p.maxDuration, p.gpuClass, p.gpuCount, p.vramGiB, p.instant)
         );
 
-        IERC20(p.token).pullExact(msg.sender, p.deposit);
+        IERC20(p.token).pullExact(p.deposit);
         emit OrderCreated(orderId, msg.sender, p.token, p, biddingEnd);
     }
 

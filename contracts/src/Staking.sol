@@ -329,7 +329,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         if (amount == 0) revert ZeroAmount();
         if (amount > type(uint128).max) revert StakeAmountTooLarge(amount);
         ProviderRecord storage p = _registered(msg.sender);
-        IERC20(stakeToken).pullExact(msg.sender, amount);
+        IERC20(stakeToken).pullExact(amount);
         uint128 newStake = p.stake + uint128(amount);
         p.stake = newStake;
         _totalStaked += uint128(amount);

@@ -229,9 +229,9 @@ interface IMarket {
     // ---------------------------------------------------------------- tenant
 
     /// @notice Create an order; the deposit is pulled with a prior approval.
-    function createOrder(OrderParams calldata params) external returns (bytes32 orderId);
+    function createOrder(OrderParams calldata p) external returns (bytes32 orderId);
     /// @notice Create an order, approving the deposit with an EIP-2612 permit of the caller.
-    function createOrderWithPermit(OrderParams calldata params, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+    function createOrderWithPermit(OrderParams calldata p, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
         external
         returns (bytes32 orderId);
     /// @notice Cancel an unawarded order and refund its escrow (tenant any time; anyone once the
@@ -269,7 +269,7 @@ interface IMarket {
     /// @notice Credit of `account` in `token`.
     function creditOf(address token, address account) external view returns (uint256);
     /// @notice The order id `tenant` gets for `params`.
-    function orderIdOf(address tenant, OrderParams calldata params) external pure returns (bytes32);
+    function orderIdOf(address tenant, OrderParams calldata p) external pure returns (bytes32);
     /// @notice EIP-712 digest an operator signs for a bid.
     function bidDigest(bytes32 orderId, uint96 pricePerSecond, uint48 expiry) external view returns (bytes32);
     /// @notice Governance parameters.

@@ -18,10 +18,11 @@ error InsufficientAllowance(address token, address owner, uint256 allowance, uin
 library TokenFlow {
     using SafeERC20 for IERC20;
 
-    /// @notice Pull exactly `amount` of `token` from `from`; reverts if the contract receives less.
-    function pullExact(IERC20 token, address from, uint256 amount) internal {
+    /// @notice Pull exactly `amount` of `token` from the caller; reverts if the contract receives
+    /// less. Only ever from `msg.sender`: nobody can move a third party's approved funds.
+    function pullExact(IERC20 token, uint256 amount) internal {
         uint256 before = token.balanceOf(address(this));
-        token.safeTransferFrom(from, address(this), amount);
+        token.safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = token.balanceOf(address(this)) - before;
         if (received != amount) revert TokenTransferMismatch(address(token), amount, received);
     }

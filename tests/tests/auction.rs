@@ -1,0 +1,469 @@
+//! Market: order creation, bidding, award and cancellation (SECURITY.md section A).
+
+use alloy::primitives::{Address, B256, U256, aliases::U96};
+use gridlease_bindings::{
+    IMarket::SignedBid,
+    Market::{self, MarketErrors},
+    Staking,
+};
+use gridlease_tests::fixture::*;
+
+fn suite_with_providers(n: usize) -> Suite {
+    let mut s = Suite::new();
+    for i in 0..n {
+        s.register(i, 10_000 * USDC);
+    }
+    s
+}
+
+fn status(s: &mut Suite, id: B256) -> u8 {
+    s.job(id).status as u8
+}
+
+const OPEN: u8 = 1;
+const LEASED: u8 = 2;
+const CANCELLED: u8 = 4;
+
+// ------------------------------------------------------------------ createOrder
+
+#[test]
+fn create_order_succeeds_and_emits_all_terms() {
+    // AUC-17: the event carries everything a provider needs to decide and bid.
+    let mut s = suite_with_providers(0);
+    let params = s.order(50 * USDC, PRICE);
+    let before = s.balance(s.token, s.tenant(0));
+    let r = {
+        let deposit: u128 = params.deposit.to();
+        let (t, m, tok) = (s.tenant(0), s.market, s.token);
+        s.approve(tok, t, m, deposit);
+        s.chain.send(t, m, Market::createOrderCall { p: params.clone() }).expect_success()
+    };
+    let ev = r.event::<Market::OrderCreated>();
+    assert_eq!(ev.tenant, s.tenant(0));
+    assert_eq!(ev.params.specHash, params.specHash);
+    assert_eq!(ev.params.specURI, params.specURI);
+    assert_eq!(ev.biddingEnd.to::<u64>(), s.chain.now() + 600);
+    let expected_id = s.chain.view(s.market, Market::orderIdOfCall { tenant: s.tenant(0), p: params });
+    assert_eq!(ev.orderId, expected_id);
+    assert_eq!(s.balance(s.token, s.tenant(0)), before - 50 * USDC);
+    assert_eq!(s.balance(s.token, s.market), 50 * USDC);
+    assert_eq!(status(&mut s, ev.orderId), OPEN);
+}
+
+#[test]
+fn create_order_with_permit_succeeds_without_approval() {
+    let mut s = suite_with_providers(0);
+    let params = s.order(5 * USDC, PRICE);
+    s.create_with_permit(0, params).expect_success();
+    assert_eq!(s.balance(s.token, s.market), 5 * USDC);
+}
+
+#[test]
+fn create_order_with_permit_succeeds_when_permit_front_run() {
+    // ESC-02: an attacker submits the tenant's permit first; the order still goes through.
+    let mut s = suite_with_providers(0);
+    let params = s.order(5 * USDC, PRICE);
+    let (v, r, sig_s, deadline) = s.permit(0, s.token, 5 * USDC);
+    let (tenant, market, token, attacker) = (s.tenant(0), s.market, s.token, s.keeper.address);
+    s.chain
+        .send(
+            attacker,
+            token,
+            gridlease_bindings::MockStablecoin::permitCall {
+                owner: tenant,
+                spender: market,
+                value: U256::from(5 * USDC),
+                deadline,
+                v,
+                r,
+                s: sig_s,
+            },
+        )
+        .expect_success();
+    s.chain
+        .send(tenant, market, Market::createOrderWithPermitCall { p: params, deadline, v, r, s: sig_s })
+        .expect_success();
+    assert_eq!(s.balance(token, market), 5 * USDC);
+}
+
+#[test]
+fn create_order_with_permit_reverts_when_permit_invalid_and_no_allowance() {
+    // ESC-02/ESC-03: a permit signed by someone else (owner != msg.sender) does not authorise.
+    let mut s = suite_with_providers(0);
+    let params = s.order(5 * USDC, PRICE);
+    let (v, r, sig_s, deadline) = s.permit(1, s.token, 5 * USDC);
+    let (tenant, market) = (s.tenant(0), s.market);
+    let rc = s.chain.send(tenant, market, Market::createOrderWithPermitCall { p: params, deadline, v, r, s: sig_s });
+    assert!(matches!(rc.revert_as::<MarketErrors>(), MarketErrors::InsufficientAllowance(_)));
+}
+
+#[test]
+fn create_order_reverts_on_bad_terms() {
+    // AUC-15: zero deposit/duration/window, duration above the bound, reserve below minimum.
+    let mut s = suite_with_providers(0);
+    let cases: Vec<(&str, Box<dyn Fn(&mut gridlease_bindings::IMarket::OrderParams)>)> = vec![
+        ("deposit", Box::new(|p| p.deposit = U96::ZERO)),
+        ("maxDuration", Box::new(|p| p.maxDuration = 0)),
+        ("maxDuration", Box::new(|p| p.maxDuration = 7 * 86_400 + 1)),
+        ("bidWindow", Box::new(|p| p.bidWindow = 0)),
+        ("bidWindow", Box::new(|p| p.bidWindow = 86_401)),
+        ("maxPricePerSecond", Box::new(|p| p.maxPricePerSecond = U96::from(1u64))),
+        ("gpuCount", Box::new(|p| p.gpuCount = 0)),
+        ("gpuClass", Box::new(|p| p.gpuClass = 64)),
+    ];
+    for (field, mutate) in cases {
+        let mut p = s.order(USDC, PRICE);
+        mutate(&mut p);
+        let r = s.try_create(0, p);
+        match r.revert_as::<MarketErrors>() {
+            MarketErrors::InvalidOrder(e) => assert_eq!(e.field, B256::right_padding_from(field.as_bytes())),
+            other => panic!("{field}: unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn create_order_reverts_when_token_not_allowed() {
+    let mut s = suite_with_providers(0);
+    let gov = s.gov.address;
+    let other = deploy_token(&mut s.chain, gov, "Other", "OTH", 6);
+    let mut p = s.order(USDC, PRICE);
+    p.token = other;
+    s.mint(other, s.tenant(0), USDC);
+    let r = s.try_create(0, p);
+    assert!(matches!(r.revert_as::<MarketErrors>(), MarketErrors::TokenNotAllowed(_)));
+}
+
+#[test]
+fn create_order_reverts_when_id_exists() {
+    let mut s = suite_with_providers(0);
+    let p = s.order(USDC, PRICE);
+    s.create(0, p.clone());
+    let r = s.try_create(0, p);
+    assert!(matches!(r.revert_as::<MarketErrors>(), MarketErrors::OrderExists(_)));
+}
+
+#[test]
+fn create_order_reverts_when_paused() {
+    // ESC-12: pause refuses new money in.
+    let mut s = suite_with_providers(0);
+    let mut params = default_params();
+    params.paused = true;
+    let (gov, m) = (s.gov.address, s.market);
+    s.chain.send(gov, m, Market::setParamsCall { params_: params }).expect_success();
+    let p = s.order(USDC, PRICE);
+    assert!(matches!(s.try_create(0, p).revert_as::<MarketErrors>(), MarketErrors::MarketPaused(_)));
+}
+
+// ------------------------------------------------------------------ bid
+
+#[test]
+fn bid_succeeds_and_tracks_lowest() {
+    let mut s = suite_with_providers(3);
+    let id = s.create(0, s.order(USDC, PRICE));
+    let r = s.bid(0, id, PRICE).expect_success();
+    let ev = r.event::<Market::BidPlaced>();
+    assert_eq!((ev.orderId, ev.provider, ev.pricePerSecond.to::<u128>()), (id, s.provider(0), PRICE));
+    s.bid(1, id, PRICE - 10).expect_success();
+    let job = s.job(id);
+    assert_eq!((job.provider, job.ratePerSecond.to::<u128>()), (s.provider(1), PRICE - 10));
+}
+
+#[test]
+fn bid_reverts_on_missing_or_closed_order() {
+    // AUC-01: unknown, cancelled and awarded orders.
+    let mut s = suite_with_providers(1);
+    let r = s.bid(0, B256::repeat_byte(9), PRICE);
+    assert!(matches!(r.revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+    let id = s.create(0, s.order(USDC, PRICE));
+    let t = s.tenant(0);
+    let m = s.market;
+    s.chain.send(t, m, Market::cancelOrderCall { orderId: id }).expect_success();
+    assert!(matches!(s.bid(0, id, PRICE).revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+    let leased = s.lease(10 * USDC);
+    assert!(matches!(s.bid(0, leased, PRICE / 2).revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+}
+
+#[test]
+fn bid_boundary_at_bidding_end() {
+    // AUC-02: biddingEnd - 1 and biddingEnd accept, biddingEnd + 1 rejects.
+    let mut s = suite_with_providers(3);
+    let id = s.create(0, s.order(USDC, PRICE));
+    let end = s.job(id).biddingEnd.to::<u64>();
+    s.chain.set_time(end - 1);
+    s.bid(0, id, PRICE).expect_success();
+    s.chain.set_time(end);
+    s.bid(1, id, PRICE - 1).expect_success();
+    s.chain.set_time(end + 1);
+    assert!(matches!(s.bid(2, id, PRICE - 2).revert_as::<MarketErrors>(), MarketErrors::BiddingClosed(_)));
+}
+
+#[test]
+fn bid_reserve_and_minimum_bounds() {
+    // AUC-03 and AUC-04.
+    let mut s = suite_with_providers(1);
+    let id = s.create(0, s.order(USDC, PRICE));
+    assert!(matches!(s.bid(0, id, PRICE + 1).revert_as::<MarketErrors>(), MarketErrors::BidAboveReserve(_)));
+    assert!(matches!(s.bid(0, id, 0).revert_as::<MarketErrors>(), MarketErrors::BidBelowMinimum(_)));
+    let min = u128::from(default_params().minPricePerSecond);
+    assert!(matches!(s.bid(0, id, min - 1).revert_as::<MarketErrors>(), MarketErrors::BidBelowMinimum(_)));
+    s.bid(0, id, PRICE).expect_success();
+}
+
+#[test]
+fn bid_reverts_without_free_collateral() {
+    // AUC-05: stake locked in another lease does not count twice.
+    let mut s = Suite::new();
+    s.register(0, 150 * USDC);
+    let _lease = s.lease(10 * USDC); // locks 100 of 150
+    let mut p = s.order(USDC, PRICE);
+    p.salt = B256::with_last_byte(2);
+    let id = s.create(0, p);
+    match s.bid(0, id, PRICE).revert_as::<MarketErrors>() {
+        MarketErrors::InsufficientCollateral(e) => {
+            assert_eq!(e.free, U256::from(50 * USDC));
+            assert_eq!(e.needed, U256::from(100 * USDC));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn bid_reverts_for_non_operator_and_capacity_mismatch() {
+    let mut s = suite_with_providers(1);
+    let id = s.create(0, s.order(USDC, PRICE));
+    let (k, m) = (s.keeper.address, s.market);
+    let r = s.chain.send(k, m, Market::bidCall { orderId: id, price: U96::from(PRICE) });
+    assert!(matches!(r.revert_as::<MarketErrors>(), MarketErrors::NotAnOperator(_)));
+    let mut p = s.order(USDC, PRICE);
+    p.vramGiB = 81;
+    p.salt = B256::with_last_byte(3);
+    let big = s.create(0, p);
+    assert!(matches!(s.bid(0, big, PRICE).revert_as::<MarketErrors>(), MarketErrors::CapacityMismatch(_)));
+}
+
+#[test]
+fn bid_replaces_own_and_rejects_not_lower() {
+    // AUC-06 (binding bids, only the lowest kept: a provider can improve, never withdraw or
+    // raise, so the best pointer is always right) and AUC-09 (ties go to the earlier bid).
+    let mut s = suite_with_providers(2);
+    let id = s.create(0, s.order(USDC, PRICE));
+    s.bid(0, id, PRICE).expect_success();
+    s.bid(0, id, PRICE - 5).expect_success();
+    assert!(matches!(s.bid(0, id, PRICE).revert_as::<MarketErrors>(), MarketErrors::BidNotLowest(_)));
+    assert!(matches!(s.bid(1, id, PRICE - 5).revert_as::<MarketErrors>(), MarketErrors::BidNotLowest(_)));
+    let job = s.job(id);
+    assert_eq!((job.provider, job.ratePerSecond.to::<u128>()), (s.provider(0), PRICE - 5));
+}
+
+#[test]
+fn bid_on_instant_order_awards_at_once() {
+    let mut s = suite_with_providers(2);
+    let mut p = s.order(USDC, PRICE);
+    p.instant = true;
+    let id = s.create(0, p);
+    let r = s.bid(0, id, PRICE).expect_success();
+    let ev = r.event::<Market::LeaseStarted>();
+    assert_eq!((ev.provider, ev.start.to::<u64>()), (s.provider(0), s.chain.now()));
+    assert_eq!(status(&mut s, id), LEASED);
+    assert!(matches!(s.bid(1, id, PRICE - 1).revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+}
+
+#[test]
+fn bid_spam_keeps_award_cost_flat() {
+    // AUC-08: 1,000 bids on one order; award gas equals the one-bid case.
+    let mut one = suite_with_providers(1);
+    let id = one.create(0, one.order(USDC, PRICE));
+    one.bid(0, id, PRICE).expect_success();
+    one.chain.warp(601);
+    let k = one.keeper.address;
+    let single = one.award(k, id, vec![]).expect_success().gas_used;
+
+    let mut s = suite_with_providers(2);
+    let id = s.create(0, s.order(USDC, PRICE));
+    for i in 0..1_000u128 {
+        s.bid((i % 2) as usize, id, PRICE - i).expect_success();
+    }
+    s.chain.warp(601);
+    let k = s.keeper.address;
+    let many = s.award(k, id, vec![]).expect_success().gas_used;
+    assert_eq!(many, single, "award gas must not depend on the number of bids");
+}
+
+// ------------------------------------------------------------------ award
+
+#[test]
+fn award_reverts_before_bidding_end_and_twice() {
+    // AUC-11.
+    let mut s = suite_with_providers(1);
+    let id = s.create(0, s.order(USDC, PRICE));
+    s.bid(0, id, PRICE).expect_success();
+    let k = s.keeper.address;
+    s.chain.warp(600);
+    assert!(matches!(s.award(k, id, vec![]).revert_as::<MarketErrors>(), MarketErrors::BiddingStillOpen(_)));
+    s.chain.warp(1);
+    let ev = s.award(k, id, vec![]).expect_success().event::<Market::LeaseStarted>();
+    assert_eq!((ev.provider, ev.tenant, ev.signedBid), (s.provider(0), s.tenant(0), false));
+    assert!(matches!(s.award(k, id, vec![]).revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+}
+
+#[test]
+fn award_picks_lowest_signed_bid() {
+    let mut s = suite_with_providers(3);
+    let id = s.create(0, s.order(USDC, PRICE));
+    s.bid(0, id, PRICE).expect_success();
+    s.chain.warp(601);
+    let bids = vec![s.signed_bid(1, id, PRICE - 3), s.signed_bid(2, id, PRICE - 7)];
+    let k = s.keeper.address;
+    let ev = s.award(k, id, bids).expect_success().event::<Market::LeaseStarted>();
+    assert_eq!((ev.provider, ev.ratePerSecond.to::<u128>(), ev.signedBid), (s.provider(2), PRICE - 7, true));
+}
+
+#[test]
+fn award_prefers_onchain_bid_on_tie() {
+    // AUC-09: the on-chain bid was placed before any signed bid was revealed.
+    let mut s = suite_with_providers(2);
+    let id = s.create(0, s.order(USDC, PRICE));
+    s.bid(0, id, PRICE - 1).expect_success();
+    s.chain.warp(601);
+    let bids = vec![s.signed_bid(1, id, PRICE - 1)];
+    let k = s.keeper.address;
+    let ev = s.award(k, id, bids).expect_success().event::<Market::LeaseStarted>();
+    assert_eq!(ev.provider, s.provider(0));
+}
+
+#[test]
+fn award_skips_invalid_signed_bids() {
+    // AUC-10 analogue and replay: a bid signed for another order, an expired bid, a bid above the
+    // reserve and garbage are all skipped; the valid one wins.
+    let mut s = suite_with_providers(4);
+    let id = s.create(0, s.order(USDC, PRICE));
+    let mut other = s.order(USDC, PRICE);
+    other.salt = B256::with_last_byte(7);
+    let other_id = s.create(0, other);
+    s.chain.warp(601);
+    let mut expired = s.signed_bid(1, id, PRICE - 9);
+    expired.expiry = alloy::primitives::aliases::U48::from(s.chain.now() - 1);
+    let bids = vec![
+        s.signed_bid(0, other_id, PRICE - 10),
+        expired,
+        s.signed_bid(2, id, PRICE + 1),
+        SignedBid { pricePerSecond: U96::from(PRICE - 20), expiry: alloy::primitives::aliases::U48::from(u64::MAX >> 16), signature: vec![1u8; 65].into() },
+        s.signed_bid(3, id, PRICE - 2),
+    ];
+    let k = s.keeper.address;
+    let ev = s.award(k, id, bids).expect_success().event::<Market::LeaseStarted>();
+    assert_eq!((ev.provider, ev.ratePerSecond.to::<u128>()), (s.provider(3), PRICE - 2));
+}
+
+#[test]
+fn award_signed_bid_cannot_be_replayed_on_other_market() {
+    // ADM-06/AUC-10: the EIP-712 domain binds chain id and market address.
+    let mut s = suite_with_providers(1);
+    let id = s.create(0, s.order(USDC, PRICE));
+    s.chain.warp(601);
+    let mut bid = s.signed_bid(0, id, PRICE);
+    // Re-sign the same bid for a different verifying contract: it no longer matches.
+    let forged = gridlease_core::eip712::Bid::new(id, PRICE, bid.expiry.to())
+        .sign(
+            &gridlease_core::eip712::market_domain(gridlease_tests::evm::CHAIN_ID, Address::repeat_byte(1)),
+            &s.providers[0].operator.key,
+        )
+        .expect("sign");
+    bid.signature = forged.as_bytes().to_vec().into();
+    let k = s.keeper.address;
+    assert!(matches!(s.award(k, id, vec![bid]).revert_as::<MarketErrors>(), MarketErrors::NoValidBid(_)));
+}
+
+#[test]
+fn award_falls_back_when_winner_lost_collateral() {
+    // AUC-12: the lowest on-chain bidder unbonded after bidding; the signed runner-up wins.
+    let mut s = suite_with_providers(2);
+    let id = s.create(0, s.order(USDC, PRICE));
+    s.bid(0, id, PRICE - 10).expect_success();
+    let (owner, staking) = (s.provider(0), s.staking);
+    s.chain.send(owner, staking, Staking::unbondCall { amount: U256::from(9_950 * USDC) }).expect_success();
+    s.chain.warp(601);
+    let bids = vec![s.signed_bid(1, id, PRICE)];
+    let k = s.keeper.address;
+    let ev = s.award(k, id, bids).expect_success().event::<Market::LeaseStarted>();
+    assert_eq!(ev.provider, s.provider(1));
+}
+
+#[test]
+fn award_reverts_without_valid_bid() {
+    let mut s = suite_with_providers(0);
+    let id = s.create(0, s.order(USDC, PRICE));
+    s.chain.warp(601);
+    let k = s.keeper.address;
+    assert!(matches!(s.award(k, id, vec![]).revert_as::<MarketErrors>(), MarketErrors::NoValidBid(_)));
+}
+
+#[test]
+fn award_reverts_on_too_many_signed_bids() {
+    let mut s = suite_with_providers(1);
+    let id = s.create(0, s.order(USDC, PRICE));
+    s.chain.warp(601);
+    let bids = vec![s.signed_bid(0, id, PRICE); 33];
+    let k = s.keeper.address;
+    assert!(matches!(s.award(k, id, bids).revert_as::<MarketErrors>(), MarketErrors::TooManySignedBids(_)));
+}
+
+// ------------------------------------------------------------------ cancelOrder
+
+#[test]
+fn cancel_order_refunds_tenant_in_full() {
+    // AUC-14.
+    let mut s = suite_with_providers(1);
+    let before = s.balance(s.token, s.tenant(0));
+    let id = s.create(0, s.order(7 * USDC, PRICE));
+    s.bid(0, id, PRICE).expect_success();
+    let (t, m) = (s.tenant(0), s.market);
+    let ev = s.chain.send(t, m, Market::cancelOrderCall { orderId: id }).expect_success().event::<Market::OrderCancelled>();
+    assert_eq!(ev.refund.to::<u128>(), 7 * USDC);
+    assert_eq!(s.balance(s.token, s.tenant(0)), before);
+    assert_eq!(status(&mut s, id), CANCELLED);
+    let again = s.chain.send(t, m, Market::cancelOrderCall { orderId: id });
+    assert!(matches!(again.revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+}
+
+#[test]
+fn cancel_order_by_anyone_only_after_award_grace() {
+    // AUC-13: no bids by the deadline; a keeper closes it and the tenant gets everything back.
+    let mut s = suite_with_providers(0);
+    let before = s.balance(s.token, s.tenant(0));
+    let id = s.create(0, s.order(7 * USDC, PRICE));
+    let (k, m) = (s.keeper.address, s.market);
+    s.chain.warp(600 + 3_600);
+    let early = s.chain.send(k, m, Market::cancelOrderCall { orderId: id });
+    assert!(matches!(early.revert_as::<MarketErrors>(), MarketErrors::NotTenant(_)));
+    s.chain.warp(1);
+    s.chain.send(k, m, Market::cancelOrderCall { orderId: id }).expect_success();
+    assert_eq!(s.balance(s.token, s.tenant(0)), before);
+}
+
+#[test]
+fn cancel_order_reverts_after_award() {
+    // AUC-14: after award the tenant goes through close, never a second refund.
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    let (t, m) = (s.tenant(0), s.market);
+    let r = s.chain.send(t, m, Market::cancelOrderCall { orderId: id });
+    assert!(matches!(r.revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+}
+
+// ------------------------------------------------------------------ topUp before award
+
+#[test]
+fn top_up_open_order_adds_escrow() {
+    let mut s = suite_with_providers(0);
+    let id = s.create(0, s.order(USDC, PRICE));
+    let (t, m, tok) = (s.tenant(0), s.market, s.token);
+    s.approve(tok, t, m, USDC);
+    let ev = s
+        .chain
+        .send(t, m, Market::topUpCall { id, amount: U96::from(USDC), expectedProvider: Address::ZERO })
+        .expect_success()
+        .event::<Market::ToppedUp>();
+    assert_eq!(ev.escrow.to::<u128>(), 2 * USDC);
+}

@@ -1,0 +1,152 @@
+//! Gas and bytecode-size snapshot (insta JSON), reviewed on every contract change.
+//!
+//! Figures are what a transaction's receipt reports (intrinsic + calldata + execution - refund).
+//! Each scenario runs after one warm-up job, so one-time costs of a brand-new chain (a tenant's
+//! first permit nonce, the market's first token balance) are not counted; a provider's credit is
+//! withdrawn after each job, so the close pays for re-creating it, as a provider that withdraws
+//! after every job would.
+//!
+//! `lifecycle_total` is the full single-job flow on the cheap path the design is built around:
+//! create with permit, one signed (off-chain) bid awarded by a keeper, close by the tenant (which
+//! settles), provider withdraw. `lifecycle_total_onchain_bid` is the same with an on-chain bid.
+
+use std::collections::BTreeMap;
+
+use alloy::primitives::{B256, U256};
+use gridlease_bindings::Market;
+use gridlease_tests::fixture::*;
+
+struct Probe {
+    s: Suite,
+    salt: u64,
+}
+
+impl Probe {
+    fn new() -> Self {
+        let mut s = Suite::new();
+        for i in 0..10 {
+            s.register(i, 100_000 * USDC);
+        }
+        let mut p = Self { s, salt: 1_000 };
+        // Warm-up job: first permit nonce, first market balance, first credits.
+        let id = p.order(false, true);
+        p.s.chain.warp(601);
+        let k = p.s.keeper.address;
+        let bid = p.s.signed_bid(0, id, PRICE);
+        p.s.award(k, id, vec![bid]).expect_success();
+        p.s.chain.warp(60);
+        let t = p.s.tenant(0);
+        p.s.close(t, id).expect_success();
+        p.withdraw();
+        p
+    }
+
+    fn params(&mut self, instant: bool) -> gridlease_bindings::IMarket::OrderParams {
+        self.salt += 1;
+        let mut params = self.s.order(10 * USDC, PRICE * 2);
+        params.salt = B256::from(U256::from(self.salt));
+        params.instant = instant;
+        params
+    }
+
+    /// Create an order; returns its id.
+    fn order(&mut self, instant: bool, permit: bool) -> B256 {
+        let params = self.params(instant);
+        if permit {
+            self.s.create_with_permit(0, params).expect_success();
+            self.s.last_order_id
+        } else {
+            self.s.create(0, params)
+        }
+    }
+
+    fn withdraw(&mut self) -> u64 {
+        let (owner, m, token) = (self.s.provider(0), self.s.market, self.s.token);
+        self.s.chain.send(owner, m, Market::withdrawCall { token, to: owner }).expect_success().gas_used
+    }
+}
+
+#[test]
+fn gas_snapshot() {
+    let mut g: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut p = Probe::new();
+    let k = p.s.keeper.address;
+    let t = p.s.tenant(0);
+
+    // Create, approve path (the approve transaction itself is not counted) and permit path.
+    let params = p.params(false);
+    let (tok, m) = (p.s.token, p.s.market);
+    p.s.approve(tok, t, m, 10 * USDC);
+    g.insert("create_order_approve", p.s.chain.send(t, m, Market::createOrderCall { p: params }).expect_success().gas_used);
+    let params = p.params(false);
+    let permit = p.s.create_with_permit(0, params).expect_success().gas_used;
+    g.insert("create_order_permit", permit);
+    let id = p.s.last_order_id;
+
+    // Lifecycle, on-chain bid path.
+    let bid = p.s.bid(0, id, PRICE).expect_success().gas_used;
+    g.insert("bid_onchain", bid);
+    p.s.chain.warp(601);
+    let award = p.s.award(k, id, vec![]).expect_success().gas_used;
+    g.insert("award_1_bid", award);
+    p.s.chain.warp(1_800);
+    let close = p.s.close(t, id).expect_success().gas_used;
+    g.insert("close_by_tenant", close);
+    let withdraw = p.withdraw();
+    g.insert("withdraw", withdraw);
+    g.insert("lifecycle_total_onchain_bid", permit + bid + award + close + withdraw);
+
+    // Lifecycle, signed bid path.
+    let params = p.params(false);
+    let create = p.s.create_with_permit(0, params).expect_success().gas_used;
+    let id2 = p.s.last_order_id;
+    p.s.chain.warp(601);
+    let signed = p.s.signed_bid(1, id2, PRICE);
+    let award_signed = p.s.award(k, id2, vec![signed]).expect_success().gas_used;
+    g.insert("award_signed_bid", award_signed);
+    p.s.chain.warp(1_800);
+    let close = p.s.close(t, id2).expect_success().gas_used;
+    let (o1, tok) = (p.s.provider(1), p.s.token);
+    let withdraw = p.s.chain.send(o1, m, Market::withdrawCall { token: tok, to: o1 }).expect_success().gas_used;
+    println!("signed path: create {create} award {award_signed} close {close} withdraw {withdraw}");
+    g.insert("lifecycle_total", create + award_signed + close + withdraw);
+
+    // Award with 10 on-chain bids: the same cost as one (AUC-08).
+    let id = p.order(false, true);
+    for i in 0..10u128 {
+        p.s.bid(i as usize, id, PRICE - i).expect_success();
+    }
+    p.s.chain.warp(601);
+    g.insert("award_10_bids", p.s.award(k, id, vec![]).expect_success().gas_used);
+
+    // Instant order: the bid is the award.
+    let instant = p.order(true, true);
+    g.insert("bid_instant_award", p.s.bid(2, instant, PRICE).expect_success().gas_used);
+
+    // Settle one lease, then a batch of 100 leases of one provider, by a keeper.
+    p.s.chain.warp(60);
+    g.insert("settle_1_lease", p.s.settle(k, vec![instant]).expect_success().gas_used);
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let id = p.order(true, false);
+        p.s.bid(3, id, PRICE).expect_success();
+        ids.push(id);
+    }
+    p.s.chain.warp(60);
+    p.s.settle(k, ids.clone()).expect_success();
+    p.s.chain.warp(60);
+    let batch = p.s.settle(k, ids.clone()).expect_success().gas_used;
+    g.insert("settle_batch_100", batch);
+    g.insert("settle_batch_100_per_lease", batch / 100);
+    // Closing an expired lease by a keeper.
+    p.s.chain.warp(3_600);
+    g.insert("close_expired_by_keeper", p.s.close(k, ids[0]).expect_success().gas_used);
+
+    // Bytecode sizes (EIP-170 limit 24,576).
+    let (staking, market) = (p.s.staking, p.s.market);
+    g.insert("bytecode_staking", p.s.chain.code_size(staking) as u64);
+    g.insert("bytecode_market", p.s.chain.code_size(market) as u64);
+
+    println!("{}", serde_json::to_string_pretty(&g).expect("json"));
+    insta::assert_json_snapshot!("gas", g);
+}
