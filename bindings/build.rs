@@ -16,8 +16,7 @@ use foundry_compilers::{
     Project, ProjectBuilder, ProjectPathsConfig,
     artifacts::{
         BytecodeHash, EvmVersion, Optimizer, Settings, SettingsMetadata,
-        output_selection::OutputSelection,
-        remappings::Remapping,
+        output_selection::OutputSelection, remappings::Remapping,
     },
     solc::{Solc, SolcCompiler, SolcSettings},
 };
@@ -35,11 +34,20 @@ const CONTRACTS: &[&str] = &[
 ];
 
 fn main() {
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().expect("bindings/ lives in the workspace root").to_path_buf();
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .parent()
+        .expect("bindings/ lives in the workspace root")
+        .to_path_buf();
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
-    for watched in ["contracts/src", "tools/solc-shim", "package-lock.json", "foundry.toml"] {
+    for watched in [
+        "contracts/src",
+        "tools/solc-shim",
+        "package-lock.json",
+        "foundry.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=SOLC");
@@ -73,10 +81,14 @@ fn main() {
 /// The solc to use: `$SOLC` if set, else the solc-js shim, after checking node and solc-js exist.
 fn find_compiler(root: &Path) -> Solc {
     if let Ok(native) = env::var("SOLC") {
-        return Solc::new(&native).unwrap_or_else(|e| panic!("SOLC={native} is not a working solc: {e}"));
+        return Solc::new(&native)
+            .unwrap_or_else(|e| panic!("SOLC={native} is not a working solc: {e}"));
     }
     let shim = root.join("tools/solc-shim/solc");
-    let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !node_ok {
         panic!(
             "node (Node.js) is not installed or not on PATH: the Solidity compiler is solc-js. \
@@ -111,7 +123,11 @@ fn compile(root: &Path, out: &Path, solc: Solc) -> Vec<(String, String)> {
         .expect("project paths");
 
     let mut settings = Settings {
-        optimizer: Optimizer { enabled: Some(true), runs: Some(10_000), details: None },
+        optimizer: Optimizer {
+            enabled: Some(true),
+            runs: Some(10_000),
+            details: None,
+        },
         evm_version: Some(EvmVersion::Cancun),
         via_ir: Some(true),
         metadata: Some(SettingsMetadata::new(BytecodeHash::None, false)),
@@ -121,7 +137,10 @@ fn compile(root: &Path, out: &Path, solc: Solc) -> Vec<(String, String)> {
 
     let project: Project<SolcCompiler> = ProjectBuilder::<SolcCompiler>::new(Default::default())
         .paths(paths)
-        .settings(SolcSettings { settings, ..Default::default() })
+        .settings(SolcSettings {
+            settings,
+            ..Default::default()
+        })
         .build(SolcCompiler::Specific(solc))
         .expect("foundry-compilers project");
     let output = project.compile().expect("run the Solidity compiler");
@@ -131,7 +150,9 @@ fn compile(root: &Path, out: &Path, solc: Solc) -> Vec<(String, String)> {
 
     let mut result = Vec::new();
     for (id, artifact) in output.into_artifacts() {
-        if !CONTRACTS.contains(&id.name.as_str()) || result.iter().any(|(n, _): &(String, String)| *n == id.name) {
+        if !CONTRACTS.contains(&id.name.as_str())
+            || result.iter().any(|(n, _): &(String, String)| *n == id.name)
+        {
             continue;
         }
         let abi = artifact.abi.as_ref().expect("artifact has an ABI");
@@ -151,7 +172,10 @@ fn compile(root: &Path, out: &Path, solc: Solc) -> Vec<(String, String)> {
             "bytecode": format!("{bytecode}"),
             "deployedBytecode": format!("{deployed}"),
         });
-        result.push((id.name.clone(), serde_json::to_string_pretty(&json).expect("serialize artifact")));
+        result.push((
+            id.name.clone(),
+            serde_json::to_string_pretty(&json).expect("serialize artifact"),
+        ));
     }
     result
 }

@@ -1,7 +1,7 @@
 //! EIP-712 messages verified on chain: signed bids (Market) and EIP-2612 permits (payment tokens).
 
 use alloy::{
-    primitives::{Address, B256, Signature, U256, aliases::U96, aliases::U48},
+    primitives::{Address, B256, Signature, U256, aliases::U48, aliases::U96},
     signers::SignerSync,
     sol,
     sol_types::{Eip712Domain, SolStruct, eip712_domain},
@@ -54,7 +54,11 @@ pub fn permit_domain(token_name: &str, chain_id: u64, token: Address) -> Eip712D
 impl Bid {
     /// A bid of `price_per_second` (18-decimal units) on `order_id`, valid until `expiry`.
     pub fn new(order_id: B256, price_per_second: u128, expiry: u64) -> Self {
-        Self { orderId: order_id, pricePerSecond: U96::from(price_per_second), expiry: U48::from(expiry) }
+        Self {
+            orderId: order_id,
+            pricePerSecond: U96::from(price_per_second),
+            expiry: U48::from(expiry),
+        }
     }
 
     /// Sign with the provider's operator key; returns the 65-byte `r || s || v` signature.
@@ -90,9 +94,17 @@ mod tests {
         let domain = market_domain(31337, Address::repeat_byte(0x11));
         let bid = Bid::new(B256::repeat_byte(7), 1_000, 99);
         let sig = bid.sign(&domain, &signer).expect("sign");
-        let recovered = sig.recover_address_from_prehash(&bid.eip712_signing_hash(&domain)).expect("recover");
+        let recovered = sig
+            .recover_address_from_prehash(&bid.eip712_signing_hash(&domain))
+            .expect("recover");
         assert_eq!(recovered, signer.address());
         // Another chain gives another digest, so the signature is useless there.
-        assert_ne!(bid.eip712_signing_hash(&domain), bid.eip712_signing_hash(&market_domain(1, domain.verifying_contract.unwrap_or_default())));
+        assert_ne!(
+            bid.eip712_signing_hash(&domain),
+            bid.eip712_signing_hash(&market_domain(
+                1,
+                domain.verifying_contract.unwrap_or_default()
+            ))
+        );
     }
 }

@@ -12,12 +12,15 @@ pub fn rate_scale(decimals: u8) -> Option<u128> {
 /// Token units owed for `seconds` at `rate` (rounded down, like the contract), before capping by
 /// the escrow.
 pub fn owed(rate: u128, seconds: u64, decimals: u8) -> Option<u128> {
-    rate.checked_mul(u128::from(seconds))?.checked_div(rate_scale(decimals)?)
+    rate.checked_mul(u128::from(seconds))?
+        .checked_div(rate_scale(decimals)?)
 }
 
 /// The per-second rate for a price per hour given in token units (`per_hour * 10^(18-dec) / 3600`).
 pub fn rate_from_hourly(per_hour_units: u128, decimals: u8) -> Option<u128> {
-    per_hour_units.checked_mul(rate_scale(decimals)?).map(|v| v / 3600)
+    per_hour_units
+        .checked_mul(rate_scale(decimals)?)
+        .map(|v| v / 3600)
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use alloy::{
 };
 use revm::{
     Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext, MainnetEvm,
-    context::{BlockEnv, CfgEnv, TxEnv, result::{ExecutionResult, Output}},
+    context::{
+        BlockEnv, CfgEnv, TxEnv,
+        result::{ExecutionResult, Output},
+    },
     database::{CacheDB, EmptyDB},
     primitives::hardfork::SpecId,
     state::AccountInfo,
@@ -40,29 +43,48 @@ impl Receipt {
     /// Panic with the decoded revert unless the transaction succeeded.
     #[track_caller]
     pub fn expect_success(self) -> Self {
-        assert!(self.success, "transaction reverted: 0x{}", alloy::hex::encode(&self.output));
+        assert!(
+            self.success,
+            "transaction reverted: 0x{}",
+            alloy::hex::encode(&self.output)
+        );
         self
     }
 
     /// The custom error of interface `E` this transaction reverted with.
     #[track_caller]
     pub fn revert_as<E: SolInterface>(&self) -> E {
-        assert!(!self.success, "expected a revert, the transaction succeeded");
+        assert!(
+            !self.success,
+            "expected a revert, the transaction succeeded"
+        );
         E::abi_decode(&self.output).unwrap_or_else(|_| {
-            panic!("revert data is not an error of this interface: 0x{}", alloy::hex::encode(&self.output))
+            panic!(
+                "revert data is not an error of this interface: 0x{}",
+                alloy::hex::encode(&self.output)
+            )
         })
     }
 
     /// Every event of type `T` emitted, in order.
     pub fn events<T: SolEvent>(&self) -> Vec<T> {
-        self.logs.iter().filter_map(|log| T::decode_log(log).ok().map(|l| l.data)).collect()
+        self.logs
+            .iter()
+            .filter_map(|log| T::decode_log(log).ok().map(|l| l.data))
+            .collect()
     }
 
     /// The single event of type `T`.
     #[track_caller]
     pub fn event<T: SolEvent>(&self) -> T {
         let mut all = self.events::<T>();
-        assert_eq!(all.len(), 1, "expected exactly one {} event, got {}", T::SIGNATURE, all.len());
+        assert_eq!(
+            all.len(),
+            1,
+            "expected exactly one {} event, got {}",
+            T::SIGNATURE,
+            all.len()
+        );
         all.remove(0)
     }
 }
@@ -101,7 +123,10 @@ impl Chain {
     pub fn fund(&mut self, who: Address) {
         self.evm.ctx.journaled_state.database.insert_account_info(
             who,
-            AccountInfo { balance: U256::from(10u128.pow(24)), ..Default::default() },
+            AccountInfo {
+                balance: U256::from(10u128.pow(24)),
+                ..Default::default()
+            },
         );
     }
 
@@ -129,7 +154,11 @@ impl Chain {
     #[track_caller]
     pub fn deploy(&mut self, from: Address, code: Bytes) -> Address {
         let r = self.exec(from, TxKind::Create, code, true);
-        assert!(r.success, "deployment reverted: 0x{}", alloy::hex::encode(&r.output));
+        assert!(
+            r.success,
+            "deployment reverted: 0x{}",
+            alloy::hex::encode(&r.output)
+        );
         r.created.expect("a successful create returns an address")
     }
 
@@ -147,8 +176,17 @@ impl Chain {
     /// Run `call` without committing and decode its return value.
     #[track_caller]
     pub fn view<C: SolCall>(&mut self, to: Address, call: C) -> C::Return {
-        let r = self.exec(Address::ZERO, TxKind::Call(to), call.abi_encode().into(), false);
-        assert!(r.success, "view reverted: 0x{}", alloy::hex::encode(&r.output));
+        let r = self.exec(
+            Address::ZERO,
+            TxKind::Call(to),
+            call.abi_encode().into(),
+            false,
+        );
+        assert!(
+            r.success,
+            "view reverted: 0x{}",
+            alloy::hex::encode(&r.output)
+        );
         C::abi_decode_returns(&r.output).expect("view return decodes")
     }
 
@@ -175,9 +213,14 @@ impl Chain {
             .chain_id(Some(CHAIN_ID))
             .build_fill();
         let result = if commit {
-            self.evm.transact_commit(tx).expect("the transaction is valid")
+            self.evm
+                .transact_commit(tx)
+                .expect("the transaction is valid")
         } else {
-            self.evm.transact(tx).expect("the transaction is valid").result
+            self.evm
+                .transact(tx)
+                .expect("the transaction is valid")
+                .result
         };
         let gas_used = result.tx_gas_used();
         match result {
@@ -186,11 +229,21 @@ impl Chain {
                     Output::Create(_, addr) => *addr,
                     Output::Call(_) => None,
                 };
-                Receipt { success: true, gas_used, output: output.into_data(), logs, created }
+                Receipt {
+                    success: true,
+                    gas_used,
+                    output: output.into_data(),
+                    logs,
+                    created,
+                }
             }
-            ExecutionResult::Revert { output, .. } => {
-                Receipt { success: false, gas_used, output, logs: Vec::new(), created: None }
-            }
+            ExecutionResult::Revert { output, .. } => Receipt {
+                success: false,
+                gas_used,
+                output,
+                logs: Vec::new(),
+                created: None,
+            },
             ExecutionResult::Halt { reason, .. } => Receipt {
                 success: false,
                 gas_used,

@@ -39,7 +39,10 @@ impl Account {
         let mut bytes = [0u8; 32];
         bytes[24..].copy_from_slice(&(n + 0x1000).to_be_bytes());
         let key = PrivateKeySigner::from_bytes(&B256::from(bytes)).expect("valid key");
-        Self { address: key.address(), key }
+        Self {
+            address: key.address(),
+            key,
+        }
     }
 }
 
@@ -92,7 +95,11 @@ pub fn default_params() -> Params {
 
 /// Capacity that matches every default order.
 pub fn big_capacity() -> Capacity {
-    Capacity { gpuClasses: u64::MAX, gpuCount: 8, vramGiB: 80 }
+    Capacity {
+        gpuClasses: u64::MAX,
+        gpuCount: 8,
+        vramGiB: 80,
+    }
 }
 
 impl Default for Suite {
@@ -110,7 +117,10 @@ impl Suite {
         let keeper = Account::numbered(3);
         let tenants: Vec<Account> = (10..14).map(Account::numbered).collect();
         let providers: Vec<ProviderKeys> = (0..12)
-            .map(|i| ProviderKeys { owner: Account::numbered(100 + i), operator: Account::numbered(200 + i) })
+            .map(|i| ProviderKeys {
+                owner: Account::numbered(100 + i),
+                operator: Account::numbered(200 + i),
+            })
             .collect();
         for a in [&gov, &treasury, &keeper].into_iter().chain(&tenants) {
             chain.fund(a.address);
@@ -148,11 +158,36 @@ impl Suite {
                 .abi_encode(),
             ),
         );
-        chain.send(gov.address, staking, Staking::setMarketCall { market_: market }).expect_success();
-        chain.send(gov.address, market, Market::configureTokenCall { token, allowed: true }).expect_success();
+        chain
+            .send(
+                gov.address,
+                staking,
+                Staking::setMarketCall { market_: market },
+            )
+            .expect_success();
+        chain
+            .send(
+                gov.address,
+                market,
+                Market::configureTokenCall {
+                    token,
+                    allowed: true,
+                },
+            )
+            .expect_success();
 
-        let mut suite =
-            Self { chain, gov, treasury, tenants, providers, keeper, token, staking, market, last_order_id: B256::ZERO };
+        let mut suite = Self {
+            chain,
+            gov,
+            treasury,
+            tenants,
+            providers,
+            keeper,
+            token,
+            staking,
+            market,
+            last_order_id: B256::ZERO,
+        };
         for t in suite.tenants.clone() {
             suite.mint(suite.token, t.address, 1_000_000 * USDC);
         }
@@ -180,20 +215,36 @@ impl Suite {
     /// Mint `amount` of a mock token (anyone may mint the mocks).
     pub fn mint(&mut self, token: Address, to: Address, amount: u128) {
         self.chain
-            .send(to, token, MockStablecoin::mintCall { to, amount: U256::from(amount) })
+            .send(
+                to,
+                token,
+                MockStablecoin::mintCall {
+                    to,
+                    amount: U256::from(amount),
+                },
+            )
             .expect_success();
     }
 
     /// Approve `spender` for `amount` of `token` from `owner`.
     pub fn approve(&mut self, token: Address, owner: Address, spender: Address, amount: u128) {
         self.chain
-            .send(owner, token, MockStablecoin::approveCall { spender, value: U256::from(amount) })
+            .send(
+                owner,
+                token,
+                MockStablecoin::approveCall {
+                    spender,
+                    value: U256::from(amount),
+                },
+            )
             .expect_success();
     }
 
     /// Token balance.
     pub fn balance(&mut self, token: Address, who: Address) -> u128 {
-        self.chain.view(token, MockStablecoin::balanceOfCall { account: who }).saturating_to()
+        self.chain
+            .view(token, MockStablecoin::balanceOfCall { account: who })
+            .saturating_to()
     }
 
     /// Register provider `i` with the default capacity and stake `stake` units.
@@ -203,7 +254,11 @@ impl Suite {
             .send(
                 owner,
                 self.staking,
-                Staking::registerCall { operator, capacity: big_capacity(), metadataURI: format!("https://p{i}.example") },
+                Staking::registerCall {
+                    operator,
+                    capacity: big_capacity(),
+                    metadataURI: format!("https://p{i}.example"),
+                },
             )
             .expect_success();
         if stake > 0 {
@@ -216,7 +271,15 @@ impl Suite {
         let owner = self.provider(i);
         let (token, staking) = (self.token, self.staking);
         self.approve(token, owner, staking, amount);
-        self.chain.send(owner, staking, Staking::stakeCall { amount: U256::from(amount) }).expect_success();
+        self.chain
+            .send(
+                owner,
+                staking,
+                Staking::stakeCall {
+                    amount: U256::from(amount),
+                },
+            )
+            .expect_success();
     }
 
     /// Default order terms: `deposit` escrow, reserve `max_price`, one hour, 10 minute bids.
@@ -254,7 +317,9 @@ impl Suite {
         let deposit: u128 = params.deposit.to();
         let (token, market) = (params.token, self.market);
         self.approve(token, who, market, deposit);
-        let r = self.chain.send(who, market, Market::createOrderCall { p: params });
+        let r = self
+            .chain
+            .send(who, market, Market::createOrderCall { p: params });
         if r.success {
             self.last_order_id = B256::from_slice(&r.output[..32]);
         }
@@ -266,8 +331,17 @@ impl Suite {
         let (v, r, s, deadline) = self.permit(tenant, params.token, params.deposit.to());
         let who = self.tenant(tenant);
         let market = self.market;
-        let receipt =
-            self.chain.send(who, market, Market::createOrderWithPermitCall { p: params, deadline, v, r, s });
+        let receipt = self.chain.send(
+            who,
+            market,
+            Market::createOrderWithPermitCall {
+                p: params,
+                deadline,
+                v,
+                r,
+                s,
+            },
+        );
         if receipt.success {
             self.last_order_id = B256::from_slice(&receipt.output[..32]);
         }
@@ -275,9 +349,19 @@ impl Suite {
     }
 
     /// Sign a permit of `amount` from tenant `i` to the market: (v, r, s, deadline).
-    pub fn permit(&mut self, tenant: usize, token: Address, amount: u128) -> (u8, B256, B256, U256) {
+    pub fn permit(
+        &mut self,
+        tenant: usize,
+        token: Address,
+        amount: u128,
+    ) -> (u8, B256, B256, U256) {
         let owner = self.tenants[tenant].clone();
-        let nonce = self.chain.view(token, MockStablecoin::noncesCall { owner: owner.address });
+        let nonce = self.chain.view(
+            token,
+            MockStablecoin::noncesCall {
+                owner: owner.address,
+            },
+        );
         let name = self.chain.view(token, MockStablecoin::nameCall {});
         let deadline = U256::from(self.chain.now() + 3_600);
         let permit = Permit {
@@ -287,21 +371,38 @@ impl Suite {
             nonce,
             deadline,
         };
-        let sig = permit.sign(&permit_domain(&name, CHAIN_ID, token), &owner.key).expect("sign permit");
-        (27 + u8::from(sig.v()), sig.r().into(), sig.s().into(), deadline)
+        let sig = permit
+            .sign(&permit_domain(&name, CHAIN_ID, token), &owner.key)
+            .expect("sign permit");
+        (
+            27 + u8::from(sig.v()),
+            sig.r().into(),
+            sig.s().into(),
+            deadline,
+        )
     }
 
     /// Provider `i`'s operator bids on chain.
     pub fn bid(&mut self, i: usize, id: B256, price: u128) -> Receipt {
         let (op, market) = (self.operator(i), self.market);
-        self.chain.send(op, market, Market::bidCall { orderId: id, price: U96::from(price) })
+        self.chain.send(
+            op,
+            market,
+            Market::bidCall {
+                orderId: id,
+                price: U96::from(price),
+            },
+        )
     }
 
     /// Provider `i`'s operator signs a bid valid for an hour.
     pub fn signed_bid(&self, i: usize, id: B256, price: u128) -> SignedBid {
         let expiry = self.chain.now() + 3_600;
         let sig = Bid::new(id, price, expiry)
-            .sign(&market_domain(CHAIN_ID, self.market), &self.providers[i].operator.key)
+            .sign(
+                &market_domain(CHAIN_ID, self.market),
+                &self.providers[i].operator.key,
+            )
             .expect("sign bid");
         SignedBid {
             pricePerSecond: U96::from(price),
@@ -313,19 +414,28 @@ impl Suite {
     /// Award `id` from `from` with `signed` bids.
     pub fn award(&mut self, from: Address, id: B256, signed: Vec<SignedBid>) -> Receipt {
         let market = self.market;
-        self.chain.send(from, market, Market::awardCall { orderId: id, signedBids: signed })
+        self.chain.send(
+            from,
+            market,
+            Market::awardCall {
+                orderId: id,
+                signedBids: signed,
+            },
+        )
     }
 
     /// Settle `ids` from `from`.
     pub fn settle(&mut self, from: Address, ids: Vec<B256>) -> Receipt {
         let market = self.market;
-        self.chain.send(from, market, Market::settleCall { leaseIds: ids })
+        self.chain
+            .send(from, market, Market::settleCall { leaseIds: ids })
     }
 
     /// Close `id` from `from`.
     pub fn close(&mut self, from: Address, id: B256) -> Receipt {
         let market = self.market;
-        self.chain.send(from, market, Market::closeCall { leaseId: id })
+        self.chain
+            .send(from, market, Market::closeCall { leaseId: id })
     }
 
     /// A lease: tenant 0 orders, provider 0 (staked) bids `PRICE`, keeper awards after the window.
@@ -341,7 +451,12 @@ impl Suite {
 
     /// Register and stake provider `i` (10,000 USDC) unless it already is.
     pub fn ensure_registered(&mut self, i: usize) {
-        let info = self.chain.view(self.staking, Staking::providerInfoCall { provider: self.provider(i) });
+        let info = self.chain.view(
+            self.staking,
+            Staking::providerInfoCall {
+                provider: self.provider(i),
+            },
+        );
         if info.operator == Address::ZERO {
             self.register(i, 10_000 * USDC);
         }
@@ -354,7 +469,15 @@ impl Suite {
 
     /// Market credit of `who` in the suite token.
     pub fn credit(&mut self, who: Address) -> u128 {
-        self.chain.view(self.market, Market::creditOfCall { token: self.token, account: who }).saturating_to()
+        self.chain
+            .view(
+                self.market,
+                Market::creditOfCall {
+                    token: self.token,
+                    account: who,
+                },
+            )
+            .saturating_to()
     }
 
     /// Deploy another mock token (any decimals) and allow it in the market.
@@ -362,7 +485,16 @@ impl Suite {
         let gov = self.gov.address;
         let token = deploy_token(&mut self.chain, gov, name, symbol, decimals);
         let market = self.market;
-        self.chain.send(gov, market, Market::configureTokenCall { token, allowed: true }).expect_success();
+        self.chain
+            .send(
+                gov,
+                market,
+                Market::configureTokenCall {
+                    token,
+                    allowed: true,
+                },
+            )
+            .expect_success();
         token
     }
 }
@@ -375,13 +507,23 @@ pub fn creation(code: &Bytes, args: Vec<u8>) -> Bytes {
 }
 
 /// Deploy a [`MockStablecoin`].
-pub fn deploy_token(chain: &mut Chain, from: Address, name: &str, symbol: &str, decimals: u8) -> Address {
+pub fn deploy_token(
+    chain: &mut Chain,
+    from: Address,
+    name: &str,
+    symbol: &str,
+    decimals: u8,
+) -> Address {
     chain.deploy(
         from,
         creation(
             &MockStablecoin::BYTECODE,
-            MockStablecoin::constructorCall { name_: name.into(), symbol_: symbol.into(), decimals_: decimals }
-                .abi_encode(),
+            MockStablecoin::constructorCall {
+                name_: name.into(),
+                symbol_: symbol.into(),
+                decimals_: decimals,
+            }
+            .abi_encode(),
         ),
     )
 }

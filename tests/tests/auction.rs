@@ -36,14 +36,22 @@ fn create_order_succeeds_and_emits_all_terms() {
         let deposit: u128 = params.deposit.to();
         let (t, m, tok) = (s.tenant(0), s.market, s.token);
         s.approve(tok, t, m, deposit);
-        s.chain.send(t, m, Market::createOrderCall { p: params.clone() }).expect_success()
+        s.chain
+            .send(t, m, Market::createOrderCall { p: params.clone() })
+            .expect_success()
     };
     let ev = r.event::<Market::OrderCreated>();
     assert_eq!(ev.tenant, s.tenant(0));
     assert_eq!(ev.params.specHash, params.specHash);
     assert_eq!(ev.params.specURI, params.specURI);
     assert_eq!(ev.biddingEnd.to::<u64>(), s.chain.now() + 600);
-    let expected_id = s.chain.view(s.market, Market::orderIdOfCall { tenant: s.tenant(0), p: params });
+    let expected_id = s.chain.view(
+        s.market,
+        Market::orderIdOfCall {
+            tenant: s.tenant(0),
+            p: params,
+        },
+    );
     assert_eq!(ev.orderId, expected_id);
     assert_eq!(s.balance(s.token, s.tenant(0)), before - 50 * USDC);
     assert_eq!(s.balance(s.token, s.market), 50 * USDC);
@@ -81,7 +89,17 @@ fn create_order_with_permit_succeeds_when_permit_front_run() {
         )
         .expect_success();
     s.chain
-        .send(tenant, market, Market::createOrderWithPermitCall { p: params, deadline, v, r, s: sig_s })
+        .send(
+            tenant,
+            market,
+            Market::createOrderWithPermitCall {
+                p: params,
+                deadline,
+                v,
+                r,
+                s: sig_s,
+            },
+        )
         .expect_success();
     assert_eq!(s.balance(token, market), 5 * USDC);
 }
@@ -93,21 +111,40 @@ fn create_order_with_permit_reverts_when_permit_invalid_and_no_allowance() {
     let params = s.order(5 * USDC, PRICE);
     let (v, r, sig_s, deadline) = s.permit(1, s.token, 5 * USDC);
     let (tenant, market) = (s.tenant(0), s.market);
-    let rc = s.chain.send(tenant, market, Market::createOrderWithPermitCall { p: params, deadline, v, r, s: sig_s });
-    assert!(matches!(rc.revert_as::<MarketErrors>(), MarketErrors::InsufficientAllowance(_)));
+    let rc = s.chain.send(
+        tenant,
+        market,
+        Market::createOrderWithPermitCall {
+            p: params,
+            deadline,
+            v,
+            r,
+            s: sig_s,
+        },
+    );
+    assert!(matches!(
+        rc.revert_as::<MarketErrors>(),
+        MarketErrors::InsufficientAllowance(_)
+    ));
 }
 
 #[test]
 fn create_order_reverts_on_bad_terms() {
     // AUC-15: zero deposit/duration/window, duration above the bound, reserve below minimum.
     let mut s = suite_with_providers(0);
-    let cases: Vec<(&str, Box<dyn Fn(&mut gridlease_bindings::IMarket::OrderParams)>)> = vec![
+    let cases: Vec<(
+        &str,
+        Box<dyn Fn(&mut gridlease_bindings::IMarket::OrderParams)>,
+    )> = vec![
         ("deposit", Box::new(|p| p.deposit = U96::ZERO)),
         ("maxDuration", Box::new(|p| p.maxDuration = 0)),
         ("maxDuration", Box::new(|p| p.maxDuration = 7 * 86_400 + 1)),
         ("bidWindow", Box::new(|p| p.bidWindow = 0)),
         ("bidWindow", Box::new(|p| p.bidWindow = 86_401)),
-        ("maxPricePerSecond", Box::new(|p| p.maxPricePerSecond = U96::from(1u64))),
+        (
+            "maxPricePerSecond",
+            Box::new(|p| p.maxPricePerSecond = U96::from(1u64)),
+        ),
         ("gpuCount", Box::new(|p| p.gpuCount = 0)),
         ("gpuClass", Box::new(|p| p.gpuClass = 64)),
     ];
@@ -116,7 +153,9 @@ fn create_order_reverts_on_bad_terms() {
         mutate(&mut p);
         let r = s.try_create(0, p);
         match r.revert_as::<MarketErrors>() {
-            MarketErrors::InvalidOrder(e) => assert_eq!(e.field, B256::right_padding_from(field.as_bytes())),
+            MarketErrors::InvalidOrder(e) => {
+                assert_eq!(e.field, B256::right_padding_from(field.as_bytes()))
+            }
             other => panic!("{field}: unexpected {other:?}"),
         }
     }
@@ -131,7 +170,10 @@ fn create_order_reverts_when_token_not_allowed() {
     p.token = other;
     s.mint(other, s.tenant(0), USDC);
     let r = s.try_create(0, p);
-    assert!(matches!(r.revert_as::<MarketErrors>(), MarketErrors::TokenNotAllowed(_)));
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::TokenNotAllowed(_)
+    ));
 }
 
 #[test]
@@ -140,7 +182,10 @@ fn create_order_reverts_when_id_exists() {
     let p = s.order(USDC, PRICE);
     s.create(0, p.clone());
     let r = s.try_create(0, p);
-    assert!(matches!(r.revert_as::<MarketErrors>(), MarketErrors::OrderExists(_)));
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::OrderExists(_)
+    ));
 }
 
 #[test]
@@ -150,9 +195,14 @@ fn create_order_reverts_when_paused() {
     let mut params = default_params();
     params.paused = true;
     let (gov, m) = (s.gov.address, s.market);
-    s.chain.send(gov, m, Market::setParamsCall { params_: params }).expect_success();
+    s.chain
+        .send(gov, m, Market::setParamsCall { params_: params })
+        .expect_success();
     let p = s.order(USDC, PRICE);
-    assert!(matches!(s.try_create(0, p).revert_as::<MarketErrors>(), MarketErrors::MarketPaused(_)));
+    assert!(matches!(
+        s.try_create(0, p).revert_as::<MarketErrors>(),
+        MarketErrors::MarketPaused(_)
+    ));
 }
 
 // ------------------------------------------------------------------ bid
@@ -163,10 +213,16 @@ fn bid_succeeds_and_tracks_lowest() {
     let id = s.create(0, s.order(USDC, PRICE));
     let r = s.bid(0, id, PRICE).expect_success();
     let ev = r.event::<Market::BidPlaced>();
-    assert_eq!((ev.orderId, ev.provider, ev.pricePerSecond.to::<u128>()), (id, s.provider(0), PRICE));
+    assert_eq!(
+        (ev.orderId, ev.provider, ev.pricePerSecond.to::<u128>()),
+        (id, s.provider(0), PRICE)
+    );
     s.bid(1, id, PRICE - 10).expect_success();
     let job = s.job(id);
-    assert_eq!((job.provider, job.ratePerSecond.to::<u128>()), (s.provider(1), PRICE - 10));
+    assert_eq!(
+        (job.provider, job.ratePerSecond.to::<u128>()),
+        (s.provider(1), PRICE - 10)
+    );
 }
 
 #[test]
@@ -174,14 +230,25 @@ fn bid_reverts_on_missing_or_closed_order() {
     // AUC-01: unknown, cancelled and awarded orders.
     let mut s = suite_with_providers(1);
     let r = s.bid(0, B256::repeat_byte(9), PRICE);
-    assert!(matches!(r.revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::OrderNotOpen(_)
+    ));
     let id = s.create(0, s.order(USDC, PRICE));
     let t = s.tenant(0);
     let m = s.market;
-    s.chain.send(t, m, Market::cancelOrderCall { orderId: id }).expect_success();
-    assert!(matches!(s.bid(0, id, PRICE).revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+    s.chain
+        .send(t, m, Market::cancelOrderCall { orderId: id })
+        .expect_success();
+    assert!(matches!(
+        s.bid(0, id, PRICE).revert_as::<MarketErrors>(),
+        MarketErrors::OrderNotOpen(_)
+    ));
     let leased = s.lease(10 * USDC);
-    assert!(matches!(s.bid(0, leased, PRICE / 2).revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+    assert!(matches!(
+        s.bid(0, leased, PRICE / 2).revert_as::<MarketErrors>(),
+        MarketErrors::OrderNotOpen(_)
+    ));
 }
 
 #[test]
@@ -195,7 +262,10 @@ fn bid_boundary_at_bidding_end() {
     s.chain.set_time(end);
     s.bid(1, id, PRICE - 1).expect_success();
     s.chain.set_time(end + 1);
-    assert!(matches!(s.bid(2, id, PRICE - 2).revert_as::<MarketErrors>(), MarketErrors::BiddingClosed(_)));
+    assert!(matches!(
+        s.bid(2, id, PRICE - 2).revert_as::<MarketErrors>(),
+        MarketErrors::BiddingClosed(_)
+    ));
 }
 
 #[test]
@@ -203,10 +273,19 @@ fn bid_reserve_and_minimum_bounds() {
     // AUC-03 and AUC-04.
     let mut s = suite_with_providers(1);
     let id = s.create(0, s.order(USDC, PRICE));
-    assert!(matches!(s.bid(0, id, PRICE + 1).revert_as::<MarketErrors>(), MarketErrors::BidAboveReserve(_)));
-    assert!(matches!(s.bid(0, id, 0).revert_as::<MarketErrors>(), MarketErrors::BidBelowMinimum(_)));
+    assert!(matches!(
+        s.bid(0, id, PRICE + 1).revert_as::<MarketErrors>(),
+        MarketErrors::BidAboveReserve(_)
+    ));
+    assert!(matches!(
+        s.bid(0, id, 0).revert_as::<MarketErrors>(),
+        MarketErrors::BidBelowMinimum(_)
+    ));
     let min = u128::from(default_params().minPricePerSecond);
-    assert!(matches!(s.bid(0, id, min - 1).revert_as::<MarketErrors>(), MarketErrors::BidBelowMinimum(_)));
+    assert!(matches!(
+        s.bid(0, id, min - 1).revert_as::<MarketErrors>(),
+        MarketErrors::BidBelowMinimum(_)
+    ));
     s.bid(0, id, PRICE).expect_success();
 }
 
@@ -233,13 +312,26 @@ fn bid_reverts_for_non_operator_and_capacity_mismatch() {
     let mut s = suite_with_providers(1);
     let id = s.create(0, s.order(USDC, PRICE));
     let (k, m) = (s.keeper.address, s.market);
-    let r = s.chain.send(k, m, Market::bidCall { orderId: id, price: U96::from(PRICE) });
-    assert!(matches!(r.revert_as::<MarketErrors>(), MarketErrors::NotAnOperator(_)));
+    let r = s.chain.send(
+        k,
+        m,
+        Market::bidCall {
+            orderId: id,
+            price: U96::from(PRICE),
+        },
+    );
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::NotAnOperator(_)
+    ));
     let mut p = s.order(USDC, PRICE);
     p.vramGiB = 81;
     p.salt = B256::with_last_byte(3);
     let big = s.create(0, p);
-    assert!(matches!(s.bid(0, big, PRICE).revert_as::<MarketErrors>(), MarketErrors::CapacityMismatch(_)));
+    assert!(matches!(
+        s.bid(0, big, PRICE).revert_as::<MarketErrors>(),
+        MarketErrors::CapacityMismatch(_)
+    ));
 }
 
 #[test]
@@ -250,10 +342,19 @@ fn bid_replaces_own_and_rejects_not_lower() {
     let id = s.create(0, s.order(USDC, PRICE));
     s.bid(0, id, PRICE).expect_success();
     s.bid(0, id, PRICE - 5).expect_success();
-    assert!(matches!(s.bid(0, id, PRICE).revert_as::<MarketErrors>(), MarketErrors::BidNotLowest(_)));
-    assert!(matches!(s.bid(1, id, PRICE - 5).revert_as::<MarketErrors>(), MarketErrors::BidNotLowest(_)));
+    assert!(matches!(
+        s.bid(0, id, PRICE).revert_as::<MarketErrors>(),
+        MarketErrors::BidNotLowest(_)
+    ));
+    assert!(matches!(
+        s.bid(1, id, PRICE - 5).revert_as::<MarketErrors>(),
+        MarketErrors::BidNotLowest(_)
+    ));
     let job = s.job(id);
-    assert_eq!((job.provider, job.ratePerSecond.to::<u128>()), (s.provider(0), PRICE - 5));
+    assert_eq!(
+        (job.provider, job.ratePerSecond.to::<u128>()),
+        (s.provider(0), PRICE - 5)
+    );
 }
 
 #[test]
@@ -264,9 +365,15 @@ fn bid_on_instant_order_awards_at_once() {
     let id = s.create(0, p);
     let r = s.bid(0, id, PRICE).expect_success();
     let ev = r.event::<Market::LeaseStarted>();
-    assert_eq!((ev.provider, ev.start.to::<u64>()), (s.provider(0), s.chain.now()));
+    assert_eq!(
+        (ev.provider, ev.start.to::<u64>()),
+        (s.provider(0), s.chain.now())
+    );
     assert_eq!(status(&mut s, id), LEASED);
-    assert!(matches!(s.bid(1, id, PRICE - 1).revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+    assert!(matches!(
+        s.bid(1, id, PRICE - 1).revert_as::<MarketErrors>(),
+        MarketErrors::OrderNotOpen(_)
+    ));
 }
 
 #[test]
@@ -287,7 +394,10 @@ fn bid_spam_keeps_award_cost_flat() {
     s.chain.warp(601);
     let k = s.keeper.address;
     let many = s.award(k, id, vec![]).expect_success().gas_used;
-    assert_eq!(many, single, "award gas must not depend on the number of bids");
+    assert_eq!(
+        many, single,
+        "award gas must not depend on the number of bids"
+    );
 }
 
 // ------------------------------------------------------------------ award
@@ -300,11 +410,23 @@ fn award_reverts_before_bidding_end_and_twice() {
     s.bid(0, id, PRICE).expect_success();
     let k = s.keeper.address;
     s.chain.warp(600);
-    assert!(matches!(s.award(k, id, vec![]).revert_as::<MarketErrors>(), MarketErrors::BiddingStillOpen(_)));
+    assert!(matches!(
+        s.award(k, id, vec![]).revert_as::<MarketErrors>(),
+        MarketErrors::BiddingStillOpen(_)
+    ));
     s.chain.warp(1);
-    let ev = s.award(k, id, vec![]).expect_success().event::<Market::LeaseStarted>();
-    assert_eq!((ev.provider, ev.tenant, ev.signedBid), (s.provider(0), s.tenant(0), false));
-    assert!(matches!(s.award(k, id, vec![]).revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+    let ev = s
+        .award(k, id, vec![])
+        .expect_success()
+        .event::<Market::LeaseStarted>();
+    assert_eq!(
+        (ev.provider, ev.tenant, ev.signedBid),
+        (s.provider(0), s.tenant(0), false)
+    );
+    assert!(matches!(
+        s.award(k, id, vec![]).revert_as::<MarketErrors>(),
+        MarketErrors::OrderNotOpen(_)
+    ));
 }
 
 #[test]
@@ -313,10 +435,19 @@ fn award_picks_lowest_signed_bid() {
     let id = s.create(0, s.order(USDC, PRICE));
     s.bid(0, id, PRICE).expect_success();
     s.chain.warp(601);
-    let bids = vec![s.signed_bid(1, id, PRICE - 3), s.signed_bid(2, id, PRICE - 7)];
+    let bids = vec![
+        s.signed_bid(1, id, PRICE - 3),
+        s.signed_bid(2, id, PRICE - 7),
+    ];
     let k = s.keeper.address;
-    let ev = s.award(k, id, bids).expect_success().event::<Market::LeaseStarted>();
-    assert_eq!((ev.provider, ev.ratePerSecond.to::<u128>(), ev.signedBid), (s.provider(2), PRICE - 7, true));
+    let ev = s
+        .award(k, id, bids)
+        .expect_success()
+        .event::<Market::LeaseStarted>();
+    assert_eq!(
+        (ev.provider, ev.ratePerSecond.to::<u128>(), ev.signedBid),
+        (s.provider(2), PRICE - 7, true)
+    );
 }
 
 #[test]
@@ -328,7 +459,10 @@ fn award_prefers_onchain_bid_on_tie() {
     s.chain.warp(601);
     let bids = vec![s.signed_bid(1, id, PRICE - 1)];
     let k = s.keeper.address;
-    let ev = s.award(k, id, bids).expect_success().event::<Market::LeaseStarted>();
+    let ev = s
+        .award(k, id, bids)
+        .expect_success()
+        .event::<Market::LeaseStarted>();
     assert_eq!(ev.provider, s.provider(0));
 }
 
@@ -348,12 +482,22 @@ fn award_skips_invalid_signed_bids() {
         s.signed_bid(0, other_id, PRICE - 10),
         expired,
         s.signed_bid(2, id, PRICE + 1),
-        SignedBid { pricePerSecond: U96::from(PRICE - 20), expiry: alloy::primitives::aliases::U48::from(u64::MAX >> 16), signature: vec![1u8; 65].into() },
+        SignedBid {
+            pricePerSecond: U96::from(PRICE - 20),
+            expiry: alloy::primitives::aliases::U48::from(u64::MAX >> 16),
+            signature: vec![1u8; 65].into(),
+        },
         s.signed_bid(3, id, PRICE - 2),
     ];
     let k = s.keeper.address;
-    let ev = s.award(k, id, bids).expect_success().event::<Market::LeaseStarted>();
-    assert_eq!((ev.provider, ev.ratePerSecond.to::<u128>()), (s.provider(3), PRICE - 2));
+    let ev = s
+        .award(k, id, bids)
+        .expect_success()
+        .event::<Market::LeaseStarted>();
+    assert_eq!(
+        (ev.provider, ev.ratePerSecond.to::<u128>()),
+        (s.provider(3), PRICE - 2)
+    );
 }
 
 #[test]
@@ -366,13 +510,19 @@ fn award_signed_bid_cannot_be_replayed_on_other_market() {
     // Re-sign the same bid for a different verifying contract: it no longer matches.
     let forged = gridlease_core::eip712::Bid::new(id, PRICE, bid.expiry.to())
         .sign(
-            &gridlease_core::eip712::market_domain(gridlease_tests::evm::CHAIN_ID, Address::repeat_byte(1)),
+            &gridlease_core::eip712::market_domain(
+                gridlease_tests::evm::CHAIN_ID,
+                Address::repeat_byte(1),
+            ),
             &s.providers[0].operator.key,
         )
         .expect("sign");
     bid.signature = forged.as_bytes().to_vec().into();
     let k = s.keeper.address;
-    assert!(matches!(s.award(k, id, vec![bid]).revert_as::<MarketErrors>(), MarketErrors::NoValidBid(_)));
+    assert!(matches!(
+        s.award(k, id, vec![bid]).revert_as::<MarketErrors>(),
+        MarketErrors::NoValidBid(_)
+    ));
 }
 
 #[test]
@@ -382,11 +532,22 @@ fn award_falls_back_when_winner_lost_collateral() {
     let id = s.create(0, s.order(USDC, PRICE));
     s.bid(0, id, PRICE - 10).expect_success();
     let (owner, staking) = (s.provider(0), s.staking);
-    s.chain.send(owner, staking, Staking::unbondCall { amount: U256::from(9_950 * USDC) }).expect_success();
+    s.chain
+        .send(
+            owner,
+            staking,
+            Staking::unbondCall {
+                amount: U256::from(9_950 * USDC),
+            },
+        )
+        .expect_success();
     s.chain.warp(601);
     let bids = vec![s.signed_bid(1, id, PRICE)];
     let k = s.keeper.address;
-    let ev = s.award(k, id, bids).expect_success().event::<Market::LeaseStarted>();
+    let ev = s
+        .award(k, id, bids)
+        .expect_success()
+        .event::<Market::LeaseStarted>();
     assert_eq!(ev.provider, s.provider(1));
 }
 
@@ -396,7 +557,10 @@ fn award_reverts_without_valid_bid() {
     let id = s.create(0, s.order(USDC, PRICE));
     s.chain.warp(601);
     let k = s.keeper.address;
-    assert!(matches!(s.award(k, id, vec![]).revert_as::<MarketErrors>(), MarketErrors::NoValidBid(_)));
+    assert!(matches!(
+        s.award(k, id, vec![]).revert_as::<MarketErrors>(),
+        MarketErrors::NoValidBid(_)
+    ));
 }
 
 #[test]
@@ -406,7 +570,10 @@ fn award_reverts_on_too_many_signed_bids() {
     s.chain.warp(601);
     let bids = vec![s.signed_bid(0, id, PRICE); 33];
     let k = s.keeper.address;
-    assert!(matches!(s.award(k, id, bids).revert_as::<MarketErrors>(), MarketErrors::TooManySignedBids(_)));
+    assert!(matches!(
+        s.award(k, id, bids).revert_as::<MarketErrors>(),
+        MarketErrors::TooManySignedBids(_)
+    ));
 }
 
 // ------------------------------------------------------------------ cancelOrder
@@ -419,12 +586,19 @@ fn cancel_order_refunds_tenant_in_full() {
     let id = s.create(0, s.order(7 * USDC, PRICE));
     s.bid(0, id, PRICE).expect_success();
     let (t, m) = (s.tenant(0), s.market);
-    let ev = s.chain.send(t, m, Market::cancelOrderCall { orderId: id }).expect_success().event::<Market::OrderCancelled>();
+    let ev = s
+        .chain
+        .send(t, m, Market::cancelOrderCall { orderId: id })
+        .expect_success()
+        .event::<Market::OrderCancelled>();
     assert_eq!(ev.refund.to::<u128>(), 7 * USDC);
     assert_eq!(s.balance(s.token, s.tenant(0)), before);
     assert_eq!(status(&mut s, id), CANCELLED);
     let again = s.chain.send(t, m, Market::cancelOrderCall { orderId: id });
-    assert!(matches!(again.revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+    assert!(matches!(
+        again.revert_as::<MarketErrors>(),
+        MarketErrors::OrderNotOpen(_)
+    ));
 }
 
 #[test]
@@ -436,9 +610,14 @@ fn cancel_order_by_anyone_only_after_award_grace() {
     let (k, m) = (s.keeper.address, s.market);
     s.chain.warp(600 + 3_600);
     let early = s.chain.send(k, m, Market::cancelOrderCall { orderId: id });
-    assert!(matches!(early.revert_as::<MarketErrors>(), MarketErrors::NotTenant(_)));
+    assert!(matches!(
+        early.revert_as::<MarketErrors>(),
+        MarketErrors::NotTenant(_)
+    ));
     s.chain.warp(1);
-    s.chain.send(k, m, Market::cancelOrderCall { orderId: id }).expect_success();
+    s.chain
+        .send(k, m, Market::cancelOrderCall { orderId: id })
+        .expect_success();
     assert_eq!(s.balance(s.token, s.tenant(0)), before);
 }
 
@@ -449,7 +628,10 @@ fn cancel_order_reverts_after_award() {
     let id = s.lease(10 * USDC);
     let (t, m) = (s.tenant(0), s.market);
     let r = s.chain.send(t, m, Market::cancelOrderCall { orderId: id });
-    assert!(matches!(r.revert_as::<MarketErrors>(), MarketErrors::OrderNotOpen(_)));
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::OrderNotOpen(_)
+    ));
 }
 
 // ------------------------------------------------------------------ topUp before award
@@ -462,7 +644,15 @@ fn top_up_open_order_adds_escrow() {
     s.approve(tok, t, m, USDC);
     let ev = s
         .chain
-        .send(t, m, Market::topUpCall { id, amount: U96::from(USDC), expectedProvider: Address::ZERO })
+        .send(
+            t,
+            m,
+            Market::topUpCall {
+                id,
+                amount: U96::from(USDC),
+                expectedProvider: Address::ZERO,
+            },
+        )
         .expect_success()
         .event::<Market::ToppedUp>();
     assert_eq!(ev.escrow.to::<u128>(), 2 * USDC);

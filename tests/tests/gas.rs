@@ -62,7 +62,11 @@ impl Probe {
 
     fn withdraw(&mut self) -> u64 {
         let (owner, m, token) = (self.s.provider(0), self.s.market, self.s.token);
-        self.s.chain.send(owner, m, Market::withdrawCall { token, to: owner }).expect_success().gas_used
+        self.s
+            .chain
+            .send(owner, m, Market::withdrawCall { token, to: owner })
+            .expect_success()
+            .gas_used
     }
 }
 
@@ -77,7 +81,13 @@ fn gas_snapshot() {
     let params = p.params(false);
     let (tok, m) = (p.s.token, p.s.market);
     p.s.approve(tok, t, m, 10 * USDC);
-    g.insert("create_order_approve", p.s.chain.send(t, m, Market::createOrderCall { p: params }).expect_success().gas_used);
+    g.insert(
+        "create_order_approve",
+        p.s.chain
+            .send(t, m, Market::createOrderCall { p: params })
+            .expect_success()
+            .gas_used,
+    );
     let params = p.params(false);
     let permit = p.s.create_with_permit(0, params).expect_success().gas_used;
     g.insert("create_order_permit", permit);
@@ -94,7 +104,10 @@ fn gas_snapshot() {
     g.insert("close_by_tenant", close);
     let withdraw = p.withdraw();
     g.insert("withdraw", withdraw);
-    g.insert("lifecycle_total_onchain_bid", permit + bid + award + close + withdraw);
+    g.insert(
+        "lifecycle_total_onchain_bid",
+        permit + bid + award + close + withdraw,
+    );
 
     // Lifecycle, signed bid path.
     let params = p.params(false);
@@ -107,7 +120,11 @@ fn gas_snapshot() {
     p.s.chain.warp(1_800);
     let close = p.s.close(t, id2).expect_success().gas_used;
     let (o1, tok) = (p.s.provider(1), p.s.token);
-    let withdraw = p.s.chain.send(o1, m, Market::withdrawCall { token: tok, to: o1 }).expect_success().gas_used;
+    let withdraw =
+        p.s.chain
+            .send(o1, m, Market::withdrawCall { token: tok, to: o1 })
+            .expect_success()
+            .gas_used;
     println!("signed path: create {create} award {award_signed} close {close} withdraw {withdraw}");
     g.insert("lifecycle_total", create + award_signed + close + withdraw);
 
@@ -117,15 +134,24 @@ fn gas_snapshot() {
         p.s.bid(i as usize, id, PRICE - i).expect_success();
     }
     p.s.chain.warp(601);
-    g.insert("award_10_bids", p.s.award(k, id, vec![]).expect_success().gas_used);
+    g.insert(
+        "award_10_bids",
+        p.s.award(k, id, vec![]).expect_success().gas_used,
+    );
 
     // Instant order: the bid is the award.
     let instant = p.order(true, true);
-    g.insert("bid_instant_award", p.s.bid(2, instant, PRICE).expect_success().gas_used);
+    g.insert(
+        "bid_instant_award",
+        p.s.bid(2, instant, PRICE).expect_success().gas_used,
+    );
 
     // Settle one lease, then a batch of 100 leases of one provider, by a keeper.
     p.s.chain.warp(60);
-    g.insert("settle_1_lease", p.s.settle(k, vec![instant]).expect_success().gas_used);
+    g.insert(
+        "settle_1_lease",
+        p.s.settle(k, vec![instant]).expect_success().gas_used,
+    );
     let mut ids = Vec::new();
     for _ in 0..100 {
         let id = p.order(true, false);
@@ -140,7 +166,10 @@ fn gas_snapshot() {
     g.insert("settle_batch_100_per_lease", batch / 100);
     // Closing an expired lease by a keeper.
     p.s.chain.warp(3_600);
-    g.insert("close_expired_by_keeper", p.s.close(k, ids[0]).expect_success().gas_used);
+    g.insert(
+        "close_expired_by_keeper",
+        p.s.close(k, ids[0]).expect_success().gas_used,
+    );
 
     // Bytecode sizes (EIP-170 limit 24,576).
     let (staking, market) = (p.s.staking, p.s.market);

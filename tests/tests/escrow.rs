@@ -1,0 +1,513 @@
+//! Market: streaming escrow, settlement, top-up, close, withdraw and governance (SECURITY.md B,
+//! D, F).
+
+use alloy::primitives::{Address, B256, U256, aliases::U96};
+use gridlease_bindings::Market::{self, MarketErrors};
+use gridlease_tests::fixture::*;
+
+/// Rate PRICE = 0.001 USDC/s = 1,000 units per second.
+const PER_SEC: u128 = 1_000;
+
+fn withdraw(s: &mut Suite, who: Address) -> u128 {
+    let (m, tok) = (s.market, s.token);
+    let r = s
+        .chain
+        .send(
+            who,
+            m,
+            Market::withdrawCall {
+                token: tok,
+                to: who,
+            },
+        )
+        .expect_success();
+    r.event::<Market::Withdrawn>().amount.to()
+}
+
+#[test]
+fn settle_pays_provider_fees_and_keeper_exactly() {
+    // ESC-04, KPR-04: 100 s at 1,000 units/s = 100,000; 1% protocol, 0.1% keeper.
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    s.chain.warp(100);
+    let k = s.keeper.address;
+    let r = s.settle(k, vec![id]).expect_success();
+    let ev = r.event::<Market::LeaseSettled>();
+    assert_eq!(ev.amount.to::<u128>(), 100 * PER_SEC);
+    assert_eq!(ev.escrowLeft.to::<u128>(), 10 * USDC - 100 * PER_SEC);
+    assert_eq!(s.credit(s.provider(0)), 100_000 - 1_000 - 100);
+    assert_eq!(s.credit(k), 100);
+    let fees: U256 = s
+        .chain
+        .view(s.market, Market::protocolFeesCall { token: s.token });
+    assert_eq!(fees, U256::from(1_000));
+}
+
+#[test]
+fn settle_is_idempotent_and_pays_no_fee_for_nothing() {
+    // KPR-04, ESC-16: a second settle in the same second changes nothing; empty batch, unknown
+    // and inactive ids are skipped, not reverted.
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    s.chain.warp(10);
+    let k = s.keeper.address;
+    s.settle(k, vec![id]).expect_success();
+    let keeper_credit = s.credit(k);
+    let r = s.settle(k, vec![id, B256::repeat_byte(3)]).expect_success();
+    assert!(r.events::<Market::LeaseSettled>().is_empty());
+    assert_eq!(s.credit(k), keeper_credit);
+    s.settle(k, vec![]).expect_success();
+    assert_eq!(s.credit(k), keeper_credit);
+}
+
+#[test]
+fn settle_by_party_pays_no_keeper_fee() {
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    s.chain.warp(100);
+    let t = s.tenant(0);
+    s.settle(t, vec![id]).expect_success();
+    // settle() pays the keeper fee to whoever calls; a tenant settling pays itself (a wash) and
+    // the provider's share is unchanged.
+    assert_eq!(s.credit(t), 100);
+    assert_eq!(s.credit(s.provider(0)), 100_000 - 1_000 - 100);
+}
+
+#[test]
+fn settle_path_independent_within_k_units() {
+    // ESC-05: k settlements pay at most k-1 units less than one settlement.
+    let mut one = Suite::new();
+    let a = one.lease(10 * USDC);
+    let mut many = Suite::new();
+    let b = many.lease(10 * USDC);
+    let t0 = one.tenant(0);
+    let mut k = 0u128;
+    for step in [1u64, 7, 13, 29, 61, 3, 300] {
+        many.chain.warp(step);
+        many.settle(t0, vec![b]).expect_success();
+        k += 1;
+        one.chain.warp(step);
+    }
+    one.settle(t0, vec![a]).expect_success();
+    let (ja, jb) = (one.job(a), many.job(b));
+    let paid_one = 10 * USDC - ja.escrow.to::<u128>();
+    let paid_many = 10 * USDC - jb.escrow.to::<u128>();
+    assert!(
+        paid_many <= paid_one && paid_one - paid_many < k,
+        "{paid_one} vs {paid_many}"
+    );
+}
+
+#[test]
+fn settle_caps_at_escrow_and_flags_low_balance() {
+    // ESC-07, ESC-15: a long gap pays exactly the deposit, never more; low balance is signalled.
+    let mut s = Suite::new();
+    let id = s.lease(USDC); // 1,000 s of runway, low-balance window 600 s
+    s.chain.warp(450);
+    let r = s.settle(s.tenant(0), vec![id]).expect_success();
+    let low = r.event::<Market::LowBalance>();
+    assert_eq!(low.escrowLeft.to::<u128>(), USDC - 450 * PER_SEC);
+    assert_eq!(low.depletesAt.to::<u64>(), s.chain.now() + 550);
+    assert!(s.job(id).lowBalance);
+    // ESC-15: a gap far past depletion (but before expiry) pays exactly the rest of the deposit.
+    s.chain.warp(2_000);
+    let paid = s
+        .settle(s.tenant(0), vec![id])
+        .expect_success()
+        .event::<Market::LeaseSettled>();
+    assert_eq!(paid.amount.to::<u128>(), USDC - 450 * PER_SEC);
+    assert_eq!(s.job(id).escrow, U96::ZERO);
+    let k = s.keeper.address;
+    let r = s
+        .close(k, id)
+        .expect_success()
+        .event::<Market::LeaseClosed>();
+    assert_eq!((r.reason as u8, r.refund.to::<u128>()), (3, 0)); // Exhausted, nothing back
+}
+
+#[test]
+fn top_up_after_depletion_reverts_and_nothing_paid_for_gap() {
+    // ESC-08.
+    let mut s = Suite::new();
+    let id = s.lease(USDC);
+    s.chain.warp(2_000);
+    let (t, m, tok, p) = (s.tenant(0), s.market, s.token, s.provider(0));
+    s.approve(tok, t, m, USDC);
+    let r = s.chain.send(
+        t,
+        m,
+        Market::topUpCall {
+            id,
+            amount: U96::from(USDC),
+            expectedProvider: p,
+        },
+    );
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::LeaseDepleted(_)
+    ));
+}
+
+#[test]
+fn top_up_while_streaming_extends_runway() {
+    let mut s = Suite::new();
+    let id = s.lease(USDC);
+    s.chain.warp(500);
+    let (t, m, tok, p) = (s.tenant(0), s.market, s.token, s.provider(0));
+    s.approve(tok, t, m, USDC);
+    let r = s
+        .chain
+        .send(
+            t,
+            m,
+            Market::topUpCall {
+                id,
+                amount: U96::from(USDC),
+                expectedProvider: p,
+            },
+        )
+        .expect_success();
+    assert_eq!(
+        r.event::<Market::ToppedUp>().escrow.to::<u128>(),
+        2 * USDC - 500 * PER_SEC
+    );
+    assert!(!s.job(id).lowBalance);
+}
+
+#[test]
+fn top_up_reverts_on_wrong_provider_or_zero() {
+    // AUC-16: a top-up names the provider it expects.
+    let mut s = Suite::new();
+    let id = s.lease(USDC);
+    let (t, m) = (s.tenant(0), s.market);
+    let r = s.chain.send(
+        t,
+        m,
+        Market::topUpCall {
+            id,
+            amount: U96::from(1u64),
+            expectedProvider: s.provider(1),
+        },
+    );
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::ProviderMismatch(_)
+    ));
+    let r = s.chain.send(
+        t,
+        m,
+        Market::topUpCall {
+            id,
+            amount: U96::ZERO,
+            expectedProvider: s.provider(0),
+        },
+    );
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::ZeroAmountMarket(_)
+    ));
+}
+
+#[test]
+fn close_by_tenant_settles_and_refunds() {
+    // ESC-09: provider gets earned, tenant gets deposit - earned; a second close reverts.
+    let mut s = Suite::new();
+    let before = s.balance(s.token, s.tenant(0));
+    let id = s.lease(10 * USDC);
+    s.chain.warp(100);
+    let t = s.tenant(0);
+    let ev = s
+        .close(t, id)
+        .expect_success()
+        .event::<Market::LeaseClosed>();
+    assert_eq!((ev.reason as u8, ev.paid.to::<u128>()), (0, 100 * PER_SEC));
+    assert_eq!(ev.refund.to::<u128>(), 10 * USDC - 100 * PER_SEC);
+    assert_eq!(s.balance(s.token, t), before - 100 * PER_SEC);
+    let p0 = s.provider(0);
+    assert_eq!(withdraw(&mut s, p0), 100_000 - 1_000);
+    assert!(matches!(
+        s.close(t, id).revert_as::<MarketErrors>(),
+        MarketErrors::LeaseNotActive(_)
+    ));
+    // Collateral released.
+    let info = s.chain.view(
+        s.staking,
+        gridlease_bindings::Staking::providerInfoCall {
+            provider: s.provider(0),
+        },
+    );
+    assert_eq!(info.locked, 0);
+}
+
+#[test]
+fn close_by_provider_operator_allowed() {
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    let op = s.operator(0);
+    let ev = s
+        .close(op, id)
+        .expect_success()
+        .event::<Market::LeaseClosed>();
+    assert_eq!(ev.reason as u8, 1);
+}
+
+#[test]
+fn close_by_third_party_only_when_expired() {
+    // KPR-01/KPR-02: conditions re-checked on chain.
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    let k = s.keeper.address;
+    assert!(matches!(
+        s.close(k, id).revert_as::<MarketErrors>(),
+        MarketErrors::LeaseNotClosable(_)
+    ));
+    s.chain.warp(3_600);
+    let ev = s
+        .close(k, id)
+        .expect_success()
+        .event::<Market::LeaseClosed>();
+    assert_eq!(
+        (ev.reason as u8, ev.paid.to::<u128>()),
+        (2, 3_600 * PER_SEC)
+    );
+    assert_eq!(ev.keeperFee.to::<u128>(), 3_600);
+    // Not charged after close: time passing changes nothing.
+    s.chain.warp(10_000);
+    assert_eq!(
+        s.chain.view(s.market, Market::accruedCall { leaseId: id }),
+        U96::ZERO
+    );
+}
+
+#[test]
+fn close_race_second_keeper_reverts() {
+    // KPR-03: two keepers, same close; the first wins, the second reverts cheaply.
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    s.chain.warp(3_600);
+    let (k1, k2) = (s.keeper.address, s.tenants[3].address);
+    s.close(k1, id).expect_success();
+    let r = s.close(k2, id);
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::LeaseNotActive(_)
+    ));
+    assert!(r.gas_used < 40_000);
+    assert_eq!(s.credit(k2), 0);
+}
+
+#[test]
+fn withdraw_reverts_on_zero_recipient_or_nothing() {
+    // ESC-10.
+    let mut s = Suite::new();
+    let (m, tok, p) = (s.market, s.token, s.provider(0));
+    let r = s.chain.send(
+        p,
+        m,
+        Market::withdrawCall {
+            token: tok,
+            to: Address::ZERO,
+        },
+    );
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::ZeroAddressMarket(_)
+    ));
+    let r = s
+        .chain
+        .send(p, m, Market::withdrawCall { token: tok, to: p });
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::NothingToWithdrawMarket(_)
+    ));
+}
+
+#[test]
+fn withdraw_only_moves_own_credit() {
+    // ESC-10/PD-08: the operator (hot key) cannot withdraw the provider's earnings.
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    s.chain.warp(100);
+    let t = s.tenant(0);
+    s.close(t, id).expect_success();
+    let (m, tok, op) = (s.market, s.token, s.operator(0));
+    let r = s
+        .chain
+        .send(op, m, Market::withdrawCall { token: tok, to: op });
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::NothingToWithdrawMarket(_)
+    ));
+    assert_eq!(s.credit(s.provider(0)), 99_000);
+}
+
+#[test]
+fn withdraw_fees_goes_to_treasury() {
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    s.chain.warp(100);
+    let t = s.tenant(0);
+    s.close(t, id).expect_success();
+    let (m, tok, k, tr) = (s.market, s.token, s.keeper.address, s.treasury.address);
+    s.chain
+        .send(k, m, Market::withdrawFeesCall { token: tok })
+        .expect_success();
+    assert_eq!(s.balance(tok, tr), 1_000);
+}
+
+#[test]
+fn fee_change_is_not_retroactive() {
+    // ESC-11: the fee is fixed at award.
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    let mut params = default_params();
+    params.protocolFeeBps = 1_000;
+    let (gov, m) = (s.gov.address, s.market);
+    s.chain
+        .send(gov, m, Market::setParamsCall { params_: params })
+        .expect_success();
+    s.chain.warp(100);
+    let t = s.tenant(0);
+    let ev = s
+        .close(t, id)
+        .expect_success()
+        .event::<Market::LeaseClosed>();
+    assert_eq!(ev.protocolFee.to::<u128>(), 1_000);
+}
+
+#[test]
+fn pause_blocks_new_money_but_not_exits() {
+    // ESC-12: accrual continues, settle/close/withdraw work while paused.
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    let mut params = default_params();
+    params.paused = true;
+    let (gov, m) = (s.gov.address, s.market);
+    s.chain
+        .send(gov, m, Market::setParamsCall { params_: params })
+        .expect_success();
+    s.chain.warp(100);
+    let t = s.tenant(0);
+    s.settle(t, vec![id]).expect_success();
+    s.close(t, id).expect_success();
+    let p0 = s.provider(0);
+    // The tenant settled and so took the 0.1% keeper fee (100 units) of the 100,000 settled.
+    assert_eq!(withdraw(&mut s, p0), 98_900);
+}
+
+#[test]
+fn governance_setters_reject_non_owner_and_out_of_bounds() {
+    // ADM-01, ADM-04.
+    let mut s = Suite::new();
+    let m = s.market;
+    for who in [s.keeper.address, s.tenant(0), s.provider(0)] {
+        let r = s.chain.send(
+            who,
+            m,
+            Market::setParamsCall {
+                params_: default_params(),
+            },
+        );
+        assert!(matches!(
+            r.revert_as::<MarketErrors>(),
+            MarketErrors::OwnableUnauthorizedAccount(_)
+        ));
+        let r = s
+            .chain
+            .send(who, m, Market::setTreasuryCall { treasury_: who });
+        assert!(matches!(
+            r.revert_as::<MarketErrors>(),
+            MarketErrors::OwnableUnauthorizedAccount(_)
+        ));
+        let r = s.chain.send(
+            who,
+            m,
+            Market::configureTokenCall {
+                token: who,
+                allowed: true,
+            },
+        );
+        assert!(matches!(
+            r.revert_as::<MarketErrors>(),
+            MarketErrors::OwnableUnauthorizedAccount(_)
+        ));
+    }
+    let gov = s.gov.address;
+    let bad: Vec<Box<dyn Fn(&mut gridlease_bindings::IMarket::Params)>> = vec![
+        Box::new(|p| p.protocolFeeBps = 1_001),
+        Box::new(|p| p.keeperFeeBps = 101),
+        Box::new(|p| p.minPricePerSecond = 0),
+        Box::new(|p| p.maxBidWindow = 0),
+        Box::new(|p| p.awardGrace = 59),
+        Box::new(|p| p.lowBalanceWindow = 7 * 86_400 + 1),
+        Box::new(|p| p.maxLeaseDuration = 7 * 86_400 + 1), // > unbonding / 2 (STK-03)
+    ];
+    for mutate in bad {
+        let mut p = default_params();
+        mutate(&mut p);
+        let r = s.chain.send(gov, m, Market::setParamsCall { params_: p });
+        assert!(matches!(
+            r.revert_as::<MarketErrors>(),
+            MarketErrors::ParameterOutOfBounds(_)
+        ));
+    }
+}
+
+#[test]
+fn ownership_transfer_is_two_step() {
+    // ADM-02.
+    let mut s = Suite::new();
+    let (gov, m, new_owner, outsider) = (s.gov.address, s.market, s.tenant(3), s.keeper.address);
+    s.chain
+        .send(
+            gov,
+            m,
+            Market::transferOwnershipCall {
+                newOwner: new_owner,
+            },
+        )
+        .expect_success();
+    let r = s.chain.send(outsider, m, Market::acceptOwnershipCall {});
+    assert!(matches!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::OwnableUnauthorizedAccount(_)
+    ));
+    s.chain
+        .send(new_owner, m, Market::acceptOwnershipCall {})
+        .expect_success();
+    assert_eq!(s.chain.view(m, Market::ownerCall {}), new_owner);
+}
+
+#[test]
+fn accrual_never_overflows_at_extremes() {
+    // ESC-06, TOK-10: maximum rate, maximum escrow, decades of elapsed time.
+    let mut s = Suite::new();
+    s.register(0, 10_000 * USDC);
+    let max96 = (1u128 << 96) - 1;
+    s.mint(s.token, s.tenant(1), max96);
+    let mut p = s.order(max96, max96);
+    p.salt = B256::with_last_byte(9);
+    p.instant = true;
+    let id = s.create(1, p);
+    s.bid(0, id, max96).expect_success();
+    s.chain.warp(100 * 365 * 86_400);
+    let t = s.tenant(1);
+    let settled = s
+        .settle(t, vec![id])
+        .expect_success()
+        .event::<Market::LeaseSettled>();
+    let ev = s
+        .close(t, id)
+        .expect_success()
+        .event::<Market::LeaseClosed>();
+    // Billing stopped at expiry (one hour), and every unit is accounted for.
+    assert_eq!(
+        settled.amount.to::<u128>(),
+        max96 * 3_600 / 1_000_000_000_000
+    );
+    assert_eq!(
+        settled.amount.to::<u128>() + ev.paid.to::<u128>() + ev.refund.to::<u128>(),
+        max96
+    );
+    assert_eq!(s.job(id).status as u8, 3);
+}
