@@ -1,5 +1,7 @@
 //! Market: order creation, bidding, award and cancellation (SECURITY.md section A).
 
+#![allow(clippy::type_complexity)] // tables of field mutators
+
 use alloy::primitives::{Address, B256, U256, aliases::U96};
 use gridlease_bindings::{
     IMarket::SignedBid,
@@ -17,7 +19,7 @@ fn suite_with_providers(n: usize) -> Suite {
 }
 
 fn status(s: &mut Suite, id: B256) -> u8 {
-    s.job(id).status as u8
+    s.job(id).status
 }
 
 const OPEN: u8 = 1;

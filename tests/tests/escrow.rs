@@ -1,6 +1,8 @@
 //! Market: streaming escrow, settlement, top-up, close, withdraw and governance (SECURITY.md B,
 //! D, F).
 
+#![allow(clippy::type_complexity)] // tables of field mutators
+
 use alloy::primitives::{Address, B256, U256, aliases::U96};
 use gridlease_bindings::Market::{self, MarketErrors};
 use gridlease_tests::fixture::*;
@@ -122,7 +124,7 @@ fn settle_caps_at_escrow_and_flags_low_balance() {
         .close(k, id)
         .expect_success()
         .event::<Market::LeaseClosed>();
-    assert_eq!((r.reason as u8, r.refund.to::<u128>()), (3, 0)); // Exhausted, nothing back
+    assert_eq!((r.reason, r.refund.to::<u128>()), (3, 0)); // Exhausted, nothing back
 }
 
 #[test]
@@ -220,7 +222,7 @@ fn close_by_tenant_settles_and_refunds() {
         .close(t, id)
         .expect_success()
         .event::<Market::LeaseClosed>();
-    assert_eq!((ev.reason as u8, ev.paid.to::<u128>()), (0, 100 * PER_SEC));
+    assert_eq!((ev.reason, ev.paid.to::<u128>()), (0, 100 * PER_SEC));
     assert_eq!(ev.refund.to::<u128>(), 10 * USDC - 100 * PER_SEC);
     assert_eq!(s.balance(s.token, t), before - 100 * PER_SEC);
     let p0 = s.provider(0);
@@ -248,7 +250,7 @@ fn close_by_provider_operator_allowed() {
         .close(op, id)
         .expect_success()
         .event::<Market::LeaseClosed>();
-    assert_eq!(ev.reason as u8, 1);
+    assert_eq!(ev.reason, 1);
 }
 
 #[test]
@@ -266,10 +268,7 @@ fn close_by_third_party_only_when_expired() {
         .close(k, id)
         .expect_success()
         .event::<Market::LeaseClosed>();
-    assert_eq!(
-        (ev.reason as u8, ev.paid.to::<u128>()),
-        (2, 3_600 * PER_SEC)
-    );
+    assert_eq!((ev.reason, ev.paid.to::<u128>()), (2, 3_600 * PER_SEC));
     assert_eq!(ev.keeperFee.to::<u128>(), 3_600);
     // Not charged after close: time passing changes nothing.
     s.chain.warp(10_000);
@@ -509,5 +508,5 @@ fn accrual_never_overflows_at_extremes() {
         settled.amount.to::<u128>() + ev.paid.to::<u128>() + ev.refund.to::<u128>(),
         max96
     );
-    assert_eq!(s.job(id).status as u8, 3);
+    assert_eq!(s.job(id).status, 3);
 }
