@@ -6,6 +6,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
+import {IMarket} from "./interfaces/IMarket.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {TokenFlow} from "./libraries/TokenFlow.sol";
 
@@ -119,9 +120,11 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         }
         p.unbonding += amt;
         _totalUnbonding += amt;
-        // A new unbond restarts the clock for everything queued: stake can never leave sooner than
-        // one full period after the provider last chose to reduce it.
+        // A new unbond restarts the clock for everything queued, and never brings an earlier
+        // release forward: after governance shortens the period, queued stake still waits its
+        // original time and stays slashable (STK-16).
         uint48 releaseAt = uint48(block.timestamp) + _unbondingPeriod;
+        if (releaseAt < p.releaseAt) releaseAt = p.releaseAt;
         p.releaseAt = releaseAt;
         emit Unbonded(msg.sender, amount, p.unbonding, releaseAt);
     }
@@ -365,6 +368,15 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     function _setUnbondingPeriod(uint48 period) private {
         if (period < MIN_UNBONDING_PERIOD || period > MAX_UNBONDING_PERIOD) {
             revert StakingParameterOutOfBounds("unbondingPeriod", period, MIN_UNBONDING_PERIOD, MAX_UNBONDING_PERIOD);
+        }
+        // Leases must end before the stake collateralising them can finish unbonding (STK-03): the
+        // market enforces maxLeaseDuration <= period / 2 on its side, and this keeps it true here.
+        address market_ = _market;
+        if (market_.code.length != 0) {
+            uint256 minPeriod = uint256(IMarket(market_).params().maxLeaseDuration) * 2;
+            if (period < minPeriod) {
+                revert StakingParameterOutOfBounds("unbondingPeriod", period, minPeriod, MAX_UNBONDING_PERIOD);
+            }
         }
         _unbondingPeriod = period;
         emit UnbondingPeriodSet(period);
