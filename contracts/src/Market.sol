@@ -157,18 +157,17 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         Job storage job = _jobs[id];
         Status status = job.state.status;
         if (status != Status.Open && status != Status.Leased) revert LeaseNotActive(id, status);
-        if (status == Status.Leased) {
-            address provider = address(uint160(job.d));
-            if (provider != expectedProvider) revert ProviderMismatch(id, expectedProvider, provider);
-        }
         uint8 tokenId = job.state.tokenId;
         TokenSlot memory slot = _tokenSlots[tokenId];
         if (status == Status.Leased) {
+            uint256 d = job.d;
+            address provider = address(uint160(d));
+            if (provider != expectedProvider) revert ProviderMismatch(id, expectedProvider, provider);
             // Settle first so the new money only pays for time from now on; a lease that already
             // ran dry cannot be revived, so nothing is ever paid for the gap (ESC-08).
-            Tally memory tally = Tally(tokenId, expectedProvider, 0, 0, 0, 0);
+            Tally memory tally = Tally(tokenId, provider, 0, 0, 0, 0);
             State storage st = job.state;
-            _accrue(id, st, uint96(job.d >> 160), slot.scale, tally, false, true);
+            _accrue(id, st, uint96(d >> 160), slot.scale, tally, false, true);
             _flush(tally, slot.token);
             if (st.escrow == 0) revert LeaseDepleted(id);
         }
@@ -516,7 +515,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         for (uint256 i; i < bids.length; ++i) {
             SignedBid calldata b = bids[i];
             uint96 price = b.pricePerSecond;
-            if (b.expiry < block.timestamp || price > terms.maxPrice || price < minPrice || price == 0) continue;
+            if (b.expiry < block.timestamp || price > terms.maxPrice || price < minPrice) continue;
             if (bestProvider != address(0) && price >= bestPrice) continue;
             (address operator, ECDSA.RecoverError err,) =
                 ECDSA.tryRecover(bidDigest(orderId, price, b.expiry), b.signature);
@@ -596,7 +595,8 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
 
     function _checkPrice(uint96 price, uint96 maxPrice, uint64 minPrice) private pure {
         if (price > maxPrice) revert BidAboveReserve(price, maxPrice);
-        if (price < minPrice || price == 0) revert BidBelowMinimum(price, minPrice);
+        // minPricePerSecond >= 1 (see _setParams), so this also refuses a zero price (AUC-04).
+        if (price < minPrice) revert BidBelowMinimum(price, minPrice);
     }
 
     function _fits(Terms memory t, IStaking.Capacity memory c) private pure returns (bool) {

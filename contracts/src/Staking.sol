@@ -4,7 +4,6 @@ pragma solidity 0.8.30;
 import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {IMarket} from "./interfaces/IMarket.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
@@ -15,7 +14,6 @@ import {TokenFlow} from "./libraries/TokenFlow.sol";
 /// @dev Token conservation: `stakeToken.balanceOf(this) == totalStaked + totalUnbonding +
 /// totalCredits` for standard tokens (donations only ever add to the left side).
 contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
-    using SafeCast for uint256;
     using TokenFlow for IERC20;
 
     /// @notice Shortest allowed unbonding period. Must exceed the longest lease plus the

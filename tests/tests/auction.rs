@@ -8,7 +8,7 @@ use gridlease_bindings::{
     Market::{self, MarketErrors},
     Staking,
 };
-use gridlease_tests::fixture::*;
+use gridlease_tests::{assert_revert, fixture::*};
 
 fn suite_with_providers(n: usize) -> Suite {
     let mut s = Suite::new();
@@ -124,10 +124,7 @@ fn create_order_with_permit_reverts_when_permit_invalid_and_no_allowance() {
             s: sig_s,
         },
     );
-    assert!(matches!(
-        rc.revert_as::<MarketErrors>(),
-        MarketErrors::InsufficientAllowance(_)
-    ));
+    assert_revert!(rc, MarketErrors::InsufficientAllowance);
 }
 
 #[test]
@@ -172,10 +169,7 @@ fn create_order_reverts_when_token_not_allowed() {
     p.token = other;
     s.mint(other, s.tenant(0), USDC);
     let r = s.try_create(0, p);
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::TokenNotAllowed(_)
-    ));
+    assert_revert!(r, MarketErrors::TokenNotAllowed);
 }
 
 #[test]
@@ -184,10 +178,7 @@ fn create_order_reverts_when_id_exists() {
     let p = s.order(USDC, PRICE);
     s.create(0, p.clone());
     let r = s.try_create(0, p);
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::OrderExists(_)
-    ));
+    assert_revert!(r, MarketErrors::OrderExists);
 }
 
 #[test]
@@ -201,10 +192,7 @@ fn create_order_reverts_when_paused() {
         .send(gov, m, Market::setParamsCall { params_: params })
         .expect_success();
     let p = s.order(USDC, PRICE);
-    assert!(matches!(
-        s.try_create(0, p).revert_as::<MarketErrors>(),
-        MarketErrors::MarketPaused(_)
-    ));
+    assert_revert!(s.try_create(0, p), MarketErrors::MarketPaused);
 }
 
 // ------------------------------------------------------------------ bid
@@ -232,25 +220,16 @@ fn bid_reverts_on_missing_or_closed_order() {
     // AUC-01: unknown, cancelled and awarded orders.
     let mut s = suite_with_providers(1);
     let r = s.bid(0, B256::repeat_byte(9), PRICE);
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::OrderNotOpen(_)
-    ));
+    assert_revert!(r, MarketErrors::OrderNotOpen);
     let id = s.create(0, s.order(USDC, PRICE));
     let t = s.tenant(0);
     let m = s.market;
     s.chain
         .send(t, m, Market::cancelOrderCall { orderId: id })
         .expect_success();
-    assert!(matches!(
-        s.bid(0, id, PRICE).revert_as::<MarketErrors>(),
-        MarketErrors::OrderNotOpen(_)
-    ));
+    assert_revert!(s.bid(0, id, PRICE), MarketErrors::OrderNotOpen);
     let leased = s.lease(10 * USDC);
-    assert!(matches!(
-        s.bid(0, leased, PRICE / 2).revert_as::<MarketErrors>(),
-        MarketErrors::OrderNotOpen(_)
-    ));
+    assert_revert!(s.bid(0, leased, PRICE / 2), MarketErrors::OrderNotOpen);
 }
 
 #[test]
@@ -264,10 +243,7 @@ fn bid_boundary_at_bidding_end() {
     s.chain.set_time(end);
     s.bid(1, id, PRICE - 1).expect_success();
     s.chain.set_time(end + 1);
-    assert!(matches!(
-        s.bid(2, id, PRICE - 2).revert_as::<MarketErrors>(),
-        MarketErrors::BiddingClosed(_)
-    ));
+    assert_revert!(s.bid(2, id, PRICE - 2), MarketErrors::BiddingClosed);
 }
 
 #[test]
@@ -275,19 +251,10 @@ fn bid_reserve_and_minimum_bounds() {
     // AUC-03 and AUC-04.
     let mut s = suite_with_providers(1);
     let id = s.create(0, s.order(USDC, PRICE));
-    assert!(matches!(
-        s.bid(0, id, PRICE + 1).revert_as::<MarketErrors>(),
-        MarketErrors::BidAboveReserve(_)
-    ));
-    assert!(matches!(
-        s.bid(0, id, 0).revert_as::<MarketErrors>(),
-        MarketErrors::BidBelowMinimum(_)
-    ));
+    assert_revert!(s.bid(0, id, PRICE + 1), MarketErrors::BidAboveReserve);
+    assert_revert!(s.bid(0, id, 0), MarketErrors::BidBelowMinimum);
     let min = u128::from(default_params().minPricePerSecond);
-    assert!(matches!(
-        s.bid(0, id, min - 1).revert_as::<MarketErrors>(),
-        MarketErrors::BidBelowMinimum(_)
-    ));
+    assert_revert!(s.bid(0, id, min - 1), MarketErrors::BidBelowMinimum);
     s.bid(0, id, PRICE).expect_success();
 }
 
@@ -322,18 +289,12 @@ fn bid_reverts_for_non_operator_and_capacity_mismatch() {
             price: U96::from(PRICE),
         },
     );
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::NotAnOperator(_)
-    ));
+    assert_revert!(r, MarketErrors::NotAnOperator);
     let mut p = s.order(USDC, PRICE);
     p.vramGiB = 81;
     p.salt = B256::with_last_byte(3);
     let big = s.create(0, p);
-    assert!(matches!(
-        s.bid(0, big, PRICE).revert_as::<MarketErrors>(),
-        MarketErrors::CapacityMismatch(_)
-    ));
+    assert_revert!(s.bid(0, big, PRICE), MarketErrors::CapacityMismatch);
 }
 
 #[test]
@@ -344,14 +305,8 @@ fn bid_replaces_own_and_rejects_not_lower() {
     let id = s.create(0, s.order(USDC, PRICE));
     s.bid(0, id, PRICE).expect_success();
     s.bid(0, id, PRICE - 5).expect_success();
-    assert!(matches!(
-        s.bid(0, id, PRICE).revert_as::<MarketErrors>(),
-        MarketErrors::BidNotLowest(_)
-    ));
-    assert!(matches!(
-        s.bid(1, id, PRICE - 5).revert_as::<MarketErrors>(),
-        MarketErrors::BidNotLowest(_)
-    ));
+    assert_revert!(s.bid(0, id, PRICE), MarketErrors::BidNotLowest);
+    assert_revert!(s.bid(1, id, PRICE - 5), MarketErrors::BidNotLowest);
     let job = s.job(id);
     assert_eq!(
         (job.provider, job.ratePerSecond.to::<u128>()),
@@ -372,10 +327,7 @@ fn bid_on_instant_order_awards_at_once() {
         (s.provider(0), s.chain.now())
     );
     assert_eq!(status(&mut s, id), LEASED);
-    assert!(matches!(
-        s.bid(1, id, PRICE - 1).revert_as::<MarketErrors>(),
-        MarketErrors::OrderNotOpen(_)
-    ));
+    assert_revert!(s.bid(1, id, PRICE - 1), MarketErrors::OrderNotOpen);
 }
 
 #[test]
@@ -412,10 +364,7 @@ fn award_reverts_before_bidding_end_and_twice() {
     s.bid(0, id, PRICE).expect_success();
     let k = s.keeper.address;
     s.chain.warp(600);
-    assert!(matches!(
-        s.award(k, id, vec![]).revert_as::<MarketErrors>(),
-        MarketErrors::BiddingStillOpen(_)
-    ));
+    assert_revert!(s.award(k, id, vec![]), MarketErrors::BiddingStillOpen);
     s.chain.warp(1);
     let ev = s
         .award(k, id, vec![])
@@ -425,10 +374,7 @@ fn award_reverts_before_bidding_end_and_twice() {
         (ev.provider, ev.tenant, ev.signedBid),
         (s.provider(0), s.tenant(0), false)
     );
-    assert!(matches!(
-        s.award(k, id, vec![]).revert_as::<MarketErrors>(),
-        MarketErrors::OrderNotOpen(_)
-    ));
+    assert_revert!(s.award(k, id, vec![]), MarketErrors::OrderNotOpen);
 }
 
 #[test]
@@ -521,10 +467,7 @@ fn award_signed_bid_cannot_be_replayed_on_other_market() {
         .expect("sign");
     bid.signature = forged.as_bytes().to_vec().into();
     let k = s.keeper.address;
-    assert!(matches!(
-        s.award(k, id, vec![bid]).revert_as::<MarketErrors>(),
-        MarketErrors::NoValidBid(_)
-    ));
+    assert_revert!(s.award(k, id, vec![bid]), MarketErrors::NoValidBid);
 }
 
 #[test]
@@ -559,10 +502,7 @@ fn award_reverts_without_valid_bid() {
     let id = s.create(0, s.order(USDC, PRICE));
     s.chain.warp(601);
     let k = s.keeper.address;
-    assert!(matches!(
-        s.award(k, id, vec![]).revert_as::<MarketErrors>(),
-        MarketErrors::NoValidBid(_)
-    ));
+    assert_revert!(s.award(k, id, vec![]), MarketErrors::NoValidBid);
 }
 
 #[test]
@@ -572,10 +512,7 @@ fn award_reverts_on_too_many_signed_bids() {
     s.chain.warp(601);
     let bids = vec![s.signed_bid(0, id, PRICE); 33];
     let k = s.keeper.address;
-    assert!(matches!(
-        s.award(k, id, bids).revert_as::<MarketErrors>(),
-        MarketErrors::TooManySignedBids(_)
-    ));
+    assert_revert!(s.award(k, id, bids), MarketErrors::TooManySignedBids);
 }
 
 // ------------------------------------------------------------------ cancelOrder
@@ -597,10 +534,7 @@ fn cancel_order_refunds_tenant_in_full() {
     assert_eq!(s.balance(s.token, s.tenant(0)), before);
     assert_eq!(status(&mut s, id), CANCELLED);
     let again = s.chain.send(t, m, Market::cancelOrderCall { orderId: id });
-    assert!(matches!(
-        again.revert_as::<MarketErrors>(),
-        MarketErrors::OrderNotOpen(_)
-    ));
+    assert_revert!(again, MarketErrors::OrderNotOpen);
 }
 
 #[test]
@@ -612,10 +546,7 @@ fn cancel_order_by_anyone_only_after_award_grace() {
     let (k, m) = (s.keeper.address, s.market);
     s.chain.warp(600 + 3_600);
     let early = s.chain.send(k, m, Market::cancelOrderCall { orderId: id });
-    assert!(matches!(
-        early.revert_as::<MarketErrors>(),
-        MarketErrors::NotTenant(_)
-    ));
+    assert_revert!(early, MarketErrors::NotTenant);
     s.chain.warp(1);
     s.chain
         .send(k, m, Market::cancelOrderCall { orderId: id })
@@ -630,10 +561,7 @@ fn cancel_order_reverts_after_award() {
     let id = s.lease(10 * USDC);
     let (t, m) = (s.tenant(0), s.market);
     let r = s.chain.send(t, m, Market::cancelOrderCall { orderId: id });
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::OrderNotOpen(_)
-    ));
+    assert_revert!(r, MarketErrors::OrderNotOpen);
 }
 
 // ------------------------------------------------------------------ topUp before award

@@ -5,7 +5,7 @@
 
 use alloy::primitives::{Address, B256, U256, aliases::U96};
 use gridlease_bindings::Market::{self, MarketErrors};
-use gridlease_tests::fixture::*;
+use gridlease_tests::{assert_revert, fixture::*};
 
 /// Rate PRICE = 0.001 USDC/s = 1,000 units per second.
 const PER_SEC: u128 = 1_000;
@@ -63,14 +63,14 @@ fn settle_is_idempotent_and_pays_no_fee_for_nothing() {
 }
 
 #[test]
-fn settle_by_party_pays_no_keeper_fee() {
+fn settle_by_tenant_earns_keeper_fee_like_any_caller() {
     let mut s = Suite::new();
     let id = s.lease(10 * USDC);
     s.chain.warp(100);
     let t = s.tenant(0);
     s.settle(t, vec![id]).expect_success();
-    // settle() pays the keeper fee to whoever calls; a tenant settling pays itself (a wash) and
-    // the provider's share is unchanged.
+    // settle() pays the keeper fee to whoever calls, out of the provider's share: a tenant that
+    // settles its own lease earns it like a keeper (close, by contrast, pays parties no fee).
     assert_eq!(s.credit(t), 100);
     assert_eq!(s.credit(s.provider(0)), 100_000 - 1_000 - 100);
 }
@@ -144,10 +144,7 @@ fn top_up_after_depletion_reverts_and_nothing_paid_for_gap() {
             expectedProvider: p,
         },
     );
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::LeaseDepleted(_)
-    ));
+    assert_revert!(r, MarketErrors::LeaseDepleted);
 }
 
 #[test]
@@ -191,10 +188,7 @@ fn top_up_reverts_on_wrong_provider_or_zero() {
             expectedProvider: s.provider(1),
         },
     );
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::ProviderMismatch(_)
-    ));
+    assert_revert!(r, MarketErrors::ProviderMismatch);
     let r = s.chain.send(
         t,
         m,
@@ -204,10 +198,7 @@ fn top_up_reverts_on_wrong_provider_or_zero() {
             expectedProvider: s.provider(0),
         },
     );
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::ZeroAmountMarket(_)
-    ));
+    assert_revert!(r, MarketErrors::ZeroAmountMarket);
 }
 
 #[test]
@@ -227,10 +218,7 @@ fn close_by_tenant_settles_and_refunds() {
     assert_eq!(s.balance(s.token, t), before - 100 * PER_SEC);
     let p0 = s.provider(0);
     assert_eq!(withdraw(&mut s, p0), 100_000 - 1_000);
-    assert!(matches!(
-        s.close(t, id).revert_as::<MarketErrors>(),
-        MarketErrors::LeaseNotActive(_)
-    ));
+    assert_revert!(s.close(t, id), MarketErrors::LeaseNotActive);
     // Collateral released.
     let info = s.chain.view(
         s.staking,
@@ -259,10 +247,7 @@ fn close_by_third_party_only_when_expired() {
     let mut s = Suite::new();
     let id = s.lease(10 * USDC);
     let k = s.keeper.address;
-    assert!(matches!(
-        s.close(k, id).revert_as::<MarketErrors>(),
-        MarketErrors::LeaseNotClosable(_)
-    ));
+    assert_revert!(s.close(k, id), MarketErrors::LeaseNotClosable);
     s.chain.warp(3_600);
     let ev = s
         .close(k, id)
@@ -287,10 +272,7 @@ fn close_race_second_keeper_reverts() {
     let (k1, k2) = (s.keeper.address, s.tenants[3].address);
     s.close(k1, id).expect_success();
     let r = s.close(k2, id);
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::LeaseNotActive(_)
-    ));
+    assert_revert!(r, MarketErrors::LeaseNotActive);
     assert!(r.gas_used < 40_000);
     assert_eq!(s.credit(k2), 0);
 }
@@ -308,17 +290,11 @@ fn withdraw_reverts_on_zero_recipient_or_nothing() {
             to: Address::ZERO,
         },
     );
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::ZeroAddressMarket(_)
-    ));
+    assert_revert!(r, MarketErrors::ZeroAddressMarket);
     let r = s
         .chain
         .send(p, m, Market::withdrawCall { token: tok, to: p });
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::NothingToWithdrawMarket(_)
-    ));
+    assert_revert!(r, MarketErrors::NothingToWithdrawMarket);
 }
 
 #[test]
@@ -333,10 +309,7 @@ fn withdraw_only_moves_own_credit() {
     let r = s
         .chain
         .send(op, m, Market::withdrawCall { token: tok, to: op });
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::NothingToWithdrawMarket(_)
-    ));
+    assert_revert!(r, MarketErrors::NothingToWithdrawMarket);
     assert_eq!(s.credit(s.provider(0)), 99_000);
 }
 
@@ -407,17 +380,11 @@ fn governance_setters_reject_non_owner_and_out_of_bounds() {
                 params_: default_params(),
             },
         );
-        assert!(matches!(
-            r.revert_as::<MarketErrors>(),
-            MarketErrors::OwnableUnauthorizedAccount(_)
-        ));
+        assert_revert!(r, MarketErrors::OwnableUnauthorizedAccount);
         let r = s
             .chain
             .send(who, m, Market::setTreasuryCall { treasury_: who });
-        assert!(matches!(
-            r.revert_as::<MarketErrors>(),
-            MarketErrors::OwnableUnauthorizedAccount(_)
-        ));
+        assert_revert!(r, MarketErrors::OwnableUnauthorizedAccount);
         let r = s.chain.send(
             who,
             m,
@@ -426,10 +393,7 @@ fn governance_setters_reject_non_owner_and_out_of_bounds() {
                 allowed: true,
             },
         );
-        assert!(matches!(
-            r.revert_as::<MarketErrors>(),
-            MarketErrors::OwnableUnauthorizedAccount(_)
-        ));
+        assert_revert!(r, MarketErrors::OwnableUnauthorizedAccount);
     }
     let gov = s.gov.address;
     let bad: Vec<Box<dyn Fn(&mut gridlease_bindings::IMarket::Params)>> = vec![
@@ -445,10 +409,7 @@ fn governance_setters_reject_non_owner_and_out_of_bounds() {
         let mut p = default_params();
         mutate(&mut p);
         let r = s.chain.send(gov, m, Market::setParamsCall { params_: p });
-        assert!(matches!(
-            r.revert_as::<MarketErrors>(),
-            MarketErrors::ParameterOutOfBounds(_)
-        ));
+        assert_revert!(r, MarketErrors::ParameterOutOfBounds);
     }
 }
 
@@ -467,10 +428,7 @@ fn ownership_transfer_is_two_step() {
         )
         .expect_success();
     let r = s.chain.send(outsider, m, Market::acceptOwnershipCall {});
-    assert!(matches!(
-        r.revert_as::<MarketErrors>(),
-        MarketErrors::OwnableUnauthorizedAccount(_)
-    ));
+    assert_revert!(r, MarketErrors::OwnableUnauthorizedAccount);
     s.chain
         .send(new_owner, m, Market::acceptOwnershipCall {})
         .expect_success();

@@ -27,10 +27,7 @@ const MAX_BPS: u16 = 5_000;
 /// Assert that receipt `$r` reverted with `Staking::$e(args..)` (arguments in Solidity order).
 macro_rules! reverts {
     ($r:expr, $e:ident($($a:expr),* $(,)?)) => {
-        assert_eq!(
-            $r.revert_as::<StakingErrors>(),
-            StakingErrors::$e(<Staking::$e as SolError>::new(($($a,)*)))
-        )
+        gridlease_tests::assert_revert_with!($r, Staking, StakingErrors::$e($($a),*))
     };
 }
 

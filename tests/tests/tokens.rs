@@ -25,10 +25,7 @@ const SECS: u64 = 1_000;
 /// Assert that receipt `$r` reverted with `Market::$e(args..)` (arguments in Solidity order).
 macro_rules! reverts {
     ($r:expr, $e:ident($($a:expr),* $(,)?)) => {
-        assert_eq!(
-            $r.revert_as::<MarketErrors>(),
-            MarketErrors::$e(<Market::$e as SolError>::new(($($a,)*)))
-        )
+        gridlease_tests::assert_revert_with!($r, Market, MarketErrors::$e($($a),*))
     };
 }
 
