@@ -57,6 +57,20 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         uint96 escrow;
     }
 
+    /// @dev Bit offsets of slot A's fields, as the compiler packs `State` (first member lowest).
+    /// The settlement path reads and writes slot A as one word through these.
+    uint256 private constant A_TOKEN = 8;
+    uint256 private constant A_PROTOCOL_FEE = 16;
+    uint256 private constant A_KEEPER_FEE = 32;
+    uint256 private constant A_LOW_BALANCE_BIT = 48;
+    uint256 private constant A_SETTLED_AT = 56;
+    uint256 private constant A_END = 104;
+    uint256 private constant A_ESCROW = 152;
+    uint256 private constant A_LOW_BALANCE = 1 << A_LOW_BALANCE_BIT;
+    /// @dev Everything but settledAt and escrow.
+    uint256 private constant A_ESCROW_MASK = uint256(type(uint96).max) << A_ESCROW;
+    uint256 private constant A_KEEP_ON_SETTLE = ~((uint256(type(uint48).max) << A_SETTLED_AT) | A_ESCROW_MASK);
+
     /// @dev Unpacked slot D of an open order.
     struct Terms {
         uint96 maxPrice;
@@ -85,6 +99,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     struct Tally {
         uint8 tokenId;
         address provider;
+        uint32 lowBalanceWindow;
         uint256 paid;
         uint256 toProvider;
         uint256 protocolFees;
@@ -155,9 +170,10 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     function topUp(bytes32 id, uint96 amount, address expectedProvider) external nonReentrant {
         if (amount == 0) revert ZeroAmountMarket();
         Job storage job = _jobs[id];
-        Status status = job.state.status;
+        uint256 a = _loadState(job);
+        Status status = Status(uint8(a));
         if (status != Status.Open && status != Status.Leased) revert LeaseNotActive(id, status);
-        uint8 tokenId = job.state.tokenId;
+        uint8 tokenId = uint8(a >> A_TOKEN);
         TokenSlot memory slot = _tokenSlots[tokenId];
         if (status == Status.Leased) {
             uint256 d = job.d;
@@ -165,16 +181,14 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
             if (provider != expectedProvider) revert ProviderMismatch(id, expectedProvider, provider);
             // Settle first so the new money only pays for time from now on; a lease that already
             // ran dry cannot be revived, so nothing is ever paid for the gap (ESC-08).
-            Tally memory tally = Tally(tokenId, provider, 0, 0, 0, 0);
-            State storage st = job.state;
-            _accrue(id, st, uint96(d >> 160), slot.scale, tally, false, true);
+            Tally memory tally = Tally(tokenId, provider, _params.lowBalanceWindow, 0, 0, 0, 0);
+            a = _accrue(id, a, uint96(d >> 160), slot.scale, tally, false, true);
+            if (a >> A_ESCROW == 0) revert LeaseDepleted(id);
             _flush(tally, slot.token);
-            if (st.escrow == 0) revert LeaseDepleted(id);
         }
-        uint256 escrow = uint256(job.state.escrow) + amount;
+        uint256 escrow = (a >> A_ESCROW) + amount;
         if (escrow > type(uint96).max) revert EscrowOverflow(escrow);
-        job.state.escrow = uint96(escrow);
-        job.state.lowBalance = false;
+        _storeState(job, (a & ~(A_ESCROW_MASK | A_LOW_BALANCE)) | (escrow << A_ESCROW));
         IERC20(slot.token).pullExact(amount);
         emit ToppedUp(id, amount, uint96(escrow));
     }
@@ -247,15 +261,15 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
 
     /// @inheritdoc IMarket
     function settle(bytes32[] calldata leaseIds) external nonReentrant returns (uint256 settled) {
-        Tally memory tally = Tally(0, address(0), 0, 0, 0, 0);
+        Tally memory tally = Tally(0, address(0), _params.lowBalanceWindow, 0, 0, 0, 0);
         TokenSlot memory slot = TokenSlot(address(0), 0);
         for (uint256 i; i < leaseIds.length; ++i) {
             bytes32 id = leaseIds[i];
             Job storage job = _jobs[id];
-            State storage st = job.state;
+            uint256 a = _loadState(job);
             // Inactive leases are skipped (counted out of `settled`), never a batch revert (ESC-16).
-            if (st.status != Status.Leased) continue;
-            uint8 tokenId = st.tokenId;
+            if (uint8(a) != uint8(Status.Leased)) continue;
+            uint8 tokenId = uint8(a >> A_TOKEN);
             uint256 d = job.d;
             address provider = address(uint160(d));
             if (tokenId != tally.tokenId || provider != tally.provider) {
@@ -264,7 +278,11 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
                 if (tokenId != tally.tokenId) slot = _tokenSlots[tokenId];
                 (tally.tokenId, tally.provider) = (tokenId, provider);
             }
-            if (_accrue(id, st, uint96(d >> 160), slot.scale, tally, true, true)) ++settled;
+            uint256 after_ = _accrue(id, a, uint96(d >> 160), slot.scale, tally, true, true);
+            if (after_ != a) {
+                _storeState(job, after_);
+                ++settled;
+            }
         }
         _flush(tally, slot.token);
     }
@@ -272,11 +290,12 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     /// @inheritdoc IMarket
     function close(bytes32 leaseId) external nonReentrant {
         Job storage job = _jobs[leaseId];
-        if (job.state.status != Status.Leased) revert LeaseNotActive(leaseId, job.state.status);
+        uint256 a = _loadState(job);
+        if (uint8(a) != uint8(Status.Leased)) revert LeaseNotActive(leaseId, Status(uint8(a)));
         (address tenant, uint96 collateral) = (job.tenant, job.collateral);
         uint256 d = job.d;
         address provider = address(uint160(d));
-        uint8 tokenId = job.state.tokenId;
+        uint8 tokenId = uint8(a >> A_TOKEN);
         TokenSlot memory slot = _tokenSlots[tokenId];
 
         CloseReason reason = CloseReason.TenantClosed;
@@ -288,11 +307,11 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         } else {
             party = false;
         }
-        Tally memory tally = Tally(tokenId, provider, 0, 0, 0, 0);
-        State storage st = job.state;
-        _accrue(leaseId, st, uint96(d >> 160), slot.scale, tally, !party, false);
-        uint96 refund = st.escrow - uint96(tally.paid);
-        uint48 end = st.end;
+        Tally memory tally = Tally(tokenId, provider, 0, 0, 0, 0, 0);
+        // The settled word is not stored: the lease is cleared right below.
+        a = _accrue(leaseId, a, uint96(d >> 160), slot.scale, tally, !party, false);
+        uint96 refund = uint96(a >> A_ESCROW);
+        uint48 end = uint48(a >> A_END);
         if (!party) {
             if (block.timestamp >= end) reason = CloseReason.Expired;
             else if (refund == 0) reason = CloseReason.Exhausted;
@@ -398,7 +417,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     function accrued(bytes32 leaseId) external view returns (uint96) {
         Job storage job = _jobs[leaseId];
         if (job.state.status != Status.Leased) return 0;
-        (uint256 amount,) = _owed(job.state, uint96(job.d >> 160), _tokenSlots[job.state.tokenId].scale);
+        (uint256 amount,) = _owedFrom(_loadState(job), uint96(job.d >> 160), _tokenSlots[job.state.tokenId].scale);
         return uint96(amount);
     }
 
@@ -526,49 +545,64 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         }
     }
 
-    /// @dev Settle one lease into `tally`. Returns whether anything was paid. `ongoing` is false when the lease is about to
-    /// close: its LeaseClosed event then carries the settlement and no low-balance check is made.
+    /// @dev Settle one lease, whose slot A is `a`, into `tally`; returns slot A after it (equal to
+    /// `a` when nothing was owed). The caller stores it. `ongoing` is false when the lease is about
+    /// to close: its LeaseClosed event then carries the settlement and no low-balance check is made.
     function _accrue(
         bytes32 id,
-        State storage st,
+        uint256 a,
         uint96 rate,
         uint256 scale,
         Tally memory tally,
         bool keeperPaid,
         bool ongoing
-    ) private returns (bool) {
-        (uint256 amount, uint48 until) = _owed(st, rate, scale);
+    ) private returns (uint256) {
+        (uint256 amount, uint256 until) = _owedFrom(a, rate, scale);
         // Nothing owed: no state change and no fee (KPR-04). An empty escrow is already final.
-        if (amount == 0) return false;
-        uint96 escrow;
-        // Safe: amount <= escrow by construction of _owed.
+        if (amount == 0) return a;
+        uint256 escrow;
+        // Safe: amount <= escrow by construction of _owedFrom.
         unchecked {
-            escrow = st.escrow - uint96(amount);
+            escrow = (a >> A_ESCROW) - amount;
         }
-        (uint256 protocolFee, uint256 keeperFee, uint256 toProvider) =
-            LeaseMath.split(amount, st.protocolFeeBps, keeperPaid ? st.keeperFeeBps : 0);
+        (uint256 protocolFee, uint256 keeperFee, uint256 toProvider) = LeaseMath.split(
+            amount, uint16(a >> A_PROTOCOL_FEE), keeperPaid ? uint16(a >> A_KEEPER_FEE) : 0
+        );
         tally.paid += amount;
         tally.toProvider += toProvider;
         tally.protocolFees += protocolFee;
         tally.keeperFees += keeperFee;
-        // A closing lease is cleared right after: its slot is not written twice.
-        if (!ongoing) return true;
-        (st.escrow, st.settledAt) = (escrow, until);
-        emit LeaseSettled(id, uint96(amount), until, escrow);
-        if (!st.lowBalance && escrow * scale < uint256(rate) * _params.lowBalanceWindow) {
-            st.lowBalance = true;
-            emit LowBalance(id, escrow, LeaseMath.depletesAt(until, escrow, rate, scale));
+        a = (a & A_KEEP_ON_SETTLE) | (until << A_SETTLED_AT) | (escrow << A_ESCROW);
+        if (!ongoing) return a;
+        emit LeaseSettled(id, uint96(amount), uint48(until), uint96(escrow));
+        if (a & A_LOW_BALANCE == 0 && escrow * scale < uint256(rate) * tally.lowBalanceWindow) {
+            a |= A_LOW_BALANCE;
+            emit LowBalance(id, uint96(escrow), LeaseMath.depletesAt(until, escrow, rate, scale));
         }
-        return true;
+        return a;
     }
 
-    /// @dev Amount owed now (capped by escrow) and the time it is owed up to.
-    function _owed(State storage st, uint96 rate, uint256 scale) private view returns (uint256 amount, uint48 until) {
-        uint48 end = st.end;
-        until = block.timestamp < end ? uint48(block.timestamp) : end;
-        uint48 from = st.settledAt;
+    /// @dev Amount owed now (capped by escrow) and the time it is owed up to, from slot A.
+    function _owedFrom(uint256 a, uint96 rate, uint256 scale) private view returns (uint256 amount, uint256 until) {
+        uint256 end = uint48(a >> A_END);
+        until = block.timestamp < end ? block.timestamp : end;
+        uint256 from = uint48(a >> A_SETTLED_AT);
         if (until <= from) return (0, from);
-        amount = LeaseMath.owed(rate, until - from, scale, st.escrow);
+        amount = LeaseMath.owed(rate, until - from, scale, a >> A_ESCROW);
+    }
+
+    /// @dev Slot A of `job` as one word (layout in the `Job` comment; the `A_*` offsets below).
+    function _loadState(Job storage job) private view returns (uint256 a) {
+        assembly ("memory-safe") {
+            a := sload(job.slot)
+        }
+    }
+
+    /// @dev Write slot A of `job` whole.
+    function _storeState(Job storage job, uint256 a) private {
+        assembly ("memory-safe") {
+            sstore(job.slot, a)
+        }
     }
 
     /// @dev Book a batch's running sums as credits.
