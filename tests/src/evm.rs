@@ -168,6 +168,17 @@ impl Chain {
         self.exec(from, TxKind::Call(to), call.abi_encode().into(), true)
     }
 
+    /// Send `call` with a gas limit of `gas` (to probe out-of-gas behaviour).
+    pub fn send_with_gas<C: SolCall>(
+        &mut self,
+        from: Address,
+        to: Address,
+        call: C,
+        gas: u64,
+    ) -> Receipt {
+        self.exec_with_gas(from, TxKind::Call(to), call.abi_encode().into(), true, gas)
+    }
+
     /// Send raw calldata.
     pub fn send_raw(&mut self, from: Address, to: Address, data: Bytes) -> Receipt {
         self.exec(from, TxKind::Call(to), data, true)
@@ -204,11 +215,22 @@ impl Chain {
     }
 
     fn exec(&mut self, from: Address, kind: TxKind, data: Bytes, commit: bool) -> Receipt {
+        self.exec_with_gas(from, kind, data, commit, 30_000_000)
+    }
+
+    fn exec_with_gas(
+        &mut self,
+        from: Address,
+        kind: TxKind,
+        data: Bytes,
+        commit: bool,
+        gas: u64,
+    ) -> Receipt {
         let tx = TxEnv::builder()
             .caller(from)
             .kind(kind)
             .data(data)
-            .gas_limit(30_000_000)
+            .gas_limit(gas)
             .gas_price(0)
             .chain_id(Some(CHAIN_ID))
             .build_fill();

@@ -6,6 +6,7 @@
 
 pub mod evm;
 pub mod fixture;
+pub mod model;
 
 /// Assert that a [`evm::Receipt`] reverted with variant `$variant` of the errors enum `$errors`
 /// (any arguments): `assert_revert!(r, MarketErrors::BidAboveReserve)`.

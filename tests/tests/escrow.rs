@@ -468,3 +468,59 @@ fn accrual_never_overflows_at_extremes() {
     );
     assert_eq!(s.job(id).status, 3);
 }
+
+#[test]
+fn close_with_too_little_gas_never_loses_the_refund_kpr05() {
+    // KPR-05: the tenant refund is pushed with a call whose failure books a credit instead. A
+    // keeper that supplies just too little gas must not make that push fail while the lease
+    // still closes: at every gas limit the close either reverts whole or the tenant gets the
+    // full refund (transfer or credit).
+    let mut closed = 0;
+    for gas in (40_000..220_000).step_by(2_500) {
+        let mut s = Suite::new();
+        let id = s.lease(10 * USDC);
+        s.chain.warp(3_601);
+        let (tenant, token, market, keeper) = (s.tenant(0), s.token, s.market, s.keeper.address);
+        let before = s.balance(token, tenant);
+        let r = s
+            .chain
+            .send_with_gas(keeper, market, Market::closeCall { leaseId: id }, gas);
+        let job = s.job(id);
+        if !r.success {
+            assert_eq!(job.status, 2, "a failed close leaves the lease active");
+            assert_eq!(s.balance(token, tenant), before);
+            continue;
+        }
+        closed += 1;
+        let refund: u128 = r.event::<Market::LeaseClosed>().refund.to();
+        let got = s.balance(token, tenant) - before + s.credit(tenant);
+        assert_eq!(got, refund, "gas {gas}: refund lost");
+        assert_eq!(refund, 10 * USDC - 3_600 * PER_SEC);
+    }
+    assert!(closed > 0, "some gas limit is enough to close");
+}
+
+#[test]
+fn parties_settle_close_and_withdraw_without_keepers_while_paused_kpr06() {
+    // KPR-06: with no keeper around (and the market paused), tenant and provider still settle,
+    // close and withdraw their own money.
+    let mut s = Suite::new();
+    let id = s.lease(10 * USDC);
+    s.chain.warp(100);
+    let (gov, market) = (s.gov.address, s.market);
+    let mut p = default_params();
+    p.paused = true;
+    s.chain
+        .send(gov, market, Market::setParamsCall { params_: p })
+        .expect_success();
+    let (tenant, owner, op) = (s.tenant(0), s.provider(0), s.operator(0));
+    s.settle(tenant, vec![id]).expect_success();
+    s.chain.warp(50);
+    s.close(op, id).expect_success();
+    let paid = withdraw(&mut s, owner);
+    let tenant_fee = withdraw(&mut s, tenant);
+    // 150 s at 1,000/s: 1% protocol; the tenant earned the keeper fee on its own settle (100 s).
+    assert_eq!(paid, 150 * PER_SEC - 1_500 - 100);
+    assert_eq!(tenant_fee, 100);
+    assert_eq!(s.job(id).status, 3);
+}

@@ -1,0 +1,719 @@
+//! A Rust model of the market and staking money rules: the reference the stateful property tests
+//! (`tests/invariants.rs`) hold the contracts to.
+//!
+//! Plain integers and maps, no chain. Each method applies one external call the way the contract
+//! must, and returns `Err(reason)` exactly when the contract must revert. A failed call may leave
+//! the model half-changed, so callers apply each call to a clone and keep it only on success
+//! ([`Model::apply`]).
+
+use std::collections::BTreeMap;
+
+use alloy::primitives::{Address, B256};
+
+/// Basis points in one whole.
+pub const BPS: u128 = 10_000;
+
+/// Life of an order/lease (the contract's `IMarket.Status`, same order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Unknown id.
+    None,
+    /// Accepting bids.
+    Open,
+    /// Running and paying.
+    Leased,
+    /// Closed lease.
+    Closed,
+    /// Cancelled order.
+    Cancelled,
+}
+
+/// Market parameters the model needs.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Protocol fee of settled payment.
+    pub protocol_fee_bps: u16,
+    /// Third-party settler's fee.
+    pub keeper_fee_bps: u16,
+    /// Lowest accepted price, 18-decimal units per second.
+    pub min_price: u128,
+    /// Longest bid window.
+    pub max_bid_window: u64,
+    /// Grace after the bid window before anyone may cancel.
+    pub award_grace: u64,
+    /// A lease whose escrow covers fewer seconds than this is low.
+    pub low_balance_window: u64,
+    /// Longest lease.
+    pub max_lease: u64,
+    /// New orders, bids and awards refused.
+    pub paused: bool,
+}
+
+/// A provider's staking record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Provider {
+    /// Hot key that bids.
+    pub operator: Address,
+    /// GPU class bitmap.
+    pub gpu_classes: u64,
+    /// GPUs.
+    pub gpu_count: u8,
+    /// VRAM per GPU.
+    pub vram_gib: u16,
+    /// Active stake (free + locked).
+    pub stake: u128,
+    /// Stake locked as lease collateral.
+    pub locked: u128,
+    /// Stake waiting to be withdrawn, still slashable.
+    pub unbonding: u128,
+    /// When `unbonding` may be withdrawn.
+    pub release_at: u64,
+}
+
+/// What an order asks for (the parts of `OrderParams` the rules read).
+#[derive(Clone, Debug)]
+pub struct Order {
+    /// Escrow deposited with the order.
+    pub deposit: u128,
+    /// Reserve price.
+    pub max_price: u128,
+    /// Longest lease, seconds.
+    pub max_duration: u64,
+    /// Seconds bids are accepted.
+    pub bid_window: u64,
+    /// Provider stake locked for the lease.
+    pub collateral: u128,
+    /// Required GPU class.
+    pub gpu_class: u8,
+    /// Required GPUs.
+    pub gpu_count: u8,
+    /// Required VRAM per GPU.
+    pub vram_gib: u16,
+    /// First valid bid wins.
+    pub instant: bool,
+}
+
+/// An order or lease.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Who pays.
+    pub tenant: Address,
+    /// Where it is in its life.
+    pub status: Status,
+    /// What it asked for.
+    pub order: Order,
+    /// Unspent escrow.
+    pub escrow: u128,
+    /// Last second bids are accepted.
+    pub bidding_end: u64,
+    /// Lowest on-chain bid while open: (provider, price).
+    pub bidder: Option<(Address, u128)>,
+    /// Winning provider.
+    pub provider: Address,
+    /// Winning price, 18-decimal units per second.
+    pub rate: u128,
+    /// Lease start.
+    pub start: u64,
+    /// Paid up to this second.
+    pub settled_at: u64,
+    /// Lease end.
+    pub end: u64,
+    /// Low-balance flag.
+    pub low_balance: bool,
+    /// Protocol fee fixed at award.
+    pub protocol_fee_bps: u16,
+    /// Keeper fee fixed at award.
+    pub keeper_fee_bps: u16,
+    /// Everything the tenant put in (deposit + top-ups).
+    pub deposited: u128,
+    /// Everything taken out of escrow as payment.
+    pub paid: u128,
+    /// How many settlements paid something (each may round down by less than one unit).
+    pub settlements: u128,
+    /// Escrow returned to the tenant (cancel or close).
+    pub refunded: u128,
+}
+
+/// A signed bid as the award sees it: who signed, over which order.
+#[derive(Clone, Debug)]
+pub struct Offer {
+    /// The key that signed.
+    pub signer: Address,
+    /// The order id the signature commits to.
+    pub order: B256,
+    /// Price.
+    pub price: u128,
+    /// Last valid second.
+    pub expiry: u64,
+}
+
+/// What one settlement of one lease paid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Split {
+    /// Taken from escrow.
+    pub paid: u128,
+    /// Credited to the provider.
+    pub to_provider: u128,
+    /// Booked as protocol fees.
+    pub protocol_fee: u128,
+    /// Credited to the settler.
+    pub keeper_fee: u128,
+}
+
+/// Result of a call the model refused: a short reason.
+pub type Outcome<T = ()> = Result<T, &'static str>;
+
+/// The protocol state for one payment token that is also the stake token.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// Block timestamp of the next call.
+    pub now: u64,
+    /// Market parameters.
+    pub params: Params,
+    /// Staking unbonding period.
+    pub unbonding_period: u64,
+    /// 10^(18 - token decimals).
+    pub scale: u128,
+    /// Treasury account.
+    pub treasury: Address,
+    /// Providers by owner.
+    pub providers: BTreeMap<Address, Provider>,
+    /// Orders and leases by id.
+    pub jobs: BTreeMap<B256, Job>,
+    /// Market credits (withdrawable) by account.
+    pub credits: BTreeMap<Address, u128>,
+    /// Protocol fees owed to the treasury.
+    pub fees: u128,
+    /// Token balances of the accounts the test uses (not of the contracts).
+    pub balances: BTreeMap<Address, u128>,
+    /// Every keeper fee ever credited (INV-08).
+    pub keeper_fees: u128,
+}
+
+impl Model {
+    /// Apply `f` to a copy; keep the copy only if the call succeeds.
+    pub fn apply<T>(&mut self, f: impl FnOnce(&mut Self) -> Outcome<T>) -> Outcome<T> {
+        let mut next = self.clone();
+        let out = f(&mut next)?;
+        *self = next;
+        Ok(out)
+    }
+
+    /// Provider behind an operator key.
+    pub fn provider_of(&self, operator: Address) -> Option<Address> {
+        self.providers
+            .iter()
+            .find(|(_, p)| p.operator == operator)
+            .map(|(owner, _)| *owner)
+    }
+
+    /// Token the market holds: escrow of open orders and active leases, credits, fees.
+    pub fn market_holdings(&self) -> u128 {
+        let escrow: u128 = self
+            .jobs
+            .values()
+            .filter(|j| matches!(j.status, Status::Open | Status::Leased))
+            .map(|j| j.escrow)
+            .sum();
+        escrow + self.credits.values().sum::<u128>() + self.fees
+    }
+
+    /// Token the staking contract holds: active and unbonding stake.
+    pub fn staking_holdings(&self) -> u128 {
+        self.providers.values().map(|p| p.stake + p.unbonding).sum()
+    }
+
+    fn take(&mut self, who: Address, amount: u128) -> Outcome {
+        let bal = self.balances.entry(who).or_default();
+        if *bal < amount {
+            return Err("balance");
+        }
+        *bal -= amount;
+        Ok(())
+    }
+
+    fn give(&mut self, who: Address, amount: u128) {
+        *self.balances.entry(who).or_default() += amount;
+    }
+
+    fn credit(&mut self, who: Address, amount: u128) {
+        if amount != 0 {
+            *self.credits.entry(who).or_default() += amount;
+        }
+    }
+
+    fn fits(&self, provider: &Provider, o: &Order) -> bool {
+        (provider.gpu_classes >> o.gpu_class) & 1 == 1
+            && provider.gpu_count >= o.gpu_count
+            && provider.vram_gib >= o.vram_gib
+    }
+
+    fn job(&mut self, id: B256) -> &mut Job {
+        self.jobs.get_mut(&id).expect("known job")
+    }
+
+    fn status(&self, id: B256) -> Status {
+        self.jobs.get(&id).map_or(Status::None, |j| j.status)
+    }
+
+    // ------------------------------------------------------------ staking
+
+    /// `Staking.stake` by `owner`.
+    pub fn stake(&mut self, owner: Address, amount: u128) -> Outcome {
+        if amount == 0 {
+            return Err("ZeroAmount");
+        }
+        if !self.providers.contains_key(&owner) {
+            return Err("ProviderNotRegistered");
+        }
+        self.take(owner, amount)?;
+        self.providers.get_mut(&owner).expect("registered").stake += amount;
+        Ok(())
+    }
+
+    /// `Staking.unbond` by `owner`.
+    pub fn unbond(&mut self, owner: Address, amount: u128) -> Outcome {
+        let now = self.now;
+        let period = self.unbonding_period;
+        if amount == 0 {
+            return Err("ZeroAmount");
+        }
+        let p = self
+            .providers
+            .get_mut(&owner)
+            .ok_or("ProviderNotRegistered")?;
+        if amount > p.stake - p.locked {
+            return Err("InsufficientFreeStake");
+        }
+        p.stake -= amount;
+        p.unbonding += amount;
+        // Never brought forward (STK-16).
+        p.release_at = p.release_at.max(now + period);
+        Ok(())
+    }
+
+    /// `Staking.withdrawUnbonded` by `owner` to itself.
+    pub fn withdraw_unbonded(&mut self, owner: Address) -> Outcome<u128> {
+        let now = self.now;
+        let p = self.providers.get_mut(&owner).ok_or("NothingToWithdraw")?;
+        let amount = p.unbonding;
+        if amount == 0 {
+            return Err("NothingToWithdraw");
+        }
+        if now < p.release_at {
+            return Err("UnbondingNotReleased");
+        }
+        (p.unbonding, p.release_at) = (0, 0);
+        self.give(owner, amount);
+        Ok(amount)
+    }
+
+    fn try_lock(&mut self, provider: Address, amount: u128) -> bool {
+        let p = self.providers.get_mut(&provider).expect("registered");
+        if amount > p.stake - p.locked {
+            return false;
+        }
+        p.locked += amount;
+        true
+    }
+
+    fn release(&mut self, provider: Address, amount: u128) {
+        let p = self.providers.get_mut(&provider).expect("registered");
+        p.locked -= amount.min(p.locked);
+    }
+
+    // ------------------------------------------------------------ market
+
+    /// `Market.createOrder` by `tenant`; `id` is the content-addressed order id.
+    pub fn create(&mut self, tenant: Address, id: B256, o: Order) -> Outcome {
+        let p = &self.params;
+        if p.paused {
+            return Err("MarketPaused");
+        }
+        if o.deposit == 0
+            || o.max_price < p.min_price
+            || o.max_duration == 0
+            || o.max_duration > p.max_lease
+            || o.bid_window == 0
+            || o.bid_window > p.max_bid_window
+            || o.gpu_count == 0
+            || o.gpu_class > 63
+        {
+            return Err("InvalidOrder");
+        }
+        if self.status(id) != Status::None {
+            return Err("OrderExists");
+        }
+        self.take(tenant, o.deposit)?;
+        let job = Job {
+            tenant,
+            status: Status::Open,
+            escrow: o.deposit,
+            bidding_end: self.now + o.bid_window,
+            bidder: None,
+            provider: Address::ZERO,
+            rate: 0,
+            start: 0,
+            settled_at: 0,
+            end: 0,
+            low_balance: false,
+            protocol_fee_bps: 0,
+            keeper_fee_bps: 0,
+            deposited: o.deposit,
+            paid: 0,
+            settlements: 0,
+            refunded: 0,
+            order: o,
+        };
+        self.jobs.insert(id, job);
+        Ok(())
+    }
+
+    /// `Market.bid` by `operator`.
+    pub fn bid(&mut self, operator: Address, id: B256, price: u128) -> Outcome {
+        if self.params.paused {
+            return Err("MarketPaused");
+        }
+        if self.status(id) != Status::Open {
+            return Err("OrderNotOpen");
+        }
+        let job = self.jobs[&id].clone();
+        if self.now > job.bidding_end {
+            return Err("BiddingClosed");
+        }
+        self.check_price(price, job.order.max_price)?;
+        let provider = self.provider_of(operator).ok_or("NotAnOperator")?;
+        let p = &self.providers[&provider];
+        if p.stake - p.locked < job.order.collateral {
+            return Err("InsufficientCollateral");
+        }
+        if !self.fits(p, &job.order) {
+            return Err("CapacityMismatch");
+        }
+        if job.order.instant {
+            if !self.try_lock(provider, job.order.collateral) {
+                return Err("InsufficientCollateral");
+            }
+            self.start_lease(id, provider, price);
+            return Ok(());
+        }
+        if let Some((_, best)) = job.bidder
+            && price >= best
+        {
+            return Err("BidNotLowest");
+        }
+        self.job(id).bidder = Some((provider, price));
+        Ok(())
+    }
+
+    /// `Market.award` with `offers` (signed bids); returns the winner.
+    pub fn award(&mut self, id: B256, offers: &[Offer]) -> Outcome<Address> {
+        if self.params.paused {
+            return Err("MarketPaused");
+        }
+        if offers.len() > 32 {
+            return Err("TooManySignedBids");
+        }
+        if self.status(id) != Status::Open {
+            return Err("OrderNotOpen");
+        }
+        let job = self.jobs[&id].clone();
+        if !job.order.instant && self.now <= job.bidding_end {
+            return Err("BiddingStillOpen");
+        }
+        // Lowest valid signed bid, ties to the first.
+        let mut best: Option<(Address, u128)> = None;
+        for o in offers {
+            if o.expiry < self.now
+                || o.price > job.order.max_price
+                || o.price < self.params.min_price
+            {
+                continue;
+            }
+            if best.is_some_and(|(_, b)| o.price >= b) || o.order != id {
+                continue;
+            }
+            let Some(provider) = self.provider_of(o.signer) else {
+                continue;
+            };
+            let p = &self.providers[&provider];
+            if p.stake - p.locked < job.order.collateral || !self.fits(p, &job.order) {
+                continue;
+            }
+            best = Some((provider, o.price));
+        }
+        self.job(id).bidder = None;
+        let collateral = job.order.collateral;
+        if let Some((onchain, price)) = job.bidder
+            && best.is_none_or(|(_, b)| price <= b)
+            && self.try_lock(onchain, collateral)
+        {
+            self.start_lease(id, onchain, price);
+            return Ok(onchain);
+        }
+        if let Some((signed, price)) = best
+            && self.try_lock(signed, collateral)
+        {
+            self.start_lease(id, signed, price);
+            return Ok(signed);
+        }
+        Err("NoValidBid")
+    }
+
+    /// `Market.settle` by `caller`; returns how many leases paid something.
+    pub fn settle(&mut self, caller: Address, ids: &[B256]) -> Outcome<u64> {
+        let mut settled = 0;
+        for &id in ids {
+            if self.status(id) != Status::Leased {
+                continue;
+            }
+            if self.accrue(id, caller, true, true).paid != 0 {
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    /// `Market.topUp` paid by `payer`.
+    pub fn top_up(&mut self, payer: Address, id: B256, amount: u128, expected: Address) -> Outcome {
+        if amount == 0 {
+            return Err("ZeroAmount");
+        }
+        let status = self.status(id);
+        if !matches!(status, Status::Open | Status::Leased) {
+            return Err("LeaseNotActive");
+        }
+        if status == Status::Leased {
+            if self.jobs[&id].provider != expected {
+                return Err("ProviderMismatch");
+            }
+            self.accrue(id, payer, false, true);
+            if self.jobs[&id].escrow == 0 {
+                return Err("LeaseDepleted");
+            }
+        }
+        let job = self.job(id);
+        if job.escrow + amount >= 1 << 96 {
+            return Err("EscrowOverflow");
+        }
+        job.escrow += amount;
+        job.deposited += amount;
+        job.low_balance = false;
+        self.take(payer, amount)
+    }
+
+    /// `Market.close` by `caller`: the final settlement and the refund.
+    pub fn close(&mut self, caller: Address, id: B256) -> Outcome<(Split, u128)> {
+        if self.status(id) != Status::Leased {
+            return Err("LeaseNotActive");
+        }
+        let job = self.jobs[&id].clone();
+        let party = caller == job.tenant
+            || caller == job.provider
+            || self.provider_of(caller) == Some(job.provider);
+        let split = self.accrue(id, caller, !party, false);
+        let refund = self.jobs[&id].escrow;
+        if !party && self.now < job.end && refund != 0 {
+            return Err("LeaseNotClosable");
+        }
+        let j = self.job(id);
+        (j.status, j.escrow, j.refunded) = (Status::Closed, 0, refund);
+        self.give(job.tenant, refund);
+        self.release(job.provider, job.order.collateral);
+        Ok((split, refund))
+    }
+
+    /// `Market.cancelOrder` by `caller`: the refund.
+    pub fn cancel(&mut self, caller: Address, id: B256) -> Outcome<u128> {
+        if self.status(id) != Status::Open {
+            return Err("OrderNotOpen");
+        }
+        let job = self.jobs[&id].clone();
+        if caller != job.tenant && self.now <= job.bidding_end + self.params.award_grace {
+            return Err("NotTenant");
+        }
+        let j = self.job(id);
+        (j.status, j.escrow, j.bidder, j.refunded) = (Status::Cancelled, 0, None, job.escrow);
+        self.give(job.tenant, job.escrow);
+        Ok(job.escrow)
+    }
+
+    /// `Market.withdraw` by `who` to itself.
+    pub fn withdraw(&mut self, who: Address) -> Outcome<u128> {
+        let amount = self.credits.remove(&who).unwrap_or(0);
+        if amount == 0 {
+            return Err("NothingToWithdraw");
+        }
+        self.give(who, amount);
+        Ok(amount)
+    }
+
+    /// `Market.withdrawFees`.
+    pub fn withdraw_fees(&mut self) -> Outcome<u128> {
+        let amount = std::mem::take(&mut self.fees);
+        if amount == 0 {
+            return Err("NothingToWithdraw");
+        }
+        let treasury = self.treasury;
+        self.give(treasury, amount);
+        Ok(amount)
+    }
+
+    fn check_price(&self, price: u128, max: u128) -> Outcome {
+        if price > max {
+            return Err("BidAboveReserve");
+        }
+        if price < self.params.min_price {
+            return Err("BidBelowMinimum");
+        }
+        Ok(())
+    }
+
+    fn start_lease(&mut self, id: B256, provider: Address, price: u128) {
+        let (now, p) = (self.now, self.params.clone());
+        let job = self.job(id);
+        job.status = Status::Leased;
+        job.bidder = None;
+        (job.provider, job.rate) = (provider, price);
+        (job.start, job.settled_at, job.end) = (now, now, now + job.order.max_duration);
+        (job.protocol_fee_bps, job.keeper_fee_bps) = (p.protocol_fee_bps, p.keeper_fee_bps);
+    }
+
+    /// Pay lease `id` up to now: provider, protocol and (if `keeper_paid`) `caller` credited.
+    /// `ongoing` is false when the lease closes right after (no low-balance flag then).
+    fn accrue(&mut self, id: B256, caller: Address, keeper_paid: bool, ongoing: bool) -> Split {
+        let (now, scale, window) = (self.now, self.scale, self.params.low_balance_window);
+        let job = self.job(id);
+        let until = now.min(job.end);
+        if until <= job.settled_at {
+            return Split::default();
+        }
+        let amount = (job.rate * u128::from(until - job.settled_at) / scale).min(job.escrow);
+        if amount == 0 {
+            return Split::default();
+        }
+        let protocol_fee = amount * u128::from(job.protocol_fee_bps) / BPS;
+        let keeper_fee = if keeper_paid {
+            amount * u128::from(job.keeper_fee_bps) / BPS
+        } else {
+            0
+        };
+        job.escrow -= amount;
+        job.settled_at = until;
+        job.paid += amount;
+        job.settlements += 1;
+        if ongoing && !job.low_balance && job.escrow * scale < job.rate * u128::from(window) {
+            job.low_balance = true;
+        }
+        let provider = job.provider;
+        let split = Split {
+            paid: amount,
+            to_provider: amount - protocol_fee - keeper_fee,
+            protocol_fee,
+            keeper_fee,
+        };
+        self.credit(provider, split.to_provider);
+        self.credit(caller, keeper_fee);
+        self.keeper_fees += keeper_fee;
+        self.fees += protocol_fee;
+        split
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Model {
+        let owner = Address::with_last_byte(1);
+        let mut m = Model {
+            now: 1_000,
+            params: Params {
+                protocol_fee_bps: 100,
+                keeper_fee_bps: 10,
+                min_price: 1,
+                max_bid_window: 600,
+                award_grace: 60,
+                low_balance_window: 600,
+                max_lease: 3_600,
+                paused: false,
+            },
+            unbonding_period: 86_400,
+            scale: 1_000_000_000_000,
+            treasury: Address::with_last_byte(9),
+            providers: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            credits: BTreeMap::new(),
+            fees: 0,
+            balances: BTreeMap::new(),
+            keeper_fees: 0,
+        };
+        m.providers.insert(
+            owner,
+            Provider {
+                operator: Address::with_last_byte(2),
+                gpu_classes: u64::MAX,
+                gpu_count: 1,
+                vram_gib: 80,
+                stake: 1_000,
+                ..Provider::default()
+            },
+        );
+        m.balances.insert(Address::with_last_byte(3), 1_000_000_000);
+        m
+    }
+
+    fn order(deposit: u128) -> Order {
+        Order {
+            deposit,
+            max_price: 10u128.pow(15),
+            max_duration: 3_600,
+            bid_window: 60,
+            collateral: 100,
+            gpu_class: 0,
+            gpu_count: 1,
+            vram_gib: 16,
+            instant: true,
+        }
+    }
+
+    #[test]
+    fn apply_keeps_model_unchanged_on_refusal() {
+        let mut m = model();
+        let before = m.balances.clone();
+        let tenant = Address::with_last_byte(3);
+        let err = m.apply(|m| m.create(tenant, B256::ZERO, order(0)));
+        assert_eq!(err, Err("InvalidOrder"));
+        assert_eq!(m.balances, before);
+        assert!(m.jobs.is_empty());
+    }
+
+    #[test]
+    fn settle_pays_rate_times_seconds_minus_fees() {
+        let mut m = model();
+        let (tenant, op, owner) = (
+            Address::with_last_byte(3),
+            Address::with_last_byte(2),
+            Address::with_last_byte(1),
+        );
+        m.apply(|m| m.create(tenant, B256::ZERO, order(10_000_000)))
+            .expect("create");
+        m.apply(|m| m.bid(op, B256::ZERO, 10u128.pow(15)))
+            .expect("instant bid");
+        m.now += 100;
+        let keeper = Address::with_last_byte(4);
+        assert_eq!(m.settle(keeper, &[B256::ZERO, B256::ZERO]), Ok(1));
+        // 0.001 token/s for 100 s = 0.1 token = 100,000 units (6 decimals).
+        assert_eq!(m.jobs[&B256::ZERO].paid, 100_000);
+        assert_eq!(m.fees, 1_000);
+        assert_eq!(m.credits[&keeper], 100);
+        assert_eq!(m.credits[&owner], 98_900);
+        assert_eq!(m.providers[&owner].locked, 100);
+        let (split, refund) = m.close(tenant, B256::ZERO).expect("close");
+        assert_eq!((split, refund), (Split::default(), 9_900_000));
+        assert_eq!(m.providers[&owner].locked, 0);
+        assert_eq!(m.market_holdings(), 100_000);
+        let job = &m.jobs[&B256::ZERO];
+        assert_eq!(job.paid + job.refunded, job.deposited);
+    }
+}
