@@ -2,10 +2,20 @@
 //!
 //! - [`eip712`]: the typed data a provider signs for an off-chain bid and a tenant signs for an
 //!   EIP-2612 permit, byte-for-byte what the contracts verify.
-//! - [`units`]: price and amount conversions (18-decimal per-second rates, token decimals).
+//! - [`units`]: price, amount and duration conversions (18-decimal per-second rates, decimals).
+//! - [`gpu`]: GPU class names and their bit positions.
+//! - [`spec`]: job specs (TOML), validation with line/field errors, canonical hash.
+//! - [`wallet`]: signer loading (keystore + password source, or `env:VAR`).
+//! - [`chain`]: RPC client, simulate-then-send, decoded reverts.
+//! - [`deployments`]: the `deployments/<chainId>.json` file.
 
+pub mod chain;
+pub mod deployments;
 pub mod eip712;
+pub mod gpu;
+pub mod spec;
 pub mod units;
+pub mod wallet;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,347 @@
+//! Chain client shared by the binaries: connect to a JSON-RPC endpoint with an optional signer,
+//! simulate before sending, and turn every failure into one of three kinds people can act on: a
+//! network problem, a revert (decoded custom error plus a plain-language explanation), or a
+//! mistake in what the user asked for.
+
+use std::fmt;
+
+use alloy::{
+    contract::{CallBuilder, CallDecoder},
+    network::EthereumWallet,
+    primitives::{Address, B256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
+    signers::local::PrivateKeySigner,
+    sol_types::{Panic, Revert as RevertString, SolError, SolInterface},
+};
+use gridlease_bindings::{
+    Market::MarketErrors, MockStablecoin::MockStablecoinErrors, Staking::StakingErrors,
+};
+
+/// A connected client.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// The provider (with the signer's wallet when one was given).
+    pub provider: DynProvider,
+    /// The endpoint's chain id.
+    pub chain_id: u64,
+    /// The signer's address, if any.
+    pub from: Option<Address>,
+    /// The endpoint, for messages.
+    pub url: String,
+}
+
+/// A decoded revert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revert {
+    /// Error name (`BidAboveReserve`), or `Error`/`Panic`/`unknown`.
+    pub name: String,
+    /// Its arguments as decoded.
+    pub detail: String,
+    /// What it means and what to do.
+    pub hint: String,
+}
+
+impl fmt::Display for Revert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "reverted with {}{}", self.name, self.detail)?;
+        if !self.hint.is_empty() {
+            write!(f, ": {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a chain interaction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The RPC could not be reached or answered nonsense. Nothing was sent, or it is unknown.
+    #[error("network: {0}")]
+    Network(String),
+    /// The contract refused (found in simulation: nothing was sent, no gas spent).
+    #[error("{0}")]
+    Revert(Revert),
+    /// The node refused the request (e.g. no ether for gas) or the input was wrong.
+    #[error("{0}")]
+    User(String),
+}
+
+/// Plain-language meaning of each protocol error.
+const HINTS: &[(&str, &str)] = &[
+    (
+        "TokenNotAllowed",
+        "the market does not accept this payment token",
+    ),
+    (
+        "InvalidOrder",
+        "an order field is out of the market's bounds (see `gridlease market --params`)",
+    ),
+    (
+        "OrderExists",
+        "an identical order exists; change the spec or the salt",
+    ),
+    (
+        "OrderNotOpen",
+        "the order is no longer open (already leased, cancelled or unknown)",
+    ),
+    (
+        "LeaseNotActive",
+        "the lease is not running (closed, never started, or an unknown id)",
+    ),
+    ("BiddingClosed", "the bid window of this order has ended"),
+    (
+        "BiddingStillOpen",
+        "the bid window has not ended yet; try again after it",
+    ),
+    ("BidAboveReserve", "the price is above the order's maximum"),
+    ("BidBelowMinimum", "the price is below the market minimum"),
+    (
+        "BidNotLowest",
+        "bids are binding and only a lower bid replaces the best one",
+    ),
+    (
+        "NotAnOperator",
+        "this key is not a registered provider operator",
+    ),
+    (
+        "InsufficientCollateral",
+        "the provider's free stake does not cover the order's collateral",
+    ),
+    (
+        "CapacityMismatch",
+        "the provider's registered GPUs do not meet the order's requirements",
+    ),
+    ("NoValidBid", "no valid bid to award yet"),
+    (
+        "NotTenant",
+        "only the tenant may do this (anyone may cancel once the award grace has passed)",
+    ),
+    (
+        "LeaseNotClosable",
+        "only the tenant or provider may close a running lease with escrow left",
+    ),
+    (
+        "LeaseDepleted",
+        "the lease ran out of escrow; it can only be closed now (then order again)",
+    ),
+    (
+        "ProviderMismatch",
+        "the lease's provider is not the one you expected; check the id",
+    ),
+    (
+        "NothingToWithdrawMarket",
+        "nothing to withdraw for this account and token",
+    ),
+    (
+        "MarketPaused",
+        "the market is paused for new orders, bids and awards; exits still work",
+    ),
+    (
+        "EscrowOverflow",
+        "the escrow would exceed the largest amount the market holds per lease",
+    ),
+    (
+        "TokenTransferMismatch",
+        "the token moved a different amount than asked (fee-on-transfer tokens are refused)",
+    ),
+    (
+        "InsufficientAllowance",
+        "the permit failed and the allowance does not cover the amount; sign a new permit",
+    ),
+    (
+        "ERC20InsufficientBalance",
+        "the wallet does not hold enough of the token",
+    ),
+    (
+        "ERC20InsufficientAllowance",
+        "the allowance does not cover the amount",
+    ),
+    (
+        "ERC2612ExpiredSignature",
+        "the permit expired; submit again",
+    ),
+    (
+        "ERC2612InvalidSigner",
+        "the permit was not signed by the paying wallet",
+    ),
+    ("InsufficientFreeStake", "not enough free (unlocked) stake"),
+    (
+        "UnbondingNotReleased",
+        "the unbonding delay has not passed yet",
+    ),
+    ("NothingToWithdraw", "nothing to withdraw"),
+    ("ProviderNotRegistered", "register the provider first"),
+    (
+        "OwnableUnauthorizedAccount",
+        "only the contract owner (governance) may do this",
+    ),
+];
+
+/// Decode revert data into a name, its arguments and a hint.
+pub fn decode_revert(data: &[u8]) -> Revert {
+    fn split(debug: String) -> (String, String) {
+        match debug.find('(') {
+            Some(i) => {
+                let (name, rest) = debug.split_at(i);
+                // `Name(Name { a: 1 })` -> `{ a: 1 }`
+                let inner = rest
+                    .trim_start_matches('(')
+                    .trim_end_matches(')')
+                    .trim_start_matches(name)
+                    .trim();
+                let inner = if inner.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {inner}")
+                };
+                (name.to_owned(), inner)
+            }
+            None => (debug, String::new()),
+        }
+    }
+    let (name, detail) = if let Ok(e) = MarketErrors::abi_decode(data) {
+        split(format!("{e:?}"))
+    } else if let Ok(e) = StakingErrors::abi_decode(data) {
+        split(format!("{e:?}"))
+    } else if let Ok(e) = MockStablecoinErrors::abi_decode(data) {
+        split(format!("{e:?}"))
+    } else if let Ok(r) = RevertString::abi_decode(data) {
+        ("Error".to_owned(), format!(" \"{}\"", r.reason))
+    } else if let Ok(p) = Panic::abi_decode(data) {
+        ("Panic".to_owned(), format!(" {}", p.code))
+    } else if data.is_empty() {
+        ("(no data)".to_owned(), String::new())
+    } else {
+        (
+            "unknown error".to_owned(),
+            format!(" 0x{}", alloy::hex::encode(data)),
+        )
+    };
+    let hint = HINTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, h)| *h)
+        .to_owned();
+    Revert { name, detail, hint }
+}
+
+/// Classify a contract-call error.
+pub fn classify(e: alloy::contract::Error) -> ChainError {
+    if let Some(data) = e.as_revert_data() {
+        return ChainError::Revert(decode_revert(&data));
+    }
+    match e {
+        alloy::contract::Error::TransportError(t) => match t.as_error_resp() {
+            // The node answered with an error: it refused the request itself.
+            Some(resp) => ChainError::User(format!(
+                "the node refused the transaction: {}",
+                resp.message
+            )),
+            None => ChainError::Network(t.to_string()),
+        },
+        other => ChainError::User(other.to_string()),
+    }
+}
+
+/// Classify a provider (non-contract) RPC error.
+pub fn classify_rpc(e: alloy::transports::TransportError) -> ChainError {
+    match e.as_error_resp() {
+        Some(resp) => match resp.as_revert_data() {
+            Some(data) => ChainError::Revert(decode_revert(&data)),
+            None => ChainError::User(format!("the node refused the request: {}", resp.message)),
+        },
+        None => ChainError::Network(e.to_string()),
+    }
+}
+
+impl Client {
+    /// Connect to `url`; with a signer, transactions are signed locally and sent from it.
+    pub async fn connect(url: &str, signer: Option<PrivateKeySigner>) -> Result<Self, ChainError> {
+        let parsed: alloy::transports::http::reqwest::Url = url
+            .parse()
+            .map_err(|e| ChainError::User(format!("RPC URL \"{url}\" is not a URL: {e}")))?;
+        let from = signer.as_ref().map(PrivateKeySigner::address);
+        let provider = match signer {
+            Some(s) => ProviderBuilder::new()
+                .wallet(EthereumWallet::from(s))
+                .connect_http(parsed)
+                .erased(),
+            None => ProviderBuilder::new().connect_http(parsed).erased(),
+        };
+        let chain_id = provider.get_chain_id().await.map_err(|e| {
+            ChainError::Network(format!(
+                "cannot reach the RPC at {url} ({e}); is the node running? `gridlease-deploy devnet` starts a local one"
+            ))
+        })?;
+        Ok(Self {
+            provider,
+            chain_id,
+            from,
+            url: url.to_owned(),
+        })
+    }
+
+    /// The signer's address, or a usage error.
+    pub fn sender(&self) -> Result<Address, ChainError> {
+        self.from.ok_or_else(|| {
+            ChainError::User("this command sends a transaction: give a wallet".into())
+        })
+    }
+
+    /// Latest block timestamp.
+    pub async fn now(&self) -> Result<u64, ChainError> {
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(classify_rpc)?
+            .ok_or_else(|| ChainError::Network("the node has no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+}
+
+/// Simulate `call` (a revert costs nothing and is decoded), then send it and wait for the receipt.
+/// A receipt with failed status (state changed between simulation and inclusion) is a revert too.
+pub async fn send<P, D>(call: CallBuilder<P, D>) -> Result<TransactionReceipt, ChainError>
+where
+    P: Provider,
+    D: CallDecoder,
+{
+    call.call_raw().await.map_err(classify)?;
+    let pending = call.send().await.map_err(classify)?;
+    let hash: B256 = *pending.tx_hash();
+    let receipt = pending.get_receipt().await.map_err(|e| {
+        ChainError::Network(format!("sent {hash} but could not get its receipt: {e}"))
+    })?;
+    if !receipt.status() {
+        return Err(ChainError::Revert(Revert {
+            name: "failed on chain".into(),
+            detail: format!(" (tx {hash})"),
+            hint: "the state changed between simulation and inclusion; check and retry".into(),
+        }));
+    }
+    Ok(receipt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::U256;
+    use gridlease_bindings::Market;
+
+    #[test]
+    fn decodes_protocol_errors_with_hints() {
+        let data = Market::BidAboveReserve {
+            price: U256::from(5),
+            maxPrice: U256::from(4),
+        }
+        .abi_encode();
+        let r = decode_revert(&data);
+        assert_eq!(r.name, "BidAboveReserve");
+        assert!(r.detail.contains("price: 5"), "{r}");
+        assert!(r.hint.contains("above the order's maximum"));
+        let s = RevertString::from("nope".to_owned()).abi_encode();
+        assert_eq!(decode_revert(&s).name, "Error");
+        assert_eq!(decode_revert(&[1, 2, 3, 4]).name, "unknown error");
+    }
+}
