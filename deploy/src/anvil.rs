@@ -1,0 +1,143 @@
+//! A local anvil node from `node_modules` on a free loopback port, stopped when dropped.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+
+/// A running anvil.
+#[derive(Debug)]
+pub struct Anvil {
+    child: Child,
+    port: u16,
+}
+
+/// Find the anvil binary: `$GRIDLEASE_ANVIL`, then `node_modules/.bin/anvil` in this directory or
+/// any parent, then `anvil` on `PATH`.
+pub fn find_anvil() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("GRIDLEASE_ANVIL") {
+        return Ok(p.into());
+    }
+    let mut dir = std::env::current_dir().ok();
+    while let Some(d) = dir {
+        let candidate = d.join("node_modules/.bin/anvil");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        dir = d.parent().map(Path::to_path_buf);
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("anvil"))
+        .find(|p| p.is_file());
+    on_path.context(
+        "anvil not found: run `npm ci` in the repository (it installs @foundry-rs/anvil-linux-amd64), \
+         or set GRIDLEASE_ANVIL=/path/to/anvil",
+    )
+}
+
+impl Anvil {
+    /// Start anvil on 127.0.0.1 with a free port and `block_time` seconds per block (0: a block
+    /// per transaction). Its output goes to `log` (or is discarded).
+    pub fn start(block_time: u64, log: Option<&Path>) -> Result<Self> {
+        let bin = find_anvil()?;
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--host", "127.0.0.1", "--port", "0", "--hardfork", "cancun"])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if block_time > 0 {
+            cmd.args(["--block-time", &block_time.to_string()]);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let stdout = child.stdout.take().context("anvil has no stdout")?;
+        let mut log_file = match log {
+            Some(p) => Some(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+            ),
+            None => None,
+        };
+        // Read until "Listening on 127.0.0.1:PORT", then keep draining (anvil logs every
+        // transaction; a full pipe would stall it).
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(f) = log_file.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+                if let Some(addr) = line.strip_prefix("Listening on ")
+                    && let Some(sender) = tx.take()
+                {
+                    let port = addr
+                        .trim()
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.parse::<u16>().ok());
+                    let _ = sender.send(port);
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Some(port)) => Ok(Self { child, port }),
+            _ => {
+                let _ = child.kill();
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                bail!("anvil did not start: {}", err.trim())
+            }
+        }
+    }
+
+    /// The HTTP endpoint.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stop it and wait for it to exit.
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The keys anvil funds by default (its well-known test mnemonic), index 0..10.
+pub const ANVIL_KEYS: [&str; 10] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+];

@@ -1,0 +1,171 @@
+//! `gridlease-deploy devnet`: anvil + the suite + funded demo accounts with keystores.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+use anyhow::{Context, Result};
+use gridlease_core::{chain::Client, deployments::Deployments, units::format_amount};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    anvil::{ANVIL_KEYS, Anvil},
+    config::DeployConfig,
+    deploy::{deploy, mint},
+};
+
+/// Demo roles and the anvil key index each uses (0 deploys and governs).
+pub const ROLES: [(&str, usize); 6] = [
+    ("tenant", 1),
+    ("provider1", 2),
+    ("provider1-operator", 3),
+    ("provider2", 4),
+    ("provider2-operator", 5),
+    ("keeper", 6),
+];
+
+/// USDC (whole tokens) minted to each role.
+fn funding(role: &str) -> u128 {
+    match role {
+        "tenant" => 10_000,
+        "provider1" | "provider2" => 5_000,
+        _ => 0,
+    }
+}
+
+/// What `devnet` set up, also written to `<dir>/devnet.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Devnet {
+    /// RPC endpoint.
+    pub rpc: String,
+    /// Chain id.
+    pub chain_id: u64,
+    /// Where the deployments file is.
+    pub deployments: PathBuf,
+    /// Role -> address.
+    pub accounts: BTreeMap<String, Address>,
+    /// Role -> keystore file.
+    pub keystores: BTreeMap<String, PathBuf>,
+    /// File holding the keystores' password.
+    pub password_file: PathBuf,
+}
+
+/// A running devnet: anvil stops when this is dropped.
+#[derive(Debug)]
+pub struct Running {
+    /// The node.
+    pub anvil: Anvil,
+    /// What was set up.
+    pub info: Devnet,
+}
+
+/// Start anvil, deploy the devnet config, fund the demo accounts and write their keystores
+/// under `dir` (password in `dir/password`). `root` holds `deployments/`.
+pub async fn start(block_time: u64, dir: &Path, root: &Path) -> Result<Running> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let anvil = Anvil::start(block_time, Some(&dir.join("anvil.log")))?;
+    let deployer: PrivateKeySigner = ANVIL_KEYS[0].parse().context("anvil key")?;
+    let client = Client::connect(&anvil.url(), Some(deployer)).await?;
+    let cfg = DeployConfig::devnet();
+    let path = Deployments::default_path(root, client.chain_id);
+    let (deployments, _report) = deploy(&client, &cfg, None, false).await?;
+    deployments
+        .save(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let usdc = deployments.token("USDC")?;
+
+    let password = "gridlease-devnet";
+    let password_file = dir.join("password");
+    write_private(&password_file, password)?;
+    let ks_dir = dir.join("keystores");
+    std::fs::create_dir_all(&ks_dir)?;
+    let mut accounts = BTreeMap::new();
+    let mut keystores = BTreeMap::new();
+    for (role, idx) in ROLES {
+        let key: PrivateKeySigner = ANVIL_KEYS[idx].parse().context("anvil key")?;
+        let file = format!("{role}.json");
+        let ks = ks_dir.join(&file);
+        if !ks.exists() {
+            PrivateKeySigner::encrypt_keystore(
+                &ks_dir,
+                &mut rand08::thread_rng(),
+                key.to_bytes(),
+                password,
+                Some(&file),
+            )
+            .with_context(|| format!("cannot write keystore {}", ks.display()))?;
+        }
+        let amount = funding(role) * 10u128.pow(u32::from(usdc.decimals));
+        if amount > 0 {
+            mint(&client, usdc.address, key.address(), amount).await?;
+        }
+        accounts.insert(role.to_owned(), key.address());
+        keystores.insert(role.to_owned(), ks);
+    }
+    let info = Devnet {
+        rpc: anvil.url(),
+        chain_id: client.chain_id,
+        deployments: path,
+        accounts,
+        keystores,
+        password_file,
+    };
+    let text = serde_json::to_string_pretty(&info)?;
+    std::fs::write(dir.join("devnet.json"), text + "\n")?;
+    Ok(Running { anvil, info })
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, format!("{text}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+impl Devnet {
+    /// What to run next, for people.
+    pub fn next_steps(&self, d: &Deployments, dir: &Path) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "gridlease devnet is up: {} (chain {})\n\n",
+            self.rpc, self.chain_id
+        ));
+        for (name, c) in &d.contracts {
+            s.push_str(&format!("  {name:<20} {}\n", c.address));
+        }
+        s.push_str(&format!(
+            "  deployments file     {}\n\n",
+            self.deployments.display()
+        ));
+        for (role, addr) in &self.accounts {
+            let usdc = funding(role);
+            let funded = if usdc > 0 {
+                format!("  {} USDC", format_amount(usdc, 0))
+            } else {
+                String::new()
+            };
+            s.push_str(&format!("  {role:<20} {addr}{funded}\n"));
+        }
+        let ks = |r: &str| {
+            self.keystores
+                .get(r)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        s.push_str(&format!(
+            "\nKeystores are in {}/keystores (password in {}).\n\nNext, in another shell:\n\n  export GRIDLEASE_RPC={}\n  gridlease --keystore {} --password file:{} submit examples/matmul.toml\n  gridlease list --tenant {}\n\nCtrl-C stops the devnet.\n",
+            dir.display(),
+            self.password_file.display(),
+            self.rpc,
+            ks("tenant"),
+            self.password_file.display(),
+            self.accounts.get("tenant").copied().unwrap_or_default(),
+        ));
+        s
+    }
+}

@@ -1,0 +1,227 @@
+//! Deployment against a real anvil: CREATE2 addresses as predicted, idempotent re-runs, dry runs
+//! that send nothing, parameter updates in place, the deployments file, and `cast` using the ABI
+//! files we ship.
+
+use std::{path::PathBuf, process::Command};
+
+use alloy::{providers::Provider, signers::local::PrivateKeySigner};
+use gridlease_bindings::{Market, Staking};
+use gridlease_core::{
+    chain::{Client, send},
+    deployments::Deployments,
+};
+use gridlease_deploy::{
+    anvil::{ANVIL_KEYS, Anvil, find_anvil},
+    config::DeployConfig,
+    deploy::{deploy, predict},
+};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+async fn client(anvil: &Anvil) -> Client {
+    let key: PrivateKeySigner = ANVIL_KEYS[0].parse().expect("key");
+    Client::connect(&anvil.url(), Some(key))
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn deploys_to_predicted_addresses_once() {
+    let anvil = Anvil::start(0, None).expect("anvil");
+    let c = client(&anvil).await;
+    let cfg = DeployConfig::devnet();
+    let pred = predict(&cfg, c.from.expect("signer")).expect("predict");
+
+    // Dry run: everything simulated, nothing on chain.
+    let (_, dry) = deploy(&c, &cfg, None, true).await.expect("dry run");
+    assert_eq!(dry.sent, 0);
+    assert!(dry.lines.iter().any(|l| l.contains("would deploy")));
+    assert!(
+        c.provider
+            .get_code_at(pred.market.0)
+            .await
+            .expect("code")
+            .is_empty()
+    );
+
+    let (d, first) = deploy(&c, &cfg, None, false).await.expect("deploy");
+    assert!(
+        first.sent >= 3 + 5,
+        "3 contracts and their configuration: {:?}",
+        first.lines
+    );
+    assert_eq!(d.address("Market").expect("market"), pred.market.0);
+    assert_eq!(d.address("Staking").expect("staking"), pred.staking.0);
+    assert_eq!(d.tokens[0].address, pred.stake_token);
+    let market = Market::new(pred.market.0, &c.provider);
+    assert_eq!(
+        market.staking().call().await.expect("staking"),
+        pred.staking.0
+    );
+    let staking = Staking::new(pred.staking.0, &c.provider);
+    assert_eq!(
+        staking.market().call().await.expect("market"),
+        pred.market.0
+    );
+    let p = market.params().call().await.expect("params");
+    assert_eq!(
+        (p.protocolFeeBps, p.keeperFeeBps, p.maxLeaseDuration),
+        (
+            cfg.protocol_fee_bps,
+            cfg.keeper_fee_bps,
+            cfg.max_lease_duration
+        )
+    );
+    assert!(
+        market
+            .tokenInfo(pred.stake_token)
+            .call()
+            .await
+            .expect("token")
+            .allowed
+    );
+
+    // The file round-trips.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = Deployments::default_path(dir.path(), c.chain_id);
+    d.save(&path).expect("save");
+    let loaded = Deployments::load(&path, c.chain_id).expect("load");
+    assert_eq!(loaded, d);
+
+    // A second run deploys and calls nothing, and keeps the recorded blocks.
+    let (again, second) = deploy(&c, &cfg, Some(&loaded), false)
+        .await
+        .expect("re-run");
+    assert_eq!(second.sent, 0, "{:?}", second.lines);
+    assert_eq!(again, d);
+
+    // A changed parameter is one setter on the same contracts.
+    let mut changed = cfg.clone();
+    changed.protocol_fee_bps = 250;
+    let (moved, third) = deploy(&c, &changed, Some(&loaded), false)
+        .await
+        .expect("update");
+    assert_eq!(third.sent, 1, "{:?}", third.lines);
+    assert_eq!(moved.address("Market").expect("market"), pred.market.0);
+    assert_eq!(
+        market.params().call().await.expect("params").protocolFeeBps,
+        250
+    );
+}
+
+#[tokio::test]
+async fn hands_ownership_over_then_refuses_to_change_what_it_no_longer_owns() {
+    let anvil = Anvil::start(0, None).expect("anvil");
+    let c = client(&anvil).await;
+    let gov_key: PrivateKeySigner = ANVIL_KEYS[8].parse().expect("key");
+    let governance = gov_key.address();
+    let mut cfg = DeployConfig::devnet();
+    cfg.owner = Some(governance);
+    let (d, _) = deploy(&c, &cfg, None, false).await.expect("deploy");
+    let (market_addr, staking_addr) = (
+        d.address("Market").expect("m"),
+        d.address("Staking").expect("s"),
+    );
+    let market = Market::new(market_addr, &c.provider);
+    // Ownable2Step: pending until governance accepts; the deployer still owns it meanwhile.
+    assert_eq!(
+        market.pendingOwner().call().await.expect("pending"),
+        governance
+    );
+    let (_, again) = deploy(&c, &cfg, Some(&d), false).await.expect("re-run");
+    assert_eq!(again.sent, 0);
+
+    let gov = Client::connect(&anvil.url(), Some(gov_key))
+        .await
+        .expect("gov");
+    send(Market::new(market_addr, &gov.provider).acceptOwnership())
+        .await
+        .expect("accept");
+    send(Staking::new(staking_addr, &gov.provider).acceptOwnership())
+        .await
+        .expect("accept");
+    assert_eq!(market.owner().call().await.expect("owner"), governance);
+    let mut changed = cfg.clone();
+    changed.keeper_fee_bps = 50;
+    let err = deploy(&c, &changed, Some(&d), false)
+        .await
+        .expect_err("not the owner");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("governance must call: Market.setParams"),
+        "{msg}"
+    );
+
+    // Another deployer key predicts other addresses (CREATE2 binds the deployer).
+    let other: PrivateKeySigner = ANVIL_KEYS[7].parse().expect("key");
+    let pred = predict(&cfg, other.address()).expect("predict");
+    assert_ne!(pred.market.0, market_addr);
+}
+
+/// Every no-argument view of Market and Staking answers through `cast` with signatures built from
+/// the ABI files we ship in `target/abi/`.
+#[tokio::test]
+async fn cast_calls_with_the_shipped_abi() {
+    let anvil = Anvil::start(0, None).expect("anvil");
+    let c = client(&anvil).await;
+    let (d, _) = deploy(&c, &DeployConfig::devnet(), None, false)
+        .await
+        .expect("deploy");
+    let cast = find_anvil().expect("anvil").with_file_name("cast");
+    let mut called = 0;
+    for name in ["Market", "Staking"] {
+        let abi_path = root().join(&d.contracts[name].abi);
+        let abi: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&abi_path).expect("abi file"))
+                .expect("json");
+        let entries = abi["abi"]
+            .as_array()
+            .or(abi.as_array())
+            .expect("abi array")
+            .clone();
+        for f in entries {
+            let views = f["type"] == "function"
+                && f["stateMutability"] == "view"
+                && f["inputs"].as_array().is_some_and(Vec::is_empty);
+            let simple = f["outputs"]
+                .as_array()
+                .is_some_and(|o| o.iter().all(|x| x["type"] != "tuple"));
+            if !views || !simple {
+                continue;
+            }
+            let outs: Vec<String> = f["outputs"]
+                .as_array()
+                .expect("outputs")
+                .iter()
+                .map(|o| o["type"].as_str().expect("type").to_owned())
+                .collect();
+            let sig = format!(
+                "{}()({})",
+                f["name"].as_str().expect("name"),
+                outs.join(",")
+            );
+            let out = Command::new(&cast)
+                .args(["call", "--rpc-url", &anvil.url()])
+                .arg(d.contracts[name].address.to_string())
+                .arg(&sig)
+                .output()
+                .expect("cast runs");
+            assert!(
+                out.status.success(),
+                "cast call {name}.{sig}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if name == "Market" && sig.starts_with("staking()") {
+                let got = String::from_utf8_lossy(&out.stdout).trim().to_lowercase();
+                assert_eq!(
+                    got,
+                    d.contracts["Staking"].address.to_string().to_lowercase()
+                );
+            }
+            called += 1;
+        }
+    }
+    assert!(called >= 10, "only {called} views found in the ABI files");
+}
