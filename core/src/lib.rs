@@ -8,12 +8,14 @@
 //! - [`wallet`]: signer loading (keystore + password source, or `env:VAR`).
 //! - [`chain`]: RPC client, simulate-then-send, decoded reverts.
 //! - [`deployments`]: the `deployments/<chainId>.json` file.
+//! - [`token`]: EIP-2612 permits against the token's real domain.
 
 pub mod chain;
 pub mod deployments;
 pub mod eip712;
 pub mod gpu;
 pub mod spec;
+pub mod token;
 pub mod units;
 pub mod wallet;
 

@@ -23,6 +23,14 @@ pub fn rate_from_hourly(per_hour_units: u128, decimals: u8) -> Option<u128> {
         .map(|v| v / 3600)
 }
 
+/// Like [`rate_from_hourly`] but rounded up, so a maximum price per hour is never undercut by
+/// rounding (`2.00/h` stays `2.00/h` when shown again).
+pub fn rate_from_hourly_ceil(per_hour_units: u128, decimals: u8) -> Option<u128> {
+    per_hour_units
+        .checked_mul(rate_scale(decimals)?)
+        .map(|v| v.div_ceil(3600))
+}
+
 /// Why a decimal amount or a duration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
@@ -184,5 +192,8 @@ mod tests {
         assert_eq!(rate, 555_555_555_555_555);
         assert_eq!(owed(rate, 3600, 6), Some(1_999_999));
         assert_eq!(rate_scale(19), None);
+        let ceil = rate_from_hourly_ceil(2_000_000, 6).expect("fits");
+        assert_eq!(ceil, 555_555_555_555_556);
+        assert_eq!(hourly_from_rate(ceil, 6), Some(2_000_000));
     }
 }

@@ -1,0 +1,289 @@
+//! `gridlease submit`: spec -> checks -> one permit signature -> one transaction -> (follow).
+
+use std::{path::Path, time::Instant};
+
+use alloy::{
+    primitives::{B256, U256, aliases::U96},
+    providers::Provider,
+    rpc::types::Filter,
+    sol_types::SolEvent,
+};
+use anyhow::Result;
+use gridlease_bindings::{IMarket::OrderParams, Market, MockStablecoin};
+use gridlease_core::{
+    chain::{classify, classify_rpc, send},
+    gpu,
+    spec::JobSpec,
+    token::sign_permit,
+    units::{format_duration, owed, parse_amount, parse_duration, rate_from_hourly_ceil},
+};
+use serde_json::json;
+
+use crate::ctx::{Ctx, Output, UserError, money, per_hour, read_file, user};
+
+/// Flags of `submit`.
+pub(crate) struct Opts {
+    /// Follow the order.
+    pub(crate) wait: bool,
+    /// How long to follow.
+    pub(crate) timeout: String,
+    /// Validate only.
+    pub(crate) check: bool,
+    /// Override of the spec URI.
+    pub(crate) spec_uri: Option<String>,
+}
+
+/// Run `submit`.
+pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
+    let text = read_file(file)?;
+    let spec = JobSpec::parse(&text).map_err(|e| UserError(format!("{}: {e}", file.display())))?;
+    let timeout =
+        parse_duration(&opts.timeout).map_err(|e| UserError(format!("--timeout: {e}")))?;
+    let token = ctx.d.token(&spec.terms.token)?;
+    let stake = ctx
+        .d
+        .tokens
+        .first()
+        .cloned()
+        .unwrap_or_else(|| token.clone());
+    let field = |name: &str, e: gridlease_core::units::UnitError| {
+        UserError(format!("{}: price.{name}: {e}", file.display()))
+    };
+    let per_hour_units = parse_amount(&spec.terms.max_per_hour, token.decimals)
+        .map_err(|e| field("max_per_hour", e))?;
+    let rate = rate_from_hourly_ceil(per_hour_units, token.decimals).unwrap_or(0);
+    let params = ctx.market().params().call().await.map_err(classify)?;
+    if rate < u128::from(params.minPricePerSecond) {
+        return user(format!(
+            "{}: price.max_per_hour is below the market minimum of {}",
+            file.display(),
+            per_hour(u128::from(params.minPricePerSecond), &token)
+        ));
+    }
+    let t = &spec.terms;
+    if t.max_duration > u64::from(params.maxLeaseDuration) {
+        return user(format!(
+            "{}: price.max_duration {} is longer than this market allows ({})",
+            file.display(),
+            format_duration(t.max_duration),
+            format_duration(u64::from(params.maxLeaseDuration))
+        ));
+    }
+    if t.bid_window > u64::from(params.maxBidWindow) {
+        return user(format!(
+            "{}: price.bid_window {} is longer than this market allows ({})",
+            file.display(),
+            format_duration(t.bid_window),
+            format_duration(u64::from(params.maxBidWindow))
+        ));
+    }
+    let deposit = match &t.deposit {
+        Some(d) => parse_amount(d, token.decimals).map_err(|e| field("deposit", e))?,
+        None => owed(rate, t.max_duration, token.decimals).unwrap_or(0),
+    };
+    if deposit == 0 || deposit >= 1 << 96 {
+        return user(format!(
+            "{}: the deposit must be more than zero and fit the escrow",
+            file.display()
+        ));
+    }
+    let collateral =
+        parse_amount(&t.collateral, stake.decimals).map_err(|e| field("collateral", e))?;
+    let spec_uri = opts.spec_uri.clone().unwrap_or_else(|| spec.run.data_uri());
+    let r = &spec.run.resources;
+    let order = OrderParams {
+        specHash: spec.run.hash(),
+        specURI: spec_uri,
+        token: token.address,
+        deposit: U96::from(deposit),
+        maxPricePerSecond: U96::from(rate),
+        maxDuration: u32::try_from(t.max_duration).unwrap_or(u32::MAX),
+        bidWindow: u32::try_from(t.bid_window).unwrap_or(u32::MAX),
+        collateral: U96::from(collateral),
+        gpuClass: r.gpu_class,
+        gpuCount: r.gpu_count,
+        vramGiB: r.vram_gib,
+        cpuCores: r.cpu_cores,
+        ramGiB: r.ram_gib,
+        jobKind: spec.run.workload.kind().code(),
+        instant: t.instant,
+        salt: B256::from(rand08::random::<[u8; 32]>()),
+    };
+    let summary = json!({
+        "specHash": order.specHash,
+        "token": token.symbol,
+        "maxPricePerHour": per_hour(rate, &token),
+        "deposit": money(deposit, &token),
+        "maxDuration": t.max_duration,
+        "bidWindow": t.bid_window,
+        "collateral": money(collateral, &stake),
+        "gpu": gpu::class_name(r.gpu_class),
+        "instant": t.instant,
+    });
+    let human = format!(
+        "job: {} on {} x{} ({} GiB), up to {} for {}, bids for {}\nescrow: {} (collateral {})\nspec hash: {}\n",
+        spec.name
+            .as_deref()
+            .unwrap_or(match spec.run.workload.kind().code() {
+                1 => "matmul_i8",
+                2 => "service",
+                _ => "container",
+            }),
+        gpu::class_name(r.gpu_class),
+        r.gpu_count,
+        r.vram_gib,
+        per_hour(rate, &token),
+        format_duration(t.max_duration),
+        format_duration(t.bid_window),
+        money(deposit, &token),
+        money(collateral, &stake),
+        order.specHash,
+    );
+    if opts.check {
+        return Ok(Output {
+            human: format!("{human}spec OK (nothing sent)\n"),
+            json: json!({ "ok": true, "order": summary }),
+        });
+    }
+
+    let wallet = ctx.wallet()?;
+    let tenant = wallet.address();
+    let p = &ctx.client.provider;
+    let erc20 = MockStablecoin::new(token.address, p);
+    let balance = erc20.balanceOf(tenant).call().await.map_err(classify)?;
+    if balance < U256::from(deposit) {
+        return user(format!(
+            "wallet {tenant} holds {}, the order needs {} of escrow; fund it or lower price.deposit",
+            money(balance.to::<u128>(), &token),
+            money(deposit, &token)
+        ));
+    }
+    if p.get_balance(tenant).await.map_err(classify_rpc)?.is_zero() {
+        return user(format!("wallet {tenant} has no ether to pay gas"));
+    }
+    let market = ctx.market();
+    let id = market
+        .orderIdOf(tenant, order.clone())
+        .call()
+        .await
+        .map_err(classify)?;
+    let now = ctx.client.now().await?;
+    let permit = sign_permit(
+        p,
+        ctx.client.chain_id,
+        token.address,
+        wallet,
+        ctx.market,
+        U256::from(deposit),
+        now + 3_600,
+    )
+    .await?;
+    let started = Instant::now();
+    let receipt = send(market.createOrderWithPermit(
+        order.clone(),
+        permit.deadline,
+        permit.v,
+        permit.r,
+        permit.s,
+    ))
+    .await?;
+    let block = receipt.block_number.unwrap_or_default();
+    ctx.progress(&format!(
+        "{human}ordered: {id} (tx {}, block {block})",
+        receipt.transaction_hash
+    ));
+    let mut out_json = json!({
+        "orderId": id,
+        "tx": receipt.transaction_hash,
+        "block": block,
+        "order": summary,
+    });
+    if !opts.wait {
+        return Ok(Output {
+            human: format!(
+                "{id}\nfollow it with: gridlease status {id}   (cancel before award: gridlease cancel {id})\n"
+            ),
+            json: out_json,
+        });
+    }
+    let last = follow(ctx, id, block, started, timeout).await?;
+    out_json["final"] = last.clone();
+    Ok(Output {
+        human: String::new(),
+        json: out_json,
+    })
+}
+
+/// Print phases as they happen until the order ends or `timeout` seconds pass.
+async fn follow(
+    ctx: &Ctx,
+    id: B256,
+    from: u64,
+    started: Instant,
+    timeout: u64,
+) -> Result<serde_json::Value> {
+    let market = ctx.market();
+    let mut phase = String::new();
+    let mut bids = 0usize;
+    let say = |what: &str| {
+        ctx.progress(&format!(
+            "[{:>6.1}s] {what}",
+            started.elapsed().as_secs_f64()
+        ))
+    };
+    say("ordered");
+    loop {
+        let v = market.getJob(id).call().await.map_err(classify)?;
+        let token = ctx.token_at(v.token);
+        let status = v.status;
+        if status == 1 {
+            let filter = Filter::new()
+                .address(ctx.market)
+                .event_signature(Market::BidPlaced::SIGNATURE_HASH)
+                .topic1(id)
+                .from_block(from);
+            let logs = ctx
+                .client
+                .provider
+                .get_logs(&filter)
+                .await
+                .map_err(classify_rpc)?;
+            if logs.len() > bids {
+                bids = logs.len();
+                say(&format!(
+                    "bids: {bids} on chain, best {} (signed bids are seen at award)",
+                    per_hour(v.ratePerSecond.to::<u128>(), &token)
+                ));
+            }
+        }
+        let now_phase = match status {
+            1 => "open".to_owned(),
+            2 => format!(
+                "leased: provider {} at {}, runs until block time {}",
+                v.provider,
+                per_hour(v.ratePerSecond.to::<u128>(), &token),
+                v.end
+            ),
+            3 => "closed".to_owned(),
+            4 => "cancelled".to_owned(),
+            _ => "unknown".to_owned(),
+        };
+        if now_phase != phase {
+            if status != 1 {
+                say(&now_phase);
+            }
+            phase = now_phase;
+        }
+        if status >= 3 {
+            return Ok(json!({ "status": phase }));
+        }
+        if started.elapsed().as_secs() >= timeout {
+            say(&format!(
+                "still {phase} after {}; it stays on the market: gridlease status {id}",
+                format_duration(timeout)
+            ));
+            return Ok(json!({ "status": phase, "timedOut": true }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    }
+}

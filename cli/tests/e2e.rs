@@ -1,0 +1,419 @@
+//! The `gridlease` binary against a real anvil: money moves exactly as the commands say, bad input
+//! is refused with its message and no transaction, and exit codes tell user error, revert and
+//! network failure apart.
+
+use std::{path::PathBuf, process::Command};
+
+use alloy::{
+    primitives::{Address, B256, U256, aliases::U96},
+    providers::{Provider, ext::AnvilApi},
+    signers::local::PrivateKeySigner,
+};
+use gridlease_bindings::{IStaking::Capacity, Market, MockStablecoin, Staking};
+use gridlease_core::{chain::Client, chain::send, deployments::Deployments};
+use gridlease_deploy::{
+    anvil::{ANVIL_KEYS, Anvil},
+    config::DeployConfig,
+    deploy::{deploy, mint},
+};
+
+const USDC: u128 = 1_000_000;
+
+struct Net {
+    anvil: Anvil,
+    dir: tempfile::TempDir,
+    d: Deployments,
+    gov: Client,
+    tenant: Address,
+    keystore: PathBuf,
+    usdc: Address,
+}
+
+async fn net() -> Net {
+    let anvil = Anvil::start(0, None).expect("anvil");
+    let key: PrivateKeySigner = ANVIL_KEYS[0].parse().expect("key");
+    let gov = Client::connect(&anvil.url(), Some(key))
+        .await
+        .expect("connect");
+    let (d, _) = deploy(&gov, &DeployConfig::devnet(), None, false)
+        .await
+        .expect("deploy");
+    let dir = tempfile::tempdir().expect("tempdir");
+    d.save(&dir.path().join("deployments.json")).expect("save");
+    let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
+    let usdc = d.token("USDC").expect("usdc").address;
+    mint(&gov, usdc, tenant_key.address(), 1_000 * USDC)
+        .await
+        .expect("mint");
+    PrivateKeySigner::encrypt_keystore(
+        dir.path(),
+        &mut rand08::thread_rng(),
+        tenant_key.to_bytes(),
+        "pw",
+        Some("tenant.json"),
+    )
+    .expect("keystore");
+    std::fs::write(dir.path().join("pw"), "pw\n").expect("pw");
+    std::fs::write(dir.path().join("wrong"), "nope\n").expect("pw");
+    Net {
+        keystore: dir.path().join("tenant.json"),
+        tenant: tenant_key.address(),
+        anvil,
+        dir,
+        d,
+        gov,
+        usdc,
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Net {
+    fn cli(&self, args: &[&str]) -> Run {
+        self.cli_with(args, true)
+    }
+
+    fn cli_with(&self, args: &[&str], wallet: bool) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease"));
+        cmd.arg("--rpc")
+            .arg(self.anvil.url())
+            .arg("--deployments")
+            .arg(self.dir.path().join("deployments.json"));
+        if wallet {
+            cmd.arg("--keystore")
+                .arg(&self.keystore)
+                .arg("--password")
+                .arg(format!("file:{}", self.dir.path().join("pw").display()));
+        }
+        let out = cmd.args(args).output().expect("gridlease runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let r = self.cli(&all);
+        assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+        serde_json::from_str(&r.stdout).expect("json output")
+    }
+
+    fn spec(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write spec");
+        p.display().to_string()
+    }
+
+    async fn balance(&self, who: Address) -> u128 {
+        MockStablecoin::new(self.usdc, &self.gov.provider)
+            .balanceOf(who)
+            .call()
+            .await
+            .expect("balance")
+            .to()
+    }
+
+    async fn nonce(&self) -> u64 {
+        self.gov
+            .provider
+            .get_transaction_count(self.tenant)
+            .await
+            .expect("nonce")
+    }
+}
+
+const SPEC: &str = r#"
+kind = "matmul_i8"
+[resources]
+vram_gib = 1
+[price]
+max_per_hour = "3.6"
+max_duration = "10m"
+bid_window = "30s"
+deposit = "2"
+collateral = "10"
+instant = INSTANT
+[matmul]
+n = 64
+"#;
+
+fn id_of(v: &serde_json::Value) -> String {
+    v["orderId"].as_str().expect("order id").to_owned()
+}
+
+#[tokio::test]
+async fn submit_topup_cancel_move_exact_amounts() {
+    let n = net().await;
+    let market = n.d.address("Market").expect("market");
+    let spec = n.spec("job.toml", &SPEC.replace("INSTANT", "false"));
+    let (t0, m0) = (n.balance(n.tenant).await, n.balance(market).await);
+
+    let v = n.json(&["submit", &spec]);
+    let id = id_of(&v);
+    assert_eq!(
+        n.balance(n.tenant).await,
+        t0 - 2 * USDC,
+        "deposit pulled by the permit"
+    );
+    assert_eq!(n.balance(market).await, m0 + 2 * USDC);
+    let allowance = MockStablecoin::new(n.usdc, &n.gov.provider)
+        .allowance(n.tenant, market)
+        .call()
+        .await
+        .expect("allowance");
+    assert_eq!(allowance, U256::ZERO, "the permit is spent exactly");
+    let s = n.json(&["status", &id]);
+    assert_eq!(
+        (s["status"].as_str(), s["escrow"].as_str()),
+        (Some("open"), Some("2000000"))
+    );
+
+    let v = n.json(&["topup", &id, "1.25"]);
+    assert_eq!(v["escrow"], "3250000");
+    assert_eq!(n.balance(n.tenant).await, t0 - 3_250_000);
+
+    let listed = n.json(&["list"]);
+    assert_eq!(listed["orders"].as_array().expect("orders").len(), 1);
+
+    let v = n.json(&["cancel", &id]);
+    assert_eq!(v["refund"], "3250000");
+    assert_eq!(n.balance(n.tenant).await, t0, "cancel refunds everything");
+    assert_eq!(n.balance(market).await, m0);
+
+    // Cancelling again is a user error caught before any transaction.
+    let nonce = n.nonce().await;
+    let r = n.cli(&["cancel", &id]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("is cancelled"), "{}", r.stderr);
+    assert_eq!(n.nonce().await, nonce);
+}
+
+#[tokio::test]
+async fn close_pays_provider_for_elapsed_time_and_refunds_the_rest() {
+    let n = net().await;
+    let market = n.d.address("Market").expect("market");
+    let staking = n.d.address("Staking").expect("staking");
+    // A provider registers, stakes, and bids on chain on an instant order.
+    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
+    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
+    mint(&n.gov, n.usdc, owner.address(), 100 * USDC)
+        .await
+        .expect("mint");
+    let p = Client::connect(&n.anvil.url(), Some(owner.clone()))
+        .await
+        .expect("connect");
+    let cap = Capacity {
+        gpuClasses: 1,
+        gpuCount: 1,
+        vramGiB: 16,
+    };
+    let st = Staking::new(staking, &p.provider);
+    send(st.register(operator.address(), cap, "p".into()))
+        .await
+        .expect("register");
+    let token = MockStablecoin::new(n.usdc, &p.provider);
+    send(token.approve(staking, U256::from(50 * USDC)))
+        .await
+        .expect("approve");
+    send(st.stake(U256::from(50 * USDC))).await.expect("stake");
+
+    let spec = n.spec("job.toml", &SPEC.replace("INSTANT", "true"));
+    let t0 = n.balance(n.tenant).await;
+    let id = id_of(&n.json(&["submit", &spec]));
+    let op = Client::connect(&n.anvil.url(), Some(operator))
+        .await
+        .expect("connect");
+    let rate = 1_000_000_000_000_000u128; // 0.001 USDC/s = 3.6 USDC/h, the spec's maximum
+    let order: B256 = id.parse().expect("id");
+    send(Market::new(market, &op.provider).bid(order, U96::from(rate)))
+        .await
+        .expect("instant bid");
+    let s = n.json(&["status", &id]);
+    assert_eq!(s["status"], "leased");
+    let start = s["settledAt"].as_u64().expect("start");
+
+    n.gov.provider.anvil_increase_time(99).await.expect("warp");
+    let v = n.json(&["close", &id]);
+    let end = n
+        .gov
+        .provider
+        .get_block_by_number(Default::default())
+        .await
+        .expect("block")
+        .expect("block")
+        .header
+        .timestamp;
+    let paid = u128::from(end - start) * 1_000;
+    assert_eq!(v["paid"].as_str(), Some(paid.to_string().as_str()));
+    assert_eq!(
+        v["refund"].as_str(),
+        Some((2 * USDC - paid).to_string().as_str())
+    );
+    assert_eq!(
+        n.balance(n.tenant).await,
+        t0 - paid,
+        "tenant pays exactly the elapsed seconds"
+    );
+    let credit: u128 = Market::new(market, &n.gov.provider)
+        .creditOf(n.usdc, owner.address())
+        .call()
+        .await
+        .expect("credit")
+        .to();
+    assert_eq!(
+        credit,
+        paid - paid / 100,
+        "provider credited minus the 1% protocol fee"
+    );
+    assert_eq!(n.json(&["status", &id])["status"], "closed");
+}
+
+#[tokio::test]
+async fn bad_specs_are_refused_with_their_message_and_no_transaction() {
+    let n = net().await;
+    let good = SPEC.replace("INSTANT", "false");
+    let cases: &[(&str, String, &str)] = &[
+        ("syntax", good.replace("n = 64", "n = "), "line 13"),
+        (
+            "kind",
+            good.replace("matmul_i8", "wasm"),
+            "unknown kind \"wasm\"",
+        ),
+        (
+            "n",
+            good.replace("n = 64", "n = 0"),
+            "matmul.n: 0 is out of range",
+        ),
+        (
+            "price",
+            good.replace("\"3.6\"", "\"3,6\""),
+            "price.max_per_hour",
+        ),
+        (
+            "precision",
+            good.replace("\"3.6\"", "\"3.6000001\""),
+            "7 decimal places; the token has 6",
+        ),
+        (
+            "duration",
+            good.replace("\"10m\"", "\"2d\""),
+            "longer than this market allows (1d)",
+        ),
+        (
+            "window",
+            good.replace("\"30s\"", "\"2h\""),
+            "bid_window 2h is longer",
+        ),
+        (
+            "gpu",
+            good.replace("vram_gib = 1", "gpu = \"tpu-v5\""),
+            "unknown GPU class",
+        ),
+        (
+            "unknown field",
+            good.replace("collateral", "colateral"),
+            "unknown field `colateral`",
+        ),
+        (
+            "token",
+            good.replace("instant", "token = \"DAI\"\ninstant"),
+            "unknown payment token \"DAI\"",
+        ),
+        (
+            "missing section",
+            good.replace("[matmul]\nn = 64\n", ""),
+            "needs a [matmul] section",
+        ),
+        (
+            "too poor",
+            good.replace("\"2\"", "\"5000\""),
+            "the order needs 5000 USDC",
+        ),
+    ];
+    let nonce = n.nonce().await;
+    for (name, text, message) in cases {
+        let path = n.spec(&format!("{}.toml", name.replace(' ', "_")), text);
+        let r = n.cli(&["submit", &path]);
+        assert_eq!(r.code, 3, "{name}: exit code; stderr: {}", r.stderr);
+        assert!(
+            r.stderr.contains(message),
+            "{name}: expected \"{message}\" in: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(
+        n.nonce().await,
+        nonce,
+        "no transaction was sent for a bad spec"
+    );
+}
+
+#[tokio::test]
+async fn exit_codes_separate_wallet_revert_and_network_failures() {
+    let n = net().await;
+    let spec = n.spec("job.toml", &SPEC.replace("INSTANT", "false"));
+    // Wrong password: user error, and the password is not echoed.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease"));
+    let out = cmd
+        .args(["--rpc", &n.anvil.url(), "--deployments"])
+        .arg(n.dir.path().join("deployments.json"))
+        .arg("--keystore")
+        .arg(&n.keystore)
+        .arg("--password")
+        .arg(format!("file:{}", n.dir.path().join("wrong").display()))
+        .args(["submit", &spec])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("wrong password") && !err.contains("nope"),
+        "{err}"
+    );
+    // A raw key on the command line is refused.
+    let r = n.cli_with(&["--private-key", ANVIL_KEYS[1], "list"], false);
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("env:VAR") && !r.stderr.contains(&ANVIL_KEYS[1][4..]),
+        "{}",
+        r.stderr
+    );
+
+    // A revert: someone else's open order cannot be cancelled before the grace (NotTenant).
+    let id = id_of(&n.json(&["submit", &spec]));
+    let stranger: PrivateKeySigner = ANVIL_KEYS[4].parse().expect("key");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease"));
+    let out = cmd
+        .env("STRANGER_KEY", stranger.to_bytes().to_string())
+        .args(["--rpc", &n.anvil.url(), "--deployments"])
+        .arg(n.dir.path().join("deployments.json"))
+        .args(["--private-key", "env:STRANGER_KEY", "cancel", &id])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("NotTenant") && err.contains("only the tenant"),
+        "{err}"
+    );
+
+    // Network: nothing listens there.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease"));
+    let out = cmd
+        .args(["--rpc", "http://127.0.0.1:9", "market"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(5));
+    // JSON mode reports errors as JSON too.
+    let r = n.cli(&["status", "0x12", "--json"]);
+    assert_eq!(r.code, 3);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json error");
+    assert_eq!(v["exitCode"], 3);
+}
