@@ -129,7 +129,7 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 
 impl Devnet {
     /// What to run next, for people.
-    pub fn next_steps(&self, d: &Deployments, dir: &Path) -> String {
+    pub fn next_steps(&self, d: &Deployments, dir: &Path, cli: &str) -> String {
         let mut s = String::new();
         s.push_str(&format!(
             "gridlease devnet is up: {} (chain {})\n\n",
@@ -158,7 +158,7 @@ impl Devnet {
                 .unwrap_or_default()
         };
         s.push_str(&format!(
-            "\nKeystores are in {}/keystores (password in {}).\n\nNext, in another shell:\n\n  export GRIDLEASE_RPC={}\n  gridlease --keystore {} --password file:{} submit examples/matmul.toml\n  gridlease list --tenant {}\n\nCtrl-C stops the devnet.\n",
+            "\nKeystores are in {}/keystores (password in {}).\n\nNext, in another shell:\n\n  export GRIDLEASE_RPC={}\n  {cli} --keystore {} --password file:{} submit examples/matmul.toml\n  {cli} list --tenant {}\n\nCtrl-C stops the devnet.\n",
             dir.display(),
             self.password_file.display(),
             self.rpc,

@@ -121,7 +121,13 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let running = devnet::start(block_time, &dir, &root).await?;
             let d = Deployments::load(&running.info.deployments, running.info.chain_id)?;
-            print!("{}", running.info.next_steps(&d, &dir));
+            // The CLI built next to this binary, else the one on PATH.
+            let cli = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join("gridlease")))
+                .filter(|p| p.is_file())
+                .map_or_else(|| "gridlease".to_owned(), |p| p.display().to_string());
+            print!("{}", running.info.next_steps(&d, &dir, &cli));
             wait_for_shutdown().await;
             eprintln!("stopping anvil");
             running.anvil.stop();
