@@ -31,6 +31,7 @@ const CONTRACTS: &[&str] = &[
     "FalseReturnToken",
     "ReentrantToken",
     "UsdcLikeToken",
+    "MatmulProofHarness",
 ];
 
 fn main() {

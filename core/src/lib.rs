@@ -4,6 +4,8 @@
 //!   EIP-2612 permit, byte-for-byte what the contracts verify.
 //! - [`units`]: price, amount and duration conversions (18-decimal per-second rates, decimals).
 //! - [`gpu`]: GPU class names and their bit positions.
+//! - [`matmul`]: the built-in verifiable workload (generator, reference, Freivalds, fraud proofs).
+//! - [`merkle`]: positional keccak Merkle trees.
 //! - [`spec`]: job specs (TOML), validation with line/field errors, canonical hash.
 //! - [`wallet`]: signer loading (keystore + password source, or `env:VAR`).
 //! - [`chain`]: RPC client, simulate-then-send, decoded reverts.
@@ -14,6 +16,8 @@ pub mod chain;
 pub mod deployments;
 pub mod eip712;
 pub mod gpu;
+pub mod matmul;
+pub mod merkle;
 pub mod spec;
 pub mod token;
 pub mod units;

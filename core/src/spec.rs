@@ -22,8 +22,8 @@
 //! token = "USDC"                  # symbol from the deployment, or a 0x address
 //!
 //! [matmul]                        # kind = "matmul_i8": C = A x B, INT8 -> INT32, seeded inputs
-//! n = 256
-//! seed = 42
+//! n = 256                         # square; or give m, k and n (A is m x k, B is k x n)
+//! seed = 42                       # integer or 0x + 64 hex digits
 //! ```
 //!
 //! `[container]` (kind `container`) has `image`, `command` and `env`; `[service]` (kind `service`)
@@ -80,12 +80,16 @@ pub enum Workload {
         /// Environment.
         env: BTreeMap<String, String>,
     },
-    /// C = A x B over seeded INT8 inputs, n x n, INT32 result.
+    /// C = A x B over seeded INT8 inputs (A m x k, B k x n), INT32 result ([`crate::matmul`]).
     MatmulI8 {
-        /// Matrix side.
+        /// Rows of A and C.
+        m: u32,
+        /// Columns of A, rows of B.
+        k: u32,
+        /// Columns of B and C.
         n: u32,
-        /// Seed of the input generator.
-        seed: u64,
+        /// Input seed.
+        seed: B256,
     },
     /// Run `image` as a service exposing `port`.
     Service {
@@ -236,8 +240,10 @@ enum DurationValue {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMatmul {
+    m: Option<Spanned<i64>>,
+    k: Option<Spanned<i64>>,
     n: Spanned<i64>,
-    seed: Option<Spanned<i64>>,
+    seed: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -385,17 +391,35 @@ impl JobSpec {
         };
         let workload = match kind {
             JobKind::MatmulI8 => {
-                let m = raw
+                let mm = raw
                     .matmul
                     .as_ref()
                     .ok_or_else(|| missing("matmul"))?
                     .get_ref();
-                let n = lines.int(&m.n, "matmul.n", 1..=i64::from(MAX_MATMUL_N))?;
-                let seed = match &m.seed {
-                    Some(s) => lines.int(s, "matmul.seed", 0..=i64::MAX)?,
-                    None => 0,
+                let side = 1..=i64::from(MAX_MATMUL_N);
+                let n = lines.int(&mm.n, "matmul.n", side.clone())?;
+                let m = match &mm.m {
+                    Some(v) => lines.int(v, "matmul.m", side)?,
+                    None => n,
                 };
-                Workload::MatmulI8 { n, seed }
+                let k = match &mm.k {
+                    Some(v) => lines.int(v, "matmul.k", 1..=i64::from(crate::matmul::MAX_K))?,
+                    None => n,
+                };
+                let bad_seed = "expected a non-negative integer or 0x followed by 64 hex digits";
+                let seed = match &mm.seed {
+                    None => B256::ZERO,
+                    Some(s) => match s.get_ref() {
+                        toml::Value::Integer(i) if *i >= 0 => {
+                            B256::from(alloy::primitives::U256::from(i.unsigned_abs()))
+                        }
+                        toml::Value::String(h) => h
+                            .parse::<B256>()
+                            .map_err(|_| lines.err(s.span(), "matmul.seed", bad_seed))?,
+                        _ => return Err(lines.err(s.span(), "matmul.seed", bad_seed)),
+                    },
+                };
+                Workload::MatmulI8 { m, k, n, seed }
             }
             JobKind::Container => {
                 let c = raw
@@ -493,9 +517,15 @@ impl RunSpec {
         serde_json::to_vec(self).expect("a RunSpec always serializes")
     }
 
-    /// The order's `specHash`.
+    /// The order's `specHash`: for `matmul_i8` the ABI hash the fraud proof checks
+    /// ([`crate::matmul::Matmul::spec_hash`]), otherwise keccak256 of the canonical JSON.
     pub fn hash(&self) -> B256 {
-        keccak256(self.canonical_json())
+        match self.workload {
+            Workload::MatmulI8 { m, k, n, seed } => {
+                crate::matmul::Matmul { seed, m, k, n }.spec_hash()
+            }
+            _ => keccak256(self.canonical_json()),
+        }
     }
 
     /// A self-contained `data:` URI carrying the canonical JSON (the default `specURI`), so a
@@ -513,10 +543,12 @@ impl RunSpec {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|e| format!("bad base64: {e}"))?;
-        if keccak256(&bytes) != hash {
+        let spec: Self =
+            serde_json::from_slice(&bytes).map_err(|e| format!("bad spec JSON: {e}"))?;
+        if spec.hash() != hash {
             return Err("the spec does not match the order's spec hash".into());
         }
-        serde_json::from_slice(&bytes).map_err(|e| format!("bad spec JSON: {e}"))
+        Ok(spec)
     }
 }
 
@@ -546,14 +578,23 @@ seed = 42
     #[test]
     fn parses_and_hashes_stably() {
         let spec = JobSpec::parse(GOOD).expect("valid");
-        assert_eq!(spec.run.workload, Workload::MatmulI8 { n: 256, seed: 42 });
+        let seed = B256::from(alloy::primitives::U256::from(42));
+        assert_eq!(
+            spec.run.workload,
+            Workload::MatmulI8 {
+                m: 256,
+                k: 256,
+                n: 256,
+                seed
+            }
+        );
         assert_eq!(spec.terms.max_duration, 1_800);
         assert_eq!(spec.terms.bid_window, 120);
         assert_eq!(spec.terms.token, "USDC");
         let json = String::from_utf8(spec.run.canonical_json()).expect("utf8");
         assert_eq!(
             json,
-            r#"{"version":1,"workload":{"kind":"matmul_i8","n":256,"seed":42},"resources":{"gpu_class":0,"gpu_count":1,"vram_gib":8,"cpu_cores":1,"ram_gib":1}}"#
+            r#"{"version":1,"workload":{"kind":"matmul_i8","m":256,"k":256,"n":256,"seed":"0x000000000000000000000000000000000000000000000000000000000000002a"},"resources":{"gpu_class":0,"gpu_count":1,"vram_gib":8,"cpu_cores":1,"ram_gib":1}}"#
         );
         let uri = spec.run.data_uri();
         assert_eq!(

@@ -16,6 +16,38 @@ use alloy::primitives::{B256, U256};
 use gridlease_bindings::Market;
 use gridlease_tests::fixture::*;
 
+/// Gas of `MatmulProofHarness.checkTx` proving a flipped element of a 64 x k x 64 product.
+fn matmul_check_gas(s: &mut Suite, k: u32) -> u64 {
+    use gridlease_bindings::{MatmulProof::Job, MatmulProofHarness};
+    use gridlease_core::matmul::{Matmul, localize, multiply};
+    let job = Matmul {
+        seed: B256::repeat_byte(0x5e),
+        m: 64,
+        k,
+        n: 64,
+    };
+    let mut c = multiply(&job.a(), &job.bt(), 64, k as usize, 64, 2);
+    c[64 * 37 + 21] ^= 1 << 9;
+    let root = gridlease_core::matmul::commit(&c).root();
+    let f = localize(&job, &c, B256::repeat_byte(1)).expect("the flip is found");
+    let me = s.keeper.address;
+    let h = s.chain.deploy(me, MatmulProofHarness::BYTECODE.clone());
+    let call = MatmulProofHarness::checkTxCall {
+        job: Job {
+            seed: job.seed,
+            m: job.m,
+            k: job.k,
+            n: job.n,
+        },
+        root,
+        i: U256::from(f.i),
+        j: U256::from(f.j),
+        leaf: f.leaf.into(),
+        proof: f.proof,
+    };
+    s.chain.send(me, h, call).expect_success().gas_used
+}
+
 struct Probe {
     s: Suite,
     salt: u64,
@@ -170,6 +202,11 @@ fn gas_snapshot() {
         "close_expired_by_keeper",
         p.s.close(k, ids[0]).expect_success().gas_used,
     );
+
+    // One element of a matmul_i8 result checked on chain (Merkle proof + O(k) recompute), the
+    // core of the fraud proof, at k = 1,024 and 4,096 on a 64 x 64 result.
+    g.insert("matmul_check_k1024", matmul_check_gas(&mut p.s, 1_024));
+    g.insert("matmul_check_k4096", matmul_check_gas(&mut p.s, 4_096));
 
     // Bytecode sizes (EIP-170 limit 24,576).
     let (staking, market) = (p.s.staking, p.s.market);
