@@ -11,3 +11,26 @@
 #![allow(missing_docs)] // generated items carry the NatSpec of the contracts, not rustdoc
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+
+impl From<IMarket::OrderParams> for results::IMarket::OrderParams {
+    fn from(p: IMarket::OrderParams) -> Self {
+        Self {
+            specHash: p.specHash,
+            specURI: p.specURI,
+            token: p.token,
+            deposit: p.deposit,
+            maxPricePerSecond: p.maxPricePerSecond,
+            maxDuration: p.maxDuration,
+            bidWindow: p.bidWindow,
+            collateral: p.collateral,
+            gpuClass: p.gpuClass,
+            gpuCount: p.gpuCount,
+            vramGiB: p.vramGiB,
+            cpuCores: p.cpuCores,
+            ramGiB: p.ramGiB,
+            jobKind: p.jobKind,
+            instant: p.instant,
+            salt: p.salt,
+        }
+    }
+}

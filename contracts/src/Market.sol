@@ -111,6 +111,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     Params private _params;
     address private _treasury;
     uint8 private _tokenCount;
+    address private _results;
 
     mapping(address token => TokenInfo) private _tokenInfo;
     mapping(uint8 id => TokenSlot) private _tokenSlots;
@@ -376,6 +377,51 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     /// @notice Change governance parameters. Fees apply to leases awarded afterwards (ESC-11).
     function setParams(Params calldata params_) external onlyOwner {
         _setParams(params_);
+    }
+
+    /// @notice Set the results contract, the one caller of `fault`.
+    function setResults(address results_) external onlyOwner {
+        if (results_ == address(0)) revert ZeroAddressMarket();
+        _results = results_;
+        emit ResultsSet(results_);
+    }
+
+    /// @notice Results contract this market takes faults from.
+    function results() external view returns (address) {
+        return _results;
+    }
+
+    /// @notice A fault of `provider` on lease `leaseId` was proven (by the results contract, which
+    /// checked the proof and that it was not reported before). A running lease closes as Faulted:
+    /// nothing unsettled is paid, all escrow goes back to the tenant, and the lease's collateral is
+    /// slashed. A lease that already closed is not touched; the provider's stake (free, then
+    /// unbonding) is slashed all the same, so closing early does not escape a proof.
+    /// Of the slash the tenant receives half first, the reporter its share of the rest, the
+    /// treasury the remainder (`Staking.slash`).
+    /// @param collateral The lease's collateral (from its order terms, checked by the caller).
+    function fault(
+        bytes32 leaseId,
+        address provider,
+        address tenant,
+        uint96 collateral,
+        bytes32 evidence,
+        address reporter
+    ) external nonReentrant returns (uint256 slashed) {
+        if (msg.sender != _results || msg.sender == address(0)) revert NotResults(msg.sender);
+        Job storage job = _jobs[leaseId];
+        uint256 a = _loadState(job);
+        uint96 refund = 0;
+        uint256 locked = 0;
+        if (uint8(a) == uint8(Status.Leased) && address(uint160(job.d)) == provider) {
+            refund = uint96(a >> A_ESCROW);
+            locked = collateral;
+            address token = _tokenSlots[uint8(a >> A_TOKEN)].token;
+            _clear(leaseId, Status.Closed);
+            _pay(token, tenant, refund);
+            emit LeaseClosed(leaseId, CloseReason.Faulted, 0, 0, 0, 0, refund, uint48(block.timestamp));
+        }
+        slashed = _staking.slash(provider, collateral, locked, evidence, tenant, uint256(collateral) / 2, reporter);
+        emit LeaseFaulted(leaseId, provider, evidence, slashed, refund);
     }
 
     /// @notice Change the treasury.

@@ -15,8 +15,12 @@ use gridlease_core::matmul::{Matmul, commit, freivalds, localize, multiply};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: u32 = args.next().map_or(4_096, |a| a.parse().expect("N is a number"));
-    let out = args.next().unwrap_or_else(|| "target/bench/matmul.json".into());
+    let n: u32 = args
+        .next()
+        .map_or(4_096, |a| a.parse().expect("N is a number"));
+    let out = args
+        .next()
+        .unwrap_or_else(|| "target/bench/matmul.json".into());
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let job = Matmul {
         seed: B256::repeat_byte(0x42),
@@ -68,13 +72,20 @@ fn main() {
     });
     println!("matmul_i8 n = {n} on {threads} thread(s)");
     println!("  generate A, B     {generate_s:>9.3} s");
-    println!("  reference A x B   {multiply_s:>9.3} s  ({:.2} GMAC/s)", macs / multiply_s / 1e9);
+    println!(
+        "  reference A x B   {multiply_s:>9.3} s  ({:.2} GMAC/s)",
+        macs / multiply_s / 1e9
+    );
     println!("  Freivalds check   {freivalds_s:>9.3} s  ({ratio:.0}x faster; goal >= 20x)");
     println!("  Merkle commit     {commit_s:>9.3} s");
     println!("  localise 1 error  {localize_s:>9.3} s");
     if let Some(dir) = std::path::Path::new(&out).parent() {
         std::fs::create_dir_all(dir).expect("create output directory");
     }
-    std::fs::write(&out, serde_json::to_string_pretty(&report).expect("json") + "\n").expect("write report");
+    std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&report).expect("json") + "\n",
+    )
+    .expect("write report");
     println!("wrote {out}");
 }

@@ -23,6 +23,8 @@ pub const PER_SECOND: u128 = 1_000_000_000_000_000_000;
 pub const PRICE: u128 = PER_SECOND / 1_000;
 /// Staking unbonding period used by the fixture.
 pub const UNBONDING: u64 = 14 * 86_400;
+/// Seconds a posted result can be proven wrong.
+pub const CHALLENGE_WINDOW: u64 = 86_400;
 
 /// A key the test controls.
 #[derive(Clone, Debug)]
@@ -75,6 +77,8 @@ pub struct Suite {
     pub staking: Address,
     /// Market.
     pub market: Address,
+    /// Results (result commitments, fraud proofs).
+    pub results: Address,
     /// Id of the last order created through the helpers.
     pub last_order_id: B256,
 }
@@ -165,6 +169,24 @@ impl Suite {
                 Staking::setMarketCall { market_: market },
             )
             .expect_success();
+        let results = chain.deploy(
+            gov.address,
+            creation(
+                &gridlease_bindings::Results::BYTECODE,
+                gridlease_bindings::Results::constructorCall {
+                    market_: market,
+                    challengeWindow_: alloy::primitives::aliases::U48::from(CHALLENGE_WINDOW),
+                }
+                .abi_encode(),
+            ),
+        );
+        chain
+            .send(
+                gov.address,
+                market,
+                Market::setResultsCall { results_: results },
+            )
+            .expect_success();
         chain
             .send(
                 gov.address,
@@ -186,6 +208,7 @@ impl Suite {
             token,
             staking,
             market,
+            results,
             last_order_id: B256::ZERO,
         };
         for t in suite.tenants.clone() {

@@ -48,6 +48,71 @@ fn matmul_check_gas(s: &mut Suite, k: u32) -> u64 {
     s.chain.send(me, h, call).expect_success().gas_used
 }
 
+/// (postResult gas, proveMatmulFraud gas) for a wrong 64 x k x 64 result on a running lease.
+fn prove_fraud_gas(s: &mut Suite, k: u32) -> (u64, u64) {
+    use alloy::primitives::aliases::U96;
+    use gridlease_bindings::{Results, results::MatmulProof::Job};
+    use gridlease_core::matmul::{Matmul, commit, localize, multiply};
+    let job = Matmul {
+        seed: B256::repeat_byte(0x77),
+        m: 64,
+        k,
+        n: 64,
+    };
+    let mut params = s.order(10 * USDC, PRICE * 2);
+    params.specHash = job.spec_hash();
+    params.jobKind = 1;
+    params.salt = B256::from(U256::from(k));
+    params.collateral = U96::from(100 * USDC);
+    let id = s.create(1, params.clone());
+    s.bid(1, id, PRICE).expect_success();
+    s.chain.warp(601);
+    let keeper = s.keeper.address;
+    s.award(keeper, id, vec![]).expect_success();
+    let mut c = multiply(&job.a(), &job.bt(), 64, k as usize, 64, 2);
+    c[64 * 40 + 2] ^= 1 << 20;
+    let results = s.results;
+    let op = s.operator(1);
+    let post = s
+        .chain
+        .send(
+            op,
+            results,
+            Results::postResultCall {
+                leaseId: id,
+                root: commit(&c).root(),
+                uri: "https://p1.example/r".into(),
+                metaHash: B256::repeat_byte(1),
+            },
+        )
+        .expect_success()
+        .gas_used;
+    s.chain.warp(60);
+    let f = localize(&job, &c, B256::repeat_byte(3)).expect("found");
+    let tenant = s.tenant(1);
+    let call = Results::proveMatmulFraudCall {
+        leaseId: id,
+        tenant,
+        terms: params.into(),
+        job: Job {
+            seed: job.seed,
+            m: job.m,
+            k: job.k,
+            n: job.n,
+        },
+        i: U256::from(f.i),
+        j: U256::from(f.j),
+        leaf: f.leaf.into(),
+        proof: f.proof,
+    };
+    let prove = s
+        .chain
+        .send(keeper, results, call)
+        .expect_success()
+        .gas_used;
+    (post, prove)
+}
+
 struct Probe {
     s: Suite,
     salt: u64,
@@ -207,6 +272,15 @@ fn gas_snapshot() {
     // core of the fraud proof, at k = 1,024 and 4,096 on a 64 x 64 result.
     g.insert("matmul_check_k1024", matmul_check_gas(&mut p.s, 1_024));
     g.insert("matmul_check_k4096", matmul_check_gas(&mut p.s, 4_096));
+    // The whole fraud proof: terms and job checked, element recomputed, lease closed as Faulted,
+    // escrow refunded, collateral slashed and split.
+    let (post, k1024) = prove_fraud_gas(&mut p.s, 1_024);
+    g.insert("post_result", post);
+    g.insert("prove_matmul_fraud_k1024", k1024);
+    g.insert(
+        "prove_matmul_fraud_k4096",
+        prove_fraud_gas(&mut p.s, 4_096).1,
+    );
 
     // Bytecode sizes (EIP-170 limit 24,576).
     let (staking, market) = (p.s.staking, p.s.market);

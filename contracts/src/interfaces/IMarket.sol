@@ -25,7 +25,8 @@ interface IMarket {
         TenantClosed,
         ProviderClosed,
         Expired,
-        Exhausted
+        Exhausted,
+        Faulted
     }
 
     /// @notice What a tenant asks for. Hashed with the tenant into the order id.
@@ -168,6 +169,8 @@ interface IMarket {
     error MarketPaused();
     /// @notice Escrow would exceed 2^96 token units.
     error EscrowOverflow(uint256 escrow);
+    /// @notice Only the results contract reports faults.
+    error NotResults(address caller);
 
     // ---------------------------------------------------------------- events
 
@@ -225,6 +228,11 @@ interface IMarket {
     event ParamsSet(Params params);
     /// @notice The treasury changed.
     event TreasurySet(address indexed treasury);
+    /// @notice The results contract (which may report faults) changed.
+    event ResultsSet(address indexed results);
+    /// @notice A proven fault slashed `provider`; if the lease was running it closed as Faulted
+    /// with everything unsettled refunded to the tenant.
+    event LeaseFaulted(bytes32 indexed leaseId, address indexed provider, bytes32 evidence, uint256 slashed, uint96 refund);
 
     // ---------------------------------------------------------------- tenant
 
@@ -276,6 +284,13 @@ interface IMarket {
     function params() external view returns (Params memory);
     /// @notice The staking contract.
     function staking() external view returns (address);
+    /// @notice Results contract this market takes faults from.
+    function results() external view returns (address);
+    /// @notice Slash `provider` for a fault the results contract proved on `leaseId` (and close the
+    /// lease as Faulted if it still runs); only the results contract may call.
+    function fault(bytes32 leaseId, address provider, address tenant, uint96 collateral, bytes32 evidence, address reporter)
+        external
+        returns (uint256 slashed);
     /// @notice Receiver of protocol fees.
     function treasury() external view returns (address);
 }

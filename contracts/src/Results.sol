@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {IMarket} from "./interfaces/IMarket.sol";
+import {IStaking} from "./interfaces/IStaking.sol";
+import {MatmulProof} from "./libraries/MatmulProof.sol";
+
+/// @title Results
+/// @notice Result commitments of leases, and the one-transaction fraud proof of built-in
+/// `matmul_i8` jobs.
+/// @dev The provider's operator posts a result (Merkle root of C, a URI, a metadata hash) while the
+/// lease runs. For `challengeWindow` seconds after that anyone may prove a wrong element: the proof
+/// names the order's terms (checked against the content-addressed lease id, so the spec hash is
+/// the tenant's, not the provider's), the element's leaf and Merkle proof; the contract recomputes
+/// the element from the seed and, if it differs, has the market slash the provider and refund the
+/// tenant. Each lease can be faulted once; a proof against a correct result reverts, costing the
+/// caller only gas.
+contract Results {
+    /// @notice A posted result.
+    struct Result {
+        bytes32 root;
+        address provider;
+        uint48 postedAt;
+        bool faulted;
+    }
+
+    /// @notice The market whose leases these are.
+    IMarket public immutable market;
+    /// @notice The staking contract (operator -> provider).
+    IStaking public immutable staking;
+    /// @notice Seconds after posting during which a result can be proven wrong.
+    uint48 public immutable challengeWindow;
+
+    mapping(bytes32 leaseId => Result) private _results;
+
+    /// @notice `provider`'s operator posted the result of `leaseId`.
+    event ResultPosted(bytes32 indexed leaseId, address indexed provider, bytes32 root, string uri, bytes32 metaHash);
+    /// @notice A wrong element (i, j) of the result of `leaseId` was proven.
+    event MatmulFraudProven(
+        bytes32 indexed leaseId, address indexed reporter, uint256 i, uint256 j, int256 claimed, int256 correct
+    );
+
+    /// @notice The lease is not running.
+    error LeaseNotRunning(bytes32 leaseId);
+    /// @notice The caller is not the operator of the lease's provider.
+    error NotLeaseOperator(address caller, address provider);
+    /// @notice A result was already posted for this lease.
+    error ResultAlreadyPosted(bytes32 leaseId);
+    /// @notice No result was posted for this lease.
+    error NoResult(bytes32 leaseId);
+    /// @notice The challenge window of this result has passed.
+    error ChallengeWindowOver(bytes32 leaseId, uint256 until);
+    /// @notice This lease's result was already proven wrong.
+    error AlreadyFaulted(bytes32 leaseId);
+    /// @notice The order terms given do not hash to the lease id.
+    error TermsMismatch(bytes32 leaseId, bytes32 computed);
+    /// @notice The order is not a `matmul_i8` job, or the job parameters do not match its spec hash.
+    error NotThisMatmulJob(bytes32 specHash, bytes32 computed);
+    /// @notice The element is correct: no fraud.
+    error NoFraud(uint256 i, uint256 j, int256 value);
+    /// @notice A zero root or a zero address.
+    error InvalidResult();
+
+    /// @param market_ The market (which must name this contract with `setResults`).
+    /// @param challengeWindow_ Seconds a result can be challenged; keep it below the staking
+    /// unbonding period minus the longest lease, so the stake is still there to slash.
+    constructor(IMarket market_, uint48 challengeWindow_) {
+        if (address(market_) == address(0) || challengeWindow_ == 0) revert InvalidResult();
+        market = market_;
+        staking = IStaking(market_.staking());
+        challengeWindow = challengeWindow_;
+    }
+
+    /// @notice Post the result of a running lease (the provider's operator, once).
+    /// @param root Merkle root of the result (for `matmul_i8`: of C, see `MatmulProof`).
+    /// @param uri Where the tenant downloads it.
+    /// @param metaHash Hash of result metadata (sizes, timings, logs).
+    function postResult(bytes32 leaseId, bytes32 root, string calldata uri, bytes32 metaHash) external {
+        if (root == bytes32(0)) revert InvalidResult();
+        IMarket.JobView memory v = market.getJob(leaseId);
+        if (v.status != IMarket.Status.Leased) revert LeaseNotRunning(leaseId);
+        address provider = staking.providerOf(msg.sender);
+        if (provider != v.provider) revert NotLeaseOperator(msg.sender, v.provider);
+        Result storage r = _results[leaseId];
+        if (r.postedAt != 0) revert ResultAlreadyPosted(leaseId);
+        (r.root, r.provider, r.postedAt) = (root, provider, uint48(block.timestamp));
+        emit ResultPosted(leaseId, provider, root, uri, metaHash);
+    }
+
+    /// @notice Prove that element (i, j) of the `matmul_i8` result posted for `leaseId` is wrong.
+    /// @param tenant The order's tenant and `terms` its parameters: together they hash to the id.
+    /// @param job The job's seed and shape; must hash to `terms.specHash`.
+    /// @param leaf The result leaf holding (i, j); `proof` its Merkle siblings, bottom-up.
+    /// @return slashed What the provider lost.
+    function proveMatmulFraud(
+        bytes32 leaseId,
+        address tenant,
+        IMarket.OrderParams calldata terms,
+        MatmulProof.Job calldata job,
+        uint256 i,
+        uint256 j,
+        bytes calldata leaf,
+        bytes32[] calldata proof
+    ) external returns (uint256 slashed) {
+        Result storage r = _results[leaseId];
+        uint256 postedAt = r.postedAt;
+        if (postedAt == 0) revert NoResult(leaseId);
+        if (r.faulted) revert AlreadyFaulted(leaseId);
+        if (block.timestamp > postedAt + challengeWindow) {
+            revert ChallengeWindowOver(leaseId, postedAt + challengeWindow);
+        }
+        bytes32 id = keccak256(abi.encode(tenant, terms));
+        if (id != leaseId) revert TermsMismatch(leaseId, id);
+        bytes32 spec = MatmulProof.specHash(job);
+        if (terms.jobKind != 1 || spec != terms.specHash) revert NotThisMatmulJob(terms.specHash, spec);
+        (int256 claimed, int256 correct) = MatmulProof.check(job, r.root, i, j, leaf, proof);
+        if (claimed == correct) revert NoFraud(i, j, correct);
+        r.faulted = true;
+        emit MatmulFraudProven(leaseId, msg.sender, i, j, claimed, correct);
+        slashed = market.fault(
+            leaseId, r.provider, tenant, terms.collateral, keccak256(abi.encode("matmul_i8", leaseId)), msg.sender
+        );
+    }
+
+    /// @notice The result posted for `leaseId` (zero if none).
+    function resultOf(bytes32 leaseId) external view returns (Result memory) {
+        return _results[leaseId];
+    }
+}

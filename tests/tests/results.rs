@@ -1,0 +1,342 @@
+//! Results: result commitments and the one-transaction `matmul_i8` fraud proof, end to end in revm
+//! (provider posts a wrong C, a keeper finds the wrong element with Freivalds and proves it; the
+//! market closes the lease as Faulted, refunds the tenant and slashes the collateral).
+
+use alloy::primitives::{Address, B256, Bytes, U256, aliases::U96};
+use gridlease_bindings::{
+    IMarket::OrderParams,
+    Market::{self, MarketErrors},
+    MockStablecoin,
+    Results::{self, ResultsErrors},
+    Staking,
+    results::{IMarket::OrderParams as ResultsOrder, MatmulProof::Job},
+};
+use gridlease_core::matmul::{FraudProof, Matmul, commit, localize, multiply, proof_for};
+use gridlease_tests::{assert_revert, evm::Receipt, fixture::*};
+
+const COLLATERAL: u128 = 100 * USDC;
+
+struct Lease {
+    id: B256,
+    params: OrderParams,
+    job: Matmul,
+    /// The true product.
+    c: Vec<i32>,
+}
+
+fn job(k: u32) -> Matmul {
+    Matmul {
+        seed: B256::repeat_byte(0x33),
+        m: 12,
+        k,
+        n: 10,
+    }
+}
+
+/// Tenant 0 orders `job`, provider 0 wins it.
+fn lease(s: &mut Suite, job: Matmul) -> Lease {
+    s.ensure_registered(0);
+    let mut params = s.order(10 * USDC, PRICE * 2);
+    params.specHash = job.spec_hash();
+    params.jobKind = 1;
+    params.collateral = U96::from(COLLATERAL);
+    let id = s.create(0, params.clone());
+    s.bid(0, id, PRICE).expect_success();
+    s.chain.warp(601);
+    let k = s.keeper.address;
+    s.award(k, id, vec![]).expect_success();
+    let c = multiply(
+        &job.a(),
+        &job.bt(),
+        job.m as usize,
+        job.k as usize,
+        job.n as usize,
+        2,
+    );
+    Lease { id, params, job, c }
+}
+
+fn post(s: &mut Suite, id: B256, c: &[i32], from: Address) -> Receipt {
+    let results = s.results;
+    s.chain.send(
+        from,
+        results,
+        Results::postResultCall {
+            leaseId: id,
+            root: commit(c).root(),
+            uri: "https://provider.example/result".into(),
+            metaHash: B256::repeat_byte(0x11),
+        },
+    )
+}
+
+fn call(l: &Lease, tenant: Address, p: &FraudProof) -> Results::proveMatmulFraudCall {
+    Results::proveMatmulFraudCall {
+        leaseId: l.id,
+        tenant,
+        terms: ResultsOrder::from(l.params.clone()),
+        job: Job {
+            seed: l.job.seed,
+            m: l.job.m,
+            k: l.job.k,
+            n: l.job.n,
+        },
+        i: U256::from(p.i),
+        j: U256::from(p.j),
+        leaf: Bytes::from(p.leaf.clone()),
+        proof: p.proof.clone(),
+    }
+}
+
+fn prove(s: &mut Suite, from: Address, c: Results::proveMatmulFraudCall) -> Receipt {
+    let results = s.results;
+    s.chain.send(from, results, c)
+}
+
+/// C with one element flipped, and the keeper's fraud proof for it.
+fn cheat(l: &Lease) -> (Vec<i32>, FraudProof) {
+    let mut bad = l.c.clone();
+    bad[7 * l.job.n as usize + 3] ^= 1 << 12;
+    let p = localize(&l.job, &bad, B256::repeat_byte(0xaa)).expect("Freivalds finds it");
+    (bad, p)
+}
+
+fn stake_of(s: &mut Suite, i: usize) -> (u128, u128) {
+    let v = s.chain.view(
+        s.staking,
+        Staking::providerInfoCall {
+            provider: s.provider(i),
+        },
+    );
+    (v.stake, v.locked)
+}
+
+fn staking_credit(s: &mut Suite, who: Address) -> u128 {
+    s.chain
+        .view(s.staking, Staking::creditOfCall { account: who })
+        .to()
+}
+
+#[test]
+fn prove_matmul_fraud_closes_refunds_and_slashes_stk15() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(64));
+    let (bad, p) = cheat(&l);
+    let op = s.operator(0);
+    post(&mut s, l.id, &bad, op).expect_success();
+    s.chain.warp(100);
+    let (tenant, keeper, treasury) = (s.tenant(0), s.keeper.address, s.treasury.address);
+    let token = s.token;
+    let before = s.balance(token, tenant);
+    let (stake0, locked0) = stake_of(&mut s, 0);
+    assert_eq!(locked0, COLLATERAL);
+
+    let r = prove(&mut s, keeper, call(&l, tenant, &p)).expect_success();
+    let e = r.event::<Market::LeaseFaulted>();
+    assert_eq!(e.slashed, U256::from(COLLATERAL));
+    let closed = r.event::<Market::LeaseClosed>();
+    assert_eq!(closed.reason, 4, "Faulted");
+    // Nothing unsettled is paid: all 10 USDC of escrow come back.
+    assert_eq!(s.balance(token, tenant) - before, 10 * USDC);
+    assert_eq!(s.job(l.id).status, 3);
+    // Collateral slashed and released; tenant half first, reporter 10% of the rest, treasury.
+    assert_eq!(stake_of(&mut s, 0), (stake0 - COLLATERAL, 0));
+    assert_eq!(staking_credit(&mut s, tenant), COLLATERAL / 2);
+    assert_eq!(staking_credit(&mut s, keeper), COLLATERAL / 20);
+    assert_eq!(
+        staking_credit(&mut s, treasury),
+        COLLATERAL / 2 - COLLATERAL / 20
+    );
+    let fraud = r.event::<Results::MatmulFraudProven>();
+    assert_eq!(
+        (fraud.claimed, fraud.correct),
+        (
+            p.claimed.try_into().expect("i32"),
+            p.correct.try_into().expect("i32")
+        )
+    );
+    // The market holds nothing for this lease any more.
+    let m = s.balance(token, s.market);
+    assert_eq!(m, 0, "no escrow left behind");
+}
+
+#[test]
+fn prove_matmul_fraud_reverts_against_a_correct_result_and_costs_only_gas_stk13() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(40));
+    let op = s.operator(0);
+    post(&mut s, l.id, &l.c, op).expect_success();
+    let (tenant, keeper) = (s.tenant(0), s.keeper.address);
+    let before = stake_of(&mut s, 0);
+    for (i, j) in [(0, 0), (5, 7), (11, 9)] {
+        let p = proof_for(&l.job, &l.c, i, j);
+        let r = prove(&mut s, keeper, call(&l, tenant, &p));
+        assert_revert!(r, ResultsErrors::NoFraud);
+    }
+    assert_eq!(stake_of(&mut s, 0), before);
+    assert_eq!(s.job(l.id).status, 2, "the lease runs on");
+}
+
+#[test]
+fn a_fault_is_proven_once_second_keeper_reverts_stk09_kpr03() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(33));
+    let (bad, p) = cheat(&l);
+    let op = s.operator(0);
+    post(&mut s, l.id, &bad, op).expect_success();
+    let (tenant, keeper, other) = (s.tenant(0), s.keeper.address, s.tenant(2));
+    prove(&mut s, keeper, call(&l, tenant, &p)).expect_success();
+    let r = prove(&mut s, other, call(&l, tenant, &p));
+    assert_revert!(r, ResultsErrors::AlreadyFaulted);
+    assert_eq!(staking_credit(&mut s, other), 0, "the reward is paid once");
+}
+
+#[test]
+fn closing_early_does_not_escape_the_proof() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(16));
+    let (bad, p) = cheat(&l);
+    let op = s.operator(0);
+    post(&mut s, l.id, &bad, op).expect_success();
+    // The provider closes right after posting, collecting its pay and its collateral.
+    s.chain.warp(30);
+    s.close(op, l.id).expect_success();
+    let (stake0, locked0) = stake_of(&mut s, 0);
+    assert_eq!(locked0, 0);
+    let (tenant, keeper) = (s.tenant(0), s.keeper.address);
+    let r = prove(&mut s, keeper, call(&l, tenant, &p)).expect_success();
+    assert!(
+        r.events::<Market::LeaseClosed>().is_empty(),
+        "a closed lease is not closed again"
+    );
+    assert_eq!(
+        stake_of(&mut s, 0),
+        (stake0 - COLLATERAL, 0),
+        "slashed from free stake"
+    );
+    assert_eq!(staking_credit(&mut s, tenant), COLLATERAL / 2);
+}
+
+#[test]
+fn proofs_after_the_window_or_with_wrong_terms_revert() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(24));
+    let (bad, p) = cheat(&l);
+    let op = s.operator(0);
+    post(&mut s, l.id, &bad, op).expect_success();
+    let (tenant, keeper) = (s.tenant(0), s.keeper.address);
+
+    // Terms of someone else (replay on another order): the id does not match.
+    let other = s.tenant(1);
+    let r = prove(&mut s, keeper, call(&l, other, &p));
+    assert_revert!(r, ResultsErrors::TermsMismatch);
+    // Other job parameters than the order's spec hash.
+    let mut c = call(&l, tenant, &p);
+    c.job.seed = B256::repeat_byte(0x34);
+    assert_revert!(prove(&mut s, keeper, c), ResultsErrors::NotThisMatmulJob);
+    // A malformed proof.
+    let mut c = call(&l, tenant, &p);
+    c.proof.pop();
+    assert_revert!(prove(&mut s, keeper, c), ResultsErrors::BadProofLength);
+    // Past the challenge window.
+    s.chain.warp(CHALLENGE_WINDOW + 1);
+    let r = prove(&mut s, keeper, call(&l, tenant, &p));
+    assert_revert!(r, ResultsErrors::ChallengeWindowOver);
+    // No result, no proof.
+    let l2 = lease(&mut s, job(8));
+    let p2 = proof_for(&l2.job, &l2.c, 0, 0);
+    let r = prove(&mut s, keeper, call(&l2, tenant, &p2));
+    assert_revert!(r, ResultsErrors::NoResult);
+}
+
+#[test]
+fn post_result_only_by_the_lease_operator_once_while_running() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(8));
+    let (op, stranger, owner) = (s.operator(0), s.tenant(1), s.provider(0));
+    s.ensure_registered(1);
+    let other_op = s.operator(1);
+    assert_revert!(
+        post(&mut s, l.id, &l.c, stranger),
+        ResultsErrors::NotLeaseOperator
+    );
+    assert_revert!(
+        post(&mut s, l.id, &l.c, other_op),
+        ResultsErrors::NotLeaseOperator
+    );
+    // The owner key is not the operator: the operator posts.
+    assert_revert!(
+        post(&mut s, l.id, &l.c, owner),
+        ResultsErrors::NotLeaseOperator
+    );
+    let r = post(&mut s, l.id, &l.c, op).expect_success();
+    let e = r.event::<Results::ResultPosted>();
+    assert_eq!(
+        (e.leaseId, e.provider, e.root),
+        (l.id, s.provider(0), commit(&l.c).root())
+    );
+    assert_revert!(
+        post(&mut s, l.id, &l.c, op),
+        ResultsErrors::ResultAlreadyPosted
+    );
+    let results = s.results;
+    let zero = Results::postResultCall {
+        leaseId: l.id,
+        root: B256::ZERO,
+        uri: String::new(),
+        metaHash: B256::ZERO,
+    };
+    assert_revert!(
+        s.chain.send(op, results, zero),
+        ResultsErrors::InvalidResult
+    );
+    let unknown = B256::repeat_byte(9);
+    assert_revert!(
+        post(&mut s, unknown, &l.c, op),
+        ResultsErrors::LeaseNotRunning
+    );
+}
+
+#[test]
+fn fault_only_from_the_results_contract_and_set_by_governance_adm() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(8));
+    let (stranger, gov, market) = (s.tenant(1), s.gov.address, s.market);
+    let provider = s.provider(0);
+    let r = s.chain.send(
+        stranger,
+        market,
+        Market::faultCall {
+            leaseId: l.id,
+            provider,
+            tenant: stranger,
+            collateral: U96::from(COLLATERAL),
+            evidence: B256::ZERO,
+            reporter: stranger,
+        },
+    );
+    assert_revert!(r, MarketErrors::NotResults);
+    let r = s.chain.send(
+        stranger,
+        market,
+        Market::setResultsCall { results_: stranger },
+    );
+    assert!(!r.success, "only governance sets the results contract");
+    let r = s.chain.send(
+        gov,
+        market,
+        Market::setResultsCall {
+            results_: Address::ZERO,
+        },
+    );
+    assert_revert!(r, MarketErrors::ZeroAddressMarket);
+    let results = s.results;
+    assert_eq!(s.chain.view(market, Market::resultsCall {}), results);
+    // The token balance is untouched by all of this.
+    let token = s.token;
+    let held: u128 = s
+        .chain
+        .view(token, MockStablecoin::balanceOfCall { account: market })
+        .to();
+    assert_eq!(held, 10 * USDC);
+}
