@@ -20,6 +20,10 @@
 //! low_balance_window = "10m"
 //! max_lease_duration = "7d"
 //!
+//! [results]
+//! challenge_window = "1d"      # a posted result can be proven wrong this long; keep
+//!                              # max_lease_duration + challenge_window <= unbonding_period
+//!
 //! [[tokens]]                   # the first token is also the stake token
 //! symbol = "USDC"
 //! address = "0x..."            # an existing token, or `mock = true` to deploy MockStablecoin
@@ -58,6 +62,8 @@ pub struct DeployConfig {
     pub low_balance_window: u32,
     /// Longest lease, seconds.
     pub max_lease_duration: u32,
+    /// Seconds a posted result can be proven wrong (fixed at deployment: part of the address).
+    pub challenge_window: u64,
     /// Payment tokens; the first is the stake token.
     pub tokens: Vec<TokenConfig>,
 }
@@ -84,7 +90,15 @@ struct Raw {
     #[serde(default)]
     market: RawMarket,
     #[serde(default)]
+    results: RawResults,
+    #[serde(default)]
     tokens: Vec<RawToken>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawResults {
+    challenge_window: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -176,6 +190,27 @@ impl DeployConfig {
             Some(p) => parse_amount(p, dec).context("market.min_price_per_hour")?,
             None => 1,
         };
+        let lease = secs(
+            m.max_lease_duration.as_ref(),
+            7 * 86_400,
+            "market.max_lease_duration",
+        )?;
+        let window = secs(
+            raw.results.challenge_window.as_ref(),
+            86_400,
+            "results.challenge_window",
+        )?;
+        let period = secs(
+            raw.staking.unbonding_period.as_ref(),
+            14 * 86_400,
+            "staking.unbonding_period",
+        )?;
+        if window == 0 || lease + window > period {
+            bail!(
+                "results.challenge_window must be positive and max_lease_duration + challenge_window \
+                 must not exceed staking.unbonding_period, or a provider could unbond before a fault is proven"
+            );
+        }
         let min_per_second = gridlease_core::units::rate_from_hourly(min_per_hour, dec)
             .and_then(|r| u64::try_from(r.max(1)).ok())
             .context("market.min_price_per_hour is too large")?;
@@ -183,11 +218,7 @@ impl DeployConfig {
             salt: raw.salt.unwrap_or_else(|| "gridlease-v1".into()),
             owner: raw.roles.owner,
             treasury: raw.roles.treasury,
-            unbonding_period: secs(
-                raw.staking.unbonding_period.as_ref(),
-                14 * 86_400,
-                "staking.unbonding_period",
-            )?,
+            unbonding_period: period,
             reporter_bps: raw.staking.reporter_bps.unwrap_or(1_000),
             protocol_fee_bps: m.protocol_fee_bps.unwrap_or(100),
             keeper_fee_bps: m.keeper_fee_bps.unwrap_or(10),
@@ -199,11 +230,9 @@ impl DeployConfig {
                 600,
                 "market.low_balance_window",
             )?,
-            max_lease_duration: secs32(
-                m.max_lease_duration.as_ref(),
-                7 * 86_400,
-                "market.max_lease_duration",
-            )?,
+            max_lease_duration: u32::try_from(lease)
+                .context("market.max_lease_duration is too long")?,
+            challenge_window: window,
             tokens,
         })
     }

@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use gridlease_bindings::{
     IMarket::Params,
     Market::{self, MarketInstance},
-    MockStablecoin,
+    MockStablecoin, Results,
     Staking::{self, StakingInstance},
 };
 use gridlease_core::{
@@ -68,6 +68,8 @@ pub struct Predicted {
     pub staking: (Address, Bytes, B256),
     /// Market.
     pub market: (Address, Bytes, B256),
+    /// Results.
+    pub results: (Address, Bytes, B256),
     /// Stake token.
     pub stake_token: Address,
 }
@@ -128,10 +130,18 @@ pub fn predict(cfg: &DeployConfig, deployer: Address) -> Result<Predicted> {
     let m_code = initcode(&Market::BYTECODE, m_args.abi_encode());
     let m_salt = salt_of(&cfg.salt, "Market");
     let market = CREATE2_FACTORY.create2(m_salt, keccak256(&m_code));
+    let r_args = Results::constructorCall {
+        market_: market,
+        challengeWindow_: U48::from(cfg.challenge_window),
+    };
+    let r_code = initcode(&Results::BYTECODE, r_args.abi_encode());
+    let r_salt = salt_of(&cfg.salt, "Results");
+    let results = CREATE2_FACTORY.create2(r_salt, keccak256(&r_code));
     Ok(Predicted {
         mocks,
         staking: (staking, s_code, s_salt),
         market: (market, m_code, m_salt),
+        results: (results, r_code, r_salt),
         stake_token,
     })
 }
@@ -225,6 +235,36 @@ pub async fn deploy(
     )
     .await?;
     record(&mut d, previous, "Market", *market_addr, deployed, "Market");
+    // Results' constructor reads Market.staking().
+    let (results_addr, r_code, r_salt) = &pred.results;
+    let market_missing = p
+        .get_code_at(*market_addr)
+        .await
+        .map_err(classify_rpc)?
+        .is_empty();
+    let mode = if dry_run && market_missing {
+        Mode::Unsimulated
+    } else {
+        dry
+    };
+    let deployed = create2(
+        client,
+        "Results",
+        *results_addr,
+        r_code,
+        *r_salt,
+        mode,
+        &mut report,
+    )
+    .await?;
+    record(
+        &mut d,
+        previous,
+        "Results",
+        *results_addr,
+        deployed,
+        "Results",
+    );
 
     // Tokens: mocks from the prediction, existing ones checked on chain.
     for t in &cfg.tokens {
@@ -406,6 +446,9 @@ async fn configure(
             Step::StakingTreasury(treasury),
         ));
     }
+    if market.results().call().await? != pred.results.0 {
+        todo.push(("Market.setResults".into(), Step::SetResults(pred.results.0)));
+    }
     if market.treasury().call().await? != treasury {
         todo.push(("Market.setTreasury".into(), Step::MarketTreasury(treasury)));
     }
@@ -486,6 +529,7 @@ async fn configure(
 
 enum Step {
     SetMarket,
+    SetResults(Address),
     StakingTreasury(Address),
     MarketTreasury(Address),
     ReporterBps(u16),
@@ -505,6 +549,7 @@ impl Step {
     ) -> Result<()> {
         let r = match self {
             Self::SetMarket => send(staking.setMarket(market_addr)).await,
+            Self::SetResults(r) => send(market.setResults(r)).await,
             Self::StakingTreasury(t) => send(staking.setTreasury(t)).await,
             Self::MarketTreasury(t) => send(market.setTreasury(t)).await,
             Self::ReporterBps(b) => send(staking.setReporterBps(b)).await,

@@ -54,6 +54,7 @@ async fn deploys_to_predicted_addresses_once() {
     );
     assert_eq!(d.address("Market").expect("market"), pred.market.0);
     assert_eq!(d.address("Staking").expect("staking"), pred.staking.0);
+    assert_eq!(d.address("Results").expect("results"), pred.results.0);
     assert_eq!(d.tokens[0].address, pred.stake_token);
     let market = Market::new(pred.market.0, &c.provider);
     assert_eq!(
@@ -160,7 +161,7 @@ async fn hands_ownership_over_then_refuses_to_change_what_it_no_longer_owns() {
     assert_ne!(pred.market.0, market_addr);
 }
 
-/// Every no-argument view of Market and Staking answers through `cast` with signatures built from
+/// Every no-argument view of Market, Staking and Results answers through `cast` with signatures built from
 /// the ABI files we ship in `target/abi/`.
 #[tokio::test]
 async fn cast_calls_with_the_shipped_abi() {
@@ -171,7 +172,7 @@ async fn cast_calls_with_the_shipped_abi() {
         .expect("deploy");
     let cast = find_anvil().expect("anvil").with_file_name("cast");
     let mut called = 0;
-    for name in ["Market", "Staking"] {
+    for name in ["Market", "Staking", "Results"] {
         let abi_path = root().join(&d.contracts[name].abi);
         let abi: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&abi_path).expect("abi file"))
