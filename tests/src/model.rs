@@ -188,6 +188,29 @@ pub struct Model {
     pub balances: BTreeMap<Address, u128>,
     /// Every keeper fee ever credited (INV-08).
     pub keeper_fees: u128,
+    /// Posted results by lease.
+    pub results: BTreeMap<B256, Posted>,
+    /// Staking slash credits by account.
+    pub slash_credits: BTreeMap<Address, u128>,
+    /// Total slashed per provider.
+    pub slashed: BTreeMap<Address, u128>,
+    /// Seconds a result can be challenged.
+    pub challenge_window: u64,
+    /// Reporter share of a slash after the tenant's, bps.
+    pub reporter_bps: u128,
+}
+
+/// A result posted for a lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Posted {
+    /// The provider that posted it.
+    pub provider: Address,
+    /// When.
+    pub posted_at: u64,
+    /// Whether it is the true result.
+    pub honest: bool,
+    /// Proven wrong already.
+    pub faulted: bool,
 }
 
 impl Model {
@@ -218,9 +241,114 @@ impl Model {
         escrow + self.credits.values().sum::<u128>() + self.fees
     }
 
-    /// Token the staking contract holds: active and unbonding stake.
+    /// Token the staking contract holds: active and unbonding stake, slash credits.
     pub fn staking_holdings(&self) -> u128 {
-        self.providers.values().map(|p| p.stake + p.unbonding).sum()
+        let stake: u128 = self.providers.values().map(|p| p.stake + p.unbonding).sum();
+        stake + self.slash_credits.values().sum::<u128>()
+    }
+
+    /// `Results.postResult` by the operator of `provider` (`honest`: the true result).
+    pub fn post_result(&mut self, provider: Address, id: B256, honest: bool) -> Outcome {
+        let job = self.jobs.get(&id).ok_or("LeaseNotRunning")?;
+        if job.status != Status::Leased {
+            return Err("LeaseNotRunning");
+        }
+        if job.provider != provider {
+            return Err("NotLeaseOperator");
+        }
+        if self.results.contains_key(&id) {
+            return Err("ResultAlreadyPosted");
+        }
+        let posted = Posted {
+            provider,
+            posted_at: self.now,
+            honest,
+            faulted: false,
+        };
+        self.results.insert(id, posted);
+        Ok(())
+    }
+
+    /// `Results.proveMatmulFraud` by `reporter` with the order's true terms; `matmul`: the order is
+    /// a `matmul_i8` job. Returns what was slashed.
+    pub fn prove_fraud(&mut self, reporter: Address, id: B256, matmul: bool) -> Outcome<u128> {
+        let r = self.results.get(&id).cloned().ok_or("NoResult")?;
+        if r.faulted {
+            return Err("AlreadyFaulted");
+        }
+        if self.now > r.posted_at + self.challenge_window {
+            return Err("ChallengeWindowOver");
+        }
+        if !matmul {
+            return Err("NotThisMatmulJob");
+        }
+        if r.honest {
+            return Err("NoFraud");
+        }
+        self.results.get_mut(&id).expect("posted").faulted = true;
+        let job = self.jobs[&id].clone();
+        let collateral = job.order.collateral;
+        let mut locked = 0;
+        if job.status == Status::Leased && job.provider == r.provider {
+            locked = collateral;
+            let j = self.job(id);
+            let refund = j.escrow;
+            (j.status, j.escrow, j.refunded) = (Status::Closed, 0, refund);
+            self.give(job.tenant, refund);
+        }
+        Ok(self.slash(
+            r.provider,
+            collateral,
+            locked,
+            job.tenant,
+            collateral / 2,
+            reporter,
+        ))
+    }
+
+    /// `Staking.slash`: release `locked` of the lock, take `penalty` from stake then unbonding,
+    /// split tenant (up to `compensation`) -> reporter share -> treasury.
+    fn slash(
+        &mut self,
+        provider: Address,
+        penalty: u128,
+        locked: u128,
+        tenant: Address,
+        compensation: u128,
+        reporter: Address,
+    ) -> u128 {
+        let p = self.providers.get_mut(&provider).expect("registered");
+        p.locked -= locked.min(p.locked);
+        let from_stake = penalty.min(p.stake);
+        let from_unbonding = (penalty - from_stake).min(p.unbonding);
+        p.stake -= from_stake;
+        p.unbonding -= from_unbonding;
+        p.locked = p.locked.min(p.stake);
+        let slashed = from_stake + from_unbonding;
+        let to_tenant = compensation.min(slashed);
+        let to_reporter = (slashed - to_tenant) * self.reporter_bps / BPS;
+        let treasury = self.treasury;
+        for (who, amount) in [
+            (tenant, to_tenant),
+            (reporter, to_reporter),
+            (treasury, slashed - to_tenant - to_reporter),
+        ] {
+            if amount != 0 {
+                *self.slash_credits.entry(who).or_default() += amount;
+            }
+        }
+        *self.slashed.entry(provider).or_default() += slashed;
+        slashed
+    }
+
+    /// `Staking.withdrawCredit` by `who` to itself.
+    pub fn withdraw_slash_credit(&mut self, who: Address) -> Outcome<u128> {
+        let amount = self.slash_credits.remove(&who).unwrap_or(0);
+        if amount == 0 {
+            return Err("NothingToWithdraw");
+        }
+        self.give(who, amount);
+        Ok(amount)
     }
 
     fn take(&mut self, who: Address, amount: u128) -> Outcome {
@@ -647,6 +775,11 @@ mod tests {
             fees: 0,
             balances: BTreeMap::new(),
             keeper_fees: 0,
+            results: BTreeMap::new(),
+            slash_credits: BTreeMap::new(),
+            slashed: BTreeMap::new(),
+            challenge_window: 86_400,
+            reporter_bps: 1_000,
         };
         m.providers.insert(
             owner,

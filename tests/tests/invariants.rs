@@ -1,7 +1,8 @@
 //! Stateful property tests (DESIGN 4.4, SECURITY G): random sequences of create / auction / bid /
 //! award (with valid, expired, foreign, stranger and replayed signed bids) / settle / top-up /
-//! close / cancel / stake / unbond / withdraw / governance / warp against the deployed contracts
-//! and the Rust model ([`gridlease_tests::model`]). After every step:
+//! close / cancel / stake / unbond / withdraw / governance / result posting (true or wrong
+//! `matmul_i8` results) / fraud proofs / slash-credit withdrawal / warp against the deployed
+//! contracts and the Rust model ([`gridlease_tests::model`]). After every step:
 //!
 //! - INV-01 solvency and INV-02 conservation from chain reads alone: the market holds exactly the
 //!   escrow of open orders and active leases + credits + protocol fees, and exactly what came in
@@ -15,7 +16,10 @@
 //! - INV-04: reserved collateral <= stake, equal to the collateral of the provider's active leases;
 //! - INV-05 / INV-06: settledAt never goes back; status only moves None -> Open -> Leased ->
 //!   Closed or Open -> Cancelled (instant orders None -> Leased within one step);
-//! - INV-08: keeper fees never exceed their rate of what was settled.
+//! - INV-08: keeper fees never exceed their rate of what was settled;
+//! - an honest provider is never slashed (a proof against a true result reverts with NoFraud),
+//!   and conservation holds with slashing in the mix (slash credits are part of staking's
+//!   holdings).
 //!
 //! Each run ends with INV-07: past every deadline, the exits (paused market) empty both contracts.
 //!
@@ -34,12 +38,16 @@ use alloy::{
 use gridlease_bindings::{
     IMarket::{OrderParams, SignedBid},
     IStaking::Capacity,
-    Market, MockStablecoin, Staking,
+    Market, MockStablecoin, Results, Staking,
+    results::MatmulProof::Job,
 };
-use gridlease_core::eip712::{Bid, market_domain};
+use gridlease_core::{
+    eip712::{Bid, market_domain},
+    matmul::{Matmul, commit, localize, multiply, proof_for},
+};
 use gridlease_tests::{
     evm::{CHAIN_ID, Receipt},
-    fixture::{Account, Suite, UNBONDING, USDC, creation, default_params},
+    fixture::{Account, CHALLENGE_WINDOW, Suite, UNBONDING, USDC, creation, default_params},
     model::{BPS, Model, Offer, Order, Outcome, Params, Provider, Status},
 };
 use proptest::{prelude::*, test_runner::FileFailurePersistence};
@@ -160,6 +168,20 @@ enum Action {
     Warp {
         secs: u64,
     },
+    /// The lease's provider posts a result: the true C, or one with a flipped element.
+    PostResult {
+        job: u8,
+        honest: bool,
+    },
+    /// `by` proves the posted result wrong (at the wrong element if there is one, else at (0, 0)).
+    ProveFraud {
+        job: u8,
+        by: Who,
+    },
+    /// Withdraw slash credits from staking.
+    WithdrawSlashCredit {
+        who: Who,
+    },
     /// Jump to an edge of job `job`'s timeline (`biddingEnd`, award grace, lease end), where the
     /// off-by-one bugs live: `edge` 0..6 picks the edge, odd values one second after it.
     WarpToEdge {
@@ -248,7 +270,10 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0..1_200u16, 0..150u16, prop::bool::weighted(0.1))
             .prop_map(|(protocol_fee_bps, keeper_fee_bps, paused)| Action::SetParams { protocol_fee_bps, keeper_fee_bps, paused }),
         6 => warp().prop_map(|secs| Action::Warp { secs }),
-        2 => (job, 0..6u8).prop_map(|(job, edge)| Action::WarpToEdge { job, edge }),
+        2 => (job.clone(), 0..6u8).prop_map(|(job, edge)| Action::WarpToEdge { job, edge }),
+        3 => (job.clone(), prop::bool::weighted(0.6)).prop_map(|(job, honest)| Action::PostResult { job, honest }),
+        3 => (job, who()).prop_map(|(job, by)| Action::ProveFraud { job, by }),
+        1 => who().prop_map(|who| Action::WithdrawSlashCredit { who }),
     ]
 }
 
@@ -266,6 +291,12 @@ struct Run {
     ghost_out: u128,
     /// Status and settledAt of each job at the previous check (INV-05, INV-06).
     prev: BTreeMap<B256, (Status, u64)>,
+    /// Order terms and tenant by id, and the matmul job if it is one.
+    terms: BTreeMap<B256, (OrderParams, Address, Option<Matmul>)>,
+    /// The C each posted result commits to.
+    posted: BTreeMap<B256, Vec<i32>>,
+    /// Providers that posted a wrong result.
+    cheaters: Vec<Address>,
 }
 
 impl Run {
@@ -316,6 +347,11 @@ impl Run {
             fees: 0,
             balances: BTreeMap::new(),
             keeper_fees: 0,
+            results: BTreeMap::new(),
+            slash_credits: BTreeMap::new(),
+            slashed: BTreeMap::new(),
+            challenge_window: CHALLENGE_WINDOW,
+            reporter_bps: 1_000,
         };
         let mut run = Self {
             s,
@@ -326,6 +362,9 @@ impl Run {
             ghost_in: 0,
             ghost_out: 0,
             prev: BTreeMap::new(),
+            terms: BTreeMap::new(),
+            posted: BTreeMap::new(),
+            cheaters: Vec::new(),
         };
         for a in run.actors() {
             let token = run.s.token;
@@ -390,6 +429,16 @@ impl Run {
                 p.vramGiB = VRAMS[vram];
                 p.instant = instant;
                 p.salt = B256::from(U256::from(self.salt));
+                // Two orders in three are matmul_i8 jobs, whose results can be proven wrong.
+                let matmul = (self.salt % 3 != 0).then(|| Matmul {
+                    seed: B256::from(U256::from(self.salt)),
+                    m: 3,
+                    k: 5,
+                    n: 4,
+                });
+                if let Some(j) = &matmul {
+                    (p.specHash, p.jobKind) = (j.spec_hash(), 1);
+                }
                 let who = self.s.tenant(tenant);
                 let id = self.s.chain.view(
                     market,
@@ -410,6 +459,7 @@ impl Run {
                     instant,
                 };
                 let want = self.m.apply(|m| m.create(who, id, order));
+                self.terms.insert(id, (p.clone(), who, matmul));
                 let r = if permit {
                     self.s.create_with_permit(tenant, p)
                 } else {
@@ -605,6 +655,105 @@ impl Run {
                 same(a, &r, &want);
             }
             Action::Warp { secs } => self.s.chain.warp(secs),
+            Action::PostResult { job, honest } => {
+                // Mostly a running lease; sometimes any job.
+                let leased: Vec<B256> = (self.m.jobs.iter())
+                    .filter(|(_, j)| j.status == Status::Leased)
+                    .map(|(id, _)| *id)
+                    .collect();
+                let id = match leased.len() {
+                    n if n > 0 && job < 6 => leased[usize::from(job) % n],
+                    _ => self.id(job),
+                };
+                let provider = self.m.jobs.get(&id).map_or(Address::ZERO, |j| j.provider);
+                let i = (0..PROVIDERS)
+                    .find(|&i| self.s.provider(i) == provider)
+                    .unwrap_or(0);
+                let c = match self.terms.get(&id).and_then(|t| t.2) {
+                    Some(j) => {
+                        let mut c = multiply(&j.a(), &j.bt(), 3, 5, 4, 1);
+                        if !honest {
+                            c[5] ^= 1 << 7;
+                        }
+                        c
+                    }
+                    None => vec![i32::from(honest); 12],
+                };
+                let owner = self.s.provider(i);
+                let want = self.m.apply(|m| m.post_result(owner, id, honest));
+                let call = Results::postResultCall {
+                    leaseId: id,
+                    root: commit(&c).root(),
+                    uri: "https://p.example/r".into(),
+                    metaHash: B256::ZERO,
+                };
+                let (op, results) = (self.s.operator(i), self.s.results);
+                let r = self.s.chain.send(op, results, call);
+                same(a, &r, &want);
+                if r.success {
+                    self.posted.insert(id, c);
+                    if !honest {
+                        self.cheaters.push(owner);
+                    }
+                }
+            }
+            Action::ProveFraud { job, by } => {
+                // Mostly a lease with a posted result; sometimes any job.
+                let posted: Vec<B256> = self.posted.keys().copied().collect();
+                let id = match posted.len() {
+                    n if n > 0 && job < 6 => posted[usize::from(job) % n],
+                    _ => self.id(job),
+                };
+                let reporter = self.addr(by);
+                let (params, tenant, matmul) = match self.terms.get(&id) {
+                    Some(t) => t.clone(),
+                    None => (self.s.order(1, 1), Address::ZERO, None),
+                };
+                let j = matmul.unwrap_or(Matmul {
+                    seed: B256::ZERO,
+                    m: 3,
+                    k: 5,
+                    n: 4,
+                });
+                let c = self.posted.get(&id).cloned().unwrap_or_else(|| vec![0; 12]);
+                let p = localize(&j, &c, B256::repeat_byte(5))
+                    .unwrap_or_else(|| proof_for(&j, &c, 0, 0));
+                let want = self
+                    .m
+                    .apply(|m| m.prove_fraud(reporter, id, matmul.is_some()));
+                let call = Results::proveMatmulFraudCall {
+                    leaseId: id,
+                    tenant,
+                    terms: params.into(),
+                    job: Job {
+                        seed: j.seed,
+                        m: j.m,
+                        k: j.k,
+                        n: j.n,
+                    },
+                    i: U256::from(p.i),
+                    j: U256::from(p.j),
+                    leaf: p.leaf.into(),
+                    proof: p.proof,
+                };
+                let results = self.s.results;
+                let r = self.s.chain.send(reporter, results, call);
+                same(a, &r, &want);
+                if let Ok(slashed) = want {
+                    let e = r.event::<Market::LeaseFaulted>();
+                    assert_eq!(e.slashed, U256::from(slashed), "{a:?}: slashed");
+                    self.ghost_out += e.refund.to::<u128>();
+                }
+            }
+            Action::WithdrawSlashCredit { who } => {
+                let to = self.addr(who);
+                let want = self.m.apply(|m| m.withdraw_slash_credit(to));
+                let r = self
+                    .s
+                    .chain
+                    .send(to, staking, Staking::withdrawCreditCall { to });
+                same(a, &r, &want);
+            }
             Action::WarpToEdge { job, edge } => {
                 let Some(j) = self.m.jobs.get(&self.id(job)) else {
                     return;
@@ -726,6 +875,13 @@ impl Run {
         );
         assert_eq!(fees, self.m.fees, "after {a:?}: protocol fees");
         for who in self.actors() {
+            let got: u128 = self
+                .s
+                .chain
+                .view(staking, Staking::creditOfCall { account: who })
+                .to();
+            let want = self.m.slash_credits.get(&who).copied().unwrap_or(0);
+            assert_eq!(got, want, "after {a:?}: slash credit of {who}");
             let (bal, credit) = (self.s.balance(token, who), self.s.credit(who));
             assert_eq!(bal, self.m.balances[&who], "after {a:?}: balance of {who}");
             let want = self.m.credits.get(&who).copied().unwrap_or(0);
@@ -827,7 +983,20 @@ impl Run {
             assert_eq!(got, want, "after {a:?}: stake of provider {i}");
             assert!(p.locked <= p.stake, "reserved collateral above stake");
             let leases = locked.get(&owner).copied().unwrap_or(0);
-            assert_eq!(p.locked, leases, "after {a:?}: locked != active collateral");
+            let slashed = self.m.slashed.get(&owner).copied().unwrap_or(0);
+            if slashed == 0 {
+                assert_eq!(p.locked, leases, "after {a:?}: locked != active collateral");
+            } else {
+                // A slash after close may eat into other leases' lock (release saturates).
+                assert!(
+                    p.locked <= leases,
+                    "after {a:?}: locked above active collateral"
+                );
+            }
+            // An honest provider is never slashed.
+            if !self.cheaters.contains(&owner) {
+                assert_eq!(slashed, 0, "after {a:?}: honest provider {i} slashed");
+            }
         }
     }
 }
@@ -907,6 +1076,33 @@ impl Run {
         }
         self.step(&Action::Withdraw { who: Who::Keeper });
         self.step(&Action::WithdrawFees);
+        for who in (0..TENANTS)
+            .map(Who::Tenant)
+            .chain((0..PROVIDERS).map(Who::Owner))
+            .chain((0..PROVIDERS).map(Who::Operator))
+            .chain([Who::Keeper])
+        {
+            if self.m.slash_credits.contains_key(&self.addr(who)) {
+                self.step(&Action::WithdrawSlashCredit { who });
+            }
+        }
+        let treasury = self.s.treasury.address;
+        if self.m.slash_credits.contains_key(&treasury) {
+            self.m.now = self.s.chain.now();
+            self.m
+                .apply(|m| m.withdraw_slash_credit(treasury))
+                .expect("credit");
+            let staking = self.s.staking;
+            self.s
+                .chain
+                .send(
+                    treasury,
+                    staking,
+                    Staking::withdrawCreditCall { to: treasury },
+                )
+                .expect_success();
+            self.check(&"drain treasury");
+        }
         self.step(&Action::Warp { secs: UNBONDING });
         for provider in 0..PROVIDERS {
             self.step(&Action::WithdrawUnbonded { provider });
