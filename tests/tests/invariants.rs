@@ -430,7 +430,7 @@ impl Run {
                 p.instant = instant;
                 p.salt = B256::from(U256::from(self.salt));
                 // Two orders in three are matmul_i8 jobs, whose results can be proven wrong.
-                let matmul = (self.salt % 3 != 0).then(|| Matmul {
+                let matmul = (!self.salt.is_multiple_of(3)).then(|| Matmul {
                     seed: B256::from(U256::from(self.salt)),
                     m: 3,
                     k: 5,
