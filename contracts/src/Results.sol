@@ -16,11 +16,12 @@ import {MatmulProof} from "./libraries/MatmulProof.sol";
 /// tenant. Each lease can be faulted once; a proof against a correct result reverts, costing the
 /// caller only gas.
 contract Results {
-    /// @notice A posted result.
+    /// @notice What is known of a lease here.
     struct Result {
         bytes32 root;
         address provider;
         uint48 postedAt;
+        uint32 acknowledgedAfter;
         bool faulted;
     }
 
@@ -30,11 +31,17 @@ contract Results {
     IStaking public immutable staking;
     /// @notice Seconds after posting during which a result can be proven wrong.
     uint48 public immutable challengeWindow;
+    /// @notice Seconds after a lease starts within which its provider must acknowledge it.
+    uint32 public immutable startWindow;
 
     mapping(bytes32 leaseId => Result) private _results;
 
     /// @notice `provider`'s operator posted the result of `leaseId`.
     event ResultPosted(bytes32 indexed leaseId, address indexed provider, bytes32 root, string uri, bytes32 metaHash);
+    /// @notice The provider's operator acknowledged the lease `secondsAfterStart` after it began.
+    event LeaseAcknowledged(bytes32 indexed leaseId, address indexed provider, uint32 secondsAfterStart);
+    /// @notice A liveness fault (`kind`: "no-show" or "missed-deadline") was proven.
+    event LivenessFaultProven(bytes32 indexed leaseId, address indexed reporter, bytes32 kind);
     /// @notice A wrong element (i, j) of the result of `leaseId` was proven.
     event MatmulFraudProven(
         bytes32 indexed leaseId, address indexed reporter, uint256 i, uint256 j, int256 claimed, int256 correct
@@ -60,15 +67,71 @@ contract Results {
     error NoFraud(uint256 i, uint256 j, int256 value);
     /// @notice A zero root or a zero address.
     error InvalidResult();
+    /// @notice The start window has passed: the lease can only be faulted as a no-show now.
+    error StartWindowOver(bytes32 leaseId, uint256 until);
+    /// @notice The lease was acknowledged or has a result: it is not a no-show.
+    error NotANoShow(bytes32 leaseId);
+    /// @notice The result deadline (the lease end) has not passed, or a result was posted.
+    error DeadlineNotMissed(bytes32 leaseId, uint256 deadline);
+    /// @notice Service leases have no result deadline.
+    error NotABatchJob(bytes32 leaseId);
+    /// @notice The result deadline (the lease end) has passed.
+    error DeadlinePassed(bytes32 leaseId, uint256 deadline);
 
     /// @param market_ The market (which must name this contract with `setResults`).
     /// @param challengeWindow_ Seconds a result can be challenged; keep it below the staking
     /// unbonding period minus the longest lease, so the stake is still there to slash.
-    constructor(IMarket market_, uint48 challengeWindow_) {
-        if (address(market_) == address(0) || challengeWindow_ == 0) revert InvalidResult();
+    /// @param startWindow_ Seconds a provider has to acknowledge a new lease.
+    constructor(IMarket market_, uint48 challengeWindow_, uint32 startWindow_) {
+        if (address(market_) == address(0) || challengeWindow_ == 0 || startWindow_ == 0) revert InvalidResult();
         market = market_;
         staking = IStaking(market_.staking());
         challengeWindow = challengeWindow_;
+        startWindow = startWindow_;
+    }
+
+    /// @notice The provider's operator confirms it runs the lease (within `startWindow` of its
+    /// start). Posting a result also counts.
+    /// @param terms The order's terms (with `tenant`, they hash to the id): give the lease start.
+    function acknowledge(bytes32 leaseId, address tenant, IMarket.OrderParams calldata terms) external {
+        _checkTerms(leaseId, tenant, terms);
+        (address provider, uint256 start,) = _running(leaseId, terms);
+        _onlyOperatorOf(provider);
+        if (block.timestamp > start + startWindow) revert StartWindowOver(leaseId, start + startWindow);
+        Result storage r = _results[leaseId];
+        if (r.acknowledgedAfter != 0 || r.postedAt != 0) return;
+        // Stored +1 so an acknowledgement in the lease's first second still counts.
+        uint32 after_ = uint32(block.timestamp - start) + 1;
+        (r.provider, r.acknowledgedAfter) = (provider, after_);
+        emit LeaseAcknowledged(leaseId, provider, after_ - 1);
+    }
+
+    /// @notice Prove that the provider neither acknowledged nor posted a result within
+    /// `startWindow` of the lease start. The lease closes as Faulted with a full refund.
+    function proveNoShow(bytes32 leaseId, address tenant, IMarket.OrderParams calldata terms)
+        external
+        returns (uint256 slashed)
+    {
+        _checkTerms(leaseId, tenant, terms);
+        (address provider, uint256 start,) = _running(leaseId, terms);
+        Result storage r = _results[leaseId];
+        if (r.acknowledgedAfter != 0 || r.postedAt != 0) revert NotANoShow(leaseId);
+        if (block.timestamp <= start + startWindow) revert NotANoShow(leaseId);
+        slashed = _livenessFault(r, leaseId, provider, tenant, terms.collateral, "no-show");
+    }
+
+    /// @notice Prove that a batch job (container or built-in) reached its end (its result deadline)
+    /// without a result. The lease closes as Faulted with a full refund.
+    function proveMissedDeadline(bytes32 leaseId, address tenant, IMarket.OrderParams calldata terms)
+        external
+        returns (uint256 slashed)
+    {
+        _checkTerms(leaseId, tenant, terms);
+        if (terms.jobKind == 2) revert NotABatchJob(leaseId);
+        (address provider,, uint256 end) = _running(leaseId, terms);
+        Result storage r = _results[leaseId];
+        if (r.postedAt != 0 || block.timestamp < end) revert DeadlineNotMissed(leaseId, end);
+        slashed = _livenessFault(r, leaseId, provider, tenant, terms.collateral, "missed-deadline");
     }
 
     /// @notice Post the result of a running lease (the provider's operator, once).
@@ -79,6 +142,8 @@ contract Results {
         if (root == bytes32(0)) revert InvalidResult();
         IMarket.JobView memory v = market.getJob(leaseId);
         if (v.status != IMarket.Status.Leased) revert LeaseNotRunning(leaseId);
+        // The lease end is the result deadline: a late result cannot race a missed-deadline proof.
+        if (block.timestamp >= v.end) revert DeadlinePassed(leaseId, v.end);
         address provider = staking.providerOf(msg.sender);
         if (provider != v.provider) revert NotLeaseOperator(msg.sender, v.provider);
         Result storage r = _results[leaseId];
@@ -109,8 +174,7 @@ contract Results {
         if (block.timestamp > postedAt + challengeWindow) {
             revert ChallengeWindowOver(leaseId, postedAt + challengeWindow);
         }
-        bytes32 id = keccak256(abi.encode(tenant, terms));
-        if (id != leaseId) revert TermsMismatch(leaseId, id);
+        _checkTerms(leaseId, tenant, terms);
         bytes32 spec = MatmulProof.specHash(job);
         if (terms.jobKind != 1 || spec != terms.specHash) revert NotThisMatmulJob(terms.specHash, spec);
         (int256 claimed, int256 correct) = MatmulProof.check(job, r.root, i, j, leaf, proof);
@@ -125,5 +189,42 @@ contract Results {
     /// @notice The result posted for `leaseId` (zero if none).
     function resultOf(bytes32 leaseId) external view returns (Result memory) {
         return _results[leaseId];
+    }
+
+    function _livenessFault(
+        Result storage r,
+        bytes32 leaseId,
+        address provider,
+        address tenant,
+        uint96 collateral,
+        bytes32 kind
+    ) private returns (uint256 slashed) {
+        if (r.faulted) revert AlreadyFaulted(leaseId);
+        r.faulted = true;
+        emit LivenessFaultProven(leaseId, msg.sender, kind);
+        slashed = market.fault(leaseId, provider, tenant, collateral, keccak256(abi.encode(kind, leaseId)), msg.sender);
+    }
+
+    /// @dev The order terms and tenant hash to the lease id (so they are the tenant's own).
+    function _checkTerms(bytes32 leaseId, address tenant, IMarket.OrderParams calldata terms) private pure {
+        bytes32 id = keccak256(abi.encode(tenant, terms));
+        if (id != leaseId) revert TermsMismatch(leaseId, id);
+    }
+
+    /// @dev Provider, start and end of a running lease.
+    function _running(bytes32 leaseId, IMarket.OrderParams calldata terms)
+        private
+        view
+        returns (address provider, uint256 start, uint256 end)
+    {
+        IMarket.JobView memory v = market.getJob(leaseId);
+        if (v.status != IMarket.Status.Leased) revert LeaseNotRunning(leaseId);
+        end = v.end;
+        start = end - terms.maxDuration;
+        provider = v.provider;
+    }
+
+    function _onlyOperatorOf(address provider) private view {
+        if (staking.providerOf(msg.sender) != provider) revert NotLeaseOperator(msg.sender, provider);
     }
 }

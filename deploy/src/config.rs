@@ -23,6 +23,7 @@
 //! [results]
 //! challenge_window = "1d"      # a posted result can be proven wrong this long; keep
 //!                              # max_lease_duration + challenge_window <= unbonding_period
+//! start_window = "10m"         # a provider acknowledges a new lease within this, or is a no-show
 //!
 //! [[tokens]]                   # the first token is also the stake token
 //! symbol = "USDC"
@@ -64,6 +65,8 @@ pub struct DeployConfig {
     pub max_lease_duration: u32,
     /// Seconds a posted result can be proven wrong (fixed at deployment: part of the address).
     pub challenge_window: u64,
+    /// Seconds a provider has to acknowledge a new lease (fixed at deployment).
+    pub start_window: u32,
     /// Payment tokens; the first is the stake token.
     pub tokens: Vec<TokenConfig>,
 }
@@ -99,6 +102,7 @@ struct Raw {
 #[serde(deny_unknown_fields)]
 struct RawResults {
     challenge_window: Option<String>,
+    start_window: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -233,6 +237,11 @@ impl DeployConfig {
             max_lease_duration: u32::try_from(lease)
                 .context("market.max_lease_duration is too long")?,
             challenge_window: window,
+            start_window: secs32(
+                raw.results.start_window.as_ref(),
+                600,
+                "results.start_window",
+            )?,
             tokens,
         })
     }

@@ -133,6 +133,7 @@ pub fn predict(cfg: &DeployConfig, deployer: Address) -> Result<Predicted> {
     let r_args = Results::constructorCall {
         market_: market,
         challengeWindow_: U48::from(cfg.challenge_window),
+        startWindow_: cfg.start_window,
     };
     let r_code = initcode(&Results::BYTECODE, r_args.abi_encode());
     let r_salt = salt_of(&cfg.salt, "Results");

@@ -25,6 +25,8 @@ pub const PRICE: u128 = PER_SECOND / 1_000;
 pub const UNBONDING: u64 = 14 * 86_400;
 /// Seconds a posted result can be proven wrong.
 pub const CHALLENGE_WINDOW: u64 = 86_400;
+/// Seconds a provider has to acknowledge a new lease.
+pub const START_WINDOW: u64 = 600;
 
 /// A key the test controls.
 #[derive(Clone, Debug)]
@@ -176,6 +178,7 @@ impl Suite {
                 gridlease_bindings::Results::constructorCall {
                     market_: market,
                     challengeWindow_: alloy::primitives::aliases::U48::from(CHALLENGE_WINDOW),
+                    startWindow_: START_WINDOW as u32,
                 }
                 .abi_encode(),
             ),

@@ -190,6 +190,12 @@ pub struct Model {
     pub keeper_fees: u128,
     /// Posted results by lease.
     pub results: BTreeMap<B256, Posted>,
+    /// Leases their provider acknowledged.
+    pub acked: Vec<B256>,
+    /// Leases a fault was proven on.
+    pub faulted: Vec<B256>,
+    /// Seconds a provider has to acknowledge a lease.
+    pub start_window: u64,
     /// Staking slash credits by account.
     pub slash_credits: BTreeMap<Address, u128>,
     /// Total slashed per provider.
@@ -209,8 +215,6 @@ pub struct Posted {
     pub posted_at: u64,
     /// Whether it is the true result.
     pub honest: bool,
-    /// Proven wrong already.
-    pub faulted: bool,
 }
 
 impl Model {
@@ -253,6 +257,9 @@ impl Model {
         if job.status != Status::Leased {
             return Err("LeaseNotRunning");
         }
+        if self.now >= job.end {
+            return Err("DeadlinePassed");
+        }
         if job.provider != provider {
             return Err("NotLeaseOperator");
         }
@@ -263,7 +270,6 @@ impl Model {
             provider,
             posted_at: self.now,
             honest,
-            faulted: false,
         };
         self.results.insert(id, posted);
         Ok(())
@@ -273,7 +279,7 @@ impl Model {
     /// a `matmul_i8` job. Returns what was slashed.
     pub fn prove_fraud(&mut self, reporter: Address, id: B256, matmul: bool) -> Outcome<u128> {
         let r = self.results.get(&id).cloned().ok_or("NoResult")?;
-        if r.faulted {
+        if self.faulted.contains(&id) {
             return Err("AlreadyFaulted");
         }
         if self.now > r.posted_at + self.challenge_window {
@@ -285,7 +291,7 @@ impl Model {
         if r.honest {
             return Err("NoFraud");
         }
-        self.results.get_mut(&id).expect("posted").faulted = true;
+        self.faulted.push(id);
         let job = self.jobs[&id].clone();
         let collateral = job.order.collateral;
         let mut locked = 0;
@@ -300,6 +306,77 @@ impl Model {
             r.provider,
             collateral,
             locked,
+            job.tenant,
+            collateral / 2,
+            reporter,
+        ))
+    }
+
+    fn running(&self, id: B256) -> Outcome<Job> {
+        match self.jobs.get(&id) {
+            Some(j) if j.status == Status::Leased => Ok(j.clone()),
+            _ => Err("LeaseNotRunning"),
+        }
+    }
+
+    /// `Results.acknowledge` by the operator of `provider`.
+    pub fn acknowledge(&mut self, provider: Address, id: B256) -> Outcome {
+        let job = self.running(id)?;
+        if job.provider != provider {
+            return Err("NotLeaseOperator");
+        }
+        if self.now > job.start + self.start_window {
+            return Err("StartWindowOver");
+        }
+        if !self.acked.contains(&id) && !self.results.contains_key(&id) {
+            self.acked.push(id);
+        }
+        Ok(())
+    }
+
+    /// `Results.proveNoShow` by `reporter`.
+    pub fn prove_no_show(&mut self, reporter: Address, id: B256) -> Outcome<u128> {
+        let job = self.running(id)?;
+        if self.acked.contains(&id) || self.results.contains_key(&id) {
+            return Err("NotANoShow");
+        }
+        if self.now <= job.start + self.start_window {
+            return Err("NotANoShow");
+        }
+        self.liveness_fault(reporter, id, job)
+    }
+
+    /// `Results.proveMissedDeadline` by `reporter`; `service`: the order is a service lease.
+    pub fn prove_missed_deadline(
+        &mut self,
+        reporter: Address,
+        id: B256,
+        service: bool,
+    ) -> Outcome<u128> {
+        if service {
+            return Err("NotABatchJob");
+        }
+        let job = self.running(id)?;
+        if self.results.contains_key(&id) || self.now < job.end {
+            return Err("DeadlineNotMissed");
+        }
+        self.liveness_fault(reporter, id, job)
+    }
+
+    fn liveness_fault(&mut self, reporter: Address, id: B256, job: Job) -> Outcome<u128> {
+        if self.faulted.contains(&id) {
+            return Err("AlreadyFaulted");
+        }
+        self.faulted.push(id);
+        let collateral = job.order.collateral;
+        let j = self.job(id);
+        let refund = j.escrow;
+        (j.status, j.escrow, j.refunded) = (Status::Closed, 0, refund);
+        self.give(job.tenant, refund);
+        Ok(self.slash(
+            job.provider,
+            collateral,
+            collateral,
             job.tenant,
             collateral / 2,
             reporter,
@@ -776,6 +853,9 @@ mod tests {
             balances: BTreeMap::new(),
             keeper_fees: 0,
             results: BTreeMap::new(),
+            acked: Vec::new(),
+            faulted: Vec::new(),
+            start_window: 600,
             slash_credits: BTreeMap::new(),
             slashed: BTreeMap::new(),
             challenge_window: 86_400,

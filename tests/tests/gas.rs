@@ -48,6 +48,56 @@ fn matmul_check_gas(s: &mut Suite, k: u32) -> u64 {
     s.chain.send(me, h, call).expect_success().gas_used
 }
 
+/// (acknowledge, proveNoShow, proveMissedDeadline) gas, each on its own fresh lease.
+fn liveness_gas(s: &mut Suite) -> (u64, u64, u64) {
+    use gridlease_bindings::Results;
+    let keeper = s.keeper.address;
+    let tenant = s.tenant(2);
+    let lease = |s: &mut Suite, salt: u8| {
+        let mut params = s.order(10 * USDC, PRICE * 2);
+        params.salt = B256::repeat_byte(salt);
+        let id = s.create(2, params.clone());
+        s.bid(2, id, PRICE).expect_success();
+        s.chain.warp(601);
+        s.award(keeper, id, vec![]).expect_success();
+        (id, params)
+    };
+    let results = s.results;
+    let op = s.operator(2);
+    let (a, pa) = lease(s, 0xa1);
+    let ack = Results::acknowledgeCall {
+        leaseId: a,
+        tenant,
+        terms: pa.into(),
+    };
+    let ack = s.chain.send(op, results, ack).expect_success().gas_used;
+    let (b, pb) = lease(s, 0xa2);
+    s.chain.warp(START_WINDOW + 1);
+    let call = Results::proveNoShowCall {
+        leaseId: b,
+        tenant,
+        terms: pb.into(),
+    };
+    let no_show = s
+        .chain
+        .send(keeper, results, call)
+        .expect_success()
+        .gas_used;
+    let (c, pc) = lease(s, 0xa3);
+    s.chain.warp(3_600);
+    let call = Results::proveMissedDeadlineCall {
+        leaseId: c,
+        tenant,
+        terms: pc.into(),
+    };
+    let missed = s
+        .chain
+        .send(keeper, results, call)
+        .expect_success()
+        .gas_used;
+    (ack, no_show, missed)
+}
+
 /// (postResult gas, proveMatmulFraud gas) for a wrong 64 x k x 64 result on a running lease.
 fn prove_fraud_gas(s: &mut Suite, k: u32) -> (u64, u64) {
     use alloy::primitives::aliases::U96;
@@ -281,9 +331,14 @@ fn gas_snapshot() {
         "prove_matmul_fraud_k4096",
         prove_fraud_gas(&mut p.s, 4_096).1,
     );
+    let (ack, no_show, missed) = liveness_gas(&mut p.s);
+    g.insert("acknowledge", ack);
+    g.insert("prove_no_show", no_show);
+    g.insert("prove_missed_deadline", missed);
 
     // Bytecode sizes (EIP-170 limit 24,576).
-    let (staking, market) = (p.s.staking, p.s.market);
+    let (staking, market, results) = (p.s.staking, p.s.market, p.s.results);
+    g.insert("bytecode_results", p.s.chain.code_size(results) as u64);
     g.insert("bytecode_staking", p.s.chain.code_size(staking) as u64);
     g.insert("bytecode_market", p.s.chain.code_size(market) as u64);
 

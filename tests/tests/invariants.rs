@@ -17,7 +17,9 @@
 //! - INV-05 / INV-06: settledAt never goes back; status only moves None -> Open -> Leased ->
 //!   Closed or Open -> Cancelled (instant orders None -> Leased within one step);
 //! - INV-08: keeper fees never exceed their rate of what was settled;
-//! - an honest provider is never slashed (a proof against a true result reverts with NoFraud),
+//! - an honest provider (true results, acknowledged in time, results before the deadline) is never
+//!   slashed: a proof against a true result reverts with NoFraud, an acknowledged lease is no
+//!   no-show, a lease with a result missed no deadline,
 //!   and conservation holds with slashing in the mix (slash credits are part of staking's
 //!   holdings).
 //!
@@ -47,7 +49,9 @@ use gridlease_core::{
 };
 use gridlease_tests::{
     evm::{CHAIN_ID, Receipt},
-    fixture::{Account, CHALLENGE_WINDOW, Suite, UNBONDING, USDC, creation, default_params},
+    fixture::{
+        Account, CHALLENGE_WINDOW, START_WINDOW, Suite, UNBONDING, USDC, creation, default_params,
+    },
     model::{BPS, Model, Offer, Order, Outcome, Params, Provider, Status},
 };
 use proptest::{prelude::*, test_runner::FileFailurePersistence};
@@ -182,6 +186,16 @@ enum Action {
     WithdrawSlashCredit {
         who: Who,
     },
+    /// The lease's provider acknowledges it.
+    Acknowledge {
+        job: u8,
+    },
+    /// `by` proves a no-show (`deadline` false) or a missed result deadline.
+    ProveLiveness {
+        job: u8,
+        by: Who,
+        deadline: bool,
+    },
     /// Jump to an edge of job `job`'s timeline (`biddingEnd`, award grace, lease end), where the
     /// off-by-one bugs live: `edge` 0..6 picks the edge, odd values one second after it.
     WarpToEdge {
@@ -274,6 +288,8 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (job.clone(), prop::bool::weighted(0.6)).prop_map(|(job, honest)| Action::PostResult { job, honest }),
         3 => (job, who()).prop_map(|(job, by)| Action::ProveFraud { job, by }),
         1 => who().prop_map(|who| Action::WithdrawSlashCredit { who }),
+        2 => (0..8u8).prop_map(|job| Action::Acknowledge { job }),
+        2 => (0..8u8, who(), any::<bool>()).prop_map(|(job, by, deadline)| Action::ProveLiveness { job, by, deadline }),
     ]
 }
 
@@ -295,7 +311,7 @@ struct Run {
     terms: BTreeMap<B256, (OrderParams, Address, Option<Matmul>)>,
     /// The C each posted result commits to.
     posted: BTreeMap<B256, Vec<i32>>,
-    /// Providers that posted a wrong result.
+    /// Providers that posted a wrong result or missed a start window or result deadline.
     cheaters: Vec<Address>,
 }
 
@@ -348,6 +364,9 @@ impl Run {
             balances: BTreeMap::new(),
             keeper_fees: 0,
             results: BTreeMap::new(),
+            acked: Vec::new(),
+            faulted: Vec::new(),
+            start_window: START_WINDOW,
             slash_credits: BTreeMap::new(),
             slashed: BTreeMap::new(),
             challenge_window: CHALLENGE_WINDOW,
@@ -656,15 +675,7 @@ impl Run {
             }
             Action::Warp { secs } => self.s.chain.warp(secs),
             Action::PostResult { job, honest } => {
-                // Mostly a running lease; sometimes any job.
-                let leased: Vec<B256> = (self.m.jobs.iter())
-                    .filter(|(_, j)| j.status == Status::Leased)
-                    .map(|(id, _)| *id)
-                    .collect();
-                let id = match leased.len() {
-                    n if n > 0 && job < 6 => leased[usize::from(job) % n],
-                    _ => self.id(job),
-                };
+                let id = self.leased_or_any(job);
                 let provider = self.m.jobs.get(&id).map_or(Address::ZERO, |j| j.provider);
                 let i = (0..PROVIDERS)
                     .find(|&i| self.s.provider(i) == provider)
@@ -745,6 +756,54 @@ impl Run {
                     self.ghost_out += e.refund.to::<u128>();
                 }
             }
+            Action::Acknowledge { job } => {
+                let id = self.leased_or_any(job);
+                let i = self.provider_index(id);
+                let owner = self.s.provider(i);
+                let want = self.m.apply(|m| m.acknowledge(owner, id));
+                let (params, tenant) = self.terms_of(id);
+                let call = Results::acknowledgeCall {
+                    leaseId: id,
+                    tenant,
+                    terms: params.into(),
+                };
+                let (op, results) = (self.s.operator(i), self.s.results);
+                let r = self.s.chain.send(op, results, call);
+                same(a, &r, &want);
+            }
+            Action::ProveLiveness { job, by, deadline } => {
+                let id = self.leased_or_any(job);
+                let reporter = self.addr(by);
+                let (params, tenant) = self.terms_of(id);
+                let service = params.jobKind == 2;
+                let results = self.s.results;
+                let (want, r) = if deadline {
+                    let want = self
+                        .m
+                        .apply(|m| m.prove_missed_deadline(reporter, id, service));
+                    let call = Results::proveMissedDeadlineCall {
+                        leaseId: id,
+                        tenant,
+                        terms: params.into(),
+                    };
+                    (want, self.s.chain.send(reporter, results, call))
+                } else {
+                    let want = self.m.apply(|m| m.prove_no_show(reporter, id));
+                    let call = Results::proveNoShowCall {
+                        leaseId: id,
+                        tenant,
+                        terms: params.into(),
+                    };
+                    (want, self.s.chain.send(reporter, results, call))
+                };
+                same(a, &r, &want);
+                if want.is_ok() {
+                    let e = r.event::<Market::LeaseFaulted>();
+                    self.ghost_out += e.refund.to::<u128>();
+                    // The model allowed it: the provider did miss its start window or deadline.
+                    self.cheaters.push(e.provider);
+                }
+            }
             Action::WithdrawSlashCredit { who } => {
                 let to = self.addr(who);
                 let want = self.m.apply(|m| m.withdraw_slash_credit(to));
@@ -769,6 +828,34 @@ impl Run {
             }
         }
         self.check(a);
+    }
+
+    /// Mostly a running lease (`k < 6`); otherwise job `k` as [`Self::id`] picks it.
+    fn leased_or_any(&self, k: u8) -> B256 {
+        let leased: Vec<B256> = (self.m.jobs.iter())
+            .filter(|(_, j)| j.status == Status::Leased)
+            .map(|(id, _)| *id)
+            .collect();
+        match leased.len() {
+            n if n > 0 && k < 6 => leased[usize::from(k) % n],
+            _ => self.id(k),
+        }
+    }
+
+    /// Index of the provider of lease `id` (0 when none).
+    fn provider_index(&self, id: B256) -> usize {
+        let provider = self.m.jobs.get(&id).map_or(Address::ZERO, |j| j.provider);
+        (0..PROVIDERS)
+            .find(|&i| self.s.provider(i) == provider)
+            .unwrap_or(0)
+    }
+
+    /// The order terms and tenant of `id` (made-up ones for an unknown id).
+    fn terms_of(&self, id: B256) -> (OrderParams, Address) {
+        match self.terms.get(&id) {
+            Some((p, t, _)) => (p.clone(), *t),
+            None => (self.s.order(1, 1), Address::ZERO),
+        }
     }
 
     /// A signed bid for order `id` of the given kind, and what the model should make of it.

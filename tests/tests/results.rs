@@ -340,3 +340,126 @@ fn fault_only_from_the_results_contract_and_set_by_governance_adm() {
         .to();
     assert_eq!(held, 10 * USDC);
 }
+
+fn ack(s: &mut Suite, l: &Lease, from: Address) -> Receipt {
+    let (results, tenant) = (s.results, s.tenant(0));
+    let call = Results::acknowledgeCall {
+        leaseId: l.id,
+        tenant,
+        terms: l.params.clone().into(),
+    };
+    s.chain.send(from, results, call)
+}
+
+fn no_show(s: &mut Suite, l: &Lease, from: Address) -> Receipt {
+    let (results, tenant) = (s.results, s.tenant(0));
+    let call = Results::proveNoShowCall {
+        leaseId: l.id,
+        tenant,
+        terms: l.params.clone().into(),
+    };
+    s.chain.send(from, results, call)
+}
+
+fn missed(s: &mut Suite, l: &Lease, from: Address) -> Receipt {
+    let (results, tenant) = (s.results, s.tenant(0));
+    let call = Results::proveMissedDeadlineCall {
+        leaseId: l.id,
+        tenant,
+        terms: l.params.clone().into(),
+    };
+    s.chain.send(from, results, call)
+}
+
+#[test]
+fn no_show_is_slashed_after_the_start_window_not_before() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(8));
+    let keeper = s.keeper.address;
+    // Exactly at the end of the window the provider still has time.
+    s.chain.warp(START_WINDOW);
+    assert_revert!(no_show(&mut s, &l, keeper), ResultsErrors::NotANoShow);
+    s.chain.warp(1);
+    let (tenant, token) = (s.tenant(0), s.token);
+    let before = s.balance(token, tenant);
+    let r = no_show(&mut s, &l, keeper).expect_success();
+    assert_eq!(
+        r.event::<Market::LeaseFaulted>().slashed,
+        U256::from(COLLATERAL)
+    );
+    // Nothing was settled: the tenant gets all 10 USDC back and half the collateral as credit.
+    assert_eq!(s.balance(token, tenant) - before, 10 * USDC);
+    assert_eq!(staking_credit(&mut s, tenant), COLLATERAL / 2);
+    assert_eq!(s.job(l.id).status, 3);
+    // And only once.
+    assert_revert!(no_show(&mut s, &l, keeper), ResultsErrors::LeaseNotRunning);
+}
+
+#[test]
+fn acknowledged_or_resulted_leases_are_not_no_shows_and_late_acks_revert() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(8));
+    let (op, keeper, stranger) = (s.operator(0), s.keeper.address, s.tenant(2));
+    assert_revert!(ack(&mut s, &l, stranger), ResultsErrors::NotLeaseOperator);
+    s.chain.warp(START_WINDOW);
+    let r = ack(&mut s, &l, op).expect_success();
+    assert_eq!(
+        r.event::<Results::LeaseAcknowledged>().secondsAfterStart,
+        START_WINDOW as u32
+    );
+    s.chain.warp(10);
+    assert_revert!(no_show(&mut s, &l, keeper), ResultsErrors::NotANoShow);
+
+    // A result counts as showing up.
+    let l2 = lease(&mut s, job(9));
+    post(&mut s, l2.id, &l2.c, op).expect_success();
+    s.chain.warp(START_WINDOW + 1);
+    assert_revert!(no_show(&mut s, &l2, keeper), ResultsErrors::NotANoShow);
+    // Too late to acknowledge a third lease.
+    let l3 = lease(&mut s, job(10));
+    s.chain.warp(START_WINDOW + 1);
+    assert_revert!(ack(&mut s, &l3, op), ResultsErrors::StartWindowOver);
+}
+
+#[test]
+fn missed_result_deadline_is_slashed_and_a_late_result_cannot_race_it_stk12() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(8));
+    let (op, keeper) = (s.operator(0), s.keeper.address);
+    ack(&mut s, &l, op).expect_success();
+    // Before the end (the deadline) there is nothing to prove.
+    s.chain.warp(3_599);
+    assert_revert!(missed(&mut s, &l, keeper), ResultsErrors::DeadlineNotMissed);
+    s.chain.warp(1);
+    // At the deadline a result is refused, whichever lands first in the block.
+    assert_revert!(post(&mut s, l.id, &l.c, op), ResultsErrors::DeadlinePassed);
+    let r = missed(&mut s, &l, keeper).expect_success();
+    let e = r.event::<Results::LivenessFaultProven>();
+    assert_eq!(e.kind, B256::right_padding_from(b"missed-deadline"));
+    assert_eq!(stake_of(&mut s, 0).1, 0, "collateral released");
+
+    // A lease with a result met its deadline; a service lease has none.
+    let l2 = lease(&mut s, job(9));
+    post(&mut s, l2.id, &l2.c, op).expect_success();
+    s.chain.warp(3_600);
+    assert_revert!(
+        missed(&mut s, &l2, keeper),
+        ResultsErrors::DeadlineNotMissed
+    );
+    s.ensure_registered(0);
+    let mut params = s.order(10 * USDC, PRICE * 2);
+    params.jobKind = 2;
+    params.salt = B256::repeat_byte(0x5e);
+    let id = s.create(0, params.clone());
+    s.bid(0, id, PRICE).expect_success();
+    s.chain.warp(601);
+    s.award(keeper, id, vec![]).expect_success();
+    s.chain.warp(3_600);
+    let l3 = Lease {
+        id,
+        params,
+        job: job(1),
+        c: vec![],
+    };
+    assert_revert!(missed(&mut s, &l3, keeper), ResultsErrors::NotABatchJob);
+}
