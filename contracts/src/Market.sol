@@ -55,6 +55,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         uint48 settledAt;
         uint48 end;
         uint96 escrow;
+        bool service;
     }
 
     /// @dev Bit offsets of slot A's fields, as the compiler packs `State` (first member lowest).
@@ -66,6 +67,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     uint256 private constant A_SETTLED_AT = 56;
     uint256 private constant A_END = 104;
     uint256 private constant A_ESCROW = 152;
+    uint256 private constant A_SERVICE = 248;
     uint256 private constant A_LOW_BALANCE = 1 << A_LOW_BALANCE_BIT;
     /// @dev Everything but settledAt and escrow.
     uint256 private constant A_ESCROW_MASK = uint256(type(uint96).max) << A_ESCROW;
@@ -80,6 +82,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         uint8 gpuCount;
         uint16 vramGiB;
         bool instant;
+        bool service;
     }
 
     /// @dev Allow-list entry looked up by token address when an order is created.
@@ -112,6 +115,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     address private _treasury;
     uint8 private _tokenCount;
     address private _results;
+
 
     mapping(address token => TokenInfo) private _tokenInfo;
     mapping(uint8 id => TokenSlot) private _tokenSlots;
@@ -183,11 +187,11 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
             // Settle first so the new money only pays for time from now on; a lease that already
             // ran dry cannot be revived, so nothing is ever paid for the gap (ESC-08).
             Tally memory tally = Tally(tokenId, provider, _params.lowBalanceWindow, 0, 0, 0, 0);
-            a = _accrue(id, a, uint96(d >> 160), slot.scale, tally, false, true);
-            if (a >> A_ESCROW == 0) revert LeaseDepleted(id);
+            a = _accrue(id, job, a, uint96(d >> 160), slot.scale, tally, false, true);
+            if (_escrowOf(a) == 0) revert LeaseDepleted(id);
             _flush(tally, slot.token);
         }
-        uint256 escrow = (a >> A_ESCROW) + amount;
+        uint256 escrow = uint256(_escrowOf(a)) + amount;
         if (escrow > type(uint96).max) revert EscrowOverflow(escrow);
         _storeState(job, (a & ~(A_ESCROW_MASK | A_LOW_BALANCE)) | (escrow << A_ESCROW));
         IERC20(slot.token).pullExact(amount);
@@ -211,6 +215,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         uint96 collateral = job.collateral;
         if (info.freeStake < collateral) revert InsufficientCollateral(info.provider, info.freeStake, collateral);
         if (!_fits(terms, info.capacity)) revert CapacityMismatch(info.provider);
+        if (terms.service && !_live(info.provider)) revert ProviderNotLive(info.provider);
 
         if (terms.instant) {
             if (!_staking.tryLock(info.provider, collateral)) {
@@ -248,7 +253,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         // re-checked here: a provider slashed or unbonded since bidding is passed over (AUC-12).
         if (
             onchain != address(0) && (signedProvider == address(0) || onchainPrice <= signedPrice)
-                && _staking.tryLock(onchain, collateral)
+                && (!terms.service || _live(onchain)) && _staking.tryLock(onchain, collateral)
         ) {
             _startLease(orderId, job, terms, onchain, onchainPrice, params_, false);
             return onchain;
@@ -279,7 +284,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
                 if (tokenId != tally.tokenId) slot = _tokenSlots[tokenId];
                 (tally.tokenId, tally.provider) = (tokenId, provider);
             }
-            uint256 after_ = _accrue(id, a, uint96(d >> 160), slot.scale, tally, true, true);
+            uint256 after_ = _accrue(id, job, a, uint96(d >> 160), slot.scale, tally, true, true);
             if (after_ != a) {
                 _storeState(job, after_);
                 ++settled;
@@ -310,8 +315,8 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         }
         Tally memory tally = Tally(tokenId, provider, 0, 0, 0, 0, 0);
         // The settled word is not stored: the lease is cleared right below.
-        a = _accrue(leaseId, a, uint96(d >> 160), slot.scale, tally, !party, false);
-        uint96 refund = uint96(a >> A_ESCROW);
+        a = _accrue(leaseId, job, a, uint96(d >> 160), slot.scale, tally, !party, false);
+        uint96 refund = _escrowOf(a);
         uint48 end = uint48(a >> A_END);
         if (!party) {
             if (block.timestamp >= end) reason = CloseReason.Expired;
@@ -413,7 +418,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         uint96 refund = 0;
         uint256 locked = 0;
         if (uint8(a) == uint8(Status.Leased) && address(uint160(job.d)) == provider) {
-            refund = uint96(a >> A_ESCROW);
+            refund = _escrowOf(a);
             locked = collateral;
             address token = _tokenSlots[uint8(a >> A_TOKEN)].token;
             _clear(leaseId, Status.Closed);
@@ -463,7 +468,9 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     function accrued(bytes32 leaseId) external view returns (uint96) {
         Job storage job = _jobs[leaseId];
         if (job.state.status != Status.Leased) return 0;
-        (uint256 amount,) = _owedFrom(_loadState(job), uint96(job.d >> 160), _tokenSlots[job.state.tokenId].scale);
+        uint256 a = _loadState(job);
+        uint256 cap = _cap(job, a, address(uint160(job.d)));
+        (uint256 amount,) = _owedFrom(a, uint96(job.d >> 160), _tokenSlots[job.state.tokenId].scale, cap);
         return uint96(amount);
     }
 
@@ -532,7 +539,9 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         job.state.escrow = p.deposit;
         (job.tenant, job.collateral) = (msg.sender, p.collateral);
         job.d = _packTerms(
-            Terms(p.maxPricePerSecond, biddingEnd, p.maxDuration, p.gpuClass, p.gpuCount, p.vramGiB, p.instant)
+            Terms(
+                p.maxPricePerSecond, biddingEnd, p.maxDuration, p.gpuClass, p.gpuCount, p.vramGiB, p.instant, p.jobKind == 2
+            )
         );
 
         IERC20(p.token).pullExact(p.deposit);
@@ -555,6 +564,12 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         job.state.keeperFeeBps = params_.keeperFeeBps;
         job.state.settledAt = start;
         job.state.end = end;
+        if (terms.service) {
+            // Slot B, empty once awarded, keeps the provider's heartbeat epoch for `_cap`.
+            job.state.service = true;
+            (, uint64 epoch,) = _staking.liveness(provider);
+            job.bidPrice = uint96(epoch);
+        }
         job.d = uint256(uint160(provider)) | (uint256(price) << 160);
         emit LeaseStarted(
             orderId,
@@ -587,6 +602,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
             if (err != ECDSA.RecoverError.NoError) continue;
             IStaking.BidderInfo memory info = _staking.bidderInfo(operator);
             if (info.provider == address(0) || info.freeStake < collateral || !_fits(terms, info.capacity)) continue;
+            if (terms.service && !_live(info.provider)) continue;
             (bestProvider, bestPrice) = (info.provider, price);
         }
     }
@@ -596,6 +612,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     /// to close: its LeaseClosed event then carries the settlement and no low-balance check is made.
     function _accrue(
         bytes32 id,
+        Job storage job,
         uint256 a,
         uint96 rate,
         uint256 scale,
@@ -603,13 +620,15 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         bool keeperPaid,
         bool ongoing
     ) private returns (uint256) {
-        (uint256 amount, uint256 until) = _owedFrom(a, rate, scale);
+        uint256 cap = type(uint256).max;
+        if (a >> A_SERVICE != 0) cap = _serviceCap(job, tally.provider);
+        (uint256 amount, uint256 until) = _owedFrom(a, rate, scale, cap);
         // Nothing owed: no state change and no fee (KPR-04). An empty escrow is already final.
         if (amount == 0) return a;
         uint256 escrow;
         // Safe: amount <= escrow by construction of _owedFrom.
         unchecked {
-            escrow = (a >> A_ESCROW) - amount;
+            escrow = _escrowOf(a) - amount;
         }
         (uint256 protocolFee, uint256 keeperFee, uint256 toProvider) = LeaseMath.split(
             amount, uint16(a >> A_PROTOCOL_FEE), keeperPaid ? uint16(a >> A_KEEPER_FEE) : 0
@@ -628,13 +647,45 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         return a;
     }
 
-    /// @dev Amount owed now (capped by escrow) and the time it is owed up to, from slot A.
-    function _owedFrom(uint256 a, uint96 rate, uint256 scale) private view returns (uint256 amount, uint256 until) {
+    /// @dev Amount owed now (capped by escrow; a service lease also by its provider's liveness
+    /// `cap`) and the time it is owed up to, from slot A.
+    function _owedFrom(uint256 a, uint96 rate, uint256 scale, uint256 cap)
+        private
+        view
+        returns (uint256 amount, uint256 until)
+    {
         uint256 end = uint48(a >> A_END);
         until = block.timestamp < end ? block.timestamp : end;
+        if (cap < until) until = cap;
         uint256 from = uint48(a >> A_SETTLED_AT);
         if (until <= from) return (0, from);
-        amount = LeaseMath.owed(rate, until - from, scale, a >> A_ESCROW);
+        amount = LeaseMath.owed(rate, until - from, scale, _escrowOf(a));
+    }
+
+    /// @dev Until when a lease can accrue: forever for batch leases; for a service lease, its
+    /// provider's last heartbeat + period while the epoch it was awarded in lasts, else that
+    /// epoch's end. Slot B of a service lease holds its award epoch.
+    function _cap(Job storage job, uint256 a, address provider) private view returns (uint256) {
+        return a >> A_SERVICE == 0 ? type(uint256).max : _serviceCap(job, provider);
+    }
+
+    /// @dev `_cap` of a service lease.
+    function _serviceCap(Job storage job, address provider) private view returns (uint256) {
+        uint64 epoch = uint64(job.bidPrice);
+        (uint48 at, uint64 current, uint16 period) = _staking.liveness(provider);
+        if (current != epoch) return _staking.epochEnd(provider, epoch);
+        return uint256(at) + period;
+    }
+
+    /// @dev Whether `provider` heart-beat within the period.
+    function _live(address provider) private view returns (bool) {
+        (uint48 at,, uint16 period) = _staking.liveness(provider);
+        return at != 0 && block.timestamp <= uint256(at) + period;
+    }
+
+    /// @dev Escrow field of slot A.
+    function _escrowOf(uint256 a) private pure returns (uint96) {
+        return uint96(a >> A_ESCROW);
     }
 
     /// @dev Slot A of `job` as one word (layout in the `Job` comment; the `A_*` offsets below).
@@ -688,7 +739,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     function _packTerms(Terms memory t) private pure returns (uint256) {
         return uint256(t.maxPrice) | (uint256(t.biddingEnd) << 96) | (uint256(t.maxDuration) << 144)
             | (uint256(t.gpuClass) << 176) | (uint256(t.gpuCount) << 184) | (uint256(t.vramGiB) << 192)
-            | (t.instant ? uint256(1) << 208 : 0);
+            | (t.instant ? uint256(1) << 208 : 0) | (t.service ? uint256(1) << 216 : 0);
     }
 
     function _unpackTerms(uint256 d) private pure returns (Terms memory t) {
@@ -699,6 +750,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         t.gpuCount = uint8(d >> 184);
         t.vramGiB = uint16(d >> 192);
         t.instant = (d >> 208) & 1 == 1;
+        t.service = (d >> 216) & 1 == 1;
     }
 
     function _setParams(Params memory p) private {

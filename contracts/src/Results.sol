@@ -33,14 +33,21 @@ contract Results {
     uint48 public immutable challengeWindow;
     /// @notice Seconds after a lease starts within which its provider must acknowledge it.
     uint32 public immutable startWindow;
+    /// @notice Seconds a reported heartbeat lapse must last before it can be slashed.
+    uint32 public immutable staleGrace;
 
     mapping(bytes32 leaseId => Result) private _results;
+    /// @dev When a service lease's provider was first reported without a fresh heartbeat.
+    mapping(bytes32 leaseId => uint48) private _staleSince;
 
     /// @notice `provider`'s operator posted the result of `leaseId`.
     event ResultPosted(bytes32 indexed leaseId, address indexed provider, bytes32 root, string uri, bytes32 metaHash);
     /// @notice The provider's operator acknowledged the lease `secondsAfterStart` after it began.
     event LeaseAcknowledged(bytes32 indexed leaseId, address indexed provider, uint32 secondsAfterStart);
-    /// @notice A liveness fault (`kind`: "no-show" or "missed-deadline") was proven.
+    /// @notice The provider of service lease `leaseId` was seen without a fresh heartbeat.
+    event StaleReported(bytes32 indexed leaseId, address indexed provider, uint48 since);
+    /// @notice A liveness fault (`kind`: "no-show", "missed-deadline" or "stale-heartbeat") was
+    /// proven.
     event LivenessFaultProven(bytes32 indexed leaseId, address indexed reporter, bytes32 kind);
     /// @notice A wrong element (i, j) of the result of `leaseId` was proven.
     event MatmulFraudProven(
@@ -77,17 +84,66 @@ contract Results {
     error NotABatchJob(bytes32 leaseId);
     /// @notice The result deadline (the lease end) has passed.
     error DeadlinePassed(bytes32 leaseId, uint256 deadline);
+    /// @notice Only service leases have heartbeats.
+    error NotAServiceLease(bytes32 leaseId);
+    /// @notice The provider's heartbeat is fresh.
+    error ProviderLive(address provider);
+    /// @notice The lapse was not reported, or its grace has not passed.
+    error StaleNotProven(bytes32 leaseId, uint256 provableAt);
+    /// @notice The provider heart-beat again after the report (e.g. after a chain halt).
+    error HeartbeatResumed(bytes32 leaseId, uint48 at);
 
     /// @param market_ The market (which must name this contract with `setResults`).
     /// @param challengeWindow_ Seconds a result can be challenged; keep it below the staking
     /// unbonding period minus the longest lease, so the stake is still there to slash.
     /// @param startWindow_ Seconds a provider has to acknowledge a new lease.
-    constructor(IMarket market_, uint48 challengeWindow_, uint32 startWindow_) {
-        if (address(market_) == address(0) || challengeWindow_ == 0 || startWindow_ == 0) revert InvalidResult();
+    /// @param staleGrace_ Seconds a reported heartbeat lapse must last to be slashable.
+    constructor(IMarket market_, uint48 challengeWindow_, uint32 startWindow_, uint32 staleGrace_) {
+        if (address(market_) == address(0) || challengeWindow_ == 0 || startWindow_ == 0 || staleGrace_ == 0) {
+            revert InvalidResult();
+        }
         market = market_;
         staking = IStaking(market_.staking());
         challengeWindow = challengeWindow_;
         startWindow = startWindow_;
+        staleGrace = staleGrace_;
+    }
+
+    /// @notice Report that the provider of a running service lease has no fresh heartbeat. Starts
+    /// the grace after which the lapse can be slashed; the report is observed on chain, so a lapse
+    /// caused by a chain halt is only reported after blocks resume, and the provider's first
+    /// heartbeat after that clears it (STK-11).
+    function reportStale(bytes32 leaseId, address tenant, IMarket.OrderParams calldata terms) external {
+        _checkTerms(leaseId, tenant, terms);
+        if (terms.jobKind != 2) revert NotAServiceLease(leaseId);
+        (address provider,,) = _running(leaseId, terms);
+        (uint48 at,, uint16 period) = staking.liveness(provider);
+        if (at != 0 && block.timestamp <= uint256(at) + period) revert ProviderLive(provider);
+        uint48 since = _staleSince[leaseId];
+        // A report older than the provider's last heartbeat is void: start again.
+        if (since == 0 || at >= since) {
+            since = uint48(block.timestamp);
+            _staleSince[leaseId] = since;
+        }
+        emit StaleReported(leaseId, provider, since);
+    }
+
+    /// @notice Prove a heartbeat lapse reported at least `staleGrace` ago and not ended since. The
+    /// lease closes as Faulted: nothing unsettled is paid, escrow is refunded, collateral slashed.
+    function proveStaleHeartbeat(bytes32 leaseId, address tenant, IMarket.OrderParams calldata terms)
+        external
+        returns (uint256 slashed)
+    {
+        _checkTerms(leaseId, tenant, terms);
+        if (terms.jobKind != 2) revert NotAServiceLease(leaseId);
+        (address provider,,) = _running(leaseId, terms);
+        uint48 since = _staleSince[leaseId];
+        if (since == 0 || block.timestamp < uint256(since) + staleGrace) {
+            revert StaleNotProven(leaseId, since == 0 ? 0 : uint256(since) + staleGrace);
+        }
+        (uint48 at,,) = staking.liveness(provider);
+        if (at >= since) revert HeartbeatResumed(leaseId, at);
+        slashed = _livenessFault(_results[leaseId], leaseId, provider, tenant, terms.collateral, "stale-heartbeat");
     }
 
     /// @notice The provider's operator confirms it runs the lease (within `startWindow` of its

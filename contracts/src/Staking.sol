@@ -47,6 +47,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     address private _market;
     uint48 private _unbondingPeriod;
     uint16 private _reporterBps;
+    uint16 private _heartbeatPeriod = 5 minutes;
 
     address private _treasury;
 
@@ -58,6 +59,15 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     mapping(address operator => address provider) private _operatorOf;
     mapping(address account => uint256) private _credits;
     mapping(bytes32 evidence => bool) private _evidenceUsed;
+
+    /// @dev A provider's last heartbeat and its epoch.
+    struct Beat {
+        uint48 at;
+        uint64 epoch;
+    }
+
+    mapping(address provider => Beat) private _beats;
+    mapping(address provider => mapping(uint64 epoch => uint48)) private _epochEnd;
 
     /// @param token The stake token (an allow-listed stablecoin).
     /// @param owner_ Governance.
@@ -158,6 +168,23 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         emit CreditWithdrawn(msg.sender, to, amount);
     }
 
+    /// @inheritdoc IStaking
+    function heartbeat() external {
+        address provider = _operatorOf[msg.sender];
+        if (provider == address(0)) revert ProviderNotRegistered(msg.sender);
+        Beat memory b = _beats[provider];
+        uint256 period = _heartbeatPeriod;
+        // A lapse ends the epoch: service leases awarded in it stop paying where the lapse began and
+        // never resume, so a tenant never pays for time without heartbeats.
+        if (b.at != 0 && block.timestamp > b.at + period) {
+            _epochEnd[provider][b.epoch] = uint48(b.at + period);
+            ++b.epoch;
+        }
+        b.at = uint48(block.timestamp);
+        _beats[provider] = b;
+        emit Heartbeat(provider, b.epoch);
+    }
+
     // ================================================================ market hooks
 
     /// @inheritdoc IStaking
@@ -250,6 +277,13 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @notice Set the reporter's share of slashes.
+    /// @notice Set the heartbeat period (1 minute to 18 hours).
+    function setHeartbeatPeriod(uint16 period) external onlyOwner {
+        if (period < 1 minutes) revert StakingParameterOutOfBounds("heartbeatPeriod", period, 1 minutes, type(uint16).max);
+        _heartbeatPeriod = period;
+        emit HeartbeatPeriodSet(period);
+    }
+
     function setReporterBps(uint16 bps) external onlyOwner {
         _setReporterBps(bps);
     }
@@ -277,6 +311,17 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         v = ProviderView(
             p.operator, Capacity(p.gpuClasses, p.gpuCount, p.vramGiB), p.stake, p.locked, p.unbonding, p.releaseAt
         );
+    }
+
+    /// @inheritdoc IStaking
+    function liveness(address provider) external view returns (uint48 at, uint64 epoch, uint16 period) {
+        Beat memory b = _beats[provider];
+        return (b.at, b.epoch, _heartbeatPeriod);
+    }
+
+    /// @inheritdoc IStaking
+    function epochEnd(address provider, uint64 epoch) external view returns (uint48) {
+        return _epochEnd[provider][epoch];
     }
 
     /// @inheritdoc IStaking

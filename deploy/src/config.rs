@@ -10,6 +10,7 @@
 //! [staking]
 //! unbonding_period = "14d"
 //! reporter_bps = 1000
+//! heartbeat_period = "5m"      # service leases pay up to the provider's last heartbeat + this
 //!
 //! [market]
 //! protocol_fee_bps = 100
@@ -24,6 +25,7 @@
 //! challenge_window = "1d"      # a posted result can be proven wrong this long; keep
 //!                              # max_lease_duration + challenge_window <= unbonding_period
 //! start_window = "10m"         # a provider acknowledges a new lease within this, or is a no-show
+//! stale_grace = "15m"          # a reported heartbeat lapse is slashable after lasting this long
 //!
 //! [[tokens]]                   # the first token is also the stake token
 //! symbol = "USDC"
@@ -63,10 +65,14 @@ pub struct DeployConfig {
     pub low_balance_window: u32,
     /// Longest lease, seconds.
     pub max_lease_duration: u32,
+    /// A service lease pays up to its provider's last heartbeat plus this, seconds (Staking).
+    pub heartbeat_period: u16,
     /// Seconds a posted result can be proven wrong (fixed at deployment: part of the address).
     pub challenge_window: u64,
     /// Seconds a provider has to acknowledge a new lease (fixed at deployment).
     pub start_window: u32,
+    /// Seconds a reported heartbeat lapse must last to be slashable (fixed at deployment).
+    pub stale_grace: u32,
     /// Payment tokens; the first is the stake token.
     pub tokens: Vec<TokenConfig>,
 }
@@ -103,6 +109,7 @@ struct Raw {
 struct RawResults {
     challenge_window: Option<String>,
     start_window: Option<String>,
+    stale_grace: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -117,6 +124,7 @@ struct RawRoles {
 struct RawStaking {
     unbonding_period: Option<String>,
     reporter_bps: Option<u16>,
+    heartbeat_period: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -237,11 +245,20 @@ impl DeployConfig {
             max_lease_duration: u32::try_from(lease)
                 .context("market.max_lease_duration is too long")?,
             challenge_window: window,
+            heartbeat_period: match secs(
+                raw.staking.heartbeat_period.as_ref(),
+                300,
+                "staking.heartbeat_period",
+            )? {
+                p @ 60..=65_535 => p as u16,
+                p => bail!("staking.heartbeat_period is {p} s; it must be 60 s to 65,535 s"),
+            },
             start_window: secs32(
                 raw.results.start_window.as_ref(),
                 600,
                 "results.start_window",
             )?,
+            stale_grace: secs32(raw.results.stale_grace.as_ref(), 900, "results.stale_grace")?,
             tokens,
         })
     }

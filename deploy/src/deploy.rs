@@ -134,6 +134,7 @@ pub fn predict(cfg: &DeployConfig, deployer: Address) -> Result<Predicted> {
         market_: market,
         challengeWindow_: U48::from(cfg.challenge_window),
         startWindow_: cfg.start_window,
+        staleGrace_: cfg.stale_grace,
     };
     let r_code = initcode(&Results::BYTECODE, r_args.abi_encode());
     let r_salt = salt_of(&cfg.salt, "Results");
@@ -453,6 +454,16 @@ async fn configure(
     if market.treasury().call().await? != treasury {
         todo.push(("Market.setTreasury".into(), Step::MarketTreasury(treasury)));
     }
+    let (_, _, period_now) = {
+        let l = staking.liveness(deployer).call().await?;
+        (l.at, l.epoch, l.period)
+    };
+    if period_now != cfg.heartbeat_period {
+        todo.push((
+            "Staking.setHeartbeatPeriod".into(),
+            Step::HeartbeatPeriod(cfg.heartbeat_period),
+        ));
+    }
     if staking.reporterBps().call().await? != cfg.reporter_bps {
         todo.push((
             "Staking.setReporterBps".into(),
@@ -534,6 +545,7 @@ enum Step {
     StakingTreasury(Address),
     MarketTreasury(Address),
     ReporterBps(u16),
+    HeartbeatPeriod(u16),
     Period(u64),
     Params(Params),
     Token(Address),
@@ -554,6 +566,7 @@ impl Step {
             Self::StakingTreasury(t) => send(staking.setTreasury(t)).await,
             Self::MarketTreasury(t) => send(market.setTreasury(t)).await,
             Self::ReporterBps(b) => send(staking.setReporterBps(b)).await,
+            Self::HeartbeatPeriod(p) => send(staking.setHeartbeatPeriod(p)).await,
             Self::Period(s) => send(staking.setUnbondingPeriod(U48::from(s))).await,
             Self::Params(p) => send(market.setParams(p)).await,
             Self::Token(t) => send(market.configureToken(t, true)).await,

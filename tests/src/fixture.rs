@@ -27,6 +27,8 @@ pub const UNBONDING: u64 = 14 * 86_400;
 pub const CHALLENGE_WINDOW: u64 = 86_400;
 /// Seconds a provider has to acknowledge a new lease.
 pub const START_WINDOW: u64 = 600;
+/// Seconds a reported heartbeat lapse must last before it is slashable.
+pub const STALE_GRACE: u64 = 900;
 
 /// A key the test controls.
 #[derive(Clone, Debug)]
@@ -179,6 +181,7 @@ impl Suite {
                     market_: market,
                     challengeWindow_: alloy::primitives::aliases::U48::from(CHALLENGE_WINDOW),
                     startWindow_: START_WINDOW as u32,
+                    staleGrace_: STALE_GRACE as u32,
                 }
                 .abi_encode(),
             ),

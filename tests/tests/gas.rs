@@ -48,6 +48,58 @@ fn matmul_check_gas(s: &mut Suite, k: u32) -> u64 {
     s.chain.send(me, h, call).expect_success().gas_used
 }
 
+/// (heartbeat, settle of one service lease, reportStale, proveStaleHeartbeat) gas.
+fn heartbeat_gas(s: &mut Suite) -> (u64, u64, u64, u64) {
+    use gridlease_bindings::{Results, Staking};
+    let (op, staking, results, keeper, tenant) = (
+        s.operator(3),
+        s.staking,
+        s.results,
+        s.keeper.address,
+        s.tenant(3),
+    );
+    s.chain
+        .send(op, staking, Staking::heartbeatCall {})
+        .expect_success();
+    s.chain.warp(60);
+    let beat = s
+        .chain
+        .send(op, staking, Staking::heartbeatCall {})
+        .expect_success()
+        .gas_used;
+    let mut p = s.order(10 * USDC, PRICE * 2);
+    (p.jobKind, p.instant, p.salt) = (2, true, B256::repeat_byte(0xb1));
+    let id = s.create(3, p.clone());
+    s.bid(3, id, PRICE).expect_success();
+    s.chain.warp(60);
+    s.settle(keeper, vec![id]).expect_success();
+    s.chain.warp(60);
+    let settle = s.settle(keeper, vec![id]).expect_success().gas_used;
+    s.chain.warp(3_000);
+    let call = Results::reportStaleCall {
+        leaseId: id,
+        tenant,
+        terms: p.clone().into(),
+    };
+    let report = s
+        .chain
+        .send(keeper, results, call)
+        .expect_success()
+        .gas_used;
+    s.chain.warp(STALE_GRACE);
+    let call = Results::proveStaleHeartbeatCall {
+        leaseId: id,
+        tenant,
+        terms: p.into(),
+    };
+    let stale = s
+        .chain
+        .send(keeper, results, call)
+        .expect_success()
+        .gas_used;
+    (beat, settle, report, stale)
+}
+
 /// (acknowledge, proveNoShow, proveMissedDeadline) gas, each on its own fresh lease.
 fn liveness_gas(s: &mut Suite) -> (u64, u64, u64) {
     use gridlease_bindings::Results;
@@ -331,6 +383,11 @@ fn gas_snapshot() {
         "prove_matmul_fraud_k4096",
         prove_fraud_gas(&mut p.s, 4_096).1,
     );
+    let (beat, settle_service, report, stale) = heartbeat_gas(&mut p.s);
+    g.insert("heartbeat", beat);
+    g.insert("settle_1_service_lease", settle_service);
+    g.insert("report_stale", report);
+    g.insert("prove_stale_heartbeat", stale);
     let (ack, no_show, missed) = liveness_gas(&mut p.s);
     g.insert("acknowledge", ack);
     g.insert("prove_no_show", no_show);

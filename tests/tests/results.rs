@@ -451,8 +451,16 @@ fn missed_result_deadline_is_slashed_and_a_late_result_cannot_race_it_stk12() {
     params.jobKind = 2;
     params.salt = B256::repeat_byte(0x5e);
     let id = s.create(0, params.clone());
+    // A service order goes to a live provider only.
+    let staking = s.staking;
+    s.chain
+        .send(op, staking, gridlease_bindings::Staking::heartbeatCall {})
+        .expect_success();
     s.bid(0, id, PRICE).expect_success();
     s.chain.warp(601);
+    s.chain
+        .send(op, staking, gridlease_bindings::Staking::heartbeatCall {})
+        .expect_success();
     s.award(keeper, id, vec![]).expect_success();
     s.chain.warp(3_600);
     let l3 = Lease {

@@ -171,6 +171,8 @@ interface IMarket {
     error EscrowOverflow(uint256 escrow);
     /// @notice Only the results contract reports faults.
     error NotResults(address caller);
+    /// @notice A service lease needs a provider whose heartbeat is fresh.
+    error ProviderNotLive(address provider);
 
     // ---------------------------------------------------------------- events
 
@@ -286,6 +288,7 @@ interface IMarket {
     function staking() external view returns (address);
     /// @notice Results contract this market takes faults from.
     function results() external view returns (address);
+
     /// @notice Slash `provider` for a fault the results contract proved on `leaseId` (and close the
     /// lease as Faulted if it still runs); only the results contract may call.
     function fault(bytes32 leaseId, address provider, address tenant, uint96 collateral, bytes32 evidence, address reporter)

@@ -68,6 +68,10 @@ interface IStaking {
     // ---------------------------------------------------------------- events
 
     /// @notice A provider registered.
+    /// @notice `provider` is alive; `epoch` changes when it resumes after a lapse.
+    event Heartbeat(address indexed provider, uint64 epoch);
+    /// @notice The heartbeat period changed.
+    event HeartbeatPeriodSet(uint16 period);
     event ProviderRegistered(address indexed provider, address indexed operator, Capacity capacity, string metadataURI);
     /// @notice A provider changed its operator, capacity or metadata.
     event ProviderUpdated(address indexed provider, address indexed operator, Capacity capacity, string metadataURI);
@@ -115,6 +119,9 @@ interface IStaking {
     function withdrawUnbonded(address to) external returns (uint256 amount);
     /// @notice Withdraw the caller's slash credits to `to`.
     function withdrawCredit(address to) external returns (uint256 amount);
+    /// @notice One call per heartbeat period by a provider's operator keeps all its service leases
+    /// paying (O(1), whatever the number of leases).
+    function heartbeat() external;
 
     // ---------------------------------------------------------------- market hooks
 
@@ -143,6 +150,11 @@ interface IStaking {
     function providerInfo(address provider) external view returns (ProviderView memory);
     /// @notice The provider an operator key serves (zero if none).
     function providerOf(address operator) external view returns (address);
+    /// @notice Last heartbeat of `provider`, its epoch (bumped when a heartbeat comes after a
+    /// lapse of more than `period`), and the period.
+    function liveness(address provider) external view returns (uint48 at, uint64 epoch, uint16 period);
+    /// @notice Until when `provider`'s past `epoch` kept its service leases paying.
+    function epochEnd(address provider, uint64 epoch) external view returns (uint48);
     /// @notice Slash credits withdrawable by `account`.
     function creditOf(address account) external view returns (uint256);
     /// @notice The stake token.
