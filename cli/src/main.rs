@@ -6,6 +6,7 @@
 mod ctx;
 mod manage;
 mod query;
+mod result;
 mod submit;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -108,6 +109,21 @@ enum Cmd {
     },
     /// Open orders, recent clearing prices per GPU class, and market parameters.
     Market,
+    /// Download a lease's result, verify it against the on-chain commitment, and check built-in
+    /// (matmul_i8) results exactly; `--prove` proves a wrong one on chain.
+    Result {
+        /// Lease id.
+        id: String,
+        /// Read the result from a file instead of the URI the provider posted.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Save the downloaded result.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// If a built-in result is wrong, send the fraud proof (needs a wallet).
+        #[arg(long)]
+        prove: bool,
+    },
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
@@ -173,6 +189,12 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         Cmd::Status { id } => query::status(&ctx, &id).await,
         Cmd::List { tenant } => query::list(&ctx, tenant.as_deref()).await,
         Cmd::Market => query::market(&ctx).await,
+        Cmd::Result {
+            id,
+            file,
+            out,
+            prove,
+        } => result::run(&ctx, &id, result::Opts { file, out, prove }).await,
         Cmd::Topup { id, amount } => manage::topup(&ctx, &id, &amount).await,
         Cmd::Cancel { id } => manage::cancel(&ctx, &id).await,
         Cmd::Close { id } => manage::close(&ctx, &id).await,

@@ -225,6 +225,7 @@ async fn follow(
     let market = ctx.market();
     let mut phase = String::new();
     let mut bids = 0usize;
+    let mut result_seen = false;
     let say = |what: &str| {
         ctx.progress(&format!(
             "[{:>6.1}s] {what}",
@@ -273,6 +274,18 @@ async fn follow(
                 say(&now_phase);
             }
             phase = now_phase;
+        }
+        if status == 2 && !result_seen {
+            let results =
+                gridlease_bindings::Results::new(ctx.d.address("Results")?, &ctx.client.provider);
+            let r = results.resultOf(id).call().await.map_err(classify)?;
+            if r.postedAt.to::<u64>() != 0 {
+                result_seen = true;
+                say(&format!(
+                    "result posted (root {}); verify it: gridlease result {id}",
+                    r.root
+                ));
+            }
         }
         if status >= 3 {
             return Ok(json!({ "status": phase }));

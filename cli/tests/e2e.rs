@@ -417,3 +417,96 @@ async fn exit_codes_separate_wallet_revert_and_network_failures() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json error");
     assert_eq!(v["exitCode"], 3);
 }
+
+#[tokio::test]
+async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
+    use gridlease_bindings::Results;
+    use gridlease_core::matmul::{Matmul, commit, encode, multiply};
+    let n = net().await;
+    let staking = n.d.address("Staking").expect("staking");
+    let market = n.d.address("Market").expect("market");
+    let results = n.d.address("Results").expect("results");
+    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
+    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
+    mint(&n.gov, n.usdc, owner.address(), 100 * USDC)
+        .await
+        .expect("mint");
+    let p = Client::connect(&n.anvil.url(), Some(owner.clone()))
+        .await
+        .expect("connect");
+    let cap = Capacity {
+        gpuClasses: 1,
+        gpuCount: 1,
+        vramGiB: 16,
+    };
+    let st = Staking::new(staking, &p.provider);
+    send(st.register(operator.address(), cap, "p".into()))
+        .await
+        .expect("register");
+    let token = MockStablecoin::new(n.usdc, &p.provider);
+    send(token.approve(staking, U256::from(50 * USDC)))
+        .await
+        .expect("approve");
+    send(st.stake(U256::from(50 * USDC))).await.expect("stake");
+    let op = Client::connect(&n.anvil.url(), Some(operator))
+        .await
+        .expect("connect");
+
+    // The job of SPEC: 64 x 64 x 64, seed 0.
+    let job = Matmul {
+        seed: B256::ZERO,
+        m: 64,
+        k: 64,
+        n: 64,
+    };
+    let c = multiply(&job.a(), &job.bt(), 64, 64, 64, 2);
+    let mut bad = c.clone();
+    bad[64 * 10 + 3] += 1;
+    let mut ids = Vec::new();
+    for (i, product) in [&c, &bad].into_iter().enumerate() {
+        let spec = n.spec(&format!("m{i}.toml"), &SPEC.replace("INSTANT", "true"));
+        let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
+        send(Market::new(market, &op.provider).bid(id, U96::from(1_000_000_000_000_000u128)))
+            .await
+            .expect("bid");
+        let file = n.dir.path().join(format!("c{i}.bin"));
+        std::fs::write(&file, encode(product)).expect("write result");
+        let r = Results::new(results, &op.provider);
+        let post = r.postResult(
+            id,
+            commit(product).root(),
+            format!("file://{}", file.display()),
+            B256::ZERO,
+        );
+        send(post).await.expect("post result");
+        ids.push(id.to_string());
+    }
+
+    let v = n.json(&["result", &ids[0]]);
+    assert_eq!(
+        (
+            v["matchesCommitment"].as_bool(),
+            v["matmul"]["ok"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    let r = n.cli(&["result", &ids[1]]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("WRONG: C[10][3]"), "{}", r.stdout);
+    let v = n.json(&["result", &ids[1], "--prove"]);
+    assert!(v["proveTx"].is_string(), "{v}");
+    assert_eq!(n.json(&["status", &ids[1]])["status"], "closed");
+    let credit: u128 = Staking::new(staking, &n.gov.provider)
+        .creditOf(n.tenant)
+        .call()
+        .await
+        .expect("credit")
+        .to();
+    // Half of the 10 USDC collateral as compensation, and as the reporter 10% of the rest.
+    assert_eq!(credit, 5 * USDC + USDC / 2);
+    // A result file that is not what was committed is reported as such.
+    let other = n.dir.path().join("other.bin");
+    std::fs::write(&other, encode(&bad)).expect("write");
+    let v = n.json(&["result", &ids[0], "--file", other.to_str().expect("utf8")]);
+    assert_eq!(v["matchesCommitment"], false);
+}
