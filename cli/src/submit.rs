@@ -226,6 +226,7 @@ async fn follow(
     let mut phase = String::new();
     let mut bids = 0usize;
     let mut result_seen = false;
+    let mut running = false;
     let say = |what: &str| {
         ctx.progress(&format!(
             "[{:>6.1}s] {what}",
@@ -279,12 +280,36 @@ async fn follow(
             let results =
                 gridlease_bindings::Results::new(ctx.d.address("Results")?, &ctx.client.provider);
             let r = results.resultOf(id).call().await.map_err(classify)?;
+            if r.acknowledgedAfter != 0 && !running {
+                running = true;
+                say("running (the provider acknowledged the lease)");
+            }
             if r.postedAt.to::<u64>() != 0 {
                 result_seen = true;
-                say(&format!(
-                    "result posted (root {}); verify it: gridlease result {id}",
-                    r.root
-                ));
+                say(&format!("result posted (root {})", r.root));
+                let opts = crate::result::Opts {
+                    file: None,
+                    out: None,
+                    prove: false,
+                };
+                match crate::result::run(ctx, &id.to_string(), opts).await {
+                    Ok(out) => {
+                        let verdict = match out.json["matmul"]["ok"].as_bool() {
+                            Some(true) => "verified: the product is correct".to_owned(),
+                            Some(false) => {
+                                format!("WRONG result: prove it with gridlease result {id} --prove")
+                            }
+                            None if out.json["matchesCommitment"] == true => {
+                                "downloaded; it matches the commitment".to_owned()
+                            }
+                            None => "the download does not match the commitment".to_owned(),
+                        };
+                        say(&verdict);
+                    }
+                    Err(e) => say(&format!(
+                        "could not verify yet ({e:#}); later: gridlease result {id}"
+                    )),
+                }
             }
         }
         if status >= 3 {

@@ -510,3 +510,123 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
     let v = n.json(&["result", &ids[0], "--file", other.to_str().expect("utf8")]);
     assert_eq!(v["matchesCommitment"], false);
 }
+
+#[tokio::test]
+async fn submit_wait_follows_every_phase_to_a_verified_result() {
+    use gridlease_bindings::Results;
+    use gridlease_core::matmul::{Matmul, commit, encode, multiply};
+    let n = net().await;
+    let (staking, market, results) = (
+        n.d.address("Staking").expect("staking"),
+        n.d.address("Market").expect("market"),
+        n.d.address("Results").expect("results"),
+    );
+    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
+    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
+    mint(&n.gov, n.usdc, owner.address(), 100 * USDC)
+        .await
+        .expect("mint");
+    let p = Client::connect(&n.anvil.url(), Some(owner))
+        .await
+        .expect("connect");
+    let cap = Capacity {
+        gpuClasses: 1,
+        gpuCount: 1,
+        vramGiB: 16,
+    };
+    let st = Staking::new(staking, &p.provider);
+    send(st.register(operator.address(), cap, "p".into()))
+        .await
+        .expect("register");
+    let token = MockStablecoin::new(n.usdc, &p.provider);
+    send(token.approve(staking, U256::from(50 * USDC)))
+        .await
+        .expect("approve");
+    send(st.stake(U256::from(50 * USDC))).await.expect("stake");
+    let op = Client::connect(&n.anvil.url(), Some(operator))
+        .await
+        .expect("connect");
+
+    let spec = n.spec("wait.toml", &SPEC.replace("INSTANT", "true"));
+    let child = Command::new(env!("CARGO_BIN_EXE_gridlease"))
+        .arg("--rpc")
+        .arg(n.anvil.url())
+        .arg("--deployments")
+        .arg(n.dir.path().join("deployments.json"))
+        .arg("--keystore")
+        .arg(&n.keystore)
+        .arg("--password")
+        .arg(format!("file:{}", n.dir.path().join("pw").display()))
+        .args(["submit", &spec, "--wait", "--timeout", "60s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gridlease runs");
+    // The provider side, once the order is on chain.
+    let filter = alloy::rpc::types::Filter::new()
+        .address(market)
+        .event_signature(<Market::OrderCreated as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
+        .from_block(0);
+    let id = loop {
+        let logs = n.gov.provider.get_logs(&filter).await.expect("logs");
+        if let Some(l) = logs.first() {
+            break l
+                .log_decode::<Market::OrderCreated>()
+                .expect("event")
+                .inner
+                .data
+                .orderId;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let m = Market::new(market, &op.provider);
+    send(m.bid(id, U96::from(1_000_000_000_000_000u128)))
+        .await
+        .expect("bid");
+    let tenant = n.tenant;
+    let terms = {
+        let logs = n.gov.provider.get_logs(&filter).await.expect("logs");
+        logs[0]
+            .log_decode::<Market::OrderCreated>()
+            .expect("event")
+            .inner
+            .data
+            .params
+    };
+    let r = Results::new(results, &op.provider);
+    send(r.acknowledge(id, tenant, terms.into()))
+        .await
+        .expect("ack");
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let job = Matmul {
+        seed: B256::ZERO,
+        m: 64,
+        k: 64,
+        n: 64,
+    };
+    let c = multiply(&job.a(), &job.bt(), 64, 64, 64, 2);
+    let file = n.dir.path().join("wait.bin");
+    std::fs::write(&file, encode(&c)).expect("write");
+    let post = r.postResult(
+        id,
+        commit(&c).root(),
+        format!("file://{}", file.display()),
+        B256::ZERO,
+    );
+    send(post).await.expect("post");
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    send(m.close(id)).await.expect("provider closes");
+    let out = child.wait_with_output().expect("gridlease exits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for phase in [
+        "ordered",
+        "leased: provider",
+        "running",
+        "result posted",
+        "verified",
+        "closed",
+    ] {
+        assert!(err.contains(phase), "no \"{phase}\" in:\n{err}");
+    }
+}
