@@ -66,6 +66,10 @@ enum Cmd {
         /// Stop following after this long (the order stays on the market), e.g. 10m.
         #[arg(long, default_value = "1h")]
         timeout: String,
+        /// With --wait: accept a verified built-in result at once (close the lease, so payment
+        /// stops at the result and the rest of the escrow comes back).
+        #[arg(long, requires = "wait")]
+        accept: bool,
         /// Only validate and price the spec; send nothing.
         #[arg(long)]
         check: bool,
@@ -175,12 +179,14 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             spec,
             wait,
             timeout,
+            accept,
             check,
             spec_uri,
         } => {
             let opts = submit::Opts {
                 wait,
                 timeout,
+                accept,
                 check,
                 spec_uri,
             };

@@ -27,6 +27,8 @@ pub(crate) struct Opts {
     pub(crate) wait: bool,
     /// How long to follow.
     pub(crate) timeout: String,
+    /// Close the lease once its built-in result is verified.
+    pub(crate) accept: bool,
     /// Validate only.
     pub(crate) check: bool,
     /// Override of the spec URI.
@@ -206,7 +208,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
             json: out_json,
         });
     }
-    let last = follow(ctx, id, block, started, timeout).await?;
+    let last = follow(ctx, id, block, started, timeout, opts.accept).await?;
     out_json["final"] = last.clone();
     Ok(Output {
         human: String::new(),
@@ -221,6 +223,7 @@ async fn follow(
     from: u64,
     started: Instant,
     timeout: u64,
+    accept: bool,
 ) -> Result<serde_json::Value> {
     let market = ctx.market();
     let mut phase = String::new();
@@ -295,6 +298,13 @@ async fn follow(
                 match crate::result::run(ctx, &id.to_string(), opts).await {
                     Ok(out) => {
                         let verdict = match out.json["matmul"]["ok"].as_bool() {
+                            Some(true) if accept => {
+                                let r = send(market.close(id)).await?;
+                                format!(
+                                    "verified and accepted: lease closed (tx {}), payment stopped, the rest refunded",
+                                    r.transaction_hash
+                                )
+                            }
                             Some(true) => "verified: the product is correct".to_owned(),
                             Some(false) => {
                                 format!("WRONG result: prove it with gridlease result {id} --prove")

@@ -512,7 +512,7 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
 }
 
 #[tokio::test]
-async fn submit_wait_follows_every_phase_to_a_verified_result() {
+async fn submit_wait_accept_follows_every_phase_and_closes_on_a_verified_result() {
     use gridlease_bindings::Results;
     use gridlease_core::matmul::{Matmul, commit, encode, multiply};
     let n = net().await;
@@ -557,7 +557,7 @@ async fn submit_wait_follows_every_phase_to_a_verified_result() {
         .arg(&n.keystore)
         .arg("--password")
         .arg(format!("file:{}", n.dir.path().join("pw").display()))
-        .args(["submit", &spec, "--wait", "--timeout", "60s"])
+        .args(["submit", &spec, "--wait", "--accept", "--timeout", "60s"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -614,8 +614,7 @@ async fn submit_wait_follows_every_phase_to_a_verified_result() {
         B256::ZERO,
     );
     send(post).await.expect("post");
-    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-    send(m.close(id)).await.expect("provider closes");
+    // The tenant's CLI verifies the product and accepts it: it closes the lease itself.
     let out = child.wait_with_output().expect("gridlease exits");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -624,7 +623,7 @@ async fn submit_wait_follows_every_phase_to_a_verified_result() {
         "leased: provider",
         "running",
         "result posted",
-        "verified",
+        "verified and accepted",
         "closed",
     ] {
         assert!(err.contains(phase), "no \"{phase}\" in:\n{err}");
