@@ -226,6 +226,14 @@ impl DeployConfig {
         let min_per_second = gridlease_core::units::rate_from_hourly(min_per_hour, dec)
             .and_then(|r| u64::try_from(r.max(1)).ok())
             .context("market.min_price_per_hour is too large")?;
+        for (name, v) in [
+            ("results.start_window", raw.results.start_window.as_ref()),
+            ("results.stale_grace", raw.results.stale_grace.as_ref()),
+        ] {
+            if secs(v, 1, name)? == 0 {
+                bail!("{name} must be more than zero");
+            }
+        }
         Ok(Self {
             salt: raw.salt.unwrap_or_else(|| "gridlease-v1".into()),
             owner: raw.roles.owner,
@@ -296,5 +304,14 @@ mod tests {
         let e = DeployConfig::parse("typo = 1\n[[tokens]]\nsymbol = \"X\"\nmock = true\n")
             .expect_err("unknown key");
         assert!(format!("{e:#}").contains("unknown field"));
+        let e = DeployConfig::parse(
+            "[results]\nstale_grace = \"0\"\n[[tokens]]\nsymbol = \"X\"\nmock = true\n",
+        )
+        .expect_err("zero grace");
+        assert!(
+            e.to_string()
+                .contains("results.stale_grace must be more than zero"),
+            "{e:#}"
+        );
     }
 }
