@@ -68,6 +68,12 @@ pub struct Provider {
     pub unbonding: u128,
     /// When `unbonding` may be withdrawn.
     pub release_at: u64,
+    /// Last heartbeat (0: never).
+    pub beat_at: u64,
+    /// Heartbeat epoch (bumped by a heartbeat after a lapse).
+    pub epoch: u64,
+    /// Until when each past epoch kept service leases paying.
+    pub epoch_end: BTreeMap<u64, u64>,
 }
 
 /// What an order asks for (the parts of `OrderParams` the rules read).
@@ -91,6 +97,8 @@ pub struct Order {
     pub vram_gib: u16,
     /// First valid bid wins.
     pub instant: bool,
+    /// A service lease (pays only while the provider's heartbeat is fresh).
+    pub service: bool,
 }
 
 /// An order or lease.
@@ -120,6 +128,8 @@ pub struct Job {
     pub end: u64,
     /// Low-balance flag.
     pub low_balance: bool,
+    /// The provider's heartbeat epoch at award (service leases).
+    pub epoch: u64,
     /// Protocol fee fixed at award.
     pub protocol_fee_bps: u16,
     /// Keeper fee fixed at award.
@@ -196,6 +206,12 @@ pub struct Model {
     pub faulted: Vec<B256>,
     /// Seconds a provider has to acknowledge a lease.
     pub start_window: u64,
+    /// Staking heartbeat period.
+    pub heartbeat_period: u64,
+    /// Results' stale grace.
+    pub stale_grace: u64,
+    /// First report of a stale provider, by lease.
+    pub stale_since: BTreeMap<B256, u64>,
     /// Staking slash credits by account.
     pub slash_credits: BTreeMap<Address, u128>,
     /// Total slashed per provider.
@@ -562,6 +578,7 @@ impl Model {
             settled_at: 0,
             end: 0,
             low_balance: false,
+            epoch: 0,
             protocol_fee_bps: 0,
             keeper_fee_bps: 0,
             deposited: o.deposit,
@@ -594,6 +611,9 @@ impl Model {
         }
         if !self.fits(p, &job.order) {
             return Err("CapacityMismatch");
+        }
+        if job.order.service && !self.live(provider) {
+            return Err("ProviderNotLive");
         }
         if job.order.instant {
             if !self.try_lock(provider, job.order.collateral) {
@@ -645,12 +665,16 @@ impl Model {
             if p.stake - p.locked < job.order.collateral || !self.fits(p, &job.order) {
                 continue;
             }
+            if job.order.service && !self.live(provider) {
+                continue;
+            }
             best = Some((provider, o.price));
         }
         self.job(id).bidder = None;
         let collateral = job.order.collateral;
         if let Some((onchain, price)) = job.bidder
             && best.is_none_or(|(_, b)| price <= b)
+            && (!job.order.service || self.live(onchain))
             && self.try_lock(onchain, collateral)
         {
             self.start_lease(id, onchain, price);
@@ -782,14 +806,85 @@ impl Model {
         (job.provider, job.rate) = (provider, price);
         (job.start, job.settled_at, job.end) = (now, now, now + job.order.max_duration);
         (job.protocol_fee_bps, job.keeper_fee_bps) = (p.protocol_fee_bps, p.keeper_fee_bps);
+        let epoch = self.providers[&provider].epoch;
+        self.job(id).epoch = epoch;
+    }
+
+    /// `Staking.heartbeat` by the operator of `provider`.
+    pub fn heartbeat(&mut self, provider: Address) -> Outcome {
+        let (now, period) = (self.now, self.heartbeat_period);
+        let p = self
+            .providers
+            .get_mut(&provider)
+            .ok_or("ProviderNotRegistered")?;
+        if p.beat_at != 0 && now > p.beat_at + period {
+            p.epoch_end.insert(p.epoch, p.beat_at + period);
+            p.epoch += 1;
+        }
+        p.beat_at = now;
+        Ok(())
+    }
+
+    /// Whether `provider` heart-beat within the period.
+    pub fn live(&self, provider: Address) -> bool {
+        let p = &self.providers[&provider];
+        p.beat_at != 0 && self.now <= p.beat_at + self.heartbeat_period
+    }
+
+    /// Until when lease `id` can accrue.
+    fn cap(&self, id: B256) -> u64 {
+        let job = &self.jobs[&id];
+        if !job.order.service {
+            return u64::MAX;
+        }
+        let p = &self.providers[&job.provider];
+        if p.epoch != job.epoch {
+            return p.epoch_end.get(&job.epoch).copied().unwrap_or(0);
+        }
+        p.beat_at + self.heartbeat_period
+    }
+
+    /// `Results.reportStale` (the order terms are the tenant's; `service`: a service lease).
+    pub fn report_stale(&mut self, id: B256, service: bool) -> Outcome {
+        if !service {
+            return Err("NotAServiceLease");
+        }
+        let job = self.running(id)?;
+        if self.live(job.provider) {
+            return Err("ProviderLive");
+        }
+        let beat = self.providers[&job.provider].beat_at;
+        let now = self.now;
+        let since = self.stale_since.entry(id).or_insert(0);
+        if *since == 0 || beat >= *since {
+            *since = now;
+        }
+        Ok(())
+    }
+
+    /// `Results.proveStaleHeartbeat` by `reporter`.
+    pub fn prove_stale(&mut self, reporter: Address, id: B256, service: bool) -> Outcome<u128> {
+        if !service {
+            return Err("NotAServiceLease");
+        }
+        let job = self.running(id)?;
+        let since = self.stale_since.get(&id).copied().unwrap_or(0);
+        if since == 0 || self.now < since + self.stale_grace {
+            return Err("StaleNotProven");
+        }
+        if self.providers[&job.provider].beat_at >= since {
+            return Err("HeartbeatResumed");
+        }
+        self.liveness_fault(reporter, id, job)
     }
 
     /// Pay lease `id` up to now: provider, protocol and (if `keeper_paid`) `caller` credited.
     /// `ongoing` is false when the lease closes right after (no low-balance flag then).
     fn accrue(&mut self, id: B256, caller: Address, keeper_paid: bool, ongoing: bool) -> Split {
         let (now, scale, window) = (self.now, self.scale, self.params.low_balance_window);
+        let cap = self.cap(id);
         let job = self.job(id);
-        let until = now.min(job.end);
+        let until = now.min(job.end).min(cap);
         if until <= job.settled_at {
             return Split::default();
         }
@@ -856,6 +951,9 @@ mod tests {
             acked: Vec::new(),
             faulted: Vec::new(),
             start_window: 600,
+            heartbeat_period: 300,
+            stale_grace: 900,
+            stale_since: BTreeMap::new(),
             slash_credits: BTreeMap::new(),
             slashed: BTreeMap::new(),
             challenge_window: 86_400,
@@ -887,6 +985,7 @@ mod tests {
             gpu_count: 1,
             vram_gib: 16,
             instant: true,
+            service: false,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Stateful property tests (DESIGN 4.4, SECURITY G): random sequences of create / auction / bid /
 //! award (with valid, expired, foreign, stranger and replayed signed bids) / settle / top-up /
 //! close / cancel / stake / unbond / withdraw / governance / result posting (true or wrong
-//! `matmul_i8` results) / fraud proofs / slash-credit withdrawal / warp against the deployed
+//! `matmul_i8` results) / fraud proofs / heartbeats and stale-heartbeat reports and proofs on
+//! service leases / slash-credit withdrawal / warp against the deployed
 //! contracts and the Rust model ([`gridlease_tests::model`]). After every step:
 //!
 //! - INV-01 solvency and INV-02 conservation from chain reads alone: the market holds exactly the
@@ -50,7 +51,8 @@ use gridlease_core::{
 use gridlease_tests::{
     evm::{CHAIN_ID, Receipt},
     fixture::{
-        Account, CHALLENGE_WINDOW, START_WINDOW, Suite, UNBONDING, USDC, creation, default_params,
+        Account, CHALLENGE_WINDOW, STALE_GRACE, START_WINDOW, Suite, UNBONDING, USDC, creation,
+        default_params,
     },
     model::{BPS, Model, Offer, Order, Outcome, Params, Provider, Status},
 };
@@ -190,6 +192,16 @@ enum Action {
     Acknowledge {
         job: u8,
     },
+    /// Provider `provider`'s operator heart-beats.
+    Heartbeat {
+        provider: usize,
+    },
+    /// `by` reports (`prove` false) or proves a stale heartbeat on a service lease.
+    Stale {
+        job: u8,
+        by: Who,
+        prove: bool,
+    },
     /// `by` proves a no-show (`deadline` false) or a missed result deadline.
     ProveLiveness {
         job: u8,
@@ -289,6 +301,8 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (job, who()).prop_map(|(job, by)| Action::ProveFraud { job, by }),
         1 => who().prop_map(|who| Action::WithdrawSlashCredit { who }),
         2 => (0..8u8).prop_map(|job| Action::Acknowledge { job }),
+        4 => (0..PROVIDERS).prop_map(|provider| Action::Heartbeat { provider }),
+        2 => (0..8u8, who(), any::<bool>()).prop_map(|(job, by, prove)| Action::Stale { job, by, prove }),
         2 => (0..8u8, who(), any::<bool>()).prop_map(|(job, by, deadline)| Action::ProveLiveness { job, by, deadline }),
     ]
 }
@@ -367,6 +381,9 @@ impl Run {
             acked: Vec::new(),
             faulted: Vec::new(),
             start_window: START_WINDOW,
+            heartbeat_period: 300,
+            stale_grace: STALE_GRACE,
+            stale_since: BTreeMap::new(),
             slash_credits: BTreeMap::new(),
             slashed: BTreeMap::new(),
             challenge_window: CHALLENGE_WINDOW,
@@ -457,6 +474,11 @@ impl Run {
                 });
                 if let Some(j) = &matmul {
                     (p.specHash, p.jobKind) = (j.spec_hash(), 1);
+                } else {
+                    // The others are service leases, paid only while heartbeats are fresh
+                    // (container jobs behave like matmul ones here but for fraud proofs, which
+                    // `results.rs` covers).
+                    p.jobKind = 2;
                 }
                 let who = self.s.tenant(tenant);
                 let id = self.s.chain.view(
@@ -476,6 +498,7 @@ impl Run {
                     gpu_count: p.gpuCount,
                     vram_gib: p.vramGiB,
                     instant,
+                    service: p.jobKind == 2,
                 };
                 let want = self.m.apply(|m| m.create(who, id, order));
                 self.terms.insert(id, (p.clone(), who, matmul));
@@ -501,7 +524,12 @@ impl Run {
                 if self.ids.len() == n {
                     return;
                 }
+                // Service orders go to live providers: most bidders beat first.
+                let service = self.m.jobs[&self.ids[n]].order.service;
                 for (provider, price) in onchain {
+                    if service && provider != 3 {
+                        self.step(&Action::Heartbeat { provider });
+                    }
                     self.step(&Action::Bid {
                         provider,
                         job: 0,
@@ -514,6 +542,11 @@ impl Run {
                 }
                 let secs = self.m.jobs[&id].bidding_end + 1 - self.s.chain.now();
                 self.step(&Action::Warp { secs });
+                if service {
+                    for provider in 0..PROVIDERS - 1 {
+                        self.step(&Action::Heartbeat { provider });
+                    }
+                }
                 self.step(&Action::Award {
                     job: 0,
                     bids: signed,
@@ -804,6 +837,52 @@ impl Run {
                     self.cheaters.push(e.provider);
                 }
             }
+            Action::Heartbeat { provider } => {
+                let owner = self.s.provider(provider);
+                let want = self.m.apply(|m| m.heartbeat(owner));
+                let op = self.s.operator(provider);
+                let r = self.s.chain.send(op, staking, Staking::heartbeatCall {});
+                same(a, &r, &want);
+            }
+            Action::Stale { job, by, prove } => {
+                // Mostly a running service lease.
+                let services: Vec<B256> = (self.m.jobs.iter())
+                    .filter(|(_, j)| j.status == Status::Leased && j.order.service)
+                    .map(|(id, _)| *id)
+                    .collect();
+                let id = match services.len() {
+                    n if n > 0 && job < 6 => services[usize::from(job) % n],
+                    _ => self.leased_or_any(job),
+                };
+                let reporter = self.addr(by);
+                let (params, tenant) = self.terms_of(id);
+                let service = params.jobKind == 2;
+                let results = self.s.results;
+                if prove {
+                    let want = self.m.apply(|m| m.prove_stale(reporter, id, service));
+                    let call = Results::proveStaleHeartbeatCall {
+                        leaseId: id,
+                        tenant,
+                        terms: params.into(),
+                    };
+                    let r = self.s.chain.send(reporter, results, call);
+                    same(a, &r, &want);
+                    if want.is_ok() {
+                        let e = r.event::<Market::LeaseFaulted>();
+                        self.ghost_out += e.refund.to::<u128>();
+                        self.cheaters.push(e.provider);
+                    }
+                } else {
+                    let want = self.m.apply(|m| m.report_stale(id, service));
+                    let call = Results::reportStaleCall {
+                        leaseId: id,
+                        tenant,
+                        terms: params.into(),
+                    };
+                    let r = self.s.chain.send(reporter, results, call);
+                    same(a, &r, &want);
+                }
+            }
             Action::WithdrawSlashCredit { who } => {
                 let to = self.addr(who);
                 let want = self.m.apply(|m| m.withdraw_slash_credit(to));
@@ -1068,6 +1147,16 @@ impl Run {
             let got = (v.stake, v.locked, v.unbonding, v.releaseAt.to::<u64>());
             let want = (p.stake, p.locked, p.unbonding, p.release_at);
             assert_eq!(got, want, "after {a:?}: stake of provider {i}");
+            let l = self
+                .s
+                .chain
+                .view(staking, Staking::livenessCall { provider: owner });
+            let p = &self.m.providers[&owner];
+            assert_eq!(
+                (l.at.to::<u64>(), l.epoch),
+                (p.beat_at, p.epoch),
+                "after {a:?}: heartbeat of {i}"
+            );
             assert!(p.locked <= p.stake, "reserved collateral above stake");
             let leases = locked.get(&owner).copied().unwrap_or(0);
             let slashed = self.m.slashed.get(&owner).copied().unwrap_or(0);
