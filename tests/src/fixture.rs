@@ -469,13 +469,33 @@ impl Suite {
 
     /// A lease: tenant 0 orders, provider 0 (staked) bids `PRICE`, keeper awards after the window.
     pub fn lease(&mut self, deposit: u128) -> B256 {
-        self.ensure_registered(0);
-        let id = self.create(0, self.order(deposit, PRICE * 2));
-        self.bid(0, id, PRICE).expect_success();
-        self.chain.warp(601);
+        let params = self.order(deposit, PRICE * 2);
+        self.lease_with(0, 0, params)
+    }
+
+    /// A lease of `params`: tenant `tenant` orders, provider `provider` (staked on demand) bids
+    /// `PRICE` on chain, the keeper awards after the window.
+    pub fn lease_with(&mut self, tenant: usize, provider: usize, params: OrderParams) -> B256 {
+        self.ensure_registered(provider);
+        let window = u64::from(params.bidWindow);
+        let id = self.create(tenant, params);
+        self.bid(provider, id, PRICE).expect_success();
+        self.chain.warp(window + 1);
         let keeper = self.keeper.address;
         self.award(keeper, id, vec![]).expect_success();
         id
+    }
+
+    /// `from` tops up `id` by `amount` (approved first), naming `expected` as its provider.
+    pub fn top_up(&mut self, from: Address, id: B256, amount: u128, expected: Address) -> Receipt {
+        let (token, market) = (self.token, self.market);
+        self.approve(token, from, market, amount);
+        let call = Market::topUpCall {
+            id,
+            amount: U96::from(amount),
+            expectedProvider: expected,
+        };
+        self.chain.send(from, market, call)
     }
 
     /// Register and stake provider `i` (10,000 USDC) unless it already is.

@@ -570,19 +570,9 @@ fn cancel_order_reverts_after_award() {
 fn top_up_open_order_adds_escrow() {
     let mut s = suite_with_providers(0);
     let id = s.create(0, s.order(USDC, PRICE));
-    let (t, m, tok) = (s.tenant(0), s.market, s.token);
-    s.approve(tok, t, m, USDC);
+    let t = s.tenant(0);
     let ev = s
-        .chain
-        .send(
-            t,
-            m,
-            Market::topUpCall {
-                id,
-                amount: U96::from(USDC),
-                expectedProvider: Address::ZERO,
-            },
-        )
+        .top_up(t, id, USDC, Address::ZERO)
         .expect_success()
         .event::<Market::ToppedUp>();
     assert_eq!(ev.escrow.to::<u128>(), 2 * USDC);

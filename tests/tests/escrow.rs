@@ -133,17 +133,8 @@ fn top_up_after_depletion_reverts_and_nothing_paid_for_gap() {
     let mut s = Suite::new();
     let id = s.lease(USDC);
     s.chain.warp(2_000);
-    let (t, m, tok, p) = (s.tenant(0), s.market, s.token, s.provider(0));
-    s.approve(tok, t, m, USDC);
-    let r = s.chain.send(
-        t,
-        m,
-        Market::topUpCall {
-            id,
-            amount: U96::from(USDC),
-            expectedProvider: p,
-        },
-    );
+    let (t, p) = (s.tenant(0), s.provider(0));
+    let r = s.top_up(t, id, USDC, p);
     assert_revert!(r, MarketErrors::LeaseDepleted);
 }
 
@@ -152,20 +143,8 @@ fn top_up_while_streaming_extends_runway() {
     let mut s = Suite::new();
     let id = s.lease(USDC);
     s.chain.warp(500);
-    let (t, m, tok, p) = (s.tenant(0), s.market, s.token, s.provider(0));
-    s.approve(tok, t, m, USDC);
-    let r = s
-        .chain
-        .send(
-            t,
-            m,
-            Market::topUpCall {
-                id,
-                amount: U96::from(USDC),
-                expectedProvider: p,
-            },
-        )
-        .expect_success();
+    let (t, p) = (s.tenant(0), s.provider(0));
+    let r = s.top_up(t, id, USDC, p).expect_success();
     assert_eq!(
         r.event::<Market::ToppedUp>().escrow.to::<u128>(),
         2 * USDC - 500 * PER_SEC
@@ -178,27 +157,9 @@ fn top_up_reverts_on_wrong_provider_or_zero() {
     // AUC-16: a top-up names the provider it expects.
     let mut s = Suite::new();
     let id = s.lease(USDC);
-    let (t, m) = (s.tenant(0), s.market);
-    let r = s.chain.send(
-        t,
-        m,
-        Market::topUpCall {
-            id,
-            amount: U96::from(1u64),
-            expectedProvider: s.provider(1),
-        },
-    );
-    assert_revert!(r, MarketErrors::ProviderMismatch);
-    let r = s.chain.send(
-        t,
-        m,
-        Market::topUpCall {
-            id,
-            amount: U96::ZERO,
-            expectedProvider: s.provider(0),
-        },
-    );
-    assert_revert!(r, MarketErrors::ZeroAmountMarket);
+    let (t, p0, p1) = (s.tenant(0), s.provider(0), s.provider(1));
+    assert_revert!(s.top_up(t, id, 1, p1), MarketErrors::ProviderMismatch);
+    assert_revert!(s.top_up(t, id, 0, p0), MarketErrors::ZeroAmountMarket);
 }
 
 #[test]

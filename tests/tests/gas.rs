@@ -108,11 +108,7 @@ fn liveness_gas(s: &mut Suite) -> (u64, u64, u64) {
     let lease = |s: &mut Suite, salt: u8| {
         let mut params = s.order(10 * USDC, PRICE * 2);
         params.salt = B256::repeat_byte(salt);
-        let id = s.create(2, params.clone());
-        s.bid(2, id, PRICE).expect_success();
-        s.chain.warp(601);
-        s.award(keeper, id, vec![]).expect_success();
-        (id, params)
+        (s.lease_with(2, 2, params.clone()), params)
     };
     let results = s.results;
     let op = s.operator(2);
@@ -166,11 +162,8 @@ fn prove_fraud_gas(s: &mut Suite, k: u32) -> (u64, u64) {
     params.jobKind = 1;
     params.salt = B256::from(U256::from(k));
     params.collateral = U96::from(100 * USDC);
-    let id = s.create(1, params.clone());
-    s.bid(1, id, PRICE).expect_success();
-    s.chain.warp(601);
+    let id = s.lease_with(1, 1, params.clone());
     let keeper = s.keeper.address;
-    s.award(keeper, id, vec![]).expect_success();
     let mut c = multiply(&job.a(), &job.bt(), 64, k as usize, 64, 2);
     c[64 * 40 + 2] ^= 1 << 20;
     let results = s.results;

@@ -601,13 +601,7 @@ impl Run {
                 };
                 let who = self.s.tenant(payer);
                 let want = self.m.apply(|m| m.top_up(who, id, amount, expected));
-                self.s.approve(token, who, market, amount);
-                let call = Market::topUpCall {
-                    id,
-                    amount: U96::from(amount),
-                    expectedProvider: expected,
-                };
-                let r = self.s.chain.send(who, market, call);
+                let r = self.s.top_up(who, id, amount, expected);
                 same(a, &r, &want);
                 if r.success {
                     self.ghost_in += amount;

@@ -35,16 +35,11 @@ fn job(k: u32) -> Matmul {
 
 /// Tenant 0 orders `job`, provider 0 wins it.
 fn lease(s: &mut Suite, job: Matmul) -> Lease {
-    s.ensure_registered(0);
     let mut params = s.order(10 * USDC, PRICE * 2);
     params.specHash = job.spec_hash();
     params.jobKind = 1;
     params.collateral = U96::from(COLLATERAL);
-    let id = s.create(0, params.clone());
-    s.bid(0, id, PRICE).expect_success();
-    s.chain.warp(601);
-    let k = s.keeper.address;
-    s.award(k, id, vec![]).expect_success();
+    let id = s.lease_with(0, 0, params.clone());
     let c = multiply(
         &job.a(),
         &job.bt(),
