@@ -234,6 +234,37 @@ pub struct Posted {
 }
 
 impl Model {
+    /// An empty market at `now`: the fixture's staking and results windows
+    /// ([`crate::fixture`]), a 6-decimal token, no providers, jobs or balances.
+    pub fn new(now: u64, params: Params, treasury: Address) -> Self {
+        use crate::fixture::{CHALLENGE_WINDOW, STALE_GRACE, START_WINDOW, UNBONDING};
+        Self {
+            now,
+            params,
+            unbonding_period: UNBONDING,
+            scale: 1_000_000_000_000,
+            treasury,
+            providers: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            credits: BTreeMap::new(),
+            fees: 0,
+            balances: BTreeMap::new(),
+            keeper_fees: 0,
+            results: BTreeMap::new(),
+            acked: Vec::new(),
+            faulted: Vec::new(),
+            start_window: START_WINDOW,
+            // Staking's default heartbeat period.
+            heartbeat_period: 300,
+            stale_grace: STALE_GRACE,
+            stale_since: BTreeMap::new(),
+            slash_credits: BTreeMap::new(),
+            slashed: BTreeMap::new(),
+            challenge_window: CHALLENGE_WINDOW,
+            reporter_bps: 1_000,
+        }
+    }
+
     /// Apply `f` to a copy; keep the copy only if the call succeeds.
     pub fn apply<T>(&mut self, f: impl FnOnce(&mut Self) -> Outcome<T>) -> Outcome<T> {
         let mut next = self.clone();
@@ -926,39 +957,17 @@ mod tests {
 
     fn model() -> Model {
         let owner = Address::with_last_byte(1);
-        let mut m = Model {
-            now: 1_000,
-            params: Params {
-                protocol_fee_bps: 100,
-                keeper_fee_bps: 10,
-                min_price: 1,
-                max_bid_window: 600,
-                award_grace: 60,
-                low_balance_window: 600,
-                max_lease: 3_600,
-                paused: false,
-            },
-            unbonding_period: 86_400,
-            scale: 1_000_000_000_000,
-            treasury: Address::with_last_byte(9),
-            providers: BTreeMap::new(),
-            jobs: BTreeMap::new(),
-            credits: BTreeMap::new(),
-            fees: 0,
-            balances: BTreeMap::new(),
-            keeper_fees: 0,
-            results: BTreeMap::new(),
-            acked: Vec::new(),
-            faulted: Vec::new(),
-            start_window: 600,
-            heartbeat_period: 300,
-            stale_grace: 900,
-            stale_since: BTreeMap::new(),
-            slash_credits: BTreeMap::new(),
-            slashed: BTreeMap::new(),
-            challenge_window: 86_400,
-            reporter_bps: 1_000,
+        let params = Params {
+            protocol_fee_bps: 100,
+            keeper_fee_bps: 10,
+            min_price: 1,
+            max_bid_window: 600,
+            award_grace: 60,
+            low_balance_window: 600,
+            max_lease: 3_600,
+            paused: false,
         };
+        let mut m = Model::new(1_000, params, Address::with_last_byte(9));
         m.providers.insert(
             owner,
             Provider {

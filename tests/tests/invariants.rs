@@ -50,10 +50,7 @@ use gridlease_core::{
 };
 use gridlease_tests::{
     evm::{CHAIN_ID, Receipt},
-    fixture::{
-        Account, CHALLENGE_WINDOW, STALE_GRACE, START_WINDOW, Suite, UNBONDING, USDC, creation,
-        default_params,
-    },
+    fixture::{Account, Suite, UNBONDING, USDC, creation, default_params},
     model::{BPS, Model, Offer, Order, Outcome, Params, Provider, Status},
 };
 use proptest::{prelude::*, test_runner::FileFailurePersistence};
@@ -356,39 +353,18 @@ impl Run {
                 },
             );
         }
-        let mut m = Model {
-            now: s.chain.now(),
-            params: Params {
-                protocol_fee_bps: p.protocolFeeBps,
-                keeper_fee_bps: p.keeperFeeBps,
-                min_price: u128::from(p.minPricePerSecond),
-                max_bid_window: u64::from(p.maxBidWindow),
-                award_grace: u64::from(p.awardGrace),
-                low_balance_window: u64::from(p.lowBalanceWindow),
-                max_lease: u64::from(p.maxLeaseDuration),
-                paused: p.paused,
-            },
-            unbonding_period: UNBONDING,
-            scale: SCALE,
-            treasury: s.treasury.address,
-            providers,
-            jobs: BTreeMap::new(),
-            credits: BTreeMap::new(),
-            fees: 0,
-            balances: BTreeMap::new(),
-            keeper_fees: 0,
-            results: BTreeMap::new(),
-            acked: Vec::new(),
-            faulted: Vec::new(),
-            start_window: START_WINDOW,
-            heartbeat_period: 300,
-            stale_grace: STALE_GRACE,
-            stale_since: BTreeMap::new(),
-            slash_credits: BTreeMap::new(),
-            slashed: BTreeMap::new(),
-            challenge_window: CHALLENGE_WINDOW,
-            reporter_bps: 1_000,
+        let params = Params {
+            protocol_fee_bps: p.protocolFeeBps,
+            keeper_fee_bps: p.keeperFeeBps,
+            min_price: u128::from(p.minPricePerSecond),
+            max_bid_window: u64::from(p.maxBidWindow),
+            award_grace: u64::from(p.awardGrace),
+            low_balance_window: u64::from(p.lowBalanceWindow),
+            max_lease: u64::from(p.maxLeaseDuration),
+            paused: p.paused,
         };
+        let mut m = Model::new(s.chain.now(), params, s.treasury.address);
+        m.providers = providers;
         let mut run = Self {
             s,
             m: m.clone(),
