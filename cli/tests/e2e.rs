@@ -10,7 +10,11 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use gridlease_bindings::{IStaking::Capacity, Market, MockStablecoin, Staking};
-use gridlease_core::{chain::Client, chain::send, deployments::Deployments};
+use gridlease_core::{
+    chain::{Client, send},
+    deployments::Deployments,
+    matmul::{Matmul, multiply},
+};
 use gridlease_deploy::{
     anvil::{ANVIL_KEYS, Anvil},
     config::DeployConfig,
@@ -72,12 +76,37 @@ struct Run {
     stderr: String,
 }
 
+fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("gridlease runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The product of SPEC's job (64 x 64 x 64, seed 0), as a provider computes it.
+fn spec_product() -> Vec<i32> {
+    let job = Matmul {
+        seed: B256::ZERO,
+        m: 64,
+        k: 64,
+        n: 64,
+    };
+    multiply(&job.a(), &job.bt(), 64, 64, 64, 2)
+}
+
 impl Net {
     fn cli(&self, args: &[&str]) -> Run {
         self.cli_with(args, true)
     }
 
     fn cli_with(&self, args: &[&str], wallet: bool) -> Run {
+        run(self.command(wallet).args(args))
+    }
+
+    /// `gridlease` pointed at this chain and deployment, with the tenant's wallet if asked.
+    fn command(&self, wallet: bool) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease"));
         cmd.arg("--rpc")
             .arg(self.anvil.url())
@@ -89,12 +118,39 @@ impl Net {
                 .arg("--password")
                 .arg(format!("file:{}", self.dir.path().join("pw").display()));
         }
-        let out = cmd.args(args).output().expect("gridlease runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cmd
+    }
+
+    /// A provider (owner anvil key 2, operator key 3) registered with 50 USDC staked; returns its
+    /// owner and a client signing as its operator.
+    async fn provider(&self) -> (Address, Client) {
+        let staking = self.d.address("Staking").expect("staking");
+        let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
+        let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
+        mint(&self.gov, self.usdc, owner.address(), 100 * USDC)
+            .await
+            .expect("mint");
+        let p = Client::connect(&self.anvil.url(), Some(owner.clone()))
+            .await
+            .expect("connect");
+        let cap = Capacity {
+            gpuClasses: 1,
+            gpuCount: 1,
+            vramGiB: 16,
+        };
+        let st = Staking::new(staking, &p.provider);
+        send(st.register(operator.address(), cap, "p".into()))
+            .await
+            .expect("register");
+        let token = MockStablecoin::new(self.usdc, &p.provider);
+        send(token.approve(staking, U256::from(50 * USDC)))
+            .await
+            .expect("approve");
+        send(st.stake(U256::from(50 * USDC))).await.expect("stake");
+        let op = Client::connect(&self.anvil.url(), Some(operator))
+            .await
+            .expect("connect");
+        (owner.address(), op)
     }
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -199,37 +255,12 @@ async fn submit_topup_cancel_move_exact_amounts() {
 async fn close_pays_provider_for_elapsed_time_and_refunds_the_rest() {
     let n = net().await;
     let market = n.d.address("Market").expect("market");
-    let staking = n.d.address("Staking").expect("staking");
     // A provider registers, stakes, and bids on chain on an instant order.
-    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
-    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
-    mint(&n.gov, n.usdc, owner.address(), 100 * USDC)
-        .await
-        .expect("mint");
-    let p = Client::connect(&n.anvil.url(), Some(owner.clone()))
-        .await
-        .expect("connect");
-    let cap = Capacity {
-        gpuClasses: 1,
-        gpuCount: 1,
-        vramGiB: 16,
-    };
-    let st = Staking::new(staking, &p.provider);
-    send(st.register(operator.address(), cap, "p".into()))
-        .await
-        .expect("register");
-    let token = MockStablecoin::new(n.usdc, &p.provider);
-    send(token.approve(staking, U256::from(50 * USDC)))
-        .await
-        .expect("approve");
-    send(st.stake(U256::from(50 * USDC))).await.expect("stake");
+    let (owner, op) = n.provider().await;
 
     let spec = n.spec("job.toml", &SPEC.replace("INSTANT", "true"));
     let t0 = n.balance(n.tenant).await;
     let id = id_of(&n.json(&["submit", &spec]));
-    let op = Client::connect(&n.anvil.url(), Some(operator))
-        .await
-        .expect("connect");
     let rate = 1_000_000_000_000_000u128; // 0.001 USDC/s = 3.6 USDC/h, the spec's maximum
     let order: B256 = id.parse().expect("id");
     send(Market::new(market, &op.provider).bid(order, U96::from(rate)))
@@ -262,7 +293,7 @@ async fn close_pays_provider_for_elapsed_time_and_refunds_the_rest() {
         "tenant pays exactly the elapsed seconds"
     );
     let credit: u128 = Market::new(market, &n.gov.provider)
-        .creditOf(n.usdc, owner.address())
+        .creditOf(n.usdc, owner)
         .call()
         .await
         .expect("credit")
@@ -360,22 +391,18 @@ async fn exit_codes_separate_wallet_revert_and_network_failures() {
     let n = net().await;
     let spec = n.spec("job.toml", &SPEC.replace("INSTANT", "false"));
     // Wrong password: user error, and the password is not echoed.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease"));
-    let out = cmd
-        .args(["--rpc", &n.anvil.url(), "--deployments"])
-        .arg(n.dir.path().join("deployments.json"))
-        .arg("--keystore")
-        .arg(&n.keystore)
-        .arg("--password")
-        .arg(format!("file:{}", n.dir.path().join("wrong").display()))
-        .args(["submit", &spec])
-        .output()
-        .expect("runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let wrong = format!("file:{}", n.dir.path().join("wrong").display());
+    let r = run(n.command(false).arg("--keystore").arg(&n.keystore).args([
+        "--password",
+        &wrong,
+        "submit",
+        &spec,
+    ]));
+    assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
-        err.contains("wrong password") && !err.contains("nope"),
-        "{err}"
+        r.stderr.contains("wrong password") && !r.stderr.contains("nope"),
+        "{}",
+        r.stderr
     );
     // A raw key on the command line is refused.
     let r = n.cli_with(&["--private-key", ANVIL_KEYS[1], "list"], false);
@@ -389,28 +416,24 @@ async fn exit_codes_separate_wallet_revert_and_network_failures() {
     // A revert: someone else's open order cannot be cancelled before the grace (NotTenant).
     let id = id_of(&n.json(&["submit", &spec]));
     let stranger: PrivateKeySigner = ANVIL_KEYS[4].parse().expect("key");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease"));
-    let out = cmd
+    let r = run(n
+        .command(false)
         .env("STRANGER_KEY", stranger.to_bytes().to_string())
-        .args(["--rpc", &n.anvil.url(), "--deployments"])
-        .arg(n.dir.path().join("deployments.json"))
-        .args(["--private-key", "env:STRANGER_KEY", "cancel", &id])
-        .output()
-        .expect("runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+        .args(["--private-key", "env:STRANGER_KEY", "cancel", &id]));
+    assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(
-        err.contains("NotTenant") && err.contains("only the tenant"),
-        "{err}"
+        r.stderr.contains("NotTenant") && r.stderr.contains("only the tenant"),
+        "{}",
+        r.stderr
     );
 
     // Network: nothing listens there.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease"));
-    let out = cmd
-        .args(["--rpc", "http://127.0.0.1:9", "market"])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(5));
+    let r = run(Command::new(env!("CARGO_BIN_EXE_gridlease")).args([
+        "--rpc",
+        "http://127.0.0.1:9",
+        "market",
+    ]));
+    assert_eq!(r.code, 5, "{}", r.stderr);
     // JSON mode reports errors as JSON too.
     let r = n.cli(&["status", "0x12", "--json"]);
     assert_eq!(r.code, 3);
@@ -421,45 +444,15 @@ async fn exit_codes_separate_wallet_revert_and_network_failures() {
 #[tokio::test]
 async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
     use gridlease_bindings::Results;
-    use gridlease_core::matmul::{Matmul, commit, encode, multiply};
+    use gridlease_core::matmul::{commit, encode};
     let n = net().await;
     let staking = n.d.address("Staking").expect("staking");
     let market = n.d.address("Market").expect("market");
     let results = n.d.address("Results").expect("results");
-    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
-    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
-    mint(&n.gov, n.usdc, owner.address(), 100 * USDC)
-        .await
-        .expect("mint");
-    let p = Client::connect(&n.anvil.url(), Some(owner.clone()))
-        .await
-        .expect("connect");
-    let cap = Capacity {
-        gpuClasses: 1,
-        gpuCount: 1,
-        vramGiB: 16,
-    };
-    let st = Staking::new(staking, &p.provider);
-    send(st.register(operator.address(), cap, "p".into()))
-        .await
-        .expect("register");
-    let token = MockStablecoin::new(n.usdc, &p.provider);
-    send(token.approve(staking, U256::from(50 * USDC)))
-        .await
-        .expect("approve");
-    send(st.stake(U256::from(50 * USDC))).await.expect("stake");
-    let op = Client::connect(&n.anvil.url(), Some(operator))
-        .await
-        .expect("connect");
+    let (_, op) = n.provider().await;
 
     // The job of SPEC: 64 x 64 x 64, seed 0.
-    let job = Matmul {
-        seed: B256::ZERO,
-        m: 64,
-        k: 64,
-        n: 64,
-    };
-    let c = multiply(&job.a(), &job.bt(), 64, 64, 64, 2);
+    let c = spec_product();
     let mut bad = c.clone();
     bad[64 * 10 + 3] += 1;
     let mut ids = Vec::new();
@@ -514,97 +507,55 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
 #[tokio::test]
 async fn submit_wait_accept_follows_every_phase_and_closes_on_a_verified_result() {
     use gridlease_bindings::Results;
-    use gridlease_core::matmul::{Matmul, commit, encode, multiply};
+    use gridlease_core::matmul::{commit, encode};
     let n = net().await;
-    let (staking, market, results) = (
-        n.d.address("Staking").expect("staking"),
+    let (market, results) = (
         n.d.address("Market").expect("market"),
         n.d.address("Results").expect("results"),
     );
-    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
-    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
-    mint(&n.gov, n.usdc, owner.address(), 100 * USDC)
-        .await
-        .expect("mint");
-    let p = Client::connect(&n.anvil.url(), Some(owner))
-        .await
-        .expect("connect");
-    let cap = Capacity {
-        gpuClasses: 1,
-        gpuCount: 1,
-        vramGiB: 16,
-    };
-    let st = Staking::new(staking, &p.provider);
-    send(st.register(operator.address(), cap, "p".into()))
-        .await
-        .expect("register");
-    let token = MockStablecoin::new(n.usdc, &p.provider);
-    send(token.approve(staking, U256::from(50 * USDC)))
-        .await
-        .expect("approve");
-    send(st.stake(U256::from(50 * USDC))).await.expect("stake");
-    let op = Client::connect(&n.anvil.url(), Some(operator))
-        .await
-        .expect("connect");
+    let (_, op) = n.provider().await;
 
     let spec = n.spec("wait.toml", &SPEC.replace("INSTANT", "true"));
-    let child = Command::new(env!("CARGO_BIN_EXE_gridlease"))
-        .arg("--rpc")
-        .arg(n.anvil.url())
-        .arg("--deployments")
-        .arg(n.dir.path().join("deployments.json"))
-        .arg("--keystore")
-        .arg(&n.keystore)
-        .arg("--password")
-        .arg(format!("file:{}", n.dir.path().join("pw").display()))
+    let child = n
+        .command(true)
         .args(["submit", &spec, "--wait", "--accept", "--timeout", "60s"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("gridlease runs");
-    // The provider side, once the order is on chain.
+    // The provider side, once the CLI's order is on chain (polled: it is another process).
     let filter = alloy::rpc::types::Filter::new()
         .address(market)
         .event_signature(<Market::OrderCreated as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
         .from_block(0);
-    let id = loop {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let created = loop {
         let logs = n.gov.provider.get_logs(&filter).await.expect("logs");
         if let Some(l) = logs.first() {
             break l
                 .log_decode::<Market::OrderCreated>()
                 .expect("event")
                 .inner
-                .data
-                .orderId;
+                .data;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CLI never created its order"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
+    let id = created.orderId;
     let m = Market::new(market, &op.provider);
     send(m.bid(id, U96::from(1_000_000_000_000_000u128)))
         .await
         .expect("bid");
-    let tenant = n.tenant;
-    let terms = {
-        let logs = n.gov.provider.get_logs(&filter).await.expect("logs");
-        logs[0]
-            .log_decode::<Market::OrderCreated>()
-            .expect("event")
-            .inner
-            .data
-            .params
-    };
     let r = Results::new(results, &op.provider);
-    send(r.acknowledge(id, tenant, terms.into()))
+    send(r.acknowledge(id, created.tenant, created.params.into()))
         .await
         .expect("ack");
-    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-    let job = Matmul {
-        seed: B256::ZERO,
-        m: 64,
-        k: 64,
-        n: 64,
-    };
-    let c = multiply(&job.a(), &job.bt(), 64, 64, 64, 2);
+    // No pause needed: whenever the CLI looks, an acknowledged lease shows as running before its
+    // result.
+    let c = spec_product();
     let file = n.dir.path().join("wait.bin");
     std::fs::write(&file, encode(&c)).expect("write");
     let post = r.postResult(
