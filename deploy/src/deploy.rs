@@ -195,78 +195,23 @@ pub async fn deploy(
             "MockStablecoin",
         );
     }
-    let (staking_addr, s_code, s_salt) = &pred.staking;
-    let deployed = create2(
-        client,
-        "Staking",
-        *staking_addr,
-        s_code,
-        *s_salt,
-        dry,
-        &mut report,
-    )
-    .await?;
-    record(
-        &mut d,
-        previous,
-        "Staking",
-        *staking_addr,
-        deployed,
-        "Staking",
-    );
-    let (market_addr, m_code, m_salt) = &pred.market;
-    // Market's constructor reads Staking: in a dry run before Staking exists it cannot be simulated.
-    let staking_missing = p
-        .get_code_at(*staking_addr)
-        .await
-        .map_err(classify_rpc)?
-        .is_empty();
-    let mode = if dry_run && staking_missing {
-        Mode::Unsimulated
-    } else {
-        dry
-    };
-    let deployed = create2(
-        client,
-        "Market",
-        *market_addr,
-        m_code,
-        *m_salt,
-        mode,
-        &mut report,
-    )
-    .await?;
-    record(&mut d, previous, "Market", *market_addr, deployed, "Market");
-    // Results' constructor reads Market.staking().
-    let (results_addr, r_code, r_salt) = &pred.results;
-    let market_missing = p
-        .get_code_at(*market_addr)
-        .await
-        .map_err(classify_rpc)?
-        .is_empty();
-    let mode = if dry_run && market_missing {
-        Mode::Unsimulated
-    } else {
-        dry
-    };
-    let deployed = create2(
-        client,
-        "Results",
-        *results_addr,
-        r_code,
-        *r_salt,
-        mode,
-        &mut report,
-    )
-    .await?;
-    record(
-        &mut d,
-        previous,
-        "Results",
-        *results_addr,
-        deployed,
-        "Results",
-    );
+    // Each contract after the first reads the one before it in its constructor (Market reads
+    // Staking, Results reads Market): in a dry run before that one exists it cannot be simulated.
+    let chain = [
+        ("Staking", &pred.staking, None),
+        ("Market", &pred.market, Some(pred.staking.0)),
+        ("Results", &pred.results, Some(pred.market.0)),
+    ];
+    for (name, (addr, code, salt), needs) in chain {
+        let mode = match needs {
+            Some(dep) if dry_run && p.get_code_at(dep).await.map_err(classify_rpc)?.is_empty() => {
+                Mode::Unsimulated
+            }
+            _ => dry,
+        };
+        let deployed = create2(client, name, *addr, code, *salt, mode, &mut report).await?;
+        record(&mut d, previous, name, *addr, deployed, name);
+    }
 
     // Tokens: mocks from the prediction, existing ones checked on chain.
     for t in &cfg.tokens {
@@ -300,7 +245,7 @@ pub async fn deploy(
     }
 
     if dry_run
-        && p.get_code_at(*market_addr)
+        && p.get_code_at(pred.market.0)
             .await
             .map_err(classify_rpc)?
             .is_empty()
@@ -454,11 +399,8 @@ async fn configure(
     if market.treasury().call().await? != treasury {
         todo.push(("Market.setTreasury".into(), Step::MarketTreasury(treasury)));
     }
-    let (_, _, period_now) = {
-        let l = staking.liveness(deployer).call().await?;
-        (l.at, l.epoch, l.period)
-    };
-    if period_now != cfg.heartbeat_period {
+    // The heartbeat period is global; any address's liveness carries it.
+    if staking.liveness(deployer).call().await?.period != cfg.heartbeat_period {
         todo.push((
             "Staking.setHeartbeatPeriod".into(),
             Step::HeartbeatPeriod(cfg.heartbeat_period),
