@@ -6,7 +6,7 @@ use alloy::{
     primitives::{Address, B256},
     signers::local::PrivateKeySigner,
 };
-use anyhow::{Context, Result};
+use anyhow::Result;
 use gridlease_bindings::Market::{self, MarketInstance};
 use gridlease_core::{
     chain::Client,
@@ -185,9 +185,8 @@ pub(crate) fn from_block(ctx: &Ctx) -> u64 {
     ctx.d.contracts.get("Market").map_or(0, |c| c.block)
 }
 
-/// Add context to an I/O read.
+/// Read a text file the user named; a failure is a user error naming the file.
 pub(crate) fn read_file(path: &std::path::Path) -> Result<String> {
     std::fs::read_to_string(path)
-        .map_err(|e| UserError(format!("cannot read {}: {e}", path.display())))
-        .context("reading input")
+        .map_err(|e| UserError(format!("cannot read {}: {e}", path.display())).into())
 }

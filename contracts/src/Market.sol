@@ -412,7 +412,8 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         bytes32 evidence,
         address reporter
     ) external nonReentrant returns (uint256 slashed) {
-        if (msg.sender != _results || msg.sender == address(0)) revert NotResults(msg.sender);
+        // An unset results contract (zero) can never be the caller.
+        if (msg.sender != _results) revert NotResults(msg.sender);
         Job storage job = _jobs[leaseId];
         uint256 a = _loadState(job);
         uint96 refund = 0;

@@ -250,14 +250,10 @@ fn a_chain_halt_is_not_slashed_once_the_provider_beats_again_stk11() {
     // Had the provider beaten first, there would be nothing to report at all.
     heartbeat(&mut s, 0).expect_success();
     assert_revert!(report(&mut s, id, &p), ResultsErrors::ProviderLive);
-    let (stake, _) = {
-        let v = s.chain.view(
-            s.staking,
-            Staking::providerInfoCall {
-                provider: s.provider(0),
-            },
-        );
-        (v.stake, v.locked)
-    };
+    let provider = s.provider(0);
+    let stake = s
+        .chain
+        .view(s.staking, Staking::providerInfoCall { provider })
+        .stake;
     assert_eq!(stake, 10_000 * USDC, "never slashed");
 }
