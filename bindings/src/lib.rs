@@ -34,3 +34,12 @@ impl From<IMarket::OrderParams> for results::IMarket::OrderParams {
         }
     }
 }
+
+impl IMarket::OrderParams {
+    /// The order id `tenant` gets for these parameters: `keccak256(abi.encode(tenant, params))`,
+    /// as `Market.createOrder` computes it (and `Results` checks order terms against it).
+    pub fn order_id(&self, tenant: alloy::primitives::Address) -> alloy::primitives::B256 {
+        use alloy::sol_types::SolValue;
+        alloy::primitives::keccak256((tenant, self.clone()).abi_encode_params())
+    }
+}

@@ -7,7 +7,10 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use anyhow::Result;
-use gridlease_bindings::Market::{self, MarketInstance};
+use gridlease_bindings::{
+    Market::{self, MarketInstance},
+    Results::{self, ResultsInstance},
+};
 use gridlease_core::{
     chain::Client,
     deployments::{Deployments, TokenEntry},
@@ -104,6 +107,14 @@ impl Ctx {
     /// The market contract.
     pub(crate) fn market(&self) -> MarketInstance<&alloy::providers::DynProvider> {
         Market::new(self.market, &self.client.provider)
+    }
+
+    /// The results contract.
+    pub(crate) fn results(&self) -> Result<ResultsInstance<&alloy::providers::DynProvider>> {
+        Ok(Results::new(
+            self.d.address("Results")?,
+            &self.client.provider,
+        ))
     }
 
     /// The wallet, or a user error saying how to give one.

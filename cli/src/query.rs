@@ -54,7 +54,14 @@ pub(crate) async fn status(ctx: &Ctx, id: &str) -> Result<Output> {
             ctx.client.chain_id
         ));
     }
-    let accrued: u128 = m.accrued(id).call().await.map_err(classify)?.to();
+    // As the tenant would settle it: a lease whose result is held shows what accepting pays.
+    let accrued: u128 = m
+        .accrued(id)
+        .from(v.tenant)
+        .call()
+        .await
+        .map_err(classify)?
+        .to();
     let t = ctx.token_at(v.token);
     let now = ctx.client.now().await?;
     let mut h = format!(
@@ -106,6 +113,30 @@ pub(crate) async fn status(ctx: &Ctx, id: &str) -> Result<Output> {
                 },
                 format_duration(ends),
             );
+            let r = ctx.results()?.resultOf(id).call().await.map_err(classify)?;
+            let posted = r.postedAt.to::<u64>();
+            if posted != 0 {
+                let window = ctx
+                    .results()?
+                    .challengeWindow()
+                    .call()
+                    .await
+                    .map_err(classify)?;
+                let until = posted + window.to::<u64>();
+                h += &format!(
+                    "  result     posted {} ago (root {}); {}\n",
+                    format_duration(now.saturating_sub(posted)),
+                    r.root,
+                    if now > until {
+                        "challenge window over: anyone may close it".to_owned()
+                    } else {
+                        format!(
+                            "payment held {} more for challenges; the tenant accepts with `gridlease close {id}`",
+                            format_duration(until - now)
+                        )
+                    }
+                );
+            }
         }
         _ => {}
     }

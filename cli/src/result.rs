@@ -11,11 +11,7 @@ use alloy::{
     sol_types::SolEvent,
 };
 use anyhow::Result;
-use gridlease_bindings::{
-    Market,
-    Results::{self, ResultsInstance},
-    results::MatmulProof::Job,
-};
+use gridlease_bindings::{Market, Results, results::MatmulProof::Job};
 use gridlease_core::{
     chain::{classify, classify_rpc, send},
     matmul::{self, Matmul},
@@ -37,13 +33,6 @@ pub(crate) struct Opts {
     pub(crate) out: Option<PathBuf>,
     /// If a built-in result is wrong, send the fraud proof.
     pub(crate) prove: bool,
-}
-
-fn results(ctx: &Ctx) -> Result<ResultsInstance<&alloy::providers::DynProvider>> {
-    Ok(Results::new(
-        ctx.d.address("Results")?,
-        &ctx.client.provider,
-    ))
 }
 
 async fn fetch(uri: &str) -> Result<Vec<u8>> {
@@ -74,7 +63,7 @@ async fn fetch(uri: &str) -> Result<Vec<u8>> {
 /// Run `result`.
 pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
     let id = parse_id(id)?;
-    let r = results(ctx)?;
+    let r = ctx.results()?;
     let posted = r.resultOf(id).call().await.map_err(classify)?;
     if posted.postedAt.to::<u64>() == 0 {
         return user(format!(

@@ -164,11 +164,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         return user(format!("wallet {tenant} has no ether to pay gas"));
     }
     let market = ctx.market();
-    let id = market
-        .orderIdOf(tenant, order.clone())
-        .call()
-        .await
-        .map_err(classify)?;
+    let id = order.order_id(tenant);
     let now = ctx.client.now().await?;
     let permit = sign_permit(
         p,
@@ -280,9 +276,7 @@ async fn follow(
             phase = now_phase;
         }
         if status == 2 && !result_seen {
-            let results =
-                gridlease_bindings::Results::new(ctx.d.address("Results")?, &ctx.client.provider);
-            let r = results.resultOf(id).call().await.map_err(classify)?;
+            let r = ctx.results()?.resultOf(id).call().await.map_err(classify)?;
             if r.acknowledgedAfter != 0 && !running {
                 running = true;
                 say("running (the provider acknowledged the lease)");
@@ -301,11 +295,13 @@ async fn follow(
                             Some(true) if accept => {
                                 let r = send(market.close(id)).await?;
                                 format!(
-                                    "verified and accepted: lease closed (tx {}), payment stopped, the rest refunded",
+                                    "verified and accepted: lease closed (tx {}), the provider paid up to the result, the rest refunded",
                                     r.transaction_hash
                                 )
                             }
-                            Some(true) => "verified: the product is correct".to_owned(),
+                            Some(true) => format!(
+                                "verified: the product is correct (payment is held for the challenge window; accept now with gridlease close {id})"
+                            ),
                             Some(false) => {
                                 format!("WRONG result: prove it with gridlease result {id} --prove")
                             }

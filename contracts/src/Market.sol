@@ -8,7 +8,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
-import {IMarket} from "./interfaces/IMarket.sol";
+import {IMarket, IResults} from "./interfaces/IMarket.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {LeaseMath} from "./libraries/LeaseMath.sol";
 import {TokenFlow} from "./libraries/TokenFlow.sol";
@@ -20,14 +20,14 @@ import {TokenFlow} from "./libraries/TokenFlow.sol";
 contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     using TokenFlow for IERC20;
 
-    /// @notice Hard cap on the protocol fee.
-    uint16 public constant MAX_PROTOCOL_FEE_BPS = 1_000;
-    /// @notice Hard cap on the keeper fee.
-    uint16 public constant MAX_KEEPER_FEE_BPS = 100;
-    /// @notice Most signed bids one award considers.
-    uint256 public constant MAX_SIGNED_BIDS = 32;
-    /// @notice EIP-712 type of a signed bid.
-    bytes32 public constant BID_TYPEHASH = keccak256("Bid(bytes32 orderId,uint96 pricePerSecond,uint48 expiry)");
+    /// @dev Hard cap on the protocol fee (10%).
+    uint16 private constant MAX_PROTOCOL_FEE_BPS = 1_000;
+    /// @dev Hard cap on the keeper fee (1%).
+    uint16 private constant MAX_KEEPER_FEE_BPS = 100;
+    /// @dev Most signed bids one award considers.
+    uint256 private constant MAX_SIGNED_BIDS = 32;
+    /// @dev EIP-712 type of a signed bid.
+    bytes32 private constant BID_TYPEHASH = keccak256("Bid(bytes32 orderId,uint96 pricePerSecond,uint48 expiry)");
 
     /// @dev One order/lease, four slots. Settlement touches only slots A and D.
     /// A: status (8) | tokenId (8) | protocolFeeBps (16) | keeperFeeBps (16) | lowBalance (8) |
@@ -55,8 +55,14 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         uint48 settledAt;
         uint48 end;
         uint96 escrow;
-        bool service;
+        uint8 kind;
     }
+
+    /// @dev `State.kind`: how a lease accrues. A batch lease whose result was posted stops accruing
+    /// at that moment (its end becomes the result time) and is held for the challenge window.
+    uint8 private constant KIND_BATCH = 0;
+    uint8 private constant KIND_SERVICE = 1;
+    uint8 private constant KIND_HELD = 2;
 
     /// @dev Bit offsets of slot A's fields, as the compiler packs `State` (first member lowest).
     /// The settlement path reads and writes slot A as one word through these.
@@ -67,7 +73,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     uint256 private constant A_SETTLED_AT = 56;
     uint256 private constant A_END = 104;
     uint256 private constant A_ESCROW = 152;
-    uint256 private constant A_SERVICE = 248;
+    uint256 private constant A_KIND = 248;
     uint256 private constant A_LOW_BALANCE = 1 << A_LOW_BALANCE_BIT;
     /// @dev Everything but settledAt and escrow.
     uint256 private constant A_ESCROW_MASK = uint256(type(uint96).max) << A_ESCROW;
@@ -115,6 +121,8 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     address private _treasury;
     uint8 private _tokenCount;
     address private _results;
+    /// @dev The results contract's challenge window (read when it is set).
+    uint48 private _challengeWindow;
 
 
     mapping(address token => TokenInfo) private _tokenInfo;
@@ -307,7 +315,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         CloseReason reason = CloseReason.TenantClosed;
         bool party = true;
         if (msg.sender == tenant) {
-            // reason stays TenantClosed
+            // reason stays TenantClosed; on a held lease this accepts the result and pays for it
         } else if (msg.sender == provider || _staking.providerOf(msg.sender) == provider) {
             reason = CloseReason.ProviderClosed;
         } else {
@@ -319,9 +327,17 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         uint96 refund = _escrowOf(a);
         uint48 end = uint48(a >> A_END);
         if (!party) {
-            if (block.timestamp >= end) reason = CloseReason.Expired;
-            else if (refund == 0) reason = CloseReason.Exhausted;
-            else revert LeaseNotClosable(leaseId, end, refund);
+            if (a >> A_KIND == KIND_HELD) {
+                // Nothing accrued above while the result can still be challenged.
+                if (block.timestamp <= _holdEnd(a)) revert LeaseNotClosable(leaseId, uint48(_holdEnd(a)), refund);
+                reason = CloseReason.Completed;
+            } else if (block.timestamp >= end) {
+                reason = CloseReason.Expired;
+            } else if (refund == 0) {
+                reason = CloseReason.Exhausted;
+            } else {
+                revert LeaseNotClosable(leaseId, end, refund);
+            }
         }
         _flush(tally, slot.token);
         _clear(leaseId, Status.Closed);
@@ -384,11 +400,30 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         _setParams(params_);
     }
 
-    /// @notice Set the results contract, the one caller of `fault`.
+    /// @notice Set the results contract, the one caller of `fault` and `resultPosted`, and take
+    /// its challenge window.
     function setResults(address results_) external onlyOwner {
         if (results_ == address(0)) revert ZeroAddressMarket();
-        _results = results_;
+        (_results, _challengeWindow) = (results_, IResults(results_).challengeWindow());
         emit ResultsSet(results_);
+    }
+
+    /// @notice The operator of batch lease `leaseId`'s provider posted its result (called by the
+    /// results contract). The lease stops accruing now: its end becomes this moment. What is not
+    /// yet settled, and the collateral, are held for the challenge window: until it ends only the
+    /// tenant can settle or close the lease (accepting the result), a fraud proof refunds it all,
+    /// and a provider that closes it forfeits what is held; after it anyone can close it as
+    /// Completed. Service leases are not touched.
+    function resultPosted(bytes32 leaseId) external {
+        if (msg.sender != _results) revert NotResults(msg.sender);
+        Job storage job = _jobs[leaseId];
+        uint256 a = _loadState(job);
+        if (uint8(a) != uint8(Status.Leased) || a >> A_KIND != KIND_BATCH) return;
+        _storeState(
+            job,
+            (a & ~(uint256(type(uint48).max) << A_END)) | (block.timestamp << A_END)
+                | (uint256(KIND_HELD) << A_KIND)
+        );
     }
 
     /// @notice Results contract this market takes faults from.
@@ -485,13 +520,8 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         return _protocolFees[token];
     }
 
-    /// @inheritdoc IMarket
-    function orderIdOf(address tenant, OrderParams calldata p) public pure returns (bytes32) {
-        return keccak256(abi.encode(tenant, p));
-    }
-
-    /// @inheritdoc IMarket
-    function bidDigest(bytes32 orderId, uint96 price, uint48 expiry) public view returns (bytes32) {
+    /// @dev EIP-712 digest an operator signs for a bid (domain "gridlease Market", version "1").
+    function _bidDigest(bytes32 orderId, uint96 price, uint48 expiry) private view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(BID_TYPEHASH, orderId, price, expiry)));
     }
 
@@ -530,7 +560,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         if (p.gpuCount == 0) revert InvalidOrder("gpuCount", 0);
         if (p.gpuClass > 63) revert InvalidOrder("gpuClass", p.gpuClass);
 
-        orderId = orderIdOf(msg.sender, p);
+        orderId = keccak256(abi.encode(msg.sender, p));
         Job storage job = _jobs[orderId];
         if (job.state.status != Status.None) revert OrderExists(orderId);
         uint48 biddingEnd = uint48(block.timestamp) + p.bidWindow;
@@ -567,7 +597,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         job.state.end = end;
         if (terms.service) {
             // Slot B, empty once awarded, keeps the provider's heartbeat epoch for `_cap`.
-            job.state.service = true;
+            job.state.kind = KIND_SERVICE;
             (, uint64 epoch,) = _staking.liveness(provider);
             job.bidPrice = uint96(epoch);
         }
@@ -599,7 +629,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
             if (b.expiry < block.timestamp || price > terms.maxPrice || price < minPrice) continue;
             if (bestProvider != address(0) && price >= bestPrice) continue;
             (address operator, ECDSA.RecoverError err,) =
-                ECDSA.tryRecover(bidDigest(orderId, price, b.expiry), b.signature);
+                ECDSA.tryRecover(_bidDigest(orderId, price, b.expiry), b.signature);
             if (err != ECDSA.RecoverError.NoError) continue;
             IStaking.BidderInfo memory info = _staking.bidderInfo(operator);
             if (info.provider == address(0) || info.freeStake < collateral || !_fits(terms, info.capacity)) continue;
@@ -622,7 +652,7 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         bool ongoing
     ) private returns (uint256) {
         uint256 cap = type(uint256).max;
-        if (a >> A_SERVICE != 0) cap = _serviceCap(job, tally.provider);
+        if (a >> A_KIND != KIND_BATCH) cap = _kindCap(job, a, tally.provider);
         (uint256 amount, uint256 until) = _owedFrom(a, rate, scale, cap);
         // Nothing owed: no state change and no fee (KPR-04). An empty escrow is already final.
         if (amount == 0) return a;
@@ -667,11 +697,15 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     /// provider's last heartbeat + period while the epoch it was awarded in lasts, else that
     /// epoch's end. Slot B of a service lease holds its award epoch.
     function _cap(Job storage job, uint256 a, address provider) private view returns (uint256) {
-        return a >> A_SERVICE == 0 ? type(uint256).max : _serviceCap(job, provider);
+        return a >> A_KIND == KIND_BATCH ? type(uint256).max : _kindCap(job, a, provider);
     }
 
-    /// @dev `_cap` of a service lease.
-    function _serviceCap(Job storage job, address provider) private view returns (uint256) {
+    /// @dev `_cap` of a service lease, or of a held batch lease: nothing until its challenge
+    /// window ends, unless its tenant (accepting the result) calls.
+    function _kindCap(Job storage job, uint256 a, address provider) private view returns (uint256) {
+        if (a >> A_KIND == KIND_HELD) {
+            return block.timestamp > _holdEnd(a) || msg.sender == job.tenant ? type(uint256).max : 0;
+        }
         uint64 epoch = uint64(job.bidPrice);
         (uint48 at, uint64 current, uint16 period) = _staking.liveness(provider);
         if (current != epoch) return _staking.epochEnd(provider, epoch);
@@ -682,6 +716,11 @@ contract Market is IMarket, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     function _live(address provider) private view returns (bool) {
         (uint48 at,, uint16 period) = _staking.liveness(provider);
         return at != 0 && block.timestamp <= uint256(at) + period;
+    }
+
+    /// @dev Last second of a held lease's challenge window (its end is the result time).
+    function _holdEnd(uint256 a) private view returns (uint256) {
+        return uint256(uint48(a >> A_END)) + _challengeWindow;
     }
 
     /// @dev Escrow field of slot A.

@@ -147,15 +147,16 @@ contract Results {
     }
 
     /// @notice The provider's operator confirms it runs the lease (within `startWindow` of its
-    /// start). Posting a result also counts.
+    /// start). Posting a result also counts. Repeating it is a no-op, so a node may retry.
     /// @param terms The order's terms (with `tenant`, they hash to the id): give the lease start.
     function acknowledge(bytes32 leaseId, address tenant, IMarket.OrderParams calldata terms) external {
         _checkTerms(leaseId, tenant, terms);
         (address provider, uint256 start,) = _running(leaseId, terms);
         _onlyOperatorOf(provider);
-        if (block.timestamp > start + startWindow) revert StartWindowOver(leaseId, start + startWindow);
         Result storage r = _results[leaseId];
+        // Checked before the window: a posted result moved the lease end, and with it `start`.
         if (r.acknowledgedAfter != 0 || r.postedAt != 0) return;
+        if (block.timestamp > start + startWindow) revert StartWindowOver(leaseId, start + startWindow);
         // Stored +1 so an acknowledgement in the lease's first second still counts.
         uint32 after_ = uint32(block.timestamp - start) + 1;
         (r.provider, r.acknowledgedAfter) = (provider, after_);
@@ -198,14 +199,17 @@ contract Results {
         if (root == bytes32(0)) revert InvalidResult();
         IMarket.JobView memory v = market.getJob(leaseId);
         if (v.status != IMarket.Status.Leased) revert LeaseNotRunning(leaseId);
+        Result storage r = _results[leaseId];
+        // Before the deadline check: a batch result moves the lease end to its own time.
+        if (r.postedAt != 0) revert ResultAlreadyPosted(leaseId);
         // The lease end is the result deadline: a late result cannot race a missed-deadline proof.
         if (block.timestamp >= v.end) revert DeadlinePassed(leaseId, v.end);
         address provider = staking.providerOf(msg.sender);
         if (provider != v.provider) revert NotLeaseOperator(msg.sender, v.provider);
-        Result storage r = _results[leaseId];
-        if (r.postedAt != 0) revert ResultAlreadyPosted(leaseId);
         (r.root, r.provider, r.postedAt) = (root, provider, uint48(block.timestamp));
         emit ResultPosted(leaseId, provider, root, uri, metaHash);
+        // A batch lease stops accruing and is held for the challenge window.
+        market.resultPosted(leaseId);
     }
 
     /// @notice Prove that element (i, j) of the `matmul_i8` result posted for `leaseId` is wrong.
@@ -267,7 +271,8 @@ contract Results {
         if (id != leaseId) revert TermsMismatch(leaseId, id);
     }
 
-    /// @dev Provider, start and end of a running lease.
+    /// @dev Provider, start and end of a running lease (for a batch lease with a posted result,
+    /// `end` is the result time and `start` is not meaningful).
     function _running(bytes32 leaseId, IMarket.OrderParams calldata terms)
         private
         view

@@ -118,7 +118,7 @@ const HINTS: &[(&str, &str)] = &[
     ),
     (
         "LeaseNotClosable",
-        "only the tenant or provider may close a running lease with escrow left",
+        "only the tenant or provider may close a running lease with escrow left before its end; a lease whose result is in its challenge window closes after it (or when its tenant accepts by closing)",
     ),
     (
         "LeaseDepleted",

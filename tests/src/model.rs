@@ -124,8 +124,10 @@ pub struct Job {
     pub start: u64,
     /// Paid up to this second.
     pub settled_at: u64,
-    /// Lease end.
+    /// Lease end; for a batch lease with a posted result, the result time.
     pub end: u64,
+    /// A batch lease whose result was posted: held for the challenge window after `end`.
+    pub held: bool,
     /// Low-balance flag.
     pub low_balance: bool,
     /// The provider's heartbeat epoch at award (service leases).
@@ -304,14 +306,14 @@ impl Model {
         if job.status != Status::Leased {
             return Err("LeaseNotRunning");
         }
+        if self.results.contains_key(&id) {
+            return Err("ResultAlreadyPosted");
+        }
         if self.now >= job.end {
             return Err("DeadlinePassed");
         }
         if job.provider != provider {
             return Err("NotLeaseOperator");
-        }
-        if self.results.contains_key(&id) {
-            return Err("ResultAlreadyPosted");
         }
         let posted = Posted {
             provider,
@@ -319,6 +321,11 @@ impl Model {
             honest,
         };
         self.results.insert(id, posted);
+        let now = self.now;
+        let job = self.job(id);
+        if !job.order.service {
+            (job.end, job.held) = (now, true);
+        }
         Ok(())
     }
 
@@ -372,12 +379,13 @@ impl Model {
         if job.provider != provider {
             return Err("NotLeaseOperator");
         }
+        if self.acked.contains(&id) || self.results.contains_key(&id) {
+            return Ok(());
+        }
         if self.now > job.start + self.start_window {
             return Err("StartWindowOver");
         }
-        if !self.acked.contains(&id) && !self.results.contains_key(&id) {
-            self.acked.push(id);
-        }
+        self.acked.push(id);
         Ok(())
     }
 
@@ -608,6 +616,7 @@ impl Model {
             start: 0,
             settled_at: 0,
             end: 0,
+            held: false,
             low_balance: false,
             epoch: 0,
             protocol_fee_bps: 0,
@@ -773,7 +782,11 @@ impl Model {
             || self.provider_of(caller) == Some(job.provider);
         let split = self.accrue(id, caller, !party, false);
         let refund = self.jobs[&id].escrow;
-        if !party && self.now < job.end && refund != 0 {
+        let closable = match job.held {
+            true => self.now > job.end + self.challenge_window,
+            false => self.now >= job.end || refund == 0,
+        };
+        if !party && !closable {
             return Err("LeaseNotClosable");
         }
         let j = self.job(id);
@@ -862,9 +875,14 @@ impl Model {
         p.beat_at != 0 && self.now <= p.beat_at + self.heartbeat_period
     }
 
-    /// Until when lease `id` can accrue.
-    fn cap(&self, id: B256) -> u64 {
+    /// Until when lease `id` can accrue when `caller` settles it: a held lease not at all during
+    /// its challenge window unless its tenant (accepting the result) calls.
+    fn cap(&self, id: B256, caller: Address) -> u64 {
         let job = &self.jobs[&id];
+        if job.held {
+            let open = self.now > job.end + self.challenge_window || caller == job.tenant;
+            return if open { u64::MAX } else { 0 };
+        }
         if !job.order.service {
             return u64::MAX;
         }
@@ -913,7 +931,7 @@ impl Model {
     /// `ongoing` is false when the lease closes right after (no low-balance flag then).
     fn accrue(&mut self, id: B256, caller: Address, keeper_paid: bool, ongoing: bool) -> Split {
         let (now, scale, window) = (self.now, self.scale, self.params.low_balance_window);
-        let cap = self.cap(id);
+        let cap = self.cap(id, caller);
         let job = self.job(id);
         let until = now.min(job.end).min(cap);
         if until <= job.settled_at {

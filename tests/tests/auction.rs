@@ -47,13 +47,7 @@ fn create_order_succeeds_and_emits_all_terms() {
     assert_eq!(ev.params.specHash, params.specHash);
     assert_eq!(ev.params.specURI, params.specURI);
     assert_eq!(ev.biddingEnd.to::<u64>(), s.chain.now() + 600);
-    let expected_id = s.chain.view(
-        s.market,
-        Market::orderIdOfCall {
-            tenant: s.tenant(0),
-            p: params,
-        },
-    );
+    let expected_id = params.order_id(s.tenant(0));
     assert_eq!(ev.orderId, expected_id);
     assert_eq!(s.balance(s.token, s.tenant(0)), before - 50 * USDC);
     assert_eq!(s.balance(s.token, s.market), 50 * USDC);

@@ -205,8 +205,9 @@ enum Action {
         by: Who,
         deadline: bool,
     },
-    /// Jump to an edge of job `job`'s timeline (`biddingEnd`, award grace, lease end), where the
-    /// off-by-one bugs live: `edge` 0..6 picks the edge, odd values one second after it.
+    /// Jump to an edge of job `job`'s timeline (`biddingEnd`, award grace, lease end or result
+    /// time, end of a held lease's challenge window), where the off-by-one bugs live: `edge` 0..8
+    /// picks the edge, odd values one second after it.
     WarpToEdge {
         job: u8,
         edge: u8,
@@ -293,7 +294,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0..1_200u16, 0..150u16, prop::bool::weighted(0.1))
             .prop_map(|(protocol_fee_bps, keeper_fee_bps, paused)| Action::SetParams { protocol_fee_bps, keeper_fee_bps, paused }),
         6 => warp().prop_map(|secs| Action::Warp { secs }),
-        2 => (job.clone(), 0..6u8).prop_map(|(job, edge)| Action::WarpToEdge { job, edge }),
+        2 => (job.clone(), 0..8u8).prop_map(|(job, edge)| Action::WarpToEdge { job, edge }),
         3 => (job.clone(), prop::bool::weighted(0.6)).prop_map(|(job, honest)| Action::PostResult { job, honest }),
         3 => (job, who()).prop_map(|(job, by)| Action::ProveFraud { job, by }),
         1 => who().prop_map(|who| Action::WithdrawSlashCredit { who }),
@@ -457,13 +458,7 @@ impl Run {
                     p.jobKind = 2;
                 }
                 let who = self.s.tenant(tenant);
-                let id = self.s.chain.view(
-                    market,
-                    Market::orderIdOfCall {
-                        tenant: who,
-                        p: p.clone(),
-                    },
-                );
+                let id = p.order_id(who);
                 let order = Order {
                     deposit: p.deposit.to(),
                     max_price: p.maxPricePerSecond.to(),
@@ -869,7 +864,8 @@ impl Run {
                 let at = match edge / 2 {
                     0 => j.bidding_end,
                     1 => j.bidding_end + self.m.params.award_grace,
-                    _ => j.end,
+                    2 => j.end,
+                    _ => j.end + self.m.challenge_window,
                 } + u64::from(edge % 2);
                 if at > self.s.chain.now() {
                     self.s.chain.set_time(at);

@@ -193,9 +193,14 @@ fn closing_early_does_not_escape_the_proof() {
     let (bad, p) = cheat(&l);
     let op = s.operator(0);
     post(&mut s, l.id, &bad, op).expect_success();
-    // The provider closes right after posting, collecting its pay and its collateral.
+    // The provider closes right after posting, forfeiting the held pay, taking its collateral.
     s.chain.warp(30);
-    s.close(op, l.id).expect_success();
+    let r = s.close(op, l.id).expect_success();
+    assert_eq!(
+        r.event::<Market::LeaseClosed>().paid,
+        0,
+        "held pay forfeited"
+    );
     let (stake0, locked0) = stake_of(&mut s, 0);
     assert_eq!(locked0, 0);
     let (tenant, keeper) = (s.tenant(0), s.keeper.address);
@@ -465,4 +470,88 @@ fn missed_result_deadline_is_slashed_and_a_late_result_cannot_race_it_stk12() {
         c: vec![],
     };
     assert_revert!(missed(&mut s, &l3, keeper), ResultsErrors::NotABatchJob);
+}
+
+/// Rate of `lease` in token units per second (PRICE at 18 decimals, a 6-decimal token).
+const UNITS_PER_SECOND: u128 = PRICE / 1_000_000_000_000;
+
+fn closed(r: &Receipt) -> Market::LeaseClosed {
+    r.event::<Market::LeaseClosed>()
+}
+
+#[test]
+fn a_posted_result_stops_accrual_and_holds_payment_and_collateral_for_the_window() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(16));
+    let (op, keeper, tenant, token) = (s.operator(0), s.keeper.address, s.tenant(0), s.token);
+    s.chain.warp(100);
+    let posted_at = s.chain.now();
+    post(&mut s, l.id, &l.c, op).expect_success();
+    assert_eq!(
+        s.job(l.id).end.to::<u64>(),
+        posted_at,
+        "the result ends the lease"
+    );
+
+    // During the window a keeper can neither settle nor close it: the pay is held.
+    s.chain.warp(CHALLENGE_WINDOW);
+    let r = s.settle(keeper, vec![l.id]).expect_success();
+    assert!(
+        r.events::<Market::LeaseSettled>().is_empty(),
+        "nothing paid"
+    );
+    let r = s.close(keeper, l.id);
+    assert_revert!(r, MarketErrors::LeaseNotClosable);
+    assert_eq!(stake_of(&mut s, 0).1, COLLATERAL, "collateral still locked");
+
+    // One second after the window anyone completes it: paid up to the result, not a second more.
+    s.chain.warp(1);
+    let before = s.balance(token, tenant);
+    let r = s.close(keeper, l.id).expect_success();
+    let e = closed(&r);
+    assert_eq!(e.reason, 5, "Completed");
+    assert_eq!(e.paid.to::<u128>(), 100 * UNITS_PER_SECOND);
+    assert!(
+        e.keeperFee.to::<u128>() > 0,
+        "the keeper that completes it is paid"
+    );
+    assert_eq!(e.refund.to::<u128>(), 10 * USDC - 100 * UNITS_PER_SECOND);
+    assert_eq!(s.balance(token, tenant) - before, e.refund.to::<u128>());
+    assert_eq!(stake_of(&mut s, 0).1, 0, "collateral released");
+}
+
+#[test]
+fn the_tenant_accepts_a_held_result_by_closing_and_pays_up_to_the_result() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(16));
+    let (op, tenant) = (s.operator(0), s.tenant(0));
+    s.chain.warp(40);
+    post(&mut s, l.id, &l.c, op).expect_success();
+    s.chain.warp(500);
+    let e = closed(&s.close(tenant, l.id).expect_success());
+    assert_eq!(e.reason, 0, "TenantClosed");
+    assert_eq!(e.paid.to::<u128>(), 40 * UNITS_PER_SECOND);
+    assert_eq!(e.keeperFee.to::<u128>(), 0);
+    assert_eq!(stake_of(&mut s, 0).1, 0);
+}
+
+#[test]
+fn a_fraud_proof_during_the_hold_refunds_everything_unsettled() {
+    let mut s = Suite::new();
+    let l = lease(&mut s, job(16));
+    let (bad, p) = cheat(&l);
+    let (op, keeper, tenant, token) = (s.operator(0), s.keeper.address, s.tenant(0), s.token);
+    s.chain.warp(50);
+    s.settle(keeper, vec![l.id]).expect_success();
+    s.chain.warp(50);
+    post(&mut s, l.id, &bad, op).expect_success();
+    s.chain.warp(CHALLENGE_WINDOW - 1);
+    let before = s.balance(token, tenant);
+    let r = prove(&mut s, keeper, call(&l, tenant, &p)).expect_success();
+    assert_eq!(closed(&r).reason, 4, "Faulted");
+    // The 50 seconds settled before stay paid; the 50 held ones come back.
+    assert_eq!(
+        s.balance(token, tenant) - before,
+        10 * USDC - 50 * UNITS_PER_SECOND
+    );
 }

@@ -257,3 +257,27 @@ fn a_chain_halt_is_not_slashed_once_the_provider_beats_again_stk11() {
         .stake;
     assert_eq!(stake, 10_000 * USDC, "never slashed");
 }
+
+#[test]
+fn a_result_on_a_service_lease_does_not_end_or_hold_it() {
+    let mut s = Suite::new();
+    s.ensure_registered(0);
+    heartbeat(&mut s, 0).expect_success();
+    let id = service_lease(&mut s, 0, 7);
+    let end = s.job(id).end;
+    let (op, results) = (s.operator(0), s.results);
+    let call = Results::postResultCall {
+        leaseId: id,
+        root: B256::repeat_byte(1),
+        uri: "https://provider.example/log".into(),
+        metaHash: B256::ZERO,
+    };
+    s.chain.send(op, results, call).expect_success();
+    assert_eq!(s.job(id).end, end, "a service lease runs on");
+    s.chain.warp(60);
+    heartbeat(&mut s, 0).expect_success();
+    let keeper = s.keeper.address;
+    let r = s.settle(keeper, vec![id]).expect_success();
+    let paid = r.event::<Market::LeaseSettled>().amount.to::<u128>();
+    assert_eq!(paid, 60 * PER_SEC, "and keeps paying while live");
+}

@@ -221,7 +221,7 @@ fn create_order_reverts_false_return_token_without_balance_tok03() {
     reverts!(r, SafeERC20FailedOperation(token));
     assert_eq!(s.balance(token, tenant), 10 * USDC);
     assert_eq!(s.balance(token, market), 0);
-    let id = s.chain.view(market, Market::orderIdOfCall { tenant, p });
+    let id = p.order_id(tenant);
     assert_eq!(s.job(id).status, 0, "no order was recorded");
 }
 
@@ -333,8 +333,7 @@ fn frozen_token_exits_after_thaw(blacklist_market: bool) {
     freeze(&mut s, true);
     let p = order_in(&s, token, 10 * USDC);
     check(&s.try_create(1, p.clone()));
-    let call = Market::orderIdOfCall { tenant: tenant1, p };
-    let orphan = s.chain.view(market, call);
+    let orphan = p.order_id(tenant1);
     assert_eq!(s.job(orphan).status, 0, "nothing recorded");
     assert_eq!(s.balance(token, tenant1), 10 * USDC, "nothing moved");
     assert_eq!(settled(&mut s, id), USDC);

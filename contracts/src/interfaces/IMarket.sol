@@ -26,7 +26,8 @@ interface IMarket {
         ProviderClosed,
         Expired,
         Exhausted,
-        Faulted
+        Faulted,
+        Completed
     }
 
     /// @notice What a tenant asks for. Hashed with the tenant into the order id.
@@ -278,10 +279,6 @@ interface IMarket {
     function withdrawFees(address token) external returns (uint256 amount);
     /// @notice Credit of `account` in `token`.
     function creditOf(address token, address account) external view returns (uint256);
-    /// @notice The order id `tenant` gets for `params`.
-    function orderIdOf(address tenant, OrderParams calldata p) external pure returns (bytes32);
-    /// @notice EIP-712 digest an operator signs for a bid.
-    function bidDigest(bytes32 orderId, uint96 pricePerSecond, uint48 expiry) external view returns (bytes32);
     /// @notice Governance parameters.
     function params() external view returns (Params memory);
     /// @notice The staking contract.
@@ -294,6 +291,16 @@ interface IMarket {
     function fault(bytes32 leaseId, address provider, address tenant, uint96 collateral, bytes32 evidence, address reporter)
         external
         returns (uint256 slashed);
+    /// @notice The results contract saw batch lease `leaseId`'s result posted: stop its accrual
+    /// and hold it for the challenge window; only the results contract may call.
+    function resultPosted(bytes32 leaseId) external;
     /// @notice Receiver of protocol fees.
     function treasury() external view returns (address);
+}
+
+/// @title IResults
+/// @notice What the market reads of the results contract.
+interface IResults {
+    /// @notice Seconds after posting during which a result can be proven wrong.
+    function challengeWindow() external view returns (uint48);
 }
