@@ -11,16 +11,19 @@ use alloy::{
     sol_types::SolEvent,
 };
 use anyhow::Result;
-use gridlease_bindings::{Market, Results, results::MatmulProof::Job};
+use gridlease_bindings::{
+    Market, Results,
+    results::MatmulProof::{DataJob, Job as SeededJob, Operands},
+};
 use gridlease_core::{
     chain::{classify, classify_rpc, send},
-    matmul::{self, Matmul},
+    matmul::{self, Matmul, MatmulData},
     merkle::MerkleTree,
     spec::{RunSpec, Workload},
 };
 use serde_json::json;
 
-use crate::ctx::{Ctx, Output, UserError, from_block, parse_id, user};
+use crate::ctx::{Ctx, Output, UserError, fetch, from_block, parse_id, user};
 
 /// Bytes per result leaf (the matmul leaf: 8 big-endian int32).
 const LEAF_BYTES: usize = 32;
@@ -35,29 +38,21 @@ pub(crate) struct Opts {
     pub(crate) prove: bool,
 }
 
-async fn fetch(uri: &str) -> Result<Vec<u8>> {
-    if uri.starts_with("http://") || uri.starts_with("https://") {
-        let resp = alloy::transports::http::reqwest::get(uri)
-            .await
-            .map_err(|e| {
-                UserError(format!(
-                    "cannot download {uri}: {e}; the provider may be offline, try --file"
-                ))
-            })?;
-        if !resp.status().is_success() {
-            return user(format!(
-                "{uri} answered {}; try again later or use --file",
-                resp.status()
-            ));
+/// The built-in job a result is checked against.
+enum Job {
+    /// Seeded inputs.
+    Seeded(Matmul),
+    /// Inputs given as data, downloaded and checked against the spec's roots.
+    Data(Box<MatmulData>),
+}
+
+impl Job {
+    fn ops(&self) -> &dyn matmul::Operands {
+        match self {
+            Self::Seeded(j) => j,
+            Self::Data(d) => d.as_ref(),
         }
-        return Ok(resp
-            .bytes()
-            .await
-            .map_err(|e| UserError(format!("download of {uri} broke off: {e}")))?
-            .to_vec());
     }
-    let path = uri.strip_prefix("file://").unwrap_or(uri);
-    std::fs::read(path).map_err(|e| UserError(format!("cannot read {path}: {e}")).into())
 }
 
 /// Run `result`.
@@ -141,14 +136,28 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
 
     // Built-in job: check the product itself.
     let spec = RunSpec::from_data_uri(&created.params.specURI, created.params.specHash).ok();
-    let Some(Workload::MatmulI8 { m, k, n, seed }) = spec.map(|s| s.workload) else {
-        h += "  check      not a built-in job: the commitment is all that can be checked\n";
-        return Ok(Output {
-            human: h,
-            json: out,
-        });
+    let job = match spec.map(|s| s.workload) {
+        Some(Workload::MatmulI8 { m, k, n, seed }) => Job::Seeded(Matmul { seed, m, k, n }),
+        Some(mut w @ Workload::MatmulI8Data { .. }) => {
+            let Workload::MatmulI8Data { a_uri, b_uri, .. } = &w else {
+                unreachable!("matched above")
+            };
+            let (a, b) = (fetch(a_uri).await?, fetch(b_uri).await?);
+            let data = w
+                .resolve(a, &b)
+                .map_err(|e| UserError(format!("the job's inputs: {e}")))?
+                .expect("a data job");
+            Job::Data(Box::new(data))
+        }
+        _ => {
+            h += "  check      not a built-in job: the commitment is all that can be checked\n";
+            return Ok(Output {
+                human: h,
+                json: out,
+            });
+        }
     };
-    let job = Matmul { seed, m, k, n };
+    let (m, k, n) = job.ops().shape();
     if bytes.len() != m as usize * n as usize * 4 {
         h += &format!("  check      wrong size for a {m}x{n} INT32 result\n");
         out["matmul"] = json!({ "ok": false, "reason": "size" });
@@ -162,7 +171,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
         .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     let r_seed = B256::from(rand08::random::<[u8; 32]>());
-    let Some(fraud) = matmul::localize(&job, &c, r_seed) else {
+    let Some(fraud) = matmul::localize(job.ops(), &c, r_seed) else {
         h += &format!(
             "  check      verified: C = A x B ({m}x{k} by {k}x{n}, Freivalds over 2^61-1)\n"
         );
@@ -189,17 +198,51 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
         });
     }
     ctx.wallet()?;
-    let call = r.proveMatmulFraud(
-        id,
-        created.tenant,
-        created.params.into(),
-        Job { seed, m, k, n },
-        U256::from(fraud.i),
-        U256::from(fraud.j),
-        Bytes::from(fraud.leaf),
-        fraud.proof,
-    );
-    let receipt = send(call).await?;
+    let (i, j) = (U256::from(fraud.i), U256::from(fraud.j));
+    let terms = created.params.into();
+    let leaf = Bytes::from(fraud.leaf);
+    let receipt = match &job {
+        Job::Seeded(job) => {
+            let seeded = SeededJob {
+                seed: job.seed,
+                m,
+                k,
+                n,
+            };
+            let call =
+                r.proveMatmulFraud(id, created.tenant, terms, seeded, i, j, leaf, fraud.proof);
+            send(call).await?
+        }
+        Job::Data(d) => {
+            let p = d.input_proof(fraud.i, fraud.j);
+            let (ra, rb) = (d.a_tree().root(), d.b_tree().root());
+            let data = DataJob {
+                aRoot: ra,
+                bRoot: rb,
+                m,
+                k,
+                n,
+            };
+            let ops = Operands {
+                aRow: p.a_row.into(),
+                aProof: p.a_proof,
+                bCol: p.b_col.into(),
+                bProof: p.b_proof,
+            };
+            let call = r.proveMatmulDataFraud(
+                id,
+                created.tenant,
+                terms,
+                data,
+                i,
+                j,
+                ops,
+                leaf,
+                fraud.proof,
+            );
+            send(call).await?
+        }
+    };
     h += &format!(
         "  proven     tx {}: the provider was slashed, the lease refunded\n",
         receipt.transaction_hash

@@ -502,6 +502,56 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
     std::fs::write(&other, encode(&bad)).expect("write");
     let v = n.json(&["result", &ids[0], "--file", other.to_str().expect("utf8")]);
     assert_eq!(v["matchesCommitment"], false);
+
+    // Inputs given as data: submit commits their roots, the proof carries a row and a column.
+    let (m, k, kn) = (8usize, 40usize, 6usize);
+    let a: Vec<u8> = (0..m * k).map(|x| (x * 31 + 7) as u8).collect();
+    let b: Vec<u8> = (0..k * kn).map(|x| (x * 17 + 200) as u8).collect();
+    let (fa, fb) = (n.dir.path().join("a.bin"), n.dir.path().join("b.bin"));
+    std::fs::write(&fa, &a).expect("write A");
+    std::fs::write(&fb, &b).expect("write B");
+    let data = SPEC.replace("INSTANT", "true").replace(
+        "n = 64",
+        &format!(
+            "m = {m}\nk = {k}\nn = {kn}\na = \"file://{}\"\nb = \"file://{}\"",
+            fa.display(),
+            fb.display()
+        ),
+    );
+    let spec = n.spec("data.toml", &data);
+    let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
+    send(Market::new(market, &op.provider).bid(id, U96::from(1_000_000_000_000_000u128)))
+        .await
+        .expect("bid");
+    let d = gridlease_core::matmul::MatmulData::from_row_major(8, 40, 6, a, &b).expect("shape");
+    let mut c = multiply(&d.a, &d.bt, m, k, kn, 1);
+    c[5 * kn + 2] ^= 1 << 9;
+    let file = n.dir.path().join("cdata.bin");
+    std::fs::write(&file, encode(&c)).expect("write result");
+    let r = Results::new(results, &op.provider);
+    let post = r.postResult(
+        id,
+        commit(&c).root(),
+        format!("file://{}", file.display()),
+        B256::ZERO,
+    );
+    send(post).await.expect("post result");
+    let v = n.json(&["result", &id.to_string(), "--prove"]);
+    assert_eq!(
+        (v["matmul"]["i"].as_u64(), v["matmul"]["j"].as_u64()),
+        (Some(5), Some(2))
+    );
+    assert!(v["proveTx"].is_string(), "{v}");
+    assert_eq!(n.json(&["status", &id.to_string()])["status"], "closed");
+    // A changed input no longer matches the roots the order committed to.
+    std::fs::write(&fb, [0u8; 240]).expect("write B");
+    let r = n.cli(&["result", &id.to_string()]);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("the downloaded B has root"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[tokio::test]

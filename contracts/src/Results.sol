@@ -227,7 +227,43 @@ contract Results {
         bytes calldata leaf,
         bytes32[] calldata proof
     ) external returns (uint256 slashed) {
-        Result storage r = _results[leaseId];
+        Result storage r = _challengeable(leaseId, tenant, terms, MatmulProof.specHash(job));
+        (int256 claimed, int256 correct) = MatmulProof.check(job, r.root, i, j, leaf, proof);
+        slashed = _matmulFault(r, leaseId, tenant, terms.collateral, i, j, claimed, correct);
+    }
+
+    /// @notice `proveMatmulFraud` for a `matmul_i8` job whose inputs are data committed by the
+    /// tenant (A by rows, B by columns): `ops` carries row i of A and column j of B with their
+    /// Merkle proofs against the roots in `job`, which must hash to `terms.specHash`.
+    function proveMatmulDataFraud(
+        bytes32 leaseId,
+        address tenant,
+        IMarket.OrderParams calldata terms,
+        MatmulProof.DataJob calldata job,
+        uint256 i,
+        uint256 j,
+        MatmulProof.Operands calldata ops,
+        bytes calldata leaf,
+        bytes32[] calldata proof
+    ) external returns (uint256 slashed) {
+        Result storage r = _challengeable(leaseId, tenant, terms, MatmulProof.dataSpecHash(job));
+        (int256 claimed, int256 correct) = MatmulProof.checkData(job, r.root, i, j, ops, leaf, proof);
+        slashed = _matmulFault(r, leaseId, tenant, terms.collateral, i, j, claimed, correct);
+    }
+
+    /// @notice The result posted for `leaseId` (zero if none).
+    function resultOf(bytes32 leaseId) external view returns (Result memory) {
+        return _results[leaseId];
+    }
+
+    /// @dev The result of `leaseId`, if it can still be proven wrong as the `matmul_i8` job whose
+    /// parameters hash to `spec`.
+    function _challengeable(bytes32 leaseId, address tenant, IMarket.OrderParams calldata terms, bytes32 spec)
+        private
+        view
+        returns (Result storage r)
+    {
+        r = _results[leaseId];
         uint256 postedAt = r.postedAt;
         if (postedAt == 0) revert NoResult(leaseId);
         if (r.faulted) revert AlreadyFaulted(leaseId);
@@ -235,20 +271,25 @@ contract Results {
             revert ChallengeWindowOver(leaseId, postedAt + challengeWindow);
         }
         _checkTerms(leaseId, tenant, terms);
-        bytes32 spec = MatmulProof.specHash(job);
         if (terms.jobKind != 1 || spec != terms.specHash) revert NotThisMatmulJob(terms.specHash, spec);
-        (int256 claimed, int256 correct) = MatmulProof.check(job, r.root, i, j, leaf, proof);
+    }
+
+    function _matmulFault(
+        Result storage r,
+        bytes32 leaseId,
+        address tenant,
+        uint96 collateral,
+        uint256 i,
+        uint256 j,
+        int256 claimed,
+        int256 correct
+    ) private returns (uint256) {
         if (claimed == correct) revert NoFraud(i, j, correct);
         r.faulted = true;
         emit MatmulFraudProven(leaseId, msg.sender, i, j, claimed, correct);
-        slashed = market.fault(
-            leaseId, r.provider, tenant, terms.collateral, keccak256(abi.encode("matmul_i8", leaseId)), msg.sender
+        return market.fault(
+            leaseId, r.provider, tenant, collateral, keccak256(abi.encode("matmul_i8", leaseId)), msg.sender
         );
-    }
-
-    /// @notice The result posted for `leaseId` (zero if none).
-    function resultOf(bytes32 leaseId) external view returns (Result memory) {
-        return _results[leaseId];
     }
 
     function _livenessFault(

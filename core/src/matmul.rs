@@ -13,6 +13,11 @@
 //!   tree ([`crate::merkle`]). The provider commits its root.
 //! - **Spec hash** of a matmul order: `keccak256(abi.encode(MATMUL_I8_TYPEHASH, seed, m, k, n))`,
 //!   so the contract can check the job parameters a fraud proof claims.
+//! - **Inputs as data** ([`MatmulData`]): A (row-major, m x k) and B (row-major, k x n) given as
+//!   bytes, committed as two positional trees: leaf i of A's is row i of A, leaf j of B's is
+//!   column j of B (k bytes each). The spec hash is then
+//!   `keccak256(abi.encode(MATMUL_I8_DATA_TYPEHASH, aRoot, bRoot, m, k, n))` and a fraud proof
+//!   carries the row and the column with their Merkle proofs.
 //! - **Checking.** Freivalds' algorithm over GF(2^61 - 1): `A(B r) == C r` for a random `r`, in
 //!   O(mk + kn + mn) instead of O(mkn). A mismatching row is then recomputed exactly to find the
 //!   wrong element, from which [`FraudProof`] is built.
@@ -38,6 +43,43 @@ pub const P: u64 = (1 << 61) - 1;
 /// `keccak256("gridlease.matmul_i8.v1(bytes32 seed,uint32 m,uint32 k,uint32 n)")`.
 pub fn typehash() -> B256 {
     keccak256("gridlease.matmul_i8.v1(bytes32 seed,uint32 m,uint32 k,uint32 n)")
+}
+
+/// `keccak256("gridlease.matmul_i8_data.v1(bytes32 aRoot,bytes32 bRoot,uint32 m,uint32 k,uint32 n)")`.
+pub fn data_typehash() -> B256 {
+    keccak256("gridlease.matmul_i8_data.v1(bytes32 aRoot,bytes32 bRoot,uint32 m,uint32 k,uint32 n)")
+}
+
+/// The spec hash of a data job with input roots `a_root` (A by rows) and `b_root` (B by columns).
+pub fn data_spec_hash(a_root: B256, b_root: B256, m: u32, k: u32, n: u32) -> B256 {
+    keccak256((data_typehash(), a_root, b_root, m, k, n).abi_encode())
+}
+
+/// Check a shape: every side at least 1, k small enough for exact INT32 accumulation.
+pub fn validate_shape(m: u32, k: u32, n: u32) -> Result<(), String> {
+    if m == 0 || k == 0 || n == 0 {
+        return Err("m, k and n must be at least 1".into());
+    }
+    if k > MAX_K {
+        return Err(format!(
+            "k = {k} is above {MAX_K}: INT32 accumulation would overflow"
+        ));
+    }
+    Ok(())
+}
+
+/// The operands of a matmul job, wherever they come from.
+pub trait Operands {
+    /// (m, k, n).
+    fn shape(&self) -> (u32, u32, u32);
+    /// Row `i` of A (k elements).
+    fn a_row(&self, i: u32) -> Vec<i8>;
+    /// Column `j` of B (k elements).
+    fn b_col(&self, j: u32) -> Vec<i8>;
+    /// A, row-major (m x k).
+    fn a(&self) -> std::borrow::Cow<'_, [i8]>;
+    /// B transposed: row j is column j of B (n x k).
+    fn bt(&self) -> std::borrow::Cow<'_, [i8]>;
 }
 
 /// A matmul job: shape and seed.
@@ -95,16 +137,7 @@ pub fn generate(seed: B256, tag: u8, start: u64, count: usize) -> Vec<i8> {
 impl Matmul {
     /// Check the shape.
     pub fn validate(&self) -> Result<(), String> {
-        if self.m == 0 || self.k == 0 || self.n == 0 {
-            return Err("m, k and n must be at least 1".into());
-        }
-        if self.k > MAX_K {
-            return Err(format!(
-                "k = {} is above {MAX_K}: INT32 accumulation would overflow",
-                self.k
-            ));
-        }
-        Ok(())
+        validate_shape(self.m, self.k, self.n)
     }
 
     /// The order's spec hash.
@@ -145,6 +178,147 @@ impl Matmul {
     /// Leaves of C's tree.
     pub fn leaves(&self) -> u64 {
         (u64::from(self.m) * u64::from(self.n)).div_ceil(LEAF_ELEMS as u64)
+    }
+}
+
+impl Operands for Matmul {
+    fn shape(&self) -> (u32, u32, u32) {
+        (self.m, self.k, self.n)
+    }
+    fn a_row(&self, i: u32) -> Vec<i8> {
+        Self::a_row(self, i)
+    }
+    fn b_col(&self, j: u32) -> Vec<i8> {
+        Self::b_col(self, j)
+    }
+    fn a(&self) -> std::borrow::Cow<'_, [i8]> {
+        Self::a(self).into()
+    }
+    fn bt(&self) -> std::borrow::Cow<'_, [i8]> {
+        Self::bt(self).into()
+    }
+}
+
+/// A matmul job whose inputs are data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatmulData {
+    /// Rows of A and C.
+    pub m: u32,
+    /// Columns of A, rows of B.
+    pub k: u32,
+    /// Columns of B and C.
+    pub n: u32,
+    /// A, row-major (m x k).
+    pub a: Vec<i8>,
+    /// B transposed (n x k): row j is column j of B.
+    pub bt: Vec<i8>,
+}
+
+/// Row i of A and column j of B of a data job with their Merkle proofs (`MatmulProof.Operands`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputProof {
+    /// Row i of A.
+    pub a_row: Vec<u8>,
+    /// Its proof in A's row tree.
+    pub a_proof: Vec<B256>,
+    /// Column j of B.
+    pub b_col: Vec<u8>,
+    /// Its proof in B's column tree.
+    pub b_proof: Vec<B256>,
+}
+
+fn as_bytes(v: &[i8]) -> Vec<u8> {
+    v.iter().map(|&x| x as u8).collect()
+}
+
+fn as_i8(v: Vec<u8>) -> Vec<i8> {
+    v.into_iter().map(|b| b as i8).collect()
+}
+
+impl MatmulData {
+    /// A job from the bytes of A (row-major m x k) and B (row-major k x n), as a tenant gives
+    /// them; errors name the operand whose size does not fit the shape.
+    pub fn from_row_major(m: u32, k: u32, n: u32, a: Vec<u8>, b: &[u8]) -> Result<Self, String> {
+        validate_shape(m, k, n)?;
+        let (mu, ku, nu) = (m as usize, k as usize, n as usize);
+        if a.len() != mu * ku {
+            return Err(format!(
+                "A has {} bytes; a {m} x {k} INT8 matrix has {}",
+                a.len(),
+                mu * ku
+            ));
+        }
+        if b.len() != ku * nu {
+            return Err(format!(
+                "B has {} bytes; a {k} x {n} INT8 matrix has {}",
+                b.len(),
+                ku * nu
+            ));
+        }
+        let mut bt = vec![0i8; nu * ku];
+        for t in 0..ku {
+            for j in 0..nu {
+                bt[j * ku + t] = b[t * nu + j] as i8;
+            }
+        }
+        Ok(Self {
+            m,
+            k,
+            n,
+            a: as_i8(a),
+            bt,
+        })
+    }
+
+    /// A's tree: leaf i is row i.
+    pub fn a_tree(&self) -> MerkleTree {
+        MerkleTree::from_chunks(&as_bytes(&self.a), self.k as usize)
+    }
+
+    /// B's tree: leaf j is column j.
+    pub fn b_tree(&self) -> MerkleTree {
+        MerkleTree::from_chunks(&as_bytes(&self.bt), self.k as usize)
+    }
+
+    /// The order's spec hash.
+    pub fn spec_hash(&self) -> B256 {
+        data_spec_hash(
+            self.a_tree().root(),
+            self.b_tree().root(),
+            self.m,
+            self.k,
+            self.n,
+        )
+    }
+
+    /// Row i of A and column j of B with their proofs.
+    pub fn input_proof(&self, i: u32, j: u32) -> InputProof {
+        InputProof {
+            a_row: as_bytes(&Operands::a_row(self, i)),
+            a_proof: self.a_tree().proof(u64::from(i)),
+            b_col: as_bytes(&Operands::b_col(self, j)),
+            b_proof: self.b_tree().proof(u64::from(j)),
+        }
+    }
+}
+
+impl Operands for MatmulData {
+    fn shape(&self) -> (u32, u32, u32) {
+        (self.m, self.k, self.n)
+    }
+    fn a_row(&self, i: u32) -> Vec<i8> {
+        let k = self.k as usize;
+        self.a[i as usize * k..(i as usize + 1) * k].to_vec()
+    }
+    fn b_col(&self, j: u32) -> Vec<i8> {
+        let k = self.k as usize;
+        self.bt[j as usize * k..(j as usize + 1) * k].to_vec()
+    }
+    fn a(&self) -> std::borrow::Cow<'_, [i8]> {
+        (&self.a[..]).into()
+    }
+    fn bt(&self) -> std::borrow::Cow<'_, [i8]> {
+        (&self.bt[..]).into()
     }
 }
 
@@ -257,8 +431,9 @@ pub fn freivalds(
 
 /// Find a wrong element of `c` (Freivalds, then the suspect row recomputed exactly) and build its
 /// fraud proof. `None` when `c` is correct.
-pub fn localize(job: &Matmul, c: &[i32], r_seed: B256) -> Option<FraudProof> {
-    let (m, k, n) = (job.m as usize, job.k as usize, job.n as usize);
+pub fn localize(job: &(impl Operands + ?Sized), c: &[i32], r_seed: B256) -> Option<FraudProof> {
+    let (m, k, n) = job.shape();
+    let (m, k, n) = (m as usize, k as usize, n as usize);
     let (a, bt) = (job.a(), job.bt());
     let rows = freivalds(&a, &bt, c, m, k, n, r_seed);
     let i = *rows.first()?;
@@ -268,8 +443,8 @@ pub fn localize(job: &Matmul, c: &[i32], r_seed: B256) -> Option<FraudProof> {
 }
 
 /// The fraud proof material for element (i, j) of `c` (whether or not it is wrong).
-pub fn proof_for(job: &Matmul, c: &[i32], i: u32, j: u32) -> FraudProof {
-    let e = i as usize * job.n as usize + j as usize;
+pub fn proof_for(job: &(impl Operands + ?Sized), c: &[i32], i: u32, j: u32) -> FraudProof {
+    let e = i as usize * job.shape().2 as usize + j as usize;
     let leaf_index = (e / LEAF_ELEMS) as u64;
     let bytes = encode(c);
     let from = leaf_index as usize * LEAF_ELEMS * 4;
@@ -385,6 +560,33 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn data_job_commits_rows_and_columns_and_localises_a_wrong_element() {
+        let (m, k, n) = (5u32, 37u32, 3u32);
+        let a: Vec<u8> = (0..m * k).map(|x| (x * 7 + 3) as u8).collect();
+        let b: Vec<u8> = (0..k * n).map(|x| (x * 13 + 250) as u8).collect();
+        let d = MatmulData::from_row_major(m, k, n, a.clone(), &b).expect("shape fits");
+        // Column j of B is B[t][j] for every t.
+        let col1: Vec<i8> = (0..k as usize)
+            .map(|t| b[t * n as usize + 1] as i8)
+            .collect();
+        assert_eq!(Operands::b_col(&d, 1), col1);
+        let c = multiply(&d.a, &d.bt, m as usize, k as usize, n as usize, 2);
+        assert_eq!(localize(&d, &c, B256::repeat_byte(1)), None);
+        let mut bad = c.clone();
+        bad[2 * n as usize + 2] += 1;
+        let f = localize(&d, &bad, B256::repeat_byte(1)).expect("found");
+        assert_eq!((f.i, f.j, f.claimed, f.correct), (2, 2, bad[8], c[8]));
+        let p = d.input_proof(f.i, f.j);
+        let (ra, rb) = (d.a_tree().root(), d.b_tree().root());
+        assert!(merkle::verify(ra, u64::from(m), 2, &p.a_row, &p.a_proof));
+        assert!(merkle::verify(rb, u64::from(n), 2, &p.b_col, &p.b_proof));
+        assert_eq!(d.spec_hash(), data_spec_hash(ra, rb, m, k, n));
+        let short =
+            MatmulData::from_row_major(m, k, n, a, &b[1..]).expect_err("B is one byte short");
+        assert!(short.contains("B has"), "{short}");
     }
 
     #[test]

@@ -24,7 +24,13 @@
 //! [matmul]                        # kind = "matmul_i8": C = A x B, INT8 -> INT32, seeded inputs
 //! n = 256                         # square; or give m, k and n (A is m x k, B is k x n)
 //! seed = 42                       # integer or 0x + 64 hex digits
+//! # or, instead of a seed, inputs as data (raw INT8 bytes, row-major):
+//! # a = "https://example.com/a.bin"   # A, m x k (http(s)://, or file:// on one machine)
+//! # b = "https://example.com/b.bin"   # B, k x n
 //! ```
+//!
+//! The roots of data inputs (A by rows, B by columns, [`crate::matmul::MatmulData`]) are part of
+//! the spec hash; `gridlease submit` downloads the inputs and fills them in ([`Workload::resolve`]).
 //!
 //! `[container]` (kind `container`) has `image`, `command` and `env`; `[service]` (kind `service`)
 //! adds `port`. Unknown keys are errors, so a typo never silently drops a requirement.
@@ -91,6 +97,23 @@ pub enum Workload {
         /// Input seed.
         seed: B256,
     },
+    /// C = A x B over INT8 inputs given as data, committed by their roots.
+    MatmulI8Data {
+        /// Rows of A and C.
+        m: u32,
+        /// Columns of A, rows of B.
+        k: u32,
+        /// Columns of B and C.
+        n: u32,
+        /// Where A (row-major m x k bytes) is.
+        a_uri: String,
+        /// Where B (row-major k x n bytes) is.
+        b_uri: String,
+        /// Root of A's row tree (zero until resolved).
+        a_root: B256,
+        /// Root of B's column tree (zero until resolved).
+        b_root: B256,
+    },
     /// Run `image` as a service exposing `port`.
     Service {
         /// OCI image reference.
@@ -109,9 +132,41 @@ impl Workload {
     pub fn kind(&self) -> JobKind {
         match self {
             Self::Container { .. } => JobKind::Container,
-            Self::MatmulI8 { .. } => JobKind::MatmulI8,
+            Self::MatmulI8 { .. } | Self::MatmulI8Data { .. } => JobKind::MatmulI8,
             Self::Service { .. } => JobKind::Service,
         }
+    }
+
+    /// For a data `matmul_i8` job: check the downloaded inputs `a` and `b` against the shape and
+    /// the roots (when the spec names them) and fill the roots in; returns the job. Other
+    /// workloads are left alone (`Ok(None)`).
+    pub fn resolve(
+        &mut self,
+        a: Vec<u8>,
+        b: &[u8],
+    ) -> Result<Option<crate::matmul::MatmulData>, String> {
+        let Self::MatmulI8Data {
+            m,
+            k,
+            n,
+            a_root,
+            b_root,
+            ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        let data = crate::matmul::MatmulData::from_row_major(*m, *k, *n, a, b)?;
+        let (ra, rb) = (data.a_tree().root(), data.b_tree().root());
+        for (name, want, got) in [("A", a_root, ra), ("B", b_root, rb)] {
+            if !want.is_zero() && *want != got {
+                return Err(format!(
+                    "the downloaded {name} has root {got}, the spec says {want}"
+                ));
+            }
+            *want = got;
+        }
+        Ok(Some(data))
     }
 }
 
@@ -244,6 +299,10 @@ struct RawMatmul {
     k: Option<Spanned<i64>>,
     n: Spanned<i64>,
     seed: Option<Spanned<toml::Value>>,
+    a: Option<Spanned<String>>,
+    b: Option<Spanned<String>>,
+    a_root: Option<Spanned<String>>,
+    b_root: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -389,61 +448,96 @@ impl JobSpec {
             }
             Ok(s.to_owned())
         };
-        let workload = match kind {
-            JobKind::MatmulI8 => {
-                let mm = raw
-                    .matmul
-                    .as_ref()
-                    .ok_or_else(|| missing("matmul"))?
-                    .get_ref();
-                let side = 1..=i64::from(MAX_MATMUL_N);
-                let n = lines.int(&mm.n, "matmul.n", side.clone())?;
-                let m = match &mm.m {
-                    Some(v) => lines.int(v, "matmul.m", side)?,
-                    None => n,
-                };
-                let k = match &mm.k {
-                    Some(v) => lines.int(v, "matmul.k", 1..=i64::from(crate::matmul::MAX_K))?,
-                    None => n,
-                };
-                let bad_seed = "expected a non-negative integer or 0x followed by 64 hex digits";
-                let seed = match &mm.seed {
-                    None => B256::ZERO,
-                    Some(s) => match s.get_ref() {
-                        toml::Value::Integer(i) if *i >= 0 => {
-                            B256::from(alloy::primitives::U256::from(i.unsigned_abs()))
+        let workload = 'workload: {
+            match kind {
+                JobKind::MatmulI8 => {
+                    let mm = raw
+                        .matmul
+                        .as_ref()
+                        .ok_or_else(|| missing("matmul"))?
+                        .get_ref();
+                    let side = 1..=i64::from(MAX_MATMUL_N);
+                    let n = lines.int(&mm.n, "matmul.n", side.clone())?;
+                    let m = match &mm.m {
+                        Some(v) => lines.int(v, "matmul.m", side)?,
+                        None => n,
+                    };
+                    let k = match &mm.k {
+                        Some(v) => lines.int(v, "matmul.k", 1..=i64::from(crate::matmul::MAX_K))?,
+                        None => n,
+                    };
+                    if let (Some(a), Some(b)) = (&mm.a, &mm.b) {
+                        if let Some(s) = &mm.seed {
+                            let why = "give either a seed or data inputs (a, b), not both";
+                            return Err(lines.err(s.span(), "matmul.seed", why));
                         }
-                        toml::Value::String(h) => h
-                            .parse::<B256>()
-                            .map_err(|_| lines.err(s.span(), "matmul.seed", bad_seed))?,
-                        _ => return Err(lines.err(s.span(), "matmul.seed", bad_seed)),
-                    },
-                };
-                Workload::MatmulI8 { m, k, n, seed }
-            }
-            JobKind::Container => {
-                let c = raw
-                    .container
-                    .as_ref()
-                    .ok_or_else(|| missing("container"))?
-                    .get_ref();
-                Workload::Container {
-                    image: image(&c.image, "container.image")?,
-                    command: c.command.clone(),
-                    env: c.env.clone(),
+                        let root = |r: &Option<Spanned<String>>, field: &'static str| match r {
+                            None => Ok(B256::ZERO),
+                            Some(r) => r.get_ref().parse::<B256>().map_err(|_| {
+                                lines.err(r.span(), field, "expected 0x followed by 64 hex digits")
+                            }),
+                        };
+                        let uri = |u: &Spanned<String>, field: &'static str| {
+                            let v = u.get_ref().trim();
+                            if v.is_empty() {
+                                return Err(lines.err(u.span(), field, "a URI is required"));
+                            }
+                            Ok(v.to_owned())
+                        };
+                        break 'workload Workload::MatmulI8Data {
+                            m,
+                            k,
+                            n,
+                            a_uri: uri(a, "matmul.a")?,
+                            b_uri: uri(b, "matmul.b")?,
+                            a_root: root(&mm.a_root, "matmul.a_root")?,
+                            b_root: root(&mm.b_root, "matmul.b_root")?,
+                        };
+                    }
+                    if let Some(one) = mm.a.as_ref().or(mm.b.as_ref()) {
+                        let why = "data inputs need both a and b";
+                        return Err(lines.err(one.span(), "matmul", why));
+                    }
+                    let bad_seed =
+                        "expected a non-negative integer or 0x followed by 64 hex digits";
+                    let seed = match &mm.seed {
+                        None => B256::ZERO,
+                        Some(s) => match s.get_ref() {
+                            toml::Value::Integer(i) if *i >= 0 => {
+                                B256::from(alloy::primitives::U256::from(i.unsigned_abs()))
+                            }
+                            toml::Value::String(h) => h
+                                .parse::<B256>()
+                                .map_err(|_| lines.err(s.span(), "matmul.seed", bad_seed))?,
+                            _ => return Err(lines.err(s.span(), "matmul.seed", bad_seed)),
+                        },
+                    };
+                    Workload::MatmulI8 { m, k, n, seed }
                 }
-            }
-            JobKind::Service => {
-                let c = raw
-                    .service
-                    .as_ref()
-                    .ok_or_else(|| missing("service"))?
-                    .get_ref();
-                Workload::Service {
-                    image: image(&c.image, "service.image")?,
-                    command: c.command.clone(),
-                    env: c.env.clone(),
-                    port: lines.int(&c.port, "service.port", 1..=65_535)?,
+                JobKind::Container => {
+                    let c = raw
+                        .container
+                        .as_ref()
+                        .ok_or_else(|| missing("container"))?
+                        .get_ref();
+                    Workload::Container {
+                        image: image(&c.image, "container.image")?,
+                        command: c.command.clone(),
+                        env: c.env.clone(),
+                    }
+                }
+                JobKind::Service => {
+                    let c = raw
+                        .service
+                        .as_ref()
+                        .ok_or_else(|| missing("service"))?
+                        .get_ref();
+                    Workload::Service {
+                        image: image(&c.image, "service.image")?,
+                        command: c.command.clone(),
+                        env: c.env.clone(),
+                        port: lines.int(&c.port, "service.port", 1..=65_535)?,
+                    }
                 }
             }
         };
@@ -524,6 +618,14 @@ impl RunSpec {
             Workload::MatmulI8 { m, k, n, seed } => {
                 crate::matmul::Matmul { seed, m, k, n }.spec_hash()
             }
+            Workload::MatmulI8Data {
+                m,
+                k,
+                n,
+                a_root,
+                b_root,
+                ..
+            } => crate::matmul::data_spec_hash(a_root, b_root, m, k, n),
             _ => keccak256(self.canonical_json()),
         }
     }
@@ -602,6 +704,40 @@ seed = 42
             Ok(spec.run.clone())
         );
         assert!(RunSpec::from_data_uri(&uri, B256::ZERO).is_err());
+    }
+
+    #[test]
+    fn data_inputs_parse_resolve_and_hash_by_their_roots() {
+        let text = GOOD.replace(
+            "n = 256\nseed = 42",
+            "m = 2\nk = 3\nn = 2\na = \"file:///tmp/a.bin\"\nb = \"https://x.example/b.bin\"",
+        );
+        let mut spec = JobSpec::parse(&text).expect("valid");
+        assert_eq!(spec.run.workload.kind(), JobKind::MatmulI8);
+        let (a, b) = (vec![1u8, 2, 3, 4, 5, 6], vec![1u8, 0, 0, 1, 255, 2]);
+        let data = spec
+            .run
+            .workload
+            .resolve(a.clone(), &b)
+            .expect("fits")
+            .expect("a data job");
+        assert_eq!(spec.run.hash(), data.spec_hash());
+        // The roots travel in the spec, so a provider checks its download against them.
+        let uri = spec.run.data_uri();
+        let mut back = RunSpec::from_data_uri(&uri, spec.run.hash()).expect("round trip");
+        assert!(back.workload.resolve(a.clone(), &b).is_ok());
+        let other = back
+            .workload
+            .resolve(a, &[9u8, 0, 0, 1, 255, 2])
+            .expect_err("B differs");
+        assert!(other.contains("the downloaded B has root"), "{other}");
+
+        let both = text.replace("n = 2\n", "n = 2\nseed = 1\n");
+        let e = JobSpec::parse(&both).expect_err("seed and data");
+        assert_eq!(e.field, "matmul.seed", "{e}");
+        let half = text.replace("b = \"https://x.example/b.bin\"", "");
+        let e = JobSpec::parse(&half).expect_err("only a");
+        assert!(e.why.contains("both a and b"), "{e}");
     }
 
     #[test]

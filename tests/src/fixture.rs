@@ -576,3 +576,38 @@ pub fn deploy_token(
         ),
     )
 }
+
+/// `Results.proveMatmulDataFraud` for lease `id` of `tenant`'s order `params`, a data job `d`,
+/// and the wrong element `f` that `matmul::localize` found.
+pub fn data_fraud_call(
+    id: B256,
+    tenant: Address,
+    params: OrderParams,
+    d: &gridlease_core::matmul::MatmulData,
+    f: &gridlease_core::matmul::FraudProof,
+) -> gridlease_bindings::Results::proveMatmulDataFraudCall {
+    use gridlease_bindings::results::MatmulProof::{DataJob, Operands};
+    let p = d.input_proof(f.i, f.j);
+    gridlease_bindings::Results::proveMatmulDataFraudCall {
+        leaseId: id,
+        tenant,
+        terms: params.into(),
+        job: DataJob {
+            aRoot: d.a_tree().root(),
+            bRoot: d.b_tree().root(),
+            m: d.m,
+            k: d.k,
+            n: d.n,
+        },
+        i: U256::from(f.i),
+        j: U256::from(f.j),
+        ops: Operands {
+            aRow: p.a_row.into(),
+            aProof: p.a_proof,
+            bCol: p.b_col.into(),
+            bProof: p.b_proof,
+        },
+        leaf: f.leaf.clone().into(),
+        proof: f.proof.clone(),
+    }
+}

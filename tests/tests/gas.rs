@@ -146,25 +146,36 @@ fn liveness_gas(s: &mut Suite) -> (u64, u64, u64) {
     (ack, no_show, missed)
 }
 
-/// (postResult gas, proveMatmulFraud gas) for a wrong 64 x k x 64 result on a running lease.
-fn prove_fraud_gas(s: &mut Suite, k: u32) -> (u64, u64) {
+/// (postResult gas, fraud proof gas) for a wrong 64 x k x 64 result on a running lease; `data`:
+/// the inputs are data (`proveMatmulDataFraud`), else seeded (`proveMatmulFraud`).
+fn prove_fraud_gas(s: &mut Suite, k: u32, data: bool) -> (u64, u64) {
     use alloy::primitives::aliases::U96;
     use gridlease_bindings::{Results, results::MatmulProof::Job};
-    use gridlease_core::matmul::{Matmul, commit, localize, multiply};
+    use gridlease_core::matmul::{Matmul, MatmulData, commit, localize, multiply};
     let job = Matmul {
         seed: B256::repeat_byte(0x77),
         m: 64,
         k,
         n: 64,
     };
+    let b: Vec<u8> = (0..k * 64)
+        .map(|x| (x.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let a: Vec<u8> = job.a().iter().map(|&x| x as u8).collect();
+    let d = MatmulData::from_row_major(64, k, 64, a, &b).expect("shape");
     let mut params = s.order(10 * USDC, PRICE * 2);
-    params.specHash = job.spec_hash();
+    params.specHash = if data { d.spec_hash() } else { job.spec_hash() };
     params.jobKind = 1;
-    params.salt = B256::from(U256::from(k));
+    params.salt = B256::from(U256::from(k + u32::from(data)));
     params.collateral = U96::from(100 * USDC);
     let id = s.lease_with(1, 1, params.clone());
     let keeper = s.keeper.address;
-    let mut c = multiply(&job.a(), &job.bt(), 64, k as usize, 64, 2);
+    let (a, bt) = if data {
+        (d.a.clone(), d.bt.clone())
+    } else {
+        (job.a(), job.bt())
+    };
+    let mut c = multiply(&a, &bt, 64, k as usize, 64, 2);
     c[64 * 40 + 2] ^= 1 << 20;
     let results = s.results;
     let op = s.operator(1);
@@ -183,8 +194,14 @@ fn prove_fraud_gas(s: &mut Suite, k: u32) -> (u64, u64) {
         .expect_success()
         .gas_used;
     s.chain.warp(60);
-    let f = localize(&job, &c, B256::repeat_byte(3)).expect("found");
     let tenant = s.tenant(1);
+    if data {
+        let f = localize(&d, &c, B256::repeat_byte(3)).expect("found");
+        let call = data_fraud_call(id, tenant, params, &d, &f);
+        let prove = s.chain.send(keeper, results, call).expect_success();
+        return (post, prove.gas_used);
+    }
+    let f = localize(&job, &c, B256::repeat_byte(3)).expect("found");
     let call = Results::proveMatmulFraudCall {
         leaseId: id,
         tenant,
@@ -369,12 +386,22 @@ fn gas_snapshot() {
     g.insert("matmul_check_k4096", matmul_check_gas(&mut p.s, 4_096));
     // The whole fraud proof: terms and job checked, element recomputed, lease closed as Faulted,
     // escrow refunded, collateral slashed and split.
-    let (post, k1024) = prove_fraud_gas(&mut p.s, 1_024);
+    let (post, k1024) = prove_fraud_gas(&mut p.s, 1_024, false);
     g.insert("post_result", post);
     g.insert("prove_matmul_fraud_k1024", k1024);
     g.insert(
         "prove_matmul_fraud_k4096",
-        prove_fraud_gas(&mut p.s, 4_096).1,
+        prove_fraud_gas(&mut p.s, 4_096, false).1,
+    );
+    // The same with data inputs: the row of A and column of B travel in calldata with their
+    // Merkle proofs.
+    g.insert(
+        "prove_matmul_data_fraud_k1024",
+        prove_fraud_gas(&mut p.s, 1_024, true).1,
+    );
+    g.insert(
+        "prove_matmul_data_fraud_k4096",
+        prove_fraud_gas(&mut p.s, 4_096, true).1,
     );
     let (beat, settle_service, report, stale) = heartbeat_gas(&mut p.s);
     g.insert("heartbeat", beat);

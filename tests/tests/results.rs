@@ -11,7 +11,9 @@ use gridlease_bindings::{
     Staking,
     results::{IMarket::OrderParams as ResultsOrder, MatmulProof::Job},
 };
-use gridlease_core::matmul::{FraudProof, Matmul, commit, localize, multiply, proof_for};
+use gridlease_core::matmul::{
+    FraudProof, Matmul, MatmulData, commit, localize, multiply, proof_for,
+};
 use gridlease_tests::{assert_revert, evm::Receipt, fixture::*};
 
 const COLLATERAL: u128 = 100 * USDC;
@@ -554,4 +556,73 @@ fn a_fraud_proof_during_the_hold_refunds_everything_unsettled() {
         s.balance(token, tenant) - before,
         10 * USDC - 50 * UNITS_PER_SECOND
     );
+}
+
+/// Tenant 0 orders a data `matmul_i8` job (A 6 x 40, B 40 x 5 given as bytes), provider 0 wins it;
+/// the provider posts `c` with one element wrong.
+fn data_lease(s: &mut Suite) -> (B256, OrderParams, MatmulData, Vec<i32>) {
+    let (m, k, n) = (6u32, 40u32, 5u32);
+    let a: Vec<u8> = (0..m * k).map(|x| (x * 31 + 7) as u8).collect();
+    let b: Vec<u8> = (0..k * n).map(|x| (x * 17 + 200) as u8).collect();
+    let d = MatmulData::from_row_major(m, k, n, a, &b).expect("shape");
+    let mut params = s.order(10 * USDC, PRICE * 2);
+    (params.specHash, params.jobKind) = (d.spec_hash(), 1);
+    params.collateral = U96::from(COLLATERAL);
+    let id = s.lease_with(0, 0, params.clone());
+    let c = multiply(&d.a, &d.bt, m as usize, k as usize, n as usize, 1);
+    (id, params, d, c)
+}
+
+#[test]
+fn data_inputs_fraud_is_proven_with_a_row_and_a_column_stk15() {
+    let mut s = Suite::new();
+    let (id, params, d, c) = data_lease(&mut s);
+    let mut bad = c.clone();
+    bad[4 * 5 + 1] -= 3;
+    let op = s.operator(0);
+    post(&mut s, id, &bad, op).expect_success();
+    let f = localize(&d, &bad, B256::repeat_byte(9)).expect("found");
+    assert_eq!((f.i, f.j), (4, 1));
+    let (tenant, keeper, results) = (s.tenant(0), s.keeper.address, s.results);
+
+    // A tampered row does not verify against A's root.
+    let mut call = data_fraud_call(id, tenant, params.clone(), &d, &f);
+    let mut row = call.ops.aRow.to_vec();
+    row[0] ^= 1;
+    call.ops.aRow = row.into();
+    assert_revert!(
+        s.chain.send(keeper, results, call),
+        ResultsErrors::NotInResult
+    );
+    // Roots other than the tenant's spec are refused; so is the seeded proof for a data job.
+    let mut call = data_fraud_call(id, tenant, params.clone(), &d, &f);
+    call.job.bRoot = B256::repeat_byte(1);
+    assert_revert!(
+        s.chain.send(keeper, results, call),
+        ResultsErrors::NotThisMatmulJob
+    );
+
+    let r = s
+        .chain
+        .send(keeper, results, data_fraud_call(id, tenant, params, &d, &f))
+        .expect_success();
+    let e = r.event::<Results::MatmulFraudProven>();
+    let (claimed, correct) = (e.claimed.as_i64(), e.correct.as_i64());
+    assert_eq!((claimed, correct), (i64::from(bad[21]), i64::from(c[21])));
+    assert_eq!(r.event::<Market::LeaseClosed>().reason, 4, "Faulted");
+    assert_eq!(stake_of(&mut s, 0).1, 0);
+}
+
+#[test]
+fn data_inputs_proof_against_a_correct_result_reverts_stk13() {
+    let mut s = Suite::new();
+    let (id, params, d, c) = data_lease(&mut s);
+    let op = s.operator(0);
+    post(&mut s, id, &c, op).expect_success();
+    let (tenant, keeper, results) = (s.tenant(0), s.keeper.address, s.results);
+    let f = proof_for(&d, &c, 5, 4);
+    let r = s
+        .chain
+        .send(keeper, results, data_fraud_call(id, tenant, params, &d, &f));
+    assert_revert!(r, ResultsErrors::NoFraud);
 }

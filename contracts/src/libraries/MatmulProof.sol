@@ -10,8 +10,11 @@ pragma solidity ^0.8.24;
 /// - C is row-major big-endian int32, 8 elements per leaf, leaf `l` hashed as
 ///   `keccak256(0x00 ‖ uint64(l) ‖ bytes)`, nodes as `keccak256(0x01 ‖ left ‖ right)`, the leaf
 ///   level zero-padded to a power of two.
-/// @dev Recomputing one element costs O(k): one row of A and one column of B are regenerated in
-/// memory-free assembly, so no input data travels in calldata.
+/// Inputs may instead be given as data (`DataJob`): A committed as a positional tree whose leaf i
+/// is row i of A (k bytes), B as one whose leaf j is column j of B (k bytes); the proof then
+/// carries that row and column with their Merkle proofs.
+/// @dev Recomputing one element costs O(k): for a seeded job one row of A and one column of B are
+/// regenerated in memory-free assembly, so no input data travels in calldata.
 library MatmulProof {
     /// @notice Elements of C per Merkle leaf.
     uint256 internal constant LEAF_ELEMS = 8;
@@ -21,6 +24,11 @@ library MatmulProof {
     /// seed, m, k, n))`.
     bytes32 internal constant TYPEHASH = keccak256("gridlease.matmul_i8.v1(bytes32 seed,uint32 m,uint32 k,uint32 n)");
 
+    /// @notice Type hash of a matmul job with data inputs: its spec hash is
+    /// `keccak256(abi.encode(DATA_TYPEHASH, aRoot, bRoot, m, k, n))`.
+    bytes32 internal constant DATA_TYPEHASH =
+        keccak256("gridlease.matmul_i8_data.v1(bytes32 aRoot,bytes32 bRoot,uint32 m,uint32 k,uint32 n)");
+
     /// @notice A matmul job.
     struct Job {
         bytes32 seed;
@@ -29,18 +37,40 @@ library MatmulProof {
         uint32 n;
     }
 
+    /// @notice A matmul job whose inputs are data: the roots of A's row tree and B's column tree.
+    struct DataJob {
+        bytes32 aRoot;
+        bytes32 bRoot;
+        uint32 m;
+        uint32 k;
+        uint32 n;
+    }
+
+    /// @notice Row i of A and column j of B of a data job, with their Merkle proofs.
+    struct Operands {
+        bytes aRow;
+        bytes32[] aProof;
+        bytes bCol;
+        bytes32[] bProof;
+    }
+
     /// @notice (i, j) is outside C, or the shape is invalid.
     error ElementOutOfRange(uint256 i, uint256 j);
     /// @notice The leaf does not have the length its position implies.
     error BadLeafLength(uint256 got, uint256 want);
     /// @notice The proof does not have the tree's depth.
     error BadProofLength(uint256 got, uint256 want);
-    /// @notice The leaf is not part of the committed result.
+    /// @notice The leaf is not part of the committed result (or inputs).
     error NotInResult(bytes32 root, bytes32 computed);
 
     /// @notice The spec hash an order for `job` carries.
     function specHash(Job memory job) internal pure returns (bytes32) {
         return keccak256(abi.encode(TYPEHASH, job.seed, job.m, job.k, job.n));
+    }
+
+    /// @notice The spec hash an order for data job `job` carries.
+    function dataSpecHash(DataJob memory job) internal pure returns (bytes32) {
+        return keccak256(abi.encode(DATA_TYPEHASH, job.aRoot, job.bRoot, job.m, job.k, job.n));
     }
 
     /// @notice Check element (i, j) of the result committed as `root`: proves `leaf` is C's leaf
@@ -53,28 +83,73 @@ library MatmulProof {
         bytes calldata leaf,
         bytes32[] calldata proof
     ) internal pure returns (int256 claimed, int256 correct) {
-        if (i >= job.m || j >= job.n || job.k == 0 || job.k > MAX_K) revert ElementOutOfRange(i, j);
-        uint256 total = uint256(job.m) * job.n;
-        uint256 e = i * job.n + j;
-        uint256 leafIndex = e / LEAF_ELEMS;
-        uint256 leaves = (total + LEAF_ELEMS - 1) / LEAF_ELEMS;
+        claimed = _claimed(job.m, job.k, job.n, root, i, j, leaf, proof);
+        correct = dot(job.seed, job.k, i * job.k, j * job.k);
+    }
+
+    /// @notice `check` for a data job: row i of A and column j of B come in `ops`, proven against
+    /// the job's input roots.
+    function checkData(
+        DataJob memory job,
+        bytes32 root,
+        uint256 i,
+        uint256 j,
+        Operands calldata ops,
+        bytes calldata leaf,
+        bytes32[] calldata proof
+    ) internal pure returns (int256 claimed, int256 correct) {
+        claimed = _claimed(job.m, job.k, job.n, root, i, j, leaf, proof);
+        if (ops.aRow.length != job.k) revert BadLeafLength(ops.aRow.length, job.k);
+        if (ops.bCol.length != job.k) revert BadLeafLength(ops.bCol.length, job.k);
+        _verify(job.aRoot, i, job.m, ops.aRow, ops.aProof);
+        _verify(job.bRoot, j, job.n, ops.bCol, ops.bProof);
+        correct = _dot(0, job.k, 0, 0, _offset(ops.aRow), _offset(ops.bCol));
+    }
+
+    /// @dev Checks (i, j) and the shape, proves `leaf` is C's leaf holding (i, j) under `root`,
+    /// returns the element it claims.
+    function _claimed(
+        uint256 m,
+        uint256 k,
+        uint256 n,
+        bytes32 root,
+        uint256 i,
+        uint256 j,
+        bytes calldata leaf,
+        bytes32[] calldata proof
+    ) private pure returns (int256) {
+        if (i >= m || j >= n || k == 0 || k > MAX_K) revert ElementOutOfRange(i, j);
+        uint256 total = m * n;
+        uint256 e = i * n + j;
         uint256 inLeaf = total - (e - e % LEAF_ELEMS);
         if (inLeaf > LEAF_ELEMS) inLeaf = LEAF_ELEMS;
         if (leaf.length != inLeaf * 4) revert BadLeafLength(leaf.length, inLeaf * 4);
+        _verify(root, e / LEAF_ELEMS, (total + LEAF_ELEMS - 1) / LEAF_ELEMS, leaf, proof);
+        uint256 off = (e % LEAF_ELEMS) * 4;
+        return int256(int32(uint32(bytes4(leaf[off:off + 4]))));
+    }
+
+    /// @dev Reverts unless `bytes_` is leaf `index` of the positional tree of `leaves` leaves
+    /// committed as `root`.
+    function _verify(bytes32 root, uint256 index, uint256 leaves, bytes calldata bytes_, bytes32[] calldata proof)
+        private
+        pure
+    {
         uint256 depth = _depth(leaves);
         if (proof.length != depth) revert BadProofLength(proof.length, depth);
-
-        bytes32 h = keccak256(abi.encodePacked(bytes1(0x00), uint64(leafIndex), leaf));
+        bytes32 h = keccak256(abi.encodePacked(bytes1(0x00), uint64(index), bytes_));
         for (uint256 d; d < depth; ++d) {
-            h = (leafIndex >> d) & 1 == 1
+            h = (index >> d) & 1 == 1
                 ? keccak256(abi.encodePacked(bytes1(0x01), proof[d], h))
                 : keccak256(abi.encodePacked(bytes1(0x01), h, proof[d]));
         }
         if (h != root) revert NotInResult(root, h);
+    }
 
-        uint256 off = (e % LEAF_ELEMS) * 4;
-        claimed = int256(int32(uint32(bytes4(leaf[off:off + 4]))));
-        correct = dot(job.seed, job.k, i * job.k, j * job.k);
+    function _offset(bytes calldata b) private pure returns (uint256 o) {
+        assembly ("memory-safe") {
+            o := b.offset
+        }
     }
 
     /// @notice Σ_t A_stream[aStart + t] * B_stream[bStart + t] for t < k, from the seed.
@@ -83,6 +158,16 @@ library MatmulProof {
     /// of the product is Σ a'b' (no lane overflows: each partial sum < 8 * 255^2 < 2^32). Then
     /// Σ ab = Σ a'b' - 128 (Σ a' + Σ b') + 128^2 * k, the lane sums accumulated lane-wise.
     function dot(bytes32 seed, uint256 k, uint256 aStart, uint256 bStart) internal pure returns (int256 acc) {
+        return _dot(seed, k, aStart, bStart, 0, 0);
+    }
+
+    /// @dev `dot`, where a non-zero `aData` / `bData` is the calldata offset of k bytes to read that
+    /// operand from instead of the seed's stream.
+    function _dot(bytes32 seed, uint256 k, uint256 aStart, uint256 bStart, uint256 aData, uint256 bData)
+        private
+        pure
+        returns (int256 acc)
+    {
         assembly ("memory-safe") {
             // byte p of a 64-bit word (p = 0 least significant) -> 32-bit lane p
             function spread(x) -> y {
@@ -107,14 +192,28 @@ library MatmulProof {
             for {} lt(t, k) {} {
                 let xa := add(aStart, t)
                 let xb := add(bStart, t)
-                mstore8(add(buf, 32), 0x41)
-                mstore(add(buf, 33), shl(192, shr(5, xa)))
-                let oa := and(xa, 31)
-                let wa := shl(shl(3, oa), keccak256(buf, 41))
-                mstore8(add(buf, 32), 0x42)
-                mstore(add(buf, 33), shl(192, shr(5, xb)))
-                let ob := and(xb, 31)
-                let wb := shl(shl(3, ob), keccak256(buf, 41))
+                // Data operands are read 32 bytes at a time from t (offset 0 in the word); bytes
+                // past k are masked off below by `run`.
+                let oa := 0
+                let wa := 0
+                switch aData
+                case 0 {
+                    mstore8(add(buf, 32), 0x41)
+                    mstore(add(buf, 33), shl(192, shr(5, xa)))
+                    oa := and(xa, 31)
+                    wa := shl(shl(3, oa), keccak256(buf, 41))
+                }
+                default { wa := calldataload(add(aData, t)) }
+                let ob := 0
+                let wb := 0
+                switch bData
+                case 0 {
+                    mstore8(add(buf, 32), 0x42)
+                    mstore(add(buf, 33), shl(192, shr(5, xb)))
+                    ob := and(xb, 31)
+                    wb := shl(shl(3, ob), keccak256(buf, 41))
+                }
+                default { wb := calldataload(add(bData, t)) }
                 // Elements until either stream crosses its 32-byte block, or k runs out.
                 let run := sub(32, oa)
                 if lt(oa, ob) { run := sub(32, ob) }
