@@ -15,8 +15,8 @@ need cargo "install Rust with rustup (https://rustup.rs)"
 
 echo "==> npm ci (anvil, solc-js, OpenZeppelin)"
 npm ci --no-audit --no-fund --loglevel=error
-echo "==> cargo build (gridlease-deploy, gridlease)"
-cargo build --locked --bin gridlease-deploy --bin gridlease
+echo "==> cargo build (gridlease-deploy, gridlease, gridlease-provider)"
+cargo build --locked --bin gridlease-deploy --bin gridlease --bin gridlease-provider
 
 work=$(mktemp -d)
 out="$work/devnet.out"

@@ -1,0 +1,566 @@
+//! `provider.toml`: everything a provider node needs, validated up front. Unknown keys and bad
+//! values are rejected with the key's dotted name (and the line, from TOML), so a typo never
+//! silently drops a setting.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+
+use alloy::primitives::Address;
+use gridlease_core::{
+    gpu,
+    units::{parse_amount, parse_duration},
+    wallet::{KeySource, Password},
+};
+use serde::Deserialize;
+
+/// The sample `gridlease-provider init` writes: every key, commented.
+pub const SAMPLE: &str = include_str!("../provider.sample.toml");
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// JSON-RPC endpoint (http(s)://).
+    pub rpc: String,
+    /// The deployments file of the chain.
+    pub deployments: PathBuf,
+    /// Blocks a log must be buried under before the node acts on it.
+    pub confirmations: u64,
+    /// The operator's key.
+    pub operator: KeySource,
+    /// The provider (owner) address the operator acts for.
+    pub owner: Address,
+    /// GPUs: discovered at start, or declared.
+    pub capacity: Capacity,
+    /// Floor price and markup per GPU class name.
+    pub pricing: BTreeMap<String, Pricing>,
+    /// Most jobs run at once.
+    pub max_concurrent_jobs: u32,
+    /// How jobs run.
+    pub executor: ExecutorKind,
+    /// Scratch space for running jobs.
+    pub work_dir: PathBuf,
+    /// Results kept for tenants and verifiers, and the state database.
+    pub data_dir: PathBuf,
+    /// Bids on chain, or signed off chain for the keeper's award.
+    pub bid_mode: BidMode,
+    /// HTTP API (`/healthz`, `/metrics`, specs in, results out).
+    pub listen: SocketAddr,
+    /// Withdraw earnings once the market credit exceeds this (token units as text).
+    pub withdraw_above: String,
+    /// How long running jobs get on shutdown before they are checkpointed or left.
+    pub shutdown_grace_secs: u64,
+}
+
+/// GPUs this node offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Capacity {
+    /// Ask the driver (NVML, then `nvidia-smi`) at start.
+    Auto,
+    /// As declared.
+    Declared {
+        /// GPU class name ([`gpu::GPU_CLASSES`]).
+        class: String,
+        /// How many.
+        count: u8,
+        /// VRAM per GPU, GiB.
+        vram_gib: u16,
+    },
+}
+
+/// Price policy of one GPU class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pricing {
+    /// Lowest price per GPU-hour (token units as text, e.g. "1.20").
+    pub floor_per_hour: String,
+    /// Added to the floor at full utilisation, in basis points (linear in between).
+    pub utilisation_markup_bps: u32,
+}
+
+/// Job runner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// A sandboxed local process.
+    Process,
+    /// Docker or Podman through its API.
+    Docker,
+}
+
+/// How the node bids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BidMode {
+    /// `Market.bid` transactions.
+    Onchain,
+    /// EIP-712 bids handed to the keeper that awards.
+    Signed,
+}
+
+/// A configuration error: the dotted key and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML, or a key/type the schema does not have (TOML names it and its line).
+    #[error("{path}: {why}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// TOML's message, with line and key.
+        why: String,
+    },
+    /// A value the schema allows but the node cannot use.
+    #[error("{path}: {key}: {why}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key.
+        key: String,
+        /// Why, and what to write instead.
+        why: String,
+    },
+    /// The file cannot be read.
+    #[error("cannot read {path}: {err} (write a sample with `gridlease-provider init`)")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        err: std::io::Error,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    chain: RawChain,
+    wallet: RawWallet,
+    #[serde(default)]
+    capacity: Option<RawCapacity>,
+    #[serde(default)]
+    pricing: BTreeMap<String, RawPricing>,
+    #[serde(default)]
+    jobs: RawJobs,
+    #[serde(default)]
+    bidding: RawBidding,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    earnings: RawEarnings,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    rpc: String,
+    deployments: PathBuf,
+    #[serde(default = "default_confirmations")]
+    confirmations: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWallet {
+    keystore: Option<PathBuf>,
+    password: Option<String>,
+    private_key: Option<String>,
+    owner: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapacity {
+    gpus: String,
+    class: Option<String>,
+    count: Option<u8>,
+    vram_gib: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPricing {
+    floor_per_hour: String,
+    #[serde(default)]
+    utilisation_markup_bps: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobs {
+    #[serde(default = "default_max_concurrent")]
+    max_concurrent: u32,
+    #[serde(default = "default_executor")]
+    executor: String,
+    #[serde(default = "default_work_dir")]
+    work_dir: PathBuf,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default = "default_grace")]
+    shutdown_grace: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBidding {
+    #[serde(default = "default_mode")]
+    mode: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default = "default_listen")]
+    listen: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEarnings {
+    #[serde(default = "default_withdraw_above")]
+    withdraw_above: String,
+}
+
+fn default_confirmations() -> u64 {
+    2
+}
+fn default_max_concurrent() -> u32 {
+    4
+}
+fn default_executor() -> String {
+    "process".into()
+}
+fn default_work_dir() -> PathBuf {
+    "work".into()
+}
+fn default_data_dir() -> PathBuf {
+    "data".into()
+}
+fn default_grace() -> String {
+    "30s".into()
+}
+fn default_mode() -> String {
+    "onchain".into()
+}
+fn default_listen() -> String {
+    "127.0.0.1:7311".into()
+}
+fn default_withdraw_above() -> String {
+    "10".into()
+}
+
+impl Default for RawJobs {
+    fn default() -> Self {
+        Self {
+            max_concurrent: default_max_concurrent(),
+            executor: default_executor(),
+            work_dir: default_work_dir(),
+            data_dir: default_data_dir(),
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+impl Default for RawBidding {
+    fn default() -> Self {
+        Self {
+            mode: default_mode(),
+        }
+    }
+}
+impl Default for RawHttp {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+impl Default for RawEarnings {
+    fn default() -> Self {
+        Self {
+            withdraw_above: default_withdraw_above(),
+        }
+    }
+}
+
+impl Config {
+    /// Read and validate `path`. Relative directories are taken relative to the file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Unreadable {
+            path: path.to_owned(),
+            err,
+        })?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        Self::parse(&text, path, base)
+    }
+
+    /// Validate `text` (named `path` in errors; relative paths resolved against `base`).
+    pub fn parse(
+        text: &str,
+        path: &std::path::Path,
+        base: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            why: e.to_string().trim().replace('\n', " "),
+        })?;
+        let bad = |key: &str, why: String| ConfigError::Value {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            why,
+        };
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let rpc = raw.chain.rpc.trim().to_owned();
+        if !["http://", "https://"].iter().any(|s| rpc.starts_with(s)) {
+            return Err(bad(
+                "chain.rpc",
+                format!(
+                    "\"{rpc}\" is not an http(s):// URL (WebSocket endpoints are not supported yet)"
+                ),
+            ));
+        }
+        let operator = match (raw.wallet.keystore, raw.wallet.private_key) {
+            (Some(ks), None) => {
+                let password = match raw.wallet.password.as_deref() {
+                    None => Password::Prompt,
+                    Some(p) => p
+                        .parse()
+                        .map_err(|e: gridlease_core::wallet::WalletError| {
+                            bad("wallet.password", e.to_string())
+                        })?,
+                };
+                KeySource::Keystore {
+                    path: rel(ks),
+                    password,
+                }
+            }
+            (None, Some(k)) => match k.strip_prefix("env:") {
+                Some(var) => KeySource::Env(var.to_owned()),
+                None => {
+                    return Err(bad(
+                        "wallet.private_key",
+                        "takes env:VAR only: never write a key into a config file".into(),
+                    ));
+                }
+            },
+            _ => {
+                return Err(bad(
+                    "wallet",
+                    "give exactly one of keystore (with password) or private_key = \"env:VAR\""
+                        .into(),
+                ));
+            }
+        };
+        let owner = raw.wallet.owner.parse::<Address>().map_err(|_| {
+            bad(
+                "wallet.owner",
+                "expected the provider's 0x address (the account that staked)".into(),
+            )
+        })?;
+
+        let capacity = match raw.capacity {
+            None => Capacity::Auto,
+            Some(c) if c.gpus == "auto" => {
+                if c.class.is_some() || c.count.is_some() || c.vram_gib.is_some() {
+                    return Err(bad(
+                        "capacity",
+                        "gpus = \"auto\" takes no class/count/vram_gib".into(),
+                    ));
+                }
+                Capacity::Auto
+            }
+            Some(c) if c.gpus == "declared" => {
+                let class = c.class.ok_or_else(|| {
+                    bad("capacity.class", "required when gpus = \"declared\"".into())
+                })?;
+                if gpu::class_index(&class).is_none() {
+                    return Err(bad(
+                        "capacity.class",
+                        format!(
+                            "unknown GPU class \"{class}\"; one of {:?}",
+                            gpu::GPU_CLASSES
+                        ),
+                    ));
+                }
+                let count = c.count.unwrap_or(1);
+                if count == 0 {
+                    return Err(bad("capacity.count", "at least 1".into()));
+                }
+                Capacity::Declared {
+                    class,
+                    count,
+                    vram_gib: c.vram_gib.unwrap_or(0),
+                }
+            }
+            Some(c) => {
+                return Err(bad(
+                    "capacity.gpus",
+                    format!("\"{}\": expected \"auto\" or \"declared\"", c.gpus),
+                ));
+            }
+        };
+
+        let mut pricing = BTreeMap::new();
+        for (class, p) in raw.pricing {
+            let key = format!("pricing.{class}");
+            if gpu::class_index(&class).is_none() {
+                return Err(bad(&key, format!("unknown GPU class \"{class}\"")));
+            }
+            parse_amount(&p.floor_per_hour, 18)
+                .map_err(|e| bad(&format!("{key}.floor_per_hour"), e.to_string()))?;
+            if p.utilisation_markup_bps > 100_000 {
+                return Err(bad(
+                    &format!("{key}.utilisation_markup_bps"),
+                    "at most 100000 (a 10x markup)".into(),
+                ));
+            }
+            pricing.insert(
+                class,
+                Pricing {
+                    floor_per_hour: p.floor_per_hour.trim().to_owned(),
+                    utilisation_markup_bps: p.utilisation_markup_bps,
+                },
+            );
+        }
+        if pricing.is_empty() {
+            return Err(bad(
+                "pricing",
+                "price at least one GPU class, e.g. [pricing.any] floor_per_hour = \"1.00\"".into(),
+            ));
+        }
+
+        if raw.jobs.max_concurrent == 0 {
+            return Err(bad("jobs.max_concurrent", "at least 1".into()));
+        }
+        let executor = match raw.jobs.executor.as_str() {
+            "process" => ExecutorKind::Process,
+            "docker" | "podman" => ExecutorKind::Docker,
+            other => {
+                return Err(bad(
+                    "jobs.executor",
+                    format!("\"{other}\": expected \"process\", \"docker\" or \"podman\""),
+                ));
+            }
+        };
+        let shutdown_grace_secs = parse_duration(&raw.jobs.shutdown_grace)
+            .map_err(|e| bad("jobs.shutdown_grace", e.to_string()))?;
+        let bid_mode = match raw.bidding.mode.as_str() {
+            "onchain" => BidMode::Onchain,
+            "signed" => BidMode::Signed,
+            other => {
+                return Err(bad(
+                    "bidding.mode",
+                    format!("\"{other}\": expected \"onchain\" or \"signed\""),
+                ));
+            }
+        };
+        let listen = raw.http.listen.parse::<SocketAddr>().map_err(|_| {
+            bad(
+                "http.listen",
+                format!("\"{}\" is not an address:port", raw.http.listen),
+            )
+        })?;
+        parse_amount(&raw.earnings.withdraw_above, 18)
+            .map_err(|e| bad("earnings.withdraw_above", e.to_string()))?;
+
+        Ok(Self {
+            rpc,
+            deployments: rel(raw.chain.deployments),
+            confirmations: raw.chain.confirmations,
+            operator,
+            owner,
+            capacity,
+            pricing,
+            max_concurrent_jobs: raw.jobs.max_concurrent,
+            executor,
+            work_dir: rel(raw.jobs.work_dir),
+            data_dir: rel(raw.jobs.data_dir),
+            bid_mode,
+            listen,
+            withdraw_above: raw.earnings.withdraw_above.trim().to_owned(),
+            shutdown_grace_secs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("provider.toml"), Path::new("/srv/node"))
+    }
+
+    #[test]
+    fn the_sample_is_valid_and_resolves_paths_next_to_the_file() {
+        let c = parse(SAMPLE).expect("the sample parses");
+        assert_eq!(c.capacity, Capacity::Auto);
+        assert_eq!(c.data_dir, Path::new("/srv/node/data"));
+        assert_eq!(c.bid_mode, BidMode::Onchain);
+        assert!(c.pricing.contains_key("any"));
+        assert!(matches!(c.operator, KeySource::Keystore { .. }));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                SAMPLE.replace("confirmations", "confirmation"),
+                "confirmation",
+            ),
+            (
+                SAMPLE.replace("mode = \"onchain\"", "mode = \"maybe\""),
+                "bidding.mode",
+            ),
+            (
+                SAMPLE.replace("listen = \"127.0.0.1:7311\"", "listen = \"here\""),
+                "http.listen",
+            ),
+            (
+                SAMPLE.replace("floor_per_hour = \"0.80\"", "floor_per_hour = \"cheap\""),
+                "pricing.any.floor_per_hour",
+            ),
+            (
+                SAMPLE.replace("[pricing.any]", "[pricing.tpu]"),
+                "pricing.tpu",
+            ),
+            (
+                SAMPLE.replace("executor = \"process\"", "executor = \"vm\""),
+                "jobs.executor",
+            ),
+            (
+                SAMPLE.replace(
+                    "password = \"env:GRIDLEASE_PASSWORD\"",
+                    "password = \"hunter2\"",
+                ),
+                "wallet.password",
+            ),
+            (
+                SAMPLE.replace(
+                    "rpc = \"http://127.0.0.1:8545\"",
+                    "rpc = \"127.0.0.1:8545\"",
+                ),
+                "chain.rpc",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = parse(&text).expect_err(key).to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let e = parse("[chain]\nrpc = 1").expect_err("bad type").to_string();
+        assert!(e.contains("line 2") || e.contains("rpc"), "{e}");
+    }
+
+    #[test]
+    fn a_raw_key_is_only_taken_from_the_environment() {
+        let text = SAMPLE
+            .lines()
+            .filter(|l| !l.starts_with("keystore"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace(
+                "password = \"env:GRIDLEASE_PASSWORD\"",
+                "private_key = \"0x11\"",
+            );
+        let e = parse(&text).expect_err("raw key").to_string();
+        assert!(e.contains("env:VAR only"), "{e}");
+        let ok = text.replace("private_key = \"0x11\"", "private_key = \"env:OP_KEY\"");
+        let c = parse(&ok).expect("env key");
+        assert_eq!(c.operator, KeySource::Env("OP_KEY".into()));
+    }
+}
