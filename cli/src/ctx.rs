@@ -224,3 +224,18 @@ pub(crate) async fn fetch(uri: &str) -> Result<Vec<u8>> {
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     std::fs::read(path).map_err(|e| UserError(format!("cannot read {path}: {e}")).into())
 }
+
+/// For a `matmul_i8` job with data inputs: download A and B, check them against the spec's roots
+/// (filling them in when the spec has none yet) and return the job; `None` for other workloads.
+/// `what` names the inputs in errors.
+pub(crate) async fn resolve_inputs(
+    w: &mut gridlease_core::spec::Workload,
+    what: &str,
+) -> Result<Option<gridlease_core::matmul::MatmulData>> {
+    let gridlease_core::spec::Workload::MatmulI8Data { a_uri, b_uri, .. } = &*w else {
+        return Ok(None);
+    };
+    let (a, b) = (fetch(a_uri).await?, fetch(b_uri).await?);
+    Ok(w.resolve(a, &b)
+        .map_err(|e| UserError(format!("{what}: {e}")))?)
+}

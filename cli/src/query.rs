@@ -113,15 +113,11 @@ pub(crate) async fn status(ctx: &Ctx, id: &str) -> Result<Output> {
                 },
                 format_duration(ends),
             );
-            let r = ctx.results()?.resultOf(id).call().await.map_err(classify)?;
+            let results = ctx.results()?;
+            let r = results.resultOf(id).call().await.map_err(classify)?;
             let posted = r.postedAt.to::<u64>();
             if posted != 0 {
-                let window = ctx
-                    .results()?
-                    .challengeWindow()
-                    .call()
-                    .await
-                    .map_err(classify)?;
+                let window = results.challengeWindow().call().await.map_err(classify)?;
                 let until = posted + window.to::<u64>();
                 h += &format!(
                     "  result     posted {} ago (root {}); {}\n",

@@ -23,7 +23,7 @@ use gridlease_core::{
 };
 use serde_json::json;
 
-use crate::ctx::{Ctx, Output, UserError, fetch, from_block, parse_id, user};
+use crate::ctx::{Ctx, Output, UserError, fetch, from_block, parse_id, resolve_inputs, user};
 
 /// Bytes per result leaf (the matmul leaf: 8 big-endian int32).
 const LEAF_BYTES: usize = 32;
@@ -139,15 +139,8 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
     let job = match spec.map(|s| s.workload) {
         Some(Workload::MatmulI8 { m, k, n, seed }) => Job::Seeded(Matmul { seed, m, k, n }),
         Some(mut w @ Workload::MatmulI8Data { .. }) => {
-            let Workload::MatmulI8Data { a_uri, b_uri, .. } = &w else {
-                unreachable!("matched above")
-            };
-            let (a, b) = (fetch(a_uri).await?, fetch(b_uri).await?);
-            let data = w
-                .resolve(a, &b)
-                .map_err(|e| UserError(format!("the job's inputs: {e}")))?
-                .expect("a data job");
-            Job::Data(Box::new(data))
+            let data = resolve_inputs(&mut w, "the job's inputs").await?;
+            Job::Data(Box::new(data.expect("a data job")))
         }
         _ => {
             h += "  check      not a built-in job: the commitment is all that can be checked\n";

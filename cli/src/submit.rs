@@ -13,13 +13,13 @@ use gridlease_bindings::{IMarket::OrderParams, Market, MockStablecoin};
 use gridlease_core::{
     chain::{classify, classify_rpc, send},
     gpu,
-    spec::{JobSpec, Workload},
+    spec::JobSpec,
     token::sign_permit,
     units::{format_duration, owed, parse_amount, parse_duration, rate_from_hourly_ceil},
 };
 use serde_json::json;
 
-use crate::ctx::{Ctx, Output, UserError, fetch, money, per_hour, read_file, user};
+use crate::ctx::{Ctx, Output, UserError, money, per_hour, read_file, resolve_inputs, user};
 
 /// Flags of `submit`.
 pub(crate) struct Opts {
@@ -41,13 +41,8 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     let mut spec =
         JobSpec::parse(&text).map_err(|e| UserError(format!("{}: {e}", file.display())))?;
     // Data inputs are committed by their roots, which go into the spec hash.
-    if let Workload::MatmulI8Data { a_uri, b_uri, .. } = &spec.run.workload {
-        let (a, b) = (fetch(a_uri).await?, fetch(b_uri).await?);
-        spec.run
-            .workload
-            .resolve(a, &b)
-            .map_err(|e| UserError(format!("{}: matmul inputs: {e}", file.display())))?;
-    }
+    let what = format!("{}: matmul inputs", file.display());
+    resolve_inputs(&mut spec.run.workload, &what).await?;
     let timeout =
         parse_duration(&opts.timeout).map_err(|e| UserError(format!("--timeout: {e}")))?;
     let token = ctx.d.token(&spec.terms.token)?;

@@ -17,8 +17,8 @@ use gridlease_core::{
 };
 use gridlease_deploy::{
     anvil::{ANVIL_KEYS, Anvil},
-    config::DeployConfig,
-    deploy::{deploy, mint},
+    deploy::mint,
+    devnet,
 };
 
 const USDC: u128 = 1_000_000;
@@ -34,14 +34,7 @@ struct Net {
 }
 
 async fn net() -> Net {
-    let anvil = Anvil::start(0, None).expect("anvil");
-    let key: PrivateKeySigner = ANVIL_KEYS[0].parse().expect("key");
-    let gov = Client::connect(&anvil.url(), Some(key))
-        .await
-        .expect("connect");
-    let (d, _) = deploy(&gov, &DeployConfig::devnet(), None, false)
-        .await
-        .expect("deploy");
+    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
     let dir = tempfile::tempdir().expect("tempdir");
     d.save(&dir.path().join("deployments.json")).expect("save");
     let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");

@@ -61,16 +61,23 @@ pub struct Running {
     pub info: Devnet,
 }
 
+/// A market on a fresh anvil (free loopback port; its log in `log` if given): the devnet
+/// configuration deployed by anvil account 0, as which the returned client signs. [`start`]
+/// builds the demo on it; tests that need only a market use it directly.
+pub async fn market(block_time: u64, log: Option<&Path>) -> Result<(Anvil, Client, Deployments)> {
+    let anvil = Anvil::start(block_time, log)?;
+    let deployer: PrivateKeySigner = ANVIL_KEYS[0].parse().context("anvil key")?;
+    let client = Client::connect(&anvil.url(), Some(deployer)).await?;
+    let (deployments, _report) = deploy(&client, &DeployConfig::devnet(), None, false).await?;
+    Ok((anvil, client, deployments))
+}
+
 /// Start anvil, deploy the devnet config, fund the demo accounts and write their keystores
 /// under `dir` (password in `dir/password`). `root` holds `deployments/`.
 pub async fn start(block_time: u64, dir: &Path, root: &Path) -> Result<Running> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let anvil = Anvil::start(block_time, Some(&dir.join("anvil.log")))?;
-    let deployer: PrivateKeySigner = ANVIL_KEYS[0].parse().context("anvil key")?;
-    let client = Client::connect(&anvil.url(), Some(deployer)).await?;
-    let cfg = DeployConfig::devnet();
+    let (anvil, client, deployments) = market(block_time, Some(&dir.join("anvil.log"))).await?;
     let path = Deployments::default_path(root, client.chain_id);
-    let (deployments, _report) = deploy(&client, &cfg, None, false).await?;
     deployments
         .save(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;

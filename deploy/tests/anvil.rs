@@ -165,11 +165,9 @@ async fn hands_ownership_over_then_refuses_to_change_what_it_no_longer_owns() {
 /// the ABI files we ship in `target/abi/`.
 #[tokio::test]
 async fn cast_calls_with_the_shipped_abi() {
-    let anvil = Anvil::start(0, None).expect("anvil");
-    let c = client(&anvil).await;
-    let (d, _) = deploy(&c, &DeployConfig::devnet(), None, false)
+    let (anvil, _, d) = gridlease_deploy::devnet::market(0, None)
         .await
-        .expect("deploy");
+        .expect("market on anvil");
     let cast = find_anvil().expect("anvil").with_file_name("cast");
     let mut called = 0;
     for name in ["Market", "Staking", "Results"] {

@@ -8,7 +8,7 @@ use std::{path::PathBuf, process::ExitCode};
 use alloy::primitives::Address;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use gridlease_bindings::{Market, Staking};
+use gridlease_bindings::{IStaking, Market, Staking};
 use gridlease_core::{
     chain::{Client, classify},
     deployments::Deployments,
@@ -93,10 +93,33 @@ fn open_store(c: &Config) -> Result<Store> {
     Ok(Store::open(&c.data_dir.join("state.db"))?)
 }
 
-async fn chain(c: &Config) -> Result<(Client, Deployments)> {
-    let client = Client::connect(&c.rpc, None).await?;
-    let d = Deployments::load(&c.deployments, client.chain_id)?;
-    Ok((client, d))
+/// What the chain says of this node's provider.
+struct OnChain {
+    client: Client,
+    d: Deployments,
+    info: IStaking::ProviderView,
+}
+
+impl OnChain {
+    async fn read(c: &Config) -> Result<Self> {
+        let client = Client::connect(&c.rpc, None).await?;
+        let d = Deployments::load(&c.deployments, client.chain_id)?;
+        let staking = Staking::new(d.address("Staking")?, &client.provider);
+        let info = staking
+            .providerInfo(c.owner)
+            .call()
+            .await
+            .map_err(classify)?;
+        Ok(Self { client, d, info })
+    }
+
+    /// `v` units of the stake token (the deployment's first token), with its symbol.
+    fn stake(&self, v: u128) -> String {
+        match self.d.tokens.first() {
+            Some(t) => format!("{} {}", format_amount(v, t.decimals), t.symbol),
+            None => format!("{v} units"),
+        }
+    }
 }
 
 async fn check(path: &std::path::Path) -> Result<()> {
@@ -122,21 +145,13 @@ async fn check(path: &std::path::Path) -> Result<()> {
         .context("wallet: the operator key cannot be loaded")?
         .address();
     println!("operator   {operator}");
-    let (client, d) = chain(&c).await?;
-    let staking = Staking::new(d.address("Staking")?, &client.provider);
-    let info = staking
-        .providerInfo(c.owner)
-        .call()
-        .await
-        .map_err(classify)?;
-    let stake_token = d.tokens.first().cloned();
-    let (sym, dec) = stake_token.map_or(("units".to_owned(), 0), |t| (t.symbol, t.decimals));
-    let fmt = |v: u128| format!("{} {sym}", format_amount(v, dec));
+    let chain = OnChain::read(&c).await?;
+    let (info, chain_id) = (&chain.info, chain.client.chain_id);
     if info.operator == Address::ZERO {
         anyhow::bail!(
             "{} is not registered on chain {}: from the owner account call Staking.register({operator}, (gpuClasses {:#x}, gpuCount {}, vramGiB {}), \"metadata\") and stake",
             c.owner,
-            client.chain_id,
+            chain_id,
             inv.class_bitmap(),
             inv.gpus.len().max(1),
             inv.vram_gib()
@@ -152,10 +167,10 @@ async fn check(path: &std::path::Path) -> Result<()> {
     println!(
         "provider   {} on chain {}: stake {}, locked {}, unbonding {}",
         c.owner,
-        client.chain_id,
-        fmt(info.stake),
-        fmt(info.locked),
-        fmt(info.unbonding)
+        chain_id,
+        chain.stake(info.stake),
+        chain.stake(info.locked),
+        chain.stake(info.unbonding)
     );
     if info.stake == 0 {
         anyhow::bail!(
@@ -180,15 +195,9 @@ async fn status(path: &std::path::Path) -> Result<()> {
     for j in store.live()? {
         println!("  {} {}", j.id, j.state.name());
     }
-    let (client, d) = chain(&c).await?;
-    let staking = Staking::new(d.address("Staking")?, &client.provider);
-    let info = staking
-        .providerInfo(c.owner)
-        .call()
-        .await
-        .map_err(classify)?;
-    let market = Market::new(d.address("Market")?, &client.provider);
-    for t in &d.tokens {
+    let chain = OnChain::read(&c).await?;
+    let market = Market::new(chain.d.address("Market")?, &chain.client.provider);
+    for t in &chain.d.tokens {
         let credit = market
             .creditOf(t.address, c.owner)
             .call()
@@ -200,14 +209,10 @@ async fn status(path: &std::path::Path) -> Result<()> {
             t.symbol
         );
     }
-    let (sym, dec) = d
-        .tokens
-        .first()
-        .map_or(("units".to_owned(), 0), |t| (t.symbol.clone(), t.decimals));
     println!(
-        "stake      {} {sym} ({} locked in leases)",
-        format_amount(info.stake, dec),
-        format_amount(info.locked, dec)
+        "stake      {} ({} locked in leases)",
+        chain.stake(chain.info.stake),
+        chain.stake(chain.info.locked)
     );
     Ok(())
 }

@@ -193,18 +193,7 @@ impl Store {
     /// Move job `id` from `from` to `to` if it is still in `from`; returns false when it is not
     /// (another task or an earlier run moved it), so the caller does not repeat the step.
     pub fn transition(&self, id: B256, from: JobState, to: JobState) -> Result<bool, StateError> {
-        if !from.can_become(to) {
-            return Err(StateError::Illegal {
-                id,
-                from: from.name(),
-                to: to.name(),
-            });
-        }
-        let n = self.conn.execute(
-            "UPDATE jobs SET state = ?1, updated_at = ?2 WHERE id = ?3 AND state = ?4",
-            params![to.name(), now(), id.as_slice(), from.name()],
-        )?;
-        Ok(n == 1)
+        self.advance(id, from, to, None)
     }
 
     /// Store the spec of job `id`.
@@ -218,32 +207,53 @@ impl Store {
 
     /// `Running -> Computed` with the result root, atomically.
     pub fn computed(&self, id: B256, root: B256) -> Result<bool, StateError> {
-        let n = self.conn.execute(
-            "UPDATE jobs SET state = ?1, root = ?2, updated_at = ?3 WHERE id = ?4 AND state = ?5",
-            params![
-                JobState::Computed.name(),
-                root.as_slice(),
-                now(),
-                id.as_slice(),
-                JobState::Running.name()
-            ],
-        )?;
-        Ok(n == 1)
+        self.advance(
+            id,
+            JobState::Running,
+            JobState::Computed,
+            Some(("root", root)),
+        )
     }
 
     /// `Computed -> Posting` with the hash of the signed result transaction, recorded before it is
     /// broadcast: after a crash the node looks that hash up instead of posting again.
     pub fn posting(&self, id: B256, tx: B256) -> Result<bool, StateError> {
-        let n = self.conn.execute(
-            "UPDATE jobs SET state = ?1, tx = ?2, updated_at = ?3 WHERE id = ?4 AND state = ?5",
-            params![
-                JobState::Posting.name(),
-                tx.as_slice(),
-                now(),
-                id.as_slice(),
-                JobState::Computed.name()
-            ],
-        )?;
+        self.advance(id, JobState::Computed, JobState::Posting, Some(("tx", tx)))
+    }
+
+    /// The compare-and-set behind every step: `from -> to` (checked against the state machine),
+    /// and in the same statement `column = value` when given.
+    fn advance(
+        &self,
+        id: B256,
+        from: JobState,
+        to: JobState,
+        set: Option<(&'static str, B256)>,
+    ) -> Result<bool, StateError> {
+        if !from.can_become(to) {
+            return Err(StateError::Illegal {
+                id,
+                from: from.name(),
+                to: to.name(),
+            });
+        }
+        // `column` is one of this file's literals, never input.
+        let (extra, value) = match set {
+            Some((column, v)) => (format!(", {column} = ?5"), Some(v.to_vec())),
+            None => (String::new(), None),
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = ?1, updated_at = ?2{extra} WHERE id = ?3 AND state = ?4"
+        );
+        let n = match value {
+            Some(v) => self.conn.execute(
+                &sql,
+                params![to.name(), now(), id.as_slice(), from.name(), v],
+            )?,
+            None => self
+                .conn
+                .execute(&sql, params![to.name(), now(), id.as_slice(), from.name()])?,
+        };
         Ok(n == 1)
     }
 
@@ -251,18 +261,9 @@ impl Store {
     pub fn job(&self, id: B256) -> Result<Option<Job>, StateError> {
         self.conn
             .query_row(
-                "SELECT id, state, spec, root, tx, updated_at FROM jobs WHERE id = ?1",
+                &format!("{SELECT} WHERE id = ?1"),
                 params![id.as_slice()],
-                |r| {
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                },
+                read,
             )
             .optional()?
             .map(row)
@@ -271,20 +272,16 @@ impl Store {
 
     /// Every job not in a terminal state: what a restart resumes.
     pub fn live(&self) -> Result<Vec<Job>, StateError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, state, spec, root, tx, updated_at FROM jobs \
-             WHERE state NOT IN ('closed', 'lost', 'failed', 'faulted') ORDER BY updated_at",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, String>(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })?;
+        let terminal: Vec<String> = (JobState::ALL.iter())
+            .filter(|s| s.is_terminal())
+            .map(|s| format!("'{}'", s.name()))
+            .collect();
+        let sql = format!(
+            "{SELECT} WHERE state NOT IN ({}) ORDER BY updated_at",
+            terminal.join(", ")
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], read)?;
         rows.map(|r| row(r?)).collect()
     }
 
@@ -328,6 +325,9 @@ impl Store {
     }
 }
 
+/// The columns of a job row, in [`RawRow`] order.
+const SELECT: &str = "SELECT id, state, spec, root, tx, updated_at FROM jobs";
+
 type RawRow = (
     Vec<u8>,
     String,
@@ -336,6 +336,17 @@ type RawRow = (
     Option<Vec<u8>>,
     u64,
 );
+
+fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
 
 fn row((id, state, spec, root, tx, updated_at): RawRow) -> Result<Job, StateError> {
     let id = b256(Some(id)).unwrap_or_default();

@@ -6,11 +6,7 @@ use std::process::Command;
 use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use gridlease_bindings::{IStaking::Capacity, MockStablecoin, Staking};
 use gridlease_core::chain::{Client, send};
-use gridlease_deploy::{
-    anvil::{ANVIL_KEYS, Anvil},
-    config::DeployConfig,
-    deploy::{deploy, mint},
-};
+use gridlease_deploy::{anvil::ANVIL_KEYS, deploy::mint, devnet};
 
 const USDC: u128 = 1_000_000;
 
@@ -30,14 +26,7 @@ fn node(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
 
 #[tokio::test]
 async fn init_then_check_guides_the_owner_until_ready_and_status_reads_the_chain() {
-    let anvil = Anvil::start(0, None).expect("anvil");
-    let gov_key: PrivateKeySigner = ANVIL_KEYS[0].parse().expect("key");
-    let gov = Client::connect(&anvil.url(), Some(gov_key))
-        .await
-        .expect("connect");
-    let (d, _) = deploy(&gov, &DeployConfig::devnet(), None, false)
-        .await
-        .expect("deploy");
+    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
     let dir = tempfile::tempdir().expect("tempdir");
     d.save(&dir.path().join("deployments.json")).expect("save");
     let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
@@ -115,7 +104,7 @@ async fn init_then_check_guides_the_owner_until_ready_and_status_reads_the_chain
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("jobs       none yet"), "{out}");
     assert!(
-        out.contains("stake      40 USDC (0 locked in leases)"),
+        out.contains("stake      40 USDC (0 USDC locked in leases)"),
         "{out}"
     );
     assert!(dir.path().join("data/state.db").exists());

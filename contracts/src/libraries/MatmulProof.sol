@@ -193,7 +193,8 @@ library MatmulProof {
                 let xa := add(aStart, t)
                 let xb := add(bStart, t)
                 // Data operands are read 32 bytes at a time from t (offset 0 in the word); bytes
-                // past k are masked off below by `run`.
+                // past k are masked off below by `run`. (A and B stay written out: a shared Yul
+                // function with two returns puts the loop one slot past the stack limit.)
                 let oa := 0
                 let wa := 0
                 switch aData
