@@ -202,27 +202,9 @@ pub(crate) fn read_file(path: &std::path::Path) -> Result<String> {
         .map_err(|e| UserError(format!("cannot read {}: {e}", path.display())).into())
 }
 
-/// Download `uri`: http(s)://, or a local file (file:// or a path; meaningful on one machine).
+/// Download `uri` (http(s)://, file:// or a path); a failure is a user error.
 pub(crate) async fn fetch(uri: &str) -> Result<Vec<u8>> {
-    if uri.starts_with("http://") || uri.starts_with("https://") {
-        let resp = alloy::transports::http::reqwest::get(uri)
-            .await
-            .map_err(|e| {
-                UserError(format!(
-                    "cannot download {uri}: {e}; check the URI and that its server is up"
-                ))
-            })?;
-        if !resp.status().is_success() {
-            return user(format!("{uri} answered {}; try again later", resp.status()));
-        }
-        return Ok(resp
-            .bytes()
-            .await
-            .map_err(|e| UserError(format!("download of {uri} broke off: {e}")))?
-            .to_vec());
-    }
-    let path = uri.strip_prefix("file://").unwrap_or(uri);
-    std::fs::read(path).map_err(|e| UserError(format!("cannot read {path}: {e}")).into())
+    Ok(gridlease_core::fetch::fetch(uri).await.map_err(UserError)?)
 }
 
 /// For a `matmul_i8` job with data inputs: download A and B, check them against the spec's roots

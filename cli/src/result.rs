@@ -23,7 +23,7 @@ use gridlease_core::{
 };
 use serde_json::json;
 
-use crate::ctx::{Ctx, Output, UserError, fetch, from_block, parse_id, resolve_inputs, user};
+use crate::ctx::{Ctx, Output, UserError, from_block, parse_id, resolve_inputs, user};
 
 /// Bytes per result leaf (the matmul leaf: 8 big-endian int32).
 const LEAF_BYTES: usize = 32;
@@ -102,7 +102,16 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
         Some(f) => {
             std::fs::read(f).map_err(|e| UserError(format!("cannot read {}: {e}", f.display())))?
         }
-        None => fetch(&uri).await?,
+        // The provider serves a tenant's result to the tenant: sign the download when we can.
+        None => {
+            let auth = ctx
+                .wallet()
+                .ok()
+                .and_then(|w| gridlease_core::fetch::result_auth(w, id));
+            gridlease_core::fetch::fetch_with(&uri, auth.as_deref())
+                .await
+                .map_err(UserError)?
+        }
     };
     let root = MerkleTree::from_chunks(&bytes, LEAF_BYTES).root();
     let matches = root == posted.root;

@@ -9,17 +9,22 @@
 //! - [`spec`]: job specs (TOML), validation with line/field errors, canonical hash.
 //! - [`wallet`]: signer loading (keystore + password source, or `env:VAR`).
 //! - [`chain`]: RPC client, simulate-then-send, decoded reverts.
+//! - [`fetch`]: downloads of inputs, specs and results (http(s), file, data:).
 //! - [`deployments`]: the `deployments/<chainId>.json` file.
 //! - [`token`]: EIP-2612 permits against the token's real domain.
+//! - [`txm`]: the daemons' transaction manager (single writer, journal before broadcast, rebroadcast
+//!   and fee bumping).
 
 pub mod chain;
 pub mod deployments;
 pub mod eip712;
+pub mod fetch;
 pub mod gpu;
 pub mod matmul;
 pub mod merkle;
 pub mod spec;
 pub mod token;
+pub mod txm;
 pub mod units;
 pub mod wallet;
 

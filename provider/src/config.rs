@@ -22,8 +22,10 @@ pub struct Config {
     pub rpc: String,
     /// The deployments file of the chain.
     pub deployments: PathBuf,
-    /// Blocks a log must be buried under before the node acts on it.
+    /// Blocks a lease must be buried under before the node starts work on it.
     pub confirmations: u64,
+    /// How often the node polls the chain for new blocks, milliseconds.
+    pub poll_ms: u64,
     /// The operator's key.
     pub operator: KeySource,
     /// The provider (owner) address the operator acts for.
@@ -42,8 +44,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Bids on chain, or signed off chain for the keeper's award.
     pub bid_mode: BidMode,
-    /// HTTP API (`/healthz`, `/metrics`, specs in, results out).
+    /// HTTP API (`/healthz`, `/metrics`, results out).
     pub listen: SocketAddr,
+    /// Base URL tenants reach the API at (result URIs are `<public_url>/results/<lease id>`).
+    pub public_url: String,
+    /// A result is posted at least this long before the lease's deadline: the job's time limit
+    /// is the time left minus this, seconds.
+    pub post_margin_secs: u64,
     /// Withdraw earnings once the market credit exceeds this (token units as text).
     pub withdraw_above: String,
     /// How long running jobs get on shutdown before they are checkpointed or left.
@@ -150,6 +157,8 @@ struct RawChain {
     deployments: PathBuf,
     #[serde(default = "default_confirmations")]
     confirmations: u64,
+    #[serde(default = "default_poll_ms")]
+    poll_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +200,8 @@ struct RawJobs {
     data_dir: PathBuf,
     #[serde(default = "default_grace")]
     shutdown_grace: String,
+    #[serde(default = "default_post_margin")]
+    post_margin: String,
 }
 
 #[derive(Deserialize)]
@@ -205,6 +216,8 @@ struct RawBidding {
 struct RawHttp {
     #[serde(default = "default_listen")]
     listen: String,
+    #[serde(default)]
+    public_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +229,12 @@ struct RawEarnings {
 
 fn default_confirmations() -> u64 {
     2
+}
+fn default_poll_ms() -> u64 {
+    500
+}
+fn default_post_margin() -> String {
+    "30s".into()
 }
 fn default_max_concurrent() -> u32 {
     4
@@ -250,6 +269,7 @@ impl Default for RawJobs {
             work_dir: default_work_dir(),
             data_dir: default_data_dir(),
             shutdown_grace: default_grace(),
+            post_margin: default_post_margin(),
         }
     }
 }
@@ -264,6 +284,7 @@ impl Default for RawHttp {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            public_url: None,
         }
     }
 }
@@ -437,6 +458,14 @@ impl Config {
         };
         let shutdown_grace_secs = parse_duration(&raw.jobs.shutdown_grace)
             .map_err(|e| bad("jobs.shutdown_grace", e.to_string()))?;
+        let post_margin_secs = parse_duration(&raw.jobs.post_margin)
+            .map_err(|e| bad("jobs.post_margin", e.to_string()))?;
+        if !(10..=60_000).contains(&raw.chain.poll_ms) {
+            return Err(bad(
+                "chain.poll_ms",
+                "between 10 and 60000 milliseconds".into(),
+            ));
+        }
         let bid_mode = match raw.bidding.mode.as_str() {
             "onchain" => BidMode::Onchain,
             "signed" => BidMode::Signed,
@@ -453,6 +482,18 @@ impl Config {
                 format!("\"{}\" is not an address:port", raw.http.listen),
             )
         })?;
+        let public_url = match raw.http.public_url {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                u.trim_end_matches('/').to_owned()
+            }
+            Some(u) => {
+                return Err(bad(
+                    "http.public_url",
+                    format!("\"{u}\" is not an http(s):// URL"),
+                ));
+            }
+            None => format!("http://{listen}"),
+        };
         parse_amount(&raw.earnings.withdraw_above, 18)
             .map_err(|e| bad("earnings.withdraw_above", e.to_string()))?;
 
@@ -460,6 +501,7 @@ impl Config {
             rpc,
             deployments: rel(raw.chain.deployments),
             confirmations: raw.chain.confirmations,
+            poll_ms: raw.chain.poll_ms,
             operator,
             owner,
             capacity,
@@ -470,6 +512,8 @@ impl Config {
             data_dir: rel(raw.jobs.data_dir),
             bid_mode,
             listen,
+            public_url,
+            post_margin_secs,
             withdraw_above: raw.earnings.withdraw_above.trim().to_owned(),
             shutdown_grace_secs,
         })

@@ -3,9 +3,16 @@
 //! - [`config`]: `provider.toml`, validated with the failing key's name.
 //! - [`gpu`]: GPU discovery (`nvidia-smi`, else the declared capacity).
 //! - [`state`]: the SQLite job state machine that makes restarts safe.
-//!
-//! The engine that bids, runs and posts (collectors -> strategies -> executors) builds on these.
+//! - [`pricing`]: which orders get a bid, at what price.
+//! - [`executor`]: how jobs run (sandboxed process, built-in `matmul_i8`).
+//! - [`engine`]: the running node (collect logs -> decide -> act), [`http`] its API.
+//! - [`onchain`]: the provider's registration, and what the owner must do.
 
 pub mod config;
+pub mod engine;
+pub mod executor;
 pub mod gpu;
+pub mod http;
+pub mod onchain;
+pub mod pricing;
 pub mod state;

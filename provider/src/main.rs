@@ -1,22 +1,18 @@
 //! `gridlease-provider`: `init` writes a commented sample configuration; `check` validates it,
 //! discovers the GPUs, opens the state database and reads the provider's registration and stake
-//! from the chain, saying exactly what the owner must do; `status` prints the jobs the node knows
-//! and its balances.
+//! from the chain, saying exactly what the owner must do; `run` is the node (bids, runs, posts);
+//! `status` prints the jobs the node knows and its balances.
 
 use std::{path::PathBuf, process::ExitCode};
 
-use alloy::primitives::Address;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use gridlease_bindings::{IStaking, Market, Staking};
-use gridlease_core::{
-    chain::{Client, classify},
-    deployments::Deployments,
-    units::format_amount,
-};
+use gridlease_bindings::Market;
+use gridlease_core::{chain::classify, units::format_amount};
 use gridlease_provider::{
     config::{Config, SAMPLE},
     gpu,
+    onchain::OnChain,
     state::Store,
 };
 
@@ -47,6 +43,15 @@ enum Cmd {
         /// The configuration file.
         #[arg(long, default_value = "provider.toml")]
         config: PathBuf,
+    },
+    /// Run the node: watch orders, bid, run won jobs, post their results (until SIGINT/SIGTERM).
+    Run {
+        /// The configuration file.
+        #[arg(long, default_value = "provider.toml")]
+        config: PathBuf,
+        /// Log every order considered, not only actions.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Jobs the node knows, by state, and the provider's stake and earnings.
     Status {
@@ -83,6 +88,20 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Check { config } => check(&config).await,
+        Cmd::Run { config, verbose } => {
+            tracing_subscriber::fmt()
+                .with_max_level(if verbose {
+                    tracing::Level::DEBUG
+                } else {
+                    tracing::Level::INFO
+                })
+                .with_target(false)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .init();
+            let c = Config::load(&config)?;
+            gridlease_provider::engine::run(c).await
+        }
         Cmd::Status { config } => status(&config).await,
     }
 }
@@ -91,35 +110,6 @@ fn open_store(c: &Config) -> Result<Store> {
     std::fs::create_dir_all(&c.data_dir)
         .with_context(|| format!("cannot create jobs.data_dir {}", c.data_dir.display()))?;
     Ok(Store::open(&c.data_dir.join("state.db"))?)
-}
-
-/// What the chain says of this node's provider.
-struct OnChain {
-    client: Client,
-    d: Deployments,
-    info: IStaking::ProviderView,
-}
-
-impl OnChain {
-    async fn read(c: &Config) -> Result<Self> {
-        let client = Client::connect(&c.rpc, None).await?;
-        let d = Deployments::load(&c.deployments, client.chain_id)?;
-        let staking = Staking::new(d.address("Staking")?, &client.provider);
-        let info = staking
-            .providerInfo(c.owner)
-            .call()
-            .await
-            .map_err(classify)?;
-        Ok(Self { client, d, info })
-    }
-
-    /// `v` units of the stake token (the deployment's first token), with its symbol.
-    fn stake(&self, v: u128) -> String {
-        match self.d.tokens.first() {
-            Some(t) => format!("{} {}", format_amount(v, t.decimals), t.symbol),
-            None => format!("{v} units"),
-        }
-    }
 }
 
 async fn check(path: &std::path::Path) -> Result<()> {
@@ -146,38 +136,16 @@ async fn check(path: &std::path::Path) -> Result<()> {
         .address();
     println!("operator   {operator}");
     let chain = OnChain::read(&c).await?;
-    let (info, chain_id) = (&chain.info, chain.client.chain_id);
-    if info.operator == Address::ZERO {
-        anyhow::bail!(
-            "{} is not registered on chain {}: from the owner account call Staking.register({operator}, (gpuClasses {:#x}, gpuCount {}, vramGiB {}), \"metadata\") and stake",
-            c.owner,
-            chain_id,
-            inv.class_bitmap(),
-            inv.gpus.len().max(1),
-            inv.vram_gib()
-        );
-    }
-    if info.operator != operator {
-        anyhow::bail!(
-            "{} is registered with operator {}, but this node's key is {operator}: point wallet.* at that key, or have the owner call Staking.updateProvider({operator}, capacity, metadata)",
-            c.owner,
-            info.operator
-        );
-    }
+    chain.ready(&c, operator, &inv)?;
+    let info = &chain.info;
     println!(
         "provider   {} on chain {}: stake {}, locked {}, unbonding {}",
         c.owner,
-        chain_id,
+        chain.client.chain_id,
         chain.stake(info.stake),
         chain.stake(info.locked),
         chain.stake(info.unbonding)
     );
-    if info.stake == 0 {
-        anyhow::bail!(
-            "{} has no stake: approve the stake token and call Staking.stake(amount) from the owner",
-            c.owner
-        );
-    }
     println!("ready");
     Ok(())
 }
@@ -193,7 +161,16 @@ async fn status(path: &std::path::Path) -> Result<()> {
         println!("jobs       {n} {}", state.name());
     }
     for j in store.live()? {
-        println!("  {} {}", j.id, j.state.name());
+        let deadline = if j.end > 0 {
+            format!(" (deadline {})", j.end)
+        } else {
+            String::new()
+        };
+        println!("  {} {}{deadline}", j.id, j.state.name());
+    }
+    match reqwest_health(&c).await {
+        Some(h) => println!("node       running: {h}"),
+        None => println!("node       not running (no answer on {})", c.listen),
     }
     let chain = OnChain::read(&c).await?;
     let market = Market::new(chain.d.address("Market")?, &chain.client.provider);
@@ -215,4 +192,17 @@ async fn status(path: &std::path::Path) -> Result<()> {
         chain.stake(chain.info.locked)
     );
     Ok(())
+}
+
+/// The running node's `/healthz` line, if it answers.
+async fn reqwest_health(c: &Config) -> Option<String> {
+    let url = format!("http://{}/healthz", c.listen);
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        alloy::transports::http::reqwest::get(&url),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    Some(r.text().await.ok()?.trim().to_owned())
 }

@@ -5,13 +5,14 @@
 
 use std::path::Path;
 
-use alloy::primitives::B256;
-use rusqlite::{Connection, OptionalExtension, params};
+use alloy::primitives::{Address, B256};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
 
 /// Where a job is. Transitions are only those of [`JobState::can_become`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum JobState {
     /// A bid was sent on the order.
+    #[default]
     Bid,
     /// The lease is ours.
     Won,
@@ -80,12 +81,24 @@ impl JobState {
         )
     }
 
+    /// Whether a job in this state takes one of the node's job slots (a bid reserves one, so the
+    /// node never wins more than it can run: PD-01).
+    pub fn occupies_slot(self) -> bool {
+        use JobState::*;
+        matches!(
+            self,
+            Bid | Won | Acknowledged | Running | Computed | Posting
+        )
+    }
+
     /// The legal next states. A lease can close (its tenant accepts, it expires) or be faulted
     /// from any live state; a result transaction that was dropped goes back to `Computed`.
     pub fn can_become(self, to: Self) -> bool {
         use JobState::*;
         if self.is_terminal() {
-            return false;
+            // A bid believed lost (its receipt was reorged away, or its broadcast failed) that
+            // won after all: the lease must still be served.
+            return self == Lost && to == Won;
         }
         if matches!(to, Closed | Faulted) && self != Bid {
             return true;
@@ -95,7 +108,8 @@ impl JobState {
             (Bid, Won | Lost)
                 | (Won, Acknowledged)
                 | (Acknowledged, Running)
-                | (Running, Computed | Failed)
+                | (Running, Computed)
+                | (Won | Acknowledged | Running | Computed | Posting, Failed)
                 | (Computed, Posting)
                 | (Posting, Posted | Computed)
         )
@@ -103,18 +117,34 @@ impl JobState {
 }
 
 /// A job row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Job {
     /// Order / lease id.
     pub id: B256,
     /// Where it is.
     pub state: JobState,
+    /// The order's tenant.
+    pub tenant: Address,
+    /// The order's terms, ABI-encoded `OrderParams` (what `Results` checks the id against).
+    pub terms: Vec<u8>,
     /// The run spec's canonical JSON, once known.
     pub spec: Option<String>,
+    /// Our price, 18-decimal units per second.
+    pub price: u128,
+    /// Lease start and end (chain time), once won.
+    pub start: u64,
+    /// Lease end: the result deadline of a batch job.
+    pub end: u64,
     /// Result root, once computed.
     pub root: Option<B256>,
-    /// The result transaction's hash, once sent.
+    /// The last transaction sent for this job (bid, then result), by hash.
     pub tx: Option<B256>,
+    /// Its raw signed bytes, rebroadcast as they are after a crash.
+    pub raw: Option<Vec<u8>>,
+    /// Process group of a running process job (killed on restart).
+    pub pgid: i32,
+    /// Why it failed or was lost.
+    pub note: Option<String>,
     /// Last change, unix seconds.
     pub updated_at: u64,
 }
@@ -138,6 +168,14 @@ pub enum StateError {
     /// The row holds a state this build does not know (a newer node wrote it).
     #[error("job {0}: unknown state \"{1}\" in the database (written by a newer node?)")]
     UnknownState(B256, String),
+    /// The file was written by another schema version.
+    #[error(
+        "state database schema {found}, this node uses {SCHEMA_VERSION}: move the file away (the node rebuilds from the chain) or run the matching node version"
+    )]
+    Version {
+        /// What the file says.
+        found: i64,
+    },
 }
 
 /// The node's database.
@@ -145,16 +183,27 @@ pub struct Store {
     conn: Connection,
 }
 
+/// Schema version (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 2;
+
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
+CREATE TABLE jobs (
     id BLOB PRIMARY KEY,
     state TEXT NOT NULL,
+    tenant BLOB NOT NULL,
+    terms BLOB NOT NULL,
     spec TEXT,
+    price TEXT NOT NULL,
+    start_at INTEGER NOT NULL DEFAULT 0,
+    end_at INTEGER NOT NULL DEFAULT 0,
     root BLOB,
     tx BLOB,
+    raw BLOB,
+    pgid INTEGER NOT NULL DEFAULT 0,
+    note TEXT,
     updated_at INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS cursors (
+CREATE TABLE cursors (
     name TEXT PRIMARY KEY,
     block INTEGER NOT NULL,
     hash BLOB NOT NULL
@@ -171,21 +220,75 @@ fn b256(v: Option<Vec<u8>>) -> Option<B256> {
     v.filter(|b| b.len() == 32).map(|b| B256::from_slice(&b))
 }
 
+/// A column a step may set together with the state.
+#[derive(Clone, Debug)]
+pub enum Set {
+    /// The result root.
+    Root(B256),
+    /// A transaction: hash and raw bytes.
+    Tx(B256, Vec<u8>),
+    /// Lease start and end.
+    Lease(u64, u64),
+    /// Why it failed.
+    Note(String),
+}
+
+impl Set {
+    fn sql(&self) -> (&'static str, Vec<Value>) {
+        match self {
+            Self::Root(r) => ("root = ?5", vec![Value::Blob(r.to_vec())]),
+            Self::Tx(h, raw) => (
+                "tx = ?5, raw = ?6",
+                vec![Value::Blob(h.to_vec()), Value::Blob(raw.clone())],
+            ),
+            Self::Lease(s, e) => (
+                "start_at = ?5, end_at = ?6",
+                vec![Value::Integer(*s as i64), Value::Integer(*e as i64)],
+            ),
+            Self::Note(n) => ("note = ?5", vec![Value::Text(n.clone())]),
+        }
+    }
+}
+
 impl Store {
     /// Open (or create) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tables: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        match (version, tables) {
+            (0, 0) => {
+                conn.execute_batch(SCHEMA)?;
+                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            (SCHEMA_VERSION, _) => {}
+            (found, _) => return Err(StateError::Version { found }),
+        }
         Ok(Self { conn })
     }
 
-    /// Record a new job in state `Bid` (or leave an existing one alone). Returns whether it was new.
-    pub fn insert_bid(&self, id: B256) -> Result<bool, StateError> {
+    /// Record a job we bid on (or leave an existing one alone). Returns whether it was new.
+    pub fn insert(&self, job: &Job) -> Result<bool, StateError> {
         let n = self.conn.execute(
-            "INSERT OR IGNORE INTO jobs (id, state, updated_at) VALUES (?1, ?2, ?3)",
-            params![id.as_slice(), JobState::Bid.name(), now()],
+            "INSERT OR IGNORE INTO jobs (id, state, tenant, terms, spec, price, start_at, end_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                job.id.as_slice(),
+                job.state.name(),
+                job.tenant.as_slice(),
+                job.terms,
+                job.spec,
+                job.price.to_string(),
+                job.start as i64,
+                job.end as i64,
+                now()
+            ],
         )?;
         Ok(n == 1)
     }
@@ -196,39 +299,55 @@ impl Store {
         self.advance(id, from, to, None)
     }
 
-    /// Store the spec of job `id`.
-    pub fn set_spec(&self, id: B256, spec: &str) -> Result<(), StateError> {
-        self.conn.execute(
-            "UPDATE jobs SET spec = ?1 WHERE id = ?2",
-            params![spec, id.as_slice()],
-        )?;
-        Ok(())
-    }
-
     /// `Running -> Computed` with the result root, atomically.
     pub fn computed(&self, id: B256, root: B256) -> Result<bool, StateError> {
         self.advance(
             id,
             JobState::Running,
             JobState::Computed,
-            Some(("root", root)),
+            Some(Set::Root(root)),
         )
     }
 
-    /// `Computed -> Posting` with the hash of the signed result transaction, recorded before it is
-    /// broadcast: after a crash the node looks that hash up instead of posting again.
-    pub fn posting(&self, id: B256, tx: B256) -> Result<bool, StateError> {
-        self.advance(id, JobState::Computed, JobState::Posting, Some(("tx", tx)))
+    /// `Computed -> Posting` with the signed result transaction, recorded before it is broadcast:
+    /// after a crash the node looks that hash up, or rebroadcasts the bytes, instead of posting
+    /// again.
+    pub fn posting(&self, id: B256, tx: B256, raw: Vec<u8>) -> Result<bool, StateError> {
+        self.advance(
+            id,
+            JobState::Computed,
+            JobState::Posting,
+            Some(Set::Tx(tx, raw)),
+        )
+    }
+
+    /// Record a transaction for job `id` without a state change (a bid, or a fee-bumped
+    /// replacement of the result transaction).
+    pub fn set_tx(&self, id: B256, tx: B256, raw: Vec<u8>) -> Result<(), StateError> {
+        self.conn.execute(
+            "UPDATE jobs SET tx = ?1, raw = ?2, updated_at = ?3 WHERE id = ?4",
+            params![tx.as_slice(), raw, now(), id.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// Record the process group of job `id`'s process (0: none).
+    pub fn set_pgid(&self, id: B256, pgid: i32) -> Result<(), StateError> {
+        self.conn.execute(
+            "UPDATE jobs SET pgid = ?1 WHERE id = ?2",
+            params![pgid, id.as_slice()],
+        )?;
+        Ok(())
     }
 
     /// The compare-and-set behind every step: `from -> to` (checked against the state machine),
-    /// and in the same statement `column = value` when given.
-    fn advance(
+    /// and in the same statement the columns of `set`.
+    pub fn advance(
         &self,
         id: B256,
         from: JobState,
         to: JobState,
-        set: Option<(&'static str, B256)>,
+        set: Option<Set>,
     ) -> Result<bool, StateError> {
         if !from.can_become(to) {
             return Err(StateError::Illegal {
@@ -237,23 +356,25 @@ impl Store {
                 to: to.name(),
             });
         }
-        // `column` is one of this file's literals, never input.
-        let (extra, value) = match set {
-            Some((column, v)) => (format!(", {column} = ?5"), Some(v.to_vec())),
-            None => (String::new(), None),
+        // The column names are this file's literals, never input.
+        let (extra, mut values) = match &set {
+            Some(s) => {
+                let (cols, vals) = s.sql();
+                (format!(", {cols}"), vals)
+            }
+            None => (String::new(), Vec::new()),
         };
         let sql = format!(
             "UPDATE jobs SET state = ?1, updated_at = ?2{extra} WHERE id = ?3 AND state = ?4"
         );
-        let n = match value {
-            Some(v) => self.conn.execute(
-                &sql,
-                params![to.name(), now(), id.as_slice(), from.name(), v],
-            )?,
-            None => self
-                .conn
-                .execute(&sql, params![to.name(), now(), id.as_slice(), from.name()])?,
-        };
+        let mut args = vec![
+            Value::Text(to.name().to_owned()),
+            Value::Integer(now() as i64),
+            Value::Blob(id.to_vec()),
+            Value::Text(from.name().to_owned()),
+        ];
+        args.append(&mut values);
+        let n = self.conn.execute(&sql, params_from_iter(args))?;
         Ok(n == 1)
     }
 
@@ -289,7 +410,7 @@ impl Store {
     pub fn counts(&self) -> Result<Vec<(JobState, u64)>, StateError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            .prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
@@ -325,46 +446,57 @@ impl Store {
     }
 }
 
-/// The columns of a job row, in [`RawRow`] order.
-const SELECT: &str = "SELECT id, state, spec, root, tx, updated_at FROM jobs";
+/// The columns of a job row, in [`read`] order.
+const SELECT: &str = "SELECT id, state, tenant, terms, spec, price, start_at, end_at, root, tx, raw, pgid, note, updated_at FROM jobs";
 
-type RawRow = (
-    Vec<u8>,
-    String,
-    Option<String>,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-    u64,
-);
+type RawRow = (Vec<u8>, String, Job);
 
 fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    let tenant: Vec<u8> = r.get(2)?;
+    let price: String = r.get(5)?;
     Ok((
         r.get(0)?,
         r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
+        Job {
+            tenant: if tenant.len() == 20 {
+                Address::from_slice(&tenant)
+            } else {
+                Address::ZERO
+            },
+            terms: r.get(3)?,
+            spec: r.get(4)?,
+            price: price.parse().unwrap_or_default(),
+            start: r.get::<_, i64>(6)? as u64,
+            end: r.get::<_, i64>(7)? as u64,
+            root: b256(r.get(8)?),
+            tx: b256(r.get(9)?),
+            raw: r.get(10)?,
+            pgid: r.get(11)?,
+            note: r.get(12)?,
+            updated_at: r.get::<_, i64>(13)? as u64,
+            ..Job::default()
+        },
     ))
 }
 
-fn row((id, state, spec, root, tx, updated_at): RawRow) -> Result<Job, StateError> {
+fn row((id, state, job): RawRow) -> Result<Job, StateError> {
     let id = b256(Some(id)).unwrap_or_default();
     let state = JobState::from_name(&state).ok_or(StateError::UnknownState(id, state))?;
-    Ok(Job {
-        id,
-        state,
-        spec,
-        root: b256(root),
-        tx: b256(tx),
-        updated_at,
-    })
+    Ok(Job { id, state, ..job })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use JobState::*;
+
+    fn bid(id: B256) -> Job {
+        Job {
+            id,
+            terms: vec![1, 2, 3],
+            ..Job::default()
+        }
+    }
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -376,9 +508,9 @@ mod tests {
     fn a_job_walks_the_happy_path_and_each_step_happens_once() {
         let (_dir, s) = store();
         let id = B256::repeat_byte(1);
-        assert!(s.insert_bid(id).expect("insert"));
+        assert!(s.insert(&bid(id)).expect("insert"));
         assert!(
-            !s.insert_bid(id).expect("again"),
+            !s.insert(&bid(id)).expect("again"),
             "a second bid row is not made"
         );
         for (from, to) in [(Bid, Won), (Won, Acknowledged), (Acknowledged, Running)] {
@@ -387,9 +519,12 @@ mod tests {
         }
         assert!(s.computed(id, B256::repeat_byte(2)).expect("computed"));
         assert!(!s.computed(id, B256::repeat_byte(3)).expect("once"));
-        assert!(s.posting(id, B256::repeat_byte(4)).expect("posting"));
         assert!(
-            !s.posting(id, B256::repeat_byte(5)).expect("once"),
+            s.posting(id, B256::repeat_byte(4), vec![4])
+                .expect("posting")
+        );
+        assert!(
+            !s.posting(id, B256::repeat_byte(5), vec![5]).expect("once"),
             "never posted twice"
         );
         let j = s.job(id).expect("read").expect("exists");
@@ -410,12 +545,12 @@ mod tests {
     fn illegal_transitions_are_refused() {
         let (_dir, s) = store();
         let id = B256::repeat_byte(1);
-        s.insert_bid(id).expect("insert");
+        s.insert(&bid(id)).expect("insert");
         for (from, to) in [
             (Bid, Running),
             (Won, Posted),
             (Closed, Running),
-            (Lost, Won),
+            (Failed, Won),
             (Bid, Closed),
         ] {
             assert!(
@@ -441,9 +576,14 @@ mod tests {
         let id = B256::repeat_byte(9);
         {
             let s = Store::open(&path).expect("open");
-            s.insert_bid(id).expect("insert");
+            let job = Job {
+                spec: Some("{\"version\":1}".into()),
+                price: u128::MAX,
+                tenant: Address::repeat_byte(3),
+                ..bid(id)
+            };
+            s.insert(&job).expect("insert");
             s.transition(id, Bid, Won).expect("won");
-            s.set_spec(id, "{\"version\":1}").expect("spec");
             s.set_cursor("orders", 42, B256::repeat_byte(7))
                 .expect("cursor");
             s.set_cursor("orders", 43, B256::repeat_byte(8))
@@ -453,8 +593,18 @@ mod tests {
         let live = s.live().expect("live");
         assert_eq!(live.len(), 1);
         assert_eq!(
-            (live[0].state, live[0].spec.as_deref()),
-            (Won, Some("{\"version\":1}"))
+            (
+                live[0].state,
+                live[0].spec.as_deref(),
+                live[0].price,
+                live[0].tenant
+            ),
+            (
+                Won,
+                Some("{\"version\":1}"),
+                u128::MAX,
+                Address::repeat_byte(3)
+            )
         );
         assert_eq!(
             s.cursor("orders").expect("cursor"),

@@ -1,0 +1,1118 @@
+//! The running node: collectors -> strategies -> executors.
+//!
+//! - **Collect.** Every `chain.poll_ms` the node reads new logs of the market and results
+//!   contracts from its saved cursors, in pages that halve when the RPC refuses a range (OFF-13).
+//!   Orders are read up to the head (a bid on an order that a reorg removes simply reverts in
+//!   simulation: the order id commits to every term); lease events only once `confirmations`
+//!   blocks deep, so no work starts on an award a reorg can undo (OFF-04, PD-02). A cursor whose
+//!   block hash is no longer canonical rewinds and re-reads (OFF-01); every handler is idempotent.
+//! - **Decide.** [`crate::pricing::evaluate`] on each new order; the spec is fetched and checked
+//!   against its hash before a bid, and only workloads an executor runs get one.
+//! - **Act.** Bids through the shared [`TxManager`]; each won lease gets one driver task that walks
+//!   the job's [`JobState`] machine: acknowledge, run, commit, post. Every step is a
+//!   compare-and-set in SQLite and every transaction is journaled before broadcast, so after
+//!   `kill -9` a restart resumes each job where it was, never running a finished job again nor
+//!   posting twice (OFF-14, PD-04, PD-07).
+//!
+//! A job that fails (non-zero exit, time limit, bad inputs) still gets a result before its
+//! deadline: a failure report the tenant can read, so a tenant's broken job never gets its provider
+//! slashed for a missed deadline.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::{Address, B256, Bytes, aliases::U96, keccak256},
+    providers::Provider,
+    rpc::types::{Filter, Log},
+    sol_types::{SolCall, SolEvent, SolEventInterface, SolValue},
+};
+use anyhow::{Context, Result, bail};
+use gridlease_bindings::{
+    IMarket::OrderParams,
+    Market::{self, MarketEvents},
+    Results::{self, ResultsEvents},
+    Staking,
+};
+use gridlease_core::{
+    chain::{ChainError, Client, classify, classify_rpc},
+    deployments::Deployments,
+    fetch,
+    merkle::MerkleTree,
+    spec::{RunSpec, Workload},
+    txm::{Outcome, Signed, TxManager, TxPolicy},
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, error, info, warn};
+
+use crate::{
+    config::{BidMode, Config, ExecutorKind},
+    executor::{BuiltinExecutor, ExecError, Executor, JobRun, LEAF_BYTES, ProcessExecutor},
+    gpu,
+    http::{Metrics, unix_now},
+    pricing::{Ask, Offer, evaluate},
+    state::{Job, JobState, Set, StateError, Store},
+};
+
+/// Pages of `eth_getLogs` start this many blocks wide and halve on refusal.
+const LOG_PAGE: u64 = 2_000;
+/// How far a cursor rewinds when its block was reorged away.
+const REORG_REWIND: u64 = 64;
+
+/// Everything the tasks of a running node share.
+pub struct Shared {
+    /// The configuration.
+    pub cfg: Config,
+    /// The operator's transaction pipeline (and the read client).
+    pub tx: TxManager,
+    /// Contract addresses.
+    pub market: Address,
+    /// Results contract.
+    pub results: Address,
+    /// Staking contract.
+    pub staking: Address,
+    /// Market deployment block (where cursors start: never `latest`, OFF-15).
+    pub deploy_block: u64,
+    /// Payment token decimals.
+    pub tokens: HashMap<Address, u8>,
+    /// The job database.
+    pub store: Mutex<Store>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    /// Cancelled on the first SIGINT/SIGTERM: no new bids, no new jobs.
+    pub stop: CancellationToken,
+    /// Cancelled when the shutdown grace is over: running jobs are stopped (resumed on restart).
+    pub kill: CancellationToken,
+    /// Driver tasks.
+    pub tracker: TaskTracker,
+    /// Leases with a driver, and its cancellation (a closed lease stops its job).
+    drivers: Mutex<HashMap<B256, CancellationToken>>,
+    process: ProcessExecutor,
+    builtin: BuiltinExecutor,
+    /// Registered capacity and the market minimum, refreshed each poll.
+    offer: Mutex<Offer>,
+    /// When the offer was last read (unix seconds).
+    offer_at: AtomicU64,
+}
+
+/// The ABI-decoded terms of `job`.
+pub fn terms(job: &Job) -> Option<OrderParams> {
+    OrderParams::abi_decode(&job.terms).ok()
+}
+
+fn lock(m: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    // A panic while holding the lock leaves SQLite consistent (every write is one statement).
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Where the result of `id` is kept.
+    pub fn result_path(&self, id: B256) -> PathBuf {
+        self.cfg.data_dir.join("results").join(format!("{id}.bin"))
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+
+    fn client(&self) -> &Client {
+        self.tx.client()
+    }
+
+    fn executor(&self, w: &Workload) -> Result<&dyn Executor, String> {
+        match w {
+            Workload::MatmulI8 { .. } | Workload::MatmulI8Data { .. } => {
+                self.builtin.supports(w)?;
+                Ok(&self.builtin)
+            }
+            Workload::Container { .. } => match self.cfg.executor {
+                ExecutorKind::Process => {
+                    self.process.supports(w)?;
+                    Ok(&self.process)
+                }
+                ExecutorKind::Docker => {
+                    Err("the docker/podman executor is not available in this build".into())
+                }
+            },
+            Workload::Service { .. } => {
+                Err("service leases (heartbeats) are not run by this node yet".into())
+            }
+        }
+    }
+
+    fn kinds(&self) -> u8 {
+        // Built-in jobs always; container jobs with the process executor.
+        match self.cfg.executor {
+            ExecutorKind::Process => 0b011,
+            ExecutorKind::Docker => 0b010,
+        }
+    }
+}
+
+/// Start the node: check the chain and the registration, open the state, and run until a signal.
+pub async fn run(cfg: Config) -> Result<()> {
+    let s = Arc::new(start(cfg).await?);
+    let listener = tokio::net::TcpListener::bind(s.cfg.listen)
+        .await
+        .with_context(|| format!("http.listen {}: cannot bind", s.cfg.listen))?;
+    info!(listen = %s.cfg.listen, "http api up");
+    let app = crate::http::router(s.clone());
+    let stop_http = s.kill.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop_http.cancelled().await })
+            .await
+    });
+    signals(s.clone());
+    resume(&s)?;
+    let poll = Duration::from_millis(s.cfg.poll_ms);
+    let mut backoff = poll;
+    loop {
+        tokio::select! {
+            () = s.stop.cancelled() => break,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        match tick(&s).await {
+            Ok(()) => backoff = poll,
+            Err(e) => {
+                s.metrics.rpc_errors.fetch_add(1, Relaxed);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "chain poll failed; running jobs continue");
+            }
+        }
+    }
+    let grace = Duration::from_secs(s.cfg.shutdown_grace_secs);
+    info!(
+        grace_s = grace.as_secs(),
+        "stopping: no new bids; running jobs get the grace"
+    );
+    s.tracker.close();
+    if tokio::time::timeout(grace, s.tracker.wait()).await.is_err() {
+        warn!("grace over: stopping running jobs; they resume on restart");
+        s.kill.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.tracker.wait()).await;
+    }
+    s.kill.cancel();
+    let _ = http.await;
+    info!("stopped");
+    Ok(())
+}
+
+fn signals(s: Arc<Shared>) {
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        for n in 0.. {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if n == 0 {
+                s.stop.cancel();
+            } else {
+                // A second signal: leave now (state is consistent at every step).
+                error!("second signal: exiting now");
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+async fn start(cfg: Config) -> Result<Shared> {
+    if cfg.bid_mode == BidMode::Signed {
+        bail!(
+            "bidding.mode = \"signed\": signed bids need a keeper that collects them, which this version does not have yet; use mode = \"onchain\""
+        );
+    }
+    let signer = cfg
+        .operator
+        .load()
+        .context("wallet: the operator key cannot be loaded")?;
+    let operator = signer.address();
+    let client = Client::connect(&cfg.rpc, None).await?;
+    let d = Deployments::load(&cfg.deployments, client.chain_id).with_context(|| {
+        format!(
+            "chain.deployments {} does not describe chain {} (OFF-18: refusing to run on the wrong chain)",
+            cfg.deployments.display(),
+            client.chain_id
+        )
+    })?;
+    let market = d.address("Market")?;
+    let staking = d.address("Staking")?;
+    let results = Results::new(d.address("Results")?, &client.provider);
+    if client
+        .provider
+        .get_code_at(market)
+        .await
+        .map_err(classify_rpc)?
+        .is_empty()
+    {
+        bail!(
+            "no Market contract at {market} on chain {}: the deployments file is stale (redeploy, or point chain.deployments at the right file)",
+            client.chain_id
+        );
+    }
+    let onchain = crate::onchain::OnChain::read(&cfg).await?;
+    onchain.ready(&cfg, operator, &gpu::discover(&cfg.capacity))?;
+    std::fs::create_dir_all(cfg.data_dir.join("results"))
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.work_dir)
+        .with_context(|| format!("cannot create jobs.work_dir {}", cfg.work_dir.display()))?;
+    // One node per state directory (OFF-05): the lock goes with the process, even on kill -9.
+    let lock_path = cfg.data_dir.join("node.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "another gridlease-provider runs on {} (lock {} is held): two nodes on one key would race each other's nonces",
+            cfg.data_dir.display(),
+            lock_path.display()
+        );
+    }
+    std::mem::forget(lock);
+    let store = Store::open(&cfg.data_dir.join("state.db"))?;
+    let start_window = results.startWindow().call().await.map_err(classify)?;
+    info!(
+        operator = %operator, owner = %cfg.owner, chain = client.chain_id,
+        market = %market, start_window_s = start_window, "gridlease-provider starting"
+    );
+    let deploy_block = d.contracts.get("Market").map_or(0, |c| c.block);
+    let tokens = d.tokens.iter().map(|t| (t.address, t.decimals)).collect();
+    let offer = Offer {
+        classes: onchain.info.capacity.gpuClasses,
+        gpus: onchain.info.capacity.gpuCount,
+        vram_gib: onchain.info.capacity.vramGiB,
+        free_slots: cfg.max_concurrent_jobs,
+        slots: cfg.max_concurrent_jobs,
+        free_stake: onchain.info.stake.saturating_sub(onchain.info.locked),
+        kinds: 0,
+        min_price: 0,
+    };
+    let results = *results.address();
+    let tx = TxManager::new(client, signer, TxPolicy::default());
+    Ok(Shared {
+        tx,
+        market,
+        results,
+        staking,
+        deploy_block,
+        tokens,
+        store: Mutex::new(store),
+        metrics: Metrics::default(),
+        stop: CancellationToken::new(),
+        kill: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+        drivers: Mutex::new(HashMap::new()),
+        process: ProcessExecutor::default(),
+        builtin: BuiltinExecutor::default(),
+        offer: Mutex::new(offer),
+        offer_at: AtomicU64::new(0),
+        cfg,
+    })
+}
+
+/// Pick up every live job after a (re)start.
+fn resume(s: &Arc<Shared>) -> Result<()> {
+    let live = s.db().live()?;
+    for j in live {
+        match j.state {
+            JobState::Bid => {}    // the lease log (or its absence) decides
+            JobState::Posted => {} // done; the close log ends it
+            _ => {
+                info!(lease = %j.id, state = j.state.name(), "resuming job");
+                drive(s, j.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One poll: refresh the offer, read orders up to the head and lease events up to the confirmed
+/// head.
+async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
+    let p = &s.client().provider;
+    let head = p.get_block_number().await.map_err(classify_rpc)?;
+    let prev = s.metrics.head.swap(head, Relaxed);
+    if head < prev {
+        warn!(
+            prev,
+            head, "the RPC's head went backwards (lagging node or reorg)"
+        );
+    }
+    refresh_offer(s).await?;
+    let orders = [Market::OrderCreated::SIGNATURE_HASH];
+    let leases = [
+        Market::LeaseStarted::SIGNATURE_HASH,
+        Market::LeaseClosed::SIGNATURE_HASH,
+        Market::OrderCancelled::SIGNATURE_HASH,
+        Market::LeaseFaulted::SIGNATURE_HASH,
+    ];
+    scan(s, "orders", head, &orders).await?;
+    scan(
+        s,
+        "leases",
+        head.saturating_sub(s.cfg.confirmations),
+        &leases,
+    )
+    .await?;
+    s.metrics.last_poll.store(unix_now(), Relaxed);
+    Ok(())
+}
+
+async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
+    if unix_now().saturating_sub(s.offer_at.load(Relaxed)) < 5 {
+        return Ok(());
+    }
+    let p = &s.client().provider;
+    let info = Staking::new(s.staking, p)
+        .providerInfo(s.cfg.owner)
+        .call()
+        .await
+        .map_err(classify)?;
+    let params = Market::new(s.market, p)
+        .params()
+        .call()
+        .await
+        .map_err(classify)?;
+    let mut o = s
+        .offer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    o.classes = info.capacity.gpuClasses;
+    o.gpus = info.capacity.gpuCount;
+    o.vram_gib = info.capacity.vramGiB;
+    o.free_stake = info.stake.saturating_sub(info.locked);
+    o.min_price = u128::from(params.minPricePerSecond);
+    if info.operator != s.tx.from() {
+        warn!(operator = %info.operator, "the owner changed this provider's operator key; not bidding");
+        o.classes = 0;
+    }
+    s.offer_at.store(unix_now(), Relaxed);
+    Ok(())
+}
+
+async fn block_hash(c: &Client, n: u64) -> Result<Option<B256>, ChainError> {
+    Ok(c.provider
+        .get_block_by_number(BlockNumberOrTag::Number(n))
+        .await
+        .map_err(classify_rpc)?
+        .map(|b| b.header.hash))
+}
+
+/// Read logs with `topics` from cursor `name` up to `to`, handling each.
+async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(), ChainError> {
+    let cursor = s
+        .db()
+        .cursor(name)
+        .map_err(|e| ChainError::User(e.to_string()))?;
+    let mut from = match cursor {
+        Some((b, h)) => {
+            if block_hash(s.client(), b).await? != Some(h) {
+                let back = b.saturating_sub(REORG_REWIND).max(s.deploy_block);
+                warn!(
+                    cursor = name,
+                    block = b,
+                    rewind_to = back,
+                    "reorg below the cursor: re-reading"
+                );
+                back
+            } else {
+                b + 1
+            }
+        }
+        None => s.deploy_block,
+    };
+    let mut span = LOG_PAGE;
+    while from <= to {
+        let end = to.min(from + span - 1);
+        let filter = Filter::new()
+            .address(vec![s.market, s.results])
+            .event_signature(topics.to_vec())
+            .from_block(from)
+            .to_block(end);
+        let logs = match s.client().provider.get_logs(&filter).await {
+            Ok(l) => l,
+            Err(e) if span > 1 => {
+                debug!(from, end, error = %e, "log range refused: halving");
+                span /= 2;
+                continue;
+            }
+            Err(e) => return Err(classify_rpc(e)),
+        };
+        let seen = Instant::now();
+        for log in &logs {
+            if log.removed {
+                continue;
+            }
+            handle(s, log, seen).await;
+        }
+        let hash = block_hash(s.client(), end)
+            .await?
+            .ok_or_else(|| ChainError::Network(format!("block {end} vanished")))?;
+        s.db()
+            .set_cursor(name, end, hash)
+            .map_err(|e| ChainError::User(e.to_string()))?;
+        from = end + 1;
+        span = (span * 2).min(LOG_PAGE);
+    }
+    Ok(())
+}
+
+async fn handle(s: &Arc<Shared>, log: &Log, seen: Instant) {
+    if log.address() == s.results {
+        if let Ok(e) = ResultsEvents::decode_log(&log.inner) {
+            debug!(event = ?std::mem::discriminant(&e.data), "results event");
+        }
+        return;
+    }
+    let Ok(e) = MarketEvents::decode_log(&log.inner) else {
+        return;
+    };
+    let r = match e.data {
+        MarketEvents::OrderCreated(o) => on_order(s, o, seen).await,
+        MarketEvents::LeaseStarted(l) => on_lease(s, l).await,
+        MarketEvents::LeaseClosed(c) => on_closed(s, c.leaseId, c.reason == 4, c.toProvider),
+        MarketEvents::LeaseFaulted(f) if f.provider == s.cfg.owner => {
+            error!(lease = %f.leaseId, slashed = %f.slashed, "this provider was slashed");
+            on_closed(s, f.leaseId, true, U96::ZERO)
+        }
+        MarketEvents::OrderCancelled(c) => lost(s, c.orderId, "order cancelled"),
+        _ => Ok(()),
+    };
+    if let Err(e) = r {
+        error!(error = %e, "handling a log failed");
+    }
+}
+
+fn lost(s: &Shared, id: B256, why: &str) -> Result<()> {
+    if s.db().advance(
+        id,
+        JobState::Bid,
+        JobState::Lost,
+        Some(Set::Note(why.into())),
+    )? {
+        info!(order = %id, why, "bid lost");
+    }
+    Ok(())
+}
+
+async fn on_order(s: &Arc<Shared>, o: Market::OrderCreated, seen: Instant) -> Result<()> {
+    let id = o.orderId;
+    if s.stop.is_cancelled() || s.db().job(id)?.is_some() {
+        return Ok(());
+    }
+    let p = &o.params;
+    let busy = s
+        .db()
+        .live()?
+        .iter()
+        .filter(|j| j.state.occupies_slot())
+        .count() as u32;
+    let offer = {
+        let mut o = s
+            .offer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        o.kinds = s.kinds();
+        o.free_slots = o.slots.saturating_sub(busy);
+        o.free_stake = o.free_stake.saturating_sub(pending_collateral(s)?);
+        o
+    };
+    let ask = Ask {
+        gpu_class: p.gpuClass,
+        gpu_count: p.gpuCount,
+        vram_gib: p.vramGiB,
+        job_kind: p.jobKind,
+        max_price: p.maxPricePerSecond.to::<u128>(),
+        collateral: p.collateral.to::<u128>(),
+        token_decimals: s.tokens.get(&p.token).copied(),
+    };
+    let price = match evaluate(&ask, &offer, &s.cfg.pricing) {
+        Ok(p) => p,
+        Err(skip) => {
+            s.metrics.skip(skip.label());
+            debug!(order = %id, reason = %skip, "not bidding");
+            return Ok(());
+        }
+    };
+    let spec =
+        match tokio::time::timeout(Duration::from_secs(10), fetch::spec(&p.specURI, p.specHash))
+            .await
+        {
+            Ok(Ok(spec)) => spec,
+            Ok(Err(e)) => {
+                s.metrics.skip("spec");
+                info!(order = %id, error = %e, "not bidding: spec unusable");
+                return Ok(());
+            }
+            Err(_) => {
+                s.metrics.skip("spec");
+                info!(order = %id, "not bidding: spec download timed out");
+                return Ok(());
+            }
+        };
+    if let Err(e) = s.executor(&spec.workload) {
+        s.metrics.skip("unsupported");
+        info!(order = %id, why = %e, "not bidding");
+        return Ok(());
+    }
+    let job = Job {
+        id,
+        state: JobState::Bid,
+        tenant: o.tenant,
+        terms: p.abi_encode(),
+        spec: Some(String::from_utf8_lossy(&spec.canonical_json()).into_owned()),
+        price,
+        ..Job::default()
+    };
+    if !s.db().insert(&job)? {
+        return Ok(());
+    }
+    let call = Market::bidCall {
+        orderId: id,
+        price: U96::from(price),
+    };
+    let sent =
+        s.tx.send(s.market, call.abi_encode().into(), |t| journal(s, id, t))
+            .await;
+    match sent {
+        Ok(t) => {
+            let us = seen.elapsed().as_micros() as u64;
+            s.metrics.bids_sent.fetch_add(1, Relaxed);
+            s.metrics.bid_latency_us.fetch_add(us, Relaxed);
+            info!(order = %id, price = %price, tx = %t.hash, latency_us = us, "bid sent");
+            let s2 = s.clone();
+            s.tracker.spawn(async move { watch_bid(&s2, id, t).await });
+        }
+        Err(ChainError::Revert(r)) => {
+            s.metrics.skip(&r.name);
+            lost(s, id, &r.to_string())?;
+        }
+        Err(e) => {
+            // The bid may or may not be in the node's pool: stay `Bid` (a lease log or the order's
+            // end settles it) rather than free a slot we might have won.
+            warn!(order = %id, error = %e, "bid broadcast failed");
+        }
+    }
+    Ok(())
+}
+
+/// Collateral of bids not yet awarded (the market locks it only at award).
+fn pending_collateral(s: &Shared) -> Result<u128> {
+    Ok(s.db()
+        .live()?
+        .iter()
+        .filter(|j| j.state == JobState::Bid)
+        .filter_map(terms)
+        .map(|t| t.collateral.to::<u128>())
+        .sum())
+}
+
+fn journal(s: &Shared, id: B256, t: &Signed) -> Result<(), String> {
+    s.db()
+        .set_tx(id, t.hash, t.raw.to_vec())
+        .map_err(|e| e.to_string())
+}
+
+async fn watch_bid(s: &Shared, id: B256, t: Signed) {
+    let sent = Instant::now();
+    match s
+        .tx
+        .confirm(t, Duration::from_secs(600), |n| journal(s, id, n))
+        .await
+    {
+        Ok(Outcome::Mined(r)) => {
+            mined(s, sent);
+            if !r.status() {
+                let _ = lost(s, id, "bid reverted on chain (outbid or order taken)");
+            }
+        }
+        Ok(Outcome::NonceTaken) => {
+            let _ = lost(s, id, "bid replaced");
+        }
+        Err(e) => warn!(order = %id, error = %e, "bid not confirmed"),
+    }
+}
+
+fn mined(s: &Shared, sent: Instant) {
+    s.metrics.tx_mined.fetch_add(1, Relaxed);
+    s.metrics
+        .tx_latency_ms
+        .fetch_add(sent.elapsed().as_millis() as u64, Relaxed);
+}
+
+async fn on_lease(s: &Arc<Shared>, l: Market::LeaseStarted) -> Result<()> {
+    let id = l.orderId;
+    if l.provider != s.cfg.owner {
+        return lost(s, id, "another provider won");
+    }
+    let (start, end) = (l.start.to::<u64>(), l.end.to::<u64>());
+    let job = s.db().job(id)?;
+    let won = match job {
+        Some(j) if matches!(j.state, JobState::Bid | JobState::Lost) => {
+            s.db()
+                .advance(id, j.state, JobState::Won, Some(Set::Lease(start, end)))?
+        }
+        Some(_) => false,
+        None => {
+            // Won without our bid row (a lost database, or a bid from another node on this key):
+            // the terms come from the order's log.
+            let created = order_log(s, id).await?;
+            s.db().insert(&Job {
+                id,
+                state: JobState::Won,
+                tenant: created.tenant,
+                terms: created.params.abi_encode(),
+                price: l.ratePerSecond.to::<u128>(),
+                start,
+                end,
+                ..Job::default()
+            })?
+        }
+    };
+    if won {
+        s.metrics.bids_won.fetch_add(1, Relaxed);
+        info!(lease = %id, rate = %l.ratePerSecond, start, end, "lease won");
+        drive(s, id);
+    }
+    Ok(())
+}
+
+async fn order_log(s: &Shared, id: B256) -> Result<Market::OrderCreated> {
+    let logs = s
+        .client()
+        .provider
+        .get_logs(
+            &Filter::new()
+                .address(s.market)
+                .event_signature(Market::OrderCreated::SIGNATURE_HASH)
+                .topic1(id)
+                .from_block(s.deploy_block),
+        )
+        .await
+        .map_err(classify_rpc)?;
+    logs.iter()
+        .find_map(|l| l.log_decode::<Market::OrderCreated>().ok())
+        .map(|l| l.inner.data)
+        .with_context(|| format!("no OrderCreated log for {id}"))
+}
+
+fn on_closed(s: &Shared, id: B256, faulted: bool, paid: U96) -> Result<()> {
+    let Some(j) = s.db().job(id)? else {
+        return Ok(());
+    };
+    if j.state.is_terminal() {
+        return Ok(());
+    }
+    if let Some(c) = s
+        .drivers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&id)
+    {
+        // The lease is over: whatever still runs for it stops (PD-02).
+        c.cancel();
+    }
+    let to = if faulted {
+        JobState::Faulted
+    } else {
+        JobState::Closed
+    };
+    if j.state.can_become(to) && s.db().transition(id, j.state, to)? {
+        s.metrics.earned.fetch_add(paid.to::<u64>(), Relaxed);
+        info!(lease = %id, state = to.name(), paid = %paid, "lease over");
+    }
+    Ok(())
+}
+
+/// Start the driver of lease `id` unless one runs.
+fn drive(s: &Arc<Shared>, id: B256) {
+    let token = s.kill.child_token();
+    {
+        let mut d = s
+            .drivers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if d.contains_key(&id) {
+            return;
+        }
+        d.insert(id, token.clone());
+    }
+    let s2 = s.clone();
+    s.tracker.spawn(async move {
+        let r = driver(&s2, id, &token).await;
+        s2.drivers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+        if let Err(e) = r {
+            error!(lease = %id, error = %e, "job driver stopped");
+        }
+    });
+}
+
+/// Walk job `id` to `Posted` (or a terminal state), one compare-and-set step at a time.
+async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result<()> {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        let Some(job) = s.db().job(id)? else {
+            return Ok(());
+        };
+        let step = match job.state {
+            JobState::Won => acknowledge(s, &job).await,
+            JobState::Acknowledged => {
+                s.db()
+                    .transition(id, JobState::Acknowledged, JobState::Running)?;
+                Ok(())
+            }
+            JobState::Running => execute(s, &job, cancel).await,
+            JobState::Computed => post(s, &job).await,
+            JobState::Posting => reconcile_posting(s, &job).await,
+            _ => return Ok(()),
+        };
+        match step {
+            Ok(()) => backoff = Duration::from_millis(250),
+            Err(Step::Stop) => return Ok(()),
+            Err(Step::Retry(why)) => {
+                s.metrics.rpc_errors.fetch_add(1, Relaxed);
+                warn!(lease = %id, state = job.state.name(), why = %why, retry_in_ms = backoff.as_millis() as u64, "job step will be retried");
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(Step::Fail(why)) => {
+                error!(lease = %id, why = %why, "job failed");
+                s.db()
+                    .advance(id, job.state, JobState::Failed, Some(Set::Note(why)))?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// How a step ended when it did not advance.
+enum Step {
+    /// Transient (RPC): try again.
+    Retry(String),
+    /// Nothing more can be done for this job.
+    Fail(String),
+    /// Shutting down.
+    Stop,
+}
+
+impl From<StateError> for Step {
+    fn from(e: StateError) -> Self {
+        Self::Fail(e.to_string())
+    }
+}
+
+impl From<ChainError> for Step {
+    fn from(e: ChainError) -> Self {
+        Self::Retry(e.to_string())
+    }
+}
+
+fn job_terms(job: &Job) -> Result<OrderParams, Step> {
+    terms(job).ok_or_else(|| Step::Fail("the stored order terms do not decode".into()))
+}
+
+async fn acknowledge(s: &Shared, job: &Job) -> Result<(), Step> {
+    let t = job_terms(job)?;
+    let call = Results::acknowledgeCall {
+        leaseId: job.id,
+        tenant: job.tenant,
+        terms: t.into(),
+    };
+    match send_and_confirm(s, job.id, s.results, call.abi_encode().into()).await {
+        Ok(()) => {}
+        Err(ChainError::Revert(r)) if r.name == "StartWindowOver" => {
+            return Err(Step::Fail(format!("too late to acknowledge: {r}")));
+        }
+        Err(ChainError::Revert(r)) if r.name == "LeaseNotRunning" => {
+            return Err(Step::Fail(format!(
+                "the lease ended before it started: {r}"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    s.db()
+        .transition(job.id, JobState::Won, JobState::Acknowledged)?;
+    info!(lease = %job.id, "acknowledged");
+    Ok(())
+}
+
+/// Send and wait for a successful receipt; a failed receipt is a revert.
+async fn send_and_confirm(
+    s: &Shared,
+    id: B256,
+    to: Address,
+    input: Bytes,
+) -> Result<(), ChainError> {
+    let t = s.tx.send(to, input, |t| journal(s, id, t)).await?;
+    let sent = Instant::now();
+    match s
+        .tx
+        .confirm(t, Duration::from_secs(600), |n| journal(s, id, n))
+        .await?
+    {
+        Outcome::Mined(r) if r.status() => {
+            mined(s, sent);
+            Ok(())
+        }
+        Outcome::Mined(r) => Err(ChainError::Revert(gridlease_core::chain::Revert {
+            name: "failed on chain".into(),
+            detail: format!(" (tx {})", r.transaction_hash),
+            hint: String::new(),
+        })),
+        Outcome::NonceTaken => Err(ChainError::Network(
+            "nonce taken by another transaction".into(),
+        )),
+    }
+}
+
+async fn chain_now(s: &Shared) -> Result<u64, ChainError> {
+    s.client().now().await
+}
+
+async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Result<(), Step> {
+    if job.pgid > 0 {
+        // A process left by a run before a crash: it goes, and the job runs again from the start.
+        crate::executor::kill_leftover(job.pgid);
+        s.db().set_pgid(job.id, 0)?;
+    }
+    let t = job_terms(job)?;
+    let spec = match &job.spec {
+        Some(js) => serde_json::from_str::<RunSpec>(js)
+            .map_err(|e| Step::Fail(format!("stored spec: {e}")))?,
+        None => fetch::spec(&t.specURI, t.specHash)
+            .await
+            .map_err(|e| Step::Fail(format!("spec: {e}")))?,
+    };
+    let now = chain_now(s).await?;
+    let left = job
+        .end
+        .saturating_sub(now)
+        .saturating_sub(s.cfg.post_margin_secs);
+    let run = JobRun {
+        id: job.id,
+        workload: spec.workload.clone(),
+        time_limit: Duration::from_secs(left),
+        work_dir: s.cfg.work_dir.join(job.id.to_string()),
+    };
+    let started = Instant::now();
+    info!(lease = %job.id, limit_s = left, "job running");
+    let outcome = if left == 0 {
+        Err(ExecError::TimedOut(Duration::ZERO))
+    } else {
+        match s.executor(&spec.workload) {
+            Err(e) => Err(ExecError::Unsupported(e)),
+            Ok(_) if matches!(spec.workload, Workload::Container { .. }) => {
+                let id = job.id;
+                let s2 = s.clone();
+                s.process
+                    .run_with(run, cancel.clone(), move |pgid| {
+                        let _ = s2.db().set_pgid(id, pgid);
+                    })
+                    .await
+            }
+            Ok(x) => x.run(run, cancel.clone()).await,
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let (bytes, meta) = match outcome {
+        Ok(out) => (
+            out.result,
+            serde_json::json!({"ok": true, "seconds": secs, "stderr_tail": out.stderr_tail}),
+        ),
+        Err(ExecError::Cancelled) => return Err(Step::Stop),
+        Err(e) => {
+            s.metrics.jobs_failed.fetch_add(1, Relaxed);
+            warn!(lease = %job.id, error = %e, "job failed: posting a failure report as its result");
+            let report = serde_json::json!({"ok": false, "lease": job.id, "error": e.to_string()});
+            (serde_json::to_vec(&report).unwrap_or_default(), report)
+        }
+    };
+    let _ = std::fs::remove_dir_all(s.cfg.work_dir.join(job.id.to_string()));
+    let root = MerkleTree::from_chunks(&bytes, LEAF_BYTES).root();
+    let meta = serde_json::json!({"bytes": bytes.len(), "root": root, "run": meta});
+    write_durably(&s.result_path(job.id), &bytes)
+        .and_then(|()| {
+            write_durably(
+                &s.result_path(job.id).with_extension("json"),
+                &serde_json::to_vec(&meta).unwrap_or_default(),
+            )
+        })
+        .map_err(|e| Step::Retry(format!("cannot store the result: {e}")))?;
+    s.db().set_pgid(job.id, 0)?;
+    if s.db().computed(job.id, root)? {
+        info!(lease = %job.id, root = %root, bytes = bytes.len(), seconds = secs, "result committed");
+    }
+    Ok(())
+}
+
+/// Write `path` so that it is either absent or complete after a crash.
+fn write_durably(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn meta_hash(s: &Shared, id: B256) -> B256 {
+    std::fs::read(s.result_path(id).with_extension("json"))
+        .map(keccak256)
+        .unwrap_or_default()
+}
+
+async fn post(s: &Shared, job: &Job) -> Result<(), Step> {
+    let Some(root) = job.root else {
+        return Err(Step::Fail("computed without a root".into()));
+    };
+    let uri = format!("{}/results/{}", s.cfg.public_url, job.id);
+    let call = Results::postResultCall {
+        leaseId: job.id,
+        root,
+        uri,
+        metaHash: meta_hash(s, job.id),
+    };
+    let sent =
+        s.tx.send(s.results, call.abi_encode().into(), |t| {
+            match s.db().posting(job.id, t.hash, t.raw.to_vec()) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("the job left Computed".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+    match sent {
+        Ok(t) => {
+            info!(lease = %job.id, tx = %t.hash, "result sent");
+            Ok(())
+        }
+        Err(ChainError::Revert(r)) if r.name == "ResultAlreadyPosted" => {
+            // Posted by an earlier run whose journal entry was lost: check it is ours.
+            let posted = Results::new(s.results, &s.client().provider)
+                .resultOf(job.id)
+                .call()
+                .await
+                .map_err(classify)?;
+            if posted.root == root {
+                s.db()
+                    .advance(job.id, JobState::Computed, JobState::Posting, None)?;
+                Ok(())
+            } else {
+                Err(Step::Fail(format!(
+                    "another result {} is on chain",
+                    posted.root
+                )))
+            }
+        }
+        Err(ChainError::Revert(r))
+            if ["DeadlinePassed", "LeaseNotRunning"].contains(&r.name.as_str()) =>
+        {
+            Err(Step::Fail(format!("cannot post: {r}")))
+        }
+        Err(ChainError::Revert(r)) => Err(Step::Fail(r.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A result transaction is recorded: find out whether it landed, rebroadcast the same bytes if
+/// not, and go back to `Computed` only when its nonce went to another transaction.
+async fn reconcile_posting(s: &Shared, job: &Job) -> Result<(), Step> {
+    let results = Results::new(s.results, &s.client().provider);
+    let posted = results.resultOf(job.id).call().await.map_err(classify)?;
+    if posted.postedAt.to::<u64>() != 0 {
+        if Some(posted.root) != job.root {
+            return Err(Step::Fail(format!(
+                "a different result {} is on chain",
+                posted.root
+            )));
+        }
+        if s.db()
+            .transition(job.id, JobState::Posting, JobState::Posted)?
+        {
+            s.metrics.results_posted.fetch_add(1, Relaxed);
+            info!(lease = %job.id, "result on chain");
+        }
+        return Ok(());
+    }
+    let (Some(hash), Some(raw)) = (job.tx, job.raw.clone()) else {
+        s.db()
+            .transition(job.id, JobState::Posting, JobState::Computed)?;
+        return Ok(());
+    };
+    let tx = s.tx.receipt(hash).await?;
+    let signed = match tx {
+        Some(r) if !r.status() => {
+            // Mined and reverted (the lease ended, or a deadline passed): post again decides.
+            s.db()
+                .transition(job.id, JobState::Posting, JobState::Computed)?;
+            return Ok(());
+        }
+        Some(_) => {
+            return Err(Step::Retry(
+                "mined; waiting for the node to show the result".into(),
+            ));
+        }
+        None => {
+            use alloy::consensus::Transaction;
+            use alloy::eips::Decodable2718;
+            let env = alloy::consensus::TxEnvelope::decode_2718_exact(&raw)
+                .map_err(|e| Step::Fail(format!("stored transaction: {e}")))?;
+            Signed {
+                hash,
+                nonce: env.nonce(),
+                max_fee: env.max_fee_per_gas(),
+                priority_fee: env.max_priority_fee_per_gas().unwrap_or_default(),
+                raw: raw.into(),
+            }
+        }
+    };
+    // The same bytes again (OFF-03, OFF-10), then wait for them or a fee-bumped replacement.
+    let _ = s.tx.broadcast(&signed).await;
+    let sent = Instant::now();
+    match s
+        .tx
+        .confirm(signed, Duration::from_secs(600), |n| journal(s, job.id, n))
+        .await?
+    {
+        Outcome::Mined(_) => mined(s, sent),
+        Outcome::NonceTaken => {
+            // The nonce went elsewhere; resultOf (next loop) says whether ours landed.
+            let again = results.resultOf(job.id).call().await.map_err(classify)?;
+            if again.postedAt.to::<u64>() == 0 {
+                s.db()
+                    .transition(job.id, JobState::Posting, JobState::Computed)?;
+            }
+        }
+    }
+    Ok(())
+}

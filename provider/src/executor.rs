@@ -1,0 +1,686 @@
+//! How jobs run: one [`Executor`] trait, and its implementations.
+//!
+//! - [`ProcessExecutor`]: the job's `command` as a local process, sandboxed the way a process can
+//!   be: its own process group (a time limit or cancellation kills the whole tree), the parent's
+//!   death kills it too, a cleared environment (no operator secret is inherited), its own working
+//!   directory, capped output. The image is not pulled: this executor is for hosts that trust their
+//!   tenants (and for tests); use a container engine otherwise.
+//! - [`BuiltinExecutor`]: the built-in `matmul_i8` workload (CPU reference; the GPU path is its own
+//!   module), seeded or with data inputs fetched and checked against the spec's roots.
+//!
+//! The result of a job is bytes: the file `$GRIDLEASE_OUTPUT/result` if the job wrote one, else its
+//! standard output. The node commits them as the positional Merkle tree of 32-byte leaves.
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    process::Stdio,
+    time::Duration,
+};
+
+use alloy::primitives::B256;
+use gridlease_core::{
+    fetch,
+    matmul::{self, Matmul, Operands},
+    spec::Workload,
+};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::sync::CancellationToken;
+
+/// Bytes per result leaf.
+pub const LEAF_BYTES: usize = 32;
+
+/// One job to run.
+#[derive(Clone, Debug)]
+pub struct JobRun {
+    /// Lease id (names the working directory).
+    pub id: B256,
+    /// What to run.
+    pub workload: Workload,
+    /// Wall-clock limit (the lease's remaining time less the posting margin).
+    pub time_limit: Duration,
+    /// The job's own scratch directory (created by the executor).
+    pub work_dir: PathBuf,
+}
+
+/// What a finished job produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// The result bytes.
+    pub result: Vec<u8>,
+    /// The last bytes of its standard error (for the log and metadata).
+    pub stderr_tail: String,
+}
+
+/// Why a job did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// This executor cannot run this workload (the node should not have bid).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// The job ran and failed.
+    #[error("exited with {code:?}: {stderr}")]
+    Failed {
+        /// Exit code (`None`: killed by a signal).
+        code: Option<i32>,
+        /// Tail of its standard error.
+        stderr: String,
+    },
+    /// It ran past its time limit; its whole process tree was killed.
+    #[error("timed out after {0:?}; its process group was killed")]
+    TimedOut(Duration),
+    /// It wrote more than the cap.
+    #[error("output over the {0}-byte cap; the job was killed")]
+    OutputCap(u64),
+    /// The node is shutting down (or the lease ended): the job was stopped.
+    #[error("cancelled")]
+    Cancelled,
+    /// Inputs could not be fetched or did not match the spec.
+    #[error("inputs: {0}")]
+    Inputs(String),
+    /// Local I/O (work directory, spawning).
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A boxed future of a job's outcome.
+pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<Output, ExecError>> + Send + 'a>>;
+
+/// Runs jobs.
+pub trait Executor: Send + Sync {
+    /// Its name, for logs and metrics.
+    fn name(&self) -> &'static str;
+    /// Whether it can run `w`; the reason when not. Checked before bidding.
+    fn supports(&self, w: &Workload) -> Result<(), String>;
+    /// Run `job` to its end, its time limit or `cancel`.
+    fn run(&self, job: JobRun, cancel: CancellationToken) -> RunFuture<'_>;
+}
+
+/// Limits of the process executor.
+#[derive(Clone, Debug)]
+pub struct ProcessLimits {
+    /// Most bytes of result (stdout or the result file) kept; more kills the job.
+    pub max_output: u64,
+    /// Bytes of stderr kept (the tail).
+    pub stderr_tail: usize,
+}
+
+impl Default for ProcessLimits {
+    fn default() -> Self {
+        Self {
+            max_output: 256 << 20,
+            stderr_tail: 16 << 10,
+        }
+    }
+}
+
+/// Runs container jobs' commands as sandboxed local processes.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessExecutor {
+    /// Output caps.
+    pub limits: ProcessLimits,
+}
+
+/// The only variables a job sees besides its spec's `env` and `GRIDLEASE_*`.
+const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+fn kill_group(pgid: i32) {
+    if pgid > 0 {
+        // SAFETY: killpg has no memory-safety preconditions; a stale id fails with ESRCH.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Kill a process group left by an earlier run of the node (its id was recorded in the state
+/// database before the job started).
+pub fn kill_leftover(pgid: i32) {
+    kill_group(pgid);
+}
+
+/// Read at most `cap` bytes; `Err(())` when there were more.
+async fn read_capped(mut r: impl AsyncRead + Unpin, cap: u64) -> Result<Vec<u8>, ()> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64 << 10];
+    loop {
+        let n = r.read(&mut buf).await.map_err(|_| ())?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() as u64 + n as u64 > cap {
+            return Err(());
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Keep only the last `keep` bytes.
+async fn read_tail(mut r: impl AsyncRead + Unpin, keep: usize) -> String {
+    let mut out: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.len() > 2 * keep {
+            out.drain(..out.len() - keep);
+        }
+    }
+    if out.len() > keep {
+        out.drain(..out.len() - keep);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl ProcessExecutor {
+    /// Spawn `argv` in `dir` with exactly `env` (plus PATH/HOME), in its own process group. Returns
+    /// the child; `on_spawn` gets its process group id (to record before waiting).
+    async fn exec(
+        &self,
+        argv: &[String],
+        env: &std::collections::BTreeMap<String, String>,
+        dir: &Path,
+        limit: Duration,
+        cancel: CancellationToken,
+        on_spawn: impl FnOnce(i32),
+    ) -> Result<Output, ExecError> {
+        let out_dir = dir.join("out");
+        std::fs::create_dir_all(&out_dir)
+            .map_err(|e| ExecError::Io(format!("cannot create {}: {e}", out_dir.display())))?;
+        let (prog, args) = argv
+            .split_first()
+            .ok_or_else(|| ExecError::Unsupported("the container job has no command".into()))?;
+        let mut cmd = tokio::process::Command::new(prog);
+        cmd.args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", BASE_PATH)
+            .env("HOME", dir)
+            .env("GRIDLEASE_OUTPUT", &out_dir)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the child when the
+        // node dies, so a `kill -9` of the node leaves no orphaned job behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| ExecError::Io(format!("cannot start {prog}: {e}")))?;
+        let pgid = child.id().map_or(0, |p| p as i32);
+        on_spawn(pgid);
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let cap = self.limits.max_output;
+        let keep = self.limits.stderr_tail;
+        let out_task = tokio::spawn(async move {
+            match stdout {
+                Some(s) => read_capped(s, cap).await,
+                None => Ok(Vec::new()),
+            }
+        });
+        let err_task = tokio::spawn(async move {
+            match stderr {
+                Some(s) => read_tail(s, keep).await,
+                None => String::new(),
+            }
+        });
+        let status = tokio::select! {
+            s = child.wait() => s.map_err(|e| ExecError::Io(format!("waiting for {prog}: {e}")))?,
+            () = tokio::time::sleep(limit) => {
+                kill_group(pgid);
+                let _ = child.wait().await;
+                return Err(ExecError::TimedOut(limit));
+            }
+            () = cancel.cancelled() => {
+                kill_group(pgid);
+                let _ = child.wait().await;
+                return Err(ExecError::Cancelled);
+            }
+        };
+        // Whatever the job left running in its group goes with it.
+        kill_group(pgid);
+        let stdout = out_task
+            .await
+            .map_err(|e| ExecError::Io(e.to_string()))?
+            .map_err(|()| ExecError::OutputCap(cap))?;
+        let stderr_tail = err_task.await.unwrap_or_default();
+        if !status.success() {
+            return Err(ExecError::Failed {
+                code: status.code(),
+                stderr: stderr_tail,
+            });
+        }
+        let file = out_dir.join("result");
+        let result = match std::fs::metadata(&file) {
+            Ok(m) if m.len() > cap => return Err(ExecError::OutputCap(cap)),
+            Ok(_) => std::fs::read(&file)
+                .map_err(|e| ExecError::Io(format!("cannot read {}: {e}", file.display())))?,
+            Err(_) => stdout,
+        };
+        Ok(Output {
+            result,
+            stderr_tail,
+        })
+    }
+
+    /// Run `job`, calling `on_spawn` with the process group id once it started.
+    pub async fn run_with(
+        &self,
+        job: JobRun,
+        cancel: CancellationToken,
+        on_spawn: impl FnOnce(i32) + Send,
+    ) -> Result<Output, ExecError> {
+        let Workload::Container { command, env, .. } = &job.workload else {
+            return Err(ExecError::Unsupported(
+                "the process executor runs container jobs".into(),
+            ));
+        };
+        self.exec(
+            command,
+            env,
+            &job.work_dir,
+            job.time_limit,
+            cancel,
+            on_spawn,
+        )
+        .await
+    }
+}
+
+impl Executor for ProcessExecutor {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn supports(&self, w: &Workload) -> Result<(), String> {
+        match w {
+            Workload::Container { command, .. } if command.is_empty() => Err(
+                "the process executor needs a command (it does not run an image's default)".into(),
+            ),
+            Workload::Container { .. } => Ok(()),
+            other => Err(format!(
+                "the process executor does not run {:?} jobs",
+                other.kind()
+            )),
+        }
+    }
+
+    fn run(&self, job: JobRun, cancel: CancellationToken) -> RunFuture<'_> {
+        Box::pin(self.run_with(job, cancel, |_| {}))
+    }
+}
+
+/// The built-in verifiable workloads.
+#[derive(Clone, Debug)]
+pub struct BuiltinExecutor {
+    /// CPU threads for the reference product.
+    pub threads: usize,
+}
+
+impl Default for BuiltinExecutor {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
+impl BuiltinExecutor {
+    async fn matmul(&self, job: JobRun, cancel: CancellationToken) -> Result<Output, ExecError> {
+        let mut w = job.workload;
+        let ops: Box<dyn Operands + Send> = match &w {
+            Workload::MatmulI8 { m, k, n, seed } => Box::new(Matmul {
+                seed: *seed,
+                m: *m,
+                k: *k,
+                n: *n,
+            }),
+            Workload::MatmulI8Data { a_uri, b_uri, .. } => {
+                let (a, b) = (
+                    fetch::fetch(a_uri).await.map_err(ExecError::Inputs)?,
+                    fetch::fetch(b_uri).await.map_err(ExecError::Inputs)?,
+                );
+                let data = w
+                    .resolve(a, &b)
+                    .map_err(ExecError::Inputs)?
+                    .ok_or_else(|| ExecError::Inputs("not a data job".into()))?;
+                Box::new(data)
+            }
+            _ => return Err(ExecError::Unsupported("not a built-in workload".into())),
+        };
+        let threads = self.threads;
+        let work = tokio::task::spawn_blocking(move || {
+            let (m, k, n) = ops.shape();
+            let c = matmul::multiply(
+                &ops.a(),
+                &ops.bt(),
+                m as usize,
+                k as usize,
+                n as usize,
+                threads,
+            );
+            matmul::encode(&c)
+        });
+        tokio::select! {
+            r = work => Ok(Output {
+                result: r.map_err(|e| ExecError::Io(format!("the product panicked: {e}")))?,
+                stderr_tail: String::new(),
+            }),
+            () = tokio::time::sleep(job.time_limit) => Err(ExecError::TimedOut(job.time_limit)),
+            () = cancel.cancelled() => Err(ExecError::Cancelled),
+        }
+    }
+}
+
+impl Executor for BuiltinExecutor {
+    fn name(&self) -> &'static str {
+        "builtin"
+    }
+
+    fn supports(&self, w: &Workload) -> Result<(), String> {
+        match w {
+            Workload::MatmulI8 { m, k, n, .. } | Workload::MatmulI8Data { m, k, n, .. } => {
+                matmul::validate_shape(*m, *k, *n)
+            }
+            other => Err(format!("{:?} is not a built-in workload", other.kind())),
+        }
+    }
+
+    fn run(&self, job: JobRun, cancel: CancellationToken) -> RunFuture<'_> {
+        Box::pin(self.matmul(job, cancel))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn job(dir: &Path, argv: &[&str], env: &[(&str, &str)], limit: Duration) -> JobRun {
+        JobRun {
+            id: B256::repeat_byte(1),
+            workload: Workload::Container {
+                image: "local".into(),
+                command: argv.iter().map(|s| (*s).to_owned()).collect(),
+                env: env
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+            },
+            time_limit: limit,
+            work_dir: dir.to_path_buf(),
+        }
+    }
+
+    fn alive(pid: i32) -> bool {
+        // SAFETY: signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    #[tokio::test]
+    async fn stdout_is_the_result_and_exit_codes_are_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let x = ProcessExecutor::default();
+        let long = Duration::from_secs(20);
+        let ok = x
+            .run(
+                job(
+                    dir.path(),
+                    &["sh", "-c", "printf hello; echo oops >&2"],
+                    &[],
+                    long,
+                ),
+                CancellationToken::new(),
+            )
+            .await
+            .expect("runs");
+        assert_eq!(ok.result, b"hello");
+        assert_eq!(ok.stderr_tail, "oops\n");
+        let err = x
+            .run(
+                job(dir.path(), &["sh", "-c", "echo bad >&2; exit 7"], &[], long),
+                CancellationToken::new(),
+            )
+            .await
+            .expect_err("fails");
+        assert!(
+            matches!(&err, ExecError::Failed { code: Some(7), stderr } if stderr == "bad\n"),
+            "{err}"
+        );
+        // A result file wins over stdout.
+        let f = x
+            .run(
+                job(
+                    dir.path(),
+                    &[
+                        "sh",
+                        "-c",
+                        "printf file > \"$GRIDLEASE_OUTPUT/result\"; echo ignored",
+                    ],
+                    &[],
+                    long,
+                ),
+                CancellationToken::new(),
+            )
+            .await
+            .expect("runs");
+        assert_eq!(f.result, b"file");
+        let missing = x
+            .run(
+                job(dir.path(), &["/no/such/program"], &[], long),
+                CancellationToken::new(),
+            )
+            .await
+            .expect_err("no program");
+        assert!(matches!(missing, ExecError::Io(m) if m.contains("/no/such/program")));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_tree() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("grandchild.pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let started = std::time::Instant::now();
+        let err = ProcessExecutor::default()
+            .run(
+                job(
+                    dir.path(),
+                    &["sh", "-c", &script],
+                    &[],
+                    Duration::from_millis(500),
+                ),
+                CancellationToken::new(),
+            )
+            .await
+            .expect_err("times out");
+        assert!(matches!(err, ExecError::TimedOut(_)), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .expect("pid written")
+            .trim()
+            .parse()
+            .expect("pid");
+        // The grandchild (same group) is gone too; give the kernel a moment to reap it.
+        let mut gone = false;
+        for _ in 0..50 {
+            if !alive(pid)
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+            {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "grandchild {pid} survived the timeout");
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_the_job() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            c2.cancel();
+        });
+        let err = ProcessExecutor::default()
+            .run(
+                job(dir.path(), &["sleep", "30"], &[], Duration::from_secs(60)),
+                cancel,
+            )
+            .await
+            .expect_err("cancelled");
+        assert!(matches!(err, ExecError::Cancelled), "{err}");
+    }
+
+    #[tokio::test]
+    async fn output_over_the_cap_fails_the_job() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let x = ProcessExecutor {
+            limits: ProcessLimits {
+                max_output: 1_000,
+                stderr_tail: 100,
+            },
+        };
+        let err = x
+            .run(
+                job(
+                    dir.path(),
+                    &["sh", "-c", "head -c 5000 /dev/zero"],
+                    &[],
+                    Duration::from_secs(20),
+                ),
+                CancellationToken::new(),
+            )
+            .await
+            .expect_err("capped");
+        assert!(matches!(err, ExecError::OutputCap(1_000)), "{err}");
+        // The stderr tail keeps the end.
+        let tail = x
+            .run(
+                job(
+                    dir.path(),
+                    &[
+                        "sh",
+                        "-c",
+                        "i=0; while [ $i -lt 100 ]; do echo line$i >&2; i=$((i+1)); done",
+                    ],
+                    &[],
+                    Duration::from_secs(20),
+                ),
+                CancellationToken::new(),
+            )
+            .await
+            .expect("runs")
+            .stderr_tail;
+        assert!(tail.len() <= 100 && tail.ends_with("line99\n"), "{tail}");
+    }
+
+    #[tokio::test]
+    async fn the_job_sees_only_its_own_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // SAFETY: set before the child is spawned; tests in this module do not read it concurrently.
+        unsafe { std::env::set_var("GRIDLEASE_TEST_SECRET", "operator-password") };
+        let out = ProcessExecutor::default()
+            .run(
+                job(
+                    dir.path(),
+                    &["sh", "-c", "env | sort"],
+                    &[("TASK", "7")],
+                    Duration::from_secs(20),
+                ),
+                CancellationToken::new(),
+            )
+            .await
+            .expect("runs");
+        let env = String::from_utf8(out.result).expect("utf8");
+        assert!(!env.contains("operator-password"), "{env}");
+        assert!(
+            env.contains("TASK=7") && env.contains("GRIDLEASE_OUTPUT="),
+            "{env}"
+        );
+        let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+        for n in names {
+            assert!(
+                [
+                    "GRIDLEASE_OUTPUT",
+                    "HOME",
+                    "PATH",
+                    "PWD",
+                    "SHLVL",
+                    "TASK",
+                    "_",
+                    "OLDPWD"
+                ]
+                .contains(&n),
+                "unexpected variable {n}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn builtin_matmul_is_the_committed_product() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seed = B256::repeat_byte(5);
+        let w = Workload::MatmulI8 {
+            m: 20,
+            k: 33,
+            n: 17,
+            seed,
+        };
+        let x = BuiltinExecutor { threads: 2 };
+        x.supports(&w).expect("supported");
+        let out = x
+            .run(
+                JobRun {
+                    id: B256::ZERO,
+                    workload: w,
+                    time_limit: Duration::from_secs(20),
+                    work_dir: dir.path().into(),
+                },
+                CancellationToken::new(),
+            )
+            .await
+            .expect("runs");
+        let j = Matmul {
+            seed,
+            m: 20,
+            k: 33,
+            n: 17,
+        };
+        let c = matmul::multiply(&j.a(), &j.bt(), 20, 33, 17, 1);
+        assert_eq!(out.result, matmul::encode(&c));
+        assert!(
+            x.supports(&Workload::MatmulI8 {
+                m: 0,
+                k: 1,
+                n: 1,
+                seed
+            })
+            .is_err()
+        );
+        assert!(
+            ProcessExecutor::default()
+                .supports(&Workload::MatmulI8 {
+                    m: 1,
+                    k: 1,
+                    n: 1,
+                    seed
+                })
+                .is_err()
+        );
+    }
+}
