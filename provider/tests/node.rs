@@ -285,7 +285,7 @@ fn stop(mut child: Child) {
 }
 
 #[tokio::test]
-async fn the_node_bids_on_what_it_can_serve_runs_it_and_posts_results_that_verify() {
+async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_results_that_verify() {
     let n = net().await;
     let dir: PathBuf = n.dir.path().into();
     let node = start_node(&dir, 1);
@@ -425,7 +425,7 @@ async fn the_node_bids_on_what_it_can_serve_runs_it_and_posts_results_that_verif
 }
 
 #[tokio::test]
-async fn kill_9_mid_job_then_restart_posts_the_result_exactly_once() {
+async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once() {
     let n = net().await;
     let dir: PathBuf = n.dir.path().into();
     let node = start_node(&dir, 1);

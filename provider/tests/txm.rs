@@ -1,0 +1,231 @@
+//! The shared transaction manager (`gridlease_core::txm`, used by the provider node and the
+//! keeper) against a real anvil: the OFF cases of SECURITY.md that concern sending.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use alloy::{
+    primitives::{B256, U256, aliases::U96},
+    providers::Provider,
+    signers::local::PrivateKeySigner,
+    sol_types::SolCall,
+};
+use gridlease_bindings::{Market, MockStablecoin};
+use gridlease_core::{
+    chain::{ChainError, Client},
+    txm::{Outcome, Signed, TxManager, TxPolicy},
+};
+use gridlease_deploy::{anvil::ANVIL_KEYS, devnet};
+
+async fn setup(
+    policy: TxPolicy,
+) -> (
+    gridlease_deploy::anvil::Anvil,
+    TxManager,
+    Client,
+    alloy::primitives::Address,
+    alloy::primitives::Address,
+) {
+    let (anvil, _gov, d) = devnet::market(0, None).await.expect("market");
+    let client = Client::connect(&anvil.url(), None).await.expect("connect");
+    let key: PrivateKeySigner = ANVIL_KEYS[5].parse().expect("key");
+    let txm = TxManager::new(client.clone(), key, policy);
+    let usdc = d.token("USDC").expect("usdc").address;
+    let market = d.address("Market").expect("market");
+    (anvil, txm, client, usdc, market)
+}
+
+fn approve(spender: alloy::primitives::Address, v: u64) -> alloy::primitives::Bytes {
+    MockStablecoin::approveCall {
+        spender,
+        value: U256::from(v),
+    }
+    .abi_encode()
+    .into()
+}
+
+async fn raw(c: &Client, method: &'static str, params: serde_json::Value) -> serde_json::Value {
+    c.provider
+        .raw_request(method.into(), params)
+        .await
+        .expect("anvil call")
+}
+
+#[tokio::test]
+async fn off_05_concurrent_sends_from_one_key_get_consecutive_nonces() {
+    let (_anvil, txm, client, usdc, market) = setup(TxPolicy::default()).await;
+    let txm = Arc::new(txm);
+    let mut tasks = Vec::new();
+    for i in 0..6u64 {
+        let t = txm.clone();
+        tasks.push(tokio::spawn(async move {
+            t.send(usdc, approve(market, i), |_| Ok(())).await
+        }));
+    }
+    let mut nonces = Vec::new();
+    for t in tasks {
+        nonces.push(t.await.expect("task").expect("sent").nonce);
+    }
+    nonces.sort_unstable();
+    assert_eq!(nonces, (0..6).collect::<Vec<_>>());
+    let count = client
+        .provider
+        .get_transaction_count(txm.from())
+        .await
+        .expect("count");
+    assert_eq!(count, 6, "every one of them mined");
+}
+
+#[tokio::test]
+async fn off_19_a_call_that_would_revert_is_decoded_and_never_sent() {
+    let (_anvil, txm, client, _usdc, market) = setup(TxPolicy::default()).await;
+    let bid = Market::bidCall {
+        orderId: B256::repeat_byte(1),
+        price: U96::from(1u64),
+    };
+    let journaled = Mutex::new(0);
+    let e = txm
+        .send(market, bid.abi_encode().into(), |_| {
+            *journaled.lock().expect("lock") += 1;
+            Ok(())
+        })
+        .await
+        .expect_err("reverts");
+    assert!(
+        matches!(&e, ChainError::Revert(r) if r.name == "NotAnOperator" || r.name == "OrderNotOpen"),
+        "{e}"
+    );
+    assert_eq!(*journaled.lock().expect("lock"), 0, "nothing journaled");
+    let count = client
+        .provider
+        .get_transaction_count(txm.from())
+        .await
+        .expect("count");
+    assert_eq!(count, 0, "nothing sent, no nonce used");
+}
+
+#[tokio::test]
+async fn off_14_a_journal_failure_sends_nothing_and_keeps_the_nonce() {
+    let (_anvil, txm, _client, usdc, market) = setup(TxPolicy::default()).await;
+    let e = txm
+        .send(usdc, approve(market, 1), |_| Err("disk full".into()))
+        .await
+        .expect_err("not sent");
+    assert!(e.to_string().contains("disk full"), "{e}");
+    let next = txm
+        .send(usdc, approve(market, 2), |_| Ok(()))
+        .await
+        .expect("sent");
+    assert_eq!(next.nonce, 0, "the unsent transaction left no gap");
+}
+
+#[tokio::test]
+async fn off_09_a_dropped_transaction_is_rebroadcast_as_the_same_bytes() {
+    let policy = TxPolicy {
+        stuck_after: Duration::from_millis(300),
+        poll: Duration::from_millis(50),
+        ..TxPolicy::default()
+    };
+    let (_anvil, txm, client, usdc, market) = setup(policy).await;
+    raw(&client, "evm_setAutomine", serde_json::json!([false])).await;
+    let sent = txm
+        .send(usdc, approve(market, 7), |_| Ok(()))
+        .await
+        .expect("sent");
+    raw(
+        &client,
+        "anvil_dropTransaction",
+        serde_json::json!([sent.hash]),
+    )
+    .await;
+    let pending = client
+        .provider
+        .get_transaction_by_hash(sent.hash)
+        .await
+        .expect("rpc");
+    assert!(pending.is_none(), "anvil dropped it");
+    let txm = Arc::new(txm);
+    let t = txm.clone();
+    let first = sent.clone();
+    let watch =
+        tokio::spawn(async move { t.confirm(first, Duration::from_secs(30), |_| Ok(())).await });
+    // Mine once the manager has put it back.
+    for _ in 0..100 {
+        if client
+            .provider
+            .get_transaction_by_hash(sent.hash)
+            .await
+            .expect("rpc")
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    raw(&client, "evm_mine", serde_json::json!([])).await;
+    let Outcome::Mined(r) = watch.await.expect("task").expect("confirmed") else {
+        panic!("not mined");
+    };
+    assert_eq!(
+        r.transaction_hash, sent.hash,
+        "the same signed bytes, not a new transaction"
+    );
+}
+
+#[tokio::test]
+async fn off_08_a_stuck_transaction_is_replaced_with_both_fees_bumped_at_its_nonce() {
+    let policy = TxPolicy {
+        stuck_after: Duration::from_millis(300),
+        poll: Duration::from_millis(50),
+        ..TxPolicy::default()
+    };
+    let (_anvil, txm, client, usdc, market) = setup(policy).await;
+    raw(&client, "evm_setAutomine", serde_json::json!([false])).await;
+    let sent = txm
+        .send(usdc, approve(market, 9), |_| Ok(()))
+        .await
+        .expect("sent");
+    let journal: Arc<Mutex<Vec<Signed>>> = Arc::default();
+    let j = journal.clone();
+    let txm = Arc::new(txm);
+    let t = txm.clone();
+    let first = sent.clone();
+    let watch = tokio::spawn(async move {
+        t.confirm(first, Duration::from_secs(30), move |s| {
+            j.lock().expect("lock").push(s.clone());
+            Ok(())
+        })
+        .await
+    });
+    for _ in 0..100 {
+        if !journal.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    raw(&client, "evm_mine", serde_json::json!([])).await;
+    let Outcome::Mined(r) = watch.await.expect("task").expect("confirmed") else {
+        panic!("not mined");
+    };
+    let replaced = journal.lock().expect("lock").clone();
+    assert!(
+        !replaced.is_empty(),
+        "a replacement was journaled before broadcast"
+    );
+    let first_bump = &replaced[0];
+    assert_eq!(first_bump.nonce, sent.nonce, "same nonce");
+    assert!(
+        first_bump.max_fee * 100 >= sent.max_fee * 110,
+        "max fee +10 % at least"
+    );
+    assert!(
+        first_bump.priority_fee * 100 >= sent.priority_fee * 110,
+        "priority fee +10 % at least"
+    );
+    assert!(
+        replaced.iter().any(|s| s.hash == r.transaction_hash),
+        "the mined transaction is a replacement"
+    );
+}
