@@ -69,6 +69,9 @@ struct Inner {
     next: Option<u64>,
 }
 
+/// Fee estimates are reused for this long (a block or so) instead of asked for per transaction.
+const FEE_TTL: Duration = Duration::from_millis(1_000);
+
 /// One signer's transaction pipeline.
 pub struct TxManager {
     client: Client,
@@ -76,6 +79,7 @@ pub struct TxManager {
     from: Address,
     policy: TxPolicy,
     inner: Mutex<Inner>,
+    fees: Mutex<Option<(Instant, u128, u128)>>,
 }
 
 impl std::fmt::Debug for TxManager {
@@ -111,6 +115,7 @@ impl TxManager {
             from,
             policy,
             inner: Mutex::new(Inner { next: None }),
+            fees: Mutex::new(None),
         }
     }
 
@@ -137,14 +142,15 @@ impl TxManager {
             .with_from(self.from)
             .with_to(to)
             .with_input(input);
-        p.call(req.clone()).await.map_err(classify_rpc)?;
+        // Gas estimation executes the call: a revert comes back with its data, decoded, and nothing
+        // is signed or sent (OFF-19).
         let gas = p.estimate_gas(req.clone()).await.map_err(classify_rpc)?;
-        let fees = p.estimate_eip1559_fees().await.map_err(classify_rpc)?;
+        let (max_fee, priority) = self.fees().await?;
         let req = req
             .with_chain_id(self.client.chain_id)
             .with_gas_limit(gas.saturating_mul(10_000 + self.policy.gas_margin_bps) / 10_000)
-            .with_max_fee_per_gas(fees.max_fee_per_gas)
-            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+            .with_max_fee_per_gas(max_fee)
+            .with_max_priority_fee_per_gas(priority);
         let mut inner = self.inner.lock().await;
         let nonce = match inner.next {
             Some(n) => n,
@@ -164,6 +170,28 @@ impl TxManager {
                 Err(e)
             }
         }
+    }
+
+    /// (max fee, priority fee) per gas, from the node's estimate, cached for [`FEE_TTL`].
+    async fn fees(&self) -> Result<(u128, u128), ChainError> {
+        let mut f = self.fees.lock().await;
+        if let Some((at, max, prio)) = *f
+            && at.elapsed() < FEE_TTL
+        {
+            return Ok((max, prio));
+        }
+        let e = self
+            .client
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .map_err(classify_rpc)?;
+        *f = Some((
+            Instant::now(),
+            e.max_fee_per_gas,
+            e.max_priority_fee_per_gas,
+        ));
+        Ok((e.max_fee_per_gas, e.max_priority_fee_per_gas))
     }
 
     async fn sign(&self, req: TransactionRequest) -> Result<Signed, ChainError> {

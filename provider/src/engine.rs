@@ -455,11 +455,12 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
             Err(e) => return Err(classify_rpc(e)),
         };
         let seen = Instant::now();
+        let mut budget = None;
         for log in &logs {
             if log.removed {
                 continue;
             }
-            handle(s, log, seen).await;
+            handle(s, log, seen, &mut budget).await;
         }
         let hash = block_hash(s.client(), end)
             .await?
@@ -473,7 +474,28 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
     Ok(())
 }
 
-async fn handle(s: &Arc<Shared>, log: &Log, seen: Instant) {
+/// Job slots and stake already promised (live jobs, open bids), read once per page of logs and
+/// updated with each bid sent.
+#[derive(Clone, Copy, Debug, Default)]
+struct Budget {
+    busy: u32,
+    pending_collateral: u128,
+}
+
+fn budget(s: &Shared) -> Result<Budget> {
+    let live = s.db().live()?;
+    Ok(Budget {
+        busy: live.iter().filter(|j| j.state.occupies_slot()).count() as u32,
+        pending_collateral: live
+            .iter()
+            .filter(|j| j.state == JobState::Bid)
+            .filter_map(terms)
+            .map(|t| t.collateral.to::<u128>())
+            .sum(),
+    })
+}
+
+async fn handle(s: &Arc<Shared>, log: &Log, seen: Instant, b: &mut Option<Budget>) {
     if log.address() == s.results {
         if let Ok(e) = ResultsEvents::decode_log(&log.inner) {
             debug!(event = ?std::mem::discriminant(&e.data), "results event");
@@ -484,7 +506,7 @@ async fn handle(s: &Arc<Shared>, log: &Log, seen: Instant) {
         return;
     };
     let r = match e.data {
-        MarketEvents::OrderCreated(o) => on_order(s, o, seen).await,
+        MarketEvents::OrderCreated(o) => on_order(s, o, seen, b).await,
         MarketEvents::LeaseStarted(l) => on_lease(s, l).await,
         MarketEvents::LeaseClosed(c) => on_closed(s, c.leaseId, c.reason == 4, c.toProvider),
         MarketEvents::LeaseFaulted(f) if f.provider == s.cfg.owner => {
@@ -511,18 +533,21 @@ fn lost(s: &Shared, id: B256, why: &str) -> Result<()> {
     Ok(())
 }
 
-async fn on_order(s: &Arc<Shared>, o: Market::OrderCreated, seen: Instant) -> Result<()> {
+async fn on_order(
+    s: &Arc<Shared>,
+    o: Market::OrderCreated,
+    seen: Instant,
+    b: &mut Option<Budget>,
+) -> Result<()> {
     let id = o.orderId;
     if s.stop.is_cancelled() || s.db().job(id)?.is_some() {
         return Ok(());
     }
     let p = &o.params;
-    let busy = s
-        .db()
-        .live()?
-        .iter()
-        .filter(|j| j.state.occupies_slot())
-        .count() as u32;
+    let promised = match b {
+        Some(b) => *b,
+        None => *b.insert(budget(s)?),
+    };
     let offer = {
         let mut o = s
             .offer
@@ -530,8 +555,8 @@ async fn on_order(s: &Arc<Shared>, o: Market::OrderCreated, seen: Instant) -> Re
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         o.kinds = s.kinds();
-        o.free_slots = o.slots.saturating_sub(busy);
-        o.free_stake = o.free_stake.saturating_sub(pending_collateral(s)?);
+        o.free_slots = o.slots.saturating_sub(promised.busy);
+        o.free_stake = o.free_stake.saturating_sub(promised.pending_collateral);
         o
     };
     let ask = Ask {
@@ -584,6 +609,10 @@ async fn on_order(s: &Arc<Shared>, o: Market::OrderCreated, seen: Instant) -> Re
     if !s.db().insert(&job)? {
         return Ok(());
     }
+    if let Some(b) = b {
+        b.busy += 1;
+        b.pending_collateral += ask.collateral;
+    }
     let call = Market::bidCall {
         orderId: id,
         price: U96::from(price),
@@ -611,17 +640,6 @@ async fn on_order(s: &Arc<Shared>, o: Market::OrderCreated, seen: Instant) -> Re
         }
     }
     Ok(())
-}
-
-/// Collateral of bids not yet awarded (the market locks it only at award).
-fn pending_collateral(s: &Shared) -> Result<u128> {
-    Ok(s.db()
-        .live()?
-        .iter()
-        .filter(|j| j.state == JobState::Bid)
-        .filter_map(terms)
-        .map(|t| t.collateral.to::<u128>())
-        .sum())
 }
 
 fn journal(s: &Shared, id: B256, t: &Signed) -> Result<(), String> {
