@@ -19,7 +19,7 @@ use gridlease_core::{
     chain::{classify, classify_rpc, send},
     matmul::{self, Matmul, MatmulData},
     merkle::MerkleTree,
-    spec::{RunSpec, Workload},
+    spec::Workload,
 };
 use serde_json::json;
 
@@ -144,7 +144,9 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
     }
 
     // Built-in job: check the product itself.
-    let spec = RunSpec::from_data_uri(&created.params.specURI, created.params.specHash).ok();
+    let spec = gridlease_core::fetch::spec(&created.params.specURI, created.params.specHash)
+        .await
+        .ok();
     let job = match spec.map(|s| s.workload) {
         Some(Workload::MatmulI8 { m, k, n, seed }) => Job::Seeded(Matmul { seed, m, k, n }),
         Some(mut w @ Workload::MatmulI8Data { .. }) => {

@@ -72,6 +72,34 @@ pub async fn market(block_time: u64, log: Option<&Path>) -> Result<(Anvil, Clien
     Ok((anvil, client, deployments))
 }
 
+/// Make `owner` a provider: register `operator` with `capacity`, mint `stake` units of the stake
+/// token to the owner (as governance, `gov`) and stake them. For demos and tests.
+pub async fn provider(
+    gov: &Client,
+    d: &Deployments,
+    owner: PrivateKeySigner,
+    operator: Address,
+    capacity: gridlease_bindings::IStaking::Capacity,
+    stake: u128,
+) -> Result<()> {
+    use alloy::primitives::U256;
+    use gridlease_bindings::{MockStablecoin, Staking};
+    use gridlease_core::chain::send;
+    let staking = d.address("Staking")?;
+    let token = d
+        .tokens
+        .first()
+        .context("the deployment has no token")?
+        .address;
+    let o = Client::connect(&gov.url, Some(owner.clone())).await?;
+    let st = Staking::new(staking, &o.provider);
+    send(st.register(operator, capacity, "devnet provider".into())).await?;
+    mint(gov, token, owner.address(), stake).await?;
+    send(MockStablecoin::new(token, &o.provider).approve(staking, U256::from(stake))).await?;
+    send(st.stake(U256::from(stake))).await?;
+    Ok(())
+}
+
 /// Start anvil, deploy the devnet config, fund the demo accounts and write their keystores
 /// under `dir` (password in `dir/password`). `root` holds `deployments/`.
 pub async fn start(block_time: u64, dir: &Path, root: &Path) -> Result<Running> {

@@ -24,9 +24,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use anyhow::{Context, Result, bail};
-use gridlease_bindings::{
-    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Staking,
-};
+use gridlease_bindings::{IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin};
 use gridlease_core::{
     chain::{Client, send},
     spec::{Resources, RunSpec, Workload},
@@ -148,20 +146,22 @@ async fn main() -> Result<()> {
     let owner: PrivateKeySigner = ANVIL_KEYS[2].parse()?;
     let operator: PrivateKeySigner = ANVIL_KEYS[3].parse()?;
     let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse()?;
-    let (staking, market) = (d.address("Staking")?, d.address("Market")?);
+    let market = d.address("Market")?;
     let usdc = d.token("USDC")?.address;
-    let o = Client::connect(&anvil.url(), Some(owner.clone())).await?;
-    let st = Staking::new(staking, &o.provider);
     let cap = Capacity {
         gpuClasses: 1,
         gpuCount: 1,
         vramGiB: 16,
     };
-    send(st.register(operator.address(), cap, "bench".into())).await?;
-    mint(&gov, usdc, owner.address(), 10_000 * USDC).await?;
-    send(MockStablecoin::new(usdc, &o.provider).approve(staking, U256::from(10_000 * USDC)))
-        .await?;
-    send(st.stake(U256::from(10_000 * USDC))).await?;
+    devnet::provider(
+        &gov,
+        &d,
+        owner.clone(),
+        operator.address(),
+        cap,
+        10_000 * USDC,
+    )
+    .await?;
     mint(&gov, usdc, tenant_key.address(), 100_000 * USDC).await?;
     let tenant = Client::connect(&anvil.url(), Some(tenant_key.clone())).await?;
     send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(100_000 * USDC)))

@@ -39,8 +39,7 @@ use anyhow::{Context, Result, bail};
 use gridlease_bindings::{
     IMarket::OrderParams,
     Market::{self, MarketEvents},
-    Results::{self, ResultsEvents},
-    Staking,
+    Results, Staking,
 };
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
@@ -55,11 +54,14 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     config::{BidMode, Config, ExecutorKind},
-    executor::{BuiltinExecutor, ExecError, Executor, JobRun, LEAF_BYTES, ProcessExecutor},
+    executor::{
+        BuiltinExecutor, ExecError, Executor, JobRun, LEAF_BYTES, OnSpawn, ProcessExecutor,
+    },
     gpu,
-    http::{Metrics, unix_now},
+    http::Metrics,
     pricing::{Ask, Offer, evaluate},
     state::{Job, JobState, Set, StateError, Store},
+    unix_now,
 };
 
 /// Pages of `eth_getLogs` start this many blocks wide and halve on refusal.
@@ -108,8 +110,9 @@ pub fn terms(job: &Job) -> Option<OrderParams> {
     OrderParams::abi_decode(&job.terms).ok()
 }
 
-fn lock(m: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    // A panic while holding the lock leaves SQLite consistent (every write is one statement).
+/// Lock `m`, also after a panic elsewhere: every guarded value here stays consistent between
+/// statements (SQLite writes are single statements; the maps and the offer are plain values).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -389,10 +392,7 @@ async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
         .call()
         .await
         .map_err(classify)?;
-    let mut o = s
-        .offer
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut o = lock(&s.offer);
     o.classes = info.capacity.gpuClasses;
     o.gpus = info.capacity.gpuCount;
     o.vram_gib = info.capacity.vramGiB;
@@ -441,7 +441,7 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
     while from <= to {
         let end = to.min(from + span - 1);
         let filter = Filter::new()
-            .address(vec![s.market, s.results])
+            .address(s.market)
             .event_signature(topics.to_vec())
             .from_block(from)
             .to_block(end);
@@ -496,12 +496,6 @@ fn budget(s: &Shared) -> Result<Budget> {
 }
 
 async fn handle(s: &Arc<Shared>, log: &Log, seen: Instant, b: &mut Option<Budget>) {
-    if log.address() == s.results {
-        if let Ok(e) = ResultsEvents::decode_log(&log.inner) {
-            debug!(event = ?std::mem::discriminant(&e.data), "results event");
-        }
-        return;
-    }
     let Ok(e) = MarketEvents::decode_log(&log.inner) else {
         return;
     };
@@ -549,11 +543,7 @@ async fn on_order(
         None => *b.insert(budget(s)?),
     };
     let offer = {
-        let mut o = s
-            .offer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let mut o = lock(&s.offer).clone();
         o.kinds = s.kinds();
         o.free_slots = o.slots.saturating_sub(promised.busy);
         o.free_stake = o.free_stake.saturating_sub(promised.pending_collateral);
@@ -738,12 +728,7 @@ fn on_closed(s: &Shared, id: B256, faulted: bool, paid: U96) -> Result<()> {
     if j.state.is_terminal() {
         return Ok(());
     }
-    if let Some(c) = s
-        .drivers
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&id)
-    {
+    if let Some(c) = lock(&s.drivers).remove(&id) {
         // The lease is over: whatever still runs for it stops (PD-02).
         c.cancel();
     }
@@ -763,10 +748,7 @@ fn on_closed(s: &Shared, id: B256, faulted: bool, paid: U96) -> Result<()> {
 fn drive(s: &Arc<Shared>, id: B256) {
     let token = s.kill.child_token();
     {
-        let mut d = s
-            .drivers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut d = lock(&s.drivers);
         if d.contains_key(&id) {
             return;
         }
@@ -775,10 +757,7 @@ fn drive(s: &Arc<Shared>, id: B256) {
     let s2 = s.clone();
     s.tracker.spawn(async move {
         let r = driver(&s2, id, &token).await;
-        s2.drivers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
+        lock(&s2.drivers).remove(&id);
         if let Err(e) = r {
             error!(lease = %id, error = %e, "job driver stopped");
         }
@@ -909,10 +888,6 @@ async fn send_and_confirm(
     }
 }
 
-async fn chain_now(s: &Shared) -> Result<u64, ChainError> {
-    s.client().now().await
-}
-
 async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Result<(), Step> {
     if job.pgid > 0 {
         // A process left by a run before a crash: it goes, and the job runs again from the start.
@@ -927,7 +902,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
             .await
             .map_err(|e| Step::Fail(format!("spec: {e}")))?,
     };
-    let now = chain_now(s).await?;
+    let now = s.client().now().await?;
     let left = job
         .end
         .saturating_sub(now)
@@ -943,18 +918,13 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
     let outcome = if left == 0 {
         Err(ExecError::TimedOut(Duration::ZERO))
     } else {
+        let (id, s2) = (job.id, s.clone());
+        let record: OnSpawn = Box::new(move |pgid| {
+            let _ = s2.db().set_pgid(id, pgid);
+        });
         match s.executor(&spec.workload) {
             Err(e) => Err(ExecError::Unsupported(e)),
-            Ok(_) if matches!(spec.workload, Workload::Container { .. }) => {
-                let id = job.id;
-                let s2 = s.clone();
-                s.process
-                    .run_with(run, cancel.clone(), move |pgid| {
-                        let _ = s2.db().set_pgid(id, pgid);
-                    })
-                    .await
-            }
-            Ok(x) => x.run(run, cancel.clone()).await,
+            Ok(x) => x.run(run, cancel.clone(), record).await,
         }
     };
     let secs = started.elapsed().as_secs_f64();

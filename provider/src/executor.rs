@@ -87,6 +87,15 @@ pub enum ExecError {
 /// A boxed future of a job's outcome.
 pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<Output, ExecError>> + Send + 'a>>;
 
+/// Called with the process group id of a job's process once it started (so the node can record
+/// it before waiting, and kill it after a crash). Executors without processes never call it.
+pub type OnSpawn = Box<dyn FnOnce(i32) + Send>;
+
+/// An [`OnSpawn`] that records nothing.
+pub fn no_hook() -> OnSpawn {
+    Box::new(|_| {})
+}
+
 /// Runs jobs.
 pub trait Executor: Send + Sync {
     /// Its name, for logs and metrics.
@@ -94,7 +103,7 @@ pub trait Executor: Send + Sync {
     /// Whether it can run `w`; the reason when not. Checked before bidding.
     fn supports(&self, w: &Workload) -> Result<(), String>;
     /// Run `job` to its end, its time limit or `cancel`.
-    fn run(&self, job: JobRun, cancel: CancellationToken) -> RunFuture<'_>;
+    fn run(&self, job: JobRun, cancel: CancellationToken, on_spawn: OnSpawn) -> RunFuture<'_>;
 }
 
 /// Limits of the process executor.
@@ -274,12 +283,11 @@ impl ProcessExecutor {
         })
     }
 
-    /// Run `job`, calling `on_spawn` with the process group id once it started.
-    pub async fn run_with(
+    async fn run_container(
         &self,
         job: JobRun,
         cancel: CancellationToken,
-        on_spawn: impl FnOnce(i32) + Send,
+        on_spawn: OnSpawn,
     ) -> Result<Output, ExecError> {
         let Workload::Container { command, env, .. } = &job.workload else {
             return Err(ExecError::Unsupported(
@@ -316,8 +324,8 @@ impl Executor for ProcessExecutor {
         }
     }
 
-    fn run(&self, job: JobRun, cancel: CancellationToken) -> RunFuture<'_> {
-        Box::pin(self.run_with(job, cancel, |_| {}))
+    fn run(&self, job: JobRun, cancel: CancellationToken, on_spawn: OnSpawn) -> RunFuture<'_> {
+        Box::pin(self.run_container(job, cancel, on_spawn))
     }
 }
 
@@ -397,7 +405,7 @@ impl Executor for BuiltinExecutor {
         }
     }
 
-    fn run(&self, job: JobRun, cancel: CancellationToken) -> RunFuture<'_> {
+    fn run(&self, job: JobRun, cancel: CancellationToken, _: OnSpawn) -> RunFuture<'_> {
         Box::pin(self.matmul(job, cancel))
     }
 }
@@ -443,6 +451,7 @@ mod tests {
                     long,
                 ),
                 CancellationToken::new(),
+                no_hook(),
             )
             .await
             .expect("runs");
@@ -452,6 +461,7 @@ mod tests {
             .run(
                 job(dir.path(), &["sh", "-c", "echo bad >&2; exit 7"], &[], long),
                 CancellationToken::new(),
+                no_hook(),
             )
             .await
             .expect_err("fails");
@@ -473,6 +483,7 @@ mod tests {
                     long,
                 ),
                 CancellationToken::new(),
+                no_hook(),
             )
             .await
             .expect("runs");
@@ -481,6 +492,7 @@ mod tests {
             .run(
                 job(dir.path(), &["/no/such/program"], &[], long),
                 CancellationToken::new(),
+                no_hook(),
             )
             .await
             .expect_err("no program");
@@ -502,6 +514,7 @@ mod tests {
                     Duration::from_millis(500),
                 ),
                 CancellationToken::new(),
+                no_hook(),
             )
             .await
             .expect_err("times out");
@@ -540,6 +553,7 @@ mod tests {
             .run(
                 job(dir.path(), &["sleep", "30"], &[], Duration::from_secs(60)),
                 cancel,
+                no_hook(),
             )
             .await
             .expect_err("cancelled");
@@ -564,6 +578,7 @@ mod tests {
                     Duration::from_secs(20),
                 ),
                 CancellationToken::new(),
+                no_hook(),
             )
             .await
             .expect_err("capped");
@@ -582,6 +597,7 @@ mod tests {
                     Duration::from_secs(20),
                 ),
                 CancellationToken::new(),
+                no_hook(),
             )
             .await
             .expect("runs")
@@ -603,6 +619,7 @@ mod tests {
                     Duration::from_secs(20),
                 ),
                 CancellationToken::new(),
+                no_hook(),
             )
             .await
             .expect("runs");
@@ -652,6 +669,7 @@ mod tests {
                     work_dir: dir.path().into(),
                 },
                 CancellationToken::new(),
+                no_hook(),
             )
             .await
             .expect("runs");

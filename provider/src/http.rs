@@ -9,7 +9,6 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use alloy::primitives::{B256, Signature};
@@ -22,7 +21,7 @@ use axum::{
 };
 use gridlease_core::fetch::{AUTH_HEADER, result_auth_message};
 
-use crate::engine::Shared;
+use crate::{engine::Shared, unix_now};
 
 /// Counters and gauges of the node.
 #[derive(Debug, Default)]
@@ -60,13 +59,6 @@ impl Metrics {
             *m.entry(reason.to_owned()).or_default() += 1;
         }
     }
-}
-
-/// Seconds since the epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The router.

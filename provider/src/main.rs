@@ -168,7 +168,7 @@ async fn status(path: &std::path::Path) -> Result<()> {
         };
         println!("  {} {}{deadline}", j.id, j.state.name());
     }
-    match reqwest_health(&c).await {
+    match node_health(&c).await {
         Some(h) => println!("node       running: {h}"),
         None => println!("node       not running (no answer on {})", c.listen),
     }
@@ -195,7 +195,7 @@ async fn status(path: &std::path::Path) -> Result<()> {
 }
 
 /// The running node's `/healthz` line, if it answers.
-async fn reqwest_health(c: &Config) -> Option<String> {
+async fn node_health(c: &Config) -> Option<String> {
     let url = format!("http://{}/healthz", c.listen);
     let r = tokio::time::timeout(
         std::time::Duration::from_secs(2),

@@ -210,12 +210,6 @@ CREATE TABLE cursors (
 );
 ";
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn b256(v: Option<Vec<u8>>) -> Option<B256> {
     v.filter(|b| b.len() == 32).map(|b| B256::from_slice(&b))
 }
@@ -287,7 +281,7 @@ impl Store {
                 job.price.to_string(),
                 job.start as i64,
                 job.end as i64,
-                now()
+                crate::unix_now()
             ],
         )?;
         Ok(n == 1)
@@ -326,7 +320,7 @@ impl Store {
     pub fn set_tx(&self, id: B256, tx: B256, raw: Vec<u8>) -> Result<(), StateError> {
         self.conn.execute(
             "UPDATE jobs SET tx = ?1, raw = ?2, updated_at = ?3 WHERE id = ?4",
-            params![tx.as_slice(), raw, now(), id.as_slice()],
+            params![tx.as_slice(), raw, crate::unix_now(), id.as_slice()],
         )?;
         Ok(())
     }
@@ -369,7 +363,7 @@ impl Store {
         );
         let mut args = vec![
             Value::Text(to.name().to_owned()),
-            Value::Integer(now() as i64),
+            Value::Integer(crate::unix_now() as i64),
             Value::Blob(id.to_vec()),
             Value::Text(from.name().to_owned()),
         ];

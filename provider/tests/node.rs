@@ -17,7 +17,7 @@ use alloy::{
     sol_types::SolEvent,
 };
 use gridlease_bindings::{
-    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Results, Staking,
+    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Results,
 };
 use gridlease_core::{
     chain::{Client, send},
@@ -32,13 +32,11 @@ const USDC: u128 = 1_000_000;
 
 struct Net {
     _anvil: gridlease_deploy::anvil::Anvil,
-    url: String,
     dir: tempfile::TempDir,
     tenant: Client,
     market: Address,
     results: Address,
     usdc: Address,
-    owner: Address,
     port: u16,
 }
 
@@ -58,27 +56,15 @@ async fn net() -> Net {
     let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
     let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
     let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
-    let staking = d.address("Staking").expect("staking");
     let usdc = d.token("USDC").expect("usdc").address;
-    let o = Client::connect(&anvil.url(), Some(owner.clone()))
-        .await
-        .expect("connect");
-    let st = Staking::new(staking, &o.provider);
     let cap = Capacity {
         gpuClasses: 1,
         gpuCount: 1,
         vramGiB: 16,
     };
-    send(st.register(operator.address(), cap, "node".into()))
+    devnet::provider(&gov, &d, owner.clone(), operator.address(), cap, 100 * USDC)
         .await
-        .expect("register");
-    mint(&gov, usdc, owner.address(), 100 * USDC)
-        .await
-        .expect("mint");
-    send(MockStablecoin::new(usdc, &o.provider).approve(staking, U256::from(100 * USDC)))
-        .await
-        .expect("approve");
-    send(st.stake(U256::from(100 * USDC))).await.expect("stake");
+        .expect("provider registered and staked");
     mint(&gov, usdc, tenant_key.address(), 1_000 * USDC)
         .await
         .expect("mint");
@@ -124,14 +110,12 @@ listen = "127.0.0.1:{port}"
     );
     std::fs::write(dir.path().join("provider.toml"), config).expect("write");
     Net {
-        url: anvil.url(),
         _anvil: anvil,
         dir,
         tenant,
         market,
         results: d.address("Results").expect("results"),
         usdc,
-        owner: owner.address(),
         port,
     }
 }
@@ -475,7 +459,5 @@ async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once(
         "{}",
         node_log(&dir, 2)
     );
-    let _ = n.owner;
-    let _ = &n.url;
     stop(node);
 }

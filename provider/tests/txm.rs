@@ -121,19 +121,25 @@ async fn off_14_a_journal_failure_sends_nothing_and_keeps_the_nonce() {
     assert_eq!(next.nonce, 0, "the unsent transaction left no gap");
 }
 
-#[tokio::test]
-async fn off_09_a_dropped_transaction_is_rebroadcast_as_the_same_bytes() {
+/// Automining off, and one transaction sent but not mined, under a 300 ms `stuck_after`.
+async fn unmined() -> (gridlease_deploy::anvil::Anvil, TxManager, Client, Signed) {
     let policy = TxPolicy {
         stuck_after: Duration::from_millis(300),
         poll: Duration::from_millis(50),
         ..TxPolicy::default()
     };
-    let (_anvil, txm, client, usdc, market) = setup(policy).await;
+    let (anvil, txm, client, usdc, market) = setup(policy).await;
     raw(&client, "evm_setAutomine", serde_json::json!([false])).await;
     let sent = txm
         .send(usdc, approve(market, 7), |_| Ok(()))
         .await
         .expect("sent");
+    (anvil, txm, client, sent)
+}
+
+#[tokio::test]
+async fn off_09_a_dropped_transaction_is_rebroadcast_as_the_same_bytes() {
+    let (_anvil, txm, client, sent) = unmined().await;
     raw(
         &client,
         "anvil_dropTransaction",
@@ -176,17 +182,7 @@ async fn off_09_a_dropped_transaction_is_rebroadcast_as_the_same_bytes() {
 
 #[tokio::test]
 async fn off_08_a_stuck_transaction_is_replaced_with_both_fees_bumped_at_its_nonce() {
-    let policy = TxPolicy {
-        stuck_after: Duration::from_millis(300),
-        poll: Duration::from_millis(50),
-        ..TxPolicy::default()
-    };
-    let (_anvil, txm, client, usdc, market) = setup(policy).await;
-    raw(&client, "evm_setAutomine", serde_json::json!([false])).await;
-    let sent = txm
-        .send(usdc, approve(market, 9), |_| Ok(()))
-        .await
-        .expect("sent");
+    let (_anvil, txm, client, sent) = unmined().await;
     let journal: Arc<Mutex<Vec<Signed>>> = Arc::default();
     let j = journal.clone();
     let txm = Arc::new(txm);
