@@ -4,26 +4,17 @@
 
 use std::path::PathBuf;
 
-use alloy::{
-    primitives::{B256, Bytes, U256},
-    providers::Provider,
-    rpc::types::Filter,
-    sol_types::SolEvent,
-};
+use alloy::{primitives::B256, providers::Provider, rpc::types::Filter, sol_types::SolEvent};
 use anyhow::Result;
-use gridlease_bindings::{
-    Market, Results,
-    results::MatmulProof::{DataJob, Job as SeededJob, Operands},
-};
+use gridlease_bindings::{Market, Results};
 use gridlease_core::{
     chain::{classify, classify_rpc, send},
-    matmul::{self, Matmul, MatmulData},
     merkle::MerkleTree,
-    spec::Workload,
+    verify::{BuiltinJob, Verdict},
 };
 use serde_json::json;
 
-use crate::ctx::{Ctx, Output, UserError, from_block, parse_id, resolve_inputs, user};
+use crate::ctx::{Ctx, Output, UserError, from_block, parse_id, user};
 
 /// Bytes per result leaf (the matmul leaf: 8 big-endian int32).
 const LEAF_BYTES: usize = 32;
@@ -36,23 +27,6 @@ pub(crate) struct Opts {
     pub(crate) out: Option<PathBuf>,
     /// If a built-in result is wrong, send the fraud proof.
     pub(crate) prove: bool,
-}
-
-/// The built-in job a result is checked against.
-enum Job {
-    /// Seeded inputs.
-    Seeded(Matmul),
-    /// Inputs given as data, downloaded and checked against the spec's roots.
-    Data(Box<MatmulData>),
-}
-
-impl Job {
-    fn ops(&self) -> &dyn matmul::Operands {
-        match self {
-            Self::Seeded(j) => j,
-            Self::Data(d) => d.as_ref(),
-        }
-    }
 }
 
 /// Run `result`.
@@ -147,43 +121,39 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
     let spec = gridlease_core::fetch::spec(&created.params.specURI, created.params.specHash)
         .await
         .ok();
-    let job = match spec.map(|s| s.workload) {
-        Some(Workload::MatmulI8 { m, k, n, seed }) => Job::Seeded(Matmul { seed, m, k, n }),
-        Some(mut w @ Workload::MatmulI8Data { .. }) => {
-            let data = resolve_inputs(&mut w, "the job's inputs").await?;
-            Job::Data(Box::new(data.expect("a data job")))
-        }
-        _ => {
-            h += "  check      not a built-in job: the commitment is all that can be checked\n";
+    let job = match &spec {
+        Some(s) => BuiltinJob::from_spec(s).await.map_err(UserError)?,
+        None => None,
+    };
+    let Some(job) = job else {
+        h += "  check      not a built-in job: the commitment is all that can be checked\n";
+        return Ok(Output {
+            human: h,
+            json: out,
+        });
+    };
+    let (m, k, n) = job.ops().shape();
+    let r_seed = B256::from(rand08::random::<[u8; 32]>());
+    let fraud = match job.check(&bytes, r_seed) {
+        Verdict::WrongSize { .. } => {
+            h += &format!("  check      wrong size for a {m}x{n} INT32 result\n");
+            out["matmul"] = json!({ "ok": false, "reason": "size" });
             return Ok(Output {
                 human: h,
                 json: out,
             });
         }
-    };
-    let (m, k, n) = job.ops().shape();
-    if bytes.len() != m as usize * n as usize * 4 {
-        h += &format!("  check      wrong size for a {m}x{n} INT32 result\n");
-        out["matmul"] = json!({ "ok": false, "reason": "size" });
-        return Ok(Output {
-            human: h,
-            json: out,
-        });
-    }
-    let c: Vec<i32> = bytes
-        .chunks(4)
-        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let r_seed = B256::from(rand08::random::<[u8; 32]>());
-    let Some(fraud) = matmul::localize(job.ops(), &c, r_seed) else {
-        h += &format!(
-            "  check      verified: C = A x B ({m}x{k} by {k}x{n}, Freivalds over 2^61-1)\n"
-        );
-        out["matmul"] = json!({ "ok": true });
-        return Ok(Output {
-            human: h,
-            json: out,
-        });
+        Verdict::Correct => {
+            h += &format!(
+                "  check      verified: C = A x B ({m}x{k} by {k}x{n}, Freivalds over 2^61-1)\n"
+            );
+            out["matmul"] = json!({ "ok": true });
+            return Ok(Output {
+                human: h,
+                json: out,
+            });
+        }
+        Verdict::Wrong(f) => f,
     };
     h += &format!(
         "  check      WRONG: C[{}][{}] is {}, should be {}\n",
@@ -202,51 +172,10 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
         });
     }
     ctx.wallet()?;
-    let (i, j) = (U256::from(fraud.i), U256::from(fraud.j));
-    let terms = created.params.into();
-    let leaf = Bytes::from(fraud.leaf);
-    let receipt = match &job {
-        Job::Seeded(job) => {
-            let seeded = SeededJob {
-                seed: job.seed,
-                m,
-                k,
-                n,
-            };
-            let call =
-                r.proveMatmulFraud(id, created.tenant, terms, seeded, i, j, leaf, fraud.proof);
-            send(call).await?
-        }
-        Job::Data(d) => {
-            let p = d.input_proof(fraud.i, fraud.j);
-            let (ra, rb) = (d.a_tree().root(), d.b_tree().root());
-            let data = DataJob {
-                aRoot: ra,
-                bRoot: rb,
-                m,
-                k,
-                n,
-            };
-            let ops = Operands {
-                aRow: p.a_row.into(),
-                aProof: p.a_proof,
-                bCol: p.b_col.into(),
-                bProof: p.b_proof,
-            };
-            let call = r.proveMatmulDataFraud(
-                id,
-                created.tenant,
-                terms,
-                data,
-                i,
-                j,
-                ops,
-                leaf,
-                fraud.proof,
-            );
-            send(call).await?
-        }
-    };
+    let input = job.proof_calldata(id, created.tenant, created.params, &fraud);
+    let call =
+        alloy::contract::RawCallBuilder::new_raw(&ctx.client.provider, input).to(*r.address());
+    let receipt = send(call).await?;
     h += &format!(
         "  proven     tx {}: the provider was slashed, the lease refunded\n",
         receipt.transaction_hash

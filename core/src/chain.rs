@@ -15,7 +15,8 @@ use alloy::{
     sol_types::{Panic, Revert as RevertString, SolError, SolInterface},
 };
 use gridlease_bindings::{
-    Market::MarketErrors, MockStablecoin::MockStablecoinErrors, Staking::StakingErrors,
+    Market::MarketErrors, MockStablecoin::MockStablecoinErrors, Results::ResultsErrors,
+    Staking::StakingErrors,
 };
 
 /// A connected client.
@@ -200,6 +201,8 @@ pub fn decode_revert(data: &[u8]) -> Revert {
         }
     }
     let (name, detail) = if let Ok(e) = MarketErrors::abi_decode(data) {
+        split(format!("{e:?}"))
+    } else if let Ok(e) = ResultsErrors::abi_decode(data) {
         split(format!("{e:?}"))
     } else if let Ok(e) = StakingErrors::abi_decode(data) {
         split(format!("{e:?}"))

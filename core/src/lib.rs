@@ -10,8 +10,10 @@
 //! - [`wallet`]: signer loading (keystore + password source, or `env:VAR`).
 //! - [`chain`]: RPC client, simulate-then-send, decoded reverts.
 //! - [`fetch`]: downloads of inputs, specs and results (http(s), file, data:).
+//! - [`logs`]: paged, reorg-aware log collection from a saved cursor.
 //! - [`deployments`]: the `deployments/<chainId>.json` file.
 //! - [`token`]: EIP-2612 permits against the token's real domain.
+//! - [`verify`]: checking a built-in result and building its fraud proof.
 //! - [`txm`]: the daemons' transaction manager (single writer, journal before broadcast, rebroadcast
 //!   and fee bumping).
 
@@ -20,12 +22,14 @@ pub mod deployments;
 pub mod eip712;
 pub mod fetch;
 pub mod gpu;
+pub mod logs;
 pub mod matmul;
 pub mod merkle;
 pub mod spec;
 pub mod token;
 pub mod txm;
 pub mod units;
+pub mod verify;
 pub mod wallet;
 
 /// Errors of this crate.

@@ -80,6 +80,18 @@ pub struct TxManager {
     policy: TxPolicy,
     inner: Mutex<Inner>,
     fees: Mutex<Option<(Instant, u128, u128)>>,
+    private: Option<Client>,
+}
+
+/// A simulated and priced transaction (see [`TxManager::quote`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quote {
+    /// Gas the simulation used.
+    pub gas: u64,
+    /// Max fee per gas it would pay.
+    pub max_fee: u128,
+    /// Priority fee per gas.
+    pub priority_fee: u128,
 }
 
 impl std::fmt::Debug for TxManager {
@@ -116,7 +128,15 @@ impl TxManager {
             policy,
             inner: Mutex::new(Inner { next: None }),
             fees: Mutex::new(None),
+            private: None,
         }
+    }
+
+    /// Also send every transaction to `private` first (a private relay against front-running,
+    /// KB-04); the public node stays the fallback and the source of receipts.
+    pub fn with_private(mut self, private: Client) -> Self {
+        self.private = Some(private);
+        self
     }
 
     /// The sending address.
@@ -137,20 +157,51 @@ impl TxManager {
     where
         J: FnOnce(&Signed) -> Result<(), String>,
     {
-        let p = &self.client.provider;
+        let q = self.quote(to, input.clone()).await?;
+        self.send_quoted(to, input, &q, journal).await
+    }
+
+    /// Simulate a call of `to` with `input` and price it: gas estimation executes the call, so a
+    /// revert comes back with its data, decoded, and nothing is signed (OFF-19). The caller may
+    /// decide from the quote whether sending pays (the keeper does) before [`Self::send_quoted`].
+    pub async fn quote(&self, to: Address, input: Bytes) -> Result<Quote, ChainError> {
         let req = TransactionRequest::default()
             .with_from(self.from)
             .with_to(to)
             .with_input(input);
-        // Gas estimation executes the call: a revert comes back with its data, decoded, and nothing
-        // is signed or sent (OFF-19).
-        let gas = p.estimate_gas(req.clone()).await.map_err(classify_rpc)?;
-        let (max_fee, priority) = self.fees().await?;
-        let req = req
+        let gas = self
+            .client
+            .provider
+            .estimate_gas(req)
+            .await
+            .map_err(classify_rpc)?;
+        let (max_fee, priority_fee) = self.fees().await?;
+        Ok(Quote {
+            gas,
+            max_fee,
+            priority_fee,
+        })
+    }
+
+    /// [`Self::send`] with the gas and fees of an earlier [`Self::quote`].
+    pub async fn send_quoted<J>(
+        &self,
+        to: Address,
+        input: Bytes,
+        q: &Quote,
+        journal: J,
+    ) -> Result<Signed, ChainError>
+    where
+        J: FnOnce(&Signed) -> Result<(), String>,
+    {
+        let req = TransactionRequest::default()
+            .with_from(self.from)
+            .with_to(to)
+            .with_input(input)
             .with_chain_id(self.client.chain_id)
-            .with_gas_limit(gas.saturating_mul(10_000 + self.policy.gas_margin_bps) / 10_000)
-            .with_max_fee_per_gas(max_fee)
-            .with_max_priority_fee_per_gas(priority);
+            .with_gas_limit(q.gas.saturating_mul(10_000 + self.policy.gas_margin_bps) / 10_000)
+            .with_max_fee_per_gas(q.max_fee)
+            .with_max_priority_fee_per_gas(q.priority_fee);
         let mut inner = self.inner.lock().await;
         let nonce = match inner.next {
             Some(n) => n,
@@ -220,9 +271,22 @@ impl TxManager {
         c.await.map_err(classify_rpc)
     }
 
-    /// Hand raw bytes to the node. "Already known" counts as sent.
+    /// Hand raw bytes to the private endpoint when one is set (KB-04; on its failure, to the
+    /// public node as well), else to the node. "Already known" counts as sent.
     pub async fn broadcast(&self, s: &Signed) -> Result<(), ChainError> {
-        match self.client.provider.send_raw_transaction(&s.raw).await {
+        if let Some(private) = &self.private {
+            match Self::broadcast_to(private, s).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(tx = %s.hash, error = %e, "private endpoint refused: sending publicly");
+                }
+            }
+        }
+        Self::broadcast_to(&self.client, s).await
+    }
+
+    async fn broadcast_to(c: &Client, s: &Signed) -> Result<(), ChainError> {
+        match c.provider.send_raw_transaction(&s.raw).await {
             Ok(_) => Ok(()),
             Err(e) => match e.as_error_resp() {
                 Some(r) if already_there(&r.message) => Ok(()),

@@ -145,6 +145,37 @@ impl KeySource {
         }
     }
 
+    /// Build from a daemon's `[wallet]` table: `keystore` (relative paths already resolved) with a
+    /// `password` source, or `private_key = "env:VAR"`. On error, the dotted key to blame and why.
+    pub fn from_config(
+        keystore: Option<PathBuf>,
+        password: Option<&str>,
+        private_key: Option<&str>,
+    ) -> Result<Self, (&'static str, String)> {
+        match (keystore, private_key) {
+            (Some(path), None) => {
+                let password = match password {
+                    None => Password::Prompt,
+                    Some(p) => p
+                        .parse()
+                        .map_err(|e: WalletError| ("wallet.password", e.to_string()))?,
+                };
+                Ok(Self::Keystore { path, password })
+            }
+            (None, Some(k)) => match k.strip_prefix("env:") {
+                Some(var) => Ok(Self::Env(var.to_owned())),
+                None => Err((
+                    "wallet.private_key",
+                    "takes env:VAR only: never write a key into a config file".into(),
+                )),
+            },
+            _ => Err((
+                "wallet",
+                "give exactly one of keystore (with password) or private_key = \"env:VAR\"".into(),
+            )),
+        }
+    }
+
     /// Load the signer.
     pub fn load(&self) -> Result<PrivateKeySigner, WalletError> {
         match self {

@@ -8,7 +8,7 @@ use alloy::primitives::Address;
 use gridlease_core::{
     gpu,
     units::{parse_amount, parse_duration},
-    wallet::{KeySource, Password},
+    wallet::KeySource,
 };
 use serde::Deserialize;
 
@@ -333,38 +333,12 @@ impl Config {
                 ),
             ));
         }
-        let operator = match (raw.wallet.keystore, raw.wallet.private_key) {
-            (Some(ks), None) => {
-                let password = match raw.wallet.password.as_deref() {
-                    None => Password::Prompt,
-                    Some(p) => p
-                        .parse()
-                        .map_err(|e: gridlease_core::wallet::WalletError| {
-                            bad("wallet.password", e.to_string())
-                        })?,
-                };
-                KeySource::Keystore {
-                    path: rel(ks),
-                    password,
-                }
-            }
-            (None, Some(k)) => match k.strip_prefix("env:") {
-                Some(var) => KeySource::Env(var.to_owned()),
-                None => {
-                    return Err(bad(
-                        "wallet.private_key",
-                        "takes env:VAR only: never write a key into a config file".into(),
-                    ));
-                }
-            },
-            _ => {
-                return Err(bad(
-                    "wallet",
-                    "give exactly one of keystore (with password) or private_key = \"env:VAR\""
-                        .into(),
-                ));
-            }
-        };
+        let operator = KeySource::from_config(
+            raw.wallet.keystore.map(rel),
+            raw.wallet.password.as_deref(),
+            raw.wallet.private_key.as_deref(),
+        )
+        .map_err(|(key, why)| bad(key, why))?;
         let owner = raw.wallet.owner.parse::<Address>().map_err(|_| {
             bad(
                 "wallet.owner",

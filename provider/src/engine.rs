@@ -29,7 +29,6 @@ use std::{
 };
 
 use alloy::{
-    eips::BlockNumberOrTag,
     primitives::{Address, B256, Bytes, aliases::U96, keccak256},
     providers::Provider,
     rpc::types::{Filter, Log},
@@ -44,7 +43,7 @@ use gridlease_bindings::{
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
     deployments::Deployments,
-    fetch,
+    fetch, logs,
     merkle::MerkleTree,
     spec::{RunSpec, Workload},
     txm::{Outcome, Signed, TxManager, TxPolicy},
@@ -63,11 +62,6 @@ use crate::{
     state::{Job, JobState, Set, StateError, Store},
     unix_now,
 };
-
-/// Pages of `eth_getLogs` start this many blocks wide and halve on refusal.
-const LOG_PAGE: u64 = 2_000;
-/// How far a cursor rewinds when its block was reorged away.
-const REORG_REWIND: u64 = 64;
 
 /// Everything the tasks of a running node share.
 pub struct Shared {
@@ -406,71 +400,27 @@ async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
     Ok(())
 }
 
-async fn block_hash(c: &Client, n: u64) -> Result<Option<B256>, ChainError> {
-    Ok(c.provider
-        .get_block_by_number(BlockNumberOrTag::Number(n))
-        .await
-        .map_err(classify_rpc)?
-        .map(|b| b.header.hash))
-}
-
 /// Read logs with `topics` from cursor `name` up to `to`, handling each.
 async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(), ChainError> {
     let cursor = s
         .db()
         .cursor(name)
         .map_err(|e| ChainError::User(e.to_string()))?;
-    let mut from = match cursor {
-        Some((b, h)) => {
-            if block_hash(s.client(), b).await? != Some(h) {
-                let back = b.saturating_sub(REORG_REWIND).max(s.deploy_block);
-                warn!(
-                    cursor = name,
-                    block = b,
-                    rewind_to = back,
-                    "reorg below the cursor: re-reading"
-                );
-                back
-            } else {
-                b + 1
-            }
-        }
-        None => s.deploy_block,
-    };
-    let mut span = LOG_PAGE;
-    while from <= to {
-        let end = to.min(from + span - 1);
-        let filter = Filter::new()
-            .address(s.market)
-            .event_signature(topics.to_vec())
-            .from_block(from)
-            .to_block(end);
-        let logs = match s.client().provider.get_logs(&filter).await {
-            Ok(l) => l,
-            Err(e) if span > 1 => {
-                debug!(from, end, error = %e, "log range refused: halving");
-                span /= 2;
-                continue;
-            }
-            Err(e) => return Err(classify_rpc(e)),
-        };
+    let from = logs::resume_from(s.client(), name, cursor, s.deploy_block).await?;
+    let filter = Filter::new()
+        .address(s.market)
+        .event_signature(topics.to_vec());
+    logs::pages(s.client(), &filter, from, to, async |page, end, hash| {
         let seen = Instant::now();
         let mut budget = None;
-        for log in &logs {
-            if log.removed {
-                continue;
-            }
+        for log in &page {
             handle(s, log, seen, &mut budget).await;
         }
-        let hash = block_hash(s.client(), end)
-            .await?
-            .ok_or_else(|| ChainError::Network(format!("block {end} vanished")))?;
         s.db()
             .set_cursor(name, end, hash)
-            .map_err(|e| ChainError::User(e.to_string()))?;
-        from = end + 1;
-        span = (span * 2).min(LOG_PAGE);
-    }
+            .map_err(|e| ChainError::User(e.to_string()))
+    })
+    .await?;
     Ok(())
 }
 

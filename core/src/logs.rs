@@ -1,0 +1,96 @@
+//! Log collection the daemons share: read a contract's logs from a saved cursor up to a block, in
+//! pages that halve when the RPC refuses a range (OFF-13), and rewind when the cursor's block was
+//! reorged away (OFF-01). The caller persists its cursor once per page, together with whatever it
+//! derived from that page, so a crash re-reads at most one page and every handler must be
+//! idempotent.
+
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::B256,
+    providers::Provider,
+    rpc::types::{Filter, Log},
+};
+use tracing::{debug, warn};
+
+use crate::chain::{ChainError, Client, classify_rpc};
+
+/// Pages of `eth_getLogs` start this many blocks wide and halve on refusal.
+pub const LOG_PAGE: u64 = 2_000;
+/// How far a cursor rewinds when its block is no longer canonical.
+pub const REORG_REWIND: u64 = 64;
+
+/// A cursor: the last block read and its hash.
+pub type Cursor = (u64, B256);
+
+/// Hash of block `n`, if the node has it.
+pub async fn block_hash(c: &Client, n: u64) -> Result<Option<B256>, ChainError> {
+    Ok(c.provider
+        .get_block_by_number(BlockNumberOrTag::Number(n))
+        .await
+        .map_err(classify_rpc)?
+        .map(|b| b.header.hash))
+}
+
+/// The first block to read after `cursor` (named `name` in logs): the next one, or
+/// [`REORG_REWIND`] blocks back when the cursor's block was reorged away; `floor` (the deploy
+/// block, never `latest`: OFF-15) when there is no cursor.
+pub async fn resume_from(
+    c: &Client,
+    name: &str,
+    cursor: Option<Cursor>,
+    floor: u64,
+) -> Result<u64, ChainError> {
+    let Some((b, h)) = cursor else {
+        return Ok(floor);
+    };
+    if block_hash(c, b).await? == Some(h) {
+        return Ok(b + 1);
+    }
+    let back = b.saturating_sub(REORG_REWIND).max(floor);
+    warn!(
+        cursor = name,
+        block = b,
+        rewind_to = back,
+        "reorg below the cursor: re-reading"
+    );
+    Ok(back)
+}
+
+/// Read the logs of `filter` (addresses and topics; its block range is ignored) from `from` to
+/// `to` inclusive, calling `on_page(logs, last_block, last_block_hash)` after each page. Logs
+/// marked `removed` are dropped. Returns the number of logs seen.
+pub async fn pages<F>(
+    c: &Client,
+    filter: &Filter,
+    mut from: u64,
+    to: u64,
+    mut on_page: F,
+) -> Result<usize, ChainError>
+where
+    F: AsyncFnMut(Vec<Log>, u64, B256) -> Result<(), ChainError>,
+{
+    let mut span = LOG_PAGE;
+    let mut seen = 0;
+    while from <= to {
+        let end = to.min(from + span - 1);
+        let f = filter.clone().from_block(from).to_block(end);
+        let logs = match c.provider.get_logs(&f).await {
+            Ok(l) => l,
+            Err(e) if span > 1 => {
+                debug!(from, end, error = %e, "log range refused: halving");
+                span /= 2;
+                continue;
+            }
+            Err(e) => return Err(classify_rpc(e)),
+        };
+        let logs: Vec<Log> = logs.into_iter().filter(|l| !l.removed).collect();
+        seen += logs.len();
+        let hash = block_hash(c, end)
+            .await?
+            .ok_or_else(|| ChainError::Network(format!("block {end} vanished")))?;
+        on_page(logs, end, hash).await?;
+        from = end + 1;
+        span = (span * 2).min(LOG_PAGE);
+    }
+    Ok(seen)
+}

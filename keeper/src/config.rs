@@ -1,0 +1,452 @@
+//! `keeper.toml`, validated up front: unknown keys and bad values are rejected with the key's
+//! dotted name.
+
+use std::{collections::HashSet, net::SocketAddr, path::PathBuf};
+
+use alloy::primitives::Address;
+use gridlease_core::{units::parse_amount, wallet::KeySource};
+use serde::Deserialize;
+
+use crate::strategy::Flags;
+
+/// The sample `gridlease-keeper init` writes.
+pub const SAMPLE: &str = include_str!("../keeper.sample.toml");
+
+/// Names `profit.unpaid` accepts.
+pub const ACTIONS: [&str; 8] = [
+    "award",
+    "settle",
+    "close",
+    "no-show",
+    "missed-deadline",
+    "report-stale",
+    "stale-heartbeat",
+    "fraud",
+];
+
+/// How to find a rollup's L1 data fee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L1Fee {
+    /// The OP-stack oracle if the chain has one.
+    Auto,
+    /// The OP-stack `GasPriceOracle.getL1Fee`.
+    OpStack,
+    /// No L1 fee.
+    None,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// JSON-RPC endpoint.
+    pub rpc: String,
+    /// Private transaction endpoint (KB-04).
+    pub private_rpc: Option<String>,
+    /// Deployments file.
+    pub deployments: PathBuf,
+    /// Poll interval, ms.
+    pub poll_ms: u64,
+    /// L1 data fee source.
+    pub l1_fee: L1Fee,
+    /// The keeper's key.
+    pub wallet: KeySource,
+    /// Strategies on/off.
+    pub flags: Flags,
+    /// Token units (decimal text) per native coin.
+    pub native_price: String,
+    /// Reward over cost, bps.
+    pub margin_bps: u64,
+    /// Least profit per transaction (decimal text, token units).
+    pub min_profit: String,
+    /// Gas price cap for non-urgent work, wei.
+    pub max_gas_price: u128,
+    /// Gas spend per hour, wei.
+    pub hourly_budget: u128,
+    /// Actions allowed at a loss.
+    pub unpaid: HashSet<String>,
+    /// Leases per settle.
+    pub settle_max: usize,
+    /// Transactions pending at once.
+    pub max_in_flight: usize,
+    /// Withdraw above this (decimal text, token units).
+    pub withdraw_above: String,
+    /// Withdrawals go here (default: the keeper).
+    pub payout: Option<Address>,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// State directory.
+    pub data_dir: PathBuf,
+}
+
+/// A configuration error, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML or an unknown key.
+    #[error("{path}: {why}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// TOML's message.
+        why: String,
+    },
+    /// A bad value.
+    #[error("{path}: {key}: {why}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key.
+        key: String,
+        /// Why, and what to write.
+        why: String,
+    },
+    /// Unreadable file.
+    #[error("cannot read {path}: {err} (write a sample with `gridlease-keeper init`)")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        err: std::io::Error,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    chain: RawChain,
+    wallet: RawWallet,
+    #[serde(default)]
+    strategies: RawStrategies,
+    #[serde(default)]
+    profit: RawProfit,
+    #[serde(default)]
+    batch: RawBatch,
+    #[serde(default)]
+    earnings: RawEarnings,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    data: RawData,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    rpc: String,
+    deployments: PathBuf,
+    #[serde(default = "d_poll")]
+    poll_ms: u64,
+    private_rpc: Option<String>,
+    #[serde(default = "d_l1")]
+    l1_fee: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWallet {
+    keystore: Option<PathBuf>,
+    password: Option<String>,
+    private_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStrategies {
+    award: bool,
+    settle: bool,
+    close: bool,
+    no_show: bool,
+    missed_deadline: bool,
+    stale_heartbeat: bool,
+    verify: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawProfit {
+    native_price: String,
+    margin_bps: u64,
+    min_profit: String,
+    max_gas_price_gwei: String,
+    hourly_budget: String,
+    unpaid: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBatch {
+    settle_max: usize,
+    max_in_flight: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawEarnings {
+    withdraw_above: String,
+    payout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    listen: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawData {
+    dir: PathBuf,
+}
+
+fn d_poll() -> u64 {
+    1_000
+}
+fn d_l1() -> String {
+    "auto".into()
+}
+
+impl Default for RawStrategies {
+    fn default() -> Self {
+        Self {
+            award: true,
+            settle: true,
+            close: true,
+            no_show: true,
+            missed_deadline: true,
+            stale_heartbeat: true,
+            verify: true,
+        }
+    }
+}
+impl Default for RawProfit {
+    fn default() -> Self {
+        Self {
+            native_price: "3000".into(),
+            margin_bps: 2_000,
+            min_profit: "0".into(),
+            max_gas_price_gwei: "50".into(),
+            hourly_budget: "0.05".into(),
+            unpaid: vec!["award".into(), "report-stale".into()],
+        }
+    }
+}
+impl Default for RawBatch {
+    fn default() -> Self {
+        Self {
+            settle_max: 100,
+            max_in_flight: 8,
+        }
+    }
+}
+impl Default for RawEarnings {
+    fn default() -> Self {
+        Self {
+            withdraw_above: "10".into(),
+            payout: None,
+        }
+    }
+}
+impl Default for RawHttp {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7411".into(),
+        }
+    }
+}
+impl Default for RawData {
+    fn default() -> Self {
+        Self {
+            dir: "keeper-data".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Read and validate `path` (relative paths are relative to its directory).
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Unreadable {
+            path: path.to_owned(),
+            err,
+        })?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        Self::parse(&text, path, base)
+    }
+
+    /// Validate `text`.
+    pub fn parse(
+        text: &str,
+        path: &std::path::Path,
+        base: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            why: e.to_string().trim().replace('\n', " "),
+        })?;
+        let bad = |key: &str, why: String| ConfigError::Value {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            why,
+        };
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let http_url = |key: &str, u: &str| {
+            let u = u.trim().to_owned();
+            if u.starts_with("http://") || u.starts_with("https://") {
+                Ok(u)
+            } else {
+                Err(bad(key, format!("\"{u}\" is not an http(s):// URL")))
+            }
+        };
+        let rpc = http_url("chain.rpc", &raw.chain.rpc)?;
+        let private_rpc = raw
+            .chain
+            .private_rpc
+            .map(|u| http_url("chain.private_rpc", &u))
+            .transpose()?;
+        if !(10..=60_000).contains(&raw.chain.poll_ms) {
+            return Err(bad(
+                "chain.poll_ms",
+                "between 10 and 60000 milliseconds".into(),
+            ));
+        }
+        let l1_fee = match raw.chain.l1_fee.as_str() {
+            "auto" => L1Fee::Auto,
+            "op-stack" => L1Fee::OpStack,
+            "none" => L1Fee::None,
+            other => {
+                return Err(bad(
+                    "chain.l1_fee",
+                    format!("\"{other}\": expected auto, op-stack or none"),
+                ));
+            }
+        };
+        let wallet = KeySource::from_config(
+            raw.wallet.keystore.map(rel),
+            raw.wallet.password.as_deref(),
+            raw.wallet.private_key.as_deref(),
+        )
+        .map_err(|(key, why)| bad(key, why))?;
+        let s = raw.strategies;
+        let flags = Flags {
+            award: s.award,
+            settle: s.settle,
+            close: s.close,
+            no_show: s.no_show,
+            missed_deadline: s.missed_deadline,
+            stale_heartbeat: s.stale_heartbeat,
+            verify: s.verify,
+        };
+        let p = raw.profit;
+        // Checked with 18 decimals here; used at each token's decimals.
+        parse_amount(&p.native_price, 18).map_err(|e| bad("profit.native_price", e.to_string()))?;
+        parse_amount(&p.min_profit, 18).map_err(|e| bad("profit.min_profit", e.to_string()))?;
+        if p.margin_bps > 1_000_000 {
+            return Err(bad("profit.margin_bps", "at most 1000000 (100x)".into()));
+        }
+        let max_gas_price = parse_amount(&p.max_gas_price_gwei, 9)
+            .map_err(|e| bad("profit.max_gas_price_gwei", e.to_string()))?;
+        let hourly_budget = parse_amount(&p.hourly_budget, 18)
+            .map_err(|e| bad("profit.hourly_budget", e.to_string()))?;
+        for a in &p.unpaid {
+            if !ACTIONS.contains(&a.as_str()) {
+                return Err(bad(
+                    "profit.unpaid",
+                    format!("unknown action \"{a}\"; one of {ACTIONS:?}"),
+                ));
+            }
+        }
+        if raw.batch.settle_max == 0 || raw.batch.settle_max > 1_000 {
+            return Err(bad("batch.settle_max", "between 1 and 1000".into()));
+        }
+        if raw.batch.max_in_flight == 0 || raw.batch.max_in_flight > 256 {
+            return Err(bad("batch.max_in_flight", "between 1 and 256".into()));
+        }
+        parse_amount(&raw.earnings.withdraw_above, 18)
+            .map_err(|e| bad("earnings.withdraw_above", e.to_string()))?;
+        let payout = raw
+            .earnings
+            .payout
+            .map(|a| {
+                a.parse::<Address>()
+                    .map_err(|_| bad("earnings.payout", format!("\"{a}\" is not a 0x address")))
+            })
+            .transpose()?;
+        let listen = raw.http.listen.parse::<SocketAddr>().map_err(|_| {
+            bad(
+                "http.listen",
+                format!("\"{}\" is not an address:port", raw.http.listen),
+            )
+        })?;
+        Ok(Self {
+            rpc,
+            private_rpc,
+            deployments: rel(raw.chain.deployments),
+            poll_ms: raw.chain.poll_ms,
+            l1_fee,
+            wallet,
+            flags,
+            native_price: p.native_price.trim().to_owned(),
+            margin_bps: p.margin_bps,
+            min_profit: p.min_profit.trim().to_owned(),
+            max_gas_price,
+            hourly_budget,
+            unpaid: p.unpaid.into_iter().collect(),
+            settle_max: raw.batch.settle_max,
+            max_in_flight: raw.batch.max_in_flight,
+            withdraw_above: raw.earnings.withdraw_above.trim().to_owned(),
+            payout,
+            listen,
+            data_dir: rel(raw.data.dir),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("keeper.toml"), Path::new("/srv/k"))
+    }
+
+    #[test]
+    fn the_sample_is_valid() {
+        let c = parse(SAMPLE).expect("test setup");
+        assert_eq!(c.data_dir, Path::new("/srv/k/keeper-data"));
+        assert_eq!(c.max_gas_price, 50_000_000_000);
+        assert_eq!(c.hourly_budget, 50_000_000_000_000_000);
+        assert!(c.unpaid.contains("award"));
+        assert_eq!(c.flags, Flags::ALL);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let min = "[chain]\nrpc = \"http://x\"\ndeployments = \"d.json\"\n[wallet]\nprivate_key = \"env:K\"\n";
+        assert!(parse(min).is_ok());
+        for (extra, key) in [
+            ("[profit]\nunpaid = [\"steal\"]\n", "profit.unpaid"),
+            (
+                "[profit]\nmax_gas_price_gwei = \"lots\"\n",
+                "profit.max_gas_price_gwei",
+            ),
+            ("[batch]\nsettle_max = 0\n", "batch.settle_max"),
+            ("[earnings]\npayout = \"me\"\n", "earnings.payout"),
+            ("[http]\nlisten = \"here\"\n", "http.listen"),
+        ] {
+            let e = parse(&format!("{min}{extra}")).expect_err("must be refused").to_string();
+            assert!(e.contains(key), "{e}");
+        }
+        let e = parse(&min.replace("env:K", "0xabc"))
+            .expect_err("must be refused")
+            .to_string();
+        assert!(e.contains("wallet.private_key"), "{e}");
+        let e = parse(&format!("{min}[strategies]\nsettel = true\n"))
+            .expect_err("must be refused")
+            .to_string();
+        assert!(e.contains("settel"), "{e}");
+        let e = parse(&min.replace("http://x", "ws://x"))
+            .expect_err("must be refused")
+            .to_string();
+        assert!(e.contains("chain.rpc"), "{e}");
+    }
+}

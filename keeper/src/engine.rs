@@ -1,0 +1,1000 @@
+//! The running keeper.
+//!
+//! Every `chain.poll_ms`: read the head, collect new market and results logs from the saved
+//! cursor (paged, reorg-aware: [`gridlease_core::logs`]) into the [`View`], committed to SQLite
+//! with the cursor per page; read what the strategies need beyond logs (heartbeats and exact
+//! accruals of service leases); [`plan`]; and hand each work item to a task that simulates it,
+//! prices it, [`decide`]s, and sends it through the shared [`TxManager`] (journaled before
+//! broadcast, watched, rebroadcast, fee-bumped). An id with work in flight is not planned again
+//! until the logs of its transaction were read, so the keeper never pays twice for one piece of
+//! work; a simulation that shows someone else did it first drops the work (KB-02).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+    },
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::{Address, B256, Bytes, U256, address},
+    providers::Provider,
+    rpc::types::{Filter, TransactionReceipt, TransactionRequest},
+    sol,
+    sol_types::{SolCall, SolEvent},
+};
+use anyhow::{Context, Result, bail};
+use gridlease_bindings::{IMarket::OrderParams, Market, Results, Staking};
+use gridlease_core::{
+    chain::{ChainError, Client, classify, classify_rpc},
+    deployments::Deployments,
+    fetch, logs,
+    txm::{Outcome, Signed, TxManager, TxPolicy},
+    units::parse_amount,
+    verify::{BuiltinJob, Verdict},
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, error, info, warn};
+
+use crate::{
+    config::{Config, L1Fee},
+    http::Metrics,
+    store::{SentTx, Store},
+    strategy::{Action, Clock, Decision, Inputs, Policy, Price, Work, decide, plan},
+    unix_now,
+    view::{Check, View},
+};
+
+sol! {
+    /// The OP-stack L1 fee oracle (a predeploy on every OP-stack chain).
+    #[sol(rpc)]
+    interface IGasPriceOracle {
+        function getL1Fee(bytes memory data) external view returns (uint256);
+    }
+}
+
+/// The OP-stack `GasPriceOracle` predeploy.
+pub const OP_GAS_ORACLE: Address = address!("0x420000000000000000000000000000000000000F");
+
+/// Revert names that mean "someone already did this" (KB-02): the work is dropped, not retried.
+const ALREADY_DONE: &[&str] = &[
+    "LeaseNotActive",
+    "OrderNotOpen",
+    "LeaseNotRunning",
+    "AlreadyFaulted",
+    "EvidenceAlreadyUsed",
+    "NotANoShow",
+    "HeartbeatResumed",
+    "ProviderLive",
+    "ChallengeWindowOver",
+];
+
+/// Why an id is not planned.
+#[derive(Clone, Copy, Debug)]
+enum Busy {
+    /// A task owns it.
+    InFlight,
+    /// Skipped: look again after this.
+    Until(Instant),
+    /// Done in this block: wait until the logs up to it were read.
+    UntilBlock(u64),
+}
+
+/// Everything the keeper's tasks share.
+pub struct Keeper {
+    /// The configuration.
+    pub cfg: Config,
+    /// The keeper's transaction pipeline.
+    pub tx: TxManager,
+    /// Market.
+    pub market: Address,
+    /// Results.
+    pub results: Address,
+    /// Staking.
+    pub staking: Address,
+    /// Where log cursors start.
+    pub deploy_block: u64,
+    /// Payment token decimals.
+    pub decimals: HashMap<Address, u8>,
+    /// The stake token and its decimals.
+    pub stake_token: (Address, u8),
+    /// The view.
+    pub view: Mutex<View>,
+    /// The database.
+    pub store: Mutex<Store>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Cancelled on SIGINT/SIGTERM.
+    pub stop: CancellationToken,
+    /// Work tasks.
+    pub tracker: TaskTracker,
+    busy: Mutex<HashMap<B256, Busy>>,
+    clock: Mutex<Clock>,
+    base_fee: AtomicU64,
+    spent: Mutex<VecDeque<(Instant, u128)>>,
+    in_flight: AtomicUsize,
+    l1_oracle: bool,
+    verifying: tokio::sync::Semaphore,
+    last_withdraw: Mutex<Option<Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Keeper {
+    fn client(&self) -> &Client {
+        self.tx.client()
+    }
+
+    /// The address it sends from.
+    pub fn address(&self) -> Address {
+        self.tx.from()
+    }
+
+    fn decimals_of(&self, token: Address) -> u8 {
+        if token == self.stake_token.0 {
+            return self.stake_token.1;
+        }
+        self.decimals.get(&token).copied().unwrap_or(18)
+    }
+
+    /// Token units of `token` for decimal text `amount` (validated in the config).
+    fn units(&self, amount: &str, token: Address) -> u128 {
+        parse_amount(amount, self.decimals_of(token)).unwrap_or(u128::MAX)
+    }
+
+    fn tokens(&self) -> Vec<Address> {
+        let mut t: Vec<Address> = self.decimals.keys().copied().collect();
+        if !t.contains(&self.stake_token.0) {
+            t.push(self.stake_token.0);
+        }
+        t.sort_unstable();
+        t
+    }
+
+    /// The money rules with this hour's budget left.
+    fn policy(&self) -> Policy {
+        let spent: u128 = {
+            let mut s = lock(&self.spent);
+            while s
+                .front()
+                .is_some_and(|(at, _)| at.elapsed() > Duration::from_secs(3_600))
+            {
+                s.pop_front();
+            }
+            s.iter().map(|(_, w)| w).sum()
+        };
+        let tokens = self.tokens();
+        Policy {
+            native_price: tokens
+                .iter()
+                .map(|t| (*t, self.units(&self.cfg.native_price, *t)))
+                .collect(),
+            margin_bps: self.cfg.margin_bps,
+            min_profit: tokens
+                .iter()
+                .map(|t| (*t, self.units(&self.cfg.min_profit, *t)))
+                .collect(),
+            max_gas_price: self.cfg.max_gas_price,
+            budget_left: self.cfg.hourly_budget.saturating_sub(spent),
+            unpaid: self.cfg.unpaid.clone(),
+        }
+    }
+}
+
+/// Start the keeper and run until a signal.
+pub async fn run(cfg: Config) -> Result<()> {
+    let k = Arc::new(start(cfg).await?);
+    let listener = tokio::net::TcpListener::bind(k.cfg.listen)
+        .await
+        .with_context(|| format!("http.listen {}: cannot bind", k.cfg.listen))?;
+    let app = crate::http::router(k.clone());
+    let stop_http = k.stop.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop_http.cancelled().await })
+            .await
+    });
+    signals(k.stop.clone());
+    resume(&k)?;
+    let poll = Duration::from_millis(k.cfg.poll_ms);
+    let mut backoff = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = k.stop.cancelled() => break,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        match tick(&k).await {
+            Ok(()) => backoff = poll,
+            Err(e) => {
+                k.metrics.rpc_errors.fetch_add(1, Relaxed);
+                backoff = (backoff.max(poll) * 2).min(Duration::from_secs(10));
+                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "chain poll failed; catching up when it answers");
+            }
+        }
+    }
+    // In-flight transactions are journaled: give them a moment to be mined, then leave (a restart
+    // watches what is still pending).
+    info!(
+        in_flight = k.in_flight.load(Relaxed),
+        "stopping: no new work"
+    );
+    k.tracker.close();
+    if tokio::time::timeout(Duration::from_secs(20), k.tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("leaving transactions in flight; the next start watches them");
+    }
+    persist_counters(&k);
+    let _ = http.await;
+    info!("stopped");
+    Ok(())
+}
+
+fn signals(stop: CancellationToken) {
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        for n in 0.. {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if n == 0 {
+                stop.cancel();
+            } else {
+                error!("second signal: exiting now");
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+async fn start(cfg: Config) -> Result<Keeper> {
+    let signer = cfg
+        .wallet
+        .load()
+        .context("wallet: the keeper key cannot be loaded")?;
+    let client = Client::connect(&cfg.rpc, None).await?;
+    let d = Deployments::load(&cfg.deployments, client.chain_id).with_context(|| {
+        format!(
+            "chain.deployments {} does not describe chain {} (OFF-18: refusing to run on the wrong chain)",
+            cfg.deployments.display(),
+            client.chain_id
+        )
+    })?;
+    let market = d.address("Market")?;
+    let results = d.address("Results")?;
+    let staking = d.address("Staking")?;
+    let p = &client.provider;
+    if p.get_code_at(market)
+        .await
+        .map_err(classify_rpc)?
+        .is_empty()
+    {
+        bail!(
+            "no Market contract at {market} on chain {}: the deployments file is stale (redeploy, or point chain.deployments at the right file)",
+            client.chain_id
+        );
+    }
+    let r = Results::new(results, p);
+    let s = Staking::new(staking, p);
+    let clock = Clock {
+        now: 0,
+        start_window: u64::from(r.startWindow().call().await.map_err(classify)?),
+        challenge_window: r.challengeWindow().call().await.map_err(classify)?.to(),
+        stale_grace: u64::from(r.staleGrace().call().await.map_err(classify)?),
+        reporter_bps: u64::from(s.reporterBps().call().await.map_err(classify)?),
+    };
+    let stake_token = s.stakeToken().call().await.map_err(classify)?;
+    let stake_decimals = gridlease_bindings::MockStablecoin::new(stake_token, p)
+        .decimals()
+        .call()
+        .await
+        .map_err(classify)?;
+    let l1_oracle = match cfg.l1_fee {
+        L1Fee::None => false,
+        L1Fee::OpStack => true,
+        L1Fee::Auto => !p
+            .get_code_at(OP_GAS_ORACLE)
+            .await
+            .map_err(classify_rpc)?
+            .is_empty(),
+    };
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data.dir {}", cfg.data_dir.display()))?;
+    let lock_path = cfg.data_dir.join("keeper.lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    if lock_file.try_lock().is_err() {
+        bail!(
+            "another gridlease-keeper runs on {} (lock {} is held): two keepers on one key would race each other's nonces",
+            cfg.data_dir.display(),
+            lock_path.display()
+        );
+    }
+    std::mem::forget(lock_file);
+    let store = Store::open(&cfg.data_dir.join("keeper.db"))?;
+    let (view, _) = store.load()?;
+    info!(
+        keeper = %signer.address(), chain = client.chain_id, market = %market,
+        leases = view.leases.len(), orders = view.orders.len(), l1_fee = l1_oracle,
+        "gridlease-keeper starting"
+    );
+    let mut tx = TxManager::new(client, signer, TxPolicy::default());
+    if let Some(url) = &cfg.private_rpc {
+        tx = tx.with_private(Client::connect(url, None).await?);
+    }
+    Ok(Keeper {
+        tx,
+        market,
+        results,
+        staking,
+        deploy_block: d.contracts.get("Market").map_or(0, |c| c.block),
+        decimals: d.tokens.iter().map(|t| (t.address, t.decimals)).collect(),
+        stake_token: (stake_token, stake_decimals),
+        view: Mutex::new(view),
+        store: Mutex::new(store),
+        metrics: Metrics::default(),
+        stop: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+        busy: Mutex::new(HashMap::new()),
+        clock: Mutex::new(clock),
+        base_fee: AtomicU64::new(0),
+        spent: Mutex::new(VecDeque::new()),
+        in_flight: AtomicUsize::new(0),
+        l1_oracle,
+        verifying: tokio::sync::Semaphore::new(1),
+        last_withdraw: Mutex::new(None),
+        cfg,
+    })
+}
+
+/// Watch the transactions a previous run left pending (journaled before broadcast).
+fn resume(k: &Arc<Keeper>) -> Result<()> {
+    let pending = lock(&k.store).pending()?;
+    for t in pending {
+        info!(tx = %t.hash, action = %t.action, "watching a transaction from before the restart");
+        {
+            let mut b = lock(&k.busy);
+            for id in &t.ids {
+                b.insert(*id, Busy::InFlight);
+            }
+        }
+        let signed = Signed {
+            hash: t.hash,
+            raw: t.raw.clone().into(),
+            nonce: t.nonce,
+            max_fee: 0,
+            priority_fee: 0,
+        };
+        k.in_flight.fetch_add(1, Relaxed);
+        let k2 = k.clone();
+        k.tracker.spawn(async move {
+            watch(&k2, signed, &t.action, &t.ids, None).await;
+            k2.in_flight.fetch_sub(1, Relaxed);
+        });
+    }
+    Ok(())
+}
+
+/// One poll.
+async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
+    let head = k
+        .client()
+        .provider
+        .get_block_by_number(BlockNumberOrTag::Latest)
+        .await
+        .map_err(classify_rpc)?
+        .ok_or_else(|| ChainError::Network("the node has no latest block".into()))?;
+    let (number, now) = (head.header.number, head.header.timestamp);
+    k.base_fee
+        .store(head.header.base_fee_per_gas.unwrap_or(0), Relaxed);
+    k.metrics.head.store(number, Relaxed);
+    collect(k, number).await?;
+    lock(&k.clock).now = now;
+
+    // Release ids whose work is over.
+    {
+        let at = Instant::now();
+        lock(&k.busy).retain(|_, b| match *b {
+            Busy::InFlight => true,
+            Busy::Until(t) => t > at,
+            Busy::UntilBlock(n) => n > number,
+        });
+    }
+    let inputs = inputs(k).await?;
+    let clock = *lock(&k.clock);
+    let work = {
+        let v = lock(&k.view);
+        k.metrics.leases.store(v.leases.len() as u64, Relaxed);
+        k.metrics.orders.store(v.orders.len() as u64, Relaxed);
+        plan(&v, &clock, k.cfg.flags, &inputs)
+    };
+    for w in work {
+        if k.stop.is_cancelled() || k.in_flight.load(Relaxed) >= k.cfg.max_in_flight {
+            break;
+        }
+        k.metrics.found(w.action.name());
+        {
+            let mut b = lock(&k.busy);
+            for id in w.action.ids() {
+                b.insert(id, Busy::InFlight);
+            }
+        }
+        k.in_flight.fetch_add(1, Relaxed);
+        k.metrics.in_flight.fetch_add(1, Relaxed);
+        let k2 = k.clone();
+        k.tracker.spawn(async move {
+            let ids = w.action.ids();
+            let next = match execute(&k2, &w, number).await {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(action = w.action.name(), error = %e, "work failed; retrying later");
+                    Busy::Until(Instant::now() + Duration::from_secs(30))
+                }
+            };
+            {
+                let mut b = lock(&k2.busy);
+                for id in ids {
+                    b.insert(id, next);
+                }
+            }
+            k2.in_flight.fetch_sub(1, Relaxed);
+            k2.metrics.in_flight.fetch_sub(1, Relaxed);
+        });
+    }
+    withdraw(k).await;
+    persist_counters(k);
+    k.metrics.last_poll.store(unix_now(), Relaxed);
+    Ok(())
+}
+
+fn persist_counters(k: &Keeper) {
+    if let Err(e) = lock(&k.store).set_counters(&k.metrics.rows()) {
+        warn!(error = %e, "cannot save counters");
+    }
+}
+
+/// Read new market and results logs into the view.
+async fn collect(k: &Keeper, to: u64) -> Result<(), ChainError> {
+    let cursor = lock(&k.store)
+        .load_cursor()
+        .map_err(|e| ChainError::User(e.to_string()))?;
+    let from = logs::resume_from(k.client(), "keeper", cursor, k.deploy_block).await?;
+    let filter = Filter::new()
+        .address(vec![k.market, k.results])
+        .event_signature(vec![
+            Market::OrderCreated::SIGNATURE_HASH,
+            Market::BidPlaced::SIGNATURE_HASH,
+            Market::LeaseStarted::SIGNATURE_HASH,
+            Market::LeaseSettled::SIGNATURE_HASH,
+            Market::ToppedUp::SIGNATURE_HASH,
+            Market::LeaseClosed::SIGNATURE_HASH,
+            Market::OrderCancelled::SIGNATURE_HASH,
+            Market::LeaseFaulted::SIGNATURE_HASH,
+            Results::LeaseAcknowledged::SIGNATURE_HASH,
+            Results::ResultPosted::SIGNATURE_HASH,
+            Results::StaleReported::SIGNATURE_HASH,
+        ]);
+    let mut times: HashMap<u64, u64> = HashMap::new();
+    logs::pages(k.client(), &filter, from, to, async |page, end, hash| {
+        // Block times, for results (the challenge window runs from them).
+        for l in &page {
+            let (Some(n), None) = (l.block_number, l.block_timestamp) else {
+                continue;
+            };
+            if times.contains_key(&n) || l.topic0() != Some(&Results::ResultPosted::SIGNATURE_HASH)
+            {
+                continue;
+            }
+            let b = k
+                .client()
+                .provider
+                .get_block_by_number(BlockNumberOrTag::Number(n))
+                .await
+                .map_err(classify_rpc)?
+                .ok_or_else(|| ChainError::Network(format!("block {n} vanished")))?;
+            times.insert(n, b.header.timestamp);
+        }
+        let mut changed = Vec::new();
+        let mut v = lock(&k.view);
+        for l in &page {
+            let t = l
+                .block_timestamp
+                .or_else(|| l.block_number.and_then(|n| times.get(&n).copied()))
+                .unwrap_or(0);
+            if let Some(c) = v.apply(l, t) {
+                changed.push(c);
+            }
+        }
+        lock(&k.store)
+            .commit(&v, &changed, (end, hash))
+            .map_err(|e| ChainError::User(e.to_string()))
+    })
+    .await?;
+    Ok(())
+}
+
+/// What the strategies need besides the view: heartbeats and exact accruals of service leases,
+/// and the marginal gas of one more lease in a settle batch.
+async fn inputs(k: &Keeper) -> Result<Inputs, ChainError> {
+    let busy = lock(&k.busy).keys().copied().collect();
+    let services: Vec<(B256, Address)> = lock(&k.view)
+        .leases
+        .iter()
+        .filter(|(_, l)| l.kind == 2)
+        .map(|(id, l)| (*id, l.provider))
+        .collect();
+    let p = &k.client().provider;
+    let staking = Staking::new(k.staking, p);
+    let market = Market::new(k.market, p);
+    let mut liveness = HashMap::new();
+    let mut owed = HashMap::new();
+    for (id, provider) in services {
+        if let std::collections::hash_map::Entry::Vacant(e) = liveness.entry(provider) {
+            let l = staking.liveness(provider).call().await.map_err(classify)?;
+            e.insert((l.at.to::<u64>(), u64::from(l.period)));
+        }
+        owed.insert(id, market.accrued(id).call().await.map_err(classify)?.to());
+    }
+    // One more lease in a batch costs about 12k gas (the gas snapshot's settle_batch figure).
+    let price = Price {
+        gas: 12_000,
+        gas_price: u128::from(k.base_fee.load(Relaxed)),
+        l1_fee: 0,
+    };
+    let policy = k.policy();
+    let min_lease_fee = k
+        .decimals
+        .keys()
+        .map(|t| (*t, crate::strategy::cost_in(&price, *t, &policy)))
+        .collect();
+    Ok(Inputs {
+        decimals: k.decimals.clone(),
+        busy,
+        liveness,
+        owed,
+        min_lease_fee,
+        stake_token: k.stake_token.0,
+        settle_max: k.cfg.settle_max,
+    })
+}
+
+/// Where and what to send for an action (None: nothing to send).
+fn calldata(k: &Keeper, a: &Action) -> Option<(Address, Bytes)> {
+    let v = lock(&k.view);
+    let lease_call = |id: &B256| -> Option<(Address, OrderParams)> {
+        let l = v.leases.get(id)?;
+        Some((l.tenant, l.terms()?))
+    };
+    Some(match a {
+        Action::Award(id) => (
+            k.market,
+            Market::awardCall {
+                orderId: *id,
+                signedBids: vec![],
+            }
+            .abi_encode()
+            .into(),
+        ),
+        Action::Settle(ids) => (
+            k.market,
+            Market::settleCall {
+                leaseIds: ids.clone(),
+            }
+            .abi_encode()
+            .into(),
+        ),
+        Action::Close(id) => (
+            k.market,
+            Market::closeCall { leaseId: *id }.abi_encode().into(),
+        ),
+        Action::ProveNoShow(id) => {
+            let (tenant, terms) = lease_call(id)?;
+            (
+                k.results,
+                Results::proveNoShowCall {
+                    leaseId: *id,
+                    tenant,
+                    terms: terms.into(),
+                }
+                .abi_encode()
+                .into(),
+            )
+        }
+        Action::ProveMissedDeadline(id) => {
+            let (tenant, terms) = lease_call(id)?;
+            (
+                k.results,
+                Results::proveMissedDeadlineCall {
+                    leaseId: *id,
+                    tenant,
+                    terms: terms.into(),
+                }
+                .abi_encode()
+                .into(),
+            )
+        }
+        Action::ReportStale(id) => {
+            let (tenant, terms) = lease_call(id)?;
+            (
+                k.results,
+                Results::reportStaleCall {
+                    leaseId: *id,
+                    tenant,
+                    terms: terms.into(),
+                }
+                .abi_encode()
+                .into(),
+            )
+        }
+        Action::ProveStale(id) => {
+            let (tenant, terms) = lease_call(id)?;
+            (
+                k.results,
+                Results::proveStaleHeartbeatCall {
+                    leaseId: *id,
+                    tenant,
+                    terms: terms.into(),
+                }
+                .abi_encode()
+                .into(),
+            )
+        }
+        Action::Verify(_) => return None,
+    })
+}
+
+/// Record the outcome of checking a result.
+fn set_checked(k: &Keeper, id: B256, c: Check) {
+    let mut v = lock(&k.view);
+    if let Some(l) = v.leases.get_mut(&id) {
+        l.checked = Some(c);
+        if let Err(e) = lock(&k.store).put_lease(&v, id) {
+            warn!(error = %e, "cannot save a result check");
+        }
+    }
+}
+
+/// Fetch and check a built-in result; the calldata of its fraud proof if it is wrong.
+async fn verify(k: &Keeper, id: B256) -> Result<Option<Bytes>> {
+    let _one = k.verifying.acquire().await?;
+    let Some((tenant, terms, posted)) = ({
+        let v = lock(&k.view);
+        v.leases
+            .get(&id)
+            .and_then(|l| Some((l.tenant, l.terms()?, l.result.clone()?)))
+    }) else {
+        return Ok(None);
+    };
+    let unverifiable = |why: String| {
+        warn!(lease = %id, why = %why, "built-in result cannot be checked");
+        set_checked(k, id, Check::Unverifiable(why));
+        Ok(None)
+    };
+    let spec = match fetch::spec(&terms.specURI, terms.specHash).await {
+        Ok(s) => s,
+        Err(e) => return unverifiable(format!("spec: {e}")),
+    };
+    let job = match BuiltinJob::from_spec(&spec).await {
+        Ok(Some(j)) => j,
+        Ok(None) => return unverifiable("not a built-in job".into()),
+        Err(e) => return unverifiable(e),
+    };
+    let bytes = match fetch::fetch(&posted.uri).await {
+        Ok(b) => b,
+        Err(e) => return unverifiable(format!("result {}: {e}", posted.uri)),
+    };
+    let root = gridlease_core::merkle::MerkleTree::from_chunks(&bytes, 32).root();
+    if root != posted.root {
+        return unverifiable(format!(
+            "the served result has root {root}, the commitment is {}",
+            posted.root
+        ));
+    }
+    let r_seed = B256::from(rand08::random::<[u8; 32]>());
+    let verdict = tokio::task::spawn_blocking(move || {
+        let v = job.check(&bytes, r_seed);
+        (job, v)
+    })
+    .await?;
+    match verdict {
+        (_, Verdict::Correct) => {
+            info!(lease = %id, "built-in result verified");
+            set_checked(k, id, Check::Correct);
+            Ok(None)
+        }
+        (_, Verdict::WrongSize { expected, got }) => {
+            unverifiable(format!("{got} bytes, a correct result has {expected}"))
+        }
+        (job, Verdict::Wrong(f)) => {
+            warn!(lease = %id, i = f.i, j = f.j, claimed = f.claimed, correct = f.correct, "WRONG built-in result: proving it");
+            set_checked(k, id, Check::Wrong);
+            Ok(Some(job.proof_calldata(id, tenant, terms, &f)))
+        }
+    }
+}
+
+/// The L1 data fee of sending `input`, wei (0 off rollups).
+async fn l1_fee(k: &Keeper, input: &Bytes) -> u128 {
+    if !k.l1_oracle {
+        return 0;
+    }
+    // The signed envelope adds about 110 bytes to the calldata.
+    let mut data = input.to_vec();
+    data.extend_from_slice(&[0xff; 110]);
+    IGasPriceOracle::new(OP_GAS_ORACLE, &k.client().provider)
+        .getL1Fee(data.into())
+        .call()
+        .await
+        .map_or(0, |f| f.saturating_to())
+}
+
+/// Simulate, price, decide and send one work item. Returns how long its ids stay busy.
+async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy> {
+    let later = |s: u64| Busy::Until(Instant::now() + Duration::from_secs(s));
+    let (to, input) = match &w.action {
+        Action::Verify(id) => match verify(k, *id).await? {
+            Some(input) => (k.results, input),
+            None => return Ok(Busy::UntilBlock(head)),
+        },
+        a => match calldata(k, a) {
+            Some(c) => c,
+            None => return Ok(later(30)),
+        },
+    };
+    // A settle that would change fewer leases than planned: someone else got there (KB-02).
+    if let Action::Settle(ids) = &w.action {
+        let out = k
+            .client()
+            .provider
+            .call(
+                TransactionRequest::default()
+                    .from(k.address())
+                    .to(to)
+                    .input(input.clone().into()),
+            )
+            .await
+            .map_err(classify_rpc)?;
+        let settled = Market::settleCall::abi_decode_returns(&out).unwrap_or(U256::ZERO);
+        if settled < U256::from(ids.len()) {
+            k.metrics.skip("already-done");
+            debug!(planned = ids.len(), settled = %settled, "settle batch partly done by someone else: re-planning");
+            return Ok(Busy::UntilBlock(head + 1));
+        }
+    }
+    let quote = match k.tx.quote(to, input.clone()).await {
+        Ok(q) => q,
+        Err(ChainError::Revert(r)) if ALREADY_DONE.contains(&r.name.as_str()) => {
+            k.metrics.skip("already-done");
+            debug!(action = w.action.name(), revert = %r, "already done by someone else");
+            return Ok(Busy::UntilBlock(head + 1));
+        }
+        Err(ChainError::Revert(r)) => {
+            k.metrics.skip("reverts");
+            info!(action = w.action.name(), revert = %r, "would revert: skipped");
+            return Ok(later(60));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let price = Price {
+        gas: quote.gas,
+        gas_price: u128::from(k.base_fee.load(Relaxed)) + quote.priority_fee,
+        l1_fee: l1_fee(k, &input).await,
+    };
+    if let Decision::Skip(reason) = decide(w, &price, &k.policy()) {
+        k.metrics.skip(reason);
+        debug!(action = w.action.name(), reward = %w.reward, cost_wei = %price.cost(), reason, "skipped");
+        return Ok(later(
+            k.cfg.poll_ms.saturating_mul(10).div_ceil(1_000).max(5),
+        ));
+    }
+    let ids = w.action.ids();
+    let action = w.action.name();
+    let journal = |s: &Signed| {
+        lock(&k.store)
+            .journal(&SentTx {
+                hash: s.hash,
+                nonce: s.nonce,
+                raw: s.raw.to_vec(),
+                action: action.to_owned(),
+                ids: ids.clone(),
+            })
+            .map_err(|e| e.to_string())
+    };
+    let signed = k.tx.send_quoted(to, input, &quote, journal).await?;
+    info!(action, tx = %signed.hash, reward = %w.reward, gas = quote.gas, "sent");
+    Ok(watch(k, signed, action, &ids, Some(w.token)).await)
+}
+
+/// Watch a sent transaction to its end and book it.
+async fn watch(
+    k: &Keeper,
+    signed: Signed,
+    action: &str,
+    ids: &[B256],
+    token: Option<Address>,
+) -> Busy {
+    let first = signed.hash;
+    let journal = |s: &Signed| {
+        lock(&k.store)
+            .journal(&SentTx {
+                hash: s.hash,
+                nonce: s.nonce,
+                raw: s.raw.to_vec(),
+                action: action.to_owned(),
+                ids: ids.to_vec(),
+            })
+            .map_err(|e| e.to_string())
+    };
+    let outcome = if signed.max_fee == 0 {
+        // From the journal after a restart: its fees are unknown, so only wait for it.
+        wait_mined(k, signed.hash).await
+    } else {
+        k.tx.confirm(signed, Duration::from_secs(600), journal)
+            .await
+    };
+    match outcome {
+        Ok(Outcome::Mined(r)) => {
+            let (earned, token) = earnings(k, &r, token);
+            let gas = u128::from(r.gas_used).saturating_mul(r.effective_gas_price);
+            lock(&k.spent).push_back((Instant::now(), gas));
+            k.metrics.book(token, earned, gas);
+            let status = if r.status() { "mined" } else { "reverted" };
+            if r.status() {
+                k.metrics.done(action);
+            } else {
+                // Lost a race inside one block: the gas is spent, the work is someone else's.
+                k.metrics.skip("lost-race");
+            }
+            info!(action, tx = %r.transaction_hash, status, earned = %earned, gas_wei = %gas, "mined");
+            let store = lock(&k.store);
+            let mut booked = store.finish(r.transaction_hash, status, earned, token, gas);
+            if r.transaction_hash != first {
+                // The first was replaced by a fee bump that was mined instead.
+                booked = booked.and(store.finish(first, "replaced", 0, None, 0));
+            }
+            if let Err(e) = booked {
+                warn!(error = %e, "cannot book a transaction");
+            }
+            Busy::UntilBlock(r.block_number.unwrap_or(0))
+        }
+        Ok(Outcome::NonceTaken) => {
+            let _ = lock(&k.store).finish(first, "replaced", 0, None, 0);
+            Busy::Until(Instant::now() + Duration::from_secs(5))
+        }
+        Err(e) => {
+            warn!(action, tx = %first, error = %e, "not confirmed; still journaled");
+            Busy::Until(Instant::now() + Duration::from_secs(60))
+        }
+    }
+}
+
+async fn wait_mined(k: &Keeper, hash: B256) -> Result<Outcome, ChainError> {
+    for _ in 0..600 {
+        if let Some(r) = k.tx.receipt(hash).await? {
+            return Ok(Outcome::Mined(Box::new(r)));
+        }
+        let known = k
+            .client()
+            .provider
+            .get_transaction_by_hash(hash)
+            .await
+            .map_err(classify_rpc)?
+            .is_some();
+        if !known {
+            return Ok(Outcome::NonceTaken);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(ChainError::Network(format!("{hash} not mined")))
+}
+
+/// What a mined transaction paid this keeper, read from its logs: keeper fees of settlements and
+/// closes, the reporter's share of a slash.
+fn earnings(k: &Keeper, r: &TransactionReceipt, token: Option<Address>) -> (u128, Option<Address>) {
+    let me = k.address();
+    let mut earned = 0u128;
+    let mut tok = token;
+    let v = lock(&k.view);
+    for log in r.inner.logs() {
+        if let Ok(e) = log.log_decode::<Market::LeaseSettled>() {
+            let s = e.inner.data;
+            // A settled lease may already be gone from the view (closed in the same block).
+            if let Some(l) = v.leases.get(&s.leaseId) {
+                earned += s.amount.to::<u128>() * u128::from(l.keeper_fee_bps) / 10_000;
+                tok = Some(l.token);
+            }
+        } else if let Ok(e) = log.log_decode::<Market::LeaseClosed>() {
+            earned += e.inner.data.keeperFee.to::<u128>();
+        } else if let Ok(e) = log.log_decode::<Staking::Slashed>()
+            && e.inner.data.reporter == me
+        {
+            earned += e.inner.data.reporterReward.saturating_to::<u128>();
+            tok = Some(k.stake_token.0);
+        } else if let Ok(e) = log.log_decode::<Market::Withdrawn>()
+            && e.inner.data.account == me
+        {
+            tok = Some(e.inner.data.token);
+        }
+    }
+    (earned, tok)
+}
+
+/// Withdraw fees and rewards above the threshold, at most once a minute.
+async fn withdraw(k: &Arc<Keeper>) {
+    {
+        let mut last = lock(&k.last_withdraw);
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            return;
+        }
+        *last = Some(Instant::now());
+    }
+    let to = k.cfg.payout.unwrap_or(k.address());
+    let p = &k.client().provider;
+    let mut calls: Vec<(Address, Bytes)> = Vec::new();
+    for token in k.decimals.keys() {
+        let Ok(credit) = Market::new(k.market, p)
+            .creditOf(*token, k.address())
+            .call()
+            .await
+        else {
+            return;
+        };
+        if credit > U256::from(k.units(&k.cfg.withdraw_above, *token)) {
+            calls.push((
+                k.market,
+                Market::withdrawCall { token: *token, to }
+                    .abi_encode()
+                    .into(),
+            ));
+        }
+    }
+    if let Ok(credit) = Staking::new(k.staking, p)
+        .creditOf(k.address())
+        .call()
+        .await
+        && credit > U256::from(k.units(&k.cfg.withdraw_above, k.stake_token.0))
+    {
+        calls.push((
+            k.staking,
+            Staking::withdrawCreditCall { to }.abi_encode().into(),
+        ));
+    }
+    for (target, input) in calls {
+        let journal = |s: &Signed| {
+            lock(&k.store)
+                .journal(&SentTx {
+                    hash: s.hash,
+                    nonce: s.nonce,
+                    raw: s.raw.to_vec(),
+                    action: "withdraw".into(),
+                    ids: vec![],
+                })
+                .map_err(|e| e.to_string())
+        };
+        match k.tx.send(target, input, journal).await {
+            Ok(s) => {
+                info!(tx = %s.hash, to = %to, "withdrawing earnings");
+                let k2 = k.clone();
+                k.tracker.spawn(async move {
+                    watch(&k2, s, "withdraw", &[], None).await;
+                });
+            }
+            Err(e) => warn!(error = %e, "withdrawal not sent"),
+        }
+    }
+}

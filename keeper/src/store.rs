@@ -1,0 +1,399 @@
+//! The keeper's SQLite state: the view (orders, leases, finished ids) and its log cursor, written
+//! together in one transaction per page of logs, so a restart resumes from the cursor with the
+//! view that matches it; the journal of sent transactions (written before broadcast, OFF-14);
+//! and counters for `status`.
+
+use std::path::Path;
+
+use alloy::primitives::B256;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::view::{Changed, View};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE cursor (id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE orders (id BLOB PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE leases (id BLOB PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE done (id BLOB PRIMARY KEY);
+CREATE TABLE sent (
+    hash BLOB PRIMARY KEY, nonce INTEGER NOT NULL, raw BLOB NOT NULL, action TEXT NOT NULL,
+    ids TEXT NOT NULL, status TEXT NOT NULL, earned TEXT NOT NULL DEFAULT '0',
+    token BLOB, gas_cost TEXT NOT NULL DEFAULT '0', at INTEGER NOT NULL
+);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+/// A state error: the database, or a row it cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite.
+    #[error("keeper state: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A row that does not decode.
+    #[error("keeper state: corrupt row: {0}")]
+    Corrupt(String),
+    /// Written by another version.
+    #[error(
+        "keeper state has schema version {found}, this keeper reads {SCHEMA_VERSION}: move the data directory aside to rebuild it from the chain"
+    )]
+    Version {
+        /// What the file has.
+        found: i64,
+    },
+}
+
+/// A journaled transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentTx {
+    /// Hash.
+    pub hash: B256,
+    /// Nonce.
+    pub nonce: u64,
+    /// Raw signed bytes.
+    pub raw: Vec<u8>,
+    /// Action name.
+    pub action: String,
+    /// Ids it touched.
+    pub ids: Vec<B256>,
+}
+
+/// The database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+fn id(bytes: Vec<u8>) -> Result<B256, StoreError> {
+    B256::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt("id is not 32 bytes".into()))
+}
+
+impl Store {
+    /// Open (creating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        match version {
+            0 => {
+                conn.execute_batch(SCHEMA)?;
+                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            SCHEMA_VERSION => {}
+            found => return Err(StoreError::Version { found }),
+        }
+        Ok(Self { conn })
+    }
+
+    /// The view and the cursor it matches.
+    pub fn load(&self) -> Result<(View, Option<(u64, B256)>), StoreError> {
+        let mut v = View::default();
+        let mut q = self.conn.prepare("SELECT id, body FROM orders")?;
+        let rows = q.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (k, body) = row?;
+            let o = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            v.orders.insert(id(k)?, o);
+        }
+        let mut q = self.conn.prepare("SELECT id, body FROM leases")?;
+        let rows = q.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (k, body) = row?;
+            let l = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            v.leases.insert(id(k)?, l);
+        }
+        let mut q = self.conn.prepare("SELECT id FROM done")?;
+        for row in q.query_map([], |r| r.get::<_, Vec<u8>>(0))? {
+            v.done.insert(id(row?)?);
+        }
+        Ok((v, self.load_cursor()?))
+    }
+
+    /// The log cursor alone.
+    pub fn load_cursor(&self) -> Result<Option<(u64, B256)>, StoreError> {
+        self.conn
+            .query_row("SELECT block, hash FROM cursor WHERE id = 1", [], |r| {
+                Ok((r.get::<_, u64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()?
+            .map(|(b, h)| id(h).map(|h| (b, h)))
+            .transpose()
+    }
+
+    /// Persist one lease of `view` (outside a page of logs: a result check).
+    pub fn put_lease(&self, view: &View, k: B256) -> Result<(), StoreError> {
+        if let Some(l) = view.leases.get(&k) {
+            let body = serde_json::to_string(l).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.conn.execute(
+                "INSERT OR REPLACE INTO leases (id, body) VALUES (?1, ?2)",
+                params![k.as_slice(), body],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Persist the entries of `view` that `changed` names, and the cursor, atomically.
+    pub fn commit(
+        &mut self,
+        view: &View,
+        changed: &[Changed],
+        cursor: (u64, B256),
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for c in changed {
+            match *c {
+                Changed::Order(k) => match view.orders.get(&k) {
+                    Some(o) => {
+                        let body = serde_json::to_string(o)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        tx.execute(
+                            "INSERT OR REPLACE INTO orders (id, body) VALUES (?1, ?2)",
+                            params![k.as_slice(), body],
+                        )?;
+                    }
+                    None => {
+                        tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;
+                    }
+                },
+                Changed::Lease(k) => {
+                    // A lease replaces its order.
+                    tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;
+                    if let Some(l) = view.leases.get(&k) {
+                        let body = serde_json::to_string(l)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        tx.execute(
+                            "INSERT OR REPLACE INTO leases (id, body) VALUES (?1, ?2)",
+                            params![k.as_slice(), body],
+                        )?;
+                    }
+                }
+                Changed::Done(k) => {
+                    tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;
+                    tx.execute("DELETE FROM leases WHERE id = ?1", params![k.as_slice()])?;
+                    tx.execute(
+                        "INSERT OR IGNORE INTO done (id) VALUES (?1)",
+                        params![k.as_slice()],
+                    )?;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO cursor (id, block, hash) VALUES (1, ?1, ?2)",
+            params![cursor.0, cursor.1.as_slice()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Journal a signed transaction before it is broadcast.
+    pub fn journal(&self, t: &SentTx) -> Result<(), StoreError> {
+        let ids = serde_json::to_string(&t.ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO sent (hash, nonce, raw, action, ids, status, at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+            params![
+                t.hash.as_slice(),
+                t.nonce,
+                t.raw,
+                t.action,
+                ids,
+                crate::unix_now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Record how a journaled transaction ended: `status` (mined, reverted, replaced, failed),
+    /// what it earned (units of `token`) and what its gas cost (wei).
+    pub fn finish(
+        &self,
+        hash: B256,
+        status: &str,
+        earned: u128,
+        token: Option<alloy::primitives::Address>,
+        gas_cost: u128,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sent SET status = ?2, earned = ?3, token = ?4, gas_cost = ?5 WHERE hash = ?1",
+            params![
+                hash.as_slice(),
+                status,
+                earned.to_string(),
+                token.map(|t| t.to_vec()),
+                gas_cost.to_string()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Transactions sent but not known to be finished (to watch after a restart).
+    pub fn pending(&self) -> Result<Vec<SentTx>, StoreError> {
+        let mut q = self.conn.prepare(
+            "SELECT hash, nonce, raw, action, ids FROM sent WHERE status = 'pending' ORDER BY nonce",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, u64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (h, nonce, raw, action, ids) = row?;
+            out.push(SentTx {
+                hash: id(h)?,
+                nonce,
+                raw,
+                action,
+                ids: serde_json::from_str(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Per action and status: transactions, earned (per token) and gas spent (wei).
+    pub fn ledger(&self) -> Result<Vec<LedgerRow>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT action, status, earned, token, gas_cost FROM sent")?;
+        let rows = q.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out: Vec<LedgerRow> = Vec::new();
+        for row in rows {
+            let (action, status, earned, token, gas) = row?;
+            let token = token.and_then(|t| alloy::primitives::Address::try_from(t.as_slice()).ok());
+            let (earned, gas) = (
+                earned.parse::<u128>().unwrap_or(0),
+                gas.parse::<u128>().unwrap_or(0),
+            );
+            match out
+                .iter_mut()
+                .find(|r| r.action == action && r.status == status && r.token == token)
+            {
+                Some(r) => {
+                    r.count += 1;
+                    r.earned += earned;
+                    r.gas_cost += gas;
+                }
+                None => out.push(LedgerRow {
+                    action,
+                    status,
+                    token,
+                    count: 1,
+                    earned,
+                    gas_cost: gas,
+                }),
+            }
+        }
+        out.sort_by(|a, b| (&a.action, &a.status).cmp(&(&b.action, &b.status)));
+        Ok(out)
+    }
+
+    /// Overwrite counters (skips by reason, work found).
+    pub fn set_counters(&mut self, counters: &[(String, u64)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (name, value) in counters {
+            tx.execute(
+                "INSERT OR REPLACE INTO counters (name, value) VALUES (?1, ?2)",
+                params![name, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// All counters.
+    pub fn counters(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT name, value FROM counters ORDER BY name")?;
+        let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Totals of the transaction journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// Action name.
+    pub action: String,
+    /// mined | reverted | pending | replaced | failed.
+    pub status: String,
+    /// Token of the earnings.
+    pub token: Option<alloy::primitives::Address>,
+    /// Transactions.
+    pub count: u64,
+    /// Earned, token units.
+    pub earned: u128,
+    /// Gas paid, wei.
+    pub gas_cost: u128,
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, Bytes};
+
+    use super::*;
+    use crate::view::Order;
+
+    #[test]
+    fn view_and_cursor_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("test setup");
+        let path = dir.path().join("k.db");
+        let mut s = Store::open(&path).expect("test setup");
+        let mut v = View::default();
+        let a = B256::repeat_byte(1);
+        v.orders.insert(
+            a,
+            Order {
+                tenant: Address::repeat_byte(2),
+                terms: Bytes::from_static(b"t"),
+                instant: false,
+                bidding_end: 7,
+                bid: Some((Address::repeat_byte(3), 9)),
+            },
+        );
+        v.done.insert(B256::repeat_byte(4));
+        s.commit(
+            &v,
+            &[Changed::Order(a), Changed::Done(B256::repeat_byte(4))],
+            (12, B256::repeat_byte(5)),
+        )
+        .expect("test setup");
+        let t = SentTx {
+            hash: B256::repeat_byte(6),
+            nonce: 3,
+            raw: vec![1, 2],
+            action: "settle".into(),
+            ids: vec![a],
+        };
+        s.journal(&t).expect("test setup");
+        drop(s);
+        let s = Store::open(&path).expect("test setup");
+        let (back, cursor) = s.load().expect("test setup");
+        assert_eq!(back, v);
+        assert_eq!(cursor, Some((12, B256::repeat_byte(5))));
+        assert_eq!(s.pending().expect("test setup"), vec![t]);
+        s.finish(B256::repeat_byte(6), "mined", 5, Some(Address::ZERO), 100)
+            .expect("test setup");
+        assert!(s.pending().expect("test setup").is_empty());
+        let l = s.ledger().expect("test setup");
+        assert_eq!((l[0].count, l[0].earned, l[0].gas_cost), (1, 5, 100));
+    }
+}
