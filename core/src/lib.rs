@@ -52,3 +52,29 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Structured logs of the daemons on stderr: `info` and up, or with `verbose` also `debug` of the
+/// gridlease crates (not of every dependency).
+pub fn logging(verbose: bool) {
+    use tracing_subscriber::{
+        filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+    };
+    let ours = if verbose {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let filter = Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("gridlease_core", ours)
+        .with_target("gridlease_provider", ours)
+        .with_target("gridlease_keeper", ours);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init();
+}

@@ -433,7 +433,9 @@ mod tests {
             ("[earnings]\npayout = \"me\"\n", "earnings.payout"),
             ("[http]\nlisten = \"here\"\n", "http.listen"),
         ] {
-            let e = parse(&format!("{min}{extra}")).expect_err("must be refused").to_string();
+            let e = parse(&format!("{min}{extra}"))
+                .expect_err("must be refused")
+                .to_string();
             assert!(e.contains(key), "{e}");
         }
         let e = parse(&min.replace("env:K", "0xabc"))

@@ -104,16 +104,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Run { config, verbose } => {
-            tracing_subscriber::fmt()
-                .with_max_level(if verbose {
-                    tracing::Level::DEBUG
-                } else {
-                    tracing::Level::INFO
-                })
-                .with_target(false)
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .init();
+            gridlease_core::logging(verbose);
             let c = Config::load(&config)?;
             gridlease_keeper::engine::run(c).await
         }

@@ -89,16 +89,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Check { config } => check(&config).await,
         Cmd::Run { config, verbose } => {
-            tracing_subscriber::fmt()
-                .with_max_level(if verbose {
-                    tracing::Level::DEBUG
-                } else {
-                    tracing::Level::INFO
-                })
-                .with_target(false)
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .init();
+            gridlease_core::logging(verbose);
             let c = Config::load(&config)?;
             gridlease_provider::engine::run(c).await
         }
