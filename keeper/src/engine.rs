@@ -119,6 +119,18 @@ pub struct Keeper {
     l1_oracle: bool,
     verifying: tokio::sync::Semaphore,
     last_withdraw: Mutex<Option<Instant>>,
+    /// When each planned id was first found due (for the stagger).
+    due: Mutex<HashMap<B256, Instant>>,
+}
+
+/// Slots of the stagger: each keeper waits `slot x 3 polls` (slot from the work's id and its own
+/// address) before taking a piece of work, so keepers that find the same work at the same time
+/// rarely race for it: the later one's simulation sees the earlier one's result (KB-02).
+const STAGGER_SLOTS: u8 = 4;
+
+fn stagger_slot(id: B256, keeper: Address) -> u32 {
+    let h = alloy::primitives::keccak256([id.as_slice(), keeper.as_slice()].concat());
+    u32::from(h[0] % STAGGER_SLOTS)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -358,6 +370,7 @@ async fn start(cfg: Config) -> Result<Keeper> {
         l1_oracle,
         verifying: tokio::sync::Semaphore::new(1),
         last_withdraw: Mutex::new(None),
+        due: Mutex::new(HashMap::new()),
         cfg,
     })
 }
@@ -423,9 +436,25 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
         k.metrics.orders.store(v.orders.len() as u64, Relaxed);
         plan(&v, &clock, k.cfg.flags, &inputs)
     };
+    let stagger = Duration::from_millis(k.cfg.poll_ms.saturating_mul(3));
+    {
+        let mut due = lock(&k.due);
+        let planned: std::collections::HashSet<B256> = work
+            .iter()
+            .filter_map(|w| w.action.ids().first().copied())
+            .collect();
+        due.retain(|id, _| planned.contains(id));
+    }
     for w in work {
         if k.stop.is_cancelled() || k.in_flight.load(Relaxed) >= k.cfg.max_in_flight {
             break;
+        }
+        let Some(first) = w.action.ids().first().copied() else {
+            continue;
+        };
+        let since = *lock(&k.due).entry(first).or_insert_with(Instant::now);
+        if since.elapsed() < stagger * stagger_slot(first, k.address()) {
+            continue;
         }
         k.metrics.found(w.action.name());
         {
@@ -749,7 +778,8 @@ async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy> {
     let (to, input) = match &w.action {
         Action::Verify(id) => match verify(k, *id).await? {
             Some(input) => (k.results, input),
-            None => return Ok(Busy::UntilBlock(head)),
+            // Correct (never planned again) or not checkable now (looked at again in a minute).
+            None => return Ok(later(60)),
         },
         a => match calldata(k, a) {
             Some(c) => c,

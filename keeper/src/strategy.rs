@@ -234,9 +234,11 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
             }
         }
         if let Some(r) = &l.result {
+            // Checked until found correct: a wrong one whose proof did not go out yet, or one
+            // that could not be fetched (a withholding provider), is looked at again.
             if l.kind == 1
                 && flags.verify
-                && l.checked.is_none()
+                && l.checked != Some(Check::Correct)
                 && now <= r.at + clock.challenge_window
             {
                 out.push(Work {
