@@ -778,8 +778,18 @@ async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy> {
     let (to, input) = match &w.action {
         Action::Verify(id) => match verify(k, *id).await? {
             Some(input) => (k.results, input),
-            // Correct (never planned again) or not checkable now (looked at again in a minute).
-            None => return Ok(later(60)),
+            // Correct: free for its close. Not checkable now: looked at again in a minute.
+            None => {
+                let correct = lock(&k.view)
+                    .leases
+                    .get(id)
+                    .is_some_and(|l| l.checked == Some(Check::Correct));
+                return Ok(if correct {
+                    Busy::UntilBlock(head)
+                } else {
+                    later(60)
+                });
+            }
         },
         a => match calldata(k, a) {
             Some(c) => c,
