@@ -10,6 +10,8 @@
 //! - [`wallet`]: signer loading (keystore + password source, or `env:VAR`).
 //! - [`chain`]: RPC client, simulate-then-send, decoded reverts.
 //! - [`fetch`]: downloads of inputs, specs and results (http(s), file, data:).
+//! - [`daemon`]: what the provider node and the keeper both need to start: logs, the checked
+//!   deployment, the one-process-per-state-directory lock, the clock.
 //! - [`logs`]: paged, reorg-aware log collection from a saved cursor.
 //! - [`deployments`]: the `deployments/<chainId>.json` file.
 //! - [`token`]: EIP-2612 permits against the token's real domain.
@@ -18,6 +20,7 @@
 //!   and fee bumping).
 
 pub mod chain;
+pub mod daemon;
 pub mod deployments;
 pub mod eip712;
 pub mod fetch;
@@ -52,29 +55,3 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Structured logs of the daemons on stderr: `info` and up, or with `verbose` also `debug` of the
-/// gridlease crates (not of every dependency).
-pub fn logging(verbose: bool) {
-    use tracing_subscriber::{
-        filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
-    };
-    let ours = if verbose {
-        tracing::Level::DEBUG
-    } else {
-        tracing::Level::INFO
-    };
-    let filter = Targets::new()
-        .with_default(tracing::Level::INFO)
-        .with_target("gridlease_core", ours)
-        .with_target("gridlease_provider", ours)
-        .with_target("gridlease_keeper", ours);
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(false);
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .try_init();
-}

@@ -128,6 +128,43 @@ impl Drop for Anvil {
     }
 }
 
+/// A free TCP port on 127.0.0.1 (for a daemon's HTTP API in tests, benches and the demo).
+pub fn free_port() -> std::io::Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+}
+
+/// Move anvil's clock on by `secs` and mine a block at the new time.
+pub async fn warp(p: &impl alloy::providers::Provider, secs: u64) -> Result<()> {
+    let _: serde_json::Value = p.raw_request("evm_increaseTime".into(), (secs,)).await?;
+    let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await?;
+    Ok(())
+}
+
+/// Send SIGTERM to a daemon we started and wait up to `within` for it to exit; `None` if it
+/// did not.
+pub fn terminate(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> Option<std::process::ExitStatus> {
+    let Ok(pid) = i32::try_from(child.id()) else {
+        return None;
+    };
+    // SAFETY: kill(2) on the pid of our own, not yet reaped, child.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < within {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 /// The keys anvil funds by default (its well-known test mnemonic), index 0..10.
 pub const ANVIL_KEYS: [&str; 10] = [
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",

@@ -4,7 +4,7 @@
 use std::{collections::HashSet, net::SocketAddr, path::PathBuf};
 
 use alloy::primitives::Address;
-use gridlease_core::{units::parse_amount, wallet::KeySource};
+use gridlease_core::{daemon, units::parse_amount, wallet::KeySource};
 use serde::Deserialize;
 
 use crate::strategy::Flags;
@@ -78,36 +78,7 @@ pub struct Config {
     pub data_dir: PathBuf,
 }
 
-/// A configuration error, naming the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// Not TOML or an unknown key.
-    #[error("{path}: {why}")]
-    Syntax {
-        /// The file.
-        path: PathBuf,
-        /// TOML's message.
-        why: String,
-    },
-    /// A bad value.
-    #[error("{path}: {key}: {why}")]
-    Value {
-        /// The file.
-        path: PathBuf,
-        /// Dotted key.
-        key: String,
-        /// Why, and what to write.
-        why: String,
-    },
-    /// Unreadable file.
-    #[error("cannot read {path}: {err} (write a sample with `gridlease-keeper init`)")]
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        err: std::io::Error,
-    },
-}
+pub use gridlease_core::daemon::ConfigError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,10 +234,7 @@ impl Default for RawData {
 impl Config {
     /// Read and validate `path` (relative paths are relative to its directory).
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Unreadable {
-            path: path.to_owned(),
-            err,
-        })?;
+        let text = daemon::read_config(path, "gridlease-keeper")?;
         let base = path.parent().unwrap_or(std::path::Path::new("."));
         Self::parse(&text, path, base)
     }
@@ -277,10 +245,7 @@ impl Config {
         path: &std::path::Path,
         base: &std::path::Path,
     ) -> Result<Self, ConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            why: e.to_string().trim().replace('\n', " "),
-        })?;
+        let raw: Raw = daemon::parse_toml(text, path)?;
         let bad = |key: &str, why: String| ConfigError::Value {
             path: path.to_owned(),
             key: key.to_owned(),

@@ -26,11 +26,11 @@ use alloy::{
     sol,
     sol_types::{SolCall, SolEvent},
 };
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use gridlease_bindings::{IMarket::OrderParams, Market, Results, Staking};
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
-    deployments::Deployments,
+    daemon::{self, lock},
     fetch, logs,
     txm::{Outcome, Signed, TxManager, TxPolicy},
     units::parse_amount,
@@ -131,10 +131,6 @@ const STAGGER_SLOTS: u8 = 4;
 fn stagger_slot(id: B256, keeper: Address) -> u32 {
     let h = alloy::primitives::keccak256([id.as_slice(), keeper.as_slice()].concat());
     u32::from(h[0] % STAGGER_SLOTS)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Keeper {
@@ -276,27 +272,13 @@ async fn start(cfg: Config) -> Result<Keeper> {
         .load()
         .context("wallet: the keeper key cannot be loaded")?;
     let client = Client::connect(&cfg.rpc, None).await?;
-    let d = Deployments::load(&cfg.deployments, client.chain_id).with_context(|| {
-        format!(
-            "chain.deployments {} does not describe chain {} (OFF-18: refusing to run on the wrong chain)",
-            cfg.deployments.display(),
-            client.chain_id
-        )
-    })?;
+    let d = daemon::deployment(&client, &cfg.deployments)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let market = d.address("Market")?;
     let results = d.address("Results")?;
     let staking = d.address("Staking")?;
     let p = &client.provider;
-    if p.get_code_at(market)
-        .await
-        .map_err(classify_rpc)?
-        .is_empty()
-    {
-        bail!(
-            "no Market contract at {market} on chain {}: the deployments file is stale (redeploy, or point chain.deployments at the right file)",
-            client.chain_id
-        );
-    }
     let r = Results::new(results, p);
     let s = Staking::new(staking, p);
     let clock = Clock {
@@ -323,21 +305,8 @@ async fn start(cfg: Config) -> Result<Keeper> {
     };
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data.dir {}", cfg.data_dir.display()))?;
-    let lock_path = cfg.data_dir.join("keeper.lock");
-    let lock_file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    if lock_file.try_lock().is_err() {
-        bail!(
-            "another gridlease-keeper runs on {} (lock {} is held): two keepers on one key would race each other's nonces",
-            cfg.data_dir.display(),
-            lock_path.display()
-        );
-    }
-    std::mem::forget(lock_file);
+    daemon::exclusive(&cfg.data_dir, "keeper.lock", "gridlease-keeper")
+        .map_err(anyhow::Error::msg)?;
     let store = Store::open(&cfg.data_dir.join("keeper.db"))?;
     let (view, _) = store.load()?;
     info!(
@@ -844,20 +813,31 @@ async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy> {
     }
     let ids = w.action.ids();
     let action = w.action.name();
-    let journal = |s: &Signed| {
+    let signed =
+        k.tx.send_quoted(to, input, &quote, journal(k, action, &ids))
+            .await?;
+    info!(action, tx = %signed.hash, reward = %w.reward, gas = quote.gas, "sent");
+    Ok(watch(k, signed, action, &ids, Some(w.token)).await)
+}
+
+/// The journal callback of the transaction manager: the signed transaction is in `sent` before
+/// it is broadcast (OFF-14), so a restart watches it instead of sending the work again.
+fn journal<'a>(
+    k: &'a Keeper,
+    action: &'a str,
+    ids: &'a [B256],
+) -> impl FnMut(&Signed) -> Result<(), String> + 'a {
+    move |s: &Signed| {
         lock(&k.store)
             .journal(&SentTx {
                 hash: s.hash,
                 nonce: s.nonce,
                 raw: s.raw.to_vec(),
                 action: action.to_owned(),
-                ids: ids.clone(),
+                ids: ids.to_vec(),
             })
             .map_err(|e| e.to_string())
-    };
-    let signed = k.tx.send_quoted(to, input, &quote, journal).await?;
-    info!(action, tx = %signed.hash, reward = %w.reward, gas = quote.gas, "sent");
-    Ok(watch(k, signed, action, &ids, Some(w.token)).await)
+    }
 }
 
 /// Watch a sent transaction to its end and book it.
@@ -869,22 +849,11 @@ async fn watch(
     token: Option<Address>,
 ) -> Busy {
     let first = signed.hash;
-    let journal = |s: &Signed| {
-        lock(&k.store)
-            .journal(&SentTx {
-                hash: s.hash,
-                nonce: s.nonce,
-                raw: s.raw.to_vec(),
-                action: action.to_owned(),
-                ids: ids.to_vec(),
-            })
-            .map_err(|e| e.to_string())
-    };
     let outcome = if signed.max_fee == 0 {
         // From the journal after a restart: its fees are unknown, so only wait for it.
         wait_mined(k, signed.hash).await
     } else {
-        k.tx.confirm(signed, Duration::from_secs(600), journal)
+        k.tx.confirm(signed, Duration::from_secs(600), journal(k, action, ids))
             .await
     };
     match outcome {
@@ -1015,18 +984,7 @@ async fn withdraw(k: &Arc<Keeper>) {
         ));
     }
     for (target, input) in calls {
-        let journal = |s: &Signed| {
-            lock(&k.store)
-                .journal(&SentTx {
-                    hash: s.hash,
-                    nonce: s.nonce,
-                    raw: s.raw.to_vec(),
-                    action: "withdraw".into(),
-                    ids: vec![],
-                })
-                .map_err(|e| e.to_string())
-        };
-        match k.tx.send(target, input, journal).await {
+        match k.tx.send(target, input, journal(k, "withdraw", &[])).await {
             Ok(s) => {
                 info!(tx = %s.hash, to = %to, "withdrawing earnings");
                 let k2 = k.clone();

@@ -16,9 +16,4 @@ pub mod store;
 pub mod strategy;
 pub mod view;
 
-/// Seconds since the epoch (wall clock; chain time comes from blocks).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use gridlease_core::daemon::unix_now;

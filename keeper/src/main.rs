@@ -104,7 +104,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Run { config, verbose } => {
-            gridlease_core::logging(verbose);
+            gridlease_core::daemon::logging(verbose);
             let c = Config::load(&config)?;
             gridlease_keeper::engine::run(c).await
         }

@@ -27,7 +27,11 @@ use gridlease_core::{
     merkle::MerkleTree,
     spec::{Resources, RunSpec, Workload},
 };
-use gridlease_deploy::{anvil::ANVIL_KEYS, deploy::mint, devnet};
+use gridlease_deploy::{
+    anvil::{self, ANVIL_KEYS},
+    deploy::mint,
+    devnet,
+};
 
 const USDC: u128 = 1_000_000;
 
@@ -40,13 +44,6 @@ struct Net {
     results: Address,
     staking: Address,
     usdc: Address,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 async fn net() -> Net {
@@ -117,7 +114,7 @@ listen = "127.0.0.1:{}"
 dir = "keeper-{n}"
 "#,
             net.anvil.url(),
-            free_port()
+            anvil::free_port().expect("a free port")
         ),
     )
     .expect("write config");
@@ -152,22 +149,10 @@ fn logs_of(dir: &Path) -> String {
 }
 
 fn stop(mut child: Child) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let t0 = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            assert!(status.success(), "keeper exited with {status}");
-            return;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "keeper did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // SIGTERM: the keeper drains and exits 0.
+    let status =
+        anvil::terminate(&mut child, Duration::from_secs(30)).expect("the keeper stops on SIGTERM");
+    assert!(status.success(), "keeper exited with {status}");
 }
 
 fn spec(workload: Workload) -> RunSpec {
@@ -314,12 +299,9 @@ impl Net {
 
     /// Move chain time on by `secs` and mine a block.
     async fn warp(&self, secs: u64) {
-        let p = &self.tenant.provider;
-        let _: serde_json::Value = p
-            .raw_request("evm_increaseTime".into(), (secs,))
+        anvil::warp(&self.tenant.provider, secs)
             .await
-            .expect("increaseTime");
-        let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.expect("mine");
+            .expect("warp");
     }
 
     async fn market_credit(&self, who: Address) -> u128 {

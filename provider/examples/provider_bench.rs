@@ -166,9 +166,7 @@ async fn main() -> Result<()> {
     let tenant = Client::connect(&anvil.url(), Some(tenant_key.clone())).await?;
     send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(100_000 * USDC)))
         .await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = gridlease_deploy::anvil::free_port()?;
     let slots = SPACED + orders + leases + 10;
     std::fs::write(
         dir.path().join("provider.toml"),
@@ -281,11 +279,10 @@ async fn main() -> Result<()> {
         ))
     }
     .await;
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(pid as i32, libc::SIGTERM);
+    if gridlease_deploy::anvil::terminate(&mut node, Duration::from_secs(30)).is_none() {
+        let _ = node.kill();
+        let _ = node.wait();
     }
-    let _ = node.wait();
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     let (idle_rss, created, lag, rss_orders, peak_running, rss_leases, t_posted) = match r {
         Ok(v) => v,

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use alloy::primitives::Address;
 use gridlease_core::{
-    gpu,
+    daemon, gpu,
     units::{parse_amount, parse_duration},
     wallet::KeySource,
 };
@@ -100,36 +100,7 @@ pub enum BidMode {
     Signed,
 }
 
-/// A configuration error: the dotted key and why.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// Not TOML, or a key/type the schema does not have (TOML names it and its line).
-    #[error("{path}: {why}")]
-    Syntax {
-        /// The file.
-        path: PathBuf,
-        /// TOML's message, with line and key.
-        why: String,
-    },
-    /// A value the schema allows but the node cannot use.
-    #[error("{path}: {key}: {why}")]
-    Value {
-        /// The file.
-        path: PathBuf,
-        /// Dotted key.
-        key: String,
-        /// Why, and what to write instead.
-        why: String,
-    },
-    /// The file cannot be read.
-    #[error("cannot read {path}: {err} (write a sample with `gridlease-provider init`)")]
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        err: std::io::Error,
-    },
-}
+pub use gridlease_core::daemon::ConfigError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -299,10 +270,7 @@ impl Default for RawEarnings {
 impl Config {
     /// Read and validate `path`. Relative directories are taken relative to the file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Unreadable {
-            path: path.to_owned(),
-            err,
-        })?;
+        let text = daemon::read_config(path, "gridlease-provider")?;
         let base = path.parent().unwrap_or(std::path::Path::new("."));
         Self::parse(&text, path, base)
     }
@@ -313,10 +281,7 @@ impl Config {
         path: &std::path::Path,
         base: &std::path::Path,
     ) -> Result<Self, ConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            why: e.to_string().trim().replace('\n', " "),
-        })?;
+        let raw: Raw = daemon::parse_toml(text, path)?;
         let bad = |key: &str, why: String| ConfigError::Value {
             path: path.to_owned(),
             key: key.to_owned(),

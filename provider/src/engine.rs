@@ -42,7 +42,7 @@ use gridlease_bindings::{
 };
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
-    deployments::Deployments,
+    daemon::{self, lock},
     fetch, logs,
     merkle::MerkleTree,
     spec::{RunSpec, Workload},
@@ -102,12 +102,6 @@ pub struct Shared {
 /// The ABI-decoded terms of `job`.
 pub fn terms(job: &Job) -> Option<OrderParams> {
     OrderParams::abi_decode(&job.terms).ok()
-}
-
-/// Lock `m`, also after a panic elsewhere: every guarded value here stays consistent between
-/// statements (SQLite writes are single statements; the maps and the offer are plain values).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Shared {
@@ -238,50 +232,20 @@ async fn start(cfg: Config) -> Result<Shared> {
         .context("wallet: the operator key cannot be loaded")?;
     let operator = signer.address();
     let client = Client::connect(&cfg.rpc, None).await?;
-    let d = Deployments::load(&cfg.deployments, client.chain_id).with_context(|| {
-        format!(
-            "chain.deployments {} does not describe chain {} (OFF-18: refusing to run on the wrong chain)",
-            cfg.deployments.display(),
-            client.chain_id
-        )
-    })?;
+    let d = daemon::deployment(&client, &cfg.deployments)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let market = d.address("Market")?;
     let staking = d.address("Staking")?;
     let results = Results::new(d.address("Results")?, &client.provider);
-    if client
-        .provider
-        .get_code_at(market)
-        .await
-        .map_err(classify_rpc)?
-        .is_empty()
-    {
-        bail!(
-            "no Market contract at {market} on chain {}: the deployments file is stale (redeploy, or point chain.deployments at the right file)",
-            client.chain_id
-        );
-    }
     let onchain = crate::onchain::OnChain::read(&cfg).await?;
     onchain.ready(&cfg, operator, &gpu::discover(&cfg.capacity))?;
     std::fs::create_dir_all(cfg.data_dir.join("results"))
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     std::fs::create_dir_all(&cfg.work_dir)
         .with_context(|| format!("cannot create jobs.work_dir {}", cfg.work_dir.display()))?;
-    // One node per state directory (OFF-05): the lock goes with the process, even on kill -9.
-    let lock_path = cfg.data_dir.join("node.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        bail!(
-            "another gridlease-provider runs on {} (lock {} is held): two nodes on one key would race each other's nonces",
-            cfg.data_dir.display(),
-            lock_path.display()
-        );
-    }
-    std::mem::forget(lock);
+    daemon::exclusive(&cfg.data_dir, "node.lock", "gridlease-provider")
+        .map_err(anyhow::Error::msg)?;
     let store = Store::open(&cfg.data_dir.join("state.db"))?;
     let start_window = results.startWindow().call().await.map_err(classify)?;
     info!(

@@ -17,9 +17,4 @@ pub mod onchain;
 pub mod pricing;
 pub mod state;
 
-/// Seconds since the Unix epoch (local clock: for bookkeeping only; deadlines use chain time).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use gridlease_core::daemon::unix_now;

@@ -89,7 +89,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Check { config } => check(&config).await,
         Cmd::Run { config, verbose } => {
-            gridlease_core::logging(verbose);
+            gridlease_core::daemon::logging(verbose);
             let c = Config::load(&config)?;
             gridlease_provider::engine::run(c).await
         }

@@ -26,7 +26,11 @@ use gridlease_core::{
     merkle::MerkleTree,
     spec::{Resources, RunSpec, Workload},
 };
-use gridlease_deploy::{anvil::ANVIL_KEYS, deploy::mint, devnet};
+use gridlease_deploy::{
+    anvil::{self, ANVIL_KEYS},
+    deploy::mint,
+    devnet,
+};
 
 const USDC: u128 = 1_000_000;
 
@@ -38,13 +42,6 @@ struct Net {
     results: Address,
     usdc: Address,
     port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A market with provider `owner` (key 2, operator key 3) registered for class `any` with one
@@ -75,7 +72,7 @@ async fn net() -> Net {
     send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
         .await
         .expect("approve");
-    let port = free_port();
+    let port = anvil::free_port().expect("a free port");
     let config = format!(
         r#"[chain]
 rpc = "{}"
@@ -239,33 +236,17 @@ impl Net {
 
     /// Move chain time on by `secs` and mine a block.
     async fn warp(&self, secs: u64) {
-        let p = &self.tenant.provider;
-        let _: serde_json::Value = p
-            .raw_request("evm_increaseTime".into(), (secs,))
+        anvil::warp(&self.tenant.provider, secs)
             .await
-            .expect("increaseTime");
-        let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.expect("mine");
+            .expect("warp");
     }
 }
 
 fn stop(mut child: Child) {
     // SIGTERM: the node drains and exits 0.
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let t0 = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            assert!(status.success(), "node exited with {status}");
-            return;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "node ignored SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status =
+        anvil::terminate(&mut child, Duration::from_secs(20)).expect("the node stops on SIGTERM");
+    assert!(status.success(), "node exited with {status}");
 }
 
 #[tokio::test]

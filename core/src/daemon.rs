@@ -1,0 +1,152 @@
+//! What both daemons (the provider node and the keeper) need to start and run: structured logs,
+//! the deployment checked against the chain it claims to describe, one process per state
+//! directory, a wall clock, and a poison-tolerant lock.
+
+use std::{path::Path, sync::Mutex};
+
+use alloy::providers::Provider;
+
+use crate::{
+    chain::{Client, classify_rpc},
+    deployments::Deployments,
+};
+
+/// Structured logs of the daemons on stderr: `info` and up, or with `verbose` also `debug` of the
+/// gridlease crates (not of every dependency).
+pub fn logging(verbose: bool) {
+    use tracing_subscriber::{
+        filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+    };
+    let ours = if verbose {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let filter = Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("gridlease_core", ours)
+        .with_target("gridlease_provider", ours)
+        .with_target("gridlease_keeper", ours);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init();
+}
+
+/// Seconds since the Unix epoch (local clock: for bookkeeping only; deadlines use chain time).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Lock `m`, also after a panic elsewhere: the daemons keep every guarded value consistent
+/// between statements (single SQLite statements or transactions, plain maps and values).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Load the deployments file `path` (key `chain.deployments` in messages) for `client`'s chain
+/// and check that the market is really there: refuses the wrong chain (OFF-18) and a stale file.
+pub async fn deployment(client: &Client, path: &Path) -> Result<Deployments, String> {
+    let d = Deployments::load(path, client.chain_id).map_err(|e| {
+        format!(
+            "chain.deployments {} does not describe chain {} (OFF-18: refusing to run on the wrong chain): {e}",
+            path.display(),
+            client.chain_id
+        )
+    })?;
+    let market = d.address("Market").map_err(|e| e.to_string())?;
+    let code = client
+        .provider
+        .get_code_at(market)
+        .await
+        .map_err(|e| classify_rpc(e).to_string())?;
+    if code.is_empty() {
+        return Err(format!(
+            "no Market contract at {market} on chain {}: the deployments file is stale (redeploy, or point chain.deployments at the right file)",
+            client.chain_id
+        ));
+    }
+    Ok(d)
+}
+
+/// Hold `<dir>/<name>` locked for the rest of the process (the lock goes with it, even on
+/// `kill -9`), so two daemons never share a state directory and race each other's nonces (OFF-05).
+/// `what` names the daemon in the message.
+pub fn exclusive(dir: &Path, name: &str, what: &str) -> Result<(), String> {
+    let path = dir.join(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    if file.try_lock().is_err() {
+        return Err(format!(
+            "another {what} runs on {} (lock {} is held): two on one key would race each other's nonces",
+            dir.display(),
+            path.display()
+        ));
+    }
+    std::mem::forget(file);
+    Ok(())
+}
+
+/// A daemon configuration error: the file, the dotted key, and what to write instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML, or a key/type the schema does not have (TOML names it and its line).
+    #[error("{path}: {why}")]
+    Syntax {
+        /// The file.
+        path: std::path::PathBuf,
+        /// TOML's message, with line and key.
+        why: String,
+    },
+    /// A value the schema allows but the daemon cannot use.
+    #[error("{path}: {key}: {why}")]
+    Value {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Dotted key.
+        key: String,
+        /// Why, and what to write instead.
+        why: String,
+    },
+    /// The file cannot be read.
+    #[error("cannot read {path}: {err} (write a sample with `{daemon} init`)")]
+    Unreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        err: std::io::Error,
+        /// The daemon whose `init` writes one.
+        daemon: &'static str,
+    },
+}
+
+/// Read the configuration file `path` of `daemon`.
+pub fn read_config(path: &Path, daemon: &'static str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|err| ConfigError::Unreadable {
+        path: path.to_owned(),
+        err,
+        daemon,
+    })
+}
+
+/// Parse `text` (the file `path`) as the raw TOML schema `T`; unknown keys are refused when `T`
+/// denies them, with TOML's line and key in the message.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        why: e.to_string().trim().replace('\n', " "),
+    })
+}
