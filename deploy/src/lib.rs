@@ -5,8 +5,10 @@
 //! - [`deploy`]: CREATE2 through the standard proxy, then configuration, idempotently.
 //! - [`anvil`]: a local anvil from `node_modules` on a free loopback port.
 //! - [`devnet`]: anvil + deployment + funded demo accounts with keystores.
+//! - [`proxy`]: a fault-injecting JSON-RPC proxy for the daemons' tests.
 
 pub mod anvil;
 pub mod config;
 pub mod deploy;
 pub mod devnet;
+pub mod proxy;
