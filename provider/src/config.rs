@@ -38,6 +38,8 @@ pub struct Config {
     pub max_concurrent_jobs: u32,
     /// How jobs run.
     pub executor: ExecutorKind,
+    /// The container engine (`executor = "docker" | "podman"`): socket and network mode.
+    pub container: Option<crate::docker::EngineConfig>,
     /// Scratch space for running jobs.
     pub work_dir: PathBuf,
     /// Results kept for tenants and verifiers, and the state database.
@@ -179,6 +181,10 @@ struct RawJobs {
 #[serde(deny_unknown_fields)]
 struct RawBidding {
     #[serde(default = "default_mode")]
+    #[serde(default)]
+    socket: Option<String>,
+    #[serde(default)]
+    network: Option<String>,
     mode: String,
 }
 
@@ -256,6 +262,8 @@ impl Default for RawHttp {
         Self {
             listen: default_listen(),
             public_url: None,
+            socket: None,
+            network: None,
         }
     }
 }
@@ -415,6 +423,37 @@ impl Config {
                 ));
             }
         };
+        let container = match executor {
+            ExecutorKind::Process => {
+                if raw.jobs.socket.is_some() || raw.jobs.network.is_some() {
+                    return Err(bad(
+                        "jobs.socket",
+                        "socket and network are for executor = \"docker\" or \"podman\"".into(),
+                    ));
+                }
+                None
+            }
+            ExecutorKind::Docker => {
+                let engine = raw.jobs.executor.clone();
+                let socket = match &raw.jobs.socket {
+                    Some(s) => crate::docker::EngineConfig::parse_socket(s)
+                        .map_err(|why| bad("jobs.socket", why))?,
+                    None => crate::docker::EngineConfig::default_socket(&engine),
+                };
+                let network = raw.jobs.network.clone().unwrap_or_else(|| "none".into());
+                if network.trim().is_empty() {
+                    return Err(bad(
+                        "jobs.network",
+                        "none | bridge | host | a network's name".into(),
+                    ));
+                }
+                Some(crate::docker::EngineConfig {
+                    engine,
+                    socket,
+                    network,
+                })
+            }
+        };
         let listen = raw.http.listen.parse::<SocketAddr>().map_err(|_| {
             bad(
                 "http.listen",
@@ -467,6 +506,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("provider.toml"), Path::new("/srv/node"))
+            container,
     }
 
     #[test]
@@ -499,6 +539,37 @@ mod tests {
                 "pricing.any.floor_per_hour",
             ),
             (
+        assert_eq!(c.container, None);
+    }
+
+    #[test]
+    fn docker_and_podman_select_the_container_engine() {
+        let c = parse(&SAMPLE.replace("executor = \"process\"", "executor = \"docker\""))
+            .expect("docker");
+        let e = c.container.expect("engine");
+        assert_eq!(e.socket, Path::new("/var/run/docker.sock"));
+        assert_eq!(e.network, "none");
+        let c = parse(&SAMPLE.replace(
+            "executor = \"process\"",
+            "executor = \"podman\"\nsocket = \"unix:///run/user/1000/podman/podman.sock\"\nnetwork = \"bridge\"",
+        ))
+        .expect("podman");
+        let e = c.container.expect("engine");
+        assert_eq!(
+            (e.engine.as_str(), e.socket.as_path(), e.network.as_str()),
+            (
+                "podman",
+                Path::new("/run/user/1000/podman/podman.sock"),
+                "bridge"
+            )
+        );
+        let bad = parse(&SAMPLE.replace(
+            "executor = \"process\"",
+            "executor = \"docker\"\nsocket = \"tcp://10.0.0.1:2375\"",
+        ))
+        .expect_err("tcp")
+        .to_string();
+        assert!(bad.contains("jobs.socket"), "{bad}");
                 SAMPLE.replace("[pricing.any]", "[pricing.tpu]"),
                 "pricing.tpu",
             ),

@@ -92,6 +92,8 @@ pub struct Shared {
     /// Leases with a driver, and its cancellation (a closed lease stops its job).
     drivers: Mutex<HashMap<B256, CancellationToken>>,
     process: ProcessExecutor,
+    /// Docker/Podman, when `jobs.executor` names one.
+    container: Option<crate::docker::ContainerExecutor>,
     builtin: BuiltinExecutor,
     /// Registered capacity and the market minimum, refreshed each poll.
     offer: Mutex<Offer>,
@@ -129,9 +131,13 @@ impl Shared {
                     self.process.supports(w)?;
                     Ok(&self.process)
                 }
-                ExecutorKind::Docker => {
-                    Err("the docker/podman executor is not available in this build".into())
-                }
+                ExecutorKind::Docker => match &self.container {
+                    Some(c) => {
+                        c.supports(w)?;
+                        Ok(c)
+                    }
+                    None => Err("no container engine configured".into()),
+                },
             },
             Workload::Service { .. } => {
                 Err("service leases (heartbeats) are not run by this node yet".into())
@@ -289,6 +295,11 @@ async fn start(cfg: Config) -> Result<Shared> {
 
 /// Pick up every live job after a (re)start.
 fn resume(s: &Arc<Shared>) -> Result<()> {
+        container: crate::docker::ContainerExecutor::for_node(
+            cfg.container.as_ref(),
+            &operator.to_string(),
+        )
+        .await?,
     let live = s.db().live()?;
     for j in live {
         match j.state {
@@ -835,6 +846,9 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         let (id, s2) = (job.id, s.clone());
         let record: OnSpawn = Box::new(move |pgid| {
             let _ = s2.db().set_pgid(id, pgid);
+        gpus: Vec::new(),
+        cpu_cores: t.cpuCores,
+        ram_gib: t.ramGiB,
         });
         match s.executor(&spec.workload) {
             Err(e) => Err(ExecError::Unsupported(e)),

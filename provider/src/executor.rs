@@ -42,6 +42,13 @@ pub struct JobRun {
     pub time_limit: Duration,
     /// The job's own scratch directory (created by the executor).
     pub work_dir: PathBuf,
+    /// UUIDs of the GPUs given to this job (empty: none assigned; container executors request
+    /// exactly these devices).
+    pub gpus: Vec<String>,
+    /// CPU cores of the lease (0: no limit).
+    pub cpu_cores: u16,
+    /// RAM of the lease, GiB (0: no limit).
+    pub ram_gib: u32,
 }
 
 /// What a finished job produced.
@@ -445,6 +452,9 @@ mod tests {
         let ok = x
             .run(
                 job(
+            gpus: Vec::new(),
+            cpu_cores: 0,
+            ram_gib: 0,
                     dir.path(),
                     &["sh", "-c", "printf hello; echo oops >&2"],
                     &[],
@@ -683,6 +693,9 @@ mod tests {
         assert_eq!(out.result, matmul::encode(&c));
         assert!(
             x.supports(&Workload::MatmulI8 {
+                    gpus: Vec::new(),
+                    cpu_cores: 0,
+                    ram_gib: 0,
                 m: 0,
                 k: 1,
                 n: 1,

@@ -4,11 +4,13 @@
 //! - [`gpu`]: GPU discovery (`nvidia-smi`, else the declared capacity).
 //! - [`state`]: the SQLite job state machine that makes restarts safe.
 //! - [`pricing`]: which orders get a bid, at what price.
-//! - [`executor`]: how jobs run (sandboxed process, built-in `matmul_i8`).
+//! - [`executor`]: how jobs run (sandboxed process, built-in `matmul_i8`); [`docker`]: containers
+//!   through the Docker/Podman engine API.
 //! - [`engine`]: the running node (collect logs -> decide -> act), [`http`] its API.
 //! - [`onchain`]: the provider's registration, and what the owner must do.
 
 pub mod config;
+pub mod docker;
 pub mod engine;
 pub mod executor;
 pub mod gpu;

@@ -1,0 +1,1377 @@
+//! The container executor: container jobs run through the Docker Engine API, which Podman serves
+//! too, over the engine's unix socket (`/var/run/docker.sock`, rootless Podman's
+//! `$XDG_RUNTIME_DIR/podman/podman.sock`, or `jobs.socket`).
+//!
+//! For each job: pull the image (skipped when it is pinned by digest and already present), remove
+//! a container of the same lease left by a crash, create the container, start it, follow its logs
+//! and wait for it within the job's time limit, then remove it. The container gets:
+//! - only the spec's `env` and `GRIDLEASE_OUTPUT` (no variable of the node's environment);
+//! - the lease's limits: `cpu_cores` as `NanoCpus`, `ram_gib` as `Memory` (no swap on top), a
+//!   process limit, `no-new-privileges`;
+//! - exactly the GPUs given to the job, requested by UUID (`DeviceRequests`, the NVIDIA
+//!   container toolkit's CDI/runtime hook does the rest);
+//! - the network mode of `jobs.network` (default `none`);
+//! - the job's output directory (the same host directory the process executor uses) mounted
+//!   read-write at [`CONTAINER_OUTPUT`], which `GRIDLEASE_OUTPUT` names;
+//! - the labels [`LABEL_LEASE`] and [`LABEL_NODE`], so a restarted node removes what an earlier
+//!   run left ([`ContainerExecutor::remove_leftovers`]).
+//!
+//! Standard output is the result unless the job wrote `$GRIDLEASE_OUTPUT/result`; more than the cap
+//! kills the container. A time limit, a cancellation (lease closed, shutdown) or any error after
+//! the create kills and removes the container.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    Method, Request, StatusCode,
+    body::{Bytes, Incoming},
+};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::{net::UnixStream, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::executor::{ExecError, Executor, JobRun, OnSpawn, Output, ProcessLimits, RunFuture};
+use gridlease_core::spec::Workload;
+
+/// Where the job's output directory is mounted inside the container (`GRIDLEASE_OUTPUT`).
+pub const CONTAINER_OUTPUT: &str = "/gridlease/out";
+/// Label carrying the lease id.
+pub const LABEL_LEASE: &str = "gridlease.lease";
+/// Label carrying the node's identity (its operator address): leftovers are matched on it.
+pub const LABEL_NODE: &str = "gridlease.node";
+/// Engine API version the requests name (Docker 20.10+, Podman 3+ serve it).
+const API: &str = "/v1.41";
+/// Limit of one API call other than pull and wait.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which engine, and how the executor reaches it (`[jobs] executor`, `socket`, `network`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// `"docker"` or `"podman"` (for messages).
+    pub engine: String,
+    /// The engine's unix socket.
+    pub socket: PathBuf,
+    /// Container network mode: `none` (default), `bridge`, `host` or a network's name.
+    pub network: String,
+}
+
+impl EngineConfig {
+    /// The default socket of `engine`: Docker's `/var/run/docker.sock`; Podman's
+    /// `$XDG_RUNTIME_DIR/podman/podman.sock` (rootless) or `/run/podman/podman.sock`.
+    pub fn default_socket(engine: &str) -> PathBuf {
+        if engine == "podman" {
+            match std::env::var_os("XDG_RUNTIME_DIR") {
+                Some(d) if !d.is_empty() => Path::new(&d).join("podman/podman.sock"),
+                _ => PathBuf::from("/run/podman/podman.sock"),
+            }
+        } else {
+            PathBuf::from("/var/run/docker.sock")
+        }
+    }
+
+    /// `jobs.socket` as written: a path or a `unix://` URL. Other schemes are refused.
+    pub fn parse_socket(s: &str) -> Result<PathBuf, String> {
+        let s = s.trim();
+        if let Some(p) = s.strip_prefix("unix://") {
+            return Ok(PathBuf::from(p));
+        }
+        if s.contains("://") {
+            return Err(format!(
+                "\"{s}\": only a unix socket is supported (a path or unix:///path); expose a remote engine through an SSH-forwarded socket"
+            ));
+        }
+        Ok(PathBuf::from(s))
+    }
+}
+
+/// What went wrong talking to the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    /// The socket cannot be reached.
+    #[error(
+        "cannot reach the {engine} engine at {}: {reason}; is docker/podman running? set jobs.socket to its socket",
+        socket.display()
+    )]
+    Socket {
+        /// docker or podman.
+        engine: String,
+        /// The socket tried.
+        socket: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// The engine answered an error.
+    #[error("{op}: the engine answered {status}: {message}")]
+    Api {
+        /// What was asked.
+        op: String,
+        /// HTTP status.
+        status: u16,
+        /// The engine's message.
+        message: String,
+    },
+    /// The image cannot be pulled.
+    #[error(
+        "cannot pull {image}: {message}; check the image name and that the engine's host can reach (and is logged in to) its registry"
+    )]
+    Pull {
+        /// The image reference.
+        image: String,
+        /// The engine's message.
+        message: String,
+    },
+    /// The connection broke, or the answer made no sense.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl From<DockerError> for ExecError {
+    fn from(e: DockerError) -> Self {
+        ExecError::Io(e.to_string())
+    }
+}
+
+type Result<T, E = DockerError> = std::result::Result<T, E>;
+
+/// What `/_ping` and `/version` say (for `gridlease-provider check`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// Engine version.
+    pub version: String,
+    /// API version.
+    pub api_version: String,
+    /// Component names (Podman reports "Podman Engine").
+    pub platform: String,
+}
+
+/// Runs container jobs through a Docker/Podman engine.
+#[derive(Clone, Debug)]
+pub struct ContainerExecutor {
+    /// How to reach the engine.
+    pub config: EngineConfig,
+    /// Value of [`LABEL_NODE`] on this node's containers.
+    pub node: String,
+    /// Output caps (the same as the process executor's).
+    pub limits: ProcessLimits,
+}
+
+/// Percent-encode a query value.
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Split an image reference into the `fromImage` and `tag` of a pull: `repo@sha256:...` pulls the
+/// digest, `repo:tag` the tag, a bare `repo` `latest`.
+pub fn split_image(image: &str) -> (&str, &str) {
+    if let Some((name, digest)) = image.split_once('@') {
+        return (name, digest);
+    }
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rfind(':') {
+        Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+/// Demultiplex a non-TTY log stream: frames of `[stream, 0, 0, 0, size (u32 BE)]` + payload.
+#[derive(Debug, Default)]
+struct Demux {
+    buf: Vec<u8>,
+}
+
+impl Demux {
+    /// Feed bytes; call `f(stream, payload)` for every complete frame.
+    fn feed(&mut self, data: &[u8], mut f: impl FnMut(u8, &[u8])) {
+        self.buf.extend_from_slice(data);
+        let mut at = 0;
+        while self.buf.len() - at >= 8 {
+            let h = &self.buf[at..at + 8];
+            let size = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+            if self.buf.len() - at - 8 < size {
+                break;
+            }
+            f(h[0], &self.buf[at + 8..at + 8 + size]);
+            at += 8 + size;
+        }
+        self.buf.drain(..at);
+    }
+}
+
+/// The logs of a run: stdout (capped) and the tail of stderr.
+#[derive(Debug, Default)]
+struct Logs {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl ContainerExecutor {
+    /// An executor for `config`, labelling its containers with `node`.
+    pub fn new(config: EngineConfig, node: impl Into<String>) -> Self {
+        Self {
+            config,
+            node: node.into(),
+            limits: ProcessLimits::default(),
+        }
+    }
+
+    /// The executor a node with `config` uses (none without a container engine): the engine must
+    /// answer, and containers an earlier run of this node (`node`: its operator address) left
+    /// behind are removed.
+    pub async fn for_node(config: Option<&EngineConfig>, node: &str) -> Result<Option<Self>> {
+        let Some(config) = config else {
+            return Ok(None);
+        };
+        let x = Self::new(config.clone(), node);
+        let info = x.ping().await?;
+        let removed = x.remove_leftovers().await?;
+        info!(
+            engine = %info.platform, version = %info.version, api = %info.api_version,
+            socket = %config.socket.display(), network = %config.network, leftovers_removed = removed,
+            "container engine ready"
+        );
+        Ok(Some(x))
+    }
+
+    fn socket_error(&self, e: &std::io::Error) -> DockerError {
+        DockerError::Socket {
+            engine: self.config.engine.clone(),
+            socket: self.config.socket.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Send one request on a fresh connection; the response with its body still streaming.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<hyper::Response<Incoming>> {
+        let stream = UnixStream::connect(&self.config.socket)
+            .await
+            .map_err(|e| self.socket_error(&e))?;
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| DockerError::Protocol(format!("engine handshake: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(error = %e, "engine connection closed");
+            }
+        });
+        let bytes = match body {
+            Some(v) => Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+            None => Bytes::new(),
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "docker");
+        if body.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(bytes))
+            .map_err(|e| DockerError::Protocol(format!("request {path}: {e}")))?;
+        tx.send_request(req)
+            .await
+            .map_err(|e| DockerError::Protocol(format!("{path}: the engine hung up: {e}")))
+    }
+
+    /// Send, read the whole (small) body, and fail on an error status.
+    async fn call(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Bytes)> {
+        let fut = async {
+            let resp = self.send(method, path, body).await?;
+            let status = resp.status();
+            let bytes = collect(resp.into_body(), 4 << 20).await?;
+            Ok::<_, DockerError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, fut)
+            .await
+            .map_err(|_| DockerError::Protocol(format!("{op}: no answer in {CALL_TIMEOUT:?}")))??;
+        if status.is_client_error() || status.is_server_error() {
+            return Err(DockerError::Api {
+                op: op.to_owned(),
+                status: status.as_u16(),
+                message: engine_message(&bytes),
+            });
+        }
+        Ok((status, bytes))
+    }
+
+    /// `/_ping` and `/version`: whether the engine answers, and what it is.
+    pub async fn ping(&self) -> Result<EngineInfo> {
+        let (_, ok) = self.call("ping", Method::GET, "/_ping", None).await?;
+        if ok.as_ref() != b"OK" {
+            return Err(DockerError::Protocol(format!(
+                "/_ping answered {:?}, not OK: is {} a Docker/Podman API socket?",
+                String::from_utf8_lossy(&ok),
+                self.config.socket.display()
+            )));
+        }
+        let (_, v) = self
+            .call("version", Method::GET, &format!("{API}/version"), None)
+            .await?;
+        let v: Value = serde_json::from_slice(&v)
+            .map_err(|e| DockerError::Protocol(format!("/version: {e}")))?;
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+        Ok(EngineInfo {
+            version: s("Version"),
+            api_version: s("ApiVersion"),
+            platform: v
+                .pointer("/Platform/Name")
+                .and_then(Value::as_str)
+                .unwrap_or(&self.config.engine)
+                .to_owned(),
+        })
+    }
+
+    /// Remove every container labelled with this node (left by an earlier run that crashed or
+    /// was killed); returns how many. The jobs themselves resume from the state database.
+    pub async fn remove_leftovers(&self) -> Result<usize> {
+        let filters = json!({"label": [format!("{LABEL_NODE}={}", self.node)]}).to_string();
+        let (_, body) = self
+            .call(
+                "list containers",
+                Method::GET,
+                &format!("{API}/containers/json?all=1&filters={}", enc(&filters)),
+                None,
+            )
+            .await?;
+        let list: Vec<Value> = serde_json::from_slice(&body)
+            .map_err(|e| DockerError::Protocol(format!("container list: {e}")))?;
+        let mut n = 0;
+        for c in list {
+            if let Some(id) = c.get("Id").and_then(Value::as_str) {
+                self.remove(id).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Force-remove container `id` (a name works too); absent is fine.
+    async fn remove(&self, id: &str) -> Result<()> {
+        match self
+            .call(
+                "remove container",
+                Method::DELETE,
+                &format!("{API}/containers/{}?force=1&v=1", enc(id)),
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(DockerError::Api { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Kill (SIGKILL) and remove `id`, logging failures: used on every way out of a run.
+    async fn discard(&self, id: &str) {
+        let kill = self
+            .call(
+                "kill container",
+                Method::POST,
+                &format!("{API}/containers/{}/kill?signal=SIGKILL", enc(id)),
+                None,
+            )
+            .await;
+        if let Err(e) = kill {
+            // 409: not running any more; the remove below is what matters.
+            debug!(container = id, error = %e, "kill");
+        }
+        if let Err(e) = self.remove(id).await {
+            warn!(container = id, error = %e, "cannot remove the job's container; it is removed at the next start");
+        }
+    }
+
+    /// Pull `image` unless it is pinned by digest and already present.
+    async fn pull(&self, image: &str) -> Result<()> {
+        if image.contains('@') {
+            let r = self
+                .call(
+                    "inspect image",
+                    Method::GET,
+                    &format!("{API}/images/{image}/json"),
+                    None,
+                )
+                .await;
+            match r {
+                Ok(_) => return Ok(()),
+                Err(DockerError::Api { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let (name, tag) = split_image(image);
+        let resp = self
+            .send(
+                Method::POST,
+                &format!(
+                    "{API}/images/create?fromImage={}&tag={}",
+                    enc(name),
+                    enc(tag)
+                ),
+                None,
+            )
+            .await?;
+        let status = resp.status();
+        let body = collect(resp.into_body(), 64 << 20).await?;
+        let pull_err = |message: String| DockerError::Pull {
+            image: image.to_owned(),
+            message,
+        };
+        if !status.is_success() {
+            return Err(pull_err(engine_message(&body)));
+        }
+        // Progress is a stream of JSON objects; a failure mid-way is one with "error".
+        for v in serde_json::Deserializer::from_slice(&body).into_iter::<Value>() {
+            let v = v.map_err(|e| pull_err(format!("unreadable progress: {e}")))?;
+            if let Some(e) = v.get("error").and_then(Value::as_str) {
+                return Err(pull_err(e.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The create request of `job` whose output directory is `out_dir`.
+    pub fn create_body(&self, job: &JobRun, out_dir: &Path) -> Result<Value, ExecError> {
+        let Workload::Container {
+            image,
+            command,
+            env,
+        } = &job.workload
+        else {
+            return Err(ExecError::Unsupported(
+                "the container executor runs container jobs".into(),
+            ));
+        };
+        let mut vars: BTreeMap<&str, &str> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        vars.insert("GRIDLEASE_OUTPUT", CONTAINER_OUTPUT);
+        let env: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut host = json!({
+            "NetworkMode": self.config.network,
+            "Binds": [format!("{}:{CONTAINER_OUTPUT}:rw", out_dir.display())],
+            "PidsLimit": 4096,
+            "SecurityOpt": ["no-new-privileges"],
+            "AutoRemove": false,
+        });
+        if job.ram_gib > 0 {
+            let bytes = u64::from(job.ram_gib) << 30;
+            host["Memory"] = json!(bytes);
+            host["MemorySwap"] = json!(bytes);
+        }
+        if job.cpu_cores > 0 {
+            host["NanoCpus"] = json!(u64::from(job.cpu_cores) * 1_000_000_000);
+        }
+        if !job.gpus.is_empty() {
+            host["DeviceRequests"] = json!([{
+                "Driver": "nvidia",
+                "DeviceIDs": job.gpus,
+                "Capabilities": [["gpu"]],
+            }]);
+        }
+        let mut body = json!({
+            "Image": image,
+            "Env": env,
+            "Labels": {LABEL_LEASE: job.id.to_string(), LABEL_NODE: self.node},
+            "AttachStdin": false,
+            "AttachStdout": false,
+            "AttachStderr": false,
+            "Tty": false,
+            "OpenStdin": false,
+            "HostConfig": host,
+        });
+        if !command.is_empty() {
+            body["Cmd"] = json!(command);
+        }
+        Ok(body)
+    }
+
+    /// Follow the logs of `id` until the container stops; stdout over `cap` is an error.
+    async fn follow_logs(&self, id: &str, cap: u64, keep: usize) -> Result<Logs, ExecError> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!(
+                    "{API}/containers/{}/logs?follow=1&stdout=1&stderr=1",
+                    enc(id)
+                ),
+                None,
+            )
+            .await?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let body = collect(resp.into_body(), 1 << 20).await.unwrap_or_default();
+            return Err(DockerError::Api {
+                op: "logs".into(),
+                status,
+                message: engine_message(&body),
+            }
+            .into());
+        }
+        let mut body = resp.into_body();
+        let mut demux = Demux::default();
+        let mut logs = Logs::default();
+        let mut over = false;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ExecError::Io(format!("the log stream broke off: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            demux.feed(&data, |stream, payload| match stream {
+                2 => {
+                    logs.stderr.extend_from_slice(payload);
+                    if logs.stderr.len() > 2 * keep {
+                        logs.stderr.drain(..logs.stderr.len() - keep);
+                    }
+                }
+                _ => {
+                    if logs.stdout.len() as u64 + payload.len() as u64 > cap {
+                        over = true;
+                    } else {
+                        logs.stdout.extend_from_slice(payload);
+                    }
+                }
+            });
+            if over {
+                return Err(ExecError::OutputCap(cap));
+            }
+        }
+        if logs.stderr.len() > keep {
+            logs.stderr.drain(..logs.stderr.len() - keep);
+        }
+        Ok(logs)
+    }
+
+    /// Wait for `id` to stop; its exit code.
+    async fn wait(&self, id: &str) -> Result<i64> {
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("{API}/containers/{}/wait?condition=not-running", enc(id)),
+                None,
+            )
+            .await?;
+        let status = resp.status();
+        let body = collect(resp.into_body(), 1 << 20).await?;
+        if !status.is_success() {
+            return Err(DockerError::Api {
+                op: "wait".into(),
+                status: status.as_u16(),
+                message: engine_message(&body),
+            });
+        }
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| DockerError::Protocol(format!("wait: {e}")))?;
+        if let Some(m) = v.pointer("/Error/Message").and_then(Value::as_str)
+            && !m.is_empty()
+        {
+            return Err(DockerError::Protocol(format!("wait: {m}")));
+        }
+        v.get("StatusCode")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| DockerError::Protocol(format!("wait answered {v}")))
+    }
+
+    /// The name of the container of lease `job` (one per lease, so a retry replaces it).
+    pub fn container_name(job: &JobRun) -> String {
+        format!("gridlease-{:x}", job.id)
+    }
+
+    async fn run_job(&self, job: JobRun, cancel: CancellationToken) -> Result<Output, ExecError> {
+        let deadline = Instant::now() + job.time_limit;
+        let out_dir = job.work_dir.join("out");
+        std::fs::create_dir_all(&out_dir)
+            .map_err(|e| ExecError::Io(format!("cannot create {}: {e}", out_dir.display())))?;
+        // The container's user may not be the node's (an image's USER, user namespaces).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777))
+                .map_err(|e| ExecError::Io(format!("chmod {}: {e}", out_dir.display())))?;
+        }
+        let body = self.create_body(&job, &out_dir)?;
+        let Workload::Container { image, .. } = &job.workload else {
+            return Err(ExecError::Unsupported("not a container job".into()));
+        };
+        let name = Self::container_name(&job);
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, self.pull(image)) => match r {
+                Ok(r) => r?,
+                Err(_) => return Err(ExecError::TimedOut(job.time_limit)),
+            },
+            () = cancel.cancelled() => return Err(ExecError::Cancelled),
+        }
+        // A container of this lease left by an earlier run (crash, kill -9) goes first.
+        self.remove(&name).await?;
+        let (_, created) = self
+            .call(
+                "create container",
+                Method::POST,
+                &format!("{API}/containers/create?name={}", enc(&name)),
+                Some(&body),
+            )
+            .await?;
+        let id = serde_json::from_slice::<Value>(&created)
+            .ok()
+            .and_then(|v| v.get("Id").and_then(Value::as_str).map(str::to_owned))
+            .ok_or_else(|| ExecError::Io("create container: no Id in the answer".into()))?;
+        info!(lease = %job.id, container = %id, image = %image, "container created");
+        let r = self.start_and_wait(&job, &id, deadline, &cancel).await;
+        self.discard(&id).await;
+        let logs = r?;
+        let file = out_dir.join("result");
+        let cap = self.limits.max_output;
+        let result = match std::fs::metadata(&file) {
+            Ok(m) if m.len() > cap => return Err(ExecError::OutputCap(cap)),
+            Ok(_) => std::fs::read(&file)
+                .map_err(|e| ExecError::Io(format!("cannot read {}: {e}", file.display())))?,
+            Err(_) => logs.stdout,
+        };
+        Ok(Output {
+            result,
+            stderr_tail: String::from_utf8_lossy(&logs.stderr).into_owned(),
+        })
+    }
+
+    /// Start `id`, follow its logs, wait for it; the logs of a successful run.
+    async fn start_and_wait(
+        &self,
+        job: &JobRun,
+        id: &str,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<Logs, ExecError> {
+        self.call(
+            "start container",
+            Method::POST,
+            &format!("{API}/containers/{}/start", enc(id)),
+            None,
+        )
+        .await?;
+        let logs = self.follow_logs(id, self.limits.max_output, self.limits.stderr_tail);
+        let wait = self.wait(id);
+        tokio::pin!(logs, wait);
+        let mut got_logs: Option<Logs> = None;
+        let code = loop {
+            tokio::select! {
+                code = &mut wait => break code?,
+                l = &mut logs, if got_logs.is_none() => got_logs = Some(l?),
+                () = tokio::time::sleep_until(deadline) => return Err(ExecError::TimedOut(job.time_limit)),
+                () = cancel.cancelled() => return Err(ExecError::Cancelled),
+            }
+        };
+        let logs = match got_logs {
+            Some(l) => l,
+            // The stream ends with the container; give it a moment to drain.
+            None => tokio::time::timeout(Duration::from_secs(30), logs)
+                .await
+                .map_err(|_| {
+                    ExecError::Io("the log stream did not end with the container".into())
+                })??,
+        };
+        if code != 0 {
+            return Err(ExecError::Failed {
+                code: i32::try_from(code).ok(),
+                stderr: String::from_utf8_lossy(&logs.stderr).into_owned(),
+            });
+        }
+        Ok(logs)
+    }
+}
+
+/// Read a body up to `cap` bytes.
+async fn collect(mut body: Incoming, cap: usize) -> Result<Bytes> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| DockerError::Protocol(format!("the engine's answer broke off: {e}")))?;
+        if let Ok(d) = frame.into_data() {
+            if out.len() + d.len() > cap {
+                return Err(DockerError::Protocol(format!(
+                    "the engine's answer is over {cap} bytes"
+                )));
+            }
+            out.extend_from_slice(&d);
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// The `message` of an engine error body, else the body.
+fn engine_message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned())
+}
+
+impl Executor for ContainerExecutor {
+    fn name(&self) -> &'static str {
+        "container"
+    }
+
+    fn supports(&self, w: &Workload) -> Result<(), String> {
+        match w {
+            Workload::Container { image, .. } if image.trim().is_empty() => {
+                Err("the container job names no image".into())
+            }
+            Workload::Container { .. } => Ok(()),
+            other => Err(format!(
+                "the container executor does not run {:?} jobs",
+                other.kind()
+            )),
+        }
+    }
+
+    fn run(&self, job: JobRun, cancel: CancellationToken, _: OnSpawn) -> RunFuture<'_> {
+        Box::pin(self.run_job(job, cancel))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use alloy::primitives::B256;
+    use axum::{Router, extract::State, response::IntoResponse};
+
+    use super::*;
+    use crate::executor::no_hook;
+
+    /// A fake engine: records every request and answers the handful of endpoints the executor
+    /// calls.
+    #[derive(Default)]
+    struct Fake {
+        calls: Mutex<Vec<(String, String, Value)>>,
+        exit: i64,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        /// `wait` never answers (a job that runs forever).
+        hang: bool,
+        images: Vec<String>,
+        pull_error: Option<String>,
+        leftovers: Vec<String>,
+        /// Written to `<mounted dir>/result` when the container starts.
+        result_file: Option<Vec<u8>>,
+        bind: Mutex<Option<String>>,
+    }
+
+    /// A JSON answer (axum's `Json` needs a feature this workspace does not enable).
+    fn js(v: Value) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            v.to_string(),
+        )
+    }
+
+    fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
+        let mut v = vec![stream, 0, 0, 0];
+        v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    async fn engine(
+        State(f): State<Arc<Fake>>,
+        req: axum::extract::Request,
+    ) -> axum::response::Response {
+        use axum::http::StatusCode as S;
+        let method = req.method().to_string();
+        let uri = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let path = req.uri().path().to_owned();
+        let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        f.calls
+            .lock()
+            .expect("calls")
+            .push((method.clone(), uri.clone(), body.clone()));
+        let p = path.strip_prefix(API).unwrap_or(&path);
+        match (method.as_str(), p) {
+            ("GET", "/_ping") => "OK".into_response(),
+            ("GET", "/version") => js(json!({
+                "Version": "27.0.1", "ApiVersion": "1.46", "Platform": {"Name": "Docker Engine - Fake"}
+            }))
+            .into_response(),
+            ("GET", p) if p.starts_with("/images/") => {
+                let name = p.trim_start_matches("/images/").trim_end_matches("/json");
+                if f.images.iter().any(|i| i == name) {
+                    js(json!({"Id": "sha256:1"})).into_response()
+                } else {
+                    (S::NOT_FOUND, js(json!({"message": "No such image"})))
+                        .into_response()
+                }
+            }
+            ("POST", "/images/create") => match &f.pull_error {
+                Some(e) => format!("{{\"status\":\"Pulling\"}}\n{}\n", json!({ "error": e }))
+                    .into_response(),
+                None => "{\"status\":\"Downloaded\"}\n".into_response(),
+            },
+            ("GET", "/containers/json") => js(
+                f.leftovers
+                    .iter()
+                    .map(|id| json!({ "Id": id }))
+                    .collect::<Value>(),
+            )
+            .into_response(),
+            ("DELETE", p) if p.starts_with("/containers/gridlease-") => {
+                (S::NOT_FOUND, js(json!({"message": "No such container"})))
+                    .into_response()
+            }
+            ("DELETE", _) => S::NO_CONTENT.into_response(),
+            ("POST", "/containers/create") => {
+                let bind = body
+                    .pointer("/HostConfig/Binds/0")
+                    .and_then(Value::as_str)
+                    .and_then(|b| b.split(':').next())
+                    .map(str::to_owned);
+                *f.bind.lock().expect("bind") = bind;
+                (S::CREATED, js(json!({"Id": "c0ffee"}))).into_response()
+            }
+            ("POST", "/containers/c0ffee/start") => {
+                let bind = f.bind.lock().expect("bind").clone();
+                if let (Some(dir), Some(bytes)) = (bind, &f.result_file) {
+                    std::fs::write(Path::new(&dir).join("result"), bytes).expect("write result");
+                }
+                S::NO_CONTENT.into_response()
+            }
+            ("POST", "/containers/c0ffee/wait") => {
+                if f.hang {
+                    std::future::pending::<()>().await;
+                }
+                js(json!({"StatusCode": f.exit})).into_response()
+            }
+            ("GET", "/containers/c0ffee/logs") => {
+                let mut out = Vec::new();
+                for chunk in f.stdout.chunks(700) {
+                    out.extend(frame(1, chunk));
+                }
+                for chunk in f.stderr.chunks(300) {
+                    out.extend(frame(2, chunk));
+                }
+                if f.hang {
+                    // A running job: the stream stays open after what it printed so far.
+                    return axum::body::Body::new(OpenBody(Some(Bytes::from(out))))
+                        .into_response();
+                }
+                out.into_response()
+            }
+            ("POST", "/containers/c0ffee/kill") => S::NO_CONTENT.into_response(),
+            _ => (S::NOT_FOUND, format!("fake engine: no route {method} {uri}")).into_response(),
+        }
+    }
+
+    /// A body that sends one chunk, then stays open forever (a running job's log stream).
+    struct OpenBody(Option<Bytes>);
+
+    impl hyper::body::Body for OpenBody {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+            match self.0.take() {
+                Some(b) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+                None => std::task::Poll::Pending,
+            }
+        }
+    }
+
+    async fn serve(f: Fake) -> (tempfile::TempDir, Arc<Fake>, ContainerExecutor) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("engine.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).expect("bind");
+        let f = Arc::new(f);
+        let app = Router::new().fallback(engine).with_state(f.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let x = ContainerExecutor::new(
+            EngineConfig {
+                engine: "docker".into(),
+                socket: sock,
+                network: "none".into(),
+            },
+            "0xnode",
+        );
+        (dir, f, x)
+    }
+
+    fn job(dir: &Path, image: &str, limit: Duration) -> JobRun {
+        JobRun {
+            id: B256::repeat_byte(0xab),
+            workload: Workload::Container {
+                image: image.into(),
+                command: vec!["sh".into(), "-c".into(), "echo hi".into()],
+                env: [("TASK".to_owned(), "7".to_owned())].into(),
+            },
+            time_limit: limit,
+            work_dir: dir.join("job"),
+            gpus: vec!["GPU-1111".into(), "GPU-2222".into()],
+            cpu_cores: 2,
+            ram_gib: 4,
+        }
+    }
+
+    fn calls(f: &Fake) -> Vec<String> {
+        f.calls
+            .lock()
+            .expect("calls")
+            .iter()
+            .map(|(m, u, _)| format!("{m} {}", u.split('?').next().unwrap_or(u)))
+            .collect()
+    }
+
+    fn create_body(f: &Fake) -> Value {
+        f.calls
+            .lock()
+            .expect("calls")
+            .iter()
+            .find(|(_, u, _)| u.contains("/containers/create"))
+            .map(|c| c.2.clone())
+            .expect("a create call")
+    }
+
+    #[tokio::test]
+    async fn a_job_runs_isolated_with_its_gpus_limits_and_output_mount() {
+        // SAFETY: set before anything reads it; no other test in this module reads it.
+        unsafe { std::env::set_var("GRIDLEASE_DOCKER_TEST_SECRET", "operator-password") };
+        let (dir, f, x) = serve(Fake {
+            stdout: b"hello from the container".to_vec(),
+            stderr: b"warming up\n".to_vec(),
+            ..Fake::default()
+        })
+        .await;
+        let out = x
+            .run(
+                job(dir.path(), "alpine:3.20", Duration::from_secs(20)),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await
+            .expect("runs");
+        assert_eq!(out.result, b"hello from the container");
+        assert_eq!(out.stderr_tail, "warming up\n");
+        let c = create_body(&f);
+        assert_eq!(c["Image"], "alpine:3.20");
+        assert_eq!(c["Cmd"], json!(["sh", "-c", "echo hi"]));
+        // Only the spec's variables and GRIDLEASE_OUTPUT: nothing of the node's environment.
+        assert_eq!(
+            c["Env"],
+            json!([format!("GRIDLEASE_OUTPUT={CONTAINER_OUTPUT}"), "TASK=7"])
+        );
+        assert!(!c.to_string().contains("operator-password"));
+        let h = &c["HostConfig"];
+        assert_eq!(
+            h["DeviceRequests"],
+            json!([{"Driver": "nvidia", "DeviceIDs": ["GPU-1111", "GPU-2222"], "Capabilities": [["gpu"]]}])
+        );
+        assert_eq!(h["Memory"], json!(4u64 << 30));
+        assert_eq!(h["MemorySwap"], json!(4u64 << 30));
+        assert_eq!(h["NanoCpus"], json!(2_000_000_000u64));
+        assert_eq!(h["NetworkMode"], "none");
+        let out_dir = dir.path().join("job/out");
+        assert_eq!(
+            h["Binds"],
+            json!([format!("{}:{CONTAINER_OUTPUT}:rw", out_dir.display())])
+        );
+        assert_eq!(c["Labels"][LABEL_NODE], "0xnode");
+        assert_eq!(
+            c["Labels"][LABEL_LEASE],
+            B256::repeat_byte(0xab).to_string()
+        );
+        let name = ContainerExecutor::container_name(&job(dir.path(), "x", Duration::ZERO));
+        assert_eq!(
+            calls(&f),
+            [
+                "POST /v1.41/images/create".to_owned(),
+                format!("DELETE /v1.41/containers/{name}"),
+                "POST /v1.41/containers/create".into(),
+                "POST /v1.41/containers/c0ffee/start".into(),
+                // logs and wait run concurrently: either order.
+                calls(&f)[4].clone(),
+                calls(&f)[5].clone(),
+                "POST /v1.41/containers/c0ffee/kill".into(),
+                "DELETE /v1.41/containers/c0ffee".into(),
+            ]
+        );
+        let mut mid = [calls(&f)[4].clone(), calls(&f)[5].clone()];
+        mid.sort();
+        assert_eq!(
+            mid,
+            [
+                "GET /v1.41/containers/c0ffee/logs",
+                "POST /v1.41/containers/c0ffee/wait"
+            ]
+        );
+        // Without GPUs or limits, none are asked for.
+        let mut bare = job(dir.path(), "alpine", Duration::from_secs(5));
+        bare.gpus.clear();
+        bare.cpu_cores = 0;
+        bare.ram_gib = 0;
+        let b = x.create_body(&bare, &out_dir).expect("body");
+        for k in ["DeviceRequests", "Memory", "NanoCpus"] {
+            assert!(b["HostConfig"].get(k).is_none(), "{k}: {b}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_result_file_in_the_mount_wins_and_exit_codes_are_reported() {
+        let (dir, _f, x) = serve(Fake {
+            stdout: b"ignored".to_vec(),
+            result_file: Some(b"from the file".to_vec()),
+            ..Fake::default()
+        })
+        .await;
+        let out = x
+            .run(
+                job(dir.path(), "alpine", Duration::from_secs(20)),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await
+            .expect("runs");
+        assert_eq!(out.result, b"from the file");
+        let (dir, f, x) = serve(Fake {
+            exit: 3,
+            stderr: b"no such file\n".to_vec(),
+            ..Fake::default()
+        })
+        .await;
+        let err = x
+            .run(
+                job(dir.path(), "alpine", Duration::from_secs(20)),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await
+            .expect_err("fails");
+        assert!(
+            matches!(&err, ExecError::Failed { code: Some(3), stderr } if stderr == "no such file\n"),
+            "{err}"
+        );
+        assert!(calls(&f).contains(&"DELETE /v1.41/containers/c0ffee".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_and_removes_the_container() {
+        let (dir, f, x) = serve(Fake {
+            hang: true,
+            ..Fake::default()
+        })
+        .await;
+        let started = std::time::Instant::now();
+        let err = x
+            .run(
+                job(dir.path(), "alpine", Duration::from_millis(400)),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await
+            .expect_err("times out");
+        assert!(matches!(err, ExecError::TimedOut(_)), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let c = calls(&f);
+        let tail = &c[c.len() - 2..];
+        assert_eq!(
+            tail,
+            [
+                "POST /v1.41/containers/c0ffee/kill",
+                "DELETE /v1.41/containers/c0ffee"
+            ]
+        );
+        let kill = f
+            .calls
+            .lock()
+            .expect("calls")
+            .iter()
+            .any(|(_, u, _)| u.ends_with("kill?signal=SIGKILL"));
+        assert!(kill);
+    }
+
+    #[tokio::test]
+    async fn cancellation_kills_and_removes_the_container() {
+        let (dir, f, x) = serve(Fake {
+            hang: true,
+            ..Fake::default()
+        })
+        .await;
+        let cancel = CancellationToken::new();
+        let run = x.run(
+            job(dir.path(), "alpine", Duration::from_secs(60)),
+            cancel.clone(),
+            no_hook(),
+        );
+        let f2 = f.clone();
+        let trigger = async move {
+            // Cancel once the container was started (a condition, with a deadline).
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !calls(&f2).iter().any(|c| c.ends_with("/wait")) {
+                assert!(std::time::Instant::now() < deadline, "never started");
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            cancel.cancel();
+        };
+        let (err, ()) = tokio::join!(run, trigger);
+        assert!(matches!(err, Err(ExecError::Cancelled)), "{err:?}");
+        assert!(calls(&f).ends_with(&[
+            "POST /v1.41/containers/c0ffee/kill".to_owned(),
+            "DELETE /v1.41/containers/c0ffee".to_owned()
+        ]));
+    }
+
+    #[tokio::test]
+    async fn output_over_the_cap_kills_the_running_container_and_stderr_keeps_its_tail() {
+        let (dir, f, mut x) = serve(Fake {
+            hang: true,
+            stdout: vec![b'x'; 5_000],
+            ..Fake::default()
+        })
+        .await;
+        x.limits = ProcessLimits {
+            max_output: 1_000,
+            stderr_tail: 100,
+        };
+        let err = x
+            .run(
+                job(dir.path(), "alpine", Duration::from_secs(60)),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await
+            .expect_err("capped");
+        assert!(matches!(err, ExecError::OutputCap(1_000)), "{err}");
+        assert!(calls(&f).ends_with(&[
+            "POST /v1.41/containers/c0ffee/kill".to_owned(),
+            "DELETE /v1.41/containers/c0ffee".to_owned()
+        ]));
+        let lines: String = (0..100).map(|i| format!("line{i}\n")).collect();
+        let (dir, _f, mut x) = serve(Fake {
+            stderr: lines.into_bytes(),
+            ..Fake::default()
+        })
+        .await;
+        x.limits.stderr_tail = 100;
+        let tail = x
+            .run(
+                job(dir.path(), "alpine", Duration::from_secs(20)),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await
+            .expect("runs")
+            .stderr_tail;
+        assert!(tail.len() <= 100 && tail.ends_with("line99\n"), "{tail}");
+    }
+
+    #[tokio::test]
+    async fn pinned_images_are_pulled_by_digest_only_when_missing_and_pull_errors_say_why() {
+        let digest = format!("sha256:{}", "1".repeat(64));
+        let pinned = format!("ghcr.io/acme/train@{digest}");
+        let (dir, f, x) = serve(Fake {
+            images: vec![pinned.clone()],
+            ..Fake::default()
+        })
+        .await;
+        x.run(
+            job(dir.path(), &pinned, Duration::from_secs(20)),
+            CancellationToken::new(),
+            no_hook(),
+        )
+        .await
+        .expect("runs");
+        assert!(
+            !calls(&f).iter().any(|c| c.contains("images/create")),
+            "{:?}",
+            calls(&f)
+        );
+        let (dir, f, x) = serve(Fake {
+            pull_error: Some("manifest unknown".into()),
+            ..Fake::default()
+        })
+        .await;
+        let err = x
+            .run(
+                job(dir.path(), &pinned, Duration::from_secs(20)),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await
+            .expect_err("pull fails")
+            .to_string();
+        assert!(
+            err.contains("manifest unknown") && err.contains(&pinned),
+            "{err}"
+        );
+        let pull = f
+            .calls
+            .lock()
+            .expect("calls")
+            .iter()
+            .find(|(_, u, _)| u.contains("images/create"))
+            .map(|c| c.1.clone())
+            .expect("pulled");
+        assert!(
+            pull.ends_with(&format!(
+                "fromImage=ghcr.io%2Facme%2Ftrain&tag=sha256%3A{}",
+                "1".repeat(64)
+            )),
+            "{pull}"
+        );
+        assert!(!calls(&f).iter().any(|c| c.contains("containers/create")));
+        assert_eq!(split_image("alpine"), ("alpine", "latest"));
+        assert_eq!(
+            split_image("localhost:5000/a/b:v2"),
+            ("localhost:5000/a/b", "v2")
+        );
+        assert_eq!(
+            split_image("localhost:5000/a"),
+            ("localhost:5000/a", "latest")
+        );
+    }
+
+    #[tokio::test]
+    async fn leftovers_are_removed_by_label_and_ping_reports_the_engine() {
+        let (_dir, f, x) = serve(Fake {
+            leftovers: vec!["old1".into(), "old2".into()],
+            ..Fake::default()
+        })
+        .await;
+        assert_eq!(x.remove_leftovers().await.expect("listed"), 2);
+        let list = f.calls.lock().expect("calls")[0].1.clone();
+        assert!(
+            list.contains("filters=") && list.contains("gridlease.node%3D0xnode"),
+            "{list}"
+        );
+        assert!(calls(&f).ends_with(&[
+            "DELETE /v1.41/containers/old1".to_owned(),
+            "DELETE /v1.41/containers/old2".to_owned()
+        ]));
+        let info = x.ping().await.expect("pings");
+        assert_eq!(info.version, "27.0.1");
+        assert_eq!(info.platform, "Docker Engine - Fake");
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_tells_the_operator_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let x = ContainerExecutor::new(
+            EngineConfig {
+                engine: "podman".into(),
+                socket: dir.path().join("nope.sock"),
+                network: "none".into(),
+            },
+            "n",
+        );
+        let e = x.ping().await.expect_err("no engine").to_string();
+        assert!(
+            e.contains("is docker/podman running? set jobs.socket") && e.contains("nope.sock"),
+            "{e}"
+        );
+        let e = x
+            .run(
+                job(dir.path(), "alpine", Duration::from_secs(5)),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await
+            .expect_err("no engine")
+            .to_string();
+        assert!(e.contains("jobs.socket"), "{e}");
+        assert_eq!(
+            EngineConfig::parse_socket("unix:///run/x.sock"),
+            Ok(PathBuf::from("/run/x.sock"))
+        );
+        assert!(EngineConfig::parse_socket("tcp://1.2.3.4:2375").is_err());
+        assert!(
+            x.supports(&Workload::MatmulI8 {
+                m: 1,
+                k: 1,
+                n: 1,
+                seed: B256::ZERO
+            })
+            .is_err()
+        );
+    }
+
+    /// Against a real engine: `cargo test -p gridlease-provider --features docker-tests real_engine`.
+    #[cfg(feature = "docker-tests")]
+    #[tokio::test]
+    async fn real_engine_runs_alpine_echo() {
+        let engine = if std::env::var_os("GRIDLEASE_TEST_PODMAN").is_some() {
+            "podman"
+        } else {
+            "docker"
+        };
+        let socket = std::env::var("GRIDLEASE_TEST_SOCKET")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| EngineConfig::default_socket(engine));
+        if !socket.exists() {
+            eprintln!("skipped: no engine socket at {}", socket.display());
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let x = ContainerExecutor::new(
+            EngineConfig {
+                engine: engine.into(),
+                socket,
+                network: "none".into(),
+            },
+            "gridlease-test",
+        );
+        x.ping().await.expect("the engine answers");
+        let mut j = job(dir.path(), "alpine:3.20", Duration::from_secs(300));
+        j.gpus.clear();
+        j.workload = Workload::Container {
+            image: "alpine:3.20".into(),
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo hello; echo -n file > $GRIDLEASE_OUTPUT/result2; env".into(),
+            ],
+            env: [("TASK".to_owned(), "7".to_owned())].into(),
+        };
+        let out = x
+            .run(j, CancellationToken::new(), no_hook())
+            .await
+            .expect("runs");
+        let text = String::from_utf8_lossy(&out.result);
+        assert!(
+            text.starts_with("hello\n") && text.contains("TASK=7"),
+            "{text}"
+        );
+        assert!(dir.path().join("job/out/result2").exists());
+        assert_eq!(x.remove_leftovers().await.expect("list"), 0);
+    }
+}
