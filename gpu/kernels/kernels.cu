@@ -1,0 +1,246 @@
+/* gridlease-gpu kernels: the matmul_i8 workload's seeded inputs, the positional Merkle commitment
+ * of C and Freivalds' check, byte for byte what gridlease-core (core/src/matmul.rs, merkle.rs)
+ * computes. One thread per output item, no shared memory and no intra-block synchronisation, so
+ * that this file also compiles as plain C with prelude_c.h and is tested against gridlease-core on
+ * machines without a GPU (gpu/tests/kernels_c.rs). */
+
+/* ---- keccak-f[1600] and keccak256 of a message shorter than one block (136 bytes) ---- */
+
+GL_CONSTANT u64 GL_KECCAK_RC[24] = {
+    0x0000000000000001ULL, 0x0000000000008082ULL, 0x800000000000808aULL, 0x8000000080008000ULL,
+    0x000000000000808bULL, 0x0000000080000001ULL, 0x8000000080008081ULL, 0x8000000000008009ULL,
+    0x000000000000008aULL, 0x0000000000000088ULL, 0x0000000080008009ULL, 0x000000008000000aULL,
+    0x000000008000808bULL, 0x800000000000008bULL, 0x8000000000008089ULL, 0x8000000000008003ULL,
+    0x8000000000008002ULL, 0x8000000000000080ULL, 0x000000000000800aULL, 0x800000008000000aULL,
+    0x8000000080008081ULL, 0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL};
+GL_CONSTANT u32 GL_KECCAK_ROTC[24] = {1,  3,  6,  10, 15, 21, 28, 36, 45, 55, 2,  14,
+                                      27, 41, 56, 8,  25, 43, 62, 18, 39, 61, 20, 44};
+GL_CONSTANT u32 GL_KECCAK_PILN[24] = {10, 7,  11, 17, 18, 3, 5,  16, 8,  21, 24, 4,
+                                      15, 23, 19, 13, 12, 2, 20, 14, 22, 9,  6,  1};
+
+GL_DEVICE u64 gl_rotl64(u64 x, u32 s) { return (x << s) | (x >> (64 - s)); }
+
+GL_DEVICE void gl_keccakf(u64 st[25]) {
+    u64 bc[5];
+    for (int round = 0; round < 24; round++) {
+        for (int i = 0; i < 5; i++)
+            bc[i] = st[i] ^ st[i + 5] ^ st[i + 10] ^ st[i + 15] ^ st[i + 20];
+        for (int i = 0; i < 5; i++) {
+            u64 t = bc[(i + 4) % 5] ^ gl_rotl64(bc[(i + 1) % 5], 1);
+            for (int j = 0; j < 25; j += 5) st[j + i] ^= t;
+        }
+        u64 t = st[1];
+        for (int i = 0; i < 24; i++) {
+            u32 j = GL_KECCAK_PILN[i];
+            u64 tmp = st[j];
+            st[j] = gl_rotl64(t, GL_KECCAK_ROTC[i]);
+            t = tmp;
+        }
+        for (int j = 0; j < 25; j += 5) {
+            for (int i = 0; i < 5; i++) bc[i] = st[j + i];
+            for (int i = 0; i < 5; i++) st[j + i] ^= (~bc[(i + 1) % 5]) & bc[(i + 2) % 5];
+        }
+        st[0] ^= GL_KECCAK_RC[round];
+    }
+}
+
+/* keccak256 (Ethereum's: padding 0x01 .. 0x80) of `len` <= 135 bytes. */
+GL_DEVICE void gl_keccak256_short(const u8 *in, u32 len, u8 *out) {
+    u64 st[25];
+    for (int i = 0; i < 25; i++) st[i] = 0;
+    for (u32 i = 0; i < len; i++) st[i / 8] ^= (u64)in[i] << (8 * (i % 8));
+    st[len / 8] ^= (u64)0x01 << (8 * (len % 8));
+    st[135 / 8] ^= (u64)0x80 << (8 * (135 % 8));
+    gl_keccakf(st);
+    for (u32 i = 0; i < 32; i++) out[i] = (u8)(st[i / 8] >> (8 * (i % 8)));
+}
+
+GL_DEVICE void gl_put_be64(u8 *p, u64 v) {
+    for (int i = 0; i < 8; i++) p[i] = (u8)(v >> (56 - 8 * i));
+}
+
+/* keccak256 of each of `count` messages of `len` bytes laid end to end (a test entry point). */
+GL_KERNEL gl_keccak_many(const u8 *in, u32 len, u64 count, u8 *out) {
+    u64 id = GL_ID;
+    if (id >= count) return;
+    gl_keccak256_short(in + id * len, len, out + id * 32);
+}
+
+/* ---- seeded inputs ----
+ * Stream `tag` byte x = byte x % 32 of keccak256(seed || tag || uint64_be(x / 32)). Thread b makes
+ * block b (bytes 32b .. 32b + 31, the last block cut at `count`) and stores byte x at
+ * out[(x / k) * stride + x % k]: a matrix of rows of k elements with row stride `stride` >= k (the
+ * padding is left as it was: zero). A is stream 'A' row-major, B^T is stream 'B'. */
+GL_KERNEL gl_generate(const u8 *seed, u32 tag, u64 count, u64 k, u64 stride, i8 *out) {
+    u64 b = GL_ID;
+    if (b * 32 >= count) return;
+    u8 buf[41];
+    for (int i = 0; i < 32; i++) buf[i] = seed[i];
+    buf[32] = (u8)tag;
+    gl_put_be64(buf + 33, b);
+    u8 h[32];
+    gl_keccak256_short(buf, 41, h);
+    u64 x = b * 32;
+    u64 row = x / k, col = x % k;
+    for (u32 i = 0; i < 32 && x < count; i++, x++) {
+        out[row * stride + col] = (i8)h[i];
+        col++;
+        if (col == k) {
+            col = 0;
+            row++;
+        }
+    }
+}
+
+/* ---- the positional Merkle commitment of C ----
+ * C (m x n, row stride ldc) is committed as big-endian int32s, 8 per leaf (the last leaf shorter).
+ * Thread i hashes leaf i: keccak256(0x00 || uint64_be(i) || bytes) into level[i]; when `enc` is not
+ * null it also writes the leaf's encoded bytes there (the result file). Leaves past the last up to
+ * the power-of-two width stay zero (the buffer is zeroed). */
+GL_KERNEL gl_leaves(const i32 *c, u64 m, u64 n, u64 ldc, u64 leaves, u8 *enc, u8 *level) {
+    u64 i = GL_ID;
+    if (i >= leaves) return;
+    u8 buf[41];
+    buf[0] = 0;
+    gl_put_be64(buf + 1, i);
+    u32 len = 9;
+    u64 total = m * n;
+    u64 x = i * 8;
+    u64 row = x / n, col = x % n;
+    for (u32 e = 0; e < 8 && x < total; e++, x++) {
+        u32 v = (u32)c[row * ldc + col];
+        u8 b0 = (u8)(v >> 24), b1 = (u8)(v >> 16), b2 = (u8)(v >> 8), b3 = (u8)v;
+        buf[len] = b0;
+        buf[len + 1] = b1;
+        buf[len + 2] = b2;
+        buf[len + 3] = b3;
+        if (enc) {
+            enc[x * 4] = b0;
+            enc[x * 4 + 1] = b1;
+            enc[x * 4 + 2] = b2;
+            enc[x * 4 + 3] = b3;
+        }
+        len += 4;
+        col++;
+        if (col == n) {
+            col = 0;
+            row++;
+        }
+    }
+    gl_keccak256_short(buf, len, level + i * 32);
+}
+
+/* One level up: node i = keccak256(0x01 || below[2i] || below[2i + 1]), for i < count. */
+GL_KERNEL gl_level(const u8 *below, u64 count, u8 *above) {
+    u64 i = GL_ID;
+    if (i >= count) return;
+    u8 buf[65];
+    buf[0] = 1;
+    for (int j = 0; j < 64; j++) buf[1 + j] = below[i * 64 + j];
+    gl_keccak256_short(buf, 65, above + i * 32);
+}
+
+/* ---- Freivalds' check over GF(2^61 - 1) ---- */
+
+#define GL_P 0x1fffffffffffffffULL
+
+GL_DEVICE u64 gl_fold(u64 x) { /* x < 2^64 -> x mod P */
+    u64 r = (x & GL_P) + (x >> 61);
+    return r >= GL_P ? r - GL_P : r;
+}
+
+GL_DEVICE u64 gl_addmod(u64 a, u64 b) { /* a, b < P */
+    u64 r = a + b;
+    return r >= GL_P ? r - GL_P : r;
+}
+
+GL_DEVICE u64 gl_mulmod(u64 a, u64 b) { /* a, b < P */
+    u64 lo = a * b;
+    u64 hi = GL_MULHI(a, b);
+    u64 r = ((hi << 3) | (lo >> 61)) + (lo & GL_P);
+    return gl_fold(r);
+}
+
+GL_DEVICE u64 gl_from_signed(i64 v) { /* |v| < P */
+    return v < 0 ? GL_P - (u64)(-v) : (u64)v;
+}
+
+/* r[j] = uint256_be(keccak256(r_seed || uint64_be(j))) mod P, for j < len. */
+GL_KERNEL gl_fv_vector(const u8 *r_seed, u64 len, u64 *r) {
+    u64 j = GL_ID;
+    if (j >= len) return;
+    u8 buf[40];
+    for (int i = 0; i < 32; i++) buf[i] = r_seed[i];
+    gl_put_be64(buf + 32, j);
+    u8 h[32];
+    gl_keccak256_short(buf, 40, h);
+    /* value = L3 2^192 + L2 2^128 + L1 2^64 + L0 and 2^64 = 8 (mod P). */
+    u64 acc = 0, w = 1;
+    for (int limb = 0; limb < 4; limb++) {
+        u64 l = 0;
+        for (int i = 0; i < 8; i++) l = (l << 8) | h[24 - 8 * limb + i];
+        acc = gl_addmod(acc, gl_mulmod(gl_fold(l), w));
+        w = gl_mulmod(w, 8);
+    }
+    r[j] = acc;
+}
+
+/* Partial sums of s = B r: thread (c, t) adds B[j][t] r[j] = bt[j * stride + t] r[j] over the rows
+ * j of chunk c (jchunk rows each) into part[c * k + t]. */
+GL_KERNEL gl_fv_bt(const i8 *bt, u64 n, u64 k, u64 stride, const u64 *r, u64 jchunk, u64 chunks,
+                   u64 *part) {
+    u64 id = GL_ID;
+    if (id >= chunks * k) return;
+    u64 c = id / k, t = id % k;
+    u64 end = (c + 1) * jchunk < n ? (c + 1) * jchunk : n;
+    u64 acc = 0;
+    for (u64 j = c * jchunk; j < end; j++)
+        acc = gl_addmod(acc, gl_mulmod(gl_from_signed(bt[j * stride + t]), r[j]));
+    part[c * k + t] = acc;
+}
+
+/* out[t] = sum over c < chunks of part[c * len + t] (mod P). */
+GL_KERNEL gl_fv_sum(const u64 *part, u64 chunks, u64 len, u64 *out) {
+    u64 t = GL_ID;
+    if (t >= len) return;
+    u64 acc = 0;
+    for (u64 c = 0; c < chunks; c++) acc = gl_addmod(acc, part[c * len + t]);
+    out[t] = acc;
+}
+
+/* Row dot products against v, split in `lanes` interleaved lanes per row so that neighbouring
+ * threads read neighbouring elements: thread (i, l) adds a[i * stride + t] v[t] for t = l,
+ * l + lanes, ... < cols into part[i * lanes + l]. One kernel for INT8 rows (A), one for INT32 (C). */
+GL_KERNEL gl_fv_rows_i8(const i8 *a, u64 rows, u64 cols, u64 stride, const u64 *v, u64 lanes,
+                        u64 *part) {
+    u64 id = GL_ID;
+    if (id >= rows * lanes) return;
+    u64 i = id / lanes, l = id % lanes;
+    u64 acc = 0;
+    for (u64 t = l; t < cols; t += lanes)
+        acc = gl_addmod(acc, gl_mulmod(gl_from_signed(a[i * stride + t]), v[t]));
+    part[i * lanes + l] = acc;
+}
+
+GL_KERNEL gl_fv_rows_i32(const i32 *a, u64 rows, u64 cols, u64 stride, const u64 *v, u64 lanes,
+                         u64 *part) {
+    u64 id = GL_ID;
+    if (id >= rows * lanes) return;
+    u64 i = id / lanes, l = id % lanes;
+    u64 acc = 0;
+    for (u64 t = l; t < cols; t += lanes)
+        acc = gl_addmod(acc, gl_mulmod(gl_from_signed(a[i * stride + t]), v[t]));
+    part[i * lanes + l] = acc;
+}
+
+/* bad[i] = 1 when row i of A (B r) and row i of C r differ, else 0. */
+GL_KERNEL gl_fv_compare(const u64 *pa, const u64 *pc, u64 rows, u64 lanes, u32 *bad) {
+    u64 i = GL_ID;
+    if (i >= rows) return;
+    u64 y = 0, z = 0;
+    for (u64 l = 0; l < lanes; l++) {
+        y = gl_addmod(y, pa[i * lanes + l]);
+        z = gl_addmod(z, pc[i * lanes + l]);
+    }
+    bad[i] = y != z ? 1u : 0u;
+}

@@ -1,0 +1,503 @@
+//! The `matmul_i8` workload on an NVIDIA GPU through cudarc, all loaded at runtime: the CUDA
+//! driver, NVRTC (the kernels in `kernels/kernels.cu` are compiled when a device is opened) and
+//! cuBLAS (the INT8 x INT8 -> INT32 GEMM, `cublasGemmEx` with `CUBLAS_COMPUTE_32I`).
+//!
+//! cudarc panics when a library it needs is missing, so [`check_libraries`] loads each of them
+//! with libloading first and every entry point here calls it before touching cudarc.
+
+use std::{
+    ffi::c_void,
+    sync::{Arc, OnceLock},
+};
+
+use alloy_primitives::B256;
+use cudarc::{
+    cublas::{
+        CudaBlas,
+        sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType},
+    },
+    driver::{
+        CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DevicePtrMut,
+        LaunchConfig, PushKernelArg,
+    },
+    nvrtc::{CompileOptions, Ptx},
+};
+
+use crate::plan::{FV_JCHUNK, FV_LANES, Plan};
+
+/// The CUDA source of the kernels as NVRTC compiles it (prelude + kernels).
+pub fn kernel_source() -> String {
+    [
+        include_str!("../kernels/prelude_cuda.h"),
+        include_str!("../kernels/kernels.cu"),
+    ]
+    .concat()
+}
+
+/// Shared libraries the GPU path loads (cudarc's base names: `libcuda.so`, `libnvrtc.so`, ...).
+pub const LIBRARIES: [&str; 4] = ["cuda", "nvrtc", "cublas", "cublasLt"];
+
+/// Why the GPU path cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    /// A CUDA library is not installed or not on the loader's path.
+    #[error(
+        "lib{lib} not loadable ({tried} names tried, e.g. {example}); install the CUDA runtime \
+         libraries or set LD_LIBRARY_PATH"
+    )]
+    MissingLibrary {
+        /// cudarc's base name.
+        lib: &'static str,
+        /// How many file names were tried.
+        tried: usize,
+        /// The first of them.
+        example: String,
+    },
+    /// The driver works but sees no GPU (or `CUDA_VISIBLE_DEVICES` hides them all).
+    #[error("the CUDA driver sees no GPU")]
+    NoDevice,
+    /// No visible GPU has this UUID.
+    #[error("no visible GPU has UUID {0}")]
+    UnknownUuid(String),
+    /// A driver call failed.
+    #[error("CUDA driver: {0}")]
+    Driver(#[from] cudarc::driver::DriverError),
+    /// NVRTC rejected the kernels (a bug) or is unusable.
+    #[error("NVRTC: {0}")]
+    Compile(String),
+    /// cuBLAS failed.
+    #[error("cuBLAS: {0}")]
+    Blas(#[from] cudarc::cublas::result::CublasError),
+    /// The shape does not fit the device's integer types.
+    #[error("shape too large for the GPU path: {0}")]
+    TooLarge(String),
+}
+
+/// Load every library of [`LIBRARIES`] once (cached): `Ok` means cudarc will not panic for want
+/// of one.
+pub fn check_libraries() -> Result<(), &'static GpuError> {
+    static CHECK: OnceLock<Result<(), GpuError>> = OnceLock::new();
+    CHECK
+        .get_or_init(|| {
+            for lib in LIBRARIES {
+                let names = cudarc::get_lib_name_candidates(lib);
+                // SAFETY: loading a CUDA library runs its initialisers, which have no
+                // preconditions; the handle is closed again at once.
+                let found = names
+                    .iter()
+                    .any(|name| unsafe { libloading::Library::new(name) }.is_ok());
+                if !found {
+                    return Err(GpuError::MissingLibrary {
+                        lib,
+                        tried: names.len(),
+                        example: names.first().cloned().unwrap_or_default(),
+                    });
+                }
+            }
+            Ok(())
+        })
+        .as_ref()
+        .map(|_| ())
+}
+
+/// Visible CUDA devices (after the library check).
+pub fn device_count() -> Result<usize, GpuError> {
+    check_libraries().map_err(clone_err)?;
+    cudarc::driver::result::init()?;
+    let n = cudarc::driver::result::device::get_count()?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+fn clone_err(e: &GpuError) -> GpuError {
+    match e {
+        GpuError::MissingLibrary {
+            lib,
+            tried,
+            example,
+        } => GpuError::MissingLibrary {
+            lib,
+            tried: *tried,
+            example: example.clone(),
+        },
+        other => GpuError::Compile(other.to_string()),
+    }
+}
+
+/// `GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, as NVML and `nvidia-smi` print a UUID.
+pub fn format_uuid(bytes: &[u8; 16]) -> String {
+    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "GPU-{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// (ordinal, UUID, SM count) of each visible CUDA device.
+pub fn devices() -> Result<Vec<(usize, String, u32)>, GpuError> {
+    let n = device_count()?;
+    (0..n)
+        .map(|i| {
+            let ctx = CudaContext::new(i)?;
+            let uuid = ctx.uuid()?;
+            let bytes: [u8; 16] = uuid.bytes.map(|b| b as u8);
+            let sms = ctx.attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )?;
+            Ok((i, format_uuid(&bytes), u32::try_from(sms).unwrap_or(0)))
+        })
+        .collect()
+}
+
+fn ptx() -> Result<Ptx, GpuError> {
+    static PTX: OnceLock<String> = OnceLock::new();
+    if let Some(src) = PTX.get() {
+        return Ok(Ptx::from_src(src.clone()));
+    }
+    let opts = CompileOptions {
+        options: vec!["--std=c++17".into()],
+        ..Default::default()
+    };
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(kernel_source(), opts)
+        .map_err(|e| GpuError::Compile(e.to_string()))?;
+    let src = PTX.get_or_init(|| ptx.to_src());
+    Ok(Ptx::from_src(src.clone()))
+}
+
+struct Kernels {
+    generate: CudaFunction,
+    leaves: CudaFunction,
+    level: CudaFunction,
+    fv_vector: CudaFunction,
+    fv_bt: CudaFunction,
+    fv_sum: CudaFunction,
+    fv_rows_i8: CudaFunction,
+    fv_rows_i32: CudaFunction,
+    fv_compare: CudaFunction,
+}
+
+impl Kernels {
+    fn load(m: &Arc<CudaModule>) -> Result<Self, GpuError> {
+        Ok(Self {
+            generate: m.load_function("gl_generate")?,
+            leaves: m.load_function("gl_leaves")?,
+            level: m.load_function("gl_level")?,
+            fv_vector: m.load_function("gl_fv_vector")?,
+            fv_bt: m.load_function("gl_fv_bt")?,
+            fv_sum: m.load_function("gl_fv_sum")?,
+            fv_rows_i8: m.load_function("gl_fv_rows_i8")?,
+            fv_rows_i32: m.load_function("gl_fv_rows_i32")?,
+            fv_compare: m.load_function("gl_fv_compare")?,
+        })
+    }
+}
+
+/// Threads per block of every kernel.
+const BLOCK: u64 = 256;
+
+fn cfg(threads: u64) -> Result<LaunchConfig, GpuError> {
+    let blocks = u32::try_from(threads.div_ceil(BLOCK))
+        .map_err(|_| GpuError::TooLarge(format!("{threads} threads in one launch")))?;
+    Ok(LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (BLOCK as u32, 1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
+/// A and B^T of a job on the device, padded per [`Plan`].
+pub struct DeviceOperands {
+    /// A, mp x kp, row-major.
+    pub a: CudaSlice<i8>,
+    /// B^T, np x kp, row-major.
+    pub bt: CudaSlice<i8>,
+}
+
+/// One GPU, opened: context, stream, cuBLAS handle and the compiled kernels.
+pub struct CudaMatmul {
+    /// CUDA ordinal among the visible devices.
+    pub ordinal: usize,
+    /// The device's name.
+    pub name: String,
+    /// Its UUID (`GPU-...`).
+    pub uuid: String,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    k: Kernels,
+}
+
+impl std::fmt::Debug for CudaMatmul {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaMatmul")
+            .field("ordinal", &self.ordinal)
+            .field("name", &self.name)
+            .field("uuid", &self.uuid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CudaMatmul {
+    /// Open visible device `ordinal` (checks the libraries first, compiles the kernels once per
+    /// process).
+    pub fn open(ordinal: usize) -> Result<Self, GpuError> {
+        if device_count()? <= ordinal {
+            return Err(GpuError::NoDevice);
+        }
+        let ctx = CudaContext::new(ordinal)?;
+        let name = ctx.name()?;
+        let uuid = format_uuid(&ctx.uuid()?.bytes.map(|b| b as u8));
+        let module = ctx.load_module(ptx()?)?;
+        let k = Kernels::load(&module)?;
+        let stream = ctx.default_stream();
+        let blas = CudaBlas::new(stream.clone())?;
+        Ok(Self {
+            ordinal,
+            name,
+            uuid,
+            stream,
+            blas,
+            k,
+        })
+    }
+
+    /// Open the visible device with this UUID.
+    pub fn open_uuid(uuid: &str) -> Result<Self, GpuError> {
+        let ordinal = devices()?
+            .into_iter()
+            .find(|(_, u, _)| u.eq_ignore_ascii_case(uuid))
+            .map(|(i, _, _)| i)
+            .ok_or_else(|| GpuError::UnknownUuid(uuid.to_owned()))?;
+        Self::open(ordinal)
+    }
+
+    /// Wait for everything queued.
+    pub fn synchronize(&self) -> Result<(), GpuError> {
+        Ok(self.stream.synchronize()?)
+    }
+
+    /// Generate A and B^T from `seed` on the device.
+    pub fn generate(&self, p: &Plan, seed: B256) -> Result<DeviceOperands, GpuError> {
+        let s = &self.stream;
+        let seed_d = s.clone_htod(seed.as_slice())?;
+        let mut a = s.alloc_zeros::<i8>(p.a_len() as usize)?;
+        let mut bt = s.alloc_zeros::<i8>(p.bt_len() as usize)?;
+        for (tag, rows, out) in [
+            (u32::from(b'A'), p.m, &mut a),
+            (u32::from(b'B'), p.n, &mut bt),
+        ] {
+            let threads = p.gen_threads(rows);
+            let count = rows * p.k;
+            // SAFETY: gl_generate(const u8*, u32, u64, u64, u64, i8*) writes only below
+            // rows * kp bytes of `out`, which holds mp|np * kp.
+            unsafe {
+                s.launch_builder(&self.k.generate)
+                    .arg(&seed_d)
+                    .arg(&tag)
+                    .arg(&count)
+                    .arg(&p.k)
+                    .arg(&p.kp)
+                    .arg(out)
+                    .launch(cfg(threads)?)?;
+            }
+        }
+        Ok(DeviceOperands { a, bt })
+    }
+
+    /// Upload operands given as data: A row-major (m x k) and B^T row-major (n x k), padded here.
+    pub fn upload(&self, p: &Plan, a: &[i8], bt: &[i8]) -> Result<DeviceOperands, GpuError> {
+        let pad = |src: &[i8], rows: u64, padded_rows: u64| {
+            let mut out = vec![0i8; (padded_rows * p.kp) as usize];
+            for (r, row) in src.chunks(p.k as usize).take(rows as usize).enumerate() {
+                out[r * p.kp as usize..r * p.kp as usize + row.len()].copy_from_slice(row);
+            }
+            out
+        };
+        Ok(DeviceOperands {
+            a: self.stream.clone_htod(&pad(a, p.m, p.mp))?,
+            bt: self.stream.clone_htod(&pad(bt, p.n, p.np))?,
+        })
+    }
+
+    /// C = A x B (mp x np, row-major, INT32) through cuBLAS: `C^T = B^T A^T` ("TN", see
+    /// [`crate::plan`]), INT8 inputs, 32-bit integer compute, exact.
+    pub fn multiply(&self, p: &Plan, ops: &DeviceOperands) -> Result<CudaSlice<i32>, GpuError> {
+        let dim = |v: u64| {
+            i32::try_from(v).map_err(|_| GpuError::TooLarge(format!("dimension {v} > i32")))
+        };
+        let (m, n, k) = (dim(p.mp)?, dim(p.np)?, dim(p.kp)?);
+        let mut c = self.stream.alloc_zeros::<i32>(p.c_len() as usize)?;
+        let (alpha, beta) = (1i32, 0i32);
+        {
+            let (bt_ptr, _g1) = ops.bt.device_ptr(&self.stream);
+            let (a_ptr, _g2) = ops.a.device_ptr(&self.stream);
+            let (c_ptr, _g3) = c.device_ptr_mut(&self.stream);
+            // SAFETY: the buffers hold np x kp, mp x kp and mp x np elements of the types named,
+            // the leading dimensions are kp, kp and np, alpha/beta are i32 as COMPUTE_32I needs.
+            unsafe {
+                cudarc::cublas::result::gemm_ex(
+                    *self.blas.handle(),
+                    cublasOperation_t::CUBLAS_OP_T,
+                    cublasOperation_t::CUBLAS_OP_N,
+                    n,
+                    m,
+                    k,
+                    (&raw const alpha).cast::<c_void>(),
+                    bt_ptr as *const c_void,
+                    cudaDataType::CUDA_R_8I,
+                    k,
+                    a_ptr as *const c_void,
+                    cudaDataType::CUDA_R_8I,
+                    k,
+                    (&raw const beta).cast::<c_void>(),
+                    c_ptr as *mut c_void,
+                    cudaDataType::CUDA_R_32I,
+                    n,
+                    cublasComputeType_t::CUBLAS_COMPUTE_32I,
+                    cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                )?;
+            }
+        }
+        Ok(c)
+    }
+
+    /// The positional Merkle root of C (and, with `bytes`, C as committed: big-endian int32s).
+    pub fn commit(
+        &self,
+        p: &Plan,
+        c: &CudaSlice<i32>,
+        bytes: bool,
+    ) -> Result<(B256, Option<Vec<u8>>), GpuError> {
+        let s = &self.stream;
+        let mut tree = s.alloc_zeros::<u8>((p.tree_nodes() * 32) as usize)?;
+        let leaves = p.leaves();
+        let mut enc = s.alloc_zeros::<u8>(if bytes { p.c_bytes() as usize } else { 1 })?;
+        {
+            let mut level0 = tree.slice_mut(0..(p.width() * 32) as usize);
+            let null = 0u64;
+            let mut b = s.launch_builder(&self.k.leaves);
+            b.arg(c).arg(&p.m).arg(&p.n).arg(&p.np).arg(&leaves);
+            if bytes {
+                b.arg(&mut enc);
+            } else {
+                // A null `enc`: the kernel writes no bytes.
+                b.arg(&null);
+            }
+            b.arg(&mut level0);
+            // SAFETY: gl_leaves(const i32*, u64, u64, u64, u64, u8*, u8*): C holds mp x np, enc
+            // m*n*4 bytes (or is null), level0 width * 32 bytes.
+            unsafe { b.launch(cfg(leaves)?)? };
+        }
+        for (below, above, count) in p.levels() {
+            let (lo, mut hi) = tree.split_at_mut((above * 32) as usize);
+            let below_v = lo.slice((below * 32) as usize..);
+            let mut above_v = hi.slice_mut(0..(count * 32) as usize);
+            // SAFETY: gl_level(const u8*, u64, u8*) reads 2 * count nodes below and writes count
+            // nodes above; both ranges are inside `tree` and do not overlap.
+            unsafe {
+                s.launch_builder(&self.k.level)
+                    .arg(&below_v)
+                    .arg(&count)
+                    .arg(&mut above_v)
+                    .launch(cfg(count)?)?;
+            }
+        }
+        let root_at = ((p.tree_nodes() - 1) * 32) as usize;
+        let root = s.clone_dtoh(&tree.slice(root_at..root_at + 32))?;
+        let out = if bytes {
+            Some(s.clone_dtoh(&enc)?)
+        } else {
+            None
+        };
+        Ok((B256::from_slice(&root), out))
+    }
+
+    /// Freivalds' check of C against A x B with the vector drawn from `r_seed`, exactly as
+    /// `gridlease_core::matmul::freivalds`: the rows where `A (B r) != C r` (empty: accept).
+    pub fn freivalds(
+        &self,
+        p: &Plan,
+        ops: &DeviceOperands,
+        c: &CudaSlice<i32>,
+        r_seed: B256,
+    ) -> Result<Vec<usize>, GpuError> {
+        let s = &self.stream;
+        let seed_d = s.clone_htod(r_seed.as_slice())?;
+        let mut r = s.alloc_zeros::<u64>(p.n as usize)?;
+        let chunks = p.fv_chunks();
+        let mut part = s.alloc_zeros::<u64>((chunks * p.k) as usize)?;
+        let mut sv = s.alloc_zeros::<u64>(p.k as usize)?;
+        let mut pa = s.alloc_zeros::<u64>((p.m * FV_LANES) as usize)?;
+        let mut pc = s.alloc_zeros::<u64>((p.m * FV_LANES) as usize)?;
+        let mut bad = s.alloc_zeros::<u32>(p.m as usize)?;
+        let (jchunk, lanes) = (FV_JCHUNK, FV_LANES);
+        // SAFETY (all launches): signatures as in kernels.cu, buffers sized above.
+        unsafe {
+            s.launch_builder(&self.k.fv_vector)
+                .arg(&seed_d)
+                .arg(&p.n)
+                .arg(&mut r)
+                .launch(cfg(p.n)?)?;
+            s.launch_builder(&self.k.fv_bt)
+                .arg(&ops.bt)
+                .arg(&p.n)
+                .arg(&p.k)
+                .arg(&p.kp)
+                .arg(&r)
+                .arg(&jchunk)
+                .arg(&chunks)
+                .arg(&mut part)
+                .launch(cfg(chunks * p.k)?)?;
+            s.launch_builder(&self.k.fv_sum)
+                .arg(&part)
+                .arg(&chunks)
+                .arg(&p.k)
+                .arg(&mut sv)
+                .launch(cfg(p.k)?)?;
+            s.launch_builder(&self.k.fv_rows_i8)
+                .arg(&ops.a)
+                .arg(&p.m)
+                .arg(&p.k)
+                .arg(&p.kp)
+                .arg(&sv)
+                .arg(&lanes)
+                .arg(&mut pa)
+                .launch(cfg(p.m * lanes)?)?;
+            s.launch_builder(&self.k.fv_rows_i32)
+                .arg(c)
+                .arg(&p.m)
+                .arg(&p.n)
+                .arg(&p.np)
+                .arg(&r)
+                .arg(&lanes)
+                .arg(&mut pc)
+                .launch(cfg(p.m * lanes)?)?;
+            s.launch_builder(&self.k.fv_compare)
+                .arg(&pa)
+                .arg(&pc)
+                .arg(&p.m)
+                .arg(&lanes)
+                .arg(&mut bad)
+                .launch(cfg(p.m)?)?;
+        }
+        let flags = s.clone_dtoh(&bad)?;
+        Ok(flags
+            .iter()
+            .enumerate()
+            .filter(|&(_, &f)| f != 0)
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    /// Copy C (the m x n corner) to the host, row-major.
+    pub fn download(&self, p: &Plan, c: &CudaSlice<i32>) -> Result<Vec<i32>, GpuError> {
+        let all = self.stream.clone_dtoh(c)?;
+        Ok(all
+            .chunks(p.np as usize)
+            .take(p.m as usize)
+            .flat_map(|row| row[..p.n as usize].iter().copied())
+            .collect())
+    }
+}

@@ -1,0 +1,271 @@
+//! gridlease-gpu: the GPUs of a provider host and the built-in `matmul_i8` workload on them.
+//!
+//! - [`nvml`]: discovery through NVML loaded at runtime (model, UUID, VRAM, SMs, driver and CUDA
+//!   versions); [`discover`] adds the SM count from the CUDA driver where NVML does not report it.
+//! - [`cuda`]: the workload on a GPU with cudarc (driver, NVRTC, cuBLAS loaded at runtime, checked
+//!   with libloading first): seeded inputs and the Merkle commitment by kernels compiled with
+//!   NVRTC (`kernels/kernels.cu`), the INT8 GEMM by cuBLAS, Freivalds' check.
+//! - [`plan`]: the padded device layout both of them and the tests share.
+//! - [`compute`]: the entry the provider uses: the GPU when one is usable, else the CPU reference
+//!   of gridlease-core, with the same bytes and root either way, and a [`Backend`] saying which
+//!   ran and why.
+//!
+//! Nothing CUDA is needed to build this crate (cudarc with `dynamic-loading` and a fixed
+//! `cuda-12080` API version); on a host without a GPU everything reports why and the CPU runs.
+//! The kernels also compile as plain C (`kernels/prelude_c.h`); `tests/kernels_c.rs` holds them to
+//! gridlease-core's bytes without a GPU.
+
+pub mod cuda;
+pub mod nvml;
+pub mod plan;
+
+use std::fmt;
+
+use alloy_primitives::B256;
+use gridlease_core::matmul::{self, Matmul, MatmulData, Operands};
+
+pub use cuda::{CudaMatmul, GpuError};
+pub use nvml::NvmlError;
+pub use plan::Plan;
+
+/// One GPU as the driver reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GpuInfo {
+    /// NVML index (PCI bus order).
+    pub index: u32,
+    /// Model, e.g. "NVIDIA H200".
+    pub name: String,
+    /// `GPU-...`, the id `CUDA_VISIBLE_DEVICES` accepts.
+    pub uuid: String,
+    /// Memory, MiB.
+    pub vram_mib: u64,
+    /// Streaming multiprocessors, when known.
+    pub sm_count: Option<u32>,
+    /// Compute capability (major, minor), when known.
+    pub compute_capability: Option<(u32, u32)>,
+    /// Driver version, e.g. "550.54.15".
+    pub driver: String,
+    /// Highest CUDA version the driver supports, e.g. "12.4".
+    pub cuda: String,
+}
+
+/// The GPUs NVML sees; SM counts NVML does not give are read from the CUDA driver (matched by
+/// UUID) when its libraries are present. An error says why there is no list (no driver, ...).
+pub fn discover() -> Result<Vec<GpuInfo>, NvmlError> {
+    let mut gpus = nvml::query()?;
+    if gpus.iter().any(|g| g.sm_count.is_none()) {
+        match cuda::devices() {
+            Ok(devs) => {
+                for g in &mut gpus {
+                    if g.sm_count.is_none() {
+                        g.sm_count = devs
+                            .iter()
+                            .find(|(_, u, _)| u.eq_ignore_ascii_case(&g.uuid))
+                            .map(|(_, _, sms)| *sms);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "SM counts unavailable from CUDA"),
+        }
+    }
+    Ok(gpus)
+}
+
+/// Which device [`compute`] should use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Device {
+    /// The first visible GPU when one is usable, else the CPU.
+    #[default]
+    Auto,
+    /// Always the CPU reference.
+    Cpu,
+    /// This visible CUDA ordinal (CPU when it is not usable).
+    Ordinal(usize),
+    /// The GPU with this UUID (CPU when it is not usable).
+    Uuid(String),
+}
+
+/// What ran a product.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A GPU.
+    Gpu {
+        /// Its CUDA ordinal.
+        ordinal: usize,
+        /// Its model.
+        name: String,
+        /// Its UUID.
+        uuid: String,
+    },
+    /// The CPU reference, and why not a GPU.
+    Cpu {
+        /// Why the GPU path was not used.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Gpu {
+                ordinal,
+                name,
+                uuid,
+            } => write!(f, "GPU {ordinal} ({name}, {uuid})"),
+            Self::Cpu { reason } => write!(f, "CPU ({reason})"),
+        }
+    }
+}
+
+/// The inputs of a job.
+#[derive(Clone, Copy, Debug)]
+pub enum Inputs<'a> {
+    /// Generated from a seed.
+    Seeded(Matmul),
+    /// Given as data.
+    Data(&'a MatmulData),
+}
+
+impl Inputs<'_> {
+    /// (m, k, n).
+    pub fn shape(&self) -> (u32, u32, u32) {
+        match self {
+            Self::Seeded(j) => j.shape(),
+            Self::Data(d) => d.shape(),
+        }
+    }
+}
+
+/// A computed product as committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Product {
+    /// C, row-major big-endian int32s (`gridlease_core::matmul::encode`).
+    pub c_bytes: Vec<u8>,
+    /// The positional Merkle root over 32-byte leaves of `c_bytes`.
+    pub root: B256,
+    /// What computed it.
+    pub backend: Backend,
+}
+
+/// Why a job cannot be computed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    /// The shape is invalid (zero side, k too large).
+    #[error("invalid shape: {0}")]
+    Shape(String),
+}
+
+/// The CPU reference: product, encoding and root from gridlease-core.
+pub fn compute_cpu(inputs: Inputs<'_>, threads: usize, reason: String) -> Product {
+    let (m, k, n) = inputs.shape();
+    let (a, bt) = match inputs {
+        Inputs::Seeded(j) => (j.a().into(), j.bt().into()),
+        Inputs::Data(d) => (d.a(), d.bt()),
+    };
+    let c = matmul::multiply(&a, &bt, m as usize, k as usize, n as usize, threads);
+    let c_bytes = matmul::encode(&c);
+    let root = matmul::commit(&c).root();
+    Product {
+        c_bytes,
+        root,
+        backend: Backend::Cpu { reason },
+    }
+}
+
+/// The product on an opened GPU (no fallback).
+pub fn compute_gpu(inputs: Inputs<'_>, gpu: &CudaMatmul) -> Result<Product, GpuError> {
+    let (m, k, n) = inputs.shape();
+    let p = Plan::new(m, k, n);
+    let ops = match inputs {
+        Inputs::Seeded(j) => gpu.generate(&p, j.seed)?,
+        Inputs::Data(d) => gpu.upload(&p, &d.a, &d.bt)?,
+    };
+    let c = gpu.multiply(&p, &ops)?;
+    let (root, bytes) = gpu.commit(&p, &c, true)?;
+    gpu.synchronize()?;
+    Ok(Product {
+        c_bytes: bytes.unwrap_or_default(),
+        root,
+        backend: Backend::Gpu {
+            ordinal: gpu.ordinal,
+            name: gpu.name.clone(),
+            uuid: gpu.uuid.clone(),
+        },
+    })
+}
+
+/// Open the GPU `device` names (`None` for [`Device::Cpu`]).
+pub fn open(device: &Device) -> Option<Result<CudaMatmul, GpuError>> {
+    match device {
+        Device::Cpu => None,
+        Device::Auto => Some(CudaMatmul::open(0)),
+        Device::Ordinal(i) => Some(CudaMatmul::open(*i)),
+        Device::Uuid(u) => Some(CudaMatmul::open_uuid(u)),
+    }
+}
+
+/// C = A x B of `inputs` and its commitment: on the GPU `device` names when it is usable, else on
+/// the CPU with `threads` threads (also when the GPU fails midway). Same bytes either way; the
+/// [`Backend`] says which ran and why.
+pub fn compute(
+    inputs: Inputs<'_>,
+    device: &Device,
+    threads: usize,
+) -> Result<Product, ComputeError> {
+    let (m, k, n) = inputs.shape();
+    matmul::validate_shape(m, k, n).map_err(ComputeError::Shape)?;
+    let reason = match open(device) {
+        None => "CPU requested".to_owned(),
+        Some(Err(e)) => format!("no usable GPU: {e}"),
+        Some(Ok(gpu)) => match compute_gpu(inputs, &gpu) {
+            Ok(p) => return Ok(p),
+            Err(e) => {
+                tracing::warn!(gpu = %gpu.uuid, error = %e, "GPU product failed; computing on the CPU");
+                format!("GPU {} failed: {e}", gpu.uuid)
+            }
+        },
+    };
+    Ok(compute_cpu(inputs, threads, reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_gives_the_cpu_reference_bits_with_or_without_a_gpu() {
+        for (m, k, n) in [(1, 1, 1), (17, 33, 9), (16, 16, 16), (5, 130, 70)] {
+            let job = Matmul {
+                seed: B256::repeat_byte(3),
+                m,
+                k,
+                n,
+            };
+            let want = compute_cpu(Inputs::Seeded(job), 1, String::new());
+            let got = compute(Inputs::Seeded(job), &Device::Auto, 2).expect("valid shape");
+            assert_eq!(
+                (&got.c_bytes, got.root),
+                (&want.c_bytes, want.root),
+                "{got:?}"
+            );
+            if let Backend::Cpu { reason } = &got.backend {
+                assert!(!reason.is_empty());
+            }
+        }
+        let bad = Matmul {
+            seed: B256::ZERO,
+            m: 0,
+            k: 1,
+            n: 1,
+        };
+        assert!(compute(Inputs::Seeded(bad), &Device::Auto, 1).is_err());
+    }
+
+    #[test]
+    fn discovery_without_a_driver_is_an_error_not_a_panic() {
+        match discover() {
+            Ok(gpus) => eprintln!("{} GPU(s)", gpus.len()),
+            Err(e) => assert!(e.to_string().contains("NVML"), "{e}"),
+        }
+    }
+}

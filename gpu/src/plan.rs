@@ -1,0 +1,132 @@
+//! The device layout of one `matmul_i8` job, shared by the CUDA path and the tests that run the
+//! same kernels compiled as C: padded sizes (what cuBLAS's INT8 tensor-core GEMM needs), thread
+//! counts per kernel, and where each level of the Merkle tree lives.
+//!
+//! cuBLAS is column-major. C (m x n, row-major) is computed as its transpose in column-major
+//! terms, `C^T = B^T A^T` with `transa = T, transb = N` ("TN", the layout INT8 IMMA kernels want):
+//! A row-major (m x kp) is `A^T` column-major with `lda = kp`, `B^T` row-major (n x kp) is B
+//! column-major with `ldb = kp`, and C comes out row-major with `ldc = np`. k is padded with zeros
+//! to a multiple of 16 (leading dimensions and pointers 16-byte aligned), m and n to multiples of
+//! 16; zero padding adds nothing to any dot product, and only the m x n corner is committed.
+
+/// Padding of every dimension.
+pub const PAD: u64 = 16;
+/// Interleaved lanes per row in Freivalds' row products.
+pub const FV_LANES: u64 = 256;
+/// Rows of B^T per chunk in Freivalds' `B r`.
+pub const FV_JCHUNK: u64 = 256;
+/// Elements of C per Merkle leaf (as gridlease-core).
+pub const LEAF_ELEMS: u64 = gridlease_core::matmul::LEAF_ELEMS as u64;
+
+/// Sizes of one job on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Rows of A and C.
+    pub m: u64,
+    /// Columns of A, rows of B.
+    pub k: u64,
+    /// Columns of B and C.
+    pub n: u64,
+    /// m rounded up to [`PAD`].
+    pub mp: u64,
+    /// k rounded up to [`PAD`] (row stride of A and of B^T).
+    pub kp: u64,
+    /// n rounded up to [`PAD`] (row stride of C).
+    pub np: u64,
+}
+
+impl Plan {
+    /// The layout of an m x k by k x n product.
+    pub fn new(m: u32, k: u32, n: u32) -> Self {
+        let (m, k, n) = (u64::from(m), u64::from(k), u64::from(n));
+        Self {
+            m,
+            k,
+            n,
+            mp: m.next_multiple_of(PAD),
+            kp: k.next_multiple_of(PAD),
+            np: n.next_multiple_of(PAD),
+        }
+    }
+
+    /// Bytes of padded A (mp x kp).
+    pub fn a_len(&self) -> u64 {
+        self.mp * self.kp
+    }
+
+    /// Bytes of padded B^T (np x kp).
+    pub fn bt_len(&self) -> u64 {
+        self.np * self.kp
+    }
+
+    /// Elements of padded C (mp x np).
+    pub fn c_len(&self) -> u64 {
+        self.mp * self.np
+    }
+
+    /// Threads of `gl_generate` for a stream of `rows` rows of k: one per 32-byte block.
+    pub fn gen_threads(&self, rows: u64) -> u64 {
+        (rows * self.k).div_ceil(32)
+    }
+
+    /// Bytes of C as committed (big-endian int32s).
+    pub fn c_bytes(&self) -> u64 {
+        self.m * self.n * 4
+    }
+
+    /// Real leaves of C's tree.
+    pub fn leaves(&self) -> u64 {
+        (self.m * self.n).div_ceil(LEAF_ELEMS)
+    }
+
+    /// Leaf-level width (a power of two, at least 1).
+    pub fn width(&self) -> u64 {
+        self.leaves().max(1).next_power_of_two()
+    }
+
+    /// Nodes of the whole tree, all levels end to end (leaf level first, root last).
+    pub fn tree_nodes(&self) -> u64 {
+        2 * self.width() - 1
+    }
+
+    /// (offset of the level below, offset of this level, nodes) for each level above the leaves,
+    /// in node units, bottom-up.
+    pub fn levels(&self) -> Vec<(u64, u64, u64)> {
+        let mut out = Vec::new();
+        let (mut below, mut count) = (0, self.width());
+        while count > 1 {
+            let above = below + count;
+            out.push((below, above, count / 2));
+            below = above;
+            count /= 2;
+        }
+        out
+    }
+
+    /// Chunks of B^T rows in Freivalds' `B r`.
+    pub fn fv_chunks(&self) -> u64 {
+        self.n.div_ceil(FV_JCHUNK)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_and_levels() {
+        let p = Plan::new(17, 33, 9);
+        assert_eq!((p.mp, p.kp, p.np), (32, 48, 16));
+        assert_eq!(p.leaves(), (17 * 9_u64).div_ceil(8));
+        assert_eq!(p.width(), 32);
+        let levels = p.levels();
+        assert_eq!(levels.len(), 5);
+        assert_eq!(levels[0], (0, 32, 16));
+        assert_eq!(levels.last().map(|l| l.1), Some(p.tree_nodes() - 1));
+        let one = Plan::new(1, 1, 1);
+        assert_eq!(
+            (one.width(), one.tree_nodes(), one.levels().len()),
+            (1, 1, 0)
+        );
+    }
+}

@@ -1,0 +1,362 @@
+//! The CUDA kernels (`kernels/kernels.cu`) compiled as plain C with `kernels/prelude_c.h`, each
+//! launch a loop over thread ids, and held to gridlease-core's bytes: keccak256, the seeded A and
+//! B^T in the padded device layout, the encoded C and its Merkle root, Freivalds' rejected rows.
+//! This is what keeps the GPU code honest on machines without a GPU.
+
+use std::{path::PathBuf, sync::OnceLock};
+
+use alloy_primitives::{B256, keccak256};
+use gridlease_core::matmul::{self, Matmul};
+use gridlease_gpu::plan::{FV_JCHUNK, FV_LANES, Plan};
+use libloading::Library;
+
+type U64 = u64;
+
+struct Emu {
+    lib: Library,
+}
+
+fn kernels_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kernels")
+}
+
+/// Build `host_emul.c` (which includes kernels.cu) into a shared library with the C compiler the
+/// `cc` crate finds, once per test process.
+fn emu() -> &'static Emu {
+    static EMU: OnceLock<Emu> = OnceLock::new();
+    EMU.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+        let compiler = cc::Build::new()
+            .cargo_metadata(false)
+            .target(&triple)
+            .host(&triple)
+            .opt_level(2)
+            .out_dir(&dir)
+            .warnings(true)
+            .try_get_compiler()
+            .expect("a C compiler");
+        let so = dir.join("libgl_kernels_emul.so");
+        let status = compiler
+            .to_command()
+            .args(["-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-x", "c"])
+            .arg("-I")
+            .arg(kernels_dir())
+            .arg(kernels_dir().join("host_emul.c"))
+            .arg("-o")
+            .arg(&so)
+            .status()
+            .expect("run the C compiler");
+        assert!(status.success(), "kernels.cu does not compile as C");
+        // SAFETY: our own library, no initialisers.
+        let lib = unsafe { Library::new(&so) }.expect("load the emulated kernels");
+        Emu { lib }
+    })
+}
+
+macro_rules! call {
+    ($name:literal, $ty:ty, ($($arg:expr),* $(,)?)) => {{
+        // SAFETY: the signature matches host_emul.c; buffers are sized by the callers below.
+        unsafe {
+            let f = emu().lib.get::<$ty>($name).expect($name);
+            f($($arg),*)
+        }
+    }};
+}
+
+fn keccak_many(input: &[u8], len: u32, count: u64) -> Vec<u8> {
+    let mut out = vec![0u8; count as usize * 32];
+    call!(
+        "emu_keccak_many",
+        unsafe extern "C" fn(U64, *const u8, u32, U64, *mut u8),
+        (count, input.as_ptr(), len, count, out.as_mut_ptr())
+    );
+    out
+}
+
+fn generate(p: &Plan, seed: B256, tag: u8, rows: u64, padded_rows: u64) -> Vec<i8> {
+    let mut out = vec![0i8; (padded_rows * p.kp) as usize];
+    call!(
+        "emu_generate",
+        unsafe extern "C" fn(U64, *const u8, u32, U64, U64, U64, *mut i8),
+        (
+            p.gen_threads(rows),
+            seed.as_ptr(),
+            u32::from(tag),
+            rows * p.k,
+            p.k,
+            p.kp,
+            out.as_mut_ptr()
+        )
+    );
+    out
+}
+
+/// (root, encoded C) from the padded C, as `CudaMatmul::commit` launches it.
+fn commit(p: &Plan, c_padded: &[i32]) -> (B256, Vec<u8>) {
+    let mut tree = vec![0u8; (p.tree_nodes() * 32) as usize];
+    let mut enc = vec![0u8; p.c_bytes() as usize];
+    call!(
+        "emu_leaves",
+        unsafe extern "C" fn(U64, *const i32, U64, U64, U64, U64, *mut u8, *mut u8),
+        (
+            p.leaves(),
+            c_padded.as_ptr(),
+            p.m,
+            p.n,
+            p.np,
+            p.leaves(),
+            enc.as_mut_ptr(),
+            tree.as_mut_ptr()
+        )
+    );
+    for (below, above, count) in p.levels() {
+        let base = tree.as_mut_ptr();
+        // SAFETY: offsets are inside `tree` (Plan::levels), and the ranges do not overlap.
+        let (b, a) = unsafe {
+            (
+                base.add((below * 32) as usize),
+                base.add((above * 32) as usize),
+            )
+        };
+        call!(
+            "emu_level",
+            unsafe extern "C" fn(U64, *const u8, U64, *mut u8),
+            (count, b.cast_const(), count, a)
+        );
+    }
+    let root = B256::from_slice(&tree[tree.len() - 32..]);
+    (root, enc)
+}
+
+fn freivalds(p: &Plan, a: &[i8], bt: &[i8], c_padded: &[i32], r_seed: B256) -> Vec<usize> {
+    let chunks = p.fv_chunks();
+    let mut r = vec![0u64; p.n as usize];
+    let mut part = vec![0u64; (chunks * p.k) as usize];
+    let mut s = vec![0u64; p.k as usize];
+    let mut pa = vec![0u64; (p.m * FV_LANES) as usize];
+    let mut pc = vec![0u64; (p.m * FV_LANES) as usize];
+    let mut bad = vec![0u32; p.m as usize];
+    call!(
+        "emu_fv_vector",
+        unsafe extern "C" fn(U64, *const u8, U64, *mut U64),
+        (p.n, r_seed.as_ptr(), p.n, r.as_mut_ptr())
+    );
+    call!(
+        "emu_fv_bt",
+        unsafe extern "C" fn(U64, *const i8, U64, U64, U64, *const U64, U64, U64, *mut U64),
+        (
+            chunks * p.k,
+            bt.as_ptr(),
+            p.n,
+            p.k,
+            p.kp,
+            r.as_ptr(),
+            FV_JCHUNK,
+            chunks,
+            part.as_mut_ptr()
+        )
+    );
+    call!(
+        "emu_fv_sum",
+        unsafe extern "C" fn(U64, *const U64, U64, U64, *mut U64),
+        (p.k, part.as_ptr(), chunks, p.k, s.as_mut_ptr())
+    );
+    call!(
+        "emu_fv_rows_i8",
+        unsafe extern "C" fn(U64, *const i8, U64, U64, U64, *const U64, U64, *mut U64),
+        (
+            p.m * FV_LANES,
+            a.as_ptr(),
+            p.m,
+            p.k,
+            p.kp,
+            s.as_ptr(),
+            FV_LANES,
+            pa.as_mut_ptr()
+        )
+    );
+    call!(
+        "emu_fv_rows_i32",
+        unsafe extern "C" fn(U64, *const i32, U64, U64, U64, *const U64, U64, *mut U64),
+        (
+            p.m * FV_LANES,
+            c_padded.as_ptr(),
+            p.m,
+            p.n,
+            p.np,
+            r.as_ptr(),
+            FV_LANES,
+            pc.as_mut_ptr()
+        )
+    );
+    call!(
+        "emu_fv_compare",
+        unsafe extern "C" fn(U64, *const U64, *const U64, U64, U64, *mut u32),
+        (
+            p.m,
+            pa.as_ptr(),
+            pc.as_ptr(),
+            p.m,
+            FV_LANES,
+            bad.as_mut_ptr()
+        )
+    );
+    bad.iter()
+        .enumerate()
+        .filter(|&(_, &f)| f != 0)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Shapes: tiny, exact multiples of 16, and odd ones that exercise every padding path.
+const SHAPES: [(u32, u32, u32); 10] = [
+    (1, 1, 1),
+    (3, 17, 5),
+    (8, 32, 8),
+    (5, 70, 9),
+    (16, 16, 16),
+    (17, 33, 9),
+    (31, 100, 47),
+    (64, 64, 64),
+    (33, 250, 65),
+    (2, 1000, 3),
+];
+
+fn unpad(v: &[i8], rows: u64, k: u64, stride: u64) -> (Vec<i8>, bool) {
+    let mut out = Vec::new();
+    let mut padding_zero = true;
+    for r in v.chunks(stride as usize).take(rows as usize) {
+        out.extend_from_slice(&r[..k as usize]);
+        padding_zero &= r[k as usize..].iter().all(|&x| x == 0);
+    }
+    padding_zero &= v[(rows * stride) as usize..].iter().all(|&x| x == 0);
+    (out, padding_zero)
+}
+
+fn pad_c(c: &[i32], p: &Plan) -> Vec<i32> {
+    let mut out = vec![0i32; p.c_len() as usize];
+    for (i, row) in c.chunks(p.n as usize).enumerate() {
+        out[i * p.np as usize..i * p.np as usize + row.len()].copy_from_slice(row);
+    }
+    out
+}
+
+#[test]
+fn keccak_matches_for_every_short_length() {
+    for len in 0u32..=135 {
+        let count = 3u64;
+        let input: Vec<u8> = (0..len as u64 * count)
+            .map(|i| (i * 131 + u64::from(len)) as u8)
+            .collect();
+        let got = keccak_many(&input, len, count);
+        for (i, h) in got.chunks(32).enumerate() {
+            let msg = &input[i * len as usize..(i + 1) * len as usize];
+            assert_eq!(h, keccak256(msg).as_slice(), "len {len} message {i}");
+        }
+    }
+}
+
+#[test]
+fn generated_inputs_match_core_in_the_padded_layout() {
+    for (m, k, n) in SHAPES {
+        let job = Matmul {
+            seed: B256::repeat_byte(0x5a),
+            m,
+            k,
+            n,
+        };
+        let p = Plan::new(m, k, n);
+        let a = generate(&p, job.seed, b'A', p.m, p.mp);
+        let bt = generate(&p, job.seed, b'B', p.n, p.np);
+        let (a_u, a_zero) = unpad(&a, p.m, p.k, p.kp);
+        let (bt_u, bt_zero) = unpad(&bt, p.n, p.k, p.kp);
+        assert_eq!(a_u, job.a(), "A of {m}x{k}x{n}");
+        assert_eq!(bt_u, job.bt(), "B^T of {m}x{k}x{n}");
+        assert!(a_zero && bt_zero, "padding of {m}x{k}x{n} is zero");
+    }
+}
+
+#[test]
+fn encoded_c_and_merkle_root_match_core() {
+    for (m, k, n) in SHAPES {
+        let job = Matmul {
+            seed: B256::repeat_byte(0x11),
+            m,
+            k,
+            n,
+        };
+        let c = matmul::multiply(&job.a(), &job.bt(), m as usize, k as usize, n as usize, 1);
+        let p = Plan::new(m, k, n);
+        let (root, enc) = commit(&p, &pad_c(&c, &p));
+        assert_eq!(enc, matmul::encode(&c), "bytes of {m}x{k}x{n}");
+        assert_eq!(root, matmul::commit(&c).root(), "root of {m}x{k}x{n}");
+    }
+}
+
+#[test]
+fn freivalds_rejects_the_same_rows_as_core() {
+    for (m, k, n) in SHAPES {
+        let job = Matmul {
+            seed: B256::repeat_byte(0x77),
+            m,
+            k,
+            n,
+        };
+        let p = Plan::new(m, k, n);
+        let (a, bt) = (
+            generate(&p, job.seed, b'A', p.m, p.mp),
+            generate(&p, job.seed, b'B', p.n, p.np),
+        );
+        let c = matmul::multiply(&job.a(), &job.bt(), m as usize, k as usize, n as usize, 1);
+        let r = B256::repeat_byte(0x3c);
+        let cpu = |c: &[i32]| {
+            matmul::freivalds(
+                &job.a(),
+                &job.bt(),
+                c,
+                m as usize,
+                k as usize,
+                n as usize,
+                r,
+            )
+        };
+        assert!(
+            freivalds(&p, &a, &bt, &pad_c(&c, &p), r).is_empty(),
+            "{m}x{k}x{n}"
+        );
+        let total = (m * n) as usize;
+        for (e, bit) in [(0, 0), (total / 2, 17), (total - 1, 31)] {
+            let mut bad = c.clone();
+            bad[e] ^= 1 << bit;
+            let want = cpu(&bad);
+            assert_eq!(want, vec![e / n as usize]);
+            assert_eq!(
+                freivalds(&p, &a, &bt, &pad_c(&bad, &p), r),
+                want,
+                "{m}x{k}x{n} flipped bit {bit} of element {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn freivalds_vector_is_the_hash_reduced_mod_p() {
+    use alloy_primitives::U256;
+    let r_seed = B256::repeat_byte(0xc3);
+    let n = 500u64;
+    let mut r = vec![0u64; n as usize];
+    call!(
+        "emu_fv_vector",
+        unsafe extern "C" fn(U64, *const u8, U64, *mut U64),
+        (n, r_seed.as_ptr(), n, r.as_mut_ptr())
+    );
+    for (j, &got) in r.iter().enumerate() {
+        let mut buf = [0u8; 40];
+        buf[..32].copy_from_slice(r_seed.as_slice());
+        buf[32..].copy_from_slice(&(j as u64).to_be_bytes());
+        let h = U256::from_be_bytes(keccak256(buf).0);
+        let want = (h % U256::from(matmul::P)).to::<u64>();
+        assert_eq!(got, want, "r[{j}]");
+    }
+}
