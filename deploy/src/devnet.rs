@@ -17,20 +17,22 @@ use crate::{
 };
 
 /// Demo roles and the anvil key index each uses (0 deploys and governs).
-pub const ROLES: [(&str, usize); 6] = [
+pub const ROLES: [(&str, usize); 8] = [
     ("tenant", 1),
     ("provider1", 2),
     ("provider1-operator", 3),
     ("provider2", 4),
     ("provider2-operator", 5),
     ("keeper", 6),
+    ("provider3", 7),
+    ("provider3-operator", 8),
 ];
 
 /// USDC (whole tokens) minted to each role.
 fn funding(role: &str) -> u128 {
     match role {
         "tenant" => 10_000,
-        "provider1" | "provider2" => 5_000,
+        "provider1" | "provider2" | "provider3" => 5_000,
         _ => 0,
     }
 }

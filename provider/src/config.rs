@@ -57,6 +57,9 @@ pub struct Config {
     pub withdraw_above: String,
     /// How long running jobs get on shutdown before they are checkpointed or left.
     pub shutdown_grace_secs: u64,
+    /// Let concurrent jobs share a GPU when too few are free (`jobs.share_gpus`; default: each
+    /// job gets whole GPUs of its own).
+    pub share_gpus: bool,
 }
 
 /// GPUs this node offers.
@@ -175,6 +178,8 @@ struct RawJobs {
     shutdown_grace: String,
     #[serde(default = "default_post_margin")]
     post_margin: String,
+    #[serde(default)]
+    share_gpus: bool,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +252,7 @@ impl Default for RawJobs {
             data_dir: default_data_dir(),
             shutdown_grace: default_grace(),
             post_margin: default_post_margin(),
+            share_gpus: false,
         }
     }
 }
@@ -494,6 +500,7 @@ impl Config {
             post_margin_secs,
             withdraw_above: raw.earnings.withdraw_above.trim().to_owned(),
             shutdown_grace_secs,
+            share_gpus: raw.jobs.share_gpus,
         })
     }
 }

@@ -5,8 +5,8 @@
 //!   death kills it too, a cleared environment (no operator secret is inherited), its own working
 //!   directory, capped output. The image is not pulled: this executor is for hosts that trust their
 //!   tenants (and for tests); use a container engine otherwise.
-//! - [`BuiltinExecutor`]: the built-in `matmul_i8` workload (CPU reference; the GPU path is its own
-//!   module), seeded or with data inputs fetched and checked against the spec's roots.
+//! - [`BuiltinExecutor`] (in [`crate::builtin`]): the built-in `matmul_i8` workload, on the job's
+//!   GPU through gridlease-gpu or on the CPU, seeded or with data inputs fetched and checked.
 //!
 //! The result of a job is bytes: the file `$GRIDLEASE_OUTPUT/result` if the job wrote one, else its
 //! standard output. The node commits them as the positional Merkle tree of 32-byte leaves.
@@ -20,11 +20,7 @@ use std::{
 };
 
 use alloy::primitives::B256;
-use gridlease_core::{
-    fetch,
-    matmul::{self, Matmul, Operands},
-    spec::Workload,
-};
+use gridlease_core::spec::Workload;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
@@ -336,90 +332,13 @@ impl Executor for ProcessExecutor {
     }
 }
 
-/// The built-in verifiable workloads.
-#[derive(Clone, Debug)]
-pub struct BuiltinExecutor {
-    /// CPU threads for the reference product.
-    pub threads: usize,
-}
-
-impl Default for BuiltinExecutor {
-    fn default() -> Self {
-        Self {
-            threads: std::thread::available_parallelism().map_or(1, usize::from),
-        }
-    }
-}
-
-impl BuiltinExecutor {
-    async fn matmul(&self, job: JobRun, cancel: CancellationToken) -> Result<Output, ExecError> {
-        let mut w = job.workload;
-        let ops: Box<dyn Operands + Send> = match &w {
-            Workload::MatmulI8 { m, k, n, seed } => Box::new(Matmul {
-                seed: *seed,
-                m: *m,
-                k: *k,
-                n: *n,
-            }),
-            Workload::MatmulI8Data { a_uri, b_uri, .. } => {
-                let (a, b) = (
-                    fetch::fetch(a_uri).await.map_err(ExecError::Inputs)?,
-                    fetch::fetch(b_uri).await.map_err(ExecError::Inputs)?,
-                );
-                let data = w
-                    .resolve(a, &b)
-                    .map_err(ExecError::Inputs)?
-                    .ok_or_else(|| ExecError::Inputs("not a data job".into()))?;
-                Box::new(data)
-            }
-            _ => return Err(ExecError::Unsupported("not a built-in workload".into())),
-        };
-        let threads = self.threads;
-        let work = tokio::task::spawn_blocking(move || {
-            let (m, k, n) = ops.shape();
-            let c = matmul::multiply(
-                &ops.a(),
-                &ops.bt(),
-                m as usize,
-                k as usize,
-                n as usize,
-                threads,
-            );
-            matmul::encode(&c)
-        });
-        tokio::select! {
-            r = work => Ok(Output {
-                result: r.map_err(|e| ExecError::Io(format!("the product panicked: {e}")))?,
-                stderr_tail: String::new(),
-            }),
-            () = tokio::time::sleep(job.time_limit) => Err(ExecError::TimedOut(job.time_limit)),
-            () = cancel.cancelled() => Err(ExecError::Cancelled),
-        }
-    }
-}
-
-impl Executor for BuiltinExecutor {
-    fn name(&self) -> &'static str {
-        "builtin"
-    }
-
-    fn supports(&self, w: &Workload) -> Result<(), String> {
-        match w {
-            Workload::MatmulI8 { m, k, n, .. } | Workload::MatmulI8Data { m, k, n, .. } => {
-                matmul::validate_shape(*m, *k, *n)
-            }
-            other => Err(format!("{:?} is not a built-in workload", other.kind())),
-        }
-    }
-
-    fn run(&self, job: JobRun, cancel: CancellationToken, _: OnSpawn) -> RunFuture<'_> {
-        Box::pin(self.matmul(job, cancel))
-    }
-}
+pub use crate::builtin::BuiltinExecutor;
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    use gridlease_core::matmul::{self, Matmul};
 
     use super::*;
 

@@ -109,10 +109,7 @@ async fn check(path: &std::path::Path) -> Result<()> {
     let inv = gpu::discover(&c.capacity);
     println!("gpus       {}", inv.source);
     for g in &inv.gpus {
-        println!(
-            "           {} ({}, {} MiB, class {})",
-            g.name, g.uuid, g.vram_mib, g.class
-        );
+        println!("           {}", g.describe());
     }
     let store = open_store(&c)?;
     println!(

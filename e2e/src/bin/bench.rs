@@ -1,0 +1,2 @@
+//! `gridlease-bench`: placeholder replaced below.
+fn main() {}

@@ -1,0 +1,106 @@
+//! `gridlease-demo`: the whole market on a local devnet, as real processes, in about two minutes.
+//!
+//! anvil + the deployed suite + three provider nodes (`alpha` rtx4090, `beta` a100-80g, `gamma`
+//! h100 that cheats; CPU-run built-in jobs where there is no GPU) + one keeper. The tenant, through
+//! the `gridlease` CLI, submits a verifiable `matmul_i8` job and a container job, watches them,
+//! downloads and verifies the results; `gamma` posts a wrong product and the keeper gets it
+//! slashed. Ends with a summary table (jobs, prices, times, gas, who was paid what, who was
+//! slashed), stops every process it started and exits 0 (1 on any failure, with the logs' tails).
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Result;
+use clap::Parser;
+use gridlease_e2e::{
+    market::{Market, Options},
+    scenario,
+    summary::{self, Balances},
+};
+
+#[derive(Parser)]
+#[command(name = "gridlease-demo", version, about)]
+struct Args {
+    /// Where configs, keystores, logs and summary.json go (default: a new temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Seconds between blocks.
+    #[arg(long, default_value_t = 1)]
+    block_time: u64,
+}
+
+fn say(s: &str) {
+    println!("{s}");
+}
+
+async fn demo(m: &mut Market) -> Result<()> {
+    say(&format!(
+        "market up at {} (first block {}):",
+        m.rpc(),
+        m.first_block
+    ));
+    for (p, d) in m.plans.iter().zip(&m.providers) {
+        say(&format!(
+            "  provider {:<6} {:<9} any {} / {} {} USDC per GPU-hour{}  http://127.0.0.1:{}/metrics",
+            p.name,
+            p.class,
+            p.any_per_hour,
+            p.class,
+            p.class_per_hour,
+            if p.cheats { "  (CHEATS)" } else { "" },
+            d.port
+        ));
+    }
+    if let Some(k) = &m.keeper {
+        say(&format!(
+            "  keeper   {}  http://127.0.0.1:{}/metrics",
+            k.address, k.port
+        ));
+    }
+    let before = Balances::read(m).await?;
+    let jobs = scenario::run(m, &say).await?;
+    let s = summary::read(m, &jobs, &before).await?;
+    say("\n== summary\n");
+    say(&s.table());
+    let path = m.dir.join("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&s)? + "\n")?;
+    say(&format!(
+        "written {}; logs in {}",
+        path.display(),
+        m.dir.display()
+    ));
+    m.stop()
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let dir = args.dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("gridlease-demo-{}", std::process::id()))
+    });
+    say(&format!(
+        "== starting anvil, the contracts, 3 provider nodes and a keeper in {}",
+        dir.display()
+    ));
+    let opts = Options {
+        block_time: args.block_time,
+        ..Options::default()
+    };
+    let mut m = match Market::start(&dir, &opts).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: the market did not start: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match demo(&mut m).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            for d in m.providers.iter().chain(m.keeper.as_ref()) {
+                eprintln!("--- last lines of {} ({})", d.name, d.log.display());
+                eprintln!("{}", d.log_tail(15));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! A local market as real processes: anvil with the suite deployed (`gridlease-deploy devnet`'s
+//! setup, in process), three `gridlease-provider` nodes with different GPU classes and prices, one
+//! `gridlease-keeper`, and the tenant's `gridlease` CLI pointed at all of it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::Address,
+    signers::local::PrivateKeySigner,
+};
+use anyhow::{Context, Result, bail};
+use gridlease_bindings::IStaking::Capacity;
+use gridlease_core::{
+    chain::Client,
+    deployments::{Deployments, TokenEntry},
+    fetch, gpu,
+};
+use gridlease_deploy::{
+    anvil::{self, ANVIL_KEYS},
+    devnet,
+};
+
+/// One provider node of the demo market.
+#[derive(Clone, Copy, Debug)]
+pub struct ProviderPlan {
+    /// Its name in the demo.
+    pub name: &'static str,
+    /// The GPU class it declares (it runs built-in jobs on the CPU where there is no GPU).
+    pub class: &'static str,
+    /// VRAM it declares, GiB.
+    pub vram_gib: u16,
+    /// The devnet role of its owner (staking) key.
+    pub owner: &'static str,
+    /// The devnet role of its operator (hot) key.
+    pub operator: &'static str,
+    /// Floor per GPU-hour for class `any` jobs, USDC.
+    pub any_per_hour: &'static str,
+    /// Floor per GPU-hour for jobs asking for its own class, USDC.
+    pub class_per_hour: &'static str,
+    /// Posts wrong built-in results (`[testing] corrupt_builtin_results`).
+    pub cheats: bool,
+}
+
+/// The demo's providers: three classes, three prices, one cheater.
+pub const PROVIDERS: [ProviderPlan; 3] = [
+    ProviderPlan {
+        name: "alpha",
+        class: "rtx4090",
+        vram_gib: 24,
+        owner: "provider1",
+        operator: "provider1-operator",
+        any_per_hour: "0.90",
+        class_per_hour: "0.40",
+        cheats: false,
+    },
+    ProviderPlan {
+        name: "beta",
+        class: "a100-80g",
+        vram_gib: 80,
+        owner: "provider2",
+        operator: "provider2-operator",
+        any_per_hour: "0.60",
+        class_per_hour: "1.20",
+        cheats: false,
+    },
+    ProviderPlan {
+        name: "gamma",
+        class: "h100",
+        vram_gib: 80,
+        owner: "provider3",
+        operator: "provider3-operator",
+        any_per_hour: "0.75",
+        class_per_hour: "1.90",
+        cheats: true,
+    },
+];
+
+/// USDC each provider stakes.
+pub const STAKE_USDC: u128 = 1_000;
+
+/// A daemon we started: SIGTERM on [`Daemon::stop`], SIGKILL if it is dropped still running.
+#[derive(Debug)]
+pub struct Daemon {
+    /// Its name in the demo.
+    pub name: String,
+    /// The process.
+    pub child: Child,
+    /// Its log (stderr).
+    pub log: PathBuf,
+    /// Its HTTP port (`/healthz`, `/metrics`).
+    pub port: u16,
+    /// Its address on chain: a provider's owner, the keeper's key.
+    pub address: Address,
+}
+
+impl Daemon {
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Stop it with SIGTERM (it drains) and return how it exited.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Ok(status);
+        }
+        anvil::terminate(&mut self.child, Duration::from_secs(30))
+            .with_context(|| format!("{} did not stop within 30 s of SIGTERM", self.name))
+    }
+
+    /// Wait until `/healthz` answers (or the process dies, or `within` passes).
+    pub async fn ready(&mut self, within: Duration) -> Result<()> {
+        let url = format!("http://127.0.0.1:{}/healthz", self.port);
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                bail!(
+                    "{} exited ({status}) while starting:\n{}",
+                    self.name,
+                    self.log_tail(20)
+                );
+            }
+            if fetch::fetch(&url).await.is_ok() {
+                return Ok(());
+            }
+            if t0.elapsed() > within {
+                bail!(
+                    "{} did not answer {url} within {within:?}:\n{}",
+                    self.name,
+                    self.log_tail(20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// How to start the market.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Seconds between blocks (0: a block per transaction).
+    pub block_time: u64,
+    /// Blocks a provider waits under a lease before starting work.
+    pub confirmations: u64,
+    /// How often the daemons poll, ms.
+    pub poll_ms: u64,
+    /// Which providers to start (of [`PROVIDERS`]).
+    pub providers: Vec<ProviderPlan>,
+    /// Start the keeper.
+    pub keeper: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            block_time: 1,
+            confirmations: 0,
+            poll_ms: 200,
+            providers: PROVIDERS.to_vec(),
+            keeper: true,
+        }
+    }
+}
+
+/// The running market. Dropping it kills the daemons and anvil.
+#[derive(Debug)]
+pub struct Market {
+    /// Where configs, keystores, logs and the deployments file are.
+    pub dir: PathBuf,
+    /// anvil and the demo accounts.
+    pub devnet: devnet::Running,
+    /// Governance (anvil account 0): deploys, mints, sets parameters.
+    pub gov: Client,
+    /// The deployed suite.
+    pub deployments: Deployments,
+    /// The payment token (mock USDC).
+    pub usdc: TokenEntry,
+    /// Provider nodes, in [`Options::providers`] order.
+    pub providers: Vec<Daemon>,
+    /// The keeper, if started.
+    pub keeper: Option<Daemon>,
+    /// Plans of the providers, in the same order.
+    pub plans: Vec<ProviderPlan>,
+    /// First block of the demo (after the deployment).
+    pub first_block: u64,
+}
+
+fn key_of(role: &str) -> Result<PrivateKeySigner> {
+    Ok(ANVIL_KEYS[role_index(role)?].parse()?)
+}
+
+impl Market {
+    /// Start anvil, deploy, fund the demo accounts, register and stake the providers, and start
+    /// every daemon; returns once each answers `/healthz`.
+    pub async fn start(dir: &Path, opts: &Options) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let dir = dir.canonicalize()?;
+        let running = devnet::start(opts.block_time, &dir.join("devnet"), &dir).await?;
+        let deployer: PrivateKeySigner = ANVIL_KEYS[0].parse()?;
+        let gov = Client::connect(&running.info.rpc, Some(deployer)).await?;
+        let deployments = Deployments::load(&running.info.deployments, gov.chain_id)?;
+        let usdc = deployments.token("USDC")?;
+        let scale = 10u128.pow(u32::from(usdc.decimals));
+        for p in &opts.providers {
+            let capacity = Capacity {
+                gpuClasses: gpu::class_bitmap([p.class]).context("class")?,
+                gpuCount: 1,
+                vramGiB: p.vram_gib,
+            };
+            devnet::provider(
+                &gov,
+                &deployments,
+                key_of(p.owner)?,
+                key_of(p.operator)?.address(),
+                capacity,
+                STAKE_USDC * scale,
+            )
+            .await
+            .with_context(|| format!("registering provider {}", p.name))?;
+        }
+        let mut market = Self {
+            first_block: alloy::providers::Provider::get_block_number(&gov.provider).await?,
+            dir,
+            devnet: running,
+            gov,
+            deployments,
+            usdc,
+            providers: Vec::new(),
+            keeper: None,
+            plans: opts.providers.clone(),
+        };
+        for p in &opts.providers {
+            let node = market.start_provider(p, opts)?;
+            market.providers.push(node);
+        }
+        if opts.keeper {
+            market.keeper = Some(market.start_keeper(opts, "keeper", "keeper")?);
+        }
+        for d in market.providers.iter_mut().chain(market.keeper.as_mut()) {
+            d.ready(Duration::from_secs(60)).await?;
+        }
+        Ok(market)
+    }
+
+    /// The RPC endpoint.
+    pub fn rpc(&self) -> &str {
+        &self.devnet.info.rpc
+    }
+
+    /// The address of devnet role `role`.
+    pub fn account(&self, role: &str) -> Address {
+        self.devnet
+            .info
+            .accounts
+            .get(role)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The name of the provider whose owner is `owner` (or the address).
+    pub fn provider_name(&self, owner: Address) -> String {
+        self.plans
+            .iter()
+            .find(|p| self.account(p.owner) == owner)
+            .map_or_else(|| owner.to_string(), |p| p.name.to_owned())
+    }
+
+    /// The tenant's CLI: `gridlease --rpc .. --deployments .. --keystore tenant.json ..`.
+    pub fn cli(&self) -> Result<Command> {
+        let mut c = Command::new(crate::bin("gridlease")?);
+        let info = &self.devnet.info;
+        let ks = info.keystores.get("tenant").context("tenant keystore")?;
+        c.arg("--rpc")
+            .arg(&info.rpc)
+            .arg("--deployments")
+            .arg(&info.deployments)
+            .arg("--keystore")
+            .arg(ks)
+            .arg("--password")
+            .arg(format!("file:{}", info.password_file.display()))
+            .current_dir(&self.dir);
+        Ok(c)
+    }
+
+    /// Start (or restart) provider `p` as a process; its directory keeps its state.
+    pub fn start_provider(&self, p: &ProviderPlan, opts: &Options) -> Result<Daemon> {
+        let dir = self.dir.join(p.name);
+        std::fs::create_dir_all(&dir)?;
+        let port = anvil::free_port()?;
+        let owner = self.account(p.owner);
+        let cheat = if p.cheats {
+            "\n# This node cheats: every built-in result it posts is wrong (demo of the fraud proof).\n[testing]\ncorrupt_builtin_results = true\n"
+        } else {
+            ""
+        };
+        let class_price = if p.class == "any" {
+            String::new()
+        } else {
+            format!("\n[pricing.{}]\nfloor_per_hour = \"{}\"\n", p.class, p.class_per_hour)
+        };
+        let config = format!(
+            r#"# {name}: written by gridlease-demo
+[chain]
+rpc = "{rpc}"
+deployments = "{deployments}"
+confirmations = {confirmations}
+poll_ms = {poll}
+
+[wallet]
+private_key = "env:GRIDLEASE_OPERATOR_KEY"
+owner = "{owner}"
+
+[capacity]
+gpus = "declared"
+class = "{class}"
+count = 1
+vram_gib = {vram}
+
+[pricing.any]
+floor_per_hour = "{any}"
+{class_price}
+[jobs]
+max_concurrent = 4
+executor = "process"
+post_margin = "5s"
+shutdown_grace = "5s"
+
+[http]
+listen = "127.0.0.1:{port}"
+{cheat}"#,
+            name = p.name,
+            rpc = self.rpc(),
+            deployments = self.devnet.info.deployments.display(),
+            confirmations = opts.confirmations,
+            poll = opts.poll_ms,
+            class = p.class,
+            vram = p.vram_gib,
+            any = p.any_per_hour,
+        );
+        std::fs::write(dir.join("provider.toml"), config)?;
+        let log = dir.join("node.log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let child = Command::new(crate::bin("gridlease-provider")?)
+            .args(["run", "--config", "provider.toml"])
+            .current_dir(&dir)
+            .env("GRIDLEASE_OPERATOR_KEY", ANVIL_KEYS[role_index(p.operator)?])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .context("cannot start gridlease-provider")?;
+        Ok(Daemon {
+            name: p.name.to_owned(),
+            child,
+            log,
+            port,
+            address: owner,
+        })
+    }
+
+    /// Start a keeper signing with devnet role `role`, in `<dir>/<name>`.
+    pub fn start_keeper(&self, opts: &Options, name: &str, role: &str) -> Result<Daemon> {
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let port = anvil::free_port()?;
+        // Devnet ether is worthless: priced at 0.00001 USDC, so that the demo's cent-sized leases
+        // are worth settling and closing. On a real chain native_price is the coin's price.
+        let config = format!(
+            r#"# {name}: written by gridlease-demo
+[chain]
+rpc = "{rpc}"
+deployments = "{deployments}"
+poll_ms = {poll}
+
+[wallet]
+private_key = "env:GRIDLEASE_KEEPER_KEY"
+
+[profit]
+native_price = "0.00001"
+margin_bps = 0
+max_gas_price_gwei = "50"
+
+[earnings]
+withdraw_above = "1000000"
+
+[http]
+listen = "127.0.0.1:{port}"
+
+[data]
+dir = "data"
+"#,
+            rpc = self.rpc(),
+            deployments = self.devnet.info.deployments.display(),
+            poll = opts.poll_ms,
+        );
+        std::fs::write(dir.join("keeper.toml"), config)?;
+        let log = dir.join("keeper.log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let child = Command::new(crate::bin("gridlease-keeper")?)
+            .args(["run", "--config", "keeper.toml"])
+            .current_dir(&dir)
+            .env("GRIDLEASE_KEEPER_KEY", ANVIL_KEYS[role_index(role)?])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .context("cannot start gridlease-keeper")?;
+        Ok(Daemon {
+            name: name.to_owned(),
+            child,
+            log,
+            port,
+            address: self.account(role),
+        })
+    }
+
+    /// Stop every daemon with SIGTERM; each must exit 0. anvil stops when `self` drops.
+    pub fn stop(&mut self) -> Result<()> {
+        let mut bad = Vec::new();
+        for d in self.providers.iter_mut().chain(self.keeper.as_mut()) {
+            match d.stop() {
+                Ok(s) if s.success() => {}
+                Ok(s) => bad.push(format!("{} exited {s}:\n{}", d.name, d.log_tail(15))),
+                Err(e) => bad.push(format!("{e:#}")),
+            }
+        }
+        if !bad.is_empty() {
+            bail!("{}", bad.join("\n"));
+        }
+        Ok(())
+    }
+}
+
+fn role_index(role: &str) -> Result<usize> {
+    devnet::ROLES
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map(|(_, i)| *i)
+        .with_context(|| format!("no devnet role {role}"))
+}

@@ -1,0 +1,65 @@
+//! The demo scenario as an end-to-end test: anvil, three provider nodes, a keeper and the tenant
+//! CLI, all real processes. Every wait is for a condition on chain, with a deadline.
+
+use gridlease_e2e::{
+    market::{Market, Options},
+    scenario,
+    summary::{self, Balances},
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn honest_providers_are_paid_the_cheater_is_slashed_and_the_keeper_earns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut m = Market::start(dir.path(), &Options::default())
+        .await
+        .expect("the market starts");
+    let before = Balances::read(&m).await.expect("balances");
+    let jobs = match scenario::run(&m, &|l| eprintln!("{l}")).await {
+        Ok(j) => j,
+        Err(e) => {
+            for d in m.providers.iter().chain(m.keeper.as_ref()) {
+                eprintln!("--- {}\n{}", d.name, d.log_tail(40));
+            }
+            panic!("the scenario failed: {e:#}");
+        }
+    };
+    let s = summary::read(&m, &jobs, &before).await.expect("summary");
+    eprintln!("{}", s.table());
+
+    let [matmul, container, cheat] = &s.jobs[..] else {
+        panic!("three jobs expected: {:?}", s.jobs);
+    };
+    // The instant order went to the only RTX 4090, was running within a few blocks, and the
+    // tenant accepted the verified product.
+    assert_eq!(matmul.provider, "alpha");
+    assert_eq!(matmul.price_per_hour, "0.4");
+    assert_eq!(matmul.outcome, "accepted by tenant");
+    assert!(
+        matmul.order_to_running_blocks.is_some_and(|b| b <= 3),
+        "{matmul:?}"
+    );
+    // The auction went to the lowest `any` price, and the keeper closed it as completed.
+    assert_eq!(container.provider, "beta");
+    assert_eq!(container.price_per_hour, "0.6");
+    assert_eq!(container.outcome, "completed");
+    assert_ne!(container.paid, "0");
+    // The cheater's wrong product was proven and its 10 USDC collateral slashed.
+    assert_eq!(cheat.provider, "gamma");
+    assert_eq!(cheat.outcome, "FRAUD proven: slashed 10");
+    let party = |who: &str| {
+        s.parties
+            .iter()
+            .find(|p| p.who == who)
+            .unwrap_or_else(|| panic!("no party {who}"))
+            .clone()
+    };
+    assert_eq!(party("provider gamma").slashed, "10");
+    assert_eq!(party("provider alpha").slashed, "0");
+    assert!(party("provider alpha").net.starts_with('+'), "{s:?}");
+    assert!(party("provider beta").net.starts_with('+'), "{s:?}");
+    // The keeper earned: its reporter share of the slash (and fees) is more than nothing.
+    let keeper = party("keeper");
+    assert!(keeper.net.starts_with('+') && keeper.net != "+0", "{keeper:?}");
+    assert!(keeper.txs > 0);
+    m.stop().expect("every daemon exits 0 on SIGTERM");
+}

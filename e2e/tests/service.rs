@@ -1,0 +1,179 @@
+//! A service lease whose escrow runs dry, end to end: a provider node serving it (heartbeats
+//! keep it paid), the keeper settling it, a `LowBalance` warning, the tenant's top-up through the
+//! CLI, then exhaustion: the keeper closes it as `Exhausted`, the node stops the service, and
+//! every unit of escrow went to the provider and the fees (nothing paid twice, nothing stuck).
+
+use std::time::Duration;
+
+use alloy::{
+    primitives::B256,
+    providers::Provider,
+    rpc::types::Filter,
+    sol_types::SolEvent,
+};
+use gridlease_bindings::{Market as MarketC, Results, Staking};
+use gridlease_core::chain::{classify, classify_rpc, send};
+use gridlease_e2e::{
+    market::{Market, Options, ProviderPlan},
+    scenario::{cli, until},
+};
+
+const MARKER: &str = "gridlease-e2e-service";
+
+fn service_spec() -> String {
+    format!(
+        r#"name = "endpoint"
+kind = "service"
+
+[resources]
+gpu = "any"
+gpu_count = 1
+vram_gib = 1
+cpu_cores = 1
+ram_gib = 1
+
+[price]
+max_per_hour = "40.00"
+max_duration = "1h"
+bid_window = "30s"
+deposit = "0.5"
+collateral = "10"
+instant = true
+token = "USDC"
+
+[service]
+image = "docker.io/library/busybox:1.36"
+command = ["sh", "-c", "echo {MARKER}; while true; do sleep 1; done"]
+port = 8080
+"#
+    )
+}
+
+/// Processes whose command line carries the marker.
+fn service_processes() -> usize {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(MARKER))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+async fn logs(m: &Market, sig: B256, id: B256) -> Vec<alloy::rpc::types::Log> {
+    m.gov
+        .provider
+        .get_logs(
+            &Filter::new()
+                .address(m.deployments.address("Market").expect("market"))
+                .event_signature(sig)
+                .topic1(id)
+                .from_block(m.first_block),
+        )
+        .await
+        .map_err(classify_rpc)
+        .expect("logs")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed_as_exhausted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 36 USDC per hour = 0.01 USDC per second: 0.5 USDC of escrow lasts 50 s.
+    let plan = ProviderPlan {
+        name: "svc",
+        class: "any",
+        vram_gib: 16,
+        owner: "provider1",
+        operator: "provider1-operator",
+        any_per_hour: "36.00",
+        class_per_hour: "36.00",
+        cheats: false,
+    };
+    let opts = Options {
+        providers: vec![plan],
+        ..Options::default()
+    };
+    let mut m = Market::start(dir.path(), &opts).await.expect("market");
+    let market = MarketC::new(m.deployments.address("Market").expect("m"), &m.gov.provider);
+    let results = Results::new(m.deployments.address("Results").expect("r"), &m.gov.provider);
+    let staking = Staking::new(m.deployments.address("Staking").expect("s"), &m.gov.provider);
+    // Warn when less than 30 s of escrow is left.
+    let mut params = market.params().call().await.expect("params");
+    params.lowBalanceWindow = 30;
+    send(market.setParams(params)).await.expect("setParams");
+    // Service orders go only to live providers: the node beats as soon as it starts.
+    let owner = m.account("provider1");
+    until("the node's first heartbeat", Duration::from_secs(60), async || {
+        let l = staking.liveness(owner).call().await.map_err(classify)?;
+        Ok((l.at.to::<u64>() != 0).then_some(()))
+    })
+    .await
+    .expect("heartbeat");
+
+    std::fs::write(m.dir.join("service.toml"), service_spec()).expect("spec");
+    let out = cli(&m, "service", &["submit", "service.toml"], &|l| eprintln!("{l}"))
+        .await
+        .expect("submit");
+    let id: B256 = out.lines().next().and_then(|l| l.parse().ok()).expect("id");
+    until("the service running", Duration::from_secs(60), async || {
+        let r = results.resultOf(id).call().await.map_err(classify)?;
+        Ok((r.acknowledgedAfter != 0 && service_processes() > 0).then_some(()))
+    })
+    .await
+    .expect("running");
+
+    // The keeper's settlements bring the runway under 30 s: LowBalance, then the tenant tops up.
+    until("LowBalance", Duration::from_secs(90), async || {
+        Ok((!logs(&m, MarketC::LowBalance::SIGNATURE_HASH, id).await.is_empty()).then_some(()))
+    })
+    .await
+    .expect("low balance");
+    assert!(market.getJob(id).call().await.expect("job").lowBalance);
+    cli(&m, "service", &["topup", &id.to_string(), "0.3"], &|l| {
+        eprintln!("{l}")
+    })
+    .await
+    .expect("topup");
+    let job = market.getJob(id).call().await.expect("job");
+    assert!(!job.lowBalance, "a top-up clears the flag");
+    assert_eq!(
+        logs(&m, MarketC::ToppedUp::SIGNATURE_HASH, id).await.len(),
+        1
+    );
+
+    // Then it runs dry: the keeper closes it as Exhausted and the node stops the service.
+    let closed = until("the close", Duration::from_secs(180), async || {
+        Ok(logs(&m, MarketC::LeaseClosed::SIGNATURE_HASH, id)
+            .await
+            .first()
+            .and_then(|l| l.log_decode::<MarketC::LeaseClosed>().ok())
+            .map(|l| l.inner.data))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\n{}\n{}",
+            m.providers[0].log_tail(40),
+            m.keeper.as_ref().map(|k| k.log_tail(40)).unwrap_or_default()
+        )
+    });
+    assert_eq!(closed.reason, 3, "closed as Exhausted: {closed:?}");
+    assert_eq!(closed.refund.to::<u128>(), 0, "nothing left to refund");
+    // Everything deposited (0.5 + 0.3 USDC) was paid out, once: settlements + the close.
+    let settled: u128 = logs(&m, MarketC::LeaseSettled::SIGNATURE_HASH, id)
+        .await
+        .iter()
+        .filter_map(|l| l.log_decode::<MarketC::LeaseSettled>().ok())
+        .map(|l| l.inner.data.amount.to::<u128>())
+        .sum();
+    assert_eq!(settled + closed.paid.to::<u128>(), 800_000);
+    until("the service stopped", Duration::from_secs(30), async || {
+        Ok((service_processes() == 0).then_some(()))
+    })
+    .await
+    .expect("the node stops the service when its lease closes");
+    m.stop().expect("daemons exit 0");
+}
