@@ -95,6 +95,8 @@ pub struct Shared {
     /// Docker/Podman, when `jobs.executor` names one.
     container: Option<crate::docker::ContainerExecutor>,
     builtin: BuiltinExecutor,
+    /// Whole GPUs per job (`CUDA_VISIBLE_DEVICES`, device requests, the built-in's device).
+    gpus: crate::gpu::GpuAllocator,
     /// Registered capacity and the market minimum, refreshed each poll.
     offer: Mutex<Offer>,
     /// When the offer was last read (unix seconds).
@@ -287,6 +289,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         drivers: Mutex::new(HashMap::new()),
         process: ProcessExecutor::default(),
         builtin: BuiltinExecutor::default(),
+        gpus: crate::gpu::GpuAllocator::new(&gpu::discover(&cfg.capacity), cfg.share_gpus),
         offer: Mutex::new(offer),
         offer_at: AtomicU64::new(0),
         cfg,
@@ -832,6 +835,10 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         .end
         .saturating_sub(now)
         .saturating_sub(s.cfg.post_margin_secs);
+    let gpu_lease = s.gpus.acquire(t.gpuCount);
+    if let Some(why) = &gpu_lease.shortfall {
+        warn!(lease = %job.id, why = %why, "job gets fewer GPUs than asked");
+    }
     let run = JobRun {
         id: job.id,
         workload: spec.workload.clone(),
@@ -846,7 +853,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         let (id, s2) = (job.id, s.clone());
         let record: OnSpawn = Box::new(move |pgid| {
             let _ = s2.db().set_pgid(id, pgid);
-        gpus: Vec::new(),
+        gpus: gpu_lease.uuids().to_vec(),
         cpu_cores: t.cpuCores,
         ram_gib: t.ramGiB,
         });

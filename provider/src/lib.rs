@@ -1,7 +1,8 @@
 //! gridlease-provider: the node a GPU owner runs.
 //!
 //! - [`config`]: `provider.toml`, validated with the failing key's name.
-//! - [`gpu`]: GPU discovery (`nvidia-smi`, else the declared capacity).
+//! - [`gpu`]: GPU discovery (NVML, `nvidia-smi`, else the declared capacity) and allocation.
+//! - [`builtin`]: the built-in `matmul_i8` workload (GPU through gridlease-gpu, else CPU).
 //! - [`state`]: the SQLite job state machine that makes restarts safe.
 //! - [`pricing`]: which orders get a bid, at what price.
 //! - [`executor`]: how jobs run (sandboxed process, built-in `matmul_i8`); [`docker`]: containers
@@ -9,6 +10,7 @@
 //! - [`engine`]: the running node (collect logs -> decide -> act), [`http`] its API.
 //! - [`onchain`]: the provider's registration, and what the owner must do.
 
+pub mod builtin;
 pub mod config;
 pub mod docker;
 pub mod engine;
