@@ -114,6 +114,7 @@ pub struct Keeper {
     busy: Mutex<HashMap<B256, Busy>>,
     clock: Mutex<Clock>,
     base_fee: AtomicU64,
+    gas_limit: AtomicU64,
     spent: Mutex<VecDeque<(Instant, u128)>>,
     in_flight: AtomicUsize,
     l1_oracle: bool,
@@ -314,9 +315,10 @@ async fn start(cfg: Config) -> Result<Keeper> {
         leases = view.leases.len(), orders = view.orders.len(), l1_fee = l1_oracle,
         "gridlease-keeper starting"
     );
+    let chain_id = client.chain_id;
     let mut tx = TxManager::new(client, signer, TxPolicy::default());
     if let Some(url) = &cfg.private_rpc {
-        tx = tx.with_private(Client::connect(url, None).await?);
+        tx = tx.with_private(private_client(url, chain_id).await?);
     }
     Ok(Keeper {
         tx,
@@ -334,6 +336,7 @@ async fn start(cfg: Config) -> Result<Keeper> {
         busy: Mutex::new(HashMap::new()),
         clock: Mutex::new(clock),
         base_fee: AtomicU64::new(0),
+        gas_limit: AtomicU64::new(0),
         spent: Mutex::new(VecDeque::new()),
         in_flight: AtomicUsize::new(0),
         l1_oracle,
@@ -342,6 +345,32 @@ async fn start(cfg: Config) -> Result<Keeper> {
         due: Mutex::new(HashMap::new()),
         cfg,
     })
+}
+
+/// The private submission endpoint (KB-04). One on another chain is refused; one that cannot be
+/// reached now is still used: every send tries it first and falls back to the public node.
+async fn private_client(url: &str, chain_id: u64) -> Result<Client> {
+    match Client::connect(url, None).await {
+        Ok(c) if c.chain_id == chain_id => Ok(c),
+        Ok(c) => anyhow::bail!(
+            "chain.private_rpc {url} serves chain {}, chain.rpc serves chain {chain_id}",
+            c.chain_id
+        ),
+        Err(e) => {
+            warn!(error = %e, "chain.private_rpc does not answer: sending publicly until it does");
+            let parsed = url
+                .parse()
+                .with_context(|| format!("chain.private_rpc \"{url}\" is not a URL"))?;
+            Ok(Client {
+                provider: alloy::providers::ProviderBuilder::new()
+                    .connect_http(parsed)
+                    .erased(),
+                chain_id,
+                from: None,
+                url: url.to_owned(),
+            })
+        }
+    }
 }
 
 /// Watch the transactions a previous run left pending (journaled before broadcast).
@@ -384,6 +413,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
     let (number, now) = (head.header.number, head.header.timestamp);
     k.base_fee
         .store(head.header.base_fee_per_gas.unwrap_or(0), Relaxed);
+    k.gas_limit.store(head.header.gas_limit, Relaxed);
     k.metrics.head.store(number, Relaxed);
     collect(k, number).await?;
     lock(&k.clock).now = now;
@@ -413,7 +443,16 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
             .filter_map(|w| w.action.ids().first().copied())
             .collect();
         due.retain(|id, _| planned.contains(id));
+        // Every planned item's wait starts when it is first planned, dispatched or not.
+        let now = Instant::now();
+        for id in planned {
+            due.entry(id).or_insert(now);
+        }
     }
+    // Settle batches go out in plan order: one still waiting for its stagger holds back the
+    // rest, so a sweep never tops up a later batch with leases settled moments ago while leases
+    // planned earlier wait (one full sweep in ceil(leases / batch.settle_max) transactions).
+    let mut settles_held = false;
     for w in work {
         if k.stop.is_cancelled() || k.in_flight.load(Relaxed) >= k.cfg.max_in_flight {
             break;
@@ -421,8 +460,16 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
         let Some(first) = w.action.ids().first().copied() else {
             continue;
         };
-        let since = *lock(&k.due).entry(first).or_insert_with(Instant::now);
+        let settle = matches!(w.action, Action::Settle(_));
+        if settle && settles_held {
+            continue;
+        }
+        let since = lock(&k.due)
+            .get(&first)
+            .copied()
+            .unwrap_or_else(Instant::now);
         if since.elapsed() < stagger * stagger_slot(first, k.address()) {
+            settles_held |= settle;
             continue;
         }
         k.metrics.found(w.action.name());
@@ -567,8 +614,25 @@ async fn inputs(k: &Keeper) -> Result<Inputs, ChainError> {
         owed,
         min_lease_fee,
         stake_token: k.stake_token.0,
-        settle_max: k.cfg.settle_max,
+        settle_max: settle_max(k.cfg.settle_max, k.gas_limit.load(Relaxed)),
     })
+}
+
+/// Gas of one more lease in a settle batch, with room for cold storage and a provider change.
+const SETTLE_GAS_PER_LEASE: u64 = 15_000;
+/// Gas of a settle transaction besides its leases.
+const SETTLE_GAS_BASE: u64 = 60_000;
+
+/// Leases per settle transaction: `batch.settle_max`, but a batch never needs more than half a
+/// block (0: the block gas limit is not known yet).
+fn settle_max(configured: usize, block_gas_limit: u64) -> usize {
+    if block_gas_limit == 0 {
+        return configured;
+    }
+    let fits = (block_gas_limit / 2).saturating_sub(SETTLE_GAS_BASE) / SETTLE_GAS_PER_LEASE;
+    configured
+        .min(usize::try_from(fits).unwrap_or(usize::MAX))
+        .max(1)
 }
 
 /// Where and what to send for an action (None: nothing to send).
@@ -994,5 +1058,20 @@ async fn withdraw(k: &Arc<Keeper>) {
             }
             Err(e) => warn!(error = %e, "withdrawal not sent"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settle_max;
+
+    #[test]
+    fn kb_06_settle_batches_fit_in_half_a_block() {
+        // 30M gas: the configured 100 fits; 1,000 would not (half a block holds 996).
+        assert_eq!(settle_max(100, 30_000_000), 100);
+        assert_eq!(settle_max(1_000, 30_000_000), 996);
+        // A small block still settles one lease at a time; an unknown limit changes nothing.
+        assert_eq!(settle_max(100, 100_000), 1);
+        assert_eq!(settle_max(100, 0), 100);
     }
 }

@@ -274,11 +274,20 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
     }
 
     for (token, mut c) in settle {
-        // Best-paying leases first; within a batch, grouped by provider (the contract books one
-        // credit per run of equal providers, so grouping saves gas).
-        c.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
-        for chunk in c.chunks_mut(inp.settle_max.max(1)) {
-            chunk.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(a.2.cmp(&b.2)));
+        // Best-paying first, by fee class (a power of two): leases whose fees are within a factor
+        // of two of each other are grouped by provider, since the contract books one credit per
+        // run of equal providers and a batch of one provider's leases is the cheapest. Chunked in
+        // that order, every candidate is in exactly one of ceil(candidates / settle_max) batches,
+        // and leases settled moments ago (a low class) never fill up a batch of overdue ones.
+        let class = |fee: u128| 128 - fee.leading_zeros();
+        c.sort_unstable_by(|a, b| {
+            class(b.0)
+                .cmp(&class(a.0))
+                .then(a.1.cmp(&b.1))
+                .then(b.0.cmp(&a.0))
+                .then(a.2.cmp(&b.2))
+        });
+        for chunk in c.chunks(inp.settle_max.max(1)) {
             out.push(Work {
                 action: Action::Settle(chunk.iter().map(|x| x.2).collect()),
                 reward: chunk.iter().map(|x| x.0).sum(),

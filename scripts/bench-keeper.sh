@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Keeper benchmark (issue 6, KB-06): LEASES running leases on a fresh anvil, one full settle sweep
+# by the real keeper: settle transactions vs ceil(LEASES / BATCH), gas per lease settled, peak RSS.
+# Writes target/bench/keeper.json.
+#   ./scripts/bench-keeper.sh [LEASES=10000] [BATCH=100]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -x node_modules/.bin/anvil ]] || npm ci --no-audit --no-fund --loglevel=error
+# The dev profile: dependencies are built with opt-level 2 (Cargo.toml), the keeper's own code is not.
+cargo build --locked --bin gridlease-keeper --example keeper_bench
+./target/debug/examples/keeper_bench "${1:-10000}" "${2:-100}"
