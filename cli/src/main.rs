@@ -74,8 +74,12 @@ enum Cmd {
         #[arg(long)]
         check: bool,
         /// Where providers fetch the spec (default: a data: URI carrying it).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "push")]
         spec_uri: Option<String>,
+        /// Keep the spec private: the order names `gridlease:push`, and the spec goes, signed, to
+        /// this provider node's HTTP API (e.g. http://gpu1.example.com:7311). Container jobs only.
+        #[arg(long, value_name = "NODE_URL")]
+        push: Option<String>,
     },
     /// One order or lease.
     Status {
@@ -182,6 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             accept,
             check,
             spec_uri,
+            push,
         } => {
             let opts = submit::Opts {
                 wait,
@@ -189,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
                 accept,
                 check,
                 spec_uri,
+                push,
             };
             submit::run(&ctx, &spec, opts).await
         }

@@ -12,8 +12,8 @@ use anyhow::Result;
 use gridlease_bindings::{IMarket::OrderParams, Market, MockStablecoin};
 use gridlease_core::{
     chain::{classify, classify_rpc, send},
-    gpu,
-    spec::JobSpec,
+    fetch, gpu,
+    spec::{JobSpec, PUSH_URI},
     token::sign_permit,
     units::{format_duration, owed, parse_amount, parse_duration, rate_from_hourly_ceil},
 };
@@ -33,6 +33,8 @@ pub(crate) struct Opts {
     pub(crate) check: bool,
     /// Override of the spec URI.
     pub(crate) spec_uri: Option<String>,
+    /// Push the spec to this provider node instead of publishing it.
+    pub(crate) push: Option<String>,
 }
 
 /// Run `submit`.
@@ -95,7 +97,17 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     }
     let collateral =
         parse_amount(&t.collateral, stake.decimals).map_err(|e| field("collateral", e))?;
-    let spec_uri = opts.spec_uri.clone().unwrap_or_else(|| spec.run.data_uri());
+    if opts.push.is_some() && spec.run.workload.kind().code() == 1 {
+        return user(format!(
+            "{}: --push keeps the spec private, but keepers need a built-in job's spec to check its result; submit it without --push",
+            file.display()
+        ));
+    }
+    let spec_uri = match (&opts.push, &opts.spec_uri) {
+        (Some(_), _) => PUSH_URI.to_owned(),
+        (None, Some(u)) => u.clone(),
+        (None, None) => spec.run.data_uri(),
+    };
     let r = &spec.run.resources;
     let order = OrderParams {
         specHash: spec.run.hash(),
@@ -200,6 +212,11 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         "block": block,
         "order": summary,
     });
+    if let Some(node) = &opts.push {
+        let url = push_spec(node, id, wallet, &spec.run.canonical_json()).await?;
+        ctx.progress(&format!("spec pushed to {url}"));
+        out_json["pushedTo"] = json!(url);
+    }
     if !opts.wait {
         return Ok(Output {
             human: format!(
@@ -214,6 +231,49 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         human: String::new(),
         json: out_json,
     })
+}
+
+/// POST the spec of order `id` to `node`'s `/specs/<id>`, signed by the tenant. The node reads the
+/// order from the chain, so a 404 (its RPC has not seen the block yet) is retried for a while.
+async fn push_spec(
+    node: &str,
+    id: B256,
+    wallet: &alloy::signers::local::PrivateKeySigner,
+    body: &[u8],
+) -> Result<String> {
+    let url = format!("{}/specs/{id}", node.trim_end_matches('/'));
+    let client = alloy::transports::http::reqwest::Client::new();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let auth = fetch::spec_auth(wallet, id)
+            .ok_or_else(|| UserError("cannot sign the spec push".into()))?;
+        let resp = client
+            .post(&url)
+            .header(fetch::AUTH_HEADER, auth)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await;
+        let retry = match resp {
+            Ok(r) if r.status().is_success() => return Ok(url),
+            Ok(r) if r.status().as_u16() == 404 => r.text().await.unwrap_or_default(),
+            Ok(r) => {
+                let status = r.status();
+                return user(format!(
+                    "the order {id} is on chain, but {url} refused its spec ({status}): {}",
+                    r.text().await.unwrap_or_default().trim()
+                ));
+            }
+            Err(e) => format!("cannot reach {url}: {e}"),
+        };
+        if Instant::now() >= deadline {
+            return user(format!(
+                "the order {id} is on chain, but its spec could not be pushed: {}; no provider can run it without the spec: cancel it with gridlease cancel {id}",
+                retry.trim()
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Print phases as they happen until the order ends or `timeout` seconds pass.

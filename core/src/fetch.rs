@@ -18,10 +18,28 @@ pub fn result_auth_message(lease: B256, expiry: u64) -> String {
     format!("gridlease result {lease} until {expiry}")
 }
 
+/// What a tenant signs to push the spec of `order` to a provider node until `expiry` (unix
+/// seconds); see [`crate::spec::PUSH_URI`].
+pub fn spec_auth_message(order: B256, expiry: u64) -> String {
+    format!("gridlease spec {order} until {expiry}")
+}
+
 /// The [`AUTH_HEADER`] value `signer` gives for `lease`, valid for ten minutes.
 pub fn result_auth(
     signer: &alloy::signers::local::PrivateKeySigner,
     lease: B256,
+) -> Option<String> {
+    signed_auth(signer, |expiry| result_auth_message(lease, expiry))
+}
+
+/// The [`AUTH_HEADER`] value `signer` gives to push the spec of `order`, valid for ten minutes.
+pub fn spec_auth(signer: &alloy::signers::local::PrivateKeySigner, order: B256) -> Option<String> {
+    signed_auth(signer, |expiry| spec_auth_message(order, expiry))
+}
+
+fn signed_auth(
+    signer: &alloy::signers::local::PrivateKeySigner,
+    message: impl Fn(u64) -> String,
 ) -> Option<String> {
     use alloy::signers::SignerSync;
     let expiry = std::time::SystemTime::now()
@@ -29,9 +47,7 @@ pub fn result_auth(
         .ok()?
         .as_secs()
         + 600;
-    let sig = signer
-        .sign_message_sync(result_auth_message(lease, expiry).as_bytes())
-        .ok()?;
+    let sig = signer.sign_message_sync(message(expiry).as_bytes()).ok()?;
     Some(format!("{expiry}:{sig}"))
 }
 
@@ -71,6 +87,11 @@ pub async fn fetch_with(uri: &str, auth: Option<&str>) -> Result<Vec<u8>, String
 
 /// Fetch the run spec an order names (`specURI`) and check it against its `specHash`.
 pub async fn spec(uri: &str, hash: B256) -> Result<RunSpec, String> {
+    if uri == crate::spec::PUSH_URI {
+        return Err(format!(
+            "{uri}: the tenant pushes this spec to the provider's node; it is not published"
+        ));
+    }
     if uri.starts_with("data:") {
         return RunSpec::from_data_uri(uri, hash);
     }

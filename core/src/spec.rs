@@ -34,6 +34,16 @@
 //!
 //! `[container]` (kind `container`) has `image`, `command` and `env`; `[service]` (kind `service`)
 //! adds `port`. Unknown keys are errors, so a typo never silently drops a requirement.
+//!
+//! Where the provider finds the spec is the order's `specURI`: a `data:` URI carrying it (the
+//! default: public, needs no server), an `http(s)://` or `file://` URI, or [`PUSH_URI`]: the tenant
+//! keeps the spec private and pushes it to the provider node's HTTP API,
+//! `POST <node>/specs/<order id>` with the canonical JSON as the body and the header
+//! `x-gridlease-auth: <expiry>:<signature>`, the tenant's EIP-191 signature over
+//! [`crate::fetch::spec_auth_message`] (`gridlease submit --push <node URL>` does both). The node
+//! checks the signer is the order's tenant and the spec's hash is the order's `specHash` before it
+//! keeps the spec, and bids only once it has it. Use it for container jobs: keepers cannot check a
+//! built-in job's result without its spec, so built-in jobs keep a public URI.
 
 use std::{collections::BTreeMap, fmt, ops::Range};
 
@@ -46,6 +56,10 @@ use crate::{
     gpu,
     units::{parse_amount, parse_duration},
 };
+
+/// The `specURI` of an order whose spec its tenant pushes to the provider node (see the module
+/// docs) instead of publishing it.
+pub const PUSH_URI: &str = "gridlease:push";
 
 /// Largest matmul side a built-in job may ask for (the proof recomputes one row x column).
 pub const MAX_MATMUL_N: u32 = 8_192;

@@ -43,7 +43,7 @@ use gridlease_bindings::{
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
     daemon::{self, lock},
-    fetch, logs,
+    logs,
     merkle::MerkleTree,
     spec::{RunSpec, Workload},
     txm::{Outcome, Signed, TxManager, TxPolicy},
@@ -494,22 +494,24 @@ async fn on_order(
             return Ok(());
         }
     };
-    let spec =
-        match tokio::time::timeout(Duration::from_secs(10), fetch::spec(&p.specURI, p.specHash))
-            .await
-        {
-            Ok(Ok(spec)) => spec,
-            Ok(Err(e)) => {
-                s.metrics.skip("spec");
-                info!(order = %id, error = %e, "not bidding: spec unusable");
-                return Ok(());
-            }
-            Err(_) => {
-                s.metrics.skip("spec");
-                info!(order = %id, "not bidding: spec download timed out");
-                return Ok(());
-            }
-        };
+    let spec = match tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::http::spec_for(&s.cfg.data_dir, id, &p.specURI, p.specHash),
+    )
+    .await
+    {
+        Ok(Ok(spec)) => spec,
+        Ok(Err(e)) => {
+            s.metrics.skip("spec");
+            info!(order = %id, error = %e, "not bidding: spec unusable");
+            return Ok(());
+        }
+        Err(_) => {
+            s.metrics.skip("spec");
+            info!(order = %id, "not bidding: spec download timed out");
+            return Ok(());
+        }
+    };
     if let Err(e) = s.executor(&spec.workload) {
         s.metrics.skip("unsupported");
         info!(order = %id, why = %e, "not bidding");
@@ -630,7 +632,8 @@ async fn on_lease(s: &Arc<Shared>, l: Market::LeaseStarted) -> Result<()> {
     Ok(())
 }
 
-async fn order_log(s: &Shared, id: B256) -> Result<Market::OrderCreated> {
+/// The `OrderCreated` log of order `id`.
+pub(crate) async fn order_log(s: &Shared, id: B256) -> Result<Market::OrderCreated> {
     let logs = s
         .client()
         .provider
@@ -658,6 +661,12 @@ fn on_closed(s: &Shared, id: B256, faulted: bool, paid: U96) -> Result<()> {
     }
     if let Some(c) = lock(&s.drivers).remove(&id) {
         // The lease is over: whatever still runs for it stops (PD-02).
+/// The tenant pushed the spec of order `o` ([`crate::http`]): evaluate it now, as if its log had
+/// just been read (nothing happens when the node already knows the order).
+pub(crate) async fn order_pushed(s: &Arc<Shared>, o: Market::OrderCreated) -> Result<()> {
+    on_order(s, o, Instant::now(), &mut None).await
+}
+
         c.cancel();
     }
     let to = if faulted {
@@ -826,7 +835,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
     let spec = match &job.spec {
         Some(js) => serde_json::from_str::<RunSpec>(js)
             .map_err(|e| Step::Fail(format!("stored spec: {e}")))?,
-        None => fetch::spec(&t.specURI, t.specHash)
+        None => crate::http::spec_for(&s.cfg.data_dir, job.id, &t.specURI, t.specHash)
             .await
             .map_err(|e| Step::Fail(format!("spec: {e}")))?,
     };

@@ -117,6 +117,18 @@ async fn check(path: &std::path::Path) -> Result<()> {
         c.data_dir.join("state.db").display(),
         store.live()?.len()
     );
+    if let Some(e) = &c.container {
+        let x = gridlease_provider::docker::ContainerExecutor::new(e.clone(), "check");
+        let info = x.ping().await.context("jobs.executor")?;
+        println!(
+            "engine     {} {} (API {}) at {}, network {}",
+            info.platform,
+            info.version,
+            info.api_version,
+            e.socket.display(),
+            e.network
+        );
+    }
     let operator = c
         .operator
         .load()

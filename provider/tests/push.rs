@@ -1,0 +1,238 @@
+//! Spec delivery over the node's HTTP API against a real anvil: an order whose `specURI` is
+//! `gridlease:push` gets no bid until its tenant pushes the spec; a push signed by anyone else, or
+//! of another spec, is refused; the tenant's push is kept, the node bids, runs the job and posts
+//! its result.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{B256, U256, aliases::U96},
+    signers::local::PrivateKeySigner,
+};
+use gridlease_bindings::{
+    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Results,
+};
+use gridlease_core::{
+    chain::{Client, send},
+    fetch,
+    spec::{PUSH_URI, Resources, RunSpec, Workload},
+};
+use gridlease_deploy::{
+    anvil::{self, ANVIL_KEYS},
+    deploy::mint,
+    devnet,
+};
+
+const USDC: u128 = 1_000_000;
+
+fn node_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
+}
+
+async fn get(url: &str) -> String {
+    String::from_utf8_lossy(&fetch::fetch(url).await.unwrap_or_default()).into_owned()
+}
+
+/// POST `body` to `url` with `auth`; the status code.
+async fn post(url: &str, auth: &str, body: Vec<u8>) -> u16 {
+    alloy::transports::http::reqwest::Client::new()
+        .post(url)
+        .header(fetch::AUTH_HEADER, auth)
+        .body(body)
+        .send()
+        .await
+        .expect("the node answers")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_pushed_spec_is_checked_kept_and_run() {
+    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
+    let dir = tempfile::tempdir().expect("tempdir");
+    d.save(&dir.path().join("deployments.json")).expect("save");
+    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
+    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
+    let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
+    let usdc = d.token("USDC").expect("usdc").address;
+    let cap = Capacity {
+        gpuClasses: 1,
+        gpuCount: 1,
+        vramGiB: 16,
+    };
+    devnet::provider(&gov, &d, owner.clone(), operator.address(), cap, 100 * USDC)
+        .await
+        .expect("provider registered and staked");
+    mint(&gov, usdc, tenant_key.address(), 1_000 * USDC)
+        .await
+        .expect("mint");
+    let tenant = Client::connect(&anvil.url(), Some(tenant_key.clone()))
+        .await
+        .expect("connect");
+    let market = d.address("Market").expect("market");
+    send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
+        .await
+        .expect("approve");
+    let port = anvil::free_port().expect("a free port");
+    let config = format!(
+        r#"[chain]
+rpc = "{}"
+deployments = "deployments.json"
+confirmations = 0
+poll_ms = 100
+
+[wallet]
+private_key = "env:OP_KEY"
+owner = "{}"
+
+[capacity]
+gpus = "declared"
+class = "any"
+count = 1
+vram_gib = 16
+
+[pricing.any]
+floor_per_hour = "0.36"
+
+[jobs]
+executor = "process"
+post_margin = "5s"
+shutdown_grace = "2s"
+
+[http]
+listen = "127.0.0.1:{port}"
+"#,
+        anvil.url(),
+        owner.address()
+    );
+    std::fs::write(dir.path().join("provider.toml"), config).expect("write");
+    let log = std::fs::File::create(dir.path().join("node.log")).expect("log");
+    let mut node: Child = Command::new(env!("CARGO_BIN_EXE_gridlease-provider"))
+        .args(["run", "--config", "provider.toml", "--verbose"])
+        .current_dir(dir.path())
+        .env("OP_KEY", ANVIL_KEYS[3])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("node starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let wait_for = async |what: &str, cond: &dyn Fn(&str) -> bool, url: &str| {
+        let t0 = Instant::now();
+        loop {
+            let body = get(url).await;
+            if cond(&body) {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "never saw {what} at {url}: {body}\nnode log:\n{}",
+                node_log(dir.path())
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let metrics = format!("{base}/metrics");
+    wait_for(
+        "the head",
+        &|m| m.contains("gridlease_provider_head_block"),
+        &metrics,
+    )
+    .await;
+
+    // A private container job: the order carries only the hash and `gridlease:push`.
+    let spec = RunSpec {
+        version: 1,
+        workload: Workload::Container {
+            image: "local".into(),
+            command: vec!["sh".into(), "-c".into(), "echo private $TASK".into()],
+            env: [("TASK".to_owned(), "7".to_owned())].into(),
+        },
+        resources: Resources {
+            gpu_class: 0,
+            gpu_count: 1,
+            vram_gib: 8,
+            cpu_cores: 1,
+            ram_gib: 1,
+        },
+    };
+    let p = OrderParams {
+        specHash: spec.hash(),
+        specURI: PUSH_URI.into(),
+        token: usdc,
+        deposit: U96::from(10 * USDC),
+        maxPricePerSecond: U96::from(1_000_000_000_000_000u128),
+        maxDuration: 600,
+        bidWindow: 60,
+        collateral: U96::from(10 * USDC),
+        gpuClass: 0,
+        gpuCount: 1,
+        vramGiB: 8,
+        cpuCores: 1,
+        ramGiB: 1,
+        jobKind: 0,
+        instant: true,
+        salt: B256::repeat_byte(1),
+    };
+    let id = p.order_id(tenant_key.address());
+    send(Market::new(market, &tenant.provider).createOrder(p))
+        .await
+        .expect("order");
+    // The node sees the order and does not bid without the spec.
+    wait_for(
+        "the order skipped for its spec",
+        &|m| m.contains("orders_skipped_total{reason=\"spec\"} 1"),
+        &metrics,
+    )
+    .await;
+    assert!(
+        get(&metrics)
+            .await
+            .contains("gridlease_provider_bids_sent_total 0")
+    );
+
+    let url = format!("{base}/specs/{id}");
+    let body = spec.canonical_json();
+    let stranger = PrivateKeySigner::random();
+    let forged = fetch::spec_auth(&stranger, id).expect("signs");
+    assert_eq!(post(&url, &forged, body.clone()).await, 403);
+    let mut other = spec.clone();
+    other.resources.ram_gib = 64;
+    let auth = fetch::spec_auth(&tenant_key, id).expect("signs");
+    assert_eq!(post(&url, &auth, other.canonical_json()).await, 422);
+    let unknown = format!("{base}/specs/{}", B256::repeat_byte(0x77));
+    let auth_unknown = fetch::spec_auth(&tenant_key, B256::repeat_byte(0x77)).expect("signs");
+    assert_eq!(post(&unknown, &auth_unknown, body.clone()).await, 404);
+    assert_eq!(post(&url, &auth, body.clone()).await, 201);
+    assert_eq!(
+        post(&url, &auth, body).await,
+        200,
+        "a second push is a no-op"
+    );
+
+    // The push triggers the bid; the job runs and its result is posted and served to the tenant.
+    let results = Results::new(d.address("Results").expect("results"), &tenant.provider);
+    let t0 = Instant::now();
+    loop {
+        let r = results.resultOf(id).call().await.expect("resultOf");
+        if r.postedAt.to::<u64>() != 0 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "no result; node log:\n{}",
+            node_log(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let auth = fetch::result_auth(&tenant_key, id).expect("signs");
+    let out = fetch::fetch_with(&format!("{base}/results/{id}"), Some(&auth))
+        .await
+        .expect("the tenant downloads its result");
+    assert_eq!(out, b"private 7\n");
+    let status = anvil::terminate(&mut node, Duration::from_secs(20)).expect("stops");
+    assert!(status.success(), "node exited with {status}");
+}
