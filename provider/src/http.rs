@@ -1,25 +1,36 @@
-//! The node's HTTP API: `/healthz`, Prometheus `/metrics`, and `/results/<lease id>` (results of
+//! The node's HTTP API: `/healthz`, Prometheus `/metrics`, `/results/<lease id>` (results of
 //! built-in jobs are public, so any verifier can check them; other results only to the lease's
-//! tenant, authenticated by a signature: [`gridlease_core::fetch::result_auth_message`]).
+//! tenant, authenticated by a signature: [`gridlease_core::fetch::result_auth_message`]), and
+//! `POST /specs/<order id>`: the spec of an order whose `specURI` is
+//! [`gridlease_core::spec::PUSH_URI`], pushed by its tenant (signed:
+//! [`gridlease_core::fetch::spec_auth_message`]) and kept only when its hash is the order's
+//! `specHash`. A pushed spec for an order the node has not bid on yet is evaluated at once.
 
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
+    path::{Path as FsPath, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
 };
 
-use alloy::primitives::{B256, Signature};
+use alloy::primitives::{Address, B256, Signature};
 use axum::{
     Router,
-    extract::{Path, State},
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
-use gridlease_core::fetch::{AUTH_HEADER, result_auth_message};
+use gridlease_bindings::IMarket::OrderParams;
+use gridlease_core::{
+    fetch::{self, AUTH_HEADER, result_auth_message, spec_auth_message},
+    spec::{PUSH_URI, RunSpec},
+};
+use tracing::{info, warn};
 
 use crate::{engine::Shared, unix_now};
 
@@ -71,6 +82,10 @@ pub fn router(s: Arc<Shared>) -> Router {
 }
 
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
+        .route(
+            "/specs/{id}",
+            post(push_spec).layer(DefaultBodyLimit::max(MAX_PUSHED_SPEC)),
+        )
     let last = s.metrics.last_poll.load(Relaxed);
     let age = unix_now().saturating_sub(last);
     // Unhealthy when the chain has not been read for 30 polls (and at least 30 s).
@@ -203,38 +218,369 @@ async fn result(
         return deny(StatusCode::NOT_FOUND, "no such lease here");
     };
     let public = crate::engine::terms(&job).is_some_and(|t| t.jobKind == 1);
-    if !public {
-        let Some(auth) = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok()) else {
-            return deny(
-                StatusCode::UNAUTHORIZED,
-                "this result is the tenant's: sign it with `gridlease result` (header x-gridlease-auth)",
-            );
-        };
-        let Some((expiry, sig)) = auth.split_once(':') else {
-            return deny(
-                StatusCode::UNAUTHORIZED,
-                "x-gridlease-auth is <expiry>:<signature>",
-            );
-        };
-        let (Ok(expiry), Ok(sig)) = (expiry.parse::<u64>(), sig.parse::<Signature>()) else {
-            return deny(
-                StatusCode::UNAUTHORIZED,
-                "x-gridlease-auth is <expiry>:<signature>",
-            );
-        };
-        if expiry < unix_now() || expiry > unix_now() + 3_600 {
-            return deny(
-                StatusCode::UNAUTHORIZED,
-                "the signature expired (or lives over an hour)",
-            );
-        }
-        let signer = sig.recover_address_from_msg(result_auth_message(id, expiry));
-        if signer.ok() != Some(job.tenant) {
-            return deny(StatusCode::FORBIDDEN, "not signed by the lease's tenant");
-        }
+    if !public
+        && let Err(r) = check_auth(
+            &headers,
+            |expiry| result_auth_message(id, expiry),
+            job.tenant,
+            "this result is the tenant's: sign it with `gridlease result` (header x-gridlease-auth)",
+        )
+    {
+        return r.into_response();
     }
     match tokio::fs::read(s.result_path(id)).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(_) => deny(StatusCode::NOT_FOUND, "no result for this lease yet"),
+    }
+}
+
+/// Why a request is refused: its status, and a line telling the client why.
+pub type Refusal = (StatusCode, String);
+
+fn refuse(code: StatusCode, why: &str) -> Refusal {
+    (code, format!("{why}\n"))
+}
+
+/// Check the [`AUTH_HEADER`] of a request: `<expiry>:<signature>`, unexpired and living at most an
+/// hour, signed (EIP-191) by `who` over `message(expiry)`. `missing` is the answer without one.
+fn check_auth(
+    headers: &HeaderMap,
+    message: impl Fn(u64) -> String,
+    who: Address,
+    missing: &str,
+) -> Result<(), Refusal> {
+    let Some(auth) = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err(refuse(StatusCode::UNAUTHORIZED, missing));
+    };
+    let malformed = || {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            "x-gridlease-auth is <expiry>:<signature>",
+        )
+    };
+    let Some((expiry, sig)) = auth.split_once(':') else {
+        return Err(malformed());
+    };
+    let (Ok(expiry), Ok(sig)) = (expiry.parse::<u64>(), sig.parse::<Signature>()) else {
+        return Err(malformed());
+    };
+    if expiry < unix_now() || expiry > unix_now() + 3_600 {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "the signature expired (or lives over an hour)",
+        ));
+    }
+    if sig.recover_address_from_msg(message(expiry)).ok() != Some(who) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "not signed by the order's tenant",
+        ));
+    }
+    Ok(())
+}
+
+/// Largest spec `POST /specs/<order id>` accepts, bytes.
+pub const MAX_PUSHED_SPEC: usize = 64 << 10;
+
+/// Where the spec the tenant of order `id` pushed is kept (its canonical JSON).
+pub fn pushed_spec_path(data_dir: &FsPath, id: B256) -> PathBuf {
+    data_dir.join("specs").join(format!("{id}.json"))
+}
+
+/// The run spec of order `id` whose terms name `uri` and `hash`: the one its tenant pushed when
+/// `uri` is [`PUSH_URI`], else downloaded; checked against `hash` either way.
+pub async fn spec_for(
+    data_dir: &FsPath,
+    id: B256,
+    uri: &str,
+    hash: B256,
+) -> Result<RunSpec, String> {
+    if uri != PUSH_URI {
+        return fetch::spec(uri, hash).await;
+    }
+    let path = pushed_spec_path(data_dir, id);
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{PUSH_URI}: waiting for the tenant to push the spec (POST /specs/{id})"
+            ));
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let spec: RunSpec = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{}: not a run spec: {e}", path.display()))?;
+    if spec.hash() != hash {
+        return Err(format!(
+            "{}: does not match the order's spec hash",
+            path.display()
+        ));
+    }
+    Ok(spec)
+}
+
+/// Check a pushed spec for order `id` (terms `t`, tenant `tenant`): the order takes pushes, the
+/// tenant signed the request, and the body is a run spec whose hash is the order's.
+pub fn verify_push(
+    id: B256,
+    headers: &HeaderMap,
+    body: &[u8],
+    tenant: Address,
+    t: &OrderParams,
+) -> Result<RunSpec, Refusal> {
+    if t.specURI != PUSH_URI {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            &format!(
+                "order {id} names its spec at {}; only orders with specURI {PUSH_URI} take a pushed spec",
+                t.specURI
+            ),
+        ));
+    }
+    check_auth(
+        headers,
+        |expiry| spec_auth_message(id, expiry),
+        tenant,
+        "sign the push with the order's tenant key (`gridlease submit --push`, header x-gridlease-auth)",
+    )?;
+    let spec: RunSpec = serde_json::from_slice(body).map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("the body is not a run spec (canonical JSON): {e}"),
+        )
+    })?;
+    if spec.hash() != t.specHash {
+        return Err(refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!(
+                "the spec hashes to {}, the order's specHash is {}",
+                spec.hash(),
+                t.specHash
+            ),
+        ));
+    }
+    Ok(spec)
+}
+
+async fn push_spec(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(id) = id.parse::<B256>() else {
+        return deny(StatusCode::BAD_REQUEST, "expected /specs/0x<64 hex digits>");
+    };
+    // The order's terms: from the node's own row, else from the order's log on chain.
+    let known = s.store.lock().ok().and_then(|st| st.job(id).ok().flatten());
+    let (tenant, terms, new_order) = match known {
+        Some(j) => match crate::engine::terms(&j) {
+            Some(t) => (j.tenant, t, None),
+            None => {
+                return deny(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "stored terms do not decode",
+                );
+            }
+        },
+        None => match crate::engine::order_log(&s, id).await {
+            Ok(o) => (o.tenant, o.params.clone(), Some(o)),
+            Err(e) => {
+                return deny(
+                    StatusCode::NOT_FOUND,
+                    &format!("no order {id} found: {e:#}"),
+                );
+            }
+        },
+    };
+    let spec = match verify_push(id, &headers, &body, tenant, &terms) {
+        Ok(spec) => spec,
+        Err(r) => return r.into_response(),
+    };
+    let path = pushed_spec_path(&s.cfg.data_dir, id);
+    if path.exists() {
+        return (
+            StatusCode::OK,
+            format!("the spec of order {id} is already here\n"),
+        )
+            .into_response();
+    }
+    if let Err(e) = store_spec(&path, &spec.canonical_json()) {
+        warn!(order = %id, error = %e, "cannot store a pushed spec");
+        return deny(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot store the spec; retry",
+        );
+    }
+    info!(order = %id, tenant = %tenant, "spec pushed by the tenant");
+    if let Some(o) = new_order
+        && !s.stop.is_cancelled()
+    {
+        let s2 = s.clone();
+        s.tracker.spawn(async move {
+            if let Err(e) = crate::engine::order_pushed(&s2, o).await {
+                warn!(order = %id, error = %e, "evaluating a pushed order failed");
+            }
+        });
+    }
+    (StatusCode::CREATED, format!("spec of order {id} stored\n")).into_response()
+}
+
+/// Write `bytes` to `path` whole or not at all.
+fn store_spec(path: &FsPath, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::signers::{SignerSync, local::PrivateKeySigner};
+    use gridlease_core::spec::{Resources, Workload};
+
+    use super::*;
+
+    fn spec() -> RunSpec {
+        RunSpec {
+            version: 1,
+            workload: Workload::Container {
+                image: "ghcr.io/acme/train:v1".into(),
+                command: vec!["python".into(), "train.py".into()],
+                env: [("SECRET_DATASET".to_owned(), "s3://private".to_owned())].into(),
+            },
+            resources: Resources {
+                gpu_class: 0,
+                gpu_count: 1,
+                vram_gib: 8,
+                cpu_cores: 1,
+                ram_gib: 1,
+            },
+        }
+    }
+
+    fn terms(uri: &str) -> OrderParams {
+        OrderParams {
+            specHash: spec().hash(),
+            specURI: uri.into(),
+            ..OrderParams::default()
+        }
+    }
+
+    fn auth(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTH_HEADER, value.parse().expect("header"));
+        h
+    }
+
+    fn status(r: Result<RunSpec, Refusal>) -> StatusCode {
+        match r {
+            Ok(_) => StatusCode::OK,
+            Err(r) => r.0,
+        }
+    }
+
+    #[test]
+    fn a_push_is_kept_only_from_the_tenant_for_the_order_s_hash() {
+        let id = B256::repeat_byte(9);
+        let tenant = PrivateKeySigner::random();
+        let other = PrivateKeySigner::random();
+        let body = spec().canonical_json();
+        let good = auth(&fetch::spec_auth(&tenant, id).expect("signs"));
+        let t = terms(PUSH_URI);
+        let got = verify_push(id, &good, &body, tenant.address(), &t).expect("accepted");
+        assert_eq!(got, spec());
+        // Signed by someone else, for another order, or not at all.
+        let forged = auth(&fetch::spec_auth(&other, id).expect("signs"));
+        assert_eq!(
+            status(verify_push(id, &forged, &body, tenant.address(), &t)),
+            StatusCode::FORBIDDEN
+        );
+        let elsewhere = auth(&fetch::spec_auth(&tenant, B256::repeat_byte(8)).expect("signs"));
+        assert_eq!(
+            status(verify_push(id, &elsewhere, &body, tenant.address(), &t)),
+            StatusCode::FORBIDDEN
+        );
+        // A result download signature is not a push signature.
+        let result_sig = auth(&fetch::result_auth(&tenant, id).expect("signs"));
+        assert_eq!(
+            status(verify_push(id, &result_sig, &body, tenant.address(), &t)),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(verify_push(
+                id,
+                &HeaderMap::new(),
+                &body,
+                tenant.address(),
+                &t
+            )),
+            StatusCode::UNAUTHORIZED
+        );
+        // Expired, or living too long.
+        for expiry in [unix_now() - 1, unix_now() + 7_200] {
+            let sig = tenant
+                .sign_message_sync(spec_auth_message(id, expiry).as_bytes())
+                .expect("signs");
+            let h = auth(&format!("{expiry}:{sig}"));
+            assert_eq!(
+                status(verify_push(id, &h, &body, tenant.address(), &t)),
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        // Not the spec the order committed to, not a spec, not an order that takes pushes.
+        let mut changed = spec();
+        changed.resources.ram_gib = 2;
+        let changed = changed.canonical_json();
+        assert_eq!(
+            status(verify_push(id, &good, &changed, tenant.address(), &t)),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(verify_push(id, &good, b"{}", tenant.address(), &t)),
+            StatusCode::BAD_REQUEST
+        );
+        let public = terms("https://example.com/spec.json");
+        assert_eq!(
+            status(verify_push(id, &good, &body, tenant.address(), &public)),
+            StatusCode::CONFLICT
+        );
+    }
+
+    #[tokio::test]
+    async fn a_push_order_waits_for_its_spec_and_a_tampered_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = B256::repeat_byte(3);
+        let hash = spec().hash();
+        let e = spec_for(dir.path(), id, PUSH_URI, hash)
+            .await
+            .expect_err("not pushed yet");
+        assert!(e.contains("waiting for the tenant"), "{e}");
+        let path = pushed_spec_path(dir.path(), id);
+        store_spec(&path, &spec().canonical_json()).expect("stored");
+        assert_eq!(
+            spec_for(dir.path(), id, PUSH_URI, hash)
+                .await
+                .expect("read"),
+            spec()
+        );
+        let mut other = spec();
+        other.version = 2;
+        store_spec(&path, &other.canonical_json()).expect("stored");
+        assert!(spec_for(dir.path(), id, PUSH_URI, hash).await.is_err());
+        // Other URIs are fetched as before; the push URI is never fetched.
+        let data = spec().data_uri();
+        assert_eq!(
+            spec_for(dir.path(), id, &data, hash)
+                .await
+                .expect("data uri"),
+            spec()
+        );
+        assert!(fetch::spec(PUSH_URI, hash).await.is_err());
     }
 }
