@@ -170,6 +170,10 @@ struct RawJobs {
     max_concurrent: u32,
     #[serde(default = "default_executor")]
     executor: String,
+    #[serde(default)]
+    socket: Option<String>,
+    #[serde(default)]
+    network: Option<String>,
     #[serde(default = "default_work_dir")]
     work_dir: PathBuf,
     #[serde(default = "default_data_dir")]
@@ -186,10 +190,6 @@ struct RawJobs {
 #[serde(deny_unknown_fields)]
 struct RawBidding {
     #[serde(default = "default_mode")]
-    #[serde(default)]
-    socket: Option<String>,
-    #[serde(default)]
-    network: Option<String>,
     mode: String,
 }
 
@@ -248,6 +248,8 @@ impl Default for RawJobs {
         Self {
             max_concurrent: default_max_concurrent(),
             executor: default_executor(),
+            socket: None,
+            network: None,
             work_dir: default_work_dir(),
             data_dir: default_data_dir(),
             shutdown_grace: default_grace(),
@@ -268,8 +270,6 @@ impl Default for RawHttp {
         Self {
             listen: default_listen(),
             public_url: None,
-            socket: None,
-            network: None,
         }
     }
 }
@@ -409,26 +409,6 @@ impl Config {
                 ));
             }
         };
-        let shutdown_grace_secs = parse_duration(&raw.jobs.shutdown_grace)
-            .map_err(|e| bad("jobs.shutdown_grace", e.to_string()))?;
-        let post_margin_secs = parse_duration(&raw.jobs.post_margin)
-            .map_err(|e| bad("jobs.post_margin", e.to_string()))?;
-        if !(10..=60_000).contains(&raw.chain.poll_ms) {
-            return Err(bad(
-                "chain.poll_ms",
-                "between 10 and 60000 milliseconds".into(),
-            ));
-        }
-        let bid_mode = match raw.bidding.mode.as_str() {
-            "onchain" => BidMode::Onchain,
-            "signed" => BidMode::Signed,
-            other => {
-                return Err(bad(
-                    "bidding.mode",
-                    format!("\"{other}\": expected \"onchain\" or \"signed\""),
-                ));
-            }
-        };
         let container = match executor {
             ExecutorKind::Process => {
                 if raw.jobs.socket.is_some() || raw.jobs.network.is_some() {
@@ -458,6 +438,26 @@ impl Config {
                     socket,
                     network,
                 })
+            }
+        };
+        let shutdown_grace_secs = parse_duration(&raw.jobs.shutdown_grace)
+            .map_err(|e| bad("jobs.shutdown_grace", e.to_string()))?;
+        let post_margin_secs = parse_duration(&raw.jobs.post_margin)
+            .map_err(|e| bad("jobs.post_margin", e.to_string()))?;
+        if !(10..=60_000).contains(&raw.chain.poll_ms) {
+            return Err(bad(
+                "chain.poll_ms",
+                "between 10 and 60000 milliseconds".into(),
+            ));
+        }
+        let bid_mode = match raw.bidding.mode.as_str() {
+            "onchain" => BidMode::Onchain,
+            "signed" => BidMode::Signed,
+            other => {
+                return Err(bad(
+                    "bidding.mode",
+                    format!("\"{other}\": expected \"onchain\" or \"signed\""),
+                ));
             }
         };
         let listen = raw.http.listen.parse::<SocketAddr>().map_err(|_| {
@@ -492,6 +492,7 @@ impl Config {
             pricing,
             max_concurrent_jobs: raw.jobs.max_concurrent,
             executor,
+            container,
             work_dir: rel(raw.jobs.work_dir),
             data_dir: rel(raw.jobs.data_dir),
             bid_mode,
@@ -513,7 +514,6 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("provider.toml"), Path::new("/srv/node"))
-            container,
     }
 
     #[test]
@@ -524,28 +524,6 @@ mod tests {
         assert_eq!(c.bid_mode, BidMode::Onchain);
         assert!(c.pricing.contains_key("any"));
         assert!(matches!(c.operator, KeySource::Keystore { .. }));
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        let cases = [
-            (
-                SAMPLE.replace("confirmations", "confirmation"),
-                "confirmation",
-            ),
-            (
-                SAMPLE.replace("mode = \"onchain\"", "mode = \"maybe\""),
-                "bidding.mode",
-            ),
-            (
-                SAMPLE.replace("listen = \"127.0.0.1:7311\"", "listen = \"here\""),
-                "http.listen",
-            ),
-            (
-                SAMPLE.replace("floor_per_hour = \"0.80\"", "floor_per_hour = \"cheap\""),
-                "pricing.any.floor_per_hour",
-            ),
-            (
         assert_eq!(c.container, None);
     }
 
@@ -577,6 +555,28 @@ mod tests {
         .expect_err("tcp")
         .to_string();
         assert!(bad.contains("jobs.socket"), "{bad}");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                SAMPLE.replace("confirmations", "confirmation"),
+                "confirmation",
+            ),
+            (
+                SAMPLE.replace("mode = \"onchain\"", "mode = \"maybe\""),
+                "bidding.mode",
+            ),
+            (
+                SAMPLE.replace("listen = \"127.0.0.1:7311\"", "listen = \"here\""),
+                "http.listen",
+            ),
+            (
+                SAMPLE.replace("floor_per_hour = \"0.80\"", "floor_per_hour = \"cheap\""),
+                "pricing.any.floor_per_hour",
+            ),
+            (
                 SAMPLE.replace("[pricing.any]", "[pricing.tpu]"),
                 "pricing.tpu",
             ),

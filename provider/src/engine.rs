@@ -288,6 +288,11 @@ async fn start(cfg: Config) -> Result<Shared> {
         tracker: TaskTracker::new(),
         drivers: Mutex::new(HashMap::new()),
         process: ProcessExecutor::default(),
+        container: crate::docker::ContainerExecutor::for_node(
+            cfg.container.as_ref(),
+            &operator.to_string(),
+        )
+        .await?,
         builtin: BuiltinExecutor::default(),
         gpus: crate::gpu::GpuAllocator::new(&gpu::discover(&cfg.capacity), cfg.share_gpus),
         offer: Mutex::new(offer),
@@ -298,11 +303,6 @@ async fn start(cfg: Config) -> Result<Shared> {
 
 /// Pick up every live job after a (re)start.
 fn resume(s: &Arc<Shared>) -> Result<()> {
-        container: crate::docker::ContainerExecutor::for_node(
-            cfg.container.as_ref(),
-            &operator.to_string(),
-        )
-        .await?,
     let live = s.db().live()?;
     for j in live {
         match j.state {
@@ -652,6 +652,12 @@ pub(crate) async fn order_log(s: &Shared, id: B256) -> Result<Market::OrderCreat
         .with_context(|| format!("no OrderCreated log for {id}"))
 }
 
+/// The tenant pushed the spec of order `o` ([`crate::http`]): evaluate it now, as if its log had
+/// just been read (nothing happens when the node already knows the order).
+pub(crate) async fn order_pushed(s: &Arc<Shared>, o: Market::OrderCreated) -> Result<()> {
+    on_order(s, o, Instant::now(), &mut None).await
+}
+
 fn on_closed(s: &Shared, id: B256, faulted: bool, paid: U96) -> Result<()> {
     let Some(j) = s.db().job(id)? else {
         return Ok(());
@@ -661,12 +667,6 @@ fn on_closed(s: &Shared, id: B256, faulted: bool, paid: U96) -> Result<()> {
     }
     if let Some(c) = lock(&s.drivers).remove(&id) {
         // The lease is over: whatever still runs for it stops (PD-02).
-/// The tenant pushed the spec of order `o` ([`crate::http`]): evaluate it now, as if its log had
-/// just been read (nothing happens when the node already knows the order).
-pub(crate) async fn order_pushed(s: &Arc<Shared>, o: Market::OrderCreated) -> Result<()> {
-    on_order(s, o, Instant::now(), &mut None).await
-}
-
         c.cancel();
     }
     let to = if faulted {
@@ -853,6 +853,9 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         workload: spec.workload.clone(),
         time_limit: Duration::from_secs(left),
         work_dir: s.cfg.work_dir.join(job.id.to_string()),
+        gpus: gpu_lease.uuids().to_vec(),
+        cpu_cores: t.cpuCores,
+        ram_gib: t.ramGiB,
     };
     let started = Instant::now();
     info!(lease = %job.id, limit_s = left, "job running");
@@ -862,9 +865,6 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         let (id, s2) = (job.id, s.clone());
         let record: OnSpawn = Box::new(move |pgid| {
             let _ = s2.db().set_pgid(id, pgid);
-        gpus: gpu_lease.uuids().to_vec(),
-        cpu_cores: t.cpuCores,
-        ram_gib: t.ramGiB,
         });
         match s.executor(&spec.workload) {
             Err(e) => Err(ExecError::Unsupported(e)),

@@ -355,6 +355,9 @@ mod tests {
             },
             time_limit: limit,
             work_dir: dir.to_path_buf(),
+            gpus: Vec::new(),
+            cpu_cores: 0,
+            ram_gib: 0,
         }
     }
 
@@ -371,9 +374,6 @@ mod tests {
         let ok = x
             .run(
                 job(
-            gpus: Vec::new(),
-            cpu_cores: 0,
-            ram_gib: 0,
                     dir.path(),
                     &["sh", "-c", "printf hello; echo oops >&2"],
                     &[],
@@ -596,6 +596,9 @@ mod tests {
                     workload: w,
                     time_limit: Duration::from_secs(20),
                     work_dir: dir.path().into(),
+                    gpus: Vec::new(),
+                    cpu_cores: 0,
+                    ram_gib: 0,
                 },
                 CancellationToken::new(),
                 no_hook(),
@@ -612,9 +615,6 @@ mod tests {
         assert_eq!(out.result, matmul::encode(&c));
         assert!(
             x.supports(&Workload::MatmulI8 {
-                    gpus: Vec::new(),
-                    cpu_cores: 0,
-                    ram_gib: 0,
                 m: 0,
                 k: 1,
                 n: 1,

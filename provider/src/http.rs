@@ -78,14 +78,14 @@ pub fn router(s: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/results/{id}", get(result))
-        .with_state(s)
-}
-
-async fn healthz(State(s): State<Arc<Shared>>) -> Response {
         .route(
             "/specs/{id}",
             post(push_spec).layer(DefaultBodyLimit::max(MAX_PUSHED_SPEC)),
         )
+        .with_state(s)
+}
+
+async fn healthz(State(s): State<Arc<Shared>>) -> Response {
     let last = s.metrics.last_poll.load(Relaxed);
     let age = unix_now().saturating_sub(last);
     // Unhealthy when the chain has not been read for 30 polls (and at least 30 s).
