@@ -151,7 +151,7 @@ impl Shared {
         // Built-in jobs always; container jobs with the process executor.
         match self.cfg.executor {
             ExecutorKind::Process => 0b011,
-            ExecutorKind::Docker => 0b010,
+            ExecutorKind::Docker => 0b011,
         }
     }
 }
