@@ -623,3 +623,120 @@ async fn submit_wait_accept_follows_every_phase_and_closes_on_a_verified_result(
         assert!(err.contains(phase), "no \"{phase}\" in:\n{err}");
     }
 }
+
+/// A one-request HTTP server on loopback: answers 201 and hands back the request line, headers
+/// (lower-cased names) and body.
+fn fake_node() -> (
+    String,
+    std::sync::mpsc::Receiver<(String, Vec<(String, String)>, Vec<u8>)>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut r = BufReader::new(stream);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let len = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        let _ = r.read_exact(&mut body);
+        let _ = r
+            .get_mut()
+            .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        let _ = tx.send((line.trim().to_owned(), headers, body));
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn submit_push_keeps_the_spec_off_chain_and_sends_it_signed_to_the_node() {
+    use alloy::{primitives::Signature, rpc::types::Filter, sol_types::SolEvent};
+    use gridlease_core::{
+        fetch::spec_auth_message,
+        spec::{PUSH_URI, RunSpec},
+    };
+    let n = net().await;
+    let container = r#"
+kind = "container"
+[resources]
+vram_gib = 1
+[price]
+max_per_hour = "3.6"
+max_duration = "10m"
+bid_window = "30s"
+deposit = "2"
+collateral = "10"
+[container]
+image = "ghcr.io/acme/private:1"
+command = ["python", "train.py"]
+env = { DATASET = "s3://secret" }
+"#;
+    let spec = n.spec("private.toml", container);
+    let (url, got) = fake_node();
+    let v = n.json(&["submit", &spec, "--push", &url]);
+    let id: B256 = id_of(&v).parse().expect("id");
+    assert_eq!(v["pushedTo"], format!("{url}/specs/{id}"));
+    // On chain: the hash and `gridlease:push`, nothing of the spec itself.
+    let logs = n
+        .gov
+        .provider
+        .get_logs(
+            &Filter::new()
+                .address(n.d.address("Market").expect("market"))
+                .event_signature(Market::OrderCreated::SIGNATURE_HASH)
+                .topic1(id)
+                .from_block(0),
+        )
+        .await
+        .expect("logs");
+    let created = logs[0]
+        .log_decode::<Market::OrderCreated>()
+        .expect("decodes")
+        .inner
+        .data;
+    assert_eq!(created.params.specURI, PUSH_URI);
+    // The node got the spec the hash commits to, signed by the tenant for this order.
+    let (line, headers, body) = got
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the node was called");
+    assert_eq!(line, format!("POST /specs/{id} HTTP/1.1"));
+    let pushed: RunSpec = serde_json::from_slice(&body).expect("a run spec");
+    assert_eq!(pushed.hash(), created.params.specHash);
+    let auth = &headers
+        .iter()
+        .find(|(k, _)| k == "x-gridlease-auth")
+        .expect("signed")
+        .1;
+    let (expiry, sig) = auth.split_once(':').expect("expiry:signature");
+    let sig: Signature = sig.parse().expect("signature");
+    let signer = sig
+        .recover_address_from_msg(spec_auth_message(id, expiry.parse().expect("expiry")))
+        .expect("recovers");
+    assert_eq!(signer, n.tenant);
+
+    // A built-in job keeps its spec public: --push is refused before any transaction.
+    let nonce = n.nonce().await;
+    let mm = n.spec("mm.toml", &SPEC.replace("INSTANT", "false"));
+    let r = n.cli(&["submit", &mm, "--push", &url]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("keepers need"), "{}", r.stderr);
+    assert_eq!(n.nonce().await, nonce);
+}
