@@ -624,12 +624,11 @@ async fn submit_wait_accept_follows_every_phase_and_closes_on_a_verified_result(
     }
 }
 
-/// A one-request HTTP server on loopback: answers 201 and hands back the request line, headers
-/// (lower-cased names) and body.
-fn fake_node() -> (
-    String,
-    std::sync::mpsc::Receiver<(String, Vec<(String, String)>, Vec<u8>)>,
-) {
+/// What the fake node received: request line, headers (lower-cased names), body.
+type Request = (String, Vec<(String, String)>, Vec<u8>);
+
+/// A one-request HTTP server on loopback: answers 201 and hands back the request.
+fn fake_node() -> (String, std::sync::mpsc::Receiver<Request>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
