@@ -86,39 +86,104 @@ async fn net() -> Net {
     }
 }
 
-/// Write `keeper-<n>.toml` for anvil key `key`.
+/// Write `keeper-<n>.toml` (the keeper's key comes from the environment).
 fn config(net: &Net, n: u32) -> String {
+    config_with(net, n, &net.anvil.url(), "", "3000").0
+}
+
+/// `keeper-<n>.toml` with its RPC, extra `[chain]` keys and native price; returns the file name
+/// and the keeper's HTTP port.
+fn config_with(net: &Net, n: u32, rpc: &str, chain: &str, native_price: &str) -> (String, u16) {
     let name = format!("keeper-{n}.toml");
+    let port = anvil::free_port().expect("a free port");
     std::fs::write(
         net.dir.path().join(&name),
         format!(
             r#"[chain]
-rpc = "{}"
+rpc = "{rpc}"
 deployments = "deployments.json"
 poll_ms = 100
+{chain}
 
 [wallet]
 private_key = "env:KEEPER_KEY"
 
 [profit]
-native_price = "3000"
+native_price = "{native_price}"
 max_gas_price_gwei = "50"
 
 [earnings]
 withdraw_above = "1000000"
 
 [http]
-listen = "127.0.0.1:{}"
+listen = "127.0.0.1:{port}"
 
 [data]
 dir = "keeper-{n}"
-"#,
-            net.anvil.url(),
-            anvil::free_port().expect("a free port")
+"#
         ),
     )
     .expect("write config");
-    name
+    (name, port)
+}
+
+/// A counter of the keeper's `/metrics` (0 while it does not answer).
+async fn metric(port: u16, name: &str) -> u64 {
+    let Ok(b) = gridlease_core::fetch::fetch(&format!("http://127.0.0.1:{port}/metrics")).await
+    else {
+        return 0;
+    };
+    String::from_utf8_lossy(&b)
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A JSON-RPC pass-through to `upstream` on a free loopback port that counts the
+/// `eth_sendRawTransaction` calls it forwards. Returns its URL, the counter, and the server task
+/// (aborting it closes the port).
+async fn rpc_proxy(
+    upstream: String,
+) -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
+    use std::sync::{Arc, atomic::AtomicUsize};
+    let sends = Arc::new(AtomicUsize::new(0));
+    let counter = sends.clone();
+    let client = alloy::transports::http::reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let (client, upstream, counter) = (client.clone(), upstream.clone(), counter.clone());
+        async move {
+            if String::from_utf8_lossy(&body).contains("eth_sendRawTransaction") {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            let reply = client
+                .post(upstream)
+                .header("content-type", "application/json")
+                .body(body.to_vec())
+                .send()
+                .await
+                .expect("upstream answers")
+                .bytes()
+                .await
+                .expect("upstream body");
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                reply.to_vec(),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("proxy serves");
+    });
+    (url, sends, task)
 }
 
 fn start_keeper(dir: &Path, config: &str, key: usize, run: u32) -> Child {
@@ -559,4 +624,117 @@ async fn kb_02_two_keepers_never_both_paid_for_one_piece_of_work() {
         );
     }
     let _ = logs_of(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_03_above_the_gas_price_cap_only_fault_proofs_go_out() {
+    let net = net().await;
+    let dir = net.dir.path();
+    // Gas priced at 1 USDC per ETH, so a fault proof pays even at 100 gwei.
+    let (cfg, port) = config_with(&net, 1, &net.anvil.url(), "", "1");
+    let running = net.lease(&container(), true, 40).await;
+    net.acknowledge(running).await;
+    let no_show = net.lease(&container(), true, 41).await;
+    // 100 gwei, above the 50 gwei cap: the start window passes and the lease accrues 25 min.
+    let p = &net.tenant.provider;
+    let spike = |gwei: u64| async move {
+        let _: serde_json::Value = p
+            .raw_request(
+                "anvil_setNextBlockBaseFeePerGas".into(),
+                (format!("{:#x}", gwei * 1_000_000_000),),
+            )
+            .await
+            .expect("base fee");
+    };
+    spike(100).await;
+    net.warp(1_500).await;
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("the no-show proof, above the cap", || async {
+        net.status(no_show).await == CLOSED
+    })
+    .await;
+    net.until("the settlement skipped for the cap", || async {
+        metric(
+            port,
+            "gridlease_keeper_work_skipped_total{reason=\"gas-price-cap\"}",
+        )
+        .await
+            > 0
+    })
+    .await;
+    let base = p
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .expect("block")
+        .expect("head")
+        .header
+        .base_fee_per_gas
+        .expect("base fee");
+    assert!(base > 50_000_000_000, "the spike is over: {base} wei");
+    assert!(
+        net.logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, running)
+            .await
+            .is_empty(),
+        "settled above the gas price cap"
+    );
+    // Back under the cap: the settlement goes out.
+    spike(1).await;
+    net.warp(1).await;
+    net.until("the settlement under the cap", || async {
+        !net.logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, running)
+            .await
+            .is_empty()
+    })
+    .await;
+    stop(keeper);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_04_private_endpoint_first_then_public_when_it_is_down() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let (public, public_sends, _public_task) = rpc_proxy(net.anvil.url()).await;
+    let (private, private_sends, private_task) = rpc_proxy(net.anvil.url()).await;
+    let id = net.lease(&container(), true, 50).await;
+    net.acknowledge(id).await;
+    let settlements = || async {
+        net.logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, id)
+            .await
+            .len()
+    };
+    let sent = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::SeqCst);
+
+    // Up: every transaction goes to the private endpoint, none to the public mempool. (Gas at
+    // 1 USDC per ETH: one lease's 25 minutes pay for a settlement.)
+    let chain = format!("private_rpc = \"{private}\"");
+    let (cfg, _) = config_with(&net, 1, &public, &chain, "1");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.warp(1_500).await;
+    net.until("a settlement sent privately", || async {
+        settlements().await >= 1
+    })
+    .await;
+    stop(keeper);
+    assert!(
+        sent(&private_sends) >= 1,
+        "nothing went to the private endpoint"
+    );
+    assert_eq!(sent(&public_sends), 0, "a transaction went public");
+
+    // Down (its port closed), already when the keeper starts: it runs, and sends publicly.
+    private_task.abort();
+    let _ = private_task.await;
+    let before = sent(&private_sends);
+    let (cfg, _) = config_with(&net, 2, &public, &chain, "1");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.warp(1_500).await;
+    net.until("a settlement sent publicly", || async {
+        settlements().await >= 2
+    })
+    .await;
+    stop(keeper);
+    assert!(sent(&public_sends) >= 1, "nothing went to the public node");
+    assert_eq!(sent(&private_sends), before);
+    let log = logs_of(dir);
+    assert!(log.contains("private endpoint refused"), "{log}");
 }
