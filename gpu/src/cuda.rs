@@ -491,6 +491,17 @@ impl CudaMatmul {
             .collect())
     }
 
+    /// Upload a claimed C (m x n, row-major) into the padded layout, to check it with
+    /// [`Self::freivalds`] or commit it.
+    pub fn upload_c(&self, p: &Plan, c: &[i32]) -> Result<CudaSlice<i32>, GpuError> {
+        let mut out = vec![0i32; p.c_len() as usize];
+        for (i, row) in c.chunks(p.n as usize).take(p.m as usize).enumerate() {
+            let at = i * p.np as usize;
+            out[at..at + row.len()].copy_from_slice(row);
+        }
+        Ok(self.stream.clone_htod(&out)?)
+    }
+
     /// Copy C (the m x n corner) to the host, row-major.
     pub fn download(&self, p: &Plan, c: &CudaSlice<i32>) -> Result<Vec<i32>, GpuError> {
         let all = self.stream.clone_dtoh(c)?;
