@@ -19,6 +19,10 @@ use gridlease_bindings::{
     Staking::StakingErrors,
 };
 
+/// How long one JSON-RPC call may take before it counts as a network failure (op's
+/// `NetworkTimeout`).
+pub const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A connected client.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -264,12 +268,21 @@ impl Client {
             .parse()
             .map_err(|e| ChainError::User(format!("RPC URL \"{url}\" is not a URL: {e}")))?;
         let from = signer.as_ref().map(PrivateKeySigner::address);
+        // Every call has a timeout (OFF-10): a node that hangs is an error to back off from,
+        // never a task stuck forever.
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .timeout(RPC_TIMEOUT)
+            .build()
+            .map_err(|e| ChainError::User(format!("cannot build an HTTP client: {e}")))?;
+        let transport = alloy::transports::http::Http::with_client(http, parsed);
+        let is_local = transport.guess_local();
+        let rpc = alloy::rpc::client::RpcClient::new(transport, is_local);
         let provider = match signer {
             Some(s) => ProviderBuilder::new()
                 .wallet(EthereumWallet::from(s))
-                .connect_http(parsed)
+                .connect_client(rpc)
                 .erased(),
-            None => ProviderBuilder::new().connect_http(parsed).erased(),
+            None => ProviderBuilder::new().connect_client(rpc).erased(),
         };
         let chain_id = provider.get_chain_id().await.map_err(|e| {
             ChainError::Network(format!(

@@ -7,7 +7,10 @@
 //! only when a signed transaction was handed to the node, and resynchronises from the chain after
 //! any refusal, so a failed send never leaves a gap and two sends never share a nonce.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use alloy::{
     eips::Decodable2718,
@@ -19,6 +22,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use tokio::sync::Mutex;
+use tracing::{debug, warn};
 
 use crate::chain::{ChainError, Client, classify_rpc};
 
@@ -81,7 +85,13 @@ pub struct TxManager {
     inner: Mutex<Inner>,
     fees: Mutex<Option<(Instant, u128, u128)>>,
     private: Option<Client>,
+    /// The last transactions handed to the node, by nonce: what fills a nonce gap (a reorg or a
+    /// node that forgot a transaction) with the same bytes.
+    recent: std::sync::Mutex<BTreeMap<u64, Signed>>,
 }
+
+/// Transactions kept in [`TxManager`]'s gap-filling memory.
+const RECENT: usize = 256;
 
 /// A simulated and priced transaction (see [`TxManager::quote`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +121,31 @@ pub enum Outcome {
     NonceTaken,
 }
 
+/// Replacements raise both fees by at least this (geth's default price bump, 10 %), whatever
+/// the policy says: a smaller bump is refused by geth as "replacement transaction underpriced".
+pub const MIN_BUMP_BPS: u64 = 1_000;
+/// A nonce seen used by another transaction this many polls in a row ends the watch.
+const NONCE_TAKEN_LOOKS: u32 = 3;
+/// How often a send re-signs at a fresh nonce after "nonce too low" before giving up.
+const NONCE_RESYNCS: u32 = 3;
+/// How often a failed broadcast is retried (200 ms, 400 ms, 800 ms) before `confirm` takes over.
+const BROADCAST_RETRIES: u32 = 3;
+
+/// Whether the node refused because the nonce is already used (geth, anvil, reth wording).
+fn nonce_too_low(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("nonce too low") || m.contains("nonce is too low") || m.contains("oldnonce")
+}
+
+/// `d` plus up to a quarter of it, so clients that failed together do not retry together.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let quarter = (d.as_millis() as u32 / 4).max(1);
+    d + Duration::from_millis(u64::from(nanos % quarter))
+}
+
 /// Whether the node's refusal means the transaction is (or may be) already there.
 fn already_there(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
@@ -129,6 +164,7 @@ impl TxManager {
             inner: Mutex::new(Inner { next: None }),
             fees: Mutex::new(None),
             private: None,
+            recent: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -152,10 +188,13 @@ impl TxManager {
     /// Simulate a call of `to` with `input` (a revert is decoded and nothing is sent), sign it at
     /// the next nonce, hand it to `journal` (which must persist it: a crash after this point finds
     /// it there), then broadcast it. Returns the signed transaction; watch it with [`Self::confirm`].
-    /// If `journal` fails nothing is sent and the nonce is not used.
+    /// If `journal` fails nothing is sent and the nonce is not used. A broadcast that fails on the
+    /// network (after bounded retries of the same bytes) still returns the signed transaction:
+    /// it may have arrived, and [`Self::confirm`] rebroadcasts exactly those bytes. "Nonce too
+    /// low" for a fresh transaction re-signs at the chain's nonce (journaled again first).
     pub async fn send<J>(&self, to: Address, input: Bytes, journal: J) -> Result<Signed, ChainError>
     where
-        J: FnOnce(&Signed) -> Result<(), String>,
+        J: FnMut(&Signed) -> Result<(), String>,
     {
         let q = self.quote(to, input.clone()).await?;
         self.send_quoted(to, input, &q, journal).await
@@ -189,10 +228,10 @@ impl TxManager {
         to: Address,
         input: Bytes,
         q: &Quote,
-        journal: J,
+        mut journal: J,
     ) -> Result<Signed, ChainError>
     where
-        J: FnOnce(&Signed) -> Result<(), String>,
+        J: FnMut(&Signed) -> Result<(), String>,
     {
         let req = TransactionRequest::default()
             .with_from(self.from)
@@ -203,22 +242,95 @@ impl TxManager {
             .with_max_fee_per_gas(q.max_fee)
             .with_max_priority_fee_per_gas(q.priority_fee);
         let mut inner = self.inner.lock().await;
-        let nonce = match inner.next {
+        let mut nonce = match inner.next {
             Some(n) => n,
             None => self.chain_nonce(true).await?,
         };
-        let signed = self.sign(req.with_nonce(nonce)).await?;
-        journal(&signed).map_err(|e| ChainError::User(format!("not sent: {e}")))?;
-        match self.broadcast(&signed).await {
-            Ok(()) => {
-                inner.next = Some(nonce + 1);
-                Ok(signed)
+        let mut resyncs = 0;
+        loop {
+            let signed = self.sign(req.clone().with_nonce(nonce)).await?;
+            journal(&signed).map_err(|e| ChainError::User(format!("not sent: {e}")))?;
+            match self.broadcast_retrying(&signed).await {
+                Ok(()) => {
+                    inner.next = Some(nonce + 1);
+                    self.remember(&signed);
+                    return Ok(signed);
+                }
+                Err(ChainError::Network(e)) => {
+                    self.remember(&signed);
+                    // Unknown whether it arrived. It is journaled, so it is never re-signed with
+                    // a new nonce: `confirm` rebroadcasts these bytes until they are mined
+                    // (OFF-10). The nonce stays taken by them.
+                    warn!(tx = %signed.hash, nonce, error = %e, "broadcast unconfirmed: the same bytes are rebroadcast while waiting");
+                    inner.next = Some(nonce + 1);
+                    return Ok(signed);
+                }
+                Err(ChainError::User(e)) if nonce_too_low(&e) && resyncs < NONCE_RESYNCS => {
+                    // The node never took this fresh transaction: another of ours (a restart,
+                    // a second process) holds the nonce. Resynchronise and sign again (OFF-06).
+                    resyncs += 1;
+                    let chain = self.chain_nonce(true).await?;
+                    warn!(tx = %signed.hash, nonce, chain, "nonce too low: signing again at the chain's nonce");
+                    nonce = chain.max(nonce + 1);
+                }
+                Err(e) => {
+                    // Refused: ask the chain next time.
+                    inner.next = None;
+                    return Err(e);
+                }
             }
-            Err(e) => {
-                // Refused or unreachable: ask the chain next time (it may have landed anyway;
-                // the journal holds the raw bytes for `confirm`).
-                inner.next = None;
-                Err(e)
+        }
+    }
+
+    fn remember(&self, s: &Signed) {
+        let mut r = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.insert(s.nonce, s.clone());
+        while r.len() > RECENT {
+            r.pop_first();
+        }
+    }
+
+    /// Rebroadcast our remembered transactions with nonces in `from..to` (the same bytes): a
+    /// reorg or a forgetful node left a gap that blocks the transaction at `to`.
+    async fn fill_gap(&self, from: u64, to: u64) {
+        let gap: Vec<Signed> = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .range(from..to)
+            .map(|(_, s)| s.clone())
+            .collect();
+        if gap.is_empty() {
+            warn!(
+                from,
+                to, "nonce gap with no remembered transaction to fill it"
+            );
+        }
+        for s in gap {
+            debug!(tx = %s.hash, nonce = s.nonce, "filling a nonce gap with the same bytes");
+            let _ = self.broadcast(&s).await;
+        }
+    }
+
+    /// [`Self::broadcast`] with bounded exponential backoff (and jitter) on network failures
+    /// (429, 5xx, timeouts, dropped connections: OFF-10), always the same bytes. A "nonce too
+    /// low" answer to a retry means an earlier try landed: sent.
+    async fn broadcast_retrying(&self, s: &Signed) -> Result<(), ChainError> {
+        let mut wait = Duration::from_millis(200);
+        let mut tries = 0;
+        loop {
+            match self.broadcast(s).await {
+                Err(ChainError::Network(e)) if tries < BROADCAST_RETRIES => {
+                    tries += 1;
+                    debug!(tx = %s.hash, error = %e, retry_in_ms = wait.as_millis() as u64, "broadcast failed: retrying the same bytes");
+                    tokio::time::sleep(jitter(wait)).await;
+                    wait *= 2;
+                }
+                Err(ChainError::User(e)) if tries > 0 && nonce_too_low(&e) => return Ok(()),
+                r => return r,
             }
         }
     }
@@ -321,8 +433,17 @@ impl TxManager {
             .max_fee
             .saturating_mul(self.policy.max_fee_multiple as u128);
         let mut all = vec![sent.hash];
+        // Fees the next replacement bumps from: the last one sent, or the last one refused as
+        // underpriced (so a refusal is followed by a higher bid, never the same one: OFF-07).
+        let mut base = (sent.max_fee, sent.priority_fee);
+        let bps = u128::from(self.policy.bump_bps.max(MIN_BUMP_BPS));
         let mut last = sent;
         let mut since = Instant::now();
+        // Whether the node still knows the transaction is checked this often (a send whose
+        // answer was lost, or one the node dropped, goes out again within it: OFF-09, OFF-10).
+        let recheck = self.policy.stuck_after.min(Duration::from_secs(2));
+        let mut checked = Instant::now();
+        let mut taken = 0;
         let mut backoff = self.policy.poll;
         loop {
             if started.elapsed() > deadline {
@@ -342,45 +463,53 @@ impl TxManager {
             }
             if let Some(e) = net_err {
                 // RPC trouble: keep the transaction, back off, try again (OFF-10, OFF-12).
-                let _ = e;
-                tokio::time::sleep(backoff).await;
+                debug!(tx = %last.hash, error = %e, retry_in_ms = backoff.as_millis() as u64, "receipt poll failed");
+                tokio::time::sleep(jitter(backoff)).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
             backoff = self.policy.poll;
-            match self.chain_nonce(false).await {
+            let chain_next = match self.chain_nonce(false).await {
                 Ok(n) if n > last.nonce => {
-                    // Mined, but maybe between our receipt polls: one more look before giving up.
-                    for h in &all {
-                        if let Ok(Some(r)) = p.get_transaction_receipt(*h).await {
-                            return Ok(Outcome::Mined(Box::new(r)));
-                        }
+                    // The nonce is used: maybe by ours, mined between receipt polls or not yet
+                    // indexed. Give up on it only after a few looks (OFF-06; op txmgr's
+                    // `SafeAbortNonceTooLowCount` is 3).
+                    taken += 1;
+                    if taken >= NONCE_TAKEN_LOOKS {
+                        return Ok(Outcome::NonceTaken);
                     }
-                    return Ok(Outcome::NonceTaken);
+                    tokio::time::sleep(self.policy.poll).await;
+                    continue;
                 }
-                Ok(_) => {}
+                Ok(n) => {
+                    taken = 0;
+                    n
+                }
                 Err(_) => {
                     tokio::time::sleep(backoff).await;
                     continue;
                 }
-            }
-            if since.elapsed() >= self.policy.stuck_after {
-                since = Instant::now();
+            };
+            if checked.elapsed() >= recheck {
+                checked = Instant::now();
                 let known = p
                     .get_transaction_by_hash(last.hash)
                     .await
                     .ok()
                     .flatten()
                     .is_some();
+                if chain_next < last.nonce {
+                    // Earlier nonces of ours are not mined (a reorg removed them): fill the gap
+                    // (OFF-03, OFF-09).
+                    self.fill_gap(chain_next, last.nonce).await;
+                }
                 if !known {
-                    // Dropped from the mempool: the same bytes again (OFF-09).
+                    // Dropped from the mempool, or never arrived: the same bytes again.
                     let _ = self.broadcast(&last).await;
-                } else if last.max_fee < cap {
+                } else if since.elapsed() >= self.policy.stuck_after && base.0 < cap {
+                    since = Instant::now();
                     // Stuck: the same nonce, both fees up by the bump (OFF-07, OFF-08).
-                    let bump = |v: u128| {
-                        (v.saturating_mul(10_000 + self.policy.bump_bps as u128) / 10_000 + 1)
-                            .min(cap)
-                    };
+                    let bump = |v: u128| (v.saturating_mul(10_000 + bps) / 10_000 + 1).min(cap);
                     let tx = <alloy::consensus::TxEnvelope as Decodable2718>::decode_2718_exact(
                         &last.raw,
                     )
@@ -388,13 +517,22 @@ impl TxManager {
                     let mut req: TransactionRequest = tx.into_signed_request();
                     req.from = Some(self.from);
                     let req = req
-                        .with_max_fee_per_gas(bump(last.max_fee))
-                        .with_max_priority_fee_per_gas(bump(last.priority_fee));
+                        .with_max_fee_per_gas(bump(base.0))
+                        .with_max_priority_fee_per_gas(bump(base.1).min(bump(base.0)));
                     let next = self.sign(req).await?;
                     journal(&next).map_err(|e| ChainError::User(format!("not replaced: {e}")))?;
-                    if self.broadcast(&next).await.is_ok() {
-                        all.push(next.hash);
-                        last = next;
+                    base = (next.max_fee, next.priority_fee);
+                    match self.broadcast(&next).await {
+                        Ok(()) => {
+                            self.remember(&next);
+                            all.push(next.hash);
+                            last = next;
+                        }
+                        Err(e) => {
+                            // "replacement transaction underpriced" and the like are not fatal:
+                            // the original stays valid and the next bump goes higher.
+                            warn!(tx = %next.hash, nonce = next.nonce, error = %e, "replacement refused; the next one bids higher");
+                        }
                     }
                 }
             }
