@@ -251,7 +251,7 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
             }
             if l.kind != 2 {
                 // Held for the challenge window; then anyone closes it as completed.
-                if now > r.at + clock.challenge_window
+                if now >= r.at + clock.challenge_window
                     && flags.close
                     && l.checked != Some(Check::Wrong)
                 {
@@ -683,10 +683,12 @@ mod tests {
             busy in prop::collection::vec(0u8..40, 0..10),
             now in 1_000u64..8_000,
             provs in prop::collection::vec((0u64..8_000, 0u64..120), 4),
+            min_fee in 0u128..40,
         ) {
             let v = view(leases.into_iter().enumerate().map(|(i, l)| (i as u8, l)).collect());
             let mut inp = inputs();
             inp.busy = busy.iter().map(|b| B256::repeat_byte(*b)).collect();
+            inp.min_lease_fee.insert(TOKEN, min_fee);
             for (i, p) in provs.into_iter().enumerate() {
                 inp.liveness.insert(Address::repeat_byte(i as u8), p);
             }
@@ -699,6 +701,16 @@ mod tests {
                 }
                 if let Action::Settle(ids) = &item.action {
                     prop_assert!(ids.len() <= inp.settle_max);
+                    // Every lease in a batch pays its own marginal gas, and the batch's reward
+                    // is what its leases pay.
+                    let mut sum = 0;
+                    for id in ids {
+                        let l = &v.leases[id];
+                        let fee = bps(owed(l, *id, &clock(now), &inp), u64::from(l.keeper_fee_bps));
+                        prop_assert!(fee > 0 && fee >= min_fee, "lease {} pays {}", id, fee);
+                        sum += fee;
+                    }
+                    prop_assert_eq!(item.reward, sum);
                 }
             }
             for (id, l) in &v.leases {
@@ -710,6 +722,69 @@ mod tests {
                     Action::Close(i) | Action::ProveMissedDeadline(i) | Action::ProveNoShow(i) if i == id
                 )).count();
                 prop_assert_eq!(closing, 1, "lease {} expired at {}", id, l.end);
+            }
+        }
+
+        /// Poll after poll, with each plan carried out as the chain would: no lease is settled
+        /// when nothing is owed (no second is paid twice), nothing finished is touched again,
+        /// and once every deadline has passed every lease was closed (closed, or faulted by a
+        /// proof) exactly once.
+        #[test]
+        fn polls_settle_no_second_twice_and_close_every_lease_exactly_once(
+            leases in prop::collection::vec(arb_lease(), 0..30),
+            steps in prop::collection::vec(0u64..900, 1..12),
+            provs in prop::collection::vec((0u64..8_000, 0u64..120), 4),
+        ) {
+            let mut v = view(leases.into_iter().enumerate().map(|(i, l)| (i as u8, l)).collect());
+            let ids: Vec<B256> = v.leases.keys().copied().collect();
+            let mut inp = inputs();
+            for (i, p) in provs.into_iter().enumerate() {
+                inp.liveness.insert(Address::repeat_byte(i as u8), p);
+            }
+            let mut closed: HashMap<B256, usize> = HashMap::new();
+            let mut now = 1_000;
+            // The steps, then polls long after every deadline until nothing is left to do.
+            let polls = steps.into_iter().chain(std::iter::repeat_n(1_000_000, 6));
+            for dt in polls {
+                now += dt;
+                let c = clock(now);
+                for w in plan(&v, &c, Flags::ALL, &inp) {
+                    for id in w.action.ids() {
+                        prop_assert!(!v.done.contains(&id), "{} acted on after it finished", id);
+                    }
+                    match &w.action {
+                        Action::Settle(batch) => {
+                            for id in batch {
+                                let owes = owed(&v.leases[id], *id, &c, &inp);
+                                prop_assert!(owes > 0, "{} settled with nothing owed", id);
+                                let l = v.leases.get_mut(id).expect("planned from the view");
+                                l.settled_at = now.min(l.end);
+                                l.escrow -= owes;
+                            }
+                        }
+                        Action::Close(id)
+                        | Action::ProveNoShow(id)
+                        | Action::ProveMissedDeadline(id)
+                        | Action::ProveStale(id) => {
+                            *closed.entry(*id).or_default() += 1;
+                            v.leases.remove(id);
+                            v.done.insert(*id);
+                        }
+                        Action::ReportStale(id) => {
+                            v.leases.get_mut(id).expect("planned from the view").stale_since =
+                                Some(now);
+                        }
+                        Action::Verify(id) => {
+                            v.leases.get_mut(id).expect("planned from the view").checked =
+                                Some(Check::Correct);
+                        }
+                        Action::Award(_) => {}
+                    }
+                }
+            }
+            prop_assert!(v.leases.is_empty(), "never closed: {:?}", v.leases.keys().collect::<Vec<_>>());
+            for id in ids {
+                prop_assert_eq!(closed.get(&id).copied(), Some(1), "lease {}", id);
             }
         }
 
