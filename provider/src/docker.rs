@@ -8,8 +8,11 @@
 //! - only the spec's `env` and `GRIDLEASE_OUTPUT` (no variable of the node's environment);
 //! - the lease's limits: `cpu_cores` as `NanoCpus`, `ram_gib` as `Memory` (no swap on top), a
 //!   process limit, `no-new-privileges`;
-//! - exactly the GPUs given to the job, requested by UUID (`DeviceRequests`, the NVIDIA
-//!   container toolkit's CDI/runtime hook does the rest);
+//! - exactly the GPUs given to the job, by UUID: Docker gets `DeviceRequests` (the NVIDIA
+//!   container toolkit does the rest); Podman, whose Docker-compatible create ignores
+//!   `DeviceRequests`, gets its container created through its own API (`libpod`) with the CDI
+//!   devices `nvidia.com/gpu=<UUID>` (the host needs a CDI spec naming GPUs by UUID:
+//!   `nvidia-ctk cdi generate --device-name-strategy=uuid`);
 //! - the network mode of `jobs.network` (default `none`);
 //! - the job's output directory (the same host directory the process executor uses) mounted
 //!   read-write at [`CONTAINER_OUTPUT`], which `GRIDLEASE_OUTPUT` names;
@@ -48,6 +51,9 @@ pub const LABEL_LEASE: &str = "gridlease.lease";
 pub const LABEL_NODE: &str = "gridlease.node";
 /// Engine API version the requests name (Docker 20.10+, Podman 3+ serve it).
 const API: &str = "/v1.41";
+/// Podman's own API, used only to create containers: its Docker-compatible create ignores
+/// `DeviceRequests`, while its own takes GPUs as CDI devices.
+const LIBPOD: &str = "/v4.0.0/libpod";
 /// Limit of one API call other than pull and wait.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -211,6 +217,9 @@ impl Demux {
         self.buf.drain(..at);
     }
 }
+
+/// A container job's image, command and environment.
+type JobParts<'a> = (&'a str, &'a [String], BTreeMap<&'a str, &'a str>);
 
 /// The logs of a run: stdout (capped) and the tail of stderr.
 #[derive(Debug, Default)]
@@ -454,8 +463,30 @@ impl ContainerExecutor {
         Ok(())
     }
 
-    /// The create request of `job` whose output directory is `out_dir`.
-    pub fn create_body(&self, job: &JobRun, out_dir: &Path) -> Result<Value, ExecError> {
+    /// Whether the engine is Podman (containers are created through its own API).
+    fn podman(&self) -> bool {
+        self.config.engine == "podman"
+    }
+
+    /// The create request of `job` whose output directory is `out_dir`: its path (with the
+    /// container's name) and body. Docker gets the Engine API's create; Podman its own
+    /// (`libpod`), whose GPUs are CDI devices `nvidia.com/gpu=<UUID>`.
+    pub fn create_request(
+        &self,
+        job: &JobRun,
+        out_dir: &Path,
+    ) -> Result<(String, Value), ExecError> {
+        let name = enc(&Self::container_name(job));
+        if self.podman() {
+            let body = self.libpod_body(job, out_dir)?;
+            return Ok((format!("{LIBPOD}/containers/create"), body));
+        }
+        let body = self.create_body(job, out_dir)?;
+        Ok((format!("{API}/containers/create?name={name}"), body))
+    }
+
+    /// The image, command and variables (its spec's, and `GRIDLEASE_OUTPUT`) of `job`.
+    fn job_env(job: &JobRun) -> Result<JobParts<'_>, ExecError> {
         let Workload::Container {
             image,
             command,
@@ -469,6 +500,60 @@ impl ContainerExecutor {
         let mut vars: BTreeMap<&str, &str> =
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         vars.insert("GRIDLEASE_OUTPUT", CONTAINER_OUTPUT);
+        Ok((image, command, vars))
+    }
+
+    /// Podman's create body (`SpecGenerator`) for `job`.
+    pub fn libpod_body(&self, job: &JobRun, out_dir: &Path) -> Result<Value, ExecError> {
+        let (image, command, env) = Self::job_env(job)?;
+        let mut limits = json!({"pids": {"limit": 4096}});
+        if job.ram_gib > 0 {
+            let bytes = u64::from(job.ram_gib) << 30;
+            limits["memory"] = json!({"limit": bytes, "swap": bytes});
+        }
+        if job.cpu_cores > 0 {
+            limits["cpu"] = json!({"quota": i64::from(job.cpu_cores) * 100_000, "period": 100_000});
+        }
+        let mut body = json!({
+            "name": Self::container_name(job),
+            "image": image,
+            "env": env,
+            "labels": {LABEL_LEASE: job.id.to_string(), LABEL_NODE: self.node},
+            "mounts": [{
+                "destination": CONTAINER_OUTPUT,
+                "source": out_dir.display().to_string(),
+                "type": "bind",
+                "options": ["rw"],
+            }],
+            "resource_limits": limits,
+            "no_new_privileges": true,
+            "terminal": false,
+            "stdin": false,
+        });
+        match self.config.network.as_str() {
+            mode @ ("none" | "host" | "bridge") => body["netns"] = json!({"nsmode": mode}),
+            name => {
+                body["netns"] = json!({"nsmode": "bridge"});
+                body["Networks"] = json!({ name: {} });
+            }
+        }
+        if !job.gpus.is_empty() {
+            let devices: Vec<Value> = job
+                .gpus
+                .iter()
+                .map(|uuid| json!({"path": format!("nvidia.com/gpu={uuid}")}))
+                .collect();
+            body["devices"] = json!(devices);
+        }
+        if !command.is_empty() {
+            body["command"] = json!(command);
+        }
+        Ok(body)
+    }
+
+    /// Docker's create body for `job` whose output directory is `out_dir`.
+    pub fn create_body(&self, job: &JobRun, out_dir: &Path) -> Result<Value, ExecError> {
+        let (image, command, vars) = Self::job_env(job)?;
         let env: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut host = json!({
             "NetworkMode": self.config.network,
@@ -612,7 +697,7 @@ impl ContainerExecutor {
             std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777))
                 .map_err(|e| ExecError::Io(format!("chmod {}: {e}", out_dir.display())))?;
         }
-        let body = self.create_body(&job, &out_dir)?;
+        let (path, body) = self.create_request(&job, &out_dir)?;
         let Workload::Container { image, .. } = &job.workload else {
             return Err(ExecError::Unsupported("not a container job".into()));
         };
@@ -627,12 +712,7 @@ impl ContainerExecutor {
         // A container of this lease left by an earlier run (crash, kill -9) goes first.
         self.remove(&name).await?;
         let (_, created) = self
-            .call(
-                "create container",
-                Method::POST,
-                &format!("{API}/containers/create?name={}", enc(&name)),
-                Some(&body),
-            )
+            .call("create container", Method::POST, &path, Some(&body))
             .await?;
         let id = serde_json::from_slice::<Value>(&created)
             .ok()

@@ -92,6 +92,14 @@ async fn engine(
             (S::NOT_FOUND, js(json!({"message": "No such container"}))).into_response()
         }
         ("DELETE", _) => S::NO_CONTENT.into_response(),
+        ("POST", "/v4.0.0/libpod/containers/create") => {
+            let bind = body
+                .pointer("/mounts/0/source")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            *f.bind.lock().expect("bind") = bind;
+            (S::CREATED, js(json!({"Id": "c0ffee", "Warnings": []}))).into_response()
+        }
         ("POST", "/containers/create") => {
             let bind = body
                 .pointer("/HostConfig/Binds/0")
@@ -621,4 +629,69 @@ async fn real_engine_runs_alpine_echo() {
     );
     assert!(dir.path().join("job/out/result2").exists());
     assert_eq!(x.remove_leftovers().await.expect("list"), 0);
+}
+
+#[tokio::test]
+async fn podman_creates_through_its_own_api_with_gpus_as_cdi_devices() {
+    let (dir, f, mut x) = serve(Fake {
+        stdout: b"ok".to_vec(),
+        ..Fake::default()
+    })
+    .await;
+    x.config.engine = "podman".into();
+    let out = x
+        .run(
+            job(dir.path(), "alpine", Duration::from_secs(20)),
+            CancellationToken::new(),
+            no_hook(),
+        )
+        .await
+        .expect("runs");
+    assert_eq!(out.result, b"ok");
+    let c = f
+        .calls
+        .lock()
+        .expect("calls")
+        .iter()
+        .find(|(_, u, _)| u == "/v4.0.0/libpod/containers/create")
+        .map(|c| c.2.clone())
+        .expect("created through libpod");
+    let name = ContainerExecutor::container_name(&job(dir.path(), "x", Duration::ZERO));
+    assert_eq!(c["name"], name);
+    assert_eq!(c["image"], "alpine");
+    assert_eq!(c["command"], json!(["sh", "-c", "echo hi"]));
+    assert_eq!(
+        c["env"],
+        json!({"GRIDLEASE_OUTPUT": CONTAINER_OUTPUT, "TASK": "7"})
+    );
+    assert_eq!(
+        c["devices"],
+        json!([{"path": "nvidia.com/gpu=GPU-1111"}, {"path": "nvidia.com/gpu=GPU-2222"}])
+    );
+    assert_eq!(
+        c["resource_limits"]["memory"],
+        json!({"limit": 4u64 << 30, "swap": 4u64 << 30})
+    );
+    assert_eq!(
+        c["resource_limits"]["cpu"],
+        json!({"quota": 200_000, "period": 100_000})
+    );
+    assert_eq!(c["netns"], json!({"nsmode": "none"}));
+    assert_eq!(c["no_new_privileges"], true);
+    assert_eq!(c["labels"][LABEL_NODE], "0xnode");
+    let out_dir = dir.path().join("job/out");
+    assert_eq!(c["mounts"][0]["source"], out_dir.display().to_string());
+    assert_eq!(c["mounts"][0]["destination"], CONTAINER_OUTPUT);
+    // Everything but the create goes through the compatible API.
+    assert!(calls(&f).ends_with(&[
+        "POST /v1.41/containers/c0ffee/kill".to_owned(),
+        "DELETE /v1.41/containers/c0ffee".to_owned()
+    ]));
+    // A named network joins it.
+    x.config.network = "jobs-net".into();
+    let b = x
+        .libpod_body(&job(dir.path(), "alpine", Duration::ZERO), &out_dir)
+        .expect("body");
+    assert_eq!(b["netns"], json!({"nsmode": "bridge"}));
+    assert_eq!(b["Networks"], json!({"jobs-net": {}}));
 }
