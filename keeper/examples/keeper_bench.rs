@@ -144,7 +144,7 @@ async fn raw(
     c.provider
         .raw_request(method.into(), params)
         .await
-        .with_context(|| format!("{method}"))
+        .context(method)
 }
 
 /// A sender with a locally kept nonce.
@@ -221,8 +221,10 @@ async fn send_and_mine(c: &Client, txs: Vec<Bytes>) -> Result<()> {
     }
 }
 
-/// Settle transactions seen so far: tx hash -> (block, index in block, lease ids).
-type Sweep = HashMap<B256, (u64, u64, Vec<B256>)>;
+/// A settle transaction: block, index in the block, the leases it settled.
+type Settled = (u64, u64, Vec<B256>);
+/// Settle transactions seen so far, by hash.
+type Sweep = HashMap<B256, Settled>;
 
 async fn scan_settled(
     c: &Client,
@@ -542,7 +544,7 @@ dir = "keeper-data"
     };
 
     // The sweep: settle transactions in chain order until every lease was settled once.
-    let mut order: Vec<(&B256, &(u64, u64, Vec<B256>))> = seen.iter().collect();
+    let mut order: Vec<(&B256, &Settled)> = seen.iter().collect();
     order.sort_unstable_by_key(|(_, v)| (v.0, v.1));
     let mut covered: HashSet<B256> = HashSet::new();
     let (mut txs, mut gas, mut leases_in_txs) = (0usize, 0u64, 0usize);
