@@ -91,6 +91,9 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// Leases with a driver, and its cancellation (a closed lease stops its job).
     drivers: Mutex<HashMap<B256, CancellationToken>>,
+    /// Orders whose tenant pushes the spec (`gridlease:push`) seen before the push: the push
+    /// handler takes the order from here instead of searching the chain's logs for it.
+    pub(crate) awaiting_push: Mutex<HashMap<B256, Market::OrderCreated>>,
     process: ProcessExecutor,
     /// Docker/Podman, when `jobs.executor` names one.
     container: Option<crate::docker::ContainerExecutor>,
@@ -287,6 +290,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         kill: CancellationToken::new(),
         tracker: TaskTracker::new(),
         drivers: Mutex::new(HashMap::new()),
+        awaiting_push: Mutex::new(HashMap::new()),
         process: ProcessExecutor::default(),
         container: crate::docker::ContainerExecutor::for_node(
             cfg.container.as_ref(),
@@ -502,6 +506,13 @@ async fn on_order(
     {
         Ok(Ok(spec)) => spec,
         Ok(Err(e)) => {
+            if p.specURI == gridlease_core::spec::PUSH_URI {
+                let mut waiting = lock(&s.awaiting_push);
+                if waiting.len() >= 10_000 {
+                    waiting.clear(); // bounded: a push then finds its order in the logs
+                }
+                waiting.insert(id, o.clone());
+            }
             s.metrics.skip("spec");
             info!(order = %id, error = %e, "not bidding: spec unusable");
             return Ok(());

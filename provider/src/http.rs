@@ -371,10 +371,17 @@ async fn push_spec(
     let Ok(id) = id.parse::<B256>() else {
         return deny(StatusCode::BAD_REQUEST, "expected /specs/0x<64 hex digits>");
     };
-    // The order's terms: from the node's own row, else from the order's log on chain.
+    // The order's terms: from the node's own row, else from the order the node saw waiting for
+    // this push, else from the order's log on chain.
     let known = s.store.lock().ok().and_then(|st| st.job(id).ok().flatten());
-    let (tenant, terms, new_order) = match known {
-        Some(j) => match crate::engine::terms(&j) {
+    let waiting = s
+        .awaiting_push
+        .lock()
+        .ok()
+        .and_then(|w| w.get(&id).cloned());
+    let (tenant, terms, new_order) = match (known, waiting) {
+        (None, Some(o)) => (o.tenant, o.params.clone(), Some(o)),
+        (Some(j), _) => match crate::engine::terms(&j) {
             Some(t) => (j.tenant, t, None),
             None => {
                 return deny(
@@ -383,7 +390,7 @@ async fn push_spec(
                 );
             }
         },
-        None => match crate::engine::order_log(&s, id).await {
+        (None, None) => match crate::engine::order_log(&s, id).await {
             Ok(o) => (o.tenant, o.params.clone(), Some(o)),
             Err(e) => {
                 return deny(
@@ -413,6 +420,9 @@ async fn push_spec(
         );
     }
     info!(order = %id, tenant = %tenant, "spec pushed by the tenant");
+    if let Ok(mut w) = s.awaiting_push.lock() {
+        w.remove(&id);
+    }
     if let Some(o) = new_order
         && !s.stop.is_cancelled()
     {
