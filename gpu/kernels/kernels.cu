@@ -20,42 +20,67 @@ GL_CONSTANT u32 GL_KECCAK_PILN[24] = {10, 7,  11, 17, 18, 3, 5,  16, 8,  21, 24,
 
 GL_DEVICE u64 gl_rotl64(u64 x, u32 s) { return (x << s) | (x >> (64 - s)); }
 
+/* Every loop is unrolled on the GPU (GL_UNROLL) so that all indices are constants and the state
+ * lives in registers, never in local memory. */
 GL_DEVICE void gl_keccakf(u64 st[25]) {
     u64 bc[5];
+    GL_UNROLL
     for (int round = 0; round < 24; round++) {
+        GL_UNROLL
         for (int i = 0; i < 5; i++)
             bc[i] = st[i] ^ st[i + 5] ^ st[i + 10] ^ st[i + 15] ^ st[i + 20];
+        GL_UNROLL
         for (int i = 0; i < 5; i++) {
             u64 t = bc[(i + 4) % 5] ^ gl_rotl64(bc[(i + 1) % 5], 1);
+            GL_UNROLL
             for (int j = 0; j < 25; j += 5) st[j + i] ^= t;
         }
         u64 t = st[1];
+        GL_UNROLL
         for (int i = 0; i < 24; i++) {
             u32 j = GL_KECCAK_PILN[i];
             u64 tmp = st[j];
             st[j] = gl_rotl64(t, GL_KECCAK_ROTC[i]);
             t = tmp;
         }
+        GL_UNROLL
         for (int j = 0; j < 25; j += 5) {
+            GL_UNROLL
             for (int i = 0; i < 5; i++) bc[i] = st[j + i];
+            GL_UNROLL
             for (int i = 0; i < 5; i++) st[j + i] ^= (~bc[(i + 1) % 5]) & bc[(i + 2) % 5];
         }
         st[0] ^= GL_KECCAK_RC[round];
     }
 }
 
-/* keccak256 (Ethereum's: padding 0x01 .. 0x80) of `len` <= 135 bytes. */
+/* keccak256 (Ethereum's: padding 0x01 .. 0x80) of `len` <= 135 bytes. The message is absorbed
+ * lane by lane with constant indices (bytes past `len` are never read). */
 GL_DEVICE void gl_keccak256_short(const u8 *in, u32 len, u8 *out) {
     u64 st[25];
-    for (int i = 0; i < 25; i++) st[i] = 0;
-    for (u32 i = 0; i < len; i++) st[i / 8] ^= (u64)in[i] << (8 * (i % 8));
-    st[len / 8] ^= (u64)0x01 << (8 * (len % 8));
-    st[135 / 8] ^= (u64)0x80 << (8 * (135 % 8));
+    GL_UNROLL
+    for (int l = 0; l < 25; l++) {
+        u64 v = 0;
+        if (l < 17) {
+            GL_UNROLL
+            for (int b = 0; b < 8; b++) {
+                u32 i = (u32)(l * 8 + b);
+                u64 byte = 0;
+                if (i < len) byte = in[i];
+                if (i == len) byte = 0x01;
+                if (i == 135) byte |= 0x80;
+                v |= byte << (8 * b);
+            }
+        }
+        st[l] = v;
+    }
     gl_keccakf(st);
+    GL_UNROLL
     for (u32 i = 0; i < 32; i++) out[i] = (u8)(st[i / 8] >> (8 * (i % 8)));
 }
 
 GL_DEVICE void gl_put_be64(u8 *p, u64 v) {
+    GL_UNROLL
     for (int i = 0; i < 8; i++) p[i] = (u8)(v >> (56 - 8 * i));
 }
 
@@ -75,6 +100,7 @@ GL_KERNEL gl_generate(const u8 *seed, u32 tag, u64 count, u64 k, u64 stride, i8 
     u64 b = GL_ID;
     if (b * 32 >= count) return;
     u8 buf[41];
+    GL_UNROLL
     for (int i = 0; i < 32; i++) buf[i] = seed[i];
     buf[32] = (u8)tag;
     gl_put_be64(buf + 33, b);
@@ -103,31 +129,34 @@ GL_KERNEL gl_leaves(const i32 *c, u64 m, u64 n, u64 ldc, u64 leaves, u8 *enc, u8
     u8 buf[41];
     buf[0] = 0;
     gl_put_be64(buf + 1, i);
-    u32 len = 9;
     u64 total = m * n;
-    u64 x = i * 8;
-    u64 row = x / n, col = x % n;
-    for (u32 e = 0; e < 8 && x < total; e++, x++) {
-        u32 v = (u32)c[row * ldc + col];
-        u8 b0 = (u8)(v >> 24), b1 = (u8)(v >> 16), b2 = (u8)(v >> 8), b3 = (u8)v;
-        buf[len] = b0;
-        buf[len + 1] = b1;
-        buf[len + 2] = b2;
-        buf[len + 3] = b3;
-        if (enc) {
-            enc[x * 4] = b0;
-            enc[x * 4 + 1] = b1;
-            enc[x * 4 + 2] = b2;
-            enc[x * 4 + 3] = b3;
+    u64 x0 = i * 8;
+    u32 count = total - x0 < 8 ? (u32)(total - x0) : 8u;
+    u64 row = x0 / n, col = x0 % n;
+    GL_UNROLL
+    for (u32 e = 0; e < 8; e++) {
+        u32 v = 0;
+        if (e < count) {
+            v = (u32)c[row * ldc + col];
+            col++;
+            if (col == n) {
+                col = 0;
+                row++;
+            }
         }
-        len += 4;
-        col++;
-        if (col == n) {
-            col = 0;
-            row++;
+        buf[9 + 4 * e] = (u8)(v >> 24);
+        buf[10 + 4 * e] = (u8)(v >> 16);
+        buf[11 + 4 * e] = (u8)(v >> 8);
+        buf[12 + 4 * e] = (u8)v;
+        if (enc && e < count) {
+            u64 at = (x0 + e) * 4;
+            enc[at] = (u8)(v >> 24);
+            enc[at + 1] = (u8)(v >> 16);
+            enc[at + 2] = (u8)(v >> 8);
+            enc[at + 3] = (u8)v;
         }
     }
-    gl_keccak256_short(buf, len, level + i * 32);
+    gl_keccak256_short(buf, 9 + 4 * count, level + i * 32);
 }
 
 /* One level up: node i = keccak256(0x01 || below[2i] || below[2i + 1]), for i < count. */
@@ -136,6 +165,7 @@ GL_KERNEL gl_level(const u8 *below, u64 count, u8 *above) {
     if (i >= count) return;
     u8 buf[65];
     buf[0] = 1;
+    GL_UNROLL
     for (int j = 0; j < 64; j++) buf[1 + j] = below[i * 64 + j];
     gl_keccak256_short(buf, 65, above + i * 32);
 }
@@ -170,6 +200,7 @@ GL_KERNEL gl_fv_vector(const u8 *r_seed, u64 len, u64 *r) {
     u64 j = GL_ID;
     if (j >= len) return;
     u8 buf[40];
+    GL_UNROLL
     for (int i = 0; i < 32; i++) buf[i] = r_seed[i];
     gl_put_be64(buf + 32, j);
     u8 h[32];

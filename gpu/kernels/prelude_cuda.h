@@ -11,3 +11,4 @@ typedef signed char i8;
 #define GL_CONSTANT __constant__ const
 #define GL_ID ((u64)blockIdx.x * (u64)blockDim.x + (u64)threadIdx.x)
 #define GL_MULHI(a, b) __umul64hi((a), (b))
+#define GL_UNROLL _Pragma("unroll")

@@ -360,3 +360,31 @@ fn freivalds_vector_is_the_hash_reduced_mod_p() {
         assert_eq!(got, want, "r[{j}]");
     }
 }
+
+#[test]
+fn the_exact_nvrtc_source_type_checks_as_cuda_cpp() {
+    // What NVRTC compiles (prelude_cuda.h + kernels.cu), behind a mock of CUDA's built-ins, through
+    // the host C++ compiler: catches C++-only errors of the GPU path without a GPU.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("nvrtc_source.cpp");
+    let mock = std::fs::read_to_string(kernels_dir().join("cuda_mock.h")).expect("mock");
+    std::fs::write(&src, mock + &gridlease_gpu::cuda::kernel_source()).expect("write");
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let compiler = cc::Build::new()
+        .cpp(true)
+        .cargo_metadata(false)
+        .target(&triple)
+        .host(&triple)
+        .opt_level(0)
+        .out_dir(dir.path())
+        .try_get_compiler()
+        .expect("a C++ compiler");
+    let status = compiler
+        .to_command()
+        .args(["-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror"])
+        .arg("-Wno-unknown-pragmas")
+        .arg(&src)
+        .status()
+        .expect("run the C++ compiler");
+    assert!(status.success(), "the NVRTC source does not type-check");
+}
