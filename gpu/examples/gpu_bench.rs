@@ -152,7 +152,8 @@ fn gpu_figures(gpu: &CudaMatmul, a: &Args) -> Result<Value, GpuError> {
     let n = a.n;
     let p = Plan::new(n, n, n);
     let ops = gpu.generate(&p, job(n, n, n).seed)?;
-    let product_s = time(gpu, a.reps, || gpu.multiply(&p, &ops).map(drop))?;
+    let mut c = gpu.multiply(&p, &ops)?;
+    let product_s = time(gpu, a.reps, || gpu.multiply_into(&p, &ops, &mut c))?;
     let tops = 2.0 * (f64::from(n)).powi(3) / product_s / 1e12;
     let gen_s = time(gpu, a.reps, || {
         gpu.generate(&p, B256::repeat_byte(1)).map(drop)
@@ -162,7 +163,6 @@ fn gpu_figures(gpu: &CudaMatmul, a: &Args) -> Result<Value, GpuError> {
     );
 
     // 4. Merkle commitment of C.
-    let c = gpu.multiply(&p, &ops)?;
     let commit_s = time(gpu, a.reps, || gpu.commit(&p, &c, false).map(drop))?;
     let bytes = p.c_bytes() as f64;
     let gbps = bytes / commit_s / 1e9;
@@ -182,8 +182,8 @@ fn gpu_figures(gpu: &CudaMatmul, a: &Args) -> Result<Value, GpuError> {
         } else {
             a.reps
         };
-        let prod = time(gpu, reps, || gpu.multiply(&p, &ops).map(drop))?;
-        let c = gpu.multiply(&p, &ops)?;
+        let mut c = gpu.multiply(&p, &ops)?;
+        let prod = time(gpu, reps, || gpu.multiply_into(&p, &ops, &mut c))?;
         let bad = gpu.freivalds(&p, &ops, &c, B256::repeat_byte(7))?;
         let fv_s = time(gpu, reps, || {
             gpu.freivalds(&p, &ops, &c, B256::repeat_byte(7)).map(drop)

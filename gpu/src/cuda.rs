@@ -321,14 +321,32 @@ impl CudaMatmul {
         })
     }
 
-    /// C = A x B (mp x np, row-major, INT32) through cuBLAS: `C^T = B^T A^T` ("TN", see
-    /// [`crate::plan`]), INT8 inputs, 32-bit integer compute, exact.
+    /// C = A x B (mp x np, row-major, INT32) into a new buffer; see [`Self::multiply_into`].
     pub fn multiply(&self, p: &Plan, ops: &DeviceOperands) -> Result<CudaSlice<i32>, GpuError> {
+        let mut c = self.stream.alloc_zeros::<i32>(p.c_len() as usize)?;
+        self.multiply_into(p, ops, &mut c)?;
+        Ok(c)
+    }
+
+    /// C = A x B (mp x np, row-major, INT32) through cuBLAS into `c` (at least mp x np):
+    /// `C^T = B^T A^T` ("TN", see [`crate::plan`]), INT8 inputs, 32-bit integer compute, exact.
+    pub fn multiply_into(
+        &self,
+        p: &Plan,
+        ops: &DeviceOperands,
+        c: &mut CudaSlice<i32>,
+    ) -> Result<(), GpuError> {
         let dim = |v: u64| {
             i32::try_from(v).map_err(|_| GpuError::TooLarge(format!("dimension {v} > i32")))
         };
         let (m, n, k) = (dim(p.mp)?, dim(p.np)?, dim(p.kp)?);
-        let mut c = self.stream.alloc_zeros::<i32>(p.c_len() as usize)?;
+        if (c.len() as u64) < p.c_len() {
+            return Err(GpuError::TooLarge(format!(
+                "C buffer of {} elements for {}",
+                c.len(),
+                p.c_len()
+            )));
+        }
         let (alpha, beta) = (1i32, 0i32);
         {
             let (bt_ptr, _g1) = ops.bt.device_ptr(&self.stream);
@@ -360,7 +378,7 @@ impl CudaMatmul {
                 )?;
             }
         }
-        Ok(c)
+        Ok(())
     }
 
     /// The positional Merkle root of C (and, with `bytes`, C as committed: big-endian int32s).
@@ -371,9 +389,15 @@ impl CudaMatmul {
         bytes: bool,
     ) -> Result<(B256, Option<Vec<u8>>), GpuError> {
         let s = &self.stream;
-        let mut tree = s.alloc_zeros::<u8>((p.tree_nodes() * 32) as usize)?;
         let leaves = p.leaves();
-        let mut enc = s.alloc_zeros::<u8>(if bytes { p.c_bytes() as usize } else { 1 })?;
+        // SAFETY: every byte is written before it is read: the leaves by gl_leaves, the padding
+        // up to the width zeroed here, each level by gl_level, `enc` wholly by gl_leaves.
+        let mut tree = unsafe { s.alloc::<u8>((p.tree_nodes() * 32) as usize) }?;
+        if p.width() > leaves {
+            s.memset_zeros(&mut tree.slice_mut((leaves * 32) as usize..(p.width() * 32) as usize))?;
+        }
+        // SAFETY: as above.
+        let mut enc = unsafe { s.alloc::<u8>(if bytes { p.c_bytes() as usize } else { 1 }) }?;
         {
             let mut level0 = tree.slice_mut(0..(p.width() * 32) as usize);
             let null = 0u64;
