@@ -218,8 +218,15 @@ impl Demux {
     }
 }
 
-/// A container job's image, command and environment.
-type JobParts<'a> = (&'a str, &'a [String], BTreeMap<&'a str, &'a str>);
+/// What a job's container runs.
+struct JobParts<'a> {
+    image: &'a str,
+    command: &'a [String],
+    /// Its spec's variables, `GRIDLEASE_OUTPUT`, and for a service `PORT`.
+    env: BTreeMap<&'a str, String>,
+    /// A service's TCP port, published on the same host port.
+    port: Option<u16>,
+}
 
 /// The logs of a run: stdout (capped) and the tail of stderr.
 #[derive(Debug, Default)]
@@ -485,27 +492,58 @@ impl ContainerExecutor {
         Ok((format!("{API}/containers/create?name={name}"), body))
     }
 
-    /// The image, command and variables (its spec's, and `GRIDLEASE_OUTPUT`) of `job`.
+    /// What the container of `job` runs.
     fn job_env(job: &JobRun) -> Result<JobParts<'_>, ExecError> {
-        let Workload::Container {
+        let (image, command, env, port) = match &job.workload {
+            Workload::Container {
+                image,
+                command,
+                env,
+            } => (image, command, env, None),
+            Workload::Service {
+                image,
+                command,
+                env,
+                port,
+            } => (image, command, env, Some(*port)),
+            _ => {
+                return Err(ExecError::Unsupported(
+                    "the container executor runs container and service jobs".into(),
+                ));
+            }
+        };
+        let mut vars: BTreeMap<&str, String> =
+            env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        vars.insert("GRIDLEASE_OUTPUT", CONTAINER_OUTPUT.to_owned());
+        if let Some(p) = port {
+            // As with the process executor: a service is told its port in `PORT`.
+            vars.insert("PORT", p.to_string());
+        }
+        Ok(JobParts {
             image,
             command,
-            env,
-        } = &job.workload
-        else {
-            return Err(ExecError::Unsupported(
-                "the container executor runs container jobs".into(),
-            ));
-        };
-        let mut vars: BTreeMap<&str, &str> =
-            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        vars.insert("GRIDLEASE_OUTPUT", CONTAINER_OUTPUT);
-        Ok((image, command, vars))
+            env: vars,
+            port,
+        })
+    }
+
+    /// The network mode of a job: the configured one, except that a service published on a port
+    /// needs a network (`bridge` when the configuration says `none`).
+    fn network(&self, port: Option<u16>) -> &str {
+        match (self.config.network.as_str(), port) {
+            ("none", Some(_)) => "bridge",
+            (n, _) => n,
+        }
     }
 
     /// Podman's create body (`SpecGenerator`) for `job`.
     pub fn libpod_body(&self, job: &JobRun, out_dir: &Path) -> Result<Value, ExecError> {
-        let (image, command, env) = Self::job_env(job)?;
+        let JobParts {
+            image,
+            command,
+            env,
+            port,
+        } = Self::job_env(job)?;
         let mut limits = json!({"pids": {"limit": 4096}});
         if job.ram_gib > 0 {
             let bytes = u64::from(job.ram_gib) << 30;
@@ -530,7 +568,11 @@ impl ContainerExecutor {
             "terminal": false,
             "stdin": false,
         });
-        match self.config.network.as_str() {
+        if let Some(p) = port {
+            body["portmappings"] =
+                json!([{"container_port": p, "host_port": p, "protocol": "tcp"}]);
+        }
+        match self.network(port) {
             mode @ ("none" | "host" | "bridge") => body["netns"] = json!({"nsmode": mode}),
             name => {
                 body["netns"] = json!({"nsmode": "bridge"});
@@ -553,10 +595,15 @@ impl ContainerExecutor {
 
     /// Docker's create body for `job` whose output directory is `out_dir`.
     pub fn create_body(&self, job: &JobRun, out_dir: &Path) -> Result<Value, ExecError> {
-        let (image, command, vars) = Self::job_env(job)?;
+        let JobParts {
+            image,
+            command,
+            env: vars,
+            port,
+        } = Self::job_env(job)?;
         let env: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut host = json!({
-            "NetworkMode": self.config.network,
+            "NetworkMode": self.network(port),
             "Binds": [format!("{}:{CONTAINER_OUTPUT}:rw", out_dir.display())],
             "PidsLimit": 4096,
             "SecurityOpt": ["no-new-privileges"],
@@ -588,6 +635,11 @@ impl ContainerExecutor {
             "OpenStdin": false,
             "HostConfig": host,
         });
+        if let Some(p) = port {
+            let key = format!("{p}/tcp");
+            body["ExposedPorts"] = json!({ key.clone(): {} });
+            body["HostConfig"]["PortBindings"] = json!({ key: [{"HostPort": p.to_string()}] });
+        }
         if !command.is_empty() {
             body["Cmd"] = json!(command);
         }
@@ -698,9 +750,7 @@ impl ContainerExecutor {
                 .map_err(|e| ExecError::Io(format!("chmod {}: {e}", out_dir.display())))?;
         }
         let (path, body) = self.create_request(&job, &out_dir)?;
-        let Workload::Container { image, .. } = &job.workload else {
-            return Err(ExecError::Unsupported("not a container job".into()));
-        };
+        let image = Self::job_env(&job)?.image;
         let name = Self::container_name(&job);
         tokio::select! {
             r = tokio::time::timeout_at(deadline, self.pull(image)) => match r {
@@ -815,10 +865,12 @@ impl Executor for ContainerExecutor {
 
     fn supports(&self, w: &Workload) -> Result<(), String> {
         match w {
-            Workload::Container { image, .. } if image.trim().is_empty() => {
+            Workload::Container { image, .. } | Workload::Service { image, .. }
+                if image.trim().is_empty() =>
+            {
                 Err("the container job names no image".into())
             }
-            Workload::Container { .. } => Ok(()),
+            Workload::Container { .. } | Workload::Service { .. } => Ok(()),
             other => Err(format!(
                 "the container executor does not run {:?} jobs",
                 other.kind()

@@ -695,3 +695,47 @@ async fn podman_creates_through_its_own_api_with_gpus_as_cdi_devices() {
     assert_eq!(b["netns"], json!({"nsmode": "bridge"}));
     assert_eq!(b["Networks"], json!({"jobs-net": {}}));
 }
+
+#[tokio::test]
+async fn a_service_is_told_its_port_and_published_on_it() {
+    let (dir, f, x) = serve(Fake::default()).await;
+    let mut svc = job(dir.path(), "nginx:1.27", Duration::from_secs(20));
+    svc.workload = Workload::Service {
+        image: "nginx:1.27".into(),
+        command: Vec::new(),
+        env: [("MODE".to_owned(), "api".to_owned())].into(),
+        port: 8080,
+    };
+    x.supports(&svc.workload)
+        .expect("services run in containers");
+    x.run(svc.clone(), CancellationToken::new(), no_hook())
+        .await
+        .expect("runs");
+    let c = create_body(&f);
+    assert_eq!(
+        c["Env"],
+        json!([
+            format!("GRIDLEASE_OUTPUT={CONTAINER_OUTPUT}"),
+            "MODE=api",
+            "PORT=8080"
+        ])
+    );
+    assert!(c.get("Cmd").is_none(), "the image's default command runs");
+    assert_eq!(c["ExposedPorts"], json!({"8080/tcp": {}}));
+    let h = &c["HostConfig"];
+    assert_eq!(
+        h["PortBindings"],
+        json!({"8080/tcp": [{"HostPort": "8080"}]})
+    );
+    // `network = "none"` cannot publish a port: a service gets the bridge.
+    assert_eq!(h["NetworkMode"], "bridge");
+    let b = x
+        .libpod_body(&svc, &dir.path().join("job/out"))
+        .expect("body");
+    assert_eq!(
+        b["portmappings"],
+        json!([{"container_port": 8080, "host_port": 8080, "protocol": "tcp"}])
+    );
+    assert_eq!(b["netns"], json!({"nsmode": "bridge"}));
+    assert_eq!(b["env"]["PORT"], "8080");
+}
