@@ -1,0 +1,442 @@
+//! The OFF and PD cases of SECURITY.md that need a fault: reorgs (`anvil_reorg`,
+//! `anvil_rollback`), lost and refused transactions, and what anvil cannot produce (429, 5xx,
+//! hung calls, dropped connections, refused `eth_getLogs` ranges, a head going backwards, geth's
+//! replacement rule) through the fault-injecting proxy of `gridlease_deploy::proxy`. Each test
+//! carries the IDs it covers. The transaction manager and the log reader are tested directly;
+//! what needs the daemon runs `gridlease-provider run` as a real process.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, Bytes, U256, aliases::U96},
+    providers::Provider,
+    rpc::types::Filter,
+    signers::local::PrivateKeySigner,
+    sol_types::{SolCall, SolEvent},
+};
+use gridlease_bindings::{
+    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Results, Staking,
+};
+use gridlease_core::{
+    chain::{ChainError, Client, RPC_TIMEOUT, send},
+    fetch, logs,
+    spec::{Resources, RunSpec, Workload},
+    txm::{Outcome, Signed, TxManager, TxPolicy},
+};
+use gridlease_deploy::{
+    anvil::{self, ANVIL_KEYS, Anvil},
+    deploy::mint,
+    devnet,
+    proxy::{Fault, Proxy},
+};
+
+const USDC: u128 = 1_000_000;
+const SEND_RAW: &str = "eth_sendRawTransaction";
+
+/// Wait until `f` holds, up to `secs`; on timeout fail with `what` and `context()`.
+async fn eventually(
+    what: &str,
+    secs: u64,
+    mut f: impl AsyncFnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let t0 = Instant::now();
+    while !f().await {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "{what} did not happen within {secs}s\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn raw(c: &Client, method: &'static str, params: serde_json::Value) -> serde_json::Value {
+    c.provider
+        .raw_request(method.into(), params)
+        .await
+        .expect("anvil call")
+}
+
+fn approve(spender: Address, v: u64) -> Bytes {
+    MockStablecoin::approveCall {
+        spender,
+        value: U256::from(v),
+    }
+    .abi_encode()
+    .into()
+}
+
+fn fast() -> TxPolicy {
+    TxPolicy {
+        stuck_after: Duration::from_millis(300),
+        poll: Duration::from_millis(50),
+        ..TxPolicy::default()
+    }
+}
+
+/// A market on anvil, a client on it, and the USDC and Market addresses.
+async fn chain() -> (Anvil, Client, Address, Address) {
+    let (anvil, _gov, d) = devnet::market(0, None).await.expect("market");
+    let client = Client::connect(&anvil.url(), None).await.expect("connect");
+    let usdc = d.token("USDC").expect("usdc").address;
+    let market = d.address("Market").expect("market");
+    (anvil, client, usdc, market)
+}
+
+fn key(i: usize) -> PrivateKeySigner {
+    ANVIL_KEYS[i].parse().expect("key")
+}
+
+async fn nonce(c: &Client, who: Address) -> u64 {
+    c.provider.get_transaction_count(who).await.expect("nonce")
+}
+
+async fn mined(txm: &TxManager, sent: Signed) -> B256 {
+    match txm
+        .confirm(sent, Duration::from_secs(30), |_| Ok(()))
+        .await
+        .expect("confirmed")
+    {
+        Outcome::Mined(r) => {
+            assert!(r.status(), "succeeded");
+            r.transaction_hash
+        }
+        Outcome::NonceTaken => panic!("nonce taken"),
+    }
+}
+
+#[tokio::test]
+async fn off_03_off_09_transactions_a_reorg_removed_come_back_as_the_same_bytes_in_nonce_order() {
+    let (_anvil, client, usdc, market) = chain().await;
+    let txm = TxManager::new(client.clone(), key(5), fast());
+    let a = txm
+        .send(usdc, approve(market, 1), |_| Ok(()))
+        .await
+        .expect("a");
+    assert_eq!(mined(&txm, a.clone()).await, a.hash);
+    let b = txm
+        .send(usdc, approve(market, 2), |_| Ok(()))
+        .await
+        .expect("b");
+    assert_eq!(mined(&txm, b.clone()).await, b.hash);
+
+    // Both blocks replaced by empty ones: the receipts vanish and the nonce goes back to 0.
+    raw(&client, "anvil_reorg", serde_json::json!([2, []])).await;
+    assert!(txm.receipt(a.hash).await.expect("rpc").is_none());
+    assert!(txm.receipt(b.hash).await.expect("rpc").is_none());
+    assert_eq!(nonce(&client, txm.from()).await, 0);
+
+    // Watching b again: the gap at a's nonce is filled with a's bytes, then b's bytes go again.
+    assert_eq!(mined(&txm, b.clone()).await, b.hash, "b's own bytes");
+    assert!(
+        txm.receipt(a.hash).await.expect("rpc").is_some(),
+        "a's own bytes"
+    );
+    assert_eq!(
+        nonce(&client, txm.from()).await,
+        2,
+        "nothing re-signed, nothing extra"
+    );
+}
+
+#[tokio::test]
+async fn off_06_nonce_too_low_for_a_fresh_transaction_re_signs_it_at_the_chain_nonce() {
+    let (_anvil, client, usdc, market) = chain().await;
+    let mine = TxManager::new(client.clone(), key(5), TxPolicy::default());
+    let other = TxManager::new(client.clone(), key(5), TxPolicy::default());
+    let first = mine
+        .send(usdc, approve(market, 1), |_| Ok(()))
+        .await
+        .expect("sent");
+    assert_eq!(first.nonce, 0);
+    // Another writer on the key (a second process, or one before a restart) takes nonces 1, 2.
+    for v in [2, 3] {
+        other
+            .send(usdc, approve(market, v), |_| Ok(()))
+            .await
+            .expect("other");
+    }
+    let journaled = Mutex::new(Vec::new());
+    let next = mine
+        .send(usdc, approve(market, 4), |s| {
+            journaled.lock().expect("lock").push(s.nonce);
+            Ok(())
+        })
+        .await
+        .expect("re-signed, not an error");
+    assert_eq!(next.nonce, 3);
+    assert_eq!(
+        *journaled.lock().expect("lock"),
+        vec![1, 3],
+        "the refused one and its successor were both journaled before broadcast"
+    );
+    assert_eq!(mined(&mine, next.clone()).await, next.hash);
+    assert_eq!(nonce(&client, mine.from()).await, 4);
+}
+
+#[tokio::test]
+async fn off_07_underpriced_and_already_known_are_not_fatal_and_replacements_raise_both_fees_10_percent()
+ {
+    let (anvil, client, usdc, market) = chain().await;
+    let proxy = Proxy::start(&anvil.url()).await.expect("proxy");
+    let pc = Client::connect(&proxy.url(), None).await.expect("connect");
+    // A policy asking for 5 %: geth would refuse it, so the manager raises it to 10 %.
+    let policy = TxPolicy {
+        bump_bps: 500,
+        ..fast()
+    };
+    let txm = Arc::new(TxManager::new(pc, key(5), policy));
+    raw(&client, "evm_setAutomine", serde_json::json!([false])).await;
+    proxy.fail_method(SEND_RAW, Fault::PriceBump(1_000));
+    let sent = txm
+        .send(usdc, approve(market, 7), |_| Ok(()))
+        .await
+        .expect("sent");
+
+    proxy.fail_method(
+        SEND_RAW,
+        Fault::RpcError {
+            code: -32000,
+            message: "already known".into(),
+        },
+    );
+    txm.broadcast(&sent)
+        .await
+        .expect("already known counts as sent");
+
+    // Every replacement refused as underpriced: the watch goes on, each bid higher.
+    proxy.fail_method(
+        SEND_RAW,
+        Fault::RpcError {
+            code: -32000,
+            message: "replacement transaction underpriced".into(),
+        },
+    );
+    let journal: Arc<Mutex<Vec<Signed>>> = Arc::default();
+    let (t, j, first) = (txm.clone(), journal.clone(), sent.clone());
+    let watch = tokio::spawn(async move {
+        t.confirm(first, Duration::from_secs(60), move |s| {
+            j.lock().expect("lock").push(s.clone());
+            Ok(())
+        })
+        .await
+    });
+    let len = || journal.lock().expect("lock").len();
+    eventually(
+        "two refused replacements",
+        20,
+        async || len() >= 2,
+        || String::new(),
+    )
+    .await;
+    let refused = journal.lock().expect("lock").clone();
+    for r in &refused {
+        assert_eq!(r.nonce, sent.nonce, "same nonce");
+    }
+    assert!(
+        refused[0].max_fee * 100 >= sent.max_fee * 110
+            && refused[0].priority_fee * 100 >= sent.priority_fee * 110,
+        "both fees +10 % at least: {refused:?} after {sent:?}"
+    );
+    assert!(
+        refused[1].max_fee > refused[0].max_fee
+            && refused[1].priority_fee > refused[0].priority_fee,
+        "after a refusal the next replacement bids higher"
+    );
+    assert!(!watch.is_finished(), "a refusal is not fatal");
+
+    // geth's rule (10 % on both fees) from now on: the next replacement passes and is mined.
+    let calls = proxy.calls(SEND_RAW);
+    let before = len();
+    proxy.fail_method(SEND_RAW, Fault::PriceBump(1_000));
+    eventually(
+        "an accepted replacement",
+        20,
+        async || len() > before && proxy.calls(SEND_RAW) > calls,
+        || String::new(),
+    )
+    .await;
+    eventually(
+        "the watch to end",
+        20,
+        async || {
+            raw(&client, "evm_mine", serde_json::json!([])).await;
+            watch.is_finished()
+        },
+        || String::new(),
+    )
+    .await;
+    let Outcome::Mined(r) = watch.await.expect("task").expect("confirmed") else {
+        panic!("not mined");
+    };
+    let all = journal.lock().expect("lock").clone();
+    let won = all
+        .iter()
+        .find(|s| s.hash == r.transaction_hash)
+        .expect("a replacement was mined");
+    assert!(
+        won.max_fee * 100 >= sent.max_fee * 110
+            && won.priority_fee * 100 >= sent.priority_fee * 110
+    );
+    assert_eq!(nonce(&client, txm.from()).await, 1, "one transaction");
+}
+
+#[tokio::test]
+async fn off_10_a_send_that_failed_on_the_network_is_retried_with_backoff_as_the_same_bytes_and_calls_time_out()
+ {
+    let (anvil, client, usdc, market) = chain().await;
+    let proxy = Arc::new(Proxy::start(&anvil.url()).await.expect("proxy"));
+    let pc = Client::connect(&proxy.url(), None).await.expect("connect");
+    let txm = TxManager::new(pc.clone(), key(5), fast());
+
+    // The answer is lost after the node took it (automine: it is even mined).
+    proxy.fail_method(SEND_RAW, Fault::LoseAnswer);
+    let t0 = Instant::now();
+    let sent = txm
+        .send(usdc, approve(market, 1), |_| Ok(()))
+        .await
+        .expect("journaled and handed on: `confirm` takes it from here");
+    let tries = proxy.calls(SEND_RAW);
+    assert_eq!(tries, 4, "one try and three bounded retries");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1_400) && t0.elapsed() < Duration::from_secs(5),
+        "backoff 200 + 400 + 800 ms: {:?}",
+        t0.elapsed()
+    );
+    let hex = format!("{}", sent.raw);
+    for p in proxy.params(SEND_RAW) {
+        assert_eq!(p[0].as_str(), Some(hex.as_str()), "always the same bytes");
+    }
+    proxy.heal();
+    assert_eq!(mined(&txm, sent.clone()).await, sent.hash);
+
+    // 429, then 503, then through: retried, the same bytes, one nonce.
+    proxy.fail_method(SEND_RAW, Fault::Status(429));
+    let p2 = proxy.clone();
+    let flip = tokio::spawn(async move {
+        while p2.calls(SEND_RAW) < tries + 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        p2.fail_method(SEND_RAW, Fault::Status(503));
+        while p2.calls(SEND_RAW) < tries + 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        p2.heal();
+    });
+    let second = txm
+        .send(usdc, approve(market, 2), |_| Ok(()))
+        .await
+        .expect("sent");
+    flip.await.expect("flip");
+    assert_eq!(proxy.calls(SEND_RAW), tries + 3);
+    let hex = format!("{}", second.raw);
+    for p in &proxy.params(SEND_RAW)[tries..] {
+        assert_eq!(p[0].as_str(), Some(hex.as_str()), "always the same bytes");
+    }
+    assert_eq!(mined(&txm, second.clone()).await, second.hash);
+    assert_eq!(nonce(&client, txm.from()).await, 2, "nothing re-signed");
+
+    // A node that never answers: the call fails after the timeout, it does not hang.
+    proxy.fail(Fault::Hang);
+    let t0 = Instant::now();
+    let e = pc.provider.get_block_number().await.expect_err("timed out");
+    assert!(
+        t0.elapsed() >= RPC_TIMEOUT && t0.elapsed() < RPC_TIMEOUT + Duration::from_secs(3),
+        "{e} after {:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn off_01_off_02_off_13_refused_log_ranges_are_split_every_event_read_once_and_reorged_cursors_rewind()
+ {
+    let (anvil, client, usdc, market) = chain().await;
+    let proxy = Proxy::start(&anvil.url()).await.expect("proxy");
+    let pc = Client::connect(&proxy.url(), None).await.expect("connect");
+    let txm = TxManager::new(client.clone(), key(5), TxPolicy::default());
+    for v in 0..12 {
+        let s = txm
+            .send(usdc, approve(market, v), |_| Ok(()))
+            .await
+            .expect("sent");
+        mined(&txm, s).await;
+    }
+    let head = client.provider.get_block_number().await.expect("head");
+    proxy.fail_method("eth_getLogs", Fault::MaxLogRange(3));
+    let filter = Filter::new()
+        .address(usdc)
+        .event_signature(MockStablecoin::Approval::SIGNATURE_HASH)
+        .topic1(txm.from());
+    let read = async |from: u64, to: u64| {
+        let mut seen = Vec::new();
+        let mut pages = Vec::new();
+        logs::pages(&pc, &filter, from, to, async |page, end, hash| {
+            seen.extend(page);
+            pages.push((end, hash));
+            Ok(())
+        })
+        .await
+        .expect("read through refusals");
+        (seen, pages)
+    };
+    let (seen, pages) = read(0, head).await;
+    let ids: HashSet<_> = seen
+        .iter()
+        .map(|l| (l.transaction_hash, l.log_index))
+        .collect();
+    assert_eq!(seen.len(), 12, "every event");
+    assert_eq!(ids.len(), 12, "exactly once");
+    let mut prev = None;
+    for (end, _) in &pages {
+        if let Some(p) = prev {
+            assert!(end - p <= 3, "pages no wider than the node allows");
+        }
+        prev = Some(*end);
+    }
+    assert_eq!(pages.last().map(|p| p.0), Some(head), "up to the head");
+    assert!(
+        proxy.calls("eth_getLogs") > pages.len(),
+        "some ranges were refused"
+    );
+
+    // OFF-01: the cursor's block is reorged away: resuming rewinds and re-reads.
+    let cursor = *pages.last().expect("a page");
+    assert_eq!(
+        logs::resume_from(&pc, "test", Some(cursor), 0)
+            .await
+            .expect("resume"),
+        head + 1
+    );
+    raw(&client, "anvil_reorg", serde_json::json!([2, []])).await;
+    let from = logs::resume_from(&pc, "test", Some(cursor), 0)
+        .await
+        .expect("resume");
+    assert!(from <= head - 2, "rewound below the reorg: {from}");
+    let (again, _) = read(from, head).await;
+    let live: HashSet<_> = again
+        .iter()
+        .map(|l| (l.transaction_hash, l.log_index))
+        .collect();
+    assert_eq!(live.len(), again.len(), "once each");
+    assert!(live.is_subset(&ids));
+    assert_eq!(
+        again.len(),
+        10,
+        "the two reorged approvals are gone, the rest re-read"
+    );
+
+    // OFF-02: a rollback deeper than the cursor: no panic, the cursor rewinds.
+    raw(&client, "anvil_rollback", serde_json::json!([5])).await;
+    let now = client.provider.get_block_number().await.expect("head");
+    let from = logs::resume_from(&pc, "test", Some(cursor), 0)
+        .await
+        .expect("no panic");
+    assert!(from <= now, "{from} > {now}");
+}
