@@ -861,7 +861,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
     }
     let run = JobRun {
         id: job.id,
-        workload: spec.workload.clone(),
+        workload: gpu_lease.apply(spec.workload.clone()),
         time_limit: Duration::from_secs(left),
         work_dir: s.cfg.work_dir.join(job.id.to_string()),
         gpus: gpu_lease.uuids().to_vec(),

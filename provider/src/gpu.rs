@@ -14,7 +14,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use gridlease_core::gpu;
+use gridlease_core::{gpu, spec::Workload};
 
 use crate::config::Capacity;
 
@@ -252,6 +252,8 @@ pub struct GpuLease {
     users: Arc<Mutex<Vec<u32>>>,
     /// Why the job got fewer GPUs than it asked for (none when it got them all).
     pub shortfall: Option<String>,
+    /// Whether the node pins GPUs at all (false on a CPU-only host or a declared capacity).
+    pub pinned: bool,
 }
 
 impl GpuLease {
@@ -264,6 +266,18 @@ impl GpuLease {
     /// every GPU).
     pub fn visible_devices(&self) -> String {
         self.uuids.join(",")
+    }
+
+    /// `w` with `CUDA_VISIBLE_DEVICES` set to this job's GPUs when it runs a command (container or
+    /// service) on a node that pins GPUs. It replaces any value the tenant's spec sets, so a
+    /// process job sees its own GPUs only (containers are also given exactly these devices).
+    pub fn apply(&self, mut w: Workload) -> Workload {
+        if self.pinned
+            && let Workload::Container { env, .. } | Workload::Service { env, .. } = &mut w
+        {
+            env.insert("CUDA_VISIBLE_DEVICES".into(), self.visible_devices());
+        }
+        w
     }
 }
 
@@ -351,6 +365,7 @@ impl GpuAllocator {
             held,
             users: self.users.clone(),
             shortfall,
+            pinned: !self.uuids.is_empty(),
         }
     }
 }
@@ -431,6 +446,22 @@ mod tests {
         assert_eq!(a.free(), 2);
         let j4 = a.acquire(1);
         assert_eq!(j4.uuids(), ["GPU-0"]);
+        let w = Workload::Container {
+            image: "x".into(),
+            command: vec!["nvidia-smi".into()],
+            env: [("CUDA_VISIBLE_DEVICES".to_owned(), "all-of-them".to_owned())].into(),
+        };
+        let Workload::Container { env, .. } = j4.apply(w.clone()) else {
+            panic!("still a container job")
+        };
+        assert_eq!(
+            env["CUDA_VISIBLE_DEVICES"], "GPU-0",
+            "the tenant cannot widen it"
+        );
+        let Workload::Container { env, .. } = j3.apply(w) else {
+            panic!("still a container job")
+        };
+        assert_eq!(env["CUDA_VISIBLE_DEVICES"], "", "no GPU left: none visible");
         assert!(j4.shortfall.is_none());
         drop((j2, j3, j4));
         assert_eq!(a.free(), 3);
@@ -452,6 +483,16 @@ mod tests {
         let d = GpuAllocator::new(&declared, false);
         assert!(d.is_empty());
         let j = d.acquire(1);
-        assert!(j.uuids().is_empty() && j.shortfall.is_none());
+        assert!(j.uuids().is_empty() && j.shortfall.is_none() && !j.pinned);
+        let w = Workload::Container {
+            image: "x".into(),
+            command: vec!["true".into()],
+            env: Default::default(),
+        };
+        assert_eq!(
+            j.apply(w.clone()),
+            w,
+            "nothing pinned: the spec is left alone"
+        );
     }
 }
