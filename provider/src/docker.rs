@@ -125,7 +125,7 @@ pub enum DockerError {
     },
     /// The image cannot be pulled.
     #[error(
-        "cannot pull {image}: {message}; check the image name and that the engine's host can reach (and is logged in to) its registry"
+        "cannot pull {image}: {message}; check the image name and that the engine's host reaches its registry (pulls are anonymous: pull a private image on the host first, by tag)"
     )]
     Pull {
         /// The image reference.
@@ -423,22 +423,43 @@ impl ContainerExecutor {
     }
 
     /// Pull `image` unless it is pinned by digest and already present.
+    /// A tag that cannot be pulled but is present (a private image the operator pulled on the
+    /// host: the executor pulls anonymously) runs as present, with a warning.
     async fn pull(&self, image: &str) -> Result<()> {
-        if image.contains('@') {
-            let r = self
-                .call(
-                    "inspect image",
-                    Method::GET,
-                    &format!("{API}/images/{image}/json"),
-                    None,
-                )
-                .await;
-            match r {
-                Ok(_) => return Ok(()),
-                Err(DockerError::Api { status: 404, .. }) => {}
-                Err(e) => return Err(e),
-            }
+        if image.contains('@') && self.present(image).await? {
+            return Ok(());
         }
+        match self.pull_anyway(image).await {
+            Err(e @ DockerError::Pull { .. }) if !image.contains('@') => {
+                if self.present(image).await? {
+                    warn!(image, error = %e, "cannot pull; running the image present on this host");
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            r => r,
+        }
+    }
+
+    /// Whether `image` is in the engine's store.
+    async fn present(&self, image: &str) -> Result<bool> {
+        let r = self
+            .call(
+                "inspect image",
+                Method::GET,
+                &format!("{API}/images/{image}/json"),
+                None,
+            )
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(DockerError::Api { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pull_anyway(&self, image: &str) -> Result<()> {
         let (name, tag) = split_image(image);
         let resp = self
             .send(

@@ -506,6 +506,25 @@ async fn pinned_images_are_pulled_by_digest_only_when_missing_and_pull_errors_sa
         "{pull}"
     );
     assert!(!calls(&f).iter().any(|c| c.contains("containers/create")));
+    // A private tag the operator pulled on the host runs though the anonymous pull fails.
+    let (dir, f, x) = serve(Fake {
+        pull_error: Some("unauthorized".into()),
+        images: vec!["registry.example.com/private/job:3".into()],
+        ..Fake::default()
+    })
+    .await;
+    x.run(
+        job(
+            dir.path(),
+            "registry.example.com/private/job:3",
+            Duration::from_secs(20),
+        ),
+        CancellationToken::new(),
+        no_hook(),
+    )
+    .await
+    .expect("runs the present image");
+    assert!(calls(&f).iter().any(|c| c.contains("containers/create")));
     assert_eq!(split_image("alpine"), ("alpine", "latest"));
     assert_eq!(
         split_image("localhost:5000/a/b:v2"),
