@@ -136,17 +136,22 @@ pub fn format_uuid(bytes: &[u8; 16]) -> String {
     )
 }
 
-/// (ordinal, UUID, SM count) of each visible CUDA device.
+/// (ordinal, UUID, SM count) of each visible CUDA device, asked of the driver without creating a
+/// context (no GPU memory is taken, busy GPUs are not disturbed).
 pub fn devices() -> Result<Vec<(usize, String, u32)>, GpuError> {
+    use cudarc::driver::{result::device, sys::CUdevice_attribute};
     let n = device_count()?;
     (0..n)
         .map(|i| {
-            let ctx = CudaContext::new(i)?;
-            let uuid = ctx.uuid()?;
-            let bytes: [u8; 16] = uuid.bytes.map(|b| b as u8);
-            let sms = ctx.attribute(
-                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
-            )?;
+            let dev = device::get(i as std::ffi::c_int)?;
+            let bytes: [u8; 16] = device::get_uuid(dev)?.bytes.map(|b| b as u8);
+            // SAFETY: `dev` is a valid device handle from cuDeviceGet.
+            let sms = unsafe {
+                device::get_attribute(
+                    dev,
+                    CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+                )
+            }?;
             Ok((i, format_uuid(&bytes), u32::try_from(sms).unwrap_or(0)))
         })
         .collect()
@@ -534,5 +539,31 @@ impl CudaMatmul {
             .take(p.m as usize)
             .flat_map(|row| row[..p.n as usize].iter().copied())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_is_formatted_as_nvml_prints_it() {
+        let b: [u8; 16] = [
+            0x5f, 0x1c, 0x2b, 0x7e, 0x00, 0x00, 0x11, 0x11, 0x22, 0x22, 0x33, 0x33, 0x44, 0x44,
+            0x55, 0x55,
+        ];
+        assert_eq!(format_uuid(&b), "GPU-5f1c2b7e-0000-1111-2222-333344445555");
+    }
+
+    #[test]
+    fn without_the_libraries_every_entry_is_an_error_not_a_panic() {
+        if check_libraries().is_ok() {
+            eprintln!("CUDA libraries present: nothing to check here");
+            return;
+        }
+        assert!(device_count().is_err());
+        assert!(devices().is_err());
+        assert!(CudaMatmul::open(0).is_err());
+        assert!(CudaMatmul::open_uuid("GPU-0").is_err());
     }
 }
