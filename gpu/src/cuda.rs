@@ -341,10 +341,17 @@ impl CudaMatmul {
         ops: &DeviceOperands,
         c: &mut CudaSlice<i32>,
     ) -> Result<(), GpuError> {
+        let g = p.gemm();
         let dim = |v: u64| {
             i32::try_from(v).map_err(|_| GpuError::TooLarge(format!("dimension {v} > i32")))
         };
-        let (m, n, k) = (dim(p.mp)?, dim(p.np)?, dim(p.kp)?);
+        let op = |t: bool| {
+            if t {
+                cublasOperation_t::CUBLAS_OP_T
+            } else {
+                cublasOperation_t::CUBLAS_OP_N
+            }
+        };
         if (c.len() as u64) < p.c_len() {
             return Err(GpuError::TooLarge(format!(
                 "C buffer of {} elements for {}",
@@ -362,22 +369,22 @@ impl CudaMatmul {
             unsafe {
                 cudarc::cublas::result::gemm_ex(
                     *self.blas.handle(),
-                    cublasOperation_t::CUBLAS_OP_T,
-                    cublasOperation_t::CUBLAS_OP_N,
-                    n,
-                    m,
-                    k,
+                    op(g.transa),
+                    op(g.transb),
+                    dim(g.m)?,
+                    dim(g.n)?,
+                    dim(g.k)?,
                     (&raw const alpha).cast::<c_void>(),
                     bt_ptr as *const c_void,
                     cudaDataType::CUDA_R_8I,
-                    k,
+                    dim(g.lda)?,
                     a_ptr as *const c_void,
                     cudaDataType::CUDA_R_8I,
-                    k,
+                    dim(g.ldb)?,
                     (&raw const beta).cast::<c_void>(),
                     c_ptr as *mut c_void,
                     cudaDataType::CUDA_R_32I,
-                    n,
+                    dim(g.ldc)?,
                     cublasComputeType_t::CUBLAS_COMPUTE_32I,
                     cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
                 )?;

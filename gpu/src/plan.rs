@@ -103,9 +103,72 @@ impl Plan {
         out
     }
 
+    /// The `cublasGemmEx` call that computes C, in cuBLAS's column-major terms. cuBLAS's A is our
+    /// B^T buffer and its B is our A buffer; C comes out row-major m x n with row stride np.
+    pub fn gemm(&self) -> Gemm {
+        Gemm {
+            transa: true,
+            transb: false,
+            m: self.np,
+            n: self.mp,
+            k: self.kp,
+            lda: self.kp,
+            ldb: self.kp,
+            ldc: self.np,
+        }
+    }
+
     /// Chunks of B^T rows in Freivalds' `B r`.
     pub fn fv_chunks(&self) -> u64 {
         self.n.div_ceil(FV_JCHUNK)
+    }
+}
+
+/// Arguments of one `cublasGemmEx` call (column-major; `trans*` true for `CUBLAS_OP_T`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gemm {
+    /// `transa`.
+    pub transa: bool,
+    /// `transb`.
+    pub transb: bool,
+    /// Rows of op(A) and C.
+    pub m: u64,
+    /// Columns of op(B) and C.
+    pub n: u64,
+    /// Columns of op(A), rows of op(B).
+    pub k: u64,
+    /// Leading dimension of A.
+    pub lda: u64,
+    /// Leading dimension of B.
+    pub ldb: u64,
+    /// Leading dimension of C.
+    pub ldc: u64,
+}
+
+impl Gemm {
+    /// What cuBLAS computes with these arguments, alpha = 1, beta = 0, on the host (a reference
+    /// for tests of the layout): `C[i + j ldc] = sum_l op(A)[i][l] op(B)[l][j]`, where
+    /// `op(A)[i][l]` is `A[l + i lda]` when transposed, else `A[i + l lda]` (and B alike).
+    pub fn reference(&self, a: &[i8], b: &[i8], c: &mut [i32]) {
+        for j in 0..self.n {
+            for i in 0..self.m {
+                let mut acc = 0i32;
+                for l in 0..self.k {
+                    let x = if self.transa {
+                        a[(l + i * self.lda) as usize]
+                    } else {
+                        a[(i + l * self.lda) as usize]
+                    };
+                    let y = if self.transb {
+                        b[(j + l * self.ldb) as usize]
+                    } else {
+                        b[(l + j * self.ldb) as usize]
+                    };
+                    acc += i32::from(x) * i32::from(y);
+                }
+                c[(i + j * self.ldc) as usize] = acc;
+            }
+        }
     }
 }
 

@@ -388,3 +388,28 @@ fn the_exact_nvrtc_source_type_checks_as_cuda_cpp() {
         .expect("run the C++ compiler");
     assert!(status.success(), "the NVRTC source does not type-check");
 }
+
+#[test]
+fn the_whole_device_pipeline_with_cublas_semantics_gives_cores_root() {
+    // generate -> cublasGemmEx (emulated from its documented column-major semantics with the
+    // exact arguments CudaMatmul passes) -> leaves/levels: the root and bytes of gridlease-core.
+    for (m, k, n) in SHAPES {
+        let job = Matmul {
+            seed: B256::repeat_byte(0x99),
+            m,
+            k,
+            n,
+        };
+        let p = Plan::new(m, k, n);
+        let a = generate(&p, job.seed, b'A', p.m, p.mp);
+        let bt = generate(&p, job.seed, b'B', p.n, p.np);
+        let mut c = vec![i32::MIN; p.c_len() as usize];
+        // cuBLAS's A is the B^T buffer, its B the A buffer.
+        p.gemm().reference(&bt, &a, &mut c);
+        let want = matmul::multiply(&job.a(), &job.bt(), m as usize, k as usize, n as usize, 1);
+        let (root, enc) = commit(&p, &c);
+        assert_eq!(enc, matmul::encode(&want), "bytes of {m}x{k}x{n}");
+        assert_eq!(root, matmul::commit(&want).root(), "root of {m}x{k}x{n}");
+        assert!(freivalds(&p, &a, &bt, &c, B256::repeat_byte(1)).is_empty());
+    }
+}
