@@ -11,10 +11,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-8192}"
+PY="${PYTHON:-python3}"
 mkdir -p target/bench
 date -u +"%Y-%m-%dT%H:%M:%SZ"
+# Where CUDA came with PyTorch's wheels only (nvidia-cublas-cu12, nvidia-cuda-nvrtc-cu12, ...),
+# their lib directories are not on the loader's path: add them, so gridlease-gpu finds libcublas
+# and libnvrtc like torch does. (libcuda itself comes with the driver.)
+if command -v "$PY" >/dev/null; then
+    WHEEL_LIBS="$("$PY" - <<'PY' 2>/dev/null || true
+import glob, os, site
+bases = site.getsitepackages() + [site.getusersitepackages()]
+print(":".join(sorted({d for b in bases for d in glob.glob(os.path.join(b, "nvidia", "*", "lib"))})))
+PY
+)"
+    if [[ -n "$WHEEL_LIBS" ]]; then
+        export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$WHEEL_LIBS"
+        echo "LD_LIBRARY_PATH += $WHEEL_LIBS"
+    fi
+fi
 cargo run --release -q -p gridlease-gpu --example gpu_bench -- --n "$N" --out target/bench/gpu.json
-PY="${PYTHON:-python3}"
 if command -v "$PY" >/dev/null; then
     "$PY" gpu/bench/torch_int_mm.py "$N" target/bench/torch.json || echo "torch bench failed"
 else

@@ -214,16 +214,28 @@ pub fn compute(
 ) -> Result<Product, ComputeError> {
     let (m, k, n) = inputs.shape();
     matmul::validate_shape(m, k, n).map_err(ComputeError::Shape)?;
-    let reason = match open(device) {
-        None => "CPU requested".to_owned(),
-        Some(Err(e)) => format!("no usable GPU: {e}"),
-        Some(Ok(gpu)) => match compute_gpu(inputs, &gpu) {
-            Ok(p) => return Ok(p),
-            Err(e) => {
-                tracing::warn!(gpu = %gpu.uuid, error = %e, "GPU product failed; computing on the CPU");
-                format!("GPU {} failed: {e}", gpu.uuid)
-            }
-        },
+    // cudarc panics where a symbol it wants is missing (a driver older than its API version):
+    // the libraries are checked first, and a panic that still happens falls back like an error.
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match open(device) {
+        None => Err("CPU requested".to_owned()),
+        Some(Err(e)) => Err(format!("no usable GPU: {e}")),
+        Some(Ok(gpu)) => compute_gpu(inputs, &gpu).map_err(|e| {
+            tracing::warn!(gpu = %gpu.uuid, error = %e, "GPU product failed; computing on the CPU");
+            format!("GPU {} failed: {e}", gpu.uuid)
+        }),
+    }));
+    let reason = match attempt {
+        Ok(Ok(p)) => return Ok(p),
+        Ok(Err(reason)) => reason,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            tracing::warn!(panic = %msg, "the GPU path panicked; computing on the CPU");
+            format!("the GPU path panicked: {msg}")
+        }
     };
     Ok(compute_cpu(inputs, threads, reason))
 }
