@@ -4,8 +4,8 @@
 //! On a fresh anvil with the market deployed it creates `LEASES` (default 10,000) running leases
 //! as fast as anvil takes them (instant orders from several tenants, one on-chain bid each from
 //! several providers; transactions signed locally with known nonces, sent concurrently with
-//! automine off and mined in large blocks), restores a 30M block gas limit and a 1 gwei base fee,
-//! moves the chain's clock on 30 minutes so every lease owes a settlement, then starts the real
+//! automine off and mined in full 30M-gas blocks), sets a 1 gwei base fee, moves the chain's
+//! clock on 30 minutes so every lease owes a settlement, then starts the real
 //! `gridlease-keeper run` and measures:
 //! - catch-up: from start until the keeper's view holds every lease (logs from the deploy block);
 //! - one full settle sweep: settle transactions until every lease was settled once, against the
@@ -325,14 +325,8 @@ async fn main() -> Result<()> {
         .await?
         * 5
         / 4;
-    // Large blocks while setting up (back to 30M before the keeper starts).
+    // Many transactions per block (anvil's 30M gas limit), mined with evm_mine.
     raw(&gov, "evm_setAutomine", serde_json::json!([false])).await?;
-    raw(
-        &gov,
-        "anvil_setBlockGasLimit",
-        serde_json::json!(["0x11E1A300"]),
-    )
-    .await?;
     let mut bid_gas = 0u64;
     let mut created = 0usize;
     while created < n {
@@ -412,13 +406,7 @@ async fn main() -> Result<()> {
         bail!("{started} leases started, {n} wanted");
     }
     let setup = t_setup.elapsed();
-    // A mainnet-like block and fee for the keeper, then 30 minutes of accrual.
-    raw(
-        &gov,
-        "anvil_setBlockGasLimit",
-        serde_json::json!(["0x1C9C380"]),
-    )
-    .await?;
+    // A 1 gwei base fee for the keeper, then 30 minutes of accrual.
     raw(
         &gov,
         "anvil_setNextBlockBaseFeePerGas",

@@ -115,6 +115,8 @@ pub struct Keeper {
     clock: Mutex<Clock>,
     base_fee: AtomicU64,
     gas_limit: AtomicU64,
+    /// Blocks per `eth_getLogs` page (see [`next_span`]).
+    log_span: AtomicU64,
     spent: Mutex<VecDeque<(Instant, u128)>>,
     in_flight: AtomicUsize,
     l1_oracle: bool,
@@ -337,6 +339,7 @@ async fn start(cfg: Config) -> Result<Keeper> {
         clock: Mutex::new(clock),
         base_fee: AtomicU64::new(0),
         gas_limit: AtomicU64::new(0),
+        log_span: AtomicU64::new(1),
         spent: Mutex::new(VecDeque::new()),
         in_flight: AtomicUsize::new(0),
         l1_oracle,
@@ -535,7 +538,42 @@ async fn collect(k: &Keeper, to: u64) -> Result<(), ChainError> {
             Results::StaleReported::SIGNATURE_HASH,
         ]);
     let mut times: HashMap<u64, u64> = HashMap::new();
-    logs::pages(k.client(), &filter, from, to, async |page, end, hash| {
+    let mut from = from;
+    while from <= to {
+        let span = k.log_span.load(Relaxed).max(1);
+        let end = to.min(from.saturating_add(span - 1));
+        let seen = page(k, &filter, from, end, &mut times).await?;
+        k.log_span.store(next_span(span, seen), Relaxed);
+        from = end + 1;
+    }
+    Ok(())
+}
+
+/// Logs a page should hold: they are all in memory at once (as JSON, then decoded), so when
+/// blocks are dense a catch-up reads narrower pages instead of one huge one (KB-06).
+const LOG_TARGET: usize = 2_000;
+
+/// The next page's span in blocks after `span` blocks held `seen` logs: narrower in proportion
+/// above [`LOG_TARGET`], else twice as wide, up to [`logs::LOG_PAGE`]. A start reads one block
+/// first and widens from there.
+fn next_span(span: u64, seen: usize) -> u64 {
+    if seen > LOG_TARGET {
+        let scaled = u128::from(span) * LOG_TARGET as u128 / seen as u128;
+        u64::try_from(scaled).unwrap_or(1).max(1)
+    } else {
+        span.saturating_mul(2).min(logs::LOG_PAGE)
+    }
+}
+
+/// Read the logs of blocks `from..=to` into the view, committed with the cursor per page.
+async fn page(
+    k: &Keeper,
+    filter: &Filter,
+    from: u64,
+    to: u64,
+    times: &mut HashMap<u64, u64>,
+) -> Result<usize, ChainError> {
+    logs::pages(k.client(), filter, from, to, async |page, end, hash| {
         // Block times, for results (the challenge window runs from them).
         for l in &page {
             let (Some(n), None) = (l.block_number, l.block_timestamp) else {
@@ -569,8 +607,7 @@ async fn collect(k: &Keeper, to: u64) -> Result<(), ChainError> {
             .commit(&v, &changed, (end, hash))
             .map_err(|e| ChainError::User(e.to_string()))
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// What the strategies need besides the view: heartbeats and exact accruals of service leases,
@@ -1064,6 +1101,16 @@ async fn withdraw(k: &Arc<Keeper>) {
 #[cfg(test)]
 mod tests {
     use super::settle_max;
+
+    #[test]
+    fn kb_06_log_pages_narrow_when_blocks_are_dense() {
+        use super::{LOG_TARGET, next_span};
+        assert_eq!(next_span(1, 0), 2);
+        assert_eq!(next_span(1_500, 10), gridlease_core::logs::LOG_PAGE);
+        // Ten times the target: a tenth of the span; never below one block.
+        assert_eq!(next_span(100, 10 * LOG_TARGET), 10);
+        assert_eq!(next_span(1, 50 * LOG_TARGET), 1);
+    }
 
     #[test]
     fn kb_06_settle_batches_fit_in_half_a_block() {
