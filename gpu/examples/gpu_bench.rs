@@ -140,7 +140,7 @@ fn gpu_figures(gpu: &CudaMatmul, a: &Args) -> Result<Value, GpuError> {
         all_equal &= equal;
         println!(
             "  {m:>5} x {k:>5} x {n:>5}  {}  {}",
-            g.root,
+            g.root.unwrap_or_default(),
             if equal { "equal" } else { "DIFFERENT" }
         );
         table.push(

@@ -75,7 +75,7 @@ impl BuiltinExecutor {
                 let p = r
                     .map_err(|e| ExecError::Io(format!("the product panicked: {e}")))?
                     .map_err(|e| ExecError::Unsupported(e.to_string()))?;
-                info!(lease = %id, backend = %p.backend, root = %p.root, "matmul_i8 computed");
+                info!(lease = %id, backend = %p.backend, root = ?p.root, "matmul_i8 computed");
                 Ok(Output {
                     result: p.c_bytes,
                     stderr_tail: String::new(),
