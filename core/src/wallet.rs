@@ -117,6 +117,37 @@ impl Password {
 }
 
 impl KeySource {
+    /// For daemons: refuse a keystore or password file that anyone but its owner may read or
+    /// write (`cast wallet new` writes keystores 0644; OFF-17). Nothing is read from them.
+    pub fn check_private_files(&self) -> Result<(), WalletError> {
+        let Self::Keystore { path, password } = self else {
+            return Ok(());
+        };
+        let mut files = vec![path];
+        if let Password::File(p) = password {
+            files.push(p);
+        }
+        for f in files {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let meta = std::fs::metadata(f).map_err(|err| WalletError::Unreadable {
+                    path: f.clone(),
+                    err,
+                })?;
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    return Err(WalletError::Usage(format!(
+                        "{} is readable by others (mode {mode:04o}): run `chmod 0600 {}` first",
+                        f.display(),
+                        f.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Build from the usual flags: `--keystore PATH [--password SRC]` or `--private-key env:VAR`.
     pub fn from_flags(
         keystore: Option<PathBuf>,

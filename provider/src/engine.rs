@@ -246,6 +246,9 @@ async fn start(cfg: Config) -> Result<Shared> {
     let d = daemon::deployment(&client, &cfg.deployments)
         .await
         .map_err(anyhow::Error::msg)?;
+    cfg.operator
+        .check_private_files()
+        .context("wallet: refusing an operator key others can read")?;
     let market = d.address("Market")?;
     let staking = d.address("Staking")?;
     let results = Results::new(d.address("Results")?, &client.provider);
@@ -257,7 +260,13 @@ async fn start(cfg: Config) -> Result<Shared> {
         .with_context(|| format!("cannot create jobs.work_dir {}", cfg.work_dir.display()))?;
     daemon::exclusive(&cfg.data_dir, "node.lock", "gridlease-provider")
         .map_err(anyhow::Error::msg)?;
-    let store = Store::open(&cfg.data_dir.join("state.db"))?;
+    let db = cfg.data_dir.join("state.db");
+    let store = Store::open(&db).with_context(|| {
+        format!(
+            "state store {} cannot be opened (corrupt?): not starting; move it away to rebuild from the chain's events since the deployment block",
+            db.display()
+        )
+    })?;
     let start_window = results.startWindow().call().await.map_err(classify)?;
     info!(
         operator = %operator, owner = %cfg.owner, chain = client.chain_id,

@@ -88,8 +88,8 @@ pub fn router(s: Arc<Shared>) -> Router {
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
     let last = s.metrics.last_poll.load(Relaxed);
     let age = unix_now().saturating_sub(last);
-    // Unhealthy when the chain has not been read for 30 polls (and at least 30 s).
-    let limit = (s.cfg.poll_ms * 30 / 1000).max(30);
+    // Unhealthy when the chain has not been read for 30 polls (and at least 5 s).
+    let limit = (s.cfg.poll_ms * 30 / 1000).max(5);
     if last == 0 || age > limit {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

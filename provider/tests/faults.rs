@@ -440,3 +440,542 @@ async fn off_01_off_02_off_13_refused_log_ranges_are_split_every_event_read_once
         .expect("no panic");
     assert!(from <= now, "{from} > {now}");
 }
+
+/// A market with provider `owner` (key 2, operator key 3) registered for class `any` with one
+/// 16 GiB GPU and 100 USDC staked, a funded tenant (key 1), and a temp dir for a node.
+struct Net {
+    anvil: Anvil,
+    dir: tempfile::TempDir,
+    tenant: Client,
+    market: Address,
+    results: Address,
+    staking: Address,
+    usdc: Address,
+    port: u16,
+}
+
+async fn net() -> Net {
+    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
+    let dir = tempfile::tempdir().expect("tempdir");
+    d.save(&dir.path().join("deployments.json")).expect("save");
+    let usdc = d.token("USDC").expect("usdc").address;
+    let cap = Capacity {
+        gpuClasses: 1,
+        gpuCount: 1,
+        vramGiB: 16,
+    };
+    devnet::provider(&gov, &d, key(2), key(3).address(), cap, 100 * USDC)
+        .await
+        .expect("provider registered and staked");
+    mint(&gov, usdc, key(1).address(), 1_000 * USDC)
+        .await
+        .expect("mint");
+    let tenant = Client::connect(&anvil.url(), Some(key(1)))
+        .await
+        .expect("connect");
+    let market = d.address("Market").expect("market");
+    send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
+        .await
+        .expect("approve");
+    Net {
+        anvil,
+        dir,
+        tenant,
+        market,
+        results: d.address("Results").expect("results"),
+        staking: d.address("Staking").expect("staking"),
+        usdc,
+        port: anvil::free_port().expect("a free port"),
+    }
+}
+
+impl Net {
+    fn path(&self) -> PathBuf {
+        self.dir.path().into()
+    }
+
+    /// Write the node's config, reading the chain through `rpc`; `wallet` replaces the
+    /// `private_key` line when given.
+    fn config(&self, rpc: &str, wallet: Option<&str>) {
+        let wallet = wallet.unwrap_or("private_key = \"env:OP_KEY\"");
+        let config = format!(
+            r#"[chain]
+rpc = "{rpc}"
+deployments = "deployments.json"
+confirmations = 0
+poll_ms = 100
+
+[wallet]
+{wallet}
+owner = "{}"
+
+[capacity]
+gpus = "declared"
+class = "any"
+count = 1
+vram_gib = 16
+
+[pricing.any]
+floor_per_hour = "0.36"
+
+[jobs]
+max_concurrent = 4
+executor = "process"
+post_margin = "5s"
+shutdown_grace = "2s"
+
+[http]
+listen = "127.0.0.1:{}"
+"#,
+            key(2).address(),
+            self.port
+        );
+        std::fs::write(self.dir.path().join("provider.toml"), config).expect("write");
+    }
+
+    fn log(&self, n: u32) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{n}.log"))).unwrap_or_default()
+    }
+
+    /// The node as a child process, logging to `node-<n>.log`.
+    fn start(&self, n: u32) -> Child {
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("node-{n}.log"))).expect("log");
+        Command::new(env!("CARGO_BIN_EXE_gridlease-provider"))
+            .args(["run", "--config", "provider.toml", "--verbose"])
+            .current_dir(self.dir.path())
+            .env("OP_KEY", ANVIL_KEYS[3])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("node starts")
+    }
+
+    /// Run the node until it exits (a refusal to start): (exit code, stderr).
+    fn refused(&self) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_gridlease-provider"))
+            .args(["run", "--config", "provider.toml"])
+            .current_dir(self.dir.path())
+            .env("OP_KEY", ANVIL_KEYS[3])
+            .env("KS_PW", "pw")
+            .output()
+            .expect("runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// An instant order for a process job running `script`, returning its id.
+    async fn order(&self, script: &str, salt: u8) -> B256 {
+        let spec = RunSpec {
+            version: 1,
+            workload: Workload::Container {
+                image: "local".into(),
+                command: vec!["sh".into(), "-c".into(), script.into()],
+                env: Default::default(),
+            },
+            resources: Resources {
+                gpu_class: 0,
+                gpu_count: 1,
+                vram_gib: 8,
+                cpu_cores: 1,
+                ram_gib: 1,
+            },
+        };
+        let p = OrderParams {
+            specHash: spec.hash(),
+            specURI: spec.data_uri(),
+            token: self.usdc,
+            deposit: U96::from(10 * USDC),
+            maxPricePerSecond: U96::from(1_000_000_000_000_000u128),
+            maxDuration: 600,
+            bidWindow: 60,
+            collateral: U96::from(10 * USDC),
+            gpuClass: 0,
+            gpuCount: 1,
+            vramGiB: 8,
+            cpuCores: 1,
+            ramGiB: 1,
+            jobKind: spec.workload.kind().code(),
+            instant: true,
+            salt: B256::repeat_byte(salt),
+        };
+        let id = p.order_id(self.tenant.from.expect("tenant"));
+        send(Market::new(self.market, &self.tenant.provider).createOrder(p))
+            .await
+            .expect("order");
+        id
+    }
+
+    async fn http(&self, path: &str) -> String {
+        fetch::fetch(&format!("http://127.0.0.1:{}{path}", self.port))
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|e| e)
+    }
+
+    async fn wait_metric(&self, needle: &str, n: u32) {
+        eventually(
+            needle,
+            60,
+            async || self.http("/metrics").await.contains(needle),
+            || self.log(n),
+        )
+        .await;
+    }
+
+    /// Wait until the node has polled the chain's current head.
+    async fn wait_head(&self, n: u32) {
+        let head = self.tenant.provider.get_block_number().await.expect("head");
+        eventually(
+            "the node to poll the head",
+            60,
+            async || {
+                let m = self.http("/metrics").await;
+                m.lines()
+                    .find_map(|l| l.strip_prefix("gridlease_provider_head_block "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .is_some_and(|h| h >= head)
+            },
+            || self.log(n),
+        )
+        .await;
+    }
+
+    async fn count_logs(&self, address: Address, sig: B256, id: B256) -> usize {
+        self.tenant
+            .provider
+            .get_logs(
+                &Filter::new()
+                    .address(address)
+                    .event_signature(sig)
+                    .topic1(id)
+                    .from_block(0),
+            )
+            .await
+            .expect("logs")
+            .len()
+    }
+
+    /// Wait (up to `secs`) until lease `id` has a result on chain; return its root.
+    async fn result(&self, id: B256, n: u32, secs: u64) -> B256 {
+        let r = Results::new(self.results, &self.tenant.provider);
+        let mut root = B256::ZERO;
+        eventually(
+            "a result on chain",
+            secs,
+            async || {
+                let res = r.resultOf(id).call().await.expect("resultOf");
+                root = res.root;
+                res.postedAt.to::<u64>() != 0
+            },
+            || self.log(n),
+        )
+        .await;
+        root
+    }
+}
+
+fn stop(mut child: Child) {
+    // OFF-16: SIGTERM -> drain and exit 0.
+    let status =
+        anvil::terminate(&mut child, Duration::from_secs(20)).expect("the node stops on SIGTERM");
+    assert!(status.success(), "node exited with {status}");
+}
+
+fn cursor(dir: &Path, name: &str) -> u64 {
+    let db = rusqlite::Connection::open_with_flags(
+        dir.join("data/state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("state db");
+    db.query_row(
+        "SELECT block FROM cursors WHERE name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map_or(0, |b| b as u64)
+}
+
+#[tokio::test]
+async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_off_catches_up_and_posts()
+ {
+    let n = net().await;
+    let proxy = Proxy::start(&n.anvil.url()).await.expect("proxy");
+    n.config(&proxy.url(), None);
+    let mut node = n.start(1);
+    n.wait_head(1).await;
+
+    // OFF-11: the RPC's head goes backwards: noticed, nothing done on it.
+    proxy.fail_method("eth_blockNumber", Fault::HeadBehind(3));
+    eventually(
+        "the backwards head noticed",
+        20,
+        async || n.log(1).contains("head went backwards"),
+        || n.log(1),
+    )
+    .await;
+    proxy.heal();
+
+    // A job that runs through the outage.
+    let id = n.order("sleep 4; echo done", 1).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
+        .await;
+
+    // OFF-10/12: 429, 5xx, dropped connections, then a hung node; the node backs off.
+    let t0 = Instant::now();
+    let polls0 = proxy.calls("eth_blockNumber");
+    for fault in [Fault::Status(429), Fault::Status(503), Fault::Drop] {
+        let c = proxy.calls("eth_blockNumber");
+        proxy.fail(fault.clone());
+        eventually(
+            "the node to keep trying",
+            30,
+            async || proxy.calls("eth_blockNumber") >= c + 2,
+            || n.log(1),
+        )
+        .await;
+    }
+    eventually(
+        "/healthz to report the chain unread",
+        30,
+        async || n.http("/healthz").await.contains("503"),
+        || n.log(1),
+    )
+    .await;
+    let outage = t0.elapsed();
+    let polls = proxy.calls("eth_blockNumber") - polls0;
+    assert!(
+        (polls as f64) < outage.as_secs_f64() * 10.0 / 2.0,
+        "backing off: {polls} head polls in {outage:?} at a 100 ms poll"
+    );
+    assert!(node.try_wait().expect("wait").is_none(), "still running");
+    assert!(n.log(1).contains("chain poll failed; running jobs continue"));
+
+    // Back: it catches up and the job that ran through the outage gets its result.
+    proxy.heal();
+    n.result(id, 1, 60).await;
+    eventually(
+        "/healthz ok again",
+        30,
+        async || n.http("/healthz").await.starts_with("ok head"),
+        || n.log(1),
+    )
+    .await;
+    assert_eq!(
+        n.count_logs(n.results, Results::ResultPosted::SIGNATURE_HASH, id)
+            .await,
+        1,
+        "posted once"
+    );
+    assert_eq!(
+        n.count_logs(n.market, Market::LeaseClosed::SIGNATURE_HASH, id)
+            .await,
+        0,
+        "no lease closed because the RPC dropped"
+    );
+    let log = n.log(1);
+    assert!(
+        !log.contains(ANVIL_KEYS[3].trim_start_matches("0x")),
+        "the key never in the log (OFF-17)"
+    );
+    stop(node);
+}
+
+#[tokio::test]
+async fn off_01_off_03_a_reorg_mid_job_is_detected_and_its_transactions_return_as_the_same_bytes() {
+    let n = net().await;
+    n.config(&n.anvil.url(), None);
+    let node = n.start(1);
+    n.wait_head(1).await;
+    let id = n.order("sleep 3; echo done", 2).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
+        .await;
+    // The acknowledgement is mined and the node has read up to the head.
+    let acked = |n: &Net| {
+        let (results, tenant) = (n.results, n.tenant.clone());
+        async move {
+            tenant
+                .provider
+                .get_logs(
+                    &Filter::new()
+                        .address(results)
+                        .event_signature(Results::LeaseAcknowledged::SIGNATURE_HASH)
+                        .topic1(id)
+                        .from_block(0),
+                )
+                .await
+                .expect("logs")
+        }
+    };
+    let logs = acked(&n).await;
+    assert_eq!(logs.len(), 1, "acknowledged once");
+    let ack = logs[0].transaction_hash.expect("tx");
+    let ack_block = logs[0].block_number.expect("block");
+    let head = n.tenant.provider.get_block_number().await.expect("head");
+    eventually(
+        "the node's cursor at the head",
+        20,
+        async || cursor(&n.path(), "leases") >= head,
+        || n.log(1),
+    )
+    .await;
+
+    // The blocks from the acknowledgement on are replaced by empty ones.
+    raw(
+        &n.tenant,
+        "anvil_reorg",
+        serde_json::json!([head - ack_block + 1, []]),
+    )
+    .await;
+    assert!(acked(&n).await.is_empty(), "the acknowledgement is gone");
+
+    let root = n.result(id, 1, 60).await;
+    assert_ne!(root, B256::ZERO);
+    assert!(
+        n.tenant
+            .provider
+            .get_transaction_receipt(ack)
+            .await
+            .expect("rpc")
+            .is_some(),
+        "the same acknowledgement bytes are back on chain"
+    );
+    assert_eq!(acked(&n).await.len(), 1, "acknowledged once, not twice");
+    assert_eq!(
+        n.count_logs(n.results, Results::ResultPosted::SIGNATURE_HASH, id)
+            .await,
+        1
+    );
+    assert!(
+        n.log(1).contains("reorg below the cursor"),
+        "the reorg was detected: {}",
+        n.log(1)
+    );
+    stop(node);
+}
+
+#[tokio::test]
+async fn off_15_off_17_off_18_the_node_refuses_to_start_on_a_corrupt_store_an_open_keystore_or_another_chain()
+ {
+    let n = net().await;
+    let dir = n.path();
+    n.config(&n.anvil.url(), None);
+
+    // OFF-18: the deployments file is for another chain.
+    let d = std::fs::read_to_string(dir.join("deployments.json")).expect("read");
+    std::fs::write(
+        dir.join("deployments.json"),
+        d.replace("\"chainId\": 31337", "\"chainId\": 1"),
+    )
+    .expect("write");
+    let (code, err) = n.refused();
+    assert_ne!(code, 0);
+    assert!(err.contains("31337") && err.contains('1'), "{err}");
+    std::fs::write(dir.join("deployments.json"), d).expect("write");
+
+    // OFF-15: a corrupt state store: a clear refusal, never a fresh start from `latest`.
+    std::fs::create_dir_all(dir.join("data")).expect("mkdir");
+    std::fs::write(dir.join("data/state.db"), vec![0x5a; 8192]).expect("write");
+    let (code, err) = n.refused();
+    assert_ne!(code, 0);
+    assert!(err.contains("state.db"), "names the file: {err}");
+    std::fs::remove_file(dir.join("data/state.db")).expect("rm");
+
+    // OFF-17: a keystore (or its password file) that others can read is refused.
+    // `cast wallet new` (what operators use) writes keystores readable by others.
+    let cast = anvil::find_anvil()
+        .expect("anvil")
+        .with_file_name("cast");
+    let made = Command::new(cast)
+        .args(["wallet", "new"])
+        .arg(&dir)
+        .args(["op.json", "--unsafe-password", "pw"])
+        .output()
+        .expect("cast runs");
+    assert!(made.status.success(), "{made:?}");
+    std::fs::write(dir.join("pw"), "pw\n").expect("pw");
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["op.json", "pw"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+    }
+    n.config(
+        &n.anvil.url(),
+        Some("keystore = \"op.json\"\npassword = \"file:pw\""),
+    );
+    for f in ["op.json", "pw"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        let (code, err) = n.refused();
+        assert_ne!(code, 0);
+        assert!(err.contains(f) && err.contains("0600"), "{err}");
+        assert!(!err.contains(ANVIL_KEYS[3].trim_start_matches("0x")));
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+    }
+}
+
+#[tokio::test]
+async fn pd_06_pd_08_a_leaked_operator_key_cannot_unbond_or_withdraw_and_locked_stake_stays() {
+    let n = net().await;
+    n.config(&n.anvil.url(), None);
+    let node = n.start(1);
+    n.wait_head(1).await;
+    let id = n.order("sleep 30", 3).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
+        .await;
+    let owner = key(2).address();
+    let staking = |c: &Client| Staking::new(n.staking, c.provider.clone());
+    let info = staking(&n.tenant)
+        .providerInfo(owner)
+        .call()
+        .await
+        .expect("info");
+    assert_eq!(info.locked, 10 * USDC, "the lease's collateral is locked");
+
+    // The operator key (what the node holds) cannot take stake or earnings.
+    let op = Client::connect(&n.anvil.url(), Some(key(3)))
+        .await
+        .expect("connect");
+    let refused = |e: ChainError| match e {
+        ChainError::Revert(r) => r.name,
+        other => panic!("not a revert: {other}"),
+    };
+    let r = send(staking(&op).unbond(U256::from(1))).await.expect_err("operator unbond");
+    assert_eq!(refused(r), "ProviderNotRegistered");
+    let r = send(staking(&op).withdrawUnbonded(op.sender().expect("op")))
+        .await
+        .expect_err("operator withdraw");
+    assert_eq!(refused(r), "NothingToWithdraw");
+    let m = Market::new(n.market, op.provider.clone());
+    let r = send(m.withdraw(n.usdc, op.sender().expect("op")))
+        .await
+        .expect_err("operator withdraws earnings");
+    assert_eq!(refused(r), "NothingToWithdrawMarket");
+
+    // PD-06: stake locked by a running lease cannot be unbonded, even by the owner.
+    let o = Client::connect(&n.anvil.url(), Some(key(2)))
+        .await
+        .expect("connect");
+    let r = send(staking(&o).unbond(U256::from(info.stake)))
+        .await
+        .expect_err("locked");
+    assert_eq!(refused(r), "InsufficientFreeStake");
+    let after = staking(&n.tenant)
+        .providerInfo(owner)
+        .call()
+        .await
+        .expect("info");
+    assert_eq!((after.stake, after.locked), (info.stake, info.locked));
+    assert_eq!(
+        n.count_logs(n.staking, Staking::Unbonded::SIGNATURE_HASH, B256::left_padding_from(owner.as_slice()))
+            .await,
+        0,
+        "the node never unbonds"
+    );
+    let _ = id;
+    stop(node);
+}
+
