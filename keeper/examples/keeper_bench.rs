@@ -205,7 +205,17 @@ async fn send_and_mine(c: &Client, txs: Vec<Bytes>) -> Result<()> {
     while let Some(r) = set.join_next().await {
         r??;
     }
+    let mut left = u64::MAX;
+    let mut stalled = 0;
     loop {
+        // Full blocks would raise the base fee 12.5 % a block, past what the setup pays: hold
+        // it at 1 gwei.
+        raw(
+            c,
+            "anvil_setNextBlockBaseFeePerGas",
+            serde_json::json!(["0x3B9ACA00"]),
+        )
+        .await?;
         raw(c, "evm_mine", serde_json::json!([])).await?;
         let s = raw(c, "txpool_status", serde_json::json!([])).await?;
         let n = |k: &str| {
@@ -215,9 +225,15 @@ async fn send_and_mine(c: &Client, txs: Vec<Bytes>) -> Result<()> {
                 .or_else(|| s.get(k).and_then(serde_json::Value::as_u64))
                 .unwrap_or(0)
         };
-        if n("pending") == 0 && n("queued") == 0 {
+        let now = n("pending") + n("queued");
+        if now == 0 {
             return Ok(());
         }
+        stalled = if now < left { 0 } else { stalled + 1 };
+        if stalled > 20 {
+            bail!("{now} setup transactions are not being mined: {s}");
+        }
+        left = now;
     }
 }
 
