@@ -60,6 +60,11 @@ pub struct Config {
     /// Let concurrent jobs share a GPU when too few are free (`jobs.share_gpus`; default: each
     /// job gets whole GPUs of its own).
     pub share_gpus: bool,
+    /// Sell service leases (and keep the provider's heartbeat fresh for them).
+    pub services: bool,
+    /// Testing only: flip one element of every built-in result (a cheating provider, for demos
+    /// and tests of the fraud proof). Never set on a real node: its stake gets slashed.
+    pub corrupt_builtin: bool,
 }
 
 /// GPUs this node offers.
@@ -124,6 +129,15 @@ struct Raw {
     http: RawHttp,
     #[serde(default)]
     earnings: RawEarnings,
+    #[serde(default)]
+    testing: RawTesting,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTesting {
+    #[serde(default)]
+    corrupt_builtin_results: bool,
 }
 
 #[derive(Deserialize)]
@@ -184,6 +198,8 @@ struct RawJobs {
     post_margin: String,
     #[serde(default)]
     share_gpus: bool,
+    #[serde(default = "default_services")]
+    services: bool,
 }
 
 #[derive(Deserialize)]
@@ -217,6 +233,9 @@ fn default_poll_ms() -> u64 {
 }
 fn default_post_margin() -> String {
     "30s".into()
+}
+fn default_services() -> bool {
+    true
 }
 fn default_max_concurrent() -> u32 {
     4
@@ -255,6 +274,7 @@ impl Default for RawJobs {
             shutdown_grace: default_grace(),
             post_margin: default_post_margin(),
             share_gpus: false,
+            services: default_services(),
         }
     }
 }
@@ -502,6 +522,8 @@ impl Config {
             withdraw_above: raw.earnings.withdraw_above.trim().to_owned(),
             shutdown_grace_secs,
             share_gpus: raw.jobs.share_gpus,
+            services: raw.jobs.services,
+            corrupt_builtin: raw.testing.corrupt_builtin_results,
         })
     }
 }

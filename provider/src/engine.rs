@@ -45,7 +45,7 @@ use gridlease_core::{
     daemon::{self, lock},
     logs,
     merkle::MerkleTree,
-    spec::{RunSpec, Workload},
+    spec::{JobKind, RunSpec, Workload},
     txm::{Outcome, Signed, TxManager, TxPolicy},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -131,7 +131,10 @@ impl Shared {
                 self.builtin.supports(w)?;
                 Ok(&self.builtin)
             }
-            Workload::Container { .. } => match self.cfg.executor {
+            Workload::Service { .. } if !self.cfg.services => {
+                Err("jobs.services = false: this node does not sell service leases".into())
+            }
+            Workload::Container { .. } | Workload::Service { .. } => match self.cfg.executor {
                 ExecutorKind::Process => {
                     self.process.supports(w)?;
                     Ok(&self.process)
@@ -144,17 +147,19 @@ impl Shared {
                     None => Err("no container engine configured".into()),
                 },
             },
-            Workload::Service { .. } => {
-                Err("service leases (heartbeats) are not run by this node yet".into())
-            }
         }
     }
 
     fn kinds(&self) -> u8 {
-        // Built-in jobs always; container jobs with the process executor.
-        match self.cfg.executor {
+        // Built-in jobs always; container jobs (process or container engine); services when sold.
+        let kinds = match self.cfg.executor {
             ExecutorKind::Process => 0b011,
             ExecutorKind::Docker => 0b011,
+        };
+        if self.cfg.services {
+            kinds | 0b100
+        } else {
+            kinds
         }
     }
 }
@@ -175,6 +180,10 @@ pub async fn run(cfg: Config) -> Result<()> {
     });
     signals(s.clone());
     resume(&s)?;
+    if s.cfg.services {
+        let s2 = s.clone();
+        tokio::spawn(async move { heartbeats(&s2).await });
+    }
     let poll = Duration::from_millis(s.cfg.poll_ms);
     let mut backoff = poll;
     loop {
@@ -237,6 +246,9 @@ async fn start(cfg: Config) -> Result<Shared> {
             "bidding.mode = \"signed\": signed bids need a keeper that collects them, which this version does not have yet; use mode = \"onchain\""
         );
     }
+    cfg.operator
+        .check_private_files()
+        .context("wallet: refusing an operator key others can read")?;
     let signer = cfg
         .operator
         .load()
@@ -246,9 +258,6 @@ async fn start(cfg: Config) -> Result<Shared> {
     let d = daemon::deployment(&client, &cfg.deployments)
         .await
         .map_err(anyhow::Error::msg)?;
-    cfg.operator
-        .check_private_files()
-        .context("wallet: refusing an operator key others can read")?;
     let market = d.address("Market")?;
     let staking = d.address("Staking")?;
     let results = Results::new(d.address("Results")?, &client.provider);
@@ -877,6 +886,9 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         cpu_cores: t.cpuCores,
         ram_gib: t.ramGiB,
     };
+    if let Workload::Service { .. } = spec.workload {
+        return serve(s, job, run, cancel).await;
+    }
     let started = Instant::now();
     info!(lease = %job.id, limit_s = left, "job running");
     let outcome = if left == 0 {
@@ -893,6 +905,14 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
     };
     let secs = started.elapsed().as_secs_f64();
     let (bytes, meta) = match outcome {
+        Ok(mut out) if s.cfg.corrupt_builtin && spec.workload.kind() == JobKind::MatmulI8 => {
+            corrupt(&mut out.result);
+            warn!(lease = %job.id, "testing.corrupt_builtin_results: posting a WRONG result");
+            (
+                out.result,
+                serde_json::json!({"ok": true, "seconds": secs, "stderr_tail": out.stderr_tail}),
+            )
+        }
         Ok(out) => (
             out.result,
             serde_json::json!({"ok": true, "seconds": secs, "stderr_tail": out.stderr_tail}),
@@ -1067,4 +1087,166 @@ async fn reconcile_posting(s: &Shared, job: &Job) -> Result<(), Step> {
         }
     }
     Ok(())
+}
+
+/// Testing only: add one to the middle INT32 element of a built-in result.
+fn corrupt(result: &mut [u8]) {
+    let at = (result.len() / 4 / 2) * 4;
+    if let Some(word) = result.get_mut(at..at + 4) {
+        let v = i32::from_le_bytes([word[0], word[1], word[2], word[3]]).wrapping_add(1);
+        word.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Run a service lease until its end (or until it closes: the driver is cancelled). A service
+/// that exits is started again after a pause that doubles up to a minute; a service lease posts
+/// no result. When the lease's time is up the driver stops and the job waits for the close log.
+/// Its escrow is watched every few seconds besides the close log (PD-02): once it is spent the
+/// service stops and the node closes the lease itself, which frees its collateral at once.
+async fn serve(
+    s: &Arc<Shared>,
+    job: &Job,
+    run: JobRun,
+    cancel: &CancellationToken,
+) -> Result<(), Step> {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let now = s.client().now().await?;
+        let left = job.end.saturating_sub(now);
+        if left == 0 {
+            info!(lease = %job.id, "service lease over; waiting for its close");
+            return Err(Step::Stop);
+        }
+        let (id, s2) = (job.id, s.clone());
+        let record: OnSpawn = Box::new(move |pgid| {
+            let _ = s2.db().set_pgid(id, pgid);
+        });
+        let this = JobRun {
+            time_limit: Duration::from_secs(left),
+            ..run.clone()
+        };
+        info!(lease = %job.id, limit_s = left, "service running");
+        let started = Instant::now();
+        let stop = cancel.child_token();
+        let outcome = match s.executor(&run.workload) {
+            Err(e) => Err(ExecError::Unsupported(e)),
+            Ok(x) => {
+                tokio::select! {
+                    r = x.run(this, stop.clone(), record) => r,
+                    () = spent(s, job.id) => {
+                        stop.cancel();
+                        info!(lease = %job.id, "service lease's escrow is spent: stopping it and closing the lease");
+                        let close = Market::closeCall { leaseId: job.id };
+                        match send_and_confirm(s, job.id, s.market, close.abi_encode().into()).await {
+                            Ok(()) | Err(ChainError::Revert(_)) => {}
+                            Err(e) => warn!(lease = %job.id, error = %e, "closing the spent lease failed; the keeper or a restart will"),
+                        }
+                        return Err(Step::Stop);
+                    }
+                }
+            }
+        };
+        let _ = s.db().set_pgid(job.id, 0);
+        match outcome {
+            Err(ExecError::Cancelled) => return Err(Step::Stop),
+            Err(ExecError::TimedOut(_)) => continue,
+            Err(ExecError::Unsupported(e)) => return Err(Step::Fail(e)),
+            other => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    pause = Duration::from_secs(1);
+                }
+                s.metrics.jobs_failed.fetch_add(1, Relaxed);
+                warn!(lease = %job.id, outcome = ?other.map(|o| o.stderr_tail), restart_in_s = pause.as_secs(), "service exited; restarting it");
+                tokio::select! {
+                    () = cancel.cancelled() => return Err(Step::Stop),
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+/// Returns once lease `id`'s escrow is spent (what it owes reaches what is left), polling every
+/// 3 s; never returns while the RPC fails.
+async fn spent(s: &Shared, id: B256) {
+    let market = Market::new(s.market, &s.client().provider);
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (Ok(job), Ok(owed)) = (
+            market.getJob(id).call().await,
+            market.accrued(id).call().await,
+        ) else {
+            continue;
+        };
+        if job.status == 2 && owed >= job.escrow {
+            return;
+        }
+    }
+}
+
+/// Keep the provider live for service leases: one `Staking.heartbeat` whenever half the period
+/// has passed since the last one (PD-03), read from the chain (chain time, OFF-21), so restarts
+/// and several heartbeat senders never beat more often than needed. RPC errors are retried within
+/// a second; a stuck heartbeat is replaced with higher fees by the transaction manager.
+async fn heartbeats(s: &Arc<Shared>) {
+    let staking = Staking::new(s.staking, &s.client().provider);
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let next = async {
+            let l = staking
+                .liveness(s.cfg.owner)
+                .call()
+                .await
+                .map_err(classify)?;
+            let (at, period) = (l.at.to::<u64>(), u64::from(l.period).max(2));
+            s.metrics.last_heartbeat.store(at, Relaxed);
+            let now = s.client().now().await?;
+            let due = at + period / 2;
+            if at != 0 && now < due {
+                return Ok::<_, ChainError>(Duration::from_secs((due - now).min(10)));
+            }
+            let call = Staking::heartbeatCall {};
+            let t =
+                s.tx.send(s.staking, call.abi_encode().into(), |_| Ok(()))
+                    .await?;
+            let sent = Instant::now();
+            // Replaced with bumped fees if it does not land; given up on after half a period,
+            // when the next one is due anyway.
+            match s
+                .tx
+                .confirm(t, Duration::from_secs(period / 2), |_| Ok(()))
+                .await?
+            {
+                Outcome::Mined(r) if r.status() => {
+                    mined(s, sent);
+                    s.metrics.heartbeats.fetch_add(1, Relaxed);
+                    debug!(tx = %r.transaction_hash, "heartbeat");
+                }
+                Outcome::Mined(r) => {
+                    warn!(tx = %r.transaction_hash, "heartbeat reverted");
+                }
+                Outcome::NonceTaken => {}
+            }
+            Ok(Duration::from_secs(1))
+        }
+        .await;
+        let wait = match next {
+            Ok(d) => {
+                backoff = Duration::from_millis(500);
+                d
+            }
+            Err(e) => {
+                s.metrics.rpc_errors.fetch_add(1, Relaxed);
+                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "heartbeat failed; retrying");
+                let b = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                b
+            }
+        };
+        tokio::select! {
+            () = s.kill.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
 }

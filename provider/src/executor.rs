@@ -292,14 +292,25 @@ impl ProcessExecutor {
         cancel: CancellationToken,
         on_spawn: OnSpawn,
     ) -> Result<Output, ExecError> {
-        let Workload::Container { command, env, .. } = &job.workload else {
-            return Err(ExecError::Unsupported(
-                "the process executor runs container jobs".into(),
-            ));
+        let (command, env) = match &job.workload {
+            Workload::Container { command, env, .. } => (command, env.clone()),
+            Workload::Service {
+                command, env, port, ..
+            } => {
+                // A service listens on the port its spec names, told in `PORT`.
+                let mut env = env.clone();
+                env.insert("PORT".into(), port.to_string());
+                (command, env)
+            }
+            _ => {
+                return Err(ExecError::Unsupported(
+                    "the process executor runs container and service jobs".into(),
+                ));
+            }
         };
         self.exec(
             command,
-            env,
+            &env,
             &job.work_dir,
             job.time_limit,
             cancel,
@@ -316,10 +327,15 @@ impl Executor for ProcessExecutor {
 
     fn supports(&self, w: &Workload) -> Result<(), String> {
         match w {
-            Workload::Container { command, .. } if command.is_empty() => Err(
-                "the process executor needs a command (it does not run an image's default)".into(),
-            ),
-            Workload::Container { .. } => Ok(()),
+            Workload::Container { command, .. } | Workload::Service { command, .. }
+                if command.is_empty() =>
+            {
+                Err(
+                    "the process executor needs a command (it does not run an image's default)"
+                        .into(),
+                )
+            }
+            Workload::Container { .. } | Workload::Service { .. } => Ok(()),
             other => Err(format!(
                 "the process executor does not run {:?} jobs",
                 other.kind()

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub skipped: Mutex<BTreeMap<String, u64>>,
     /// Results posted.
     pub results_posted: AtomicU64,
+    /// Heartbeats mined (service leases).
+    pub heartbeats: AtomicU64,
+    /// Chain time of the provider's last heartbeat.
+    pub last_heartbeat: AtomicU64,
     /// Jobs whose run failed (reported as their result).
     pub jobs_failed: AtomicU64,
     /// RPC errors seen.
@@ -147,6 +151,18 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         "counter",
         "Results posted.",
         &one(&m.results_posted),
+    );
+    line(
+        "heartbeats_total",
+        "counter",
+        "Heartbeats mined.",
+        &one(&m.heartbeats),
+    );
+    line(
+        "last_heartbeat_seconds",
+        "gauge",
+        "Chain time of the provider's last heartbeat.",
+        &one(&m.last_heartbeat),
     );
     line(
         "jobs_failed_total",
