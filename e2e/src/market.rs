@@ -8,10 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{
-    primitives::Address,
-    signers::local::PrivateKeySigner,
-};
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use anyhow::{Context, Result, bail};
 use gridlease_bindings::IStaking::Capacity;
 use gridlease_core::{
@@ -163,6 +160,8 @@ pub struct Options {
     pub providers: Vec<ProviderPlan>,
     /// Start the keeper.
     pub keeper: bool,
+    /// Jobs each provider runs at once (`jobs.max_concurrent`).
+    pub max_concurrent: u32,
 }
 
 impl Default for Options {
@@ -173,6 +172,7 @@ impl Default for Options {
             poll_ms: 200,
             providers: PROVIDERS.to_vec(),
             keeper: true,
+            max_concurrent: 4,
         }
     }
 }
@@ -311,7 +311,10 @@ impl Market {
         let class_price = if p.class == "any" {
             String::new()
         } else {
-            format!("\n[pricing.{}]\nfloor_per_hour = \"{}\"\n", p.class, p.class_per_hour)
+            format!(
+                "\n[pricing.{}]\nfloor_per_hour = \"{}\"\n",
+                p.class, p.class_per_hour
+            )
         };
         let config = format!(
             r#"# {name}: written by gridlease-demo
@@ -335,7 +338,7 @@ vram_gib = {vram}
 floor_per_hour = "{any}"
 {class_price}
 [jobs]
-max_concurrent = 4
+max_concurrent = {slots}
 executor = "process"
 post_margin = "5s"
 shutdown_grace = "5s"
@@ -351,6 +354,7 @@ listen = "127.0.0.1:{port}"
             class = p.class,
             vram = p.vram_gib,
             any = p.any_per_hour,
+            slots = opts.max_concurrent,
         );
         std::fs::write(dir.join("provider.toml"), config)?;
         let log = dir.join("node.log");
@@ -361,7 +365,10 @@ listen = "127.0.0.1:{port}"
         let child = Command::new(crate::bin("gridlease-provider")?)
             .args(["run", "--config", "provider.toml"])
             .current_dir(&dir)
-            .env("GRIDLEASE_OPERATOR_KEY", ANVIL_KEYS[role_index(p.operator)?])
+            .env(
+                "GRIDLEASE_OPERATOR_KEY",
+                ANVIL_KEYS[role_index(p.operator)?],
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

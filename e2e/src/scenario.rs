@@ -93,7 +93,8 @@ command = ["sh", "-c", "for i in 1 2 3 4 5; do echo frame $i rendered; sleep 1; 
     ]
 }
 
-/// Run the tenant CLI with `args`, echoing what it prints under `[label]`; its stdout.
+/// Run the tenant CLI with `args`, echoing what it prints under `[label]`; its stdout, and then
+/// its stderr (progress lines).
 pub async fn cli(m: &Market, label: &str, args: &[&str], say: &dyn Fn(&str)) -> Result<String> {
     let mut cmd = tokio::process::Command::from(m.cli()?);
     cmd.args(args)
@@ -131,7 +132,7 @@ pub async fn cli(m: &Market, label: &str, args: &[&str], say: &dyn Fn(&str)) -> 
     if !status.success() {
         bail!("gridlease {} failed ({status}): {stderr}", args.join(" "));
     }
-    Ok(stdout)
+    Ok(stdout + &stderr)
 }
 
 /// Wait up to `within` for `done` to give `Some`, polling every 250 ms.
@@ -172,7 +173,9 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
     let container = submit("container").await?;
     say("\n== 2. tenant: a matmul_i8 job for an H100 (instant order; only gamma has one)");
     let cheat = submit("matmul-h100").await?;
-    say("\n== 3. tenant: a matmul_i8 job for an RTX 4090 (instant order), followed until verified and accepted");
+    say(
+        "\n== 3. tenant: a matmul_i8 job for an RTX 4090 (instant order), followed until verified and accepted",
+    );
     let out = cli(
         m,
         "matmul-rtx4090",
@@ -183,18 +186,16 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
             "--accept",
             "--timeout",
             "3m",
-            "--json",
         ],
         say,
     )
     .await?;
-    let v: serde_json::Value = serde_json::from_str(out.trim()).context("submit --json")?;
-    let matmul: B256 = v["orderId"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .context("submit --json: no orderId")?;
-    if v["final"]["status"] != "closed" {
-        bail!("the RTX 4090 job did not close as accepted: {v}");
+    let matmul: B256 = out
+        .lines()
+        .find_map(|l| l.split("ordered: ").nth(1)?.split(' ').next()?.parse().ok())
+        .with_context(|| format!("submit --wait printed no order id: {out}"))?;
+    if !out.contains("verified and accepted") {
+        bail!("the RTX 4090 job was not verified and accepted: {out}");
     }
 
     say("\n== 4. the container job: award after the bid window, run, result");
@@ -202,9 +203,11 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
         let r = results.resultOf(id).call().await.map_err(classify)?;
         Ok((r.postedAt.to::<u64>() != 0).then_some(()))
     };
-    until("the container job's result", Duration::from_secs(180), || {
-        posted(container)
-    })
+    until(
+        "the container job's result",
+        Duration::from_secs(180),
+        || posted(container),
+    )
     .await?;
     let job = market.getJob(container).call().await.map_err(classify)?;
     say(&format!(

@@ -146,7 +146,11 @@ async fn block_time(m: &Market, n: u64) -> Result<u64> {
 
 fn signed(units: i128, decimals: u8) -> String {
     let s = format_amount(units.unsigned_abs(), decimals);
-    if units < 0 { format!("-{s}") } else { format!("+{s}") }
+    if units < 0 {
+        format!("-{s}")
+    } else {
+        format!("+{s}")
+    }
 }
 
 /// Read the outcome of `jobs` and the money moved since `before`.
@@ -235,7 +239,12 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
     }
 
     // Gas per sender over every block of the demo.
-    let head = m.gov.provider.get_block_number().await.map_err(classify_rpc)?;
+    let head = m
+        .gov
+        .provider
+        .get_block_number()
+        .await
+        .map_err(classify_rpc)?;
     let mut gas: BTreeMap<Address, (u64, u64)> = BTreeMap::new();
     let mut gas_total = 0;
     for n in m.first_block + 1..=head {
@@ -264,7 +273,12 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
             .await
             .map_err(classify)?
             .to::<u128>()
-            + staking.creditOf(a).call().await.map_err(classify)?.to::<u128>();
+            + staking
+                .creditOf(a)
+                .call()
+                .await
+                .map_err(classify)?
+                .to::<u128>();
         let delta = after.token.get(&a).copied().unwrap_or(0) as i128
             - before.token.get(&a).copied().unwrap_or(0) as i128
             + credit as i128;
@@ -304,7 +318,13 @@ impl Summary {
         let mut s = String::new();
         s += &format!(
             "{:<16} {:<8} {:>10} {:>16} {:>14} {:>10} {:>10}  {}\n",
-            "job", "provider", "USDC/hour", "order->running", "order->result", "paid", "refunded",
+            "job",
+            "provider",
+            "USDC/hour",
+            "order->running",
+            "order->result",
+            "paid",
+            "refunded",
             "outcome"
         );
         for j in &self.jobs {
@@ -317,7 +337,14 @@ impl Summary {
                 .map_or_else(|| "-".into(), |s| format!("{s} s"));
             s += &format!(
                 "{:<16} {:<8} {:>10} {:>16} {:>14} {:>10} {:>10}  {}\n",
-                j.name, j.provider, j.price_per_hour, running, result, j.paid, j.refunded, j.outcome
+                j.name,
+                j.provider,
+                j.price_per_hour,
+                running,
+                result,
+                j.paid,
+                j.refunded,
+                j.outcome
             );
         }
         s += &format!(

@@ -59,7 +59,10 @@ async fn honest_providers_are_paid_the_cheater_is_slashed_and_the_keeper_earns()
     assert!(party("provider beta").net.starts_with('+'), "{s:?}");
     // The keeper earned: its reporter share of the slash (and fees) is more than nothing.
     let keeper = party("keeper");
-    assert!(keeper.net.starts_with('+') && keeper.net != "+0", "{keeper:?}");
+    assert!(
+        keeper.net.starts_with('+') && keeper.net != "+0",
+        "{keeper:?}"
+    );
     assert!(keeper.txs > 0);
     m.stop().expect("every daemon exits 0 on SIGTERM");
 }
