@@ -444,7 +444,9 @@ async fn off_01_off_02_off_13_refused_log_ranges_are_split_every_event_read_once
 /// A market with provider `owner` (key 2, operator key 3) registered for class `any` with one
 /// 16 GiB GPU and 100 USDC staked, a funded tenant (key 1), and a temp dir for a node.
 struct Net {
-    anvil: Anvil,
+    /// `None` once stopped (the restart test).
+    anvil: Option<Anvil>,
+    url: String,
     dir: tempfile::TempDir,
     tenant: Client,
     market: Address,
@@ -478,7 +480,8 @@ async fn net() -> Net {
         .await
         .expect("approve");
     Net {
-        anvil,
+        url: anvil.url(),
+        anvil: Some(anvil),
         dir,
         tenant,
         market,
@@ -666,7 +669,10 @@ listen = "127.0.0.1:{}"
             "a result on chain",
             secs,
             async || {
-                let res = r.resultOf(id).call().await.expect("resultOf");
+                // (The chain may be restarting: an error is "not yet".)
+                let Ok(res) = r.resultOf(id).call().await else {
+                    return false;
+                };
                 root = res.root;
                 res.postedAt.to::<u64>() != 0
             },
@@ -690,11 +696,9 @@ fn cursor(dir: &Path, name: &str) -> u64 {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .expect("state db");
-    db.query_row(
-        "SELECT block FROM cursors WHERE name = ?1",
-        [name],
-        |r| r.get::<_, i64>(0),
-    )
+    db.query_row("SELECT block FROM cursors WHERE name = ?1", [name], |r| {
+        r.get::<_, i64>(0)
+    })
     .map_or(0, |b| b as u64)
 }
 
@@ -702,7 +706,7 @@ fn cursor(dir: &Path, name: &str) -> u64 {
 async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_off_catches_up_and_posts()
  {
     let n = net().await;
-    let proxy = Proxy::start(&n.anvil.url()).await.expect("proxy");
+    let proxy = Proxy::start(&n.url).await.expect("proxy");
     n.config(&proxy.url(), None);
     let mut node = n.start(1);
     n.wait_head(1).await;
@@ -751,7 +755,10 @@ async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_
         "backing off: {polls} head polls in {outage:?} at a 100 ms poll"
     );
     assert!(node.try_wait().expect("wait").is_none(), "still running");
-    assert!(n.log(1).contains("chain poll failed; running jobs continue"));
+    assert!(
+        n.log(1)
+            .contains("chain poll failed; running jobs continue")
+    );
 
     // Back: it catches up and the job that ran through the outage gets its result.
     proxy.heal();
@@ -786,7 +793,7 @@ async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_
 #[tokio::test]
 async fn off_01_off_03_a_reorg_mid_job_is_detected_and_its_transactions_return_as_the_same_bytes() {
     let n = net().await;
-    n.config(&n.anvil.url(), None);
+    n.config(&n.url, None);
     let node = n.start(1);
     n.wait_head(1).await;
     let id = n.order("sleep 3; echo done", 2).await;
@@ -861,7 +868,7 @@ async fn off_15_off_17_off_18_the_node_refuses_to_start_on_a_corrupt_store_an_op
  {
     let n = net().await;
     let dir = n.path();
-    n.config(&n.anvil.url(), None);
+    n.config(&n.url, None);
 
     // OFF-18: the deployments file is for another chain.
     let d = std::fs::read_to_string(dir.join("deployments.json")).expect("read");
@@ -885,9 +892,7 @@ async fn off_15_off_17_off_18_the_node_refuses_to_start_on_a_corrupt_store_an_op
 
     // OFF-17: a keystore (or its password file) that others can read is refused.
     // `cast wallet new` (what operators use) writes keystores readable by others.
-    let cast = anvil::find_anvil()
-        .expect("anvil")
-        .with_file_name("cast");
+    let cast = anvil::find_anvil().expect("anvil").with_file_name("cast");
     let made = Command::new(cast)
         .args(["wallet", "new"])
         .arg(&dir)
@@ -902,7 +907,7 @@ async fn off_15_off_17_off_18_the_node_refuses_to_start_on_a_corrupt_store_an_op
             .expect("chmod");
     }
     n.config(
-        &n.anvil.url(),
+        &n.url,
         Some("keystore = \"op.json\"\npassword = \"file:pw\""),
     );
     for f in ["op.json", "pw"] {
@@ -920,7 +925,7 @@ async fn off_15_off_17_off_18_the_node_refuses_to_start_on_a_corrupt_store_an_op
 #[tokio::test]
 async fn pd_06_pd_08_a_leaked_operator_key_cannot_unbond_or_withdraw_and_locked_stake_stays() {
     let n = net().await;
-    n.config(&n.anvil.url(), None);
+    n.config(&n.url, None);
     let node = n.start(1);
     n.wait_head(1).await;
     let id = n.order("sleep 30", 3).await;
@@ -936,14 +941,16 @@ async fn pd_06_pd_08_a_leaked_operator_key_cannot_unbond_or_withdraw_and_locked_
     assert_eq!(info.locked, 10 * USDC, "the lease's collateral is locked");
 
     // The operator key (what the node holds) cannot take stake or earnings.
-    let op = Client::connect(&n.anvil.url(), Some(key(3)))
+    let op = Client::connect(&n.url, Some(key(3)))
         .await
         .expect("connect");
     let refused = |e: ChainError| match e {
         ChainError::Revert(r) => r.name,
         other => panic!("not a revert: {other}"),
     };
-    let r = send(staking(&op).unbond(U256::from(1))).await.expect_err("operator unbond");
+    let r = send(staking(&op).unbond(U256::from(1)))
+        .await
+        .expect_err("operator unbond");
     assert_eq!(refused(r), "ProviderNotRegistered");
     let r = send(staking(&op).withdrawUnbonded(op.sender().expect("op")))
         .await
@@ -956,7 +963,7 @@ async fn pd_06_pd_08_a_leaked_operator_key_cannot_unbond_or_withdraw_and_locked_
     assert_eq!(refused(r), "NothingToWithdrawMarket");
 
     // PD-06: stake locked by a running lease cannot be unbonded, even by the owner.
-    let o = Client::connect(&n.anvil.url(), Some(key(2)))
+    let o = Client::connect(&n.url, Some(key(2)))
         .await
         .expect("connect");
     let r = send(staking(&o).unbond(U256::from(info.stake)))
@@ -970,8 +977,12 @@ async fn pd_06_pd_08_a_leaked_operator_key_cannot_unbond_or_withdraw_and_locked_
         .expect("info");
     assert_eq!((after.stake, after.locked), (info.stake, info.locked));
     assert_eq!(
-        n.count_logs(n.staking, Staking::Unbonded::SIGNATURE_HASH, B256::left_padding_from(owner.as_slice()))
-            .await,
+        n.count_logs(
+            n.staking,
+            Staking::Unbonded::SIGNATURE_HASH,
+            B256::left_padding_from(owner.as_slice())
+        )
+        .await,
         0,
         "the node never unbonds"
     );
@@ -979,3 +990,86 @@ async fn pd_06_pd_08_a_leaked_operator_key_cannot_unbond_or_withdraw_and_locked_
     stop(node);
 }
 
+/// An anvil this test started itself (on a given port, from a saved state); killed when dropped.
+struct OwnAnvil(Child);
+
+impl Drop for OwnAnvil {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn off_12_anvil_stopped_and_restarted_mid_job_with_its_state_does_not_lose_the_job() {
+    let mut n = net().await;
+    let dir = n.path();
+    n.config(&n.url, None);
+    let mut node = n.start(1);
+    n.wait_head(1).await;
+    let id = n.order("sleep 3; echo done", 4).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
+        .await;
+
+    // Save the chain (anvil_dumpState: gzipped JSON, as hex) and stop anvil mid-job.
+    let dump: String = n
+        .tenant
+        .provider
+        .raw_request("anvil_dumpState".into(), ())
+        .await
+        .expect("dump");
+    let gz = alloy::hex::decode(dump.trim_start_matches("0x")).expect("hex");
+    std::fs::write(dir.join("state.json.gz"), gz).expect("write");
+    let unzip = Command::new("gzip")
+        .args(["-df", "state.json.gz"])
+        .current_dir(&dir)
+        .status()
+        .expect("gzip runs");
+    assert!(unzip.success());
+    let port = n.anvil.as_ref().expect("anvil").port();
+    n.anvil.take().expect("anvil").stop();
+
+    // The node stays up and says the chain is unreachable.
+    eventually(
+        "/healthz to report the chain unread",
+        30,
+        async || n.http("/healthz").await.contains("503"),
+        || n.log(1),
+    )
+    .await;
+    assert!(node.try_wait().expect("wait").is_none(), "still running");
+
+    // The same chain again on the same port.
+    let restarted = OwnAnvil(
+        Command::new(anvil::find_anvil().expect("anvil"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--hardfork", "cancun", "--load-state", "state.json"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("anvil restarts"),
+    );
+    n.result(id, 1, 90).await;
+    assert_eq!(
+        n.count_logs(n.results, Results::ResultPosted::SIGNATURE_HASH, id)
+            .await,
+        1,
+        "posted once"
+    );
+    assert_eq!(
+        n.count_logs(n.market, Market::LeaseClosed::SIGNATURE_HASH, id)
+            .await,
+        0,
+        "no lease closed"
+    );
+    eventually(
+        "/healthz ok again",
+        30,
+        async || n.http("/healthz").await.starts_with("ok head"),
+        || n.log(1),
+    )
+    .await;
+    stop(node);
+    drop(restarted);
+}
