@@ -571,6 +571,11 @@ listen = "127.0.0.1:{}"
 
     /// An instant order for a process job running `script`, returning its id.
     async fn order(&self, script: &str, salt: u8) -> B256 {
+        self.order_for(script, salt, 600).await
+    }
+
+    /// [`Self::order`] for a lease of at most `max_duration` seconds.
+    async fn order_for(&self, script: &str, salt: u8, max_duration: u32) -> B256 {
         let spec = RunSpec {
             version: 1,
             workload: Workload::Container {
@@ -592,7 +597,7 @@ listen = "127.0.0.1:{}"
             token: self.usdc,
             deposit: U96::from(10 * USDC),
             maxPricePerSecond: U96::from(1_000_000_000_000_000u128),
-            maxDuration: 600,
+            maxDuration: max_duration,
             bidWindow: 60,
             collateral: U96::from(10 * USDC),
             gpuClass: 0,
@@ -1072,4 +1077,33 @@ async fn off_12_anvil_stopped_and_restarted_mid_job_with_its_state_does_not_lose
     .await;
     stop(node);
     drop(restarted);
+}
+
+#[tokio::test]
+async fn off_21_deadlines_come_from_chain_time_a_day_ahead_of_the_local_clock() {
+    let n = net().await;
+    n.config(&n.url, None);
+    let node = n.start(1);
+    n.wait_head(1).await;
+    // The chain runs a day ahead of this machine's clock (a skewed local clock, seen from the
+    // node). A 20 s lease for a job that would run two minutes: the node must stop it by the
+    // chain's deadline and post a failure report in time (the contract refuses a late result).
+    anvil::warp(&n.tenant.provider, 86_400).await.expect("warp");
+    let id = n.order_for("sleep 120", 5, 20).await;
+    n.result(id, 1, 40).await;
+    let auth = fetch::result_auth(&key(1), id).expect("sign");
+    let out = fetch::fetch_with(
+        &format!("http://127.0.0.1:{}/results/{id}", n.port),
+        Some(&auth),
+    )
+    .await
+    .expect("the tenant reads it");
+    let report: serde_json::Value = serde_json::from_slice(&out).expect("a failure report");
+    assert_eq!(report["ok"], serde_json::json!(false), "{report}");
+    assert_eq!(
+        n.count_logs(n.market, Market::LeaseFaulted::SIGNATURE_HASH, id)
+            .await,
+        0
+    );
+    stop(node);
 }
