@@ -610,6 +610,9 @@ async fn page(
     .await
 }
 
+/// Chain reads sent at once when the strategies need one per service lease or provider.
+const READS_AT_ONCE: usize = 16;
+
 /// What the strategies need besides the view: heartbeats and exact accruals of service leases,
 /// and the marginal gas of one more lease in a settle batch.
 async fn inputs(k: &Keeper) -> Result<Inputs, ChainError> {
@@ -621,16 +624,35 @@ async fn inputs(k: &Keeper) -> Result<Inputs, ChainError> {
         .map(|(id, l)| (*id, l.provider))
         .collect();
     let p = &k.client().provider;
-    let staking = Staking::new(k.staking, p);
-    let market = Market::new(k.market, p);
-    let mut liveness = HashMap::new();
-    let mut owed = HashMap::new();
-    for (id, provider) in services {
-        if let std::collections::hash_map::Entry::Vacant(e) = liveness.entry(provider) {
-            let l = staking.liveness(provider).call().await.map_err(classify)?;
-            e.insert((l.at.to::<u64>(), u64::from(l.period)));
+    let mut providers: Vec<Address> = services.iter().map(|s| s.1).collect();
+    providers.sort_unstable();
+    providers.dedup();
+    // Read READS_AT_ONCE at a time (KB-06: thousands of service leases would otherwise be
+    // thousands of round trips one after another every poll).
+    let mut liveness = HashMap::with_capacity(providers.len());
+    for chunk in providers.chunks(READS_AT_ONCE) {
+        let mut reads = tokio::task::JoinSet::new();
+        for provider in chunk.iter().copied() {
+            let staking = Staking::new(k.staking, p.clone());
+            reads.spawn(async move { (provider, staking.liveness(provider).call().await) });
         }
-        owed.insert(id, market.accrued(id).call().await.map_err(classify)?.to());
+        while let Some(r) = reads.join_next().await {
+            let (provider, l) = r.map_err(|e| ChainError::Network(e.to_string()))?;
+            let l = l.map_err(classify)?;
+            liveness.insert(provider, (l.at.to::<u64>(), u64::from(l.period)));
+        }
+    }
+    let mut owed = HashMap::with_capacity(services.len());
+    for chunk in services.chunks(READS_AT_ONCE) {
+        let mut reads = tokio::task::JoinSet::new();
+        for (id, _) in chunk.iter().copied() {
+            let market = Market::new(k.market, p.clone());
+            reads.spawn(async move { (id, market.accrued(id).call().await) });
+        }
+        while let Some(r) = reads.join_next().await {
+            let (id, a) = r.map_err(|e| ChainError::Network(e.to_string()))?;
+            owed.insert(id, a.map_err(classify)?.to());
+        }
     }
     // One more lease in a batch costs about 12k gas (the gas snapshot's settle_batch figure).
     let price = Price {

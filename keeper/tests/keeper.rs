@@ -738,3 +738,54 @@ async fn kb_04_private_endpoint_first_then_public_when_it_is_down() {
     let log = logs_of(dir);
     assert!(log.contains("private endpoint refused"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_01_service_lease_settled_while_live_then_its_lapse_reported_and_proven() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let staking = Staking::new(net.staking, &net.operator.provider);
+    send(staking.heartbeat()).await.expect("heartbeat");
+    let service = spec(Workload::Service {
+        image: "busybox".into(),
+        command: vec!["httpd".into()],
+        env: Default::default(),
+        port: 8080,
+    });
+    let id = net.lease(&service, true, 60).await;
+    net.acknowledge(id).await;
+    // Gas at 1 USDC per ETH: 50 s of a 36 USDC/h service lease pay for its settlement.
+    let (cfg, _) = config_with(&net, 1, &net.anvil.url(), "", "1");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    // Live (a heartbeat each 50 s of the 60 s period): its exact accrual is settled.
+    net.warp(50).await;
+    send(staking.heartbeat()).await.expect("heartbeat");
+    net.until("the service settlement", || async {
+        !net.logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, id)
+            .await
+            .is_empty()
+    })
+    .await;
+    // Then no heartbeat: reported once the period is over, proven after the 5 min grace.
+    net.warp(120).await;
+    net.until("the stale report", || async {
+        !net.logs(net.results, Results::StaleReported::SIGNATURE_HASH, id)
+            .await
+            .is_empty()
+    })
+    .await;
+    net.warp(301).await;
+    net.until("the stale-heartbeat proof", || async {
+        net.status(id).await == CLOSED
+    })
+    .await;
+    let faults = net
+        .logs(net.market, Market::LeaseFaulted::SIGNATURE_HASH, id)
+        .await;
+    assert_eq!(faults.len(), 1);
+    assert_eq!(
+        net.slash_credit(addr(6)).await,
+        USDC / 2,
+        "the reporter's share"
+    );
+    stop(keeper);
+}
