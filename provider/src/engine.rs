@@ -386,6 +386,7 @@ async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
         .call()
         .await
         .map_err(classify)?;
+    earnings(s).await?;
     let mut o = lock(&s.offer);
     o.classes = info.capacity.gpuClasses;
     o.gpus = info.capacity.gpuCount;
@@ -397,6 +398,31 @@ async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
         o.classes = 0;
     }
     s.offer_at.store(unix_now(), Relaxed);
+    Ok(())
+}
+
+/// PD-05: the owner's earnings the market holds, per token, as a gauge, and a warning whenever
+/// they change while above `earnings.withdraw_above`. Only the owner key can withdraw them
+/// (PD-08): this node holds the operator key, so it tells and never moves stake or earnings.
+async fn earnings(s: &Shared) -> Result<(), ChainError> {
+    let m = Market::new(s.market, &s.client().provider);
+    for (token, decimals) in &s.tokens {
+        let credit = m
+            .creditOf(*token, s.cfg.owner)
+            .call()
+            .await
+            .map_err(classify)?
+            .saturating_to::<u64>();
+        let above = gridlease_core::units::parse_amount(&s.cfg.withdraw_above, *decimals)
+            .unwrap_or(u128::MAX);
+        let prev = lock(&s.metrics.withdrawable).insert(token.to_string(), credit);
+        if u128::from(credit) > above && prev != Some(credit) {
+            warn!(
+                token = %token, owner = %s.cfg.owner, withdrawable = credit,
+                "earnings above earnings.withdraw_above: withdraw them with the owner key (Market.withdraw); the operator key cannot"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub skipped: Mutex<BTreeMap<String, u64>>,
     /// Results posted.
     pub results_posted: AtomicU64,
+    /// The owner's withdrawable earnings (Market credit) by token address, in token units.
+    pub withdrawable: Mutex<BTreeMap<String, u64>>,
     /// Heartbeats mined (service leases).
     pub heartbeats: AtomicU64,
     /// Chain time of the provider's last heartbeat.
@@ -151,6 +153,21 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         "counter",
         "Results posted.",
         &one(&m.results_posted),
+    );
+    let withdrawable: Vec<(String, u64)> = m
+        .withdrawable
+        .lock()
+        .map(|g| {
+            g.iter()
+                .map(|(k, v)| (format!("{{token=\"{k}\"}}"), *v))
+                .collect()
+        })
+        .unwrap_or_default();
+    line(
+        "withdrawable",
+        "gauge",
+        "The owner's earnings the market holds for withdrawal (token units), by token.",
+        &withdrawable,
     );
     line(
         "heartbeats_total",

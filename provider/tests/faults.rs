@@ -1107,3 +1107,68 @@ async fn off_21_deadlines_come_from_chain_time_a_day_ahead_of_the_local_clock() 
     );
     stop(node);
 }
+
+#[tokio::test]
+async fn pd_05_pd_08_earnings_above_the_threshold_are_reported_and_only_the_owner_key_withdraws_them()
+ {
+    let n = net().await;
+    n.config(&n.url, None);
+    let path = n.path().join("provider.toml");
+    let mut text = std::fs::read_to_string(&path).expect("config");
+    text.push_str("\n[earnings]\nwithdraw_above = \"0.000001\"\n");
+    std::fs::write(&path, text).expect("config");
+    let node = n.start(1);
+    n.wait_head(1).await;
+    let id = n.order("sleep 2; echo done", 6).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
+        .await;
+    // A minute of chain time for the lease to earn something.
+    anvil::warp(&n.tenant.provider, 60).await.expect("warp");
+    n.result(id, 1, 40).await;
+    // The tenant accepts the result by closing: the provider's share is credited to its owner.
+    send(Market::new(n.market, &n.tenant.provider).close(id))
+        .await
+        .expect("close");
+    let owner = key(2).address();
+    let m = Market::new(n.market, n.tenant.provider.clone());
+    let credit = m.creditOf(n.usdc, owner).call().await.expect("credit");
+    assert!(credit > U256::from(1), "earned {credit}");
+    eventually(
+        "the node to report the earnings",
+        30,
+        async || n.log(1).contains("earnings above earnings.withdraw_above"),
+        || n.log(1),
+    )
+    .await;
+    n.wait_metric(
+        &format!(
+            "gridlease_provider_withdrawable{{token=\"{}\"}} {credit}",
+            n.usdc
+        ),
+        1,
+    )
+    .await;
+
+    // PD-08: the operator key the node holds cannot take them; the owner key can.
+    let op = Client::connect(&n.url, Some(key(3)))
+        .await
+        .expect("connect");
+    let e = send(Market::new(n.market, op.provider.clone()).withdraw(n.usdc, key(3).address()))
+        .await
+        .expect_err("the operator has nothing to withdraw");
+    assert!(
+        matches!(&e, ChainError::Revert(r) if r.name == "NothingToWithdrawMarket"),
+        "{e}"
+    );
+    let o = Client::connect(&n.url, Some(key(2)))
+        .await
+        .expect("connect");
+    send(Market::new(n.market, o.provider.clone()).withdraw(n.usdc, owner))
+        .await
+        .expect("the owner withdraws");
+    assert_eq!(
+        m.creditOf(n.usdc, owner).call().await.expect("credit"),
+        U256::ZERO
+    );
+    stop(node);
+}
