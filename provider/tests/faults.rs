@@ -233,7 +233,7 @@ async fn off_07_underpriced_and_already_known_are_not_fatal_and_replacements_rai
         "two refused replacements",
         20,
         async || len() >= 2,
-        || String::new(),
+        String::new,
     )
     .await;
     let refused = journal.lock().expect("lock").clone();
@@ -260,7 +260,7 @@ async fn off_07_underpriced_and_already_known_are_not_fatal_and_replacements_rai
         "an accepted replacement",
         20,
         async || len() > before && proxy.calls(SEND_RAW) > calls,
-        || String::new(),
+        String::new,
     )
     .await;
     eventually(
@@ -270,7 +270,7 @@ async fn off_07_underpriced_and_already_known_are_not_fatal_and_replacements_rai
             raw(&client, "evm_mine", serde_json::json!([])).await;
             watch.is_finished()
         },
-        || String::new(),
+        String::new,
     )
     .await;
     let Outcome::Mined(r) = watch.await.expect("task").expect("confirmed") else {
