@@ -117,6 +117,8 @@ pub struct Keeper {
     gas_limit: AtomicU64,
     /// Blocks per `eth_getLogs` page (see [`next_span`]).
     log_span: AtomicU64,
+    /// Finished ids that finished before this block were forgotten ([`View::forget`]).
+    forgot_before: AtomicU64,
     spent: Mutex<VecDeque<(Instant, u128)>>,
     in_flight: AtomicUsize,
     l1_oracle: bool,
@@ -340,6 +342,7 @@ async fn start(cfg: Config) -> Result<Keeper> {
         base_fee: AtomicU64::new(0),
         gas_limit: AtomicU64::new(0),
         log_span: AtomicU64::new(1),
+        forgot_before: AtomicU64::new(0),
         spent: Mutex::new(VecDeque::new()),
         in_flight: AtomicUsize::new(0),
         l1_oracle,
@@ -546,8 +549,23 @@ async fn collect(k: &Keeper, to: u64) -> Result<(), ChainError> {
         k.log_span.store(next_span(span, seen), Relaxed);
         from = end + 1;
     }
+    // Every FORGET_EVERY blocks, forget the finished ids no rewind can reach any more.
+    let before = to.saturating_sub(logs::REORG_REWIND);
+    if before >= k.forgot_before.load(Relaxed).saturating_add(FORGET_EVERY) {
+        let old = lock(&k.view).forget(before);
+        if !old.is_empty() {
+            lock(&k.store)
+                .forget(&old)
+                .map_err(|e| ChainError::User(e.to_string()))?;
+            debug!(forgotten = old.len(), before, "finished ids forgotten");
+        }
+        k.forgot_before.store(before, Relaxed);
+    }
     Ok(())
 }
+
+/// How often (in blocks) finished ids are forgotten.
+const FORGET_EVERY: u64 = 1_000;
 
 /// Logs a page should hold: they are all in memory at once (as JSON, then decoded), so when
 /// blocks are dense a catch-up reads narrower pages instead of one huge one (KB-06).

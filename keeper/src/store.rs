@@ -10,13 +10,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::view::{Changed, View};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE cursor (id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL, hash BLOB NOT NULL);
 CREATE TABLE orders (id BLOB PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE leases (id BLOB PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE done (id BLOB PRIMARY KEY);
+CREATE TABLE done (id BLOB PRIMARY KEY, block INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE sent (
     hash BLOB PRIMARY KEY, nonce INTEGER NOT NULL, raw BLOB NOT NULL, action TEXT NOT NULL,
     ids TEXT NOT NULL, status TEXT NOT NULL, earned TEXT NOT NULL DEFAULT '0',
@@ -81,6 +81,17 @@ impl Store {
                 conn.execute_batch(SCHEMA)?;
                 conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
+            1 => {
+                // Version 1 kept finished ids without their block: count them as finished at the
+                // cursor, so they are forgotten once a rewind cannot reach them.
+                conn.execute_batch(
+                    "BEGIN;
+                     ALTER TABLE done ADD COLUMN block INTEGER NOT NULL DEFAULT 0;
+                     UPDATE done SET block = COALESCE((SELECT block FROM cursor WHERE id = 1), 0);
+                     PRAGMA user_version = 2;
+                     COMMIT;",
+                )?;
+            }
             SCHEMA_VERSION => {}
             found => return Err(StoreError::Version { found }),
         }
@@ -108,9 +119,10 @@ impl Store {
             let l = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             v.leases.insert(id(k)?, l);
         }
-        let mut q = self.conn.prepare("SELECT id FROM done")?;
-        for row in q.query_map([], |r| r.get::<_, Vec<u8>>(0))? {
-            v.done.insert(id(row?)?);
+        let mut q = self.conn.prepare("SELECT id, block FROM done")?;
+        for row in q.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u64>(1)?)))? {
+            let (k, block) = row?;
+            v.done.insert(id(k)?, block);
         }
         Ok((v, self.load_cursor()?))
     }
@@ -177,8 +189,8 @@ impl Store {
                     tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;
                     tx.execute("DELETE FROM leases WHERE id = ?1", params![k.as_slice()])?;
                     tx.execute(
-                        "INSERT OR IGNORE INTO done (id) VALUES (?1)",
-                        params![k.as_slice()],
+                        "INSERT OR IGNORE INTO done (id, block) VALUES (?1, ?2)",
+                        params![k.as_slice(), view.done.get(&k).copied().unwrap_or(0)],
                     )?;
                 }
             }
@@ -187,6 +199,16 @@ impl Store {
             "INSERT OR REPLACE INTO cursor (id, block, hash) VALUES (1, ?1, ?2)",
             params![cursor.0, cursor.1.as_slice()],
         )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Delete finished ids the view forgot ([`View::forget`]).
+    pub fn forget(&mut self, ids: &[B256]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for k in ids {
+            tx.execute("DELETE FROM done WHERE id = ?1", params![k.as_slice()])?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -369,7 +391,7 @@ mod tests {
                 bid: Some((Address::repeat_byte(3), 9)),
             },
         );
-        v.done.insert(B256::repeat_byte(4));
+        v.done.insert(B256::repeat_byte(4), 11);
         s.commit(
             &v,
             &[Changed::Order(a), Changed::Done(B256::repeat_byte(4))],
@@ -395,5 +417,44 @@ mod tests {
         assert!(s.pending().expect("test setup").is_empty());
         let l = s.ledger().expect("test setup");
         assert_eq!((l[0].count, l[0].earned, l[0].gas_cost), (1, 5, 100));
+    }
+
+    #[test]
+    fn version_1_finished_ids_count_as_finished_at_the_cursor_and_can_be_forgotten() {
+        let dir = tempfile::tempdir().expect("test setup");
+        let path = dir.path().join("k.db");
+        {
+            let c = Connection::open(&path).expect("test setup");
+            c.execute_batch(&SCHEMA.replace(
+                "CREATE TABLE done (id BLOB PRIMARY KEY, block INTEGER NOT NULL DEFAULT 0);",
+                "CREATE TABLE done (id BLOB PRIMARY KEY);",
+            ))
+            .expect("test setup");
+            c.execute(
+                "INSERT INTO done (id) VALUES (?1)",
+                params![B256::repeat_byte(4).as_slice()],
+            )
+            .expect("test setup");
+            c.execute(
+                "INSERT INTO cursor (id, block, hash) VALUES (1, 77, ?1)",
+                params![B256::repeat_byte(5).as_slice()],
+            )
+            .expect("test setup");
+            c.pragma_update(None, "user_version", 1)
+                .expect("test setup");
+        }
+        let mut s = Store::open(&path).expect("migrates");
+        let (mut v, _) = s.load().expect("test setup");
+        assert_eq!(v.done.get(&B256::repeat_byte(4)), Some(&77));
+        assert!(v.forget(77).is_empty());
+        let old = v.forget(78);
+        assert_eq!(old, vec![B256::repeat_byte(4)]);
+        s.forget(&old).expect("test setup");
+        drop(s);
+        let (back, _) = Store::open(&path)
+            .expect("test setup")
+            .load()
+            .expect("test setup");
+        assert!(back.done.is_empty());
     }
 }

@@ -180,7 +180,7 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
     ids.sort_unstable();
     for id in ids {
         let id = *id;
-        if inp.busy.contains(&id) || view.done.contains(&id) {
+        if inp.busy.contains(&id) || view.done.contains_key(&id) {
             continue;
         }
         let l = &view.leases[&id];
@@ -750,7 +750,7 @@ mod tests {
                 let c = clock(now);
                 for w in plan(&v, &c, Flags::ALL, &inp) {
                     for id in w.action.ids() {
-                        prop_assert!(!v.done.contains(&id), "{} acted on after it finished", id);
+                        prop_assert!(!v.done.contains_key(&id), "{} acted on after it finished", id);
                     }
                     match &w.action {
                         Action::Settle(batch) => {
@@ -768,7 +768,7 @@ mod tests {
                         | Action::ProveStale(id) => {
                             *closed.entry(*id).or_default() += 1;
                             v.leases.remove(id);
-                            v.done.insert(*id);
+                            v.done.insert(*id, now);
                         }
                         Action::ReportStale(id) => {
                             v.leases.get_mut(id).expect("planned from the view").stale_since =

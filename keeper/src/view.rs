@@ -2,10 +2,10 @@
 //! with everything its strategies need (rate, settled-up-to, escrow, deadlines, acknowledgement,
 //! posted result, stale report). Built only from logs, so it can be rebuilt from the deploy block
 //! at any time; every update is idempotent (a page re-read after a crash or a reorg rewind gives
-//! the same view), and a closed or cancelled id is remembered so a replayed older log can never
-//! bring it back.
+//! the same view), and a closed or cancelled id is remembered (until a rewind can no longer reach
+//! back to it: [`View::forget`]) so a replayed older log can never bring it back.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use alloy::{
     primitives::{Address, B256, Bytes},
@@ -123,8 +123,8 @@ pub struct View {
     pub orders: HashMap<B256, Order>,
     /// Running leases.
     pub leases: HashMap<B256, Lease>,
-    /// Closed, cancelled or faulted ids.
-    pub done: HashSet<B256>,
+    /// Closed, cancelled or faulted ids, with the block each finished in.
+    pub done: HashMap<B256, u64>,
 }
 
 impl View {
@@ -132,7 +132,7 @@ impl View {
     /// what changed.
     pub fn apply(&mut self, log: &Log, time: u64) -> Option<Changed> {
         if let Ok(e) = MarketEvents::decode_log(&log.inner) {
-            return self.market(e.data);
+            return self.market(e.data, log.block_number.unwrap_or(0));
         }
         if let Ok(e) = ResultsEvents::decode_log(&log.inner) {
             return self.results(e.data, time);
@@ -140,16 +140,37 @@ impl View {
         None
     }
 
-    fn finish(&mut self, id: B256) -> Option<Changed> {
+    fn finish(&mut self, id: B256, block: u64) -> Option<Changed> {
         self.orders.remove(&id);
         self.leases.remove(&id);
-        self.done.insert(id).then_some(Changed::Done(id))
+        if self.done.contains_key(&id) {
+            return None;
+        }
+        self.done.insert(id, block);
+        Some(Changed::Done(id))
     }
 
-    fn market(&mut self, e: MarketEvents) -> Option<Changed> {
+    /// Forget the finished ids that finished before block `before` (returned, to delete from the
+    /// store): logs that old are never read again (a reorg rewinds a cursor at most
+    /// [`gridlease_core::logs::REORG_REWIND`] blocks), and an id's logs that could bring it back
+    /// are older still, so memory does not grow with every lease the market ever had (KB-06).
+    pub fn forget(&mut self, before: u64) -> Vec<B256> {
+        let old: Vec<B256> = self
+            .done
+            .iter()
+            .filter(|(_, b)| **b < before)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &old {
+            self.done.remove(id);
+        }
+        old
+    }
+
+    fn market(&mut self, e: MarketEvents, block: u64) -> Option<Changed> {
         match e {
             MarketEvents::OrderCreated(o) => {
-                if self.done.contains(&o.orderId) || self.leases.contains_key(&o.orderId) {
+                if self.done.contains_key(&o.orderId) || self.leases.contains_key(&o.orderId) {
                     return None;
                 }
                 let order = Order {
@@ -182,7 +203,7 @@ impl View {
                 })
             }
             MarketEvents::LeaseStarted(l) => {
-                if self.done.contains(&l.orderId) || self.leases.contains_key(&l.orderId) {
+                if self.done.contains_key(&l.orderId) || self.leases.contains_key(&l.orderId) {
                     return None;
                 }
                 let o = self.orders.remove(&l.orderId)?;
@@ -226,9 +247,9 @@ impl View {
                     Changed::Lease(t.leaseId)
                 })
             }
-            MarketEvents::LeaseClosed(c) => self.finish(c.leaseId),
-            MarketEvents::OrderCancelled(c) => self.finish(c.orderId),
-            MarketEvents::LeaseFaulted(f) => self.finish(f.leaseId),
+            MarketEvents::LeaseClosed(c) => self.finish(c.leaseId, block),
+            MarketEvents::OrderCancelled(c) => self.finish(c.orderId, block),
+            MarketEvents::LeaseFaulted(f) => self.finish(f.leaseId, block),
             _ => None,
         }
     }
