@@ -433,6 +433,14 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
         .cursor(name)
         .map_err(|e| ChainError::User(e.to_string()))?;
     let from = logs::resume_from(s.client(), name, cursor, s.deploy_block).await?;
+    if cursor.is_some_and(|(b, _)| from <= b) {
+        // A reorg: posted results may have been removed with it (PD-04).
+        for j in s.db().live().map_err(|e| ChainError::User(e.to_string()))? {
+            if j.state == JobState::Posted {
+                drive(s, j.id);
+            }
+        }
+    }
     let filter = Filter::new()
         .address(s.market)
         .event_signature(topics.to_vec());
@@ -776,6 +784,7 @@ async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result
             JobState::Running => execute(s, &job, cancel).await,
             JobState::Computed => post(s, &job).await,
             JobState::Posting => reconcile_posting(s, &job).await,
+            JobState::Posted => still_posted(s, &job).await,
             _ => return Ok(()),
         };
         match step {
@@ -1040,6 +1049,20 @@ async fn post(s: &Shared, job: &Job) -> Result<(), Step> {
         Err(ChainError::Revert(r)) => Err(Step::Fail(r.to_string())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// After a reorg: a posted result that is no longer on chain goes back to `Posting`, which
+/// sends the same signed transaction again (PD-04, OFF-03); one still there ends the driver.
+async fn still_posted(s: &Shared, job: &Job) -> Result<(), Step> {
+    let results = Results::new(s.results, &s.client().provider);
+    let posted = results.resultOf(job.id).call().await.map_err(classify)?;
+    if posted.postedAt.to::<u64>() != 0 {
+        return Err(Step::Stop);
+    }
+    warn!(lease = %job.id, "the posted result is gone from the chain (reorg): sending it again");
+    s.db()
+        .transition(job.id, JobState::Posted, JobState::Posting)?;
+    Ok(())
 }
 
 /// A result transaction is recorded: find out whether it landed, rebroadcast the same bytes if

@@ -112,6 +112,8 @@ impl JobState {
                 | (Won | Acknowledged | Running | Computed | Posting, Failed)
                 | (Computed, Posting)
                 | (Posting, Posted | Computed)
+                // A posted result a reorg removed: its transaction goes out again (PD-04).
+                | (Posted, Posting)
         )
     }
 }

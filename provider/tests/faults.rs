@@ -796,7 +796,8 @@ async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_
 }
 
 #[tokio::test]
-async fn off_01_off_03_a_reorg_mid_job_is_detected_and_its_transactions_return_as_the_same_bytes() {
+async fn off_01_off_03_pd_04_reorgs_mid_job_and_after_the_result_are_detected_and_its_transactions_return_as_the_same_bytes()
+ {
     let n = net().await;
     n.config(&n.url, None);
     let node = n.start(1);
@@ -864,6 +865,63 @@ async fn off_01_off_03_a_reorg_mid_job_is_detected_and_its_transactions_return_a
         n.log(1).contains("reorg below the cursor"),
         "the reorg was detected: {}",
         n.log(1)
+    );
+
+    // PD-04: the result's block is reorged away after the node saw it posted: the same result
+    // transaction goes out again.
+    n.wait_metric("gridlease_provider_jobs{state=\"posted\"} 1", 1)
+        .await;
+    let posted = n
+        .tenant
+        .provider
+        .get_logs(
+            &Filter::new()
+                .address(n.results)
+                .event_signature(Results::ResultPosted::SIGNATURE_HASH)
+                .topic1(id)
+                .from_block(0),
+        )
+        .await
+        .expect("logs");
+    let post = posted[0].transaction_hash.expect("tx");
+    let post_block = posted[0].block_number.expect("block");
+    let head = n.tenant.provider.get_block_number().await.expect("head");
+    eventually(
+        "the node's cursor at the head",
+        20,
+        async || cursor(&n.path(), "orders") >= head,
+        || n.log(1),
+    )
+    .await;
+    raw(
+        &n.tenant,
+        "anvil_reorg",
+        serde_json::json!([head - post_block + 1, []]),
+    )
+    .await;
+    assert!(
+        n.tenant
+            .provider
+            .get_transaction_receipt(post)
+            .await
+            .expect("rpc")
+            .is_none(),
+        "the result is gone"
+    );
+    assert_eq!(n.result(id, 1, 60).await, root, "the same result again");
+    assert!(
+        n.tenant
+            .provider
+            .get_transaction_receipt(post)
+            .await
+            .expect("rpc")
+            .is_some(),
+        "as the same transaction"
+    );
+    assert_eq!(
+        n.count_logs(n.results, Results::ResultPosted::SIGNATURE_HASH, id)
+            .await,
+        1
     );
     stop(node);
 }
