@@ -434,6 +434,14 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
         .map_err(|e| ChainError::User(e.to_string()))?;
     let from = logs::resume_from(s.client(), name, cursor, s.deploy_block).await?;
     if cursor.is_some_and(|(b, _)| from <= b) {
+        if name == "leases" {
+            // This cursor trails the head by `confirmations`: the reorg went deeper (OFF-02).
+            s.metrics.deep_reorgs.fetch_add(1, Relaxed);
+            error!(
+                confirmations = s.cfg.confirmations,
+                "reorg deeper than chain.confirmations: lease events are read again; raise confirmations if this chain reorgs this deep"
+            );
+        }
         // A reorg: posted results may have been removed with it (PD-04).
         for j in s.db().live().map_err(|e| ChainError::User(e.to_string()))? {
             if j.state == JobState::Posted {

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub skipped: Mutex<BTreeMap<String, u64>>,
     /// Results posted.
     pub results_posted: AtomicU64,
+    /// Reorgs deeper than `chain.confirmations` seen (OFF-02).
+    pub deep_reorgs: AtomicU64,
     /// The owner's withdrawable earnings (Market credit) by token address, in token units.
     pub withdrawable: Mutex<BTreeMap<String, u64>>,
     /// Heartbeats mined (service leases).
@@ -153,6 +155,12 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         "counter",
         "Results posted.",
         &one(&m.results_posted),
+    );
+    line(
+        "deep_reorgs_total",
+        "counter",
+        "Reorgs deeper than chain.confirmations seen.",
+        &one(&m.deep_reorgs),
     );
     let withdrawable: Vec<(String, u64)> = m
         .withdrawable

@@ -696,11 +696,13 @@ fn stop(mut child: Child) {
 }
 
 fn cursor(dir: &Path, name: &str) -> u64 {
-    let db = rusqlite::Connection::open_with_flags(
+    // 0 until the node has created its store.
+    let Ok(db) = rusqlite::Connection::open_with_flags(
         dir.join("data/state.db"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("state db");
+    ) else {
+        return 0;
+    };
     db.query_row("SELECT block FROM cursors WHERE name = ?1", [name], |r| {
         r.get::<_, i64>(0)
     })
@@ -1228,5 +1230,48 @@ async fn pd_05_pd_08_earnings_above_the_threshold_are_reported_and_only_the_owne
         m.creditOf(n.usdc, owner).call().await.expect("credit"),
         U256::ZERO
     );
+    stop(node);
+}
+
+#[tokio::test]
+async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_the_node_keeps_running() {
+    let n = net().await;
+    n.config(&n.url, None);
+    let path = n.path().join("provider.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(
+        &path,
+        text.replace("confirmations = 0", "confirmations = 2"),
+    )
+    .expect("config");
+    let mut node = n.start(1);
+    n.wait_head(1).await;
+    for _ in 0..5 {
+        raw(&n.tenant, "evm_mine", serde_json::json!([])).await;
+    }
+    let head = n.tenant.provider.get_block_number().await.expect("head");
+    eventually(
+        "the lease cursor two blocks behind the head",
+        30,
+        async || cursor(&n.path(), "leases") >= head - 2,
+        || n.log(1),
+    )
+    .await;
+    // Four blocks replaced: two more than the node waits for.
+    raw(&n.tenant, "anvil_reorg", serde_json::json!([4, []])).await;
+    n.wait_metric("gridlease_provider_deep_reorgs_total 1", 1)
+        .await;
+    assert!(n.log(1).contains("reorg deeper than chain.confirmations"));
+    assert!(
+        node.try_wait().expect("wait").is_none(),
+        "no panic, still running"
+    );
+    eventually(
+        "/healthz ok",
+        30,
+        async || n.http("/healthz").await.starts_with("ok head"),
+        || n.log(1),
+    )
+    .await;
     stop(node);
 }
