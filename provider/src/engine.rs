@@ -34,7 +34,7 @@ use alloy::{
     rpc::types::{Filter, Log},
     sol_types::{SolCall, SolEvent, SolEventInterface, SolValue},
 };
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use gridlease_bindings::{
     IMarket::OrderParams,
     Market::{self, MarketEvents},
@@ -104,6 +104,8 @@ pub struct Shared {
     offer: Mutex<Offer>,
     /// When the offer was last read (unix seconds).
     offer_at: AtomicU64,
+    /// The operator key, to sign bids in `bidding.mode = "signed"` (None in on-chain mode).
+    bid_signer: Option<alloy::signers::local::PrivateKeySigner>,
 }
 
 /// The ABI-decoded terms of `job`.
@@ -241,11 +243,6 @@ fn signals(s: Arc<Shared>) {
 }
 
 async fn start(cfg: Config) -> Result<Shared> {
-    if cfg.bid_mode == BidMode::Signed {
-        bail!(
-            "bidding.mode = \"signed\": signed bids need a keeper that collects them, which this version does not have yet; use mode = \"onchain\""
-        );
-    }
     cfg.operator
         .check_private_files()
         .context("wallet: refusing an operator key others can read")?;
@@ -263,6 +260,17 @@ async fn start(cfg: Config) -> Result<Shared> {
     let results = Results::new(d.address("Results")?, &client.provider);
     let onchain = crate::onchain::OnChain::read(&cfg).await?;
     onchain.ready(&cfg, operator, &gpu::discover(&cfg.capacity))?;
+    if cfg.bid_mode == BidMode::Signed {
+        let from = d.contracts.get("Staking").map_or(0, |c| c.block);
+        let uri = crate::signed::metadata_uri(&client, staking, cfg.owner, from).await?;
+        crate::signed::check_registration(
+            uri.as_deref(),
+            &cfg.public_url,
+            cfg.owner,
+            operator,
+            &onchain.info.capacity,
+        )?;
+    }
     std::fs::create_dir_all(cfg.data_dir.join("results"))
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     std::fs::create_dir_all(&cfg.work_dir)
@@ -294,6 +302,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         min_price: 0,
     };
     let results = *results.address();
+    let bid_signer = (cfg.bid_mode == BidMode::Signed).then(|| signer.clone());
     let tx = TxManager::new(client, signer, TxPolicy::default());
     Ok(Shared {
         tx,
@@ -319,6 +328,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         gpus: crate::gpu::GpuAllocator::new(&gpu::discover(&cfg.capacity), cfg.share_gpus),
         offer: Mutex::new(offer),
         offer_at: AtomicU64::new(0),
+        bid_signer,
         cfg,
     })
 }
@@ -604,6 +614,15 @@ async fn on_order(
         b.busy += 1;
         b.pending_collateral += ask.collateral;
     }
+    if let (Some(signer), false) = (&s.bid_signer, p.instant) {
+        // Signed mode: the row above keeps the slot and the stake reserved (PD-01) until the
+        // order's lease (ours or another's) or its cancellation; the bid itself costs no gas.
+        let signed = sign_bid(s, signer, id, price, o.biddingEnd.to::<u64>(), seen).await;
+        if let Err(e) = &signed {
+            lost(s, id, &format!("cannot sign a bid: {e:#}"))?;
+        }
+        return signed;
+    }
     let call = Market::bidCall {
         orderId: id,
         price: U96::from(price),
@@ -630,6 +649,33 @@ async fn on_order(
             warn!(order = %id, error = %e, "bid broadcast failed");
         }
     }
+    Ok(())
+}
+
+/// Sign a bid on auction `id` valid until its bid window plus the market's award grace, and keep
+/// it for keepers (`GET /bids/<order id>`).
+async fn sign_bid(
+    s: &Shared,
+    signer: &alloy::signers::local::PrivateKeySigner,
+    id: B256,
+    price: u128,
+    bidding_end: u64,
+    seen: Instant,
+) -> Result<()> {
+    let params = Market::new(s.market, &s.client().provider)
+        .params()
+        .call()
+        .await
+        .map_err(classify)?;
+    let expiry = bidding_end + u64::from(params.awardGrace);
+    let domain = gridlease_core::eip712::market_domain(s.client().chain_id, s.market);
+    let bid =
+        gridlease_core::eip712::ServedBid::sign(&domain, signer, s.cfg.owner, id, price, expiry)?;
+    crate::signed::save(&s.cfg.data_dir, &bid)
+        .with_context(|| format!("cannot keep the signed bid on {id}"))?;
+    let us = seen.elapsed().as_micros() as u64;
+    s.metrics.bids_signed.fetch_add(1, Relaxed);
+    info!(order = %id, price = %price, expiry, latency_us = us, "signed bid kept for keepers");
     Ok(())
 }
 

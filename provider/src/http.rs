@@ -5,6 +5,7 @@
 //! [`gridlease_core::spec::PUSH_URI`], pushed by its tenant (signed:
 //! [`gridlease_core::fetch::spec_auth_message`]) and kept only when its hash is the order's
 //! `specHash`. A pushed spec for an order the node has not bid on yet is evaluated at once.
+//! `GET /bids/<order id>` serves the node's signed bid on an auction ([`crate::signed`]).
 
 use std::{
     collections::BTreeMap,
@@ -39,6 +40,8 @@ use crate::{engine::Shared, unix_now};
 pub struct Metrics {
     /// Bid transactions sent.
     pub bids_sent: AtomicU64,
+    /// Signed bids kept for keepers (`bidding.mode = "signed"`).
+    pub bids_signed: AtomicU64,
     /// Leases won.
     pub bids_won: AtomicU64,
     /// Orders not bid on, by reason.
@@ -86,6 +89,7 @@ pub fn router(s: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/results/{id}", get(result))
+        .route("/bids/{id}", get(signed_bid))
         .route(
             "/specs/{id}",
             post(push_spec).layer(DefaultBodyLimit::max(MAX_PUSHED_SPEC)),
@@ -128,6 +132,12 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         "counter",
         "Bid transactions sent.",
         &one(&m.bids_sent),
+    );
+    line(
+        "bids_signed_total",
+        "counter",
+        "Signed bids kept for keepers (bidding.mode = signed).",
+        &one(&m.bids_signed),
     );
     line(
         "bids_won_total",
@@ -272,6 +282,21 @@ async fn result(
     match tokio::fs::read(s.result_path(id)).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(_) => deny(StatusCode::NOT_FOUND, "no result for this lease yet"),
+    }
+}
+
+/// `GET /bids/<order id>`: the node's signed bid on that order ([`crate::signed`]), 404 if none.
+async fn signed_bid(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<B256>() else {
+        return deny(StatusCode::BAD_REQUEST, "expected /bids/0x<64 hex digits>");
+    };
+    match crate::signed::load(&s.cfg.data_dir, id) {
+        Some(bid) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_vec(&bid).unwrap_or_default(),
+        )
+            .into_response(),
+        None => deny(StatusCode::NOT_FOUND, "no signed bid on this order here"),
     }
 }
 

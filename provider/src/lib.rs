@@ -9,6 +9,7 @@
 //!   through the Docker/Podman engine API.
 //! - [`engine`]: the running node (collect logs -> decide -> act), [`http`] its API.
 //! - [`onchain`]: the provider's registration, and what the owner must do.
+//! - [`signed`]: signed (EIP-712) bids, kept for keepers to fetch.
 
 pub mod builtin;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod gpu;
 pub mod http;
 pub mod onchain;
 pub mod pricing;
+pub mod signed;
 pub mod state;
 
 pub use gridlease_core::daemon::unix_now;

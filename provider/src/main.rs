@@ -137,6 +137,23 @@ async fn check(path: &std::path::Path) -> Result<()> {
     println!("operator   {operator}");
     let chain = OnChain::read(&c).await?;
     chain.ready(&c, operator, &inv)?;
+    if c.bid_mode == gridlease_provider::config::BidMode::Signed {
+        let staking = chain.d.address("Staking")?;
+        let from = chain.d.contracts.get("Staking").map_or(0, |s| s.block);
+        let uri =
+            gridlease_provider::signed::metadata_uri(&chain.client, staking, c.owner, from).await?;
+        gridlease_provider::signed::check_registration(
+            uri.as_deref(),
+            &c.public_url,
+            c.owner,
+            operator,
+            &chain.info.capacity,
+        )?;
+        println!(
+            "bidding    signed; keepers find the bids at {}/bids/<order>",
+            c.public_url
+        );
+    }
     let info = &chain.info;
     println!(
         "provider   {} on chain {}: stake {}, locked {}, unbonding {}",
