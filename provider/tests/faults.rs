@@ -1275,3 +1275,41 @@ async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_the_node_ke
     .await;
     stop(node);
 }
+
+#[tokio::test]
+async fn off_13_a_node_behind_an_rpc_that_refuses_wide_log_ranges_serves_every_order_exactly_once()
+{
+    let n = net().await;
+    let proxy = Proxy::start(&n.url).await.expect("proxy");
+    proxy.fail_method("eth_getLogs", Fault::MaxLogRange(4));
+    // Thirty empty blocks between the deployment and the first order.
+    for _ in 0..30 {
+        raw(&n.tenant, "evm_mine", serde_json::json!([])).await;
+    }
+    n.config(&proxy.url(), None);
+    let node = n.start(1);
+    let mut ids = Vec::new();
+    for salt in 10..13u8 {
+        ids.push(n.order("echo done", salt).await);
+        for _ in 0..7 {
+            raw(&n.tenant, "evm_mine", serde_json::json!([])).await;
+        }
+    }
+    for id in &ids {
+        n.result(*id, 1, 60).await;
+        assert_eq!(
+            n.count_logs(n.market, Market::LeaseStarted::SIGNATURE_HASH, *id)
+                .await,
+            1,
+            "one lease per order (an instant order's bid starts it)"
+        );
+        assert_eq!(
+            n.count_logs(n.results, Results::ResultPosted::SIGNATURE_HASH, *id)
+                .await,
+            1,
+            "one result per lease"
+        );
+    }
+    assert!(proxy.calls("eth_getLogs") > 0, "read through the proxy");
+    stop(node);
+}
