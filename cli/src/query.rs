@@ -134,12 +134,74 @@ pub(crate) async fn status(ctx: &Ctx, id: &str) -> Result<Output> {
                 );
             }
         }
-        _ => {}
+        _ => h = ended(ctx, id, status_name(v.status)).await?,
     }
     Ok(Output {
         human: h,
         json: job_json(ctx, id, &v, accrued),
     })
+}
+
+/// A closed lease or cancelled order keeps nothing in storage: what happened is in its logs.
+async fn ended(ctx: &Ctx, id: B256, status: &str) -> Result<String> {
+    let of = async |sig: B256| -> Result<Option<Log>> {
+        let filter = Filter::new()
+            .address(ctx.market)
+            .event_signature(sig)
+            .topic1(id)
+            .from_block(from_block(ctx));
+        let logs = ctx
+            .client
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(classify_rpc)?;
+        Ok(logs.into_iter().next())
+    };
+    let created = of(Market::OrderCreated::SIGNATURE_HASH)
+        .await?
+        .and_then(|l| l.log_decode::<Market::OrderCreated>().ok())
+        .map(|l| l.inner.data);
+    let t = ctx.token_at(created.as_ref().map(|c| c.token).unwrap_or_default());
+    let mut h = format!(
+        "{id}\n  status     {status}\n  tenant     {}\n",
+        created.as_ref().map(|c| c.tenant).unwrap_or_default()
+    );
+    if let Some(c) = of(Market::LeaseClosed::SIGNATURE_HASH)
+        .await?
+        .and_then(|l| l.log_decode::<Market::LeaseClosed>().ok())
+        .map(|l| l.inner.data)
+    {
+        let reason = match c.reason {
+            0 => "closed by the tenant",
+            1 => "closed by the provider",
+            2 => "expired",
+            3 => "escrow exhausted",
+            4 => "faulted",
+            5 => "completed (challenge window over)",
+            _ => "closed",
+        };
+        h += &format!(
+            "  closed     {reason}\n  paid       {} (provider {}, fees {})\n  refunded   {}\n",
+            money(c.paid.to(), &t),
+            money(c.toProvider.to(), &t),
+            money(c.protocolFee.to::<u128>() + c.keeperFee.to::<u128>(), &t),
+            money(c.refund.to(), &t),
+        );
+    }
+    if let Some(f) = of(Market::LeaseFaulted::SIGNATURE_HASH)
+        .await?
+        .and_then(|l| l.log_decode::<Market::LeaseFaulted>().ok())
+        .map(|l| l.inner.data)
+    {
+        h += &format!(
+            "  FAULT      proven against provider {}: stake slashed {} (half to the tenant as a credit: gridlease withdraw), escrow refunded {}\n",
+            f.provider,
+            money(f.slashed.to::<u128>(), &t),
+            money(f.refund.to(), &t),
+        );
+    }
+    Ok(h)
 }
 
 async fn logs(ctx: &Ctx, sig: B256, topic2: Option<B256>) -> Result<Vec<Log>> {

@@ -357,23 +357,11 @@ listen = "127.0.0.1:{port}"
             slots = opts.max_concurrent,
         );
         std::fs::write(dir.join("provider.toml"), config)?;
-        let log = dir.join("node.log");
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
-        let child = Command::new(crate::bin("gridlease-provider")?)
-            .args(["run", "--config", "provider.toml"])
-            .current_dir(&dir)
-            .env(
-                "GRIDLEASE_OPERATOR_KEY",
-                ANVIL_KEYS[role_index(p.operator)?],
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .context("cannot start gridlease-provider")?;
+        let key = (
+            "GRIDLEASE_OPERATOR_KEY",
+            ANVIL_KEYS[role_index(p.operator)?],
+        );
+        let (child, log) = spawn("gridlease-provider", &dir, "provider.toml", key)?;
         Ok(Daemon {
             name: p.name.to_owned(),
             child,
@@ -419,20 +407,8 @@ dir = "data"
             poll = opts.poll_ms,
         );
         std::fs::write(dir.join("keeper.toml"), config)?;
-        let log = dir.join("keeper.log");
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
-        let child = Command::new(crate::bin("gridlease-keeper")?)
-            .args(["run", "--config", "keeper.toml"])
-            .current_dir(&dir)
-            .env("GRIDLEASE_KEEPER_KEY", ANVIL_KEYS[role_index(role)?])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .context("cannot start gridlease-keeper")?;
+        let key = ("GRIDLEASE_KEEPER_KEY", ANVIL_KEYS[role_index(role)?]);
+        let (child, log) = spawn("gridlease-keeper", &dir, "keeper.toml", key)?;
         Ok(Daemon {
             name: name.to_owned(),
             child,
@@ -457,6 +433,26 @@ dir = "data"
         }
         Ok(())
     }
+}
+
+/// Start `bin run --config CONFIG` in `dir` with its key in the environment (`key` = name,
+/// value), stderr appended to `<dir>/<bin>.log`.
+fn spawn(bin: &str, dir: &Path, config: &str, key: (&str, &str)) -> Result<(Child, PathBuf)> {
+    let log = dir.join(format!("{bin}.log"));
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)?;
+    let child = Command::new(crate::bin(bin)?)
+        .args(["run", "--config", config])
+        .current_dir(dir)
+        .env(key.0, key.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("cannot start {bin}"))?;
+    Ok((child, log))
 }
 
 fn role_index(role: &str) -> Result<usize> {

@@ -219,14 +219,13 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
     say("\n== 5. the H100 job: gamma posts a wrong product; the keeper proves it");
     until("gamma's result", Duration::from_secs(120), || posted(cheat)).await?;
     cli(m, "matmul-h100", &["result", &cheat.to_string()], say).await?;
-    until(
-        "the keeper's fraud proof",
-        Duration::from_secs(120),
-        async || {
-            let j = market.getJob(cheat).call().await.map_err(classify)?;
-            Ok((j.status == 3).then_some(()))
-        },
-    )
+    let closed = async |id: B256| -> Result<Option<()>> {
+        let j = market.getJob(id).call().await.map_err(classify)?;
+        Ok((j.status == 3).then_some(()))
+    };
+    until("the keeper's fraud proof", Duration::from_secs(120), || {
+        closed(cheat)
+    })
     .await?;
     cli(m, "matmul-h100", &["status", &cheat.to_string()], say).await?;
 
@@ -239,10 +238,7 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
     until(
         "the keeper's close of the container lease",
         Duration::from_secs(120),
-        async || {
-            let j = market.getJob(container).call().await.map_err(classify)?;
-            Ok((j.status == 3).then_some(()))
-        },
+        || closed(container),
     )
     .await?;
     cli(m, "container", &["status", &container.to_string()], say).await?;

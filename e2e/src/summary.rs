@@ -133,7 +133,8 @@ async fn logs_of(m: &Market, address: Address, sig: B256, id: B256) -> Result<Ve
         .map_err(Into::into)
 }
 
-async fn block_time(m: &Market, n: u64) -> Result<u64> {
+/// Timestamp of block `n`.
+pub async fn block_time(m: &Market, n: u64) -> Result<u64> {
     Ok(m.gov
         .provider
         .get_block_by_number(BlockNumberOrTag::Number(n))

@@ -18,7 +18,6 @@ use std::{
 };
 
 use alloy::{
-    eips::BlockNumberOrTag,
     primitives::{B256, U256, aliases::U96},
     providers::Provider,
     rpc::types::{Filter, Log},
@@ -34,7 +33,10 @@ use gridlease_core::{
     txm::{TxManager, TxPolicy},
 };
 use gridlease_deploy::anvil::ANVIL_KEYS;
-use gridlease_e2e::market::{Market, Options, PROVIDERS};
+use gridlease_e2e::{
+    market::{Market, Options, PROVIDERS},
+    summary,
+};
 use serde_json::{Value, json};
 
 /// The gas snapshot the test suite holds the contracts to.
@@ -202,15 +204,7 @@ async fn latencies(args: &Args) -> Result<Value> {
         if let Some(t) = times.get(&b) {
             return Ok(*t);
         }
-        let t = m
-            .gov
-            .provider
-            .get_block_by_number(BlockNumberOrTag::Number(b))
-            .await
-            .map_err(classify_rpc)?
-            .context("block")?
-            .header
-            .timestamp;
+        let t = summary::block_time(&m, b).await?;
         times.insert(b, t);
         Ok(t)
     };
