@@ -94,3 +94,36 @@ where
     }
     Ok(seen)
 }
+
+/// The first log of `filter` in blocks `from..=to`, read in pages that halve when the RPC
+/// refuses a range, like [`pages`] (for one-off look-ups, e.g. one order's creation).
+pub async fn first(
+    c: &Client,
+    filter: &Filter,
+    mut from: u64,
+    to: u64,
+) -> Result<Option<Log>, ChainError> {
+    let mut span = LOG_PAGE;
+    while from <= to {
+        let end = to.min(from + span - 1);
+        match c
+            .provider
+            .get_logs(&filter.clone().from_block(from).to_block(end))
+            .await
+        {
+            Ok(logs) => {
+                if let Some(l) = logs.into_iter().find(|l| !l.removed) {
+                    return Ok(Some(l));
+                }
+                from = end + 1;
+                span = (span * 2).min(LOG_PAGE);
+            }
+            Err(e) if span > 1 => {
+                debug!(from, end, error = %e, "log range refused: halving");
+                span /= 2;
+            }
+            Err(e) => return Err(classify_rpc(e)),
+        }
+    }
+    Ok(None)
+}

@@ -751,20 +751,20 @@ async fn on_lease(s: &Arc<Shared>, l: Market::LeaseStarted) -> Result<()> {
 
 /// The `OrderCreated` log of order `id`.
 pub(crate) async fn order_log(s: &Shared, id: B256) -> Result<Market::OrderCreated> {
-    let logs = s
+    let head = s
         .client()
         .provider
-        .get_logs(
-            &Filter::new()
-                .address(s.market)
-                .event_signature(Market::OrderCreated::SIGNATURE_HASH)
-                .topic1(id)
-                .from_block(s.deploy_block),
-        )
+        .get_block_number()
         .await
         .map_err(classify_rpc)?;
-    logs.iter()
-        .find_map(|l| l.log_decode::<Market::OrderCreated>().ok())
+    let filter = Filter::new()
+        .address(s.market)
+        .event_signature(Market::OrderCreated::SIGNATURE_HASH)
+        .topic1(id);
+    // In pages: an RPC that refuses wide ranges still finds it (OFF-13).
+    logs::first(s.client(), &filter, s.deploy_block, head)
+        .await?
+        .and_then(|l| l.log_decode::<Market::OrderCreated>().ok())
         .map(|l| l.inner.data)
         .with_context(|| format!("no OrderCreated log for {id}"))
 }

@@ -406,6 +406,13 @@ async fn off_01_off_02_off_13_refused_log_ranges_are_split_every_event_read_once
         "some ranges were refused"
     );
 
+    // A one-off look-up pages the same way.
+    let first = logs::first(&pc, &filter, 0, head)
+        .await
+        .expect("found through refusals")
+        .expect("a log");
+    assert_eq!(first.transaction_hash, seen[0].transaction_hash);
+
     // OFF-01: the cursor's block is reorged away: resuming rewinds and re-reads.
     let cursor = *pages.last().expect("a page");
     assert_eq!(
