@@ -262,21 +262,35 @@ pub fn classify_rpc(e: alloy::transports::TransportError) -> ChainError {
 }
 
 impl Client {
-    /// Connect to `url`; with a signer, transactions are signed locally and sent from it.
+    /// Connect to `url` (http(s):// or ws(s)://); with a signer, transactions are signed locally
+    /// and sent from it.
     pub async fn connect(url: &str, signer: Option<PrivateKeySigner>) -> Result<Self, ChainError> {
         let parsed: alloy::transports::http::reqwest::Url = url
             .parse()
             .map_err(|e| ChainError::User(format!("RPC URL \"{url}\" is not a URL: {e}")))?;
         let from = signer.as_ref().map(PrivateKeySigner::address);
-        // Every call has a timeout (OFF-10): a node that hangs is an error to back off from,
-        // never a task stuck forever.
-        let http = alloy::transports::http::reqwest::Client::builder()
-            .timeout(RPC_TIMEOUT)
-            .build()
-            .map_err(|e| ChainError::User(format!("cannot build an HTTP client: {e}")))?;
-        let transport = alloy::transports::http::Http::with_client(http, parsed);
-        let is_local = transport.guess_local();
-        let rpc = alloy::rpc::client::RpcClient::new(transport, is_local);
+        let rpc = if matches!(parsed.scheme(), "ws" | "wss") {
+            // A WebSocket reconnects by itself (with backoff) when the node drops it; requests
+            // made while it is down wait for the reconnection or fail with a network error.
+            let ws = alloy::providers::WsConnect::new(url).with_max_retries(u32::MAX);
+            alloy::rpc::client::RpcClient::connect_pubsub(ws)
+                .await
+                .map_err(|e| {
+                    ChainError::Network(format!(
+                        "cannot reach the RPC at {url} ({e}); is the node running and serving WebSocket?"
+                    ))
+                })?
+        } else {
+            // Every call has a timeout (OFF-10): a node that hangs is an error to back off from,
+            // never a task stuck forever.
+            let http = alloy::transports::http::reqwest::Client::builder()
+                .timeout(RPC_TIMEOUT)
+                .build()
+                .map_err(|e| ChainError::User(format!("cannot build an HTTP client: {e}")))?;
+            let transport = alloy::transports::http::Http::with_client(http, parsed);
+            let is_local = transport.guess_local();
+            alloy::rpc::client::RpcClient::new(transport, is_local)
+        };
         let provider = match signer {
             Some(s) => ProviderBuilder::new()
                 .wallet(EthereumWallet::from(s))

@@ -130,6 +130,22 @@ pub enum ConfigError {
     },
 }
 
+/// A daemon's `chain.rpc`: an http(s):// or ws(s):// URL, trimmed; the error says what is
+/// accepted.
+pub fn rpc_url(u: &str) -> Result<String, String> {
+    let u = u.trim();
+    if ["http://", "https://", "ws://", "wss://"]
+        .iter()
+        .any(|s| u.starts_with(s))
+    {
+        Ok(u.to_owned())
+    } else {
+        Err(format!(
+            "\"{u}\" is not a JSON-RPC URL: expected http(s)://HOST:PORT or ws(s)://HOST:PORT"
+        ))
+    }
+}
+
 /// Read the configuration file `path` of `daemon`.
 pub fn read_config(path: &Path, daemon: &'static str) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|err| ConfigError::Unreadable {

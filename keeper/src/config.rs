@@ -252,19 +252,12 @@ impl Config {
             why,
         };
         let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        let http_url = |key: &str, u: &str| {
-            let u = u.trim().to_owned();
-            if u.starts_with("http://") || u.starts_with("https://") {
-                Ok(u)
-            } else {
-                Err(bad(key, format!("\"{u}\" is not an http(s):// URL")))
-            }
-        };
-        let rpc = http_url("chain.rpc", &raw.chain.rpc)?;
+        let rpc_url = |key: &str, u: &str| daemon::rpc_url(u).map_err(|e| bad(key, e));
+        let rpc = rpc_url("chain.rpc", &raw.chain.rpc)?;
         let private_rpc = raw
             .chain
             .private_rpc
-            .map(|u| http_url("chain.private_rpc", &u))
+            .map(|u| rpc_url("chain.private_rpc", &u))
             .transpose()?;
         if !(10..=60_000).contains(&raw.chain.poll_ms) {
             return Err(bad(
@@ -411,7 +404,7 @@ mod tests {
             .expect_err("must be refused")
             .to_string();
         assert!(e.contains("settel"), "{e}");
-        let e = parse(&min.replace("http://x", "ws://x"))
+        let e = parse(&min.replace("http://x", "ftp://x"))
             .expect_err("must be refused")
             .to_string();
         assert!(e.contains("chain.rpc"), "{e}");

@@ -323,15 +323,7 @@ impl Config {
         };
         let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
-        let rpc = raw.chain.rpc.trim().to_owned();
-        if !["http://", "https://"].iter().any(|s| rpc.starts_with(s)) {
-            return Err(bad(
-                "chain.rpc",
-                format!(
-                    "\"{rpc}\" is not an http(s):// URL (WebSocket endpoints are not supported yet)"
-                ),
-            ));
-        }
+        let rpc = daemon::rpc_url(&raw.chain.rpc).map_err(|e| bad("chain.rpc", e))?;
         let operator = KeySource::from_config(
             raw.wallet.keystore.map(rel),
             raw.wallet.password.as_deref(),

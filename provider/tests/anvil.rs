@@ -100,6 +100,16 @@ async fn init_then_check_guides_the_owner_until_ready_and_status_reads_the_chain
         "{out}"
     );
 
+    // The same node over WebSocket: anvil serves it on the same port.
+    let http = format!("rpc = \"{}\"", anvil.url());
+    let ws = http.replace("http://", "ws://");
+    let text = std::fs::read_to_string(dir.path().join("provider.toml")).expect("read");
+    assert!(text.contains(&http));
+    std::fs::write(dir.path().join("provider.toml"), text.replace(&http, &ws)).expect("write");
+    let (code, out, err) = node(&["check"], dir.path());
+    assert_eq!(code, 0, "over ws://: {out}{err}");
+    assert!(out.ends_with("ready\n"), "{out}");
+
     let (code, out, err) = node(&["status"], dir.path());
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("jobs       none yet"), "{out}");
