@@ -3,7 +3,8 @@
 //! Every `chain.poll_ms`: read the head, collect new market and results logs from the saved
 //! cursor (paged, reorg-aware: [`gridlease_core::logs`]) into the [`View`], committed to SQLite
 //! with the cursor per page; read what the strategies need beyond logs (heartbeats and exact
-//! accruals of service leases); [`plan`]; and hand each work item to a task that simulates it,
+//! accruals of service leases), and the signed bids provider nodes serve for auctions whose
+//! window closed ([`select_signed`] checks them); [`plan`]; and hand each work item to a task that simulates it,
 //! prices it, [`decide`]s, and sends it through the shared [`TxManager`] (journaled before
 //! broadcast, watched, rebroadcast, fee-bumped). An id with work in flight is not planned again
 //! until the logs of its transaction were read, so the keeper never pays twice for one piece of
@@ -18,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use alloy::transports::http::reqwest;
 use alloy::{
     eips::BlockNumberOrTag,
     primitives::{Address, B256, Bytes, U256, address},
@@ -27,7 +29,10 @@ use alloy::{
     sol_types::{SolCall, SolEvent},
 };
 use anyhow::{Context, Result};
-use gridlease_bindings::{IMarket::OrderParams, Market, Results, Staking};
+use gridlease_bindings::{
+    IMarket::{self, OrderParams},
+    Market, Results, Staking,
+};
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
     daemon::{self, lock},
@@ -43,7 +48,7 @@ use crate::{
     config::{Config, L1Fee},
     http::Metrics,
     store::{SentTx, Store},
-    strategy::{Action, Clock, Decision, Inputs, Policy, Price, Work, decide, plan},
+    strategy::{Action, Clock, Decision, Inputs, Policy, Price, Work, decide, plan, select_signed},
     unix_now,
     view::{Check, View},
 };
@@ -126,6 +131,12 @@ pub struct Keeper {
     last_withdraw: Mutex<Option<Instant>>,
     /// When each planned id was first found due (for the stagger).
     due: Mutex<HashMap<B256, Instant>>,
+    /// Signed bids collected for closed auctions, checked and cheapest first ([`signed_bids`]).
+    signed: Mutex<HashMap<B256, Vec<IMarket::SignedBid>>>,
+    /// When each auction's signed bids were last fetched.
+    fetched: Mutex<HashMap<B256, Instant>>,
+    /// HTTP client for providers' nodes.
+    http: reqwest::Client,
 }
 
 /// Slots of the stagger: each keeper waits `slot x 3 polls` (slot from the work's id and its own
@@ -312,8 +323,25 @@ async fn start(cfg: Config) -> Result<Keeper> {
         .with_context(|| format!("cannot create data.dir {}", cfg.data_dir.display()))?;
     daemon::exclusive(&cfg.data_dir, "keeper.lock", "gridlease-keeper")
         .map_err(anyhow::Error::msg)?;
-    let store = Store::open(&cfg.data_dir.join("keeper.db"))?;
-    let (view, _) = store.load()?;
+    let mut store = Store::open(&cfg.data_dir.join("keeper.db"))?;
+    let (mut view, cursor) = store.load()?;
+    if let (Some((at, hash)), false) = (cursor, store.has_providers()?) {
+        // A store from before providers were kept: read their registrations up to its cursor.
+        let from = d.contracts.get("Staking").map_or(0, |c| c.block);
+        let mut changed = Vec::new();
+        logs::pages(
+            &client,
+            &registrations(staking),
+            from,
+            at,
+            async |page, _, _| {
+                changed.extend(page.iter().filter_map(|l| view.apply(l, 0)));
+                Ok(())
+            },
+        )
+        .await?;
+        store.commit(&view, &changed, (at, hash))?;
+    }
     info!(
         keeper = %signer.address(), chain = client.chain_id, market = %market,
         leases = view.leases.len(), orders = view.orders.len(), l1_fee = l1_oracle,
@@ -349,6 +377,9 @@ async fn start(cfg: Config) -> Result<Keeper> {
         verifying: tokio::sync::Semaphore::new(1),
         last_withdraw: Mutex::new(None),
         due: Mutex::new(HashMap::new()),
+        signed: Mutex::new(HashMap::new()),
+        fetched: Mutex::new(HashMap::new()),
+        http: reqwest::Client::new(),
         cfg,
     })
 }
@@ -433,7 +464,8 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
             Busy::UntilBlock(n) => n > number,
         });
     }
-    let inputs = inputs(k).await?;
+    let mut inputs = inputs(k).await?;
+    inputs.signed = signed_bids(k, now).await;
     let clock = *lock(&k.clock);
     let work = {
         let v = lock(&k.view);
@@ -526,8 +558,10 @@ async fn collect(k: &Keeper, to: u64) -> Result<(), ChainError> {
         .map_err(|e| ChainError::User(e.to_string()))?;
     let from = logs::resume_from(k.client(), "keeper", cursor, k.deploy_block).await?;
     let filter = Filter::new()
-        .address(vec![k.market, k.results])
+        .address(vec![k.market, k.results, k.staking])
         .event_signature(vec![
+            Staking::ProviderRegistered::SIGNATURE_HASH,
+            Staking::ProviderUpdated::SIGNATURE_HASH,
             Market::OrderCreated::SIGNATURE_HASH,
             Market::BidPlaced::SIGNATURE_HASH,
             Market::LeaseStarted::SIGNATURE_HASH,
@@ -628,6 +662,152 @@ async fn page(
     .await
 }
 
+/// `Staking` registration logs (providers' operators and endpoints).
+fn registrations(staking: Address) -> Filter {
+    Filter::new().address(staking).event_signature(vec![
+        Staking::ProviderRegistered::SIGNATURE_HASH,
+        Staking::ProviderUpdated::SIGNATURE_HASH,
+    ])
+}
+
+/// Signed-bid requests in flight at once.
+const BID_FETCHES_AT_ONCE: usize = 8;
+/// How long one node may take to answer `GET /bids/<order>`.
+const BID_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// An auction's signed bids are fetched again at most this often while it waits for its award.
+const BID_REFETCH: Duration = Duration::from_secs(5);
+
+/// Collect the signed bids on every auction whose window closed from every registered node
+/// endpoint ([`BID_FETCHES_AT_ONCE`] requests at a time, [`BID_FETCH_TIMEOUT`] each; failures are
+/// skipped and counted), check them ([`select_signed`]) and keep the best for the award's
+/// calldata; returns the auctions that have some.
+async fn signed_bids(k: &Keeper, now: u64) -> std::collections::HashSet<B256> {
+    let (due, endpoints, providers) = {
+        let v = lock(&k.view);
+        let busy = lock(&k.busy);
+        let mut fetched = lock(&k.fetched);
+        fetched.retain(|id, _| v.orders.contains_key(id));
+        let due: Vec<(B256, u128)> = v
+            .orders
+            .iter()
+            .filter(|(id, o)| !o.instant && now > o.bidding_end && !busy.contains_key(*id))
+            .filter(|(id, _)| fetched.get(*id).is_none_or(|t| t.elapsed() >= BID_REFETCH))
+            .filter_map(|(id, o)| {
+                Some((
+                    *id,
+                    <OrderParams as alloy::sol_types::SolValue>::abi_decode(&o.terms)
+                        .ok()?
+                        .maxPricePerSecond
+                        .to::<u128>(),
+                ))
+            })
+            .collect();
+        let mut endpoints: Vec<String> = v
+            .providers
+            .values()
+            .filter_map(|r| r.endpoint().map(str::to_owned))
+            .collect();
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        // Forget bids of auctions that are no longer open.
+        lock(&k.signed).retain(|id, _| v.orders.contains_key(id));
+        let providers = if due.is_empty() || endpoints.is_empty() {
+            HashMap::new()
+        } else {
+            v.providers.clone()
+        };
+        (due, endpoints, providers)
+    };
+    if !due.is_empty() && !endpoints.is_empty() {
+        let min_price = match Market::new(k.market, &k.client().provider)
+            .params()
+            .call()
+            .await
+        {
+            Ok(p) => u128::from(p.minPricePerSecond),
+            Err(e) => {
+                k.metrics.rpc_errors.fetch_add(1, Relaxed);
+                warn!(error = %classify(e), "cannot read the market's parameters; signed bids later");
+                return lock(&k.signed).keys().copied().collect();
+            }
+        };
+        let domain = gridlease_core::eip712::market_domain(k.client().chain_id, k.market);
+        let gate = Arc::new(tokio::sync::Semaphore::new(BID_FETCHES_AT_ONCE));
+        let mut fetches = tokio::task::JoinSet::new();
+        for (id, _) in &due {
+            for e in &endpoints {
+                let (gate, http, url, id) =
+                    (gate.clone(), k.http.clone(), format!("{e}/bids/{id}"), *id);
+                fetches.spawn(async move {
+                    let _permit = gate.acquire_owned().await;
+                    let got = tokio::time::timeout(BID_FETCH_TIMEOUT, fetch_bid(&http, &url))
+                        .await
+                        .unwrap_or_else(|_| Err(format!("{url}: no answer within 2 s")));
+                    (id, got)
+                });
+            }
+        }
+        let mut served: HashMap<B256, Vec<gridlease_core::eip712::ServedBid>> = HashMap::new();
+        while let Some(r) = fetches.join_next().await {
+            match r {
+                Ok((id, Ok(Some(bid)))) => served.entry(id).or_default().push(bid),
+                Ok((_, Ok(None))) => {}
+                Ok((_, Err(e))) => {
+                    k.metrics.bid_fetch_failures.fetch_add(1, Relaxed);
+                    debug!(error = %e, "signed bid fetch failed; skipped");
+                }
+                Err(e) => {
+                    k.metrics.bid_fetch_failures.fetch_add(1, Relaxed);
+                    warn!(error = %e, "signed bid fetch task failed");
+                }
+            }
+        }
+        let mut signed = lock(&k.signed);
+        let mut fetched = lock(&k.fetched);
+        for (id, max_price) in due {
+            fetched.insert(id, Instant::now());
+            let bids = served.remove(&id).unwrap_or_default();
+            let (keep, dropped) =
+                select_signed(&bids, id, max_price, min_price, now, &domain, &providers);
+            for d in dropped {
+                k.metrics.skip(d.label());
+            }
+            if keep.is_empty() {
+                signed.remove(&id);
+            } else {
+                info!(order = %id, bids = keep.len(), best = %keep[0].pricePerSecond, "signed bids collected");
+                signed.insert(id, keep);
+            }
+        }
+    }
+    lock(&k.signed).keys().copied().collect()
+}
+
+/// `GET <url>`: the node's signed bid, None when it has none (404).
+async fn fetch_bid(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<Option<gridlease_core::eip712::ServedBid>, String> {
+    let r = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if r.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !r.status().is_success() {
+        return Err(format!("{url} answered {}", r.status()));
+    }
+    let body = r.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    if body.len() > 4_096 {
+        return Err(format!("{url}: a bid of {} bytes", body.len()));
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| format!("{url}: {e}"))
+}
+
 /// Chain reads sent at once when the strategies need one per service lease or provider.
 const READS_AT_ONCE: usize = 16;
 
@@ -692,6 +872,7 @@ async fn inputs(k: &Keeper) -> Result<Inputs, ChainError> {
         min_lease_fee,
         stake_token: k.stake_token.0,
         settle_max: settle_max(k.cfg.settle_max, k.gas_limit.load(Relaxed)),
+        signed: std::collections::HashSet::new(),
     })
 }
 
@@ -724,7 +905,7 @@ fn calldata(k: &Keeper, a: &Action) -> Option<(Address, Bytes)> {
             k.market,
             Market::awardCall {
                 orderId: *id,
-                signedBids: vec![],
+                signedBids: lock(&k.signed).get(id).cloned().unwrap_or_default(),
             }
             .abi_encode()
             .into(),

@@ -44,6 +44,9 @@ pub struct Metrics {
     pub orders: AtomicU64,
     /// Transactions in flight.
     pub in_flight: AtomicU64,
+    /// `GET /bids/<order>` requests to provider nodes that failed (unreachable, timed out, bad
+    /// answer); skipped.
+    pub bid_fetch_failures: AtomicU64,
 }
 
 fn bump<K: Ord + From<String>>(m: &Mutex<BTreeMap<K, u64>>, key: &str) {
@@ -196,6 +199,12 @@ async fn metrics(State(k): State<Arc<Keeper>>) -> Response {
             "Transactions in flight.",
             "gauge",
             u128::from(m.in_flight.load(Relaxed)),
+        ),
+        (
+            "gridlease_keeper_signed_bid_fetch_failures_total",
+            "Signed-bid requests to provider nodes that failed (skipped).",
+            "counter",
+            u128::from(m.bid_fetch_failures.load(Relaxed)),
         ),
     ] {
         let _ = writeln!(

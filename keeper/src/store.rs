@@ -12,6 +12,10 @@ use crate::view::{Changed, View};
 
 const SCHEMA_VERSION: i64 = 2;
 
+/// Registered providers (owner -> operator and metadataURI), created when missing.
+const PROVIDERS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS providers (id BLOB PRIMARY KEY, body TEXT NOT NULL);";
+
 const SCHEMA: &str = "
 CREATE TABLE cursor (id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL, hash BLOB NOT NULL);
 CREATE TABLE orders (id BLOB PRIMARY KEY, body TEXT NOT NULL);
@@ -95,7 +99,17 @@ impl Store {
             SCHEMA_VERSION => {}
             found => return Err(StoreError::Version { found }),
         }
+        // Added without a version bump: a store from before it starts with no providers, and the
+        // engine reads their registrations once ([`Store::has_providers`]).
+        conn.execute_batch(PROVIDERS_TABLE)?;
         Ok(Self { conn })
+    }
+
+    /// Whether any provider registration was ever stored.
+    pub fn has_providers(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM providers)", [], |r| r.get(0))?)
     }
 
     /// The view and the cursor it matches.
@@ -118,6 +132,22 @@ impl Store {
             let (k, body) = row?;
             let l = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             v.leases.insert(id(k)?, l);
+        }
+        let mut q = self.conn.prepare("SELECT id, body FROM providers")?;
+        let rows = q.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (k, body) = row?;
+            let p = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if k.len() != 20 {
+                return Err(StoreError::Corrupt(format!(
+                    "provider key of {} bytes",
+                    k.len()
+                )));
+            }
+            v.providers
+                .insert(alloy::primitives::Address::from_slice(&k), p);
         }
         let mut q = self.conn.prepare("SELECT id, block FROM done")?;
         for row in q.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u64>(1)?)))? {
@@ -182,6 +212,16 @@ impl Store {
                         tx.execute(
                             "INSERT OR REPLACE INTO leases (id, body) VALUES (?1, ?2)",
                             params![k.as_slice(), body],
+                        )?;
+                    }
+                }
+                Changed::Provider(p) => {
+                    if let Some(r) = view.providers.get(&p) {
+                        let body = serde_json::to_string(r)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        tx.execute(
+                            "INSERT OR REPLACE INTO providers (id, body) VALUES (?1, ?2)",
+                            params![p.as_slice(), body],
                         )?;
                     }
                 }
@@ -392,9 +432,22 @@ mod tests {
             },
         );
         v.done.insert(B256::repeat_byte(4), 11);
+        let p = Address::repeat_byte(8);
+        v.providers.insert(
+            p,
+            crate::view::Registered {
+                operator: Address::repeat_byte(9),
+                uri: "http://127.0.0.1:1".into(),
+            },
+        );
+        assert!(!s.has_providers().expect("test setup"));
         s.commit(
             &v,
-            &[Changed::Order(a), Changed::Done(B256::repeat_byte(4))],
+            &[
+                Changed::Order(a),
+                Changed::Done(B256::repeat_byte(4)),
+                Changed::Provider(p),
+            ],
             (12, B256::repeat_byte(5)),
         )
         .expect("test setup");

@@ -6,10 +6,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use alloy::primitives::{Address, B256};
-use gridlease_core::units;
+use alloy::{
+    primitives::{Address, B256, aliases::U48, aliases::U96},
+    sol_types::Eip712Domain,
+};
+use gridlease_bindings::IMarket::SignedBid;
+use gridlease_core::{eip712::ServedBid, units};
 
-use crate::view::{Check, Lease, View};
+use crate::view::{Check, Lease, Registered, View};
 
 /// Which strategies run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,12 +80,14 @@ pub struct Inputs {
     pub stake_token: Address,
     /// Most leases per settle transaction.
     pub settle_max: usize,
+    /// Auctions for which a node serves a signed bid that passed [`select_signed`].
+    pub signed: HashSet<B256>,
 }
 
 /// One transaction's worth of work.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// `Market.award` with no signed bids.
+    /// `Market.award`, with the signed bids collected for it (the engine keeps them).
     Award(B256),
     /// `Market.settle` of leases of one token.
     Settle(Vec<B256>),
@@ -302,7 +308,7 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
     for (id, o) in orders {
         if flags.award
             && !o.instant
-            && o.bid.is_some()
+            && (o.bid.is_some() || inp.signed.contains(id))
             && now > o.bidding_end
             && !inp.busy.contains(id)
         {
@@ -315,6 +321,82 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
         }
     }
     out
+}
+
+/// Most signed bids one `Market.award` takes (`Market.MAX_SIGNED_BIDS`).
+pub const MAX_SIGNED_BIDS: usize = 32;
+
+/// Why a served bid was dropped before the award.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// For another order, or an unreadable price, expiry or signature.
+    Malformed,
+    /// Not signed by the registered operator of the provider it names.
+    NotOperator,
+    /// Above the order's max price or below the market's minimum.
+    Price,
+    /// Expired.
+    Expired,
+}
+
+impl Dropped {
+    /// Name, for metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Malformed => "signed-bid-malformed",
+            Self::NotOperator => "signed-bid-not-operator",
+            Self::Price => "signed-bid-price",
+            Self::Expired => "signed-bid-expired",
+        }
+    }
+}
+
+/// The bids of `served` worth passing to `Market.award(order, ..)` at chain time `now`: each
+/// recovers (under the market's `domain`) to the operator `providers` registers for the provider
+/// it names, is priced within `min_price..=max_price` and unexpired; the lowest
+/// [`MAX_SIGNED_BIDS`], cheapest first. The award's simulation has the last word (stake, capacity,
+/// liveness). Also returns why each other bid was dropped.
+pub fn select_signed(
+    served: &[ServedBid],
+    order: B256,
+    max_price: u128,
+    min_price: u128,
+    now: u64,
+    domain: &Eip712Domain,
+    providers: &HashMap<Address, Registered>,
+) -> (Vec<SignedBid>, Vec<Dropped>) {
+    let mut keep: Vec<(u128, &ServedBid)> = Vec::new();
+    let mut dropped = Vec::new();
+    for b in served {
+        let (Some(price), true) = (b.price(), b.order == order) else {
+            dropped.push(Dropped::Malformed);
+            continue;
+        };
+        let Some(signer) = b.signer(domain) else {
+            dropped.push(Dropped::Malformed);
+            continue;
+        };
+        if providers.get(&b.provider).map(|r| r.operator) != Some(signer) {
+            dropped.push(Dropped::NotOperator);
+        } else if price > max_price || price < min_price {
+            dropped.push(Dropped::Price);
+        } else if b.expiry < now {
+            dropped.push(Dropped::Expired);
+        } else if !keep.iter().any(|(_, k)| k.signature == b.signature) {
+            keep.push((price, b));
+        }
+    }
+    keep.sort_by_key(|(price, _)| *price);
+    keep.truncate(MAX_SIGNED_BIDS);
+    let bids = keep
+        .into_iter()
+        .map(|(price, b)| SignedBid {
+            pricePerSecond: U96::from(price),
+            expiry: U48::from(b.expiry),
+            signature: b.signature.clone(),
+        })
+        .collect();
+    (bids, dropped)
 }
 
 fn close(id: B256, l: &Lease, fee: u128) -> Work {
@@ -567,6 +649,92 @@ mod tests {
         v.orders.insert(B256::repeat_byte(3), order(true, bid));
         assert!(plan(&v, &clock(100), Flags::ALL, &inputs()).is_empty());
         let w = plan(&v, &clock(101), Flags::ALL, &inputs());
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].action, Action::Award(B256::repeat_byte(1)));
+    }
+
+    #[test]
+    fn signed_bids_are_checked_locally_and_sorted_by_price() {
+        use alloy::signers::local::PrivateKeySigner;
+        use gridlease_core::eip712::market_domain;
+        let domain = market_domain(31337, Address::repeat_byte(0xaa));
+        let order = B256::repeat_byte(1);
+        let (op_a, op_b, stranger) = (
+            PrivateKeySigner::random(),
+            PrivateKeySigner::random(),
+            PrivateKeySigner::random(),
+        );
+        let (pa, pb) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
+        let providers: HashMap<Address, Registered> = [(pa, op_a.address()), (pb, op_b.address())]
+            .into_iter()
+            .map(|(p, operator)| {
+                (
+                    p,
+                    Registered {
+                        operator,
+                        uri: "http://127.0.0.1:1".into(),
+                    },
+                )
+            })
+            .collect();
+        let sign = |k: &PrivateKeySigner, provider, price, expiry| {
+            ServedBid::sign(&domain, k, provider, order, price, expiry).expect("sign")
+        };
+        let served = vec![
+            sign(&op_a, pa, 50, 1_000),
+            sign(&op_b, pb, 40, 1_000),
+            // Signed by a key that is not pb's operator.
+            sign(&stranger, pb, 10, 1_000),
+            // Expired.
+            sign(&op_a, pa, 20, 499),
+            // Above the order's max.
+            sign(&op_b, pb, 101, 1_000),
+            // Below the market's min.
+            sign(&op_b, pb, 1, 1_000),
+            // Another order's bid.
+            ServedBid::sign(&domain, &op_a, pa, B256::repeat_byte(2), 30, 1_000).expect("sign"),
+        ];
+        let (keep, dropped) = select_signed(&served, order, 100, 2, 500, &domain, &providers);
+        let prices: Vec<u128> = keep.iter().map(|b| b.pricePerSecond.to::<u128>()).collect();
+        assert_eq!(prices, vec![40, 50]);
+        assert_eq!(keep[0].signature, served[1].signature);
+        assert_eq!(
+            dropped,
+            vec![
+                Dropped::NotOperator,
+                Dropped::Expired,
+                Dropped::Price,
+                Dropped::Price,
+                Dropped::Malformed
+            ]
+        );
+        // A bid expiring exactly now is still valid on chain (expiry >= block.timestamp).
+        let (keep, _) = select_signed(&served, order, 100, 2, 1_000, &domain, &providers);
+        assert_eq!(keep.len(), 2);
+        // At most MAX_SIGNED_BIDS, the cheapest.
+        let many: Vec<ServedBid> = (0..40).map(|i| sign(&op_a, pa, 60 - i, 1_000)).collect();
+        let (keep, _) = select_signed(&many, order, 100, 2, 500, &domain, &providers);
+        assert_eq!(keep.len(), MAX_SIGNED_BIDS);
+        assert_eq!(keep[0].pricePerSecond.to::<u128>(), 21);
+    }
+
+    #[test]
+    fn awards_an_auction_with_only_a_signed_bid() {
+        let mut v = View::default();
+        v.orders.insert(
+            B256::repeat_byte(1),
+            crate::view::Order {
+                tenant: Address::ZERO,
+                terms: Bytes::new(),
+                instant: false,
+                bidding_end: 100,
+                bid: None,
+            },
+        );
+        let mut inp = inputs();
+        assert!(plan(&v, &clock(101), Flags::ALL, &inp).is_empty());
+        inp.signed.insert(B256::repeat_byte(1));
+        let w = plan(&v, &clock(101), Flags::ALL, &inp);
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].action, Action::Award(B256::repeat_byte(1)));
     }

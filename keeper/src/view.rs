@@ -1,4 +1,5 @@
-//! What the keeper knows about the market: open orders with an on-chain bid, and running leases
+//! What the keeper knows about the market: open orders (and their on-chain bid), registered
+//! providers (operator key and endpoint, from `Staking` logs), and running leases
 //! with everything its strategies need (rate, settled-up-to, escrow, deadlines, acknowledgement,
 //! posted result, stale report). Built only from logs, so it can be rebuilt from the deploy block
 //! at any time; every update is idempotent (a page re-read after a crash or a reorg rewind gives
@@ -16,6 +17,7 @@ use gridlease_bindings::{
     IMarket::OrderParams,
     Market::MarketEvents,
     Results::{self, ResultsEvents},
+    Staking::StakingEvents,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +34,23 @@ pub struct Order {
     pub bidding_end: u64,
     /// Lowest on-chain bid: (provider, price per second).
     pub bid: Option<(Address, u128)>,
+}
+
+/// A provider as its latest `Staking` registration log describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    /// Its operator (hot) key: the one that signs its bids.
+    pub operator: Address,
+    /// Its `metadataURI`: where its node serves signed bids when it is an http(s) URL.
+    pub uri: String,
+}
+
+impl Registered {
+    /// The base URL of its node's API (`<endpoint>/bids/<order id>`), if `uri` is one.
+    pub fn endpoint(&self) -> Option<&str> {
+        let u = self.uri.trim();
+        (u.starts_with("http://") || u.starts_with("https://")).then(|| u.trim_end_matches('/'))
+    }
 }
 
 /// A running lease.
@@ -114,6 +133,8 @@ pub enum Changed {
     Lease(B256),
     /// The id is finished (closed, cancelled, faulted).
     Done(B256),
+    /// A provider registered or changed its operator or metadata.
+    Provider(Address),
 }
 
 /// Orders, leases, and finished ids.
@@ -125,6 +146,8 @@ pub struct View {
     pub leases: HashMap<B256, Lease>,
     /// Closed, cancelled or faulted ids, with the block each finished in.
     pub done: HashMap<B256, u64>,
+    /// Registered providers (owner address -> operator and metadata), from `Staking` logs.
+    pub providers: HashMap<Address, Registered>,
 }
 
 impl View {
@@ -137,7 +160,37 @@ impl View {
         if let Ok(e) = ResultsEvents::decode_log(&log.inner) {
             return self.results(e.data, time);
         }
+        if let Ok(e) = StakingEvents::decode_log(&log.inner) {
+            let (provider, r) = match e.data {
+                StakingEvents::ProviderRegistered(p) => (
+                    p.provider,
+                    Registered {
+                        operator: p.operator,
+                        uri: p.metadataURI,
+                    },
+                ),
+                StakingEvents::ProviderUpdated(p) => (
+                    p.provider,
+                    Registered {
+                        operator: p.operator,
+                        uri: p.metadataURI,
+                    },
+                ),
+                _ => return None,
+            };
+            // Logs are applied in chain order, so the latest wins; a re-read changes nothing.
+            let old = self.providers.insert(provider, r.clone());
+            return (old.as_ref() != Some(&r)).then_some(Changed::Provider(provider));
+        }
         None
+    }
+
+    /// The provider whose registered operator is `operator`.
+    pub fn provider_of(&self, operator: Address) -> Option<Address> {
+        self.providers
+            .iter()
+            .find(|(_, r)| r.operator == operator)
+            .map(|(p, _)| *p)
     }
 
     fn finish(&mut self, id: B256, block: u64) -> Option<Changed> {
