@@ -4,8 +4,11 @@
 //! same nonce with both fees bumped when it is stuck (OFF-05 to OFF-10, OFF-14).
 //!
 //! The nonce is kept here, not by alloy's fillers: it starts from the chain's pending count, moves
-//! only when a signed transaction was handed to the node, and resynchronises from the chain after
-//! any refusal, so a failed send never leaves a gap and two sends never share a nonce.
+//! only when a signed transaction was handed to the node (or may have been: a broadcast lost on
+//! the network keeps its nonce and goes out again as the same bytes, OFF-10), and resynchronises
+//! from the chain after any refusal ("nonce too low" re-signs a fresh transaction, OFF-06), so two
+//! sends never share a nonce. The last transactions are remembered by nonce, so a gap a reorg
+//! leaves below a watched transaction is filled with the same bytes (OFF-03).
 
 use std::{
     collections::BTreeMap,

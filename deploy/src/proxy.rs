@@ -86,6 +86,9 @@ struct Rule {
     fault: Fault,
 }
 
+/// The generation that tells the proxy's tasks to end (never reached by rule changes).
+const STOPPED: u64 = u64::MAX;
+
 /// Calls kept per method at most (older ones are only counted).
 const KEEP: usize = 10_000;
 
@@ -103,7 +106,7 @@ struct State {
 pub struct Proxy {
     port: u16,
     state: Arc<Mutex<State>>,
-    /// Bumped on every rule change (hung requests look again) and set to `u64::MAX` on drop.
+    /// Bumped on every rule change (hung requests look again) and set to [`STOPPED`] on drop.
     generation: watch::Sender<u64>,
 }
 
@@ -140,7 +143,7 @@ impl Proxy {
                         tokio::spawn(async move { up.serve(sock, g).await });
                     }
                     r = stop.changed() => {
-                        if r.is_err() || *stop.borrow() == u64::MAX {
+                        if r.is_err() || *stop.borrow() == STOPPED {
                             return;
                         }
                     }
@@ -166,7 +169,7 @@ impl Proxy {
 
     fn changed(&self) {
         self.generation
-            .send_modify(|g| *g = g.wrapping_add(1) % (u64::MAX - 1));
+            .send_modify(|g| *g = if *g + 1 == STOPPED { 0 } else { *g + 1 });
     }
 
     /// Apply `fault` to every method (replacing all rules).
@@ -218,7 +221,7 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.generation.send_replace(u64::MAX);
+        self.generation.send_replace(STOPPED);
     }
 }
 
@@ -316,7 +319,7 @@ impl Upstream {
             let body = tokio::select! {
                 b = read_request(&mut sock, &mut buf) => b,
                 _ = generation.changed() => {
-                    if *generation.borrow() == u64::MAX { return; }
+                    if *generation.borrow() == STOPPED { return; }
                     continue;
                 }
             };
@@ -351,7 +354,7 @@ impl Upstream {
                     }
                     Action::Hang => {
                         // Until the rules change (then decide again) or the proxy stops.
-                        if generation.changed().await.is_err() || *generation.borrow() == u64::MAX {
+                        if generation.changed().await.is_err() || *generation.borrow() == STOPPED {
                             return;
                         }
                         continue;
