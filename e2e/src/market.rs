@@ -40,6 +40,9 @@ pub struct ProviderPlan {
     pub class_per_hour: &'static str,
     /// Posts wrong built-in results (`[testing] corrupt_builtin_results`).
     pub cheats: bool,
+    /// Bids with signed EIP-712 bids (`bidding.mode = "signed"`) on auctions; its provider is
+    /// registered with the node's URL as metadataURI, where keepers find them.
+    pub signed: bool,
 }
 
 /// The demo's providers: three classes, three prices, one cheater.
@@ -53,6 +56,7 @@ pub const PROVIDERS: [ProviderPlan; 3] = [
         any_per_hour: "0.90",
         class_per_hour: "0.40",
         cheats: false,
+        signed: false,
     },
     ProviderPlan {
         name: "beta",
@@ -63,6 +67,7 @@ pub const PROVIDERS: [ProviderPlan; 3] = [
         any_per_hour: "0.60",
         class_per_hour: "1.20",
         cheats: false,
+        signed: false,
     },
     ProviderPlan {
         name: "gamma",
@@ -73,6 +78,7 @@ pub const PROVIDERS: [ProviderPlan; 3] = [
         any_per_hour: "0.75",
         class_per_hour: "1.90",
         cheats: true,
+        signed: false,
     },
 ];
 
@@ -162,6 +168,8 @@ pub struct Options {
     pub keeper: bool,
     /// Jobs each provider runs at once (`jobs.max_concurrent`).
     pub max_concurrent: u32,
+    /// Register every provider with its node's URL as metadataURI (a signed plan always is).
+    pub register_urls: bool,
 }
 
 impl Default for Options {
@@ -173,6 +181,7 @@ impl Default for Options {
             providers: PROVIDERS.to_vec(),
             keeper: true,
             max_concurrent: 4,
+            register_urls: false,
         }
     }
 }
@@ -198,6 +207,9 @@ pub struct Market {
     pub plans: Vec<ProviderPlan>,
     /// First block of the demo (after the deployment).
     pub first_block: u64,
+    /// The HTTP port of each provider node, in the same order (picked before registering, so
+    /// a metadataURI can name it).
+    pub ports: Vec<u16>,
 }
 
 fn key_of(role: &str) -> Result<PrivateKeySigner> {
@@ -216,7 +228,12 @@ impl Market {
         let deployments = Deployments::load(&running.info.deployments, gov.chain_id)?;
         let usdc = deployments.token("USDC")?;
         let scale = 10u128.pow(u32::from(usdc.decimals));
-        for p in &opts.providers {
+        let ports = opts
+            .providers
+            .iter()
+            .map(|_| anvil::free_port())
+            .collect::<Result<Vec<u16>, _>>()?;
+        for (p, port) in opts.providers.iter().zip(&ports) {
             let capacity = Capacity {
                 gpuClasses: gpu::class_bitmap([p.class]).context("class")?,
                 gpuCount: 1,
@@ -227,11 +244,25 @@ impl Market {
                 &deployments,
                 key_of(p.owner)?,
                 key_of(p.operator)?.address(),
-                capacity,
+                capacity.clone(),
                 STAKE_USDC * scale,
             )
             .await
             .with_context(|| format!("registering provider {}", p.name))?;
+            if opts.register_urls || p.signed {
+                let owner = Client::connect(&gov.url, Some(key_of(p.owner)?)).await?;
+                let staking = gridlease_bindings::Staking::new(
+                    deployments.address("Staking")?,
+                    &owner.provider,
+                );
+                gridlease_core::chain::send(staking.updateProvider(
+                    key_of(p.operator)?.address(),
+                    capacity,
+                    format!("http://127.0.0.1:{port}"),
+                ))
+                .await
+                .with_context(|| format!("registering the URL of provider {}", p.name))?;
+            }
         }
         let mut market = Self {
             first_block: alloy::providers::Provider::get_block_number(&gov.provider).await?,
@@ -243,6 +274,7 @@ impl Market {
             providers: Vec::new(),
             keeper: None,
             plans: opts.providers.clone(),
+            ports,
         };
         for p in &opts.providers {
             let node = market.start_provider(p, opts)?;
@@ -301,8 +333,16 @@ impl Market {
     pub fn start_provider(&self, p: &ProviderPlan, opts: &Options) -> Result<Daemon> {
         let dir = self.dir.join(p.name);
         std::fs::create_dir_all(&dir)?;
-        let port = anvil::free_port()?;
+        let port = match self.plans.iter().position(|q| q.name == p.name) {
+            Some(i) if i < self.ports.len() => self.ports[i],
+            _ => anvil::free_port()?,
+        };
         let owner = self.account(p.owner);
+        let signed = if p.signed {
+            "\n[bidding]\nmode = \"signed\"\n"
+        } else {
+            ""
+        };
         let cheat = if p.cheats {
             "\n# This node cheats: every built-in result it posts is wrong (demo of the fraud proof).\n[testing]\ncorrupt_builtin_results = true\n"
         } else {
@@ -345,7 +385,7 @@ shutdown_grace = "5s"
 
 [http]
 listen = "127.0.0.1:{port}"
-{cheat}"#,
+{signed}{cheat}"#,
             name = p.name,
             rpc = self.rpc(),
             deployments = self.devnet.info.deployments.display(),

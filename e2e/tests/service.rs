@@ -87,6 +87,7 @@ async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
         any_per_hour: "36.00",
         class_per_hour: "36.00",
         cheats: false,
+        signed: false,
     };
     let opts = Options {
         providers: vec![plan],

@@ -1,0 +1,233 @@
+//! Signed (off-chain) bids end to end, as real processes against anvil: two provider nodes in
+//! `bidding.mode = "signed"` at different prices and one node bidding on chain above both; one
+//! auction. The keeper finds the signed bids at the nodes' registered metadataURI, awards the
+//! cheapest (`LeaseStarted.signedBid`), the losing signed bidder sends no transaction for the
+//! order (a signed bid costs no gas), and the job runs to its posted result.
+
+use std::time::Duration;
+
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::{Address, B256},
+    providers::Provider,
+    rpc::types::Filter,
+    sol_types::{SolCall, SolEvent},
+};
+use gridlease_bindings::{Market as MarketC, Results};
+use gridlease_core::{
+    chain::{classify, classify_rpc},
+    eip712::{ServedBid, market_domain},
+    fetch,
+};
+use gridlease_e2e::{
+    market::{Market, Options, ProviderPlan},
+    scenario::{cli, until},
+};
+
+const SPEC: &str = r#"name = "matmul auctioned to signed bids"
+kind = "matmul_i8"
+
+[resources]
+gpu = "any"
+gpu_count = 1
+vram_gib = 1
+cpu_cores = 1
+ram_gib = 1
+
+[price]
+max_per_hour = "2.00"
+max_duration = "10m"
+bid_window = "8s"
+collateral = "10"
+instant = false
+token = "USDC"
+
+[matmul]
+n = 128
+seed = 5
+"#;
+
+fn plan(
+    name: &'static str,
+    owner: &'static str,
+    operator: &'static str,
+    per_hour: &'static str,
+    signed: bool,
+) -> ProviderPlan {
+    ProviderPlan {
+        name,
+        class: "rtx4090",
+        vram_gib: 24,
+        owner,
+        operator,
+        any_per_hour: per_hour,
+        class_per_hour: per_hour,
+        cheats: false,
+        signed,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = Options {
+        providers: vec![
+            plan("cheap", "provider1", "provider1-operator", "0.40", true),
+            plan("dear", "provider2", "provider2-operator", "0.60", true),
+            plan("chain", "provider3", "provider3-operator", "0.90", false),
+        ],
+        ..Options::default()
+    };
+    let mut m = Market::start(dir.path(), &opts).await.expect("market");
+    let market_addr = m.deployments.address("Market").expect("market");
+    let market = MarketC::new(market_addr, &m.gov.provider);
+    let results = Results::new(
+        m.deployments.address("Results").expect("results"),
+        &m.gov.provider,
+    );
+    let (cheap, dear, chain) = (
+        m.account("provider1"),
+        m.account("provider2"),
+        m.account("provider3"),
+    );
+    let signers: [Address; 2] = [
+        m.account("provider1-operator"),
+        m.account("provider2-operator"),
+    ];
+    let first = m.gov.provider.get_block_number().await.expect("block");
+
+    std::fs::write(m.dir.join("signed.toml"), SPEC).expect("spec");
+    let out = cli(&m, "signed", &["submit", "signed.toml"], &|l| {
+        eprintln!("{l}")
+    })
+    .await
+    .expect("submit");
+    let id: B256 = out
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("order id");
+    let logs = async |sig: B256| {
+        m.gov
+            .provider
+            .get_logs(
+                &Filter::new()
+                    .address(market_addr)
+                    .event_signature(sig)
+                    .topic1(id)
+                    .from_block(first),
+            )
+            .await
+            .map_err(classify_rpc)
+            .expect("logs")
+    };
+    let dump = |m: &Market| {
+        m.providers
+            .iter()
+            .chain(m.keeper.as_ref())
+            .map(|d| format!("--- {}\n{}", d.name, d.log_tail(25)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    // Both signed nodes serve a bid on the order; each recovers to its own operator.
+    let domain = market_domain(m.gov.chain_id, market_addr);
+    let mut served = Vec::new();
+    for (i, owner) in [cheap, dear].into_iter().enumerate() {
+        let url = format!("http://127.0.0.1:{}/bids/{id}", m.ports[i]);
+        let bid: ServedBid = until("a signed bid served", Duration::from_secs(60), async || {
+            Ok(fetch::fetch(&url)
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+        assert_eq!(bid.order, id);
+        assert_eq!(bid.provider, owner);
+        assert_eq!(bid.signer(&domain), Some(signers[i]));
+        served.push(bid.price().expect("price"));
+    }
+    assert!(served[0] < served[1], "cheap bids below dear: {served:?}");
+    // A node without a bid on an order answers 404.
+    let none = format!(
+        "http://127.0.0.1:{}/bids/{}",
+        m.ports[0],
+        B256::repeat_byte(7)
+    );
+    assert!(fetch::fetch(&none).await.is_err());
+
+    // The on-chain node bids on chain, above both.
+    let onchain = until("the on-chain bid", Duration::from_secs(60), async || {
+        Ok(logs(MarketC::BidPlaced::SIGNATURE_HASH)
+            .await
+            .first()
+            .and_then(|l| l.log_decode::<MarketC::BidPlaced>().ok())
+            .map(|l| l.inner.data))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+    assert_eq!(onchain.provider, chain);
+    assert!(onchain.pricePerSecond.to::<u128>() > served[1]);
+
+    // The keeper awards the cheapest signed bid after the window.
+    let lease = until("the award", Duration::from_secs(90), async || {
+        Ok(logs(MarketC::LeaseStarted::SIGNATURE_HASH)
+            .await
+            .first()
+            .and_then(|l| l.log_decode::<MarketC::LeaseStarted>().ok())
+            .map(|l| l.inner.data))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+    assert!(lease.signedBid, "awarded from a signed bid: {lease:?}");
+    assert_eq!(lease.provider, cheap, "the cheapest bid wins");
+    assert_eq!(lease.ratePerSecond.to::<u128>(), served[0]);
+
+    // The job runs to its result.
+    until("the result", Duration::from_secs(120), async || {
+        let r = results.resultOf(id).call().await.map_err(classify)?;
+        Ok((r.postedAt.to::<u64>() != 0).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+    let job = market.getJob(id).call().await.expect("job");
+    assert_eq!(job.provider, cheap);
+
+    // No signed node sent a bid transaction; the losing one sent nothing to the market at all
+    // (its only transactions are provider-wide heartbeats to Staking).
+    let last = m.gov.provider.get_block_number().await.expect("block");
+    let staking = m.deployments.address("Staking").expect("staking");
+    let mut from_losers = 0;
+    for n in first..=last {
+        let b = m
+            .gov
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(n))
+            .full()
+            .await
+            .expect("block")
+            .expect("block exists");
+        for tx in b.transactions.into_transactions() {
+            use alloy::consensus::Transaction as _;
+            let from = tx.inner.signer();
+            let input = tx.input();
+            if signers.contains(&from) {
+                assert!(
+                    !input.starts_with(&MarketC::bidCall::SELECTOR),
+                    "a signed node sent Market.bid"
+                );
+            }
+            if from == signers[1] {
+                from_losers += 1;
+                assert_eq!(
+                    tx.to(),
+                    Some(staking),
+                    "the losing signed bidder sent a transaction other than a heartbeat"
+                );
+            }
+        }
+    }
+    eprintln!("losing signed bidder: {from_losers} heartbeat(s), no market transaction");
+    m.stop().expect("daemons exit 0");
+}
