@@ -397,6 +397,7 @@ async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
         .await
         .map_err(classify)?;
     earnings(s).await?;
+    expire_signed(s).await?;
     let mut o = lock(&s.offer);
     o.classes = info.capacity.gpuClasses;
     o.gpus = info.capacity.gpuCount;
@@ -408,6 +409,33 @@ async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
         o.classes = 0;
     }
     s.offer_at.store(unix_now(), Relaxed);
+    Ok(())
+}
+
+/// Signed mode: a kept bid past its expiry can no longer win, so its order is lost and the slot
+/// and stake it reserved are free again (a lease log read later still turns it into a win).
+async fn expire_signed(s: &Shared) -> Result<(), ChainError> {
+    if s.bid_signer.is_none() {
+        return Ok(());
+    }
+    let user = |e: anyhow::Error| ChainError::User(e.to_string());
+    let waiting: Vec<B256> = s
+        .db()
+        .live()
+        .map_err(|e| user(e.into()))?
+        .into_iter()
+        .filter(|j| j.state == JobState::Bid)
+        .map(|j| j.id)
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let now = s.client().now().await?;
+    for id in waiting {
+        if crate::signed::load(&s.cfg.data_dir, id).is_some_and(|b| b.expiry < now) {
+            lost(s, id, "signed bid expired unawarded").map_err(user)?;
+        }
+    }
     Ok(())
 }
 
