@@ -1,0 +1,341 @@
+//! `bidding.mode = "signed"` as a real node against anvil: refused (by `check` and `run`) with
+//! the owner's exact `Staking.updateProvider` call until the registered metadataURI is the node's
+//! `http.public_url`; then it signs its bid on an auction instead of sending one, serves it at
+//! `/bids/<order id>` (also after a restart), bids on instant orders on chain, and an award that
+//! carries its signed bid starts its lease and the job runs to its result.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{B256, U256, aliases::U48, aliases::U96},
+    providers::Provider,
+    rpc::types::Filter,
+    signers::local::PrivateKeySigner,
+    sol_types::SolEvent,
+};
+use gridlease_bindings::{
+    IMarket::{OrderParams, SignedBid},
+    IStaking::Capacity,
+    Market, MockStablecoin, Results, Staking,
+};
+use gridlease_core::{
+    chain::{Client, send},
+    eip712::{ServedBid, market_domain},
+    fetch,
+    spec::{Resources, RunSpec, Workload},
+};
+use gridlease_deploy::{
+    anvil::{self, ANVIL_KEYS},
+    deploy::mint,
+    devnet,
+};
+
+const USDC: u128 = 1_000_000;
+
+fn node(dir: &Path, args: &[&str], log: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gridlease-provider"));
+    c.args(args)
+        .current_dir(dir)
+        .env("OP_KEY", ANVIL_KEYS[3])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).expect("log"));
+    c
+}
+
+fn output(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gridlease-provider"))
+        .args(args)
+        .current_dir(dir)
+        .env("OP_KEY", ANVIL_KEYS[3])
+        .output()
+        .expect("runs")
+}
+
+/// Wait (up to `within`) for `f` to give a value.
+async fn until<T>(what: &str, within: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(t0.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn stop(mut child: Child) {
+    let status = anvil::terminate(&mut child, Duration::from_secs(20)).expect("stops on SIGTERM");
+    assert!(status.success(), "node exited with {status}");
+}
+
+#[tokio::test]
+async fn signed_mode_needs_the_public_url_registered_then_signs_serves_and_wins_auctions() {
+    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    d.save(&dir.join("deployments.json")).expect("save");
+    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
+    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
+    let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
+    let usdc = d.token("USDC").expect("usdc").address;
+    let cap = Capacity {
+        gpuClasses: 1,
+        gpuCount: 1,
+        vramGiB: 16,
+    };
+    devnet::provider(
+        &gov,
+        &d,
+        owner.clone(),
+        operator.address(),
+        cap.clone(),
+        100 * USDC,
+    )
+    .await
+    .expect("provider registered and staked");
+    mint(&gov, usdc, tenant_key.address(), 1_000 * USDC)
+        .await
+        .expect("mint");
+    let tenant = Client::connect(&anvil.url(), Some(tenant_key))
+        .await
+        .expect("connect");
+    let market = d.address("Market").expect("market");
+    send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
+        .await
+        .expect("approve");
+    let port = anvil::free_port().expect("a free port");
+    let url = format!("http://127.0.0.1:{port}");
+    std::fs::write(
+        dir.join("provider.toml"),
+        format!(
+            r#"[chain]
+rpc = "{}"
+deployments = "deployments.json"
+confirmations = 0
+poll_ms = 100
+
+[wallet]
+private_key = "env:OP_KEY"
+owner = "{}"
+
+[capacity]
+gpus = "declared"
+class = "any"
+count = 1
+vram_gib = 16
+
+[pricing.any]
+floor_per_hour = "0.36"
+
+[jobs]
+max_concurrent = 4
+executor = "process"
+post_margin = "5s"
+shutdown_grace = "2s"
+
+[bidding]
+mode = "signed"
+
+[http]
+listen = "127.0.0.1:{port}"
+"#,
+            anvil.url(),
+            owner.address()
+        ),
+    )
+    .expect("config");
+
+    // Registered with "devnet provider" as metadataURI: check and run name the owner's call.
+    let call = format!(
+        "Staking.updateProvider({}, (gpuClasses 0x1, gpuCount 1, vramGiB 16), \"{url}\")",
+        operator.address()
+    );
+    let checked = output(dir, &["check", "--config", "provider.toml"]);
+    assert!(!checked.status.success());
+    let text = String::from_utf8_lossy(&checked.stderr);
+    assert!(text.contains(&call), "check: {text}");
+    let run = node(dir, &["run", "--config", "provider.toml"], "refused.log")
+        .status()
+        .expect("runs");
+    assert!(!run.success(), "run refuses signed mode");
+    let text = std::fs::read_to_string(dir.join("refused.log")).unwrap_or_default();
+    assert!(text.contains(&call), "run: {text}");
+
+    // The owner makes that call; the node starts.
+    let o = Client::connect(&anvil.url(), Some(owner.clone()))
+        .await
+        .expect("owner");
+    let staking = Staking::new(d.address("Staking").expect("staking"), &o.provider);
+    send(staking.updateProvider(operator.address(), cap, url.clone()))
+        .await
+        .expect("updateProvider");
+    let checked = output(dir, &["check", "--config", "provider.toml"]);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let mut child = node(dir, &["run", "--config", "provider.toml"], "node-1.log")
+        .spawn()
+        .expect("node");
+    let log =
+        |n: u32| std::fs::read_to_string(dir.join(format!("node-{n}.log"))).unwrap_or_default();
+    until("the node's API", Duration::from_secs(30), async || {
+        fetch::fetch(&format!("{url}/metrics")).await.ok()
+    })
+    .await;
+
+    let m = Market::new(market, &tenant.provider);
+    let order = async |instant: bool, salt: u8| {
+        let spec = RunSpec {
+            version: 1,
+            workload: Workload::MatmulI8 {
+                m: 16,
+                k: 16,
+                n: 16,
+                seed: B256::repeat_byte(salt),
+            },
+            resources: Resources {
+                gpu_class: 0,
+                gpu_count: 1,
+                vram_gib: 8,
+                cpu_cores: 1,
+                ram_gib: 1,
+            },
+        };
+        let p = OrderParams {
+            specHash: spec.hash(),
+            specURI: spec.data_uri(),
+            token: usdc,
+            deposit: U96::from(10 * USDC),
+            maxPricePerSecond: U96::from(1_000_000_000_000_000u128),
+            maxDuration: 600,
+            bidWindow: if instant { 60 } else { 5 },
+            collateral: U96::from(10 * USDC),
+            gpuClass: 0,
+            gpuCount: 1,
+            vramGiB: 8,
+            cpuCores: 1,
+            ramGiB: 1,
+            jobKind: 1,
+            instant,
+            salt: B256::repeat_byte(salt),
+        };
+        let id = p.order_id(tenant.from.expect("tenant"));
+        send(m.createOrder(p)).await.expect("order");
+        id
+    };
+    let logs = async |sig: B256, id: B256| {
+        tenant
+            .provider
+            .get_logs(
+                &Filter::new()
+                    .address(market)
+                    .event_signature(sig)
+                    .topic1(id)
+                    .from_block(0),
+            )
+            .await
+            .expect("logs")
+    };
+    let leased = async |id: B256| {
+        until("the lease", Duration::from_secs(60), async || {
+            logs(Market::LeaseStarted::SIGNATURE_HASH, id)
+                .await
+                .first()
+                .and_then(|l| l.log_decode::<Market::LeaseStarted>().ok())
+                .map(|l| l.inner.data)
+        })
+        .await
+    };
+
+    // An auction: a signed bid is kept and served, no bid transaction.
+    let auction = order(false, 1).await;
+    let bid_url = format!("{url}/bids/{auction}");
+    let served: ServedBid = until("the signed bid", Duration::from_secs(30), async || {
+        serde_json::from_slice(&fetch::fetch(&bid_url).await.ok()?).ok()
+    })
+    .await;
+    let domain = market_domain(gov.chain_id, market);
+    assert_eq!(served.order, auction);
+    assert_eq!(served.provider, owner.address());
+    assert_eq!(served.operator, operator.address());
+    assert_eq!(served.signer(&domain), Some(operator.address()));
+    assert_eq!(served.price(), Some(100_000_000_000_000), "0.36 per hour");
+    let job = m.getJob(auction).call().await.expect("job");
+    let grace = m.params().call().await.expect("params").awardGrace;
+    assert_eq!(
+        served.expiry,
+        job.biddingEnd.to::<u64>() + u64::from(grace),
+        "valid until the award grace ends"
+    );
+    assert!(
+        fetch::fetch(&format!("{url}/bids/{}", B256::repeat_byte(9)))
+            .await
+            .is_err()
+    );
+    assert!(fetch::fetch(&format!("{url}/bids/nonsense")).await.is_err());
+
+    // An instant order is still bid on chain (and won at once).
+    let instant = order(true, 2).await;
+    let l = leased(instant).await;
+    assert!(!l.signedBid);
+    assert_eq!(l.provider, owner.address());
+    assert!(
+        logs(Market::BidPlaced::SIGNATURE_HASH, auction)
+            .await
+            .is_empty()
+    );
+
+    // A restart still serves the same bid.
+    stop(child);
+    child = node(dir, &["run", "--config", "provider.toml"], "node-2.log")
+        .spawn()
+        .expect("node");
+    let again: ServedBid = until(
+        "the bid after a restart",
+        Duration::from_secs(30),
+        async || serde_json::from_slice(&fetch::fetch(&bid_url).await.ok()?).ok(),
+    )
+    .await;
+    assert_eq!(again, served);
+
+    // Anyone awards with it after the window: the node's lease, run to its result.
+    anvil::warp(&tenant.provider, 6).await.expect("warp");
+    send(m.award(
+        auction,
+        vec![SignedBid {
+            pricePerSecond: U96::from(served.price().expect("price")),
+            expiry: U48::from(served.expiry),
+            signature: served.signature.clone(),
+        }],
+    ))
+    .await
+    .expect("award");
+    let l = leased(auction).await;
+    assert!(l.signedBid);
+    assert_eq!(l.provider, owner.address());
+    let results = Results::new(d.address("Results").expect("results"), &tenant.provider);
+    let t0 = Instant::now();
+    while results
+        .resultOf(auction)
+        .call()
+        .await
+        .expect("resultOf")
+        .postedAt
+        .to::<u64>()
+        == 0
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "no result; node log:\n{}",
+            log(2)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop(child);
+}
