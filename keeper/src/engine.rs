@@ -137,6 +137,9 @@ pub struct Keeper {
     fetched: Mutex<HashMap<B256, Instant>>,
     /// HTTP client for providers' nodes.
     http: reqwest::Client,
+    /// Node endpoints whose last bid request failed, and when: not asked again for
+    /// [`ENDPOINT_BACKOFF`], so dead nodes cannot stretch every poll by the fetch timeout.
+    down: Mutex<HashMap<String, Instant>>,
 }
 
 /// Slots of the stagger: each keeper waits `slot x 3 polls` (slot from the work's id and its own
@@ -380,6 +383,7 @@ async fn start(cfg: Config) -> Result<Keeper> {
         signed: Mutex::new(HashMap::new()),
         fetched: Mutex::new(HashMap::new()),
         http: reqwest::Client::new(),
+        down: Mutex::new(HashMap::new()),
         cfg,
     })
 }
@@ -676,6 +680,8 @@ const BID_FETCHES_AT_ONCE: usize = 8;
 const BID_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 /// An auction's signed bids are fetched again at most this often while it waits for its award.
 const BID_REFETCH: Duration = Duration::from_secs(5);
+/// A node endpoint that failed a bid request is left out this long.
+const ENDPOINT_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Collect the signed bids on every auction whose window closed from every registered node
 /// endpoint ([`BID_FETCHES_AT_ONCE`] requests at a time, [`BID_FETCH_TIMEOUT`] each; failures are
@@ -709,6 +715,9 @@ async fn signed_bids(k: &Keeper, now: u64) -> std::collections::HashSet<B256> {
             .collect();
         endpoints.sort_unstable();
         endpoints.dedup();
+        let mut down = lock(&k.down);
+        down.retain(|_, at| at.elapsed() < ENDPOINT_BACKOFF);
+        endpoints.retain(|e| !down.contains_key(e));
         // Forget bids of auctions that are no longer open.
         lock(&k.signed).retain(|id, _| v.orders.contains_key(id));
         let providers = if due.is_empty() || endpoints.is_empty() {
@@ -736,25 +745,31 @@ async fn signed_bids(k: &Keeper, now: u64) -> std::collections::HashSet<B256> {
         let mut fetches = tokio::task::JoinSet::new();
         for (id, _) in &due {
             for e in &endpoints {
-                let (gate, http, url, id) =
-                    (gate.clone(), k.http.clone(), format!("{e}/bids/{id}"), *id);
+                let (gate, http, url, id, e) = (
+                    gate.clone(),
+                    k.http.clone(),
+                    format!("{e}/bids/{id}"),
+                    *id,
+                    e.clone(),
+                );
                 fetches.spawn(async move {
                     let _permit = gate.acquire_owned().await;
                     let got = tokio::time::timeout(BID_FETCH_TIMEOUT, fetch_bid(&http, &url))
                         .await
                         .unwrap_or_else(|_| Err(format!("{url}: no answer within 2 s")));
-                    (id, got)
+                    (id, e, got)
                 });
             }
         }
         let mut served: HashMap<B256, Vec<gridlease_core::eip712::ServedBid>> = HashMap::new();
         while let Some(r) = fetches.join_next().await {
             match r {
-                Ok((id, Ok(Some(bid)))) => served.entry(id).or_default().push(bid),
-                Ok((_, Ok(None))) => {}
-                Ok((_, Err(e))) => {
+                Ok((id, _, Ok(Some(bid)))) => served.entry(id).or_default().push(bid),
+                Ok((_, _, Ok(None))) => {}
+                Ok((_, endpoint, Err(e))) => {
                     k.metrics.bid_fetch_failures.fetch_add(1, Relaxed);
                     debug!(error = %e, "signed bid fetch failed; skipped");
+                    lock(&k.down).insert(endpoint, Instant::now());
                 }
                 Err(e) => {
                     k.metrics.bid_fetch_failures.fetch_add(1, Relaxed);
@@ -1322,6 +1337,44 @@ async fn withdraw(k: &Arc<Keeper>) {
 #[cfg(test)]
 mod tests {
     use super::settle_max;
+
+    #[tokio::test]
+    async fn a_node_without_a_bid_is_no_failure_and_a_bad_answer_is() {
+        use axum::{Router, http::StatusCode, routing::get};
+        let bid = gridlease_core::eip712::ServedBid::sign(
+            &gridlease_core::eip712::market_domain(1, alloy::primitives::Address::ZERO),
+            &alloy::signers::local::PrivateKeySigner::random(),
+            alloy::primitives::Address::repeat_byte(1),
+            alloy::primitives::B256::repeat_byte(2),
+            5,
+            6,
+        )
+        .expect("sign");
+        let json = serde_json::to_string(&bid).expect("json");
+        let app = Router::new()
+            .route("/bids/ok", get(move || async move { json }))
+            .route("/bids/garbage", get(|| async { "not json" }))
+            .route(
+                "/bids/broken",
+                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "oops") }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = super::reqwest::Client::new();
+        let get = async |path: &str| super::fetch_bid(&http, &format!("{base}{path}")).await;
+        assert_eq!(get("/bids/ok").await, Ok(Some(bid)));
+        assert_eq!(get("/bids/none").await, Ok(None), "404: no bid here");
+        assert!(get("/bids/garbage").await.is_err());
+        assert!(get("/bids/broken").await.is_err());
+        let closed = format!("http://127.0.0.1:{}/bids/x", {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        });
+        assert!(super::fetch_bid(&http, &closed).await.is_err());
+    }
 
     #[test]
     fn kb_06_log_pages_narrow_when_blocks_are_dense() {
