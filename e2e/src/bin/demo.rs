@@ -5,7 +5,8 @@
 //! the `gridlease` CLI, submits a verifiable `matmul_i8` job and a container job, watches them,
 //! downloads and verifies the results; `gamma` posts a wrong product and the keeper gets it
 //! slashed. Ends with a summary table (jobs, prices, times, gas, who was paid what, who was
-//! slashed), stops every process it started and exits 0 (1 on any failure, with the logs' tails).
+//! slashed), stops every process it started and exits 0 (1 on any failure or on SIGINT/SIGTERM,
+//! with the logs' tails; the processes it started are stopped either way).
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -85,14 +86,32 @@ async fn main() -> ExitCode {
         block_time: args.block_time,
         ..Options::default()
     };
-    let mut m = match Market::start(&dir, &opts).await {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot watch for SIGTERM: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // A signal while starting drops the half-built market: what it started is killed on drop.
+    let started = tokio::select! {
+        r = Market::start(&dir, &opts) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+    };
+    let mut m = match started {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: the market did not start: {e:#}");
             return ExitCode::FAILURE;
         }
     };
-    match demo(&mut m).await {
+    let outcome = tokio::select! {
+        r = demo(&mut m) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -100,6 +119,8 @@ async fn main() -> ExitCode {
                 eprintln!("--- last lines of {} ({})", d.name, d.log.display());
                 eprintln!("{}", d.log_tail(15));
             }
+            // Every daemon we started stops (SIGTERM, then SIGKILL on drop), then anvil.
+            let _ = m.stop();
             ExitCode::FAILURE
         }
     }
