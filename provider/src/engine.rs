@@ -183,8 +183,17 @@ pub async fn run(cfg: Config) -> Result<()> {
     signals(s.clone());
     resume(&s)?;
     if s.cfg.services {
+        // Critical: a node selling service leases without heartbeats would see them lapse, so
+        // if this task dies the node stops (and says why) rather than run on without it.
         let s2 = s.clone();
-        tokio::spawn(async move { heartbeats(&s2).await });
+        let beats = tokio::spawn(async move { heartbeats(&s2).await });
+        let s3 = s.clone();
+        tokio::spawn(async move {
+            if let Err(e) = beats.await {
+                error!(error = %e, "the heartbeat task died: stopping the node");
+                s3.stop.cancel();
+            }
+        });
     }
     let poll = Duration::from_millis(s.cfg.poll_ms);
     let mut backoff = poll;
@@ -450,11 +459,13 @@ async fn earnings(s: &Shared) -> Result<(), ChainError> {
             .call()
             .await
             .map_err(classify)?
-            .saturating_to::<u64>();
+            .saturating_to::<u128>();
         let above = gridlease_core::units::parse_amount(&s.cfg.withdraw_above, *decimals)
             .unwrap_or(u128::MAX);
-        let prev = lock(&s.metrics.withdrawable).insert(token.to_string(), credit);
-        if u128::from(credit) > above && prev != Some(credit) {
+        // The gauge saturates at u64 (18.4 units of an 18-decimal token); the check does not.
+        let shown = u64::try_from(credit).unwrap_or(u64::MAX);
+        let prev = lock(&s.metrics.withdrawable).insert(token.to_string(), shown);
+        if credit > above && prev != Some(shown) {
             warn!(
                 token = %token, owner = %s.cfg.owner, withdrawable = credit,
                 "earnings above earnings.withdraw_above: withdraw them with the owner key (Market.withdraw); the operator key cannot"
@@ -1262,10 +1273,15 @@ async fn serve(
         let outcome = match s.executor(&run.workload) {
             Err(e) => Err(ExecError::Unsupported(e)),
             Ok(x) => {
+                let run = x.run(this, stop.clone(), record);
+                tokio::pin!(run);
                 tokio::select! {
-                    r = x.run(this, stop.clone(), record) => r,
+                    r = &mut run => r,
                     () = spent(s, job.id) => {
                         stop.cancel();
+                        // The executor stops and removes what it started (process group,
+                        // container) and frees its GPUs before the lease is closed.
+                        let _ = run.await;
                         info!(lease = %job.id, "service lease's escrow is spent: stopping it and closing the lease");
                         let close = Market::closeCall { leaseId: job.id };
                         match send_and_confirm(s, job.id, s.market, close.abi_encode().into()).await {
