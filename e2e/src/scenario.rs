@@ -84,7 +84,7 @@ token = "USDC"
 
 [container]
 image = "docker.io/library/busybox:1.36"
-command = ["sh", "-c", "for i in 1 2 3 4 5; do echo frame $i rendered; sleep 1; done"]
+command = ["sh", "-c", "for i in $(seq 1 15); do echo frame $i rendered; sleep 1; done"]
 "#;
     [
         ("matmul-rtx4090", matmul("rtx4090", 7)),

@@ -78,6 +78,8 @@ pub struct JobRow {
     pub order_to_running_blocks: Option<u64>,
     /// Order -> result posted, seconds of chain time.
     pub order_to_result_s: Option<u64>,
+    /// Settlements while it ran (`LeaseSettled`, by keepers or the parties), besides the close.
+    pub settlements: usize,
     /// How it ended.
     pub outcome: String,
     /// Paid to the provider, USDC.
@@ -190,6 +192,9 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
             .first()
             .and_then(|l| l.log_decode::<MarketC::LeaseClosed>().ok())
             .map(|l| l.inner.data);
+        let settlements = logs_of(m, market_addr, MarketC::LeaseSettled::SIGNATURE_HASH, j.id)
+            .await?
+            .len();
         let faulted = logs_of(m, market_addr, MarketC::LeaseFaulted::SIGNATURE_HASH, j.id).await?;
         let fault = faulted
             .first()
@@ -226,6 +231,7 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
             order_to_running_s: ack.map(|(_, t)| t - t0),
             order_to_running_blocks: ack.map(|(b, _)| b - order_block),
             order_to_result_s: res.map(|(_, t)| t - t0),
+            settlements,
             outcome,
             paid: close.as_ref().map_or_else(
                 || "0".into(),
@@ -318,12 +324,13 @@ impl Summary {
     pub fn table(&self) -> String {
         let mut s = String::new();
         s += &format!(
-            "{:<16} {:<8} {:>10} {:>16} {:>14} {:>10} {:>10}  {}\n",
+            "{:<16} {:<8} {:>10} {:>16} {:>14} {:>8} {:>10} {:>10}  {}\n",
             "job",
             "provider",
             "USDC/hour",
             "order->running",
             "order->result",
+            "settled",
             "paid",
             "refunded",
             "outcome"
@@ -337,12 +344,13 @@ impl Summary {
                 .order_to_result_s
                 .map_or_else(|| "-".into(), |s| format!("{s} s"));
             s += &format!(
-                "{:<16} {:<8} {:>10} {:>16} {:>14} {:>10} {:>10}  {}\n",
+                "{:<16} {:<8} {:>10} {:>16} {:>14} {:>8} {:>10} {:>10}  {}\n",
                 j.name,
                 j.provider,
                 j.price_per_hour,
                 running,
                 result,
+                j.settlements,
                 j.paid,
                 j.refunded,
                 j.outcome
