@@ -268,7 +268,8 @@ async fn start(cfg: Config) -> Result<Shared> {
     let staking = d.address("Staking")?;
     let results = Results::new(d.address("Results")?, &client.provider);
     let onchain = crate::onchain::OnChain::read(&cfg).await?;
-    onchain.ready(&cfg, operator, &gpu::discover(&cfg.capacity))?;
+    let inventory = gpu::discover(&cfg.capacity);
+    onchain.ready(&cfg, operator, &inventory)?;
     if cfg.bid_mode == BidMode::Signed {
         let from = d.contracts.get("Staking").map_or(0, |c| c.block);
         let uri = crate::signed::metadata_uri(&client, staking, cfg.owner, from).await?;
@@ -304,6 +305,8 @@ async fn start(cfg: Config) -> Result<Shared> {
         classes: onchain.info.capacity.gpuClasses,
         gpus: onchain.info.capacity.gpuCount,
         vram_gib: onchain.info.capacity.vramGiB,
+        exclusive_gpus: !inventory.gpus.is_empty() && !cfg.share_gpus,
+        held_gpus: 0,
         free_slots: cfg.max_concurrent_jobs,
         slots: cfg.max_concurrent_jobs,
         free_stake: onchain.info.stake.saturating_sub(onchain.info.locked),
@@ -334,7 +337,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         )
         .await?,
         builtin: BuiltinExecutor::default(),
-        gpus: crate::gpu::GpuAllocator::new(&gpu::discover(&cfg.capacity), cfg.share_gpus),
+        gpus: crate::gpu::GpuAllocator::new(&inventory, cfg.share_gpus),
         offer: Mutex::new(offer),
         offer_at: AtomicU64::new(0),
         bid_signer,
@@ -515,11 +518,13 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
     Ok(())
 }
 
-/// Job slots and stake already promised (live jobs, open bids), read once per page of logs and
-/// updated with each bid sent.
+/// Job slots, GPUs and stake already promised (live jobs, open bids), read once per page of logs
+/// and updated with each bid sent.
 #[derive(Clone, Copy, Debug, Default)]
 struct Budget {
     busy: u32,
+    /// GPUs asked by the jobs that take a slot (each holds its own while it runs).
+    gpus: u32,
     pending_collateral: u128,
 }
 
@@ -527,6 +532,12 @@ fn budget(s: &Shared) -> Result<Budget> {
     let live = s.db().live()?;
     Ok(Budget {
         busy: live.iter().filter(|j| j.state.occupies_slot()).count() as u32,
+        gpus: live
+            .iter()
+            .filter(|j| j.state.occupies_slot())
+            .filter_map(terms)
+            .map(|t| u32::from(t.gpuCount))
+            .sum(),
         pending_collateral: live
             .iter()
             .filter(|j| j.state == JobState::Bid)
@@ -587,6 +598,7 @@ async fn on_order(
         let mut o = lock(&s.offer).clone();
         o.kinds = s.kinds();
         o.free_slots = o.slots.saturating_sub(promised.busy);
+        o.held_gpus = promised.gpus;
         o.free_stake = o.free_stake.saturating_sub(promised.pending_collateral);
         o
     };
@@ -651,6 +663,7 @@ async fn on_order(
     }
     if let Some(b) = b {
         b.busy += 1;
+        b.gpus += u32::from(ask.gpu_count);
         b.pending_collateral += ask.collateral;
     }
     if let (Some(signer), false) = (&s.bid_signer, p.instant) {

@@ -38,6 +38,11 @@ pub struct Offer {
     pub gpus: u8,
     /// Registered VRAM per GPU.
     pub vram_gib: u16,
+    /// Whether each job holds its GPUs exclusively: the node has real or declared GPUs and
+    /// `jobs.share_gpus` is off. Then an order is bid on only if enough GPUs are free.
+    pub exclusive_gpus: bool,
+    /// GPUs held by jobs that take a slot (their orders' GPU counts: bids, leases, running jobs).
+    pub held_gpus: u32,
     /// Job slots not taken by bids, leases or running jobs.
     pub free_slots: u32,
     /// All job slots.
@@ -74,6 +79,14 @@ pub enum Skip {
     /// All slots are taken.
     #[error("busy: {0} job slot(s) all taken")]
     Busy(u32),
+    /// Fewer GPUs free than asked (the others are held by bids, leases or running jobs).
+    #[error("needs {need} GPU(s), {free} free")]
+    GpusBusy {
+        /// Asked.
+        need: u8,
+        /// Registered and not held.
+        free: u32,
+    },
     /// Free stake below the order's collateral.
     #[error("free stake {free} below collateral {need}")]
     Stake {
@@ -103,6 +116,7 @@ impl Skip {
             Self::Capacity { .. } => "capacity",
             Self::Kind(_) => "kind",
             Self::Busy(_) => "busy",
+            Self::GpusBusy { .. } => "gpus_busy",
             Self::Stake { .. } => "stake",
             Self::Price { .. } => "price",
             Self::NoPrice(_) => "no_price",
@@ -165,6 +179,13 @@ pub fn evaluate(
     if offer.free_slots == 0 {
         return Err(Skip::Busy(offer.slots));
     }
+    let free_gpus = u32::from(offer.gpus).saturating_sub(offer.held_gpus);
+    if offer.exclusive_gpus && u32::from(ask.gpu_count) > free_gpus {
+        return Err(Skip::GpusBusy {
+            need: ask.gpu_count,
+            free: free_gpus,
+        });
+    }
     if offer.free_stake < ask.collateral {
         return Err(Skip::Stake {
             free: offer.free_stake,
@@ -222,6 +243,8 @@ mod tests {
             classes: 1 | 1 << 9,
             gpus: 2,
             vram_gib: 80,
+            exclusive_gpus: true,
+            held_gpus: 0,
             free_slots: 4,
             slots: 4,
             free_stake: 10_000_000,
@@ -335,5 +358,45 @@ mod tests {
             ..ask()
         };
         assert_eq!(evaluate(&edge, &offer(), &p), Ok(200_000_000_000_000));
+    }
+
+    #[test]
+    fn gpus_held_by_other_jobs_are_not_offered_again() {
+        let p = pricing();
+        // A 2-GPU node with 4 slots, one 2-GPU job on it: a free slot but no free GPU.
+        let two = Ask {
+            gpu_count: 2,
+            ..ask()
+        };
+        let one_busy = Offer {
+            free_slots: 3,
+            held_gpus: 2,
+            ..offer()
+        };
+        assert_eq!(
+            evaluate(&two, &one_busy, &p).map_err(|e| e.label()),
+            Err("gpus_busy")
+        );
+        assert_eq!(
+            evaluate(&ask(), &one_busy, &p).map_err(|e| e.label()),
+            Err("gpus_busy")
+        );
+        // One GPU held: a 1-GPU order fits, a 2-GPU one does not.
+        let half = Offer {
+            held_gpus: 1,
+            ..one_busy.clone()
+        };
+        assert!(evaluate(&ask(), &half, &p).is_ok());
+        assert_eq!(
+            evaluate(&two, &half, &p).map_err(|e| e.label()),
+            Err("gpus_busy")
+        );
+        // A node that pins no GPU (GPU-less host running built-ins on the CPU) or lets jobs
+        // share them admits by slots only, as before.
+        let shared = Offer {
+            exclusive_gpus: false,
+            ..one_busy
+        };
+        assert!(evaluate(&two, &shared, &p).is_ok());
     }
 }
