@@ -683,17 +683,32 @@ const BID_REFETCH: Duration = Duration::from_secs(5);
 /// A node endpoint that failed a bid request is left out this long.
 const ENDPOINT_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Collect the signed bids on every auction whose window closed from every registered node
-/// endpoint ([`BID_FETCHES_AT_ONCE`] requests at a time, [`BID_FETCH_TIMEOUT`] each; failures are
-/// skipped and counted), check them ([`select_signed`]) and keep the best for the award's
-/// calldata; returns the auctions that have some.
+/// An auction waiting for its award: (order id, bid window end, reserve price per second).
+type Waiting = (B256, u64, u128);
+
+/// The auctions of `waiting` that can still be awarded at `now`: the bid window has closed and
+/// the award grace has not run out (after it the order can only be cancelled, and every signed
+/// bid on it has expired).
+fn awardable(waiting: Vec<Waiting>, now: u64, award_grace: u64) -> (Vec<Waiting>, Vec<B256>) {
+    let (due, dead): (Vec<Waiting>, Vec<Waiting>) = waiting
+        .into_iter()
+        .filter(|&(_, end, _)| now > end)
+        .partition(|&(_, end, _)| now <= end.saturating_add(award_grace));
+    (due, dead.into_iter().map(|(id, _, _)| id).collect())
+}
+
+/// Collect the signed bids on every auction whose window closed and whose award grace has not
+/// run out from every registered node endpoint ([`BID_FETCHES_AT_ONCE`] requests at a time,
+/// [`BID_FETCH_TIMEOUT`] each; failures are skipped and counted), check them
+/// ([`select_signed`]) and keep the best for the award's calldata; returns the auctions that
+/// have some.
 async fn signed_bids(k: &Keeper, now: u64) -> std::collections::HashSet<B256> {
-    let (due, endpoints, providers) = {
+    let (waiting, endpoints, providers) = {
         let v = lock(&k.view);
         let busy = lock(&k.busy);
         let mut fetched = lock(&k.fetched);
         fetched.retain(|id, _| v.orders.contains_key(id));
-        let due: Vec<(B256, u128)> = v
+        let waiting: Vec<Waiting> = v
             .orders
             .iter()
             .filter(|(id, o)| !o.instant && now > o.bidding_end && !busy.contains_key(*id))
@@ -701,6 +716,7 @@ async fn signed_bids(k: &Keeper, now: u64) -> std::collections::HashSet<B256> {
             .filter_map(|(id, o)| {
                 Some((
                     *id,
+                    o.bidding_end,
                     <OrderParams as alloy::sol_types::SolValue>::abi_decode(&o.terms)
                         .ok()?
                         .maxPricePerSecond
@@ -720,66 +736,53 @@ async fn signed_bids(k: &Keeper, now: u64) -> std::collections::HashSet<B256> {
         endpoints.retain(|e| !down.contains_key(e));
         // Forget bids of auctions that are no longer open.
         lock(&k.signed).retain(|id, _| v.orders.contains_key(id));
-        let providers = if due.is_empty() || endpoints.is_empty() {
+        let providers = if waiting.is_empty() || endpoints.is_empty() {
             HashMap::new()
         } else {
             v.providers.clone()
         };
-        (due, endpoints, providers)
+        (waiting, endpoints, providers)
     };
-    if !due.is_empty() && !endpoints.is_empty() {
-        let min_price = match Market::new(k.market, &k.client().provider)
+    if !waiting.is_empty() && !endpoints.is_empty() {
+        // One read per poll: the floor for the bids and the award grace that bounds the auctions.
+        let (min_price, grace) = match Market::new(k.market, &k.client().provider)
             .params()
             .call()
             .await
         {
-            Ok(p) => u128::from(p.minPricePerSecond),
+            Ok(p) => (u128::from(p.minPricePerSecond), u64::from(p.awardGrace)),
             Err(e) => {
                 k.metrics.rpc_errors.fetch_add(1, Relaxed);
                 warn!(error = %classify(e), "cannot read the market's parameters; signed bids later");
                 return lock(&k.signed).keys().copied().collect();
             }
         };
-        let domain = gridlease_core::eip712::market_domain(k.client().chain_id, k.market);
-        let gate = Arc::new(tokio::sync::Semaphore::new(BID_FETCHES_AT_ONCE));
-        let mut fetches = tokio::task::JoinSet::new();
-        for (id, _) in &due {
-            for e in &endpoints {
-                let (gate, http, url, id, e) = (
-                    gate.clone(),
-                    k.http.clone(),
-                    format!("{e}/bids/{id}"),
-                    *id,
-                    e.clone(),
-                );
-                fetches.spawn(async move {
-                    let _permit = gate.acquire_owned().await;
-                    let got = tokio::time::timeout(BID_FETCH_TIMEOUT, fetch_bid(&http, &url))
-                        .await
-                        .unwrap_or_else(|_| Err(format!("{url}: no answer within 2 s")));
-                    (id, e, got)
-                });
+        let (due, dead) = awardable(waiting, now, grace);
+        {
+            // Past the grace nothing can be awarded: keep no bids for it, and ask nobody again.
+            let mut signed = lock(&k.signed);
+            for id in &dead {
+                signed.remove(id);
             }
         }
-        let mut served: HashMap<B256, Vec<gridlease_core::eip712::ServedBid>> = HashMap::new();
-        while let Some(r) = fetches.join_next().await {
-            match r {
-                Ok((id, _, Ok(Some(bid)))) => served.entry(id).or_default().push(bid),
-                Ok((_, _, Ok(None))) => {}
-                Ok((_, endpoint, Err(e))) => {
-                    k.metrics.bid_fetch_failures.fetch_add(1, Relaxed);
-                    debug!(error = %e, "signed bid fetch failed; skipped");
-                    lock(&k.down).insert(endpoint, Instant::now());
-                }
-                Err(e) => {
-                    k.metrics.bid_fetch_failures.fetch_add(1, Relaxed);
-                    warn!(error = %e, "signed bid fetch task failed");
-                }
-            }
+        let domain = gridlease_core::eip712::market_domain(k.client().chain_id, k.market);
+        let ids: Vec<B256> = due.iter().map(|d| d.0).collect();
+        let fetched_now = fetch_all(&k.http, &ids, &endpoints).await;
+        let mut served = fetched_now.served;
+        for (endpoint, e) in fetched_now.failed {
+            k.metrics.bid_fetch_failures.fetch_add(1, Relaxed);
+            debug!(error = %e, "signed bid fetch failed; skipped");
+            lock(&k.down).insert(endpoint, Instant::now());
+        }
+        if fetched_now.skipped > 0 {
+            debug!(
+                skipped = fetched_now.skipped,
+                "signed bid fetches skipped: their node failed earlier in this poll"
+            );
         }
         let mut signed = lock(&k.signed);
         let mut fetched = lock(&k.fetched);
-        for (id, max_price) in due {
+        for (id, _, max_price) in due {
             fetched.insert(id, Instant::now());
             let bids = served.remove(&id).unwrap_or_default();
             let (keep, dropped) =
@@ -796,6 +799,65 @@ async fn signed_bids(k: &Keeper, now: u64) -> std::collections::HashSet<B256> {
         }
     }
     lock(&k.signed).keys().copied().collect()
+}
+
+/// What one round of bid requests gave.
+#[derive(Debug, Default)]
+struct Fetched {
+    /// Bids served, per auction.
+    served: HashMap<B256, Vec<gridlease_core::eip712::ServedBid>>,
+    /// (endpoint, error) per failed request.
+    failed: Vec<(String, String)>,
+    /// Requests not sent because their endpoint had failed earlier in the round.
+    skipped: usize,
+}
+
+/// `GET <endpoint>/bids/<id>` for every auction of `ids` from every endpoint,
+/// [`BID_FETCHES_AT_ONCE`] at a time, [`BID_FETCH_TIMEOUT`] each. Once a request to an endpoint
+/// fails, the requests to it still queued are skipped (a dead node costs at most the requests
+/// already in flight, not one timeout per auction).
+async fn fetch_all(http: &reqwest::Client, ids: &[B256], endpoints: &[String]) -> Fetched {
+    let gate = Arc::new(tokio::sync::Semaphore::new(BID_FETCHES_AT_ONCE));
+    let down = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
+    let mut fetches = tokio::task::JoinSet::new();
+    for id in ids {
+        for e in endpoints {
+            let (gate, down, http, url, id, e) = (
+                gate.clone(),
+                down.clone(),
+                http.clone(),
+                format!("{e}/bids/{id}"),
+                *id,
+                e.clone(),
+            );
+            fetches.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                if lock(&down).contains(&e) {
+                    return (id, e, None);
+                }
+                let got = tokio::time::timeout(BID_FETCH_TIMEOUT, fetch_bid(&http, &url))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("{url}: no answer within 2 s")));
+                if got.is_err() {
+                    lock(&down).insert(e.clone());
+                }
+                (id, e, Some(got))
+            });
+        }
+    }
+    let mut out = Fetched::default();
+    while let Some(r) = fetches.join_next().await {
+        match r {
+            Ok((id, _, Some(Ok(Some(bid))))) => out.served.entry(id).or_default().push(bid),
+            Ok((_, _, Some(Ok(None)))) => {}
+            Ok((_, endpoint, Some(Err(e)))) => out.failed.push((endpoint, e)),
+            Ok((_, _, None)) => out.skipped += 1,
+            Err(e) => out
+                .failed
+                .push((String::new(), format!("signed bid fetch task failed: {e}"))),
+        }
+    }
+    out
 }
 
 /// `GET <url>`: the node's signed bid, None when it has none (404).
@@ -1374,6 +1436,71 @@ mod tests {
             l.local_addr().expect("addr").port()
         });
         assert!(super::fetch_bid(&http, &closed).await.is_err());
+    }
+
+    #[test]
+    fn only_auctions_within_the_award_grace_are_polled() {
+        let id = |b| alloy::primitives::B256::repeat_byte(b);
+        // Window ends at 100, grace 60: due from 101 to 160 inclusive.
+        let waiting = vec![(id(1), 100, 7), (id(2), 40, 7), (id(3), 200, 7)];
+        let (due, dead) = super::awardable(waiting.clone(), 130, 60);
+        assert_eq!(due, vec![(id(1), 100, 7)]);
+        assert_eq!(dead, vec![id(2)], "ended at 40: past its grace at 130");
+        assert_eq!(super::awardable(waiting.clone(), 160, 60).0.len(), 1);
+        let (due, dead) = super::awardable(waiting.clone(), 161, 60);
+        assert!(due.is_empty());
+        assert_eq!(dead, vec![id(1), id(2)]);
+        // A dead auction stays out however long it sits in the view.
+        assert!(super::awardable(waiting, 1_000_000, 60).0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_endpoint_is_not_asked_again_in_the_same_round() {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering::SeqCst},
+        };
+
+        use axum::{Router, http::StatusCode, routing::get};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let app = Router::new().route(
+            "/bids/{id}",
+            get(move || {
+                h.fetch_add(1, SeqCst);
+                async { StatusCode::NOT_FOUND }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let live = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dead = format!("http://127.0.0.1:{}", {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        });
+        let ids: Vec<_> = (0..40u8)
+            .map(alloy::primitives::B256::repeat_byte)
+            .collect();
+        let got = super::fetch_all(
+            &super::reqwest::Client::new(),
+            &ids,
+            &[dead.clone(), live.clone()],
+        )
+        .await;
+        // The live node is asked about every auction; the dead one at most once per request
+        // already in flight when the first failed.
+        assert_eq!(hits.load(SeqCst), 40);
+        assert!(got.served.is_empty());
+        assert!(!got.failed.is_empty());
+        assert!(got.failed.iter().all(|(e, _)| *e == dead));
+        assert!(
+            got.failed.len() <= super::BID_FETCHES_AT_ONCE,
+            "{} requests to a dead node",
+            got.failed.len()
+        );
+        assert_eq!(got.failed.len() + got.skipped, 40);
     }
 
     #[test]
