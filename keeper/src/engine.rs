@@ -680,6 +680,8 @@ const BID_FETCHES_AT_ONCE: usize = 8;
 const BID_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 /// An auction's signed bids are fetched again at most this often while it waits for its award.
 const BID_REFETCH: Duration = Duration::from_secs(5);
+/// Largest signed-bid answer read from a node.
+const MAX_BID_BYTES: usize = 4_096;
 /// A node endpoint that failed a bid request is left out this long.
 const ENDPOINT_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -876,9 +878,20 @@ async fn fetch_bid(
     if !r.status().is_success() {
         return Err(format!("{url} answered {}", r.status()));
     }
-    let body = r.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-    if body.len() > 4_096 {
-        return Err(format!("{url}: a bid of {} bytes", body.len()));
+    // A bid is a few hundred bytes: stop reading at the limit (a node could otherwise send an
+    // endless or huge body and hold the poll, and its memory, until the timeout).
+    if let Some(n) = r.content_length().filter(|&n| n > MAX_BID_BYTES as u64) {
+        return Err(format!(
+            "{url}: a bid of {n} bytes (at most {MAX_BID_BYTES})"
+        ));
+    }
+    let mut r = r;
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+        if body.len() + chunk.len() > MAX_BID_BYTES {
+            return Err(format!("{url}: a bid of more than {MAX_BID_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
     }
     serde_json::from_slice(&body)
         .map(Some)
@@ -1501,6 +1514,55 @@ mod tests {
             got.failed.len()
         );
         assert_eq!(got.failed.len() + got.skipped, 40);
+    }
+
+    #[tokio::test]
+    async fn a_bid_answer_is_read_only_up_to_4_kib() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A node that answers with an endless chunked body (no length to check up front).
+        let endless = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/bids/x", endless.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = endless.accept().await {
+                tokio::spawn(async move {
+                    let mut req = [0u8; 4_096];
+                    let _ = c.read(&mut req).await;
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                                transfer-encoding: chunked\r\n\r\n";
+                    if c.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = format!("1000\r\n{}\r\n", "a".repeat(4_096));
+                    while c.write_all(chunk.as_bytes()).await.is_ok() {}
+                });
+            }
+        });
+        let http = super::reqwest::Client::new();
+        // A generous deadline: reading the whole body would never end.
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            super::fetch_bid(&http, &url),
+        )
+        .await
+        .expect("the read stops at the limit");
+        let e = got.expect_err("too large");
+        assert!(e.contains("more than 4096 bytes"), "{e}");
+        // A declared length over the limit is refused before any of the body is read.
+        let app = axum::Router::new().route(
+            "/bids/big",
+            axum::routing::get(|| async { "x".repeat(1 << 20) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let e = super::fetch_bid(&http, &format!("{base}/bids/big"))
+            .await
+            .expect_err("too large");
+        assert!(e.contains("1048576 bytes (at most 4096)"), "{e}");
     }
 
     #[test]
