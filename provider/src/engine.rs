@@ -94,6 +94,8 @@ pub struct Shared {
     /// Orders whose tenant pushes the spec (`gridlease:push`) seen before the push: the push
     /// handler takes the order from here instead of searching the chain's logs for it.
     pub(crate) awaiting_push: Mutex<HashMap<B256, Market::OrderCreated>>,
+    /// Bounds the chain look-ups that pushes for orders the node has not seen cause.
+    pub(crate) push_lookups: crate::http::LookupGate,
     process: ProcessExecutor,
     /// Docker/Podman, when `jobs.executor` names one.
     container: Option<crate::docker::ContainerExecutor>,
@@ -330,6 +332,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         tracker: TaskTracker::new(),
         drivers: Mutex::new(HashMap::new()),
         awaiting_push: Mutex::new(HashMap::new()),
+        push_lookups: crate::http::LookupGate::default(),
         process: ProcessExecutor::default(),
         container: crate::docker::ContainerExecutor::for_node(
             cfg.container.as_ref(),

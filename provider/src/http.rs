@@ -26,7 +26,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use gridlease_bindings::IMarket::OrderParams;
+use gridlease_bindings::{IMarket::OrderParams, Market};
 use gridlease_core::{
     fetch::{self, AUTH_HEADER, result_auth_message, spec_auth_message},
     spec::{PUSH_URI, RunSpec},
@@ -315,6 +315,22 @@ fn check_auth(
     who: Address,
     missing: &str,
 ) -> Result<(), Refusal> {
+    if auth_signer(headers, message, missing)? != who {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "not signed by the order's tenant",
+        ));
+    }
+    Ok(())
+}
+
+/// Who signed the auth header (`<expiry>:<signature>` over `message(expiry)`), once its form and
+/// expiry are checked: local work only, done before anything costs a chain read.
+fn auth_signer(
+    headers: &HeaderMap,
+    message: impl Fn(u64) -> String,
+    missing: &str,
+) -> Result<Address, Refusal> {
     let Some(auth) = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(refuse(StatusCode::UNAUTHORIZED, missing));
     };
@@ -336,13 +352,70 @@ fn check_auth(
             "the signature expired (or lives over an hour)",
         ));
     }
-    if sig.recover_address_from_msg(message(expiry)).ok() != Some(who) {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            "not signed by the order's tenant",
-        ));
+    sig.recover_address_from_msg(message(expiry))
+        .map_err(|_| refuse(StatusCode::FORBIDDEN, "the signature does not recover"))
+}
+
+/// Least time between two chain look-ups for pushed specs of orders the node has not seen.
+pub const PUSH_LOOKUP_GAP: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Bounds the chain look-ups (paged `eth_getLogs` from the deployment block) that pushes for
+/// unknown orders cause: one at a time, at most one per [`PUSH_LOOKUP_GAP`]; the others are
+/// answered 429 at once.
+#[derive(Debug, Default)]
+pub struct LookupGate {
+    last: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl LookupGate {
+    /// A turn to look up, held until the guard drops; `None` when one is running or the last
+    /// began less than [`PUSH_LOOKUP_GAP`] ago.
+    pub fn try_enter(&self) -> Option<tokio::sync::MutexGuard<'_, Option<std::time::Instant>>> {
+        let mut last = self.last.try_lock().ok()?;
+        if last.is_some_and(|t| t.elapsed() < PUSH_LOOKUP_GAP) {
+            return None;
+        }
+        *last = Some(std::time::Instant::now());
+        Some(last)
     }
-    Ok(())
+}
+
+/// An order a push is about: its tenant, its terms, and the order itself when the node has no
+/// row for it yet (it is then evaluated for a bid once the spec is kept).
+type PushOrder = (Address, OrderParams, Option<Market::OrderCreated>);
+
+/// The order a push for `id` is about. The auth header is checked first (form, expiry,
+/// signature: no chain read for a request nobody signed); then the order is the node's own
+/// (`local`), else `lookup` finds it on chain, one at a time and rate-limited by `gate` (429
+/// otherwise), since anyone can sign with some key.
+async fn push_order(
+    id: B256,
+    headers: &HeaderMap,
+    local: Option<PushOrder>,
+    gate: &LookupGate,
+    lookup: impl AsyncFnOnce() -> Result<Market::OrderCreated, String>,
+) -> Result<PushOrder, Refusal> {
+    auth_signer(
+        headers,
+        |expiry| spec_auth_message(id, expiry),
+        "sign the push with the order's tenant key (`gridlease submit --push`, header x-gridlease-auth)",
+    )?;
+    if let Some(o) = local {
+        return Ok(o);
+    }
+    let Some(_turn) = gate.try_enter() else {
+        return Err(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("order {id} is not known to this node yet; retry in a second"),
+        ));
+    };
+    match lookup().await {
+        Ok(o) => Ok((o.tenant, o.params.clone(), Some(o))),
+        Err(e) => Err(refuse(
+            StatusCode::NOT_FOUND,
+            &format!("no order {id} found: {e}"),
+        )),
+    }
 }
 
 /// Largest spec `POST /specs/<order id>` accepts, bytes.
@@ -438,17 +511,17 @@ async fn push_spec(
         return deny(StatusCode::BAD_REQUEST, "expected /specs/0x<64 hex digits>");
     };
     // The order's terms: from the node's own row, else from the order the node saw waiting for
-    // this push, else from the order's log on chain.
+    // this push, else (signed requests only, rate-limited) from the order's log on chain.
     let known = s.store.lock().ok().and_then(|st| st.job(id).ok().flatten());
     let waiting = s
         .awaiting_push
         .lock()
         .ok()
         .and_then(|w| w.get(&id).cloned());
-    let (tenant, terms, new_order) = match (known, waiting) {
-        (None, Some(o)) => (o.tenant, o.params.clone(), Some(o)),
+    let local = match (known, waiting) {
+        (None, Some(o)) => Some((o.tenant, o.params.clone(), Some(o))),
         (Some(j), _) => match crate::engine::terms(&j) {
-            Some(t) => (j.tenant, t, None),
+            Some(t) => Some((j.tenant, t, None)),
             None => {
                 return deny(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -456,16 +529,18 @@ async fn push_spec(
                 );
             }
         },
-        (None, None) => match crate::engine::order_log(&s, id).await {
-            Ok(o) => (o.tenant, o.params.clone(), Some(o)),
-            Err(e) => {
-                return deny(
-                    StatusCode::NOT_FOUND,
-                    &format!("no order {id} found: {e:#}"),
-                );
-            }
-        },
+        (None, None) => None,
     };
+    let lookup = async || {
+        crate::engine::order_log(&s, id)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    };
+    let (tenant, terms, new_order) =
+        match push_order(id, &headers, local, &s.push_lookups, lookup).await {
+            Ok(o) => o,
+            Err(r) => return r.into_response(),
+        };
     let spec = match verify_push(id, &headers, &body, tenant, &terms) {
         Ok(spec) => spec,
         Err(r) => return r.into_response(),
@@ -626,6 +701,66 @@ mod tests {
             status(verify_push(id, &good, &body, tenant.address(), &public)),
             StatusCode::CONFLICT
         );
+    }
+
+    #[tokio::test]
+    async fn a_push_for_an_unknown_order_reads_the_chain_only_when_signed_and_rate_limited() {
+        use std::sync::atomic::AtomicUsize;
+        let id = B256::repeat_byte(4);
+        let anyone = PrivateKeySigner::random();
+        let signed = auth(&fetch::spec_auth(&anyone, id).expect("signs"));
+        let gate = LookupGate::default();
+        let lookups = AtomicUsize::new(0);
+        let lookup = async || {
+            lookups.fetch_add(1, Relaxed);
+            Err::<Market::OrderCreated, _>("no such order".to_owned())
+        };
+        let code = |r: Result<PushOrder, Refusal>| r.map(|_| ()).map_err(|r| r.0);
+        // Unsigned, malformed, expired, or signed for another order: refused before any read.
+        let expired = {
+            let at = unix_now() - 1;
+            let sig = anyone
+                .sign_message_sync(spec_auth_message(id, at).as_bytes())
+                .expect("signs");
+            auth(&format!("{at}:{sig}"))
+        };
+        for h in [HeaderMap::new(), auth("garbage"), expired] {
+            let r = push_order(id, &h, None, &gate, lookup).await;
+            assert_eq!(code(r), Err(StatusCode::UNAUTHORIZED));
+        }
+        assert_eq!(
+            lookups.load(Relaxed),
+            0,
+            "no chain read for an unsigned push"
+        );
+        // Signed (by any key): one look-up, then 429 until the gap has passed.
+        let r = push_order(id, &signed, None, &gate, lookup).await;
+        assert_eq!(code(r), Err(StatusCode::NOT_FOUND));
+        assert_eq!(lookups.load(Relaxed), 1);
+        let r = push_order(id, &signed, None, &gate, lookup).await;
+        assert_eq!(code(r), Err(StatusCode::TOO_MANY_REQUESTS));
+        assert_eq!(lookups.load(Relaxed), 1);
+        // One at a time: while a look-up runs, another is refused.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let turn = loop {
+            if let Some(t) = gate.try_enter() {
+                break t;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gate never reopened"
+            );
+            tokio::time::sleep(PUSH_LOOKUP_GAP / 5).await;
+        };
+        let r = push_order(id, &signed, None, &gate, lookup).await;
+        assert_eq!(code(r), Err(StatusCode::TOO_MANY_REQUESTS));
+        drop(turn);
+        assert_eq!(lookups.load(Relaxed), 1);
+        // An order the node knows needs no look-up and no turn.
+        let local = Some((anyone.address(), terms(PUSH_URI), None));
+        let r = push_order(id, &signed, local, &gate, lookup).await;
+        assert_eq!(code(r), Ok(()));
+        assert_eq!(lookups.load(Relaxed), 1);
     }
 
     #[tokio::test]
