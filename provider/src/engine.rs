@@ -497,10 +497,23 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
                 "reorg deeper than chain.confirmations: lease events are read again; raise confirmations if this chain reorgs this deep"
             );
         }
-        // A reorg: posted results may have been removed with it (PD-04).
-        for j in s.db().live().map_err(|e| ChainError::User(e.to_string()))? {
+        // A reorg: posted results may have been removed with it (PD-04), and orders we bid on
+        // (their reservation must not stay behind: PD-01).
+        let live = s.db().live().map_err(|e| ChainError::User(e.to_string()))?;
+        for j in live {
             if j.state == JobState::Posted {
                 drive(s, j.id);
+            } else if j.state == JobState::Bid {
+                let v = Market::new(s.market, &s.client().provider)
+                    .getJob(j.id)
+                    .call()
+                    .await
+                    .map_err(classify)?;
+                if v.status == 0 {
+                    // Status::None: no such order on this chain any more.
+                    lost(s, j.id, "the order was reorged away")
+                        .map_err(|e| ChainError::User(e.to_string()))?;
+                }
             }
         }
     }

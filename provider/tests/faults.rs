@@ -583,6 +583,11 @@ listen = "127.0.0.1:{}"
 
     /// [`Self::order`] for a lease of at most `max_duration` seconds.
     async fn order_for(&self, script: &str, salt: u8, max_duration: u32) -> B256 {
+        self.order_with(script, salt, max_duration, true).await
+    }
+
+    /// An order for a process job; `instant: false` is an auction (60 s bid window).
+    async fn order_with(&self, script: &str, salt: u8, max_duration: u32, instant: bool) -> B256 {
         let spec = RunSpec {
             version: 1,
             workload: Workload::Container {
@@ -613,7 +618,7 @@ listen = "127.0.0.1:{}"
             cpuCores: 1,
             ramGiB: 1,
             jobKind: spec.workload.kind().code(),
-            instant: true,
+            instant,
             salt: B256::repeat_byte(salt),
         };
         let id = p.order_id(self.tenant.from.expect("tenant"));
@@ -1318,5 +1323,51 @@ async fn off_13_a_node_behind_an_rpc_that_refuses_wide_log_ranges_serves_every_o
         );
     }
     assert!(proxy.calls("eth_getLogs") > 0, "read through the proxy");
+    stop(node);
+}
+
+#[tokio::test]
+async fn pd_01_off_01_a_bid_whose_order_a_reorg_removed_leaves_no_reservation() {
+    let n = net().await;
+    n.config(&n.url, None);
+    let node = n.start(1);
+    n.wait_head(1).await;
+    let before = n.tenant.provider.get_block_number().await.expect("head");
+    let id = n.order_with("echo done", 7, 600, false).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"bid\"} 1", 1)
+        .await;
+    eventually(
+        "the bid on chain",
+        20,
+        async || {
+            n.count_logs(n.market, Market::BidPlaced::SIGNATURE_HASH, id)
+                .await
+                == 1
+        },
+        || n.log(1),
+    )
+    .await;
+    let head = n.tenant.provider.get_block_number().await.expect("head");
+    eventually(
+        "the node's cursor at the head",
+        20,
+        async || cursor(&n.path(), "orders") >= head,
+        || n.log(1),
+    )
+    .await;
+    // The order and the bid are reorged away (the tenant gave up on it).
+    raw(
+        &n.tenant,
+        "anvil_reorg",
+        serde_json::json!([head - before, []]),
+    )
+    .await;
+    n.wait_metric("gridlease_provider_jobs{state=\"lost\"} 1", 1)
+        .await;
+    assert!(
+        n.log(1).contains("the order was reorged away"),
+        "{}",
+        n.log(1)
+    );
     stop(node);
 }
