@@ -338,6 +338,24 @@ fn dot(a: &[i8], b: &[i8]) -> i32 {
 /// The CPU reference product: C (m x n, row-major) from A (m x k) and Bᵀ (n x k), blocked over
 /// columns and split by rows across `threads` threads. Bit-identical to every other backend.
 pub fn multiply(a: &[i8], bt: &[i8], m: usize, k: usize, n: usize, threads: usize) -> Vec<i32> {
+    let never = std::sync::atomic::AtomicBool::new(false);
+    // `never` is never set, so the product always completes.
+    multiply_until(a, bt, m, k, n, threads, &never).unwrap_or_default()
+}
+
+/// [`multiply`] that gives up once `stop` is set: every thread checks it before each row of a
+/// column block (64 dot products of length k), so it ends within a fraction of a second.
+/// `None` when stopped.
+pub fn multiply_until(
+    a: &[i8],
+    bt: &[i8],
+    m: usize,
+    k: usize,
+    n: usize,
+    threads: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Option<Vec<i32>> {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut c = vec![0i32; m * n];
     let threads = threads.clamp(1, m.max(1));
     let rows_per = m.div_ceil(threads);
@@ -350,6 +368,9 @@ pub fn multiply(a: &[i8], bt: &[i8], m: usize, k: usize, n: usize, threads: usiz
                 for jb in (0..n).step_by(JB) {
                     let jend = (jb + JB).min(n);
                     for r in 0..rows {
+                        if stop.load(Relaxed) {
+                            return;
+                        }
                         let arow = &a[(row0 + r) * k..(row0 + r + 1) * k];
                         for j in jb..jend {
                             out[r * n + j] = dot(arow, &bt[j * k..(j + 1) * k]);
@@ -359,7 +380,7 @@ pub fn multiply(a: &[i8], bt: &[i8], m: usize, k: usize, n: usize, threads: usiz
             });
         }
     });
-    c
+    (!stop.load(Relaxed)).then_some(c)
 }
 
 /// C as committed: big-endian int32s.
@@ -587,6 +608,23 @@ mod tests {
         let short =
             MatmulData::from_row_major(m, k, n, a, &b[1..]).expect_err("B is one byte short");
         assert!(short.contains("B has"), "{short}");
+    }
+
+    #[test]
+    fn a_stopped_product_gives_up() {
+        use std::sync::atomic::AtomicBool;
+        let j = Matmul {
+            seed: B256::repeat_byte(1),
+            m: 70,
+            k: 33,
+            n: 130,
+        };
+        let (a, bt) = (j.a(), j.bt());
+        let full = multiply(&a, &bt, 70, 33, 130, 3);
+        let go = AtomicBool::new(false);
+        assert_eq!(multiply_until(&a, &bt, 70, 33, 130, 3, &go), Some(full));
+        let stop = AtomicBool::new(true);
+        assert_eq!(multiply_until(&a, &bt, 70, 33, 130, 3, &stop), None);
     }
 
     #[test]

@@ -19,7 +19,10 @@ pub mod cuda;
 pub mod nvml;
 pub mod plan;
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::atomic::{AtomicBool, Ordering::Relaxed},
+};
 
 use alloy_primitives::B256;
 use gridlease_core::matmul::{self, Matmul, MatmulData, Operands};
@@ -155,22 +158,29 @@ pub enum ComputeError {
     /// The shape is invalid (zero side, k too large).
     #[error("invalid shape: {0}")]
     Shape(String),
+    /// Stopped by the caller before it finished.
+    #[error("stopped before the product was done")]
+    Stopped,
 }
 
 /// The CPU reference: product, encoding and root from gridlease-core.
 pub fn compute_cpu(inputs: Inputs<'_>, threads: usize, reason: String) -> Product {
-    cpu(inputs, threads, reason, true)
+    let (m, k, n) = inputs.shape();
+    let (a, bt) = operands(inputs);
+    let c = matmul::multiply(&a, &bt, m as usize, k as usize, n as usize, threads);
+    product(&c, reason, true)
 }
 
-fn cpu(inputs: Inputs<'_>, threads: usize, reason: String, with_root: bool) -> Product {
-    let (m, k, n) = inputs.shape();
-    let (a, bt) = match inputs {
+fn operands(inputs: Inputs<'_>) -> (std::borrow::Cow<'_, [i8]>, std::borrow::Cow<'_, [i8]>) {
+    match inputs {
         Inputs::Seeded(j) => (j.a().into(), j.bt().into()),
         Inputs::Data(d) => (d.a(), d.bt()),
-    };
-    let c = matmul::multiply(&a, &bt, m as usize, k as usize, n as usize, threads);
-    let c_bytes = matmul::encode(&c);
-    let root = with_root.then(|| matmul::commit(&c).root());
+    }
+}
+
+fn product(c: &[i32], reason: String, with_root: bool) -> Product {
+    let c_bytes = matmul::encode(c);
+    let root = with_root.then(|| matmul::commit(c).root());
     Product {
         c_bytes,
         root,
@@ -218,8 +228,23 @@ pub fn compute(
     device: &Device,
     threads: usize,
 ) -> Result<Product, ComputeError> {
+    compute_until(inputs, device, threads, &AtomicBool::new(false))
+}
+
+/// [`compute`] that gives up ([`ComputeError::Stopped`]) once `stop` is set: checked before the
+/// GPU is opened, before the CPU fallback, and between row blocks of the CPU product (so a
+/// stopped CPU product ends within a fraction of a second; a GPU product runs to its end).
+pub fn compute_until(
+    inputs: Inputs<'_>,
+    device: &Device,
+    threads: usize,
+    stop: &AtomicBool,
+) -> Result<Product, ComputeError> {
     let (m, k, n) = inputs.shape();
     matmul::validate_shape(m, k, n).map_err(ComputeError::Shape)?;
+    if stop.load(Relaxed) {
+        return Err(ComputeError::Stopped);
+    }
     // cudarc panics where a symbol it wants is missing (a driver older than its API version):
     // the libraries are checked first, and a panic that still happens falls back like an error.
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match open(device) {
@@ -243,7 +268,13 @@ pub fn compute(
             format!("the GPU path panicked: {msg}")
         }
     };
-    Ok(cpu(inputs, threads, reason, false))
+    if stop.load(Relaxed) {
+        return Err(ComputeError::Stopped);
+    }
+    let (a, bt) = operands(inputs);
+    let c = matmul::multiply_until(&a, &bt, m as usize, k as usize, n as usize, threads, stop)
+        .ok_or(ComputeError::Stopped)?;
+    Ok(product(&c, reason, false))
 }
 
 #[cfg(test)]
@@ -276,6 +307,27 @@ mod tests {
             n: 1,
         };
         assert!(compute(Inputs::Seeded(bad), &Device::Auto, 1).is_err());
+    }
+
+    #[test]
+    fn a_stopped_compute_gives_up() {
+        let job = Matmul {
+            seed: B256::repeat_byte(3),
+            m: 17,
+            k: 33,
+            n: 9,
+        };
+        let stop = AtomicBool::new(true);
+        for device in [Device::Cpu, Device::Auto] {
+            let got = compute_until(Inputs::Seeded(job), &device, 2, &stop);
+            assert!(matches!(got, Err(ComputeError::Stopped)), "{got:?}");
+        }
+        let go = AtomicBool::new(false);
+        let got = compute_until(Inputs::Seeded(job), &Device::Cpu, 2, &go).expect("computes");
+        assert_eq!(
+            got.c_bytes,
+            compute_cpu(Inputs::Seeded(job), 1, String::new()).c_bytes
+        );
     }
 
     #[test]

@@ -1,7 +1,14 @@
 //! The built-in verifiable workload `matmul_i8`, seeded or with data inputs fetched and checked
 //! against the spec's roots, computed by gridlease-gpu: on the job's GPU (the first UUID the
 //! allocator gave it) when that GPU is usable, else on the CPU, with the same bytes either way.
-//! Which one ran, and why, is logged.
+//! Which one ran, and why, is logged. The product runs on a blocking thread that cannot be
+//! aborted: on a timeout or cancellation it is told to stop (the CPU product checks between row
+//! blocks) and keeps the job's GPUs until it has really ended.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering::Relaxed},
+};
 
 use alloy::primitives::B256;
 use gridlease_core::{fetch, matmul::Matmul, spec::Workload};
@@ -30,6 +37,16 @@ impl Default for BuiltinExecutor {
 pub fn device_for(gpus: &[String]) -> Device {
     gpus.first()
         .map_or(Device::Cpu, |uuid| Device::Uuid(uuid.clone()))
+}
+
+/// Sets its flag when dropped: whichever way the job's future ends (result, timeout,
+/// cancellation, or dropped by its caller), the blocking product is told to stop.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Relaxed);
+    }
 }
 
 enum Job {
@@ -63,12 +80,18 @@ impl BuiltinExecutor {
         let threads = self.threads;
         let device = device_for(&job.gpus);
         let id: B256 = job.id;
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop_on_exit = StopOnDrop(stop.clone());
+        let hold = job.gpu_hold.clone();
         let work = tokio::task::spawn_blocking(move || {
+            // The job's GPUs stay held until the product has really ended, not merely until the
+            // job's future gave up on it.
+            let _hold = hold;
             let inputs = match &inputs {
                 Job::Seeded(j) => Inputs::Seeded(*j),
                 Job::Data(d) => Inputs::Data(d),
             };
-            gridlease_gpu::compute(inputs, &device, threads)
+            gridlease_gpu::compute_until(inputs, &device, threads, &stop)
         });
         tokio::select! {
             r = work => {
@@ -133,6 +156,7 @@ mod tests {
             gpus,
             cpu_cores: 0,
             ram_gib: 0,
+            gpu_hold: None,
         };
         let x = BuiltinExecutor { threads: 2 };
         let cpu = x
@@ -155,5 +179,66 @@ mod tests {
         let c = gridlease_core::matmul::multiply(&j.a(), &j.bt(), 19, 45, 23, 1);
         assert_eq!(cpu.result, gridlease_core::matmul::encode(&c));
         assert_eq!(missing.result, cpu.result);
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_product_stops_and_only_then_frees_its_gpu() {
+        use crate::gpu::{Gpu, GpuAllocator, Inventory};
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A GPU id the allocator pins but no driver opens: the product runs on the CPU.
+        let inv = Inventory {
+            gpus: vec![Gpu {
+                name: "test".into(),
+                uuid: "GPU-00000000-0000-0000-0000-00000000dead".into(),
+                vram_mib: 1024,
+                driver: String::new(),
+                sm_count: None,
+                cuda: String::new(),
+                class: "any".into(),
+            }],
+            source: "test".into(),
+        };
+        let gpus = GpuAllocator::new(&inv, false);
+        let lease = Arc::new(gpus.acquire(1));
+        assert_eq!(gpus.free(), 0);
+        // About 1.1e12 multiply-adds: minutes on a few CPU cores.
+        let run = JobRun {
+            id: B256::ZERO,
+            workload: Workload::MatmulI8 {
+                m: 16_384,
+                k: 4_096,
+                n: 16_384,
+                seed: B256::repeat_byte(5),
+            },
+            time_limit: std::time::Duration::from_secs(3),
+            work_dir: dir.path().into(),
+            gpus: lease.uuids().to_vec(),
+            cpu_cores: 0,
+            ram_gib: 0,
+            gpu_hold: Some(lease),
+        };
+        let x = BuiltinExecutor { threads: 2 };
+        let started = std::time::Instant::now();
+        let got = x
+            .run(run, CancellationToken::new(), crate::executor::no_hook())
+            .await;
+        assert!(
+            matches!(got, Err(ExecError::TimedOut(_))),
+            "{:?}",
+            got.map(|o| o.result.len())
+        );
+        // The blocking product notices the stop and ends; only then is its GPU free again.
+        let deadline = started + std::time::Duration::from_secs(30);
+        while gpus.free() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the product still holds its GPU 30 s after its job timed out"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        eprintln!(
+            "product stopped and GPU freed {:.2} s after the start (3 s limit)",
+            started.elapsed().as_secs_f64()
+        );
     }
 }

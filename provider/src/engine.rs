@@ -1030,7 +1030,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         .end
         .saturating_sub(now)
         .saturating_sub(s.cfg.post_margin_secs);
-    let gpu_lease = s.gpus.acquire(t.gpuCount);
+    let gpu_lease = Arc::new(s.gpus.acquire(t.gpuCount));
     if let Some(why) = &gpu_lease.shortfall {
         warn!(lease = %job.id, why = %why, "job gets fewer GPUs than asked");
     }
@@ -1042,6 +1042,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         gpus: gpu_lease.uuids().to_vec(),
         cpu_cores: t.cpuCores,
         ram_gib: t.ramGiB,
+        gpu_hold: Some(gpu_lease.clone()),
     };
     if let Workload::Service { .. } = spec.workload {
         return serve(s, job, run, cancel).await;

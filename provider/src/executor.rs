@@ -45,6 +45,10 @@ pub struct JobRun {
     pub cpu_cores: u16,
     /// RAM of the lease, GiB (0: no limit).
     pub ram_gib: u32,
+    /// The GPUs held for this job (None: no lease). An executor whose work can outlive its
+    /// `run` future (the built-in's blocking product) keeps a clone until that work really ends,
+    /// so the GPUs are not handed to another job while it still uses them.
+    pub gpu_hold: Option<std::sync::Arc<crate::gpu::GpuLease>>,
 }
 
 /// What a finished job produced.
@@ -374,6 +378,7 @@ mod tests {
             gpus: Vec::new(),
             cpu_cores: 0,
             ram_gib: 0,
+            gpu_hold: None,
         }
     }
 
@@ -615,6 +620,7 @@ mod tests {
                     gpus: Vec::new(),
                     cpu_cores: 0,
                     ram_gib: 0,
+                    gpu_hold: None,
                 },
                 CancellationToken::new(),
                 no_hook(),
