@@ -533,7 +533,12 @@ impl TxManager {
                         }
                         Err(e) => {
                             // "replacement transaction underpriced" and the like are not fatal:
-                            // the original stays valid and the next bump goes higher.
+                            // the original stays valid and the next bump goes higher. A send lost
+                            // on the network may still have reached the node: its hash is
+                            // watched too, so if it is mined it is seen as ours.
+                            if matches!(e, ChainError::Network(_)) {
+                                all.push(next.hash);
+                            }
                             warn!(tx = %next.hash, nonce = next.nonce, error = %e, "replacement refused; the next one bids higher");
                         }
                     }

@@ -225,3 +225,65 @@ async fn off_08_a_stuck_transaction_is_replaced_with_both_fees_bumped_at_its_non
         "the mined transaction is a replacement"
     );
 }
+
+#[tokio::test]
+async fn off_07_off_10_a_replacement_whose_answer_was_lost_is_still_recognised_when_mined() {
+    use gridlease_deploy::proxy::{Fault, Proxy};
+    let (anvil, _gov, d) = devnet::market(0, None).await.expect("market");
+    let direct = Client::connect(&anvil.url(), None).await.expect("connect");
+    raw(&direct, "evm_setAutomine", serde_json::json!([false])).await;
+    // The manager talks to the node through the proxy.
+    let proxy = Proxy::start(&anvil.url()).await.expect("proxy");
+    let client = Client::connect(&proxy.url(), None).await.expect("connect");
+    let key: PrivateKeySigner = ANVIL_KEYS[5].parse().expect("key");
+    let policy = TxPolicy {
+        stuck_after: Duration::from_millis(300),
+        poll: Duration::from_millis(50),
+        ..TxPolicy::default()
+    };
+    let txm = Arc::new(TxManager::new(client, key, policy));
+    let usdc = d.token("USDC").expect("usdc").address;
+    let market = d.address("Market").expect("market");
+    let sent = txm
+        .send(usdc, approve(market, 7), |_| Ok(()))
+        .await
+        .expect("sent");
+    // From now on every broadcast reaches the node but its answer is lost.
+    proxy.fail_method("eth_sendRawTransaction", Fault::LoseAnswer);
+    let journal: Arc<Mutex<Vec<Signed>>> = Arc::default();
+    let j = journal.clone();
+    let t = txm.clone();
+    let first = sent.clone();
+    let watch = tokio::spawn(async move {
+        t.confirm(first, Duration::from_secs(30), move |s| {
+            j.lock().expect("lock").push(s.clone());
+            Ok(())
+        })
+        .await
+    });
+    for _ in 0..200 {
+        if !journal.lock().expect("lock").is_empty() && proxy.calls("eth_sendRawTransaction") >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !journal.lock().expect("lock").is_empty(),
+        "a replacement was signed and journaled"
+    );
+    // The node holds the replacement (it replaced the original at its nonce); mine it.
+    raw(&direct, "evm_mine", serde_json::json!([])).await;
+    let outcome = watch.await.expect("task").expect("confirmed");
+    let Outcome::Mined(r) = outcome else {
+        panic!("a mined replacement whose answer was lost must be seen as ours, not NonceTaken");
+    };
+    assert!(r.status());
+    assert!(
+        journal
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|s| s.hash == r.transaction_hash),
+        "the mined transaction is one of our replacements"
+    );
+}
