@@ -700,11 +700,18 @@ listen = "127.0.0.1:{}"
     }
 }
 
-fn stop(mut child: Child) {
-    // OFF-16: SIGTERM -> drain and exit 0.
-    let status =
-        anvil::terminate(&mut child, Duration::from_secs(20)).expect("the node stops on SIGTERM");
-    assert!(status.success(), "node exited with {status}");
+impl Net {
+    /// OFF-16: SIGTERM -> the node drains and exits 0.
+    fn stop(&self, mut child: Child, n: u32) {
+        let status = anvil::terminate(&mut child, Duration::from_secs(30));
+        let _ = child.kill();
+        let status = status.unwrap_or_else(|| panic!("the node stops on SIGTERM\n{}", self.log(n)));
+        assert!(
+            status.success(),
+            "node exited with {status}\n{}",
+            self.log(n)
+        );
+    }
 }
 
 fn cursor(dir: &Path, name: &str) -> u64 {
@@ -721,7 +728,9 @@ fn cursor(dir: &Path, name: &str) -> u64 {
     .map_or(0, |b| b as u64)
 }
 
-#[tokio::test]
+// The proxy runs on this runtime: a second worker keeps it serving while the test blocks
+// (stopping the node waits synchronously).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_off_catches_up_and_posts()
  {
     let n = net().await;
@@ -806,7 +815,7 @@ async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_
         !log.contains(ANVIL_KEYS[3].trim_start_matches("0x")),
         "the key never in the log (OFF-17)"
     );
-    stop(node);
+    n.stop(node, 1);
 }
 
 #[tokio::test]
@@ -937,7 +946,7 @@ async fn off_01_off_03_pd_04_reorgs_mid_job_and_after_the_result_are_detected_an
             .await,
         1
     );
-    stop(node);
+    n.stop(node, 1);
 }
 
 #[tokio::test]
@@ -1064,7 +1073,7 @@ async fn pd_06_pd_08_a_leaked_operator_key_cannot_unbond_or_withdraw_and_locked_
         "the node never unbonds"
     );
     let _ = id;
-    stop(node);
+    n.stop(node, 1);
 }
 
 /// An anvil this test started itself (on a given port, from a saved state); killed when dropped.
@@ -1147,7 +1156,7 @@ async fn off_12_anvil_stopped_and_restarted_mid_job_with_its_state_does_not_lose
         || n.log(1),
     )
     .await;
-    stop(node);
+    n.stop(node, 1);
     drop(restarted);
 }
 
@@ -1177,7 +1186,7 @@ async fn off_21_deadlines_come_from_chain_time_a_day_ahead_of_the_local_clock() 
             .await,
         0
     );
-    stop(node);
+    n.stop(node, 1);
 }
 
 #[tokio::test]
@@ -1242,7 +1251,7 @@ async fn pd_05_pd_08_earnings_above_the_threshold_are_reported_and_only_the_owne
         m.creditOf(n.usdc, owner).call().await.expect("credit"),
         U256::ZERO
     );
-    stop(node);
+    n.stop(node, 1);
 }
 
 #[tokio::test]
@@ -1285,10 +1294,12 @@ async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_the_node_ke
         || n.log(1),
     )
     .await;
-    stop(node);
+    n.stop(node, 1);
 }
 
-#[tokio::test]
+// The proxy runs on this runtime: a second worker keeps it serving while the test blocks
+// (stopping the node waits synchronously).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_13_a_node_behind_an_rpc_that_refuses_wide_log_ranges_serves_every_order_exactly_once()
 {
     let n = net().await;
@@ -1300,15 +1311,17 @@ async fn off_13_a_node_behind_an_rpc_that_refuses_wide_log_ranges_serves_every_o
     }
     n.config(&proxy.url(), None);
     let node = n.start(1);
+    // One order at a time (the node has one GPU), each followed by empty blocks.
     let mut ids = Vec::new();
     for salt in 10..13u8 {
-        ids.push(n.order("echo done", salt).await);
+        let id = n.order("echo done", salt).await;
         for _ in 0..7 {
             raw(&n.tenant, "evm_mine", serde_json::json!([])).await;
         }
+        n.result(id, 1, 60).await;
+        ids.push(id);
     }
     for id in &ids {
-        n.result(*id, 1, 60).await;
         assert_eq!(
             n.count_logs(n.market, Market::LeaseStarted::SIGNATURE_HASH, *id)
                 .await,
@@ -1323,7 +1336,7 @@ async fn off_13_a_node_behind_an_rpc_that_refuses_wide_log_ranges_serves_every_o
         );
     }
     assert!(proxy.calls("eth_getLogs") > 0, "read through the proxy");
-    stop(node);
+    n.stop(node, 1);
 }
 
 #[tokio::test]
@@ -1369,5 +1382,5 @@ async fn pd_01_off_01_a_bid_whose_order_a_reorg_removed_leaves_no_reservation() 
         "{}",
         n.log(1)
     );
-    stop(node);
+    n.stop(node, 1);
 }
