@@ -58,7 +58,7 @@ use crate::{
     },
     gpu,
     http::Metrics,
-    pricing::{Ask, Offer, evaluate},
+    pricing::{Ask, Offer, Skip, evaluate},
     state::{Job, JobState, Set, StateError, Store},
     unix_now,
 };
@@ -106,6 +106,9 @@ pub struct Shared {
     offer: Mutex<Offer>,
     /// When the offer was last read (unix seconds).
     offer_at: AtomicU64,
+    /// Orders skipped for want of a free slot, GPU or stake: looked at again each poll until
+    /// their bid window closes (at most [`DEFERRED_MAX`]).
+    deferred: Mutex<HashMap<B256, Market::OrderCreated>>,
     /// The operator key, to sign bids in `bidding.mode = "signed"` (None in on-chain mode).
     bid_signer: Option<alloy::signers::local::PrivateKeySigner>,
 }
@@ -343,6 +346,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         gpus: crate::gpu::GpuAllocator::new(&inventory, cfg.share_gpus),
         offer: Mutex::new(offer),
         offer_at: AtomicU64::new(0),
+        deferred: Mutex::new(HashMap::new()),
         bid_signer,
         cfg,
     })
@@ -385,6 +389,7 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
         Market::LeaseFaulted::SIGNATURE_HASH,
     ];
     scan(s, "orders", head, &orders).await?;
+    retry_deferred(s).await;
     scan(
         s,
         "leases",
@@ -394,6 +399,27 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
     .await?;
     s.metrics.last_poll.store(unix_now(), Relaxed);
     Ok(())
+}
+
+/// Most orders kept for another look ([`Shared::deferred`]).
+const DEFERRED_MAX: usize = 10_000;
+
+/// Look again at the orders skipped only because the node was full, now that jobs may have
+/// ended: each is bid on once a slot, its GPUs and the stake are free, or dropped when its bid
+/// window closes (or another node took it: the bid's simulation says so).
+async fn retry_deferred(s: &Arc<Shared>) {
+    let waiting: Vec<Market::OrderCreated> = {
+        let mut d = lock(&s.deferred);
+        let now = unix_now();
+        d.retain(|_, o| o.biddingEnd.to::<u64>() >= now);
+        d.drain().map(|(_, o)| o).collect()
+    };
+    let mut budget = None;
+    for o in waiting {
+        if let Err(e) = on_order(s, o, Instant::now(), &mut budget, true).await {
+            warn!(error = %e, "looking again at a deferred order failed");
+        }
+    }
 }
 
 async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
@@ -568,7 +594,7 @@ async fn handle(s: &Arc<Shared>, log: &Log, seen: Instant, b: &mut Option<Budget
         return;
     };
     let r = match e.data {
-        MarketEvents::OrderCreated(o) => on_order(s, o, seen, b).await,
+        MarketEvents::OrderCreated(o) => on_order(s, o, seen, b, false).await,
         MarketEvents::LeaseStarted(l) => on_lease(s, l).await,
         MarketEvents::LeaseClosed(c) => on_closed(s, c.leaseId, c.reason == 4, c.toProvider),
         MarketEvents::LeaseFaulted(f) if f.provider == s.cfg.owner => {
@@ -595,11 +621,13 @@ fn lost(s: &Shared, id: B256, why: &str) -> Result<()> {
     Ok(())
 }
 
+/// Decide on order `o` and bid when it fits (`again`: a deferred order looked at once more).
 async fn on_order(
     s: &Arc<Shared>,
     o: Market::OrderCreated,
     seen: Instant,
     b: &mut Option<Budget>,
+    again: bool,
 ) -> Result<()> {
     let id = o.orderId;
     if s.stop.is_cancelled() || s.db().job(id)?.is_some() {
@@ -630,8 +658,20 @@ async fn on_order(
     let price = match evaluate(&ask, &offer, &s.cfg.pricing) {
         Ok(p) => p,
         Err(skip) => {
-            s.metrics.skip(skip.label());
-            debug!(order = %id, reason = %skip, "not bidding");
+            let full = matches!(
+                skip,
+                Skip::Busy(_) | Skip::GpusBusy { .. } | Skip::Stake { .. }
+            );
+            if full {
+                let mut d = lock(&s.deferred);
+                if d.len() < DEFERRED_MAX {
+                    d.insert(id, o.clone());
+                }
+            }
+            if !(again && full) {
+                s.metrics.skip(skip.label());
+                debug!(order = %id, reason = %skip, deferred = full, "not bidding");
+            }
             return Ok(());
         }
     };
@@ -840,7 +880,7 @@ pub(crate) async fn order_log(s: &Shared, id: B256) -> Result<Market::OrderCreat
 /// The tenant pushed the spec of order `o` ([`crate::http`]): evaluate it now, as if its log had
 /// just been read (nothing happens when the node already knows the order).
 pub(crate) async fn order_pushed(s: &Arc<Shared>, o: Market::OrderCreated) -> Result<()> {
-    on_order(s, o, Instant::now(), &mut None).await
+    on_order(s, o, Instant::now(), &mut None, false).await
 }
 
 fn on_closed(s: &Shared, id: B256, faulted: bool, paid: U96) -> Result<()> {
