@@ -170,6 +170,9 @@ pub struct Options {
     pub max_concurrent: u32,
     /// Register every provider with its node's URL as metadataURI (a signed plan always is).
     pub register_urls: bool,
+    /// GPUs each provider declares and registers (jobs get whole GPUs, so this also bounds how
+    /// many one-GPU jobs a node takes at once).
+    pub gpus: u8,
 }
 
 impl Default for Options {
@@ -181,6 +184,7 @@ impl Default for Options {
             providers: PROVIDERS.to_vec(),
             keeper: true,
             max_concurrent: 4,
+            gpus: 2,
             register_urls: false,
         }
     }
@@ -236,7 +240,7 @@ impl Market {
         for (p, port) in opts.providers.iter().zip(&ports) {
             let capacity = Capacity {
                 gpuClasses: gpu::class_bitmap([p.class]).context("class")?,
-                gpuCount: 1,
+                gpuCount: opts.gpus,
                 vramGiB: p.vram_gib,
             };
             devnet::provider(
@@ -371,7 +375,7 @@ owner = "{owner}"
 [capacity]
 gpus = "declared"
 class = "{class}"
-count = 1
+count = {gpus}
 vram_gib = {vram}
 
 [pricing.any]
@@ -395,6 +399,7 @@ listen = "127.0.0.1:{port}"
             vram = p.vram_gib,
             any = p.any_per_hour,
             slots = opts.max_concurrent,
+            gpus = opts.gpus,
         );
         std::fs::write(dir.join("provider.toml"), config)?;
         let key = (

@@ -10,8 +10,10 @@
 //! 3. A `matmul_i8` job for an H100 (instant): only `gamma` has one, and `gamma` cheats. The
 //!    tenant's check says WRONG; the keeper finds it on its own, proves it on chain with one
 //!    element, and `gamma`'s collateral is slashed: half to the tenant, a share to the keeper.
-//! 4. The chain is fast-forwarded past the challenge window; the keeper closes the container lease
-//!    as completed, for its fee.
+//! 4. The chain is fast-forwarded past the challenge window; the container lease is closed: by
+//!    the keeper as completed when its fee pays for the gas, else by `beta`'s node, which collects
+//!    the pay held since the result and frees its collateral (here the keeper settled the lease
+//!    while it ran, so what is left is too little for its fee).
 
 use std::{
     process::Stdio,
@@ -231,12 +233,12 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
 
     let window = results.challengeWindow().call().await.map_err(classify)?;
     say(&format!(
-        "\n== 6. fast-forward the devnet {} s past the challenge window: the keeper closes the container lease as completed",
+        "\n== 6. fast-forward the devnet {} s past the challenge window: the container lease is closed (by the keeper when its fee pays, else by beta's node, which collects the held pay)",
         window.to::<u64>() + 60
     ));
     anvil::warp(&m.gov.provider, window.to::<u64>() + 60).await?;
     until(
-        "the keeper's close of the container lease",
+        "the close of the container lease",
         Duration::from_secs(120),
         || closed(container),
     )

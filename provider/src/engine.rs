@@ -109,6 +109,8 @@ pub struct Shared {
     /// Orders skipped for want of a free slot, GPU or stake: looked at again each poll until
     /// their bid window closes (at most [`DEFERRED_MAX`]).
     deferred: Mutex<HashMap<B256, Market::OrderCreated>>,
+    /// When the last look for completed leases to close was (unix seconds).
+    completed_at: AtomicU64,
     /// The operator key, to sign bids in `bidding.mode = "signed"` (None in on-chain mode).
     bid_signer: Option<alloy::signers::local::PrivateKeySigner>,
 }
@@ -347,6 +349,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         offer: Mutex::new(offer),
         offer_at: AtomicU64::new(0),
         deferred: Mutex::new(HashMap::new()),
+        completed_at: AtomicU64::new(0),
         bid_signer,
         cfg,
     })
@@ -390,6 +393,7 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
     ];
     scan(s, "orders", head, &orders).await?;
     retry_deferred(s).await;
+    close_completed(s).await?;
     scan(
         s,
         "leases",
@@ -420,6 +424,46 @@ async fn retry_deferred(s: &Arc<Shared>) {
             warn!(error = %e, "looking again at a deferred order failed");
         }
     }
+}
+
+/// Every 10 s: close the leases whose posted result is past its challenge window. Until a lease
+/// closes its collateral stays locked and its last stretch of pay is held; a keeper closes it
+/// when the fee pays, and when it does not (the lease was settled up to the result) the node does
+/// it itself, collecting the held pay. Someone else's close first is fine (the close log ends it).
+async fn close_completed(s: &Arc<Shared>) -> Result<(), ChainError> {
+    if unix_now().saturating_sub(s.completed_at.load(Relaxed)) < 10 {
+        return Ok(());
+    }
+    s.completed_at.store(unix_now(), Relaxed);
+    let posted: Vec<Job> = s
+        .db()
+        .live()
+        .map_err(|e| ChainError::User(e.to_string()))?
+        .into_iter()
+        .filter(|j| j.state == JobState::Posted)
+        .collect();
+    if posted.is_empty() {
+        return Ok(());
+    }
+    let results = Results::new(s.results, &s.client().provider);
+    let window = results.challengeWindow().call().await.map_err(classify)?;
+    let now = s.client().now().await?;
+    for j in posted {
+        let r = results.resultOf(j.id).call().await.map_err(classify)?;
+        let at = r.postedAt.to::<u64>();
+        if at == 0 || now <= at + window.to::<u64>() {
+            continue;
+        }
+        let close = Market::closeCall { leaseId: j.id };
+        match send_and_confirm(s, j.id, s.market, close.abi_encode().into()).await {
+            Ok(()) => {
+                info!(lease = %j.id, "challenge window over: lease closed, held pay collected")
+            }
+            Err(ChainError::Revert(r)) => debug!(lease = %j.id, revert = %r, "not closed"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {

@@ -110,6 +110,7 @@ async fn latencies(args: &Args) -> Result<Value> {
         providers: vec![PROVIDERS[0]],
         keeper: true,
         max_concurrent: u32::try_from(args.jobs)? + 8,
+        gpus: u8::try_from(args.jobs + 8).unwrap_or(u8::MAX),
         ..Options::default()
     };
     let mut m = Market::start(&dir, &opts).await?;
