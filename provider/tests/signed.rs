@@ -84,7 +84,7 @@ async fn signed_mode_needs_the_public_url_registered_then_signs_serves_and_wins_
     let usdc = d.token("USDC").expect("usdc").address;
     let cap = Capacity {
         gpuClasses: 1,
-        gpuCount: 1,
+        gpuCount: 2,
         vramGiB: 16,
     };
     devnet::provider(
@@ -125,7 +125,7 @@ owner = "{}"
 [capacity]
 gpus = "declared"
 class = "any"
-count = 1
+count = 2
 vram_gib = 16
 
 [pricing.any]
@@ -151,7 +151,7 @@ listen = "127.0.0.1:{port}"
 
     // Registered with "devnet provider" as metadataURI: check and run name the owner's call.
     let call = format!(
-        "Staking.updateProvider({}, (gpuClasses 0x1, gpuCount 1, vramGiB 16), \"{url}\")",
+        "Staking.updateProvider({}, (gpuClasses 0x1, gpuCount 2, vramGiB 16), \"{url}\")",
         operator.address()
     );
     let checked = output(dir, &["check", "--config", "provider.toml"]);
