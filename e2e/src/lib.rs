@@ -15,21 +15,5 @@ pub mod market;
 pub mod scenario;
 pub mod summary;
 
-use std::path::PathBuf;
-
-/// Where the workspace's binaries are: next to the running executable (`target/<profile>/`),
-/// or its parent for test executables (`target/<profile>/deps/`).
-pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join(name);
-    anyhow::ensure!(
-        path.exists(),
-        "{} is not built: run `cargo build --workspace --bins` first",
-        path.display()
-    );
-    Ok(path)
-}
+/// Where the workspace's binaries are ([`gridlease_deploy::anvil::workspace_bin`]).
+pub use gridlease_deploy::anvil::workspace_bin as bin;

@@ -16,7 +16,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -55,35 +55,6 @@ const WARP: u64 = 1_800;
 const ROUND: usize = 2_000;
 /// Transactions in flight to anvil at once while setting up.
 const LANES: usize = 16;
-
-fn keeper_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/<profile>/examples/keeper_bench -> target/<profile>/gridlease-keeper
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("no target dir")?
-        .join("gridlease-keeper");
-    if !bin.exists() {
-        bail!(
-            "{} missing: run `cargo build --bin gridlease-keeper` first",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-/// `VmRSS` and `VmHWM` (peak) of a process, KiB.
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 async fn metric(port: u16, name: &str) -> u64 {
     let Ok(b) = gridlease_core::fetch::fetch(&format!("http://127.0.0.1:{port}/metrics")).await
@@ -273,7 +244,7 @@ async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map_or(Ok(10_000), |a| a.parse())?;
     let batch: usize = args.next().map_or(Ok(100), |a| a.parse())?;
-    let bin = keeper_binary()?;
+    let bin = gridlease_deploy::anvil::workspace_bin("gridlease-keeper")?;
     let t_setup = Instant::now();
     let (anvil, gov, d) = devnet::market(0, None).await?;
     let dir = tempfile::tempdir()?;
@@ -509,7 +480,7 @@ dir = "keeper-data"
             }
             if caught_up.is_none() && metric(port, "gridlease_keeper_leases").await >= n as u64 {
                 caught_up = Some(t0.elapsed());
-                rss_tracking = rss_kib(pid).0;
+                rss_tracking = gridlease_deploy::anvil::memory_kib(pid).0;
             }
             let head = gov.provider.get_block_number().await?;
             if head > scanned {
@@ -523,7 +494,7 @@ dir = "keeper-data"
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let sweep = t0.elapsed();
-        let (rss_now, hwm) = rss_kib(pid);
+        let (rss_now, hwm) = gridlease_deploy::anvil::memory_kib(pid);
         Ok::<_, anyhow::Error>((
             caught_up.unwrap_or(sweep),
             sweep,

@@ -13,7 +13,7 @@
 //! Prints a table and writes `target/bench/provider.json`.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -23,7 +23,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use gridlease_bindings::{IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin};
 use gridlease_core::{
     chain::{Client, send},
@@ -35,34 +35,6 @@ use gridlease_deploy::{anvil::ANVIL_KEYS, deploy::mint, devnet};
 const USDC: u128 = 1_000_000;
 /// Orders sent one at a time before the burst.
 const SPACED: u64 = 100;
-
-fn node_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/<profile>/examples/provider_bench -> target/<profile>/gridlease-provider
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("no target dir")?
-        .join("gridlease-provider");
-    if !bin.exists() {
-        bail!(
-            "{} missing: run `cargo build --bin gridlease-provider` first",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 async fn metric(port: u16, name: &str) -> u64 {
     let Ok(b) = gridlease_core::fetch::fetch(&format!("http://127.0.0.1:{port}/metrics")).await
@@ -139,7 +111,7 @@ async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let orders: u64 = args.next().map_or(Ok(1_000), |a| a.parse())?;
     let leases: u64 = args.next().map_or(Ok(100), |a| a.parse())?;
-    let bin = node_binary()?;
+    let bin = gridlease_deploy::anvil::workspace_bin("gridlease-provider")?;
     let (anvil, gov, d) = devnet::market(0, None).await?;
     let dir = tempfile::tempdir()?;
     d.save(&dir.path().join("deployments.json"))?;
@@ -171,7 +143,7 @@ async fn main() -> Result<()> {
     std::fs::write(
         dir.path().join("provider.toml"),
         format!(
-            "[chain]\nrpc = \"{}\"\ndeployments = \"deployments.json\"\nconfirmations = 0\npoll_ms = 50\n\n[wallet]\nprivate_key = \"env:OP_KEY\"\nowner = \"{}\"\n\n[capacity]\ngpus = \"declared\"\nclass = \"any\"\n\n[pricing.any]\nfloor_per_hour = \"0.36\"\n\n[jobs]\nmax_concurrent = {slots}\npost_margin = \"5s\"\nshutdown_grace = \"2s\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+            "[chain]\nrpc = \"{}\"\ndeployments = \"deployments.json\"\nconfirmations = 0\npoll_ms = 50\n\n[wallet]\nprivate_key = \"env:OP_KEY\"\nowner = \"{}\"\n\n[capacity]\ngpus = \"declared\"\nclass = \"any\"\n\n[pricing.any]\nfloor_per_hour = \"0.36\"\n\n[jobs]\nmax_concurrent = {slots}\n# The bench measures the bid pipeline over many open orders on one declared GPU: jobs share it\n# (a bid otherwise reserves the GPU, PD-01, and a 1-GPU node holds one open bid at a time).\nshare_gpus = true\npost_margin = \"5s\"\nshutdown_grace = \"2s\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
             anvil.url(),
             owner.address()
         ),
@@ -194,7 +166,7 @@ async fn main() -> Result<()> {
         )
         .await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let idle_rss = rss_kib(pid);
+        let idle_rss = gridlease_deploy::anvil::memory_kib(pid).0;
 
         // Orders one at a time, 100 ms apart: the latency of one order, with no queue.
         let txm = TxManager::new(
@@ -235,7 +207,7 @@ async fn main() -> Result<()> {
             Duration::from_secs(600),
         )
         .await?;
-        let rss_orders = rss_kib(pid);
+        let rss_orders = gridlease_deploy::anvil::memory_kib(pid).0;
 
         // Concurrent leases: instant orders, each a 3 s job.
         let s = spec("sleep 3; echo done");
@@ -259,7 +231,7 @@ async fn main() -> Result<()> {
         let t_posted = loop {
             let running = metric(port, "gridlease_provider_jobs{state=\"running\"}").await;
             peak_running = peak_running.max(running);
-            rss_leases = rss_leases.max(rss_kib(pid));
+            rss_leases = rss_leases.max(gridlease_deploy::anvil::memory_kib(pid).0);
             if metric(port, "gridlease_provider_results_posted_total").await >= leases {
                 break t1.elapsed();
             }
