@@ -234,7 +234,8 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
 }
 
 /// POST the spec of order `id` to `node`'s `/specs/<id>`, signed by the tenant. The node reads the
-/// order from the chain, so a 404 (its RPC has not seen the block yet) is retried for a while.
+/// order from the chain, so a 404 (its RPC has not seen the block yet) or a 429 (its look-ups
+/// are rate limited) is retried for a while.
 async fn push_spec(
     node: &str,
     id: B256,
@@ -256,7 +257,9 @@ async fn push_spec(
             .await;
         let retry = match resp {
             Ok(r) if r.status().is_success() => return Ok(url),
-            Ok(r) if r.status().as_u16() == 404 => r.text().await.unwrap_or_default(),
+            // 404: the node's RPC has not seen the order yet; 429: its chain look-ups are
+            // rate limited. Both pass with time.
+            Ok(r) if matches!(r.status().as_u16(), 404 | 429) => r.text().await.unwrap_or_default(),
             Ok(r) => {
                 let status = r.status();
                 return user(format!(

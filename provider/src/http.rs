@@ -561,18 +561,25 @@ async fn push_spec(
         );
     }
     info!(order = %id, tenant = %tenant, "spec pushed by the tenant");
-    if let Ok(mut w) = s.awaiting_push.lock() {
-        w.remove(&id);
-    }
-    if let Some(o) = new_order
-        && !s.stop.is_cancelled()
-    {
-        let s2 = s.clone();
-        s.tracker.spawn(async move {
-            if let Err(e) = crate::engine::order_pushed(&s2, o).await {
-                warn!(order = %id, error = %e, "evaluating a pushed order failed");
-            }
-        });
+    // The order stays in `awaiting_push` until it has been evaluated (and has a row if the node
+    // bids): a repeated push in between then finds it locally and is answered 200, instead of
+    // costing a rate-limited chain look-up.
+    let forget = move |s: &Shared| {
+        if let Ok(mut w) = s.awaiting_push.lock() {
+            w.remove(&id);
+        }
+    };
+    match new_order {
+        Some(o) if !s.stop.is_cancelled() => {
+            let s2 = s.clone();
+            s.tracker.spawn(async move {
+                if let Err(e) = crate::engine::order_pushed(&s2, o).await {
+                    warn!(order = %id, error = %e, "evaluating a pushed order failed");
+                }
+                forget(&s2);
+            });
+        }
+        _ => forget(&s),
     }
     (StatusCode::CREATED, format!("spec of order {id} stored\n")).into_response()
 }
