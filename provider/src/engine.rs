@@ -383,6 +383,19 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
             head, "the RPC's head went backwards (lagging node or reorg)"
         );
     }
+    let hold = s.metrics.finality_hold.load(Relaxed);
+    if hold != 0
+        && held(hold, head).is_none()
+        && s.metrics
+            .finality_hold
+            .compare_exchange(hold, 0, Relaxed, Relaxed)
+            .is_ok()
+    {
+        info!(
+            head,
+            "finality hold over: jobs start and results are released again"
+        );
+    }
     refresh_offer(s).await?;
     let orders = [Market::OrderCreated::SIGNATURE_HASH];
     let leases = [
@@ -551,6 +564,35 @@ async fn earnings(s: &Shared) -> Result<(), ChainError> {
     Ok(())
 }
 
+/// After a reorg deeper than `chain.confirmations` found while reading lease events up to the
+/// confirmed block `confirmed` (OFF-02): hold what needs finality (a job's start, releasing a
+/// tenant's result) until the current head is itself `confirmations` deep, so the replaced blocks
+/// are buried at least as deep as the operator asked before anything irreversible happens on them.
+/// Returns the block the hold lasts until.
+fn hold_finality(s: &Shared, confirmed: u64) -> u64 {
+    let head = s.metrics.head.load(Relaxed).max(confirmed);
+    let until = hold_until(head, s.cfg.confirmations);
+    s.metrics.finality_hold.fetch_max(until, Relaxed);
+    until
+}
+
+/// The first block at which a hold set with the head at `head` ends.
+fn hold_until(head: u64, confirmations: u64) -> u64 {
+    head + confirmations.max(1)
+}
+
+/// The block a finality hold lasts until, while one is on (OFF-02).
+pub(crate) fn finality_held(s: &Shared) -> Option<u64> {
+    held(
+        s.metrics.finality_hold.load(Relaxed),
+        s.metrics.head.load(Relaxed),
+    )
+}
+
+fn held(until: u64, head: u64) -> Option<u64> {
+    (until != 0 && head < until).then_some(until)
+}
+
 /// Read logs with `topics` from cursor `name` up to `to`, handling each.
 async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(), ChainError> {
     let cursor = s
@@ -561,10 +603,12 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
     if cursor.is_some_and(|(b, _)| from <= b) {
         if name == "leases" {
             // This cursor trails the head by `confirmations`: the reorg went deeper (OFF-02).
+            let until = hold_finality(s, to);
             s.metrics.deep_reorgs.fetch_add(1, Relaxed);
             error!(
                 confirmations = s.cfg.confirmations,
-                "reorg deeper than chain.confirmations: lease events are read again; raise confirmations if this chain reorgs this deep"
+                hold_until = until,
+                "reorg deeper than chain.confirmations: lease events are read again, and no job starts and no tenant result is released until the replaced blocks are that deep again; raise confirmations if this chain reorgs this deep"
             );
         }
         // A reorg: posted results may have been removed with it (PD-04), and orders we bid on
@@ -973,6 +1017,7 @@ fn drive(s: &Arc<Shared>, id: B256) {
 /// Walk job `id` to `Posted` (or a terminal state), one compare-and-set step at a time.
 async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result<()> {
     let mut backoff = Duration::from_millis(250);
+    let mut waiting = false;
     loop {
         if cancel.is_cancelled() {
             return Ok(());
@@ -982,11 +1027,25 @@ async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result
         };
         let step = match job.state {
             JobState::Won => acknowledge(s, &job).await,
-            JobState::Acknowledged => {
-                s.db()
-                    .transition(id, JobState::Acknowledged, JobState::Running)?;
-                Ok(())
-            }
+            JobState::Acknowledged => match finality_held(s) {
+                // OFF-02: the lease itself may still be undone; start once the hold is over.
+                Some(until) => {
+                    if !waiting {
+                        info!(lease = %id, until, "job start held after a deep reorg");
+                        waiting = true;
+                    }
+                    tokio::select! {
+                        () = cancel.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_millis(s.cfg.poll_ms)) => {}
+                    }
+                    continue;
+                }
+                None => {
+                    s.db()
+                        .transition(id, JobState::Acknowledged, JobState::Running)?;
+                    Ok(())
+                }
+            },
             JobState::Running => execute(s, &job, cancel).await,
             JobState::Computed => post(s, &job).await,
             JobState::Posting => reconcile_posting(s, &job).await,
@@ -1509,5 +1568,21 @@ async fn heartbeats(s: &Arc<Shared>) {
             () = s.kill.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finality_hold_lasts_until_the_head_is_confirmations_past_the_reorg() {
+        assert_eq!(hold_until(100, 2), 102);
+        // With no confirmations configured, one new block on top still ends it.
+        assert_eq!(hold_until(100, 0), 101);
+        assert_eq!(held(0, 5), None, "never set");
+        assert_eq!(held(102, 100), Some(102));
+        assert_eq!(held(102, 101), Some(102));
+        assert_eq!(held(102, 102), None);
     }
 }

@@ -50,6 +50,9 @@ pub struct Metrics {
     pub results_posted: AtomicU64,
     /// Reorgs deeper than `chain.confirmations` seen (OFF-02).
     pub deep_reorgs: AtomicU64,
+    /// After a deep reorg, the block until which new jobs do not start and tenants' results are
+    /// not released (OFF-02); 0 when none was seen.
+    pub finality_hold: AtomicU64,
     /// The owner's withdrawable earnings (Market credit) by token address, in token units.
     pub withdrawable: Mutex<BTreeMap<String, u64>>,
     /// Heartbeats mined (service leases).
@@ -109,11 +112,14 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
         )
             .into_response();
     }
-    (
-        StatusCode::OK,
-        format!("ok head {}\n", s.metrics.head.load(Relaxed)),
-    )
-        .into_response()
+    let head = s.metrics.head.load(Relaxed);
+    let held = match crate::engine::finality_held(&s) {
+        Some(until) => format!(
+            " (holding job starts and results until block {until}: reorg deeper than chain.confirmations)"
+        ),
+        None => String::new(),
+    };
+    (StatusCode::OK, format!("ok head {head}{held}\n")).into_response()
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
@@ -171,6 +177,12 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         "counter",
         "Reorgs deeper than chain.confirmations seen.",
         &one(&m.deep_reorgs),
+    );
+    line(
+        "finality_hold_until_block",
+        "gauge",
+        "After a deep reorg: no job starts and no tenant result is released before this block (0: none).",
+        &one(&m.finality_hold),
     );
     let withdrawable: Vec<(String, u64)> = m
         .withdrawable
@@ -278,6 +290,17 @@ async fn result(
         )
     {
         return r.into_response();
+    }
+    // A tenant's result is what its lease pays for: not handed out while a reorg deeper than the
+    // node's confirmations may still undo the lease (OFF-02). Public (built-in) results stay
+    // served: verifiers check posted roots against them, and holding them only delays proofs.
+    if !public && let Some(until) = crate::engine::finality_held(&s) {
+        return deny(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "the chain reorganised deeper than this node's chain.confirmations; results are released again at block {until}: retry then"
+            ),
+        );
     }
     match tokio::fs::read(s.result_path(id)).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),

@@ -1255,7 +1255,8 @@ async fn pd_05_pd_08_earnings_above_the_threshold_are_reported_and_only_the_owne
 }
 
 #[tokio::test]
-async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_the_node_keeps_running() {
+async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_holds_results_until_buried_again()
+ {
     let n = net().await;
     n.config(&n.url, None);
     let path = n.path().join("provider.toml");
@@ -1267,6 +1268,27 @@ async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_the_node_ke
     .expect("config");
     let mut node = n.start(1);
     n.wait_head(1).await;
+    // A finished job whose result the tenant has not downloaded yet.
+    let id = n.order("echo held", 21).await;
+    // Lease events are read two blocks deep: blocks come while the test waits for the result.
+    let results = Results::new(n.results, &n.tenant.provider);
+    eventually(
+        "a result on chain",
+        60,
+        async || {
+            raw(&n.tenant, "evm_mine", serde_json::json!([])).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let r = results.resultOf(id).call().await.expect("resultOf");
+            r.postedAt.to::<u64>() != 0
+        },
+        || n.log(1),
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/results/{id}", n.port);
+    let download = async || {
+        let auth = fetch::result_auth(&key(1), id).expect("signs");
+        fetch::fetch_with(&url, Some(&auth)).await
+    };
     for _ in 0..5 {
         raw(&n.tenant, "evm_mine", serde_json::json!([])).await;
     }
@@ -1278,7 +1300,7 @@ async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_the_node_ke
         || n.log(1),
     )
     .await;
-    // Four blocks replaced: two more than the node waits for.
+    // Four blocks replaced (the result is older): two more than the node waits for.
     raw(&n.tenant, "anvil_reorg", serde_json::json!([4, []])).await;
     n.wait_metric("gridlease_provider_deep_reorgs_total 1", 1)
         .await;
@@ -1287,10 +1309,36 @@ async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_the_node_ke
         node.try_wait().expect("wait").is_none(),
         "no panic, still running"
     );
+    // Held until the head is two blocks past the replaced ones.
+    let m = n.http("/metrics").await;
+    let until: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("gridlease_provider_finality_hold_until_block "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the hold gauge");
+    assert!(until >= head + 2, "hold until {until}, head {head}");
+    let refused = download().await.expect_err("held");
+    assert!(
+        refused.contains("503") && refused.contains(&format!("released again at block {until}")),
+        "{refused}"
+    );
+    assert!(n.http("/healthz").await.contains(&format!(
+        "holding job starts and results until block {until}"
+    )));
+    for _ in 0..2 {
+        raw(&n.tenant, "evm_mine", serde_json::json!([])).await;
+    }
+    n.wait_metric("gridlease_provider_finality_hold_until_block 0", 1)
+        .await;
+    assert_eq!(download().await.expect("released"), b"held\n");
+    assert!(n.log(1).contains("finality hold over"));
     eventually(
         "/healthz ok",
         30,
-        async || n.http("/healthz").await.starts_with("ok head"),
+        async || {
+            let h = n.http("/healthz").await;
+            h.starts_with("ok head ") && !h.contains("holding")
+        },
         || n.log(1),
     )
     .await;
