@@ -142,6 +142,16 @@ pub async fn warp(p: &impl alloy::providers::Provider, secs: u64) -> Result<()> 
     Ok(())
 }
 
+/// Mine a block at chain time `timestamp` exactly (later blocks go on from there at wall-clock
+/// pace): unlike [`warp`], the wall time a test spent before the call does not add to it.
+pub async fn warp_to(p: &impl alloy::providers::Provider, timestamp: u64) -> Result<()> {
+    let _: serde_json::Value = p
+        .raw_request("evm_setNextBlockTimestamp".into(), (timestamp,))
+        .await?;
+    let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await?;
+    Ok(())
+}
+
 /// Send SIGTERM to a daemon we started and wait up to `within` for it to exit; `None` if it
 /// did not.
 pub fn terminate(

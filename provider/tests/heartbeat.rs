@@ -110,7 +110,9 @@ async fn pd_03_heartbeats_every_half_period_and_an_outage_of_60_percent_does_not
             .filter(|p| p.to_string().contains(&selector))
             .count()
     };
-    anvil::warp(&gov.provider, 20).await.expect("warp");
+    // (Chain time is pinned to the last beat, not moved on from wall time: anvil's clock runs
+    // with the wall clock, and the waits below must not eat into the period on a slow machine.)
+    anvil::warp_to(&gov.provider, at0 + 20).await.expect("warp");
     let (sent, looked) = (proxy.calls("eth_sendRawTransaction"), looks());
     let t0 = Instant::now();
     while looks() < looked + 2 {
@@ -131,7 +133,7 @@ async fn pd_03_heartbeats_every_half_period_and_an_outage_of_60_percent_does_not
     // The RPC goes down; 60 % of the period passes on chain (36 s after the last beat, past the
     // half-period mark), then it comes back: the beat lands before the period is over.
     proxy.fail(Fault::Status(503));
-    anvil::warp(&gov.provider, 16).await.expect("warp");
+    anvil::warp_to(&gov.provider, at0 + 36).await.expect("warp");
     let t0 = Instant::now();
     while !node_log().contains("heartbeat failed; retrying") {
         assert!(

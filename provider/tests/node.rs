@@ -159,7 +159,9 @@ impl Net {
             // 3.60 per hour: ten times the node's floor.
             maxPricePerSecond: U96::from(1_000_000_000_000_000u128),
             maxDuration: 600,
-            bidWindow: if instant { 60 } else { 5 },
+            // An auction's window outlasts the instant job that holds the node's one GPU first,
+            // however slow the machine.
+            bidWindow: if instant { 60 } else { 30 },
             collateral: U96::from(10 * USDC),
             gpuClass: class,
             gpuCount: 1,
@@ -326,7 +328,7 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    n.warp(6).await;
+    n.warp(31).await;
     send(Market::new(n.market, &n.tenant.provider).award(pj, vec![]))
         .await
         .expect("award");
@@ -398,7 +400,13 @@ async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once(
     let marker = dir.join("runs");
     // Each run appends a line: the job runs again after the crash (it was killed with the node),
     // but its result is posted once.
-    let script = format!("echo run >> {}; sleep 2; echo done", marker.display());
+    // The first run waits for a file the test writes only once the node is dead.
+    let go = dir.join("go");
+    let script = format!(
+        "echo run >> {}; while [ ! -e {} ]; do sleep 0.1; done; echo done",
+        marker.display(),
+        go.display()
+    );
     let s = spec(Workload::Container {
         image: "local".into(),
         command: vec!["sh".into(), "-c".into(), script],
@@ -415,6 +423,7 @@ async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once(
     let mut node = node;
     node.kill().expect("kill -9");
     let _ = node.wait();
+    std::fs::write(&go, b"").expect("let the job finish");
     let node = start_node(&dir, 2);
     let root = n.result_root(id, 2).await;
     let auth = fetch::result_auth(&ANVIL_KEYS[1].parse().expect("key"), id).expect("sign");

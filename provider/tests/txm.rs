@@ -70,12 +70,23 @@ async fn off_05_concurrent_sends_from_one_key_get_consecutive_nonces() {
     }
     nonces.sort_unstable();
     assert_eq!(nonces, (0..6).collect::<Vec<_>>());
-    let count = client
-        .provider
-        .get_transaction_count(txm.from())
-        .await
-        .expect("count");
-    assert_eq!(count, 6, "every one of them mined");
+    // (anvil mines a block per transaction, but after answering the send: poll.)
+    let t0 = std::time::Instant::now();
+    loop {
+        let count = client
+            .provider
+            .get_transaction_count(txm.from())
+            .await
+            .expect("count");
+        if count == 6 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "every one of them mined: {count} of 6"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -121,10 +132,12 @@ async fn off_14_a_journal_failure_sends_nothing_and_keeps_the_nonce() {
     assert_eq!(next.nonce, 0, "the unsent transaction left no gap");
 }
 
-/// Automining off, and one transaction sent but not mined, under a 300 ms `stuck_after`.
-async fn unmined() -> (gridlease_deploy::anvil::Anvil, TxManager, Client, Signed) {
+/// Automining off, and one transaction sent but not mined, under `stuck_after`.
+async fn unmined(
+    stuck_after: Duration,
+) -> (gridlease_deploy::anvil::Anvil, TxManager, Client, Signed) {
     let policy = TxPolicy {
-        stuck_after: Duration::from_millis(300),
+        stuck_after,
         poll: Duration::from_millis(50),
         ..TxPolicy::default()
     };
@@ -137,9 +150,56 @@ async fn unmined() -> (gridlease_deploy::anvil::Anvil, TxManager, Client, Signed
     (anvil, txm, client, sent)
 }
 
+/// Wait (up to 20 s) until the node's pool holds one of `hashes`.
+async fn pooled(client: &Client, hashes: &[B256]) {
+    let t0 = std::time::Instant::now();
+    loop {
+        for h in hashes {
+            if client
+                .provider
+                .get_transaction_by_hash(*h)
+                .await
+                .expect("rpc")
+                .is_some()
+            {
+                return;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "none of {hashes:?} reached the node"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait (up to 20 s) until a replacement has been journaled and one of them has reached the node.
+async fn replaced(client: &Client, journal: &Mutex<Vec<Signed>>) {
+    let t0 = std::time::Instant::now();
+    let hashes = loop {
+        let hashes: Vec<B256> = journal
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|s| s.hash)
+            .collect();
+        if !hashes.is_empty() {
+            break hashes;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no replacement was signed and journaled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    pooled(client, &hashes).await;
+}
+
 #[tokio::test]
 async fn off_09_a_dropped_transaction_is_rebroadcast_as_the_same_bytes() {
-    let (_anvil, txm, client, sent) = unmined().await;
+    // Stuck only after 10 s: the dropped transaction is looked for every 2 s and must come back
+    // as itself well before any replacement could.
+    let (_anvil, txm, client, sent) = unmined(Duration::from_secs(10)).await;
     raw(
         &client,
         "anvil_dropTransaction",
@@ -158,18 +218,7 @@ async fn off_09_a_dropped_transaction_is_rebroadcast_as_the_same_bytes() {
     let watch =
         tokio::spawn(async move { t.confirm(first, Duration::from_secs(30), |_| Ok(())).await });
     // Mine once the manager has put it back.
-    for _ in 0..100 {
-        if client
-            .provider
-            .get_transaction_by_hash(sent.hash)
-            .await
-            .expect("rpc")
-            .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    pooled(&client, &[sent.hash]).await;
     raw(&client, "evm_mine", serde_json::json!([])).await;
     let Outcome::Mined(r) = watch.await.expect("task").expect("confirmed") else {
         panic!("not mined");
@@ -182,7 +231,7 @@ async fn off_09_a_dropped_transaction_is_rebroadcast_as_the_same_bytes() {
 
 #[tokio::test]
 async fn off_08_a_stuck_transaction_is_replaced_with_both_fees_bumped_at_its_nonce() {
-    let (_anvil, txm, client, sent) = unmined().await;
+    let (_anvil, txm, client, sent) = unmined(Duration::from_millis(300)).await;
     let journal: Arc<Mutex<Vec<Signed>>> = Arc::default();
     let j = journal.clone();
     let txm = Arc::new(txm);
@@ -195,12 +244,8 @@ async fn off_08_a_stuck_transaction_is_replaced_with_both_fees_bumped_at_its_non
         })
         .await
     });
-    for _ in 0..100 {
-        if !journal.lock().expect("lock").is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Mine once a replacement (journaled before its broadcast) has reached the node.
+    replaced(&client, &journal).await;
     raw(&client, "evm_mine", serde_json::json!([])).await;
     let Outcome::Mined(r) = watch.await.expect("task").expect("confirmed") else {
         panic!("not mined");
@@ -261,16 +306,7 @@ async fn off_07_off_10_a_replacement_whose_answer_was_lost_is_still_recognised_w
         })
         .await
     });
-    for _ in 0..200 {
-        if !journal.lock().expect("lock").is_empty() && proxy.calls("eth_sendRawTransaction") >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        !journal.lock().expect("lock").is_empty(),
-        "a replacement was signed and journaled"
-    );
+    replaced(&direct, &journal).await;
     // The node holds the replacement (it replaced the original at its nonce); mine it.
     raw(&direct, "evm_mine", serde_json::json!([])).await;
     let outcome = watch.await.expect("task").expect("confirmed");
