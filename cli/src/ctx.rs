@@ -196,6 +196,18 @@ pub(crate) fn from_block(ctx: &Ctx) -> u64 {
     ctx.d.contracts.get("Market").map_or(0, |c| c.block)
 }
 
+/// Every log of `filter` from the market's deployment to the head, read in pages (public RPCs
+/// cap the block range of one `eth_getLogs`).
+pub(crate) async fn logs_since_deploy(
+    ctx: &Ctx,
+    filter: &alloy::rpc::types::Filter,
+) -> Result<Vec<alloy::rpc::types::Log>> {
+    let head = alloy::providers::Provider::get_block_number(&ctx.client.provider)
+        .await
+        .map_err(gridlease_core::chain::classify_rpc)?;
+    Ok(gridlease_core::logs::all(&ctx.client, filter, from_block(ctx), head).await?)
+}
+
 /// Read a text file the user named; a failure is a user error naming the file.
 pub(crate) fn read_file(path: &std::path::Path) -> Result<String> {
     std::fs::read_to_string(path)

@@ -4,21 +4,16 @@ use std::collections::BTreeMap;
 
 use alloy::{
     primitives::B256,
-    providers::Provider,
     rpc::types::{Filter, Log},
     sol_types::SolEvent,
 };
 use anyhow::Result;
 use gridlease_bindings::{IMarket::JobView, Market};
-use gridlease_core::{
-    chain::{classify, classify_rpc},
-    gpu,
-    units::format_duration,
-};
+use gridlease_core::{chain::classify, gpu, units::format_duration};
 use serde_json::json;
 
 use crate::ctx::{
-    Ctx, Output, from_block, money, parse_address, parse_id, per_hour, status_name, user,
+    Ctx, Output, logs_since_deploy, money, parse_address, parse_id, per_hour, status_name, user,
 };
 
 fn job_json(ctx: &Ctx, id: B256, v: &JobView, accrued: u128) -> serde_json::Value {
@@ -148,15 +143,8 @@ async fn ended(ctx: &Ctx, id: B256, status: &str) -> Result<String> {
         let filter = Filter::new()
             .address(ctx.market)
             .event_signature(sig)
-            .topic1(id)
-            .from_block(from_block(ctx));
-        let logs = ctx
-            .client
-            .provider
-            .get_logs(&filter)
-            .await
-            .map_err(classify_rpc)?;
-        Ok(logs.into_iter().next())
+            .topic1(id);
+        Ok(logs_since_deploy(ctx, &filter).await?.into_iter().next())
     };
     let created = of(Market::OrderCreated::SIGNATURE_HASH)
         .await?
@@ -205,19 +193,11 @@ async fn ended(ctx: &Ctx, id: B256, status: &str) -> Result<String> {
 }
 
 async fn logs(ctx: &Ctx, sig: B256, topic2: Option<B256>) -> Result<Vec<Log>> {
-    let mut filter = Filter::new()
-        .address(ctx.market)
-        .event_signature(sig)
-        .from_block(from_block(ctx));
+    let mut filter = Filter::new().address(ctx.market).event_signature(sig);
     if let Some(t) = topic2 {
         filter = filter.topic2(t);
     }
-    Ok(ctx
-        .client
-        .provider
-        .get_logs(&filter)
-        .await
-        .map_err(classify_rpc)?)
+    logs_since_deploy(ctx, &filter).await
 }
 
 /// `list [--tenant ADDR]`.

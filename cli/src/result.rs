@@ -4,17 +4,17 @@
 
 use std::path::PathBuf;
 
-use alloy::{primitives::B256, providers::Provider, rpc::types::Filter, sol_types::SolEvent};
+use alloy::{primitives::B256, rpc::types::Filter, sol_types::SolEvent};
 use anyhow::Result;
 use gridlease_bindings::{Market, Results};
 use gridlease_core::{
-    chain::{classify, classify_rpc, send},
+    chain::{classify, send},
     merkle::MerkleTree,
     verify::{BuiltinJob, Verdict},
 };
 use serde_json::json;
 
-use crate::ctx::{Ctx, Output, UserError, from_block, parse_id, user};
+use crate::ctx::{Ctx, Output, UserError, logs_since_deploy, parse_id, user};
 
 /// Bytes per result leaf (the matmul leaf: 8 big-endian int32).
 const LEAF_BYTES: usize = 32;
@@ -40,32 +40,27 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
         ));
     }
     // The posted URI and the order's terms come from the events.
-    let p = &ctx.client.provider;
-    let rlogs = p
-        .get_logs(
-            &Filter::new()
-                .address(*r.address())
-                .event_signature(Results::ResultPosted::SIGNATURE_HASH)
-                .topic1(id)
-                .from_block(from_block(ctx)),
-        )
-        .await
-        .map_err(classify_rpc)?;
+    let rlogs = logs_since_deploy(
+        ctx,
+        &Filter::new()
+            .address(*r.address())
+            .event_signature(Results::ResultPosted::SIGNATURE_HASH)
+            .topic1(id),
+    )
+    .await?;
     let uri = rlogs
         .iter()
         .find_map(|l| l.log_decode::<Results::ResultPosted>().ok())
         .map(|e| e.inner.data.uri)
         .unwrap_or_default();
-    let ologs = p
-        .get_logs(
-            &Filter::new()
-                .address(ctx.market)
-                .event_signature(Market::OrderCreated::SIGNATURE_HASH)
-                .topic1(id)
-                .from_block(from_block(ctx)),
-        )
-        .await
-        .map_err(classify_rpc)?;
+    let ologs = logs_since_deploy(
+        ctx,
+        &Filter::new()
+            .address(ctx.market)
+            .event_signature(Market::OrderCreated::SIGNATURE_HASH)
+            .topic1(id),
+    )
+    .await?;
     let created = ologs
         .iter()
         .find_map(|l| l.log_decode::<Market::OrderCreated>().ok())

@@ -62,35 +62,21 @@ pub async fn resume_from(
 pub async fn pages<F>(
     c: &Client,
     filter: &Filter,
-    mut from: u64,
+    from: u64,
     to: u64,
     mut on_page: F,
 ) -> Result<usize, ChainError>
 where
     F: AsyncFnMut(Vec<Log>, u64, B256) -> Result<(), ChainError>,
 {
-    let mut span = LOG_PAGE;
     let mut seen = 0;
-    while from <= to {
-        let end = to.min(from + span - 1);
-        let f = filter.clone().from_block(from).to_block(end);
-        let logs = match c.provider.get_logs(&f).await {
-            Ok(l) => l,
-            Err(e) if span > 1 => {
-                debug!(from, end, error = %e, "log range refused: halving");
-                span /= 2;
-                continue;
-            }
-            Err(e) => return Err(classify_rpc(e)),
-        };
-        let logs: Vec<Log> = logs.into_iter().filter(|l| !l.removed).collect();
+    let mut pager = Pager::new(filter, from, to);
+    while let Some((logs, end)) = pager.next(c).await? {
         seen += logs.len();
         let hash = block_hash(c, end)
             .await?
             .ok_or_else(|| ChainError::Network(format!("block {end} vanished")))?;
         on_page(logs, end, hash).await?;
-        from = end + 1;
-        span = (span * 2).min(LOG_PAGE);
     }
     Ok(seen)
 }
@@ -100,30 +86,70 @@ where
 pub async fn first(
     c: &Client,
     filter: &Filter,
-    mut from: u64,
+    from: u64,
     to: u64,
 ) -> Result<Option<Log>, ChainError> {
-    let mut span = LOG_PAGE;
-    while from <= to {
-        let end = to.min(from + span - 1);
-        match c
-            .provider
-            .get_logs(&filter.clone().from_block(from).to_block(end))
-            .await
-        {
-            Ok(logs) => {
-                if let Some(l) = logs.into_iter().find(|l| !l.removed) {
-                    return Ok(Some(l));
-                }
-                from = end + 1;
-                span = (span * 2).min(LOG_PAGE);
-            }
-            Err(e) if span > 1 => {
-                debug!(from, end, error = %e, "log range refused: halving");
-                span /= 2;
-            }
-            Err(e) => return Err(classify_rpc(e)),
+    let mut pager = Pager::new(filter, from, to);
+    while let Some((logs, _)) = pager.next(c).await? {
+        if let Some(l) = logs.into_iter().next() {
+            return Ok(Some(l));
         }
     }
     Ok(None)
+}
+
+/// Every log of `filter` in blocks `from..=to`, oldest first, read in pages that halve when the
+/// RPC refuses a range, like [`pages`] (for one-off reads on public RPCs, which cap the range of
+/// one `eth_getLogs`: a tenant's orders, one lease's history).
+pub async fn all(c: &Client, filter: &Filter, from: u64, to: u64) -> Result<Vec<Log>, ChainError> {
+    let mut out = Vec::new();
+    let mut pager = Pager::new(filter, from, to);
+    while let Some((logs, _)) = pager.next(c).await? {
+        out.extend(logs);
+    }
+    Ok(out)
+}
+
+/// Blocks `from..=to` in pages of at most [`LOG_PAGE`] blocks that halve while the RPC refuses a
+/// range and grow back after (OFF-13).
+struct Pager<'a> {
+    filter: &'a Filter,
+    from: u64,
+    to: u64,
+    span: u64,
+}
+
+impl<'a> Pager<'a> {
+    fn new(filter: &'a Filter, from: u64, to: u64) -> Self {
+        Self {
+            filter,
+            from,
+            to,
+            span: LOG_PAGE,
+        }
+    }
+
+    /// The next page's logs (`removed` ones dropped) and its last block; `None` past `to`.
+    async fn next(&mut self, c: &Client) -> Result<Option<(Vec<Log>, u64)>, ChainError> {
+        while self.from <= self.to {
+            let (from, end) = (self.from, self.to.min(self.from + self.span - 1));
+            let f = self.filter.clone().from_block(from).to_block(end);
+            match c.provider.get_logs(&f).await {
+                Ok(logs) => {
+                    self.from = end + 1;
+                    self.span = (self.span * 2).min(LOG_PAGE);
+                    return Ok(Some((
+                        logs.into_iter().filter(|l| !l.removed).collect(),
+                        end,
+                    )));
+                }
+                Err(e) if self.span > 1 => {
+                    debug!(from, end, error = %e, "log range refused: halving");
+                    self.span /= 2;
+                }
+                Err(e) => return Err(classify_rpc(e)),
+            }
+        }
+        Ok(None)
+    }
 }

@@ -63,13 +63,13 @@ pub async fn metadata_uri(
             Staking::ProviderRegistered::SIGNATURE_HASH,
             Staking::ProviderUpdated::SIGNATURE_HASH,
         ])
-        .topic1(owner.into_word())
-        .from_block(from);
-    let logs = client
+        .topic1(owner.into_word());
+    let head = client
         .provider
-        .get_logs(&filter)
+        .get_block_number()
         .await
         .map_err(classify_rpc)?;
+    let logs = gridlease_core::logs::all(client, &filter, from, head).await?;
     Ok(logs.iter().rev().find_map(|l| {
         if let Ok(e) = Staking::ProviderUpdated::decode_log(&l.inner) {
             return Some(e.data.metadataURI);

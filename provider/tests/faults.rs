@@ -437,6 +437,19 @@ async fn off_01_off_02_off_13_refused_log_ranges_are_split_every_event_read_once
         .expect("found through refusals")
         .expect("a log");
     assert_eq!(first.transaction_hash, seen[0].transaction_hash);
+    // And so does a one-off read of them all (the CLI's `list`, `status`, `result`).
+    let all = logs::all(&pc, &filter, 0, head)
+        .await
+        .expect("read through refusals");
+    assert_eq!(
+        all.iter()
+            .map(|l| (l.transaction_hash, l.log_index))
+            .collect::<Vec<_>>(),
+        seen.iter()
+            .map(|l| (l.transaction_hash, l.log_index))
+            .collect::<Vec<_>>(),
+        "every event once, oldest first"
+    );
 
     // OFF-01: the cursor's block is reorged away: resuming rewinds and re-reads.
     let cursor = *pages.last().expect("a page");
