@@ -106,9 +106,6 @@ pub struct Shared {
     offer: Mutex<Offer>,
     /// When the offer was last read (unix seconds).
     offer_at: AtomicU64,
-    /// Orders skipped for want of a free slot, GPU or stake: looked at again each poll until
-    /// their bid window closes (at most [`DEFERRED_MAX`]).
-    deferred: Mutex<HashMap<B256, Market::OrderCreated>>,
     /// When the last look for completed leases to close was (unix seconds).
     completed_at: AtomicU64,
     /// The operator key, to sign bids in `bidding.mode = "signed"` (None in on-chain mode).
@@ -348,7 +345,6 @@ async fn start(cfg: Config) -> Result<Shared> {
         gpus: crate::gpu::GpuAllocator::new(&inventory, cfg.share_gpus),
         offer: Mutex::new(offer),
         offer_at: AtomicU64::new(0),
-        deferred: Mutex::new(HashMap::new()),
         completed_at: AtomicU64::new(0),
         bid_signer,
         cfg,
@@ -418,21 +414,35 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
     Ok(())
 }
 
-/// Most orders kept for another look ([`Shared::deferred`]).
+/// Most orders kept for another look (the store's `deferred` table).
 const DEFERRED_MAX: usize = 10_000;
 
 /// Look again at the orders skipped only because the node was full, now that jobs may have
 /// ended: each is bid on once a slot, its GPUs and the stake are free, or dropped when its bid
-/// window closes (or another node took it: the bid's simulation says so).
+/// window closes (or another node took it: the bid's simulation says so). They are kept in the
+/// store, so a restart (whose order cursor is past them) still looks at them again.
 async fn retry_deferred(s: &Arc<Shared>) {
-    let waiting: Vec<Market::OrderCreated> = {
-        let mut d = lock(&s.deferred);
-        let now = unix_now();
-        d.retain(|_, o| o.biddingEnd.to::<u64>() >= now);
-        d.drain().map(|(_, o)| o).collect()
+    let waiting = match s.db().deferred(unix_now()) {
+        Ok(w) => w,
+        Err(e) => {
+            warn!(error = %e, "cannot read the deferred orders");
+            return;
+        }
     };
     let mut budget = None;
-    for o in waiting {
+    for (topics, data) in waiting {
+        let o = match Market::OrderCreated::decode_raw_log(topics, &data) {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(error = %e, "a deferred order does not decode: dropped");
+                continue;
+            }
+        };
+        // Dropped now; `on_order` keeps it again if the node is still full.
+        if let Err(e) = s.db().undefer(o.orderId) {
+            warn!(order = %o.orderId, error = %e, "cannot update a deferred order");
+            continue;
+        }
         if let Err(e) = on_order(s, o, Instant::now(), &mut budget, true).await {
             warn!(error = %e, "looking again at a deferred order failed");
         }
@@ -751,10 +761,14 @@ async fn on_order(
                 Skip::Busy(_) | Skip::GpusBusy { .. } | Skip::Stake { .. }
             );
             if full {
-                let mut d = lock(&s.deferred);
-                if d.len() < DEFERRED_MAX {
-                    d.insert(id, o.clone());
-                }
+                let log = o.encode_log_data();
+                s.db().defer(
+                    id,
+                    o.biddingEnd.to::<u64>(),
+                    log.topics(),
+                    &log.data,
+                    DEFERRED_MAX,
+                )?;
             }
             if !(again && full) {
                 s.metrics.skip(skip.label());

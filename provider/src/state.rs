@@ -186,7 +186,20 @@ pub struct Store {
 }
 
 /// Schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// An event log as its topics and data.
+pub type LogParts = (Vec<B256>, Vec<u8>);
+
+/// Added by schema 3 (a version-2 file gets it on open).
+const DEFERRED_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS deferred (
+    id BLOB PRIMARY KEY,
+    bidding_end INTEGER NOT NULL,
+    topics BLOB NOT NULL,
+    data BLOB NOT NULL
+);
+";
 
 const SCHEMA: &str = "
 CREATE TABLE jobs (
@@ -261,7 +274,14 @@ impl Store {
         match (version, tables) {
             (0, 0) => {
                 conn.execute_batch(SCHEMA)?;
+                conn.execute_batch(DEFERRED_TABLE)?;
                 conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
+            (2, _) => {
+                let tx = conn.unchecked_transaction()?;
+                tx.execute_batch(DEFERRED_TABLE)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
             }
             (SCHEMA_VERSION, _) => {}
             (found, _) => return Err(StateError::Version { found }),
@@ -431,6 +451,53 @@ impl Store {
         Ok(r.map(|(b, h)| (b, b256(Some(h)).unwrap_or_default())))
     }
 
+    /// Keep order `id` (its `OrderCreated` log as topics and data) for another look until its
+    /// bid window ends at `bidding_end`, unless `max` are kept already. Returns whether it is kept.
+    pub fn defer(
+        &self,
+        id: B256,
+        bidding_end: u64,
+        topics: &[B256],
+        data: &[u8],
+        max: usize,
+    ) -> Result<bool, StateError> {
+        let topics: Vec<u8> = topics.iter().flat_map(|t| t.0).collect();
+        let n = self.conn.execute(
+            "INSERT OR REPLACE INTO deferred (id, bidding_end, topics, data)              SELECT ?1, ?2, ?3, ?4 WHERE (SELECT COUNT(*) FROM deferred WHERE id != ?1) < ?5",
+            params![id.as_slice(), bidding_end, topics, data, max as i64],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Forget the orders whose bid window ended before `now` and return the others' logs,
+    /// oldest bid window first.
+    pub fn deferred(&self, now: u64) -> Result<Vec<LogParts>, StateError> {
+        self.conn
+            .execute("DELETE FROM deferred WHERE bidding_end < ?1", params![now])?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT topics, data FROM deferred ORDER BY bidding_end")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (topics, data) = r?;
+            out.push((
+                topics.chunks_exact(32).map(B256::from_slice).collect(),
+                data,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Stop keeping order `id` for another look.
+    pub fn undefer(&self, id: B256) -> Result<(), StateError> {
+        self.conn
+            .execute("DELETE FROM deferred WHERE id = ?1", params![id.as_slice()])?;
+        Ok(())
+    }
+
     /// Move cursor `name` to `block` (with its hash).
     pub fn set_cursor(&self, name: &str, block: u64, hash: B256) -> Result<(), StateError> {
         self.conn.execute(
@@ -498,6 +565,60 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(&dir.path().join("state.db")).expect("open");
         (dir, s)
+    }
+
+    #[test]
+    fn deferred_orders_are_kept_until_their_bid_window_ends_and_bounded() {
+        let (_dir, s) = store();
+        let (a, b, c) = (
+            B256::repeat_byte(1),
+            B256::repeat_byte(2),
+            B256::repeat_byte(3),
+        );
+        let topics = [B256::repeat_byte(9), a];
+        assert!(s.defer(a, 200, &topics, b"a", 2).expect("defer"));
+        assert!(s.defer(b, 100, &[b], b"b", 2).expect("defer"));
+        assert!(!s.defer(c, 300, &[c], b"c", 2).expect("full"), "at most 2");
+        assert!(
+            s.defer(a, 200, &topics, b"a", 2).expect("again"),
+            "a kept order is kept again at the bound"
+        );
+        assert_eq!(
+            s.deferred(50).expect("read"),
+            vec![(vec![b], b"b".to_vec()), (topics.to_vec(), b"a".to_vec())],
+            "oldest window first, topics and data as given"
+        );
+        assert_eq!(
+            s.deferred(150).expect("read").len(),
+            1,
+            "b's window is over"
+        );
+        s.undefer(a).expect("undefer");
+        assert!(s.deferred(0).expect("read").is_empty());
+    }
+
+    #[test]
+    fn a_version_2_store_gains_the_deferred_table_and_keeps_its_jobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(SCHEMA).expect("v2 tables");
+            conn.pragma_update(None, "user_version", 2).expect("v2");
+        }
+        {
+            let s = Store::open(&path).expect("migrated");
+            assert!(s.insert(&bid(B256::repeat_byte(1))).expect("insert"));
+            assert!(s.defer(B256::ZERO, 1, &[], b"", 10).expect("defer"));
+        }
+        let s = Store::open(&path).expect("reopened at v3");
+        assert_eq!(s.live().expect("live").len(), 1);
+        assert_eq!(s.deferred(0).expect("read").len(), 1);
+        let v: i64 = s
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, SCHEMA_VERSION);
     }
 
     #[test]

@@ -1477,3 +1477,48 @@ async fn pd_01_off_01_a_bid_whose_order_a_reorg_removed_leaves_no_reservation() 
     );
     n.stop(node, 1);
 }
+
+#[tokio::test]
+async fn pd_01_pd_07_an_order_skipped_while_the_gpu_was_busy_is_still_bid_on_after_a_restart() {
+    let n = net().await;
+    n.config(&n.url, None);
+    let node = n.start(1);
+    n.wait_head(1).await;
+    // The node's one GPU is held by a job that runs until the test lets it finish.
+    let go = n.path().join("go");
+    let busy = n
+        .order(
+            &format!(
+                "while [ ! -e {} ]; do sleep 0.1; done; echo done",
+                go.display()
+            ),
+            31,
+        )
+        .await;
+    n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
+        .await;
+    // An auction for the same GPU: skipped for now, kept for another look.
+    let later = n.order_with("echo later", 32, 600, false).await;
+    n.wait_metric(
+        "gridlease_provider_orders_skipped_total{reason=\"gpus_busy\"} 1",
+        1,
+    )
+    .await;
+    // Restart: the order cursor is past the auction now, only the store remembers it.
+    n.stop(node, 1);
+    std::fs::write(&go, b"").expect("let the job finish");
+    let node = n.start(2);
+    n.result(busy, 2, 60).await;
+    eventually(
+        "a bid on the deferred auction",
+        60,
+        async || {
+            n.count_logs(n.market, Market::BidPlaced::SIGNATURE_HASH, later)
+                .await
+                == 1
+        },
+        || n.log(2),
+    )
+    .await;
+    n.stop(node, 2);
+}
