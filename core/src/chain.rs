@@ -36,6 +36,39 @@ pub struct Client {
     pub url: String,
 }
 
+/// The transport for `url` (HTTP with a per-call timeout, or a reconnecting WebSocket), and
+/// whether it looks local (alloy then polls faster).
+async fn transport(url: &str) -> Result<(alloy::transports::BoxTransport, bool), ChainError> {
+    use alloy::transports::Transport;
+    let parsed: alloy::transports::http::reqwest::Url = url
+        .parse()
+        .map_err(|e| ChainError::User(format!("RPC URL \"{url}\" is not a URL: {e}")))?;
+    if matches!(parsed.scheme(), "ws" | "wss") {
+        // A WebSocket reconnects by itself (with backoff) when the node drops it; requests
+        // made while it is down wait for the reconnection or fail with a network error.
+        let ws = alloy::providers::WsConnect::new(url).with_max_retries(u32::MAX);
+        let rpc = alloy::rpc::client::RpcClient::connect_pubsub(ws)
+            .await
+            .map_err(|e| {
+                ChainError::Network(format!(
+                    "cannot reach the RPC at {url} ({e}); is the node running and serving WebSocket?"
+                ))
+            })?;
+        let local = rpc.is_local();
+        Ok((rpc.transport().clone().boxed(), local))
+    } else {
+        // Every call has a timeout (OFF-10): a node that hangs is an error to back off from,
+        // never a task stuck forever.
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .timeout(RPC_TIMEOUT)
+            .build()
+            .map_err(|e| ChainError::User(format!("cannot build an HTTP client: {e}")))?;
+        let transport = alloy::transports::http::Http::with_client(http, parsed);
+        let local = transport.guess_local();
+        Ok((transport.boxed(), local))
+    }
+}
+
 /// A decoded revert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revert {
@@ -265,31 +298,40 @@ impl Client {
     /// Connect to `url` (http(s):// or ws(s)://); with a signer, transactions are signed locally
     /// and sent from it.
     pub async fn connect(url: &str, signer: Option<PrivateKeySigner>) -> Result<Self, ChainError> {
-        let parsed: alloy::transports::http::reqwest::Url = url
-            .parse()
-            .map_err(|e| ChainError::User(format!("RPC URL \"{url}\" is not a URL: {e}")))?;
+        Self::connect_with_fallback(url, None, signer).await
+    }
+
+    /// [`Self::connect`] with a second endpoint that takes every request the first one fails to
+    /// answer ([`crate::failover`], PD-03). Both must serve the same chain.
+    pub async fn connect_with_fallback(
+        url: &str,
+        fallback: Option<&str>,
+        signer: Option<PrivateKeySigner>,
+    ) -> Result<Self, ChainError> {
         let from = signer.as_ref().map(PrivateKeySigner::address);
-        let rpc = if matches!(parsed.scheme(), "ws" | "wss") {
-            // A WebSocket reconnects by itself (with backoff) when the node drops it; requests
-            // made while it is down wait for the reconnection or fail with a network error.
-            let ws = alloy::providers::WsConnect::new(url).with_max_retries(u32::MAX);
-            alloy::rpc::client::RpcClient::connect_pubsub(ws)
-                .await
-                .map_err(|e| {
-                    ChainError::Network(format!(
-                        "cannot reach the RPC at {url} ({e}); is the node running and serving WebSocket?"
-                    ))
-                })?
-        } else {
-            // Every call has a timeout (OFF-10): a node that hangs is an error to back off from,
-            // never a task stuck forever.
-            let http = alloy::transports::http::reqwest::Client::builder()
-                .timeout(RPC_TIMEOUT)
-                .build()
-                .map_err(|e| ChainError::User(format!("cannot build an HTTP client: {e}")))?;
-            let transport = alloy::transports::http::Http::with_client(http, parsed);
-            let is_local = transport.guess_local();
-            alloy::rpc::client::RpcClient::new(transport, is_local)
+        let (primary, local) = transport(url).await?;
+        let rpc = match fallback {
+            None => alloy::rpc::client::RpcClient::new(primary, local),
+            Some(f) => {
+                let (secondary, _) = transport(f).await?;
+                // Each endpoint that answers must be on the same chain as the other.
+                let id = async |t: &alloy::transports::BoxTransport| {
+                    ProviderBuilder::new()
+                        .connect_client(alloy::rpc::client::RpcClient::new(t.clone(), local))
+                        .get_chain_id()
+                        .await
+                        .ok()
+                };
+                if let (Some(a), Some(b)) = (id(&primary).await, id(&secondary).await)
+                    && a != b
+                {
+                    return Err(ChainError::User(format!(
+                        "the RPC at {url} serves chain {a} but the fallback RPC at {f} serves chain {b}: give a fallback on the same chain"
+                    )));
+                }
+                let both = crate::failover::Failover::new(primary, url, secondary, f);
+                alloy::rpc::client::RpcClient::new(both, local)
+            }
         };
         let provider = match signer {
             Some(s) => ProviderBuilder::new()
@@ -299,8 +341,9 @@ impl Client {
             None => ProviderBuilder::new().connect_client(rpc).erased(),
         };
         let chain_id = provider.get_chain_id().await.map_err(|e| {
+            let also = fallback.map_or(String::new(), |f| format!(" nor the fallback at {f}"));
             ChainError::Network(format!(
-                "cannot reach the RPC at {url} ({e}); is the node running? `gridlease-deploy devnet` starts a local one"
+                "cannot reach the RPC at {url}{also} ({e}); is the node running? `gridlease-deploy devnet` starts a local one"
             ))
         })?;
         Ok(Self {

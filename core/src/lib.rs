@@ -23,6 +23,7 @@ pub mod chain;
 pub mod daemon;
 pub mod deployments;
 pub mod eip712;
+pub mod failover;
 pub mod fetch;
 pub mod gpu;
 pub mod logs;

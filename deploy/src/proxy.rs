@@ -638,6 +638,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pd_03_a_failover_client_takes_what_the_primary_cannot_answer_but_not_its_errors() {
+        let upstream = fake_upstream().await;
+        let primary = Proxy::start(&upstream).await.expect("proxy");
+        let secondary = Proxy::start(&upstream).await.expect("proxy");
+        let c = gridlease_core::chain::Client::connect_with_fallback(
+            &primary.url(),
+            Some(&secondary.url()),
+            None,
+        )
+        .await
+        .expect("connect");
+        let p = &c.provider;
+        let served = |proxy: &Proxy| proxy.calls("eth_blockNumber");
+        assert_eq!(p.get_block_number().await.expect("primary"), 100);
+        assert_eq!((served(&primary), served(&secondary)), (1, 0));
+        // An answer that is an error (a revert, "nonce too low") is the chain's word: no failover.
+        primary.fail(Fault::RpcError {
+            code: -32000,
+            message: "nonce too low".into(),
+        });
+        assert!(p.get_block_number().await.is_err());
+        assert_eq!((served(&primary), served(&secondary)), (2, 0));
+        // No answer: the fallback takes it, and the primary is passed over for a while.
+        primary.fail(Fault::Status(503));
+        assert_eq!(p.get_block_number().await.expect("fallback"), 100);
+        assert_eq!((served(&primary), served(&secondary)), (3, 1));
+        primary.heal();
+        assert_eq!(p.get_block_number().await.expect("fallback"), 100);
+        assert_eq!(
+            (served(&primary), served(&secondary)),
+            (3, 2),
+            "the primary is skipped"
+        );
+    }
+
+    #[tokio::test]
     async fn refuses_log_ranges_above_the_limit_resolving_tags() {
         let proxy = Proxy::start(&fake_upstream().await).await.expect("proxy");
         let p = client(proxy.url());

@@ -42,6 +42,8 @@ pub struct Config {
     pub rpc: String,
     /// Private transaction endpoint (KB-04).
     pub private_rpc: Option<String>,
+    /// A second endpoint that takes the requests `rpc` fails to answer.
+    pub fallback_rpc: Option<String>,
     /// Deployments file.
     pub deployments: PathBuf,
     /// Poll interval, ms.
@@ -107,6 +109,7 @@ struct RawChain {
     #[serde(default = "d_poll")]
     poll_ms: u64,
     private_rpc: Option<String>,
+    fallback_rpc: Option<String>,
     #[serde(default = "d_l1")]
     l1_fee: String,
 }
@@ -259,6 +262,17 @@ impl Config {
             .private_rpc
             .map(|u| rpc_url("chain.private_rpc", &u))
             .transpose()?;
+        let fallback_rpc = raw
+            .chain
+            .fallback_rpc
+            .map(|u| rpc_url("chain.fallback_rpc", &u))
+            .transpose()?;
+        if fallback_rpc.as_ref() == Some(&rpc) {
+            return Err(bad(
+                "chain.fallback_rpc",
+                "is chain.rpc again: give a second, independent endpoint (or leave it out)".into(),
+            ));
+        }
         if !(10..=60_000).contains(&raw.chain.poll_ms) {
             return Err(bad(
                 "chain.poll_ms",
@@ -336,6 +350,7 @@ impl Config {
         Ok(Self {
             rpc,
             private_rpc,
+            fallback_rpc,
             deployments: rel(raw.chain.deployments),
             poll_ms: raw.chain.poll_ms,
             l1_fee,

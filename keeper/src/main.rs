@@ -118,7 +118,7 @@ async fn connect(c: &Config) -> Result<(Client, Deployments, alloy::primitives::
         .load()
         .context("wallet: the keeper key cannot be loaded")?
         .address();
-    let client = Client::connect(&c.rpc, None).await?;
+    let client = Client::connect_with_fallback(&c.rpc, c.fallback_rpc.as_deref(), None).await?;
     let d = Deployments::load(&c.deployments, client.chain_id)?;
     Ok((client, d, me))
 }

@@ -18,8 +18,10 @@ pub const SAMPLE: &str = include_str!("../provider.sample.toml");
 /// A validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// JSON-RPC endpoint (http(s)://).
+    /// JSON-RPC endpoint (http(s):// or ws(s)://).
     pub rpc: String,
+    /// A second endpoint that takes the requests `rpc` fails to answer (PD-03).
+    pub fallback_rpc: Option<String>,
     /// The deployments file of the chain.
     pub deployments: PathBuf,
     /// Blocks a lease must be buried under before the node starts work on it.
@@ -144,6 +146,7 @@ struct RawTesting {
 #[serde(deny_unknown_fields)]
 struct RawChain {
     rpc: String,
+    fallback_rpc: Option<String>,
     deployments: PathBuf,
     #[serde(default = "default_confirmations")]
     confirmations: u64,
@@ -324,6 +327,17 @@ impl Config {
         let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
         let rpc = daemon::rpc_url(&raw.chain.rpc).map_err(|e| bad("chain.rpc", e))?;
+        let fallback_rpc = raw
+            .chain
+            .fallback_rpc
+            .map(|u| daemon::rpc_url(&u).map_err(|e| bad("chain.fallback_rpc", e)))
+            .transpose()?;
+        if fallback_rpc.as_ref() == Some(&rpc) {
+            return Err(bad(
+                "chain.fallback_rpc",
+                "is chain.rpc again: give a second, independent endpoint (or leave it out)".into(),
+            ));
+        }
         let operator = KeySource::from_config(
             raw.wallet.keystore.map(rel),
             raw.wallet.password.as_deref(),
@@ -495,6 +509,7 @@ impl Config {
 
         Ok(Self {
             rpc,
+            fallback_rpc,
             deployments: rel(raw.chain.deployments),
             confirmations: raw.chain.confirmations,
             poll_ms: raw.chain.poll_ms,
@@ -539,6 +554,13 @@ mod tests {
         assert!(c.pricing.contains_key("any"));
         assert!(matches!(c.operator, KeySource::Keystore { .. }));
         assert_eq!(c.container, None);
+        assert_eq!(c.fallback_rpc, None);
+        let c = parse(&SAMPLE.replace(
+            "# fallback_rpc = \"https://rpc.example.org\"",
+            "fallback_rpc = \"https://rpc.example.org\"",
+        ))
+        .expect("with a fallback");
+        assert_eq!(c.fallback_rpc.as_deref(), Some("https://rpc.example.org"));
     }
 
     #[test]
@@ -611,6 +633,20 @@ mod tests {
                     "rpc = \"127.0.0.1:8545\"",
                 ),
                 "chain.rpc",
+            ),
+            (
+                SAMPLE.replace(
+                    "# fallback_rpc = \"https://rpc.example.org\"",
+                    "fallback_rpc = \"http://127.0.0.1:8545\"",
+                ),
+                "chain.fallback_rpc",
+            ),
+            (
+                SAMPLE.replace(
+                    "# fallback_rpc = \"https://rpc.example.org\"",
+                    "fallback_rpc = \"rpc.example.org\"",
+                ),
+                "chain.fallback_rpc",
             ),
         ];
         for (text, key) in cases {

@@ -264,7 +264,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         .load()
         .context("wallet: the operator key cannot be loaded")?;
     let operator = signer.address();
-    let client = Client::connect(&cfg.rpc, None).await?;
+    let client = Client::connect_with_fallback(&cfg.rpc, cfg.fallback_rpc.as_deref(), None).await?;
     let d = daemon::deployment(&client, &cfg.deployments)
         .await
         .map_err(anyhow::Error::msg)?;

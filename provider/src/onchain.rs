@@ -25,7 +25,7 @@ pub struct OnChain {
 impl OnChain {
     /// Read the record of `c.owner`.
     pub async fn read(c: &Config) -> Result<Self> {
-        let client = Client::connect(&c.rpc, None).await?;
+        let client = Client::connect_with_fallback(&c.rpc, c.fallback_rpc.as_deref(), None).await?;
         let d = Deployments::load(&c.deployments, client.chain_id)?;
         let staking = Staking::new(d.address("Staking")?, &client.provider);
         let info = staking
