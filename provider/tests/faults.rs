@@ -716,6 +716,21 @@ listen = "127.0.0.1:{}"
             .len()
     }
 
+    /// Wait (up to `secs`) until order `id` has one bid on chain (node `n`'s log on failure).
+    async fn wait_bid(&self, id: B256, n: u32, secs: u64) {
+        eventually(
+            "a bid on chain",
+            secs,
+            async || {
+                self.count_logs(self.market, Market::BidPlaced::SIGNATURE_HASH, id)
+                    .await
+                    == 1
+            },
+            || self.log(n),
+        )
+        .await;
+    }
+
     /// Wait (up to `secs`) until lease `id` has a result on chain; return its root.
     async fn result(&self, id: B256, n: u32, secs: u64) -> B256 {
         let r = Results::new(self.results, &self.tenant.provider);
@@ -1442,17 +1457,7 @@ async fn pd_01_off_01_a_bid_whose_order_a_reorg_removed_leaves_no_reservation() 
     let id = n.order_with("echo done", 7, 600, false).await;
     n.wait_metric("gridlease_provider_jobs{state=\"bid\"} 1", 1)
         .await;
-    eventually(
-        "the bid on chain",
-        20,
-        async || {
-            n.count_logs(n.market, Market::BidPlaced::SIGNATURE_HASH, id)
-                .await
-                == 1
-        },
-        || n.log(1),
-    )
-    .await;
+    n.wait_bid(id, 1, 20).await;
     let head = n.tenant.provider.get_block_number().await.expect("head");
     eventually(
         "the node's cursor at the head",
@@ -1509,16 +1514,6 @@ async fn pd_01_pd_07_an_order_skipped_while_the_gpu_was_busy_is_still_bid_on_aft
     std::fs::write(&go, b"").expect("let the job finish");
     let node = n.start(2);
     n.result(busy, 2, 60).await;
-    eventually(
-        "a bid on the deferred auction",
-        60,
-        async || {
-            n.count_logs(n.market, Market::BidPlaced::SIGNATURE_HASH, later)
-                .await
-                == 1
-        },
-        || n.log(2),
-    )
-    .await;
+    n.wait_bid(later, 2, 60).await;
     n.stop(node, 2);
 }
