@@ -202,10 +202,26 @@ pub(crate) async fn logs_since_deploy(
     ctx: &Ctx,
     filter: &alloy::rpc::types::Filter,
 ) -> Result<Vec<alloy::rpc::types::Log>> {
-    let head = alloy::providers::Provider::get_block_number(&ctx.client.provider)
-        .await
-        .map_err(gridlease_core::chain::classify_rpc)?;
+    let head = head(ctx).await?;
     Ok(gridlease_core::logs::all(&ctx.client, filter, from_block(ctx), head).await?)
+}
+
+/// The first log of `filter` since the market's deployment, read in pages like
+/// [`logs_since_deploy`] and no further than it is found.
+pub(crate) async fn first_since_deploy(
+    ctx: &Ctx,
+    filter: &alloy::rpc::types::Filter,
+) -> Result<Option<alloy::rpc::types::Log>> {
+    let head = head(ctx).await?;
+    Ok(gridlease_core::logs::first(&ctx.client, filter, from_block(ctx), head).await?)
+}
+
+async fn head(ctx: &Ctx) -> Result<u64> {
+    Ok(
+        alloy::providers::Provider::get_block_number(&ctx.client.provider)
+            .await
+            .map_err(gridlease_core::chain::classify_rpc)?,
+    )
 }
 
 /// Read a text file the user named; a failure is a user error naming the file.

@@ -13,7 +13,8 @@ use gridlease_core::{chain::classify, gpu, units::format_duration};
 use serde_json::json;
 
 use crate::ctx::{
-    Ctx, Output, logs_since_deploy, money, parse_address, parse_id, per_hour, status_name, user,
+    Ctx, Output, first_since_deploy, logs_since_deploy, money, parse_address, parse_id, per_hour,
+    status_name, user,
 };
 
 fn job_json(ctx: &Ctx, id: B256, v: &JobView, accrued: u128) -> serde_json::Value {
@@ -144,7 +145,7 @@ async fn ended(ctx: &Ctx, id: B256, status: &str) -> Result<String> {
             .address(ctx.market)
             .event_signature(sig)
             .topic1(id);
-        Ok(logs_since_deploy(ctx, &filter).await?.into_iter().next())
+        first_since_deploy(ctx, &filter).await
     };
     let created = of(Market::OrderCreated::SIGNATURE_HASH)
         .await?

@@ -286,12 +286,23 @@ pub fn classify(e: alloy::contract::Error) -> ChainError {
 /// Classify a provider (non-contract) RPC error.
 pub fn classify_rpc(e: alloy::transports::TransportError) -> ChainError {
     match e.as_error_resp() {
+        // A rate limit or an overloaded node is a network condition: back off and retry.
+        Some(resp) if overloaded(resp.code) => {
+            ChainError::Network(format!("{} ({})", resp.message, resp.code))
+        }
         Some(resp) => match resp.as_revert_data() {
             Some(data) => ChainError::Revert(decode_revert(&data)),
             None => ChainError::User(format!("the node refused the request: {}", resp.message)),
         },
         None => ChainError::Network(e.to_string()),
     }
+}
+
+/// Whether JSON-RPC error code `code` means "not served now" (a rate limit, an overloaded or
+/// failing endpoint: HTTP 429/5xx passed on as the code, -32005 "limit exceeded", -32016 "over
+/// rate limit") rather than an answer about the request itself.
+pub fn overloaded(code: i64) -> bool {
+    matches!(code, 429 | -32005 | -32016) || (500..600).contains(&code)
 }
 
 impl Client {
@@ -314,17 +325,21 @@ impl Client {
             None => alloy::rpc::client::RpcClient::new(primary, local),
             Some(f) => {
                 let (secondary, _) = transport(f).await?;
-                // Each endpoint that answers must be on the same chain as the other.
-                let id = async |t: &alloy::transports::BoxTransport| {
+                // Both must answer, on the same chain: a fallback on another chain would mix two
+                // chains' blocks and nonces once the primary fails.
+                let id = async |t: &alloy::transports::BoxTransport, at: &str| {
                     ProviderBuilder::new()
                         .connect_client(alloy::rpc::client::RpcClient::new(t.clone(), local))
                         .get_chain_id()
                         .await
-                        .ok()
+                        .map_err(|e| {
+                            ChainError::Network(format!(
+                                "cannot reach the RPC at {at} ({e}): with a fallback RPC both must answer at start, to check they serve the same chain"
+                            ))
+                        })
                 };
-                if let (Some(a), Some(b)) = (id(&primary).await, id(&secondary).await)
-                    && a != b
-                {
+                let (a, b) = (id(&primary, url).await?, id(&secondary, f).await?);
+                if a != b {
                     return Err(ChainError::User(format!(
                         "the RPC at {url} serves chain {a} but the fallback RPC at {f} serves chain {b}: give a fallback on the same chain"
                     )));
@@ -341,9 +356,8 @@ impl Client {
             None => ProviderBuilder::new().connect_client(rpc).erased(),
         };
         let chain_id = provider.get_chain_id().await.map_err(|e| {
-            let also = fallback.map_or(String::new(), |f| format!(" nor the fallback at {f}"));
             ChainError::Network(format!(
-                "cannot reach the RPC at {url}{also} ({e}); is the node running? `gridlease-deploy devnet` starts a local one"
+                "cannot reach the RPC at {url} ({e}); is the node running? `gridlease-deploy devnet` starts a local one"
             ))
         })?;
         Ok(Self {

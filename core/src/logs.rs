@@ -43,8 +43,18 @@ pub async fn resume_from(
     let Some((b, h)) = cursor else {
         return Ok(floor);
     };
-    if block_hash(c, b).await? == Some(h) {
-        return Ok(b + 1);
+    match block_hash(c, b).await? {
+        Some(now) if now == h => return Ok(b + 1),
+        Some(_) => {}
+        None => {
+            // The node has no block `b`: it is behind the cursor (a lagging or fallback RPC), or
+            // the chain rolled back. Either way wait until it is past `b` again; its hash there
+            // then tells a reorg (rewind) from a node that had only been behind (go on).
+            let head = c.provider.get_block_number().await.map_err(classify_rpc)?;
+            return Err(ChainError::Network(format!(
+                "the RPC's head {head} is below cursor {name} at block {b}: waiting for it to pass the cursor"
+            )));
+        }
     }
     let back = b.saturating_sub(REORG_REWIND).max(floor);
     warn!(

@@ -674,6 +674,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pd_03_rate_limit_answers_fail_over_but_an_unanswered_transaction_is_not_sent_twice() {
+        let upstream = fake_upstream().await;
+        let (primary, secondary) = (
+            Proxy::start(&upstream).await.expect("proxy"),
+            Proxy::start(&upstream).await.expect("proxy"),
+        );
+        let connect = async || {
+            gridlease_core::chain::Client::connect_with_fallback(
+                &primary.url(),
+                Some(&secondary.url()),
+                None,
+            )
+            .await
+            .expect("connect")
+        };
+        // Providers rate-limit with a JSON-RPC body: not served, so the fallback serves it.
+        let c = connect().await;
+        primary.fail(Fault::RpcError {
+            code: -32005,
+            message: "limit exceeded".into(),
+        });
+        assert_eq!(c.provider.get_block_number().await.expect("fallback"), 100);
+        assert_eq!(secondary.calls("eth_blockNumber"), 1);
+
+        // A raw transaction the primary took without answering (it may be in its pool): the
+        // call fails and the transaction manager's retry goes to the fallback.
+        primary.heal();
+        let c = connect().await;
+        primary.fail_method("eth_sendRawTransaction", Fault::Status(503));
+        let send = async || {
+            c.provider
+                .raw_request::<_, alloy::primitives::B256>(
+                    "eth_sendRawTransaction".into(),
+                    ("0x00",),
+                )
+                .await
+        };
+        assert!(send().await.is_err(), "not re-sent within the call");
+        assert_eq!(secondary.calls("eth_sendRawTransaction"), 0);
+        send().await.expect("the retry goes to the fallback");
+        assert_eq!(secondary.calls("eth_sendRawTransaction"), 1);
+    }
+
+    #[tokio::test]
     async fn refuses_log_ranges_above_the_limit_resolving_tags() {
         let proxy = Proxy::start(&fake_upstream().await).await.expect("proxy");
         let p = client(proxy.url());

@@ -422,6 +422,15 @@ const DEFERRED_MAX: usize = 10_000;
 /// window closes (or another node took it: the bid's simulation says so). They are kept in the
 /// store, so a restart (whose order cursor is past them) still looks at them again.
 async fn retry_deferred(s: &Arc<Shared>) {
+    // Nothing can fit while every slot is taken: leave the kept orders alone.
+    let mut budget = match budget(s) {
+        Ok(b) if b.busy < lock(&s.offer).slots => Some(b),
+        Ok(_) => return,
+        Err(e) => {
+            warn!(error = %e, "cannot read the node's jobs");
+            return;
+        }
+    };
     let waiting = match s.db().deferred(unix_now()) {
         Ok(w) => w,
         Err(e) => {
@@ -429,7 +438,6 @@ async fn retry_deferred(s: &Arc<Shared>) {
             return;
         }
     };
-    let mut budget = None;
     for (topics, data) in waiting {
         let o = match Market::OrderCreated::decode_raw_log(topics, &data) {
             Ok(o) => o,
@@ -438,13 +446,17 @@ async fn retry_deferred(s: &Arc<Shared>) {
                 continue;
             }
         };
-        // Dropped now; `on_order` keeps it again if the node is still full.
-        if let Err(e) = s.db().undefer(o.orderId) {
-            warn!(order = %o.orderId, error = %e, "cannot update a deferred order");
-            continue;
-        }
-        if let Err(e) = on_order(s, o, Instant::now(), &mut budget, true).await {
-            warn!(error = %e, "looking again at a deferred order failed");
+        let id = o.orderId;
+        // Kept until it is bid on, or skipped for another reason than capacity; an error (the
+        // RPC) leaves it for the next look.
+        match on_order(s, o, Instant::now(), &mut budget, true).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(e) = s.db().undefer(id) {
+                    warn!(order = %id, error = %e, "cannot update a deferred order");
+                }
+            }
+            Err(e) => warn!(order = %id, error = %e, "looking again at a deferred order failed"),
         }
     }
 }
@@ -574,13 +586,12 @@ async fn earnings(s: &Shared) -> Result<(), ChainError> {
     Ok(())
 }
 
-/// After a reorg deeper than `chain.confirmations` found while reading lease events up to the
-/// confirmed block `confirmed` (OFF-02): hold what needs finality (a job's start, releasing a
-/// tenant's result) until the current head is itself `confirmations` deep, so the replaced blocks
-/// are buried at least as deep as the operator asked before anything irreversible happens on them.
-/// Returns the block the hold lasts until.
-fn hold_finality(s: &Shared, confirmed: u64) -> u64 {
-    let head = s.metrics.head.load(Relaxed).max(confirmed);
+/// After a reorg deeper than `chain.confirmations` (OFF-02): hold what needs finality (a job's
+/// start, releasing a tenant's result) until the current head is itself `confirmations` deep, so
+/// the blocks the reorg replaced are buried at least as deep as the operator asked before anything
+/// irreversible happens on them. Returns the block the hold lasts until.
+fn hold_finality(s: &Shared) -> u64 {
+    let head = s.metrics.head.load(Relaxed);
     let until = hold_until(head, s.cfg.confirmations);
     s.metrics.finality_hold.fetch_max(until, Relaxed);
     until
@@ -613,7 +624,7 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
     if cursor.is_some_and(|(b, _)| from <= b) {
         if name == "leases" {
             // This cursor trails the head by `confirmations`: the reorg went deeper (OFF-02).
-            let until = hold_finality(s, to);
+            let until = hold_finality(s);
             s.metrics.deep_reorgs.fetch_add(1, Relaxed);
             error!(
                 confirmations = s.cfg.confirmations,
@@ -692,7 +703,7 @@ async fn handle(s: &Arc<Shared>, log: &Log, seen: Instant, b: &mut Option<Budget
         return;
     };
     let r = match e.data {
-        MarketEvents::OrderCreated(o) => on_order(s, o, seen, b, false).await,
+        MarketEvents::OrderCreated(o) => on_order(s, o, seen, b, false).await.map(|_| ()),
         MarketEvents::LeaseStarted(l) => on_lease(s, l).await,
         MarketEvents::LeaseClosed(c) => on_closed(s, c.leaseId, c.reason == 4, c.toProvider),
         MarketEvents::LeaseFaulted(f) if f.provider == s.cfg.owner => {
@@ -720,16 +731,17 @@ fn lost(s: &Shared, id: B256, why: &str) -> Result<()> {
 }
 
 /// Decide on order `o` and bid when it fits (`again`: a deferred order looked at once more).
+/// Returns whether it is kept for another look (skipped only for want of capacity).
 async fn on_order(
     s: &Arc<Shared>,
     o: Market::OrderCreated,
     seen: Instant,
     b: &mut Option<Budget>,
     again: bool,
-) -> Result<()> {
+) -> Result<bool> {
     let id = o.orderId;
     if s.stop.is_cancelled() || s.db().job(id)?.is_some() {
-        return Ok(());
+        return Ok(false);
     }
     let p = &o.params;
     let promised = match b {
@@ -760,7 +772,8 @@ async fn on_order(
                 skip,
                 Skip::Busy(_) | Skip::GpusBusy { .. } | Skip::Stake { .. }
             );
-            if full {
+            // A kept order looked at again is kept as it is (no write per look).
+            let kept = if full && !again {
                 let log = o.encode_log_data();
                 s.db().defer(
                     id,
@@ -768,13 +781,15 @@ async fn on_order(
                     log.topics(),
                     &log.data,
                     DEFERRED_MAX,
-                )?;
-            }
+                )?
+            } else {
+                full
+            };
             if !(again && full) {
                 s.metrics.skip(skip.label());
-                debug!(order = %id, reason = %skip, deferred = full, "not bidding");
+                debug!(order = %id, reason = %skip, deferred = kept, "not bidding");
             }
-            return Ok(());
+            return Ok(kept);
         }
     };
     let spec = match tokio::time::timeout(
@@ -794,18 +809,18 @@ async fn on_order(
             }
             s.metrics.skip("spec");
             info!(order = %id, error = %e, "not bidding: spec unusable");
-            return Ok(());
+            return Ok(false);
         }
         Err(_) => {
             s.metrics.skip("spec");
             info!(order = %id, "not bidding: spec download timed out");
-            return Ok(());
+            return Ok(false);
         }
     };
     if let Err(e) = s.executor(&spec.workload) {
         s.metrics.skip("unsupported");
         info!(order = %id, why = %e, "not bidding");
-        return Ok(());
+        return Ok(false);
     }
     let job = Job {
         id,
@@ -817,7 +832,7 @@ async fn on_order(
         ..Job::default()
     };
     if !s.db().insert(&job)? {
-        return Ok(());
+        return Ok(false);
     }
     if let Some(b) = b {
         b.busy += 1;
@@ -831,7 +846,7 @@ async fn on_order(
         if let Err(e) = &signed {
             lost(s, id, &format!("cannot sign a bid: {e:#}"))?;
         }
-        return signed;
+        return signed.map(|()| false);
     }
     let call = Market::bidCall {
         orderId: id,
@@ -859,7 +874,7 @@ async fn on_order(
             warn!(order = %id, error = %e, "bid broadcast failed");
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Sign a bid on auction `id` valid until its bid window plus the market's award grace, and keep
@@ -982,7 +997,9 @@ pub(crate) async fn order_log(s: &Shared, id: B256) -> Result<Market::OrderCreat
 /// The tenant pushed the spec of order `o` ([`crate::http`]): evaluate it now, as if its log had
 /// just been read (nothing happens when the node already knows the order).
 pub(crate) async fn order_pushed(s: &Arc<Shared>, o: Market::OrderCreated) -> Result<()> {
-    on_order(s, o, Instant::now(), &mut None, false).await
+    on_order(s, o, Instant::now(), &mut None, false)
+        .await
+        .map(|_| ())
 }
 
 fn on_closed(s: &Shared, id: B256, faulted: bool, paid: U96) -> Result<()> {
@@ -1055,9 +1072,16 @@ async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result
                     continue;
                 }
                 None => {
-                    s.db()
-                        .transition(id, JobState::Acknowledged, JobState::Running)?;
-                    Ok(())
+                    let checked = if waiting {
+                        still_ours(s, id).await
+                    } else {
+                        Ok(())
+                    };
+                    if checked.is_ok() {
+                        s.db()
+                            .transition(id, JobState::Acknowledged, JobState::Running)?;
+                    }
+                    checked
                 }
             },
             JobState::Running => execute(s, &job, cancel).await,
@@ -1085,6 +1109,23 @@ async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result
                 return Ok(());
             }
         }
+    }
+}
+
+/// After a finality hold (OFF-02): the lease must still be this provider's on the chain that
+/// stands, else the reorg undid it and the job must not run.
+async fn still_ours(s: &Shared, id: B256) -> Result<(), Step> {
+    let v = Market::new(s.market, &s.client().provider)
+        .getJob(id)
+        .call()
+        .await
+        .map_err(|e| Step::Retry(classify(e).to_string()))?;
+    if v.status == 2 && v.provider == s.cfg.owner {
+        Ok(())
+    } else {
+        Err(Step::Fail(
+            "the lease was undone by a reorg deeper than chain.confirmations".into(),
+        ))
     }
 }
 
