@@ -1124,7 +1124,7 @@ async fn still_ours(s: &Shared, id: B256) -> Result<(), Step> {
         Ok(())
     } else {
         Err(Step::Fail(
-            "the lease was undone by a reorg deeper than chain.confirmations".into(),
+            "after the finality hold the lease is no longer this provider's (undone by the deep reorg, or closed): not running it".into(),
         ))
     }
 }
