@@ -431,13 +431,24 @@ async fn retry_deferred(s: &Arc<Shared>) {
             return;
         }
     };
-    let waiting = match s.db().deferred(unix_now()) {
-        Ok(w) => w,
-        Err(e) => {
+    // Bid windows end in chain time (OFF-21), read only when some order is kept.
+    let kept = |now: u64| {
+        s.db().deferred(now).map_err(|e| {
             warn!(error = %e, "cannot read the deferred orders");
+        })
+    };
+    let Ok(any) = kept(0) else { return };
+    if any.is_empty() {
+        return;
+    }
+    let now = match s.client().now().await {
+        Ok(t) => t,
+        Err(e) => {
+            warn!(error = %e, "cannot read the chain's time for the deferred orders");
             return;
         }
     };
+    let Ok(waiting) = kept(now) else { return };
     for (topics, data) in waiting {
         let o = match Market::OrderCreated::decode_raw_log(topics, &data) {
             Ok(o) => o,
