@@ -185,9 +185,19 @@ async fn status(path: &std::path::Path) -> Result<()> {
         };
         println!("  {} {}{deadline}", j.id, j.state.name());
     }
+    let kept = store.deferred(0)?.len();
+    if kept > 0 {
+        println!(
+            "deferred   {kept} orders kept until a slot, GPU or stake frees (or their bid window ends)"
+        );
+    }
     match node_health(&c).await {
         Some(h) => println!("node       running: {h}"),
         None => println!("node       not running (no answer on {})", c.listen),
+    }
+    match &c.fallback_rpc {
+        Some(f) => println!("rpc        {} (fallback {f})", c.rpc),
+        None => println!("rpc        {}", c.rpc),
     }
     let chain = OnChain::read(&c).await?;
     let market = Market::new(chain.d.address("Market")?, &chain.client.provider);
@@ -208,6 +218,31 @@ async fn status(path: &std::path::Path) -> Result<()> {
         chain.stake(chain.info.stake),
         chain.stake(chain.info.locked)
     );
+    let operator = chain.info.operator;
+    let gas = alloy::providers::Provider::get_balance(&chain.client.provider, operator)
+        .await
+        .map_err(gridlease_core::chain::classify_rpc)?;
+    println!(
+        "operator   {operator}: {} ETH for gas",
+        format_amount(gas.to::<u128>(), 18)
+    );
+    let staking =
+        gridlease_bindings::Staking::new(chain.d.address("Staking")?, &chain.client.provider);
+    let l = staking.liveness(c.owner).call().await.map_err(classify)?;
+    let at = l.at.to::<u64>();
+    if at == 0 {
+        println!(
+            "heartbeat  none yet (service leases need one; `jobs.services = true` sends them)"
+        );
+    } else {
+        let now = chain.client.now().await?;
+        println!(
+            "heartbeat  {}s ago (period {}s, epoch {})",
+            now.saturating_sub(at),
+            l.period,
+            l.epoch
+        );
+    }
     Ok(())
 }
 

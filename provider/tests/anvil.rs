@@ -117,6 +117,8 @@ async fn init_then_check_guides_the_owner_until_ready_and_status_reads_the_chain
         out.contains("stake      40 USDC (0 USDC locked in leases)"),
         "{out}"
     );
+    assert!(out.contains(" ETH for gas"), "{out}");
+    assert!(out.contains("heartbeat  none yet"), "{out}");
     assert!(dir.path().join("data/state.db").exists());
 
     // A typo is named, with nothing else done.
