@@ -15,6 +15,8 @@ use anyhow::{Context, Result, bail};
 pub struct Anvil {
     child: Child,
     port: u16,
+    block_time: u64,
+    log: Option<PathBuf>,
 }
 
 /// Find the anvil binary: `$GRIDLEASE_ANVIL`, then `node_modules/.bin/anvil` in this directory or
@@ -46,59 +48,51 @@ impl Anvil {
     /// Start anvil on 127.0.0.1 with a free port and `block_time` seconds per block (0: a block
     /// per transaction). Its output goes to `log` (or is discarded).
     pub fn start(block_time: u64, log: Option<&Path>) -> Result<Self> {
-        let bin = find_anvil()?;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["--host", "127.0.0.1", "--port", "0", "--hardfork", "cancun"])
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if block_time > 0 {
-            cmd.args(["--block-time", &block_time.to_string()]);
-        }
-        let mut child = cmd
+        let (child, port) = spawn(0, block_time, log, None)?;
+        Ok(Self {
+            child,
+            port,
+            block_time,
+            log: log.map(Path::to_path_buf),
+        })
+    }
+
+    /// Stop the node for `down` and start it again on the same port with the state it had (an
+    /// RPC node restarted mid-run: clients see refused connections, then the same chain).
+    pub async fn restart(&mut self, down: Duration) -> Result<()> {
+        let p = alloy::providers::ProviderBuilder::new().connect_http(self.url().parse()?);
+        let dump: String =
+            alloy::providers::Provider::raw_request(&p, "anvil_dumpState".into(), ())
+                .await
+                .context("anvil_dumpState")?;
+        let gz = alloy::hex::decode(dump.trim_start_matches("0x")).context("state dump")?;
+        let state = std::env::temp_dir().join(format!(
+            "gridlease-anvil-{}-{}.json",
+            std::process::id(),
+            self.port
+        ));
+        let mut gunzip = Command::new("gzip")
+            .arg("-dc")
+            .stdin(Stdio::piped())
+            .stdout(std::fs::File::create(&state)?)
             .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let stdout = child.stdout.take().context("anvil has no stdout")?;
-        let mut log_file = match log {
-            Some(p) => Some(
-                std::fs::File::create(p)
-                    .with_context(|| format!("cannot write {}", p.display()))?,
-            ),
-            None => None,
-        };
-        // Read until "Listening on 127.0.0.1:PORT", then keep draining (anvil logs every
-        // transaction; a full pipe would stall it).
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(f) = log_file.as_mut() {
-                    let _ = writeln!(f, "{line}");
-                }
-                if let Some(addr) = line.strip_prefix("Listening on ")
-                    && let Some(sender) = tx.take()
-                {
-                    let port = addr
-                        .trim()
-                        .rsplit(':')
-                        .next()
-                        .and_then(|p| p.parse::<u16>().ok());
-                    let _ = sender.send(port);
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Some(port)) => Ok(Self { child, port }),
-            _ => {
-                let _ = child.kill();
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                bail!("anvil did not start: {}", err.trim())
-            }
+            .context("gzip (to unpack anvil's state) did not start")?;
+        gunzip.stdin.take().context("gzip stdin")?.write_all(&gz)?;
+        if !gunzip.wait()?.success() {
+            bail!("gzip could not unpack anvil's state");
         }
+        self.kill();
+        tokio::time::sleep(down).await;
+        // The log goes on after the restart's output.
+        let started = spawn(
+            self.port,
+            self.block_time,
+            self.log.as_deref(),
+            Some(&state),
+        );
+        let _ = std::fs::remove_file(&state);
+        (self.child, self.port) = started?;
+        Ok(())
     }
 
     /// The HTTP endpoint.
@@ -119,6 +113,76 @@ impl Anvil {
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Start anvil on 127.0.0.1:`port` (0: a free one), loading `state` if given; returns it and
+/// its port once it listens. Its output is appended to `log` (or discarded).
+fn spawn(
+    port: u16,
+    block_time: u64,
+    log: Option<&Path>,
+    state: Option<&Path>,
+) -> Result<(Child, u16)> {
+    let bin = find_anvil()?;
+    let mut cmd = Command::new(&bin);
+    cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--hardfork", "cancun"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if block_time > 0 {
+        cmd.args(["--block-time", &block_time.to_string()]);
+    }
+    if let Some(state) = state {
+        cmd.arg("--load-state").arg(state);
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let stdout = child.stdout.take().context("anvil has no stdout")?;
+    let mut log_file = match log {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot write {}", p.display()))?,
+        ),
+        None => None,
+    };
+    // Read until "Listening on 127.0.0.1:PORT", then keep draining (anvil logs every
+    // transaction; a full pipe would stall it).
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(f) = log_file.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
+            if let Some(addr) = line.strip_prefix("Listening on ")
+                && let Some(sender) = tx.take()
+            {
+                let port = addr
+                    .trim()
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok());
+                let _ = sender.send(port);
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Some(port)) => Ok((child, port)),
+        _ => {
+            let _ = child.kill();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            bail!("anvil did not start: {}", err.trim())
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// Demo roles and the anvil key index each uses (0 deploys and governs).
-pub const ROLES: [(&str, usize); 8] = [
+pub const ROLES: [(&str, usize); 9] = [
     ("tenant", 1),
     ("provider1", 2),
     ("provider1-operator", 3),
@@ -26,6 +26,7 @@ pub const ROLES: [(&str, usize); 8] = [
     ("keeper", 6),
     ("provider3", 7),
     ("provider3-operator", 8),
+    ("keeper2", 9),
 ];
 
 /// USDC (whole tokens) minted to each role.

@@ -1,0 +1,241 @@
+//! The whole market through its faults, end to end: a tenant's job is running when its provider
+//! node is killed (`kill -9`) and, while the node is down, the chain's RPC node is restarted from
+//! its state; the node comes back, finishes the job and posts its result exactly once; two
+//! keepers compete for the upkeep: every piece of work is paid once, and neither keeper's
+//! transactions cost more than it earned.
+
+use std::time::Duration;
+
+use alloy::{
+    primitives::{Address, B256},
+    providers::Provider,
+    rpc::types::Filter,
+    sol_types::SolEvent,
+};
+use gridlease_bindings::{Market as MarketC, Results};
+use gridlease_core::{
+    chain::{classify, classify_rpc},
+    fetch,
+};
+use gridlease_deploy::anvil;
+use gridlease_e2e::{
+    market::{Market, Options, PROVIDERS},
+    scenario::{cli, until},
+};
+
+/// An instant job that runs until the file `go` exists.
+fn gated_spec(go: &std::path::Path) -> String {
+    format!(
+        r#"name = "a job that waits for the test"
+kind = "container"
+
+[resources]
+gpu = "any"
+gpu_count = 1
+vram_gib = 1
+cpu_cores = 1
+ram_gib = 1
+
+[price]
+max_per_hour = "1.00"
+max_duration = "10m"
+bid_window = "30s"
+collateral = "10"
+instant = true
+token = "USDC"
+
+[container]
+image = "docker.io/library/busybox:1.36"
+command = ["sh", "-c", "while [ ! -e {go} ]; do sleep 0.2; done; echo survived"]
+"#,
+        go = go.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_never_both_get_paid()
+ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = Options {
+        providers: vec![PROVIDERS[0]],
+        ..Options::default()
+    };
+    let mut m = Market::start(dir.path(), &opts).await.expect("market");
+    let mut rival = m
+        .start_keeper(&opts, "keeper2", "keeper2")
+        .expect("a second keeper");
+    rival
+        .ready(Duration::from_secs(60))
+        .await
+        .expect("the second keeper answers");
+    let dump = |m: &Market| {
+        m.providers
+            .iter()
+            .chain(m.keeper.as_ref())
+            .map(|d| format!("--- {}\n{}", d.name, d.log_tail(30)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let market_addr = m.deployments.address("Market").expect("market");
+    let results = Results::new(
+        m.deployments.address("Results").expect("results"),
+        &m.gov.provider,
+    );
+    let first = m.gov.provider.get_block_number().await.expect("block");
+
+    // The tenant's job starts on alpha.
+    let go = m.dir.join("go");
+    std::fs::write(m.dir.join("gated.toml"), gated_spec(&go)).expect("spec");
+    let out = cli(&m, "gated", &["submit", "gated.toml"], &|l| {
+        eprintln!("{l}")
+    })
+    .await
+    .expect("submit");
+    let id: B256 = out
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("order id");
+    let metrics = format!("http://127.0.0.1:{}/metrics", m.providers[0].port);
+    until(
+        "the job running on alpha",
+        Duration::from_secs(60),
+        async || {
+            Ok(fetch::fetch(&metrics)
+                .await
+                .ok()
+                .filter(|b| {
+                    String::from_utf8_lossy(b)
+                        .contains("gridlease_provider_jobs{state=\"running\"} 1")
+                })
+                .map(|_| ()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+
+    // kill -9 mid-job; while the node is down the RPC node goes away for 2 s and comes back
+    // with its state.
+    m.providers[0].child.kill().expect("kill -9");
+    let _ = m.providers[0].child.wait();
+    m.devnet
+        .anvil
+        .restart(Duration::from_secs(2))
+        .await
+        .expect("anvil restarts with its state");
+    std::fs::write(&go, b"").expect("let the job finish");
+    m.providers[0] = m.start_provider(&PROVIDERS[0], &opts).expect("alpha again");
+    m.providers[0]
+        .ready(Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+
+    until("the result", Duration::from_secs(120), async || {
+        let r = results.resultOf(id).call().await.map_err(classify)?;
+        Ok((r.postedAt.to::<u64>() != 0).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+    let logs = async |address: Address, sig: B256| {
+        m.gov
+            .provider
+            .get_logs(
+                &Filter::new()
+                    .address(address)
+                    .event_signature(sig)
+                    .topic1(id)
+                    .from_block(first),
+            )
+            .await
+            .map_err(classify_rpc)
+            .expect("logs")
+    };
+    assert_eq!(
+        logs(*results.address(), Results::ResultPosted::SIGNATURE_HASH)
+            .await
+            .len(),
+        1,
+        "posted exactly once"
+    );
+    let auth =
+        fetch::result_auth(&anvil::ANVIL_KEYS[1].parse().expect("tenant key"), id).expect("signs");
+    let url = format!("http://127.0.0.1:{}/results/{id}", m.providers[0].port);
+    let served = fetch::fetch_with(&url, Some(&auth))
+        .await
+        .expect("the tenant downloads it from the restarted node");
+    assert_eq!(served, b"survived\n");
+
+    // Past the challenge window the lease is closed, once, by whichever gets there first.
+    anvil::warp(&m.gov.provider, 86_460).await.expect("warp");
+    until("the close", Duration::from_secs(90), async || {
+        let closed = logs(market_addr, MarketC::LeaseClosed::SIGNATURE_HASH).await;
+        Ok((!closed.is_empty()).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+    // Give a losing keeper the time to (wrongly) act, then count.
+    let head = m.gov.provider.get_block_number().await.expect("head");
+    until("three more blocks", Duration::from_secs(30), async || {
+        let now = m
+            .gov
+            .provider
+            .get_block_number()
+            .await
+            .map_err(classify_rpc)?;
+        Ok((now >= head + 3).then_some(()))
+    })
+    .await
+    .expect("blocks");
+    assert_eq!(
+        logs(market_addr, MarketC::LeaseClosed::SIGNATURE_HASH)
+            .await
+            .len(),
+        1,
+        "closed once"
+    );
+    let mut settled: Vec<u64> = logs(market_addr, MarketC::LeaseSettled::SIGNATURE_HASH)
+        .await
+        .iter()
+        .map(|l| {
+            l.log_decode::<MarketC::LeaseSettled>()
+                .expect("decode")
+                .inner
+                .data
+                .settledAt
+                .to::<u64>()
+        })
+        .collect();
+    let n = settled.len();
+    settled.dedup();
+    assert_eq!(settled.len(), n, "no stretch of the lease paid twice");
+
+    // Neither keeper lost money: whatever each sent was mined without reverting, so no gas went
+    // on work another keeper had done (both simulate first and drop what no longer pays).
+    let last = m.gov.provider.get_block_number().await.expect("head");
+    let keepers = [m.keeper.as_ref().expect("keeper").address, rival.address];
+    let mut sent = [0usize; 2];
+    for b in first..=last {
+        let receipts = m
+            .gov
+            .provider
+            .get_block_receipts(b.into())
+            .await
+            .expect("receipts")
+            .unwrap_or_default();
+        for r in receipts {
+            if let Some(k) = keepers.iter().position(|a| *a == r.from) {
+                sent[k] += 1;
+                assert!(
+                    r.status(),
+                    "keeper {} paid gas for a reverted transaction {}\n{}",
+                    r.from,
+                    r.transaction_hash,
+                    dump(&m)
+                );
+            }
+        }
+    }
+    assert!(sent[0] + sent[1] > 0, "the keepers did the upkeep");
+    rival.stop().expect("the second keeper exits 0 on SIGTERM");
+    m.stop().expect("every daemon exits 0 on SIGTERM");
+}
