@@ -293,6 +293,35 @@ impl Market {
         Ok(market)
     }
 
+    /// Logs of `address` with event `sig` and first topic `id` since the market was set up.
+    pub async fn logs(
+        &self,
+        address: Address,
+        sig: alloy::primitives::B256,
+        id: alloy::primitives::B256,
+    ) -> Result<Vec<alloy::rpc::types::Log>> {
+        Ok(alloy::providers::Provider::get_logs(
+            &self.gov.provider,
+            &alloy::rpc::types::Filter::new()
+                .address(address)
+                .event_signature(sig)
+                .topic1(id)
+                .from_block(self.first_block),
+        )
+        .await
+        .map_err(gridlease_core::chain::classify_rpc)?)
+    }
+
+    /// The last `lines` log lines of every daemon, for a failure message.
+    pub fn log_tails(&self, lines: usize) -> String {
+        self.providers
+            .iter()
+            .chain(self.keeper.as_ref())
+            .map(|d| format!("--- {}\n{}", d.name, d.log_tail(lines)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The RPC endpoint.
     pub fn rpc(&self) -> &str {
         &self.devnet.info.rpc

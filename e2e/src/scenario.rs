@@ -137,6 +137,18 @@ pub async fn cli(m: &Market, label: &str, args: &[&str], say: &dyn Fn(&str)) -> 
     Ok(stdout + &stderr)
 }
 
+/// Write `spec` to `<dir>/<name>.toml` and submit it with the tenant CLI (progress echoed under
+/// `[name]`); the order id it printed.
+pub async fn submit(m: &Market, name: &str, spec: &str, say: &dyn Fn(&str)) -> Result<B256> {
+    let file = format!("{name}.toml");
+    std::fs::write(m.dir.join(&file), spec)?;
+    let out = cli(m, name, &["submit", &file], say).await?;
+    out.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .with_context(|| format!("submit printed no order id: {out}"))
+}
+
 /// Wait up to `within` for `done` to give `Some`, polling every 250 ms.
 pub async fn until<T, F, Fut>(what: &str, within: Duration, mut done: F) -> Result<T>
 where
@@ -158,18 +170,18 @@ where
 /// Run the scenario on `m`; `say` prints progress. Returns the jobs it submitted.
 pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
     let specs = specs();
-    for (name, text) in &specs {
-        std::fs::write(m.dir.join(format!("{name}.toml")), text)?;
-    }
+    let spec = |name: &str| {
+        specs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| text.clone())
+            .unwrap_or_default()
+    };
+    // The RTX 4090 job is submitted with --wait below: its file is written here.
+    std::fs::write(m.dir.join("matmul-rtx4090.toml"), spec("matmul-rtx4090"))?;
     let market = MarketC::new(m.deployments.address("Market")?, &m.gov.provider);
     let results = Results::new(m.deployments.address("Results")?, &m.gov.provider);
-    let submit = async |name: &str| -> Result<B256> {
-        let out = cli(m, name, &["submit", &format!("{name}.toml")], say).await?;
-        out.lines()
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .with_context(|| format!("submit printed no order id: {out}"))
-    };
+    let submit = async |name: &str| submit(m, name, &spec(name), say).await;
 
     say("\n== 1. tenant: a container job, auctioned among all providers (8 s bid window)");
     let container = submit("container").await?;

@@ -8,7 +8,6 @@ use alloy::{
     eips::BlockNumberOrTag,
     primitives::{Address, B256},
     providers::Provider,
-    rpc::types::{Filter, Log},
     sol_types::SolEvent,
 };
 use anyhow::{Context, Result};
@@ -82,7 +81,7 @@ pub struct JobRow {
     pub settlements: usize,
     /// How it ended.
     pub outcome: String,
-    /// Paid to the provider, USDC.
+    /// What the lease paid in all (its settlements and its close, fees included), USDC.
     pub paid: String,
     /// Refunded to the tenant, USDC.
     pub refunded: String,
@@ -120,21 +119,6 @@ pub struct Summary {
     pub gas_total: u64,
 }
 
-async fn logs_of(m: &Market, address: Address, sig: B256, id: B256) -> Result<Vec<Log>> {
-    m.gov
-        .provider
-        .get_logs(
-            &Filter::new()
-                .address(address)
-                .event_signature(sig)
-                .topic1(id)
-                .from_block(m.first_block),
-        )
-        .await
-        .map_err(classify_rpc)
-        .map_err(Into::into)
-}
-
 /// Timestamp of block `n`.
 pub async fn block_time(m: &Market, n: u64) -> Result<u64> {
     Ok(m.gov
@@ -164,14 +148,17 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
     let market = MarketC::new(market_addr, &m.gov.provider);
     let mut rows = Vec::new();
     for j in jobs {
-        let created = logs_of(m, market_addr, MarketC::OrderCreated::SIGNATURE_HASH, j.id).await?;
+        let created = m
+            .logs(market_addr, MarketC::OrderCreated::SIGNATURE_HASH, j.id)
+            .await?;
         let order_block = created
             .first()
             .and_then(|l| l.block_number)
             .context("no OrderCreated log")?;
         let t0 = block_time(m, order_block).await?;
         let at = async |address, sig| -> Result<Option<(u64, u64)>> {
-            match logs_of(m, address, sig, j.id)
+            match m
+                .logs(address, sig, j.id)
                 .await?
                 .first()
                 .and_then(|l| l.block_number)
@@ -182,20 +169,34 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
         };
         let ack = at(results_addr, Results::LeaseAcknowledged::SIGNATURE_HASH).await?;
         let res = at(results_addr, Results::ResultPosted::SIGNATURE_HASH).await?;
-        let started = logs_of(m, market_addr, MarketC::LeaseStarted::SIGNATURE_HASH, j.id).await?;
+        let started = m
+            .logs(market_addr, MarketC::LeaseStarted::SIGNATURE_HASH, j.id)
+            .await?;
         let lease = started
             .first()
             .and_then(|l| l.log_decode::<MarketC::LeaseStarted>().ok())
             .map(|l| l.inner.data);
-        let closed = logs_of(m, market_addr, MarketC::LeaseClosed::SIGNATURE_HASH, j.id).await?;
+        let closed = m
+            .logs(market_addr, MarketC::LeaseClosed::SIGNATURE_HASH, j.id)
+            .await?;
         let close = closed
             .first()
             .and_then(|l| l.log_decode::<MarketC::LeaseClosed>().ok())
             .map(|l| l.inner.data);
-        let settlements = logs_of(m, market_addr, MarketC::LeaseSettled::SIGNATURE_HASH, j.id)
-            .await?
-            .len();
-        let faulted = logs_of(m, market_addr, MarketC::LeaseFaulted::SIGNATURE_HASH, j.id).await?;
+        let settled = m
+            .logs(market_addr, MarketC::LeaseSettled::SIGNATURE_HASH, j.id)
+            .await?;
+        let settlements = settled.len();
+        // What the lease paid in all: its settlements while it ran plus its close (how it is
+        // split between them depends on when keepers settled).
+        let settled_total: u128 = settled
+            .iter()
+            .filter_map(|l| l.log_decode::<MarketC::LeaseSettled>().ok())
+            .map(|l| l.inner.data.amount.to::<u128>())
+            .sum();
+        let faulted = m
+            .logs(market_addr, MarketC::LeaseFaulted::SIGNATURE_HASH, j.id)
+            .await?;
         let fault = faulted
             .first()
             .and_then(|l| l.log_decode::<MarketC::LeaseFaulted>().ok())
@@ -233,9 +234,9 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
             order_to_result_s: res.map(|(_, t)| t - t0),
             settlements,
             outcome,
-            paid: close.as_ref().map_or_else(
-                || "0".into(),
-                |c| format_amount(c.toProvider.to::<u128>(), dec),
+            paid: format_amount(
+                settled_total + close.as_ref().map_or(0, |c| c.paid.to::<u128>()),
+                dec,
             ),
             refunded: match (&close, &fault) {
                 (_, Some(f)) => format_amount(f.refund.to::<u128>(), dec),

@@ -9,7 +9,6 @@ use std::time::Duration;
 use alloy::{
     primitives::{Address, B256},
     providers::Provider,
-    rpc::types::Filter,
     sol_types::SolEvent,
 };
 use gridlease_bindings::{Market as MarketC, Results};
@@ -20,7 +19,7 @@ use gridlease_core::{
 use gridlease_deploy::anvil;
 use gridlease_e2e::{
     market::{Market, Options, PROVIDERS},
-    scenario::{cli, until},
+    scenario::{submit, until},
 };
 
 /// An instant job that runs until the file `go` exists.
@@ -68,14 +67,6 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         .ready(Duration::from_secs(60))
         .await
         .expect("the second keeper answers");
-    let dump = |m: &Market| {
-        m.providers
-            .iter()
-            .chain(m.keeper.as_ref())
-            .map(|d| format!("--- {}\n{}", d.name, d.log_tail(30)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
     let market_addr = m.deployments.address("Market").expect("market");
     let results = Results::new(
         m.deployments.address("Results").expect("results"),
@@ -85,17 +76,9 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
 
     // The tenant's job starts on alpha.
     let go = m.dir.join("go");
-    std::fs::write(m.dir.join("gated.toml"), gated_spec(&go)).expect("spec");
-    let out = cli(&m, "gated", &["submit", "gated.toml"], &|l| {
-        eprintln!("{l}")
-    })
-    .await
-    .expect("submit");
-    let id: B256 = out
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .expect("order id");
+    let id = submit(&m, "gated", &gated_spec(&go), &|l| eprintln!("{l}"))
+        .await
+        .expect("submit");
     let metrics = format!("http://127.0.0.1:{}/metrics", m.providers[0].port);
     until(
         "the job running on alpha",
@@ -112,7 +95,7 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         },
     )
     .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", m.log_tails(30)));
 
     // kill -9 mid-job; while the node is down the RPC node goes away for 2 s and comes back
     // with its state.
@@ -135,21 +118,8 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         Ok((r.postedAt.to::<u64>() != 0).then_some(()))
     })
     .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
-    let logs = async |address: Address, sig: B256| {
-        m.gov
-            .provider
-            .get_logs(
-                &Filter::new()
-                    .address(address)
-                    .event_signature(sig)
-                    .topic1(id)
-                    .from_block(first),
-            )
-            .await
-            .map_err(classify_rpc)
-            .expect("logs")
-    };
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", m.log_tails(30)));
+    let logs = async |address: Address, sig: B256| m.logs(address, sig, id).await.expect("logs");
     assert_eq!(
         logs(*results.address(), Results::ResultPosted::SIGNATURE_HASH)
             .await
@@ -172,7 +142,7 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         Ok((!closed.is_empty()).then_some(()))
     })
     .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", m.log_tails(30)));
     // Give a losing keeper the time to (wrongly) act, then count.
     let head = m.gov.provider.get_block_number().await.expect("head");
     until("three more blocks", Duration::from_secs(30), async || {
@@ -230,7 +200,7 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
                     "keeper {} paid gas for a reverted transaction {}\n{}",
                     r.from,
                     r.transaction_hash,
-                    dump(&m)
+                    m.log_tails(30)
                 );
             }
         }

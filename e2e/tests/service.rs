@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use alloy::{primitives::B256, providers::Provider, rpc::types::Filter, sol_types::SolEvent};
+use alloy::{primitives::B256, sol_types::SolEvent};
 use gridlease_bindings::{Market as MarketC, Results, Staking};
-use gridlease_core::chain::{classify, classify_rpc, send};
+use gridlease_core::chain::{classify, send};
 use gridlease_e2e::{
     market::{Market, Options, ProviderPlan},
-    scenario::{cli, until},
+    scenario::{cli, submit, until},
 };
 
 const MARKER: &str = "gridlease-e2e-service";
@@ -60,17 +60,8 @@ fn service_processes() -> usize {
 }
 
 async fn logs(m: &Market, sig: B256, id: B256) -> Vec<alloy::rpc::types::Log> {
-    m.gov
-        .provider
-        .get_logs(
-            &Filter::new()
-                .address(m.deployments.address("Market").expect("market"))
-                .event_signature(sig)
-                .topic1(id)
-                .from_block(m.first_block),
-        )
+    m.logs(m.deployments.address("Market").expect("market"), sig, id)
         .await
-        .map_err(classify_rpc)
         .expect("logs")
 }
 
@@ -120,13 +111,9 @@ async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
     .await
     .expect("heartbeat");
 
-    std::fs::write(m.dir.join("service.toml"), service_spec()).expect("spec");
-    let out = cli(&m, "service", &["submit", "service.toml"], &|l| {
-        eprintln!("{l}")
-    })
-    .await
-    .expect("submit");
-    let id: B256 = out.lines().next().and_then(|l| l.parse().ok()).expect("id");
+    let id = submit(&m, "service", &service_spec(), &|l| eprintln!("{l}"))
+        .await
+        .expect("submit");
     until("the service running", Duration::from_secs(60), async || {
         let r = results.resultOf(id).call().await.map_err(classify)?;
         Ok((r.acknowledgedAfter != 0 && service_processes() > 0).then_some(()))

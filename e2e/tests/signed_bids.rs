@@ -10,18 +10,17 @@ use alloy::{
     eips::BlockNumberOrTag,
     primitives::{Address, B256},
     providers::Provider,
-    rpc::types::Filter,
     sol_types::{SolCall, SolEvent},
 };
 use gridlease_bindings::{Market as MarketC, Results};
 use gridlease_core::{
-    chain::{classify, classify_rpc},
+    chain::classify,
     eip712::{ServedBid, market_domain},
     fetch,
 };
 use gridlease_e2e::{
     market::{Market, Options, ProviderPlan},
-    scenario::{cli, until},
+    scenario::{submit, until},
 };
 
 const SPEC: &str = r#"name = "matmul auctioned to signed bids"
@@ -96,39 +95,10 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
     ];
     let first = m.gov.provider.get_block_number().await.expect("block");
 
-    std::fs::write(m.dir.join("signed.toml"), SPEC).expect("spec");
-    let out = cli(&m, "signed", &["submit", "signed.toml"], &|l| {
-        eprintln!("{l}")
-    })
-    .await
-    .expect("submit");
-    let id: B256 = out
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .expect("order id");
-    let logs = async |sig: B256| {
-        m.gov
-            .provider
-            .get_logs(
-                &Filter::new()
-                    .address(market_addr)
-                    .event_signature(sig)
-                    .topic1(id)
-                    .from_block(first),
-            )
-            .await
-            .map_err(classify_rpc)
-            .expect("logs")
-    };
-    let dump = |m: &Market| {
-        m.providers
-            .iter()
-            .chain(m.keeper.as_ref())
-            .map(|d| format!("--- {}\n{}", d.name, d.log_tail(25)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let id = submit(&m, "signed", SPEC, &|l| eprintln!("{l}"))
+        .await
+        .expect("submit");
+    let logs = async |sig: B256| m.logs(market_addr, sig, id).await.expect("logs");
 
     // Both signed nodes serve a bid on the order; each recovers to its own operator.
     let domain = market_domain(m.gov.chain_id, market_addr);
@@ -142,7 +112,7 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
                 .and_then(|b| serde_json::from_slice(&b).ok()))
         })
         .await
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", m.log_tails(25)));
         assert_eq!(bid.order, id);
         assert_eq!(bid.provider, owner);
         assert_eq!(bid.signer(&domain), Some(signers[i]));
@@ -166,7 +136,7 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
             .map(|l| l.inner.data))
     })
     .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", m.log_tails(25)));
     assert_eq!(onchain.provider, chain);
     assert!(onchain.pricePerSecond.to::<u128>() > served[1]);
 
@@ -179,7 +149,7 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
             .map(|l| l.inner.data))
     })
     .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", m.log_tails(25)));
     assert!(lease.signedBid, "awarded from a signed bid: {lease:?}");
     assert_eq!(lease.provider, cheap, "the cheapest bid wins");
     assert_eq!(lease.ratePerSecond.to::<u128>(), served[0]);
@@ -190,7 +160,7 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
         Ok((r.postedAt.to::<u64>() != 0).then_some(()))
     })
     .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}", dump(&m)));
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", m.log_tails(25)));
     let job = market.getJob(id).call().await.expect("job");
     assert_eq!(job.provider, cheap);
 
