@@ -52,7 +52,7 @@ pub async fn resume_from(
             // then tells a reorg (rewind) from a node that had only been behind (go on).
             let head = c.provider.get_block_number().await.map_err(classify_rpc)?;
             return Err(ChainError::Network(format!(
-                "the RPC's head {head} is below cursor {name} at block {b}: waiting for it to pass the cursor"
+                "the RPC's head {head} is below cursor {name} at block {b}: waiting for it to pass the cursor (if the chain was reset, e.g. a fresh devnet, move the daemon's state database away)"
             )));
         }
     }
