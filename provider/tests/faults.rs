@@ -724,6 +724,17 @@ listen = "127.0.0.1:{}"
             .len()
     }
 
+    /// Wait (up to 30 s) until node `n`'s log cursor `name` has reached block `block`.
+    async fn wait_cursor(&self, name: &str, block: u64, n: u32) {
+        eventually(
+            &format!("the node's {name} cursor at block {block}"),
+            30,
+            async || cursor(&self.path(), name) >= block,
+            || self.log(n),
+        )
+        .await;
+    }
+
     /// Wait (up to `secs`) until order `id` has one bid on chain (node `n`'s log on failure).
     async fn wait_bid(&self, id: B256, n: u32, secs: u64) {
         eventually(
@@ -917,13 +928,7 @@ async fn off_01_off_03_pd_04_reorgs_mid_job_and_after_the_result_are_detected_an
     let ack = logs[0].transaction_hash.expect("tx");
     let ack_block = logs[0].block_number.expect("block");
     let head = n.tenant.provider.get_block_number().await.expect("head");
-    eventually(
-        "the node's cursor at the head",
-        20,
-        async || cursor(&n.path(), "leases") >= head,
-        || n.log(1),
-    )
-    .await;
+    n.wait_cursor("leases", head, 1).await;
 
     // The blocks from the acknowledgement on are replaced by empty ones.
     raw(
@@ -977,13 +982,7 @@ async fn off_01_off_03_pd_04_reorgs_mid_job_and_after_the_result_are_detected_an
     let post = posted[0].transaction_hash.expect("tx");
     let post_block = posted[0].block_number.expect("block");
     let head = n.tenant.provider.get_block_number().await.expect("head");
-    eventually(
-        "the node's cursor at the head",
-        20,
-        async || cursor(&n.path(), "orders") >= head,
-        || n.log(1),
-    )
-    .await;
+    n.wait_cursor("orders", head, 1).await;
     raw(
         &n.tenant,
         "anvil_reorg",
@@ -1361,13 +1360,7 @@ async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_holds_resul
         raw(&n.tenant, "evm_mine", serde_json::json!([])).await;
     }
     let head = n.tenant.provider.get_block_number().await.expect("head");
-    eventually(
-        "the lease cursor two blocks behind the head",
-        30,
-        async || cursor(&n.path(), "leases") >= head - 2,
-        || n.log(1),
-    )
-    .await;
+    n.wait_cursor("leases", head - 2, 1).await;
     // Four blocks replaced (the result is older): two more than the node waits for.
     raw(&n.tenant, "anvil_reorg", serde_json::json!([4, []])).await;
     n.wait_metric("gridlease_provider_deep_reorgs_total 1", 1)
@@ -1467,13 +1460,7 @@ async fn pd_01_off_01_a_bid_whose_order_a_reorg_removed_leaves_no_reservation() 
         .await;
     n.wait_bid(id, 1, 20).await;
     let head = n.tenant.provider.get_block_number().await.expect("head");
-    eventually(
-        "the node's cursor at the head",
-        20,
-        async || cursor(&n.path(), "orders") >= head,
-        || n.log(1),
-    )
-    .await;
+    n.wait_cursor("orders", head, 1).await;
     // The order and the bid are reorged away (the tenant gave up on it).
     raw(
         &n.tenant,

@@ -150,6 +150,24 @@ async fn unmined(
     (anvil, txm, client, sent)
 }
 
+/// A transaction watch running in a task.
+type Watch = tokio::task::JoinHandle<Result<Outcome, ChainError>>;
+
+/// Watch `sent` to its receipt (30 s at most) in a task, journaling every replacement it signs.
+fn watch_journaled(txm: Arc<TxManager>, sent: &Signed) -> (Watch, Arc<Mutex<Vec<Signed>>>) {
+    let journal: Arc<Mutex<Vec<Signed>>> = Arc::default();
+    let j = journal.clone();
+    let first = sent.clone();
+    let watch = tokio::spawn(async move {
+        txm.confirm(first, Duration::from_secs(30), move |s| {
+            j.lock().expect("lock").push(s.clone());
+            Ok(())
+        })
+        .await
+    });
+    (watch, journal)
+}
+
 /// Wait (up to 20 s) until the node's pool holds one of `hashes`.
 async fn pooled(client: &Client, hashes: &[B256]) {
     let t0 = std::time::Instant::now();
@@ -232,18 +250,7 @@ async fn off_09_a_dropped_transaction_is_rebroadcast_as_the_same_bytes() {
 #[tokio::test]
 async fn off_08_a_stuck_transaction_is_replaced_with_both_fees_bumped_at_its_nonce() {
     let (_anvil, txm, client, sent) = unmined(Duration::from_millis(300)).await;
-    let journal: Arc<Mutex<Vec<Signed>>> = Arc::default();
-    let j = journal.clone();
-    let txm = Arc::new(txm);
-    let t = txm.clone();
-    let first = sent.clone();
-    let watch = tokio::spawn(async move {
-        t.confirm(first, Duration::from_secs(30), move |s| {
-            j.lock().expect("lock").push(s.clone());
-            Ok(())
-        })
-        .await
-    });
+    let (watch, journal) = watch_journaled(Arc::new(txm), &sent);
     // Mine once a replacement (journaled before its broadcast) has reached the node.
     replaced(&client, &journal).await;
     raw(&client, "evm_mine", serde_json::json!([])).await;
@@ -295,17 +302,7 @@ async fn off_07_off_10_a_replacement_whose_answer_was_lost_is_still_recognised_w
         .expect("sent");
     // From now on every broadcast reaches the node but its answer is lost.
     proxy.fail_method("eth_sendRawTransaction", Fault::LoseAnswer);
-    let journal: Arc<Mutex<Vec<Signed>>> = Arc::default();
-    let j = journal.clone();
-    let t = txm.clone();
-    let first = sent.clone();
-    let watch = tokio::spawn(async move {
-        t.confirm(first, Duration::from_secs(30), move |s| {
-            j.lock().expect("lock").push(s.clone());
-            Ok(())
-        })
-        .await
-    });
+    let (watch, journal) = watch_journaled(txm.clone(), &sent);
     replaced(&direct, &journal).await;
     // The node holds the replacement (it replaced the original at its nonce); mine it.
     raw(&direct, "evm_mine", serde_json::json!([])).await;
