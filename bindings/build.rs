@@ -32,12 +32,18 @@ const CONTRACTS: &[&str] = &[
     "ReentrantToken",
     "UsdcLikeToken",
     "MatmulProofHarness",
+    "Timelock",
 ];
 
 /// Contracts whose ABI names structs another binding already defines (`IMarket.OrderParams`,
 /// `MatmulProof.Job`): generated in a module of their own (`results::Results`, with
-/// `results::IMarket::OrderParams`), re-exported at the root.
-const MODULED: &[(&str, &str)] = &[("results", "Results")];
+/// `results::IMarket::OrderParams`), re-exported at the root. `MarketAdmin` is called at the
+/// market's address (the market's fallback delegates to it); `MarketLens` holds the views.
+const MODULED: &[(&str, &str)] = &[
+    ("results", "Results"),
+    ("admin", "MarketAdmin"),
+    ("lens", "MarketLens"),
+];
 
 fn main() {
     let manifest =

@@ -4,50 +4,54 @@ pragma solidity 0.8.30;
 import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 
-import {IMarket} from "./interfaces/IMarket.sol";
+import {IMarket, IMarketAdmin} from "./interfaces/IMarket.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {TokenFlow} from "./libraries/TokenFlow.sol";
 
 /// @title Staking
-/// @notice Provider registry, stake, unbonding queue, collateral locks and slashing.
+/// @notice Provider registry, stake, unbonding queue, collateral locks, heartbeats and slashing.
 /// @dev Token conservation: `stakeToken.balanceOf(this) == totalStaked + totalUnbonding +
 /// totalCredits` for standard tokens (donations only ever add to the left side).
-contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
+/// Per provider: `locked <= stake` at all times, and collateral is only ever slashed from `locked`
+/// (the lock of a running lease, or of a closed one the market still holds for its fault horizon),
+/// never from stake the provider did not commit to a lease.
+contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient, EIP712 {
     using TokenFlow for IERC20;
 
-    /// @notice Shortest allowed unbonding period. Must exceed the longest lease plus the
-    /// challenge window (enforced by the market's own bounds, asserted in tests, STK-03).
+    /// @notice Shortest allowed unbonding period.
     uint48 public constant MIN_UNBONDING_PERIOD = 1 days;
     /// @notice Longest allowed unbonding period.
     uint48 public constant MAX_UNBONDING_PERIOD = 90 days;
-    /// @notice Largest reporter share of a slash (after compensation), so that self-reporting from
-    /// a second address always loses money (STK-14).
-    uint16 public constant MAX_REPORTER_BPS = 5_000;
+    /// @dev EIP-712 type of an operator's consent to serve a provider.
+    bytes32 private constant CONSENT_TYPEHASH =
+        keccak256("OperatorConsent(address provider,address operator,uint256 nonce,uint256 deadline)");
 
     /// @dev Storage layout of one provider, three slots:
     /// slot 0: operator (160) | gpuClasses (64) | gpuCount (8) | vramGiB (16)
-    /// slot 1: stake (128) | locked (128)
-    /// slot 2: unbonding (128) | releaseAt (48)
+    /// slot 1: stake (96) | locked (96)                        read and written by every lock
+    /// slot 2: unbonding (96) | releaseAt (48) | ceiling (96)  the ceiling is read by every lock
     struct ProviderRecord {
         address operator;
         uint64 gpuClasses;
         uint8 gpuCount;
         uint16 vramGiB;
-        uint128 stake;
-        uint128 locked;
-        uint128 unbonding;
+        uint96 stake;
+        uint96 locked;
+        uint96 unbonding;
         uint48 releaseAt;
+        uint96 ceiling;
     }
 
     /// @inheritdoc IStaking
     address public immutable override stakeToken;
 
-    /// @dev slot: market (160) | unbondingPeriod (48) | reporterBps (16)
+    /// @dev slot: market (160) | unbondingPeriod (48) | heartbeatPeriod (16)
     address private _market;
     uint48 private _unbondingPeriod;
-    uint16 private _reporterBps;
-    uint16 private _heartbeatPeriod = 5 minutes;
+    uint16 private _heartbeatPeriod;
 
     address private _treasury;
 
@@ -57,50 +61,61 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     mapping(address provider => ProviderRecord) private _providers;
     mapping(address operator => address provider) private _operatorOf;
+    mapping(address operator => uint256) private _operatorNonces;
     mapping(address account => uint256) private _credits;
     mapping(bytes32 evidence => bool) private _evidenceUsed;
-
-    /// @dev A provider's last heartbeat and its epoch.
-    struct Beat {
-        uint48 at;
-        uint64 epoch;
-    }
-
-    mapping(address provider => Beat) private _beats;
-    mapping(address provider => mapping(uint64 epoch => uint48)) private _epochEnd;
+    mapping(address provider => Liveness) private _liveness;
+    mapping(address provider => mapping(uint32 epoch => uint48)) private _epochStarts;
 
     /// @param token The stake token (an allow-listed stablecoin).
-    /// @param owner_ Governance.
+    /// @param owner_ Governance (a TimelockController).
     /// @param treasury_ Receiver of slash remainders.
     /// @param unbondingPeriod_ Seconds between unbond and withdrawal.
-    /// @param reporterBps_ Reporter share of a slash after tenant compensation.
-    constructor(address token, address owner_, address treasury_, uint48 unbondingPeriod_, uint16 reporterBps_)
+    /// @param heartbeatPeriod_ Heartbeat period of epochs that start from now on.
+    constructor(address token, address owner_, address treasury_, uint48 unbondingPeriod_, uint16 heartbeatPeriod_)
         Ownable(owner_)
+        EIP712("gridlease Staking", "1")
     {
         if (token == address(0) || treasury_ == address(0)) revert ZeroAddress();
         stakeToken = token;
         _setTreasury(treasury_);
         _setUnbondingPeriod(unbondingPeriod_);
-        _setReporterBps(reporterBps_);
+        _setHeartbeatPeriod(heartbeatPeriod_);
     }
 
     // ================================================================ provider
 
     /// @inheritdoc IStaking
-    function register(address operator, Capacity calldata capacity, string calldata metadataURI) external {
+    function register(
+        address operator,
+        Capacity calldata capacity,
+        string calldata metadataURI,
+        uint96 ceiling,
+        uint256 consentDeadline,
+        bytes calldata consent
+    ) external {
         ProviderRecord storage p = _providers[msg.sender];
         if (p.operator != address(0)) revert ProviderAlreadyRegistered(msg.sender);
-        _setOperator(p, address(0), operator);
+        _bindOperator(p, address(0), operator, consentDeadline, consent);
         _setCapacity(p, capacity);
-        emit ProviderRegistered(msg.sender, operator, capacity, metadataURI);
+        p.ceiling = ceiling;
+        emit ProviderRegistered(msg.sender, operator, capacity, metadataURI, ceiling);
     }
 
     /// @inheritdoc IStaking
-    function updateProvider(address operator, Capacity calldata capacity, string calldata metadataURI) external {
+    function updateProvider(
+        address operator,
+        Capacity calldata capacity,
+        string calldata metadataURI,
+        uint96 ceiling,
+        uint256 consentDeadline,
+        bytes calldata consent
+    ) external {
         ProviderRecord storage p = _registered(msg.sender);
-        if (operator != p.operator) _setOperator(p, p.operator, operator);
+        if (operator != p.operator) _bindOperator(p, p.operator, operator, consentDeadline, consent);
         _setCapacity(p, capacity);
-        emit ProviderUpdated(msg.sender, operator, capacity, metadataURI);
+        p.ceiling = ceiling;
+        emit ProviderUpdated(msg.sender, operator, capacity, metadataURI, ceiling);
     }
 
     /// @inheritdoc IStaking
@@ -120,8 +135,8 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         ProviderRecord storage p = _registered(msg.sender);
         uint256 free = p.stake - p.locked;
         if (amount > free) revert InsufficientFreeStake(msg.sender, amount, free);
-        // Safe: amount <= stake - locked <= stake, and totals are sums of the per-provider fields.
-        uint128 amt = uint128(amount);
+        // Safe: amount <= stake - locked <= stake < 2^96, and totals are sums of the fields.
+        uint96 amt = uint96(amount);
         unchecked {
             p.stake -= amt;
             _totalStaked -= amt;
@@ -130,7 +145,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         _totalUnbonding += amt;
         // A new unbond restarts the clock for everything queued, and never brings an earlier
         // release forward: after governance shortens the period, queued stake still waits its
-        // original time and stays slashable (STK-16).
+        // original time (STK-16).
         uint48 releaseAt = uint48(block.timestamp) + _unbondingPeriod;
         if (releaseAt < p.releaseAt) releaseAt = p.releaseAt;
         p.releaseAt = releaseAt;
@@ -139,7 +154,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     /// @inheritdoc IStaking
     function withdrawUnbonded(address to) external nonReentrant returns (uint256 amount) {
-        if (to == address(0)) revert ZeroAddress();
+        _checkPayee(to);
         ProviderRecord storage p = _providers[msg.sender];
         amount = p.unbonding;
         if (amount == 0) revert NothingToWithdraw(msg.sender);
@@ -156,7 +171,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     /// @inheritdoc IStaking
     function withdrawCredit(address to) external nonReentrant returns (uint256 amount) {
-        if (to == address(0)) revert ZeroAddress();
+        _checkPayee(to);
         amount = _credits[msg.sender];
         if (amount == 0) revert NothingToWithdraw(msg.sender);
         _credits[msg.sender] = 0;
@@ -172,16 +187,20 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     function heartbeat() external {
         address provider = _operatorOf[msg.sender];
         if (provider == address(0)) revert ProviderNotRegistered(msg.sender);
-        Beat memory b = _beats[provider];
-        uint256 period = _heartbeatPeriod;
-        // A lapse ends the epoch: service leases awarded in it stop paying where the lapse began and
-        // never resume, so a tenant never pays for time without heartbeats.
-        if (b.at != 0 && block.timestamp > b.at + period) {
-            _epochEnd[provider][b.epoch] = uint48(b.at + period);
+        Liveness memory b = _liveness[provider];
+        uint48 nowTs = uint48(block.timestamp);
+        // The first heartbeat, or one after a lapse, starts an epoch, which takes the period in
+        // force now and keeps it (a governance change never reaches a running epoch, GOV-02).
+        if (b.at == 0 || block.timestamp > uint256(b.at) + b.period) {
+            if (b.at != 0) (b.prevStart, b.prevEnd) = (b.epochStart, b.at + b.period);
             ++b.epoch;
+            b.epochStart = nowTs;
+            b.period = _heartbeatPeriod;
+            // Kept for stale-heartbeat proofs: when the provider came back after a lapse.
+            _epochStarts[provider][b.epoch] = nowTs;
         }
-        b.at = uint48(block.timestamp);
-        _beats[provider] = b;
+        b.at = nowTs;
+        _liveness[provider] = b;
         emit Heartbeat(provider, b.epoch);
     }
 
@@ -191,14 +210,12 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     function tryLock(address provider, uint256 amount) external returns (bool) {
         _onlyMarket();
         ProviderRecord storage p = _providers[provider];
-        (uint128 stake_, uint128 locked) = (p.stake, p.locked);
-        if (amount > stake_ - locked) return false;
-        // Safe: locked + amount <= stake <= type(uint128).max.
+        if (amount > _lockable(p)) return false;
+        // Safe: locked + amount <= stake < 2^96 (checked above).
         unchecked {
-            locked += uint128(amount);
+            p.locked += uint96(amount);
         }
         // No event: the market's LeaseStarted carries the collateral.
-        p.locked = locked;
         return true;
     }
 
@@ -206,69 +223,67 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     function release(address provider, uint256 amount) external {
         _onlyMarket();
         ProviderRecord storage p = _providers[provider];
-        uint128 locked = p.locked;
-        // A slash may already have consumed part of the lock: release saturates at zero.
-        uint128 freed = amount < locked ? uint128(amount) : locked;
+        uint96 locked = p.locked;
+        // Defensive: a lease's collateral is released once, so this never saturates in practice.
         unchecked {
-            locked -= freed;
+            p.locked = amount < locked ? locked - uint96(amount) : 0;
         }
-        // No event: the market's LeaseClosed (or the slash) says why collateral was freed.
-        p.locked = locked;
+        // No event: the market's LeaseClosed says why collateral was freed.
     }
 
     /// @inheritdoc IStaking
     function slash(
         address provider,
-        uint256 penalty,
-        uint256 lockedToRelease,
+        uint256 amount,
         bytes32 evidence,
         address tenant,
         uint256 compensation,
-        address reporter
+        address reporter,
+        uint256 reporterCut
     ) external nonReentrant returns (uint256 slashed) {
         _onlyMarket();
         if (_evidenceUsed[evidence]) revert EvidenceAlreadyUsed(evidence);
         _evidenceUsed[evidence] = true;
 
         ProviderRecord storage p = _providers[provider];
-        (uint128 stake_, uint128 locked, uint128 unbonding) = (p.stake, p.locked, p.unbonding);
-        // The faulted lease's collateral is released first, then the penalty is taken from active
-        // stake and, if that is not enough, from unbonding stake (STK-03). Never more than exists,
-        // and never a revert for lack of stake (STK-06).
-        locked = lockedToRelease < locked ? locked - uint128(lockedToRelease) : 0;
-        uint256 fromStake = penalty < stake_ ? penalty : stake_;
-        uint256 rest = penalty - fromStake;
-        uint256 fromUnbonding = rest < unbonding ? rest : unbonding;
+        (uint96 stake_, uint96 locked) = (p.stake, p.locked);
+        // Never more than exists, and never a revert for lack of stake (STK-06).
+        slashed = amount < stake_ ? amount : stake_;
         unchecked {
-            // Safe: each part is bounded by the field it is taken from.
-            stake_ -= uint128(fromStake);
-            unbonding -= uint128(fromUnbonding);
-            _totalStaked -= uint128(fromStake);
-            _totalUnbonding -= uint128(fromUnbonding);
+            // Safe: slashed <= stake, and locked is clamped below.
+            stake_ -= uint96(slashed);
+            locked = slashed < locked ? locked - uint96(slashed) : 0;
+            _totalStaked -= uint128(slashed);
         }
         if (locked > stake_) locked = stake_;
-        (p.stake, p.locked, p.unbonding) = (stake_, locked, unbonding);
-        slashed = fromStake + fromUnbonding;
+        (p.stake, p.locked) = (stake_, locked);
 
-        // Split: tenant first, then the reporter's share of what is left, then the treasury.
+        // The tenant is paid back what it lost (at most), of which the reporter that proved the
+        // fault earns its cut; everything else goes to the treasury. Nothing of the slash beyond
+        // the tenant's loss reaches the tenant or the reporter, so a leaked operator key acting as
+        // tenant, reporter and keeper cannot profit from its owner's stake (MEC-07).
         uint256 toTenant = compensation < slashed ? compensation : slashed;
         if (tenant == address(0)) toTenant = 0;
-        uint256 afterTenant = slashed - toTenant;
-        uint256 toReporter = reporter == address(0) ? 0 : afterTenant * _reporterBps / 10_000;
-        uint256 toTreasury = afterTenant - toReporter;
-        _credit(tenant, toTenant);
+        uint256 toReporter = reporterCut < toTenant ? reporterCut : toTenant;
+        if (reporter == address(0)) toReporter = 0;
+        uint256 toTreasury = slashed - toTenant;
+        _credit(tenant, toTenant - toReporter);
         _credit(reporter, toReporter);
         _credit(_treasury, toTreasury);
-        emit Slashed(provider, evidence, slashed, tenant, toTenant, reporter, toReporter, toTreasury);
+        emit Slashed(provider, evidence, slashed, tenant, toTenant - toReporter, reporter, toReporter, toTreasury);
     }
 
     // ================================================================ governance
 
-    /// @notice Set the market contract allowed to lock, release and slash.
+    /// @notice Bind the market allowed to lock, release and slash. Once: a market is never
+    /// replaced, so no later contract can reach collateral locked for another's leases (GOV-03/05).
+    /// The unbonding period must already outlast the market's longest lease and fault horizon.
     function setMarket(address market_) external onlyOwner {
         if (market_ == address(0)) revert ZeroAddress();
+        if (_market != address(0)) revert MarketAlreadySet(_market);
         _market = market_;
         emit MarketSet(market_);
+        _setUnbondingPeriod(_unbondingPeriod);
     }
 
     /// @notice Set the unbonding period for unbonds started from now on (STK-16).
@@ -276,16 +291,9 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         _setUnbondingPeriod(period);
     }
 
-    /// @notice Set the reporter's share of slashes.
-    /// @notice Set the heartbeat period (1 minute to 18 hours).
+    /// @notice Set the heartbeat period of epochs that start from now on (1 minute to 18 hours).
     function setHeartbeatPeriod(uint16 period) external onlyOwner {
-        if (period < 1 minutes) revert StakingParameterOutOfBounds("heartbeatPeriod", period, 1 minutes, type(uint16).max);
-        _heartbeatPeriod = period;
-        emit HeartbeatPeriodSet(period);
-    }
-
-    function setReporterBps(uint16 bps) external onlyOwner {
-        _setReporterBps(bps);
+        _setHeartbeatPeriod(period);
     }
 
     /// @notice Set the treasury.
@@ -301,7 +309,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         address provider = _operatorOf[operator];
         ProviderRecord storage p = _providers[provider];
         info.provider = provider;
-        info.freeStake = p.stake - p.locked;
+        info.freeStake = uint128(_lockable(p));
         info.capacity = Capacity(p.gpuClasses, p.gpuCount, p.vramGiB);
     }
 
@@ -309,24 +317,34 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     function providerInfo(address provider) external view returns (ProviderView memory v) {
         ProviderRecord storage p = _providers[provider];
         v = ProviderView(
-            p.operator, Capacity(p.gpuClasses, p.gpuCount, p.vramGiB), p.stake, p.locked, p.unbonding, p.releaseAt
+            p.operator,
+            Capacity(p.gpuClasses, p.gpuCount, p.vramGiB),
+            p.stake,
+            p.locked,
+            p.ceiling,
+            p.unbonding,
+            p.releaseAt
         );
     }
 
     /// @inheritdoc IStaking
-    function liveness(address provider) external view returns (uint48 at, uint64 epoch, uint16 period) {
-        Beat memory b = _beats[provider];
-        return (b.at, b.epoch, _heartbeatPeriod);
+    function liveness(address provider) external view returns (Liveness memory) {
+        return _liveness[provider];
     }
 
     /// @inheritdoc IStaking
-    function epochEnd(address provider, uint64 epoch) external view returns (uint48) {
-        return _epochEnd[provider][epoch];
+    function epochStartOf(address provider, uint32 epoch) external view returns (uint48) {
+        return _epochStarts[provider][epoch];
     }
 
     /// @inheritdoc IStaking
     function providerOf(address operator) external view returns (address) {
         return _operatorOf[operator];
+    }
+
+    /// @inheritdoc IStaking
+    function operatorNonce(address operator) external view returns (uint256) {
+        return _operatorNonces[operator];
     }
 
     /// @inheritdoc IStaking
@@ -360,8 +378,8 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IStaking
-    function reporterBps() external view returns (uint16) {
-        return _reporterBps;
+    function heartbeatPeriod() external view returns (uint16) {
+        return _heartbeatPeriod;
     }
 
     /// @inheritdoc IStaking
@@ -373,11 +391,11 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     function _stake(uint256 amount) private {
         if (amount == 0) revert ZeroAmount();
-        if (amount > type(uint128).max) revert StakeAmountTooLarge(amount);
         ProviderRecord storage p = _registered(msg.sender);
+        uint256 newStake = uint256(p.stake) + amount;
+        if (newStake > type(uint96).max) revert StakeAmountTooLarge(newStake);
         IERC20(stakeToken).pullExact(amount);
-        uint128 newStake = p.stake + uint128(amount);
-        p.stake = newStake;
+        p.stake = uint96(newStake);
         _totalStaked += uint128(amount);
         emit Staked(msg.sender, amount, newStake);
     }
@@ -387,8 +405,23 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         if (p.operator == address(0)) revert ProviderNotRegistered(provider);
     }
 
-    function _setOperator(ProviderRecord storage p, address oldOperator, address operator) private {
+    /// @dev Bind `operator` to the caller with the operator's own consent (EIP-712, or ERC-1271 for
+    /// a contract operator), one use per nonce (MEC-11).
+    function _bindOperator(
+        ProviderRecord storage p,
+        address oldOperator,
+        address operator,
+        uint256 deadline,
+        bytes calldata consent
+    ) private {
         if (operator == address(0) || _operatorOf[operator] != address(0)) revert OperatorUnavailable(operator);
+        uint256 nonce = _operatorNonces[operator];
+        bytes32 digest =
+            _hashTypedDataV4(keccak256(abi.encode(CONSENT_TYPEHASH, msg.sender, operator, nonce, deadline)));
+        if (block.timestamp > deadline || !SignatureChecker.isValidSignatureNow(operator, digest, consent)) {
+            revert BadOperatorConsent(operator);
+        }
+        _operatorNonces[operator] = nonce + 1;
         if (oldOperator != address(0)) delete _operatorOf[oldOperator];
         _operatorOf[operator] = msg.sender;
         p.operator = operator;
@@ -398,10 +431,26 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         (p.gpuClasses, p.gpuCount, p.vramGiB) = (capacity.gpuClasses, capacity.gpuCount, capacity.vramGiB);
     }
 
+    /// @dev What `p` can still lock: free stake, within the ceiling.
+    function _lockable(ProviderRecord storage p) private view returns (uint256) {
+        uint256 locked = p.locked;
+        uint256 byStake = p.stake - locked;
+        uint256 ceiling = p.ceiling;
+        uint256 byCeiling = ceiling > locked ? ceiling - locked : 0;
+        return byStake < byCeiling ? byStake : byCeiling;
+    }
+
     function _credit(address account, uint256 amount) private {
         if (amount == 0) return;
         _credits[account] += amount;
         _totalCredits += amount;
+    }
+
+    /// @dev A payout may go to another address only if the token would pay the account itself: the
+    /// protocol never moves a frozen account's balance past the token's freeze (MEC-16).
+    function _checkPayee(address to) private {
+        if (to == address(0)) revert ZeroAddress();
+        if (to != msg.sender && !IERC20(stakeToken).accepts(msg.sender)) revert AccountFrozen(stakeToken, msg.sender);
     }
 
     function _onlyMarket() private view {
@@ -412,23 +461,26 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         if (period < MIN_UNBONDING_PERIOD || period > MAX_UNBONDING_PERIOD) {
             revert StakingParameterOutOfBounds("unbondingPeriod", period, MIN_UNBONDING_PERIOD, MAX_UNBONDING_PERIOD);
         }
-        // Leases must end before the stake collateralising them can finish unbonding (STK-03): the
-        // market enforces maxLeaseDuration <= period / 2 on its side, and this keeps it true here.
+        // A lease and every fault window after it end before stake that collateralised it can
+        // finish unbonding (STK-03, GOV-04): checked here and by every market setter.
+        uint256 minPeriod;
         address market_ = _market;
-        if (market_.code.length != 0) {
-            uint256 minPeriod = uint256(IMarket(market_).params().maxLeaseDuration) * 2;
-            if (period < minPeriod) {
-                revert StakingParameterOutOfBounds("unbondingPeriod", period, minPeriod, MAX_UNBONDING_PERIOD);
-            }
+        if (market_ != address(0)) {
+            minPeriod = IMarket(market_).params().maxLeaseDuration + 2 * IMarketAdmin(market_).faultHorizon();
+        }
+        if (period <= minPeriod) {
+            revert StakingParameterOutOfBounds("unbondingPeriod", period, minPeriod + 1, MAX_UNBONDING_PERIOD);
         }
         _unbondingPeriod = period;
         emit UnbondingPeriodSet(period);
     }
 
-    function _setReporterBps(uint16 bps) private {
-        if (bps > MAX_REPORTER_BPS) revert StakingParameterOutOfBounds("reporterBps", bps, 0, MAX_REPORTER_BPS);
-        _reporterBps = bps;
-        emit ReporterRewardSet(bps);
+    function _setHeartbeatPeriod(uint16 period) private {
+        if (period < 1 minutes) {
+            revert StakingParameterOutOfBounds("heartbeatPeriod", period, 1 minutes, type(uint16).max);
+        }
+        _heartbeatPeriod = period;
+        emit HeartbeatPeriodSet(period);
     }
 
     function _setTreasury(address treasury_) private {

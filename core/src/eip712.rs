@@ -1,4 +1,5 @@
-//! EIP-712 messages verified on chain: signed bids (Market) and EIP-2612 permits (payment tokens).
+//! EIP-712 messages verified on chain: signed bids (Market), operators' consent to serve a
+//! provider (Staking) and EIP-2612 permits (payment tokens).
 
 use alloy::{
     primitives::{Address, B256, Signature, U256, aliases::U48, aliases::U96},
@@ -16,6 +17,16 @@ sol! {
         bytes32 orderId;
         uint96 pricePerSecond;
         uint48 expiry;
+    }
+
+    /// An operator (hot) key's consent to be bound to `provider` (`Staking.register` and
+    /// `updateProvider`): `nonce` is `Staking.operatorNonce(operator)`, one use each (MEC-11).
+    #[derive(Debug, PartialEq, Eq)]
+    struct OperatorConsent {
+        address provider;
+        address operator;
+        uint256 nonce;
+        uint256 deadline;
     }
 
     /// EIP-2612 permit.
@@ -36,6 +47,33 @@ pub fn market_domain(chain_id: u64, market: Address) -> Eip712Domain {
         version: "1",
         chain_id: chain_id,
         verifying_contract: market,
+    }
+}
+
+/// The Staking contract's EIP-712 domain on `chain_id` at `staking`.
+pub fn staking_domain(chain_id: u64, staking: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "gridlease Staking",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: staking,
+    }
+}
+
+impl OperatorConsent {
+    /// The consent of `operator` (sign with its key) to serve `provider`, valid until `deadline`.
+    pub fn new(provider: Address, operator: Address, nonce: U256, deadline: u64) -> Self {
+        Self {
+            provider,
+            operator,
+            nonce,
+            deadline: U256::from(deadline),
+        }
+    }
+
+    /// Sign with the operator key; returns the 65-byte `r || s || v` signature.
+    pub fn sign(&self, domain: &Eip712Domain, signer: &impl SignerSync) -> Result<Signature> {
+        Ok(signer.sign_hash_sync(&self.eip712_signing_hash(domain))?)
     }
 }
 
@@ -137,6 +175,14 @@ impl Permit {
 mod tests {
     use super::*;
     use alloy::{primitives::keccak256, signers::local::PrivateKeySigner};
+
+    #[test]
+    fn consent_typehash_matches_contract() {
+        assert_eq!(
+            OperatorConsent::new(Address::ZERO, Address::ZERO, U256::ZERO, 0).eip712_type_hash(),
+            keccak256("OperatorConsent(address provider,address operator,uint256 nonce,uint256 deadline)")
+        );
+    }
 
     #[test]
     fn bid_typehash_matches_contract() {

@@ -8,9 +8,9 @@
 //!   `keccak256(seed ‖ tag ‖ uint64_be(x / 32))`, read as a two's-complement `i8`.
 //!   `A[i][t] = gen('A', i*k + t)` (row-major); `B[t][j] = gen('B', j*k + t)` (B is generated
 //!   column by column, so a column of B is contiguous, like a row of A).
-//! - **Result.** C row-major, each element a big-endian `int32`; leaves of [`LEAF_ELEMS`] elements
-//!   (32 bytes, the last leaf shorter when `m*n` is not a multiple of 8) in a positional Merkle
-//!   tree ([`crate::merkle`]). The provider commits its root.
+//! - **Result.** C row-major, each element a big-endian `int32` (`m*n*4` bytes), committed as a
+//!   result tree ([`crate::merkle`]): leaves of [`LEAF_ELEMS`] elements (1 KiB, the last leaf
+//!   shorter). The provider posts its root and size.
 //! - **Spec hash** of a matmul order: `keccak256(abi.encode(MATMUL_I8_TYPEHASH, seed, m, k, n))`,
 //!   so the contract can check the job parameters a fraud proof claims.
 //! - **Inputs as data** ([`MatmulData`]): A (row-major, m x k) and B (row-major, k x n) given as
@@ -27,10 +27,10 @@ use alloy::{
     sol_types::SolValue,
 };
 
-use crate::merkle::MerkleTree;
+use crate::merkle::{MerkleTree, RESULT_LEAF_BYTES};
 
 /// Elements of C per Merkle leaf.
-pub const LEAF_ELEMS: usize = 8;
+pub const LEAF_ELEMS: usize = RESULT_LEAF_BYTES / 4;
 /// Largest k for which INT32 accumulation is exact (|a*b| <= 2^14, 2^16 terms).
 pub const MAX_K: u32 = 65_536;
 /// Tag of A in the generator.
@@ -390,7 +390,7 @@ pub fn encode(c: &[i32]) -> Vec<u8> {
 
 /// The result tree over C.
 pub fn commit(c: &[i32]) -> MerkleTree {
-    MerkleTree::from_chunks(&encode(c), LEAF_ELEMS * 4)
+    MerkleTree::result(&encode(c))
 }
 
 fn reduce(x: i128) -> u64 {
@@ -494,12 +494,14 @@ pub fn test_vectors() -> serde_json::Value {
             "proof": p.proof, "claimed": p.claimed, "correct": p.correct,
         })
     };
+    // Small shapes fit in one leaf; the larger ones span 3, 5 and 9 leaves (a padded tree).
     let shapes = [
         (1u32, 1u32, 1u32, 1u8),
         (3, 17, 5, 2),
-        (8, 32, 8, 3),
         (5, 70, 9, 4),
-        (2, 100, 3, 5),
+        (20, 64, 33, 7),
+        (40, 17, 30, 6),
+        (48, 8, 48, 9),
     ];
     let cases: Vec<serde_json::Value> = shapes
         .iter()

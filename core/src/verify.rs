@@ -14,7 +14,8 @@ use gridlease_bindings::{
 
 use crate::{
     fetch,
-    matmul::{self, FraudProof, Matmul, MatmulData, Operands},
+    matmul::{self, FraudProof, InputProof, Matmul, MatmulData, Operands},
+    merkle::Commitment,
     spec::{RunSpec, Workload},
 };
 
@@ -32,7 +33,8 @@ pub enum BuiltinJob {
 pub enum Verdict {
     /// C = A x B (Freivalds over 2^61 - 1).
     Correct,
-    /// Not an m x n INT32 matrix: nothing to prove element-wise.
+    /// Not an m x n INT32 matrix: provable in one transaction (`proveMatmulFraud` with the posted
+    /// size, which is not `m * n * 4`).
     WrongSize {
         /// Bytes an m x n INT32 result has.
         expected: usize,
@@ -95,18 +97,23 @@ impl BuiltinJob {
         }
     }
 
-    /// Calldata of the `Results` call proving `fraud` on lease `id` of `tenant` with `terms`.
+    /// Calldata of the `Results` call proving the result `posted` of lease `id` (of `tenant`,
+    /// with `terms`) wrong: at element `fraud`, or, with `None`, by its size (a result that is not
+    /// `m * n * 4` bytes is malformed for the job).
     pub fn proof_calldata(
         &self,
         id: B256,
         tenant: Address,
         terms: OrderParams,
-        fraud: &FraudProof,
+        posted: Commitment,
+        fraud: Option<&FraudProof>,
     ) -> Bytes {
         let (m, k, n) = self.ops().shape();
-        let (i, j) = (U256::from(fraud.i), U256::from(fraud.j));
-        let leaf = Bytes::from(fraud.leaf.clone());
+        let (i, j) = fraud.map_or((U256::ZERO, U256::ZERO), |f| (U256::from(f.i), U256::from(f.j)));
+        let leaf = Bytes::from(fraud.map(|f| f.leaf.clone()).unwrap_or_default());
+        let proof = fraud.map(|f| f.proof.clone()).unwrap_or_default();
         let terms = terms.into();
+        let (root, size) = (posted.root, posted.size);
         match self {
             Self::Seeded(job) => proveMatmulFraudCall {
                 leaseId: id,
@@ -118,15 +125,25 @@ impl BuiltinJob {
                     k,
                     n,
                 },
+                root,
+                size,
                 i,
                 j,
                 leaf,
-                proof: fraud.proof.clone(),
+                proof,
             }
             .abi_encode()
             .into(),
             Self::Data(d) => {
-                let p = d.input_proof(fraud.i, fraud.j);
+                let p = fraud.map_or_else(
+                    || InputProof {
+                        a_row: Vec::new(),
+                        a_proof: Vec::new(),
+                        b_col: Vec::new(),
+                        b_proof: Vec::new(),
+                    },
+                    |f| d.input_proof(f.i, f.j),
+                );
                 proveMatmulDataFraudCall {
                     leaseId: id,
                     tenant,
@@ -138,6 +155,8 @@ impl BuiltinJob {
                         k,
                         n,
                     },
+                    root,
+                    size,
                     i,
                     j,
                     ops: ProofOperands {
@@ -147,7 +166,7 @@ impl BuiltinJob {
                         bProof: p.b_proof,
                     },
                     leaf,
-                    proof: fraud.proof.clone(),
+                    proof,
                 }
                 .abi_encode()
                 .into()

@@ -179,6 +179,31 @@ impl Chain {
         self.exec_with_gas(from, TxKind::Call(to), call.abi_encode().into(), true, gas)
     }
 
+    /// Send `call` with `value` wei attached.
+    pub fn send_value<C: SolCall>(&mut self, from: Address, to: Address, call: C, value: u128) -> Receipt {
+        self.exec_full(
+            from,
+            TxKind::Call(to),
+            call.abi_encode().into(),
+            true,
+            30_000_000,
+            U256::from(value),
+        )
+    }
+
+    /// Wei held by `who`.
+    pub fn eth_balance(&mut self, who: Address) -> U256 {
+        use revm::database_interface::DatabaseRef;
+        self.evm
+            .ctx
+            .journaled_state
+            .database
+            .basic_ref(who)
+            .ok()
+            .flatten()
+            .map_or(U256::ZERO, |a| a.balance)
+    }
+
     /// Send raw calldata.
     pub fn send_raw(&mut self, from: Address, to: Address, data: Bytes) -> Receipt {
         self.exec(from, TxKind::Call(to), data, true)
@@ -226,10 +251,23 @@ impl Chain {
         commit: bool,
         gas: u64,
     ) -> Receipt {
+        self.exec_full(from, kind, data, commit, gas, U256::ZERO)
+    }
+
+    fn exec_full(
+        &mut self,
+        from: Address,
+        kind: TxKind,
+        data: Bytes,
+        commit: bool,
+        gas: u64,
+        value: U256,
+    ) -> Receipt {
         let tx = TxEnv::builder()
             .caller(from)
             .kind(kind)
             .data(data)
+            .value(value)
             .gas_limit(gas)
             .gas_price(0)
             .chain_id(Some(CHAIN_ID))

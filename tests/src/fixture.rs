@@ -2,16 +2,19 @@
 //! protocol step. Tests read as the protocol does: register, stake, order, bid, award, settle.
 
 use alloy::{
-    primitives::{Address, B256, Bytes, U256, aliases::U96},
+    primitives::{Address, B256, Bytes, U256, aliases::U48, aliases::U96},
     signers::local::PrivateKeySigner,
-    sol_types::SolConstructor,
+    sol_types::{SolCall, SolConstructor},
 };
 use gridlease_bindings::{
     IMarket::{OrderParams, Params, SignedBid},
     IStaking::Capacity,
-    Market, MockStablecoin, Staking,
+    Market, MarketAdmin, MarketLens, MockStablecoin, Results, Staking, Timelock, admin, lens,
 };
-use gridlease_core::eip712::{Bid, Permit, market_domain, permit_domain};
+use gridlease_core::{
+    eip712::{Bid, OperatorConsent, Permit, market_domain, permit_domain, staking_domain},
+    merkle::Commitment,
+};
 
 use crate::evm::{CHAIN_ID, Chain, Receipt};
 
@@ -23,12 +26,25 @@ pub const PER_SECOND: u128 = 1_000_000_000_000_000_000;
 pub const PRICE: u128 = PER_SECOND / 1_000;
 /// Staking unbonding period used by the fixture.
 pub const UNBONDING: u64 = 14 * 86_400;
-/// Seconds a posted result can be proven wrong.
+/// A closed lease's collateral stays held (and its faults provable) this long
+/// (`MarketAdmin.faultHorizon`).
+pub const FAULT_HORIZON: u64 = 2 * 86_400;
+/// Heartbeat period of new epochs.
+pub const HEARTBEAT: u64 = 300;
+/// Seconds a posted result is held and can be challenged or proven wrong.
 pub const CHALLENGE_WINDOW: u64 = 86_400;
 /// Seconds a provider has to acknowledge a new lease.
 pub const START_WINDOW: u64 = 600;
 /// Seconds a reported heartbeat lapse must last before it is slashable.
 pub const STALE_GRACE: u64 = 900;
+/// Seconds after a batch lease's end its result is still accepted.
+pub const DEADLINE_GRACE: u64 = 300;
+/// Seconds to reveal a challenged chunk.
+pub const RESPONSE_WINDOW: u64 = 600;
+/// Wei bonded per data-availability challenge.
+pub const CHALLENGE_BOND: u128 = 1_000_000_000_000_000;
+/// A third-party reporter's share of what a fault returns to the tenant.
+pub const FAULT_FEE_BPS: u16 = 500;
 
 /// A key the test controls.
 #[derive(Clone, Debug)]
@@ -79,10 +95,16 @@ pub struct Suite {
     pub token: Address,
     /// Staking.
     pub staking: Address,
-    /// Market.
+    /// Market (its cold paths, `MarketAdmin`, are called at this address too).
     pub market: Address,
-    /// Results (result commitments, fraud proofs).
+    /// The `MarketAdmin` code behind the market's fallback.
+    pub admin: Address,
+    /// Results (result commitments, data availability, faults).
     pub results: Address,
+    /// Views of the market.
+    pub lens: Address,
+    /// The timelock owning market and staking, when deployed with one.
+    pub timelock: Option<Address>,
     /// Id of the last order created through the helpers.
     pub last_order_id: B256,
 }
@@ -97,7 +119,25 @@ pub fn default_params() -> Params {
         awardGrace: 3_600,
         lowBalanceWindow: 600,
         maxLeaseDuration: 7 * 86_400,
+        minBillingPeriod: 60,
         paused: false,
+        module: 0,
+    }
+}
+
+/// `admin::IMarket::Params` of `p` (the admin binding's own copy of the struct).
+pub fn admin_params(p: Params) -> admin::IMarket::Params {
+    admin::IMarket::Params {
+        protocolFeeBps: p.protocolFeeBps,
+        keeperFeeBps: p.keeperFeeBps,
+        minPricePerSecond: p.minPricePerSecond,
+        maxBidWindow: p.maxBidWindow,
+        awardGrace: p.awardGrace,
+        lowBalanceWindow: p.lowBalanceWindow,
+        maxLeaseDuration: p.maxLeaseDuration,
+        minBillingPeriod: p.minBillingPeriod,
+        paused: p.paused,
+        module: p.module,
     }
 }
 
@@ -117,8 +157,19 @@ impl Default for Suite {
 }
 
 impl Suite {
-    /// Deploy token, staking and market; mint to tenants and providers.
+    /// Deploy token, staking, market (with its admin code), results and lens, owned by the `gov`
+    /// account; mint to tenants and providers.
     pub fn new() -> Self {
+        Self::deploy(None)
+    }
+
+    /// The same suite owned by a `Timelock` of `delay` seconds whose proposer and executor is
+    /// `gov` (every governance call through [`Suite::govern`] is scheduled, waited and executed).
+    pub fn with_timelock(delay: u64) -> Self {
+        Self::deploy(Some(delay))
+    }
+
+    fn deploy(timelock_delay: Option<u64>) -> Self {
         let mut chain = Chain::new();
         let gov = Account::numbered(1);
         let treasury = Account::numbered(2);
@@ -139,70 +190,103 @@ impl Suite {
         }
 
         let token = deploy_token(&mut chain, gov.address, "USD Coin", "USDC", 6);
+        let g = gov.address;
         let staking = chain.deploy(
-            gov.address,
+            g,
             creation(
                 &Staking::BYTECODE,
                 Staking::constructorCall {
                     token,
-                    owner_: gov.address,
+                    owner_: g,
                     treasury_: treasury.address,
-                    unbondingPeriod_: alloy::primitives::aliases::U48::from(UNBONDING),
-                    reporterBps_: 1_000,
+                    unbondingPeriod_: U48::from(UNBONDING),
+                    heartbeatPeriod_: HEARTBEAT as u16,
+                }
+                .abi_encode(),
+            ),
+        );
+        let admin = chain.deploy(
+            g,
+            creation(
+                &MarketAdmin::BYTECODE,
+                MarketAdmin::constructorCall {
+                    staking_: staking,
+                    faultHorizon_: U256::from(FAULT_HORIZON),
                 }
                 .abi_encode(),
             ),
         );
         let market = chain.deploy(
-            gov.address,
+            g,
             creation(
                 &Market::BYTECODE,
                 Market::constructorCall {
                     staking_: staking,
-                    owner_: gov.address,
+                    owner_: g,
                     treasury_: treasury.address,
-                    params_: default_params(),
+                    admin_: admin,
                 }
                 .abi_encode(),
             ),
         );
         chain
-            .send(
-                gov.address,
-                staking,
-                Staking::setMarketCall { market_: market },
-            )
-            .expect_success();
-        let results = chain.deploy(
-            gov.address,
-            creation(
-                &gridlease_bindings::Results::BYTECODE,
-                gridlease_bindings::Results::constructorCall {
-                    market_: market,
-                    challengeWindow_: alloy::primitives::aliases::U48::from(CHALLENGE_WINDOW),
-                    startWindow_: START_WINDOW as u32,
-                    staleGrace_: STALE_GRACE as u32,
-                }
-                .abi_encode(),
-            ),
-        );
-        chain
-            .send(
-                gov.address,
-                market,
-                Market::setResultsCall { results_: results },
-            )
+            .send(g, staking, Staking::setMarketCall { market_: market })
             .expect_success();
         chain
             .send(
-                gov.address,
+                g,
                 market,
-                Market::configureTokenCall {
+                MarketAdmin::setParamsCall {
+                    params_: admin_params(default_params()),
+                },
+            )
+            .expect_success();
+        let results = deploy_results(&mut chain, g, market, CHALLENGE_WINDOW);
+        chain
+            .send(g, market, MarketAdmin::addModuleCall { module: results })
+            .expect_success();
+        chain
+            .send(
+                g,
+                market,
+                MarketAdmin::configureTokenCall {
                     token,
                     allowed: true,
                 },
             )
             .expect_success();
+        let lens = chain.deploy(
+            g,
+            creation(
+                &MarketLens::BYTECODE,
+                MarketLens::constructorCall { market_: market }.abi_encode(),
+            ),
+        );
+        let timelock = timelock_delay.map(|delay| {
+            let tl = chain.deploy(
+                g,
+                creation(
+                    &Timelock::BYTECODE,
+                    Timelock::constructorCall {
+                        minDelay: U256::from(delay),
+                        proposers: vec![g],
+                        executors: vec![g],
+                        admin: Address::ZERO,
+                    }
+                    .abi_encode(),
+                ),
+            );
+            for target in [market, staking] {
+                chain
+                    .send(
+                        g,
+                        target,
+                        Market::transferOwnershipCall { newOwner: tl },
+                    )
+                    .expect_success();
+            }
+            tl
+        });
 
         let mut suite = Self {
             chain,
@@ -214,9 +298,21 @@ impl Suite {
             token,
             staking,
             market,
+            admin,
             results,
+            lens,
+            timelock,
             last_order_id: B256::ZERO,
         };
+        if let Some(tl) = timelock {
+            // Ownable2Step: the timelock accepts ownership through its own delay.
+            for target in [market, staking] {
+                suite
+                    .govern(target, Market::acceptOwnershipCall {})
+                    .expect_success();
+            }
+            let _ = tl;
+        }
         for t in suite.tenants.clone() {
             suite.mint(suite.token, t.address, 1_000_000 * USDC);
         }
@@ -224,6 +320,44 @@ impl Suite {
             suite.mint(suite.token, p.owner.address, 1_000_000 * USDC);
         }
         suite
+    }
+
+    /// Execute a governance call on `target`: directly from the owner, or through the timelock
+    /// (scheduled, the delay waited, executed) when the suite has one.
+    pub fn govern<C: SolCall>(&mut self, target: Address, call: C) -> Receipt {
+        let g = self.gov.address;
+        let Some(tl) = self.timelock else {
+            return self.chain.send(g, target, call);
+        };
+        let data: Bytes = call.abi_encode().into();
+        let salt = B256::from(U256::from(self.chain.now()));
+        let delay = self.chain.view(tl, Timelock::getMinDelayCall {});
+        self.chain
+            .send(
+                g,
+                tl,
+                Timelock::scheduleCall {
+                    target,
+                    value: U256::ZERO,
+                    data: data.clone(),
+                    predecessor: B256::ZERO,
+                    salt,
+                    delay,
+                },
+            )
+            .expect_success();
+        self.chain.warp(delay.saturating_to());
+        self.chain.send(
+            g,
+            tl,
+            Timelock::executeCall {
+                target,
+                value: U256::ZERO,
+                payload: data,
+                predecessor: B256::ZERO,
+                salt,
+            },
+        )
     }
 
     /// Tenant `i`.
@@ -276,23 +410,48 @@ impl Suite {
             .saturating_to()
     }
 
-    /// Register provider `i` with the default capacity and stake `stake` units.
+    /// The operator of provider `i`'s consent to serve `provider`, valid for an hour.
+    pub fn consent(&mut self, operator: &Account, provider: Address) -> (U256, Bytes) {
+        let nonce = self.chain.view(
+            self.staking,
+            Staking::operatorNonceCall {
+                operator: operator.address,
+            },
+        );
+        let deadline = self.chain.now() + 3_600;
+        let sig = OperatorConsent::new(provider, operator.address, nonce, deadline)
+            .sign(&staking_domain(CHAIN_ID, self.staking), &operator.key)
+            .expect("sign consent");
+        (U256::from(deadline), Bytes::from(sig.as_bytes().to_vec()))
+    }
+
+    /// Register provider `i` with the default capacity (no collateral ceiling) and stake `stake`
+    /// units.
     pub fn register(&mut self, i: usize, stake: u128) {
-        let (owner, operator) = (self.provider(i), self.operator(i));
-        self.chain
-            .send(
-                owner,
-                self.staking,
-                Staking::registerCall {
-                    operator,
-                    capacity: big_capacity(),
-                    metadataURI: format!("https://p{i}.example"),
-                },
-            )
-            .expect_success();
+        let r = self.try_register(i, U96::MAX);
+        r.expect_success();
         if stake > 0 {
             self.stake(i, stake);
         }
+    }
+
+    /// Try to register provider `i` with collateral ceiling `ceiling`.
+    pub fn try_register(&mut self, i: usize, ceiling: U96) -> Receipt {
+        let owner = self.provider(i);
+        let op = self.providers[i].operator.clone();
+        let (consent_deadline, consent) = self.consent(&op, owner);
+        self.chain.send(
+            owner,
+            self.staking,
+            Staking::registerCall {
+                operator: op.address,
+                capacity: big_capacity(),
+                metadataURI: format!("https://p{i}.example"),
+                ceiling,
+                consentDeadline: consent_deadline,
+                consent,
+            },
+        )
     }
 
     /// Provider `i` stakes `amount` more.
@@ -311,7 +470,8 @@ impl Suite {
             .expect_success();
     }
 
-    /// Default order terms: `deposit` escrow, reserve `max_price`, one hour, 10 minute bids.
+    /// Default order terms: `deposit` escrow, reserve `max_price`, one hour, 10 minute bids, a
+    /// container job with 100 USDC collateral.
     pub fn order(&self, deposit: u128, max_price: u128) -> OrderParams {
         OrderParams {
             specHash: B256::repeat_byte(0xab),
@@ -490,7 +650,7 @@ impl Suite {
     pub fn top_up(&mut self, from: Address, id: B256, amount: u128, expected: Address) -> Receipt {
         let (token, market) = (self.token, self.market);
         self.approve(token, from, market, amount);
-        let call = Market::topUpCall {
+        let call = MarketAdmin::topUpCall {
             id,
             amount: U96::from(amount),
             expectedProvider: expected,
@@ -511,22 +671,119 @@ impl Suite {
         }
     }
 
-    /// The order or lease `id`.
-    pub fn job(&mut self, id: B256) -> gridlease_bindings::IMarket::JobView {
-        self.chain.view(self.market, Market::getJobCall { id })
+    /// The order or lease `id` (from the lens).
+    pub fn job(&mut self, id: B256) -> lens::IMarket::JobView {
+        self.chain.view(self.lens, MarketLens::getJobCall { id })
     }
 
     /// Market credit of `who` in the suite token.
     pub fn credit(&mut self, who: Address) -> u128 {
+        let token = self.token;
+        self.credit_in(token, who)
+    }
+
+    /// Market credit of `who` in `token`.
+    pub fn credit_in(&mut self, token: Address, who: Address) -> u128 {
         self.chain
             .view(
-                self.market,
-                Market::creditOfCall {
-                    token: self.token,
+                self.lens,
+                MarketLens::creditOfCall {
+                    token,
                     account: who,
                 },
             )
             .saturating_to()
+    }
+
+    /// Staking credit (slash proceeds) of `who`.
+    pub fn staking_credit(&mut self, who: Address) -> u128 {
+        self.chain
+            .view(self.staking, Staking::creditOfCall { account: who })
+            .saturating_to()
+    }
+
+    /// Provider `i`'s stake record.
+    pub fn provider_info(&mut self, i: usize) -> gridlease_bindings::IStaking::ProviderView {
+        let provider = self.provider(i);
+        self.chain
+            .view(self.staking, Staking::providerInfoCall { provider })
+    }
+
+    /// Provider `i`'s operator acknowledges lease `id`.
+    pub fn ack(&mut self, i: usize, id: B256) -> Receipt {
+        let (op, results) = (self.operator(i), self.results);
+        self.chain
+            .send(op, results, Results::acknowledgeCall { leaseId: id })
+    }
+
+    /// Provider `i`'s operator posts `data` as the result of lease `id`; returns the receipt and
+    /// the commitment.
+    pub fn post(&mut self, i: usize, id: B256, data: &[u8]) -> (Receipt, Commitment) {
+        let c = Commitment::of(data);
+        (self.post_commitment(i, id, c), c)
+    }
+
+    /// Provider `i`'s operator posts the commitment `c` (whatever its data) for lease `id`.
+    pub fn post_commitment(&mut self, i: usize, id: B256, c: Commitment) -> Receipt {
+        let (op, results) = (self.operator(i), self.results);
+        self.chain.send(
+            op,
+            results,
+            Results::postResultCall {
+                leaseId: id,
+                root: c.root,
+                size: c.size,
+                uri: format!("https://p{i}.example/results/{id}"),
+                metaHash: B256::repeat_byte(1),
+            },
+        )
+    }
+
+    /// Provider `i`'s operator beats.
+    pub fn heartbeat(&mut self, i: usize) -> Receipt {
+        let (op, staking) = (self.operator(i), self.staking);
+        self.chain.send(op, staking, Staking::heartbeatCall {})
+    }
+
+    /// `from` challenges chunk `index` of the result `c` of lease `id`, bonding `CHALLENGE_BOND`.
+    pub fn challenge(&mut self, from: Address, id: B256, c: Commitment, index: u64) -> Receipt {
+        let results = self.results;
+        self.chain.send_value(
+            from,
+            results,
+            Results::challengeCall {
+                leaseId: id,
+                root: c.root,
+                size: c.size,
+                index: U256::from(index),
+            },
+            CHALLENGE_BOND,
+        )
+    }
+
+    /// `from` reveals chunk `index` of `data` (the result of lease `id`) with its proof.
+    pub fn answer(&mut self, from: Address, id: B256, data: &[u8], index: u64) -> Receipt {
+        let c = Commitment::of(data);
+        let tree = gridlease_core::merkle::MerkleTree::result(data);
+        let results = self.results;
+        self.chain.send(
+            from,
+            results,
+            Results::answerCall {
+                leaseId: id,
+                root: c.root,
+                size: c.size,
+                index: U256::from(index),
+                chunk: gridlease_core::merkle::result_chunk(data, index).to_vec().into(),
+                proof: tree.proof(index),
+            },
+        )
+    }
+
+    /// The lease's (tenant, terms) as `Results` proofs take them, for an order created through the
+    /// helpers by tenant `tenant`.
+    pub fn terms(&self, tenant: usize, params: &OrderParams) -> (Address, gridlease_bindings::results::IMarket::OrderParams) {
+        (self.tenant(tenant), params.clone().into())
     }
 
     /// Deploy another mock token (any decimals) and allow it in the market.
@@ -534,16 +791,14 @@ impl Suite {
         let gov = self.gov.address;
         let token = deploy_token(&mut self.chain, gov, name, symbol, decimals);
         let market = self.market;
-        self.chain
-            .send(
-                gov,
-                market,
-                Market::configureTokenCall {
-                    token,
-                    allowed: true,
-                },
-            )
-            .expect_success();
+        self.govern(
+            market,
+            MarketAdmin::configureTokenCall {
+                token,
+                allowed: true,
+            },
+        )
+        .expect_success();
         token
     }
 }
@@ -553,6 +808,27 @@ pub fn creation(code: &Bytes, args: Vec<u8>) -> Bytes {
     let mut out = code.to_vec();
     out.extend_from_slice(&args);
     out.into()
+}
+
+/// Deploy a `Results` module for `market` with the fixture's windows and `challenge_window`.
+pub fn deploy_results(chain: &mut Chain, from: Address, market: Address, challenge_window: u64) -> Address {
+    chain.deploy(
+        from,
+        creation(
+            &Results::BYTECODE,
+            Results::constructorCall {
+                market_: market,
+                challengeWindow_: U48::from(challenge_window),
+                startWindow_: START_WINDOW as u32,
+                staleGrace_: STALE_GRACE as u32,
+                deadlineGrace_: DEADLINE_GRACE as u32,
+                responseWindow_: RESPONSE_WINDOW as u32,
+                challengeBond_: U256::from(CHALLENGE_BOND),
+                faultFeeBps_: FAULT_FEE_BPS,
+            }
+            .abi_encode(),
+        ),
+    )
 }
 
 /// Deploy a [`MockStablecoin`].
@@ -578,12 +854,13 @@ pub fn deploy_token(
 }
 
 /// `Results.proveMatmulDataFraud` for lease `id` of `tenant`'s order `params`, a data job `d`,
-/// and the wrong element `f` that `matmul::localize` found.
+/// its posted result `c`, and the wrong element `f` that `matmul::localize` found.
 pub fn data_fraud_call(
     id: B256,
     tenant: Address,
     params: OrderParams,
     d: &gridlease_core::matmul::MatmulData,
+    c: Commitment,
     f: &gridlease_core::matmul::FraudProof,
 ) -> gridlease_bindings::Results::proveMatmulDataFraudCall {
     use gridlease_bindings::results::MatmulProof::{DataJob, Operands};
@@ -599,6 +876,8 @@ pub fn data_fraud_call(
             k: d.k,
             n: d.n,
         },
+        root: c.root,
+        size: c.size,
         i: U256::from(f.i),
         j: U256::from(f.j),
         ops: Operands {

@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {ResultTree} from "./ResultTree.sol";
+
 /// @title MatmulProof
 /// @notice On-chain check of one element of a built-in `matmul_i8` result: C = A x B with A (m x k)
 /// and B (k x n) INT8 generated from a seed, C INT32 committed as a positional keccak Merkle tree.
 /// Byte-for-byte the scheme of `gridlease_core::matmul` and `gridlease_core::merkle`:
 /// - input byte x of stream `tag` is byte `x % 32` of `keccak256(seed ‖ tag ‖ uint64(x / 32))`;
 ///   `A[i][t]` is stream 'A' at `i*k + t`, `B[t][j]` is stream 'B' at `j*k + t`;
-/// - C is row-major big-endian int32, 8 elements per leaf, leaf `l` hashed as
-///   `keccak256(0x00 ‖ uint64(l) ‖ bytes)`, nodes as `keccak256(0x01 ‖ left ‖ right)`, the leaf
-///   level zero-padded to a power of two.
+/// - C is row-major big-endian int32 (m * n * 4 bytes), committed as a `ResultTree`: 256 elements
+///   (1 KiB) per leaf, leaf hashed as `keccak256(0x00 ‖ bytes)`, nodes as `keccak256(0x01 ‖ left ‖
+///   right)`, the leaf level zero-padded to a power of two.
 /// Inputs may instead be given as data (`DataJob`): A committed as a positional tree whose leaf i
 /// is row i of A (k bytes), B as one whose leaf j is column j of B (k bytes); the proof then
 /// carries that row and column with their Merkle proofs.
@@ -17,7 +19,7 @@ pragma solidity ^0.8.24;
 /// regenerated in memory-free assembly, so no input data travels in calldata.
 library MatmulProof {
     /// @notice Elements of C per Merkle leaf.
-    uint256 internal constant LEAF_ELEMS = 8;
+    uint256 internal constant LEAF_ELEMS = ResultTree.LEAF_BYTES / 4;
     /// @notice Largest k with exact INT32 accumulation.
     uint256 internal constant MAX_K = 65_536;
     /// @notice Type hash of a matmul job, the order's spec hash is `keccak256(abi.encode(TYPEHASH,
@@ -58,10 +60,6 @@ library MatmulProof {
     error ElementOutOfRange(uint256 i, uint256 j);
     /// @notice The leaf does not have the length its position implies.
     error BadLeafLength(uint256 got, uint256 want);
-    /// @notice The proof does not have the tree's depth.
-    error BadProofLength(uint256 got, uint256 want);
-    /// @notice The leaf is not part of the committed result (or inputs).
-    error NotInResult(bytes32 root, bytes32 computed);
 
     /// @notice The spec hash an order for `job` carries.
     function specHash(Job memory job) internal pure returns (bytes32) {
@@ -101,8 +99,8 @@ library MatmulProof {
         claimed = _claimed(job.m, job.k, job.n, root, i, j, leaf, proof);
         if (ops.aRow.length != job.k) revert BadLeafLength(ops.aRow.length, job.k);
         if (ops.bCol.length != job.k) revert BadLeafLength(ops.bCol.length, job.k);
-        _verify(job.aRoot, i, job.m, ops.aRow, ops.aProof);
-        _verify(job.bRoot, j, job.n, ops.bCol, ops.bProof);
+        ResultTree.verifyLeaf(job.aRoot, i, job.m, ops.aRow, ops.aProof);
+        ResultTree.verifyLeaf(job.bRoot, j, job.n, ops.bCol, ops.bProof);
         correct = _dot(0, job.k, 0, 0, _offset(ops.aRow), _offset(ops.bCol));
     }
 
@@ -124,26 +122,9 @@ library MatmulProof {
         uint256 inLeaf = total - (e - e % LEAF_ELEMS);
         if (inLeaf > LEAF_ELEMS) inLeaf = LEAF_ELEMS;
         if (leaf.length != inLeaf * 4) revert BadLeafLength(leaf.length, inLeaf * 4);
-        _verify(root, e / LEAF_ELEMS, (total + LEAF_ELEMS - 1) / LEAF_ELEMS, leaf, proof);
+        ResultTree.verifyLeaf(root, e / LEAF_ELEMS, (total + LEAF_ELEMS - 1) / LEAF_ELEMS, leaf, proof);
         uint256 off = (e % LEAF_ELEMS) * 4;
         return int256(int32(uint32(bytes4(leaf[off:off + 4]))));
-    }
-
-    /// @dev Reverts unless `bytes_` is leaf `index` of the positional tree of `leaves` leaves
-    /// committed as `root`.
-    function _verify(bytes32 root, uint256 index, uint256 leaves, bytes calldata bytes_, bytes32[] calldata proof)
-        private
-        pure
-    {
-        uint256 depth = _depth(leaves);
-        if (proof.length != depth) revert BadProofLength(proof.length, depth);
-        bytes32 h = keccak256(abi.encodePacked(bytes1(0x00), uint64(index), bytes_));
-        for (uint256 d; d < depth; ++d) {
-            h = (index >> d) & 1 == 1
-                ? keccak256(abi.encodePacked(bytes1(0x01), proof[d], h))
-                : keccak256(abi.encodePacked(bytes1(0x01), h, proof[d]));
-        }
-        if (h != root) revert NotInResult(root, h);
     }
 
     function _offset(bytes calldata b) private pure returns (uint256 o) {
@@ -256,9 +237,5 @@ library MatmulProof {
             bytes32 w = keccak256(abi.encodePacked(seed, tag, uint64(x / 32)));
             out[x - start] = w[x % 32];
         }
-    }
-
-    function _depth(uint256 leaves) private pure returns (uint256 d) {
-        while ((uint256(1) << d) < leaves) ++d;
     }
 }

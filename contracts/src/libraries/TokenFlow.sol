@@ -54,6 +54,13 @@ library TokenFlow {
         return token.trySafeTransfer(to, amount);
     }
 
+    /// @notice Whether `token` would pay `account` at all: a zero-amount transfer to it succeeds.
+    /// False for an account the token froze (a USDC-style blacklist), and for tokens that refuse
+    /// zero transfers; the protocol then pays such an account only to itself (MEC-16).
+    function accepts(IERC20 token, address account) internal returns (bool) {
+        return token.trySafeTransfer(account, 0);
+    }
+
     /// @notice Send `amount` to `to`, reverting on failure. Zero amounts are skipped (TOK-07).
     function send(IERC20 token, address to, uint256 amount) internal {
         if (amount == 0) return;
