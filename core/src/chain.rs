@@ -16,7 +16,7 @@ use alloy::{
 };
 use gridlease_bindings::{
     Market::MarketErrors, MockStablecoin::MockStablecoinErrors, Results::ResultsErrors,
-    Staking::StakingErrors,
+    Staking::StakingErrors, Timelock::TimelockErrors,
 };
 
 /// How long one JSON-RPC call may take before it counts as a network failure (op's
@@ -244,6 +244,8 @@ pub fn decode_revert(data: &[u8]) -> Revert {
     } else if let Ok(e) = StakingErrors::abi_decode(data) {
         split(format!("{e:?}"))
     } else if let Ok(e) = MockStablecoinErrors::abi_decode(data) {
+        split(format!("{e:?}"))
+    } else if let Ok(e) = TimelockErrors::abi_decode(data) {
         split(format!("{e:?}"))
     } else if let Ok(r) = RevertString::abi_decode(data) {
         ("Error".to_owned(), format!(" \"{}\"", r.reason))

@@ -4,12 +4,17 @@
 //! salt = "gridlease-v1"        # CREATE2 salt namespace: same salt + same config = same addresses
 //!
 //! [roles]
-//! owner = "0x..."              # governance; default: the deployer (ownership is handed over
-//! treasury = "0x..."           # with Ownable2Step: the owner must call acceptOwnership)
+//! owner = "0x..."              # governance: proposer and executor of the Timelock that owns
+//!                              # Market and Staking (default: the deployer)
+//! treasury = "0x..."           # receives protocol fees and slash remainders (default: deployer)
+//!
+//! [governance]
+//! timelock_delay = "3d"        # every parameter and module change waits this long; at least
+//!                              # the results module's fault horizon (GOV-01), unless
+//! short_delay = false          # `short_delay = true` (a devnet)
 //!
 //! [staking]
-//! unbonding_period = "14d"
-//! reporter_bps = 1000
+//! unbonding_period = "14d"     # > max_lease_duration + 2 * fault_horizon (GOV-04)
 //! heartbeat_period = "5m"      # service leases pay up to the provider's last heartbeat + this
 //!
 //! [market]
@@ -20,12 +25,17 @@
 //! award_grace = "1h"
 //! low_balance_window = "10m"
 //! max_lease_duration = "7d"
+//! min_billing_period = "1m"    # an order's deposit pays at least this long at its reserve
+//! fault_horizon = "2d"         # a closed lease's collateral stays held (faults provable) this long
 //!
-//! [results]
-//! challenge_window = "1d"      # a posted result can be proven wrong this long; keep
-//!                              # max_lease_duration + challenge_window <= unbonding_period
+//! [results]                    # a results module is immutable: changing these adds a new one
+//! challenge_window = "1d"      # a posted result is held and can be challenged this long
 //! start_window = "10m"         # a provider acknowledges a new lease within this, or is a no-show
 //! stale_grace = "15m"          # a reported heartbeat lapse is slashable after lasting this long
+//! deadline_grace = "5m"        # a batch result is still accepted this long after the lease end
+//! response_window = "1h"       # a challenged chunk must be revealed on chain within this
+//! challenge_bond = "0.001"     # ETH bonded per challenge: paid to whoever reveals the chunk
+//! fault_fee_bps = 500          # a third-party reporter's share of what a fault returns to a tenant
 //!
 //! [[tokens]]                   # the first token is also the stake token
 //! symbol = "USDC"
@@ -47,10 +57,10 @@ pub struct DeployConfig {
     pub owner: Option<Address>,
     /// Fee receiver (None: the deployer).
     pub treasury: Option<Address>,
+    /// Timelock delay, seconds.
+    pub timelock_delay: u64,
     /// Staking unbonding period, seconds.
     pub unbonding_period: u64,
-    /// Reporter share of a slash, bps.
-    pub reporter_bps: u16,
     /// Protocol fee, bps.
     pub protocol_fee_bps: u16,
     /// Keeper fee, bps.
@@ -65,6 +75,10 @@ pub struct DeployConfig {
     pub low_balance_window: u32,
     /// Longest lease, seconds.
     pub max_lease_duration: u32,
+    /// Shortest time an order's deposit must pay at its reserve, seconds.
+    pub min_billing_period: u16,
+    /// How long a closed lease's collateral stays held, seconds (fixed at deployment).
+    pub fault_horizon: u64,
     /// A service lease pays up to its provider's last heartbeat plus this, seconds (Staking).
     pub heartbeat_period: u16,
     /// Seconds a posted result can be proven wrong (fixed at deployment: part of the address).
@@ -73,6 +87,14 @@ pub struct DeployConfig {
     pub start_window: u32,
     /// Seconds a reported heartbeat lapse must last to be slashable (fixed at deployment).
     pub stale_grace: u32,
+    /// Seconds after a batch lease's end its result is still accepted.
+    pub deadline_grace: u32,
+    /// Seconds to reveal a challenged chunk.
+    pub response_window: u32,
+    /// Wei bonded per data-availability challenge.
+    pub challenge_bond: u128,
+    /// A third-party reporter's share of a fault's refund, bps.
+    pub fault_fee_bps: u16,
     /// Payment tokens; the first is the stake token.
     pub tokens: Vec<TokenConfig>,
 }
@@ -95,6 +117,8 @@ struct Raw {
     #[serde(default)]
     roles: RawRoles,
     #[serde(default)]
+    governance: RawGovernance,
+    #[serde(default)]
     staking: RawStaking,
     #[serde(default)]
     market: RawMarket,
@@ -110,6 +134,18 @@ struct RawResults {
     challenge_window: Option<String>,
     start_window: Option<String>,
     stale_grace: Option<String>,
+    deadline_grace: Option<String>,
+    response_window: Option<String>,
+    challenge_bond: Option<String>,
+    fault_fee_bps: Option<u16>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGovernance {
+    timelock_delay: Option<String>,
+    #[serde(default)]
+    short_delay: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -123,7 +159,6 @@ struct RawRoles {
 #[serde(deny_unknown_fields)]
 struct RawStaking {
     unbonding_period: Option<String>,
-    reporter_bps: Option<u16>,
     heartbeat_period: Option<String>,
 }
 
@@ -137,6 +172,8 @@ struct RawMarket {
     award_grace: Option<String>,
     low_balance_window: Option<String>,
     max_lease_duration: Option<String>,
+    min_billing_period: Option<String>,
+    fault_horizon: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -217,32 +254,83 @@ impl DeployConfig {
             14 * 86_400,
             "staking.unbonding_period",
         )?;
-        if window == 0 || lease + window > period {
-            bail!(
-                "results.challenge_window must be positive and max_lease_duration + challenge_window \
-                 must not exceed staking.unbonding_period, or a provider could unbond before a fault is proven"
-            );
-        }
-        let min_per_second = gridlease_core::units::rate_from_hourly(min_per_hour, dec)
-            .and_then(|r| u64::try_from(r.max(1)).ok())
-            .context("market.min_price_per_hour is too large")?;
+        let r = &raw.results;
+        let start_window = secs32(r.start_window.as_ref(), 600, "results.start_window")?;
+        let stale_grace = secs32(r.stale_grace.as_ref(), 900, "results.stale_grace")?;
+        let deadline_grace = secs32(r.deadline_grace.as_ref(), 300, "results.deadline_grace")?;
+        let response_window = secs32(r.response_window.as_ref(), 3_600, "results.response_window")?;
         for (name, v) in [
-            ("results.start_window", raw.results.start_window.as_ref()),
-            ("results.stale_grace", raw.results.stale_grace.as_ref()),
+            ("results.challenge_window", window),
+            ("results.start_window", u64::from(start_window)),
+            ("results.stale_grace", u64::from(stale_grace)),
+            ("results.deadline_grace", u64::from(deadline_grace)),
+            ("results.response_window", u64::from(response_window)),
         ] {
-            if secs(v, 1, name)? == 0 {
+            if v == 0 {
                 bail!("{name} must be more than zero");
             }
         }
+        // `Results.horizon()`: the longest a fault stays provable after a close.
+        let horizon = (window + u64::from(response_window)).max(u64::from(stale_grace))
+            + u64::from(response_window);
+        let fault_horizon = secs(
+            m.fault_horizon.as_ref(),
+            horizon.max(2 * 86_400),
+            "market.fault_horizon",
+        )?;
+        if fault_horizon < horizon {
+            bail!(
+                "market.fault_horizon ({fault_horizon} s) must cover the results module's windows: \
+                 challenge_window + response_window (or stale_grace) + response_window = {horizon} s"
+            );
+        }
+        if lease + 2 * fault_horizon >= period {
+            bail!(
+                "staking.unbonding_period ({period} s) must exceed max_lease_duration + 2 * \
+                 fault_horizon ({} s), or a provider could unbond before a fault is proven",
+                lease + 2 * fault_horizon
+            );
+        }
+        let delay = secs(
+            raw.governance.timelock_delay.as_ref(),
+            horizon,
+            "governance.timelock_delay",
+        )?;
+        if delay < horizon && !raw.governance.short_delay {
+            bail!(
+                "governance.timelock_delay ({delay} s) is shorter than the results module's fault \
+                 horizon ({horizon} s): users could not react to a change before it lands; raise it \
+                 or set governance.short_delay = true (devnets only)"
+            );
+        }
+        let challenge_bond = match &r.challenge_bond {
+            Some(b) => parse_amount(b, 18).context("results.challenge_bond (ETH)")?,
+            None => 10u128.pow(15),
+        };
+        let fault_fee_bps = r.fault_fee_bps.unwrap_or(500);
+        if fault_fee_bps > 1_000 {
+            bail!("results.fault_fee_bps is {fault_fee_bps}; at most 1000 (10%)");
+        }
+        let min_price_per_second = gridlease_core::units::rate_from_hourly(min_per_hour, dec)
+            .and_then(|r| u64::try_from(r.max(1)).ok())
+            .context("market.min_price_per_hour is too large")?;
+        let min_billing_period = match secs(
+            m.min_billing_period.as_ref(),
+            60,
+            "market.min_billing_period",
+        )? {
+            p @ 0..=86_400 => p as u16,
+            p => bail!("market.min_billing_period is {p} s; at most one day"),
+        };
         Ok(Self {
             salt: raw.salt.unwrap_or_else(|| "gridlease-v1".into()),
             owner: raw.roles.owner,
             treasury: raw.roles.treasury,
+            timelock_delay: delay,
             unbonding_period: period,
-            reporter_bps: raw.staking.reporter_bps.unwrap_or(1_000),
             protocol_fee_bps: m.protocol_fee_bps.unwrap_or(100),
             keeper_fee_bps: m.keeper_fee_bps.unwrap_or(10),
-            min_price_per_second: min_per_second,
+            min_price_per_second,
             max_bid_window: secs32(m.max_bid_window.as_ref(), 86_400, "market.max_bid_window")?,
             award_grace: secs32(m.award_grace.as_ref(), 3_600, "market.award_grace")?,
             low_balance_window: secs32(
@@ -252,6 +340,8 @@ impl DeployConfig {
             )?,
             max_lease_duration: u32::try_from(lease)
                 .context("market.max_lease_duration is too long")?,
+            min_billing_period,
+            fault_horizon,
             challenge_window: window,
             heartbeat_period: match secs(
                 raw.staking.heartbeat_period.as_ref(),
@@ -261,12 +351,12 @@ impl DeployConfig {
                 p @ 60..=65_535 => p as u16,
                 p => bail!("staking.heartbeat_period is {p} s; it must be 60 s to 65,535 s"),
             },
-            start_window: secs32(
-                raw.results.start_window.as_ref(),
-                600,
-                "results.start_window",
-            )?,
-            stale_grace: secs32(raw.results.stale_grace.as_ref(), 900, "results.stale_grace")?,
+            start_window,
+            stale_grace,
+            deadline_grace,
+            response_window,
+            challenge_bond,
+            fault_fee_bps,
             tokens,
         })
     }
@@ -289,7 +379,7 @@ mod tests {
         let c = DeployConfig::devnet();
         assert_eq!(c.tokens[0].symbol, "USDC");
         assert_eq!(c.tokens[0].address, None);
-        assert!(u64::from(c.max_lease_duration) * 2 <= c.unbonding_period);
+        assert!(u64::from(c.max_lease_duration) + 2 * c.fault_horizon < c.unbonding_period);
     }
 
     #[test]
@@ -313,5 +403,15 @@ mod tests {
                 .contains("results.stale_grace must be more than zero"),
             "{e:#}"
         );
+        let e = DeployConfig::parse(
+            "[governance]\ntimelock_delay = \"1h\"\n[[tokens]]\nsymbol = \"X\"\nmock = true\n",
+        )
+        .expect_err("short timelock");
+        assert!(e.to_string().contains("short_delay"), "{e:#}");
+        let e = DeployConfig::parse(
+            "[staking]\nunbonding_period = \"3d\"\n[[tokens]]\nsymbol = \"X\"\nmock = true\n",
+        )
+        .expect_err("unbonding too short");
+        assert!(e.to_string().contains("fault_horizon"), "{e:#}");
     }
 }

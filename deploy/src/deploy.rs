@@ -13,14 +13,17 @@ use alloy::{
     primitives::{Address, B256, Bytes, U256, address, aliases::U48, keccak256},
     providers::Provider,
     rpc::types::TransactionRequest,
-    sol_types::SolConstructor,
+    sol_types::{SolCall, SolConstructor},
 };
 use anyhow::{Context, Result, bail};
 use gridlease_bindings::{
     IMarket::Params,
     Market::{self, MarketInstance},
-    MockStablecoin, Results,
+    MarketAdmin::{self, MarketAdminInstance},
+    MarketLens, MockStablecoin, Results,
     Staking::{self, StakingInstance},
+    Timelock::{self, TimelockInstance},
+    admin,
 };
 use gridlease_core::{
     chain::{Client, classify_rpc, send},
@@ -66,27 +69,24 @@ pub struct Predicted {
     pub mocks: Vec<(String, Address, Bytes, B256)>,
     /// Staking.
     pub staking: (Address, Bytes, B256),
+    /// MarketAdmin (the market's cold paths).
+    pub admin: (Address, Bytes, B256),
     /// Market.
     pub market: (Address, Bytes, B256),
-    /// Results.
+    /// Results (the results module).
     pub results: (Address, Bytes, B256),
+    /// MarketLens (views).
+    pub lens: (Address, Bytes, B256),
+    /// Timelock (governance, owner of Market and Staking).
+    pub timelock: (Address, Bytes, B256),
     /// Stake token.
     pub stake_token: Address,
 }
 
-/// Bootstrap market parameters: valid for any staking, overwritten by the config right after.
-fn bootstrap_params() -> Params {
-    Params {
-        protocolFeeBps: 0,
-        keeperFeeBps: 0,
-        minPricePerSecond: 1,
-        maxBidWindow: 3_600,
-        awardGrace: 3_600,
-        lowBalanceWindow: 0,
-        maxLeaseDuration: 3_600,
-        paused: false,
-    }
-}
+/// Bootstrap values the immutable-free contracts are created with (so their addresses do not
+/// depend on them): overwritten by the config right after.
+const BOOTSTRAP_UNBONDING: u64 = 90 * 86_400;
+const BOOTSTRAP_HEARTBEAT: u16 = 300;
 
 /// Predict every address of `cfg` deployed by `deployer`.
 pub fn predict(cfg: &DeployConfig, deployer: Address) -> Result<Predicted> {
@@ -111,39 +111,95 @@ pub fn predict(cfg: &DeployConfig, deployer: Address) -> Result<Predicted> {
         Some(a) => a,
         None => mocks[0].1,
     };
-    let s_args = Staking::constructorCall {
-        token: stake_token,
-        owner_: deployer,
-        treasury_: deployer,
-        unbondingPeriod_: U48::from(90 * 86_400u64),
-        reporterBps_: 0,
+    let at = |name: &str, code: Bytes| {
+        let salt = salt_of(&cfg.salt, name);
+        (CREATE2_FACTORY.create2(salt, keccak256(&code)), code, salt)
     };
-    let s_code = initcode(&Staking::BYTECODE, s_args.abi_encode());
-    let s_salt = salt_of(&cfg.salt, "Staking");
-    let staking = CREATE2_FACTORY.create2(s_salt, keccak256(&s_code));
-    let m_args = Market::constructorCall {
-        staking_: staking,
-        owner_: deployer,
-        treasury_: deployer,
-        params_: bootstrap_params(),
-    };
-    let m_code = initcode(&Market::BYTECODE, m_args.abi_encode());
-    let m_salt = salt_of(&cfg.salt, "Market");
-    let market = CREATE2_FACTORY.create2(m_salt, keccak256(&m_code));
-    let r_args = Results::constructorCall {
-        market_: market,
-        challengeWindow_: U48::from(cfg.challenge_window),
-        startWindow_: cfg.start_window,
-        staleGrace_: cfg.stale_grace,
-    };
-    let r_code = initcode(&Results::BYTECODE, r_args.abi_encode());
-    let r_salt = salt_of(&cfg.salt, "Results");
-    let results = CREATE2_FACTORY.create2(r_salt, keccak256(&r_code));
+    let staking = at(
+        "Staking",
+        initcode(
+            &Staking::BYTECODE,
+            Staking::constructorCall {
+                token: stake_token,
+                owner_: deployer,
+                treasury_: deployer,
+                unbondingPeriod_: U48::from(BOOTSTRAP_UNBONDING),
+                heartbeatPeriod_: BOOTSTRAP_HEARTBEAT,
+            }
+            .abi_encode(),
+        ),
+    );
+    let admin = at(
+        "MarketAdmin",
+        initcode(
+            &MarketAdmin::BYTECODE,
+            MarketAdmin::constructorCall {
+                staking_: staking.0,
+                faultHorizon_: U256::from(cfg.fault_horizon),
+            }
+            .abi_encode(),
+        ),
+    );
+    let market = at(
+        "Market",
+        initcode(
+            &Market::BYTECODE,
+            Market::constructorCall {
+                staking_: staking.0,
+                owner_: deployer,
+                treasury_: deployer,
+                admin_: admin.0,
+            }
+            .abi_encode(),
+        ),
+    );
+    let results = at(
+        "Results",
+        initcode(
+            &Results::BYTECODE,
+            Results::constructorCall {
+                market_: market.0,
+                challengeWindow_: U48::from(cfg.challenge_window),
+                startWindow_: cfg.start_window,
+                staleGrace_: cfg.stale_grace,
+                deadlineGrace_: cfg.deadline_grace,
+                responseWindow_: cfg.response_window,
+                challengeBond_: U256::from(cfg.challenge_bond),
+                faultFeeBps_: cfg.fault_fee_bps,
+            }
+            .abi_encode(),
+        ),
+    );
+    let lens = at(
+        "MarketLens",
+        initcode(
+            &MarketLens::BYTECODE,
+            MarketLens::constructorCall { market_: market.0 }.abi_encode(),
+        ),
+    );
+    // Created with no delay and the deployer as its only proposer, executor and admin: the deploy
+    // hands Market and Staking over to it, sets the configured delay and roles, and renounces.
+    let timelock = at(
+        "Timelock",
+        initcode(
+            &Timelock::BYTECODE,
+            Timelock::constructorCall {
+                minDelay: U256::ZERO,
+                proposers: vec![deployer],
+                executors: vec![deployer],
+                admin: deployer,
+            }
+            .abi_encode(),
+        ),
+    );
     Ok(Predicted {
         mocks,
-        staking: (staking, s_code, s_salt),
-        market: (market, m_code, m_salt),
-        results: (results, r_code, r_salt),
+        staking,
+        admin,
+        market,
+        results,
+        lens,
+        timelock,
         stake_token,
     })
 }
@@ -195,12 +251,16 @@ pub async fn deploy(
             "MockStablecoin",
         );
     }
-    // Each contract after the first reads the one before it in its constructor (Market reads
-    // Staking, Results reads Market): in a dry run before that one exists it cannot be simulated.
+    // Each contract after the first reads the one before it in its constructor (MarketAdmin and
+    // Market read Staking, Results and MarketLens read Market): in a dry run before that one
+    // exists it cannot be simulated.
     let chain = [
         ("Staking", &pred.staking, None),
-        ("Market", &pred.market, Some(pred.staking.0)),
+        ("MarketAdmin", &pred.admin, Some(pred.staking.0)),
+        ("Market", &pred.market, Some(pred.admin.0)),
         ("Results", &pred.results, Some(pred.market.0)),
+        ("MarketLens", &pred.lens, Some(pred.market.0)),
+        ("Timelock", &pred.timelock, None),
     ];
     for (name, (addr, code, salt), needs) in chain {
         let mode = match needs {
@@ -352,7 +412,7 @@ async fn create2(
     )))
 }
 
-fn desired_params(cfg: &DeployConfig, paused: bool) -> Params {
+fn desired_params(cfg: &DeployConfig, current: &Params) -> Params {
     Params {
         protocolFeeBps: cfg.protocol_fee_bps,
         keeperFeeBps: cfg.keeper_fee_bps,
@@ -361,11 +421,30 @@ fn desired_params(cfg: &DeployConfig, paused: bool) -> Params {
         awardGrace: cfg.award_grace,
         lowBalanceWindow: cfg.low_balance_window,
         maxLeaseDuration: cfg.max_lease_duration,
-        paused,
+        minBillingPeriod: cfg.min_billing_period,
+        paused: current.paused,
+        module: current.module,
     }
 }
 
-/// Bring roles, parameters and tokens to the config, one setter per difference.
+/// `admin::IMarket::Params` (the admin binding's copy of the struct) of `p`.
+fn admin_params(p: &Params) -> admin::IMarket::Params {
+    admin::IMarket::Params {
+        protocolFeeBps: p.protocolFeeBps,
+        keeperFeeBps: p.keeperFeeBps,
+        minPricePerSecond: p.minPricePerSecond,
+        maxBidWindow: p.maxBidWindow,
+        awardGrace: p.awardGrace,
+        lowBalanceWindow: p.lowBalanceWindow,
+        maxLeaseDuration: p.maxLeaseDuration,
+        minBillingPeriod: p.minBillingPeriod,
+        paused: p.paused,
+        module: p.module,
+    }
+}
+
+/// Bring roles, parameters, the results module and tokens to the config, one setter per
+/// difference, then hand Market and Staking to the Timelock with the configured delay and roles.
 async fn configure(
     client: &Client,
     cfg: &DeployConfig,
@@ -378,6 +457,8 @@ async fn configure(
     let p = &client.provider;
     let staking = Staking::new(pred.staking.0, p);
     let market = Market::new(pred.market.0, p);
+    let admin = MarketAdmin::new(pred.market.0, p);
+    let lens = MarketLens::new(pred.lens.0, p);
     let treasury = cfg.treasury.unwrap_or(deployer);
 
     let owners = (staking.owner().call().await?, market.owner().call().await?);
@@ -393,38 +474,27 @@ async fn configure(
             Step::StakingTreasury(treasury),
         ));
     }
-    if market.results().call().await? != pred.results.0 {
-        todo.push(("Market.setResults".into(), Step::SetResults(pred.results.0)));
-    }
-    if market.treasury().call().await? != treasury {
+    if lens.treasury().call().await? != treasury {
         todo.push(("Market.setTreasury".into(), Step::MarketTreasury(treasury)));
     }
-    // The heartbeat period is global; any address's liveness carries it.
-    if staking.liveness(deployer).call().await?.period != cfg.heartbeat_period {
+    if staking.heartbeatPeriod().call().await? != cfg.heartbeat_period {
         todo.push((
             "Staking.setHeartbeatPeriod".into(),
             Step::HeartbeatPeriod(cfg.heartbeat_period),
         ));
     }
-    if staking.reporterBps().call().await? != cfg.reporter_bps {
-        todo.push((
-            "Staking.setReporterBps".into(),
-            Step::ReporterBps(cfg.reporter_bps),
-        ));
-    }
     let current = market.params().call().await?;
-    let want = desired_params(cfg, current.paused);
+    let want = desired_params(cfg, &current);
     let period = staking.unbondingPeriod().call().await?.to::<u64>();
-    let params_differ = current != want;
-    // Keep maxLeaseDuration <= unbonding / 2 at every step: raise the period before the lease
-    // limit, lower it after.
+    // Keep maxLeaseDuration + 2 * faultHorizon < unbondingPeriod at every step: raise the period
+    // before the lease limit, lower it after.
     if period != cfg.unbonding_period && cfg.unbonding_period > period {
         todo.push((
             "Staking.setUnbondingPeriod".into(),
             Step::Period(cfg.unbonding_period),
         ));
     }
-    if params_differ {
+    if current != want {
         todo.push(("Market.setParams".into(), Step::Params(want)));
     }
     if period != cfg.unbonding_period && cfg.unbonding_period < period {
@@ -433,8 +503,12 @@ async fn configure(
             Step::Period(cfg.unbonding_period),
         ));
     }
+    // A results module is immutable: other windows are another module, which binds new leases.
+    if lens.currentModule().call().await?.module != pred.results.0 {
+        todo.push(("Market.addModule".into(), Step::AddModule(pred.results.0)));
+    }
     for t in &d.tokens {
-        let info = market.tokenInfo(t.address).call().await?;
+        let info = lens.tokenInfo(t.address).call().await?;
         if !info.allowed {
             todo.push((
                 format!("Market.configureToken({})", t.symbol),
@@ -442,78 +516,203 @@ async fn configure(
             ));
         }
     }
-    if let Some(owner) = cfg.owner.filter(|o| *o != deployer) {
-        if staking.owner().call().await? == deployer
-            && staking.pendingOwner().call().await? != owner
-        {
-            todo.push((
-                "Staking.transferOwnership".into(),
-                Step::StakingOwner(owner),
+    if !todo.is_empty() {
+        if !mine {
+            let names: Vec<&str> = todo.iter().map(|(n, _)| n.as_str()).collect();
+            bail!(
+                "the contracts are owned by {} / {} (the Timelock), not the deployer {deployer}; \
+                 governance must schedule through the Timelock: {}",
+                owners.0,
+                owners.1,
+                names.join(", ")
+            );
+        }
+        for (name, step) in todo {
+            if dry_run {
+                report.say(format!("would call {name}"));
+                continue;
+            }
+            step.run(&staking, &admin, pred.market.0).await?;
+            report.sent += 1;
+            report.say(format!("called {name}"));
+        }
+    } else {
+        report.say("roles, parameters, results module and tokens: as configured".into());
+    }
+    govern(client, cfg, pred, dry_run, report).await
+}
+
+/// Hand Market and Staking to the Timelock (Ownable2Step: the Timelock accepts through its own,
+/// still zero, delay), give the configured owner its roles, set the delay, and have the deployer
+/// renounce what it should not keep. Each step only when not done.
+async fn govern(
+    client: &Client,
+    cfg: &DeployConfig,
+    pred: &Predicted,
+    dry_run: bool,
+    report: &mut Report,
+) -> Result<()> {
+    let deployer = client.sender()?;
+    let p = &client.provider;
+    let staking = Staking::new(pred.staking.0, p);
+    let market = Market::new(pred.market.0, p);
+    let tl = Timelock::new(pred.timelock.0, p);
+    let owner = cfg.owner.unwrap_or(deployer);
+    let admin_role = tl.DEFAULT_ADMIN_ROLE().call().await?;
+    let deployer_admin = tl.hasRole(admin_role, deployer).call().await?;
+    let mut steps: Vec<(String, Gov)> = Vec::new();
+    for (name, target, o, pending) in [
+        (
+            "Staking",
+            pred.staking.0,
+            staking.owner().call().await?,
+            staking.pendingOwner().call().await?,
+        ),
+        (
+            "Market",
+            pred.market.0,
+            market.owner().call().await?,
+            market.pendingOwner().call().await?,
+        ),
+    ] {
+        if o == deployer && pending != pred.timelock.0 {
+            steps.push((
+                format!("{name}.transferOwnership(Timelock)"),
+                Gov::Transfer(target),
             ));
         }
-        if market.owner().call().await? == deployer && market.pendingOwner().call().await? != owner
-        {
-            todo.push(("Market.transferOwnership".into(), Step::MarketOwner(owner)));
+        if o != pred.timelock.0 {
+            steps.push((format!("Timelock: {name}.acceptOwnership"), Gov::Accept(target)));
         }
     }
-    if todo.is_empty() {
-        report.say("roles, parameters and tokens: as configured".into());
+    let roles = [
+        tl.PROPOSER_ROLE().call().await?,
+        tl.EXECUTOR_ROLE().call().await?,
+        tl.CANCELLER_ROLE().call().await?,
+    ];
+    if owner != deployer {
+        for role in roles {
+            if !tl.hasRole(role, owner).call().await? && deployer_admin {
+                steps.push((format!("Timelock.grantRole({role}, owner)"), Gov::Grant(role, owner)));
+            }
+        }
+    }
+    let delay = tl.getMinDelay().call().await?.to::<u64>();
+    if delay != cfg.timelock_delay && delay == 0 {
+        steps.push((
+            format!("Timelock.updateDelay({} s)", cfg.timelock_delay),
+            Gov::Delay(cfg.timelock_delay),
+        ));
+    }
+    if owner != deployer {
+        for role in roles {
+            if tl.hasRole(role, deployer).call().await? {
+                steps.push((format!("Timelock.renounceRole({role})"), Gov::Renounce(role)));
+            }
+        }
+    }
+    if deployer_admin {
+        steps.push(("Timelock.renounceRole(admin)".into(), Gov::Renounce(admin_role)));
+    }
+    if steps.is_empty() {
+        if delay != cfg.timelock_delay {
+            report.say(format!(
+                "the Timelock's delay is {delay} s, the config says {} s: governance must schedule \
+                 Timelock.updateDelay",
+                cfg.timelock_delay
+            ));
+        } else {
+            report.say(format!(
+                "governance: the Timelock ({}) owns Market and Staking, delay {delay} s",
+                pred.timelock.0
+            ));
+        }
         return Ok(());
     }
-    if !mine {
-        let names: Vec<&str> = todo.iter().map(|(n, _)| n.as_str()).collect();
-        bail!(
-            "the contracts are owned by {} / {}, not the deployer {deployer}; governance must call: {}",
-            owners.0,
-            owners.1,
-            names.join(", ")
-        );
-    }
-    for (name, step) in todo {
+    for (name, step) in steps {
         if dry_run {
-            report.say(format!("would call {name}"));
+            report.say(format!("would {name}"));
             continue;
         }
-        step.run(&staking, &market, pred.market.0).await?;
+        step.run(&tl, &staking, &market, deployer).await?;
         report.sent += 1;
-        report.say(format!("called {name}"));
+        report.say(name);
     }
     Ok(())
 }
 
+/// One governance-handover step.
+enum Gov {
+    Transfer(Address),
+    Accept(Address),
+    Grant(B256, Address),
+    Delay(u64),
+    Renounce(B256),
+}
+
+impl Gov {
+    async fn run<P: Provider>(
+        self,
+        tl: &TimelockInstance<P>,
+        staking: &StakingInstance<P>,
+        market: &MarketInstance<P>,
+        deployer: Address,
+    ) -> Result<()> {
+        // An operation through the Timelock while its delay is still zero: schedule, execute.
+        let through = |target: Address, data: Bytes| async move {
+            let salt = keccak256(&data);
+            send(tl.schedule(target, U256::ZERO, data.clone(), B256::ZERO, salt, U256::ZERO)).await?;
+            send(tl.execute(target, U256::ZERO, data, B256::ZERO, salt)).await
+        };
+        let accept: Bytes = Market::acceptOwnershipCall {}.abi_encode().into();
+        let r = match self {
+            Self::Transfer(t) if t == *staking.address() => {
+                send(staking.transferOwnership(*tl.address())).await
+            }
+            Self::Transfer(_) => send(market.transferOwnership(*tl.address())).await,
+            Self::Accept(t) => through(t, accept).await,
+            Self::Grant(role, who) => send(tl.grantRole(role, who)).await,
+            Self::Delay(secs) => {
+                let data: Bytes = Timelock::updateDelayCall {
+                    newDelay: U256::from(secs),
+                }
+                .abi_encode()
+                .into();
+                through(*tl.address(), data).await
+            }
+            Self::Renounce(role) => send(tl.renounceRole(role, deployer)).await,
+        };
+        r.map(|_| ()).map_err(Into::into)
+    }
+}
+
 enum Step {
     SetMarket,
-    SetResults(Address),
+    AddModule(Address),
     StakingTreasury(Address),
     MarketTreasury(Address),
-    ReporterBps(u16),
     HeartbeatPeriod(u16),
     Period(u64),
     Params(Params),
     Token(Address),
-    StakingOwner(Address),
-    MarketOwner(Address),
 }
 
 impl Step {
     async fn run<P: Provider>(
         self,
         staking: &StakingInstance<P>,
-        market: &MarketInstance<P>,
+        admin: &MarketAdminInstance<P>,
         market_addr: Address,
     ) -> Result<()> {
         let r = match self {
             Self::SetMarket => send(staking.setMarket(market_addr)).await,
-            Self::SetResults(r) => send(market.setResults(r)).await,
+            Self::AddModule(r) => send(admin.addModule(r)).await,
             Self::StakingTreasury(t) => send(staking.setTreasury(t)).await,
-            Self::MarketTreasury(t) => send(market.setTreasury(t)).await,
-            Self::ReporterBps(b) => send(staking.setReporterBps(b)).await,
+            Self::MarketTreasury(t) => send(admin.setTreasury(t)).await,
             Self::HeartbeatPeriod(p) => send(staking.setHeartbeatPeriod(p)).await,
             Self::Period(s) => send(staking.setUnbondingPeriod(U48::from(s))).await,
-            Self::Params(p) => send(market.setParams(p)).await,
-            Self::Token(t) => send(market.configureToken(t, true)).await,
-            Self::StakingOwner(o) => send(staking.transferOwnership(o)).await,
-            Self::MarketOwner(o) => send(market.transferOwnership(o)).await,
+            Self::Params(p) => send(admin.setParams(admin_params(&p))).await,
+            Self::Token(t) => send(admin.configureToken(t, true)).await,
         };
         r.map(|_| ()).map_err(Into::into)
     }

@@ -75,19 +75,23 @@ pub async fn market(block_time: u64, log: Option<&Path>) -> Result<(Anvil, Clien
     Ok((anvil, client, deployments))
 }
 
-/// Make `owner` a provider: register `operator` with `capacity`, mint `stake` units of the stake
-/// token to the owner (as governance, `gov`) and stake them. For demos and tests.
+/// Make `owner` a provider: register `operator` (which signs its consent) with `capacity` and no
+/// collateral ceiling, mint `stake` units of the stake token to the owner (as governance, `gov`)
+/// and stake them. For demos and tests.
 pub async fn provider(
     gov: &Client,
     d: &Deployments,
     owner: PrivateKeySigner,
-    operator: Address,
+    operator: &PrivateKeySigner,
     capacity: gridlease_bindings::IStaking::Capacity,
     stake: u128,
 ) -> Result<()> {
-    use alloy::primitives::U256;
+    use alloy::primitives::{U256, aliases::U96};
     use gridlease_bindings::{MockStablecoin, Staking};
-    use gridlease_core::chain::send;
+    use gridlease_core::{
+        chain::send,
+        eip712::{OperatorConsent, staking_domain},
+    };
     let staking = d.address("Staking")?;
     let token = d
         .tokens
@@ -96,7 +100,19 @@ pub async fn provider(
         .address;
     let o = Client::connect(&gov.url, Some(owner.clone())).await?;
     let st = Staking::new(staking, &o.provider);
-    send(st.register(operator, capacity, "devnet provider".into())).await?;
+    let nonce = st.operatorNonce(operator.address()).call().await?;
+    let deadline = o.now().await? + 3_600;
+    let consent = OperatorConsent::new(owner.address(), operator.address(), nonce, deadline)
+        .sign(&staking_domain(o.chain_id, staking), operator)?;
+    send(st.register(
+        operator.address(),
+        capacity,
+        "devnet provider".into(),
+        U96::MAX,
+        U256::from(deadline),
+        consent.as_bytes().to_vec().into(),
+    ))
+    .await?;
     mint(gov, token, owner.address(), stake).await?;
     send(MockStablecoin::new(token, &o.provider).approve(staking, U256::from(stake))).await?;
     send(st.stake(U256::from(stake))).await?;

@@ -4,8 +4,13 @@
 
 use std::{path::PathBuf, process::Command};
 
-use alloy::{providers::Provider, signers::local::PrivateKeySigner};
-use gridlease_bindings::{Market, Staking};
+use alloy::{
+    primitives::{B256, Bytes, U256},
+    providers::Provider,
+    signers::local::PrivateKeySigner,
+    sol_types::SolCall,
+};
+use gridlease_bindings::{Market, MarketAdmin, MarketLens, Staking, Timelock};
 use gridlease_core::{
     chain::{Client, send},
     deployments::Deployments,
@@ -48,13 +53,16 @@ async fn deploys_to_predicted_addresses_once() {
 
     let (d, first) = deploy(&c, &cfg, None, false).await.expect("deploy");
     assert!(
-        first.sent >= 3 + 5,
-        "3 contracts and their configuration: {:?}",
+        first.sent >= 6 + 5,
+        "6 contracts and their configuration: {:?}",
         first.lines
     );
     assert_eq!(d.address("Market").expect("market"), pred.market.0);
+    assert_eq!(d.address("MarketAdmin").expect("admin"), pred.admin.0);
     assert_eq!(d.address("Staking").expect("staking"), pred.staking.0);
     assert_eq!(d.address("Results").expect("results"), pred.results.0);
+    assert_eq!(d.address("MarketLens").expect("lens"), pred.lens.0);
+    assert_eq!(d.address("Timelock").expect("timelock"), pred.timelock.0);
     assert_eq!(d.tokens[0].address, pred.stake_token);
     let market = Market::new(pred.market.0, &c.provider);
     assert_eq!(
@@ -75,13 +83,25 @@ async fn deploys_to_predicted_addresses_once() {
             cfg.max_lease_duration
         )
     );
+    let lens = MarketLens::new(pred.lens.0, &c.provider);
     assert!(
-        market
-            .tokenInfo(pred.stake_token)
+        lens.tokenInfo(pred.stake_token)
             .call()
             .await
             .expect("token")
             .allowed
+    );
+    assert_eq!(
+        lens.currentModule().call().await.expect("module").module,
+        pred.results.0
+    );
+    // Governance is the Timelock, with the configured delay (GOV-01).
+    assert_eq!(market.owner().call().await.expect("owner"), pred.timelock.0);
+    assert_eq!(staking.owner().call().await.expect("owner"), pred.timelock.0);
+    let tl = Timelock::new(pred.timelock.0, &c.provider);
+    assert_eq!(
+        tl.getMinDelay().call().await.expect("delay"),
+        U256::from(cfg.timelock_delay)
     );
 
     // The file round-trips.
@@ -98,22 +118,64 @@ async fn deploys_to_predicted_addresses_once() {
     assert_eq!(second.sent, 0, "{:?}", second.lines);
     assert_eq!(again, d);
 
-    // A changed parameter is one setter on the same contracts.
+    // A changed parameter is governance's: the tool says what to schedule (GOV-01).
     let mut changed = cfg.clone();
     changed.protocol_fee_bps = 250;
-    let (moved, third) = deploy(&c, &changed, Some(&loaded), false)
+    let err = deploy(&c, &changed, Some(&loaded), false)
         .await
-        .expect("update");
-    assert_eq!(third.sent, 1, "{:?}", third.lines);
-    assert_eq!(moved.address("Market").expect("market"), pred.market.0);
+        .expect_err("owned by the timelock");
+    assert!(
+        format!("{err:#}").contains("schedule through the Timelock: Market.setParams"),
+        "{err:#}"
+    );
+    // Through the Timelock it lands only after the delay.
+    let mut params = market.params().call().await.expect("params");
+    params.protocolFeeBps = 250;
+    let data: Bytes = MarketAdmin::setParamsCall {
+        params_: gridlease_bindings::admin::IMarket::Params {
+            protocolFeeBps: params.protocolFeeBps,
+            keeperFeeBps: params.keeperFeeBps,
+            minPricePerSecond: params.minPricePerSecond,
+            maxBidWindow: params.maxBidWindow,
+            awardGrace: params.awardGrace,
+            lowBalanceWindow: params.lowBalanceWindow,
+            maxLeaseDuration: params.maxLeaseDuration,
+            minBillingPeriod: params.minBillingPeriod,
+            paused: params.paused,
+            module: params.module,
+        },
+    }
+    .abi_encode()
+    .into();
+    let delay = U256::from(cfg.timelock_delay);
+    send(tl.schedule(pred.market.0, U256::ZERO, data.clone(), B256::ZERO, B256::ZERO, delay))
+        .await
+        .expect("schedule");
+    let early = send(tl.execute(pred.market.0, U256::ZERO, data.clone(), B256::ZERO, B256::ZERO)).await;
+    assert!(early.is_err(), "executed before the delay");
+    c.provider
+        .raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (cfg.timelock_delay,))
+        .await
+        .expect("warp");
+    c.provider
+        .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+        .await
+        .expect("mine");
+    send(tl.execute(pred.market.0, U256::ZERO, data, B256::ZERO, B256::ZERO))
+        .await
+        .expect("execute after the delay");
     assert_eq!(
         market.params().call().await.expect("params").protocolFeeBps,
         250
     );
+    let (_, fourth) = deploy(&c, &changed, Some(&loaded), false)
+        .await
+        .expect("in step again");
+    assert_eq!(fourth.sent, 0, "{:?}", fourth.lines);
 }
 
 #[tokio::test]
-async fn hands_ownership_over_then_refuses_to_change_what_it_no_longer_owns() {
+async fn governance_gets_the_timelock_and_the_deployer_keeps_nothing() {
     let anvil = Anvil::start(0, None).expect("anvil");
     let c = client(&anvil).await;
     let gov_key: PrivateKeySigner = ANVIL_KEYS[8].parse().expect("key");
@@ -126,24 +188,31 @@ async fn hands_ownership_over_then_refuses_to_change_what_it_no_longer_owns() {
         d.address("Staking").expect("s"),
     );
     let market = Market::new(market_addr, &c.provider);
-    // Ownable2Step: pending until governance accepts; the deployer still owns it meanwhile.
+    let timelock = d.address("Timelock").expect("timelock");
+    assert_eq!(market.owner().call().await.expect("owner"), timelock);
     assert_eq!(
-        market.pendingOwner().call().await.expect("pending"),
-        governance
+        Staking::new(staking_addr, &c.provider)
+            .owner()
+            .call()
+            .await
+            .expect("owner"),
+        timelock
     );
+    let tl = Timelock::new(timelock, &c.provider);
+    let deployer = c.from.expect("signer");
+    for role in [
+        tl.PROPOSER_ROLE().call().await.expect("role"),
+        tl.EXECUTOR_ROLE().call().await.expect("role"),
+        tl.CANCELLER_ROLE().call().await.expect("role"),
+    ] {
+        assert!(tl.hasRole(role, governance).call().await.expect("role"));
+        assert!(!tl.hasRole(role, deployer).call().await.expect("role"));
+    }
+    let admin = tl.DEFAULT_ADMIN_ROLE().call().await.expect("role");
+    assert!(!tl.hasRole(admin, deployer).call().await.expect("role"));
     let (_, again) = deploy(&c, &cfg, Some(&d), false).await.expect("re-run");
-    assert_eq!(again.sent, 0);
+    assert_eq!(again.sent, 0, "{:?}", again.lines);
 
-    let gov = Client::connect(&anvil.url(), Some(gov_key))
-        .await
-        .expect("gov");
-    send(Market::new(market_addr, &gov.provider).acceptOwnership())
-        .await
-        .expect("accept");
-    send(Staking::new(staking_addr, &gov.provider).acceptOwnership())
-        .await
-        .expect("accept");
-    assert_eq!(market.owner().call().await.expect("owner"), governance);
     let mut changed = cfg.clone();
     changed.keeper_fee_bps = 50;
     let err = deploy(&c, &changed, Some(&d), false)
@@ -151,7 +220,7 @@ async fn hands_ownership_over_then_refuses_to_change_what_it_no_longer_owns() {
         .expect_err("not the owner");
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("governance must call: Market.setParams"),
+        msg.contains("schedule through the Timelock: Market.setParams"),
         "{msg}"
     );
 
@@ -170,7 +239,7 @@ async fn cast_calls_with_the_shipped_abi() {
         .expect("market on anvil");
     let cast = find_anvil().expect("anvil").with_file_name("cast");
     let mut called = 0;
-    for name in ["Market", "Staking", "Results"] {
+    for name in ["Market", "Staking", "Results", "MarketLens", "Timelock"] {
         let abi_path = root().join(&d.contracts[name].abi);
         let abi: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&abi_path).expect("abi file"))
