@@ -33,6 +33,7 @@ const CONTRACTS: &[&str] = &[
     "UsdcLikeToken",
     "MatmulProofHarness",
     "Timelock",
+    "HostileModule",
 ];
 
 /// Contracts whose ABI names structs another binding already defines (`IMarket.OrderParams`,

@@ -54,8 +54,13 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     uint32 public immutable responseWindow;
     /// @notice Wei a challenger bonds per chunk: paid to whoever reveals it, refunded otherwise.
     uint256 public immutable challengeBond;
-    /// @notice A third-party reporter's share (bps) of what a fault returns to the tenant.
+    /// @notice A third-party reporter's share (bps) of what a fault returns to the tenant, earned
+    /// only by a proof made more than `tenantPriority` after the fault became provable.
     uint16 public immutable override faultFeeBps;
+    /// @notice Seconds after a fault becomes provable during which a proof earns no fee: the
+    /// tenant (or anyone for it) recovers its money for free, and a provider that faulted cannot
+    /// race to charge an honest tenant for proving its own fault.
+    uint32 public immutable tenantPriority;
     /// @dev `MarketAdmin.faultHorizon`.
     uint256 private immutable _marketHorizon;
 
@@ -152,6 +157,7 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     /// @param responseWindow_ Seconds to reveal a challenged chunk.
     /// @param challengeBond_ Wei bonded per challenge (covers the answer's gas).
     /// @param faultFeeBps_ A third-party reporter's share of a fault's refund and compensation.
+    /// @param tenantPriority_ Seconds after a fault becomes provable during which proofs earn no fee.
     constructor(
         IMarket market_,
         uint48 challengeWindow_,
@@ -160,7 +166,8 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         uint32 deadlineGrace_,
         uint32 responseWindow_,
         uint256 challengeBond_,
-        uint16 faultFeeBps_
+        uint16 faultFeeBps_,
+        uint32 tenantPriority_
     ) {
         if (
             address(market_) == address(0) || challengeWindow_ == 0 || startWindow_ == 0 || staleGrace_ == 0
@@ -178,6 +185,7 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         responseWindow = responseWindow_;
         challengeBond = challengeBond_;
         faultFeeBps = faultFeeBps_;
+        tenantPriority = tenantPriority_;
     }
 
     // ================================================================ provider
@@ -199,7 +207,8 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     }
 
     /// @notice Post the result of a running batch lease (the provider's operator, once, by its end
-    /// + `deadlineGrace`). Its pay stops and is held for the challenge window.
+    /// + `deadlineGrace`; an unacknowledged lease only within its start window, which the post then
+    /// acknowledges). Its pay stops and is held for the challenge window.
     /// @param root Root of the `ResultTree` over the result (for `matmul_i8`: C).
     /// @param size The result's length in bytes (an empty result is a tree of one empty leaf).
     /// @param uri Where the tenant downloads it.
@@ -218,6 +227,12 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         // block does not matter (MEC-10): a result at end + grace stands, one second later fails.
         uint256 deadline = L.end(a) + deadlineGrace;
         if (block.timestamp > deadline) revert DeadlinePassed(leaseId, deadline);
+        // A result does not erase a no-show already incurred: an unacknowledged lease past its start
+        // window takes no result (it is a no-show; MEC-05).
+        uint256 start = L.settledAt(a);
+        if (L.flags(a) & L.F_ACKED == 0 && block.timestamp > start + startWindow) {
+            revert StartWindowOver(leaseId, start + startWindow);
+        }
         address provider = L.provider(d);
         _onlyOperatorOf(provider);
         _results[leaseId] = ResultTree.commitment(root, size);
@@ -272,7 +287,7 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         if (block.timestamp <= c.deadline) revert ResponseWindowOpen(leaseId, c.deadline);
         _endChallenge(leaseId, index, false);
         if (_faultable(leaseId)) {
-            slashed = _fault(leaseId, "unavailable");
+            slashed = _fault(leaseId, "unavailable", c.deadline);
         } else {
             emit ChallengeVoided(leaseId, index);
         }
@@ -306,7 +321,7 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
             if (node == ResultTree.zeroHash(level)) revert NotMalformed(leaseId);
         }
         ResultTree.verifyNode(root, node, index, height - level, proof);
-        slashed = _fault(leaseId, "malformed-result");
+        slashed = _fault(leaseId, "malformed-result", _postedAt(leaseId));
     }
 
     // ================================================================ wrong matmul results
@@ -329,7 +344,7 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         bytes32[] calldata proof
     ) external returns (uint256 slashed) {
         _matmulJob(leaseId, tenant, terms, MatmulProof.specHash(job), root, size);
-        if (size != uint256(job.m) * job.n * 4) return _fault(leaseId, "malformed-result");
+        if (size != uint256(job.m) * job.n * 4) return _fault(leaseId, "malformed-result", _postedAt(leaseId));
         (int256 claimed, int256 correct) = MatmulProof.check(job, root, i, j, leaf, proof);
         slashed = _matmulFault(leaseId, i, j, claimed, correct);
     }
@@ -351,7 +366,7 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         bytes32[] calldata proof
     ) external returns (uint256 slashed) {
         _matmulJob(leaseId, tenant, terms, MatmulProof.dataSpecHash(job), root, size);
-        if (size != uint256(job.m) * job.n * 4) return _fault(leaseId, "malformed-result");
+        if (size != uint256(job.m) * job.n * 4) return _fault(leaseId, "malformed-result", _postedAt(leaseId));
         (int256 claimed, int256 correct) = MatmulProof.checkData(job, root, i, j, ops, leaf, proof);
         slashed = _matmulFault(leaseId, i, j, claimed, correct);
     }
@@ -372,7 +387,7 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         // The lease end has not moved: it has no result (else it would be acknowledged).
         uint256 start = L.end(a) - terms.maxDuration;
         if (L.flags(a) & L.F_ACKED != 0 || until <= start + startWindow) revert NotANoShow(leaseId);
-        slashed = _fault(leaseId, "no-show");
+        slashed = _fault(leaseId, "no-show", start + startWindow);
     }
 
     /// @notice Prove that a batch lease reached its end + `deadlineGrace` without a result (also
@@ -383,7 +398,7 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         if (L.kind(a) == L.KIND_SERVICE) revert NotABatchJob(leaseId);
         uint256 deadline = L.end(a) + deadlineGrace;
         if (L.kind(a) != L.KIND_BATCH || until <= deadline) revert DeadlineNotMissed(leaseId, deadline);
-        slashed = _fault(leaseId, "missed-deadline");
+        slashed = _fault(leaseId, "missed-deadline", deadline);
     }
 
     /// @notice Report that the provider of a running service lease has no fresh heartbeat. Starts
@@ -421,7 +436,7 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
             uint48 back = staking.epochStartOf(provider, s.epoch + 1);
             if (back <= provable) revert HeartbeatResumed(leaseId, back);
         }
-        slashed = _fault(leaseId, "stale-heartbeat");
+        slashed = _fault(leaseId, "stale-heartbeat", provable);
     }
 
     // ================================================================ wei
@@ -528,12 +543,21 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     {
         if (claimed == correct) revert NoFraud(i, j, correct);
         emit MatmulFraudProven(leaseId, msg.sender, i, j, claimed, correct);
-        return _fault(leaseId, "wrong-result");
+        return _fault(leaseId, "wrong-result", _postedAt(leaseId));
     }
 
-    function _fault(bytes32 leaseId, bytes32 kind) private returns (uint256 slashed) {
+    /// @dev Fault `leaseId`, provable since `provableAt`: the caller is the reporter the market
+    /// pays a fee to only once the tenant's priority has passed.
+    function _fault(bytes32 leaseId, bytes32 kind, uint256 provableAt) private returns (uint256 slashed) {
         emit FaultProven(leaseId, msg.sender, kind);
-        slashed = IMarketAdmin(address(market)).fault(leaseId, msg.sender, kind);
+        address reporter = block.timestamp > provableAt + tenantPriority ? msg.sender : address(0);
+        slashed = IMarketAdmin(address(market)).fault(leaseId, reporter, kind);
+    }
+
+    /// @dev When the held result of `leaseId` was posted (its hold ends `challengeWindow` later).
+    function _postedAt(bytes32 leaseId) private view returns (uint256) {
+        (uint256 a,) = L.lease(market, leaseId);
+        return L.end(a) - challengeWindow;
     }
 
     /// @dev Close a challenge; the lease's flag clears with its last open challenge.

@@ -465,7 +465,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient, EIP712 {
         // finish unbonding (STK-03, GOV-04): checked here and by every market setter.
         uint256 minPeriod;
         address market_ = _market;
-        if (market_ != address(0)) {
+        if (market_.code.length != 0) {
             minPeriod = IMarket(market_).params().maxLeaseDuration + 2 * IMarketAdmin(market_).faultHorizon();
         }
         if (period <= minPeriod) {

@@ -35,7 +35,8 @@
 //! deadline_grace = "5m"        # a batch result is still accepted this long after the lease end
 //! response_window = "1h"       # a challenged chunk must be revealed on chain within this
 //! challenge_bond = "0.001"     # ETH bonded per challenge: paid to whoever reveals the chunk
-//! fault_fee_bps = 500          # a third-party reporter's share of what a fault returns to a tenant
+//! fault_fee_bps = 500          # a third-party reporter's share of what a fault returns to a tenant,
+//! tenant_priority = "1h"       # earned only for proofs made this long after the fault was provable
 //!
 //! [[tokens]]                   # the first token is also the stake token
 //! symbol = "USDC"
@@ -95,6 +96,8 @@ pub struct DeployConfig {
     pub challenge_bond: u128,
     /// A third-party reporter's share of a fault's refund, bps.
     pub fault_fee_bps: u16,
+    /// Seconds after a fault becomes provable during which proofs earn no fee.
+    pub tenant_priority: u32,
     /// Payment tokens; the first is the stake token.
     pub tokens: Vec<TokenConfig>,
 }
@@ -138,6 +141,7 @@ struct RawResults {
     response_window: Option<String>,
     challenge_bond: Option<String>,
     fault_fee_bps: Option<u16>,
+    tenant_priority: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -357,6 +361,7 @@ impl DeployConfig {
             response_window,
             challenge_bond,
             fault_fee_bps,
+            tenant_priority: secs32(r.tenant_priority.as_ref(), 3_600, "results.tenant_priority")?,
             tokens,
         })
     }

@@ -166,6 +166,7 @@ pub fn predict(cfg: &DeployConfig, deployer: Address) -> Result<Predicted> {
                 responseWindow_: cfg.response_window,
                 challengeBond_: U256::from(cfg.challenge_bond),
                 faultFeeBps_: cfg.fault_fee_bps,
+                tenantPriority_: cfg.tenant_priority,
             }
             .abi_encode(),
         ),
