@@ -45,6 +45,8 @@ pub const RESPONSE_WINDOW: u64 = 600;
 pub const CHALLENGE_BOND: u128 = 1_000_000_000_000_000;
 /// A third-party reporter's share of what a fault returns to the tenant.
 pub const FAULT_FEE_BPS: u16 = 500;
+/// Seconds after a fault becomes provable during which a proof earns no fee.
+pub const TENANT_PRIORITY: u64 = 3_600;
 
 /// A key the test controls.
 #[derive(Clone, Debug)]
@@ -107,6 +109,19 @@ pub struct Suite {
     pub timelock: Option<Address>,
     /// Id of the last order created through the helpers.
     pub last_order_id: B256,
+    /// Salt of the last order made by [`Suite::fresh_order`].
+    pub salt: u64,
+}
+
+/// A governance operation scheduled on the timelock.
+#[derive(Clone, Debug)]
+pub struct Scheduled {
+    /// The contract it calls.
+    pub target: Address,
+    /// The call.
+    pub data: Bytes,
+    /// Its salt (unique per operation).
+    pub salt: B256,
 }
 
 /// The parameters the fixture deploys with.
@@ -303,6 +318,7 @@ impl Suite {
             lens,
             timelock,
             last_order_id: B256::ZERO,
+            salt: 0x5a17,
         };
         if let Some(tl) = timelock {
             // Ownable2Step: the timelock accepts ownership through its own delay.
@@ -322,6 +338,24 @@ impl Suite {
         suite
     }
 
+    /// Set the market's parameters (through governance).
+    pub fn set_params(&mut self, params: Params) -> Receipt {
+        let market = self.market;
+        self.govern(
+            market,
+            MarketAdmin::setParamsCall {
+                params_: admin_params(params),
+            },
+        )
+    }
+
+    /// `from` cancels order `id`.
+    pub fn cancel(&mut self, from: Address, id: B256) -> Receipt {
+        let market = self.market;
+        self.chain
+            .send(from, market, MarketAdmin::cancelOrderCall { orderId: id })
+    }
+
     /// Execute a governance call on `target`: directly from the owner, or through the timelock
     /// (scheduled, the delay waited, executed) when the suite has one.
     pub fn govern<C: SolCall>(&mut self, target: Address, call: C) -> Receipt {
@@ -329,8 +363,21 @@ impl Suite {
         let Some(tl) = self.timelock else {
             return self.chain.send(g, target, call);
         };
-        let data: Bytes = call.abi_encode().into();
-        let salt = B256::from(U256::from(self.chain.now()));
+        let op = self.schedule(target, call);
+        let delay = self.chain.view(tl, Timelock::getMinDelayCall {});
+        self.chain.warp(delay.saturating_to());
+        self.execute(&op)
+    }
+
+    /// Schedule `call` on `target` through the timelock (with its minimum delay).
+    pub fn schedule<C: SolCall>(&mut self, target: Address, call: C) -> Scheduled {
+        let (g, tl) = (self.gov.address, self.timelock.expect("a suite with a timelock"));
+        self.salt += 1;
+        let op = Scheduled {
+            target,
+            data: call.abi_encode().into(),
+            salt: B256::from(U256::from(self.salt)),
+        };
         let delay = self.chain.view(tl, Timelock::getMinDelayCall {});
         self.chain
             .send(
@@ -339,23 +386,28 @@ impl Suite {
                 Timelock::scheduleCall {
                     target,
                     value: U256::ZERO,
-                    data: data.clone(),
+                    data: op.data.clone(),
                     predecessor: B256::ZERO,
-                    salt,
+                    salt: op.salt,
                     delay,
                 },
             )
             .expect_success();
-        self.chain.warp(delay.saturating_to());
+        op
+    }
+
+    /// Execute a scheduled operation (reverts before its delay has passed).
+    pub fn execute(&mut self, op: &Scheduled) -> Receipt {
+        let (g, tl) = (self.gov.address, self.timelock.expect("a suite with a timelock"));
         self.chain.send(
             g,
             tl,
             Timelock::executeCall {
-                target,
+                target: op.target,
                 value: U256::ZERO,
-                payload: data,
+                payload: op.data.clone(),
                 predecessor: B256::ZERO,
-                salt,
+                salt: op.salt,
             },
         )
     }
@@ -627,6 +679,48 @@ impl Suite {
             .send(from, market, Market::closeCall { leaseId: id })
     }
 
+    /// Default order terms with a salt no earlier helper order used.
+    pub fn fresh_order(&mut self, deposit: u128, max_price: u128) -> OrderParams {
+        self.salt += 1;
+        let mut p = self.order(deposit, max_price);
+        p.salt = B256::from(U256::from(self.salt));
+        p
+    }
+
+    /// An instant batch lease (container job) of tenant `tenant` won by provider `provider`'s
+    /// on-chain bid at `PRICE`: acknowledged from the start.
+    pub fn instant_lease(&mut self, tenant: usize, provider: usize, deposit: u128) -> B256 {
+        self.ensure_registered(provider);
+        let mut p = self.fresh_order(deposit, PRICE * 2);
+        p.instant = true;
+        let id = self.create(tenant, p);
+        self.bid(provider, id, PRICE).expect_success();
+        id
+    }
+
+    /// An instant service lease of tenant `tenant` won by provider `provider` (which beats first)
+    /// at `PRICE`: acknowledged from the start.
+    pub fn service_lease(&mut self, tenant: usize, provider: usize, deposit: u128) -> B256 {
+        self.ensure_registered(provider);
+        self.heartbeat(provider).expect_success();
+        let mut p = self.fresh_order(deposit, PRICE * 2);
+        (p.jobKind, p.instant) = (2, true);
+        let id = self.create(tenant, p);
+        self.bid(provider, id, PRICE).expect_success();
+        id
+    }
+
+    /// Let `secs` pass with provider `i` beating at least every 200 s (and once at the end).
+    pub fn keep_alive(&mut self, i: usize, secs: u64) {
+        let mut left = secs;
+        while left > 0 {
+            let step = left.min(200);
+            self.chain.warp(step);
+            self.heartbeat(i).expect_success();
+            left -= step;
+        }
+    }
+
     /// A lease: tenant 0 orders, provider 0 (staked) bids `PRICE`, keeper awards after the window.
     pub fn lease(&mut self, deposit: u128) -> B256 {
         let params = self.order(deposit, PRICE * 2);
@@ -674,6 +768,11 @@ impl Suite {
     /// The order or lease `id` (from the lens).
     pub fn job(&mut self, id: B256) -> lens::IMarket::JobView {
         self.chain.view(self.lens, MarketLens::getJobCall { id })
+    }
+
+    /// The results module lease `id` is bound to.
+    pub fn lens_module_of(&mut self, id: B256) -> Address {
+        self.job(id).module
     }
 
     /// Market credit of `who` in the suite token.
@@ -825,6 +924,7 @@ pub fn deploy_results(chain: &mut Chain, from: Address, market: Address, challen
                 responseWindow_: RESPONSE_WINDOW as u32,
                 challengeBond_: U256::from(CHALLENGE_BOND),
                 faultFeeBps_: FAULT_FEE_BPS,
+                tenantPriority_: TENANT_PRIORITY as u32,
             }
             .abi_encode(),
         ),

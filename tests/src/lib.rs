@@ -2,11 +2,10 @@
 //!
 //! - [`evm`]: the in-process chain (revm), the only module that names revm types.
 //! - [`fixture`]: a deployed suite with funded accounts and helpers for every protocol step.
-//! - [`model`]: a Rust model of the protocol used by the stateful property tests.
 
 pub mod evm;
 pub mod fixture;
-pub mod model;
+
 
 /// Assert that a [`evm::Receipt`] reverted with variant `$variant` of the errors enum `$errors`
 /// (any arguments): `assert_revert!(r, MarketErrors::BidAboveReserve)`.

@@ -124,6 +124,8 @@ fn create_order_with_permit_reverts_when_permit_invalid_and_no_allowance() {
 #[test]
 fn create_order_reverts_on_bad_terms() {
     // AUC-15: zero deposit/duration/window, duration above the bound, reserve below minimum.
+    // The fixture's reserve is 0.001 USDC a second and its minimum billing period 60 s, so a
+    // deposit of 0.06 USDC (60,000 units) is the least an order can carry.
     let mut s = suite_with_providers(0);
     let cases: Vec<(
         &str,
@@ -140,6 +142,11 @@ fn create_order_reverts_on_bad_terms() {
         ),
         ("gpuCount", Box::new(|p| p.gpuCount = 0)),
         ("gpuClass", Box::new(|p| p.gpuClass = 64)),
+        // MEC-14: orders nobody can serve: an unknown kind, nothing to slash, a deposit that does
+        // not pay one minimum billing period at its own reserve.
+        ("jobKind", Box::new(|p| p.jobKind = 3)),
+        ("collateral", Box::new(|p| p.collateral = U96::ZERO)),
+        ("deposit", Box::new(|p| p.deposit = U96::from(59_999u64))),
     ];
     for (field, mutate) in cases {
         let mut p = s.order(USDC, PRICE);
@@ -181,10 +188,7 @@ fn create_order_reverts_when_paused() {
     let mut s = suite_with_providers(0);
     let mut params = default_params();
     params.paused = true;
-    let (gov, m) = (s.gov.address, s.market);
-    s.chain
-        .send(gov, m, Market::setParamsCall { params_: params })
-        .expect_success();
+    s.set_params(params).expect_success();
     let p = s.order(USDC, PRICE);
     assert_revert!(s.try_create(0, p), MarketErrors::MarketPaused);
 }
@@ -217,10 +221,7 @@ fn bid_reverts_on_missing_or_closed_order() {
     assert_revert!(r, MarketErrors::OrderNotOpen);
     let id = s.create(0, s.order(USDC, PRICE));
     let t = s.tenant(0);
-    let m = s.market;
-    s.chain
-        .send(t, m, Market::cancelOrderCall { orderId: id })
-        .expect_success();
+    s.cancel(t, id).expect_success();
     assert_revert!(s.bid(0, id, PRICE), MarketErrors::OrderNotOpen);
     let leased = s.lease(10 * USDC);
     assert_revert!(s.bid(0, leased, PRICE / 2), MarketErrors::OrderNotOpen);
@@ -518,16 +519,15 @@ fn cancel_order_refunds_tenant_in_full() {
     let before = s.balance(s.token, s.tenant(0));
     let id = s.create(0, s.order(7 * USDC, PRICE));
     s.bid(0, id, PRICE).expect_success();
-    let (t, m) = (s.tenant(0), s.market);
+    let t = s.tenant(0);
     let ev = s
-        .chain
-        .send(t, m, Market::cancelOrderCall { orderId: id })
+        .cancel(t, id)
         .expect_success()
         .event::<Market::OrderCancelled>();
     assert_eq!(ev.refund.to::<u128>(), 7 * USDC);
     assert_eq!(s.balance(s.token, s.tenant(0)), before);
     assert_eq!(status(&mut s, id), CANCELLED);
-    let again = s.chain.send(t, m, Market::cancelOrderCall { orderId: id });
+    let again = s.cancel(t, id);
     assert_revert!(again, MarketErrors::OrderNotOpen);
 }
 
@@ -537,14 +537,12 @@ fn cancel_order_by_anyone_only_after_award_grace() {
     let mut s = suite_with_providers(0);
     let before = s.balance(s.token, s.tenant(0));
     let id = s.create(0, s.order(7 * USDC, PRICE));
-    let (k, m) = (s.keeper.address, s.market);
+    let k = s.keeper.address;
     s.chain.warp(600 + 3_600);
-    let early = s.chain.send(k, m, Market::cancelOrderCall { orderId: id });
+    let early = s.cancel(k, id);
     assert_revert!(early, MarketErrors::NotTenant);
     s.chain.warp(1);
-    s.chain
-        .send(k, m, Market::cancelOrderCall { orderId: id })
-        .expect_success();
+    s.cancel(k, id).expect_success();
     assert_eq!(s.balance(s.token, s.tenant(0)), before);
 }
 
@@ -553,8 +551,8 @@ fn cancel_order_reverts_after_award() {
     // AUC-14: after award the tenant goes through close, never a second refund.
     let mut s = Suite::new();
     let id = s.lease(10 * USDC);
-    let (t, m) = (s.tenant(0), s.market);
-    let r = s.chain.send(t, m, Market::cancelOrderCall { orderId: id });
+    let t = s.tenant(0);
+    let r = s.cancel(t, id);
     assert_revert!(r, MarketErrors::OrderNotOpen);
 }
 

@@ -165,10 +165,13 @@ fn malformed_proofs_revert() {
         chain.send(me, h, call),
         MatmulProofHarnessErrors::ElementOutOfRange
     );
-    // The right leaf proven at the wrong position (another element of the same leaf is fine,
-    // a different leaf index is not).
+    // The right leaf proven at the wrong position: eight rows up is another full 1 KiB leaf (leaf
+    // 0 instead of 1), so the leaf has the right length and only its position is wrong.
     let mut call = check_call(c, root, e);
-    call.j += U256::from(8);
-    let r = chain.send(me, h, call);
-    assert!(!r.success, "a leaf cannot be replayed at another position");
+    assert_eq!(call.i, U256::from(10));
+    call.i -= U256::from(8);
+    assert_revert!(
+        chain.send(me, h, call),
+        MatmulProofHarnessErrors::NotInResult
+    );
 }

@@ -1,27 +1,20 @@
 //! Service leases and heartbeats: one O(1) heartbeat per provider per period keeps all of its
-//! service leases paying; a lapse ends the epoch, and leases awarded in it stop paying where the
-//! lapse began, for good (SECURITY STK-10).
+//! service leases paying; a lapse ends the epoch, leases stop paying where the lapse began, and a
+//! lapsed lease can be closed by anyone (SECURITY STK-10, STK-11, MEC-09, GOV-02).
 
-use alloy::primitives::B256;
+use alloy::primitives::{B256, aliases::U96};
 use gridlease_bindings::{
-    IMarket::OrderParams,
     Market::{self, MarketErrors},
     Results::{self, ResultsErrors},
     Staking::{self, StakingErrors},
 };
 use gridlease_tests::{assert_revert, evm::Receipt, fixture::*};
 
-/// Staking's default heartbeat period.
-const PERIOD: u64 = 300;
 /// PRICE = 0.001 USDC/s = 1,000 units per second.
 const PER_SEC: u128 = 1_000;
+const LAPSED: u8 = 7;
 
-fn heartbeat(s: &mut Suite, i: usize) -> Receipt {
-    let (op, staking) = (s.operator(i), s.staking);
-    s.chain.send(op, staking, Staking::heartbeatCall {})
-}
-
-fn liveness(s: &mut Suite, i: usize) -> (u64, u64) {
+fn liveness(s: &mut Suite, i: usize) -> (u64, u32) {
     let r = s.chain.view(
         s.staking,
         Staking::livenessCall {
@@ -29,40 +22,6 @@ fn liveness(s: &mut Suite, i: usize) -> (u64, u64) {
         },
     );
     (r.at.to::<u64>(), r.epoch)
-}
-
-/// Tenant 0 orders a service lease (instant), provider `i` takes it with an on-chain bid.
-fn service_lease(s: &mut Suite, i: usize, salt: u8) -> B256 {
-    service_lease_terms(s, i, salt).0
-}
-
-fn service_lease_terms(s: &mut Suite, i: usize, salt: u8) -> (B256, OrderParams) {
-    s.ensure_registered(i);
-    let mut p = s.order(10 * USDC, PRICE * 2);
-    (p.jobKind, p.instant, p.salt) = (2, true, B256::repeat_byte(salt));
-    let id = s.create(0, p.clone());
-    s.bid(i, id, PRICE).expect_success();
-    (id, p)
-}
-
-fn report(s: &mut Suite, id: B256, p: &OrderParams) -> Receipt {
-    let (k, results, tenant) = (s.keeper.address, s.results, s.tenant(0));
-    let call = Results::reportStaleCall {
-        leaseId: id,
-        tenant,
-        terms: p.clone().into(),
-    };
-    s.chain.send(k, results, call)
-}
-
-fn prove(s: &mut Suite, id: B256, p: &OrderParams) -> Receipt {
-    let (k, results, tenant) = (s.keeper.address, s.results, s.tenant(0));
-    let call = Results::proveStaleHeartbeatCall {
-        leaseId: id,
-        tenant,
-        terms: p.clone().into(),
-    };
-    s.chain.send(k, results, call)
 }
 
 fn settle(s: &mut Suite, id: B256) -> u128 {
@@ -74,61 +33,84 @@ fn settle(s: &mut Suite, id: B256) -> u128 {
         .sum()
 }
 
+fn report(s: &mut Suite, id: B256) -> Receipt {
+    let (k, results) = (s.keeper.address, s.results);
+    s.chain
+        .send(k, results, Results::reportStaleCall { leaseId: id })
+}
+
 #[test]
 fn service_lease_pays_only_while_heartbeats_are_fresh_stk10() {
     let mut s = Suite::new();
-    s.ensure_registered(0);
-    heartbeat(&mut s, 0).expect_success();
-    let h0 = s.chain.now();
-    let id = service_lease(&mut s, 0, 1);
+    let id = s.service_lease(0, 0, 10 * USDC);
+    let (h0, epoch) = liveness(&mut s, 0);
     let start = s.chain.now();
     s.chain.warp(200);
     assert_eq!(settle(&mut s, id), 200 * PER_SEC);
-    // Past the heartbeat's reach the lease stops accruing at h0 + PERIOD.
-    s.chain.set_time(h0 + PERIOD + 500);
+    // Past the heartbeat's reach the lease stops accruing at h0 + HEARTBEAT.
+    s.chain.set_time(h0 + HEARTBEAT + 500);
     assert_eq!(
         settle(&mut s, id),
-        (h0 + PERIOD - start - 200) as u128 * PER_SEC
+        (h0 + HEARTBEAT - start - 200) as u128 * PER_SEC
     );
-    assert_eq!(
-        settle(&mut s, id),
-        0,
-        "nothing more while the provider is silent"
-    );
+    assert_eq!(settle(&mut s, id), 0, "nothing more while silent");
     // A heartbeat after the lapse opens a new epoch: this lease never pays again.
-    heartbeat(&mut s, 0).expect_success();
-    assert_eq!(liveness(&mut s, 0).1, 1);
+    s.heartbeat(0).expect_success();
+    assert_eq!(liveness(&mut s, 0).1, epoch + 1);
     s.chain.warp(100);
     assert_eq!(settle(&mut s, id), 0);
-    // The tenant closes and gets back everything not paid for live time.
-    let (tenant, token) = (s.tenant(0), s.token);
+    // Anyone closes it (MEC-09): it pays nothing for the lapse and refunds the rest.
+    let (tenant, token, k) = (s.tenant(0), s.token, s.keeper.address);
     let before = s.balance(token, tenant);
-    let r = s.close(tenant, id).expect_success();
-    let refund: u128 = r.event::<Market::LeaseClosed>().refund.to();
-    assert_eq!(refund, 10 * USDC - (h0 + PERIOD - start) as u128 * PER_SEC);
+    let r = s.close(k, id).expect_success();
+    let ev = r.event::<Market::LeaseClosed>();
+    assert_eq!((ev.reason, ev.paid), (LAPSED, U96::ZERO));
+    let refund: u128 = ev.refund.to();
+    assert_eq!(
+        refund,
+        10 * USDC - (h0 + HEARTBEAT - start) as u128 * PER_SEC
+    );
     assert_eq!(s.balance(token, tenant) - before, refund);
 
     // A lease awarded in the new epoch pays normally.
-    let id2 = service_lease(&mut s, 0, 2);
+    let id2 = s.service_lease(0, 0, 10 * USDC);
     s.chain.warp(100);
     assert_eq!(settle(&mut s, id2), 100 * PER_SEC);
 }
 
 #[test]
+fn a_heartbeat_one_second_late_lapses_the_lease_which_anyone_closes_mec09() {
+    // v1 left such a lease a zombie nobody could close; now it closes, paid up to the lapse.
+    let mut s = Suite::new();
+    let id = s.service_lease(0, 0, 10 * USDC);
+    let (h0, _) = liveness(&mut s, 0);
+    let start = s.chain.now();
+    s.chain.set_time(h0 + HEARTBEAT + 1);
+    s.heartbeat(0).expect_success();
+    let k = s.keeper.address;
+    let ev = s.close(k, id).expect_success().event::<Market::LeaseClosed>();
+    assert_eq!(ev.reason, LAPSED);
+    assert_eq!(
+        ev.paid.to::<u128>(),
+        (h0 + HEARTBEAT - start) as u128 * PER_SEC
+    );
+    assert!(!ev.held, "a lapse is not a fault");
+    assert_eq!(s.provider_info(0).stake.to::<u128>(), 10_000 * USDC);
+}
+
+#[test]
 fn a_heartbeat_exactly_at_the_deadline_keeps_the_epoch() {
     let mut s = Suite::new();
-    s.ensure_registered(0);
-    heartbeat(&mut s, 0).expect_success();
-    let id = service_lease(&mut s, 0, 1);
+    let id = s.service_lease(0, 0, 10 * USDC);
     let start = s.chain.now();
-    let (h0, _) = liveness(&mut s, 0);
-    s.chain.set_time(h0 + PERIOD);
-    heartbeat(&mut s, 0).expect_success();
-    assert_eq!(liveness(&mut s, 0), (h0 + PERIOD, 0), "on time: same epoch");
+    let (h0, epoch) = liveness(&mut s, 0);
+    s.chain.set_time(h0 + HEARTBEAT);
+    s.heartbeat(0).expect_success();
+    assert_eq!(liveness(&mut s, 0), (h0 + HEARTBEAT, epoch), "on time: same epoch");
     s.chain.warp(250);
     assert_eq!(
         settle(&mut s, id),
-        (h0 + PERIOD + 250 - start) as u128 * PER_SEC
+        (h0 + HEARTBEAT + 250 - start) as u128 * PER_SEC
     );
 }
 
@@ -138,17 +120,17 @@ fn service_orders_go_only_to_live_providers() {
     s.ensure_registered(0);
     s.ensure_registered(1);
     // Never heart-beat: an on-chain bid on a service order is refused.
-    let mut p = s.order(10 * USDC, PRICE * 2);
+    let mut p = s.fresh_order(10 * USDC, PRICE * 2);
     p.jobKind = 2;
     let id = s.create(0, p);
     let r = s.bid(0, id, PRICE);
     assert_revert!(r, MarketErrors::ProviderNotLive);
     // Provider 0 bids while live, then lapses before the award: the live signed bidder wins.
-    heartbeat(&mut s, 0).expect_success();
+    s.heartbeat(0).expect_success();
     s.bid(0, id, PRICE).expect_success();
-    heartbeat(&mut s, 1).expect_success();
+    s.heartbeat(1).expect_success();
     s.chain.warp(601);
-    heartbeat(&mut s, 1).expect_success();
+    s.heartbeat(1).expect_success();
     let bid1 = s.signed_bid(1, id, PRICE + 1);
     let k = s.keeper.address;
     let r = s.award(k, id, vec![bid1]).expect_success();
@@ -160,24 +142,22 @@ fn service_orders_go_only_to_live_providers() {
     );
 
     // With only stale bidders there is no valid bid.
-    let mut p = s.order(10 * USDC, PRICE * 2);
-    (p.jobKind, p.salt) = (2, B256::repeat_byte(9));
+    let mut p = s.fresh_order(10 * USDC, PRICE * 2);
+    p.jobKind = 2;
     let id = s.create(0, p);
-    heartbeat(&mut s, 1).expect_success();
+    s.heartbeat(1).expect_success();
     let bid1 = s.signed_bid(1, id, PRICE);
-    s.chain.warp(PERIOD + 601);
+    s.chain.warp(HEARTBEAT + 601);
     assert_revert!(s.award(k, id, vec![bid1]), MarketErrors::NoValidBid);
 }
 
 #[test]
 fn heartbeat_only_from_an_operator_and_the_period_is_bounded() {
     let mut s = Suite::new();
-    let (stranger, staking, gov) = (s.tenant(0), s.staking, s.gov.address);
+    let (stranger, staking) = (s.tenant(0), s.staking);
     let r = s.chain.send(stranger, staking, Staking::heartbeatCall {});
     assert_revert!(r, StakingErrors::ProviderNotRegistered);
-    let r = s
-        .chain
-        .send(gov, staking, Staking::setHeartbeatPeriodCall { period: 59 });
+    let r = s.govern(staking, Staking::setHeartbeatPeriodCall { period: 59 });
     assert_revert!(r, StakingErrors::StakingParameterOutOfBounds);
     let r = s.chain.send(
         stranger,
@@ -186,98 +166,74 @@ fn heartbeat_only_from_an_operator_and_the_period_is_bounded() {
     );
     assert!(!r.success, "only governance");
     let r = s
-        .chain
-        .send(
-            gov,
-            staking,
-            Staking::setHeartbeatPeriodCall { period: 600 },
-        )
+        .govern(staking, Staking::setHeartbeatPeriodCall { period: 600 })
         .expect_success();
     assert_eq!(r.event::<Staking::HeartbeatPeriodSet>().period, 600);
     s.ensure_registered(0);
-    let r = heartbeat(&mut s, 0).expect_success();
+    let r = s.heartbeat(0).expect_success();
     let e = r.event::<Staking::Heartbeat>();
-    assert_eq!((e.provider, e.epoch), (s.provider(0), 0));
+    assert_eq!((e.provider, e.epoch), (s.provider(0), 1));
 }
 
 #[test]
-fn a_reported_lapse_is_slashed_after_the_grace_stk10() {
+fn a_heartbeat_period_change_never_reaches_a_running_epoch_gov02() {
+    // v1 finding 5: raising the period charged a tenant for silent time; lowering it ended the pay
+    // of every live lease. The period is now fixed per epoch.
     let mut s = Suite::new();
-    s.ensure_registered(0);
-    heartbeat(&mut s, 0).expect_success();
-    let (id, p) = service_lease_terms(&mut s, 0, 1);
-    // Live: nothing to report.
-    assert_revert!(report(&mut s, id, &p), ResultsErrors::ProviderLive);
-    s.chain.warp(PERIOD + 1);
-    let since = s.chain.now();
-    let r = report(&mut s, id, &p).expect_success();
-    assert_eq!(r.event::<Results::StaleReported>().since.to::<u64>(), since);
-    // Not before the grace has passed.
-    s.chain.warp(STALE_GRACE - 1);
-    assert_revert!(prove(&mut s, id, &p), ResultsErrors::StaleNotProven);
-    s.chain.warp(1);
-    let (tenant, token) = (s.tenant(0), s.token);
-    let before = s.balance(token, tenant);
-    let r = prove(&mut s, id, &p).expect_success();
-    let e = r.event::<Market::LeaseFaulted>();
-    assert_eq!(e.slashed.to::<u128>(), 100 * USDC, "the lease's collateral");
-    // Nothing was settled, so the whole escrow comes back.
-    assert_eq!(s.balance(token, tenant) - before, 10 * USDC);
-    assert_eq!(s.job(id).status, 3);
+    let id = s.service_lease(0, 0, 10 * USDC);
+    let id2 = s.service_lease(1, 1, 10 * USDC);
+    let t0 = s.chain.now();
+    let staking = s.staking;
+    // Raised: provider 0, silent for 1,000 s, is paid only the 300 s its running epoch allows.
+    s.govern(staking, Staking::setHeartbeatPeriodCall { period: 1_800 })
+        .expect_success();
+    // Provider 1 beats on time by the old period; then the period is lowered to 60 s, and its
+    // lease still pays all of its live time: the running epoch keeps 300 s.
+    s.chain.set_time(t0 + 250);
+    s.heartbeat(1).expect_success();
+    s.govern(staking, Staking::setHeartbeatPeriodCall { period: 60 })
+        .expect_success();
+    s.chain.set_time(t0 + 450);
+    s.heartbeat(1).expect_success();
+    assert_eq!(settle(&mut s, id2), 450 * PER_SEC);
+    s.chain.set_time(t0 + 1_000);
+    assert_eq!(settle(&mut s, id), HEARTBEAT as u128 * PER_SEC);
+    // A new epoch takes the period in force when it starts.
+    s.chain.warp(HEARTBEAT + 1);
+    s.heartbeat(1).expect_success();
+    let period = s
+        .chain
+        .view(staking, Staking::livenessCall { provider: s.provider(1) })
+        .period;
+    assert_eq!(period, 60);
+}
 
-    // Batch leases have no heartbeat to report.
-    let mut q = s.order(10 * USDC, PRICE * 2);
-    (q.instant, q.salt) = (true, B256::repeat_byte(7));
-    let id2 = s.create(0, q.clone());
-    s.bid(0, id2, PRICE).expect_success();
-    assert_revert!(report(&mut s, id2, &q), ResultsErrors::NotAServiceLease);
+#[test]
+fn batch_leases_have_no_heartbeat_to_report() {
+    let mut s = Suite::new();
+    let id = s.instant_lease(0, 0, 10 * USDC);
+    s.chain.warp(HEARTBEAT + 1);
+    assert_revert!(report(&mut s, id), ResultsErrors::NotAServiceLease);
 }
 
 #[test]
 fn a_chain_halt_is_not_slashed_once_the_provider_beats_again_stk11() {
     let mut s = Suite::new();
-    s.ensure_registered(0);
-    heartbeat(&mut s, 0).expect_success();
-    let (id, p) = service_lease_terms(&mut s, 0, 1);
+    let id = s.service_lease(0, 0, 10 * USDC);
     // No blocks for far longer than period + grace.
     s.chain.warp(10 * STALE_GRACE);
     // The first block after the halt carries a keeper's report; the provider's heartbeat follows.
-    report(&mut s, id, &p).expect_success();
+    report(&mut s, id).expect_success();
     s.chain.warp(1);
-    heartbeat(&mut s, 0).expect_success();
+    s.heartbeat(0).expect_success();
     s.chain.warp(STALE_GRACE);
-    assert_revert!(prove(&mut s, id, &p), ResultsErrors::HeartbeatResumed);
-    // Had the provider beaten first, there would be nothing to report at all.
-    heartbeat(&mut s, 0).expect_success();
-    assert_revert!(report(&mut s, id, &p), ResultsErrors::ProviderLive);
-    let provider = s.provider(0);
-    let stake = s
+    let (k, results) = (s.keeper.address, s.results);
+    let r = s
         .chain
-        .view(s.staking, Staking::providerInfoCall { provider })
-        .stake;
-    assert_eq!(stake, 10_000 * USDC, "never slashed");
-}
-
-#[test]
-fn a_result_on_a_service_lease_does_not_end_or_hold_it() {
-    let mut s = Suite::new();
-    s.ensure_registered(0);
-    heartbeat(&mut s, 0).expect_success();
-    let id = service_lease(&mut s, 0, 7);
-    let end = s.job(id).end;
-    let (op, results) = (s.operator(0), s.results);
-    let call = Results::postResultCall {
-        leaseId: id,
-        root: B256::repeat_byte(1),
-        uri: "https://provider.example/log".into(),
-        metaHash: B256::ZERO,
-    };
-    s.chain.send(op, results, call).expect_success();
-    assert_eq!(s.job(id).end, end, "a service lease runs on");
-    s.chain.warp(60);
-    heartbeat(&mut s, 0).expect_success();
-    let keeper = s.keeper.address;
-    let r = s.settle(keeper, vec![id]).expect_success();
-    let paid = r.event::<Market::LeaseSettled>().amount.to::<u128>();
-    assert_eq!(paid, 60 * PER_SEC, "and keeps paying while live");
+        .send(k, results, Results::proveStaleHeartbeatCall { leaseId: id });
+    assert_revert!(r, ResultsErrors::HeartbeatResumed);
+    // Had the provider beaten first, there would be nothing to report at all.
+    s.heartbeat(0).expect_success();
+    assert_revert!(report(&mut s, id), ResultsErrors::ProviderLive);
+    assert_eq!(s.provider_info(0).stake.to::<u128>(), 10_000 * USDC, "never slashed");
 }

@@ -11,9 +11,10 @@ use gridlease_bindings::{
     FalseReturnToken, FeeOnTransferToken,
     IMarket::OrderParams,
     Market::{self, MarketErrors},
-    MockStablecoin, NoReturnToken, ReentrantToken, Staking,
+    MarketAdmin, MarketLens, MockStablecoin, NoReturnToken, ReentrantToken, Staking,
     UsdcLikeToken::{self, UsdcLikeTokenErrors},
 };
+use gridlease_core::eip712::{OperatorConsent, staking_domain};
 use gridlease_tests::{
     evm::Receipt,
     fixture::{PRICE, Suite, UNBONDING, USDC, big_capacity, creation, deploy_token},
@@ -51,9 +52,8 @@ fn u96(n: u128) -> U96 {
 
 /// Enable or disable `token` for new orders (governance).
 fn configure(s: &mut Suite, token: Address, allowed: bool) -> Receipt {
-    let (gov, market) = (s.gov.address, s.market);
-    let call = Market::configureTokenCall { token, allowed };
-    s.chain.send(gov, market, call)
+    let market = s.market;
+    s.govern(market, MarketAdmin::configureTokenCall { token, allowed })
 }
 
 /// Deploy `code` from governance and allow-list it.
@@ -71,29 +71,33 @@ fn order_in(s: &Suite, token: Address, deposit: u128) -> OrderParams {
     p
 }
 
-/// Tenant 0 orders in `token` (deposit minted first), provider 0 bids PRICE, the keeper awards.
+/// Service order terms in `token` (instant): the lease streams per second while its provider beats.
+fn service_in(s: &mut Suite, token: Address, deposit: u128) -> OrderParams {
+    let mut p = s.fresh_order(deposit, PRICE * 2);
+    (p.token, p.jobKind, p.instant) = (token, 2, true);
+    p
+}
+
+/// Tenant 0 orders a service lease in `token` (deposit minted first); provider 0, live, takes it
+/// with an on-chain bid at PRICE (acknowledged). Streaming payment is what these token cases test.
 fn lease_in(s: &mut Suite, token: Address, deposit: u128) -> B256 {
     s.ensure_registered(0);
+    s.heartbeat(0).expect_success();
     let tenant = s.tenant(0);
     s.mint(token, tenant, deposit);
-    let id = s.create(0, order_in(s, token, deposit));
+    let p = service_in(s, token, deposit);
+    let id = s.create(0, p);
     s.bid(0, id, PRICE).expect_success();
-    s.chain.warp(601);
-    let keeper = s.keeper.address;
-    s.award(keeper, id, vec![]).expect_success();
     id
 }
 
 fn credit(s: &mut Suite, token: Address, account: Address) -> u128 {
-    let market = s.market;
-    let call = Market::creditOfCall { token, account };
-    s.chain.view(market, call).to()
+    s.credit_in(token, account)
 }
 
 fn fees(s: &mut Suite, token: Address) -> u128 {
-    let market = s.market;
-    let call = Market::protocolFeesCall { token };
-    s.chain.view(market, call).to()
+    let lens = s.lens;
+    s.chain.view(lens, MarketLens::protocolFeesCall { token }).to()
 }
 
 /// `who` withdraws its credit in `token` to itself.
@@ -110,7 +114,7 @@ fn withdrawn(s: &mut Suite, token: Address, who: Address) -> u128 {
 
 fn withdraw_fees(s: &mut Suite, token: Address) -> Receipt {
     let (keeper, market) = (s.keeper.address, s.market);
-    let call = Market::withdrawFeesCall { token };
+    let call = MarketAdmin::withdrawFeesCall { token };
     s.chain.send(keeper, market, call)
 }
 
@@ -161,15 +165,15 @@ fn lease_lifecycle_succeeds_usdc_like_token_tok01() {
     s.ensure_registered(0);
     s.mint(token, tenant, 10 * USDC);
     // The permit path of a USDC-like token (EIP-2612).
-    let r = s.create_with_permit(0, order_in(&s, token, 10 * USDC));
+    s.heartbeat(0).expect_success();
+    let p = service_in(&mut s, token, 10 * USDC);
+    let r = s.create_with_permit(0, p);
     r.expect_success();
     let id = s.last_order_id;
     s.bid(0, id, PRICE).expect_success();
-    s.chain.warp(601);
-    s.award(keeper, id, vec![]).expect_success();
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     assert_eq!(settled(&mut s, id), USDC);
-    s.chain.warp(SECS / 2);
+    s.keep_alive(0, SECS / 2);
     let r = s.close(tenant, id);
     assert_eq!(closed(r), [500_000, 495_000, 5_000, 0, 8_500_000]);
     assert_eq!(s.balance(token, tenant), 8_500_000);
@@ -187,7 +191,7 @@ fn lease_lifecycle_succeeds_no_return_token_tok02() {
     let token = listed(&mut s, NoReturnToken::BYTECODE.clone());
     let (tenant, provider, market) = (s.tenant(0), s.provider(0), s.market);
     let id = lease_in(&mut s, token, 10 * USDC);
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     let r = s.close(tenant, id);
     assert_eq!(closed(r), [USDC, 990_000, 10_000, 0, 9 * USDC]);
     assert_eq!(s.balance(token, tenant), 9 * USDC);
@@ -198,8 +202,7 @@ fn lease_lifecycle_succeeds_no_return_token_tok02() {
     p.salt = B256::with_last_byte(9);
     s.mint(token, tenant, 2 * USDC);
     let id = s.create(0, p);
-    let call = Market::cancelOrderCall { orderId: id };
-    s.chain.send(tenant, market, call).expect_success();
+    s.cancel(tenant, id).expect_success();
     assert_eq!(s.balance(token, tenant), 11 * USDC);
     assert_eq!(s.balance(token, market), 0);
 }
@@ -209,17 +212,18 @@ fn create_order_reverts_false_return_token_without_balance_tok03() {
     let mut s = Suite::new();
     let token = listed(&mut s, FalseReturnToken::BYTECODE.clone());
     let (tenant, market) = (s.tenant(0), s.market);
+    let ten = 10 * 10u128.pow(18); // this fixture has 18 decimals
     // Approved but no balance: transferFrom returns false, which must count as failure.
-    let r = s.try_create(0, order_in(&s, token, 10 * USDC));
+    let r = s.try_create(0, order_in(&s, token, ten));
     reverts!(r, SafeERC20FailedOperation(token));
     // Balance but no allowance: same.
-    s.mint(token, tenant, 10 * USDC);
+    s.mint(token, tenant, ten);
     s.approve(token, tenant, market, 0);
-    let p = order_in(&s, token, 10 * USDC);
+    let p = order_in(&s, token, ten);
     let call = Market::createOrderCall { p: p.clone() };
     let r = s.chain.send(tenant, market, call);
     reverts!(r, SafeERC20FailedOperation(token));
-    assert_eq!(s.balance(token, tenant), 10 * USDC);
+    assert_eq!(s.balance(token, tenant), ten);
     assert_eq!(s.balance(token, market), 0);
     let id = p.order_id(tenant);
     assert_eq!(s.job(id).status, 0, "no order was recorded");
@@ -232,7 +236,7 @@ fn lease_lifecycle_succeeds_false_return_token_when_funded_tok03() {
     let (tenant, provider, market) = (s.tenant(0), s.provider(0), s.market);
     let one = 10u128.pow(18); // this fixture has 18 decimals
     let id = lease_in(&mut s, token, 10 * one);
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     let fee = one / 100;
     let r = s.close(tenant, id);
     assert_eq!(closed(r), [one, one - fee, fee, 0, 9 * one]);
@@ -264,7 +268,7 @@ fn withdraw_fails_for_blacklisted_provider_while_others_exit_tok05() {
     let token = usdc_like(&mut s);
     let (tenant, provider, keeper) = (s.tenant(0), s.provider(0), s.keeper.address);
     let id = lease_in(&mut s, token, 10 * USDC);
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     set_blacklisted(&mut s, token, provider, true);
     // Settlement is accounting only: it still works, and the keeper is paid.
     assert_eq!(settled(&mut s, id), USDC);
@@ -274,7 +278,7 @@ fn withdraw_fails_for_blacklisted_provider_while_others_exit_tok05() {
     token_reverts!(r, Blacklisted(provider));
     assert_eq!(credit(&mut s, token, provider), 989_000);
     // The tenant's exit is not blocked.
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     assert_eq!(closed(s.close(tenant, id))[4], 8 * USDC);
     assert_eq!(s.balance(token, tenant), 8 * USDC);
     set_blacklisted(&mut s, token, provider, false);
@@ -287,7 +291,7 @@ fn close_credits_refund_to_blacklisted_tenant_tok05() {
     let token = usdc_like(&mut s);
     let (tenant, provider) = (s.tenant(0), s.provider(0));
     let id = lease_in(&mut s, token, 10 * USDC);
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     set_blacklisted(&mut s, token, tenant, true);
     let r = s.close(tenant, id).expect_success();
     let e = r.event::<Market::Credited>();
@@ -304,6 +308,100 @@ fn close_credits_refund_to_blacklisted_tenant_tok05() {
     assert_eq!(credit(&mut s, token, tenant), 0);
 }
 
+#[test]
+fn a_frozen_account_cannot_redirect_its_credit_past_the_freeze_mec16() {
+    // v1 finding 16: a blacklisted account withdrew its credits to another address, around
+    // USDC's freeze. The rule now: a withdrawal to another address needs the token to pay the
+    // account itself (a zero transfer to it); the credit waits for the thaw otherwise.
+    let mut s = Suite::new();
+    let token = usdc_like(&mut s);
+    let (tenant, elsewhere, market) = (s.tenant(0), s.tenant(2), s.market);
+    let id = lease_in(&mut s, token, 10 * USDC);
+    s.keep_alive(0, SECS);
+    set_blacklisted(&mut s, token, tenant, true);
+    s.close(tenant, id).expect_success();
+    assert_eq!(credit(&mut s, token, tenant), 9 * USDC);
+    let r = s.chain.send(
+        tenant,
+        market,
+        Market::withdrawCall {
+            token,
+            to: elsewhere,
+        },
+    );
+    reverts!(r, AccountFrozenMarket(token, tenant));
+    assert_eq!((credit(&mut s, token, tenant), s.balance(token, elsewhere)), (9 * USDC, 0));
+    // Thawed, it may go anywhere.
+    set_blacklisted(&mut s, token, tenant, false);
+    s.chain
+        .send(
+            tenant,
+            market,
+            Market::withdrawCall {
+                token,
+                to: elsewhere,
+            },
+        )
+        .expect_success();
+    assert_eq!(s.balance(token, elsewhere), 9 * USDC);
+}
+
+#[test]
+fn a_frozen_account_cannot_redirect_its_staking_credit_or_stake_mec16() {
+    use gridlease_bindings::Staking::StakingErrors;
+    // The same rule in Staking, whose token is the USDC-like mock here.
+    let mut s = Suite::new();
+    let gov = s.gov.address;
+    let token = s.chain.deploy(gov, UsdcLikeToken::BYTECODE.clone());
+    let (treasury, period) = (s.treasury.address, U48::from(UNBONDING));
+    let args = Staking::constructorCall::new((token, gov, treasury, period, 300));
+    let staking = s
+        .chain
+        .deploy(gov, creation(&Staking::BYTECODE, args.abi_encode()));
+    let (owner, op) = (s.provider(0), s.providers[0].operator.clone());
+    let deadline = s.chain.now() + 60;
+    let sig = OperatorConsent::new(owner, op.address, U256::ZERO, deadline)
+        .sign(&staking_domain(gridlease_tests::evm::CHAIN_ID, staking), &op.key)
+        .expect("consent");
+    let reg = Staking::registerCall::new((
+        op.address,
+        big_capacity(),
+        String::new(),
+        U96::MAX,
+        U256::from(deadline),
+        Bytes::from(sig.as_bytes().to_vec()),
+    ));
+    s.chain.send(owner, staking, reg).expect_success();
+    s.mint(token, owner, 10 * USDC);
+    s.approve(token, owner, staking, 10 * USDC);
+    let call = Staking::stakeCall {
+        amount: U256::from(10 * USDC),
+    };
+    s.chain.send(owner, staking, call).expect_success();
+    let call = Staking::unbondCall {
+        amount: U256::from(10 * USDC),
+    };
+    s.chain.send(owner, staking, call).expect_success();
+    s.chain.warp(UNBONDING);
+    set_blacklisted(&mut s, token, owner, true);
+    let elsewhere = s.tenant(3);
+    let r = s
+        .chain
+        .send(owner, staking, Staking::withdrawUnbondedCall { to: elsewhere });
+    assert_eq!(
+        r.revert_as::<StakingErrors>(),
+        StakingErrors::AccountFrozen(Staking::AccountFrozen {
+            token,
+            account: owner
+        })
+    );
+    set_blacklisted(&mut s, token, owner, false);
+    s.chain
+        .send(owner, staking, Staking::withdrawUnbondedCall { to: elsewhere })
+        .expect_success();
+    assert_eq!(s.balance(token, elsewhere), 10 * USDC);
+}
+
 // ==================================================================== TOK-06
 
 /// A frozen token (paused, or the market itself blacklisted) must make token-moving calls revert
@@ -314,7 +412,7 @@ fn frozen_token_exits_after_thaw(blacklist_market: bool) {
     let (tenant, tenant1, provider) = (s.tenant(0), s.tenant(1), s.provider(0));
     let (keeper, market, treasury) = (s.keeper.address, s.market, s.treasury.address);
     let id = lease_in(&mut s, token, 10 * USDC);
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     let freeze = |s: &mut Suite, on: bool| {
         if blacklist_market {
             set_blacklisted(s, token, market, on);
@@ -368,7 +466,7 @@ fn token_moves_revert_and_accounting_works_while_market_blacklisted_tok06() {
 #[test]
 fn settle_pays_nothing_and_no_keeper_fee_when_nothing_owed_tok07() {
     let mut s = Suite::new();
-    let id = s.lease(10 * USDC); // awarded in this very second: nothing accrued yet
+    let id = s.service_lease(0, 0, 10 * USDC); // awarded in this very second: nothing accrued yet
     let (token, keeper) = (s.token, s.keeper.address);
     let r = settle(&mut s, id).expect_success();
     let settled = Market::settleCall::abi_decode_returns(&r.output).expect("uint256");
@@ -383,8 +481,8 @@ fn settle_pays_nothing_and_no_keeper_fee_when_nothing_owed_tok07() {
 #[test]
 fn close_skips_zero_refund_transfer_when_exhausted_tok07() {
     let mut s = Suite::new();
-    let id = s.lease(USDC); // runs dry after 1,000 s
-    s.chain.warp(2 * SECS);
+    let id = s.service_lease(0, 0, USDC); // runs dry after 1,000 s
+    s.keep_alive(0, 2 * SECS);
     let keeper = s.keeper.address;
     let r = s.close(keeper, id).expect_success();
     assert_eq!(transfers(&r), 0, "no zero-amount transfer to the tenant");
@@ -403,7 +501,7 @@ fn close_pays_proportionally_same_amount_for_2_6_18_decimals_tok08() {
         let token = s.add_token(&name, &name, dec as u8);
         let one = 10u128.pow(dec);
         let id = lease_in(&mut s, token, 10 * one);
-        s.chain.warp(SECS);
+        s.keep_alive(0, SECS);
         let got = closed(s.close(tenant, id));
         let fee = one / 100;
         assert_eq!(got, [one, one - fee, fee, 0, 9 * one], "decimals {dec}");
@@ -421,7 +519,7 @@ fn settle_batch_across_2_6_18_decimal_tokens_credits_each_exactly_tok08() {
         let start = u128::from(s.job(id).settledAt.to::<u64>());
         leases.push((token, 10u128.pow(18 - dec), id, start));
     }
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     // One batch switching token twice: each token's scale and credits must stay apart.
     let r = s.settle(keeper, leases.iter().map(|l| l.2).collect());
     let settled = Market::settleCall::abi_decode_returns(&r.expect_success().output);
@@ -442,12 +540,12 @@ fn settle_defers_sub_unit_amounts_two_decimals_tok08_esc05() {
     let token = s.add_token("Cents", "CT", 2);
     let id = lease_in(&mut s, token, 1_000); // 10.00 tokens; 0.001/s is 0.1 unit a second
     let start = s.job(id).settledAt;
-    s.chain.warp(5);
+    s.keep_alive(0, 5);
     let r = settle(&mut s, id).expect_success();
     // Half a unit is not paid yet, and the clock does not advance: nothing is lost.
     assert!(r.events::<Market::LeaseSettled>().is_empty());
     assert_eq!(s.job(id).settledAt, start);
-    s.chain.warp(5);
+    s.keep_alive(0, 5);
     assert_eq!(settled(&mut s, id), 1);
 }
 
@@ -474,7 +572,7 @@ fn create_order_reverts_token_not_allowed_and_listing_is_owner_only_tok09() {
     let r = s.try_create(0, order_in(&s, token, USDC));
     reverts!(r, TokenNotAllowed(token));
     let (outsider, market) = (s.keeper.address, s.market);
-    let call = Market::configureTokenCall::new((token, true));
+    let call = MarketAdmin::configureTokenCall::new((token, true));
     let r = s.chain.send(outsider, market, call);
     reverts!(r, OwnableUnauthorizedAccount(outsider));
 }
@@ -487,17 +585,25 @@ fn escrow_near_2_pow_96_settles_and_overflow_reverts_cleanly_tok10() {
     let (tenant, provider, keeper) = (s.tenant(0), s.provider(0), s.keeper.address);
     let market = s.market;
     s.ensure_registered(0);
+    s.heartbeat(0).expect_success();
     s.mint(token, tenant, max);
-    let mut p = order_in(&s, token, max);
-    p.maxPricePerSecond = U96::MAX;
+    // The highest reserve a full escrow can pay one minimum billing period (60 s) of.
+    let rate = max / 60;
+    let mut p = service_in(&mut s, token, max);
+    p.maxPricePerSecond = u96(rate);
+    p.instant = false;
     let id = s.create(0, p);
-    let call = Market::topUpCall::new((id, u96(1), Address::ZERO));
+    let call = MarketAdmin::topUpCall::new((id, u96(1), Address::ZERO));
     let r = s.chain.send(tenant, market, call);
     reverts!(r, EscrowOverflow(U256::from(1u8) << 96));
-    s.bid(0, id, max).expect_success();
+    s.bid(0, id, rate).expect_success();
     s.chain.warp(601);
+    s.heartbeat(0).expect_success();
     s.award(keeper, id, vec![]).expect_success();
-    s.chain.warp(100 * 365 * 86_400); // a century at the highest rate: capped by escrow (ESC-06)
+    s.ack(0, id).expect_success();
+    // A century at the highest rate: capped by the escrow (ESC-06), and by the provider's last
+    // heartbeat + period, which alone is worth five times the escrow.
+    s.chain.warp(100 * 365 * 86_400);
     let e = ev::<Market::LeaseSettled>(settle(&mut s, id));
     assert_eq!((e.amount, e.escrowLeft), (U96::MAX, U96::ZERO));
     let (fee, tip) = (max / 100, max / 1_000);
@@ -537,13 +643,24 @@ fn stake_with_permit_falls_back_to_approval_without_permit_support_tok11_tok02()
     let gov = s.gov.address;
     let token = s.chain.deploy(gov, NoReturnToken::BYTECODE.clone());
     let (treasury, period) = (s.treasury.address, U48::from(UNBONDING));
-    let args = Staking::constructorCall::new((token, gov, treasury, period, 0));
+    let args = Staking::constructorCall::new((token, gov, treasury, period, 300));
     let staking = s
         .chain
         .deploy(gov, creation(&Staking::BYTECODE, args.abi_encode()));
-    let (owner, operator) = (s.provider(0), s.operator(0));
+    let (owner, op) = (s.provider(0), s.providers[0].operator.clone());
     s.mint(token, owner, 10 * USDC);
-    let reg = Staking::registerCall::new((operator, big_capacity(), String::new()));
+    let deadline = s.chain.now() + 60;
+    let sig = OperatorConsent::new(owner, op.address, U256::ZERO, deadline)
+        .sign(&staking_domain(gridlease_tests::evm::CHAIN_ID, staking), &op.key)
+        .expect("consent");
+    let reg = Staking::registerCall::new((
+        op.address,
+        big_capacity(),
+        String::new(),
+        U96::MAX,
+        U256::from(deadline),
+        Bytes::from(sig.as_bytes().to_vec()),
+    ));
     s.chain.send(owner, staking, reg).expect_success();
     s.approve(token, owner, staking, 10 * USDC);
     // A permit this token cannot process: the approval is used instead.
@@ -555,7 +672,7 @@ fn stake_with_permit_falls_back_to_approval_without_permit_support_tok11_tok02()
     };
     s.chain.send(owner, staking, call).expect_success();
     let call = Staking::providerInfoCall { provider: owner };
-    assert_eq!(s.chain.view(staking, call).stake, 10 * USDC);
+    assert_eq!(s.chain.view(staking, call).stake, u96(10 * USDC));
     assert_eq!(s.balance(token, staking), 10 * USDC);
 }
 
@@ -565,15 +682,15 @@ fn stake_with_permit_falls_back_to_approval_without_permit_support_tok11_tok02()
 fn disabled_token_blocks_new_orders_while_existing_lease_settles_and_closes_tok12() {
     let mut s = Suite::new();
     let (token, tenant, provider) = (s.token, s.tenant(0), s.provider(0));
-    let id = s.lease(10 * USDC);
+    let id = s.service_lease(0, 0, 10 * USDC);
     let e = ev::<Market::TokenConfigured>(configure(&mut s, token, false));
     assert_eq!((e.token, e.id, e.decimals, e.allowed), (token, 1, 6, false));
     let mut p = s.order(USDC, PRICE * 2);
     p.salt = B256::with_last_byte(7);
     reverts!(s.try_create(1, p), TokenNotAllowed(token));
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     assert_eq!(settled(&mut s, id), USDC);
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     let before = s.balance(token, tenant);
     assert_eq!(closed(s.close(tenant, id))[4], 8 * USDC);
     assert_eq!(s.balance(token, tenant), before + 8 * USDC);
@@ -627,7 +744,7 @@ fn withdraw_blocks_reentrant_settle_esc13() {
     let token = hook_token(&mut s);
     let provider = s.provider(0);
     let id = lease_in(&mut s, token, 10 * USDC);
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     settle(&mut s, id).expect_success();
     s.chain.warp(10);
     assert_hook_fires(&mut s, token);
@@ -635,7 +752,8 @@ fn withdraw_blocks_reentrant_settle_esc13() {
     assert_eq!(withdrawn(&mut s, token, provider), 989_000);
     assert_hook_blocked(&mut s, token);
     assert_eq!(s.balance(token, provider), 989_000);
-    let accrued = s.chain.view(s.market, Market::accruedCall { leaseId: id });
+    let lens = s.lens;
+    let accrued = s.chain.view(lens, MarketLens::accruedCall { id });
     assert_eq!(accrued, u96(10_000), "the re-entrant settle booked nothing");
 }
 
@@ -645,7 +763,7 @@ fn close_blocks_reentrant_close_esc13() {
     let token = hook_token(&mut s);
     let tenant = s.tenant(0);
     let id = lease_in(&mut s, token, 10 * USDC);
-    s.chain.warp(SECS);
+    s.keep_alive(0, SECS);
     assert_hook_fires(&mut s, token);
     arm(&mut s, token, Market::closeCall { leaseId: id });
     let r = s.close(tenant, id);
@@ -674,14 +792,14 @@ fn create_order_blocks_reentrant_withdraw_esc13() {
 #[test]
 fn donation_changes_no_credit_or_escrow_esc14() {
     let mut s = Suite::new();
-    let id = s.lease(10 * USDC);
-    s.chain.warp(SECS);
+    let id = s.service_lease(0, 0, 10 * USDC);
+    s.keep_alive(0, SECS);
     settle(&mut s, id).expect_success();
     let (token, market, donor) = (s.token, s.market, s.tenant(1));
     let people = [s.tenant(0), s.provider(0), s.keeper.address, donor, market];
     let snapshot = |s: &mut Suite| {
         let credits: Vec<u128> = people.iter().map(|&a| credit(s, token, a)).collect();
-        let accrued = s.chain.view(market, Market::accruedCall { leaseId: id });
+        let accrued = s.chain.view(s.lens, MarketLens::accruedCall { id });
         (credits, fees(s, token), s.job(id).escrow, accrued)
     };
     let before = snapshot(&mut s);
