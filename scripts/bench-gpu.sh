@@ -5,7 +5,7 @@
 #
 # Runs `cargo run --release -p gridlease-gpu --example gpu_bench` (GPU vs CPU roots for a table
 # of shapes, INT8 TOPS at N^3, Freivalds at 8,192 and 16,384 as a fraction of the product, Merkle
-# GB/s; writes target/bench/gpu.json), then gpu/bench/torch_int_mm.py (torch._int_mm at N^3 on the
+# GB/s of C's result tree in 1 KiB leaves; writes target/bench/gpu.json), then gpu/bench/torch_int_mm.py (torch._int_mm at N^3 on the
 # same GPU; target/bench/torch.json), and prints the ratio against the 95 % goal. Without a GPU
 # (or without PyTorch) it says so, prints the CPU figures and exits 0.
 set -euo pipefail

@@ -9,3 +9,11 @@ static gl_dim3 blockIdx, blockDim, threadIdx;
 static inline unsigned long long __umul64hi(unsigned long long a, unsigned long long b) {
     return (unsigned long long)(((unsigned __int128)a * b) >> 64);
 }
+/* Byte k of the result is byte ((s >> 4k) & 7) of the 8 bytes y:x (x the low four). */
+static inline unsigned int __byte_perm(unsigned int x, unsigned int y, unsigned int s) {
+    unsigned long long v = ((unsigned long long)y << 32) | x;
+    unsigned int r = 0;
+    for (int k = 0; k < 4; k++)
+        r |= (unsigned int)((v >> (8 * ((s >> (4 * k)) & 7))) & 0xff) << (8 * k);
+    return r;
+}

@@ -15,7 +15,8 @@ void emu_keccak_many(u64 threads, const u8 *in, u32 len, u64 count, u8 *out) {
 void emu_generate(u64 threads, const u8 *seed, u32 tag, u64 count, u64 k, u64 stride, i8 *out) {
     GL_LAUNCH(threads, gl_generate(seed, tag, count, k, stride, out));
 }
-void emu_leaves(u64 threads, const i32 *c, u64 m, u64 n, u64 ldc, u64 leaves, u8 *enc, u8 *level) {
+void emu_leaves(u64 threads, const i32 *c, u64 m, u64 n, u64 ldc, u64 leaves, u32 *enc,
+                u8 *level) {
     GL_LAUNCH(threads, gl_leaves(c, m, n, ldc, leaves, enc, level));
 }
 void emu_level(u64 threads, const u8 *below, u64 count, u8 *above) {

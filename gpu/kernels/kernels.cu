@@ -1,10 +1,11 @@
 /* gridlease-gpu kernels: the matmul_i8 workload's seeded inputs, the positional Merkle commitment
- * of C and Freivalds' check, byte for byte what gridlease-core (core/src/matmul.rs, merkle.rs)
- * computes. One thread per output item, no shared memory and no intra-block synchronisation, so
- * that this file also compiles as plain C with prelude_c.h and is tested against gridlease-core on
- * machines without a GPU (gpu/tests/kernels_c.rs). */
+ * of C (protocol v2: 1 KiB leaves, no index) and Freivalds' check, byte for byte what
+ * gridlease-core (core/src/matmul.rs, merkle.rs) computes. One thread per output item, no shared
+ * memory and no intra-block synchronisation, so that this file also compiles as plain C with
+ * prelude_c.h and is tested against gridlease-core on machines without a GPU
+ * (gpu/tests/kernels_c.rs). */
 
-/* ---- keccak-f[1600] and keccak256 of a message shorter than one block (136 bytes) ---- */
+/* ---- keccak-f[1600]; keccak256 of a message shorter than one block (136 bytes) ---- */
 
 GL_CONSTANT u64 GL_KECCAK_RC[24] = {
     0x0000000000000001ULL, 0x0000000000008082ULL, 0x800000000000808aULL, 0x8000000080008000ULL,
@@ -54,6 +55,12 @@ GL_DEVICE void gl_keccakf(u64 st[25]) {
     }
 }
 
+/* The 32-byte digest: the first four lanes, little-endian. */
+GL_DEVICE void gl_keccak_squeeze32(const u64 st[25], u8 *out) {
+    GL_UNROLL
+    for (u32 i = 0; i < 32; i++) out[i] = (u8)(st[i / 8] >> (8 * (i % 8)));
+}
+
 /* keccak256 (Ethereum's: padding 0x01 .. 0x80) of `len` <= 135 bytes. The message is absorbed
  * lane by lane with constant indices (bytes past `len` are never read). */
 GL_DEVICE void gl_keccak256_short(const u8 *in, u32 len, u8 *out) {
@@ -75,8 +82,7 @@ GL_DEVICE void gl_keccak256_short(const u8 *in, u32 len, u8 *out) {
         st[l] = v;
     }
     gl_keccakf(st);
-    GL_UNROLL
-    for (u32 i = 0; i < 32; i++) out[i] = (u8)(st[i / 8] >> (8 * (i % 8)));
+    gl_keccak_squeeze32(st, out);
 }
 
 GL_DEVICE void gl_put_be64(u8 *p, u64 v) {
@@ -119,44 +125,69 @@ GL_KERNEL gl_generate(const u8 *seed, u32 tag, u64 count, u64 k, u64 stride, i8 
 }
 
 /* ---- the positional Merkle commitment of C ----
- * C (m x n, row stride ldc) is committed as big-endian int32s, 8 per leaf (the last leaf shorter).
- * Thread i hashes leaf i: keccak256(0x00 || uint64_be(i) || bytes) into level[i]; when `enc` is not
- * null it also writes the leaf's encoded bytes there (the result file). Leaves past the last up to
- * the power-of-two width stay zero (the buffer is zeroed). */
-GL_KERNEL gl_leaves(const i32 *c, u64 m, u64 n, u64 ldc, u64 leaves, u8 *enc, u8 *level) {
+ * C (m x n, row stride ldc) is committed as big-endian int32s in leaves of GL_LEAF_ELEMS elements
+ * (1 KiB; the last leaf shorter, an empty C one empty leaf). Thread i hashes leaf i,
+ * keccak256(0x00 || bytes), into level[i]: a message of 1 + 4 count bytes (1,025 for a full leaf),
+ * absorbed in ceil((len + 1) / 136) blocks of 17 lanes (8 keccak-f[1600] permutations for a full
+ * leaf). When `enc` is not null the thread also writes the leaf's elements there as encoded (the
+ * result file; each element one 32-bit store of its byte-swapped value, which is its big-endian
+ * bytes in memory on the little-endian device and test hosts). Leaves past the last up to the
+ * power-of-two width are not written (the caller zeroes them).
+ *
+ * The lanes: with E the encoded bytes read as little-endian 64-bit words (word t = elements 2t and
+ * 2t + 1, byte-swapped), the message 0x00 || E shifted by one byte gives lane t =
+ * (E[t - 1] >> 56) | (E[t] << 8), E[-1] = 0. Words past the leaf's elements are zero, so the only
+ * extra bytes are keccak's padding: 0x01 at byte len, 0x80 at the last byte of the last block.
+ * Elements are read in order with the row wrap tracked incrementally (one division per leaf). */
+#define GL_LEAF_ELEMS 256u
+#define GL_RATE_LANES 17u
+
+GL_KERNEL gl_leaves(const i32 *c, u64 m, u64 n, u64 ldc, u64 leaves, u32 *enc, u8 *level) {
     u64 i = GL_ID;
     if (i >= leaves) return;
-    u8 buf[41];
-    buf[0] = 0;
-    gl_put_be64(buf + 1, i);
     u64 total = m * n;
-    u64 x0 = i * 8;
-    u32 count = total - x0 < 8 ? (u32)(total - x0) : 8u;
-    u64 row = x0 / n, col = x0 % n;
+    u64 x0 = i * GL_LEAF_ELEMS;
+    u32 count = total - x0 < GL_LEAF_ELEMS ? (u32)(total - x0) : GL_LEAF_ELEMS;
+    u32 len = 1 + 4 * count;
+    u32 blocks = len / (8 * GL_RATE_LANES) + 1;
+    /* n == 0 only for an empty C (count == 0: nothing is read). */
+    u64 col = n ? x0 % n : 0;
+    const i32 *p = c + (n ? x0 / n : 0) * ldc + col;
+    u32 e = 0;    /* elements of the leaf read so far */
+    u64 prev = 0; /* E[t - 1]: the 0x00 prefix before the first word */
+    u64 st[25];
     GL_UNROLL
-    for (u32 e = 0; e < 8; e++) {
-        u32 v = 0;
-        if (e < count) {
-            v = (u32)c[row * ldc + col];
-            col++;
-            if (col == n) {
-                col = 0;
-                row++;
+    for (int l = 0; l < 25; l++) st[l] = 0;
+    /* One copy of the permutation, looped over the blocks (a full leaf: 8). */
+    GL_NO_UNROLL
+    for (u32 b = 0; b < blocks; b++) {
+        GL_UNROLL
+        for (u32 l = 0; l < GL_RATE_LANES; l++) {
+            u64 word = 0;
+            GL_UNROLL
+            for (u32 h = 0; h < 2; h++) {
+                if (e < count) {
+                    u32 w = GL_BSWAP32((u32)*p);
+                    if (enc) enc[x0 + e] = w;
+                    word |= (u64)w << (32 * h);
+                    e++;
+                    p++;
+                    if (++col == n) {
+                        col = 0;
+                        p += ldc - n;
+                    }
+                }
             }
+            u64 lane = (prev >> 56) | (word << 8);
+            prev = word;
+            u32 at = 8 * (GL_RATE_LANES * b + l); /* message byte of the lane's first byte */
+            if (len >= at && len - at < 8) lane ^= 0x01ULL << (8 * (len - at));
+            st[l] ^= lane;
         }
-        buf[9 + 4 * e] = (u8)(v >> 24);
-        buf[10 + 4 * e] = (u8)(v >> 16);
-        buf[11 + 4 * e] = (u8)(v >> 8);
-        buf[12 + 4 * e] = (u8)v;
-        if (enc && e < count) {
-            u64 at = (x0 + e) * 4;
-            enc[at] = (u8)(v >> 24);
-            enc[at + 1] = (u8)(v >> 16);
-            enc[at + 2] = (u8)(v >> 8);
-            enc[at + 3] = (u8)v;
-        }
+        if (b + 1 == blocks) st[GL_RATE_LANES - 1] ^= 0x80ULL << 56;
+        gl_keccakf(st);
     }
-    gl_keccak256_short(buf, 9 + 4 * count, level + i * 32);
+    gl_keccak_squeeze32(st, level + i * 32);
 }
 
 /* One level up: node i = keccak256(0x01 || below[2i] || below[2i + 1]), for i < count. */

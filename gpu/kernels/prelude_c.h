@@ -14,4 +14,6 @@ static _Thread_local u64 gl_emulated_id;
 #define GL_CONSTANT static const
 #define GL_ID gl_emulated_id
 #define GL_UNROLL
+#define GL_NO_UNROLL
+#define GL_BSWAP32(x) __builtin_bswap32(x)
 #define GL_MULHI(a, b) ((u64)(((unsigned __int128)(a) * (unsigned __int128)(b)) >> 64))

@@ -12,3 +12,6 @@ typedef signed char i8;
 #define GL_ID ((u64)blockIdx.x * (u64)blockDim.x + (u64)threadIdx.x)
 #define GL_MULHI(a, b) __umul64hi((a), (b))
 #define GL_UNROLL _Pragma("unroll")
+#define GL_NO_UNROLL _Pragma("unroll 1")
+/* Byte swap of a 32-bit word: one PRMT. */
+#define GL_BSWAP32(x) __byte_perm((x), 0u, 0x0123u)

@@ -23,7 +23,7 @@ use cudarc::{
     nvrtc::{CompileOptions, Ptx},
 };
 
-use crate::plan::{FV_JCHUNK, FV_LANES, Plan};
+use crate::plan::{FV_JCHUNK, FV_LANES, LEAF_BLOCK, Plan};
 
 /// The CUDA source of the kernels as NVRTC compiles it (prelude + kernels).
 pub fn kernel_source() -> String {
@@ -200,15 +200,21 @@ impl Kernels {
     }
 }
 
-/// Threads per block of every kernel.
+/// Threads per block of every kernel but `gl_leaves` ([`LEAF_BLOCK`]).
 const BLOCK: u64 = 256;
 
 fn cfg(threads: u64) -> Result<LaunchConfig, GpuError> {
-    let blocks = u32::try_from(threads.div_ceil(BLOCK))
+    cfg_block(threads, BLOCK)
+}
+
+/// `threads` threads (at least one block) in blocks of `block` (at most 1,024).
+fn cfg_block(threads: u64, block: u64) -> Result<LaunchConfig, GpuError> {
+    let blocks = u32::try_from(threads.div_ceil(block).max(1))
         .map_err(|_| GpuError::TooLarge(format!("{threads} threads in one launch")))?;
     Ok(LaunchConfig {
         grid_dim: (blocks, 1, 1),
-        block_dim: (BLOCK as u32, 1, 1),
+        // invariant: `block` is BLOCK or LEAF_BLOCK, both <= 1,024.
+        block_dim: (block as u32, 1, 1),
         shared_mem_bytes: 0,
     })
 }
@@ -393,7 +399,10 @@ impl CudaMatmul {
         Ok(())
     }
 
-    /// The positional Merkle root of C (and, with `bytes`, C as committed: big-endian int32s).
+    /// The result root of C: 1 KiB leaves over C's bytes, as gridlease-core's
+    /// `MerkleTree::result` (and, with `bytes`, those bytes: C as committed, big-endian int32s).
+    /// One `gl_leaves` thread per leaf ([`LEAF_BLOCK`] per block), then one `gl_level` launch per
+    /// level.
     pub fn commit(
         &self,
         p: &Plan,
@@ -403,13 +412,16 @@ impl CudaMatmul {
         let s = &self.stream;
         let leaves = p.leaves();
         // SAFETY: every byte is written before it is read: the leaves by gl_leaves, the padding
-        // up to the width zeroed here, each level by gl_level, `enc` wholly by gl_leaves.
+        // up to the width zeroed here, each level by gl_level, the first c_bytes of `enc` (the
+        // only ones read) by gl_leaves.
         let mut tree = unsafe { s.alloc::<u8>((p.tree_nodes() * 32) as usize) }?;
         if p.width() > leaves {
             s.memset_zeros(&mut tree.slice_mut((leaves * 32) as usize..(p.width() * 32) as usize))?;
         }
+        // At least 4 bytes: an empty C (or no `bytes`) still passes a valid buffer.
+        let enc_len = if bytes { p.c_bytes().max(4) } else { 4 };
         // SAFETY: as above.
-        let mut enc = unsafe { s.alloc::<u8>(if bytes { p.c_bytes() as usize } else { 1 }) }?;
+        let mut enc = unsafe { s.alloc::<u8>(enc_len as usize) }?;
         {
             let mut level0 = tree.slice_mut(0..(p.width() * 32) as usize);
             let null = 0u64;
@@ -422,9 +434,10 @@ impl CudaMatmul {
                 b.arg(&null);
             }
             b.arg(&mut level0);
-            // SAFETY: gl_leaves(const i32*, u64, u64, u64, u64, u8*, u8*): C holds mp x np, enc
-            // m*n*4 bytes (or is null), level0 width * 32 bytes.
-            unsafe { b.launch(cfg(leaves)?)? };
+            // SAFETY: gl_leaves(const i32*, u64, u64, u64, u64, u32*, u8*): C holds mp x np
+            // (read below row m only), enc m*n*4 bytes from cudaMalloc (4-byte aligned for the
+            // kernel's u32 stores) or null, level0 width * 32 bytes; threads past `leaves` return.
+            unsafe { b.launch(cfg_block(leaves, LEAF_BLOCK)?)? };
         }
         for (below, above, count) in p.levels() {
             let (lo, mut hi) = tree.split_at_mut((above * 32) as usize);
@@ -442,10 +455,10 @@ impl CudaMatmul {
         }
         let root_at = ((p.tree_nodes() - 1) * 32) as usize;
         let root = s.clone_dtoh(&tree.slice(root_at..root_at + 32))?;
-        let out = if bytes {
-            Some(s.clone_dtoh(&enc)?)
-        } else {
-            None
+        let out = match (bytes, p.c_bytes() as usize) {
+            (false, _) => None,
+            (true, 0) => Some(Vec::new()),
+            (true, len) => Some(s.clone_dtoh(&enc.slice(0..len))?),
         };
         Ok((B256::from_slice(&root), out))
     }

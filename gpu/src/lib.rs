@@ -144,9 +144,9 @@ impl Inputs<'_> {
 pub struct Product {
     /// C, row-major big-endian int32s (`gridlease_core::matmul::encode`).
     pub c_bytes: Vec<u8>,
-    /// The positional Merkle root over 32-byte leaves of `c_bytes`, where it was computed (the GPU
-    /// path always does, on the GPU; [`compute`]'s CPU fallback leaves it to the caller, which
-    /// commits the result bytes anyway).
+    /// The result root of `c_bytes` (1 KiB leaves, `gridlease_core::merkle::MerkleTree::result`),
+    /// where it was computed (the GPU path always does, on the GPU; [`compute`]'s CPU fallback
+    /// leaves it to the caller, which commits the result bytes anyway).
     pub root: Option<B256>,
     /// What computed it.
     pub backend: Backend,

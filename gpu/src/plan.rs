@@ -1,6 +1,7 @@
 //! The device layout of one `matmul_i8` job, shared by the CUDA path and the tests that run the
 //! same kernels compiled as C: padded sizes (what cuBLAS's INT8 tensor-core GEMM needs), thread
-//! counts per kernel, and where each level of the Merkle tree lives.
+//! counts per kernel, and where each level of the Merkle tree lives (C in 1 KiB leaves of
+//! [`LEAF_ELEMS`] int32s, as `gridlease_core::merkle` commits a result).
 //!
 //! cuBLAS is column-major. C (m x n, row-major) is computed as its transpose in column-major
 //! terms, `C^T = B^T A^T` with `transa = T, transb = N` ("TN", the layout INT8 IMMA kernels want):
@@ -15,8 +16,12 @@ pub const PAD: u64 = 16;
 pub const FV_LANES: u64 = 256;
 /// Rows of B^T per chunk in Freivalds' `B r`.
 pub const FV_JCHUNK: u64 = 256;
-/// Elements of C per Merkle leaf (as gridlease-core).
+/// Elements of C per Merkle leaf (as gridlease-core; `GL_LEAF_ELEMS` in `kernels.cu`).
 pub const LEAF_ELEMS: u64 = gridlease_core::matmul::LEAF_ELEMS as u64;
+/// Threads per block of `gl_leaves`. A thread hashes a whole 1 KiB leaf (8 permutations), so
+/// blocks are kept small to spread a modest C over every SM: C at 1,024^2 is 4,096 leaves, 64
+/// blocks of 64 rather than 16 of 256.
+pub const LEAF_BLOCK: u64 = 64;
 
 /// Sizes of one job on the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,9 +79,10 @@ impl Plan {
         self.m * self.n * 4
     }
 
-    /// Real leaves of C's tree.
+    /// Real leaves of C's tree: `gridlease_core::merkle::result_leaves` of C's bytes (at least
+    /// one: an empty C is one empty leaf). Also the threads of `gl_leaves`.
     pub fn leaves(&self) -> u64 {
-        (self.m * self.n).div_ceil(LEAF_ELEMS)
+        gridlease_core::merkle::result_leaves(self.c_bytes())
     }
 
     /// Leaf-level width (a power of two, at least 1).
@@ -175,21 +181,46 @@ impl Gemm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gridlease_core::merkle::{self, RESULT_LEAF_BYTES};
 
     #[test]
     fn padding_and_levels() {
         let p = Plan::new(17, 33, 9);
         assert_eq!((p.mp, p.kp, p.np), (32, 48, 16));
-        assert_eq!(p.leaves(), (17 * 9_u64).div_ceil(8));
-        assert_eq!(p.width(), 32);
-        let levels = p.levels();
-        assert_eq!(levels.len(), 5);
-        assert_eq!(levels[0], (0, 32, 16));
-        assert_eq!(levels.last().map(|l| l.1), Some(p.tree_nodes() - 1));
         let one = Plan::new(1, 1, 1);
         assert_eq!(
-            (one.width(), one.tree_nodes(), one.levels().len()),
-            (1, 1, 0)
+            (
+                one.leaves(),
+                one.width(),
+                one.tree_nodes(),
+                one.levels().len()
+            ),
+            (1, 1, 1, 0)
         );
+        // 31 x 47 = 1,457 elements: 5 full leaves and one of 177, padded to 8.
+        let p = Plan::new(31, 100, 47);
+        assert_eq!((p.leaves(), p.width(), p.tree_nodes()), (6, 8, 15));
+        assert_eq!(p.levels(), vec![(0, 8, 4), (8, 12, 2), (12, 14, 1)]);
+        assert_eq!(p.levels().last().map(|l| l.1), Some(p.tree_nodes() - 1));
+    }
+
+    #[test]
+    fn leaves_are_cores_one_kib_leaves() {
+        assert_eq!(LEAF_ELEMS * 4, RESULT_LEAF_BYTES as u64);
+        for (m, n) in [
+            (0, 0),
+            (1, 1),
+            (16, 16),
+            (1, 257),
+            (32, 16),
+            (33, 65),
+            (64, 64),
+        ] {
+            let p = Plan::new(m, 1, n);
+            let bytes = vec![0u8; p.c_bytes() as usize];
+            let tree = merkle::MerkleTree::result(&bytes);
+            assert_eq!(p.leaves(), tree.leaves(), "{m} x {n}");
+            assert_eq!(p.levels().len(), tree.depth(), "{m} x {n}");
+        }
     }
 }

@@ -1,13 +1,17 @@
 //! The CUDA kernels (`kernels/kernels.cu`) compiled as plain C with `kernels/prelude_c.h`, each
 //! launch a loop over thread ids, and held to gridlease-core's bytes: keccak256, the seeded A and
-//! B^T in the padded device layout, the encoded C and its Merkle root, Freivalds' rejected rows.
-//! This is what keeps the GPU code honest on machines without a GPU.
+//! B^T in the padded device layout, the encoded C and its result tree (1 KiB leaves, no index:
+//! every leaf length, full, partial and padded trees, the empty and 1-element results),
+//! Freivalds' rejected rows. This is what keeps the GPU code honest on machines without a GPU.
 
 use std::{path::PathBuf, sync::OnceLock};
 
 use alloy_primitives::{B256, keccak256};
-use gridlease_core::matmul::{self, Matmul};
-use gridlease_gpu::plan::{FV_JCHUNK, FV_LANES, Plan};
+use gridlease_core::{
+    matmul::{self, Matmul},
+    merkle::{self, MerkleTree, RESULT_LEAF_BYTES},
+};
+use gridlease_gpu::plan::{FV_JCHUNK, FV_LANES, LEAF_ELEMS, Plan};
 use libloading::Library;
 
 type U64 = u64;
@@ -92,24 +96,45 @@ fn generate(p: &Plan, seed: B256, tag: u8, rows: u64, padded_rows: u64) -> Vec<i
     out
 }
 
-/// (root, encoded C) from the padded C, as `CudaMatmul::commit` launches it.
-fn commit(p: &Plan, c_padded: &[i32]) -> (B256, Vec<u8>) {
+/// C's tree as `CudaMatmul::commit` launches it, from the padded C.
+struct Committed {
+    /// The root (the last node of the tree buffer).
+    root: B256,
+    /// The leaf level as `gl_leaves` left it, padding included (width nodes).
+    leaves: Vec<B256>,
+    /// The encoded C `gl_leaves` wrote (`None` when launched with a null `enc`).
+    enc: Option<Vec<u8>>,
+}
+
+fn commit_with(p: &Plan, c_padded: &[i32], bytes: bool) -> Committed {
+    assert!(c_padded.len() as u64 >= p.c_len(), "C is mp x np");
     let mut tree = vec![0u8; (p.tree_nodes() * 32) as usize];
-    let mut enc = vec![0u8; p.c_bytes() as usize];
+    // u32s: the kernel stores each element as one 32-bit word (its big-endian bytes in memory).
+    let mut enc = vec![0u32; (p.m * p.n) as usize];
+    let enc_ptr = if bytes {
+        enc.as_mut_ptr()
+    } else {
+        std::ptr::null_mut()
+    };
+    // One thread more than there are leaves: the extra one must leave the padding alone.
     call!(
         "emu_leaves",
-        unsafe extern "C" fn(U64, *const i32, U64, U64, U64, U64, *mut u8, *mut u8),
+        unsafe extern "C" fn(U64, *const i32, U64, U64, U64, U64, *mut u32, *mut u8),
         (
-            p.leaves(),
+            p.leaves() + 1,
             c_padded.as_ptr(),
             p.m,
             p.n,
             p.np,
             p.leaves(),
-            enc.as_mut_ptr(),
+            enc_ptr,
             tree.as_mut_ptr()
         )
     );
+    let leaves = tree[..(p.width() * 32) as usize]
+        .chunks(32)
+        .map(B256::from_slice)
+        .collect();
     for (below, above, count) in p.levels() {
         let base = tree.as_mut_ptr();
         // SAFETY: offsets are inside `tree` (Plan::levels), and the ranges do not overlap.
@@ -125,8 +150,20 @@ fn commit(p: &Plan, c_padded: &[i32]) -> (B256, Vec<u8>) {
             (count, b.cast_const(), count, a)
         );
     }
-    let root = B256::from_slice(&tree[tree.len() - 32..]);
-    (root, enc)
+    Committed {
+        root: B256::from_slice(&tree[tree.len() - 32..]),
+        leaves,
+        enc: bytes.then(|| enc.iter().flat_map(|w| w.to_ne_bytes()).collect()),
+    }
+}
+
+/// (root, encoded C) from the padded C, as `CudaMatmul::commit` launches it; the same root without
+/// the bytes (a null `enc`) is checked on the way.
+fn commit(p: &Plan, c_padded: &[i32]) -> (B256, Vec<u8>) {
+    let with = commit_with(p, c_padded, true);
+    let without = commit_with(p, c_padded, false);
+    assert_eq!(with.root, without.root, "a null enc changes the root");
+    (with.root, with.enc.unwrap_or_default())
 }
 
 fn freivalds(p: &Plan, a: &[i8], bt: &[i8], c_padded: &[i32], r_seed: B256) -> Vec<usize> {
@@ -209,8 +246,14 @@ fn freivalds(p: &Plan, a: &[i8], bt: &[i8], c_padded: &[i32], r_seed: B256) -> V
         .collect()
 }
 
-/// Shapes: tiny, exact multiples of 16, and odd ones that exercise every padding path.
-const SHAPES: [(u32, u32, u32); 10] = [
+/// Shapes: tiny, exact multiples of 16, and odd ones that exercise every padding path. In C's
+/// tree (256 elements a leaf): one partial leaf (1x1x1 to 17x33x9, 2x1000x3), one full leaf
+/// (16x16x16; 256x3x1, whose rows are one element in a row stride of 16), full leaves filling a
+/// power of two (32x8x16: 2, 64x64x64: 16), a partial last leaf in a padded tree (31x100x47: 6 of
+/// 8, 33x250x65: 9 of 16, 7x9x77: 3 of 4 with rows of 77 in a stride of 80 crossing leaves) or in
+/// a full one (1x3x1000: 4), and full leaves padded (48x5x48: 9 of 16).
+/// `the_shapes_cover_every_kind_of_tree` checks the kinds.
+const SHAPES: [(u32, u32, u32); 15] = [
     (1, 1, 1),
     (3, 17, 5),
     (8, 32, 8),
@@ -221,6 +264,11 @@ const SHAPES: [(u32, u32, u32); 10] = [
     (64, 64, 64),
     (33, 250, 65),
     (2, 1000, 3),
+    (256, 3, 1),
+    (32, 8, 16),
+    (48, 5, 48),
+    (1, 3, 1000),
+    (7, 9, 77),
 ];
 
 fn unpad(v: &[i8], rows: u64, k: u64, stride: u64) -> (Vec<i8>, bool) {
@@ -255,6 +303,132 @@ fn keccak_matches_for_every_short_length() {
             assert_eq!(h, keccak256(msg).as_slice(), "len {len} message {i}");
         }
     }
+}
+
+/// C values whose bytes all differ and include sign bits: a byte-order slip cannot hide.
+fn scrambled(len: usize) -> Vec<i32> {
+    (0..len as u32)
+        .map(|x| x.wrapping_mul(0x9e37_79b9).rotate_left(7) as i32)
+        .collect()
+}
+
+#[test]
+fn the_shapes_cover_every_kind_of_tree() {
+    let trees: Vec<(u64, u64, bool)> = SHAPES
+        .iter()
+        .map(|&(m, k, n)| {
+            let p = Plan::new(m, k, n);
+            let full_last = (p.m * p.n).is_multiple_of(LEAF_ELEMS);
+            (p.leaves(), p.width(), full_last)
+        })
+        .collect();
+    let any = |f: &dyn Fn(&(u64, u64, bool)) -> bool| trees.iter().any(f);
+    assert!(any(&|&(l, _, full)| l == 1 && !full), "one partial leaf");
+    assert!(any(&|&(l, _, full)| l == 1 && full), "one full leaf");
+    assert!(
+        any(&|&(l, w, full)| l > 1 && l == w && full),
+        "full power of two"
+    );
+    assert!(
+        any(&|&(l, w, full)| l < w && !full),
+        "partial last leaf, padded"
+    );
+    assert!(any(&|&(l, w, full)| l < w && full), "full leaves, padded");
+}
+
+#[test]
+fn leaf_hashes_match_core_for_every_leaf_length() {
+    // 1 ..= 2 leaves + 1 element: every length of a last leaf (1 + 4 * count bytes, 1 to 8
+    // blocks, the padding at every position the format allows), once in one row and once as a
+    // column (one element a row, row stride 16).
+    for total in 1..=(2 * LEAF_ELEMS as u32 + 1) {
+        let c = scrambled(total as usize);
+        let bytes = matmul::encode(&c);
+        let want: Vec<B256> = bytes
+            .chunks(RESULT_LEAF_BYTES)
+            .map(merkle::leaf_hash)
+            .collect();
+        for (m, n) in [(1, total), (total, 1)] {
+            let p = Plan::new(m, 1, n);
+            let got = commit_with(&p, &pad_c(&c, &p), true);
+            assert_eq!(got.leaves[..want.len()], want[..], "leaves of {m} x {n}");
+            assert!(
+                got.leaves[want.len()..].iter().all(|h| h.is_zero()),
+                "padding of {m} x {n}"
+            );
+            assert_eq!(got.enc.as_deref(), Some(&bytes[..]), "bytes of {m} x {n}");
+            assert_eq!(got.root, MerkleTree::result(&bytes).root(), "{m} x {n}");
+        }
+    }
+}
+
+#[test]
+fn an_empty_result_is_one_empty_leaf_and_one_element_one_short_leaf() {
+    // Not a valid matmul shape, but the kernel's edge: no element read, no division by n = 0.
+    for (m, n) in [(0, 0), (0, 5), (3, 0)] {
+        let p = Plan::new(m, 1, n);
+        assert_eq!((p.leaves(), p.width()), (1, 1));
+        let (root, enc) = commit(&p, &[]);
+        assert!(enc.is_empty());
+        assert_eq!(root, keccak256([0u8]), "{m} x {n}");
+        assert_eq!(root, MerkleTree::result(&[]).root());
+    }
+    for v in [0, 1, -1, i32::MIN, i32::MAX, 0x0102_0304] {
+        let p = Plan::new(1, 1, 1);
+        let (root, enc) = commit(&p, &pad_c(&[v], &p));
+        assert_eq!(enc, v.to_be_bytes());
+        let mut msg = vec![0u8];
+        msg.extend_from_slice(&v.to_be_bytes());
+        assert_eq!(root, keccak256(&msg), "{v}");
+        assert_eq!(root, matmul::commit(&[v]).root());
+    }
+}
+
+#[test]
+fn the_shared_vectors_roots_leaves_and_tampered_roots() {
+    // testdata/matmul_vectors.json, which the contract tests read too: from the seed, the kernels'
+    // A and B^T, cuBLAS's product (emulated) and the kernels' tree give each case's C, root and
+    // proven leaves; the claimed element of its fraud written into C gives the tampered root.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/matmul_vectors.json");
+    let text = std::fs::read_to_string(&path).expect("testdata/matmul_vectors.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let hex = |x: &serde_json::Value| {
+        alloy_primitives::hex::decode(x.as_str().expect("a hex string")).expect("hex")
+    };
+    let num = |x: &serde_json::Value| x.as_u64().expect("a number");
+    let cases = v["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 6, "{} cases", cases.len());
+    let mut widest = 0;
+    for case in cases {
+        let (m, k, n) = (num(&case["m"]), num(&case["k"]), num(&case["n"]));
+        let seed = B256::from_slice(&hex(&case["seed"]));
+        let p = Plan::new(m as u32, k as u32, n as u32);
+        let a = generate(&p, seed, b'A', p.m, p.mp);
+        let bt = generate(&p, seed, b'B', p.n, p.np);
+        let mut c = vec![0i32; p.c_len() as usize];
+        p.gemm().reference(&bt, &a, &mut c);
+        let (root, enc) = commit(&p, &c);
+        let shape = format!("{m}x{k}x{n}");
+        assert_eq!(enc, hex(&case["c"]), "C of {shape}");
+        assert_eq!(
+            root,
+            B256::from_slice(&hex(&case["root"])),
+            "root of {shape}"
+        );
+        for e in case["elements"].as_array().expect("elements") {
+            let at = num(&e["leafIndex"]) as usize * RESULT_LEAF_BYTES;
+            let leaf = &enc[at..(at + RESULT_LEAF_BYTES).min(enc.len())];
+            assert_eq!(leaf, &hex(&e["leaf"])[..], "leaf of {shape}");
+        }
+        let fraud = &case["tampered"]["fraud"];
+        let (i, j) = (num(&fraud["i"]), num(&fraud["j"]));
+        let claimed = fraud["claimed"].as_i64().expect("claimed") as i32;
+        c[(i * p.np + j) as usize] = claimed;
+        let want = B256::from_slice(&hex(&case["tampered"]["root"]));
+        assert_eq!(commit(&p, &c).0, want, "tampered root of {shape}");
+        widest = widest.max(p.leaves());
+    }
+    assert!(widest > 4, "no case spans a padded tree of several levels");
 }
 
 #[test]
