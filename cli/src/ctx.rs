@@ -9,12 +9,15 @@ use alloy::{
 use anyhow::Result;
 use gridlease_bindings::{
     Market::{self, MarketInstance},
+    MarketAdmin::{self, MarketAdminInstance},
+    MarketLens::{self, MarketLensInstance},
     Results::{self, ResultsInstance},
+    Staking::{self, StakingInstance},
 };
 use gridlease_core::{
-    chain::Client,
+    chain::{ChainError, Client, classify},
     deployments::{Deployments, TokenEntry},
-    units::{format_amount, hourly_from_rate},
+    units::{format_amount, format_duration, hourly_from_rate},
     wallet::KeySource,
 };
 
@@ -109,12 +112,52 @@ impl Ctx {
         Market::new(self.market, &self.client.provider)
     }
 
-    /// The results contract.
-    pub(crate) fn results(&self) -> Result<ResultsInstance<&alloy::providers::DynProvider>> {
-        Ok(Results::new(
-            self.d.address("Results")?,
+    /// The market's cold paths (cancel, top-up, fault horizon): `MarketAdmin`'s ABI at the
+    /// market's address, whose fallback runs it in the market's storage.
+    pub(crate) fn admin(&self) -> MarketAdminInstance<&alloy::providers::DynProvider> {
+        MarketAdmin::new(self.market, &self.client.provider)
+    }
+
+    /// The market's views.
+    pub(crate) fn lens(&self) -> Result<MarketLensInstance<&alloy::providers::DynProvider>> {
+        Ok(MarketLens::new(
+            self.d.address("MarketLens")?,
             &self.client.provider,
         ))
+    }
+
+    /// The staking contract.
+    pub(crate) fn staking(&self) -> Result<StakingInstance<&alloy::providers::DynProvider>> {
+        Ok(Staking::new(
+            self.d.address("Staking")?,
+            &self.client.provider,
+        ))
+    }
+
+    /// The results module at `address` (a lease's own module: its windows are the lease's).
+    pub(crate) fn results_at(
+        &self,
+        address: Address,
+    ) -> ResultsInstance<&alloy::providers::DynProvider> {
+        Results::new(address, &self.client.provider)
+    }
+
+    /// Every results module the market ever added (the latest binds new leases); the
+    /// deployment's `Results` when the market reports none.
+    pub(crate) async fn modules(&self) -> Result<Vec<Address>> {
+        let lens = self.lens()?;
+        let count = lens.moduleCount().call().await.map_err(classify)?;
+        let mut out = Vec::new();
+        for i in 1..=count {
+            let m = lens.module(i).call().await.map_err(classify)?;
+            if !m.module.is_zero() && !out.contains(&m.module) {
+                out.push(m.module);
+            }
+        }
+        if out.is_empty() {
+            out.push(self.d.address("Results")?);
+        }
+        Ok(out)
     }
 
     /// The wallet, or a user error saying how to give one.
@@ -180,15 +223,71 @@ pub(crate) fn per_hour(rate: u128, t: &TokenEntry) -> String {
     format!("{} {}/h", format_amount(h, t.decimals), t.symbol)
 }
 
-/// Status name.
+/// Status name (`IMarket.Status`).
 pub(crate) fn status_name(s: u8) -> &'static str {
     match s {
         1 => "open",
         2 => "leased",
         3 => "closed",
         4 => "cancelled",
+        5 => "faulted",
         _ => "unknown",
     }
+}
+
+/// `0.001 ETH` for an amount in wei.
+pub(crate) fn eth(wei: alloy::primitives::U256) -> String {
+    format!(
+        "{} ETH",
+        format_amount(wei.try_into().unwrap_or(u128::MAX), 18)
+    )
+}
+
+/// A chain time for people: `2025-03-01 12:00:00 UTC (in 23h 59m)`.
+pub(crate) fn when(ts: u64, now: u64) -> String {
+    let rel = if ts > now {
+        format!("in {}", format_duration(ts - now))
+    } else if ts == now {
+        "now".to_owned()
+    } else {
+        format!("{} ago", format_duration(now - ts))
+    };
+    format!("{} ({rel})", utc(ts))
+}
+
+/// `2025-03-01 12:00:00 UTC` (proleptic Gregorian, from the Unix time).
+pub(crate) fn utc(ts: u64) -> String {
+    let days = i64::try_from(ts / 86_400).unwrap_or(i64::MAX);
+    let secs = ts % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3_600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Send `call` (simulated first), with the v2 hints on a revert.
+pub(crate) async fn send<P, D>(
+    call: alloy::contract::CallBuilder<P, D>,
+) -> Result<alloy::rpc::types::TransactionReceipt, ChainError>
+where
+    P: alloy::providers::Provider,
+    D: alloy::contract::CallDecoder,
+{
+    gridlease_core::chain::send(call)
+        .await
+        .map_err(crate::hints::explain)
 }
 
 /// Block of the market deployment (log queries start there).
@@ -204,16 +303,6 @@ pub(crate) async fn logs_since_deploy(
 ) -> Result<Vec<alloy::rpc::types::Log>> {
     let head = head(ctx).await?;
     Ok(gridlease_core::logs::all(&ctx.client, filter, from_block(ctx), head).await?)
-}
-
-/// The first log of `filter` since the market's deployment, read in pages like
-/// [`logs_since_deploy`] and no further than it is found.
-pub(crate) async fn first_since_deploy(
-    ctx: &Ctx,
-    filter: &alloy::rpc::types::Filter,
-) -> Result<Option<alloy::rpc::types::Log>> {
-    let head = head(ctx).await?;
-    Ok(gridlease_core::logs::first(&ctx.client, filter, from_block(ctx), head).await?)
 }
 
 async fn head(ctx: &Ctx) -> Result<u64> {
@@ -248,4 +337,26 @@ pub(crate) async fn resolve_inputs(
     let (a, b) = (fetch(a_uri).await?, fetch(b_uri).await?);
     Ok(w.resolve(a, &b)
         .map_err(|e| UserError(format!("{what}: {e}")))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_times_read_as_utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_798_761_599), "2026-12-31 23:59:59 UTC");
+        assert_eq!(when(100, 40), "1970-01-01 00:01:40 UTC (in 1m)");
+        assert_eq!(when(40, 100), "1970-01-01 00:00:40 UTC (1m ago)");
+    }
+
+    #[test]
+    fn wei_reads_as_ether() {
+        assert_eq!(
+            eth(alloy::primitives::U256::from(1_000_000_000_000_000u64)),
+            "0.001 ETH"
+        );
+    }
 }

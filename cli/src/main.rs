@@ -4,6 +4,8 @@
 //! 4 the chain refused (decoded revert), 5 network failure.
 
 mod ctx;
+mod hints;
+mod lease;
 mod manage;
 mod query;
 mod result;
@@ -60,14 +62,14 @@ enum Cmd {
     Submit {
         /// The job spec (TOML; see examples/).
         spec: PathBuf,
-        /// Follow the order: bids, lease, settlement, close.
+        /// Follow the order: bids, lease, acknowledgement, result, challenges, close.
         #[arg(long)]
         wait: bool,
         /// Stop following after this long (the order stays on the market), e.g. 10m.
         #[arg(long, default_value = "1h")]
         timeout: String,
-        /// With --wait: accept a verified built-in result at once (close the lease, so payment
-        /// stops at the result and the rest of the escrow comes back).
+        /// With --wait: accept a verified built-in result at once (close the lease: the provider
+        /// is paid up to the result and the rest of the escrow comes back).
         #[arg(long, requires = "wait")]
         accept: bool,
         /// Only validate and price the spec; send nothing.
@@ -81,12 +83,17 @@ enum Cmd {
         #[arg(long, value_name = "NODE_URL")]
         push: Option<String>,
     },
-    /// One order or lease.
+    /// One order or lease: its state in words and what to run next.
+    ///
+    /// States: open, awaiting-award, awaiting-acknowledgement, running, deadline-grace, no-show,
+    /// deadline-missed, live, lapsed (service), held (result posted, held until when, and what
+    /// accepting pays), challenged (open chunk challenges), result-stands, accepted (collateral
+    /// held until when), completed, closed, faulted (kind, refund, compensation), cancelled.
     Status {
         /// Order or lease id (0x...).
         id: String,
     },
-    /// Your orders and leases.
+    /// Your orders and leases, each with its state.
     List {
         /// Whose (default: the wallet's address).
         #[arg(long)]
@@ -104,21 +111,42 @@ enum Cmd {
         /// Order id.
         id: String,
     },
-    /// Close a running lease: pay the provider up to now and refund the rest.
+    /// Close a running lease, saying first what it pays (a posted result: accept it).
+    ///
+    /// A batch job without a result pays the time used only if the provider acknowledged it and
+    /// its deadline has not passed, else nothing; a posted result is accepted (its held pay goes
+    /// to the provider, faults on it stay provable). When a no-show or a missed deadline is
+    /// provable, proving it (`gridlease result ID --prove`) refunds everything too and slashes the
+    /// provider.
     Close {
         /// Lease id.
         id: String,
+        /// Only explain what closing would do now; send nothing.
+        #[arg(long)]
+        check: bool,
     },
-    /// Withdraw credits the market holds for you (refunds your wallet could not receive, keeper fees).
+    /// Collect every credit your account has (market, staking, results module).
+    ///
+    /// The market's in each payment token (refunds your wallet could not receive, fault and keeper
+    /// fees), staking's (slash compensation, reporter rewards) and the results module's ETH
+    /// (challenge bonds that could not be sent).
     Withdraw {
-        /// Token symbol or address.
-        #[arg(long, default_value = "USDC")]
-        token: String,
+        /// Only credits paid in this token (symbol or address).
+        #[arg(long)]
+        token: Option<String>,
+        /// Send to this address instead of the wallet. Refused for an account the token froze:
+        /// its credit only goes to itself, once the freeze is lifted.
+        #[arg(long, value_name = "ADDRESS")]
+        to: Option<String>,
     },
     /// Open orders, recent clearing prices per GPU class, and market parameters.
     Market,
-    /// Download a lease's result, verify it against the on-chain commitment, and check built-in
-    /// (matmul_i8) results exactly; `--prove` proves a wrong one on chain.
+    /// Download and verify a lease's result; challenge its chunks; prove faults.
+    ///
+    /// Verifies the download against the posted commitment (root and size, 1 KiB leaves) and
+    /// checks built-in (matmul_i8) results exactly. When the provider does not serve it, chunks
+    /// revealed on chain are assembled. `--challenge` forces a chunk of it on chain; `--prove`
+    /// proves whatever fault is due.
     Result {
         /// Lease id.
         id: String,
@@ -128,9 +156,19 @@ enum Cmd {
         /// Save the downloaded result.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// If a built-in result is wrong, send the fraud proof (needs a wallet).
-        #[arg(long)]
+        /// Prove every fault that is due (needs a wallet): a chunk challenge left unanswered past
+        /// its response window (unavailable), a no-show, a missed deadline, a wrong or wrong-size
+        /// built-in result. Refunds the lease and slashes the provider.
+        #[arg(long, conflicts_with = "challenge")]
         prove: bool,
+        /// Challenge a chunk of the posted result (data availability): bonds the module's
+        /// challenge bond in ETH; the provider must reveal the chunk on chain within the response
+        /// window, else `--prove` fails the result.
+        #[arg(long)]
+        challenge: bool,
+        /// With --challenge: the chunk (1 KiB each, from 0; default: a random one).
+        #[arg(long, requires = "challenge", value_name = "N")]
+        chunk: Option<u64>,
     },
 }
 
@@ -206,10 +244,23 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             file,
             out,
             prove,
-        } => result::run(&ctx, &id, result::Opts { file, out, prove }).await,
+            challenge,
+            chunk,
+        } => {
+            let opts = result::Opts {
+                file,
+                out,
+                prove,
+                challenge,
+                chunk,
+            };
+            result::run(&ctx, &id, opts).await
+        }
         Cmd::Topup { id, amount } => manage::topup(&ctx, &id, &amount).await,
         Cmd::Cancel { id } => manage::cancel(&ctx, &id).await,
-        Cmd::Close { id } => manage::close(&ctx, &id).await,
-        Cmd::Withdraw { token } => manage::withdraw(&ctx, &token).await,
+        Cmd::Close { id, check } => manage::close(&ctx, &id, check).await,
+        Cmd::Withdraw { token, to } => {
+            manage::withdraw(&ctx, token.as_deref(), to.as_deref()).await
+        }
     }
 }

@@ -1,15 +1,22 @@
 //! Commands that move the tenant's money: `topup`, `cancel`, `close`, `withdraw`.
 
-use alloy::{primitives::U256, rpc::types::TransactionReceipt, sol_types::SolEvent};
+use alloy::{
+    primitives::{Address, U256, aliases::U96},
+    rpc::types::{Filter, TransactionReceipt},
+    sol_types::SolEvent,
+};
 use anyhow::Result;
 use gridlease_bindings::{Market, MockStablecoin};
-use gridlease_core::{
-    chain::{classify, send},
-    units::parse_amount,
-};
+use gridlease_core::{chain::classify, deployments::TokenEntry, units::parse_amount};
 use serde_json::json;
 
-use crate::ctx::{Ctx, Output, UserError, money, parse_id, status_name, user};
+use crate::{
+    ctx::{
+        Ctx, Output, UserError, eth, logs_since_deploy, money, parse_address, parse_id, send,
+        status_name, user, utc, when,
+    },
+    lease::{BATCH, Facts, HELD},
+};
 
 fn event<E: SolEvent>(r: &TransactionReceipt) -> Option<E> {
     r.inner
@@ -18,17 +25,43 @@ fn event<E: SolEvent>(r: &TransactionReceipt) -> Option<E> {
         .find_map(|l| l.log_decode::<E>().ok().map(|d| d.inner.data))
 }
 
+/// What the token refused to pay `to` in receipt `r`, booked as a market credit instead.
+fn credited(r: &TransactionReceipt, to: Address) -> u128 {
+    r.inner
+        .logs()
+        .iter()
+        .filter_map(|l| l.log_decode::<Market::Credited>().ok())
+        .filter(|e| e.inner.data.account == to)
+        .map(|e| e.inner.data.amount.try_into().unwrap_or(u128::MAX))
+        .sum()
+}
+
+fn credited_note(amount: u128, t: &TokenEntry) -> String {
+    if amount == 0 {
+        String::new()
+    } else {
+        format!(
+            "; the token refused to send {} to your wallet: it is credited to you in the market (gridlease withdraw)",
+            money(amount, t)
+        )
+    }
+}
+
 /// `topup ID AMOUNT`.
 pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
     let id = parse_id(id)?;
     let wallet = ctx.wallet()?;
-    let m = ctx.market();
-    let v = m.getJob(id).call().await.map_err(classify)?;
+    let v = ctx.lens()?.getJob(id).call().await.map_err(classify)?;
     let status = v.status;
     if status != 1 && status != 2 {
         return user(format!(
             "{id} is {}: only an open order or a running lease takes a top-up",
             status_name(status)
+        ));
+    }
+    if status == 2 && v.kind == HELD {
+        return user(format!(
+            "{id} has its result posted and held: its pay is fixed, and money added now would only come back (accept it with gridlease close {id})"
         ));
     }
     let t = ctx.token_at(v.token);
@@ -59,9 +92,9 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
     let expected = if status == 2 {
         v.provider
     } else {
-        alloy::primitives::Address::ZERO
+        Address::ZERO
     };
-    let r = send(m.topUp(id, alloy::primitives::aliases::U96::from(units), expected)).await?;
+    let r = send(ctx.admin().topUp(id, U96::from(units), expected)).await?;
     let escrow: u128 = event::<Market::ToppedUp>(&r).map_or(0, |e| e.escrow.to());
     Ok(Output {
         human: format!(
@@ -76,9 +109,8 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
 /// `cancel ID`.
 pub(crate) async fn cancel(ctx: &Ctx, id: &str) -> Result<Output> {
     let id = parse_id(id)?;
-    ctx.wallet()?;
-    let m = ctx.market();
-    let v = m.getJob(id).call().await.map_err(classify)?;
+    let me = ctx.wallet()?.address();
+    let v = ctx.lens()?.getJob(id).call().await.map_err(classify)?;
     if v.status != 1 {
         return user(format!(
             "{id} is {}: only an open order can be cancelled{}",
@@ -91,67 +123,449 @@ pub(crate) async fn cancel(ctx: &Ctx, id: &str) -> Result<Output> {
         ));
     }
     let t = ctx.token_at(v.token);
-    let r = send(m.cancelOrder(id)).await?;
+    let r = send(ctx.admin().cancelOrder(id)).await?;
     let refund: u128 = event::<Market::OrderCancelled>(&r).map_or(0, |e| e.refund.to());
+    let kept = credited(&r, v.tenant);
     Ok(Output {
-        human: format!("cancelled {id}; refunded {}\n", money(refund, &t)),
-        json: json!({ "id": id, "refund": refund.to_string(), "tx": r.transaction_hash }),
+        human: format!(
+            "cancelled {id}; refunded {}{}\n",
+            money(refund, &t),
+            if v.tenant == me {
+                credited_note(kept, &t)
+            } else {
+                String::new()
+            }
+        ),
+        json: json!({ "id": id, "refund": refund.to_string(), "credited": kept.to_string(), "tx": r.transaction_hash }),
     })
 }
 
-/// `close ID`.
-pub(crate) async fn close(ctx: &Ctx, id: &str) -> Result<Output> {
+/// What closing lease `f` now would do, as the contracts decide it (`Market.close`): who may,
+/// what it pays, what comes back, and what to do instead when a fault is provable.
+pub(crate) struct Preview {
+    /// The sentence.
+    pub(crate) text: String,
+    /// Roughly what it pays out of escrow (the block's time decides the last seconds).
+    pub(crate) pays: u128,
+    /// A command that serves the tenant better than closing, if any.
+    pub(crate) instead: Option<String>,
+}
+
+/// Explain a close of running lease `f` by `me`; a user error when `me` may not close it.
+pub(crate) fn preview(f: &Facts, me: Option<Address>) -> Result<Preview> {
+    let (v, now, id) = (&f.v, f.now, f.id);
+    let t = &f.token;
+    let escrow: u128 = v.escrow.to();
+    let end: u64 = v.end.to();
+    // Without a wallet (`close --check`), explain it as the tenant would see it.
+    let tenant = me.is_none_or(|m| m == v.tenant);
+    let horizon_note = |fault: &str| {
+        format!(
+            "; the {fault} stays provable for {} after the close",
+            gridlease_core::units::format_duration(f.horizon)
+        )
+    };
+    let prove = format!("gridlease result {id} --prove");
+    match v.kind {
+        BATCH => {
+            if !tenant {
+                return user(format!(
+                    "only the tenant ({}) may close a batch lease without a result; a no-show or a missed deadline is ended by proving it: {prove}",
+                    v.tenant
+                ));
+            }
+            if v.acknowledged && now <= end {
+                let text = format!(
+                    "the provider acknowledged the job and its deadline ({}) has not passed, so closing stops it without a result and pays the time used so far: about {} at {}, refunding about {}",
+                    utc(end),
+                    money(f.accrued, t),
+                    crate::ctx::per_hour(v.ratePerSecond.to(), t),
+                    money(escrow.saturating_sub(f.accrued), t),
+                );
+                return Ok(Preview {
+                    text,
+                    pays: f.accrued,
+                    instead: None,
+                });
+            }
+            let fault = f.provable_liveness_fault();
+            let mut text = if v.acknowledged {
+                format!(
+                    "the lease passed its end ({}) without a result: closing pays nothing and refunds all {}",
+                    utc(end),
+                    money(escrow, t)
+                )
+            } else {
+                format!(
+                    "the provider never acknowledged the lease: closing pays nothing and refunds all {}",
+                    money(escrow, t)
+                )
+            };
+            if let Some(d) = f.deadline()
+                && v.acknowledged
+                && now <= d
+            {
+                text += &format!(
+                    " (the provider may still post its result until {}; closing before then gives up proving the missed deadline after it)",
+                    when(d, now)
+                );
+            }
+            match fault {
+                Some(fault) => {
+                    text += &format!(
+                        ". This is a {fault}: {prove} refunds everything too AND slashes the provider; prove it instead of closing{}",
+                        horizon_note(fault)
+                    );
+                    Ok(Preview {
+                        text,
+                        pays: 0,
+                        instead: Some(prove),
+                    })
+                }
+                None => {
+                    if let Some(a) = f.ack_until() {
+                        text += &format!(
+                            " (it becomes a provable no-show after {}; closing before then gives that proof up)",
+                            when(a, now)
+                        );
+                    }
+                    Ok(Preview {
+                        text,
+                        pays: 0,
+                        instead: None,
+                    })
+                }
+            }
+        }
+        HELD => {
+            let refund = escrow.saturating_sub(f.accrued);
+            if now <= end || v.challenged {
+                if !tenant {
+                    return user(format!(
+                        "the result of {id} is held until {}{}: only its tenant ({}) may close (accept) it before then",
+                        when(end, now),
+                        if v.challenged {
+                            " and a chunk challenge is open"
+                        } else {
+                            ""
+                        },
+                        v.tenant
+                    ));
+                }
+                let mut text = format!(
+                    "closing accepts the posted result: it pays the provider's held {} and refunds {}; faults on the result stay provable until {} and the provider's collateral stays held for {} after the close",
+                    money(f.accrued, t),
+                    money(refund, t),
+                    utc(end),
+                    gridlease_core::units::format_duration(f.horizon),
+                );
+                let mut instead = None;
+                if !f.challenges.is_empty() || v.challenged {
+                    let due = f.challenges.iter().any(|c| now > c.deadline);
+                    text += if due {
+                        ". A chunk challenge went UNANSWERED: proving it unavailable refunds everything and slashes the provider; prove it instead of accepting"
+                    } else {
+                        ". A chunk challenge is still open: accepting now pays even if the provider never reveals the chunk (it would still be provable)"
+                    };
+                    instead = due.then_some(prove);
+                }
+                Ok(Preview {
+                    text,
+                    pays: f.accrued,
+                    instead,
+                })
+            } else {
+                Ok(Preview {
+                    text: format!(
+                        "the result stood through its challenge window (over {}): closing completes the lease, pays the provider {} and refunds {}",
+                        utc(end),
+                        money(f.accrued, t),
+                        money(refund, t)
+                    ),
+                    pays: f.accrued,
+                    instead: None,
+                })
+            }
+        }
+        _ => {
+            let text = if f.ack_until().is_some() {
+                format!(
+                    "the provider has not acknowledged the service: closing pays nothing and refunds {}{}",
+                    money(escrow, t),
+                    if f.provable_liveness_fault().is_some() {
+                        horizon_note("no-show")
+                    } else {
+                        String::new()
+                    }
+                )
+            } else {
+                format!(
+                    "closing pays the provider's live time not yet settled, about {}, and refunds about {}",
+                    money(f.accrued, t),
+                    money(escrow.saturating_sub(f.accrued), t)
+                )
+            };
+            Ok(Preview {
+                text,
+                pays: f.accrued,
+                instead: None,
+            })
+        }
+    }
+}
+
+/// `close ID [--check]`.
+pub(crate) async fn close(ctx: &Ctx, id: &str, check: bool) -> Result<Output> {
     let id = parse_id(id)?;
-    ctx.wallet()?;
-    let m = ctx.market();
-    let v = m.getJob(id).call().await.map_err(classify)?;
-    if v.status != 2 {
+    let me = if check {
+        ctx.signer.as_ref().map(alloy::signers::Signer::address)
+    } else {
+        Some(ctx.wallet()?.address())
+    };
+    let f = Facts::one(ctx, id).await?;
+    if f.v.status != 2 {
         return user(format!(
             "{id} is {}: only a running lease can be closed{}",
-            status_name(v.status),
-            if v.status == 1 {
+            status_name(f.v.status),
+            if f.v.status == 1 {
                 " (cancel the order instead: gridlease cancel ID)"
             } else {
                 ""
             }
         ));
     }
-    let t = ctx.token_at(v.token);
-    let r = send(m.close(id)).await?;
+    let p = preview(&f, me)?;
+    let t = &f.token;
+    let mut out = json!({
+        "id": id,
+        "explanation": p.text,
+        "estimatedPay": p.pays.to_string(),
+        "instead": p.instead,
+    });
+    if check {
+        return Ok(Output {
+            human: format!(
+                "{id}\n  close      {}\n{}",
+                p.text,
+                p.instead
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!("  instead    {c}\n"))
+            ),
+            json: out,
+        });
+    }
+    ctx.progress(&format!("closing {id}: {}", p.text));
+    let r = send(ctx.market().close(id)).await?;
     let e = event::<Market::LeaseClosed>(&r);
-    let (paid, refund) = e
-        .as_ref()
-        .map_or((0, 0), |e| (e.paid.to::<u128>(), e.refund.to::<u128>()));
+    let (paid, refund, held, reason) = e.as_ref().map_or((0, 0, false, 255), |e| {
+        (e.paid.to::<u128>(), e.refund.to::<u128>(), e.held, e.reason)
+    });
+    let kept = credited(&r, f.v.tenant);
+    let mut human = format!(
+        "closed {id} ({}); paid the provider {}, refunded {}{}\n",
+        crate::lease::reason_name(reason),
+        money(paid, t),
+        money(refund, t),
+        credited_note(kept, t),
+    );
+    if held {
+        human += &format!(
+            "  the provider's collateral stays held for {} (faults stay provable)\n",
+            gridlease_core::units::format_duration(f.horizon)
+        );
+    }
+    if let Some(c) = &p.instead {
+        human += &format!("  next       {c}\n");
+    }
+    out["paid"] = json!(paid.to_string());
+    out["refund"] = json!(refund.to_string());
+    out["held"] = json!(held);
+    out["reason"] = json!(crate::lease::reason_name(reason));
+    out["credited"] = json!(kept.to_string());
+    out["tx"] = json!(r.transaction_hash);
+    Ok(Output { human, json: out })
+}
+
+/// One credit collected (or refused) by `withdraw`.
+struct Collected {
+    what: String,
+    amount: String,
+    json: serde_json::Value,
+}
+
+/// Every token the market has configured (allowed or not: a disabled token's credits stay
+/// withdrawable), plus the deployment's.
+async fn market_tokens(ctx: &Ctx) -> Result<Vec<TokenEntry>> {
+    let logs = logs_since_deploy(
+        ctx,
+        &Filter::new()
+            .address(ctx.market)
+            .event_signature(Market::TokenConfigured::SIGNATURE_HASH),
+    )
+    .await?;
+    let mut out: Vec<TokenEntry> = ctx.d.tokens.clone();
+    for l in logs {
+        let Ok(e) = l.log_decode::<Market::TokenConfigured>() else {
+            continue;
+        };
+        let e = e.inner.data;
+        if out.iter().any(|t| t.address == e.token) {
+            continue;
+        }
+        let symbol = MockStablecoin::new(e.token, &ctx.client.provider)
+            .symbol()
+            .call()
+            .await
+            .unwrap_or_else(|_| e.token.to_string());
+        out.push(TokenEntry {
+            symbol,
+            address: e.token,
+            decimals: e.decimals,
+        });
+    }
+    Ok(out)
+}
+
+/// `withdraw [--token T] [--to ADDRESS]`: every credit the account has in the market (each
+/// token), in staking (slash compensation, reporter rewards) and in the results modules (wei of
+/// challenge bonds that could not be sent).
+pub(crate) async fn withdraw(ctx: &Ctx, token: Option<&str>, to: Option<&str>) -> Result<Output> {
+    let me = ctx.wallet()?.address();
+    let to = match to {
+        Some(a) => parse_address(a)?,
+        None => me,
+    };
+    if to.is_zero() {
+        return user("--to: the zero address cannot receive a withdrawal");
+    }
+    let only = token.map(|t| ctx.d.token(t)).transpose()?;
+    let lens = ctx.lens()?;
+    let staking = ctx.staking()?;
+    let mut done: Vec<Collected> = Vec::new();
+    let mut failed: Option<anyhow::Error> = None;
+    let mut note = |r: Result<Collected>, done: &mut Vec<Collected>| match r {
+        Ok(c) => done.push(c),
+        Err(e) => {
+            ctx.progress(&format!("error: {e:#}"));
+            failed.get_or_insert(e);
+        }
+    };
+
+    for t in market_tokens(ctx).await? {
+        if only.as_ref().is_some_and(|o| o.address != t.address) {
+            continue;
+        }
+        let credit: u128 = lens
+            .creditOf(t.address, me)
+            .call()
+            .await
+            .map_err(classify)?
+            .try_into()
+            .unwrap_or(u128::MAX);
+        if credit == 0 {
+            continue;
+        }
+        let r = send(ctx.market().withdraw(t.address, to))
+            .await
+            .map_err(|e| frozen(e, &t.symbol, me, to))
+            .map(|r| Collected {
+                what: format!("market credit in {}", t.symbol),
+                amount: money(credit, &t),
+                json: json!({ "source": "market", "token": t.symbol, "amount": credit.to_string(), "tx": r.transaction_hash }),
+            });
+        note(r, &mut done);
+    }
+
+    let stake_token: Address = staking.stakeToken().call().await.map_err(classify)?;
+    if only.as_ref().is_none_or(|o| o.address == stake_token) {
+        let st = ctx.token_at(stake_token);
+        let credit: u128 = staking
+            .creditOf(me)
+            .call()
+            .await
+            .map_err(classify)?
+            .try_into()
+            .unwrap_or(u128::MAX);
+        if credit > 0 {
+            let r = send(staking.withdrawCredit(to))
+                .await
+                .map_err(|e| frozen(e, &st.symbol, me, to))
+                .map(|r| Collected {
+                    what: "staking credit: slash compensation and rewards".into(),
+                    amount: money(credit, &st),
+                    json: json!({ "source": "staking", "token": st.symbol, "amount": credit.to_string(), "tx": r.transaction_hash }),
+                });
+            note(r, &mut done);
+        }
+    }
+
+    if only.is_none() {
+        for module in ctx.modules().await? {
+            let r = ctx.results_at(module);
+            let wei = r.ethCreditOf(me).call().await.map_err(classify)?;
+            if wei.is_zero() {
+                continue;
+            }
+            let res = send(r.withdrawEth(to))
+                .await
+                .map_err(anyhow::Error::from)
+                .map(|rc| Collected {
+                    what: format!("challenge bonds held by the results module {module}"),
+                    amount: eth(wei),
+                    json: json!({ "source": "results", "module": module, "token": "ETH", "amount": wei.to_string(), "tx": rc.transaction_hash }),
+                });
+            note(res, &mut done);
+        }
+    }
+
+    if let Some(e) = failed {
+        let got = done
+            .iter()
+            .map(|c| c.amount.clone())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(if got.is_empty() {
+            e
+        } else {
+            e.context(format!("withdrew {got} to {to}, but not everything"))
+        });
+    }
+    if done.is_empty() {
+        return user(format!(
+            "nothing to withdraw for {me}: no credit in the market{}, in staking or in the results module (refunds normally go straight to your wallet)",
+            only.as_ref()
+                .map_or_else(String::new, |t| format!(" in {}", t.symbol))
+        ));
+    }
+    let mut human = String::new();
+    for c in &done {
+        human += &format!("withdrew {} ({}) to {to}\n", c.amount, c.what);
+    }
     Ok(Output {
-        human: format!(
-            "closed {id}; paid the provider {}, refunded {}\n",
-            money(paid, &t),
-            money(refund, &t)
-        ),
-        json: json!({ "id": id, "paid": paid.to_string(), "refund": refund.to_string(), "tx": r.transaction_hash }),
+        human,
+        json: json!({
+            "to": to,
+            "withdrawn": done.iter().map(|c| c.json.clone()).collect::<Vec<_>>(),
+        }),
     })
 }
 
-/// `withdraw [--token T]`.
-pub(crate) async fn withdraw(ctx: &Ctx, token: &str) -> Result<Output> {
-    let t = ctx.d.token(token)?;
-    let me = ctx.wallet()?.address();
-    let m = ctx.market();
-    let credit: u128 = m
-        .creditOf(t.address, me)
-        .call()
-        .await
-        .map_err(classify)?
-        .to();
-    if credit == 0 {
-        return user(format!(
-            "the market holds no {} credit for {me}; refunds normally go straight to your wallet",
-            t.symbol
-        ));
-    }
-    let r = send(m.withdraw(t.address, me)).await?;
-    Ok(Output {
-        human: format!("withdrew {} to {me}\n", money(credit, &t)),
-        json: json!({ "amount": credit.to_string(), "token": t.symbol, "tx": r.transaction_hash }),
-    })
+/// A withdrawal refused because the token froze the account, said plainly (MEC-16).
+fn frozen(
+    e: gridlease_core::chain::ChainError,
+    symbol: &str,
+    me: Address,
+    to: Address,
+) -> anyhow::Error {
+    use gridlease_core::chain::ChainError;
+    let msg = match &e {
+        ChainError::Revert(r) if r.name.starts_with("AccountFrozen") => format!(
+            "{symbol} has frozen {me}: the protocol will not send its credit to {to} (a frozen account's money only goes to the account itself, once the token lets it)"
+        ),
+        ChainError::Revert(_) if to == me => format!(
+            "the {symbol} token refused the transfer to {me} (a frozen or blacklisted account keeps its credit until the freeze is lifted)"
+        ),
+        _ => return e.into(),
+    };
+    anyhow::Error::from(e).context(msg)
 }

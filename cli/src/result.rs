@@ -1,23 +1,31 @@
-//! `gridlease result`: download a lease's result, verify it against the on-chain commitment, and
-//! for built-in `matmul_i8` jobs check the product itself (Freivalds) and, if it is wrong, prove it
-//! on chain.
+//! `gridlease result`: download a lease's result and verify it against the posted commitment
+//! (root and size, 1 KiB leaves); check built-in `matmul_i8` results exactly (Freivalds); force
+//! chunks on chain with a data-availability challenge (`--challenge`); and prove every fault that
+//! is due (`--prove`): an unanswered challenge, a no-show, a missed deadline, a wrong or wrong-size
+//! built-in result.
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
-use alloy::{primitives::B256, rpc::types::Filter, sol_types::SolEvent};
+use alloy::{
+    primitives::{B256, U256},
+    providers::Provider,
+    rpc::types::{Filter, TransactionReceipt},
+    sol_types::SolEvent,
+};
 use anyhow::Result;
 use gridlease_bindings::{Market, Results};
 use gridlease_core::{
-    chain::{classify, send},
-    merkle::MerkleTree,
+    chain::classify_rpc,
+    merkle::{Commitment, RESULT_LEAF_BYTES},
+    units::format_duration,
     verify::{BuiltinJob, Verdict},
 };
 use serde_json::json;
 
-use crate::ctx::{Ctx, Output, UserError, logs_since_deploy, parse_id, user};
-
-/// Bytes per result leaf (the matmul leaf: 8 big-endian int32).
-const LEAF_BYTES: usize = 32;
+use crate::{
+    ctx::{Ctx, Output, UserError, eth, logs_since_deploy, money, parse_id, send, user, utc, when},
+    lease::{Facts, HELD, Posted, Windows, short_string},
+};
 
 /// Flags of `result`.
 pub(crate) struct Opts {
@@ -25,80 +33,316 @@ pub(crate) struct Opts {
     pub(crate) file: Option<PathBuf>,
     /// Save the result here.
     pub(crate) out: Option<PathBuf>,
-    /// If a built-in result is wrong, send the fraud proof.
+    /// Prove whatever fault is due.
     pub(crate) prove: bool,
+    /// Challenge a chunk instead of downloading.
+    pub(crate) challenge: bool,
+    /// The chunk to challenge (default: a random one).
+    pub(crate) chunk: Option<u64>,
 }
 
 /// Run `result`.
 pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
     let id = parse_id(id)?;
-    let r = ctx.results()?;
-    let posted = r.resultOf(id).call().await.map_err(classify)?;
-    if posted.postedAt.to::<u64>() == 0 {
+    let f = Facts::one(ctx, id).await?;
+    match f.v.status {
+        0 => {
+            return user(format!(
+                "no order or lease {id} on this market (chain {})",
+                ctx.client.chain_id
+            ));
+        }
+        1 | 4 => {
+            return user(format!(
+                "{id} was never leased: it has no result (see gridlease status {id})"
+            ));
+        }
+        _ => {}
+    }
+    let Some(w) = f.windows.clone() else {
+        return user(format!("cannot find the results module of lease {id}"));
+    };
+    if opts.challenge {
+        return challenge(ctx, &f, &w, opts.chunk).await;
+    }
+    if opts.prove
+        && let Some(out) = prove_due(ctx, &f, &w).await?
+    {
+        return Ok(out);
+    }
+    let Some(posted) = f.result.clone() else {
+        let st = f.state();
         return user(format!(
-            "no result has been posted for {id} yet (see `gridlease status {id}`)"
+            "no result has been posted for {id} yet: {}{}",
+            st.text,
+            if opts.prove {
+                ". Nothing is provable yet"
+            } else {
+                ""
+            }
+        ));
+    };
+    check(ctx, &f, &w, &posted, &opts).await
+}
+
+/// With `--prove`: an unanswered challenge, a no-show or a missed deadline, proven now; `None`
+/// when none is due (the result itself may still be checked).
+async fn prove_due(ctx: &Ctx, f: &Facts, w: &Windows) -> Result<Option<Output>> {
+    let id = f.id;
+    let r = ctx.results_at(w.address);
+    if let Some(c) = f.challenges.iter().find(|c| f.now > c.deadline) {
+        ctx.wallet()?;
+        ctx.progress(&format!(
+            "chunk {} of {id} was not revealed by {}: proving the result unavailable",
+            c.index,
+            utc(c.deadline)
+        ));
+        let receipt = send(r.proveUnavailable(id, U256::from(c.index))).await?;
+        return Ok(Some(proven(f, &receipt, "unavailable")));
+    }
+    if f.result.is_some() {
+        return Ok(None);
+    }
+    match f.provable_liveness_fault() {
+        Some("no-show") => {
+            ctx.wallet()?;
+            let Some(c) = &f.created else {
+                return user(format!("no OrderCreated event for {id}"));
+            };
+            let receipt = send(r.proveNoShow(id, c.tenant, c.params.clone().into())).await?;
+            Ok(Some(proven(f, &receipt, "no-show")))
+        }
+        Some(_) => {
+            ctx.wallet()?;
+            let receipt = send(r.proveMissedDeadline(id)).await?;
+            Ok(Some(proven(f, &receipt, "missed-deadline")))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The outcome of a fault proof, from its receipt.
+fn proven(f: &Facts, receipt: &TransactionReceipt, what: &str) -> Output {
+    let fault = receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| l.log_decode::<Market::LeaseFaulted>().ok())
+        .map(|e| e.inner.data);
+    let (kind, refund, compensation, slashed) = fault.as_ref().map_or_else(
+        || (what.to_owned(), 0, 0, 0),
+        |e| {
+            (
+                short_string(e.kind),
+                e.refund.to::<u128>(),
+                e.compensation.try_into().unwrap_or(u128::MAX),
+                e.slashed.try_into().unwrap_or(u128::MAX),
+            )
+        },
+    );
+    let human = format!(
+        "{}\n  proven     {kind} (tx {}): the provider was slashed {}; the escrow refunded {}{}\n",
+        f.id,
+        receipt.transaction_hash,
+        money(slashed, &f.stake),
+        money(refund, &f.token),
+        if compensation > 0 {
+            format!(
+                "; compensation {} credited to the tenant in staking (gridlease withdraw)",
+                money(compensation, &f.stake)
+            )
+        } else {
+            String::new()
+        }
+    );
+    Output {
+        human,
+        json: json!({
+            "id": f.id,
+            "proveTx": receipt.transaction_hash,
+            "fault": {
+                "kind": kind,
+                "refund": refund.to_string(),
+                "compensation": compensation.to_string(),
+                "slashed": slashed.to_string(),
+            },
+        }),
+    }
+}
+
+/// `--challenge [--chunk N]`: force a chunk of the posted result on chain, bonding ETH.
+async fn challenge(ctx: &Ctx, f: &Facts, w: &Windows, chunk: Option<u64>) -> Result<Output> {
+    let id = f.id;
+    let me = ctx.wallet()?.address();
+    let Some(posted) = &f.result else {
+        return user(format!(
+            "no result has been posted for {id}: nothing to challenge"
+        ));
+    };
+    let v = &f.v;
+    let held = v.kind == HELD && (v.status == 2 || (v.status == 3 && v.held));
+    let end: u64 = v.end.to();
+    if !held || f.now > end {
+        return user(format!(
+            "the challenge window of {id} is over{}: only a posted result inside its window can be challenged",
+            if held {
+                format!(" (it ended {})", when(end, f.now))
+            } else {
+                String::new()
+            }
         ));
     }
-    // The posted URI and the order's terms come from the events.
-    let rlogs = logs_since_deploy(
-        ctx,
-        &Filter::new()
-            .address(*r.address())
-            .event_signature(Results::ResultPosted::SIGNATURE_HASH)
-            .topic1(id),
+    let leaves = posted.commitment().leaves();
+    let index = chunk.unwrap_or_else(|| rand08::random::<u64>() % leaves);
+    if index >= leaves {
+        return user(format!(
+            "--chunk {index}: the result ({} bytes) has {leaves} chunk(s) of {RESULT_LEAF_BYTES} bytes, 0 to {}",
+            posted.size,
+            leaves - 1
+        ));
+    }
+    if let Some(c) = f.challenges.iter().find(|c| c.index == index) {
+        return user(format!(
+            "chunk {index} of {id} is already challenged; its answer is due by {}",
+            when(c.deadline, f.now)
+        ));
+    }
+    let balance = ctx
+        .client
+        .provider
+        .get_balance(me)
+        .await
+        .map_err(classify_rpc)?;
+    if balance <= w.bond {
+        return user(format!(
+            "wallet {me} holds {}: a challenge bonds {} plus gas",
+            eth(balance),
+            eth(w.bond)
+        ));
+    }
+    ctx.progress(&format!(
+        "challenging chunk {index} of {id} ({} bytes, {leaves} chunk(s)): bond {}, paid to whoever reveals the chunk on chain, returned to you if nobody does within {}",
+        posted.size,
+        eth(w.bond),
+        format_duration(w.response_window)
+    ));
+    let r = ctx.results_at(w.address);
+    let receipt = send(
+        r.challenge(id, posted.root, posted.size, U256::from(index))
+            .value(w.bond),
     )
     .await?;
-    let uri = rlogs
+    let deadline: u64 = receipt
+        .inner
+        .logs()
         .iter()
-        .find_map(|l| l.log_decode::<Results::ResultPosted>().ok())
-        .map(|e| e.inner.data.uri)
-        .unwrap_or_default();
-    let ologs = logs_since_deploy(
-        ctx,
-        &Filter::new()
-            .address(ctx.market)
-            .event_signature(Market::OrderCreated::SIGNATURE_HASH)
-            .topic1(id),
-    )
-    .await?;
-    let created = ologs
-        .iter()
-        .find_map(|l| l.log_decode::<Market::OrderCreated>().ok())
-        .map(|e| e.inner.data)
-        .ok_or_else(|| UserError(format!("no OrderCreated event for {id}")))?;
+        .find_map(|l| l.log_decode::<Results::ChunkChallenged>().ok())
+        .map_or(0, |e| e.inner.data.deadline.to());
+    Ok(Output {
+        human: format!(
+            "challenged chunk {index} of {id} (bond {}, response window {})\n  the chunk must be revealed on chain by {}; if it is not: gridlease result {id} --prove   (refunds everything, slashes the provider, returns the bond)\n",
+            eth(w.bond),
+            format_duration(w.response_window),
+            when(deadline, f.now),
+        ),
+        json: json!({
+            "id": id,
+            "chunk": index,
+            "chunks": leaves,
+            "bond": w.bond.to_string(),
+            "bondText": eth(w.bond),
+            "responseWindow": w.response_window,
+            "deadline": deadline,
+            "tx": receipt.transaction_hash,
+        }),
+    })
+}
 
-    let bytes = match &opts.file {
-        Some(f) => {
-            std::fs::read(f).map_err(|e| UserError(format!("cannot read {}: {e}", f.display())))?
+/// Chunks of the result revealed on chain by answers to challenges: the whole result when every
+/// chunk was revealed (each was Merkle-checked on chain), and how many were.
+async fn revealed(
+    ctx: &Ctx,
+    id: B256,
+    w: &Windows,
+    posted: &Posted,
+) -> Result<(Option<Vec<u8>>, usize)> {
+    let logs = logs_since_deploy(
+        ctx,
+        &Filter::new()
+            .address(w.address)
+            .event_signature(Results::ChunkRevealed::SIGNATURE_HASH)
+            .topic1(id),
+    )
+    .await?;
+    let mut chunks = BTreeMap::new();
+    for l in logs {
+        if let Ok(e) = l.log_decode::<Results::ChunkRevealed>() {
+            let e = e.inner.data;
+            chunks.insert(e.index.try_into().unwrap_or(u64::MAX), e.chunk.to_vec());
         }
+    }
+    let leaves = posted.commitment().leaves();
+    let n = chunks.len();
+    if (n as u64) < leaves || (0..leaves).any(|i| !chunks.contains_key(&i)) {
+        return Ok((None, n));
+    }
+    let data: Vec<u8> = (0..leaves)
+        .flat_map(|i| chunks.remove(&i).unwrap_or_default())
+        .collect();
+    Ok((
+        (Commitment::of(&data) == posted.commitment()).then_some(data),
+        n,
+    ))
+}
+
+/// Download (or read) the result, check it against the commitment and, for a built-in job, the
+/// product itself; prove it wrong with `--prove`.
+async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) -> Result<Output> {
+    let id = f.id;
+    let (bytes, source) = match &opts.file {
+        Some(p) => (
+            std::fs::read(p).map_err(|e| UserError(format!("cannot read {}: {e}", p.display())))?,
+            p.display().to_string(),
+        ),
         // The provider serves a tenant's result to the tenant: sign the download when we can.
         None => {
             let auth = ctx
                 .wallet()
                 .ok()
-                .and_then(|w| gridlease_core::fetch::result_auth(w, id));
-            gridlease_core::fetch::fetch_with(&uri, auth.as_deref())
-                .await
-                .map_err(UserError)?
+                .and_then(|wl| gridlease_core::fetch::result_auth(wl, id));
+            match gridlease_core::fetch::fetch_with(&posted.uri, auth.as_deref()).await {
+                Ok(b) => (b, posted.uri.clone()),
+                Err(e) => match revealed(ctx, id, w, posted).await? {
+                    (Some(data), n) => {
+                        ctx.progress(&format!(
+                            "{e}; assembled the result from its {n} chunk(s) revealed on chain"
+                        ));
+                        (data, "chunks revealed on chain".to_owned())
+                    }
+                    (None, n) => return user(unavailable(f, w, posted, &e, n)),
+                },
+            }
         }
     };
-    let root = MerkleTree::from_chunks(&bytes, LEAF_BYTES).root();
-    let matches = root == posted.root;
+    let got = Commitment::of(&bytes);
+    let matches = got == posted.commitment();
     let mut h = format!(
-        "{id}\n  result     {} bytes from {}\n  root       {} ({})\n",
+        "{id}\n  result     {} bytes from {source}\n  posted     root {}, {} bytes ({})\n",
         bytes.len(),
-        opts.file
-            .as_ref()
-            .map_or(uri.clone(), |f| f.display().to_string()),
         posted.root,
+        posted.size,
         if matches {
-            "matches the on-chain commitment"
+            "matches the on-chain commitment".to_owned()
         } else {
-            "DOES NOT MATCH the on-chain commitment"
+            format!(
+                "DOES NOT MATCH the on-chain commitment: these bytes have root {} over {} bytes",
+                got.root, got.size
+            )
         },
     );
     let mut out = json!({
-        "id": id, "bytes": bytes.len(), "root": posted.root, "uri": uri, "matchesCommitment": matches,
+        "id": id, "bytes": bytes.len(), "root": posted.root, "size": posted.size, "uri": posted.uri,
+        "source": source, "matchesCommitment": matches,
     });
     if let Some(path) = &opts.out {
         std::fs::write(path, &bytes)
@@ -106,13 +350,21 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
         h += &format!("  saved      {}\n", path.display());
     }
     if !matches {
+        if opts.file.is_none() {
+            h += &format!(
+                "  next       the provider served other bytes than it committed to: challenge chunks of the posted result with gridlease result {id} --challenge --chunk N\n"
+            );
+        }
         return Ok(Output {
             human: h,
             json: out,
         });
     }
 
-    // Built-in job: check the product itself.
+    // A built-in job: check the product itself.
+    let Some(created) = &f.created else {
+        return user(format!("no OrderCreated event for {id}"));
+    };
     let spec = gridlease_core::fetch::spec(&created.params.specURI, created.params.specHash)
         .await
         .ok();
@@ -130,14 +382,6 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
     let (m, k, n) = job.ops().shape();
     let r_seed = B256::from(rand08::random::<[u8; 32]>());
     let fraud = match job.check(&bytes, r_seed) {
-        Verdict::WrongSize { .. } => {
-            h += &format!("  check      wrong size for a {m}x{n} INT32 result\n");
-            out["matmul"] = json!({ "ok": false, "reason": "size" });
-            return Ok(Output {
-                human: h,
-                json: out,
-            });
-        }
         Verdict::Correct => {
             h += &format!(
                 "  check      verified: C = A x B ({m}x{k} by {k}x{n}, Freivalds over 2^61-1)\n"
@@ -148,18 +392,28 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
                 json: out,
             });
         }
-        Verdict::Wrong(f) => f,
+        Verdict::WrongSize { expected, got } => {
+            h += &format!(
+                "  check      WRONG SIZE: {got} bytes, a {m}x{n} INT32 result has {expected}\n"
+            );
+            out["matmul"] =
+                json!({ "ok": false, "reason": "size", "expected": expected, "got": got });
+            None
+        }
+        Verdict::Wrong(fr) => {
+            h += &format!(
+                "  check      WRONG: C[{}][{}] is {}, should be {}\n",
+                fr.i, fr.j, fr.claimed, fr.correct
+            );
+            out["matmul"] = json!({
+                "ok": false, "i": fr.i, "j": fr.j, "claimed": fr.claimed, "correct": fr.correct,
+            });
+            Some(fr)
+        }
     };
-    h += &format!(
-        "  check      WRONG: C[{}][{}] is {}, should be {}\n",
-        fraud.i, fraud.j, fraud.claimed, fraud.correct
-    );
-    out["matmul"] = json!({
-        "ok": false, "i": fraud.i, "j": fraud.j, "claimed": fraud.claimed, "correct": fraud.correct,
-    });
     if !opts.prove {
         h += &format!(
-            "  next       gridlease result {id} --prove   (slashes the provider; you are compensated)\n"
+            "  next       gridlease result {id} --prove   (refunds what the lease holds, slashes the provider; an accepted result's pay is compensated)\n"
         );
         return Ok(Output {
             human: h,
@@ -167,17 +421,59 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
         });
     }
     ctx.wallet()?;
-    let input = job.proof_calldata(id, created.tenant, created.params, &fraud);
-    let call =
-        alloy::contract::RawCallBuilder::new_raw(&ctx.client.provider, input).to(*r.address());
-    let receipt = send(call).await?;
-    h += &format!(
-        "  proven     tx {}: the provider was slashed, the lease refunded\n",
-        receipt.transaction_hash
+    let input = job.proof_calldata(
+        id,
+        created.tenant,
+        created.params.clone(),
+        posted.commitment(),
+        fraud.as_deref(),
     );
-    out["proveTx"] = json!(receipt.transaction_hash);
+    let call = alloy::contract::RawCallBuilder::new_raw(&ctx.client.provider, input).to(w.address);
+    let receipt = send(call).await?;
+    let p = proven(
+        f,
+        &receipt,
+        if fraud.is_some() {
+            "wrong-result"
+        } else {
+            "malformed-result"
+        },
+    );
+    h += p.human.trim_start_matches(&format!("{id}\n"));
+    out["proveTx"] = p.json["proveTx"].clone();
+    out["fault"] = p.json["fault"].clone();
     Ok(Output {
         human: h,
         json: out,
     })
+}
+
+/// Why the result could not be had, and what the tenant can do about it.
+fn unavailable(f: &Facts, w: &Windows, posted: &Posted, err: &str, revealed: usize) -> String {
+    let id = f.id;
+    let v = &f.v;
+    let end: u64 = v.end.to();
+    let open = v.kind == HELD && (v.status == 2 || (v.status == 3 && v.held)) && f.now <= end;
+    let leaves = posted.commitment().leaves();
+    let mut msg = format!(
+        "the provider's download failed: {err}; {revealed} of its {leaves} chunk(s) were revealed on chain"
+    );
+    for c in &f.challenges {
+        msg += &format!(
+            ". Chunk {} is challenged: it must be revealed by {}, else gridlease result {id} --prove fails the result",
+            c.index,
+            when(c.deadline, f.now)
+        );
+    }
+    if open {
+        msg += &format!(
+            ". You can force any chunk on chain: gridlease result {id} --challenge [--chunk N] (bond {}, returned if the provider does not reveal it within {}; then --prove refunds everything and slashes it). The challenge window is open until {}",
+            eth(w.bond),
+            format_duration(w.response_window),
+            when(end, f.now)
+        );
+    } else {
+        msg += ". The challenge window is over";
+    }
+    msg
 }

@@ -11,7 +11,7 @@ use alloy::{
 use anyhow::Result;
 use gridlease_bindings::{IMarket::OrderParams, Market, MockStablecoin};
 use gridlease_core::{
-    chain::{classify, classify_rpc, send},
+    chain::{classify, classify_rpc},
     fetch, gpu,
     spec::{JobSpec, PUSH_URI},
     token::sign_permit,
@@ -19,7 +19,13 @@ use gridlease_core::{
 };
 use serde_json::json;
 
-use crate::ctx::{Ctx, Output, UserError, money, per_hour, read_file, resolve_inputs, user};
+use crate::{
+    ctx::{
+        Ctx, Output, UserError, money, per_hour, read_file, resolve_inputs, send, status_name,
+        user, utc,
+    },
+    lease::{Facts, HELD},
+};
 
 /// Flags of `submit`.
 pub(crate) struct Opts {
@@ -60,7 +66,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     let per_hour_units = parse_amount(&spec.terms.max_per_hour, token.decimals)
         .map_err(|e| field("max_per_hour", e))?;
     let rate = rate_from_hourly_ceil(per_hour_units, token.decimals).unwrap_or(0);
-    let params = ctx.market().params().call().await.map_err(classify)?;
+    let params = ctx.lens()?.params().call().await.map_err(classify)?;
     if rate < u128::from(params.minPricePerSecond) {
         return user(format!(
             "{}: price.max_per_hour is below the market minimum of {}",
@@ -288,11 +294,15 @@ async fn follow(
     timeout: u64,
     accept: bool,
 ) -> Result<serde_json::Value> {
-    let market = ctx.market();
-    let mut phase = String::new();
+    let lens = ctx.lens()?;
     let mut bids = 0usize;
-    let mut result_seen = false;
-    let mut running = false;
+    let mut seen = None;
+    let mut leased = false;
+    let mut acked = false;
+    // Verification of a held result: not yet tried, failed once (said so), or done.
+    let mut verified = false;
+    let mut failed_once = false;
+    let mut last = json!({ "status": "open", "state": "open" });
     let say = |what: &str| {
         ctx.progress(&format!(
             "[{:>6.1}s] {what}",
@@ -301,7 +311,7 @@ async fn follow(
     };
     say("ordered");
     loop {
-        let v = market.getJob(id).call().await.map_err(classify)?;
+        let v = lens.getJob(id).call().await.map_err(classify)?;
         let token = ctx.token_at(v.token);
         let status = v.status;
         if status == 1 {
@@ -324,76 +334,102 @@ async fn follow(
                 ));
             }
         }
-        let now_phase = match status {
-            1 => "open".to_owned(),
-            2 => format!(
-                "leased: provider {} at {}, runs until block time {}",
-                v.provider,
-                per_hour(v.ratePerSecond.to::<u128>(), &token),
-                v.end
-            ),
-            3 => "closed".to_owned(),
-            4 => "cancelled".to_owned(),
-            _ => "unknown".to_owned(),
-        };
-        if now_phase != phase {
-            if status != 1 {
-                say(&now_phase);
+        let key = (status, v.kind, v.acknowledged, v.challenged, v.held);
+        if seen != Some(key) && status != 0 {
+            seen = Some(key);
+            let f = Facts::one(ctx, id).await?;
+            let st = f.state();
+            if status >= 2 && !leased {
+                leased = true;
+                if let Some(s) = &f.started {
+                    say(&format!(
+                        "leased: provider {} at {}, runs until {}",
+                        s.provider,
+                        per_hour(s.ratePerSecond.to::<u128>(), &f.token),
+                        utc(s.end.to())
+                    ));
+                }
             }
-            phase = now_phase;
-        }
-        if status == 2 && !result_seen {
-            let r = ctx.results()?.resultOf(id).call().await.map_err(classify)?;
-            if r.acknowledgedAfter != 0 && !running {
-                running = true;
+            // Whenever the acknowledgement is first seen, even with the result already posted.
+            if v.acknowledged && !acked {
+                acked = true;
                 say("running (the provider acknowledged the lease)");
             }
-            if r.postedAt.to::<u64>() != 0 {
-                result_seen = true;
-                say(&format!("result posted (root {})", r.root));
-                let opts = crate::result::Opts {
-                    file: None,
-                    out: None,
-                    prove: false,
-                };
-                match crate::result::run(ctx, &id.to_string(), opts).await {
-                    Ok(out) => {
-                        let verdict = match out.json["matmul"]["ok"].as_bool() {
-                            Some(true) if accept => {
-                                let r = send(market.close(id)).await?;
-                                format!(
-                                    "verified and accepted: lease closed (tx {}), the provider paid up to the result, the rest refunded",
-                                    r.transaction_hash
-                                )
-                            }
-                            Some(true) => format!(
-                                "verified: the product is correct (payment is held for the challenge window; accept now with gridlease close {id})"
-                            ),
-                            Some(false) => {
-                                format!("WRONG result: prove it with gridlease result {id} --prove")
-                            }
-                            None if out.json["matchesCommitment"] == true => {
-                                "downloaded; it matches the commitment".to_owned()
-                            }
-                            None => "the download does not match the commitment".to_owned(),
-                        };
-                        say(&verdict);
-                    }
-                    Err(e) => say(&format!(
-                        "could not verify yet ({e:#}); later: gridlease result {id}"
-                    )),
+            match (status, st.word) {
+                (1, _) => {}
+                (2, "running" | "live") => say(&format!("running: {}", st.text)),
+                (2, _) => say(&st.text),
+                _ => say(&format!("{}: {}", status_name(status), st.text)),
+            }
+            last = json!({ "status": status_name(status), "state": st.word, "stateText": st.text });
+        }
+        if status == 2 && v.kind == HELD && !verified {
+            let opts = crate::result::Opts {
+                file: None,
+                out: None,
+                prove: false,
+                challenge: false,
+                chunk: None,
+            };
+            match crate::result::run(ctx, &id.to_string(), opts).await {
+                Ok(out) => {
+                    verified = true;
+                    let verdict = match out.json["matmul"]["ok"].as_bool() {
+                        Some(true) if accept => {
+                            let r = send(ctx.market().close(id)).await?;
+                            let (paid, refund) = r
+                                .inner
+                                .logs()
+                                .iter()
+                                .find_map(|l| l.log_decode::<Market::LeaseClosed>().ok())
+                                .map_or((0, 0), |e| {
+                                    (
+                                        e.inner.data.paid.to::<u128>(),
+                                        e.inner.data.refund.to::<u128>(),
+                                    )
+                                });
+                            format!(
+                                "verified and accepted (tx {}): the provider was paid {} up to the result, {} refunded",
+                                r.transaction_hash,
+                                money(paid, &token),
+                                money(refund, &token)
+                            )
+                        }
+                        Some(true) => format!(
+                            "verified: the product is correct (its pay is held for the challenge window; accept now with gridlease close {id})"
+                        ),
+                        Some(false) => {
+                            format!("WRONG result: prove it with gridlease result {id} --prove")
+                        }
+                        None if out.json["matchesCommitment"] == true => {
+                            "downloaded; it matches the commitment".to_owned()
+                        }
+                        None => format!(
+                            "the download does not match the commitment: challenge its chunks with gridlease result {id} --challenge"
+                        ),
+                    };
+                    say(&verdict);
                 }
+                Err(e) if !failed_once => {
+                    failed_once = true;
+                    say(&format!(
+                        "could not verify yet ({e:#}); retrying (or later: gridlease result {id})"
+                    ));
+                }
+                Err(_) => {}
             }
         }
         if status >= 3 {
-            return Ok(json!({ "status": phase }));
+            return Ok(last);
         }
         if started.elapsed().as_secs() >= timeout {
             say(&format!(
-                "still {phase} after {}; it stays on the market: gridlease status {id}",
+                "still {} after {}; it stays on the market: gridlease status {id}",
+                last["state"].as_str().unwrap_or("open"),
                 format_duration(timeout)
             ));
-            return Ok(json!({ "status": phase, "timedOut": true }));
+            last["timedOut"] = json!(true);
+            return Ok(last);
         }
         tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
     }

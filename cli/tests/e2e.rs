@@ -6,14 +6,19 @@ use std::{path::PathBuf, process::Command};
 
 use alloy::{
     primitives::{Address, B256, U256, aliases::U96},
-    providers::{Provider, ext::AnvilApi},
+    providers::{DynProvider, Provider},
+    rpc::types::TransactionReceipt,
     signers::local::PrivateKeySigner,
 };
-use gridlease_bindings::{IStaking::Capacity, Market, MockStablecoin, Staking};
+use gridlease_bindings::{
+    IStaking::Capacity, Market, MarketLens, MockStablecoin, Results, Staking,
+    lens::MarketLens::MarketLensInstance,
+};
 use gridlease_core::{
     chain::{Client, send},
     deployments::Deployments,
-    matmul::{Matmul, multiply},
+    matmul::{Matmul, encode, multiply},
+    merkle::Commitment,
 };
 use gridlease_deploy::{
     anvil::{ANVIL_KEYS, Anvil},
@@ -117,33 +122,146 @@ impl Net {
     /// A provider (owner anvil key 2, operator key 3) registered with 50 USDC staked; returns its
     /// owner and a client signing as its operator.
     async fn provider(&self) -> (Address, Client) {
-        let staking = self.d.address("Staking").expect("staking");
         let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
         let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
-        mint(&self.gov, self.usdc, owner.address(), 100 * USDC)
-            .await
-            .expect("mint");
-        let p = Client::connect(&self.anvil.url(), Some(owner.clone()))
-            .await
-            .expect("connect");
         let cap = Capacity {
             gpuClasses: 1,
             gpuCount: 1,
             vramGiB: 16,
         };
-        let st = Staking::new(staking, &p.provider);
-        send(st.register(operator.address(), cap, "p".into()))
+        devnet::provider(&self.gov, &self.d, owner.clone(), &operator, cap, 50 * USDC)
             .await
-            .expect("register");
-        let token = MockStablecoin::new(self.usdc, &p.provider);
-        send(token.approve(staking, U256::from(50 * USDC)))
-            .await
-            .expect("approve");
-        send(st.stake(U256::from(50 * USDC))).await.expect("stake");
+            .expect("provider registered and staked");
         let op = Client::connect(&self.anvil.url(), Some(operator))
             .await
             .expect("connect");
         (owner.address(), op)
+    }
+
+    /// The market's views.
+    fn lens(&self) -> MarketLensInstance<&DynProvider> {
+        MarketLens::new(
+            self.d.address("MarketLens").expect("lens"),
+            &self.gov.provider,
+        )
+    }
+
+    /// The deployment's windows, read from the contracts (so the tests follow the devnet config).
+    async fn windows(&self) -> Windows {
+        let r = Results::new(
+            self.d.address("Results").expect("results"),
+            &self.gov.provider,
+        );
+        let admin = gridlease_bindings::MarketAdmin::new(
+            self.d.address("Market").expect("market"),
+            &self.gov.provider,
+        );
+        let st = Staking::new(
+            self.d.address("Staking").expect("staking"),
+            &self.gov.provider,
+        );
+        Windows {
+            start: u64::from(r.startWindow().call().await.expect("start window")),
+            grace: u64::from(r.deadlineGrace().call().await.expect("grace")),
+            response: u64::from(r.responseWindow().call().await.expect("response")),
+            challenge: r.challengeWindow().call().await.expect("challenge").to(),
+            horizon: admin.faultHorizon().call().await.expect("horizon").to(),
+            bond: r.challengeBond().call().await.expect("bond"),
+            fault_fee_bps: u128::from(r.faultFeeBps().call().await.expect("fee")),
+            heartbeat: u64::from(st.heartbeatPeriod().call().await.expect("period")),
+        }
+    }
+
+    /// Move chain time on by `secs` (and mine a block there).
+    async fn warp(&self, secs: u64) {
+        gridlease_deploy::anvil::warp(&self.gov.provider, secs)
+            .await
+            .expect("warp");
+    }
+
+    /// The provider `owner`'s stake and locked collateral.
+    async fn stake_of(&self, owner: Address) -> (u128, u128) {
+        let st = Staking::new(
+            self.d.address("Staking").expect("staking"),
+            &self.gov.provider,
+        );
+        let p = st.providerInfo(owner).call().await.expect("provider");
+        (p.stake.to(), p.locked.to())
+    }
+
+    /// Staking credit of `who` (slash compensation, reporter rewards).
+    async fn staking_credit(&self, who: Address) -> u128 {
+        Staking::new(
+            self.d.address("Staking").expect("staking"),
+            &self.gov.provider,
+        )
+        .creditOf(who)
+        .call()
+        .await
+        .expect("credit")
+        .to()
+    }
+
+    /// The market's credit of `who` in USDC.
+    async fn market_credit(&self, who: Address) -> u128 {
+        self.lens()
+            .creditOf(self.usdc, who)
+            .call()
+            .await
+            .expect("credit")
+            .to()
+    }
+
+    /// Submit SPEC (`instant`) through the CLI as the tenant; with `op`, its provider bids on
+    /// chain at 0.001 USDC/s (an instant order is then leased and acknowledged at once).
+    async fn order(&self, name: &str, instant: bool, op: Option<&Client>) -> B256 {
+        let spec = self.spec(name, &SPEC.replace("INSTANT", &instant.to_string()));
+        let id: B256 = id_of(&self.json(&["submit", &spec])).parse().expect("id");
+        if let Some(op) = op {
+            send(self.market(op).bid(id, U96::from(RATE)))
+                .await
+                .expect("bid");
+        }
+        id
+    }
+
+    fn market<'a>(
+        &self,
+        c: &'a Client,
+    ) -> gridlease_bindings::Market::MarketInstance<&'a DynProvider> {
+        Market::new(self.d.address("Market").expect("market"), &c.provider)
+    }
+
+    /// The operator posts `bytes` as the result of `id`, served at `uri`; returns the block time.
+    async fn post(&self, op: &Client, id: B256, bytes: &[u8], uri: &str) -> u64 {
+        let c = Commitment::of(bytes);
+        let r = Results::new(self.d.address("Results").expect("results"), &op.provider);
+        let receipt = send(r.postResult(id, c.root, c.size, uri.to_owned(), B256::ZERO))
+            .await
+            .expect("post result");
+        self.time_of(&receipt).await
+    }
+
+    /// Write `bytes` to a file and return its file:// URI.
+    fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        format!("file://{}", path.display())
+    }
+
+    async fn time_of(&self, r: &TransactionReceipt) -> u64 {
+        self.gov
+            .provider
+            .get_block_by_number(r.block_number.expect("mined").into())
+            .await
+            .expect("block")
+            .expect("block")
+            .header
+            .timestamp
+    }
+
+    async fn eth_balance(&self, who: Address) -> U256 {
+        self.gov.provider.get_balance(who).await.expect("balance")
     }
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -177,6 +295,21 @@ impl Net {
             .expect("nonce")
     }
 }
+
+/// What the results module, the market and staking were deployed with.
+struct Windows {
+    start: u64,
+    grace: u64,
+    response: u64,
+    challenge: u64,
+    horizon: u64,
+    bond: U256,
+    fault_fee_bps: u128,
+    heartbeat: u64,
+}
+
+/// 0.001 USDC a second (3.6 USDC/h, SPEC's maximum), in 18-decimal units: 1,000 USDC units/s.
+const RATE: u128 = 1_000_000_000_000_000;
 
 const SPEC: &str = r#"
 kind = "matmul_i8"
@@ -244,59 +377,605 @@ async fn submit_topup_cancel_move_exact_amounts() {
     assert_eq!(n.nonce().await, nonce);
 }
 
+/// A batch lease without a result (protocol §3.1.4): the tenant's close pays the time used only
+/// for an acknowledged lease before its deadline, and nothing otherwise; a no-show or a missed
+/// deadline stays provable after the tenant's close (MEC-05) and refunds everything when proven
+/// (MEC-02: the close never beats the fault).
 #[tokio::test]
-async fn close_pays_provider_for_elapsed_time_and_refunds_the_rest() {
+async fn close_batch_lease_without_result_pays_only_acknowledged_time_mec02_mec05() {
     let n = net().await;
-    let market = n.d.address("Market").expect("market");
-    // A provider registers, stakes, and bids on chain on an instant order.
     let (owner, op) = n.provider().await;
-
-    let spec = n.spec("job.toml", &SPEC.replace("INSTANT", "true"));
+    let w = n.windows().await;
     let t0 = n.balance(n.tenant).await;
-    let id = id_of(&n.json(&["submit", &spec]));
-    let rate = 1_000_000_000_000_000u128; // 0.001 USDC/s = 3.6 USDC/h, the spec's maximum
-    let order: B256 = id.parse().expect("id");
-    send(Market::new(market, &op.provider).bid(order, U96::from(rate)))
+    // A and C: instant, so the provider's own bid acknowledged them. B: awarded by a third party
+    // after its bid window, so it must be acknowledged, and never is.
+    let a = n.order("a.toml", true, Some(&op)).await;
+    let c = n.order("c.toml", true, Some(&op)).await;
+    let b = n.order("b.toml", false, Some(&op)).await;
+    n.warp(31).await;
+    send(n.market(&n.gov).award(b, vec![]))
         .await
-        .expect("instant bid");
-    let s = n.json(&["status", &id]);
-    assert_eq!(s["status"], "leased");
-    let start = s["settledAt"].as_u64().expect("start");
+        .expect("award");
+    assert_eq!(n.balance(n.tenant).await, t0 - 6 * USDC);
+    // B inside its start window: awaited.
+    let s = n.json(&["status", &b.to_string()]);
+    assert_eq!(s["state"], "awaiting-acknowledgement", "{s}");
+    assert_eq!(s["acknowledged"], false);
 
-    n.gov.provider.anvil_increase_time(99).await.expect("warp");
-    let v = n.json(&["close", &id]);
-    let end = n
-        .gov
-        .provider
-        .get_block_by_number(Default::default())
-        .await
-        .expect("block")
-        .expect("block")
-        .header
-        .timestamp;
-    let paid = u128::from(end - start) * 1_000;
-    assert_eq!(v["paid"].as_str(), Some(paid.to_string().as_str()));
-    assert_eq!(
-        v["refund"].as_str(),
-        Some((2 * USDC - paid).to_string().as_str())
+    // A: acknowledged, before its deadline: `--check` explains and sends nothing.
+    n.warp(99).await;
+    let s = n.json(&["status", &a.to_string()]);
+    assert_eq!(s["state"], "running", "{s}");
+    let nonce = n.nonce().await;
+    let v = n.json(&["close", &a.to_string(), "--check"]);
+    assert!(
+        v["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("pays the time used")),
+        "{v}"
     );
+    assert_eq!(n.nonce().await, nonce, "--check sends nothing");
+    let v = n.json(&["close", &a.to_string()]);
+    let s = n.json(&["status", &a.to_string()]);
+    let (start, closed_at) = (
+        s["start"].as_u64().expect("start"),
+        s["closed"]["closedAt"].as_u64().expect("closedAt"),
+    );
+    let paid = u128::from(closed_at - start) * 1_000;
+    assert!(paid > 0);
+    assert_eq!(v["paid"], paid.to_string(), "the time used, to the second");
+    assert_eq!(v["refund"], (2 * USDC - paid).to_string());
+    assert_eq!(
+        v["held"], false,
+        "an acknowledged close before the deadline holds nothing"
+    );
+    assert_eq!(s["state"], "closed", "{s}");
+    assert_eq!(
+        n.market_credit(owner).await,
+        paid - paid / 100,
+        "minus the 1% protocol fee"
+    );
+    // Nothing to prove about A.
+    let r = n.cli(&["result", &a.to_string(), "--prove"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("Nothing is provable yet"), "{}", r.stderr);
+
+    // B: never acknowledged; past its start window, a no-show.
+    n.warp(w.start + 1).await;
+    let s = n.json(&["status", &b.to_string()]);
+    assert_eq!(s["state"], "no-show", "{s}");
+    assert_eq!(s["next"], format!("gridlease result {b} --prove"));
+    let v = n.json(&["close", &b.to_string(), "--check"]);
+    assert_eq!(v["estimatedPay"], "0");
+    assert_eq!(v["instead"], format!("gridlease result {b} --prove"), "{v}");
+    let v = n.json(&["close", &b.to_string()]);
+    assert_eq!(
+        (v["paid"].as_str(), v["refund"].as_str()),
+        (Some("0"), Some("2000000"))
+    );
+    assert_eq!(v["held"], true, "the no-show stays provable");
+    let s = n.json(&["status", &b.to_string()]);
+    assert_eq!(s["state"], "closed", "{s}");
+    assert!(
+        s["stateText"]
+            .as_str()
+            .is_some_and(|t| t.contains("no-show stays provable")),
+        "{s}"
+    );
+    let held_until = s["collateralHeldUntil"].as_u64().expect("held");
+    assert_eq!(
+        held_until,
+        s["settledAt"].as_u64().expect("closed at") + w.horizon
+    );
+    // Proven after the close: the provider's collateral is slashed, nothing more to refund.
+    let (stake0, _) = n.stake_of(owner).await;
+    let v = n.json(&["result", &b.to_string(), "--prove"]);
+    assert_eq!(v["fault"]["kind"], "no-show", "{v}");
+    assert_eq!(v["fault"]["refund"], "0");
+    assert_eq!(
+        v["fault"]["compensation"], "0",
+        "the tenant paid nothing for B"
+    );
+    assert_eq!(n.stake_of(owner).await.0, stake0 - 10 * USDC);
+    assert_eq!(n.json(&["status", &b.to_string()])["state"], "faulted");
+
+    // C: acknowledged, past its end + grace without a result: closing would pay nothing, and
+    // proving the missed deadline refunds all of it and slashes.
+    n.warp(600 + w.grace + 1).await;
+    let s = n.json(&["status", &c.to_string()]);
+    assert_eq!(s["state"], "deadline-missed", "{s}");
+    let v = n.json(&["close", &c.to_string(), "--check"]);
+    assert_eq!(v["estimatedPay"], "0", "{v}");
+    assert_eq!(v["instead"], format!("gridlease result {c} --prove"));
+    let before = n.balance(n.tenant).await;
+    let v = n.json(&["result", &c.to_string(), "--prove"]);
+    assert_eq!(v["fault"]["kind"], "missed-deadline", "{v}");
+    assert_eq!(v["fault"]["refund"], "2000000");
     assert_eq!(
         n.balance(n.tenant).await,
-        t0 - paid,
-        "tenant pays exactly the elapsed seconds"
+        before + 2 * USDC,
+        "refunded in full"
     );
-    let credit: u128 = Market::new(market, &n.gov.provider)
-        .creditOf(n.usdc, owner)
+    assert_eq!(
+        n.stake_of(owner).await,
+        (stake0 - 20 * USDC, 0),
+        "slashed; nothing locked"
+    );
+    // In all: the tenant paid only A's time used.
+    assert_eq!(n.balance(n.tenant).await, t0 - paid);
+}
+
+/// A posted result is held for its challenge window; the tenant's close inside it accepts it:
+/// it pays exactly up to the result and keeps the collateral held (faults stay provable).
+#[tokio::test]
+async fn accepting_a_held_result_pays_up_to_the_result_and_keeps_the_collateral_held() {
+    let n = net().await;
+    let (owner, op) = n.provider().await;
+    let t0 = n.balance(n.tenant).await;
+    let w = n.windows().await;
+    let id = n.order("job.toml", true, Some(&op)).await;
+    n.warp(50).await;
+    let bytes = encode(&spec_product());
+    let posted_at = n.post(&op, id, &bytes, &n.file("c.bin", &bytes)).await;
+
+    let s = n.json(&["status", &id.to_string()]);
+    let start = s["start"].as_u64().expect("start");
+    let pay = u128::from(posted_at - start) * 1_000;
+    assert_eq!(s["state"], "held", "{s}");
+    assert_eq!(
+        s["holdEnd"].as_u64(),
+        Some(posted_at + w.challenge),
+        "held for the challenge window"
+    );
+    assert_eq!(s["accrued"], pay.to_string(), "what accepting pays");
+    assert_eq!(s["result"]["size"], bytes.len());
+    let r = n.cli(&["status", &id.to_string()]);
+    assert!(
+        r.stdout.contains("result posted, held until")
+            && r.stdout.contains("accepting it now pays"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(n.json(&["result", &id.to_string()])["matmul"]["ok"], true);
+
+    // Nobody else may accept it.
+    let stranger: PrivateKeySigner = ANVIL_KEYS[4].parse().expect("key");
+    let nonce = n
+        .gov
+        .provider
+        .get_transaction_count(stranger.address())
+        .await
+        .expect("nonce");
+    let r = run(n
+        .command(false)
+        .env("STRANGER_KEY", stranger.to_bytes().to_string())
+        .args([
+            "--private-key",
+            "env:STRANGER_KEY",
+            "close",
+            &id.to_string(),
+        ]));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("only its tenant"), "{}", r.stderr);
+    assert_eq!(
+        n.gov
+            .provider
+            .get_transaction_count(stranger.address())
+            .await
+            .expect("nonce"),
+        nonce
+    );
+
+    let v = n.json(&["close", &id.to_string(), "--check"]);
+    assert!(
+        v["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("accepts the posted result")),
+        "{v}"
+    );
+    n.warp(100).await;
+    let v = n.json(&["close", &id.to_string()]);
+    assert_eq!(v["reason"], "accepted by the tenant");
+    assert_eq!(
+        v["paid"],
+        pay.to_string(),
+        "paid up to the result, not up to the close"
+    );
+    assert_eq!(v["refund"], (2 * USDC - pay).to_string());
+    assert_eq!(v["held"], true);
+    assert_eq!(n.balance(n.tenant).await, t0 - pay);
+    assert_eq!(n.market_credit(owner).await, pay - pay / 100);
+    assert_eq!(
+        n.stake_of(owner).await.1,
+        10 * USDC,
+        "the collateral stays locked"
+    );
+
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(
+        (s["status"].as_str(), s["state"].as_str()),
+        (Some("closed"), Some("accepted"))
+    );
+    let closed_at = s["closed"]["closedAt"].as_u64().expect("closed");
+    assert_eq!(
+        s["collateralHeldUntil"].as_u64(),
+        Some(closed_at + w.horizon)
+    );
+    assert!(
+        s["stateText"]
+            .as_str()
+            .is_some_and(|t| t.contains("faults on the result stay provable until")),
+        "{s}"
+    );
+}
+
+/// MEC-04: a provider posts a root and withholds the data. The tenant is told it can challenge,
+/// challenges a chunk with the bond, and after the response window proves the result
+/// unavailable: refunded in full, the provider slashed, the bond back. A small result whose
+/// chunks were all revealed on chain is assembled from them when the node is down.
+#[tokio::test]
+async fn challenge_then_prove_unavailable_refunds_the_tenant_and_slashes_mec04() {
+    let n = net().await;
+    let (owner, op) = n.provider().await;
+    let results = n.d.address("Results").expect("results");
+    let w = n.windows().await;
+    let bond_text = format!(
+        "{} ETH",
+        gridlease_core::units::format_amount(w.bond.to(), 18)
+    );
+    let t0 = n.balance(n.tenant).await;
+    let id = n.order("job.toml", true, Some(&op)).await;
+    let withheld: Vec<u8> = (0..3_000u32).map(|i| (i * 7) as u8).collect();
+    n.post(&op, id, &withheld, "http://127.0.0.1:9/result")
+        .await;
+
+    let r = n.cli(&["result", &id.to_string()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("download failed")
+            && r.stderr.contains("--challenge")
+            && r.stderr.contains(&bond_text),
+        "{}",
+        r.stderr
+    );
+    let nonce = n.nonce().await;
+    let r = n.cli(&["result", &id.to_string(), "--challenge", "--chunk", "3"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("has 3 chunk(s)"), "{}", r.stderr);
+    assert_eq!(n.nonce().await, nonce);
+
+    let v = n.json(&["result", &id.to_string(), "--challenge", "--chunk", "1"]);
+    assert_eq!(v["bond"], w.bond.to_string(), "{v}");
+    assert_eq!(v["bondText"], bond_text);
+    assert_eq!(v["responseWindow"], w.response);
+    assert_eq!(n.eth_balance(results).await, w.bond, "the bond is held");
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(s["state"], "challenged", "{s}");
+    assert_eq!(s["openChallenges"][0]["index"], 1);
+    assert_eq!(s["openChallenges"][0]["deadline"], v["deadline"]);
+    // Too early to prove: the answer may still come.
+    let r = n.cli(&["result", &id.to_string(), "--prove"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("Chunk 1 is challenged"), "{}", r.stderr);
+
+    n.warp(w.response + 1).await;
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(s["next"], format!("gridlease result {id} --prove"), "{s}");
+    let v = n.json(&["result", &id.to_string(), "--prove"]);
+    assert_eq!(v["fault"]["kind"], "unavailable", "{v}");
+    assert_eq!(v["fault"]["refund"], "2000000");
+    assert_eq!(
+        n.balance(n.tenant).await,
+        t0,
+        "the tenant got everything back"
+    );
+    assert_eq!(
+        n.stake_of(owner).await,
+        (40 * USDC, 0),
+        "10 USDC collateral slashed"
+    );
+    assert_eq!(
+        n.eth_balance(results).await,
+        U256::ZERO,
+        "the bond went back"
+    );
+    // ... to its challenger, the tenant: sent, not left as a credit.
+    let credit = Results::new(results, &n.gov.provider)
+        .ethCreditOf(n.tenant)
         .call()
         .await
-        .expect("credit")
-        .to();
+        .expect("credit");
+    assert_eq!(credit, U256::ZERO);
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(s["state"], "faulted");
+    assert_eq!(s["fault"]["kind"], "unavailable");
+
+    // A one-chunk result the node no longer serves, revealed on chain by its answer.
+    let id = n.order("small.toml", true, Some(&op)).await;
+    let small = b"a small result, one chunk".to_vec();
+    n.post(&op, id, &small, "http://127.0.0.1:9/small").await;
+    n.json(&["result", &id.to_string(), "--challenge", "--chunk", "0"]);
+    let c = Commitment::of(&small);
+    send(Results::new(results, &op.provider).answer(
+        id,
+        c.root,
+        c.size,
+        U256::ZERO,
+        small.clone().into(),
+        vec![],
+    ))
+    .await
+    .expect("answer");
+    let v = n.json(&["result", &id.to_string()]);
+    assert_eq!(v["source"], "chunks revealed on chain", "{v}");
+    assert_eq!(v["matchesCommitment"], true);
+    assert_eq!(n.json(&["status", &id.to_string()])["state"], "held");
+}
+
+/// MEC-07: a fault on an accepted result compensates the tenant for what it paid, never more
+/// (the rest of the slash goes to the treasury); a third-party reporter earns its fee out of the
+/// refund it recovers. `withdraw` collects the market credit (the fee) and the staking credit
+/// (the compensation) in one go.
+#[tokio::test]
+async fn withdraw_collects_market_and_staking_credits_after_a_fault_mec07() {
+    let n = net().await;
+    let (owner, op) = n.provider().await;
+    let w = n.windows().await;
+    let t0 = n.balance(n.tenant).await;
+    let mut wrong = spec_product();
+    wrong[64 * 7 + 9] ^= 1 << 4;
+    let wrong = encode(&wrong);
+
+    // Lease A (the tenant's): a wrong result, accepted, then proven wrong.
+    let a = n.order("a.toml", true, Some(&op)).await;
+    n.warp(40).await;
+    n.post(&op, a, &wrong, &n.file("a.bin", &wrong)).await;
+    let v = n.json(&["close", &a.to_string()]);
+    let paid: u128 = v["paid"].as_str().expect("paid").parse().expect("number");
+    assert!(paid > 0);
+    let v = n.json(&["result", &a.to_string(), "--prove"]);
+    assert_eq!(v["fault"]["kind"], "wrong-result", "{v}");
     assert_eq!(
-        credit,
-        paid - paid / 100,
-        "provider credited minus the 1% protocol fee"
+        v["fault"]["refund"], "0",
+        "an accepted lease holds no escrow"
     );
-    assert_eq!(n.json(&["status", &id])["status"], "closed");
+    assert_eq!(v["fault"]["slashed"], (10 * USDC).to_string());
+    assert_eq!(
+        v["fault"]["compensation"],
+        paid.to_string(),
+        "compensated for what it paid, not for the slash"
+    );
+    assert_eq!(n.staking_credit(n.tenant).await, paid);
+
+    // Lease B (another tenant's): a wrong result still held; the tenant proves it as a third
+    // party and earns the 5% fault fee out of the refund it recovers.
+    let other: PrivateKeySigner = ANVIL_KEYS[4].parse().expect("key");
+    mint(&n.gov, n.usdc, other.address(), 10 * USDC)
+        .await
+        .expect("mint");
+    let spec = n.spec("b.toml", &SPEC.replace("INSTANT", "true"));
+    let r = run(n
+        .command(false)
+        .env("OTHER_KEY", other.to_bytes().to_string())
+        .args(["--private-key", "env:OTHER_KEY", "--json", "submit", &spec]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let b: B256 = id_of(&serde_json::from_str(&r.stdout).expect("json"))
+        .parse()
+        .expect("id");
+    send(n.market(&op).bid(b, U96::from(RATE)))
+        .await
+        .expect("bid");
+    n.post(&op, b, &wrong, &n.file("b.bin", &wrong)).await;
+    // A third party earns its fee only once the tenant's own priority to prove (free) has passed
+    // (the devnet's is minutes; an hour is past any).
+    n.warp(3_601).await;
+    let v = n.json(&["result", &b.to_string(), "--prove"]);
+    assert_eq!(v["fault"]["refund"], "2000000", "{v}");
+    assert_eq!(v["fault"]["compensation"], "0", "B paid nothing yet");
+    let fee = 2 * USDC * w.fault_fee_bps / 10_000;
+    assert!(fee > 0);
+    assert_eq!(n.market_credit(n.tenant).await, fee);
+    assert_eq!(n.balance(other.address()).await, 10 * USDC - fee);
+
+    let before = n.balance(n.tenant).await;
+    let v = n.json(&["withdraw"]);
+    let got: Vec<(String, String)> = v["withdrawn"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|w| {
+            (
+                w["source"].as_str().unwrap_or("").to_owned(),
+                w["amount"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("market".into(), fee.to_string()),
+            ("staking".into(), paid.to_string())
+        ]
+    );
+    assert_eq!(n.balance(n.tenant).await, before + fee + paid);
+    assert_eq!(
+        (
+            n.market_credit(n.tenant).await,
+            n.staking_credit(n.tenant).await
+        ),
+        (0, 0)
+    );
+    // The tenant is made whole for A, and gains nothing from the slash beyond B's fee.
+    assert_eq!(n.balance(n.tenant).await, t0 + fee);
+    assert_eq!(n.stake_of(owner).await, (30 * USDC, 0));
+    let r = n.cli(&["withdraw"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing to withdraw"), "{}", r.stderr);
+}
+
+/// MEC-09: a service lease whose provider's heartbeat stopped shows as lapsed, and anyone may
+/// close it: it pays up to the lapse (the last heartbeat + its period), never for the lapse,
+/// and refunds the rest.
+#[tokio::test]
+async fn service_lease_shows_live_then_lapsed_and_anyone_closes_it_up_to_the_lapse_mec09() {
+    let n = net().await;
+    let (_, op) = n.provider().await;
+    let w = n.windows().await;
+    let staking = Staking::new(n.d.address("Staking").expect("staking"), &op.provider);
+    let beat = send(staking.heartbeat()).await.expect("heartbeat");
+    let beat_at = n.time_of(&beat).await;
+    let service = SPEC
+        .replace("INSTANT", "true")
+        .replace("matmul_i8", "service")
+        .replace(
+            "[matmul]\nn = 64\n",
+            "[service]\nimage = \"srv:1\"\nport = 8000\n",
+        );
+    let spec = n.spec("svc.toml", &service);
+    let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
+    send(n.market(&op).bid(id, U96::from(RATE)))
+        .await
+        .expect("bid");
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(
+        (s["kind"].as_str(), s["state"].as_str()),
+        (Some("service"), Some("live")),
+        "{s}"
+    );
+    let start = s["start"].as_u64().expect("start");
+
+    n.warp(2 * w.heartbeat).await;
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(s["state"], "lapsed", "{s}");
+    let paid = u128::from(beat_at + w.heartbeat - start) * 1_000;
+    assert_eq!(
+        s["accrued"],
+        paid.to_string(),
+        "up to the last heartbeat + its period"
+    );
+    // A stranger closes it as lapsed.
+    let stranger: PrivateKeySigner = ANVIL_KEYS[4].parse().expect("key");
+    let r = run(n
+        .command(false)
+        .env("STRANGER_KEY", stranger.to_bytes().to_string())
+        .args([
+            "--private-key",
+            "env:STRANGER_KEY",
+            "--json",
+            "close",
+            &id.to_string(),
+        ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(v["reason"], "lapsed");
+    assert_eq!(v["paid"], paid.to_string(), "nothing for the lapse");
+    assert_eq!(v["refund"], (2 * USDC - paid).to_string());
+    assert_eq!(n.json(&["status", &id.to_string()])["state"], "lapsed");
+}
+
+/// MEC-16: a credit of an account the token froze is not sent elsewhere: `withdraw --to` is
+/// refused with the reason, and works once the freeze is lifted.
+#[tokio::test]
+async fn withdraw_to_another_address_is_refused_for_a_frozen_account_mec16() {
+    use alloy::sol_types::SolCall;
+    use gridlease_bindings::{MarketAdmin, Timelock, UsdcLikeToken};
+    use gridlease_core::deployments::TokenEntry;
+    let mut n = net().await;
+    let market = n.d.address("Market").expect("market");
+    // A USDC-like token with a blacklist, allowed by governance through the Timelock (1 minute).
+    let frz = UsdcLikeToken::deploy(&n.gov.provider)
+        .await
+        .expect("deploy");
+    let tl = Timelock::new(n.d.address("Timelock").expect("timelock"), &n.gov.provider);
+    let data: alloy::primitives::Bytes = MarketAdmin::configureTokenCall {
+        token: *frz.address(),
+        allowed: true,
+    }
+    .abi_encode()
+    .into();
+    let delay = tl.getMinDelay().call().await.expect("delay");
+    send(tl.schedule(
+        market,
+        U256::ZERO,
+        data.clone(),
+        B256::ZERO,
+        B256::ZERO,
+        delay,
+    ))
+    .await
+    .expect("schedule");
+    n.warp(delay.to::<u64>() + 1).await;
+    send(tl.execute(market, U256::ZERO, data, B256::ZERO, B256::ZERO))
+        .await
+        .expect("execute");
+    n.d.tokens.push(TokenEntry {
+        symbol: "FRZ".into(),
+        address: *frz.address(),
+        decimals: 6,
+    });
+    n.d.save(&n.dir.path().join("deployments.json"))
+        .expect("save");
+    send(frz.mint(n.tenant, U256::from(10 * USDC)))
+        .await
+        .expect("mint");
+
+    let spec = n.spec(
+        "frz.toml",
+        &SPEC
+            .replace("INSTANT", "false")
+            .replace("instant", "token = \"FRZ\"\ninstant"),
+    );
+    let id = id_of(&n.json(&["submit", &spec]));
+    send(frz.setBlacklisted(n.tenant, true))
+        .await
+        .expect("freeze");
+    // The refund the token refuses becomes a credit.
+    let r = n.cli(&["cancel", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("credited to you in the market"),
+        "{}",
+        r.stdout
+    );
+    let credit = n
+        .lens()
+        .creditOf(*frz.address(), n.tenant)
+        .call()
+        .await
+        .expect("credit");
+    assert_eq!(credit, U256::from(2 * USDC));
+
+    let elsewhere = Address::repeat_byte(0x77).to_string();
+    let nonce = n.nonce().await;
+    let r = n.cli(&["withdraw", "--to", &elsewhere]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("AccountFrozenMarket")
+            && r.stderr.contains("FRZ has frozen")
+            && r.stderr.contains("MEC-16"),
+        "{}",
+        r.stderr
+    );
+    let r = n.cli(&["withdraw"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("refused the transfer"), "{}", r.stderr);
+    assert_eq!(
+        n.nonce().await,
+        nonce,
+        "refused in simulation: nothing sent"
+    );
+
+    send(frz.setBlacklisted(n.tenant, false))
+        .await
+        .expect("unfreeze");
+    let v = n.json(&["withdraw", "--to", &elsewhere]);
+    assert_eq!(v["withdrawn"][0]["token"], "FRZ", "{v}");
+    let got = frz
+        .balanceOf(Address::repeat_byte(0x77))
+        .call()
+        .await
+        .expect("balance");
+    assert_eq!(got, U256::from(2 * USDC));
 }
 
 #[tokio::test]
@@ -436,37 +1115,28 @@ async fn exit_codes_separate_wallet_revert_and_network_failures() {
 
 #[tokio::test]
 async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
-    use gridlease_bindings::Results;
-    use gridlease_core::matmul::{commit, encode};
+    use gridlease_core::matmul::commit;
     let n = net().await;
-    let staking = n.d.address("Staking").expect("staking");
-    let market = n.d.address("Market").expect("market");
-    let results = n.d.address("Results").expect("results");
-    let (_, op) = n.provider().await;
+    let (owner, op) = n.provider().await;
+    let t0 = n.balance(n.tenant).await;
 
-    // The job of SPEC: 64 x 64 x 64, seed 0.
+    // The job of SPEC: 64 x 64 x 64, seed 0: right, one element wrong, and too short.
     let c = spec_product();
     let mut bad = c.clone();
     bad[64 * 10 + 3] += 1;
+    let short = encode(&c)[..16_000].to_vec();
     let mut ids = Vec::new();
-    for (i, product) in [&c, &bad].into_iter().enumerate() {
-        let spec = n.spec(&format!("m{i}.toml"), &SPEC.replace("INSTANT", "true"));
-        let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
-        send(Market::new(market, &op.provider).bid(id, U96::from(1_000_000_000_000_000u128)))
-            .await
-            .expect("bid");
-        let file = n.dir.path().join(format!("c{i}.bin"));
-        std::fs::write(&file, encode(product)).expect("write result");
-        let r = Results::new(results, &op.provider);
-        let post = r.postResult(
-            id,
-            commit(product).root(),
-            format!("file://{}", file.display()),
-            B256::ZERO,
-        );
-        send(post).await.expect("post result");
+    for (i, bytes) in [encode(&c), encode(&bad), short].into_iter().enumerate() {
+        let id = n.order(&format!("m{i}.toml"), true, Some(&op)).await;
+        n.post(&op, id, &bytes, &n.file(&format!("c{i}.bin"), &bytes))
+            .await;
         ids.push(id.to_string());
     }
+    assert_eq!(
+        commit(&c).root(),
+        Commitment::of(&encode(&c)).root,
+        "1 KiB leaves"
+    );
 
     let v = n.json(&["result", &ids[0]]);
     assert_eq!(
@@ -481,15 +1151,18 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
     assert!(r.stdout.contains("WRONG: C[10][3]"), "{}", r.stdout);
     let v = n.json(&["result", &ids[1], "--prove"]);
     assert!(v["proveTx"].is_string(), "{v}");
-    assert_eq!(n.json(&["status", &ids[1]])["status"], "closed");
-    let credit: u128 = Staking::new(staking, &n.gov.provider)
-        .creditOf(n.tenant)
-        .call()
-        .await
-        .expect("credit")
-        .to();
-    // Half of the 10 USDC collateral as compensation, and as the reporter 10% of the rest.
-    assert_eq!(credit, 5 * USDC + USDC / 2);
+    assert_eq!(v["fault"]["kind"], "wrong-result");
+    assert_eq!(n.json(&["status", &ids[1]])["status"], "faulted");
+    // A wrong size is provable without an element.
+    let r = n.cli(&["result", &ids[2]]);
+    assert!(r.stdout.contains("WRONG SIZE: 16000 bytes"), "{}", r.stdout);
+    let v = n.json(&["result", &ids[2], "--prove"]);
+    assert_eq!(v["fault"]["kind"], "malformed-result", "{v}");
+    // Both held results were refunded in full (nothing was paid for them, so no compensation);
+    // the right one is still held.
+    assert_eq!(n.balance(n.tenant).await, t0 - 2 * USDC);
+    assert_eq!(n.staking_credit(n.tenant).await, 0);
+    assert_eq!(n.stake_of(owner).await, (30 * USDC, 10 * USDC));
     // A result file that is not what was committed is reported as such.
     let other = n.dir.path().join("other.bin");
     std::fs::write(&other, encode(&bad)).expect("write");
@@ -513,29 +1186,21 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
     );
     let spec = n.spec("data.toml", &data);
     let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
-    send(Market::new(market, &op.provider).bid(id, U96::from(1_000_000_000_000_000u128)))
+    send(n.market(&op).bid(id, U96::from(RATE)))
         .await
         .expect("bid");
     let d = gridlease_core::matmul::MatmulData::from_row_major(8, 40, 6, a, &b).expect("shape");
     let mut c = multiply(&d.a, &d.bt, m, k, kn, 1);
     c[5 * kn + 2] ^= 1 << 9;
-    let file = n.dir.path().join("cdata.bin");
-    std::fs::write(&file, encode(&c)).expect("write result");
-    let r = Results::new(results, &op.provider);
-    let post = r.postResult(
-        id,
-        commit(&c).root(),
-        format!("file://{}", file.display()),
-        B256::ZERO,
-    );
-    send(post).await.expect("post result");
+    let bytes = encode(&c);
+    n.post(&op, id, &bytes, &n.file("cdata.bin", &bytes)).await;
     let v = n.json(&["result", &id.to_string(), "--prove"]);
     assert_eq!(
         (v["matmul"]["i"].as_u64(), v["matmul"]["j"].as_u64()),
         (Some(5), Some(2))
     );
     assert!(v["proveTx"].is_string(), "{v}");
-    assert_eq!(n.json(&["status", &id.to_string()])["status"], "closed");
+    assert_eq!(n.json(&["status", &id.to_string()])["status"], "faulted");
     // A changed input no longer matches the roots the order committed to.
     std::fs::write(&fb, [0u8; 240]).expect("write B");
     let r = n.cli(&["result", &id.to_string()]);
@@ -549,8 +1214,6 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
 
 #[tokio::test]
 async fn submit_wait_accept_follows_every_phase_and_closes_on_a_verified_result() {
-    use gridlease_bindings::Results;
-    use gridlease_core::matmul::{commit, encode};
     let n = net().await;
     let (market, results) = (
         n.d.address("Market").expect("market"),
@@ -588,26 +1251,16 @@ async fn submit_wait_accept_follows_every_phase_and_closes_on_a_verified_result(
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
     let id = created.orderId;
-    let m = Market::new(market, &op.provider);
-    send(m.bid(id, U96::from(1_000_000_000_000_000u128)))
+    send(n.market(&op).bid(id, U96::from(RATE)))
         .await
         .expect("bid");
+    // Acknowledging again is a no-op for an instant lease (the bid acknowledged it).
     let r = Results::new(results, &op.provider);
-    send(r.acknowledge(id, created.tenant, created.params.into()))
-        .await
-        .expect("ack");
+    send(r.acknowledge(id)).await.expect("ack");
     // No pause needed: whenever the CLI looks, an acknowledged lease shows as running before its
     // result.
-    let c = spec_product();
-    let file = n.dir.path().join("wait.bin");
-    std::fs::write(&file, encode(&c)).expect("write");
-    let post = r.postResult(
-        id,
-        commit(&c).root(),
-        format!("file://{}", file.display()),
-        B256::ZERO,
-    );
-    send(post).await.expect("post");
+    let bytes = encode(&spec_product());
+    n.post(&op, id, &bytes, &n.file("wait.bin", &bytes)).await;
     // The tenant's CLI verifies the product and accepts it: it closes the lease itself.
     let out = child.wait_with_output().expect("gridlease exits");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -618,7 +1271,7 @@ async fn submit_wait_accept_follows_every_phase_and_closes_on_a_verified_result(
         "running",
         "result posted",
         "verified and accepted",
-        "closed",
+        "closed: accepted by the tenant",
     ] {
         assert!(err.contains(phase), "no \"{phase}\" in:\n{err}");
     }
