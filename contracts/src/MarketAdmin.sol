@@ -275,6 +275,10 @@ contract MarketAdmin is IMarketAdmin, MarketBase {
         uint256 feeBps = reporter != address(0) && reporter != tenant ? _module(a).faultFeeBps : 0;
         _clear(id, IMarket.Status.Faulted);
         uint256 fee = uint256(refund) * feeBps / LeaseMath.BPS;
+        // Never more than the slash: a provider proving its own fault through another address
+        // (after the tenant's priority) must not earn more from the tenant than it loses.
+        uint256 cap = uint256(collateral) * _stakeScale / slot.scale;
+        if (fee > cap) fee = cap;
         if (fee != 0) _credit(slot.token, reporter, fee);
         _pay(slot.token, tenant, refund - fee);
         uint256 compensation = loss * slot.scale / _stakeScale;

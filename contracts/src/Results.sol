@@ -128,6 +128,8 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     error ProviderLive(address provider);
     /// @notice The lapse was not reported, or its grace has not passed.
     error StaleNotProven(bytes32 leaseId, uint256 provableAt);
+    /// @notice A lapse reported now could not last `staleGrace` before the lease ends at `end`.
+    error TooLateToReport(bytes32 leaseId, uint256 end);
     /// @notice The provider heart-beat again within the grace after the report.
     error HeartbeatResumed(bytes32 leaseId, uint48 at);
     /// @notice The bond sent is not `challengeBond`.
@@ -287,7 +289,12 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         if (block.timestamp <= c.deadline) revert ResponseWindowOpen(leaseId, c.deadline);
         _endChallenge(leaseId, index, false);
         if (_faultable(leaseId)) {
-            slashed = _fault(leaseId, "unavailable", c.deadline);
+            // The fee, if any, goes to the challenger, who bonded and found the fault; if it leaves
+            // the proof a response window past the tenant's priority, to whoever proves it, so an
+            // unanswered challenge never stays unproven (holding the lease) for want of a fee.
+            address finder =
+                block.timestamp > uint256(c.deadline) + tenantPriority + responseWindow ? msg.sender : c.challenger;
+            slashed = _fault(leaseId, "unavailable", c.deadline, finder);
         } else {
             emit ChallengeVoided(leaseId, index);
         }
@@ -408,6 +415,9 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     function reportStale(bytes32 leaseId) external {
         (uint256 a, uint256 d) = _running(leaseId);
         if (L.kind(a) != L.KIND_SERVICE) revert NotAServiceLease(leaseId);
+        // The lapse must be able to last the whole grace inside the lease: a provider owes no
+        // heartbeat after its lease ends, and a lapse cut short by the end is paid for nothing.
+        if (block.timestamp + staleGrace >= L.end(a)) revert TooLateToReport(leaseId, L.end(a));
         address provider = L.provider(d);
         IStaking.Liveness memory live = staking.liveness(provider);
         if (block.timestamp <= uint256(live.at) + live.period) revert ProviderLive(provider);
@@ -549,8 +559,16 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     /// @dev Fault `leaseId`, provable since `provableAt`: the caller is the reporter the market
     /// pays a fee to only once the tenant's priority has passed.
     function _fault(bytes32 leaseId, bytes32 kind, uint256 provableAt) private returns (uint256 slashed) {
+        return _fault(leaseId, kind, provableAt, msg.sender);
+    }
+
+    /// @dev Fault `leaseId` for `finder`, who earns the fee if the tenant's priority has passed.
+    function _fault(bytes32 leaseId, bytes32 kind, uint256 provableAt, address finder)
+        private
+        returns (uint256 slashed)
+    {
         emit FaultProven(leaseId, msg.sender, kind);
-        address reporter = block.timestamp > provableAt + tenantPriority ? msg.sender : address(0);
+        address reporter = block.timestamp > provableAt + tenantPriority ? finder : address(0);
         slashed = IMarketAdmin(address(market)).fault(leaseId, reporter, kind);
     }
 

@@ -180,7 +180,13 @@ impl Chain {
     }
 
     /// Send `call` with `value` wei attached.
-    pub fn send_value<C: SolCall>(&mut self, from: Address, to: Address, call: C, value: u128) -> Receipt {
+    pub fn send_value<C: SolCall>(
+        &mut self,
+        from: Address,
+        to: Address,
+        call: C,
+        value: u128,
+    ) -> Receipt {
         self.exec_full(
             from,
             TxKind::Call(to),
@@ -207,6 +213,12 @@ impl Chain {
     /// Send raw calldata.
     pub fn send_raw(&mut self, from: Address, to: Address, data: Bytes) -> Receipt {
         self.exec(from, TxKind::Call(to), data, true)
+    }
+
+    /// Run raw calldata from `from` without committing anything: what a daemon's `eth_call`
+    /// simulation sees (success, logs) before it decides to send.
+    pub fn simulate_raw(&mut self, from: Address, to: Address, data: Bytes) -> Receipt {
+        self.exec(from, TxKind::Call(to), data, false)
     }
 
     /// Run `call` without committing and decode its return value.

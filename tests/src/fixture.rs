@@ -293,11 +293,7 @@ impl Suite {
             );
             for target in [market, staking] {
                 chain
-                    .send(
-                        g,
-                        target,
-                        Market::transferOwnershipCall { newOwner: tl },
-                    )
+                    .send(g, target, Market::transferOwnershipCall { newOwner: tl })
                     .expect_success();
             }
             tl
@@ -371,7 +367,10 @@ impl Suite {
 
     /// Schedule `call` on `target` through the timelock (with its minimum delay).
     pub fn schedule<C: SolCall>(&mut self, target: Address, call: C) -> Scheduled {
-        let (g, tl) = (self.gov.address, self.timelock.expect("a suite with a timelock"));
+        let (g, tl) = (
+            self.gov.address,
+            self.timelock.expect("a suite with a timelock"),
+        );
         self.salt += 1;
         let op = Scheduled {
             target,
@@ -398,7 +397,10 @@ impl Suite {
 
     /// Execute a scheduled operation (reverts before its delay has passed).
     pub fn execute(&mut self, op: &Scheduled) -> Receipt {
-        let (g, tl) = (self.gov.address, self.timelock.expect("a suite with a timelock"));
+        let (g, tl) = (
+            self.gov.address,
+            self.timelock.expect("a suite with a timelock"),
+        );
         self.chain.send(
             g,
             tl,
@@ -701,10 +703,21 @@ impl Suite {
     /// An instant service lease of tenant `tenant` won by provider `provider` (which beats first)
     /// at `PRICE`: acknowledged from the start.
     pub fn service_lease(&mut self, tenant: usize, provider: usize, deposit: u128) -> B256 {
+        self.service_lease_for(tenant, provider, deposit, 3_600)
+    }
+
+    /// [`Self::service_lease`] of `secs` maximum duration.
+    pub fn service_lease_for(
+        &mut self,
+        tenant: usize,
+        provider: usize,
+        deposit: u128,
+        secs: u32,
+    ) -> B256 {
         self.ensure_registered(provider);
         self.heartbeat(provider).expect_success();
         let mut p = self.fresh_order(deposit, PRICE * 2);
-        (p.jobKind, p.instant) = (2, true);
+        (p.jobKind, p.instant, p.maxDuration) = (2, true, secs);
         let id = self.create(tenant, p);
         self.bid(provider, id, PRICE).expect_success();
         id
@@ -873,7 +886,9 @@ impl Suite {
                 root: c.root,
                 size: c.size,
                 index: U256::from(index),
-                chunk: gridlease_core::merkle::result_chunk(data, index).to_vec().into(),
+                chunk: gridlease_core::merkle::result_chunk(data, index)
+                    .to_vec()
+                    .into(),
                 proof: tree.proof(index),
             },
         )
@@ -881,7 +896,11 @@ impl Suite {
 
     /// The lease's (tenant, terms) as `Results` proofs take them, for an order created through the
     /// helpers by tenant `tenant`.
-    pub fn terms(&self, tenant: usize, params: &OrderParams) -> (Address, gridlease_bindings::results::IMarket::OrderParams) {
+    pub fn terms(
+        &self,
+        tenant: usize,
+        params: &OrderParams,
+    ) -> (Address, gridlease_bindings::results::IMarket::OrderParams) {
         (self.tenant(tenant), params.clone().into())
     }
 
@@ -910,7 +929,12 @@ pub fn creation(code: &Bytes, args: Vec<u8>) -> Bytes {
 }
 
 /// Deploy a `Results` module for `market` with the fixture's windows and `challenge_window`.
-pub fn deploy_results(chain: &mut Chain, from: Address, market: Address, challenge_window: u64) -> Address {
+pub fn deploy_results(
+    chain: &mut Chain,
+    from: Address,
+    market: Address,
+    challenge_window: u64,
+) -> Address {
     chain.deploy(
         from,
         creation(

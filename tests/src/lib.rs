@@ -6,7 +6,6 @@
 pub mod evm;
 pub mod fixture;
 
-
 /// Assert that a [`evm::Receipt`] reverted with variant `$variant` of the errors enum `$errors`
 /// (any arguments): `assert_revert!(r, MarketErrors::BidAboveReserve)`.
 #[macro_export]

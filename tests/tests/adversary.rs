@@ -5,9 +5,7 @@
 
 use alloy::primitives::{Address, B256, U256, aliases::U96};
 use gridlease_bindings::{
-    IMarket::OrderParams,
-    Market, MarketAdmin, Results,
-    results::MatmulProof::Job,
+    IMarket::OrderParams, Market, MarketAdmin, Results, results::MatmulProof::Job,
 };
 use gridlease_core::{
     matmul::{Matmul, encode, localize, multiply},
@@ -53,7 +51,13 @@ fn victim(s: &mut Suite, stake: u128, ceiling: u128) {
 
 /// The adversary's tenant orders (auction) with the largest collateral the ceiling allows, the
 /// leaked operator bids, the adversary's keeper awards: a lease it controls from both sides.
-fn self_dealt_lease(s: &mut Suite, a: &Adversary, collateral: u128, kind: u8, spec: B256) -> (B256, OrderParams) {
+fn self_dealt_lease(
+    s: &mut Suite,
+    a: &Adversary,
+    collateral: u128,
+    kind: u8,
+    spec: B256,
+) -> (B256, OrderParams) {
     let mut p = s.fresh_order(10 * USDC, PRICE * 2);
     (p.collateral, p.jobKind, p.specHash) = (U96::from(collateral), kind, spec);
     let id = s.create(a.tenant, p.clone());
@@ -85,7 +89,10 @@ fn a_leaked_operator_key_cannot_profit_from_a_no_show_it_stages_mec07() {
             },
         )
         .expect_success();
-    assert_eq!(r.event::<Market::LeaseFaulted>().slashed.to::<u128>(), 5_000 * USDC);
+    assert_eq!(
+        r.event::<Market::LeaseFaulted>().slashed.to::<u128>(),
+        5_000 * USDC
+    );
     let accounts = a.accounts(&s);
     let end = holdings(&mut s, &accounts);
     assert!(end <= start, "profit {}", end as i128 - start as i128);
@@ -203,11 +210,19 @@ fn a_leaked_operator_key_cannot_profit_from_a_stale_service_lease_it_paid_for_me
     s.chain.warp(HEARTBEAT + 1);
     let results = s.results;
     s.chain
-        .send(a.reporter, results, Results::reportStaleCall { leaseId: id })
+        .send(
+            a.reporter,
+            results,
+            Results::reportStaleCall { leaseId: id },
+        )
         .expect_success();
     s.chain.warp(STALE_GRACE + 1);
     s.chain
-        .send(a.reporter, results, Results::proveStaleHeartbeatCall { leaseId: id })
+        .send(
+            a.reporter,
+            results,
+            Results::proveStaleHeartbeatCall { leaseId: id },
+        )
         .expect_success();
     let accounts = a.accounts(&s);
     let end = holdings(&mut s, &accounts);
@@ -242,7 +257,8 @@ fn a_self_dealt_fault_cannot_pre_empt_a_pending_slash_mec08() {
         n: 16,
     };
     let mut p = s.fresh_order(10 * USDC, PRICE * 2);
-    (p.jobKind, p.specHash, p.collateral, p.instant) = (1, job.spec_hash(), U96::from(600 * USDC), true);
+    (p.jobKind, p.specHash, p.collateral, p.instant) =
+        (1, job.spec_hash(), U96::from(600 * USDC), true);
     let honest = s.create(0, p.clone());
     s.bid(0, honest, PRICE).expect_success();
     let mut c = multiply(&job.a(), &job.bt(), 16, 8, 16, 1);
@@ -258,7 +274,11 @@ fn a_self_dealt_fault_cannot_pre_empt_a_pending_slash_mec08() {
     let (id2, _) = self_dealt_lease(&mut s, &a, free, 0, B256::repeat_byte(6));
     let market = s.market;
     s.chain
-        .send(a.operator, market, MarketAdmin::abandonCall { leaseId: id2 })
+        .send(
+            a.operator,
+            market,
+            MarketAdmin::abandonCall { leaseId: id2 },
+        )
         .expect_success();
     // The pending slash lands in full.
     let (k, results) = (s.keeper.address, s.results);
@@ -286,7 +306,10 @@ fn a_self_dealt_fault_cannot_pre_empt_a_pending_slash_mec08() {
             },
         )
         .expect_success();
-    assert_eq!(r.event::<Market::LeaseFaulted>().slashed.to::<u128>(), 600 * USDC);
+    assert_eq!(
+        r.event::<Market::LeaseFaulted>().slashed.to::<u128>(),
+        600 * USDC
+    );
     // The honest tenant got back what it paid (the keeper proved it within the tenant's priority:
     // no fee).
     let paid = 100 * PRICE / 1_000_000_000_000;
@@ -335,8 +358,15 @@ fn a_tenant_reporter_keeper_cannot_extract_anything_from_an_honest_provider() {
     s.chain.warp(CHALLENGE_WINDOW + 1);
     s.close(t, id).expect_success();
     let end = holdings(&mut s, &accounts);
-    assert!(end < start, "the adversary paid for what it got, and lost its bonds");
-    assert_eq!(s.provider_info(0).stake.to::<u128>(), 10_000 * USDC, "never slashed");
+    assert!(
+        end < start,
+        "the adversary paid for what it got, and lost its bonds"
+    );
+    assert_eq!(
+        s.provider_info(0).stake.to::<u128>(),
+        10_000 * USDC,
+        "never slashed"
+    );
 }
 
 #[test]

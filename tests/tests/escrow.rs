@@ -177,7 +177,10 @@ fn settle_pays_nothing_across_a_lapse() {
         .settle(s.tenant(0), vec![id])
         .expect_success()
         .event::<Market::LeaseSettled>();
-    assert_eq!(paid.amount.to::<u128>(), (100 + HEARTBEAT as u128) * PER_SEC);
+    assert_eq!(
+        paid.amount.to::<u128>(),
+        (100 + HEARTBEAT as u128) * PER_SEC
+    );
     s.keep_alive(0, 100);
     let r = s.settle(s.tenant(0), vec![id]).expect_success();
     assert!(r.events::<Market::LeaseSettled>().is_empty());
@@ -254,7 +257,10 @@ fn close_service_by_tenant_settles_and_refunds() {
     s.chain.warp(100);
     let t = s.tenant(0);
     let ev = closed(s.close(t, id));
-    assert_eq!((ev.reason, ev.paid.to::<u128>()), (TENANT_CLOSED, 100 * PER_SEC));
+    assert_eq!(
+        (ev.reason, ev.paid.to::<u128>()),
+        (TENANT_CLOSED, 100 * PER_SEC)
+    );
     assert_eq!(ev.refund.to::<u128>(), 10 * USDC - 100 * PER_SEC);
     assert!(!ev.held);
     assert_eq!(s.balance(s.token, t), before - 100 * PER_SEC);
@@ -274,14 +280,23 @@ fn close_batch_by_tenant_pays_time_used_only_when_acknowledged() {
     s.chain.warp(100);
     let t = s.tenant(0);
     let ev = closed(s.close(t, id));
-    assert_eq!((ev.reason, ev.paid.to::<u128>()), (TENANT_CLOSED, 100 * PER_SEC));
-    assert!(!ev.held, "acknowledged, before the deadline: no fault possible");
+    assert_eq!(
+        (ev.reason, ev.paid.to::<u128>()),
+        (TENANT_CLOSED, 100 * PER_SEC)
+    );
+    assert!(
+        !ev.held,
+        "acknowledged, before the deadline: no fault possible"
+    );
     assert_eq!(s.provider_info(0).locked, U96::ZERO);
     // Awarded by a keeper and not acknowledged: nothing paid.
     let id = s.lease(10 * USDC);
     s.chain.warp(100);
     let ev = closed(s.close(t, id));
-    assert_eq!((ev.paid.to::<u128>(), ev.refund.to::<u128>()), (0, 10 * USDC));
+    assert_eq!(
+        (ev.paid.to::<u128>(), ev.refund.to::<u128>()),
+        (0, 10 * USDC)
+    );
 }
 
 #[test]
@@ -301,7 +316,10 @@ fn close_service_by_third_party_only_when_expired_exhausted_or_lapsed() {
     assert_revert!(s.close(k, id), MarketErrors::LeaseNotClosable);
     s.keep_alive(0, 3_600);
     let ev = closed(s.close(k, id));
-    assert_eq!((ev.reason, ev.paid.to::<u128>()), (EXPIRED, 3_600 * PER_SEC));
+    assert_eq!(
+        (ev.reason, ev.paid.to::<u128>()),
+        (EXPIRED, 3_600 * PER_SEC)
+    );
     assert_eq!(ev.keeperFee.to::<u128>(), 3_600);
     // Not charged after close: time passing changes nothing.
     s.chain.warp(10_000);
@@ -326,7 +344,10 @@ fn held_result_completes_by_anyone_after_its_window() {
     assert_revert!(s.close(k, id), MarketErrors::LeaseHeld);
     s.chain.warp(1);
     let ev = closed(s.close(k, id));
-    assert_eq!((ev.reason, ev.paid.to::<u128>()), (COMPLETED, 100 * PER_SEC));
+    assert_eq!(
+        (ev.reason, ev.paid.to::<u128>()),
+        (COMPLETED, 100 * PER_SEC)
+    );
     assert_eq!(ev.keeperFee.to::<u128>(), 100);
     assert!(!ev.held);
     assert_eq!(s.provider_info(0).locked, U96::ZERO);

@@ -5,8 +5,7 @@
 
 use alloy::primitives::{Address, B256, Bytes, U256, aliases::U96};
 use gridlease_bindings::{
-    IMarket::OrderParams,
-    Market, MarketAdmin, Results, Staking, Timelock,
+    IMarket::OrderParams, Market, MarketAdmin, Results, Staking, Timelock,
     results::MatmulProof::Job,
 };
 use gridlease_core::{
@@ -82,12 +81,19 @@ fn setup() -> (Suite, (Address, Bytes, B256)) {
     s.register(0, STAKE);
     let (owner, staking) = (s.provider(0), s.staking);
     s.chain
-        .send(owner, staking, Staking::unbondCall { amount: U256::from(PRE_UNBONDED) })
+        .send(
+            owner,
+            staking,
+            Staking::unbondCall {
+                amount: U256::from(PRE_UNBONDED),
+            },
+        )
         .expect_success();
     let (gov, market) = (s.gov.address, s.market);
     let module2 = deploy_results(&mut s.chain, gov, market, CHALLENGE_WINDOW);
     let data: Bytes =
-        alloy::sol_types::SolCall::abi_encode(&MarketAdmin::addModuleCall { module: module2 }).into();
+        alloy::sol_types::SolCall::abi_encode(&MarketAdmin::addModuleCall { module: module2 })
+            .into();
     let salt = B256::repeat_byte(0x2d);
     let tl = s.timelock.expect("timelock");
     s.chain
@@ -198,7 +204,12 @@ fn incur(s: &mut Suite, fault: Fault) -> Case {
 }
 
 /// Try `exit` on the case; returns whether it succeeded (it may rightly revert).
-fn try_exit(s: &mut Suite, case: &Case, exit: Exit, module_change: &(Address, Bytes, B256)) -> bool {
+fn try_exit(
+    s: &mut Suite,
+    case: &Case,
+    exit: Exit,
+    module_change: &(Address, Bytes, B256),
+) -> bool {
     let (owner, op, tenant, k) = (s.provider(0), s.operator(0), s.tenant(0), s.keeper.address);
     let r: Receipt = match exit {
         Exit::ProviderClose => s.close(owner, case.id),
@@ -230,7 +241,13 @@ fn try_exit(s: &mut Suite, case: &Case, exit: Exit, module_change: &(Address, By
                 .view(staking, Staking::bidderInfoCall { operator: op })
                 .freeStake;
             s.chain
-                .send(owner, staking, Staking::unbondCall { amount: U256::from(free) })
+                .send(
+                    owner,
+                    staking,
+                    Staking::unbondCall {
+                        amount: U256::from(free),
+                    },
+                )
                 .expect_success();
             s.chain
                 .send(owner, staking, Staking::withdrawUnbondedCall { to: owner })
@@ -251,12 +268,16 @@ fn prove(s: &mut Suite, fault: Fault, case: &Case) -> Receipt {
                 terms: case.params.clone().into(),
             },
         ),
-        Fault::MissedDeadline => s
-            .chain
-            .send(k, results, Results::proveMissedDeadlineCall { leaseId: case.id }),
-        Fault::StaleHeartbeat => s
-            .chain
-            .send(k, results, Results::proveStaleHeartbeatCall { leaseId: case.id }),
+        Fault::MissedDeadline => s.chain.send(
+            k,
+            results,
+            Results::proveMissedDeadlineCall { leaseId: case.id },
+        ),
+        Fault::StaleHeartbeat => s.chain.send(
+            k,
+            results,
+            Results::proveStaleHeartbeatCall { leaseId: case.id },
+        ),
         Fault::WrongResult => {
             let (job, f) = case.wrong.as_ref().expect("wrong");
             let posted = case.posted.expect("posted");
@@ -329,14 +350,25 @@ fn every_fault_lands_after_every_exit_mec01_mec02_mec05() {
             }
             let r = prove(&mut s, fault, &case);
             if !r.success {
-                escaped.push(format!("{fault:?} after {exit:?}: proof reverted 0x{}", alloy::hex::encode(&r.output)));
+                escaped.push(format!(
+                    "{fault:?} after {exit:?}: proof reverted 0x{}",
+                    alloy::hex::encode(&r.output)
+                ));
                 continue;
             }
             let faulted = r.event::<Market::LeaseFaulted>();
             let slashed: u128 = faulted.slashed.to();
             // Whatever the exit unbonded, the stake fell by the collateral on top of it.
-            let unbonded = if exit == Exit::UnbondWithdraw { stake_before - COLLATERAL } else { 0 };
-            assert_eq!(stake_before - stake_of(&mut s), slashed + unbonded, "{fault:?}/{exit:?}");
+            let unbonded = if exit == Exit::UnbondWithdraw {
+                stake_before - COLLATERAL
+            } else {
+                0
+            };
+            assert_eq!(
+                stake_before - stake_of(&mut s),
+                slashed + unbonded,
+                "{fault:?}/{exit:?}"
+            );
             if slashed != COLLATERAL {
                 escaped.push(format!("{fault:?} after {exit:?}: slashed {slashed}"));
             }
@@ -397,6 +429,9 @@ fn expiry_and_exhaustion_no_longer_close_a_batch_lease_without_a_result_mec02() 
         .chain
         .send(k, results, Results::proveMissedDeadlineCall { leaseId: id })
         .expect_success();
-    assert_eq!(r.event::<Market::LeaseFaulted>().refund.to::<u128>(), USDC / 2);
+    assert_eq!(
+        r.event::<Market::LeaseFaulted>().refund.to::<u128>(),
+        USDC / 2
+    );
     assert_eq!(s.credit(s.provider(0)), 0);
 }

@@ -170,7 +170,8 @@ impl Probe {
     fn service(&mut self, i: usize) -> B256 {
         self.salt += 1;
         let mut params = self.s.order(10 * USDC, PRICE * 2);
-        (params.jobKind, params.instant, params.salt) = (2, true, B256::from(U256::from(self.salt)));
+        (params.jobKind, params.instant, params.salt) =
+            (2, true, B256::from(U256::from(self.salt)));
         let id = self.s.create(1, params);
         self.s.bid(i, id, PRICE).expect_success();
         id
@@ -246,7 +247,11 @@ fn gas_snapshot() {
     let award_signed = p.s.award(k, id2, vec![signed]).expect_success().gas_used;
     g.insert("award_signed_bid", award_signed);
     p.s.chain.warp(START_WINDOW - 100);
-    let post = p.s.post(1, id2, &result_bytes(4)).0.expect_success().gas_used;
+    let post =
+        p.s.post(1, id2, &result_bytes(4))
+            .0
+            .expect_success()
+            .gas_used;
     let accept = p.s.close(t, id2).expect_success().gas_used;
     let withdraw = p.withdraw(1);
     println!(
@@ -276,7 +281,10 @@ fn gas_snapshot() {
     let id4 = p.order(true, true);
     p.s.bid(2, id4, PRICE).expect_success();
     p.s.chain.warp(900);
-    g.insert("close_by_tenant", p.s.close(t, id4).expect_success().gas_used);
+    g.insert(
+        "close_by_tenant",
+        p.s.close(t, id4).expect_success().gas_used,
+    );
 
     // Award with 10 on-chain bids: the same cost as one (AUC-08).
     let id = p.order(false, true);
@@ -340,13 +348,17 @@ fn gas_snapshot() {
     g.insert(
         "prove_stale_heartbeat",
         p.s.chain
-            .send(k, results, Results::proveStaleHeartbeatCall { leaseId: ids[1] })
+            .send(
+                k,
+                results,
+                Results::proveStaleHeartbeatCall { leaseId: ids[1] },
+            )
             .expect_success()
             .gas_used,
     );
 
     // Liveness faults and abandonment, each on a fresh lease (keeper-awarded signed bids).
-    let mut lease = |p: &mut Probe| {
+    let lease = |p: &mut Probe| {
         let params = p.params(false);
         let id = p.s.create(0, params.clone());
         p.s.chain.warp(601);
@@ -395,7 +407,10 @@ fn gas_snapshot() {
         p.s.challenge(k, d, posted, 37).expect_success().gas_used,
     );
     let op = p.s.operator(4);
-    g.insert("da_answer", p.s.answer(op, d, &data, 37).expect_success().gas_used);
+    g.insert(
+        "da_answer",
+        p.s.answer(op, d, &data, 37).expect_success().gas_used,
+    );
     p.s.challenge(k, d, posted, 5).expect_success();
     p.s.chain.warp(RESPONSE_WINDOW + 1);
     g.insert(

@@ -31,12 +31,21 @@ fn a_change_lands_only_after_the_timelock_delay_gov01() {
             params_: admin_params(p),
         },
     );
-    assert_revert!(s.execute(&op), TimelockErrors::TimelockUnexpectedOperationState);
+    assert_revert!(
+        s.execute(&op),
+        TimelockErrors::TimelockUnexpectedOperationState
+    );
     s.chain.warp(DELAY - 1);
-    assert_revert!(s.execute(&op), TimelockErrors::TimelockUnexpectedOperationState);
+    assert_revert!(
+        s.execute(&op),
+        TimelockErrors::TimelockUnexpectedOperationState
+    );
     s.chain.warp(1);
     s.execute(&op).expect_success();
-    assert_eq!(s.chain.view(market, Market::paramsCall {}).protocolFeeBps, 500);
+    assert_eq!(
+        s.chain.view(market, Market::paramsCall {}).protocolFeeBps,
+        500
+    );
     // Nobody but the timelock may change anything; the gov key itself is only its proposer.
     let gov = s.gov.address;
     let r = s.chain.send(
@@ -81,7 +90,10 @@ fn a_module_whose_windows_outlast_the_fault_horizon_is_refused_gov04() {
     let (gov, market) = (s.gov.address, s.market);
     let long = deploy_results(&mut s.chain, gov, market, FAULT_HORIZON);
     let r = s.govern(market, MarketAdmin::addModuleCall { module: long });
-    assert!(!r.success, "a module of a {FAULT_HORIZON} s window does not fit");
+    assert!(
+        !r.success,
+        "a module of a {FAULT_HORIZON} s window does not fit"
+    );
     assert_eq!(module_count(&mut s), 1);
 }
 
@@ -104,7 +116,12 @@ fn no_change_reaches_an_open_running_or_held_lease_gov02() {
         ),
         s.schedule(market, MarketAdmin::addModuleCall { module: module2 }),
         s.schedule(staking, Staking::setHeartbeatPeriodCall { period: 60 }),
-        s.schedule(market, MarketAdmin::setTreasuryCall { treasury_: s.tenants[3].address }),
+        s.schedule(
+            market,
+            MarketAdmin::setTreasuryCall {
+                treasury_: s.tenants[3].address,
+            },
+        ),
     ];
     s.chain.warp(DELAY - 700);
     // Open (auction), running (batch, acknowledged), held (batch with a result), service.
@@ -118,7 +135,9 @@ fn no_change_reaches_an_open_running_or_held_lease_gov02() {
     let held = s.instant_lease(0, 0, 10 * USDC);
     let service = s.service_lease(3, 0, 10 * USDC);
     s.chain.warp(100);
-    s.post(0, held, b"held before the change").0.expect_success();
+    s.post(0, held, b"held before the change")
+        .0
+        .expect_success();
     let held_end: u64 = s.job(held).end.to();
     s.chain.warp(600);
     for op in &ops {
@@ -131,7 +150,10 @@ fn no_change_reaches_an_open_running_or_held_lease_gov02() {
     s.chain.set_time(held_end);
     assert_revert!(s.close(k, held), MarketErrors::LeaseHeld);
     s.chain.warp(1);
-    let e = s.close(k, held).expect_success().event::<Market::LeaseClosed>();
+    let e = s
+        .close(k, held)
+        .expect_success()
+        .event::<Market::LeaseClosed>();
     assert_eq!(e.protocolFee.to::<u128>(), 100 * PER_SEC / 100);
     assert_eq!(e.keeperFee.to::<u128>(), 100 * PER_SEC / 1_000);
     // The running lease posts under its own module: its hold is one day, not two hours.
@@ -141,7 +163,10 @@ fn no_change_reaches_an_open_running_or_held_lease_gov02() {
     assert_eq!(j.end.to::<u64>() - s.chain.now(), CHALLENGE_WINDOW);
     // The service lease keeps the 300 s period of the epoch it runs in: it lapsed long ago.
     let t3 = s.tenant(3);
-    let ev = s.close(t3, service).expect_success().event::<Market::LeaseClosed>();
+    let ev = s
+        .close(t3, service)
+        .expect_success()
+        .event::<Market::LeaseClosed>();
     assert_eq!(ev.paid.to::<u128>(), HEARTBEAT as u128 * PER_SEC);
     // The open order, awarded now, is bound to the new module and the new fees.
     let r = s.award(k, open, vec![]).expect_success();
@@ -193,16 +218,29 @@ fn replacing_the_module_never_faults_strands_or_blocks_a_lease_gov03() {
     assert!(!r.success);
     // Closes, releases and proofs keep working through the old one.
     s.chain.warp(CHALLENGE_WINDOW);
-    let e = s.close(k, held).expect_success().event::<Market::LeaseClosed>();
+    let e = s
+        .close(k, held)
+        .expect_success()
+        .event::<Market::LeaseClosed>();
     assert_eq!(e.reason, 5, "Completed");
     s.chain.warp(FAULT_HORIZON);
     let r = s
         .chain
-        .send(k, market, MarketAdmin::releaseHeldCall { leaseIds: vec![accepted] })
+        .send(
+            k,
+            market,
+            MarketAdmin::releaseHeldCall {
+                leaseIds: vec![accepted],
+            },
+        )
         .expect_success();
     assert_eq!(r.events::<Market::HeldReleased>().len(), 1);
     assert_eq!(s.provider_info(0).locked, U96::ZERO);
-    assert_eq!(s.provider_info(0).stake.to::<u128>(), 10_000 * USDC, "never slashed");
+    assert_eq!(
+        s.provider_info(0).stake.to::<u128>(),
+        10_000 * USDC,
+        "never slashed"
+    );
 }
 
 #[test]
@@ -216,7 +254,9 @@ fn a_hostile_module_cannot_touch_a_lease_it_did_not_start_gov05() {
         gov,
         creation(
             &HostileModule::BYTECODE,
-            alloy::sol_types::SolConstructor::abi_encode(&HostileModule::constructorCall { market_: market }),
+            alloy::sol_types::SolConstructor::abi_encode(&HostileModule::constructorCall {
+                market_: market,
+            }),
         ),
     );
     let op = s.schedule(market, MarketAdmin::addModuleCall { module: hostile });

@@ -54,7 +54,12 @@ fn lease(s: &mut Suite, job: Matmul) -> Lease {
     Lease { id, params, job, c }
 }
 
-fn fraud_call(l: &Lease, tenant: Address, posted: Commitment, p: Option<&FraudProof>) -> Results::proveMatmulFraudCall {
+fn fraud_call(
+    l: &Lease,
+    tenant: Address,
+    posted: Commitment,
+    p: Option<&FraudProof>,
+) -> Results::proveMatmulFraudCall {
     Results::proveMatmulFraudCall {
         leaseId: l.id,
         tenant,
@@ -107,7 +112,10 @@ fn prove_matmul_fraud_refunds_everything_and_slashes_the_collateral_stk15() {
     s.chain.warp(TENANT_PRIORITY + 1);
     let r = send_results(&mut s, keeper, fraud_call(&l, tenant, posted, Some(&f))).expect_success();
     let e = r.event::<Results::MatmulFraudProven>();
-    assert_eq!((e.claimed.as_i64(), e.correct.as_i64()), (i64::from(bad[997]), i64::from(l.c[997])));
+    assert_eq!(
+        (e.claimed.as_i64(), e.correct.as_i64()),
+        (i64::from(bad[997]), i64::from(l.c[997]))
+    );
     assert_eq!(closed(&r).reason, 4, "Faulted");
     let fault = r.event::<Market::LeaseFaulted>();
     assert_eq!(fault.kind, B256::right_padding_from(b"wrong-result"));
@@ -120,7 +128,10 @@ fn prove_matmul_fraud_refunds_everything_and_slashes_the_collateral_stk15() {
     assert_eq!(fault.compensation, U256::ZERO);
     assert_eq!(s.staking_credit(s.treasury.address), COLLATERAL);
     let info = s.provider_info(0);
-    assert_eq!((info.stake.to::<u128>(), info.locked.to::<u128>()), (10_000 * USDC - COLLATERAL, 0));
+    assert_eq!(
+        (info.stake.to::<u128>(), info.locked.to::<u128>()),
+        (10_000 * USDC - COLLATERAL, 0)
+    );
     assert_eq!(s.credit(s.provider(0)), 0, "paid nothing");
 }
 
@@ -238,16 +249,36 @@ fn post_result_only_by_the_lease_operator_once_while_running() {
     let l = lease(&mut s, job(8));
     let c = Commitment::of(&encode(&l.c));
     // Another provider's operator, the owner key, a stranger: refused.
-    for i in [1usize] {
-        assert_revert!(s.post_commitment(i, l.id, c), ResultsErrors::NotLeaseOperator);
+    assert_revert!(
+        s.post_commitment(1, l.id, c),
+        ResultsErrors::NotLeaseOperator
+    );
+    for from in [s.provider(0), Address::repeat_byte(0x99)] {
+        let post = Results::postResultCall {
+            leaseId: l.id,
+            root: c.root,
+            size: c.size,
+            uri: "https://x".into(),
+            metaHash: B256::ZERO,
+        };
+        assert_revert!(
+            send_results(&mut s, from, post),
+            ResultsErrors::NotLeaseOperator
+        );
     }
     let zero = Commitment {
         root: B256::ZERO,
         size: 0,
     };
-    assert_revert!(s.post_commitment(0, l.id, zero), ResultsErrors::InvalidResult);
+    assert_revert!(
+        s.post_commitment(0, l.id, zero),
+        ResultsErrors::InvalidResult
+    );
     s.post_commitment(0, l.id, c).expect_success();
-    assert_revert!(s.post_commitment(0, l.id, c), ResultsErrors::ResultAlreadyPosted);
+    assert_revert!(
+        s.post_commitment(0, l.id, c),
+        ResultsErrors::ResultAlreadyPosted
+    );
     // A service lease has no result.
     let id = s.service_lease(1, 1, 10 * USDC);
     assert_revert!(s.post(1, id, b"x").0, ResultsErrors::NotABatchJob);
@@ -277,15 +308,20 @@ fn a_posted_result_stops_accrual_and_holds_payment_and_collateral_for_the_window
     s.post(0, l.id, &encode(&l.c)).0.expect_success();
     let j = s.job(l.id);
     assert_eq!((j.kind, j.acknowledged), (2, true));
-    assert_eq!(j.end.to::<u64>() - j.settledAt.to::<u64>(), 50, "paid for 50 s");
+    assert_eq!(
+        j.end.to::<u64>() - j.settledAt.to::<u64>(),
+        50,
+        "paid for 50 s"
+    );
     assert_eq!(j.end.to::<u64>(), s.chain.now() + CHALLENGE_WINDOW);
     assert_eq!(s.provider_info(0).locked.to::<u128>(), COLLATERAL);
     s.chain.warp(10_000);
     // Nothing accrues past the result.
     let lens = s.lens;
-    let owed: U96 = s
-        .chain
-        .view(lens, gridlease_bindings::MarketLens::accruedCall { id: l.id });
+    let owed: U96 = s.chain.view(
+        lens,
+        gridlease_bindings::MarketLens::accruedCall { id: l.id },
+    );
     assert_eq!(owed.to::<u128>(), 50 * PER_SEC);
 }
 
@@ -298,8 +334,15 @@ fn the_tenant_accepts_a_held_result_by_closing_and_pays_up_to_the_result() {
     s.chain.warp(500);
     let t = s.tenant(0);
     let ev = closed(&s.close(t, l.id).expect_success());
-    assert_eq!((ev.reason, ev.paid.to::<u128>()), (6, 50 * PER_SEC), "Accepted");
-    assert!(ev.held, "faults on the result stay provable: collateral held");
+    assert_eq!(
+        (ev.reason, ev.paid.to::<u128>()),
+        (6, 50 * PER_SEC),
+        "Accepted"
+    );
+    assert!(
+        ev.held,
+        "faults on the result stay provable: collateral held"
+    );
     assert_eq!(ev.refund.to::<u128>(), 10 * USDC - 50 * PER_SEC);
     assert_eq!(s.credit(s.provider(0)), 50 * PER_SEC * 99 / 100);
     assert_eq!(s.provider_info(0).locked.to::<u128>(), COLLATERAL);
@@ -308,7 +351,13 @@ fn the_tenant_accepts_a_held_result_by_closing_and_pays_up_to_the_result() {
     let release = |s: &mut Suite| {
         let m = s.market;
         s.chain
-            .send(k, m, gridlease_bindings::MarketAdmin::releaseHeldCall { leaseIds: vec![l.id] })
+            .send(
+                k,
+                m,
+                gridlease_bindings::MarketAdmin::releaseHeldCall {
+                    leaseIds: vec![l.id],
+                },
+            )
             .expect_success()
             .events::<Market::HeldReleased>()
             .len()
@@ -388,16 +437,29 @@ fn data_inputs_fraud_is_proven_with_a_row_and_a_column_stk15() {
     let mut row = call.ops.aRow.to_vec();
     row[0] ^= 1;
     call.ops.aRow = row.into();
-    assert_revert!(send_results(&mut s, keeper, call), ResultsErrors::NotInResult);
+    assert_revert!(
+        send_results(&mut s, keeper, call),
+        ResultsErrors::NotInResult
+    );
     // Roots other than the tenant's spec are refused.
     let mut call = data_fraud_call(id, tenant, params.clone(), &d, posted, &f);
     call.job.bRoot = B256::repeat_byte(1);
-    assert_revert!(send_results(&mut s, keeper, call), ResultsErrors::NotThisMatmulJob);
+    assert_revert!(
+        send_results(&mut s, keeper, call),
+        ResultsErrors::NotThisMatmulJob
+    );
 
-    let r = send_results(&mut s, keeper, data_fraud_call(id, tenant, params, &d, posted, &f))
-        .expect_success();
+    let r = send_results(
+        &mut s,
+        keeper,
+        data_fraud_call(id, tenant, params, &d, posted, &f),
+    )
+    .expect_success();
     let e = r.event::<Results::MatmulFraudProven>();
-    assert_eq!((e.claimed.as_i64(), e.correct.as_i64()), (i64::from(bad[21]), i64::from(c[21])));
+    assert_eq!(
+        (e.claimed.as_i64(), e.correct.as_i64()),
+        (i64::from(bad[21]), i64::from(c[21]))
+    );
     assert_eq!(closed(&r).reason, 4, "Faulted");
 }
 
@@ -408,7 +470,11 @@ fn data_inputs_proof_against_a_correct_result_reverts_stk13() {
     let (_, posted) = s.post(0, id, &encode(&c));
     let (tenant, keeper) = (s.tenant(0), s.keeper.address);
     let f = proof_for(&d, &c, 5, 4);
-    let r = send_results(&mut s, keeper, data_fraud_call(id, tenant, params, &d, posted, &f));
+    let r = send_results(
+        &mut s,
+        keeper,
+        data_fraud_call(id, tenant, params, &d, posted, &f),
+    );
     assert_revert!(r, ResultsErrors::NoFraud);
 }
 
@@ -426,7 +492,15 @@ fn post_tree(s: &mut Suite, id: B256, leaves: Vec<B256>) -> (Commitment, MerkleT
     (c, t)
 }
 
-fn malformed(s: &mut Suite, id: B256, c: Commitment, level: u64, index: u64, data: Vec<u8>, proof: Vec<B256>) -> Receipt {
+fn malformed(
+    s: &mut Suite,
+    id: B256,
+    c: Commitment,
+    level: u64,
+    index: u64,
+    data: Vec<u8>,
+    proof: Vec<B256>,
+) -> Receipt {
     let keeper = s.keeper.address;
     send_results(
         s,
@@ -444,7 +518,9 @@ fn malformed(s: &mut Suite, id: B256, c: Commitment, level: u64, index: u64, dat
 }
 
 fn data5() -> Vec<u8> {
-    (0..5 * RESULT_LEAF_BYTES).map(|x| (x * 7 + 1) as u8).collect()
+    (0..5 * RESULT_LEAF_BYTES)
+        .map(|x| (x * 7 + 1) as u8)
+        .collect()
 }
 
 #[test]
@@ -463,10 +539,27 @@ fn a_non_zero_padding_leaf_or_subtree_is_malformed_mec03() {
         ResultsErrors::NotMalformed
     );
     assert_revert!(
-        malformed(&mut s, id, c, 0, 2, result_chunk(&data, 2).to_vec(), t.proof(2)),
+        malformed(
+            &mut s,
+            id,
+            c,
+            0,
+            2,
+            result_chunk(&data, 2).to_vec(),
+            t.proof(2)
+        ),
         ResultsErrors::NotMalformed
     );
-    let r = malformed(&mut s, id, c, 0, 6, B256::repeat_byte(0xee).to_vec(), t.proof(6)).expect_success();
+    let r = malformed(
+        &mut s,
+        id,
+        c,
+        0,
+        6,
+        B256::repeat_byte(0xee).to_vec(),
+        t.proof(6),
+    )
+    .expect_success();
     assert_eq!(
         r.event::<Market::LeaseFaulted>().kind,
         B256::right_padding_from(b"malformed-result")
@@ -509,7 +602,15 @@ fn a_well_formed_result_cannot_be_proven_malformed() {
     let t = MerkleTree::result(&data);
     for (level, index) in [(0u64, 5u64), (0, 7), (1, 3), (2, 1)] {
         let node = t.node(level as usize, index);
-        let r = malformed(&mut s, id, c, level, index, node.to_vec(), t.proof_at(level as usize, index));
+        let r = malformed(
+            &mut s,
+            id,
+            c,
+            level,
+            index,
+            node.to_vec(),
+            t.proof_at(level as usize, index),
+        );
         assert_revert!(r, ResultsErrors::NotMalformed);
     }
 }
@@ -524,7 +625,10 @@ fn an_answered_challenge_pays_the_bond_to_whoever_revealed_the_chunk_mec04() {
     let (_, c) = s.post(0, id, &data);
     let (k, op) = (s.keeper.address, s.operator(0));
     let before = s.chain.eth_balance(op);
-    let ev = s.challenge(k, id, c, 3).expect_success().event::<Results::ChunkChallenged>();
+    let ev = s
+        .challenge(k, id, c, 3)
+        .expect_success()
+        .event::<Results::ChunkChallenged>();
     assert_eq!(ev.deadline.to::<u64>(), s.chain.now() + RESPONSE_WINDOW);
     assert!(s.job(id).challenged);
     // The same chunk cannot be challenged twice at once; a chunk past the end not at all.
@@ -570,7 +674,10 @@ fn an_unanswered_challenge_fails_the_result_and_refunds_the_bond_mec04() {
     s.chain.warp(RESPONSE_WINDOW + 1);
     // Too late to answer now (MEC-10 style: the same timestamp decides both).
     let op = s.operator(0);
-    assert_revert!(s.answer(op, id, &data, 0), ResultsErrors::ResponseWindowOver);
+    assert_revert!(
+        s.answer(op, id, &data, 0),
+        ResultsErrors::ResponseWindowOver
+    );
     let r = prove(&mut s).expect_success();
     let fault = r.event::<Market::LeaseFaulted>();
     assert_eq!(fault.kind, B256::right_padding_from(b"unavailable"));
@@ -707,7 +814,10 @@ fn missed_deadline_has_a_grace_and_a_result_in_it_stands_mec10_stk12() {
     let keeper = s.keeper.address;
     // At the end + grace, a result still stands and the fault is not yet provable.
     s.chain.warp(3_600 + DEADLINE_GRACE);
-    assert_revert!(missed(&mut s, l.id, keeper), ResultsErrors::DeadlineNotMissed);
+    assert_revert!(
+        missed(&mut s, l.id, keeper),
+        ResultsErrors::DeadlineNotMissed
+    );
     s.post(0, l.id, &encode(&l.c)).0.expect_success();
     // It is paid for the lease's duration, not the grace.
     let j = s.job(l.id);
@@ -718,7 +828,10 @@ fn missed_deadline_has_a_grace_and_a_result_in_it_stands_mec10_stk12() {
     let l2 = lease(&mut s, job(9));
     ack(&mut s, &l2).expect_success();
     s.chain.warp(3_600 + DEADLINE_GRACE + 1);
-    assert_revert!(s.post(0, l2.id, &encode(&l2.c)).0, ResultsErrors::DeadlinePassed);
+    assert_revert!(
+        s.post(0, l2.id, &encode(&l2.c)).0,
+        ResultsErrors::DeadlinePassed
+    );
     let r = missed(&mut s, l2.id, keeper).expect_success();
     assert_eq!(
         r.event::<Results::FaultProven>().kind,
@@ -763,7 +876,7 @@ fn a_heartbeat_within_the_grace_clears_the_report_stk11() {
     // A chain halt: the lapse is observed only when blocks resume, and the provider's first
     // heartbeat after the report clears it.
     let mut s = Suite::new();
-    let id = s.service_lease(0, 0, 10 * USDC);
+    let id = s.service_lease_for(0, 0, 10 * USDC, 7 * 86_400);
     s.chain.warp(2 * 86_400); // no blocks for two days
     report(&mut s, id).expect_success();
     s.chain.warp(STALE_GRACE);
@@ -783,4 +896,92 @@ fn a_lapse_that_outlasted_the_grace_stays_provable_after_the_provider_comes_back
     s.keep_alive(0, 600);
     s.heartbeat(0).expect_success();
     prove_stale(&mut s, id).expect_success();
+}
+
+#[test]
+fn a_lapse_the_lease_end_would_cut_short_is_not_reportable_and_an_ended_lease_owes_no_heartbeat() {
+    // The provider beats up to its lease's end and then stops (it owes nothing after it): a
+    // report after the end, or one whose grace would run past the end, is refused, so nobody can
+    // slash an honest provider for the time after its lease.
+    let mut s = Suite::new();
+    let id = s.service_lease(0, 0, 10 * USDC);
+    s.keep_alive(0, 3_600 - STALE_GRACE - HEARTBEAT);
+    s.chain.warp(HEARTBEAT + 1);
+    assert_revert!(report(&mut s, id), ResultsErrors::TooLateToReport);
+    s.chain.warp(STALE_GRACE + 61); // past the end, not closed yet
+    assert_revert!(report(&mut s, id), ResultsErrors::TooLateToReport);
+    s.chain.warp(STALE_GRACE + TENANT_PRIORITY);
+    assert_revert!(prove_stale(&mut s, id), ResultsErrors::StaleNotProven);
+    // The lapse a grace before the end is reported and slashed as ever.
+    let id = s.service_lease(0, 0, 10 * USDC);
+    s.chain.warp(HEARTBEAT + 1);
+    report(&mut s, id).expect_success();
+    s.chain.warp(STALE_GRACE + 1);
+    prove_stale(&mut s, id).expect_success();
+}
+
+#[test]
+fn the_fee_for_an_unavailable_result_is_the_challengers_then_anyones_after_a_response_window() {
+    let data = data5();
+    let unavailable = |s: &mut Suite, id: B256, from: Address| {
+        send_results(
+            s,
+            from,
+            Results::proveUnavailableCall {
+                leaseId: id,
+                index: U256::ZERO,
+            },
+        )
+    };
+    // A racer proving the keeper's challenge once the fee is due: the fee is still the keeper's.
+    let mut s = Suite::new();
+    let (challenger, racer) = (s.keeper.address, Address::repeat_byte(0x77));
+    s.chain.fund(racer);
+    let id = s.instant_lease(0, 0, 10 * USDC);
+    let (_, c) = s.post(0, id, &data);
+    s.challenge(challenger, id, c, 0).expect_success();
+    s.chain.warp(RESPONSE_WINDOW + TENANT_PRIORITY + 1);
+    let r = unavailable(&mut s, id, racer).expect_success();
+    assert_eq!(r.event::<Market::LeaseFaulted>().reporter, challenger);
+    let fee = 10 * USDC * u128::from(FAULT_FEE_BPS) / 10_000;
+    assert_eq!((s.credit(challenger), s.credit(racer)), (fee, 0));
+    // A challenger that leaves it a response window longer: whoever proves it earns the fee, so
+    // an unanswered challenge is never left holding the lease for want of one.
+    let id = s.instant_lease(0, 0, 10 * USDC);
+    let (_, c) = s.post(0, id, &data);
+    s.challenge(challenger, id, c, 0).expect_success();
+    s.chain.warp(2 * RESPONSE_WINDOW + TENANT_PRIORITY + 1);
+    let r = unavailable(&mut s, id, racer).expect_success();
+    assert_eq!(r.event::<Market::LeaseFaulted>().reporter, racer);
+    assert_eq!(s.credit(racer), fee);
+}
+
+#[test]
+fn a_finders_fee_never_exceeds_the_collateral_slashed() {
+    // A provider proving its own missed deadline through another address, after the tenant's
+    // priority: 5% of a 10 USDC refund is 0.5 USDC, the collateral 0.1 USDC. The fee is capped at
+    // the slash, so the provider cannot earn from its own fault at its tenant's expense.
+    let mut s = Suite::new();
+    s.ensure_registered(0);
+    let mut p = s.fresh_order(10 * USDC, PRICE * 2);
+    (p.instant, p.collateral) = (true, U96::from(USDC / 10));
+    let id = s.create(0, p.clone());
+    s.bid(0, id, PRICE).expect_success();
+    s.chain
+        .warp(u64::from(p.maxDuration) + DEADLINE_GRACE + TENANT_PRIORITY + 1);
+    let own = s.tenant(2);
+    let before = s.balance(s.token, s.tenant(0));
+    let r = send_results(
+        &mut s,
+        own,
+        Results::proveMissedDeadlineCall { leaseId: id },
+    )
+    .expect_success();
+    let f = r.event::<Market::LeaseFaulted>();
+    assert_eq!((f.reporter, f.slashed.to::<u128>()), (own, USDC / 10));
+    assert_eq!(s.credit(own), USDC / 10);
+    assert_eq!(
+        s.balance(s.token, s.tenant(0)) - before,
+        10 * USDC - USDC / 10
+    );
 }

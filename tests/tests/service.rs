@@ -88,7 +88,10 @@ fn a_heartbeat_one_second_late_lapses_the_lease_which_anyone_closes_mec09() {
     s.chain.set_time(h0 + HEARTBEAT + 1);
     s.heartbeat(0).expect_success();
     let k = s.keeper.address;
-    let ev = s.close(k, id).expect_success().event::<Market::LeaseClosed>();
+    let ev = s
+        .close(k, id)
+        .expect_success()
+        .event::<Market::LeaseClosed>();
     assert_eq!(ev.reason, LAPSED);
     assert_eq!(
         ev.paid.to::<u128>(),
@@ -106,7 +109,11 @@ fn a_heartbeat_exactly_at_the_deadline_keeps_the_epoch() {
     let (h0, epoch) = liveness(&mut s, 0);
     s.chain.set_time(h0 + HEARTBEAT);
     s.heartbeat(0).expect_success();
-    assert_eq!(liveness(&mut s, 0), (h0 + HEARTBEAT, epoch), "on time: same epoch");
+    assert_eq!(
+        liveness(&mut s, 0),
+        (h0 + HEARTBEAT, epoch),
+        "on time: same epoch"
+    );
     s.chain.warp(250);
     assert_eq!(
         settle(&mut s, id),
@@ -203,7 +210,12 @@ fn a_heartbeat_period_change_never_reaches_a_running_epoch_gov02() {
     s.heartbeat(1).expect_success();
     let period = s
         .chain
-        .view(staking, Staking::livenessCall { provider: s.provider(1) })
+        .view(
+            staking,
+            Staking::livenessCall {
+                provider: s.provider(1),
+            },
+        )
         .period;
     assert_eq!(period, 60);
 }
@@ -219,7 +231,7 @@ fn batch_leases_have_no_heartbeat_to_report() {
 #[test]
 fn a_chain_halt_is_not_slashed_once_the_provider_beats_again_stk11() {
     let mut s = Suite::new();
-    let id = s.service_lease(0, 0, 10 * USDC);
+    let id = s.service_lease_for(0, 0, 10 * USDC, 86_400);
     // No blocks for far longer than period + grace.
     s.chain.warp(10 * STALE_GRACE);
     // The first block after the halt carries a keeper's report; the provider's heartbeat follows.
@@ -235,5 +247,9 @@ fn a_chain_halt_is_not_slashed_once_the_provider_beats_again_stk11() {
     // Had the provider beaten first, there would be nothing to report at all.
     s.heartbeat(0).expect_success();
     assert_revert!(report(&mut s, id), ResultsErrors::ProviderLive);
-    assert_eq!(s.provider_info(0).stake.to::<u128>(), 10_000 * USDC, "never slashed");
+    assert_eq!(
+        s.provider_info(0).stake.to::<u128>(),
+        10_000 * USDC,
+        "never slashed"
+    );
 }

@@ -2,11 +2,11 @@
 //! items of SECURITY.md (the ID is in each test's name). Market hooks (tryLock, release, slash)
 //! are driven on a second Staking whose market is an EOA the test controls.
 
+use alloy::primitives::{Bytes, aliases::U96};
 use alloy::{
     primitives::{Address, B256, U256, aliases::U48, keccak256},
     sol_types::{SolCall, SolConstructor, SolError, SolEvent},
 };
-use alloy::primitives::{Bytes, aliases::U96};
 use gridlease_bindings::{
     FeeOnTransferToken,
     IStaking::{Capacity, ProviderView},
@@ -177,7 +177,13 @@ impl Bed {
         self.consent_with(owner, operator, nonce, self.s.chain.now() + 3_600)
     }
 
-    fn consent_with(&self, provider: Address, operator: &Account, nonce: U256, deadline: u64) -> (U256, Bytes) {
+    fn consent_with(
+        &self,
+        provider: Address,
+        operator: &Account,
+        nonce: U256,
+        deadline: u64,
+    ) -> (U256, Bytes) {
         let sig = OperatorConsent::new(provider, operator.address, nonce, deadline)
             .sign(&staking_domain(CHAIN_ID, self.staking), &operator.key)
             .expect("sign consent");
@@ -190,7 +196,14 @@ impl Bed {
         self.register_signed(i, operator.address, U96::MAX, deadline, sig)
     }
 
-    fn register_signed(&mut self, i: usize, operator: Address, ceiling: U96, deadline: U256, sig: Bytes) -> Receipt {
+    fn register_signed(
+        &mut self,
+        i: usize,
+        operator: Address,
+        ceiling: U96,
+        deadline: U256,
+        sig: Bytes,
+    ) -> Receipt {
         let (owner, capacity, uri) = (self.owner(i), big_capacity(), format!("p{i}"));
         let call = Staking::registerCall::new((operator, capacity, uri, ceiling, deadline, sig));
         self.send(owner, call)
@@ -209,10 +222,23 @@ impl Bed {
         self.update_ceiling(i, operator, capacity, U96::MAX)
     }
 
-    fn update_ceiling(&mut self, i: usize, operator: &Account, capacity: Capacity, ceiling: U96) -> Receipt {
+    fn update_ceiling(
+        &mut self,
+        i: usize,
+        operator: &Account,
+        capacity: Capacity,
+        ceiling: U96,
+    ) -> Receipt {
         let (owner, uri) = (self.owner(i), "v2".to_string());
         let (deadline, sig) = self.consent(i, operator);
-        let call = Staking::updateProviderCall::new((operator.address, capacity, uri, ceiling, deadline, sig));
+        let call = Staking::updateProviderCall::new((
+            operator.address,
+            capacity,
+            uri,
+            ceiling,
+            deadline,
+            sig,
+        ));
         self.send(owner, call)
     }
 
@@ -366,7 +392,10 @@ fn register_succeeds_records_operator_capacity_and_ceiling() {
     let bidder = b.view(Staking::bidderInfoCall { operator: op });
     assert_eq!(bidder.provider, owner);
     // The consent is spent: its nonce moved on.
-    assert_eq!(b.view(Staking::operatorNonceCall { operator: op }), U256::from(1));
+    assert_eq!(
+        b.view(Staking::operatorNonceCall { operator: op }),
+        U256::from(1)
+    );
 }
 
 #[test]
@@ -398,7 +427,14 @@ fn register_without_the_operators_consent_reverts_mec11() {
     b.s.chain.fund(fresh.address);
     b.update(0, &fresh, big_capacity()).expect_success();
     let owner = b.owner(0);
-    let call = Staking::updateProviderCall::new((victim.address, big_capacity(), "x".to_string(), U96::MAX, deadline, sig));
+    let call = Staking::updateProviderCall::new((
+        victim.address,
+        big_capacity(),
+        "x".to_string(),
+        U96::MAX,
+        deadline,
+        sig,
+    ));
     let r = b.send(owner, call);
     reverts!(r, BadOperatorConsent(victim.address));
 }
@@ -436,7 +472,10 @@ fn update_provider_succeeds_changes_capacity_same_operator() {
     let e = ev::<Staking::ProviderUpdated>(b.update(0, &op, cap.clone()));
     assert_eq!((e.provider, e.operator), (owner, op.address));
     assert_eq!((e.capacity, e.metadataURI.as_str()), (cap.clone(), "v2"));
-    assert_eq!((b.info(0).capacity, b.provider_of(op.address)), (cap, owner));
+    assert_eq!(
+        (b.info(0).capacity, b.provider_of(op.address)),
+        (cap, owner)
+    );
 }
 
 #[test]
@@ -456,7 +495,10 @@ fn update_provider_frees_old_operator_on_operator_change() {
     let new = Account::numbered(300);
     b.update(0, &new, big_capacity()).expect_success();
     assert_eq!(b.provider_of(old.address), Address::ZERO);
-    assert_eq!((b.provider_of(new.address), b.info(0).operator), (owner, new.address));
+    assert_eq!(
+        (b.provider_of(new.address), b.info(0).operator),
+        (owner, new.address)
+    );
     // The freed key can serve another provider now (with a fresh consent).
     b.register_as(1, &old).expect_success();
     let owner1 = b.owner(1);
@@ -472,7 +514,14 @@ fn update_provider_reverts_operator_zero_or_taken() {
     let (deadline, sig) = b.consent(0, &taken);
     let owner = b.owner(0);
     for operator in [Address::ZERO, taken.address] {
-        let call = Staking::updateProviderCall::new((operator, big_capacity(), "v2".to_string(), U96::MAX, deadline, sig.clone()));
+        let call = Staking::updateProviderCall::new((
+            operator,
+            big_capacity(),
+            "v2".to_string(),
+            U96::MAX,
+            deadline,
+            sig.clone(),
+        ));
         let r = b.send(owner, call);
         reverts!(r, OperatorUnavailable(operator));
     }
@@ -688,7 +737,10 @@ fn unbond_reverts_collateral_locked_by_active_lease_stk05() {
     // Closing the (acknowledged, running) lease releases exactly the collateral.
     s.close(tenant, id).expect_success();
     let info = s.provider_info(0);
-    assert_eq!((info.stake.to::<u128>(), info.locked.to::<u128>()), (usd(100), 0));
+    assert_eq!(
+        (info.stake.to::<u128>(), info.locked.to::<u128>()),
+        (usd(100), 0)
+    );
     unbond(&mut s, usd(100)).expect_success();
 }
 
@@ -821,7 +873,13 @@ fn slash_pays_the_tenant_its_loss_the_reporter_its_cut_and_the_treasury_the_rest
     let (tenant, reporter) = (b.s.tenant(0), b.s.keeper.address);
     let treasury = b.s.treasury.address;
     let big = usd(1_000) + 7;
-    let cases = [(1, 0, 0), (3, 1, 1), (999, 1_000, 50), (big, usd(300), usd(15)), (usd(5), 0, usd(1))];
+    let cases = [
+        (1, 0, 0),
+        (3, 1, 1),
+        (999, 1_000, 50),
+        (big, usd(300), usd(15)),
+        (usd(5), 0, usd(1)),
+    ];
     for (n, (penalty, comp, cut)) in cases.into_iter().enumerate() {
         let credits = |b: &mut Bed| (b.credit(tenant), b.credit(reporter), b.credit(treasury));
         let before = credits(&mut b);
@@ -830,7 +888,10 @@ fn slash_pays_the_tenant_its_loss_the_reporter_its_cut_and_the_treasury_the_rest
         let (slashed, t, r, tr) = split(b.slash(0, a));
         let to_tenant = comp.min(penalty);
         let to_reporter = cut.min(to_tenant);
-        assert_eq!((slashed, t, r), (penalty, to_tenant - to_reporter, to_reporter));
+        assert_eq!(
+            (slashed, t, r),
+            (penalty, to_tenant - to_reporter, to_reporter)
+        );
         assert_eq!(t + r + tr, slashed, "split adds up");
         assert!(t + r <= comp, "never more than the tenant lost");
         let expected = (before.0 + t, before.1 + r, before.2 + tr);
@@ -1057,11 +1118,17 @@ fn market_set_params_keeps_max_lease_below_unbonding_minus_two_horizons_gov04() 
     let (value, min, max) = (u(limit + 1), u(1u8), u(limit));
     let name = b32("maxLeaseDuration");
     let e = <Market::ParameterOutOfBounds as SolError>::new((name, value, min, max));
-    assert_eq!(r.revert_as::<MarketErrors>(), MarketErrors::ParameterOutOfBounds(e));
+    assert_eq!(
+        r.revert_as::<MarketErrors>(),
+        MarketErrors::ParameterOutOfBounds(e)
+    );
     p.maxLeaseDuration = limit;
     s.set_params(p).expect_success();
     let market = s.market;
-    assert_eq!(s.chain.view(market, Market::paramsCall {}).maxLeaseDuration, limit);
+    assert_eq!(
+        s.chain.view(market, Market::paramsCall {}).maxLeaseDuration,
+        limit
+    );
 }
 
 #[test]
@@ -1073,7 +1140,12 @@ fn staking_set_unbonding_period_keeps_the_market_bound_gov04() {
     let max_lease = u64::from(s.chain.view(market, Market::paramsCall {}).maxLeaseDuration);
     let floor = max_lease + 2 * FAULT_HORIZON;
     let r = s.govern(staking, period(floor));
-    let (name, value, min, max) = (b32("unbondingPeriod"), u(floor), u(floor + 1), u(MAX_PERIOD));
+    let (name, value, min, max) = (
+        b32("unbondingPeriod"),
+        u(floor),
+        u(floor + 1),
+        u(MAX_PERIOD),
+    );
     reverts!(r, StakingParameterOutOfBounds(name, value, min, max));
     s.govern(staking, period(floor + 1)).expect_success();
 }

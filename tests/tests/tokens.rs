@@ -97,7 +97,9 @@ fn credit(s: &mut Suite, token: Address, account: Address) -> u128 {
 
 fn fees(s: &mut Suite, token: Address) -> u128 {
     let lens = s.lens;
-    s.chain.view(lens, MarketLens::protocolFeesCall { token }).to()
+    s.chain
+        .view(lens, MarketLens::protocolFeesCall { token })
+        .to()
 }
 
 /// `who` withdraws its credit in `token` to itself.
@@ -330,7 +332,10 @@ fn a_frozen_account_cannot_redirect_its_credit_past_the_freeze_mec16() {
         },
     );
     reverts!(r, AccountFrozenMarket(token, tenant));
-    assert_eq!((credit(&mut s, token, tenant), s.balance(token, elsewhere)), (9 * USDC, 0));
+    assert_eq!(
+        (credit(&mut s, token, tenant), s.balance(token, elsewhere)),
+        (9 * USDC, 0)
+    );
     // Thawed, it may go anywhere.
     set_blacklisted(&mut s, token, tenant, false);
     s.chain
@@ -361,7 +366,10 @@ fn a_frozen_account_cannot_redirect_its_staking_credit_or_stake_mec16() {
     let (owner, op) = (s.provider(0), s.providers[0].operator.clone());
     let deadline = s.chain.now() + 60;
     let sig = OperatorConsent::new(owner, op.address, U256::ZERO, deadline)
-        .sign(&staking_domain(gridlease_tests::evm::CHAIN_ID, staking), &op.key)
+        .sign(
+            &staking_domain(gridlease_tests::evm::CHAIN_ID, staking),
+            &op.key,
+        )
         .expect("consent");
     let reg = Staking::registerCall::new((
         op.address,
@@ -385,9 +393,11 @@ fn a_frozen_account_cannot_redirect_its_staking_credit_or_stake_mec16() {
     s.chain.warp(UNBONDING);
     set_blacklisted(&mut s, token, owner, true);
     let elsewhere = s.tenant(3);
-    let r = s
-        .chain
-        .send(owner, staking, Staking::withdrawUnbondedCall { to: elsewhere });
+    let r = s.chain.send(
+        owner,
+        staking,
+        Staking::withdrawUnbondedCall { to: elsewhere },
+    );
     assert_eq!(
         r.revert_as::<StakingErrors>(),
         StakingErrors::AccountFrozen(Staking::AccountFrozen {
@@ -397,7 +407,11 @@ fn a_frozen_account_cannot_redirect_its_staking_credit_or_stake_mec16() {
     );
     set_blacklisted(&mut s, token, owner, false);
     s.chain
-        .send(owner, staking, Staking::withdrawUnbondedCall { to: elsewhere })
+        .send(
+            owner,
+            staking,
+            Staking::withdrawUnbondedCall { to: elsewhere },
+        )
         .expect_success();
     assert_eq!(s.balance(token, elsewhere), 10 * USDC);
 }
@@ -651,7 +665,10 @@ fn stake_with_permit_falls_back_to_approval_without_permit_support_tok11_tok02()
     s.mint(token, owner, 10 * USDC);
     let deadline = s.chain.now() + 60;
     let sig = OperatorConsent::new(owner, op.address, U256::ZERO, deadline)
-        .sign(&staking_domain(gridlease_tests::evm::CHAIN_ID, staking), &op.key)
+        .sign(
+            &staking_domain(gridlease_tests::evm::CHAIN_ID, staking),
+            &op.key,
+        )
         .expect("consent");
     let reg = Staking::registerCall::new((
         op.address,
