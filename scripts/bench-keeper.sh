@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Keeper benchmark (issue 6, KB-06): LEASES running leases on a fresh anvil, one full settle sweep
-# by the real keeper: settle transactions vs ceil(LEASES / BATCH), gas per lease settled, peak RSS.
+# Keeper benchmark (issue 6, KB-06): LEASES running service leases (protocol v2 settles only
+# those; their providers heart-beat throughout) on a fresh anvil, one full settle sweep by the real
+# keeper: settle transactions vs ceil(LEASES / BATCH), gas per lease settled (goal <= 12,000),
+# peak RSS.
 # Writes target/bench/keeper.json.
 #   ./scripts/bench-keeper.sh [LEASES=10000] [BATCH=100]
 set -euo pipefail

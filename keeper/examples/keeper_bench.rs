@@ -1,12 +1,15 @@
 //! Keeper benchmark (issue 6, KB-06): `scripts/bench-keeper.sh [LEASES] [BATCH]` (or `cargo build
 //! --bin gridlease-keeper && cargo run --example keeper_bench -- [LEASES] [BATCH]`).
 //!
-//! On a fresh anvil with the market deployed it creates `LEASES` (default 10,000) running leases
-//! as fast as anvil takes them (instant orders from several tenants, one on-chain bid each from
-//! several providers; transactions signed locally with known nonces, sent concurrently with
-//! automine off and mined in full 30M-gas blocks), sets a 1 gwei base fee, moves the chain's
-//! clock on 30 minutes so every lease owes a settlement, then starts the real
-//! `gridlease-keeper run` and measures:
+//! On a fresh anvil with the market deployed it creates `LEASES` (default 10,000) running
+//! **service** leases (protocol v2 settles only those as they run; a batch lease is paid when its
+//! result stands) as fast as anvil takes them (instant service orders from several tenants, one
+//! on-chain bid each from several providers, each provider heart-beating before its bids;
+//! transactions signed locally with known nonces, sent concurrently with automine off and mined in
+//! full 30M-gas blocks), sets a 1 gwei base fee, moves the chain's clock on 30 minutes in 50 s
+//! steps with a heartbeat of every provider after each (pay runs only to a provider's last
+//! heartbeat + period), so every lease owes a settlement, then starts the real
+//! `gridlease-keeper run` (the providers keep beating meanwhile) and measures:
 //! - catch-up: from start until the keeper's view holds every lease (logs from the deploy block);
 //! - one full settle sweep: settle transactions until every lease was settled once, against the
 //!   goal `ceil(LEASES / BATCH)`, and the gas per lease settled, from the receipts (goal <= 12,000);
@@ -31,7 +34,9 @@ use alloy::{
     sol_types::{SolCall, SolEvent},
 };
 use anyhow::{Context, Result, bail};
-use gridlease_bindings::{IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin};
+use gridlease_bindings::{
+    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Staking,
+};
 use gridlease_core::{
     chain::{Client, send},
     spec::{Resources, RunSpec, Workload},
@@ -51,6 +56,8 @@ const PROVIDERS: usize = 4;
 const RATE: u128 = 50_000_000_000_000_000;
 const DEPOSIT: u128 = 200 * USDC;
 const WARP: u64 = 1_800;
+/// Chain seconds between heartbeats while the clock is moved on (the devnet period is 60 s).
+const BEAT: u64 = 50;
 /// Leases created per round (orders, then their bids).
 const ROUND: usize = 2_000;
 /// Transactions in flight to anvil at once while setting up.
@@ -71,10 +78,11 @@ async fn metric(port: u16, name: &str) -> u64 {
 fn spec() -> RunSpec {
     RunSpec {
         version: 1,
-        workload: Workload::Container {
+        workload: Workload::Service {
             image: "local".into(),
             command: vec!["sh".into(), "-c".into(), "sleep 86400".into()],
             env: Default::default(),
+            port: 8080,
         },
         resources: Resources {
             gpu_class: 0,
@@ -208,6 +216,16 @@ async fn send_and_mine(c: &Client, txs: Vec<Bytes>) -> Result<()> {
     }
 }
 
+/// A signed heartbeat of every provider's operator.
+async fn heartbeats(operators: &mut [Account], chain: u64, staking: Address) -> Result<Vec<Bytes>> {
+    let mut out = Vec::with_capacity(operators.len());
+    for op in operators {
+        let call = Staking::heartbeatCall {}.abi_encode().into();
+        out.push(op.sign(chain, staking, call, 100_000).await?);
+    }
+    Ok(out)
+}
+
 /// A settle transaction: block, index in the block, the leases it settled.
 type Settled = (u64, u64, Vec<B256>);
 /// Settle transactions seen so far, by hash.
@@ -250,6 +268,7 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     d.save(&dir.path().join("deployments.json"))?;
     let market = d.address("Market")?;
+    let staking = d.address("Staking")?;
     let usdc = d.token("USDC")?.address;
     let chain = gov.chain_id;
     let cap = Capacity {
@@ -280,7 +299,7 @@ async fn main() -> Result<()> {
                 &gov,
                 &d,
                 owner,
-                operator.address(),
+                &operator,
                 cap.clone(),
                 per_provider * USDC + USDC,
             )
@@ -335,6 +354,9 @@ async fn main() -> Result<()> {
             );
         }
         send_and_mine(&gov, txs).await?;
+        // Service bids need a live provider: every provider beats first.
+        let beats = heartbeats(&mut operators, chain, staking).await?;
+        send_and_mine(&gov, beats).await?;
         if bid_gas == 0 {
             bid_gas = gov
                 .provider
@@ -401,8 +423,40 @@ async fn main() -> Result<()> {
     )
     .await?;
     raw(&gov, "evm_setAutomine", serde_json::json!([true])).await?;
-    anvil::warp(&gov.provider, WARP).await?;
+    // Pay runs to a provider's last heartbeat + period: the clock moves on in steps a provider
+    // keeps up with.
+    for _ in 0..WARP.div_ceil(BEAT) {
+        let beats = heartbeats(&mut operators, chain, staking).await?;
+        send_and_mine(&gov, beats).await?;
+        anvil::warp(&gov.provider, BEAT).await?;
+    }
+    let beats = heartbeats(&mut operators, chain, staking).await?;
+    send_and_mine(&gov, beats).await?;
     let sweep_from = gov.provider.get_block_number().await?;
+    // And keep beating (every 15 s of wall time, well inside the 60 s period) during the sweep.
+    let beating = {
+        let gov = gov.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                let Ok(beats) = heartbeats(&mut operators, chain, staking).await else {
+                    continue;
+                };
+                let mut failed = false;
+                for b in beats {
+                    failed |= gov.provider.send_raw_transaction(&b).await.is_err();
+                }
+                // A refused beat leaves a nonce unused: take the chain's again.
+                if failed {
+                    for op in operators.iter_mut() {
+                        if let Ok(n) = gov.provider.get_transaction_count(op.from).await {
+                            op.nonce = n;
+                        }
+                    }
+                }
+            }
+        })
+    };
 
     let port = anvil::free_port()?;
     std::fs::write(
@@ -417,12 +471,14 @@ l1_fee = "none"
 [wallet]
 private_key = "env:KEEPER_KEY"
 
-# The bench measures settlement: faults are off (nobody acknowledges these leases).
+# The bench measures settlement of service leases: nothing else.
 [strategies]
+close = false
 no_show = false
 missed_deadline = false
 stale_heartbeat = false
 verify = false
+challenge = false
 
 # At least 0.5 USDC a transaction: anvil's base fee decays toward zero under the keeper's own
 # sparse blocks, where settling a lease again seconds later would pass as profitable.
@@ -505,6 +561,7 @@ dir = "keeper-data"
         ))
     }
     .await;
+    beating.abort();
     if anvil::terminate(&mut keeper, Duration::from_secs(30)).is_none() {
         let _ = keeper.kill();
         let _ = keeper.wait();

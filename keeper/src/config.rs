@@ -13,7 +13,7 @@ use crate::strategy::Flags;
 pub const SAMPLE: &str = include_str!("../keeper.sample.toml");
 
 /// Names `profit.unpaid` accepts.
-pub const ACTIONS: [&str; 8] = [
+pub const ACTIONS: [&str; 10] = [
     "award",
     "settle",
     "close",
@@ -22,6 +22,8 @@ pub const ACTIONS: [&str; 8] = [
     "report-stale",
     "stale-heartbeat",
     "fraud",
+    "challenge",
+    "unavailable",
 ];
 
 /// How to find a rollup's L1 data fee.
@@ -132,6 +134,8 @@ struct RawStrategies {
     missed_deadline: bool,
     stale_heartbeat: bool,
     verify: bool,
+    challenge: bool,
+    challenge_private: bool,
 }
 
 #[derive(Deserialize)]
@@ -188,6 +192,8 @@ impl Default for RawStrategies {
             missed_deadline: true,
             stale_heartbeat: true,
             verify: true,
+            challenge: true,
+            challenge_private: false,
         }
     }
 }
@@ -199,7 +205,7 @@ impl Default for RawProfit {
             min_profit: "0".into(),
             max_gas_price_gwei: "50".into(),
             hourly_budget: "0.05".into(),
-            unpaid: vec!["award".into(), "report-stale".into()],
+            unpaid: vec!["award".into()],
         }
     }
 }
@@ -305,6 +311,8 @@ impl Config {
             missed_deadline: s.missed_deadline,
             stale_heartbeat: s.stale_heartbeat,
             verify: s.verify,
+            challenge: s.challenge,
+            challenge_private: s.challenge_private,
         };
         let p = raw.profit;
         // Checked with 18 decimals here; used at each token's decimals.
@@ -389,7 +397,13 @@ mod tests {
         assert_eq!(c.max_gas_price, 50_000_000_000);
         assert_eq!(c.hourly_budget, 50_000_000_000_000_000);
         assert!(c.unpaid.contains("award"));
+        // A stale report is priced on the proof it leads to, not done at a loss.
+        assert!(!c.unpaid.contains("report-stale"));
         assert_eq!(c.flags, Flags::ALL);
+        assert!(
+            !c.flags.challenge_private,
+            "private results are not bet on by default"
+        );
     }
 
     #[test]

@@ -22,7 +22,9 @@ use crate::{engine::Keeper, unix_now};
 /// Counters and gauges.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Work items found, by action.
+    /// Work items planned, by action (every poll that plans one counts it).
+    pub planned: Mutex<BTreeMap<String, u64>>,
+    /// Work items found (taken up after the stagger), by action.
     pub found: Mutex<BTreeMap<String, u64>>,
     /// Transactions mined successfully, by action.
     pub done: Mutex<BTreeMap<String, u64>>,
@@ -38,8 +40,16 @@ pub struct Metrics {
     pub head: AtomicU64,
     /// Unix time of the last good poll.
     pub last_poll: AtomicU64,
-    /// Leases tracked.
+    /// Polls done.
+    pub polls: AtomicU64,
+    /// Running leases tracked.
     pub leases: AtomicU64,
+    /// Closed leases tracked while their collateral is held (faults still provable).
+    pub held: AtomicU64,
+    /// Data-availability challenges this keeper bonded (mined).
+    pub bonds_posted: AtomicU64,
+    /// Of them, answered: the provider held its data, and the bond went to the answerer.
+    pub bonds_lost: AtomicU64,
     /// Orders tracked.
     pub orders: AtomicU64,
     /// Transactions in flight.
@@ -56,6 +66,10 @@ fn bump<K: Ord + From<String>>(m: &Mutex<BTreeMap<K, u64>>, key: &str) {
 }
 
 impl Metrics {
+    /// Count planned work.
+    pub fn planned(&self, action: &str) {
+        bump(&self.planned, action);
+    }
     /// Count found work.
     pub fn found(&self, action: &str) {
         bump(&self.found, action);
@@ -84,6 +98,7 @@ impl Metrics {
     pub fn rows(&self) -> Vec<(String, u64)> {
         let mut out = Vec::new();
         for (prefix, m) in [
+            ("planned", &self.planned),
             ("found", &self.found),
             ("done", &self.done),
             ("skipped", &self.skipped),
@@ -132,6 +147,13 @@ async fn metrics(State(k): State<Arc<Keeper>>) -> Response {
             }
         }
     };
+    labelled(
+        &mut out,
+        "gridlease_keeper_work_planned_total",
+        "Work items planned, by action (counted on every poll that plans one).",
+        "action",
+        &m.planned,
+    );
     labelled(
         &mut out,
         "gridlease_keeper_work_found_total",
@@ -183,10 +205,34 @@ async fn metrics(State(k): State<Arc<Keeper>>) -> Response {
             u128::from(m.head.load(Relaxed)),
         ),
         (
+            "gridlease_keeper_polls_total",
+            "Polls done.",
+            "counter",
+            u128::from(m.polls.load(Relaxed)),
+        ),
+        (
             "gridlease_keeper_leases",
-            "Leases tracked.",
+            "Running leases tracked.",
             "gauge",
             u128::from(m.leases.load(Relaxed)),
+        ),
+        (
+            "gridlease_keeper_held_leases",
+            "Closed leases tracked while their collateral is held (faults still provable).",
+            "gauge",
+            u128::from(m.held.load(Relaxed)),
+        ),
+        (
+            "gridlease_keeper_bonds_posted_total",
+            "Data-availability challenges bonded.",
+            "counter",
+            u128::from(m.bonds_posted.load(Relaxed)),
+        ),
+        (
+            "gridlease_keeper_bonds_lost_total",
+            "Challenges answered by the provider: their bonds went to the answerer.",
+            "counter",
+            u128::from(m.bonds_lost.load(Relaxed)),
         ),
         (
             "gridlease_keeper_orders",

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use gridlease_bindings::{Market, Staking};
+use gridlease_bindings::{MarketLens, Staking};
 use gridlease_core::{
     chain::{Client, classify},
     deployments::Deployments,
@@ -134,10 +134,15 @@ async fn status(path: &std::path::Path) -> Result<()> {
     }
     let store = Store::open(&db)?;
     let (view, cursor) = store.load()?;
-    let held = view.leases.values().filter(|l| l.held()).count();
+    let running = view.running();
+    let held = view
+        .leases
+        .values()
+        .filter(|l| l.closed.is_none() && l.held())
+        .count();
     println!(
-        "view       {} lease(s) running ({held} held for their challenge window), {} order(s) awaiting award, read up to block {}",
-        view.leases.len(),
+        "view       {running} lease(s) running ({held} with a result in its challenge window), {} closed with collateral held, {} order(s) awaiting award, read up to block {}",
+        view.leases.len() - running,
         view.orders.len(),
         cursor.map_or(0, |c| c.0)
     );
@@ -174,15 +179,15 @@ async fn status(path: &std::path::Path) -> Result<()> {
             println!("skipped    {n:>5} {reason}");
         }
     }
-    let market = Market::new(d.address("Market")?, &client.provider);
+    let lens = MarketLens::new(d.address("MarketLens")?, &client.provider);
     for t in &d.tokens {
-        let credit = market
+        let credit = lens
             .creditOf(t.address, me)
             .call()
             .await
             .map_err(classify)?;
         println!(
-            "credit     {} {} withdrawable (fees)",
+            "credit     {} {} withdrawable (keeper and fault fees)",
             format_amount(credit.to::<u128>(), t.decimals),
             t.symbol
         );
@@ -190,7 +195,7 @@ async fn status(path: &std::path::Path) -> Result<()> {
     let staking = Staking::new(d.address("Staking")?, &client.provider);
     let reward = staking.creditOf(me).call().await.map_err(classify)?;
     println!(
-        "credit     {} withdrawable (slash rewards, stake token units)",
+        "credit     {} withdrawable (post-close fault rewards, stake token units)",
         reward
     );
     Ok(())

@@ -10,13 +10,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::view::{Changed, View};
 
-const SCHEMA_VERSION: i64 = 2;
-
-/// Registered providers (owner -> operator and metadataURI), created when missing.
-const PROVIDERS_TABLE: &str =
-    "CREATE TABLE IF NOT EXISTS providers (id BLOB PRIMARY KEY, body TEXT NOT NULL);";
+/// 3: protocol v2 (leases keep their result's size, challenges and held closes; the market the
+/// state belongs to is recorded). Older stores were built from v1 contracts: refused.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE providers (id BLOB PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE cursor (id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL, hash BLOB NOT NULL);
 CREATE TABLE orders (id BLOB PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE leases (id BLOB PRIMARY KEY, body TEXT NOT NULL);
@@ -45,6 +45,16 @@ pub enum StoreError {
     Version {
         /// What the file has.
         found: i64,
+    },
+    /// Built from another market's logs.
+    #[error(
+        "keeper state belongs to the market at {found}, the deployments file names {expected}: use another data.dir, or move this one aside to rebuild it from the chain"
+    )]
+    OtherMarket {
+        /// The market the state was built for.
+        found: String,
+        /// The market configured now.
+        expected: String,
     },
 }
 
@@ -85,31 +95,34 @@ impl Store {
                 conn.execute_batch(SCHEMA)?;
                 conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             }
-            1 => {
-                // Version 1 kept finished ids without their block: count them as finished at the
-                // cursor, so they are forgotten once a rewind cannot reach them.
-                conn.execute_batch(
-                    "BEGIN;
-                     ALTER TABLE done ADD COLUMN block INTEGER NOT NULL DEFAULT 0;
-                     UPDATE done SET block = COALESCE((SELECT block FROM cursor WHERE id = 1), 0);
-                     PRAGMA user_version = 2;
-                     COMMIT;",
-                )?;
-            }
             SCHEMA_VERSION => {}
             found => return Err(StoreError::Version { found }),
         }
-        // Added without a version bump: a store from before it starts with no providers, and the
-        // engine reads their registrations once ([`Store::has_providers`]).
-        conn.execute_batch(PROVIDERS_TABLE)?;
         Ok(Self { conn })
     }
 
-    /// Whether any provider registration was ever stored.
-    pub fn has_providers(&self) -> Result<bool, StoreError> {
-        Ok(self
+    /// Record that this state is built from `market`'s logs, or refuse a state built from
+    /// another market's (a redeployed market on the same chain would otherwise be read from a
+    /// cursor and a view that are not its own: OFF-15).
+    pub fn bind_market(&self, market: alloy::primitives::Address) -> Result<(), StoreError> {
+        let expected = market.to_string();
+        let found: Option<String> = self
             .conn
-            .query_row("SELECT EXISTS (SELECT 1 FROM providers)", [], |r| r.get(0))?)
+            .query_row("SELECT value FROM meta WHERE key = 'market'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match found {
+            Some(found) if found != expected => Err(StoreError::OtherMarket { found, expected }),
+            Some(_) => Ok(()),
+            None => {
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('market', ?1)",
+                    params![expected],
+                )?;
+                Ok(())
+            }
+        }
     }
 
     /// The view and the cursor it matches.
@@ -188,57 +201,20 @@ impl Store {
         cursor: (u64, B256),
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        for c in changed {
-            match *c {
-                Changed::Order(k) => match view.orders.get(&k) {
-                    Some(o) => {
-                        let body = serde_json::to_string(o)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        tx.execute(
-                            "INSERT OR REPLACE INTO orders (id, body) VALUES (?1, ?2)",
-                            params![k.as_slice(), body],
-                        )?;
-                    }
-                    None => {
-                        tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;
-                    }
-                },
-                Changed::Lease(k) => {
-                    // A lease replaces its order.
-                    tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;
-                    if let Some(l) = view.leases.get(&k) {
-                        let body = serde_json::to_string(l)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        tx.execute(
-                            "INSERT OR REPLACE INTO leases (id, body) VALUES (?1, ?2)",
-                            params![k.as_slice(), body],
-                        )?;
-                    }
-                }
-                Changed::Provider(p) => {
-                    if let Some(r) = view.providers.get(&p) {
-                        let body = serde_json::to_string(r)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        tx.execute(
-                            "INSERT OR REPLACE INTO providers (id, body) VALUES (?1, ?2)",
-                            params![p.as_slice(), body],
-                        )?;
-                    }
-                }
-                Changed::Done(k) => {
-                    tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;
-                    tx.execute("DELETE FROM leases WHERE id = ?1", params![k.as_slice()])?;
-                    tx.execute(
-                        "INSERT OR IGNORE INTO done (id, block) VALUES (?1, ?2)",
-                        params![k.as_slice(), view.done.get(&k).copied().unwrap_or(0)],
-                    )?;
-                }
-            }
-        }
+        write(&tx, view, changed)?;
         tx.execute(
             "INSERT OR REPLACE INTO cursor (id, block, hash) VALUES (1, ?1, ?2)",
             params![cursor.0, cursor.1.as_slice()],
         )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Persist the entries of `view` that `changed` names (a change not from logs: leases
+    /// expired past their fault horizon), atomically.
+    pub fn save(&mut self, view: &View, changed: &[Changed]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        write(&tx, view, changed)?;
         tx.commit()?;
         Ok(())
     }
@@ -390,6 +366,62 @@ impl Store {
     }
 }
 
+/// Write the entries of `view` that `changed` names in transaction `tx`.
+fn write(
+    tx: &rusqlite::Transaction<'_>,
+    view: &View,
+    changed: &[Changed],
+) -> Result<(), StoreError> {
+    for c in changed {
+        match *c {
+            Changed::Order(k) => match view.orders.get(&k) {
+                Some(o) => {
+                    let body =
+                        serde_json::to_string(o).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO orders (id, body) VALUES (?1, ?2)",
+                        params![k.as_slice(), body],
+                    )?;
+                }
+                None => {
+                    tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;
+                }
+            },
+            Changed::Lease(k) => {
+                // A lease replaces its order.
+                tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;
+                if let Some(l) = view.leases.get(&k) {
+                    let body =
+                        serde_json::to_string(l).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO leases (id, body) VALUES (?1, ?2)",
+                        params![k.as_slice(), body],
+                    )?;
+                }
+            }
+            Changed::Provider(p) => {
+                if let Some(r) = view.providers.get(&p) {
+                    let body =
+                        serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO providers (id, body) VALUES (?1, ?2)",
+                        params![p.as_slice(), body],
+                    )?;
+                }
+            }
+            Changed::Done(k) => {
+                tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;
+                tx.execute("DELETE FROM leases WHERE id = ?1", params![k.as_slice()])?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO done (id, block) VALUES (?1, ?2)",
+                    params![k.as_slice(), view.done.get(&k).copied().unwrap_or(0)],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Totals of the transaction journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerRow {
@@ -432,6 +464,52 @@ mod tests {
             },
         );
         v.done.insert(B256::repeat_byte(4), 11);
+        // A held lease with an open challenge (integer map keys go through JSON as strings).
+        let l = B256::repeat_byte(7);
+        v.leases.insert(
+            l,
+            crate::view::Lease {
+                tenant: Address::repeat_byte(2),
+                provider: Address::repeat_byte(8),
+                terms: Bytes::from_static(b"t"),
+                token: Address::repeat_byte(9),
+                kind: 0,
+                module: 1,
+                collateral: 5,
+                rate: 6,
+                start: 1,
+                end: 2,
+                keeper_fee_bps: 10,
+                settled_at: 1,
+                escrow: 3,
+                acknowledged: true,
+                result: Some(crate::view::Posted {
+                    root: B256::repeat_byte(3),
+                    size: 2_048,
+                    uri: "http://x/r".into(),
+                    at: 2,
+                }),
+                stale_since: None,
+                challenges: [(
+                    1u64,
+                    crate::view::Challenged {
+                        challenger: Address::repeat_byte(4),
+                        deadline: 9,
+                    },
+                )]
+                .into(),
+                answered: false,
+                closed: Some(crate::view::Closed {
+                    at: 2,
+                    reason: crate::view::ACCEPTED,
+                    paid: 1,
+                }),
+                checked: Some(crate::view::Check::Missing {
+                    tries: 1,
+                    why: "gone".into(),
+                }),
+            },
+        );
         let p = Address::repeat_byte(8);
         v.providers.insert(
             p,
@@ -440,11 +518,11 @@ mod tests {
                 uri: "http://127.0.0.1:1".into(),
             },
         );
-        assert!(!s.has_providers().expect("test setup"));
         s.commit(
             &v,
             &[
                 Changed::Order(a),
+                Changed::Lease(l),
                 Changed::Done(B256::repeat_byte(4)),
                 Changed::Provider(p),
             ],
@@ -473,31 +551,45 @@ mod tests {
     }
 
     #[test]
-    fn version_1_finished_ids_count_as_finished_at_the_cursor_and_can_be_forgotten() {
+    fn off_15_a_store_of_another_version_or_market_is_refused() {
         let dir = tempfile::tempdir().expect("test setup");
         let path = dir.path().join("k.db");
         {
+            // A v1-protocol store (schema 2).
             let c = Connection::open(&path).expect("test setup");
-            c.execute_batch(&SCHEMA.replace(
-                "CREATE TABLE done (id BLOB PRIMARY KEY, block INTEGER NOT NULL DEFAULT 0);",
-                "CREATE TABLE done (id BLOB PRIMARY KEY);",
-            ))
-            .expect("test setup");
-            c.execute(
-                "INSERT INTO done (id) VALUES (?1)",
-                params![B256::repeat_byte(4).as_slice()],
-            )
-            .expect("test setup");
-            c.execute(
-                "INSERT INTO cursor (id, block, hash) VALUES (1, 77, ?1)",
-                params![B256::repeat_byte(5).as_slice()],
-            )
-            .expect("test setup");
-            c.pragma_update(None, "user_version", 1)
+            c.pragma_update(None, "user_version", 2)
                 .expect("test setup");
         }
-        let mut s = Store::open(&path).expect("migrates");
-        let (mut v, _) = s.load().expect("test setup");
+        let e = Store::open(&path).expect_err("refused");
+        assert!(matches!(e, StoreError::Version { found: 2 }), "{e}");
+        assert!(
+            e.to_string().contains("move the data directory aside"),
+            "{e}"
+        );
+
+        let path = dir.path().join("k3.db");
+        let s = Store::open(&path).expect("test setup");
+        s.bind_market(Address::repeat_byte(1))
+            .expect("first binding");
+        s.bind_market(Address::repeat_byte(1))
+            .expect("the same market");
+        drop(s);
+        let s = Store::open(&path).expect("test setup");
+        let e = s.bind_market(Address::repeat_byte(2)).expect_err("refused");
+        assert!(matches!(e, StoreError::OtherMarket { .. }), "{e}");
+    }
+
+    #[test]
+    fn finished_ids_are_forgotten_and_a_save_needs_no_cursor() {
+        let dir = tempfile::tempdir().expect("test setup");
+        let path = dir.path().join("k.db");
+        let mut s = Store::open(&path).expect("test setup");
+        let mut v = View::default();
+        v.done.insert(B256::repeat_byte(4), 77);
+        s.save(&v, &[Changed::Done(B256::repeat_byte(4))])
+            .expect("test setup");
+        let (mut v, cursor) = s.load().expect("test setup");
+        assert_eq!(cursor, None);
         assert_eq!(v.done.get(&B256::repeat_byte(4)), Some(&77));
         assert!(v.forget(77).is_empty());
         let old = v.forget(78);

@@ -1,28 +1,35 @@
 //! The keeper's strategies: pure and synchronous. [`plan`] turns the view and the chain's clock
 //! into work (each id at most once, never one already in flight), and [`decide`] turns a work
 //! item plus the price of its simulated transaction into send-or-skip (KB-01, KB-03). The
-//! contract math they mirror (accrual, fee split, slash split) is the contracts' own, so what the
-//! keeper expects to earn is what it gets.
+//! contract math they mirror (service accrual under the liveness cap, fee split, fault fee) is the
+//! contracts' own, so what the keeper expects to earn is what it gets.
+//!
+//! Protocol v2 (`docs/protocol.md` §3-5), as the keeper sees it:
+//! - only acknowledged **service** leases are settled as they run, up to their provider's
+//!   liveness; a batch lease is paid once its result stands, by its close;
+//! - a batch lease without a result is never closed (the market refuses, and a close must not
+//!   race its missed-deadline proof: MEC-02); only its faults end it;
+//! - a held result is checked (downloaded against its `(root, size)`, and for built-in jobs
+//!   Freivalds), challenged when it cannot be had, proven wrong or unavailable, and closed as
+//!   completed once its window passed with no open challenge;
+//! - a closed lease whose collateral the market holds stays in the plan until its fault horizon:
+//!   a fault on a result the tenant accepted still pays.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use alloy::{
-    primitives::{Address, B256, aliases::U48, aliases::U96},
-    sol_types::Eip712Domain,
-};
-use gridlease_bindings::IMarket::SignedBid;
-use gridlease_core::{eip712::ServedBid, units};
+use alloy::primitives::{Address, B256};
+use gridlease_core::units;
 
-use crate::view::{Check, Lease, Registered, View};
+use crate::view::{ACCEPTED, Check, Lease, Posted, View};
 
 /// Which strategies run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flags {
-    /// Award auctions whose bid window closed (unpaid: the lease's later settlements pay).
+    /// Award auctions whose bid window closed (unpaid: the lease's later pay is the point).
     pub award: bool,
-    /// Settle running leases in batches.
+    /// Settle running service leases in batches.
     pub settle: bool,
-    /// Close completed, expired and exhausted leases.
+    /// Close completed results, and expired, exhausted and lapsed service leases.
     pub close: bool,
     /// Prove no-shows.
     pub no_show: bool,
@@ -32,10 +39,16 @@ pub struct Flags {
     pub stale_heartbeat: bool,
     /// Check built-in results (Freivalds) and prove wrong ones.
     pub verify: bool,
+    /// Check that posted results can be downloaded; challenge a chunk of one that cannot, and
+    /// prove unanswered challenges (anyone's) unavailable.
+    pub challenge: bool,
+    /// Also challenge container results served only to their tenant (a bet the provider
+    /// withholds them: an honest node answers, and the bond goes to it).
+    pub challenge_private: bool,
 }
 
 impl Flags {
-    /// Everything on.
+    /// Everything on, except challenging private results.
     pub const ALL: Self = Self {
         award: true,
         settle: true,
@@ -44,22 +57,66 @@ impl Flags {
         missed_deadline: true,
         stale_heartbeat: true,
         verify: true,
+        challenge: true,
+        challenge_private: false,
     };
 }
 
-/// The chain's parameters and clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The chain's clock and the market's fault horizon.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Clock {
     /// Latest block time.
     pub now: u64,
-    /// `Results.startWindow`: a lease not acknowledged within it is a no-show.
+    /// `MarketAdmin.faultHorizon`: a held lease's faults stay provable this long after its close.
+    pub fault_horizon: u64,
+}
+
+/// A results module's windows and prices (its immutables), which every lease bound to it keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModuleParams {
+    /// The module contract.
+    pub address: Address,
+    /// `startWindow`: a lease not acknowledged within it is a no-show.
     pub start_window: u64,
-    /// `Results.challengeWindow`: a held result can be proven wrong this long.
+    /// `challengeWindow`: a posted result is held (and can be challenged) this long.
     pub challenge_window: u64,
-    /// `Results.staleGrace`: a reported lapse becomes provable after it.
+    /// `deadlineGrace`: a batch result is accepted this long after the lease end.
+    pub deadline_grace: u64,
+    /// `responseWindow`: a challenged chunk must be revealed within it.
+    pub response_window: u64,
+    /// `staleGrace`: a reported lapse becomes provable after it.
     pub stale_grace: u64,
-    /// `Staking.reporterBps`: the prover's share of a slash after the tenant's.
-    pub reporter_bps: u64,
+    /// `challengeBond`, wei.
+    pub challenge_bond: u128,
+    /// `faultFeeBps`: a third-party prover's share of what a fault returns to the tenant.
+    pub fault_fee_bps: u16,
+    /// `tenantPriority`: a proof earns its fee only this long after the fault became provable
+    /// (before, the tenant recovers its money for free; 0 on modules without it).
+    pub tenant_priority: u64,
+}
+
+impl ModuleParams {
+    /// Whether a proof at `now` of a fault provable since `provable` earns the fault fee.
+    pub fn fee_due(&self, provable: u64, now: u64) -> bool {
+        now > provable.saturating_add(self.tenant_priority)
+    }
+}
+
+/// A provider's heartbeat state (`Staking.liveness`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Liveness {
+    /// Last heartbeat.
+    pub at: u64,
+    /// Heartbeat period of the current epoch.
+    pub period: u64,
+    /// Current epoch.
+    pub epoch: u32,
+    /// First heartbeat of the current epoch.
+    pub epoch_start: u64,
+    /// First heartbeat of the previous epoch (0: none).
+    pub prev_start: u64,
+    /// Where the previous epoch's liveness ended.
+    pub prev_end: u64,
 }
 
 /// Everything [`plan`] reads besides the view.
@@ -67,21 +124,28 @@ pub struct Clock {
 pub struct Inputs {
     /// Decimals of each payment token (rates are 18-decimal per second).
     pub decimals: HashMap<Address, u8>,
+    /// The stake token (post-close fault rewards are paid in it) and its decimals.
+    pub stake_token: Address,
+    /// Decimals of the stake token.
+    pub stake_decimals: u8,
     /// Ids with work in flight or recently done (not planned again until the view catches up).
     pub busy: HashSet<B256>,
-    /// Last heartbeat and period of providers with service leases.
-    pub liveness: HashMap<Address, (u64, u64)>,
-    /// Exact `Market.accrued` of service leases (their accrual depends on heartbeats).
-    pub owed: HashMap<B256, u128>,
+    /// Heartbeat state of providers with service leases.
+    pub liveness: HashMap<Address, Liveness>,
     /// A lease is only worth adding to a settle batch when its fee beats this (token units):
     /// the marginal gas of one more lease.
     pub min_lease_fee: HashMap<Address, u128>,
-    /// The stake token (slash rewards are paid in it).
-    pub stake_token: Address,
     /// Most leases per settle transaction.
     pub settle_max: usize,
-    /// Auctions for which a node serves a signed bid that passed [`select_signed`].
+    /// Auctions for which a node serves a signed bid that passed `bids::select_signed`.
     pub signed: HashSet<B256>,
+    /// Results modules by id.
+    pub modules: HashMap<u8, ModuleParams>,
+    /// The keeper's own address (its challenges' bonds come back to it).
+    pub me: Address,
+    /// Actions done even when they pay nothing (`profit.unpaid`): faults that return nothing to
+    /// a tenant are planned only when named here.
+    pub unpaid: HashSet<String>,
 }
 
 /// One transaction's worth of work.
@@ -89,20 +153,24 @@ pub struct Inputs {
 pub enum Action {
     /// `Market.award`, with the signed bids collected for it (the engine keeps them).
     Award(B256),
-    /// `Market.settle` of leases of one token.
+    /// `Market.settle` of service leases of one token.
     Settle(Vec<B256>),
-    /// `Market.close` by a third party (completed, expired, exhausted).
+    /// `Market.close` by a third party (completed result; expired, exhausted, lapsed service).
     Close(B256),
     /// `Results.proveNoShow`.
     ProveNoShow(B256),
     /// `Results.proveMissedDeadline`.
     ProveMissedDeadline(B256),
-    /// `Results.reportStale` (unpaid: starts the grace).
+    /// `Results.reportStale` (paid by the proof that follows it).
     ReportStale(B256),
     /// `Results.proveStaleHeartbeat`.
     ProveStale(B256),
-    /// Check the built-in result (off chain) and prove it wrong if it is.
+    /// Download and check the posted result (off chain); prove it wrong if it is.
     Verify(B256),
+    /// `Results.challenge` of a chunk of a result that cannot be had (bonded).
+    Challenge(B256),
+    /// `Results.proveUnavailable` of the challenge of chunk `.1`.
+    ProveUnavailable(B256, u64),
 }
 
 impl Action {
@@ -117,6 +185,8 @@ impl Action {
             Self::ReportStale(_) => "report-stale",
             Self::ProveStale(_) => "stale-heartbeat",
             Self::Verify(_) => "fraud",
+            Self::Challenge(_) => "challenge",
+            Self::ProveUnavailable(..) => "unavailable",
         }
     }
 
@@ -130,48 +200,179 @@ impl Action {
             | Self::ProveMissedDeadline(id)
             | Self::ReportStale(id)
             | Self::ProveStale(id)
-            | Self::Verify(id) => vec![*id],
+            | Self::Verify(id)
+            | Self::Challenge(id)
+            | Self::ProveUnavailable(id, _) => vec![*id],
         }
     }
 }
+
+/// Gas of the `proveUnavailable` a challenge leads to (fault, slash, refund; a figure above the
+/// gas snapshot's), priced into the challenge.
+pub const PROVE_UNAVAILABLE_GAS: u64 = 250_000;
+/// Gas of the `proveStaleHeartbeat` a stale report leads to, priced into the report.
+pub const PROVE_STALE_GAS: u64 = 250_000;
+/// Failed downloads before a result counts as unavailable (a blip is not worth a bond).
+pub const MISSING_TRIES: u32 = 2;
 
 /// A planned action and what it should pay.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Work {
     /// What to send.
     pub action: Action,
-    /// Expected reward, in units of `token` (for `Verify`: what the proof pays if it is wrong).
+    /// Expected reward, in units of `token` (for `Verify`: what the proof pays if it is wrong;
+    /// for a report or a challenge: what the proof it leads to pays).
     pub reward: u128,
     /// The token the reward is paid in.
     pub token: Address,
     /// Faults with a deadline: sent above the gas-price cap and the hourly budget (KB-03).
     pub urgent: bool,
+    /// Gas of the transaction this one leads to, priced at today's gas price.
+    pub follow_up_gas: u64,
+    /// Wei put at risk (a challenge bond, also the transaction's value): lost if the provider
+    /// answers, so it is priced as a cost.
+    pub at_risk: u128,
+    /// Wei that come back to the keeper when it is mined (its own challenge's bond).
+    pub returns: u128,
+}
+
+impl Work {
+    /// Work with no follow-up and no wei involved.
+    pub fn new(action: Action, reward: u128, token: Address, urgent: bool) -> Self {
+        Self {
+            action,
+            reward,
+            token,
+            urgent,
+            follow_up_gas: 0,
+            at_risk: 0,
+            returns: 0,
+        }
+    }
 }
 
 /// `amount * bps / 10_000`, as the contracts round.
-fn bps(amount: u128, bps: u64) -> u128 {
+pub fn bps(amount: u128, bps: u64) -> u128 {
     amount.saturating_mul(u128::from(bps)) / 10_000
 }
 
-/// What a lease owes now (`Market._owedFrom`), in token units: from `settled_at` to
-/// `min(now, end)`, capped by the escrow. Service leases use the exact `accrued` read.
-pub fn owed(l: &Lease, id: B256, clock: &Clock, inp: &Inputs) -> u128 {
-    if l.kind == 2 {
-        return inp.owed.get(&id).copied().unwrap_or(0);
+fn decimals(inp: &Inputs, token: Address) -> u8 {
+    inp.decimals.get(&token).copied().unwrap_or(18)
+}
+
+/// What settling service lease `l` moves now (`Market.settle`): from its `settled_at` to
+/// `min(now, end)`, capped by its provider's liveness `live` and by the escrow. The liveness cap
+/// is the current epoch's last heartbeat plus its period if that epoch had begun by
+/// `settled_at`; else the previous epoch's end if it ran then; else nothing. Nothing before the
+/// lease is acknowledged.
+pub fn service_owed(l: &Lease, live: &Liveness, now: u64, decimals: u8) -> u128 {
+    if !l.acknowledged {
+        return 0;
     }
-    let until = clock.now.min(l.end);
+    let cap = if live.epoch_start <= l.settled_at {
+        live.at + live.period
+    } else if live.prev_start != 0 && live.prev_start <= l.settled_at {
+        live.prev_end
+    } else {
+        l.settled_at
+    };
+    let until = now.min(l.end).min(cap);
     if until <= l.settled_at {
         return 0;
     }
-    let decimals = inp.decimals.get(&l.token).copied().unwrap_or(18);
     units::owed(l.rate, until - l.settled_at, decimals)
         .unwrap_or(u128::MAX)
         .min(l.escrow)
 }
 
-/// The reporter's share of slashing `collateral` (`Staking.slash`: the tenant gets half first).
-pub fn slash_reward(collateral: u128, reporter_bps: u64) -> u128 {
-    bps(collateral - collateral / 2, reporter_bps)
+/// A service lease's provider lapsed since its last settlement (`MarketBase._lapsed`): a new
+/// epoch began, or its heartbeat is stale now.
+pub fn lapsed(l: &Lease, live: &Liveness, now: u64) -> bool {
+    live.epoch_start > l.settled_at || now > live.at + live.period
+}
+
+/// The pay a held batch result releases when it stands: from the start to the result (never
+/// past the deadline), capped by the escrow.
+pub fn held_pay(l: &Lease, r: &Posted, decimals: u8) -> u128 {
+    let until = r.at.min(l.end);
+    units::owed(l.rate, until.saturating_sub(l.start), decimals)
+        .unwrap_or(u128::MAX)
+        .min(l.escrow)
+}
+
+/// When a held result stands: its pay stopped at `min(result, end)` and is held for the
+/// module's challenge window (`Market.resultPosted`).
+pub fn hold_end(l: &Lease, r: &Posted, m: &ModuleParams) -> u64 {
+    r.at.min(l.end) + m.challenge_window
+}
+
+/// What a third party earns by proving a fault on `l` now, and in which token: the module's
+/// fault fee of what the fault returns to the tenant. A running lease refunds everything
+/// unsettled (paid in the payment token; the fee never exceeds the collateral slashed, valued
+/// 1:1); a closed one whose collateral is held compensates the
+/// tenant for what it paid for an accepted result, out of the slash (in the stake token, 1:1 in
+/// value, never more than the compensation or the collateral); any other close returns nothing.
+/// A tenant proving its own lease earns no fee.
+pub fn fault_reward(l: &Lease, m: &ModuleParams, inp: &Inputs) -> (u128, Address) {
+    if l.tenant == inp.me {
+        return (0, l.token);
+    }
+    let fee = u64::from(m.fault_fee_bps);
+    let scale = |d: u8| units::rate_scale(d).unwrap_or(1);
+    match &l.closed {
+        None => {
+            let cap = l.collateral.saturating_mul(scale(inp.stake_decimals)) / scale(decimals(inp, l.token));
+            (bps(l.escrow, fee).min(cap), l.token)
+        }
+        Some(c) if c.reason == ACCEPTED => {
+            let compensation =
+                c.paid.saturating_mul(scale(decimals(inp, l.token))) / scale(inp.stake_decimals);
+            let reward = bps(compensation, fee).min(compensation).min(l.collateral);
+            (reward, inp.stake_token)
+        }
+        Some(_) => (0, inp.stake_token),
+    }
+}
+
+/// Where a stale-heartbeat report stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stale {
+    /// The lapse goes on; the grace has not passed.
+    Waiting,
+    /// Provable now.
+    Provable,
+    /// The provider came back within the grace (or too many epochs ago to tell): void.
+    Void,
+}
+
+/// The report of a lapse made at `since` (`Results.proveStaleHeartbeat`): provable once `grace`
+/// has passed, unless the provider's first heartbeat after the report came within it. A
+/// heartbeat after a report always starts a new epoch (the report needs a stale provider).
+pub fn stale_state(since: u64, live: &Liveness, grace: u64, now: u64) -> Stale {
+    let provable = since + grace;
+    if live.at < since {
+        return if now > provable {
+            Stale::Provable
+        } else {
+            Stale::Waiting
+        };
+    }
+    // Back: the first heartbeat after the report is the current epoch's start, unless another
+    // epoch began since (then it is not known here, and the report is left alone).
+    if live.prev_start > since || live.epoch_start <= provable {
+        return Stale::Void;
+    }
+    if now > provable {
+        Stale::Provable
+    } else {
+        Stale::Waiting
+    }
+}
+
+/// What to do with one lease: a piece of work, or a place in a settle batch (its fee).
+enum Planned {
+    One(Work),
+    Settle(u128),
 }
 
 /// All work due now. Each id appears in at most one item, and no busy or finished id appears.
@@ -190,101 +391,28 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
             continue;
         }
         let l = &view.leases[&id];
-        let fault = |action| Work {
-            action,
-            reward: slash_reward(l.collateral, clock.reporter_bps),
-            token: inp.stake_token,
-            urgent: true,
+        let Some(m) = inp.modules.get(&l.module) else {
+            continue;
         };
-        let fee = bps(owed(l, id, clock, inp), u64::from(l.keeper_fee_bps));
-
-        // Faults first: they pay most and have deadlines.
-        if flags.no_show
-            && l.result.is_none()
-            && !l.acknowledged
-            && now > l.start + clock.start_window
-        {
-            out.push(fault(Action::ProveNoShow(id)));
-            continue;
-        }
-        if l.kind != 2 && l.result.is_none() && now >= l.end {
-            if flags.missed_deadline {
-                out.push(fault(Action::ProveMissedDeadline(id)));
-            } else if flags.close {
-                out.push(close(id, l, fee));
+        match lease_work(id, l, m, clock, flags, inp) {
+            Some(Planned::One(w)) => out.push(w),
+            Some(Planned::Settle(fee)) => {
+                settle
+                    .entry(l.token)
+                    .or_default()
+                    .push((fee, l.provider, id));
             }
-            continue;
-        }
-        if l.kind == 2 && flags.stale_heartbeat && now < l.end {
-            let (at, period) = inp.liveness.get(&l.provider).copied().unwrap_or((0, 0));
-            let live = at != 0 && now <= at + period;
-            if !live {
-                match l.stale_since {
-                    Some(since) if since > at => {
-                        if now >= since + clock.stale_grace {
-                            out.push(fault(Action::ProveStale(id)));
-                        }
-                        // Reported and waiting for the grace: nothing else to do with it.
-                        continue;
-                    }
-                    _ => {
-                        out.push(Work {
-                            action: Action::ReportStale(id),
-                            reward: 0,
-                            token: inp.stake_token,
-                            urgent: false,
-                        });
-                        continue;
-                    }
-                }
-            }
-        }
-        if let Some(r) = &l.result {
-            // Checked until found correct: a wrong one whose proof did not go out yet, or one
-            // that could not be fetched (a withholding provider), is looked at again.
-            if l.kind == 1
-                && flags.verify
-                && l.checked != Some(Check::Correct)
-                && now <= r.at + clock.challenge_window
-            {
-                out.push(Work {
-                    action: Action::Verify(id),
-                    reward: slash_reward(l.collateral, clock.reporter_bps),
-                    token: inp.stake_token,
-                    urgent: true,
-                });
-                continue;
-            }
-            if l.kind != 2 {
-                // Held for the challenge window; then anyone closes it as completed.
-                if now >= r.at + clock.challenge_window
-                    && flags.close
-                    && l.checked != Some(Check::Wrong)
-                {
-                    out.push(close(id, l, fee));
-                }
-                continue;
-            }
-        }
-        let exhausted = l.escrow == 0 || owed(l, id, clock, inp) >= l.escrow;
-        if flags.close && (now >= l.end || exhausted) {
-            out.push(close(id, l, fee));
-            continue;
-        }
-        if flags.settle && fee > 0 && fee >= inp.min_lease_fee.get(&l.token).copied().unwrap_or(0) {
-            settle
-                .entry(l.token)
-                .or_default()
-                .push((fee, l.provider, id));
+            None => {}
         }
     }
 
     for (token, mut c) in settle {
         // Best-paying first, by fee class (a power of two): leases whose fees are within a factor
-        // of two of each other are grouped by provider, since the contract books one credit per
-        // run of equal providers and a batch of one provider's leases is the cheapest. Chunked in
-        // that order, every candidate is in exactly one of ceil(candidates / settle_max) batches,
-        // and leases settled moments ago (a low class) never fill up a batch of overdue ones.
+        // of two of each other are grouped by provider, since the contract reads liveness and
+        // books one credit per run of equal providers, and a batch of one provider's leases is
+        // the cheapest. Chunked in that order, every candidate is in exactly one of
+        // ceil(candidates / settle_max) batches, and leases settled moments ago (a low class)
+        // never fill up a batch of overdue ones.
         let class = |fee: u128| 128 - fee.leading_zeros();
         c.sort_unstable_by(|a, b| {
             class(b.0)
@@ -294,12 +422,12 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
                 .then(a.2.cmp(&b.2))
         });
         for chunk in c.chunks(inp.settle_max.max(1)) {
-            out.push(Work {
-                action: Action::Settle(chunk.iter().map(|x| x.2).collect()),
-                reward: chunk.iter().map(|x| x.0).sum(),
+            out.push(Work::new(
+                Action::Settle(chunk.iter().map(|x| x.2).collect()),
+                chunk.iter().map(|x| x.0).sum(),
                 token,
-                urgent: false,
-            });
+                false,
+            ));
         }
     }
 
@@ -312,100 +440,228 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
             && now > o.bidding_end
             && !inp.busy.contains(id)
         {
-            out.push(Work {
-                action: Action::Award(*id),
-                reward: 0,
-                token: Address::ZERO,
-                urgent: false,
-            });
+            out.push(Work::new(Action::Award(*id), 0, Address::ZERO, false));
         }
     }
     out
 }
 
-/// Most signed bids one `Market.award` takes (`Market.MAX_SIGNED_BIDS`).
-pub const MAX_SIGNED_BIDS: usize = 32;
+fn lease_work(
+    id: B256,
+    l: &Lease,
+    m: &ModuleParams,
+    clock: &Clock,
+    flags: Flags,
+    inp: &Inputs,
+) -> Option<Planned> {
+    let now = clock.now;
+    let (fee, token) = fault_reward(l, m, inp);
+    // A fault provable since `provable` is proven once it pays its fee (the tenant's priority
+    // over it has passed), or at once when named unpaid.
+    let fault = |action: Action, provable: u64| {
+        let due = m.fee_due(provable, now);
+        (inp.unpaid.contains(action.name()) || (due && fee > 0))
+            .then(|| Planned::One(Work::new(action, if due { fee } else { 0 }, token, true)))
+    };
 
-/// Why a served bid was dropped before the award.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dropped {
-    /// For another order, or an unreadable price, expiry or signature.
-    Malformed,
-    /// Not signed by the registered operator of the provider it names.
-    NotOperator,
-    /// Above the order's max price or below the market's minimum.
-    Price,
-    /// Expired.
-    Expired,
-}
-
-impl Dropped {
-    /// Name, for metrics.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Malformed => "signed-bid-malformed",
-            Self::NotOperator => "signed-bid-not-operator",
-            Self::Price => "signed-bid-price",
-            Self::Expired => "signed-bid-expired",
+    // A challenge nobody answered in time: the result is unavailable. The fault fee goes to the
+    // challenger, or to whoever proves it once the challenger has left it a response window past
+    // the fee's due time; the bond goes back to its challenger either way.
+    if flags.challenge
+        && let Some((index, c)) = l.challenges.iter().find(|(_, c)| now > c.deadline)
+    {
+        let ours = c.challenger == inp.me;
+        let open_to_all = now > c.deadline.saturating_add(m.tenant_priority).saturating_add(m.response_window);
+        let earns = m.fee_due(c.deadline, now) && (ours || open_to_all);
+        let action = Action::ProveUnavailable(id, *index);
+        if !(inp.unpaid.contains(action.name()) || (earns && (fee > 0 || ours))) {
+            // Waiting for the fee; nothing else can happen to the lease meanwhile.
+            return None;
         }
+        let mut w = Work::new(action, if earns { fee } else { 0 }, token, true);
+        if ours {
+            w.returns = m.challenge_bond;
+        }
+        return Some(Planned::One(w));
     }
+
+    if let Some(c) = &l.closed {
+        // Closed with its collateral held: only its faults are left, until the horizon.
+        if now > c.at + clock.fault_horizon {
+            return None;
+        }
+        if let Some(r) = &l.result {
+            return (now <= hold_end(l, r, m))
+                .then(|| result_work(id, l, r, m, now, flags, inp, fee, token))
+                .flatten();
+        }
+        // A fault incurred before the close stays provable (MEC-05), but returns nothing to
+        // the tenant, so it pays no fee: planned only when named unpaid.
+        let live = inp.liveness.get(&l.provider).copied().unwrap_or_default();
+        if flags.no_show && !l.acknowledged && c.at > l.start + m.start_window {
+            return fault(Action::ProveNoShow(id), l.start + m.start_window);
+        }
+        if flags.missed_deadline && !l.service() && c.at > l.end + m.deadline_grace {
+            return fault(Action::ProveMissedDeadline(id), l.end + m.deadline_grace);
+        }
+        if flags.stale_heartbeat
+            && let Some(s) = l.stale_since
+            && s < c.at
+            && stale_state(s, &live, m.stale_grace, now) == Stale::Provable
+        {
+            return fault(Action::ProveStale(id), s + m.stale_grace);
+        }
+        return None;
+    }
+
+    if l.service() {
+        return service_work(id, l, m, now, flags, inp, fee, token);
+    }
+
+    let Some(r) = &l.result else {
+        // No result: only a fault ends it. A close would revert, and must never race the
+        // missed-deadline proof (MEC-02), whatever the escrow covers.
+        if flags.no_show && !l.acknowledged && now > l.start + m.start_window {
+            return fault(Action::ProveNoShow(id), l.start + m.start_window);
+        }
+        if flags.missed_deadline && now > l.end + m.deadline_grace {
+            return fault(Action::ProveMissedDeadline(id), l.end + m.deadline_grace);
+        }
+        return None;
+    };
+    if now <= hold_end(l, r, m) {
+        return result_work(id, l, r, m, now, flags, inp, fee, token);
+    }
+    // The window is over: with no open challenge, anyone closes it as completed and earns the
+    // keeper fee out of the pay.
+    if !flags.close || !l.challenges.is_empty() || l.checked == Some(Check::Wrong) {
+        return None;
+    }
+    let pay = held_pay(l, r, decimals(inp, l.token));
+    Some(Planned::One(Work::new(
+        Action::Close(id),
+        bps(pay, u64::from(l.keeper_fee_bps)),
+        l.token,
+        false,
+    )))
 }
 
-/// The bids of `served` worth passing to `Market.award(order, ..)` at chain time `now`: each
-/// recovers (under the market's `domain`) to the operator `providers` registers for the provider
-/// it names, is priced within `min_price..=max_price` and unexpired; the lowest
-/// [`MAX_SIGNED_BIDS`], cheapest first. The award's simulation has the last word (stake, capacity,
-/// liveness). Also returns why each other bid was dropped.
-pub fn select_signed(
-    served: &[ServedBid],
-    order: B256,
-    max_price: u128,
-    min_price: u128,
+/// A held result inside its window: check it (again, while it could not be had a second time),
+/// prove it wrong once the proof pays, or challenge a chunk of one that cannot be had.
+#[allow(clippy::too_many_arguments)]
+fn result_work(
+    id: B256,
+    l: &Lease,
+    r: &Posted,
+    m: &ModuleParams,
     now: u64,
-    domain: &Eip712Domain,
-    providers: &HashMap<Address, Registered>,
-) -> (Vec<SignedBid>, Vec<Dropped>) {
-    let mut keep: Vec<(u128, &ServedBid)> = Vec::new();
-    let mut dropped = Vec::new();
-    for b in served {
-        let (Some(price), true) = (b.price(), b.order == order) else {
-            dropped.push(Dropped::Malformed);
-            continue;
-        };
-        let Some(signer) = b.signer(domain) else {
-            dropped.push(Dropped::Malformed);
-            continue;
-        };
-        if providers.get(&b.provider).map(|r| r.operator) != Some(signer) {
-            dropped.push(Dropped::NotOperator);
-        } else if price > max_price || price < min_price {
-            dropped.push(Dropped::Price);
-        } else if b.expiry < now {
-            dropped.push(Dropped::Expired);
-        } else if !keep.iter().any(|(_, k)| k.signature == b.signature) {
-            keep.push((price, b));
+    flags: Flags,
+    inp: &Inputs,
+    fee: u128,
+    token: Address,
+) -> Option<Planned> {
+    let builtin = l.kind == 1;
+    let checking = flags.challenge || (builtin && flags.verify);
+    // A wrong or malformed result is provable since it was posted (`Results._postedAt`).
+    let due = m.fee_due(r.at.min(l.end), now);
+    let check =
+        |reward| checking.then(|| Planned::One(Work::new(Action::Verify(id), reward, token, true)));
+    match &l.checked {
+        // Checked early whatever it pays: what it finds decides a challenge, which should not
+        // wait. A proof found before its fee is due waits for it.
+        None => check(if due { fee } else { 0 }),
+        Some(Check::Missing { tries, .. }) if *tries < MISSING_TRIES => {
+            check(if due { fee } else { 0 })
+        }
+        // Found wrong: checked again and proven once the proof pays (or at once when unpaid).
+        Some(Check::Wrong) => (due && fee > 0 || inp.unpaid.contains(Action::Verify(id).name()))
+            .then(|| check(if due { fee } else { 0 }))
+            .flatten(),
+        Some(Check::Correct | Check::Available) => None,
+        Some(Check::Private(_)) if !flags.challenge_private => None,
+        Some(Check::Private(_) | Check::Missing { .. } | Check::Mismatch(_)) => {
+            // One challenge at a time, and none once the provider answered one: it holds its
+            // data, and a second bond would most likely be lost too. The reward is the fee of
+            // the unavailability proof it leads to (due after the response window and the
+            // tenant's priority, both well inside the fault horizon).
+            if !flags.challenge || l.answered || !l.challenges.is_empty() {
+                return None;
+            }
+            let mut w = Work::new(Action::Challenge(id), fee, token, true);
+            w.follow_up_gas = PROVE_UNAVAILABLE_GAS;
+            w.at_risk = m.challenge_bond;
+            Some(Planned::One(w))
         }
     }
-    keep.sort_by_key(|(price, _)| *price);
-    keep.truncate(MAX_SIGNED_BIDS);
-    let bids = keep
-        .into_iter()
-        .map(|(price, b)| SignedBid {
-            pricePerSecond: U96::from(price),
-            expiry: U48::from(b.expiry),
-            signature: b.signature.clone(),
-        })
-        .collect();
-    (bids, dropped)
 }
 
-fn close(id: B256, l: &Lease, fee: u128) -> Work {
-    Work {
-        action: Action::Close(id),
-        reward: fee,
-        token: l.token,
-        urgent: false,
+#[allow(clippy::too_many_arguments)]
+fn service_work(
+    id: B256,
+    l: &Lease,
+    m: &ModuleParams,
+    now: u64,
+    flags: Flags,
+    inp: &Inputs,
+    fee: u128,
+    token: Address,
+) -> Option<Planned> {
+    let fault = |action: Action, provable: u64| {
+        let due = m.fee_due(provable, now);
+        (inp.unpaid.contains(action.name()) || (due && fee > 0))
+            .then(|| Planned::One(Work::new(action, if due { fee } else { 0 }, token, true)))
+    };
+    let live = inp.liveness.get(&l.provider).copied().unwrap_or_default();
+    // A fault that pays (or will, once the tenant's priority has passed) is waited for: a close
+    // now would end the lease and the fault with it. One that never pays does not hold up the
+    // close.
+    if flags.no_show && !l.acknowledged && now > l.start + m.start_window {
+        let w = fault(Action::ProveNoShow(id), l.start + m.start_window);
+        if w.is_some() || fee > 0 {
+            return w;
+        }
     }
+    let mut reported = false;
+    if flags.stale_heartbeat
+        && let Some(since) = l.stale_since
+    {
+        match stale_state(since, &live, m.stale_grace, now) {
+            Stale::Provable => {
+                let w = fault(Action::ProveStale(id), since + m.stale_grace);
+                if w.is_some() || fee > 0 {
+                    return w;
+                }
+                reported = true;
+            }
+            // Reported and waiting for the grace: nothing else to do with it.
+            Stale::Waiting => return None,
+            // The provider came back in time: the report is void (a new lapse is reported anew).
+            Stale::Void => {}
+        }
+    }
+    let live_now = live.at != 0 && now <= live.at + live.period;
+    // A provider without a fresh heartbeat on a lease whose end is more than the grace away:
+    // report it (the proof after the grace pays for both). A lapse the end would cut short is not
+    // reportable (`TooLateToReport`): the provider owes no heartbeat past its lease.
+    if flags.stale_heartbeat && !live_now && now.saturating_add(m.stale_grace) < l.end && !reported && fee > 0 {
+        let mut w = Work::new(Action::ReportStale(id), fee, token, false);
+        w.follow_up_gas = PROVE_STALE_GAS;
+        return Some(Planned::One(w));
+    }
+    let owed = service_owed(l, &live, now, decimals(inp, l.token));
+    let keeper_fee = bps(owed, u64::from(l.keeper_fee_bps));
+    // Expired, ran dry, or lapsed (MEC-09: it pays up to the lapse, and refunds the rest).
+    let exhausted = owed >= l.escrow;
+    if flags.close && (now >= l.end || exhausted || lapsed(l, &live, now)) {
+        return Some(Planned::One(Work::new(
+            Action::Close(id),
+            keeper_fee,
+            l.token,
+            false,
+        )));
+    }
+    let min = inp.min_lease_fee.get(&l.token).copied().unwrap_or(0);
+    (flags.settle && keeper_fee > 0 && keeper_fee >= min).then_some(Planned::Settle(keeper_fee))
 }
 
 /// The price of a simulated transaction.
@@ -454,524 +710,48 @@ pub enum Decision {
     Skip(&'static str),
 }
 
-/// Gas cost of `price` in units of `token`.
-pub fn cost_in(price: &Price, token: Address, policy: &Policy) -> u128 {
+/// `wei` in units of `token`.
+pub fn wei_in(wei: u128, token: Address, policy: &Policy) -> u128 {
     let per_native = policy.native_price.get(&token).copied().unwrap_or(0);
-    price.cost().saturating_mul(per_native) / 1_000_000_000_000_000_000
+    wei.saturating_mul(per_native) / 1_000_000_000_000_000_000
 }
 
-/// Whether `work` priced at `price` is worth sending (KB-01, KB-03).
+/// Gas cost of `price` in units of `token`.
+pub fn cost_in(price: &Price, token: Address, policy: &Policy) -> u128 {
+    wei_in(price.cost(), token, policy)
+}
+
+/// Whether `work` priced at `price` is worth sending (KB-01, KB-03): its reward (plus wei that
+/// come back) must beat the gas of it and of the transaction it leads to, plus any bond at risk,
+/// by the margin.
 pub fn decide(work: &Work, price: &Price, policy: &Policy) -> Decision {
+    let spend = price
+        .cost()
+        .saturating_add(u128::from(work.follow_up_gas).saturating_mul(price.gas_price))
+        .saturating_add(work.at_risk);
     if !work.urgent {
         if price.gas_price > policy.max_gas_price {
             return Decision::Skip("gas-price-cap");
         }
-        if price.cost() > policy.budget_left {
+        if spend > policy.budget_left {
             return Decision::Skip("hourly-budget");
         }
     }
     if policy.unpaid.contains(work.action.name()) {
         return Decision::Send;
     }
-    let cost = cost_in(price, work.token, policy);
-    let need = cost
+    let gain = work
+        .reward
+        .saturating_add(wei_in(work.returns, work.token, policy));
+    let need = wei_in(spend, work.token, policy)
         .saturating_mul(10_000 + u128::from(policy.margin_bps))
         .div_ceil(10_000)
         .saturating_add(policy.min_profit.get(&work.token).copied().unwrap_or(0));
-    if work.reward == 0 || work.reward < need {
+    if gain == 0 || gain < need {
         return Decision::Skip("unprofitable");
     }
     Decision::Send
 }
 
 #[cfg(test)]
-mod tests {
-    use alloy::primitives::Bytes;
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::view::Posted;
-
-    const TOKEN: Address = Address::repeat_byte(0x70);
-    const STAKE: Address = Address::repeat_byte(0x57);
-
-    fn clock(now: u64) -> Clock {
-        Clock {
-            now,
-            start_window: 120,
-            challenge_window: 600,
-            stale_grace: 60,
-            reporter_bps: 1_000,
-        }
-    }
-
-    fn inputs() -> Inputs {
-        Inputs {
-            decimals: [(TOKEN, 6)].into(),
-            stake_token: STAKE,
-            settle_max: 3,
-            ..Default::default()
-        }
-    }
-
-    /// A lease started at 1,000 for 3,600 s at 1 token-unit (6 decimals) per second.
-    fn lease(kind: u8) -> Lease {
-        Lease {
-            tenant: Address::repeat_byte(1),
-            provider: Address::repeat_byte(2),
-            terms: Bytes::new(),
-            token: TOKEN,
-            kind,
-            collateral: 1_000_000,
-            rate: 1_000_000_000_000,
-            start: 1_000,
-            end: 4_600,
-            keeper_fee_bps: 100,
-            settled_at: 1_000,
-            escrow: 10_000,
-            acknowledged: true,
-            result: None,
-            stale_since: None,
-            checked: None,
-        }
-    }
-
-    fn view(leases: Vec<(u8, Lease)>) -> View {
-        let mut v = View::default();
-        for (i, l) in leases {
-            v.leases.insert(B256::repeat_byte(i), l);
-        }
-        v
-    }
-
-    fn names(w: &[Work]) -> Vec<&'static str> {
-        w.iter().map(|w| w.action.name()).collect()
-    }
-
-    #[test]
-    fn accrual_mirrors_the_contract() {
-        let l = lease(0);
-        let id = B256::ZERO;
-        assert_eq!(owed(&l, id, &clock(1_000), &inputs()), 0);
-        assert_eq!(owed(&l, id, &clock(1_500), &inputs()), 500);
-        // Capped by the end, and by the escrow.
-        assert_eq!(owed(&l, id, &clock(99_999), &inputs()), 3_600);
-        let mut poor = l.clone();
-        poor.escrow = 1_000;
-        assert_eq!(owed(&poor, id, &clock(99_999), &inputs()), 1_000);
-        assert_eq!(slash_reward(1_000_001, 1_000), 50_000);
-    }
-
-    #[test]
-    fn each_fault_is_found() {
-        let mut no_show = lease(0);
-        no_show.acknowledged = false;
-        let mut missed = lease(0);
-        missed.end = 1_100;
-        let mut stale = lease(2);
-        stale.provider = Address::repeat_byte(9);
-        let mut posted = lease(1);
-        posted.result = Some(Posted {
-            root: B256::repeat_byte(7),
-            uri: "data:,".into(),
-            at: 1_050,
-        });
-        posted.end = 1_050;
-        let v = view(vec![(1, no_show), (2, missed), (3, stale), (4, posted)]);
-        let mut inp = inputs();
-        inp.liveness.insert(Address::repeat_byte(9), (1_000, 60));
-        let w = plan(&v, &clock(1_200), Flags::ALL, &inp);
-        assert_eq!(
-            names(&w),
-            ["no-show", "missed-deadline", "report-stale", "fraud"]
-        );
-        assert!(w.iter().all(|w| w.urgent || w.reward == 0));
-        // Once reported, the stale lease waits for the grace, then is provable.
-        let mut v2 = v.clone();
-        v2.leases
-            .get_mut(&B256::repeat_byte(3))
-            .expect("test setup")
-            .stale_since = Some(1_200);
-        let w = plan(&v2, &clock(1_230), Flags::ALL, &inp);
-        assert!(!names(&w).contains(&"stale-heartbeat"));
-        let w = plan(&v2, &clock(1_260), Flags::ALL, &inp);
-        assert!(names(&w).contains(&"stale-heartbeat"));
-        // A heartbeat after the report voids it: report again.
-        inp.liveness.insert(Address::repeat_byte(9), (1_201, 1));
-        let w = plan(&v2, &clock(1_260), Flags::ALL, &inp);
-        assert!(names(&w).contains(&"report-stale"));
-    }
-
-    #[test]
-    fn held_results_close_after_the_challenge_window_and_batches_group_by_provider() {
-        let mut held = lease(0);
-        held.result = Some(Posted {
-            root: B256::repeat_byte(7),
-            uri: "data:,".into(),
-            at: 1_500,
-        });
-        held.end = 1_500;
-        let mut leases = vec![(1, held)];
-        for i in 2..=6u8 {
-            let mut l = lease(0);
-            l.provider = Address::repeat_byte(10 - i % 2);
-            l.settled_at = 1_000 + u64::from(i);
-            leases.push((i, l));
-        }
-        let v = view(leases);
-        let w = plan(&v, &clock(1_600), Flags::ALL, &inputs());
-        // Held: nothing to do yet; five leases in batches of three, best-paying first.
-        assert_eq!(names(&w), ["settle", "settle"]);
-        let Action::Settle(first) = &w[0].action else {
-            panic!()
-        };
-        assert_eq!(first.len(), 3);
-        let provs: Vec<Address> = first.iter().map(|id| v.leases[id].provider).collect();
-        assert!(provs.windows(2).all(|p| p[0] <= p[1]), "{provs:?}");
-        let w = plan(&v, &clock(2_101), Flags::ALL, &inputs());
-        assert_eq!(w[0].action, Action::Close(B256::repeat_byte(1)));
-        assert_eq!(w[0].reward, 5); // 1% of the 500 held
-    }
-
-    #[test]
-    fn awards_only_closed_auctions_with_a_bid() {
-        let mut v = View::default();
-        let order = |instant, bid| crate::view::Order {
-            tenant: Address::ZERO,
-            terms: Bytes::new(),
-            instant,
-            bidding_end: 100,
-            bid,
-        };
-        let bid = Some((Address::repeat_byte(2), 5));
-        v.orders.insert(B256::repeat_byte(1), order(false, bid));
-        v.orders.insert(B256::repeat_byte(2), order(false, None));
-        v.orders.insert(B256::repeat_byte(3), order(true, bid));
-        assert!(plan(&v, &clock(100), Flags::ALL, &inputs()).is_empty());
-        let w = plan(&v, &clock(101), Flags::ALL, &inputs());
-        assert_eq!(w.len(), 1);
-        assert_eq!(w[0].action, Action::Award(B256::repeat_byte(1)));
-    }
-
-    #[test]
-    fn signed_bids_are_checked_locally_and_sorted_by_price() {
-        use alloy::signers::local::PrivateKeySigner;
-        use gridlease_core::eip712::market_domain;
-        let domain = market_domain(31337, Address::repeat_byte(0xaa));
-        let order = B256::repeat_byte(1);
-        let (op_a, op_b, stranger) = (
-            PrivateKeySigner::random(),
-            PrivateKeySigner::random(),
-            PrivateKeySigner::random(),
-        );
-        let (pa, pb) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
-        let providers: HashMap<Address, Registered> = [(pa, op_a.address()), (pb, op_b.address())]
-            .into_iter()
-            .map(|(p, operator)| {
-                (
-                    p,
-                    Registered {
-                        operator,
-                        uri: "http://127.0.0.1:1".into(),
-                    },
-                )
-            })
-            .collect();
-        let sign = |k: &PrivateKeySigner, provider, price, expiry| {
-            ServedBid::sign(&domain, k, provider, order, price, expiry).expect("sign")
-        };
-        let served = vec![
-            sign(&op_a, pa, 50, 1_000),
-            sign(&op_b, pb, 40, 1_000),
-            // Signed by a key that is not pb's operator.
-            sign(&stranger, pb, 10, 1_000),
-            // Expired.
-            sign(&op_a, pa, 20, 499),
-            // Above the order's max.
-            sign(&op_b, pb, 101, 1_000),
-            // Below the market's min.
-            sign(&op_b, pb, 1, 1_000),
-            // Another order's bid.
-            ServedBid::sign(&domain, &op_a, pa, B256::repeat_byte(2), 30, 1_000).expect("sign"),
-        ];
-        let (keep, dropped) = select_signed(&served, order, 100, 2, 500, &domain, &providers);
-        let prices: Vec<u128> = keep.iter().map(|b| b.pricePerSecond.to::<u128>()).collect();
-        assert_eq!(prices, vec![40, 50]);
-        assert_eq!(keep[0].signature, served[1].signature);
-        assert_eq!(
-            dropped,
-            vec![
-                Dropped::NotOperator,
-                Dropped::Expired,
-                Dropped::Price,
-                Dropped::Price,
-                Dropped::Malformed
-            ]
-        );
-        // A bid expiring exactly now is still valid on chain (expiry >= block.timestamp).
-        let (keep, _) = select_signed(&served, order, 100, 2, 1_000, &domain, &providers);
-        assert_eq!(keep.len(), 2);
-        // At most MAX_SIGNED_BIDS, the cheapest.
-        let many: Vec<ServedBid> = (0..40).map(|i| sign(&op_a, pa, 60 - i, 1_000)).collect();
-        let (keep, _) = select_signed(&many, order, 100, 2, 500, &domain, &providers);
-        assert_eq!(keep.len(), MAX_SIGNED_BIDS);
-        assert_eq!(keep[0].pricePerSecond.to::<u128>(), 21);
-    }
-
-    #[test]
-    fn awards_an_auction_with_only_a_signed_bid() {
-        let mut v = View::default();
-        v.orders.insert(
-            B256::repeat_byte(1),
-            crate::view::Order {
-                tenant: Address::ZERO,
-                terms: Bytes::new(),
-                instant: false,
-                bidding_end: 100,
-                bid: None,
-            },
-        );
-        let mut inp = inputs();
-        assert!(plan(&v, &clock(101), Flags::ALL, &inp).is_empty());
-        inp.signed.insert(B256::repeat_byte(1));
-        let w = plan(&v, &clock(101), Flags::ALL, &inp);
-        assert_eq!(w.len(), 1);
-        assert_eq!(w[0].action, Action::Award(B256::repeat_byte(1)));
-    }
-
-    fn policy() -> Policy {
-        Policy {
-            native_price: [(TOKEN, 3_000_000_000), (STAKE, 3_000_000_000)].into(),
-            margin_bps: 2_000,
-            min_profit: HashMap::new(),
-            max_gas_price: 100_000_000_000,
-            budget_left: 10u128.pow(18),
-            unpaid: ["award".to_owned()].into(),
-        }
-    }
-
-    #[test]
-    fn kb_01_kb_03_decides_on_profit_caps_and_budget() {
-        let work = |reward, urgent| Work {
-            action: Action::Close(B256::ZERO),
-            reward,
-            token: TOKEN,
-            urgent,
-        };
-        // 100k gas at 1 gwei = 1e14 wei = 0.0001 ETH = 0.3 USD = 300,000 units (6 decimals).
-        let p = Price {
-            gas: 100_000,
-            gas_price: 1_000_000_000,
-            l1_fee: 0,
-        };
-        assert_eq!(cost_in(&p, TOKEN, &policy()), 300_000);
-        assert_eq!(
-            decide(&work(359_999, false), &p, &policy()),
-            Decision::Skip("unprofitable")
-        );
-        assert_eq!(decide(&work(360_000, false), &p, &policy()), Decision::Send);
-        // The L1 data fee counts.
-        let l2 = Price {
-            l1_fee: 1_000_000_000_000,
-            ..p
-        };
-        assert_eq!(
-            decide(&work(360_000, false), &l2, &policy()),
-            Decision::Skip("unprofitable")
-        );
-        let dear = Price {
-            gas_price: 200_000_000_000,
-            ..p
-        };
-        assert_eq!(
-            decide(&work(u128::MAX, false), &dear, &policy()),
-            Decision::Skip("gas-price-cap")
-        );
-        // Urgent work (a fault proof) goes above the cap when it pays.
-        assert_eq!(
-            decide(&work(u128::MAX, true), &dear, &policy()),
-            Decision::Send
-        );
-        let mut broke = policy();
-        broke.budget_left = 0;
-        assert_eq!(
-            decide(&work(u128::MAX, false), &p, &broke),
-            Decision::Skip("hourly-budget")
-        );
-        // Unpaid work is allowed by name only.
-        let award = Work {
-            action: Action::Award(B256::ZERO),
-            reward: 0,
-            token: Address::ZERO,
-            urgent: false,
-        };
-        assert_eq!(decide(&award, &p, &policy()), Decision::Send);
-        assert_eq!(decide(&award, &p, &broke), Decision::Skip("hourly-budget"));
-    }
-
-    fn arb_lease() -> impl Strategy<Value = Lease> {
-        (
-            0u8..3,
-            any::<bool>(),
-            0u64..3_000,
-            0u64..5_000,
-            0u128..100_000,
-            prop::option::of(0u64..5_000),
-            prop::option::of(0u64..5_000),
-            0u8..4,
-        )
-            .prop_map(|(kind, ack, settled, len, escrow, posted, stale, prov)| {
-                let mut l = lease(kind);
-                l.acknowledged = ack;
-                l.settled_at = 1_000 + settled.min(len);
-                l.end = 1_000 + len;
-                l.escrow = escrow;
-                l.provider = Address::repeat_byte(prov);
-                l.stale_since = stale.map(|s| 1_000 + s);
-                if let Some(at) = posted {
-                    l.result = Some(Posted {
-                        root: B256::ZERO,
-                        uri: String::new(),
-                        at: 1_000 + at,
-                    });
-                    if kind != 2 {
-                        l.end = 1_000 + at;
-                    }
-                }
-                l
-            })
-    }
-
-    proptest! {
-        /// No id twice in one plan, none that is busy, and every expired batch lease without a
-        /// result gets exactly one closing action.
-        #[test]
-        fn no_lease_twice_and_every_expired_lease_closed_once(
-            leases in prop::collection::vec(arb_lease(), 0..40),
-            busy in prop::collection::vec(0u8..40, 0..10),
-            now in 1_000u64..8_000,
-            provs in prop::collection::vec((0u64..8_000, 0u64..120), 4),
-            min_fee in 0u128..40,
-        ) {
-            let v = view(leases.into_iter().enumerate().map(|(i, l)| (i as u8, l)).collect());
-            let mut inp = inputs();
-            inp.busy = busy.iter().map(|b| B256::repeat_byte(*b)).collect();
-            inp.min_lease_fee.insert(TOKEN, min_fee);
-            for (i, p) in provs.into_iter().enumerate() {
-                inp.liveness.insert(Address::repeat_byte(i as u8), p);
-            }
-            let w = plan(&v, &clock(now), Flags::ALL, &inp);
-            let mut seen = HashSet::new();
-            for item in &w {
-                for id in item.action.ids() {
-                    prop_assert!(seen.insert(id), "{id} twice");
-                    prop_assert!(!inp.busy.contains(&id));
-                }
-                if let Action::Settle(ids) = &item.action {
-                    prop_assert!(ids.len() <= inp.settle_max);
-                    // Every lease in a batch pays its own marginal gas, and the batch's reward
-                    // is what its leases pay.
-                    let mut sum = 0;
-                    for id in ids {
-                        let l = &v.leases[id];
-                        let fee = bps(owed(l, *id, &clock(now), &inp), u64::from(l.keeper_fee_bps));
-                        prop_assert!(fee > 0 && fee >= min_fee, "lease {} pays {}", id, fee);
-                        sum += fee;
-                    }
-                    prop_assert_eq!(item.reward, sum);
-                }
-            }
-            for (id, l) in &v.leases {
-                if inp.busy.contains(id) || l.kind == 2 || l.result.is_some() || now < l.end {
-                    continue;
-                }
-                let closing = w.iter().filter(|x| matches!(
-                    &x.action,
-                    Action::Close(i) | Action::ProveMissedDeadline(i) | Action::ProveNoShow(i) if i == id
-                )).count();
-                prop_assert_eq!(closing, 1, "lease {} expired at {}", id, l.end);
-            }
-        }
-
-        /// Poll after poll, with each plan carried out as the chain would: no lease is settled
-        /// when nothing is owed (no second is paid twice), nothing finished is touched again,
-        /// and once every deadline has passed every lease was closed (closed, or faulted by a
-        /// proof) exactly once.
-        #[test]
-        fn polls_settle_no_second_twice_and_close_every_lease_exactly_once(
-            leases in prop::collection::vec(arb_lease(), 0..30),
-            steps in prop::collection::vec(0u64..900, 1..12),
-            provs in prop::collection::vec((0u64..8_000, 0u64..120), 4),
-        ) {
-            let mut v = view(leases.into_iter().enumerate().map(|(i, l)| (i as u8, l)).collect());
-            let ids: Vec<B256> = v.leases.keys().copied().collect();
-            let mut inp = inputs();
-            for (i, p) in provs.into_iter().enumerate() {
-                inp.liveness.insert(Address::repeat_byte(i as u8), p);
-            }
-            let mut closed: HashMap<B256, usize> = HashMap::new();
-            let mut now = 1_000;
-            // The steps, then polls long after every deadline until nothing is left to do.
-            let polls = steps.into_iter().chain(std::iter::repeat_n(1_000_000, 6));
-            for dt in polls {
-                now += dt;
-                let c = clock(now);
-                for w in plan(&v, &c, Flags::ALL, &inp) {
-                    for id in w.action.ids() {
-                        prop_assert!(!v.done.contains_key(&id), "{} acted on after it finished", id);
-                    }
-                    match &w.action {
-                        Action::Settle(batch) => {
-                            for id in batch {
-                                let owes = owed(&v.leases[id], *id, &c, &inp);
-                                prop_assert!(owes > 0, "{} settled with nothing owed", id);
-                                let l = v.leases.get_mut(id).expect("planned from the view");
-                                l.settled_at = now.min(l.end);
-                                l.escrow -= owes;
-                            }
-                        }
-                        Action::Close(id)
-                        | Action::ProveNoShow(id)
-                        | Action::ProveMissedDeadline(id)
-                        | Action::ProveStale(id) => {
-                            *closed.entry(*id).or_default() += 1;
-                            v.leases.remove(id);
-                            v.done.insert(*id, now);
-                        }
-                        Action::ReportStale(id) => {
-                            v.leases.get_mut(id).expect("planned from the view").stale_since =
-                                Some(now);
-                        }
-                        Action::Verify(id) => {
-                            v.leases.get_mut(id).expect("planned from the view").checked =
-                                Some(Check::Correct);
-                        }
-                        Action::Award(_) => {}
-                    }
-                }
-            }
-            prop_assert!(v.leases.is_empty(), "never closed: {:?}", v.leases.keys().collect::<Vec<_>>());
-            for id in ids {
-                prop_assert_eq!(closed.get(&id).copied(), Some(1), "lease {}", id);
-            }
-        }
-
-        /// Nothing that does not pay is sent, unless it is named unpaid.
-        #[test]
-        fn no_action_sent_for_work_that_does_not_pay(
-            reward in 0u128..10_000_000,
-            gas in 21_000u64..2_000_000,
-            gas_price in 0u128..300_000_000_000,
-            l1 in 0u128..1_000_000_000_000_000,
-            urgent in any::<bool>(),
-        ) {
-            let p = Price { gas, gas_price, l1_fee: l1 };
-            let w = Work { action: Action::Settle(vec![B256::ZERO]), reward, token: TOKEN, urgent };
-            if decide(&w, &p, &policy()) == Decision::Send {
-                let cost = cost_in(&p, TOKEN, &policy());
-                prop_assert!(reward > 0 && reward * 10_000 >= cost * 12_000);
-                prop_assert!(urgent || gas_price <= policy().max_gas_price);
-            }
-        }
-    }
-}
+mod tests;

@@ -1,12 +1,16 @@
 //! What the keeper knows about the market: open orders (and their on-chain bid), registered
-//! providers (operator key and endpoint, from `Staking` logs), and running leases
-//! with everything its strategies need (rate, settled-up-to, escrow, deadlines, acknowledgement,
-//! posted result, stale report). Built only from logs, so it can be rebuilt from the deploy block
-//! at any time; every update is idempotent (a page re-read after a crash or a reorg rewind gives
-//! the same view), and a closed or cancelled id is remembered (until a rewind can no longer reach
-//! back to it: [`View::forget`]) so a replayed older log can never bring it back.
+//! providers (operator key and endpoint, from `Staking` logs), and leases with everything its
+//! strategies need: rate, paid-up-to and escrow of service leases, deadlines, acknowledgement,
+//! posted result `(root, size)`, stale report, open data-availability challenges, and, for a
+//! lease closed with its collateral held (protocol v2, §3.3), how it closed.
+//!
+//! Built only from logs, so it can be rebuilt from the deploy block at any time; every update is
+//! idempotent in chain order (a page re-read after a crash, or a suffix re-read after a reorg
+//! rewind, gives the same view: updates set values, they never count), and a finished id is
+//! remembered (until a rewind can no longer reach back to it: [`View::forget`]) so a replayed
+//! older log can never bring it back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use alloy::{
     primitives::{Address, B256, Bytes},
@@ -19,7 +23,13 @@ use gridlease_bindings::{
     Results::{self, ResultsEvents},
     Staking::StakingEvents,
 };
+use gridlease_core::merkle::Commitment;
 use serde::{Deserialize, Serialize};
+
+/// `IMarket.CloseReason.Accepted`: the tenant accepted a held result inside its window.
+pub const ACCEPTED: u8 = 6;
+/// `IMarket.CloseReason.Lapsed`.
+pub const LAPSED: u8 = 7;
 
 /// An order waiting for its award.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +63,7 @@ impl Registered {
     }
 }
 
-/// A running lease.
+/// A lease: running, or closed with its collateral held for the fault horizon.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     /// The tenant.
@@ -66,56 +76,118 @@ pub struct Lease {
     pub token: Address,
     /// Order `jobKind`: 0 container, 1 built-in, 2 service.
     pub kind: u8,
+    /// Id of the results module the lease is bound to.
+    pub module: u8,
     /// Provider stake locked for it.
     pub collateral: u128,
     /// 18-decimal token units per second.
     pub rate: u128,
     /// Lease start.
     pub start: u64,
-    /// Lease end (for a batch lease: its result deadline, then its result time).
+    /// Lease end: a batch lease's result deadline (before its grace), a service lease's end.
+    /// Fixed at the start (the market moves its own `end` to the end of a result's hold; the
+    /// strategies compute that from [`Posted::at`]).
     pub end: u64,
-    /// Keeper share of settled payment, bps.
+    /// Keeper share of paid amounts, bps.
     pub keeper_fee_bps: u16,
-    /// Paid up to here.
+    /// A service lease is paid up to here.
     pub settled_at: u64,
-    /// Escrow left (token units).
+    /// Escrow left (token units): what a fault on the running lease refunds.
     pub escrow: u128,
-    /// The provider acknowledged it.
+    /// The provider acknowledged it (an instant order's own winning bid counts).
     pub acknowledged: bool,
     /// Its posted result.
     pub result: Option<Posted>,
     /// A stale-heartbeat report's start.
     pub stale_since: Option<u64>,
-    /// What checking its built-in result found.
+    /// Open data-availability challenges of its result, by chunk index.
+    pub challenges: BTreeMap<u64, Challenged>,
+    /// A challenge of its result was answered: the provider holds its data (not challenged again).
+    pub answered: bool,
+    /// How it closed, when the market holds its collateral after the close.
+    pub closed: Option<Closed>,
+    /// What checking its result found (not from logs: the keeper's own download).
     pub checked: Option<Check>,
 }
 
 /// A posted result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Posted {
-    /// Merkle root.
+    /// Root of its tree.
     pub root: B256,
+    /// Its length in bytes.
+    pub size: u64,
     /// Where it is served.
     pub uri: String,
     /// When (block time).
     pub at: u64,
 }
 
-/// Outcome of checking a built-in result.
+impl Posted {
+    /// The commitment `(root, size)` `Results` stores.
+    pub fn commitment(&self) -> Commitment {
+        Commitment {
+            root: self.root,
+            size: self.size,
+        }
+    }
+}
+
+/// An open data-availability challenge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenged {
+    /// Who bonded it (the bond returns to it if nobody answers).
+    pub challenger: Address,
+    /// The chunk must be revealed by this time inclusive; after it the result is provably
+    /// unavailable.
+    pub deadline: u64,
+}
+
+/// A close that kept the collateral held (`LeaseClosed.held`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {
+    /// Close time: faults stay provable until it plus the market's fault horizon.
+    pub at: u64,
+    /// `IMarket.CloseReason`.
+    pub reason: u8,
+    /// Paid out of escrow at the close (for an accepted result: the tenant's loss should it fail).
+    pub paid: u128,
+}
+
+/// Outcome of checking a posted result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Check {
-    /// C = A x B.
+    /// The served bytes are the committed result, and C = A x B (built-in jobs).
     Correct,
-    /// Wrong: proven (or being proven).
+    /// The served bytes are the committed result (a container result, or a built-in one whose
+    /// spec the keeper cannot read: only its availability was checked).
+    Available,
+    /// Proven (or being proven) wrong.
     Wrong,
-    /// Could not be checked (unreachable, or the bytes do not match the commitment).
-    Unverifiable(String),
+    /// The keeper cannot check it, and that says nothing against the provider: a container
+    /// result served only to its tenant (401/403), over another scheme than http(s), or too
+    /// large to download here. Its availability is the tenant's to force (MEC-13).
+    Private(String),
+    /// Not served (unreachable, an error, a timeout) on `tries` attempts.
+    Missing {
+        /// Failed attempts so far.
+        tries: u32,
+        /// The last failure.
+        why: String,
+    },
+    /// Served, but not the committed bytes.
+    Mismatch(String),
 }
 
 impl Lease {
-    /// The result was posted: payment is held for the challenge window.
+    /// The result was posted: pay is held for the challenge window.
     pub fn held(&self) -> bool {
         self.result.is_some() && self.kind != 2
+    }
+
+    /// A service lease.
+    pub fn service(&self) -> bool {
+        self.kind == 2
     }
 
     /// The decoded terms.
@@ -131,7 +203,7 @@ pub enum Changed {
     Order(B256),
     /// A lease was added or updated.
     Lease(B256),
-    /// The id is finished (closed, cancelled, faulted).
+    /// The id is finished (closed and released, cancelled, faulted).
     Done(B256),
     /// A provider registered or changed its operator or metadata.
     Provider(Address),
@@ -142,17 +214,17 @@ pub enum Changed {
 pub struct View {
     /// Open orders.
     pub orders: HashMap<B256, Order>,
-    /// Running leases.
+    /// Running leases, and closed ones whose collateral the market still holds.
     pub leases: HashMap<B256, Lease>,
-    /// Closed, cancelled or faulted ids, with the block each finished in.
+    /// Finished ids, with the block each finished in.
     pub done: HashMap<B256, u64>,
     /// Registered providers (owner address -> operator and metadata), from `Staking` logs.
     pub providers: HashMap<Address, Registered>,
 }
 
 impl View {
-    /// Apply one log (of the market or results contract) mined at block time `time`; returns
-    /// what changed.
+    /// Apply one log (of the market, a results module or staking) mined at block time `time`;
+    /// returns what changed.
     pub fn apply(&mut self, log: &Log, time: u64) -> Option<Changed> {
         if let Ok(e) = MarketEvents::decode_log(&log.inner) {
             return self.market(e.data, log.block_number.unwrap_or(0));
@@ -193,6 +265,11 @@ impl View {
             .map(|(p, _)| *p)
     }
 
+    /// Leases running now (not closed).
+    pub fn running(&self) -> usize {
+        self.leases.values().filter(|l| l.closed.is_none()).count()
+    }
+
     fn finish(&mut self, id: B256, block: u64) -> Option<Changed> {
         self.orders.remove(&id);
         self.leases.remove(&id);
@@ -201,6 +278,22 @@ impl View {
         }
         self.done.insert(id, block);
         Some(Changed::Done(id))
+    }
+
+    /// Finish the closed leases whose fault horizon (`horizon` seconds after the close) is over
+    /// at chain time `now`, as of `block`: nothing can be proven on them any more, and their
+    /// release (`releaseHeld`) is the provider's business, so the view does not keep them
+    /// (KB-06). A re-read of their close finds them finished.
+    pub fn expire(&mut self, now: u64, horizon: u64, block: u64) -> Vec<Changed> {
+        let old: Vec<B256> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.closed.as_ref().is_some_and(|c| now > c.at + horizon))
+            .map(|(id, _)| *id)
+            .collect();
+        old.into_iter()
+            .filter_map(|id| self.finish(id, block))
+            .collect()
     }
 
     /// Forget the finished ids that finished before block `before` (returned, to delete from the
@@ -266,6 +359,7 @@ impl View {
                     provider: l.provider,
                     token: t.token,
                     kind: t.jobKind,
+                    module: l.module,
                     collateral: l.collateral.to(),
                     rate: l.ratePerSecond.to(),
                     start: l.start.to(),
@@ -273,9 +367,15 @@ impl View {
                     keeper_fee_bps: l.keeperFeeBps,
                     settled_at: l.start.to(),
                     escrow: t.deposit.to(),
-                    acknowledged: false,
+                    // An instant order is won by the provider's own bid transaction, which
+                    // acknowledges the lease; an award by anyone else (a signed bid, a closed
+                    // auction) must be acknowledged within the start window.
+                    acknowledged: o.instant && !l.signedBid,
                     result: None,
                     stale_since: None,
+                    challenges: BTreeMap::new(),
+                    answered: false,
+                    closed: None,
                     checked: None,
                     terms: o.terms,
                 };
@@ -300,9 +400,24 @@ impl View {
                     Changed::Lease(t.leaseId)
                 })
             }
+            MarketEvents::LeaseClosed(c) if c.held => {
+                // Closed, but a fault on it may still be proven within the fault horizon.
+                let l = self.leases.get_mut(&c.leaseId)?;
+                let closed = Some(Closed {
+                    at: c.closedAt.to(),
+                    reason: c.reason,
+                    paid: c.paid.to(),
+                });
+                (l.closed != closed).then(|| {
+                    l.closed = closed;
+                    l.escrow = 0;
+                    Changed::Lease(c.leaseId)
+                })
+            }
             MarketEvents::LeaseClosed(c) => self.finish(c.leaseId, block),
             MarketEvents::OrderCancelled(c) => self.finish(c.orderId, block),
             MarketEvents::LeaseFaulted(f) => self.finish(f.leaseId, block),
+            MarketEvents::HeldReleased(r) => self.finish(r.leaseId, block),
             _ => None,
         }
     }
@@ -317,7 +432,11 @@ impl View {
                 })
             }
             ResultsEvents::ResultPosted(Results::ResultPosted {
-                leaseId, root, uri, ..
+                leaseId,
+                root,
+                size,
+                uri,
+                ..
             }) => {
                 let l = self.leases.get_mut(&leaseId)?;
                 if l.result.is_some() {
@@ -325,13 +444,12 @@ impl View {
                 }
                 l.result = Some(Posted {
                     root,
+                    size,
                     uri,
                     at: time,
                 });
-                // A batch lease stops accruing at its result (Market.resultPosted).
-                if l.kind != 2 {
-                    l.end = time;
-                }
+                // Posting acknowledges the lease (Market.resultPosted).
+                l.acknowledged = true;
                 Some(Changed::Lease(leaseId))
             }
             ResultsEvents::StaleReported(r) => {
@@ -342,7 +460,313 @@ impl View {
                     Changed::Lease(r.leaseId)
                 })
             }
+            ResultsEvents::ChunkChallenged(c) => {
+                let l = self.leases.get_mut(&c.leaseId)?;
+                let index = u64::try_from(c.index).ok()?;
+                let open = Challenged {
+                    challenger: c.challenger,
+                    deadline: c.deadline.to(),
+                };
+                (l.challenges.insert(index, open) != Some(open))
+                    .then_some(Changed::Lease(c.leaseId))
+            }
+            ResultsEvents::ChunkRevealed(r) => {
+                let l = self.leases.get_mut(&r.leaseId)?;
+                let index = u64::try_from(r.index).ok()?;
+                let gone = l.challenges.remove(&index).is_some();
+                let first = !l.answered;
+                l.answered = true;
+                (gone || first).then_some(Changed::Lease(r.leaseId))
+            }
+            ResultsEvents::ChallengeVoided(v) => {
+                let l = self.leases.get_mut(&v.leaseId)?;
+                let index = u64::try_from(v.index).ok()?;
+                l.challenges
+                    .remove(&index)
+                    .map(|_| Changed::Lease(v.leaseId))
+            }
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::{
+        primitives::{
+            U256,
+            aliases::{U48, U96},
+        },
+        sol_types::SolEvent,
+    };
+    use gridlease_bindings::Market;
+
+    use super::*;
+
+    fn log<E: SolEvent>(e: &E, block: u64) -> Log {
+        Log {
+            inner: alloy::primitives::Log {
+                address: Address::repeat_byte(0xaa),
+                data: e.encode_log_data(),
+            },
+            block_number: Some(block),
+            ..Default::default()
+        }
+    }
+
+    fn params(instant: bool, kind: u8) -> OrderParams {
+        OrderParams {
+            specHash: B256::repeat_byte(1),
+            specURI: "data:,x".into(),
+            token: Address::repeat_byte(0x70),
+            deposit: U96::from(40_000_000u64),
+            maxPricePerSecond: U96::from(10u64),
+            maxDuration: 3_600,
+            bidWindow: 5,
+            collateral: U96::from(10u64),
+            gpuClass: 0,
+            gpuCount: 1,
+            vramGiB: 8,
+            cpuCores: 1,
+            ramGiB: 1,
+            jobKind: kind,
+            instant,
+            salt: B256::ZERO,
+        }
+    }
+
+    fn started(id: B256, signed: bool) -> Market::LeaseStarted {
+        Market::LeaseStarted {
+            orderId: id,
+            provider: Address::repeat_byte(2),
+            tenant: Address::repeat_byte(1),
+            ratePerSecond: U96::from(10u64),
+            collateral: U96::from(10u64),
+            start: U48::from(1_000u64),
+            end: U48::from(4_600u64),
+            protocolFeeBps: 100,
+            keeperFeeBps: 10,
+            signedBid: signed,
+            module: 1,
+        }
+    }
+
+    /// Two leases' lives as logs (with their block times): a held result challenged, answered,
+    /// challenged again and accepted; a service lease acknowledged, settled, topped up,
+    /// reported stale and faulted.
+    fn history() -> Vec<(Log, u64)> {
+        let (a, b) = (B256::repeat_byte(0xa), B256::repeat_byte(0xb));
+        let tenant = Address::repeat_byte(1);
+        let mut out = Vec::new();
+        let mut push = |l: Log, t: u64| out.push((l, t));
+        push(
+            log(
+                &Market::OrderCreated {
+                    orderId: a,
+                    tenant,
+                    token: Address::repeat_byte(0x70),
+                    params: params(true, 0),
+                    biddingEnd: U48::from(1_060u64),
+                },
+                1,
+            ),
+            1_000,
+        );
+        push(log(&started(a, false), 2), 1_000);
+        push(
+            log(
+                &Market::OrderCreated {
+                    orderId: b,
+                    tenant,
+                    token: Address::repeat_byte(0x70),
+                    params: params(false, 2),
+                    biddingEnd: U48::from(1_005u64),
+                },
+                3,
+            ),
+            1_000,
+        );
+        push(
+            log(
+                &Market::BidPlaced {
+                    orderId: b,
+                    provider: Address::repeat_byte(2),
+                    pricePerSecond: U96::from(9u64),
+                },
+                4,
+            ),
+            1_001,
+        );
+        push(log(&started(b, false), 5), 1_006);
+        push(
+            log(
+                &Results::ResultPosted {
+                    leaseId: a,
+                    provider: Address::repeat_byte(2),
+                    root: B256::repeat_byte(7),
+                    size: 5_000,
+                    uri: "http://node/results/a".into(),
+                    metaHash: B256::ZERO,
+                },
+                6,
+            ),
+            1_500,
+        );
+        let challenged = |index: u64, deadline: u64| Results::ChunkChallenged {
+            leaseId: a,
+            challenger: Address::repeat_byte(3),
+            index: U256::from(index),
+            deadline: U48::from(deadline),
+        };
+        push(log(&challenged(2, 2_100), 7), 1_500);
+        push(
+            log(
+                &Results::ChunkRevealed {
+                    leaseId: a,
+                    index: U256::from(2u64),
+                    chunk: Bytes::from_static(b"chunk"),
+                },
+                8,
+            ),
+            1_600,
+        );
+        push(log(&challenged(2, 2_300), 9), 1_700);
+        push(
+            log(
+                &Results::LeaseAcknowledged {
+                    leaseId: b,
+                    provider: Address::repeat_byte(2),
+                    secondsAfterStart: 30,
+                },
+                10,
+            ),
+            1_036,
+        );
+        push(
+            log(
+                &Market::LeaseSettled {
+                    leaseId: b,
+                    amount: U96::from(5u64),
+                    settledAt: U48::from(1_500u64),
+                    escrowLeft: U96::from(39_999_995u64),
+                },
+                11,
+            ),
+            1_500,
+        );
+        push(
+            log(
+                &Market::ToppedUp {
+                    leaseId: b,
+                    amount: U96::from(5u64),
+                    escrow: U96::from(40_000_000u64),
+                },
+                12,
+            ),
+            1_501,
+        );
+        push(
+            log(
+                &Results::StaleReported {
+                    leaseId: b,
+                    provider: Address::repeat_byte(2),
+                    since: U48::from(1_600u64),
+                },
+                13,
+            ),
+            1_600,
+        );
+        push(
+            log(
+                &Market::LeaseClosed {
+                    leaseId: a,
+                    reason: ACCEPTED,
+                    paid: U96::from(5_000u64),
+                    toProvider: U96::from(4_950u64),
+                    protocolFee: U96::from(50u64),
+                    keeperFee: U96::ZERO,
+                    refund: U96::from(1u64),
+                    closedAt: U48::from(1_800u64),
+                    held: true,
+                },
+                14,
+            ),
+            1_800,
+        );
+        push(
+            log(
+                &Market::LeaseFaulted {
+                    leaseId: b,
+                    provider: Address::repeat_byte(2),
+                    kind: B256::ZERO,
+                    reporter: Address::repeat_byte(3),
+                    slashed: U256::from(10u64),
+                    refund: U96::from(1u64),
+                    compensation: U256::ZERO,
+                },
+                15,
+            ),
+            1_700,
+        );
+        out
+    }
+
+    #[test]
+    fn every_v2_event_lands_where_the_strategies_read_it() {
+        let mut v = View::default();
+        let h = history();
+        for (l, t) in &h[..9] {
+            v.apply(l, *t);
+        }
+        let a = &v.leases[&B256::repeat_byte(0xa)];
+        // The instant order's own bid acknowledged it; the auction's award did not.
+        assert!(a.acknowledged);
+        assert!(!v.leases[&B256::repeat_byte(0xb)].acknowledged);
+        let r = a.result.as_ref().expect("posted");
+        assert_eq!((r.size, r.at, a.end), (5_000, 1_500, 4_600));
+        // Answered once, challenged again at the same chunk.
+        assert!(a.answered);
+        assert_eq!(a.challenges[&2].deadline, 2_300);
+        for (l, t) in &h[9..] {
+            v.apply(l, *t);
+        }
+        let a = &v.leases[&B256::repeat_byte(0xa)];
+        // Accepted with the collateral held: kept, with what the tenant paid.
+        assert_eq!(
+            a.closed,
+            Some(Closed {
+                at: 1_800,
+                reason: ACCEPTED,
+                paid: 5_000
+            })
+        );
+        assert_eq!(v.running(), 0);
+        assert!(v.done.contains_key(&B256::repeat_byte(0xb)));
+        // Past the fault horizon it is finished.
+        assert!(v.expire(1_800 + 100, 100, 20).is_empty());
+        assert_eq!(
+            v.expire(1_800 + 101, 100, 20),
+            vec![Changed::Done(B256::repeat_byte(0xa))]
+        );
+        assert!(v.leases.is_empty());
+    }
+
+    #[test]
+    fn re_reading_any_suffix_of_the_logs_gives_the_same_view() {
+        let h = history();
+        for upto in 0..=h.len() {
+            let mut once = View::default();
+            for (l, t) in &h[..upto] {
+                once.apply(l, *t);
+            }
+            // A crash after any page, or a reorg rewind to any earlier point, re-reads a suffix.
+            for from in 0..=upto {
+                let mut again = once.clone();
+                for (l, t) in &h[from..upto] {
+                    again.apply(l, *t);
+                }
+                assert_eq!(again, once, "re-reading logs {from}..{upto}");
+            }
         }
     }
 }

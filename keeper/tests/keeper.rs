@@ -1,513 +1,154 @@
-//! `gridlease-keeper run` as a real process against a real anvil. The test plays tenant and
-//! provider (operator key) directly; the keeper must find and do the paid work on its own:
-//! award a closed auction, settle a running lease, close a completed one, prove a no-show, a
-//! missed deadline and a wrong `matmul_i8` result (KB-05: checked locally first), and get paid
-//! for it, resuming from its cursor after a restart. Two keepers at once never both get paid for
-//! the same work, and neither ends up out of pocket (KB-02).
+//! `gridlease-keeper run` as a real process against a real anvil, on protocol v2. The test plays
+//! tenant and provider (operator key) directly; the keeper must find and do the paid work on its
+//! own and get paid for it: award closed auctions; settle service leases up to their provider's
+//! liveness; close held results after their window, and lapsed service leases for the live time
+//! only; prove no-shows, missed deadlines (never closing a batch lease without a result), stale
+//! heartbeats, wrong `matmul_i8` results (checked locally first) and, after a challenge nobody
+//! answered, unavailable results; leave answered challenges alone; prove a wrong result after the
+//! tenant accepted it; resume from its cursor after a restart. Two keepers at once never both get
+//! paid for the same work, and neither ends up out of pocket.
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+mod net;
+
+use std::process::Command;
 
 use alloy::{
-    primitives::{Address, B256, U256, aliases::U96},
+    primitives::{B256, U256},
     providers::Provider,
-    rpc::types::Filter,
-    signers::local::PrivateKeySigner,
-    sol_types::SolEvent,
 };
-use gridlease_bindings::{
-    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Results, Staking,
-};
-use gridlease_core::{
-    chain::{Client, send},
-    matmul::{self, Matmul},
-    merkle::MerkleTree,
-    spec::{Resources, RunSpec, Workload},
-};
-use gridlease_deploy::{
-    anvil::{self, ANVIL_KEYS},
-    deploy::mint,
-    devnet,
-};
+use axum::http::StatusCode;
+use gridlease_bindings::{Market, Results, Staking};
+use gridlease_core::{chain::send, merkle::Commitment};
+use gridlease_deploy::anvil::{self, ANVIL_KEYS};
+use net::*;
 
-const USDC: u128 = 1_000_000;
-
-struct Net {
-    anvil: gridlease_deploy::anvil::Anvil,
-    dir: tempfile::TempDir,
-    tenant: Client,
-    operator: Client,
-    market: Address,
-    results: Address,
-    staking: Address,
-    usdc: Address,
+/// What a third-party prover earns of a fault that refunds `refund` to the tenant.
+fn fault_fee(refund: u128) -> u128 {
+    refund * FAULT_FEE_BPS / 10_000
 }
 
-async fn net() -> Net {
-    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
-    let dir = tempfile::tempdir().expect("tempdir");
-    d.save(&dir.path().join("deployments.json")).expect("save");
-    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
-    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
-    let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
-    let usdc = d.token("USDC").expect("usdc").address;
-    let cap = Capacity {
-        gpuClasses: 1,
-        gpuCount: 1,
-        vramGiB: 16,
-    };
-    devnet::provider(&gov, &d, owner, operator.address(), cap, 500 * USDC)
-        .await
-        .expect("provider registered and staked");
-    mint(&gov, usdc, tenant_key.address(), 1_000 * USDC)
-        .await
-        .expect("mint");
-    let tenant = Client::connect(&anvil.url(), Some(tenant_key))
-        .await
-        .expect("connect");
-    let market = d.address("Market").expect("market");
-    send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
-        .await
-        .expect("approve");
-    Net {
-        operator: Client::connect(&anvil.url(), Some(operator))
-            .await
-            .expect("connect"),
-        tenant,
-        market,
-        results: d.address("Results").expect("results"),
-        staking: d.address("Staking").expect("staking"),
-        usdc,
-        dir,
-        anvil,
-    }
+/// USDC units a lease at [`RATE`] pays for `secs` seconds.
+fn pay(secs: u64) -> u128 {
+    RATE * u128::from(secs) / 1_000_000_000_000
 }
 
-/// Write `keeper-<n>.toml` (the keeper's key comes from the environment).
-fn config(net: &Net, n: u32) -> String {
-    config_with(net, n, &net.anvil.url(), "", "3000").0
+async fn started(net: &Net, id: B256) -> Market::LeaseStarted {
+    net.events::<Market::LeaseStarted>(net.market, id)
+        .await
+        .pop()
+        .expect("lease started")
 }
 
-/// `keeper-<n>.toml` with its RPC, extra `[chain]` keys and native price; returns the file name
-/// and the keeper's HTTP port.
-fn config_with(net: &Net, n: u32, rpc: &str, chain: &str, native_price: &str) -> (String, u16) {
-    let name = format!("keeper-{n}.toml");
-    let port = anvil::free_port().expect("a free port");
-    std::fs::write(
-        net.dir.path().join(&name),
-        format!(
-            r#"[chain]
-rpc = "{rpc}"
-deployments = "deployments.json"
-poll_ms = 100
-{chain}
+async fn faulted(net: &Net, id: B256) -> Market::LeaseFaulted {
+    let f = net.events::<Market::LeaseFaulted>(net.market, id).await;
+    assert_eq!(f.len(), 1, "faulted once");
+    f[0].clone()
+}
 
-[wallet]
-private_key = "env:KEEPER_KEY"
+async fn closed(net: &Net, id: B256) -> Market::LeaseClosed {
+    let c = net.events::<Market::LeaseClosed>(net.market, id).await;
+    assert_eq!(c.len(), 1, "closed once");
+    c[0].clone()
+}
 
-[profit]
-native_price = "{native_price}"
-max_gas_price_gwei = "50"
-
-[earnings]
-withdraw_above = "1000000"
-
-[http]
-listen = "127.0.0.1:{port}"
-
-[data]
-dir = "keeper-{n}"
-"#
-        ),
+/// A labelled counter of the keeper's metrics.
+async fn counter(port: u16, name: &str, label: &str, value: &str) -> u64 {
+    metric(
+        port,
+        &format!("gridlease_keeper_{name}{{{label}=\"{value}\"}}"),
     )
-    .expect("write config");
-    (name, port)
-}
-
-/// A counter of the keeper's `/metrics` (0 while it does not answer).
-async fn metric(port: u16, name: &str) -> u64 {
-    let Ok(b) = gridlease_core::fetch::fetch(&format!("http://127.0.0.1:{port}/metrics")).await
-    else {
-        return 0;
-    };
-    String::from_utf8_lossy(&b)
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// A JSON-RPC pass-through to `upstream` on a free loopback port that counts the
-/// `eth_sendRawTransaction` calls it forwards. Returns its URL, the counter, and the server task
-/// (aborting it closes the port).
-async fn rpc_proxy(
-    upstream: String,
-) -> (
-    String,
-    std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    tokio::task::JoinHandle<()>,
-) {
-    use std::sync::{Arc, atomic::AtomicUsize};
-    let sends = Arc::new(AtomicUsize::new(0));
-    let counter = sends.clone();
-    let client = alloy::transports::http::reqwest::Client::new();
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-        let (client, upstream, counter) = (client.clone(), upstream.clone(), counter.clone());
-        async move {
-            if String::from_utf8_lossy(&body).contains("eth_sendRawTransaction") {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            let reply = client
-                .post(upstream)
-                .header("content-type", "application/json")
-                .body(body.to_vec())
-                .send()
-                .await
-                .expect("upstream answers")
-                .bytes()
-                .await
-                .expect("upstream body");
-            (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                reply.to_vec(),
-            )
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("proxy serves");
-    });
-    (url, sends, task)
-}
-
-fn start_keeper(dir: &Path, config: &str, key: usize, run: u32) -> Child {
-    let log = std::fs::File::create(dir.join(format!("{config}.{run}.log"))).expect("log");
-    Command::new(env!("CARGO_BIN_EXE_gridlease-keeper"))
-        .args(["run", "--config", config, "--verbose"])
-        .current_dir(dir)
-        .env("KEEPER_KEY", ANVIL_KEYS[key])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("keeper starts")
-}
-
-fn logs_of(dir: &Path) -> String {
-    let mut out = String::new();
-    for e in std::fs::read_dir(dir).expect("dir").flatten() {
-        let p = e.path();
-        if p.extension().is_some_and(|x| x == "log") {
-            out += &format!(
-                "--- {}\n{}",
-                p.display(),
-                std::fs::read_to_string(&p).unwrap_or_default()
-            );
-        }
-    }
-    out
-}
-
-fn stop(mut child: Child) {
-    // SIGTERM: the keeper drains and exits 0.
-    let status =
-        anvil::terminate(&mut child, Duration::from_secs(30)).expect("the keeper stops on SIGTERM");
-    assert!(status.success(), "keeper exited with {status}");
-}
-
-fn spec(workload: Workload) -> RunSpec {
-    RunSpec {
-        version: 1,
-        workload,
-        resources: Resources {
-            gpu_class: 0,
-            gpu_count: 1,
-            vram_gib: 8,
-            cpu_cores: 1,
-            ram_gib: 1,
-        },
-    }
-}
-
-fn container() -> RunSpec {
-    spec(Workload::Container {
-        image: "busybox".into(),
-        command: vec!["true".into()],
-        env: Default::default(),
-    })
-}
-
-const MATMUL: Matmul = Matmul {
-    seed: B256::repeat_byte(0x42),
-    m: 5,
-    k: 7,
-    n: 9,
-};
-
-impl Net {
-    /// Create an order (instant, or with a 5 s auction) and bid on it as the provider at 36
-    /// USDC an hour (the keeper's 0.1 % of that beats anvil's gas). Returns the id.
-    async fn lease(&self, spec: &RunSpec, instant: bool, salt: u8) -> B256 {
-        let p = OrderParams {
-            specHash: spec.hash(),
-            specURI: spec.data_uri(),
-            token: self.usdc,
-            deposit: U96::from(40 * USDC),
-            maxPricePerSecond: U96::from(10_000_000_000_000_000u128),
-            maxDuration: 3_600,
-            bidWindow: if instant { 60 } else { 5 },
-            collateral: U96::from(10 * USDC),
-            gpuClass: 0,
-            gpuCount: 1,
-            vramGiB: 8,
-            cpuCores: 1,
-            ramGiB: 1,
-            jobKind: spec.workload.kind().code(),
-            instant,
-            salt: B256::repeat_byte(salt),
-        };
-        let id = p.order_id(self.tenant.from.expect("tenant"));
-        send(Market::new(self.market, &self.tenant.provider).createOrder(p))
-            .await
-            .expect("order");
-        send(
-            Market::new(self.market, &self.operator.provider)
-                .bid(id, U96::from(10_000_000_000_000_000u128)),
-        )
-        .await
-        .expect("bid");
-        id
-    }
-
-    async fn terms(&self, id: B256) -> OrderParams {
-        let l = self
-            .logs(self.market, Market::OrderCreated::SIGNATURE_HASH, id)
-            .await;
-        l.first()
-            .and_then(|l| l.log_decode::<Market::OrderCreated>().ok())
-            .expect("order log")
-            .inner
-            .data
-            .params
-    }
-
-    async fn acknowledge(&self, id: B256) {
-        let terms = self.terms(id).await;
-        send(
-            Results::new(self.results, &self.operator.provider).acknowledge(
-                id,
-                self.tenant.from.expect("tenant"),
-                terms.into(),
-            ),
-        )
-        .await
-        .expect("acknowledge");
-    }
-
-    async fn post(&self, id: B256, root: B256, uri: String) {
-        send(
-            Results::new(self.results, &self.operator.provider).postResult(
-                id,
-                root,
-                uri,
-                B256::ZERO,
-            ),
-        )
-        .await
-        .expect("post result");
-    }
-
-    async fn logs(&self, address: Address, sig: B256, id: B256) -> Vec<alloy::rpc::types::Log> {
-        self.tenant
-            .provider
-            .get_logs(
-                &Filter::new()
-                    .address(address)
-                    .event_signature(sig)
-                    .topic1(id)
-                    .from_block(0),
-            )
-            .await
-            .expect("logs")
-    }
-
-    async fn status(&self, id: B256) -> u8 {
-        Market::new(self.market, &self.tenant.provider)
-            .getJob(id)
-            .call()
-            .await
-            .expect("getJob")
-            .status
-    }
-
-    /// Wait (up to 60 s) until `done` holds.
-    async fn until<F, Fut>(&self, what: &str, mut done: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let t0 = Instant::now();
-        while !done().await {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "{what} never happened; logs:\n{}",
-                logs_of(self.dir.path())
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Move chain time on by `secs` and mine a block.
-    async fn warp(&self, secs: u64) {
-        anvil::warp(&self.tenant.provider, secs)
-            .await
-            .expect("warp");
-    }
-
-    async fn market_credit(&self, who: Address) -> u128 {
-        Market::new(self.market, &self.tenant.provider)
-            .creditOf(self.usdc, who)
-            .call()
-            .await
-            .expect("credit")
-            .to()
-    }
-
-    async fn slash_credit(&self, who: Address) -> u128 {
-        Staking::new(self.staking, &self.tenant.provider)
-            .creditOf(who)
-            .call()
-            .await
-            .expect("credit")
-            .to()
-    }
-}
-
-const CLOSED: u8 = 3;
-
-fn addr(key: usize) -> Address {
-    ANVIL_KEYS[key]
-        .parse::<PrivateKeySigner>()
-        .expect("key")
-        .address()
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kb_01_kb_05_keeper_awards_settles_closes_and_proves_faults_for_pay() {
+async fn kb_01_kb_05_keeper_awards_proves_no_shows_and_wrong_results_and_completes_across_a_restart()
+ {
     let net = net().await;
     let dir = net.dir.path();
-    let cfg = config(&net, 1);
+    let (cfg, _) = config(&net, 1, "1");
     let me = addr(6);
 
-    // A closed auction with an on-chain bid: the keeper awards it (unpaid, allowed by default).
+    // Two closed auctions with on-chain bids: the keeper awards them (unpaid, allowed by
+    // default). An award is not the provider's own transaction, so each must be acknowledged.
     let auction = net.lease(&container(), false, 1).await;
+    let no_show = net.lease(&container(), false, 2).await;
     let mut keeper = start_keeper(dir, &cfg, 6, 1);
     net.warp(6).await;
-    net.until("award", || async { net.status(auction).await == 2 })
-        .await;
-    net.acknowledge(auction).await;
-
-    // A lease nobody acknowledges: a no-show once the 2 min start window is over.
-    let no_show = net.lease(&container(), true, 2).await;
-    // A matmul lease with a wrong result, served where the keeper can fetch it.
-    let fraud = net.lease(&spec(matmul_workload()), true, 3).await;
-    net.acknowledge(fraud).await;
-    let mut c = matmul::multiply(
-        &MATMUL.a(),
-        &MATMUL.bt(),
-        MATMUL.m as usize,
-        MATMUL.k as usize,
-        MATMUL.n as usize,
-        1,
-    );
-    c[17] += 1;
-    let bytes = matmul::encode(&c);
-    let file = dir.join("wrong.bin");
-    std::fs::write(&file, &bytes).expect("write");
-    let root = MerkleTree::from_chunks(&bytes, 32).root();
-    net.post(fraud, root, format!("file://{}", file.display()))
-        .await;
-    net.until("fraud proof", || async {
-        net.status(fraud).await == CLOSED
+    net.until("the awards", || async {
+        net.status(auction).await == LEASED && net.status(no_show).await == LEASED
     })
     .await;
-    let proven = net
-        .logs(
-            net.results,
-            Results::MatmulFraudProven::SIGNATURE_HASH,
-            fraud,
-        )
-        .await;
-    assert_eq!(proven.len(), 1);
-    let reward = net.slash_credit(me).await;
-    // 10 USDC collateral: half to the tenant, 10 % of the rest to the prover.
-    assert_eq!(reward, USDC / 2);
+    assert!(!net.job(no_show).await.acknowledged);
+    net.acknowledge(auction).await;
+
+    // A matmul lease with a wrong product, served where anyone can fetch it: checked against
+    // its commitment and with Freivalds (KB-05), then proven element by element.
+    let fraud = net.lease(&matmul(), true, 3).await;
+    let wrong = wrong_product();
+    let url = net.serve("wrong", wrong.clone());
+    net.post(fraud, Commitment::of(&wrong), url).await;
+    // A result whose posted size is not m x n x 4: proven by the size alone, nothing fetched.
+    let short = net.lease(&matmul(), true, 5).await;
+    let mut cut = product();
+    cut.truncate(cut.len() - 4);
+    net.post(short, Commitment::of(&cut), net.dead_url()).await;
+    // Both are proven once the proof earns its fee: after the tenant's priority.
+    net.warp(PRIORITY + 1).await;
+    net.until("the fraud proofs", || async {
+        net.status(fraud).await == FAULTED && net.status(short).await == FAULTED
+    })
+    .await;
+    assert_eq!(
+        net.events::<Results::MatmulFraudProven>(net.results, fraud)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(faulted(&net, fraud).await.kind, kind("wrong-result"));
+    assert_eq!(faulted(&net, short).await.kind, kind("malformed-result"));
+    // 5 % of each 40 USDC refund, in USDC.
+    assert_eq!(net.market_credit(me).await, 2 * fault_fee(DEPOSIT));
 
     // Restart: what happens while the keeper is down is found from its cursor.
     stop(keeper);
-    net.warp(121).await;
-    // A matmul lease whose correct result is then held for the (1 day) challenge window.
-    let good = net.lease(&spec(matmul_workload()), true, 4).await;
-    net.acknowledge(good).await;
-    let c = matmul::multiply(
-        &MATMUL.a(),
-        &MATMUL.bt(),
-        MATMUL.m as usize,
-        MATMUL.k as usize,
-        MATMUL.n as usize,
-        1,
-    );
-    let ok = matmul::encode(&c);
-    let okfile = dir.join("good.bin");
-    std::fs::write(&okfile, &ok).expect("write");
+    net.warp(START_WINDOW + 1).await;
+    // A correct product, posted after 10 minutes: verified, then held for the 1 day window.
+    let good = net.lease(&matmul(), true, 4).await;
     net.warp(600).await;
-    net.post(
-        good,
-        MerkleTree::from_chunks(&ok, 32).root(),
-        format!("file://{}", okfile.display()),
-    )
-    .await;
+    let ok = product();
+    let url = net.serve("good", ok.clone());
+    net.post(good, Commitment::of(&ok), url).await;
     keeper = start_keeper(dir, &cfg, 6, 2);
-    net.until("no-show proof", || async {
-        net.status(no_show).await == CLOSED
+    net.until("the no-show proof", || async {
+        net.status(no_show).await == FAULTED
     })
     .await;
-    // The running auction lease accrued ~12 minutes: worth settling.
-    net.until("settlement", || async {
-        !net.logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, auction)
-            .await
-            .is_empty()
-    })
-    .await;
-    let fees = net.market_credit(me).await;
-    assert!(fees > 0, "no keeper fee");
-    // The correct result was checked and not proven wrong; after the window the keeper closes
-    // it as completed (the close pays the fee on what was held).
-    net.until("verification", || async {
+    assert_eq!(faulted(&net, no_show).await.kind, kind("no-show"));
+    net.until("the verification", || async {
         logs_of(dir).contains("built-in result verified")
     })
     .await;
-    net.warp(86_401).await;
-    net.until("completed close", || async {
+    net.warp(CHALLENGE_WINDOW + 1).await;
+    net.until("the completed close", || async {
         net.status(good).await == CLOSED
     })
     .await;
-    // The auction lease ran past its 1 h deadline without a result: missed deadline.
-    net.until("missed-deadline proof", || async {
-        net.status(auction).await == CLOSED
+    let c = closed(&net, good).await;
+    assert_eq!((c.reason, c.held), (COMPLETED, false));
+    // Paid for the time to its result, of which the keeper's 0.1 %.
+    let paid = c.paid.to::<u128>();
+    assert!(paid >= pay(600), "paid {paid}");
+    assert_eq!(c.keeperFee.to::<u128>(), paid * KEEPER_FEE_BPS / 10_000);
+    // The auction lease ran past its deadline and grace without a result: missed deadline.
+    net.until("the missed-deadline proof", || async {
+        net.status(auction).await == FAULTED
     })
     .await;
-    let faults = net
-        .logs(net.market, Market::LeaseFaulted::SIGNATURE_HASH, auction)
-        .await;
-    assert_eq!(faults.len(), 1, "the auction lease was faulted once");
-    assert!(net.market_credit(me).await > fees, "the close paid a fee");
-    assert_eq!(net.slash_credit(me).await, 3 * USDC / 2, "three slashes");
+    assert_eq!(faulted(&net, auction).await.kind, kind("missed-deadline"));
+    assert_eq!(
+        net.market_credit(me).await,
+        4 * fault_fee(DEPOSIT) + c.keeperFee.to::<u128>()
+    );
     let log = logs_of(dir);
     assert!(
         !log.contains(ANVIL_KEYS[6].trim_start_matches("0x")),
@@ -528,114 +169,158 @@ async fn kb_01_kb_05_keeper_awards_settles_closes_and_proves_faults_for_pay() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for needle in [
-        "fraud",
-        "no-show",
-        "missed-deadline",
-        "settle",
-        "close",
-        "award",
-    ] {
+    for needle in ["fraud", "no-show", "missed-deadline", "close", "award"] {
         assert!(text.contains(needle), "status lacks {needle}:\n{text}");
     }
 }
 
-fn matmul_workload() -> Workload {
-    Workload::MatmulI8 {
-        m: MATMUL.m,
-        k: MATMUL.k,
-        n: MATMUL.n,
-        seed: MATMUL.seed,
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_01_service_lease_settled_up_to_liveness_then_its_lapse_reported_and_proven() {
+    let net = net().await;
+    let dir = net.dir.path();
+    net.heartbeat().await;
+    let id = net.lease(&service(), true, 60).await;
+    let (cfg, _) = config(&net, 1, "1");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    // Live (a heartbeat 50 s into the 60 s period): its live time is settled.
+    net.warp(50).await;
+    net.heartbeat().await;
+    net.until("the service settlement", || async {
+        !net.events::<Market::LeaseSettled>(net.market, id)
+            .await
+            .is_empty()
+    })
+    .await;
+    // Then no heartbeat: reported once the period is over, proven after the 5 min grace.
+    net.warp(2 * HEARTBEAT).await;
+    net.until("the stale report", || async {
+        !net.events::<Results::StaleReported>(net.results, id)
+            .await
+            .is_empty()
+    })
+    .await;
+    net.warp(STALE_GRACE + PRIORITY + 1).await;
+    net.until("the stale-heartbeat proof", || async {
+        net.status(id).await == FAULTED
+    })
+    .await;
+    stop(keeper);
+    let f = faulted(&net, id).await;
+    assert_eq!(f.kind, kind("stale-heartbeat"));
+    // Its fees: the keeper's 0.1 % of each settlement, and 5 % of the fault's refund.
+    let settled: u128 = net
+        .events::<Market::LeaseSettled>(net.market, id)
+        .await
+        .iter()
+        .map(|s| s.amount.to::<u128>() * KEEPER_FEE_BPS / 10_000)
+        .sum();
+    assert_eq!(
+        net.market_credit(addr(6)).await,
+        settled + fault_fee(f.refund.to())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kb_02_two_keepers_never_both_paid_for_one_piece_of_work() {
     let net = net().await;
     let dir = net.dir.path();
-    let mut ids = Vec::new();
-    for salt in 0..6u8 {
-        let id = net.lease(&container(), true, 10 + salt).await;
-        net.acknowledge(id).await;
-        ids.push(id);
+    net.heartbeat().await;
+    let mut services = Vec::new();
+    for salt in 0..4u8 {
+        services.push(net.lease(&service(), true, 10 + salt).await);
     }
-    let (c1, c2) = (config(&net, 1), config(&net, 2));
+    let mut batches = Vec::new();
+    for salt in 0..2u8 {
+        batches.push(net.lease(&container(), true, 20 + salt).await);
+    }
+    // Lapses are closed, not reported: the race is over settlements, closes and faults.
+    let extra = "[strategies]\nstale_heartbeat = false\n";
+    let (c1, _) = config_with(&net, 1, &net.anvil.url(), "", "1", extra);
+    let (c2, _) = config_with(&net, 2, &net.anvil.url(), "", "1", extra);
     let k1 = start_keeper(dir, &c1, 6, 1);
     let k2 = start_keeper(dir, &c2, 7, 1);
-    // Accrue, then expire: settle races first, then close races.
-    net.warp(900).await;
+    // Ten minutes of live service (a heartbeat every 50 s): settlements race.
+    for _ in 0..12 {
+        net.warp(50).await;
+        net.heartbeat().await;
+    }
     net.until("settlements", || async {
         let mut all = true;
-        for id in &ids {
+        for id in &services {
             all &= !net
-                .logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, *id)
+                .events::<Market::LeaseSettled>(net.market, *id)
                 .await
-                .is_empty();
+                .is_empty()
+                || net.status(*id).await == CLOSED;
         }
         all
     })
     .await;
-    // Results are missing at the deadline: each lease is faulted exactly once, by one keeper.
-    net.warp(3_600).await;
-    net.until("all closed", || async {
+    // Past every end: the service leases close, the batch leases' missed deadlines are proven.
+    net.warp(3_600 + DEADLINE_GRACE + PRIORITY + 1).await;
+    net.until("all ended", || async {
         let mut all = true;
-        for id in &ids {
-            all &= net.status(*id).await == CLOSED;
+        for id in services.iter().chain(&batches) {
+            let s = net.status(*id).await;
+            all &= s == CLOSED || s == FAULTED;
         }
         all
     })
     .await;
     stop(k1);
     stop(k2);
-    for id in &ids {
-        let settled = net
-            .logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, *id)
-            .await;
-        let mut times: Vec<_> = settled
+    for id in services.iter().chain(&batches) {
+        let mut times: Vec<_> = net
+            .events::<Market::LeaseSettled>(net.market, *id)
+            .await
             .iter()
-            .map(|l| {
-                l.log_decode::<Market::LeaseSettled>()
-                    .expect("decode")
-                    .inner
-                    .data
-                    .settledAt
-            })
+            .map(|s| s.settledAt)
             .collect();
         let n = times.len();
         times.dedup();
         assert_eq!(times.len(), n, "a second paid up to the same time twice");
-        let faulted = net
-            .logs(net.market, Market::LeaseFaulted::SIGNATURE_HASH, *id)
-            .await;
-        assert_eq!(faulted.len(), 1);
+        assert_eq!(
+            net.events::<Market::LeaseClosed>(net.market, *id)
+                .await
+                .len(),
+            1,
+            "ended once"
+        );
     }
-    // Each keeper's earnings (fees + slash rewards, in USDC) beat the gas it spent, valued at
-    // the configured 3,000 USDC per ETH.
+    for id in &batches {
+        assert_eq!(faulted(&net, *id).await.kind, kind("missed-deadline"));
+    }
+    // Each keeper's earnings (fees, in USDC) beat the gas it spent, valued at the configured
+    // 1 USDC per ETH.
     let p = &net.tenant.provider;
     for key in [6usize, 7] {
         let who = addr(key);
         let earned = net.market_credit(who).await + net.slash_credit(who).await;
         let spent =
             U256::from(10_000u128 * 10u128.pow(18)) - p.get_balance(who).await.expect("bal");
-        let spent_usdc = spent.to::<u128>() * 3_000 * USDC / 10u128.pow(18);
+        let spent_usdc = spent.to::<u128>() * USDC / 10u128.pow(18);
         assert!(
             earned >= spent_usdc,
             "keeper {key} lost money: earned {earned}, gas worth {spent_usdc}"
         );
     }
-    let _ = logs_of(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kb_03_above_the_gas_price_cap_only_fault_proofs_go_out() {
     let net = net().await;
     let dir = net.dir.path();
-    // Gas priced at 1 USDC per ETH, so a fault proof pays even at 100 gwei.
-    let (cfg, port) = config_with(&net, 1, &net.anvil.url(), "", "1");
-    let running = net.lease(&container(), true, 40).await;
-    net.acknowledge(running).await;
-    let no_show = net.lease(&container(), true, 41).await;
-    // 100 gwei, above the 50 gwei cap: the start window passes and the lease accrues 25 min.
+    let (cfg, port) = config(&net, 1, "1");
+    // An auction for the keeper to award (not urgent), and one the tenant awards itself that
+    // the provider never acknowledges (a no-show: urgent).
+    let waiting = net.lease(&container(), false, 40).await;
+    let no_show = net.lease(&container(), false, 41).await;
+    net.warp(6).await;
+    send(Market::new(net.market, &net.tenant.provider).award(no_show, vec![]))
+        .await
+        .expect("award");
+    net.warp(START_WINDOW + PRIORITY + 1).await;
+    // 100 gwei, above the 50 gwei cap.
     let p = &net.tenant.provider;
     let spike = |gwei: u64| async move {
         let _: serde_json::Value = p
@@ -647,19 +332,14 @@ async fn kb_03_above_the_gas_price_cap_only_fault_proofs_go_out() {
             .expect("base fee");
     };
     spike(100).await;
-    net.warp(1_500).await;
+    net.warp(1).await;
     let keeper = start_keeper(dir, &cfg, 6, 1);
     net.until("the no-show proof, above the cap", || async {
-        net.status(no_show).await == CLOSED
+        net.status(no_show).await == FAULTED
     })
     .await;
-    net.until("the settlement skipped for the cap", || async {
-        metric(
-            port,
-            "gridlease_keeper_work_skipped_total{reason=\"gas-price-cap\"}",
-        )
-        .await
-            > 0
+    net.until("the award skipped for the cap", || async {
+        counter(port, "work_skipped_total", "reason", "gas-price-cap").await > 0
     })
     .await;
     let base = p
@@ -671,19 +351,16 @@ async fn kb_03_above_the_gas_price_cap_only_fault_proofs_go_out() {
         .base_fee_per_gas
         .expect("base fee");
     assert!(base > 50_000_000_000, "the spike is over: {base} wei");
-    assert!(
-        net.logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, running)
-            .await
-            .is_empty(),
-        "settled above the gas price cap"
+    assert_eq!(
+        net.status(waiting).await,
+        1,
+        "awarded above the gas price cap"
     );
-    // Back under the cap: the settlement goes out.
+    // Back under the cap: the award goes out.
     spike(1).await;
     net.warp(1).await;
-    net.until("the settlement under the cap", || async {
-        !net.logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, running)
-            .await
-            .is_empty()
+    net.until("the award under the cap", || async {
+        net.status(waiting).await == LEASED
     })
     .await;
     stop(keeper);
@@ -695,23 +372,17 @@ async fn kb_04_private_endpoint_first_then_public_when_it_is_down() {
     let dir = net.dir.path();
     let (public, public_sends, _public_task) = rpc_proxy(net.anvil.url()).await;
     let (private, private_sends, private_task) = rpc_proxy(net.anvil.url()).await;
-    let id = net.lease(&container(), true, 50).await;
-    net.acknowledge(id).await;
-    let settlements = || async {
-        net.logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, id)
-            .await
-            .len()
-    };
     let sent = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::SeqCst);
-
-    // Up: every transaction goes to the private endpoint, none to the public mempool. (Gas at
-    // 1 USDC per ETH: one lease's 25 minutes pay for a settlement.)
     let chain = format!("private_rpc = \"{private}\"");
-    let (cfg, _) = config_with(&net, 1, &public, &chain, "1");
+
+    // Up: every transaction (here an award) goes to the private endpoint, none to the public
+    // mempool.
+    let first = net.lease(&container(), false, 50).await;
+    let (cfg, _) = config_with(&net, 1, &public, &chain, "1", "");
     let keeper = start_keeper(dir, &cfg, 6, 1);
-    net.warp(1_500).await;
-    net.until("a settlement sent privately", || async {
-        settlements().await >= 1
+    net.warp(6).await;
+    net.until("an award sent privately", || async {
+        net.status(first).await == LEASED
     })
     .await;
     stop(keeper);
@@ -725,11 +396,12 @@ async fn kb_04_private_endpoint_first_then_public_when_it_is_down() {
     private_task.abort();
     let _ = private_task.await;
     let before = sent(&private_sends);
-    let (cfg, _) = config_with(&net, 2, &public, &chain, "1");
+    let second = net.lease(&container(), false, 51).await;
+    let (cfg, _) = config_with(&net, 2, &public, &chain, "1", "");
     let keeper = start_keeper(dir, &cfg, 6, 1);
-    net.warp(1_500).await;
-    net.until("a settlement sent publicly", || async {
-        settlements().await >= 2
+    net.warp(6).await;
+    net.until("an award sent publicly", || async {
+        net.status(second).await == LEASED
     })
     .await;
     stop(keeper);
@@ -740,52 +412,318 @@ async fn kb_04_private_endpoint_first_then_public_when_it_is_down() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kb_01_service_lease_settled_while_live_then_its_lapse_reported_and_proven() {
+async fn mec_02_keeper_proves_a_missed_deadline_and_never_closes_a_batch_lease_without_a_result() {
     let net = net().await;
     let dir = net.dir.path();
-    let staking = Staking::new(net.staking, &net.operator.provider);
-    send(staking.heartbeat()).await.expect("heartbeat");
-    let service = spec(Workload::Service {
-        image: "busybox".into(),
-        command: vec!["httpd".into()],
-        env: Default::default(),
-        port: 8080,
-    });
-    let id = net.lease(&service, true, 60).await;
-    net.acknowledge(id).await;
-    // Gas at 1 USDC per ETH: 50 s of a 36 USDC/h service lease pay for its settlement.
-    let (cfg, _) = config_with(&net, 1, &net.anvil.url(), "", "1");
+    // A deposit below rate x duration (20 < 36 USDC): "exhausted" after 2,000 s, which a v1
+    // keeper took for a reason to close (and to pay the provider for time without a result).
+    let deposit = 20 * USDC;
+    let id = net.order(net.params(&container(), true, 70, deposit)).await;
+    let s = started(&net, id).await;
+    let (start, end) = (s.start.to::<u64>(), s.end.to::<u64>());
+    let tenant = net.tenant.from.expect("tenant");
+    let (tenant_before, stake_before) = (net.usdc_of(tenant).await, net.stake_of_provider().await);
+    let (cfg, port) = config(&net, 1, "1");
     let keeper = start_keeper(dir, &cfg, 6, 1);
-    // Live (a heartbeat each 50 s of the 60 s period): its exact accrual is settled.
-    net.warp(50).await;
-    send(staking.heartbeat()).await.expect("heartbeat");
-    net.until("the service settlement", || async {
-        !net.logs(net.market, Market::LeaseSettled::SIGNATURE_HASH, id)
+    let p = &net.tenant.provider;
+    for (when, at) in [
+        ("exhausted", start + 2_500),
+        ("ended, in the grace", end + 30),
+        ("missed, its fee not due yet", end + DEADLINE_GRACE + 1),
+    ] {
+        anvil::warp_to(p, at).await.expect("warp");
+        // Whatever the keeper would do now, it has planned: never a close (MEC-02), and no
+        // proof before it pays (the tenant's priority).
+        net.polls(port, 15).await;
+        for action in ["close", "missed-deadline"] {
+            assert_eq!(
+                counter(port, "work_planned_total", "action", action).await,
+                0,
+                "{action} planned when {when}"
+            );
+        }
+        assert_eq!(net.status(id).await, LEASED, "{when}");
+    }
+    anvil::warp_to(p, end + DEADLINE_GRACE + PRIORITY + 1)
+        .await
+        .expect("warp");
+    net.until("the missed-deadline proof", || async {
+        net.status(id).await == FAULTED
+    })
+    .await;
+    stop(keeper);
+    let f = faulted(&net, id).await;
+    assert_eq!(f.kind, kind("missed-deadline"));
+    assert_eq!(f.reporter, addr(6));
+    assert_eq!(f.refund.to::<u128>(), deposit);
+    assert_eq!(f.slashed, U256::from(COLLATERAL));
+    // The provider is paid nothing for a lease without a result, and slashed its collateral.
+    let c = closed(&net, id).await;
+    assert_eq!(
+        (c.reason, c.paid.to::<u128>(), c.toProvider.to::<u128>()),
+        (FAULTED_REASON, 0, 0)
+    );
+    assert_eq!(net.stake_of_provider().await, stake_before - COLLATERAL);
+    // The tenant got everything back but the prover's 5 %.
+    assert_eq!(net.market_credit(addr(6)).await, fault_fee(deposit));
+    assert_eq!(
+        net.usdc_of(tenant).await,
+        tenant_before + deposit - fault_fee(deposit)
+    );
+    assert_eq!(
+        counter(port, "work_skipped_total", "reason", "reverts").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mec_04_mec_13_keeper_challenges_a_result_it_cannot_download_and_proves_it_unavailable() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let id = net.lease(&container(), true, 80).await;
+    net.warp(300).await;
+    // A root posted, the data withheld: nothing answers at the URI.
+    let data = container_result();
+    net.post(id, Commitment::of(&data), net.dead_url()).await;
+    let tenant = net.tenant.from.expect("tenant");
+    let (tenant_before, stake_before) = (net.usdc_of(tenant).await, net.stake_of_provider().await);
+    let me = addr(6);
+    let (cfg, port) = config(&net, 1, "1");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("the challenge", || async {
+        !net.events::<Results::ChunkChallenged>(net.results, id)
             .await
             .is_empty()
     })
     .await;
-    // Then no heartbeat: reported once the period is over, proven after the 5 min grace.
-    net.warp(120).await;
-    net.until("the stale report", || async {
-        !net.logs(net.results, Results::StaleReported::SIGNATURE_HASH, id)
+    let ch = net
+        .events::<Results::ChunkChallenged>(net.results, id)
+        .await;
+    assert_eq!(ch.len(), 1);
+    assert_eq!(ch[0].challenger, me);
+    assert!(ch[0].index < U256::from(3), "chunk {} of 3", ch[0].index);
+    assert_eq!(net.eth_of(net.results).await, BOND, "the bond is held");
+    // Nobody reveals the chunk within the response window: the result fails (proven once the
+    // proof earns its fee).
+    net.warp(RESPONSE_WINDOW + PRIORITY + 1).await;
+    net.until("the unavailability proof", || async {
+        net.status(id).await == FAULTED
+    })
+    .await;
+    let f = faulted(&net, id).await;
+    assert_eq!((f.kind, f.reporter), (kind("unavailable"), me));
+    assert_eq!(f.refund.to::<u128>(), DEPOSIT);
+    assert_eq!(f.slashed, U256::from(COLLATERAL));
+    // The tenant refunded (less the prover's 5 %), the provider slashed, the bond back.
+    assert_eq!(
+        net.usdc_of(tenant).await,
+        tenant_before + DEPOSIT - fault_fee(DEPOSIT)
+    );
+    assert_eq!(net.stake_of_provider().await, stake_before - COLLATERAL);
+    assert_eq!(net.market_credit(me).await, fault_fee(DEPOSIT));
+    assert_eq!(net.eth_of(net.results).await, 0, "the bond went back");
+    net.until("the bond booked", || async {
+        metric(port, "gridlease_keeper_bonds_posted_total").await == 1
+    })
+    .await;
+    assert_eq!(metric(port, "gridlease_keeper_bonds_lost_total").await, 0);
+    stop(keeper);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mec_04_an_answered_challenge_is_not_proven_and_its_bond_goes_to_the_answerer() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let id = net.lease(&container(), true, 81).await;
+    net.warp(300).await;
+    // The node keeps its result but does not serve it to the keeper: it answers on chain.
+    let data = container_result();
+    let url = net.answer("kept", StatusCode::NOT_FOUND, Vec::new());
+    net.post(id, Commitment::of(&data), url).await;
+    let (cfg, port) = config(&net, 1, "1");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("the challenge", || async {
+        !net.events::<Results::ChunkChallenged>(net.results, id)
             .await
             .is_empty()
     })
     .await;
-    net.warp(301).await;
-    net.until("the stale-heartbeat proof", || async {
+    let ch = net
+        .events::<Results::ChunkChallenged>(net.results, id)
+        .await;
+    let index = ch[0].index.to::<u64>();
+    let operator = net.operator.from.expect("operator");
+    let before = net.eth_of(operator).await;
+    let r = net.reveal(id, &data, index).await;
+    // The bond paid the answer's gas, and more.
+    let gas = u128::from(r.gas_used) * r.effective_gas_price;
+    assert_eq!(net.eth_of(operator).await, before + BOND - gas);
+    net.until("the answer seen", || async {
+        metric(port, "gridlease_keeper_bonds_lost_total").await == 1
+    })
+    .await;
+    // Past the response window (and the tenant's priority): nothing to prove, and no second
+    // challenge.
+    let challenges = counter(port, "work_planned_total", "action", "challenge").await;
+    net.warp(RESPONSE_WINDOW + PRIORITY + 1).await;
+    net.polls(port, 15).await;
+    assert_eq!(
+        counter(port, "work_planned_total", "action", "unavailable").await,
+        0
+    );
+    assert_eq!(
+        counter(port, "work_planned_total", "action", "challenge").await,
+        challenges,
+        "challenged again after an answer"
+    );
+    assert_eq!(net.status(id).await, LEASED);
+    assert!(
+        net.events::<Market::LeaseFaulted>(net.market, id)
+            .await
+            .is_empty()
+    );
+    // The result stands: after its window the keeper completes it.
+    net.warp(CHALLENGE_WINDOW).await;
+    net.until("the completed close", || async {
         net.status(id).await == CLOSED
     })
     .await;
-    let faults = net
-        .logs(net.market, Market::LeaseFaulted::SIGNATURE_HASH, id)
-        .await;
-    assert_eq!(faults.len(), 1);
-    assert_eq!(
-        net.slash_credit(addr(6)).await,
-        USDC / 2,
-        "the reporter's share"
-    );
     stop(keeper);
+    let c = closed(&net, id).await;
+    assert_eq!((c.reason, c.held), (COMPLETED, false));
+    assert!(c.paid.to::<u128>() >= pay(300));
+    assert_eq!(
+        net.events::<Results::ChunkChallenged>(net.results, id)
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_01_keeper_completes_a_held_result_after_its_challenge_window() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let id = net.lease(&container(), true, 90).await;
+    net.warp(600).await;
+    let data = container_result();
+    let url = net.serve("done", data.clone());
+    net.post(id, Commitment::of(&data), url).await;
+    let start = started(&net, id).await.start.to::<u64>();
+    // The market holds the pay to the result until the window's end.
+    let hold_end = net.job(id).await.end.to::<u64>();
+    let paid_until = hold_end - CHALLENGE_WINDOW;
+    let (cfg, port) = config(&net, 1, "1");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("the availability check", || async {
+        logs_of(dir).contains("result available as committed")
+    })
+    .await;
+    let p = &net.tenant.provider;
+    anvil::warp_to(p, hold_end).await.expect("warp");
+    net.polls(port, 15).await;
+    assert_eq!(
+        counter(port, "work_planned_total", "action", "close").await,
+        0,
+        "closed inside its window"
+    );
+    anvil::warp_to(p, hold_end + 1).await.expect("warp");
+    net.until("the completed close", || async {
+        net.status(id).await == CLOSED
+    })
+    .await;
+    stop(keeper);
+    let c = closed(&net, id).await;
+    assert_eq!((c.reason, c.held), (COMPLETED, false));
+    let paid = pay(paid_until - start);
+    assert_eq!(c.paid.to::<u128>(), paid);
+    assert_eq!(c.keeperFee.to::<u128>(), paid * KEEPER_FEE_BPS / 10_000);
+    assert_eq!(net.market_credit(addr(6)).await, c.keeperFee.to::<u128>());
+    assert!(
+        net.events::<Results::ChunkChallenged>(net.results, id)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mec_09_a_lapsed_service_lease_closed_by_the_keeper_pays_nothing_for_the_lapse() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let staking = Staking::new(net.staking, &net.tenant.provider);
+    net.heartbeat().await;
+    let id = net.lease(&service(), true, 100).await;
+    net.warp(30).await;
+    net.heartbeat().await;
+    // A lapse (no heartbeat for 200 s), then the provider is back: a new epoch.
+    net.warp(200).await;
+    net.heartbeat().await;
+    let live = staking.liveness(net.owner).call().await.expect("liveness");
+    assert_eq!(live.epoch, 2);
+    let lapse_at = live.prevEnd.to::<u64>();
+    let start = started(&net, id).await.start.to::<u64>();
+    let tenant = net.tenant.from.expect("tenant");
+    let tenant_before = net.usdc_of(tenant).await;
+    let (cfg, _) = config_with(
+        &net,
+        1,
+        &net.anvil.url(),
+        "",
+        "1",
+        "[strategies]\nstale_heartbeat = false\n",
+    );
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("the close of the lapsed lease", || async {
+        net.status(id).await == CLOSED
+    })
+    .await;
+    stop(keeper);
+    let c = closed(&net, id).await;
+    assert_eq!(c.reason, LAPSED);
+    // Paid up to the lapse (the last heartbeat of the first epoch + its period), nothing after.
+    let paid = pay(lapse_at - start);
+    assert_eq!(c.paid.to::<u128>(), paid);
+    assert_eq!(c.refund.to::<u128>(), DEPOSIT - paid);
+    assert!(!c.held, "no reported lapse: the collateral is released");
+    assert_eq!(c.keeperFee.to::<u128>(), paid * KEEPER_FEE_BPS / 10_000);
+    assert_eq!(net.market_credit(addr(6)).await, c.keeperFee.to::<u128>());
+    assert_eq!(net.usdc_of(tenant).await, tenant_before + DEPOSIT - paid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mec_05_keeper_proves_a_wrong_result_after_the_tenant_accepted_it() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let id = net.lease(&matmul(), true, 110).await;
+    net.warp(600).await;
+    let wrong = wrong_product();
+    let url = net.serve("accepted", wrong.clone());
+    net.post(id, Commitment::of(&wrong), url).await;
+    // The tenant accepts it at once: paid, the lease closed, the collateral held.
+    send(Market::new(net.market, &net.tenant.provider).close(id))
+        .await
+        .expect("accept");
+    let c = closed(&net, id).await;
+    assert_eq!((c.reason, c.held), (ACCEPTED, true));
+    let paid = c.paid.to::<u128>();
+    net.warp(PRIORITY + 1).await;
+    let (cfg, _) = config(&net, 1, "1");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("the proof after the close", || async {
+        net.status(id).await == FAULTED
+    })
+    .await;
+    stop(keeper);
+    let f = faulted(&net, id).await;
+    assert_eq!(f.kind, kind("wrong-result"));
+    // Nothing left to refund; the tenant is compensated out of the slash for what it paid, of
+    // which the prover earns 5 % (in the stake token).
+    assert_eq!(f.refund.to::<u128>(), 0);
+    assert_eq!(f.compensation, U256::from(paid));
+    let reward = paid * FAULT_FEE_BPS / 10_000;
+    assert_eq!(net.slash_credit(addr(6)).await, reward);
+    assert_eq!(
+        net.slash_credit(net.tenant.from.expect("tenant")).await,
+        paid - reward
+    );
 }

@@ -1,0 +1,343 @@
+//! The executor: one planned work item at a time, checked (a result's download and
+//! verification), built into calldata, simulated (a revert that means someone else did it drops
+//! it: KB-02), priced, decided (KB-01, KB-03) and sent.
+
+use std::{
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, Bytes, U256},
+    providers::Provider,
+    rpc::types::TransactionRequest,
+    sol_types::SolCall,
+};
+use anyhow::Result;
+use gridlease_bindings::{Market, Results};
+use gridlease_core::{
+    chain::{ChainError, classify, classify_rpc},
+    daemon::lock,
+    merkle::result_leaves,
+    txm::Outcome,
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    check::{self, Found},
+    engine::{Busy, IGasPriceOracle, Keeper, OP_GAS_ORACLE},
+    send::{book, journal, quote_value, send_bonded, watch},
+    strategy::{Action, Decision, ModuleParams, Price, Work, decide},
+    view::Check,
+};
+
+/// Revert names that mean "someone already did this" (KB-02): the work is dropped, not retried.
+const ALREADY_DONE: &[&str] = &[
+    "LeaseNotActive",
+    "OrderNotOpen",
+    "LeaseNotRunning",
+    "LeaseNotFaultable",
+    "EvidenceAlreadyUsed",
+    "NotANoShow",
+    "HeartbeatResumed",
+    "ProviderLive",
+    "ChallengeWindowOver",
+    // Someone challenged the chunk first, or its challenge was answered or proven.
+    "ChallengeOpen",
+    "NoChallenge",
+    // A result was posted after all (in the grace): nothing missed.
+    "DeadlineNotMissed",
+];
+
+/// Where and what to send for an action, and the wei it carries (None: nothing to send).
+fn calldata(k: &Keeper, a: &Action) -> Option<(Address, Bytes, U256)> {
+    let v = lock(&k.view);
+    let module = |id: &B256| -> Option<ModuleParams> {
+        let l = v.leases.get(id)?;
+        lock(&k.modules).get(&l.module).copied()
+    };
+    let to_module =
+        |id: &B256, input: Vec<u8>| Some((module(id)?.address, input.into(), U256::ZERO));
+    match a {
+        Action::Award(id) => Some((
+            k.market,
+            Market::awardCall {
+                orderId: *id,
+                signedBids: lock(&k.signed).get(id).cloned().unwrap_or_default(),
+            }
+            .abi_encode()
+            .into(),
+            U256::ZERO,
+        )),
+        Action::Settle(ids) => Some((
+            k.market,
+            Market::settleCall {
+                leaseIds: ids.clone(),
+            }
+            .abi_encode()
+            .into(),
+            U256::ZERO,
+        )),
+        Action::Close(id) => Some((
+            k.market,
+            Market::closeCall { leaseId: *id }.abi_encode().into(),
+            U256::ZERO,
+        )),
+        Action::ProveNoShow(id) => {
+            let l = v.leases.get(id)?;
+            let call = Results::proveNoShowCall {
+                leaseId: *id,
+                tenant: l.tenant,
+                terms: l.terms()?.into(),
+            };
+            to_module(id, call.abi_encode())
+        }
+        Action::ProveMissedDeadline(id) => to_module(
+            id,
+            Results::proveMissedDeadlineCall { leaseId: *id }.abi_encode(),
+        ),
+        Action::ReportStale(id) => {
+            to_module(id, Results::reportStaleCall { leaseId: *id }.abi_encode())
+        }
+        Action::ProveStale(id) => to_module(
+            id,
+            Results::proveStaleHeartbeatCall { leaseId: *id }.abi_encode(),
+        ),
+        Action::ProveUnavailable(id, index) => to_module(
+            id,
+            Results::proveUnavailableCall {
+                leaseId: *id,
+                index: U256::from(*index),
+            }
+            .abi_encode(),
+        ),
+        Action::Challenge(id) => {
+            let r = v.leases.get(id)?.result.clone()?;
+            let m = module(id)?;
+            // Any chunk: a withheld result cannot answer for any of them.
+            let index = rand08::random::<u64>() % result_leaves(r.size);
+            let call = Results::challengeCall {
+                leaseId: *id,
+                root: r.root,
+                size: r.size,
+                index: U256::from(index),
+            };
+            Some((
+                m.address,
+                call.abi_encode().into(),
+                U256::from(m.challenge_bond),
+            ))
+        }
+        Action::Verify(_) => None,
+    }
+}
+
+/// Record the outcome of checking a result.
+fn set_checked(k: &Keeper, id: B256, c: Check) {
+    let mut v = lock(&k.view);
+    if let Some(l) = v.leases.get_mut(&id) {
+        l.checked = Some(c);
+        if let Err(e) = lock(&k.store).put_lease(&v, id) {
+            warn!(error = %e, "cannot save a result check");
+        }
+    }
+}
+
+/// Download and check the posted result of `id`; the calldata of the proof if it is wrong.
+async fn verify(k: &Keeper, id: B256) -> Result<Option<Bytes>> {
+    let _one = k.verifying.acquire().await?;
+    let Some((tenant, terms, kind, posted, before)) = ({
+        let v = lock(&k.view);
+        v.leases.get(&id).and_then(|l| {
+            Some((
+                l.tenant,
+                l.terms()?,
+                l.kind,
+                l.result.clone()?,
+                l.checked.clone(),
+            ))
+        })
+    }) else {
+        return Ok(None);
+    };
+    let found = check::check(
+        &k.results_http,
+        id,
+        tenant,
+        terms,
+        kind,
+        &posted,
+        k.cfg.flags.verify,
+    )
+    .await;
+    match found {
+        Found::Proof(input) => {
+            set_checked(k, id, Check::Wrong);
+            Ok(Some(input))
+        }
+        Found::Check(Check::Missing { why, .. }) => {
+            let tries = match before {
+                Some(Check::Missing { tries, .. }) => tries + 1,
+                _ => 1,
+            };
+            warn!(lease = %id, tries, why = %why, "the posted result cannot be downloaded");
+            set_checked(k, id, Check::Missing { tries, why });
+            Ok(None)
+        }
+        Found::Check(c) => {
+            match &c {
+                Check::Correct => info!(lease = %id, "built-in result verified"),
+                Check::Available => info!(lease = %id, "result available as committed"),
+                Check::Mismatch(why) => {
+                    warn!(lease = %id, why = %why, "the served result is not the committed one");
+                }
+                Check::Private(why) => {
+                    info!(lease = %id, why = %why, "result not public: not checked")
+                }
+                _ => {}
+            }
+            set_checked(k, id, c);
+            Ok(None)
+        }
+    }
+}
+
+/// The L1 data fee of sending `input`, wei (0 off rollups).
+async fn l1_fee(k: &Keeper, input: &Bytes) -> u128 {
+    if !k.l1_oracle {
+        return 0;
+    }
+    // The signed envelope adds about 110 bytes to the calldata.
+    let mut data = input.to_vec();
+    data.extend_from_slice(&[0xff; 110]);
+    IGasPriceOracle::new(OP_GAS_ORACLE, &k.client().provider)
+        .getL1Fee(data.into())
+        .call()
+        .await
+        .map_or(0, |f| f.saturating_to())
+}
+
+/// Simulate, price, decide and send one work item. Returns how long its ids stay busy.
+pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy> {
+    let later = |s: u64| Busy::Until(Instant::now() + Duration::from_secs(s));
+    let unpaid = k.cfg.unpaid.contains(w.action.name());
+    // Work that pays nothing is not even simulated, unless named unpaid (a check is free, and
+    // what it finds is worth knowing early).
+    let check = matches!(w.action, Action::Verify(_));
+    if !check && w.reward == 0 && w.returns == 0 && !unpaid {
+        k.metrics.skip("unprofitable");
+        return Ok(later(
+            k.cfg.poll_ms.saturating_mul(10).div_ceil(1_000).max(5),
+        ));
+    }
+    let (to, input, value) = match &w.action {
+        Action::Verify(id) => match verify(k, *id).await? {
+            // Wrong, but its proof earns no fee yet: proven once it does (checked again then).
+            Some(_) if w.reward == 0 && !unpaid => {
+                k.metrics.skip("fee-not-due");
+                info!(lease = %id, "wrong result: proven once the tenant's priority has passed");
+                return Ok(Busy::UntilBlock(head));
+            }
+            Some(input) => match k.module_of(*id) {
+                Some(m) => (m.address, input, U256::ZERO),
+                None => return Ok(later(30)),
+            },
+            None => {
+                let next = lock(&k.view).leases.get(id).map(|l| l.checked.clone());
+                return Ok(match next {
+                    // Looked at again soon: a second failure makes it unavailable.
+                    Some(Some(Check::Missing { .. })) => later(RETRY_DOWNLOAD_S),
+                    _ => Busy::UntilBlock(head),
+                });
+            }
+        },
+        a => match calldata(k, a) {
+            Some(c) => c,
+            None => return Ok(later(30)),
+        },
+    };
+    // A settle that would change fewer leases than planned: someone else got there (KB-02).
+    if let Action::Settle(ids) = &w.action {
+        let out = k
+            .client()
+            .provider
+            .call(
+                TransactionRequest::default()
+                    .from(k.address())
+                    .to(to)
+                    .input(input.clone().into()),
+            )
+            .await
+            .map_err(classify_rpc)?;
+        let settled = Market::settleCall::abi_decode_returns(&out).unwrap_or(U256::ZERO);
+        if settled < U256::from(ids.len()) {
+            k.metrics.skip("already-done");
+            debug!(planned = ids.len(), settled = %settled, "settle batch partly done by someone else: re-planning");
+            return Ok(Busy::UntilBlock(head + 1));
+        }
+    }
+    // A challenge when someone else's is already open: theirs decides the result (KB-02).
+    if let Action::Challenge(id) = &w.action {
+        let open = Results::new(to, &k.client().provider)
+            .openChallenges(*id)
+            .call()
+            .await
+            .map_err(classify)?;
+        if !open.is_zero() {
+            k.metrics.skip("already-done");
+            debug!(lease = %id, "a challenge of this result is already open: not bonding another");
+            return Ok(Busy::UntilBlock(head + 1));
+        }
+    }
+    let quote = if value.is_zero() {
+        k.tx.quote(to, input.clone()).await
+    } else {
+        quote_value(k, to, input.clone(), value).await
+    };
+    let quote = match quote {
+        Ok(q) => q,
+        Err(ChainError::Revert(r)) if ALREADY_DONE.contains(&r.name.as_str()) => {
+            k.metrics.skip("already-done");
+            debug!(action = w.action.name(), revert = %r, "already done by someone else");
+            return Ok(Busy::UntilBlock(head + 1));
+        }
+        Err(ChainError::Revert(r)) => {
+            k.metrics.skip("reverts");
+            info!(action = w.action.name(), revert = %r, "would revert: skipped");
+            return Ok(later(60));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let price = Price {
+        gas: quote.gas,
+        gas_price: u128::from(k.base_fee.load(Relaxed)) + quote.priority_fee,
+        l1_fee: l1_fee(k, &input).await,
+    };
+    if let Decision::Skip(reason) = decide(w, &price, &k.policy()) {
+        k.metrics.skip(reason);
+        debug!(action = w.action.name(), reward = %w.reward, cost_wei = %price.cost(), reason, "skipped");
+        return Ok(later(
+            k.cfg.poll_ms.saturating_mul(10).div_ceil(1_000).max(5),
+        ));
+    }
+    let ids = w.action.ids();
+    let action = w.action.name();
+    if !value.is_zero() {
+        let (first, outcome) = send_bonded(k, to, input, value, &quote, action, &ids).await?;
+        info!(action, tx = %first, reward = %w.reward, bond_wei = %value, gas = quote.gas, "sent");
+        if matches!(&outcome, Ok(Outcome::Mined(r)) if r.status()) {
+            k.metrics.bonds_posted.fetch_add(1, Relaxed);
+        }
+        return Ok(book(k, outcome, first, action, Some(w.token)));
+    }
+    let signed = {
+        let _shared = k.send_gate.read().await;
+        k.tx.send_quoted(to, input, &quote, journal(k, action, &ids))
+            .await?
+    };
+    info!(action, tx = %signed.hash, reward = %w.reward, gas = quote.gas, "sent");
+    Ok(watch(k, signed, action, &ids, Some(w.token)).await)
+}
+
+/// Seconds before a result that could not be downloaded is tried again.
+const RETRY_DOWNLOAD_S: u64 = 5;
