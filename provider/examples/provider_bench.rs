@@ -125,15 +125,7 @@ async fn main() -> Result<()> {
         gpuCount: 1,
         vramGiB: 16,
     };
-    devnet::provider(
-        &gov,
-        &d,
-        owner.clone(),
-        operator.address(),
-        cap,
-        10_000 * USDC,
-    )
-    .await?;
+    devnet::provider(&gov, &d, owner.clone(), &operator, cap, 10_000 * USDC).await?;
     mint(&gov, usdc, tenant_key.address(), 100_000 * USDC).await?;
     let tenant = Client::connect(&anvil.url(), Some(tenant_key.clone())).await?;
     send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(100_000 * USDC)))

@@ -52,9 +52,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Base URL tenants reach the API at (result URIs are `<public_url>/results/<lease id>`).
     pub public_url: String,
-    /// A result is posted at least this long before the lease's deadline: the job's time limit
-    /// is the time left minus this, seconds.
+    /// A result is posted at least this long before the result deadline (the lease end plus the
+    /// results module's `deadlineGrace`): a job that has not exited is stopped at its lease end,
+    /// or this long before the deadline if that is earlier, seconds.
     pub post_margin_secs: u64,
+    /// Most bytes of output a job may produce (stdout or its result file); more stops the job and
+    /// its failure report is posted instead.
+    pub max_output: u64,
     /// Withdraw earnings once the market credit exceeds this (token units as text).
     pub withdraw_above: String,
     /// How long running jobs get on shutdown before they are checkpointed or left.
@@ -199,6 +203,8 @@ struct RawJobs {
     shutdown_grace: String,
     #[serde(default = "default_post_margin")]
     post_margin: String,
+    #[serde(default = "default_max_output")]
+    max_output: String,
     #[serde(default)]
     share_gpus: bool,
     #[serde(default = "default_services")]
@@ -236,6 +242,9 @@ fn default_poll_ms() -> u64 {
 }
 fn default_post_margin() -> String {
     "30s".into()
+}
+fn default_max_output() -> String {
+    "256MiB".into()
 }
 fn default_services() -> bool {
     true
@@ -276,6 +285,7 @@ impl Default for RawJobs {
             data_dir: default_data_dir(),
             shutdown_grace: default_grace(),
             post_margin: default_post_margin(),
+            max_output: default_max_output(),
             share_gpus: false,
             services: default_services(),
         }
@@ -470,6 +480,8 @@ impl Config {
             .map_err(|e| bad("jobs.shutdown_grace", e.to_string()))?;
         let post_margin_secs = parse_duration(&raw.jobs.post_margin)
             .map_err(|e| bad("jobs.post_margin", e.to_string()))?;
+        let max_output =
+            parse_bytes(&raw.jobs.max_output).map_err(|e| bad("jobs.max_output", e))?;
         if !(10..=60_000).contains(&raw.chain.poll_ms) {
             return Err(bad(
                 "chain.poll_ms",
@@ -526,6 +538,7 @@ impl Config {
             listen,
             public_url,
             post_margin_secs,
+            max_output,
             withdraw_above: raw.earnings.withdraw_above.trim().to_owned(),
             shutdown_grace_secs,
             share_gpus: raw.jobs.share_gpus,
@@ -533,6 +546,37 @@ impl Config {
             corrupt_builtin: raw.testing.corrupt_builtin_results,
         })
     }
+}
+
+/// Largest `jobs.max_output`: what a result may be (`ResultTree.MAX_SIZE` is far above) and what a
+/// node can hold in memory to commit it.
+pub const MAX_OUTPUT_LIMIT: u64 = 4 << 30;
+
+/// Bytes as `1024`, `64KiB`, `256MiB` or `1GiB` (at least 1 KiB, at most 4 GiB).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((t, ""), |i| t.split_at(i));
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        other => {
+            return Err(format!(
+                "\"{s}\": unit \"{other}\" is not one of B, KiB, MiB, GiB"
+            ));
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("\"{s}\": expected a size like \"256MiB\""))?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .filter(|b| (1024..=MAX_OUTPUT_LIMIT).contains(b))
+        .ok_or_else(|| format!("\"{s}\": between 1KiB and 4GiB"))?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -561,6 +605,21 @@ mod tests {
         ))
         .expect("with a fallback");
         assert_eq!(c.fallback_rpc.as_deref(), Some("https://rpc.example.org"));
+    }
+
+    #[test]
+    fn the_output_cap_is_a_size_with_a_unit() {
+        assert_eq!(parse(SAMPLE).expect("sample").max_output, 256 << 20);
+        assert_eq!(parse_bytes("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_bytes("2048"), Ok(2048));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        for bad in ["", "12", "5TiB", "lots", "8GiB", "1.5MiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+        let e = parse(&SAMPLE.replace("max_output = \"256MiB\"", "max_output = \"big\""))
+            .expect_err("bad size")
+            .to_string();
+        assert!(e.contains("jobs.max_output"), "{e}");
     }
 
     #[test]

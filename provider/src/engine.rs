@@ -2,8 +2,9 @@
 //!
 //! - **Collect.** Every `chain.poll_ms` the node reads new logs of the market and results
 //!   contracts from its saved cursors, in pages that halve when the RPC refuses a range (OFF-13).
-//!   Orders are read up to the head (a bid on an order that a reorg removes simply reverts in
-//!   simulation: the order id commits to every term); lease events only once `confirmations`
+//!   Orders, challenges of its results and its new leases (to acknowledge them at once) are read
+//!   up to the head (a bid on an order that a reorg removes simply reverts in simulation: the
+//!   order id commits to every term); lease events that start work only once `confirmations`
 //!   blocks deep, so no work starts on an award a reorg can undo (OFF-04, PD-02). A cursor whose
 //!   block hash is no longer canonical rewinds and re-reads (OFF-01); every handler is idempotent.
 //! - **Decide.** [`crate::pricing::evaluate`] on each new order; the spec is fetched and checked
@@ -14,9 +15,16 @@
 //!   `kill -9` a restart resumes each job where it was, never running a finished job again nor
 //!   posting twice (OFF-14, PD-04, PD-07).
 //!
-//! A job that fails (non-zero exit, time limit, bad inputs) still gets a result before its
-//! deadline: a failure report the tenant can read, so a tenant's broken job never gets its provider
-//! slashed for a missed deadline.
+//! Protocol v2 (`docs/protocol.md` §7): an honest node is never slashed whatever the tenant's job
+//! does (MEC-15). It acknowledges every lease it wins within the start window (an instant order
+//! won by its own bid already is); every job yields a postable commitment, the 1 KiB-leaf tree
+//! over the stored result ([`Commitment::of`]; an empty output is a valid result); a job that
+//! fails posts its failure report, and one that does not exit is stopped at its lease end (never
+//! later than `end + deadlineGrace - jobs.post_margin`) and its report posted; posting is retried
+//! on every revert or network error until `end + deadlineGrace`, each failure counted and logged
+//! as an alert. Challenges of its results' chunks are answered from the stored result
+//! ([`crate::results`], MEC-04), and leases are closed and held collateral released when due
+//! ([`crate::closes`]).
 
 use std::{
     collections::HashMap,
@@ -38,13 +46,13 @@ use anyhow::{Context, Result};
 use gridlease_bindings::{
     IMarket::OrderParams,
     Market::{self, MarketEvents},
-    Results, Staking,
+    MarketAdmin, MarketLens, Results, Staking,
 };
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
     daemon::{self, lock},
     logs,
-    merkle::MerkleTree,
+    merkle::Commitment,
     spec::{JobKind, RunSpec, Workload},
     txm::{Outcome, Signed, TxManager, TxPolicy},
 };
@@ -53,9 +61,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     config::{BidMode, Config, ExecutorKind},
-    executor::{
-        BuiltinExecutor, ExecError, Executor, JobRun, LEAF_BYTES, OnSpawn, ProcessExecutor,
-    },
+    executor::{BuiltinExecutor, ExecError, Executor, JobRun, OnSpawn, ProcessExecutor},
     gpu,
     http::Metrics,
     pricing::{Ask, Offer, Skip, evaluate},
@@ -71,10 +77,14 @@ pub struct Shared {
     pub tx: TxManager,
     /// Contract addresses.
     pub market: Address,
-    /// Results contract.
+    /// The market's views (`MarketLens`).
+    pub lens: Address,
+    /// The deployment's results module (the one a lease without a recorded module is bound to).
     pub results: Address,
     /// Staking contract.
     pub staking: Address,
+    /// `MarketAdmin.faultHorizon()`: how long after a close the market holds a lease's collateral.
+    pub fault_horizon: u64,
     /// Market deployment block (where cursors start: never `latest`, OFF-15).
     pub deploy_block: u64,
     /// Payment token decimals.
@@ -107,7 +117,20 @@ pub struct Shared {
     /// When the offer was last read (unix seconds).
     offer_at: AtomicU64,
     /// When the last look for completed leases to close was (unix seconds).
-    completed_at: AtomicU64,
+    pub(crate) completed_at: AtomicU64,
+    /// When held collateral was last looked at for release (unix seconds).
+    pub(crate) released_at: AtomicU64,
+    /// Results modules by address (their windows are immutable), and module ids to addresses.
+    pub(crate) modules: crate::results::Modules,
+    /// End of the hold of posted results (chain time), as last read: no chain read per poll
+    /// until it has passed.
+    pub(crate) hold_ends: Mutex<HashMap<B256, u64>>,
+    /// Leases acknowledged (or looked at) at the head, before they are deep enough to start.
+    pub(crate) acked_early: Mutex<std::collections::HashSet<B256>>,
+    /// The tree of the result last challenged (answers build one tree at a time).
+    pub(crate) proofs: crate::results::ProofCache,
+    /// Challenges an answering task is working on.
+    pub(crate) answering: Mutex<std::collections::HashSet<crate::state::Challenge>>,
     /// The operator key, to sign bids in `bidding.mode = "signed"` (None in on-chain mode).
     bid_signer: Option<alloy::signers::local::PrivateKeySigner>,
 }
@@ -123,12 +146,25 @@ impl Shared {
         self.cfg.data_dir.join("results").join(format!("{id}.bin"))
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Store> {
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Store> {
         lock(&self.store)
     }
 
-    fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         self.tx.client()
+    }
+
+    /// The market's views.
+    pub(crate) fn lens(
+        &self,
+    ) -> gridlease_bindings::lens::MarketLens::MarketLensInstance<&alloy::providers::DynProvider>
+    {
+        MarketLens::new(self.lens, &self.client().provider)
+    }
+
+    /// The results module lease `job` is bound to.
+    pub(crate) fn module_of(&self, job: &Job) -> Address {
+        job.module.unwrap_or(self.results)
     }
 
     fn executor(&self, w: &Workload) -> Result<&dyn Executor, String> {
@@ -269,6 +305,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         .await
         .map_err(anyhow::Error::msg)?;
     let market = d.address("Market")?;
+    let lens = d.address("MarketLens")?;
     let staking = d.address("Staking")?;
     let results = Results::new(d.address("Results")?, &client.provider);
     let onchain = crate::onchain::OnChain::read(&cfg).await?;
@@ -298,10 +335,19 @@ async fn start(cfg: Config) -> Result<Shared> {
             db.display()
         )
     })?;
-    let start_window = results.startWindow().call().await.map_err(classify)?;
+    let modules = crate::results::Modules::default();
+    let module = modules.get(&client, *results.address()).await?;
+    let fault_horizon = MarketAdmin::new(market, &client.provider)
+        .faultHorizon()
+        .call()
+        .await
+        .map_err(classify)?
+        .saturating_to::<u64>();
     info!(
         operator = %operator, owner = %cfg.owner, chain = client.chain_id,
-        market = %market, start_window_s = start_window, "gridlease-provider starting"
+        market = %market, start_window_s = module.start_window,
+        deadline_grace_s = module.deadline_grace, response_window_s = module.response_window,
+        fault_horizon_s = fault_horizon, "gridlease-provider starting"
     );
     let deploy_block = d.contracts.get("Market").map_or(0, |c| c.block);
     let tokens = d.tokens.iter().map(|t| (t.address, t.decimals)).collect();
@@ -313,7 +359,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         held_gpus: 0,
         free_slots: cfg.max_concurrent_jobs,
         slots: cfg.max_concurrent_jobs,
-        free_stake: onchain.info.stake.saturating_sub(onchain.info.locked),
+        free_stake: crate::onchain::lockable(&onchain.info),
         kinds: 0,
         min_price: 0,
     };
@@ -323,8 +369,10 @@ async fn start(cfg: Config) -> Result<Shared> {
     Ok(Shared {
         tx,
         market,
+        lens,
         results,
         staking,
+        fault_horizon,
         deploy_block,
         tokens,
         store: Mutex::new(store),
@@ -335,17 +383,32 @@ async fn start(cfg: Config) -> Result<Shared> {
         drivers: Mutex::new(HashMap::new()),
         awaiting_push: Mutex::new(HashMap::new()),
         push_lookups: crate::http::LookupGate::default(),
-        process: ProcessExecutor::default(),
+        process: ProcessExecutor {
+            limits: crate::executor::ProcessLimits {
+                max_output: cfg.max_output,
+                ..Default::default()
+            },
+        },
         container: crate::docker::ContainerExecutor::for_node(
             cfg.container.as_ref(),
             &operator.to_string(),
         )
-        .await?,
+        .await?
+        .map(|mut c| {
+            c.limits.max_output = cfg.max_output;
+            c
+        }),
         builtin: BuiltinExecutor::default(),
         gpus: crate::gpu::GpuAllocator::new(&inventory, cfg.share_gpus),
         offer: Mutex::new(offer),
         offer_at: AtomicU64::new(0),
         completed_at: AtomicU64::new(0),
+        released_at: AtomicU64::new(0),
+        modules,
+        hold_ends: Mutex::new(HashMap::new()),
+        answering: Mutex::new(std::collections::HashSet::new()),
+        acked_early: Mutex::new(std::collections::HashSet::new()),
+        proofs: crate::results::ProofCache::default(),
         bid_signer,
         cfg,
     })
@@ -364,6 +427,7 @@ fn resume(s: &Arc<Shared>) -> Result<()> {
             }
         }
     }
+    crate::results::resume(s)?;
     Ok(())
 }
 
@@ -393,20 +457,33 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
         );
     }
     refresh_offer(s).await?;
-    let orders = [Market::OrderCreated::SIGNATURE_HASH];
+    // Up to the head: orders; leases, only to acknowledge the node's own at once (the start
+    // window may be shorter than `confirmations` blocks; the job waits for them); challenges of the
+    // node's results (an answer is due within the response window; one to a challenge a reorg
+    // removed only fails its simulation).
+    let orders = [
+        Market::OrderCreated::SIGNATURE_HASH,
+        Market::LeaseStarted::SIGNATURE_HASH,
+        Results::ChunkChallenged::SIGNATURE_HASH,
+    ];
     let leases = [
         Market::LeaseStarted::SIGNATURE_HASH,
         Market::LeaseClosed::SIGNATURE_HASH,
         Market::OrderCancelled::SIGNATURE_HASH,
         Market::LeaseFaulted::SIGNATURE_HASH,
+        Market::HeldReleased::SIGNATURE_HASH,
     ];
-    scan(s, "orders", head, &orders).await?;
+    let mut sources = vec![s.market];
+    sources.extend(crate::results::watched(s).map_err(|e| ChainError::User(e.to_string()))?);
+    scan(s, Logs::Orders, head, sources, &orders).await?;
     retry_deferred(s).await;
-    close_completed(s).await?;
+    crate::closes::close_completed(s).await?;
+    crate::closes::release_held(s).await?;
     scan(
         s,
-        "leases",
+        Logs::Leases,
         head.saturating_sub(s.cfg.confirmations),
+        vec![s.market],
         &leases,
     )
     .await?;
@@ -472,46 +549,6 @@ async fn retry_deferred(s: &Arc<Shared>) {
     }
 }
 
-/// Every 10 s: close the leases whose posted result is past its challenge window. Until a lease
-/// closes its collateral stays locked and its last stretch of pay is held; a keeper closes it
-/// when the fee pays, and when it does not (the lease was settled up to the result) the node does
-/// it itself, collecting the held pay. Someone else's close first is fine (the close log ends it).
-async fn close_completed(s: &Arc<Shared>) -> Result<(), ChainError> {
-    if unix_now().saturating_sub(s.completed_at.load(Relaxed)) < 10 {
-        return Ok(());
-    }
-    s.completed_at.store(unix_now(), Relaxed);
-    let posted: Vec<Job> = s
-        .db()
-        .live()
-        .map_err(|e| ChainError::User(e.to_string()))?
-        .into_iter()
-        .filter(|j| j.state == JobState::Posted)
-        .collect();
-    if posted.is_empty() {
-        return Ok(());
-    }
-    let results = Results::new(s.results, &s.client().provider);
-    let window = results.challengeWindow().call().await.map_err(classify)?;
-    let now = s.client().now().await?;
-    for j in posted {
-        let r = results.resultOf(j.id).call().await.map_err(classify)?;
-        let at = r.postedAt.to::<u64>();
-        if at == 0 || now <= at + window.to::<u64>() {
-            continue;
-        }
-        let close = Market::closeCall { leaseId: j.id };
-        match send_and_confirm(s, j.id, s.market, close.abi_encode().into()).await {
-            Ok(()) => {
-                info!(lease = %j.id, "challenge window over: lease closed, held pay collected")
-            }
-            Err(ChainError::Revert(r)) => debug!(lease = %j.id, revert = %r, "not closed"),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
     if unix_now().saturating_sub(s.offer_at.load(Relaxed)) < 5 {
         return Ok(());
@@ -533,7 +570,7 @@ async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
     o.classes = info.capacity.gpuClasses;
     o.gpus = info.capacity.gpuCount;
     o.vram_gib = info.capacity.vramGiB;
-    o.free_stake = info.stake.saturating_sub(info.locked);
+    o.free_stake = crate::onchain::lockable(&info);
     o.min_price = u128::from(params.minPricePerSecond);
     if info.operator != s.tx.from() {
         warn!(operator = %info.operator, "the owner changed this provider's operator key; not bidding");
@@ -574,7 +611,7 @@ async fn expire_signed(s: &Shared) -> Result<(), ChainError> {
 /// they change while above `earnings.withdraw_above`. Only the owner key can withdraw them
 /// (PD-08): this node holds the operator key, so it tells and never moves stake or earnings.
 async fn earnings(s: &Shared) -> Result<(), ChainError> {
-    let m = Market::new(s.market, &s.client().provider);
+    let m = s.lens();
     for (token, decimals) in &s.tokens {
         let credit = m
             .creditOf(*token, s.cfg.owner)
@@ -590,7 +627,7 @@ async fn earnings(s: &Shared) -> Result<(), ChainError> {
         if credit > above && prev != Some(shown) {
             warn!(
                 token = %token, owner = %s.cfg.owner, withdrawable = credit,
-                "earnings above earnings.withdraw_above: withdraw them with the owner key (Market.withdraw); the operator key cannot"
+                "earnings above earnings.withdraw_above: withdraw them with the owner's wallet (`gridlease withdraw --keystore OWNER.json`); the operator key cannot"
             );
         }
     }
@@ -625,15 +662,43 @@ fn held(until: u64, head: u64) -> Option<u64> {
     (until != 0 && head < until).then_some(until)
 }
 
-/// Read logs with `topics` from cursor `name` up to `to`, handling each.
-async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(), ChainError> {
+/// The log streams the node reads, each from its own cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Logs {
+    /// New orders, leases to acknowledge, and challenges of results (the results modules'
+    /// logs): up to the head.
+    Orders,
+    /// Leases started, closed, faulted, released: `chain.confirmations` deep.
+    Leases,
+}
+
+impl Logs {
+    fn cursor(self) -> &'static str {
+        match self {
+            Self::Orders => "orders",
+            Self::Leases => "leases",
+        }
+    }
+}
+
+/// Read the logs with `topics` of `addresses` from the cursor of `which` up to `to`, handling
+/// each.
+async fn scan(
+    s: &Arc<Shared>,
+    which: Logs,
+    to: u64,
+    addresses: Vec<Address>,
+    topics: &[B256],
+) -> Result<(), ChainError> {
+    let name = which.cursor();
     let cursor = s
         .db()
         .cursor(name)
         .map_err(|e| ChainError::User(e.to_string()))?;
     let from = logs::resume_from(s.client(), name, cursor, s.deploy_block).await?;
     if cursor.is_some_and(|(b, _)| from <= b) {
-        if name == "leases" {
+        // (Challenges read again are recorded once: nothing of theirs to undo.)
+        if which == Logs::Leases {
             // This cursor trails the head by `confirmations`: the reorg went deeper (OFF-02).
             let until = hold_finality(s);
             s.metrics.deep_reorgs.fetch_add(1, Relaxed);
@@ -650,11 +715,7 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
             if j.state == JobState::Posted {
                 drive(s, j.id);
             } else if j.state == JobState::Bid {
-                let v = Market::new(s.market, &s.client().provider)
-                    .getJob(j.id)
-                    .call()
-                    .await
-                    .map_err(classify)?;
+                let v = s.lens().getJob(j.id).call().await.map_err(classify)?;
                 if v.status == 0 {
                     // Status::None: no such order on this chain any more.
                     lost(s, j.id, "the order was reorged away")
@@ -664,13 +725,17 @@ async fn scan(s: &Arc<Shared>, name: &str, to: u64, topics: &[B256]) -> Result<(
         }
     }
     let filter = Filter::new()
-        .address(s.market)
+        .address(addresses)
         .event_signature(topics.to_vec());
     logs::pages(s.client(), &filter, from, to, async |page, end, hash| {
         let seen = Instant::now();
         let mut budget = None;
         for log in &page {
-            handle(s, log, seen, &mut budget).await;
+            if log.topic0() == Some(&Results::ChunkChallenged::SIGNATURE_HASH) {
+                crate::results::on_log(s, log);
+            } else {
+                handle(s, which, log, seen, &mut budget).await;
+            }
         }
         s.db()
             .set_cursor(name, end, hash)
@@ -709,17 +774,28 @@ fn budget(s: &Shared) -> Result<Budget> {
     })
 }
 
-async fn handle(s: &Arc<Shared>, log: &Log, seen: Instant, b: &mut Option<Budget>) {
+async fn handle(s: &Arc<Shared>, which: Logs, log: &Log, seen: Instant, b: &mut Option<Budget>) {
     let Ok(e) = MarketEvents::decode_log(&log.inner) else {
         return;
     };
     let r = match e.data {
         MarketEvents::OrderCreated(o) => on_order(s, o, seen, b, false).await.map(|_| ()),
+        MarketEvents::LeaseStarted(l) if which == Logs::Orders => {
+            acknowledge_early(s, &l);
+            Ok(())
+        }
         MarketEvents::LeaseStarted(l) => on_lease(s, l).await,
-        MarketEvents::LeaseClosed(c) => on_closed(s, c.leaseId, c.reason == 4, c.toProvider),
+        MarketEvents::LeaseClosed(c) => on_closed(s, &c),
         MarketEvents::LeaseFaulted(f) if f.provider == s.cfg.owner => {
-            error!(lease = %f.leaseId, slashed = %f.slashed, "this provider was slashed");
-            on_closed(s, f.leaseId, true, U96::ZERO)
+            error!(lease = %f.leaseId, kind = %crate::results::kind_name(f.kind), slashed = %f.slashed, "this provider was slashed");
+            s.metrics.slashed.fetch_add(1, Relaxed);
+            let r = s.db().unhold(f.leaseId).map_err(anyhow::Error::from);
+            r.and_then(|()| end_lease(s, f.leaseId, JobState::Faulted, U96::ZERO))
+        }
+        MarketEvents::HeldReleased(h) if h.provider == s.cfg.owner => {
+            info!(lease = %h.leaseId, collateral = %h.collateral, "held collateral released");
+            s.metrics.held_released.fetch_add(1, Relaxed);
+            s.db().unhold(h.leaseId).map_err(anyhow::Error::from)
         }
         MarketEvents::OrderCancelled(c) => lost(s, c.orderId, "order cancelled"),
         _ => Ok(()),
@@ -915,7 +991,7 @@ async fn sign_bid(
     Ok(())
 }
 
-fn journal(s: &Shared, id: B256, t: &Signed) -> Result<(), String> {
+pub(crate) fn journal(s: &Shared, id: B256, t: &Signed) -> Result<(), String> {
     s.db()
         .set_tx(id, t.hash, t.raw.to_vec())
         .map_err(|e| e.to_string())
@@ -954,12 +1030,15 @@ async fn on_lease(s: &Arc<Shared>, l: Market::LeaseStarted) -> Result<()> {
         return lost(s, id, "another provider won");
     }
     let (start, end) = (l.start.to::<u64>(), l.end.to::<u64>());
+    let module = s.modules.by_id(s.client(), s.lens, l.module).await?;
     let job = s.db().job(id)?;
     let won = match job {
-        Some(j) if matches!(j.state, JobState::Bid | JobState::Lost) => {
-            s.db()
-                .advance(id, j.state, JobState::Won, Some(Set::Lease(start, end)))?
-        }
+        Some(j) if matches!(j.state, JobState::Bid | JobState::Lost) => s.db().advance(
+            id,
+            j.state,
+            JobState::Won,
+            Some(Set::Lease(start, end, module)),
+        )?,
         Some(_) => false,
         None => {
             // Won without our bid row (a lost database, or a bid from another node on this key):
@@ -973,13 +1052,14 @@ async fn on_lease(s: &Arc<Shared>, l: Market::LeaseStarted) -> Result<()> {
                 price: l.ratePerSecond.to::<u128>(),
                 start,
                 end,
+                module: Some(module),
                 ..Job::default()
             })?
         }
     };
     if won {
         s.metrics.bids_won.fetch_add(1, Relaxed);
-        info!(lease = %id, rate = %l.ratePerSecond, start, end, "lease won");
+        info!(lease = %id, rate = %l.ratePerSecond, start, end, module = %module, "lease won");
         drive(s, id);
     }
     Ok(())
@@ -1013,7 +1093,34 @@ pub(crate) async fn order_pushed(s: &Arc<Shared>, o: Market::OrderCreated) -> Re
         .map(|_| ())
 }
 
-fn on_closed(s: &Shared, id: B256, faulted: bool, paid: U96) -> Result<()> {
+/// A lease closed: if it is ours, its job ends, and when the market holds its collateral for the
+/// fault horizon (`held`) the node remembers to release it then.
+fn on_closed(s: &Shared, c: &Market::LeaseClosed) -> Result<()> {
+    let id = c.leaseId;
+    // Only leases this provider won (not orders it bid on and lost).
+    if !s
+        .db()
+        .job(id)?
+        .is_some_and(|j| !matches!(j.state, JobState::Bid | JobState::Lost))
+    {
+        return Ok(());
+    }
+    if c.held {
+        let at = c.closedAt.to::<u64>();
+        s.db().hold(id, at)?;
+        info!(lease = %id, closed_at = at, release_after_s = s.fault_horizon, "the market holds this lease's collateral for the fault horizon");
+    }
+    lock(&s.hold_ends).remove(&id);
+    let to = if c.reason == 4 {
+        JobState::Faulted
+    } else {
+        JobState::Closed
+    };
+    end_lease(s, id, to, c.toProvider)
+}
+
+/// Lease `id` is over (`to`: closed or faulted): whatever still runs for it stops.
+fn end_lease(s: &Shared, id: B256, to: JobState, paid: U96) -> Result<()> {
     let Some(j) = s.db().job(id)? else {
         return Ok(());
     };
@@ -1024,11 +1131,6 @@ fn on_closed(s: &Shared, id: B256, faulted: bool, paid: U96) -> Result<()> {
         // The lease is over: whatever still runs for it stops (PD-02).
         c.cancel();
     }
-    let to = if faulted {
-        JobState::Faulted
-    } else {
-        JobState::Closed
-    };
     if j.state.can_become(to) && s.db().transition(id, j.state, to)? {
         s.metrics.earned.fetch_add(paid.to::<u64>(), Relaxed);
         info!(lease = %id, state = to.name(), paid = %paid, "lease over");
@@ -1126,7 +1228,8 @@ async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result
 /// After a finality hold (OFF-02): the lease must still be this provider's on the chain that
 /// stands, else the reorg undid it and the job must not run.
 async fn still_ours(s: &Shared, id: B256) -> Result<(), Step> {
-    let v = Market::new(s.market, &s.client().provider)
+    let v = s
+        .lens()
         .getJob(id)
         .call()
         .await
@@ -1166,16 +1269,36 @@ fn job_terms(job: &Job) -> Result<OrderParams, Step> {
     terms(job).ok_or_else(|| Step::Fail("the stored order terms do not decode".into()))
 }
 
+/// Acknowledge lease `job` within its module's start window (`Results.acknowledge`), unless it
+/// already is (an instant order won by the node's own bid starts acknowledged).
 async fn acknowledge(s: &Shared, job: &Job) -> Result<(), Step> {
-    let t = job_terms(job)?;
-    let call = Results::acknowledgeCall {
-        leaseId: job.id,
-        tenant: job.tenant,
-        terms: t.into(),
-    };
-    match send_and_confirm(s, job.id, s.results, call.abi_encode().into()).await {
-        Ok(()) => {}
+    let v = s.lens().getJob(job.id).call().await.map_err(classify)?;
+    if v.status != 2 {
+        return Err(Step::Fail(format!(
+            "the lease is not running (status {}): it ended before it started",
+            v.status
+        )));
+    }
+    if v.acknowledged {
+        s.db()
+            .transition(job.id, JobState::Won, JobState::Acknowledged)?;
+        info!(lease = %job.id, "acknowledged by the node's own winning bid");
+        return Ok(());
+    }
+    let call = Results::acknowledgeCall { leaseId: job.id };
+    let module = s.module_of(job);
+    match send_and_confirm(s, module, call.abi_encode().into(), |t| {
+        journal(s, job.id, t)
+    })
+    .await
+    {
+        Ok(()) => info!(lease = %job.id, "acknowledged"),
         Err(ChainError::Revert(r)) if r.name == "StartWindowOver" => {
+            // Nothing can be done for the lease any more: the module refuses a result of an
+            // unacknowledged lease past its start window too (a late post cannot erase the
+            // no-show), and a service lease is only paid once acknowledged.
+            s.metrics.late_acks.fetch_add(1, Relaxed);
+            error!(lease = %job.id, alert = true, revert = %r, "too late to acknowledge: the start window passed (a no-show is provable); not running the job");
             return Err(Step::Fail(format!("too late to acknowledge: {r}")));
         }
         Err(ChainError::Revert(r)) if r.name == "LeaseNotRunning" => {
@@ -1187,22 +1310,63 @@ async fn acknowledge(s: &Shared, job: &Job) -> Result<(), Step> {
     }
     s.db()
         .transition(job.id, JobState::Won, JobState::Acknowledged)?;
-    info!(lease = %job.id, "acknowledged");
     Ok(())
 }
 
-/// Send and wait for a successful receipt; a failed receipt is a revert.
-async fn send_and_confirm(
+/// A lease of this provider seen at the head, before it is `chain.confirmations` deep: acknowledge
+/// it now, since the module's start window may be shorter than the time those blocks take (the job
+/// itself still starts only at that depth, PD-02). A lease a reorg then removes only costs the
+/// acknowledgement's gas; the driver's own step later finds the lease acknowledged.
+fn acknowledge_early(s: &Arc<Shared>, l: &Market::LeaseStarted) {
+    let id = l.orderId;
+    if l.provider != s.cfg.owner || s.cfg.confirmations == 0 || s.stop.is_cancelled() {
+        return;
+    }
+    {
+        let mut seen = lock(&s.acked_early);
+        if seen.len() >= 10_000 {
+            seen.clear(); // bounded: at worst a lease read again is looked up again
+        }
+        if !seen.insert(id) {
+            return;
+        }
+    }
+    let (s2, module) = (s.clone(), l.module);
+    s.tracker.spawn(async move {
+        let s = &s2;
+        let r = async {
+            let v = s.lens().getJob(id).call().await.map_err(classify)?;
+            if v.status != 2 || v.acknowledged {
+                return Ok(false);
+            }
+            let module = s.modules.by_id(s.client(), s.lens, module).await?;
+            let call = Results::acknowledgeCall { leaseId: id };
+            send_and_confirm(s, module, call.abi_encode().into(), |_| Ok(())).await?;
+            Ok::<_, ChainError>(true)
+        }
+        .await;
+        match r {
+            Ok(true) => info!(lease = %id, "acknowledged at the head"),
+            Ok(false) => {}
+            // The driver acknowledges (or fails) once the lease is deep enough.
+            Err(e) => warn!(lease = %id, error = %e, "acknowledging at the head failed; the job's own step tries again"),
+        }
+    });
+}
+
+/// Send and wait for a successful receipt, each transaction (and replacement) handed to
+/// `journal` before it leaves; a failed receipt is a revert.
+pub(crate) async fn send_and_confirm(
     s: &Shared,
-    id: B256,
     to: Address,
     input: Bytes,
+    mut journal: impl FnMut(&Signed) -> Result<(), String>,
 ) -> Result<(), ChainError> {
-    let t = s.tx.send(to, input, |t| journal(s, id, t)).await?;
+    let t = s.tx.send(to, input, &mut journal).await?;
     let sent = Instant::now();
     match s
         .tx
-        .confirm(t, Duration::from_secs(600), |n| journal(s, id, n))
+        .confirm(t, Duration::from_secs(600), &mut journal)
         .await?
     {
         Outcome::Mined(r) if r.status() => {
@@ -1235,10 +1399,8 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
             .map_err(|e| Step::Fail(format!("spec: {e}")))?,
     };
     let now = s.client().now().await?;
-    let left = job
-        .end
-        .saturating_sub(now)
-        .saturating_sub(s.cfg.post_margin_secs);
+    let module = s.modules.get(s.client(), s.module_of(job)).await?;
+    let left = stop_at(job.end, module.deadline_grace, s.cfg.post_margin_secs).saturating_sub(now);
     let gpu_lease = Arc::new(s.gpus.acquire(t.gpuCount));
     if let Some(why) = &gpu_lease.shortfall {
         warn!(lease = %job.id, why = %why, "job gets fewer GPUs than asked");
@@ -1293,8 +1455,13 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         }
     };
     let _ = std::fs::remove_dir_all(s.cfg.work_dir.join(job.id.to_string()));
-    let root = MerkleTree::from_chunks(&bytes, LEAF_BYTES).root();
-    let meta = serde_json::json!({"bytes": bytes.len(), "root": root, "run": meta});
+    // The commitment of the bytes kept (and served, and revealed when challenged): 1 KiB leaves,
+    // an empty output being one empty leaf (MEC-15).
+    let (c, bytes) = tokio::task::spawn_blocking(move || (Commitment::of(&bytes), bytes))
+        .await
+        .map_err(|e| Step::Fail(format!("committing the result: {e}")))?;
+    let meta =
+        serde_json::json!({"bytes": bytes.len(), "root": c.root, "size": c.size, "run": meta});
     write_durably(&s.result_path(job.id), &bytes)
         .and_then(|()| {
             write_durably(
@@ -1304,10 +1471,17 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         })
         .map_err(|e| Step::Retry(format!("cannot store the result: {e}")))?;
     s.db().set_pgid(job.id, 0)?;
-    if s.db().computed(job.id, root)? {
-        info!(lease = %job.id, root = %root, bytes = bytes.len(), seconds = secs, "result committed");
+    if s.db().computed(job.id, c.root, c.size)? {
+        info!(lease = %job.id, root = %c.root, size = c.size, seconds = secs, "result committed");
     }
     Ok(())
+}
+
+/// When a batch job that has not exited is stopped (chain time): at its lease end (the time the
+/// tenant pays for), and never later than `jobs.post_margin` before the result deadline
+/// (`end + deadlineGrace`), so its report is posted in time.
+fn stop_at(end: u64, deadline_grace: u64, post_margin: u64) -> u64 {
+    end.min((end + deadline_grace).saturating_sub(post_margin))
 }
 
 /// Write `path` so that it is either absent or complete after a crash.
@@ -1330,19 +1504,30 @@ fn meta_hash(s: &Shared, id: B256) -> B256 {
         .unwrap_or_default()
 }
 
+/// The commitment job `job` computed.
+fn commitment(job: &Job) -> Result<Commitment, Step> {
+    match job.root {
+        Some(root) => Ok(Commitment {
+            root,
+            size: job.size,
+        }),
+        None => Err(Step::Fail("computed without a root".into())),
+    }
+}
+
 async fn post(s: &Shared, job: &Job) -> Result<(), Step> {
-    let Some(root) = job.root else {
-        return Err(Step::Fail("computed without a root".into()));
-    };
+    let c = commitment(job)?;
     let uri = format!("{}/results/{}", s.cfg.public_url, job.id);
     let call = Results::postResultCall {
         leaseId: job.id,
-        root,
+        root: c.root,
+        size: c.size,
         uri,
         metaHash: meta_hash(s, job.id),
     };
+    let module = s.module_of(job);
     let sent =
-        s.tx.send(s.results, call.abi_encode().into(), |t| {
+        s.tx.send(module, call.abi_encode().into(), |t| {
             match s.db().posting(job.id, t.hash, t.raw.to_vec()) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err("the job left Computed".into()),
@@ -1352,43 +1537,60 @@ async fn post(s: &Shared, job: &Job) -> Result<(), Step> {
         .await;
     match sent {
         Ok(t) => {
-            info!(lease = %job.id, tx = %t.hash, "result sent");
+            info!(lease = %job.id, tx = %t.hash, root = %c.root, size = c.size, "result sent");
             Ok(())
         }
         Err(ChainError::Revert(r)) if r.name == "ResultAlreadyPosted" => {
             // Posted by an earlier run whose journal entry was lost: check it is ours.
-            let posted = Results::new(s.results, &s.client().provider)
+            let posted = Results::new(module, &s.client().provider)
                 .resultOf(job.id)
                 .call()
                 .await
                 .map_err(classify)?;
-            if posted.root == root {
+            if posted == c.hash() {
                 s.db()
                     .advance(job.id, JobState::Computed, JobState::Posting, None)?;
                 Ok(())
             } else {
                 Err(Step::Fail(format!(
-                    "another result {} is on chain",
-                    posted.root
+                    "another result (commitment {posted}) is on chain"
                 )))
             }
         }
-        Err(ChainError::Revert(r))
-            if ["DeadlinePassed", "LeaseNotRunning"].contains(&r.name.as_str()) =>
-        {
-            Err(Step::Fail(format!("cannot post: {r}")))
+        Err(ChainError::Revert(r)) if r.name == "NotABatchJob" => {
+            Err(Step::Fail(format!("a service lease posts no result: {r}")))
         }
-        Err(ChainError::Revert(r)) => Err(Step::Fail(r.to_string())),
-        Err(e) => Err(e.into()),
+        Err(e) => post_failed(s, job, &e.to_string()).await,
     }
+}
+
+/// A result post failed (a revert or the network): count it, alert, and retry until the
+/// result deadline has passed (MEC-15: never give up after one failure).
+async fn post_failed(s: &Shared, job: &Job, why: &str) -> Result<(), Step> {
+    s.metrics.post_failures.fetch_add(1, Relaxed);
+    let grace = s
+        .modules
+        .get(s.client(), s.module_of(job))
+        .await?
+        .deadline_grace;
+    let deadline = job.end + grace;
+    let now = s.client().now().await?;
+    if now > deadline {
+        error!(lease = %job.id, alert = true, deadline, error = %why, "result post failed and its deadline has passed: giving up");
+        return Err(Step::Fail(format!(
+            "the result deadline {deadline} passed without the result on chain: {why}"
+        )));
+    }
+    error!(lease = %job.id, alert = true, deadline, left_s = deadline - now, error = %why, "result post failed: retrying until the deadline");
+    Err(Step::Retry(format!("result post failed: {why}")))
 }
 
 /// After a reorg: a posted result that is no longer on chain goes back to `Posting`, which
 /// sends the same signed transaction again (PD-04, OFF-03); one still there ends the driver.
 async fn still_posted(s: &Shared, job: &Job) -> Result<(), Step> {
-    let results = Results::new(s.results, &s.client().provider);
+    let results = Results::new(s.module_of(job), &s.client().provider);
     let posted = results.resultOf(job.id).call().await.map_err(classify)?;
-    if posted.postedAt.to::<u64>() != 0 {
+    if posted != B256::ZERO {
         return Err(Step::Stop);
     }
     warn!(lease = %job.id, "the posted result is gone from the chain (reorg): sending it again");
@@ -1400,13 +1602,13 @@ async fn still_posted(s: &Shared, job: &Job) -> Result<(), Step> {
 /// A result transaction is recorded: find out whether it landed, rebroadcast the same bytes if
 /// not, and go back to `Computed` only when its nonce went to another transaction.
 async fn reconcile_posting(s: &Shared, job: &Job) -> Result<(), Step> {
-    let results = Results::new(s.results, &s.client().provider);
+    let c = commitment(job)?;
+    let results = Results::new(s.module_of(job), &s.client().provider);
     let posted = results.resultOf(job.id).call().await.map_err(classify)?;
-    if posted.postedAt.to::<u64>() != 0 {
-        if Some(posted.root) != job.root {
+    if posted != B256::ZERO {
+        if posted != c.hash() {
             return Err(Step::Fail(format!(
-                "a different result {} is on chain",
-                posted.root
+                "a different result (commitment {posted}) is on chain"
             )));
         }
         if s.db()
@@ -1425,7 +1627,10 @@ async fn reconcile_posting(s: &Shared, job: &Job) -> Result<(), Step> {
     let tx = s.tx.receipt(hash).await?;
     let signed = match tx {
         Some(r) if !r.status() => {
-            // Mined and reverted (the lease ended, or a deadline passed): post again decides.
+            // Mined and reverted (the state changed since its simulation): post again, whose
+            // simulation says why, counts it and retries until the deadline.
+            s.metrics.post_failures.fetch_add(1, Relaxed);
+            error!(lease = %job.id, alert = true, tx = %hash, "the result transaction reverted on chain: posting again");
             s.db()
                 .transition(job.id, JobState::Posting, JobState::Computed)?;
             return Ok(());
@@ -1461,7 +1666,7 @@ async fn reconcile_posting(s: &Shared, job: &Job) -> Result<(), Step> {
         Outcome::NonceTaken => {
             // The nonce went elsewhere; resultOf (next loop) says whether ours landed.
             let again = results.resultOf(job.id).call().await.map_err(classify)?;
-            if again.postedAt.to::<u64>() == 0 {
+            if again == B256::ZERO {
                 s.db()
                     .transition(job.id, JobState::Posting, JobState::Computed)?;
             }
@@ -1523,7 +1728,7 @@ async fn serve(
                         let _ = run.await;
                         info!(lease = %job.id, "service lease's escrow is spent: stopping it and closing the lease");
                         let close = Market::closeCall { leaseId: job.id };
-                        match send_and_confirm(s, job.id, s.market, close.abi_encode().into()).await {
+                        match send_and_confirm(s, s.market, close.abi_encode().into(), |t| journal(s, job.id, t)).await {
                             Ok(()) | Err(ChainError::Revert(_)) => {}
                             Err(e) => warn!(lease = %job.id, error = %e, "closing the spent lease failed; the keeper or a restart will"),
                         }
@@ -1556,7 +1761,7 @@ async fn serve(
 /// Returns once lease `id`'s escrow is spent (what it owes reaches what is left), polling every
 /// 3 s; never returns while the RPC fails.
 async fn spent(s: &Shared, id: B256) {
-    let market = Market::new(s.market, &s.client().provider);
+    let market = s.lens();
     loop {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (Ok(job), Ok(owed)) = (
@@ -1640,6 +1845,15 @@ async fn heartbeats(s: &Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_that_does_not_exit_stops_at_its_end_or_a_margin_before_the_deadline() {
+        // Devnet: a minute of grace, 30 s margin: stopped at the lease end.
+        assert_eq!(stop_at(1_000, 60, 30), 1_000);
+        // A margin longer than the grace: that long before the deadline, inside the lease.
+        assert_eq!(stop_at(1_000, 10, 30), 980);
+        assert_eq!(stop_at(10, 0, 30), 0);
+    }
 
     #[test]
     fn a_finality_hold_lasts_until_the_head_is_confirmations_past_the_reorg() {

@@ -9,7 +9,8 @@
 //!   GPU through gridlease-gpu or on the CPU, seeded or with data inputs fetched and checked.
 //!
 //! The result of a job is bytes: the file `$GRIDLEASE_OUTPUT/result` if the job wrote one, else its
-//! standard output. The node commits them as the positional Merkle tree of 32-byte leaves.
+//! standard output. The node commits them as the positional Merkle tree of 1 KiB leaves
+//! ([`gridlease_core::merkle::Commitment`]).
 
 use std::{
     future::Future,
@@ -23,9 +24,6 @@ use alloy::primitives::B256;
 use gridlease_core::spec::Workload;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
-
-/// Bytes per result leaf.
-pub const LEAF_BYTES: usize = 32;
 
 /// One job to run.
 #[derive(Clone, Debug)]

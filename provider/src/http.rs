@@ -48,6 +48,22 @@ pub struct Metrics {
     pub skipped: Mutex<BTreeMap<String, u64>>,
     /// Results posted.
     pub results_posted: AtomicU64,
+    /// Result posts that failed (reverted, or the network): each is retried until the deadline
+    /// and logged as an alert (MEC-15).
+    pub post_failures: AtomicU64,
+    /// Leases the node could not acknowledge before their start window ended (a no-show is
+    /// provable; the job is not run).
+    pub late_acks: AtomicU64,
+    /// Data-availability challenges of the node's results seen (MEC-04).
+    pub challenges_seen: AtomicU64,
+    /// Challenges the node answered (revealed the chunk, took the bond).
+    pub challenges_answered: AtomicU64,
+    /// Challenges left unanswered past their deadline (alert: the result can be failed).
+    pub challenges_missed: AtomicU64,
+    /// Faults proven against this provider.
+    pub slashed: AtomicU64,
+    /// Held collateral released after the fault horizon.
+    pub held_released: AtomicU64,
     /// Reorgs deeper than `chain.confirmations` seen (OFF-02).
     pub deep_reorgs: AtomicU64,
     /// After a deep reorg, the block until which new jobs do not start and tenants' results are
@@ -171,6 +187,60 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         "counter",
         "Results posted.",
         &one(&m.results_posted),
+    );
+    line(
+        "result_post_failures_total",
+        "counter",
+        "Result posts that failed (retried until the deadline; alert).",
+        &one(&m.post_failures),
+    );
+    line(
+        "missed_start_windows_total",
+        "counter",
+        "Leases not acknowledged before their start window ended (alert: a no-show is provable).",
+        &one(&m.late_acks),
+    );
+    line(
+        "challenges_seen_total",
+        "counter",
+        "Data-availability challenges of this node's results seen.",
+        &one(&m.challenges_seen),
+    );
+    line(
+        "challenges_answered_total",
+        "counter",
+        "Challenges answered from the stored result (bond collected).",
+        &one(&m.challenges_answered),
+    );
+    line(
+        "challenges_missed_total",
+        "counter",
+        "Challenges not answered in time (alert: the result can be failed).",
+        &one(&m.challenges_missed),
+    );
+    line(
+        "faults_total",
+        "counter",
+        "Faults proven against this provider (alert).",
+        &one(&m.slashed),
+    );
+    line(
+        "held_released_total",
+        "counter",
+        "Closed leases whose held collateral was released after the fault horizon.",
+        &one(&m.held_released),
+    );
+    let held = s
+        .store
+        .lock()
+        .ok()
+        .and_then(|st| st.held_count().ok())
+        .unwrap_or_default();
+    line(
+        "held_leases",
+        "gauge",
+        "Closed leases whose collateral the market holds for the fault horizon.",
+        &[(String::new(), held)],
     );
     line(
         "deep_reorgs_total",

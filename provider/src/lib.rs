@@ -8,10 +8,14 @@
 //! - [`executor`]: how jobs run (sandboxed process, built-in `matmul_i8`); [`docker`]: containers
 //!   through the Docker/Podman engine API.
 //! - [`engine`]: the running node (collect logs -> decide -> act), [`http`] its API.
+//! - [`results`]: the results modules' windows, and answers to data-availability challenges.
+//! - [`closes`]: closing completed leases, releasing held collateral after the fault horizon.
 //! - [`onchain`]: the provider's registration, and what the owner must do.
+//! - [`owner`]: the owner's commands (`consent`, `register`, `stake`, `unbond`, `withdraw-stake`).
 //! - [`signed`]: signed (EIP-712) bids, kept for keepers to fetch.
 
 pub mod builtin;
+pub mod closes;
 pub mod config;
 pub mod docker;
 pub mod engine;
@@ -19,7 +23,9 @@ pub mod executor;
 pub mod gpu;
 pub mod http;
 pub mod onchain;
+pub mod owner;
 pub mod pricing;
+pub mod results;
 pub mod signed;
 pub mod state;
 

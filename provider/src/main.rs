@@ -1,18 +1,25 @@
 //! `gridlease-provider`: `init` writes a commented sample configuration; `check` validates it,
 //! discovers the GPUs, opens the state database and reads the provider's registration and stake
 //! from the chain, saying exactly what the owner must do; `run` is the node (bids, runs, posts);
-//! `status` prints the jobs the node knows and its balances.
+//! `status` prints the jobs the node knows and its balances. The owner's commands (`consent`,
+//! `register`, `stake`, `unbond`, `withdraw-stake`) onboard a provider without `cast`.
 
 use std::{path::PathBuf, process::ExitCode};
 
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use gridlease_bindings::Market;
-use gridlease_core::{chain::classify, units::format_amount};
+use clap::{Args, Parser, Subcommand};
+use gridlease_bindings::MarketLens;
+use gridlease_core::{
+    chain::classify,
+    units::{format_amount, parse_duration},
+    wallet::{KeySource, Password},
+};
 use gridlease_provider::{
     config::{Config, SAMPLE},
     gpu,
     onchain::OnChain,
+    owner::{self, Ceiling, ConsentFile},
     state::Store,
 };
 
@@ -25,6 +32,34 @@ use gridlease_provider::{
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// The owner's wallet (the cold key that registers and stakes; never the node's operator key).
+#[derive(Args)]
+struct OwnerWallet {
+    /// The owner's keystore (Web3 Secret Storage v3, as `cast wallet new` writes).
+    #[arg(long)]
+    keystore: Option<PathBuf>,
+    /// Its password: prompt, file:PATH or env:VAR (never the password itself).
+    #[arg(long)]
+    password: Option<Password>,
+    /// Instead of a keystore: the owner's hex key in an environment variable, as env:VAR only.
+    #[arg(long)]
+    private_key: Option<String>,
+}
+
+impl OwnerWallet {
+    fn load(&self) -> Result<PrivateKeySigner> {
+        let src = KeySource::from_flags(
+            self.keystore.clone(),
+            self.password.clone(),
+            self.private_key.as_deref(),
+        )
+        .map_err(|e| {
+            anyhow::anyhow!("{e} (the owner's wallet: the account that registers and stakes)")
+        })?;
+        Ok(src.load()?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -58,6 +93,73 @@ enum Cmd {
         /// The configuration file.
         #[arg(long, default_value = "provider.toml")]
         config: PathBuf,
+    },
+    /// Sign, with this node's operator key, its consent to serve the owner (wallet.owner), and
+    /// print it as JSON with the node's capacity: the owner registers with it elsewhere
+    /// (`register --consent FILE`).
+    Consent {
+        /// The configuration file (its operator key signs).
+        #[arg(long, default_value = "provider.toml")]
+        config: PathBuf,
+        /// How long the consent stays valid (chain time), e.g. 1h, 1d.
+        #[arg(long, default_value = owner::CONSENT_VALIDITY)]
+        valid_for: String,
+    },
+    /// Owner: register the provider with this node's operator key (its consent signed here with
+    /// the key from the config, or given with --consent), the GPUs discovered or declared here,
+    /// the node's public URL and a collateral ceiling. An owner already registered updates its
+    /// registration (a new operator key, capacity, URL or ceiling).
+    Register {
+        /// The configuration file (chain, deployments, operator key, capacity, owner).
+        #[arg(long, default_value = "provider.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        wallet: OwnerWallet,
+        /// The operator's consent from `gridlease-provider consent` on the node's machine (its
+        /// capacity is registered); without it the operator key in the config signs one here.
+        #[arg(long)]
+        consent: Option<PathBuf>,
+        /// Collateral ceiling: the most stake the operator key may have locked at once (running
+        /// leases plus closed ones the market holds for their fault horizon), in stake-token units
+        /// (e.g. 500), or `all`. Default `all`: the stake itself is then the bound, so a leaked
+        /// operator key can put at risk at most what you stake; give an amount to risk less when
+        /// you stake more than this node needs.
+        #[arg(long, default_value = "all")]
+        ceiling: Ceiling,
+        /// Metadata URI (default: http.public_url, where keepers fetch signed bids).
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Owner: stake AMOUNT of the stake token (approving it first when needed).
+    Stake {
+        /// Amount in token units, e.g. 100 or 12.5.
+        amount: String,
+        /// The configuration file.
+        #[arg(long, default_value = "provider.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        wallet: OwnerWallet,
+    },
+    /// Owner: start unbonding AMOUNT (or `all`) of the free stake; stake locked by leases stays.
+    Unbond {
+        /// Amount in token units, or `all` of the free stake.
+        amount: String,
+        /// The configuration file.
+        #[arg(long, default_value = "provider.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        wallet: OwnerWallet,
+    },
+    /// Owner: withdraw the unbonded stake once its unbonding period has passed.
+    WithdrawStake {
+        /// Where to send it (default: the owner).
+        #[arg(long)]
+        to: Option<Address>,
+        /// The configuration file.
+        #[arg(long, default_value = "provider.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        wallet: OwnerWallet,
     },
 }
 
@@ -94,6 +196,73 @@ async fn run(cli: Cli) -> Result<()> {
             gridlease_provider::engine::run(c).await
         }
         Cmd::Status { config } => status(&config).await,
+        Cmd::Consent { config, valid_for } => {
+            let c = Config::load(&config)?;
+            let secs = parse_duration(&valid_for)
+                .map_err(|e| anyhow::anyhow!("--valid-for {valid_for}: {e}"))?;
+            let f = owner::consent(&c, secs).await?;
+            println!("{}", serde_json::to_string_pretty(&f)?);
+            Ok(())
+        }
+        Cmd::Register {
+            config,
+            wallet,
+            consent,
+            ceiling,
+            metadata,
+        } => {
+            let c = Config::load(&config)?;
+            let consent = match consent {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read --consent {}", path.display()))?;
+                    Some(serde_json::from_str::<ConsentFile>(&text).with_context(|| {
+                        format!(
+                            "--consent {}: not the JSON `gridlease-provider consent` prints",
+                            path.display()
+                        )
+                    })?)
+                }
+                None => None,
+            };
+            let r = owner::register(&c, wallet.load()?, consent, &ceiling, metadata).await?;
+            println!(
+                "{} {} with operator {}: GPU classes {:#x}, {} GPU(s), {} GiB, ceiling {}, metadata {}",
+                if r.new { "registered" } else { "updated" },
+                c.owner,
+                r.operator,
+                r.capacity.gpuClasses,
+                r.capacity.gpuCount,
+                r.capacity.vramGiB,
+                r.ceiling,
+                r.metadata
+            );
+            Ok(())
+        }
+        Cmd::Stake {
+            amount,
+            config,
+            wallet,
+        } => {
+            let c = Config::load(&config)?;
+            let s = owner::stake(&c, wallet.load()?, &amount).await?;
+            println!("staked {amount}: stake {s}");
+            Ok(())
+        }
+        Cmd::Unbond {
+            amount,
+            config,
+            wallet,
+        } => {
+            let c = Config::load(&config)?;
+            println!("{}", owner::unbond(&c, wallet.load()?, &amount).await?);
+            Ok(())
+        }
+        Cmd::WithdrawStake { to, config, wallet } => {
+            let c = Config::load(&config)?;
+            println!("{}", owner::withdraw_stake(&c, wallet.load()?, to).await?);
+            Ok(())
+        }
     }
 }
 
@@ -156,12 +325,17 @@ async fn check(path: &std::path::Path) -> Result<()> {
     }
     let info = &chain.info;
     println!(
-        "provider   {} on chain {}: stake {}, locked {}, unbonding {}",
+        "provider   {} on chain {}: stake {}, locked {}, unbonding {}, collateral ceiling {}",
         c.owner,
         chain.client.chain_id,
-        chain.stake(info.stake),
-        chain.stake(info.locked),
-        chain.stake(info.unbonding)
+        chain.stake(info.stake.to()),
+        chain.stake(info.locked.to()),
+        chain.stake(info.unbonding.to()),
+        if info.collateralCeiling == alloy::primitives::aliases::U96::MAX {
+            "all of the stake".to_owned()
+        } else {
+            chain.stake(info.collateralCeiling.to())
+        }
     );
     println!("ready");
     Ok(())
@@ -200,7 +374,7 @@ async fn status(path: &std::path::Path) -> Result<()> {
         None => println!("rpc        {}", c.rpc),
     }
     let chain = OnChain::read(&c).await?;
-    let market = Market::new(chain.d.address("Market")?, &chain.client.provider);
+    let market = MarketLens::new(chain.d.address("MarketLens")?, &chain.client.provider);
     for t in &chain.d.tokens {
         let credit = market
             .creditOf(t.address, c.owner)
@@ -214,10 +388,17 @@ async fn status(path: &std::path::Path) -> Result<()> {
         );
     }
     println!(
-        "stake      {} ({} locked in leases)",
-        chain.stake(chain.info.stake),
-        chain.stake(chain.info.locked)
+        "stake      {} ({} locked in leases, {} unbonding)",
+        chain.stake(chain.info.stake.to()),
+        chain.stake(chain.info.locked.to()),
+        chain.stake(chain.info.unbonding.to())
     );
+    let held = store.held_count()?;
+    if held > 0 {
+        println!(
+            "held       {held} closed lease(s) whose collateral the market holds for the fault horizon (the node releases it then)"
+        );
+    }
     let operator = chain.info.operator;
     let gas = alloy::providers::Provider::get_balance(&chain.client.provider, operator)
         .await

@@ -1,5 +1,6 @@
 //! What the chain says of this node's provider, and whether it may run: registered, with this
-//! node's key as its operator, and staked. Each refusal names the owner's exact call.
+//! node's key as its operator, and staked. Each refusal names the owner's exact command
+//! ([`crate::owner`]).
 
 use alloy::primitives::Address;
 use anyhow::{Result, bail};
@@ -48,29 +49,42 @@ impl OnChain {
     /// must do.
     pub fn ready(&self, c: &Config, operator: Address, inv: &Inventory) -> Result<()> {
         let (info, chain_id) = (&self.info, self.client.chain_id);
+        let cap = crate::owner::capacity(inv);
         if info.operator == Address::ZERO {
             bail!(
-                "{} is not registered on chain {}: from the owner account call Staking.register({operator}, (gpuClasses {:#x}, gpuCount {}, vramGiB {}), \"metadata\") and stake",
+                "{} is not registered on chain {chain_id}: the owner registers this node's key {operator} (GPU classes {:#x}, {} GPU(s), {} GiB) with `gridlease-provider register --config <this file> --keystore OWNER.json` (or, on another machine, with the file `gridlease-provider consent` prints here: `register --consent FILE`), then stakes with `gridlease-provider stake AMOUNT`",
                 c.owner,
-                chain_id,
-                inv.class_bitmap(),
-                inv.gpus.len().max(1),
-                inv.vram_gib()
+                cap.gpuClasses,
+                cap.gpuCount,
+                cap.vramGiB
             );
         }
         if info.operator != operator {
             bail!(
-                "{} is registered with operator {}, but this node's key is {operator}: point wallet.* at that key, or have the owner call Staking.updateProvider({operator}, capacity, metadata)",
+                "{} is registered with operator {}, but this node's key is {operator}: point wallet.* at that key, or have the owner bind this one with `gridlease-provider register --config <this file> --keystore OWNER.json` (it updates the registration)",
                 c.owner,
                 info.operator
             );
         }
         if info.stake == 0 {
             bail!(
-                "{} has no stake: approve the stake token and call Staking.stake(amount) from the owner",
+                "{} has no stake: the owner stakes with `gridlease-provider stake AMOUNT --config <this file> --keystore OWNER.json`",
                 c.owner
             );
         }
         Ok(())
     }
+}
+
+/// What `info`'s operator can still lock for new leases: its free stake, within its collateral
+/// ceiling (`Staking._lockable`).
+pub fn lockable(info: &IStaking::ProviderView) -> u128 {
+    let (stake, locked, ceiling) = (
+        info.stake.to::<u128>(),
+        info.locked.to::<u128>(),
+        info.collateralCeiling.to::<u128>(),
+    );
+    stake
+        .saturating_sub(locked)
+        .min(ceiling.saturating_sub(locked))
 }

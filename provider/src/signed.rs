@@ -81,7 +81,7 @@ pub async fn metadata_uri(
 }
 
 /// Signed bids reach keepers only through the registered `metadataURI`: it must be the node's
-/// `public_url`; otherwise the error names the owner's exact call.
+/// `public_url`; otherwise the error names the owner's command.
 pub fn check_registration(
     registered: Option<&str>,
     public_url: &str,
@@ -94,7 +94,7 @@ pub fn check_registration(
         return Ok(());
     }
     bail!(
-        "bidding.mode = \"signed\": keepers fetch this node's bids from its provider's registered metadataURI, which is {}, not http.public_url {public_url}: from the owner account {owner} call Staking.updateProvider({operator}, (gpuClasses {:#x}, gpuCount {}, vramGiB {}), \"{public_url}\")",
+        "bidding.mode = \"signed\": keepers fetch this node's bids from its provider's registered metadataURI, which is {}, not http.public_url {public_url}: the owner {owner} updates the registration with `gridlease-provider register --config <this file> --keystore OWNER.json` (metadata {public_url}, operator {operator}, GPU classes {:#x}, {} GPU(s), {} GiB)",
         registered.map_or_else(|| "unknown".to_owned(), |u| format!("\"{u}\"")),
         capacity.gpuClasses,
         capacity.gpuCount,
@@ -138,9 +138,8 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(
-            e.contains(&format!(
-                "Staking.updateProvider({op}, (gpuClasses 0x1, gpuCount 1, vramGiB 24), \"{url}\")"
-            )),
+            e.contains("gridlease-provider register")
+                && e.contains(&format!("metadata {url}, operator {op}")),
             "{e}"
         );
     }

@@ -30,7 +30,9 @@ pub enum JobState {
     Closed,
     /// Another provider won.
     Lost,
-    /// The job itself failed (bad image, crash); the lease is closed by the provider.
+    /// Nothing more can be done for the lease (it ended before it started, or its result
+    /// deadline passed without the result on chain). A job whose run fails is not `Failed`: its
+    /// failure report is posted as its result.
     Failed,
     /// A fault was proven against this lease.
     Faulted,
@@ -139,6 +141,10 @@ pub struct Job {
     pub end: u64,
     /// Result root, once computed.
     pub root: Option<B256>,
+    /// Result size in bytes, once computed (with `root`, what `Results.postResult` takes).
+    pub size: u64,
+    /// The results module the lease is bound to (`LeaseStarted.module`, resolved), once won.
+    pub module: Option<Address>,
     /// The last transaction sent for this job (bid, then result), by hash.
     pub tx: Option<B256>,
     /// Its raw signed bytes, rebroadcast as they are after a crash.
@@ -180,13 +186,46 @@ pub enum StateError {
     },
 }
 
+/// A data-availability challenge of chunk `index` of the result of `lease`, to be answered
+/// (revealed on chain) by `deadline` (chain time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Challenge {
+    /// The lease whose result is challenged.
+    pub lease: B256,
+    /// The chunk (1 KiB leaf) asked for.
+    pub index: u64,
+    /// Last second an answer is accepted.
+    pub deadline: u64,
+}
+
+/// How a challenge ended (its row keeps the name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengeEnd {
+    /// The node revealed the chunk.
+    Answered,
+    /// Nothing to answer any more: someone else revealed it, or a reorg removed the challenge.
+    Gone,
+    /// The response window passed without the node's answer landing.
+    Missed,
+}
+
+impl ChallengeEnd {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Gone => "gone",
+            Self::Missed => "missed",
+        }
+    }
+}
+
 /// The node's database.
 pub struct Store {
     conn: Connection,
 }
 
 /// Schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// An event log as its topics and data.
 pub type LogParts = (Vec<B256>, Vec<u8>);
@@ -198,6 +237,25 @@ CREATE TABLE IF NOT EXISTS deferred (
     bidding_end INTEGER NOT NULL,
     topics BLOB NOT NULL,
     data BLOB NOT NULL
+);
+";
+
+/// Added by schema 4 (protocol v2): the result's size and the lease's results module, the
+/// data-availability challenges of the node's results, and closed leases whose collateral the
+/// market holds for its fault horizon.
+const V4: &str = "
+ALTER TABLE jobs ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN module BLOB;
+CREATE TABLE IF NOT EXISTS challenges (
+    lease BLOB NOT NULL,
+    idx INTEGER NOT NULL,
+    deadline INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (lease, idx, deadline)
+);
+CREATE TABLE IF NOT EXISTS held (
+    lease BLOB PRIMARY KEY,
+    closed_at INTEGER NOT NULL
 );
 ";
 
@@ -232,12 +290,12 @@ fn b256(v: Option<Vec<u8>>) -> Option<B256> {
 /// A column a step may set together with the state.
 #[derive(Clone, Debug)]
 pub enum Set {
-    /// The result root.
-    Root(B256),
+    /// The result's root and size.
+    Result(B256, u64),
     /// A transaction: hash and raw bytes.
     Tx(B256, Vec<u8>),
-    /// Lease start and end.
-    Lease(u64, u64),
+    /// Lease start and end, and its results module.
+    Lease(u64, u64, Address),
     /// Why it failed.
     Note(String),
 }
@@ -245,14 +303,21 @@ pub enum Set {
 impl Set {
     fn sql(&self) -> (&'static str, Vec<Value>) {
         match self {
-            Self::Root(r) => ("root = ?5", vec![Value::Blob(r.to_vec())]),
+            Self::Result(r, size) => (
+                "root = ?5, size = ?6",
+                vec![Value::Blob(r.to_vec()), Value::Integer(*size as i64)],
+            ),
             Self::Tx(h, raw) => (
                 "tx = ?5, raw = ?6",
                 vec![Value::Blob(h.to_vec()), Value::Blob(raw.clone())],
             ),
-            Self::Lease(s, e) => (
-                "start_at = ?5, end_at = ?6",
-                vec![Value::Integer(*s as i64), Value::Integer(*e as i64)],
+            Self::Lease(s, e, m) => (
+                "start_at = ?5, end_at = ?6, module = ?7",
+                vec![
+                    Value::Integer(*s as i64),
+                    Value::Integer(*e as i64),
+                    Value::Blob(m.to_vec()),
+                ],
             ),
             Self::Note(n) => ("note = ?5", vec![Value::Text(n.clone())]),
         }
@@ -273,13 +338,17 @@ impl Store {
         )?;
         match (version, tables) {
             (0, 0) => {
-                conn.execute_batch(SCHEMA)?;
-                conn.execute_batch(DEFERRED_TABLE)?;
-                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                let tx = conn.unchecked_transaction()?;
+                tx.execute_batch(SCHEMA)?;
+                tx.execute_batch(DEFERRED_TABLE)?;
+                tx.execute_batch(V4)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
             }
-            (2, _) => {
+            (2 | 3, _) => {
                 let tx = conn.unchecked_transaction()?;
                 tx.execute_batch(DEFERRED_TABLE)?;
+                tx.execute_batch(V4)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 tx.commit()?;
             }
@@ -292,8 +361,8 @@ impl Store {
     /// Record a job we bid on (or leave an existing one alone). Returns whether it was new.
     pub fn insert(&self, job: &Job) -> Result<bool, StateError> {
         let n = self.conn.execute(
-            "INSERT OR IGNORE INTO jobs (id, state, tenant, terms, spec, price, start_at, end_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT OR IGNORE INTO jobs (id, state, tenant, terms, spec, price, start_at, end_at, module, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 job.id.as_slice(),
                 job.state.name(),
@@ -303,6 +372,7 @@ impl Store {
                 job.price.to_string(),
                 job.start as i64,
                 job.end as i64,
+                job.module.map(|m| m.to_vec()),
                 crate::unix_now()
             ],
         )?;
@@ -315,13 +385,13 @@ impl Store {
         self.advance(id, from, to, None)
     }
 
-    /// `Running -> Computed` with the result root, atomically.
-    pub fn computed(&self, id: B256, root: B256) -> Result<bool, StateError> {
+    /// `Running -> Computed` with the result's root and size, atomically.
+    pub fn computed(&self, id: B256, root: B256, size: u64) -> Result<bool, StateError> {
         self.advance(
             id,
             JobState::Running,
             JobState::Computed,
-            Some(Set::Root(root)),
+            Some(Set::Result(root, size)),
         )
     }
 
@@ -498,6 +568,108 @@ impl Store {
         Ok(())
     }
 
+    /// The results modules the node's leases are bound to.
+    pub fn modules(&self) -> Result<Vec<Address>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT module FROM jobs WHERE module IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let m = r?;
+            if m.len() == 20 {
+                out.push(Address::from_slice(&m));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Record challenge `c` as open unless it is known. Returns whether it is new.
+    pub fn challenge(&self, c: &Challenge) -> Result<bool, StateError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO challenges (lease, idx, deadline, state) VALUES (?1, ?2, ?3, 'open')",
+            params![c.lease.as_slice(), c.index as i64, c.deadline as i64],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Close challenge `c` with `end`.
+    pub fn challenge_ended(&self, c: &Challenge, end: ChallengeEnd) -> Result<(), StateError> {
+        self.conn.execute(
+            "UPDATE challenges SET state = ?1 WHERE lease = ?2 AND idx = ?3 AND deadline = ?4",
+            params![
+                end.name(),
+                c.lease.as_slice(),
+                c.index as i64,
+                c.deadline as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The challenges not answered yet, earliest deadline first.
+    pub fn open_challenges(&self) -> Result<Vec<Challenge>, StateError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT lease, idx, deadline FROM challenges WHERE state = 'open' ORDER BY deadline",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (lease, index, deadline) = r?;
+            out.push(Challenge {
+                lease: b256(Some(lease)).unwrap_or_default(),
+                index: index as u64,
+                deadline: deadline as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Remember that the market holds the collateral of closed lease `id` (closed at `closed_at`)
+    /// until its fault horizon has passed.
+    pub fn hold(&self, id: B256, closed_at: u64) -> Result<(), StateError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO held (lease, closed_at) VALUES (?1, ?2)",
+            params![id.as_slice(), closed_at as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Up to `max` held leases closed at or before `until`, oldest first.
+    pub fn held(&self, until: u64, max: usize) -> Result<Vec<B256>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT lease FROM held WHERE closed_at <= ?1 ORDER BY closed_at LIMIT ?2")?;
+        let rows = stmt.query_map(params![until as i64, max as i64], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend(b256(Some(r?)));
+        }
+        Ok(out)
+    }
+
+    /// Leases whose collateral the market still holds (as far as the node knows).
+    pub fn held_count(&self) -> Result<u64, StateError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM held", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// The market no longer holds lease `id`'s collateral (released, or slashed).
+    pub fn unhold(&self, id: B256) -> Result<(), StateError> {
+        self.conn
+            .execute("DELETE FROM held WHERE lease = ?1", params![id.as_slice()])?;
+        Ok(())
+    }
+
     /// Move cursor `name` to `block` (with its hash).
     pub fn set_cursor(&self, name: &str, block: u64, hash: B256) -> Result<(), StateError> {
         self.conn.execute(
@@ -510,7 +682,7 @@ impl Store {
 }
 
 /// The columns of a job row, in [`read`] order.
-const SELECT: &str = "SELECT id, state, tenant, terms, spec, price, start_at, end_at, root, tx, raw, pgid, note, updated_at FROM jobs";
+const SELECT: &str = "SELECT id, state, tenant, terms, spec, price, start_at, end_at, root, tx, raw, pgid, note, updated_at, size, module FROM jobs";
 
 type RawRow = (Vec<u8>, String, Job);
 
@@ -537,6 +709,11 @@ fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
             pgid: r.get(11)?,
             note: r.get(12)?,
             updated_at: r.get::<_, i64>(13)? as u64,
+            size: r.get::<_, i64>(14)? as u64,
+            module: r
+                .get::<_, Option<Vec<u8>>>(15)?
+                .filter(|m| m.len() == 20)
+                .map(|m| Address::from_slice(&m)),
             ..Job::default()
         },
     ))
@@ -598,6 +775,50 @@ mod tests {
     }
 
     #[test]
+    fn challenges_are_recorded_once_and_held_leases_come_back_oldest_first() {
+        let (_dir, s) = store();
+        let c = Challenge {
+            lease: B256::repeat_byte(1),
+            index: 3,
+            deadline: 100,
+        };
+        assert!(s.challenge(&c).expect("new"));
+        assert!(
+            !s.challenge(&c).expect("seen"),
+            "a log read twice is one challenge"
+        );
+        // The same chunk challenged again after an answer is another challenge.
+        let again = Challenge { deadline: 200, ..c };
+        assert!(s.challenge(&again).expect("new"));
+        assert_eq!(s.open_challenges().expect("open"), vec![c, again]);
+        s.challenge_ended(&c, ChallengeEnd::Answered).expect("end");
+        assert_eq!(s.open_challenges().expect("open"), vec![again]);
+
+        let (a, b) = (B256::repeat_byte(7), B256::repeat_byte(8));
+        s.hold(b, 20).expect("hold");
+        s.hold(a, 10).expect("hold");
+        assert_eq!(s.held(5, 10).expect("held"), Vec::<B256>::new());
+        assert_eq!(s.held(20, 10).expect("held"), vec![a, b]);
+        assert_eq!(s.held(20, 1).expect("held"), vec![a], "in batches");
+        s.unhold(a).expect("unhold");
+        assert_eq!(s.held_count().expect("count"), 1);
+    }
+
+    #[test]
+    fn a_job_row_keeps_its_lease_module_and_result_size() {
+        let (_dir, s) = store();
+        let id = B256::repeat_byte(1);
+        s.insert(&bid(id)).expect("insert");
+        let m = Address::repeat_byte(5);
+        assert!(
+            s.advance(id, Bid, Won, Some(Set::Lease(10, 20, m)))
+                .expect("won")
+        );
+        let j = s.job(id).expect("read").expect("row");
+        assert_eq!((j.start, j.end, j.module, j.size), (10, 20, Some(m), 0));
+    }
+
+    #[test]
     fn a_version_2_store_gains_the_deferred_table_and_keeps_its_jobs() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state.db");
@@ -611,8 +832,9 @@ mod tests {
             assert!(s.insert(&bid(B256::repeat_byte(1))).expect("insert"));
             assert!(s.defer(B256::ZERO, 1, &[], b"", 10).expect("defer"));
         }
-        let s = Store::open(&path).expect("reopened at v3");
+        let s = Store::open(&path).expect("reopened at v4");
         assert_eq!(s.live().expect("live").len(), 1);
+        assert!(s.open_challenges().expect("v4 tables").is_empty());
         assert_eq!(s.deferred(0).expect("read").len(), 1);
         let v: i64 = s
             .conn
@@ -634,8 +856,8 @@ mod tests {
             assert!(s.transition(id, from, to).expect("legal"));
             assert!(!s.transition(id, from, to).expect("legal"), "not twice");
         }
-        assert!(s.computed(id, B256::repeat_byte(2)).expect("computed"));
-        assert!(!s.computed(id, B256::repeat_byte(3)).expect("once"));
+        assert!(s.computed(id, B256::repeat_byte(2), 7).expect("computed"));
+        assert!(!s.computed(id, B256::repeat_byte(3), 8).expect("once"));
         assert!(
             s.posting(id, B256::repeat_byte(4), vec![4])
                 .expect("posting")
@@ -646,10 +868,11 @@ mod tests {
         );
         let j = s.job(id).expect("read").expect("exists");
         assert_eq!(
-            (j.state, j.root, j.tx),
+            (j.state, j.root, j.size, j.tx),
             (
                 Posting,
                 Some(B256::repeat_byte(2)),
+                7,
                 Some(B256::repeat_byte(4))
             )
         );

@@ -7,62 +7,33 @@
 
 use std::{
     collections::HashSet,
-    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use alloy::{
-    primitives::{Address, B256, Bytes, U256, aliases::U96},
+    primitives::{Address, B256, Bytes, U256},
     providers::Provider,
     rpc::types::Filter,
-    signers::local::PrivateKeySigner,
     sol_types::{SolCall, SolEvent},
 };
-use gridlease_bindings::{
-    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Results, Staking,
-};
+use gridlease_bindings::{Market, MarketLens, MockStablecoin, Results, Staking};
 use gridlease_core::{
     chain::{ChainError, Client, RPC_TIMEOUT, send},
     fetch, logs,
-    spec::{Resources, RunSpec, Workload},
     txm::{Outcome, Signed, TxManager, TxPolicy},
 };
 use gridlease_deploy::{
     anvil::{self, ANVIL_KEYS, Anvil},
-    deploy::mint,
     devnet,
     proxy::{Fault, Proxy},
 };
 
-const USDC: u128 = 1_000_000;
+mod common;
+use common::*;
+
 const SEND_RAW: &str = "eth_sendRawTransaction";
-
-/// Wait until `f` holds, up to `secs`; on timeout fail with `what` and `context()`.
-async fn eventually(
-    what: &str,
-    secs: u64,
-    mut f: impl AsyncFnMut() -> bool,
-    context: impl Fn() -> String,
-) {
-    let t0 = Instant::now();
-    while !f().await {
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "{what} did not happen within {secs}s\n{}",
-            context()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn raw(c: &Client, method: &'static str, params: serde_json::Value) -> serde_json::Value {
-    c.provider
-        .raw_request(method.into(), params)
-        .await
-        .expect("anvil call")
-}
 
 fn approve(spender: Address, v: u64) -> Bytes {
     MockStablecoin::approveCall {
@@ -88,10 +59,6 @@ async fn chain() -> (Anvil, Client, Address, Address) {
     let usdc = d.token("USDC").expect("usdc").address;
     let market = d.address("Market").expect("market");
     (anvil, client, usdc, market)
-}
-
-fn key(i: usize) -> PrivateKeySigner {
-    ANVIL_KEYS[i].parse().expect("key")
 }
 
 async fn nonce(c: &Client, who: Address) -> u64 {
@@ -494,312 +461,6 @@ async fn off_01_off_02_off_13_refused_log_ranges_are_split_every_event_read_once
     assert!(from <= cursor.0 - 5, "rewound below the rollback: {from}");
 }
 
-/// A market with provider `owner` (key 2, operator key 3) registered for class `any` with one
-/// 16 GiB GPU and 100 USDC staked, a funded tenant (key 1), and a temp dir for a node.
-struct Net {
-    /// `None` once stopped (the restart test).
-    anvil: Option<Anvil>,
-    url: String,
-    dir: tempfile::TempDir,
-    tenant: Client,
-    market: Address,
-    results: Address,
-    staking: Address,
-    usdc: Address,
-    port: u16,
-}
-
-async fn net() -> Net {
-    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
-    let dir = tempfile::tempdir().expect("tempdir");
-    d.save(&dir.path().join("deployments.json")).expect("save");
-    let usdc = d.token("USDC").expect("usdc").address;
-    let cap = Capacity {
-        gpuClasses: 1,
-        gpuCount: 1,
-        vramGiB: 16,
-    };
-    devnet::provider(&gov, &d, key(2), key(3).address(), cap, 100 * USDC)
-        .await
-        .expect("provider registered and staked");
-    mint(&gov, usdc, key(1).address(), 1_000 * USDC)
-        .await
-        .expect("mint");
-    let tenant = Client::connect(&anvil.url(), Some(key(1)))
-        .await
-        .expect("connect");
-    let market = d.address("Market").expect("market");
-    send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
-        .await
-        .expect("approve");
-    Net {
-        url: anvil.url(),
-        anvil: Some(anvil),
-        dir,
-        tenant,
-        market,
-        results: d.address("Results").expect("results"),
-        staking: d.address("Staking").expect("staking"),
-        usdc,
-        port: anvil::free_port().expect("a free port"),
-    }
-}
-
-impl Net {
-    fn path(&self) -> PathBuf {
-        self.dir.path().into()
-    }
-
-    /// Write the node's config, reading the chain through `rpc`; `wallet` replaces the
-    /// `private_key` line when given.
-    fn config(&self, rpc: &str, wallet: Option<&str>) {
-        let wallet = wallet.unwrap_or("private_key = \"env:OP_KEY\"");
-        let config = format!(
-            r#"[chain]
-rpc = "{rpc}"
-deployments = "deployments.json"
-confirmations = 0
-poll_ms = 100
-
-[wallet]
-{wallet}
-owner = "{}"
-
-[capacity]
-gpus = "declared"
-class = "any"
-count = 1
-vram_gib = 16
-
-[pricing.any]
-floor_per_hour = "0.36"
-
-[jobs]
-max_concurrent = 4
-executor = "process"
-post_margin = "5s"
-shutdown_grace = "2s"
-
-[http]
-listen = "127.0.0.1:{}"
-"#,
-            key(2).address(),
-            self.port
-        );
-        std::fs::write(self.dir.path().join("provider.toml"), config).expect("write");
-    }
-
-    fn log(&self, n: u32) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("node-{n}.log"))).unwrap_or_default()
-    }
-
-    /// The node as a child process, logging to `node-<n>.log`.
-    fn start(&self, n: u32) -> Child {
-        let log =
-            std::fs::File::create(self.dir.path().join(format!("node-{n}.log"))).expect("log");
-        Command::new(env!("CARGO_BIN_EXE_gridlease-provider"))
-            .args(["run", "--config", "provider.toml", "--verbose"])
-            .current_dir(self.dir.path())
-            .env("OP_KEY", ANVIL_KEYS[3])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("node starts")
-    }
-
-    /// Run the node until it exits (a refusal to start): (exit code, stderr).
-    fn refused(&self) -> (i32, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_gridlease-provider"))
-            .args(["run", "--config", "provider.toml"])
-            .current_dir(self.dir.path())
-            .env("OP_KEY", ANVIL_KEYS[3])
-            .env("KS_PW", "pw")
-            .output()
-            .expect("runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// An instant order for a process job running `script`, returning its id.
-    async fn order(&self, script: &str, salt: u8) -> B256 {
-        self.order_for(script, salt, 600).await
-    }
-
-    /// [`Self::order`] for a lease of at most `max_duration` seconds.
-    async fn order_for(&self, script: &str, salt: u8, max_duration: u32) -> B256 {
-        self.order_with(script, salt, max_duration, true).await
-    }
-
-    /// An order for a process job; `instant: false` is an auction (60 s bid window).
-    async fn order_with(&self, script: &str, salt: u8, max_duration: u32, instant: bool) -> B256 {
-        let spec = RunSpec {
-            version: 1,
-            workload: Workload::Container {
-                image: "local".into(),
-                command: vec!["sh".into(), "-c".into(), script.into()],
-                env: Default::default(),
-            },
-            resources: Resources {
-                gpu_class: 0,
-                gpu_count: 1,
-                vram_gib: 8,
-                cpu_cores: 1,
-                ram_gib: 1,
-            },
-        };
-        let p = OrderParams {
-            specHash: spec.hash(),
-            specURI: spec.data_uri(),
-            token: self.usdc,
-            deposit: U96::from(10 * USDC),
-            maxPricePerSecond: U96::from(1_000_000_000_000_000u128),
-            maxDuration: max_duration,
-            bidWindow: 60,
-            collateral: U96::from(10 * USDC),
-            gpuClass: 0,
-            gpuCount: 1,
-            vramGiB: 8,
-            cpuCores: 1,
-            ramGiB: 1,
-            jobKind: spec.workload.kind().code(),
-            instant,
-            salt: B256::repeat_byte(salt),
-        };
-        let id = p.order_id(self.tenant.from.expect("tenant"));
-        send(Market::new(self.market, &self.tenant.provider).createOrder(p))
-            .await
-            .expect("order");
-        id
-    }
-
-    async fn http(&self, path: &str) -> String {
-        fetch::fetch(&format!("http://127.0.0.1:{}{path}", self.port))
-            .await
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_else(|e| e)
-    }
-
-    async fn wait_metric(&self, needle: &str, n: u32) {
-        eventually(
-            needle,
-            60,
-            async || self.http("/metrics").await.contains(needle),
-            || self.log(n),
-        )
-        .await;
-    }
-
-    /// Wait until the node has polled the chain's current head.
-    async fn wait_head(&self, n: u32) {
-        let head = self.tenant.provider.get_block_number().await.expect("head");
-        eventually(
-            "the node to poll the head",
-            60,
-            async || {
-                let m = self.http("/metrics").await;
-                m.lines()
-                    .find_map(|l| l.strip_prefix("gridlease_provider_head_block "))
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .is_some_and(|h| h >= head)
-            },
-            || self.log(n),
-        )
-        .await;
-    }
-
-    async fn count_logs(&self, address: Address, sig: B256, id: B256) -> usize {
-        self.tenant
-            .provider
-            .get_logs(
-                &Filter::new()
-                    .address(address)
-                    .event_signature(sig)
-                    .topic1(id)
-                    .from_block(0),
-            )
-            .await
-            .expect("logs")
-            .len()
-    }
-
-    /// Wait (up to 30 s) until node `n`'s log cursor `name` has reached block `block`.
-    async fn wait_cursor(&self, name: &str, block: u64, n: u32) {
-        eventually(
-            &format!("the node's {name} cursor at block {block}"),
-            30,
-            async || cursor(&self.path(), name) >= block,
-            || self.log(n),
-        )
-        .await;
-    }
-
-    /// Wait (up to `secs`) until order `id` has one bid on chain (node `n`'s log on failure).
-    async fn wait_bid(&self, id: B256, n: u32, secs: u64) {
-        eventually(
-            "a bid on chain",
-            secs,
-            async || {
-                self.count_logs(self.market, Market::BidPlaced::SIGNATURE_HASH, id)
-                    .await
-                    == 1
-            },
-            || self.log(n),
-        )
-        .await;
-    }
-
-    /// Wait (up to `secs`) until lease `id` has a result on chain; return its root.
-    async fn result(&self, id: B256, n: u32, secs: u64) -> B256 {
-        let r = Results::new(self.results, &self.tenant.provider);
-        let mut root = B256::ZERO;
-        eventually(
-            "a result on chain",
-            secs,
-            async || {
-                // (The chain may be restarting: an error is "not yet".)
-                let Ok(res) = r.resultOf(id).call().await else {
-                    return false;
-                };
-                root = res.root;
-                res.postedAt.to::<u64>() != 0
-            },
-            || self.log(n),
-        )
-        .await;
-        root
-    }
-}
-
-impl Net {
-    /// OFF-16: SIGTERM -> the node drains and exits 0.
-    fn stop(&self, mut child: Child, n: u32) {
-        let status = anvil::terminate(&mut child, Duration::from_secs(30));
-        let _ = child.kill();
-        let status = status.unwrap_or_else(|| panic!("the node stops on SIGTERM\n{}", self.log(n)));
-        assert!(
-            status.success(),
-            "node exited with {status}\n{}",
-            self.log(n)
-        );
-    }
-}
-
-fn cursor(dir: &Path, name: &str) -> u64 {
-    // 0 until the node has created its store.
-    let Ok(db) = rusqlite::Connection::open_with_flags(
-        dir.join("data/state.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    ) else {
-        return 0;
-    };
-    db.query_row("SELECT block FROM cursors WHERE name = ?1", [name], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_or(0, |b| b as u64)
-}
-
 // The proxy runs on this runtime: a second worker keeps it serving while the test blocks
 // (stopping the node waits synchronously).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -903,7 +564,14 @@ async fn off_01_off_03_pd_04_reorgs_mid_job_and_after_the_result_are_detected_an
         "while [ ! -e {} ]; do sleep 0.1; done; echo done",
         go.display()
     );
-    let id = n.order(&script, 2).await;
+    // An auction awarded by someone else (here the tenant): the node must acknowledge the lease
+    // (an instant order won by its own bid starts acknowledged).
+    let id = n.order_with(&script, 2, 600, false).await;
+    n.wait_bid(id, 1, 30).await;
+    n.warp(61).await;
+    send(Market::new(n.market, &n.tenant.provider).award(id, vec![]))
+        .await
+        .expect("award");
     n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
         .await;
     // The acknowledgement is mined and the node has read up to the head.
@@ -1278,8 +946,8 @@ async fn pd_05_pd_08_earnings_above_the_threshold_are_reported_and_only_the_owne
         .await
         .expect("close");
     let owner = key(2).address();
-    let m = Market::new(n.market, n.tenant.provider.clone());
-    let credit = m.creditOf(n.usdc, owner).call().await.expect("credit");
+    let lens = MarketLens::new(n.lens, n.tenant.provider.clone());
+    let credit = lens.creditOf(n.usdc, owner).call().await.expect("credit");
     assert!(credit > U256::from(1), "earned {credit}");
     eventually(
         "the node to report the earnings",
@@ -1315,7 +983,7 @@ async fn pd_05_pd_08_earnings_above_the_threshold_are_reported_and_only_the_owne
         .await
         .expect("the owner withdraws");
     assert_eq!(
-        m.creditOf(n.usdc, owner).call().await.expect("credit"),
+        lens.creditOf(n.usdc, owner).call().await.expect("credit"),
         U256::ZERO
     );
     n.stop(node, 1);
@@ -1346,7 +1014,7 @@ async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_holds_resul
             raw(&n.tenant, "evm_mine", serde_json::json!([])).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
             let r = results.resultOf(id).call().await.expect("resultOf");
-            r.postedAt.to::<u64>() != 0
+            r != B256::ZERO
         },
         || n.log(1),
     )
@@ -1511,4 +1179,60 @@ async fn pd_01_pd_07_an_order_skipped_while_the_gpu_was_busy_is_still_bid_on_aft
     n.result(busy, 2, 60).await;
     n.wait_bid(later, 2, 60).await;
     n.stop(node, 2);
+}
+
+#[tokio::test]
+async fn pd_02_a_lease_is_acknowledged_at_the_head_within_its_start_window_and_runs_once_deep_enough()
+ {
+    let n = net().await;
+    n.config(&n.url, None);
+    let path = n.path().join("provider.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    // Thirty blocks before a lease's job may start (no heartbeats: only this test mines).
+    let text = text
+        .replace("confirmations = 0", "confirmations = 30")
+        .replace("[jobs]\n", "[jobs]\nservices = false\n");
+    std::fs::write(&path, text).expect("config");
+    let node = n.start(1);
+    n.wait_head(1).await;
+    // An auction the tenant awards: the lease starts unacknowledged.
+    let id = n.order_with("echo done", 41, 600, false).await;
+    n.wait_bid(id, 1, 30).await;
+    n.warp(61).await;
+    send(Market::new(n.market, &n.tenant.provider).award(id, vec![]))
+        .await
+        .expect("award");
+    let acks = async || {
+        n.count_logs(n.results, Results::LeaseAcknowledged::SIGNATURE_HASH, id)
+            .await
+    };
+    eventually(
+        "the acknowledgement at the head",
+        30,
+        async || acks().await == 1,
+        || n.log(1),
+    )
+    .await;
+    let lens = MarketLens::new(n.lens, &n.tenant.provider);
+    assert!(lens.getJob(id).call().await.expect("job").acknowledged);
+    // The lease is not deep enough yet: its job has not started.
+    assert!(
+        n.http("/metrics")
+            .await
+            .contains("gridlease_provider_jobs{state=\"bid\"} 1"),
+        "{}",
+        n.log(1)
+    );
+    eventually(
+        "the node to log it",
+        30,
+        async || n.log(1).contains("acknowledged at the head"),
+        || n.log(1),
+    )
+    .await;
+    // Thirty blocks later the job runs and its result is posted, with no second acknowledgement.
+    raw(&n.tenant, "anvil_mine", serde_json::json!(["0x1e"])).await;
+    n.result(id, 1, 60).await;
+    assert_eq!(acks().await, 1, "acknowledged once");
+    n.stop(node, 1);
 }

@@ -37,7 +37,7 @@ async fn liveness(
         .await
         .map_err(classify)
         .expect("liveness");
-    (l.at.to::<u64>(), l.epoch, u64::from(l.period))
+    (l.at.to::<u64>(), u64::from(l.epoch), u64::from(l.period))
 }
 
 /// A registered provider's node (owner key 2, operator key 3) selling service leases on a fresh
@@ -64,7 +64,7 @@ async fn setup(fallback: bool) -> Setup {
         gpuCount: 1,
         vramGiB: 16,
     };
-    devnet::provider(&gov, &d, owner.clone(), operator.address(), cap, 100 * USDC)
+    devnet::provider(&gov, &d, owner.clone(), &operator, cap, 100 * USDC)
         .await
         .expect("provider");
     let proxy = Proxy::start(&anvil.url()).await.expect("proxy");

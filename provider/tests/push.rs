@@ -64,7 +64,7 @@ async fn a_pushed_spec_is_checked_kept_and_run() {
         gpuCount: 1,
         vramGiB: 16,
     };
-    devnet::provider(&gov, &d, owner.clone(), operator.address(), cap, 100 * USDC)
+    devnet::provider(&gov, &d, owner.clone(), &operator, cap, 100 * USDC)
         .await
         .expect("provider registered and staked");
     mint(&gov, usdc, tenant_key.address(), 1_000 * USDC)
@@ -218,7 +218,7 @@ listen = "127.0.0.1:{port}"
     let t0 = Instant::now();
     loop {
         let r = results.resultOf(id).call().await.expect("resultOf");
-        if r.postedAt.to::<u64>() != 0 {
+        if r != B256::ZERO {
             break;
         }
         assert!(
@@ -233,6 +233,11 @@ listen = "127.0.0.1:{port}"
         .await
         .expect("the tenant downloads its result");
     assert_eq!(out, b"private 7\n");
+    assert_eq!(
+        results.resultOf(id).call().await.expect("resultOf"),
+        gridlease_core::merkle::Commitment::of(&out).hash(),
+        "the commitment of what the tenant got"
+    );
     let status = anvil::terminate(&mut node, Duration::from_secs(20)).expect("stops");
     assert!(status.success(), "node exited with {status}");
 }

@@ -1,8 +1,9 @@
 //! `bidding.mode = "signed"` as a real node against anvil: refused (by `check` and `run`) with
-//! the owner's exact `Staking.updateProvider` call until the registered metadataURI is the node's
-//! `http.public_url`; then it signs its bid on an auction instead of sending one, serves it at
-//! `/bids/<order id>` (also after a restart), bids on instant orders on chain, and an award that
-//! carries its signed bid starts its lease and the job runs to its result.
+//! the owner's `gridlease-provider register` command until the registered metadataURI is the
+//! node's `http.public_url`; then it signs its bid on an auction instead of sending one, serves it
+//! at `/bids/<order id>` (also after a restart), bids on instant orders on chain (such a lease
+//! starts acknowledged), and an award that carries its signed bid starts its lease, which the node
+//! acknowledges within the start window, and the job runs to its result.
 
 use std::{
     path::Path,
@@ -20,7 +21,7 @@ use alloy::{
 use gridlease_bindings::{
     IMarket::{OrderParams, SignedBid},
     IStaking::Capacity,
-    Market, MockStablecoin, Results, Staking,
+    Market, MarketLens, MockStablecoin, Results, Staking,
 };
 use gridlease_core::{
     chain::{Client, send},
@@ -87,16 +88,9 @@ async fn signed_mode_needs_the_public_url_registered_then_signs_serves_and_wins_
         gpuCount: 2,
         vramGiB: 16,
     };
-    devnet::provider(
-        &gov,
-        &d,
-        owner.clone(),
-        operator.address(),
-        cap.clone(),
-        100 * USDC,
-    )
-    .await
-    .expect("provider registered and staked");
+    devnet::provider(&gov, &d, owner.clone(), &operator, cap.clone(), 100 * USDC)
+        .await
+        .expect("provider registered and staked");
     mint(&gov, usdc, tenant_key.address(), 1_000 * USDC)
         .await
         .expect("mint");
@@ -149,9 +143,9 @@ listen = "127.0.0.1:{port}"
     )
     .expect("config");
 
-    // Registered with "devnet provider" as metadataURI: check and run name the owner's call.
+    // Registered with "devnet provider" as metadataURI: check and run name the owner's command.
     let call = format!(
-        "Staking.updateProvider({}, (gpuClasses 0x1, gpuCount 2, vramGiB 16), \"{url}\")",
+        "`gridlease-provider register --config <this file> --keystore OWNER.json` (metadata {url}, operator {}, GPU classes 0x1, 2 GPU(s), 16 GiB)",
         operator.address()
     );
     let checked = output(dir, &["check", "--config", "provider.toml"]);
@@ -165,14 +159,27 @@ listen = "127.0.0.1:{port}"
     let text = std::fs::read_to_string(dir.join("refused.log")).unwrap_or_default();
     assert!(text.contains(&call), "run: {text}");
 
-    // The owner makes that call; the node starts.
-    let o = Client::connect(&anvil.url(), Some(owner.clone()))
+    // The owner runs it (its key from the environment here); the node starts.
+    let registered = node(
+        dir,
+        &["register", "--private-key", "env:OWNER_KEY"],
+        "register.log",
+    )
+    .env("OWNER_KEY", ANVIL_KEYS[2])
+    .status()
+    .expect("runs");
+    assert!(
+        registered.success(),
+        "{}",
+        std::fs::read_to_string(dir.join("register.log")).unwrap_or_default()
+    );
+    let staking = Staking::new(d.address("Staking").expect("staking"), &tenant.provider);
+    let info = staking
+        .providerInfo(owner.address())
+        .call()
         .await
-        .expect("owner");
-    let staking = Staking::new(d.address("Staking").expect("staking"), &o.provider);
-    send(staking.updateProvider(operator.address(), cap, url.clone()))
-        .await
-        .expect("updateProvider");
+        .expect("info");
+    assert_eq!((info.operator, info.capacity), (operator.address(), cap));
     let checked = output(dir, &["check", "--config", "provider.toml"]);
     assert!(
         checked.status.success(),
@@ -266,7 +273,8 @@ listen = "127.0.0.1:{port}"
     assert_eq!(served.operator, operator.address());
     assert_eq!(served.signer(&domain), Some(operator.address()));
     assert_eq!(served.price(), Some(100_000_000_000_000), "0.36 per hour");
-    let job = m.getJob(auction).call().await.expect("job");
+    let lens = MarketLens::new(d.address("MarketLens").expect("lens"), &tenant.provider);
+    let job = lens.getJob(auction).call().await.expect("job");
     let grace = m.params().call().await.expect("params").awardGrace;
     assert_eq!(
         served.expiry,
@@ -285,6 +293,10 @@ listen = "127.0.0.1:{port}"
     let l = leased(instant).await;
     assert!(!l.signedBid);
     assert_eq!(l.provider, owner.address());
+    assert!(
+        lens.getJob(instant).call().await.expect("job").acknowledged,
+        "won by the node's own bid: acknowledged at once"
+    );
     assert!(
         logs(Market::BidPlaced::SIGNATURE_HASH, auction)
             .await
@@ -321,15 +333,7 @@ listen = "127.0.0.1:{port}"
     assert_eq!(l.provider, owner.address());
     let results = Results::new(d.address("Results").expect("results"), &tenant.provider);
     let t0 = Instant::now();
-    while results
-        .resultOf(auction)
-        .call()
-        .await
-        .expect("resultOf")
-        .postedAt
-        .to::<u64>()
-        == 0
-    {
+    while results.resultOf(auction).call().await.expect("resultOf") == B256::ZERO {
         assert!(
             t0.elapsed() < Duration::from_secs(90),
             "no result; node log:\n{}",
@@ -337,5 +341,31 @@ listen = "127.0.0.1:{port}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The keeper's award left the lease to be acknowledged: the node did, within the start window
+    // (the instant lease needed no acknowledgement).
+    let acks = async |id: B256| {
+        tenant
+            .provider
+            .get_logs(
+                &Filter::new()
+                    .address(*results.address())
+                    .event_signature(Results::LeaseAcknowledged::SIGNATURE_HASH)
+                    .topic1(id)
+                    .from_block(0),
+            )
+            .await
+            .expect("logs")
+    };
+    let acked = acks(auction).await;
+    assert_eq!(acked.len(), 1, "{}", log(2));
+    let after = acked[0]
+        .log_decode::<Results::LeaseAcknowledged>()
+        .expect("decodes")
+        .inner
+        .data
+        .secondsAfterStart;
+    let window = results.startWindow().call().await.expect("window");
+    assert!(after <= window, "acknowledged {after}s after the start");
+    assert!(acks(instant).await.is_empty());
     stop(child);
 }

@@ -1,0 +1,355 @@
+//! The node's side of the results modules (protocol v2, `docs/protocol.md` §4): what each module's
+//! windows are, and answers to data-availability challenges of the node's results (MEC-04).
+//!
+//! Anyone may challenge chunk `i` of a posted result, bonding ether; whoever reveals the chunk with
+//! its Merkle proof within the response window (`Results.answer`) takes the bond, and an unanswered
+//! challenge fails the result (refund and slash). The node reads `ChunkChallenged` logs of the
+//! modules its leases are bound to up to the head, records each challenge of one of its results in
+//! its store (so a restart still answers it), and answers from the result it stored at once,
+//! retrying until the challenge's deadline. A challenge of a result the node holds therefore costs
+//! the challenger its bond and never the provider its stake.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, atomic::Ordering::Relaxed},
+    time::Duration,
+};
+
+use alloy::{
+    primitives::{Address, B256},
+    rpc::types::Log,
+    sol_types::{SolCall, SolEvent},
+};
+use gridlease_bindings::{MarketLens, Results};
+use gridlease_core::{
+    chain::{ChainError, Client, classify},
+    daemon::lock,
+    merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES},
+    txm::Outcome,
+};
+use tracing::{error, info, warn};
+
+use crate::{
+    engine::Shared,
+    state::{Challenge, ChallengeEnd, StateError},
+};
+
+/// What the node needs of a results module: its windows (immutables: read once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Module {
+    /// The module's address.
+    pub address: Address,
+    /// Seconds after a lease start within which it must be acknowledged.
+    pub start_window: u64,
+    /// Seconds after a batch lease's end its result is still accepted.
+    pub deadline_grace: u64,
+    /// Seconds to answer a challenge.
+    pub response_window: u64,
+}
+
+/// The modules the node has met, by address, and module ids to addresses.
+#[derive(Debug, Default)]
+pub struct Modules {
+    by_address: Mutex<HashMap<Address, Module>>,
+    by_id: Mutex<HashMap<u8, Address>>,
+}
+
+impl Modules {
+    /// Module `address`, read from the chain the first time.
+    pub async fn get(&self, c: &Client, address: Address) -> Result<Module, ChainError> {
+        if let Some(m) = lock(&self.by_address).get(&address) {
+            return Ok(*m);
+        }
+        let r = Results::new(address, &c.provider);
+        let m = Module {
+            address,
+            start_window: u64::from(r.startWindow().call().await.map_err(classify)?),
+            deadline_grace: u64::from(r.deadlineGrace().call().await.map_err(classify)?),
+            response_window: u64::from(r.responseWindow().call().await.map_err(classify)?),
+        };
+        lock(&self.by_address).insert(address, m);
+        Ok(m)
+    }
+
+    /// The address of module `id` of the market (`LeaseStarted.module`), through its lens.
+    pub async fn by_id(&self, c: &Client, lens: Address, id: u8) -> Result<Address, ChainError> {
+        if let Some(a) = lock(&self.by_id).get(&id) {
+            return Ok(*a);
+        }
+        let m = MarketLens::new(lens, &c.provider)
+            .module(id)
+            .call()
+            .await
+            .map_err(classify)?;
+        if m.module == Address::ZERO {
+            return Err(ChainError::User(format!(
+                "the market has no results module {id}"
+            )));
+        }
+        lock(&self.by_id).insert(id, m.module);
+        Ok(m.module)
+    }
+}
+
+/// A fault kind (`LeaseFaulted.kind`, a bytes32 string) as text.
+pub fn kind_name(kind: B256) -> String {
+    String::from_utf8_lossy(kind.as_slice())
+        .trim_end_matches('\0')
+        .to_owned()
+}
+
+/// The modules whose challenges the node reads: the deployment's, and those its leases are bound
+/// to.
+pub(crate) fn watched(s: &Shared) -> Result<Vec<Address>, StateError> {
+    let mut out = vec![s.results];
+    for m in s.db().modules()? {
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// A `ChunkChallenged` log: a challenge of one of the node's results is recorded and answered.
+pub(crate) fn on_log(s: &Arc<Shared>, log: &Log) {
+    let Ok(e) = Results::ChunkChallenged::decode_log(&log.inner) else {
+        return;
+    };
+    let c = Challenge {
+        lease: e.leaseId,
+        index: e.index.saturating_to::<u64>(),
+        deadline: e.deadline.to::<u64>(),
+    };
+    let ours = match s.db().job(c.lease) {
+        Ok(Some(j)) => j.root.is_some() && s.module_of(&j) == log.address(),
+        Ok(None) => false,
+        Err(e) => {
+            error!(lease = %c.lease, error = %e, "cannot read the job of a challenge");
+            false
+        }
+    };
+    if !ours {
+        return;
+    }
+    match s.db().challenge(&c) {
+        Ok(true) => {
+            s.metrics.challenges_seen.fetch_add(1, Relaxed);
+            warn!(lease = %c.lease, index = c.index, deadline = c.deadline, challenger = %e.challenger, "a chunk of our result is challenged: answering");
+            answer(s, c);
+        }
+        Ok(false) => {}
+        Err(e) => error!(lease = %c.lease, error = %e, "cannot record a challenge"),
+    }
+}
+
+/// After a (re)start: answer every challenge recorded and not answered yet.
+pub(crate) fn resume(s: &Arc<Shared>) -> Result<(), StateError> {
+    for c in s.db().open_challenges()? {
+        info!(lease = %c.lease, index = c.index, "resuming the answer to a challenge");
+        answer(s, c);
+    }
+    Ok(())
+}
+
+/// Start the task answering `c`, unless one runs.
+fn answer(s: &Arc<Shared>, c: Challenge) {
+    if !lock(&s.answering).insert(c) {
+        return;
+    }
+    let s2 = s.clone();
+    s.tracker.spawn(async move {
+        let end = answer_until_done(&s2, c).await;
+        lock(&s2.answering).remove(&c);
+        if let Some(end) = end
+            && let Err(e) = s2.db().challenge_ended(&c, end)
+        {
+            error!(lease = %c.lease, error = %e, "cannot record the end of a challenge");
+        }
+    });
+}
+
+/// Answer `c` until it is answered, gone, or past its deadline; `None` when the node stops first.
+async fn answer_until_done(s: &Shared, c: Challenge) -> Option<ChallengeEnd> {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let why = match try_answer(s, &c).await {
+            Ok(end) => return Some(end),
+            Err(why) => why,
+        };
+        s.metrics.rpc_errors.fetch_add(1, Relaxed);
+        let late = match s.client().now().await {
+            Ok(now) => now > c.deadline,
+            Err(_) => false,
+        };
+        if late {
+            s.metrics.challenges_missed.fetch_add(1, Relaxed);
+            error!(lease = %c.lease, index = c.index, alert = true, error = %why, "a challenge of our result went unanswered past its deadline: the result can be failed");
+            return Some(ChallengeEnd::Missed);
+        }
+        error!(lease = %c.lease, index = c.index, alert = true, error = %why, retry_in_ms = backoff.as_millis() as u64, "answering a challenge failed; retrying until its deadline");
+        tokio::select! {
+            () = s.kill.cancelled() => return None,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// One attempt at answering `c` from the stored result.
+async fn try_answer(s: &Shared, c: &Challenge) -> Result<ChallengeEnd, String> {
+    let job = s
+        .db()
+        .job(c.lease)
+        .map_err(|e| e.to_string())?
+        .ok_or("no such job")?;
+    let Some(root) = job.root else {
+        return Err("the job has no result".into());
+    };
+    let want = Commitment {
+        root,
+        size: job.size,
+    };
+    let index = c.index;
+    let (chunk, proof) = reveal(s, c.lease, want, index).await?;
+    let call = Results::answerCall {
+        leaseId: c.lease,
+        root,
+        size: job.size,
+        index: alloy::primitives::U256::from(index),
+        chunk: chunk.into(),
+        proof,
+    };
+    let module = s.module_of(&job);
+    let sent =
+        s.tx.send(module, call.abi_encode().into(), |_| Ok(()))
+            .await;
+    let t = match sent {
+        Ok(t) => t,
+        // Revealed already (by this node before a restart, or by anyone holding the data), or the
+        // challenge was reorged away: nothing left to answer.
+        Err(ChainError::Revert(r)) if r.name == "NoChallenge" => {
+            info!(lease = %c.lease, index, "challenge no longer open (answered, or gone)");
+            return Ok(ChallengeEnd::Gone);
+        }
+        Err(ChainError::Revert(r)) if r.name == "ResponseWindowOver" => {
+            s.metrics.challenges_missed.fetch_add(1, Relaxed);
+            error!(lease = %c.lease, index, alert = true, revert = %r, "too late to answer a challenge: the result can be failed");
+            return Ok(ChallengeEnd::Missed);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    // Fee-bumped while it waits; past this the attempt is retried (its simulation then tells
+    // whether the first answer landed meanwhile).
+    match s
+        .tx
+        .confirm(t, Duration::from_secs(120), |_| Ok(()))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Outcome::Mined(r) if r.status() => {
+            s.metrics.challenges_answered.fetch_add(1, Relaxed);
+            info!(lease = %c.lease, index, tx = %r.transaction_hash, "challenge answered: chunk revealed, bond collected");
+            Ok(ChallengeEnd::Answered)
+        }
+        Outcome::Mined(r) => Err(format!(
+            "the answer {} reverted on chain",
+            r.transaction_hash
+        )),
+        Outcome::NonceTaken => Err("the answer's nonce went to another transaction".into()),
+    }
+}
+
+/// The tree of the result last challenged, kept while its chunks are asked for: a run of
+/// challenges of one result (each paid for by its bond) reads and hashes it once, and only one
+/// result is hashed at a time, whatever the number of challenges.
+#[derive(Debug, Default)]
+pub struct ProofCache(tokio::sync::Mutex<Option<(B256, Arc<MerkleTree>)>>);
+
+/// Chunk `index` of the stored result of `lease` (committed as `want`) and its Merkle proof.
+async fn reveal(
+    s: &Shared,
+    lease: B256,
+    want: Commitment,
+    index: u64,
+) -> Result<(Vec<u8>, Vec<B256>), String> {
+    let path = s.result_path(lease);
+    let mut cache = s.proofs.0.lock().await;
+    let tree = match &*cache {
+        Some((id, tree)) if *id == lease => tree.clone(),
+        _ => {
+            let path = path.clone();
+            let tree = tokio::task::spawn_blocking(move || {
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    format!("cannot read the stored result {}: {e}", path.display())
+                })?;
+                if Commitment::of(&bytes) != want {
+                    return Err(format!(
+                        "the stored result {} is not the posted one (root {}, {} bytes)",
+                        path.display(),
+                        want.root,
+                        want.size
+                    ));
+                }
+                Ok(Arc::new(MerkleTree::result(&bytes)))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            *cache = Some((lease, tree.clone()));
+            tree
+        }
+    };
+    drop(cache);
+    if index >= tree.leaves() {
+        return Err(format!(
+            "chunk {index} is past the result's {} leaves",
+            tree.leaves()
+        ));
+    }
+    let chunk = read_chunk(&path, want.size, index)
+        .map_err(|e| format!("cannot read chunk {index} of {}: {e}", path.display()))?;
+    Ok((chunk, tree.proof(index)))
+}
+
+/// Leaf `index` of a result of `size` bytes stored at `path`, read alone.
+fn read_chunk(path: &std::path::Path, size: u64, index: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let leaf = RESULT_LEAF_BYTES as u64;
+    let from = index.saturating_mul(leaf).min(size);
+    let len = size.saturating_sub(from).min(leaf);
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut out = vec![0; len as usize];
+    f.read_exact(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_read_alone_is_the_leaf_of_the_result() {
+        use gridlease_core::merkle::result_chunk;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.bin");
+        for size in [0usize, 1, 1024, 1025, 3_893] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &data).expect("write");
+            let leaves = gridlease_core::merkle::result_leaves(size as u64);
+            for index in 0..leaves {
+                assert_eq!(
+                    read_chunk(&path, size as u64, index).expect("read"),
+                    result_chunk(&data, index),
+                    "size {size}, leaf {index}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fault_kinds_read_as_text() {
+        let mut k = [0u8; 32];
+        k[..7].copy_from_slice(b"no-show");
+        assert_eq!(kind_name(B256::from(k)), "no-show");
+    }
+}

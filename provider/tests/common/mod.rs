@@ -1,0 +1,484 @@
+//! The harness the node's anvil tests share: a market with one registered, staked provider, a
+//! funded tenant, the node as a real process, and waits with deadlines (never sleeps as
+//! synchronisation).
+
+// Each test file uses a part of it.
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256, aliases::U96},
+    providers::Provider,
+    rpc::types::{Filter, Log},
+    signers::local::PrivateKeySigner,
+    sol_types::SolEvent,
+};
+use gridlease_bindings::{
+    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Results,
+};
+use gridlease_core::{
+    chain::{Client, send},
+    fetch,
+    spec::{Resources, RunSpec, Workload},
+};
+use gridlease_deploy::{
+    anvil::{self, ANVIL_KEYS, Anvil},
+    deploy::mint,
+    devnet,
+};
+
+pub(crate) const USDC: u128 = 1_000_000;
+
+/// Wait until `f` holds, up to `secs`; on timeout fail with `what` and `context()`.
+pub(crate) async fn eventually(
+    what: &str,
+    secs: u64,
+    mut f: impl AsyncFnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let t0 = Instant::now();
+    while !f().await {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "{what} did not happen within {secs}s\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub(crate) async fn raw(
+    c: &Client,
+    method: &'static str,
+    params: serde_json::Value,
+) -> serde_json::Value {
+    c.provider
+        .raw_request(method.into(), params)
+        .await
+        .expect("anvil call")
+}
+
+/// A run spec of `workload` for one class-0 GPU with 8 GiB, one core and 1 GiB of RAM.
+pub(crate) fn job_spec(workload: Workload) -> RunSpec {
+    RunSpec {
+        version: 1,
+        workload,
+        resources: Resources {
+            gpu_class: 0,
+            gpu_count: 1,
+            vram_gib: 8,
+            cpu_cores: 1,
+            ram_gib: 1,
+        },
+    }
+}
+
+pub(crate) fn key(i: usize) -> PrivateKeySigner {
+    ANVIL_KEYS[i].parse().expect("key")
+}
+
+/// A market with provider `owner` (key 2, operator key 3) registered for class `any` with one
+/// 16 GiB GPU and 100 USDC staked, a funded tenant (key 1), and a temp dir for a node.
+pub(crate) struct Net {
+    /// `None` once stopped (the restart test).
+    pub(crate) anvil: Option<Anvil>,
+    pub(crate) url: String,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) tenant: Client,
+    pub(crate) market: Address,
+    pub(crate) lens: Address,
+    pub(crate) results: Address,
+    pub(crate) staking: Address,
+    pub(crate) usdc: Address,
+    pub(crate) port: u16,
+}
+
+pub(crate) async fn net() -> Net {
+    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
+    let dir = tempfile::tempdir().expect("tempdir");
+    d.save(&dir.path().join("deployments.json")).expect("save");
+    let usdc = d.token("USDC").expect("usdc").address;
+    let cap = Capacity {
+        gpuClasses: 1,
+        gpuCount: 1,
+        vramGiB: 16,
+    };
+    devnet::provider(&gov, &d, key(2), &key(3), cap, 100 * USDC)
+        .await
+        .expect("provider registered and staked");
+    mint(&gov, usdc, key(1).address(), 1_000 * USDC)
+        .await
+        .expect("mint");
+    let tenant = Client::connect(&anvil.url(), Some(key(1)))
+        .await
+        .expect("connect");
+    let market = d.address("Market").expect("market");
+    send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
+        .await
+        .expect("approve");
+    Net {
+        url: anvil.url(),
+        anvil: Some(anvil),
+        dir,
+        tenant,
+        market,
+        lens: d.address("MarketLens").expect("lens"),
+        results: d.address("Results").expect("results"),
+        staking: d.address("Staking").expect("staking"),
+        usdc,
+        port: anvil::free_port().expect("a free port"),
+    }
+}
+
+impl Net {
+    pub(crate) fn path(&self) -> PathBuf {
+        self.dir.path().into()
+    }
+
+    /// Move chain time on by `secs` and mine a block.
+    pub(crate) async fn warp(&self, secs: u64) {
+        anvil::warp(&self.tenant.provider, secs)
+            .await
+            .expect("warp");
+    }
+
+    /// Write the node's config, reading the chain through `rpc`; `wallet` replaces the
+    /// `private_key` line when given.
+    pub(crate) fn config(&self, rpc: &str, wallet: Option<&str>) {
+        let wallet = wallet.unwrap_or("private_key = \"env:OP_KEY\"");
+        let config = format!(
+            r#"[chain]
+rpc = "{rpc}"
+deployments = "deployments.json"
+confirmations = 0
+poll_ms = 100
+
+[wallet]
+{wallet}
+owner = "{}"
+
+[capacity]
+gpus = "declared"
+class = "any"
+count = 1
+vram_gib = 16
+
+[pricing.any]
+floor_per_hour = "0.36"
+
+[jobs]
+max_concurrent = 4
+executor = "process"
+post_margin = "5s"
+shutdown_grace = "2s"
+
+[http]
+listen = "127.0.0.1:{}"
+"#,
+            key(2).address(),
+            self.port
+        );
+        std::fs::write(self.dir.path().join("provider.toml"), config).expect("write");
+    }
+
+    pub(crate) fn log(&self, n: u32) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{n}.log"))).unwrap_or_default()
+    }
+
+    /// The node as a child process, logging to `node-<n>.log`.
+    pub(crate) fn start(&self, n: u32) -> Node {
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("node-{n}.log"))).expect("log");
+        Node(
+            Command::new(env!("CARGO_BIN_EXE_gridlease-provider"))
+                .args(["run", "--config", "provider.toml", "--verbose"])
+                .current_dir(self.dir.path())
+                .env("OP_KEY", ANVIL_KEYS[3])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("node starts"),
+        )
+    }
+
+    /// Run the node until it exits (a refusal to start): (exit code, stderr).
+    pub(crate) fn refused(&self) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_gridlease-provider"))
+            .args(["run", "--config", "provider.toml"])
+            .current_dir(self.dir.path())
+            .env("OP_KEY", ANVIL_KEYS[3])
+            .env("KS_PW", "pw")
+            .output()
+            .expect("runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// An instant order for a process job running `script`, returning its id.
+    pub(crate) async fn order(&self, script: &str, salt: u8) -> B256 {
+        self.order_for(script, salt, 600).await
+    }
+
+    /// [`Self::order`] for a lease of at most `max_duration` seconds.
+    pub(crate) async fn order_for(&self, script: &str, salt: u8, max_duration: u32) -> B256 {
+        self.order_with(script, salt, max_duration, true).await
+    }
+
+    /// An order for a process job; `instant: false` is an auction (60 s bid window).
+    pub(crate) async fn order_with(
+        &self,
+        script: &str,
+        salt: u8,
+        max_duration: u32,
+        instant: bool,
+    ) -> B256 {
+        let command = vec!["sh".into(), "-c".into(), script.into()];
+        self.order_command(command, salt, max_duration, instant)
+            .await
+            .0
+    }
+
+    /// An order for a process job running `command` (no shell); returns its id and terms.
+    pub(crate) async fn order_command(
+        &self,
+        command: Vec<String>,
+        salt: u8,
+        max_duration: u32,
+        instant: bool,
+    ) -> (B256, OrderParams) {
+        let spec = job_spec(Workload::Container {
+            image: "local".into(),
+            command,
+            env: Default::default(),
+        });
+        self.order_spec(&spec, 0, salt, max_duration, instant).await
+    }
+
+    /// An order for `spec` on GPU class `class` (10 USDC deposit and collateral, at most 3.60
+    /// an hour: ten times the node's floor; an auction's bid window is 60 s); returns its id and
+    /// terms.
+    pub(crate) async fn order_spec(
+        &self,
+        spec: &RunSpec,
+        class: u8,
+        salt: u8,
+        max_duration: u32,
+        instant: bool,
+    ) -> (B256, OrderParams) {
+        let p = OrderParams {
+            specHash: spec.hash(),
+            specURI: spec.data_uri(),
+            token: self.usdc,
+            deposit: U96::from(10 * USDC),
+            maxPricePerSecond: U96::from(1_000_000_000_000_000u128),
+            maxDuration: max_duration,
+            bidWindow: 60,
+            collateral: U96::from(10 * USDC),
+            gpuClass: class,
+            gpuCount: 1,
+            vramGiB: 8,
+            cpuCores: 1,
+            ramGiB: 1,
+            jobKind: spec.workload.kind().code(),
+            instant,
+            salt: B256::repeat_byte(salt),
+        };
+        let id = p.order_id(self.tenant.from.expect("tenant"));
+        send(Market::new(self.market, &self.tenant.provider).createOrder(p.clone()))
+            .await
+            .expect("order");
+        (id, p)
+    }
+
+    pub(crate) async fn http(&self, path: &str) -> String {
+        fetch::fetch(&format!("http://127.0.0.1:{}{path}", self.port))
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|e| e)
+    }
+
+    pub(crate) async fn wait_metric(&self, needle: &str, n: u32) {
+        eventually(
+            needle,
+            60,
+            async || self.http("/metrics").await.contains(needle),
+            || self.log(n),
+        )
+        .await;
+    }
+
+    /// Wait until the node has polled the chain's current head.
+    pub(crate) async fn wait_head(&self, n: u32) {
+        let head = self.tenant.provider.get_block_number().await.expect("head");
+        eventually(
+            "the node to poll the head",
+            60,
+            async || {
+                let m = self.http("/metrics").await;
+                m.lines()
+                    .find_map(|l| l.strip_prefix("gridlease_provider_head_block "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .is_some_and(|h| h >= head)
+            },
+            || self.log(n),
+        )
+        .await;
+    }
+
+    /// The logs of `address` with event `sig` about `id` (topic 1).
+    pub(crate) async fn logs_of(&self, address: Address, sig: B256, id: B256) -> Vec<Log> {
+        self.tenant
+            .provider
+            .get_logs(
+                &Filter::new()
+                    .address(address)
+                    .event_signature(sig)
+                    .topic1(id)
+                    .from_block(0),
+            )
+            .await
+            .expect("logs")
+    }
+
+    /// The one decoded event `E` of `address` about `id`.
+    pub(crate) async fn event<E: SolEvent>(&self, address: Address, id: B256) -> (E, Log) {
+        let logs = self.logs_of(address, E::SIGNATURE_HASH, id).await;
+        assert_eq!(logs.len(), 1, "one {} for {id}", E::SIGNATURE);
+        let e = E::decode_log(&logs[0].inner).expect("decodes").data;
+        (e, logs[0].clone())
+    }
+
+    pub(crate) async fn timestamp(&self, log: &Log) -> u64 {
+        let n = log.block_number.expect("mined");
+        self.tenant
+            .provider
+            .get_block_by_number(n.into())
+            .await
+            .expect("rpc")
+            .expect("block")
+            .header
+            .timestamp
+    }
+
+    /// What the tenant downloads from the node for lease `id`.
+    pub(crate) async fn download(&self, id: B256) -> Vec<u8> {
+        let auth = fetch::result_auth(&key(1), id).expect("sign");
+        fetch::fetch_with(
+            &format!("http://127.0.0.1:{}/results/{id}", self.port),
+            Some(&auth),
+        )
+        .await
+        .expect("the tenant downloads its result")
+    }
+
+    pub(crate) async fn count_logs(&self, address: Address, sig: B256, id: B256) -> usize {
+        self.logs_of(address, sig, id).await.len()
+    }
+
+    /// Wait (up to 30 s) until node `n`'s log cursor `name` has reached block `block`.
+    pub(crate) async fn wait_cursor(&self, name: &str, block: u64, n: u32) {
+        eventually(
+            &format!("the node's {name} cursor at block {block}"),
+            30,
+            async || cursor(&self.path(), name) >= block,
+            || self.log(n),
+        )
+        .await;
+    }
+
+    /// Wait (up to `secs`) until order `id` has one bid on chain (node `n`'s log on failure).
+    pub(crate) async fn wait_bid(&self, id: B256, n: u32, secs: u64) {
+        eventually(
+            "a bid on chain",
+            secs,
+            async || {
+                self.count_logs(self.market, Market::BidPlaced::SIGNATURE_HASH, id)
+                    .await
+                    == 1
+            },
+            || self.log(n),
+        )
+        .await;
+    }
+
+    /// Wait (up to `secs`) until lease `id` has a result on chain; return its commitment
+    /// (`keccak256(abi.encode(root, size))`, what the module stores).
+    pub(crate) async fn result(&self, id: B256, n: u32, secs: u64) -> B256 {
+        let r = Results::new(self.results, &self.tenant.provider);
+        let mut commitment = B256::ZERO;
+        eventually(
+            "a result on chain",
+            secs,
+            async || {
+                // (The chain may be restarting: an error is "not yet".)
+                let Ok(res) = r.resultOf(id).call().await else {
+                    return false;
+                };
+                commitment = res;
+                res != B256::ZERO
+            },
+            || self.log(n),
+        )
+        .await;
+        commitment
+    }
+}
+
+impl Net {
+    /// OFF-16: SIGTERM -> the node drains and exits 0.
+    pub(crate) fn stop(&self, mut child: Node, n: u32) {
+        let status = anvil::terminate(&mut child, Duration::from_secs(30));
+        let _ = child.kill();
+        let status = status.unwrap_or_else(|| panic!("the node stops on SIGTERM\n{}", self.log(n)));
+        assert!(
+            status.success(),
+            "node exited with {status}\n{}",
+            self.log(n)
+        );
+    }
+}
+
+/// A node process this test started: killed when dropped, so a failing test leaves none behind.
+pub(crate) struct Node(pub(crate) Child);
+
+impl std::ops::Deref for Node {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) fn cursor(dir: &Path, name: &str) -> u64 {
+    // 0 until the node has created its store.
+    let Ok(db) = rusqlite::Connection::open_with_flags(
+        dir.join("data/state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return 0;
+    };
+    db.query_row("SELECT block FROM cursors WHERE name = ?1", [name], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_or(0, |b| b as u64)
+}
