@@ -277,18 +277,8 @@ pub(crate) fn utc(ts: u64) -> String {
     )
 }
 
-/// Send `call` (simulated first), with the v2 hints on a revert.
-pub(crate) async fn send<P, D>(
-    call: alloy::contract::CallBuilder<P, D>,
-) -> Result<alloy::rpc::types::TransactionReceipt, ChainError>
-where
-    P: alloy::providers::Provider,
-    D: alloy::contract::CallDecoder,
-{
-    gridlease_core::chain::send(call)
-        .await
-        .map_err(crate::hints::explain)
-}
+/// Send `call` (simulated first); a revert comes back decoded, with its hint.
+pub(crate) use gridlease_core::chain::send;
 
 /// Block of the market deployment (log queries start there).
 pub(crate) fn from_block(ctx: &Ctx) -> u64 {

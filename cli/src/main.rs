@@ -4,7 +4,6 @@
 //! 4 the chain refused (decoded revert), 5 network failure.
 
 mod ctx;
-mod hints;
 mod lease;
 mod manage;
 mod query;

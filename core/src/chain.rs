@@ -155,10 +155,6 @@ const HINTS: &[(&str, &str)] = &[
         "only the tenant may do this (anyone may cancel once the award grace has passed)",
     ),
     (
-        "LeaseNotClosable",
-        "only the tenant or provider may close a running lease with escrow left before its end; a lease whose result is in its challenge window closes after it (or when its tenant accepts by closing)",
-    ),
-    (
         "LeaseDepleted",
         "the lease ran out of escrow; it can only be closed now (then order again)",
     ),
@@ -209,6 +205,124 @@ const HINTS: &[(&str, &str)] = &[
     ),
     ("NothingToWithdraw", "nothing to withdraw"),
     ("ProviderNotRegistered", "register the provider first"),
+    (
+        "StartWindowOver",
+        "the lease was not acknowledged within its start window: it is a no-show now (the tenant proves it with gridlease result ID --prove); the provider can no longer acknowledge it or post its result",
+    ),
+    (
+        "TooLateToReport",
+        "a lapse reported now could not last the stale grace before the lease ends: the provider owes no heartbeat after its lease, and the unpaid lapse costs the tenant nothing",
+    ),
+    (
+        "ProviderLive",
+        "the provider's heartbeat is fresh: there is no lapse to report",
+    ),
+    (
+        "StaleNotProven",
+        "the lapse was not reported, or its grace has not passed yet",
+    ),
+    (
+        "HeartbeatResumed",
+        "the provider beat again within the grace after the report: the lapse is forgiven",
+    ),
+    (
+        "ResponseWindowOver",
+        "the challenge's response window has ended: the chunk can no longer be revealed; prove it unavailable",
+    ),
+    (
+        "BadChunkLength",
+        "a revealed chunk has exactly its leaf's length (1 KiB, the last one shorter)",
+    ),
+    (
+        "NotMalformed",
+        "the node given is a real leaf of the right length, or a padding node that is all zeros: the tree is not malformed there",
+    ),
+    (
+        "ResultAlreadyPosted",
+        "a result was already posted for this lease",
+    ),
+    (
+        "DeadlinePassed",
+        "the result deadline (lease end + grace) has passed: the missed deadline is provable",
+    ),
+    (
+        "BadOperatorConsent",
+        "the operator's consent signature does not match (wrong key, provider, nonce or an expired deadline): sign it again with gridlease-provider consent",
+    ),
+    (
+        "OperatorUnavailable",
+        "this operator key is already bound to another provider",
+    ),
+    (
+        "MarketAlreadySet",
+        "staking is bound to its market once and for ever; a new market is a new deployment",
+    ),
+    (
+        "LeaseNotClosable",
+        "nobody but the tenant may close a batch lease without a result (a no-show or a missed deadline is ended by proving it: gridlease result ID --prove; a provider that cannot finish abandons it); a service lease closes by anyone only once it expired, ran dry or lapsed",
+    ),
+    (
+        "LeaseHeld",
+        "the result is held for its challenge window: only the tenant may close (accept) it before the window ends",
+    ),
+    (
+        "LeaseChallenged",
+        "a chunk challenge on the result is open: it must be answered, or proven unavailable (gridlease result ID --prove), before the lease can complete",
+    ),
+    (
+        "AccountFrozenMarket",
+        "the token refuses to pay this account (frozen/blacklisted): the protocol does not move a frozen account's credit to another address (MEC-16); it stays yours until the freeze is lifted",
+    ),
+    (
+        "AccountFrozen",
+        "the stake token refuses to pay this account (frozen/blacklisted): the credit cannot go to another address (MEC-16); it stays yours until the freeze is lifted",
+    ),
+    (
+        "LeaseNotFaultable",
+        "the lease is neither running nor a closed lease whose collateral is still held: its faults can no longer be proven",
+    ),
+    (
+        "BadBond",
+        "a challenge bonds exactly the module's challenge bond in ETH",
+    ),
+    (
+        "ChallengeWindowOver",
+        "the result's challenge window has ended: it stands",
+    ),
+    (
+        "ChunkOutOfRange",
+        "the result has fewer chunks (1 KiB each)",
+    ),
+    (
+        "ChallengeOpen",
+        "this chunk is already challenged and waiting for its answer",
+    ),
+    ("NoChallenge", "no open challenge of this chunk"),
+    (
+        "ResponseWindowOpen",
+        "the provider may still reveal the chunk; prove it unavailable after the response window",
+    ),
+    (
+        "NoResult",
+        "no result was posted for this lease, or the root and size given are not it",
+    ),
+    (
+        "NotANoShow",
+        "the provider acknowledged the lease, or its start window has not passed",
+    ),
+    (
+        "DeadlineNotMissed",
+        "the result deadline (lease end + grace) has not passed, or a result was posted",
+    ),
+    ("NoFraud", "that element of the result is correct"),
+    (
+        "NothingToWithdrawEth",
+        "no ETH credit to withdraw for this account",
+    ),
+    (
+        "NotLeaseOperator",
+        "only the operator of the lease's provider may do this",
+    ),
     (
         "OwnableUnauthorizedAccount",
         "only the contract owner (governance) may do this",
@@ -414,6 +528,40 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn v2_reverts_say_what_they_mean_to_a_tenant() {
+        use alloy::{
+            primitives::{Address, B256, U256},
+            sol_types::SolError,
+        };
+        let r = decode_revert(
+            &Market::AccountFrozenMarket {
+                token: Address::ZERO,
+                account: Address::ZERO,
+            }
+            .abi_encode(),
+        );
+        assert_eq!(r.name, "AccountFrozenMarket");
+        assert!(r.hint.contains("MEC-16"), "{}", r.hint);
+        let r = decode_revert(
+            &Market::LeaseHeld {
+                leaseId: B256::ZERO,
+                holdEnd: U256::from(5),
+            }
+            .abi_encode(),
+        );
+        assert!(r.hint.contains("only the tenant"), "{}", r.hint);
+        let r = decode_revert(
+            &Market::LeaseNotClosable {
+                leaseId: B256::ZERO,
+                end: alloy::primitives::aliases::U48::ZERO,
+                escrow: alloy::primitives::aliases::U96::ZERO,
+            }
+            .abi_encode(),
+        );
+        assert!(r.hint.contains("--prove"), "{}", r.hint);
+    }
+
     use super::*;
     use alloy::primitives::U256;
     use gridlease_bindings::Market;

@@ -180,7 +180,9 @@ mod tests {
     fn consent_typehash_matches_contract() {
         assert_eq!(
             OperatorConsent::new(Address::ZERO, Address::ZERO, U256::ZERO, 0).eip712_type_hash(),
-            keccak256("OperatorConsent(address provider,address operator,uint256 nonce,uint256 deadline)")
+            keccak256(
+                "OperatorConsent(address provider,address operator,uint256 nonce,uint256 deadline)"
+            )
         );
     }
 

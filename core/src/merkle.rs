@@ -184,7 +184,9 @@ pub fn verify(root: B256, leaves: u64, index: u64, bytes: &[u8], proof: &[B256])
 
 /// The bytes of leaf `index` of a result `data` (empty past the end).
 pub fn result_chunk(data: &[u8], index: u64) -> &[u8] {
-    let from = (index as usize).saturating_mul(RESULT_LEAF_BYTES).min(data.len());
+    let from = (index as usize)
+        .saturating_mul(RESULT_LEAF_BYTES)
+        .min(data.len());
     let to = from.saturating_add(RESULT_LEAF_BYTES).min(data.len());
     &data[from..to]
 }

@@ -109,7 +109,9 @@ impl BuiltinJob {
         fraud: Option<&FraudProof>,
     ) -> Bytes {
         let (m, k, n) = self.ops().shape();
-        let (i, j) = fraud.map_or((U256::ZERO, U256::ZERO), |f| (U256::from(f.i), U256::from(f.j)));
+        let (i, j) = fraud.map_or((U256::ZERO, U256::ZERO), |f| {
+            (U256::from(f.i), U256::from(f.j))
+        });
         let leaf = Bytes::from(fraud.map(|f| f.leaf.clone()).unwrap_or_default());
         let proof = fraud.map(|f| f.proof.clone()).unwrap_or_default();
         let terms = terms.into();
