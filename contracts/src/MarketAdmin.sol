@@ -197,8 +197,8 @@ contract MarketAdmin is IMarketAdmin, MarketBase {
         if (p.lowBalanceWindow > 7 days) {
             revert IMarket.ParameterOutOfBounds("lowBalanceWindow", p.lowBalanceWindow, 0, 7 days);
         }
-        if (p.minBillingPeriod > 1 days) {
-            revert IMarket.ParameterOutOfBounds("minBillingPeriod", p.minBillingPeriod, 0, 1 days);
+        if (p.minBillingPeriod > 1 hours) {
+            revert IMarket.ParameterOutOfBounds("minBillingPeriod", p.minBillingPeriod, 0, 1 hours);
         }
         // A lease and every fault window after it end before stake that collateralised it can
         // finish unbonding (STK-03, GOV-04).
@@ -289,7 +289,7 @@ contract MarketAdmin is IMarketAdmin, MarketBase {
             tenant,
             compensation,
             reporter,
-            compensation * feeBps / LeaseMath.BPS
+            loss * slot.scale * feeBps / (_stakeScale * LeaseMath.BPS)
         );
         if (running) {
             emit IMarket.LeaseClosed(
