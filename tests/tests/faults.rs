@@ -435,3 +435,86 @@ fn expiry_and_exhaustion_no_longer_close_a_batch_lease_without_a_result_mec02() 
     );
     assert_eq!(s.credit(s.provider(0)), 0);
 }
+
+#[test]
+fn no_pay_is_released_before_it_is_earned_so_nothing_needs_clawing_back_mec06() {
+    // MEC-06's bound, by construction: pay released before a fault is proven is pay the fault
+    // cannot show unearned. A running batch lease releases nothing (settle skips it), so every
+    // fault on it refunds the whole escrow; a service lease releases only live time; the one
+    // release a later fault can undo is the tenant's own acceptance of a result, which the slash
+    // compensates up to the collateral the tenant asked for (`results.rs`, MEC-05/MEC-07).
+    let mut s = Suite::new();
+    let k = s.keeper.address;
+    let batch = s.instant_lease(0, 0, 10 * USDC);
+    s.chain.warp(3_000);
+    let r = s.settle(k, vec![batch]).expect_success();
+    assert!(
+        r.events::<Market::LeaseSettled>().is_empty(),
+        "a running batch lease pays nothing out"
+    );
+    s.chain.warp(600 + DEADLINE_GRACE + 1);
+    let results = s.results;
+    let r = s
+        .chain
+        .send(
+            k,
+            results,
+            Results::proveMissedDeadlineCall { leaseId: batch },
+        )
+        .expect_success();
+    assert_eq!(
+        r.event::<Market::LeaseFaulted>().refund.to::<u128>(),
+        10 * USDC
+    );
+
+    // A service lease: settled while live, then its provider lapses for good.
+    let service = s.service_lease(1, 1, 10 * USDC);
+    let start: u64 = s.job(service).settledAt.to();
+    s.keep_alive(1, 600);
+    let live_until = s.chain.now() + HEARTBEAT;
+    s.settle(k, vec![service]).expect_success();
+    s.chain.warp(HEARTBEAT + 1);
+    s.chain
+        .send(k, results, Results::reportStaleCall { leaseId: service })
+        .expect_success();
+    s.chain.warp(STALE_GRACE + 1);
+    let _ = s.settle(k, vec![service]);
+    let r = s
+        .chain
+        .send(
+            k,
+            results,
+            Results::proveStaleHeartbeatCall { leaseId: service },
+        )
+        .expect_success();
+    let f = r.event::<Market::LeaseFaulted>();
+    let paid = 10 * USDC - f.refund.to::<u128>();
+    let rate = PRICE / 1_000_000_000_000; // 18-decimal per second -> USDC units
+    assert!(
+        paid <= rate * u128::from(live_until - start),
+        "paid {paid} for at most {} live s",
+        live_until - start
+    );
+}
+
+#[test]
+fn fault_evidence_is_domain_separated_by_chain_and_market_mec12() {
+    use alloy::{primitives::keccak256, sol_types::SolValue};
+    let mut s = Suite::new();
+    let id = s.instant_lease(0, 0, 10 * USDC);
+    let (op, market) = (s.operator(0), s.market);
+    let r = s
+        .chain
+        .send(op, market, MarketAdmin::abandonCall { leaseId: id })
+        .expect_success();
+    let evidence = r.event::<Staking::Slashed>().evidence;
+    let of = |chain: u64, m: Address| keccak256((U256::from(chain), m, id).abi_encode());
+    assert_eq!(evidence, of(gridlease_tests::evm::CHAIN_ID, market));
+    // The same lease id on another chain or another market is other evidence.
+    assert_ne!(evidence, of(1, market));
+    assert_ne!(
+        evidence,
+        of(gridlease_tests::evm::CHAIN_ID, Address::repeat_byte(1))
+    );
+    assert_ne!(evidence, id);
+}
