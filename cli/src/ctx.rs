@@ -15,7 +15,7 @@ use gridlease_bindings::{
     Staking::{self, StakingInstance},
 };
 use gridlease_core::{
-    chain::{ChainError, Client, classify},
+    chain::{Client, classify},
     deployments::{Deployments, TokenEntry},
     units::{format_amount, format_duration, hourly_from_rate},
     wallet::KeySource,

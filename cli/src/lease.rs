@@ -642,10 +642,16 @@ impl Facts {
             _ => String::new(),
         };
         let compensation: u128 = f.compensation.try_into().unwrap_or(u128::MAX);
+        let fee: u128 = f.fee.to();
         let text = format!(
-            "{before}FAULTED ({}): the escrow refunded {}, compensation {}{}, the provider's stake slashed {}{}",
+            "{before}FAULTED ({}): the escrow refunded {}{}, compensation {}{}, the provider's stake slashed {}{}",
             short_string(f.kind),
-            self.money(f.refund.to()),
+            self.money(f.refund.to::<u128>() - fee),
+            if fee > 0 {
+                format!(" (less the reporter's fee of {})", self.money(fee))
+            } else {
+                String::new()
+            },
             money(compensation, &self.stake),
             if compensation > 0 {
                 " credited in staking (gridlease withdraw)"

@@ -129,12 +129,13 @@ fn proven(f: &Facts, receipt: &TransactionReceipt, what: &str) -> Output {
         .iter()
         .find_map(|l| l.log_decode::<Market::LeaseFaulted>().ok())
         .map(|e| e.inner.data);
+    // The tenant's refund is net of a third-party reporter's fee (none when the tenant proves).
     let (kind, refund, compensation, slashed) = fault.as_ref().map_or_else(
         || (what.to_owned(), 0, 0, 0),
         |e| {
             (
                 short_string(e.kind),
-                e.refund.to::<u128>(),
+                e.refund.to::<u128>() - e.fee.to::<u128>(),
                 e.compensation.try_into().unwrap_or(u128::MAX),
                 e.slashed.try_into().unwrap_or(u128::MAX),
             )

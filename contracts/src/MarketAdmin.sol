@@ -296,6 +296,6 @@ contract MarketAdmin is IMarketAdmin, MarketBase {
                 id, IMarket.CloseReason.Faulted, 0, 0, 0, 0, refund, uint48(block.timestamp), false
             );
         }
-        emit IMarket.LeaseFaulted(id, provider, kind, reporter, slashed, refund, compensation);
+        emit IMarket.LeaseFaulted(id, provider, kind, reporter, slashed, refund, uint96(fee), compensation);
     }
 }

@@ -321,7 +321,8 @@ pub fn fault_reward(l: &Lease, m: &ModuleParams, inp: &Inputs) -> (u128, Address
     let scale = |d: u8| units::rate_scale(d).unwrap_or(1);
     match &l.closed {
         None => {
-            let cap = l.collateral.saturating_mul(scale(inp.stake_decimals)) / scale(decimals(inp, l.token));
+            let cap = l.collateral.saturating_mul(scale(inp.stake_decimals))
+                / scale(decimals(inp, l.token));
             (bps(l.escrow, fee).min(cap), l.token)
         }
         Some(c) if c.reason == ACCEPTED => {
@@ -471,7 +472,10 @@ fn lease_work(
         && let Some((index, c)) = l.challenges.iter().find(|(_, c)| now > c.deadline)
     {
         let ours = c.challenger == inp.me;
-        let open_to_all = now > c.deadline.saturating_add(m.tenant_priority).saturating_add(m.response_window);
+        let open_to_all = now
+            > c.deadline
+                .saturating_add(m.tenant_priority)
+                .saturating_add(m.response_window);
         let earns = m.fee_due(c.deadline, now) && (ours || open_to_all);
         let action = Action::ProveUnavailable(id, *index);
         if !(inp.unpaid.contains(action.name()) || (earns && (fee > 0 || ours))) {
@@ -643,7 +647,12 @@ fn service_work(
     // A provider without a fresh heartbeat on a lease whose end is more than the grace away:
     // report it (the proof after the grace pays for both). A lapse the end would cut short is not
     // reportable (`TooLateToReport`): the provider owes no heartbeat past its lease.
-    if flags.stale_heartbeat && !live_now && now.saturating_add(m.stale_grace) < l.end && !reported && fee > 0 {
+    if flags.stale_heartbeat
+        && !live_now
+        && now.saturating_add(m.stale_grace) < l.end
+        && !reported
+        && fee > 0
+    {
         let mut w = Work::new(Action::ReportStale(id), fee, token, false);
         w.follow_up_gas = PROVE_STALE_GAS;
         return Some(Planned::One(w));

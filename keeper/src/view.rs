@@ -702,6 +702,7 @@ mod tests {
                     reporter: Address::repeat_byte(3),
                     slashed: U256::from(10u64),
                     refund: U96::from(1u64),
+                    fee: U96::ZERO,
                     compensation: U256::ZERO,
                 },
                 15,

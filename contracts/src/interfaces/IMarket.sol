@@ -302,9 +302,11 @@ interface IMarket {
     /// @notice The collateral of a closed lease, held for its fault horizon, was released.
     event HeldReleased(bytes32 indexed leaseId, address indexed provider, uint96 collateral);
     /// @notice A fault of `provider` was proven on `leaseId` (`kind`: "no-show", "missed-deadline",
-    /// "abandoned", "stale-heartbeat", "wrong-result", "malformed-result", "unavailable"). The tenant
-    /// got `refund` back (a third-party reporter its fault fee out of it) and is owed `compensation`
-    /// of the slash in Staking (at most what it paid for the lease).
+    /// "abandoned", "stale-heartbeat", "wrong-result", "malformed-result", "unavailable"). The
+    /// unsettled escrow, `refund`, went back to the tenant less `fee`, the third-party reporter's
+    /// fault fee out of it (0 inside the tenant's priority); the tenant is owed `compensation` of
+    /// the slash in Staking (at most what it paid for the lease; the reporter's cut of it is in
+    /// `Staking.Slashed`).
     event LeaseFaulted(
         bytes32 indexed leaseId,
         address indexed provider,
@@ -312,6 +314,7 @@ interface IMarket {
         address reporter,
         uint256 slashed,
         uint96 refund,
+        uint96 fee,
         uint256 compensation
     );
 
