@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Set everything up on a fresh machine and run the local demo: the whole market as real processes.
 #   npm ci (anvil, solc-js, OpenZeppelin) + cargo build, then `gridlease-demo`: anvil on a free
-#   loopback port with the contracts deployed (CREATE2) and a mock USDC, three provider nodes with
+#   loopback port with the contracts deployed (CREATE2) and a mock USDC, four provider nodes with
 #   different GPU classes and prices (built-in jobs run on the CPU where there is no GPU; one node
-#   cheats), one keeper, and the tenant's `gridlease` CLI: a verifiable matmul_i8 job (instant
-#   order), a container job (auctioned), a wrong result proven and slashed, leases settled and
-#   closed for the keeper's fees, and a summary table. Every process it starts is stopped at the end.
+#   posts wrong products, one withholds its results), one keeper, and the tenant's `gridlease` CLI:
+#   a verifiable matmul_i8 job (instant order) verified and accepted, a container job (auctioned)
+#   completed after its challenge window, a wrong product proven by the tenant (free, inside its
+#   priority), a withheld result challenged and proven unavailable by the keeper (for its fee, after
+#   the tenant's priority), both cheaters slashed, and a summary table. Every process it starts is
+#   stopped at the end.
 # Extra arguments go to gridlease-demo (--dir DIR keeps configs, logs and summary.json there).
 set -euo pipefail
 cd "$(dirname "$0")/.."

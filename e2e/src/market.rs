@@ -1,5 +1,6 @@
 //! A local market as real processes: anvil with the suite deployed (`gridlease-deploy devnet`'s
-//! setup, in process), three `gridlease-provider` nodes with different GPU classes and prices, one
+//! setup, in process), four `gridlease-provider` nodes with different GPU classes and prices (two
+//! of them misbehave on purpose: one posts wrong products, one withholds its results), one
 //! `gridlease-keeper`, and the tenant's `gridlease` CLI pointed at all of it.
 
 use std::{
@@ -8,7 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+use alloy::{
+    primitives::{Address, Bytes, U256, aliases::U96},
+    providers::ext::AnvilApi,
+    signers::local::PrivateKeySigner,
+};
 use anyhow::{Context, Result, bail};
 use gridlease_bindings::IStaking::Capacity;
 use gridlease_core::{
@@ -21,6 +26,44 @@ use gridlease_deploy::{
     devnet,
 };
 
+/// How a provider node of the demo behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conduct {
+    /// Runs every job, posts its true result and serves it.
+    Honest,
+    /// Posts a wrong product for every built-in job (`[testing] corrupt_builtin_results`): the
+    /// tenant or a keeper proves one wrong element on chain.
+    WrongResults,
+    /// Posts the true commitment of every result but serves none of it and answers no
+    /// data-availability challenge (`[testing] withhold_results`): a challenged chunk is not
+    /// revealed, and the result is proven unavailable.
+    WithholdsResults,
+}
+
+impl Conduct {
+    /// The `[testing]` section of the node's config (empty for an honest node).
+    fn config(self) -> &'static str {
+        match self {
+            Self::Honest => "",
+            Self::WrongResults => {
+                "\n# This node cheats: every built-in result it posts is wrong (demo of the fraud proof).\n[testing]\ncorrupt_builtin_results = true\n"
+            }
+            Self::WithholdsResults => {
+                "\n# This node withholds its results: it posts their true commitments but serves nothing and\n# answers no challenge (demo of the data-availability challenge).\n[testing]\nwithhold_results = true\n"
+            }
+        }
+    }
+
+    /// A word for the demo's listing (empty for an honest node).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Honest => "",
+            Self::WrongResults => "  (CHEATS: wrong products)",
+            Self::WithholdsResults => "  (WITHHOLDS its results)",
+        }
+    }
+}
+
 /// One provider node of the demo market.
 #[derive(Clone, Copy, Debug)]
 pub struct ProviderPlan {
@@ -30,23 +73,23 @@ pub struct ProviderPlan {
     pub class: &'static str,
     /// VRAM it declares, GiB.
     pub vram_gib: u16,
-    /// The devnet role of its owner (staking) key.
+    /// The role of its owner (staking) key: a devnet role, or one of [`EXTRA_ROLES`].
     pub owner: &'static str,
-    /// The devnet role of its operator (hot) key.
+    /// The role of its operator (hot) key.
     pub operator: &'static str,
     /// Floor per GPU-hour for class `any` jobs, USDC.
     pub any_per_hour: &'static str,
     /// Floor per GPU-hour for jobs asking for its own class, USDC.
     pub class_per_hour: &'static str,
-    /// Posts wrong built-in results (`[testing] corrupt_builtin_results`).
-    pub cheats: bool,
+    /// Whether it is honest.
+    pub conduct: Conduct,
     /// Bids with signed EIP-712 bids (`bidding.mode = "signed"`) on auctions; its provider is
     /// registered with the node's URL as metadataURI, where keepers find them.
     pub signed: bool,
 }
 
-/// The demo's providers: three classes, three prices, one cheater.
-pub const PROVIDERS: [ProviderPlan; 3] = [
+/// The demo's providers: four classes, four prices, one cheater, one that withholds.
+pub const PROVIDERS: [ProviderPlan; 4] = [
     ProviderPlan {
         name: "alpha",
         class: "rtx4090",
@@ -55,7 +98,7 @@ pub const PROVIDERS: [ProviderPlan; 3] = [
         operator: "provider1-operator",
         any_per_hour: "0.90",
         class_per_hour: "0.40",
-        cheats: false,
+        conduct: Conduct::Honest,
         signed: false,
     },
     ProviderPlan {
@@ -66,7 +109,7 @@ pub const PROVIDERS: [ProviderPlan; 3] = [
         operator: "provider2-operator",
         any_per_hour: "0.60",
         class_per_hour: "1.20",
-        cheats: false,
+        conduct: Conduct::Honest,
         signed: false,
     },
     ProviderPlan {
@@ -77,10 +120,38 @@ pub const PROVIDERS: [ProviderPlan; 3] = [
         operator: "provider3-operator",
         any_per_hour: "0.75",
         class_per_hour: "1.90",
-        cheats: true,
+        conduct: Conduct::WrongResults,
+        signed: false,
+    },
+    ProviderPlan {
+        name: "delta",
+        class: "l40s",
+        vram_gib: 48,
+        owner: "provider4",
+        operator: "provider4-operator",
+        any_per_hour: "0.80",
+        class_per_hour: "1.10",
+        conduct: Conduct::WithholdsResults,
         signed: false,
     },
 ];
+
+/// Roles beyond the devnet's ([`devnet::ROLES`] takes all ten keys anvil funds): the fourth
+/// provider's owner and operator, with the keys at index 10 and 11 of anvil's test mnemonic.
+/// [`Market::start`] gives them ether (`anvil_setBalance`); the owner's stake is minted to it.
+pub const EXTRA_ROLES: [(&str, &str); 2] = [
+    (
+        "provider4",
+        "0xf214f2b2cd398c806f84e317254e0f0b801d0643303237d97a22a48e01628897",
+    ),
+    (
+        "provider4-operator",
+        "0x701b615bbdfb9de65240bc28bd21bbc0d996645a3dd57e7b12bc2bdf6f192c82",
+    ),
+];
+
+/// Ether [`Market::start`] gives each of [`EXTRA_ROLES`], wei (as anvil funds its own: 10,000).
+const EXTRA_ETHER: u128 = 10_000 * 10u128.pow(18);
 
 /// USDC each provider stakes.
 pub const STAKE_USDC: u128 = 1_000;
@@ -216,8 +287,16 @@ pub struct Market {
     pub ports: Vec<u16>,
 }
 
+/// The private key (hex) of role `role`: a devnet role or one of [`EXTRA_ROLES`].
+fn key_hex(role: &str) -> Result<&'static str> {
+    if let Some((_, key)) = EXTRA_ROLES.iter().find(|(r, _)| *r == role) {
+        return Ok(key);
+    }
+    Ok(ANVIL_KEYS[role_index(role)?])
+}
+
 fn key_of(role: &str) -> Result<PrivateKeySigner> {
-    Ok(ANVIL_KEYS[role_index(role)?].parse()?)
+    Ok(key_hex(role)?.parse()?)
 }
 
 impl Market {
@@ -237,32 +316,43 @@ impl Market {
             .iter()
             .map(|_| anvil::free_port())
             .collect::<Result<Vec<u16>, _>>()?;
+        for (role, _) in EXTRA_ROLES {
+            gov.provider
+                .anvil_set_balance(key_of(role)?.address(), U256::from(EXTRA_ETHER))
+                .await
+                .with_context(|| format!("funding {role} with ether"))?;
+        }
         for (p, port) in opts.providers.iter().zip(&ports) {
             let capacity = Capacity {
                 gpuClasses: gpu::class_bitmap([p.class]).context("class")?,
                 gpuCount: opts.gpus,
                 vramGiB: p.vram_gib,
             };
+            let operator = key_of(p.operator)?;
             devnet::provider(
                 &gov,
                 &deployments,
                 key_of(p.owner)?,
-                key_of(p.operator)?.address(),
+                &operator,
                 capacity.clone(),
                 STAKE_USDC * scale,
             )
             .await
             .with_context(|| format!("registering provider {}", p.name))?;
             if opts.register_urls || p.signed {
+                // The same operator: no new consent is needed, only the metadataURI changes.
                 let owner = Client::connect(&gov.url, Some(key_of(p.owner)?)).await?;
                 let staking = gridlease_bindings::Staking::new(
                     deployments.address("Staking")?,
                     &owner.provider,
                 );
                 gridlease_core::chain::send(staking.updateProvider(
-                    key_of(p.operator)?.address(),
+                    operator.address(),
                     capacity,
                     format!("http://127.0.0.1:{port}"),
+                    U96::MAX,
+                    U256::ZERO,
+                    Bytes::new(),
                 ))
                 .await
                 .with_context(|| format!("registering the URL of provider {}", p.name))?;
@@ -327,14 +417,21 @@ impl Market {
         &self.devnet.info.rpc
     }
 
-    /// The address of devnet role `role`.
+    /// The address of role `role` (a devnet role or one of [`EXTRA_ROLES`]).
     pub fn account(&self, role: &str) -> Address {
         self.devnet
             .info
             .accounts
             .get(role)
             .copied()
-            .unwrap_or_default()
+            .unwrap_or_else(|| {
+                EXTRA_ROLES
+                    .iter()
+                    .find(|(r, _)| *r == role)
+                    .and_then(|(_, k)| k.parse::<PrivateKeySigner>().ok())
+                    .map(|k| k.address())
+                    .unwrap_or_default()
+            })
     }
 
     /// The name of the provider whose owner is `owner` (or the address).
@@ -376,11 +473,7 @@ impl Market {
         } else {
             ""
         };
-        let cheat = if p.cheats {
-            "\n# This node cheats: every built-in result it posts is wrong (demo of the fraud proof).\n[testing]\ncorrupt_builtin_results = true\n"
-        } else {
-            ""
-        };
+        let testing = p.conduct.config();
         let class_price = if p.class == "any" {
             String::new()
         } else {
@@ -418,7 +511,7 @@ shutdown_grace = "5s"
 
 [http]
 listen = "127.0.0.1:{port}"
-{signed}{cheat}"#,
+{signed}{testing}"#,
             name = p.name,
             rpc = self.rpc(),
             deployments = self.devnet.info.deployments.display(),
@@ -431,10 +524,7 @@ listen = "127.0.0.1:{port}"
             gpus = opts.gpus,
         );
         std::fs::write(dir.join("provider.toml"), config)?;
-        let key = (
-            "GRIDLEASE_OPERATOR_KEY",
-            ANVIL_KEYS[role_index(p.operator)?],
-        );
+        let key = ("GRIDLEASE_OPERATOR_KEY", key_hex(p.operator)?);
         let (child, log) = spawn("gridlease-provider", &dir, "provider.toml", key)?;
         Ok(Daemon {
             name: p.name.to_owned(),
@@ -481,7 +571,7 @@ dir = "data"
             poll = opts.poll_ms,
         );
         std::fs::write(dir.join("keeper.toml"), config)?;
-        let key = ("GRIDLEASE_KEEPER_KEY", ANVIL_KEYS[role_index(role)?]);
+        let key = ("GRIDLEASE_KEEPER_KEY", key_hex(role)?);
         let (child, log) = spawn("gridlease-keeper", &dir, "keeper.toml", key)?;
         Ok(Daemon {
             name: name.to_owned(),

@@ -1,29 +1,40 @@
 //! The demo scenario, as a tenant sees it through the `gridlease` CLI, against the market of
-//! [`crate::market`]: every wait is for a condition on chain, with a deadline.
+//! [`crate::market`]: every wait is for a condition on chain, with a deadline. Protocol v2
+//! (`docs/protocol.md`): a batch lease is paid for its result once that result stands, and a
+//! fault's victim has the first claim on proving it.
 //!
-//! 1. A `matmul_i8` job for an RTX 4090 (instant order): only `alpha` has one; it wins with its
-//!    first bid, runs the job, posts the result; the tenant's CLI downloads it, verifies it
-//!    (Merkle root + Freivalds) and accepts it, which closes the lease at once.
-//! 2. A container job (auctioned, any GPU): every node bids its `any` price, the keeper awards the
-//!    lowest after the bid window, the winner runs it and posts its output, which only the tenant
-//!    may download (signed request).
-//! 3. A `matmul_i8` job for an H100 (instant): only `gamma` has one, and `gamma` cheats. The
-//!    tenant's check says WRONG; the keeper finds it on its own, proves it on chain with one
-//!    element, and `gamma`'s collateral is slashed: half to the tenant, a share to the keeper.
-//! 4. The chain is fast-forwarded past the challenge window; the container lease is closed: by
-//!    the keeper as completed when its fee pays for the gas, else by `beta`'s node, which collects
-//!    the pay held since the result and frees its collateral (here the keeper settled the lease
-//!    while it ran, so what is left is too little for its fee).
+//! 1. A container job (auctioned, any GPU): every node bids its `any` price, the keeper awards the
+//!    lowest after the bid window, the winner acknowledges the lease, runs the job and posts its
+//!    output, which only the tenant may download (signed request).
+//! 2. A `matmul_i8` job for an H100 (instant order): only `gamma` has one, and `gamma` cheats. The
+//!    tenant's check says WRONG and the tenant proves it itself (`gridlease result --prove`):
+//!    inside its `tenantPriority` the proof earns nobody a fee, so the whole escrow comes back, and
+//!    `gamma`'s collateral is slashed. The keeper found the wrong product too, but a third party
+//!    earns its fee only after the tenant's priority, so it never races the victim for it.
+//! 3. A `matmul_i8` job for an L40S (instant): only `delta` has one, and `delta` withholds its
+//!    results: it posts the true commitment and serves nothing. The tenant does not prove this
+//!    one: the keeper, which downloads every public result, cannot get it and bonds a
+//!    data-availability challenge of one chunk; `delta` does not reveal it. The devnet is
+//!    fast-forwarded past the response window and the tenant's priority, the keeper proves the
+//!    result unavailable and earns its fault fee out of the tenant's refund; `delta`'s collateral
+//!    is slashed. (A tenant that looks can prove it itself, free, once the response window ends.)
+//! 4. A `matmul_i8` job for an RTX 4090 (instant): only `alpha` has one; the tenant follows it with
+//!    `submit --wait --accept` until the result is verified (Merkle root + Freivalds) and accepted,
+//!    which closes the lease at once and pays `alpha` (its collateral stays held for the fault
+//!    horizon: faults on an accepted result stay provable).
+//! 5. The devnet is fast-forwarded past the challenge window: the container lease is closed as
+//!    completed (by the keeper when its fee pays for the gas, else by `beta`'s node), which pays
+//!    `beta` the pay held since its result and frees its collateral.
 
 use std::{
     process::Stdio,
     time::{Duration, Instant},
 };
 
-use alloy::primitives::B256;
+use alloy::{primitives::B256, rpc::types::Log, sol_types::SolEvent};
 use anyhow::{Context, Result, bail};
-use gridlease_bindings::{Market as MarketC, Results};
-use gridlease_core::chain::classify;
+use gridlease_bindings::{Market as MarketC, MarketLens, Results};
+use gridlease_core::{chain::classify, units::format_duration};
 use gridlease_deploy::anvil;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -39,7 +50,7 @@ pub struct Submitted {
 }
 
 /// The job specs of the demo, by name.
-pub fn specs() -> [(&'static str, String); 3] {
+pub fn specs() -> [(&'static str, String); 4] {
     let matmul = |gpu: &str, seed: u32| {
         format!(
             r#"name = "matmul on an {gpu}"
@@ -92,12 +103,18 @@ command = ["sh", "-c", "for i in $(seq 1 15); do echo frame $i rendered; sleep 1
         ("matmul-rtx4090", matmul("rtx4090", 7)),
         ("container", container.to_owned()),
         ("matmul-h100", matmul("h100", 9)),
+        ("matmul-l40s", matmul("l40s", 11)),
     ]
 }
 
-/// Run the tenant CLI with `args`, echoing what it prints under `[label]`; its stdout, and then
-/// its stderr (progress lines).
-pub async fn cli(m: &Market, label: &str, args: &[&str], say: &dyn Fn(&str)) -> Result<String> {
+/// Run the tenant CLI with `args`, echoing what it prints under `[label]`: whether it succeeded,
+/// and its stdout followed by its stderr (progress lines, or the error).
+pub async fn cli_status(
+    m: &Market,
+    label: &str,
+    args: &[&str],
+    say: &dyn Fn(&str),
+) -> Result<(bool, String)> {
     let mut cmd = tokio::process::Command::from(m.cli()?);
     cmd.args(args)
         .stdin(Stdio::null())
@@ -131,10 +148,15 @@ pub async fn cli(m: &Market, label: &str, args: &[&str], say: &dyn Fn(&str)) -> 
         }
     }
     let status = child.wait().await?;
-    if !status.success() {
-        bail!("gridlease {} failed ({status}): {stderr}", args.join(" "));
+    Ok((status.success(), stdout + &stderr))
+}
+
+/// [`cli_status`] that must succeed: its output.
+pub async fn cli(m: &Market, label: &str, args: &[&str], say: &dyn Fn(&str)) -> Result<String> {
+    match cli_status(m, label, args, say).await? {
+        (true, out) => Ok(out),
+        (false, out) => bail!("gridlease {} failed: {out}", args.join(" ")),
     }
-    Ok(stdout + &stderr)
 }
 
 /// Write `spec` to `<dir>/<name>.toml` and submit it with the tenant CLI (progress echoed under
@@ -167,6 +189,29 @@ where
     }
 }
 
+/// Wait up to `within` for the first event `E` of `address` about `id` (topic 1).
+pub async fn event<E: SolEvent>(
+    m: &Market,
+    address: alloy::primitives::Address,
+    id: B256,
+    what: &str,
+    within: Duration,
+) -> Result<(E, Log)> {
+    until(what, within, async || {
+        Ok(m.logs(address, E::SIGNATURE_HASH, id)
+            .await?
+            .into_iter()
+            .find_map(|l| Some((E::decode_log(&l.inner).ok()?.data, l))))
+    })
+    .await
+}
+
+/// Whether lease `id` has a result on chain (`Results.resultOf` is its commitment, zero before).
+pub async fn posted(m: &Market, id: B256) -> Result<bool> {
+    let results = Results::new(m.deployments.address("Results")?, &m.gov.provider);
+    Ok(results.resultOf(id).call().await.map_err(classify)? != B256::ZERO)
+}
+
 /// Run the scenario on `m`; `say` prints progress. Returns the jobs it submitted.
 pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
     let specs = specs();
@@ -179,16 +224,34 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
     };
     // The RTX 4090 job is submitted with --wait below: its file is written here.
     std::fs::write(m.dir.join("matmul-rtx4090.toml"), spec("matmul-rtx4090"))?;
-    let market = MarketC::new(m.deployments.address("Market")?, &m.gov.provider);
-    let results = Results::new(m.deployments.address("Results")?, &m.gov.provider);
+    let market = m.deployments.address("Market")?;
+    let lens = MarketLens::new(m.deployments.address("MarketLens")?, &m.gov.provider);
+    let results_addr = m.deployments.address("Results")?;
+    let results = Results::new(results_addr, &m.gov.provider);
     let submit = async |name: &str| submit(m, name, &spec(name), say).await;
+    let result_of = async |what: &str, id: B256, within: u64| {
+        until(what, Duration::from_secs(within), async || {
+            Ok(posted(m, id).await?.then_some(()))
+        })
+        .await
+    };
+    let priority = u64::from(results.tenantPriority().call().await.map_err(classify)?);
+    let response = u64::from(results.responseWindow().call().await.map_err(classify)?);
+    let window = results
+        .challengeWindow()
+        .call()
+        .await
+        .map_err(classify)?
+        .to::<u64>();
 
     say("\n== 1. tenant: a container job, auctioned among all providers (8 s bid window)");
     let container = submit("container").await?;
     say("\n== 2. tenant: a matmul_i8 job for an H100 (instant order; only gamma has one)");
     let cheat = submit("matmul-h100").await?;
+    say("\n== 3. tenant: a matmul_i8 job for an L40S (instant order; only delta has one)");
+    let withheld = submit("matmul-l40s").await?;
     say(
-        "\n== 3. tenant: a matmul_i8 job for an RTX 4090 (instant order), followed until verified and accepted",
+        "\n== 4. tenant: a matmul_i8 job for an RTX 4090 (instant order), followed until verified and accepted",
     );
     let out = cli(
         m,
@@ -212,47 +275,97 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
         bail!("the RTX 4090 job was not verified and accepted: {out}");
     }
 
-    say("\n== 4. the container job: award after the bid window, run, result");
-    let posted = async |id: B256| -> Result<Option<()>> {
-        let r = results.resultOf(id).call().await.map_err(classify)?;
-        Ok((r.postedAt.to::<u64>() != 0).then_some(()))
-    };
-    until(
-        "the container job's result",
-        Duration::from_secs(180),
-        || posted(container),
-    )
-    .await?;
-    let job = market.getJob(container).call().await.map_err(classify)?;
+    say(
+        "\n== 5. the container job: awarded after the bid window, acknowledged, run; its result is held for the challenge window",
+    );
+    result_of("the container job's result", container, 180).await?;
+    let job = lens.getJob(container).call().await.map_err(classify)?;
     say(&format!(
         "  awarded to {} (lowest bid); result posted",
         m.provider_name(job.provider)
     ));
     cli(m, "container", &["result", &container.to_string()], say).await?;
 
-    say("\n== 5. the H100 job: gamma posts a wrong product; the keeper proves it");
-    until("gamma's result", Duration::from_secs(120), || posted(cheat)).await?;
-    cli(m, "matmul-h100", &["result", &cheat.to_string()], say).await?;
-    let closed = async |id: B256| -> Result<Option<()>> {
-        let j = market.getJob(id).call().await.map_err(classify)?;
-        Ok((j.status == 3).then_some(()))
-    };
-    until("the keeper's fraud proof", Duration::from_secs(120), || {
-        closed(cheat)
-    })
-    .await?;
-    cli(m, "matmul-h100", &["status", &cheat.to_string()], say).await?;
-
-    let window = results.challengeWindow().call().await.map_err(classify)?;
     say(&format!(
-        "\n== 6. fast-forward the devnet {} s past the challenge window: the container lease is closed (by the keeper when its fee pays, else by beta's node, which collects the held pay)",
-        window.to::<u64>() + 60
+        "\n== 6. the H100 job: gamma posts a wrong product; the tenant checks it and proves it itself. Inside its {} priority the proof is free: no finder's fee, the whole escrow back (the keeper finds it wrong too, but earns a fee only after the tenant's priority, so it waits)",
+        format_duration(priority)
     ));
-    anvil::warp(&m.gov.provider, window.to::<u64>() + 60).await?;
-    until(
+    result_of("gamma's result", cheat, 120).await?;
+    let out = cli(
+        m,
+        "matmul-h100",
+        &["result", &cheat.to_string(), "--prove"],
+        say,
+    )
+    .await?;
+    if !out.contains("WRONG") {
+        bail!("the tenant's check did not find gamma's product wrong: {out}");
+    }
+    event::<MarketC::LeaseFaulted>(
+        m,
+        market,
+        cheat,
+        "the tenant's fraud proof",
+        Duration::from_secs(60),
+    )
+    .await?;
+
+    say(
+        "\n== 7. the L40S job: delta posts its commitment but serves nothing; the keeper, which downloads every public result, cannot get it and challenges a chunk (bonding ETH); delta does not reveal it",
+    );
+    result_of("delta's result", withheld, 120).await?;
+    let (challenge, _) = event::<Results::ChunkChallenged>(
+        m,
+        results_addr,
+        withheld,
+        "the keeper's challenge of delta's result",
+        Duration::from_secs(120),
+    )
+    .await?;
+    say(&format!(
+        "  chunk {} challenged by {}: it must be revealed on chain within {}",
+        challenge.index,
+        if challenge.challenger == m.account("keeper") {
+            "the keeper".to_owned()
+        } else {
+            challenge.challenger.to_string()
+        },
+        format_duration(response)
+    ));
+    say("  the tenant's own download fails too; its CLI says what can be done about it:");
+    let (ok, _) = cli_status(m, "matmul-l40s", &["result", &withheld.to_string()], say).await?;
+    if ok {
+        bail!("the tenant downloaded delta's result, which delta withholds");
+    }
+
+    let skip = response + priority + 60;
+    say(&format!(
+        "\n== 8. fast-forward the devnet {skip} s: past the response window ({}) and the tenant's priority ({}). The tenant left this fault to the keeper: it proves the result unavailable and earns its fault fee out of the tenant's refund; delta's collateral is slashed",
+        format_duration(response),
+        format_duration(priority)
+    ));
+    anvil::warp(&m.gov.provider, skip).await?;
+    event::<MarketC::LeaseFaulted>(
+        m,
+        market,
+        withheld,
+        "the keeper's unavailability proof",
+        Duration::from_secs(120),
+    )
+    .await?;
+    cli(m, "matmul-l40s", &["status", &withheld.to_string()], say).await?;
+
+    say(&format!(
+        "\n== 9. fast-forward the devnet {} s past the challenge window: the container lease is closed as completed (by the keeper when its fee pays, else by beta's node), which pays beta the pay held since its result",
+        window + 60
+    ));
+    anvil::warp(&m.gov.provider, window + 60).await?;
+    event::<MarketC::LeaseClosed>(
+        m,
+        market,
+        container,
         "the close of the container lease",
         Duration::from_secs(120),
-        || closed(container),
     )
     .await?;
     cli(m, "container", &["status", &container.to_string()], say).await?;
@@ -269,6 +382,10 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
         Submitted {
             name: "matmul-h100".into(),
             id: cheat,
+        },
+        Submitted {
+            name: "matmul-l40s".into(),
+            id: withheld,
         },
     ])
 }

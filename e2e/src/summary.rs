@@ -1,6 +1,8 @@
-//! What happened, read back from the chain alone: per job the winner, its price and the times
-//! from order to running (acknowledged) and to result; per account the gas it spent, what it
-//! was paid (token balance change plus credits it can withdraw) and what it lost to a slash.
+//! What happened, read back from the chain alone: per job the winner, its price, the times from
+//! order to running (acknowledged) and to result, what it paid and refunded and how it ended (who
+//! closed it, or which fault was proven, by whom, for what fee); per account the gas it spent,
+//! what it was paid (token balance change plus credits it can withdraw) and what it lost to a
+//! slash.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +10,11 @@ use alloy::{
     eips::BlockNumberOrTag,
     primitives::{Address, B256},
     providers::Provider,
+    rpc::types::{Filter, Log},
     sol_types::SolEvent,
 };
 use anyhow::{Context, Result};
-use gridlease_bindings::{Market as MarketC, MockStablecoin, Results, Staking};
+use gridlease_bindings::{Market as MarketC, MarketLens, MockStablecoin, Results, Staking};
 use gridlease_core::{
     chain::{classify, classify_rpc},
     units::{format_amount, hourly_from_rate},
@@ -54,10 +57,23 @@ impl Balances {
             let bal = token.balanceOf(a).call().await.map_err(classify)?;
             b.token.insert(a, bal.to::<u128>());
             let info = staking.providerInfo(a).call().await.map_err(classify)?;
-            b.stake.insert(a, info.stake);
+            b.stake.insert(a, info.stake.to::<u128>());
         }
         Ok(b)
     }
+}
+
+/// A fault proven on a job.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultRow {
+    /// `LeaseFaulted.kind`: "wrong-result", "unavailable", "no-show", ...
+    pub kind: String,
+    /// Collateral slashed, USDC.
+    pub slashed: String,
+    /// Who sent the proof (a party of the demo, or an address).
+    pub proven_by: String,
+    /// The finder's fee out of the tenant's refund, USDC (none inside the tenant's priority).
+    pub fee: String,
 }
 
 /// One job's line.
@@ -71,19 +87,24 @@ pub struct JobRow {
     pub provider: String,
     /// Winning price, USDC per hour.
     pub price_per_hour: String,
-    /// Order block -> acknowledgement block (the job is running), seconds of chain time.
+    /// Order block -> the lease running (acknowledged: by the winning bid of an instant order,
+    /// by `Results.acknowledge`, or by the result post inside the start window), seconds of
+    /// chain time.
     pub order_to_running_s: Option<u64>,
     /// ... in blocks.
     pub order_to_running_blocks: Option<u64>,
     /// Order -> result posted, seconds of chain time.
     pub order_to_result_s: Option<u64>,
-    /// Settlements while it ran (`LeaseSettled`, by keepers or the parties), besides the close.
+    /// Settlements while it ran (`LeaseSettled`: service leases only; a batch lease is paid at
+    /// its close, for a result that stands).
     pub settlements: usize,
     /// How it ended.
     pub outcome: String,
+    /// The fault proven on it, if any.
+    pub fault: Option<FaultRow>,
     /// What the lease paid in all (its settlements and its close, fees included), USDC.
     pub paid: String,
-    /// Refunded to the tenant, USDC.
+    /// Refunded to the tenant (net of a finder's fee), USDC.
     pub refunded: String,
 }
 
@@ -113,6 +134,8 @@ pub struct Summary {
     pub parties: Vec<PartyRow>,
     /// Protocol fees accrued, USDC.
     pub protocol_fees: String,
+    /// Slashed collateral that went to the treasury (`Staking.Slashed`), USDC.
+    pub slashed_to_treasury: String,
     /// Blocks the demo spanned.
     pub blocks: u64,
     /// Gas of every transaction in them.
@@ -140,84 +163,151 @@ fn signed(units: i128, decimals: u8) -> String {
     }
 }
 
+/// `IMarket.CloseReason` in words.
+fn close_reason(reason: u8) -> String {
+    match reason {
+        0 => "closed by tenant".into(),
+        1 => "closed by provider".into(),
+        2 => "expired".into(),
+        3 => "exhausted".into(),
+        4 => "faulted".into(),
+        5 => "completed".into(),
+        6 => "accepted by tenant".into(),
+        7 => "lapsed".into(),
+        r => format!("closed ({r})"),
+    }
+}
+
+/// A fault kind (a bytes32 string) as text.
+fn kind_text(kind: B256) -> String {
+    String::from_utf8_lossy(kind.as_slice())
+        .trim_end_matches('\0')
+        .to_owned()
+}
+
+/// How a fault kind reads in the outcome column.
+fn kind_word(kind: &str) -> String {
+    match kind {
+        "wrong-result" => "FRAUD".into(),
+        k => k.replace('-', " ").to_uppercase(),
+    }
+}
+
+/// The demo's name for `a`, else the address.
+fn name_of(m: &Market, a: Address) -> String {
+    parties(m)
+        .into_iter()
+        .find(|(_, p)| *p == a)
+        .map_or_else(|| a.to_string(), |(who, _)| who)
+}
+
+/// The sender of the transaction that emitted `log`, and that transaction's receipt.
+async fn sent_by(m: &Market, log: &Log) -> Result<Address> {
+    let tx = log.transaction_hash.context("log without a transaction")?;
+    let r = m
+        .gov
+        .provider
+        .get_transaction_receipt(tx)
+        .await
+        .map_err(classify_rpc)?
+        .context("no receipt")?;
+    Ok(r.from)
+}
+
 /// Read the outcome of `jobs` and the money moved since `before`.
 pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<Summary> {
     let dec = m.usdc.decimals;
     let market_addr = m.deployments.address("Market")?;
     let results_addr = m.deployments.address("Results")?;
-    let market = MarketC::new(market_addr, &m.gov.provider);
+    let lens = MarketLens::new(m.deployments.address("MarketLens")?, &m.gov.provider);
     let mut rows = Vec::new();
     for j in jobs {
         let created = m
             .logs(market_addr, MarketC::OrderCreated::SIGNATURE_HASH, j.id)
             .await?;
-        let order_block = created
-            .first()
-            .and_then(|l| l.block_number)
-            .context("no OrderCreated log")?;
+        let created = created.first().context("no OrderCreated log")?;
+        let order_block = created.block_number.context("pending OrderCreated")?;
+        let instant = created
+            .log_decode::<MarketC::OrderCreated>()
+            .map(|l| l.inner.data.params.instant)
+            .unwrap_or(false);
         let t0 = block_time(m, order_block).await?;
-        let at = async |address, sig| -> Result<Option<(u64, u64)>> {
-            match m
-                .logs(address, sig, j.id)
-                .await?
-                .first()
-                .and_then(|l| l.block_number)
-            {
+        let first = async |address, sig| -> Result<Option<Log>> {
+            Ok(m.logs(address, sig, j.id).await?.into_iter().next())
+        };
+        let at = async |log: Option<&Log>| -> Result<Option<(u64, u64)>> {
+            match log.and_then(|l| l.block_number) {
                 Some(b) => Ok(Some((b, block_time(m, b).await?))),
                 None => Ok(None),
             }
         };
-        let ack = at(results_addr, Results::LeaseAcknowledged::SIGNATURE_HASH).await?;
-        let res = at(results_addr, Results::ResultPosted::SIGNATURE_HASH).await?;
-        let started = m
-            .logs(market_addr, MarketC::LeaseStarted::SIGNATURE_HASH, j.id)
-            .await?;
+        let started = first(market_addr, MarketC::LeaseStarted::SIGNATURE_HASH).await?;
         let lease = started
-            .first()
+            .as_ref()
             .and_then(|l| l.log_decode::<MarketC::LeaseStarted>().ok())
             .map(|l| l.inner.data);
-        let closed = m
-            .logs(market_addr, MarketC::LeaseClosed::SIGNATURE_HASH, j.id)
-            .await?;
+        let acked = first(results_addr, Results::LeaseAcknowledged::SIGNATURE_HASH).await?;
+        let posted = first(results_addr, Results::ResultPosted::SIGNATURE_HASH).await?;
+        // Running: an instant order's own winning bid acknowledges it; a lease awarded by a
+        // keeper is acknowledged by its node, or by its result posted inside the start window.
+        let running = match (&acked, &lease) {
+            (Some(a), _) => Some(a),
+            (None, Some(l)) if instant && !l.signedBid => started.as_ref(),
+            _ => posted.as_ref(),
+        };
+        let running = at(running).await?;
+        let res = at(posted.as_ref()).await?;
+        let closed = first(market_addr, MarketC::LeaseClosed::SIGNATURE_HASH).await?;
         let close = closed
-            .first()
+            .as_ref()
             .and_then(|l| l.log_decode::<MarketC::LeaseClosed>().ok())
             .map(|l| l.inner.data);
         let settled = m
             .logs(market_addr, MarketC::LeaseSettled::SIGNATURE_HASH, j.id)
             .await?;
         let settlements = settled.len();
-        // What the lease paid in all: its settlements while it ran plus its close (how it is
-        // split between them depends on when keepers settled).
         let settled_total: u128 = settled
             .iter()
             .filter_map(|l| l.log_decode::<MarketC::LeaseSettled>().ok())
             .map(|l| l.inner.data.amount.to::<u128>())
             .sum();
-        let faulted = m
-            .logs(market_addr, MarketC::LeaseFaulted::SIGNATURE_HASH, j.id)
-            .await?;
-        let fault = faulted
-            .first()
-            .and_then(|l| l.log_decode::<MarketC::LeaseFaulted>().ok())
-            .map(|l| l.inner.data);
-        let outcome = match (&close, &fault) {
-            (_, Some(f)) => format!(
-                "FRAUD proven: slashed {}",
-                format_amount(f.slashed.to::<u128>(), dec)
-            ),
-            (Some(c), None) => match c.reason {
-                0 => "accepted by tenant".to_owned(),
-                1 => "closed by provider".to_owned(),
-                2 => "expired".to_owned(),
-                3 => "exhausted".to_owned(),
-                5 => "completed".to_owned(),
-                r => format!("closed ({r})"),
-            },
-            (None, None) => {
-                let v = market.getJob(j.id).call().await.map_err(classify)?;
-                format!("status {}", v.status)
+        let faulted = first(market_addr, MarketC::LeaseFaulted::SIGNATURE_HASH).await?;
+        let mut fault = None;
+        let mut refunded = close.as_ref().map_or(0, |c| c.refund.to::<u128>());
+        let outcome = if let Some(log) = &faulted {
+            let f = log.log_decode::<MarketC::LeaseFaulted>()?.inner.data;
+            let sender = sent_by(m, log).await?;
+            // The finder's fee, out of the refund (zero inside the tenant's priority).
+            let fee: u128 = f.fee.to();
+            refunded = f.refund.to::<u128>().saturating_sub(fee);
+            let kind = kind_text(f.kind);
+            let slashed = format_amount(f.slashed.saturating_to(), dec);
+            let by = name_of(m, sender);
+            let outcome = format!(
+                "{} proven: slashed {slashed} ({})",
+                kind_word(&kind),
+                if fee == 0 {
+                    format!("by {by}, no fee")
+                } else {
+                    format!("by {by}, fee {}", format_amount(fee, dec))
+                }
+            );
+            fault = Some(FaultRow {
+                kind,
+                slashed,
+                proven_by: by,
+                fee: format_amount(fee, dec),
+            });
+            outcome
+        } else if let (Some(c), Some(log)) = (&close, &closed) {
+            let sender = sent_by(m, log).await?;
+            match c.reason {
+                5 => format!("completed: closed by {}", name_of(m, sender)),
+                r => close_reason(r),
             }
+        } else {
+            let v = lens.getJob(j.id).call().await.map_err(classify)?;
+            format!("status {}", v.status)
         };
         rows.push(JobRow {
             name: j.name.clone(),
@@ -229,20 +319,17 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
                 .as_ref()
                 .and_then(|l| hourly_from_rate(l.ratePerSecond.to::<u128>(), dec))
                 .map_or_else(|| "-".into(), |h| format_amount(h, dec)),
-            order_to_running_s: ack.map(|(_, t)| t - t0),
-            order_to_running_blocks: ack.map(|(b, _)| b - order_block),
+            order_to_running_s: running.map(|(_, t)| t - t0),
+            order_to_running_blocks: running.map(|(b, _)| b - order_block),
             order_to_result_s: res.map(|(_, t)| t - t0),
             settlements,
             outcome,
+            fault,
             paid: format_amount(
                 settled_total + close.as_ref().map_or(0, |c| c.paid.to::<u128>()),
                 dec,
             ),
-            refunded: match (&close, &fault) {
-                (_, Some(f)) => format_amount(f.refund.to::<u128>(), dec),
-                (Some(c), None) => format_amount(c.refund.to::<u128>(), dec),
-                _ => "0".into(),
-            },
+            refunded: format_amount(refunded, dec),
         });
     }
 
@@ -272,21 +359,22 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
     }
 
     let after = Balances::read(m).await?;
-    let staking = Staking::new(m.deployments.address("Staking")?, &m.gov.provider);
+    let staking_addr = m.deployments.address("Staking")?;
+    let staking = Staking::new(staking_addr, &m.gov.provider);
     let mut parties_rows = Vec::new();
     for (who, a) in parties(m) {
-        let credit = market
+        let credit = lens
             .creditOf(m.usdc.address, a)
             .call()
             .await
             .map_err(classify)?
-            .to::<u128>()
+            .saturating_to::<u128>()
             + staking
                 .creditOf(a)
                 .call()
                 .await
                 .map_err(classify)?
-                .to::<u128>();
+                .saturating_to::<u128>();
         let delta = after.token.get(&a).copied().unwrap_or(0) as i128
             - before.token.get(&a).copied().unwrap_or(0) as i128
             + credit as i128;
@@ -306,15 +394,32 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
             slashed: format_amount(slashed, dec),
         });
     }
-    let fees = market
+    let fees = lens
         .protocolFees(m.usdc.address)
         .call()
         .await
         .map_err(classify)?;
+    let slashes = m
+        .gov
+        .provider
+        .get_logs(
+            &Filter::new()
+                .address(staking_addr)
+                .event_signature(Staking::Slashed::SIGNATURE_HASH)
+                .from_block(m.first_block),
+        )
+        .await
+        .map_err(classify_rpc)?;
+    let to_treasury: u128 = slashes
+        .iter()
+        .filter_map(|l| l.log_decode::<Staking::Slashed>().ok())
+        .map(|l| l.inner.data.treasuryAmount.saturating_to::<u128>())
+        .sum();
     Ok(Summary {
         jobs: rows,
         parties: parties_rows,
-        protocol_fees: format_amount(fees.to::<u128>(), dec),
+        protocol_fees: format_amount(fees.saturating_to::<u128>(), dec),
+        slashed_to_treasury: format_amount(to_treasury, dec),
         blocks: head - m.first_block,
         gas_total,
     })
@@ -325,13 +430,12 @@ impl Summary {
     pub fn table(&self) -> String {
         let mut s = String::new();
         s += &format!(
-            "{:<16} {:<8} {:>10} {:>16} {:>14} {:>8} {:>10} {:>10}  {}\n",
+            "{:<16} {:<8} {:>10} {:>16} {:>14} {:>10} {:>10}  {}\n",
             "job",
             "provider",
             "USDC/hour",
             "order->running",
             "order->result",
-            "settled",
             "paid",
             "refunded",
             "outcome"
@@ -345,13 +449,12 @@ impl Summary {
                 .order_to_result_s
                 .map_or_else(|| "-".into(), |s| format!("{s} s"));
             s += &format!(
-                "{:<16} {:<8} {:>10} {:>16} {:>14} {:>8} {:>10} {:>10}  {}\n",
+                "{:<16} {:<8} {:>10} {:>16} {:>14} {:>10} {:>10}  {}\n",
                 j.name,
                 j.provider,
                 j.price_per_hour,
                 running,
                 result,
-                j.settlements,
                 j.paid,
                 j.refunded,
                 j.outcome
@@ -373,8 +476,8 @@ impl Summary {
             );
         }
         s += &format!(
-            "\nprotocol fees {} USDC; {} blocks, {} gas in all. net = token balance change + credits to withdraw (gridlease withdraw).\n",
-            self.protocol_fees, self.blocks, self.gas_total
+            "\nprotocol fees {} USDC; slashed collateral to the treasury {} USDC; {} blocks, {} gas in all.\nnet = token balance change + credits to withdraw (gridlease withdraw); paid = what a lease paid its provider and the fees; refunded = what came back to the tenant, net of a finder's fee.\n",
+            self.protocol_fees, self.slashed_to_treasury, self.blocks, self.gas_total
         );
         s
     }

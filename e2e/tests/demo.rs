@@ -1,4 +1,4 @@
-//! The demo scenario as an end-to-end test: anvil, three provider nodes, a keeper and the tenant
+//! The demo scenario as an end-to-end test: anvil, four provider nodes, a keeper and the tenant
 //! CLI, all real processes. Every wait is for a condition on chain, with a deadline.
 
 use gridlease_e2e::{
@@ -8,7 +8,8 @@ use gridlease_e2e::{
 };
 
 #[tokio::test(flavor = "multi_thread")]
-async fn honest_providers_are_paid_the_cheater_is_slashed_and_the_keeper_earns() {
+async fn honest_providers_are_paid_the_cheater_and_the_withholder_are_slashed_and_the_keeper_earns()
+{
     let dir = tempfile::tempdir().expect("tempdir");
     let mut m = Market::start(dir.path(), &Options::default())
         .await
@@ -26,31 +27,55 @@ async fn honest_providers_are_paid_the_cheater_is_slashed_and_the_keeper_earns()
     let s = summary::read(&m, &jobs, &before).await.expect("summary");
     eprintln!("{}", s.table());
 
-    let [matmul, container, cheat] = &s.jobs[..] else {
-        panic!("three jobs expected: {:?}", s.jobs);
+    let [matmul, container, cheat, withheld] = &s.jobs[..] else {
+        panic!("four jobs expected: {:?}", s.jobs);
     };
-    // The instant order went to the only RTX 4090, was running within a few blocks, and the
-    // tenant accepted the verified product. (2 blocks is the measured figure, `gridlease-bench`;
-    // here the bound only catches a broken fast path, with slack for a loaded machine.)
+    // The instant order went to the only RTX 4090, was running within a few blocks (its own
+    // winning bid acknowledges it), and the tenant accepted the verified product, paying for it.
+    // (1-2 blocks is the measured figure, `gridlease-bench`; here the bound only catches a broken
+    // fast path, with slack for a loaded machine.)
     assert_eq!(matmul.provider, "alpha");
     assert_eq!(matmul.price_per_hour, "0.4");
     assert_eq!(matmul.outcome, "accepted by tenant");
+    assert_ne!(matmul.paid, "0");
     assert!(
         matmul.order_to_running_blocks.is_some_and(|b| b <= 10),
         "{matmul:?}"
     );
-    // The auction went to the lowest `any` price; after the challenge window it was closed (by the
-    // keeper for its fee, or by the node collecting the held pay).
+    // The auction went to the lowest `any` price; its pay was held with the result and paid when
+    // the lease completed after the challenge window (by the keeper for its fee, or by the node).
     assert_eq!(container.provider, "beta");
     assert_eq!(container.price_per_hour, "0.6");
+    assert_eq!(container.settlements, 0, "a batch lease is never settled");
     assert!(
-        ["completed", "closed by provider"].contains(&container.outcome.as_str()),
-        "closed after the challenge window: {container:?}"
+        container.outcome.starts_with("completed: closed by "),
+        "closed as completed after the challenge window: {container:?}"
     );
     assert_ne!(container.paid, "0");
-    // The cheater's wrong product was proven and its 10 USDC collateral slashed.
+    // The cheater's wrong product was proven by the tenant inside its priority: no fee, the
+    // whole escrow back, the 10 USDC collateral slashed.
     assert_eq!(cheat.provider, "gamma");
-    assert_eq!(cheat.outcome, "FRAUD proven: slashed 10");
+    assert_eq!(
+        cheat.outcome, "FRAUD proven: slashed 10 (by tenant, no fee)",
+        "{cheat:?}"
+    );
+    assert_eq!(cheat.paid, "0");
+    // The withholder's result was challenged by the keeper, not revealed, and proven unavailable
+    // by the keeper after the tenant's priority: its fee came out of the tenant's refund.
+    assert_eq!(withheld.provider, "delta");
+    let fault = withheld.fault.as_ref().expect("a fault on delta's lease");
+    assert_eq!(
+        (fault.kind.as_str(), fault.slashed.as_str()),
+        ("unavailable", "10")
+    );
+    assert!(
+        withheld
+            .outcome
+            .starts_with("UNAVAILABLE proven: slashed 10 (by keeper, fee "),
+        "{withheld:?}"
+    );
+    assert_eq!(withheld.paid, "0");
+    assert_ne!(fault.fee, "0");
     let party = |who: &str| {
         s.parties
             .iter()
@@ -59,10 +84,12 @@ async fn honest_providers_are_paid_the_cheater_is_slashed_and_the_keeper_earns()
             .clone()
     };
     assert_eq!(party("provider gamma").slashed, "10");
+    assert_eq!(party("provider delta").slashed, "10");
     assert_eq!(party("provider alpha").slashed, "0");
+    assert_eq!(party("provider beta").slashed, "0");
     assert!(party("provider alpha").net.starts_with('+'), "{s:?}");
     assert!(party("provider beta").net.starts_with('+'), "{s:?}");
-    // The keeper earned: its reporter share of the slash (and fees) is more than nothing.
+    // The keeper earned: the unavailability fee (and any keeper fee), more than nothing.
     let keeper = party("keeper");
     assert!(
         keeper.net.starts_with('+') && keeper.net != "+0",

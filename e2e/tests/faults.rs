@@ -1,8 +1,9 @@
 //! The whole market through its faults, end to end: a tenant's job is running when its provider
 //! node is killed (`kill -9`) and, while the node is down, the chain's RPC node is restarted from
 //! its state; the node comes back, finishes the job and posts its result exactly once; two
-//! keepers compete for the upkeep: every piece of work is paid once, and neither keeper's
-//! transactions cost more than it earned.
+//! keepers compete for the upkeep: the auction is awarded once, by one of them, the lease is
+//! closed once, as completed after its challenge window (by a keeper or by the node), paid exactly
+//! for the time to its result, and neither keeper paid gas for a reverted transaction.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use gridlease_bindings::{Market as MarketC, Results};
 use gridlease_core::{
     chain::{classify, classify_rpc},
     fetch,
+    units::owed,
 };
 use gridlease_deploy::anvil;
 use gridlease_e2e::{
@@ -22,7 +24,8 @@ use gridlease_e2e::{
     scenario::{submit, until},
 };
 
-/// An instant job that runs until the file `go` exists.
+/// An auctioned job (a keeper must award it: the upkeep the two keepers compete for, besides the
+/// close) that runs until the file `go` exists.
 fn gated_spec(go: &std::path::Path) -> String {
     format!(
         r#"name = "a job that waits for the test"
@@ -38,9 +41,9 @@ ram_gib = 1
 [price]
 max_per_hour = "1.00"
 max_duration = "10m"
-bid_window = "30s"
+bid_window = "5s"
 collateral = "10"
-instant = true
+instant = false
 token = "USDC"
 
 [container]
@@ -74,7 +77,7 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
     );
     let first = m.gov.provider.get_block_number().await.expect("block");
 
-    // The tenant's job starts on alpha.
+    // The tenant's job is auctioned, awarded to alpha by a keeper, and starts on alpha.
     let go = m.dir.join("go");
     let id = submit(&m, "gated", &gated_spec(&go), &|l| eprintln!("{l}"))
         .await
@@ -115,7 +118,7 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
 
     until("the result", Duration::from_secs(120), async || {
         let r = results.resultOf(id).call().await.map_err(classify)?;
-        Ok((r.postedAt.to::<u64>() != 0).then_some(()))
+        Ok((r != B256::ZERO).then_some(()))
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", m.log_tails(30)));
@@ -136,7 +139,10 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
     assert_eq!(served, b"survived\n");
 
     // Past the challenge window the lease is closed, once, by whichever gets there first.
-    anvil::warp(&m.gov.provider, 86_460).await.expect("warp");
+    let window = results.challengeWindow().call().await.expect("window");
+    anvil::warp(&m.gov.provider, window.to::<u64>() + 60)
+        .await
+        .expect("warp");
     until("the close", Duration::from_secs(90), async || {
         let closed = logs(market_addr, MarketC::LeaseClosed::SIGNATURE_HASH).await;
         Ok((!closed.is_empty()).then_some(()))
@@ -163,26 +169,63 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         1,
         "closed once"
     );
-    let mut settled: Vec<u64> = logs(market_addr, MarketC::LeaseSettled::SIGNATURE_HASH)
+    // Awarded once, by one of the keepers (the node only bids).
+    let awards = logs(market_addr, MarketC::LeaseStarted::SIGNATURE_HASH).await;
+    assert_eq!(awards.len(), 1, "awarded once");
+    let award_tx = awards[0].transaction_hash.expect("mined");
+    let awarded_by = m
+        .gov
+        .provider
+        .get_transaction_receipt(award_tx)
         .await
-        .iter()
-        .map(|l| {
-            l.log_decode::<MarketC::LeaseSettled>()
-                .expect("decode")
-                .inner
-                .data
-                .settledAt
-                .to::<u64>()
-        })
-        .collect();
-    let n = settled.len();
-    settled.dedup();
-    assert_eq!(settled.len(), n, "no stretch of the lease paid twice");
+        .expect("rpc")
+        .expect("receipt")
+        .from;
+    let keepers = [m.keeper.as_ref().expect("keeper").address, rival.address];
+    assert!(keepers.contains(&awarded_by), "awarded by {awarded_by}");
+    // Completed, and paid once: for the time from the start to the result, never settled while
+    // it ran (a batch lease is paid for its result).
+    let closed = logs(market_addr, MarketC::LeaseClosed::SIGNATURE_HASH).await[0]
+        .log_decode::<MarketC::LeaseClosed>()
+        .expect("decode")
+        .inner
+        .data;
+    assert_eq!(closed.reason, 5, "closed as completed: {closed:?}");
+    assert!(!closed.held, "a completed lease's collateral is released");
+    assert!(
+        logs(market_addr, MarketC::LeaseSettled::SIGNATURE_HASH)
+            .await
+            .is_empty(),
+        "a batch lease is not settled"
+    );
+    let started = logs(market_addr, MarketC::LeaseStarted::SIGNATURE_HASH).await[0]
+        .log_decode::<MarketC::LeaseStarted>()
+        .expect("decode")
+        .inner
+        .data;
+    let posted_block = logs(*results.address(), Results::ResultPosted::SIGNATURE_HASH).await[0]
+        .block_number
+        .expect("mined");
+    let posted_at = m
+        .gov
+        .provider
+        .get_block_by_number(posted_block.into())
+        .await
+        .expect("rpc")
+        .expect("block")
+        .header
+        .timestamp;
+    let until_result = posted_at.min(started.end.to::<u64>()) - started.start.to::<u64>();
+    let want = owed(started.ratePerSecond.to(), until_result, m.usdc.decimals).expect("owed");
+    assert_eq!(
+        closed.paid.to::<u128>(),
+        want,
+        "paid for the time to the result"
+    );
 
     // Neither keeper lost money: whatever each sent was mined without reverting, so no gas went
     // on work another keeper had done (both simulate first and drop what no longer pays).
     let last = m.gov.provider.get_block_number().await.expect("head");
-    let keepers = [m.keeper.as_ref().expect("keeper").address, rival.address];
     let mut sent = [0usize; 2];
     for b in first..=last {
         let receipts = m

@@ -2,15 +2,21 @@
 //! keep it paid), the keeper settling it, a `LowBalance` warning, the tenant's top-up through the
 //! CLI, then exhaustion: the node stops the service and closes the lease (which frees its
 //! collateral; a keeper closes it as `Exhausted` when that pays), and every unit of escrow went
-//! to the provider and the fees (nothing paid twice, nothing stuck).
+//! to the provider and the fees (nothing paid twice, nothing stuck). The low-balance window is
+//! shortened first the way governance changes anything: scheduled on the `Timelock` and executed
+//! after its delay.
 
 use std::time::Duration;
 
-use alloy::{primitives::B256, sol_types::SolEvent};
-use gridlease_bindings::{Market as MarketC, Results, Staking};
+use alloy::{
+    primitives::{B256, Bytes, U256},
+    sol_types::{SolCall, SolEvent, SolValue},
+};
+use gridlease_bindings::{Market as MarketC, MarketAdmin, MarketLens, Staking, Timelock, admin};
 use gridlease_core::chain::{classify, send};
+use gridlease_deploy::anvil;
 use gridlease_e2e::{
-    market::{Market, Options, ProviderPlan},
+    market::{Conduct, Market, Options, ProviderPlan},
     scenario::{cli, submit, until},
 };
 
@@ -29,10 +35,10 @@ cpu_cores = 1
 ram_gib = 1
 
 [price]
-max_per_hour = "40.00"
+max_per_hour = "37.00"
 max_duration = "1h"
 bid_window = "30s"
-deposit = "0.5"
+deposit = "0.7"
 collateral = "10"
 instant = true
 token = "USDC"
@@ -68,7 +74,9 @@ async fn logs(m: &Market, sig: B256, id: B256) -> Vec<alloy::rpc::types::Log> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // 36 USDC per hour = 0.01 USDC per second: 0.5 USDC of escrow lasts 50 s.
+    // 36 USDC per hour = 0.01 USDC per second: 0.7 USDC of escrow lasts 70 s (an order must
+    // deposit at least the market's minimum billing period, 1 minute, at its reserve price of 37
+    // USDC per hour: 0.62 USDC).
     let plan = ProviderPlan {
         name: "svc",
         class: "any",
@@ -77,7 +85,7 @@ async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
         operator: "provider1-operator",
         any_per_hour: "36.00",
         class_per_hour: "36.00",
-        cheats: false,
+        conduct: Conduct::Honest,
         signed: false,
     };
     let opts = Options {
@@ -86,37 +94,75 @@ async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
     };
     let mut m = Market::start(dir.path(), &opts).await.expect("market");
     let market = MarketC::new(m.deployments.address("Market").expect("m"), &m.gov.provider);
-    let results = Results::new(
-        m.deployments.address("Results").expect("r"),
+    let lens = MarketLens::new(
+        m.deployments.address("MarketLens").expect("lens"),
         &m.gov.provider,
     );
     let staking = Staking::new(
         m.deployments.address("Staking").expect("s"),
         &m.gov.provider,
     );
-    // Warn when less than 30 s of escrow is left.
+    // Warn when less than 30 s of escrow is left: governance schedules it on the Timelock, which
+    // owns the market, and executes it after the delay.
     let mut params = market.params().call().await.expect("params");
     params.lowBalanceWindow = 30;
-    send(market.setParams(params)).await.expect("setParams");
-    // Service orders go only to live providers: the node beats as soon as it starts.
+    // The admin binding's own copy of the struct: the same ABI.
+    let params = admin::IMarket::Params::abi_decode(&params.abi_encode()).expect("same struct");
+    let data: Bytes = MarketAdmin::setParamsCall { params_: params }
+        .abi_encode()
+        .into();
+    let tl = Timelock::new(
+        m.deployments.address("Timelock").expect("timelock"),
+        &m.gov.provider,
+    );
+    let delay = tl.getMinDelay().call().await.expect("delay");
+    let target = *market.address();
+    send(tl.schedule(
+        target,
+        U256::ZERO,
+        data.clone(),
+        B256::ZERO,
+        B256::ZERO,
+        delay,
+    ))
+    .await
+    .expect("schedule");
+    anvil::warp(&m.gov.provider, delay.to::<u64>() + 1)
+        .await
+        .expect("warp");
+    send(tl.execute(target, U256::ZERO, data, B256::ZERO, B256::ZERO))
+        .await
+        .expect("execute");
+    assert_eq!(
+        market
+            .params()
+            .call()
+            .await
+            .expect("params")
+            .lowBalanceWindow,
+        30
+    );
+    // Service orders go only to live providers: the node beats again (the warp let its last
+    // heartbeat go stale) within seconds of chain time.
     let owner = m.account("provider1");
     until(
-        "the node's first heartbeat",
+        "a fresh heartbeat of the node",
         Duration::from_secs(60),
         async || {
             let l = staking.liveness(owner).call().await.map_err(classify)?;
-            Ok((l.at.to::<u64>() != 0).then_some(()))
+            let now = m.gov.now().await?;
+            Ok((l.at.to::<u64>() + u64::from(l.period) > now + 5).then_some(()))
         },
     )
     .await
-    .expect("heartbeat");
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", m.providers[0].log_tail(30)));
 
     let id = submit(&m, "service", &service_spec(), &|l| eprintln!("{l}"))
         .await
         .expect("submit");
     until("the service running", Duration::from_secs(60), async || {
-        let r = results.resultOf(id).call().await.map_err(classify)?;
-        Ok((r.acknowledgedAfter != 0 && service_processes() > 0).then_some(()))
+        let j = lens.getJob(id).call().await.map_err(classify)?;
+        Ok((j.acknowledged && service_processes() > 0).then_some(()))
     })
     .await
     .expect("running");
@@ -130,13 +176,13 @@ async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
     })
     .await
     .expect("low balance");
-    assert!(market.getJob(id).call().await.expect("job").lowBalance);
+    assert!(lens.getJob(id).call().await.expect("job").lowBalance);
     cli(&m, "service", &["topup", &id.to_string(), "0.3"], &|l| {
         eprintln!("{l}")
     })
     .await
     .expect("topup");
-    let job = market.getJob(id).call().await.expect("job");
+    let job = lens.getJob(id).call().await.expect("job");
     assert!(!job.lowBalance, "a top-up clears the flag");
     assert_eq!(
         logs(&m, MarketC::ToppedUp::SIGNATURE_HASH, id).await.len(),
@@ -168,14 +214,14 @@ async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
         "closed by the provider or as Exhausted: {closed:?}"
     );
     assert_eq!(closed.refund.to::<u128>(), 0, "nothing left to refund");
-    // Everything deposited (0.5 + 0.3 USDC) was paid out, once: settlements + the close.
+    // Everything deposited (0.7 + 0.3 USDC) was paid out, once: settlements + the close.
     let settled: u128 = logs(&m, MarketC::LeaseSettled::SIGNATURE_HASH, id)
         .await
         .iter()
         .filter_map(|l| l.log_decode::<MarketC::LeaseSettled>().ok())
         .map(|l| l.inner.data.amount.to::<u128>())
         .sum();
-    assert_eq!(settled + closed.paid.to::<u128>(), 800_000);
+    assert_eq!(settled + closed.paid.to::<u128>(), 1_000_000);
     until("the service stopped", Duration::from_secs(30), async || {
         Ok((service_processes() == 0).then_some(()))
     })

@@ -2,7 +2,9 @@
 //! `bidding.mode = "signed"` at different prices and one node bidding on chain above both; one
 //! auction. The keeper finds the signed bids at the nodes' registered metadataURI, awards the
 //! cheapest (`LeaseStarted.signedBid`), the losing signed bidder sends no transaction for the
-//! order (a signed bid costs no gas), and the job runs to its posted result.
+//! order (a signed bid costs no gas), and the winner acknowledges the lease it did not award
+//! itself (protocol v2: a keeper's award must be acknowledged within the start window) and runs
+//! the job to its posted result.
 
 use std::time::Duration;
 
@@ -12,14 +14,14 @@ use alloy::{
     providers::Provider,
     sol_types::{SolCall, SolEvent},
 };
-use gridlease_bindings::{Market as MarketC, Results};
+use gridlease_bindings::{Market as MarketC, MarketLens, Results};
 use gridlease_core::{
     chain::classify,
     eip712::{ServedBid, market_domain},
     fetch,
 };
 use gridlease_e2e::{
-    market::{Market, Options, ProviderPlan},
+    market::{Conduct, Market, Options, ProviderPlan},
     scenario::{submit, until},
 };
 
@@ -61,7 +63,7 @@ fn plan(
         operator,
         any_per_hour: per_hour,
         class_per_hour: per_hour,
-        cheats: false,
+        conduct: Conduct::Honest,
         signed,
     }
 }
@@ -79,7 +81,10 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
     };
     let mut m = Market::start(dir.path(), &opts).await.expect("market");
     let market_addr = m.deployments.address("Market").expect("market");
-    let market = MarketC::new(market_addr, &m.gov.provider);
+    let lens = MarketLens::new(
+        m.deployments.address("MarketLens").expect("lens"),
+        &m.gov.provider,
+    );
     let results = Results::new(
         m.deployments.address("Results").expect("results"),
         &m.gov.provider,
@@ -154,15 +159,17 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
     assert_eq!(lease.provider, cheap, "the cheapest bid wins");
     assert_eq!(lease.ratePerSecond.to::<u128>(), served[0]);
 
-    // The job runs to its result.
+    // The winner acknowledges the keeper's award (or its result does, inside the start window),
+    // and the job runs to its result.
     until("the result", Duration::from_secs(120), async || {
         let r = results.resultOf(id).call().await.map_err(classify)?;
-        Ok((r.postedAt.to::<u64>() != 0).then_some(()))
+        Ok((r != B256::ZERO).then_some(()))
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", m.log_tails(25)));
-    let job = market.getJob(id).call().await.expect("job");
+    let job = lens.getJob(id).call().await.expect("job");
     assert_eq!(job.provider, cheap);
+    assert!(job.acknowledged, "the lease was acknowledged: {job:?}");
 
     // No signed node sent a bid transaction; the losing one sent nothing to the market at all
     // (its only transactions are provider-wide heartbeats to Staking).

@@ -71,6 +71,11 @@ pub struct Config {
     /// Testing only: flip one element of every built-in result (a cheating provider, for demos
     /// and tests of the fraud proof). Never set on a real node: its stake gets slashed.
     pub corrupt_builtin: bool,
+    /// Testing only: post the true commitment of every result but serve none of it (the result
+    /// download answers an error) and answer no data-availability challenge (a withholding
+    /// provider, for demos and tests of the unavailability proof). Never set on a real node: its
+    /// results are proven unavailable and its stake gets slashed.
+    pub withhold_results: bool,
 }
 
 /// GPUs this node offers.
@@ -144,6 +149,8 @@ struct Raw {
 struct RawTesting {
     #[serde(default)]
     corrupt_builtin_results: bool,
+    #[serde(default)]
+    withhold_results: bool,
 }
 
 #[derive(Deserialize)]
@@ -544,6 +551,7 @@ impl Config {
             share_gpus: raw.jobs.share_gpus,
             services: raw.jobs.services,
             corrupt_builtin: raw.testing.corrupt_builtin_results,
+            withhold_results: raw.testing.withhold_results,
         })
     }
 }
@@ -605,6 +613,23 @@ mod tests {
         ))
         .expect("with a fallback");
         assert_eq!(c.fallback_rpc.as_deref(), Some("https://rpc.example.org"));
+    }
+
+    #[test]
+    fn the_testing_knobs_are_off_unless_set() {
+        let c = parse(SAMPLE).expect("sample");
+        assert!(!c.corrupt_builtin && !c.withhold_results);
+        let c = parse(
+            &SAMPLE
+                .replace("# [testing]", "[testing]")
+                .replace("# withhold_results = false", "withhold_results = true"),
+        )
+        .expect("withholding");
+        assert!(c.withhold_results && !c.corrupt_builtin);
+        let e = parse(&format!("{SAMPLE}\n[testing]\nwithhold = true\n"))
+            .expect_err("unknown key")
+            .to_string();
+        assert!(e.contains("withhold"), "{e}");
     }
 
     #[test]

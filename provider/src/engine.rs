@@ -213,6 +213,13 @@ pub async fn run(cfg: Config) -> Result<()> {
         .await
         .with_context(|| format!("http.listen {}: cannot bind", s.cfg.listen))?;
     info!(listen = %s.cfg.listen, "http api up");
+    if s.cfg.corrupt_builtin || s.cfg.withhold_results {
+        warn!(
+            corrupt_builtin_results = s.cfg.corrupt_builtin,
+            withhold_results = s.cfg.withhold_results,
+            "[testing] knobs set: this node misbehaves on purpose and will be slashed"
+        );
+    }
     let app = crate::http::router(s.clone());
     let stop_http = s.kill.clone();
     let http = tokio::spawn(async move {

@@ -346,6 +346,14 @@ async fn result(
             "expected /results/0x<64 hex digits>",
         );
     };
+    if s.cfg.withhold_results {
+        // Testing only: a provider that posts results it does not serve (demo and tests of the
+        // data-availability challenge and the unavailability proof).
+        return deny(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node withholds its results (testing.withhold_results)",
+        );
+    }
     let job = s.store.lock().ok().and_then(|st| st.job(id).ok().flatten());
     let Some(job) = job else {
         return deny(StatusCode::NOT_FOUND, "no such lease here");

@@ -132,6 +132,10 @@ pub(crate) fn on_log(s: &Arc<Shared>, log: &Log) {
         return;
     }
     match s.db().challenge(&c) {
+        Ok(true) if s.cfg.withhold_results => {
+            s.metrics.challenges_seen.fetch_add(1, Relaxed);
+            warn!(lease = %c.lease, index = c.index, deadline = c.deadline, challenger = %e.challenger, "a chunk of our result is challenged: not answering (testing.withhold_results)");
+        }
         Ok(true) => {
             s.metrics.challenges_seen.fetch_add(1, Relaxed);
             warn!(lease = %c.lease, index = c.index, deadline = c.deadline, challenger = %e.challenger, "a chunk of our result is challenged: answering");
@@ -153,6 +157,12 @@ pub(crate) fn resume(s: &Arc<Shared>) -> Result<(), StateError> {
 
 /// Start the task answering `c`, unless one runs.
 fn answer(s: &Arc<Shared>, c: Challenge) {
+    if s.cfg.withhold_results {
+        // Testing only: a provider that withholds its results leaves every challenge unanswered
+        // (also those recorded before a restart).
+        warn!(lease = %c.lease, index = c.index, "testing.withhold_results: not answering the challenge (the result will be proven unavailable)");
+        return;
+    }
     if !lock(&s.answering).insert(c) {
         return;
     }

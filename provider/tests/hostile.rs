@@ -11,6 +11,9 @@
 //!   is answered by the node from its stored result within the response window; the challenger's
 //!   bond goes to the operator, the unavailability proof then fails, and the collateral the market
 //!   held after the acceptance is released by the node once the fault horizon has passed.
+//! - The testing knob `[testing] withhold_results` makes the node the provider MEC-04 is about: it
+//!   posts the true commitment of its output, serves none of it and answers no challenge, so the
+//!   result is proven unavailable, the tenant refunded and the collateral slashed.
 
 mod common;
 
@@ -475,4 +478,68 @@ async fn mec_04_a_challenged_chunk_is_revealed_by_the_node_in_time_the_bond_pays
     n.wait_metric("gridlease_provider_held_leases 0", 1).await;
     n.never_slashed().await;
     n.stop(child, 1);
+}
+
+#[tokio::test]
+async fn testing_withhold_results_posts_the_true_commitment_serves_nothing_answers_no_challenge_and_is_proven_unavailable()
+ {
+    let n = net().await;
+    n.config(&n.url, None);
+    let path = n.path().join("provider.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(&path, text + "\n[testing]\nwithhold_results = true\n").expect("config");
+    let _child = n.start(1);
+    n.wait_head(1).await;
+    let (id, terms) = n.order_command(sh("seq 1 1000"), 7, 600, true).await;
+
+    // The commitment posted is the true one of the job's output.
+    let stored = n.result(id, 1, 90).await;
+    let (p, _) = n.event::<Results::ResultPosted>(n.results, id).await;
+    let output: String = (1..=1000).map(|i| format!("{i}\n")).collect();
+    let truth = Commitment::of(output.as_bytes());
+    assert_eq!(
+        Commitment {
+            root: p.root,
+            size: p.size
+        },
+        truth
+    );
+    assert_eq!(truth.hash(), stored);
+    // None of it is served, not even to its tenant.
+    let auth = gridlease_core::fetch::result_auth(&key(1), id).expect("sign");
+    let url = format!("http://127.0.0.1:{}/results/{id}", n.port);
+    let e = gridlease_core::fetch::fetch_with(&url, Some(&auth))
+        .await
+        .expect_err("withheld");
+    assert!(e.contains("503") || e.contains("withholds"), "{e}");
+
+    // A challenge is seen and left unanswered; past the response window the result fails.
+    let challenger = Client::connect(&n.url, Some(key(8)))
+        .await
+        .expect("challenger");
+    let r = Results::new(n.results, &challenger.provider);
+    let bond = r.challengeBond().call().await.expect("bond");
+    send(r.challenge(id, p.root, p.size, U256::from(2)).value(bond))
+        .await
+        .expect("challenge");
+    n.wait_metric("gridlease_provider_challenges_seen_total 1", 1)
+        .await;
+    let window = r.responseWindow().call().await.expect("window");
+    n.warp(u64::from(window) + 1).await;
+    assert_eq!(
+        n.count_logs(n.results, Results::ChunkRevealed::SIGNATURE_HASH, id)
+            .await,
+        0,
+        "nothing revealed\n{}",
+        n.log(1)
+    );
+    send(r.proveUnavailable(id, U256::from(2)))
+        .await
+        .expect("proven unavailable");
+    let (f, _) = n.event::<Market::LeaseFaulted>(n.market, id).await;
+    assert_eq!(f.kind, B256::right_padding_from(b"unavailable"));
+    assert_eq!(f.slashed, U256::from(terms.collateral.to::<u128>()));
+    // Within the tenant's priority: no fee, the whole deposit back.
+    assert_eq!(f.refund, terms.deposit);
+    n.wait_metric("gridlease_provider_faults_total 1", 1).await;
 }

@@ -198,7 +198,18 @@ async fn latencies(args: &Args) -> Result<Value> {
     };
     let created = blocks_by_id(&logs(market, MarketC::OrderCreated::SIGNATURE_HASH).await?);
     let leased = blocks_by_id(&logs(market, MarketC::LeaseStarted::SIGNATURE_HASH).await?);
-    let running = blocks_by_id(&logs(results, Results::LeaseAcknowledged::SIGNATURE_HASH).await?);
+    // Running: acknowledged on chain. An instant order's winning on-chain bid is the provider's
+    // own transaction, so its lease starts acknowledged (protocol v2 §3.1: no `LeaseAcknowledged`);
+    // one awarded otherwise is acknowledged by the node.
+    let mut running =
+        blocks_by_id(&logs(results, Results::LeaseAcknowledged::SIGNATURE_HASH).await?);
+    for l in logs(market, MarketC::LeaseStarted::SIGNATURE_HASH).await? {
+        if let (Ok(e), Some(b)) = (l.log_decode::<MarketC::LeaseStarted>(), l.block_number)
+            && !e.inner.data.signedBid
+        {
+            running.entry(e.inner.data.orderId).or_insert(b);
+        }
+    }
     let result = blocks_by_id(&logs(results, Results::ResultPosted::SIGNATURE_HASH).await?);
     let mut times: BTreeMap<u64, u64> = BTreeMap::new();
     let mut time_of = async |b: u64| -> Result<u64> {
@@ -259,12 +270,20 @@ fn table(r: &Value) -> String {
     if let Some(g) = r["gas"].as_object() {
         for k in [
             "lifecycle_total",
+            "lifecycle_total_acknowledged",
             "create_order_permit",
+            "bid_instant_award",
             "award_1_bid",
-            "award_10_bids",
-            "settle_batch_100_per_lease",
+            "award_signed_bid",
+            "acknowledge",
             "post_result",
+            "accept_result",
+            "complete_by_keeper",
+            "da_challenge",
+            "da_answer",
+            "prove_unavailable",
             "prove_matmul_fraud_k4096",
+            "settle_batch_100_per_lease",
             "heartbeat",
             "close_by_tenant",
         ] {

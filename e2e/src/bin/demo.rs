@@ -1,12 +1,15 @@
 //! `gridlease-demo`: the whole market on a local devnet, as real processes, in about two minutes.
 //!
-//! anvil + the deployed suite + three provider nodes (`alpha` rtx4090, `beta` a100-80g, `gamma`
-//! h100 that cheats; CPU-run built-in jobs where there is no GPU) + one keeper. The tenant, through
-//! the `gridlease` CLI, submits a verifiable `matmul_i8` job and a container job, watches them,
-//! downloads and verifies the results; `gamma` posts a wrong product and the keeper gets it
-//! slashed. Ends with a summary table (jobs, prices, times, gas, who was paid what, who was
-//! slashed), stops every process it started and exits 0 (1 on any failure or on SIGINT/SIGTERM,
-//! with the logs' tails; the processes it started are stopped either way).
+//! anvil + the deployed suite + four provider nodes (`alpha` rtx4090, `beta` a100-80g, `gamma` h100
+//! that posts wrong products, `delta` l40s that withholds its results; CPU-run built-in jobs where
+//! there is no GPU) + one keeper. The tenant, through the `gridlease` CLI, submits a container job
+//! and three verifiable `matmul_i8` jobs, watches them, downloads and verifies the results;
+//! `gamma`'s wrong product is proven by the tenant itself (free, inside its priority), `delta`'s
+//! withheld result is challenged and proven unavailable by the keeper (for its fee, after the
+//! tenant's priority). Ends with a summary table (jobs, prices, times, who was paid and refunded
+//! what, which fault was proven by whom; gas, net and slashes per account), stops every process it
+//! started and exits 0 (1 on any failure or on SIGINT/SIGTERM, with the logs' tails; the processes
+//! it started are stopped either way). See [`gridlease_e2e::scenario`] for the story.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -41,14 +44,14 @@ async fn demo(m: &mut Market) -> Result<()> {
     ));
     for (p, d) in m.plans.iter().zip(&m.providers) {
         say(&format!(
-            "  provider {:<6} {:<9} any {} / {} {} USDC per GPU-hour{}  http://127.0.0.1:{}/metrics",
+            "  provider {:<6} {:<9} any {} / {} {} USDC per GPU-hour  http://127.0.0.1:{}/metrics{}",
             p.name,
             p.class,
             p.any_per_hour,
             p.class,
             p.class_per_hour,
-            if p.cheats { "  (CHEATS)" } else { "" },
-            d.port
+            d.port,
+            p.conduct.label(),
         ));
     }
     if let Some(k) = &m.keeper {
@@ -79,7 +82,8 @@ async fn main() -> ExitCode {
         std::env::temp_dir().join(format!("gridlease-demo-{}", std::process::id()))
     });
     say(&format!(
-        "== starting anvil, the contracts, 3 provider nodes and a keeper in {}",
+        "== starting anvil, the contracts, {} provider nodes and a keeper in {}",
+        Options::default().providers.len(),
         dir.display()
     ));
     let opts = Options {
