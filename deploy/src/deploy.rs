@@ -583,7 +583,10 @@ async fn govern(
             ));
         }
         if o != pred.timelock.0 {
-            steps.push((format!("Timelock: {name}.acceptOwnership"), Gov::Accept(target)));
+            steps.push((
+                format!("Timelock: {name}.acceptOwnership"),
+                Gov::Accept(target),
+            ));
         }
     }
     let roles = [
@@ -594,7 +597,10 @@ async fn govern(
     if owner != deployer {
         for role in roles {
             if !tl.hasRole(role, owner).call().await? && deployer_admin {
-                steps.push((format!("Timelock.grantRole({role}, owner)"), Gov::Grant(role, owner)));
+                steps.push((
+                    format!("Timelock.grantRole({role}, owner)"),
+                    Gov::Grant(role, owner),
+                ));
             }
         }
     }
@@ -608,12 +614,18 @@ async fn govern(
     if owner != deployer {
         for role in roles {
             if tl.hasRole(role, deployer).call().await? {
-                steps.push((format!("Timelock.renounceRole({role})"), Gov::Renounce(role)));
+                steps.push((
+                    format!("Timelock.renounceRole({role})"),
+                    Gov::Renounce(role),
+                ));
             }
         }
     }
     if deployer_admin {
-        steps.push(("Timelock.renounceRole(admin)".into(), Gov::Renounce(admin_role)));
+        steps.push((
+            "Timelock.renounceRole(admin)".into(),
+            Gov::Renounce(admin_role),
+        ));
     }
     if steps.is_empty() {
         if delay != cfg.timelock_delay {
@@ -662,7 +674,15 @@ impl Gov {
         // An operation through the Timelock while its delay is still zero: schedule, execute.
         let through = |target: Address, data: Bytes| async move {
             let salt = keccak256(&data);
-            send(tl.schedule(target, U256::ZERO, data.clone(), B256::ZERO, salt, U256::ZERO)).await?;
+            send(tl.schedule(
+                target,
+                U256::ZERO,
+                data.clone(),
+                B256::ZERO,
+                salt,
+                U256::ZERO,
+            ))
+            .await?;
             send(tl.execute(target, U256::ZERO, data, B256::ZERO, salt)).await
         };
         let accept: Bytes = Market::acceptOwnershipCall {}.abi_encode().into();

@@ -97,7 +97,10 @@ async fn deploys_to_predicted_addresses_once() {
     );
     // Governance is the Timelock, with the configured delay (GOV-01).
     assert_eq!(market.owner().call().await.expect("owner"), pred.timelock.0);
-    assert_eq!(staking.owner().call().await.expect("owner"), pred.timelock.0);
+    assert_eq!(
+        staking.owner().call().await.expect("owner"),
+        pred.timelock.0
+    );
     let tl = Timelock::new(pred.timelock.0, &c.provider);
     assert_eq!(
         tl.getMinDelay().call().await.expect("delay"),
@@ -148,10 +151,24 @@ async fn deploys_to_predicted_addresses_once() {
     .abi_encode()
     .into();
     let delay = U256::from(cfg.timelock_delay);
-    send(tl.schedule(pred.market.0, U256::ZERO, data.clone(), B256::ZERO, B256::ZERO, delay))
-        .await
-        .expect("schedule");
-    let early = send(tl.execute(pred.market.0, U256::ZERO, data.clone(), B256::ZERO, B256::ZERO)).await;
+    send(tl.schedule(
+        pred.market.0,
+        U256::ZERO,
+        data.clone(),
+        B256::ZERO,
+        B256::ZERO,
+        delay,
+    ))
+    .await
+    .expect("schedule");
+    let early = send(tl.execute(
+        pred.market.0,
+        U256::ZERO,
+        data.clone(),
+        B256::ZERO,
+        B256::ZERO,
+    ))
+    .await;
     assert!(early.is_err(), "executed before the delay");
     c.provider
         .raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (cfg.timelock_delay,))
