@@ -724,7 +724,9 @@ impl Facts {
             })),
             "fault": self.faulted.as_ref().map(|f| json!({
                 "kind": short_string(f.kind),
-                "refund": f.refund.to::<u128>().to_string(),
+                // Net of the reporter's fee, which is shown on its own.
+                "refund": (f.refund.to::<u128>() - f.fee.to::<u128>()).to_string(),
+                "fee": f.fee.to::<u128>().to_string(),
                 "compensation": f.compensation.to_string(),
                 "slashed": f.slashed.to_string(),
                 "reporter": f.reporter,

@@ -130,23 +130,32 @@ fn proven(f: &Facts, receipt: &TransactionReceipt, what: &str) -> Output {
         .find_map(|l| l.log_decode::<Market::LeaseFaulted>().ok())
         .map(|e| e.inner.data);
     // The tenant's refund is net of a third-party reporter's fee (none when the tenant proves).
-    let (kind, refund, compensation, slashed) = fault.as_ref().map_or_else(
-        || (what.to_owned(), 0, 0, 0),
+    let (kind, refund, fee, compensation, slashed) = fault.as_ref().map_or_else(
+        || (what.to_owned(), 0, 0, 0, 0),
         |e| {
             (
                 short_string(e.kind),
                 e.refund.to::<u128>() - e.fee.to::<u128>(),
+                e.fee.to::<u128>(),
                 e.compensation.try_into().unwrap_or(u128::MAX),
                 e.slashed.try_into().unwrap_or(u128::MAX),
             )
         },
     );
     let human = format!(
-        "{}\n  proven     {kind} (tx {}): the provider was slashed {}; the escrow refunded {}{}\n",
+        "{}\n  proven     {kind} (tx {}): the provider was slashed {}; the escrow refunded {}{}{}\n",
         f.id,
         receipt.transaction_hash,
         money(slashed, &f.stake),
         money(refund, &f.token),
+        if fee > 0 {
+            format!(
+                " (less the reporter's fee of {}, credited in the market: gridlease withdraw)",
+                money(fee, &f.token)
+            )
+        } else {
+            String::new()
+        },
         if compensation > 0 {
             format!(
                 "; compensation {} credited to the tenant in staking (gridlease withdraw)",
@@ -164,6 +173,7 @@ fn proven(f: &Facts, receipt: &TransactionReceipt, what: &str) -> Output {
             "fault": {
                 "kind": kind,
                 "refund": refund.to_string(),
+                "fee": fee.to_string(),
                 "compensation": compensation.to_string(),
                 "slashed": slashed.to_string(),
             },

@@ -770,10 +770,28 @@ async fn withdraw_collects_market_and_staking_credits_after_a_fault_mec07() {
     // (the devnet's is minutes; an hour is past any).
     n.warp(3_601).await;
     let v = n.json(&["result", &b.to_string(), "--prove"]);
-    assert_eq!(v["fault"]["refund"], "2000000", "{v}");
-    assert_eq!(v["fault"]["compensation"], "0", "B paid nothing yet");
     let fee = 2 * USDC * w.fault_fee_bps / 10_000;
     assert!(fee > 0);
+    assert_eq!(v["fault"]["fee"], fee.to_string(), "{v}");
+    assert_eq!(
+        v["fault"]["refund"],
+        (2 * USDC - fee).to_string(),
+        "the other tenant gets its escrow back less the reporter's fee: {v}"
+    );
+    assert_eq!(v["fault"]["compensation"], "0", "B paid nothing yet");
+    let s = n.json(&["status", &b.to_string()]);
+    assert_eq!(
+        s["fault"],
+        serde_json::json!({
+            "kind": "wrong-result",
+            "refund": (2 * USDC - fee).to_string(),
+            "fee": fee.to_string(),
+            "compensation": "0",
+            "slashed": (10 * USDC).to_string(),
+            "reporter": n.tenant,
+        }),
+        "status agrees with the proof: {s}"
+    );
     assert_eq!(n.market_credit(n.tenant).await, fee);
     assert_eq!(n.balance(other.address()).await, 10 * USDC - fee);
 
