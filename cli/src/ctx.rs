@@ -17,6 +17,7 @@ use gridlease_bindings::{
 use gridlease_core::{
     chain::{Client, classify},
     deployments::{Deployments, TokenEntry},
+    fetch::{AllowList, Fetcher, Limits},
     units::{format_amount, format_duration, hourly_from_rate},
     wallet::KeySource,
 };
@@ -75,6 +76,9 @@ pub(crate) struct Ctx {
     pub(crate) signer: Option<PrivateKeySigner>,
     /// JSON mode (no progress text).
     pub(crate) json: bool,
+    /// Downloads what others name (results, specs, inputs): http(s) only, no internal address
+    /// unless allowed ([`gridlease_core::fetch`]).
+    pub(crate) fetcher: Fetcher,
 }
 
 impl Ctx {
@@ -98,12 +102,24 @@ impl Ctx {
             .unwrap_or_else(|| Deployments::default_path(&PathBuf::from("."), client.chain_id));
         let d = Deployments::load(&path, client.chain_id)?;
         let market = d.address("Market")?;
+        let allow = match &cli.fetch_allow {
+            Some(list) => AllowList::parse(
+                &list
+                    .split(',')
+                    .filter(|e| !e.trim().is_empty())
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|e| UserError(format!("--fetch-allow: {e}")))?,
+            None if rpc_on_loopback(&cli.rpc) => AllowList::loopback(),
+            None => AllowList::default(),
+        };
         Ok(Self {
             client,
             d,
             market,
             signer,
             json: cli.json,
+            fetcher: Fetcher::new(allow, Limits::default()),
         })
     }
 
@@ -309,29 +325,58 @@ pub(crate) fn read_file(path: &std::path::Path) -> Result<String> {
         .map_err(|e| UserError(format!("cannot read {}: {e}", path.display())).into())
 }
 
-/// Download `uri` (http(s)://, file:// or a path); a failure is a user error.
-pub(crate) async fn fetch(uri: &str) -> Result<Vec<u8>> {
-    Ok(gridlease_core::fetch::fetch(uri).await.map_err(UserError)?)
+/// Whether the JSON-RPC endpoint is on this machine (a devnet, whose nodes serve on loopback).
+fn rpc_on_loopback(rpc: &str) -> bool {
+    alloy::transports::http::reqwest::Url::parse(rpc)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .is_some_and(|h| {
+            h == "localhost"
+                || h.trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
 }
 
-/// For a `matmul_i8` job with data inputs: download A and B, check them against the spec's roots
-/// (filling them in when the spec has none yet) and return the job; `None` for other workloads.
-/// `what` names the inputs in errors.
+/// For a `matmul_i8` job with data inputs: download A and B (over http(s), as a provider will),
+/// check them against the spec's roots (filling them in when the spec has none yet) and return
+/// the job; `None` for other workloads. `what` names the inputs in errors.
 pub(crate) async fn resolve_inputs(
+    ctx: &Ctx,
     w: &mut gridlease_core::spec::Workload,
     what: &str,
 ) -> Result<Option<gridlease_core::matmul::MatmulData>> {
     let gridlease_core::spec::Workload::MatmulI8Data { a_uri, b_uri, .. } = &*w else {
         return Ok(None);
     };
-    let (a, b) = (fetch(a_uri).await?, fetch(b_uri).await?);
-    Ok(w.resolve(a, &b)
+    let get = async |uri: &str| {
+        ctx.fetcher
+            .get(uri, None)
+            .await
+            .map_err(|e| UserError(format!("{what}: {e}")))
+    };
+    let (a, b) = (get(a_uri).await?, get(b_uri).await?);
+    Ok(w.fill_roots(a, &b)
         .map_err(|e| UserError(format!("{what}: {e}")))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pin_02_the_cli_reaches_loopback_only_for_a_devnet_rpc() {
+        for devnet in [
+            "http://127.0.0.1:8545",
+            "ws://localhost:8546",
+            "http://[::1]:8545",
+        ] {
+            assert!(rpc_on_loopback(devnet), "{devnet}");
+        }
+        for real in ["https://rpc.example.org", "http://10.0.0.5:8545", "garbage"] {
+            assert!(!rpc_on_loopback(real), "{real}");
+        }
+    }
 
     #[test]
     fn chain_times_read_as_utc_dates() {

@@ -51,6 +51,12 @@ struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    /// Internal networks the CLI may download results, specs and inputs from (comma-separated
+    /// addresses or networks such as 127.0.0.0/8). Default: loopback when --rpc is on loopback
+    /// (a devnet), else none: a URI a provider or another tenant named never reaches this
+    /// machine's own ports or its LAN.
+    #[arg(long, global = true, env = "GRIDLEASE_FETCH_ALLOW")]
+    fetch_allow: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }

@@ -321,7 +321,7 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
                 .wallet()
                 .ok()
                 .and_then(|wl| gridlease_core::fetch::result_auth(wl, id));
-            match gridlease_core::fetch::fetch_with(&posted.uri, auth.as_deref()).await {
+            match ctx.fetcher.get(&posted.uri, auth.as_deref()).await {
                 Ok(b) => (b, posted.uri.clone()),
                 Err(e) => match revealed(ctx, id, w, posted).await? {
                     (Some(data), n) => {
@@ -330,7 +330,7 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
                         ));
                         (data, "chunks revealed on chain".to_owned())
                     }
-                    (None, n) => return user(unavailable(f, w, posted, &e, n)),
+                    (None, n) => return user(unavailable(f, w, posted, &e.to_string(), n)),
                 },
             }
         }
@@ -376,11 +376,15 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
     let Some(created) = &f.created else {
         return user(format!("no OrderCreated event for {id}"));
     };
-    let spec = gridlease_core::fetch::spec(&created.params.specURI, created.params.specHash)
+    let spec = ctx
+        .fetcher
+        .spec(&created.params.specURI, created.params.specHash)
         .await
         .ok();
     let job = match &spec {
-        Some(s) => BuiltinJob::from_spec(s).await.map_err(UserError)?,
+        Some(s) => BuiltinJob::from_spec(s, &ctx.fetcher)
+            .await
+            .map_err(UserError)?,
         None => None,
     };
     let Some(job) = job else {

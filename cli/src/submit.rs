@@ -50,7 +50,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         JobSpec::parse(&text).map_err(|e| UserError(format!("{}: {e}", file.display())))?;
     // Data inputs are committed by their roots, which go into the spec hash.
     let what = format!("{}: matmul inputs", file.display());
-    resolve_inputs(&mut spec.run.workload, &what).await?;
+    resolve_inputs(ctx, &mut spec.run.workload, &what).await?;
     let timeout =
         parse_duration(&opts.timeout).map_err(|e| UserError(format!("--timeout: {e}")))?;
     let token = ctx.d.token(&spec.terms.token)?;

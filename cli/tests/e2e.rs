@@ -31,6 +31,8 @@ const USDC: u128 = 1_000_000;
 struct Net {
     anvil: Anvil,
     dir: tempfile::TempDir,
+    /// Serves `dir` on loopback: inputs and results are named by http URLs (PIN-01).
+    files: gridlease_deploy::files::Files,
     d: Deployments,
     gov: Client,
     tenant: Address,
@@ -57,7 +59,9 @@ async fn net() -> Net {
     .expect("keystore");
     std::fs::write(dir.path().join("pw"), "pw\n").expect("pw");
     std::fs::write(dir.path().join("wrong"), "nope\n").expect("pw");
+    let files = gridlease_deploy::files::Files::serve(dir.path()).expect("file server");
     Net {
+        files,
         keystore: dir.path().join("tenant.json"),
         tenant: tenant_key.address(),
         anvil,
@@ -242,11 +246,9 @@ impl Net {
         self.time_of(&receipt).await
     }
 
-    /// Write `bytes` to a file and return its file:// URI.
+    /// Write `bytes` to a file and return the loopback URL it is served at.
     fn file(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, bytes).expect("write");
-        format!("file://{}", path.display())
+        self.files.put(name, bytes).expect("write")
     }
 
     async fn time_of(&self, r: &TransactionReceipt) -> u64 {
@@ -1057,6 +1059,15 @@ async fn bad_specs_are_refused_with_their_message_and_no_transaction() {
             good.replace("\"2\"", "\"5000\""),
             "the order needs 5000 USDC",
         ),
+        // PIN-01: an input is a URL a provider can download, never a path on some disk.
+        (
+            "local input",
+            good.replace(
+                "n = 64",
+                "m = 1\nk = 436\nn = 1\na = \"file:///etc/hostname\"\nb = \"/etc/hostname\"",
+            ),
+            "matmul.a: the provider downloads inputs over http(s):// only",
+        ),
     ];
     let nonce = n.nonce().await;
     for (name, text, message) in cases {
@@ -1197,9 +1208,9 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
     let data = SPEC.replace("INSTANT", "true").replace(
         "n = 64",
         &format!(
-            "m = {m}\nk = {k}\nn = {kn}\na = \"file://{}\"\nb = \"file://{}\"",
-            fa.display(),
-            fb.display()
+            "m = {m}\nk = {k}\nn = {kn}\na = \"{}\"\nb = \"{}\"",
+            n.files.url("a.bin"),
+            n.files.url("b.bin")
         ),
     );
     let spec = n.spec("data.toml", &data);

@@ -25,18 +25,22 @@
 //! n = 256                         # square; or give m, k and n (A is m x k, B is k x n)
 //! seed = 42                       # integer or 0x + 64 hex digits
 //! # or, instead of a seed, inputs as data (raw INT8 bytes, row-major):
-//! # a = "https://example.com/a.bin"   # A, m x k (http(s)://, or file:// on one machine)
+//! # a = "https://example.com/a.bin"   # A, m x k: an http(s):// URL the provider downloads
 //! # b = "https://example.com/b.bin"   # B, k x n
+//! # a_root = "0x..."                  # optional here: gridlease submit fills both roots in
 //! ```
 //!
 //! The roots of data inputs (A by rows, B by columns, [`crate::matmul::MatmulData`]) are part of
-//! the spec hash; `gridlease submit` downloads the inputs and fills them in ([`Workload::resolve`]).
+//! the spec hash; `gridlease submit` downloads the inputs and fills them in
+//! ([`Workload::fill_roots`]). A provider or keeper refuses a data job without them before it
+//! downloads anything ([`Workload::check_roots`], PIN-04), and downloads only over http(s)
+//! ([`crate::fetch`], PIN-01).
 //!
 //! `[container]` (kind `container`) has `image`, `command` and `env`; `[service]` (kind `service`)
 //! adds `port`. Unknown keys are errors, so a typo never silently drops a requirement.
 //!
 //! Where the provider finds the spec is the order's `specURI`: a `data:` URI carrying it (the
-//! default: public, needs no server), an `http(s)://` or `file://` URI, or [`PUSH_URI`]: the tenant
+//! default: public, needs no server), an `http(s)://` URI, or [`PUSH_URI`]: the tenant
 //! keeps the spec private and pushes it to the provider node's HTTP API,
 //! `POST <node>/specs/<order id>` with the canonical JSON as the body and the header
 //! `x-gridlease-auth: <expiry>:<signature>`, the tenant's EIP-191 signature over
@@ -151,10 +155,33 @@ impl Workload {
         }
     }
 
-    /// For a data `matmul_i8` job: check the downloaded inputs `a` and `b` against the shape and
-    /// the roots (when the spec names them) and fill the roots in; returns the job. Other
+    /// A data `matmul_i8` job must name both input roots before anything is downloaded
+    /// (PIN-04): a provider or keeper holds what it downloads to them, and a job without them
+    /// would let anything downloaded become the job. Other workloads have none to check.
+    pub fn check_roots(&self) -> Result<(), String> {
+        match self {
+            Self::MatmulI8Data { a_root, b_root, .. } if a_root.is_zero() || b_root.is_zero() => {
+                Err("a matmul_i8 job with data inputs must name the roots of both (matmul.a_root, matmul.b_root; gridlease submit fills them in)".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// For a data `matmul_i8` job whose roots are named ([`Self::check_roots`]): check the
+    /// downloaded inputs `a` and `b` against the shape and the roots; returns the job. Other
     /// workloads are left alone (`Ok(None)`).
     pub fn resolve(
+        &self,
+        a: Vec<u8>,
+        b: &[u8],
+    ) -> Result<Option<crate::matmul::MatmulData>, String> {
+        self.check_roots()?;
+        self.clone().fill_roots(a, b)
+    }
+
+    /// The tenant's side of [`Self::resolve`] (`gridlease submit`): check the inputs against the
+    /// shape and the roots the spec names, and fill in the roots it does not.
+    pub fn fill_roots(
         &mut self,
         a: Vec<u8>,
         b: &[u8],
@@ -496,6 +523,12 @@ impl JobSpec {
                             if v.is_empty() {
                                 return Err(lines.err(u.span(), field, "a URI is required"));
                             }
+                            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                                let why = "the provider downloads inputs over http(s):// only \
+                                           (never a local path or file://): serve the file and \
+                                           name its URL";
+                                return Err(lines.err(u.span(), field, why));
+                            }
                             Ok(v.to_owned())
                         };
                         break 'workload Workload::MatmulI8Data {
@@ -724,21 +757,28 @@ seed = 42
     fn data_inputs_parse_resolve_and_hash_by_their_roots() {
         let text = GOOD.replace(
             "n = 256\nseed = 42",
-            "m = 2\nk = 3\nn = 2\na = \"file:///tmp/a.bin\"\nb = \"https://x.example/b.bin\"",
+            "m = 2\nk = 3\nn = 2\na = \"http://x.example/a.bin\"\nb = \"https://x.example/b.bin\"",
         );
         let mut spec = JobSpec::parse(&text).expect("valid");
         assert_eq!(spec.run.workload.kind(), JobKind::MatmulI8);
         let (a, b) = (vec![1u8, 2, 3, 4, 5, 6], vec![1u8, 0, 0, 1, 255, 2]);
-        let data = spec
+        // PIN-04: without its roots, the job is refused before anything is read.
+        let e = spec
             .run
             .workload
             .resolve(a.clone(), &b)
+            .expect_err("no roots yet");
+        assert!(e.contains("must name the roots"), "{e}");
+        let data = spec
+            .run
+            .workload
+            .fill_roots(a.clone(), &b)
             .expect("fits")
             .expect("a data job");
         assert_eq!(spec.run.hash(), data.spec_hash());
         // The roots travel in the spec, so a provider checks its download against them.
         let uri = spec.run.data_uri();
-        let mut back = RunSpec::from_data_uri(&uri, spec.run.hash()).expect("round trip");
+        let back = RunSpec::from_data_uri(&uri, spec.run.hash()).expect("round trip");
         assert!(back.workload.resolve(a.clone(), &b).is_ok());
         let other = back
             .workload
@@ -752,6 +792,17 @@ seed = 42
         let half = text.replace("b = \"https://x.example/b.bin\"", "");
         let e = JobSpec::parse(&half).expect_err("only a");
         assert!(e.why.contains("both a and b"), "{e}");
+        // PIN-01: a local path or file:// is never an input URI.
+        for local in [
+            "file:///home/op/operator.json",
+            "/etc/hostname",
+            "ftp://x.example/a",
+        ] {
+            let e = JobSpec::parse(&text.replace("http://x.example/a.bin", local))
+                .expect_err("not http(s)");
+            assert_eq!(e.field, "matmul.a", "{e}");
+            assert!(e.why.contains("http(s)://"), "{e}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use gridlease_bindings::{
 };
 
 use crate::{
-    fetch,
+    fetch::Fetcher,
     matmul::{self, FraudProof, InputProof, Matmul, MatmulData, Operands},
     merkle::Commitment,
     spec::{RunSpec, Workload},
@@ -46,9 +46,9 @@ pub enum Verdict {
 }
 
 impl BuiltinJob {
-    /// The built-in job `spec` describes (downloading a data job's inputs and checking them
-    /// against the spec's roots), or `None` for container and service jobs.
-    pub async fn from_spec(spec: &RunSpec) -> Result<Option<Self>, String> {
+    /// The built-in job `spec` describes (downloading a data job's inputs through `fetcher` and
+    /// checking them against the spec's roots), or `None` for container and service jobs.
+    pub async fn from_spec(spec: &RunSpec, fetcher: &Fetcher) -> Result<Option<Self>, String> {
         match &spec.workload {
             Workload::MatmulI8 { m, k, n, seed } => Ok(Some(Self::Seeded(Matmul {
                 seed: *seed,
@@ -57,8 +57,14 @@ impl BuiltinJob {
                 n: *n,
             }))),
             w @ Workload::MatmulI8Data { a_uri, b_uri, .. } => {
-                let (a, b) = (fetch::fetch(a_uri).await?, fetch::fetch(b_uri).await?);
-                let mut w = w.clone();
+                w.check_roots()?;
+                let get = async |uri: &str, name: &str| {
+                    fetcher
+                        .get(uri, None)
+                        .await
+                        .map_err(|e| format!("the job's input {name}: {e}"))
+                };
+                let (a, b) = (get(a_uri, "A").await?, get(b_uri, "B").await?);
                 let data = w
                     .resolve(a, &b)
                     .map_err(|e| format!("the job's inputs: {e}"))?;

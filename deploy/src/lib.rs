@@ -11,4 +11,5 @@ pub mod anvil;
 pub mod config;
 pub mod deploy;
 pub mod devnet;
+pub mod files;
 pub mod proxy;

@@ -200,7 +200,7 @@ impl Daemon {
                     self.log_tail(20)
                 );
             }
-            if fetch::fetch(&url).await.is_ok() {
+            if fetch::Fetcher::devnet().get(&url, None).await.is_ok() {
                 return Ok(());
             }
             if t0.elapsed() > within {
@@ -505,9 +505,15 @@ floor_per_hour = "{any}"
 {class_price}
 [jobs]
 max_concurrent = {slots}
+# This devnet trusts its own tenants: container jobs run as local processes (not a sandbox).
 executor = "process"
+allow_unsandboxed = true
 post_margin = "5s"
 shutdown_grace = "5s"
+
+# The devnet serves inputs and results on loopback.
+[fetch]
+allow = ["127.0.0.0/8", "::1"]
 
 [http]
 listen = "127.0.0.1:{port}"
@@ -559,6 +565,10 @@ max_gas_price_gwei = "50"
 
 [earnings]
 withdraw_above = "1000000"
+
+# The devnet serves results on loopback.
+[fetch]
+allow = ["127.0.0.0/8", "::1"]
 
 [http]
 listen = "127.0.0.1:{port}"

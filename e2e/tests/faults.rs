@@ -87,7 +87,8 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         "the job running on alpha",
         Duration::from_secs(60),
         async || {
-            Ok(fetch::fetch(&metrics)
+            Ok(fetch::Fetcher::devnet()
+                .get(&metrics, None)
                 .await
                 .ok()
                 .filter(|b| {
@@ -133,7 +134,8 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
     let auth =
         fetch::result_auth(&anvil::ANVIL_KEYS[1].parse().expect("tenant key"), id).expect("signs");
     let url = format!("http://127.0.0.1:{}/results/{id}", m.providers[0].port);
-    let served = fetch::fetch_with(&url, Some(&auth))
+    let served = fetch::Fetcher::devnet()
+        .get(&url, Some(&auth))
         .await
         .expect("the tenant downloads it from the restarted node");
     assert_eq!(served, b"survived\n");

@@ -111,7 +111,8 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
     for (i, owner) in [cheap, dear].into_iter().enumerate() {
         let url = format!("http://127.0.0.1:{}/bids/{id}", m.ports[i]);
         let bid: ServedBid = until("a signed bid served", Duration::from_secs(60), async || {
-            Ok(fetch::fetch(&url)
+            Ok(fetch::Fetcher::devnet()
+                .get(&url, None)
                 .await
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok()))
@@ -130,7 +131,7 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
         m.ports[0],
         B256::repeat_byte(7)
     );
-    assert!(fetch::fetch(&none).await.is_err());
+    assert!(fetch::Fetcher::devnet().get(&none, None).await.is_err());
 
     // The on-chain node bids on chain, above both.
     let onchain = until("the on-chain bid", Duration::from_secs(60), async || {

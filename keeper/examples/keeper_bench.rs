@@ -64,7 +64,9 @@ const ROUND: usize = 2_000;
 const LANES: usize = 16;
 
 async fn metric(port: u16, name: &str) -> u64 {
-    let Ok(b) = gridlease_core::fetch::fetch(&format!("http://127.0.0.1:{port}/metrics")).await
+    let Ok(b) = gridlease_core::fetch::Fetcher::devnet()
+        .get(&format!("http://127.0.0.1:{port}/metrics"), None)
+        .await
     else {
         return 0;
     };

@@ -11,13 +11,17 @@ use std::{
 use alloy::{
     primitives::{Address, B256, aliases::U48, aliases::U96},
     sol_types::{Eip712Domain, SolValue},
-    transports::http::reqwest,
 };
 use gridlease_bindings::{
     IMarket::{OrderParams, SignedBid},
     Market,
 };
-use gridlease_core::{chain::classify, daemon::lock, eip712::ServedBid};
+use gridlease_core::{
+    chain::classify,
+    daemon::lock,
+    eip712::ServedBid,
+    fetch::{FetchError, Fetcher, read_capped},
+};
 use std::sync::atomic::Ordering::Relaxed;
 use tracing::{debug, info, warn};
 
@@ -194,7 +198,7 @@ pub(crate) async fn signed_bids(k: &Keeper, now: u64) -> HashSet<B256> {
         }
         let domain = gridlease_core::eip712::market_domain(k.client().chain_id, k.market);
         let ids: Vec<B256> = due.iter().map(|d| d.0).collect();
-        let fetched_now = fetch_all(&k.http, &ids, &endpoints).await;
+        let fetched_now = fetch_all(&k.fetcher, &ids, &endpoints).await;
         let mut served = fetched_now.served;
         for (endpoint, e) in fetched_now.failed {
             k.metrics.bid_fetch_failures.fetch_add(1, Relaxed);
@@ -243,7 +247,7 @@ struct Fetched {
 /// [`BID_FETCHES_AT_ONCE`] at a time, [`BID_FETCH_TIMEOUT`] each. Once a request to an endpoint
 /// fails, the requests to it still queued are skipped (a dead node costs at most the requests
 /// already in flight, not one timeout per auction).
-async fn fetch_all(http: &reqwest::Client, ids: &[B256], endpoints: &[String]) -> Fetched {
+async fn fetch_all(fetcher: &Fetcher, ids: &[B256], endpoints: &[String]) -> Fetched {
     let gate = Arc::new(tokio::sync::Semaphore::new(BID_FETCHES_AT_ONCE));
     let down = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
     let mut fetches = tokio::task::JoinSet::new();
@@ -252,7 +256,7 @@ async fn fetch_all(http: &reqwest::Client, ids: &[B256], endpoints: &[String]) -
             let (gate, down, http, url, id, e) = (
                 gate.clone(),
                 down.clone(),
-                http.clone(),
+                fetcher.clone(),
                 format!("{e}/bids/{id}"),
                 *id,
                 e.clone(),
@@ -287,34 +291,20 @@ async fn fetch_all(http: &reqwest::Client, ids: &[B256], endpoints: &[String]) -
     out
 }
 
-/// `GET <url>`: the node's signed bid, None when it has none (404).
-async fn fetch_bid(http: &reqwest::Client, url: &str) -> Result<Option<ServedBid>, String> {
-    let r = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    if r.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(None);
-    }
-    if !r.status().is_success() {
-        return Err(format!("{url} answered {}", r.status()));
-    }
+/// `GET <url>`: the node's signed bid, None when it has none (404). The URL is the one a provider
+/// registered, so it is fetched by the rules of [`gridlease_core::fetch`] (no internal address
+/// unless allowed, PIN-02).
+async fn fetch_bid(fetcher: &Fetcher, url: &str) -> Result<Option<ServedBid>, String> {
+    let r = match fetcher.open(url, None).await {
+        Ok(r) => r,
+        Err(FetchError::Status { status: 404, .. }) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
     // A bid is a few hundred bytes: stop reading at the limit (a node could otherwise send an
     // endless or huge body and hold the poll, and its memory, until the timeout).
-    if let Some(n) = r.content_length().filter(|&n| n > MAX_BID_BYTES as u64) {
-        return Err(format!(
-            "{url}: a bid of {n} bytes (at most {MAX_BID_BYTES})"
-        ));
-    }
-    let mut r = r;
-    let mut body = Vec::new();
-    while let Some(chunk) = r.chunk().await.map_err(|e| format!("{url}: {e}"))? {
-        if body.len() + chunk.len() > MAX_BID_BYTES {
-            return Err(format!("{url}: a bid of more than {MAX_BID_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_capped(url, r, MAX_BID_BYTES as u64)
+        .await
+        .map_err(|e| e.to_string())?;
     serde_json::from_slice(&body)
         .map(Some)
         .map_err(|e| format!("{url}: {e}"))
@@ -322,6 +312,8 @@ async fn fetch_bid(http: &reqwest::Client, url: &str) -> Result<Option<ServedBid
 
 #[cfg(test)]
 mod tests {
+    use gridlease_core::fetch::{AllowList, Limits};
+
     use super::*;
 
     #[test]
@@ -414,7 +406,7 @@ mod tests {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let http = super::reqwest::Client::new();
+        let http = Fetcher::new(AllowList::loopback(), Limits::default());
         let get = async |path: &str| super::fetch_bid(&http, &format!("{base}{path}")).await;
         assert_eq!(get("/bids/ok").await, Ok(Some(bid)));
         assert_eq!(get("/bids/none").await, Ok(None), "404: no bid here");
@@ -473,7 +465,7 @@ mod tests {
             .map(alloy::primitives::B256::repeat_byte)
             .collect();
         let got = super::fetch_all(
-            &super::reqwest::Client::new(),
+            &Fetcher::new(AllowList::loopback(), Limits::default()),
             &ids,
             &[dead.clone(), live.clone()],
         )
@@ -515,7 +507,7 @@ mod tests {
                 });
             }
         });
-        let http = super::reqwest::Client::new();
+        let http = Fetcher::new(AllowList::loopback(), Limits::default());
         // A generous deadline: reading the whole body would never end.
         let got = tokio::time::timeout(
             std::time::Duration::from_secs(30),
@@ -524,7 +516,7 @@ mod tests {
         .await
         .expect("the read stops at the limit");
         let e = got.expect_err("too large");
-        assert!(e.contains("more than 4096 bytes"), "{e}");
+        assert!(e.contains("larger than the 4096-byte cap"), "{e}");
         // A declared length over the limit is refused before any of the body is read.
         let app = axum::Router::new().route(
             "/bids/big",
@@ -538,6 +530,6 @@ mod tests {
         let e = super::fetch_bid(&http, &format!("{base}/bids/big"))
             .await
             .expect_err("too large");
-        assert!(e.contains("1048576 bytes (at most 4096)"), "{e}");
+        assert!(e.contains("larger than the 4096-byte cap"), "{e}");
     }
 }

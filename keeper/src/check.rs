@@ -11,21 +11,18 @@
 //! are the tenant's, MEC-13). Built-in results are public by protocol, so for them any failure
 //! counts as missing.
 //!
-//! Only `http(s)` URIs are fetched, with a byte cap (the committed size), a connect and a total
-//! timeout and at most three redirects (PIN-01, PIN-03): a tenant or provider naming
-//! `file:///etc/...` gets nothing read.
+//! Everything is fetched through the keeper's one [`Fetcher`] ([`gridlease_core::fetch`]): only
+//! `http(s)` URIs, no internal address unless the config allows its network, a byte cap (the
+//! committed size), a connect and a total timeout and at most three redirects (PIN-01..03): a
+//! tenant or provider naming `file:///etc/...` or `http://169.254.169.254/` gets nothing read.
 
 use std::time::Duration;
 
-use alloy::{
-    primitives::{Address, B256, Bytes},
-    transports::http::reqwest,
-};
+use alloy::primitives::{Address, B256, Bytes};
 use gridlease_bindings::IMarket::OrderParams;
 use gridlease_core::{
-    fetch,
+    fetch::{FetchError, Fetcher},
     merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES, leaf_hash},
-    spec::Workload,
     verify::{BuiltinJob, Verdict},
 };
 
@@ -35,16 +32,6 @@ use crate::view::{Check, Posted};
 pub const MAX_RESULT_BYTES: u64 = 1 << 30;
 /// How long a spec or a job input may take to download.
 const SPEC_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The client result downloads share: bounded connect and total time, few redirects.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(300))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .build()
-        .unwrap_or_default()
-}
 
 /// Why a result could not be had as committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,38 +46,33 @@ pub enum Failure {
 
 /// Download `uri` and check it is the result `posted` commits to; the bytes when `keep`.
 pub async fn fetch_committed(
-    http: &reqwest::Client,
+    fetcher: &Fetcher,
     uri: &str,
     posted: Commitment,
     keep: bool,
 ) -> Result<Option<Vec<u8>>, Failure> {
     let u = uri.trim();
-    if !(u.starts_with("http://") || u.starts_with("https://")) {
-        let scheme = u.split(':').next().unwrap_or_default();
-        return Err(Failure::Private(format!(
-            "not served over http(s) (\"{scheme}:\")"
-        )));
-    }
     if posted.size > MAX_RESULT_BYTES {
         return Err(Failure::Private(format!(
             "{} bytes: larger than the {MAX_RESULT_BYTES} this keeper downloads",
             posted.size
         )));
     }
-    let mut r = http
-        .get(u)
-        .send()
-        .await
-        .map_err(|e| Failure::Missing(format!("{u}: {e}")))?;
-    let status = r.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-        return Err(Failure::Private(format!(
-            "{u} answered {status}: served to its tenant only"
-        )));
-    }
-    if !status.is_success() {
-        return Err(Failure::Missing(format!("{u} answered {status}")));
-    }
+    let mut r = match fetcher.open(u, None).await {
+        Ok(r) => r,
+        Err(
+            e @ FetchError::Status {
+                status: 401 | 403, ..
+            },
+        ) => {
+            return Err(Failure::Private(format!("{e}: served to its tenant only")));
+        }
+        // Not a public http(s) URI: nothing this keeper may read.
+        Err(e @ (FetchError::Scheme { .. } | FetchError::Internal { .. })) => {
+            return Err(Failure::Private(e.to_string()));
+        }
+        Err(e) => return Err(Failure::Missing(e.to_string())),
+    };
     if let Some(n) = r.content_length()
         && n != posted.size
     {
@@ -160,21 +142,13 @@ pub enum Found {
 
 /// The built-in job an order's spec describes, if the keeper can read it: the spec only from a
 /// `data:` or http(s) URI, a data job's inputs only over http(s).
-async fn builtin_job(terms: &OrderParams) -> Result<Option<BuiltinJob>, String> {
+async fn builtin_job(terms: &OrderParams, fetcher: &Fetcher) -> Result<Option<BuiltinJob>, String> {
     let uri = terms.specURI.trim();
-    if !(uri.starts_with("data:") || uri.starts_with("http://") || uri.starts_with("https://")) {
-        return Err(format!("the spec is not public (\"{uri}\")"));
-    }
-    let spec = tokio::time::timeout(SPEC_TIMEOUT, fetch::spec(uri, terms.specHash))
+    let spec = tokio::time::timeout(SPEC_TIMEOUT, fetcher.spec(uri, terms.specHash))
         .await
-        .map_err(|_| "the spec did not download in time".to_owned())??;
-    if let Workload::MatmulI8Data { a_uri, b_uri, .. } = &spec.workload {
-        let public = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-        if !public(a_uri) || !public(b_uri) {
-            return Err("the job's inputs are not served over http(s)".into());
-        }
-    }
-    tokio::time::timeout(SPEC_TIMEOUT, BuiltinJob::from_spec(&spec))
+        .map_err(|_| "the spec did not download in time".to_owned())?
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(SPEC_TIMEOUT, BuiltinJob::from_spec(&spec, fetcher))
         .await
         .map_err(|_| "the job's inputs did not download in time".to_owned())?
 }
@@ -182,7 +156,7 @@ async fn builtin_job(terms: &OrderParams) -> Result<Option<BuiltinJob>, String> 
 /// Check the result `posted` of lease `id` (of `tenant`, with `terms`, order kind `kind`): its
 /// availability against the commitment, and with `freivalds` a built-in job's product.
 pub async fn check(
-    http: &reqwest::Client,
+    fetcher: &Fetcher,
     id: B256,
     tenant: Address,
     terms: OrderParams,
@@ -192,7 +166,7 @@ pub async fn check(
 ) -> Found {
     let builtin = kind == 1;
     let job = if builtin && freivalds {
-        match builtin_job(&terms).await {
+        match builtin_job(&terms, fetcher).await {
             Ok(j) => j,
             Err(e) => {
                 tracing::info!(lease = %id, why = %e, "the built-in job cannot be read: checking availability only");
@@ -210,7 +184,7 @@ pub async fn check(
             return Found::Proof(job.proof_calldata(id, tenant, terms, commitment, None));
         }
     }
-    let bytes = match fetch_committed(http, &posted.uri, commitment, job.is_some()).await {
+    let bytes = match fetch_committed(fetcher, &posted.uri, commitment, job.is_some()).await {
         Ok(b) => b,
         // A built-in result is public by protocol: not serving it to everyone is withholding it.
         Err(Failure::Private(why)) if builtin => {
@@ -279,7 +253,10 @@ mod tests {
             .route("/gone", get(|| async { StatusCode::NOT_FOUND }))
             .route("/empty", get(|| async { Vec::<u8>::new() }));
         let base = serve(app).await;
-        let http = client();
+        let http = Fetcher::new(
+            gridlease_core::fetch::AllowList::loopback(),
+            gridlease_core::fetch::Limits::default(),
+        );
         let got = |path: &str, c: Commitment, keep: bool| {
             let url = format!("{base}{path}");
             let http = http.clone();

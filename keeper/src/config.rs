@@ -4,7 +4,7 @@
 use std::{collections::HashSet, net::SocketAddr, path::PathBuf};
 
 use alloy::primitives::Address;
-use gridlease_core::{daemon, units::parse_amount, wallet::KeySource};
+use gridlease_core::{daemon, fetch::AllowList, units::parse_amount, wallet::KeySource};
 use serde::Deserialize;
 
 use crate::strategy::Flags;
@@ -80,6 +80,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// State directory.
     pub data_dir: PathBuf,
+    /// Internal networks URIs named by others may reach (`[fetch] allow`; empty on a real
+    /// market: PIN-02). A devnet names its loopback.
+    pub fetch_allow: AllowList,
 }
 
 pub use gridlease_core::daemon::ConfigError;
@@ -101,6 +104,15 @@ struct Raw {
     http: RawHttp,
     #[serde(default)]
     data: RawData,
+    #[serde(default)]
+    fetch: RawFetch,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFetch {
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -376,6 +388,7 @@ impl Config {
             payout,
             listen,
             data_dir: rel(raw.data.dir),
+            fetch_allow: AllowList::parse(&raw.fetch.allow).map_err(|e| bad("fetch.allow", e))?,
         })
     }
 }

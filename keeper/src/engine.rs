@@ -31,13 +31,13 @@ use alloy::{
     primitives::{Address, B256, address},
     providers::Provider,
     sol,
-    transports::http::reqwest,
 };
 use anyhow::{Context, Result};
 use gridlease_bindings::{IMarket, MarketAdmin, MarketLens, Results, Staking};
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
     daemon::{self, lock},
+    fetch::{Fetcher, Limits},
     txm::{Signed, TxManager, TxPolicy},
     units::parse_amount,
 };
@@ -139,10 +139,9 @@ pub struct Keeper {
     pub(crate) signed: Mutex<HashMap<B256, Vec<IMarket::SignedBid>>>,
     /// When each auction's signed bids were last fetched.
     pub(crate) fetched: Mutex<HashMap<B256, Instant>>,
-    /// HTTP client for providers' nodes (signed bids).
-    pub(crate) http: reqwest::Client,
-    /// HTTP client for result downloads.
-    pub(crate) results_http: reqwest::Client,
+    /// Fetches what others name (signed bids from providers' nodes, specs, inputs, results):
+    /// one shared client, http(s) only, no internal address unless allowed (PIN-01..03).
+    pub(crate) fetcher: Fetcher,
     /// Node endpoints whose last bid request failed, and when.
     pub(crate) down: Mutex<HashMap<String, Instant>>,
     /// Our challenges seen answered (lease, chunk, deadline), counted once.
@@ -444,8 +443,13 @@ async fn start(cfg: Config) -> Result<Keeper> {
         due: Mutex::new(HashMap::new()),
         signed: Mutex::new(HashMap::new()),
         fetched: Mutex::new(HashMap::new()),
-        http: reqwest::Client::new(),
-        results_http: check::client(),
+        fetcher: Fetcher::new(
+            cfg.fetch_allow.clone(),
+            Limits {
+                max_bytes: check::MAX_RESULT_BYTES,
+                ..Limits::default()
+            },
+        ),
         down: Mutex::new(HashMap::new()),
         answered: Mutex::new(HashSet::new()),
         cfg,

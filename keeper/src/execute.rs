@@ -161,7 +161,7 @@ async fn verify(k: &Keeper, id: B256) -> Result<Option<Bytes>> {
         return Ok(None);
     };
     let found = check::check(
-        &k.results_http,
+        &k.fetcher,
         id,
         tenant,
         terms,

@@ -37,7 +37,9 @@ const USDC: u128 = 1_000_000;
 const SPACED: u64 = 100;
 
 async fn metric(port: u16, name: &str) -> u64 {
-    let Ok(b) = gridlease_core::fetch::fetch(&format!("http://127.0.0.1:{port}/metrics")).await
+    let Ok(b) = gridlease_core::fetch::Fetcher::devnet()
+        .get(&format!("http://127.0.0.1:{port}/metrics"), None)
+        .await
     else {
         return 0;
     };

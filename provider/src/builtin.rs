@@ -11,7 +11,7 @@ use std::sync::{
 };
 
 use alloy::primitives::B256;
-use gridlease_core::{fetch, matmul::Matmul, spec::Workload};
+use gridlease_core::{fetch::Fetcher, matmul::Matmul, spec::Workload};
 use gridlease_gpu::{Device, Inputs};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -23,12 +23,16 @@ use crate::executor::{ExecError, Executor, JobRun, OnSpawn, Output, RunFuture};
 pub struct BuiltinExecutor {
     /// CPU threads for the reference product (when no GPU is usable).
     pub threads: usize,
+    /// Downloads data inputs (http(s) only, no internal address unless allowed: PIN-01/02).
+    pub fetcher: Fetcher,
 }
 
-impl Default for BuiltinExecutor {
-    fn default() -> Self {
+impl BuiltinExecutor {
+    /// All CPU threads, inputs through `fetcher`.
+    pub fn new(fetcher: Fetcher) -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            fetcher,
         }
     }
 }
@@ -56,7 +60,7 @@ enum Job {
 
 impl BuiltinExecutor {
     async fn matmul(&self, job: JobRun, cancel: CancellationToken) -> Result<Output, ExecError> {
-        let mut w = job.workload;
+        let w = job.workload;
         let inputs = match &w {
             Workload::MatmulI8 { m, k, n, seed } => Job::Seeded(Matmul {
                 seed: *seed,
@@ -65,14 +69,29 @@ impl BuiltinExecutor {
                 n: *n,
             }),
             Workload::MatmulI8Data { a_uri, b_uri, .. } => {
-                let (a, b) = (
-                    fetch::fetch(a_uri).await.map_err(ExecError::Inputs)?,
-                    fetch::fetch(b_uri).await.map_err(ExecError::Inputs)?,
-                );
+                // PIN-04: no roots, no download.
+                w.check_roots().map_err(|detail| ExecError::Inputs {
+                    code: "input-no-roots",
+                    detail,
+                })?;
+                let get = async |uri: &str, name: &str| {
+                    self.fetcher
+                        .get(uri, None)
+                        .await
+                        .map_err(|e| ExecError::Inputs {
+                            code: e.code(),
+                            detail: format!("{name}: {e}"),
+                        })
+                };
+                let (a, b) = (get(a_uri, "A").await?, get(b_uri, "B").await?);
+                let mismatch = |detail| ExecError::Inputs {
+                    code: "input-mismatch",
+                    detail,
+                };
                 let data = w
                     .resolve(a, &b)
-                    .map_err(ExecError::Inputs)?
-                    .ok_or_else(|| ExecError::Inputs("not a data job".into()))?;
+                    .map_err(mismatch)?
+                    .ok_or_else(|| mismatch("not a data job".into()))?;
                 Job::Data(data)
             }
             _ => return Err(ExecError::Unsupported("not a built-in workload".into())),
@@ -158,7 +177,10 @@ mod tests {
             ram_gib: 0,
             gpu_hold: None,
         };
-        let x = BuiltinExecutor { threads: 2 };
+        let x = BuiltinExecutor {
+            threads: 2,
+            fetcher: Fetcher::default(),
+        };
         let cpu = x
             .run(
                 run(Vec::new()),
@@ -217,7 +239,10 @@ mod tests {
             ram_gib: 0,
             gpu_hold: Some(lease),
         };
-        let x = BuiltinExecutor { threads: 2 };
+        let x = BuiltinExecutor {
+            threads: 2,
+            fetcher: Fetcher::default(),
+        };
         let started = std::time::Instant::now();
         let got = x
             .run(run, CancellationToken::new(), crate::executor::no_hook())

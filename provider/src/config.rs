@@ -6,7 +6,9 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use alloy::primitives::Address;
 use gridlease_core::{
-    daemon, gpu,
+    daemon,
+    fetch::AllowList,
+    gpu,
     units::{parse_amount, parse_duration},
     wallet::KeySource,
 };
@@ -76,6 +78,9 @@ pub struct Config {
     /// provider, for demos and tests of the unavailability proof). Never set on a real node: its
     /// results are proven unavailable and its stake gets slashed.
     pub withhold_results: bool,
+    /// Internal networks tenant-named URIs may reach (`[fetch] allow`; empty on a real node:
+    /// PIN-02). A devnet names its loopback.
+    pub fetch_allow: AllowList,
 }
 
 /// GPUs this node offers.
@@ -106,7 +111,10 @@ pub struct Pricing {
 /// Job runner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutorKind {
-    /// A sandboxed local process.
+    /// Built-in jobs only (`matmul_i8`): no tenant code runs on the node. The default.
+    Builtin,
+    /// The job's command as a local process: NOT a sandbox (it runs as the node's user), so only
+    /// with `allow_unsandboxed = true` (PIN-07), for hosts that trust their tenants, and tests.
     Process,
     /// Docker or Podman through its API.
     Docker,
@@ -142,6 +150,15 @@ struct Raw {
     earnings: RawEarnings,
     #[serde(default)]
     testing: RawTesting,
+    #[serde(default)]
+    fetch: RawFetch,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFetch {
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -216,6 +233,8 @@ struct RawJobs {
     share_gpus: bool,
     #[serde(default = "default_services")]
     services: bool,
+    #[serde(default)]
+    allow_unsandboxed: bool,
 }
 
 #[derive(Deserialize)]
@@ -260,7 +279,7 @@ fn default_max_concurrent() -> u32 {
     4
 }
 fn default_executor() -> String {
-    "process".into()
+    "builtin".into()
 }
 fn default_work_dir() -> PathBuf {
     "work".into()
@@ -295,6 +314,7 @@ impl Default for RawJobs {
             max_output: default_max_output(),
             share_gpus: false,
             services: default_services(),
+            allow_unsandboxed: false,
         }
     }
 }
@@ -443,17 +463,36 @@ impl Config {
             return Err(bad("jobs.max_concurrent", "at least 1".into()));
         }
         let executor = match raw.jobs.executor.as_str() {
-            "process" => ExecutorKind::Process,
+            "builtin" => ExecutorKind::Builtin,
+            "process" if raw.jobs.allow_unsandboxed => ExecutorKind::Process,
+            "process" => {
+                return Err(bad(
+                    "jobs.executor",
+                    "\"process\" runs tenants' commands as this node's own user, with its files \
+                     and network: it is not a sandbox. Use \"docker\" or \"podman\"; on a host \
+                     that trusts every tenant, also set jobs.allow_unsandboxed = true"
+                        .into(),
+                ));
+            }
             "docker" | "podman" => ExecutorKind::Docker,
             other => {
                 return Err(bad(
                     "jobs.executor",
-                    format!("\"{other}\": expected \"process\", \"docker\" or \"podman\""),
+                    format!(
+                        "\"{other}\": expected \"builtin\", \"docker\", \"podman\" or \"process\""
+                    ),
                 ));
             }
         };
+        if raw.jobs.allow_unsandboxed && executor != ExecutorKind::Process {
+            return Err(bad(
+                "jobs.allow_unsandboxed",
+                "only means something with executor = \"process\"".into(),
+            ));
+        }
+        let fetch_allow = AllowList::parse(&raw.fetch.allow).map_err(|e| bad("fetch.allow", e))?;
         let container = match executor {
-            ExecutorKind::Process => {
+            ExecutorKind::Builtin | ExecutorKind::Process => {
                 if raw.jobs.socket.is_some() || raw.jobs.network.is_some() {
                     return Err(bad(
                         "jobs.socket",
@@ -552,6 +591,7 @@ impl Config {
             services: raw.jobs.services,
             corrupt_builtin: raw.testing.corrupt_builtin_results,
             withhold_results: raw.testing.withhold_results,
+            fetch_allow,
         })
     }
 }
@@ -648,14 +688,57 @@ mod tests {
     }
 
     #[test]
+    fn pin_07_the_process_executor_is_refused_unless_the_operator_opts_in() {
+        let c = parse(SAMPLE).expect("sample");
+        assert_eq!(
+            c.executor,
+            ExecutorKind::Builtin,
+            "the sample runs no tenant code"
+        );
+        let process = SAMPLE.replace("executor = \"builtin\"", "executor = \"process\"");
+        let e = parse(&process).expect_err("not a sandbox").to_string();
+        assert!(
+            e.contains("jobs.executor") && e.contains("not a sandbox"),
+            "{e}"
+        );
+        let c = parse(&process.replace(
+            "executor = \"process\"",
+            "executor = \"process\"\nallow_unsandboxed = true",
+        ))
+        .expect("opted in");
+        assert_eq!(c.executor, ExecutorKind::Process);
+        let e = parse(&SAMPLE.replace(
+            "executor = \"builtin\"",
+            "executor = \"docker\"\nallow_unsandboxed = true",
+        ))
+        .expect_err("meaningless")
+        .to_string();
+        assert!(e.contains("jobs.allow_unsandboxed"), "{e}");
+    }
+
+    #[test]
+    fn pin_02_the_fetch_allow_list_is_empty_unless_named() {
+        let c = parse(SAMPLE).expect("sample");
+        assert_eq!(c.fetch_allow, AllowList::default());
+        let c = parse(&SAMPLE.replace("allow = []", "allow = [\"127.0.0.0/8\", \"::1\"]"))
+            .expect("loopback");
+        assert!(c.fetch_allow.permits("127.0.0.1".parse().expect("ip")));
+        assert!(!c.fetch_allow.permits("10.0.0.1".parse().expect("ip")));
+        let e = parse(&SAMPLE.replace("allow = []", "allow = [\"localhost\"]"))
+            .expect_err("a name")
+            .to_string();
+        assert!(e.contains("fetch.allow"), "{e}");
+    }
+
+    #[test]
     fn docker_and_podman_select_the_container_engine() {
-        let c = parse(&SAMPLE.replace("executor = \"process\"", "executor = \"docker\""))
+        let c = parse(&SAMPLE.replace("executor = \"builtin\"", "executor = \"docker\""))
             .expect("docker");
         let e = c.container.expect("engine");
         assert_eq!(e.socket, Path::new("/var/run/docker.sock"));
         assert_eq!(e.network, "none");
         let c = parse(&SAMPLE.replace(
-            "executor = \"process\"",
+            "executor = \"builtin\"",
             "executor = \"podman\"\nsocket = \"unix:///run/user/1000/podman/podman.sock\"\nnetwork = \"bridge\"",
         ))
         .expect("podman");
@@ -669,7 +752,7 @@ mod tests {
             )
         );
         let bad = parse(&SAMPLE.replace(
-            "executor = \"process\"",
+            "executor = \"builtin\"",
             "executor = \"docker\"\nsocket = \"tcp://10.0.0.1:2375\"",
         ))
         .expect_err("tcp")
@@ -701,7 +784,7 @@ mod tests {
                 "pricing.tpu",
             ),
             (
-                SAMPLE.replace("executor = \"process\"", "executor = \"vm\""),
+                SAMPLE.replace("executor = \"builtin\"", "executor = \"vm\""),
                 "jobs.executor",
             ),
             (

@@ -51,6 +51,7 @@ use gridlease_bindings::{
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
     daemon::{self, lock},
+    fetch::{Fetcher, Limits},
     logs,
     merkle::Commitment,
     spec::{JobKind, RunSpec, Workload},
@@ -177,6 +178,9 @@ impl Shared {
                 Err("jobs.services = false: this node does not sell service leases".into())
             }
             Workload::Container { .. } | Workload::Service { .. } => match self.cfg.executor {
+                ExecutorKind::Builtin => Err("jobs.executor = \"builtin\": this node runs \
+                                              built-in jobs only"
+                    .into()),
                 ExecutorKind::Process => {
                     self.process.supports(w)?;
                     Ok(&self.process)
@@ -195,8 +199,8 @@ impl Shared {
     fn kinds(&self) -> u8 {
         // Built-in jobs always; container jobs (process or container engine); services when sold.
         let kinds = match self.cfg.executor {
-            ExecutorKind::Process => 0b011,
-            ExecutorKind::Docker => 0b011,
+            ExecutorKind::Builtin => return 0b010,
+            ExecutorKind::Process | ExecutorKind::Docker => 0b011,
         };
         if self.cfg.services {
             kinds | 0b100
@@ -405,7 +409,7 @@ async fn start(cfg: Config) -> Result<Shared> {
             c.limits.max_output = cfg.max_output;
             c
         }),
-        builtin: BuiltinExecutor::default(),
+        builtin: BuiltinExecutor::new(Fetcher::new(cfg.fetch_allow.clone(), Limits::default())),
         gpus: crate::gpu::GpuAllocator::new(&inventory, cfg.share_gpus),
         offer: Mutex::new(offer),
         offer_at: AtomicU64::new(0),
@@ -888,7 +892,13 @@ async fn on_order(
     };
     let spec = match tokio::time::timeout(
         Duration::from_secs(10),
-        crate::http::spec_for(&s.cfg.data_dir, id, &p.specURI, p.specHash),
+        crate::http::spec_for(
+            &s.builtin.fetcher,
+            &s.cfg.data_dir,
+            id,
+            &p.specURI,
+            p.specHash,
+        ),
     )
     .await
     {
@@ -1401,9 +1411,15 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
     let spec = match &job.spec {
         Some(js) => serde_json::from_str::<RunSpec>(js)
             .map_err(|e| Step::Fail(format!("stored spec: {e}")))?,
-        None => crate::http::spec_for(&s.cfg.data_dir, job.id, &t.specURI, t.specHash)
-            .await
-            .map_err(|e| Step::Fail(format!("spec: {e}")))?,
+        None => crate::http::spec_for(
+            &s.builtin.fetcher,
+            &s.cfg.data_dir,
+            job.id,
+            &t.specURI,
+            t.specHash,
+        )
+        .await
+        .map_err(|e| Step::Fail(format!("spec: {e}")))?,
     };
     let now = s.client().now().await?;
     let module = s.modules.get(s.client(), s.module_of(job)).await?;
@@ -1457,7 +1473,13 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         Err(e) => {
             s.metrics.jobs_failed.fetch_add(1, Relaxed);
             warn!(lease = %job.id, error = %e, "job failed: posting a failure report as its result");
-            let report = serde_json::json!({"ok": false, "lease": job.id, "error": e.to_string()});
+            // Public (built-in results are): a reason code and nothing read from an input.
+            let report = serde_json::json!({
+                "ok": false,
+                "lease": job.id,
+                "reason": e.code(),
+                "error": e.public(),
+            });
             (serde_json::to_vec(&report).unwrap_or_default(), report)
         }
     };

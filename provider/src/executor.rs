@@ -82,11 +82,46 @@ pub enum ExecError {
     #[error("cancelled")]
     Cancelled,
     /// Inputs could not be fetched or did not match the spec.
-    #[error("inputs: {0}")]
-    Inputs(String),
+    #[error("inputs ({code}): {detail}")]
+    Inputs {
+        /// A reason code ([`gridlease_core::fetch::FetchError::code`], or `input-no-roots`,
+        /// `input-mismatch`): all of this failure that is published.
+        code: &'static str,
+        /// For the operator's log only: may name the URI and what was wrong with its bytes.
+        detail: String,
+    },
     /// Local I/O (work directory, spawning).
     #[error("{0}")]
     Io(String),
+}
+
+impl ExecError {
+    /// A reason code for the failure report.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Unsupported(_) => "unsupported",
+            Self::Failed { .. } => "exit",
+            Self::TimedOut(_) => "timeout",
+            Self::OutputCap(_) => "output-cap",
+            Self::Cancelled => "cancelled",
+            Self::Inputs { code, .. } => code,
+            Self::Io(_) => "node-io",
+        }
+    }
+
+    /// What the failure report (a result anyone may be able to download) says: the job's own
+    /// exit and standard error, the node's limits; never anything read from an input or from a
+    /// server an input named, nor its size (PIN-01), nor the node's own paths.
+    pub fn public(&self) -> String {
+        match self {
+            Self::Inputs { code, .. } => format!(
+                "the job's inputs could not be used ({code}): check that they are served over \
+                 http(s) from a public address and match the roots and shape of the spec"
+            ),
+            Self::Io(_) => "the node could not run the job (local I/O; see its log)".into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A boxed future of a job's outcome.
@@ -607,7 +642,10 @@ mod tests {
             n: 17,
             seed,
         };
-        let x = BuiltinExecutor { threads: 2 };
+        let x = BuiltinExecutor {
+            threads: 2,
+            fetcher: gridlease_core::fetch::Fetcher::default(),
+        };
         x.supports(&w).expect("supported");
         let out = x
             .run(

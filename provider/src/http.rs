@@ -28,7 +28,7 @@ use axum::{
 };
 use gridlease_bindings::{IMarket::OrderParams, Market};
 use gridlease_core::{
-    fetch::{self, AUTH_HEADER, result_auth_message, spec_auth_message},
+    fetch::{AUTH_HEADER, Fetcher, result_auth_message, spec_auth_message},
     spec::{PUSH_URI, RunSpec},
 };
 use tracing::{info, warn};
@@ -545,13 +545,14 @@ pub fn pushed_spec_path(data_dir: &FsPath, id: B256) -> PathBuf {
 /// The run spec of order `id` whose terms name `uri` and `hash`: the one its tenant pushed when
 /// `uri` is [`PUSH_URI`], else downloaded; checked against `hash` either way.
 pub async fn spec_for(
+    fetcher: &Fetcher,
     data_dir: &FsPath,
     id: B256,
     uri: &str,
     hash: B256,
 ) -> Result<RunSpec, String> {
     if uri != PUSH_URI {
-        return fetch::spec(uri, hash).await;
+        return fetcher.spec(uri, hash).await.map_err(|e| e.to_string());
     }
     let path = pushed_spec_path(data_dir, id);
     let bytes = match tokio::fs::read(&path).await {
@@ -571,6 +572,7 @@ pub async fn spec_for(
             path.display()
         ));
     }
+    spec.workload.check_roots()?;
     Ok(spec)
 }
 
@@ -614,6 +616,10 @@ pub fn verify_push(
             ),
         ));
     }
+    // PIN-04: a data job names its input roots, or nothing of it is downloaded.
+    spec.workload
+        .check_roots()
+        .map_err(|e| refuse(StatusCode::UNPROCESSABLE_ENTITY, &e))?;
     Ok(spec)
 }
 
@@ -716,7 +722,10 @@ fn store_spec(path: &FsPath, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use alloy::signers::{SignerSync, local::PrivateKeySigner};
-    use gridlease_core::spec::{Resources, Workload};
+    use gridlease_core::{
+        fetch,
+        spec::{Resources, Workload},
+    };
 
     use super::*;
 
@@ -892,14 +901,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let id = B256::repeat_byte(3);
         let hash = spec().hash();
-        let e = spec_for(dir.path(), id, PUSH_URI, hash)
+        let e = spec_for(&Fetcher::default(), dir.path(), id, PUSH_URI, hash)
             .await
             .expect_err("not pushed yet");
         assert!(e.contains("waiting for the tenant"), "{e}");
         let path = pushed_spec_path(dir.path(), id);
         store_spec(&path, &spec().canonical_json()).expect("stored");
         assert_eq!(
-            spec_for(dir.path(), id, PUSH_URI, hash)
+            spec_for(&Fetcher::default(), dir.path(), id, PUSH_URI, hash)
                 .await
                 .expect("read"),
             spec()
@@ -907,15 +916,19 @@ mod tests {
         let mut other = spec();
         other.version = 2;
         store_spec(&path, &other.canonical_json()).expect("stored");
-        assert!(spec_for(dir.path(), id, PUSH_URI, hash).await.is_err());
+        assert!(
+            spec_for(&Fetcher::default(), dir.path(), id, PUSH_URI, hash)
+                .await
+                .is_err()
+        );
         // Other URIs are fetched as before; the push URI is never fetched.
         let data = spec().data_uri();
         assert_eq!(
-            spec_for(dir.path(), id, &data, hash)
+            spec_for(&Fetcher::default(), dir.path(), id, &data, hash)
                 .await
                 .expect("data uri"),
             spec()
         );
-        assert!(fetch::spec(PUSH_URI, hash).await.is_err());
+        assert!(Fetcher::default().spec(PUSH_URI, hash).await.is_err());
     }
 }

@@ -908,12 +908,13 @@ async fn off_21_deadlines_come_from_chain_time_a_day_ahead_of_the_local_clock() 
     let id = n.order_for("sleep 120", 5, 30).await;
     n.result(id, 1, 60).await;
     let auth = fetch::result_auth(&key(1), id).expect("sign");
-    let out = fetch::fetch_with(
-        &format!("http://127.0.0.1:{}/results/{id}", n.port),
-        Some(&auth),
-    )
-    .await
-    .expect("the tenant reads it");
+    let out = fetch::Fetcher::devnet()
+        .get(
+            &format!("http://127.0.0.1:{}/results/{id}", n.port),
+            Some(&auth),
+        )
+        .await
+        .expect("the tenant reads it");
     let report: serde_json::Value = serde_json::from_slice(&out).expect("a failure report");
     assert_eq!(report["ok"], serde_json::json!(false), "{report}");
     assert_eq!(
@@ -1022,7 +1023,7 @@ async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_holds_resul
     let url = format!("http://127.0.0.1:{}/results/{id}", n.port);
     let download = async || {
         let auth = fetch::result_auth(&key(1), id).expect("signs");
-        fetch::fetch_with(&url, Some(&auth)).await
+        get_raw(&url, Some(&auth)).await
     };
     for _ in 0..5 {
         raw(&n.tenant, "evm_mine", serde_json::json!([])).await;

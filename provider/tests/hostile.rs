@@ -508,9 +508,7 @@ async fn testing_withhold_results_posts_the_true_commitment_serves_nothing_answe
     // None of it is served, not even to its tenant.
     let auth = gridlease_core::fetch::result_auth(&key(1), id).expect("sign");
     let url = format!("http://127.0.0.1:{}/results/{id}", n.port);
-    let e = gridlease_core::fetch::fetch_with(&url, Some(&auth))
-        .await
-        .expect_err("withheld");
+    let e = get_raw(&url, Some(&auth)).await.expect_err("withheld");
     assert!(e.contains("503") || e.contains("withholds"), "{e}");
 
     // A challenge is seen and left unanswered; past the response window the result fails.
@@ -542,4 +540,137 @@ async fn testing_withhold_results_posts_the_true_commitment_serves_nothing_answe
     // Within the tenant's priority: no fee, the whole deposit back.
     assert_eq!(f.refund, terms.deposit);
     n.wait_metric("gridlease_provider_faults_total 1", 1).await;
+}
+
+/// PIN-01, PIN-02, PIN-04 against the node binary, as a tenant with no special access would try
+/// it (the attack SECURITY.md N describes): built-in data jobs whose inputs name the node's own
+/// keystore and password file, its environment, an admin port on its loopback and the cloud
+/// metadata address. The node runs with no internal network allowed, as a real node does. Each
+/// job's result is a failure report carrying a reason code and nothing read: not the secret, not
+/// its size, not the internal server's page, which gets no request at all. A data job without
+/// input roots is not even bid on. The provider is paid for each report and never slashed.
+#[tokio::test]
+async fn pin_01_pin_02_pin_04_a_tenant_cannot_make_the_node_publish_its_files_or_internal_pages() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering::SeqCst},
+    };
+
+    use gridlease_core::spec::Workload;
+
+    let n = net().await;
+    n.config(&n.url, None);
+    let path = n.path().join("provider.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let real = text.replace("[fetch]\nallow = [\"127.0.0.0/8\", \"::1\"]\n", "");
+    assert_ne!(real, text, "the harness's allow-list is removed");
+    std::fs::write(&path, real).expect("config");
+    // The node's secrets, kept next to its config as a careless operator might.
+    let keystore = n.path().join("operator.json");
+    let secret = "SECRET-KEYSTORE-".repeat(272) + "12345"; // 4,357 bytes
+    std::fs::write(&keystore, &secret).expect("keystore");
+    let password = n.path().join("password");
+    std::fs::write(&password, "SECRET-PASSWORD").expect("password");
+    // An internal admin page on the node's loopback, counting the requests it gets.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let app = axum::Router::new().fallback(move || {
+        h.fetch_add(1, SeqCst);
+        async { "SECRET-ADMIN-PAGE" }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let child = n.start(1);
+    n.wait_head(1).await;
+
+    let root = B256::repeat_byte(0x11);
+    let data_job = |uri: &str, root: B256| {
+        job_spec(Workload::MatmulI8Data {
+            m: 1,
+            k: 64,
+            n: 1,
+            a_uri: uri.to_owned(),
+            b_uri: uri.to_owned(),
+            a_root: root,
+            b_root: root,
+        })
+    };
+    let hostile = [
+        (format!("file://{}", keystore.display()), "fetch-scheme"),
+        (password.display().to_string(), "fetch-scheme"),
+        ("file:///proc/self/environ".to_owned(), "fetch-scheme"),
+        (
+            format!("http://127.0.0.1:{port}/admin"),
+            "fetch-internal-address",
+        ),
+        (
+            format!("http://localhost:{port}/admin"),
+            "fetch-internal-address",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/iam/".to_owned(),
+            "fetch-internal-address",
+        ),
+    ];
+    let mut leases = Vec::new();
+    for (i, (uri, code)) in hostile.iter().enumerate() {
+        let lease = n
+            .order_spec(&data_job(uri, root), 0, 50 + i as u8, 600, true)
+            .await;
+        let bytes = n.posted_in_time(lease.0, 1).await;
+        failure_report(&bytes, "inputs could not be used");
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(v["reason"], *code, "{uri}: {v}");
+        let report = String::from_utf8_lossy(&bytes);
+        for leak in [
+            "SECRET",
+            "4357",
+            &port.to_string(),
+            "/proc",
+            "operator.json",
+        ] {
+            assert!(
+                !report.contains(leak),
+                "{uri}: the report leaks {leak:?}: {report}"
+            );
+        }
+        leases.push(lease);
+    }
+    assert_eq!(hits.load(SeqCst), 0, "the internal server got no request");
+    assert!(
+        !n.log(1).contains("SECRET"),
+        "nothing read reaches even the log"
+    );
+
+    // PIN-04: a data job without roots is refused before anything is downloaded: no bid.
+    let (id, _) = n
+        .order_spec(
+            &data_job(&format!("http://127.0.0.1:{port}/a"), B256::ZERO),
+            0,
+            70,
+            600,
+            true,
+        )
+        .await;
+    eventually(
+        "the node to refuse the rootless data job",
+        60,
+        async || n.log(1).contains("must name the roots"),
+        || n.log(1),
+    )
+    .await;
+    let lens = MarketLens::new(n.lens, &n.tenant.provider);
+    let job = lens.getJob(id).call().await.expect("job");
+    assert_eq!(
+        job.provider,
+        alloy::primitives::Address::ZERO,
+        "never bid on, never leased"
+    );
+    assert_eq!(hits.load(SeqCst), 0);
+
+    n.completes_unslashed(&leases, 1).await;
+    n.stop(child, 1);
 }

@@ -108,7 +108,8 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
     // The matmul lease: the posted root is the product's commitment.
     let want = matmul::commit(&matmul::multiply(&job.a(), &job.bt(), 48, 40, 33, 1)).root();
     assert_eq!(n.result_root(mm, 1).await, want);
-    let served = fetch::fetch(&n.results_url(mm))
+    let served = fetch::Fetcher::devnet()
+        .get(&n.results_url(mm), None)
         .await
         .expect("public result");
     assert_eq!(Commitment::of(&served).root, want);
@@ -121,19 +122,22 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
         .expect("award");
     let root = n.result_root(pj, 1).await;
     // Only the tenant gets it: no signature is refused, a stranger's is forbidden.
-    let anon = fetch::fetch(&n.results_url(pj))
+    let anon = fetch::Fetcher::devnet()
+        .get(&n.results_url(pj), None)
         .await
         .expect_err("needs auth");
-    assert!(anon.contains("401"), "{anon}");
+    assert!(anon.to_string().contains("401"), "{anon}");
     let stranger: PrivateKeySigner = ANVIL_KEYS[8].parse().expect("key");
     let auth = fetch::result_auth(&stranger, pj).expect("sign");
-    let e = fetch::fetch_with(&n.results_url(pj), Some(&auth))
+    let e = fetch::Fetcher::devnet()
+        .get(&n.results_url(pj), Some(&auth))
         .await
         .expect_err("not the tenant");
-    assert!(e.contains("403"), "{e}");
+    assert!(e.to_string().contains("403"), "{e}");
     let tenant: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
     let auth = fetch::result_auth(&tenant, pj).expect("sign");
-    let out = fetch::fetch_with(&n.results_url(pj), Some(&auth))
+    let out = fetch::Fetcher::devnet()
+        .get(&n.results_url(pj), Some(&auth))
         .await
         .expect("tenant reads it");
     // The job saw its own environment and not the node's key.
@@ -153,7 +157,8 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
     .await;
     n.wait_metric("gridlease_provider_results_posted_total 2", 1)
         .await;
-    let health = fetch::fetch(&format!("http://127.0.0.1:{}/healthz", n.port))
+    let health = fetch::Fetcher::devnet()
+        .get(&format!("http://127.0.0.1:{}/healthz", n.port), None)
         .await
         .expect("healthy");
     assert!(String::from_utf8_lossy(&health).starts_with("ok head"));
@@ -209,7 +214,8 @@ async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once(
     let node = n.start(2);
     let root = n.result_root(id, 2).await;
     let auth = fetch::result_auth(&ANVIL_KEYS[1].parse().expect("key"), id).expect("sign");
-    let out = fetch::fetch_with(&n.results_url(id), Some(&auth))
+    let out = fetch::Fetcher::devnet()
+        .get(&n.results_url(id), Some(&auth))
         .await
         .expect("served after restart");
     assert_eq!(out, b"done\n");

@@ -34,7 +34,13 @@ fn node_log(dir: &Path) -> String {
 }
 
 async fn get(url: &str) -> String {
-    String::from_utf8_lossy(&fetch::fetch(url).await.unwrap_or_default()).into_owned()
+    String::from_utf8_lossy(
+        &fetch::Fetcher::devnet()
+            .get(url, None)
+            .await
+            .unwrap_or_default(),
+    )
+    .into_owned()
 }
 
 /// POST `body` to `url` with `auth`; the status code.
@@ -100,8 +106,12 @@ floor_per_hour = "0.36"
 
 [jobs]
 executor = "process"
+allow_unsandboxed = true
 post_margin = "5s"
 shutdown_grace = "2s"
+
+[fetch]
+allow = ["127.0.0.0/8", "::1"]
 
 [http]
 listen = "127.0.0.1:{port}"
@@ -229,7 +239,8 @@ listen = "127.0.0.1:{port}"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let auth = fetch::result_auth(&tenant_key, id).expect("signs");
-    let out = fetch::fetch_with(&format!("{base}/results/{id}"), Some(&auth))
+    let out = fetch::Fetcher::devnet()
+        .get(&format!("{base}/results/{id}"), Some(&auth))
         .await
         .expect("the tenant downloads its result");
     assert_eq!(out, b"private 7\n");

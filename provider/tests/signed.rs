@@ -128,11 +128,15 @@ floor_per_hour = "0.36"
 [jobs]
 max_concurrent = 4
 executor = "process"
+allow_unsandboxed = true
 post_margin = "5s"
 shutdown_grace = "2s"
 
 [bidding]
 mode = "signed"
+
+[fetch]
+allow = ["127.0.0.0/8", "::1"]
 
 [http]
 listen = "127.0.0.1:{port}"
@@ -192,7 +196,10 @@ listen = "127.0.0.1:{port}"
     let log =
         |n: u32| std::fs::read_to_string(dir.join(format!("node-{n}.log"))).unwrap_or_default();
     until("the node's API", Duration::from_secs(30), async || {
-        fetch::fetch(&format!("{url}/metrics")).await.ok()
+        fetch::Fetcher::devnet()
+            .get(&format!("{url}/metrics"), None)
+            .await
+            .ok()
     })
     .await;
 
@@ -264,7 +271,7 @@ listen = "127.0.0.1:{port}"
     let auction = order(false, 1).await;
     let bid_url = format!("{url}/bids/{auction}");
     let served: ServedBid = until("the signed bid", Duration::from_secs(30), async || {
-        serde_json::from_slice(&fetch::fetch(&bid_url).await.ok()?).ok()
+        serde_json::from_slice(&fetch::Fetcher::devnet().get(&bid_url, None).await.ok()?).ok()
     })
     .await;
     let domain = market_domain(gov.chain_id, market);
@@ -282,11 +289,17 @@ listen = "127.0.0.1:{port}"
         "valid until the award grace ends"
     );
     assert!(
-        fetch::fetch(&format!("{url}/bids/{}", B256::repeat_byte(9)))
+        fetch::Fetcher::devnet()
+            .get(&format!("{url}/bids/{}", B256::repeat_byte(9)), None)
             .await
             .is_err()
     );
-    assert!(fetch::fetch(&format!("{url}/bids/nonsense")).await.is_err());
+    assert!(
+        fetch::Fetcher::devnet()
+            .get(&format!("{url}/bids/nonsense"), None)
+            .await
+            .is_err()
+    );
 
     // An instant order is still bid on chain (and won at once).
     let instant = order(true, 2).await;
@@ -311,7 +324,9 @@ listen = "127.0.0.1:{port}"
     let again: ServedBid = until(
         "the bid after a restart",
         Duration::from_secs(30),
-        async || serde_json::from_slice(&fetch::fetch(&bid_url).await.ok()?).ok(),
+        async || {
+            serde_json::from_slice(&fetch::Fetcher::devnet().get(&bid_url, None).await.ok()?).ok()
+        },
     )
     .await;
     assert_eq!(again, served);

@@ -196,6 +196,9 @@ max_gas_price_gwei = "50"
 [earnings]
 withdraw_above = "1000000"
 
+[fetch]
+allow = ["127.0.0.0/8", "::1"]
+
 [http]
 listen = "127.0.0.1:{port}"
 
@@ -217,7 +220,9 @@ pub(crate) fn config(net: &Net, n: u32, native_price: &str) -> (String, u16) {
 
 /// A counter of the keeper's `/metrics` (0 while it does not answer).
 pub(crate) async fn metric(port: u16, name: &str) -> u64 {
-    let Ok(b) = gridlease_core::fetch::fetch(&format!("http://127.0.0.1:{port}/metrics")).await
+    let Ok(b) = gridlease_core::fetch::Fetcher::devnet()
+        .get(&format!("http://127.0.0.1:{port}/metrics"), None)
+        .await
     else {
         return 0;
     };

@@ -174,8 +174,12 @@ floor_per_hour = "0.36"
 [jobs]
 max_concurrent = 4
 executor = "process"
+allow_unsandboxed = true
 post_margin = "5s"
 shutdown_grace = "2s"
+
+[fetch]
+allow = ["127.0.0.0/8", "::1"]
 
 [http]
 listen = "127.0.0.1:{}"
@@ -298,7 +302,7 @@ listen = "127.0.0.1:{}"
     }
 
     pub(crate) async fn http(&self, path: &str) -> String {
-        fetch::fetch(&format!("http://127.0.0.1:{}{path}", self.port))
+        get_raw(&format!("http://127.0.0.1:{}{path}", self.port), None)
             .await
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_else(|e| e)
@@ -370,12 +374,13 @@ listen = "127.0.0.1:{}"
     /// What the tenant downloads from the node for lease `id`.
     pub(crate) async fn download(&self, id: B256) -> Vec<u8> {
         let auth = fetch::result_auth(&key(1), id).expect("sign");
-        fetch::fetch_with(
-            &format!("http://127.0.0.1:{}/results/{id}", self.port),
-            Some(&auth),
-        )
-        .await
-        .expect("the tenant downloads its result")
+        fetch::Fetcher::devnet()
+            .get(
+                &format!("http://127.0.0.1:{}/results/{id}", self.port),
+                Some(&auth),
+            )
+            .await
+            .expect("the tenant downloads its result")
     }
 
     pub(crate) async fn count_logs(&self, address: Address, sig: B256, id: B256) -> usize {
@@ -481,4 +486,25 @@ pub(crate) fn cursor(dir: &Path, name: &str) -> u64 {
         r.get::<_, i64>(0)
     })
     .map_or(0, |b| b as u64)
+}
+
+/// GET `url` as a test reads the node's own API: the body of a success, else
+/// `"<url> answered <status>: <body>"` (the node's refusals explain themselves in their bodies,
+/// which a [`fetch::Fetcher`] never reads).
+pub(crate) async fn get_raw(url: &str, auth: Option<&str>) -> Result<Vec<u8>, String> {
+    let mut req = alloy::transports::http::reqwest::Client::new().get(url);
+    if let Some(a) = auth {
+        req = req.header(fetch::AUTH_HEADER, a);
+    }
+    let r = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = r.status();
+    let body = r.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    if status.is_success() {
+        Ok(body.to_vec())
+    } else {
+        Err(format!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ))
+    }
 }
