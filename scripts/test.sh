@@ -2,7 +2,9 @@
 # Set everything up on a fresh machine and run the whole test suite.
 #   1. npm ci       - solc-js, OpenZeppelin, anvil, forge, cast (exact versions, package-lock.json)
 #   2. rustfmt/clippy gates (workspace lints, -D warnings)
-#   3. cargo test   - unit tests, revm contract tests, property tests, gas snapshot
+#   3. cargo test   - unit tests, revm contract tests, property tests, gas snapshot; the container
+#                     executor's real-engine tests on Podman (scripts/podman.sh: installed with
+#                     apt-get when missing, started here and stopped at exit)
 #   4. forge build  - the same sources compile with forge (foundry.toml)
 #   5. Slither      - static analysis, fails on medium or higher (slither.config.json)
 set -euo pipefail
@@ -23,6 +25,11 @@ cargo fmt --all --check
 
 echo "==> cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> podman (a real container engine for the executor's tests)"
+eval "$(scripts/podman.sh start)"
+trap 'scripts/podman.sh stop' EXIT
+export GRIDLEASE_REQUIRE_ENGINE=1
 
 echo "==> cargo test"
 cargo test --workspace --locked

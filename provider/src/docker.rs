@@ -7,7 +7,10 @@
 //! and wait for it within the job's time limit, then remove it. The container gets:
 //! - only the spec's `env` and `GRIDLEASE_OUTPUT` (no variable of the node's environment);
 //! - the lease's limits: `cpu_cores` as `NanoCpus`, `ram_gib` as `Memory` (no swap on top), a
-//!   process limit, `no-new-privileges`;
+//!   process limit ([`PIDS_LIMIT`]);
+//! - hardening (PIN-06): every capability dropped, `no-new-privileges`, a read-only root
+//!   filesystem with a [`TMPFS_SIZE`] tmpfs at `/tmp`, and the unprivileged user [`JOB_USER`]
+//!   (`nobody`), whatever the image's `USER` says;
 //! - exactly the GPUs given to the job, by UUID: Docker gets `DeviceRequests` (the NVIDIA
 //!   container toolkit does the rest); Podman, whose Docker-compatible create ignores
 //!   `DeviceRequests`, gets its container created through its own API (`libpod`) with the CDI
@@ -20,7 +23,9 @@
 //!   run left ([`ContainerExecutor::remove_leftovers`]).
 //!
 //! Standard output is the result unless the job wrote `$GRIDLEASE_OUTPUT/result`; more than the cap
-//! kills the container. A time limit, a cancellation (lease closed, shutdown) or any error after
+//! kills the container, on standard output as it streams and in the output directory, whose size
+//! is checked every [`OUTPUT_POLL`] while the job runs (PIN-08: a disk filler is stopped within
+//! one poll of passing the cap). A time limit, a cancellation (lease closed, shutdown) or any error after
 //! the create kills and removes the container.
 
 use std::{
@@ -45,6 +50,14 @@ use gridlease_core::spec::Workload;
 
 /// Where the job's output directory is mounted inside the container (`GRIDLEASE_OUTPUT`).
 pub const CONTAINER_OUTPUT: &str = "/gridlease/out";
+/// The user every job runs as (`nobody`): never root, whatever the image says.
+pub const JOB_USER: &str = "65534:65534";
+/// Processes a job may have at once (a fork bomb stops here).
+pub const PIDS_LIMIT: i64 = 1024;
+/// The size of the tmpfs at `/tmp`, the only writable place besides the output directory.
+pub const TMPFS_SIZE: &str = "256m";
+/// How often the output directory's size is checked while a job runs.
+pub const OUTPUT_POLL: Duration = Duration::from_millis(200);
 /// Label carrying the lease id.
 pub const LABEL_LEASE: &str = "gridlease.lease";
 /// Label carrying the node's identity (its operator address): leftovers are matched on it.
@@ -565,7 +578,7 @@ impl ContainerExecutor {
             env,
             port,
         } = Self::job_env(job)?;
-        let mut limits = json!({"pids": {"limit": 4096}});
+        let mut limits = json!({"pids": {"limit": PIDS_LIMIT}});
         if job.ram_gib > 0 {
             let bytes = u64::from(job.ram_gib) << 30;
             limits["memory"] = json!({"limit": bytes, "swap": bytes});
@@ -583,9 +596,18 @@ impl ContainerExecutor {
                 "source": out_dir.display().to_string(),
                 "type": "bind",
                 "options": ["rw"],
+            }, {
+                "destination": "/tmp",
+                "source": "tmpfs",
+                "type": "tmpfs",
+                // (libpod ignores a mode here: /tmp takes the image's, 1777 in every common image.)
+                "options": ["rw", "nosuid", "nodev", format!("size={TMPFS_SIZE}")],
             }],
             "resource_limits": limits,
             "no_new_privileges": true,
+            "cap_drop": ["all"],
+            "read_only_filesystem": true,
+            "user": JOB_USER,
             "terminal": false,
             "stdin": false,
         });
@@ -626,8 +648,11 @@ impl ContainerExecutor {
         let mut host = json!({
             "NetworkMode": self.network(port),
             "Binds": [format!("{}:{CONTAINER_OUTPUT}:rw", out_dir.display())],
-            "PidsLimit": 4096,
+            "PidsLimit": PIDS_LIMIT,
             "SecurityOpt": ["no-new-privileges"],
+            "CapDrop": ["ALL"],
+            "ReadonlyRootfs": true,
+            "Tmpfs": {"/tmp": format!("rw,nosuid,nodev,mode=1777,size={TMPFS_SIZE}")},
             "AutoRemove": false,
         });
         if job.ram_gib > 0 {
@@ -654,6 +679,7 @@ impl ContainerExecutor {
             "AttachStderr": false,
             "Tty": false,
             "OpenStdin": false,
+            "User": JOB_USER,
             "HostConfig": host,
         });
         if let Some(p) = port {
@@ -667,14 +693,22 @@ impl ContainerExecutor {
         Ok(body)
     }
 
-    /// Follow the logs of `id` until the container stops; stdout over `cap` is an error.
-    async fn follow_logs(&self, id: &str, cap: u64, keep: usize) -> Result<Logs, ExecError> {
+    /// Follow the logs of `id` until the container stops (or, with `follow` false, read what it
+    /// logged); stdout over `cap` is an error.
+    async fn follow_logs(
+        &self,
+        id: &str,
+        cap: u64,
+        keep: usize,
+        follow: bool,
+    ) -> Result<Logs, ExecError> {
         let resp = self
             .send(
                 Method::GET,
                 &format!(
-                    "{API}/containers/{}/logs?follow=1&stdout=1&stderr=1",
-                    enc(id)
+                    "{API}/containers/{}/logs?follow={}&stdout=1&stderr=1",
+                    enc(id),
+                    u8::from(follow)
                 ),
                 None,
             )
@@ -822,26 +856,41 @@ impl ContainerExecutor {
             None,
         )
         .await?;
-        let logs = self.follow_logs(id, self.limits.max_output, self.limits.stderr_tail);
+        let logs = self.follow_logs(id, self.limits.max_output, self.limits.stderr_tail, true);
         let wait = self.wait(id);
         tokio::pin!(logs, wait);
         let mut got_logs: Option<Logs> = None;
+        let out_dir = job.work_dir.join("out");
+        let mut poll = tokio::time::interval(OUTPUT_POLL);
         let code = loop {
             tokio::select! {
                 code = &mut wait => break code?,
                 l = &mut logs, if got_logs.is_none() => got_logs = Some(l?),
+                _ = poll.tick() => {
+                    if dir_size(&out_dir) > self.limits.max_output {
+                        return Err(ExecError::OutputCap(self.limits.max_output));
+                    }
+                }
                 () = tokio::time::sleep_until(deadline) => return Err(ExecError::TimedOut(job.time_limit)),
                 () = cancel.cancelled() => return Err(ExecError::Cancelled),
             }
         };
         let logs = match got_logs {
             Some(l) => l,
-            // The stream ends with the container; give it a moment to drain.
-            None => tokio::time::timeout(Duration::from_secs(30), logs)
-                .await
-                .map_err(|_| {
-                    ExecError::Io("the log stream did not end with the container".into())
-                })??,
+            // The stream ends with the container; give it a moment to drain. Podman's followed
+            // stream can miss the end of a container that exits at once: then read the logs
+            // the container left, unfollowed.
+            None => match tokio::time::timeout(Duration::from_secs(10), logs).await {
+                Ok(l) => l?,
+                Err(_) => {
+                    warn!(
+                        container = id,
+                        "the log stream did not end with the container: reading its logs again"
+                    );
+                    self.follow_logs(id, self.limits.max_output, self.limits.stderr_tail, false)
+                        .await?
+                }
+            },
         };
         if code != 0 {
             return Err(ExecError::Failed {
@@ -851,6 +900,25 @@ impl ContainerExecutor {
         }
         Ok(logs)
     }
+}
+
+/// Bytes under `dir` (files of every depth; links not followed).
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// Read a body up to `cap` bytes.
