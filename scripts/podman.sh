@@ -86,7 +86,7 @@ CONF
     log "serving the Docker API on $sock"
   fi
   echo "export CONTAINERS_CONF=$dir/containers.conf CONTAINERS_STORAGE_CONF=$dir/storage.conf"
-  echo "export GRIDLEASE_TEST_SOCKET=$sock GRIDLEASE_TEST_IMAGE=$IMAGE"
+  echo "export GRIDLEASE_ENGINE_SOCKET=$sock GRIDLEASE_ENGINE_IMAGE=$IMAGE"
   ;;
 stop)
   if [[ -f "$dir/service.pid" ]]; then

@@ -224,6 +224,25 @@ impl Drop for Daemon {
     }
 }
 
+/// A real container engine for the providers' container jobs: the one `scripts/podman.sh start`
+/// serves (`GRIDLEASE_ENGINE_SOCKET`, `GRIDLEASE_ENGINE_IMAGE` in the environment).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Engine {
+    /// The engine's Docker API socket.
+    pub socket: PathBuf,
+    /// An image present on it (there is no registry here): the container job runs it.
+    pub image: String,
+}
+
+impl Engine {
+    /// The engine the environment names, when its socket is there.
+    pub fn from_env() -> Option<Self> {
+        let socket = PathBuf::from(std::env::var_os("GRIDLEASE_ENGINE_SOCKET")?);
+        let image = std::env::var("GRIDLEASE_ENGINE_IMAGE").ok()?;
+        socket.exists().then_some(Self { socket, image })
+    }
+}
+
 /// How to start the market.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -244,6 +263,9 @@ pub struct Options {
     /// GPUs each provider declares and registers (jobs get whole GPUs, so this also bounds how
     /// many one-GPU jobs a node takes at once).
     pub gpus: u8,
+    /// Run container jobs on this engine (default: the environment's, [`Engine::from_env`]);
+    /// without one they run as local processes (`allow_unsandboxed`, this devnet trusts itself).
+    pub engine: Option<Engine>,
 }
 
 impl Default for Options {
@@ -257,6 +279,7 @@ impl Default for Options {
             max_concurrent: 4,
             gpus: 2,
             register_urls: false,
+            engine: Engine::from_env(),
         }
     }
 }
@@ -285,6 +308,8 @@ pub struct Market {
     /// The HTTP port of each provider node, in the same order (picked before registering, so
     /// a metadataURI can name it).
     pub ports: Vec<u16>,
+    /// The container engine the providers use, if any.
+    pub engine: Option<Engine>,
 }
 
 /// The private key (hex) of role `role`: a devnet role or one of [`EXTRA_ROLES`].
@@ -369,6 +394,7 @@ impl Market {
             keeper: None,
             plans: opts.providers.clone(),
             ports,
+            engine: opts.engine.clone(),
         };
         for p in &opts.providers {
             let node = market.start_provider(p, opts)?;
@@ -505,9 +531,7 @@ floor_per_hour = "{any}"
 {class_price}
 [jobs]
 max_concurrent = {slots}
-# This devnet trusts its own tenants: container jobs run as local processes (not a sandbox).
-executor = "process"
-allow_unsandboxed = true
+{executor}
 post_margin = "5s"
 shutdown_grace = "5s"
 
@@ -527,6 +551,13 @@ listen = "127.0.0.1:{port}"
             vram = p.vram_gib,
             any = p.any_per_hour,
             slots = opts.max_concurrent,
+            executor = match &opts.engine {
+                Some(e) => format!(
+                    "# Container jobs run on the engine scripts/podman.sh serves.\nexecutor = \"podman\"\nsocket = \"unix://{}\"",
+                    e.socket.display()
+                ),
+                None => "# No container engine here: this devnet trusts its own tenants, so container\n# jobs run as local processes (not a sandbox).\nexecutor = \"process\"\nallow_unsandboxed = true".to_owned(),
+            },
             gpus = opts.gpus,
         );
         std::fs::write(dir.join("provider.toml"), config)?;

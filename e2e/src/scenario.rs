@@ -50,7 +50,9 @@ pub struct Submitted {
 }
 
 /// The job specs of the demo, by name.
-pub fn specs() -> [(&'static str, String); 4] {
+/// The container job runs `image` (busybox): Docker Hub's, or on a local engine the offline image
+/// `scripts/podman.sh` imports.
+pub fn specs(image: &str) -> [(&'static str, String); 4] {
     let matmul = |gpu: &str, seed: u32| {
         format!(
             r#"name = "matmul on an {gpu}"
@@ -96,12 +98,13 @@ instant = false
 token = "USDC"
 
 [container]
-image = "docker.io/library/busybox:1.36"
+image = "IMAGE"
 command = ["sh", "-c", "for i in $(seq 1 15); do echo frame $i rendered; sleep 1; done"]
-"#;
+"#
+    .replace("IMAGE", image);
     [
         ("matmul-rtx4090", matmul("rtx4090", 7)),
-        ("container", container.to_owned()),
+        ("container", container),
         ("matmul-h100", matmul("h100", 9)),
         ("matmul-l40s", matmul("l40s", 11)),
     ]
@@ -214,7 +217,11 @@ pub async fn posted(m: &Market, id: B256) -> Result<bool> {
 
 /// Run the scenario on `m`; `say` prints progress. Returns the jobs it submitted.
 pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
-    let specs = specs();
+    let specs = specs(
+        m.engine
+            .as_ref()
+            .map_or("docker.io/library/busybox:1.36", |e| e.image.as_str()),
+    );
     let spec = |name: &str| {
         specs
             .iter()

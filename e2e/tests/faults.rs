@@ -60,6 +60,9 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = Options {
         providers: vec![PROVIDERS[0]],
+        // The job waits for a file on this host, which a container cannot see: it runs as a
+        // local process (a job killed with its node on a real engine: provider real_engine_*).
+        engine: None,
         ..Options::default()
     };
     let mut m = Market::start(dir.path(), &opts).await.expect("market");

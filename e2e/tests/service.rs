@@ -90,6 +90,9 @@ async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
     };
     let opts = Options {
         providers: vec![plan],
+        // The service runs as a local process: publishing its port needs a bridge network,
+        // which the Podman of the test command (network none only, no CNI) does not set up.
+        engine: None,
         ..Options::default()
     };
     let mut m = Market::start(dir.path(), &opts).await.expect("market");

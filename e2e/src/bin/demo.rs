@@ -90,6 +90,16 @@ async fn main() -> ExitCode {
         block_time: args.block_time,
         ..Options::default()
     };
+    match &opts.engine {
+        Some(e) => say(&format!(
+            "   container jobs run on the engine at {} (image {}), hardened",
+            e.socket.display(),
+            e.image
+        )),
+        None => say(
+            "   container jobs run as local processes (no engine: `eval \"$(scripts/podman.sh start)\"` first to run them in Podman)",
+        ),
+    }
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(t) => t,
         Err(e) => {

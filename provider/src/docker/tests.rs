@@ -615,13 +615,13 @@ async fn a_missing_socket_tells_the_operator_what_to_do() {
 /// offline busybox image): `(socket, image)`. Without one these tests say so and pass, unless
 /// `GRIDLEASE_REQUIRE_ENGINE` is set, as CI sets it: then a missing engine fails them.
 fn real_engine() -> Option<(PathBuf, String)> {
-    let socket = std::env::var_os("GRIDLEASE_TEST_SOCKET").map(PathBuf::from);
-    let image = std::env::var("GRIDLEASE_TEST_IMAGE").ok();
+    let socket = std::env::var_os("GRIDLEASE_ENGINE_SOCKET").map(PathBuf::from);
+    let image = std::env::var("GRIDLEASE_ENGINE_IMAGE").ok();
     match (socket, image) {
         (Some(s), Some(i)) if s.exists() => Some((s, i)),
         _ if std::env::var_os("GRIDLEASE_REQUIRE_ENGINE").is_some() => panic!(
             "GRIDLEASE_REQUIRE_ENGINE is set but no engine: run scripts/podman.sh start and export \
-             what it prints (GRIDLEASE_TEST_SOCKET, GRIDLEASE_TEST_IMAGE)"
+             what it prints (GRIDLEASE_ENGINE_SOCKET, GRIDLEASE_ENGINE_IMAGE)"
         ),
         _ => {
             eprintln!("skipped: no real engine (scripts/podman.sh start)");
