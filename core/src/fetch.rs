@@ -362,6 +362,12 @@ fn check_url(url: &reqwest::Url, allow: &AllowList) -> Result<(), FetchError> {
     }
 }
 
+/// [`check_url`] for the property tests.
+#[cfg(test)]
+pub(crate) fn check_url_for_tests(url: &reqwest::Url, allow: &AllowList) -> Result<(), FetchError> {
+    check_url(url, allow)
+}
+
 /// Timeouts and the byte cap of a [`Fetcher`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -26,6 +26,8 @@ pub mod eip712;
 pub mod failover;
 pub mod fetch;
 pub mod gpu;
+#[cfg(test)]
+mod hostile_input;
 pub mod logs;
 pub mod matmul;
 pub mod merkle;

@@ -227,9 +227,12 @@ pub async fn run(cfg: Config) -> Result<()> {
     let app = crate::http::router(s.clone());
     let stop_http = s.kill.clone();
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop_http.cancelled().await })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop_http.cancelled().await })
+        .await
     });
     signals(s.clone());
     resume(&s)?;

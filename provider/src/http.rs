@@ -114,6 +114,10 @@ pub fn router(s: Arc<Shared>) -> Router {
             post(push_spec).layer(DefaultBodyLimit::max(MAX_PUSHED_SPEC)),
         )
         .with_state(s)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(crate::guard::Guard::default()),
+            crate::guard::guard,
+        ))
 }
 
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
@@ -765,6 +769,41 @@ mod tests {
         match r {
             Ok(_) => StatusCode::OK,
             Err(r) => r.0,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// PIN-05: any `x-gridlease-auth` value a stranger sends is refused (never a panic, never
+        /// a signer), unless it is a live signature of the message: then it recovers its signer.
+        #[test]
+        fn pin_05_arbitrary_auth_headers_are_refused_and_only_real_signatures_recover(
+            expiry in proptest::prelude::any::<u64>(),
+            junk in "[ -~]{0,160}",
+            cut in 0usize..140,
+        ) {
+            let message = |e: u64| format!("gridlease result {} until {e}", B256::ZERO);
+            let key = PrivateKeySigner::from_bytes(&B256::repeat_byte(7)).expect("key");
+            for value in [junk.clone(), format!("{expiry}:{junk}"), format!(":{junk}")] {
+                if let Ok(v) = value.parse() {
+                    let mut h = HeaderMap::new();
+                    h.insert(AUTH_HEADER, v);
+                    proptest::prop_assert!(auth_signer(&h, message, "sign it").is_err(), "{value}");
+                }
+            }
+            let live = unix_now() + 60;
+            let sig = key.sign_message_sync(message(live).as_bytes()).expect("sign");
+            let good = format!("{live}:{sig}");
+            let recovered = auth_signer(&auth(&good), message, "sign it").ok();
+            proptest::prop_assert_eq!(recovered, Some(key.address()));
+            // A cut signature, or one past its expiry, is refused.
+            let short = &good[..cut.min(good.len() - 1)];
+            proptest::prop_assert!(auth_signer(&auth(short), message, "sign it").is_err());
+            let old = expiry % unix_now().max(1);
+            let sig = key.sign_message_sync(message(old).as_bytes()).expect("sign");
+            let stale = auth(&format!("{old}:{sig}"));
+            proptest::prop_assert!(auth_signer(&stale, message, "sign it").is_err());
         }
     }
 

@@ -5,9 +5,10 @@
 //! - [`builtin`]: the built-in `matmul_i8` workload (GPU through gridlease-gpu, else CPU).
 //! - [`state`]: the SQLite job state machine that makes restarts safe.
 //! - [`pricing`]: which orders get a bid, at what price.
-//! - [`executor`]: how jobs run (sandboxed process, built-in `matmul_i8`); [`docker`]: containers
+//! - [`executor`]: how jobs run (local process, built-in `matmul_i8`); [`docker`]: containers
 //!   through the Docker/Podman engine API.
-//! - [`engine`]: the running node (collect logs -> decide -> act), [`http`] its API.
+//! - [`engine`]: the running node (collect logs -> decide -> act), [`http`] its API, [`guard`]
+//!   the API's rate limit and in-flight bound.
 //! - [`results`]: the results modules' windows, and answers to data-availability challenges.
 //! - [`closes`]: closing completed leases, releasing held collateral after the fault horizon.
 //! - [`onchain`]: the provider's registration, and what the owner must do.
@@ -21,6 +22,7 @@ pub mod docker;
 pub mod engine;
 pub mod executor;
 pub mod gpu;
+pub mod guard;
 pub mod http;
 pub mod onchain;
 pub mod owner;

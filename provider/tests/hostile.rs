@@ -548,7 +548,8 @@ async fn testing_withhold_results_posts_the_true_commitment_serves_nothing_answe
 /// metadata address. The node runs with no internal network allowed, as a real node does. Each
 /// job's result is a failure report carrying a reason code and nothing read: not the secret, not
 /// its size, not the internal server's page, which gets no request at all. A data job without
-/// input roots is not even bid on. The provider is paid for each report and never slashed.
+/// input roots is not even bid on, nor is an order whose spec URI names the keystore, a bare path
+/// or the loopback port. The provider is paid for each report and never slashed.
 #[tokio::test]
 async fn pin_01_pin_02_pin_04_a_tenant_cannot_make_the_node_publish_its_files_or_internal_pages() {
     use std::sync::{
@@ -662,14 +663,45 @@ async fn pin_01_pin_02_pin_04_a_tenant_cannot_make_the_node_publish_its_files_or
         || n.log(1),
     )
     .await;
+    // PIN-01 through the spec URI: an order naming the node's keystore, its loopback admin port
+    // or a bare path as where its spec is gets neither read nor a bid.
+    let spec = data_job("http://x.example/a", root);
+    let mut unbid = vec![id];
+    for (i, uri) in [
+        format!("file://{}", keystore.display()),
+        password.display().to_string(),
+        format!("http://127.0.0.1:{port}/spec.json"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (id, _) = n
+            .order_spec_at(&spec, uri, 0, 80 + i as u8, 600, true)
+            .await;
+        unbid.push(id);
+    }
+    eventually(
+        "the node to refuse the three spec URIs",
+        60,
+        async || {
+            let log = n.log(1);
+            log.matches("is not an http(s):// URI").count() >= 2
+                && log.contains("is an internal address")
+        },
+        || n.log(1),
+    )
+    .await;
     let lens = MarketLens::new(n.lens, &n.tenant.provider);
-    let job = lens.getJob(id).call().await.expect("job");
-    assert_eq!(
-        job.provider,
-        alloy::primitives::Address::ZERO,
-        "never bid on, never leased"
-    );
+    for id in unbid {
+        let job = lens.getJob(id).call().await.expect("job");
+        assert_eq!(
+            job.provider,
+            alloy::primitives::Address::ZERO,
+            "never bid on, never leased"
+        );
+    }
     assert_eq!(hits.load(SeqCst), 0);
+    assert!(!n.log(1).contains("SECRET"));
 
     n.completes_unslashed(&leases, 1).await;
     n.stop(child, 1);

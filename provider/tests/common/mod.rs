@@ -276,9 +276,23 @@ listen = "127.0.0.1:{}"
         max_duration: u32,
         instant: bool,
     ) -> (B256, OrderParams) {
+        self.order_spec_at(spec, &spec.data_uri(), class, salt, max_duration, instant)
+            .await
+    }
+
+    /// [`Self::order_spec`] whose order names its spec at `uri`.
+    pub(crate) async fn order_spec_at(
+        &self,
+        spec: &RunSpec,
+        uri: &str,
+        class: u8,
+        salt: u8,
+        max_duration: u32,
+        instant: bool,
+    ) -> (B256, OrderParams) {
         let p = OrderParams {
             specHash: spec.hash(),
-            specURI: spec.data_uri(),
+            specURI: uri.to_owned(),
             token: self.usdc,
             deposit: U96::from(10 * USDC),
             maxPricePerSecond: U96::from(1_000_000_000_000_000u128),

@@ -1,0 +1,196 @@
+//! What stands in front of the node's HTTP API (SECURITY.md PIN-05): a per-address rate limit (a
+//! token bucket per client IP: [`RATE_BURST`] requests at once, refilled at [`RATE_PER_SEC`]; over
+//! it, `429` with `retry-after`) and a bound on requests served at once ([`MAX_IN_FLIGHT`]; over
+//! it, `503` at once rather than a queue that grows with the attack). Bodies are capped per route
+//! (a pushed spec: [`crate::http::MAX_PUSHED_SPEC`]), ids are parsed as 32-byte hex before they
+//! name a file, and signed requests carry an expiry of at most an hour, past which they are
+//! refused.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tokio::sync::Semaphore;
+
+/// Requests served at once; more are answered `503` at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Requests one address may send in a burst.
+pub const RATE_BURST: f64 = 120.0;
+/// Requests per second one address is granted after its burst.
+pub const RATE_PER_SEC: f64 = 30.0;
+/// Addresses tracked at once: past it, those idle for a minute are forgotten (a forgotten
+/// address starts again with a full bucket, which is what it would have by then anyway).
+const TRACKED: usize = 10_000;
+
+/// The rate limiter and the in-flight bound, shared by all connections.
+#[derive(Debug)]
+pub struct Guard {
+    in_flight: Arc<Semaphore>,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    burst: f64,
+    per_sec: f64,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Self::new(MAX_IN_FLIGHT, RATE_BURST, RATE_PER_SEC)
+    }
+}
+
+impl Guard {
+    /// A guard serving `in_flight` requests at once, `burst` then `per_sec` per address.
+    pub fn new(in_flight: usize, burst: f64, per_sec: f64) -> Self {
+        Self {
+            in_flight: Arc::new(Semaphore::new(in_flight)),
+            buckets: Mutex::new(HashMap::new()),
+            burst,
+            per_sec,
+        }
+    }
+
+    /// Whether `ip` may send a request at `now` (taking one token if so).
+    pub fn admit(&self, ip: IpAddr, now: Instant) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return true;
+        };
+        if buckets.len() >= TRACKED && !buckets.contains_key(&ip) {
+            buckets.retain(|_, (_, seen)| now.duration_since(*seen).as_secs() < 60);
+        }
+        let (tokens, seen) = buckets.entry(ip).or_insert((self.burst, now));
+        let refill = now.duration_since(*seen).as_secs_f64() * self.per_sec;
+        *tokens = (*tokens + refill).min(self.burst);
+        *seen = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The middleware: rate-limit by the peer's address, then hold a slot while the request is
+/// served. A request without a peer address (in-process tests) is only bounded in flight.
+pub async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = peer
+        && !g.admit(ip, Instant::now())
+    {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "too many requests from this address: slow down\n",
+        )
+            .into_response();
+    }
+    let Ok(_slot) = g.in_flight.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "the node is serving as many requests as it takes: retry shortly\n",
+        )
+            .into_response();
+    };
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn pin_05_each_address_gets_its_burst_then_its_rate() {
+        let g = Guard::new(4, 10.0, 5.0);
+        let (a, b): (IpAddr, IpAddr) = (
+            "10.0.0.1".parse().expect("ip"),
+            "10.0.0.2".parse().expect("ip"),
+        );
+        let t0 = Instant::now();
+        assert_eq!((0..10).filter(|_| g.admit(a, t0)).count(), 10, "the burst");
+        assert!(!g.admit(a, t0), "then refused");
+        assert!(g.admit(b, t0), "another address has its own bucket");
+        // 5 per second: one more after 200 ms, five after a second, never more than the burst.
+        assert!(g.admit(a, t0 + Duration::from_millis(200)));
+        assert!(!g.admit(a, t0 + Duration::from_millis(200)));
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!((0..20).filter(|_| g.admit(a, later)).count(), 10);
+    }
+
+    #[tokio::test]
+    async fn pin_05_a_flood_gets_429_and_more_than_the_in_flight_bound_gets_503() {
+        use axum::{Router, routing::get};
+        let g = Arc::new(Guard::new(2, 5.0, 0.001));
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(move || {
+                    let mut rx = rx.clone();
+                    async move {
+                        let _ = rx.wait_for(|go| *go).await;
+                        "done"
+                    }
+                }),
+            )
+            .route("/fast", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(g, guard));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
+        let http = alloy::transports::http::reqwest::Client::new();
+        let status = async |path: &str| {
+            http.get(format!("{base}{path}"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        };
+        // Two slow requests take both slots: a third is refused at once, not queued.
+        let (s1, s2) = (
+            tokio::spawn({
+                let h = http.clone();
+                let u = format!("{base}/slow");
+                async move { h.get(u).send().await.map(|r| r.status().as_u16()) }
+            }),
+            tokio::spawn({
+                let h = http.clone();
+                let u = format!("{base}/slow");
+                async move { h.get(u).send().await.map(|r| r.status().as_u16()) }
+            }),
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(status("/fast").await, 503);
+        tx.send(true).expect("release");
+        assert_eq!(s1.await.expect("join").expect("sent"), 200);
+        assert_eq!(s2.await.expect("join").expect("sent"), 200);
+        // The burst of 5 is spent (2 slow, 1 refused, ...): this address is now limited.
+        let mut codes = Vec::new();
+        for _ in 0..4 {
+            codes.push(status("/fast").await);
+        }
+        assert_eq!(codes.iter().filter(|c| **c == 200).count(), 2, "{codes:?}");
+        assert_eq!(codes.last(), Some(&429), "{codes:?}");
+    }
+}
