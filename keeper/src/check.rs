@@ -311,7 +311,10 @@ mod tests {
         // market's) reads nothing from its own loopback or the cloud metadata service; for a
         // built-in result that counts as not served, so it is challenged.
         let real = Fetcher::default();
-        for uri in [format!("{base}/ok"), "http://169.254.169.254/latest/".to_owned()] {
+        for uri in [
+            format!("{base}/ok"),
+            "http://169.254.169.254/latest/".to_owned(),
+        ] {
             let e = fetch_committed(&real, &uri, good, true).await;
             assert!(
                 matches!(&e, Err(Failure::Private(why)) if why.contains("internal address")),

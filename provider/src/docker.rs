@@ -798,6 +798,10 @@ impl ContainerExecutor {
         let out_dir = job.work_dir.join("out");
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| ExecError::Io(format!("cannot create {}: {e}", out_dir.display())))?;
+        // The engine resolves a relative bind source against its own working directory, not the
+        // node's: hand it the absolute path (`jobs.work_dir` may be relative to the config).
+        let out_dir = std::fs::canonicalize(&out_dir)
+            .map_err(|e| ExecError::Io(format!("cannot resolve {}: {e}", out_dir.display())))?;
         // The container's user may not be the node's (an image's USER, user namespaces).
         {
             use std::os::unix::fs::PermissionsExt;

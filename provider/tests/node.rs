@@ -235,3 +235,99 @@ async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once(
     assert!(n.log(2).contains("resuming job"), "{}", n.log(2));
     n.stop(node, 2);
 }
+
+/// The containers of lease `id` on the test engine (`podman ps`), running or not.
+fn containers_of(id: B256, all: bool) -> Vec<String> {
+    let mut args = vec!["ps", "-q", "--no-trunc"];
+    if all {
+        args.push("-a");
+    }
+    let filter = format!("label=gridlease.lease={id}");
+    args.extend(["--filter", &filter]);
+    let out = Command::new("podman")
+        .args(&args)
+        .output()
+        .expect("podman ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// PIN-06, OFF-14 on the real engine: `kill -9` of the node leaves its job's container running;
+/// the restarted node removes it (by its labels) before it runs the job again, and the result is
+/// posted once. Needs the engine `scripts/podman.sh` serves (the test command starts it).
+#[tokio::test]
+async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_and_posts_once() {
+    let (Some(socket), Ok(image)) = (
+        std::env::var_os("GRIDLEASE_ENGINE_SOCKET"),
+        std::env::var("GRIDLEASE_ENGINE_IMAGE"),
+    ) else {
+        assert!(
+            std::env::var_os("GRIDLEASE_REQUIRE_ENGINE").is_none(),
+            "GRIDLEASE_REQUIRE_ENGINE is set but no engine is named"
+        );
+        eprintln!("skipped: no real engine (scripts/podman.sh start)");
+        return;
+    };
+    let n = net().await;
+    n.config(&n.url, None);
+    let path = n.path().join("provider.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let podman = text.replace(
+        "executor = \"process\"\nallow_unsandboxed = true\n",
+        &format!(
+            "executor = \"podman\"\nsocket = \"unix://{}\"\n",
+            std::path::Path::new(&socket).display()
+        ),
+    );
+    assert_ne!(podman, text);
+    std::fs::write(&path, podman).expect("config");
+    let node = n.start(1);
+    n.wait_head(1).await;
+    let spec = job_spec(Workload::Container {
+        image,
+        command: vec!["sh".into(), "-c".into(), "sleep 15; echo done".into()],
+        env: Default::default(),
+    });
+    let (id, _) = n.order_spec(&spec, 0, 9, 600, true).await;
+    let mut first = Vec::new();
+    eventually(
+        "the job's container running",
+        60,
+        async || {
+            first = containers_of(id, false);
+            !first.is_empty()
+        },
+        || n.log(1),
+    )
+    .await;
+    let mut node = node;
+    node.kill().expect("kill -9");
+    let _ = node.wait();
+    assert_eq!(
+        containers_of(id, false),
+        first,
+        "the container outlives its node"
+    );
+    let node = n.start(2);
+    let root = n.result_root(id, 2).await;
+    let auth = fetch::result_auth(&ANVIL_KEYS[1].parse().expect("key"), id).expect("sign");
+    let out = fetch::Fetcher::devnet()
+        .get(&n.results_url(id), Some(&auth))
+        .await
+        .expect("served after restart");
+    assert_eq!(out, b"done\n");
+    assert_eq!(Commitment::of(&out).root, root);
+    let all = containers_of(id, true);
+    assert!(
+        !all.iter().any(|c| first.contains(c)),
+        "the first run's container was removed: {all:?} vs {first:?}"
+    );
+    assert!(all.is_empty(), "and the rerun's after it ended: {all:?}");
+    let posted = n
+        .logs_of(n.results, Results::ResultPosted::SIGNATURE_HASH, id)
+        .await;
+    assert_eq!(posted.len(), 1, "posted exactly once");
+    n.stop(node, 2);
+}
