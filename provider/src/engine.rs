@@ -228,8 +228,8 @@ pub async fn run(cfg: Config) -> Result<()> {
     let stop_http = s.kill.clone();
     let http = tokio::spawn(async move {
         axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            crate::guard::LimitedListener::new(listener, crate::guard::MAX_CONNECTIONS),
+            app.into_make_service_with_connect_info::<crate::guard::Peer>(),
         )
         .with_graceful_shutdown(async move { stop_http.cancelled().await })
         .await

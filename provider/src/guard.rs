@@ -1,7 +1,9 @@
-//! What stands in front of the node's HTTP API (SECURITY.md PIN-05): a per-address rate limit (a
-//! token bucket per client IP: [`RATE_BURST`] requests at once, refilled at [`RATE_PER_SEC`]; over
-//! it, `429` with `retry-after`) and a bound on requests served at once ([`MAX_IN_FLIGHT`]; over
-//! it, `503` at once rather than a queue that grows with the attack). Bodies are capped per route
+//! What stands in front of the node's HTTP API (SECURITY.md PIN-05): a bound on open connections
+//! ([`MAX_CONNECTIONS`], [`LimitedListener`]: past it, new connections wait in the kernel's
+//! backlog until one closes), a per-address rate limit (a token bucket per client IP:
+//! [`RATE_BURST`] requests at once, refilled at [`RATE_PER_SEC`]; over it, `429` with
+//! `retry-after`) and a bound on requests served at once ([`MAX_IN_FLIGHT`]; over it, `503` at
+//! once rather than a queue that grows with the attack). Bodies are capped per route
 //! (a pushed spec: [`crate::http::MAX_PUSHED_SPEC`]), ids are parsed as 32-byte hex before they
 //! name a file, and signed requests carry an expiry of at most an hour, past which they are
 //! refused.
@@ -9,17 +11,27 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::Instant,
 };
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, Request, State, connect_info::Connected},
     http::{StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
+    serve::{IncomingStream, Listener},
 };
-use tokio::sync::Semaphore;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
+
+/// Connections open at once.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// Requests served at once; more are answered `503` at once.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -78,13 +90,100 @@ impl Guard {
     }
 }
 
+/// A TCP listener that holds one of [`MAX_CONNECTIONS`] slots per open connection: an attacker
+/// opening connections and sending nothing ties up at most that many sockets.
+#[derive(Debug)]
+pub struct LimitedListener {
+    inner: TcpListener,
+    slots: Arc<Semaphore>,
+}
+
+impl LimitedListener {
+    /// `inner`, with at most `max` connections open at once.
+    pub fn new(inner: TcpListener, max: usize) -> Self {
+        Self {
+            inner,
+            slots: Arc::new(Semaphore::new(max)),
+        }
+    }
+}
+
+/// A connection and its slot, given back when the connection is dropped.
+#[derive(Debug)]
+pub struct Limited {
+    io: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Limited {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Limited {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl Listener for LimitedListener {
+    type Io = Limited;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // Closed only if dropped, which it never is while the listener lives.
+        let slot = match self.slots.clone().acquire_owned().await {
+            Ok(s) => s,
+            Err(_) => std::future::pending().await,
+        };
+        let (io, addr) = Listener::accept(&mut self.inner).await;
+        (Limited { io, _slot: slot }, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// The peer of a connection accepted by a [`LimitedListener`] (`ConnectInfo<Peer>`).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, LimitedListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, LimitedListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
 /// The middleware: rate-limit by the peer's address, then hold a slot while the request is
 /// served. A request without a peer address (in-process tests) is only bounded in flight.
 pub async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0.0.ip())
+        .or_else(|| {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        });
     if let Some(ip) = peer
         && !g.admit(ip, Instant::now())
     {
@@ -128,6 +227,46 @@ mod tests {
         assert!(!g.admit(a, t0 + Duration::from_millis(200)));
         let later = t0 + Duration::from_secs(60);
         assert_eq!((0..20).filter(|_| g.admit(a, later)).count(), 10);
+    }
+
+    #[tokio::test]
+    async fn pin_05_connections_past_the_bound_wait_until_one_closes() {
+        use axum::{Router, routing::get};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener =
+            LimitedListener::new(TcpListener::bind("127.0.0.1:0").await.expect("bind"), 2);
+        let addr = listener.local_addr().expect("addr");
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
+        });
+        // Two idle connections take both slots.
+        let idle1 = TcpStream::connect(addr).await.expect("connect");
+        let idle2 = TcpStream::connect(addr).await.expect("connect");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let ask = async || {
+            let mut c = TcpStream::connect(addr).await.expect("connect");
+            c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .await
+                .expect("write");
+            let mut out = Vec::new();
+            let _ = c.read_to_end(&mut out).await;
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        // A third is not served while they stay open...
+        assert!(
+            tokio::time::timeout(Duration::from_millis(700), ask())
+                .await
+                .is_err(),
+            "served past the bound"
+        );
+        // ... and is as soon as one closes.
+        drop(idle1);
+        let answer = tokio::time::timeout(Duration::from_secs(10), ask())
+            .await
+            .expect("served once a slot is free");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        drop(idle2);
     }
 
     #[tokio::test]

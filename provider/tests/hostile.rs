@@ -548,8 +548,8 @@ async fn testing_withhold_results_posts_the_true_commitment_serves_nothing_answe
 /// metadata address. The node runs with no internal network allowed, as a real node does. Each
 /// job's result is a failure report carrying a reason code and nothing read: not the secret, not
 /// its size, not the internal server's page, which gets no request at all. A data job without
-/// input roots is not even bid on, nor is an order whose spec URI names the keystore, a bare path
-/// or the loopback port. The provider is paid for each report and never slashed.
+/// input roots is not even bid on, nor is an order whose spec URI names the keystore, the
+/// password file, `/etc/hostname`, `/dev/zero` or the loopback port. The provider is paid for each report and never slashed.
 #[tokio::test]
 async fn pin_01_pin_02_pin_04_a_tenant_cannot_make_the_node_publish_its_files_or_internal_pages() {
     use std::sync::{
@@ -670,6 +670,8 @@ async fn pin_01_pin_02_pin_04_a_tenant_cannot_make_the_node_publish_its_files_or
     for (i, uri) in [
         format!("file://{}", keystore.display()),
         password.display().to_string(),
+        "/etc/hostname".to_owned(),
+        "file:///dev/zero".to_owned(),
         format!("http://127.0.0.1:{port}/spec.json"),
     ]
     .iter()
@@ -681,11 +683,11 @@ async fn pin_01_pin_02_pin_04_a_tenant_cannot_make_the_node_publish_its_files_or
         unbid.push(id);
     }
     eventually(
-        "the node to refuse the three spec URIs",
+        "the node to refuse the five spec URIs",
         60,
         async || {
             let log = n.log(1);
-            log.matches("is not an http(s):// URI").count() >= 2
+            log.matches("is not an http(s):// URI").count() >= 4
                 && log.contains("is an internal address")
         },
         || n.log(1),
