@@ -392,7 +392,9 @@ impl Default for Limits {
 /// Fetches URIs strangers name, by the rules of this module. Cheap to clone (one shared client).
 #[derive(Clone, Debug)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// The guarded client; if it could not be built, why (every fetch then fails: never a
+    /// client without the guards).
+    client: Result<reqwest::Client, String>,
     allow: Arc<AllowList>,
     limits: Limits,
 }
@@ -430,7 +432,7 @@ impl Fetcher {
                 }
             }))
             .build()
-            .unwrap_or_default();
+            .map_err(|e| format!("the HTTP client could not be built: {e}"));
         Self {
             client,
             allow,
@@ -473,7 +475,11 @@ impl Fetcher {
             }
         };
         check_url(&url, &self.allow)?;
-        let mut req = self.client.get(url);
+        let client = self.client.as_ref().map_err(|why| FetchError::Unreachable {
+            uri: cut(u),
+            why: why.clone(),
+        })?;
+        let mut req = client.get(url);
         if let Some(a) = auth {
             req = req.header(AUTH_HEADER, a);
         }
