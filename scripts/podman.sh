@@ -76,7 +76,9 @@ CONF
     log "already serving on $sock"
   else
     rm -f "$sock"
-    nohup podman system service --time=0 "unix://$sock" > "$dir/service.log" 2>&1 &
+    # From inside DIR: conmon writes files (an `oom` marker when a container is OOM-killed) in
+    # the service's working directory.
+    (cd "$dir" && exec nohup podman system service --time=0 "unix://$sock" > "$dir/service.log" 2>&1) &
     echo $! > "$dir/service.pid"
     for _ in $(seq 100); do
       [[ -S "$sock" ]] && { ! command -v curl >/dev/null || curl -sf --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; } && break

@@ -1329,6 +1329,16 @@ impl World {
         // it did not watch is a finder's fee, not pay for the lease.
         for i in 0..self.leases.len() {
             let l = self.leases[i].clone();
+            // Made whole, never more: no tenant, the adversary's included, gets back more than it
+            // put into a lease. A fault's compensation is what the tenant lost; the rest of a
+            // slash is not a tenant's to take (else faults are worth inviting).
+            assert!(
+                l.tenant_net >= 0,
+                "after {a:?}: tenant {} got back {} more than it put into lease {}",
+                l.tenant,
+                -l.tenant_net,
+                l.id
+            );
             if !HONEST_TENANTS.contains(&l.tenant) || l.provider.is_none() {
                 continue;
             }
