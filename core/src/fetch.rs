@@ -475,10 +475,13 @@ impl Fetcher {
             }
         };
         check_url(&url, &self.allow)?;
-        let client = self.client.as_ref().map_err(|why| FetchError::Unreachable {
-            uri: cut(u),
-            why: why.clone(),
-        })?;
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|why| FetchError::Unreachable {
+                uri: cut(u),
+                why: why.clone(),
+            })?;
         let mut req = client.get(url);
         if let Some(a) = auth {
             req = req.header(AUTH_HEADER, a);
