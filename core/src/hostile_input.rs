@@ -6,29 +6,10 @@
 use proptest::prelude::*;
 
 use crate::{
-    fetch::{AllowList, check_url_for_tests},
+    fetch::{AllowList, check_url},
     matmul::MatmulData,
-    spec::{JobSpec, RunSpec},
+    spec::{JobSpec, RunSpec, tests::GOOD as SPEC},
 };
-
-/// A valid spec to mutate.
-const SPEC: &str = r#"name = "demo"
-kind = "matmul_i8"
-
-[resources]
-gpu = "any"
-vram_gib = 8
-
-[price]
-max_per_hour = "2.50"
-max_duration = "30m"
-bid_window = 120
-collateral = "50"
-
-[matmul]
-n = 256
-seed = 42
-"#;
 
 /// `SPEC` with `edits` applied: each replaces the byte at a position (modulo the length) or
 /// inserts a string there.
@@ -98,7 +79,7 @@ proptest! {
         if let Ok(url) = uri.parse::<alloy::transports::http::reqwest::Url>() {
             // Every host above is internal in whatever form the URL parser reads it; a scheme
             // other than http(s) is refused whatever the host.
-            prop_assert!(check_url_for_tests(&url, &AllowList::default()).is_err(), "{uri}");
+            prop_assert!(check_url(&url, &AllowList::default()).is_err(), "{uri}");
         }
     }
 

@@ -702,10 +702,11 @@ impl RunSpec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    /// A valid spec (also mutated by [`crate::hostile_input`]).
+    pub(crate) const GOOD: &str = r#"
 name = "demo"
 kind = "matmul_i8"
 

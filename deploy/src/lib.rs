@@ -11,5 +11,6 @@ pub mod anvil;
 pub mod config;
 pub mod deploy;
 pub mod devnet;
+pub mod engine;
 pub mod files;
 pub mod proxy;

@@ -224,24 +224,7 @@ impl Drop for Daemon {
     }
 }
 
-/// A real container engine for the providers' container jobs: the one `scripts/podman.sh start`
-/// serves (`GRIDLEASE_ENGINE_SOCKET`, `GRIDLEASE_ENGINE_IMAGE` in the environment).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Engine {
-    /// The engine's Docker API socket.
-    pub socket: PathBuf,
-    /// An image present on it (there is no registry here): the container job runs it.
-    pub image: String,
-}
-
-impl Engine {
-    /// The engine the environment names, when its socket is there.
-    pub fn from_env() -> Option<Self> {
-        let socket = PathBuf::from(std::env::var_os("GRIDLEASE_ENGINE_SOCKET")?);
-        let image = std::env::var("GRIDLEASE_ENGINE_IMAGE").ok()?;
-        socket.exists().then_some(Self { socket, image })
-    }
-}
+pub use gridlease_deploy::engine::Engine;
 
 /// How to start the market.
 #[derive(Clone, Debug)]

@@ -236,6 +236,7 @@ mod tests {
         let listener =
             LimitedListener::new(TcpListener::bind("127.0.0.1:0").await.expect("bind"), 2);
         let addr = listener.local_addr().expect("addr");
+        let slots = listener.slots.clone();
         let app = Router::new().route("/", get(|| async { "ok" }));
         tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
@@ -243,7 +244,13 @@ mod tests {
         // Two idle connections take both slots.
         let idle1 = TcpStream::connect(addr).await.expect("connect");
         let idle2 = TcpStream::connect(addr).await.expect("connect");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while slots.available_permits() > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("both idle connections hold a slot");
         let ask = async || {
             let mut c = TcpStream::connect(addr).await.expect("connect");
             c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
@@ -274,11 +281,14 @@ mod tests {
         use axum::{Router, routing::get};
         let g = Arc::new(Guard::new(2, 5.0, 0.001));
         let (tx, rx) = tokio::sync::watch::channel(false);
+        // How many slow requests are being served.
+        let (entered, mut serving) = tokio::sync::watch::channel(0u32);
         let app = Router::new()
             .route(
                 "/slow",
                 get(move || {
                     let mut rx = rx.clone();
+                    entered.send_modify(|n| *n += 1);
                     async move {
                         let _ = rx.wait_for(|go| *go).await;
                         "done"
@@ -319,7 +329,10 @@ mod tests {
                 async move { h.get(u).send().await.map(|r| r.status().as_u16()) }
             }),
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::timeout(Duration::from_secs(10), serving.wait_for(|n| *n == 2))
+            .await
+            .expect("both slow requests are in")
+            .expect("watch");
         assert_eq!(status("/fast").await, 503);
         tx.send(true).expect("release");
         assert_eq!(s1.await.expect("join").expect("sent"), 200);

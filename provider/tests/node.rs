@@ -259,15 +259,7 @@ fn containers_of(id: B256, all: bool) -> Vec<String> {
 /// posted once. Needs the engine `scripts/podman.sh` serves (the test command starts it).
 #[tokio::test]
 async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_and_posts_once() {
-    let (Some(socket), Ok(image)) = (
-        std::env::var_os("GRIDLEASE_ENGINE_SOCKET"),
-        std::env::var("GRIDLEASE_ENGINE_IMAGE"),
-    ) else {
-        assert!(
-            std::env::var_os("GRIDLEASE_REQUIRE_ENGINE").is_none(),
-            "GRIDLEASE_REQUIRE_ENGINE is set but no engine is named"
-        );
-        eprintln!("skipped: no real engine (scripts/podman.sh start)");
+    let Some(engine) = gridlease_deploy::engine::Engine::for_test() else {
         return;
     };
     let n = net().await;
@@ -278,7 +270,7 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
         "executor = \"process\"\nallow_unsandboxed = true\n",
         &format!(
             "executor = \"podman\"\nsocket = \"unix://{}\"\n",
-            std::path::Path::new(&socket).display()
+            engine.socket.display()
         ),
     );
     assert_ne!(podman, text);
@@ -286,7 +278,7 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
     let node = n.start(1);
     n.wait_head(1).await;
     let spec = job_spec(Workload::Container {
-        image,
+        image: engine.image,
         command: vec!["sh".into(), "-c".into(), "sleep 15; echo done".into()],
         env: Default::default(),
     });

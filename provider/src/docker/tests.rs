@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use alloy::primitives::B256;
 use axum::{Router, extract::State, response::IntoResponse};
+use gridlease_deploy::engine::Engine;
 
 use super::*;
 use crate::executor::no_hook;
@@ -611,25 +612,6 @@ async fn a_missing_socket_tells_the_operator_what_to_do() {
     );
 }
 
-/// The real engine `scripts/test.sh` starts (Podman serving the Docker API on a socket, with the
-/// offline busybox image): `(socket, image)`. Without one these tests say so and pass, unless
-/// `GRIDLEASE_REQUIRE_ENGINE` is set, as CI sets it: then a missing engine fails them.
-fn real_engine() -> Option<(PathBuf, String)> {
-    let socket = std::env::var_os("GRIDLEASE_ENGINE_SOCKET").map(PathBuf::from);
-    let image = std::env::var("GRIDLEASE_ENGINE_IMAGE").ok();
-    match (socket, image) {
-        (Some(s), Some(i)) if s.exists() => Some((s, i)),
-        _ if std::env::var_os("GRIDLEASE_REQUIRE_ENGINE").is_some() => panic!(
-            "GRIDLEASE_REQUIRE_ENGINE is set but no engine: run scripts/podman.sh start and export \
-             what it prints (GRIDLEASE_ENGINE_SOCKET, GRIDLEASE_ENGINE_IMAGE)"
-        ),
-        _ => {
-            eprintln!("skipped: no real engine (scripts/podman.sh start)");
-            None
-        }
-    }
-}
-
 /// A container executor on the real engine, speaking `engine`'s dialect (`docker`: the Docker
 /// Engine API's create; `podman`: libpod's), labelled `node`.
 fn on_real(socket: &Path, engine: &str, node: &str) -> ContainerExecutor {
@@ -663,7 +645,8 @@ fn real_job(dir: &Path, image: &str, script: &str, limit: Duration) -> JobRun {
 /// root filesystem, cannot see the node's files, and writes its output where the node reads it.
 #[tokio::test]
 async fn real_engine_pin_06_a_job_sees_only_its_own_env_and_output_and_nothing_of_the_node() {
-    let Some((socket, image)) = real_engine() else {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
         return;
     };
     let node_dir = tempfile::tempdir().expect("tempdir");
@@ -728,7 +711,8 @@ async fn real_engine_pin_06_a_job_sees_only_its_own_env_and_output_and_nothing_o
 /// left behind.
 #[tokio::test]
 async fn real_engine_pin_06_a_fork_bomb_is_contained_and_killed() {
-    let Some((socket, image)) = real_engine() else {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -763,7 +747,8 @@ async fn real_engine_pin_06_a_fork_bomb_is_contained_and_killed() {
 /// PIN-06: a job that allocates more than the lease's RAM is killed by the engine (no swap).
 #[tokio::test]
 async fn real_engine_pin_06_a_memory_hog_is_killed_at_the_lease_ram() {
-    let Some((socket, image)) = real_engine() else {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -795,7 +780,8 @@ async fn real_engine_pin_06_a_memory_hog_is_killed_at_the_lease_ram() {
 /// within a poll of writing more than the node's output cap into its output directory.
 #[tokio::test]
 async fn real_engine_pin_06_pin_08_a_disk_filler_is_contained_and_killed_at_the_output_cap() {
-    let Some((socket, image)) = real_engine() else {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -856,7 +842,8 @@ async fn real_engine_pin_06_pin_08_a_disk_filler_is_contained_and_killed_at_the_
 /// died mid-run (its future dropped, as by `kill -9`) is removed by the next start's sweep.
 #[tokio::test]
 async fn real_engine_pin_06_a_job_is_removed_at_lease_end_and_after_a_node_crash() {
-    let Some((socket, image)) = real_engine() else {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
