@@ -40,7 +40,9 @@ start)
   mkdir -p "$dir"
   nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
   [[ $nofile == unlimited || $nofile -gt 1024 ]] && nofile=1024
-  [[ $nproc == unlimited || $nproc -gt 1024 ]] && nproc=1024
+  # RLIMIT_NPROC counts every process of a uid on the host, and every job runs as uid 65534: a low
+  # default would let one job's fork bomb starve the others (a job's own limit is its pids cgroup).
+  [[ $nproc == unlimited || $nproc -gt 65536 ]] && nproc=65536
   cat > "$dir/containers.conf" <<CONF
 [containers]
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Set everything up on a fresh machine and run the whole test suite.
 #   1. npm ci       - solc-js, OpenZeppelin, anvil, forge, cast (exact versions, package-lock.json)
-#   2. rustfmt/clippy gates (workspace lints, -D warnings)
-#   3. cargo test   - unit tests, revm contract tests, property tests, gas snapshot; the container
-#                     executor's real-engine tests on Podman (scripts/podman.sh: installed with
-#                     apt-get when missing, started here and stopped at exit)
+#   2. rustfmt gate
+#   3. tests        - one build of every target with clippy as the workspace's compiler wrapper
+#                     (the clippy gate, -D warnings, without a second compile of the dependencies),
+#                     then cargo-nextest runs each test in its own process, the crates side by
+#                     side (.config/nextest.toml): unit tests, revm contract tests, property tests,
+#                     gas snapshot, the daemons and the whole market as real processes; the
+#                     container executor's real-engine tests on Podman (scripts/podman.sh:
+#                     installed with apt-get when missing, started here and stopped at exit);
+#                     then the doc tests
 #   4. forge build  - the same sources compile with forge (foundry.toml)
 #   5. Slither      - static analysis, fails on medium or higher (slither.config.json)
 set -euo pipefail
@@ -16,33 +21,44 @@ need npm "install npm (comes with Node.js)"
 need cargo "install Rust with rustup (https://rustup.rs)"
 need python3 "install Python 3.9+ (for Slither)"
 
-echo "==> npm ci (Solidity/EVM toolchain)"
+step() { echo "==> [$(date -u +%T), ${SECONDS}s] $*"; }
+
+step "npm ci (Solidity/EVM toolchain)"
 npm ci --no-audit --no-fund --loglevel=error
 export PATH="$PWD/node_modules/.bin:$PATH"
 
-echo "==> cargo fmt --check"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "cargo install cargo-nextest (not on this machine)"
+  cargo install cargo-nextest --locked
+fi
+
+step "cargo fmt --check"
 cargo fmt --all --check
 
-echo "==> cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
-echo "==> podman (a real container engine for the executor's tests)"
+step "podman (a real container engine for the executor's tests)"
 eval "$(scripts/podman.sh start)"
 trap 'scripts/podman.sh stop' EXIT
 export GRIDLEASE_REQUIRE_ENGINE=1
 
-echo "==> cargo test"
-cargo test --workspace --locked
+# clippy-driver compiles the workspace's own crates (lints, then code) and rustc the dependencies:
+# the same gate as `cargo clippy --all-targets -- -D warnings` in the one build the tests need.
+export RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
-echo "==> forge build"
+step "build with clippy -D warnings, then cargo nextest run"
+cargo nextest run --workspace --all-targets --locked
+step "doc tests"
+cargo test --doc --workspace --locked
+
+step "forge build"
 forge build --quiet
 
 if [[ "${GRIDLEASE_SKIP_SLITHER:-0}" != "1" ]]; then
-  echo "==> slither (static analysis)"
+  step "slither (static analysis)"
   if [[ ! -x .venv/bin/slither ]]; then
     python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-slither.txt
   fi
   .venv/bin/slither . --config-file slither.config.json --fail-medium
 fi
-echo "==> all checks passed"
+step "all checks passed"

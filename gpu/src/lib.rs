@@ -12,7 +12,7 @@
 //!
 //! Nothing CUDA is needed to build this crate (cudarc with `dynamic-loading` and a fixed
 //! `cuda-12080` API version); on a host without a GPU everything reports why and the CPU runs.
-//! The kernels also compile as plain C (`kernels/prelude_c.h`); `tests/kernels_c.rs` holds them to
+//! The kernels also compile as plain C (`kernels/prelude_c.h`); `tests/it/kernels_c.rs` holds them to
 //! gridlease-core's bytes without a GPU.
 
 pub mod cuda;

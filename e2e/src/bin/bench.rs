@@ -2,7 +2,7 @@
 //! first, then this).
 //!
 //! - gas per operation and for the full lifecycle: the gas snapshot the test suite checks
-//!   (`tests/tests/snapshots/gas__gas.snap`, compiled in);
+//!   (`tests/tests/it/snapshots/gas.snap`, compiled in);
 //! - order -> lease -> running -> result latencies (p50/p99, in blocks and seconds) over `--jobs`
 //!   instant `matmul_i8` orders (default 100) with 1 s blocks, against a real provider node and
 //!   keeper on a fresh devnet;
@@ -40,7 +40,7 @@ use gridlease_e2e::{
 use serde_json::{Value, json};
 
 /// The gas snapshot the test suite holds the contracts to.
-const GAS_SNAPSHOT: &str = include_str!("../../../tests/tests/snapshots/gas__gas.snap");
+const GAS_SNAPSHOT: &str = include_str!("../../../tests/tests/it/snapshots/gas.snap");
 
 #[derive(Parser)]
 #[command(name = "gridlease-bench", version, about)]

@@ -15,8 +15,7 @@
 //!   posts the true commitment of its output, serves none of it and answers no challenge, so the
 //!   result is proven unavailable, the tenant refunded and the collateral slashed.
 
-mod common;
-
+use crate::common::*;
 use alloy::{
     eips::BlockId,
     primitives::{B256, U256, keccak256},
@@ -24,7 +23,6 @@ use alloy::{
     rpc::types::Filter,
     sol_types::SolEvent,
 };
-use common::*;
 use gridlease_bindings::{IMarket::OrderParams, Market, MarketLens, Results, Staking};
 use gridlease_core::{
     chain::{ChainError, Client, send},

@@ -4,12 +4,10 @@
 //! serves them (the tenant's only to the tenant), and after `kill -9` mid-job a restart finishes
 //! the job exactly once.
 
-mod common;
-
 use std::process::Command;
 
+use crate::common::*;
 use alloy::{primitives::B256, signers::local::PrivateKeySigner, sol_types::SolEvent};
-use common::*;
 use gridlease_bindings::{Market, Results};
 use gridlease_core::{
     chain::send,

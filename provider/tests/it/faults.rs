@@ -30,8 +30,7 @@ use gridlease_deploy::{
     proxy::{Fault, Proxy},
 };
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const SEND_RAW: &str = "eth_sendRawTransaction";
 

@@ -1,0 +1,12 @@
+//! The provider node against a real anvil (and a real container engine when one is up).
+//! One test binary for the crate (one link, one process that runs the tests side by side).
+
+mod anvil;
+mod common;
+mod faults;
+mod heartbeat;
+mod hostile;
+mod node;
+mod push;
+mod signed;
+mod txm;
