@@ -42,7 +42,9 @@ start)
   [[ $nofile == unlimited || $nofile -gt 1024 ]] && nofile=1024
   # RLIMIT_NPROC counts every process of a uid on the host, and every job runs as uid 65534: a low
   # default would let one job's fork bomb starve the others (a job's own limit is its pids cgroup).
-  [[ $nproc == unlimited || $nproc -gt 65536 ]] && nproc=65536
+  # Not above 32768: the service runs with that hard limit, and a container without
+  # CAP_SYS_RESOURCE cannot raise its own (runc: "error setting rlimit type 6").
+  [[ $nproc == unlimited || $nproc -gt 32768 ]] && nproc=32768
   cat > "$dir/containers.conf" <<CONF
 [containers]
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
