@@ -1,0 +1,391 @@
+//! Faults and credits: withheld data (MEC-04), compensation (MEC-07), lapsed services (MEC-09)
+//! and frozen accounts (MEC-16).
+
+use super::*;
+
+/// MEC-04: a provider posts a root and withholds the data. The tenant is told it can challenge,
+/// challenges a chunk with the bond, and after the response window proves the result
+/// unavailable: refunded in full, the provider slashed, the bond back. A small result whose
+/// chunks were all revealed on chain is assembled from them when the node is down.
+#[tokio::test]
+async fn challenge_then_prove_unavailable_refunds_the_tenant_and_slashes_mec04() {
+    let n = net().await;
+    let (owner, op) = n.provider().await;
+    let results = n.d.address("Results").expect("results");
+    let w = n.windows().await;
+    let bond_text = format!(
+        "{} ETH",
+        gridlease_core::units::format_amount(w.bond.to(), 18)
+    );
+    let t0 = n.balance(n.tenant).await;
+    let id = n.order("job.toml", true, Some(&op)).await;
+    let withheld: Vec<u8> = (0..3_000u32).map(|i| (i * 7) as u8).collect();
+    n.post(&op, id, &withheld, "http://127.0.0.1:9/result")
+        .await;
+
+    let r = n.cli(&["result", &id.to_string()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("download failed")
+            && r.stderr.contains("--challenge")
+            && r.stderr.contains(&bond_text),
+        "{}",
+        r.stderr
+    );
+    let nonce = n.nonce().await;
+    let r = n.cli(&["result", &id.to_string(), "--challenge", "--chunk", "3"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("has 3 chunk(s)"), "{}", r.stderr);
+    assert_eq!(n.nonce().await, nonce);
+
+    let v = n.json(&["result", &id.to_string(), "--challenge", "--chunk", "1"]);
+    assert_eq!(v["bond"], w.bond.to_string(), "{v}");
+    assert_eq!(v["bondText"], bond_text);
+    assert_eq!(v["responseWindow"], w.response);
+    assert_eq!(n.eth_balance(results).await, w.bond, "the bond is held");
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(s["state"], "challenged", "{s}");
+    assert_eq!(s["openChallenges"][0]["index"], 1);
+    assert_eq!(s["openChallenges"][0]["deadline"], v["deadline"]);
+    // Too early to prove: the answer may still come.
+    let r = n.cli(&["result", &id.to_string(), "--prove"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("Chunk 1 is challenged"), "{}", r.stderr);
+
+    n.warp(w.response + 1).await;
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(s["next"], format!("gridlease result {id} --prove"), "{s}");
+    let v = n.json(&["result", &id.to_string(), "--prove"]);
+    assert_eq!(v["fault"]["kind"], "unavailable", "{v}");
+    assert_eq!(v["fault"]["refund"], "2000000");
+    assert_eq!(
+        n.balance(n.tenant).await,
+        t0,
+        "the tenant got everything back"
+    );
+    assert_eq!(
+        n.stake_of(owner).await,
+        (40 * USDC, 0),
+        "10 USDC collateral slashed"
+    );
+    assert_eq!(
+        n.eth_balance(results).await,
+        U256::ZERO,
+        "the bond went back"
+    );
+    // ... to its challenger, the tenant: sent, not left as a credit.
+    let credit = Results::new(results, &n.gov.provider)
+        .ethCreditOf(n.tenant)
+        .call()
+        .await
+        .expect("credit");
+    assert_eq!(credit, U256::ZERO);
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(s["state"], "faulted");
+    assert_eq!(s["fault"]["kind"], "unavailable");
+
+    // A one-chunk result the node no longer serves, revealed on chain by its answer.
+    let id = n.order("small.toml", true, Some(&op)).await;
+    let small = b"a small result, one chunk".to_vec();
+    n.post(&op, id, &small, "http://127.0.0.1:9/small").await;
+    n.json(&["result", &id.to_string(), "--challenge", "--chunk", "0"]);
+    let c = Commitment::of(&small);
+    send(Results::new(results, &op.provider).answer(
+        id,
+        c.root,
+        c.size,
+        U256::ZERO,
+        small.clone().into(),
+        vec![],
+    ))
+    .await
+    .expect("answer");
+    let v = n.json(&["result", &id.to_string()]);
+    assert_eq!(v["source"], "chunks revealed on chain", "{v}");
+    assert_eq!(v["matchesCommitment"], true);
+    assert_eq!(n.json(&["status", &id.to_string()])["state"], "held");
+}
+
+/// MEC-07: a fault on an accepted result compensates the tenant for what it paid, never more
+/// (the rest of the slash goes to the treasury); a third-party reporter earns its fee out of the
+/// refund it recovers. `withdraw` collects the market credit (the fee) and the staking credit
+/// (the compensation) in one go.
+#[tokio::test]
+async fn withdraw_collects_market_and_staking_credits_after_a_fault_mec07() {
+    let n = net().await;
+    let (owner, op) = n.provider().await;
+    let w = n.windows().await;
+    let t0 = n.balance(n.tenant).await;
+    let mut wrong = spec_product();
+    wrong[64 * 7 + 9] ^= 1 << 4;
+    let wrong = encode(&wrong);
+
+    // Lease A (the tenant's): a wrong result, accepted, then proven wrong.
+    let a = n.order("a.toml", true, Some(&op)).await;
+    n.warp(40).await;
+    n.post(&op, a, &wrong, &n.file("a.bin", &wrong)).await;
+    let v = n.json(&["close", &a.to_string()]);
+    let paid: u128 = v["paid"].as_str().expect("paid").parse().expect("number");
+    assert!(paid > 0);
+    let v = n.json(&["result", &a.to_string(), "--prove"]);
+    assert_eq!(v["fault"]["kind"], "wrong-result", "{v}");
+    assert_eq!(
+        v["fault"]["refund"], "0",
+        "an accepted lease holds no escrow"
+    );
+    assert_eq!(v["fault"]["slashed"], (10 * USDC).to_string());
+    assert_eq!(
+        v["fault"]["compensation"],
+        paid.to_string(),
+        "compensated for what it paid, not for the slash"
+    );
+    assert_eq!(n.staking_credit(n.tenant).await, paid);
+
+    // Lease B (another tenant's): a wrong result still held; the tenant proves it as a third
+    // party and earns the 5% fault fee out of the refund it recovers.
+    let other: PrivateKeySigner = ANVIL_KEYS[4].parse().expect("key");
+    mint(&n.gov, n.usdc, other.address(), 10 * USDC)
+        .await
+        .expect("mint");
+    let spec = n.spec("b.toml", &SPEC.replace("INSTANT", "true"));
+    let r = run(n
+        .command(false)
+        .env("OTHER_KEY", other.to_bytes().to_string())
+        .args(["--private-key", "env:OTHER_KEY", "--json", "submit", &spec]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let b: B256 = id_of(&serde_json::from_str(&r.stdout).expect("json"))
+        .parse()
+        .expect("id");
+    send(n.market(&op).bid(b, U96::from(RATE)))
+        .await
+        .expect("bid");
+    n.post(&op, b, &wrong, &n.file("b.bin", &wrong)).await;
+    // A third party earns its fee only once the tenant's own priority to prove (free) has passed
+    // (the devnet's is minutes; an hour is past any).
+    n.warp(3_601).await;
+    let v = n.json(&["result", &b.to_string(), "--prove"]);
+    let fee = 2 * USDC * w.fault_fee_bps / 10_000;
+    assert!(fee > 0);
+    assert_eq!(v["fault"]["fee"], fee.to_string(), "{v}");
+    assert_eq!(
+        v["fault"]["refund"],
+        (2 * USDC - fee).to_string(),
+        "the other tenant gets its escrow back less the reporter's fee: {v}"
+    );
+    assert_eq!(v["fault"]["compensation"], "0", "B paid nothing yet");
+    let s = n.json(&["status", &b.to_string()]);
+    assert_eq!(
+        s["fault"],
+        serde_json::json!({
+            "kind": "wrong-result",
+            "refund": (2 * USDC - fee).to_string(),
+            "fee": fee.to_string(),
+            "compensation": "0",
+            "slashed": (10 * USDC).to_string(),
+            "reporter": n.tenant,
+        }),
+        "status agrees with the proof: {s}"
+    );
+    assert_eq!(n.market_credit(n.tenant).await, fee);
+    assert_eq!(n.balance(other.address()).await, 10 * USDC - fee);
+
+    let before = n.balance(n.tenant).await;
+    let v = n.json(&["withdraw"]);
+    let got: Vec<(String, String)> = v["withdrawn"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|w| {
+            (
+                w["source"].as_str().unwrap_or("").to_owned(),
+                w["amount"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("market".into(), fee.to_string()),
+            ("staking".into(), paid.to_string())
+        ]
+    );
+    assert_eq!(n.balance(n.tenant).await, before + fee + paid);
+    assert_eq!(
+        (
+            n.market_credit(n.tenant).await,
+            n.staking_credit(n.tenant).await
+        ),
+        (0, 0)
+    );
+    // The tenant is made whole for A, and gains nothing from the slash beyond B's fee.
+    assert_eq!(n.balance(n.tenant).await, t0 + fee);
+    assert_eq!(n.stake_of(owner).await, (30 * USDC, 0));
+    let r = n.cli(&["withdraw"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing to withdraw"), "{}", r.stderr);
+}
+
+/// MEC-09: a service lease whose provider's heartbeat stopped shows as lapsed, and anyone may
+/// close it: it pays up to the lapse (the last heartbeat + its period), never for the lapse,
+/// and refunds the rest.
+#[tokio::test]
+async fn service_lease_shows_live_then_lapsed_and_anyone_closes_it_up_to_the_lapse_mec09() {
+    let n = net().await;
+    let (_, op) = n.provider().await;
+    let w = n.windows().await;
+    let staking = Staking::new(n.d.address("Staking").expect("staking"), &op.provider);
+    let beat = send(staking.heartbeat()).await.expect("heartbeat");
+    let beat_at = n.time_of(&beat).await;
+    let service = SPEC
+        .replace("INSTANT", "true")
+        .replace("matmul_i8", "service")
+        .replace(
+            "[matmul]\nn = 64\n",
+            "[service]\nimage = \"srv:1\"\nport = 8000\n",
+        );
+    let spec = n.spec("svc.toml", &service);
+    let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
+    send(n.market(&op).bid(id, U96::from(RATE)))
+        .await
+        .expect("bid");
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(
+        (s["kind"].as_str(), s["state"].as_str()),
+        (Some("service"), Some("live")),
+        "{s}"
+    );
+    let start = s["start"].as_u64().expect("start");
+
+    n.warp(2 * w.heartbeat).await;
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(s["state"], "lapsed", "{s}");
+    let paid = u128::from(beat_at + w.heartbeat - start) * 1_000;
+    assert_eq!(
+        s["accrued"],
+        paid.to_string(),
+        "up to the last heartbeat + its period"
+    );
+    // A stranger closes it as lapsed.
+    let stranger: PrivateKeySigner = ANVIL_KEYS[4].parse().expect("key");
+    let r = run(n
+        .command(false)
+        .env("STRANGER_KEY", stranger.to_bytes().to_string())
+        .args([
+            "--private-key",
+            "env:STRANGER_KEY",
+            "--json",
+            "close",
+            &id.to_string(),
+        ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(v["reason"], "lapsed");
+    assert_eq!(v["paid"], paid.to_string(), "nothing for the lapse");
+    assert_eq!(v["refund"], (2 * USDC - paid).to_string());
+    assert_eq!(n.json(&["status", &id.to_string()])["state"], "lapsed");
+}
+
+/// MEC-16: a credit of an account the token froze is not sent elsewhere: `withdraw --to` is
+/// refused with the reason, and works once the freeze is lifted.
+#[tokio::test]
+async fn withdraw_to_another_address_is_refused_for_a_frozen_account_mec16() {
+    use alloy::sol_types::SolCall;
+    use gridlease_bindings::{MarketAdmin, Timelock, UsdcLikeToken};
+    use gridlease_core::deployments::TokenEntry;
+    let mut n = net().await;
+    let market = n.d.address("Market").expect("market");
+    // A USDC-like token with a blacklist, allowed by governance through the Timelock (1 minute).
+    let frz = UsdcLikeToken::deploy(&n.gov.provider)
+        .await
+        .expect("deploy");
+    let tl = Timelock::new(n.d.address("Timelock").expect("timelock"), &n.gov.provider);
+    let data: alloy::primitives::Bytes = MarketAdmin::configureTokenCall {
+        token: *frz.address(),
+        allowed: true,
+    }
+    .abi_encode()
+    .into();
+    let delay = tl.getMinDelay().call().await.expect("delay");
+    send(tl.schedule(
+        market,
+        U256::ZERO,
+        data.clone(),
+        B256::ZERO,
+        B256::ZERO,
+        delay,
+    ))
+    .await
+    .expect("schedule");
+    n.warp(delay.to::<u64>() + 1).await;
+    send(tl.execute(market, U256::ZERO, data, B256::ZERO, B256::ZERO))
+        .await
+        .expect("execute");
+    n.d.tokens.push(TokenEntry {
+        symbol: "FRZ".into(),
+        address: *frz.address(),
+        decimals: 6,
+    });
+    n.d.save(&n.dir.path().join("deployments.json"))
+        .expect("save");
+    send(frz.mint(n.tenant, U256::from(10 * USDC)))
+        .await
+        .expect("mint");
+
+    let spec = n.spec(
+        "frz.toml",
+        &SPEC
+            .replace("INSTANT", "false")
+            .replace("instant", "token = \"FRZ\"\ninstant"),
+    );
+    let id = id_of(&n.json(&["submit", &spec]));
+    send(frz.setBlacklisted(n.tenant, true))
+        .await
+        .expect("freeze");
+    // The refund the token refuses becomes a credit.
+    let r = n.cli(&["cancel", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("credited to you in the market"),
+        "{}",
+        r.stdout
+    );
+    let credit = n
+        .lens()
+        .creditOf(*frz.address(), n.tenant)
+        .call()
+        .await
+        .expect("credit");
+    assert_eq!(credit, U256::from(2 * USDC));
+
+    let elsewhere = Address::repeat_byte(0x77).to_string();
+    let nonce = n.nonce().await;
+    let r = n.cli(&["withdraw", "--to", &elsewhere]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("AccountFrozenMarket")
+            && r.stderr.contains("FRZ has frozen")
+            && r.stderr.contains("MEC-16"),
+        "{}",
+        r.stderr
+    );
+    let r = n.cli(&["withdraw"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("refused the transfer"), "{}", r.stderr);
+    assert_eq!(
+        n.nonce().await,
+        nonce,
+        "refused in simulation: nothing sent"
+    );
+
+    send(frz.setBlacklisted(n.tenant, false))
+        .await
+        .expect("unfreeze");
+    let v = n.json(&["withdraw", "--to", &elsewhere]);
+    assert_eq!(v["withdrawn"][0]["token"], "FRZ", "{v}");
+    let got = frz
+        .balanceOf(Address::repeat_byte(0x77))
+        .call()
+        .await
+        .expect("balance");
+    assert_eq!(got, U256::from(2 * USDC));
+}

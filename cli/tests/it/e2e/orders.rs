@@ -1,0 +1,282 @@
+//! Orders and their leases: submit, top up, cancel, and closing with or without a result.
+
+use super::*;
+
+#[tokio::test]
+async fn submit_topup_cancel_move_exact_amounts() {
+    let n = net().await;
+    let market = n.d.address("Market").expect("market");
+    let spec = n.spec("job.toml", &SPEC.replace("INSTANT", "false"));
+    let (t0, m0) = (n.balance(n.tenant).await, n.balance(market).await);
+
+    let v = n.json(&["submit", &spec]);
+    let id = id_of(&v);
+    assert_eq!(
+        n.balance(n.tenant).await,
+        t0 - 2 * USDC,
+        "deposit pulled by the permit"
+    );
+    assert_eq!(n.balance(market).await, m0 + 2 * USDC);
+    let allowance = MockStablecoin::new(n.usdc, &n.gov.provider)
+        .allowance(n.tenant, market)
+        .call()
+        .await
+        .expect("allowance");
+    assert_eq!(allowance, U256::ZERO, "the permit is spent exactly");
+    let s = n.json(&["status", &id]);
+    assert_eq!(
+        (s["status"].as_str(), s["escrow"].as_str()),
+        (Some("open"), Some("2000000"))
+    );
+
+    let v = n.json(&["topup", &id, "1.25"]);
+    assert_eq!(v["escrow"], "3250000");
+    assert_eq!(n.balance(n.tenant).await, t0 - 3_250_000);
+
+    let listed = n.json(&["list"]);
+    assert_eq!(listed["orders"].as_array().expect("orders").len(), 1);
+
+    let v = n.json(&["cancel", &id]);
+    assert_eq!(v["refund"], "3250000");
+    assert_eq!(n.balance(n.tenant).await, t0, "cancel refunds everything");
+    assert_eq!(n.balance(market).await, m0);
+
+    // Cancelling again is a user error caught before any transaction.
+    let nonce = n.nonce().await;
+    let r = n.cli(&["cancel", &id]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("is cancelled"), "{}", r.stderr);
+    assert_eq!(n.nonce().await, nonce);
+}
+
+/// A batch lease without a result (protocol §3.1.4): the tenant's close pays the time used only
+/// for an acknowledged lease before its deadline, and nothing otherwise; a no-show or a missed
+/// deadline stays provable after the tenant's close (MEC-05) and refunds everything when proven
+/// (MEC-02: the close never beats the fault).
+#[tokio::test]
+async fn close_batch_lease_without_result_pays_only_acknowledged_time_mec02_mec05() {
+    let n = net().await;
+    let (owner, op) = n.provider().await;
+    let w = n.windows().await;
+    let t0 = n.balance(n.tenant).await;
+    // A and C: instant, so the provider's own bid acknowledged them. B: awarded by a third party
+    // after its bid window, so it must be acknowledged, and never is.
+    let a = n.order("a.toml", true, Some(&op)).await;
+    let c = n.order("c.toml", true, Some(&op)).await;
+    let b = n.order("b.toml", false, Some(&op)).await;
+    n.warp(31).await;
+    send(n.market(&n.gov).award(b, vec![]))
+        .await
+        .expect("award");
+    assert_eq!(n.balance(n.tenant).await, t0 - 6 * USDC);
+    // B inside its start window: awaited.
+    let s = n.json(&["status", &b.to_string()]);
+    assert_eq!(s["state"], "awaiting-acknowledgement", "{s}");
+    assert_eq!(s["acknowledged"], false);
+
+    // A: acknowledged, before its deadline: `--check` explains and sends nothing.
+    n.warp(99).await;
+    let s = n.json(&["status", &a.to_string()]);
+    assert_eq!(s["state"], "running", "{s}");
+    let nonce = n.nonce().await;
+    let v = n.json(&["close", &a.to_string(), "--check"]);
+    assert!(
+        v["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("pays the time used")),
+        "{v}"
+    );
+    assert_eq!(n.nonce().await, nonce, "--check sends nothing");
+    let v = n.json(&["close", &a.to_string()]);
+    let s = n.json(&["status", &a.to_string()]);
+    let (start, closed_at) = (
+        s["start"].as_u64().expect("start"),
+        s["closed"]["closedAt"].as_u64().expect("closedAt"),
+    );
+    let paid = u128::from(closed_at - start) * 1_000;
+    assert!(paid > 0);
+    assert_eq!(v["paid"], paid.to_string(), "the time used, to the second");
+    assert_eq!(v["refund"], (2 * USDC - paid).to_string());
+    assert_eq!(
+        v["held"], false,
+        "an acknowledged close before the deadline holds nothing"
+    );
+    assert_eq!(s["state"], "closed", "{s}");
+    assert_eq!(
+        n.market_credit(owner).await,
+        paid - paid / 100,
+        "minus the 1% protocol fee"
+    );
+    // Nothing to prove about A.
+    let r = n.cli(&["result", &a.to_string(), "--prove"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("Nothing is provable yet"), "{}", r.stderr);
+
+    // B: never acknowledged; past its start window, a no-show.
+    n.warp(w.start + 1).await;
+    let s = n.json(&["status", &b.to_string()]);
+    assert_eq!(s["state"], "no-show", "{s}");
+    assert_eq!(s["next"], format!("gridlease result {b} --prove"));
+    let v = n.json(&["close", &b.to_string(), "--check"]);
+    assert_eq!(v["estimatedPay"], "0");
+    assert_eq!(v["instead"], format!("gridlease result {b} --prove"), "{v}");
+    let v = n.json(&["close", &b.to_string()]);
+    assert_eq!(
+        (v["paid"].as_str(), v["refund"].as_str()),
+        (Some("0"), Some("2000000"))
+    );
+    assert_eq!(v["held"], true, "the no-show stays provable");
+    let s = n.json(&["status", &b.to_string()]);
+    assert_eq!(s["state"], "closed", "{s}");
+    assert!(
+        s["stateText"]
+            .as_str()
+            .is_some_and(|t| t.contains("no-show stays provable")),
+        "{s}"
+    );
+    let held_until = s["collateralHeldUntil"].as_u64().expect("held");
+    assert_eq!(
+        held_until,
+        s["settledAt"].as_u64().expect("closed at") + w.horizon
+    );
+    // Proven after the close: the provider's collateral is slashed, nothing more to refund.
+    let (stake0, _) = n.stake_of(owner).await;
+    let v = n.json(&["result", &b.to_string(), "--prove"]);
+    assert_eq!(v["fault"]["kind"], "no-show", "{v}");
+    assert_eq!(v["fault"]["refund"], "0");
+    assert_eq!(
+        v["fault"]["compensation"], "0",
+        "the tenant paid nothing for B"
+    );
+    assert_eq!(n.stake_of(owner).await.0, stake0 - 10 * USDC);
+    assert_eq!(n.json(&["status", &b.to_string()])["state"], "faulted");
+
+    // C: acknowledged, past its end + grace without a result: closing would pay nothing, and
+    // proving the missed deadline refunds all of it and slashes.
+    n.warp(600 + w.grace + 1).await;
+    let s = n.json(&["status", &c.to_string()]);
+    assert_eq!(s["state"], "deadline-missed", "{s}");
+    let v = n.json(&["close", &c.to_string(), "--check"]);
+    assert_eq!(v["estimatedPay"], "0", "{v}");
+    assert_eq!(v["instead"], format!("gridlease result {c} --prove"));
+    let before = n.balance(n.tenant).await;
+    let v = n.json(&["result", &c.to_string(), "--prove"]);
+    assert_eq!(v["fault"]["kind"], "missed-deadline", "{v}");
+    assert_eq!(v["fault"]["refund"], "2000000");
+    assert_eq!(
+        n.balance(n.tenant).await,
+        before + 2 * USDC,
+        "refunded in full"
+    );
+    assert_eq!(
+        n.stake_of(owner).await,
+        (stake0 - 20 * USDC, 0),
+        "slashed; nothing locked"
+    );
+    // In all: the tenant paid only A's time used.
+    assert_eq!(n.balance(n.tenant).await, t0 - paid);
+}
+
+/// A posted result is held for its challenge window; the tenant's close inside it accepts it:
+/// it pays exactly up to the result and keeps the collateral held (faults stay provable).
+#[tokio::test]
+async fn accepting_a_held_result_pays_up_to_the_result_and_keeps_the_collateral_held() {
+    let n = net().await;
+    let (owner, op) = n.provider().await;
+    let t0 = n.balance(n.tenant).await;
+    let w = n.windows().await;
+    let id = n.order("job.toml", true, Some(&op)).await;
+    n.warp(50).await;
+    let bytes = encode(&spec_product());
+    let posted_at = n.post(&op, id, &bytes, &n.file("c.bin", &bytes)).await;
+
+    let s = n.json(&["status", &id.to_string()]);
+    let start = s["start"].as_u64().expect("start");
+    let pay = u128::from(posted_at - start) * 1_000;
+    assert_eq!(s["state"], "held", "{s}");
+    assert_eq!(
+        s["holdEnd"].as_u64(),
+        Some(posted_at + w.challenge),
+        "held for the challenge window"
+    );
+    assert_eq!(s["accrued"], pay.to_string(), "what accepting pays");
+    assert_eq!(s["result"]["size"], bytes.len());
+    let r = n.cli(&["status", &id.to_string()]);
+    assert!(
+        r.stdout.contains("result posted, held until")
+            && r.stdout.contains("accepting it now pays"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(n.json(&["result", &id.to_string()])["matmul"]["ok"], true);
+
+    // Nobody else may accept it.
+    let stranger: PrivateKeySigner = ANVIL_KEYS[4].parse().expect("key");
+    let nonce = n
+        .gov
+        .provider
+        .get_transaction_count(stranger.address())
+        .await
+        .expect("nonce");
+    let r = run(n
+        .command(false)
+        .env("STRANGER_KEY", stranger.to_bytes().to_string())
+        .args([
+            "--private-key",
+            "env:STRANGER_KEY",
+            "close",
+            &id.to_string(),
+        ]));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("only its tenant"), "{}", r.stderr);
+    assert_eq!(
+        n.gov
+            .provider
+            .get_transaction_count(stranger.address())
+            .await
+            .expect("nonce"),
+        nonce
+    );
+
+    let v = n.json(&["close", &id.to_string(), "--check"]);
+    assert!(
+        v["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("accepts the posted result")),
+        "{v}"
+    );
+    n.warp(100).await;
+    let v = n.json(&["close", &id.to_string()]);
+    assert_eq!(v["reason"], "accepted by the tenant");
+    assert_eq!(
+        v["paid"],
+        pay.to_string(),
+        "paid up to the result, not up to the close"
+    );
+    assert_eq!(v["refund"], (2 * USDC - pay).to_string());
+    assert_eq!(v["held"], true);
+    assert_eq!(n.balance(n.tenant).await, t0 - pay);
+    assert_eq!(n.market_credit(owner).await, pay - pay / 100);
+    assert_eq!(
+        n.stake_of(owner).await.1,
+        10 * USDC,
+        "the collateral stays locked"
+    );
+
+    let s = n.json(&["status", &id.to_string()]);
+    assert_eq!(
+        (s["status"].as_str(), s["state"].as_str()),
+        (Some("closed"), Some("accepted"))
+    );
+    let closed_at = s["closed"]["closedAt"].as_u64().expect("closed");
+    assert_eq!(
+        s["collateralHeldUntil"].as_u64(),
+        Some(closed_at + w.horizon)
+    );
+    assert!(
+        s["stateText"]
+            .as_str()
+            .is_some_and(|t| t.contains("faults on the result stay provable until")),
+        "{s}"
+    );
+}

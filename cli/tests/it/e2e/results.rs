@@ -1,0 +1,284 @@
+//! Results: verifying a product, proving a wrong one, following a job to its verified result,
+//! and pushing a private spec to a node.
+
+use super::*;
+
+#[tokio::test]
+async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
+    use gridlease_core::matmul::commit;
+    let n = net().await;
+    let (owner, op) = n.provider().await;
+    let t0 = n.balance(n.tenant).await;
+
+    // The job of SPEC: 64 x 64 x 64, seed 0: right, one element wrong, and too short.
+    let c = spec_product();
+    let mut bad = c.clone();
+    bad[64 * 10 + 3] += 1;
+    let short = encode(&c)[..16_000].to_vec();
+    let mut ids = Vec::new();
+    for (i, bytes) in [encode(&c), encode(&bad), short].into_iter().enumerate() {
+        let id = n.order(&format!("m{i}.toml"), true, Some(&op)).await;
+        n.post(&op, id, &bytes, &n.file(&format!("c{i}.bin"), &bytes))
+            .await;
+        ids.push(id.to_string());
+    }
+    assert_eq!(
+        commit(&c).root(),
+        Commitment::of(&encode(&c)).root,
+        "1 KiB leaves"
+    );
+
+    let v = n.json(&["result", &ids[0]]);
+    assert_eq!(
+        (
+            v["matchesCommitment"].as_bool(),
+            v["matmul"]["ok"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    let r = n.cli(&["result", &ids[1]]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("WRONG: C[10][3]"), "{}", r.stdout);
+    let v = n.json(&["result", &ids[1], "--prove"]);
+    assert!(v["proveTx"].is_string(), "{v}");
+    assert_eq!(v["fault"]["kind"], "wrong-result");
+    assert_eq!(n.json(&["status", &ids[1]])["status"], "faulted");
+    // A wrong size is provable without an element.
+    let r = n.cli(&["result", &ids[2]]);
+    assert!(r.stdout.contains("WRONG SIZE: 16000 bytes"), "{}", r.stdout);
+    let v = n.json(&["result", &ids[2], "--prove"]);
+    assert_eq!(v["fault"]["kind"], "malformed-result", "{v}");
+    // Both held results were refunded in full (nothing was paid for them, so no compensation);
+    // the right one is still held.
+    assert_eq!(n.balance(n.tenant).await, t0 - 2 * USDC);
+    assert_eq!(n.staking_credit(n.tenant).await, 0);
+    assert_eq!(n.stake_of(owner).await, (30 * USDC, 10 * USDC));
+    // A result file that is not what was committed is reported as such.
+    let other = n.dir.path().join("other.bin");
+    std::fs::write(&other, encode(&bad)).expect("write");
+    let v = n.json(&["result", &ids[0], "--file", other.to_str().expect("utf8")]);
+    assert_eq!(v["matchesCommitment"], false);
+
+    // Inputs given as data: submit commits their roots, the proof carries a row and a column.
+    let (m, k, kn) = (8usize, 40usize, 6usize);
+    let a: Vec<u8> = (0..m * k).map(|x| (x * 31 + 7) as u8).collect();
+    let b: Vec<u8> = (0..k * kn).map(|x| (x * 17 + 200) as u8).collect();
+    let (fa, fb) = (n.dir.path().join("a.bin"), n.dir.path().join("b.bin"));
+    std::fs::write(&fa, &a).expect("write A");
+    std::fs::write(&fb, &b).expect("write B");
+    let data = SPEC.replace("INSTANT", "true").replace(
+        "n = 64",
+        &format!(
+            "m = {m}\nk = {k}\nn = {kn}\na = \"{}\"\nb = \"{}\"",
+            n.files.url("a.bin"),
+            n.files.url("b.bin")
+        ),
+    );
+    let spec = n.spec("data.toml", &data);
+    let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
+    send(n.market(&op).bid(id, U96::from(RATE)))
+        .await
+        .expect("bid");
+    let d = gridlease_core::matmul::MatmulData::from_row_major(8, 40, 6, a, &b).expect("shape");
+    let mut c = multiply(&d.a, &d.bt, m, k, kn, 1);
+    c[5 * kn + 2] ^= 1 << 9;
+    let bytes = encode(&c);
+    n.post(&op, id, &bytes, &n.file("cdata.bin", &bytes)).await;
+    let v = n.json(&["result", &id.to_string(), "--prove"]);
+    assert_eq!(
+        (v["matmul"]["i"].as_u64(), v["matmul"]["j"].as_u64()),
+        (Some(5), Some(2))
+    );
+    assert!(v["proveTx"].is_string(), "{v}");
+    assert_eq!(n.json(&["status", &id.to_string()])["status"], "faulted");
+    // A changed input no longer matches the roots the order committed to.
+    std::fs::write(&fb, [0u8; 240]).expect("write B");
+    let r = n.cli(&["result", &id.to_string()]);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("the downloaded B has root"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test]
+async fn submit_wait_accept_follows_every_phase_and_closes_on_a_verified_result() {
+    let n = net().await;
+    let (market, results) = (
+        n.d.address("Market").expect("market"),
+        n.d.address("Results").expect("results"),
+    );
+    let (_, op) = n.provider().await;
+
+    let spec = n.spec("wait.toml", &SPEC.replace("INSTANT", "true"));
+    let child = n
+        .command(true)
+        .args(["submit", &spec, "--wait", "--accept", "--timeout", "60s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gridlease runs");
+    // The provider side, once the CLI's order is on chain (polled: it is another process).
+    let filter = alloy::rpc::types::Filter::new()
+        .address(market)
+        .event_signature(<Market::OrderCreated as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
+        .from_block(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let created = loop {
+        let logs = n.gov.provider.get_logs(&filter).await.expect("logs");
+        if let Some(l) = logs.first() {
+            break l
+                .log_decode::<Market::OrderCreated>()
+                .expect("event")
+                .inner
+                .data;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CLI never created its order"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let id = created.orderId;
+    send(n.market(&op).bid(id, U96::from(RATE)))
+        .await
+        .expect("bid");
+    // Acknowledging again is a no-op for an instant lease (the bid acknowledged it).
+    let r = Results::new(results, &op.provider);
+    send(r.acknowledge(id)).await.expect("ack");
+    // No pause needed: whenever the CLI looks, an acknowledged lease shows as running before its
+    // result.
+    let bytes = encode(&spec_product());
+    n.post(&op, id, &bytes, &n.file("wait.bin", &bytes)).await;
+    // The tenant's CLI verifies the product and accepts it: it closes the lease itself.
+    let out = child.wait_with_output().expect("gridlease exits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for phase in [
+        "ordered",
+        "leased: provider",
+        "running",
+        "result posted",
+        "verified and accepted",
+        "closed: accepted by the tenant",
+    ] {
+        assert!(err.contains(phase), "no \"{phase}\" in:\n{err}");
+    }
+}
+
+/// What the fake node received: request line, headers (lower-cased names), body.
+type Request = (String, Vec<(String, String)>, Vec<u8>);
+
+/// A one-request HTTP server on loopback: answers 201 and hands back the request.
+fn fake_node() -> (String, std::sync::mpsc::Receiver<Request>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut r = BufReader::new(stream);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let len = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        let _ = r.read_exact(&mut body);
+        let _ = r
+            .get_mut()
+            .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        let _ = tx.send((line.trim().to_owned(), headers, body));
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn submit_push_keeps_the_spec_off_chain_and_sends_it_signed_to_the_node() {
+    use alloy::{primitives::Signature, rpc::types::Filter, sol_types::SolEvent};
+    use gridlease_core::{
+        fetch::spec_auth_message,
+        spec::{PUSH_URI, RunSpec},
+    };
+    let n = net().await;
+    let container = r#"
+kind = "container"
+[resources]
+vram_gib = 1
+[price]
+max_per_hour = "3.6"
+max_duration = "10m"
+bid_window = "30s"
+deposit = "2"
+collateral = "10"
+[container]
+image = "ghcr.io/acme/private:1"
+command = ["python", "train.py"]
+env = { DATASET = "s3://secret" }
+"#;
+    let spec = n.spec("private.toml", container);
+    let (url, got) = fake_node();
+    let v = n.json(&["submit", &spec, "--push", &url]);
+    let id: B256 = id_of(&v).parse().expect("id");
+    assert_eq!(v["pushedTo"], format!("{url}/specs/{id}"));
+    // On chain: the hash and `gridlease:push`, nothing of the spec itself.
+    let logs = n
+        .gov
+        .provider
+        .get_logs(
+            &Filter::new()
+                .address(n.d.address("Market").expect("market"))
+                .event_signature(Market::OrderCreated::SIGNATURE_HASH)
+                .topic1(id)
+                .from_block(0),
+        )
+        .await
+        .expect("logs");
+    let created = logs[0]
+        .log_decode::<Market::OrderCreated>()
+        .expect("decodes")
+        .inner
+        .data;
+    assert_eq!(created.params.specURI, PUSH_URI);
+    // The node got the spec the hash commits to, signed by the tenant for this order.
+    let (line, headers, body) = got
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the node was called");
+    assert_eq!(line, format!("POST /specs/{id} HTTP/1.1"));
+    let pushed: RunSpec = serde_json::from_slice(&body).expect("a run spec");
+    assert_eq!(pushed.hash(), created.params.specHash);
+    let auth = &headers
+        .iter()
+        .find(|(k, _)| k == "x-gridlease-auth")
+        .expect("signed")
+        .1;
+    let (expiry, sig) = auth.split_once(':').expect("expiry:signature");
+    let sig: Signature = sig.parse().expect("signature");
+    let signer = sig
+        .recover_address_from_msg(spec_auth_message(id, expiry.parse().expect("expiry")))
+        .expect("recovers");
+    assert_eq!(signer, n.tenant);
+
+    // A built-in job keeps its spec public: --push is refused before any transaction.
+    let nonce = n.nonce().await;
+    let mm = n.spec("mm.toml", &SPEC.replace("INSTANT", "false"));
+    let r = n.cli(&["submit", &mm, "--push", &url]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("keepers need"), "{}", r.stderr);
+    assert_eq!(n.nonce().await, nonce);
+}

@@ -1,0 +1,196 @@
+//! The properties checked after every step, and at the end of a case.
+
+use super::*;
+
+impl World {
+    /// Once every window has passed: every lease was resolved, no escrow is left behind, and
+    /// releasing held records frees every honest provider's collateral.
+    pub(super) fn check_resolved(&mut self) {
+        for l in &self.leases {
+            if l.provider.is_some() {
+                let j = self.s.job(l.id);
+                assert!(
+                    l.ended && j.status != 2,
+                    "lease {} of tenant {} never resolved (status {}, kind {})",
+                    l.id,
+                    l.tenant,
+                    j.status,
+                    j.kind
+                );
+            }
+        }
+        self.s.chain.warp(FAULT_HORIZON + 1);
+        let (k, m) = (self.s.keeper.address, self.s.market);
+        let ids: Vec<B256> = self.leases.iter().map(|l| l.id).collect();
+        self.s
+            .chain
+            .send(k, m, MarketAdmin::releaseHeldCall { leaseIds: ids })
+            .expect_success();
+        for p in HONEST_PROVIDERS {
+            let info = self.s.provider_info(p);
+            assert_eq!(
+                info.locked.to::<u128>(),
+                0,
+                "honest provider {p} still has collateral locked"
+            );
+        }
+    }
+
+    /// The properties, stated on their own terms.
+    pub(super) fn check(&mut self, a: &Action) {
+        let token = self.s.token;
+        // Paid for delivery. What a tenant paid a third-party reporter for finding a fault in time
+        // it did not watch is a finder's fee, not pay for the lease.
+        for i in 0..self.leases.len() {
+            let l = self.leases[i].clone();
+            // Made whole, never more: no tenant, the adversary's included, gets back more than it
+            // put into a lease. A fault's compensation is what the tenant lost; the rest of a
+            // slash is not a tenant's to take (else faults are worth inviting).
+            assert!(
+                l.tenant_net >= 0,
+                "after {a:?}: tenant {} got back {} more than it put into lease {}",
+                l.tenant,
+                -l.tenant_net,
+                l.id
+            );
+            if !HONEST_TENANTS.contains(&l.tenant) || l.provider.is_none() {
+                continue;
+            }
+            let in_escrow = if l.ended {
+                0
+            } else {
+                self.s.job(l.id).escrow.to::<u128>() as i128
+            };
+            let paid = l.tenant_net - l.fees_paid - in_escrow;
+            assert!(
+                l.tenant != ATTENTIVE_TENANT || l.fees_paid == 0,
+                "after {a:?}: the attentive tenant paid a finder's fee of {} on lease {}",
+                l.fees_paid,
+                l.id
+            );
+            match l.kind {
+                Kind::Service => {
+                    let live = self.live_seconds(&l) as i128;
+                    assert!(
+                        paid <= l.rate as i128 * live,
+                        "after {a:?}: service lease {} of tenant {} paid {paid} for {live} live s",
+                        l.id,
+                        l.tenant
+                    );
+                }
+                _ => assert!(
+                    paid <= 0 || l.delivered,
+                    "after {a:?}: batch lease {} of tenant {} paid {paid} with no delivered result",
+                    l.id,
+                    l.tenant
+                ),
+            }
+        }
+        // No stake taken without the staker's fault.
+        for (&p, &stake) in &self.honest_stake.clone() {
+            let now: u128 = self.s.provider_info(p).stake.to();
+            assert_eq!(now, stake, "after {a:?}: honest provider {p} lost stake");
+        }
+        // Conservation.
+        let (m, lens, staking, results) =
+            (self.s.market, self.s.lens, self.s.staking, self.s.results);
+        let escrow: u128 = self
+            .leases
+            .iter()
+            .map(|l| self.s.chain.view(lens, MarketLens::getJobCall { id: l.id }))
+            .filter(|j| j.status == 1 || j.status == 2)
+            .map(|j| j.escrow.to::<u128>())
+            .sum();
+        let credits: u128 = self
+            .accounts
+            .clone()
+            .iter()
+            .map(|&a| self.s.credit(a))
+            .sum();
+        let fees: u128 = self
+            .s
+            .chain
+            .view(lens, MarketLens::protocolFeesCall { token })
+            .to();
+        assert_eq!(
+            self.s.balance(token, m),
+            escrow + credits + fees,
+            "after {a:?}: market conservation"
+        );
+        let held: u128 = [
+            self.s.chain.view(staking, Staking::totalStakedCall {}),
+            self.s.chain.view(staking, Staking::totalUnbondingCall {}),
+            self.s.chain.view(staking, Staking::totalCreditsCall {}),
+        ]
+        .iter()
+        .map(|x| x.to::<u128>())
+        .sum();
+        assert_eq!(
+            self.s.balance(token, staking),
+            held,
+            "after {a:?}: staking conservation"
+        );
+        let open: u128 = self
+            .leases
+            .iter()
+            .map(|l| {
+                self.s
+                    .chain
+                    .view(results, Results::openChallengesCall { leaseId: l.id })
+                    .to::<u128>()
+            })
+            .sum();
+        let eth_credits: u128 = self
+            .accounts
+            .clone()
+            .iter()
+            .map(|&a| {
+                self.s
+                    .chain
+                    .view(results, Results::ethCreditOfCall { account: a })
+                    .to::<u128>()
+            })
+            .sum();
+        assert_eq!(
+            self.s.chain.eth_balance(results),
+            U256::from(open * CHALLENGE_BOND + eth_credits),
+            "after {a:?}: challenge bonds"
+        );
+        // No profit for the adversary beyond what honest tenants paid its provider for delivered
+        // work and the keeper fees it earned on their leases (services anyone may sell): every
+        // fault fee it collects must cost it at least as much in slashed stake. Checked step by
+        // step, so a gain cannot hide behind earlier losses.
+        let now = self.adv_holdings() as i128;
+        let excess = now - (self.adv_start + self.adv_fees + self.adv_paid_honest) as i128;
+        assert!(
+            excess <= self.adv_excess,
+            "after {a:?}: the adversary gained {} beyond what it earned honestly (keeper fees {}, paid for work {})",
+            excess - self.adv_excess,
+            self.adv_fees,
+            self.adv_paid_honest
+        );
+        self.adv_excess = excess;
+    }
+
+    /// Seconds lease `l`'s provider was live (by its heartbeats) from the start to its first lapse.
+    pub(super) fn live_seconds(&self, l: &Lease) -> u64 {
+        let now = self.s.chain.now();
+        let end = now.min(l.start + u64::from(l.params.maxDuration));
+        let beats = self
+            .beats
+            .get(&l.provider.expect("leased"))
+            .cloned()
+            .unwrap_or_default();
+        let mut until = l.start;
+        let before: Vec<u64> = beats.iter().copied().filter(|&b| b <= l.start).collect();
+        let mut last = *before.last().unwrap_or(&l.start);
+        for b in beats.into_iter().filter(|&b| b > l.start) {
+            if b > last + HEARTBEAT {
+                break;
+            }
+            last = b;
+        }
+        until = until.max((last + HEARTBEAT).min(end));
+        until.saturating_sub(l.start)
+    }
+}
