@@ -239,18 +239,6 @@ pub(crate) fn per_hour(rate: u128, t: &TokenEntry) -> String {
     format!("{} {}/h", format_amount(h, t.decimals), t.symbol)
 }
 
-/// Status name (`IMarket.Status`).
-pub(crate) fn status_name(s: u8) -> &'static str {
-    match s {
-        1 => "open",
-        2 => "leased",
-        3 => "closed",
-        4 => "cancelled",
-        5 => "faulted",
-        _ => "unknown",
-    }
-}
-
 /// `0.001 ETH` for an amount in wei.
 pub(crate) fn eth(wei: alloy::primitives::U256) -> String {
     format!(

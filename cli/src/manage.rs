@@ -7,15 +7,20 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::{Market, MockStablecoin};
-use gridlease_core::{chain::classify, deployments::TokenEntry, units::parse_amount};
+use gridlease_core::{
+    chain::classify,
+    deployments::TokenEntry,
+    protocol::{JobViewExt, LeaseKind, Status},
+    units::parse_amount,
+};
 use serde_json::json;
 
 use crate::{
     ctx::{
-        Ctx, Output, UserError, eth, logs_since_deploy, money, parse_address, parse_id, send,
-        status_name, user, utc, when,
+        Ctx, Output, UserError, eth, logs_since_deploy, money, parse_address, parse_id, send, user,
+        utc, when,
     },
-    lease::{BATCH, Facts, HELD},
+    lease::Facts,
 };
 
 fn event<E: SolEvent>(r: &TransactionReceipt) -> Option<E> {
@@ -52,14 +57,13 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
     let id = parse_id(id)?;
     let wallet = ctx.wallet()?;
     let v = ctx.lens()?.getJob(id).call().await.map_err(classify)?;
-    let status = v.status;
-    if status != 1 && status != 2 {
+    let status = v.status();
+    if !matches!(status, Status::Open | Status::Leased) {
         return user(format!(
-            "{id} is {}: only an open order or a running lease takes a top-up",
-            status_name(status)
+            "{id} is {status}: only an open order or a running lease takes a top-up"
         ));
     }
-    if status == 2 && v.kind == HELD {
+    if status == Status::Leased && v.lease_kind() == LeaseKind::Held {
         return user(format!(
             "{id} has its result posted and held: its pay is fixed, and money added now would only come back (accept it with gridlease close {id})"
         ));
@@ -89,7 +93,7 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
         send(erc20.approve(ctx.market, U256::from(units))).await?;
     }
     // The lease's provider, so a top-up can never land on a lease that changed hands.
-    let expected = if status == 2 {
+    let expected = if status == Status::Leased {
         v.provider
     } else {
         Address::ZERO
@@ -111,11 +115,11 @@ pub(crate) async fn cancel(ctx: &Ctx, id: &str) -> Result<Output> {
     let id = parse_id(id)?;
     let me = ctx.wallet()?.address();
     let v = ctx.lens()?.getJob(id).call().await.map_err(classify)?;
-    if v.status != 1 {
+    if v.status() != Status::Open {
         return user(format!(
             "{id} is {}: only an open order can be cancelled{}",
-            status_name(v.status),
-            if v.status == 2 {
+            v.status().word(),
+            if v.status() == Status::Leased {
                 " (close the lease instead: gridlease close ID)"
             } else {
                 ""
@@ -166,8 +170,8 @@ pub(crate) fn preview(f: &Facts, me: Option<Address>) -> Result<Preview> {
         )
     };
     let prove = format!("gridlease result {id} --prove");
-    match v.kind {
-        BATCH => {
+    match v.lease_kind() {
+        LeaseKind::Batch => {
             if !tenant {
                 return user(format!(
                     "only the tenant ({}) may close a batch lease without a result; a no-show or a missed deadline is ended by proving it: {prove}",
@@ -237,7 +241,7 @@ pub(crate) fn preview(f: &Facts, me: Option<Address>) -> Result<Preview> {
                 }
             }
         }
-        HELD => {
+        LeaseKind::Held => {
             let refund = escrow.saturating_sub(f.accrued);
             if now <= end || v.challenged {
                 if !tenant {
@@ -323,11 +327,11 @@ pub(crate) async fn close(ctx: &Ctx, id: &str, check: bool) -> Result<Output> {
         Some(ctx.wallet()?.address())
     };
     let f = Facts::one(ctx, id).await?;
-    if f.v.status != 2 {
+    if f.v.status() != Status::Leased {
         return user(format!(
             "{id} is {}: only a running lease can be closed{}",
-            status_name(f.v.status),
-            if f.v.status == 1 {
+            f.v.status().word(),
+            if f.v.status() == Status::Open {
                 " (cancel the order instead: gridlease cancel ID)"
             } else {
                 ""
@@ -357,7 +361,7 @@ pub(crate) async fn close(ctx: &Ctx, id: &str, check: bool) -> Result<Output> {
     ctx.progress(&format!("closing {id}: {}", p.text));
     let r = send(ctx.market().close(id)).await?;
     let e = event::<Market::LeaseClosed>(&r);
-    let (paid, refund, held, reason) = e.as_ref().map_or((0, 0, false, 255), |e| {
+    let (paid, refund, held, reason) = e.as_ref().map_or((0, 0, false, u8::MAX), |e| {
         (e.paid.to::<u128>(), e.refund.to::<u128>(), e.held, e.reason)
     });
     let kept = credited(&r, f.v.tenant);

@@ -13,6 +13,7 @@ use gridlease_bindings::{IMarket::OrderParams, Market, MockStablecoin};
 use gridlease_core::{
     chain::{classify, classify_rpc},
     fetch, gpu,
+    protocol::{JobKind, JobViewExt, LeaseKind, Status},
     spec::{JobSpec, PUSH_URI},
     token::sign_permit,
     units::{format_duration, owed, parse_amount, parse_duration, rate_from_hourly_ceil},
@@ -20,11 +21,8 @@ use gridlease_core::{
 use serde_json::json;
 
 use crate::{
-    ctx::{
-        Ctx, Output, UserError, money, per_hour, read_file, resolve_inputs, send, status_name,
-        user, utc,
-    },
-    lease::{Facts, HELD},
+    ctx::{Ctx, Output, UserError, money, per_hour, read_file, resolve_inputs, send, user, utc},
+    lease::Facts,
 };
 
 /// Flags of `submit`.
@@ -103,7 +101,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     }
     let collateral =
         parse_amount(&t.collateral, stake.decimals).map_err(|e| field("collateral", e))?;
-    if opts.push.is_some() && spec.run.workload.kind().code() == 1 {
+    if opts.push.is_some() && spec.run.workload.kind() == JobKind::MatmulI8 {
         return user(format!(
             "{}: --push keeps the spec private, but keepers need a built-in job's spec to check its result; submit it without --push",
             file.display()
@@ -148,10 +146,10 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         "job: {} on {} x{} ({} GiB), up to {} for {}, bids for {}\nescrow: {} (collateral {})\nspec hash: {}\n",
         spec.name
             .as_deref()
-            .unwrap_or(match spec.run.workload.kind().code() {
-                1 => "matmul_i8",
-                2 => "service",
-                _ => "container",
+            .unwrap_or(match spec.run.workload.kind() {
+                JobKind::MatmulI8 => "matmul_i8",
+                JobKind::Service => "service",
+                JobKind::Container => "container",
             }),
         gpu::class_name(r.gpu_class),
         r.gpu_count,
@@ -313,8 +311,8 @@ async fn follow(
     loop {
         let v = lens.getJob(id).call().await.map_err(classify)?;
         let token = ctx.token_at(v.token);
-        let status = v.status;
-        if status == 1 {
+        let status = v.status();
+        if status == Status::Open {
             let filter = Filter::new()
                 .address(ctx.market)
                 .event_signature(Market::BidPlaced::SIGNATURE_HASH)
@@ -335,11 +333,11 @@ async fn follow(
             }
         }
         let key = (status, v.kind, v.acknowledged, v.challenged, v.held);
-        if seen != Some(key) && status != 0 {
+        if seen != Some(key) && status != Status::None {
             seen = Some(key);
             let f = Facts::one(ctx, id).await?;
             let st = f.state();
-            if status >= 2 && !leased {
+            if !matches!(status, Status::None | Status::Open) && !leased {
                 leased = true;
                 if let Some(s) = &f.started {
                     say(&format!(
@@ -356,14 +354,14 @@ async fn follow(
                 say("running (the provider acknowledged the lease)");
             }
             match (status, st.word) {
-                (1, _) => {}
-                (2, "running" | "live") => say(&format!("running: {}", st.text)),
-                (2, _) => say(&st.text),
-                _ => say(&format!("{}: {}", status_name(status), st.text)),
+                (Status::Open, _) => {}
+                (Status::Leased, "running" | "live") => say(&format!("running: {}", st.text)),
+                (Status::Leased, _) => say(&st.text),
+                _ => say(&format!("{status}: {}", st.text)),
             }
-            last = json!({ "status": status_name(status), "state": st.word, "stateText": st.text });
+            last = json!({ "status": status.word(), "state": st.word, "stateText": st.text });
         }
-        if status == 2 && v.kind == HELD && !verified {
+        if status == Status::Leased && v.lease_kind() == LeaseKind::Held && !verified {
             let opts = crate::result::Opts {
                 file: None,
                 out: None,
@@ -419,7 +417,7 @@ async fn follow(
                 Err(_) => {}
             }
         }
-        if status >= 3 {
+        if status.is_final() {
             return Ok(last);
         }
         if started.elapsed().as_secs() >= timeout {
