@@ -308,7 +308,7 @@ impl Facts {
             };
             out.push(Self {
                 id,
-                token: ctx.token_at(token_address),
+                token: ctx.token_at(token_address).await?,
                 stake: stake.clone(),
                 v,
                 now,
@@ -386,6 +386,16 @@ impl Facts {
         None
     }
 
+    /// The lease's provider: the view's while it runs, the award's after it closed (the market
+    /// clears a closed lease's provider), zero for an order never awarded.
+    pub(crate) fn provider(&self) -> Address {
+        if self.v.provider.is_zero() {
+            self.started.as_ref().map_or(Address::ZERO, |s| s.provider)
+        } else {
+            self.v.provider
+        }
+    }
+
     /// The lease's state in words.
     pub(crate) fn state(&self) -> State {
         let id = self.id;
@@ -405,7 +415,14 @@ impl Facts {
                 } else {
                     State {
                         word: "awaiting-award",
-                        text: "bid window over: awaiting the award (you may cancel it)".into(),
+                        text: if v.provider.is_zero() {
+                            "bid window over and no bid on chain: unless a provider's signed bid \
+                             comes with the award, nobody took it at this price; cancel it and \
+                             submit again with a higher price.max_per_hour or another GPU class"
+                                .into()
+                        } else {
+                            "bid window over: awaiting the award (you may cancel it)".into()
+                        },
                         next: Some(format!("gridlease cancel {id}")),
                     }
                 }
@@ -689,7 +706,7 @@ impl Facts {
             "kind": match v.lease_kind() { LeaseKind::Service => "service", _ => "batch" },
             "tenant": self.tenant(),
             "token": self.token.symbol,
-            "provider": v.provider,
+            "provider": self.provider(),
             "escrow": v.escrow.to::<u128>().to_string(),
             "escrowText": self.money(v.escrow.to()),
             "ratePerSecond": v.ratePerSecond.to::<u128>().to_string(),

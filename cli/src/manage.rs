@@ -2,7 +2,7 @@
 
 use alloy::{
     primitives::{Address, U256, aliases::U96},
-    rpc::types::{Filter, TransactionReceipt},
+    rpc::types::TransactionReceipt,
     sol_types::SolEvent,
 };
 use anyhow::Result;
@@ -16,10 +16,7 @@ use gridlease_core::{
 use serde_json::json;
 
 use crate::{
-    ctx::{
-        Ctx, Output, UserError, eth, logs_since_deploy, money, parse_address, parse_id, send, user,
-        utc, when,
-    },
+    ctx::{Ctx, Output, UserError, eth, money, parse_address, parse_id, send, user, utc, when},
     lease::Facts,
 };
 
@@ -68,7 +65,7 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
             "{id} has its result posted and held: its pay is fixed, and money added now would only come back (accept it with gridlease close {id})"
         ));
     }
-    let t = ctx.token_at(v.token);
+    let t = ctx.token_at(v.token).await?;
     let units = parse_amount(amount, t.decimals).map_err(|e| UserError(format!("amount: {e}")))?;
     if units == 0 {
         return user("amount: must be more than zero");
@@ -126,7 +123,7 @@ pub(crate) async fn cancel(ctx: &Ctx, id: &str) -> Result<Output> {
             }
         ));
     }
-    let t = ctx.token_at(v.token);
+    let t = ctx.token_at(v.token).await?;
     let r = send(ctx.admin().cancelOrder(id)).await?;
     let refund: u128 = event::<Market::OrderCancelled>(&r).map_or(0, |e| e.refund.to());
     let kept = credited(&r, v.tenant);
@@ -397,39 +394,6 @@ struct Collected {
     json: serde_json::Value,
 }
 
-/// Every token the market has configured (allowed or not: a disabled token's credits stay
-/// withdrawable), plus the deployment's.
-async fn market_tokens(ctx: &Ctx) -> Result<Vec<TokenEntry>> {
-    let logs = logs_since_deploy(
-        ctx,
-        &Filter::new()
-            .address(ctx.market)
-            .event_signature(Market::TokenConfigured::SIGNATURE_HASH),
-    )
-    .await?;
-    let mut out: Vec<TokenEntry> = ctx.d.tokens.clone();
-    for l in logs {
-        let Ok(e) = l.log_decode::<Market::TokenConfigured>() else {
-            continue;
-        };
-        let e = e.inner.data;
-        if out.iter().any(|t| t.address == e.token) {
-            continue;
-        }
-        let symbol = MockStablecoin::new(e.token, &ctx.client.provider)
-            .symbol()
-            .call()
-            .await
-            .unwrap_or_else(|_| e.token.to_string());
-        out.push(TokenEntry {
-            symbol,
-            address: e.token,
-            decimals: e.decimals,
-        });
-    }
-    Ok(out)
-}
-
 /// `withdraw [--token T] [--to ADDRESS]`: every credit the account has in the market (each
 /// token), in staking (slash compensation, reporter rewards) and in the results modules (wei of
 /// challenge bonds that could not be sent).
@@ -442,7 +406,10 @@ pub(crate) async fn withdraw(ctx: &Ctx, token: Option<&str>, to: Option<&str>) -
     if to.is_zero() {
         return user("--to: the zero address cannot receive a withdrawal");
     }
-    let only = token.map(|t| ctx.d.token(t)).transpose()?;
+    let only = match token {
+        Some(t) => Some(ctx.token(t).await?),
+        None => None,
+    };
     let lens = ctx.lens()?;
     let staking = ctx.staking()?;
     let mut done: Vec<Collected> = Vec::new();
@@ -455,7 +422,7 @@ pub(crate) async fn withdraw(ctx: &Ctx, token: Option<&str>, to: Option<&str>) -
         }
     };
 
-    for t in market_tokens(ctx).await? {
+    for t in ctx.market_tokens().await? {
         if only.as_ref().is_some_and(|o| o.address != t.address) {
             continue;
         }
@@ -482,7 +449,7 @@ pub(crate) async fn withdraw(ctx: &Ctx, token: Option<&str>, to: Option<&str>) -
 
     let stake_token: Address = staking.stakeToken().call().await.map_err(classify)?;
     if only.as_ref().is_none_or(|o| o.address == stake_token) {
-        let st = ctx.token_at(stake_token);
+        let st = ctx.token_at(stake_token).await?;
         let credit: u128 = staking
             .creditOf(me)
             .call()

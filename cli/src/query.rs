@@ -187,7 +187,7 @@ pub(crate) async fn market(ctx: &Ctx) -> Result<Output> {
         if v.status() != Status::Open {
             continue;
         }
-        let t = ctx.token_at(v.token);
+        let t = ctx.token_at(v.token).await?;
         let left = v.biddingEnd.to::<u64>().saturating_sub(now);
         h += &format!(
             "  {id}  {:<9} x{}  up to {:>16}  for {:<6}  bids {}\n",

@@ -3,20 +3,21 @@
 use std::{path::Path, time::Instant};
 
 use alloy::{
-    primitives::{B256, U256, aliases::U96},
+    primitives::{Address, B256, U256, aliases::U96},
     providers::Provider,
     rpc::types::Filter,
     sol_types::SolEvent,
 };
 use anyhow::Result;
-use gridlease_bindings::{IMarket::OrderParams, Market, MockStablecoin};
+use gridlease_bindings::{IMarket::OrderParams, Market, Market::MarketErrors, MockStablecoin};
 use gridlease_core::{
-    chain::{classify, classify_rpc},
+    chain::{ChainError, ContractError, Revert, classify, classify_rpc},
+    deployments::TokenEntry,
     fetch, gpu,
     protocol::{JobKind, JobViewExt, LeaseKind, Status},
     spec::{JobSpec, PUSH_URI},
-    token::sign_permit,
-    units::{format_duration, owed, parse_amount, parse_duration, rate_from_hourly_ceil},
+    token::{SignedPermit, sign_permit},
+    units::{covering, format_duration, parse_amount, parse_duration, rate_from_hourly_ceil},
 };
 use serde_json::json;
 
@@ -41,6 +42,50 @@ pub(crate) struct Opts {
     pub(crate) push: Option<String>,
 }
 
+/// The market found no allowance after the permit: the token refused the permit (the market
+/// falls back to an existing approval when it does). Ask the token itself why, so the user hears
+/// the real cause (a paused token, a frozen account, an expired or wrong signature), not the
+/// market's symptom.
+async fn permit_refused(
+    ctx: &Ctx,
+    token: &TokenEntry,
+    tenant: Address,
+    permit: &SignedPermit,
+    deposit: u128,
+    market: Revert,
+) -> ChainError {
+    let erc20 = MockStablecoin::new(token.address, &ctx.client.provider);
+    let tried = erc20
+        .permit(
+            tenant,
+            ctx.market,
+            U256::from(deposit),
+            permit.deadline,
+            permit.v,
+            permit.r,
+            permit.s,
+        )
+        .call()
+        .await;
+    match tried.map_err(classify) {
+        Err(ChainError::Revert(t)) => {
+            let why = if t.hint.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", t.hint)
+            };
+            let mut r = *t;
+            r.hint = format!(
+                "{} refused the permit with {}{}{why}; nothing was sent",
+                token.symbol, r.name, r.detail
+            );
+            ChainError::Revert(Box::new(r))
+        }
+        Err(other) => other,
+        Ok(_) => ChainError::Revert(Box::new(market)),
+    }
+}
+
 /// Run `submit`.
 pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     let text = read_file(file)?;
@@ -51,7 +96,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     resolve_inputs(ctx, &mut spec.run.workload, &what).await?;
     let timeout =
         parse_duration(&opts.timeout).map_err(|e| UserError(format!("--timeout: {e}")))?;
-    let token = ctx.d.token(&spec.terms.token)?;
+    let token = ctx.token(&spec.terms.token).await?;
     let stake = ctx
         .d
         .tokens
@@ -91,7 +136,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     }
     let deposit = match &t.deposit {
         Some(d) => parse_amount(d, token.decimals).map_err(|e| field("deposit", e))?,
-        None => owed(rate, t.max_duration, token.decimals).unwrap_or(0),
+        None => covering(rate, t.max_duration, token.decimals).unwrap_or(0),
     };
     if deposit == 0 || deposit >= 1 << 96 {
         return user(format!(
@@ -197,14 +242,27 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     )
     .await?;
     let started = Instant::now();
-    let receipt = send(market.createOrderWithPermit(
+    let receipt = match send(market.createOrderWithPermit(
         order.clone(),
         permit.deadline,
         permit.v,
         permit.r,
         permit.s,
     ))
-    .await?;
+    .await
+    {
+        Err(ChainError::Revert(r))
+            if matches!(
+                r.error,
+                ContractError::Market(MarketErrors::InsufficientAllowance(_))
+            ) =>
+        {
+            return Err(permit_refused(ctx, &token, tenant, &permit, deposit, *r)
+                .await
+                .into());
+        }
+        sent => sent?,
+    };
     let block = receipt.block_number.unwrap_or_default();
     ctx.progress(&format!(
         "{human}ordered: {id} (tx {}, block {block})",
@@ -310,7 +368,7 @@ async fn follow(
     say("ordered");
     loop {
         let v = lens.getJob(id).call().await.map_err(classify)?;
-        let token = ctx.token_at(v.token);
+        let token = ctx.token_at(v.token).await?;
         let status = v.status();
         if status == Status::Open {
             let filter = Filter::new()
