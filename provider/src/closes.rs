@@ -21,8 +21,9 @@ use gridlease_core::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    engine::{Shared, send_and_confirm},
+    shared::Shared,
     state::{Job, JobState},
+    tx::send_and_confirm,
     unix_now,
 };
 

@@ -5,7 +5,7 @@
 //!   death kills it too, a cleared environment (no operator secret is inherited), its own working
 //!   directory, capped output. The image is not pulled: this executor is for hosts that trust their
 //!   tenants (and for tests); use a container engine otherwise.
-//! - [`BuiltinExecutor`] (in [`crate::builtin`]): the built-in `matmul_i8` workload, on the job's
+//! - [`crate::builtin::BuiltinExecutor`]: the built-in `matmul_i8` workload, on the job's
 //!   GPU through gridlease-gpu or on the CPU, seeded or with data inputs fetched and checked.
 //!
 //! The result of a job is bytes: the file `$GRIDLEASE_OUTPUT/result` if the job wrote one, else its
@@ -385,13 +385,9 @@ impl Executor for ProcessExecutor {
     }
 }
 
-pub use crate::builtin::BuiltinExecutor;
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-
-    use gridlease_core::matmul::{self, Matmul};
 
     use super::*;
 
@@ -630,66 +626,5 @@ mod tests {
                 "unexpected variable {n}"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn builtin_matmul_is_the_committed_product() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let seed = B256::repeat_byte(5);
-        let w = Workload::MatmulI8 {
-            m: 20,
-            k: 33,
-            n: 17,
-            seed,
-        };
-        let x = BuiltinExecutor {
-            threads: 2,
-            fetcher: gridlease_core::fetch::Fetcher::default(),
-        };
-        x.supports(&w).expect("supported");
-        let out = x
-            .run(
-                JobRun {
-                    id: B256::ZERO,
-                    workload: w,
-                    time_limit: Duration::from_secs(20),
-                    work_dir: dir.path().into(),
-                    gpus: Vec::new(),
-                    cpu_cores: 0,
-                    ram_gib: 0,
-                    gpu_hold: None,
-                },
-                CancellationToken::new(),
-                no_hook(),
-            )
-            .await
-            .expect("runs");
-        let j = Matmul {
-            seed,
-            m: 20,
-            k: 33,
-            n: 17,
-        };
-        let c = matmul::multiply(&j.a(), &j.bt(), 20, 33, 17, 1);
-        assert_eq!(out.result, matmul::encode(&c));
-        assert!(
-            x.supports(&Workload::MatmulI8 {
-                m: 0,
-                k: 1,
-                n: 1,
-                seed
-            })
-            .is_err()
-        );
-        assert!(
-            ProcessExecutor::default()
-                .supports(&Workload::MatmulI8 {
-                    m: 1,
-                    k: 1,
-                    n: 1,
-                    seed
-                })
-                .is_err()
-        );
     }
 }

@@ -4,7 +4,7 @@
 //! [`RATE_BURST`] requests at once, refilled at [`RATE_PER_SEC`]; over it, `429` with
 //! `retry-after`) and a bound on requests served at once ([`MAX_IN_FLIGHT`]; over it, `503` at
 //! once rather than a queue that grows with the attack). Bodies are capped per route
-//! (a pushed spec: [`crate::http::MAX_PUSHED_SPEC`]), ids are parsed as 32-byte hex before they
+//! (a pushed spec: [`crate::specs::MAX_PUSHED_SPEC`]), ids are parsed as 32-byte hex before they
 //! name a file, and signed requests carry an expiry of at most an hour, past which they are
 //! refused.
 
@@ -203,6 +203,45 @@ pub async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Res
             .into_response();
     };
     next.run(req).await
+}
+
+/// Least time between two chain look-ups for pushed specs of orders the node has not seen.
+pub const PUSH_LOOKUP_GAP: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Bounds the chain look-ups (paged `eth_getLogs` from the deployment block) that pushes for
+/// unknown orders cause: one at a time, at most one per [`PUSH_LOOKUP_GAP`]; the others are
+/// answered 429 at once.
+#[derive(Debug)]
+pub struct LookupGate {
+    gap: std::time::Duration,
+    last: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Default for LookupGate {
+    fn default() -> Self {
+        Self::new(PUSH_LOOKUP_GAP)
+    }
+}
+
+impl LookupGate {
+    /// A gate letting one look-up begin per `gap`.
+    pub fn new(gap: std::time::Duration) -> Self {
+        Self {
+            gap,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A turn to look up, held until the guard drops; `None` when one is running or the last
+    /// began less than the gap ago.
+    pub fn try_enter(&self) -> Option<tokio::sync::MutexGuard<'_, Option<std::time::Instant>>> {
+        let mut last = self.last.try_lock().ok()?;
+        if last.is_some_and(|t| t.elapsed() < self.gap) {
+            return None;
+        }
+        *last = Some(std::time::Instant::now());
+        Some(last)
+    }
 }
 
 #[cfg(test)]

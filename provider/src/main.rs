@@ -193,7 +193,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Run { config, verbose } => {
             gridlease_core::daemon::logging(verbose);
             let c = Config::load(&config)?;
-            gridlease_provider::engine::run(c).await
+            gridlease_provider::node::run(c).await
         }
         Cmd::Status { config } => status(&config).await,
         Cmd::Consent { config, valid_for } => {

@@ -10,8 +10,7 @@
 //! the challenger its bond and never the provider its stake.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, atomic::Ordering::Relaxed},
+    sync::{Arc, atomic::Ordering::Relaxed},
     time::Duration,
 };
 
@@ -20,9 +19,9 @@ use alloy::{
     rpc::types::Log,
     sol_types::{SolCall, SolEvent},
 };
-use gridlease_bindings::{MarketLens, Results};
+use gridlease_bindings::Results;
 use gridlease_core::{
-    chain::{ChainError, Client, classify},
+    chain::ChainError,
     daemon::lock,
     merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES},
     txm::Outcome,
@@ -30,66 +29,9 @@ use gridlease_core::{
 use tracing::{error, info, warn};
 
 use crate::{
-    engine::Shared,
+    shared::Shared,
     state::{Challenge, ChallengeEnd, StateError},
 };
-
-/// What the node needs of a results module: its windows (immutables: read once).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Module {
-    /// The module's address.
-    pub address: Address,
-    /// Seconds after a lease start within which it must be acknowledged.
-    pub start_window: u64,
-    /// Seconds after a batch lease's end its result is still accepted.
-    pub deadline_grace: u64,
-    /// Seconds to answer a challenge.
-    pub response_window: u64,
-}
-
-/// The modules the node has met, by address, and module ids to addresses.
-#[derive(Debug, Default)]
-pub struct Modules {
-    by_address: Mutex<HashMap<Address, Module>>,
-    by_id: Mutex<HashMap<u8, Address>>,
-}
-
-impl Modules {
-    /// Module `address`, read from the chain the first time.
-    pub async fn get(&self, c: &Client, address: Address) -> Result<Module, ChainError> {
-        if let Some(m) = lock(&self.by_address).get(&address) {
-            return Ok(*m);
-        }
-        let r = Results::new(address, &c.provider);
-        let m = Module {
-            address,
-            start_window: u64::from(r.startWindow().call().await.map_err(classify)?),
-            deadline_grace: u64::from(r.deadlineGrace().call().await.map_err(classify)?),
-            response_window: u64::from(r.responseWindow().call().await.map_err(classify)?),
-        };
-        lock(&self.by_address).insert(address, m);
-        Ok(m)
-    }
-
-    /// The address of module `id` of the market (`LeaseStarted.module`), through its lens.
-    pub async fn by_id(&self, c: &Client, lens: Address, id: u8) -> Result<Address, ChainError> {
-        if let Some(a) = lock(&self.by_id).get(&id) {
-            return Ok(*a);
-        }
-        let m = MarketLens::new(lens, &c.provider)
-            .module(id)
-            .call()
-            .await
-            .map_err(classify)?;
-        if m.module == Address::ZERO {
-            return Err(ChainError::User(format!(
-                "the market has no results module {id}"
-            )));
-        }
-        lock(&self.by_id).insert(id, m.module);
-        Ok(m.module)
-    }
-}
 
 /// A fault kind (`LeaseFaulted.kind`, a bytes32 string) as text.
 pub fn kind_name(kind: B256) -> String {
@@ -268,12 +210,6 @@ async fn try_answer(s: &Shared, c: &Challenge) -> Result<ChallengeEnd, String> {
         Outcome::NonceTaken => Err("the answer's nonce went to another transaction".into()),
     }
 }
-
-/// The tree of the result last challenged, kept while its chunks are asked for: a run of
-/// challenges of one result (each paid for by its bond) reads and hashes it once, and only one
-/// result is hashed at a time, whatever the number of challenges.
-#[derive(Debug, Default)]
-pub struct ProofCache(tokio::sync::Mutex<Option<(B256, Arc<MerkleTree>)>>);
 
 /// Chunk `index` of the stored result of `lease` (committed as `want`) and its Merkle proof.
 async fn reveal(

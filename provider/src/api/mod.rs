@@ -1,0 +1,48 @@
+//! The node's HTTP API: `/healthz`, Prometheus `/metrics`, `/results/<lease id>` (results of
+//! built-in jobs are public, so any verifier can check them; other results only to the lease's
+//! tenant, authenticated by a signature: [`gridlease_core::fetch::result_auth_message`]), and
+//! `POST /specs/<order id>`: the spec of an order whose `specURI` is
+//! [`gridlease_core::spec::PUSH_URI`], pushed by its tenant (signed:
+//! [`gridlease_core::fetch::spec_auth_message`]) and kept only when its hash is the order's
+//! `specHash`. A pushed spec for an order the node has not bid on yet is evaluated at once.
+//! `GET /bids/<order id>` serves the node's signed bid on an auction ([`crate::signed`]).
+//!
+//! - [`status`]: `/healthz` and `/metrics`.
+//! - [`results`]: `/results/<lease id>` and `/bids/<order id>`.
+//! - [`push`]: `POST /specs/<order id>`.
+//! - [`auth`]: the signed requests' auth header, and refusals.
+//!
+//! In front of it all: [`crate::guard`].
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+
+use crate::{shared::Shared, specs::MAX_PUSHED_SPEC};
+
+pub mod auth;
+pub mod push;
+pub mod results;
+pub mod status;
+
+/// The router.
+pub fn router(s: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(status::healthz))
+        .route("/metrics", get(status::metrics))
+        .route("/results/{id}", get(results::result))
+        .route("/bids/{id}", get(results::signed_bid))
+        .route(
+            "/specs/{id}",
+            post(push::push_spec).layer(DefaultBodyLimit::max(MAX_PUSHED_SPEC)),
+        )
+        .with_state(s)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(crate::guard::Guard::default()),
+            crate::guard::guard,
+        ))
+}

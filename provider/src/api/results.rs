@@ -1,0 +1,84 @@
+//! What the node hands out: `GET /results/<lease id>` and `GET /bids/<order id>`.
+
+use std::sync::Arc;
+
+use alloy::primitives::B256;
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use gridlease_core::fetch::result_auth_message;
+
+use crate::{
+    api::auth::{check_auth, deny},
+    shared::Shared,
+};
+
+/// `GET /results/<lease id>`: the stored result of a lease (a built-in job's to anyone, others
+/// only to the lease's tenant, and not during a finality hold).
+pub(crate) async fn result(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(id) = id.parse::<B256>() else {
+        return deny(
+            StatusCode::BAD_REQUEST,
+            "expected /results/0x<64 hex digits>",
+        );
+    };
+    if s.cfg.withhold_results {
+        // Testing only: a provider that posts results it does not serve (demo and tests of the
+        // data-availability challenge and the unavailability proof).
+        return deny(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node withholds its results (testing.withhold_results)",
+        );
+    }
+    let job = s.store.lock().ok().and_then(|st| st.job(id).ok().flatten());
+    let Some(job) = job else {
+        return deny(StatusCode::NOT_FOUND, "no such lease here");
+    };
+    let public = crate::shared::terms(&job).is_some_and(|t| t.jobKind == 1);
+    if !public
+        && let Err(r) = check_auth(
+            &headers,
+            |expiry| result_auth_message(id, expiry),
+            job.tenant,
+            "this result is the tenant's: sign it with `gridlease result` (header x-gridlease-auth)",
+        )
+    {
+        return r.into_response();
+    }
+    // A tenant's result is what its lease pays for: not handed out while a reorg deeper than the
+    // node's confirmations may still undo the lease (OFF-02). Public (built-in) results stay
+    // served: verifiers check posted roots against them, and holding them only delays proofs.
+    if !public && let Some(until) = crate::finality::finality_held(&s) {
+        return deny(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "the chain reorganised deeper than this node's chain.confirmations; results are released again at block {until}: retry then"
+            ),
+        );
+    }
+    match tokio::fs::read(s.result_path(id)).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(_) => deny(StatusCode::NOT_FOUND, "no result for this lease yet"),
+    }
+}
+
+/// `GET /bids/<order id>`: the node's signed bid on that order ([`crate::signed`]), 404 if none.
+pub(crate) async fn signed_bid(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<B256>() else {
+        return deny(StatusCode::BAD_REQUEST, "expected /bids/0x<64 hex digits>");
+    };
+    match crate::signed::load(&s.cfg.data_dir, id) {
+        Some(bid) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_vec(&bid).unwrap_or_default(),
+        )
+            .into_response(),
+        None => deny(StatusCode::NOT_FOUND, "no signed bid on this order here"),
+    }
+}

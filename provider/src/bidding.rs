@@ -1,0 +1,589 @@
+//! Bidding: which orders get a bid, at what price, and sending it.
+//!
+//! [`decide`] is the strategy, pure: given an order's terms, a [`Snapshot`] of what the node holds
+//! and its pricing, a [`Decision`] (built on [`crate::pricing::evaluate`]). The rest is effectful:
+//! for an order worth a bid the spec is fetched and checked against its hash, and only workloads
+//! an executor runs get one; the bid is then sent through the shared transaction manager (or, in
+//! `bidding.mode = "signed"`, signed and kept for keepers), its job row reserving the slot, GPUs
+//! and stake it promises (PD-01) until its lease or the order's end settles it.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, aliases::U96},
+    providers::Provider,
+    rpc::types::Filter,
+    sol_types::{SolCall, SolEvent, SolValue},
+};
+use anyhow::{Context, Result};
+use gridlease_bindings::{IMarket::OrderParams, Market, Staking};
+use gridlease_core::{
+    chain::{ChainError, classify, classify_rpc},
+    daemon::lock,
+    logs,
+    txm::{Outcome, Signed},
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    config::Pricing,
+    earnings::earnings,
+    pricing::{Ask, Offer, Skip, evaluate},
+    shared::{Shared, terms},
+    state::{Job, JobState, Set},
+    tx::{journal, mined},
+    unix_now,
+};
+
+/// Most orders kept for another look (the store's `deferred` table).
+pub(crate) const DEFERRED_MAX: usize = 10_000;
+
+/// Job slots, GPUs and stake already promised (live jobs, open bids), read once per page of logs
+/// and updated with each bid sent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Budget {
+    /// Job slots taken (bids, leases, running jobs).
+    pub busy: u32,
+    /// GPUs asked by the jobs that take a slot (each holds its own while it runs).
+    pub gpus: u32,
+    /// Collateral the open bids would lock.
+    pub pending_collateral: u128,
+}
+
+pub(crate) fn budget(s: &Shared) -> Result<Budget> {
+    let live = s.db().live()?;
+    Ok(Budget {
+        busy: live.iter().filter(|j| j.state.occupies_slot()).count() as u32,
+        gpus: live
+            .iter()
+            .filter(|j| j.state.occupies_slot())
+            .filter_map(terms)
+            .map(|t| u32::from(t.gpuCount))
+            .sum(),
+        pending_collateral: live
+            .iter()
+            .filter(|j| j.state == JobState::Bid)
+            .filter_map(terms)
+            .map(|t| t.collateral.to::<u128>())
+            .sum(),
+    })
+}
+
+/// What the node holds when it looks at an order: its offer as last read from the chain
+/// (registered capacity, free stake, the market minimum), the job kinds its executors run, what
+/// live jobs and open bids already promise, and the payment tokens it knows.
+#[derive(Clone, Debug)]
+pub struct Snapshot<'a> {
+    /// The registered offer, refreshed each poll (slots, held GPUs and stake before `promised`).
+    pub offer: Offer,
+    /// Job kinds the executors run (bit per kind byte).
+    pub kinds: u8,
+    /// Slots, GPUs and stake already promised.
+    pub promised: Budget,
+    /// Payment token decimals by token address.
+    pub tokens: &'a HashMap<Address, u8>,
+}
+
+/// What to do with an order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Bid `price` per second; the bid holds a slot, `gpus` GPUs and `collateral` of free stake.
+    Bid {
+        /// Price per second, in the payment token's 18-decimal units.
+        price: u128,
+        /// GPUs the order asks (held while the bid or its lease lives).
+        gpus: u32,
+        /// Stake the lease locks.
+        collateral: u128,
+    },
+    /// No bid, for `reason`.
+    Skip {
+        /// Why not.
+        reason: Skip,
+        /// Skipped only for want of capacity (slots, GPUs, stake): worth another look once
+        /// jobs end.
+        full: bool,
+    },
+}
+
+/// Decide on an order with terms `order`: the price to bid, or why not. Pure: `snapshot` and
+/// `pricing` are all it reads, so the node's whole bidding policy is tested here without a chain.
+pub fn decide(
+    order: &OrderParams,
+    snapshot: &Snapshot<'_>,
+    pricing: &BTreeMap<String, Pricing>,
+) -> Decision {
+    let promised = snapshot.promised;
+    let offer = {
+        let mut o = snapshot.offer.clone();
+        o.kinds = snapshot.kinds;
+        o.free_slots = o.slots.saturating_sub(promised.busy);
+        o.held_gpus = promised.gpus;
+        o.free_stake = o.free_stake.saturating_sub(promised.pending_collateral);
+        o
+    };
+    let ask = Ask {
+        gpu_class: order.gpuClass,
+        gpu_count: order.gpuCount,
+        vram_gib: order.vramGiB,
+        job_kind: order.jobKind,
+        max_price: order.maxPricePerSecond.to::<u128>(),
+        collateral: order.collateral.to::<u128>(),
+        token_decimals: snapshot.tokens.get(&order.token).copied(),
+    };
+    match evaluate(&ask, &offer, pricing) {
+        Ok(price) => Decision::Bid {
+            price,
+            gpus: u32::from(ask.gpu_count),
+            collateral: ask.collateral,
+        },
+        Err(reason) => {
+            let full = matches!(
+                reason,
+                Skip::Busy(_) | Skip::GpusBusy { .. } | Skip::Stake { .. }
+            );
+            Decision::Skip { reason, full }
+        }
+    }
+}
+
+/// Decide on order `o` and bid when it fits (`again`: a deferred order looked at once more).
+/// Returns whether it is kept for another look (skipped only for want of capacity).
+pub(crate) async fn on_order(
+    s: &Arc<Shared>,
+    o: Market::OrderCreated,
+    seen: Instant,
+    b: &mut Option<Budget>,
+    again: bool,
+) -> Result<bool> {
+    let id = o.orderId;
+    if s.stop.is_cancelled() || s.db().job(id)?.is_some() {
+        return Ok(false);
+    }
+    let p = &o.params;
+    let promised = match b {
+        Some(b) => *b,
+        None => *b.insert(budget(s)?),
+    };
+    let snapshot = Snapshot {
+        offer: lock(&s.offer).clone(),
+        kinds: s.kinds(),
+        promised,
+        tokens: &s.tokens,
+    };
+    let (price, gpus, collateral) = match decide(p, &snapshot, &s.cfg.pricing) {
+        Decision::Bid {
+            price,
+            gpus,
+            collateral,
+        } => (price, gpus, collateral),
+        Decision::Skip { reason: skip, full } => {
+            // A kept order looked at again is kept as it is (no write per look).
+            let kept = if full && !again {
+                let log = o.encode_log_data();
+                s.db().defer(
+                    id,
+                    o.biddingEnd.to::<u64>(),
+                    log.topics(),
+                    &log.data,
+                    DEFERRED_MAX,
+                )?
+            } else {
+                full
+            };
+            if !(again && full) {
+                s.metrics.skip(skip.label());
+                debug!(order = %id, reason = %skip, deferred = kept, "not bidding");
+            }
+            return Ok(kept);
+        }
+    };
+    let spec = match tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::specs::spec_for(
+            &s.builtin.fetcher,
+            &s.cfg.data_dir,
+            id,
+            &p.specURI,
+            p.specHash,
+        ),
+    )
+    .await
+    {
+        Ok(Ok(spec)) => spec,
+        Ok(Err(e)) => {
+            if p.specURI == gridlease_core::spec::PUSH_URI {
+                let mut waiting = lock(&s.awaiting_push);
+                if waiting.len() >= 10_000 {
+                    waiting.clear(); // bounded: a push then finds its order in the logs
+                }
+                waiting.insert(id, o.clone());
+            }
+            s.metrics.skip("spec");
+            info!(order = %id, error = %e, "not bidding: spec unusable");
+            return Ok(false);
+        }
+        Err(_) => {
+            s.metrics.skip("spec");
+            info!(order = %id, "not bidding: spec download timed out");
+            return Ok(false);
+        }
+    };
+    if let Err(e) = s.executor(&spec.workload) {
+        s.metrics.skip("unsupported");
+        info!(order = %id, why = %e, "not bidding");
+        return Ok(false);
+    }
+    let job = Job {
+        id,
+        state: JobState::Bid,
+        tenant: o.tenant,
+        terms: p.abi_encode(),
+        spec: Some(String::from_utf8_lossy(&spec.canonical_json()).into_owned()),
+        price,
+        ..Job::default()
+    };
+    if !s.db().insert(&job)? {
+        return Ok(false);
+    }
+    if let Some(b) = b {
+        b.busy += 1;
+        b.gpus += gpus;
+        b.pending_collateral += collateral;
+    }
+    if let (Some(signer), false) = (&s.bid_signer, p.instant) {
+        // Signed mode: the row above keeps the slot and the stake reserved (PD-01) until the
+        // order's lease (ours or another's) or its cancellation; the bid itself costs no gas.
+        let signed = sign_bid(s, signer, id, price, o.biddingEnd.to::<u64>(), seen).await;
+        if let Err(e) = &signed {
+            lost(s, id, &format!("cannot sign a bid: {e:#}"))?;
+        }
+        return signed.map(|()| false);
+    }
+    let call = Market::bidCall {
+        orderId: id,
+        price: U96::from(price),
+    };
+    let sent =
+        s.tx.send(s.market, call.abi_encode().into(), |t| journal(s, id, t))
+            .await;
+    match sent {
+        Ok(t) => {
+            let us = seen.elapsed().as_micros() as u64;
+            s.metrics.bids_sent.fetch_add(1, Relaxed);
+            s.metrics.bid_latency_us.fetch_add(us, Relaxed);
+            info!(order = %id, price = %price, tx = %t.hash, latency_us = us, "bid sent");
+            let s2 = s.clone();
+            s.tracker.spawn(async move { watch_bid(&s2, id, t).await });
+        }
+        Err(ChainError::Revert(r)) => {
+            s.metrics.skip(&r.name);
+            lost(s, id, &r.to_string())?;
+        }
+        Err(e) => {
+            // The bid may or may not be in the node's pool: stay `Bid` (a lease log or the order's
+            // end settles it) rather than free a slot we might have won.
+            warn!(order = %id, error = %e, "bid broadcast failed");
+        }
+    }
+    Ok(false)
+}
+
+/// The tenant pushed the spec of order `o` ([`crate::http`]): evaluate it now, as if its log had
+/// just been read (nothing happens when the node already knows the order).
+pub(crate) async fn order_pushed(s: &Arc<Shared>, o: Market::OrderCreated) -> Result<()> {
+    on_order(s, o, Instant::now(), &mut None, false)
+        .await
+        .map(|_| ())
+}
+
+/// Sign a bid on auction `id` valid until its bid window plus the market's award grace, and keep
+/// it for keepers (`GET /bids/<order id>`).
+async fn sign_bid(
+    s: &Shared,
+    signer: &alloy::signers::local::PrivateKeySigner,
+    id: B256,
+    price: u128,
+    bidding_end: u64,
+    seen: Instant,
+) -> Result<()> {
+    let params = Market::new(s.market, &s.client().provider)
+        .params()
+        .call()
+        .await
+        .map_err(classify)?;
+    let expiry = bidding_end + u64::from(params.awardGrace);
+    let domain = gridlease_core::eip712::market_domain(s.client().chain_id, s.market);
+    let bid =
+        gridlease_core::eip712::ServedBid::sign(&domain, signer, s.cfg.owner, id, price, expiry)?;
+    crate::signed::save(&s.cfg.data_dir, &bid)
+        .with_context(|| format!("cannot keep the signed bid on {id}"))?;
+    let us = seen.elapsed().as_micros() as u64;
+    s.metrics.bids_signed.fetch_add(1, Relaxed);
+    info!(order = %id, price = %price, expiry, latency_us = us, "signed bid kept for keepers");
+    Ok(())
+}
+
+async fn watch_bid(s: &Shared, id: B256, t: Signed) {
+    let sent = Instant::now();
+    match s
+        .tx
+        .confirm(t, Duration::from_secs(600), |n| journal(s, id, n))
+        .await
+    {
+        Ok(Outcome::Mined(r)) => {
+            mined(s, sent);
+            if !r.status() {
+                let _ = lost(s, id, "bid reverted on chain (outbid or order taken)");
+            }
+        }
+        Ok(Outcome::NonceTaken) => {
+            let _ = lost(s, id, "bid replaced");
+        }
+        Err(e) => warn!(order = %id, error = %e, "bid not confirmed"),
+    }
+}
+
+pub(crate) fn lost(s: &Shared, id: B256, why: &str) -> Result<()> {
+    if s.db().advance(
+        id,
+        JobState::Bid,
+        JobState::Lost,
+        Some(Set::Note(why.into())),
+    )? {
+        info!(order = %id, why, "bid lost");
+    }
+    Ok(())
+}
+
+/// The `OrderCreated` log of order `id`.
+pub(crate) async fn order_log(s: &Shared, id: B256) -> Result<Market::OrderCreated> {
+    let head = s
+        .client()
+        .provider
+        .get_block_number()
+        .await
+        .map_err(classify_rpc)?;
+    let filter = Filter::new()
+        .address(s.market)
+        .event_signature(Market::OrderCreated::SIGNATURE_HASH)
+        .topic1(id);
+    // In pages: an RPC that refuses wide ranges still finds it (OFF-13).
+    logs::first(s.client(), &filter, s.deploy_block, head)
+        .await?
+        .and_then(|l| l.log_decode::<Market::OrderCreated>().ok())
+        .map(|l| l.inner.data)
+        .with_context(|| format!("no OrderCreated log for {id}"))
+}
+
+pub(crate) async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
+    if unix_now().saturating_sub(s.offer_at.load(Relaxed)) < 5 {
+        return Ok(());
+    }
+    let p = &s.client().provider;
+    let info = Staking::new(s.staking, p)
+        .providerInfo(s.cfg.owner)
+        .call()
+        .await
+        .map_err(classify)?;
+    let params = Market::new(s.market, p)
+        .params()
+        .call()
+        .await
+        .map_err(classify)?;
+    earnings(s).await?;
+    expire_signed(s).await?;
+    let mut o = lock(&s.offer);
+    o.classes = info.capacity.gpuClasses;
+    o.gpus = info.capacity.gpuCount;
+    o.vram_gib = info.capacity.vramGiB;
+    o.free_stake = crate::onchain::lockable(&info);
+    o.min_price = u128::from(params.minPricePerSecond);
+    if info.operator != s.tx.from() {
+        warn!(operator = %info.operator, "the owner changed this provider's operator key; not bidding");
+        o.classes = 0;
+    }
+    s.offer_at.store(unix_now(), Relaxed);
+    Ok(())
+}
+
+/// Signed mode: a kept bid past its expiry can no longer win, so its order is lost and the slot
+/// and stake it reserved are free again (a lease log read later still turns it into a win).
+async fn expire_signed(s: &Shared) -> Result<(), ChainError> {
+    if s.bid_signer.is_none() {
+        return Ok(());
+    }
+    let user = |e: anyhow::Error| ChainError::User(e.to_string());
+    let waiting: Vec<B256> = s
+        .db()
+        .live()
+        .map_err(|e| user(e.into()))?
+        .into_iter()
+        .filter(|j| j.state == JobState::Bid)
+        .map(|j| j.id)
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let now = s.client().now().await?;
+    for id in waiting {
+        if crate::signed::load(&s.cfg.data_dir, id).is_some_and(|b| b.expiry < now) {
+            lost(s, id, "signed bid expired unawarded").map_err(user)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::aliases::U96;
+
+    use super::*;
+
+    const USDC: Address = Address::repeat_byte(0xcc);
+
+    fn pricing() -> BTreeMap<String, Pricing> {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "any".to_owned(),
+            Pricing {
+                floor_per_hour: "0.36".into(),
+                utilisation_markup_bps: 0,
+            },
+        );
+        m
+    }
+
+    /// One GPU of class 0 with 8 GiB, a container job, 5 USDC of collateral, paying up to 1 per
+    /// second.
+    fn order() -> OrderParams {
+        OrderParams {
+            gpuClass: 0,
+            gpuCount: 1,
+            vramGiB: 8,
+            jobKind: 1,
+            maxPricePerSecond: U96::from(10u128.pow(18)),
+            collateral: U96::from(5_000_000u64),
+            token: USDC,
+            ..OrderParams::default()
+        }
+    }
+
+    /// Two 80 GiB GPUs of class 0, four free slots, 10 USDC of free stake, nothing promised.
+    fn snapshot(tokens: &HashMap<Address, u8>) -> Snapshot<'_> {
+        Snapshot {
+            offer: Offer {
+                classes: 1,
+                gpus: 2,
+                vram_gib: 80,
+                exclusive_gpus: true,
+                held_gpus: 0,
+                free_slots: 4,
+                slots: 4,
+                free_stake: 10_000_000,
+                kinds: 0,
+                min_price: 1,
+            },
+            kinds: 0b011,
+            promised: Budget::default(),
+            tokens,
+        }
+    }
+
+    fn tokens() -> HashMap<Address, u8> {
+        [(USDC, 6)].into()
+    }
+
+    fn skip(d: Decision) -> (&'static str, bool) {
+        match d {
+            Decision::Skip { reason, full } => (reason.label(), full),
+            Decision::Bid { price, .. } => panic!("bid {price}, expected a skip"),
+        }
+    }
+
+    #[test]
+    fn decide_bids_the_floor_and_reserves_the_order_s_gpus_and_collateral() {
+        let tokens = tokens();
+        assert_eq!(
+            decide(&order(), &snapshot(&tokens), &pricing()),
+            // 0.36 per hour = 0.0001 per second = 1e14 in 18-decimal units.
+            Decision::Bid {
+                price: 100_000_000_000_000,
+                gpus: 1,
+                collateral: 5_000_000,
+            }
+        );
+    }
+
+    #[test]
+    fn decide_skips_a_class_kind_or_size_not_offered_and_keeps_none_of_them() {
+        let tokens = tokens();
+        let s = snapshot(&tokens);
+        let o = OrderParams {
+            gpuClass: 9,
+            ..order()
+        };
+        assert_eq!(skip(decide(&o, &s, &pricing())), ("class", false));
+        let o = OrderParams {
+            gpuCount: 3,
+            ..order()
+        };
+        assert_eq!(skip(decide(&o, &s, &pricing())), ("capacity", false));
+        let o = OrderParams {
+            vramGiB: 81,
+            ..order()
+        };
+        assert_eq!(skip(decide(&o, &s, &pricing())), ("capacity", false));
+        // Services (kind 2) are not sold by this snapshot's executors.
+        let o = OrderParams {
+            jobKind: 2,
+            ..order()
+        };
+        assert_eq!(skip(decide(&o, &s, &pricing())), ("kind", false));
+    }
+
+    #[test]
+    fn decide_skips_an_order_the_node_is_too_full_for_and_keeps_it_for_another_look() {
+        let tokens = tokens();
+        let mut s = snapshot(&tokens);
+        s.promised.busy = 4;
+        assert_eq!(skip(decide(&order(), &s, &pricing())), ("busy", true));
+        let mut s = snapshot(&tokens);
+        s.promised.busy = 2;
+        s.promised.gpus = 2;
+        assert_eq!(skip(decide(&order(), &s, &pricing())), ("gpus_busy", true));
+        // Shared GPUs: held ones do not stop a bid.
+        s.offer.exclusive_gpus = false;
+        assert!(matches!(
+            decide(&order(), &s, &pricing()),
+            Decision::Bid { .. }
+        ));
+        let mut s = snapshot(&tokens);
+        s.promised.pending_collateral = 5_000_001;
+        assert_eq!(skip(decide(&order(), &s, &pricing())), ("stake", true));
+    }
+
+    #[test]
+    fn decide_skips_an_order_paying_too_little_or_in_an_unknown_token() {
+        let tokens = tokens();
+        let s = snapshot(&tokens);
+        let o = OrderParams {
+            maxPricePerSecond: U96::from(100_000_000_000_000u128 - 1),
+            ..order()
+        };
+        assert_eq!(skip(decide(&o, &s, &pricing())), ("price", false));
+        let o = OrderParams {
+            token: Address::repeat_byte(0xdd),
+            ..order()
+        };
+        assert_eq!(skip(decide(&o, &s, &pricing())), ("no_price", false));
+        assert_eq!(
+            skip(decide(&order(), &s, &BTreeMap::new())),
+            ("no_price", false)
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! Running a job's container: pull, create, start, follow its logs under the output cap, wait
+//! within the time limit, and remove it whatever happens.
+
+use std::{path::Path, time::Duration};
+
+use http_body_util::BodyExt;
+use hyper::Method;
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{
+    API, ContainerExecutor, DockerError, OUTPUT_POLL, Result,
+    client::{collect, engine_message},
+    enc,
+};
+use crate::executor::{ExecError, Executor, JobRun, OnSpawn, Output, RunFuture};
+use gridlease_core::spec::Workload;
+
+/// Demultiplex a non-TTY log stream: frames of `[stream, 0, 0, 0, size (u32 BE)]` + payload.
+#[derive(Debug, Default)]
+struct Demux {
+    buf: Vec<u8>,
+}
+
+impl Demux {
+    /// Feed bytes; call `f(stream, payload)` for every complete frame.
+    fn feed(&mut self, data: &[u8], mut f: impl FnMut(u8, &[u8])) {
+        self.buf.extend_from_slice(data);
+        let mut at = 0;
+        while self.buf.len() - at >= 8 {
+            let h = &self.buf[at..at + 8];
+            let size = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+            if self.buf.len() - at - 8 < size {
+                break;
+            }
+            f(h[0], &self.buf[at + 8..at + 8 + size]);
+            at += 8 + size;
+        }
+        self.buf.drain(..at);
+    }
+}
+
+/// The logs of a run: stdout (capped) and the tail of stderr.
+#[derive(Debug, Default)]
+struct Logs {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl ContainerExecutor {
+    /// Follow the logs of `id` until the container stops (or, with `follow` false, read what it
+    /// logged); stdout over `cap` is an error.
+    async fn follow_logs(
+        &self,
+        id: &str,
+        cap: u64,
+        keep: usize,
+        follow: bool,
+    ) -> Result<Logs, ExecError> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!(
+                    "{API}/containers/{}/logs?follow={}&stdout=1&stderr=1",
+                    enc(id),
+                    u8::from(follow)
+                ),
+                None,
+            )
+            .await?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let body = collect(resp.into_body(), 1 << 20).await.unwrap_or_default();
+            return Err(DockerError::Api {
+                op: "logs".into(),
+                status,
+                message: engine_message(&body),
+            }
+            .into());
+        }
+        let mut body = resp.into_body();
+        let mut demux = Demux::default();
+        let mut logs = Logs::default();
+        let mut over = false;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ExecError::Io(format!("the log stream broke off: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            demux.feed(&data, |stream, payload| match stream {
+                2 => {
+                    logs.stderr.extend_from_slice(payload);
+                    if logs.stderr.len() > 2 * keep {
+                        logs.stderr.drain(..logs.stderr.len() - keep);
+                    }
+                }
+                _ => {
+                    if logs.stdout.len() as u64 + payload.len() as u64 > cap {
+                        over = true;
+                    } else {
+                        logs.stdout.extend_from_slice(payload);
+                    }
+                }
+            });
+            if over {
+                return Err(ExecError::OutputCap(cap));
+            }
+        }
+        if logs.stderr.len() > keep {
+            logs.stderr.drain(..logs.stderr.len() - keep);
+        }
+        Ok(logs)
+    }
+
+    /// Wait for `id` to stop; its exit code.
+    async fn wait(&self, id: &str) -> Result<i64> {
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("{API}/containers/{}/wait?condition=not-running", enc(id)),
+                None,
+            )
+            .await?;
+        let status = resp.status();
+        let body = collect(resp.into_body(), 1 << 20).await?;
+        if !status.is_success() {
+            return Err(DockerError::Api {
+                op: "wait".into(),
+                status: status.as_u16(),
+                message: engine_message(&body),
+            });
+        }
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| DockerError::Protocol(format!("wait: {e}")))?;
+        if let Some(m) = v.pointer("/Error/Message").and_then(Value::as_str)
+            && !m.is_empty()
+        {
+            return Err(DockerError::Protocol(format!("wait: {m}")));
+        }
+        v.get("StatusCode")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| DockerError::Protocol(format!("wait answered {v}")))
+    }
+
+    async fn run_job(&self, job: JobRun, cancel: CancellationToken) -> Result<Output, ExecError> {
+        let deadline = Instant::now() + job.time_limit;
+        let out_dir = job.work_dir.join("out");
+        std::fs::create_dir_all(&out_dir)
+            .map_err(|e| ExecError::Io(format!("cannot create {}: {e}", out_dir.display())))?;
+        // The engine resolves a relative bind source against its own working directory, not the
+        // node's: hand it the absolute path (`jobs.work_dir` may be relative to the config).
+        let out_dir = std::fs::canonicalize(&out_dir)
+            .map_err(|e| ExecError::Io(format!("cannot resolve {}: {e}", out_dir.display())))?;
+        // The container's user may not be the node's (an image's USER, user namespaces).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777))
+                .map_err(|e| ExecError::Io(format!("chmod {}: {e}", out_dir.display())))?;
+        }
+        let (path, body) = self.create_request(&job, &out_dir)?;
+        let image = Self::job_env(&job)?.image;
+        let name = Self::container_name(&job);
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, self.pull(image)) => match r {
+                Ok(r) => r?,
+                Err(_) => return Err(ExecError::TimedOut(job.time_limit)),
+            },
+            () = cancel.cancelled() => return Err(ExecError::Cancelled),
+        }
+        // A container of this lease left by an earlier run (crash, kill -9) goes first.
+        self.remove(&name).await?;
+        let (_, created) = self
+            .call("create container", Method::POST, &path, Some(&body))
+            .await?;
+        let id = serde_json::from_slice::<Value>(&created)
+            .ok()
+            .and_then(|v| v.get("Id").and_then(Value::as_str).map(str::to_owned))
+            .ok_or_else(|| ExecError::Io("create container: no Id in the answer".into()))?;
+        info!(lease = %job.id, container = %id, image = %image, "container created");
+        let r = self.start_and_wait(&job, &id, deadline, &cancel).await;
+        self.discard(&id).await;
+        let logs = r?;
+        let file = out_dir.join("result");
+        let cap = self.limits.max_output;
+        let result = match std::fs::metadata(&file) {
+            Ok(m) if m.len() > cap => return Err(ExecError::OutputCap(cap)),
+            Ok(_) => std::fs::read(&file)
+                .map_err(|e| ExecError::Io(format!("cannot read {}: {e}", file.display())))?,
+            Err(_) => logs.stdout,
+        };
+        Ok(Output {
+            result,
+            stderr_tail: String::from_utf8_lossy(&logs.stderr).into_owned(),
+        })
+    }
+
+    /// Start `id`, follow its logs, wait for it; the logs of a successful run.
+    async fn start_and_wait(
+        &self,
+        job: &JobRun,
+        id: &str,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<Logs, ExecError> {
+        self.call(
+            "start container",
+            Method::POST,
+            &format!("{API}/containers/{}/start", enc(id)),
+            None,
+        )
+        .await?;
+        let logs = self.follow_logs(id, self.limits.max_output, self.limits.stderr_tail, true);
+        let wait = self.wait(id);
+        tokio::pin!(logs, wait);
+        let mut got_logs: Option<Logs> = None;
+        let out_dir = job.work_dir.join("out");
+        let mut poll = tokio::time::interval(OUTPUT_POLL);
+        let code = loop {
+            tokio::select! {
+                code = &mut wait => break code?,
+                l = &mut logs, if got_logs.is_none() => got_logs = Some(l?),
+                _ = poll.tick() => {
+                    if dir_size(&out_dir) > self.limits.max_output {
+                        return Err(ExecError::OutputCap(self.limits.max_output));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => return Err(ExecError::TimedOut(job.time_limit)),
+                () = cancel.cancelled() => return Err(ExecError::Cancelled),
+            }
+        };
+        let logs = match got_logs {
+            Some(l) => l,
+            // The stream ends with the container; give it a moment to drain. Podman's followed
+            // stream can miss the end of a container that exits at once: then read the logs
+            // the container left, unfollowed.
+            None => match tokio::time::timeout(Duration::from_secs(10), logs).await {
+                Ok(l) => l?,
+                Err(_) => {
+                    warn!(
+                        container = id,
+                        "the log stream did not end with the container: reading its logs again"
+                    );
+                    self.follow_logs(id, self.limits.max_output, self.limits.stderr_tail, false)
+                        .await?
+                }
+            },
+        };
+        if code != 0 {
+            return Err(ExecError::Failed {
+                code: i32::try_from(code).ok(),
+                stderr: String::from_utf8_lossy(&logs.stderr).into_owned(),
+            });
+        }
+        Ok(logs)
+    }
+}
+
+/// Bytes under `dir` (files of every depth; links not followed).
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+impl Executor for ContainerExecutor {
+    fn name(&self) -> &'static str {
+        "container"
+    }
+
+    fn supports(&self, w: &Workload) -> Result<(), String> {
+        match w {
+            Workload::Container { image, .. } | Workload::Service { image, .. }
+                if image.trim().is_empty() =>
+            {
+                Err("the container job names no image".into())
+            }
+            Workload::Container { .. } | Workload::Service { .. } => Ok(()),
+            other => Err(format!(
+                "the container executor does not run {:?} jobs",
+                other.kind()
+            )),
+        }
+    }
+
+    fn run(&self, job: JobRun, cancel: CancellationToken, _: OnSpawn) -> RunFuture<'_> {
+        Box::pin(self.run_job(job, cancel))
+    }
+}

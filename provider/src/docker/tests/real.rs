@@ -1,0 +1,297 @@
+//! The real engine (Podman, which `scripts/test.sh` starts): PIN-06 and PIN-08 end to end.
+
+use super::*;
+
+/// A container executor on the real engine, speaking `engine`'s dialect (`docker`: the Docker
+/// Engine API's create; `podman`: libpod's), labelled `node`.
+fn on_real(socket: &Path, engine: &str, node: &str) -> ContainerExecutor {
+    ContainerExecutor::new(
+        EngineConfig {
+            engine: engine.into(),
+            socket: socket.to_owned(),
+            network: "none".into(),
+        },
+        node,
+    )
+}
+
+/// A job of `image` running `script` for at most `limit`, with 1 CPU, 1 GiB and no GPU.
+fn real_job(dir: &Path, image: &str, script: &str, limit: Duration) -> JobRun {
+    let mut j = job(dir, image, limit);
+    j.gpus.clear();
+    j.cpu_cores = 1;
+    j.ram_gib = 1;
+    j.id = B256::random();
+    j.workload = Workload::Container {
+        image: image.into(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        env: [("TASK".to_owned(), "7".to_owned())].into(),
+    };
+    j
+}
+
+/// PIN-06: a job on the real engine, through both create dialects, sees its spec's variables
+/// and nothing of the node's environment, runs as `nobody` with no capability, cannot write its
+/// root filesystem, cannot see the node's files, and writes its output where the node reads it.
+#[tokio::test]
+async fn real_engine_pin_06_a_job_sees_only_its_own_env_and_output_and_nothing_of_the_node() {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
+        return;
+    };
+    let node_dir = tempfile::tempdir().expect("tempdir");
+    let keystore = node_dir.path().join("operator.json");
+    std::fs::write(&keystore, "SECRET-KEYSTORE").expect("write");
+    for engine in ["docker", "podman"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let x = on_real(&socket, engine, "gridlease-test-env");
+        x.ping().await.expect("the engine answers");
+        let script = format!(
+            "echo hello; echo -n file > $GRIDLEASE_OUTPUT/result2; env; echo uid=$(id -u); \
+             grep CapEff /proc/self/status; echo x > /x 2>&1 || echo root-is-read-only; \
+             echo t > /tmp/t && echo tmp-is-writable; \
+             cat {} 2>&1; ls {} 2>&1; true",
+            keystore.display(),
+            node_dir.path().display()
+        );
+        let out = x
+            .run(
+                real_job(dir.path(), &image, &script, Duration::from_secs(120)),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{engine}: {e}"));
+        let text = String::from_utf8_lossy(&out.result);
+        assert!(text.starts_with("hello\n"), "{engine}: {text}");
+        assert!(text.contains("TASK=7"), "{engine}: {text}");
+        assert!(
+            text.contains(&format!("GRIDLEASE_OUTPUT={CONTAINER_OUTPUT}")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("CARGO"),
+            "{engine}: the node's environment leaked: {text}"
+        );
+        assert!(text.contains("uid=65534"), "{engine}: not nobody: {text}");
+        assert!(
+            text.contains("CapEff:\t0000000000000000"),
+            "{engine}: capabilities: {text}"
+        );
+        assert!(text.contains("root-is-read-only"), "{engine}: {text}");
+        assert!(text.contains("tmp-is-writable"), "{engine}: {text}");
+        assert!(
+            !text.contains("SECRET"),
+            "{engine}: the node's file leaked: {text}"
+        );
+        assert!(text.contains("No such file"), "{engine}: {text}");
+        assert_eq!(
+            std::fs::read(dir.path().join("job/out/result2")).expect("output"),
+            b"file"
+        );
+        assert_eq!(
+            x.remove_leftovers().await.expect("list"),
+            0,
+            "removed after the run"
+        );
+    }
+}
+
+/// PIN-06: a fork bomb stops at the process limit and the job at its time limit; nothing is
+/// left behind.
+#[tokio::test]
+async fn real_engine_pin_06_a_fork_bomb_is_contained_and_killed() {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let x = on_real(&socket, "podman", "gridlease-test-bomb");
+    let started = std::time::Instant::now();
+    let got = x
+        .run(
+            real_job(
+                dir.path(),
+                &image,
+                "b() { b | b & }; b; sleep 60",
+                Duration::from_secs(8),
+            ),
+            CancellationToken::new(),
+            no_hook(),
+        )
+        .await;
+    assert!(
+        matches!(
+            got,
+            Err(ExecError::TimedOut(_)) | Err(ExecError::Failed { .. })
+        ),
+        "{got:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "stopped at its limit"
+    );
+    assert_eq!(x.remove_leftovers().await.expect("list"), 0);
+}
+
+/// PIN-06: a job that allocates more than the lease's RAM is killed by the engine (no swap).
+#[tokio::test]
+async fn real_engine_pin_06_a_memory_hog_is_killed_at_the_lease_ram() {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let x = on_real(&socket, "docker", "gridlease-test-mem");
+    // `sort` holds its whole input, one 1.5 GB line, against a 1 GiB lease.
+    let got = x
+        .run(
+            real_job(
+                dir.path(),
+                &image,
+                "head -c 1500000000 /dev/zero | tr '\\0' a | sort > /dev/null",
+                Duration::from_secs(120),
+            ),
+            CancellationToken::new(),
+            no_hook(),
+        )
+        .await;
+    match got {
+        Err(ExecError::Failed { code, .. }) => assert_eq!(code, Some(137), "killed (OOM)"),
+        other => panic!(
+            "the hog was not killed: {:?}",
+            other.map(|o| o.result.len())
+        ),
+    }
+    assert_eq!(x.remove_leftovers().await.expect("list"), 0);
+}
+
+/// PIN-06, PIN-08: a disk filler gets ENOSPC at the tmpfs size, a read-only root, and is killed
+/// within a poll of writing more than the node's output cap into its output directory.
+#[tokio::test]
+async fn real_engine_pin_06_pin_08_a_disk_filler_is_contained_and_killed_at_the_output_cap() {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut x = on_real(&socket, "podman", "gridlease-test-disk");
+    let out = x
+        .run(
+            real_job(
+                dir.path(),
+                &image,
+                "head -c 400000000 /dev/zero 2>&1 > /tmp/fill; echo tmp=$?; \
+                 echo tmpsize=$(wc -c < /tmp/fill); \
+                 (head -c 1000 /dev/zero > /fill) 2>&1; echo root=$?",
+                Duration::from_secs(120),
+            ),
+            CancellationToken::new(),
+            no_hook(),
+        )
+        .await
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.result);
+    assert!(!text.contains("tmp=0"), "the write to /tmp failed: {text}");
+    let tmp: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tmpsize="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the tmpfs file's size");
+    assert!(tmp <= 256 << 20, "/tmp holds at most its tmpfs size: {tmp}");
+    assert!(
+        text.contains("Read-only file system") && !text.contains("root=0"),
+        "{text}"
+    );
+    x.limits.max_output = 1 << 20;
+    let started = std::time::Instant::now();
+    let got = x
+        .run(
+            real_job(
+                dir.path(),
+                &image,
+                "head -c 50000000 /dev/zero > $GRIDLEASE_OUTPUT/big; sleep 100",
+                Duration::from_secs(100),
+            ),
+            CancellationToken::new(),
+            no_hook(),
+        )
+        .await;
+    assert!(
+        matches!(got, Err(ExecError::OutputCap(c)) if c == 1 << 20),
+        "{got:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "killed while writing, not at exit"
+    );
+    assert_eq!(x.remove_leftovers().await.expect("list"), 0);
+}
+
+/// PIN-06: a job is killed and removed when its lease ends (cancellation); and one whose node
+/// died mid-run (its future dropped, as by `kill -9`) is removed by the next start's sweep.
+#[tokio::test]
+async fn real_engine_pin_06_a_job_is_removed_at_lease_end_and_after_a_node_crash() {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let x = on_real(&socket, "podman", "gridlease-test-crash");
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        c2.cancel();
+    });
+    let got = x
+        .run(
+            real_job(dir.path(), &image, "sleep 600", Duration::from_secs(600)),
+            cancel,
+            no_hook(),
+        )
+        .await;
+    assert!(matches!(got, Err(ExecError::Cancelled)), "{got:?}");
+    assert_eq!(
+        x.remove_leftovers().await.expect("list"),
+        0,
+        "removed at lease end"
+    );
+
+    // The crash: the run's future is dropped mid-job, so no cleanup of its own runs.
+    let job = real_job(dir.path(), &image, "sleep 600", Duration::from_secs(600));
+    let name = ContainerExecutor::container_name(&job);
+    let crashed = on_real(&socket, "podman", "gridlease-test-crash");
+    let run = tokio::spawn(async move {
+        let _ = crashed.run(job, CancellationToken::new(), no_hook()).await;
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = x
+            .call(
+                "inspect",
+                Method::GET,
+                &format!("{API}/containers/{name}/json"),
+                None,
+            )
+            .await
+            .unwrap_or_default();
+        if serde_json::from_slice::<Value>(&body)
+            .ok()
+            .is_some_and(|v| v["State"]["Running"] == true)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    // The restarted node's sweep (`for_node` runs it at start) kills and removes it.
+    let restarted = on_real(&socket, "podman", "gridlease-test-crash");
+    assert_eq!(restarted.remove_leftovers().await.expect("sweep"), 1);
+    assert_eq!(restarted.remove_leftovers().await.expect("sweep"), 0);
+}

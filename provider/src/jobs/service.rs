@@ -1,0 +1,182 @@
+//! Service leases: a service runs until its lease ends (restarted when it exits) and stops once
+//! its escrow is spent; the provider's heartbeats keep it live for them (PD-03).
+
+use std::{
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::{Duration, Instant},
+};
+
+use alloy::{primitives::B256, sol_types::SolCall};
+use gridlease_bindings::{Market, Staking};
+use gridlease_core::{
+    chain::{ChainError, classify},
+    txm::Outcome,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{
+    executor::{ExecError, JobRun, OnSpawn},
+    jobs::step::Step,
+    shared::Shared,
+    state::Job,
+    tx::{journal, mined, send_and_confirm},
+};
+
+/// Run a service lease until its end (or until it closes: the driver is cancelled). A service
+/// that exits is started again after a pause that doubles up to a minute; a service lease posts
+/// no result. When the lease's time is up the driver stops and the job waits for the close log.
+/// Its escrow is watched every few seconds besides the close log (PD-02): once it is spent the
+/// service stops and the node closes the lease itself, which frees its collateral at once.
+pub(crate) async fn serve(
+    s: &Arc<Shared>,
+    job: &Job,
+    run: JobRun,
+    cancel: &CancellationToken,
+) -> Result<(), Step> {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let now = s.client().now().await?;
+        let left = job.end.saturating_sub(now);
+        if left == 0 {
+            info!(lease = %job.id, "service lease over; waiting for its close");
+            return Err(Step::Stop);
+        }
+        let (id, s2) = (job.id, s.clone());
+        let record: OnSpawn = Box::new(move |pgid| {
+            let _ = s2.db().set_pgid(id, pgid);
+        });
+        let this = JobRun {
+            time_limit: Duration::from_secs(left),
+            ..run.clone()
+        };
+        info!(lease = %job.id, limit_s = left, "service running");
+        let started = Instant::now();
+        let stop = cancel.child_token();
+        let outcome = match s.executor(&run.workload) {
+            Err(e) => Err(ExecError::Unsupported(e)),
+            Ok(x) => {
+                let run = x.run(this, stop.clone(), record);
+                tokio::pin!(run);
+                tokio::select! {
+                    r = &mut run => r,
+                    () = spent(s, job.id) => {
+                        stop.cancel();
+                        // The executor stops and removes what it started (process group,
+                        // container) and frees its GPUs before the lease is closed.
+                        let _ = run.await;
+                        info!(lease = %job.id, "service lease's escrow is spent: stopping it and closing the lease");
+                        let close = Market::closeCall { leaseId: job.id };
+                        match send_and_confirm(s, s.market, close.abi_encode().into(), |t| journal(s, job.id, t)).await {
+                            Ok(()) | Err(ChainError::Revert(_)) => {}
+                            Err(e) => warn!(lease = %job.id, error = %e, "closing the spent lease failed; the keeper or a restart will"),
+                        }
+                        return Err(Step::Stop);
+                    }
+                }
+            }
+        };
+        let _ = s.db().set_pgid(job.id, 0);
+        match outcome {
+            Err(ExecError::Cancelled) => return Err(Step::Stop),
+            Err(ExecError::TimedOut(_)) => continue,
+            Err(ExecError::Unsupported(e)) => return Err(Step::Fail(e)),
+            other => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    pause = Duration::from_secs(1);
+                }
+                s.metrics.jobs_failed.fetch_add(1, Relaxed);
+                warn!(lease = %job.id, outcome = ?other.map(|o| o.stderr_tail), restart_in_s = pause.as_secs(), "service exited; restarting it");
+                tokio::select! {
+                    () = cancel.cancelled() => return Err(Step::Stop),
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+/// Returns once lease `id`'s escrow is spent (what it owes reaches what is left), polling every
+/// 3 s; never returns while the RPC fails.
+async fn spent(s: &Shared, id: B256) {
+    let market = s.lens();
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (Ok(job), Ok(owed)) = (
+            market.getJob(id).call().await,
+            market.accrued(id).call().await,
+        ) else {
+            continue;
+        };
+        if job.status == 2 && owed >= job.escrow {
+            return;
+        }
+    }
+}
+
+/// Keep the provider live for service leases: one `Staking.heartbeat` whenever half the period
+/// has passed since the last one (PD-03), read from the chain (chain time, OFF-21), so restarts
+/// and several heartbeat senders never beat more often than needed. RPC errors are retried within
+/// a second; a stuck heartbeat is replaced with higher fees by the transaction manager.
+pub(crate) async fn heartbeats(s: &Arc<Shared>) {
+    let staking = Staking::new(s.staking, &s.client().provider);
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let next = async {
+            let l = staking
+                .liveness(s.cfg.owner)
+                .call()
+                .await
+                .map_err(classify)?;
+            let (at, period) = (l.at.to::<u64>(), u64::from(l.period).max(2));
+            s.metrics.last_heartbeat.store(at, Relaxed);
+            let now = s.client().now().await?;
+            let due = at + period / 2;
+            if at != 0 && now < due {
+                return Ok::<_, ChainError>(Duration::from_secs((due - now).min(10)));
+            }
+            let call = Staking::heartbeatCall {};
+            let t =
+                s.tx.send(s.staking, call.abi_encode().into(), |_| Ok(()))
+                    .await?;
+            let sent = Instant::now();
+            // Replaced with bumped fees if it does not land; given up on after half a period,
+            // when the next one is due anyway.
+            match s
+                .tx
+                .confirm(t, Duration::from_secs(period / 2), |_| Ok(()))
+                .await?
+            {
+                Outcome::Mined(r) if r.status() => {
+                    mined(s, sent);
+                    s.metrics.heartbeats.fetch_add(1, Relaxed);
+                    debug!(tx = %r.transaction_hash, "heartbeat");
+                }
+                Outcome::Mined(r) => {
+                    warn!(tx = %r.transaction_hash, "heartbeat reverted");
+                }
+                Outcome::NonceTaken => {}
+            }
+            Ok(Duration::from_secs(1))
+        }
+        .await;
+        let wait = match next {
+            Ok(d) => {
+                backoff = Duration::from_millis(500);
+                d
+            }
+            Err(e) => {
+                s.metrics.rpc_errors.fetch_add(1, Relaxed);
+                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "heartbeat failed; retrying");
+                let b = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                b
+            }
+        };
+        tokio::select! {
+            () = s.kill.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

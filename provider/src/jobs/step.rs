@@ -1,0 +1,35 @@
+//! How a step of a job's driver ends when it does not advance ([`Step`]).
+
+use gridlease_bindings::IMarket::OrderParams;
+use gridlease_core::chain::ChainError;
+
+use crate::{
+    shared::terms,
+    state::{Job, StateError},
+};
+
+/// How a step ended when it did not advance.
+pub(crate) enum Step {
+    /// Transient (RPC): try again.
+    Retry(String),
+    /// Nothing more can be done for this job.
+    Fail(String),
+    /// Shutting down.
+    Stop,
+}
+
+impl From<StateError> for Step {
+    fn from(e: StateError) -> Self {
+        Self::Fail(e.to_string())
+    }
+}
+
+impl From<ChainError> for Step {
+    fn from(e: ChainError) -> Self {
+        Self::Retry(e.to_string())
+    }
+}
+
+pub(crate) fn job_terms(job: &Job) -> Result<OrderParams, Step> {
+    terms(job).ok_or_else(|| Step::Fail("the stored order terms do not decode".into()))
+}

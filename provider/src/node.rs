@@ -1,0 +1,359 @@
+//! The running node: collectors -> strategies -> executors, started, polled and stopped here.
+//!
+//! - **Collect** ([`crate::collect`]). Every `chain.poll_ms` the node reads new logs of the market
+//!   and results contracts from its saved cursors, in pages that halve when the RPC refuses a range
+//!   (OFF-13). Orders, challenges of its results and its new leases (to acknowledge them at once)
+//!   are read up to the head (a bid on an order that a reorg removes simply reverts in simulation:
+//!   the order id commits to every term); lease events that start work only once `confirmations`
+//!   blocks deep, so no work starts on an award a reorg can undo (OFF-04, PD-02). A cursor whose
+//!   block hash is no longer canonical rewinds and re-reads (OFF-01); every handler is idempotent.
+//! - **Decide** ([`crate::bidding`]). [`crate::bidding::decide`] on each new order; the spec is
+//!   fetched and checked against its hash before a bid, and only workloads an executor runs get one.
+//! - **Act** ([`crate::jobs`]). Bids through the shared [`TxManager`]; each won lease gets one
+//!   driver task that walks the job's [`JobState`] machine: acknowledge, run, commit, post. Every
+//!   step is a compare-and-set in SQLite and every transaction is journaled before broadcast, so
+//!   after `kill -9` a restart resumes each job where it was, never running a finished job again
+//!   nor posting twice (OFF-14, PD-04, PD-07).
+//!
+//! Protocol v2 (`docs/protocol.md` §7): an honest node is never slashed whatever the tenant's job
+//! does (MEC-15). It acknowledges every lease it wins within the start window (an instant order
+//! won by its own bid already is); every job yields a postable commitment, the 1 KiB-leaf tree
+//! over the stored result ([`gridlease_core::merkle::Commitment::of`]; an empty output is a valid
+//! result); a job that fails posts its failure report, and one that does not exit is stopped at
+//! its lease end (never later than `end + deadlineGrace - jobs.post_margin`) and its report posted;
+//! posting is retried on every revert or network error until `end + deadlineGrace`, each failure
+//! counted and logged as an alert. Challenges of its results' chunks are answered from the stored
+//! result ([`crate::results`], MEC-04), and leases are closed and held collateral released when
+//! due ([`crate::closes`]).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::Duration,
+};
+
+use alloy::{providers::Provider, sol_types::SolEvent};
+use anyhow::{Context, Result};
+use gridlease_bindings::{Market, MarketAdmin, Results};
+use gridlease_core::{
+    chain::{ChainError, Client, classify, classify_rpc},
+    daemon,
+    fetch::{Fetcher, Limits},
+    txm::{TxManager, TxPolicy},
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{error, info, warn};
+
+use crate::{
+    bidding::refresh_offer,
+    builtin::BuiltinExecutor,
+    collect::{Logs, retry_deferred, scan},
+    config::{BidMode, Config},
+    executor::ProcessExecutor,
+    finality::held,
+    gpu,
+    jobs::{driver::drive, service::heartbeats},
+    metrics::Metrics,
+    pricing::Offer,
+    shared::Shared,
+    state::{JobState, Store},
+    unix_now,
+};
+
+/// Start the node: check the chain and the registration, open the state, and run until a signal.
+pub async fn run(cfg: Config) -> Result<()> {
+    let s = Arc::new(start(cfg).await?);
+    let listener = tokio::net::TcpListener::bind(s.cfg.listen)
+        .await
+        .with_context(|| format!("http.listen {}: cannot bind", s.cfg.listen))?;
+    info!(listen = %s.cfg.listen, "http api up");
+    if s.cfg.corrupt_builtin || s.cfg.withhold_results {
+        warn!(
+            corrupt_builtin_results = s.cfg.corrupt_builtin,
+            withhold_results = s.cfg.withhold_results,
+            "[testing] knobs set: this node misbehaves on purpose and will be slashed"
+        );
+    }
+    let app = crate::api::router(s.clone());
+    let stop_http = s.kill.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(
+            crate::guard::LimitedListener::new(listener, crate::guard::MAX_CONNECTIONS),
+            app.into_make_service_with_connect_info::<crate::guard::Peer>(),
+        )
+        .with_graceful_shutdown(async move { stop_http.cancelled().await })
+        .await
+    });
+    signals(s.clone());
+    resume(&s)?;
+    if s.cfg.services {
+        // Critical: a node selling service leases without heartbeats would see them lapse, so
+        // if this task dies the node stops (and says why) rather than run on without it.
+        let s2 = s.clone();
+        let beats = tokio::spawn(async move { heartbeats(&s2).await });
+        let s3 = s.clone();
+        tokio::spawn(async move {
+            if let Err(e) = beats.await {
+                error!(error = %e, "the heartbeat task died: stopping the node");
+                s3.stop.cancel();
+            }
+        });
+    }
+    let poll = Duration::from_millis(s.cfg.poll_ms);
+    let mut backoff = poll;
+    loop {
+        tokio::select! {
+            () = s.stop.cancelled() => break,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        match tick(&s).await {
+            Ok(()) => backoff = poll,
+            Err(e) => {
+                s.metrics.rpc_errors.fetch_add(1, Relaxed);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "chain poll failed; running jobs continue");
+            }
+        }
+    }
+    let grace = Duration::from_secs(s.cfg.shutdown_grace_secs);
+    info!(
+        grace_s = grace.as_secs(),
+        "stopping: no new bids; running jobs get the grace"
+    );
+    s.tracker.close();
+    if tokio::time::timeout(grace, s.tracker.wait()).await.is_err() {
+        warn!("grace over: stopping running jobs; they resume on restart");
+        s.kill.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.tracker.wait()).await;
+    }
+    s.kill.cancel();
+    let _ = http.await;
+    info!("stopped");
+    Ok(())
+}
+
+fn signals(s: Arc<Shared>) {
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        for n in 0.. {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if n == 0 {
+                s.stop.cancel();
+            } else {
+                // A second signal: leave now (state is consistent at every step).
+                error!("second signal: exiting now");
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+async fn start(cfg: Config) -> Result<Shared> {
+    cfg.operator
+        .check_private_files()
+        .context("wallet: refusing an operator key others can read")?;
+    let signer = cfg
+        .operator
+        .load()
+        .context("wallet: the operator key cannot be loaded")?;
+    let operator = signer.address();
+    let client = Client::connect_with_fallback(&cfg.rpc, cfg.fallback_rpc.as_deref(), None).await?;
+    let d = daemon::deployment(&client, &cfg.deployments)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let market = d.address("Market")?;
+    let lens = d.address("MarketLens")?;
+    let staking = d.address("Staking")?;
+    let results = Results::new(d.address("Results")?, &client.provider);
+    let onchain = crate::onchain::OnChain::read(&cfg).await?;
+    let inventory = gpu::discover(&cfg.capacity);
+    onchain.ready(&cfg, operator, &inventory)?;
+    if cfg.bid_mode == BidMode::Signed {
+        let from = d.contracts.get("Staking").map_or(0, |c| c.block);
+        let uri = crate::signed::metadata_uri(&client, staking, cfg.owner, from).await?;
+        crate::signed::check_registration(
+            uri.as_deref(),
+            &cfg.public_url,
+            cfg.owner,
+            operator,
+            &onchain.info.capacity,
+        )?;
+    }
+    std::fs::create_dir_all(cfg.data_dir.join("results"))
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.work_dir)
+        .with_context(|| format!("cannot create jobs.work_dir {}", cfg.work_dir.display()))?;
+    daemon::exclusive(&cfg.data_dir, "node.lock", "gridlease-provider")
+        .map_err(anyhow::Error::msg)?;
+    let db = cfg.data_dir.join("state.db");
+    let store = Store::open(&db).with_context(|| {
+        format!(
+            "state store {} cannot be opened (corrupt?): not starting; move it away to rebuild from the chain's events since the deployment block",
+            db.display()
+        )
+    })?;
+    let modules = crate::modules::Modules::default();
+    let module = modules.get(&client, *results.address()).await?;
+    let fault_horizon = MarketAdmin::new(market, &client.provider)
+        .faultHorizon()
+        .call()
+        .await
+        .map_err(classify)?
+        .saturating_to::<u64>();
+    info!(
+        operator = %operator, owner = %cfg.owner, chain = client.chain_id,
+        market = %market, start_window_s = module.start_window,
+        deadline_grace_s = module.deadline_grace, response_window_s = module.response_window,
+        fault_horizon_s = fault_horizon, "gridlease-provider starting"
+    );
+    let deploy_block = d.contracts.get("Market").map_or(0, |c| c.block);
+    let tokens = d.tokens.iter().map(|t| (t.address, t.decimals)).collect();
+    let offer = Offer {
+        classes: onchain.info.capacity.gpuClasses,
+        gpus: onchain.info.capacity.gpuCount,
+        vram_gib: onchain.info.capacity.vramGiB,
+        exclusive_gpus: !inventory.gpus.is_empty() && !cfg.share_gpus,
+        held_gpus: 0,
+        free_slots: cfg.max_concurrent_jobs,
+        slots: cfg.max_concurrent_jobs,
+        free_stake: crate::onchain::lockable(&onchain.info),
+        kinds: 0,
+        min_price: 0,
+    };
+    let results = *results.address();
+    let bid_signer = (cfg.bid_mode == BidMode::Signed).then(|| signer.clone());
+    let tx = TxManager::new(client, signer, TxPolicy::default());
+    Ok(Shared {
+        tx,
+        market,
+        lens,
+        results,
+        staking,
+        fault_horizon,
+        deploy_block,
+        tokens,
+        store: Mutex::new(store),
+        metrics: Metrics::default(),
+        stop: CancellationToken::new(),
+        kill: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+        drivers: Mutex::new(HashMap::new()),
+        awaiting_push: Mutex::new(HashMap::new()),
+        push_lookups: crate::guard::LookupGate::default(),
+        process: ProcessExecutor {
+            limits: crate::executor::ProcessLimits {
+                max_output: cfg.max_output,
+                ..Default::default()
+            },
+        },
+        container: crate::docker::ContainerExecutor::for_node(
+            cfg.container.as_ref(),
+            &operator.to_string(),
+        )
+        .await?
+        .map(|mut c| {
+            c.limits.max_output = cfg.max_output;
+            c
+        }),
+        builtin: BuiltinExecutor::new(Fetcher::new(cfg.fetch_allow.clone(), Limits::default())),
+        gpus: crate::gpu::GpuAllocator::new(&inventory, cfg.share_gpus),
+        offer: Mutex::new(offer),
+        offer_at: AtomicU64::new(0),
+        completed_at: AtomicU64::new(0),
+        released_at: AtomicU64::new(0),
+        modules,
+        hold_ends: Mutex::new(HashMap::new()),
+        answering: Mutex::new(std::collections::HashSet::new()),
+        acked_early: Mutex::new(std::collections::HashSet::new()),
+        proofs: crate::shared::ProofCache::default(),
+        bid_signer,
+        cfg,
+    })
+}
+
+/// Pick up every live job after a (re)start.
+fn resume(s: &Arc<Shared>) -> Result<()> {
+    let live = s.db().live()?;
+    for j in live {
+        match j.state {
+            JobState::Bid => {}    // the lease log (or its absence) decides
+            JobState::Posted => {} // done; the close log ends it
+            _ => {
+                info!(lease = %j.id, state = j.state.name(), "resuming job");
+                drive(s, j.id);
+            }
+        }
+    }
+    crate::results::resume(s)?;
+    Ok(())
+}
+
+/// One poll: refresh the offer, read orders up to the head and lease events up to the confirmed
+/// head.
+async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
+    let p = &s.client().provider;
+    let head = p.get_block_number().await.map_err(classify_rpc)?;
+    let prev = s.metrics.head.swap(head, Relaxed);
+    if head < prev {
+        warn!(
+            prev,
+            head, "the RPC's head went backwards (lagging node or reorg)"
+        );
+    }
+    let hold = s.metrics.finality_hold.load(Relaxed);
+    if hold != 0
+        && held(hold, head).is_none()
+        && s.metrics
+            .finality_hold
+            .compare_exchange(hold, 0, Relaxed, Relaxed)
+            .is_ok()
+    {
+        info!(
+            head,
+            "finality hold over: jobs start and results are released again"
+        );
+    }
+    refresh_offer(s).await?;
+    // Up to the head: orders; leases, only to acknowledge the node's own at once (the start
+    // window may be shorter than `confirmations` blocks; the job waits for them); challenges of the
+    // node's results (an answer is due within the response window; one to a challenge a reorg
+    // removed only fails its simulation).
+    let orders = [
+        Market::OrderCreated::SIGNATURE_HASH,
+        Market::LeaseStarted::SIGNATURE_HASH,
+        Results::ChunkChallenged::SIGNATURE_HASH,
+    ];
+    let leases = [
+        Market::LeaseStarted::SIGNATURE_HASH,
+        Market::LeaseClosed::SIGNATURE_HASH,
+        Market::OrderCancelled::SIGNATURE_HASH,
+        Market::LeaseFaulted::SIGNATURE_HASH,
+        Market::HeldReleased::SIGNATURE_HASH,
+    ];
+    let mut sources = vec![s.market];
+    sources.extend(crate::results::watched(s).map_err(|e| ChainError::User(e.to_string()))?);
+    scan(s, Logs::Orders, head, sources, &orders).await?;
+    retry_deferred(s).await;
+    crate::closes::close_completed(s).await?;
+    crate::closes::release_held(s).await?;
+    scan(
+        s,
+        Logs::Leases,
+        head.saturating_sub(s.cfg.confirmations),
+        vec![s.market],
+        &leases,
+    )
+    .await?;
+    s.metrics.last_poll.store(unix_now(), Relaxed);
+    Ok(())
+}
