@@ -171,7 +171,7 @@ fn compile(root: &Path, out: &Path, solc: Solc) -> Vec<Artifact> {
     settings.output_selection = OutputSelection::common_output_selection(
         ContractOutputSelection::basic()
             .into_iter()
-            .chain(docs.clone())
+            .chain(docs)
             .map(|o| o.to_string()),
     );
 
