@@ -1,10 +1,15 @@
 //! What every command shares: the connected client, the deployment, the wallet, output.
 
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    sync::{Mutex, MutexGuard},
+};
 
 use alloy::{
     primitives::{Address, B256},
+    rpc::types::Filter,
     signers::local::PrivateKeySigner,
+    sol_types::SolEvent,
 };
 use anyhow::Result;
 use gridlease_bindings::{
@@ -79,6 +84,8 @@ pub(crate) struct Ctx {
     /// Downloads what others name (results, specs, inputs): http(s) only, no internal address
     /// unless allowed ([`gridlease_core::fetch`]).
     pub(crate) fetcher: Fetcher,
+    /// Every token the market has configured, read from the chain once ([`Ctx::market_tokens`]).
+    tokens: Mutex<Option<Vec<TokenEntry>>>,
 }
 
 impl Ctx {
@@ -120,6 +127,7 @@ impl Ctx {
             signer,
             json: cli.json,
             fetcher: Fetcher::new(allow, Limits::default()),
+            tokens: Mutex::new(None),
         })
     }
 
@@ -187,17 +195,92 @@ impl Ctx {
     }
 
     /// A payment token by address (from the deployment).
-    pub(crate) fn token_at(&self, address: Address) -> TokenEntry {
-        self.d
-            .tokens
-            .iter()
+    pub(crate) async fn token_at(&self, address: Address) -> Result<TokenEntry> {
+        if let Some(t) = self.d.tokens.iter().find(|t| t.address == address) {
+            return Ok(t.clone());
+        }
+        if let Some(t) = self
+            .market_tokens()
+            .await?
+            .into_iter()
             .find(|t| t.address == address)
-            .cloned()
-            .unwrap_or(TokenEntry {
-                symbol: format!("{address}"),
-                address,
-                decimals: 18,
-            })
+        {
+            return Ok(t);
+        }
+        // Not a market token (a stake token of another kind): its own metadata.
+        let erc20 = gridlease_bindings::MockStablecoin::new(address, &self.client.provider);
+        let decimals = erc20.decimals().call().await.map_err(classify)?;
+        let symbol = erc20
+            .symbol()
+            .call()
+            .await
+            .unwrap_or_else(|_| address.to_string());
+        Ok(TokenEntry {
+            symbol,
+            address,
+            decimals,
+        })
+    }
+
+    /// A payment token named by symbol (case-insensitive) or address: the deployment file's, or
+    /// one governance configured on the market after it was written.
+    pub(crate) async fn token(&self, symbol_or_address: &str) -> Result<TokenEntry> {
+        if let Ok(t) = self.d.token(symbol_or_address) {
+            return Ok(t);
+        }
+        let want = symbol_or_address.trim();
+        let by_addr = want.parse::<Address>().ok();
+        let all = self.market_tokens().await?;
+        if let Some(t) = all
+            .iter()
+            .find(|t| Some(t.address) == by_addr || t.symbol.eq_ignore_ascii_case(want))
+        {
+            return Ok(t.clone());
+        }
+        let known: Vec<&str> = all.iter().map(|t| t.symbol.as_str()).collect();
+        Err(UserError(format!(
+            "unknown payment token \"{want}\"; the market knows: {}",
+            known.join(", ")
+        ))
+        .into())
+    }
+
+    /// Every token the market has configured (allowed or not: a disabled token's credits stay
+    /// withdrawable), the deployment file's first: read from the market's `TokenConfigured`
+    /// events, once per command.
+    pub(crate) async fn market_tokens(&self) -> Result<Vec<TokenEntry>> {
+        if let Some(t) = lock(&self.tokens).as_ref() {
+            return Ok(t.clone());
+        }
+        let logs = logs_since_deploy(
+            self,
+            &Filter::new()
+                .address(self.market)
+                .event_signature(Market::TokenConfigured::SIGNATURE_HASH),
+        )
+        .await?;
+        let mut out: Vec<TokenEntry> = self.d.tokens.clone();
+        for l in logs {
+            let Ok(e) = l.log_decode::<Market::TokenConfigured>() else {
+                continue;
+            };
+            let e = e.inner.data;
+            if out.iter().any(|t| t.address == e.token) {
+                continue;
+            }
+            let symbol = gridlease_bindings::MockStablecoin::new(e.token, &self.client.provider)
+                .symbol()
+                .call()
+                .await
+                .unwrap_or_else(|_| e.token.to_string());
+            out.push(TokenEntry {
+                symbol,
+                address: e.token,
+                decimals: e.decimals,
+            });
+        }
+        *lock(&self.tokens) = Some(out.clone());
+        Ok(out)
     }
 
     /// Progress line (human mode only), on stderr so stdout stays the result.
@@ -206,6 +289,11 @@ impl Ctx {
             eprintln!("{line}");
         }
     }
+}
+
+/// The lock, even if a panicking holder poisoned it (the cache it guards is always whole).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Parse an order/lease id.
@@ -237,18 +325,6 @@ pub(crate) fn money(units: u128, t: &TokenEntry) -> String {
 pub(crate) fn per_hour(rate: u128, t: &TokenEntry) -> String {
     let h = hourly_from_rate(rate, t.decimals).unwrap_or(0);
     format!("{} {}/h", format_amount(h, t.decimals), t.symbol)
-}
-
-/// Status name (`IMarket.Status`).
-pub(crate) fn status_name(s: u8) -> &'static str {
-    match s {
-        1 => "open",
-        2 => "leased",
-        3 => "closed",
-        4 => "cancelled",
-        5 => "faulted",
-        _ => "unknown",
-    }
 }
 
 /// `0.001 ETH` for an amount in wei.

@@ -14,17 +14,15 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::{Market, Results, lens::IMarket::JobView};
-use gridlease_core::{chain::classify, deployments::TokenEntry, merkle::Commitment};
+use gridlease_core::{
+    chain::classify,
+    deployments::TokenEntry,
+    merkle::Commitment,
+    protocol::{CloseReason, JobViewExt, LeaseKind, Status},
+};
 use serde_json::json;
 
-use crate::ctx::{Ctx, logs_since_deploy, money, status_name, utc, when};
-
-/// `JobView.kind` of a batch lease without a result.
-pub(crate) const BATCH: u8 = 0;
-/// `JobView.kind` of a service lease.
-pub(crate) const SERVICE: u8 = 1;
-/// `JobView.kind` of a batch lease whose result is posted and held.
-pub(crate) const HELD: u8 = 2;
+use crate::ctx::{Ctx, logs_since_deploy, money, utc, when};
 
 /// The windows of a results module (immutables): what every lease bound to it lives by.
 #[derive(Clone, Debug)]
@@ -134,16 +132,16 @@ pub(crate) struct State {
 
 /// `LeaseClosed.reason` in words.
 pub(crate) fn reason_name(r: u8) -> &'static str {
-    match r {
-        0 => "closed by the tenant",
-        1 => "closed by the provider",
-        2 => "expired",
-        3 => "escrow exhausted",
-        4 => "faulted",
-        5 => "completed",
-        6 => "accepted by the tenant",
-        7 => "lapsed",
-        _ => "closed",
+    match CloseReason::of(r) {
+        Some(CloseReason::TenantClosed) => "closed by the tenant",
+        Some(CloseReason::ProviderClosed) => "closed by the provider",
+        Some(CloseReason::Expired) => "expired",
+        Some(CloseReason::Exhausted) => "escrow exhausted",
+        Some(CloseReason::Faulted) => "faulted",
+        Some(CloseReason::Completed) => "completed",
+        Some(CloseReason::Accepted) => "accepted by the tenant",
+        Some(CloseReason::Lapsed) => "lapsed",
+        None => "closed",
     }
 }
 
@@ -263,7 +261,7 @@ impl Facts {
                 windows.insert(module, w.clone());
                 Some(w)
             };
-            let accrued: u128 = if v.status == 2 {
+            let accrued: u128 = if v.status() == Status::Leased {
                 lens.accrued(id).call().await.map_err(classify)?.to()
             } else {
                 0
@@ -290,7 +288,7 @@ impl Facts {
                     }
                 }
             }
-            let lapsed = if v.status == 2 && v.kind == SERVICE {
+            let lapsed = if v.status() == Status::Leased && v.lease_kind() == LeaseKind::Service {
                 let live = ctx
                     .staking()?
                     .liveness(v.provider)
@@ -310,7 +308,7 @@ impl Facts {
             };
             out.push(Self {
                 id,
-                token: ctx.token_at(token_address),
+                token: ctx.token_at(token_address).await?,
                 stake: stake.clone(),
                 v,
                 now,
@@ -353,7 +351,7 @@ impl Facts {
     /// A batch lease's result deadline (its end + the module's grace), while it has no result.
     pub(crate) fn deadline(&self) -> Option<u64> {
         let w = self.windows.as_ref()?;
-        (self.v.kind == BATCH).then(|| self.v.end.to::<u64>() + w.deadline_grace)
+        (self.v.lease_kind() == LeaseKind::Batch).then(|| self.v.end.to::<u64>() + w.deadline_grace)
     }
 
     /// Until when an unacknowledged lease may still be acknowledged.
@@ -365,15 +363,17 @@ impl Facts {
     /// The fault a tenant (or anyone) can prove now without a result in hand: a no-show or a
     /// missed deadline, judged at now for a running lease and at its close for a held one.
     pub(crate) fn provable_liveness_fault(&self) -> Option<&'static str> {
-        let until = match self.v.status {
-            2 => self.now,
-            3 if self.v.held && self.now <= self.v.settledAt.to::<u64>() + self.horizon => {
+        let until = match self.v.status() {
+            Status::Leased => self.now,
+            Status::Closed
+                if self.v.held && self.now <= self.v.settledAt.to::<u64>() + self.horizon =>
+            {
                 self.v.settledAt.to()
             }
             _ => return None,
         };
         if let Some(a) = self.ack_until()
-            && self.v.kind != HELD
+            && self.v.lease_kind() != LeaseKind::Held
             && until > a
         {
             return Some("no-show");
@@ -384,6 +384,16 @@ impl Facts {
             return Some("missed-deadline");
         }
         None
+    }
+
+    /// The lease's provider: the view's while it runs, the award's after it closed (the market
+    /// clears a closed lease's provider), zero for an order never awarded.
+    pub(crate) fn provider(&self) -> Address {
+        if self.v.provider.is_zero() {
+            self.started.as_ref().map_or(Address::ZERO, |s| s.provider)
+        } else {
+            self.v.provider
+        }
     }
 
     /// The lease's state in words.
@@ -397,30 +407,37 @@ impl Facts {
             text,
             next: None,
         };
-        match v.status {
-            1 => {
+        match v.status() {
+            Status::Open => {
                 let end: u64 = v.biddingEnd.to();
                 if now <= end {
                     s("open", format!("open: bids until {}", when(end, now)))
                 } else {
                     State {
                         word: "awaiting-award",
-                        text: "bid window over: awaiting the award (you may cancel it)".into(),
+                        text: if v.provider.is_zero() {
+                            "bid window over and no bid on chain: unless a provider's signed bid \
+                             comes with the award, nobody took it at this price; cancel it and \
+                             submit again with a higher price.max_per_hour or another GPU class"
+                                .into()
+                        } else {
+                            "bid window over: awaiting the award (you may cancel it)".into()
+                        },
                         next: Some(format!("gridlease cancel {id}")),
                     }
                 }
             }
-            2 => self.running_state(&prove),
-            3 => self.closed_state(&prove),
-            4 => s(
+            Status::Leased => self.running_state(&prove),
+            Status::Closed => self.closed_state(&prove),
+            Status::Cancelled => s(
                 "cancelled",
                 format!(
                     "cancelled: refunded {}",
                     self.money(self.cancelled.as_ref().map_or(0, |c| c.refund.to()))
                 ),
             ),
-            5 => self.fault_state(),
-            _ => s("unknown", "no such order on this market".into()),
+            Status::Faulted => self.fault_state(),
+            Status::None => s("unknown", "no such order on this market".into()),
         }
     }
 
@@ -432,8 +449,8 @@ impl Facts {
             text,
             next: Some(prove.to_owned()),
         };
-        match v.kind {
-            HELD => {
+        match v.lease_kind() {
+            LeaseKind::Held => {
                 if !self.challenges.is_empty() || v.challenged {
                     let list = self
                         .challenges
@@ -483,7 +500,7 @@ impl Facts {
                 }
             }
             kind => {
-                let what = if kind == SERVICE {
+                let what = if kind == LeaseKind::Service {
                     "service"
                 } else {
                     "batch job"
@@ -507,7 +524,7 @@ impl Facts {
                         next: None,
                     };
                 }
-                if kind == SERVICE {
+                if kind == LeaseKind::Service {
                     if self.lapsed {
                         return State {
                             word: "lapsed",
@@ -570,7 +587,7 @@ impl Facts {
     fn closed_state(&self, prove: &str) -> State {
         let (v, now) = (&self.v, self.now);
         let c = self.closed.as_ref();
-        let reason = c.map_or(255, |c| c.reason);
+        let reason = c.and_then(|c| CloseReason::of(c.reason));
         let amounts = c.map_or_else(String::new, |c| {
             format!(
                 ": paid {}, refunded {}",
@@ -579,18 +596,18 @@ impl Facts {
             )
         });
         let word = match reason {
-            5 => "completed",
-            6 => "accepted",
-            7 => "lapsed",
-            2 => "expired",
-            3 => "exhausted",
+            Some(CloseReason::Completed) => "completed",
+            Some(CloseReason::Accepted) => "accepted",
+            Some(CloseReason::Lapsed) => "lapsed",
+            Some(CloseReason::Expired) => "expired",
+            Some(CloseReason::Exhausted) => "exhausted",
             _ => "closed",
         };
-        let mut text = format!("{}{amounts}", reason_name(reason));
+        let mut text = format!("{}{amounts}", reason_name(c.map_or(u8::MAX, |c| c.reason)));
         let mut next = None;
         let held_until = v.settledAt.to::<u64>() + self.horizon;
         if v.held && now <= held_until {
-            if v.kind == HELD {
+            if v.lease_kind() == LeaseKind::Held {
                 let end: u64 = v.end.to();
                 if now <= end {
                     text += &format!(
@@ -623,7 +640,7 @@ impl Facts {
                 "; the provider's collateral is held until {}",
                 when(held_until, now)
             );
-        } else if reason == 5 {
+        } else if reason == Some(CloseReason::Completed) {
             text = format!("completed: the result stood{amounts}");
         }
         State { word, text, next }
@@ -638,7 +655,9 @@ impl Facts {
             };
         };
         let before = match self.closed.as_ref().map(|c| c.reason) {
-            Some(r) if r != 4 => format!("{}, then ", reason_name(r)),
+            Some(r) if CloseReason::of(r) != Some(CloseReason::Faulted) => {
+                format!("{}, then ", reason_name(r))
+            }
             _ => String::new(),
         };
         let compensation: u128 = f.compensation.try_into().unwrap_or(u128::MAX);
@@ -676,17 +695,18 @@ impl Facts {
     pub(crate) fn json(&self) -> serde_json::Value {
         let v = &self.v;
         let st = self.state();
-        let held_until = (v.held && v.status == 3).then(|| v.settledAt.to::<u64>() + self.horizon);
+        let held_until = (v.held && v.status() == Status::Closed)
+            .then(|| v.settledAt.to::<u64>() + self.horizon);
         json!({
             "id": self.id,
-            "status": status_name(v.status),
+            "status": v.status().word(),
             "state": st.word,
             "stateText": st.text,
             "next": st.next,
-            "kind": match v.kind { SERVICE => "service", _ => "batch" },
+            "kind": match v.lease_kind() { LeaseKind::Service => "service", _ => "batch" },
             "tenant": self.tenant(),
             "token": self.token.symbol,
-            "provider": v.provider,
+            "provider": self.provider(),
             "escrow": v.escrow.to::<u128>().to_string(),
             "escrowText": self.money(v.escrow.to()),
             "ratePerSecond": v.ratePerSecond.to::<u128>().to_string(),
@@ -700,13 +720,13 @@ impl Facts {
             "lowBalance": v.lowBalance,
             "instant": v.instant,
             "acknowledged": v.acknowledged,
-            "acknowledgeBy": self.ack_until().filter(|_| v.status == 2),
-            "resultDeadline": self.deadline().filter(|_| v.status == 2),
+            "acknowledgeBy": self.ack_until().filter(|_| v.status() == Status::Leased),
+            "resultDeadline": self.deadline().filter(|_| v.status() == Status::Leased),
             "challenged": v.challenged,
             "openChallenges": self.challenges.iter().map(|c| json!({
                 "index": c.index, "deadline": c.deadline,
             })).collect::<Vec<_>>(),
-            "holdEnd": (v.kind == HELD && v.status == 2).then(|| v.end.to::<u64>()),
+            "holdEnd": (v.lease_kind() == LeaseKind::Held && v.status() == Status::Leased).then(|| v.end.to::<u64>()),
             "held": v.held,
             "collateralHeldUntil": held_until,
             "result": self.result.as_ref().map(|r| json!({

@@ -200,6 +200,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every command prints once and serves nothing: `gridlease list | head` ends quietly.
+    gridlease_core::daemon::quiet_broken_pipe();
     let json = cli.json;
     match run(cli).await {
         Ok(out) => {

@@ -2,20 +2,22 @@
 
 use alloy::{
     primitives::{Address, U256, aliases::U96},
-    rpc::types::{Filter, TransactionReceipt},
+    rpc::types::TransactionReceipt,
     sol_types::SolEvent,
 };
 use anyhow::Result;
 use gridlease_bindings::{Market, MockStablecoin};
-use gridlease_core::{chain::classify, deployments::TokenEntry, units::parse_amount};
+use gridlease_core::{
+    chain::classify,
+    deployments::TokenEntry,
+    protocol::{JobViewExt, LeaseKind, Status},
+    units::parse_amount,
+};
 use serde_json::json;
 
 use crate::{
-    ctx::{
-        Ctx, Output, UserError, eth, logs_since_deploy, money, parse_address, parse_id, send,
-        status_name, user, utc, when,
-    },
-    lease::{BATCH, Facts, HELD},
+    ctx::{Ctx, Output, UserError, eth, money, parse_address, parse_id, send, user, utc, when},
+    lease::Facts,
 };
 
 fn event<E: SolEvent>(r: &TransactionReceipt) -> Option<E> {
@@ -52,19 +54,18 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
     let id = parse_id(id)?;
     let wallet = ctx.wallet()?;
     let v = ctx.lens()?.getJob(id).call().await.map_err(classify)?;
-    let status = v.status;
-    if status != 1 && status != 2 {
+    let status = v.status();
+    if !matches!(status, Status::Open | Status::Leased) {
         return user(format!(
-            "{id} is {}: only an open order or a running lease takes a top-up",
-            status_name(status)
+            "{id} is {status}: only an open order or a running lease takes a top-up"
         ));
     }
-    if status == 2 && v.kind == HELD {
+    if status == Status::Leased && v.lease_kind() == LeaseKind::Held {
         return user(format!(
             "{id} has its result posted and held: its pay is fixed, and money added now would only come back (accept it with gridlease close {id})"
         ));
     }
-    let t = ctx.token_at(v.token);
+    let t = ctx.token_at(v.token).await?;
     let units = parse_amount(amount, t.decimals).map_err(|e| UserError(format!("amount: {e}")))?;
     if units == 0 {
         return user("amount: must be more than zero");
@@ -89,7 +90,7 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
         send(erc20.approve(ctx.market, U256::from(units))).await?;
     }
     // The lease's provider, so a top-up can never land on a lease that changed hands.
-    let expected = if status == 2 {
+    let expected = if status == Status::Leased {
         v.provider
     } else {
         Address::ZERO
@@ -111,18 +112,18 @@ pub(crate) async fn cancel(ctx: &Ctx, id: &str) -> Result<Output> {
     let id = parse_id(id)?;
     let me = ctx.wallet()?.address();
     let v = ctx.lens()?.getJob(id).call().await.map_err(classify)?;
-    if v.status != 1 {
+    if v.status() != Status::Open {
         return user(format!(
             "{id} is {}: only an open order can be cancelled{}",
-            status_name(v.status),
-            if v.status == 2 {
+            v.status().word(),
+            if v.status() == Status::Leased {
                 " (close the lease instead: gridlease close ID)"
             } else {
                 ""
             }
         ));
     }
-    let t = ctx.token_at(v.token);
+    let t = ctx.token_at(v.token).await?;
     let r = send(ctx.admin().cancelOrder(id)).await?;
     let refund: u128 = event::<Market::OrderCancelled>(&r).map_or(0, |e| e.refund.to());
     let kept = credited(&r, v.tenant);
@@ -166,8 +167,8 @@ pub(crate) fn preview(f: &Facts, me: Option<Address>) -> Result<Preview> {
         )
     };
     let prove = format!("gridlease result {id} --prove");
-    match v.kind {
-        BATCH => {
+    match v.lease_kind() {
+        LeaseKind::Batch => {
             if !tenant {
                 return user(format!(
                     "only the tenant ({}) may close a batch lease without a result; a no-show or a missed deadline is ended by proving it: {prove}",
@@ -237,7 +238,7 @@ pub(crate) fn preview(f: &Facts, me: Option<Address>) -> Result<Preview> {
                 }
             }
         }
-        HELD => {
+        LeaseKind::Held => {
             let refund = escrow.saturating_sub(f.accrued);
             if now <= end || v.challenged {
                 if !tenant {
@@ -323,11 +324,11 @@ pub(crate) async fn close(ctx: &Ctx, id: &str, check: bool) -> Result<Output> {
         Some(ctx.wallet()?.address())
     };
     let f = Facts::one(ctx, id).await?;
-    if f.v.status != 2 {
+    if f.v.status() != Status::Leased {
         return user(format!(
             "{id} is {}: only a running lease can be closed{}",
-            status_name(f.v.status),
-            if f.v.status == 1 {
+            f.v.status().word(),
+            if f.v.status() == Status::Open {
                 " (cancel the order instead: gridlease cancel ID)"
             } else {
                 ""
@@ -357,7 +358,7 @@ pub(crate) async fn close(ctx: &Ctx, id: &str, check: bool) -> Result<Output> {
     ctx.progress(&format!("closing {id}: {}", p.text));
     let r = send(ctx.market().close(id)).await?;
     let e = event::<Market::LeaseClosed>(&r);
-    let (paid, refund, held, reason) = e.as_ref().map_or((0, 0, false, 255), |e| {
+    let (paid, refund, held, reason) = e.as_ref().map_or((0, 0, false, u8::MAX), |e| {
         (e.paid.to::<u128>(), e.refund.to::<u128>(), e.held, e.reason)
     });
     let kept = credited(&r, f.v.tenant);
@@ -393,39 +394,6 @@ struct Collected {
     json: serde_json::Value,
 }
 
-/// Every token the market has configured (allowed or not: a disabled token's credits stay
-/// withdrawable), plus the deployment's.
-async fn market_tokens(ctx: &Ctx) -> Result<Vec<TokenEntry>> {
-    let logs = logs_since_deploy(
-        ctx,
-        &Filter::new()
-            .address(ctx.market)
-            .event_signature(Market::TokenConfigured::SIGNATURE_HASH),
-    )
-    .await?;
-    let mut out: Vec<TokenEntry> = ctx.d.tokens.clone();
-    for l in logs {
-        let Ok(e) = l.log_decode::<Market::TokenConfigured>() else {
-            continue;
-        };
-        let e = e.inner.data;
-        if out.iter().any(|t| t.address == e.token) {
-            continue;
-        }
-        let symbol = MockStablecoin::new(e.token, &ctx.client.provider)
-            .symbol()
-            .call()
-            .await
-            .unwrap_or_else(|_| e.token.to_string());
-        out.push(TokenEntry {
-            symbol,
-            address: e.token,
-            decimals: e.decimals,
-        });
-    }
-    Ok(out)
-}
-
 /// `withdraw [--token T] [--to ADDRESS]`: every credit the account has in the market (each
 /// token), in staking (slash compensation, reporter rewards) and in the results modules (wei of
 /// challenge bonds that could not be sent).
@@ -438,7 +406,10 @@ pub(crate) async fn withdraw(ctx: &Ctx, token: Option<&str>, to: Option<&str>) -
     if to.is_zero() {
         return user("--to: the zero address cannot receive a withdrawal");
     }
-    let only = token.map(|t| ctx.d.token(t)).transpose()?;
+    let only = match token {
+        Some(t) => Some(ctx.token(t).await?),
+        None => None,
+    };
     let lens = ctx.lens()?;
     let staking = ctx.staking()?;
     let mut done: Vec<Collected> = Vec::new();
@@ -451,7 +422,7 @@ pub(crate) async fn withdraw(ctx: &Ctx, token: Option<&str>, to: Option<&str>) -
         }
     };
 
-    for t in market_tokens(ctx).await? {
+    for t in ctx.market_tokens().await? {
         if only.as_ref().is_some_and(|o| o.address != t.address) {
             continue;
         }
@@ -478,7 +449,7 @@ pub(crate) async fn withdraw(ctx: &Ctx, token: Option<&str>, to: Option<&str>) -
 
     let stake_token: Address = staking.stakeToken().call().await.map_err(classify)?;
     if only.as_ref().is_none_or(|o| o.address == stake_token) {
-        let st = ctx.token_at(stake_token);
+        let st = ctx.token_at(stake_token).await?;
         let credit: u128 = staking
             .creditOf(me)
             .call()

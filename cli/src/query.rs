@@ -9,19 +9,24 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::Market;
-use gridlease_core::{chain::classify, gpu, units::format_duration};
+use gridlease_core::{
+    chain::classify,
+    gpu,
+    protocol::{JobViewExt, LeaseKind, Status},
+    units::format_duration,
+};
 use serde_json::json;
 
 use crate::{
     ctx::{Ctx, Output, logs_since_deploy, money, parse_address, parse_id, per_hour, user, when},
-    lease::{Facts, HELD, SERVICE},
+    lease::Facts,
 };
 
 /// `status ID`.
 pub(crate) async fn status(ctx: &Ctx, id: &str) -> Result<Output> {
     let id = parse_id(id)?;
     let f = Facts::one(ctx, id).await?;
-    if f.v.status == 0 {
+    if f.v.status() == Status::None {
         return user(format!(
             "no order or lease {id} on this market (chain {})",
             ctx.client.chain_id
@@ -44,8 +49,8 @@ fn status_text(f: &Facts) -> String {
         st.text,
         f.tenant()
     );
-    match v.status {
-        1 => {
+    match v.status() {
+        Status::Open => {
             h += &format!(
                 "  escrow     {}\n  max price  {}\n  bids       {}\n",
                 money(v.escrow.to(), t),
@@ -61,22 +66,22 @@ fn status_text(f: &Facts) -> String {
                 },
             );
         }
-        2 => {
+        Status::Leased => {
             let rate = v.ratePerSecond.to::<u128>();
             let escrow = v.escrow.to::<u128>();
             h += &format!(
                 "  provider   {}\n  kind       {}\n  price      {}\n  escrow     {} ({} accrued, not yet paid)\n",
                 v.provider,
-                match v.kind {
-                    SERVICE => "service (paid per second of live heartbeat)",
-                    HELD => "batch, result held",
-                    _ => "batch (paid for its result)",
+                match v.lease_kind() {
+                    LeaseKind::Service => "service (paid per second of live heartbeat)",
+                    LeaseKind::Held => "batch, result held",
+                    LeaseKind::Batch => "batch (paid for its result)",
                 },
                 per_hour(rate, t),
                 money(escrow, t),
                 money(f.accrued, t),
             );
-            if v.kind == SERVICE {
+            if v.lease_kind() == LeaseKind::Service {
                 let left = escrow - f.accrued.min(escrow);
                 let scale = gridlease_core::units::rate_scale(t.decimals).unwrap_or(1);
                 let runway = (left * scale).checked_div(rate).unwrap_or(0);
@@ -90,7 +95,7 @@ fn status_text(f: &Facts) -> String {
                     },
                 );
             }
-            if v.kind != HELD {
+            if v.lease_kind() != LeaseKind::Held {
                 h += &format!("  ends       {}\n", when(v.end.to(), now));
             }
         }
@@ -179,10 +184,10 @@ pub(crate) async fn market(ctx: &Ctx) -> Result<Output> {
         let (id, params) = (e.inner.data.orderId, &e.inner.data.params);
         class_of.insert(id, params.gpuClass);
         let v = m.getJob(id).call().await.map_err(classify)?;
-        if v.status != 1 {
+        if v.status() != Status::Open {
             continue;
         }
-        let t = ctx.token_at(v.token);
+        let t = ctx.token_at(v.token).await?;
         let left = v.biddingEnd.to::<u64>().saturating_sub(now);
         h += &format!(
             "  {id}  {:<9} x{}  up to {:>16}  for {:<6}  bids {}\n",

@@ -17,6 +17,7 @@ use gridlease_bindings::{Market, Results};
 use gridlease_core::{
     chain::classify_rpc,
     merkle::{Commitment, RESULT_LEAF_BYTES},
+    protocol::{JobViewExt, LeaseKind, Status},
     units::format_duration,
     verify::{BuiltinJob, Verdict},
 };
@@ -24,7 +25,7 @@ use serde_json::json;
 
 use crate::{
     ctx::{Ctx, Output, UserError, eth, logs_since_deploy, money, parse_id, send, user, utc, when},
-    lease::{Facts, HELD, Posted, Windows, short_string},
+    lease::{Facts, Posted, Windows, short_string},
 };
 
 /// Flags of `result`.
@@ -45,14 +46,14 @@ pub(crate) struct Opts {
 pub(crate) async fn run(ctx: &Ctx, id: &str, opts: Opts) -> Result<Output> {
     let id = parse_id(id)?;
     let f = Facts::one(ctx, id).await?;
-    match f.v.status {
-        0 => {
+    match f.v.status() {
+        Status::None => {
             return user(format!(
                 "no order or lease {id} on this market (chain {})",
                 ctx.client.chain_id
             ));
         }
-        1 | 4 => {
+        Status::Open | Status::Cancelled => {
             return user(format!(
                 "{id} was never leased: it has no result (see gridlease status {id})"
             ));
@@ -191,7 +192,8 @@ async fn challenge(ctx: &Ctx, f: &Facts, w: &Windows, chunk: Option<u64>) -> Res
         ));
     };
     let v = &f.v;
-    let held = v.kind == HELD && (v.status == 2 || (v.status == 3 && v.held));
+    let held = v.lease_kind() == LeaseKind::Held
+        && (v.status() == Status::Leased || (v.status() == Status::Closed && v.held));
     let end: u64 = v.end.to();
     if !held || f.now > end {
         return user(format!(
@@ -468,7 +470,9 @@ fn unavailable(f: &Facts, w: &Windows, posted: &Posted, err: &str, revealed: usi
     let id = f.id;
     let v = &f.v;
     let end: u64 = v.end.to();
-    let open = v.kind == HELD && (v.status == 2 || (v.status == 3 && v.held)) && f.now <= end;
+    let open = v.lease_kind() == LeaseKind::Held
+        && (v.status() == Status::Leased || (v.status() == Status::Closed && v.held))
+        && f.now <= end;
     let leaves = posted.commitment().leaves();
     let mut msg = format!(
         "the provider's download failed: {err}; {revealed} of its {leaves} chunk(s) were revealed on chain"

@@ -3,28 +3,27 @@
 use std::{path::Path, time::Instant};
 
 use alloy::{
-    primitives::{B256, U256, aliases::U96},
+    primitives::{Address, B256, U256, aliases::U96},
     providers::Provider,
     rpc::types::Filter,
     sol_types::SolEvent,
 };
 use anyhow::Result;
-use gridlease_bindings::{IMarket::OrderParams, Market, MockStablecoin};
+use gridlease_bindings::{IMarket::OrderParams, Market, Market::MarketErrors, MockStablecoin};
 use gridlease_core::{
-    chain::{classify, classify_rpc},
+    chain::{ChainError, ContractError, Revert, classify, classify_rpc},
+    deployments::TokenEntry,
     fetch, gpu,
+    protocol::{JobKind, JobViewExt, LeaseKind, Status},
     spec::{JobSpec, PUSH_URI},
-    token::sign_permit,
-    units::{format_duration, owed, parse_amount, parse_duration, rate_from_hourly_ceil},
+    token::{SignedPermit, sign_permit},
+    units::{covering, format_duration, parse_amount, parse_duration, rate_from_hourly_ceil},
 };
 use serde_json::json;
 
 use crate::{
-    ctx::{
-        Ctx, Output, UserError, money, per_hour, read_file, resolve_inputs, send, status_name,
-        user, utc,
-    },
-    lease::{Facts, HELD},
+    ctx::{Ctx, Output, UserError, money, per_hour, read_file, resolve_inputs, send, user, utc},
+    lease::Facts,
 };
 
 /// Flags of `submit`.
@@ -43,6 +42,50 @@ pub(crate) struct Opts {
     pub(crate) push: Option<String>,
 }
 
+/// The market found no allowance after the permit: the token refused the permit (the market
+/// falls back to an existing approval when it does). Ask the token itself why, so the user hears
+/// the real cause (a paused token, a frozen account, an expired or wrong signature), not the
+/// market's symptom.
+async fn permit_refused(
+    ctx: &Ctx,
+    token: &TokenEntry,
+    tenant: Address,
+    permit: &SignedPermit,
+    deposit: u128,
+    market: Revert,
+) -> ChainError {
+    let erc20 = MockStablecoin::new(token.address, &ctx.client.provider);
+    let tried = erc20
+        .permit(
+            tenant,
+            ctx.market,
+            U256::from(deposit),
+            permit.deadline,
+            permit.v,
+            permit.r,
+            permit.s,
+        )
+        .call()
+        .await;
+    match tried.map_err(classify) {
+        Err(ChainError::Revert(t)) => {
+            let why = if t.hint.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", t.hint)
+            };
+            let mut r = *t;
+            r.hint = format!(
+                "{} refused the permit with {}{}{why}; nothing was sent",
+                token.symbol, r.name, r.detail
+            );
+            ChainError::Revert(Box::new(r))
+        }
+        Err(other) => other,
+        Ok(_) => ChainError::Revert(Box::new(market)),
+    }
+}
+
 /// Run `submit`.
 pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     let text = read_file(file)?;
@@ -53,7 +96,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     resolve_inputs(ctx, &mut spec.run.workload, &what).await?;
     let timeout =
         parse_duration(&opts.timeout).map_err(|e| UserError(format!("--timeout: {e}")))?;
-    let token = ctx.d.token(&spec.terms.token)?;
+    let token = ctx.token(&spec.terms.token).await?;
     let stake = ctx
         .d
         .tokens
@@ -93,7 +136,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     }
     let deposit = match &t.deposit {
         Some(d) => parse_amount(d, token.decimals).map_err(|e| field("deposit", e))?,
-        None => owed(rate, t.max_duration, token.decimals).unwrap_or(0),
+        None => covering(rate, t.max_duration, token.decimals).unwrap_or(0),
     };
     if deposit == 0 || deposit >= 1 << 96 {
         return user(format!(
@@ -103,7 +146,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     }
     let collateral =
         parse_amount(&t.collateral, stake.decimals).map_err(|e| field("collateral", e))?;
-    if opts.push.is_some() && spec.run.workload.kind().code() == 1 {
+    if opts.push.is_some() && spec.run.workload.kind() == JobKind::MatmulI8 {
         return user(format!(
             "{}: --push keeps the spec private, but keepers need a built-in job's spec to check its result; submit it without --push",
             file.display()
@@ -148,10 +191,10 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         "job: {} on {} x{} ({} GiB), up to {} for {}, bids for {}\nescrow: {} (collateral {})\nspec hash: {}\n",
         spec.name
             .as_deref()
-            .unwrap_or(match spec.run.workload.kind().code() {
-                1 => "matmul_i8",
-                2 => "service",
-                _ => "container",
+            .unwrap_or(match spec.run.workload.kind() {
+                JobKind::MatmulI8 => "matmul_i8",
+                JobKind::Service => "service",
+                JobKind::Container => "container",
             }),
         gpu::class_name(r.gpu_class),
         r.gpu_count,
@@ -199,14 +242,27 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     )
     .await?;
     let started = Instant::now();
-    let receipt = send(market.createOrderWithPermit(
+    let receipt = match send(market.createOrderWithPermit(
         order.clone(),
         permit.deadline,
         permit.v,
         permit.r,
         permit.s,
     ))
-    .await?;
+    .await
+    {
+        Err(ChainError::Revert(r))
+            if matches!(
+                r.error,
+                ContractError::Market(MarketErrors::InsufficientAllowance(_))
+            ) =>
+        {
+            return Err(permit_refused(ctx, &token, tenant, &permit, deposit, *r)
+                .await
+                .into());
+        }
+        sent => sent?,
+    };
     let block = receipt.block_number.unwrap_or_default();
     ctx.progress(&format!(
         "{human}ordered: {id} (tx {}, block {block})",
@@ -312,9 +368,9 @@ async fn follow(
     say("ordered");
     loop {
         let v = lens.getJob(id).call().await.map_err(classify)?;
-        let token = ctx.token_at(v.token);
-        let status = v.status;
-        if status == 1 {
+        let token = ctx.token_at(v.token).await?;
+        let status = v.status();
+        if status == Status::Open {
             let filter = Filter::new()
                 .address(ctx.market)
                 .event_signature(Market::BidPlaced::SIGNATURE_HASH)
@@ -335,11 +391,11 @@ async fn follow(
             }
         }
         let key = (status, v.kind, v.acknowledged, v.challenged, v.held);
-        if seen != Some(key) && status != 0 {
+        if seen != Some(key) && status != Status::None {
             seen = Some(key);
             let f = Facts::one(ctx, id).await?;
             let st = f.state();
-            if status >= 2 && !leased {
+            if !matches!(status, Status::None | Status::Open) && !leased {
                 leased = true;
                 if let Some(s) = &f.started {
                     say(&format!(
@@ -356,14 +412,14 @@ async fn follow(
                 say("running (the provider acknowledged the lease)");
             }
             match (status, st.word) {
-                (1, _) => {}
-                (2, "running" | "live") => say(&format!("running: {}", st.text)),
-                (2, _) => say(&st.text),
-                _ => say(&format!("{}: {}", status_name(status), st.text)),
+                (Status::Open, _) => {}
+                (Status::Leased, "running" | "live") => say(&format!("running: {}", st.text)),
+                (Status::Leased, _) => say(&st.text),
+                _ => say(&format!("{status}: {}", st.text)),
             }
-            last = json!({ "status": status_name(status), "state": st.word, "stateText": st.text });
+            last = json!({ "status": status.word(), "state": st.word, "stateText": st.text });
         }
-        if status == 2 && v.kind == HELD && !verified {
+        if status == Status::Leased && v.lease_kind() == LeaseKind::Held && !verified {
             let opts = crate::result::Opts {
                 file: None,
                 out: None,
@@ -419,7 +475,7 @@ async fn follow(
                 Err(_) => {}
             }
         }
-        if status >= 3 {
+        if status.is_final() {
             return Ok(last);
         }
         if started.elapsed().as_secs() >= timeout {

@@ -8,16 +8,46 @@ use std::fmt;
 use alloy::{
     contract::{CallBuilder, CallDecoder},
     network::EthereumWallet,
-    primitives::{Address, B256},
+    primitives::{Address, B256, Bytes, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::TransactionReceipt,
     signers::local::PrivateKeySigner,
     sol_types::{Panic, Revert as RevertString, SolError, SolInterface},
 };
 use gridlease_bindings::{
-    Market::MarketErrors, MockStablecoin::MockStablecoinErrors, Results::ResultsErrors,
-    Staking::StakingErrors, Timelock::TimelockErrors,
+    Market::MarketErrors, Results::ResultsErrors, Staking::StakingErrors, Timelock::TimelockErrors,
 };
+
+alloy::sol! {
+    /// The errors standard tokens revert with: OpenZeppelin 5's ERC-20, ERC-2612, nonces and
+    /// `Pausable` (tokens such as Circle's USDC use `require` messages instead: see
+    /// [`ContractError::Message`]).
+    #[derive(Debug, PartialEq, Eq)]
+    interface Token {
+        /// The sender holds less than the amount.
+        error ERC20InsufficientBalance(address sender, uint256 balance, uint256 needed);
+        /// The spender's allowance is less than the amount.
+        error ERC20InsufficientAllowance(address spender, uint256 allowance, uint256 needed);
+        /// Transfer from an invalid sender.
+        error ERC20InvalidSender(address sender);
+        /// Transfer to an invalid receiver.
+        error ERC20InvalidReceiver(address receiver);
+        /// Approval from an invalid approver.
+        error ERC20InvalidApprover(address approver);
+        /// Approval of an invalid spender.
+        error ERC20InvalidSpender(address spender);
+        /// The permit's deadline passed.
+        error ERC2612ExpiredSignature(uint256 deadline);
+        /// The permit was signed by someone other than the owner.
+        error ERC2612InvalidSigner(address signer, address owner);
+        /// The permit's nonce was used.
+        error InvalidAccountNonce(address account, uint256 currentNonce);
+        /// The token is paused.
+        error EnforcedPause();
+    }
+}
+
+pub use Token::TokenErrors;
 
 /// How long one JSON-RPC call may take before it counts as a network failure (op's
 /// `NetworkTimeout`).
@@ -69,9 +99,155 @@ async fn transport(url: &str) -> Result<(alloy::transports::BoxTransport, bool),
     }
 }
 
+/// A revert, decoded against every ABI the tools talk to: the protocol's contracts and the
+/// payment token's.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ContractError {
+    /// The market's (or, at the market's address, its admin module's) custom error.
+    Market(MarketErrors),
+    /// A results module's.
+    Results(ResultsErrors),
+    /// Staking's.
+    Staking(StakingErrors),
+    /// The timelock's.
+    Timelock(TimelockErrors),
+    /// A token's standard custom error (OpenZeppelin 5).
+    Token(TokenErrors),
+    /// `Error(string)`: a `require` message (Circle's USDC: `Pausable: paused`).
+    Message(String),
+    /// `Panic(uint256)`: an assertion or arithmetic failure.
+    Panic(U256),
+    /// A revert without data.
+    Empty,
+    /// A transaction that passed simulation and failed on chain (its hash).
+    FailedOnChain(B256),
+    /// Data no known ABI decodes.
+    Unknown(Bytes),
+}
+
+impl ContractError {
+    /// Decode revert data.
+    pub fn decode(data: &[u8]) -> Self {
+        if let Ok(e) = MarketErrors::abi_decode(data) {
+            Self::Market(e)
+        } else if let Ok(e) = ResultsErrors::abi_decode(data) {
+            Self::Results(e)
+        } else if let Ok(e) = StakingErrors::abi_decode(data) {
+            Self::Staking(e)
+        } else if let Ok(e) = TimelockErrors::abi_decode(data) {
+            Self::Timelock(e)
+        } else if let Ok(e) = TokenErrors::abi_decode(data) {
+            Self::Token(e)
+        } else if let Ok(r) = RevertString::abi_decode(data) {
+            Self::Message(r.reason)
+        } else if let Ok(p) = Panic::abi_decode(data) {
+            Self::Panic(p.code)
+        } else if data.is_empty() {
+            Self::Empty
+        } else {
+            Self::Unknown(Bytes::copy_from_slice(data))
+        }
+    }
+
+    /// The error's name (`BidAboveReserve`), or `Error` / `Panic` / `(no data)` /
+    /// `failed on chain` / `unknown error`.
+    pub fn name(&self) -> &'static str {
+        fn by_selector(name: Option<&'static str>) -> &'static str {
+            name.unwrap_or("unknown error")
+        }
+        match self {
+            Self::Market(e) => by_selector(MarketErrors::name_by_selector(e.selector())),
+            Self::Results(e) => by_selector(ResultsErrors::name_by_selector(e.selector())),
+            Self::Staking(e) => by_selector(StakingErrors::name_by_selector(e.selector())),
+            Self::Timelock(e) => by_selector(TimelockErrors::name_by_selector(e.selector())),
+            Self::Token(e) => by_selector(TokenErrors::name_by_selector(e.selector())),
+            Self::Message(_) => "Error",
+            Self::Panic(_) => "Panic",
+            Self::Empty => "(no data)",
+            Self::FailedOnChain(_) => "failed on chain",
+            Self::Unknown(_) => "unknown error",
+        }
+    }
+
+    /// The error's arguments, for people (` { price: 5, maxPrice: 4 }`, ` "Pausable: paused"`).
+    fn detail(&self) -> String {
+        /// `Name(Name { a: 1 })` -> ` { a: 1 }`.
+        fn fields(debug: String, name: &str) -> String {
+            let inner = debug
+                .strip_prefix(name)
+                .unwrap_or(&debug)
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .trim_start_matches(name)
+                .trim();
+            if inner.is_empty() {
+                String::new()
+            } else {
+                format!(" {inner}")
+            }
+        }
+        let name = self.name();
+        match self {
+            Self::Market(e) => fields(format!("{e:?}"), name),
+            Self::Results(e) => fields(format!("{e:?}"), name),
+            Self::Staking(e) => fields(format!("{e:?}"), name),
+            Self::Timelock(e) => fields(format!("{e:?}"), name),
+            Self::Token(e) => fields(format!("{e:?}"), name),
+            Self::Message(m) => format!(" \"{m}\""),
+            Self::Panic(code) => format!(" {code}"),
+            Self::Empty => String::new(),
+            Self::FailedOnChain(hash) => format!(" (tx {hash})"),
+            Self::Unknown(data) => format!(" {data}"),
+        }
+    }
+
+    /// Whether the token itself refused because it is paused (OpenZeppelin's `EnforcedPause`, or
+    /// a `require` message such as Circle's `Pausable: paused`).
+    pub fn is_token_paused(&self) -> bool {
+        match self {
+            Self::Token(TokenErrors::EnforcedPause(_)) => true,
+            Self::Message(m) => m.to_ascii_lowercase().contains("paused"),
+            _ => false,
+        }
+    }
+
+    /// Whether the token's issuer froze an account (Circle's `Blacklistable` message).
+    pub fn is_token_blacklist(&self) -> bool {
+        matches!(self, Self::Message(m) if m.to_ascii_lowercase().contains("blacklist"))
+    }
+
+    /// Whether the revert means "someone already did this" (KB-02): the order or lease has moved
+    /// on (awarded, closed, proven) or the evidence was used, so the work is done, not failed.
+    pub fn is_already_done(&self) -> bool {
+        use gridlease_bindings::{
+            Market::MarketErrors as M, Results::ResultsErrors as R, Staking::StakingErrors as S,
+        };
+        matches!(
+            self,
+            Self::Market(M::LeaseNotActive(_) | M::OrderNotOpen(_) | M::LeaseNotFaultable(_))
+                | Self::Staking(S::EvidenceAlreadyUsed(_))
+                | Self::Results(
+                    R::LeaseNotRunning(_)
+                        | R::NotANoShow(_)
+                        | R::HeartbeatResumed(_)
+                        | R::ProviderLive(_)
+                        | R::ChallengeWindowOver(_)
+                        // Someone challenged the chunk first, or its challenge was answered or
+                        // proven.
+                        | R::ChallengeOpen(_)
+                        | R::NoChallenge(_)
+                        // A result was posted after all (in the grace): nothing missed.
+                        | R::DeadlineNotMissed(_)
+                )
+        )
+    }
+}
+
 /// A decoded revert.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Revert {
+    /// The error, typed: match on this, not on [`Revert::name`].
+    pub error: ContractError,
     /// Error name (`BidAboveReserve`), or `Error`/`Panic`/`unknown`.
     pub name: String,
     /// Its arguments as decoded.
@@ -98,7 +274,7 @@ pub enum ChainError {
     Network(String),
     /// The contract refused (found in simulation: nothing was sent, no gas spent).
     #[error("{0}")]
-    Revert(Revert),
+    Revert(Box<Revert>),
     /// The node refused the request (e.g. no ether for gas) or the input was wrong.
     #[error("{0}")]
     User(String),
@@ -329,62 +505,52 @@ const HINTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Decode revert data into a name, its arguments and a hint.
+/// Decode revert data into the typed error, its name, its arguments and a hint.
 pub fn decode_revert(data: &[u8]) -> Revert {
-    fn split(debug: String) -> (String, String) {
-        match debug.find('(') {
-            Some(i) => {
-                let (name, rest) = debug.split_at(i);
-                // `Name(Name { a: 1 })` -> `{ a: 1 }`
-                let inner = rest
-                    .trim_start_matches('(')
-                    .trim_end_matches(')')
-                    .trim_start_matches(name)
-                    .trim();
-                let inner = if inner.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {inner}")
-                };
-                (name.to_owned(), inner)
-            }
-            None => (debug, String::new()),
+    Revert::new(ContractError::decode(data))
+}
+
+impl Revert {
+    /// The revert of `error`, with its hint.
+    pub fn new(error: ContractError) -> Self {
+        let name = error.name();
+        let hint = if error.is_token_paused() {
+            "the payment token is paused by its issuer: no transfer can happen until it is \
+             unpaused (nothing was sent; try again later)"
+        } else if error.is_token_blacklist() {
+            "the payment token's issuer has frozen one of the accounts involved (yours, the \
+             market's or the provider's); the token refuses to move funds for it"
+        } else {
+            HINTS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("", |(_, h)| *h)
+        };
+        Self {
+            name: name.to_owned(),
+            detail: error.detail(),
+            hint: hint.to_owned(),
+            error,
         }
     }
-    let (name, detail) = if let Ok(e) = MarketErrors::abi_decode(data) {
-        split(format!("{e:?}"))
-    } else if let Ok(e) = ResultsErrors::abi_decode(data) {
-        split(format!("{e:?}"))
-    } else if let Ok(e) = StakingErrors::abi_decode(data) {
-        split(format!("{e:?}"))
-    } else if let Ok(e) = MockStablecoinErrors::abi_decode(data) {
-        split(format!("{e:?}"))
-    } else if let Ok(e) = TimelockErrors::abi_decode(data) {
-        split(format!("{e:?}"))
-    } else if let Ok(r) = RevertString::abi_decode(data) {
-        ("Error".to_owned(), format!(" \"{}\"", r.reason))
-    } else if let Ok(p) = Panic::abi_decode(data) {
-        ("Panic".to_owned(), format!(" {}", p.code))
-    } else if data.is_empty() {
-        ("(no data)".to_owned(), String::new())
-    } else {
-        (
-            "unknown error".to_owned(),
-            format!(" 0x{}", alloy::hex::encode(data)),
-        )
-    };
-    let hint = HINTS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or("", |(_, h)| *h)
-        .to_owned();
-    Revert { name, detail, hint }
+
+    /// A transaction that passed simulation and then failed on chain.
+    pub fn failed_on_chain(hash: B256) -> Self {
+        let mut r = Self::new(ContractError::FailedOnChain(hash));
+        r.hint = "the state changed between simulation and inclusion; check and retry".into();
+        r
+    }
+
+    /// Whether the revert means "someone already did this" ([`ContractError::is_already_done`]).
+    pub fn is_already_done(&self) -> bool {
+        self.error.is_already_done()
+    }
 }
 
 /// Classify a contract-call error.
 pub fn classify(e: alloy::contract::Error) -> ChainError {
     if let Some(data) = e.as_revert_data() {
-        return ChainError::Revert(decode_revert(&data));
+        return ChainError::Revert(Box::new(decode_revert(&data)));
     }
     match e {
         alloy::contract::Error::TransportError(t) => match t.as_error_resp() {
@@ -407,7 +573,7 @@ pub fn classify_rpc(e: alloy::transports::TransportError) -> ChainError {
             ChainError::Network(format!("{} ({})", resp.message, resp.code))
         }
         Some(resp) => match resp.as_revert_data() {
-            Some(data) => ChainError::Revert(decode_revert(&data)),
+            Some(data) => ChainError::Revert(Box::new(decode_revert(&data))),
             None => ChainError::User(format!("the node refused the request: {}", resp.message)),
         },
         None => ChainError::Network(e.to_string()),
@@ -517,11 +683,7 @@ where
         ChainError::Network(format!("sent {hash} but could not get its receipt: {e}"))
     })?;
     if !receipt.status() {
-        return Err(ChainError::Revert(Revert {
-            name: "failed on chain".into(),
-            detail: format!(" (tx {hash})"),
-            hint: "the state changed between simulation and inclusion; check and retry".into(),
-        }));
+        return Err(ChainError::Revert(Box::new(Revert::failed_on_chain(hash))));
     }
     Ok(receipt)
 }
@@ -580,5 +742,64 @@ mod tests {
         let s = RevertString::from("nope".to_owned()).abi_encode();
         assert_eq!(decode_revert(&s).name, "Error");
         assert_eq!(decode_revert(&[1, 2, 3, 4]).name, "unknown error");
+    }
+
+    /// A paused or freezing token is named as the cause, whichever way the token says it
+    /// (OpenZeppelin's custom error, Circle's `require` message).
+    #[test]
+    fn token_errors_are_decoded_and_named() {
+        let paused = RevertString::from("Pausable: paused".to_owned()).abi_encode();
+        let r = decode_revert(&paused);
+        assert_eq!(r.error, ContractError::Message("Pausable: paused".into()));
+        assert!(r.hint.contains("paused by its issuer"), "{r}");
+        let r = decode_revert(&Token::EnforcedPause {}.abi_encode());
+        assert_eq!(r.name, "EnforcedPause");
+        assert!(r.error.is_token_paused());
+        let frozen =
+            RevertString::from("Blacklistable: account is blacklisted".to_owned()).abi_encode();
+        assert!(decode_revert(&frozen).hint.contains("frozen"));
+        let r = decode_revert(
+            &Token::ERC20InsufficientBalance {
+                sender: Address::ZERO,
+                balance: U256::from(1),
+                needed: U256::from(2),
+            }
+            .abi_encode(),
+        );
+        assert_eq!(r.name, "ERC20InsufficientBalance");
+        assert!(r.detail.contains("needed: 2"), "{r}");
+    }
+
+    /// KB-02: what another keeper (or the tenant) already did is recognised by type.
+    #[test]
+    fn already_done_is_a_property_of_the_typed_error() {
+        use gridlease_bindings::{Results, Staking};
+        let done = [
+            Market::OrderNotOpen {
+                orderId: B256::ZERO,
+                status: 1,
+            }
+            .abi_encode(),
+            Results::NoChallenge {
+                leaseId: B256::ZERO,
+                index: U256::ZERO,
+            }
+            .abi_encode(),
+            Staking::EvidenceAlreadyUsed {
+                evidence: B256::ZERO,
+            }
+            .abi_encode(),
+        ];
+        for data in done {
+            let r = decode_revert(&data);
+            assert!(r.is_already_done(), "{r}");
+        }
+        let not_done = Market::BidAboveReserve {
+            price: U256::from(5),
+            maxPrice: U256::from(4),
+        }
+        .abi_encode();
+        assert!(!decode_revert(&not_done).is_already_done());
+        assert!(!Revert::failed_on_chain(B256::ZERO).is_already_done());
     }
 }

@@ -166,3 +166,14 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
         why: e.to_string().trim().replace('\n', " "),
     })
 }
+
+/// For a one-shot command that prints (`status | head`): a closed stdout ends the process quietly,
+/// as it does `cat`, instead of a panic in `println!`. Rust ignores SIGPIPE so a daemon's socket
+/// writes fail with an error instead; call this only in commands that serve nothing.
+pub fn quiet_broken_pipe() {
+    // SAFETY: restores the default disposition of one signal before any thread writes to stdout;
+    // no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -6,6 +6,7 @@
 //! - [`gpu`]: GPU class names and their bit positions.
 //! - [`matmul`]: the built-in verifiable workload (generator, reference, Freivalds, fraud proofs).
 //! - [`merkle`]: positional keccak Merkle trees.
+//! - [`protocol`]: the on-chain enums, typed (status, close reason, lease and job kinds).
 //! - [`spec`]: job specs (TOML), validation with line/field errors, canonical hash.
 //! - [`wallet`]: signer loading (keystore + password source, or `env:VAR`).
 //! - [`chain`]: RPC client, simulate-then-send, decoded reverts.
@@ -31,6 +32,7 @@ mod hostile_input;
 pub mod logs;
 pub mod matmul;
 pub mod merkle;
+pub mod protocol;
 pub mod spec;
 pub mod token;
 pub mod txm;

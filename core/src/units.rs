@@ -16,6 +16,15 @@ pub fn owed(rate: u128, seconds: u64, decimals: u8) -> Option<u128> {
         .checked_div(rate_scale(decimals)?)
 }
 
+/// Token units that cover `seconds` at `rate` in full (rounded up): an escrow of this much never
+/// runs dry before `seconds` have passed, which [`owed`]'s rounding down could (by a fraction of
+/// a unit, so a service lease at its maximum price would close as exhausted, not expired).
+pub fn covering(rate: u128, seconds: u64, decimals: u8) -> Option<u128> {
+    rate.checked_mul(u128::from(seconds))?
+        .checked_next_multiple_of(rate_scale(decimals)?)?
+        .checked_div(rate_scale(decimals)?)
+}
+
 /// The per-second rate for a price per hour given in token units (`per_hour * 10^(18-dec) / 3600`).
 pub fn rate_from_hourly(per_hour_units: u128, decimals: u8) -> Option<u128> {
     per_hour_units
@@ -191,6 +200,14 @@ mod tests {
         let rate = rate_from_hourly(2_000_000, 6).expect("fits");
         assert_eq!(rate, 555_555_555_555_555);
         assert_eq!(owed(rate, 3600, 6), Some(1_999_999));
+        // The default deposit of examples/matmul.toml: 2.00/h for 10 minutes.
+        let ceil = rate_from_hourly_ceil(2_000_000, 6).expect("rate");
+        assert_eq!(owed(ceil, 600, 6), Some(333_333));
+        assert_eq!(covering(ceil, 600, 6), Some(333_334));
+        assert_eq!(
+            covering(rate_from_hourly(3_600_000, 6).expect("rate"), 600, 6),
+            Some(600_000)
+        );
         assert_eq!(rate_scale(19), None);
         let ceil = rate_from_hourly_ceil(2_000_000, 6).expect("fits");
         assert_eq!(ceil, 555_555_555_555_556);

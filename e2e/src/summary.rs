@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use gridlease_bindings::{Market as MarketC, MarketLens, MockStablecoin, Results, Staking};
 use gridlease_core::{
     chain::{classify, classify_rpc},
+    protocol::{CloseReason, Status},
     units::{format_amount, hourly_from_rate},
 };
 use serde::Serialize;
@@ -165,17 +166,7 @@ fn signed(units: i128, decimals: u8) -> String {
 
 /// `IMarket.CloseReason` in words.
 fn close_reason(reason: u8) -> String {
-    match reason {
-        0 => "closed by tenant".into(),
-        1 => "closed by provider".into(),
-        2 => "expired".into(),
-        3 => "exhausted".into(),
-        4 => "faulted".into(),
-        5 => "completed".into(),
-        6 => "accepted by tenant".into(),
-        7 => "lapsed".into(),
-        r => format!("closed ({r})"),
-    }
+    CloseReason::of(reason).map_or_else(|| format!("closed ({reason})"), |r| r.word().to_owned())
 }
 
 /// A fault kind (a bytes32 string) as text.
@@ -301,13 +292,15 @@ pub async fn read(m: &Market, jobs: &[Submitted], before: &Balances) -> Result<S
             outcome
         } else if let (Some(c), Some(log)) = (&close, &closed) {
             let sender = sent_by(m, log).await?;
-            match c.reason {
-                5 => format!("completed: closed by {}", name_of(m, sender)),
-                r => close_reason(r),
+            match CloseReason::of(c.reason) {
+                Some(CloseReason::Completed) => {
+                    format!("completed: closed by {}", name_of(m, sender))
+                }
+                _ => close_reason(c.reason),
             }
         } else {
             let v = lens.getJob(j.id).call().await.map_err(classify)?;
-            format!("status {}", v.status)
+            format!("status {}", Status::of(v.status))
         };
         rows.push(JobRow {
             name: j.name.clone(),

@@ -164,7 +164,8 @@ pub async fn check(
     posted: &Posted,
     freivalds: bool,
 ) -> Found {
-    let builtin = kind == 1;
+    let builtin = gridlease_core::protocol::JobKind::from_code(kind)
+        == Some(gridlease_core::protocol::JobKind::MatmulI8);
     let job = if builtin && freivalds {
         match builtin_job(&terms, fetcher).await {
             Ok(j) => j,

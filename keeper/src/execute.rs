@@ -31,24 +31,6 @@ use crate::{
     view::Check,
 };
 
-/// Revert names that mean "someone already did this" (KB-02): the work is dropped, not retried.
-const ALREADY_DONE: &[&str] = &[
-    "LeaseNotActive",
-    "OrderNotOpen",
-    "LeaseNotRunning",
-    "LeaseNotFaultable",
-    "EvidenceAlreadyUsed",
-    "NotANoShow",
-    "HeartbeatResumed",
-    "ProviderLive",
-    "ChallengeWindowOver",
-    // Someone challenged the chunk first, or its challenge was answered or proven.
-    "ChallengeOpen",
-    "NoChallenge",
-    // A result was posted after all (in the grace): nothing missed.
-    "DeadlineNotMissed",
-];
-
 /// Where and what to send for an action, and the wei it carries (None: nothing to send).
 fn calldata(k: &Keeper, a: &Action) -> Option<(Address, Bytes, U256)> {
     let v = lock(&k.view);
@@ -296,7 +278,7 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
     };
     let quote = match quote {
         Ok(q) => q,
-        Err(ChainError::Revert(r)) if ALREADY_DONE.contains(&r.name.as_str()) => {
+        Err(ChainError::Revert(r)) if r.is_already_done() => {
             k.metrics.skip("already-done");
             debug!(action = w.action.name(), revert = %r, "already done by someone else");
             return Ok(Busy::UntilBlock(head + 1));

@@ -60,7 +60,11 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Run { .. }) {
+        gridlease_core::daemon::quiet_broken_pipe();
+    }
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -564,7 +564,7 @@ fn result_work(
     fee: u128,
     token: Address,
 ) -> Option<Planned> {
-    let builtin = l.kind == 1;
+    let builtin = l.builtin();
     let checking = flags.challenge || (builtin && flags.verify);
     // A wrong or malformed result is provable since it was posted (`Results._postedAt`).
     let due = m.fee_due(r.at.min(l.end), now);

@@ -23,13 +23,16 @@ use gridlease_bindings::{
     Results::{self, ResultsEvents},
     Staking::StakingEvents,
 };
-use gridlease_core::merkle::Commitment;
+use gridlease_core::{
+    merkle::Commitment,
+    protocol::{CloseReason, JobKind},
+};
 use serde::{Deserialize, Serialize};
 
 /// `IMarket.CloseReason.Accepted`: the tenant accepted a held result inside its window.
-pub const ACCEPTED: u8 = 6;
+pub const ACCEPTED: u8 = CloseReason::Accepted.code();
 /// `IMarket.CloseReason.Lapsed`.
-pub const LAPSED: u8 = 7;
+pub const LAPSED: u8 = CloseReason::Lapsed.code();
 
 /// An order waiting for its award.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +77,7 @@ pub struct Lease {
     pub terms: Bytes,
     /// Payment token.
     pub token: Address,
-    /// Order `jobKind`: 0 container, 1 built-in, 2 service.
+    /// Order `jobKind` as on chain (read it with [`Lease::job_kind`]).
     pub kind: u8,
     /// Id of the results module the lease is bound to.
     pub module: u8,
@@ -182,12 +185,22 @@ pub enum Check {
 impl Lease {
     /// The result was posted: pay is held for the challenge window.
     pub fn held(&self) -> bool {
-        self.result.is_some() && self.kind != 2
+        self.result.is_some() && !self.service()
+    }
+
+    /// The order's job kind (`None` for a byte the market never accepts).
+    pub fn job_kind(&self) -> Option<JobKind> {
+        JobKind::from_code(self.kind)
     }
 
     /// A service lease.
     pub fn service(&self) -> bool {
-        self.kind == 2
+        self.job_kind() == Some(JobKind::Service)
+    }
+
+    /// A lease of the built-in verifiable workload (its result can be checked locally).
+    pub fn builtin(&self) -> bool {
+        self.job_kind() == Some(JobKind::MatmulI8)
     }
 
     /// The decoded terms.

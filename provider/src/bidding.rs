@@ -27,7 +27,7 @@ use gridlease_core::{
     logs,
     txm::{Outcome, Signed},
 };
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::{
     config::Pricing,
@@ -195,9 +195,11 @@ pub(crate) async fn on_order(
             } else {
                 full
             };
+            // Once per order (a kept order looked at again is not logged again), at info: an
+            // operator reading the log sees why the node let an order pass, not only /metrics.
             if !(again && full) {
                 s.metrics.skip(skip.label());
-                debug!(order = %id, reason = %skip, deferred = kept, "not bidding");
+                info!(order = %id, reason = %skip, deferred = kept, "not bidding");
             }
             return Ok(kept);
         }

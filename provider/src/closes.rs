@@ -17,6 +17,7 @@ use gridlease_bindings::{Market, MarketAdmin};
 use gridlease_core::{
     chain::{ChainError, classify},
     daemon::lock,
+    protocol::{JobViewExt, LeaseKind, Status},
 };
 use tracing::{debug, info, warn};
 
@@ -54,7 +55,7 @@ pub(crate) async fn close_completed(s: &Arc<Shared>) -> Result<(), ChainError> {
         }
         let v = s.lens().getJob(j.id).call().await.map_err(classify)?;
         // Running (status 2) with a held result (kind 2): `end` is the end of its hold.
-        if v.status != 2 || v.kind != 2 {
+        if v.status() != Status::Leased || v.lease_kind() != LeaseKind::Held {
             continue;
         }
         let end = v.end.to::<u64>();

@@ -24,6 +24,7 @@ use gridlease_core::{
     chain::{ChainError, classify},
     daemon::lock,
     logs,
+    protocol::{JobViewExt, Status},
 };
 use tracing::{error, info, warn};
 
@@ -92,8 +93,8 @@ pub(crate) async fn scan(
                 drive(s, j.id);
             } else if j.state == JobState::Bid {
                 let v = s.lens().getJob(j.id).call().await.map_err(classify)?;
-                if v.status == 0 {
-                    // Status::None: no such order on this chain any more.
+                if v.status() == Status::None {
+                    // No such order on this chain any more.
                     lost(s, j.id, "the order was reorged away")
                         .map_err(|e| ChainError::User(e.to_string()))?;
                 }

@@ -18,7 +18,7 @@ use alloy::{
 use anyhow::{Context, Result, bail};
 use gridlease_bindings::{IStaking::Capacity, MockStablecoin, Staking};
 use gridlease_core::{
-    chain::{ChainError, Client, classify, send},
+    chain::{ChainError, Client, ContractError, classify, send},
     deployments::Deployments,
     eip712::{OperatorConsent, staking_domain},
     units::{format_amount, format_duration, parse_amount},
@@ -356,19 +356,20 @@ pub async fn register(
 
 /// A revert of an owner command, with what to do about it.
 fn explain(e: ChainError, operator: Address) -> anyhow::Error {
+    use gridlease_bindings::Staking::StakingErrors as S;
     let ChainError::Revert(r) = &e else {
         return anyhow::Error::from(e);
     };
-    let hint = match r.name.as_str() {
-        "OperatorUnavailable" => format!(
+    let hint = match &r.error {
+        ContractError::Staking(S::OperatorUnavailable(_)) => format!(
             "the operator key {operator} already serves a provider (or is zero): its owner must bind another key first, or give this node a new key"
         ),
-        "BadOperatorConsent" => "the consent does not verify (signed for another owner, chain or nonce, or expired): sign a new one with `gridlease-provider consent` on the node".into(),
-        "ProviderNotRegistered" => "the owner is not registered: run `gridlease-provider register` first".into(),
-        "ProviderAlreadyRegistered" => "already registered".into(),
-        "InsufficientFreeStake" => "that much stake is locked by leases (or unbonding already): unbond less, or wait for the leases to end".into(),
-        "UnbondingNotReleased" => "the unbonding period has not passed: run `withdraw-stake` again after the release time".into(),
-        "NothingToWithdraw" => "nothing is unbonding: `gridlease-provider unbond AMOUNT` first".into(),
+        ContractError::Staking(S::BadOperatorConsent(_)) => "the consent does not verify (signed for another owner, chain or nonce, or expired): sign a new one with `gridlease-provider consent` on the node".into(),
+        ContractError::Staking(S::ProviderNotRegistered(_)) => "the owner is not registered: run `gridlease-provider register` first".into(),
+        ContractError::Staking(S::ProviderAlreadyRegistered(_)) => "already registered".into(),
+        ContractError::Staking(S::InsufficientFreeStake(_)) => "that much stake is locked by leases (or unbonding already): unbond less, or wait for the leases to end".into(),
+        ContractError::Staking(S::UnbondingNotReleased(_)) => "the unbonding period has not passed: run `withdraw-stake` again after the release time".into(),
+        ContractError::Staking(S::NothingToWithdraw(_)) => "nothing is unbonding: `gridlease-provider unbond AMOUNT` first".into(),
         _ => return anyhow::Error::from(e),
     };
     anyhow::anyhow!("{e}: {hint}")

@@ -19,9 +19,9 @@ use alloy::{
     rpc::types::Log,
     sol_types::{SolCall, SolEvent},
 };
-use gridlease_bindings::Results;
+use gridlease_bindings::{Results, Results::ResultsErrors};
 use gridlease_core::{
-    chain::ChainError,
+    chain::{ChainError, ContractError},
     daemon::lock,
     merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES},
     txm::Outcome,
@@ -179,11 +179,21 @@ async fn try_answer(s: &Shared, c: &Challenge) -> Result<ChallengeEnd, String> {
         Ok(t) => t,
         // Revealed already (by this node before a restart, or by anyone holding the data), or the
         // challenge was reorged away: nothing left to answer.
-        Err(ChainError::Revert(r)) if r.name == "NoChallenge" => {
+        Err(ChainError::Revert(r))
+            if matches!(
+                r.error,
+                ContractError::Results(ResultsErrors::NoChallenge(_))
+            ) =>
+        {
             info!(lease = %c.lease, index, "challenge no longer open (answered, or gone)");
             return Ok(ChallengeEnd::Gone);
         }
-        Err(ChainError::Revert(r)) if r.name == "ResponseWindowOver" => {
+        Err(ChainError::Revert(r))
+            if matches!(
+                r.error,
+                ContractError::Results(ResultsErrors::ResponseWindowOver(_))
+            ) =>
+        {
             s.metrics.challenges_missed.fetch_add(1, Relaxed);
             error!(lease = %c.lease, index, alert = true, revert = %r, "too late to answer a challenge: the result can be failed");
             return Ok(ChallengeEnd::Missed);

@@ -48,11 +48,9 @@ pub(crate) async fn send_and_confirm(
             mined(s, sent);
             Ok(())
         }
-        Outcome::Mined(r) => Err(ChainError::Revert(gridlease_core::chain::Revert {
-            name: "failed on chain".into(),
-            detail: format!(" (tx {})", r.transaction_hash),
-            hint: String::new(),
-        })),
+        Outcome::Mined(r) => Err(ChainError::Revert(Box::new(
+            gridlease_core::chain::Revert::failed_on_chain(r.transaction_hash),
+        ))),
         Outcome::NonceTaken => Err(ChainError::Network(
             "nonce taken by another transaction".into(),
         )),

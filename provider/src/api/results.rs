@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use gridlease_core::fetch::result_auth_message;
+use gridlease_core::{fetch::result_auth_message, protocol::JobKind};
 
 use crate::{
     api::auth::{check_auth, deny},
@@ -40,7 +40,8 @@ pub(crate) async fn result(
     let Some(job) = job else {
         return deny(StatusCode::NOT_FOUND, "no such lease here");
     };
-    let public = crate::shared::terms(&job).is_some_and(|t| t.jobKind == 1);
+    let public = crate::shared::terms(&job)
+        .is_some_and(|t| JobKind::from_code(t.jobKind) == Some(JobKind::MatmulI8));
     if !public
         && let Err(r) = check_auth(
             &headers,

@@ -10,11 +10,12 @@ use std::{
 
 use alloy::{primitives::B256, sol_types::SolCall};
 use anyhow::Result;
-use gridlease_bindings::{Market, Results};
+use gridlease_bindings::{Market, Results, Results::ResultsErrors};
 use gridlease_core::{
-    chain::{ChainError, classify},
+    chain::{ChainError, ContractError, classify},
     daemon::lock,
     merkle::Commitment,
+    protocol::{JobViewExt, Status},
     spec::{JobKind, RunSpec, Workload},
 };
 use tokio_util::sync::CancellationToken;
@@ -129,7 +130,7 @@ async fn still_ours(s: &Shared, id: B256) -> Result<(), Step> {
         .call()
         .await
         .map_err(|e| Step::Retry(classify(e).to_string()))?;
-    if v.status == 2 && v.provider == s.cfg.owner {
+    if v.status() == Status::Leased && v.provider == s.cfg.owner {
         Ok(())
     } else {
         Err(Step::Fail(
@@ -142,7 +143,7 @@ async fn still_ours(s: &Shared, id: B256) -> Result<(), Step> {
 /// already is (an instant order won by the node's own bid starts acknowledged).
 async fn acknowledge(s: &Shared, job: &Job) -> Result<(), Step> {
     let v = s.lens().getJob(job.id).call().await.map_err(classify)?;
-    if v.status != 2 {
+    if v.status() != Status::Leased {
         return Err(Step::Fail(format!(
             "the lease is not running (status {}): it ended before it started",
             v.status
@@ -162,7 +163,12 @@ async fn acknowledge(s: &Shared, job: &Job) -> Result<(), Step> {
     .await
     {
         Ok(()) => info!(lease = %job.id, "acknowledged"),
-        Err(ChainError::Revert(r)) if r.name == "StartWindowOver" => {
+        Err(ChainError::Revert(r))
+            if matches!(
+                r.error,
+                ContractError::Results(ResultsErrors::StartWindowOver(_))
+            ) =>
+        {
             // Nothing can be done for the lease any more: the module refuses a result of an
             // unacknowledged lease past its start window too (a late post cannot erase the
             // no-show), and a service lease is only paid once acknowledged.
@@ -170,7 +176,12 @@ async fn acknowledge(s: &Shared, job: &Job) -> Result<(), Step> {
             error!(lease = %job.id, alert = true, revert = %r, "too late to acknowledge: the start window passed (a no-show is provable); not running the job");
             return Err(Step::Fail(format!("too late to acknowledge: {r}")));
         }
-        Err(ChainError::Revert(r)) if r.name == "LeaseNotRunning" => {
+        Err(ChainError::Revert(r))
+            if matches!(
+                r.error,
+                ContractError::Results(ResultsErrors::LeaseNotRunning(_))
+            ) =>
+        {
             return Err(Step::Fail(format!(
                 "the lease ended before it started: {r}"
             )));
@@ -205,7 +216,7 @@ pub(crate) fn acknowledge_early(s: &Arc<Shared>, l: &Market::LeaseStarted) {
         let s = &s2;
         let r = async {
             let v = s.lens().getJob(id).call().await.map_err(classify)?;
-            if v.status != 2 || v.acknowledged {
+            if v.status() != Status::Leased || v.acknowledged {
                 return Ok(false);
             }
             let module = s.modules.by_id(s.client(), s.lens, module).await?;

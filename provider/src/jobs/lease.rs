@@ -8,7 +8,7 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::Market;
-use gridlease_core::daemon::lock;
+use gridlease_core::{daemon::lock, protocol::CloseReason};
 use tracing::info;
 
 use crate::{
@@ -77,7 +77,7 @@ pub(crate) fn on_closed(s: &Shared, c: &Market::LeaseClosed) -> Result<()> {
         info!(lease = %id, closed_at = at, release_after_s = s.fault_horizon, "the market holds this lease's collateral for the fault horizon");
     }
     lock(&s.hold_ends).remove(&id);
-    let to = if c.reason == 4 {
+    let to = if CloseReason::of(c.reason) == Some(CloseReason::Faulted) {
         JobState::Faulted
     } else {
         JobState::Closed

@@ -11,9 +11,9 @@ use alloy::{
     primitives::{B256, keccak256},
     sol_types::SolCall,
 };
-use gridlease_bindings::Results;
+use gridlease_bindings::{Results, Results::ResultsErrors};
 use gridlease_core::{
-    chain::{ChainError, classify},
+    chain::{ChainError, ContractError, classify},
     merkle::Commitment,
     txm::{Outcome, Signed},
 };
@@ -68,7 +68,12 @@ pub(crate) async fn post(s: &Shared, job: &Job) -> Result<(), Step> {
             info!(lease = %job.id, tx = %t.hash, root = %c.root, size = c.size, "result sent");
             Ok(())
         }
-        Err(ChainError::Revert(r)) if r.name == "ResultAlreadyPosted" => {
+        Err(ChainError::Revert(r))
+            if matches!(
+                r.error,
+                ContractError::Results(ResultsErrors::ResultAlreadyPosted(_))
+            ) =>
+        {
             // Posted by an earlier run whose journal entry was lost: check it is ours.
             let posted = Results::new(module, &s.client().provider)
                 .resultOf(job.id)
@@ -85,7 +90,12 @@ pub(crate) async fn post(s: &Shared, job: &Job) -> Result<(), Step> {
                 )))
             }
         }
-        Err(ChainError::Revert(r)) if r.name == "NotABatchJob" => {
+        Err(ChainError::Revert(r))
+            if matches!(
+                r.error,
+                ContractError::Results(ResultsErrors::NotABatchJob(_))
+            ) =>
+        {
             Err(Step::Fail(format!("a service lease posts no result: {r}")))
         }
         Err(e) => post_failed(s, job, &e.to_string()).await,

@@ -10,6 +10,7 @@ use alloy::{primitives::B256, sol_types::SolCall};
 use gridlease_bindings::{Market, Staking};
 use gridlease_core::{
     chain::{ChainError, classify},
+    protocol::{JobViewExt, Status},
     txm::Outcome,
 };
 use tokio_util::sync::CancellationToken;
@@ -109,7 +110,7 @@ async fn spent(s: &Shared, id: B256) {
         ) else {
             continue;
         };
-        if job.status == 2 && owed >= job.escrow {
+        if job.status() == Status::Leased && owed >= job.escrow {
             return;
         }
     }
