@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use alloy::{
-    primitives::{B256, U256},
+    primitives::{B256, FixedBytes, U256},
     providers::Provider,
     rpc::types::{Filter, TransactionReceipt},
     sol_types::SolEvent,
@@ -206,7 +206,7 @@ async fn challenge(ctx: &Ctx, f: &Facts, w: &Windows, chunk: Option<u64>) -> Res
         ));
     }
     let leaves = posted.commitment().leaves();
-    let index = chunk.unwrap_or_else(|| rand08::random::<u64>() % leaves);
+    let index = chunk.unwrap_or_else(|| u64::from_be_bytes(FixedBytes::<8>::random().0) % leaves);
     if index >= leaves {
         return user(format!(
             "--chunk {index}: the result ({} bytes) has {leaves} chunk(s) of {RESULT_LEAF_BYTES} bytes, 0 to {}",
@@ -397,7 +397,7 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
         });
     };
     let (m, k, n) = job.ops().shape();
-    let r_seed = B256::from(rand08::random::<[u8; 32]>());
+    let r_seed = B256::random();
     let fraud = match job.check(&bytes, r_seed) {
         Verdict::Correct => {
             h += &format!(

@@ -174,7 +174,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         ramGiB: r.ram_gib,
         jobKind: spec.run.workload.kind().code(),
         instant: t.instant,
-        salt: B256::from(rand08::random::<[u8; 32]>()),
+        salt: B256::random(),
     };
     let summary = json!({
         "specHash": order.specHash,
