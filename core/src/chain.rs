@@ -49,9 +49,7 @@ alloy::sol! {
 
 pub use Token::TokenErrors;
 
-/// How long one JSON-RPC call may take before it counts as a network failure (op's
-/// `NetworkTimeout`).
-pub const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub use crate::rpc::{RPC_TIMEOUT, overloaded};
 
 /// A connected client.
 #[derive(Clone, Debug)]
@@ -578,13 +576,6 @@ pub fn classify_rpc(e: alloy::transports::TransportError) -> ChainError {
         },
         None => ChainError::Network(e.to_string()),
     }
-}
-
-/// Whether JSON-RPC error code `code` means "not served now" (a rate limit, an overloaded or
-/// failing endpoint: HTTP 429/5xx passed on as the code, -32005 "limit exceeded", -32016 "over
-/// rate limit") rather than an answer about the request itself.
-pub fn overloaded(code: i64) -> bool {
-    matches!(code, 429 | -32005 | -32016) || (500..600).contains(&code)
 }
 
 impl Client {

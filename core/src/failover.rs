@@ -23,7 +23,7 @@ use alloy::{
 use tower::Service;
 use tracing::warn;
 
-use crate::chain::RPC_TIMEOUT;
+use crate::rpc::{RPC_TIMEOUT, overloaded};
 
 /// How long the primary is passed over after it failed.
 pub const SKIP_PRIMARY: Duration = Duration::from_secs(30);
@@ -106,8 +106,7 @@ fn unserved(r: &Result<ResponsePacket, TransportError>) -> Option<Unserved> {
         }
         // Providers rate-limit (and fail) with a JSON-RPC body on their HTTP 429/5xx.
         Ok(ResponsePacket::Single(resp)) => resp.payload.as_error().and_then(|e| {
-            crate::chain::overloaded(e.code)
-                .then(|| Unserved::Refused(format!("{} ({})", e.message, e.code)))
+            overloaded(e.code).then(|| Unserved::Refused(format!("{} ({})", e.message, e.code)))
         }),
         _ => None,
     }

@@ -10,7 +10,9 @@
 //! - [`spec`]: job specs (TOML), validation with line/field errors, canonical hash.
 //! - [`wallet`]: signer loading (keystore + password source, or `env:VAR`).
 //! - [`chain`]: RPC client, simulate-then-send, decoded reverts.
-//! - [`fetch`]: downloads of inputs, specs and results (http(s), file, data:).
+//! - [`rpc`]: what the JSON-RPC transports share (the per-call timeout, "not served now" codes).
+//! - [`fetch`]: downloads of inputs, specs and results (http(s) with an address guard; `data:`
+//!   for specs; never `file:`).
 //! - [`daemon`]: what the provider node and the keeper both need to start: logs, the checked
 //!   deployment, the one-process-per-state-directory lock, the clock.
 //! - [`logs`]: paged, reorg-aware log collection from a saved cursor.
@@ -33,6 +35,7 @@ pub mod logs;
 pub mod matmul;
 pub mod merkle;
 pub mod protocol;
+pub mod rpc;
 pub mod spec;
 pub mod token;
 pub mod txm;

@@ -25,7 +25,7 @@ use gridlease_core::{
 use std::sync::atomic::Ordering::Relaxed;
 use tracing::{debug, info, warn};
 
-use crate::{engine::Keeper, view::Registered};
+use crate::{shared::Keeper, view::Registered};
 
 /// Most signed bids one `Market.award` takes (`Market.MAX_SIGNED_BIDS`).
 pub const MAX_SIGNED_BIDS: usize = 32;

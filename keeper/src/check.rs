@@ -199,7 +199,7 @@ pub async fn check(
         return Found::Check(Check::Available);
     };
     // Fresh randomness for Freivalds' vector: a cheater must not know it.
-    let r_seed = B256::from(rand08::random::<[u8; 32]>());
+    let r_seed = B256::random();
     let checked = tokio::task::spawn_blocking(move || {
         let v = job.check(&bytes, r_seed);
         (job, v)

@@ -27,7 +27,7 @@ use gridlease_core::{
 use tracing::{debug, info};
 
 use crate::{
-    engine::Keeper,
+    shared::Keeper,
     strategy::{Inputs, Liveness, Price},
     view::View,
 };

@@ -25,8 +25,8 @@ use tracing::{debug, info, warn};
 
 use crate::{
     check::{self, Found},
-    engine::{Busy, IGasPriceOracle, Keeper, OP_GAS_ORACLE},
     send::{book, journal, quote_value, send_bonded, watch},
+    shared::{Busy, IGasPriceOracle, Keeper, OP_GAS_ORACLE},
     strategy::{Action, Decision, ModuleParams, Price, Work, decide},
     view::Check,
 };
@@ -97,7 +97,8 @@ fn calldata(k: &Keeper, a: &Action) -> Option<(Address, Bytes, U256)> {
             let r = v.leases.get(id)?.result.clone()?;
             let m = module(id)?;
             // Any chunk: a withheld result cannot answer for any of them.
-            let index = rand08::random::<u64>() % result_leaves(r.size);
+            let index = u64::from_be_bytes(alloy::primitives::FixedBytes::<8>::random().0)
+                % result_leaves(r.size);
             let call = Results::challengeCall {
                 leaseId: *id,
                 root: r.root,

@@ -11,8 +11,10 @@
 //!   transaction to send-or-skip.
 //! - [`check`]: downloading a posted result against its commitment, Freivalds for built-in jobs.
 //! - [`bids`]: the signed bids provider nodes serve for auctions.
-//! - [`engine`], [`collect`], [`execute`] and [`send`]: follow the chain, simulates every transaction, sends what pays through the
-//!   shared [`gridlease_core::txm::TxManager`], and book what it earned.
+//! - [`engine`] (start-up and the poll loop), [`collect`], [`execute`] and [`send`]: follow the
+//!   chain, simulate every transaction, send what pays through the shared
+//!   [`gridlease_core::txm::TxManager`], and book what it earned; [`shared`] is the state they
+//!   all read, [`metrics`] its counters, [`http`] serves them.
 
 pub mod bids;
 pub mod check;
@@ -21,7 +23,9 @@ pub mod config;
 pub mod engine;
 pub mod execute;
 pub mod http;
+pub mod metrics;
 pub mod send;
+pub mod shared;
 pub mod store;
 pub mod strategy;
 pub mod view;

@@ -24,7 +24,7 @@ use gridlease_core::{
 use tracing::{info, warn};
 
 use crate::{
-    engine::{Busy, Keeper},
+    shared::{Busy, Keeper},
     store::SentTx,
 };
 
@@ -184,18 +184,18 @@ pub(crate) fn book(
             let (earned, token) = earned.first().map_or((0, token), |(t, e)| (*e, Some(*t)));
             info!(action, tx = %r.transaction_hash, status, earned = %earned, gas_wei = %gas, "mined");
             let store = lock(&k.store);
-            let mut booked = store.finish(r.transaction_hash, status, earned, token, gas);
-            if r.transaction_hash != first {
-                // The first was replaced by a fee bump that was mined instead.
-                booked = booked.and(store.finish(first, "replaced", 0, None, 0));
-            }
+            // Every other bump of this nonce (the first included, when a bump was mined) was
+            // replaced by the one mined.
+            let booked = store
+                .finish(r.transaction_hash, status, earned, token, gas)
+                .and(store.supersede(r.transaction_hash, true).map(drop));
             if let Err(e) = booked {
                 warn!(error = %e, "cannot book a transaction");
             }
             Busy::UntilBlock(r.block_number.unwrap_or(0))
         }
         Ok(Outcome::NonceTaken) => {
-            let _ = lock(&k.store).finish(first, "replaced", 0, None, 0);
+            let _ = lock(&k.store).supersede(first, false);
             Busy::Until(Instant::now() + Duration::from_secs(5))
         }
         Err(e) => {

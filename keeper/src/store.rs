@@ -270,6 +270,20 @@ impl Store {
         Ok(())
     }
 
+    /// Every other transaction still pending at the nonce of `hash` is booked as replaced: a fee
+    /// bump of the same work (the transaction manager journals each bump under its own hash) or,
+    /// when `hash` itself was not mined, everything at a nonce another transaction took. Without
+    /// this, a bump that was not the first nor the mined one stayed "pending" until a restart.
+    pub fn supersede(&self, hash: B256, mined: bool) -> Result<usize, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE sent SET status = 'replaced' WHERE status = 'pending'
+               AND nonce = (SELECT nonce FROM sent WHERE hash = ?1)
+               AND (hash != ?1 OR NOT ?2)",
+            params![hash.as_slice(), mined],
+        )?;
+        Ok(n)
+    }
+
     /// Transactions sent but not known to be finished (to watch after a restart).
     pub fn pending(&self) -> Result<Vec<SentTx>, StoreError> {
         let mut q = self.conn.prepare(
@@ -542,10 +556,50 @@ mod tests {
         let (back, cursor) = s.load().expect("test setup");
         assert_eq!(back, v);
         assert_eq!(cursor, Some((12, B256::repeat_byte(5))));
-        assert_eq!(s.pending().expect("test setup"), vec![t]);
+        assert_eq!(s.pending().expect("test setup"), vec![t.clone()]);
         s.finish(B256::repeat_byte(6), "mined", 5, Some(Address::ZERO), 100)
             .expect("test setup");
         assert!(s.pending().expect("test setup").is_empty());
+
+        // Three fee bumps of one nonce; the third is mined: none of the others stays pending.
+        let bump = |b: u8| SentTx {
+            hash: B256::repeat_byte(b),
+            nonce: 4,
+            ..t.clone()
+        };
+        for b in [7, 8, 9] {
+            s.journal(&bump(b)).expect("test setup");
+        }
+        s.journal(&SentTx {
+            hash: B256::repeat_byte(10),
+            nonce: 5,
+            ..t.clone()
+        })
+        .expect("test setup");
+        s.finish(B256::repeat_byte(9), "mined", 0, None, 1)
+            .expect("test setup");
+        assert_eq!(
+            s.supersede(B256::repeat_byte(9), true).expect("supersede"),
+            2
+        );
+        let left: Vec<u64> = s
+            .pending()
+            .expect("pending")
+            .iter()
+            .map(|t| t.nonce)
+            .collect();
+        assert_eq!(
+            left,
+            vec![5],
+            "only the next nonce's transaction is still pending"
+        );
+        // A nonce taken by someone else's transaction: everything journaled at it is replaced.
+        assert_eq!(
+            s.supersede(B256::repeat_byte(10), false)
+                .expect("supersede"),
+            1
+        );
+        assert!(s.pending().expect("pending").is_empty());
         let l = s.ledger().expect("test setup");
         assert_eq!((l[0].count, l[0].earned, l[0].gas_cost), (1, 5, 100));
     }
