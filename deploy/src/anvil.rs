@@ -193,7 +193,32 @@ impl Drop for Anvil {
 }
 
 /// A free TCP port on 127.0.0.1 (for a daemon's HTTP API in tests, benches and the demo).
+///
+/// The port is free now, and the daemon binds it later: in between, any socket that asks the
+/// kernel for a port could be given it. So it is taken below the kernel's ephemeral range
+/// (`ip_local_port_range`), which no outgoing connection and no `bind(:0)` of any process draws
+/// from, and from a window that starts at an offset hashed from this process's id, so the test
+/// processes that nextest runs side by side draw different ports. (With `bind(:0)` a node's port
+/// was once taken by another test's connection before the node bound it.)
 pub fn free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if high > LOW + 1_000 && high <= 65_536 {
+        let span = high - LOW;
+        let start = std::process::id().wrapping_mul(2_654_435_761) % span;
+        for _ in 0..span {
+            let port = LOW + (start + NEXT.fetch_add(1, Relaxed)) % span;
+            let port = u16::try_from(port).expect("below 65536");
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
