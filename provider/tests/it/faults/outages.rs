@@ -1,0 +1,191 @@
+//! The chain unreachable mid-job: RPC faults through the proxy (429, 5xx, dropped connections, a
+//! head going backwards) and anvil stopped and restarted with its state (OFF-10, OFF-11, OFF-12,
+//! OFF-16). The node stays up, backs off, catches up and posts the result once.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Instant,
+};
+
+use alloy::{providers::Provider, sol_types::SolEvent};
+use gridlease_bindings::{Market, Results};
+use gridlease_deploy::{
+    anvil::{self, ANVIL_KEYS},
+    proxy::{Fault, Proxy},
+};
+
+use crate::common::*;
+
+// The proxy runs on this runtime: a second worker keeps it serving while the test blocks
+// (stopping the node waits synchronously).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_off_catches_up_and_posts()
+ {
+    let n = net().await;
+    let proxy = Proxy::start(&n.url).await.expect("proxy");
+    n.config(&proxy.url(), None);
+    let mut node = n.start(1);
+    n.wait_head(1).await;
+
+    // OFF-11: the RPC's head goes backwards: noticed, nothing done on it.
+    proxy.fail_method("eth_blockNumber", Fault::HeadBehind(3));
+    eventually(
+        "the backwards head noticed",
+        20,
+        async || n.log(1).contains("head went backwards"),
+        || n.log(1),
+    )
+    .await;
+    proxy.heal();
+
+    // A job that runs through the outage.
+    let id = n.order("sleep 4; echo done", 1).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
+        .await;
+
+    // OFF-10/12: 429, 5xx, dropped connections, then a hung node; the node backs off.
+    let t0 = Instant::now();
+    let polls0 = proxy.calls("eth_blockNumber");
+    for fault in [Fault::Status(429), Fault::Status(503), Fault::Drop] {
+        let c = proxy.calls("eth_blockNumber");
+        proxy.fail(fault.clone());
+        eventually(
+            "the node to keep trying",
+            30,
+            async || proxy.calls("eth_blockNumber") >= c + 2,
+            || n.log(1),
+        )
+        .await;
+    }
+    eventually(
+        "/healthz to report the chain unread",
+        30,
+        async || n.http("/healthz").await.contains("503"),
+        || n.log(1),
+    )
+    .await;
+    let outage = t0.elapsed();
+    let polls = proxy.calls("eth_blockNumber") - polls0;
+    assert!(
+        (polls as f64) < outage.as_secs_f64() * 10.0 / 2.0,
+        "backing off: {polls} head polls in {outage:?} at a 100 ms poll"
+    );
+    assert!(node.try_wait().expect("wait").is_none(), "still running");
+    assert!(
+        n.log(1)
+            .contains("chain poll failed; running jobs continue")
+    );
+
+    // Back: it catches up and the job that ran through the outage gets its result.
+    proxy.heal();
+    n.result(id, 1, 60).await;
+    eventually(
+        "/healthz ok again",
+        30,
+        async || n.http("/healthz").await.starts_with("ok head"),
+        || n.log(1),
+    )
+    .await;
+    assert_eq!(
+        n.count_logs(n.results, Results::ResultPosted::SIGNATURE_HASH, id)
+            .await,
+        1,
+        "posted once"
+    );
+    assert_eq!(
+        n.count_logs(n.market, Market::LeaseClosed::SIGNATURE_HASH, id)
+            .await,
+        0,
+        "no lease closed because the RPC dropped"
+    );
+    let log = n.log(1);
+    assert!(
+        !log.contains(ANVIL_KEYS[3].trim_start_matches("0x")),
+        "the key never in the log (OFF-17)"
+    );
+    n.stop(node, 1);
+}
+
+/// An anvil this test started itself (on a given port, from a saved state); killed when dropped.
+struct OwnAnvil(Child);
+
+impl Drop for OwnAnvil {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn off_12_anvil_stopped_and_restarted_mid_job_with_its_state_does_not_lose_the_job() {
+    let mut n = net().await;
+    let dir = n.path();
+    n.config(&n.url, None);
+    let mut node = n.start(1);
+    n.wait_head(1).await;
+    let id = n.order("sleep 3; echo done", 4).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
+        .await;
+
+    // Save the chain (anvil_dumpState: gzipped JSON, as hex) and stop anvil mid-job.
+    let dump: String = n
+        .tenant
+        .provider
+        .raw_request("anvil_dumpState".into(), ())
+        .await
+        .expect("dump");
+    let gz = alloy::hex::decode(dump.trim_start_matches("0x")).expect("hex");
+    std::fs::write(dir.join("state.json.gz"), gz).expect("write");
+    let unzip = Command::new("gzip")
+        .args(["-df", "state.json.gz"])
+        .current_dir(&dir)
+        .status()
+        .expect("gzip runs");
+    assert!(unzip.success());
+    let port = n.anvil.as_ref().expect("anvil").port();
+    n.anvil.take().expect("anvil").stop();
+
+    // The node stays up and says the chain is unreachable.
+    eventually(
+        "/healthz to report the chain unread",
+        30,
+        async || n.http("/healthz").await.contains("503"),
+        || n.log(1),
+    )
+    .await;
+    assert!(node.try_wait().expect("wait").is_none(), "still running");
+
+    // The same chain again on the same port.
+    let restarted = OwnAnvil(
+        Command::new(anvil::find_anvil().expect("anvil"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--hardfork", "cancun", "--load-state", "state.json"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("anvil restarts"),
+    );
+    n.result(id, 1, 90).await;
+    assert_eq!(
+        n.count_logs(n.results, Results::ResultPosted::SIGNATURE_HASH, id)
+            .await,
+        1,
+        "posted once"
+    );
+    assert_eq!(
+        n.count_logs(n.market, Market::LeaseClosed::SIGNATURE_HASH, id)
+            .await,
+        0,
+        "no lease closed"
+    );
+    eventually(
+        "/healthz ok again",
+        30,
+        async || n.http("/healthz").await.starts_with("ok head"),
+        || n.log(1),
+    )
+    .await;
+    n.stop(node, 1);
+    drop(restarted);
+}
