@@ -295,7 +295,7 @@ pub(crate) async fn on_order(
     Ok(false)
 }
 
-/// The tenant pushed the spec of order `o` ([`crate::http`]): evaluate it now, as if its log had
+/// The tenant pushed the spec of order `o` ([`crate::api`]): evaluate it now, as if its log had
 /// just been read (nothing happens when the node already knows the order).
 pub(crate) async fn order_pushed(s: &Arc<Shared>, o: Market::OrderCreated) -> Result<()> {
     on_order(s, o, Instant::now(), &mut None, false)
