@@ -322,15 +322,17 @@ impl TxManager {
     /// (429, 5xx, timeouts, dropped connections: OFF-10), always the same bytes. A "nonce too
     /// low" answer to a retry means an earlier try landed: sent.
     async fn broadcast_retrying(&self, s: &Signed) -> Result<(), ChainError> {
-        let mut wait = Duration::from_millis(200);
+        let mut backoff =
+            crate::daemon::Backoff::new(Duration::from_millis(200), Duration::from_secs(60));
         let mut tries = 0;
         loop {
             match self.broadcast(s).await {
                 Err(ChainError::Network(e)) if tries < BROADCAST_RETRIES => {
                     tries += 1;
+                    let wait = backoff.delay();
                     debug!(tx = %s.hash, error = %e, retry_in_ms = wait.as_millis() as u64, "broadcast failed: retrying the same bytes");
                     tokio::time::sleep(jitter(wait)).await;
-                    wait *= 2;
+                    backoff.failed();
                 }
                 Err(ChainError::User(e)) if tries > 0 && nonce_too_low(&e) => return Ok(()),
                 r => return r,
@@ -447,7 +449,7 @@ impl TxManager {
         let recheck = self.policy.stuck_after.min(Duration::from_secs(2));
         let mut checked = Instant::now();
         let mut taken = 0;
-        let mut backoff = self.policy.poll;
+        let mut backoff = crate::daemon::Backoff::new(self.policy.poll, Duration::from_secs(5));
         loop {
             if started.elapsed() > deadline {
                 return Err(ChainError::Network(format!(
@@ -466,12 +468,13 @@ impl TxManager {
             }
             if let Some(e) = net_err {
                 // RPC trouble: keep the transaction, back off, try again (OFF-10, OFF-12).
-                debug!(tx = %last.hash, error = %e, retry_in_ms = backoff.as_millis() as u64, "receipt poll failed");
-                tokio::time::sleep(jitter(backoff)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let wait = backoff.delay();
+                debug!(tx = %last.hash, error = %e, retry_in_ms = wait.as_millis() as u64, "receipt poll failed");
+                tokio::time::sleep(jitter(wait)).await;
+                backoff.failed();
                 continue;
             }
-            backoff = self.policy.poll;
+            backoff.succeeded();
             let chain_next = match self.chain_nonce(false).await {
                 Ok(n) if n > last.nonce => {
                     // The nonce is used: maybe by ours, mined between receipt polls or not yet
@@ -489,7 +492,7 @@ impl TxManager {
                     n
                 }
                 Err(_) => {
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(backoff.delay()).await;
                     continue;
                 }
             };

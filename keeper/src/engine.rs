@@ -35,12 +35,12 @@ use anyhow::{Context, Result};
 use gridlease_bindings::{MarketAdmin, MarketLens, Results, Staking};
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
-    daemon::{self, lock},
+    daemon::{self, Backoff, lock},
     fetch::{Fetcher, Limits},
     txm::{Signed, TxManager, TxPolicy},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::{
     check,
@@ -78,23 +78,28 @@ pub async fn run(cfg: Config) -> Result<()> {
             .with_graceful_shutdown(async move { stop_http.cancelled().await })
             .await
     });
-    signals(k.stop.clone());
+    daemon::on_signals(k.stop.clone());
     resume(&k)?;
-    let poll = Duration::from_millis(k.cfg.poll_ms);
-    let mut backoff = Duration::ZERO;
+    let mut backoff = Backoff::new(
+        Duration::from_millis(k.cfg.poll_ms),
+        Duration::from_secs(10),
+    );
+    // The first tick at once (a restarted keeper catches up first), then every poll.
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
             () = k.stop.cancelled() => break,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
         }
         match tick(&k).await {
-            Ok(()) => backoff = poll,
+            Ok(()) => backoff.succeeded(),
             Err(e) => {
                 k.metrics.rpc_errors.fetch_add(1, Relaxed);
-                backoff = (backoff.max(poll) * 2).min(Duration::from_secs(10));
-                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "chain poll failed; catching up when it answers");
+                let retry = backoff.failed();
+                warn!(error = %e, retry_in_ms = retry.as_millis() as u64, "chain poll failed; catching up when it answers");
             }
         }
+        wait = backoff.delay();
     }
     // In-flight transactions are journaled: give them a moment to be mined, then leave (a restart
     // watches what is still pending).
@@ -113,28 +118,6 @@ pub async fn run(cfg: Config) -> Result<()> {
     let _ = http.await;
     info!("stopped");
     Ok(())
-}
-
-fn signals(stop: CancellationToken) {
-    tokio::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return;
-        };
-        for n in 0.. {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            if n == 0 {
-                stop.cancel();
-            } else {
-                error!("second signal: exiting now");
-                std::process::exit(130);
-            }
-        }
-    });
 }
 
 /// The results modules `lens` lists that `known` lacks, with their windows and prices (the

@@ -18,7 +18,7 @@ use alloy::{
 use gridlease_bindings::{Market, MarketLens, Staking};
 use gridlease_core::{
     chain::{ChainError, classify_rpc},
-    daemon::lock,
+    daemon::{Backoff, lock},
     txm::{Outcome, Quote, Signed},
 };
 use tracing::{info, warn};
@@ -94,15 +94,15 @@ pub(crate) async fn send_bonded(
         priority_fee: q.priority_fee,
     };
     journal(k, action, ids)(&signed).map_err(|e| ChainError::User(format!("not sent: {e}")))?;
-    let mut wait = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(60));
     for tries in 0.. {
         match k.tx.broadcast(&signed).await {
             Ok(()) => break,
             // Maybe it arrived: `confirm` rebroadcasts the same bytes.
             Err(ChainError::Network(_)) if tries >= 3 => break,
             Err(ChainError::Network(_)) => {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
+                tokio::time::sleep(backoff.delay()).await;
+                backoff.failed();
             }
             Err(e) => {
                 // Refused: nothing was sent.

@@ -40,7 +40,7 @@ use anyhow::{Context, Result};
 use gridlease_bindings::{Market, MarketAdmin, Results};
 use gridlease_core::{
     chain::{ChainError, Client, classify, classify_rpc},
-    daemon,
+    daemon::{self, Backoff},
     fetch::{Fetcher, Limits},
     txm::{TxManager, TxPolicy},
 };
@@ -87,7 +87,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         .with_graceful_shutdown(async move { stop_http.cancelled().await })
         .await
     });
-    signals(s.clone());
+    daemon::on_signals(s.stop.clone());
     resume(&s)?;
     if s.cfg.services {
         // Critical: a node selling service leases without heartbeats would see them lapse, so
@@ -102,19 +102,21 @@ pub async fn run(cfg: Config) -> Result<()> {
             }
         });
     }
-    let poll = Duration::from_millis(s.cfg.poll_ms);
-    let mut backoff = poll;
+    let mut backoff = Backoff::new(
+        Duration::from_millis(s.cfg.poll_ms),
+        Duration::from_secs(10),
+    );
     loop {
         tokio::select! {
             () = s.stop.cancelled() => break,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(backoff.delay()) => {}
         }
         match tick(&s).await {
-            Ok(()) => backoff = poll,
+            Ok(()) => backoff.succeeded(),
             Err(e) => {
                 s.metrics.rpc_errors.fetch_add(1, Relaxed);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "chain poll failed; running jobs continue");
+                let retry = backoff.failed();
+                warn!(error = %e, retry_in_ms = retry.as_millis() as u64, "chain poll failed; running jobs continue");
             }
         }
     }
@@ -133,29 +135,6 @@ pub async fn run(cfg: Config) -> Result<()> {
     let _ = http.await;
     info!("stopped");
     Ok(())
-}
-
-fn signals(s: Arc<Shared>) {
-    tokio::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return;
-        };
-        for n in 0.. {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            if n == 0 {
-                s.stop.cancel();
-            } else {
-                // A second signal: leave now (state is consistent at every step).
-                error!("second signal: exiting now");
-                std::process::exit(130);
-            }
-        }
-    });
 }
 
 async fn start(cfg: Config) -> Result<Shared> {

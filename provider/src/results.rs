@@ -22,7 +22,7 @@ use alloy::{
 use gridlease_bindings::{Results, Results::ResultsErrors};
 use gridlease_core::{
     chain::{ChainError, ContractError},
-    daemon::lock,
+    daemon::{Backoff, lock},
     merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES},
     txm::Outcome,
 };
@@ -122,7 +122,7 @@ fn answer(s: &Arc<Shared>, c: Challenge) {
 
 /// Answer `c` until it is answered, gone, or past its deadline; `None` when the node stops first.
 async fn answer_until_done(s: &Shared, c: Challenge) -> Option<ChallengeEnd> {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     loop {
         let why = match try_answer(s, &c).await {
             Ok(end) => return Some(end),
@@ -138,12 +138,13 @@ async fn answer_until_done(s: &Shared, c: Challenge) -> Option<ChallengeEnd> {
             error!(lease = %c.lease, index = c.index, alert = true, error = %why, "a challenge of our result went unanswered past its deadline: the result can be failed");
             return Some(ChallengeEnd::Missed);
         }
-        error!(lease = %c.lease, index = c.index, alert = true, error = %why, retry_in_ms = backoff.as_millis() as u64, "answering a challenge failed; retrying until its deadline");
+        let wait = backoff.delay();
+        error!(lease = %c.lease, index = c.index, alert = true, error = %why, retry_in_ms = wait.as_millis() as u64, "answering a challenge failed; retrying until its deadline");
         tokio::select! {
             () = s.kill.cancelled() => return None,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        backoff.failed();
     }
 }
 

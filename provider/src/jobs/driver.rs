@@ -13,7 +13,7 @@ use anyhow::Result;
 use gridlease_bindings::{Market, Results, Results::ResultsErrors};
 use gridlease_core::{
     chain::{ChainError, ContractError, classify},
-    daemon::lock,
+    daemon::{Backoff, lock},
     merkle::Commitment,
     protocol::{JobViewExt, Status},
     spec::{JobKind, RunSpec, Workload},
@@ -56,7 +56,7 @@ pub(crate) fn drive(s: &Arc<Shared>, id: B256) {
 
 /// Walk job `id` to `Posted` (or a terminal state), one compare-and-set step at a time.
 async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result<()> {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     let mut waiting = false;
     loop {
         if cancel.is_cancelled() {
@@ -100,16 +100,17 @@ async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result
             _ => return Ok(()),
         };
         match step {
-            Ok(()) => backoff = Duration::from_millis(250),
+            Ok(()) => backoff.succeeded(),
             Err(Step::Stop) => return Ok(()),
             Err(Step::Retry(why)) => {
                 s.metrics.rpc_errors.fetch_add(1, Relaxed);
-                warn!(lease = %id, state = job.state.name(), why = %why, retry_in_ms = backoff.as_millis() as u64, "job step will be retried");
+                let wait = backoff.delay();
+                warn!(lease = %id, state = job.state.name(), why = %why, retry_in_ms = wait.as_millis() as u64, "job step will be retried");
                 tokio::select! {
                     () = cancel.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                backoff.failed();
             }
             Err(Step::Fail(why)) => {
                 error!(lease = %id, why = %why, "job failed");

@@ -10,6 +10,7 @@ use alloy::{primitives::B256, sol_types::SolCall};
 use gridlease_bindings::{Market, Staking};
 use gridlease_core::{
     chain::{ChainError, classify},
+    daemon::Backoff,
     protocol::{JobViewExt, Status},
     txm::Outcome,
 };
@@ -35,7 +36,7 @@ pub(crate) async fn serve(
     run: JobRun,
     cancel: &CancellationToken,
 ) -> Result<(), Step> {
-    let mut pause = Duration::from_secs(1);
+    let mut pause = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         let now = s.client().now().await?;
         let left = job.end.saturating_sub(now);
@@ -84,15 +85,17 @@ pub(crate) async fn serve(
             Err(ExecError::Unsupported(e)) => return Err(Step::Fail(e)),
             other => {
                 if started.elapsed() > Duration::from_secs(60) {
-                    pause = Duration::from_secs(1);
+                    // It ran a while: a fresh failure, not a crash loop.
+                    pause.succeeded();
                 }
                 s.metrics.jobs_failed.fetch_add(1, Relaxed);
-                warn!(lease = %job.id, outcome = ?other.map(|o| o.stderr_tail), restart_in_s = pause.as_secs(), "service exited; restarting it");
+                let wait = pause.delay();
+                warn!(lease = %job.id, outcome = ?other.map(|o| o.stderr_tail), restart_in_s = wait.as_secs(), "service exited; restarting it");
                 tokio::select! {
                     () = cancel.cancelled() => return Err(Step::Stop),
-                    () = tokio::time::sleep(pause) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
-                pause = (pause * 2).min(Duration::from_secs(60));
+                pause.failed();
             }
         }
     }
@@ -122,7 +125,7 @@ async fn spent(s: &Shared, id: B256) {
 /// a second; a stuck heartbeat is replaced with higher fees by the transaction manager.
 pub(crate) async fn heartbeats(s: &Arc<Shared>) {
     let staking = Staking::new(s.staking, &s.client().provider);
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
     loop {
         let next = async {
             let l = staking
@@ -164,15 +167,15 @@ pub(crate) async fn heartbeats(s: &Arc<Shared>) {
         .await;
         let wait = match next {
             Ok(d) => {
-                backoff = Duration::from_millis(500);
+                backoff.succeeded();
                 d
             }
             Err(e) => {
                 s.metrics.rpc_errors.fetch_add(1, Relaxed);
-                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "heartbeat failed; retrying");
-                let b = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                b
+                let wait = backoff.delay();
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "heartbeat failed; retrying");
+                backoff.failed();
+                wait
             }
         };
         tokio::select! {
