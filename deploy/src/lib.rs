@@ -5,12 +5,11 @@
 //! - [`deploy`]: CREATE2 through the standard proxy, then configuration, idempotently.
 //! - [`anvil`]: a local anvil from `node_modules` on a free loopback port.
 //! - [`devnet`]: anvil + deployment + funded demo accounts with keystores.
-//! - [`proxy`]: a fault-injecting JSON-RPC proxy for the daemons' tests.
+//!
+//! What only tests use (the RPC fault proxy, the file server, the container engine, fixtures) is
+//! in `gridlease-testkit`.
 
 pub mod anvil;
 pub mod config;
 pub mod deploy;
 pub mod devnet;
-pub mod engine;
-pub mod files;
-pub mod proxy;

@@ -224,7 +224,7 @@ impl Drop for Daemon {
     }
 }
 
-pub use gridlease_deploy::engine::Engine;
+pub use gridlease_testkit::engine::Engine;
 
 /// How to start the market.
 #[derive(Clone, Debug)]

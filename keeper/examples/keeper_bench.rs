@@ -63,18 +63,9 @@ const ROUND: usize = 2_000;
 /// Transactions in flight to anvil at once while setting up.
 const LANES: usize = 16;
 
+/// A counter of the daemon's `/metrics` (0 while it does not answer).
 async fn metric(port: u16, name: &str) -> u64 {
-    let Ok(b) = gridlease_core::fetch::Fetcher::devnet()
-        .get(&format!("http://127.0.0.1:{port}/metrics"), None)
-        .await
-    else {
-        return 0;
-    };
-    String::from_utf8_lossy(&b)
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+    gridlease_testkit::metrics::scrape(port, name).await
 }
 
 fn spec() -> RunSpec {

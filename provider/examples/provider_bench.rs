@@ -36,18 +36,9 @@ const USDC: u128 = 1_000_000;
 /// Orders sent one at a time before the burst.
 const SPACED: u64 = 100;
 
+/// A counter of the daemon's `/metrics` (0 while it does not answer).
 async fn metric(port: u16, name: &str) -> u64 {
-    let Ok(b) = gridlease_core::fetch::Fetcher::devnet()
-        .get(&format!("http://127.0.0.1:{port}/metrics"), None)
-        .await
-    else {
-        return 0;
-    };
-    String::from_utf8_lossy(&b)
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+    gridlease_testkit::metrics::scrape(port, name).await
 }
 
 async fn wait_metric(port: u16, name: &str, at_least: u64, limit: Duration) -> Result<Duration> {

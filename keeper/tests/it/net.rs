@@ -21,7 +21,7 @@ use std::{
 use alloy::{
     primitives::{Address, B256, Bytes, U256, aliases::U96},
     providers::Provider,
-    rpc::types::{Filter, Log, TransactionReceipt},
+    rpc::types::{Log, TransactionReceipt},
     signers::local::PrivateKeySigner,
     sol_types::SolEvent,
 };
@@ -32,7 +32,7 @@ use axum::{
     routing::get,
 };
 use gridlease_bindings::{
-    IMarket::OrderParams, IStaking::Capacity, Market, MarketLens, MockStablecoin, Results, Staking,
+    IMarket::OrderParams, Market, MarketLens, MockStablecoin, Results, Staking,
     lens::IMarket::JobView,
 };
 use gridlease_core::{
@@ -41,13 +41,10 @@ use gridlease_core::{
     merkle::{Commitment, MerkleTree, result_chunk},
     spec::{Resources, RunSpec, Workload},
 };
-use gridlease_deploy::{
-    anvil::{self, ANVIL_KEYS},
-    deploy::mint,
-    devnet,
-};
+use gridlease_deploy::anvil::{self, ANVIL_KEYS};
 
-pub(crate) const USDC: u128 = 1_000_000;
+use gridlease_testkit::market::Market as Fixture;
+pub(crate) use gridlease_testkit::market::USDC;
 /// 0.01 USDC a second (36 USDC an hour), 18-decimal units.
 pub(crate) const RATE: u128 = 10_000_000_000_000_000;
 pub(crate) const DEPOSIT: u128 = 40 * USDC;
@@ -102,32 +99,21 @@ pub(crate) struct Net {
 }
 
 pub(crate) async fn net() -> Net {
-    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
-    let dir = tempfile::tempdir().expect("tempdir");
-    d.save(&dir.path().join("deployments.json")).expect("save");
-    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
-    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
-    let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
-    let usdc = d.token("USDC").expect("usdc").address;
-    let cap = Capacity {
-        gpuClasses: 1,
-        gpuCount: 1,
-        vramGiB: 16,
-    };
+    let Fixture {
+        anvil,
+        gov,
+        dir,
+        tenant,
+        owner,
+        operator,
+        usdc,
+        market,
+        lens,
+        results,
+        staking,
+        ..
+    } = Fixture::start(500 * USDC).await;
     let owner_address = owner.address();
-    devnet::provider(&gov, &d, owner, &operator, cap, 500 * USDC)
-        .await
-        .expect("provider registered and staked");
-    mint(&gov, usdc, tenant_key.address(), 1_000 * USDC)
-        .await
-        .expect("mint");
-    let tenant = Client::connect(&anvil.url(), Some(tenant_key))
-        .await
-        .expect("connect");
-    let market = d.address("Market").expect("market");
-    send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
-        .await
-        .expect("approve");
     let served: Served = Arc::default();
     let app = Router::new()
         .route(
@@ -153,9 +139,9 @@ pub(crate) async fn net() -> Net {
         gov,
         owner: owner_address,
         market,
-        lens: d.address("MarketLens").expect("lens"),
-        results: d.address("Results").expect("results"),
-        staking: d.address("Staking").expect("staking"),
+        lens,
+        results,
+        staking,
         usdc,
         served,
         results_url,
@@ -220,17 +206,7 @@ pub(crate) fn config(net: &Net, n: u32, native_price: &str) -> (String, u16) {
 
 /// A counter of the keeper's `/metrics` (0 while it does not answer).
 pub(crate) async fn metric(port: u16, name: &str) -> u64 {
-    let Ok(b) = gridlease_core::fetch::Fetcher::devnet()
-        .get(&format!("http://127.0.0.1:{port}/metrics"), None)
-        .await
-    else {
-        return 0;
-    };
-    String::from_utf8_lossy(&b)
-        .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+    gridlease_testkit::metrics::scrape(port, name).await
 }
 
 /// A keeper process; killed if the test ends (or fails) without [`stop`]ping it.
@@ -486,17 +462,7 @@ impl Net {
     }
 
     pub(crate) async fn logs(&self, address: Address, sig: B256, id: B256) -> Vec<Log> {
-        self.tenant
-            .provider
-            .get_logs(
-                &Filter::new()
-                    .address(address)
-                    .event_signature(sig)
-                    .topic1(id)
-                    .from_block(0),
-            )
-            .await
-            .expect("logs")
+        gridlease_testkit::market::logs(&self.tenant, address, sig, id).await
     }
 
     /// The decoded events `E` of `id` from `address`.

@@ -7,32 +7,29 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use alloy::{
-    primitives::{Address, B256, U256, aliases::U96},
+    primitives::{Address, B256, aliases::U96},
     providers::Provider,
-    rpc::types::{Filter, Log},
-    signers::local::PrivateKeySigner,
+    rpc::types::Log,
     sol_types::SolEvent,
 };
-use gridlease_bindings::{
-    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Results,
-};
+use gridlease_bindings::{IMarket::OrderParams, Market, Results};
 use gridlease_core::{
     chain::{Client, send},
     fetch,
     spec::{Resources, RunSpec, Workload},
 };
-use gridlease_deploy::{
-    anvil::{self, ANVIL_KEYS, Anvil},
-    deploy::mint,
-    devnet,
-};
+use gridlease_deploy::anvil::{self, ANVIL_KEYS, Anvil};
 
-pub(crate) const USDC: u128 = 1_000_000;
+use gridlease_testkit::market::{Market as Fixture, logs};
+pub(crate) use gridlease_testkit::{
+    market::{USDC, key},
+    process::Daemon as Node,
+};
 
 /// Wait until `f` holds, up to `secs`; on timeout fail with `what` and `context()`.
 pub(crate) async fn eventually(
@@ -78,10 +75,6 @@ pub(crate) fn job_spec(workload: Workload) -> RunSpec {
     }
 }
 
-pub(crate) fn key(i: usize) -> PrivateKeySigner {
-    ANVIL_KEYS[i].parse().expect("key")
-}
-
 /// A market with provider `owner` (key 2, operator key 3) registered for class `any` with one
 /// 16 GiB GPU and 100 USDC staked, a funded tenant (key 1), and a temp dir for a node.
 pub(crate) struct Net {
@@ -99,38 +92,17 @@ pub(crate) struct Net {
 }
 
 pub(crate) async fn net() -> Net {
-    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
-    let dir = tempfile::tempdir().expect("tempdir");
-    d.save(&dir.path().join("deployments.json")).expect("save");
-    let usdc = d.token("USDC").expect("usdc").address;
-    let cap = Capacity {
-        gpuClasses: 1,
-        gpuCount: 1,
-        vramGiB: 16,
-    };
-    devnet::provider(&gov, &d, key(2), &key(3), cap, 100 * USDC)
-        .await
-        .expect("provider registered and staked");
-    mint(&gov, usdc, key(1).address(), 1_000 * USDC)
-        .await
-        .expect("mint");
-    let tenant = Client::connect(&anvil.url(), Some(key(1)))
-        .await
-        .expect("connect");
-    let market = d.address("Market").expect("market");
-    send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
-        .await
-        .expect("approve");
+    let m = Fixture::start(100 * USDC).await;
     Net {
-        url: anvil.url(),
-        anvil: Some(anvil),
-        dir,
-        tenant,
-        market,
-        lens: d.address("MarketLens").expect("lens"),
-        results: d.address("Results").expect("results"),
-        staking: d.address("Staking").expect("staking"),
-        usdc,
+        url: m.anvil.url(),
+        anvil: Some(m.anvil),
+        dir: m.dir,
+        tenant: m.tenant,
+        market: m.market,
+        lens: m.lens,
+        results: m.results,
+        staking: m.staking,
+        usdc: m.usdc,
         port: anvil::free_port().expect("a free port"),
     }
 }
@@ -352,17 +324,7 @@ listen = "127.0.0.1:{}"
 
     /// The logs of `address` with event `sig` about `id` (topic 1).
     pub(crate) async fn logs_of(&self, address: Address, sig: B256, id: B256) -> Vec<Log> {
-        self.tenant
-            .provider
-            .get_logs(
-                &Filter::new()
-                    .address(address)
-                    .event_signature(sig)
-                    .topic1(id)
-                    .from_block(0),
-            )
-            .await
-            .expect("logs")
+        logs(&self.tenant, address, sig, id).await
     }
 
     /// The one decoded event `E` of `address` about `id`.
@@ -461,30 +423,6 @@ impl Net {
             "node exited with {status}\n{}",
             self.log(n)
         );
-    }
-}
-
-/// A node process this test started: killed when dropped, so a failing test leaves none behind.
-pub(crate) struct Node(pub(crate) Child);
-
-impl std::ops::Deref for Node {
-    type Target = Child;
-
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Node {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -13,8 +13,8 @@ use gridlease_core::chain::classify;
 use gridlease_deploy::{
     anvil::{self, ANVIL_KEYS},
     devnet,
-    proxy::{Fault, Proxy},
 };
+use gridlease_testkit::proxy::{Fault, Proxy};
 
 const USDC: u128 = 1_000_000;
 

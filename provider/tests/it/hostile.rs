@@ -29,7 +29,7 @@ use gridlease_core::{
     merkle::{Commitment, result_chunk},
     units::owed,
 };
-use gridlease_deploy::proxy::{Fault, Proxy};
+use gridlease_testkit::proxy::{Fault, Proxy};
 
 /// `Market.CloseReason.Completed` and `Accepted`.
 const COMPLETED: u8 = 5;

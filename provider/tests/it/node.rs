@@ -257,7 +257,7 @@ fn containers_of(id: B256, all: bool) -> Vec<String> {
 /// posted once. Needs the engine `scripts/podman.sh` serves (the test command starts it).
 #[tokio::test]
 async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_and_posts_once() {
-    let Some(engine) = gridlease_deploy::engine::Engine::for_test() else {
+    let Some(engine) = gridlease_testkit::engine::Engine::for_test() else {
         return;
     };
     let n = net().await;

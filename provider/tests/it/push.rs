@@ -10,24 +10,17 @@ use std::{
 };
 
 use alloy::{
-    primitives::{B256, U256, aliases::U96},
+    primitives::{B256, aliases::U96},
     signers::local::PrivateKeySigner,
 };
-use gridlease_bindings::{
-    IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Results,
-};
+use gridlease_bindings::{IMarket::OrderParams, Market, Results};
 use gridlease_core::{
-    chain::{Client, send},
+    chain::send,
     fetch,
     spec::{PUSH_URI, Resources, RunSpec, Workload},
 };
-use gridlease_deploy::{
-    anvil::{self, ANVIL_KEYS},
-    deploy::mint,
-    devnet,
-};
-
-const USDC: u128 = 1_000_000;
+use gridlease_deploy::anvil::{self, ANVIL_KEYS};
+use gridlease_testkit::market::{Market as Fixture, USDC, key};
 
 fn node_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
@@ -58,31 +51,17 @@ async fn post(url: &str, auth: &str, body: Vec<u8>) -> u16 {
 
 #[tokio::test]
 async fn a_pushed_spec_is_checked_kept_and_run() {
-    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
-    let dir = tempfile::tempdir().expect("tempdir");
-    d.save(&dir.path().join("deployments.json")).expect("save");
-    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
-    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
-    let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
-    let usdc = d.token("USDC").expect("usdc").address;
-    let cap = Capacity {
-        gpuClasses: 1,
-        gpuCount: 1,
-        vramGiB: 16,
-    };
-    devnet::provider(&gov, &d, owner.clone(), &operator, cap, 100 * USDC)
-        .await
-        .expect("provider registered and staked");
-    mint(&gov, usdc, tenant_key.address(), 1_000 * USDC)
-        .await
-        .expect("mint");
-    let tenant = Client::connect(&anvil.url(), Some(tenant_key.clone()))
-        .await
-        .expect("connect");
-    let market = d.address("Market").expect("market");
-    send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
-        .await
-        .expect("approve");
+    let Fixture {
+        anvil,
+        deployments: d,
+        dir,
+        tenant,
+        owner,
+        usdc,
+        market,
+        ..
+    } = Fixture::start(100 * USDC).await;
+    let tenant_key = key(1);
     let port = anvil::free_port().expect("a free port");
     let config = format!(
         r#"[chain]

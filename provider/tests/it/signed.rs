@@ -12,30 +12,23 @@ use std::{
 };
 
 use alloy::{
-    primitives::{B256, U256, aliases::U48, aliases::U96},
+    primitives::{B256, aliases::U48, aliases::U96},
     providers::Provider,
     rpc::types::Filter,
-    signers::local::PrivateKeySigner,
     sol_types::SolEvent,
 };
 use gridlease_bindings::{
     IMarket::{OrderParams, SignedBid},
-    IStaking::Capacity,
-    Market, MarketLens, MockStablecoin, Results, Staking,
+    Market, MarketLens, Results, Staking,
 };
 use gridlease_core::{
-    chain::{Client, send},
+    chain::send,
     eip712::{ServedBid, market_domain},
     fetch,
     spec::{Resources, RunSpec, Workload},
 };
-use gridlease_deploy::{
-    anvil::{self, ANVIL_KEYS},
-    deploy::mint,
-    devnet,
-};
-
-const USDC: u128 = 1_000_000;
+use gridlease_deploy::anvil::{self, ANVIL_KEYS};
+use gridlease_testkit::market::{Market as Fixture, USDC, capacity};
 
 fn node(dir: &Path, args: &[&str], log: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gridlease-provider"));
@@ -75,32 +68,21 @@ fn stop(mut child: Child) {
 
 #[tokio::test]
 async fn signed_mode_needs_the_public_url_registered_then_signs_serves_and_wins_auctions() {
-    let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dir = dir.path();
-    d.save(&dir.join("deployments.json")).expect("save");
-    let owner: PrivateKeySigner = ANVIL_KEYS[2].parse().expect("key");
-    let operator: PrivateKeySigner = ANVIL_KEYS[3].parse().expect("key");
-    let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
-    let usdc = d.token("USDC").expect("usdc").address;
-    let cap = Capacity {
-        gpuClasses: 1,
-        gpuCount: 2,
-        vramGiB: 16,
-    };
-    devnet::provider(&gov, &d, owner.clone(), &operator, cap.clone(), 100 * USDC)
-        .await
-        .expect("provider registered and staked");
-    mint(&gov, usdc, tenant_key.address(), 1_000 * USDC)
-        .await
-        .expect("mint");
-    let tenant = Client::connect(&anvil.url(), Some(tenant_key))
-        .await
-        .expect("connect");
-    let market = d.address("Market").expect("market");
-    send(MockStablecoin::new(usdc, &tenant.provider).approve(market, U256::from(1_000 * USDC)))
-        .await
-        .expect("approve");
+    let Fixture {
+        anvil,
+        gov,
+        deployments: d,
+        dir,
+        tenant,
+        owner,
+        operator,
+        usdc,
+        market,
+        ..
+    } = Fixture::start(100 * USDC).await;
+    let cap = capacity();
+    let tmp = dir;
+    let dir = tmp.path();
     let port = anvil::free_port().expect("a free port");
     let url = format!("http://127.0.0.1:{port}");
     std::fs::write(

@@ -280,7 +280,7 @@ async fn off_08_a_stuck_transaction_is_replaced_with_both_fees_bumped_at_its_non
 
 #[tokio::test]
 async fn off_07_off_10_a_replacement_whose_answer_was_lost_is_still_recognised_when_mined() {
-    use gridlease_deploy::proxy::{Fault, Proxy};
+    use gridlease_testkit::proxy::{Fault, Proxy};
     let (anvil, _gov, d) = devnet::market(0, None).await.expect("market");
     let direct = Client::connect(&anvil.url(), None).await.expect("connect");
     raw(&direct, "evm_setAutomine", serde_json::json!([false])).await;

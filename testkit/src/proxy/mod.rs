@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {
-//! use gridlease_deploy::proxy::{Fault, Proxy};
+//! use gridlease_testkit::proxy::{Fault, Proxy};
 //! let proxy = Proxy::start("http://127.0.0.1:8545").await?;
 //! proxy.fail(Fault::Status(503)); // everything answers 503
 //! proxy.fail_method("eth_getLogs", Fault::MaxLogRange(10));

@@ -235,7 +235,7 @@ async fn price_bump_rule_refuses_replacements_below_ten_percent() {
     let proxy = Proxy::start(&fake_upstream().await).await.expect("proxy");
     let p = client(proxy.url());
     proxy.fail(Fault::PriceBump(1_000));
-    let key: PrivateKeySigner = crate::anvil::ANVIL_KEYS[0].parse().expect("key");
+    let key: PrivateKeySigner = gridlease_deploy::anvil::ANVIL_KEYS[0].parse().expect("key");
     let wallet = EthereumWallet::from(key);
     let raw = async |max: u128, prio: u128| {
         let req = TransactionRequest::default()

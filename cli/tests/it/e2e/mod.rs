@@ -32,7 +32,7 @@ struct Net {
     anvil: Anvil,
     dir: tempfile::TempDir,
     /// Serves `dir` on loopback: inputs and results are named by http URLs (PIN-01).
-    files: gridlease_deploy::files::Files,
+    files: gridlease_testkit::files::Files,
     d: Deployments,
     gov: Client,
     tenant: Address,
@@ -59,7 +59,7 @@ async fn net() -> Net {
     .expect("keystore");
     std::fs::write(dir.path().join("pw"), "pw\n").expect("pw");
     std::fs::write(dir.path().join("wrong"), "nope\n").expect("pw");
-    let files = gridlease_deploy::files::Files::serve(dir.path()).expect("file server");
+    let files = gridlease_testkit::files::Files::serve(dir.path()).expect("file server");
     Net {
         files,
         keystore: dir.path().join("tenant.json"),

@@ -10,7 +10,7 @@ use gridlease_core::{
     logs,
     txm::{TxManager, TxPolicy},
 };
-use gridlease_deploy::proxy::{Fault, Proxy};
+use gridlease_testkit::proxy::{Fault, Proxy};
 
 use super::{approve, chain, mined};
 use crate::common::*;

@@ -1,7 +1,7 @@
 //! The OFF and PD cases of SECURITY.md that need a fault: reorgs (`anvil_reorg`,
 //! `anvil_rollback`), lost and refused transactions, and what anvil cannot produce (429, 5xx,
 //! hung calls, dropped connections, refused `eth_getLogs` ranges, a head going backwards, geth's
-//! replacement rule) through the fault-injecting proxy of `gridlease_deploy::proxy`. Each test
+//! replacement rule) through the fault-injecting proxy of `gridlease_testkit::proxy`. Each test
 //! carries the IDs it covers. The transaction manager and the log reader are tested directly;
 //! what needs the daemon runs `gridlease-provider run` as a real process.
 

@@ -9,10 +9,8 @@ use std::{
 
 use alloy::{providers::Provider, sol_types::SolEvent};
 use gridlease_bindings::{Market, Results};
-use gridlease_deploy::{
-    anvil::{self, ANVIL_KEYS},
-    proxy::{Fault, Proxy},
-};
+use gridlease_deploy::anvil::{self, ANVIL_KEYS};
+use gridlease_testkit::proxy::{Fault, Proxy};
 
 use crate::common::*;
 

@@ -15,7 +15,7 @@ use gridlease_core::{
     chain::{Client, RPC_TIMEOUT},
     txm::{Outcome, Signed, TxManager, TxPolicy},
 };
-use gridlease_deploy::proxy::{Fault, Proxy};
+use gridlease_testkit::proxy::{Fault, Proxy};
 
 use super::{approve, chain, mined};
 use crate::common::*;
