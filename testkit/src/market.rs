@@ -66,14 +66,20 @@ pub struct Market {
 }
 
 impl Market {
-    /// Deploy on a fresh anvil (instant blocks) with the provider staking `stake` units.
+    /// Deploy on a fresh anvil (instant blocks) with the provider staking `stake` units for
+    /// [`capacity`].
     pub async fn start(stake: u128) -> Self {
+        Self::start_with(stake, capacity()).await
+    }
+
+    /// The same with the provider registering `cap`.
+    pub async fn start_with(stake: u128, cap: Capacity) -> Self {
         let (anvil, gov, d) = devnet::market(0, None).await.expect("market on anvil");
         let dir = tempfile::tempdir().expect("tempdir");
         d.save(&dir.path().join("deployments.json"))
             .expect("save the deployment");
         let usdc = d.token("USDC").expect("usdc").address;
-        devnet::provider(&gov, &d, key(2), &key(3), capacity(), stake)
+        devnet::provider(&gov, &d, key(2), &key(3), cap, stake)
             .await
             .expect("provider registered and staked");
         mint(&gov, usdc, key(1).address(), 1_000 * USDC)

@@ -19,6 +19,7 @@ use alloy::{
 };
 use gridlease_bindings::{
     IMarket::{OrderParams, SignedBid},
+    IStaking::Capacity,
     Market, MarketLens, Results, Staking,
 };
 use gridlease_core::{
@@ -28,7 +29,7 @@ use gridlease_core::{
     spec::{Resources, RunSpec, Workload},
 };
 use gridlease_deploy::anvil::{self, ANVIL_KEYS};
-use gridlease_testkit::market::{Market as Fixture, USDC, capacity};
+use gridlease_testkit::market::{Market as Fixture, USDC};
 
 fn node(dir: &Path, args: &[&str], log: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gridlease-provider"));
@@ -68,6 +69,12 @@ fn stop(mut child: Child) {
 
 #[tokio::test]
 async fn signed_mode_needs_the_public_url_registered_then_signs_serves_and_wins_auctions() {
+    // Two GPUs: the node bids on two auctions at once.
+    let cap = Capacity {
+        gpuClasses: 1,
+        gpuCount: 2,
+        vramGiB: 16,
+    };
     let Fixture {
         anvil,
         gov,
@@ -79,8 +86,7 @@ async fn signed_mode_needs_the_public_url_registered_then_signs_serves_and_wins_
         usdc,
         market,
         ..
-    } = Fixture::start(100 * USDC).await;
-    let cap = capacity();
+    } = Fixture::start_with(100 * USDC, cap.clone()).await;
     let tmp = dir;
     let dir = tmp.path();
     let port = anvil::free_port().expect("a free port");
