@@ -398,11 +398,18 @@ async fn follow(
             if !matches!(status, Status::None | Status::Open) && !leased {
                 leased = true;
                 if let Some(s) = &f.started {
+                    // The lease's end as it stands (the view's), not the award's: every later
+                    // line reads the view, and two ends for one lease would contradict each other.
+                    let end: u64 = if f.v.end.is_zero() {
+                        s.end.to()
+                    } else {
+                        f.v.end.to()
+                    };
                     say(&format!(
                         "leased: provider {} at {}, runs until {}",
                         s.provider,
                         per_hour(s.ratePerSecond.to::<u128>(), &f.token),
-                        utc(s.end.to())
+                        utc(end)
                     ));
                 }
             }

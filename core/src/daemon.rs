@@ -2,7 +2,10 @@
 //! the deployment checked against the chain it claims to describe, one process per state
 //! directory, a wall clock, and a poison-tolerant lock.
 
-use std::{path::Path, sync::Mutex};
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 use alloy::providers::Provider;
 
@@ -165,6 +168,55 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
         path: path.to_owned(),
         why: e.to_string().trim().replace('\n', " "),
     })
+}
+
+/// A daemon's configuration file under validation: it names the file and the key in every error
+/// and resolves relative paths against the file's folder. Both daemons read theirs through it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfigFile<'a> {
+    path: &'a Path,
+    base: &'a Path,
+}
+
+impl<'a> ConfigFile<'a> {
+    /// The file `path`, its relative paths taken from `base`.
+    pub fn new(path: &'a Path, base: &'a Path) -> Self {
+        Self { path, base }
+    }
+
+    /// Read `path` of `daemon` and hand its text, with the file, to `parse` (relative paths are
+    /// relative to the file's folder).
+    pub fn load<T>(
+        path: &Path,
+        daemon: &'static str,
+        parse: impl FnOnce(&str, &Path, &Path) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        let text = read_config(path, daemon)?;
+        parse(&text, path, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// `text` as the raw TOML schema `T` ([`parse_toml`]).
+    pub fn parse<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, ConfigError> {
+        parse_toml(text, self.path)
+    }
+
+    /// The error for key `key`: `why`.
+    pub fn bad(&self, key: &str, why: impl Into<String>) -> ConfigError {
+        ConfigError::Value {
+            path: self.path.to_owned(),
+            key: key.to_owned(),
+            why: why.into(),
+        }
+    }
+
+    /// `p`, relative to the file's folder unless absolute.
+    pub fn rel(&self, p: PathBuf) -> PathBuf {
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
+    }
 }
 
 /// The one retry delay of the daemons: `base` after a success, doubled after each failure up to

@@ -4,7 +4,12 @@
 use std::{collections::HashSet, net::SocketAddr, path::PathBuf};
 
 use alloy::primitives::Address;
-use gridlease_core::{daemon, fetch::AllowList, units::parse_amount, wallet::KeySource};
+use gridlease_core::{
+    daemon::{self, ConfigFile},
+    fetch::AllowList,
+    units::parse_amount,
+    wallet::KeySource,
+};
 use serde::Deserialize;
 
 use crate::strategy::Flags;
@@ -255,9 +260,7 @@ impl Default for RawData {
 impl Config {
     /// Read and validate `path` (relative paths are relative to its directory).
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = daemon::read_config(path, "gridlease-keeper")?;
-        let base = path.parent().unwrap_or(std::path::Path::new("."));
-        Self::parse(&text, path, base)
+        ConfigFile::load(path, "gridlease-keeper", Self::parse)
     }
 
     /// Validate `text`.
@@ -266,13 +269,10 @@ impl Config {
         path: &std::path::Path,
         base: &std::path::Path,
     ) -> Result<Self, ConfigError> {
-        let raw: Raw = daemon::parse_toml(text, path)?;
-        let bad = |key: &str, why: String| ConfigError::Value {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            why,
-        };
-        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let file = ConfigFile::new(path, base);
+        let raw: Raw = file.parse(text)?;
+        let bad = |key: &str, why: String| file.bad(key, why);
+        let rel = |p: PathBuf| file.rel(p);
         let rpc_url = |key: &str, u: &str| daemon::rpc_url(u).map_err(|e| bad(key, e));
         let rpc = rpc_url("chain.rpc", &raw.chain.rpc)?;
         let private_rpc = raw

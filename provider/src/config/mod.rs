@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use alloy::primitives::Address;
 use gridlease_core::{
-    daemon,
+    daemon::{self, ConfigFile},
     fetch::AllowList,
     gpu,
     units::{parse_amount, parse_duration},
@@ -30,9 +30,7 @@ pub use gridlease_core::daemon::ConfigError;
 impl Config {
     /// Read and validate `path`. Relative directories are taken relative to the file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = daemon::read_config(path, "gridlease-provider")?;
-        let base = path.parent().unwrap_or(std::path::Path::new("."));
-        Self::parse(&text, path, base)
+        ConfigFile::load(path, "gridlease-provider", Self::parse)
     }
 
     /// Validate `text` (named `path` in errors; relative paths resolved against `base`).
@@ -41,13 +39,10 @@ impl Config {
         path: &std::path::Path,
         base: &std::path::Path,
     ) -> Result<Self, ConfigError> {
-        let raw: Raw = daemon::parse_toml(text, path)?;
-        let bad = |key: &str, why: String| ConfigError::Value {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            why,
-        };
-        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let file = ConfigFile::new(path, base);
+        let raw: Raw = file.parse(text)?;
+        let bad = |key: &str, why: String| file.bad(key, why);
+        let rel = |p: PathBuf| file.rel(p);
 
         let rpc = daemon::rpc_url(&raw.chain.rpc).map_err(|e| bad("chain.rpc", e))?;
         let fallback_rpc = raw
