@@ -151,6 +151,19 @@ pub fn decide(
     }
 }
 
+/// Keep order `o` for another look (the store's `deferred` table, bounded by [`DEFERRED_MAX`]);
+/// whether it was kept.
+fn keep(s: &Shared, o: &Market::OrderCreated) -> Result<bool> {
+    let log = o.encode_log_data();
+    Ok(s.db().defer(
+        o.orderId,
+        o.biddingEnd.to::<u64>(),
+        log.topics(),
+        &log.data,
+        DEFERRED_MAX,
+    )?)
+}
+
 /// Decide on order `o` and bid when it fits (`again`: a deferred order looked at once more).
 /// Returns whether it is kept for another look (skipped only for want of capacity).
 pub(crate) async fn on_order(
@@ -161,7 +174,14 @@ pub(crate) async fn on_order(
     again: bool,
 ) -> Result<bool> {
     let id = o.orderId;
-    if s.stop.is_cancelled() || s.db().job(id)?.is_some() {
+    if s.stop.is_cancelled() {
+        // Stopping: no bid now, and nothing dropped either. A kept order stays kept and a new one
+        // is kept, so the next start looks at it while its window is open (the cursor has moved
+        // past its log). Answering "not kept" here used to delete a kept order whenever a
+        // signal arrived during a poll, and the restarted node never bid on it.
+        return if again { Ok(true) } else { keep(s, &o) };
+    }
+    if s.db().job(id)?.is_some() {
         return Ok(false);
     }
     let p = &o.params;
@@ -183,18 +203,7 @@ pub(crate) async fn on_order(
         } => (price, gpus, collateral),
         Decision::Skip { reason: skip, full } => {
             // A kept order looked at again is kept as it is (no write per look).
-            let kept = if full && !again {
-                let log = o.encode_log_data();
-                s.db().defer(
-                    id,
-                    o.biddingEnd.to::<u64>(),
-                    log.topics(),
-                    &log.data,
-                    DEFERRED_MAX,
-                )?
-            } else {
-                full
-            };
+            let kept = if full && !again { keep(s, &o)? } else { full };
             // Once per order (a kept order looked at again is not logged again), at info: an
             // operator reading the log sees why the node let an order pass, not only /metrics.
             if !(again && full) {
