@@ -1,26 +1,21 @@
-//! Compiles `contracts/src` with foundry-compilers and generates alloy `sol!` bindings.
+//! Compiles `contracts/src` with one standard-JSON call to solc and generates alloy `sol!`
+//! bindings.
 //!
 //! The compiler is `tools/solc-shim/solc` (solc-js from `node_modules`, see the README), or the
-//! native solc named by `$SOLC`. Compilation is cached by foundry-compilers inside `OUT_DIR` and
-//! cargo reruns this script only when a contract, the shim or the npm lockfile changes.
+//! native solc named by `$SOLC`. Cargo reruns this script only when a contract, the shim or the npm
+//! lockfile changes. (No compiler framework: the call below is all the build needs, and
+//! foundry-compilers brought 53 crates, a Solidity parser among them, into every cold build.)
 
 use std::{
     env,
     fmt::Write as _,
     fs,
+    io::Write as _,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
 };
 
-use foundry_compilers::{
-    ConfigurableArtifacts, Project, ProjectBuilder, ProjectPathsConfig,
-    artifacts::{
-        BytecodeHash, EvmVersion, Optimizer, Settings, SettingsMetadata,
-        output_selection::{ContractOutputSelection, OutputSelection},
-        remappings::Remapping,
-    },
-    solc::{Solc, SolcCompiler, SolcSettings},
-};
+use serde_json::{Value, json};
 
 /// Contracts that get bindings with bytecode (everything deployable, test fixtures included).
 const CONTRACTS: &[&str] = &[
@@ -67,7 +62,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SOLC");
 
     let solc = find_compiler(&root);
-    let artifacts = compile(&root, &out, solc);
+    let artifacts = compile(&root, &solc);
     let abi_dir = root.join("target").join("abi");
     fs::create_dir_all(&abi_dir).expect("create target/abi");
 
@@ -100,10 +95,9 @@ fn main() {
 }
 
 /// The solc to use: `$SOLC` if set, else the solc-js shim, after checking node and solc-js exist.
-fn find_compiler(root: &Path) -> Solc {
+fn find_compiler(root: &Path) -> PathBuf {
     if let Ok(native) = env::var("SOLC") {
-        return Solc::new(&native)
-            .unwrap_or_else(|e| panic!("SOLC={native} is not a working solc: {e}"));
+        return PathBuf::from(native);
     }
     let shim = root.join("tools/solc-shim/solc");
     let node_ok = Command::new("node")
@@ -124,7 +118,7 @@ fn find_compiler(root: &Path) -> Solc {
             root.display()
         );
     }
-    Solc::new(&shim).unwrap_or_else(|e| panic!("the solc shim {} failed: {e}", shim.display()))
+    shim
 }
 
 /// One compiled contract.
@@ -137,90 +131,118 @@ struct Artifact {
     documented: String,
 }
 
-/// Compile every source and return the deployable contracts' artifacts.
-fn compile(root: &Path, out: &Path, solc: Solc) -> Vec<Artifact> {
-    let paths = ProjectPathsConfig::builder()
-        .root(root)
-        .sources(root.join("contracts/src"))
-        .artifacts(out.join("artifacts"))
-        .cache(out.join("cache/solidity-files-cache.json"))
-        .libs([root.join("node_modules")])
-        .remapping(
-            "@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/"
-                .parse::<Remapping>()
-                .expect("valid remapping"),
-        )
-        .build()
-        .expect("project paths");
-
-    let mut settings = Settings {
-        optimizer: Optimizer {
-            enabled: Some(true),
-            runs: Some(10_000),
-            details: None,
-        },
-        evm_version: Some(EvmVersion::Cancun),
-        via_ir: Some(true),
-        metadata: Some(SettingsMetadata::new(BytecodeHash::None, false)),
-        ..Default::default()
-    };
-    let docs = [
-        ContractOutputSelection::UserDoc,
-        ContractOutputSelection::DevDoc,
-    ];
-    settings.output_selection = OutputSelection::common_output_selection(
-        ContractOutputSelection::basic()
-            .into_iter()
-            .chain(docs)
-            .map(|o| o.to_string()),
-    );
-
-    let project: Project<SolcCompiler> =
-        ProjectBuilder::<SolcCompiler>::new(ConfigurableArtifacts::new(docs, []))
-            .paths(paths)
-            .settings(SolcSettings {
-                settings,
-                ..Default::default()
-            })
-            .build(SolcCompiler::Specific(solc))
-            .expect("foundry-compilers project");
-    let output = project.compile().expect("run the Solidity compiler");
-    if output.has_compiler_errors() {
-        panic!("Solidity compilation failed:\n{output}");
-    }
-
-    let mut result = Vec::new();
-    for (id, artifact) in output.into_artifacts() {
-        if !CONTRACTS.contains(&id.name.as_str()) && !MODULED.iter().any(|(_, n)| *n == id.name)
-            || result.iter().any(|a: &Artifact| a.name == id.name)
-        {
-            continue;
+/// Every `.sol` file under `dir`, sorted.
+fn sol_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
+        let p = e.expect("a directory entry").path();
+        if p.is_dir() {
+            out.extend(sol_files(&p));
+        } else if p.extension().is_some_and(|x| x == "sol") {
+            out.push(p);
         }
-        let abi = artifact.abi.as_ref().expect("artifact has an ABI");
-        let bytecode = artifact
-            .bytecode
-            .as_ref()
-            .and_then(|b| b.object.as_bytes().cloned())
-            .unwrap_or_else(|| panic!("{} has no linked bytecode", id.name));
-        let deployed = artifact
-            .deployed_bytecode
-            .as_ref()
-            .and_then(|d| d.bytecode.as_ref())
-            .and_then(|b| b.object.as_bytes().cloned())
-            .unwrap_or_else(|| panic!("{} has no deployed bytecode", id.name));
-        let mut json = serde_json::json!({
-            "abi": abi,
-            "bytecode": format!("{bytecode}"),
-            "deployedBytecode": format!("{deployed}"),
-        });
-        let code = serde_json::to_string_pretty(&json).expect("serialize artifact");
-        json["userdoc"] = serde_json::to_value(&artifact.userdoc).expect("userdoc");
-        json["devdoc"] = serde_json::to_value(&artifact.devdoc).expect("devdoc");
-        result.push(Artifact {
-            name: id.name.clone(),
-            code,
-            documented: serde_json::to_string_pretty(&json).expect("serialize artifact"),
-        });
+    }
+    out.sort();
+    out
+}
+
+/// Compile every source with one standard-JSON call and return the deployable contracts'
+/// artifacts. Imports outside `contracts/src` (OpenZeppelin) are read by the compiler through
+/// the remapping, from `node_modules`.
+fn compile(root: &Path, solc: &Path) -> Vec<Artifact> {
+    let mut sources = serde_json::Map::new();
+    for file in sol_files(&root.join("contracts/src")) {
+        let content =
+            fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        // Source units are named relative to the root, as solc's `--base-path` resolves them (the
+        // names forge gives them too), so nothing of this machine's paths enters the output.
+        let name = file.strip_prefix(root).expect("a file under the root");
+        sources.insert(
+            name.to_string_lossy().into_owned(),
+            json!({ "content": content }),
+        );
+    }
+    let outputs = [
+        "abi",
+        "evm.bytecode.object",
+        "evm.deployedBytecode.object",
+        "userdoc",
+        "devdoc",
+    ];
+    let input = json!({
+        "language": "Solidity",
+        "sources": sources,
+        "settings": {
+            "remappings": ["@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/"],
+            "optimizer": { "enabled": true, "runs": 10_000 },
+            "viaIR": true,
+            "evmVersion": "cancun",
+            "metadata": { "bytecodeHash": "none", "appendCBOR": false },
+            "outputSelection": { "*": { "*": outputs } },
+        },
+    });
+    let mut child = Command::new(solc)
+        .args(["--standard-json", "--base-path"])
+        .arg(root)
+        .arg("--allow-paths")
+        .arg(root)
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run the Solidity compiler {}: {e}", solc.display()));
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write the compiler's input");
+    let done = child.wait_with_output().expect("the Solidity compiler ran");
+    assert!(
+        done.status.success(),
+        "the Solidity compiler {} failed ({})",
+        solc.display(),
+        done.status
+    );
+    let output: Value = serde_json::from_slice(&done.stdout).expect("the compiler answers JSON");
+    let errors: Vec<&str> = output["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["severity"] == "error")
+        .map(|e| e["formattedMessage"].as_str().unwrap_or("(no message)"))
+        .collect();
+    if !errors.is_empty() {
+        panic!("Solidity compilation failed:\n{}", errors.join("\n"));
+    }
+    let mut result = Vec::new();
+    for contracts in output["contracts"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        for (name, c) in contracts.as_object().into_iter().flatten() {
+            if !CONTRACTS.contains(&name.as_str()) && !MODULED.iter().any(|(_, n)| n == name)
+                || result.iter().any(|a: &Artifact| a.name == *name)
+            {
+                continue;
+            }
+            let hex = |v: &Value| format!("0x{}", v.as_str().unwrap_or(""));
+            let mut json = json!({
+                "abi": c["abi"],
+                "bytecode": hex(&c["evm"]["bytecode"]["object"]),
+                "deployedBytecode": hex(&c["evm"]["deployedBytecode"]["object"]),
+            });
+            let code = serde_json::to_string_pretty(&json).expect("serialize artifact");
+            json["userdoc"] = c["userdoc"].clone();
+            json["devdoc"] = c["devdoc"].clone();
+            result.push(Artifact {
+                name: name.clone(),
+                code,
+                documented: serde_json::to_string_pretty(&json).expect("serialize artifact"),
+            });
+        }
     }
     result
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A solc-compatible command-line shim over solc-js (the npm package `solc`, the Solidity team's
 // wasm build). Native solc cannot be downloaded on every machine; this answers the two calls that
-// foundry-compilers, forge and slither make:
+// the bindings' build script, forge and slither make:
 //
 //   solc --version
 //   solc --standard-json [--base-path P] [--include-path P]... [--allow-paths P,...]  < input.json
@@ -96,7 +96,7 @@ function main() {
   const opts = parseArgs(process.argv.slice(2));
   const solc = loadSolc();
   if (opts.version) {
-    // Same shape as native solc, which foundry-compilers parses: the version is on the last line.
+    // Same shape as native solc, which forge and slither parse: the version is on the last line.
     process.stdout.write(`solc, the solidity compiler commandline interface\nVersion: ${solc.version()}\n`);
     return;
   }
