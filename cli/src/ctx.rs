@@ -1,9 +1,6 @@
 //! What every command shares: the connected client, the deployment, the wallet, output.
 
-use std::{
-    path::PathBuf,
-    sync::{Mutex, MutexGuard},
-};
+use std::{path::PathBuf, sync::Mutex};
 
 use alloy::{
     primitives::{Address, B256},
@@ -21,6 +18,7 @@ use gridlease_bindings::{
 };
 use gridlease_core::{
     chain::{Client, classify},
+    daemon::lock,
     deployments::{Deployments, TokenEntry},
     fetch::{AllowList, Fetcher, Limits},
     units::{format_amount, format_duration, hourly_from_rate},
@@ -289,11 +287,6 @@ impl Ctx {
             eprintln!("{line}");
         }
     }
-}
-
-/// The lock, even if a panicking holder poisoned it (the cache it guards is always whole).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Parse an order/lease id.

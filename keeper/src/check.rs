@@ -153,19 +153,18 @@ async fn builtin_job(terms: &OrderParams, fetcher: &Fetcher) -> Result<Option<Bu
         .map_err(|_| "the job's inputs did not download in time".to_owned())?
 }
 
-/// Check the result `posted` of lease `id` (of `tenant`, with `terms`, order kind `kind`): its
-/// availability against the commitment, and with `freivalds` a built-in job's product.
+/// Check the result `posted` of lease `id` (of `tenant`, with `terms`; `builtin` for the built-in
+/// workload): its availability against the commitment, and with `freivalds` a built-in job's
+/// product.
 pub async fn check(
     fetcher: &Fetcher,
     id: B256,
     tenant: Address,
     terms: OrderParams,
-    kind: u8,
+    builtin: bool,
     posted: &Posted,
     freivalds: bool,
 ) -> Found {
-    let builtin = gridlease_core::protocol::JobKind::from_code(kind)
-        == Some(gridlease_core::protocol::JobKind::MatmulI8);
     let job = if builtin && freivalds {
         match builtin_job(&terms, fetcher).await {
             Ok(j) => j,

@@ -129,13 +129,13 @@ fn set_checked(k: &Keeper, id: B256, c: Check) {
 /// Download and check the posted result of `id`; the calldata of the proof if it is wrong.
 async fn verify(k: &Keeper, id: B256) -> Result<Option<Bytes>> {
     let _one = k.verifying.acquire().await?;
-    let Some((tenant, terms, kind, posted, before)) = ({
+    let Some((tenant, terms, builtin, posted, before)) = ({
         let v = lock(&k.view);
         v.leases.get(&id).and_then(|l| {
             Some((
                 l.tenant,
                 l.terms()?,
-                l.kind,
+                l.builtin(),
                 l.result.clone()?,
                 l.checked.clone(),
             ))
@@ -148,7 +148,7 @@ async fn verify(k: &Keeper, id: B256) -> Result<Option<Bytes>> {
         id,
         tenant,
         terms,
-        kind,
+        builtin,
         &posted,
         k.cfg.flags.verify,
     )

@@ -13,7 +13,7 @@
 use std::{
     collections::HashMap,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -209,21 +209,12 @@ pub(crate) async fn metric(port: u16, name: &str) -> u64 {
     gridlease_testkit::metrics::scrape(port, name).await
 }
 
-/// A keeper process; killed if the test ends (or fails) without [`stop`]ping it.
-pub(crate) struct Keeper(Option<Child>);
-
-impl Drop for Keeper {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+// A keeper process: killed when its handle drops, if the test ends (or fails) without `stop`.
+pub(crate) use gridlease_testkit::process::Daemon as Keeper;
 
 pub(crate) fn start_keeper(dir: &Path, config: &str, key: usize, run: u32) -> Keeper {
     let log = std::fs::File::create(dir.join(format!("{config}.{run}.log"))).expect("log");
-    Keeper(Some(
+    Keeper(
         Command::new(env!("CARGO_BIN_EXE_gridlease-keeper"))
             .args(["run", "--config", config, "--verbose"])
             .current_dir(dir)
@@ -232,7 +223,7 @@ pub(crate) fn start_keeper(dir: &Path, config: &str, key: usize, run: u32) -> Ke
             .stderr(log)
             .spawn()
             .expect("keeper starts"),
-    ))
+    )
 }
 
 pub(crate) fn logs_of(dir: &Path) -> String {
@@ -252,9 +243,8 @@ pub(crate) fn logs_of(dir: &Path) -> String {
 
 /// SIGTERM: the keeper drains and exits 0.
 pub(crate) fn stop(mut k: Keeper) {
-    let mut child = k.0.take().expect("running");
     let status =
-        anvil::terminate(&mut child, Duration::from_secs(30)).expect("the keeper stops on SIGTERM");
+        anvil::terminate(&mut k, Duration::from_secs(30)).expect("the keeper stops on SIGTERM");
     assert!(status.success(), "keeper exited with {status}");
 }
 
