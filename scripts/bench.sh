@@ -17,7 +17,7 @@ mkdir -p target/bench
 if (( quick )); then n=1024 orders=200 leases=20 kleases=1000 jobs=30; else n=4096 orders=1000 leases=100 kleases=10000 jobs=100; fi
 
 echo "==> matmul_i8 CPU (n = $n)"
-cargo run --locked --release -q -p gridlease-core --example matmul_bench -- "$n" target/bench/matmul.json
+cargo run --locked --release -q -p gridlease-workload --example matmul_bench -- "$n" target/bench/matmul.json
 if command -v nvidia-smi >/dev/null 2>&1 && [[ -x scripts/bench-gpu.sh ]]; then
   echo "==> GPU"; ./scripts/bench-gpu.sh
 fi

@@ -16,14 +16,14 @@ use gridlease_bindings::{
     Results::{self, ResultsInstance},
     Staking::{self, StakingInstance},
 };
-use gridlease_core::{
-    chain::{Client, classify},
-    daemon::lock,
+use gridlease_chain::{
+    Client, classify,
     deployments::{Deployments, TokenEntry},
-    fetch::{AllowList, Fetcher, Limits},
-    units::{format_amount, format_duration, hourly_from_rate},
     wallet::KeySource,
 };
+use gridlease_daemon::lock;
+use gridlease_fetch::{AllowList, Fetcher, Limits};
+use gridlease_primitives::units::{format_amount, format_duration, hourly_from_rate};
 
 use crate::Cli;
 
@@ -80,7 +80,7 @@ pub(crate) struct Ctx {
     /// JSON mode (no progress text).
     pub(crate) json: bool,
     /// Downloads what others name (results, specs, inputs): http(s) only, no internal address
-    /// unless allowed ([`gridlease_core::fetch`]).
+    /// unless allowed ([`gridlease_fetch`]).
     pub(crate) fetcher: Fetcher,
     /// Every token the market has configured, read from the chain once ([`Ctx::market_tokens`]).
     tokens: Mutex<Option<Vec<TokenEntry>>>,
@@ -363,7 +363,7 @@ pub(crate) fn utc(ts: u64) -> String {
 }
 
 /// Send `call` (simulated first); a revert comes back decoded, with its hint.
-pub(crate) use gridlease_core::chain::send;
+pub(crate) use gridlease_chain::send;
 
 /// Block of the market deployment (log queries start there).
 pub(crate) fn from_block(ctx: &Ctx) -> u64 {
@@ -377,14 +377,14 @@ pub(crate) async fn logs_since_deploy(
     filter: &alloy::rpc::types::Filter,
 ) -> Result<Vec<alloy::rpc::types::Log>> {
     let head = head(ctx).await?;
-    Ok(gridlease_core::logs::all(&ctx.client, filter, from_block(ctx), head).await?)
+    Ok(gridlease_chain::logs::all(&ctx.client, filter, from_block(ctx), head).await?)
 }
 
 async fn head(ctx: &Ctx) -> Result<u64> {
     Ok(
         alloy::providers::Provider::get_block_number(&ctx.client.provider)
             .await
-            .map_err(gridlease_core::chain::classify_rpc)?,
+            .map_err(gridlease_chain::classify_rpc)?,
     )
 }
 
@@ -412,10 +412,10 @@ fn rpc_on_loopback(rpc: &str) -> bool {
 /// the job; `None` for other workloads. `what` names the inputs in errors.
 pub(crate) async fn resolve_inputs(
     ctx: &Ctx,
-    w: &mut gridlease_core::spec::Workload,
+    w: &mut gridlease_primitives::spec::Workload,
     what: &str,
-) -> Result<Option<gridlease_core::matmul::MatmulData>> {
-    let gridlease_core::spec::Workload::MatmulI8Data { a_uri, b_uri, .. } = &*w else {
+) -> Result<Option<gridlease_workload::matmul::MatmulData>> {
+    let gridlease_primitives::spec::Workload::MatmulI8Data { a_uri, b_uri, .. } = &*w else {
         return Ok(None);
     };
     let get = async |uri: &str| {

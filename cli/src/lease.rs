@@ -14,12 +14,9 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::{Market, Results, lens::IMarket::JobView};
-use gridlease_core::{
-    chain::classify,
-    deployments::TokenEntry,
-    merkle::Commitment,
-    protocol::{CloseReason, JobViewExt, LeaseKind, Status},
-};
+use gridlease_chain::{classify, deployments::TokenEntry};
+use gridlease_primitives::protocol::{CloseReason, JobViewExt, LeaseKind, Status};
+use gridlease_workload::merkle::Commitment;
 use serde_json::json;
 
 use crate::ctx::{Ctx, logs_since_deploy, money, utc, when};

@@ -13,10 +13,12 @@ mod submit;
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use gridlease_core::{
-    chain::ChainError, deployments::DeploymentsError, spec::SpecError, wallet::Password,
-    wallet::WalletError,
+use gridlease_chain::{
+    ChainError,
+    deployments::DeploymentsError,
+    wallet::{Password, WalletError},
 };
+use gridlease_primitives::spec::SpecError;
 
 use crate::ctx::{Ctx, Output, UserError};
 
@@ -201,7 +203,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Every command prints once and serves nothing: `gridlease list | head` ends quietly.
-    gridlease_core::daemon::quiet_broken_pipe();
+    gridlease_daemon::quiet_broken_pipe();
     let json = cli.json;
     match run(cli).await {
         Ok(out) => {

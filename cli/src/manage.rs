@@ -7,9 +7,8 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::{Market, MockStablecoin};
-use gridlease_core::{
-    chain::classify,
-    deployments::TokenEntry,
+use gridlease_chain::{classify, deployments::TokenEntry};
+use gridlease_primitives::{
     protocol::{JobViewExt, LeaseKind, Status},
     units::parse_amount,
 };
@@ -163,7 +162,7 @@ pub(crate) fn preview(f: &Facts, me: Option<Address>) -> Result<Preview> {
     let horizon_note = |fault: &str| {
         format!(
             "; the {fault} stays provable for {} after the close",
-            gridlease_core::units::format_duration(f.horizon)
+            gridlease_primitives::units::format_duration(f.horizon)
         )
     };
     let prove = format!("gridlease result {id} --prove");
@@ -258,7 +257,7 @@ pub(crate) fn preview(f: &Facts, me: Option<Address>) -> Result<Preview> {
                     money(f.accrued, t),
                     money(refund, t),
                     utc(end),
-                    gridlease_core::units::format_duration(f.horizon),
+                    gridlease_primitives::units::format_duration(f.horizon),
                 );
                 let mut instead = None;
                 if !f.challenges.is_empty() || v.challenged {
@@ -372,7 +371,7 @@ pub(crate) async fn close(ctx: &Ctx, id: &str, check: bool) -> Result<Output> {
     if held {
         human += &format!(
             "  the provider's collateral stays held for {} (faults stay provable)\n",
-            gridlease_core::units::format_duration(f.horizon)
+            gridlease_primitives::units::format_duration(f.horizon)
         );
     }
     if let Some(c) = &p.instead {
@@ -522,13 +521,8 @@ pub(crate) async fn withdraw(ctx: &Ctx, token: Option<&str>, to: Option<&str>) -
 }
 
 /// A withdrawal refused because the token froze the account, said plainly (MEC-16).
-fn frozen(
-    e: gridlease_core::chain::ChainError,
-    symbol: &str,
-    me: Address,
-    to: Address,
-) -> anyhow::Error {
-    use gridlease_core::chain::ChainError;
+fn frozen(e: gridlease_chain::ChainError, symbol: &str, me: Address, to: Address) -> anyhow::Error {
+    use gridlease_chain::ChainError;
     let msg = match &e {
         ChainError::Revert(r) if r.name.starts_with("AccountFrozen") => format!(
             "{symbol} has frozen {me}: the protocol will not send its credit to {to} (a frozen account's money only goes to the account itself, once the token lets it)"

@@ -9,8 +9,8 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::Market;
-use gridlease_core::{
-    chain::classify,
+use gridlease_chain::classify;
+use gridlease_primitives::{
     gpu,
     protocol::{JobViewExt, LeaseKind, Status},
     units::format_duration,
@@ -83,7 +83,7 @@ fn status_text(f: &Facts) -> String {
             );
             if v.lease_kind() == LeaseKind::Service {
                 let left = escrow - f.accrued.min(escrow);
-                let scale = gridlease_core::units::rate_scale(t.decimals).unwrap_or(1);
+                let scale = gridlease_primitives::units::rate_scale(t.decimals).unwrap_or(1);
                 let runway = (left * scale).checked_div(rate).unwrap_or(0);
                 h += &format!(
                     "  runway     {}{}\n",

@@ -14,13 +14,13 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::{Market, Results};
-use gridlease_core::{
-    chain::classify_rpc,
-    merkle::{Commitment, RESULT_LEAF_BYTES},
+use gridlease_chain::classify_rpc;
+use gridlease_fetch::verify::{BuiltinJob, Verdict};
+use gridlease_primitives::{
     protocol::{JobViewExt, LeaseKind, Status},
     units::format_duration,
-    verify::{BuiltinJob, Verdict},
 };
+use gridlease_workload::merkle::{Commitment, RESULT_LEAF_BYTES};
 use serde_json::json;
 
 use crate::{
@@ -322,7 +322,7 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
             let auth = ctx
                 .wallet()
                 .ok()
-                .and_then(|wl| gridlease_core::fetch::result_auth(wl, id));
+                .and_then(|wl| gridlease_fetch::result_auth(wl, id));
             match ctx.fetcher.get(&posted.uri, auth.as_deref()).await {
                 Ok(b) => (b, posted.uri.clone()),
                 Err(e) => match revealed(ctx, id, w, posted).await? {

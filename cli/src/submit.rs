@@ -10,13 +10,15 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::{IMarket::OrderParams, Market, Market::MarketErrors, MockStablecoin};
-use gridlease_core::{
-    chain::{ChainError, ContractError, Revert, classify, classify_rpc},
+use gridlease_chain::{
+    ChainError, ContractError, Revert, classify, classify_rpc,
     deployments::TokenEntry,
-    fetch, gpu,
+    token::{SignedPermit, sign_permit},
+};
+use gridlease_primitives::{
+    gpu,
     protocol::{JobKind, JobViewExt, LeaseKind, Status},
     spec::{JobSpec, PUSH_URI},
-    token::{SignedPermit, sign_permit},
     units::{covering, format_duration, parse_amount, parse_duration, rate_from_hourly_ceil},
 };
 use serde_json::json;
@@ -103,7 +105,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         .first()
         .cloned()
         .unwrap_or_else(|| token.clone());
-    let field = |name: &str, e: gridlease_core::units::UnitError| {
+    let field = |name: &str, e: gridlease_primitives::units::UnitError| {
         UserError(format!("{}: price.{name}: {e}", file.display()))
     };
     let per_hour_units = parse_amount(&spec.terms.max_per_hour, token.decimals)
@@ -308,11 +310,11 @@ async fn push_spec(
     let client = alloy::transports::http::reqwest::Client::new();
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let auth = fetch::spec_auth(wallet, id)
+        let auth = gridlease_fetch::spec_auth(wallet, id)
             .ok_or_else(|| UserError("cannot sign the spec push".into()))?;
         let resp = client
             .post(&url)
-            .header(fetch::AUTH_HEADER, auth)
+            .header(gridlease_fetch::AUTH_HEADER, auth)
             .header("content-type", "application/json")
             .body(body.to_vec())
             .send()

@@ -46,7 +46,7 @@
 
 use alloy::primitives::Address;
 use anyhow::{Context, Result, bail};
-use gridlease_core::units::{parse_amount, parse_duration};
+use gridlease_primitives::units::{parse_amount, parse_duration};
 use serde::Deserialize;
 
 /// A parsed, checked deployment config.
@@ -315,7 +315,7 @@ impl DeployConfig {
         if fault_fee_bps > 1_000 {
             bail!("results.fault_fee_bps is {fault_fee_bps}; at most 1000 (10%)");
         }
-        let min_price_per_second = gridlease_core::units::rate_from_hourly(min_per_hour, dec)
+        let min_price_per_second = gridlease_primitives::units::rate_from_hourly(min_per_hour, dec)
             .and_then(|r| u64::try_from(r.max(1)).ok())
             .context("market.min_price_per_hour is too large")?;
         let min_billing_period = match secs(

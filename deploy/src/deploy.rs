@@ -25,9 +25,10 @@ use gridlease_bindings::{
     Timelock::{self, TimelockInstance},
     admin,
 };
-use gridlease_core::{
-    chain::{Client, classify_rpc, send},
+use gridlease_chain::{
+    Client, classify_rpc,
     deployments::{Deployed, Deployments, TokenEntry},
+    send,
 };
 
 use crate::config::DeployConfig;

@@ -7,7 +7,8 @@ use std::{
 
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use anyhow::{Context, Result};
-use gridlease_core::{chain::Client, deployments::Deployments, units::format_amount};
+use gridlease_chain::{Client, deployments::Deployments};
+use gridlease_primitives::units::format_amount;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -88,10 +89,8 @@ pub async fn provider(
 ) -> Result<()> {
     use alloy::primitives::{U256, aliases::U96};
     use gridlease_bindings::{MockStablecoin, Staking};
-    use gridlease_core::{
-        chain::send,
-        eip712::{OperatorConsent, staking_domain},
-    };
+    use gridlease_chain::send;
+    use gridlease_primitives::eip712::{OperatorConsent, staking_domain};
     let staking = d.address("Staking")?;
     let token = d
         .tokens

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use gridlease_core::{
-    chain::{ChainError, Client},
+use gridlease_chain::{
+    ChainError, Client,
     deployments::Deployments,
     wallet::{KeySource, Password},
 };

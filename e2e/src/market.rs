@@ -16,15 +16,15 @@ use alloy::{
 };
 use anyhow::{Context, Result, bail};
 use gridlease_bindings::IStaking::Capacity;
-use gridlease_core::{
-    chain::Client,
+use gridlease_chain::{
+    Client,
     deployments::{Deployments, TokenEntry},
-    fetch, gpu,
 };
 use gridlease_deploy::{
     anvil::{self, ANVIL_KEYS},
     devnet,
 };
+use gridlease_primitives::gpu;
 
 /// How a provider node of the demo behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,7 +200,11 @@ impl Daemon {
                     self.log_tail(20)
                 );
             }
-            if fetch::Fetcher::devnet().get(&url, None).await.is_ok() {
+            if gridlease_fetch::Fetcher::devnet()
+                .get(&url, None)
+                .await
+                .is_ok()
+            {
                 return Ok(());
             }
             if t0.elapsed() > within {
@@ -354,7 +358,7 @@ impl Market {
                     deployments.address("Staking")?,
                     &owner.provider,
                 );
-                gridlease_core::chain::send(staking.updateProvider(
+                gridlease_chain::send(staking.updateProvider(
                     operator.address(),
                     capacity,
                     format!("http://127.0.0.1:{port}"),
@@ -408,7 +412,7 @@ impl Market {
                 .from_block(self.first_block),
         )
         .await
-        .map_err(gridlease_core::chain::classify_rpc)?)
+        .map_err(gridlease_chain::classify_rpc)?)
     }
 
     /// The last `lines` log lines of every daemon, for a failure message.

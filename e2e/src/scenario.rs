@@ -34,8 +34,9 @@ use std::{
 use alloy::{primitives::B256, rpc::types::Log, sol_types::SolEvent};
 use anyhow::{Context, Result, bail};
 use gridlease_bindings::{Market as MarketC, MarketLens, Results};
-use gridlease_core::{chain::classify, units::format_duration};
+use gridlease_chain::classify;
 use gridlease_deploy::anvil;
+use gridlease_primitives::units::format_duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::market::Market;

@@ -15,8 +15,8 @@ use alloy::{
 };
 use anyhow::{Context, Result};
 use gridlease_bindings::{Market as MarketC, MarketLens, MockStablecoin, Results, Staking};
-use gridlease_core::{
-    chain::{classify, classify_rpc},
+use gridlease_chain::{classify, classify_rpc};
+use gridlease_primitives::{
     protocol::{CloseReason, Status},
     units::{format_amount, hourly_from_rate},
 };

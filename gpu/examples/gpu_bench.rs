@@ -16,11 +16,11 @@
 use std::time::Instant;
 
 use alloy_primitives::B256;
-use gridlease_core::{
+use gridlease_gpu::{CudaMatmul, GpuError, Inputs, Plan, compute_cpu, compute_gpu};
+use gridlease_workload::{
     matmul::{self, Matmul},
     merkle::RESULT_LEAF_BYTES,
 };
-use gridlease_gpu::{CudaMatmul, GpuError, Inputs, Plan, compute_cpu, compute_gpu};
 use serde_json::{Value, json};
 
 struct Args {

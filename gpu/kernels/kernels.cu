@@ -1,8 +1,8 @@
 /* gridlease-gpu kernels: the matmul_i8 workload's seeded inputs, the positional Merkle commitment
  * of C (protocol v2: 1 KiB leaves, no index) and Freivalds' check, byte for byte what
- * gridlease-core (core/src/matmul.rs, merkle.rs) computes. One thread per output item, no shared
+ * gridlease-workload (workload/src/matmul.rs, merkle.rs) computes. One thread per output item, no shared
  * memory and no intra-block synchronisation, so that this file also compiles as plain C with
- * prelude_c.h and is tested against gridlease-core on machines without a GPU
+ * prelude_c.h and is tested against gridlease-workload on machines without a GPU
  * (gpu/tests/kernels_c.rs). */
 
 /* ---- keccak-f[1600]; keccak256 of a message shorter than one block (136 bytes) ---- */

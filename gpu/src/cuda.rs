@@ -399,7 +399,7 @@ impl CudaMatmul {
         Ok(())
     }
 
-    /// The result root of C: 1 KiB leaves over C's bytes, as gridlease-core's
+    /// The result root of C: 1 KiB leaves over C's bytes, as gridlease-workload's
     /// `MerkleTree::result` (and, with `bytes`, those bytes: C as committed, big-endian int32s).
     /// One `gl_leaves` thread per leaf ([`LEAF_BLOCK`] per block), then one `gl_level` launch per
     /// level.
@@ -464,7 +464,7 @@ impl CudaMatmul {
     }
 
     /// Freivalds' check of C against A x B with the vector drawn from `r_seed`, exactly as
-    /// `gridlease_core::matmul::freivalds`: the rows where `A (B r) != C r` (empty: accept).
+    /// `gridlease_workload::matmul::freivalds`: the rows where `A (B r) != C r` (empty: accept).
     pub fn freivalds(
         &self,
         p: &Plan,

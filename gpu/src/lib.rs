@@ -7,13 +7,13 @@
 //!   NVRTC (`kernels/kernels.cu`), the INT8 GEMM by cuBLAS, Freivalds' check.
 //! - [`plan`]: the padded device layout both of them and the tests share.
 //! - [`compute`]: the entry the provider uses: the GPU when one is usable, else the CPU reference
-//!   of gridlease-core, with the same bytes and root either way, and a [`Backend`] saying which
+//!   of gridlease-workload, with the same bytes and root either way, and a [`Backend`] saying which
 //!   ran and why.
 //!
 //! Nothing CUDA is needed to build this crate (cudarc with `dynamic-loading` and a fixed
-//! `cuda-12080` API version); on a host without a GPU everything reports why and the CPU runs.
-//! The kernels also compile as plain C (`kernels/prelude_c.h`); `tests/it/kernels_c.rs` holds them to
-//! gridlease-core's bytes without a GPU.
+//! `cuda-12080` API version); on a host without a GPU everything reports why and the CPU runs. The
+//! kernels also compile as plain C (`kernels/prelude_c.h`); `tests/it/kernels_c.rs` holds them to
+//! gridlease-workload's bytes without a GPU.
 
 pub mod cuda;
 pub mod nvml;
@@ -25,7 +25,7 @@ use std::{
 };
 
 use alloy_primitives::B256;
-use gridlease_core::matmul::{self, Matmul, MatmulData, Operands};
+use gridlease_workload::matmul::{self, Matmul, MatmulData, Operands};
 
 pub use cuda::{CudaMatmul, GpuError};
 pub use nvml::NvmlError;
@@ -142,11 +142,12 @@ impl Inputs<'_> {
 /// A computed product as committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Product {
-    /// C, row-major big-endian int32s (`gridlease_core::matmul::encode`).
+    /// C, row-major big-endian int32s (`gridlease_workload::matmul::encode`).
     pub c_bytes: Vec<u8>,
-    /// The result root of `c_bytes` (1 KiB leaves, `gridlease_core::merkle::MerkleTree::result`),
-    /// where it was computed (the GPU path always does, on the GPU; [`compute`]'s CPU fallback
-    /// leaves it to the caller, which commits the result bytes anyway).
+    /// The result root of `c_bytes` (1 KiB leaves,
+    /// `gridlease_workload::merkle::MerkleTree::result`), where it was computed (the GPU path
+    /// always does, on the GPU; [`compute`]'s CPU fallback leaves it to the caller, which commits
+    /// the result bytes anyway).
     pub root: Option<B256>,
     /// What computed it.
     pub backend: Backend,
@@ -163,7 +164,7 @@ pub enum ComputeError {
     Stopped,
 }
 
-/// The CPU reference: product, encoding and root from gridlease-core.
+/// The CPU reference: product, encoding and root from gridlease-workload.
 pub fn compute_cpu(inputs: Inputs<'_>, threads: usize, reason: String) -> Product {
     let (m, k, n) = inputs.shape();
     let (a, bt) = operands(inputs);

@@ -1,7 +1,7 @@
 //! The device layout of one `matmul_i8` job, shared by the CUDA path and the tests that run the
 //! same kernels compiled as C: padded sizes (what cuBLAS's INT8 tensor-core GEMM needs), thread
 //! counts per kernel, and where each level of the Merkle tree lives (C in 1 KiB leaves of
-//! [`LEAF_ELEMS`] int32s, as `gridlease_core::merkle` commits a result).
+//! [`LEAF_ELEMS`] int32s, as `gridlease_workload::merkle` commits a result).
 //!
 //! cuBLAS is column-major. C (m x n, row-major) is computed as its transpose in column-major
 //! terms, `C^T = B^T A^T` with `transa = T, transb = N` ("TN", the layout INT8 IMMA kernels want):
@@ -16,8 +16,8 @@ pub const PAD: u64 = 16;
 pub const FV_LANES: u64 = 256;
 /// Rows of B^T per chunk in Freivalds' `B r`.
 pub const FV_JCHUNK: u64 = 256;
-/// Elements of C per Merkle leaf (as gridlease-core; `GL_LEAF_ELEMS` in `kernels.cu`).
-pub const LEAF_ELEMS: u64 = gridlease_core::matmul::LEAF_ELEMS as u64;
+/// Elements of C per Merkle leaf (as gridlease-workload; `GL_LEAF_ELEMS` in `kernels.cu`).
+pub const LEAF_ELEMS: u64 = gridlease_workload::matmul::LEAF_ELEMS as u64;
 /// Threads per block of `gl_leaves`. A thread hashes a whole 1 KiB leaf (8 permutations), so
 /// blocks are kept small to spread a modest C over every SM: C at 1,024^2 is 4,096 leaves, 64
 /// blocks of 64 rather than 16 of 256.
@@ -79,10 +79,10 @@ impl Plan {
         self.m * self.n * 4
     }
 
-    /// Real leaves of C's tree: `gridlease_core::merkle::result_leaves` of C's bytes (at least
+    /// Real leaves of C's tree: `gridlease_workload::merkle::result_leaves` of C's bytes (at least
     /// one: an empty C is one empty leaf). Also the threads of `gl_leaves`.
     pub fn leaves(&self) -> u64 {
-        gridlease_core::merkle::result_leaves(self.c_bytes())
+        gridlease_workload::merkle::result_leaves(self.c_bytes())
     }
 
     /// Leaf-level width (a power of two, at least 1).
@@ -181,7 +181,7 @@ impl Gemm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gridlease_core::merkle::{self, RESULT_LEAF_BYTES};
+    use gridlease_workload::merkle::{self, RESULT_LEAF_BYTES};
 
     #[test]
     fn padding_and_levels() {

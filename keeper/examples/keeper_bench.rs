@@ -37,15 +37,13 @@ use anyhow::{Context, Result, bail};
 use gridlease_bindings::{
     IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin, Staking,
 };
-use gridlease_core::{
-    chain::{Client, send},
-    spec::{Resources, RunSpec, Workload},
-};
+use gridlease_chain::{Client, send};
 use gridlease_deploy::{
     anvil::{self, ANVIL_KEYS},
     deploy::mint,
     devnet,
 };
+use gridlease_primitives::spec::{Resources, RunSpec, Workload};
 
 const USDC: u128 = 1_000_000;
 /// Tenants and providers the leases are spread over.

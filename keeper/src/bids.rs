@@ -16,12 +16,10 @@ use gridlease_bindings::{
     IMarket::{OrderParams, SignedBid},
     Market,
 };
-use gridlease_core::{
-    chain::classify,
-    daemon::lock,
-    eip712::ServedBid,
-    fetch::{FetchError, Fetcher, read_capped},
-};
+use gridlease_chain::classify;
+use gridlease_daemon::lock;
+use gridlease_fetch::{FetchError, Fetcher, read_capped};
+use gridlease_primitives::eip712::ServedBid;
 use std::sync::atomic::Ordering::Relaxed;
 use tracing::{debug, info, warn};
 
@@ -196,7 +194,7 @@ pub(crate) async fn signed_bids(k: &Keeper, now: u64) -> HashSet<B256> {
                 signed.remove(id);
             }
         }
-        let domain = gridlease_core::eip712::market_domain(k.client().chain_id, k.market);
+        let domain = gridlease_primitives::eip712::market_domain(k.client().chain_id, k.market);
         let ids: Vec<B256> = due.iter().map(|d| d.0).collect();
         let fetched_now = fetch_all(&k.fetcher, &ids, &endpoints).await;
         let mut served = fetched_now.served;
@@ -292,7 +290,7 @@ async fn fetch_all(fetcher: &Fetcher, ids: &[B256], endpoints: &[String]) -> Fet
 }
 
 /// `GET <url>`: the node's signed bid, None when it has none (404). The URL is the one a provider
-/// registered, so it is fetched by the rules of [`gridlease_core::fetch`] (no internal address
+/// registered, so it is fetched by the rules of [`gridlease_fetch`] (no internal address
 /// unless allowed, PIN-02).
 async fn fetch_bid(fetcher: &Fetcher, url: &str) -> Result<Option<ServedBid>, String> {
     let r = match fetcher.open(url, None).await {
@@ -312,14 +310,14 @@ async fn fetch_bid(fetcher: &Fetcher, url: &str) -> Result<Option<ServedBid>, St
 
 #[cfg(test)]
 mod tests {
-    use gridlease_core::fetch::{AllowList, Limits};
+    use gridlease_fetch::{AllowList, Limits};
 
     use super::*;
 
     #[test]
     fn signed_bids_are_checked_locally_and_sorted_by_price() {
         use alloy::signers::local::PrivateKeySigner;
-        use gridlease_core::eip712::market_domain;
+        use gridlease_primitives::eip712::market_domain;
         let domain = market_domain(31337, Address::repeat_byte(0xaa));
         let order = B256::repeat_byte(1);
         let (op_a, op_b, stranger) = (
@@ -384,8 +382,8 @@ mod tests {
     #[tokio::test]
     async fn a_node_without_a_bid_is_no_failure_and_a_bad_answer_is() {
         use axum::{Router, http::StatusCode, routing::get};
-        let bid = gridlease_core::eip712::ServedBid::sign(
-            &gridlease_core::eip712::market_domain(1, alloy::primitives::Address::ZERO),
+        let bid = gridlease_primitives::eip712::ServedBid::sign(
+            &gridlease_primitives::eip712::market_domain(1, alloy::primitives::Address::ZERO),
             &alloy::signers::local::PrivateKeySigner::random(),
             alloy::primitives::Address::repeat_byte(1),
             alloy::primitives::B256::repeat_byte(2),

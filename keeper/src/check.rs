@@ -11,7 +11,7 @@
 //! are the tenant's, MEC-13). Built-in results are public by protocol, so for them any failure
 //! counts as missing.
 //!
-//! Everything is fetched through the keeper's one [`Fetcher`] ([`gridlease_core::fetch`]): only
+//! Everything is fetched through the keeper's one [`Fetcher`] ([`gridlease_fetch`]): only
 //! `http(s)` URIs, no internal address unless the config allows its network, a byte cap (the
 //! committed size), a connect and a total timeout and at most three redirects (PIN-01..03): a
 //! tenant or provider naming `file:///etc/...` or `http://169.254.169.254/` gets nothing read.
@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes};
 use gridlease_bindings::IMarket::OrderParams;
-use gridlease_core::{
-    fetch::{FetchError, Fetcher},
-    merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES, leaf_hash},
+use gridlease_fetch::{
+    FetchError, Fetcher,
     verify::{BuiltinJob, Verdict},
 };
+use gridlease_workload::merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES, leaf_hash};
 
 use crate::view::{Check, Posted};
 
@@ -254,8 +254,8 @@ mod tests {
             .route("/empty", get(|| async { Vec::<u8>::new() }));
         let base = serve(app).await;
         let http = Fetcher::new(
-            gridlease_core::fetch::AllowList::loopback(),
-            gridlease_core::fetch::Limits::default(),
+            gridlease_fetch::AllowList::loopback(),
+            gridlease_fetch::Limits::default(),
         );
         let got = |path: &str, c: Commitment, keep: bool| {
             let url = format!("{base}{path}");

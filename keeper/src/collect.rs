@@ -19,11 +19,8 @@ use gridlease_bindings::{
     Results::{self, ResultsEvents},
     Staking,
 };
-use gridlease_core::{
-    chain::{ChainError, classify, classify_rpc},
-    daemon::lock,
-    logs,
-};
+use gridlease_chain::{ChainError, classify, classify_rpc, logs};
+use gridlease_daemon::lock;
 use tracing::{debug, info};
 
 use crate::{
@@ -265,7 +262,7 @@ mod tests {
     fn kb_06_log_pages_narrow_when_blocks_are_dense() {
         use super::{LOG_TARGET, next_span};
         assert_eq!(next_span(1, 0), 2);
-        assert_eq!(next_span(1_500, 10), gridlease_core::logs::LOG_PAGE);
+        assert_eq!(next_span(1_500, 10), gridlease_chain::logs::LOG_PAGE);
         // Ten times the target: a tenth of the span; never below one block.
         assert_eq!(next_span(100, 10 * LOG_TARGET), 10);
         assert_eq!(next_span(1, 50 * LOG_TARGET), 1);

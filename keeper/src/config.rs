@@ -4,12 +4,10 @@
 use std::{collections::HashSet, net::SocketAddr, path::PathBuf};
 
 use alloy::primitives::Address;
-use gridlease_core::{
-    daemon::{self, ConfigFile},
-    fetch::AllowList,
-    units::parse_amount,
-    wallet::KeySource,
-};
+use gridlease_chain::wallet::KeySource;
+use gridlease_daemon::ConfigFile;
+use gridlease_fetch::AllowList;
+use gridlease_primitives::units::parse_amount;
 use serde::Deserialize;
 
 use crate::strategy::Flags;
@@ -90,7 +88,7 @@ pub struct Config {
     pub fetch_allow: AllowList,
 }
 
-pub use gridlease_core::daemon::ConfigError;
+pub use gridlease_daemon::ConfigError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -273,7 +271,7 @@ impl Config {
         let raw: Raw = file.parse(text)?;
         let bad = |key: &str, why: String| file.bad(key, why);
         let rel = |p: PathBuf| file.rel(p);
-        let rpc_url = |key: &str, u: &str| daemon::rpc_url(u).map_err(|e| bad(key, e));
+        let rpc_url = |key: &str, u: &str| gridlease_daemon::rpc_url(u).map_err(|e| bad(key, e));
         let rpc = rpc_url("chain.rpc", &raw.chain.rpc)?;
         let private_rpc = raw
             .chain

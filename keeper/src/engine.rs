@@ -33,12 +33,12 @@ use alloy::{
 };
 use anyhow::{Context, Result};
 use gridlease_bindings::{MarketAdmin, MarketLens, Results, Staking};
-use gridlease_core::{
-    chain::{ChainError, Client, classify, classify_rpc},
-    daemon::{self, Backoff, lock},
-    fetch::{Fetcher, Limits},
+use gridlease_chain::{ChainError, Client, classify, classify_rpc};
+use gridlease_daemon::{
+    Backoff, lock,
     txm::{Signed, TxManager, TxPolicy},
 };
+use gridlease_fetch::{Fetcher, Limits};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
@@ -78,7 +78,7 @@ pub async fn run(cfg: Config) -> Result<()> {
             .with_graceful_shutdown(async move { stop_http.cancelled().await })
             .await
     });
-    daemon::on_signals(k.stop.clone());
+    gridlease_daemon::on_signals(k.stop.clone());
     resume(&k)?;
     let mut backoff = Backoff::new(
         Duration::from_millis(k.cfg.poll_ms),
@@ -183,7 +183,7 @@ async fn start(cfg: Config) -> Result<Keeper> {
         .load()
         .context("wallet: the keeper key cannot be loaded")?;
     let client = Client::connect_with_fallback(&cfg.rpc, cfg.fallback_rpc.as_deref(), None).await?;
-    let d = daemon::deployment(&client, &cfg.deployments)
+    let d = gridlease_daemon::deployment(&client, &cfg.deployments)
         .await
         .map_err(anyhow::Error::msg)?;
     let market = d.address("Market")?;
@@ -218,7 +218,7 @@ async fn start(cfg: Config) -> Result<Keeper> {
     };
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data.dir {}", cfg.data_dir.display()))?;
-    daemon::exclusive(&cfg.data_dir, "keeper.lock", "gridlease-keeper")
+    gridlease_daemon::exclusive(&cfg.data_dir, "keeper.lock", "gridlease-keeper")
         .map_err(anyhow::Error::msg)?;
     let store = Store::open(&cfg.data_dir.join("keeper.db"))?;
     store.bind_market(market)?;

@@ -15,12 +15,9 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::{Market, Results};
-use gridlease_core::{
-    chain::{ChainError, classify, classify_rpc},
-    daemon::lock,
-    merkle::result_leaves,
-    txm::Outcome,
-};
+use gridlease_chain::{ChainError, classify, classify_rpc};
+use gridlease_daemon::{lock, txm::Outcome};
+use gridlease_workload::merkle::result_leaves;
 use tracing::{debug, info, warn};
 
 use crate::{

@@ -13,7 +13,7 @@
 //! - [`bids`]: the signed bids provider nodes serve for auctions.
 //! - [`engine`] (start-up and the poll loop), [`collect`], [`execute`] and [`send`]: follow the
 //!   chain, simulate every transaction, send what pays through the shared
-//!   [`gridlease_core::txm::TxManager`], and book what it earned; [`shared`] is the state they
+//!   [`gridlease_daemon::txm::TxManager`], and book what it earned; [`shared`] is the state they
 //!   all read, [`metrics`] its counters, [`http`] serves them.
 
 pub mod bids;
@@ -30,4 +30,4 @@ pub mod store;
 pub mod strategy;
 pub mod view;
 
-pub use gridlease_core::daemon::unix_now;
+pub use gridlease_daemon::unix_now;

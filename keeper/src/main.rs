@@ -7,15 +7,12 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use gridlease_bindings::{MarketLens, Staking};
-use gridlease_core::{
-    chain::{Client, classify},
-    deployments::Deployments,
-    units::format_amount,
-};
+use gridlease_chain::{Client, classify, deployments::Deployments};
 use gridlease_keeper::{
     config::{Config, SAMPLE},
     store::Store,
 };
+use gridlease_primitives::units::format_amount;
 
 #[derive(Parser)]
 #[command(name = "gridlease-keeper", version, about = "the gridlease keeper")]
@@ -62,7 +59,7 @@ enum Cmd {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.cmd, Cmd::Run { .. }) {
-        gridlease_core::daemon::quiet_broken_pipe();
+        gridlease_daemon::quiet_broken_pipe();
     }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,7 +93,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("market     {}", d.address("Market")?);
             let balance = alloy::providers::Provider::get_balance(&client.provider, me)
                 .await
-                .map_err(gridlease_core::chain::classify_rpc)?;
+                .map_err(gridlease_chain::classify_rpc)?;
             println!(
                 "gas money  {} (native coin)",
                 format_amount(balance.to::<u128>(), 18)
@@ -108,7 +105,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Run { config, verbose } => {
-            gridlease_core::daemon::logging(verbose);
+            gridlease_daemon::logging(verbose);
             let c = Config::load(&config)?;
             gridlease_keeper::engine::run(c).await
         }

@@ -16,9 +16,9 @@ use alloy::{
     sol_types::SolCall,
 };
 use gridlease_bindings::{Market, MarketLens, Staking};
-use gridlease_core::{
-    chain::{ChainError, classify_rpc},
-    daemon::{Backoff, lock},
+use gridlease_chain::{ChainError, classify_rpc};
+use gridlease_daemon::{
+    Backoff, lock,
     txm::{Outcome, Quote, Signed},
 };
 use tracing::{info, warn};

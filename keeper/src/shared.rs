@@ -16,9 +16,10 @@ use alloy::{
     sol,
 };
 use gridlease_bindings::IMarket;
-use gridlease_core::{
-    chain::Client, daemon::lock, fetch::Fetcher, txm::TxManager, units::parse_amount,
-};
+use gridlease_chain::Client;
+use gridlease_daemon::{lock, txm::TxManager};
+use gridlease_fetch::Fetcher;
+use gridlease_primitives::units::parse_amount;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{

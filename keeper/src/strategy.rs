@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use alloy::primitives::{Address, B256};
-use gridlease_core::units;
+use gridlease_primitives::units;
 
 use crate::view::{ACCEPTED, Check, Lease, Posted, View};
 

@@ -23,10 +23,8 @@ use gridlease_bindings::{
     Results::{self, ResultsEvents},
     Staking::StakingEvents,
 };
-use gridlease_core::{
-    merkle::Commitment,
-    protocol::{CloseReason, JobKind},
-};
+use gridlease_primitives::protocol::{CloseReason, JobKind};
+use gridlease_workload::merkle::Commitment;
 use serde::{Deserialize, Serialize};
 
 /// `IMarket.CloseReason.Accepted`: the tenant accepted a held result inside its window.
@@ -311,7 +309,7 @@ impl View {
 
     /// Forget the finished ids that finished before block `before` (returned, to delete from the
     /// store): logs that old are never read again (a reorg rewinds a cursor at most
-    /// [`gridlease_core::logs::REORG_REWIND`] blocks), and an id's logs that could bring it back
+    /// [`gridlease_chain::logs::REORG_REWIND`] blocks), and an id's logs that could bring it back
     /// are older still, so memory does not grow with every lease the market ever had (KB-06).
     pub fn forget(&mut self, before: u64) -> Vec<B256> {
         let old: Vec<B256> = self

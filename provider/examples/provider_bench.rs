@@ -25,12 +25,10 @@ use alloy::{
 };
 use anyhow::{Result, bail};
 use gridlease_bindings::{IMarket::OrderParams, IStaking::Capacity, Market, MockStablecoin};
-use gridlease_core::{
-    chain::{Client, send},
-    spec::{Resources, RunSpec, Workload},
-    txm::{TxManager, TxPolicy},
-};
+use gridlease_chain::{Client, send};
+use gridlease_daemon::txm::{TxManager, TxPolicy};
 use gridlease_deploy::{anvil::ANVIL_KEYS, deploy::mint, devnet};
+use gridlease_primitives::spec::{Resources, RunSpec, Workload};
 
 const USDC: u128 = 1_000_000;
 /// Orders sent one at a time before the burst.

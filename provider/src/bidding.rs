@@ -21,10 +21,9 @@ use alloy::{
 };
 use anyhow::{Context, Result};
 use gridlease_bindings::{IMarket::OrderParams, Market, Staking};
-use gridlease_core::{
-    chain::{ChainError, classify, classify_rpc},
-    daemon::lock,
-    logs,
+use gridlease_chain::{ChainError, classify, classify_rpc, logs};
+use gridlease_daemon::{
+    lock,
     txm::{Outcome, Signed},
 };
 use tracing::{info, warn};
@@ -227,7 +226,7 @@ pub(crate) async fn on_order(
     {
         Ok(Ok(spec)) => spec,
         Ok(Err(e)) => {
-            if p.specURI == gridlease_core::spec::PUSH_URI {
+            if p.specURI == gridlease_primitives::spec::PUSH_URI {
                 let mut waiting = lock(&s.awaiting_push);
                 if waiting.len() >= 10_000 {
                     waiting.clear(); // bounded: a push then finds its order in the logs
@@ -328,9 +327,15 @@ async fn sign_bid(
         .await
         .map_err(classify)?;
     let expiry = bidding_end + u64::from(params.awardGrace);
-    let domain = gridlease_core::eip712::market_domain(s.client().chain_id, s.market);
-    let bid =
-        gridlease_core::eip712::ServedBid::sign(&domain, signer, s.cfg.owner, id, price, expiry)?;
+    let domain = gridlease_primitives::eip712::market_domain(s.client().chain_id, s.market);
+    let bid = gridlease_primitives::eip712::ServedBid::sign(
+        &domain,
+        signer,
+        s.cfg.owner,
+        id,
+        price,
+        expiry,
+    )?;
     crate::signed::save(&s.cfg.data_dir, &bid)
         .with_context(|| format!("cannot keep the signed bid on {id}"))?;
     let us = seen.elapsed().as_micros() as u64;

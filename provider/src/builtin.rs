@@ -11,8 +11,10 @@ use std::sync::{
 };
 
 use alloy::primitives::B256;
-use gridlease_core::{fetch::Fetcher, matmul::Matmul, spec::Workload};
+use gridlease_fetch::Fetcher;
 use gridlease_gpu::{Device, Inputs};
+use gridlease_primitives::spec::Workload;
+use gridlease_workload::matmul::Matmul;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -55,7 +57,7 @@ impl Drop for StopOnDrop {
 
 enum Job {
     Seeded(Matmul),
-    Data(gridlease_core::matmul::MatmulData),
+    Data(gridlease_workload::matmul::MatmulData),
 }
 
 impl BuiltinExecutor {
@@ -137,7 +139,7 @@ impl Executor for BuiltinExecutor {
     fn supports(&self, w: &Workload) -> Result<(), String> {
         match w {
             Workload::MatmulI8 { m, k, n, .. } | Workload::MatmulI8Data { m, k, n, .. } => {
-                gridlease_core::matmul::validate_shape(*m, *k, *n)
+                gridlease_workload::matmul::validate_shape(*m, *k, *n)
             }
             other => Err(format!("{:?} is not a built-in workload", other.kind())),
         }
@@ -152,7 +154,7 @@ impl Executor for BuiltinExecutor {
 mod tests {
     use std::time::Duration;
 
-    use gridlease_core::matmul;
+    use gridlease_workload::matmul;
 
     use super::*;
     use crate::executor::{ProcessExecutor, no_hook};
@@ -203,8 +205,8 @@ mod tests {
             .await
             .expect("runs on the CPU");
         let j = Matmul { seed, m, k, n };
-        let c = gridlease_core::matmul::multiply(&j.a(), &j.bt(), 19, 45, 23, 1);
-        assert_eq!(cpu.result, gridlease_core::matmul::encode(&c));
+        let c = gridlease_workload::matmul::multiply(&j.a(), &j.bt(), 19, 45, 23, 1);
+        assert_eq!(cpu.result, gridlease_workload::matmul::encode(&c));
         assert_eq!(missing.result, cpu.result);
     }
 
@@ -284,7 +286,7 @@ mod tests {
         };
         let x = BuiltinExecutor {
             threads: 2,
-            fetcher: gridlease_core::fetch::Fetcher::default(),
+            fetcher: gridlease_fetch::Fetcher::default(),
         };
         x.supports(&w).expect("supported");
         let out = x

@@ -14,11 +14,9 @@ use std::sync::{Arc, atomic::Ordering::Relaxed};
 
 use alloy::{primitives::B256, sol_types::SolCall};
 use gridlease_bindings::{Market, MarketAdmin};
-use gridlease_core::{
-    chain::{ChainError, classify},
-    daemon::lock,
-    protocol::{JobViewExt, LeaseKind, Status},
-};
+use gridlease_chain::{ChainError, classify};
+use gridlease_daemon::lock;
+use gridlease_primitives::protocol::{JobViewExt, LeaseKind, Status};
 use tracing::{debug, info, warn};
 
 use crate::{

@@ -20,12 +20,9 @@ use gridlease_bindings::{
     Market::{self, MarketEvents},
     Results,
 };
-use gridlease_core::{
-    chain::{ChainError, classify},
-    daemon::lock,
-    logs,
-    protocol::{JobViewExt, Status},
-};
+use gridlease_chain::{ChainError, classify, logs};
+use gridlease_daemon::lock;
+use gridlease_primitives::protocol::{JobViewExt, Status};
 use tracing::{error, info, warn};
 
 use crate::{

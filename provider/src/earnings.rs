@@ -1,9 +1,7 @@
 //! The owner's earnings the market holds (PD-05, PD-08): shown, and warned about, never moved.
 
-use gridlease_core::{
-    chain::{ChainError, classify},
-    daemon::lock,
-};
+use gridlease_chain::{ChainError, classify};
+use gridlease_daemon::lock;
 use tracing::warn;
 
 use crate::shared::Shared;
@@ -20,7 +18,7 @@ pub(crate) async fn earnings(s: &Shared) -> Result<(), ChainError> {
             .await
             .map_err(classify)?
             .saturating_to::<u128>();
-        let above = gridlease_core::units::parse_amount(&s.cfg.withdraw_above, *decimals)
+        let above = gridlease_primitives::units::parse_amount(&s.cfg.withdraw_above, *decimals)
             .unwrap_or(u128::MAX);
         // The gauge saturates at u64 (18.4 units of an 18-decimal token); the check does not.
         let shown = u64::try_from(credit).unwrap_or(u64::MAX);

@@ -10,7 +10,7 @@
 //!
 //! The result of a job is bytes: the file `$GRIDLEASE_OUTPUT/result` if the job wrote one, else its
 //! standard output. The node commits them as the positional Merkle tree of 1 KiB leaves
-//! ([`gridlease_core::merkle::Commitment`]).
+//! ([`gridlease_workload::merkle::Commitment`]).
 
 use std::{
     future::Future,
@@ -21,7 +21,7 @@ use std::{
 };
 
 use alloy::primitives::B256;
-use gridlease_core::spec::Workload;
+use gridlease_primitives::spec::Workload;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
@@ -84,7 +84,7 @@ pub enum ExecError {
     /// Inputs could not be fetched or did not match the spec.
     #[error("inputs ({code}): {detail}")]
     Inputs {
-        /// A reason code ([`gridlease_core::fetch::FetchError::code`], or `input-no-roots`,
+        /// A reason code ([`gridlease_fetch::FetchError::code`], or `input-no-roots`,
         /// `input-mismatch`): all of this failure that is published.
         code: &'static str,
         /// For the operator's log only: may name the URI and what was wrong with its bytes.

@@ -14,7 +14,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use gridlease_core::{gpu, spec::Workload};
+use gridlease_primitives::{gpu, spec::Workload};
 
 use crate::config::Capacity;
 

@@ -50,4 +50,4 @@ pub mod specs;
 pub mod state;
 pub mod tx;
 
-pub use gridlease_core::daemon::unix_now;
+pub use gridlease_daemon::unix_now;

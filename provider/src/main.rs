@@ -10,11 +10,11 @@ use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use gridlease_bindings::MarketLens;
-use gridlease_core::{
-    chain::classify,
-    units::{format_amount, parse_duration},
+use gridlease_chain::{
+    classify,
     wallet::{KeySource, Password},
 };
+use gridlease_primitives::units::{format_amount, parse_duration};
 use gridlease_provider::{
     config::{Config, SAMPLE},
     gpu,
@@ -167,7 +167,7 @@ enum Cmd {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.cmd, Cmd::Run { .. }) {
-        gridlease_core::daemon::quiet_broken_pipe();
+        gridlease_daemon::quiet_broken_pipe();
     }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -195,7 +195,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Check { config } => check(&config).await,
         Cmd::Run { config, verbose } => {
-            gridlease_core::daemon::logging(verbose);
+            gridlease_daemon::logging(verbose);
             let c = Config::load(&config)?;
             gridlease_provider::node::run(c).await
         }
@@ -406,7 +406,7 @@ async fn status(path: &std::path::Path) -> Result<()> {
     let operator = chain.info.operator;
     let gas = alloy::providers::Provider::get_balance(&chain.client.provider, operator)
         .await
-        .map_err(gridlease_core::chain::classify_rpc)?;
+        .map_err(gridlease_chain::classify_rpc)?;
     println!(
         "operator   {operator}: {} ETH for gas",
         format_amount(gas.to::<u128>(), 18)

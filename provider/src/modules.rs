@@ -5,10 +5,8 @@ use std::{collections::HashMap, sync::Mutex};
 
 use alloy::primitives::Address;
 use gridlease_bindings::{MarketLens, Results};
-use gridlease_core::{
-    chain::{ChainError, Client, classify},
-    daemon::lock,
-};
+use gridlease_chain::{ChainError, Client, classify};
+use gridlease_daemon::lock;
 
 /// What the node needs of a results module: its windows (immutables: read once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

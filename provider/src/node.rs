@@ -8,7 +8,8 @@
 //!   blocks deep, so no work starts on an award a reorg can undo (OFF-04, PD-02). A cursor whose
 //!   block hash is no longer canonical rewinds and re-reads (OFF-01); every handler is idempotent.
 //! - **Decide** ([`crate::bidding`]). [`crate::bidding::decide`] on each new order; the spec is
-//!   fetched and checked against its hash before a bid, and only workloads an executor runs get one.
+//!   fetched and checked against its hash before a bid, and only workloads an executor runs get
+//!   one.
 //! - **Act** ([`crate::jobs`]). Bids through the shared [`TxManager`]; each won lease gets one
 //!   driver task that walks the job's [`JobState`] machine: acknowledge, run, commit, post. Every
 //!   step is a compare-and-set in SQLite and every transaction is journaled before broadcast, so
@@ -16,15 +17,15 @@
 //!   nor posting twice (OFF-14, PD-04, PD-07).
 //!
 //! Protocol v2 (`docs/protocol.md` §7): an honest node is never slashed whatever the tenant's job
-//! does (MEC-15). It acknowledges every lease it wins within the start window (an instant order
-//! won by its own bid already is); every job yields a postable commitment, the 1 KiB-leaf tree
-//! over the stored result ([`gridlease_core::merkle::Commitment::of`]; an empty output is a valid
-//! result); a job that fails posts its failure report, and one that does not exit is stopped at
-//! its lease end (never later than `end + deadlineGrace - jobs.post_margin`) and its report posted;
+//! does (MEC-15). It acknowledges every lease it wins within the start window (an instant order won
+//! by its own bid already is); every job yields a postable commitment, the 1 KiB-leaf tree over the
+//! stored result ([`gridlease_workload::merkle::Commitment::of`]; an empty output is a valid
+//! result); a job that fails posts its failure report, and one that does not exit is stopped at its
+//! lease end (never later than `end + deadlineGrace - jobs.post_margin`) and its report posted;
 //! posting is retried on every revert or network error until `end + deadlineGrace`, each failure
 //! counted and logged as an alert. Challenges of its results' chunks are answered from the stored
-//! result ([`crate::results`], MEC-04), and leases are closed and held collateral released when
-//! due ([`crate::closes`]).
+//! result ([`crate::results`], MEC-04), and leases are closed and held collateral released when due
+//! ([`crate::closes`]).
 
 use std::{
     collections::HashMap,
@@ -38,12 +39,12 @@ use std::{
 use alloy::{providers::Provider, sol_types::SolEvent};
 use anyhow::{Context, Result};
 use gridlease_bindings::{Market, MarketAdmin, Results};
-use gridlease_core::{
-    chain::{ChainError, Client, classify, classify_rpc},
-    daemon::{self, Backoff},
-    fetch::{Fetcher, Limits},
+use gridlease_chain::{ChainError, Client, classify, classify_rpc};
+use gridlease_daemon::{
+    Backoff,
     txm::{TxManager, TxPolicy},
 };
+use gridlease_fetch::{Fetcher, Limits};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{error, info, warn};
 
@@ -87,7 +88,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         .with_graceful_shutdown(async move { stop_http.cancelled().await })
         .await
     });
-    daemon::on_signals(s.stop.clone());
+    gridlease_daemon::on_signals(s.stop.clone());
     resume(&s)?;
     if s.cfg.services {
         // Critical: a node selling service leases without heartbeats would see them lapse, so
@@ -147,7 +148,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         .context("wallet: the operator key cannot be loaded")?;
     let operator = signer.address();
     let client = Client::connect_with_fallback(&cfg.rpc, cfg.fallback_rpc.as_deref(), None).await?;
-    let d = daemon::deployment(&client, &cfg.deployments)
+    let d = gridlease_daemon::deployment(&client, &cfg.deployments)
         .await
         .map_err(anyhow::Error::msg)?;
     let market = d.address("Market")?;
@@ -172,7 +173,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     std::fs::create_dir_all(&cfg.work_dir)
         .with_context(|| format!("cannot create jobs.work_dir {}", cfg.work_dir.display()))?;
-    daemon::exclusive(&cfg.data_dir, "node.lock", "gridlease-provider")
+    gridlease_daemon::exclusive(&cfg.data_dir, "node.lock", "gridlease-provider")
         .map_err(anyhow::Error::msg)?;
     let db = cfg.data_dir.join("state.db");
     let store = Store::open(&db).with_context(|| {

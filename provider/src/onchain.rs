@@ -5,11 +5,8 @@
 use alloy::primitives::Address;
 use anyhow::{Result, bail};
 use gridlease_bindings::{IStaking, Staking};
-use gridlease_core::{
-    chain::{Client, classify},
-    deployments::Deployments,
-    units::format_amount,
-};
+use gridlease_chain::{Client, classify, deployments::Deployments};
+use gridlease_primitives::units::format_amount;
 
 use crate::{config::Config, gpu::Inventory};
 

@@ -17,9 +17,10 @@ use alloy::{
 };
 use anyhow::{Context, Result, bail};
 use gridlease_bindings::{IStaking::Capacity, MockStablecoin, Staking};
-use gridlease_core::{
-    chain::{ChainError, Client, ContractError, classify, send},
-    deployments::Deployments,
+use gridlease_chain::{
+    ChainError, Client, ContractError, classify, deployments::Deployments, send,
+};
+use gridlease_primitives::{
     eip712::{OperatorConsent, staking_domain},
     units::{format_amount, format_duration, parse_amount},
 };

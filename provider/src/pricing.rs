@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use gridlease_core::{
+use gridlease_primitives::{
     gpu,
     units::{parse_amount, rate_from_hourly_ceil},
 };

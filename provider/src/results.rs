@@ -20,12 +20,9 @@ use alloy::{
     sol_types::{SolCall, SolEvent},
 };
 use gridlease_bindings::{Results, Results::ResultsErrors};
-use gridlease_core::{
-    chain::{ChainError, ContractError},
-    daemon::{Backoff, lock},
-    merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES},
-    txm::Outcome,
-};
+use gridlease_chain::{ChainError, ContractError};
+use gridlease_daemon::{Backoff, lock, txm::Outcome};
+use gridlease_workload::merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES};
 use tracing::{error, info, warn};
 
 use crate::{
@@ -286,13 +283,13 @@ mod tests {
 
     #[test]
     fn a_chunk_read_alone_is_the_leaf_of_the_result() {
-        use gridlease_core::merkle::result_chunk;
+        use gridlease_workload::merkle::result_chunk;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("r.bin");
         for size in [0usize, 1, 1024, 1025, 3_893] {
             let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             std::fs::write(&path, &data).expect("write");
-            let leaves = gridlease_core::merkle::result_leaves(size as u64);
+            let leaves = gridlease_workload::merkle::result_leaves(size as u64);
             for index in 0..leaves {
                 assert_eq!(
                     read_chunk(&path, size as u64, index).expect("read"),

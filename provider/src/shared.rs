@@ -12,9 +12,10 @@ use alloy::{
     sol_types::SolValue,
 };
 use gridlease_bindings::{IMarket::OrderParams, Market, MarketLens};
-use gridlease_core::{
-    chain::Client, daemon::lock, merkle::MerkleTree, spec::Workload, txm::TxManager,
-};
+use gridlease_chain::Client;
+use gridlease_daemon::{lock, txm::TxManager};
+use gridlease_primitives::spec::Workload;
+use gridlease_workload::merkle::MerkleTree;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{

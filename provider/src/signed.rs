@@ -15,10 +15,8 @@ use alloy::{
 };
 use anyhow::{Result, bail};
 use gridlease_bindings::{IStaking::Capacity, Staking};
-use gridlease_core::{
-    chain::{Client, classify_rpc},
-    eip712::ServedBid,
-};
+use gridlease_chain::{Client, classify_rpc};
+use gridlease_primitives::eip712::ServedBid;
 
 /// Where the signed bid on order `id` is kept.
 pub fn path(data_dir: &Path, id: B256) -> PathBuf {
@@ -69,7 +67,7 @@ pub async fn metadata_uri(
         .get_block_number()
         .await
         .map_err(classify_rpc)?;
-    let logs = gridlease_core::logs::all(client, &filter, from, head).await?;
+    let logs = gridlease_chain::logs::all(client, &filter, from, head).await?;
     Ok(logs.iter().rev().find_map(|l| {
         if let Ok(e) = Staking::ProviderUpdated::decode_log(&l.inner) {
             return Some(e.data.metadataURI);
@@ -106,7 +104,7 @@ pub fn check_registration(
 mod tests {
     use super::*;
     use alloy::signers::local::PrivateKeySigner;
-    use gridlease_core::eip712::market_domain;
+    use gridlease_primitives::eip712::market_domain;
 
     #[test]
     fn a_kept_bid_is_read_back_and_recovers_the_operator() {

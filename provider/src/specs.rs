@@ -5,10 +5,8 @@
 use std::path::{Path as FsPath, PathBuf};
 
 use alloy::primitives::B256;
-use gridlease_core::{
-    fetch::Fetcher,
-    spec::{PUSH_URI, RunSpec},
-};
+use gridlease_fetch::Fetcher;
+use gridlease_primitives::spec::{PUSH_URI, RunSpec};
 
 /// Largest spec `POST /specs/<order id>` accepts, bytes.
 pub const MAX_PUSHED_SPEC: usize = 64 << 10;

@@ -7,10 +7,8 @@ use std::{
 };
 
 use alloy::primitives::{Address, B256, Bytes};
-use gridlease_core::{
-    chain::ChainError,
-    txm::{Outcome, Signed},
-};
+use gridlease_chain::ChainError;
+use gridlease_daemon::txm::{Outcome, Signed};
 
 use crate::shared::Shared;
 
@@ -49,7 +47,7 @@ pub(crate) async fn send_and_confirm(
             Ok(())
         }
         Outcome::Mined(r) => Err(ChainError::Revert(Box::new(
-            gridlease_core::chain::Revert::failed_on_chain(r.transaction_hash),
+            gridlease_chain::Revert::failed_on_chain(r.transaction_hash),
         ))),
         Outcome::NonceTaken => Err(ChainError::Network(
             "nonce taken by another transaction".into(),

@@ -112,7 +112,7 @@ impl Drop for Files {
 
 #[cfg(test)]
 mod tests {
-    use gridlease_core::fetch::Fetcher;
+    use gridlease_fetch::Fetcher;
 
     use super::*;
 

@@ -9,10 +9,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use gridlease_bindings::{IStaking::Capacity, MockStablecoin};
-use gridlease_core::{
-    chain::{Client, send},
-    deployments::Deployments,
-};
+use gridlease_chain::{Client, deployments::Deployments, send};
 use gridlease_deploy::{
     anvil::{ANVIL_KEYS, Anvil},
     deploy::mint,

@@ -11,7 +11,7 @@ pub fn value(page: &str, name: &str) -> Option<u64> {
 /// The value of `name` on the daemon listening on 127.0.0.1:`port` (0 while it does not answer,
 /// or has no such series yet).
 pub async fn scrape(port: u16, name: &str) -> u64 {
-    let Ok(page) = gridlease_core::fetch::Fetcher::devnet()
+    let Ok(page) = gridlease_fetch::Fetcher::devnet()
         .get(&format!("http://127.0.0.1:{port}/metrics"), None)
         .await
     else {

@@ -6,7 +6,7 @@ import {ResultTree} from "./ResultTree.sol";
 /// @title MatmulProof
 /// @notice On-chain check of one element of a built-in `matmul_i8` result: C = A x B with A (m x k)
 /// and B (k x n) INT8 generated from a seed, C INT32 committed as a positional keccak Merkle tree.
-/// Byte-for-byte the scheme of `gridlease_core::matmul` and `gridlease_core::merkle`:
+/// Byte-for-byte the scheme of `gridlease_workload::matmul` and `gridlease_workload::merkle`:
 /// - input byte x of stream `tag` is byte `x % 32` of `keccak256(seed ‖ tag ‖ uint64(x / 32))`;
 ///   `A[i][t]` is stream 'A' at `i*k + t`, `B[t][j]` is stream 'B' at `j*k + t`;
 /// - C is row-major big-endian int32 (m * n * 4 bytes), committed as a `ResultTree`: 256 elements

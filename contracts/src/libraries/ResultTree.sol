@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 /// @title ResultTree
-/// @notice The result commitment of gridlease v2, byte for byte `gridlease_core::merkle`:
+/// @notice The result commitment of gridlease v2, byte for byte `gridlease_workload::merkle`:
 /// a result of `size` bytes is cut into leaves of `LEAF_BYTES` (the last one shorter; an empty
 /// result is one empty leaf), leaf hash `keccak256(0x00 ‖ bytes)`, node hash `keccak256(0x01 ‖
 /// left ‖ right)`, the leaf level padded with `bytes32(0)` up to a power of two. A posted result is

@@ -11,10 +11,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use gridlease_bindings::{Market, MarketAdmin, MarketLens, Staking, Timelock};
-use gridlease_core::{
-    chain::{Client, send},
-    deployments::Deployments,
-};
+use gridlease_chain::{Client, deployments::Deployments, send};
 use gridlease_deploy::{
     anvil::{ANVIL_KEYS, Anvil, find_anvil},
     config::DeployConfig,

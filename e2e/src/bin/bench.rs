@@ -27,16 +27,14 @@ use alloy::{
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use gridlease_bindings::{IMarket::OrderParams, Market as MarketC, MockStablecoin, Results};
-use gridlease_core::{
-    chain::{Client, classify_rpc, send},
-    spec::{Resources, RunSpec, Workload},
-    txm::{TxManager, TxPolicy},
-};
+use gridlease_chain::{Client, classify_rpc, send};
+use gridlease_daemon::txm::{TxManager, TxPolicy};
 use gridlease_deploy::anvil::ANVIL_KEYS;
 use gridlease_e2e::{
     market::{Market, Options, PROVIDERS},
     summary,
 };
+use gridlease_primitives::spec::{Resources, RunSpec, Workload};
 use serde_json::{Value, json};
 
 /// The gas snapshot the test suite holds the contracts to.

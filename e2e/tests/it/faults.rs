@@ -13,16 +13,13 @@ use alloy::{
     sol_types::SolEvent,
 };
 use gridlease_bindings::{Market as MarketC, Results};
-use gridlease_core::{
-    chain::{classify, classify_rpc},
-    fetch,
-    units::owed,
-};
+use gridlease_chain::{classify, classify_rpc};
 use gridlease_deploy::anvil;
 use gridlease_e2e::{
     market::{Market, Options, PROVIDERS},
     scenario::{submit, until},
 };
+use gridlease_primitives::units::owed;
 
 /// An auctioned job (a keeper must award it: the upkeep the two keepers compete for, besides the
 /// close) that runs until the file `go` exists.
@@ -90,7 +87,7 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         "the job running on alpha",
         Duration::from_secs(60),
         async || {
-            Ok(fetch::Fetcher::devnet()
+            Ok(gridlease_fetch::Fetcher::devnet()
                 .get(&metrics, None)
                 .await
                 .ok()
@@ -134,10 +131,10 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         1,
         "posted exactly once"
     );
-    let auth =
-        fetch::result_auth(&anvil::ANVIL_KEYS[1].parse().expect("tenant key"), id).expect("signs");
+    let auth = gridlease_fetch::result_auth(&anvil::ANVIL_KEYS[1].parse().expect("tenant key"), id)
+        .expect("signs");
     let url = format!("http://127.0.0.1:{}/results/{id}", m.providers[0].port);
-    let served = fetch::Fetcher::devnet()
+    let served = gridlease_fetch::Fetcher::devnet()
         .get(&url, Some(&auth))
         .await
         .expect("the tenant downloads it from the restarted node");

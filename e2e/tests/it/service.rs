@@ -13,7 +13,7 @@ use alloy::{
     sol_types::{SolCall, SolEvent, SolValue},
 };
 use gridlease_bindings::{Market as MarketC, MarketAdmin, MarketLens, Staking, Timelock, admin};
-use gridlease_core::chain::{classify, send};
+use gridlease_chain::{classify, send};
 use gridlease_deploy::anvil;
 use gridlease_e2e::{
     market::{Conduct, Market, Options, ProviderPlan},

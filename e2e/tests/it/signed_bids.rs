@@ -15,15 +15,12 @@ use alloy::{
     sol_types::{SolCall, SolEvent},
 };
 use gridlease_bindings::{Market as MarketC, MarketLens, Results};
-use gridlease_core::{
-    chain::classify,
-    eip712::{ServedBid, market_domain},
-    fetch,
-};
+use gridlease_chain::classify;
 use gridlease_e2e::{
     market::{Conduct, Market, Options, ProviderPlan},
     scenario::{submit, until},
 };
+use gridlease_primitives::eip712::{ServedBid, market_domain};
 
 const SPEC: &str = r#"name = "matmul auctioned to signed bids"
 kind = "matmul_i8"
@@ -111,7 +108,7 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
     for (i, owner) in [cheap, dear].into_iter().enumerate() {
         let url = format!("http://127.0.0.1:{}/bids/{id}", m.ports[i]);
         let bid: ServedBid = until("a signed bid served", Duration::from_secs(60), async || {
-            Ok(fetch::Fetcher::devnet()
+            Ok(gridlease_fetch::Fetcher::devnet()
                 .get(&url, None)
                 .await
                 .ok()
@@ -131,7 +128,12 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
         m.ports[0],
         B256::repeat_byte(7)
     );
-    assert!(fetch::Fetcher::devnet().get(&none, None).await.is_err());
+    assert!(
+        gridlease_fetch::Fetcher::devnet()
+            .get(&none, None)
+            .await
+            .is_err()
+    );
 
     // The on-chain node bids on chain, above both.
     let onchain = until("the on-chain bid", Duration::from_secs(60), async || {

@@ -3,8 +3,8 @@
 //! CI without one stays green; the kernels themselves are checked without a GPU in kernels_c.rs.
 
 use alloy_primitives::B256;
-use gridlease_core::matmul::{self, Matmul, MatmulData};
 use gridlease_gpu::{CudaMatmul, Inputs, Plan, compute_cpu, compute_gpu};
+use gridlease_workload::matmul::{self, Matmul, MatmulData};
 
 fn gpu() -> Option<CudaMatmul> {
     match CudaMatmul::open(0) {

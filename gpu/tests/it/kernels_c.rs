@@ -1,5 +1,5 @@
 //! The CUDA kernels (`kernels/kernels.cu`) compiled as plain C with `kernels/prelude_c.h`, each
-//! launch a loop over thread ids, and held to gridlease-core's bytes: keccak256, the seeded A and
+//! launch a loop over thread ids, and held to gridlease-workload's bytes: keccak256, the seeded A and
 //! B^T in the padded device layout, the encoded C and its result tree (1 KiB leaves, no index:
 //! every leaf length, full, partial and padded trees, the empty and 1-element results),
 //! Freivalds' rejected rows. This is what keeps the GPU code honest on machines without a GPU.
@@ -7,11 +7,11 @@
 use std::{path::PathBuf, sync::OnceLock};
 
 use alloy_primitives::{B256, keccak256};
-use gridlease_core::{
+use gridlease_gpu::plan::{FV_JCHUNK, FV_LANES, LEAF_ELEMS, Plan};
+use gridlease_workload::{
     matmul::{self, Matmul},
     merkle::{self, MerkleTree, RESULT_LEAF_BYTES},
 };
-use gridlease_gpu::plan::{FV_JCHUNK, FV_LANES, LEAF_ELEMS, Plan};
 use libloading::Library;
 
 type U64 = u64;
@@ -566,7 +566,7 @@ fn the_exact_nvrtc_source_type_checks_as_cuda_cpp() {
 #[test]
 fn the_whole_device_pipeline_with_cublas_semantics_gives_cores_root() {
     // generate -> cublasGemmEx (emulated from its documented column-major semantics with the
-    // exact arguments CudaMatmul passes) -> leaves/levels: the root and bytes of gridlease-core.
+    // exact arguments CudaMatmul passes) -> leaves/levels: the root and bytes of gridlease-workload.
     for (m, k, n) in SHAPES {
         let job = Matmul {
             seed: B256::repeat_byte(0x99),

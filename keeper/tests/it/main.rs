@@ -18,8 +18,9 @@ use alloy::{
 };
 use axum::http::StatusCode;
 use gridlease_bindings::{Market, Results, Staking};
-use gridlease_core::{chain::send, merkle::Commitment};
+use gridlease_chain::send;
 use gridlease_deploy::anvil::{self, ANVIL_KEYS};
+use gridlease_workload::merkle::Commitment;
 use net::*;
 
 /// What a third-party prover earns of a fault that refunds `refund` to the tenant.

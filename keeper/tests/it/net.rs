@@ -35,13 +35,13 @@ use gridlease_bindings::{
     IMarket::OrderParams, Market, MarketLens, MockStablecoin, Results, Staking,
     lens::IMarket::JobView,
 };
-use gridlease_core::{
-    chain::{Client, send},
+use gridlease_chain::{Client, send};
+use gridlease_deploy::anvil::{self, ANVIL_KEYS};
+use gridlease_primitives::spec::{Resources, RunSpec, Workload};
+use gridlease_workload::{
     matmul::{self, Matmul},
     merkle::{Commitment, MerkleTree, result_chunk},
-    spec::{Resources, RunSpec, Workload},
 };
-use gridlease_deploy::anvil::{self, ANVIL_KEYS};
 
 use gridlease_testkit::market::Market as Fixture;
 pub(crate) use gridlease_testkit::market::USDC;

@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use gridlease_core::fetch::AUTH_HEADER;
+use gridlease_fetch::AUTH_HEADER;
 
 use crate::unix_now;
 

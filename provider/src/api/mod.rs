@@ -1,9 +1,9 @@
 //! The node's HTTP API: `/healthz`, Prometheus `/metrics`, `/results/<lease id>` (results of
 //! built-in jobs are public, so any verifier can check them; other results only to the lease's
-//! tenant, authenticated by a signature: [`gridlease_core::fetch::result_auth_message`]), and
+//! tenant, authenticated by a signature: [`gridlease_fetch::result_auth_message`]), and
 //! `POST /specs/<order id>`: the spec of an order whose `specURI` is
-//! [`gridlease_core::spec::PUSH_URI`], pushed by its tenant (signed:
-//! [`gridlease_core::fetch::spec_auth_message`]) and kept only when its hash is the order's
+//! [`gridlease_primitives::spec::PUSH_URI`], pushed by its tenant (signed:
+//! [`gridlease_fetch::spec_auth_message`]) and kept only when its hash is the order's
 //! `specHash`. A pushed spec for an order the node has not bid on yet is evaluated at once.
 //! `GET /bids/<order id>` serves the node's signed bid on an auction ([`crate::signed`]).
 //!

@@ -1,6 +1,6 @@
 //! `POST /specs/<order id>`: the spec of an order whose `specURI` is
-//! [`gridlease_core::spec::PUSH_URI`], pushed by its tenant (signed:
-//! [`gridlease_core::fetch::spec_auth_message`]) and kept only when its hash is the order's
+//! [`gridlease_primitives::spec::PUSH_URI`], pushed by its tenant (signed:
+//! [`gridlease_fetch::spec_auth_message`]) and kept only when its hash is the order's
 //! `specHash` ([`crate::specs`] keeps it). A pushed spec for an order the node has not bid on yet
 //! is evaluated at once.
 
@@ -14,10 +14,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use gridlease_bindings::{IMarket::OrderParams, Market};
-use gridlease_core::{
-    fetch::spec_auth_message,
-    spec::{PUSH_URI, RunSpec},
-};
+use gridlease_fetch::spec_auth_message;
+use gridlease_primitives::spec::{PUSH_URI, RunSpec};
 use tracing::{info, warn};
 
 use crate::{
@@ -200,12 +198,9 @@ pub(crate) async fn push_spec(
 #[cfg(test)]
 mod tests {
     use alloy::signers::{SignerSync, local::PrivateKeySigner};
-    use gridlease_core::{
-        fetch,
-        spec::{Resources, Workload},
-    };
+    use gridlease_primitives::spec::{Resources, Workload};
 
-    use gridlease_core::fetch::{AUTH_HEADER, Fetcher};
+    use gridlease_fetch::{AUTH_HEADER, Fetcher};
 
     use super::*;
     use std::sync::atomic::Ordering::Relaxed;
@@ -292,23 +287,24 @@ mod tests {
         let tenant = PrivateKeySigner::random();
         let other = PrivateKeySigner::random();
         let body = spec().canonical_json();
-        let good = auth(&fetch::spec_auth(&tenant, id).expect("signs"));
+        let good = auth(&gridlease_fetch::spec_auth(&tenant, id).expect("signs"));
         let t = terms(PUSH_URI);
         let got = verify_push(id, &good, &body, tenant.address(), &t).expect("accepted");
         assert_eq!(got, spec());
         // Signed by someone else, for another order, or not at all.
-        let forged = auth(&fetch::spec_auth(&other, id).expect("signs"));
+        let forged = auth(&gridlease_fetch::spec_auth(&other, id).expect("signs"));
         assert_eq!(
             status(verify_push(id, &forged, &body, tenant.address(), &t)),
             StatusCode::FORBIDDEN
         );
-        let elsewhere = auth(&fetch::spec_auth(&tenant, B256::repeat_byte(8)).expect("signs"));
+        let elsewhere =
+            auth(&gridlease_fetch::spec_auth(&tenant, B256::repeat_byte(8)).expect("signs"));
         assert_eq!(
             status(verify_push(id, &elsewhere, &body, tenant.address(), &t)),
             StatusCode::FORBIDDEN
         );
         // A result download signature is not a push signature.
-        let result_sig = auth(&fetch::result_auth(&tenant, id).expect("signs"));
+        let result_sig = auth(&gridlease_fetch::result_auth(&tenant, id).expect("signs"));
         assert_eq!(
             status(verify_push(id, &result_sig, &body, tenant.address(), &t)),
             StatusCode::FORBIDDEN
@@ -358,7 +354,7 @@ mod tests {
         use std::sync::atomic::AtomicUsize;
         let id = B256::repeat_byte(4);
         let anyone = PrivateKeySigner::random();
-        let signed = auth(&fetch::spec_auth(&anyone, id).expect("signs"));
+        let signed = auth(&gridlease_fetch::spec_auth(&anyone, id).expect("signs"));
         // A wide gap, so that the second push below falls inside it on any machine.
         let gate = LookupGate::new(std::time::Duration::from_secs(3));
         let lookups = AtomicUsize::new(0);

@@ -8,7 +8,8 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use gridlease_core::{fetch::result_auth_message, protocol::JobKind};
+use gridlease_fetch::result_auth_message;
+use gridlease_primitives::protocol::JobKind;
 
 use crate::{
     api::auth::{check_auth, deny},

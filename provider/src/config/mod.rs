@@ -5,12 +5,12 @@
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use alloy::primitives::Address;
-use gridlease_core::{
-    daemon::{self, ConfigFile},
-    fetch::AllowList,
+use gridlease_chain::wallet::KeySource;
+use gridlease_daemon::ConfigFile;
+use gridlease_fetch::AllowList;
+use gridlease_primitives::{
     gpu,
     units::{parse_amount, parse_duration},
-    wallet::KeySource,
 };
 
 mod raw;
@@ -25,7 +25,7 @@ use raw::Raw;
 /// The sample `gridlease-provider init` writes: every key, commented.
 pub const SAMPLE: &str = include_str!("../../provider.sample.toml");
 
-pub use gridlease_core::daemon::ConfigError;
+pub use gridlease_daemon::ConfigError;
 
 impl Config {
     /// Read and validate `path`. Relative directories are taken relative to the file.
@@ -44,11 +44,11 @@ impl Config {
         let bad = |key: &str, why: String| file.bad(key, why);
         let rel = |p: PathBuf| file.rel(p);
 
-        let rpc = daemon::rpc_url(&raw.chain.rpc).map_err(|e| bad("chain.rpc", e))?;
+        let rpc = gridlease_daemon::rpc_url(&raw.chain.rpc).map_err(|e| bad("chain.rpc", e))?;
         let fallback_rpc = raw
             .chain
             .fallback_rpc
-            .map(|u| daemon::rpc_url(&u).map_err(|e| bad("chain.fallback_rpc", e)))
+            .map(|u| gridlease_daemon::rpc_url(&u).map_err(|e| bad("chain.fallback_rpc", e)))
             .transpose()?;
         if fallback_rpc.as_ref() == Some(&rpc) {
             return Err(bad(

@@ -8,7 +8,8 @@ use std::{
 };
 
 use alloy::primitives::Address;
-use gridlease_core::{fetch::AllowList, wallet::KeySource};
+use gridlease_chain::wallet::KeySource;
+use gridlease_fetch::AllowList;
 
 /// A validated configuration.
 #[derive(Clone, Debug)]
@@ -83,7 +84,7 @@ pub enum Capacity {
     Auto,
     /// As declared.
     Declared {
-        /// GPU class name ([`gridlease_core::gpu::GPU_CLASSES`]).
+        /// GPU class name ([`gridlease_primitives::gpu::GPU_CLASSES`]).
         class: String,
         /// How many.
         count: u8,

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use gridlease_core::{fetch::AllowList, wallet::KeySource};
+use gridlease_chain::wallet::KeySource;
+use gridlease_fetch::AllowList;
 
 use super::*;
 

@@ -11,7 +11,7 @@ use super::{
     PIDS_LIMIT, TMPFS_SIZE, enc,
 };
 use crate::executor::{ExecError, JobRun};
-use gridlease_core::spec::Workload;
+use gridlease_primitives::spec::Workload;
 
 /// What a job's container runs.
 pub(super) struct JobParts<'a> {

@@ -16,7 +16,7 @@ use super::{
     enc,
 };
 use crate::executor::{ExecError, Executor, JobRun, OnSpawn, Output, RunFuture};
-use gridlease_core::spec::Workload;
+use gridlease_primitives::spec::Workload;
 
 /// Demultiplex a non-TTY log stream: frames of `[stream, 0, 0, 0, size (u32 BE)]` + payload.
 #[derive(Debug, Default)]

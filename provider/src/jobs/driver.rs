@@ -11,13 +11,13 @@ use std::{
 use alloy::{primitives::B256, sol_types::SolCall};
 use anyhow::Result;
 use gridlease_bindings::{Market, Results, Results::ResultsErrors};
-use gridlease_core::{
-    chain::{ChainError, ContractError, classify},
-    daemon::{Backoff, lock},
-    merkle::Commitment,
+use gridlease_chain::{ChainError, ContractError, classify};
+use gridlease_daemon::{Backoff, lock};
+use gridlease_primitives::{
     protocol::{JobViewExt, Status},
     spec::{JobKind, RunSpec, Workload},
 };
+use gridlease_workload::merkle::Commitment;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 

@@ -8,7 +8,8 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::Market;
-use gridlease_core::{daemon::lock, protocol::CloseReason};
+use gridlease_daemon::lock;
+use gridlease_primitives::protocol::CloseReason;
 use tracing::info;
 
 use crate::{

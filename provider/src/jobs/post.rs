@@ -12,11 +12,9 @@ use alloy::{
     sol_types::SolCall,
 };
 use gridlease_bindings::{Results, Results::ResultsErrors};
-use gridlease_core::{
-    chain::{ChainError, ContractError, classify},
-    merkle::Commitment,
-    txm::{Outcome, Signed},
-};
+use gridlease_chain::{ChainError, ContractError, classify};
+use gridlease_daemon::txm::{Outcome, Signed};
+use gridlease_workload::merkle::Commitment;
 use tracing::{error, info, warn};
 
 use crate::{

@@ -8,12 +8,9 @@ use std::{
 
 use alloy::{primitives::B256, sol_types::SolCall};
 use gridlease_bindings::{Market, Staking};
-use gridlease_core::{
-    chain::{ChainError, classify},
-    daemon::Backoff,
-    protocol::{JobViewExt, Status},
-    txm::Outcome,
-};
+use gridlease_chain::{ChainError, classify};
+use gridlease_daemon::{Backoff, txm::Outcome};
+use gridlease_primitives::protocol::{JobViewExt, Status};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 

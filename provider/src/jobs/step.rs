@@ -1,7 +1,7 @@
 //! How a step of a job's driver ends when it does not advance ([`Step`]).
 
 use gridlease_bindings::IMarket::OrderParams;
-use gridlease_core::chain::ChainError;
+use gridlease_chain::ChainError;
 
 use crate::{
     shared::terms,

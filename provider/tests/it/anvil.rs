@@ -11,7 +11,7 @@ use alloy::{
     providers::Provider,
 };
 use gridlease_bindings::{MockStablecoin, Staking};
-use gridlease_core::{chain::Client, deployments::Deployments};
+use gridlease_chain::{Client, deployments::Deployments};
 use gridlease_deploy::{
     anvil::{self, ANVIL_KEYS},
     devnet,

@@ -18,12 +18,9 @@ use alloy::{
     sol_types::SolEvent,
 };
 use gridlease_bindings::{IMarket::OrderParams, Market, Results};
-use gridlease_core::{
-    chain::{Client, send},
-    fetch,
-    spec::{Resources, RunSpec, Workload},
-};
+use gridlease_chain::{Client, send};
 use gridlease_deploy::anvil::{self, ANVIL_KEYS, Anvil};
+use gridlease_primitives::spec::{Resources, RunSpec, Workload};
 
 use gridlease_testkit::market::{Market as Fixture, logs};
 pub(crate) use gridlease_testkit::{
@@ -349,8 +346,8 @@ listen = "127.0.0.1:{}"
 
     /// What the tenant downloads from the node for lease `id`.
     pub(crate) async fn download(&self, id: B256) -> Vec<u8> {
-        let auth = fetch::result_auth(&key(1), id).expect("sign");
-        fetch::Fetcher::devnet()
+        let auth = gridlease_fetch::result_auth(&key(1), id).expect("sign");
+        gridlease_fetch::Fetcher::devnet()
             .get(
                 &format!("http://127.0.0.1:{}/results/{id}", self.port),
                 Some(&auth),
@@ -442,11 +439,11 @@ pub(crate) fn cursor(dir: &Path, name: &str) -> u64 {
 
 /// GET `url` as a test reads the node's own API: the body of a success, else
 /// `"<url> answered <status>: <body>"` (the node's refusals explain themselves in their bodies,
-/// which a [`fetch::Fetcher`] never reads).
+/// which a [`gridlease_fetch::Fetcher`] never reads).
 pub(crate) async fn get_raw(url: &str, auth: Option<&str>) -> Result<Vec<u8>, String> {
     let mut req = alloy::transports::http::reqwest::Client::new().get(url);
     if let Some(a) = auth {
-        req = req.header(fetch::AUTH_HEADER, a);
+        req = req.header(gridlease_fetch::AUTH_HEADER, a);
     }
     let r = req.send().await.map_err(|e| format!("{url}: {e}"))?;
     let status = r.status();

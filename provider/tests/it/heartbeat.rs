@@ -9,7 +9,7 @@ use std::{
 
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use gridlease_bindings::{IStaking::Capacity, Staking};
-use gridlease_core::chain::classify;
+use gridlease_chain::classify;
 use gridlease_deploy::{
     anvil::{self, ANVIL_KEYS},
     devnet,
@@ -45,8 +45,8 @@ async fn liveness(
 /// `chain.fallback_rpc` is anvil itself.
 struct Setup {
     _anvil: anvil::Anvil,
-    gov: gridlease_core::chain::Client,
-    d: gridlease_core::deployments::Deployments,
+    gov: gridlease_chain::Client,
+    d: gridlease_chain::deployments::Deployments,
     proxy: Proxy,
     dir: tempfile::TempDir,
     owner: Address,

@@ -24,12 +24,10 @@ use alloy::{
     sol_types::SolEvent,
 };
 use gridlease_bindings::{IMarket::OrderParams, Market, MarketLens, Results, Staking};
-use gridlease_core::{
-    chain::{ChainError, Client, send},
-    merkle::{Commitment, result_chunk},
-    units::owed,
-};
+use gridlease_chain::{ChainError, Client, send};
+use gridlease_primitives::units::owed;
 use gridlease_testkit::proxy::{Fault, Proxy};
+use gridlease_workload::merkle::{Commitment, result_chunk};
 
 /// `Market.CloseReason.Completed` and `Accepted`.
 const COMPLETED: u8 = 5;
@@ -504,7 +502,7 @@ async fn testing_withhold_results_posts_the_true_commitment_serves_nothing_answe
     );
     assert_eq!(truth.hash(), stored);
     // None of it is served, not even to its tenant.
-    let auth = gridlease_core::fetch::result_auth(&key(1), id).expect("sign");
+    let auth = gridlease_fetch::result_auth(&key(1), id).expect("sign");
     let url = format!("http://127.0.0.1:{}/results/{id}", n.port);
     let e = get_raw(&url, Some(&auth)).await.expect_err("withheld");
     assert!(e.contains("503") || e.contains("withholds"), "{e}");
@@ -555,7 +553,7 @@ async fn pin_01_pin_02_pin_04_a_tenant_cannot_make_the_node_publish_its_files_or
         atomic::{AtomicUsize, Ordering::SeqCst},
     };
 
-    use gridlease_core::spec::Workload;
+    use gridlease_primitives::spec::Workload;
 
     let n = net().await;
     n.config(&n.url, None);

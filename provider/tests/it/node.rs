@@ -9,14 +9,13 @@ use std::process::Command;
 use crate::common::*;
 use alloy::{primitives::B256, signers::local::PrivateKeySigner, sol_types::SolEvent};
 use gridlease_bindings::{Market, Results};
-use gridlease_core::{
-    chain::send,
-    fetch,
+use gridlease_chain::send;
+use gridlease_deploy::anvil::ANVIL_KEYS;
+use gridlease_primitives::spec::Workload;
+use gridlease_workload::{
     matmul::{self, Matmul},
     merkle::Commitment,
-    spec::Workload,
 };
-use gridlease_deploy::anvil::ANVIL_KEYS;
 
 impl Net {
     /// Wait (up to 90 s) until lease `id` has a result; return its root (the posted root and
@@ -106,7 +105,7 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
     // The matmul lease: the posted root is the product's commitment.
     let want = matmul::commit(&matmul::multiply(&job.a(), &job.bt(), 48, 40, 33, 1)).root();
     assert_eq!(n.result_root(mm, 1).await, want);
-    let served = fetch::Fetcher::devnet()
+    let served = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(mm), None)
         .await
         .expect("public result");
@@ -120,21 +119,21 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
         .expect("award");
     let root = n.result_root(pj, 1).await;
     // Only the tenant gets it: no signature is refused, a stranger's is forbidden.
-    let anon = fetch::Fetcher::devnet()
+    let anon = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(pj), None)
         .await
         .expect_err("needs auth");
     assert!(anon.to_string().contains("401"), "{anon}");
     let stranger: PrivateKeySigner = ANVIL_KEYS[8].parse().expect("key");
-    let auth = fetch::result_auth(&stranger, pj).expect("sign");
-    let e = fetch::Fetcher::devnet()
+    let auth = gridlease_fetch::result_auth(&stranger, pj).expect("sign");
+    let e = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(pj), Some(&auth))
         .await
         .expect_err("not the tenant");
     assert!(e.to_string().contains("403"), "{e}");
     let tenant: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
-    let auth = fetch::result_auth(&tenant, pj).expect("sign");
-    let out = fetch::Fetcher::devnet()
+    let auth = gridlease_fetch::result_auth(&tenant, pj).expect("sign");
+    let out = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(pj), Some(&auth))
         .await
         .expect("tenant reads it");
@@ -155,7 +154,7 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
     .await;
     n.wait_metric("gridlease_provider_results_posted_total 2", 1)
         .await;
-    let health = fetch::Fetcher::devnet()
+    let health = gridlease_fetch::Fetcher::devnet()
         .get(&format!("http://127.0.0.1:{}/healthz", n.port), None)
         .await
         .expect("healthy");
@@ -211,8 +210,9 @@ async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once(
     std::fs::write(&go, b"").expect("let the job finish");
     let node = n.start(2);
     let root = n.result_root(id, 2).await;
-    let auth = fetch::result_auth(&ANVIL_KEYS[1].parse().expect("key"), id).expect("sign");
-    let out = fetch::Fetcher::devnet()
+    let auth =
+        gridlease_fetch::result_auth(&ANVIL_KEYS[1].parse().expect("key"), id).expect("sign");
+    let out = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(id), Some(&auth))
         .await
         .expect("served after restart");
@@ -302,8 +302,9 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
     );
     let node = n.start(2);
     let root = n.result_root(id, 2).await;
-    let auth = fetch::result_auth(&ANVIL_KEYS[1].parse().expect("key"), id).expect("sign");
-    let out = fetch::Fetcher::devnet()
+    let auth =
+        gridlease_fetch::result_auth(&ANVIL_KEYS[1].parse().expect("key"), id).expect("sign");
+    let out = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(id), Some(&auth))
         .await
         .expect("served after restart");

@@ -14,12 +14,9 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use gridlease_bindings::{IMarket::OrderParams, Market, Results};
-use gridlease_core::{
-    chain::send,
-    fetch,
-    spec::{PUSH_URI, Resources, RunSpec, Workload},
-};
+use gridlease_chain::send;
 use gridlease_deploy::anvil::{self, ANVIL_KEYS};
+use gridlease_primitives::spec::{PUSH_URI, Resources, RunSpec, Workload};
 use gridlease_testkit::market::{Market as Fixture, USDC, key};
 
 fn node_log(dir: &Path) -> String {
@@ -28,7 +25,7 @@ fn node_log(dir: &Path) -> String {
 
 async fn get(url: &str) -> String {
     String::from_utf8_lossy(
-        &fetch::Fetcher::devnet()
+        &gridlease_fetch::Fetcher::devnet()
             .get(url, None)
             .await
             .unwrap_or_default(),
@@ -40,7 +37,7 @@ async fn get(url: &str) -> String {
 async fn post(url: &str, auth: &str, body: Vec<u8>) -> u16 {
     alloy::transports::http::reqwest::Client::new()
         .post(url)
-        .header(fetch::AUTH_HEADER, auth)
+        .header(gridlease_fetch::AUTH_HEADER, auth)
         .body(body)
         .send()
         .await
@@ -186,14 +183,15 @@ listen = "127.0.0.1:{port}"
     let url = format!("{base}/specs/{id}");
     let body = spec.canonical_json();
     let stranger = PrivateKeySigner::random();
-    let forged = fetch::spec_auth(&stranger, id).expect("signs");
+    let forged = gridlease_fetch::spec_auth(&stranger, id).expect("signs");
     assert_eq!(post(&url, &forged, body.clone()).await, 403);
     let mut other = spec.clone();
     other.resources.ram_gib = 64;
-    let auth = fetch::spec_auth(&tenant_key, id).expect("signs");
+    let auth = gridlease_fetch::spec_auth(&tenant_key, id).expect("signs");
     assert_eq!(post(&url, &auth, other.canonical_json()).await, 422);
     let unknown = format!("{base}/specs/{}", B256::repeat_byte(0x77));
-    let auth_unknown = fetch::spec_auth(&tenant_key, B256::repeat_byte(0x77)).expect("signs");
+    let auth_unknown =
+        gridlease_fetch::spec_auth(&tenant_key, B256::repeat_byte(0x77)).expect("signs");
     assert_eq!(post(&unknown, &auth_unknown, body.clone()).await, 404);
     assert_eq!(post(&url, &auth, body.clone()).await, 201);
     assert_eq!(
@@ -217,15 +215,15 @@ listen = "127.0.0.1:{port}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let auth = fetch::result_auth(&tenant_key, id).expect("signs");
-    let out = fetch::Fetcher::devnet()
+    let auth = gridlease_fetch::result_auth(&tenant_key, id).expect("signs");
+    let out = gridlease_fetch::Fetcher::devnet()
         .get(&format!("{base}/results/{id}"), Some(&auth))
         .await
         .expect("the tenant downloads its result");
     assert_eq!(out, b"private 7\n");
     assert_eq!(
         results.resultOf(id).call().await.expect("resultOf"),
-        gridlease_core::merkle::Commitment::of(&out).hash(),
+        gridlease_workload::merkle::Commitment::of(&out).hash(),
         "the commitment of what the tenant got"
     );
     let status = anvil::terminate(&mut node, Duration::from_secs(20)).expect("stops");

@@ -22,13 +22,12 @@ use gridlease_bindings::{
     IStaking::Capacity,
     Market, MarketLens, Results, Staking,
 };
-use gridlease_core::{
-    chain::send,
+use gridlease_chain::send;
+use gridlease_deploy::anvil::{self, ANVIL_KEYS};
+use gridlease_primitives::{
     eip712::{ServedBid, market_domain},
-    fetch,
     spec::{Resources, RunSpec, Workload},
 };
-use gridlease_deploy::anvil::{self, ANVIL_KEYS};
 use gridlease_testkit::market::{Market as Fixture, USDC};
 
 fn node(dir: &Path, args: &[&str], log: &str) -> Command {
@@ -184,7 +183,7 @@ listen = "127.0.0.1:{port}"
     let log =
         |n: u32| std::fs::read_to_string(dir.join(format!("node-{n}.log"))).unwrap_or_default();
     until("the node's API", Duration::from_secs(30), async || {
-        fetch::Fetcher::devnet()
+        gridlease_fetch::Fetcher::devnet()
             .get(&format!("{url}/metrics"), None)
             .await
             .ok()
@@ -259,7 +258,13 @@ listen = "127.0.0.1:{port}"
     let auction = order(false, 1).await;
     let bid_url = format!("{url}/bids/{auction}");
     let served: ServedBid = until("the signed bid", Duration::from_secs(30), async || {
-        serde_json::from_slice(&fetch::Fetcher::devnet().get(&bid_url, None).await.ok()?).ok()
+        serde_json::from_slice(
+            &gridlease_fetch::Fetcher::devnet()
+                .get(&bid_url, None)
+                .await
+                .ok()?,
+        )
+        .ok()
     })
     .await;
     let domain = market_domain(gov.chain_id, market);
@@ -277,13 +282,13 @@ listen = "127.0.0.1:{port}"
         "valid until the award grace ends"
     );
     assert!(
-        fetch::Fetcher::devnet()
+        gridlease_fetch::Fetcher::devnet()
             .get(&format!("{url}/bids/{}", B256::repeat_byte(9)), None)
             .await
             .is_err()
     );
     assert!(
-        fetch::Fetcher::devnet()
+        gridlease_fetch::Fetcher::devnet()
             .get(&format!("{url}/bids/nonsense"), None)
             .await
             .is_err()
@@ -313,7 +318,13 @@ listen = "127.0.0.1:{port}"
         "the bid after a restart",
         Duration::from_secs(30),
         async || {
-            serde_json::from_slice(&fetch::Fetcher::devnet().get(&bid_url, None).await.ok()?).ok()
+            serde_json::from_slice(
+                &gridlease_fetch::Fetcher::devnet()
+                    .get(&bid_url, None)
+                    .await
+                    .ok()?,
+            )
+            .ok()
         },
     )
     .await;

@@ -1,4 +1,4 @@
-//! The shared transaction manager (`gridlease_core::txm`, used by the provider node and the
+//! The shared transaction manager (`gridlease_daemon::txm`, used by the provider node and the
 //! keeper) against a real anvil: the OFF cases of SECURITY.md that concern sending.
 
 use std::{
@@ -13,10 +13,8 @@ use alloy::{
     sol_types::SolCall,
 };
 use gridlease_bindings::{Market, MockStablecoin};
-use gridlease_core::{
-    chain::{ChainError, Client},
-    txm::{Outcome, Signed, TxManager, TxPolicy},
-};
+use gridlease_chain::{ChainError, Client};
+use gridlease_daemon::txm::{Outcome, Signed, TxManager, TxPolicy};
 use gridlease_deploy::{anvil::ANVIL_KEYS, devnet};
 
 async fn setup(

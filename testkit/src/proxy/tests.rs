@@ -110,7 +110,7 @@ async fn pd_03_a_failover_client_takes_what_the_primary_cannot_answer_but_not_it
     let upstream = fake_upstream().await;
     let primary = Proxy::start(&upstream).await.expect("proxy");
     let secondary = Proxy::start(&upstream).await.expect("proxy");
-    let c = gridlease_core::chain::Client::connect_with_fallback(
+    let c = gridlease_chain::Client::connect_with_fallback(
         &primary.url(),
         Some(&secondary.url()),
         None,
@@ -149,13 +149,9 @@ async fn pd_03_rate_limit_answers_fail_over_but_an_unanswered_transaction_is_not
         Proxy::start(&upstream).await.expect("proxy"),
     );
     let connect = async || {
-        gridlease_core::chain::Client::connect_with_fallback(
-            &primary.url(),
-            Some(&secondary.url()),
-            None,
-        )
-        .await
-        .expect("connect")
+        gridlease_chain::Client::connect_with_fallback(&primary.url(), Some(&secondary.url()), None)
+            .await
+            .expect("connect")
     };
     // Providers rate-limit with a JSON-RPC body: not served, so the fallback serves it.
     let c = connect().await;

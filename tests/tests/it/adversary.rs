@@ -7,11 +7,11 @@ use alloy::primitives::{Address, B256, U256, aliases::U96};
 use gridlease_bindings::{
     IMarket::OrderParams, Market, MarketAdmin, Results, results::MatmulProof::Job,
 };
-use gridlease_core::{
+use gridlease_tests::fixture::*;
+use gridlease_workload::{
     matmul::{Matmul, encode, localize, multiply},
     merkle::{Commitment, RESULT_LEAF_BYTES},
 };
-use gridlease_tests::fixture::*;
 
 /// What a set of accounts holds: the payment/stake token, its Market credit and Staking credit.
 fn holdings(s: &mut Suite, who: &[Address]) -> u128 {
@@ -339,7 +339,7 @@ fn a_tenant_reporter_keeper_cannot_extract_anything_from_an_honest_provider() {
     // A malformed claim against a well-formed tree, a no-show on an acknowledged lease, a
     // completion before the window: all revert.
     let results = s.results;
-    let tree = gridlease_core::merkle::MerkleTree::result(&data);
+    let tree = gridlease_workload::merkle::MerkleTree::result(&data);
     let r = s.chain.send(
         k,
         results,

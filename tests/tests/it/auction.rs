@@ -451,9 +451,9 @@ fn award_signed_bid_cannot_be_replayed_on_other_market() {
     s.chain.warp(601);
     let mut bid = s.signed_bid(0, id, PRICE);
     // Re-sign the same bid for a different verifying contract: it no longer matches.
-    let forged = gridlease_core::eip712::Bid::new(id, PRICE, bid.expiry.to())
+    let forged = gridlease_primitives::eip712::Bid::new(id, PRICE, bid.expiry.to())
         .sign(
-            &gridlease_core::eip712::market_domain(
+            &gridlease_primitives::eip712::market_domain(
                 gridlease_tests::evm::CHAIN_ID,
                 Address::repeat_byte(1),
             ),

@@ -8,11 +8,11 @@ use gridlease_bindings::{
     IMarket::OrderParams, Market, MarketAdmin, Results, Staking, Timelock,
     results::MatmulProof::Job,
 };
-use gridlease_core::{
+use gridlease_tests::{evm::Receipt, fixture::*};
+use gridlease_workload::{
     matmul::{Matmul, encode, localize, multiply},
     merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES, leaf_hash, result_chunk},
 };
-use gridlease_tests::{evm::Receipt, fixture::*};
 
 const COLLATERAL: u128 = 100 * USDC;
 /// Stake each provider holds; 1,000 of it unbonded long before, ready to withdraw.
@@ -68,7 +68,7 @@ struct Case {
     id: B256,
     params: OrderParams,
     posted: Option<Commitment>,
-    wrong: Option<(Matmul, gridlease_core::matmul::FraudProof)>,
+    wrong: Option<(Matmul, gridlease_workload::matmul::FraudProof)>,
     malformed: Option<(MerkleTree, u64)>,
     service: bool,
 }

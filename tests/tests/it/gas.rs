@@ -18,13 +18,13 @@ use std::collections::BTreeMap;
 
 use alloy::primitives::{B256, U256};
 use gridlease_bindings::{Market, MarketAdmin, Results};
-use gridlease_core::merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES, result_chunk};
 use gridlease_tests::fixture::*;
+use gridlease_workload::merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES, result_chunk};
 
 /// Gas of `MatmulProofHarness.checkTx` proving a flipped element of a 64 x k x 64 product.
 fn matmul_check_gas(s: &mut Suite, k: u32) -> u64 {
     use gridlease_bindings::{MatmulProof::Job, MatmulProofHarness};
-    use gridlease_core::matmul::{Matmul, localize, multiply};
+    use gridlease_workload::matmul::{Matmul, localize, multiply};
     let job = Matmul {
         seed: B256::repeat_byte(0x5e),
         m: 64,
@@ -33,7 +33,7 @@ fn matmul_check_gas(s: &mut Suite, k: u32) -> u64 {
     };
     let mut c = multiply(&job.a(), &job.bt(), 64, k as usize, 64, 2);
     c[64 * 37 + 21] ^= 1 << 9;
-    let root = gridlease_core::matmul::commit(&c).root();
+    let root = gridlease_workload::matmul::commit(&c).root();
     let f = localize(&job, &c, B256::repeat_byte(1)).expect("the flip is found");
     let me = s.keeper.address;
     let h = s.chain.deploy(me, MatmulProofHarness::BYTECODE.clone());
@@ -58,7 +58,7 @@ fn matmul_check_gas(s: &mut Suite, k: u32) -> u64 {
 fn prove_fraud_gas(s: &mut Suite, k: u32, data: bool) -> (u64, u64) {
     use alloy::primitives::aliases::U96;
     use gridlease_bindings::results::MatmulProof::Job;
-    use gridlease_core::matmul::{Matmul, MatmulData, encode, localize, multiply};
+    use gridlease_workload::matmul::{Matmul, MatmulData, encode, localize, multiply};
     let job = Matmul {
         seed: B256::repeat_byte(0x77),
         m: 64,
@@ -430,7 +430,7 @@ fn gas_snapshot() {
     // A malformed tree: a non-zero node in the padding of a 5-leaf result.
     let (e, _) = lease(&mut p);
     let mut leaves: Vec<B256> = (0..5)
-        .map(|i| gridlease_core::merkle::leaf_hash(result_chunk(&data, i)))
+        .map(|i| gridlease_workload::merkle::leaf_hash(result_chunk(&data, i)))
         .collect();
     leaves.push(B256::repeat_byte(0xee));
     let bad = MerkleTree::from_leaf_hashes(leaves);

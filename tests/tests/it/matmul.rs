@@ -1,7 +1,7 @@
 //! `MatmulProof.sol` against the shared vectors (`testdata/matmul_vectors.json`, written by
-//! `gridlease_core::matmul`): the contract regenerates the same input bytes, hashes the same spec,
-//! verifies the same Merkle proofs and recomputes the same elements; a tampered result is caught
-//! and a proof against a correct one shows no fraud; malformed proofs revert.
+//! `gridlease_workload::matmul`): the contract regenerates the same input bytes, hashes the same
+//! spec, verifies the same Merkle proofs and recomputes the same elements; a tampered result is
+//! caught and a proof against a correct one shows no fraud; malformed proofs revert.
 
 use alloy::{
     hex,

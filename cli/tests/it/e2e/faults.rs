@@ -15,7 +15,7 @@ async fn challenge_then_prove_unavailable_refunds_the_tenant_and_slashes_mec04()
     let w = n.windows().await;
     let bond_text = format!(
         "{} ETH",
-        gridlease_core::units::format_amount(w.bond.to(), 18)
+        gridlease_primitives::units::format_amount(w.bond.to(), 18)
     );
     let t0 = n.balance(n.tenant).await;
     let id = n.order("job.toml", true, Some(&op)).await;
@@ -291,7 +291,7 @@ async fn service_lease_shows_live_then_lapsed_and_anyone_closes_it_up_to_the_lap
 async fn withdraw_to_another_address_is_refused_for_a_frozen_account_mec16() {
     use alloy::sol_types::SolCall;
     use gridlease_bindings::{MarketAdmin, Timelock, UsdcLikeToken};
-    use gridlease_core::deployments::TokenEntry;
+    use gridlease_chain::deployments::TokenEntry;
     let mut n = net().await;
     let market = n.d.address("Market").expect("market");
     // A USDC-like token with a blacklist, allowed by governance through the Timelock (1 minute).

@@ -14,16 +14,15 @@ use gridlease_bindings::{
     IStaking::Capacity, Market, MarketLens, MockStablecoin, Results, Staking,
     lens::MarketLens::MarketLensInstance,
 };
-use gridlease_core::{
-    chain::{Client, send},
-    deployments::Deployments,
-    matmul::{Matmul, encode, multiply},
-    merkle::Commitment,
-};
+use gridlease_chain::{Client, deployments::Deployments, send};
 use gridlease_deploy::{
     anvil::{ANVIL_KEYS, Anvil},
     deploy::mint,
     devnet,
+};
+use gridlease_workload::{
+    matmul::{Matmul, encode, multiply},
+    merkle::Commitment,
 };
 
 const USDC: u128 = 1_000_000;

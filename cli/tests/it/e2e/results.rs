@@ -5,7 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
-    use gridlease_core::matmul::commit;
+    use gridlease_workload::matmul::commit;
     let n = net().await;
     let (owner, op) = n.provider().await;
     let t0 = n.balance(n.tenant).await;
@@ -79,7 +79,7 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
     send(n.market(&op).bid(id, U96::from(RATE)))
         .await
         .expect("bid");
-    let d = gridlease_core::matmul::MatmulData::from_row_major(8, 40, 6, a, &b).expect("shape");
+    let d = gridlease_workload::matmul::MatmulData::from_row_major(8, 40, 6, a, &b).expect("shape");
     let mut c = multiply(&d.a, &d.bt, m, k, kn, 1);
     c[5 * kn + 2] ^= 1 << 9;
     let bytes = encode(&c);
@@ -211,10 +211,8 @@ fn fake_node() -> (String, std::sync::mpsc::Receiver<Request>) {
 #[tokio::test]
 async fn submit_push_keeps_the_spec_off_chain_and_sends_it_signed_to_the_node() {
     use alloy::{primitives::Signature, rpc::types::Filter, sol_types::SolEvent};
-    use gridlease_core::{
-        fetch::spec_auth_message,
-        spec::{PUSH_URI, RunSpec},
-    };
+    use gridlease_fetch::spec_auth_message;
+    use gridlease_primitives::spec::{PUSH_URI, RunSpec};
     let n = net().await;
     let container = r#"
 kind = "container"

@@ -12,7 +12,7 @@ use std::{
 
 use alloy::primitives::B256;
 use axum::{Router, extract::State, response::IntoResponse};
-use gridlease_core::spec::Workload;
+use gridlease_primitives::spec::Workload;
 use gridlease_testkit::engine::Engine;
 use hyper::{Method, body::Bytes};
 use serde_json::{Value, json};

@@ -5,11 +5,8 @@ use std::collections::HashSet;
 
 use alloy::{providers::Provider, rpc::types::Filter, sol_types::SolEvent};
 use gridlease_bindings::{Market, MockStablecoin, Results};
-use gridlease_core::{
-    chain::{ChainError, Client},
-    logs,
-    txm::{TxManager, TxPolicy},
-};
+use gridlease_chain::{ChainError, Client, logs};
+use gridlease_daemon::txm::{TxManager, TxPolicy};
 use gridlease_testkit::proxy::{Fault, Proxy};
 
 use super::{approve, chain, mined};

@@ -20,10 +20,8 @@ use alloy::{
     sol_types::SolCall,
 };
 use gridlease_bindings::MockStablecoin;
-use gridlease_core::{
-    chain::Client,
-    txm::{Outcome, Signed, TxManager},
-};
+use gridlease_chain::Client;
+use gridlease_daemon::txm::{Outcome, Signed, TxManager};
 use gridlease_deploy::{anvil::Anvil, devnet};
 
 fn approve(spender: Address, v: u64) -> Bytes {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use alloy::{primitives::B256, providers::Provider, rpc::types::Filter, sol_types::SolEvent};
 use gridlease_bindings::{Market, MarketLens, Results};
-use gridlease_core::{chain::send, fetch};
+use gridlease_chain::send;
 
 use crate::common::*;
 
@@ -176,7 +176,7 @@ async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_holds_resul
     .await;
     let url = format!("http://127.0.0.1:{}/results/{id}", n.port);
     let download = async || {
-        let auth = fetch::result_auth(&key(1), id).expect("signs");
+        let auth = gridlease_fetch::result_auth(&key(1), id).expect("signs");
         get_raw(&url, Some(&auth)).await
     };
     for _ in 0..5 {

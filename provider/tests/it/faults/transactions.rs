@@ -11,10 +11,8 @@ use alloy::{
     primitives::{Address, B256},
     providers::Provider,
 };
-use gridlease_core::{
-    chain::{Client, RPC_TIMEOUT},
-    txm::{Outcome, Signed, TxManager, TxPolicy},
-};
+use gridlease_chain::{Client, RPC_TIMEOUT};
+use gridlease_daemon::txm::{Outcome, Signed, TxManager, TxPolicy};
 use gridlease_testkit::proxy::{Fault, Proxy};
 
 use super::{approve, chain, mined};

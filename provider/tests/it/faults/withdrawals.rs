@@ -6,7 +6,7 @@ use alloy::{
     sol_types::SolEvent,
 };
 use gridlease_bindings::{Market, MarketLens, Staking};
-use gridlease_core::chain::{ChainError, Client, send};
+use gridlease_chain::{ChainError, Client, send};
 use gridlease_deploy::anvil;
 
 use crate::common::*;

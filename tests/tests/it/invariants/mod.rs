@@ -51,11 +51,11 @@ use gridlease_bindings::{
     IMarket::OrderParams, Market, MarketAdmin, MarketLens, Results, Staking,
     results::MatmulProof::Job,
 };
-use gridlease_core::{
+use gridlease_tests::{evm::Receipt, fixture::*};
+use gridlease_workload::{
     matmul::{Matmul, encode, localize, multiply},
     merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES, leaf_hash, result_chunk},
 };
-use gridlease_tests::{evm::Receipt, fixture::*};
 use proptest::{prelude::*, test_runner::FileFailurePersistence};
 
 mod adversary;

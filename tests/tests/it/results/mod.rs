@@ -8,11 +8,11 @@ use gridlease_bindings::{
     Results::{self, ResultsErrors},
     results::{IMarket::OrderParams as ResultsOrder, MatmulProof::Job},
 };
-use gridlease_core::{
+use gridlease_tests::{assert_revert, evm::Receipt, fixture::*};
+use gridlease_workload::{
     matmul::{FraudProof, Matmul, MatmulData, encode, localize, multiply, proof_for},
     merkle::{Commitment, MerkleTree, RESULT_LEAF_BYTES, leaf_hash, result_chunk, zero_hash},
 };
-use gridlease_tests::{assert_revert, evm::Receipt, fixture::*};
 
 const COLLATERAL: u128 = 100 * USDC;
 /// Token units a lease at `PRICE` earns per second.

@@ -14,7 +14,7 @@ use gridlease_bindings::{
     MockStablecoin,
     Staking::{self, StakingErrors},
 };
-use gridlease_core::eip712::{OperatorConsent, Permit, permit_domain, staking_domain};
+use gridlease_primitives::eip712::{OperatorConsent, Permit, permit_domain, staking_domain};
 use gridlease_tests::{
     evm::{CHAIN_ID, Receipt},
     fixture::{

@@ -14,7 +14,7 @@ use gridlease_bindings::{
     MarketAdmin, MarketLens, MockStablecoin, NoReturnToken, ReentrantToken, Staking,
     UsdcLikeToken::{self, UsdcLikeTokenErrors},
 };
-use gridlease_core::eip712::{OperatorConsent, staking_domain};
+use gridlease_primitives::eip712::{OperatorConsent, staking_domain};
 use gridlease_tests::{
     evm::Receipt,
     fixture::{PRICE, Suite, UNBONDING, USDC, big_capacity, creation, deploy_token},

@@ -1,0 +1,160 @@
+//! The chain client shared by the binaries: connect to a JSON-RPC endpoint with an optional
+//! signer, and simulate before sending.
+
+use alloy::{
+    contract::{CallBuilder, CallDecoder},
+    network::EthereumWallet,
+    primitives::{Address, B256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
+    signers::local::PrivateKeySigner,
+};
+
+use crate::{ChainError, RPC_TIMEOUT, Revert, classify, classify_rpc};
+
+/// A connected client.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// The provider (with the signer's wallet when one was given).
+    pub provider: DynProvider,
+    /// The endpoint's chain id.
+    pub chain_id: u64,
+    /// The signer's address, if any.
+    pub from: Option<Address>,
+    /// The endpoint, for messages.
+    pub url: String,
+}
+
+/// The transport for `url` (HTTP with a per-call timeout, or a reconnecting WebSocket), and
+/// whether it looks local (alloy then polls faster).
+async fn transport(url: &str) -> Result<(alloy::transports::BoxTransport, bool), ChainError> {
+    use alloy::transports::Transport;
+    let parsed: alloy::transports::http::reqwest::Url = url
+        .parse()
+        .map_err(|e| ChainError::User(format!("RPC URL \"{url}\" is not a URL: {e}")))?;
+    if matches!(parsed.scheme(), "ws" | "wss") {
+        // A WebSocket reconnects by itself (with backoff) when the node drops it; requests
+        // made while it is down wait for the reconnection or fail with a network error.
+        let ws = alloy::providers::WsConnect::new(url).with_max_retries(u32::MAX);
+        let rpc = alloy::rpc::client::RpcClient::connect_pubsub(ws)
+            .await
+            .map_err(|e| {
+                ChainError::Network(format!(
+                    "cannot reach the RPC at {url} ({e}); is the node running and serving WebSocket?"
+                ))
+            })?;
+        let local = rpc.is_local();
+        Ok((rpc.transport().clone().boxed(), local))
+    } else {
+        // Every call has a timeout (OFF-10): a node that hangs is an error to back off from,
+        // never a task stuck forever.
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .timeout(RPC_TIMEOUT)
+            .build()
+            .map_err(|e| ChainError::User(format!("cannot build an HTTP client: {e}")))?;
+        let transport = alloy::transports::http::Http::with_client(http, parsed);
+        let local = transport.guess_local();
+        Ok((transport.boxed(), local))
+    }
+}
+
+impl Client {
+    /// Connect to `url` (http(s):// or ws(s)://); with a signer, transactions are signed locally
+    /// and sent from it.
+    pub async fn connect(url: &str, signer: Option<PrivateKeySigner>) -> Result<Self, ChainError> {
+        Self::connect_with_fallback(url, None, signer).await
+    }
+
+    /// [`Self::connect`] with a second endpoint that takes every request the first one fails to
+    /// answer ([`crate::failover`], PD-03). Both must serve the same chain.
+    pub async fn connect_with_fallback(
+        url: &str,
+        fallback: Option<&str>,
+        signer: Option<PrivateKeySigner>,
+    ) -> Result<Self, ChainError> {
+        let from = signer.as_ref().map(PrivateKeySigner::address);
+        let (primary, local) = transport(url).await?;
+        let rpc = match fallback {
+            None => alloy::rpc::client::RpcClient::new(primary, local),
+            Some(f) => {
+                let (secondary, _) = transport(f).await?;
+                // Both must answer, on the same chain: a fallback on another chain would mix two
+                // chains' blocks and nonces once the primary fails.
+                let id = async |t: &alloy::transports::BoxTransport, at: &str| {
+                    ProviderBuilder::new()
+                        .connect_client(alloy::rpc::client::RpcClient::new(t.clone(), local))
+                        .get_chain_id()
+                        .await
+                        .map_err(|e| {
+                            ChainError::Network(format!(
+                                "cannot reach the RPC at {at} ({e}): with a fallback RPC both must answer at start, to check they serve the same chain"
+                            ))
+                        })
+                };
+                let (a, b) = (id(&primary, url).await?, id(&secondary, f).await?);
+                if a != b {
+                    return Err(ChainError::User(format!(
+                        "the RPC at {url} serves chain {a} but the fallback RPC at {f} serves chain {b}: give a fallback on the same chain"
+                    )));
+                }
+                let both = crate::failover::Failover::new(primary, url, secondary, f);
+                alloy::rpc::client::RpcClient::new(both, local)
+            }
+        };
+        let provider = match signer {
+            Some(s) => ProviderBuilder::new()
+                .wallet(EthereumWallet::from(s))
+                .connect_client(rpc)
+                .erased(),
+            None => ProviderBuilder::new().connect_client(rpc).erased(),
+        };
+        let chain_id = provider.get_chain_id().await.map_err(|e| {
+            ChainError::Network(format!(
+                "cannot reach the RPC at {url} ({e}); is the node running? `gridlease-deploy devnet` starts a local one"
+            ))
+        })?;
+        Ok(Self {
+            provider,
+            chain_id,
+            from,
+            url: url.to_owned(),
+        })
+    }
+
+    /// The signer's address, or a usage error.
+    pub fn sender(&self) -> Result<Address, ChainError> {
+        self.from.ok_or_else(|| {
+            ChainError::User("this command sends a transaction: give a wallet".into())
+        })
+    }
+
+    /// Latest block timestamp.
+    pub async fn now(&self) -> Result<u64, ChainError> {
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(classify_rpc)?
+            .ok_or_else(|| ChainError::Network("the node has no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+}
+
+/// Simulate `call` (a revert costs nothing and is decoded), then send it and wait for the receipt.
+/// A receipt with failed status (state changed between simulation and inclusion) is a revert too.
+pub async fn send<P, D>(call: CallBuilder<P, D>) -> Result<TransactionReceipt, ChainError>
+where
+    P: Provider,
+    D: CallDecoder,
+{
+    call.call_raw().await.map_err(classify)?;
+    let pending = call.send().await.map_err(classify)?;
+    let hash: B256 = *pending.tx_hash();
+    let receipt = pending.get_receipt().await.map_err(|e| {
+        ChainError::Network(format!("sent {hash} but could not get its receipt: {e}"))
+    })?;
+    if !receipt.status() {
+        return Err(ChainError::Revert(Box::new(Revert::failed_on_chain(hash))));
+    }
+    Ok(receipt)
+}
