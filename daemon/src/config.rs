@@ -115,6 +115,15 @@ impl<'a> ConfigFile<'a> {
         }
     }
 
+    /// Refuse `key` when it is set (`set`) in the file of a daemon that does not read it,
+    /// saying `instead` what the user meant to do.
+    pub fn unused(&self, key: &str, set: bool, instead: &str) -> Result<(), ConfigError> {
+        if set {
+            return Err(self.bad(key, format!("this daemon does not read it: {instead}")));
+        }
+        Ok(())
+    }
+
     /// `p`, relative to the file's folder unless absolute.
     pub fn rel(&self, p: PathBuf) -> PathBuf {
         if p.is_absolute() {

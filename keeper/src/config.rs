@@ -5,7 +5,7 @@ use std::{collections::HashSet, net::SocketAddr, path::PathBuf};
 
 use alloy::primitives::Address;
 use gridlease_chain::wallet::KeySource;
-use gridlease_daemon::ConfigFile;
+use gridlease_daemon::{ChainSection, ConfigFile, WalletSection};
 use gridlease_fetch::AllowList;
 use gridlease_primitives::units::parse_amount;
 use serde::Deserialize;
@@ -90,11 +90,14 @@ pub struct Config {
 
 pub use gridlease_daemon::ConfigError;
 
+/// Milliseconds between chain polls unless `chain.poll_ms` says otherwise.
+const DEFAULT_POLL_MS: u64 = 1_000;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
-    chain: RawChain,
-    wallet: RawWallet,
+    chain: ChainSection,
+    wallet: WalletSection,
     #[serde(default)]
     strategies: RawStrategies,
     #[serde(default)]
@@ -116,27 +119,6 @@ struct Raw {
 struct RawFetch {
     #[serde(default)]
     allow: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawChain {
-    rpc: String,
-    deployments: PathBuf,
-    #[serde(default = "d_poll")]
-    poll_ms: u64,
-    private_rpc: Option<String>,
-    fallback_rpc: Option<String>,
-    #[serde(default = "d_l1")]
-    l1_fee: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWallet {
-    keystore: Option<PathBuf>,
-    password: Option<String>,
-    private_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -188,13 +170,6 @@ struct RawHttp {
 #[serde(deny_unknown_fields, default)]
 struct RawData {
     dir: PathBuf,
-}
-
-fn d_poll() -> u64 {
-    1_000
-}
-fn d_l1() -> String {
-    "auto".into()
 }
 
 impl Default for RawStrategies {
@@ -271,31 +246,24 @@ impl Config {
         let raw: Raw = file.parse(text)?;
         let bad = |key: &str, why: String| file.bad(key, why);
         let rel = |p: PathBuf| file.rel(p);
-        let rpc_url = |key: &str, u: &str| gridlease_daemon::rpc_url(u).map_err(|e| bad(key, e));
-        let rpc = rpc_url("chain.rpc", &raw.chain.rpc)?;
+        let chain = raw.chain.check(&file, DEFAULT_POLL_MS)?;
         let private_rpc = raw
             .chain
             .private_rpc
-            .map(|u| rpc_url("chain.private_rpc", &u))
+            .as_deref()
+            .map(|u| raw.chain.url(&file, "private_rpc", u))
             .transpose()?;
-        let fallback_rpc = raw
-            .chain
-            .fallback_rpc
-            .map(|u| rpc_url("chain.fallback_rpc", &u))
-            .transpose()?;
-        if fallback_rpc.as_ref() == Some(&rpc) {
-            return Err(bad(
-                "chain.fallback_rpc",
-                "is chain.rpc again: give a second, independent endpoint (or leave it out)".into(),
-            ));
-        }
-        if !(10..=60_000).contains(&raw.chain.poll_ms) {
-            return Err(bad(
-                "chain.poll_ms",
-                "between 10 and 60000 milliseconds".into(),
-            ));
-        }
-        let l1_fee = match raw.chain.l1_fee.as_str() {
+        file.unused(
+            "chain.confirmations",
+            raw.chain.confirmations.is_some(),
+            "the provider node's setting; the keeper acts on what each simulation shows",
+        )?;
+        file.unused(
+            "wallet.owner",
+            raw.wallet.owner.is_some(),
+            "the provider node's setting; a keeper's earnings go to earnings.payout",
+        )?;
+        let l1_fee = match raw.chain.l1_fee.as_deref().unwrap_or("auto") {
             "auto" => L1Fee::Auto,
             "op-stack" => L1Fee::OpStack,
             "none" => L1Fee::None,
@@ -306,12 +274,7 @@ impl Config {
                 ));
             }
         };
-        let wallet = KeySource::from_config(
-            raw.wallet.keystore.map(rel),
-            raw.wallet.password.as_deref(),
-            raw.wallet.private_key.as_deref(),
-        )
-        .map_err(|(key, why)| bad(key, why))?;
+        let wallet = raw.wallet.key(&file)?;
         let s = raw.strategies;
         let flags = Flags {
             award: s.award,
@@ -366,11 +329,11 @@ impl Config {
             )
         })?;
         Ok(Self {
-            rpc,
+            rpc: chain.rpc,
             private_rpc,
-            fallback_rpc,
-            deployments: rel(raw.chain.deployments),
-            poll_ms: raw.chain.poll_ms,
+            fallback_rpc: chain.fallback_rpc,
+            deployments: chain.deployments,
+            poll_ms: chain.poll_ms,
             l1_fee,
             wallet,
             flags,
@@ -448,5 +411,19 @@ mod tests {
             .expect_err("must be refused")
             .to_string();
         assert!(e.contains("chain.rpc"), "{e}");
+        // The provider node's keys in the shared sections are refused by name, with the reason.
+        for (text, key) in [
+            (
+                min.replace("[wallet]", "confirmations = 2\n[wallet]"),
+                "chain.confirmations",
+            ),
+            (
+                format!("{min}owner = \"0x0000000000000000000000000000000000000001\"\n"),
+                "wallet.owner",
+            ),
+        ] {
+            let e = parse(&text).expect_err("must be refused").to_string();
+            assert!(e.contains(key) && e.contains("does not read it"), "{e}");
+        }
     }
 }

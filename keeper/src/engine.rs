@@ -80,38 +80,28 @@ pub async fn run(cfg: Config) -> Result<()> {
     });
     gridlease_daemon::on_signals(k.stop.clone());
     resume(&k)?;
-    let mut backoff = Backoff::new(
+    // The first tick at once (a restarted keeper catches up first), then every poll.
+    let backoff = Backoff::new(
         Duration::from_millis(k.cfg.poll_ms),
         Duration::from_secs(10),
     );
-    // The first tick at once (a restarted keeper catches up first), then every poll.
-    let mut wait = Duration::ZERO;
-    loop {
-        tokio::select! {
-            () = k.stop.cancelled() => break,
-            () = tokio::time::sleep(wait) => {}
-        }
-        match tick(&k).await {
-            Ok(()) => backoff.succeeded(),
-            Err(e) => {
-                k.metrics.rpc_errors.fetch_add(1, Relaxed);
-                let retry = backoff.failed();
-                warn!(error = %e, retry_in_ms = retry.as_millis() as u64, "chain poll failed; catching up when it answers");
-            }
-        }
-        wait = backoff.delay();
-    }
+    gridlease_daemon::poll(
+        &k.stop,
+        backoff,
+        || tick(&k),
+        |e: &ChainError, retry| {
+            k.metrics.rpc_errors.fetch_add(1, Relaxed);
+            warn!(error = %e, retry_in_ms = retry.as_millis() as u64, "chain poll failed; catching up when it answers");
+        },
+    )
+    .await;
     // In-flight transactions are journaled: give them a moment to be mined, then leave (a restart
     // watches what is still pending).
     info!(
         in_flight = k.in_flight.load(Relaxed),
         "stopping: no new work"
     );
-    k.tracker.close();
-    if tokio::time::timeout(Duration::from_secs(20), k.tracker.wait())
-        .await
-        .is_err()
-    {
+    if !gridlease_daemon::drain(&k.tracker, Duration::from_secs(20)).await {
         warn!("leaving transactions in flight; the next start watches them");
     }
     persist_counters(&k);

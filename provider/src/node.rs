@@ -103,31 +103,26 @@ pub async fn run(cfg: Config) -> Result<()> {
             }
         });
     }
-    let mut backoff = Backoff::new(
+    let backoff = Backoff::new(
         Duration::from_millis(s.cfg.poll_ms),
         Duration::from_secs(10),
     );
-    loop {
-        tokio::select! {
-            () = s.stop.cancelled() => break,
-            () = tokio::time::sleep(backoff.delay()) => {}
-        }
-        match tick(&s).await {
-            Ok(()) => backoff.succeeded(),
-            Err(e) => {
-                s.metrics.rpc_errors.fetch_add(1, Relaxed);
-                let retry = backoff.failed();
-                warn!(error = %e, retry_in_ms = retry.as_millis() as u64, "chain poll failed; running jobs continue");
-            }
-        }
-    }
+    gridlease_daemon::poll(
+        &s.stop,
+        backoff,
+        || tick(&s),
+        |e: &ChainError, retry| {
+            s.metrics.rpc_errors.fetch_add(1, Relaxed);
+            warn!(error = %e, retry_in_ms = retry.as_millis() as u64, "chain poll failed; running jobs continue");
+        },
+    )
+    .await;
     let grace = Duration::from_secs(s.cfg.shutdown_grace_secs);
     info!(
         grace_s = grace.as_secs(),
         "stopping: no new bids; running jobs get the grace"
     );
-    s.tracker.close();
-    if tokio::time::timeout(grace, s.tracker.wait()).await.is_err() {
+    if !gridlease_daemon::drain(&s.tracker, grace).await {
         warn!("grace over: stopping running jobs; they resume on restart");
         s.kill.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), s.tracker.wait()).await;

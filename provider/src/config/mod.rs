@@ -5,7 +5,6 @@
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use alloy::primitives::Address;
-use gridlease_chain::wallet::KeySource;
 use gridlease_daemon::ConfigFile;
 use gridlease_fetch::AllowList;
 use gridlease_primitives::{
@@ -27,6 +26,11 @@ pub const SAMPLE: &str = include_str!("../../provider.sample.toml");
 
 pub use gridlease_daemon::ConfigError;
 
+/// Milliseconds between chain polls unless `chain.poll_ms` says otherwise.
+const DEFAULT_POLL_MS: u64 = 500;
+/// Blocks an event must be deep unless `chain.confirmations` says otherwise.
+const DEFAULT_CONFIRMATIONS: u64 = 2;
+
 impl Config {
     /// Read and validate `path`. Relative directories are taken relative to the file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
@@ -44,30 +48,29 @@ impl Config {
         let bad = |key: &str, why: String| file.bad(key, why);
         let rel = |p: PathBuf| file.rel(p);
 
-        let rpc = gridlease_daemon::rpc_url(&raw.chain.rpc).map_err(|e| bad("chain.rpc", e))?;
-        let fallback_rpc = raw
-            .chain
-            .fallback_rpc
-            .map(|u| gridlease_daemon::rpc_url(&u).map_err(|e| bad("chain.fallback_rpc", e)))
-            .transpose()?;
-        if fallback_rpc.as_ref() == Some(&rpc) {
-            return Err(bad(
-                "chain.fallback_rpc",
-                "is chain.rpc again: give a second, independent endpoint (or leave it out)".into(),
-            ));
-        }
-        let operator = KeySource::from_config(
-            raw.wallet.keystore.map(rel),
-            raw.wallet.password.as_deref(),
-            raw.wallet.private_key.as_deref(),
-        )
-        .map_err(|(key, why)| bad(key, why))?;
-        let owner = raw.wallet.owner.parse::<Address>().map_err(|_| {
-            bad(
-                "wallet.owner",
-                "expected the provider's 0x address (the account that staked)".into(),
-            )
-        })?;
+        let chain = raw.chain.check(&file, DEFAULT_POLL_MS)?;
+        file.unused(
+            "chain.private_rpc",
+            raw.chain.private_rpc.is_some(),
+            "a keeper's setting; the node sends through chain.rpc",
+        )?;
+        file.unused(
+            "chain.l1_fee",
+            raw.chain.l1_fee.is_some(),
+            "a keeper's setting; the node pays what the RPC estimates",
+        )?;
+        let operator = raw.wallet.key(&file)?;
+        let owner = raw
+            .wallet
+            .owner
+            .as_deref()
+            .and_then(|o| o.parse::<Address>().ok())
+            .ok_or_else(|| {
+                bad(
+                    "wallet.owner",
+                    "expected the provider's 0x address (the account that staked)".into(),
+                )
+            })?;
 
         let capacity = match raw.capacity {
             None => Capacity::Auto,
@@ -210,12 +213,6 @@ impl Config {
             .map_err(|e| bad("jobs.post_margin", e.to_string()))?;
         let max_output =
             parse_bytes(&raw.jobs.max_output).map_err(|e| bad("jobs.max_output", e))?;
-        if !(10..=60_000).contains(&raw.chain.poll_ms) {
-            return Err(bad(
-                "chain.poll_ms",
-                "between 10 and 60000 milliseconds".into(),
-            ));
-        }
         let bid_mode = match raw.bidding.mode.as_str() {
             "onchain" => BidMode::Onchain,
             "signed" => BidMode::Signed,
@@ -248,11 +245,11 @@ impl Config {
             .map_err(|e| bad("earnings.withdraw_above", e.to_string()))?;
 
         Ok(Self {
-            rpc,
-            fallback_rpc,
-            deployments: rel(raw.chain.deployments),
-            confirmations: raw.chain.confirmations,
-            poll_ms: raw.chain.poll_ms,
+            rpc: chain.rpc,
+            fallback_rpc: chain.fallback_rpc,
+            deployments: chain.deployments,
+            confirmations: raw.chain.confirmations.unwrap_or(DEFAULT_CONFIRMATIONS),
+            poll_ms: chain.poll_ms,
             operator,
             owner,
             capacity,

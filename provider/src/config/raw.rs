@@ -3,13 +3,14 @@
 
 use std::{collections::BTreeMap, path::PathBuf};
 
+use gridlease_daemon::{ChainSection, WalletSection};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Raw {
-    pub(super) chain: RawChain,
-    pub(super) wallet: RawWallet,
+    pub(super) chain: ChainSection,
+    pub(super) wallet: WalletSection,
     #[serde(default)]
     pub(super) capacity: Option<RawCapacity>,
     #[serde(default)]
@@ -42,27 +43,6 @@ pub(super) struct RawTesting {
     pub(super) corrupt_builtin_results: bool,
     #[serde(default)]
     pub(super) withhold_results: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawChain {
-    pub(super) rpc: String,
-    pub(super) fallback_rpc: Option<String>,
-    pub(super) deployments: PathBuf,
-    #[serde(default = "default_confirmations")]
-    pub(super) confirmations: u64,
-    #[serde(default = "default_poll_ms")]
-    pub(super) poll_ms: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawWallet {
-    pub(super) keystore: Option<PathBuf>,
-    pub(super) password: Option<String>,
-    pub(super) private_key: Option<String>,
-    pub(super) owner: String,
 }
 
 #[derive(Deserialize)]
@@ -134,12 +114,6 @@ pub(super) struct RawEarnings {
     pub(super) withdraw_above: String,
 }
 
-fn default_confirmations() -> u64 {
-    2
-}
-fn default_poll_ms() -> u64 {
-    500
-}
 fn default_post_margin() -> String {
     "30s".into()
 }

@@ -184,6 +184,14 @@ fn errors_name_the_key() {
         ),
         (
             SAMPLE.replace(
+                "confirmations = 2",
+                "confirmations = 2\nprivate_rpc = \"http://x\"",
+            ),
+            "chain.private_rpc",
+        ),
+        (SAMPLE.replace("owner = ", "# owner = "), "wallet.owner"),
+        (
+            SAMPLE.replace(
                 "# fallback_rpc = \"https://rpc.example.org\"",
                 "fallback_rpc = \"rpc.example.org\"",
             ),
