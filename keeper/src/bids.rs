@@ -20,7 +20,6 @@ use gridlease_chain::classify;
 use gridlease_daemon::lock;
 use gridlease_fetch::{FetchError, Fetcher, read_capped};
 use gridlease_primitives::eip712::ServedBid;
-use std::sync::atomic::Ordering::Relaxed;
 use tracing::{debug, info, warn};
 
 use crate::{shared::Keeper, view::Registered};
@@ -181,7 +180,7 @@ pub(crate) async fn signed_bids(k: &Keeper, now: u64) -> HashSet<B256> {
         {
             Ok(p) => (u128::from(p.minPricePerSecond), u64::from(p.awardGrace)),
             Err(e) => {
-                k.metrics.rpc_errors.fetch_add(1, Relaxed);
+                k.metrics.rpc_errors.increment(1);
                 warn!(error = %classify(e), "cannot read the market's parameters; signed bids later");
                 return lock(&k.signed).keys().copied().collect();
             }
@@ -199,7 +198,7 @@ pub(crate) async fn signed_bids(k: &Keeper, now: u64) -> HashSet<B256> {
         let fetched_now = fetch_all(&k.fetcher, &ids, &endpoints).await;
         let mut served = fetched_now.served;
         for (endpoint, e) in fetched_now.failed {
-            k.metrics.bid_fetch_failures.fetch_add(1, Relaxed);
+            k.metrics.bid_fetch_failures.increment(1);
             debug!(error = %e, "signed bid fetch failed; skipped");
             lock(&k.down).insert(endpoint, Instant::now());
         }

@@ -165,7 +165,7 @@ fn note_answer(k: &Keeper, v: &View, log: &Log) {
         return;
     };
     if c.challenger == k.address() && lock(&k.answered).insert((r.leaseId, index, c.deadline)) {
-        k.metrics.bonds_lost.fetch_add(1, Relaxed);
+        k.metrics.bonds_lost.increment(1);
         info!(lease = %r.leaseId, chunk = index, "our challenge was answered: the provider holds its data, and the bond went to whoever revealed the chunk");
     }
 }

@@ -90,7 +90,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         backoff,
         || tick(&k),
         |e: &ChainError, retry| {
-            k.metrics.rpc_errors.fetch_add(1, Relaxed);
+            k.metrics.rpc_errors.increment(1);
             warn!(error = %e, retry_in_ms = retry.as_millis() as u64, "chain poll failed; catching up when it answers");
         },
     )
@@ -337,7 +337,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
     k.base_fee
         .store(head.header.base_fee_per_gas.unwrap_or(0), Relaxed);
     k.gas_limit.store(head.header.gas_limit, Relaxed);
-    k.metrics.head.store(number, Relaxed);
+    k.metrics.head.set(number as f64);
     // A module added up to this head is known before its logs are read (the log filter
     // names the modules by address).
     let known = lock(&k.modules).clone();
@@ -375,11 +375,9 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
     inputs.signed = crate::bids::signed_bids(k, now).await;
     let work = {
         let v = lock(&k.view);
-        k.metrics.leases.store(v.running() as u64, Relaxed);
-        k.metrics
-            .held
-            .store((v.leases.len() - v.running()) as u64, Relaxed);
-        k.metrics.orders.store(v.orders.len() as u64, Relaxed);
+        k.metrics.leases.set(v.running() as f64);
+        k.metrics.held.set((v.leases.len() - v.running()) as f64);
+        k.metrics.orders.set(v.orders.len() as f64);
         plan(&v, &clock, k.cfg.flags, &inputs)
     };
     for w in &work {
@@ -430,7 +428,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
             }
         }
         k.in_flight.fetch_add(1, Relaxed);
-        k.metrics.in_flight.fetch_add(1, Relaxed);
+        k.metrics.in_flight.increment(1.0);
         let k2 = k.clone();
         k.tracker.spawn(async move {
             let ids = w.action.ids();
@@ -448,12 +446,12 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
                 }
             }
             k2.in_flight.fetch_sub(1, Relaxed);
-            k2.metrics.in_flight.fetch_sub(1, Relaxed);
+            k2.metrics.in_flight.decrement(1.0);
         });
     }
     withdraw(k).await;
     persist_counters(k);
-    k.metrics.polls.fetch_add(1, Relaxed);
+    k.metrics.polls.increment(1);
     k.metrics.last_poll.store(unix_now(), Relaxed);
     Ok(())
 }

@@ -306,7 +306,7 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
         let (first, outcome) = send_bonded(k, to, input, value, &quote, action, &ids).await?;
         info!(action, tx = %first, reward = %w.reward, bond_wei = %value, gas = quote.gas, "sent");
         if matches!(&outcome, Ok(Outcome::Mined(r)) if r.status()) {
-            k.metrics.bonds_posted.fetch_add(1, Relaxed);
+            k.metrics.bonds_posted.increment(1);
         }
         return Ok(book(k, outcome, first, action, Some(w.token)));
     }

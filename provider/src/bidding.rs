@@ -284,8 +284,8 @@ pub(crate) async fn on_order(
     match sent {
         Ok(t) => {
             let us = seen.elapsed().as_micros() as u64;
-            s.metrics.bids_sent.fetch_add(1, Relaxed);
-            s.metrics.bid_latency_us.fetch_add(us, Relaxed);
+            s.metrics.bids_sent.increment(1);
+            s.metrics.bid_latency_us.increment(us);
             info!(order = %id, price = %price, tx = %t.hash, latency_us = us, "bid sent");
             let s2 = s.clone();
             s.tracker.spawn(async move { watch_bid(&s2, id, t).await });
@@ -339,7 +339,7 @@ async fn sign_bid(
     crate::signed::save(&s.cfg.data_dir, &bid)
         .with_context(|| format!("cannot keep the signed bid on {id}"))?;
     let us = seen.elapsed().as_micros() as u64;
-    s.metrics.bids_signed.fetch_add(1, Relaxed);
+    s.metrics.bids_signed.increment(1);
     info!(order = %id, price = %price, expiry, latency_us = us, "signed bid kept for keepers");
     Ok(())
 }

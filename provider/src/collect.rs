@@ -6,10 +6,7 @@
 //! rewinds and re-reads (OFF-01); every handler is idempotent. Orders skipped only for want of
 //! capacity are looked at again as jobs end.
 
-use std::{
-    sync::{Arc, atomic::Ordering::Relaxed},
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use alloy::{
     primitives::{Address, B256, aliases::U96},
@@ -75,7 +72,7 @@ pub(crate) async fn scan(
         if which == Logs::Leases {
             // This cursor trails the head by `confirmations`: the reorg went deeper (OFF-02).
             let until = hold_finality(s);
-            s.metrics.deep_reorgs.fetch_add(1, Relaxed);
+            s.metrics.deep_reorgs.increment(1);
             error!(
                 confirmations = s.cfg.confirmations,
                 hold_until = until,
@@ -133,13 +130,13 @@ async fn handle(s: &Arc<Shared>, which: Logs, log: &Log, seen: Instant, b: &mut 
         MarketEvents::LeaseClosed(c) => on_closed(s, &c),
         MarketEvents::LeaseFaulted(f) if f.provider == s.cfg.owner => {
             error!(lease = %f.leaseId, kind = %crate::results::kind_name(f.kind), slashed = %f.slashed, "this provider was slashed");
-            s.metrics.slashed.fetch_add(1, Relaxed);
+            s.metrics.slashed.increment(1);
             let r = s.db().unhold(f.leaseId).map_err(anyhow::Error::from);
             r.and_then(|()| end_lease(s, f.leaseId, JobState::Faulted, U96::ZERO))
         }
         MarketEvents::HeldReleased(h) if h.provider == s.cfg.owner => {
             info!(lease = %h.leaseId, collateral = %h.collateral, "held collateral released");
-            s.metrics.held_released.fetch_add(1, Relaxed);
+            s.metrics.held_released.increment(1);
             s.db().unhold(h.leaseId).map_err(anyhow::Error::from)
         }
         MarketEvents::OrderCancelled(c) => lost(s, c.orderId, "order cancelled"),

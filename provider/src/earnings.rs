@@ -1,7 +1,6 @@
 //! The owner's earnings the market holds (PD-05, PD-08): shown, and warned about, never moved.
 
 use gridlease_chain::{ChainError, classify};
-use gridlease_daemon::lock;
 use tracing::warn;
 
 use crate::shared::Shared;
@@ -22,7 +21,7 @@ pub(crate) async fn earnings(s: &Shared) -> Result<(), ChainError> {
             .unwrap_or(u128::MAX);
         // The gauge saturates at u64 (18.4 units of an 18-decimal token); the check does not.
         let shown = u64::try_from(credit).unwrap_or(u64::MAX);
-        let prev = lock(&s.metrics.withdrawable).insert(token.to_string(), shown);
+        let prev = s.metrics.withdrawable(&token.to_string(), shown);
         if credit > above && prev != Some(shown) {
             warn!(
                 token = %token, owner = %s.cfg.owner, withdrawable = credit,

@@ -112,7 +112,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         backoff,
         || tick(&s),
         |e: &ChainError, retry| {
-            s.metrics.rpc_errors.fetch_add(1, Relaxed);
+            s.metrics.rpc_errors.increment(1);
             warn!(error = %e, retry_in_ms = retry.as_millis() as u64, "chain poll failed; running jobs continue");
         },
     )

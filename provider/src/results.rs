@@ -9,10 +9,7 @@
 //! retrying until the challenge's deadline. A challenge of a result the node holds therefore costs
 //! the challenger its bond and never the provider its stake.
 
-use std::{
-    sync::{Arc, atomic::Ordering::Relaxed},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use alloy::{
     primitives::{Address, B256},
@@ -72,11 +69,11 @@ pub(crate) fn on_log(s: &Arc<Shared>, log: &Log) {
     }
     match s.db().challenge(&c) {
         Ok(true) if s.cfg.withhold_results => {
-            s.metrics.challenges_seen.fetch_add(1, Relaxed);
+            s.metrics.challenges_seen.increment(1);
             warn!(lease = %c.lease, index = c.index, deadline = c.deadline, challenger = %e.challenger, "a chunk of our result is challenged: not answering (testing.withhold_results)");
         }
         Ok(true) => {
-            s.metrics.challenges_seen.fetch_add(1, Relaxed);
+            s.metrics.challenges_seen.increment(1);
             warn!(lease = %c.lease, index = c.index, deadline = c.deadline, challenger = %e.challenger, "a chunk of our result is challenged: answering");
             answer(s, c);
         }
@@ -125,13 +122,13 @@ async fn answer_until_done(s: &Shared, c: Challenge) -> Option<ChallengeEnd> {
             Ok(end) => return Some(end),
             Err(why) => why,
         };
-        s.metrics.rpc_errors.fetch_add(1, Relaxed);
+        s.metrics.rpc_errors.increment(1);
         let late = match s.client().now().await {
             Ok(now) => now > c.deadline,
             Err(_) => false,
         };
         if late {
-            s.metrics.challenges_missed.fetch_add(1, Relaxed);
+            s.metrics.challenges_missed.increment(1);
             error!(lease = %c.lease, index = c.index, alert = true, error = %why, "a challenge of our result went unanswered past its deadline: the result can be failed");
             return Some(ChallengeEnd::Missed);
         }
@@ -192,7 +189,7 @@ async fn try_answer(s: &Shared, c: &Challenge) -> Result<ChallengeEnd, String> {
                 ContractError::Results(ResultsErrors::ResponseWindowOver(_))
             ) =>
         {
-            s.metrics.challenges_missed.fetch_add(1, Relaxed);
+            s.metrics.challenges_missed.increment(1);
             error!(lease = %c.lease, index, alert = true, revert = %r, "too late to answer a challenge: the result can be failed");
             return Ok(ChallengeEnd::Missed);
         }
@@ -207,7 +204,7 @@ async fn try_answer(s: &Shared, c: &Challenge) -> Result<ChallengeEnd, String> {
         .map_err(|e| e.to_string())?
     {
         Outcome::Mined(r) if r.status() => {
-            s.metrics.challenges_answered.fetch_add(1, Relaxed);
+            s.metrics.challenges_answered.increment(1);
             info!(lease = %c.lease, index, tx = %r.transaction_hash, "challenge answered: chunk revealed, bond collected");
             Ok(ChallengeEnd::Answered)
         }

@@ -1,10 +1,7 @@
 //! Sending the node's transactions: each journaled in the job's row before it leaves, confirmed,
 //! and counted once mined.
 
-use std::{
-    sync::atomic::Ordering::Relaxed,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, Bytes};
 use gridlease_chain::ChainError;
@@ -21,10 +18,10 @@ pub(crate) fn journal(s: &Shared, id: B256, t: &Signed) -> Result<(), String> {
 
 /// Count a transaction mined, sent at `sent`.
 pub(crate) fn mined(s: &Shared, sent: Instant) {
-    s.metrics.tx_mined.fetch_add(1, Relaxed);
+    s.metrics.tx_mined.increment(1);
     s.metrics
         .tx_latency_ms
-        .fetch_add(sent.elapsed().as_millis() as u64, Relaxed);
+        .increment(sent.elapsed().as_millis() as u64);
 }
 
 /// Send and wait for a successful receipt, each transaction (and replacement) handed to

@@ -4,7 +4,7 @@
 //! result (or its failure report) durably before posting it ([`super::post`]).
 
 use std::{
-    sync::{Arc, atomic::Ordering::Relaxed},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -103,7 +103,7 @@ async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result
             Ok(()) => backoff.succeeded(),
             Err(Step::Stop) => return Ok(()),
             Err(Step::Retry(why)) => {
-                s.metrics.rpc_errors.fetch_add(1, Relaxed);
+                s.metrics.rpc_errors.increment(1);
                 let wait = backoff.delay();
                 warn!(lease = %id, state = job.state.name(), why = %why, retry_in_ms = wait.as_millis() as u64, "job step will be retried");
                 tokio::select! {
@@ -173,7 +173,7 @@ async fn acknowledge(s: &Shared, job: &Job) -> Result<(), Step> {
             // Nothing can be done for the lease any more: the module refuses a result of an
             // unacknowledged lease past its start window too (a late post cannot erase the
             // no-show), and a service lease is only paid once acknowledged.
-            s.metrics.late_acks.fetch_add(1, Relaxed);
+            s.metrics.late_acks.increment(1);
             error!(lease = %job.id, alert = true, revert = %r, "too late to acknowledge: the start window passed (a no-show is provable); not running the job");
             return Err(Step::Fail(format!("too late to acknowledge: {r}")));
         }
@@ -305,7 +305,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         ),
         Err(ExecError::Cancelled) => return Err(Step::Stop),
         Err(e) => {
-            s.metrics.jobs_failed.fetch_add(1, Relaxed);
+            s.metrics.jobs_failed.increment(1);
             warn!(lease = %job.id, error = %e, "job failed: posting a failure report as its result");
             // Public (built-in results are): a reason code and nothing read from an input.
             let report = serde_json::json!({

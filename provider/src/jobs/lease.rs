@@ -1,6 +1,6 @@
 //! Lease events: a lease won starts its job's driver; one closed or faulted stops it.
 
-use std::sync::{Arc, atomic::Ordering::Relaxed};
+use std::sync::Arc;
 
 use alloy::{
     primitives::{B256, aliases::U96},
@@ -53,7 +53,7 @@ pub(crate) async fn on_lease(s: &Arc<Shared>, l: Market::LeaseStarted) -> Result
         }
     };
     if won {
-        s.metrics.bids_won.fetch_add(1, Relaxed);
+        s.metrics.bids_won.increment(1);
         info!(lease = %id, rate = %l.ratePerSecond, start, end, module = %module, "lease won");
         drive(s, id);
     }
@@ -99,7 +99,7 @@ pub(crate) fn end_lease(s: &Shared, id: B256, to: JobState, paid: U96) -> Result
         c.cancel();
     }
     if j.state.can_become(to) && s.db().transition(id, j.state, to)? {
-        s.metrics.earned.fetch_add(paid.to::<u64>(), Relaxed);
+        s.metrics.earned.increment(paid.to::<u64>());
         info!(lease = %id, state = to.name(), paid = %paid, "lease over");
     }
     Ok(())

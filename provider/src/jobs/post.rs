@@ -2,10 +2,7 @@
 //! retried on every revert or network error until the result deadline (MEC-15), and reconciled
 //! after a restart or a reorg by sending the same signed transaction again (PD-04, OFF-03).
 
-use std::{
-    sync::atomic::Ordering::Relaxed,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use alloy::{
     primitives::{B256, keccak256},
@@ -103,7 +100,7 @@ pub(crate) async fn post(s: &Shared, job: &Job) -> Result<(), Step> {
 /// A result post failed (a revert or the network): count it, alert, and retry until the
 /// result deadline has passed (MEC-15: never give up after one failure).
 async fn post_failed(s: &Shared, job: &Job, why: &str) -> Result<(), Step> {
-    s.metrics.post_failures.fetch_add(1, Relaxed);
+    s.metrics.post_failures.increment(1);
     let grace = s
         .modules
         .get(s.client(), s.module_of(job))
@@ -150,7 +147,7 @@ pub(crate) async fn reconcile_posting(s: &Shared, job: &Job) -> Result<(), Step>
         if s.db()
             .transition(job.id, JobState::Posting, JobState::Posted)?
         {
-            s.metrics.results_posted.fetch_add(1, Relaxed);
+            s.metrics.results_posted.increment(1);
             info!(lease = %job.id, "result on chain");
         }
         return Ok(());
@@ -165,7 +162,7 @@ pub(crate) async fn reconcile_posting(s: &Shared, job: &Job) -> Result<(), Step>
         Some(r) if !r.status() => {
             // Mined and reverted (the state changed since its simulation): post again, whose
             // simulation says why, counts it and retries until the deadline.
-            s.metrics.post_failures.fetch_add(1, Relaxed);
+            s.metrics.post_failures.increment(1);
             error!(lease = %job.id, alert = true, tx = %hash, "the result transaction reverted on chain: posting again");
             s.db()
                 .transition(job.id, JobState::Posting, JobState::Computed)?;

@@ -85,7 +85,7 @@ pub(crate) async fn serve(
                     // It ran a while: a fresh failure, not a crash loop.
                     pause.succeeded();
                 }
-                s.metrics.jobs_failed.fetch_add(1, Relaxed);
+                s.metrics.jobs_failed.increment(1);
                 let wait = pause.delay();
                 warn!(lease = %job.id, outcome = ?other.map(|o| o.stderr_tail), restart_in_s = wait.as_secs(), "service exited; restarting it");
                 tokio::select! {
@@ -151,7 +151,7 @@ pub(crate) async fn heartbeats(s: &Arc<Shared>) {
             {
                 Outcome::Mined(r) if r.status() => {
                     mined(s, sent);
-                    s.metrics.heartbeats.fetch_add(1, Relaxed);
+                    s.metrics.heartbeats.increment(1);
                     debug!(tx = %r.transaction_hash, "heartbeat");
                 }
                 Outcome::Mined(r) => {
@@ -168,7 +168,7 @@ pub(crate) async fn heartbeats(s: &Arc<Shared>) {
                 d
             }
             Err(e) => {
-                s.metrics.rpc_errors.fetch_add(1, Relaxed);
+                s.metrics.rpc_errors.increment(1);
                 let wait = backoff.delay();
                 warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "heartbeat failed; retrying");
                 backoff.failed();
