@@ -8,12 +8,14 @@
 //! - [`poll`]: the one run loop (tick until a signal, backing off while the chain fails) and
 //!   [`drain`], the bounded wait for the work in flight at the end; [`Backoff`], the one retry
 //!   delay.
+//! - [`db`]: the state database, opened durable and brought to the daemon's schema version.
 //! - [`metrics`]: each daemon's own Prometheus registry, through the `metrics` crate.
 //! - [`txm`]: the transaction manager (single writer, journal before broadcast, rebroadcast and
 //!   fee bumping).
 
 mod backoff;
 pub mod config;
+pub mod db;
 pub mod metrics;
 pub mod process;
 mod run;

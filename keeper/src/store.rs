@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use alloy::primitives::B256;
+use gridlease_daemon::db;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::view::{Changed, View};
@@ -86,18 +87,15 @@ fn id(bytes: Vec<u8>) -> Result<B256, StoreError> {
 impl Store {
     /// Open (creating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        match version {
-            0 => {
-                conn.execute_batch(SCHEMA)?;
-                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            }
-            SCHEMA_VERSION => {}
-            found => return Err(StoreError::Version { found }),
-        }
+        let schema = db::Schema {
+            version: SCHEMA_VERSION,
+            create: &[SCHEMA],
+            upgrades: &[],
+        };
+        let conn = db::open(path, &schema).map_err(|e| match e {
+            db::DbError::Sqlite(e) => StoreError::Sql(e),
+            db::DbError::Version { found } => StoreError::Version { found },
+        })?;
         Ok(Self { conn })
     }
 

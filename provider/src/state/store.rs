@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use alloy::primitives::{Address, B256};
+use gridlease_daemon::db;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
 
 use super::job::{Challenge, ChallengeEnd, Job, JobState, SCHEMA_VERSION, StateError};
@@ -110,36 +111,17 @@ impl Set {
 }
 
 impl Store {
-    /// Open (or create) the database at `path`.
+    /// Open (or create) the database at `path`; versions 2 and 3 are upgraded in place.
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let tables: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        )?;
-        match (version, tables) {
-            (0, 0) => {
-                let tx = conn.unchecked_transaction()?;
-                tx.execute_batch(SCHEMA)?;
-                tx.execute_batch(DEFERRED_TABLE)?;
-                tx.execute_batch(V4)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-                tx.commit()?;
-            }
-            (2 | 3, _) => {
-                let tx = conn.unchecked_transaction()?;
-                tx.execute_batch(DEFERRED_TABLE)?;
-                tx.execute_batch(V4)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-                tx.commit()?;
-            }
-            (SCHEMA_VERSION, _) => {}
-            (found, _) => return Err(StateError::Version { found }),
-        }
+        let schema = db::Schema {
+            version: SCHEMA_VERSION,
+            create: &[SCHEMA, DEFERRED_TABLE, V4],
+            upgrades: &[(2, &[DEFERRED_TABLE, V4]), (3, &[DEFERRED_TABLE, V4])],
+        };
+        let conn = db::open(path, &schema).map_err(|e| match e {
+            db::DbError::Sqlite(e) => StateError::Db(e),
+            db::DbError::Version { found } => StateError::Version { found },
+        })?;
         Ok(Self { conn })
     }
 
