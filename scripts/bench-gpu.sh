@@ -5,9 +5,11 @@
 #
 # Runs `cargo run --release -p gridlease-gpu --example gpu_bench` (GPU vs CPU roots for a table
 # of shapes, INT8 TOPS at N^3, Freivalds at 8,192 and 16,384 as a fraction of the product, Merkle
-# GB/s of C's result tree in 1 KiB leaves; writes target/bench/gpu.json), then gpu/bench/torch_int_mm.py (torch._int_mm at N^3 on the
-# same GPU; target/bench/torch.json), and prints the ratio against the 95 % goal. Without a GPU
-# (or without PyTorch) it says so, prints the CPU figures and exits 0.
+# GB/s of C's result tree in 1 KiB leaves; writes target/bench/gpu.json and gpu.log), then
+# gpu/bench/torch_int_mm.py (torch._int_mm at N^3 on the same GPU; target/bench/torch.json), and
+# prints the ratio against the 95 % goal. Without a GPU (or without PyTorch) it says so, prints
+# the CPU figures and exits 0. On a machine without cargo, use scripts/gpu-run.sh with binaries
+# built by scripts/gpu-build.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-8192}"
@@ -29,7 +31,7 @@ PY
         echo "LD_LIBRARY_PATH += $WHEEL_LIBS"
     fi
 fi
-cargo run --release -q -p gridlease-gpu --example gpu_bench -- --n "$N" --out target/bench/gpu.json
+cargo run --release -q -p gridlease-gpu --example gpu_bench -- --n "$N" --out-dir target/bench
 if command -v "$PY" >/dev/null; then
     "$PY" gpu/bench/torch_int_mm.py "$N" target/bench/torch.json || echo "torch bench failed"
 else

@@ -8,10 +8,18 @@
 //!    result tree of protocol v2 (1 KiB leaves: 8 keccak permutations a leaf).
 //!
 //! ```sh
-//! cargo run --release -p gridlease-gpu --example gpu_bench -- [--n 8192] [--out target/bench/gpu.json]
+//! cargo run --release -p gridlease-gpu --example gpu_bench -- [--n 8192] [--out-dir target/bench]
+//!     [--reps 50] [--trials 5] [--require-gpu]
 //! ```
-//! Without a usable GPU it says why, measures the CPU figures at a small size (`--cpu-n`, 512) and
-//! exits 0. `scripts/bench-gpu.sh` runs this and `torch._int_mm` side by side.
+//! Everything it prints also goes to `<out-dir>/gpu.log`, and the figures to
+//! `<out-dir>/gpu.json`. Each timing is GPU time between CUDA events: at least 0.3 s of
+//! warm-up (clocks ramp up from idle), then `--trials` trials of `--reps` calls; the median trial
+//! counts and the spread is kept. Without a usable GPU it says why, measures the CPU figures at a
+//! small size (`--cpu-n`, 512) and exits 0, or 1 with `--require-gpu` (which also fails on any
+//! GPU root that differs from the CPU's, a correct product Freivalds rejects, or a GPU error).
+//! `scripts/bench-gpu.sh` and `scripts/gpu-run.sh` run it beside `torch._int_mm`.
+//! `gpu_bench --ld-library-path DIR` only links the CUDA libraries it finds (CUDA 12 or 13, the
+//! toolkit or PyTorch's wheels) in `DIR` and prints the `LD_LIBRARY_PATH` that loads them.
 
 use std::time::Instant;
 
@@ -27,18 +35,26 @@ struct Args {
     n: u32,
     cpu_n: u32,
     reps: u32,
-    out: String,
+    trials: u32,
+    out_dir: std::path::PathBuf,
+    require_gpu: bool,
 }
 
 fn args() -> Args {
     let mut a = Args {
         n: 8_192,
         cpu_n: 512,
-        reps: 10,
-        out: "target/bench/gpu.json".into(),
+        reps: 50,
+        trials: 5,
+        out_dir: "target/bench".into(),
+        require_gpu: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--require-gpu" {
+            a.require_gpu = true;
+            continue;
+        }
         let val = it.next().unwrap_or_default();
         let num = || {
             val.parse::<u32>()
@@ -48,11 +64,47 @@ fn args() -> Args {
             "--n" => a.n = num(),
             "--cpu-n" => a.cpu_n = num(),
             "--reps" => a.reps = num().max(1),
-            "--out" => a.out = val,
-            other => panic!("unknown flag {other}; flags: --n --cpu-n --reps --out"),
+            "--trials" => a.trials = num().max(1),
+            "--out-dir" => a.out_dir = val.into(),
+            other => panic!(
+                "unknown flag {other}; flags: --n --cpu-n --reps --trials --out-dir --require-gpu"
+            ),
         }
     }
     a
+}
+
+/// Prints each line and appends it to `<out-dir>/gpu.log` as it goes (a run cut short keeps
+/// what it printed).
+struct Log(std::fs::File);
+
+impl Log {
+    fn line(&mut self, s: impl AsRef<str>) {
+        use std::io::Write as _;
+        println!("{}", s.as_ref());
+        let _ = writeln!(self.0, "{}", s.as_ref());
+    }
+}
+
+/// Dense INT8 tensor-core peak (TOPS, no sparsity) of the GPUs a provider is likely to have,
+/// from NVIDIA's data sheets, by a part of the device name.
+const PEAK_INT8_TOPS: [(&str, f64); 9] = [
+    ("H200", 1979.0),
+    ("H100 PCIe", 1513.0),
+    ("H100", 1979.0),
+    ("A100", 624.0),
+    ("L40S", 733.0),
+    ("L40", 362.0),
+    ("L4", 242.5),
+    ("RTX 4090", 660.6),
+    ("A10", 250.0),
+];
+
+fn peak_tops(name: &str) -> Option<f64> {
+    PEAK_INT8_TOPS
+        .iter()
+        .find(|(part, _)| name.contains(part))
+        .map(|(_, t)| *t)
 }
 
 fn job(m: u32, k: u32, n: u32) -> Matmul {
@@ -69,7 +121,7 @@ fn threads() -> usize {
 }
 
 /// CPU figures at size n: product, Freivalds, Merkle commit.
-fn cpu_figures(n: u32) -> Value {
+fn cpu_figures(log: &mut Log, n: u32) -> Value {
     let j = job(n, n, n);
     let nn = n as usize;
     let (a, bt) = (j.a(), j.bt());
@@ -85,16 +137,18 @@ fn cpu_figures(n: u32) -> Value {
     let commit_s = t.elapsed().as_secs_f64();
     let bytes = (nn * nn * 4) as f64;
     let tops = 2.0 * (nn as f64).powi(3) / product_s / 1e12;
-    println!("CPU, n = {n}, {} thread(s)", threads());
-    println!("  product          {product_s:>9.4} s  ({:.4} TOPS)", tops);
-    println!(
+    log.line(format!("CPU, n = {n}, {} thread(s)", threads()));
+    log.line(format!(
+        "  product          {product_s:>9.4} s  ({tops:.4} TOPS)"
+    ));
+    log.line(format!(
         "  Freivalds        {freivalds_s:>9.4} s  ({:.1} % of the product)",
         100.0 * freivalds_s / product_s
-    );
-    println!(
+    ));
+    log.line(format!(
         "  Merkle commit    {commit_s:>9.4} s  ({:.3} GB/s)",
         bytes / commit_s / 1e9
-    );
+    ));
     json!({
         "n": n, "threads": threads(), "product_s": product_s, "tops": tops,
         "freivalds_s": freivalds_s, "freivalds_fraction": freivalds_s / product_s,
@@ -103,20 +157,48 @@ fn cpu_figures(n: u32) -> Value {
     })
 }
 
-/// Seconds per call of `f` (after one warm-up), averaged over `reps`.
+/// GPU seconds per call of `f`: the median of the trials, and the fastest and slowest.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Timing {
+    fn json(self) -> Value {
+        json!({"seconds": self.median, "seconds_min": self.min, "seconds_max": self.max})
+    }
+}
+
+/// Time `f` on the GPU: calls until at least 0.3 s have passed (warm-up: clocks ramp from idle),
+/// then `trials` trials of `reps` calls between two CUDA events.
 fn time<T>(
     gpu: &CudaMatmul,
     reps: u32,
+    trials: u32,
     mut f: impl FnMut() -> Result<T, GpuError>,
-) -> Result<f64, GpuError> {
-    f()?;
-    gpu.synchronize()?;
-    let t = Instant::now();
-    for _ in 0..reps {
+) -> Result<Timing, GpuError> {
+    let warm = Instant::now();
+    while warm.elapsed().as_secs_f64() < 0.3 {
         f()?;
+        gpu.synchronize()?;
     }
-    gpu.synchronize()?;
-    Ok(t.elapsed().as_secs_f64() / f64::from(reps))
+    let mut per_call = Vec::new();
+    for _ in 0..trials {
+        let start = gpu.mark()?;
+        for _ in 0..reps {
+            f()?;
+        }
+        let end = gpu.mark()?;
+        per_call.push(f64::from(start.elapsed_ms(&end)?) / 1e3 / f64::from(reps));
+    }
+    per_call.sort_by(f64::total_cmp);
+    Ok(Timing {
+        median: per_call[per_call.len() / 2],
+        min: per_call[0],
+        max: per_call[per_call.len() - 1],
+    })
 }
 
 const SHAPES: [(u32, u32, u32); 10] = [
@@ -132,9 +214,9 @@ const SHAPES: [(u32, u32, u32); 10] = [
     (2048, 4096, 1536),
 ];
 
-fn gpu_figures(gpu: &CudaMatmul, a: &Args) -> Result<Value, GpuError> {
+fn gpu_figures(log: &mut Log, gpu: &CudaMatmul, a: &Args) -> Result<Value, GpuError> {
     // 1. Same bits.
-    println!("GPU root == CPU root");
+    log.line("GPU root == CPU root");
     let mut table = Vec::new();
     let mut all_equal = true;
     for (m, k, n) in SHAPES {
@@ -143,61 +225,93 @@ fn gpu_figures(gpu: &CudaMatmul, a: &Args) -> Result<Value, GpuError> {
         let c = compute_cpu(Inputs::Seeded(j), threads(), String::new());
         let equal = g.root == c.root && g.c_bytes == c.c_bytes;
         all_equal &= equal;
-        println!(
+        log.line(format!(
             "  {m:>5} x {k:>5} x {n:>5}  {}  {}",
             g.root.unwrap_or_default(),
             if equal { "equal" } else { "DIFFERENT" }
-        );
+        ));
         table.push(
             json!({"m": m, "k": k, "n": n, "gpu_root": g.root, "cpu_root": c.root, "equal": equal}),
         );
     }
+    let (reps, trials) = (a.reps, a.trials);
 
-    // 2. Throughput at n^3.
+    // 2. Throughput at n^3, against the device's peak.
     let n = a.n;
     let p = Plan::new(n, n, n);
     let ops = gpu.generate(&p, job(n, n, n).seed)?;
     let mut c = gpu.multiply(&p, &ops)?;
-    let product_s = time(gpu, a.reps, || gpu.multiply_into(&p, &ops, &mut c))?;
-    let tops = 2.0 * (f64::from(n)).powi(3) / product_s / 1e12;
-    let gen_s = time(gpu, a.reps, || {
+    let product = time(gpu, reps, trials, || gpu.multiply_into(&p, &ops, &mut c))?;
+    let tops = 2.0 * (f64::from(n)).powi(3) / product.median / 1e12;
+    let peak = peak_tops(&gpu.name);
+    let generate = time(gpu, reps.div_ceil(5), trials, || {
         gpu.generate(&p, B256::repeat_byte(1)).map(drop)
     })?;
-    println!(
-        "matmul_i8 {n}^3: {product_s:.5} s, {tops:.1} TOPS (inputs generated in {gen_s:.5} s)"
-    );
+    log.line(format!(
+        "matmul_i8 {n}^3: {:.5} s (trials {:.5}..{:.5}), {tops:.1} TOPS{} (inputs generated in \
+         {:.5} s)",
+        product.median,
+        product.min,
+        product.max,
+        peak.map_or(String::new(), |pk| format!(
+            " = {:.1} % of the {pk} TOPS INT8 peak",
+            100.0 * tops / pk
+        )),
+        generate.median
+    ));
 
-    // 4. Merkle commitment of C.
-    let commit_s = time(gpu, a.reps, || gpu.commit(&p, &c, false).map(drop))?;
+    // 4. Merkle commitment of C: the leaf kernel and the level kernels apart, then together.
     let bytes = p.c_bytes() as f64;
-    let gbps = bytes / commit_s / 1e9;
-    println!(
-        "Merkle commit of C ({:.0} MiB, {} leaves of {RESULT_LEAF_BYTES} bytes): {commit_s:.5} s, \
-         {gbps:.1} GB/s (goal >= 200)",
+    let mut leaves_s = Vec::new();
+    let mut levels_s = Vec::new();
+    for _ in 0..trials {
+        let start = gpu.mark()?;
+        let mut mid = None;
+        gpu.commit_marked(&p, &c, false, Some(&mut mid))?;
+        let end = gpu.mark()?;
+        if let Some(mid) = mid {
+            leaves_s.push(f64::from(start.elapsed_ms(&mid)?) / 1e3);
+            levels_s.push(f64::from(mid.elapsed_ms(&end)?) / 1e3);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let (leaves_s, levels_s) = (median(&mut leaves_s), median(&mut levels_s));
+    let commit = time(gpu, reps.div_ceil(5), trials, || {
+        gpu.commit(&p, &c, false).map(drop)
+    })?;
+    let gbps = bytes / commit.median / 1e9;
+    log.line(format!(
+        "Merkle commit of C ({:.0} MiB, {} leaves of {RESULT_LEAF_BYTES} bytes): {:.5} s, \
+         {gbps:.1} GB/s (goal >= 200); leaves {leaves_s:.5} s ({:.1} GB/s), levels {levels_s:.5} s",
         bytes / 1048576.0,
-        p.leaves()
-    );
+        p.leaves(),
+        commit.median,
+        bytes / leaves_s / 1e9,
+    ));
     drop((c, ops));
 
     // 3. Freivalds at 8,192 and 16,384.
     let mut fv = Vec::new();
+    let mut fv_accepts = true;
     for (fn_, goal) in [(8_192u32, 0.20), (16_384, 0.10)] {
         let p = Plan::new(fn_, fn_, fn_);
         let ops = gpu.generate(&p, job(fn_, fn_, fn_).seed)?;
-        let reps = if fn_ > 8_192 {
-            a.reps.div_ceil(2)
-        } else {
-            a.reps
-        };
+        let reps = if fn_ > 8_192 { reps.div_ceil(4) } else { reps };
         let mut c = gpu.multiply(&p, &ops)?;
-        let prod = time(gpu, reps, || gpu.multiply_into(&p, &ops, &mut c))?;
+        let prod = time(gpu, reps, trials, || gpu.multiply_into(&p, &ops, &mut c))?;
         let bad = gpu.freivalds(&p, &ops, &c, B256::repeat_byte(7))?;
-        let fv_s = time(gpu, reps, || {
+        fv_accepts &= bad.is_empty();
+        let check = time(gpu, reps, trials, || {
             gpu.freivalds(&p, &ops, &c, B256::repeat_byte(7)).map(drop)
         })?;
-        let fraction = fv_s / prod;
-        println!(
-            "Freivalds n = {fn_}: {fv_s:.5} s vs product {prod:.5} s = {:.1} % (goal <= {:.0} %){}",
+        let fraction = check.median / prod.median;
+        log.line(format!(
+            "Freivalds n = {fn_}: {:.5} s vs product {:.5} s = {:.1} % (goal <= {:.0} %){}",
+            check.median,
+            prod.median,
             100.0 * fraction,
             100.0 * goal,
             if bad.is_empty() {
@@ -205,36 +319,96 @@ fn gpu_figures(gpu: &CudaMatmul, a: &Args) -> Result<Value, GpuError> {
             } else {
                 "  REJECTED a correct product"
             }
-        );
+        ));
         fv.push(
-            json!({"n": fn_, "product_s": prod, "freivalds_s": fv_s, "fraction": fraction,
-                       "goal": goal, "goal_met": fraction <= goal, "accepted": bad.is_empty()}),
+            json!({"n": fn_, "product": prod.json(), "freivalds": check.json(),
+                       "fraction": fraction, "goal": goal, "goal_met": fraction <= goal,
+                       "accepted": bad.is_empty()}),
         );
     }
 
     Ok(json!({
-        "hash_table": table, "all_equal": all_equal,
-        "matmul": {"n": n, "seconds": product_s, "tops": tops, "generate_s": gen_s},
+        "timing": {"warmup_s": 0.3, "reps": reps, "trials": trials, "clock": "CUDA events"},
+        "hash_table": table, "all_equal": all_equal, "freivalds_accepts_correct": fv_accepts,
+        "matmul": {"n": n, "product": product.json(), "seconds": product.median, "tops": tops,
+                   "peak_tops": peak, "fraction_of_peak": peak.map(|pk| tops / pk),
+                   "generate": generate.json()},
         "merkle": {"n": n, "bytes": bytes, "leaf_bytes": RESULT_LEAF_BYTES, "leaves": p.leaves(),
-                   "seconds": commit_s, "gb_per_s": gbps, "goal_gb_per_s": 200.0,
+                   "commit": commit.json(), "seconds": commit.median, "gb_per_s": gbps,
+                   "leaves_kernel_s": leaves_s, "leaves_gb_per_s": bytes / leaves_s / 1e9,
+                   "levels_kernels_s": levels_s, "goal_gb_per_s": 200.0,
                    "goal_met": gbps >= 200.0},
         "freivalds": fv,
     }))
 }
 
-fn main() {
+/// `--ld-library-path DIR`: link the CUDA libraries found on this machine in `DIR` under the
+/// names cudarc opens and print the `LD_LIBRARY_PATH` that loads them (for scripts that run
+/// other binaries on the GPU, such as the tests); exit 1 naming what is missing.
+fn ld_library_path(dir: &str) -> std::process::ExitCode {
+    use gridlease_gpu::libs;
+    match libs::locate(&libs::search_dirs()) {
+        Ok(found) => match libs::loader_dir(&found, std::path::Path::new(dir)) {
+            Ok(mut path) => {
+                if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+                    path.extend(std::env::split_paths(&old));
+                }
+                let joined = std::env::join_paths(path).expect("paths without ':'");
+                println!("{}", joined.to_string_lossy());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot link the CUDA libraries in {dir}: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Err(missing) => {
+            for m in missing {
+                eprintln!("{m}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some("--ld-library-path") {
+        return ld_library_path(&argv.next().unwrap_or_else(|| "cuda-libs".into()));
+    }
     let a = args();
+    std::fs::create_dir_all(&a.out_dir).expect("create the output directory");
+    let mut log = Log(std::fs::File::create(a.out_dir.join("gpu.log"))
+        .expect("create the log in the output directory"));
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    if let gridlease_gpu::libs::Reexec::Failed(why) = gridlease_gpu::libs::reexec_with_cuda() {
+        log.line(format!("warning: {why}"));
+    }
     let gpus = gridlease_gpu::discover();
-    let report = match CudaMatmul::open(0) {
+    let mut failed = None;
+    // cudarc panics where a library lacks a symbol its bindings name (a driver older than
+    // CUDA 12.8's API): said, and written down, like any other failure to open.
+    // (The error is put into words inside too: a driver error's text comes from the driver.)
+    let opened = std::panic::catch_unwind(|| CudaMatmul::open(0).map_err(|e| e.to_string()))
+        .unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            Err(format!(
+                "the CUDA libraries failed on open ({msg}): a driver or toolkit older than CUDA 12.8?"
+            ))
+        });
+    let report = match opened {
         Ok(gpu) => {
             let info = gpus.ok().and_then(|l| {
                 l.into_iter()
                     .find(|g| g.uuid.eq_ignore_ascii_case(&gpu.uuid))
             });
-            println!(
+            log.line(format!(
                 "GPU {} ({}) {}",
                 gpu.name,
                 gpu.uuid,
@@ -245,11 +419,24 @@ fn main() {
                     i.driver,
                     i.cuda
                 ))
-            );
-            let figures = match gpu_figures(&gpu, &a) {
-                Ok(f) => f,
+            ));
+            let libraries: Vec<String> = gridlease_gpu::libs::loaded()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            log.line(format!("libraries {}", libraries.join(" ")));
+            let figures = match gpu_figures(&mut log, &gpu, &a) {
+                Ok(f) => {
+                    if f["all_equal"] != json!(true) {
+                        failed = Some("a GPU root differs from the CPU's".to_owned());
+                    } else if f["freivalds_accepts_correct"] != json!(true) {
+                        failed = Some("Freivalds rejected a correct product".to_owned());
+                    }
+                    f
+                }
                 Err(e) => {
-                    eprintln!("GPU bench failed: {e}");
+                    log.line(format!("GPU bench failed: {e}"));
+                    failed = Some(format!("the GPU bench failed: {e}"));
                     json!({"error": e.to_string()})
                 }
             };
@@ -259,27 +446,35 @@ fn main() {
                         "vram_mib": info.as_ref().map(|i| i.vram_mib),
                         "sm_count": info.as_ref().and_then(|i| i.sm_count),
                         "driver": info.as_ref().map(|i| i.driver.clone()),
-                        "cuda": info.as_ref().map(|i| i.cuda.clone())},
+                        "cuda": info.as_ref().map(|i| i.cuda.clone()),
+                        "libraries": libraries},
                 "figures": figures,
-                "cpu": cpu_figures(a.cpu_n),
+                "cpu": cpu_figures(&mut log, a.cpu_n),
             })
         }
         Err(e) => {
-            println!("no GPU found: {e}");
+            log.line(format!("no GPU found: {e}"));
             if let Err(d) = gpus {
-                println!("  ({d})");
+                log.line(format!("  ({d})"));
             }
-            println!("GPU figures not measured; CPU figures at a small size:");
-            json!({"unix_time": unix, "gpu": null, "reason": e.to_string(), "cpu": cpu_figures(a.cpu_n)})
+            failed = Some(format!("no GPU path opened: {e}"));
+            log.line("GPU figures not measured; CPU figures at a small size:");
+            json!({"unix_time": unix, "gpu": null, "reason": e,
+                   "cpu": cpu_figures(&mut log, a.cpu_n)})
         }
     };
-    if let Some(dir) = std::path::Path::new(&a.out).parent() {
-        std::fs::create_dir_all(dir).expect("create the output directory");
-    }
+    let out = a.out_dir.join("gpu.json");
     std::fs::write(
-        &a.out,
+        &out,
         serde_json::to_string_pretty(&report).expect("json") + "\n",
     )
     .expect("write the report");
-    println!("wrote {}", a.out);
+    log.line(format!("wrote {}", out.display()));
+    match failed {
+        Some(why) if a.require_gpu => {
+            log.line(format!("FAILED (--require-gpu): {why}"));
+            std::process::ExitCode::FAILURE
+        }
+        _ => std::process::ExitCode::SUCCESS,
+    }
 }

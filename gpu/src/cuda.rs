@@ -17,8 +17,8 @@ use cudarc::{
         sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType},
     },
     driver::{
-        CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DevicePtrMut,
-        LaunchConfig, PushKernelArg,
+        CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr,
+        DevicePtrMut, LaunchConfig, PushKernelArg,
     },
     nvrtc::{CompileOptions, Ptx},
 };
@@ -40,18 +40,14 @@ pub const LIBRARIES: [&str; 4] = ["cuda", "nvrtc", "cublas", "cublasLt"];
 /// Why the GPU path cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
-    /// A CUDA library is not installed or not on the loader's path.
-    #[error(
-        "lib{lib} not loadable ({tried} names tried, e.g. {example}); install the CUDA runtime \
-         libraries or set LD_LIBRARY_PATH"
-    )]
+    /// A CUDA library is not loadable under the names cudarc opens: `why` says whether it is
+    /// anywhere on the machine ([`crate::libs::locate`]) and what to do.
+    #[error("lib{lib} not loadable: {why}")]
     MissingLibrary {
         /// cudarc's base name.
         lib: &'static str,
-        /// How many file names were tried.
-        tried: usize,
-        /// The first of them.
-        example: String,
+        /// Where it was looked for, or where it is and why that is not enough.
+        why: String,
     },
     /// The driver works but sees no GPU (or `CUDA_VISIBLE_DEVICES` hides them all).
     #[error("the CUDA driver sees no GPU")]
@@ -73,31 +69,61 @@ pub enum GpuError {
     TooLarge(String),
 }
 
-/// Load every library of [`LIBRARIES`] once (cached): `Ok` means cudarc will not panic for want
-/// of one.
+/// Load every library of [`LIBRARIES`] once (cached, and kept loaded: cudarc opens the same
+/// ones): `Ok` means cudarc will not panic for want of one. [`crate::libs::loaded`] then says
+/// which files they are.
 pub fn check_libraries() -> Result<(), &'static GpuError> {
-    static CHECK: OnceLock<Result<(), GpuError>> = OnceLock::new();
+    static CHECK: OnceLock<Result<Vec<libloading::Library>, GpuError>> = OnceLock::new();
     CHECK
         .get_or_init(|| {
+            let mut held = Vec::new();
             for lib in LIBRARIES {
-                let names = cudarc::get_lib_name_candidates(lib);
-                // SAFETY: loading a CUDA library runs its initialisers, which have no
-                // preconditions; the handle is closed again at once.
-                let found = names
-                    .iter()
-                    .any(|name| unsafe { libloading::Library::new(name) }.is_ok());
-                if !found {
-                    return Err(GpuError::MissingLibrary {
-                        lib,
-                        tried: names.len(),
-                        example: names.first().cloned().unwrap_or_default(),
-                    });
+                match crate::libs::open_as_cudarc(lib) {
+                    Ok(h) => held.push(h),
+                    Err(names) => {
+                        return Err(GpuError::MissingLibrary {
+                            lib,
+                            why: missing_why(lib, &names),
+                        });
+                    }
                 }
             }
-            Ok(())
+            Ok(held)
         })
         .as_ref()
         .map(|_| ())
+}
+
+/// Why `lib` did not load under `names`: not on the machine (where it was looked for), or on it
+/// under another name or off the loader's path.
+fn missing_why(lib: &str, names: &[String]) -> String {
+    let tried = format!(
+        "{} names tried, e.g. {}",
+        names.len(),
+        names.first().map_or("", |n| n)
+    );
+    match crate::libs::locate(&crate::libs::search_dirs()) {
+        Ok(found) => match found.iter().find(|f| f.lib == lib) {
+            Some(f) => format!(
+                "it is at {} but not on the loader's path under a name cudarc opens ({tried}); the \
+                 gridlease binaries link it at start (gridlease_gpu::libs::reexec_with_cuda), or \
+                 put its directory on LD_LIBRARY_PATH with a lib{lib}.so link",
+                f.path.display()
+            ),
+            None => format!("not found ({tried})"),
+        },
+        Err(missing) => match missing.iter().find(|m| m.lib == lib) {
+            Some(m) => m.to_string(),
+            None => format!(
+                "a library it needs is missing ({tried}): {}",
+                missing
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        },
+    }
 }
 
 /// Visible CUDA devices (after the library check).
@@ -110,14 +136,9 @@ pub fn device_count() -> Result<usize, GpuError> {
 
 fn clone_err(e: &GpuError) -> GpuError {
     match e {
-        GpuError::MissingLibrary {
+        GpuError::MissingLibrary { lib, why } => GpuError::MissingLibrary {
             lib,
-            tried,
-            example,
-        } => GpuError::MissingLibrary {
-            lib,
-            tried: *tried,
-            example: example.clone(),
+            why: why.clone(),
         },
         other => GpuError::Compile(other.to_string()),
     }
@@ -409,6 +430,26 @@ impl CudaMatmul {
         c: &CudaSlice<i32>,
         bytes: bool,
     ) -> Result<(B256, Option<Vec<u8>>), GpuError> {
+        self.commit_marked(p, c, bytes, None)
+    }
+
+    /// A timing event recorded on the stream now: the time between two is the GPU's, not the
+    /// host's ([`CudaEvent::elapsed_ms`]).
+    pub fn mark(&self) -> Result<CudaEvent, GpuError> {
+        Ok(self
+            .stream
+            .record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?)
+    }
+
+    /// [`Self::commit`], with a [`Self::mark`] recorded into `leaves_done` between the leaf
+    /// kernel and the level kernels (the bench times the two apart).
+    pub fn commit_marked(
+        &self,
+        p: &Plan,
+        c: &CudaSlice<i32>,
+        bytes: bool,
+        leaves_done: Option<&mut Option<CudaEvent>>,
+    ) -> Result<(B256, Option<Vec<u8>>), GpuError> {
         let s = &self.stream;
         let leaves = p.leaves();
         // SAFETY: every byte is written before it is read: the leaves by gl_leaves, the padding
@@ -438,6 +479,9 @@ impl CudaMatmul {
             // (read below row m only), enc m*n*4 bytes from cudaMalloc (4-byte aligned for the
             // kernel's u32 stores) or null, level0 width * 32 bytes; threads past `leaves` return.
             unsafe { b.launch(cfg_block(leaves, LEAF_BLOCK)?)? };
+        }
+        if let Some(slot) = leaves_done {
+            *slot = Some(self.mark()?);
         }
         for (below, above, count) in p.levels() {
             let (lo, mut hi) = tree.split_at_mut((above * 32) as usize);

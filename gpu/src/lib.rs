@@ -5,6 +5,8 @@
 //! - [`cuda`]: the workload on a GPU with cudarc (driver, NVRTC, cuBLAS loaded at runtime, checked
 //!   with libloading first): seeded inputs and the Merkle commitment by kernels compiled with
 //!   NVRTC (`kernels/kernels.cu`), the INT8 GEMM by cuBLAS, Freivalds' check.
+//! - [`libs`]: where the CUDA libraries are (CUDA 12 or 13, the toolkit or PyTorch's wheels), and
+//!   the one run again that makes them loadable ([`libs::reexec_with_cuda`]).
 //! - [`plan`]: the padded device layout both of them and the tests share.
 //! - [`compute`]: the entry the provider uses: the GPU when one is usable, else the CPU reference
 //!   of gridlease-workload, with the same bytes and root either way, and a [`Backend`] saying which
@@ -16,6 +18,7 @@
 //! gridlease-workload's bytes without a GPU.
 
 pub mod cuda;
+pub mod libs;
 pub mod nvml;
 pub mod plan;
 

@@ -163,13 +163,28 @@ enum Cmd {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.cmd, Cmd::Run { .. }) {
+    if matches!(cli.cmd, Cmd::Run { .. } | Cmd::Check { .. }) {
+        // Before any thread: CUDA libraries found off the loader's path or under CUDA 13's names
+        // are linked where the GPU path finds them, and the node runs again with them (once).
+        if let gridlease_gpu::libs::Reexec::Failed(why) = gridlease_gpu::libs::reexec_with_cuda() {
+            eprintln!("warning: {why}; built-in jobs run on the CPU");
+        }
+    } else {
         gridlease_daemon::quiet_broken_pipe();
     }
-    match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -283,6 +298,15 @@ async fn check(path: &std::path::Path) -> Result<()> {
     println!("gpus       {}", inv.source);
     for g in &inv.gpus {
         println!("           {}", g.describe());
+    }
+    match gridlease_gpu::cuda::check_libraries() {
+        Ok(()) => {
+            println!("cuda       the GPU path's libraries load:");
+            for path in gridlease_gpu::libs::loaded() {
+                println!("           {}", path.display());
+            }
+        }
+        Err(e) => println!("cuda       {e}: built-in jobs run on the CPU"),
     }
     let store = open_store(&c)?;
     println!(

@@ -1,6 +1,8 @@
 //! On a real GPU: the product, its bytes and root, and Freivalds' verdicts equal the CPU
 //! reference's for a table of shapes. Skips (passing, with a message) where no GPU is usable, so
-//! CI without one stays green; the kernels themselves are checked without a GPU in kernels_c.rs.
+//! CI without one stays green, unless `GRIDLEASE_REQUIRE_GPU=1` (set by `scripts/gpu-run.sh` on
+//! a GPU machine): then no usable GPU fails. The kernels themselves are checked without a GPU in
+//! kernels_c.rs.
 
 use alloy_primitives::B256;
 use gridlease_gpu::{CudaMatmul, Inputs, Plan, compute_cpu, compute_gpu};
@@ -9,6 +11,9 @@ use gridlease_workload::matmul::{self, Matmul, MatmulData};
 fn gpu() -> Option<CudaMatmul> {
     match CudaMatmul::open(0) {
         Ok(g) => Some(g),
+        Err(e) if std::env::var_os("GRIDLEASE_REQUIRE_GPU").is_some_and(|v| v == "1") => {
+            panic!("GRIDLEASE_REQUIRE_GPU=1 but no usable GPU: {e}")
+        }
         Err(e) => {
             eprintln!("SKIPPED: no usable GPU ({e})");
             None

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The run on a GPU machine, prepared to succeed on its first try: it needs no cargo and no
+# network, only the binaries scripts/gpu-build.sh built elsewhere, python3 (with PyTorch for the
+# side-by-side figure) and the NVIDIA driver. Everything it prints and measures goes to $OUT
+# (default target/gpu-run): run.log, the CUDA libraries it found and linked, torch._int_mm at
+# 8,192^3 before and after ours (torch_before.json, torch_after.json), gpu_bench's gpu.json and
+# gpu.log (GPU == CPU roots, TOPS and fraction of peak, Merkle leaves/levels, Freivalds
+# fractions), the GPU tests' log, and summary.json. About 3 to 5 minutes on an H100/H200.
+#
+#   ./scripts/gpu-run.sh [BINARIES]     (default target/gpu-carry)
+#
+# Exits 1 when no GPU path opened, a GPU root differs from the CPU's, a correct product is
+# rejected, or a GPU test fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin="${1:-target/gpu-carry}"
+out="${OUT:-target/gpu-run}"
+mkdir -p "$out"
+exec > >(tee "$out/run.log") 2>&1
+step() { echo "==> [$(date -u +%T), ${SECONDS}s] $*"; }
+PY="${PYTHON:-python3}"
+N="${N:-8192}"
+
+step "machine"
+[[ -x "$bin/gpu_bench" && -x "$bin/gpu_tests" ]] || {
+  echo "no binaries in $bin: build them with scripts/gpu-build.sh and bring $bin along"
+  exit 1
+}
+echo "binaries of commit $(cat "$bin/commit" 2>/dev/null || echo '?'), need $(cat "$bin/glibc-needed" 2>/dev/null)"
+ldd --version | head -n 1
+nvidia-smi --query-gpu=name,uuid,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit \
+  --format=csv 2>&1 || echo "nvidia-smi: not available"
+"$PY" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)' 2>&1 \
+  || echo "no PyTorch: torch._int_mm will not be measured"
+
+step "CUDA libraries (CUDA 12 or 13, the toolkit or PyTorch's wheels)"
+if "$bin/gpu_bench" --ld-library-path "$out/cuda-libs" > "$out/ld_library_path"; then
+  ls -l "$out/cuda-libs"
+  echo "LD_LIBRARY_PATH for the tests: $(cat "$out/ld_library_path")"
+else
+  echo "(the GPU path will say what is missing)"
+  : > "$out/ld_library_path"
+fi
+
+step "torch._int_mm at ${N}^3, before ours"
+timeout 180 "$PY" gpu/bench/torch_int_mm.py "$N" "$out/torch_before.json" \
+  || echo '{"skipped": "failed or timed out"}' > "$out/torch_before.json"
+
+step "gpu_bench --require-gpu (ours)"
+timeout 300 "$bin/gpu_bench" --n "$N" --out-dir "$out" --require-gpu
+bench=$?
+echo "gpu_bench exit $bench"
+
+step "torch._int_mm at ${N}^3, after ours"
+timeout 180 "$PY" gpu/bench/torch_int_mm.py "$N" "$out/torch_after.json" \
+  || echo '{"skipped": "failed or timed out"}' > "$out/torch_after.json"
+
+step "GPU tests (the device tests of gridlease-gpu)"
+LD_LIBRARY_PATH="$(cat "$out/ld_library_path")" GRIDLEASE_REQUIRE_GPU=1 timeout 180 \
+  "$bin/gpu_tests" device:: --test-threads 1 > "$out/gpu_tests.log" 2>&1
+tests=$?
+tail -n 15 "$out/gpu_tests.log"
+echo "gpu tests exit $tests"
+
+step "summary"
+"$PY" - "$out" "$bench" "$tests" <<'PY'
+import json, os, statistics, sys
+
+out, bench, tests = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except Exception as e:
+        return {"skipped": f"{name}: {e}"}
+g, before, after = load("gpu.json"), load("torch_before.json"), load("torch_after.json")
+f = g.get("figures") or {}
+torch_tops = [t["tops"] for t in (before, after) if "tops" in t]
+ours = (f.get("matmul") or {}).get("tops")
+s = {
+    "gpu": g.get("gpu"),
+    "all_roots_equal": f.get("all_equal"),
+    "freivalds_accepts_correct": f.get("freivalds_accepts_correct"),
+    "matmul_tops": ours,
+    "fraction_of_peak": (f.get("matmul") or {}).get("fraction_of_peak"),
+    "torch_int_mm_tops": torch_tops,
+    "ratio_vs_torch": ours / statistics.median(torch_tops) if ours and torch_tops else None,
+    "merkle_gb_per_s": (f.get("merkle") or {}).get("gb_per_s"),
+    "merkle_leaves_gb_per_s": (f.get("merkle") or {}).get("leaves_gb_per_s"),
+    "freivalds_fractions": {str(x["n"]): x["fraction"] for x in f.get("freivalds", [])},
+    "gpu_bench_exit": bench,
+    "gpu_tests_exit": tests,
+}
+print(json.dumps(s, indent=2))
+with open(os.path.join(out, "summary.json"), "w") as fh:
+    json.dump(s, fh, indent=2)
+    fh.write("\n")
+PY
+[[ $bench -eq 0 && $tests -eq 0 ]]
