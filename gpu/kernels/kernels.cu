@@ -222,10 +222,6 @@ GL_DEVICE u64 gl_mulmod(u64 a, u64 b) { /* a, b < P */
     return gl_fold(r);
 }
 
-GL_DEVICE u64 gl_from_signed(i64 v) { /* |v| < P */
-    return v < 0 ? GL_P - (u64)(-v) : (u64)v;
-}
-
 /* r[j] = uint256_be(keccak256(r_seed || uint64_be(j))) mod P, for j < len. */
 GL_KERNEL gl_fv_vector(const u8 *r_seed, u64 len, u64 *r) {
     u64 j = GL_ID;
@@ -247,18 +243,53 @@ GL_KERNEL gl_fv_vector(const u8 *r_seed, u64 len, u64 *r) {
     r[j] = acc;
 }
 
+/* ---- exact accumulation, reduced once ----
+ * A product of a matrix element and a vector element mod P costs a full 61 x 61-bit mulmod
+ * (about 50 instructions). Instead each vector element v < 2^61 is split into limbs that fit 32
+ * bits signed, each element x limb product is one 32 x 32 -> 64-bit multiply-add, the products
+ * are summed exactly in signed 64-bit accumulators, and the sums are reduced mod P once per
+ * thread (or per GL_FOLD_TERMS terms, where a sum could otherwise overflow). The result is the
+ * same residue, so the same bits. */
+
+#define GL_FOLD_TERMS 1024u
+
+GL_DEVICE u64 gl_from_i64(i64 v) { /* any v -> v mod P */
+    u64 mag = v < 0 ? (u64)0 - (u64)v : (u64)v;
+    u64 r = gl_fold(mag);
+    return v < 0 && r ? GL_P - r : r;
+}
+
+/* v = hi 2^31 + lo (INT8 elements: |x lo| < 2^38, |x hi| < 2^37; 2^24 terms fit in 63 bits). */
+GL_DEVICE i32 gl_lo31(u64 v) { return (i32)(v & 0x7fffffffULL); }
+GL_DEVICE i32 gl_hi31(u64 v) { return (i32)(v >> 31); }
+GL_DEVICE u64 gl_join31(i64 hi, i64 lo) {
+    return gl_addmod(gl_mulmod(gl_from_i64(hi), 1ULL << 31), gl_from_i64(lo));
+}
+
+/* v = l2 2^42 + l1 2^21 + l0 (INT32 elements: |x limb| < 2^52; GL_FOLD_TERMS terms fit). */
+#define GL_LIMB21 0x1fffffULL
+GL_DEVICE u64 gl_join21(i64 l2, i64 l1, i64 l0) {
+    u64 r = gl_mulmod(gl_from_i64(l2), 1ULL << 42);
+    r = gl_addmod(r, gl_mulmod(gl_from_i64(l1), 1ULL << 21));
+    return gl_addmod(r, gl_from_i64(l0));
+}
+
 /* Partial sums of s = B r: thread (c, t) adds B[j][t] r[j] = bt[j * stride + t] r[j] over the rows
- * j of chunk c (jchunk rows each) into part[c * k + t]. */
+ * j of chunk c (jchunk <= 2^24 rows each) into part[c * k + t]. */
 GL_KERNEL gl_fv_bt(const i8 *bt, u64 n, u64 k, u64 stride, const u64 *r, u64 jchunk, u64 chunks,
                    u64 *part) {
     u64 id = GL_ID;
     if (id >= chunks * k) return;
     u64 c = id / k, t = id % k;
     u64 end = (c + 1) * jchunk < n ? (c + 1) * jchunk : n;
-    u64 acc = 0;
-    for (u64 j = c * jchunk; j < end; j++)
-        acc = gl_addmod(acc, gl_mulmod(gl_from_signed(bt[j * stride + t]), r[j]));
-    part[c * k + t] = acc;
+    i64 hi = 0, lo = 0;
+    for (u64 j = c * jchunk; j < end; j++) {
+        i64 x = bt[j * stride + t];
+        u64 v = r[j];
+        hi += x * (i64)gl_hi31(v);
+        lo += x * (i64)gl_lo31(v);
+    }
+    part[c * k + t] = gl_join31(hi, lo);
 }
 
 /* out[t] = sum over c < chunks of part[c * len + t] (mod P). */
@@ -272,16 +303,22 @@ GL_KERNEL gl_fv_sum(const u64 *part, u64 chunks, u64 len, u64 *out) {
 
 /* Row dot products against v, split in `lanes` interleaved lanes per row so that neighbouring
  * threads read neighbouring elements: thread (i, l) adds a[i * stride + t] v[t] for t = l,
- * l + lanes, ... < cols into part[i * lanes + l]. One kernel for INT8 rows (A), one for INT32 (C). */
+ * l + lanes, ... < cols into part[l * rows + i] (lane-major, so that gl_fv_compare's neighbouring
+ * threads read neighbouring partials). One kernel for INT8 rows (A), one for INT32 (C). */
 GL_KERNEL gl_fv_rows_i8(const i8 *a, u64 rows, u64 cols, u64 stride, const u64 *v, u64 lanes,
                         u64 *part) {
     u64 id = GL_ID;
     if (id >= rows * lanes) return;
     u64 i = id / lanes, l = id % lanes;
-    u64 acc = 0;
-    for (u64 t = l; t < cols; t += lanes)
-        acc = gl_addmod(acc, gl_mulmod(gl_from_signed(a[i * stride + t]), v[t]));
-    part[i * lanes + l] = acc;
+    const i8 *row = a + i * stride;
+    i64 hi = 0, lo = 0;
+    for (u64 t = l; t < cols; t += lanes) {
+        i64 x = row[t];
+        u64 w = v[t];
+        hi += x * (i64)gl_hi31(w);
+        lo += x * (i64)gl_lo31(w);
+    }
+    part[l * rows + i] = gl_join31(hi, lo);
 }
 
 GL_KERNEL gl_fv_rows_i32(const i32 *a, u64 rows, u64 cols, u64 stride, const u64 *v, u64 lanes,
@@ -289,20 +326,33 @@ GL_KERNEL gl_fv_rows_i32(const i32 *a, u64 rows, u64 cols, u64 stride, const u64
     u64 id = GL_ID;
     if (id >= rows * lanes) return;
     u64 i = id / lanes, l = id % lanes;
+    const i32 *row = a + i * stride;
     u64 acc = 0;
-    for (u64 t = l; t < cols; t += lanes)
-        acc = gl_addmod(acc, gl_mulmod(gl_from_signed(a[i * stride + t]), v[t]));
-    part[i * lanes + l] = acc;
+    i64 l2 = 0, l1 = 0, l0 = 0;
+    u32 terms = 0;
+    for (u64 t = l; t < cols; t += lanes) {
+        i64 x = row[t];
+        u64 w = v[t];
+        l2 += x * (i64)(w >> 42);
+        l1 += x * (i64)((w >> 21) & GL_LIMB21);
+        l0 += x * (i64)(w & GL_LIMB21);
+        if (++terms == GL_FOLD_TERMS) {
+            acc = gl_addmod(acc, gl_join21(l2, l1, l0));
+            l2 = l1 = l0 = 0;
+            terms = 0;
+        }
+    }
+    part[l * rows + i] = gl_addmod(acc, gl_join21(l2, l1, l0));
 }
 
-/* bad[i] = 1 when row i of A (B r) and row i of C r differ, else 0. */
+/* bad[i] = 1 when row i of A (B r) and row i of C r differ, else 0 (partials lane-major). */
 GL_KERNEL gl_fv_compare(const u64 *pa, const u64 *pc, u64 rows, u64 lanes, u32 *bad) {
     u64 i = GL_ID;
     if (i >= rows) return;
     u64 y = 0, z = 0;
     for (u64 l = 0; l < lanes; l++) {
-        y = gl_addmod(y, pa[i * lanes + l]);
-        z = gl_addmod(z, pc[i * lanes + l]);
+        y = gl_addmod(y, pa[l * rows + i]);
+        z = gl_addmod(z, pc[l * rows + i]);
     }
     bad[i] = y != z ? 1u : 0u;
 }

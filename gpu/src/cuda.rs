@@ -259,6 +259,21 @@ pub struct CudaMatmul {
     stream: Arc<CudaStream>,
     blas: CudaBlas,
     k: Kernels,
+    /// Freivalds' buffers, kept for the next check of the same shape.
+    fv_scratch: std::sync::Mutex<Option<FvScratch>>,
+}
+
+/// The buffers of one Freivalds check (every element is written before it is read).
+struct FvScratch {
+    /// (m, n, k) they are sized for.
+    shape: (u64, u64, u64),
+    seed: CudaSlice<u8>,
+    r: CudaSlice<u64>,
+    part: CudaSlice<u64>,
+    sv: CudaSlice<u64>,
+    pa: CudaSlice<u64>,
+    pc: CudaSlice<u64>,
+    bad: CudaSlice<u32>,
 }
 
 impl std::fmt::Debug for CudaMatmul {
@@ -292,6 +307,7 @@ impl CudaMatmul {
             stream,
             blas,
             k,
+            fv_scratch: std::sync::Mutex::new(None),
         })
     }
 
@@ -517,65 +533,88 @@ impl CudaMatmul {
         r_seed: B256,
     ) -> Result<Vec<usize>, GpuError> {
         let s = &self.stream;
-        let seed_d = s.clone_htod(r_seed.as_slice())?;
-        let mut r = s.alloc_zeros::<u64>(p.n as usize)?;
         let chunks = p.fv_chunks();
-        let mut part = s.alloc_zeros::<u64>((chunks * p.k) as usize)?;
-        let mut sv = s.alloc_zeros::<u64>(p.k as usize)?;
-        let mut pa = s.alloc_zeros::<u64>((p.m * FV_LANES) as usize)?;
-        let mut pc = s.alloc_zeros::<u64>((p.m * FV_LANES) as usize)?;
-        let mut bad = s.alloc_zeros::<u32>(p.m as usize)?;
+        let mut guard = self
+            .fv_scratch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let shape = (p.m, p.n, p.k);
+        if guard.as_ref().is_none_or(|b| b.shape != shape) {
+            // Dropped first: the old buffers' memory is free for the new ones.
+            *guard = None;
+            *guard = Some(FvScratch {
+                shape,
+                seed: s.alloc_zeros::<u8>(32)?,
+                r: s.alloc_zeros::<u64>(p.n as usize)?,
+                part: s.alloc_zeros::<u64>((chunks * p.k) as usize)?,
+                sv: s.alloc_zeros::<u64>(p.k as usize)?,
+                pa: s.alloc_zeros::<u64>((p.m * FV_LANES) as usize)?,
+                pc: s.alloc_zeros::<u64>((p.m * FV_LANES) as usize)?,
+                bad: s.alloc_zeros::<u32>(p.m as usize)?,
+            });
+        }
+        let FvScratch {
+            seed: seed_d,
+            r,
+            part,
+            sv,
+            pa,
+            pc,
+            bad,
+            ..
+        } = guard.as_mut().ok_or(GpuError::NoDevice)?;
+        s.memcpy_htod(r_seed.as_slice(), seed_d)?;
         let (jchunk, lanes) = (FV_JCHUNK, FV_LANES);
         // SAFETY (all launches): signatures as in kernels.cu, buffers sized above.
         unsafe {
             s.launch_builder(&self.k.fv_vector)
-                .arg(&seed_d)
+                .arg(&*seed_d)
                 .arg(&p.n)
-                .arg(&mut r)
+                .arg(&mut *r)
                 .launch(cfg(p.n)?)?;
             s.launch_builder(&self.k.fv_bt)
                 .arg(&ops.bt)
                 .arg(&p.n)
                 .arg(&p.k)
                 .arg(&p.kp)
-                .arg(&r)
+                .arg(&*r)
                 .arg(&jchunk)
                 .arg(&chunks)
-                .arg(&mut part)
+                .arg(&mut *part)
                 .launch(cfg(chunks * p.k)?)?;
             s.launch_builder(&self.k.fv_sum)
-                .arg(&part)
+                .arg(&*part)
                 .arg(&chunks)
                 .arg(&p.k)
-                .arg(&mut sv)
+                .arg(&mut *sv)
                 .launch(cfg(p.k)?)?;
             s.launch_builder(&self.k.fv_rows_i8)
                 .arg(&ops.a)
                 .arg(&p.m)
                 .arg(&p.k)
                 .arg(&p.kp)
-                .arg(&sv)
+                .arg(&*sv)
                 .arg(&lanes)
-                .arg(&mut pa)
+                .arg(&mut *pa)
                 .launch(cfg(p.m * lanes)?)?;
             s.launch_builder(&self.k.fv_rows_i32)
                 .arg(c)
                 .arg(&p.m)
                 .arg(&p.n)
                 .arg(&p.np)
-                .arg(&r)
+                .arg(&*r)
                 .arg(&lanes)
-                .arg(&mut pc)
+                .arg(&mut *pc)
                 .launch(cfg(p.m * lanes)?)?;
             s.launch_builder(&self.k.fv_compare)
-                .arg(&pa)
-                .arg(&pc)
+                .arg(&*pa)
+                .arg(&*pc)
                 .arg(&p.m)
                 .arg(&lanes)
-                .arg(&mut bad)
+                .arg(&mut *bad)
                 .launch(cfg(p.m)?)?;
         }
-        let flags = s.clone_dtoh(&bad)?;
+        let flags = s.clone_dtoh(&*bad)?;
         Ok(flags
             .iter()
             .enumerate()

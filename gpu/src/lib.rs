@@ -24,7 +24,10 @@ pub mod plan;
 
 use std::{
     fmt,
-    sync::atomic::{AtomicBool, Ordering::Relaxed},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering::Relaxed},
+    },
 };
 
 use alloy_primitives::B256;
@@ -224,6 +227,39 @@ pub fn open(device: &Device) -> Option<Result<CudaMatmul, GpuError>> {
     }
 }
 
+/// GPUs this process has opened, by the [`Device`] that named them. Opening one compiles the
+/// kernels and creates a context and a cuBLAS handle (a tenth of a second and more), so each is
+/// opened once and kept for the next job. A job holds its GPU's lock for the whole product (one
+/// stream, one cuBLAS handle: jobs sharing a GPU take turns). A GPU that fails, or panics, is
+/// dropped and opened afresh for the next job.
+static OPENED: Mutex<Vec<(Device, Arc<Mutex<CudaMatmul>>)>> = Mutex::new(Vec::new());
+
+/// The GPU `device` names, opened once per process (`None` for [`Device::Cpu`]).
+pub fn opened(device: &Device) -> Option<Result<Arc<Mutex<CudaMatmul>>, GpuError>> {
+    if *device == Device::Cpu {
+        return None;
+    }
+    let mut cache = OPENED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, gpu)) = cache.iter().find(|(d, _)| d == device) {
+        return Some(Ok(gpu.clone()));
+    }
+    Some(open(device)?.map(|gpu| {
+        let gpu = Arc::new(Mutex::new(gpu));
+        cache.push((device.clone(), gpu.clone()));
+        gpu
+    }))
+}
+
+/// Drop `device`'s opened GPU: the next job opens it afresh.
+pub fn forget(device: &Device) {
+    OPENED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|(d, _)| d != device);
+}
+
 /// C = A x B of `inputs` and its commitment: on the GPU `device` names when it is usable, else on
 /// the CPU with `threads` threads (also when the GPU fails midway). Same bytes either way; the
 /// [`Backend`] says which ran and why.
@@ -251,14 +287,23 @@ pub fn compute_until(
     }
     // cudarc panics where a symbol it wants is missing (a driver older than its API version):
     // the libraries are checked first, and a panic that still happens falls back like an error.
-    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match open(device) {
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match opened(device) {
         None => Err("CPU requested".to_owned()),
         Some(Err(e)) => Err(format!("no usable GPU: {e}")),
-        Some(Ok(gpu)) => compute_gpu(inputs, &gpu).map_err(|e| {
-            tracing::warn!(gpu = %gpu.uuid, error = %e, "GPU product failed; computing on the CPU");
-            format!("GPU {} failed: {e}", gpu.uuid)
-        }),
+        Some(Ok(slot)) => {
+            // A poisoned lock: a product panicked on this GPU; it is dropped below.
+            let gpu = slot
+                .lock()
+                .map_err(|_| "the GPU failed in an earlier job".to_owned())?;
+            compute_gpu(inputs, &gpu).map_err(|e| {
+                tracing::warn!(gpu = %gpu.uuid, error = %e, "GPU product failed; computing on the CPU");
+                format!("GPU {} failed: {e}", gpu.uuid)
+            })
+        }
     }));
+    if !matches!(attempt, Ok(Ok(_))) && *device != Device::Cpu {
+        forget(device);
+    }
     let reason = match attempt {
         Ok(Ok(p)) => return Ok(p),
         Ok(Err(reason)) => reason,

@@ -587,3 +587,139 @@ fn the_whole_device_pipeline_with_cublas_semantics_gives_cores_root() {
         assert!(freivalds(&p, &a, &bt, &c, B256::repeat_byte(1)).is_empty());
     }
 }
+
+/// The Freivalds partial sums accumulate exactly in 64-bit limbs and reduce once (or every 1,024
+/// terms): at the extremes of every element type (INT8 -128 and 127, INT32's minimum and
+/// maximum), with vector elements near P, over rows long enough to fold several times, each
+/// partial equals the sum mod P computed in 128-bit arithmetic.
+#[test]
+fn freivalds_partials_are_exact_at_the_extremes_and_across_folds() {
+    const P: u128 = (1 << 61) - 1;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let rows = 3u64;
+    // 1,024 terms a lane fold once per 1,024: 2,500 terms a lane fold twice, then a remainder.
+    let cols = FV_LANES * 2_500 + 77;
+    // Mostly P - 1 (every limb at its largest), so the sums of a row of one sign grow to their
+    // bound; some random elements.
+    let v: Vec<u64> = (0..cols)
+        .map(|t| match t % 7 {
+            6 => next() % P as u64,
+            _ => (P - 1) as u64,
+        })
+        .collect();
+    let residue = |sum: i128| sum.rem_euclid(P as i128) as u64;
+    let want = |elem: &dyn Fn(u64, u64) -> i64| -> Vec<u64> {
+        let mut out = vec![0u64; (rows * FV_LANES) as usize];
+        for i in 0..rows {
+            for l in 0..FV_LANES {
+                let mut s: i128 = 0;
+                let mut t = l;
+                while t < cols {
+                    s = (s + i128::from(elem(i, t)) * i128::from(v[t as usize])) % P as i128;
+                    t += FV_LANES;
+                }
+                out[(l * rows + i) as usize] = residue(s);
+            }
+        }
+        out
+    };
+
+    // Row 0 all INT32's minimum, row 1 all its maximum (sums of one sign: without the folds
+    // they pass 2^63), row 2 mixed.
+    let i32_elem = |i: u64, t: u64| -> i64 {
+        match (i, t % 3) {
+            (0, _) => i64::from(i32::MIN),
+            (1, _) => i64::from(i32::MAX),
+            (_, 0) => i64::from(i32::MIN + 1),
+            _ => i64::from((t as i32).wrapping_mul(2_654_435_761u32 as i32)),
+        }
+    };
+    let c: Vec<i32> = (0..rows)
+        .flat_map(|i| (0..cols).map(move |t| i32_elem(i, t) as i32))
+        .collect();
+    let mut got = vec![0u64; (rows * FV_LANES) as usize];
+    call!(
+        "emu_fv_rows_i32",
+        unsafe extern "C" fn(U64, *const i32, U64, U64, U64, *const U64, U64, *mut U64),
+        (
+            rows * FV_LANES,
+            c.as_ptr(),
+            rows,
+            cols,
+            cols,
+            v.as_ptr(),
+            FV_LANES,
+            got.as_mut_ptr()
+        )
+    );
+    assert!(got == want(&i32_elem), "INT32 rows");
+
+    let i8_elem = |i: u64, t: u64| -> i64 {
+        match (i, t % 3) {
+            (0, _) => -128,
+            (1, _) => 127,
+            (_, 0) => -128,
+            _ => i64::from((t as u8) as i8),
+        }
+    };
+    let a: Vec<i8> = (0..rows)
+        .flat_map(|i| (0..cols).map(move |t| i8_elem(i, t) as i8))
+        .collect();
+    call!(
+        "emu_fv_rows_i8",
+        unsafe extern "C" fn(U64, *const i8, U64, U64, U64, *const U64, U64, *mut U64),
+        (
+            rows * FV_LANES,
+            a.as_ptr(),
+            rows,
+            cols,
+            cols,
+            v.as_ptr(),
+            FV_LANES,
+            got.as_mut_ptr()
+        )
+    );
+    assert!(got == want(&i8_elem), "INT8 rows");
+
+    // B r in chunks of FV_JCHUNK rows of B^T (n x k: row j is column j of B).
+    let (n, k) = (FV_JCHUNK * 3 + 5, 4u64);
+    let bt: Vec<i8> = (0..n)
+        .flat_map(|j| (0..k).map(move |t| i8_elem(t, j) as i8))
+        .collect();
+    let chunks = n.div_ceil(FV_JCHUNK);
+    let mut part = vec![0u64; (chunks * k) as usize];
+    call!(
+        "emu_fv_bt",
+        unsafe extern "C" fn(U64, *const i8, U64, U64, U64, *const U64, U64, U64, *mut U64),
+        (
+            chunks * k,
+            bt.as_ptr(),
+            n,
+            k,
+            k,
+            v.as_ptr(),
+            FV_JCHUNK,
+            chunks,
+            part.as_mut_ptr()
+        )
+    );
+    for c in 0..chunks {
+        for t in 0..k {
+            let mut s: i128 = 0;
+            for j in c * FV_JCHUNK..((c + 1) * FV_JCHUNK).min(n) {
+                s += i128::from(i8_elem(t, j)) * i128::from(v[j as usize]);
+            }
+            assert_eq!(
+                part[(c * k + t) as usize],
+                residue(s),
+                "B r, chunk {c}, column {t}"
+            );
+        }
+    }
+}
