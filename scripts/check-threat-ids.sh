@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every threat ID the repository cites must have an entry in docs/THREATS.md.
 #
-# A citation is, in a tracked *.rs, *.sol, *.sh, *.toml, *.ts or *.md file (docs/THREATS.md
+# A citation is, in a tracked *.rs, *.sol, *.sh, *.toml, *.ts, *.mjs or *.md file (docs/THREATS.md
 # itself excepted):
 #   - an ID as written in comments and docs: FAMILY-NN (two digits);
 #   - a test name's suffix: _familyNN in lower case (fn <what>_<outcome>_familyNN());
@@ -53,7 +53,7 @@ ids_in() {
 
 cited=$(mktemp)
 trap 'rm -f "$cited"' EXIT
-git ls-files -- '*.rs' '*.sol' '*.sh' '*.toml' '*.ts' '*.md' | grep -vxF "$threats" |
+git ls-files -- '*.rs' '*.sol' '*.sh' '*.toml' '*.ts' '*.mjs' '*.md' | grep -vxF "$threats" |
     while IFS= read -r f; do
         [[ -f $f ]] || continue
         ids_in "$f" | sed "s|\$|	$f|"

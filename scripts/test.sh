@@ -10,7 +10,8 @@
 #                     gas snapshot, the daemons and the whole market as real processes; the
 #                     container executor's real-engine tests on Podman (scripts/podman.sh:
 #                     installed with apt-get when missing, started here and stopped at exit);
-#                     then the doc tests
+#                     then the doc tests; beside them, the web console (console/: npm ci, tsc,
+#                     vite build) in Debian's Chromium (apt-get) against its own devnet
 #   4. forge build  - the same sources compile with forge (foundry.toml)   } beside the tests
 #   5. Slither      - static analysis, fails on medium or higher           } (they need no Rust)
 #                     (slither.config.json)
@@ -72,8 +73,29 @@ fi
 export RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
+# The web console's packages (vite, viem, playwright-core, axe-core; console/package-lock.json)
+# come in while Rust builds; Debian's Chromium runs its browser tests.
+if ! command -v chromium >/dev/null 2>&1; then
+  step "apt-get install chromium (the console's browser tests)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+fi
+console_npm_log="$(mktemp)"
+(cd console && npm ci --no-audit --no-fund) >"$console_npm_log" 2>&1 &
+console_npm=$!
+
 step "build with clippy -D warnings"
 cargo nextest run --workspace --all-targets --locked --no-run
+
+step "the web console: npm ci, build (tsc, vite)"
+if ! wait "$console_npm"; then
+  cat "$console_npm_log"
+  echo "npm ci in console/ failed (output above)" >&2
+  exit 1
+fi
+rm -f "$console_npm_log"
+(cd console && npm run --silent build)
 
 # The contracts' own checks need no Rust: they run beside the tests, which mostly wait on chain
 # time and leave the cores half idle.
@@ -89,10 +111,25 @@ contracts_log="$(mktemp)"
 ) >"$contracts_log" 2>&1 &
 contracts=$!
 
+# The console in Chromium against its own devnet: beside the tests too (it mostly waits).
+step "the web console in Chromium (console/test/browser.mjs), beside the tests"
+browser_log="$(mktemp)"
+node console/test/browser.mjs >"$browser_log" 2>&1 &
+browser=$!
+
 step "cargo nextest run"
 cargo nextest run --workspace --all-targets --locked
 step "doc tests"
 cargo test --doc --workspace --locked
+
+step "the web console in Chromium: waiting for it"
+if ! wait "$browser"; then
+  cat "$browser_log"
+  echo "the console's browser tests failed (output above)" >&2
+  exit 1
+fi
+grep -E '^(ok|first render)' "$browser_log"
+rm -f "$browser_log"
 
 step "forge build and slither: waiting for them"
 if ! wait "$contracts"; then

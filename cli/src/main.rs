@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 2 usage (bad flags), 3 user error (bad spec, wallet, balance, input),
 //! 4 the chain refused (decoded revert), 5 network failure.
 
+mod console;
 mod ctx;
 mod lease;
 mod manage;
@@ -148,6 +149,18 @@ enum Cmd {
     },
     /// Open orders, recent clearing prices per GPU class, and market parameters.
     Market,
+    /// Serve the web console on loopback and print its URL (until Ctrl-C).
+    ///
+    /// The page (console/, built by `npm run build`) reads the market through --rpc and signs
+    /// with the wallet in your browser (MetaMask, Rabby, ... found through EIP-6963).
+    Console {
+        /// Address to listen on (loopback only).
+        #[arg(long, default_value = "127.0.0.1:7480")]
+        listen: std::net::SocketAddr,
+        /// The built bundle (default: console/dist of this checkout, or $GRIDLEASE_CONSOLE_DIR).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Download and verify a lease's result; challenge its chunks; prove faults.
     ///
     /// Verifies the download against the posted commitment (root and size, 1 KiB leaves) and
@@ -248,6 +261,15 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         Cmd::Status { id } => query::status(&ctx, &id).await,
         Cmd::List { tenant } => query::list(&ctx, tenant.as_deref()).await,
         Cmd::Market => query::market(&ctx).await,
+        Cmd::Console { listen, dir } => {
+            console::run(
+                &ctx,
+                &cli.rpc,
+                listen,
+                dir.unwrap_or_else(console::default_dir),
+            )
+            .await
+        }
         Cmd::Result {
             id,
             file,

@@ -1,0 +1,49 @@
+// What `gridlease console` serves at /config.json: the chain the console talks to and the
+// deployment on it (the same deployments/<chainId>.json the CLI and the daemons read).
+
+import type { Address } from "viem";
+
+export interface Deployed {
+  address: Address;
+  block: number;
+}
+
+export interface Token {
+  symbol: string;
+  address: Address;
+  decimals: number;
+}
+
+export interface Config {
+  chainId: number;
+  rpc: string;
+  /** GPU class names by bit position, from the CLI (gridlease_primitives::gpu::GPU_CLASSES). */
+  gpuClasses: string[];
+  deployments: {
+    chainId: number;
+    contracts: Record<string, Deployed>;
+    tokens: Token[];
+  };
+}
+
+export async function loadConfig(): Promise<Config> {
+  const res = await fetch("./config.json", { cache: "no-store" });
+  if (!res.ok) {
+    throw new Error(
+      `config.json: HTTP ${res.status}. Start the console with \`gridlease console\`, which serves it.`,
+    );
+  }
+  const c = (await res.json()) as Config;
+  for (const name of ["Market", "MarketLens", "Staking"]) {
+    if (!c.deployments?.contracts?.[name]) {
+      throw new Error(`the deployments file has no ${name}: deploy first (gridlease-deploy).`);
+    }
+  }
+  return c;
+}
+
+export function contract(c: Config, name: string): Deployed {
+  const d = c.deployments.contracts[name];
+  if (!d) throw new Error(`no ${name} in the deployments file`);
+  return d;
+}

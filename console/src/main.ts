@@ -1,0 +1,127 @@
+// The gridlease console: the market read from the chain, and the user's own wallet (found through
+// EIP-6963) checked against the market's chain before anything is signed.
+
+import { createPublicClient, http } from "viem";
+import { type Config, loadConfig } from "./config";
+import { h, notice, put } from "./dom";
+import { openOrders, ordersTable } from "./market";
+import { type Announced, discover, explain, safeIcon } from "./wallet";
+import "./style.css";
+
+const page = document.getElementById("page") as HTMLElement;
+const walletBox = document.getElementById("wallet") as HTMLElement;
+
+interface Session {
+  wallet: Announced;
+  account?: string;
+  chainId?: number;
+}
+
+let session: Session | undefined;
+
+function chainName(c: Config): string {
+  return `chain ${c.chainId}`;
+}
+
+async function refreshWallet(c: Config): Promise<void> {
+  if (!session) return;
+  const { provider, info } = session.wallet;
+  try {
+    const [chainHex, accounts] = await Promise.all([
+      provider.request({ method: "eth_chainId" }) as Promise<string>,
+      provider.request({ method: "eth_accounts" }) as Promise<string[]>,
+    ]);
+    session.chainId = Number.parseInt(chainHex, 16);
+    session.account = accounts[0];
+  } catch (e) {
+    put(walletBox, notice("error", explain(e)));
+    return;
+  }
+  if (session.chainId !== c.chainId) {
+    const button = h("button", { type: "button" }, `Switch to ${chainName(c)}`);
+    button.addEventListener("click", async () => {
+      try {
+        await provider.request({
+          method: "wallet_switchEthereumChain",
+          params: [{ chainId: `0x${c.chainId.toString(16)}` }],
+        });
+        await refreshWallet(c);
+      } catch (e) {
+        put(walletBox, notice("error", explain(e)), button);
+      }
+    });
+    // WEB-04: nothing is signed on the wrong chain; the page says so and how to fix it.
+    put(
+      walletBox,
+      notice(
+        "error",
+        `${info.name} is on chain ${session.chainId}, this market is on ${chainName(c)}: switch networks before signing anything.`,
+      ),
+      button,
+    );
+    return;
+  }
+  put(
+    walletBox,
+    h("span", { class: "account" }, `${info.name}: `, h("code", {}, session.account ?? "no account")),
+  );
+}
+
+function offerWallets(c: Config): void {
+  const list = h("ul", { class: "wallets", "aria-label": "Wallets found" });
+  put(walletBox, h("span", {}, "No wallet found yet (install one, or unlock it)."));
+  discover((w) => {
+    const icon = safeIcon(w.info.icon);
+    const button = h(
+      "button",
+      { type: "button" },
+      icon ? h("img", { src: icon, alt: "", width: "16", height: "16" }) : null,
+      `Connect ${w.info.name}`,
+    );
+    button.addEventListener("click", async () => {
+      try {
+        await w.provider.request({ method: "eth_requestAccounts" });
+      } catch (e) {
+        put(walletBox, notice("error", explain(e)), list);
+        return;
+      }
+      session = { wallet: w };
+      w.provider.on?.("chainChanged", () => void refreshWallet(c));
+      w.provider.on?.("accountsChanged", () => void refreshWallet(c));
+      await refreshWallet(c);
+    });
+    list.append(h("li", {}, button));
+    put(walletBox, list);
+  });
+}
+
+async function showMarket(c: Config): Promise<void> {
+  const client = createPublicClient({ transport: http(c.rpc) });
+  try {
+    const orders = await openOrders(client, c);
+    put(page, h("h2", {}, "Market"), h("h3", {}, "Orders taking bids"), ordersTable(c, orders));
+  } catch (e) {
+    put(
+      page,
+      h("h2", {}, "Market"),
+      notice("error", `Cannot read the market from ${c.rpc}: ${(e as Error).message}. Is the node running?`),
+    );
+  }
+}
+
+async function start(): Promise<void> {
+  let c: Config;
+  try {
+    c = await loadConfig();
+  } catch (e) {
+    put(page, notice("error", (e as Error).message));
+    return;
+  }
+  document.body.append(
+    h("footer", {}, `Market ${c.deployments.contracts.Market?.address} on ${chainName(c)}, RPC ${c.rpc}`),
+  );
+  offerWallets(c);
+  await showMarket(c);
+}
+
+void start();
