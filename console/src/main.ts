@@ -4,7 +4,14 @@
 import { createPublicClient, http } from "viem";
 import { type Config, loadConfig } from "./config";
 import { h, notice, put } from "./dom";
-import { openOrders, ordersTable } from "./market";
+import {
+  clearedTable,
+  clearingPrices,
+  openOrders,
+  ordersTable,
+  providers,
+  providersTable,
+} from "./market";
 import { type Announced, discover, explain, safeIcon } from "./wallet";
 import "./style.css";
 
@@ -98,8 +105,21 @@ function offerWallets(c: Config): void {
 async function showMarket(c: Config): Promise<void> {
   const client = createPublicClient({ transport: http(c.rpc) });
   try {
-    const orders = await openOrders(client, c);
-    put(page, h("h2", {}, "Market"), h("h3", {}, "Orders taking bids"), ordersTable(c, orders));
+    const [orders, cleared, provs] = await Promise.all([
+      openOrders(client, c),
+      clearingPrices(client, c),
+      providers(client, c),
+    ]);
+    put(
+      page,
+      h("h2", {}, "Market"),
+      h("h3", {}, "Orders taking bids"),
+      ordersTable(c, orders),
+      h("h3", {}, "Clearing prices by GPU class"),
+      clearedTable(c, cleared),
+      h("h3", {}, "Providers"),
+      providersTable(c, provs),
+    );
   } catch (e) {
     put(
       page,

@@ -4,6 +4,7 @@
 import { type Address, type Hex, type PublicClient, formatUnits } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as lensAbi } from "../../target/abi/MarketLens.json";
+import { abi as stakingAbi } from "../../target/abi/Staking.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
 
@@ -113,5 +114,183 @@ export function ordersTable(c: Config, orders: OpenOrder[]): HTMLElement {
       ),
     ),
     h("tbody", {}, ...rows),
+  );
+}
+
+/** A registered provider, as Staking has it now. */
+export interface ProviderRow {
+  provider: Address;
+  operator: Address;
+  metadataURI: string;
+  gpuClasses: bigint;
+  gpuCount: number;
+  vramGiB: number;
+  stake: bigint;
+  locked: bigint;
+  live: boolean;
+  leases: number;
+  faults: number;
+}
+
+/** Providers (ProviderRegistered/Updated logs, then Staking.providerInfo and liveness), with the
+ * leases they won and the faults proven against them, from the logs. */
+export async function providers(client: PublicClient, c: Config): Promise<ProviderRow[]> {
+  const staking = contract(c, "Staking");
+  const market = contract(c, "Market");
+  const from = BigInt(Math.min(staking.block, market.block));
+  const [registered, updated, slashed, started, head] = await Promise.all([
+    client.getContractEvents({ address: staking.address, abi: stakingAbi, eventName: "ProviderRegistered", fromBlock: from }),
+    client.getContractEvents({ address: staking.address, abi: stakingAbi, eventName: "ProviderUpdated", fromBlock: from }),
+    client.getContractEvents({ address: staking.address, abi: stakingAbi, eventName: "Slashed", fromBlock: from }),
+    client.getContractEvents({ address: market.address, abi: marketAbi, eventName: "LeaseStarted", fromBlock: from }),
+    client.getBlock(),
+  ]);
+  const args = (l: unknown) => (l as { args: Record<string, unknown> }).args;
+  const metadata = new Map<string, string>();
+  for (const l of [...registered, ...updated]) {
+    metadata.set(String(args(l).provider).toLowerCase(), String(args(l).metadataURI));
+  }
+  const count = (logs: unknown[], key: string, p: string) =>
+    logs.filter((l) => String(args(l)[key]).toLowerCase() === p).length;
+  const rows: ProviderRow[] = [];
+  for (const [p, metadataURI] of metadata) {
+    const provider = p as Address;
+    const [info, live] = (await Promise.all([
+      client.readContract({ address: staking.address, abi: stakingAbi, functionName: "providerInfo", args: [provider] }),
+      client.readContract({ address: staking.address, abi: stakingAbi, functionName: "liveness", args: [provider] }),
+    ])) as [
+      { operator: Address; capacity: { gpuClasses: bigint; gpuCount: number; vramGiB: number }; stake: bigint; locked: bigint },
+      { at: number; period: number },
+    ];
+    rows.push({
+      provider,
+      operator: info.operator,
+      metadataURI,
+      gpuClasses: BigInt(info.capacity.gpuClasses),
+      gpuCount: Number(info.capacity.gpuCount),
+      vramGiB: Number(info.capacity.vramGiB),
+      stake: BigInt(info.stake),
+      locked: BigInt(info.locked),
+      // Live: a heartbeat within its period (service orders go only to live providers).
+      live: Number(live.at) > 0 && Number(live.at) + Number(live.period) >= Number(head.timestamp),
+      leases: count(started, "provider", p),
+      faults: count(slashed, "provider", p),
+    });
+  }
+  return rows;
+}
+
+/** The class names set in a GPU class bitmask. */
+export function classNames(c: Config, mask: bigint): string {
+  const names = c.gpuClasses.filter((_, i) => (mask >> BigInt(i)) & 1n);
+  return names.length ? names.join(", ") : "none";
+}
+
+export function providersTable(c: Config, rows: ProviderRow[]): HTMLElement {
+  if (rows.length === 0) return h("p", {}, "No provider has registered yet.");
+  // The stake token is the deployment's first token.
+  const stakeToken = c.deployments.tokens[0]?.address;
+  const stake = (v: bigint) => (stakeToken ? amount(c, stakeToken, v) : v.toString());
+  return h(
+    "table",
+    { "aria-label": "Providers" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ...["provider", "GPUs", "stake", "locked", "live", "leases won", "faults", "metadata URI"].map(
+          (t) => h("th", { scope: "col" }, t),
+        ),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      ...rows.map((r) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, h("code", { title: r.provider }, `${r.provider.slice(0, 10)}...`)),
+          h("td", {}, `${r.gpuCount} x ${classNames(c, r.gpuClasses)}, ${r.vramGiB} GiB`),
+          h("td", {}, stake(r.stake)),
+          h("td", {}, stake(r.locked)),
+          h("td", {}, r.live ? "yes" : "no"),
+          h("td", {}, String(r.leases)),
+          h("td", {}, String(r.faults)),
+          h("td", { class: "uri" }, r.metadataURI),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Prices leases cleared at, per GPU class of their order. */
+export interface Cleared {
+  gpuClass: number;
+  leases: number;
+  last: bigint;
+  lowest: bigint;
+  token: Address;
+}
+
+/** From LeaseStarted logs (the rate a lease pays) and each order's GPU class (OrderCreated). */
+export async function clearingPrices(client: PublicClient, c: Config): Promise<Cleared[]> {
+  const market = contract(c, "Market");
+  const from = BigInt(market.block);
+  const [created, started] = await Promise.all([
+    client.getContractEvents({ address: market.address, abi: marketAbi, eventName: "OrderCreated", fromBlock: from }),
+    client.getContractEvents({ address: market.address, abi: marketAbi, eventName: "LeaseStarted", fromBlock: from }),
+  ]);
+  const args = (l: unknown) => (l as { args: Record<string, unknown> }).args;
+  const orders = new Map<string, { gpuClass: number; token: Address }>();
+  for (const l of created) {
+    const a = args(l);
+    const p = a.params as Record<string, unknown>;
+    orders.set(String(a.orderId), { gpuClass: Number(p.gpuClass), token: a.token as Address });
+  }
+  const byClass = new Map<number, Cleared>();
+  for (const l of started) {
+    const a = args(l);
+    const o = orders.get(String(a.orderId));
+    if (!o) continue;
+    const rate = BigInt(a.ratePerSecond as bigint);
+    const prev = byClass.get(o.gpuClass);
+    byClass.set(o.gpuClass, {
+      gpuClass: o.gpuClass,
+      token: o.token,
+      leases: (prev?.leases ?? 0) + 1,
+      last: rate,
+      lowest: prev && prev.lowest < rate ? prev.lowest : rate,
+    });
+  }
+  return [...byClass.values()].sort((a, b) => a.gpuClass - b.gpuClass);
+}
+
+export function clearedTable(c: Config, rows: Cleared[]): HTMLElement {
+  if (rows.length === 0) return h("p", {}, "No lease has started yet.");
+  return h(
+    "table",
+    { "aria-label": "Clearing prices by GPU class" },
+    h(
+      "thead",
+      {},
+      h("tr", {}, ...["GPU class", "leases", "last price", "lowest price"].map((t) => h("th", { scope: "col" }, t))),
+    ),
+    h(
+      "tbody",
+      {},
+      ...rows.map((r) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, c.gpuClasses[r.gpuClass] ?? `class${r.gpuClass}`),
+          h("td", {}, String(r.leases)),
+          h("td", {}, perHour(c, r.token, r.last)),
+          h("td", {}, perHour(c, r.token, r.lowest)),
+        ),
+      ),
+    ),
   );
 }

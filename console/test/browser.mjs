@@ -4,11 +4,15 @@
 // announces through EIP-6963, as MetaMask or Rabby do: the page runs the code path it runs with
 // them. Its reads go to the devnet's RPC; it never signs here (this page signs nothing yet).
 //
+// The devnet gets three orders from the CLI (two with hostile spec URIs), a provider registered
+// and staked with its node's owner commands (a hostile metadata URI), and a lease (the provider's
+// operator bids with cast, the bid window is skipped, the order awarded).
+//
 // Checks (SECURITY.md section P):
 // - WEB-02: the policy header is served, and a script the page did not ship does not run;
 // - WEB-03: an order whose spec URI is markup (`<img src=x onerror=...>`) is shown as text;
 // - WEB-04: a wallet on the wrong chain gets a message and a switch; a rejected request says so;
-// - the market lists the order the CLI made;
+// - the market lists the open orders, the lease's clearing price and the provider (GPUs, stake);
 // - axe-core finds no serious or critical accessibility violation.
 // It also takes the README's screenshot and reports the first render (goal <= 1 s; a figure, not
 // an assertion).
@@ -16,7 +20,7 @@
 //   node console/test/browser.mjs      (after `cargo build` and `npm run build` in console/)
 
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, existsSync, mkdirSync } from "node:fs";
+import { mkdtempSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -72,7 +76,7 @@ function stopAll() {
 process.on("exit", stopAll);
 
 async function main() {
-  for (const b of ["gridlease", "gridlease-deploy"]) {
+  for (const b of ["gridlease", "gridlease-deploy", "gridlease-provider"]) {
     if (!existsSync(bin(b))) throw new Error(`${bin(b)} is missing: run cargo build first`);
   }
   if (!existsSync(join(root, "console", "dist", "index.html"))) {
@@ -96,7 +100,44 @@ async function main() {
   const hostile = "https://example.org/<img src=x onerror=window.__pwned=1>";
   const scheme = "javascript:window.__pwned=2";
   const order = submit(hostile);
-  check(Boolean(order) && Boolean(submit(scheme)), `the CLI made two orders (${order}, ...)`);
+  const leased = submit("https://example.org/spec.json");
+  check(Boolean(order) && Boolean(submit(scheme)) && Boolean(leased), `the CLI made three orders (${order}, ...)`);
+
+  // A provider registered and staked with the owner commands of its node, its metadata URI
+  // markup (WEB-03: a provider's metadata is a stranger's text too).
+  const keys = join(dir, "devnet", "keystores");
+  const password = `file:${join(dir, "devnet", "password")}`;
+  const providerToml = join(dir, "provider.toml");
+  writeFileSync(
+    providerToml,
+    readFileSync(join(root, "provider", "provider.sample.toml"), "utf8")
+      .replace('rpc = "http://127.0.0.1:8545"', `rpc = "${rpc}"`)
+      .replace('deployments = "deployments.json"', `deployments = "${deployments}"`)
+      .replace('keystore = "operator.json"', `keystore = "${join(keys, "provider1-operator.json")}"`)
+      .replace('password = "env:GRIDLEASE_PASSWORD"', `password = "${password}"`)
+      .replace(
+        'owner = "0x0000000000000000000000000000000000000001"',
+        'owner = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"',
+      )
+      .replace('gpus = "auto"', 'gpus = "declared"\nclass = "rtx4090"\ncount = 2\nvram_gib = 24'),
+  );
+  const metadata = "https://gpu.example.org/<svg onload=window.__pwned=3>";
+  const owner = ["--config", providerToml, "--keystore", join(keys, "provider1.json"), "--password", password];
+  execFileSync(bin("gridlease-provider"), ["register", ...owner, "--metadata", metadata], { encoding: "utf8" });
+  execFileSync(bin("gridlease-provider"), ["stake", ...owner, "150"], { encoding: "utf8" });
+
+  // A lease: the provider's operator bids 1.5 USDC an hour on the third order (a rate is token
+  // units per second scaled by 10^12 for a 6-decimal token, rounded up here as the CLI does), the
+  // devnet skips the bid window, anyone awards it.
+  const cast = (...a) =>
+    execFileSync(join(root, "node_modules", ".bin", "cast"), [...a, "--rpc-url", rpc], { encoding: "utf8" });
+  const market = JSON.parse(readFileSync(deployments, "utf8")).contracts.Market.address;
+  const operatorKey = ["--keystore", join(keys, "provider1-operator.json"), "--password",
+    readFileSync(join(dir, "devnet", "password"), "utf8").trim()];
+  cast("send", market, "bid(bytes32,uint96)", leased, "416666666666667", ...operatorKey);
+  cast("rpc", "evm_increaseTime", "60");
+  cast("rpc", "evm_mine");
+  cast("send", market, "award(bytes32,(uint96,uint48,bytes)[])", leased, "[]", ...operatorKey);
 
   const port = await freePort();
   const consoleProc = start(bin("gridlease"), ["console", "--listen", `127.0.0.1:${port}`], env);
@@ -177,8 +218,12 @@ async function main() {
   const csp = response.headers()["content-security-policy"] ?? "";
   check(csp.includes("script-src 'self'") && !csp.includes("unsafe-inline"), `WEB-02: policy ${csp}`);
 
-  const text = await page.locator("table").innerText();
+  const text = await page.getByRole("table", { name: "Orders taking bids" }).innerText();
   check(text.includes(order.slice(0, 10)), "the market lists the CLI's order");
+  check(!text.includes(leased.slice(0, 10)), "the awarded order no longer takes bids");
+  const cleared = await page.getByRole("table", { name: "Clearing prices by GPU class" }).innerText();
+  const price = cleared.includes("any\t1\t1.5 USDC / hour");
+  check(price, `WEB-01: the lease's price per hour, from the chain${price ? "" : `: ${cleared}`}`);
   // WEB-01: the amounts are the chain's, in token units (examples/matmul.toml: up to 2 USDC an
   // hour, a deposit of 0.333334 USDC, as the CLI printed).
   const amounts = text.includes("2 USDC / hour") && text.includes("0.333334 USDC");
@@ -192,9 +237,14 @@ async function main() {
     "WEB-03: the markup in them did not run",
   );
   check(
-    (await page.locator("table img, table a, table script").count()) === 0,
+    (await page.locator("table img, table a, table script, table svg").count()) === 0,
     "WEB-03: no element (image, link, script) was made from them",
   );
+  const provs = await page.getByRole("table", { name: "Providers" }).innerText();
+  const listed =
+    provs.includes("0x3c44cddd") && provs.includes("2 x any, rtx4090, 24 GiB") && provs.includes("150 USDC");
+  check(listed, `the market lists the registered provider with its GPUs and stake${listed ? "" : `: ${provs}`}`);
+  check(provs.includes(metadata), "WEB-03: the provider's metadata URI is shown as text");
   await page.evaluate(() => {
     const s = document.createElement("script");
     s.textContent = "window.__inline = 1";
