@@ -1,10 +1,11 @@
 // The gridlease console: the market read from the chain, and the user's own wallet (found through
 // EIP-6963) checked against the market's chain before anything is signed.
 
-import { createPublicClient, http } from "viem";
+import { type Address, type PublicClient, createPublicClient, http } from "viem";
 import { type Config, loadConfig } from "./config";
 import { h, notice, put } from "./dom";
 import {
+  amount,
   clearedTable,
   clearingPrices,
   openOrders,
@@ -12,6 +13,7 @@ import {
   providers,
   providersTable,
 } from "./market";
+import { cancel, jobsTable, myJobs, reverted } from "./jobs";
 import { type Announced, discover, explain, safeIcon } from "./wallet";
 import "./style.css";
 
@@ -25,6 +27,14 @@ interface Session {
 }
 
 let session: Session | undefined;
+let client: PublicClient;
+let config: Config;
+
+/** The page the address names: `#jobs`, else the market. */
+async function route(): Promise<void> {
+  if (location.hash === "#jobs") await showJobs(config);
+  else await showMarket(config);
+}
 
 function chainName(c: Config): string {
   return `chain ${c.chainId}`;
@@ -72,6 +82,45 @@ async function refreshWallet(c: Config): Promise<void> {
     walletBox,
     h("span", { class: "account" }, `${info.name}: `, h("code", {}, session.account ?? "no account")),
   );
+  if (location.hash === "#jobs") await showJobs(c);
+}
+
+async function showJobs(c: Config): Promise<void> {
+  const heading = h("h2", {}, "My jobs");
+  if (!session?.account || session.chainId !== c.chainId) {
+    put(page, heading, notice("info", `Connect a wallet on ${chainName(c)} to see your orders and leases.`));
+    return;
+  }
+  const account = session.account as Address;
+  const wallet = session.wallet.provider;
+  const status = h("div", { "aria-live": "polite" });
+  try {
+    const jobs = await myJobs(client, c, account);
+    put(
+      page,
+      heading,
+      status,
+      jobsTable(c, jobs, (job, button) => {
+        button.disabled = true;
+        put(status, notice("info", `Cancelling ${job.id}: confirm in your wallet...`));
+        cancel(client, c, wallet, account, job)
+          .then(async (refund) => {
+            await showJobs(c);
+            const done = page.querySelector("[aria-live]") as HTMLElement | null;
+            if (done) {
+              put(done, notice("info", `Cancelled ${job.id}; refunded ${amount(c, job.token, refund)}.`));
+            }
+          })
+          .catch((e) => {
+            // WEB-04: nothing changed; the order is still open and can be cancelled again.
+            button.disabled = false;
+            put(status, notice("error", reverted(e)));
+          });
+      }),
+    );
+  } catch (e) {
+    put(page, heading, notice("error", `Cannot read your orders from ${c.rpc}: ${(e as Error).message}`));
+  }
 }
 
 function offerWallets(c: Config): void {
@@ -103,7 +152,6 @@ function offerWallets(c: Config): void {
 }
 
 async function showMarket(c: Config): Promise<void> {
-  const client = createPublicClient({ transport: http(c.rpc) });
   try {
     const [orders, cleared, provs] = await Promise.all([
       openOrders(client, c),
@@ -140,8 +188,11 @@ async function start(): Promise<void> {
   document.body.append(
     h("footer", {}, `Market ${c.deployments.contracts.Market?.address} on ${chainName(c)}, RPC ${c.rpc}`),
   );
+  config = c;
+  client = createPublicClient({ transport: http(c.rpc) });
   offerWallets(c);
-  await showMarket(c);
+  window.addEventListener("hashchange", () => void route());
+  await route();
 }
 
 void start();

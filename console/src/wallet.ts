@@ -37,10 +37,16 @@ export function safeIcon(icon: string): string | undefined {
 
 /** What a wallet's refusal means to the user: rejected (4001), unknown chain (4902), or other. */
 export function explain(err: unknown): string {
-  const e = err as { code?: number; message?: string };
+  // viem wraps the wallet's error (TransactionExecutionError -> UserRejectedRequestError -> ...):
+  // the first error in the chain with a code is the wallet's answer.
+  let e = err as { code?: number; message?: string; shortMessage?: string; cause?: unknown };
+  for (let i = 0; i < 8 && e && e.code === undefined && e.cause; i++) {
+    e = e.cause as typeof e;
+  }
   if (e?.code === 4001) return "You rejected the request in your wallet; nothing was signed or sent.";
   if (e?.code === 4902) {
     return "Your wallet does not know this chain: add it in the wallet (its RPC is in the footer), then switch.";
   }
-  return `The wallet answered: ${e?.message ?? String(err)}`;
+  const top = err as { shortMessage?: string; message?: string };
+  return `The wallet answered: ${top?.shortMessage ?? top?.message ?? String(err)}`;
 }

@@ -11,10 +11,12 @@
 // Checks (SECURITY.md section P):
 // - WEB-02: the policy header is served, and a script the page did not ship does not run;
 // - WEB-03: an order whose spec URI is markup (`<img src=x onerror=...>`) is shown as text;
-// - WEB-04: a wallet on the wrong chain gets a message and a switch; a rejected request says so;
+// - WEB-04: a wallet on the wrong chain gets a message and a switch; a rejected request says so,
+//   and a cancel the user rejects leaves the order open;
+// - WEB-01 again: a cancel the user confirms refunds on chain the escrow the page showed;
 // - the market lists the open orders, the lease's clearing price and the provider (GPUs, stake);
 // - axe-core finds no serious or critical accessibility violation.
-// It also takes the README's screenshot and reports the first render (goal <= 1 s; a figure, not
+// It also takes the README's screenshots and reports the first render (goal <= 1 s; a figure, not
 // an assertion).
 //
 //   node console/test/browser.mjs      (after `cargo build` and `npm run build` in console/)
@@ -131,7 +133,11 @@ async function main() {
   // devnet skips the bid window, anyone awards it.
   const cast = (...a) =>
     execFileSync(join(root, "node_modules", ".bin", "cast"), [...a, "--rpc-url", rpc], { encoding: "utf8" });
-  const market = JSON.parse(readFileSync(deployments, "utf8")).contracts.Market.address;
+  const contracts = JSON.parse(readFileSync(deployments, "utf8")).contracts;
+  const market = contracts.Market.address;
+  // MarketLens.getJob's first word: the status (1 open, 4 cancelled).
+  const lensStatus = (id) =>
+    Number(BigInt(cast("call", contracts.MarketLens.address, "getJob(bytes32)", id).trim().slice(0, 66)));
   const operatorKey = ["--keystore", join(keys, "provider1-operator.json"), "--password",
     readFileSync(join(dir, "devnet", "password"), "utf8").trim()];
   cast("send", market, "bid(bytes32,uint96)", leased, "416666666666667", ...operatorKey);
@@ -163,7 +169,8 @@ async function main() {
         let chainId = "0x1";
         const provider = {
           async request({ method, params }) {
-            if (behaviour === "reject") {
+            if (behaviour === "reject" || (method === "eth_sendTransaction" && window.__rejectNextTx)) {
+              window.__rejectNextTx = false;
               throw Object.assign(new Error("User rejected the request."), { code: 4001 });
             }
             switch (method) {
@@ -176,6 +183,8 @@ async function main() {
                 chainId = params[0].chainId;
                 (listeners.chainChanged ?? []).forEach((f) => f(chainId));
                 return null;
+              // Anything else, eth_sendTransaction included, goes to the devnet, whose anvil
+              // holds the tenant's key unlocked: the transaction is the page's, unchanged.
               default: {
                 const res = await fetch(rpc, {
                   method: "POST",
@@ -265,6 +274,40 @@ async function main() {
 
   // axe-core is a script the page did not ship, so the policy refuses it (as it must): it runs
   // in a second context that bypasses the policy, on the same page.
+  // My jobs: the tenant's three orders; a cancel the user rejects changes nothing (WEB-04), one
+  // the user confirms refunds the escrow the page showed (WEB-01).
+  await page.getByRole("link", { name: "My jobs" }).click();
+  const mine = page.getByRole("table", { name: "Your orders" });
+  await mine.waitFor({ timeout: 15000 });
+  const rows = await mine.innerText();
+  check(
+    [order, leased].every((o) => rows.includes(o.slice(0, 10))) && rows.includes("leased"),
+    `My jobs lists the tenant's orders and the lease${rows.includes("leased") ? "" : `: ${rows}`}`,
+  );
+  const cancelButton = page.getByRole("button", { name: `Cancel ${order.slice(0, 10)} (refunds 0.333334 USDC)` });
+  await page.evaluate(() => {
+    window.__rejectNextTx = true;
+  });
+  await cancelButton.click();
+  await page.getByText("You rejected the request").waitFor({ timeout: 10000 });
+  const stillOpen = lensStatus(order);
+  check(stillOpen === 1, `WEB-04: a rejected cancel leaves the order open (status ${stillOpen})`);
+  await cancelButton.click();
+  await page.getByText(`Cancelled ${order}; refunded 0.333334 USDC.`).waitFor({ timeout: 20000 });
+  const after = lensStatus(order);
+  const refunded = cast("logs", "--address", market, "OrderCancelled(bytes32 indexed,address indexed,uint96)", order, "--from-block", "0");
+  // 0.333334 USDC = 333,334 units = 0x51616: the refund in the market's event.
+  const onChain = /data: 0x0*51616\b/.test(refunded);
+  check(
+    after === 4 && onChain,
+    `WEB-01: the cancel refunded on chain the 0.333334 USDC the page showed (status ${after})${onChain ? "" : `: ${refunded}`}`,
+  );
+  const shots = join(root, "docs", "screenshots");
+  mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: join(shots, "console-jobs.png") });
+  await page.getByRole("link", { name: "Market" }).click();
+  await page.getByRole("table", { name: "Orders taking bids" }).waitFor({ timeout: 15000 });
+
   const axeContext = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 800 } });
   await axeContext.addInitScript(injectWallets, { rpc, tenant });
   const axePage = await axeContext.newPage();
@@ -279,10 +322,8 @@ async function main() {
   });
   check(violations.length === 0, `axe-core: no serious violation ${JSON.stringify(violations)}`);
 
-  const shots = join(root, "docs", "screenshots");
-  mkdirSync(shots, { recursive: true });
   await page.screenshot({ path: join(shots, "console-market.png") });
-  console.log(`first render ${firstRender.toFixed(2)} s (goal <= 1 s); screenshot docs/screenshots/console-market.png`);
+  console.log(`first render ${firstRender.toFixed(2)} s (goal <= 1 s); screenshots in docs/screenshots/`);
   await browser.close();
 }
 
