@@ -16,10 +16,9 @@ import {
 } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as adminAbi } from "../../target/abi/MarketAdmin.json";
-import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
-import { amount, perHour } from "./market";
+import { amount, ordersWithState, perHour } from "./market";
 import { type Eip1193, explain } from "./wallet";
 
 /** MarketLens.getJob's `status` codes (docs/reference.md §3). */
@@ -36,36 +35,18 @@ export interface MyJob {
 }
 
 export async function myJobs(client: PublicClient, c: Config, tenant: Address): Promise<MyJob[]> {
-  const market = contract(c, "Market");
-  const lens = contract(c, "MarketLens");
-  const logs = await client.getContractEvents({
-    address: market.address,
-    abi: marketAbi,
-    eventName: "OrderCreated",
-    args: { tenant },
-    fromBlock: BigInt(market.block),
-  });
-  const jobs: MyJob[] = [];
-  for (const log of logs) {
-    const args = (log as unknown as { args: Record<string, unknown> }).args;
-    const id = args.orderId as Hex;
-    const j = (await client.readContract({
-      address: lens.address,
-      abi: lensAbi,
-      functionName: "getJob",
-      args: [id],
-    })) as { status: number; escrow: bigint; provider: Address; ratePerSecond: bigint; end: number };
-    jobs.push({
-      id,
+  const orders = await ordersWithState(client, c, tenant);
+  return orders
+    .map(({ args, job }) => ({
+      id: args.orderId as Hex,
       token: args.token as Address,
-      status: Number(j.status),
-      escrow: BigInt(j.escrow),
-      provider: j.provider,
-      ratePerSecond: BigInt(j.ratePerSecond),
-      end: Number(j.end),
-    });
-  }
-  return jobs.reverse();
+      status: Number(job.status),
+      escrow: BigInt(job.escrow as bigint),
+      provider: job.provider as Address,
+      ratePerSecond: BigInt(job.ratePerSecond as bigint),
+      end: Number(job.end),
+    }))
+    .reverse();
 }
 
 export function chainOf(c: Config): Chain {

@@ -24,42 +24,61 @@ export interface OpenOrder {
   biddingEnd: number;
 }
 
-export async function openOrders(client: PublicClient, c: Config): Promise<OpenOrder[]> {
+/** One order: its OrderCreated arguments and its state now (MarketLens.getJob). */
+export interface OrderState {
+  args: Record<string, unknown>;
+  job: Record<string, unknown>;
+}
+
+/** Every order of the market (only `tenant`'s when given), from OrderCreated logs since the
+ * market's deployment block, each with its state now. */
+export async function ordersWithState(
+  client: PublicClient,
+  c: Config,
+  tenant?: Address,
+): Promise<OrderState[]> {
   const market = contract(c, "Market");
   const lens = contract(c, "MarketLens");
   const logs = await client.getContractEvents({
     address: market.address,
     abi: marketAbi,
     eventName: "OrderCreated",
+    args: tenant ? { tenant } : undefined,
     fromBlock: BigInt(market.block),
     toBlock: "latest",
   });
-  const orders: OpenOrder[] = [];
-  for (const log of logs) {
-    const args = (log as unknown as { args: Record<string, unknown> }).args;
-    const id = args.orderId as Hex;
-    const p = args.params as Record<string, unknown>;
-    const job = (await client.readContract({
-      address: lens.address,
-      abi: lensAbi,
-      functionName: "getJob",
-      args: [id],
-    })) as { status: number };
-    if (Number(job.status) !== OPEN) continue;
-    orders.push({
-      id,
-      tenant: args.tenant as Address,
-      token: args.token as Address,
-      specURI: String(p.specURI),
-      maxPricePerSecond: BigInt(p.maxPricePerSecond as bigint),
-      deposit: BigInt(p.deposit as bigint),
-      maxDuration: Number(p.maxDuration),
-      gpuClass: Number(p.gpuClass),
-      gpuCount: Number(p.gpuCount),
-      biddingEnd: Number(args.biddingEnd),
+  return Promise.all(
+    logs.map(async (log) => {
+      const args = (log as unknown as { args: Record<string, unknown> }).args;
+      const job = (await client.readContract({
+        address: lens.address,
+        abi: lensAbi,
+        functionName: "getJob",
+        args: [args.orderId as Hex],
+      })) as Record<string, unknown>;
+      return { args, job };
+    }),
+  );
+}
+
+export async function openOrders(client: PublicClient, c: Config): Promise<OpenOrder[]> {
+  return (await ordersWithState(client, c))
+    .filter(({ job }) => Number(job.status) === OPEN)
+    .map(({ args }) => {
+      const p = args.params as Record<string, unknown>;
+      return {
+        id: args.orderId as Hex,
+        tenant: args.tenant as Address,
+        token: args.token as Address,
+        specURI: String(p.specURI),
+        maxPricePerSecond: BigInt(p.maxPricePerSecond as bigint),
+        deposit: BigInt(p.deposit as bigint),
+        maxDuration: Number(p.maxDuration),
+        gpuClass: Number(p.gpuClass),
+        gpuCount: Number(p.gpuCount),
+        biddingEnd: Number(args.biddingEnd),
+      };
     });
-  }
-  return orders;
 }
 
 function tokenOf(c: Config, address: Address) {
