@@ -57,12 +57,17 @@ eval "$(scripts/podman.sh start)"
 trap 'scripts/podman.sh stop' EXIT
 export GRIDLEASE_REQUIRE_ENGINE=1
 
+# apt_install PKG: Debian's package, from the package index as it is, else after an update.
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "$1" >/dev/null; }
+}
+
 # mold links the ~30 binaries of the build (tests, daemons, examples) in a fraction of ld's time.
 if ! command -v mold >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   step "apt-get install mold (the linker)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mold >/dev/null \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends mold >/dev/null; } || true
+  apt_install mold || true
 fi
 if command -v mold >/dev/null 2>&1; then
   export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
@@ -77,9 +82,11 @@ export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 # come in while Rust builds; Debian's Chromium runs its browser tests.
 if ! command -v chromium >/dev/null 2>&1; then
   step "apt-get install chromium (the console's browser tests)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+  apt_install chromium || {
+    echo "error: cannot install Debian's chromium for the console's browser tests: install it" \
+      "(apt-get install chromium, as root) and run this again" >&2
+    exit 1
+  }
 fi
 console_npm_log="$(mktemp)"
 (cd console && npm ci --no-audit --no-fund) >"$console_npm_log" 2>&1 &
