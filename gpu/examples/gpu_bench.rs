@@ -393,13 +393,9 @@ fn main() -> std::process::ExitCode {
     // (The error is put into words inside too: a driver error's text comes from the driver.)
     let opened = std::panic::catch_unwind(|| CudaMatmul::open(0).map_err(|e| e.to_string()))
         .unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
             Err(format!(
-                "the CUDA libraries failed on open ({msg}): a driver or toolkit older than CUDA 12.8?"
+                "the CUDA libraries failed on open ({}): a driver or toolkit older than CUDA 12.8?",
+                gridlease_gpu::panic_message(p.as_ref())
             ))
         });
     let report = match opened {

@@ -34,9 +34,6 @@ pub fn kernel_source() -> String {
     .concat()
 }
 
-/// Shared libraries the GPU path loads (cudarc's base names: `libcuda.so`, `libnvrtc.so`, ...).
-pub const LIBRARIES: [&str; 4] = ["cuda", "nvrtc", "cublas", "cublasLt"];
-
 /// Why the GPU path cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
@@ -69,7 +66,7 @@ pub enum GpuError {
     TooLarge(String),
 }
 
-/// Load every library of [`LIBRARIES`] once (cached, and kept loaded: cudarc opens the same
+/// Load every library of [`crate::libs::NEEDED`] once (cached, and kept loaded: cudarc opens the same
 /// ones): `Ok` means cudarc will not panic for want of one. [`crate::libs::loaded`] then says
 /// which files they are.
 pub fn check_libraries() -> Result<(), &'static GpuError> {
@@ -77,7 +74,7 @@ pub fn check_libraries() -> Result<(), &'static GpuError> {
     CHECK
         .get_or_init(|| {
             let mut held = Vec::new();
-            for lib in LIBRARIES {
+            for (lib, _) in crate::libs::NEEDED {
                 match crate::libs::open_as_cudarc(lib) {
                     Ok(h) => held.push(h),
                     Err(names) => {

@@ -260,6 +260,15 @@ pub fn forget(device: &Device) {
         .retain(|(d, _)| d != device);
 }
 
+/// The text of a caught panic (cudarc panics where a library lacks a symbol its bindings name).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
 /// C = A x B of `inputs` and its commitment: on the GPU `device` names when it is usable, else on
 /// the CPU with `threads` threads (also when the GPU fails midway). Same bytes either way; the
 /// [`Backend`] says which ran and why.
@@ -308,11 +317,7 @@ pub fn compute_until(
         Ok(Ok(p)) => return Ok(p),
         Ok(Err(reason)) => reason,
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
+            let msg = panic_message(panic.as_ref());
             tracing::warn!(panic = %msg, "the GPU path panicked; computing on the CPU");
             format!("the GPU path panicked: {msg}")
         }
