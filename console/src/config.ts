@@ -42,6 +42,16 @@ export async function loadConfig(): Promise<Config> {
   return c;
 }
 
+/** The RPC as the page shows it: its origin only (a provider's URL often carries an API key in
+ * its path or query, which the page never displays). */
+export function rpcOrigin(c: Config): string {
+  try {
+    return new URL(c.rpc).origin;
+  } catch {
+    return "the RPC";
+  }
+}
+
 export function contract(c: Config, name: string): Deployed {
   const d = c.deployments.contracts[name];
   if (!d) throw new Error(`no ${name} in the deployments file`);

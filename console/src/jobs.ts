@@ -18,7 +18,7 @@ import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as adminAbi } from "../../target/abi/MarketAdmin.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
-import { amount, ordersWithState, perHour } from "./market";
+import { amount, orderLogs, ordersWithState, perHour } from "./market";
 import { type Eip1193, explain } from "./wallet";
 
 /** MarketLens.getJob's `status` codes (docs/reference.md §3). */
@@ -35,7 +35,7 @@ export interface MyJob {
 }
 
 export async function myJobs(client: PublicClient, c: Config, tenant: Address): Promise<MyJob[]> {
-  const orders = await ordersWithState(client, c, tenant);
+  const orders = await ordersWithState(client, c, await orderLogs(client, c, tenant));
   return orders
     .map(({ args, job }) => ({
       id: args.orderId as Hex,

@@ -2,13 +2,15 @@
 // EIP-6963) checked against the market's chain before anything is signed.
 
 import { type Address, type PublicClient, createPublicClient, http } from "viem";
-import { type Config, loadConfig } from "./config";
+import { type Config, loadConfig, rpcOrigin } from "./config";
 import { h, notice, put } from "./dom";
 import {
   amount,
   clearedTable,
   clearingPrices,
+  leaseLogs,
   openOrders,
+  orderLogs,
   ordersTable,
   providers,
   providersTable,
@@ -27,6 +29,12 @@ interface Session {
 }
 
 let session: Session | undefined;
+
+/** An error in one line, without the request viem appends (its URL may carry an API key). */
+function brief(e: unknown): string {
+  const err = e as { shortMessage?: string; message?: string };
+  return err.shortMessage ?? err.message ?? String(e);
+}
 let client: PublicClient;
 let config: Config;
 
@@ -85,7 +93,8 @@ async function refreshWallet(c: Config): Promise<void> {
   if (location.hash === "#jobs") await showJobs(c);
 }
 
-async function showJobs(c: Config): Promise<void> {
+/** My jobs, with `message` (what the last action did) above the table. */
+async function showJobs(c: Config, message?: HTMLElement): Promise<void> {
   const heading = h("h2", {}, "My jobs");
   if (!session?.account || session.chainId !== c.chainId) {
     put(page, heading, notice("info", `Connect a wallet on ${chainName(c)} to see your orders and leases.`));
@@ -93,7 +102,7 @@ async function showJobs(c: Config): Promise<void> {
   }
   const account = session.account as Address;
   const wallet = session.wallet.provider;
-  const status = h("div", { "aria-live": "polite" });
+  const status = h("div", { "aria-live": "polite" }, message);
   try {
     const jobs = await myJobs(client, c, account);
     put(
@@ -104,13 +113,9 @@ async function showJobs(c: Config): Promise<void> {
         button.disabled = true;
         put(status, notice("info", `Cancelling ${job.id}: confirm in your wallet...`));
         cancel(client, c, wallet, account, job)
-          .then(async (refund) => {
-            await showJobs(c);
-            const done = page.querySelector("[aria-live]") as HTMLElement | null;
-            if (done) {
-              put(done, notice("info", `Cancelled ${job.id}; refunded ${amount(c, job.token, refund)}.`));
-            }
-          })
+          .then((refund) =>
+            showJobs(c, notice("info", `Cancelled ${job.id}; refunded ${amount(c, job.token, refund)}.`)),
+          )
           .catch((e) => {
             // WEB-04: nothing changed; the order is still open and can be cancelled again.
             button.disabled = false;
@@ -119,7 +124,7 @@ async function showJobs(c: Config): Promise<void> {
       }),
     );
   } catch (e) {
-    put(page, heading, notice("error", `Cannot read your orders from ${c.rpc}: ${(e as Error).message}`));
+    put(page, heading, notice("error", `Cannot read your orders from ${rpcOrigin(c)}: ${brief(e)}`));
   }
 }
 
@@ -153,11 +158,13 @@ function offerWallets(c: Config): void {
 
 async function showMarket(c: Config): Promise<void> {
   try {
-    const [orders, cleared, provs] = await Promise.all([
-      openOrders(client, c),
-      clearingPrices(client, c),
-      providers(client, c),
+    // The market's logs are read once and shared by the three tables.
+    const [created, started] = await Promise.all([orderLogs(client, c), leaseLogs(client, c)]);
+    const [orders, provs] = await Promise.all([
+      openOrders(client, c, created),
+      providers(client, c, started),
     ]);
+    const cleared = clearingPrices(created, started);
     put(
       page,
       h("h2", {}, "Market"),
@@ -172,7 +179,7 @@ async function showMarket(c: Config): Promise<void> {
     put(
       page,
       h("h2", {}, "Market"),
-      notice("error", `Cannot read the market from ${c.rpc}: ${(e as Error).message}. Is the node running?`),
+      notice("error", `Cannot read the market from ${rpcOrigin(c)}: ${brief(e)}. Is the node running?`),
     );
   }
 }
@@ -186,7 +193,7 @@ async function start(): Promise<void> {
     return;
   }
   document.body.append(
-    h("footer", {}, `Market ${c.deployments.contracts.Market?.address} on ${chainName(c)}, RPC ${c.rpc}`),
+    h("footer", {}, `Market ${c.deployments.contracts.Market?.address} on ${chainName(c)}, RPC ${rpcOrigin(c)}`),
   );
   config = c;
   client = createPublicClient({ transport: http(c.rpc) });

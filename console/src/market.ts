@@ -25,20 +25,20 @@ export interface OpenOrder {
 }
 
 /** One order: its OrderCreated arguments and its state now (MarketLens.getJob). */
+/** A log's decoded arguments. */
+export type Args = Record<string, unknown>;
+
+const argsOf = (log: unknown): Args => (log as { args: Args }).args;
+
+/** One order: its OrderCreated arguments and its state now (MarketLens.getJob). */
 export interface OrderState {
-  args: Record<string, unknown>;
-  job: Record<string, unknown>;
+  args: Args;
+  job: Args;
 }
 
-/** Every order of the market (only `tenant`'s when given), from OrderCreated logs since the
- * market's deployment block, each with its state now. */
-export async function ordersWithState(
-  client: PublicClient,
-  c: Config,
-  tenant?: Address,
-): Promise<OrderState[]> {
+/** OrderCreated since the market's deployment block (only `tenant`'s when given). */
+export async function orderLogs(client: PublicClient, c: Config, tenant?: Address): Promise<Args[]> {
   const market = contract(c, "Market");
-  const lens = contract(c, "MarketLens");
   const logs = await client.getContractEvents({
     address: market.address,
     abi: marketAbi,
@@ -47,22 +47,45 @@ export async function ordersWithState(
     fromBlock: BigInt(market.block),
     toBlock: "latest",
   });
+  return logs.map(argsOf);
+}
+
+/** LeaseStarted since the market's deployment block. */
+export async function leaseLogs(client: PublicClient, c: Config): Promise<Args[]> {
+  const market = contract(c, "Market");
+  const logs = await client.getContractEvents({
+    address: market.address,
+    abi: marketAbi,
+    eventName: "LeaseStarted",
+    fromBlock: BigInt(market.block),
+    toBlock: "latest",
+  });
+  return logs.map(argsOf);
+}
+
+/** Each order of `created` (its OrderCreated arguments) with its state now. */
+export async function ordersWithState(
+  client: PublicClient,
+  c: Config,
+  created: Args[],
+): Promise<OrderState[]> {
+  const lens = contract(c, "MarketLens");
   return Promise.all(
-    logs.map(async (log) => {
-      const args = (log as unknown as { args: Record<string, unknown> }).args;
+    created.map(async (args) => {
       const job = (await client.readContract({
         address: lens.address,
         abi: lensAbi,
         functionName: "getJob",
         args: [args.orderId as Hex],
-      })) as Record<string, unknown>;
+      })) as Args;
       return { args, job };
     }),
   );
 }
 
-export async function openOrders(client: PublicClient, c: Config): Promise<OpenOrder[]> {
-  return (await ordersWithState(client, c))
+/** The orders of `created` still taking bids. */
+export async function openOrders(client: PublicClient, c: Config, created: Args[]): Promise<OpenOrder[]> {
+  return (await ordersWithState(client, c, created))
     .filter(({ job }) => Number(job.status) === OPEN)
     .map(({ args }) => {
       const p = args.params as Record<string, unknown>;
@@ -153,24 +176,25 @@ export interface ProviderRow {
 
 /** Providers (ProviderRegistered/Updated logs, then Staking.providerInfo and liveness), with the
  * leases they won and the faults proven against them, from the logs. */
-export async function providers(client: PublicClient, c: Config): Promise<ProviderRow[]> {
+export async function providers(client: PublicClient, c: Config, started: Args[]): Promise<ProviderRow[]> {
   const staking = contract(c, "Staking");
-  const market = contract(c, "Market");
-  const from = BigInt(Math.min(staking.block, market.block));
-  const [registered, updated, slashed, started, head] = await Promise.all([
-    client.getContractEvents({ address: staking.address, abi: stakingAbi, eventName: "ProviderRegistered", fromBlock: from }),
-    client.getContractEvents({ address: staking.address, abi: stakingAbi, eventName: "ProviderUpdated", fromBlock: from }),
-    client.getContractEvents({ address: staking.address, abi: stakingAbi, eventName: "Slashed", fromBlock: from }),
-    client.getContractEvents({ address: market.address, abi: marketAbi, eventName: "LeaseStarted", fromBlock: from }),
+  const from = BigInt(staking.block);
+  const events = (eventName: "ProviderRegistered" | "ProviderUpdated" | "Slashed") =>
+    client
+      .getContractEvents({ address: staking.address, abi: stakingAbi, eventName, fromBlock: from })
+      .then((logs) => logs.map(argsOf));
+  const [registered, updated, slashed, head] = await Promise.all([
+    events("ProviderRegistered"),
+    events("ProviderUpdated"),
+    events("Slashed"),
     client.getBlock(),
   ]);
-  const args = (l: unknown) => (l as { args: Record<string, unknown> }).args;
   const metadata = new Map<string, string>();
-  for (const l of [...registered, ...updated]) {
-    metadata.set(String(args(l).provider).toLowerCase(), String(args(l).metadataURI));
+  for (const a of [...registered, ...updated]) {
+    metadata.set(String(a.provider).toLowerCase(), String(a.metadataURI));
   }
-  const count = (logs: unknown[], key: string, p: string) =>
-    logs.filter((l) => String(args(l)[key]).toLowerCase() === p).length;
+  const count = (logs: Args[], key: string, p: string) =>
+    logs.filter((a) => String(a[key]).toLowerCase() === p).length;
   const rows: ProviderRow[] = [];
   for (const [p, metadataURI] of metadata) {
     const provider = p as Address;
@@ -255,23 +279,14 @@ export interface Cleared {
 }
 
 /** From LeaseStarted logs (the rate a lease pays) and each order's GPU class (OrderCreated). */
-export async function clearingPrices(client: PublicClient, c: Config): Promise<Cleared[]> {
-  const market = contract(c, "Market");
-  const from = BigInt(market.block);
-  const [created, started] = await Promise.all([
-    client.getContractEvents({ address: market.address, abi: marketAbi, eventName: "OrderCreated", fromBlock: from }),
-    client.getContractEvents({ address: market.address, abi: marketAbi, eventName: "LeaseStarted", fromBlock: from }),
-  ]);
-  const args = (l: unknown) => (l as { args: Record<string, unknown> }).args;
+export function clearingPrices(created: Args[], started: Args[]): Cleared[] {
   const orders = new Map<string, { gpuClass: number; token: Address }>();
-  for (const l of created) {
-    const a = args(l);
+  for (const a of created) {
     const p = a.params as Record<string, unknown>;
     orders.set(String(a.orderId), { gpuClass: Number(p.gpuClass), token: a.token as Address });
   }
   const byClass = new Map<number, Cleared>();
-  for (const l of started) {
-    const a = args(l);
+  for (const a of started) {
     const o = orders.get(String(a.orderId));
     if (!o) continue;
     const rate = BigInt(a.ratePerSecond as bigint);

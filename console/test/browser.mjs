@@ -22,7 +22,7 @@
 //   node console/test/browser.mjs      (after `cargo build` and `npm run build` in console/)
 
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,6 +33,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const bin = (name) => join(root, "target", "debug", name);
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const children = [];
+// Chromium, and the devnet's folder: closed and removed however the test ends.
+let browser;
+let dir;
 let failures = 0;
 
 function check(ok, what) {
@@ -84,7 +87,7 @@ async function main() {
   if (!existsSync(join(root, "console", "dist", "index.html"))) {
     throw new Error("console/dist is missing: run npm run build in console/ first");
   }
-  const dir = mkdtempSync(join(tmpdir(), "gridlease-console-"));
+  dir = mkdtempSync(join(tmpdir(), "gridlease-console-"));
   const devnet = start(bin("gridlease-deploy"), ["devnet", "--dir", join(dir, "devnet"), "--root", dir]);
   const rpc = await until("the devnet", 120, () => devnet.output().match(/devnet is up: (http\S+)/)?.[1]);
   const deployments = join(dir, "deployments", "31337.json");
@@ -151,7 +154,7 @@ async function main() {
 
   // A fresh profile (playwright's launch makes one) and the flags that keep Chromium off the
   // network it cannot reach here.
-  const browser = await chromium.launch({
+  browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
     args: [
@@ -324,7 +327,6 @@ async function main() {
 
   await page.screenshot({ path: join(shots, "console-market.png") });
   console.log(`first render ${firstRender.toFixed(2)} s (goal <= 1 s); screenshots in docs/screenshots/`);
-  await browser.close();
 }
 
 main()
@@ -332,8 +334,10 @@ main()
     console.error(`FAIL ${e.stack ?? e}`);
     failures += 1;
   })
-  .finally(() => {
+  .finally(async () => {
+    await browser?.close().catch(() => {});
     stopAll();
+    if (dir) rmSync(dir, { recursive: true, force: true });
     if (failures) {
       console.error(`${failures} check(s) failed`);
       process.exit(1);
