@@ -55,14 +55,10 @@ use crate::{
     unix_now,
 };
 
-/// Slots of the stagger: each keeper waits `slot x 3 polls`, and at least 1.5 blocks a slot (the
-/// slot from the work's id and its own address), before taking a piece of work, so keepers that
-/// find the same work at the same time rarely race for it: the later one's simulation sees the
-/// earlier one's transaction mined (KB-02).
+/// Slots of the stagger: each keeper waits `slot x 3 polls` (slot from the work's id and its own
+/// address) before taking a piece of work, so keepers that find the same work at the same time
+/// rarely race for it: the later one's simulation sees the earlier one's result (KB-02).
 const STAGGER_SLOTS: u8 = 4;
-
-/// The longest block interval the stagger follows (12 s blocks give 18 s a slot).
-const MAX_BLOCK_MS: u64 = 30_000;
 
 fn stagger_slot(id: B256, keeper: Address) -> u32 {
     let h = alloy::primitives::keccak256([id.as_slice(), keeper.as_slice()].concat());
@@ -250,8 +246,6 @@ async fn start(cfg: Config) -> Result<Keeper> {
             fault_horizon,
         }),
         base_fee: AtomicU64::new(0),
-        last_head: Mutex::new((0, 0)),
-        block_ms: AtomicU64::new(0),
         gas_limit: AtomicU64::new(0),
         log_span: AtomicU64::new(1),
         forgot_before: AtomicU64::new(0),
@@ -344,18 +338,6 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
         .store(head.header.base_fee_per_gas.unwrap_or(0), Relaxed);
     k.gas_limit.store(head.header.gas_limit, Relaxed);
     k.metrics.head.set(number as f64);
-    {
-        let mut last = lock(&k.last_head);
-        if last.0 != 0 && number > last.0 && now >= last.1 {
-            let ms = (now - last.1) * 1000 / (number - last.0);
-            // A jump of the clock (a devnet's time warp, a chain halted for a while) is not the
-            // block interval.
-            if ms <= MAX_BLOCK_MS {
-                k.block_ms.store(ms, Relaxed);
-            }
-        }
-        *last = (number, now);
-    }
     // A module added up to this head is known before its logs are read (the log filter
     // names the modules by address).
     let known = lock(&k.modules).clone();
@@ -401,14 +383,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
     for w in &work {
         k.metrics.planned(w.action.name());
     }
-    // A slot spans 3 polls, and at least a block and a half: the later keeper must see the
-    // earlier one's transaction mined, not pending, when it simulates (KB-02).
-    let stagger = Duration::from_millis(
-        k.cfg
-            .poll_ms
-            .saturating_mul(3)
-            .max(k.block_ms.load(Relaxed).saturating_mul(3) / 2),
-    );
+    let stagger = Duration::from_millis(k.cfg.poll_ms.saturating_mul(3));
     {
         let mut due = lock(&k.due);
         let planned: HashSet<B256> = work

@@ -96,11 +96,6 @@ pub struct Keeper {
     pub(crate) busy: Mutex<HashMap<B256, Busy>>,
     pub(crate) clock: Mutex<Clock>,
     pub(crate) base_fee: AtomicU64,
-    /// The last head seen, (number, timestamp): the block interval the stagger spans.
-    pub(crate) last_head: Mutex<(u64, u64)>,
-    /// Milliseconds between blocks, as the last heads showed (0 until two were seen, or when the
-    /// chain mines a block per transaction).
-    pub(crate) block_ms: AtomicU64,
     pub(crate) gas_limit: AtomicU64,
     /// Blocks per `eth_getLogs` page (see `collect::next_span`).
     pub(crate) log_span: AtomicU64,
