@@ -6,7 +6,7 @@ use alloy::{
     network::EthereumWallet,
     primitives::{Address, B256},
     providers::{DynProvider, Provider, ProviderBuilder},
-    rpc::types::TransactionReceipt,
+    rpc::types::{TransactionReceipt, TransactionRequest},
     signers::local::PrivateKeySigner,
 };
 
@@ -126,6 +126,27 @@ impl Client {
         self.from.ok_or_else(|| {
             ChainError::User("this command sends a transaction: give a wallet".into())
         })
+    }
+
+    /// Simulate `req` and return the gas it uses, against the **pending** block: the node's own
+    /// transaction pool is executed first, so work another sender's unmined transaction already
+    /// does reverts here ("already done") instead of on chain, where it would cost gas (KB-02).
+    /// A node that refuses the `pending` tag (some hosted RPCs do) is asked about the latest
+    /// block instead; a revert is a revert either way.
+    pub async fn estimate_gas(&self, req: TransactionRequest) -> Result<u64, ChainError> {
+        match self
+            .provider
+            .estimate_gas(req.clone())
+            .pending()
+            .await
+            .map_err(classify_rpc)
+        {
+            Err(ChainError::User(refused)) => {
+                tracing::debug!(%refused, "the node refused a pending-block estimate; using the latest block");
+                self.provider.estimate_gas(req).await.map_err(classify_rpc)
+            }
+            other => other,
+        }
     }
 
     /// Latest block timestamp.

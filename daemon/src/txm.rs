@@ -204,19 +204,16 @@ impl TxManager {
     }
 
     /// Simulate a call of `to` with `input` and price it: gas estimation executes the call, so a
-    /// revert comes back with its data, decoded, and nothing is signed (OFF-19). The caller may
+    /// revert comes back with its data, decoded, and nothing is signed (OFF-19). It runs on the
+    /// pending block ([`Client::estimate_gas`]): a transaction still in the pool, ours or another
+    /// sender's, counts. The caller may
     /// decide from the quote whether sending pays (the keeper does) before [`Self::send_quoted`].
     pub async fn quote(&self, to: Address, input: Bytes) -> Result<Quote, ChainError> {
         let req = TransactionRequest::default()
             .with_from(self.from)
             .with_to(to)
             .with_input(input);
-        let gas = self
-            .client
-            .provider
-            .estimate_gas(req)
-            .await
-            .map_err(classify_rpc)?;
+        let gas = self.client.estimate_gas(req).await?;
         let (max_fee, priority_fee) = self.fees().await?;
         Ok(Quote {
             gas,

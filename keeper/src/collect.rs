@@ -234,6 +234,7 @@ pub(crate) async fn inputs(k: &Keeper) -> Result<Inputs, ChainError> {
         modules: lock(&k.modules).clone(),
         me: k.address(),
         unpaid: k.cfg.unpaid.clone(),
+        close_grace: k.cfg.close_grace_s,
     })
 }
 

@@ -57,6 +57,9 @@ pub struct Config {
     pub l1_fee: L1Fee,
     /// The keeper's key.
     pub wallet: KeySource,
+    /// Seconds after a held result's window ends that its provider has to close the lease
+    /// itself before this keeper does (`strategies.close_grace_s`).
+    pub close_grace_s: u64,
     /// Strategies on/off.
     pub flags: Flags,
     /// Token units (decimal text) per native coin.
@@ -89,6 +92,10 @@ pub struct Config {
 }
 
 pub use gridlease_daemon::ConfigError;
+
+/// `strategies.close_grace_s` unless set: a provider's node closes its own completed leases
+/// every 10 s and pays no keeper fee, so a keeper is the fallback, not a rival (KB-02).
+const DEFAULT_CLOSE_GRACE_S: u64 = 30;
 
 /// Milliseconds between chain polls unless `chain.poll_ms` says otherwise.
 const DEFAULT_POLL_MS: u64 = 1_000;
@@ -133,6 +140,7 @@ struct RawStrategies {
     verify: bool,
     challenge: bool,
     challenge_private: bool,
+    close_grace_s: u64,
 }
 
 #[derive(Deserialize)]
@@ -184,6 +192,7 @@ impl Default for RawStrategies {
             verify: true,
             challenge: true,
             challenge_private: false,
+            close_grace_s: DEFAULT_CLOSE_GRACE_S,
         }
     }
 }
@@ -276,6 +285,7 @@ impl Config {
         };
         let wallet = raw.wallet.key(&file)?;
         let s = raw.strategies;
+        let s_close_grace = s.close_grace_s;
         let flags = Flags {
             award: s.award,
             settle: s.settle,
@@ -337,6 +347,7 @@ impl Config {
             l1_fee,
             wallet,
             flags,
+            close_grace_s: s_close_grace,
             native_price: p.native_price.trim().to_owned(),
             margin_bps: p.margin_bps,
             min_profit: p.min_profit.trim().to_owned(),

@@ -55,14 +55,18 @@ use crate::{
     unix_now,
 };
 
-/// Slots of the stagger: each keeper waits `slot x 3 polls` (slot from the work's id and its own
-/// address) before taking a piece of work, so keepers that find the same work at the same time
-/// rarely race for it: the later one's simulation sees the earlier one's result (KB-02).
-const STAGGER_SLOTS: u8 = 4;
+/// The stagger, in polls: each keeper waits between 0 and this many polls (a point drawn from a
+/// hash of the work's id and its own address, not a slot) before taking a piece of work, so
+/// keepers that find the same work at the same time rarely race for it: the later one's
+/// simulation, on the pending block, sees the earlier one's transaction (KB-02). Two keepers
+/// only race when their points fall within the few milliseconds between a simulation and its
+/// transaction reaching the node.
+const STAGGER_POLLS: u32 = 12;
 
-fn stagger_slot(id: B256, keeper: Address) -> u32 {
+fn stagger(id: B256, keeper: Address, poll: Duration) -> Duration {
     let h = alloy::primitives::keccak256([id.as_slice(), keeper.as_slice()].concat());
-    u32::from(h[0] % STAGGER_SLOTS)
+    let point = u32::from(u16::from_be_bytes([h[0], h[1]]));
+    (poll * STAGGER_POLLS) * point / 65_536
 }
 
 /// Start the keeper and run until a signal.
@@ -383,7 +387,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
     for w in &work {
         k.metrics.planned(w.action.name());
     }
-    let stagger = Duration::from_millis(k.cfg.poll_ms.saturating_mul(3));
+    let poll = Duration::from_millis(k.cfg.poll_ms);
     {
         let mut due = lock(&k.due);
         let planned: HashSet<B256> = work
@@ -416,7 +420,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
             .get(&first)
             .copied()
             .unwrap_or_else(Instant::now);
-        if since.elapsed() < stagger * stagger_slot(first, k.address()) {
+        if since.elapsed() < stagger(first, k.address(), poll) {
             settles_held |= settle;
             continue;
         }

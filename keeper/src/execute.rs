@@ -8,6 +8,7 @@ use std::{
 };
 
 use alloy::{
+    eips::BlockId,
     primitives::{Address, B256, Bytes, U256},
     providers::Provider,
     rpc::types::TransactionRequest,
@@ -237,6 +238,7 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
         },
     };
     // A settle that would change fewer leases than planned: someone else got there (KB-02).
+    // Read on the pending block, as every simulation here: a rival's unmined work counts.
     if let Action::Settle(ids) = &w.action {
         let out = k
             .client()
@@ -247,6 +249,7 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
                     .to(to)
                     .input(input.clone().into()),
             )
+            .pending()
             .await
             .map_err(classify_rpc)?;
         let settled = Market::settleCall::abi_decode_returns(&out).unwrap_or(U256::ZERO);
@@ -261,6 +264,7 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
         let open = Results::new(to, &k.client().provider)
             .openChallenges(*id)
             .call()
+            .block(BlockId::pending())
             .await
             .map_err(classify)?;
         if !open.is_zero() {

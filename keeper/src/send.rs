@@ -36,7 +36,8 @@ pub(crate) async fn quote_value(
     value: U256,
 ) -> Result<Quote, ChainError> {
     let p = &k.client().provider;
-    let gas = p
+    let gas = k
+        .client()
         .estimate_gas(
             TransactionRequest::default()
                 .with_from(k.address())
@@ -44,8 +45,7 @@ pub(crate) async fn quote_value(
                 .with_input(input)
                 .with_value(value),
         )
-        .await
-        .map_err(classify_rpc)?;
+        .await?;
     let fees = p.estimate_eip1559_fees().await.map_err(classify_rpc)?;
     Ok(Quote {
         gas,

@@ -146,6 +146,9 @@ pub struct Inputs {
     /// Actions done even when they pay nothing (`profit.unpaid`): faults that return nothing to
     /// a tenant are planned only when named here.
     pub unpaid: HashSet<String>,
+    /// Seconds a completed result's provider has to close it itself (and pay no keeper fee)
+    /// before it is this keeper's work (`strategies.close_grace_s`).
+    pub close_grace: u64,
 }
 
 /// One transaction's worth of work.
@@ -537,8 +540,13 @@ fn lease_work(
         return result_work(id, l, r, m, now, flags, inp, fee, token);
     }
     // The window is over: with no open challenge, anyone closes it as completed and earns the
-    // keeper fee out of the pay.
-    if !flags.close || !l.challenges.is_empty() || l.checked == Some(Check::Wrong) {
+    // keeper fee out of the pay. Its provider's node closes it first, for free (every 10 s): a
+    // keeper is the fallback after the grace, never its rival in the same block (KB-02).
+    if !flags.close
+        || !l.challenges.is_empty()
+        || l.checked == Some(Check::Wrong)
+        || now <= hold_end(l, r, m).saturating_add(inp.close_grace)
+    {
         return None;
     }
     let pay = held_pay(l, r, decimals(inp, l.token));

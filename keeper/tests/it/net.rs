@@ -162,6 +162,11 @@ pub(crate) fn config_with(
     extra: &str,
 ) -> (String, u16) {
     let name = format!("keeper-{n}.toml");
+    // No provider node runs here to close its own completed leases: the keeper does, at once.
+    let extra = match extra.split_once("[strategies]\n") {
+        Some((before, after)) => format!("{before}[strategies]\nclose_grace_s = 0\n{after}"),
+        None => format!("{extra}\n[strategies]\nclose_grace_s = 0\n"),
+    };
     let port = anvil::free_port().expect("a free port");
     std::fs::write(
         net.dir.path().join(&name),

@@ -95,6 +95,16 @@ fn mec_04_unavailable_results_are_challenged_once_and_unanswered_challenges_prov
         names(&plan(&v, &clock(2_101), Flags::ALL, &inputs())),
         ["close"]
     );
+    // With a close grace, its provider closes it first (no keeper fee): the keeper waits.
+    let graced = Inputs {
+        close_grace: 30,
+        ..inputs()
+    };
+    assert!(plan(&v, &clock(2_130), Flags::ALL, &graced).is_empty());
+    assert_eq!(
+        names(&plan(&v, &clock(2_131), Flags::ALL, &graced)),
+        ["close"]
+    );
     // Without the challenge strategy: no download of a container result, no challenge.
     let off = Flags {
         challenge: false,
