@@ -2,7 +2,14 @@
 //! `npm run build`) on loopback, with `/config.json` naming this chain, its RPC and the deployment,
 //! under a Content-Security-Policy that allows only the bundle's own files and the RPC
 //! (SECURITY.md WEB-02). The page talks to the chain itself (reads through the RPC, writes through
-//! the user's wallet); this server only hands out files.
+//! the user's wallet); this server hands out files, and checks a job spec for the New job page
+//! with the CLI's own code (`POST /api/order`: the same parser, market checks and messages as
+//! `gridlease submit --check`). It signs nothing and holds no key.
+//!
+//! `/api/order` answers only this page: a request must name this server as its `Host` (a DNS
+//! rebinding page's requests name its own host) and its `Origin` (every cross-site POST carries
+//! one), with `Content-Type: application/toml` (not a type a cross-site form may send without
+//! the preflight this server never answers), at most 64 KiB.
 
 use std::{
     net::SocketAddr,
@@ -16,7 +23,7 @@ use axum::{
     extract::State,
     http::{HeaderValue, StatusCode, Uri, header},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use serde_json::json;
 
@@ -40,7 +47,14 @@ struct Site {
     dir: PathBuf,
     config: String,
     csp: HeaderValue,
+    /// The CLI's context (chain, deployment; no wallet is used), for `/api/order`.
+    ctx: Option<Arc<Ctx>>,
+    /// `host:port` this server answers as.
+    host: String,
 }
+
+/// The largest spec `/api/order` reads.
+const MAX_SPEC: usize = 64 * 1024;
 
 /// The origin (`scheme://host:port`) of `url`, for the policy's `connect-src`.
 fn origin(url: &str) -> Result<String> {
@@ -135,22 +149,130 @@ async fn file(State(site): State<Arc<Site>>, uri: Uri) -> Response {
     }
 }
 
-/// The router for `dir`, `config` (the JSON of `/config.json`) and `rpc`.
-pub(crate) fn router(dir: PathBuf, config: serde_json::Value, rpc: &str) -> Result<Router> {
+/// Whether a request with these headers comes from this server's own page (`host` is the
+/// `host:port` it answers as): see the module docs.
+pub(crate) fn own_page(headers: &axum::http::HeaderMap, host: &str) -> Result<(), &'static str> {
+    let get = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if get(header::HOST) != Some(host) {
+        return Err("this server answers requests for its own address only");
+    }
+    if get(header::ORIGIN) != Some(format!("http://{host}").as_str()) {
+        return Err("only the console's own page may ask this");
+    }
+    let toml = get(header::CONTENT_TYPE)
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/toml"));
+    if !toml {
+        return Err("send the spec as Content-Type: application/toml");
+    }
+    Ok(())
+}
+
+fn json_response(site: &Site, status: StatusCode, body: &serde_json::Value) -> Response {
+    respond(
+        site,
+        status,
+        "application/json",
+        body.to_string().into_bytes(),
+    )
+}
+
+/// `POST /api/order`: the spec in the body, checked as `gridlease submit --check` checks it; the
+/// order it makes (amounts in token units, as decimal strings) and what it says, or the error
+/// the CLI would print.
+async fn check_order(
+    State(site): State<Arc<Site>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(why) = own_page(&headers, &site.host) {
+        return json_response(&site, StatusCode::FORBIDDEN, &json!({ "error": why }));
+    }
+    let Some(ctx) = site.ctx.clone() else {
+        return json_response(
+            &site,
+            StatusCode::NOT_FOUND,
+            &json!({ "error": "this server checks no specs" }),
+        );
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return json_response(
+            &site,
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "the spec: not UTF-8 text" }),
+        );
+    };
+    match crate::submit::prepare(&ctx, text, "the spec", None, false).await {
+        Ok(p) => {
+            let o = &p.order;
+            json_response(
+                &site,
+                StatusCode::OK,
+                &json!({
+                    "order": {
+                        "specHash": o.specHash,
+                        "specURI": o.specURI,
+                        "token": o.token,
+                        "deposit": o.deposit.to_string(),
+                        "maxPricePerSecond": o.maxPricePerSecond.to_string(),
+                        "maxDuration": o.maxDuration,
+                        "bidWindow": o.bidWindow,
+                        "collateral": o.collateral.to_string(),
+                        "gpuClass": o.gpuClass,
+                        "gpuCount": o.gpuCount,
+                        "vramGiB": o.vramGiB,
+                        "cpuCores": o.cpuCores,
+                        "ramGiB": o.ramGiB,
+                        "jobKind": o.jobKind,
+                        "instant": o.instant,
+                    },
+                    "token": p.token,
+                    "summary": p.summary,
+                    "human": p.human,
+                }),
+            )
+        }
+        Err(e) => json_response(
+            &site,
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": format!("{e:#}") }),
+        ),
+    }
+}
+
+/// The router for `dir`, `config` (the JSON of `/config.json`) and `rpc`, answering as `host`
+/// (`host:port`); with `ctx`, it also checks specs (`/api/order`).
+pub(crate) fn router(
+    dir: PathBuf,
+    config: serde_json::Value,
+    rpc: &str,
+    host: String,
+    ctx: Option<Arc<Ctx>>,
+) -> Result<Router> {
     let csp = HeaderValue::from_str(&policy(rpc)?).context("a policy header")?;
     let site = Arc::new(Site {
         dir,
         config: config.to_string(),
         csp,
+        ctx,
+        host,
     });
     Ok(Router::new()
         .route("/config.json", get(serve_config))
+        .route(
+            "/api/order",
+            post(check_order).layer(axum::extract::DefaultBodyLimit::max(MAX_SPEC)),
+        )
         .fallback(get(file))
         .with_state(site))
 }
 
 /// Serve until Ctrl-C.
-pub(crate) async fn run(ctx: &Ctx, rpc: &str, listen: SocketAddr, dir: PathBuf) -> Result<Output> {
+pub(crate) async fn run(ctx: Ctx, rpc: &str, listen: SocketAddr, dir: PathBuf) -> Result<Output> {
     if !listen.ip().is_loopback() {
         return Err(UserError(format!(
             "--listen {listen}: the console serves loopback only (127.0.0.1 or ::1); it is your \
@@ -175,11 +297,12 @@ pub(crate) async fn run(ctx: &Ctx, rpc: &str, listen: SocketAddr, dir: PathBuf) 
         "gpuClasses": gridlease_primitives::gpu::GPU_CLASSES,
         "deployments": deployments,
     });
-    let app = router(dir.clone(), config, rpc)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("--listen {listen}: cannot bind"))?;
-    let url = format!("http://{}/", listener.local_addr()?);
+    let host = listener.local_addr()?.to_string();
+    let url = format!("http://{host}/");
+    let app = router(dir.clone(), config, rpc, host, Some(Arc::new(ctx)))?;
     println!(
         "console    {url}  (bundle {}; Ctrl-C stops it)",
         dir.display()
@@ -201,6 +324,52 @@ mod tests {
     use std::path::Path;
 
     use super::{file_under, policy};
+
+    #[test]
+    fn web_02_only_the_consoles_own_page_may_ask_for_an_order() {
+        use axum::http::{HeaderMap, HeaderValue, header};
+        let host = "127.0.0.1:7400";
+        let headers = |h: &str, origin: Option<&str>, kind: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, HeaderValue::from_str(h).expect("host"));
+            if let Some(o) = origin {
+                m.insert(header::ORIGIN, HeaderValue::from_str(o).expect("origin"));
+            }
+            m.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(kind).expect("type"),
+            );
+            m
+        };
+        let own = "http://127.0.0.1:7400";
+        assert_eq!(
+            super::own_page(&headers(host, Some(own), "application/toml"), host),
+            Ok(())
+        );
+        assert!(
+            super::own_page(
+                &headers(host, Some(own), "application/toml; charset=utf-8"),
+                host
+            )
+            .is_ok()
+        );
+        for (h, origin, kind) in [
+            // DNS rebinding: the attacker's name resolves to loopback, the Host stays theirs.
+            ("evil.example:7400", Some(own), "application/toml"),
+            // Another site posting to the console (a form, or fetch without CORS).
+            (host, Some("https://evil.example"), "application/toml"),
+            (host, Some("null"), "application/toml"),
+            (host, None, "application/toml"),
+            // A type a cross-site form may send without a preflight.
+            (host, Some(own), "text/plain"),
+            (host, Some(own), "application/x-www-form-urlencoded"),
+        ] {
+            assert!(
+                super::own_page(&headers(h, origin, kind), host).is_err(),
+                "{h} {origin:?} {kind}"
+            );
+        }
+    }
 
     #[test]
     fn web_02_paths_stay_in_the_bundle_and_the_policy_allows_only_it_and_the_rpc() {

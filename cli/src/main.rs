@@ -263,7 +263,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
         Cmd::Market => query::market(&ctx).await,
         Cmd::Console { listen, dir } => {
             console::run(
-                &ctx,
+                ctx,
                 &cli.rpc,
                 listen,
                 dir.unwrap_or_else(console::default_dir),

@@ -88,16 +88,35 @@ async fn permit_refused(
     }
 }
 
-/// Run `submit`.
-pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
-    let text = read_file(file)?;
-    let mut spec =
-        JobSpec::parse(&text).map_err(|e| UserError(format!("{}: {e}", file.display())))?;
+/// A spec checked against the market and turned into the order `submit` sends: the same checks
+/// and messages for the CLI and the web console (`gridlease console`'s `/api/order`).
+pub(crate) struct Prepared {
+    /// The order, with a zero salt: the sender draws one.
+    pub(crate) order: OrderParams,
+    /// The payment token.
+    pub(crate) token: TokenEntry,
+    /// The escrow, in the payment token's units.
+    pub(crate) deposit: u128,
+    /// What the order says, for `--json` and the console.
+    pub(crate) summary: serde_json::Value,
+    /// What the order says, in words.
+    pub(crate) human: String,
+    /// The run part of the spec, canonical (what `--push` hands the node).
+    pub(crate) run_json: Vec<u8>,
+}
+
+/// Check the spec `text` (called `name` in messages) against the market and build its order.
+pub(crate) async fn prepare(
+    ctx: &Ctx,
+    text: &str,
+    name: &str,
+    spec_uri: Option<&str>,
+    push: bool,
+) -> Result<Prepared> {
+    let mut spec = JobSpec::parse(text).map_err(|e| UserError(format!("{name}: {e}")))?;
     // Data inputs are committed by their roots, which go into the spec hash.
-    let what = format!("{}: matmul inputs", file.display());
+    let what = format!("{name}: matmul inputs");
     resolve_inputs(ctx, &mut spec.run.workload, &what).await?;
-    let timeout =
-        parse_duration(&opts.timeout).map_err(|e| UserError(format!("--timeout: {e}")))?;
     let token = ctx.token(&spec.terms.token).await?;
     let stake = ctx
         .d
@@ -106,7 +125,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         .cloned()
         .unwrap_or_else(|| token.clone());
     let field = |name: &str, e: gridlease_primitives::units::UnitError| {
-        UserError(format!("{}: price.{name}: {e}", file.display()))
+        UserError(format!("{}: price.{name}: {e}", name))
     };
     let per_hour_units = parse_amount(&spec.terms.max_per_hour, token.decimals)
         .map_err(|e| field("max_per_hour", e))?;
@@ -115,7 +134,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     if rate < u128::from(params.minPricePerSecond) {
         return user(format!(
             "{}: price.max_per_hour is below the market minimum of {}",
-            file.display(),
+            name,
             per_hour(u128::from(params.minPricePerSecond), &token)
         ));
     }
@@ -123,7 +142,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     if t.max_duration > u64::from(params.maxLeaseDuration) {
         return user(format!(
             "{}: price.max_duration {} is longer than this market allows ({})",
-            file.display(),
+            name,
             format_duration(t.max_duration),
             format_duration(u64::from(params.maxLeaseDuration))
         ));
@@ -131,7 +150,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     if t.bid_window > u64::from(params.maxBidWindow) {
         return user(format!(
             "{}: price.bid_window {} is longer than this market allows ({})",
-            file.display(),
+            name,
             format_duration(t.bid_window),
             format_duration(u64::from(params.maxBidWindow))
         ));
@@ -143,21 +162,21 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     if deposit == 0 || deposit >= 1 << 96 {
         return user(format!(
             "{}: the deposit must be more than zero and fit the escrow",
-            file.display()
+            name
         ));
     }
     let collateral =
         parse_amount(&t.collateral, stake.decimals).map_err(|e| field("collateral", e))?;
-    if opts.push.is_some() && spec.run.workload.kind() == JobKind::MatmulI8 {
+    if push && spec.run.workload.kind() == JobKind::MatmulI8 {
         return user(format!(
             "{}: --push keeps the spec private, but keepers need a built-in job's spec to check its result; submit it without --push",
-            file.display()
+            name
         ));
     }
-    let spec_uri = match (&opts.push, &opts.spec_uri) {
-        (Some(_), _) => PUSH_URI.to_owned(),
-        (None, Some(u)) => u.clone(),
-        (None, None) => spec.run.data_uri(),
+    let spec_uri = match (push, spec_uri) {
+        (true, _) => PUSH_URI.to_owned(),
+        (false, Some(u)) => u.to_owned(),
+        (false, None) => spec.run.data_uri(),
     };
     let r = &spec.run.resources;
     let order = OrderParams {
@@ -176,7 +195,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         ramGiB: r.ram_gib,
         jobKind: spec.run.workload.kind().code(),
         instant: t.instant,
-        salt: B256::random(),
+        salt: B256::ZERO,
     };
     let summary = json!({
         "specHash": order.specHash,
@@ -208,6 +227,37 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         money(collateral, &stake),
         order.specHash,
     );
+    Ok(Prepared {
+        order,
+        token,
+        deposit,
+        summary,
+        human,
+        run_json: spec.run.canonical_json(),
+    })
+}
+
+/// Run `submit`.
+pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
+    let text = read_file(file)?;
+    let timeout =
+        parse_duration(&opts.timeout).map_err(|e| UserError(format!("--timeout: {e}")))?;
+    let Prepared {
+        mut order,
+        token,
+        deposit,
+        summary,
+        human,
+        run_json,
+    } = prepare(
+        ctx,
+        &text,
+        &file.display().to_string(),
+        opts.spec_uri.as_deref(),
+        opts.push.is_some(),
+    )
+    .await?;
+    order.salt = B256::random();
     if opts.check {
         return Ok(Output {
             human: format!("{human}spec OK (nothing sent)\n"),
@@ -277,7 +327,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         "order": summary,
     });
     if let Some(node) = &opts.push {
-        let url = push_spec(node, id, wallet, &spec.run.canonical_json()).await?;
+        let url = push_spec(node, id, wallet, &run_json).await?;
         ctx.progress(&format!("spec pushed to {url}"));
         out_json["pushedTo"] = json!(url);
     }
