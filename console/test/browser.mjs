@@ -2,7 +2,8 @@
 // devnet: anvil with the contracts (`gridlease-deploy devnet`), an order made with the CLI, the
 // page served by `gridlease console`. The wallet is an EIP-1193 provider this test injects and
 // announces through EIP-6963, as MetaMask or Rabby do: the page runs the code path it runs with
-// them. Its reads go to the devnet's RPC; it never signs here (this page signs nothing yet).
+// them. Its reads go to the devnet's RPC, and what the page asks it to sign or send goes to the
+// devnet's anvil unchanged, which holds the tenant's key.
 //
 // The devnet gets three orders from the CLI (two with hostile spec URIs), a provider registered
 // and staked with its node's owner commands (a hostile metadata URI), and a lease (the provider's
@@ -14,6 +15,9 @@
 // - WEB-04: a wallet on the wrong chain gets a message and a switch; a rejected request says so,
 //   and a cancel the user rejects leaves the order open;
 // - WEB-01 again: a cancel the user confirms refunds on chain the escrow the page showed;
+// - New job: a spec the CLI refuses is refused with the CLI's words; a rejected permit signature
+//   sends nothing; a submit is one signature and one transaction, the permit signed is for the
+//   amount shown, to the market, and the order holds that escrow;
 // - the market lists the open orders, the lease's clearing price and the provider (GPUs, stake);
 // - axe-core finds no serious or critical accessibility violation.
 // It also takes the README's screenshots and reports the first render (goal <= 1 s; a figure, not
@@ -172,8 +176,16 @@ async function main() {
         let chainId = "0x1";
         const provider = {
           async request({ method, params }) {
-            if (behaviour === "reject" || (method === "eth_sendTransaction" && window.__rejectNextTx)) {
+            // What the page asked of the wallet, for the checks (WEB-01 reads the signed payload).
+            (window.__calls ??= []).push(method);
+            if (method === "eth_signTypedData_v4") window.__signed = JSON.parse(params[1]);
+            if (
+              behaviour === "reject" ||
+              (method === "eth_sendTransaction" && window.__rejectNextTx) ||
+              (method === "eth_signTypedData_v4" && window.__rejectNextSign)
+            ) {
               window.__rejectNextTx = false;
+              window.__rejectNextSign = false;
               throw Object.assign(new Error("User rejected the request."), { code: 4001 });
             }
             switch (method) {
@@ -186,8 +198,9 @@ async function main() {
                 chainId = params[0].chainId;
                 (listeners.chainChanged ?? []).forEach((f) => f(chainId));
                 return null;
-              // Anything else, eth_sendTransaction included, goes to the devnet, whose anvil
-              // holds the tenant's key unlocked: the transaction is the page's, unchanged.
+              // Anything else, eth_sendTransaction and eth_signTypedData_v4 included, goes to the
+              // devnet, whose anvil holds the tenant's key unlocked: what is signed is the
+              // page's request, unchanged.
               default: {
                 const res = await fetch(rpc, {
                   method: "POST",
@@ -307,6 +320,93 @@ async function main() {
   );
   const shots = join(root, "docs", "screenshots");
   mkdirSync(shots, { recursive: true });
+
+  // New job. A spec the CLI refuses is refused with the CLI's words (the same code checks it).
+  await page.getByRole("link", { name: "New job" }).click();
+  const spec = page.getByLabel("Spec (TOML)");
+  await spec.waitFor({ timeout: 5000 });
+  const good = await spec.inputValue();
+  const bad = good.replace(/max_per_hour = "[^"]*"/, 'max_per_hour = "two dollars"');
+  const badFile = join(dir, "bad.toml");
+  writeFileSync(badFile, bad);
+  let cliSays = "";
+  try {
+    execFileSync(bin("gridlease"), ["submit", badFile, "--check"], {
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (e) {
+    cliSays = String(e.stderr).trim().replace(/^error: /, "");
+  }
+  await spec.fill(bad);
+  await page.getByRole("button", { name: "Check" }).click();
+  const pageSays = (await page.locator("#new-status").innerText({ timeout: 10000 }).catch(() => "")).trim();
+  await page.getByRole("alert").waitFor({ timeout: 10000 });
+  const refusal = (await page.getByRole("alert").innerText()).trim();
+  const same = cliSays !== "" && refusal === cliSays.replace(badFile, "the spec");
+  check(same, `a bad spec is refused with the CLI's words${same ? "" : `: page "${refusal || pageSays}", CLI "${cliSays}"`}`);
+  check(await page.getByRole("button", { name: "Submit" }).isDisabled(), "a refused spec cannot be submitted");
+
+  // The form's spec, checked: the summary shows the escrow to be signed for.
+  await page.getByRole("button", { name: "Write the form into the spec" }).click();
+  await page.getByRole("button", { name: "Check" }).click();
+  const shown = (await page.locator("#permit-amount").innerText({ timeout: 10000 })).trim();
+  check(shown === "0.333334 USDC", `the page shows the escrow it will ask a permit for (${shown})`);
+  // OrderCreated logs on the market, counted (its topic 0: the event's signature hashed).
+  const orderCreated = execFileSync(join(root, "node_modules", ".bin", "cast"), [
+    "keccak",
+    "OrderCreated(bytes32,address,address,(bytes32,string,address,uint96,uint96,uint32,uint32,uint96,uint8,uint8,uint16,uint16,uint32,uint8,bool,bytes32),uint48)",
+  ], { encoding: "utf8" }).trim();
+  const ordersOnChain = () =>
+    cast("logs", "--address", market, "--from-block", "0", orderCreated).split("transactionHash").length - 1;
+  const ordersBefore = ordersOnChain();
+
+  // A rejected permit signature: nothing sent, the page says so, Submit works again (WEB-04).
+  await page.evaluate(() => {
+    window.__rejectNextSign = true;
+    window.__calls = [];
+  });
+  await page.getByRole("button", { name: "Submit" }).click();
+  await page.getByText("You rejected the request").waitFor({ timeout: 10000 });
+  const sentAfterReject = await page.evaluate(() => window.__calls.filter((m) => m === "eth_sendTransaction").length);
+  check(sentAfterReject === 0, "WEB-04: a rejected permit signature sends nothing");
+
+  // Submitted: one signature and one transaction; what was signed is what the page showed.
+  await page.evaluate(() => {
+    window.__calls = [];
+  });
+  const t1 = Date.now();
+  await page.getByRole("button", { name: "Submit" }).click();
+  const ordered = await page.getByText(/^Ordered 0x[0-9a-f]{64}/).innerText({ timeout: 30000 });
+  const submitSecs = (Date.now() - t1) / 1000;
+  const newOrder = ordered.match(/0x[0-9a-f]{64}/)[0];
+  const calls = await page.evaluate(() => window.__calls);
+  const signs = calls.filter((m) => m === "eth_signTypedData_v4").length;
+  const txs = calls.filter((m) => m === "eth_sendTransaction").length;
+  check(signs === 1 && txs === 1, `from Submit to the order mined: ${signs} signature, ${txs} transaction`);
+  const signed = await page.evaluate(() => window.__signed);
+  const usdc = JSON.parse(readFileSync(deployments, "utf8")).tokens.find((t) => t.symbol === "USDC").address;
+  const permitOk =
+    signed?.primaryType === "Permit" &&
+    BigInt(signed.message.value) === 333334n &&
+    signed.message.spender.toLowerCase() === market.toLowerCase() &&
+    signed.domain.verifyingContract.toLowerCase() === usdc.toLowerCase();
+  check(permitOk, `WEB-01: the permit signed is for the ${shown} shown, to the market (${JSON.stringify(signed?.message)})`);
+  // MarketLens.getJob's fifth word: the escrow the market holds for the order.
+  const escrow = BigInt(`0x${cast("call", contracts.MarketLens.address, "getJob(bytes32)", newOrder).trim().slice(2).slice(64 * 4, 64 * 5)}`);
+  const ordersAfter = ordersOnChain();
+  check(
+    lensStatus(newOrder) === 1 && escrow === 333334n && ordersAfter === ordersBefore + 1,
+    `WEB-01: the order is open on chain with the 0.333334 USDC shown in escrow, and only it was made (escrow ${escrow}, orders ${ordersBefore} -> ${ordersAfter})`,
+  );
+  console.log(`submit -> order mined: ${submitSecs.toFixed(2)} s`);
+  await page.screenshot({ path: join(shots, "console-new.png") });
+
+  await page.getByRole("link", { name: "Follow it in My jobs" }).click();
+  await page.getByRole("table", { name: "Your orders" }).waitFor({ timeout: 15000 });
+  const listedNew = (await page.getByRole("table", { name: "Your orders" }).innerText()).includes(newOrder.slice(0, 10));
+  check(listedNew, "My jobs lists the order submitted from the page");
   await page.screenshot({ path: join(shots, "console-jobs.png") });
   await page.getByRole("link", { name: "Market" }).click();
   await page.getByRole("table", { name: "Orders taking bids" }).waitFor({ timeout: 15000 });

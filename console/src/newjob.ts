@@ -1,0 +1,219 @@
+// New job: a spec (the CLI's TOML format, typed or filled from the form) checked by the CLI's own
+// code (`gridlease console` answers POST /api/order with the order `gridlease submit --check`
+// would make, or its error word for word), then one EIP-2612 permit signature and one
+// transaction (Market.createOrderWithPermit) through the user's wallet.
+
+import {
+  type Address,
+  type Hex,
+  type PublicClient,
+  createWalletClient,
+  custom,
+  domainSeparator,
+  formatUnits,
+  parseAbi,
+  parseEventLogs,
+  toHex,
+} from "viem";
+import { abi as marketAbi } from "../../target/abi/Market.json";
+import { type Config, type Token, contract } from "./config";
+import { h } from "./dom";
+import { chainOf } from "./jobs";
+import type { Eip1193 } from "./wallet";
+
+/** The order `/api/order` built from a spec: amounts in token units, as decimal strings. */
+export interface CheckedOrder {
+  order: {
+    specHash: Hex;
+    specURI: string;
+    token: Address;
+    deposit: string;
+    maxPricePerSecond: string;
+    maxDuration: number;
+    bidWindow: number;
+    collateral: string;
+    gpuClass: number;
+    gpuCount: number;
+    vramGiB: number;
+    cpuCores: number;
+    ramGiB: number;
+    jobKind: number;
+    instant: boolean;
+  };
+  token: Token;
+  human: string;
+}
+
+/** Ask the console's server to check `toml` as `gridlease submit --check` would. */
+export async function checkSpec(toml: string): Promise<CheckedOrder> {
+  const res = await fetch("./api/order", {
+    method: "POST",
+    headers: { "Content-Type": "application/toml" },
+    body: toml,
+  });
+  const body = (await res.json().catch(() => ({}))) as { error?: string } & Partial<CheckedOrder>;
+  if (!res.ok) throw new Error(body.error ?? `the console's server answered HTTP ${res.status}`);
+  return body as CheckedOrder;
+}
+
+/** The form's fields, turned into the spec format (the TOML the CLI reads). */
+export interface FormFields {
+  name: string;
+  n: number;
+  seed: number;
+  gpu: string;
+  gpuCount: number;
+  maxPerHour: string;
+  maxDuration: string;
+  bidWindow: string;
+  collateral: string;
+  token: string;
+  instant: boolean;
+}
+
+/** A TOML string literal: every character that could end or escape it is escaped. */
+function lit(s: string): string {
+  return JSON.stringify(s);
+}
+
+export function specToml(f: FormFields): string {
+  return [
+    `name = ${lit(f.name)}`,
+    `kind = "matmul_i8"`,
+    "",
+    "[resources]",
+    `gpu = ${lit(f.gpu)}`,
+    `gpu_count = ${Math.trunc(f.gpuCount)}`,
+    "vram_gib = 1",
+    "cpu_cores = 1",
+    "ram_gib = 1",
+    "",
+    "[price]",
+    `max_per_hour = ${lit(f.maxPerHour)}`,
+    `max_duration = ${lit(f.maxDuration)}`,
+    `bid_window = ${lit(f.bidWindow)}`,
+    `collateral = ${lit(f.collateral)}`,
+    `instant = ${f.instant ? "true" : "false"}`,
+    `token = ${lit(f.token)}`,
+    "",
+    "[matmul]",
+    `n = ${Math.trunc(f.n)}`,
+    `seed = ${Math.trunc(f.seed)}`,
+    "",
+  ].join("\n");
+}
+
+const tokenAbi = parseAbi([
+  "function name() view returns (string)",
+  "function DOMAIN_SEPARATOR() view returns (bytes32)",
+  "function nonces(address) view returns (uint256)",
+  "function balanceOf(address) view returns (uint256)",
+]);
+
+/** What the user is asked to sign, shown before the wallet opens (WEB-01). */
+export interface PermitShown {
+  token: Token;
+  spender: Address;
+  value: bigint;
+}
+
+export interface Submitted {
+  orderId: Hex;
+  tx: Hex;
+  block: bigint;
+}
+
+/**
+ * Submit `checked` from `account`: check the balances, sign one permit for exactly the deposit to
+ * the market (`show` is called with what is about to be signed; the signed value is that one),
+ * simulate, send one transaction and wait for it.
+ */
+export async function submitOrder(
+  client: PublicClient,
+  c: Config,
+  wallet: Eip1193,
+  account: Address,
+  checked: CheckedOrder,
+  show: (p: PermitShown, step: string) => void,
+): Promise<Submitted> {
+  const market = contract(c, "Market").address;
+  const token = checked.token;
+  if (checked.order.token.toLowerCase() !== token.address.toLowerCase()) {
+    throw new Error("the checked order names another token than it reports: check the spec again");
+  }
+  const deposit = BigInt(checked.order.deposit);
+  const [balance, ether, name, separator, nonce, head] = await Promise.all([
+    client.readContract({ address: token.address, abi: tokenAbi, functionName: "balanceOf", args: [account] }),
+    client.getBalance({ address: account }),
+    client.readContract({ address: token.address, abi: tokenAbi, functionName: "name" }),
+    client.readContract({ address: token.address, abi: tokenAbi, functionName: "DOMAIN_SEPARATOR" }).catch(() => {
+      throw new Error(`${token.symbol} does not support EIP-2612 permits (no DOMAIN_SEPARATOR)`);
+    }),
+    client.readContract({ address: token.address, abi: tokenAbi, functionName: "nonces", args: [account] }),
+    client.getBlock({ blockTag: "latest" }),
+  ]);
+  // The same words as `gridlease submit`.
+  if (balance < deposit) {
+    throw new Error(
+      `wallet ${account} holds ${formatUnits(balance, token.decimals)} ${token.symbol}, the order needs ${formatUnits(deposit, token.decimals)} ${token.symbol} of escrow; fund it or lower price.deposit`,
+    );
+  }
+  if (ether === 0n) throw new Error(`wallet ${account} has no ether to pay gas`);
+  const domain = ["1", "2"]
+    .map((version) => ({ name, version, chainId: c.chainId, verifyingContract: token.address }))
+    .find((d) => domainSeparator({ domain: d }) === separator);
+  if (!domain) {
+    throw new Error(`cannot reproduce the permit domain of token ${token.address} ("${name}"); approve it instead`);
+  }
+  const salt = toHex(crypto.getRandomValues(new Uint8Array(32)));
+  const params = {
+    ...checked.order,
+    deposit,
+    maxPricePerSecond: BigInt(checked.order.maxPricePerSecond),
+    collateral: BigInt(checked.order.collateral),
+    salt,
+  };
+  const deadline = head.timestamp + 3600n;
+  const permit = { owner: account, spender: market, value: deposit, nonce, deadline };
+  // WEB-01: what the page shows is what the wallet is asked to sign: the same object.
+  show({ token, spender: permit.spender, value: permit.value }, "Sign the permit in your wallet...");
+  const walletClient = createWalletClient({ account, chain: chainOf(c), transport: custom(wallet) });
+  const signature = await walletClient.signTypedData({
+    account,
+    domain,
+    types: {
+      Permit: [
+        { name: "owner", type: "address" },
+        { name: "spender", type: "address" },
+        { name: "value", type: "uint256" },
+        { name: "nonce", type: "uint256" },
+        { name: "deadline", type: "uint256" },
+      ],
+    },
+    primaryType: "Permit",
+    message: permit,
+  });
+  const r = `0x${signature.slice(2, 66)}` as Hex;
+  const s = `0x${signature.slice(66, 130)}` as Hex;
+  let v = Number.parseInt(signature.slice(130, 132), 16);
+  if (v < 27) v += 27;
+  show({ token, spender: permit.spender, value: permit.value }, "Confirm the transaction in your wallet...");
+  const { request } = await client.simulateContract({
+    address: market,
+    abi: marketAbi,
+    functionName: "createOrderWithPermit",
+    args: [params, deadline, v, r, s],
+    account,
+  });
+  const hash = await walletClient.writeContract(request);
+  const receipt = await client.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted on chain`);
+  const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "OrderCreated" });
+  const orderId = (ev as unknown as { args: { orderId: Hex } }).args.orderId;
+  return { orderId, tx: hash, block: receipt.blockNumber };
+}
+
+/** A labelled input. */
+export function field(label: string, input: HTMLElement): HTMLElement {
+  return h("label", { class: "field" }, h("span", {}, label), input);
+}
