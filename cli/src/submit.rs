@@ -124,8 +124,8 @@ pub(crate) async fn prepare(
         .first()
         .cloned()
         .unwrap_or_else(|| token.clone());
-    let field = |name: &str, e: gridlease_primitives::units::UnitError| {
-        UserError(format!("{}: price.{name}: {e}", name))
+    let field = |key: &str, e: gridlease_primitives::units::UnitError| {
+        UserError(format!("{name}: price.{key}: {e}"))
     };
     let per_hour_units = parse_amount(&spec.terms.max_per_hour, token.decimals)
         .map_err(|e| field("max_per_hour", e))?;
@@ -141,8 +141,7 @@ pub(crate) async fn prepare(
     let t = &spec.terms;
     if t.max_duration > u64::from(params.maxLeaseDuration) {
         return user(format!(
-            "{}: price.max_duration {} is longer than this market allows ({})",
-            name,
+            "{name}: price.max_duration {} is longer than this market allows ({})",
             format_duration(t.max_duration),
             format_duration(u64::from(params.maxLeaseDuration))
         ));
@@ -161,8 +160,20 @@ pub(crate) async fn prepare(
     };
     if deposit == 0 || deposit >= 1 << 96 {
         return user(format!(
-            "{}: the deposit must be more than zero and fit the escrow",
-            name
+            "{name}: the deposit must be more than zero and fit the escrow"
+        ));
+    }
+    // The market refuses an order whose deposit cannot pay one minimum billing period at its
+    // own reserve (MEC-14): said here, with the smallest deposit that would do.
+    let period = u128::from(params.minBillingPeriod);
+    let scale = 10u128.pow(18 - u32::from(token.decimals.min(18)));
+    if deposit.saturating_mul(scale) < rate.saturating_mul(period) {
+        let least = rate.saturating_mul(period).div_ceil(scale);
+        return user(format!(
+            "{name}: price.deposit {} pays less than the market's minimum billing period ({}) at price.max_per_hour; deposit at least {}",
+            money(deposit, &token),
+            format_duration(u64::from(params.minBillingPeriod)),
+            money(least, &token)
         ));
     }
     let collateral =
