@@ -12,6 +12,7 @@ import {
   createWalletClient,
   custom,
   defineChain,
+  parseAbi,
   parseEventLogs,
 } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
@@ -32,6 +33,27 @@ export interface MyJob {
   provider: Address;
   ratePerSecond: bigint;
   end: number;
+  /** The lease's kind: 0 batch (running), 1 service, 2 held (its result posted, pay held). */
+  kind: number;
+  /** Settled up to (a service lease's escrow pays from here on). */
+  settledAt: number;
+  /** The market flagged the service lease's escrow as running low (LowBalance). */
+  lowBalance: boolean;
+}
+
+/** MarketLens.getJob's lease kinds (docs/reference.md §3). */
+export const KIND_SERVICE = 1;
+export const KIND_HELD = 2;
+
+/**
+ * When a running service lease's escrow runs out at its rate (unix seconds), or undefined for
+ * any other job: the escrow pays from `settledAt` on, one `ratePerSecond` (18-decimal scaled
+ * per second, docs/reference.md) at a time.
+ */
+export function fundedUntil(j: MyJob, decimals: number): number | undefined {
+  if (j.status !== 2 || j.kind !== KIND_SERVICE || j.ratePerSecond === 0n) return undefined;
+  const scaled = j.escrow * 10n ** BigInt(18 - decimals);
+  return j.settledAt + Number(scaled / j.ratePerSecond);
 }
 
 export async function myJobs(client: PublicClient, c: Config, tenant: Address): Promise<MyJob[]> {
@@ -45,6 +67,9 @@ export async function myJobs(client: PublicClient, c: Config, tenant: Address): 
       provider: job.provider as Address,
       ratePerSecond: BigInt(job.ratePerSecond as bigint),
       end: Number(job.end),
+      kind: Number(job.kind),
+      settledAt: Number(job.settledAt),
+      lowBalance: Boolean(job.lowBalance),
     }))
     .reverse();
 }
@@ -88,20 +113,161 @@ export async function cancel(
     args: [job.id],
     account,
   });
-  const walletClient = createWalletClient({ account, chain: chainOf(c), transport: custom(wallet) });
-  const hash = await walletClient.writeContract(request);
-  const receipt = await client.waitForTransactionReceipt({ hash });
-  if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted on chain`);
+  const receipt = await sendSimulated(client, c, wallet, account, request);
   const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "OrderCancelled" });
   return BigInt((ev as unknown as { args: { refund: bigint } }).args.refund);
 }
 
-export function jobsTable(
+const erc20Abi = parseAbi([
+  "function balanceOf(address) view returns (uint256)",
+  "function allowance(address,address) view returns (uint256)",
+  "function approve(address,uint256) returns (bool)",
+]);
+
+/** Send `request` (a simulated call) through the wallet and wait for it to be mined. */
+async function sendSimulated(
+  client: PublicClient,
   c: Config,
-  jobs: MyJob[],
-  onCancel: (j: MyJob, button: HTMLButtonElement) => void,
-): HTMLElement {
+  wallet: Eip1193,
+  account: Address,
+  // The request simulateContract returned (viem's types for it depend on each ABI).
+  request: unknown,
+) {
+  const walletClient = createWalletClient({ account, chain: chainOf(c), transport: custom(wallet) });
+  const hash = await walletClient.writeContract(request as never);
+  const receipt = await client.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted on chain`);
+  return receipt;
+}
+
+/**
+ * Add `units` of the job's token to open order or running lease `job` (`MarketAdmin.topUp`, at
+ * the market's address, naming the lease's provider so it never lands on a lease that changed
+ * hands): an approval first when the market's allowance is short, as `gridlease topup` does.
+ * Returns the escrow the market's ToppedUp event reports.
+ */
+export async function topUp(
+  client: PublicClient,
+  c: Config,
+  wallet: Eip1193,
+  account: Address,
+  job: MyJob,
+  units: bigint,
+  step: (what: string) => void,
+): Promise<bigint> {
+  const market = contract(c, "Market").address;
+  const [balance, allowance] = await Promise.all([
+    client.readContract({ address: job.token, abi: erc20Abi, functionName: "balanceOf", args: [account] }),
+    client.readContract({ address: job.token, abi: erc20Abi, functionName: "allowance", args: [account, market] }),
+  ]);
+  if (balance < units) {
+    throw new Error(
+      `wallet ${account} holds ${amount(c, job.token, balance)}, the top-up is ${amount(c, job.token, units)}`,
+    );
+  }
+  if (allowance < units) {
+    step(`Approve ${amount(c, job.token, units)} to the market ${market} in your wallet (1 of 2)...`);
+    const { request } = await client.simulateContract({
+      address: job.token,
+      abi: erc20Abi,
+      functionName: "approve",
+      args: [market, units],
+      account,
+    });
+    await sendSimulated(client, c, wallet, account, request);
+  }
+  const expected = job.status === 2 ? job.provider : "0x0000000000000000000000000000000000000000";
+  step(`Confirm the top-up of ${amount(c, job.token, units)} in your wallet...`);
+  const { request } = await client.simulateContract({
+    address: market,
+    abi: adminAbi,
+    functionName: "topUp",
+    args: [job.id, units, expected],
+    account,
+  });
+  const receipt = await sendSimulated(client, c, wallet, account, request);
+  const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "ToppedUp" });
+  return BigInt((ev as unknown as { args: { escrow: bigint } }).args.escrow);
+}
+
+/** What a close paid and refunded (the market's LeaseClosed event). */
+export interface Closed {
+  paid: bigint;
+  refund: bigint;
+  held: boolean;
+}
+
+/**
+ * Close lease `job` as its tenant: a held result is accepted (its held pay goes to the
+ * provider), a service lease ends (its live time paid, the rest refunded). Simulated first.
+ */
+export async function closeLease(
+  client: PublicClient,
+  c: Config,
+  wallet: Eip1193,
+  account: Address,
+  job: MyJob,
+): Promise<Closed> {
+  const { request } = await client.simulateContract({
+    address: contract(c, "Market").address,
+    abi: marketAbi,
+    functionName: "close",
+    args: [job.id],
+    account,
+  });
+  const receipt = await sendSimulated(client, c, wallet, account, request);
+  const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "LeaseClosed" });
+  const a = (ev as unknown as { args: Closed }).args;
+  return { paid: BigInt(a.paid), refund: BigInt(a.refund), held: Boolean(a.held) };
+}
+
+/** What the table's buttons do (the page wires them to the wallet). */
+export interface JobActions {
+  cancel(j: MyJob, button: HTMLButtonElement): void;
+  topUp(j: MyJob, input: HTMLInputElement, button: HTMLButtonElement): void;
+  close(j: MyJob, button: HTMLButtonElement): void;
+}
+
+/** A duration in words, minutes or hours. */
+function inWords(secs: number): string {
+  if (secs <= 0) return "now";
+  if (secs < 3600) return `${Math.ceil(secs / 60)} min`;
+  return `${(secs / 3600).toFixed(1)} h`;
+}
+
+/** How long before a service lease runs dry counts as low: the market's flag, or under 10 min. */
+const LOW_SECS = 600;
+
+/** Warnings for the service leases whose escrow is running out (`now`: the chain's time). */
+export function lowBalanceWarnings(c: Config, jobs: MyJob[], now: number): HTMLElement[] {
+  return jobs.flatMap((j) => {
+    const decimals = c.deployments.tokens.find((t) => t.address.toLowerCase() === j.token.toLowerCase())?.decimals ?? 18;
+    const until = fundedUntil(j, decimals);
+    if (until === undefined || (!j.lowBalance && until - now > LOW_SECS)) return [];
+    return [
+      h(
+        "p",
+        { class: "notice error", role: "alert" },
+        `Lease ${j.id.slice(0, 10)} runs out of escrow in ${inWords(until - now)} (${amount(c, j.token, j.escrow)} left): top it up, or it is closed as exhausted.`,
+      ),
+    ];
+  });
+}
+
+export function jobsTable(c: Config, jobs: MyJob[], on: JobActions): HTMLElement {
   if (jobs.length === 0) return h("p", {}, "This account has no order on this market.");
+  const topUpControls = (j: MyJob) => {
+    const input = h("input", {
+      type: "text",
+      inputmode: "decimal",
+      size: "6",
+      "aria-label": `Top-up amount for ${j.id.slice(0, 10)}`,
+      placeholder: "amount",
+    }) as HTMLInputElement;
+    const b = h("button", { type: "button" }, `Top up ${j.id.slice(0, 10)}`) as HTMLButtonElement;
+    b.addEventListener("click", () => on.topUp(j, input, b));
+    return [input, b];
+  };
   return h(
     "table",
     { "aria-label": "Your orders" },
@@ -120,7 +286,7 @@ export function jobsTable(
       "tbody",
       {},
       ...jobs.map((j) => {
-        let action: HTMLElement | null = null;
+        const actions: HTMLElement[] = [];
         if (j.status === 1) {
           // WEB-01: the refund shown is the escrow the chain holds for the order.
           const b = h(
@@ -128,23 +294,38 @@ export function jobsTable(
             { type: "button" },
             `Cancel ${j.id.slice(0, 10)} (refunds ${amount(c, j.token, j.escrow)})`,
           ) as HTMLButtonElement;
-          b.addEventListener("click", () => onCancel(j, b));
-          action = b;
+          b.addEventListener("click", () => on.cancel(j, b));
+          actions.push(b, ...topUpControls(j));
+        }
+        if (j.status === 2 && j.kind === KIND_HELD) {
+          const b = h("button", { type: "button" }, `Accept result of ${j.id.slice(0, 10)}`) as HTMLButtonElement;
+          b.addEventListener("click", () => on.close(j, b));
+          actions.push(b);
+        }
+        if (j.status === 2 && j.kind === KIND_SERVICE) {
+          const b = h("button", { type: "button" }, `End ${j.id.slice(0, 10)}`) as HTMLButtonElement;
+          b.addEventListener("click", () => on.close(j, b));
+          actions.push(b, ...topUpControls(j));
         }
         const leased = j.provider !== "0x0000000000000000000000000000000000000000";
+        const state =
+          j.status === 2 && j.kind === KIND_HELD
+            ? "result posted"
+            : j.status === 2 && j.kind === KIND_SERVICE
+              ? "service running"
+              : (STATUS[j.status] ?? `status ${j.status}`);
         return h(
           "tr",
           {},
           h("td", {}, h("code", { title: j.id }, `${j.id.slice(0, 10)}...`)),
-          h("td", {}, STATUS[j.status] ?? `status ${j.status}`),
+          h("td", {}, state),
           h("td", {}, amount(c, j.token, j.escrow)),
           h("td", {}, leased ? h("code", { title: j.provider }, `${j.provider.slice(0, 10)}...`) : "-"),
           h("td", {}, leased ? perHour(c, j.token, j.ratePerSecond) : "-"),
           h("td", {}, j.end ? new Date(j.end * 1000).toISOString().replace(".000Z", "Z") : "-"),
-          h("td", {}, action),
+          h("td", { class: "actions" }, ...actions),
         );
       }),
     ),
   );
 }
-

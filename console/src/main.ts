@@ -1,7 +1,7 @@
 // The gridlease console: the market read from the chain, and the user's own wallet (found through
 // EIP-6963) checked against the market's chain before anything is signed.
 
-import { type Address, type PublicClient, createPublicClient, formatUnits, http } from "viem";
+import { type Address, type PublicClient, createPublicClient, formatUnits, http, parseUnits } from "viem";
 import { type Config, contract, loadConfig, rpcOrigin } from "./config";
 import { h, notice, put } from "./dom";
 import {
@@ -15,7 +15,7 @@ import {
   providers,
   providersTable,
 } from "./market";
-import { cancel, jobsTable, myJobs, reverted } from "./jobs";
+import { cancel, closeLease, jobsTable, lowBalanceWarnings, myJobs, reverted, topUp } from "./jobs";
 import { type CheckedOrder, checkSpec, field, specToml, submitOrder } from "./newjob";
 import { type Announced, discover, explain, safeIcon } from "./wallet";
 import "./style.css";
@@ -106,24 +106,63 @@ async function showJobs(c: Config, message?: HTMLElement): Promise<void> {
   const account = session.account as Address;
   const wallet = session.wallet.provider;
   const status = h("div", { "aria-live": "polite" }, message);
+  // Runs `action`; on failure nothing changed on chain (WEB-04): the page says why, and the
+  // button works again.
+  const attempt = (button: HTMLButtonElement, pending: string, action: () => Promise<HTMLElement>) => {
+    button.disabled = true;
+    put(status, notice("info", pending));
+    action()
+      .then((done) => showJobs(c, done))
+      .catch((e) => {
+        button.disabled = false;
+        put(status, notice("error", reverted(e)));
+      });
+  };
   try {
-    const jobs = await myJobs(client, c, account);
+    const [jobs, head] = await Promise.all([myJobs(client, c, account), client.getBlock({ blockTag: "latest" })]);
     put(
       page,
       heading,
+      ...lowBalanceWarnings(c, jobs, Number(head.timestamp)),
       status,
-      jobsTable(c, jobs, (job, button) => {
-        button.disabled = true;
-        put(status, notice("info", `Cancelling ${job.id}: confirm in your wallet...`));
-        cancel(client, c, wallet, account, job)
-          .then((refund) =>
-            showJobs(c, notice("info", `Cancelled ${job.id}; refunded ${amount(c, job.token, refund)}.`)),
-          )
-          .catch((e) => {
-            // WEB-04: nothing changed; the order is still open and can be cancelled again.
-            button.disabled = false;
-            put(status, notice("error", reverted(e)));
+      jobsTable(c, jobs, {
+        cancel: (job, button) =>
+          attempt(button, `Cancelling ${job.id}: confirm in your wallet...`, async () => {
+            const refund = await cancel(client, c, wallet, account, job);
+            return notice("info", `Cancelled ${job.id}; refunded ${amount(c, job.token, refund)}.`);
+          }),
+        topUp: (job, input, button) => {
+          const token = c.deployments.tokens.find((t) => t.address.toLowerCase() === job.token.toLowerCase());
+          let units: bigint;
+          try {
+            if (!/^\d+(\.\d+)?$/.test(input.value.trim())) throw new Error();
+            units = parseUnits(input.value.trim(), token?.decimals ?? 18);
+          } catch {
+            put(status, notice("error", `amount: "${input.value}" is not an amount of ${token?.symbol ?? "the token"} (e.g. 1.5)`));
+            return;
+          }
+          if (units === 0n) {
+            put(status, notice("error", "amount: must be more than zero"));
+            return;
+          }
+          attempt(button, `Topping up ${job.id} by ${amount(c, job.token, units)}...`, async () => {
+            const escrow = await topUp(client, c, wallet, account, job, units, (what) =>
+              put(status, notice("info", what)),
+            );
+            return notice(
+              "info",
+              `Topped up ${job.id} by ${amount(c, job.token, units)}; escrow now ${amount(c, job.token, escrow)}.`,
+            );
           });
+        },
+        close: (job, button) =>
+          attempt(button, `Closing ${job.id}: confirm in your wallet...`, async () => {
+            const r = await closeLease(client, c, wallet, account, job);
+            return notice(
+              "info",
+              `Closed ${job.id}: paid ${amount(c, job.token, r.paid)}, refunded ${amount(c, job.token, r.refund)}.`,
+            );
+          }),
       }),
     );
   } catch (e) {

@@ -15,6 +15,9 @@
 // - WEB-04: a wallet on the wrong chain gets a message and a switch; a rejected request says so,
 //   and a cancel the user rejects leaves the order open;
 // - WEB-01 again: a cancel the user confirms refunds on chain the escrow the page showed;
+// - My jobs: a service lease about to run dry is warned about; top-ups (a bad amount refused in
+//   words; an open order and a running lease topped up by what the page showed); a posted
+//   result accepted (closed on chain);
 // - New job: a spec the CLI refuses is refused with the CLI's words; a rejected permit signature
 //   sends nothing; a submit is one signature and one transaction, the permit signed is for the
 //   amount shown, to the market, and the order holds that escrow;
@@ -344,7 +347,10 @@ async function main() {
   const pageSays = (await page.locator("#new-status").innerText({ timeout: 10000 }).catch(() => "")).trim();
   await page.getByRole("alert").waitFor({ timeout: 10000 });
   const refusal = (await page.getByRole("alert").innerText()).trim();
-  const same = cliSays !== "" && refusal === cliSays.replace(badFile, "the spec");
+  const same =
+    cliSays.startsWith(`${badFile}: `) &&
+    cliSays.includes("price.max_per_hour") &&
+    refusal === cliSays.replace(badFile, "the spec");
   check(same, `a bad spec is refused with the CLI's words${same ? "" : `: page "${refusal || pageSays}", CLI "${cliSays}"`}`);
   check(await page.getByRole("button", { name: "Submit" }).isDisabled(), "a refused spec cannot be submitted");
 
@@ -407,6 +413,105 @@ async function main() {
   await page.getByRole("table", { name: "Your orders" }).waitFor({ timeout: 15000 });
   const listedNew = (await page.getByRole("table", { name: "Your orders" }).innerText()).includes(newOrder.slice(0, 10));
   check(listedNew, "My jobs lists the order submitted from the page");
+
+  // A service lease with 0.05 USDC of escrow at 1.5 USDC an hour (2 min: running low at once),
+  // and the batch lease's result posted by its provider (its pay now held for the tenant).
+  // 0.02 USDC would not pay the market's minimum billing period (1 min) at 1.5 USDC an hour: the
+  // CLI says so, with the least deposit, before anything is signed.
+  const serviceSpec = join(dir, "service.toml");
+  const serviceToml = (deposit) =>
+    readFileSync(join(root, "examples", "service.toml"), "utf8")
+      .replace('gpu = "h100"', 'gpu = "any"')
+      .replace("vram_gib = 80", "vram_gib = 1")
+      .replace('max_per_hour = "2.50"', 'max_per_hour = "1.50"')
+      .replace('deposit = "10"', `deposit = "${deposit}"`)
+      .replace('collateral = "200"', 'collateral = "10"');
+  writeFileSync(serviceSpec, serviceToml("0.02"));
+  let tooSmall = "";
+  try {
+    execFileSync(bin("gridlease"), ["submit", serviceSpec, "--check"], {
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (e) {
+    tooSmall = String(e.stderr);
+  }
+  check(
+    tooSmall.includes("price.deposit 0.02 USDC pays less than the market's minimum billing period (1m) at price.max_per_hour; deposit at least 0.025001 USDC"),
+    `a deposit below one billing period is refused before signing, with the least that would do${tooSmall ? `: ${tooSmall.trim()}` : ""}`,
+  );
+  writeFileSync(serviceSpec, serviceToml("0.05"));
+  const service = execFileSync(
+    bin("gridlease"),
+    ["--keystore", join(keys, "tenant.json"), "--password", password, "submit", serviceSpec],
+    { env: { ...process.env, ...env }, encoding: "utf8" },
+  ).match(/^(0x[0-9a-f]{64})$/m)?.[1];
+  // A service is bid on only by a live provider: its operator's heartbeat first.
+  cast("send", contracts.Staking.address, "heartbeat()", ...operatorKey);
+  cast("send", market, "bid(bytes32,uint96)", service, "416666666666667", ...operatorKey);
+  cast(
+    "send", contracts.Results.address, "postResult(bytes32,bytes32,uint64,string,bytes32)", leased,
+    `0x${"11".repeat(32)}`, "9", "https://example.org/result", `0x${"00".repeat(32)}`, ...operatorKey,
+  );
+  // 6-decimal units as the page writes them (viem's formatUnits: no trailing zeros).
+  const usdcText = (units) => {
+    const s = units.toString().padStart(7, "0");
+    return `${s.slice(0, -6)}.${s.slice(-6)}`.replace(/\.?0+$/, "");
+  };
+  const escrowOf = (id) =>
+    BigInt(`0x${cast("call", contracts.MarketLens.address, "getJob(bytes32)", id).trim().slice(2).slice(64 * 4, 64 * 5)}`);
+  await page.getByRole("link", { name: "Market" }).click();
+  await page.getByRole("table", { name: "Orders taking bids" }).waitFor({ timeout: 15000 });
+  await page.getByRole("link", { name: "My jobs" }).click();
+  await mine.waitFor({ timeout: 15000 });
+  const warning = page.getByText(`Lease ${service.slice(0, 10)} runs out of escrow in`);
+  await warning.waitFor({ timeout: 10000 }).catch(() => {});
+  check(await warning.isVisible(), "My jobs warns that the service lease's escrow runs out within minutes");
+
+  // Top-ups: a bad amount is refused in words; 0.5 USDC on the open order (an approval, then the
+  // top-up) and 1 USDC on the running service lease land on chain as shown.
+  const topUpBox = (id) => page.getByLabel(`Top-up amount for ${id.slice(0, 10)}`);
+  await topUpBox(newOrder).fill("half");
+  await page.getByRole("button", { name: `Top up ${newOrder.slice(0, 10)}` }).click();
+  await page.getByText('amount: "half" is not an amount of USDC').waitFor({ timeout: 5000 });
+  check(true, "a top-up amount that is not a number is refused in words, nothing sent");
+  await topUpBox(newOrder).fill("0.5");
+  await page.getByRole("button", { name: `Top up ${newOrder.slice(0, 10)}` }).click();
+  await page.getByText(`Topped up ${newOrder} by 0.5 USDC; escrow now 0.833334 USDC.`).waitFor({ timeout: 30000 });
+  const topped = escrowOf(newOrder);
+  check(topped === 833334n, `WEB-01: the order's escrow on chain is the 0.833334 USDC the page showed (${topped})`);
+  await topUpBox(service).fill("1");
+  await page.getByRole("button", { name: `Top up ${service.slice(0, 10)}` }).click();
+  const toppedText = await page
+    .getByText(new RegExp(`^Topped up ${service} by 1 USDC; escrow now`))
+    .innerText({ timeout: 30000 });
+  // The market settles the live time first, then adds the top-up: its ToppedUp event says both.
+  const toppedLog = cast("logs", "--address", market, "--from-block", "0", execFileSync(join(root, "node_modules", ".bin", "cast"), [
+    "keccak", "ToppedUp(bytes32,uint96,uint96)",
+  ], { encoding: "utf8" }).trim(), service);
+  const [added, escrowNow] = ((toppedLog.match(/data: 0x([0-9a-f]+)/)?.[1] ?? "").match(/.{64}/g) ?? []).map((w) => BigInt(`0x${w}`));
+  const serviceAfter = escrowOf(service);
+  const shownEscrow = toppedText.match(/escrow now ([0-9.]+) USDC/)?.[1];
+  check(
+    added === 1000000n && escrowNow === serviceAfter && shownEscrow === usdcText(serviceAfter),
+    `WEB-01: the running service lease took the 1 USDC shown, and the page shows the escrow the chain holds (${toppedText}; chain ${serviceAfter})`,
+  );
+
+  // The posted result, accepted: the page reports what the market's LeaseClosed paid and refunded.
+  await page.getByRole("button", { name: `Accept result of ${leased.slice(0, 10)}` }).click();
+  const closedText = await page.getByText(new RegExp(`^Closed ${leased}: paid`)).innerText({ timeout: 30000 });
+  const closedLog = cast("logs", "--address", market, "--from-block", "0", execFileSync(join(root, "node_modules", ".bin", "cast"), [
+    "keccak", "LeaseClosed(bytes32,uint8,uint96,uint96,uint96,uint96,uint96,uint48,bool)",
+  ], { encoding: "utf8" }).trim(), leased);
+  // Its data: reason, paid, toProvider, protocolFee, keeperFee, refund, closedAt, held.
+  const words = (closedLog.match(/data: 0x([0-9a-f]+)/)?.[1] ?? "").match(/.{64}/g) ?? [];
+  const [paidOnChain, refundOnChain] = [words[1], words[5]].map((w) => BigInt(`0x${w ?? "0"}`));
+  const sameAmounts = closedText.includes(`paid ${usdcText(paidOnChain)} USDC, refunded ${usdcText(refundOnChain)} USDC`);
+  check(
+    lensStatus(leased) === 3 && words.length === 8 && sameAmounts,
+    `WEB-01: accepting a posted result closes the lease; the page shows what LeaseClosed paid and refunded (${closedText}; chain ${paidOnChain}, ${refundOnChain})`,
+  );
   await page.screenshot({ path: join(shots, "console-jobs.png") });
   await page.getByRole("link", { name: "Market" }).click();
   await page.getByRole("table", { name: "Orders taking bids" }).waitFor({ timeout: 15000 });
