@@ -9,7 +9,9 @@
 #   priority), a withheld result challenged and proven unavailable by the keeper (for its fee, after
 #   the tenant's priority), both cheaters slashed, and a summary table. Every process it starts is
 #   stopped at the end.
-# Extra arguments go to gridlease-demo (--dir DIR keeps configs, logs and summary.json there).
+# Extra arguments go to gridlease-demo (--dir DIR keeps configs, logs and summary.json there;
+# --keep leaves the market running after the summary and serves the web console on it until
+# Ctrl-C, building it first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +26,10 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 echo "==> cargo build (gridlease-deploy, gridlease, gridlease-provider, gridlease-keeper, gridlease-demo)"
 cargo build --locked --bin gridlease-deploy --bin gridlease --bin gridlease-provider \
   --bin gridlease-keeper --bin gridlease-demo
+for a in "$@"; do
+  if [ "$a" = "--keep" ]; then
+    echo "==> the web console (console/: npm ci, npm run build)"
+    (cd console && npm ci --no-audit --no-fund --loglevel=error && npm run build >/dev/null)
+  fi
+done
 exec ./target/debug/gridlease-demo "$@"

@@ -300,7 +300,7 @@ pub struct Market {
 }
 
 /// The private key (hex) of role `role`: a devnet role or one of [`EXTRA_ROLES`].
-fn key_hex(role: &str) -> Result<&'static str> {
+pub fn key_hex(role: &str) -> Result<&'static str> {
     if let Some((_, key)) = EXTRA_ROLES.iter().find(|(r, _)| *r == role) {
         return Ok(key);
     }

@@ -30,13 +30,18 @@ struct Args {
     /// Seconds between blocks.
     #[arg(long, default_value_t = 1)]
     block_time: u64,
+    /// After the summary, leave the market running and serve the web console on it
+    /// (`gridlease console`; needs `console/dist`, which `scripts/demo.sh --keep` builds) until
+    /// Ctrl-C, so a person can click through it with a browser wallet.
+    #[arg(long)]
+    keep: bool,
 }
 
 fn say(s: &str) {
     println!("{s}");
 }
 
-async fn demo(m: &mut Market) -> Result<()> {
+async fn demo(m: &mut Market, keep: bool) -> Result<()> {
     say(&format!(
         "market up at {} (first block {}):",
         m.rpc(),
@@ -72,8 +77,60 @@ async fn demo(m: &mut Market) -> Result<()> {
         path.display(),
         m.dir.display()
     ));
-    m.stop()
+    if !keep {
+        say(
+            "(./scripts/demo.sh --keep leaves this market running and serves the web console on it)",
+        );
+        return m.stop();
+    }
+    serve_console(m).await
 }
+
+/// `gridlease console` on the running market until Ctrl-C or SIGTERM, with what a person needs
+/// to connect a browser wallet to the devnet.
+async fn serve_console(m: &Market) -> Result<()> {
+    use anyhow::Context as _;
+    let log = m.dir.join("console.log");
+    let mut child = tokio::process::Command::new(gridlease_e2e::bin("gridlease")?)
+        .args(["--rpc", m.rpc(), "--deployments"])
+        .arg(&m.devnet.info.deployments)
+        .args(["console", "--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log)?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start gridlease console")?;
+    let stdout = child.stdout.take().context("the console's output")?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let url = loop {
+        match lines.next_line().await? {
+            Some(l) if l.starts_with("console") => {
+                break l.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            }
+            Some(_) => {}
+            None => anyhow::bail!(
+                "gridlease console stopped: {} (is console/dist built? `cd console && npm ci && npm run build`)",
+                std::fs::read_to_string(&log).unwrap_or_default().trim()
+            ),
+        }
+    };
+    say(&format!(
+        "\n== the market keeps running; Ctrl-C stops it\n\nconsole  {url}\nchain    {} (id {})\ntenant   {} (devnet key {}; import it in a browser wallet to act as the tenant)",
+        m.rpc(),
+        m.gov.chain_id,
+        m.account("tenant"),
+        gridlease_e2e::market::key_hex("tenant")?,
+    ));
+    // From here a signal is how the demo ends (see `main`); the console stopping is an error.
+    SERVING.store(true, std::sync::atomic::Ordering::SeqCst);
+    let s = child.wait().await;
+    SERVING.store(false, std::sync::atomic::Ordering::SeqCst);
+    anyhow::bail!("gridlease console exited ({s:?}): see {}", log.display())
+}
+
+/// Set while `--keep` serves the console: a signal then ends the demo as it should.
+static SERVING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -121,9 +178,17 @@ async fn main() -> ExitCode {
         }
     };
     let outcome = tokio::select! {
-        r = demo(&mut m) => r,
+        r = demo(&mut m, args.keep) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+    };
+    // With --keep, the market ran until a signal: the end the user asked for.
+    let outcome = match outcome {
+        Err(_) if SERVING.load(std::sync::atomic::Ordering::SeqCst) => {
+            say("stopping the market");
+            m.stop()
+        }
+        other => other,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
