@@ -103,6 +103,8 @@ if ! wait "$console_npm"; then
 fi
 rm -f "$console_npm_log"
 (cd console && npm run --silent build)
+step "the console's result checks against testdata/matmul_vectors.json (console/test/verify.mjs)"
+node console/test/verify.mjs
 
 # The contracts' own checks need no Rust: they run beside the tests, which mostly wait on chain
 # time and leave the cores half idle.
