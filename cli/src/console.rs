@@ -6,10 +6,13 @@
 //! with the CLI's own code (`POST /api/order`: the same parser, market checks and messages as
 //! `gridlease submit --check`). It signs nothing and holds no key.
 //!
-//! `/api/order` answers only this page: a request must name this server as its `Host` (a DNS
-//! rebinding page's requests name its own host) and its `Origin` (every cross-site POST carries
-//! one), with `Content-Type: application/toml` (not a type a cross-site form may send without
-//! the preflight this server never answers), at most 64 KiB.
+//! It also hands the page a lease's posted result (`POST /api/result`), fetched with the CLI's
+//! guarded fetcher, for the page to check against the chain itself.
+//!
+//! The `/api/` routes answer only this page: a request must name this server as its `Host` (a
+//! DNS rebinding page's requests name its own host) and its `Origin` (every cross-site POST
+//! carries one), with `Content-Type: application/toml` or `application/json` (not a type a
+//! cross-site form may send without the preflight this server never answers); bodies are small.
 
 use std::{
     net::SocketAddr,
@@ -151,7 +154,11 @@ async fn file(State(site): State<Arc<Site>>, uri: Uri) -> Response {
 
 /// Whether a request with these headers comes from this server's own page (`host` is the
 /// `host:port` it answers as): see the module docs.
-pub(crate) fn own_page(headers: &axum::http::HeaderMap, host: &str) -> Result<(), &'static str> {
+pub(crate) fn own_page(
+    headers: &axum::http::HeaderMap,
+    host: &str,
+    kind: &str,
+) -> Result<(), &'static str> {
     let get = |name| {
         headers
             .get(name)
@@ -163,11 +170,11 @@ pub(crate) fn own_page(headers: &axum::http::HeaderMap, host: &str) -> Result<()
     if get(header::ORIGIN) != Some(format!("http://{host}").as_str()) {
         return Err("only the console's own page may ask this");
     }
-    let toml = get(header::CONTENT_TYPE)
+    let typed = get(header::CONTENT_TYPE)
         .and_then(|t| t.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/toml"));
-    if !toml {
-        return Err("send the spec as Content-Type: application/toml");
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(kind));
+    if !typed {
+        return Err("wrong Content-Type for this request");
     }
     Ok(())
 }
@@ -189,7 +196,7 @@ async fn check_order(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(why) = own_page(&headers, &site.host) {
+    if let Err(why) = own_page(&headers, &site.host, "application/toml") {
         return json_response(&site, StatusCode::FORBIDDEN, &json!({ "error": why }));
     }
     let Some(ctx) = site.ctx.clone() else {
@@ -244,6 +251,54 @@ async fn check_order(
     }
 }
 
+/// `POST /api/result` with `{"lease": "0x.."}`: the bytes of the lease's posted result, fetched
+/// from the URI the chain names (`ResultPosted`) with the CLI's guarded fetcher, at most its
+/// posted size. The page cannot fetch it itself (its policy allows only this server and the
+/// RPC), and does not trust these bytes: it checks them against the root and size it reads from
+/// the chain. A result its provider serves only to the tenant (a signed request) is not fetched
+/// here: `gridlease result` downloads it.
+async fn result_bytes(
+    State(site): State<Arc<Site>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let refuse = |status, error: String| json_response(&site, status, &json!({ "error": error }));
+    if let Err(why) = own_page(&headers, &site.host, "application/json") {
+        return refuse(StatusCode::FORBIDDEN, why.to_owned());
+    }
+    let Some(ctx) = site.ctx.clone() else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "this server fetches no results".into(),
+        );
+    };
+    let id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["lease"].as_str()?.parse::<alloy::primitives::B256>().ok());
+    let Some(id) = id else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "send {\"lease\": \"0x<32 bytes>\"}".into(),
+        );
+    };
+    let facts = match crate::lease::Facts::load(&ctx, &[id]).await {
+        Ok(mut f) => f.pop(),
+        Err(e) => return refuse(StatusCode::BAD_GATEWAY, format!("{e:#}")),
+    };
+    let Some(posted) = facts.and_then(|f| f.result) else {
+        return refuse(StatusCode::NOT_FOUND, format!("{id} has no result posted"));
+    };
+    match ctx.fetcher.get_capped(&posted.uri, None, posted.size).await {
+        Ok(bytes) => respond(&site, StatusCode::OK, "application/octet-stream", bytes),
+        Err(e) => refuse(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "cannot download the result from its provider ({e}); if only the tenant may download it, use `gridlease result {id}`"
+            ),
+        ),
+    }
+}
+
 /// The router for `dir`, `config` (the JSON of `/config.json`) and `rpc`, answering as `host`
 /// (`host:port`); with `ctx`, it also checks specs (`/api/order`).
 pub(crate) fn router(
@@ -266,6 +321,10 @@ pub(crate) fn router(
         .route(
             "/api/order",
             post(check_order).layer(axum::extract::DefaultBodyLimit::max(MAX_SPEC)),
+        )
+        .route(
+            "/api/result",
+            post(result_bytes).layer(axum::extract::DefaultBodyLimit::max(1024)),
         )
         .fallback(get(file))
         .with_state(site))
@@ -343,13 +402,18 @@ mod tests {
         };
         let own = "http://127.0.0.1:7400";
         assert_eq!(
-            super::own_page(&headers(host, Some(own), "application/toml"), host),
+            super::own_page(
+                &headers(host, Some(own), "application/toml"),
+                host,
+                "application/toml"
+            ),
             Ok(())
         );
         assert!(
             super::own_page(
                 &headers(host, Some(own), "application/toml; charset=utf-8"),
-                host
+                host,
+                "application/toml"
             )
             .is_ok()
         );
@@ -365,7 +429,7 @@ mod tests {
             (host, Some(own), "application/x-www-form-urlencoded"),
         ] {
             assert!(
-                super::own_page(&headers(h, origin, kind), host).is_err(),
+                super::own_page(&headers(h, origin, kind), host, "application/toml").is_err(),
                 "{h} {origin:?} {kind}"
             );
         }

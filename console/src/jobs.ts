@@ -125,7 +125,7 @@ const erc20Abi = parseAbi([
 ]);
 
 /** Send `request` (a simulated call) through the wallet and wait for it to be mined. */
-async function sendSimulated(
+export async function sendSimulated(
   client: PublicClient,
   c: Config,
   wallet: Eip1193,
@@ -317,7 +317,8 @@ export function jobsTable(c: Config, jobs: MyJob[], on: JobActions): HTMLElement
         return h(
           "tr",
           {},
-          h("td", {}, h("code", { title: j.id }, `${j.id.slice(0, 10)}...`)),
+          // The id is a bytes32 the chain logged (hex only): safe in a link's address.
+          h("td", {}, h("a", { href: `#job/${j.id}`, title: j.id }, h("code", {}, `${j.id.slice(0, 10)}...`))),
           h("td", {}, state),
           h("td", {}, amount(c, j.token, j.escrow)),
           h("td", {}, leased ? h("code", { title: j.provider }, `${j.provider.slice(0, 10)}...`) : "-"),

@@ -18,6 +18,9 @@
 // - My jobs: a service lease about to run dry is warned about; top-ups (a bad amount refused in
 //   words; an open order and a running lease topped up by what the page showed); a posted
 //   result accepted (closed on chain);
+// - a job's page: its phases; a real provider node's honest matmul_i8 result verified in the
+//   browser (root, size, Freivalds), and a wrong one (the node's [testing] switch) caught and
+//   proven from the page (the lease faults on chain);
 // - New job: a spec the CLI refuses is refused with the CLI's words; a rejected permit signature
 //   sends nothing; a submit is one signature and one transaction, the permit signed is for the
 //   amount shown, to the market, and the order holds that escrow;
@@ -29,7 +32,7 @@
 //   node console/test/browser.mjs      (after `cargo build` and `npm run build` in console/)
 
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -513,6 +516,86 @@ async function main() {
     `WEB-01: accepting a posted result closes the lease; the page shows what LeaseClosed paid and refunded (${closedText}; chain ${paidOnChain}, ${refundOnChain})`,
   );
   await page.screenshot({ path: join(shots, "console-jobs.png") });
+
+  // A job's page, with a real provider node (the registered provider's, on this devnet) running
+  // built-in matmul_i8 jobs on the CPU: an honest result verified in the browser; then the same
+  // node posting wrong products (its [testing] switch), one caught and proven from the page.
+  const nodePort = await freePort();
+  const nodeToml = (corrupt) =>
+    readFileSync(providerToml, "utf8")
+      .replace('listen = "127.0.0.1:7311"', `listen = "127.0.0.1:${nodePort}"`)
+      .replace('work_dir = "work"', `work_dir = "${join(dir, "node-work")}"`)
+      .replace('data_dir = "data"', `data_dir = "${join(dir, "node-data")}"`) +
+    (corrupt ? "\n[testing]\ncorrupt_builtin_results = true\n" : "");
+  // The node refuses an operator key others can read.
+  chmodSync(join(keys, "provider1-operator.json"), 0o600);
+  const runNode = (corrupt) => {
+    const file = join(dir, corrupt ? "node-corrupt.toml" : "node.toml");
+    writeFileSync(file, nodeToml(corrupt));
+    return start(bin("gridlease-provider"), ["run", "--config", file]);
+  };
+  const matmulSpec = join(dir, "small.toml");
+  writeFileSync(
+    matmulSpec,
+    readFileSync(join(root, "examples", "matmul.toml"), "utf8")
+      .replace("n = 256", "n = 64")
+      .replace("instant = false", "instant = true"),
+  );
+  const submitSmall = () =>
+    execFileSync(bin("gridlease"), ["--keystore", join(keys, "tenant.json"), "--password", password, "submit", matmulSpec], {
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+    }).match(/^(0x[0-9a-f]{64})$/m)?.[1];
+  // MarketLens.getJob's word 17: the lease kind (2: its result posted and held).
+  const kindOf = (id) =>
+    Number(BigInt(`0x${cast("call", contracts.MarketLens.address, "getJob(bytes32)", id).trim().slice(2).slice(64 * 16, 64 * 17)}`));
+  const openJob = async (id) => {
+    await page.getByRole("link", { name: "My jobs" }).click();
+    await mine.waitFor({ timeout: 15000 });
+    await page.locator(`a[href="#job/${id}"]`).click();
+    await page.getByRole("table", { name: "Phases" }).waitFor({ timeout: 15000 });
+  };
+
+  let node = runNode(false);
+  const honest = submitSmall();
+  await until("the honest result posted", 90, () => kindOf(honest) === 2).catch((e) => {
+    throw new Error(`${e.message}\n${node.output()}`);
+  });
+  await openJob(honest);
+  const phasesText = await page.getByRole("table", { name: "Phases" }).innerText();
+  check(
+    phasesText.includes("ordered") && phasesText.includes("leased to") && phasesText.includes("result posted: 16384 bytes"),
+    `the job's page lists its phases from the chain${phasesText.includes("result posted") ? "" : `: ${phasesText}`}`,
+  );
+  await page.getByRole("button", { name: "Download and check the result" }).click();
+  const verified = await page
+    .getByText(/^Verified in this browser: the 16384 bytes match the root on chain/)
+    .waitFor({ timeout: 30000 })
+    .then(() => true, () => false);
+  check(verified, `an honest product is verified in the browser (root, size, Freivalds)${verified ? "" : `: ${await page.locator("#result-status").innerText()}`}`);
+  node.p.kill("SIGINT");
+  await until("the node stopped", 30, () => node.p.exitCode !== null);
+
+  node = runNode(true);
+  const cheated = submitSmall();
+  await until("the wrong result posted", 90, () => kindOf(cheated) === 2).catch((e) => {
+    throw new Error(`${e.message}\n${node.output()}`);
+  });
+  await openJob(cheated);
+  await page.getByRole("button", { name: "Download and check the result" }).click();
+  const wrong = await page.getByText(/^WRONG: element \(\d+, \d+\) of the product is/).innerText({ timeout: 30000 }).catch(() => "");
+  check(wrong !== "", `a wrong product is caught in the browser (${wrong})`);
+  await page.getByRole("button", { name: "Prove fraud" }).click();
+  const proven = await page.getByText(/^Proven: element/).innerText({ timeout: 30000 }).catch(async () => page.locator("#result-status").innerText());
+  const fraudLog = cast("logs", "--address", contracts.Results.address, "--from-block", "0", execFileSync(join(root, "node_modules", ".bin", "cast"), [
+    "keccak", "MatmulFraudProven(bytes32,address,uint256,uint256,int256,int256)",
+  ], { encoding: "utf8" }).trim(), cheated);
+  check(
+    lensStatus(cheated) === 5 && fraudLog.includes(cheated.slice(2)) && proven.startsWith("Proven"),
+    `the wrong product is proven from the page: the lease faulted on chain (${proven})`,
+  );
+  node.p.kill("SIGINT");
+  await page.screenshot({ path: join(shots, "console-job.png"), fullPage: true });
   await page.getByRole("link", { name: "Market" }).click();
   await page.getByRole("table", { name: "Orders taking bids" }).waitFor({ timeout: 15000 });
 
