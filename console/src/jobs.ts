@@ -85,6 +85,10 @@ export function chainOf(c: Config): Chain {
 
 /** Why a simulation or transaction failed, in words: the contract's error by name, or the wallet's. */
 export function reverted(err: unknown): string {
+  // The page's own refusal (a check before anything is signed): its words as they are.
+  if (err instanceof Error && !(err instanceof BaseError) && (err as { code?: unknown }).code === undefined) {
+    return err.message;
+  }
   if (err instanceof BaseError) {
     const r = err.walk((e) => e instanceof ContractFunctionRevertedError);
     if (r instanceof ContractFunctionRevertedError) {

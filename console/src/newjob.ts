@@ -3,22 +3,12 @@
 // would make, or its error word for word), then one EIP-2612 permit signature and one
 // transaction (Market.createOrderWithPermit) through the user's wallet.
 
-import {
-  type Address,
-  type Hex,
-  type PublicClient,
-  createWalletClient,
-  custom,
-  domainSeparator,
-  formatUnits,
-  parseAbi,
-  parseEventLogs,
-  toHex,
-} from "viem";
+import { type Address, type Hex, type PublicClient, formatUnits, parseEventLogs, toHex } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { type Config, type Token, contract } from "./config";
 import { h } from "./dom";
-import { chainOf } from "./jobs";
+import { sendSimulated } from "./jobs";
+import { type PermitShown, signPermit } from "./permit";
 import type { Eip1193 } from "./wallet";
 
 /** The order `/api/order` built from a spec: amounts in token units, as decimal strings. */
@@ -103,20 +93,6 @@ export function specToml(f: FormFields): string {
   ].join("\n");
 }
 
-const tokenAbi = parseAbi([
-  "function name() view returns (string)",
-  "function DOMAIN_SEPARATOR() view returns (bytes32)",
-  "function nonces(address) view returns (uint256)",
-  "function balanceOf(address) view returns (uint256)",
-]);
-
-/** What the user is asked to sign, shown before the wallet opens (WEB-01). */
-export interface PermitShown {
-  token: Token;
-  spender: Address;
-  value: bigint;
-}
-
 export interface Submitted {
   orderId: Hex;
   tx: Hex;
@@ -142,29 +118,6 @@ export async function submitOrder(
     throw new Error("the checked order names another token than it reports: check the spec again");
   }
   const deposit = BigInt(checked.order.deposit);
-  const [balance, ether, name, separator, nonce, head] = await Promise.all([
-    client.readContract({ address: token.address, abi: tokenAbi, functionName: "balanceOf", args: [account] }),
-    client.getBalance({ address: account }),
-    client.readContract({ address: token.address, abi: tokenAbi, functionName: "name" }),
-    client.readContract({ address: token.address, abi: tokenAbi, functionName: "DOMAIN_SEPARATOR" }).catch(() => {
-      throw new Error(`${token.symbol} does not support EIP-2612 permits (no DOMAIN_SEPARATOR)`);
-    }),
-    client.readContract({ address: token.address, abi: tokenAbi, functionName: "nonces", args: [account] }),
-    client.getBlock({ blockTag: "latest" }),
-  ]);
-  // The same words as `gridlease submit`.
-  if (balance < deposit) {
-    throw new Error(
-      `wallet ${account} holds ${formatUnits(balance, token.decimals)} ${token.symbol}, the order needs ${formatUnits(deposit, token.decimals)} ${token.symbol} of escrow; fund it or lower price.deposit`,
-    );
-  }
-  if (ether === 0n) throw new Error(`wallet ${account} has no ether to pay gas`);
-  const domain = ["1", "2"]
-    .map((version) => ({ name, version, chainId: c.chainId, verifyingContract: token.address }))
-    .find((d) => domainSeparator({ domain: d }) === separator);
-  if (!domain) {
-    throw new Error(`cannot reproduce the permit domain of token ${token.address} ("${name}"); approve it instead`);
-  }
   const salt = toHex(crypto.getRandomValues(new Uint8Array(32)));
   const params = {
     ...checked.order,
@@ -173,31 +126,21 @@ export async function submitOrder(
     collateral: BigInt(checked.order.collateral),
     salt,
   };
-  const deadline = head.timestamp + 3600n;
-  const permit = { owner: account, spender: market, value: deposit, nonce, deadline };
-  // WEB-01: what the page shows is what the wallet is asked to sign: the same object.
-  show({ token, spender: permit.spender, value: permit.value }, "Sign the permit in your wallet...");
-  const walletClient = createWalletClient({ account, chain: chainOf(c), transport: custom(wallet) });
-  const signature = await walletClient.signTypedData({
+  // WEB-01: the permit is for exactly the order's deposit, to the market.
+  const { deadline, v, r, s } = await signPermit(
+    client,
+    c,
+    wallet,
     account,
-    domain,
-    types: {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    },
-    primaryType: "Permit",
-    message: permit,
-  });
-  const r = `0x${signature.slice(2, 66)}` as Hex;
-  const s = `0x${signature.slice(66, 130)}` as Hex;
-  let v = Number.parseInt(signature.slice(130, 132), 16);
-  if (v < 27) v += 27;
-  show({ token, spender: permit.spender, value: permit.value }, "Confirm the transaction in your wallet...");
+    token,
+    market,
+    deposit,
+    // The same words as `gridlease submit`.
+    (held) =>
+      `wallet ${account} holds ${held}, the order needs ${formatUnits(deposit, token.decimals)} ${token.symbol} of escrow; fund it or lower price.deposit`,
+    show,
+  );
+  show({ token, spender: market, value: deposit }, "Confirm the transaction in your wallet...");
   const { request } = await client.simulateContract({
     address: market,
     abi: marketAbi,
@@ -205,12 +148,10 @@ export async function submitOrder(
     args: [params, deadline, v, r, s],
     account,
   });
-  const hash = await walletClient.writeContract(request);
-  const receipt = await client.waitForTransactionReceipt({ hash });
-  if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted on chain`);
+  const receipt = await sendSimulated(client, c, wallet, account, request);
   const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "OrderCreated" });
   const orderId = (ev as unknown as { args: { orderId: Hex } }).args.orderId;
-  return { orderId, tx: hash, block: receipt.blockNumber };
+  return { orderId, tx: receipt.transactionHash, block: receipt.blockNumber };
 }
 
 /** A labelled input. */

@@ -21,6 +21,9 @@
 // - a job's page: its phases; a real provider node's honest matmul_i8 result verified in the
 //   browser (root, size, Freivalds), and a wrong one (the node's [testing] switch) caught and
 //   proven from the page (the lease faults on chain);
+// - the provider page, with the owner's cold key in the wallet: a consent for another owner
+//   refused, register with the operator's consent, stake with one permit (the signed amount and
+//   spender checked), unbond, and withdraw once the unbonding period passed;
 // - New job: a spec the CLI refuses is refused with the CLI's words; a rejected permit signature
 //   sends nothing; a submit is one signature and one transaction, the permit signed is for the
 //   amount shown, to the market, and the order holds that escrow;
@@ -180,6 +183,14 @@ async function main() {
       function wallet(name, uuid, behaviour) {
         const listeners = {};
         let chainId = "0x1";
+        let account = tenant;
+        // The user picks another account in the wallet (one anvil also holds unlocked).
+        if (behaviour === "connect") {
+          window.__switchAccount = (a) => {
+            account = a;
+            (listeners.accountsChanged ?? []).forEach((f) => f([a]));
+          };
+        }
         const provider = {
           async request({ method, params }) {
             // What the page asked of the wallet, for the checks (WEB-01 reads the signed payload).
@@ -197,7 +208,7 @@ async function main() {
             switch (method) {
               case "eth_requestAccounts":
               case "eth_accounts":
-                return [tenant];
+                return [account];
               case "eth_chainId":
                 return chainId;
               case "wallet_switchEthereumChain":
@@ -596,6 +607,90 @@ async function main() {
   );
   node.p.kill("SIGINT");
   await page.screenshot({ path: join(shots, "console-job.png"), fullPage: true });
+
+  // The provider page, for a second provider whose owner's cold key is in the browser wallet:
+  // its node's operator consents on "its machine" (gridlease-provider consent), the owner
+  // registers with that consent, stakes 40 USDC with one permit, unbonds 15 and withdraws them
+  // once the unbonding period has passed.
+  const p2owner = "0x15d34aaf54267db7d7c367839aaf71a00a2c6a65";
+  const p2operator = "0x9965507d1a55bcc2695c58ba16fb37d819b0a4dc";
+  chmodSync(join(keys, "provider2-operator.json"), 0o600);
+  const p2toml = join(dir, "provider2.toml");
+  writeFileSync(
+    p2toml,
+    readFileSync(providerToml, "utf8")
+      .replace(join(keys, "provider1-operator.json"), join(keys, "provider2-operator.json"))
+      .replace("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", p2owner)
+      .replace('class = "rtx4090"\ncount = 2\nvram_gib = 24', 'class = "h100"\ncount = 1\nvram_gib = 80'),
+  );
+  const consentJson = execFileSync(bin("gridlease-provider"), ["consent", "--config", p2toml], { encoding: "utf8" });
+  const staking = contracts.Staking.address;
+  const providerWord = (i) =>
+    BigInt(`0x${cast("call", staking, "providerInfo(address)", p2owner).trim().slice(2).slice(64 * i, 64 * (i + 1))}`);
+  await page.getByRole("link", { name: "Provider" }).click();
+  await page.getByLabel("Operator's consent (JSON)").waitFor({ timeout: 15000 });
+  // The tenant's wallet cannot use a consent given to another owner: the page says whose it is.
+  await page.getByLabel("Operator's consent (JSON)").fill(consentJson);
+  await page.getByLabel("Metadata URI (the node's public URL)").fill("https://p2.example.org/node");
+  await page.getByRole("button", { name: "Register", exact: true }).click();
+  const notMine = await page.getByRole("alert").innerText({ timeout: 15000 }).catch(() => "");
+  check(
+    notMine.toLowerCase().includes(`the consent lets ${p2owner} use the operator key, not this wallet ${tenant}`),
+    `a consent for another owner is refused in the CLI's words (${notMine})`,
+  );
+  await page.evaluate((a) => window.__switchAccount(a), p2owner);
+  await page.locator("#owner", { hasText: p2owner }).waitFor({ timeout: 15000 });
+  await page.getByLabel("Operator's consent (JSON)").fill(consentJson);
+  await page.getByLabel("Metadata URI (the node's public URL)").fill("https://p2.example.org/node");
+  await page.getByRole("button", { name: "Register", exact: true }).click();
+  await page
+    .getByText(/^Registered 0x15d34/i)
+    .waitFor({ timeout: 30000 })
+    .catch(async () => {
+      throw new Error(`no registration: ${await page.locator("#provider-status").innerText()}`);
+    });
+  const servedBy = cast("call", staking, "providerOf(address)(address)", p2operator).trim().toLowerCase();
+  check(servedBy === p2owner, `the owner registered from the page with the operator's consent (${servedBy})`);
+
+  await page.evaluate(() => {
+    window.__calls = [];
+  });
+  await page.getByLabel("Amount (USDC)").first().fill("40");
+  await page.getByRole("button", { name: "Stake", exact: true }).click();
+  await page.getByText("Staked 40 USDC.").waitFor({ timeout: 30000 });
+  const staked = providerWord(4);
+  const stakeSigned = await page.evaluate(() => window.__signed);
+  const stakeCalls = await page.evaluate(() => window.__calls);
+  check(
+    staked === 40000000n &&
+      BigInt(stakeSigned.message.value) === 40000000n &&
+      stakeSigned.message.spender.toLowerCase() === staking.toLowerCase() &&
+      stakeCalls.filter((m) => m === "eth_signTypedData_v4").length === 1 &&
+      stakeCalls.filter((m) => m === "eth_sendTransaction").length === 1,
+    `WEB-01: 40 USDC staked with one permit (for 40 USDC, to Staking) and one transaction (stake ${staked})`,
+  );
+  await page.getByLabel("Amount (USDC)").nth(1).fill("15");
+  await page.getByRole("button", { name: "Unbond", exact: true }).click();
+  await page.getByText(/^Unbonding 15 USDC: withdrawable after/).waitFor({ timeout: 30000 });
+  check(providerWord(7) === 15000000n, `15 USDC unbonding on chain (${providerWord(7)})`);
+  check(
+    await page.getByRole("button", { name: "Withdraw 15 USDC unbonded" }).isDisabled(),
+    "the unbonded stake cannot be withdrawn before its release",
+  );
+  const period = Number(cast("call", staking, "unbondingPeriod()(uint48)").trim().split(" ")[0]);
+  cast("rpc", "evm_increaseTime", String(period + 1));
+  cast("rpc", "evm_mine");
+  const usdcBefore = BigInt(cast("call", usdc, "balanceOf(address)(uint256)", p2owner).trim().split(" ")[0]);
+  await page.getByRole("link", { name: "Provider" }).click();
+  await page.getByText("withdrawable now").waitFor({ timeout: 15000 });
+  await page.getByRole("button", { name: "Withdraw 15 USDC unbonded" }).click();
+  await page.getByText(`Withdrew 15 USDC to ${p2owner}`, { exact: false }).waitFor({ timeout: 30000 }).catch(() => {});
+  const usdcAfter = BigInt(cast("call", usdc, "balanceOf(address)(uint256)", p2owner).trim().split(" ")[0]);
+  check(
+    providerWord(7) === 0n && usdcAfter - usdcBefore === 15000000n,
+    `the unbonded 15 USDC withdrawn to the owner after the unbonding period (${usdcAfter - usdcBefore})`,
+  );
+  await page.screenshot({ path: join(shots, "console-provider.png"), fullPage: true });
   await page.getByRole("link", { name: "Market" }).click();
   await page.getByRole("table", { name: "Orders taking bids" }).waitFor({ timeout: 15000 });
 
@@ -605,13 +700,30 @@ async function main() {
   await axePage.goto(url);
   await axePage.getByRole("table", { name: "Orders taking bids" }).waitFor({ timeout: 15000 });
   await axePage.addScriptTag({ path: join(root, "console", "node_modules", "axe-core", "axe.min.js") });
-  const violations = await axePage.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ["violations"] });
-    return r.violations
-      .filter((v) => v.impact === "serious" || v.impact === "critical")
-      .map((v) => `${v.id}: ${v.help}`);
-  });
-  check(violations.length === 0, `axe-core: no serious violation ${JSON.stringify(violations)}`);
+  // Every page: the market, New job (its form), My jobs, a job, the provider page (connected).
+  await axePage.getByRole("button", { name: "Connect Test Wallet" }).click();
+  await axePage.getByRole("button", { name: "Switch to chain 31337" }).click();
+  const violations = [];
+  for (const [hash, ready] of [
+    ["#market", () => axePage.getByRole("table", { name: "Orders taking bids" })],
+    ["#new", () => axePage.getByLabel("Spec (TOML)")],
+    ["#jobs", () => axePage.getByRole("table", { name: "Your orders" })],
+    [`#job/${leased}`, () => axePage.getByRole("table", { name: "Phases" })],
+    ["#provider", () => axePage.getByLabel("Operator's consent (JSON)")],
+  ]) {
+    await axePage.evaluate((h) => {
+      location.hash = h;
+    }, hash);
+    await ready().waitFor({ timeout: 15000 });
+    const found = await axePage.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ["violations"] });
+      return r.violations
+        .filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id}: ${v.help}`);
+    });
+    violations.push(...found.map((v) => `${hash} ${v}`));
+  }
+  check(violations.length === 0, `axe-core: no serious violation on any page ${JSON.stringify(violations)}`);
 
   await page.screenshot({ path: join(shots, "console-market.png") });
   console.log(`first render ${firstRender.toFixed(2)} s (goal <= 1 s); screenshots in docs/screenshots/`);
