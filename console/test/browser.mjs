@@ -10,7 +10,9 @@
 // operator bids with cast, the bid window is skipped, the order awarded).
 //
 // Checks (SECURITY.md section P):
-// - WEB-02: the policy header is served, and a script the page did not ship does not run;
+// - WEB-02: the policy header is served, and a script the page did not ship does not run; the
+//   bundle carries integrity hashes that match it, and a script changed after the build is
+//   refused by the browser;
 // - WEB-03: an order whose spec URI is markup (`<img src=x onerror=...>`) is shown as text;
 // - WEB-04: a wallet on the wrong chain gets a message and a switch; a rejected request says so,
 //   and a cancel the user rejects leaves the order open;
@@ -35,7 +37,18 @@
 //   node console/test/browser.mjs      (after `cargo build` and `npm run build` in console/)
 
 import { spawn, execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  appendFileSync,
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -287,6 +300,38 @@ async function main() {
     provs.includes("0x3c44cddd") && provs.includes("2 x any, rtx4090, 24 GiB") && provs.includes("150 USDC");
   check(listed, `the market lists the registered provider with its GPUs and stake${listed ? "" : `: ${provs}`}`);
   check(provs.includes(metadata), "WEB-03: the provider's metadata URI is shown as text");
+  // WEB-02: the served page names each script and stylesheet with its sha384, and those are the
+  // hashes of the files served.
+  const indexHtml = await (await fetch(url)).text();
+  const pinned = [...indexHtml.matchAll(/(?:src|href)="\.\/([^"]+)" integrity="sha384-([^"]+)"/g)];
+  let pinnedOk = pinned.length >= 2;
+  for (const [, file, hash] of pinned) {
+    const body = Buffer.from(await (await fetch(new URL(file, url))).arrayBuffer());
+    pinnedOk &&= createHash("sha384").update(body).digest("base64") === hash;
+  }
+  check(pinnedOk, `WEB-02: the bundle is served with integrity hashes that match it (${pinned.length} files)`);
+  // A bundle changed after the build (a byte appended to its script) is refused by the browser.
+  const tampered = join(dir, "tampered-dist");
+  cpSync(join(root, "console", "dist"), tampered, { recursive: true });
+  const script = pinned.find(([, f]) => f.endsWith(".js"))?.[1];
+  appendFileSync(join(tampered, script), "\nwindow.__pwned = 4;\n");
+  const tamperedPort = await freePort();
+  const tamperedProc = start(bin("gridlease"), ["console", "--listen", `127.0.0.1:${tamperedPort}`, "--dir", tampered], env);
+  const tamperedUrl = await until("the second console", 30, () => tamperedProc.output().match(/console\s+(http\S+)/)?.[1]);
+  const tamperedPage = await context.newPage();
+  const refusals = [];
+  tamperedPage.on("console", (m) => refusals.push(m.text()));
+  await tamperedPage.goto(tamperedUrl);
+  await tamperedPage.waitForTimeout(2000);
+  const ranTampered = await tamperedPage.evaluate(() => window.__pwned);
+  const rendered = await tamperedPage.getByRole("table", { name: "Orders taking bids" }).count();
+  check(
+    ranTampered === undefined && rendered === 0 && refusals.some((t) => /integrity|digest/i.test(t)),
+    `WEB-02: a script changed after the build does not run (${refusals.find((t) => /integrity|digest/i.test(t)) ?? refusals.join(" | ")})`,
+  );
+  await tamperedPage.close();
+  tamperedProc.p.kill("SIGINT");
+
   await page.evaluate(() => {
     const s = document.createElement("script");
     s.textContent = "window.__inline = 1";
