@@ -15,7 +15,8 @@
 //   refused by the browser;
 // - WEB-03: an order whose spec URI is markup (`<img src=x onerror=...>`) is shown as text;
 // - WEB-04: a wallet on the wrong chain gets a message and a switch; a rejected request says so,
-//   and a cancel the user rejects leaves the order open;
+//   and a cancel the user rejects leaves the order open; a cancel the market would revert (the
+//   order cancelled behind the page's back) is refused in the market's words, nothing sent;
 // - WEB-01 again: a cancel the user confirms refunds on chain the escrow the page showed;
 // - My jobs: a service lease about to run dry is warned about; top-ups (a bad amount refused in
 //   words; an open order and a running lease topped up by what the page showed); a posted
@@ -506,12 +507,14 @@ async function main() {
     ["--keystore", join(keys, "tenant.json"), "--password", password, "submit", serviceSpec],
     { env: { ...process.env, ...env }, encoding: "utf8" },
   ).match(/^(0x[0-9a-f]{64})$/m)?.[1];
+  // The result URI is a stranger's text too (WEB-03).
+  const resultUri = "https://example.org/r/<img src=x onerror=window.__pwned=5>";
   // A service is bid on only by a live provider: its operator's heartbeat first.
   cast("send", contracts.Staking.address, "heartbeat()", ...operatorKey);
   cast("send", market, "bid(bytes32,uint96)", service, "416666666666667", ...operatorKey);
   cast(
     "send", contracts.Results.address, "postResult(bytes32,bytes32,uint64,string,bytes32)", leased,
-    `0x${"11".repeat(32)}`, "9", "https://example.org/result", `0x${"00".repeat(32)}`, ...operatorKey,
+    `0x${"11".repeat(32)}`, "9", resultUri, `0x${"00".repeat(32)}`, ...operatorKey,
   );
   // 6-decimal units as the page writes them (viem's formatUnits: no trailing zeros).
   const usdcText = (units) => {
@@ -557,6 +560,23 @@ async function main() {
     `WEB-01: the running service lease took the 1 USDC shown, and the page shows the escrow the chain holds (${toppedText}; chain ${serviceAfter})`,
   );
 
+  // A page gone stale: the order is cancelled behind its back (another tab, the CLI); its Cancel
+  // button is then refused by the simulation, in the market's words, and nothing is sent (WEB-04).
+  cast("send", market, "cancelOrder(bytes32)", newOrder, "--from", tenant, "--unlocked");
+  await page.evaluate(() => {
+    window.__calls = [];
+  });
+  await page.getByRole("button", { name: `Cancel ${newOrder.slice(0, 10)} (refunds 0.833334 USDC)` }).click();
+  const refused = await page
+    .getByText("The market refuses it (OrderNotOpen); nothing was sent.")
+    .waitFor({ timeout: 15000 })
+    .then(
+      () => true,
+      () => false,
+    );
+  const sentStale = await page.evaluate(() => window.__calls.filter((m) => m === "eth_sendTransaction").length);
+  check(refused && sentStale === 0, "WEB-04: a transaction the market would revert is refused in its words, and nothing is sent");
+
   // The posted result, accepted: the page reports what the market's LeaseClosed paid and refunded.
   await page.getByRole("button", { name: `Accept result of ${leased.slice(0, 10)}` }).click();
   const closedText = await page.getByText(new RegExp(`^Closed ${leased}: paid`)).innerText({ timeout: 30000 });
@@ -572,6 +592,16 @@ async function main() {
     `WEB-01: accepting a posted result closes the lease; the page shows what LeaseClosed paid and refunded (${closedText}; chain ${paidOnChain}, ${refundOnChain})`,
   );
   await page.screenshot({ path: join(shots, "console-jobs.png") });
+
+  // The accepted lease's page shows its hostile result URI as text, and runs none of it.
+  await page.locator(`a[href="#job/${leased}"]`).click();
+  await page.getByRole("table", { name: "Phases" }).waitFor({ timeout: 15000 });
+  check(
+    (await page.locator("dd.uri").innerText()) === resultUri &&
+      (await page.evaluate(() => window.__pwned)) === undefined &&
+      (await page.locator("main img, main svg, dd a").count()) === 0,
+    "WEB-03: a hostile result URI is shown as text on the job's page",
+  );
 
   // A job's page, with a real provider node (the registered provider's, on this devnet) running
   // built-in matmul_i8 jobs on the CPU: an honest result verified in the browser; then the same
