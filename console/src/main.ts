@@ -1,7 +1,18 @@
 // The gridlease console: the market read from the chain, and the user's own wallet (found through
 // EIP-6963) checked against the market's chain before anything is signed.
 
-import { type Address, type Hex, type PublicClient, createPublicClient, formatUnits, http, parseUnits } from "viem";
+import {
+  type Address,
+  type Hex,
+  type PublicClient,
+  createPublicClient,
+  encodeEventTopics,
+  formatUnits,
+  http,
+  parseUnits,
+  toHex,
+} from "viem";
+import { abi as marketAbi } from "../../target/abi/Market.json";
 import { type Config, contract, loadConfig, rpcOrigin } from "./config";
 import { h, notice, put } from "./dom";
 import {
@@ -43,6 +54,7 @@ let config: Config;
 
 /** The page the address names: `#jobs`, `#new`, `#job/<id>`, else the market. */
 async function route(): Promise<void> {
+  stopWatch?.();
   const job = /^#job\/(0x[0-9a-fA-F]{64})$/.exec(location.hash)?.[1];
   if (location.hash === "#jobs") await showJobs(config);
   else if (location.hash === "#new") showNewJob(config);
@@ -53,10 +65,11 @@ async function route(): Promise<void> {
 
 /** The provider owner's page: its stake and credits; register, stake, unbond, withdraw. */
 async function showProvider(c: Config, message?: HTMLElement): Promise<void> {
+  const seq = ++renders;
   const heading = h("h2", {}, "Provider");
   if (!session?.account || session.chainId !== c.chainId) {
-    put(
-      page,
+    putPage(
+      seq,
       heading,
       notice("info", `Connect the provider's owner wallet (the cold key that stakes) on ${chainName(c)}.`),
     );
@@ -68,7 +81,7 @@ async function showProvider(c: Config, message?: HTMLElement): Promise<void> {
   try {
     st = await providerState(client, c, owner);
   } catch (e) {
-    put(page, heading, notice("error", `Cannot read the provider from ${rpcOrigin(c)}: ${brief(e)}`));
+    putPage(seq, heading, notice("error", `Cannot read the provider from ${rpcOrigin(c)}: ${brief(e)}`));
     return;
   }
   const status = h("div", { "aria-live": "polite", id: "provider-status" }, message);
@@ -155,8 +168,8 @@ async function showProvider(c: Config, message?: HTMLElement): Promise<void> {
       );
       return b;
     });
-  put(
-    page,
+  putPage(
+    seq,
     heading,
     status,
     h(
@@ -215,16 +228,17 @@ async function showProvider(c: Config, message?: HTMLElement): Promise<void> {
 
 /** A job: its phases, and its result checked in this browser (and proven wrong from it). */
 async function showJob(c: Config, id: Hex): Promise<void> {
+  const seq = ++renders;
   const heading = h("h2", {}, `Job ${id.slice(0, 10)}...`);
   let facts: JobFacts;
   try {
     facts = await jobFacts(client, c, id);
   } catch (e) {
-    put(page, heading, notice("error", `Cannot read the job from ${rpcOrigin(c)}: ${brief(e)}`));
+    putPage(seq, heading, notice("error", `Cannot read the job from ${rpcOrigin(c)}: ${brief(e)}`));
     return;
   }
   if (facts.phases.length === 0) {
-    put(page, heading, notice("error", `No order ${id} on this market.`));
+    putPage(seq, heading, notice("error", `No order ${id} on this market.`));
     return;
   }
   const outcome = h("div", { "aria-live": "polite", id: "result-status" });
@@ -307,8 +321,8 @@ async function showJob(c: Config, id: Hex): Promise<void> {
     );
   }
   const phases = h("div", {}, phasesTable(c, facts));
-  put(
-    page,
+  putPage(
+    seq,
     heading,
     h("p", {}, h("code", {}, id)),
     h("h3", {}, "Phases"),
@@ -369,32 +383,111 @@ async function refreshWallet(c: Config): Promise<void> {
   if (location.hash === "#provider") await showProvider(c);
 }
 
+/** Renders started: a page read from the chain is shown only if no newer one started meanwhile
+ * (a slow read of the market never covers the page the user went to since). */
+let renders = 0;
+
+function putPage(seq: number, ...children: (Node | string | null | undefined | false)[]): void {
+  if (seq === renders) put(page, ...children);
+}
+
+/** Set while a My jobs action waits on the wallet or the chain: the live refresh holds off. */
+let jobsBusy = false;
+/** Stops the live refresh of My jobs (another page, or a newer render). */
+let stopWatch: (() => void) | undefined;
+
+/**
+ * Every 2 s, when a block came: `refresh` if the market or the results module logged anything
+ * about `ids`, or a new order of `account`, since block `from`. Reads only logs, not each job.
+ */
+function watchJobs(c: Config, account: Address, ids: Hex[], from: bigint, refresh: () => void): void {
+  stopWatch?.();
+  let last = from;
+  let stopped = false;
+  const market = contract(c, "Market").address;
+  const results = contract(c, "Results").address;
+  const mine = encodeEventTopics({ abi: marketAbi, eventName: "OrderCreated", args: { tenant: account } });
+  const timer = setInterval(async () => {
+    if (stopped || jobsBusy || location.hash !== "#jobs") return;
+    try {
+      const head = await client.getBlockNumber();
+      if (head <= last) return;
+      const range = { fromBlock: toHex(last + 1n), toBlock: toHex(head) };
+      const [touching, created] = await Promise.all([
+        ids.length
+          ? (client.request({
+              method: "eth_getLogs",
+              params: [{ address: [market, results], topics: [null, ids], ...range }],
+            } as never) as Promise<unknown[]>)
+          : Promise.resolve([]),
+        client.request({
+          method: "eth_getLogs",
+          params: [{ address: market, topics: mine, ...range }],
+        } as never) as Promise<unknown[]>,
+      ]);
+      last = head;
+      if (!stopped && (touching.length > 0 || created.length > 0)) {
+        stopWatch?.();
+        refresh();
+      }
+    } catch {
+      // The RPC did not answer: the next tick asks again.
+    }
+  }, 2_000);
+  stopWatch = () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+}
+
 /** My jobs, with `message` (what the last action did) above the table. */
 async function showJobs(c: Config, message?: HTMLElement): Promise<void> {
+  const seq = ++renders;
   const heading = h("h2", {}, "My jobs");
   if (!session?.account || session.chainId !== c.chainId) {
-    put(page, heading, notice("info", `Connect a wallet on ${chainName(c)} to see your orders and leases.`));
+    putPage(seq, heading, notice("info", `Connect a wallet on ${chainName(c)} to see your orders and leases.`));
     return;
   }
   const account = session.account as Address;
   const wallet = session.wallet.provider;
-  const status = h("div", { "aria-live": "polite" }, message);
+  const status = h("div", { "aria-live": "polite", id: "jobs-status" }, message);
   // Runs `action`; on failure nothing changed on chain (WEB-04): the page says why, and the
-  // button works again.
+  // button works again. The live refresh waits while it runs.
   const attempt = (button: HTMLButtonElement, pending: string, action: () => Promise<HTMLElement>) => {
     button.disabled = true;
+    jobsBusy = true;
     put(status, notice("info", pending));
     action()
-      .then((done) => showJobs(c, done))
+      .then((done) => {
+        jobsBusy = false;
+        return showJobs(c, done);
+      })
       .catch((e) => {
+        jobsBusy = false;
         button.disabled = false;
         put(status, notice("error", reverted(e)));
       });
   };
   try {
     const [jobs, head] = await Promise.all([myJobs(client, c, account), client.getBlock({ blockTag: "latest" })]);
-    put(
-      page,
+    // Live: what the chain logs about these jobs (or a new order of this account) re-reads them,
+    // keeping the last message and any amount typed.
+    watchJobs(c, account, jobs.map((j) => j.id), head.number, () => {
+      const typed = new Map(
+        [...page.querySelectorAll<HTMLInputElement>("input[aria-label^='Top-up amount']")].map((i) => [
+          i.getAttribute("aria-label"),
+          i.value,
+        ]),
+      );
+      const last = document.getElementById("jobs-status")?.firstElementChild as HTMLElement | null;
+      void showJobs(c, last ?? undefined).then(() => {
+        for (const i of page.querySelectorAll<HTMLInputElement>("input[aria-label^='Top-up amount']")) {
+          i.value = typed.get(i.getAttribute("aria-label")) ?? i.value;
+        }
+      });
+    });
+    putPage(
+      seq,
       heading,
       ...lowBalanceWarnings(c, jobs, Number(head.timestamp)),
       status,
@@ -439,7 +532,7 @@ async function showJobs(c: Config, message?: HTMLElement): Promise<void> {
       }),
     );
   } catch (e) {
-    put(page, heading, notice("error", `Cannot read your orders from ${rpcOrigin(c)}: ${brief(e)}`));
+    putPage(seq, heading, notice("error", `Cannot read your orders from ${rpcOrigin(c)}: ${brief(e)}`));
   }
 }
 
@@ -449,6 +542,7 @@ function input(attrs: Record<string, string>): HTMLInputElement {
 
 /** New job: the form (or TOML), checked by the CLI's code, then one signature and one transaction. */
 function showNewJob(c: Config): void {
+  const seq = ++renders;
   const tokens = c.deployments.tokens;
   const name = input({ id: "f-name", value: "matmul from the console" });
   const n = input({ id: "f-n", type: "number", min: "1", value: "256" });
@@ -571,8 +665,8 @@ function showNewJob(c: Config): void {
       checkButton.disabled = false;
     }
   });
-  put(
-    page,
+  putPage(
+    seq,
     h("h2", {}, "New job"),
     h(
       "p",
@@ -631,6 +725,7 @@ function offerWallets(c: Config): void {
 }
 
 async function showMarket(c: Config): Promise<void> {
+  const seq = ++renders;
   try {
     // The market's logs are read once and shared by the three tables.
     const [created, started] = await Promise.all([orderLogs(client, c), leaseLogs(client, c)]);
@@ -639,8 +734,8 @@ async function showMarket(c: Config): Promise<void> {
       providers(client, c, started),
     ]);
     const cleared = clearingPrices(created, started);
-    put(
-      page,
+    putPage(
+      seq,
       h("h2", {}, "Market"),
       h("h3", {}, "Orders taking bids"),
       ordersTable(c, orders),
@@ -650,8 +745,8 @@ async function showMarket(c: Config): Promise<void> {
       providersTable(c, provs),
     );
   } catch (e) {
-    put(
-      page,
+    putPage(
+      seq,
       h("h2", {}, "Market"),
       notice("error", `Cannot read the market from ${rpcOrigin(c)}: ${brief(e)}. Is the node running?`),
     );

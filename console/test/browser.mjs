@@ -21,8 +21,9 @@
 // - My jobs: a service lease about to run dry is warned about; top-ups (a bad amount refused in
 //   words; an open order and a running lease topped up by what the page showed); a posted
 //   result accepted (closed on chain);
-// - a job's page: its phases; a real provider node's honest matmul_i8 result verified in the
-//   browser (root, size, Freivalds), and a wrong one (the node's [testing] switch) caught and
+// - a job's page: its phases; a real provider node's honest matmul_i8 result (submitted from the
+//   page, followed live in My jobs) verified in the browser (root, size, Freivalds) and accepted,
+//   and a wrong one (the node's [testing] switch) caught and
 //   proven from the page (the lease faults on chain);
 // - the provider page, with the owner's cold key in the wallet: a consent for another owner
 //   refused, register with the operator's consent, stake with one permit (the signed amount and
@@ -642,12 +643,33 @@ async function main() {
     await page.getByRole("table", { name: "Phases" }).waitFor({ timeout: 15000 });
   };
 
+  // The whole path from the page: submitted from New job (the form: n = 64, instant), run by the
+  // node, its result verified here, then accepted from My jobs.
   let node = runNode(false);
-  const honest = submitSmall();
+  await page.getByRole("link", { name: "New job" }).click();
+  await page.getByLabel("Matrix size n").fill("64");
+  await page.getByLabel("Instant (first bid wins)").check();
+  await page.getByRole("button", { name: "Write the form into the spec" }).click();
+  await page.getByRole("button", { name: "Check" }).click();
+  await page.locator("#permit-amount").waitFor({ timeout: 10000 });
+  await page.getByRole("button", { name: "Submit" }).click();
+  const honest = (await page.getByText(/^Ordered 0x[0-9a-f]{64}/).innerText({ timeout: 30000 })).match(/0x[0-9a-f]{64}/)[0];
+  // My jobs, left open, follows the chain: the result posted shows up without a click.
+  await page.getByRole("link", { name: "Follow it in My jobs" }).click();
+  await mine.waitFor({ timeout: 15000 });
+  const live = await page
+    .getByRole("button", { name: `Accept result of ${honest.slice(0, 10)}` })
+    .waitFor({ timeout: 90000 })
+    .then(
+      () => true,
+      () => false,
+    );
+  check(live, `My jobs follows the chain live: the posted result appears without a reload${live ? "" : `\n${node.output()}`}`);
   await until("the honest result posted", 90, () => kindOf(honest) === 2).catch((e) => {
     throw new Error(`${e.message}\n${node.output()}`);
   });
-  await openJob(honest);
+  await page.locator(`a[href="#job/${honest}"]`).click();
+  await page.getByRole("table", { name: "Phases" }).waitFor({ timeout: 15000 });
   const phasesText = await page.getByRole("table", { name: "Phases" }).innerText();
   check(
     phasesText.includes("ordered") && phasesText.includes("leased to") && phasesText.includes("result posted: 16384 bytes"),
@@ -659,6 +681,10 @@ async function main() {
     .waitFor({ timeout: 30000 })
     .then(() => true, () => false);
   check(verified, `an honest product is verified in the browser (root, size, Freivalds)${verified ? "" : `: ${await page.locator("#result-status").innerText()}`}`);
+  await page.getByRole("link", { name: "My jobs" }).click();
+  await page.getByRole("button", { name: `Accept result of ${honest.slice(0, 10)}` }).click();
+  await page.getByText(new RegExp(`^Closed ${honest}: paid`)).waitFor({ timeout: 30000 });
+  check(lensStatus(honest) === 3, "submitted, run, verified in the browser and accepted, all from the page");
   node.p.kill("SIGINT");
   await until("the node stopped", 30, () => node.p.exitCode !== null);
 
