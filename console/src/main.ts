@@ -28,7 +28,16 @@ import {
 } from "./market";
 import { cancel, closeLease, jobsTable, lowBalanceWarnings, myJobs, reverted, topUp } from "./jobs";
 import { type JobFacts, checkResult, jobFacts, phasesTable, proveFraud } from "./job";
-import { type ProviderState, providerState, register, stake, stakingCall, withdrawEarnings } from "./provider";
+import {
+  type Earnings,
+  type ProviderState,
+  earnings,
+  providerState,
+  register,
+  stake,
+  stakingCall,
+  withdrawEarnings,
+} from "./provider";
 import { type CheckedOrder, checkSpec, field, specToml, submitOrder } from "./newjob";
 import { type Announced, discover, explain, safeIcon } from "./wallet";
 import "./style.css";
@@ -78,8 +87,9 @@ async function showProvider(c: Config, message?: HTMLElement): Promise<void> {
   const owner = session.account as Address;
   const wallet = session.wallet.provider;
   let st: ProviderState;
+  let earned: Earnings;
   try {
-    st = await providerState(client, c, owner);
+    [st, earned] = await Promise.all([providerState(client, c, owner), earnings(client, c, owner)]);
   } catch (e) {
     putPage(seq, heading, notice("error", `Cannot read the provider from ${rpcOrigin(c)}: ${brief(e)}`));
     return;
@@ -156,7 +166,7 @@ async function showProvider(c: Config, message?: HTMLElement): Promise<void> {
       return `Withdrew ${stakeText(st.unbonding)} to ${owner}.`;
     }),
   );
-  const earnings = st.marketCredits
+  const withdrawals = st.marketCredits
     .filter((m) => m.amount > 0n)
     .map((m) => {
       const b = h("button", { type: "button" }, `Withdraw ${amount(c, m.token.address, m.amount)} of earnings`) as HTMLButtonElement;
@@ -195,6 +205,10 @@ async function showProvider(c: Config, message?: HTMLElement): Promise<void> {
           ? stakeText(0n)
           : `${stakeText(st.unbonding)}, ${released ? "withdrawable now" : `withdrawable from ${new Date(st.releaseAt * 1000).toISOString().replace(".000Z", "Z")}`}`,
       ),
+      h("dt", {}, "leases won"),
+      h("dd", { id: "leases-won" }, `${earned.leases}, of which ${earned.faulted} faulted`),
+      h("dt", {}, "paid by closed leases"),
+      h("dd", { id: "paid" }, earned.paid.map((p) => amount(c, p.token.address, p.amount)).join(", ")),
       h("dt", {}, "earnings to withdraw"),
       h("dd", {}, st.marketCredits.map((m) => amount(c, m.token.address, m.amount)).join(", ")),
       h("dt", {}, "slash compensation to withdraw"),
@@ -222,7 +236,7 @@ async function showProvider(c: Config, message?: HTMLElement): Promise<void> {
       st.unbonding > 0n ? withdrawButton : null,
     ),
     h("h3", {}, "Earnings"),
-    earnings.length ? h("p", {}, ...earnings) : h("p", {}, "Nothing to withdraw yet."),
+    withdrawals.length ? h("p", {}, ...withdrawals) : h("p", {}, "Nothing to withdraw yet."),
   );
 }
 

@@ -262,3 +262,61 @@ export async function withdrawEarnings(
   });
   await sendSimulated(client, c, wallet, owner, request);
 }
+
+/** What the provider earned and lost, from the market's events. */
+export interface Earnings {
+  /** Leases it won (LeaseStarted naming it). */
+  leases: number;
+  /** Paid to it by its closed leases (LeaseClosed.toProvider), per token. */
+  paid: { token: Token; amount: bigint }[];
+  /** Its leases faulted (a fault proven: its collateral slashed). */
+  faulted: number;
+}
+
+/** `owner`'s leases and what their closes paid it, read from the market's logs. */
+export async function earnings(client: PublicClient, c: Config, owner: Address): Promise<Earnings> {
+  const market = contract(c, "Market");
+  const range = { fromBlock: BigInt(market.block), toBlock: "latest" as const };
+  const started = await client.getContractEvents({
+    address: market.address,
+    abi: marketAbi,
+    eventName: "LeaseStarted",
+    args: { provider: owner },
+    ...range,
+  });
+  const ids = started.map((l) => (l as unknown as { args: { orderId: Hex } }).args.orderId);
+  const paid = new Map<string, bigint>();
+  let faulted = 0;
+  // A log filter names at most 100 ids (RPCs cap a topic's alternatives).
+  for (let i = 0; i < ids.length; i += 100) {
+    const chunk = ids.slice(i, i + 100);
+    const [created, closed, faults] = await Promise.all(
+      (["OrderCreated", "LeaseClosed", "LeaseFaulted"] as const).map((eventName) =>
+        client.getContractEvents({
+          address: market.address,
+          abi: marketAbi,
+          eventName,
+          args: { [eventName === "OrderCreated" ? "orderId" : "leaseId"]: chunk } as never,
+          ...range,
+        }),
+      ),
+    );
+    const tokenOf = new Map(
+      created.map((l) => {
+        const a = (l as unknown as { args: { orderId: Hex; token: Address } }).args;
+        return [a.orderId, a.token.toLowerCase()];
+      }),
+    );
+    for (const l of closed) {
+      const a = (l as unknown as { args: { leaseId: Hex; toProvider: bigint } }).args;
+      const t = tokenOf.get(a.leaseId) ?? "";
+      paid.set(t, (paid.get(t) ?? 0n) + BigInt(a.toProvider));
+    }
+    faulted += faults.length;
+  }
+  return {
+    leases: ids.length,
+    paid: c.deployments.tokens.map((token) => ({ token, amount: paid.get(token.address.toLowerCase()) ?? 0n })),
+    faulted,
+  };
+}

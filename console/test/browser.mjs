@@ -792,6 +792,25 @@ async function main() {
     `the unbonded 15 USDC withdrawn to the owner after the unbonding period (${usdcAfter - usdcBefore})`,
   );
   await page.screenshot({ path: join(shots, "console-provider.png"), fullPage: true });
+
+  // The first provider's owner: its four leases (one faulted), and what their closes paid it,
+  // as LeaseClosed.toProvider says, summed here from the logs.
+  await page.evaluate((a) => window.__switchAccount(a), "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc");
+  await page.locator("#owner", { hasText: "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc" }).waitFor({ timeout: 15000 });
+  const closedTopic = execFileSync(join(root, "node_modules", ".bin", "cast"), [
+    "keccak", "LeaseClosed(bytes32,uint8,uint96,uint96,uint96,uint96,uint96,uint48,bool)",
+  ], { encoding: "utf8" }).trim();
+  let toProvider = 0n;
+  for (const id of [leased, honest, cheated, service]) {
+    const data = cast("logs", "--address", market, "--from-block", "0", closedTopic, id).match(/data: 0x([0-9a-f]+)/)?.[1];
+    if (data) toProvider += BigInt(`0x${data.slice(128, 192)}`);
+  }
+  const won = (await page.locator("#leases-won").innerText()).trim();
+  const paidText = (await page.locator("#paid").innerText()).trim();
+  check(
+    won === "4, of which 1 faulted" && paidText === `${usdcText(toProvider)} USDC` && toProvider > 0n,
+    `the provider page's earnings are the chain's: ${won} leases; paid ${paidText} (logs: ${toProvider})`,
+  );
   await page.getByRole("link", { name: "Market" }).click();
   await page.getByRole("table", { name: "Orders taking bids" }).waitFor({ timeout: 15000 });
 
