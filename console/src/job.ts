@@ -19,7 +19,7 @@ import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { abi as resultsAbi } from "../../target/abi/Results.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
-import { sendSimulated } from "./jobs";
+import { simulateAndSend } from "./jobs";
 import { amount } from "./market";
 import { type Fraud, generate, localize, randomSeed, resultRoot, specHash } from "./verify";
 import type { Eip1193 } from "./wallet";
@@ -214,7 +214,7 @@ export async function proveFraud(
   const created = f.created as Args;
   const job = seededJob(created);
   if (!job || !f.posted) throw new Error("only a seeded matmul_i8 result can be proven wrong here");
-  const { request } = await client.simulateContract({
+  const receipt = await simulateAndSend(client, c, wallet, account, {
     address: f.module,
     abi: resultsAbi,
     functionName: "proveMatmulFraud",
@@ -230,9 +230,7 @@ export async function proveFraud(
       fraud.leaf,
       fraud.proof,
     ],
-    account,
   });
-  const receipt = await sendSimulated(client, c, wallet, account, request);
   const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "LeaseFaulted" });
   const args = (ev as unknown as { args: { slashed: bigint; refund: bigint } }).args;
   return { slashed: BigInt(args.slashed), refund: BigInt(args.refund) };

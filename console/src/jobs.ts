@@ -110,14 +110,12 @@ export async function cancel(
   job: MyJob,
 ): Promise<bigint> {
   const market = contract(c, "Market").address;
-  const { request } = await client.simulateContract({
+  const receipt = await simulateAndSend(client, c, wallet, account, {
     address: market,
     abi: adminAbi,
     functionName: "cancelOrder",
     args: [job.id],
-    account,
   });
-  const receipt = await sendSimulated(client, c, wallet, account, request);
   const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "OrderCancelled" });
   return BigInt((ev as unknown as { args: { refund: bigint } }).args.refund);
 }
@@ -129,7 +127,7 @@ const erc20Abi = parseAbi([
 ]);
 
 /** Send `request` (a simulated call) through the wallet and wait for it to be mined. */
-export async function sendSimulated(
+async function sendSimulated(
   client: PublicClient,
   c: Config,
   wallet: Eip1193,
@@ -142,6 +140,19 @@ export async function sendSimulated(
   const receipt = await client.waitForTransactionReceipt({ hash });
   if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted on chain`);
   return receipt;
+}
+
+/** Simulate `call` from `account` (a revert is explained and nothing is sent), then send it
+ * through the wallet and wait for it to be mined. */
+export async function simulateAndSend(
+  client: PublicClient,
+  c: Config,
+  wallet: Eip1193,
+  account: Address,
+  call: { address: Address; abi: readonly unknown[]; functionName: string; args: readonly unknown[] },
+) {
+  const { request } = await client.simulateContract({ ...call, account } as never);
+  return sendSimulated(client, c, wallet, account, request);
 }
 
 /**
@@ -171,25 +182,21 @@ export async function topUp(
   }
   if (allowance < units) {
     step(`Approve ${amount(c, job.token, units)} to the market ${market} in your wallet (1 of 2)...`);
-    const { request } = await client.simulateContract({
+    await simulateAndSend(client, c, wallet, account, {
       address: job.token,
       abi: erc20Abi,
       functionName: "approve",
       args: [market, units],
-      account,
     });
-    await sendSimulated(client, c, wallet, account, request);
   }
   const expected = job.status === 2 ? job.provider : "0x0000000000000000000000000000000000000000";
   step(`Confirm the top-up of ${amount(c, job.token, units)} in your wallet...`);
-  const { request } = await client.simulateContract({
+  const receipt = await simulateAndSend(client, c, wallet, account, {
     address: market,
     abi: adminAbi,
     functionName: "topUp",
     args: [job.id, units, expected],
-    account,
   });
-  const receipt = await sendSimulated(client, c, wallet, account, request);
   const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "ToppedUp" });
   return BigInt((ev as unknown as { args: { escrow: bigint } }).args.escrow);
 }
@@ -212,14 +219,12 @@ export async function closeLease(
   account: Address,
   job: MyJob,
 ): Promise<Closed> {
-  const { request } = await client.simulateContract({
+  const receipt = await simulateAndSend(client, c, wallet, account, {
     address: contract(c, "Market").address,
     abi: marketAbi,
     functionName: "close",
     args: [job.id],
-    account,
   });
-  const receipt = await sendSimulated(client, c, wallet, account, request);
   const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "LeaseClosed" });
   const a = (ev as unknown as { args: Closed }).args;
   return { paid: BigInt(a.paid), refund: BigInt(a.refund), held: Boolean(a.held) };

@@ -7,7 +7,7 @@ import { type Address, type Hex, type PublicClient, formatUnits, parseEventLogs,
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { type Config, type Token, contract } from "./config";
 import { h } from "./dom";
-import { sendSimulated } from "./jobs";
+import { simulateAndSend } from "./jobs";
 import { type PermitShown, signPermit } from "./permit";
 import type { Eip1193 } from "./wallet";
 
@@ -141,14 +141,12 @@ export async function submitOrder(
     show,
   );
   show({ token, spender: market, value: deposit }, "Confirm the transaction in your wallet...");
-  const { request } = await client.simulateContract({
+  const receipt = await simulateAndSend(client, c, wallet, account, {
     address: market,
     abi: marketAbi,
     functionName: "createOrderWithPermit",
     args: [params, deadline, v, r, s],
-    account,
   });
-  const receipt = await sendSimulated(client, c, wallet, account, request);
   const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "OrderCreated" });
   const orderId = (ev as unknown as { args: { orderId: Hex } }).args.orderId;
   return { orderId, tx: receipt.transactionHash, block: receipt.blockNumber };

@@ -10,7 +10,7 @@ import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as stakingAbi } from "../../target/abi/Staking.json";
 import { type Config, type Token, contract } from "./config";
-import { sendSimulated } from "./jobs";
+import { simulateAndSend } from "./jobs";
 import { type PermitShown, signPermit } from "./permit";
 import type { Eip1193 } from "./wallet";
 
@@ -171,7 +171,7 @@ export async function register(
     throw new Error(`metadata URI "${metadata}": the node's public http(s) URL (keepers fetch signed bids there)`);
   }
   const updated = state.operator !== ZERO;
-  const { request } = await client.simulateContract({
+  await simulateAndSend(client, c, wallet, owner, {
     address: staking,
     abi: stakingAbi,
     functionName: updated ? "updateProvider" : "register",
@@ -187,9 +187,7 @@ export async function register(
       BigInt(consent.deadline),
       consent.signature,
     ],
-    account: owner,
   });
-  await sendSimulated(client, c, wallet, owner, request);
   return { updated, operator: consent.operator };
 }
 
@@ -216,14 +214,12 @@ export async function stake(
     show,
   );
   show({ token, spender: staking, value: units }, "Confirm the transaction in your wallet...");
-  const { request } = await client.simulateContract({
+  await simulateAndSend(client, c, wallet, owner, {
     address: staking,
     abi: stakingAbi,
     functionName: "stakeWithPermit",
     args: [units, p.deadline, p.v, p.r, p.s],
-    account: owner,
   });
-  await sendSimulated(client, c, wallet, owner, request);
 }
 
 /** A Staking call from the owner (unbond, withdrawUnbonded, withdrawCredit), simulated first. */
@@ -235,14 +231,12 @@ export async function stakingCall(
   functionName: "unbond" | "withdrawUnbonded" | "withdrawCredit",
   args: unknown[],
 ): Promise<void> {
-  const { request } = await client.simulateContract({
+  await simulateAndSend(client, c, wallet, owner, {
     address: contract(c, "Staking").address,
     abi: stakingAbi,
     functionName,
     args,
-    account: owner,
   });
-  await sendSimulated(client, c, wallet, owner, request);
 }
 
 /** Withdraw the owner's market credit in `token` (its earnings not pushed) to itself. */
@@ -253,14 +247,12 @@ export async function withdrawEarnings(
   owner: Address,
   token: Token,
 ): Promise<void> {
-  const { request } = await client.simulateContract({
+  await simulateAndSend(client, c, wallet, owner, {
     address: contract(c, "Market").address,
     abi: marketAbi,
     functionName: "withdraw",
     args: [token.address, owner],
-    account: owner,
   });
-  await sendSimulated(client, c, wallet, owner, request);
 }
 
 /** What the provider earned and lost, from the market's events. */
