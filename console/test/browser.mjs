@@ -7,7 +7,7 @@
 //
 // The devnet gets three orders from the CLI (two with hostile spec URIs), a provider registered
 // and staked with its node's owner commands (a hostile metadata URI), and a lease (the provider's
-// operator bids with cast, the bid window is skipped, the order awarded).
+// operator bids with cast, the bid window is skipped, a real keeper awards it).
 //
 // Checks (SECURITY.md section P):
 // - WEB-02: the policy header is served, and a script the page did not ship does not run; the
@@ -174,7 +174,36 @@ async function main() {
   cast("send", market, "bid(bytes32,uint96)", leased, "416666666666667", ...operatorKey);
   cast("rpc", "evm_increaseTime", "60");
   cast("rpc", "evm_mine");
-  cast("send", market, "award(bytes32,(uint96,uint48,bytes)[])", leased, "[]", ...operatorKey);
+  // A real keeper awards it (award only: the test's later states stay the page's doing), then stops.
+  chmodSync(join(keys, "keeper.json"), 0o600);
+  const keeperToml = join(dir, "keeper.toml");
+  writeFileSync(
+    keeperToml,
+    [
+      "[chain]",
+      `rpc = "${rpc}"`,
+      `deployments = "${deployments}"`,
+      "poll_ms = 200",
+      "[wallet]",
+      `keystore = "${join(keys, "keeper.json")}"`,
+      `password = "${password}"`,
+      "[strategies]",
+      "award = true",
+      ...["settle", "close", "no_show", "missed_deadline", "stale_heartbeat", "verify", "challenge"].map((k) => `${k} = false`),
+      "[http]",
+      `listen = "127.0.0.1:${await freePort()}"`,
+      "[data]",
+      `dir = "${join(dir, "keeper-data")}"`,
+      "",
+    ].join("\n"),
+  );
+  const keeper = start(bin("gridlease-keeper"), ["run", "--config", keeperToml]);
+  await until("the keeper's award", 60, () => lensStatus(leased) === 2).catch((e) => {
+    throw new Error(`${e.message}\n${keeper.output()}`);
+  });
+  keeper.p.kill("SIGTERM");
+  await until("the keeper stopped", 30, () => keeper.p.exitCode !== null);
+  check(keeper.p.exitCode === 0, `a real keeper awarded the auction and stopped cleanly (exit ${keeper.p.exitCode})`);
 
   const port = await freePort();
   const consoleProc = start(bin("gridlease"), ["console", "--listen", `127.0.0.1:${port}`], env);
