@@ -5,6 +5,7 @@
 #define __forceinline__ inline
 #define __constant__
 struct gl_dim3 { unsigned int x, y, z; };
+struct int4 { int x, y, z, w; };
 static gl_dim3 blockIdx, blockDim, threadIdx;
 static inline unsigned long long __umul64hi(unsigned long long a, unsigned long long b) {
     return (unsigned long long)(((unsigned __int128)a * b) >> 64);

@@ -7,6 +7,8 @@ typedef unsigned int u32;
 typedef int i32;
 typedef unsigned char u8;
 typedef signed char i8;
+/* Four INT32s loaded at once (CUDA's int4). */
+typedef struct { i32 x, y, z, w; } gl_i32x4;
 /* Per thread: tests launch emulated kernels from several threads at once. */
 static _Thread_local u64 gl_emulated_id;
 #define GL_KERNEL void

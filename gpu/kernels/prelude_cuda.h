@@ -6,6 +6,8 @@ typedef unsigned int u32;
 typedef int i32;
 typedef unsigned char u8;
 typedef signed char i8;
+/* Four INT32s loaded at once: one 16-byte load. */
+typedef int4 gl_i32x4;
 #define GL_KERNEL extern "C" __global__ void
 #define GL_DEVICE static __device__ __forceinline__
 #define GL_CONSTANT __constant__ const

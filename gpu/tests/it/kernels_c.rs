@@ -614,21 +614,45 @@ fn freivalds_partials_are_exact_at_the_extremes_and_across_folds() {
         })
         .collect();
     let residue = |sum: i128| sum.rem_euclid(P as i128) as u64;
+    // Lane l of a row sums the groups of four elements g = l, l + lanes, ... (t = 4g .. 4g + 3).
     let want = |elem: &dyn Fn(u64, u64) -> i64| -> Vec<u64> {
         let mut out = vec![0u64; (rows * FV_LANES) as usize];
         for i in 0..rows {
             for l in 0..FV_LANES {
                 let mut s: i128 = 0;
-                let mut t = l;
-                while t < cols {
-                    s = (s + i128::from(elem(i, t)) * i128::from(v[t as usize])) % P as i128;
-                    t += FV_LANES;
+                let mut g = l;
+                while 4 * g < cols {
+                    for t in 4 * g..(4 * g + 4).min(cols) {
+                        s = (s + i128::from(elem(i, t)) * i128::from(v[t as usize])) % P as i128;
+                    }
+                    g += FV_LANES;
                 }
                 out[(l * rows + i) as usize] = residue(s);
             }
         }
         out
     };
+    // A row-major matrix of `rows` x `cols` at row stride `stride`, in 16-byte-aligned storage
+    // (the kernels load four elements at once when the stride is a multiple of four).
+    fn aligned<T: Copy + Default>(
+        rows: u64,
+        cols: u64,
+        stride: u64,
+        f: impl Fn(u64, u64) -> T,
+    ) -> Vec<u128> {
+        let bytes = (rows * stride) as usize * size_of::<T>();
+        let mut store = vec![0u128; bytes.div_ceil(16)];
+        // SAFETY: `store` holds at least rows * stride elements of T, and is 16-byte aligned.
+        let m = unsafe {
+            std::slice::from_raw_parts_mut(store.as_mut_ptr().cast::<T>(), (rows * stride) as usize)
+        };
+        for i in 0..rows {
+            for t in 0..cols {
+                m[(i * stride + t) as usize] = f(i, t);
+            }
+        }
+        store
+    }
 
     // Row 0 all INT32's minimum, row 1 all its maximum (sums of one sign: without the folds
     // they pass 2^63), row 2 mixed.
@@ -640,25 +664,27 @@ fn freivalds_partials_are_exact_at_the_extremes_and_across_folds() {
             _ => i64::from((t as i32).wrapping_mul(2_654_435_761u32 as i32)),
         }
     };
-    let c: Vec<i32> = (0..rows)
-        .flat_map(|i| (0..cols).map(move |t| i32_elem(i, t) as i32))
-        .collect();
     let mut got = vec![0u64; (rows * FV_LANES) as usize];
-    call!(
-        "emu_fv_rows_i32",
-        unsafe extern "C" fn(U64, *const i32, U64, U64, U64, *const U64, U64, *mut U64),
-        (
-            rows * FV_LANES,
-            c.as_ptr(),
-            rows,
-            cols,
-            cols,
-            v.as_ptr(),
-            FV_LANES,
-            got.as_mut_ptr()
-        )
-    );
-    assert!(got == want(&i32_elem), "INT32 rows");
+    // cols is odd: at stride cols the rows are read an element at a time; at a stride rounded
+    // up to 4 (and 16 with the plan's padding) four at a time. Both give the same partials.
+    for stride in [cols, cols.next_multiple_of(4), cols.next_multiple_of(16)] {
+        let c = aligned(rows, cols, stride, |i, t| i32_elem(i, t) as i32);
+        call!(
+            "emu_fv_rows_i32",
+            unsafe extern "C" fn(U64, *const i32, U64, U64, U64, *const U64, U64, *mut U64),
+            (
+                rows * FV_LANES,
+                c.as_ptr().cast::<i32>(),
+                rows,
+                cols,
+                stride,
+                v.as_ptr(),
+                FV_LANES,
+                got.as_mut_ptr()
+            )
+        );
+        assert!(got == want(&i32_elem), "INT32 rows at stride {stride}");
+    }
 
     let i8_elem = |i: u64, t: u64| -> i64 {
         match (i, t % 3) {
@@ -668,24 +694,24 @@ fn freivalds_partials_are_exact_at_the_extremes_and_across_folds() {
             _ => i64::from((t as u8) as i8),
         }
     };
-    let a: Vec<i8> = (0..rows)
-        .flat_map(|i| (0..cols).map(move |t| i8_elem(i, t) as i8))
-        .collect();
-    call!(
-        "emu_fv_rows_i8",
-        unsafe extern "C" fn(U64, *const i8, U64, U64, U64, *const U64, U64, *mut U64),
-        (
-            rows * FV_LANES,
-            a.as_ptr(),
-            rows,
-            cols,
-            cols,
-            v.as_ptr(),
-            FV_LANES,
-            got.as_mut_ptr()
-        )
-    );
-    assert!(got == want(&i8_elem), "INT8 rows");
+    for stride in [cols, cols.next_multiple_of(4), cols.next_multiple_of(16)] {
+        let a = aligned(rows, cols, stride, |i, t| i8_elem(i, t) as i8);
+        call!(
+            "emu_fv_rows_i8",
+            unsafe extern "C" fn(U64, *const i8, U64, U64, U64, *const U64, U64, *mut U64),
+            (
+                rows * FV_LANES,
+                a.as_ptr().cast::<i8>(),
+                rows,
+                cols,
+                stride,
+                v.as_ptr(),
+                FV_LANES,
+                got.as_mut_ptr()
+            )
+        );
+        assert!(got == want(&i8_elem), "INT8 rows at stride {stride}");
+    }
 
     // B r in chunks of FV_JCHUNK rows of B^T (n x k: row j is column j of B).
     let (n, k) = (FV_JCHUNK * 3 + 5, 4u64);
