@@ -17,8 +17,8 @@ use cudarc::{
         sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType},
     },
     driver::{
-        CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr,
-        DevicePtrMut, LaunchConfig, PushKernelArg,
+        CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView,
+        DevicePtr, DevicePtrMut, LaunchConfig, PinnedHostSlice, PushKernelArg,
     },
     nvrtc::{CompileOptions, Ptx},
 };
@@ -258,6 +258,9 @@ pub struct CudaMatmul {
     k: Kernels,
     /// Freivalds' buffers, kept for the next check of the same shape.
     fv_scratch: std::sync::Mutex<Option<FvScratch>>,
+    /// Page-locked host memory C's bytes are copied into (the DMA engine writes it directly; a
+    /// pageable `Vec` is staged through a driver buffer), kept and grown across jobs.
+    pinned: std::sync::Mutex<Option<PinnedHostSlice<u8>>>,
 }
 
 /// The buffers of one Freivalds check (every element is written before it is read).
@@ -305,6 +308,7 @@ impl CudaMatmul {
             blas,
             k,
             fv_scratch: std::sync::Mutex::new(None),
+            pinned: std::sync::Mutex::new(None),
         })
     }
 
@@ -515,9 +519,35 @@ impl CudaMatmul {
         let out = match (bytes, p.c_bytes() as usize) {
             (false, _) => None,
             (true, 0) => Some(Vec::new()),
-            (true, len) => Some(s.clone_dtoh(&enc.slice(0..len))?),
+            (true, len) => Some(self.bytes_to_host(&enc.slice(0..len))?),
         };
         Ok((B256::from_slice(&root), out))
+    }
+
+    /// `src` copied to the host through the pinned staging buffer (grown to fit, kept for the
+    /// next job), or, when page-locked memory cannot be had, straight into pageable memory.
+    fn bytes_to_host(&self, src: &CudaView<'_, u8>) -> Result<Vec<u8>, GpuError> {
+        let s = &self.stream;
+        let len = src.len();
+        let mut guard = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.as_ref().is_none_or(|p| p.len() < len) {
+            // The old buffer first: its memory is free for the new one.
+            *guard = None;
+            // Flags 0: cached, not write-combined (the host reads these bytes; write-combined
+            // memory, cudarc's default for `alloc_pinned`, is slow to read).
+            // SAFETY: the buffer is written by the copy below before any byte is read.
+            match unsafe { s.context().alloc_pinned_with_flags::<u8>(len.max(1), 0) } {
+                Ok(p) => *guard = Some(p),
+                Err(e) => {
+                    tracing::debug!(error = %e, bytes = len, "no page-locked memory: copying C to pageable memory");
+                    return Ok(s.clone_dtoh(src)?);
+                }
+            }
+        }
+        let pinned = guard.as_mut().ok_or(GpuError::NoDevice)?;
+        s.memcpy_dtoh(src, pinned)?;
+        // as_slice waits for the copy (the event the copy recorded).
+        Ok(pinned.as_slice()?[..len].to_vec())
     }
 
     /// Freivalds' check of C against A x B with the vector drawn from `r_seed`, exactly as
