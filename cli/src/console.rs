@@ -50,7 +50,7 @@ struct Site {
     dir: PathBuf,
     config: String,
     csp: HeaderValue,
-    /// The CLI's context (chain, deployment; no wallet is used), for `/api/order`.
+    /// The CLI's context (chain, deployment, guarded fetcher; no wallet is used), for `/api/`.
     ctx: Option<Arc<Ctx>>,
     /// `host:port` this server answers as.
     host: String,
