@@ -6,7 +6,6 @@
 import { type Address, type Hex, type PublicClient, formatUnits, parseEventLogs, toHex } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { type Config, type Token, contract } from "./config";
-import { h } from "./dom";
 import { simulateAndSend } from "./jobs";
 import { type PermitShown, signPermit } from "./permit";
 import type { Eip1193 } from "./wallet";
@@ -150,9 +149,4 @@ export async function submitOrder(
   const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "OrderCreated" });
   const orderId = (ev as unknown as { args: { orderId: Hex } }).args.orderId;
   return { orderId, tx: receipt.transactionHash, block: receipt.blockNumber };
-}
-
-/** A labelled input. */
-export function field(label: string, input: HTMLElement): HTMLElement {
-  return h("label", { class: "field" }, h("span", {}, label), input);
 }

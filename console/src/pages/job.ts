@@ -1,0 +1,115 @@
+// A job's page: its phases, and its result checked in the browser (see ../job.ts).
+
+import type { Address, Hex } from "viem";
+import { app, beginRender, brief, chainName, putPage } from "../app";
+import { type Config, rpcOrigin } from "../config";
+import { h, notice, put } from "../dom";
+import { type JobFacts, checkResult, jobFacts, phasesTable, proveFraud } from "../job";
+import { reverted } from "../jobs";
+import { amount } from "../market";
+
+/** A job: its phases, and its result checked in this browser (and proven wrong from it). */
+export async function showJob(c: Config, id: Hex): Promise<void> {
+  const seq = beginRender();
+  const heading = h("h2", {}, `Job ${id.slice(0, 10)}...`);
+  let facts: JobFacts;
+  try {
+    facts = await jobFacts(app.client, c, id);
+  } catch (e) {
+    putPage(seq, heading, notice("error", `Cannot read the job from ${rpcOrigin(c)}: ${brief(e)}`));
+    return;
+  }
+  if (facts.phases.length === 0) {
+    putPage(seq, heading, notice("error", `No order ${id} on this market.`));
+    return;
+  }
+  const outcome = h("div", { "aria-live": "polite", id: "result-status" });
+  const result: (HTMLElement | string)[] = [];
+  const posted = facts.posted;
+  if (posted) {
+    const checkButton = h("button", { type: "button" }, "Download and check the result") as HTMLButtonElement;
+    checkButton.addEventListener("click", async () => {
+      checkButton.disabled = true;
+      put(outcome, notice("info", "Downloading the result and checking it against the chain..."));
+      try {
+        const v = await checkResult(facts);
+        if (v.kind === "mismatch") {
+          put(outcome, notice("error", `The result does not match what the chain holds: ${v.why}. Challenge it: gridlease result ${id} --challenge`));
+        } else if (v.kind === "matches" && v.freivalds === "not-matmul") {
+          put(outcome, notice("info", `The ${posted.size} bytes match the root on chain (not a built-in job: there is no product to check).`));
+        } else if (v.kind === "matches") {
+          put(
+            outcome,
+            notice(
+              "info",
+              `Verified in this browser: the ${posted.size} bytes match the root on chain, and Freivalds' check with a random vector drawn here accepts the product (a wrong one passes with probability at most 1 in 2^61 - 1).`,
+            ),
+          );
+        } else {
+          const f = v.fraud;
+          const prove = h("button", { type: "button" }, "Prove fraud") as HTMLButtonElement;
+          prove.addEventListener("click", async () => {
+            if (!app.session?.account || app.session.chainId !== c.chainId) {
+              put(outcome, notice("error", `Connect a wallet on ${chainName(c)} first; nothing was sent.`), prove);
+              return;
+            }
+            prove.disabled = true;
+            try {
+              const r = await proveFraud(app.client, c, app.session.wallet.provider, app.session.account as Address, facts, f);
+              // The stake token is the deployment's first token (as the CLI reads it).
+              const stake = c.deployments.tokens[0];
+              put(
+                outcome,
+                notice(
+                  "info",
+                  `Proven: element (${f.i}, ${f.j}) is wrong on chain; the provider was slashed ${stake ? amount(c, stake.address, r.slashed) : `${r.slashed} units`} and ${amount(c, facts.token, r.refund)} refunded.`,
+                ),
+              );
+              const again = await jobFacts(app.client, c, id);
+              put(phases, phasesTable(c, again));
+            } catch (e) {
+              prove.disabled = false;
+              put(outcome, notice("error", reverted(e)), prove);
+            }
+          });
+          put(
+            outcome,
+            notice(
+              "error",
+              `WRONG: element (${f.i}, ${f.j}) of the product is ${f.claimed}; A x B gives ${f.correct}. The proof is ready: a leaf of ${(f.leaf.length - 2) / 2} bytes and ${f.proof.length} sibling hashes.`,
+            ),
+            prove,
+          );
+        }
+      } catch (e) {
+        put(outcome, notice("error", (e as Error).message));
+      } finally {
+        checkButton.disabled = false;
+      }
+    });
+    result.push(
+      h("h3", {}, "Result"),
+      h(
+        "dl",
+        {},
+        h("dt", {}, "root"),
+        h("dd", {}, h("code", {}, posted.root)),
+        h("dt", {}, "size"),
+        h("dd", {}, `${posted.size} bytes`),
+        h("dt", {}, "served at"),
+        h("dd", { class: "uri" }, posted.uri),
+      ),
+      checkButton,
+    );
+  }
+  const phases = h("div", {}, phasesTable(c, facts));
+  putPage(
+    seq,
+    heading,
+    h("p", {}, h("code", {}, id)),
+    h("h3", {}, "Phases"),
+    phases,
+    ...result,
+    outcome,
+  );
+}

@@ -1,0 +1,160 @@
+// My jobs: the account's orders and leases, kept live, and what the tenant can do with them
+// (see ../jobs.ts).
+
+import { type Address, type Hex, encodeEventTopics, parseUnits, toHex } from "viem";
+import { abi as marketAbi } from "../../../target/abi/Market.json";
+import { app, beginRender, brief, chainName, page, putPage } from "../app";
+import { type Config, contract, rpcOrigin } from "../config";
+import { h, notice, put } from "../dom";
+import { cancel, closeLease, jobsTable, lowBalanceWarnings, myJobs, reverted, topUp } from "../jobs";
+import { amount } from "../market";
+
+/** Set while a My jobs action waits on the wallet or the chain: the live refresh holds off. */
+let jobsBusy = false;
+/** Stops the live refresh of My jobs (another page, or a newer render). */
+let stopWatch: (() => void) | undefined;
+
+/** Stop the live refresh of My jobs (the user went to another page). */
+export function stopWatching(): void {
+  stopWatch?.();
+}
+
+/**
+ * Every 2 s, when a block came: `refresh` if the market or the results module logged anything
+ * about `ids`, or a new order of `account`, since block `from`. Reads only logs, not each job.
+ */
+function watchJobs(c: Config, account: Address, ids: Hex[], from: bigint, refresh: () => void): void {
+  stopWatch?.();
+  let last = from;
+  let stopped = false;
+  const market = contract(c, "Market").address;
+  const results = contract(c, "Results").address;
+  const mine = encodeEventTopics({ abi: marketAbi, eventName: "OrderCreated", args: { tenant: account } });
+  const timer = setInterval(async () => {
+    if (stopped || jobsBusy || location.hash !== "#jobs") return;
+    try {
+      const head = await app.client.getBlockNumber();
+      if (head <= last) return;
+      const range = { fromBlock: toHex(last + 1n), toBlock: toHex(head) };
+      const [touching, created] = await Promise.all([
+        ids.length
+          ? (app.client.request({
+              method: "eth_getLogs",
+              params: [{ address: [market, results], topics: [null, ids], ...range }],
+            } as never) as Promise<unknown[]>)
+          : Promise.resolve([]),
+        app.client.request({
+          method: "eth_getLogs",
+          params: [{ address: market, topics: mine, ...range }],
+        } as never) as Promise<unknown[]>,
+      ]);
+      last = head;
+      if (!stopped && (touching.length > 0 || created.length > 0)) {
+        stopWatch?.();
+        refresh();
+      }
+    } catch {
+      // The RPC did not answer: the next tick asks again.
+    }
+  }, 2_000);
+  stopWatch = () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+}
+
+/** My jobs, with `message` (what the last action did) above the table. */
+export async function showJobs(c: Config, message?: HTMLElement): Promise<void> {
+  const seq = beginRender();
+  const heading = h("h2", {}, "My jobs");
+  if (!app.session?.account || app.session.chainId !== c.chainId) {
+    putPage(seq, heading, notice("info", `Connect a wallet on ${chainName(c)} to see your orders and leases.`));
+    return;
+  }
+  const account = app.session.account as Address;
+  const wallet = app.session.wallet.provider;
+  const status = h("div", { "aria-live": "polite", id: "jobs-status" }, message);
+  // Runs `action`; on failure nothing changed on chain (WEB-04): the page says why, and the
+  // button works again. The live refresh waits while it runs.
+  const attempt = (button: HTMLButtonElement, pending: string, action: () => Promise<HTMLElement>) => {
+    button.disabled = true;
+    jobsBusy = true;
+    put(status, notice("info", pending));
+    action()
+      .then((done) => {
+        jobsBusy = false;
+        return showJobs(c, done);
+      })
+      .catch((e) => {
+        jobsBusy = false;
+        button.disabled = false;
+        put(status, notice("error", reverted(e)));
+      });
+  };
+  try {
+    const [jobs, head] = await Promise.all([myJobs(app.client, c, account), app.client.getBlock({ blockTag: "latest" })]);
+    // Live: what the chain logs about these jobs (or a new order of this account) re-reads them,
+    // keeping the last message and any amount typed.
+    watchJobs(c, account, jobs.map((j) => j.id), head.number, () => {
+      const typed = new Map(
+        [...page.querySelectorAll<HTMLInputElement>("input[aria-label^='Top-up amount']")].map((i) => [
+          i.getAttribute("aria-label"),
+          i.value,
+        ]),
+      );
+      const last = document.getElementById("jobs-status")?.firstElementChild as HTMLElement | null;
+      void showJobs(c, last ?? undefined).then(() => {
+        for (const i of page.querySelectorAll<HTMLInputElement>("input[aria-label^='Top-up amount']")) {
+          i.value = typed.get(i.getAttribute("aria-label")) ?? i.value;
+        }
+      });
+    });
+    putPage(
+      seq,
+      heading,
+      ...lowBalanceWarnings(c, jobs, Number(head.timestamp)),
+      status,
+      jobsTable(c, jobs, {
+        cancel: (job, button) =>
+          attempt(button, `Cancelling ${job.id}: confirm in your wallet...`, async () => {
+            const refund = await cancel(app.client, c, wallet, account, job);
+            return notice("info", `Cancelled ${job.id}; refunded ${amount(c, job.token, refund)}.`);
+          }),
+        topUp: (job, input, button) => {
+          const token = c.deployments.tokens.find((t) => t.address.toLowerCase() === job.token.toLowerCase());
+          let units: bigint;
+          try {
+            if (!/^\d+(\.\d+)?$/.test(input.value.trim())) throw new Error();
+            units = parseUnits(input.value.trim(), token?.decimals ?? 18);
+          } catch {
+            put(status, notice("error", `amount: "${input.value}" is not an amount of ${token?.symbol ?? "the token"} (e.g. 1.5)`));
+            return;
+          }
+          if (units === 0n) {
+            put(status, notice("error", "amount: must be more than zero"));
+            return;
+          }
+          attempt(button, `Topping up ${job.id} by ${amount(c, job.token, units)}...`, async () => {
+            const escrow = await topUp(app.client, c, wallet, account, job, units, (what) =>
+              put(status, notice("info", what)),
+            );
+            return notice(
+              "info",
+              `Topped up ${job.id} by ${amount(c, job.token, units)}; escrow now ${amount(c, job.token, escrow)}.`,
+            );
+          });
+        },
+        close: (job, button) =>
+          attempt(button, `Closing ${job.id}: confirm in your wallet...`, async () => {
+            const r = await closeLease(app.client, c, wallet, account, job);
+            return notice(
+              "info",
+              `Closed ${job.id}: paid ${amount(c, job.token, r.paid)}, refunded ${amount(c, job.token, r.refund)}.`,
+            );
+          }),
+      }),
+    );
+  } catch (e) {
+    putPage(seq, heading, notice("error", `Cannot read your orders from ${rpcOrigin(c)}: ${brief(e)}`));
+  }
+}
