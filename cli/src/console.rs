@@ -164,10 +164,14 @@ pub(crate) fn own_page(
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    if get(header::HOST) != Some(host) {
+    // The address it listens on, or `localhost` at its port: never another name (a DNS-rebinding
+    // page's requests carry the attacker's host name).
+    let port = host.rsplit_once(':').map_or("", |(_, p)| p);
+    let localhost = format!("localhost:{port}");
+    let Some(named) = get(header::HOST).filter(|h| *h == host || *h == localhost) else {
         return Err("this server answers requests for its own address only");
-    }
-    if get(header::ORIGIN) != Some(format!("http://{host}").as_str()) {
+    };
+    if get(header::ORIGIN) != Some(format!("http://{named}").as_str()) {
         return Err("only the console's own page may ask this");
     }
     let typed = get(header::CONTENT_TYPE)
@@ -417,9 +421,29 @@ mod tests {
             )
             .is_ok()
         );
+        // The page opened as localhost at the same port.
+        assert!(
+            super::own_page(
+                &headers(
+                    "localhost:7400",
+                    Some("http://localhost:7400"),
+                    "application/toml"
+                ),
+                host,
+                "application/toml"
+            )
+            .is_ok()
+        );
         for (h, origin, kind) in [
             // DNS rebinding: the attacker's name resolves to loopback, the Host stays theirs.
             ("evil.example:7400", Some(own), "application/toml"),
+            // localhost at another port, or mixing names between Host and Origin.
+            (
+                "localhost:7401",
+                Some("http://localhost:7401"),
+                "application/toml",
+            ),
+            ("localhost:7400", Some(own), "application/toml"),
             // Another site posting to the console (a form, or fetch without CORS).
             (host, Some("https://evil.example"), "application/toml"),
             (host, Some("null"), "application/toml"),
