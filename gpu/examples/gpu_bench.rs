@@ -49,16 +49,31 @@ fn args() -> Args {
         out_dir: "target/bench".into(),
         require_gpu: false,
     };
+    const USAGE: &str = "usage: gpu_bench [--n N] [--cpu-n N] [--reps N] [--trials N] [--out-dir DIR] [--require-gpu]";
+    // A bad command line says what is wrong and exits 2, without a panic's backtrace.
+    let refuse = |why: String| -> ! {
+        eprintln!("gpu_bench: {why}\n{USAGE}");
+        std::process::exit(2)
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--require-gpu" {
-            a.require_gpu = true;
-            continue;
+        match flag.as_str() {
+            "--require-gpu" => {
+                a.require_gpu = true;
+                continue;
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
+            _ => {}
         }
-        let val = it.next().unwrap_or_default();
+        let Some(val) = it.next() else {
+            refuse(format!("{flag} takes a value"))
+        };
         let num = || {
             val.parse::<u32>()
-                .unwrap_or_else(|_| panic!("{flag} takes a number"))
+                .unwrap_or_else(|_| refuse(format!("{flag} takes a number, not {val:?}")))
         };
         match flag.as_str() {
             "--n" => a.n = num(),
@@ -66,9 +81,7 @@ fn args() -> Args {
             "--reps" => a.reps = num().max(1),
             "--trials" => a.trials = num().max(1),
             "--out-dir" => a.out_dir = val.into(),
-            other => panic!(
-                "unknown flag {other}; flags: --n --cpu-n --reps --trials --out-dir --require-gpu"
-            ),
+            other => refuse(format!("unknown flag {other}")),
         }
     }
     a
