@@ -49,7 +49,7 @@ fn args() -> Args {
         out_dir: "target/bench".into(),
         require_gpu: false,
     };
-    const USAGE: &str = "usage: gpu_bench [--n N] [--cpu-n N] [--reps N] [--trials N] [--out-dir DIR] [--require-gpu]";
+    const USAGE: &str = "usage: gpu_bench [--n N] [--cpu-n N] [--reps N] [--trials N] [--out-dir DIR] [--require-gpu]\n       gpu_bench --ld-library-path DIR   (link the CUDA libraries found into DIR, print its path)";
     // A bad command line says what is wrong and exits 2, without a panic's backtrace.
     let refuse = |why: String| -> ! {
         eprintln!("gpu_bench: {why}\n{USAGE}");
