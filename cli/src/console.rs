@@ -51,7 +51,7 @@ struct Site {
     config: String,
     csp: HeaderValue,
     /// The CLI's context (chain, deployment, guarded fetcher; no wallet is used), for `/api/`.
-    ctx: Option<Arc<Ctx>>,
+    ctx: Arc<Ctx>,
     /// `host:port` this server answers as.
     host: String,
 }
@@ -192,6 +192,11 @@ fn json_response(site: &Site, status: StatusCode, body: &serde_json::Value) -> R
     )
 }
 
+/// An `/api/` request refused: `{"error": why}`.
+fn refuse(site: &Site, status: StatusCode, why: impl Into<String>) -> Response {
+    json_response(site, status, &json!({ "error": why.into() }))
+}
+
 /// `POST /api/order`: the spec in the body, checked as `gridlease submit --check` checks it; the
 /// order it makes (amounts in token units, as decimal strings) and what it says, or the error
 /// the CLI would print.
@@ -201,23 +206,12 @@ async fn check_order(
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(why) = own_page(&headers, &site.host, "application/toml") {
-        return json_response(&site, StatusCode::FORBIDDEN, &json!({ "error": why }));
+        return refuse(&site, StatusCode::FORBIDDEN, why);
     }
-    let Some(ctx) = site.ctx.clone() else {
-        return json_response(
-            &site,
-            StatusCode::NOT_FOUND,
-            &json!({ "error": "this server checks no specs" }),
-        );
-    };
     let Ok(text) = std::str::from_utf8(&body) else {
-        return json_response(
-            &site,
-            StatusCode::BAD_REQUEST,
-            &json!({ "error": "the spec: not UTF-8 text" }),
-        );
+        return refuse(&site, StatusCode::BAD_REQUEST, "the spec: not UTF-8 text");
     };
-    match crate::submit::prepare(&ctx, text, "the spec", None, false).await {
+    match crate::submit::prepare(&site.ctx, text, "the spec", None, false).await {
         Ok(p) => {
             let o = &p.order;
             json_response(
@@ -247,11 +241,7 @@ async fn check_order(
                 }),
             )
         }
-        Err(e) => json_response(
-            &site,
-            StatusCode::BAD_REQUEST,
-            &json!({ "error": format!("{e:#}") }),
-        ),
+        Err(e) => refuse(&site, StatusCode::BAD_REQUEST, format!("{e:#}")),
     }
 }
 
@@ -266,35 +256,35 @@ async fn result_bytes(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let refuse = |status, error: String| json_response(&site, status, &json!({ "error": error }));
     if let Err(why) = own_page(&headers, &site.host, "application/json") {
-        return refuse(StatusCode::FORBIDDEN, why.to_owned());
+        return refuse(&site, StatusCode::FORBIDDEN, why);
     }
-    let Some(ctx) = site.ctx.clone() else {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "this server fetches no results".into(),
-        );
-    };
+    let ctx = &site.ctx;
     let id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v["lease"].as_str()?.parse::<alloy::primitives::B256>().ok());
     let Some(id) = id else {
         return refuse(
+            &site,
             StatusCode::BAD_REQUEST,
-            "send {\"lease\": \"0x<32 bytes>\"}".into(),
+            "send {\"lease\": \"0x<32 bytes>\"}",
         );
     };
-    let facts = match crate::lease::Facts::load(&ctx, &[id]).await {
+    let facts = match crate::lease::Facts::load(ctx, &[id]).await {
         Ok(mut f) => f.pop(),
-        Err(e) => return refuse(StatusCode::BAD_GATEWAY, format!("{e:#}")),
+        Err(e) => return refuse(&site, StatusCode::BAD_GATEWAY, format!("{e:#}")),
     };
     let Some(posted) = facts.and_then(|f| f.result) else {
-        return refuse(StatusCode::NOT_FOUND, format!("{id} has no result posted"));
+        return refuse(
+            &site,
+            StatusCode::NOT_FOUND,
+            format!("{id} has no result posted"),
+        );
     };
     match ctx.fetcher.get_capped(&posted.uri, None, posted.size).await {
         Ok(bytes) => respond(&site, StatusCode::OK, "application/octet-stream", bytes),
         Err(e) => refuse(
+            &site,
             StatusCode::BAD_GATEWAY,
             format!(
                 "cannot download the result from its provider ({e}); if only the tenant may download it, use `gridlease result {id}`"
@@ -304,13 +294,13 @@ async fn result_bytes(
 }
 
 /// The router for `dir`, `config` (the JSON of `/config.json`) and `rpc`, answering as `host`
-/// (`host:port`); with `ctx`, it also checks specs (`/api/order`).
+/// (`host:port`), with `ctx` for the `/api/` routes.
 pub(crate) fn router(
     dir: PathBuf,
     config: serde_json::Value,
     rpc: &str,
     host: String,
-    ctx: Option<Arc<Ctx>>,
+    ctx: Arc<Ctx>,
 ) -> Result<Router> {
     let csp = HeaderValue::from_str(&policy(rpc)?).context("a policy header")?;
     let site = Arc::new(Site {
@@ -365,7 +355,7 @@ pub(crate) async fn run(ctx: Ctx, rpc: &str, listen: SocketAddr, dir: PathBuf) -
         .with_context(|| format!("--listen {listen}: cannot bind"))?;
     let host = listener.local_addr()?.to_string();
     let url = format!("http://{host}/");
-    let app = router(dir.clone(), config, rpc, host, Some(Arc::new(ctx)))?;
+    let app = router(dir.clone(), config, rpc, host, Arc::new(ctx))?;
     println!(
         "console    {url}  (bundle {}; Ctrl-C stops it)",
         dir.display()

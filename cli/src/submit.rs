@@ -133,8 +133,7 @@ pub(crate) async fn prepare(
     let params = ctx.lens()?.params().call().await.map_err(classify)?;
     if rate < u128::from(params.minPricePerSecond) {
         return user(format!(
-            "{}: price.max_per_hour is below the market minimum of {}",
-            name,
+            "{name}: price.max_per_hour is below the market minimum of {}",
             per_hour(u128::from(params.minPricePerSecond), &token)
         ));
     }
@@ -148,8 +147,7 @@ pub(crate) async fn prepare(
     }
     if t.bid_window > u64::from(params.maxBidWindow) {
         return user(format!(
-            "{}: price.bid_window {} is longer than this market allows ({})",
-            name,
+            "{name}: price.bid_window {} is longer than this market allows ({})",
             format_duration(t.bid_window),
             format_duration(u64::from(params.maxBidWindow))
         ));
@@ -180,8 +178,7 @@ pub(crate) async fn prepare(
         parse_amount(&t.collateral, stake.decimals).map_err(|e| field("collateral", e))?;
     if push && spec.run.workload.kind() == JobKind::MatmulI8 {
         return user(format!(
-            "{}: --push keeps the spec private, but keepers need a built-in job's spec to check its result; submit it without --push",
-            name
+            "{name}: --push keeps the spec private, but keepers need a built-in job's spec to check its result; submit it without --push"
         ));
     }
     let spec_uri = match (push, spec_uri) {

@@ -285,7 +285,6 @@ impl Config {
         };
         let wallet = raw.wallet.key(&file)?;
         let s = raw.strategies;
-        let s_close_grace = s.close_grace_s;
         let flags = Flags {
             award: s.award,
             settle: s.settle,
@@ -347,7 +346,7 @@ impl Config {
             l1_fee,
             wallet,
             flags,
-            close_grace_s: s_close_grace,
+            close_grace_s: s.close_grace_s,
             native_price: p.native_price.trim().to_owned(),
             margin_bps: p.margin_bps,
             min_profit: p.min_profit.trim().to_owned(),
