@@ -37,7 +37,6 @@ export interface Phase {
 /** What the page knows of a job. */
 export interface JobFacts {
   id: Hex;
-  status: number;
   module: Address;
   token: Address;
   phases: Phase[];
@@ -63,7 +62,10 @@ export async function jobFacts(client: PublicClient, c: Config, id: Hex): Promis
       args: [id],
     }) as Promise<Args>,
   ]);
-  const times = new Map<string, number>();
+  // Each block's time, read once and all at once.
+  const blocks = [...new Set(raw.map((l) => l.blockNumber))];
+  const stamps = await Promise.all(blocks.map((b) => client.getBlock({ blockNumber: BigInt(b) })));
+  const times = new Map(blocks.map((b, i) => [b, Number(stamps[i].timestamp)]));
   const phases: Phase[] = [];
   for (const log of raw) {
     let decoded: { eventName: string; args: unknown };
@@ -71,10 +73,6 @@ export async function jobFacts(client: PublicClient, c: Config, id: Hex): Promis
       decoded = decodeEventLog({ abi, topics: log.topics as [Hex, ...Hex[]], data: log.data }) as typeof decoded;
     } catch {
       continue;
-    }
-    if (!times.has(log.blockNumber)) {
-      const b = await client.getBlock({ blockNumber: BigInt(log.blockNumber) });
-      times.set(log.blockNumber, Number(b.timestamp));
     }
     phases.push({
       name: decoded.eventName,
@@ -87,7 +85,6 @@ export async function jobFacts(client: PublicClient, c: Config, id: Hex): Promis
   const posted = [...phases].reverse().find((p) => p.name === "ResultPosted")?.args;
   return {
     id,
-    status: Number(job.status),
     module: job.module as Address,
     // The order's token (a closed lease's view no longer names one).
     token: ((created?.token as Address | undefined) ?? job.token) as Address,

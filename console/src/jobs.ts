@@ -19,7 +19,7 @@ import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as adminAbi } from "../../target/abi/MarketAdmin.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
-import { amount, orderLogs, ordersWithState, perHour } from "./market";
+import { amount, orderLogs, ordersWithState, perHour, tokenOf } from "./market";
 import { type Eip1193, explain } from "./wallet";
 
 /** MarketLens.getJob's `status` codes (docs/reference.md §3). */
@@ -126,22 +126,6 @@ const erc20Abi = parseAbi([
   "function approve(address,uint256) returns (bool)",
 ]);
 
-/** Send `request` (a simulated call) through the wallet and wait for it to be mined. */
-async function sendSimulated(
-  client: PublicClient,
-  c: Config,
-  wallet: Eip1193,
-  account: Address,
-  // The request simulateContract returned (viem's types for it depend on each ABI).
-  request: unknown,
-) {
-  const walletClient = createWalletClient({ account, chain: chainOf(c), transport: custom(wallet) });
-  const hash = await walletClient.writeContract(request as never);
-  const receipt = await client.waitForTransactionReceipt({ hash });
-  if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted on chain`);
-  return receipt;
-}
-
 /** Simulate `call` from `account` (a revert is explained and nothing is sent), then send it
  * through the wallet and wait for it to be mined. */
 export async function simulateAndSend(
@@ -151,8 +135,13 @@ export async function simulateAndSend(
   account: Address,
   call: { address: Address; abi: readonly unknown[]; functionName: string; args: readonly unknown[] },
 ) {
+  // The simulation's request (viem's types for it depend on each ABI) is what the wallet sends.
   const { request } = await client.simulateContract({ ...call, account } as never);
-  return sendSimulated(client, c, wallet, account, request);
+  const walletClient = createWalletClient({ account, chain: chainOf(c), transport: custom(wallet) });
+  const hash = await walletClient.writeContract(request as never);
+  const receipt = await client.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted on chain`);
+  return receipt;
 }
 
 /**
@@ -250,7 +239,7 @@ const LOW_SECS = 600;
 /** Warnings for the service leases whose escrow is running out (`now`: the chain's time). */
 export function lowBalanceWarnings(c: Config, jobs: MyJob[], now: number): HTMLElement[] {
   return jobs.flatMap((j) => {
-    const decimals = c.deployments.tokens.find((t) => t.address.toLowerCase() === j.token.toLowerCase())?.decimals ?? 18;
+    const decimals = tokenOf(c, j.token)?.decimals ?? 18;
     const until = fundedUntil(j, decimals);
     if (until === undefined || (!j.lowBalance && until - now > LOW_SECS)) return [];
     return [

@@ -1,7 +1,7 @@
 // The Market page: orders taking bids, read from the chain (OrderCreated logs from the market's
 // deployment block, each order's state from MarketLens.getJob).
 
-import { type Address, type Hex, type PublicClient, formatUnits } from "viem";
+import { type Address, type Hex, type PublicClient, formatUnits, parseUnits } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { abi as stakingAbi } from "../../target/abi/Staking.json";
@@ -104,7 +104,17 @@ export async function openOrders(client: PublicClient, c: Config, created: Args[
     });
 }
 
-function tokenOf(c: Config, address: Address) {
+/** `text` in units of a token with `decimals`: a plain decimal with no more fraction digits than
+ * the token has (never rounded), or undefined. */
+export function tokenUnits(text: string, decimals: number): bigint | undefined {
+  const t = text.trim();
+  const m = /^\d+(?:\.(\d+))?$/.exec(t);
+  if (!m || (m[1]?.length ?? 0) > decimals) return undefined;
+  return parseUnits(t, decimals);
+}
+
+/** The deployment's token at `address`, if it lists one. */
+export function tokenOf(c: Config, address: Address) {
   return c.deployments.tokens.find((t) => t.address.toLowerCase() === address.toLowerCase());
 }
 

@@ -5,12 +5,13 @@
 // what has unbonded, and the provider's earnings (market credits) withdrawn. The checks and their
 // words are those of `gridlease-provider register` (provider/src/owner.rs).
 
-import { type Address, type Hex, type PublicClient, parseUnits } from "viem";
+import type { Address, Hex, PublicClient } from "viem";
 import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as stakingAbi } from "../../target/abi/Staking.json";
 import { type Config, type Token, contract } from "./config";
 import { simulateAndSend } from "./jobs";
+import { tokenOf, tokenUnits } from "./market";
 import { type PermitShown, signPermit } from "./permit";
 import type { Eip1193 } from "./wallet";
 
@@ -49,7 +50,7 @@ export async function providerState(client: PublicClient, c: Config, owner: Addr
     read("unbondingPeriod") as Promise<number>,
     client.getBlock({ blockTag: "latest" }),
   ]);
-  const stakeToken = c.deployments.tokens.find((t) => t.address.toLowerCase() === tokenAddress.toLowerCase()) ?? {
+  const stakeToken = tokenOf(c, tokenAddress) ?? {
     symbol: tokenAddress,
     address: tokenAddress,
     decimals: 18,
@@ -161,11 +162,12 @@ export async function register(
   }
   let ceilingUnits = U96_MAX;
   if (ceiling.trim() !== "all") {
-    if (!/^\d+(\.\d+)?$/.test(ceiling.trim())) {
+    const v = tokenUnits(ceiling, state.stakeToken.decimals);
+    if (v === undefined) {
       throw new Error(`ceiling "${ceiling}": "all", or an amount of ${state.stakeToken.symbol} (e.g. 500)`);
     }
-    ceilingUnits = parseUnits(ceiling.trim(), state.stakeToken.decimals);
-    if (ceilingUnits > U96_MAX) throw new Error(`ceiling "${ceiling}": too large`);
+    if (v > U96_MAX) throw new Error(`ceiling "${ceiling}": too large`);
+    ceilingUnits = v;
   }
   if (!/^https?:\/\/\S+$/.test(metadata)) {
     throw new Error(`metadata URI "${metadata}": the node's public http(s) URL (keepers fetch signed bids there)`);

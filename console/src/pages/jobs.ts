@@ -1,13 +1,13 @@
 // My jobs: the account's orders and leases, kept live, and what the tenant can do with them
 // (see ../jobs.ts).
 
-import { type Address, type Hex, encodeEventTopics, parseUnits, toHex } from "viem";
+import { type Address, type Hex, encodeEventTopics, toHex } from "viem";
 import { abi as marketAbi } from "../../../target/abi/Market.json";
 import { app, beginRender, brief, chainName, page, putPage } from "../app";
 import { type Config, contract, rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
 import { cancel, closeLease, jobsTable, lowBalanceWarnings, myJobs, reverted, topUp } from "../jobs";
-import { amount } from "../market";
+import { amount, tokenOf, tokenUnits } from "../market";
 
 /** Set while a My jobs action waits on the wallet or the chain: the live refresh holds off. */
 let jobsBusy = false;
@@ -121,12 +121,9 @@ export async function showJobs(c: Config, message?: HTMLElement): Promise<void> 
             return notice("info", `Cancelled ${job.id}; refunded ${amount(c, job.token, refund)}.`);
           }),
         topUp: (job, input, button) => {
-          const token = c.deployments.tokens.find((t) => t.address.toLowerCase() === job.token.toLowerCase());
-          let units: bigint;
-          try {
-            if (!/^\d+(\.\d+)?$/.test(input.value.trim())) throw new Error();
-            units = parseUnits(input.value.trim(), token?.decimals ?? 18);
-          } catch {
+          const token = tokenOf(c, job.token);
+          const units = tokenUnits(input.value, token?.decimals ?? 18);
+          if (units === undefined) {
             put(status, notice("error", `amount: "${input.value}" is not an amount of ${token?.symbol ?? "the token"} (e.g. 1.5)`));
             return;
           }

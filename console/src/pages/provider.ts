@@ -1,12 +1,12 @@
 // The provider owner's page (see ../provider.ts for what it reads and sends).
 
-import { type Address, parseUnits } from "viem";
+import type { Address } from "viem";
 import { app, beginRender, brief, chainName, field, input, putPage } from "../app";
 import type { Config } from "../config";
 import { rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
 import { reverted } from "../jobs";
-import { amount } from "../market";
+import { amount, tokenUnits } from "../market";
 import {
   type Earnings,
   type ProviderState,
@@ -56,12 +56,12 @@ export async function showProvider(c: Config, message?: HTMLElement): Promise<vo
       });
   };
   const units = (input: HTMLInputElement): bigint | undefined => {
-    const t = input.value.trim();
-    if (!/^\d+(\.\d+)?$/.test(t) || parseUnits(t, st.stakeToken.decimals) === 0n) {
+    const v = tokenUnits(input.value, st.stakeToken.decimals);
+    if (!v) {
       put(status, notice("error", `amount: "${input.value}" is not an amount of ${st.stakeToken.symbol} above zero (e.g. 100)`));
       return undefined;
     }
-    return parseUnits(t, st.stakeToken.decimals);
+    return v;
   };
 
   const consent = h("textarea", { id: "consent", rows: "8", cols: "72", spellcheck: "false" }) as HTMLTextAreaElement;
