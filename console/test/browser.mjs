@@ -365,7 +365,10 @@ async function main() {
   const refusals = [];
   tamperedPage.on("console", (m) => refusals.push(m.text()));
   await tamperedPage.goto(tamperedUrl);
-  await tamperedPage.waitForTimeout(2000);
+  // Chromium says when it blocks the script; then nothing of it may have run.
+  await until("Chromium's refusal of the script", 15, () => refusals.some((t) => /integrity|digest/i.test(t))).catch(
+    () => {},
+  );
   const ranTampered = await tamperedPage.evaluate(() => window.__pwned);
   const rendered = await tamperedPage.getByRole("table", { name: "Orders taking bids" }).count();
   check(
