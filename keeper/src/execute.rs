@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     check::{self, Found},
-    send::{book, journal, quote_value, send_bonded, watch},
+    send::{Followed, book, journal, quote_value, send_bonded, watch},
     shared::{Busy, IGasPriceOracle, Keeper, OP_GAS_ORACLE},
     strategy::{Action, Decision, ModuleParams, Price, Work, decide},
     view::Check,
@@ -307,12 +307,12 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
     let ids = w.action.ids();
     let action = w.action.name();
     if !value.is_zero() {
-        let (first, outcome) = send_bonded(k, to, input, value, &quote, action, &ids).await?;
+        let (first, end) = send_bonded(k, to, input, value, &quote, action, &ids).await?;
         info!(action, tx = %first, reward = %w.reward, bond_wei = %value, gas = quote.gas, "sent");
-        if matches!(&outcome, Ok(Outcome::Mined(r)) if r.status()) {
+        if matches!(&end, Followed::Chain(Ok(Outcome::Mined(r))) if r.status()) {
             k.metrics.bonds_posted.increment(1);
         }
-        return Ok(book(k, outcome, first, action, Some(w.token)));
+        return Ok(book(k, end, first, action, Some(w.token)));
     }
     let signed = {
         let _shared = k.send_gate.read().await;

@@ -10,6 +10,7 @@ use gridlease_bindings::{MarketLens, Staking};
 use gridlease_chain::{Client, classify, deployments::Deployments};
 use gridlease_keeper::{
     config::{Config, SAMPLE},
+    send::look,
     store::Store,
 };
 use gridlease_primitives::units::format_amount;
@@ -172,8 +173,24 @@ async fn status(path: &std::path::Path) -> Result<()> {
     println!("gas        {} ETH spent in all", format_amount(spent, 18));
     let pending = store.pending()?;
     println!("pending    {} transaction(s)", pending.len());
-    for t in pending {
-        println!("  {} {} ({} id(s))", t.hash, t.action, t.ids.len());
+    for t in &pending {
+        // What the node says now: the ledger is the running keeper's, and may lag the chain.
+        let at: Vec<_> = pending
+            .iter()
+            .filter(|p| p.nonce == t.nonce)
+            .map(|p| p.hash)
+            .collect();
+        let now = match look(&client, me, t.nonce, &at).await {
+            Ok(l) => l.describe(),
+            Err(e) => format!("the node could not be asked ({e})"),
+        };
+        println!(
+            "  {} {} nonce {} ({} id(s)): {now}",
+            t.hash,
+            t.action,
+            t.nonce,
+            t.ids.len()
+        );
     }
     for (name, n) in store.counters()? {
         if let Some(reason) = name.strip_prefix("skipped.") {

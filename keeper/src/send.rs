@@ -16,7 +16,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use gridlease_bindings::{Market, MarketLens, Staking};
-use gridlease_chain::{ChainError, classify_rpc};
+use gridlease_chain::{ChainError, Client, classify_rpc};
 use gridlease_daemon::{
     Backoff, lock,
     txm::{Outcome, Quote, Signed},
@@ -55,7 +55,7 @@ pub(crate) async fn quote_value(
 }
 
 /// Send a call carrying `value` wei (a challenge bond), journaled before broadcast like every
-/// other, and wait until it is mined. Every other send of the keeper waits meanwhile (see the
+/// other, and wait until it is mined (or [`until_end`] when the transaction manager gives up). Every other send of the keeper waits meanwhile (see the
 /// module docs): the transaction manager's next nonce is then known to the chain.
 pub(crate) async fn send_bonded(
     k: &Keeper,
@@ -65,7 +65,7 @@ pub(crate) async fn send_bonded(
     q: &Quote,
     action: &str,
     ids: &[B256],
-) -> Result<(B256, Result<Outcome, ChainError>), ChainError> {
+) -> Result<(B256, Followed), ChainError> {
     let _alone = k.send_gate.write().await;
     let p = &k.client().provider;
     let nonce = p
@@ -111,11 +111,12 @@ pub(crate) async fn send_bonded(
             }
         }
     }
-    let first = signed.hash;
-    let outcome =
+    let (first, nonce) = (signed.hash, signed.nonce);
+    let confirmed =
         k.tx.confirm(signed, Duration::from_secs(300), journal(k, action, ids))
             .await;
-    Ok((first, outcome))
+    drop(_alone);
+    Ok((first, until_end(k, first, nonce, confirmed, action).await))
 }
 
 /// The journal callback of the transaction manager: the signed transaction is in `sent` before
@@ -138,7 +139,10 @@ pub(crate) fn journal<'a>(
     }
 }
 
-/// Watch a sent transaction to its end and book it.
+/// Watch a sent transaction to its end and book it. The transaction manager bumps its fees for
+/// up to 10 minutes; after that, or for a transaction from the journal (its fees unknown), the
+/// keeper keeps [`follow`]ing it without bumps until it ends or the keeper stops, so the ledger
+/// never keeps a transaction "pending" that is mined, replaced or gone.
 pub(crate) async fn watch(
     k: &Keeper,
     signed: Signed,
@@ -146,27 +150,181 @@ pub(crate) async fn watch(
     ids: &[B256],
     token: Option<Address>,
 ) -> Busy {
-    let first = signed.hash;
-    let outcome = if signed.max_fee == 0 {
-        // From the journal after a restart: its fees are unknown, so only wait for it.
-        wait_mined(k, signed.hash).await
+    let (first, nonce) = (signed.hash, signed.nonce);
+    let confirmed = if signed.max_fee == 0 {
+        Err(ChainError::Network("journaled before a restart".into()))
     } else {
         k.tx.confirm(signed, Duration::from_secs(600), journal(k, action, ids))
             .await
     };
-    book(k, outcome, first, action, token)
+    let end = until_end(k, first, nonce, confirmed, action).await;
+    book(k, end, first, action, token)
 }
+
+/// The end of a transaction the transaction manager `confirmed`, or gave up confirming: then it
+/// is [`follow`]ed.
+pub(crate) async fn until_end(
+    k: &Keeper,
+    first: B256,
+    nonce: u64,
+    confirmed: Result<Outcome, ChainError>,
+    action: &str,
+) -> Followed {
+    match confirmed {
+        Ok(o) => Followed::Chain(Ok(o)),
+        Err(e) => {
+            info!(action, tx = %first, reason = %e, "following the transaction without fee bumps");
+            follow(k, first, nonce).await
+        }
+    }
+}
+
+/// How watching a transaction ended.
+pub(crate) enum Followed {
+    /// The transaction manager's answer: mined, or the nonce taken by another transaction.
+    Chain(Result<Outcome, ChainError>),
+    /// Neither it nor any fee bump of it is known to the node, and its nonce is still free.
+    Dropped,
+}
+
+/// What the node says of the transactions journaled at one nonce (see [`look`]).
+#[derive(Debug)]
+pub enum Look {
+    /// One of them is mined.
+    Mined(Box<TransactionReceipt>),
+    /// The nonce is used, by a transaction not among them.
+    Taken,
+    /// Not mined; the node knows at least one of them.
+    Known,
+    /// Not mined, the nonce is free and the node knows none of them.
+    Gone,
+}
+
+impl Look {
+    /// The state in words, for `gridlease-keeper status`.
+    pub fn describe(&self) -> String {
+        match self {
+            Look::Mined(r) => format!(
+                "mined in block {}; the running keeper books it at its next look",
+                r.block_number.unwrap_or(0)
+            ),
+            Look::Taken => "its nonce was taken by another transaction; the running keeper books \
+                            it as replaced"
+                .into(),
+            Look::Known => "waiting in the node's pool".into(),
+            Look::Gone => "the node does not know it and its nonce is free; the running keeper \
+                           books it as dropped and looks at its work again"
+                .into(),
+        }
+    }
+}
+
+/// Ask the node about `hashes`, all signed by `from` at `nonce`.
+pub async fn look(
+    client: &Client,
+    from: Address,
+    nonce: u64,
+    hashes: &[B256],
+) -> Result<Look, ChainError> {
+    let p = &client.provider;
+    for h in hashes {
+        if let Some(r) = p.get_transaction_receipt(*h).await.map_err(classify_rpc)? {
+            return Ok(Look::Mined(Box::new(r)));
+        }
+    }
+    // Asked after the receipts: a transaction mined in between shows as `Taken` once, and as
+    // `Mined` on the next look.
+    let used = p
+        .get_transaction_count(from)
+        .latest()
+        .await
+        .map_err(classify_rpc)?;
+    if used > nonce {
+        return Ok(Look::Taken);
+    }
+    for h in hashes {
+        // A mined transaction is known too, so one mined since the receipts were read is not
+        // taken for gone.
+        if p.get_transaction_by_hash(*h)
+            .await
+            .map_err(classify_rpc)?
+            .is_some()
+        {
+            return Ok(Look::Known);
+        }
+    }
+    Ok(Look::Gone)
+}
+
+/// Follow the transactions journaled at `nonce` (the first sent as `first`) without bumping
+/// them, until one is mined, the nonce is taken or the node knows none of them while the nonce
+/// stays free, each seen on [`LOOKS`] looks in a row; or until the keeper stops, which leaves them
+/// in the journal for the next start.
+async fn follow(k: &Keeper, first: B256, nonce: u64) -> Followed {
+    let mut last: Option<(bool, u32)> = None;
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        if k.stop.is_cancelled() {
+            return Followed::Chain(Err(ChainError::Network(
+                "the keeper is stopping; the next start watches it again".into(),
+            )));
+        }
+        let hashes = match lock(&k.store).pending_at(nonce) {
+            Ok(h) if h.is_empty() => vec![first],
+            Ok(h) => h,
+            Err(e) => return Followed::Chain(Err(ChainError::User(e.to_string()))),
+        };
+        let wait = match look(k.client(), k.address(), nonce, &hashes).await {
+            Ok(Look::Mined(r)) => return Followed::Chain(Ok(Outcome::Mined(r))),
+            Ok(Look::Known) => {
+                last = None;
+                backoff.succeeded();
+                Duration::from_secs(1)
+            }
+            Ok(seen @ (Look::Taken | Look::Gone)) => {
+                let taken = matches!(seen, Look::Taken);
+                let n = match last {
+                    Some((t, n)) if t == taken => n + 1,
+                    _ => 1,
+                };
+                if n >= LOOKS {
+                    return if taken {
+                        Followed::Chain(Ok(Outcome::NonceTaken))
+                    } else {
+                        Followed::Dropped
+                    };
+                }
+                last = Some((taken, n));
+                Duration::from_secs(1)
+            }
+            Err(e) => {
+                let wait = backoff.delay();
+                backoff.failed();
+                warn!(tx = %first, error = %e, "cannot look at a pending transaction; trying again");
+                wait
+            }
+        };
+        tokio::select! {
+            () = k.stop.cancelled() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Looks in a row that must agree before a transaction is booked as replaced or dropped (the
+/// transaction manager's nonce-taken count, as op's txmgr).
+const LOOKS: u32 = 3;
 
 /// Book how a transaction (first sent as `first`) ended; returns how long its ids stay busy.
 pub(crate) fn book(
     k: &Keeper,
-    outcome: Result<Outcome, ChainError>,
+    end: Followed,
     first: B256,
     action: &str,
     token: Option<Address>,
 ) -> Busy {
-    match outcome {
-        Ok(Outcome::Mined(r)) => {
+    match end {
+        Followed::Chain(Ok(Outcome::Mined(r))) => {
             let earned = earnings(k, &r, token);
             let gas = u128::from(r.gas_used).saturating_mul(r.effective_gas_price);
             lock(&k.spent).push_back((Instant::now(), gas));
@@ -194,35 +352,21 @@ pub(crate) fn book(
             }
             Busy::UntilBlock(r.block_number.unwrap_or(0))
         }
-        Ok(Outcome::NonceTaken) => {
+        Followed::Chain(Ok(Outcome::NonceTaken)) => {
             let _ = lock(&k.store).supersede(first, false);
             Busy::Until(Instant::now() + Duration::from_secs(5))
         }
-        Err(e) => {
+        Followed::Dropped => {
+            // Nothing of it is on chain: its work is looked at again (simulated first).
+            warn!(action, tx = %first, "the node no longer knows the transaction; booked as dropped");
+            let _ = lock(&k.store).drop_nonce(first);
+            Busy::Until(Instant::now() + Duration::from_secs(5))
+        }
+        Followed::Chain(Err(e)) => {
             warn!(action, tx = %first, error = %e, "not confirmed; still journaled");
             Busy::Until(Instant::now() + Duration::from_secs(60))
         }
     }
-}
-
-async fn wait_mined(k: &Keeper, hash: B256) -> Result<Outcome, ChainError> {
-    for _ in 0..600 {
-        if let Some(r) = k.tx.receipt(hash).await? {
-            return Ok(Outcome::Mined(Box::new(r)));
-        }
-        let known = k
-            .client()
-            .provider
-            .get_transaction_by_hash(hash)
-            .await
-            .map_err(classify_rpc)?
-            .is_some();
-        if !known {
-            return Ok(Outcome::NonceTaken);
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    Err(ChainError::Network(format!("{hash} not mined")))
 }
 
 /// What a mined transaction paid this keeper, per token, read from its logs: keeper fees of

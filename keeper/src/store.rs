@@ -282,6 +282,26 @@ impl Store {
         Ok(n)
     }
 
+    /// Everything still pending at the nonce of `hash` (it included) is booked as dropped: the
+    /// node knows none of it and the nonce is free, so none of it is on chain.
+    pub fn drop_nonce(&self, hash: B256) -> Result<usize, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE sent SET status = 'dropped' WHERE status = 'pending'
+               AND nonce = (SELECT nonce FROM sent WHERE hash = ?1)",
+            params![hash.as_slice()],
+        )?;
+        Ok(n)
+    }
+
+    /// The hashes still pending at `nonce`: a transaction and its fee bumps.
+    pub fn pending_at(&self, nonce: u64) -> Result<Vec<B256>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT hash FROM sent WHERE status = 'pending' AND nonce = ?1")?;
+        let rows = q.query_map([nonce], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|h| id(h?)).collect()
+    }
+
     /// Transactions sent but not known to be finished (to watch after a restart).
     pub fn pending(&self) -> Result<Vec<SentTx>, StoreError> {
         let mut q = self.conn.prepare(
@@ -439,7 +459,7 @@ fn write(
 pub struct LedgerRow {
     /// Action name.
     pub action: String,
-    /// mined | reverted | pending | replaced | failed.
+    /// mined | reverted | pending | replaced | dropped | failed.
     pub status: String,
     /// Token of the earnings.
     pub token: Option<alloy::primitives::Address>,
