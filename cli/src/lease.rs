@@ -114,6 +114,9 @@ pub(crate) struct Facts {
     pub(crate) horizon: u64,
     /// A service lease's provider lost its heartbeat since the last settlement.
     pub(crate) lapsed: bool,
+    /// What of its refund the token refused to send to the tenant, credited to the tenant in the
+    /// market instead (`Credited` in the transaction that cancelled, closed or faulted it).
+    pub(crate) credited: u128,
 }
 
 /// A state in words: a short word for scripts, a sentence for people, the command to run next.
@@ -198,6 +201,25 @@ impl Facts {
                 .topic1(topics.clone()),
         )
         .await?;
+        // A refund the token refused (a frozen tenant, a paused token) became a credit: found by
+        // the tenants' `Credited` events in the transactions that ended these ids.
+        let tenants: Vec<B256> = market_logs
+            .iter()
+            .filter(|l| l.topic0() == Some(&Market::OrderCreated::SIGNATURE_HASH))
+            .filter_map(|l| l.topics().get(2).copied())
+            .collect();
+        let credit_logs = if tenants.is_empty() {
+            Vec::new()
+        } else {
+            logs_since_deploy(
+                ctx,
+                &Filter::new()
+                    .address(ctx.market)
+                    .event_signature(Market::Credited::SIGNATURE_HASH)
+                    .topic2(tenants),
+            )
+            .await?
+        };
         let modules = ctx.modules().await?;
         let result_logs = logs_since_deploy(
             ctx,
@@ -231,6 +253,22 @@ impl Facts {
                 find(Market::LeaseFaulted::SIGNATURE_HASH).and_then(decode::<Market::LeaseFaulted>);
             let cancelled = find(Market::OrderCancelled::SIGNATURE_HASH)
                 .and_then(decode::<Market::OrderCancelled>);
+            let ended: Vec<B256> = [
+                Market::LeaseClosed::SIGNATURE_HASH,
+                Market::LeaseFaulted::SIGNATURE_HASH,
+                Market::OrderCancelled::SIGNATURE_HASH,
+            ]
+            .into_iter()
+            .filter_map(|sig| find(sig)?.transaction_hash)
+            .collect();
+            let tenant = created.as_ref().map(|c| c.tenant);
+            let credited: u128 = credit_logs
+                .iter()
+                .filter(|l| l.transaction_hash.is_some_and(|h| ended.contains(&h)))
+                .filter_map(decode::<Market::Credited>)
+                .filter(|c| Some(c.account) == tenant)
+                .map(|c| c.amount.try_into().unwrap_or(u128::MAX))
+                .sum();
             let results: Vec<&Log> = result_logs.iter().filter(of).collect();
             let result = results
                 .iter()
@@ -320,6 +358,7 @@ impl Facts {
                 cancelled,
                 horizon,
                 lapsed,
+                credited,
             });
         }
         Ok(out)
@@ -429,8 +468,9 @@ impl Facts {
             Status::Cancelled => s(
                 "cancelled",
                 format!(
-                    "cancelled: refunded {}",
-                    self.money(self.cancelled.as_ref().map_or(0, |c| c.refund.to()))
+                    "cancelled: refunded {}{}",
+                    self.money(self.cancelled.as_ref().map_or(0, |c| c.refund.to())),
+                    self.credited_note()
                 ),
             ),
             Status::Faulted => self.fault_state(),
@@ -587,9 +627,10 @@ impl Facts {
         let reason = c.and_then(|c| CloseReason::of(c.reason));
         let amounts = c.map_or_else(String::new, |c| {
             format!(
-                ": paid {}, refunded {}",
+                ": paid {}, refunded {}{}",
                 self.money(c.paid.to()),
-                self.money(c.refund.to())
+                self.money(c.refund.to()),
+                self.credited_note()
             )
         });
         let word = match reason {
@@ -660,7 +701,7 @@ impl Facts {
         let compensation: u128 = f.compensation.try_into().unwrap_or(u128::MAX);
         let fee: u128 = f.fee.to();
         let text = format!(
-            "{before}FAULTED ({}): the escrow refunded {}{}, compensation {}{}, the provider's stake slashed {}{}",
+            "{before}FAULTED ({}): the escrow refunded {}{}{}, compensation {}{}, the provider's stake slashed {}{}",
             short_string(f.kind),
             self.money(f.refund.to::<u128>() - fee),
             if fee > 0 {
@@ -668,6 +709,7 @@ impl Facts {
             } else {
                 String::new()
             },
+            self.credited_note(),
             money(compensation, &self.stake),
             if compensation > 0 {
                 " credited in staking (gridlease withdraw)"
@@ -686,6 +728,15 @@ impl Facts {
             text,
             next: (compensation > 0).then(|| "gridlease withdraw".to_owned()),
         }
+    }
+
+    /// What the refund's words add when the token refused it and the market credited it.
+    fn credited_note(&self) -> String {
+        if self.credited == 0 {
+            return String::new();
+        }
+        // The market pays a refund in one transfer: all of it, or all of it as a credit.
+        " (the token refused the transfer: credited to the tenant in the market instead; `gridlease withdraw` collects it)".into()
     }
 
     /// The JSON of `status` and `list`.
@@ -751,6 +802,8 @@ impl Facts {
             "cancelled": self.cancelled.as_ref().map(|c| json!({
                 "refund": c.refund.to::<u128>().to_string(),
             })),
+            // Of the refund: what the token refused to send, credited in the market instead.
+            "credited": self.credited.to_string(),
         })
     }
 }

@@ -6,6 +6,8 @@ import {MockStablecoin} from "./MockStablecoin.sol";
 /// @title UsdcLikeToken
 /// @notice USDC-like fixture (TOK-01, TOK-05, TOK-06): 6 decimals, permit, a blacklist that blocks
 /// sending and receiving, and a global pause. Only the deployer (admin) may blacklist and pause.
+/// As Circle's FiatToken, a paused token also refuses `permit`, with Circle's require message: a
+/// permitted order then finds no allowance, and the client must find the pause behind that.
 contract UsdcLikeToken is MockStablecoin {
     /// @notice The account is blacklisted.
     error Blacklisted(address account);
@@ -32,6 +34,15 @@ contract UsdcLikeToken is MockStablecoin {
     function setPaused(bool value) external {
         if (msg.sender != admin) revert NotAdmin(msg.sender);
         paused = value;
+    }
+
+    /// @notice EIP-2612 permit, refused while paused (Circle's `whenNotPaused`).
+    function permit(address owner, address spender, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+        public
+        override
+    {
+        require(!paused, "Pausable: paused");
+        super.permit(owner, spender, value, deadline, v, r, s);
     }
 
     function _update(address from, address to, uint256 value) internal override {

@@ -289,44 +289,8 @@ async fn service_lease_shows_live_then_lapsed_and_anyone_closes_it_up_to_the_lap
 /// refused with the reason, and works once the freeze is lifted.
 #[tokio::test]
 async fn withdraw_to_another_address_is_refused_for_a_frozen_account_mec16() {
-    use alloy::sol_types::SolCall;
-    use gridlease_bindings::{MarketAdmin, Timelock, UsdcLikeToken};
-    use gridlease_chain::deployments::TokenEntry;
     let mut n = net().await;
-    let market = n.d.address("Market").expect("market");
-    // A USDC-like token with a blacklist, allowed by governance through the Timelock (1 minute).
-    let frz = UsdcLikeToken::deploy(&n.gov.provider)
-        .await
-        .expect("deploy");
-    let tl = Timelock::new(n.d.address("Timelock").expect("timelock"), &n.gov.provider);
-    let data: alloy::primitives::Bytes = MarketAdmin::configureTokenCall {
-        token: *frz.address(),
-        allowed: true,
-    }
-    .abi_encode()
-    .into();
-    let delay = tl.getMinDelay().call().await.expect("delay");
-    send(tl.schedule(
-        market,
-        U256::ZERO,
-        data.clone(),
-        B256::ZERO,
-        B256::ZERO,
-        delay,
-    ))
-    .await
-    .expect("schedule");
-    n.warp(delay.to::<u64>() + 1).await;
-    send(tl.execute(market, U256::ZERO, data, B256::ZERO, B256::ZERO))
-        .await
-        .expect("execute");
-    n.d.tokens.push(TokenEntry {
-        symbol: "FRZ".into(),
-        address: *frz.address(),
-        decimals: 6,
-    });
-    n.d.save(&n.dir.path().join("deployments.json"))
-        .expect("save");
+    let frz = n.usdc_like("FRZ").await;
     send(frz.mint(n.tenant, U256::from(10 * USDC)))
         .await
         .expect("mint");
@@ -356,6 +320,17 @@ async fn withdraw_to_another_address_is_refused_for_a_frozen_account_mec16() {
         .await
         .expect("credit");
     assert_eq!(credit, U256::from(2 * USDC));
+    // `status` says the same refund, and where it went.
+    let st = n.cli(&["status", &id]);
+    assert_eq!(st.code, 0, "{}", st.stderr);
+    assert!(
+        st.stdout
+            .contains("cancelled: refunded 2 FRZ (the token refused the transfer: credited to the tenant in the market instead"),
+        "{}",
+        st.stdout
+    );
+    assert!(r.stdout.contains("refunded 2 FRZ"), "{}", r.stdout);
+    assert_eq!(n.json(&["status", &id])["credited"], "2000000");
 
     let elsewhere = Address::repeat_byte(0x77).to_string();
     let nonce = n.nonce().await;

@@ -288,6 +288,55 @@ impl Net {
             .to()
     }
 
+    /// A USDC-like token (blacklist, pause, Circle's paused permit) named `symbol`, allowed by
+    /// governance through the Timelock and written into the deployments file.
+    async fn usdc_like(
+        &mut self,
+        symbol: &str,
+    ) -> gridlease_bindings::UsdcLikeToken::UsdcLikeTokenInstance<DynProvider> {
+        use alloy::sol_types::SolCall;
+        use gridlease_bindings::{MarketAdmin, Timelock, UsdcLikeToken};
+        use gridlease_chain::deployments::TokenEntry;
+        let market = self.d.address("Market").expect("market");
+        let token = UsdcLikeToken::deploy(self.gov.provider.clone())
+            .await
+            .expect("deploy");
+        let tl = Timelock::new(
+            self.d.address("Timelock").expect("timelock"),
+            &self.gov.provider,
+        );
+        let data: alloy::primitives::Bytes = MarketAdmin::configureTokenCall {
+            token: *token.address(),
+            allowed: true,
+        }
+        .abi_encode()
+        .into();
+        let delay = tl.getMinDelay().call().await.expect("delay");
+        send(tl.schedule(
+            market,
+            U256::ZERO,
+            data.clone(),
+            B256::ZERO,
+            B256::ZERO,
+            delay,
+        ))
+        .await
+        .expect("schedule");
+        self.warp(delay.to::<u64>() + 1).await;
+        send(tl.execute(market, U256::ZERO, data, B256::ZERO, B256::ZERO))
+            .await
+            .expect("execute");
+        self.d.tokens.push(TokenEntry {
+            symbol: symbol.into(),
+            address: *token.address(),
+            decimals: 6,
+        });
+        self.d
+            .save(&self.dir.path().join("deployments.json"))
+            .expect("save");
+        token
+    }
+
     async fn nonce(&self) -> u64 {
         self.gov
             .provider

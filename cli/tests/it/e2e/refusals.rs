@@ -145,3 +145,38 @@ async fn exit_codes_separate_wallet_revert_and_network_failures() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json error");
     assert_eq!(v["exitCode"], 3);
 }
+
+/// TOK-06: a token its issuer paused refuses the permit as Circle's USDC does ("Pausable:
+/// paused"); the market then finds no allowance. `submit` names the pause, not the allowance, and
+/// sends nothing. Once unpaused the same spec goes through.
+#[tokio::test]
+async fn submit_names_a_paused_token_as_the_cause_and_sends_nothing_tok06() {
+    let mut n = net().await;
+    let usdp = n.usdc_like("USDP").await;
+    send(usdp.mint(n.tenant, U256::from(10 * USDC)))
+        .await
+        .expect("mint");
+    send(usdp.setPaused(true)).await.expect("pause");
+    let spec = n.spec(
+        "paused.toml",
+        &SPEC
+            .replace("INSTANT", "false")
+            .replace("instant", "token = \"USDP\"\ninstant"),
+    );
+    let nonce = n.nonce().await;
+    let r = n.cli(&["submit", &spec]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("USDP refused the permit")
+            && r.stderr.contains("Pausable: paused")
+            && r.stderr.contains("paused by its issuer"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("sign a new permit"), "{}", r.stderr);
+    assert_eq!(n.nonce().await, nonce, "nothing was sent");
+
+    send(usdp.setPaused(false)).await.expect("unpause");
+    let v = n.json(&["submit", &spec]);
+    assert_eq!(v["order"]["token"], "USDP", "{v}");
+}
