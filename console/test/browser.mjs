@@ -37,6 +37,8 @@
 // an assertion).
 //
 //   node console/test/browser.mjs      (after `cargo build` and `npm run build` in console/)
+//   CONSOLE_SCREENSHOTS=docs/screenshots node console/test/browser.mjs   (refresh the README's
+//   pictures; by default they go to target/console-screenshots)
 
 import { spawn, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -52,7 +54,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
+import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
 import { chromium } from "playwright-core";
@@ -425,7 +427,9 @@ async function main() {
     after === 4 && refunded.length === 1 && refunded[0][0] === 333334n,
     `WEB-01: the cancel refunded on chain the 0.333334 USDC the page showed (status ${after}, refunds ${refunded})`,
   );
-  const shots = join(root, "docs", "screenshots");
+  // The test command keeps its pictures under target/ (they differ on every run: addresses,
+  // times); CONSOLE_SCREENSHOTS=docs/screenshots refreshes the README's.
+  const shots = resolve(root, process.env.CONSOLE_SCREENSHOTS ?? join("target", "console-screenshots"));
   mkdirSync(shots, { recursive: true });
 
   // New job. A spec the CLI refuses is refused with the CLI's words (the same code checks it).
@@ -869,7 +873,7 @@ async function main() {
   check(violations.length === 0, `axe-core: no serious violation on any page ${JSON.stringify(violations)}`);
 
   await page.screenshot({ path: join(shots, "console-market.png") });
-  console.log(`first render ${firstRender.toFixed(2)} s (goal <= 1 s); screenshots in docs/screenshots/`);
+  console.log(`first render ${firstRender.toFixed(2)} s (goal <= 1 s); screenshots in ${shots}`);
 }
 
 main()
