@@ -40,7 +40,7 @@
 //   CONSOLE_SCREENSHOTS=docs/screenshots node console/test/browser.mjs   (refresh the README's
 //   pictures; by default they go to target/console-screenshots)
 
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   appendFileSync,
@@ -54,61 +54,27 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { createServer } from "node:net";
-import { chromium } from "playwright-core";
+import { join, resolve } from "node:path";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const bin = (name) => join(root, "target", "debug", name);
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const children = [];
+import {
+  LEASE_CLOSED,
+  bin,
+  chainOf,
+  check,
+  fail,
+  failures,
+  freePort,
+  injectWallets,
+  launch,
+  root,
+  start,
+  stopAll,
+  until,
+} from "./harness.mjs";
+
 // Chromium, and the devnet's folder: closed and removed however the test ends.
 let browser;
 let dir;
-let failures = 0;
-
-function check(ok, what) {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
-  if (!ok) failures += 1;
-}
-
-function start(cmd, args, env = {}) {
-  const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  p.stdout.on("data", (d) => (out += d));
-  p.stderr.on("data", (d) => (out += d));
-  children.push(p);
-  return { p, output: () => out };
-}
-
-async function until(what, secs, f) {
-  const deadline = Date.now() + secs * 1000;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
-function stopAll() {
-  for (const c of children) {
-    if (c.exitCode === null) c.kill("SIGINT");
-  }
-}
-process.on("exit", stopAll);
 
 async function main() {
   for (const b of ["gridlease", "gridlease-deploy", "gridlease-provider"]) {
@@ -164,25 +130,7 @@ async function main() {
   // A lease: the provider's operator bids 1.5 USDC an hour on the third order (a rate is token
   // units per second scaled by 10^12 for a 6-decimal token, rounded up here as the CLI does), the
   // devnet skips the bid window, anyone awards it.
-  const castBin = join(root, "node_modules", ".bin", "cast");
-  const cast = (...a) => execFileSync(castBin, [...a, "--rpc-url", rpc], { encoding: "utf8" });
-  const contracts = JSON.parse(readFileSync(deployments, "utf8")).contracts;
-  const market = contracts.Market.address;
-  // Word `i` of an ABI-encoded return of static values, as cast call prints it.
-  const word = (hex, i) => BigInt(`0x${hex.trim().slice(2 + 64 * i, 2 + 64 * (i + 1)) || "0"}`);
-  // MarketLens.getJob's words: 0 the status (1 open, 2 leased, 3 closed, 4 cancelled, 5 faulted),
-  // 4 the escrow, 16 the lease kind (2: its result posted and held).
-  const jobWord = (id, i) => word(cast("call", contracts.MarketLens.address, "getJob(bytes32)", id), i);
-  const lensStatus = (id) => Number(jobWord(id, 0));
-  const escrowOf = (id) => jobWord(id, 4);
-  const kindOf = (id) => Number(jobWord(id, 16));
-  // The data words of each log `address` emitted of event `sig` (about `id`, topic 1, if given).
-  const logWords = (address, sig, id) => {
-    const topic = execFileSync(castBin, ["keccak", sig], { encoding: "utf8" }).trim();
-    const out = cast("logs", "--address", address, "--from-block", "0", topic, ...(id ? [id] : []));
-    return [...out.matchAll(/data: 0x([0-9a-f]*)/g)].map((m) => (m[1].match(/.{64}/g) ?? []).map((w) => BigInt(`0x${w}`)));
-  };
-  const LEASE_CLOSED = "LeaseClosed(bytes32,uint8,uint96,uint96,uint96,uint96,uint96,uint48,bool)";
+  const { cast, contracts, market, word, lensStatus, escrowOf, kindOf, logWords } = chainOf(rpc, deployments);
   const operatorKey = ["--keystore", join(keys, "provider1-operator.json"), "--password",
     readFileSync(join(dir, "devnet", "password"), "utf8").trim()];
   cast("send", market, "bid(bytes32,uint96)", leased, "416666666666667", ...operatorKey);
@@ -223,86 +171,11 @@ async function main() {
   const consoleProc = start(bin("gridlease"), ["console", "--listen", `127.0.0.1:${port}`], env);
   const url = await until("the console", 30, () => consoleProc.output().match(/console\s+(http\S+)/)?.[1]);
 
-  // A fresh profile (playwright's launch makes one) and the flags that keep Chromium off the
-  // network it cannot reach here.
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    ],
-  });
+  browser = await launch();
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const tenant = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
-  // Two wallets, announced as extensions announce themselves: one that connects (on chain 1 at
+  // Two wallets announced as extensions announce themselves: one that connects (on chain 1 at
   // first), one whose user rejects every request.
-  const injectWallets = ({ rpc, tenant }) => {
-      function wallet(name, uuid, behaviour) {
-        const listeners = {};
-        let chainId = "0x1";
-        let account = tenant;
-        // The user picks another account in the wallet (one anvil also holds unlocked).
-        if (behaviour === "connect") {
-          window.__switchAccount = (a) => {
-            account = a;
-            (listeners.accountsChanged ?? []).forEach((f) => f([a]));
-          };
-        }
-        const provider = {
-          async request({ method, params }) {
-            // What the page asked of the wallet, for the checks (WEB-01 reads the signed payload).
-            (window.__calls ??= []).push(method);
-            if (method === "eth_signTypedData_v4") window.__signed = JSON.parse(params[1]);
-            if (
-              behaviour === "reject" ||
-              (method === "eth_sendTransaction" && window.__rejectNextTx) ||
-              (method === "eth_signTypedData_v4" && window.__rejectNextSign)
-            ) {
-              window.__rejectNextTx = false;
-              window.__rejectNextSign = false;
-              throw Object.assign(new Error("User rejected the request."), { code: 4001 });
-            }
-            switch (method) {
-              case "eth_requestAccounts":
-              case "eth_accounts":
-                return [account];
-              case "eth_chainId":
-                return chainId;
-              case "wallet_switchEthereumChain":
-                chainId = params[0].chainId;
-                (listeners.chainChanged ?? []).forEach((f) => f(chainId));
-                return null;
-              // Anything else, eth_sendTransaction and eth_signTypedData_v4 included, goes to the
-              // devnet, whose anvil holds the tenant's key unlocked: what is signed is the
-              // page's request, unchanged.
-              default: {
-                const res = await fetch(rpc, {
-                  method: "POST",
-                  headers: { "content-type": "application/json" },
-                  body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: params ?? [] }),
-                });
-                const j = await res.json();
-                if (j.error) throw Object.assign(new Error(j.error.message), { code: j.error.code });
-                return j.result;
-              }
-            }
-          },
-          on(event, f) {
-            (listeners[event] ??= []).push(f);
-          },
-        };
-        const info = { uuid, name, rdns: `test.${uuid}`, icon: "data:image/svg+xml;base64,PHN2Zy8+" };
-        const announce = () =>
-          window.dispatchEvent(
-            new CustomEvent("eip6963:announceProvider", { detail: Object.freeze({ info, provider }) }),
-          );
-        window.addEventListener("eip6963:requestProvider", announce);
-        announce();
-      }
-      wallet("Test Wallet", "test-wallet", "connect");
-      wallet("Rejecting Wallet", "rejecting-wallet", "reject");
-  };
   await context.addInitScript(injectWallets, { rpc, tenant });
   const page = await context.newPage();
   let dialogs = 0;
@@ -879,14 +752,14 @@ async function main() {
 main()
   .catch((e) => {
     console.error(`FAIL ${e.stack ?? e}`);
-    failures += 1;
+    fail();
   })
   .finally(async () => {
     await browser?.close().catch(() => {});
     stopAll();
     if (dir) rmSync(dir, { recursive: true, force: true });
-    if (failures) {
-      console.error(`${failures} check(s) failed`);
+    if (failures()) {
+      console.error(`${failures()} check(s) failed`);
       process.exit(1);
     }
     console.log("console browser tests passed");
