@@ -55,8 +55,9 @@ pub(crate) async fn quote_value(
 }
 
 /// Send a call carrying `value` wei (a challenge bond), journaled before broadcast like every
-/// other, and wait until it is mined (or [`until_end`] when the transaction manager gives up). Every other send of the keeper waits meanwhile (see the
-/// module docs): the transaction manager's next nonce is then known to the chain.
+/// other, and wait until it is mined (followed by [`until_end`] when the transaction manager gives
+/// up). Every other send of the keeper waits meanwhile, until the manager gives up (see the module
+/// docs): the transaction manager's next nonce is then known to the chain.
 pub(crate) async fn send_bonded(
     k: &Keeper,
     to: Address,
@@ -205,16 +206,20 @@ impl Look {
     pub fn describe(&self) -> String {
         match self {
             Look::Mined(r) => format!(
-                "mined in block {}; the running keeper books it at its next look",
+                "mined in block {}; booked at the keeper's next look",
                 r.block_number.unwrap_or(0)
             ),
-            Look::Taken => "its nonce was taken by another transaction; the running keeper books \
-                            it as replaced"
-                .into(),
+            Look::Taken => {
+                "its nonce was taken by another transaction; booked as replaced at the keeper's \
+                 next look"
+                    .into()
+            }
             Look::Known => "waiting in the node's pool".into(),
-            Look::Gone => "the node does not know it and its nonce is free; the running keeper \
-                           books it as dropped and looks at its work again"
-                .into(),
+            Look::Gone => {
+                "the node does not know it and its nonce is free; booked as dropped at the \
+                 keeper's next look, which looks at its work again"
+                    .into()
+            }
         }
     }
 }

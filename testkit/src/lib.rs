@@ -6,6 +6,7 @@
 //! - [`proxy`]: a fault-injecting JSON-RPC proxy (429, 5xx, hangs, dropped connections, lost
 //!   answers, refused log ranges, stale heads, geth's replacement rule).
 //! - [`files`]: a static file server on loopback, for job inputs and results named by URL.
+//! - [`governance`]: a call made through the Timelock, its delay warped past.
 //! - [`engine`]: the container engine the test command starts (`scripts/podman.sh`).
 //! - [`metrics`]: reading one value off a daemon's Prometheus `/metrics`.
 //! - [`process`]: a daemon process that is killed when the test ends, pass or fail.
@@ -14,6 +15,7 @@
 
 pub mod engine;
 pub mod files;
+pub mod governance;
 pub mod market;
 pub mod metrics;
 pub mod process;

@@ -9,12 +9,11 @@
 use std::time::Duration;
 
 use alloy::{
-    primitives::{B256, Bytes, U256},
+    primitives::{B256, Bytes},
     sol_types::{SolCall, SolEvent, SolValue},
 };
-use gridlease_bindings::{Market as MarketC, MarketAdmin, MarketLens, Staking, Timelock, admin};
-use gridlease_chain::{classify, send};
-use gridlease_deploy::anvil;
+use gridlease_bindings::{Market as MarketC, MarketAdmin, MarketLens, Staking, admin};
+use gridlease_chain::classify;
 use gridlease_e2e::{
     market::{Conduct, Market, Options, ProviderPlan},
     scenario::{cli, submit, until},
@@ -38,7 +37,7 @@ ram_gib = 1
 max_per_hour = "37.00"
 max_duration = "1h"
 bid_window = "30s"
-deposit = "0.7"
+deposit = "0.35"
 collateral = "10"
 instant = true
 token = "USDC"
@@ -74,9 +73,9 @@ async fn logs(m: &Market, sig: B256, id: B256) -> Vec<alloy::rpc::types::Log> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // 36 USDC per hour = 0.01 USDC per second: 0.7 USDC of escrow lasts 70 s (an order must
-    // deposit at least the market's minimum billing period, 1 minute, at its reserve price of 37
-    // USDC per hour: 0.62 USDC).
+    // 36 USDC per hour = 0.01 USDC per second: 0.35 USDC of escrow lasts 35 s, the top-up of 0.15
+    // USDC 15 s more (an order must deposit at least the market's minimum billing period at its
+    // reserve price of 37 USDC per hour: governance shortens the period to 20 s, 0.21 USDC).
     let plan = ProviderPlan {
         name: "svc",
         class: "any",
@@ -105,37 +104,24 @@ async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
         m.deployments.address("Staking").expect("s"),
         &m.gov.provider,
     );
-    // Warn when less than 30 s of escrow is left: governance schedules it on the Timelock, which
-    // owns the market, and executes it after the delay.
+    // Warn when less than 30 s of escrow is left, and bill at least 20 s: governance schedules it
+    // on the Timelock, which owns the market, and executes it after the delay.
     let mut params = market.params().call().await.expect("params");
     params.lowBalanceWindow = 30;
+    params.minBillingPeriod = 20;
     // The admin binding's own copy of the struct: the same ABI.
     let params = admin::IMarket::Params::abi_decode(&params.abi_encode()).expect("same struct");
     let data: Bytes = MarketAdmin::setParamsCall { params_: params }
         .abi_encode()
         .into();
-    let tl = Timelock::new(
-        m.deployments.address("Timelock").expect("timelock"),
+    gridlease_testkit::governance::govern(
         &m.gov.provider,
-    );
-    let delay = tl.getMinDelay().call().await.expect("delay");
-    let target = *market.address();
-    send(tl.schedule(
-        target,
-        U256::ZERO,
-        data.clone(),
-        B256::ZERO,
-        B256::ZERO,
-        delay,
-    ))
+        m.deployments.address("Timelock").expect("timelock"),
+        *market.address(),
+        data,
+    )
     .await
-    .expect("schedule");
-    anvil::warp(&m.gov.provider, delay.to::<u64>() + 1)
-        .await
-        .expect("warp");
-    send(tl.execute(target, U256::ZERO, data, B256::ZERO, B256::ZERO))
-        .await
-        .expect("execute");
+    .expect("governance sets the window");
     assert_eq!(
         market
             .params()
@@ -180,7 +166,7 @@ async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
     .await
     .expect("low balance");
     assert!(lens.getJob(id).call().await.expect("job").lowBalance);
-    cli(&m, "service", &["topup", &id.to_string(), "0.3"], &|l| {
+    cli(&m, "service", &["topup", &id.to_string(), "0.15"], &|l| {
         eprintln!("{l}")
     })
     .await
@@ -217,14 +203,14 @@ async fn a_service_lease_warns_is_topped_up_then_runs_dry_and_is_closed() {
         "closed by the provider or as Exhausted: {closed:?}"
     );
     assert_eq!(closed.refund.to::<u128>(), 0, "nothing left to refund");
-    // Everything deposited (0.7 + 0.3 USDC) was paid out, once: settlements + the close.
+    // Everything deposited (0.35 + 0.15 USDC) was paid out, once: settlements + the close.
     let settled: u128 = logs(&m, MarketC::LeaseSettled::SIGNATURE_HASH, id)
         .await
         .iter()
         .filter_map(|l| l.log_decode::<MarketC::LeaseSettled>().ok())
         .map(|l| l.inner.data.amount.to::<u128>())
         .sum();
-    assert_eq!(settled + closed.paid.to::<u128>(), 1_000_000);
+    assert_eq!(settled + closed.paid.to::<u128>(), 500_000);
     until("the service stopped", Duration::from_secs(30), async || {
         Ok((service_processes() == 0).then_some(()))
     })

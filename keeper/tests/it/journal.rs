@@ -1,7 +1,5 @@
 //! The keeper's journal across a restart (OFF-14): what it left pending is followed to its end.
 
-use std::process::Command;
-
 use alloy::{
     eips::Encodable2718,
     network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder},
@@ -85,21 +83,7 @@ async fn off_14_a_journaled_transaction_the_node_no_longer_knows_is_booked_not_l
         .expect("mined");
     assert!(taken.status());
 
-    let status = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_gridlease-keeper"))
-            .args(["status", "--config", &cfg])
-            .current_dir(dir)
-            .env("KEEPER_KEY", ANVIL_KEYS[6])
-            .output()
-            .expect("status");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
+    let status = || keeper_status(dir, &cfg);
     let before = status();
     assert!(before.contains("pending    2 transaction(s)"), "{before}");
     for (hash, says) in [

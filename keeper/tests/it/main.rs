@@ -11,8 +11,6 @@
 mod journal;
 mod net;
 
-use std::process::Command;
-
 use alloy::{
     primitives::{B256, U256},
     providers::Provider,
@@ -159,18 +157,7 @@ async fn kb_01_kb_05_keeper_awards_proves_no_shows_and_wrong_results_and_complet
     stop(keeper);
 
     // `status` reads the ledger the runs left.
-    let out = Command::new(env!("CARGO_BIN_EXE_gridlease-keeper"))
-        .args(["status", "--config", &cfg])
-        .current_dir(dir)
-        .env("KEEPER_KEY", ANVIL_KEYS[6])
-        .output()
-        .expect("status");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = keeper_status(dir, &cfg);
     for needle in ["fraud", "no-show", "missed-deadline", "close", "award"] {
         assert!(text.contains(needle), "status lacks {needle}:\n{text}");
     }

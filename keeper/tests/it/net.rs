@@ -246,6 +246,23 @@ pub(crate) fn logs_of(dir: &Path) -> String {
     out
 }
 
+/// What `gridlease-keeper status` prints for `config` (the keeper of key 6), which must succeed.
+pub(crate) fn keeper_status(dir: &Path, config: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_gridlease-keeper"))
+        .args(["status", "--config", config])
+        .current_dir(dir)
+        .env("KEEPER_KEY", ANVIL_KEYS[6])
+        .output()
+        .expect("status");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// SIGTERM: the keeper drains and exits 0.
 pub(crate) fn stop(mut k: Keeper) {
     let status =

@@ -295,37 +295,23 @@ impl Net {
         symbol: &str,
     ) -> gridlease_bindings::UsdcLikeToken::UsdcLikeTokenInstance<DynProvider> {
         use alloy::sol_types::SolCall;
-        use gridlease_bindings::{MarketAdmin, Timelock, UsdcLikeToken};
+        use gridlease_bindings::{MarketAdmin, UsdcLikeToken};
         use gridlease_chain::deployments::TokenEntry;
-        let market = self.d.address("Market").expect("market");
         let token = UsdcLikeToken::deploy(self.gov.provider.clone())
             .await
             .expect("deploy");
-        let tl = Timelock::new(
-            self.d.address("Timelock").expect("timelock"),
-            &self.gov.provider,
-        );
-        let data: alloy::primitives::Bytes = MarketAdmin::configureTokenCall {
+        let allow = MarketAdmin::configureTokenCall {
             token: *token.address(),
             allowed: true,
-        }
-        .abi_encode()
-        .into();
-        let delay = tl.getMinDelay().call().await.expect("delay");
-        send(tl.schedule(
-            market,
-            U256::ZERO,
-            data.clone(),
-            B256::ZERO,
-            B256::ZERO,
-            delay,
-        ))
+        };
+        gridlease_testkit::governance::govern(
+            &self.gov.provider,
+            self.d.address("Timelock").expect("timelock"),
+            self.d.address("Market").expect("market"),
+            allow.abi_encode().into(),
+        )
         .await
-        .expect("schedule");
-        self.warp(delay.to::<u64>() + 1).await;
-        send(tl.execute(market, U256::ZERO, data, B256::ZERO, B256::ZERO))
-            .await
-            .expect("execute");
+        .expect("governance allows the token");
         self.d.tokens.push(TokenEntry {
             symbol: symbol.into(),
             address: *token.address(),
