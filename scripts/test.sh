@@ -92,6 +92,12 @@ console_npm_log="$(mktemp)"
 (cd console && npm ci --no-audit --no-fund) >"$console_npm_log" 2>&1 &
 console_npm=$!
 
+# A build from nothing (a fresh clone, as in CI) gains nothing from incremental compilation's
+# bookkeeping; once target/debug exists, later runs keep it.
+if [[ ! -d target/debug ]]; then
+  export CARGO_INCREMENTAL=0
+fi
+
 step "build with clippy -D warnings"
 cargo nextest run --workspace --all-targets --locked --no-run
 

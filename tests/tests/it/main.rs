@@ -9,6 +9,7 @@ mod gas;
 mod governance;
 mod invariants;
 mod matmul;
+mod natspec;
 mod results;
 mod service;
 mod staking;

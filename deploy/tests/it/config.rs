@@ -1,0 +1,44 @@
+//! The deployment config: the devnet's parses, and a bad one says why.
+
+use gridlease_deploy::config::DeployConfig;
+
+#[test]
+fn devnet_config_parses() {
+    let c = DeployConfig::devnet();
+    assert_eq!(c.tokens[0].symbol, "USDC");
+    assert_eq!(c.tokens[0].address, None);
+    assert!(u64::from(c.max_lease_duration) + 2 * c.fault_horizon < c.unbonding_period);
+}
+
+#[test]
+fn bad_configs_say_why() {
+    let e = DeployConfig::parse("").expect_err("no tokens");
+    assert!(e.to_string().contains("[[tokens]]"));
+    let e = DeployConfig::parse("[[tokens]]\nsymbol = \"X\"\n").expect_err("no address");
+    assert!(e.to_string().contains("mock = true"));
+    let e = DeployConfig::parse("[[tokens]]\nsymbol = \"X\"\nmock = true\ndecimals = 24\n")
+        .expect_err("decimals");
+    assert!(e.to_string().contains("at most 18"));
+    let e = DeployConfig::parse("typo = 1\n[[tokens]]\nsymbol = \"X\"\nmock = true\n")
+        .expect_err("unknown key");
+    assert!(format!("{e:#}").contains("unknown field"));
+    let e = DeployConfig::parse(
+        "[results]\nstale_grace = \"0\"\n[[tokens]]\nsymbol = \"X\"\nmock = true\n",
+    )
+    .expect_err("zero grace");
+    assert!(
+        e.to_string()
+            .contains("results.stale_grace must be more than zero"),
+        "{e:#}"
+    );
+    let e = DeployConfig::parse(
+        "[governance]\ntimelock_delay = \"1h\"\n[[tokens]]\nsymbol = \"X\"\nmock = true\n",
+    )
+    .expect_err("short timelock");
+    assert!(e.to_string().contains("short_delay"), "{e:#}");
+    let e = DeployConfig::parse(
+        "[staking]\nunbonding_period = \"3d\"\n[[tokens]]\nsymbol = \"X\"\nmock = true\n",
+    )
+    .expect_err("unbonding too short");
+    assert!(e.to_string().contains("fault_horizon"), "{e:#}");
+}
