@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x node_modules/.bin/anvil ]] || npm ci --no-audit --no-fund --loglevel=error
-# The dev profile: dependencies are built with opt-level 2 (Cargo.toml), the keeper's own code is not.
-cargo build --locked --bin gridlease-keeper --example keeper_bench
-./target/debug/examples/keeper_bench "${1:-10000}" "${2:-100}"
+# The perf profile (Cargo.toml): the dev profile with optimised dependencies; the keeper's own code
+# is not optimised.
+cargo build --locked --profile perf --bin gridlease-keeper --example keeper_bench
+./target/perf/examples/keeper_bench "${1:-10000}" "${2:-100}"

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x node_modules/.bin/anvil ]] || npm ci --no-audit --no-fund --loglevel=error
-# The dev profile: dependencies are built with opt-level 2 (Cargo.toml), the node's own code is not.
-cargo build --locked --bin gridlease-provider --example provider_bench
-./target/debug/examples/provider_bench "${1:-1000}" "${2:-100}"
+# The perf profile (Cargo.toml): the dev profile with optimised dependencies; the node's own code is
+# not optimised.
+cargo build --locked --profile perf --bin gridlease-provider --example provider_bench
+./target/perf/examples/provider_bench "${1:-1000}" "${2:-100}"

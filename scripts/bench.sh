@@ -24,5 +24,5 @@ fi
 echo "==> provider node"; ./scripts/bench-provider.sh "$orders" "$leases"
 echo "==> keeper"; ./scripts/bench-keeper.sh "$kleases"
 echo "==> market on a devnet"
-cargo build --locked --bin gridlease-provider --bin gridlease-keeper --bin gridlease-bench
-./target/debug/gridlease-bench --jobs "$jobs"
+cargo build --locked --profile perf --bin gridlease-provider --bin gridlease-keeper --bin gridlease-bench
+./target/perf/gridlease-bench --jobs "$jobs"
