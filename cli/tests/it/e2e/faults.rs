@@ -291,9 +291,6 @@ async fn service_lease_shows_live_then_lapsed_and_anyone_closes_it_up_to_the_lap
 async fn withdraw_to_another_address_is_refused_for_a_frozen_account_mec16() {
     let mut n = net().await;
     let frz = n.usdc_like("FRZ").await;
-    send(frz.mint(n.tenant, U256::from(10 * USDC)))
-        .await
-        .expect("mint");
 
     let spec = n.spec(
         "frz.toml",

@@ -289,7 +289,7 @@ impl Net {
     }
 
     /// A USDC-like token (blacklist, pause, Circle's paused permit) named `symbol`, allowed by
-    /// governance through the Timelock and written into the deployments file.
+    /// governance through the Timelock and written into the deployments file; the tenant holds 10.
     async fn usdc_like(
         &mut self,
         symbol: &str,
@@ -312,6 +312,9 @@ impl Net {
         )
         .await
         .expect("governance allows the token");
+        send(token.mint(self.tenant, U256::from(10 * USDC)))
+            .await
+            .expect("mint");
         self.d.tokens.push(TokenEntry {
             symbol: symbol.into(),
             address: *token.address(),
