@@ -67,7 +67,7 @@ pub(crate) async fn send_bonded(
     action: &str,
     ids: &[B256],
 ) -> Result<(B256, Followed), ChainError> {
-    let _alone = k.send_gate.write().await;
+    let alone = k.send_gate.write().await;
     let p = &k.client().provider;
     let nonce = p
         .get_transaction_count(k.address())
@@ -116,7 +116,7 @@ pub(crate) async fn send_bonded(
     let confirmed =
         k.tx.confirm(signed, Duration::from_secs(300), journal(k, action, ids))
             .await;
-    drop(_alone);
+    drop(alone);
     Ok((first, until_end(k, first, nonce, confirmed, action).await))
 }
 
@@ -152,13 +152,14 @@ pub(crate) async fn watch(
     token: Option<Address>,
 ) -> Busy {
     let (first, nonce) = (signed.hash, signed.nonce);
-    let confirmed = if signed.max_fee == 0 {
-        Err(ChainError::Network("journaled before a restart".into()))
+    let end = if signed.max_fee == 0 {
+        follow(k, first, nonce).await
     } else {
-        k.tx.confirm(signed, Duration::from_secs(600), journal(k, action, ids))
-            .await
+        let confirmed =
+            k.tx.confirm(signed, Duration::from_secs(600), journal(k, action, ids))
+                .await;
+        until_end(k, first, nonce, confirmed, action).await
     };
-    let end = until_end(k, first, nonce, confirmed, action).await;
     book(k, end, first, action, token)
 }
 
