@@ -203,13 +203,22 @@ impl Facts {
         )
         .await?;
         // A refund the token refused (a frozen tenant, a paused token) became a credit: found by
-        // the tenants' `Credited` events in the transactions that ended these ids.
+        // the tenants' `Credited` events in the transactions that ended these ids. Asked only
+        // when one of them ended (`submit --wait` polls running ones).
+        const ENDS: [B256; 3] = [
+            Market::LeaseClosed::SIGNATURE_HASH,
+            Market::LeaseFaulted::SIGNATURE_HASH,
+            Market::OrderCancelled::SIGNATURE_HASH,
+        ];
+        let any_ended = market_logs
+            .iter()
+            .any(|l| l.topic0().is_some_and(|t| ENDS.contains(t)));
         let tenants: Vec<B256> = market_logs
             .iter()
             .filter(|l| l.topic0() == Some(&Market::OrderCreated::SIGNATURE_HASH))
             .filter_map(|l| l.topics().get(2).copied())
             .collect();
-        let credit_logs = if tenants.is_empty() {
+        let credit_logs = if !any_ended || tenants.is_empty() {
             Vec::new()
         } else {
             logs_since_deploy(
@@ -254,14 +263,10 @@ impl Facts {
                 find(Market::LeaseFaulted::SIGNATURE_HASH).and_then(decode::<Market::LeaseFaulted>);
             let cancelled = find(Market::OrderCancelled::SIGNATURE_HASH)
                 .and_then(decode::<Market::OrderCancelled>);
-            let ended: Vec<B256> = [
-                Market::LeaseClosed::SIGNATURE_HASH,
-                Market::LeaseFaulted::SIGNATURE_HASH,
-                Market::OrderCancelled::SIGNATURE_HASH,
-            ]
-            .into_iter()
-            .filter_map(|sig| find(sig)?.transaction_hash)
-            .collect();
+            let ended: Vec<B256> = ENDS
+                .into_iter()
+                .filter_map(|sig| find(sig)?.transaction_hash)
+                .collect();
             let tenant = created.as_ref().map(|c| c.tenant);
             let credited: u128 = credit_logs
                 .iter()
