@@ -667,24 +667,29 @@ fn freivalds_partials_are_exact_at_the_extremes_and_across_folds() {
     let mut got = vec![0u64; (rows * FV_LANES) as usize];
     // cols is odd: at stride cols the rows are read an element at a time; at a stride rounded
     // up to 4 (and 16 with the plan's padding) four at a time. Both give the same partials.
-    for stride in [cols, cols.next_multiple_of(4), cols.next_multiple_of(16)] {
-        let c = aligned(rows, cols, stride, |i, t| i32_elem(i, t) as i32);
-        call!(
-            "emu_fv_rows_i32",
-            unsafe extern "C" fn(U64, *const i32, U64, U64, U64, *const U64, U64, *mut U64),
-            (
-                rows * FV_LANES,
-                c.as_ptr().cast::<i32>(),
-                rows,
-                cols,
-                stride,
-                v.as_ptr(),
-                FV_LANES,
-                got.as_mut_ptr()
-            )
-        );
-        assert!(got == want(&i32_elem), "INT32 rows at stride {stride}");
+    macro_rules! rows_at_every_stride {
+        ($kernel:literal, $t:ty, $elem:expr, $what:literal) => {
+            for stride in [cols, cols.next_multiple_of(4), cols.next_multiple_of(16)] {
+                let m = aligned(rows, cols, stride, |i, t| $elem(i, t) as $t);
+                call!(
+                    $kernel,
+                    unsafe extern "C" fn(U64, *const $t, U64, U64, U64, *const U64, U64, *mut U64),
+                    (
+                        rows * FV_LANES,
+                        m.as_ptr().cast::<$t>(),
+                        rows,
+                        cols,
+                        stride,
+                        v.as_ptr(),
+                        FV_LANES,
+                        got.as_mut_ptr()
+                    )
+                );
+                assert!(got == want(&$elem), "{} rows at stride {stride}", $what);
+            }
+        };
     }
+    rows_at_every_stride!("emu_fv_rows_i32", i32, i32_elem, "INT32");
 
     let i8_elem = |i: u64, t: u64| -> i64 {
         match (i, t % 3) {
@@ -694,24 +699,7 @@ fn freivalds_partials_are_exact_at_the_extremes_and_across_folds() {
             _ => i64::from((t as u8) as i8),
         }
     };
-    for stride in [cols, cols.next_multiple_of(4), cols.next_multiple_of(16)] {
-        let a = aligned(rows, cols, stride, |i, t| i8_elem(i, t) as i8);
-        call!(
-            "emu_fv_rows_i8",
-            unsafe extern "C" fn(U64, *const i8, U64, U64, U64, *const U64, U64, *mut U64),
-            (
-                rows * FV_LANES,
-                a.as_ptr().cast::<i8>(),
-                rows,
-                cols,
-                stride,
-                v.as_ptr(),
-                FV_LANES,
-                got.as_mut_ptr()
-            )
-        );
-        assert!(got == want(&i8_elem), "INT8 rows at stride {stride}");
-    }
+    rows_at_every_stride!("emu_fv_rows_i8", i8, i8_elem, "INT8");
 
     // B r in chunks of FV_JCHUNK rows of B^T (n x k: row j is column j of B).
     let (n, k) = (FV_JCHUNK * 3 + 5, 4u64);
