@@ -2,10 +2,12 @@
 # The run on a GPU machine, prepared to succeed on its first try: it needs no cargo and no
 # network, only the binaries scripts/gpu-build.sh built elsewhere, python3 (with PyTorch for the
 # side-by-side figure) and the NVIDIA driver. Everything it prints and measures goes to $OUT
-# (default target/gpu-run): run.log, the CUDA libraries it found and linked, torch._int_mm at
+# (default target/gpu-run) as seven plain files (a lent machine's $OUT gives back plain files,
+# eight at most): run.log (with the CUDA libraries it found and linked), torch._int_mm at
 # 8,192^3 before and after ours (torch_before.json, torch_after.json), gpu_bench's gpu.json and
-# gpu.log (GPU == CPU roots, TOPS and fraction of peak, Merkle leaves/levels, Freivalds
-# fractions), the GPU tests' log, and summary.json. About 3 to 5 minutes on an H100/H200.
+# gpu.log (GPU == CPU roots, how the kernels were built, TOPS and fraction of peak, Merkle
+# leaves/levels, Freivalds fractions), the GPU tests' log, and summary.json. About 3 to 5
+# minutes on an H100/H200.
 #
 #   ./scripts/gpu-run.sh [BINARIES]     (default target/gpu-carry)
 #
@@ -34,12 +36,14 @@ nvidia-smi --query-gpu=name,uuid,driver_version,memory.total,clocks.sm,clocks.ma
   || echo "no PyTorch: torch._int_mm will not be measured"
 
 step "CUDA libraries (CUDA 12 or 13, the toolkit or PyTorch's wheels)"
-if "$bin/gpu_bench" --ld-library-path "$out/cuda-libs" > "$out/ld_library_path"; then
-  ls -l "$out/cuda-libs"
-  echo "LD_LIBRARY_PATH for the tests: $(cat "$out/ld_library_path")"
+# The links live outside $OUT: only plain files come back from it, eight at most.
+links="$(mktemp -d)/cuda-libs"
+if ld_path="$("$bin/gpu_bench" --ld-library-path "$links")"; then
+  ls -l "$links" 2>/dev/null || echo "(every CUDA library loads as it is: nothing to link)"
+  echo "LD_LIBRARY_PATH for the tests: $ld_path"
 else
   echo "(the GPU path will say what is missing)"
-  : > "$out/ld_library_path"
+  ld_path="${LD_LIBRARY_PATH:-}"
 fi
 
 step "torch._int_mm at ${N}^3, before ours"
@@ -56,7 +60,7 @@ timeout 180 "$PY" gpu/bench/torch_int_mm.py "$N" "$out/torch_after.json" \
   || echo '{"skipped": "failed or timed out"}' > "$out/torch_after.json"
 
 step "GPU tests (the device tests of gridlease-gpu)"
-LD_LIBRARY_PATH="$(cat "$out/ld_library_path")" GRIDLEASE_REQUIRE_GPU=1 timeout 180 \
+LD_LIBRARY_PATH="$ld_path" GRIDLEASE_REQUIRE_GPU=1 timeout 180 \
   "$bin/gpu_tests" device:: --test-threads 1 > "$out/gpu_tests.log" 2>&1
 tests=$?
 tail -n 15 "$out/gpu_tests.log"

@@ -18,8 +18,9 @@
 //! small size (`--cpu-n`, 512) and exits 0, or 1 with `--require-gpu` (which also fails on any
 //! GPU root that differs from the CPU's, a correct product Freivalds rejects, or a GPU error).
 //! `scripts/bench-gpu.sh` and `scripts/gpu-run.sh` run it beside `torch._int_mm`.
-//! `gpu_bench --ld-library-path DIR` only links the CUDA libraries it finds (CUDA 12 or 13, the
-//! toolkit or PyTorch's wheels) in `DIR` and prints the `LD_LIBRARY_PATH` that loads them.
+//! `gpu_bench --ld-library-path DIR` only links the CUDA libraries that do not load as they are
+//! but are found elsewhere (CUDA 12 or 13, the toolkit or PyTorch's wheels) in `DIR` and prints
+//! the `LD_LIBRARY_PATH` that loads them all.
 
 use std::time::Instant;
 
@@ -355,12 +356,13 @@ fn gpu_figures(log: &mut Log, gpu: &CudaMatmul, a: &Args) -> Result<Value, GpuEr
     }))
 }
 
-/// `--ld-library-path DIR`: link the CUDA libraries found on this machine in `DIR` under the
-/// names cudarc opens and print the `LD_LIBRARY_PATH` that loads them (for scripts that run
-/// other binaries on the GPU, such as the tests); exit 1 naming what is missing.
+/// `--ld-library-path DIR`: link the CUDA libraries that do not load as they are but are found on
+/// this machine in `DIR` under the names cudarc opens, and print the `LD_LIBRARY_PATH` that loads
+/// them all (for scripts that run other binaries on the GPU, such as the tests); exit 1 naming
+/// what is missing.
 fn ld_library_path(dir: &str) -> std::process::ExitCode {
     use gridlease_gpu::libs;
-    match libs::locate(&libs::search_dirs()) {
+    match libs::locate(&libs::search_dirs(), &libs::unloadable()) {
         Ok(found) => match libs::loader_dir(&found, std::path::Path::new(dir)) {
             Ok(mut path) => {
                 if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {

@@ -99,8 +99,8 @@ fn missing_why(lib: &str, names: &[String]) -> String {
         names.len(),
         names.first().map_or("", |n| n)
     );
-    match crate::libs::locate(&crate::libs::search_dirs()) {
-        Ok(found) => match found.iter().find(|f| f.lib == lib) {
+    match crate::libs::locate(&crate::libs::search_dirs(), &[lib]) {
+        Ok(found) => match found.first() {
             Some(f) => format!(
                 "it is at {} but not on the loader's path under a name cudarc opens ({tried}); the \
                  gridlease binaries link it at start (gridlease_gpu::libs::reexec_with_cuda), or \
@@ -109,17 +109,9 @@ fn missing_why(lib: &str, names: &[String]) -> String {
             ),
             None => format!("not found ({tried})"),
         },
-        Err(missing) => match missing.iter().find(|m| m.lib == lib) {
-            Some(m) => m.to_string(),
-            None => format!(
-                "a library it needs is missing ({tried}): {}",
-                missing
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        },
+        Err(missing) => missing
+            .first()
+            .map_or_else(|| format!("not found ({tried})"), ToString::to_string),
     }
 }
 

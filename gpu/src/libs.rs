@@ -8,8 +8,10 @@
 //!   `site-packages/nvidia/<part>/lib` (CUDA 12), with no unversioned link and off the loader's
 //!   path.
 //!
-//! [`locate`] looks for each library under every name a CUDA 11 to 13 install uses, in the
-//! directories such installs use ([`search_dirs`]). [`loader_dir`] then links each one found
+//! [`locate`] looks for each library that does not load as it is ([`unloadable`]) under every
+//! name a CUDA 11 to 13 install uses, in the directories such installs use ([`search_dirs`]):
+//! the lent GPU machines keep the driver's `libcuda` in `/usr/local/nvidia/lib64` and the rest in
+//! the wheels of a virtual environment found only through `PATH`. [`loader_dir`] then links each one found
 //! under the name cudarc asks for (`libcublas.so -> .../libcublas.so.13`) in a directory of the
 //! process's own, and [`reexec_with_cuda`] runs the program again with that directory (and the
 //! libraries' own, for what they load themselves) on `LD_LIBRARY_PATH`: the dynamic loader reads
@@ -93,27 +95,42 @@ pub struct Missing {
 
 /// Directories that may hold CUDA libraries, in the order searched: [`DIRS_VAR`],
 /// `LD_LIBRARY_PATH`, the CUDA toolkit (`/usr/local/cuda*`), the NVIDIA wheels of every Python
-/// installation found (`nvidia/cu13/lib`, `nvidia/*/lib`), then the system's library
-/// directories. Only directories that exist, each once.
+/// installation found (`nvidia/cu13/lib`, `nvidia/*/lib`), the driver's folder in NVIDIA's
+/// containers (`/usr/local/nvidia/lib64`), the system's library directories, then those the
+/// dynamic loader is configured with (`/etc/ld.so.conf`). Only directories that exist, each once.
 pub fn search_dirs() -> Vec<PathBuf> {
     search_dirs_in(
         std::env::var_os(DIRS_VAR),
         std::env::var_os("LD_LIBRARY_PATH"),
-        &python_prefixes(),
+        &python_prefixes(std::env::var_os("PATH")),
         Path::new("/"),
     )
 }
 
-fn python_prefixes() -> Vec<PathBuf> {
+/// Where Python installations live: an active virtual environment or conda, the installation
+/// of every `python3` on `PATH` (a virtual environment not activated but first on `PATH`, as
+/// `/opt/torch/.venv/bin` on the lent GPU machines, is one), the user's, then the usual places.
+fn python_prefixes(path: Option<OsString>) -> Vec<PathBuf> {
     let mut p: Vec<PathBuf> = ["VIRTUAL_ENV", "CONDA_PREFIX"]
         .iter()
         .filter_map(|v| std::env::var_os(v).map(PathBuf::from))
         .collect();
+    p.extend(prefixes_on_path(path));
     if let Some(home) = std::env::var_os("HOME") {
         p.push(Path::new(&home).join(".local"));
     }
     p.extend(["/usr", "/usr/local", "/opt/conda"].map(PathBuf::from));
     p
+}
+
+/// `<dir>/..` for each directory of `path` that holds a `python3`: the installation's prefix
+/// (the directory itself, not where a link leads, so a virtual environment stays itself).
+fn prefixes_on_path(path: Option<OsString>) -> Vec<PathBuf> {
+    path.iter()
+        .flat_map(std::env::split_paths)
+        .filter(|d| d.is_absolute() && d.join("python3").exists())
+        .filter_map(|d| d.parent().map(Path::to_path_buf))
+        .collect()
 }
 
 /// [`search_dirs`] with its inputs given (tests use a fake root).
@@ -154,6 +171,8 @@ pub fn search_dirs_in(
     }
     dirs.extend(
         [
+            "/usr/local/nvidia/lib64",
+            "/usr/local/nvidia/lib",
             "/usr/lib/x86_64-linux-gnu",
             "/lib/x86_64-linux-gnu",
             "/usr/lib64",
@@ -162,10 +181,68 @@ pub fn search_dirs_in(
         ]
         .map(at),
     );
+    dirs.extend(
+        loader_conf_dirs(root, &at("/etc/ld.so.conf"), 0)
+            .iter()
+            .map(|d| at(&d.to_string_lossy())),
+    );
     let mut seen = std::collections::HashSet::new();
     dirs.into_iter()
         .filter(|d| d.is_dir() && seen.insert(d.clone()))
         .collect()
+}
+
+/// The directories a dynamic loader configuration file names, with the files it `include`s
+/// (`include /etc/ld.so.conf.d/*.conf`: a `*` in the last part only, as every distribution
+/// writes it), absolute ones read under `root`. Paths as written (absolute); a file that cannot
+/// be read names none.
+fn loader_conf_dirs(root: &Path, file: &Path, depth: u8) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    let mut dirs = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some(pattern) = line.strip_prefix("include").map(str::trim) {
+            if depth >= 4 || pattern.is_empty() {
+                continue;
+            }
+            // Relative includes are relative to the including file's directory.
+            let pattern = match pattern.strip_prefix('/') {
+                Some(abs) => root.join(abs),
+                None => file.parent().unwrap_or(root).join(pattern),
+            };
+            let (Some(dir), Some(name)) = (pattern.parent(), pattern.file_name()) else {
+                continue;
+            };
+            let name = name.to_string_lossy();
+            let (head, tail) = name.split_once('*').unwrap_or((&name, ""));
+            let mut files: Vec<PathBuf> = if name.contains('*') {
+                std::fs::read_dir(dir)
+                    .map(|d| {
+                        d.flatten()
+                            .map(|e| e.path())
+                            .filter(|p| {
+                                let n = p.file_name().unwrap_or_default().to_string_lossy();
+                                n.len() >= head.len() + tail.len()
+                                    && n.starts_with(head)
+                                    && n.ends_with(tail)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
+                vec![pattern.clone()]
+            };
+            files.sort();
+            for f in files {
+                dirs.extend(loader_conf_dirs(root, &f, depth + 1));
+            }
+        } else if line.starts_with('/') {
+            dirs.push(PathBuf::from(line));
+        }
+    }
+    dirs
 }
 
 /// Subdirectories `<parent>/<prefix>*/<sub>` that exist.
@@ -196,12 +273,23 @@ fn sorted_desc(mut v: Vec<PathBuf>) -> Vec<PathBuf> {
     v
 }
 
-/// Each of [`NEEDED`] in `dirs`: the first directory holding any of its names wins, and in it
-/// the first name. Every library is looked for, so the error lists each one missing.
-pub fn locate(dirs: &[PathBuf]) -> Result<Vec<Found>, Vec<Missing>> {
+/// The libraries of [`NEEDED`] that do not load as they are, under the names cudarc opens
+/// (those that do, through `LD_LIBRARY_PATH` or the loader's own configuration, need no link).
+pub fn unloadable() -> Vec<&'static str> {
+    NEEDED
+        .iter()
+        .map(|(lib, _)| *lib)
+        .filter(|lib| open_as_cudarc(lib).is_err())
+        .collect()
+}
+
+/// Each library of [`NEEDED`] named in `libs`, in `dirs`: the first directory holding any of its
+/// names wins, and in it the first name. Every library is looked for, so the error lists each
+/// one missing.
+pub fn locate(dirs: &[PathBuf], libs: &[&str]) -> Result<Vec<Found>, Vec<Missing>> {
     let mut found = Vec::new();
     let mut missing = Vec::new();
-    for (lib, names) in NEEDED {
+    for (lib, names) in NEEDED.into_iter().filter(|(lib, _)| libs.contains(lib)) {
         let hit = dirs
             .iter()
             .find_map(|d| names.iter().map(|n| d.join(n)).find(|p| p.exists()));
@@ -266,19 +354,22 @@ pub enum Reexec {
     Failed(String),
 }
 
-/// Call first thing in `main`, before any thread starts: when a CUDA library is not loadable
-/// under the names cudarc tries but is found elsewhere ([`locate`]), link it under those names in
-/// `<runtime dir>/gridlease-cuda-<uid>` and replace this process with the same program, arguments
-/// and environment plus that `LD_LIBRARY_PATH` (and [`REEXEC_MARK`]). Returns only when no run
+/// Call first thing in `main`, before any thread starts: when some CUDA libraries are not
+/// loadable under the names cudarc tries ([`unloadable`]) but each of them is found elsewhere
+/// ([`locate`]), link those under cudarc's names in `<runtime dir>/gridlease-cuda-<uid>` and
+/// replace this process with the same program, arguments and environment plus that
+/// `LD_LIBRARY_PATH` (and [`REEXEC_MARK`]); the libraries that load as they are stay as they are. Returns only when no run
 /// again is needed or possible, saying which. On a host without CUDA it finds nothing and
 /// returns [`Reexec::NotFound`] at once.
 pub fn reexec_with_cuda() -> Reexec {
-    if std::env::var_os(REEXEC_MARK).is_some()
-        || NEEDED.iter().all(|(lib, _)| open_as_cudarc(lib).is_ok())
-    {
+    if std::env::var_os(REEXEC_MARK).is_some() {
         return Reexec::NotNeeded;
     }
-    let found = match locate(&search_dirs()) {
+    let wanted = unloadable();
+    if wanted.is_empty() {
+        return Reexec::NotNeeded;
+    }
+    let found = match locate(&search_dirs(), &wanted) {
         Ok(f) => f,
         Err(missing) => return Reexec::NotFound(missing),
     };
@@ -348,6 +439,8 @@ mod tests {
 
     use super::{NEEDED, loader_dir, locate, search_dirs_in};
 
+    const ALL: [&str; 4] = ["cuda", "nvrtc", "cublas", "cublasLt"];
+
     fn touch(p: &Path) {
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(p, b"").expect("touch");
@@ -368,7 +461,7 @@ mod tests {
         touch(&r.join("usr/local/lib/python3.9/site-packages/nvidia/cublas/lib/libcublas.so.12"));
 
         let dirs = search_dirs_in(None, None, &[PathBuf::from("/usr/local")], r);
-        let found = locate(&dirs).expect("all found");
+        let found = locate(&dirs, &ALL).expect("all found");
         let by = |lib: &str| {
             found
                 .iter()
@@ -395,6 +488,82 @@ mod tests {
         loader_dir(&found, &links).expect("again");
     }
 
+    /// The lent machines as their notes describe them: PyTorch's CUDA 13 wheels in a virtual
+    /// environment that is not activated, only first on `PATH` (`/opt/torch/.venv/bin`), and
+    /// the driver's folder mounted at `/usr/local/nvidia`.
+    #[test]
+    fn a_venv_found_through_path_and_the_containers_driver_folder() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let r = root.path();
+        let venv = r.join("opt/torch/.venv");
+        touch(&venv.join("bin/python3"));
+        std::fs::create_dir_all(r.join("usr/local/bin")).expect("mkdir");
+        let path = std::env::join_paths([r.join("usr/local/bin"), venv.join("bin")]).expect("PATH");
+        assert_eq!(
+            super::prefixes_on_path(Some(path)),
+            vec![venv.clone()],
+            "the directory holding a python3, up one; the one without none"
+        );
+
+        let wheel = r.join("opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib");
+        for f in ["libcublas.so.13", "libcublasLt.so.13", "libnvrtc.so.13"] {
+            touch(&wheel.join(f));
+        }
+        touch(&r.join("usr/local/nvidia/lib64/libcuda.so.1"));
+        let dirs = search_dirs_in(None, None, &[PathBuf::from("/opt/torch/.venv")], r);
+        let found = locate(&dirs, &ALL).expect("all found");
+        assert_eq!(found[0].path, r.join("usr/local/nvidia/lib64/libcuda.so.1"));
+        assert!(
+            found[1..].iter().all(|f| f.path.starts_with(&wheel)),
+            "{found:?}"
+        );
+
+        // What loads as it is (here the driver, through the loader's own configuration) is
+        // neither looked for nor linked.
+        let only = locate(&dirs, &["nvrtc", "cublas"]).expect("found");
+        assert_eq!(
+            only.iter().map(|f| f.lib).collect::<Vec<_>>(),
+            ["nvrtc", "cublas"]
+        );
+    }
+
+    /// A driver installed where only the dynamic loader's configuration says
+    /// (`/etc/ld.so.conf.d/*.conf`, as distributions' driver packages do).
+    #[test]
+    fn the_loaders_configured_directories_are_searched() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let r = root.path();
+        let write = |p: &str, text: &str| {
+            let p = r.join(p);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        };
+        write(
+            "etc/ld.so.conf",
+            "# the usual\ninclude /etc/ld.so.conf.d/*.conf\n",
+        );
+        write(
+            "etc/ld.so.conf.d/nvidia.conf",
+            "/opt/nvidia-580/lib64 # the driver\n",
+        );
+        write("etc/ld.so.conf.d/zz.conf", "include more.d/*.conf\n");
+        write("etc/ld.so.conf.d/more.d/x.conf", "/opt/more\n");
+        write("etc/ld.so.conf.d/ignored.txt", "/opt/not-a-conf\n");
+        for d in ["opt/more", "opt/not-a-conf"] {
+            std::fs::create_dir_all(r.join(d)).expect("mkdir");
+        }
+        touch(&r.join("opt/nvidia-580/lib64/libcuda.so.1"));
+
+        let dirs = search_dirs_in(None, None, &[], r);
+        assert!(
+            dirs.contains(&r.join("opt/more")),
+            "a relative include: {dirs:?}"
+        );
+        assert!(!dirs.contains(&r.join("opt/not-a-conf")), "{dirs:?}");
+        let found = locate(&dirs, &["cuda"]).expect("the driver");
+        assert_eq!(found[0].path, r.join("opt/nvidia-580/lib64/libcuda.so.1"));
+    }
+
     #[test]
     fn a_missing_library_names_what_was_looked_for_and_where() {
         let root = tempfile::tempdir().expect("tempdir");
@@ -410,7 +579,7 @@ mod tests {
             "{}'s directories come first",
             super::DIRS_VAR
         );
-        let missing = locate(&dirs).expect_err("no driver");
+        let missing = locate(&dirs, &ALL).expect_err("no driver");
         assert_eq!(missing.len(), 1);
         let e = missing[0].to_string();
         assert!(e.starts_with("libcuda not found"), "{e}");
