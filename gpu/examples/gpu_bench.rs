@@ -436,6 +436,7 @@ fn main() -> std::process::ExitCode {
                 .map(|p| p.display().to_string())
                 .collect();
             log.line(format!("libraries {}", libraries.join(" ")));
+            log.line(format!("kernels {}", gpu.kernels));
             let figures = match gpu_figures(&mut log, &gpu, &a) {
                 Ok(f) => {
                     if f["all_equal"] != json!(true) {
@@ -458,7 +459,7 @@ fn main() -> std::process::ExitCode {
                         "sm_count": info.as_ref().and_then(|i| i.sm_count),
                         "driver": info.as_ref().map(|i| i.driver.clone()),
                         "cuda": info.as_ref().map(|i| i.cuda.clone()),
-                        "libraries": libraries},
+                        "libraries": libraries, "kernels": gpu.kernels},
                 "figures": figures,
                 "cpu": cpu_figures(&mut log, a.cpu_n),
             })

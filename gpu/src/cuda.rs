@@ -1,5 +1,6 @@
 //! The `matmul_i8` workload on an NVIDIA GPU through cudarc, all loaded at runtime: the CUDA
-//! driver, NVRTC (the kernels in `kernels/kernels.cu` are compiled when a device is opened) and
+//! driver, NVRTC (the kernels in `kernels/kernels.cu` are compiled for the device's architecture
+//! when the first device of it is opened, [`crate::nvrtc`]) and
 //! cuBLAS (the INT8 x INT8 -> INT32 GEMM, `cublasGemmEx` with `CUBLAS_COMPUTE_32I`).
 //!
 //! cudarc panics when a library it needs is missing, so [`check_libraries`] loads each of them
@@ -20,7 +21,6 @@ use cudarc::{
         CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView,
         DevicePtr, DevicePtrMut, LaunchConfig, PinnedHostSlice, PushKernelArg,
     },
-    nvrtc::{CompileOptions, Ptx},
 };
 
 use crate::plan::{FV_JCHUNK, FV_LANES, LEAF_BLOCK, Plan};
@@ -77,18 +77,21 @@ pub fn check_libraries() -> Result<(), &'static GpuError> {
             for (lib, _) in crate::libs::NEEDED {
                 match crate::libs::open_as_cudarc(lib) {
                     Ok(h) => held.push(h),
-                    Err(names) => {
-                        return Err(GpuError::MissingLibrary {
-                            lib,
-                            why: missing_why(lib, &names),
-                        });
-                    }
+                    Err(names) => return Err(missing_library(lib, &names)),
                 }
             }
             Ok(held)
         })
         .as_ref()
         .map(|_| ())
+}
+
+/// `lib` did not load under `names`: [`GpuError::MissingLibrary`] saying why.
+pub(crate) fn missing_library(lib: &'static str, names: &[String]) -> GpuError {
+    GpuError::MissingLibrary {
+        lib,
+        why: missing_why(lib, names),
+    }
 }
 
 /// Why `lib` did not load under `names`: not on the machine (where it was looked for), or on it
@@ -167,21 +170,6 @@ pub fn devices() -> Result<Vec<(usize, String, u32)>, GpuError> {
         .collect()
 }
 
-fn ptx() -> Result<Ptx, GpuError> {
-    static PTX: OnceLock<String> = OnceLock::new();
-    if let Some(src) = PTX.get() {
-        return Ok(Ptx::from_src(src.clone()));
-    }
-    let opts = CompileOptions {
-        options: vec!["--std=c++17".into()],
-        ..Default::default()
-    };
-    let ptx = cudarc::nvrtc::compile_ptx_with_opts(kernel_source(), opts)
-        .map_err(|e| GpuError::Compile(e.to_string()))?;
-    let src = PTX.get_or_init(|| ptx.to_src());
-    Ok(Ptx::from_src(src.clone()))
-}
-
 struct Kernels {
     generate: CudaFunction,
     leaves: CudaFunction,
@@ -245,6 +233,9 @@ pub struct CudaMatmul {
     pub name: String,
     /// Its UUID (`GPU-...`).
     pub uuid: String,
+    /// How the kernels were built for it, in words: its own machine code, or PTX the driver
+    /// compiled, and why ([`crate::nvrtc::load`]).
+    pub kernels: String,
     stream: Arc<CudaStream>,
     blas: CudaBlas,
     k: Kernels,
@@ -288,7 +279,7 @@ impl CudaMatmul {
         let ctx = CudaContext::new(ordinal)?;
         let name = ctx.name()?;
         let uuid = format_uuid(&ctx.uuid()?.bytes.map(|b| b as u8));
-        let module = ctx.load_module(ptx()?)?;
+        let (module, kernels) = crate::nvrtc::load(&ctx)?;
         let k = Kernels::load(&module)?;
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(stream.clone())?;
@@ -296,6 +287,7 @@ impl CudaMatmul {
             ordinal,
             name,
             uuid,
+            kernels,
             stream,
             blas,
             k,

@@ -5,6 +5,8 @@
 //! - [`cuda`]: the workload on a GPU with cudarc (driver, NVRTC, cuBLAS loaded at runtime, checked
 //!   with libloading first): seeded inputs and the Merkle commitment by kernels compiled with
 //!   NVRTC (`kernels/kernels.cu`), the INT8 GEMM by cuBLAS, Freivalds' check.
+//! - [`nvrtc`]: the kernels compiled at run time, as machine code for the device's architecture
+//!   (PTX for the driver where that cannot be had).
 //! - [`libs`]: where the CUDA libraries are (CUDA 12 or 13, the toolkit or PyTorch's wheels), and
 //!   the one run again that makes them loadable ([`libs::reexec_with_cuda`]).
 //! - [`plan`]: the padded device layout both of them and the tests share.
@@ -20,6 +22,7 @@
 pub mod cuda;
 pub mod libs;
 pub mod nvml;
+pub mod nvrtc;
 pub mod plan;
 
 use std::{

@@ -305,6 +305,12 @@ async fn check(path: &std::path::Path) -> Result<()> {
             for path in gridlease_gpu::libs::loaded() {
                 println!("           {}", path.display());
             }
+            if let Ok((major, minor)) = gridlease_gpu::nvrtc::version() {
+                println!(
+                    "           NVRTC {major}.{minor} compiles the kernels for each GPU's \
+                     architecture at its first built-in job"
+                );
+            }
         }
         Err(e) => println!("cuda       {e}: built-in jobs run on the CPU"),
     }

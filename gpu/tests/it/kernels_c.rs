@@ -30,16 +30,7 @@ fn emu() -> &'static Emu {
     static EMU: OnceLock<Emu> = OnceLock::new();
     EMU.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir").keep();
-        let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-        let compiler = cc::Build::new()
-            .cargo_metadata(false)
-            .target(&triple)
-            .host(&triple)
-            .opt_level(2)
-            .out_dir(&dir)
-            .warnings(true)
-            .try_get_compiler()
-            .expect("a C compiler");
+        let compiler = crate::host_compiler(false, 2, &dir);
         let so = dir.join("libgl_kernels_emul.so");
         let status = compiler
             .to_command()
@@ -543,16 +534,7 @@ fn the_exact_nvrtc_source_type_checks_as_cuda_cpp() {
     let src = dir.path().join("nvrtc_source.cpp");
     let mock = std::fs::read_to_string(kernels_dir().join("cuda_mock.h")).expect("mock");
     std::fs::write(&src, mock + &gridlease_gpu::cuda::kernel_source()).expect("write");
-    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    let compiler = cc::Build::new()
-        .cpp(true)
-        .cargo_metadata(false)
-        .target(&triple)
-        .host(&triple)
-        .opt_level(0)
-        .out_dir(dir.path())
-        .try_get_compiler()
-        .expect("a C++ compiler");
+    let compiler = crate::host_compiler(true, 0, dir.path());
     let status = compiler
         .to_command()
         .args(["-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror"])

@@ -4,6 +4,7 @@
 mod anvil;
 mod common;
 mod faults;
+mod gpu_libs;
 mod heartbeat;
 mod hostile;
 mod node;
