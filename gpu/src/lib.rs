@@ -5,6 +5,7 @@
 //! - [`cuda`]: the workload on a GPU with cudarc (driver, NVRTC, cuBLAS loaded at runtime, checked
 //!   with libloading first): seeded inputs and the Merkle commitment by kernels compiled with
 //!   NVRTC (`kernels/kernels.cu`), the INT8 GEMM by cuBLAS, Freivalds' check.
+//! - [`error`]: why the GPU path cannot run ([`GpuError`]).
 //! - [`nvrtc`]: the kernels compiled at run time, as machine code for the device's architecture
 //!   (PTX for the driver where that cannot be had).
 //! - [`libs`]: where the CUDA libraries are (CUDA 12 or 13, the toolkit or PyTorch's wheels), and
@@ -20,6 +21,7 @@
 //! gridlease-workload's bytes without a GPU.
 
 pub mod cuda;
+pub mod error;
 pub mod libs;
 pub mod nvml;
 pub mod nvrtc;

@@ -29,7 +29,16 @@ use cudarc::{
     },
 };
 
-use crate::cuda::GpuError;
+use crate::error::{GpuError, missing_library};
+
+/// The CUDA source of the kernels as NVRTC compiles it (prelude + kernels).
+pub fn kernel_source() -> String {
+    [
+        include_str!("../kernels/prelude_cuda.h"),
+        include_str!("../kernels/kernels.cu"),
+    ]
+    .concat()
+}
 
 /// What NVRTC is asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,7 +111,7 @@ fn check_nvrtc() -> Result<(), GpuError> {
     static NVRTC: OnceLock<Result<libloading::Library, Vec<String>>> = OnceLock::new();
     match NVRTC.get_or_init(|| crate::libs::open_as_cudarc("nvrtc")) {
         Ok(_) => Ok(()),
-        Err(names) => Err(crate::cuda::missing_library("nvrtc", names)),
+        Err(names) => Err(missing_library("nvrtc", names)),
     }
 }
 
@@ -131,7 +140,7 @@ impl Drop for Program {
 /// NVRTC rejects and every error in the source comes back with NVRTC's log.
 pub fn compile(target: Target) -> Result<Compiled, GpuError> {
     let nvrtc = version()?;
-    let src = CString::new(crate::cuda::kernel_source())
+    let src = CString::new(kernel_source())
         .map_err(|_| GpuError::Compile("a NUL byte in the kernels' source".into()))?;
     let nv = |what: &str, e: NvrtcError| GpuError::Compile(format!("{what}: {e:?}"));
     let prog = Program(

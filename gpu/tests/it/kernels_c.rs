@@ -533,7 +533,7 @@ fn the_exact_nvrtc_source_type_checks_as_cuda_cpp() {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("nvrtc_source.cpp");
     let mock = std::fs::read_to_string(kernels_dir().join("cuda_mock.h")).expect("mock");
-    std::fs::write(&src, mock + &gridlease_gpu::cuda::kernel_source()).expect("write");
+    std::fs::write(&src, mock + &gridlease_gpu::nvrtc::kernel_source()).expect("write");
     let compiler = crate::host_compiler(true, 0, dir.path());
     let status = compiler
         .to_command()
