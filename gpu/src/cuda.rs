@@ -319,6 +319,9 @@ impl CudaMatmul {
             )));
         }
         let (alpha, beta) = (1i32, 0i32);
+        // The raw cuBLAS call binds no context itself (cudarc's calls do), and a provider's job
+        // may run on a thread that has not used this GPU yet.
+        self.stream.context().bind_to_thread()?;
         {
             let (bt_ptr, _g1) = ops.bt.device_ptr(&self.stream);
             let (a_ptr, _g2) = ops.a.device_ptr(&self.stream);
@@ -460,9 +463,15 @@ impl CudaMatmul {
             }
         }
         let pinned = guard.as_mut().ok_or(GpuError::NoDevice)?;
-        s.memcpy_dtoh(src, pinned)?;
-        // as_slice waits for the copy (the event the copy recorded).
-        Ok(pinned.as_slice()?[..len].to_vec())
+        // Exactly `len` bytes: cudarc copies as many bytes as the host slice holds, and the
+        // buffer may be longer (kept from a larger job), which would read past `src`.
+        let host = &mut pinned.as_mut_slice()?[..len];
+        s.memcpy_dtoh(src, host)?;
+        // A copy into page-locked memory returns before it is done, and on this one stream
+        // cudarc records no event for it to wait on (it does only once a context has several
+        // streams): wait for the stream before reading a byte.
+        s.synchronize()?;
+        Ok(host.to_vec())
     }
 
     /// Freivalds' check of C against A x B with the vector drawn from `r_seed`, exactly as

@@ -259,10 +259,23 @@ pub fn opened(device: &Device) -> Option<Result<Arc<Mutex<CudaMatmul>>, GpuError
 
 /// Drop `device`'s opened GPU: the next job opens it afresh.
 pub fn forget(device: &Device) {
-    OPENED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .retain(|(d, _)| d != device);
+    let gone: Vec<_> = {
+        let mut cache = OPENED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (gone, kept) = std::mem::take(&mut *cache)
+            .into_iter()
+            .partition(|(d, _)| d == device);
+        *cache = kept;
+        gone
+    };
+    // Closed outside the lock, and a panic caught: after a fault cuBLAS may refuse to destroy
+    // its handle, which cudarc unwraps; the job goes on to the CPU all the same.
+    for (_, gpu) in gone {
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(gpu))) {
+            tracing::warn!(panic = %panic_message(p.as_ref()), "closing a failed GPU panicked");
+        }
+    }
 }
 
 /// The text of a caught panic (cudarc panics where a library lacks a symbol its bindings name).
