@@ -483,6 +483,20 @@ impl CudaMatmul {
         c: &CudaSlice<i32>,
         r_seed: B256,
     ) -> Result<Vec<usize>, GpuError> {
+        self.freivalds_marked(p, ops, c, r_seed, None)
+    }
+
+    /// [`Self::freivalds`], with a [`Self::mark`] recorded into `kernels` just before its first
+    /// kernel and just after its last (the bench times the kernels apart from the copies of the
+    /// vector's seed up and the flags down, which wait for the host).
+    pub fn freivalds_marked(
+        &self,
+        p: &Plan,
+        ops: &DeviceOperands,
+        c: &CudaSlice<i32>,
+        r_seed: B256,
+        kernels: Option<&mut Option<(CudaEvent, CudaEvent)>>,
+    ) -> Result<Vec<usize>, GpuError> {
         let s = &self.stream;
         let chunks = p.fv_chunks();
         let mut guard = self
@@ -515,6 +529,10 @@ impl CudaMatmul {
             ..
         } = guard.as_mut().ok_or(GpuError::NoDevice)?;
         s.memcpy_htod(r_seed.as_slice(), seed_d)?;
+        let first = match kernels {
+            Some(_) => Some(self.mark()?),
+            None => None,
+        };
         let (jchunk, lanes) = (FV_JCHUNK, FV_LANES);
         // SAFETY (all launches): signatures as in kernels.cu, buffers sized above.
         unsafe {
@@ -564,6 +582,9 @@ impl CudaMatmul {
                 .arg(&lanes)
                 .arg(&mut *bad)
                 .launch(cfg(p.m)?)?;
+        }
+        if let (Some(slot), Some(first)) = (kernels, first) {
+            *slot = Some((first, self.mark()?));
         }
         let flags = s.clone_dtoh(&*bad)?;
         Ok(flags
