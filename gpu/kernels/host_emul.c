@@ -3,9 +3,12 @@
 #include "prelude_c.h"
 #include "kernels.cu"
 
+/* A launch of n threads runs every thread of the grid a GPU would: whole blocks of 256 (the
+ * largest block cuda.rs uses), at least one, so every kernel's guard for the ids past n runs too. */
 #define GL_LAUNCH(n, call)                                                                        \
     do {                                                                                          \
-        u64 gl_n = (n);                                                                           \
+        u64 gl_n = ((n) + 255) / 256 * 256;                                                       \
+        if (gl_n == 0) gl_n = 256;                                                                \
         for (gl_emulated_id = 0; gl_emulated_id < gl_n; gl_emulated_id++) { call; }               \
     } while (0)
 

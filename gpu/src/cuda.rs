@@ -138,8 +138,11 @@ fn cfg(threads: u64) -> Result<LaunchConfig, GpuError> {
 
 /// `threads` threads (at least one block) in blocks of `block` (at most 1,024).
 fn cfg_block(threads: u64, block: u64) -> Result<LaunchConfig, GpuError> {
+    // CUDA's grid is at most 2^31 - 1 blocks wide.
     let blocks = u32::try_from(threads.div_ceil(block).max(1))
-        .map_err(|_| GpuError::TooLarge(format!("{threads} threads in one launch")))?;
+        .ok()
+        .filter(|&b| b <= i32::MAX as u32)
+        .ok_or_else(|| GpuError::TooLarge(format!("{threads} threads in one launch")))?;
     Ok(LaunchConfig {
         grid_dim: (blocks, 1, 1),
         // invariant: `block` is BLOCK or LEAF_BLOCK, both <= 1,024.
