@@ -287,6 +287,51 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_default()
 }
 
+/// Open `device` afresh (not the node's cached GPU), compute a small seeded job of odd sides on
+/// it and on the CPU reference, and compare the root and every byte of C: what
+/// `gridlease-provider check` runs on each GPU, so an operator learns before the first job
+/// whether built-in jobs will run on the GPU. `Ok` is one line of what was seen (the time to open,
+/// which includes compiling the kernels, and how they were built); `Err` says why the GPU path is
+/// unusable there, and then built-in jobs run on the CPU.
+pub fn self_test(device: &Device) -> Result<String, String> {
+    let job = Matmul {
+        seed: B256::repeat_byte(0x5e),
+        m: 129,
+        k: 257,
+        n: 65,
+    };
+    let cpu = compute_cpu(Inputs::Seeded(job), 1, String::new());
+    let run = std::panic::catch_unwind(|| -> Result<String, String> {
+        let opening = std::time::Instant::now();
+        let gpu = match open(device) {
+            None => return Err("CPU requested".to_owned()),
+            Some(g) => g.map_err(|e| e.to_string())?,
+        };
+        let open_s = opening.elapsed().as_secs_f64();
+        let computing = std::time::Instant::now();
+        let got = compute_gpu(Inputs::Seeded(job), &gpu).map_err(|e| e.to_string())?;
+        let compute_s = computing.elapsed().as_secs_f64();
+        if got.root != cpu.root || got.c_bytes != cpu.c_bytes {
+            return Err(format!(
+                "{} computed a {}x{}x{} product that differs from the CPU's (root {:?}, CPU {:?}): \
+                 a driver or library fault; built-in jobs would be refused by their tenants",
+                got.backend, job.m, job.k, job.n, got.root, cpu.root
+            ));
+        }
+        Ok(format!(
+            "{}: a {}x{}x{} product equal to the CPU's, byte for byte; opened in {open_s:.2} s \
+             (kernels: {}), computed in {compute_s:.3} s",
+            got.backend, job.m, job.k, job.n, gpu.kernels
+        ))
+    });
+    run.unwrap_or_else(|p| {
+        Err(format!(
+            "the GPU path panicked: {}",
+            panic_message(p.as_ref())
+        ))
+    })
+}
+
 /// C = A x B of `inputs` and its commitment: on the GPU `device` names when it is usable, else on
 /// the CPU with `threads` threads (also when the GPU fails midway). Same bytes either way; the
 /// [`Backend`] says which ran and why.

@@ -311,6 +311,17 @@ async fn check(path: &std::path::Path) -> Result<()> {
                      architecture at its first built-in job"
                 );
             }
+            // Each GPU the driver reported computes a small job, compared with the CPU's bytes.
+            for g in inv.gpus.iter().filter(|g| g.uuid.starts_with("GPU-")) {
+                let device = gridlease_gpu::Device::Uuid(g.uuid.clone());
+                match tokio::task::block_in_place(|| gridlease_gpu::self_test(&device)) {
+                    Ok(line) => println!("selftest   {line}"),
+                    Err(why) => println!(
+                        "selftest   {}: {why}: its built-in jobs would run on the CPU",
+                        g.uuid
+                    ),
+                }
+            }
         }
         Err(e) => println!("cuda       {e}: built-in jobs run on the CPU"),
     }

@@ -88,3 +88,20 @@ fn gpu_freivalds_accepts_the_product_and_finds_a_flipped_bit() {
         assert_eq!(root, matmul::commit(&bad).root());
     }
 }
+
+/// `gridlease-provider check`'s self-test: on a GPU it passes (a product equal to the CPU's, byte
+/// for byte); without one it says why instead.
+#[test]
+fn the_self_test_passes_on_a_gpu_and_says_why_without_one() {
+    use gridlease_gpu::{Device, self_test};
+    assert_eq!(self_test(&Device::Cpu), Err("CPU requested".to_owned()));
+    match (gpu(), self_test(&Device::Auto)) {
+        (Some(_), Ok(line)) => assert!(line.contains("equal to the CPU's"), "{line}"),
+        (Some(_), Err(why)) => panic!("a usable GPU failed the self-test: {why}"),
+        (None, Ok(line)) => panic!("a self-test passed without a usable GPU: {line}"),
+        (None, Err(why)) => assert!(
+            why.contains("not loadable") || why.contains("CUDA"),
+            "{why}"
+        ),
+    }
+}
