@@ -45,6 +45,20 @@ export async function until(what, secs, f) {
   }
 }
 
+/** The text `locator` shows once it appears, within `secs`; if it never does, an error that also
+ * says what the page's main area showed instead (a CI log then explains a timeout). */
+export async function textOf(page, locator, secs) {
+  try {
+    return await locator.innerText({ timeout: secs * 1000 });
+  } catch (e) {
+    const shown = await page
+      .locator("main")
+      .innerText({ timeout: 5000 })
+      .catch((e2) => `(unreadable: ${e2.message})`);
+    throw new Error(`${e.message}\nthe page showed instead:\n${shown}`);
+  }
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
