@@ -463,7 +463,18 @@ fn main() -> std::process::ExitCode {
                 .collect();
             log.line(format!("libraries {}", libraries.join(" ")));
             log.line(format!("kernels {}", gpu.kernels));
-            let figures = match gpu_figures(&mut log, &gpu, &a) {
+            // A panic inside (cudarc's, for a symbol a driver lacks) is written down like an
+            // error, so gpu.json and the log still say how far it got.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                gpu_figures(&mut log, &gpu, &a).map_err(|e| e.to_string())
+            }))
+            .unwrap_or_else(|p| {
+                Err(format!(
+                    "panicked: {}",
+                    gridlease_gpu::panic_message(p.as_ref())
+                ))
+            });
+            let figures = match run {
                 Ok(f) => {
                     if f["all_equal"] != json!(true) {
                         failed = Some("a GPU root differs from the CPU's".to_owned());
@@ -475,7 +486,7 @@ fn main() -> std::process::ExitCode {
                 Err(e) => {
                     log.line(format!("GPU bench failed: {e}"));
                     failed = Some(format!("the GPU bench failed: {e}"));
-                    json!({"error": e.to_string()})
+                    json!({"error": e})
                 }
             };
             json!({
