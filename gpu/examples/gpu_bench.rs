@@ -337,11 +337,7 @@ fn gpu_figures(log: &mut Log, gpu: &CudaMatmul, a: &Args) -> Result<Value, GpuEr
             }
             kernels_s.push(total / f64::from(reps));
         }
-        kernels_s.sort_by(f64::total_cmp);
-        let kernels_s = kernels_s
-            .get(kernels_s.len() / 2)
-            .copied()
-            .unwrap_or(f64::NAN);
+        let kernels_s = median(&mut kernels_s);
         let fraction = check.median / prod.median;
         log.line(format!(
             "Freivalds n = {fn_}: {:.5} s (its kernels {kernels_s:.5} s) vs product {:.5} s = \

@@ -8,14 +8,14 @@
 //!   `site-packages/nvidia/<part>/lib` (CUDA 12), with no unversioned link and off the loader's
 //!   path.
 //!
-//! [`locate`] looks for each library that does not load as it is ([`unloadable`]) under every
-//! name a CUDA 11 to 13 install uses, in the directories such installs use ([`search_dirs`]):
-//! the lent GPU machines keep the driver's `libcuda` in `/usr/local/nvidia/lib64` and the rest in
-//! the wheels of a virtual environment found only through `PATH`. [`loader_dir`] then links each one found
+//! [`locate`] looks for each library that does not load as it is ([`unloadable`]) under every name
+//! a CUDA 11 to 13 install uses, in the directories such installs use ([`search_dirs`]): the lent
+//! GPU machines keep the driver's `libcuda` in `/usr/local/nvidia/lib64` and the rest in the wheels
+//! of a virtual environment found only through `PATH`. [`loader_dir`] then links each one found
 //! under the name cudarc asks for (`libcublas.so -> .../libcublas.so.13`) in a directory of the
 //! process's own, and [`reexec_with_cuda`] runs the program again with that directory (and the
-//! libraries' own, for what they load themselves) on `LD_LIBRARY_PATH`: the dynamic loader reads
-//! it only at start. The cudarc bindings are CUDA 12.8's; the calls the workload makes
+//! libraries' own, for what they load themselves) on `LD_LIBRARY_PATH`: the dynamic loader reads it
+//! only at start. The cudarc bindings are CUDA 12.8's; the calls the workload makes
 //! (`cuLaunchKernel`, `nvrtcCompileProgram`, `cublasGemmEx`, ...) have the same signatures in
 //! CUDA 13, whose driver keeps the older entry points.
 //!
@@ -216,9 +216,9 @@ fn loader_conf_dirs(root: &Path, file: &Path, depth: u8) -> Vec<PathBuf> {
                 continue;
             };
             let name = name.to_string_lossy();
-            let (head, tail) = name.split_once('*').unwrap_or((&name, ""));
-            let mut files: Vec<PathBuf> = if name.contains('*') {
-                std::fs::read_dir(dir)
+            let mut files: Vec<PathBuf> = match name.split_once('*') {
+                None => vec![pattern.clone()],
+                Some((head, tail)) => std::fs::read_dir(dir)
                     .map(|d| {
                         d.flatten()
                             .map(|e| e.path())
@@ -230,9 +230,7 @@ fn loader_conf_dirs(root: &Path, file: &Path, depth: u8) -> Vec<PathBuf> {
                             })
                             .collect()
                     })
-                    .unwrap_or_default()
-            } else {
-                vec![pattern.clone()]
+                    .unwrap_or_default(),
             };
             files.sort();
             for f in files {
@@ -354,13 +352,13 @@ pub enum Reexec {
     Failed(String),
 }
 
-/// Call first thing in `main`, before any thread starts: when some CUDA libraries are not
-/// loadable under the names cudarc tries ([`unloadable`]) but each of them is found elsewhere
-/// ([`locate`]), link those under cudarc's names in `<runtime dir>/gridlease-cuda-<uid>` and
-/// replace this process with the same program, arguments and environment plus that
-/// `LD_LIBRARY_PATH` (and [`REEXEC_MARK`]); the libraries that load as they are stay as they are. Returns only when no run
-/// again is needed or possible, saying which. On a host without CUDA it finds nothing and
-/// returns [`Reexec::NotFound`] at once.
+/// Call first thing in `main`, before any thread starts: when some CUDA libraries are not loadable
+/// under the names cudarc tries ([`unloadable`]) but each of them is found elsewhere ([`locate`]),
+/// link those under cudarc's names in `<runtime dir>/gridlease-cuda-<uid>` and replace this process
+/// with the same program, arguments and environment plus that `LD_LIBRARY_PATH` (and
+/// [`REEXEC_MARK`]); the libraries that load as they are stay as they are. Returns only when no run
+/// again is needed or possible, saying which. On a host without CUDA it finds nothing and returns
+/// [`Reexec::NotFound`] at once.
 pub fn reexec_with_cuda() -> Reexec {
     if std::env::var_os(REEXEC_MARK).is_some() {
         return Reexec::NotNeeded;
