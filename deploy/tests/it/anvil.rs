@@ -167,14 +167,9 @@ async fn deploys_to_predicted_addresses_once() {
     ))
     .await;
     assert!(early.is_err(), "executed before the delay");
-    c.provider
-        .raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (cfg.timelock_delay,))
+    gridlease_deploy::anvil::warp(&c.provider, cfg.timelock_delay)
         .await
         .expect("warp");
-    c.provider
-        .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
-        .await
-        .expect("mine");
     send(tl.execute(pred.market.0, U256::ZERO, data, B256::ZERO, B256::ZERO))
         .await
         .expect("execute after the delay");
