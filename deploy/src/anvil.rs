@@ -61,6 +61,19 @@ impl Anvil {
     /// RPC node restarted mid-run: clients see refused connections, then the same chain).
     pub async fn restart(&mut self, down: Duration) -> Result<()> {
         let p = alloy::providers::ProviderBuilder::new().connect_http(self.url().parse()?);
+        // No block is mined between the dump and the kill: a block mined there would be missing
+        // after the restart, a reorg this restart does not mean to stage. What waits in the pool
+        // is lost, as on a restarted node.
+        let stop: [(&str, serde_json::Value); 2] = [
+            ("evm_setIntervalMining", serde_json::json!([0])),
+            ("evm_setAutomine", serde_json::json!([false])),
+        ];
+        for (method, params) in stop {
+            let _: serde_json::Value =
+                alloy::providers::Provider::raw_request(&p, method.into(), params)
+                    .await
+                    .with_context(|| format!("{method} (to stop mining before the dump)"))?;
+        }
         let dump: String =
             alloy::providers::Provider::raw_request(&p, "anvil_dumpState".into(), ())
                 .await

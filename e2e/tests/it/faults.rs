@@ -3,11 +3,13 @@
 //! its state; the node comes back, finishes the job and posts its result exactly once; two
 //! keepers compete for the upkeep: the auction is awarded once, by one of them, the lease is
 //! closed once, as completed after its challenge window (by a keeper or by the node), paid exactly
-//! for the time to its result, and neither keeper paid gas for a reverted transaction.
+//! for the time to its result, and neither keeper paid gas for work already done when it sent
+//! (at most a race lost inside one block, KB-02).
 
 use std::time::Duration;
 
 use alloy::{
+    consensus::Transaction as _,
     primitives::{Address, B256},
     providers::Provider,
     sol_types::SolEvent,
@@ -225,10 +227,13 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         "paid for the time to the result"
     );
 
-    // Neither keeper lost money: whatever each sent was mined without reverting, so no gas went
-    // on work another keeper had done (both simulate first and drop what no longer pays).
+    // Neither keeper paid gas for work another had done before it sent (both simulate on the
+    // pending block and drop what no longer pays). The one loss the design allows (KB-02) is a
+    // race lost inside one block: both simulated before either transaction reached the node, and
+    // the same work (the same call on the same lease) went in ahead of it in that block.
     let last = m.gov.provider.get_block_number().await.expect("head");
     let mut sent = [0usize; 2];
+    let mut lost = [0usize; 2];
     for b in first..=last {
         let receipts = m
             .gov
@@ -237,17 +242,43 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
             .await
             .expect("receipts")
             .unwrap_or_default();
-        for r in receipts {
-            if let Some(k) = keepers.iter().position(|a| *a == r.from) {
-                sent[k] += 1;
-                assert!(
-                    r.status(),
-                    "keeper {} paid gas for a reverted transaction {}\n{}",
-                    r.from,
-                    r.transaction_hash,
-                    m.log_tails(30)
-                );
+        for r in &receipts {
+            let Some(k) = keepers.iter().position(|a| *a == r.from) else {
+                continue;
+            };
+            sent[k] += 1;
+            if r.status() {
+                continue;
             }
+            lost[k] += 1;
+            let work = async |hash: B256| {
+                let tx = m
+                    .gov
+                    .provider
+                    .get_transaction_by_hash(hash)
+                    .await
+                    .expect("rpc")
+                    .expect("mined");
+                let input = tx.input().to_vec();
+                (tx.to(), input[..input.len().min(36)].to_vec())
+            };
+            let mine = work(r.transaction_hash).await;
+            let mut won_before = false;
+            for w in receipts.iter().filter(|w| {
+                w.status() && w.transaction_index < r.transaction_index && w.from != r.from
+            }) {
+                won_before |= work(w.transaction_hash).await == mine;
+            }
+            assert!(
+                won_before && lost[k] == 1,
+                "keeper {} paid gas for a reverted transaction {} that lost no race inside its \
+                 block (or lost twice)\n{}\n--- {}\n{}",
+                r.from,
+                r.transaction_hash,
+                m.log_tails(60),
+                rival.name,
+                rival.log_tail(60)
+            );
         }
     }
     assert!(sent[0] + sent[1] > 0, "the keepers did the upkeep");
