@@ -167,12 +167,13 @@ async fn kb_01_kb_05_keeper_awards_proves_no_shows_and_wrong_results_and_complet
 async fn kb_01_service_lease_settled_up_to_liveness_then_its_lapse_reported_and_proven() {
     let net = net().await;
     let dir = net.dir.path();
-    net.heartbeat().await;
+    let beat = net.heartbeat().await;
     let id = net.lease(&service(), true, 60).await;
     let (cfg, _) = config(&net, 1, "1");
     let keeper = start_keeper(dir, &cfg, 6, 1);
-    // Live (a heartbeat 50 s into the 60 s period): its live time is settled.
-    net.warp(50).await;
+    // Live (a heartbeat 50 s into the 60 s period, counted from the first beat: the wall time the
+    // lease and the keeper's start took counts too): its live time is settled.
+    net.warp_to(beat + 50).await;
     net.heartbeat().await;
     net.until("the service settlement", || async {
         !net.events::<Market::LeaseSettled>(net.market, id)

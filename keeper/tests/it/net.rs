@@ -467,10 +467,12 @@ impl Net {
         .expect("answer")
     }
 
-    pub(crate) async fn heartbeat(&self) {
-        send(Staking::new(self.staking, &self.operator.provider).heartbeat())
-            .await
-            .expect("heartbeat");
+    /// Beat for the provider; returns the chain time of the beat.
+    pub(crate) async fn heartbeat(&self) -> u64 {
+        let staking = Staking::new(self.staking, &self.operator.provider);
+        send(staking.heartbeat()).await.expect("heartbeat");
+        let liveness = staking.liveness(self.owner).call().await.expect("liveness");
+        liveness.at.to::<u64>()
     }
 
     pub(crate) async fn logs(&self, address: Address, sig: B256, id: B256) -> Vec<Log> {
@@ -528,6 +530,13 @@ impl Net {
     /// Move chain time on by `secs` and mine a block.
     pub(crate) async fn warp(&self, secs: u64) {
         anvil::warp(&self.tenant.provider, secs)
+            .await
+            .expect("warp");
+    }
+
+    /// Mine a block at chain time `timestamp` (not before the head's).
+    pub(crate) async fn warp_to(&self, timestamp: u64) {
+        anvil::warp_to(&self.tenant.provider, timestamp)
             .await
             .expect("warp");
     }
