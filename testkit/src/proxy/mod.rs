@@ -19,7 +19,7 @@
 //! ```
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -92,6 +92,8 @@ const KEEP: usize = 10_000;
 #[derive(Debug, Default)]
 struct State {
     rules: Vec<Rule>,
+    /// Faults for the next calls of a method, one each, before its rules (see `fail_next`).
+    scripts: HashMap<String, VecDeque<Fault>>,
     counts: HashMap<String, usize>,
     params: HashMap<String, Vec<Value>>,
     /// (sender, nonce) -> (max fee, priority fee) of the last accepted transaction.
@@ -195,9 +197,24 @@ impl Proxy {
         self.changed();
     }
 
+    /// Answer the next calls of `method` with `faults`, one call each, in order; the calls after
+    /// them go by the rules. A sequence that a test would otherwise stage by changing the rules
+    /// between calls, on time, whatever the machine's load.
+    pub fn fail_next(&self, method: &str, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.state)
+            .scripts
+            .entry(method.to_owned())
+            .or_default()
+            .extend(faults);
+        self.changed();
+    }
+
     /// Forward everything again.
     pub fn heal(&self) {
-        lock(&self.state).rules.clear();
+        let mut s = lock(&self.state);
+        s.rules.clear();
+        s.scripts.clear();
+        drop(s);
         self.changed();
     }
 

@@ -93,6 +93,19 @@ async fn forwards_counts_and_injects_each_fault_then_heals() {
     assert!(p.get_chain_id().await.is_err());
     assert_eq!(p.get_block_number().await.expect("other methods pass"), 100);
 
+    // A script: one fault per call, in order, then the rules (here: through).
+    proxy.heal();
+    proxy.fail_next("eth_chainId", [Fault::Status(429), Fault::Status(503)]);
+    assert!(
+        p.get_block_number().await.is_ok(),
+        "another method: no script"
+    );
+    let e = p.get_chain_id().await.expect_err("429 first");
+    assert!(e.to_string().contains("429"), "{e}");
+    let e = p.get_chain_id().await.expect_err("503 next");
+    assert!(e.to_string().contains("503"), "{e}");
+    assert_eq!(p.get_chain_id().await.expect("then through"), 31_337);
+
     // Stale and lagging heads.
     proxy.fail_method("eth_blockNumber", Fault::Head(7));
     assert_eq!(p.get_block_number().await.expect("frozen"), 7);
@@ -101,7 +114,7 @@ async fn forwards_counts_and_injects_each_fault_then_heals() {
 
     proxy.heal();
     assert_eq!(p.get_chain_id().await.expect("healed"), 31_337);
-    assert_eq!(proxy.calls("eth_chainId"), 3);
+    assert_eq!(proxy.calls("eth_chainId"), 6);
     assert!(proxy.calls("eth_blockNumber") >= 7);
 }
 

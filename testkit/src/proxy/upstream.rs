@@ -181,6 +181,11 @@ impl Upstream {
         }
     }
 
+    /// The next scripted fault of `method`, used up (`Proxy::fail_next`).
+    fn scripted(&self, method: &str) -> Option<Fault> {
+        lock(&self.state).scripts.get_mut(method)?.pop_front()
+    }
+
     fn rule_for(&self, method: &str) -> Option<Fault> {
         lock(&self.state)
             .rules
@@ -196,7 +201,7 @@ impl Upstream {
         };
         let single = !req.is_array();
         for m in methods {
-            let Some(fault) = self.rule_for(m) else {
+            let Some(fault) = self.scripted(m).or_else(|| self.rule_for(m)) else {
                 continue;
             };
             let id = &req["id"];

@@ -263,23 +263,11 @@ async fn off_10_a_send_that_failed_on_the_network_is_retried_with_backoff_as_the
     assert_eq!(mined(&txm, sent.clone()).await, sent.hash);
 
     // 429, then 503, then through: retried, the same bytes, one nonce.
-    proxy.fail_method(SEND_RAW, Fault::Status(429));
-    let p2 = proxy.clone();
-    let flip = tokio::spawn(async move {
-        while p2.calls(SEND_RAW) < tries + 1 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        p2.fail_method(SEND_RAW, Fault::Status(503));
-        while p2.calls(SEND_RAW) < tries + 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        p2.heal();
-    });
+    proxy.fail_next(SEND_RAW, [Fault::Status(429), Fault::Status(503)]);
     let second = txm
         .send(usdc, approve(market, 2), |_| Ok(()))
         .await
         .expect("sent");
-    flip.await.expect("flip");
     assert_eq!(proxy.calls(SEND_RAW), tries + 3);
     let hex = format!("{}", second.raw);
     for p in &proxy.params(SEND_RAW)[tries..] {
