@@ -437,11 +437,21 @@ mod tests {
 
     use super::{NEEDED, loader_dir, locate, search_dirs_in};
 
-    const ALL: [&str; 4] = ["cuda", "nvrtc", "cublas", "cublasLt"];
+    /// Every library of [`NEEDED`].
+    fn all() -> [&'static str; 4] {
+        NEEDED.map(|(lib, _)| lib)
+    }
 
     fn touch(p: &Path) {
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(p, b"").expect("touch");
+    }
+
+    /// PyTorch's CUDA 13 wheel folder: versioned names only.
+    fn cu13_wheel(wheel: &Path) {
+        for f in ["libcublas.so.13", "libcublasLt.so.13", "libnvrtc.so.13"] {
+            touch(&wheel.join(f));
+        }
     }
 
     /// A machine laid out like the lent H200s: the driver's libcuda in the system directory,
@@ -452,14 +462,12 @@ mod tests {
         let r = root.path();
         touch(&r.join("usr/lib/x86_64-linux-gnu/libcuda.so.1"));
         let wheel = r.join("usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib");
-        for f in ["libcublas.so.13", "libcublasLt.so.13", "libnvrtc.so.13"] {
-            touch(&wheel.join(f));
-        }
+        cu13_wheel(&wheel);
         // Another Python's CUDA 12 wheels: searched after the newer Python's, so not taken.
         touch(&r.join("usr/local/lib/python3.9/site-packages/nvidia/cublas/lib/libcublas.so.12"));
 
         let dirs = search_dirs_in(None, None, &[PathBuf::from("/usr/local")], r);
-        let found = locate(&dirs, &ALL).expect("all found");
+        let found = locate(&dirs, &all()).expect("all found");
         let by = |lib: &str| {
             found
                 .iter()
@@ -504,12 +512,10 @@ mod tests {
         );
 
         let wheel = r.join("opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib");
-        for f in ["libcublas.so.13", "libcublasLt.so.13", "libnvrtc.so.13"] {
-            touch(&wheel.join(f));
-        }
+        cu13_wheel(&wheel);
         touch(&r.join("usr/local/nvidia/lib64/libcuda.so.1"));
         let dirs = search_dirs_in(None, None, &[PathBuf::from("/opt/torch/.venv")], r);
-        let found = locate(&dirs, &ALL).expect("all found");
+        let found = locate(&dirs, &all()).expect("all found");
         assert_eq!(found[0].path, r.join("usr/local/nvidia/lib64/libcuda.so.1"));
         assert!(
             found[1..].iter().all(|f| f.path.starts_with(&wheel)),
@@ -577,7 +583,7 @@ mod tests {
             "{}'s directories come first",
             super::DIRS_VAR
         );
-        let missing = locate(&dirs, &ALL).expect_err("no driver");
+        let missing = locate(&dirs, &all()).expect_err("no driver");
         assert_eq!(missing.len(), 1);
         let e = missing[0].to_string();
         assert!(e.starts_with("libcuda not found"), "{e}");

@@ -55,10 +55,10 @@ fn kernels_compile_to_machine_code_for_every_gpu_class_without_spills() {
             assert!(contains(&c.image, k), "{target}: {k} missing");
         }
         assert_eq!(c.spills(), vec![], "{target}: registers spilled\n{}", c.log);
-        // Every kernel but gl_leaves runs 256 threads a block: 65,536 registers / 256 = 255 a
-        // thread at most (ptxas's own ceiling), so any count ptxas gives launches.
+        // No block is wider than 256 threads (gl_leaves: 64), and 65,536 registers / 256 = 256 a
+        // thread is above ptxas's own ceiling of 255: any count ptxas gives launches, so only
+        // spills are checked; the count is reported.
         let regs = c.max_registers().expect("ptxas reported registers");
-        assert!(regs <= 255, "{target}: {regs}");
         eprintln!(
             "{target}: {} bytes, {regs} registers at most",
             c.image.len()
