@@ -60,6 +60,20 @@ impl Anvil {
     /// Stop the node for `down` and start it again on the same port with the state it had (an
     /// RPC node restarted mid-run: clients see refused connections, then the same chain).
     pub async fn restart(&mut self, down: Duration) -> Result<()> {
+        let state = self.save_and_kill().await?;
+        tokio::time::sleep(down).await;
+        self.respawn(&state)
+    }
+
+    /// Stop the node with its chain saved, for as long as the caller wants it down (a test
+    /// watching what clients do meanwhile); [`Stopped::start`] starts it again where it was.
+    pub async fn stop_saving(mut self) -> Result<Stopped> {
+        let state = self.save_and_kill().await?;
+        Ok(Stopped { anvil: self, state })
+    }
+
+    /// Save the chain to a file (`anvil_dumpState`, unpacked) and kill the node.
+    async fn save_and_kill(&mut self) -> Result<StateFile> {
         let p = alloy::providers::ProviderBuilder::new().connect_http(self.url().parse()?);
         // No block is mined between the dump and the kill: a block mined there would be missing
         // after the restart, a reorg this restart does not mean to stage. What waits in the pool
@@ -79,15 +93,15 @@ impl Anvil {
                 .await
                 .context("anvil_dumpState")?;
         let gz = alloy::hex::decode(dump.trim_start_matches("0x")).context("state dump")?;
-        let state = std::env::temp_dir().join(format!(
+        let state = StateFile(std::env::temp_dir().join(format!(
             "gridlease-anvil-{}-{}.json",
             std::process::id(),
             self.port
-        ));
+        )));
         let mut gunzip = Command::new("gzip")
             .arg("-dc")
             .stdin(Stdio::piped())
-            .stdout(std::fs::File::create(&state)?)
+            .stdout(std::fs::File::create(&state.0)?)
             .spawn()
             .context("gzip (to unpack anvil's state) did not start")?;
         gunzip.stdin.take().context("gzip stdin")?.write_all(&gz)?;
@@ -95,16 +109,18 @@ impl Anvil {
             bail!("gzip could not unpack anvil's state");
         }
         self.kill();
-        tokio::time::sleep(down).await;
+        Ok(state)
+    }
+
+    /// Start the killed node again on its port, block time and log, from `state`.
+    fn respawn(&mut self, state: &StateFile) -> Result<()> {
         // The log goes on after the restart's output.
-        let started = spawn(
+        (self.child, self.port) = spawn(
             self.port,
             self.block_time,
             self.log.as_deref(),
-            Some(&state),
-        );
-        let _ = std::fs::remove_file(&state);
-        (self.child, self.port) = started?;
+            Some(&state.0),
+        )?;
         Ok(())
     }
 
@@ -196,6 +212,32 @@ fn spawn(
             }
             bail!("anvil did not start: {}", err.trim())
         }
+    }
+}
+
+/// An anvil stopped by [`Anvil::stop_saving`]: its chain saved, its port and block time kept
+/// for [`Stopped::start`].
+#[derive(Debug)]
+pub struct Stopped {
+    anvil: Anvil,
+    state: StateFile,
+}
+
+impl Stopped {
+    /// Start it again on the same port and block time, with the chain it had.
+    pub fn start(mut self) -> Result<Anvil> {
+        self.anvil.respawn(&self.state)?;
+        Ok(self.anvil)
+    }
+}
+
+/// A saved chain, removed when dropped.
+#[derive(Debug)]
+struct StateFile(PathBuf);
+
+impl Drop for StateFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

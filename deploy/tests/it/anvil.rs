@@ -302,3 +302,66 @@ async fn cast_calls_with_the_shipped_abi() {
     }
     assert!(called >= 10, "only {called} views found in the ABI files");
 }
+
+/// An anvil stopped with its chain saved and started again has the same chain (its blocks, a
+/// transfer's effect), the same port and the same block time.
+#[tokio::test]
+async fn a_stopped_and_restarted_anvil_keeps_its_chain_port_and_block_time() {
+    let anvil = Anvil::start(1, None).expect("anvil");
+    let c = client(&anvil).await;
+    let to = alloy::primitives::Address::repeat_byte(0x42);
+    let tx = alloy::rpc::types::TransactionRequest::default()
+        .to(to)
+        .value(U256::from(7));
+    let receipt = c
+        .provider
+        .send_transaction(tx)
+        .await
+        .expect("sent")
+        .get_receipt()
+        .await
+        .expect("mined");
+    let mined = receipt.block_number.expect("a block");
+    let head = c.provider.get_block_number().await.expect("head");
+    let hash = |n: u64| {
+        let c = &c;
+        async move {
+            c.provider
+                .get_block_by_number(n.into())
+                .await
+                .expect("block")
+                .expect("the block exists")
+                .header
+                .hash
+        }
+    };
+    let before = (hash(mined).await, hash(head).await);
+    let url = anvil.url();
+
+    let stopped = anvil.stop_saving().await.expect("stopped with its chain");
+    assert!(
+        c.provider.get_block_number().await.is_err(),
+        "down while stopped"
+    );
+    let anvil = stopped.start().expect("started again");
+    assert_eq!(anvil.url(), url, "the same port");
+    assert_eq!(
+        (hash(mined).await, hash(head).await),
+        before,
+        "the same chain"
+    );
+    assert_eq!(
+        c.provider.get_balance(to).await.expect("balance"),
+        U256::from(7)
+    );
+    // One block a second again, with no transaction to mine.
+    let again = c.provider.get_block_number().await.expect("head");
+    let t0 = std::time::Instant::now();
+    while c.provider.get_block_number().await.expect("head") == again {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "no block mined after the restart"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

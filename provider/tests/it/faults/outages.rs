@@ -2,14 +2,11 @@
 //! head going backwards) and anvil stopped and restarted with its state (OFF-10, OFF-11, OFF-12,
 //! OFF-16). The node stays up, backs off, catches up and posts the result once.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Instant,
-};
+use std::time::Instant;
 
-use alloy::{providers::Provider, sol_types::SolEvent};
+use alloy::sol_types::SolEvent;
 use gridlease_bindings::{Market, Results};
-use gridlease_deploy::anvil::{self, ANVIL_KEYS};
+use gridlease_deploy::anvil::ANVIL_KEYS;
 use gridlease_testkit::proxy::{Fault, Proxy};
 
 use crate::common::*;
@@ -104,20 +101,9 @@ async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_
     n.stop(node, 1);
 }
 
-/// An anvil this test started itself (on a given port, from a saved state); killed when dropped.
-struct OwnAnvil(Child);
-
-impl Drop for OwnAnvil {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn off_12_anvil_stopped_and_restarted_mid_job_with_its_state_does_not_lose_the_job() {
     let mut n = net().await;
-    let dir = n.path();
     n.config(&n.url, None);
     let mut node = n.start(1);
     n.wait_head(1).await;
@@ -125,23 +111,14 @@ async fn off_12_anvil_stopped_and_restarted_mid_job_with_its_state_does_not_lose
     n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
         .await;
 
-    // Save the chain (anvil_dumpState: gzipped JSON, as hex) and stop anvil mid-job.
-    let dump: String = n
-        .tenant
-        .provider
-        .raw_request("anvil_dumpState".into(), ())
+    // Stop anvil mid-job with its chain saved.
+    let stopped = n
+        .anvil
+        .take()
+        .expect("anvil")
+        .stop_saving()
         .await
-        .expect("dump");
-    let gz = alloy::hex::decode(dump.trim_start_matches("0x")).expect("hex");
-    std::fs::write(dir.join("state.json.gz"), gz).expect("write");
-    let unzip = Command::new("gzip")
-        .args(["-df", "state.json.gz"])
-        .current_dir(&dir)
-        .status()
-        .expect("gzip runs");
-    assert!(unzip.success());
-    let port = n.anvil.as_ref().expect("anvil").port();
-    n.anvil.take().expect("anvil").stop();
+        .expect("anvil stops with its chain saved");
 
     // The node stays up and says the chain is unreachable.
     eventually(
@@ -154,16 +131,7 @@ async fn off_12_anvil_stopped_and_restarted_mid_job_with_its_state_does_not_lose
     assert!(node.try_wait().expect("wait").is_none(), "still running");
 
     // The same chain again on the same port.
-    let restarted = OwnAnvil(
-        Command::new(anvil::find_anvil().expect("anvil"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--hardfork", "cancun", "--load-state", "state.json"])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("anvil restarts"),
-    );
+    n.anvil = Some(stopped.start().expect("anvil restarts"));
     n.result(id, 1, 90).await;
     assert_eq!(
         n.count_logs(n.results, Results::ResultPosted::SIGNATURE_HASH, id)
@@ -185,5 +153,4 @@ async fn off_12_anvil_stopped_and_restarted_mid_job_with_its_state_does_not_lose
     )
     .await;
     n.stop(node, 1);
-    drop(restarted);
 }
