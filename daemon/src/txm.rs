@@ -195,6 +195,8 @@ impl TxManager {
     /// network (after bounded retries of the same bytes) still returns the signed transaction:
     /// it may have arrived, and [`Self::confirm`] rebroadcasts exactly those bytes. "Nonce too
     /// low" for a fresh transaction re-signs at the chain's nonce (journaled again first).
+    /// Otherwise an error means the RPC node took no transaction of this call (a revert in
+    /// simulation, an RPC failure before the broadcast, a refusal): the caller may try again.
     pub async fn send<J>(&self, to: Address, input: Bytes, journal: J) -> Result<Signed, ChainError>
     where
         J: FnMut(&Signed) -> Result<(), String>,
@@ -403,6 +405,14 @@ impl TxManager {
             Ok(_) => Ok(()),
             Err(e) => match e.as_error_resp() {
                 Some(r) if already_there(&r.message) => Ok(()),
+                // A rate limit or an overloaded node answering in JSON-RPC did not look at the
+                // transaction: a network condition, retried as the same bytes (OFF-10).
+                Some(r) if gridlease_chain::overloaded(r.code) => {
+                    Err(ChainError::Network(format!(
+                        "broadcast of {} not served: {} ({})",
+                        s.hash, r.message, r.code
+                    )))
+                }
                 Some(r) => Err(ChainError::User(format!(
                     "the node refused transaction {}: {}",
                     s.hash, r.message

@@ -276,6 +276,27 @@ async fn off_10_a_send_that_failed_on_the_network_is_retried_with_backoff_as_the
     assert_eq!(mined(&txm, second.clone()).await, second.hash);
     assert_eq!(nonce(&client, txm.from()).await, 2, "nothing re-signed");
 
+    // A rate limit answered in JSON-RPC is no refusal either: retried the same way.
+    let before = proxy.calls(SEND_RAW);
+    let limit = |code: i64, message: &str| Fault::RpcError {
+        code,
+        message: message.into(),
+    };
+    proxy.fail_next(
+        SEND_RAW,
+        [
+            limit(-32016, "over rate limit"),
+            limit(-32005, "limit exceeded"),
+        ],
+    );
+    let third = txm
+        .send(usdc, approve(market, 3), |_| Ok(()))
+        .await
+        .expect("sent, not refused");
+    assert_eq!(proxy.calls(SEND_RAW), before + 3);
+    assert_eq!(mined(&txm, third.clone()).await, third.hash);
+    assert_eq!(nonce(&client, txm.from()).await, 3, "nothing re-signed");
+
     // A node that never answers: the call fails after the timeout, it does not hang.
     proxy.fail(Fault::Hang);
     let t0 = Instant::now();
