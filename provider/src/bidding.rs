@@ -5,7 +5,9 @@
 //! for an order worth a bid the spec is fetched and checked against its hash, and only workloads
 //! an executor runs get one; the bid is then sent through the shared transaction manager (or, in
 //! `bidding.mode = "signed"`, signed and kept for keepers), its job row reserving the slot, GPUs
-//! and stake it promises (PD-01) until its lease or the order's end settles it.
+//! and stake it promises (PD-01) until its lease or the order's end settles it. A bid the RPC
+//! failed to take (nothing reached a node) frees its row, and the order is looked at again at the
+//! next poll while its bid window is open (OFF-10).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -26,7 +28,7 @@ use gridlease_daemon::{
     lock,
     txm::{Outcome, Signed},
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::{
     config::Pricing,
@@ -265,42 +267,58 @@ pub(crate) async fn on_order(
         b.gpus += gpus;
         b.pending_collateral += collateral;
     }
-    if let (Some(signer), false) = (&s.bid_signer, p.instant) {
+    let sent = if let (Some(signer), false) = (&s.bid_signer, p.instant) {
         // Signed mode: the row above keeps the slot and the stake reserved (PD-01) until the
         // order's lease (ours or another's) or its cancellation; the bid itself costs no gas.
-        let signed = sign_bid(s, signer, id, price, o.biddingEnd.to::<u64>(), seen).await;
-        if let Err(e) = &signed {
-            lost(s, id, &format!("cannot sign a bid: {e:#}"))?;
-        }
-        return signed.map(|()| false);
-    }
-    let call = Market::bidCall {
-        orderId: id,
-        price: U96::from(price),
-    };
-    let sent =
+        sign_bid(s, signer, id, price, o.biddingEnd.to::<u64>(), seen).await
+    } else {
+        let call = Market::bidCall {
+            orderId: id,
+            price: U96::from(price),
+        };
         s.tx.send(s.market, call.abi_encode().into(), |t| journal(s, id, t))
-            .await;
-    match sent {
-        Ok(t) => {
-            let us = seen.elapsed().as_micros() as u64;
-            s.metrics.bids_sent.increment(1);
-            s.metrics.bid_latency_us.increment(us);
-            info!(order = %id, price = %price, tx = %t.hash, latency_us = us, "bid sent");
-            let s2 = s.clone();
-            s.tracker.spawn(async move { watch_bid(&s2, id, t).await });
+            .await
+            .map(|t| {
+                let us = seen.elapsed().as_micros() as u64;
+                s.metrics.bids_sent.increment(1);
+                s.metrics.bid_latency_us.increment(us);
+                info!(order = %id, price = %price, tx = %t.hash, latency_us = us, "bid sent");
+                let s2 = s.clone();
+                s.tracker.spawn(async move { watch_bid(&s2, id, t).await });
+            })
+    };
+    let Err(e) = sent else { return Ok(false) };
+    // No bid left the node: an error from the transaction manager means nothing reached the
+    // RPC node (a broadcast lost on the network returns the signed bid, watched above). What
+    // the row reserved is free again.
+    if let Some(b) = b {
+        b.busy -= 1;
+        b.gpus -= gpus;
+        b.pending_collateral -= collateral;
+    }
+    match e {
+        ChainError::Network(e) => {
+            // The RPC failed (OFF-10): the order is kept and looked at again at the next poll
+            // while its bid window is open, instead of staying reserved and never bid on.
+            s.db().unbid(id)?;
+            let kept = keep(s, &o)?;
+            warn!(order = %id, error = %e, deferred = kept, "bid not sent (the RPC failed): trying again at the next poll");
+            Ok(kept)
         }
-        Err(ChainError::Revert(r)) => {
+        ChainError::Revert(r) => {
             s.metrics.skip(&r.name);
             lost(s, id, &r.to_string())?;
+            Ok(false)
         }
-        Err(e) => {
-            // The bid may or may not be in the node's pool: stay `Bid` (a lease log or the order's
-            // end settles it) rather than free a slot we might have won.
-            warn!(order = %id, error = %e, "bid broadcast failed");
+        ChainError::User(e) => {
+            // The RPC node refused it (no ether for gas, a fee it will not take), or a signed bid
+            // could not be kept: said loudly, and the order let go rather than its slot held
+            // until the order ends.
+            error!(order = %id, error = %e, "no bid on this order");
+            lost(s, id, &format!("no bid: {e}"))?;
+            Ok(false)
         }
     }
-    Ok(false)
 }
 
 /// The tenant pushed the spec of order `o` ([`crate::api`]): evaluate it now, as if its log had
@@ -312,7 +330,8 @@ pub(crate) async fn order_pushed(s: &Arc<Shared>, o: Market::OrderCreated) -> Re
 }
 
 /// Sign a bid on auction `id` valid until its bid window plus the market's award grace, and keep
-/// it for keepers (`GET /bids/<order id>`).
+/// it for keepers (`GET /bids/<order id>`). An RPC failure is [`ChainError::Network`] (worth
+/// another try); one that cannot sign or keep it is [`ChainError::User`].
 async fn sign_bid(
     s: &Shared,
     signer: &alloy::signers::local::PrivateKeySigner,
@@ -320,7 +339,7 @@ async fn sign_bid(
     price: u128,
     bidding_end: u64,
     seen: Instant,
-) -> Result<()> {
+) -> Result<(), ChainError> {
     let params = Market::new(s.market, &s.client().provider)
         .params()
         .call()
@@ -335,9 +354,10 @@ async fn sign_bid(
         id,
         price,
         expiry,
-    )?;
+    )
+    .map_err(|e| ChainError::User(format!("cannot sign a bid on {id}: {e:#}")))?;
     crate::signed::save(&s.cfg.data_dir, &bid)
-        .with_context(|| format!("cannot keep the signed bid on {id}"))?;
+        .map_err(|e| ChainError::User(format!("cannot keep the signed bid on {id}: {e}")))?;
     let us = seen.elapsed().as_micros() as u64;
     s.metrics.bids_signed.increment(1);
     info!(order = %id, price = %price, expiry, latency_us = us, "signed bid kept for keepers");

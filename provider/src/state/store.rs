@@ -231,6 +231,16 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Forget job `id` if it is still a bid: one that never left the node (the RPC failed before
+    /// it reached a node), so the order can be looked at again. Returns whether it was one.
+    pub fn unbid(&self, id: B256) -> Result<bool, StateError> {
+        let n = self.conn.execute(
+            "DELETE FROM jobs WHERE id = ?1 AND state = ?2",
+            params![id.as_slice(), JobState::Bid.name()],
+        )?;
+        Ok(n == 1)
+    }
+
     /// Job `id`.
     pub fn job(&self, id: B256) -> Result<Option<Job>, StateError> {
         self.conn
@@ -583,6 +593,21 @@ mod tests {
         );
         let j = s.job(id).expect("read").expect("row");
         assert_eq!((j.start, j.end, j.module, j.size), (10, 20, Some(m), 0));
+    }
+
+    #[test]
+    fn only_a_bid_is_forgotten_and_then_it_can_be_recorded_again() {
+        let (_dir, s) = store();
+        let (a, b) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        s.insert(&bid(a)).expect("insert");
+        s.insert(&bid(b)).expect("insert");
+        assert!(s.transition(b, Bid, Won).expect("won"));
+        assert!(s.unbid(a).expect("unbid"));
+        assert_eq!(s.job(a).expect("read"), None);
+        assert!(!s.unbid(a).expect("unbid"), "gone already");
+        assert!(!s.unbid(b).expect("unbid"), "a won lease stays");
+        assert_eq!(s.job(b).expect("read").expect("row").state, Won);
+        assert!(s.insert(&bid(a)).expect("insert"), "a new bid on the order");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The chain unreachable mid-job: RPC faults through the proxy (429, 5xx, dropped connections, a
-//! head going backwards) and anvil stopped and restarted with its state (OFF-10, OFF-11, OFF-12,
-//! OFF-16). The node stays up, backs off, catches up and posts the result once.
+//! head going backwards, a bid's simulation or broadcast failing) and anvil stopped and restarted
+//! with its state (OFF-10, OFF-11, OFF-12, OFF-16). The node stays up, backs off, catches up, bids
+//! and posts the result once.
 
 use std::time::Instant;
 
@@ -97,6 +98,63 @@ async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_
     assert!(
         !log.contains(ANVIL_KEYS[3].trim_start_matches("0x")),
         "the key never in the log (OFF-17)"
+    );
+    n.stop(node, 1);
+}
+
+/// OFF-10: a bid the RPC node refuses (its own answer, not the network's) is let go with the
+/// reason, its slot, GPU and stake free again. The RPC failing a bid's simulation: nothing left
+/// the node, so the order is looked at again at the next poll and bid on inside its window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_10_a_bid_the_rpc_node_refused_frees_its_slot_and_one_the_rpc_failed_goes_at_the_next_poll()
+ {
+    let n = net().await;
+    let proxy = Proxy::start(&n.url).await.expect("proxy");
+    n.config(&proxy.url(), None);
+    let node = n.start(1);
+    n.wait_head(1).await;
+    // The start's heartbeat simulates a call too; the next is half a period away.
+    n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
+        .await;
+
+    // Refused by the RPC node: let go, with the node's reason.
+    proxy.fail_next(
+        "eth_sendRawTransaction",
+        [Fault::RpcError {
+            code: -32000,
+            message: "insufficient funds for gas * price + value".into(),
+        }],
+    );
+    let refused = n.order_with("echo b", 2, 600, false).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"lost\"} 1", 1)
+        .await;
+    let log = n.log(1);
+    assert!(
+        log.contains("no bid on this order") && log.contains("insufficient funds"),
+        "{log}"
+    );
+    assert_eq!(
+        n.count_logs(n.market, Market::BidPlaced::SIGNATURE_HASH, refused)
+            .await,
+        0
+    );
+
+    // The simulation fails on the network twice: the bid goes at the third look. (The node's one
+    // GPU is free for it: the refused bid holds nothing.)
+    let sends = proxy.calls("eth_sendRawTransaction");
+    proxy.fail_next("eth_estimateGas", [Fault::Status(503), Fault::Drop]);
+    let auction = n.order_with("echo a", 1, 600, false).await;
+    n.wait_bid(auction, 1, 30).await;
+    let log = n.log(1);
+    assert_eq!(
+        log.matches("bid not sent (the RPC failed)").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        proxy.calls("eth_sendRawTransaction"),
+        sends + 1,
+        "one bid sent"
     );
     n.stop(node, 1);
 }
