@@ -22,8 +22,10 @@
 //! - the labels [`LABEL_LEASE`] and [`LABEL_NODE`], so a restarted node removes what an earlier
 //!   run left ([`ContainerExecutor::remove_leftovers`]).
 //!
-//! Standard output is the result unless the job wrote `$GRIDLEASE_OUTPUT/result`; more than the cap
-//! kills the container, on standard output as it streams and in the output directory, whose size
+//! Standard output is the result unless the job wrote `$GRIDLEASE_OUTPUT/result`, read whole from
+//! the engine once the container has stopped (a followed log stream can end without a container's
+//! last lines); more than the cap kills the container, on standard output as it streams and in the
+//! output directory, whose size
 //! is checked every [`OUTPUT_POLL`] while the job runs (PIN-08: a disk filler is stopped within
 //! one poll of passing the cap). A time limit, a cancellation (lease closed, shutdown) or any error after
 //! the create kills and removes the container.

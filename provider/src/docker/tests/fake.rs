@@ -68,9 +68,11 @@ async fn a_job_runs_isolated_with_its_gpus_limits_and_output_mount() {
             format!("DELETE /v1.41/containers/{name}"),
             "POST /v1.41/containers/create".into(),
             "POST /v1.41/containers/c0ffee/start".into(),
-            // logs and wait run concurrently: either order.
+            // The logs watched and the wait run concurrently: either order.
             calls(&f)[4].clone(),
             calls(&f)[5].clone(),
+            // Then the logs read whole.
+            "GET /v1.41/containers/c0ffee/logs".into(),
             "POST /v1.41/containers/c0ffee/kill".into(),
             "DELETE /v1.41/containers/c0ffee".into(),
         ]
@@ -93,6 +95,40 @@ async fn a_job_runs_isolated_with_its_gpus_limits_and_output_mount() {
     for k in ["DeviceRequests", "Memory", "NanoCpus"] {
         assert!(b["HostConfig"].get(k).is_none(), "{k}: {b}");
     }
+}
+
+/// Podman's followed log stream can end without a container's last lines: the result is the
+/// log read whole once the container has stopped.
+#[tokio::test]
+async fn the_result_is_the_whole_log_when_the_followed_stream_ends_early() {
+    let whole = b"hello\nTASK=7\nuid=65534\nroot-is-read-only\n".to_vec();
+    let (dir, f, x) = serve(Fake {
+        stdout: whole.clone(),
+        follow_cut: Some(6),
+        ..Fake::default()
+    })
+    .await;
+    let out = x
+        .run(
+            job(dir.path(), "alpine", Duration::from_secs(20)),
+            CancellationToken::new(),
+            no_hook(),
+        )
+        .await
+        .expect("runs");
+    assert_eq!(out.result, whole);
+    let logs: Vec<String> = f
+        .calls
+        .lock()
+        .expect("calls")
+        .iter()
+        .filter(|(_, u, _)| u.contains("/logs"))
+        .map(|(_, u, _)| u.split('?').nth(1).unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        logs,
+        ["follow=1&stdout=1&stderr=1", "follow=0&stdout=1&stderr=1"]
+    );
 }
 
 #[tokio::test]

@@ -38,6 +38,9 @@ struct Fake {
     images: Vec<String>,
     pull_error: Option<String>,
     leftovers: Vec<String>,
+    /// The followed log stream ends after this many bytes of stdout (Podman's can end without a
+    /// container's last lines).
+    follow_cut: Option<usize>,
     /// Written to `<mounted dir>/result` when the container starts.
     result_file: Option<Vec<u8>>,
     bind: Mutex<Option<String>>,
@@ -140,8 +143,12 @@ async fn engine(
             js(json!({"StatusCode": f.exit})).into_response()
         }
         ("GET", "/containers/c0ffee/logs") => {
+            let stdout = match f.follow_cut {
+                Some(n) if uri.contains("follow=1") => &f.stdout[..n.min(f.stdout.len())],
+                _ => &f.stdout[..],
+            };
             let mut out = Vec::new();
-            for chunk in f.stdout.chunks(700) {
+            for chunk in stdout.chunks(700) {
                 out.extend(frame(1, chunk));
             }
             for chunk in f.stderr.chunks(300) {
