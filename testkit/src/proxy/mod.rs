@@ -93,11 +93,18 @@ const KEEP: usize = 10_000;
 struct State {
     rules: Vec<Rule>,
     /// Faults for the next calls of a method, one each, before its rules (see `fail_next`).
-    scripts: HashMap<String, VecDeque<Fault>>,
+    scripts: HashMap<String, VecDeque<Scripted>>,
     counts: HashMap<String, usize>,
     params: HashMap<String, Vec<Value>>,
     /// (sender, nonce) -> (max fee, priority fee) of the last accepted transaction.
     fees: HashMap<(Address, u64), (u128, u128)>,
+}
+
+/// One scripted fault: for the next call of its method (whose params contain `needle`, if any).
+#[derive(Debug)]
+struct Scripted {
+    needle: Option<String>,
+    fault: Fault,
 }
 
 /// A running proxy; it stops when dropped.
@@ -201,11 +208,29 @@ impl Proxy {
     /// them go by the rules. A sequence that a test would otherwise stage by changing the rules
     /// between calls, on time, whatever the machine's load.
     pub fn fail_next(&self, method: &str, faults: impl IntoIterator<Item = Fault>) {
+        self.script(method, None, faults);
+    }
+
+    /// [`Self::fail_next`] for only the calls of `method` whose params (as JSON text) contain
+    /// `needle`: one contract call among many `eth_call`s, by its selector.
+    pub fn fail_next_if(
+        &self,
+        method: &str,
+        needle: &str,
+        faults: impl IntoIterator<Item = Fault>,
+    ) {
+        self.script(method, Some(needle), faults);
+    }
+
+    fn script(&self, method: &str, needle: Option<&str>, faults: impl IntoIterator<Item = Fault>) {
         lock(&self.state)
             .scripts
             .entry(method.to_owned())
             .or_default()
-            .extend(faults);
+            .extend(faults.into_iter().map(|fault| Scripted {
+                needle: needle.map(str::to_owned),
+                fault,
+            }));
         self.changed();
     }
 

@@ -106,6 +106,22 @@ async fn forwards_counts_and_injects_each_fault_then_heals() {
     assert!(e.to_string().contains("503"), "{e}");
     assert_eq!(p.get_chain_id().await.expect("then through"), 31_337);
 
+    // A script for the calls carrying a needle only: another call of the method goes through.
+    proxy.heal();
+    let (a, b) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xbb));
+    let logs = |who: Address| {
+        let p = &p;
+        async move {
+            p.get_logs(&alloy::rpc::types::Filter::new().address(who))
+                .await
+        }
+    };
+    proxy.fail_next_if("eth_getLogs", &format!("{b:#x}"), [Fault::Status(503)]);
+    assert!(logs(a).await.is_ok(), "not the needle: through");
+    let e = logs(b).await.expect_err("the needle: 503");
+    assert!(e.to_string().contains("503"), "{e}");
+    assert!(logs(b).await.is_ok(), "used up");
+
     // Stale and lagging heads.
     proxy.fail_method("eth_blockNumber", Fault::Head(7));
     assert_eq!(p.get_block_number().await.expect("frozen"), 7);

@@ -181,9 +181,20 @@ impl Upstream {
         }
     }
 
-    /// The next scripted fault of `method`, used up (`Proxy::fail_next`).
-    fn scripted(&self, method: &str) -> Option<Fault> {
-        lock(&self.state).scripts.get_mut(method)?.pop_front()
+    /// The next scripted fault of `method` if a call with `params` is what it waits for, used
+    /// up (`Proxy::fail_next`, `Proxy::fail_next_if`).
+    fn scripted(&self, method: &str, params: &Value) -> Option<Fault> {
+        let mut state = lock(&self.state);
+        let queue = state.scripts.get_mut(method)?;
+        let next = queue.front()?;
+        if next
+            .needle
+            .as_ref()
+            .is_some_and(|n| !params.to_string().contains(n.as_str()))
+        {
+            return None;
+        }
+        queue.pop_front().map(|s| s.fault)
     }
 
     fn rule_for(&self, method: &str) -> Option<Fault> {
@@ -195,13 +206,20 @@ impl Upstream {
     }
 
     async fn decide(&self, req: &Value) -> Action {
-        let methods: Vec<&str> = match req {
-            Value::Array(all) => all.iter().filter_map(|r| r["method"].as_str()).collect(),
-            r => r["method"].as_str().into_iter().collect(),
+        let calls: Vec<(&str, &Value)> = match req {
+            Value::Array(all) => all
+                .iter()
+                .filter_map(|r| Some((r["method"].as_str()?, &r["params"])))
+                .collect(),
+            r => r["method"]
+                .as_str()
+                .map(|m| (m, &r["params"]))
+                .into_iter()
+                .collect(),
         };
         let single = !req.is_array();
-        for m in methods {
-            let Some(fault) = self.scripted(m).or_else(|| self.rule_for(m)) else {
+        for (m, params) in calls {
+            let Some(fault) = self.scripted(m, params).or_else(|| self.rule_for(m)) else {
                 continue;
             };
             let id = &req["id"];
