@@ -99,7 +99,8 @@ pub(crate) fn end_lease(s: &Shared, id: B256, to: JobState, paid: U96) -> Result
         c.cancel();
     }
     if j.state.can_become(to) && s.db().transition(id, j.state, to)? {
-        s.metrics.earned.increment(paid.to::<u64>());
+        // Token units: an 18-decimal token passes u64 at about 18.4 tokens (the counter saturates).
+        s.metrics.earned.increment(paid.saturating_to::<u64>());
         info!(lease = %id, state = to.name(), paid = %paid, "lease over");
     }
     Ok(())
