@@ -3,7 +3,8 @@
 //! hands each to its handler. Orders, challenges of its results and its new leases (to
 //! acknowledge them at once) are read up to the head; lease events that start work only once
 //! `confirmations` blocks deep (OFF-04, PD-02). A cursor whose block hash is no longer canonical
-//! rewinds and re-reads (OFF-01); every handler is idempotent. Orders skipped only for want of
+//! rewinds and re-reads (OFF-01); every handler is idempotent, and one that fails on the RPC
+//! leaves its page to be read again at the next poll (OFF-10). Orders skipped only for want of
 //! capacity are looked at again as jobs end.
 
 use std::{sync::Arc, time::Instant};
@@ -105,7 +106,7 @@ pub(crate) async fn scan(
             if log.topic0() == Some(&Results::ChunkChallenged::SIGNATURE_HASH) {
                 crate::results::on_log(s, log);
             } else {
-                handle(s, which, log, seen, &mut budget).await;
+                handle(s, which, log, seen, &mut budget).await?;
             }
         }
         s.db()
@@ -116,9 +117,19 @@ pub(crate) async fn scan(
     Ok(())
 }
 
-async fn handle(s: &Arc<Shared>, which: Logs, log: &Log, seen: Instant, b: &mut Option<Budget>) {
+/// Handle one market log. An RPC failure on the way is returned: the page is not done, its
+/// cursor stays, and the next poll reads it again (every handler is idempotent). Dropped, a
+/// lease won would never be acknowledged or run (a no-show) and would hold its slot for ever.
+/// Any other error is logged and the log passed.
+async fn handle(
+    s: &Arc<Shared>,
+    which: Logs,
+    log: &Log,
+    seen: Instant,
+    b: &mut Option<Budget>,
+) -> Result<(), ChainError> {
     let Ok(e) = MarketEvents::decode_log(&log.inner) else {
-        return;
+        return Ok(());
     };
     let r = match e.data {
         MarketEvents::OrderCreated(o) => on_order(s, o, seen, b, false).await.map(|_| ()),
@@ -143,8 +154,16 @@ async fn handle(s: &Arc<Shared>, which: Logs, log: &Log, seen: Instant, b: &mut 
         _ => Ok(()),
     };
     if let Err(e) = r {
+        if let Some(ChainError::Network(n)) = e.chain().find_map(|c| c.downcast_ref::<ChainError>())
+        {
+            return Err(ChainError::Network(format!(
+                "handling the log of block {:?}: {n}",
+                log.block_number
+            )));
+        }
         error!(error = %e, "handling a log failed");
     }
+    Ok(())
 }
 
 /// Look again at the orders skipped only because the node was full, now that jobs may have

@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use alloy::sol_types::SolEvent;
-use gridlease_bindings::{Market, Results};
+use alloy::sol_types::{SolCall, SolEvent};
+use gridlease_bindings::{Market, MarketLens, Results};
 use gridlease_deploy::anvil::ANVIL_KEYS;
 use gridlease_testkit::proxy::{Fault, Proxy};
 
@@ -156,6 +156,30 @@ async fn off_10_a_bid_the_rpc_node_refused_frees_its_slot_and_one_the_rpc_failed
         sends + 1,
         "one bid sent"
     );
+    n.stop(node, 1);
+}
+
+/// OFF-10: the RPC fails while the node handles the log of a lease it won (the lease's results
+/// module is looked up once per module): the page is read again at the next poll, and the lease
+/// is acknowledged and run, its result posted. Dropped, the lease would be a no-show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_10_a_lease_log_whose_handling_failed_on_the_rpc_is_read_again_and_the_job_runs() {
+    let n = net().await;
+    let proxy = Proxy::start(&n.url).await.expect("proxy");
+    n.config(&proxy.url(), None);
+    let node = n.start(1);
+    n.wait_head(1).await;
+
+    let lookup = alloy::hex::encode(MarketLens::moduleCall::SELECTOR);
+    proxy.fail_next_if("eth_call", &lookup, [Fault::Status(503), Fault::Drop]);
+    let id = n.order("echo done", 1).await;
+    n.result(id, 1, 60).await;
+    let lookups = proxy
+        .params("eth_call")
+        .iter()
+        .filter(|p| p.to_string().contains(&lookup))
+        .count();
+    assert_eq!(lookups, 3, "failed twice, then read: {}", n.log(1));
     n.stop(node, 1);
 }
 
