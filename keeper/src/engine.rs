@@ -321,7 +321,15 @@ fn resume(k: &Arc<Keeper>) -> Result<()> {
         k.in_flight.fetch_add(1, Relaxed);
         let k2 = k.clone();
         k.tracker.spawn(async move {
-            watch(&k2, signed, &t.action, &t.ids, None).await;
+            // Booked, its ids wait as the booking says (a dropped one's work is planned again);
+            // left in flight, this keeper would never look at them again until a restart.
+            let next = watch(&k2, signed, &t.action, &t.ids, None).await;
+            {
+                let mut b = lock(&k2.busy);
+                for id in &t.ids {
+                    b.insert(*id, next);
+                }
+            }
             k2.in_flight.fetch_sub(1, Relaxed);
         });
     }

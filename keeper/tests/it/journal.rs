@@ -1,4 +1,5 @@
-//! The keeper's journal across a restart (OFF-14): what it left pending is followed to its end.
+//! The keeper's journal across a restart (OFF-14): what it left pending is followed to its end,
+//! and the work it carried is done.
 
 use alloy::{
     eips::Encodable2718,
@@ -8,14 +9,16 @@ use alloy::{
     rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
 };
-use gridlease_deploy::anvil::ANVIL_KEYS;
+use gridlease_deploy::anvil::{self, ANVIL_KEYS};
 use gridlease_keeper::store::{SentTx, Store};
+use gridlease_workload::merkle::Commitment;
 
 use crate::net::*;
 
 /// OFF-14: a transaction journaled before a restart that the node no longer knows ends in the
 /// ledger once the keeper has looked at it: "replaced" when another transaction took its nonce,
 /// "dropped" when its nonce is still free. `status` says what the node knows of each meanwhile.
+/// Booked, the dropped one's work (a lease's close) is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_14_a_journaled_transaction_the_node_no_longer_knows_is_booked_not_left_pending() {
     let net = net().await;
@@ -28,8 +31,20 @@ async fn off_14_a_journaled_transaction_the_node_no_longer_knows_is_booked_not_l
     .await;
     stop(keeper);
 
+    // A lease due to be closed as completed: the result posted, its challenge window over.
+    let lease = net.lease(&container(), true, 90).await;
+    net.warp(600).await;
+    let data = container_result();
+    let url = net.serve("done", data.clone());
+    net.post(lease, Commitment::of(&data), url).await;
+    let hold_end = net.job(lease).await.end.to::<u64>();
+    anvil::warp_to(&net.tenant.provider, hold_end + 1)
+        .await
+        .expect("warp");
+
     // Two transactions of the keeper's key, signed as the keeper signs them and journaled, never
-    // broadcast; nonce 0 is then taken by another transaction of the same key.
+    // broadcast (the second, the close of that lease); nonce 0 is then taken by another
+    // transaction of the same key.
     let me = addr(6);
     let signer: PrivateKeySigner = ANVIL_KEYS[6].parse().expect("key");
     let wallet = EthereumWallet::from(signer.clone());
@@ -64,7 +79,11 @@ async fn off_14_a_journaled_transaction_the_node_no_longer_knows_is_booked_not_l
                     nonce,
                     raw,
                     action: "close".into(),
-                    ids: vec![B256::repeat_byte(nonce as u8 + 1)],
+                    ids: vec![if nonce == 0 {
+                        B256::repeat_byte(1)
+                    } else {
+                        lease
+                    }],
                 })
                 .expect("journal");
             hashes.push(hash);
@@ -101,6 +120,11 @@ async fn off_14_a_journaled_transaction_the_node_no_longer_knows_is_booked_not_l
     let keeper = start_keeper(dir, &cfg, 6, 2);
     net.until("both booked", || async {
         status().contains("pending    0 transaction(s)")
+    })
+    .await;
+    // The work of the dropped one is free again: the lease is closed.
+    net.until("the lease closed", || async {
+        net.status(lease).await == CLOSED
     })
     .await;
     stop(keeper);
