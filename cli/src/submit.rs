@@ -8,7 +8,7 @@ use alloy::{
     rpc::types::Filter,
     sol_types::SolEvent,
 };
-use anyhow::Result;
+use anyhow::{Context, Result};
 use gridlease_bindings::{IMarket::OrderParams, Market, Market::MarketErrors, MockStablecoin};
 use gridlease_chain::{
     ChainError, ContractError, Revert, classify, classify_rpc,
@@ -321,6 +321,14 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
                 .await
                 .into());
         }
+        Err(ChainError::Network(e)) => {
+            // Simulated fine, then the RPC failed: the order may well be on chain.
+            return Err(ChainError::Network(format!(
+                "{e}. Order {id} may have been placed all the same: `gridlease status {id}` says \
+                 whether it was (submitting again would place a second order with its own escrow)"
+            ))
+            .into());
+        }
         sent => sent?,
     };
     let block = receipt.block_number.unwrap_or_default();
@@ -347,7 +355,11 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
             json: out_json,
         });
     }
-    let last = follow(ctx, id, block, started, timeout, opts.accept).await?;
+    let last = follow(ctx, id, &token, block, started, timeout, opts.accept)
+        .await
+        .with_context(|| {
+            format!("order {id} is placed, but following it stopped: gridlease status {id}")
+        })?;
     out_json["final"] = last.clone();
     Ok(Output {
         human: String::new(),
@@ -405,6 +417,7 @@ async fn push_spec(
 async fn follow(
     ctx: &Ctx,
     id: B256,
+    token: &TokenEntry,
     from: u64,
     started: Instant,
     timeout: u64,
@@ -427,8 +440,8 @@ async fn follow(
     };
     say("ordered");
     loop {
+        // The order's token is the one it was placed with (a cleared record reads address 0).
         let v = lens.getJob(id).call().await.map_err(classify)?;
-        let token = ctx.token_at(v.token).await?;
         let status = v.status();
         if status == Status::Open {
             let filter = Filter::new()
@@ -446,7 +459,7 @@ async fn follow(
                 bids = logs.len();
                 say(&format!(
                     "bids: {bids} on chain, best {} (signed bids are seen at award)",
-                    per_hour(v.ratePerSecond.to::<u128>(), &token)
+                    per_hour(v.ratePerSecond.to::<u128>(), token)
                 ));
             }
         }
@@ -514,8 +527,8 @@ async fn follow(
                             format!(
                                 "verified and accepted (tx {}): the provider was paid {} up to the result, {} refunded",
                                 r.transaction_hash,
-                                money(paid, &token),
-                                money(refund, &token)
+                                money(paid, token),
+                                money(refund, token)
                             )
                         }
                         Some(true) => format!(

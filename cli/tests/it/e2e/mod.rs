@@ -108,9 +108,14 @@ impl Net {
 
     /// `gridlease` pointed at this chain and deployment, with the tenant's wallet if asked.
     fn command(&self, wallet: bool) -> Command {
+        self.command_via(&self.anvil.url(), wallet)
+    }
+
+    /// [`Self::command`] through the RPC endpoint `rpc` (a fault-injecting proxy of the chain).
+    fn command_via(&self, rpc: &str, wallet: bool) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease"));
         cmd.arg("--rpc")
-            .arg(self.anvil.url())
+            .arg(rpc)
             .arg("--deployments")
             .arg(self.dir.path().join("deployments.json"));
         if wallet {

@@ -53,6 +53,34 @@ async fn submit_topup_cancel_move_exact_amounts() {
 /// for an acknowledged lease before its deadline, and nothing otherwise; a no-show or a missed
 /// deadline stays provable after the tenant's close (MEC-05) and refunds everything when proven
 /// (MEC-02: the close never beats the fault).
+/// The answer to a submit's transaction is lost on the network (OFF-10): the error names the
+/// order it may have placed and how to look; the order is on chain once, and `status` finds it.
+// The proxy serves on this runtime while the test waits for the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_whose_answer_was_lost_names_the_order_it_may_have_placed() {
+    use gridlease_testkit::proxy::{Fault, Proxy};
+    let n = net().await;
+    let proxy = Proxy::start(&n.anvil.url()).await.expect("proxy");
+    proxy.fail_next("eth_sendRawTransaction", [Fault::LoseAnswer]);
+    let spec = n.spec("lost.toml", &SPEC.replace("INSTANT", "false"));
+    let r = run(n.command_via(&proxy.url(), true).args(["submit", &spec]));
+    assert_eq!(r.code, 5, "a network error: {}{}", r.stdout, r.stderr);
+    let id = r
+        .stderr
+        .split("Order ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .unwrap_or_else(|| panic!("no order id in: {}", r.stderr));
+    assert!(
+        r.stderr.contains(&format!("gridlease status {id}")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(n.json(&["status", id])["status"], "open");
+    let listed = n.json(&["list"]);
+    assert_eq!(listed["orders"].as_array().expect("orders").len(), 1);
+}
+
 #[tokio::test]
 async fn close_batch_lease_without_result_pays_only_acknowledged_time_mec02_mec05() {
     let n = net().await;

@@ -120,27 +120,7 @@ async fn submit_wait_accept_follows_every_phase_and_closes_on_a_verified_result(
         .spawn()
         .expect("gridlease runs");
     // The provider side, once the CLI's order is on chain (polled: it is another process).
-    let filter = alloy::rpc::types::Filter::new()
-        .address(market)
-        .event_signature(<Market::OrderCreated as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
-        .from_block(0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let created = loop {
-        let logs = n.gov.provider.get_logs(&filter).await.expect("logs");
-        if let Some(l) = logs.first() {
-            break l
-                .log_decode::<Market::OrderCreated>()
-                .expect("event")
-                .inner
-                .data;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the CLI never created its order"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
-    let id = created.orderId;
+    let id = first_order(&n, market).await;
     send(n.market(&op).bid(id, U96::from(RATE)))
         .await
         .expect("bid");
@@ -165,6 +145,59 @@ async fn submit_wait_accept_follows_every_phase_and_closes_on_a_verified_result(
     ] {
         assert!(err.contains(phase), "no \"{phase}\" in:\n{err}");
     }
+}
+
+/// The id of the first order on `market`, once a CLI in another process has placed it.
+async fn first_order(n: &Net, market: alloy::primitives::Address) -> B256 {
+    let filter = alloy::rpc::types::Filter::new()
+        .address(market)
+        .event_signature(<Market::OrderCreated as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
+        .from_block(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let logs = n.gov.provider.get_logs(&filter).await.expect("logs");
+        if let Some(l) = logs.first() {
+            return l
+                .log_decode::<Market::OrderCreated>()
+                .expect("event")
+                .inner
+                .data
+                .orderId;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CLI never created its order"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// An order cancelled while `submit --wait` follows it: the follow ends with the order's end
+/// (its record cleared on chain), not an error.
+#[tokio::test]
+async fn submit_wait_ends_with_an_order_cancelled_meanwhile() {
+    let n = net().await;
+    let market = n.d.address("Market").expect("market");
+    let spec = n.spec("cancelled.toml", &SPEC.replace("INSTANT", "false"));
+    let child = n
+        .command(true)
+        .args(["submit", &spec, "--wait", "--timeout", "60s", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gridlease runs");
+    let id = first_order(&n, market).await;
+    let v = n.json(&["cancel", &id.to_string()]);
+    assert_eq!(v["refund"], "2000000");
+    let out = child.wait_with_output().expect("gridlease exits");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(v["orderId"], id.to_string());
+    assert_eq!(v["final"]["status"], "cancelled", "{v}");
 }
 
 /// What the fake node received: request line, headers (lower-cased names), body.
