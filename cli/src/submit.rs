@@ -129,7 +129,17 @@ pub(crate) async fn prepare(
     };
     let per_hour_units = parse_amount(&spec.terms.max_per_hour, token.decimals)
         .map_err(|e| field("max_per_hour", e))?;
-    let rate = rate_from_hourly_ceil(per_hour_units, token.decimals).unwrap_or(0);
+    // The order's fields are 96-bit: larger amounts are typos, refused here (not a panic).
+    const FIELD_MAX: u128 = 1 << 96;
+    let rate = match rate_from_hourly_ceil(per_hour_units, token.decimals) {
+        Some(r) if r < FIELD_MAX => r,
+        _ => {
+            return user(format!(
+                "{name}: price.max_per_hour {} is more than an order can carry",
+                spec.terms.max_per_hour
+            ));
+        }
+    };
     let params = ctx.lens()?.params().call().await.map_err(classify)?;
     if rate < u128::from(params.minPricePerSecond) {
         return user(format!(
@@ -156,7 +166,7 @@ pub(crate) async fn prepare(
         Some(d) => parse_amount(d, token.decimals).map_err(|e| field("deposit", e))?,
         None => covering(rate, t.max_duration, token.decimals).unwrap_or(0),
     };
-    if deposit == 0 || deposit >= 1 << 96 {
+    if deposit == 0 || deposit >= FIELD_MAX {
         return user(format!(
             "{name}: the deposit must be more than zero and fit the escrow"
         ));
@@ -176,6 +186,13 @@ pub(crate) async fn prepare(
     }
     let collateral =
         parse_amount(&t.collateral, stake.decimals).map_err(|e| field("collateral", e))?;
+    // (The spec bounds it at 18 decimals; a stake token of 18 decimals still reaches 2^96.)
+    if collateral >= FIELD_MAX {
+        return user(format!(
+            "{name}: price.collateral {} is more than an order can carry",
+            t.collateral
+        ));
+    }
     if push && spec.run.workload.kind() == JobKind::MatmulI8 {
         return user(format!(
             "{name}: --push keeps the spec private, but keepers need a built-in job's spec to check its result; submit it without --push"

@@ -24,6 +24,11 @@ async fn bad_specs_are_refused_with_their_message_and_no_transaction() {
             "price.max_per_hour",
         ),
         (
+            "huge price",
+            good.replace("\"3.6\"", "\"400000000000000\""),
+            "price.max_per_hour 400000000000000 is more than an order can carry",
+        ),
+        (
             "precision",
             good.replace("\"3.6\"", "\"3.6000001\""),
             "7 decimal places; the token has 6",
