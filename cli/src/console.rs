@@ -9,10 +9,12 @@
 //! It also hands the page a lease's posted result (`POST /api/result`), fetched with the CLI's
 //! guarded fetcher, for the page to check against the chain itself.
 //!
-//! The `/api/` routes answer only this page: a request must name this server as its `Host` (a
-//! DNS rebinding page's requests name its own host) and its `Origin` (every cross-site POST
-//! carries one), with `Content-Type: application/toml` or `application/json` (not a type a
-//! cross-site form may send without the preflight this server never answers); bodies are small.
+//! Every route answers only requests naming this server as their `Host` (a DNS rebinding page's
+//! requests name its own host; `/config.json` holds the RPC URL, which may carry an API key).
+//! The `/api/` routes answer only this page: a request must also name this server as its
+//! `Origin` (every cross-site POST carries one), with `Content-Type: application/toml` or
+//! `application/json` (not a type a cross-site form may send without the preflight this server
+//! never answers); bodies are small.
 
 use std::{
     net::SocketAddr,
@@ -152,6 +154,33 @@ async fn file(State(site): State<Arc<Site>>, uri: Uri) -> Response {
     }
 }
 
+/// The `Host` a request names if it is this server's (`host`, the `host:port` it listens on, or
+/// `localhost` at its port): never another name, which is what a DNS-rebinding page's requests
+/// carry.
+fn own_host<'h>(headers: &'h axum::http::HeaderMap, host: &str) -> Option<&'h str> {
+    let port = host.rsplit_once(':').map_or("", |(_, p)| p);
+    let named = headers.get(header::HOST)?.to_str().ok()?;
+    (named == host || named == format!("localhost:{port}")).then_some(named)
+}
+
+/// Every route answers only requests naming this server as their `Host`: a DNS-rebinding page
+/// could otherwise read `/config.json`, whose RPC URL may carry an API key.
+async fn own_host_only(
+    State(site): State<Arc<Site>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if own_host(req.headers(), &site.host).is_none() {
+        return respond(
+            &site,
+            StatusCode::MISDIRECTED_REQUEST,
+            "text/plain; charset=utf-8",
+            b"this server answers requests for its own address only\n".to_vec(),
+        );
+    }
+    next.run(req).await
+}
+
 /// Whether a request with these headers comes from this server's own page (`host` is the
 /// `host:port` it answers as): see the module docs.
 pub(crate) fn own_page(
@@ -164,11 +193,7 @@ pub(crate) fn own_page(
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    // The address it listens on, or `localhost` at its port: never another name (a DNS-rebinding
-    // page's requests carry the attacker's host name).
-    let port = host.rsplit_once(':').map_or("", |(_, p)| p);
-    let localhost = format!("localhost:{port}");
-    let Some(named) = get(header::HOST).filter(|h| *h == host || *h == localhost) else {
+    let Some(named) = own_host(headers, host) else {
         return Err("this server answers requests for its own address only");
     };
     if get(header::ORIGIN) != Some(format!("http://{named}").as_str()) {
@@ -321,6 +346,10 @@ pub(crate) fn router(
             post(result_bytes).layer(axum::extract::DefaultBodyLimit::max(1024)),
         )
         .fallback(get(file))
+        .layer(axum::middleware::from_fn_with_state(
+            site.clone(),
+            own_host_only,
+        ))
         .with_state(site))
 }
 

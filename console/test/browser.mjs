@@ -42,6 +42,7 @@
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { get as httpGet } from "node:http";
 import {
   appendFileSync,
   chmodSync,
@@ -229,6 +230,23 @@ async function main() {
     pinnedOk &&= createHash("sha384").update(body).digest("base64") === hash;
   }
   check(pinnedOk, `WEB-02: the bundle is served with integrity hashes that match it (${pinned.length} files)`);
+  // WEB-02: a request naming another host (a DNS-rebinding page) is refused, the RPC URL in
+  // /config.json included; the console's own address is served.
+  const asHost = (host) =>
+    new Promise((done, fail) => {
+      const req = httpGet({ host: "127.0.0.1", port, path: "/config.json", headers: { Host: host } }, (res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => done({ status: res.statusCode, body }));
+      });
+      req.on("error", fail);
+    });
+  const rebound = await asHost(`evil.example:${port}`);
+  const own = await asHost(`localhost:${port}`);
+  check(
+    rebound.status === 421 && !rebound.body.includes(rpc) && own.status === 200 && own.body.includes(rpc),
+    `WEB-02: another Host is refused (${rebound.status}), the console's own is served (${own.status})`,
+  );
   // A bundle changed after the build (a byte appended to its script) is refused by the browser.
   const tampered = join(dir, "tampered-dist");
   cpSync(join(root, "console", "dist"), tampered, { recursive: true });
