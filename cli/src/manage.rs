@@ -6,8 +6,8 @@ use alloy::{
     sol_types::SolEvent,
 };
 use anyhow::Result;
-use gridlease_bindings::{Market, MockStablecoin};
-use gridlease_chain::{classify, deployments::TokenEntry};
+use gridlease_bindings::{Market, Market::MarketErrors, MockStablecoin};
+use gridlease_chain::{ChainError, ContractError, classify, deployments::TokenEntry};
 use gridlease_primitives::{
     protocol::{JobViewExt, LeaseKind, Status},
     units::parse_amount,
@@ -84,17 +84,41 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
         .call()
         .await
         .map_err(classify)?;
-    if allowance < U256::from(units) {
-        ctx.progress(&format!("approving {} to the market", money(units, &t)));
-        send(erc20.approve(ctx.market, U256::from(units))).await?;
-    }
     // The lease's provider, so a top-up can never land on a lease that changed hands.
     let expected = if status == Status::Leased {
         v.provider
     } else {
         Address::ZERO
     };
-    let r = send(ctx.admin().topUp(id, U96::from(units), expected)).await?;
+    let admin = ctx.admin();
+    let top_up = admin.topUp(id, U96::from(units), expected);
+    if allowance < U256::from(units) {
+        // Asked first, so a top-up the market refuses (a service lease that lapsed or ran dry, an
+        // escrow past its field) costs no approval and leaves none behind. The missing allowance
+        // refuses it too, last, in the token's own words: that one the approval answers.
+        match top_up.call().await.map_err(classify) {
+            Err(ChainError::Revert(r))
+                if matches!(
+                    r.error,
+                    ContractError::Market(
+                        MarketErrors::LeaseNotActive(_)
+                            | MarketErrors::ProviderMismatch(_)
+                            | MarketErrors::LeaseHeld(_)
+                            | MarketErrors::LeaseDepleted(_)
+                            | MarketErrors::EscrowOverflow(_)
+                            | MarketErrors::ZeroAmountMarket(_)
+                    )
+                ) =>
+            {
+                return Err(ChainError::Revert(r).into());
+            }
+            Err(e @ ChainError::Network(_)) => return Err(e.into()),
+            _ => {}
+        }
+        ctx.progress(&format!("approving {} to the market", money(units, &t)));
+        send(erc20.approve(ctx.market, U256::from(units))).await?;
+    }
+    let r = send(top_up).await?;
     let escrow: u128 = event::<Market::ToppedUp>(&r).map_or(0, |e| e.escrow.to());
     Ok(Output {
         human: format!(

@@ -265,6 +265,12 @@ async fn service_lease_shows_live_then_lapsed_and_anyone_closes_it_up_to_the_lap
         paid.to_string(),
         "up to the last heartbeat + its period"
     );
+    // A top-up cannot revive it: refused before anything is sent, no approval left behind.
+    let nonce = n.nonce().await;
+    let r = n.cli(&["topup", &id.to_string(), "1"]);
+    assert_eq!(r.code, 4, "a revert: {}", r.stderr);
+    assert!(r.stderr.contains("LeaseDepleted"), "{}", r.stderr);
+    assert_eq!(n.nonce().await, nonce, "no approval sent");
     // A stranger closes it as lapsed.
     let stranger: PrivateKeySigner = ANVIL_KEYS[4].parse().expect("key");
     let r = run(n
