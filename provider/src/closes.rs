@@ -4,6 +4,8 @@
 //!   no open challenge, anyone may close the lease as **Completed**, which pays the provider and
 //!   frees its collateral. A keeper does it when its fee pays for the gas; when it does not, the
 //!   node closes its own leases (a provider's close pays no keeper fee).
+//! - A service lease whose time is up, or whose escrow is spent, is no longer served: the node
+//!   closes it unless a keeper has, so its collateral is free and the last accrual paid.
 //! - Some closes leave the lease's collateral locked for the market's fault horizon (`LeaseClosed`
 //!   with `held`: a tenant accepting a result inside its window, a tenant closing a late lease),
 //!   so a fault on it stays provable. Once the horizon has passed anyone may release it
@@ -16,11 +18,14 @@ use alloy::{primitives::B256, sol_types::SolCall};
 use gridlease_bindings::{Market, MarketAdmin};
 use gridlease_chain::{ChainError, classify};
 use gridlease_daemon::lock;
-use gridlease_primitives::protocol::{JobViewExt, LeaseKind, Status};
+use gridlease_primitives::{
+    protocol::{JobViewExt, LeaseKind, Status},
+    spec::JobKind,
+};
 use tracing::{debug, info, warn};
 
 use crate::{
-    shared::Shared,
+    shared::{Shared, terms},
     state::{Job, JobState},
     tx::send_and_confirm,
     unix_now,
@@ -29,23 +34,28 @@ use crate::{
 /// Most leases one `releaseHeld` transaction releases (its gas grows with each).
 pub const RELEASE_BATCH: usize = 50;
 
-/// Every 10 s: close the node's leases whose result's hold has ended with no open challenge.
+/// Every 10 s: close the node's leases whose result's hold has ended with no open challenge, and
+/// its service leases that are over ([`close_stopped_services`]).
 pub(crate) async fn close_completed(s: &Arc<Shared>) -> Result<(), ChainError> {
     if unix_now().saturating_sub(s.completed_at.load(Relaxed)) < 10 {
         return Ok(());
     }
     s.completed_at.store(unix_now(), Relaxed);
-    let posted: Vec<Job> = s
-        .db()
-        .live()
-        .map_err(|e| ChainError::User(e.to_string()))?
-        .into_iter()
+    let live = s.db().live().map_err(|e| ChainError::User(e.to_string()))?;
+    let stopped: Vec<&Job> = live
+        .iter()
+        .filter(|j| j.state == JobState::Running && !lock(&s.drivers).contains_key(&j.id))
+        .filter(|j| terms(j).is_some_and(|t| t.jobKind == JobKind::Service.code()))
+        .collect();
+    let posted: Vec<&Job> = live
+        .iter()
         .filter(|j| j.state == JobState::Posted)
         .collect();
-    if posted.is_empty() {
+    if posted.is_empty() && stopped.is_empty() {
         return Ok(());
     }
     let now = s.client().now().await?;
+    close_stopped_services(s, &stopped, now).await?;
     for j in posted {
         // The hold's end as last read: nothing to ask the chain before it.
         if lock(&s.hold_ends).get(&j.id).is_some_and(|end| now <= *end) {
@@ -68,6 +78,37 @@ pub(crate) async fn close_completed(s: &Arc<Shared>) -> Result<(), ChainError> {
             Ok(()) => {
                 info!(lease = %j.id, "hold over: lease closed as completed, its pay collected")
             }
+            Err(ChainError::Revert(r)) => debug!(lease = %j.id, revert = %r, "not closed"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Close the service leases in `stopped` (running, their driver stopped) that are over at `now`:
+/// past their end, or their escrow spent (the driver's own close of a spent lease failed). The
+/// node serves nothing for them any more; closed, the collateral is free and the last accrual
+/// paid. A keeper closes them too when its fee pays; whoever is second is refused in simulation.
+async fn close_stopped_services(
+    s: &Arc<Shared>,
+    stopped: &[&Job],
+    now: u64,
+) -> Result<(), ChainError> {
+    for j in stopped {
+        let v = s.lens().getJob(j.id).call().await.map_err(classify)?;
+        if v.status() != Status::Leased || v.lease_kind() != LeaseKind::Service {
+            continue; // its close log (read at the confirmation depth) ends the job
+        }
+        let over = now >= v.end.to::<u64>() || {
+            let owed = s.lens().accrued(j.id).call().await.map_err(classify)?;
+            owed >= v.escrow
+        };
+        if !over {
+            continue;
+        }
+        let close = Market::closeCall { leaseId: j.id };
+        match send_and_confirm(s, s.market, close.abi_encode().into(), |_| Ok(())).await {
+            Ok(()) => info!(lease = %j.id, "service lease over: closed by the node"),
             Err(ChainError::Revert(r)) => debug!(lease = %j.id, revert = %r, "not closed"),
             Err(e) => return Err(e),
         }

@@ -24,9 +24,10 @@ use crate::{
 
 /// Run a service lease until its end (or until it closes: the driver is cancelled). A service
 /// that exits is started again after a pause that doubles up to a minute; a service lease posts
-/// no result. When the lease's time is up the driver stops and the job waits for the close log.
-/// Its escrow is watched every few seconds besides the close log (PD-02): once it is spent the
-/// service stops and the node closes the lease itself, which frees its collateral at once.
+/// no result. When the lease's time is up the driver stops, and the node closes the lease
+/// ([`crate::closes::close_completed`]) unless a keeper has. Its escrow is watched every few
+/// seconds besides the close log (PD-02): once it is spent the service stops and the node closes
+/// the lease itself, which frees its collateral at once.
 pub(crate) async fn serve(
     s: &Arc<Shared>,
     job: &Job,
@@ -68,7 +69,7 @@ pub(crate) async fn serve(
                         let close = Market::closeCall { leaseId: job.id };
                         match send_and_confirm(s, s.market, close.abi_encode().into(), |t| journal(s, job.id, t)).await {
                             Ok(()) | Err(ChainError::Revert(_)) => {}
-                            Err(e) => warn!(lease = %job.id, error = %e, "closing the spent lease failed; the keeper or a restart will"),
+                            Err(e) => warn!(lease = %job.id, error = %e, "closing the spent lease failed; trying again within 10 s"),
                         }
                         return Err(Step::Stop);
                     }

@@ -322,3 +322,49 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
     assert_eq!(posted.len(), 1, "posted exactly once");
     n.stop(node, 2);
 }
+
+/// PD-02: a service lease whose time is up, with no keeper to close it, is closed by the node
+/// itself, which frees its collateral and collects its last accrual; before, its job stayed
+/// running without a driver, its slot held, until someone else closed it.
+#[tokio::test]
+async fn pd_02_a_service_lease_past_its_end_is_closed_by_the_node() {
+    let (n, node) = started().await;
+    // Service orders go only to a live provider: the node beats at start.
+    n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
+        .await;
+    let spec = job_spec(Workload::Service {
+        image: "local".into(),
+        // Exits at once and is started again: each start reads the chain's time.
+        command: vec!["sh".into(), "-c".into(), "sleep 1".into()],
+        env: Default::default(),
+        port: 8000,
+    });
+    let (id, _) = n.order_spec(&spec, 0, 1, 120, true).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
+        .await;
+    n.warp(121).await;
+    eventually(
+        "the node's close of the lease",
+        60,
+        async || {
+            n.count_logs(n.market, Market::LeaseClosed::SIGNATURE_HASH, id)
+                .await
+                == 1
+        },
+        || n.log(1),
+    )
+    .await;
+    let (closed, _) = n.event::<Market::LeaseClosed>(n.market, id).await;
+    assert!(
+        closed.toProvider > alloy::primitives::aliases::U96::ZERO,
+        "paid"
+    );
+    n.wait_metric("gridlease_provider_jobs{state=\"closed\"} 1", 1)
+        .await;
+    assert!(
+        n.log(1).contains("service lease over: closed by the node"),
+        "{}",
+        n.log(1)
+    );
+    n.stop(node, 1);
+}
