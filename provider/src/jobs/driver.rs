@@ -114,8 +114,13 @@ async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result
             }
             Err(Step::Fail(why)) => {
                 error!(lease = %id, why = %why, "job failed");
-                s.db()
-                    .advance(id, job.state, JobState::Failed, Some(Set::Note(why)))?;
+                // From the state the step left it in: posting journals its transaction (moving
+                // the job to `Posting`) before a failure past the deadline gives up on it.
+                let now = s.db().job(id)?.map_or(job.state, |j| j.state);
+                if now.can_become(JobState::Failed) {
+                    s.db()
+                        .advance(id, now, JobState::Failed, Some(Set::Note(why)))?;
+                }
                 return Ok(());
             }
         }
