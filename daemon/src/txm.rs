@@ -91,6 +91,8 @@ pub struct TxManager {
     /// The last transactions handed to the node, by nonce: what fills a nonce gap (a reorg or a
     /// node that forgot a transaction) with the same bytes.
     recent: std::sync::Mutex<BTreeMap<u64, Signed>>,
+    /// Set by [`TxManager::forget_nonce`]: the next send asks the chain for its nonce.
+    resync: std::sync::atomic::AtomicBool,
 }
 
 /// Transactions kept in [`TxManager`]'s gap-filling memory.
@@ -168,7 +170,17 @@ impl TxManager {
             fees: Mutex::new(None),
             private: None,
             recent: std::sync::Mutex::new(BTreeMap::new()),
+            resync: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// A transaction of ours that [`Self::send`] returned was dropped for good (no node knows
+    /// it, its nonce is still free): the next send takes the chain's nonce, filling the dropped
+    /// one's place, instead of the one after it, where it would wait behind the gap (and, were
+    /// the dropped bytes ever mined, do its work a second time).
+    pub fn forget_nonce(&self) {
+        self.resync
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Also send every transaction to `private` first (a private relay against front-running,
@@ -244,6 +256,12 @@ impl TxManager {
             .with_max_fee_per_gas(q.max_fee)
             .with_max_priority_fee_per_gas(q.priority_fee);
         let mut inner = self.inner.lock().await;
+        if self
+            .resync
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            inner.next = None;
+        }
         let mut nonce = match inner.next {
             Some(n) => n,
             None => self.chain_nonce(true).await?,

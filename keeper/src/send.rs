@@ -366,6 +366,8 @@ pub(crate) fn book(
             // Nothing of it is on chain: its work is looked at again (simulated first).
             warn!(action, tx = %first, "the node no longer knows the transaction; booked as dropped");
             let _ = lock(&k.store).drop_nonce(first);
+            // Its nonce is free: the next transaction takes it rather than wait behind the gap.
+            k.tx.forget_nonce();
             Busy::Until(Instant::now() + Duration::from_secs(5))
         }
         Followed::Chain(Err(e)) => {

@@ -32,6 +32,33 @@ async fn nonce(c: &Client, who: Address) -> u64 {
     c.provider.get_transaction_count(who).await.expect("nonce")
 }
 
+/// OFF-10: a send whose every broadcast was lost returns its transaction (it may have arrived);
+/// once the caller knows it was dropped (no node knows it, its nonce is free), the next send
+/// takes that nonce instead of queueing behind the gap, and is mined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_10_after_a_dropped_transaction_the_next_send_fills_its_nonce() {
+    let (anvil, client, usdc, market) = chain().await;
+    let proxy = Proxy::start(&anvil.url()).await.expect("proxy");
+    let pc = Client::connect(&proxy.url(), None).await.expect("connect");
+    let txm = TxManager::new(pc, key(5), fast());
+    proxy.fail_next(
+        SEND_RAW,
+        [Fault::Drop, Fault::Drop, Fault::Drop, Fault::Drop],
+    );
+    let lost = txm
+        .send(usdc, approve(market, 1), |_| Ok(()))
+        .await
+        .expect("handed on: it may have arrived");
+    assert_eq!(nonce(&client, txm.from()).await, 0, "it never did");
+    txm.forget_nonce();
+    let next = txm
+        .send(usdc, approve(market, 2), |_| Ok(()))
+        .await
+        .expect("sent");
+    assert_eq!(next.nonce, lost.nonce, "the dropped one's nonce");
+    assert_eq!(mined(&txm, next.clone()).await, next.hash);
+}
+
 #[tokio::test]
 async fn off_03_off_09_transactions_a_reorg_removed_come_back_as_the_same_bytes_in_nonce_order() {
     let (_anvil, client, usdc, market) = chain().await;
