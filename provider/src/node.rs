@@ -31,7 +31,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
 };
@@ -246,6 +246,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         offer_at: AtomicU64::new(0),
         completed_at: AtomicU64::new(0),
         released_at: AtomicU64::new(0),
+        closing: AtomicBool::new(false),
         modules,
         hold_ends: Mutex::new(HashMap::new()),
         answering: Mutex::new(std::collections::HashSet::new()),
@@ -319,8 +320,24 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
     sources.extend(crate::results::watched(s).map_err(|e| ChainError::User(e.to_string()))?);
     scan(s, Logs::Orders, head, sources, &orders).await?;
     retry_deferred(s).await;
-    crate::closes::close_completed(s).await?;
-    crate::closes::release_held(s).await?;
+    // Closes and releases wait for their transactions, fee bumps included: in a task of their
+    // own, one at a time, so a slow one never holds back reading orders and acknowledging leases
+    // (whose start window is short).
+    if !s.closing.swap(true, Relaxed) {
+        let s2 = s.clone();
+        s.tracker.spawn(async move {
+            let r = async {
+                crate::closes::close_completed(&s2).await?;
+                crate::closes::release_held(&s2).await
+            }
+            .await;
+            if let Err(e) = r {
+                s2.metrics.rpc_errors.increment(1);
+                warn!(error = %e, "closing leases or releasing collateral failed; trying again within 10 s");
+            }
+            s2.closing.store(false, Relaxed);
+        });
+    }
     scan(
         s,
         Logs::Leases,

@@ -4,7 +4,10 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{Arc, Mutex, atomic::AtomicU64},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64},
+    },
 };
 
 use alloy::{
@@ -78,6 +81,8 @@ pub struct Shared {
     pub(crate) completed_at: AtomicU64,
     /// When held collateral was last looked at for release (unix seconds).
     pub(crate) released_at: AtomicU64,
+    /// Whether the task closing leases and releasing collateral is running (one at a time).
+    pub(crate) closing: AtomicBool,
     /// Results modules by address (their windows are immutable), and module ids to addresses.
     pub(crate) modules: crate::modules::Modules,
     /// End of the hold of posted results (chain time), as last read: no chain read per poll
