@@ -250,7 +250,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
     let spec = match &job.spec {
         Some(js) => serde_json::from_str::<RunSpec>(js)
             .map_err(|e| Step::Fail(format!("stored spec: {e}")))?,
-        None => crate::specs::spec_for(
+        None => match crate::specs::spec_for(
             &s.builtin.fetcher,
             &s.cfg.data_dir,
             job.id,
@@ -258,7 +258,22 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
             t.specHash,
         )
         .await
-        .map_err(|e| Step::Fail(format!("spec: {e}")))?,
+        {
+            Ok(spec) => spec,
+            // A lease won without the node's bid row (a lost store): its spec is fetched now. A
+            // server down for a while, or a push still to come, is tried again while the job
+            // could still finish; failing at once would throw the lease away.
+            Err(e) => {
+                let now = s.client().now().await?;
+                let module = s.modules.get(s.client(), s.module_of(job)).await?;
+                let stop = stop_at(job.end, module.deadline_grace, s.cfg.post_margin_secs);
+                return Err(if now < stop {
+                    Step::Retry(format!("spec: {e}"))
+                } else {
+                    Step::Fail(format!("spec: {e}"))
+                });
+            }
+        },
     };
     let now = s.client().now().await?;
     let module = s.modules.get(s.client(), s.module_of(job)).await?;
