@@ -220,22 +220,39 @@ pub(crate) fn acknowledge_early(s: &Arc<Shared>, l: &Market::LeaseStarted) {
     let (s2, module) = (s.clone(), l.module);
     s.tracker.spawn(async move {
         let s = &s2;
-        let r = async {
-            let v = s.lens().getJob(id).call().await.map_err(classify)?;
-            if v.status() != Status::Leased || v.acknowledged {
-                return Ok(false);
+        // The log is read once: an RPC failure is retried here (for up to two minutes, the
+        // lease's own state read again each time), not left to the driver, which acknowledges
+        // only once the lease is deep enough and may then be past the start window.
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = async {
+                let v = s.lens().getJob(id).call().await.map_err(classify)?;
+                if v.status() != Status::Leased || v.acknowledged {
+                    return Ok(false);
+                }
+                let module = s.modules.by_id(s.client(), s.lens, module).await?;
+                let call = Results::acknowledgeCall { leaseId: id };
+                send_and_confirm(s, module, call.abi_encode().into(), |_| Ok(())).await?;
+                Ok::<_, ChainError>(true)
             }
-            let module = s.modules.by_id(s.client(), s.lens, module).await?;
-            let call = Results::acknowledgeCall { leaseId: id };
-            send_and_confirm(s, module, call.abi_encode().into(), |_| Ok(())).await?;
-            Ok::<_, ChainError>(true)
-        }
-        .await;
-        match r {
-            Ok(true) => info!(lease = %id, "acknowledged at the head"),
-            Ok(false) => {}
-            // The driver acknowledges (or fails) once the lease is deep enough.
-            Err(e) => warn!(lease = %id, error = %e, "acknowledging at the head failed; the job's own step tries again"),
+            .await;
+            match r {
+                Ok(true) => info!(lease = %id, "acknowledged at the head"),
+                Ok(false) => {}
+                Err(ChainError::Network(e))
+                    if tokio::time::Instant::now() < give_up && !s.stop.is_cancelled() =>
+                {
+                    let wait = backoff.delay();
+                    backoff.failed();
+                    warn!(lease = %id, error = %e, retry_in_ms = wait.as_millis() as u64, "acknowledging at the head failed on the RPC; trying again");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                // The driver acknowledges (or fails) once the lease is deep enough.
+                Err(e) => warn!(lease = %id, error = %e, "acknowledging at the head failed; the job's own step tries again"),
+            }
+            return;
         }
     });
 }

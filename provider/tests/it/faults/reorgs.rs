@@ -5,7 +5,12 @@
 
 use std::time::Duration;
 
-use alloy::{primitives::B256, providers::Provider, rpc::types::Filter, sol_types::SolEvent};
+use alloy::{
+    primitives::B256,
+    providers::Provider,
+    rpc::types::Filter,
+    sol_types::{SolCall, SolEvent},
+};
 use gridlease_bindings::{Market, MarketLens, Results};
 use gridlease_chain::send;
 
@@ -259,11 +264,17 @@ async fn pd_01_off_01_a_bid_whose_order_a_reorg_removed_leaves_no_reservation() 
     n.stop(node, 1);
 }
 
-#[tokio::test]
+/// The first try of the acknowledgement at the head fails on the RPC: tried again at once, not
+/// left to the driver, which acknowledges only once the lease is deep enough.
+// The proxy serves on this runtime while the test waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pd_02_a_lease_is_acknowledged_at_the_head_within_its_start_window_and_runs_once_deep_enough()
  {
     let n = net().await;
-    n.config(&n.url, None);
+    let proxy = gridlease_testkit::proxy::Proxy::start(&n.url)
+        .await
+        .expect("proxy");
+    n.config(&proxy.url(), None);
     let path = n.path().join("provider.toml");
     let text = std::fs::read_to_string(&path).expect("config");
     // Thirty blocks before a lease's job may start (no heartbeats: only this test mines).
@@ -276,6 +287,12 @@ async fn pd_02_a_lease_is_acknowledged_at_the_head_within_its_start_window_and_r
     // An auction the tenant awards: the lease starts unacknowledged.
     let id = n.order_with("echo done", 41, 600, false).await;
     n.wait_bid(id, 1, 30).await;
+    let ack = alloy::hex::encode(Results::acknowledgeCall::SELECTOR);
+    proxy.fail_next_if(
+        "eth_estimateGas",
+        &ack,
+        [gridlease_testkit::proxy::Fault::Status(503)],
+    );
     n.warp(61).await;
     send(Market::new(n.market, &n.tenant.provider).award(id, vec![]))
         .await
@@ -308,6 +325,12 @@ async fn pd_02_a_lease_is_acknowledged_at_the_head_within_its_start_window_and_r
         || n.log(1),
     )
     .await;
+    assert!(
+        n.log(1)
+            .contains("acknowledging at the head failed on the RPC; trying again"),
+        "the first try failed: {}",
+        n.log(1)
+    );
     // Thirty blocks later the job runs and its result is posted, with no second acknowledgement.
     raw(&n.tenant, "anvil_mine", serde_json::json!(["0x1e"])).await;
     n.result(id, 1, 60).await;
