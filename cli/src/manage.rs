@@ -79,11 +79,6 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
             money(units, &t)
         ));
     }
-    let allowance = erc20
-        .allowance(me, ctx.market)
-        .call()
-        .await
-        .map_err(classify)?;
     // The lease's provider, so a top-up can never land on a lease that changed hands.
     let expected = if status == Status::Leased {
         v.provider
@@ -92,32 +87,7 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
     };
     let admin = ctx.admin();
     let top_up = admin.topUp(id, U96::from(units), expected);
-    if allowance < U256::from(units) {
-        // Asked first, so a top-up the market refuses (a service lease that lapsed or ran dry, an
-        // escrow past its field) costs no approval and leaves none behind. The missing allowance
-        // refuses it too, last, in the token's own words: that one the approval answers.
-        match top_up.call().await.map_err(classify) {
-            Err(ChainError::Revert(r))
-                if matches!(
-                    r.error,
-                    ContractError::Market(
-                        MarketErrors::LeaseNotActive(_)
-                            | MarketErrors::ProviderMismatch(_)
-                            | MarketErrors::LeaseHeld(_)
-                            | MarketErrors::LeaseDepleted(_)
-                            | MarketErrors::EscrowOverflow(_)
-                            | MarketErrors::ZeroAmountMarket(_)
-                    )
-                ) =>
-            {
-                return Err(ChainError::Revert(r).into());
-            }
-            Err(e @ ChainError::Network(_)) => return Err(e.into()),
-            _ => {}
-        }
-        ctx.progress(&format!("approving {} to the market", money(units, &t)));
-        send(erc20.approve(ctx.market, U256::from(units))).await?;
-    }
+    approve_market(ctx, &t, me, units, top_up.call().await.map(drop)).await?;
     let r = send(top_up).await?;
     let escrow: u128 = event::<Market::ToppedUp>(&r).map_or(0, |e| e.escrow.to());
     Ok(Output {
@@ -128,6 +98,52 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
         ),
         json: json!({ "id": id, "amount": units.to_string(), "escrow": escrow.to_string(), "tx": r.transaction_hash }),
     })
+}
+
+/// Make the market's allowance from `owner` in token `t` at least `units`, for a call of the
+/// market that pulls them, whose simulation without it gave `simulated`. That simulation is
+/// asked first, so a call the market itself refuses (a lapsed service lease, an order that
+/// exists) costs no approval and leaves none behind: only the token's refusal of the missing
+/// allowance, which comes last, is what an approval answers. The approval is of exactly
+/// `units`; a short non-zero allowance is set to zero first (USDT and its like refuse to change
+/// one non-zero allowance into another, and return nothing from `approve`, which is sent without
+/// decoding its answer).
+pub(crate) async fn approve_market(
+    ctx: &Ctx,
+    t: &TokenEntry,
+    owner: Address,
+    units: u128,
+    simulated: Result<(), alloy::contract::Error>,
+) -> Result<()> {
+    let erc20 = MockStablecoin::new(t.address, &ctx.client.provider);
+    let allowance = erc20
+        .allowance(owner, ctx.market)
+        .call()
+        .await
+        .map_err(classify)?;
+    if allowance >= U256::from(units) {
+        return Ok(());
+    }
+    match simulated.map_err(classify) {
+        Err(ChainError::Revert(r))
+            if matches!(&r.error, ContractError::Market(e)
+                if !matches!(e, MarketErrors::InsufficientAllowance(_))) =>
+        {
+            return Err(ChainError::Revert(r).into());
+        }
+        Err(e @ ChainError::Network(_)) => return Err(e.into()),
+        _ => {}
+    }
+    if !allowance.is_zero() {
+        ctx.progress(&format!(
+            "setting the market's allowance of {} to 0 first",
+            t.symbol
+        ));
+        send(erc20.approve(ctx.market, U256::ZERO)).await?;
+    }
+    ctx.progress(&format!("approving {} to the market", money(units, t)));
+    send(erc20.approve(ctx.market, U256::from(units))).await?;
+    Ok(())
 }
 
 /// `cancel ID`.

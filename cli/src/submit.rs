@@ -13,7 +13,7 @@ use gridlease_bindings::{IMarket::OrderParams, Market, Market::MarketErrors, Moc
 use gridlease_chain::{
     ChainError, ContractError, Revert, classify, classify_rpc,
     deployments::TokenEntry,
-    token::{SignedPermit, sign_permit},
+    token::{SignedPermit, detect_permit_domain, sign_permit},
 };
 use gridlease_primitives::{
     gpu,
@@ -26,6 +26,7 @@ use serde_json::json;
 use crate::{
     ctx::{Ctx, Output, UserError, money, per_hour, read_file, resolve_inputs, send, user, utc},
     lease::Facts,
+    manage::approve_market,
 };
 
 /// Flags of `submit`.
@@ -307,37 +308,59 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
     }
     let market = ctx.market();
     let id = order.order_id(tenant);
-    let now = ctx.client.now().await?;
-    let permit = sign_permit(
-        p,
-        ctx.client.chain_id,
-        token.address,
-        wallet,
-        ctx.market,
-        U256::from(deposit),
-        now + 3_600,
-    )
-    .await?;
-    let started = Instant::now();
-    let receipt = match send(market.createOrderWithPermit(
-        order.clone(),
-        permit.deadline,
-        permit.v,
-        permit.r,
-        permit.s,
-    ))
-    .await
-    {
-        Err(ChainError::Revert(r))
-            if matches!(
-                r.error,
-                ContractError::Market(MarketErrors::InsufficientAllowance(_))
-            ) =>
-        {
-            return Err(permit_refused(ctx, &token, tenant, &permit, deposit, *r)
-                .await
-                .into());
+    // A token with an EIP-2612 permit pays the escrow in the order's own transaction; one without
+    // (USDT and its like) is approved to the market first, as `topup` does.
+    let permitted = match detect_permit_domain(p, ctx.client.chain_id, token.address).await {
+        Ok(_) => true,
+        Err(ChainError::User(why)) => {
+            ctx.progress(&format!(
+                "{}: {why}; the deposit is approved to the market first (two transactions)",
+                token.symbol
+            ));
+            false
         }
+        Err(e) => return Err(e.into()),
+    };
+    let started = Instant::now();
+    let sent = if permitted {
+        let now = ctx.client.now().await?;
+        let permit = sign_permit(
+            p,
+            ctx.client.chain_id,
+            token.address,
+            wallet,
+            ctx.market,
+            U256::from(deposit),
+            now + 3_600,
+        )
+        .await?;
+        match send(market.createOrderWithPermit(
+            order.clone(),
+            permit.deadline,
+            permit.v,
+            permit.r,
+            permit.s,
+        ))
+        .await
+        {
+            Err(ChainError::Revert(r))
+                if matches!(
+                    r.error,
+                    ContractError::Market(MarketErrors::InsufficientAllowance(_))
+                ) =>
+            {
+                return Err(permit_refused(ctx, &token, tenant, &permit, deposit, *r)
+                    .await
+                    .into());
+            }
+            sent => sent,
+        }
+    } else {
+        let create = market.createOrder(order.clone());
+        approve_market(ctx, &token, tenant, deposit, create.call().await.map(drop)).await?;
+        send(create).await
+    };
+    let receipt = match sent {
         Err(ChainError::Network(e)) => {
             // Simulated fine, then the RPC failed: the order may well be on chain.
             return Err(ChainError::Network(format!(

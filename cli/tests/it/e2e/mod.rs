@@ -299,14 +299,25 @@ impl Net {
         &mut self,
         symbol: &str,
     ) -> gridlease_bindings::UsdcLikeToken::UsdcLikeTokenInstance<DynProvider> {
-        use alloy::sol_types::SolCall;
-        use gridlease_bindings::{MarketAdmin, UsdcLikeToken};
-        use gridlease_chain::deployments::TokenEntry;
+        use gridlease_bindings::UsdcLikeToken;
         let token = UsdcLikeToken::deploy(self.gov.provider.clone())
             .await
             .expect("deploy");
+        self.list_token(*token.address(), symbol).await;
+        send(token.mint(self.tenant, U256::from(10 * USDC)))
+            .await
+            .expect("mint");
+        token
+    }
+
+    /// Allow `token` (6 decimals) on the market through governance and name it `symbol` in the
+    /// deployments file the CLI reads.
+    async fn list_token(&mut self, token: Address, symbol: &str) {
+        use alloy::sol_types::SolCall;
+        use gridlease_bindings::MarketAdmin;
+        use gridlease_chain::deployments::TokenEntry;
         let allow = MarketAdmin::configureTokenCall {
-            token: *token.address(),
+            token,
             allowed: true,
         };
         gridlease_testkit::governance::govern(
@@ -317,18 +328,14 @@ impl Net {
         )
         .await
         .expect("governance allows the token");
-        send(token.mint(self.tenant, U256::from(10 * USDC)))
-            .await
-            .expect("mint");
         self.d.tokens.push(TokenEntry {
             symbol: symbol.into(),
-            address: *token.address(),
+            address: token,
             decimals: 6,
         });
         self.d
             .save(&self.dir.path().join("deployments.json"))
             .expect("save");
-        token
     }
 
     async fn nonce(&self) -> u64 {

@@ -53,6 +53,63 @@ async fn submit_topup_cancel_move_exact_amounts() {
 /// for an acknowledged lease before its deadline, and nothing otherwise; a no-show or a missed
 /// deadline stays provable after the tenant's close (MEC-05) and refunds everything when proven
 /// (MEC-02: the close never beats the fault).
+/// TOK-02: a token without an EIP-2612 permit that returns nothing from `approve` and refuses
+/// to change one non-zero allowance into another (USDT's way): `submit` approves the deposit
+/// first and places the order; `topup` over a short non-zero allowance sets it to zero first.
+#[tokio::test]
+async fn a_token_without_a_permit_is_approved_first_even_one_like_usdt() {
+    use gridlease_bindings::NoReturnToken;
+    let mut n = net().await;
+    let market = n.d.address("Market").expect("market");
+    let nrt = NoReturnToken::deploy(n.gov.provider.clone())
+        .await
+        .expect("deploy");
+    n.list_token(*nrt.address(), "NRT").await;
+    send(nrt.mint(n.tenant, U256::from(10 * USDC)))
+        .await
+        .expect("mint");
+    let spec = n.spec(
+        "nrt.toml",
+        &SPEC
+            .replace("INSTANT", "false")
+            .replace("instant", "token = \"NRT\"\ninstant"),
+    );
+    let nonce = n.nonce().await;
+    let v = n.json(&["submit", &spec]);
+    let id = id_of(&v);
+    assert_eq!(n.nonce().await, nonce + 2, "an approval, then the order");
+    let held = |who| {
+        let nrt = &nrt;
+        async move { nrt.balanceOf(who).call().await.expect("balance") }
+    };
+    assert_eq!(held(market).await, U256::from(2 * USDC));
+    assert_eq!(held(n.tenant).await, U256::from(8 * USDC));
+    let allowance = async || {
+        nrt.allowance(n.tenant, market)
+            .call()
+            .await
+            .expect("allowance")
+    };
+    assert_eq!(
+        allowance().await,
+        U256::ZERO,
+        "the approval is spent exactly"
+    );
+    assert_eq!(n.json(&["status", &id])["escrow"], "2000000");
+
+    // A short non-zero allowance, which this token will not change to another non-zero one.
+    let tenant_key: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
+    let tenant = Client::connect(&n.anvil.url(), Some(tenant_key))
+        .await
+        .expect("connect");
+    send(NoReturnToken::new(*nrt.address(), &tenant.provider).approve(market, U256::from(1)))
+        .await
+        .expect("approve 1 unit");
+    let v = n.json(&["topup", &id, "1"]);
+    assert_eq!(v["escrow"], "3000000");
+    assert_eq!(allowance().await, U256::ZERO);
+}
+
 /// The answer to a submit's transaction is lost on the network (OFF-10): the error names the
 /// order it may have placed and how to look; the order is on chain once, and `status` finds it.
 // The proxy serves on this runtime while the test waits for the CLI.
