@@ -11,12 +11,7 @@ async fn podman_creates_through_its_own_api_with_gpus_as_cdi_devices() {
     })
     .await;
     x.config.engine = "podman".into();
-    let out = x
-        .run(
-            job(dir.path(), "alpine", Duration::from_secs(20)),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let out = run_job(&x, dir.path(), "alpine", Duration::from_secs(20))
         .await
         .expect("runs");
     assert_eq!(out.result, b"ok");

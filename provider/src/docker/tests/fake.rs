@@ -12,12 +12,7 @@ async fn a_job_runs_isolated_with_its_gpus_limits_and_output_mount() {
         ..Fake::default()
     })
     .await;
-    let out = x
-        .run(
-            job(dir.path(), "alpine:3.20", Duration::from_secs(20)),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let out = run_job(&x, dir.path(), "alpine:3.20", Duration::from_secs(20))
         .await
         .expect("runs");
     assert_eq!(out.result, b"hello from the container");
@@ -108,12 +103,7 @@ async fn the_result_is_the_whole_log_when_the_followed_stream_ends_early() {
         ..Fake::default()
     })
     .await;
-    let out = x
-        .run(
-            job(dir.path(), "alpine", Duration::from_secs(20)),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let out = run_job(&x, dir.path(), "alpine", Duration::from_secs(20))
         .await
         .expect("runs");
     assert_eq!(out.result, whole);
@@ -139,12 +129,7 @@ async fn a_result_file_in_the_mount_wins_and_exit_codes_are_reported() {
         ..Fake::default()
     })
     .await;
-    let out = x
-        .run(
-            job(dir.path(), "alpine", Duration::from_secs(20)),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let out = run_job(&x, dir.path(), "alpine", Duration::from_secs(20))
         .await
         .expect("runs");
     assert_eq!(out.result, b"from the file");
@@ -154,12 +139,7 @@ async fn a_result_file_in_the_mount_wins_and_exit_codes_are_reported() {
         ..Fake::default()
     })
     .await;
-    let err = x
-        .run(
-            job(dir.path(), "alpine", Duration::from_secs(20)),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let err = run_job(&x, dir.path(), "alpine", Duration::from_secs(20))
         .await
         .expect_err("fails");
     assert!(
@@ -177,12 +157,7 @@ async fn a_timeout_kills_and_removes_the_container() {
     })
     .await;
     let started = std::time::Instant::now();
-    let err = x
-        .run(
-            job(dir.path(), "alpine", Duration::from_millis(400)),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let err = run_job(&x, dir.path(), "alpine", Duration::from_millis(400))
         .await
         .expect_err("times out");
     assert!(matches!(err, ExecError::TimedOut(_)), "{err}");
@@ -249,12 +224,7 @@ async fn output_over_the_cap_kills_the_running_container_and_stderr_keeps_its_ta
         max_output: 1_000,
         stderr_tail: 100,
     };
-    let err = x
-        .run(
-            job(dir.path(), "alpine", Duration::from_secs(60)),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let err = run_job(&x, dir.path(), "alpine", Duration::from_secs(60))
         .await
         .expect_err("capped");
     assert!(matches!(err, ExecError::OutputCap(1_000)), "{err}");
@@ -269,12 +239,7 @@ async fn output_over_the_cap_kills_the_running_container_and_stderr_keeps_its_ta
     })
     .await;
     x.limits.stderr_tail = 100;
-    let tail = x
-        .run(
-            job(dir.path(), "alpine", Duration::from_secs(20)),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let tail = run_job(&x, dir.path(), "alpine", Duration::from_secs(20))
         .await
         .expect("runs")
         .stderr_tail;
@@ -290,13 +255,9 @@ async fn pinned_images_are_pulled_by_digest_only_when_missing_and_pull_errors_sa
         ..Fake::default()
     })
     .await;
-    x.run(
-        job(dir.path(), &pinned, Duration::from_secs(20)),
-        CancellationToken::new(),
-        no_hook(),
-    )
-    .await
-    .expect("runs");
+    run_job(&x, dir.path(), &pinned, Duration::from_secs(20))
+        .await
+        .expect("runs");
     assert!(
         !calls(&f).iter().any(|c| c.contains("images/create")),
         "{:?}",
@@ -307,12 +268,7 @@ async fn pinned_images_are_pulled_by_digest_only_when_missing_and_pull_errors_sa
         ..Fake::default()
     })
     .await;
-    let err = x
-        .run(
-            job(dir.path(), &pinned, Duration::from_secs(20)),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let err = run_job(&x, dir.path(), &pinned, Duration::from_secs(20))
         .await
         .expect_err("pull fails")
         .to_string();
@@ -404,12 +360,7 @@ async fn a_missing_socket_tells_the_operator_what_to_do() {
         e.contains("is docker/podman running? set jobs.socket") && e.contains("nope.sock"),
         "{e}"
     );
-    let e = x
-        .run(
-            job(dir.path(), "alpine", Duration::from_secs(5)),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let e = run_job(&x, dir.path(), "alpine", Duration::from_secs(5))
         .await
         .expect_err("no engine")
         .to_string();

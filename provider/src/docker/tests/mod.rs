@@ -207,6 +207,17 @@ async fn serve(f: Fake) -> (tempfile::TempDir, Arc<Fake>, ContainerExecutor) {
     (dir, f, x)
 }
 
+/// Run [`job`] on `x` to its end (no cancellation, no spawn hook).
+async fn run_job(
+    x: &ContainerExecutor,
+    dir: &Path,
+    image: &str,
+    limit: Duration,
+) -> Result<crate::executor::Output, ExecError> {
+    x.run(job(dir, image, limit), CancellationToken::new(), no_hook())
+        .await
+}
+
 fn job(dir: &Path, image: &str, limit: Duration) -> JobRun {
     JobRun {
         id: B256::repeat_byte(0xab),
