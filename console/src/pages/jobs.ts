@@ -81,9 +81,15 @@ export async function showJobs(c: Config, message?: HTMLElement): Promise<void> 
     jobsBusy = true;
     put(status, notice("info", pending));
     action()
-      .then((done) => {
-        jobsBusy = false;
-        return showJobs(c, done);
+      .then(async (done) => {
+        // Busy until the outcome is on the page: a refresh started meanwhile (the chain logged
+        // this very transaction) would draw the page again with the pending message, and the
+        // outcome would be lost.
+        try {
+          await showJobs(c, done);
+        } finally {
+          jobsBusy = false;
+        }
       })
       .catch((e) => {
         jobsBusy = false;
