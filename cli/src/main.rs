@@ -113,6 +113,10 @@ enum Cmd {
         id: String,
         /// Amount in token units, e.g. 5 or 2.50.
         amount: String,
+        /// Top up another tenant's order: its tenant's address, as a confirmation (the money,
+        /// and any refund of it, are that tenant's).
+        #[arg(long = "for", value_name = "TENANT")]
+        tenant: Option<String>,
     },
     /// Cancel an open order (full refund).
     Cancel {
@@ -287,7 +291,9 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             };
             result::run(&ctx, &id, opts).await
         }
-        Cmd::Topup { id, amount } => manage::topup(&ctx, &id, &amount).await,
+        Cmd::Topup { id, amount, tenant } => {
+            manage::topup(&ctx, &id, &amount, tenant.as_deref()).await
+        }
         Cmd::Cancel { id } => manage::cancel(&ctx, &id).await,
         Cmd::Close { id, check } => manage::close(&ctx, &id, check).await,
         Cmd::Withdraw { token, to } => {

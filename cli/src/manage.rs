@@ -48,8 +48,13 @@ fn credited_note(amount: u128, t: &TokenEntry) -> String {
     }
 }
 
-/// `topup ID AMOUNT`.
-pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
+/// `topup ID AMOUNT [--for TENANT]`.
+pub(crate) async fn topup(
+    ctx: &Ctx,
+    id: &str,
+    amount: &str,
+    for_tenant: Option<&str>,
+) -> Result<Output> {
     let id = parse_id(id)?;
     let wallet = ctx.wallet()?;
     let v = ctx.lens()?.getJob(id).call().await.map_err(classify)?;
@@ -58,6 +63,23 @@ pub(crate) async fn topup(ctx: &Ctx, id: &str, amount: &str) -> Result<Output> {
         return user(format!(
             "{id} is {status}: only an open order or a running lease takes a top-up"
         ));
+    }
+    // Anyone may top up any order, and the money is its tenant's: a mistyped or pasted id would
+    // be a gift. Someone else's order takes a top-up only with its tenant named.
+    let named = for_tenant.map(parse_address).transpose()?;
+    if v.tenant != wallet.address() && named != Some(v.tenant) {
+        return user(format!(
+            "{id} is tenant {}'s order, not yours ({}): what you add, and any refund of it, is \
+             theirs. To top it up all the same: gridlease topup {id} {amount} --for {}",
+            v.tenant,
+            wallet.address(),
+            v.tenant
+        ));
+    }
+    if let Some(n) = named
+        && n != v.tenant
+    {
+        return user(format!("--for {n}: {id} is tenant {}'s order", v.tenant));
     }
     if status == Status::Leased && v.lease_kind() == LeaseKind::Held {
         return user(format!(

@@ -136,6 +136,28 @@ async fn exit_codes_separate_wallet_revert_and_network_failures() {
         "{}",
         r.stderr
     );
+    // Someone else's order takes a top-up only with its tenant named: the money is the tenant's.
+    gridlease_deploy::deploy::mint(&n.gov, n.usdc, stranger.address(), 5 * USDC)
+        .await
+        .expect("mint");
+    let stranger_cli = |args: &[&str]| {
+        run(n
+            .command(false)
+            .env("STRANGER_KEY", stranger.to_bytes().to_string())
+            .args(["--private-key", "env:STRANGER_KEY"])
+            .args(args))
+    };
+    let r = stranger_cli(&["topup", &id, "1"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let tenant = format!("{:#x}", n.tenant);
+    assert!(
+        r.stderr.to_lowercase().contains(&format!("--for {tenant}")),
+        "{}",
+        r.stderr
+    );
+    let r = stranger_cli(&["topup", &id, "1", "--for", &tenant]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(n.json(&["status", &id])["escrow"], "3000000");
 
     // Network: nothing listens there.
     let r = run(Command::new(env!("CARGO_BIN_EXE_gridlease")).args([
