@@ -206,7 +206,26 @@ async fn challenge(ctx: &Ctx, f: &Facts, w: &Windows, chunk: Option<u64>) -> Res
         ));
     }
     let leaves = posted.commitment().leaves();
-    let index = chunk.unwrap_or_else(|| u64::from_be_bytes(FixedBytes::<8>::random().0) % leaves);
+    // A chunk revealed already (an answered challenge) proves nothing again, and its answer
+    // would take the bond: the random pick is among the others.
+    let shown = revealed_chunks(ctx, id, w).await?;
+    let index = match chunk {
+        Some(i) => i,
+        None => {
+            let open: Vec<u64> = (0..leaves).filter(|i| !shown.contains_key(i)).collect();
+            if open.is_empty() {
+                return user(format!(
+                    "every chunk of {id} was revealed on chain: the result is there in full (gridlease result {id})"
+                ));
+            }
+            open[(u64::from_be_bytes(FixedBytes::<8>::random().0) % open.len() as u64) as usize]
+        }
+    };
+    if shown.contains_key(&index) {
+        return user(format!(
+            "chunk {index} of {id} was revealed on chain already: challenging it again proves nothing, and its answer would take the bond"
+        ));
+    }
     if index >= leaves {
         return user(format!(
             "--chunk {index}: the result ({} bytes) has {leaves} chunk(s) of {RESULT_LEAF_BYTES} bytes, 0 to {}",
@@ -271,14 +290,8 @@ async fn challenge(ctx: &Ctx, f: &Facts, w: &Windows, chunk: Option<u64>) -> Res
     })
 }
 
-/// Chunks of the result revealed on chain by answers to challenges: the whole result when every
-/// chunk was revealed (each was Merkle-checked on chain), and how many were.
-async fn revealed(
-    ctx: &Ctx,
-    id: B256,
-    w: &Windows,
-    posted: &Posted,
-) -> Result<(Option<Vec<u8>>, usize)> {
+/// The chunks of lease `id`'s result revealed on chain (answers to challenges), by index.
+async fn revealed_chunks(ctx: &Ctx, id: B256, w: &Windows) -> Result<BTreeMap<u64, Vec<u8>>> {
     let logs = logs_since_deploy(
         ctx,
         &Filter::new()
@@ -287,13 +300,25 @@ async fn revealed(
             .topic1(id),
     )
     .await?;
-    let mut chunks = BTreeMap::new();
-    for l in logs {
-        if let Ok(e) = l.log_decode::<Results::ChunkRevealed>() {
+    Ok(logs
+        .iter()
+        .filter_map(|l| l.log_decode::<Results::ChunkRevealed>().ok())
+        .map(|e| {
             let e = e.inner.data;
-            chunks.insert(e.index.try_into().unwrap_or(u64::MAX), e.chunk.to_vec());
-        }
-    }
+            (e.index.try_into().unwrap_or(u64::MAX), e.chunk.to_vec())
+        })
+        .collect())
+}
+
+/// Chunks of the result revealed on chain by answers to challenges: the whole result when every
+/// chunk was revealed (each was Merkle-checked on chain), and how many were.
+async fn revealed(
+    ctx: &Ctx,
+    id: B256,
+    w: &Windows,
+    posted: &Posted,
+) -> Result<(Option<Vec<u8>>, usize)> {
+    let mut chunks = revealed_chunks(ctx, id, w).await?;
     let leaves = posted.commitment().leaves();
     let n = chunks.len();
     if (n as u64) < leaves || (0..leaves).any(|i| !chunks.contains_key(&i)) {

@@ -104,6 +104,18 @@ async fn challenge_then_prove_unavailable_refunds_the_tenant_and_slashes_mec04()
     assert_eq!(v["source"], "chunks revealed on chain", "{v}");
     assert_eq!(v["matchesCommitment"], true);
     assert_eq!(n.json(&["status", &id.to_string()])["state"], "held");
+    // A revealed chunk is not challenged again (its answer would take the bond), whether named
+    // or picked: nothing is sent.
+    let nonce = n.nonce().await;
+    let id = id.to_string();
+    for args in [&["--chunk", "0"][..], &[]] {
+        let mut all = vec!["result", &id, "--challenge"];
+        all.extend_from_slice(args);
+        let r = n.cli(&all);
+        assert_eq!(r.code, 3, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("revealed on chain"), "{}", r.stderr);
+    }
+    assert_eq!(n.nonce().await, nonce);
 }
 
 /// MEC-07: a fault on an accepted result compensates the tenant for what it paid, never more
