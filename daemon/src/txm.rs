@@ -174,6 +174,14 @@ impl TxManager {
         }
     }
 
+    /// A transaction of this sender signed outside the manager (a keeper's bonded challenge)
+    /// holds `nonce`: the next send signs after it, neither replacing it (were its fees higher)
+    /// nor refused as "nonce too low" first.
+    pub async fn taken(&self, nonce: u64) {
+        let mut inner = self.inner.lock().await;
+        inner.next = Some(inner.next.map_or(nonce + 1, |n| n.max(nonce + 1)));
+    }
+
     /// A transaction of ours that [`Self::send`] returned was dropped for good (no node knows
     /// it, its nonce is still free): the next send takes the chain's nonce, filling the dropped
     /// one's place, instead of the one after it, where it would wait behind the gap (and, were

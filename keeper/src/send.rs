@@ -113,6 +113,8 @@ pub(crate) async fn send_bonded(
         }
     }
     let (first, nonce) = (signed.hash, signed.nonce);
+    // The manager's other sends sign after it: one at its nonce could replace the challenge.
+    k.tx.taken(nonce).await;
     let confirmed =
         k.tx.confirm(signed, Duration::from_secs(300), journal(k, action, ids))
             .await;

@@ -128,6 +128,36 @@ async fn off_06_nonce_too_low_for_a_fresh_transaction_re_signs_it_at_the_chain_n
     assert_eq!(nonce(&client, mine.from()).await, 4);
 }
 
+/// OFF-06: a transaction of the key signed outside the manager (the keeper's bonded challenge)
+/// and declared with `taken`: the next send signs after it at once, journaling no refused
+/// transaction at its nonce (nor, with higher fees, replacing it).
+#[tokio::test]
+async fn off_06_a_nonce_taken_outside_the_manager_is_skipped_at_once() {
+    let (_anvil, client, usdc, market) = chain().await;
+    let mine = TxManager::new(client.clone(), key(5), TxPolicy::default());
+    let outside = TxManager::new(client.clone(), key(5), TxPolicy::default());
+    let first = mine
+        .send(usdc, approve(market, 1), |_| Ok(()))
+        .await
+        .expect("sent");
+    let bonded = outside
+        .send(usdc, approve(market, 2), |_| Ok(()))
+        .await
+        .expect("outside");
+    assert_eq!((first.nonce, bonded.nonce), (0, 1));
+    mine.taken(bonded.nonce).await;
+    let journaled = Mutex::new(Vec::new());
+    let next = mine
+        .send(usdc, approve(market, 3), |s| {
+            journaled.lock().expect("lock").push(s.nonce);
+            Ok(())
+        })
+        .await
+        .expect("sent");
+    assert_eq!(*journaled.lock().expect("lock"), vec![2], "signed once");
+    assert_eq!(mined(&mine, next.clone()).await, next.hash);
+}
+
 #[tokio::test]
 async fn off_07_underpriced_and_already_known_are_not_fatal_and_replacements_raise_both_fees_10_percent()
  {
