@@ -584,6 +584,10 @@ max_gas_price_gwei = "50"
 [earnings]
 withdraw_above = "1000000"
 
+# A devnet's nodes do not restart: a result is taken for unavailable after 5 s, not 2 minutes.
+[strategies]
+unavailable_after_s = 5
+
 # The devnet serves results on loopback.
 [fetch]
 allow = ["127.0.0.0/8", "::1"]

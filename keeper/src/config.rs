@@ -60,6 +60,9 @@ pub struct Config {
     /// Seconds after a held result's window ends that its provider has to close the lease
     /// itself before this keeper does (`strategies.close_grace_s`).
     pub close_grace_s: u64,
+    /// Seconds between a result's first failed download and the second, after which it is
+    /// challenged (`strategies.unavailable_after_s`).
+    pub unavailable_after_s: u64,
     /// Strategies on/off.
     pub flags: Flags,
     /// Token units (decimal text) per native coin.
@@ -96,6 +99,11 @@ pub use gridlease_daemon::ConfigError;
 /// `strategies.close_grace_s` unless set: a provider's node closes its own completed leases
 /// every 10 s and pays no keeper fee, so a keeper is the fallback, not a rival (KB-02).
 const DEFAULT_CLOSE_GRACE_S: u64 = 30;
+
+/// `strategies.unavailable_after_s` unless set: a challenge costs a bond, which an honest
+/// provider's answer takes, so a node restarting or a short outage (of the provider's or the
+/// keeper's network) is waited out; the challenge window is far longer.
+const DEFAULT_UNAVAILABLE_AFTER_S: u64 = 120;
 
 /// Milliseconds between chain polls unless `chain.poll_ms` says otherwise.
 const DEFAULT_POLL_MS: u64 = 1_000;
@@ -141,6 +149,7 @@ struct RawStrategies {
     challenge: bool,
     challenge_private: bool,
     close_grace_s: u64,
+    unavailable_after_s: u64,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +202,7 @@ impl Default for RawStrategies {
             challenge: true,
             challenge_private: false,
             close_grace_s: DEFAULT_CLOSE_GRACE_S,
+            unavailable_after_s: DEFAULT_UNAVAILABLE_AFTER_S,
         }
     }
 }
@@ -347,6 +357,7 @@ impl Config {
             wallet,
             flags,
             close_grace_s: s.close_grace_s,
+            unavailable_after_s: s.unavailable_after_s,
             native_price: p.native_price.trim().to_owned(),
             margin_bps: p.margin_bps,
             min_profit: p.min_profit.trim().to_owned(),
@@ -388,6 +399,7 @@ mod tests {
             !c.flags.challenge_private,
             "private results are not bet on by default"
         );
+        assert_eq!(c.unavailable_after_s, 120);
     }
 
     #[test]

@@ -226,8 +226,8 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
             None => {
                 let next = lock(&k.view).leases.get(id).map(|l| l.checked.clone());
                 return Ok(match next {
-                    // Looked at again soon: a second failure makes it unavailable.
-                    Some(Some(Check::Missing { .. })) => later(RETRY_DOWNLOAD_S),
+                    // Looked at again after a while: a second failure makes it unavailable.
+                    Some(Some(Check::Missing { .. })) => later(k.cfg.unavailable_after_s),
                     _ => Busy::UntilBlock(head),
                 });
             }
@@ -322,6 +322,3 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
     info!(action, tx = %signed.hash, reward = %w.reward, gas = quote.gas, "sent");
     Ok(watch(k, signed, action, &ids, Some(w.token)).await)
 }
-
-/// Seconds before a result that could not be downloaded is tried again.
-const RETRY_DOWNLOAD_S: u64 = 5;

@@ -163,9 +163,12 @@ pub(crate) fn config_with(
 ) -> (String, u16) {
     let name = format!("keeper-{n}.toml");
     // No provider node runs here to close its own completed leases: the keeper does, at once.
+    // A result is taken for unavailable after 5 s, not the default's 2 minutes of wall time.
     let extra = match extra.split_once("[strategies]\n") {
-        Some((before, after)) => format!("{before}[strategies]\nclose_grace_s = 0\n{after}"),
-        None => format!("{extra}\n[strategies]\nclose_grace_s = 0\n"),
+        Some((before, after)) => {
+            format!("{before}[strategies]\nclose_grace_s = 0\nunavailable_after_s = 5\n{after}")
+        }
+        None => format!("{extra}\n[strategies]\nclose_grace_s = 0\nunavailable_after_s = 5\n"),
     };
     let port = anvil::free_port().expect("a free port");
     std::fs::write(
