@@ -109,7 +109,7 @@ pub(crate) async fn topup(
     };
     let admin = ctx.admin();
     let top_up = admin.topUp(id, U96::from(units), expected);
-    approve_market(ctx, &t, me, units, top_up.call().await.map(drop)).await?;
+    approve_market(ctx, &t, me, units, top_up.call()).await?;
     let r = send(top_up).await?;
     let escrow: u128 = event::<Market::ToppedUp>(&r).map_or(0, |e| e.escrow.to());
     Ok(Output {
@@ -123,8 +123,8 @@ pub(crate) async fn topup(
 }
 
 /// Make the market's allowance from `owner` in token `t` at least `units`, for a call of the
-/// market that pulls them, whose simulation without it gave `simulated`. That simulation is
-/// asked first, so a call the market itself refuses (a lapsed service lease, an order that
+/// market that pulls them, whose simulation is `simulate` (run only when the allowance is
+/// short). That simulation is asked first, so a call the market itself refuses (a lapsed service lease, an order that
 /// exists) costs no approval and leaves none behind: only the token's refusal of the missing
 /// allowance, which comes last, is what an approval answers. The approval is of exactly
 /// `units`; a short non-zero allowance is set to zero first (USDT and its like refuse to change
@@ -135,7 +135,7 @@ pub(crate) async fn approve_market(
     t: &TokenEntry,
     owner: Address,
     units: u128,
-    simulated: Result<(), alloy::contract::Error>,
+    simulate: impl std::future::IntoFuture<Output = Result<impl Sized, alloy::contract::Error>>,
 ) -> Result<()> {
     let erc20 = MockStablecoin::new(t.address, &ctx.client.provider);
     let allowance = erc20
@@ -146,7 +146,7 @@ pub(crate) async fn approve_market(
     if allowance >= U256::from(units) {
         return Ok(());
     }
-    match simulated.map_err(classify) {
+    match simulate.await.map_err(classify) {
         Err(ChainError::Revert(r))
             if matches!(&r.error, ContractError::Market(e)
                 if !matches!(e, MarketErrors::InsufficientAllowance(_))) =>

@@ -357,7 +357,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         }
     } else {
         let create = market.createOrder(order.clone());
-        approve_market(ctx, &token, tenant, deposit, create.call().await.map(drop)).await?;
+        approve_market(ctx, &token, tenant, deposit, create.call()).await?;
         send(create).await
     };
     let receipt = match sent {
