@@ -300,17 +300,20 @@ async fn private_client(url: &str, chain_id: u64) -> Result<Client> {
     }
 }
 
+/// Hold back the work of `ids` as `busy` says (in flight, until a time or a block).
+fn mark(k: &Keeper, ids: impl IntoIterator<Item = B256>, busy: Busy) {
+    let mut b = lock(&k.busy);
+    for id in ids {
+        b.insert(id, busy);
+    }
+}
+
 /// Watch the transactions a previous run left pending (journaled before broadcast).
 fn resume(k: &Arc<Keeper>) -> Result<()> {
     let pending = lock(&k.store).pending()?;
     for t in pending {
         info!(tx = %t.hash, action = %t.action, "watching a transaction from before the restart");
-        {
-            let mut b = lock(&k.busy);
-            for id in &t.ids {
-                b.insert(*id, Busy::InFlight);
-            }
-        }
+        mark(k, t.ids.iter().copied(), Busy::InFlight);
         let signed = Signed {
             hash: t.hash,
             raw: t.raw.clone().into(),
@@ -324,12 +327,7 @@ fn resume(k: &Arc<Keeper>) -> Result<()> {
             // Booked, its ids wait as the booking says (a dropped one's work is planned again);
             // left in flight, this keeper would never look at them again until a restart.
             let next = watch(&k2, signed, &t.action, &t.ids, None).await;
-            {
-                let mut b = lock(&k2.busy);
-                for id in &t.ids {
-                    b.insert(*id, next);
-                }
-            }
+            mark(&k2, t.ids.iter().copied(), next);
             k2.in_flight.fetch_sub(1, Relaxed);
         });
     }
@@ -433,12 +431,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
             continue;
         }
         k.metrics.found(w.action.name());
-        {
-            let mut b = lock(&k.busy);
-            for id in w.action.ids() {
-                b.insert(id, Busy::InFlight);
-            }
-        }
+        mark(k, w.action.ids(), Busy::InFlight);
         k.in_flight.fetch_add(1, Relaxed);
         k.metrics.in_flight.increment(1.0);
         let k2 = k.clone();
@@ -451,12 +444,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
                     Busy::Until(Instant::now() + Duration::from_secs(30))
                 }
             };
-            {
-                let mut b = lock(&k2.busy);
-                for id in ids {
-                    b.insert(id, next);
-                }
-            }
+            mark(&k2, ids, next);
             k2.in_flight.fetch_sub(1, Relaxed);
             k2.metrics.in_flight.decrement(1.0);
         });
