@@ -71,16 +71,12 @@ pub(crate) async fn close_completed(s: &Arc<Shared>) -> Result<(), ChainError> {
         if now <= end || v.challenged {
             continue;
         }
-        let close = Market::closeCall { leaseId: j.id };
-        // Not journaled in the job's row: that keeps the result's transaction (a reorg sends it
-        // again), and a close lost in a crash is simply sent again.
-        match send_and_confirm(s, s.market, close.abi_encode().into(), |_| Ok(())).await {
-            Ok(()) => {
-                info!(lease = %j.id, "hold over: lease closed as completed, its pay collected")
-            }
-            Err(ChainError::Revert(r)) => debug!(lease = %j.id, revert = %r, "not closed"),
-            Err(e) => return Err(e),
-        }
+        close(
+            s,
+            j.id,
+            "hold over: lease closed as completed, its pay collected",
+        )
+        .await?;
     }
     Ok(())
 }
@@ -106,12 +102,20 @@ async fn close_stopped_services(
         if !over {
             continue;
         }
-        let close = Market::closeCall { leaseId: j.id };
-        match send_and_confirm(s, s.market, close.abi_encode().into(), |_| Ok(())).await {
-            Ok(()) => info!(lease = %j.id, "service lease over: closed by the node"),
-            Err(ChainError::Revert(r)) => debug!(lease = %j.id, revert = %r, "not closed"),
-            Err(e) => return Err(e),
-        }
+        close(s, j.id, "service lease over: closed by the node").await?;
+    }
+    Ok(())
+}
+
+/// Close lease `id` (saying `done` once closed). Not journaled in the job's row: that keeps the
+/// result's transaction (a reorg sends it again), and a close lost in a crash is simply sent
+/// again. A revert (someone closed it first) is no error.
+async fn close(s: &Shared, id: B256, done: &str) -> Result<(), ChainError> {
+    let call = Market::closeCall { leaseId: id };
+    match send_and_confirm(s, s.market, call.abi_encode().into(), |_| Ok(())).await {
+        Ok(()) => info!(lease = %id, "{done}"),
+        Err(ChainError::Revert(r)) => debug!(lease = %id, revert = %r, "not closed"),
+        Err(e) => return Err(e),
     }
     Ok(())
 }
