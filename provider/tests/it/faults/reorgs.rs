@@ -256,11 +256,14 @@ async fn pd_01_off_01_a_bid_whose_order_a_reorg_removed_leaves_no_reservation() 
     .await;
     n.wait_metric("gridlease_provider_jobs{state=\"lost\"} 1", 1)
         .await;
-    assert!(
-        n.log(1).contains("the order was reorged away"),
-        "{}",
-        n.log(1)
-    );
+    // The row changes just before the line is written.
+    eventually(
+        "the node to log why",
+        10,
+        async || n.log(1).contains("the order was reorged away"),
+        || n.log(1),
+    )
+    .await;
     n.stop(node, 1);
 }
 
