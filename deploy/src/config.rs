@@ -42,6 +42,8 @@
 //! symbol = "USDC"
 //! address = "0x..."            # an existing token, or `mock = true` to deploy MockStablecoin
 //! decimals = 6
+//! # permit = false             # with `mock = true`: a USDT-like mock instead (no EIP-2612
+//!                              # permit, `approve` returns nothing and only from or to zero)
 //! ```
 
 use alloy::primitives::Address;
@@ -111,6 +113,9 @@ pub struct TokenConfig {
     pub address: Option<Address>,
     /// Decimals (for a mock; checked against the chain for an existing token).
     pub decimals: u8,
+    /// For a mock: MockStablecoin, with an EIP-2612 permit (true), or NoReturnToken, USDT-like
+    /// (false). Always true for an existing token (what it supports is read from the chain).
+    pub permit: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -188,6 +193,7 @@ struct RawToken {
     #[serde(default)]
     mock: bool,
     decimals: Option<u8>,
+    permit: Option<bool>,
 }
 
 fn secs(v: Option<&String>, default: u64, field: &str) -> Result<u64> {
@@ -224,6 +230,12 @@ impl DeployConfig {
                 ),
                 _ => {}
             }
+            if t.address.is_some() && t.permit.is_some() {
+                bail!(
+                    "token {}: `permit` chooses a mock's kind; an existing token's permit is read from the chain",
+                    t.symbol
+                );
+            }
             let decimals = t.decimals.unwrap_or(6);
             if decimals > 18 {
                 bail!(
@@ -235,6 +247,7 @@ impl DeployConfig {
                 symbol: t.symbol.clone(),
                 address: t.address,
                 decimals,
+                permit: t.permit.unwrap_or(true),
             });
         }
         // The minimum price is given per hour in units of the first token.
@@ -366,7 +379,8 @@ impl DeployConfig {
         })
     }
 
-    /// The devnet config: a 6-decimal mock USDC, short windows so a demo moves quickly.
+    /// The devnet config: a 6-decimal mock USDC (with a permit) and USDT (without), short windows
+    /// so a demo moves quickly.
     pub fn devnet() -> Self {
         Self::parse(DEVNET).expect("the built-in devnet config is valid")
     }

@@ -20,7 +20,7 @@ use gridlease_bindings::{
     IMarket::Params,
     Market::{self, MarketInstance},
     MarketAdmin::{self, MarketAdminInstance},
-    MarketLens, MockStablecoin, Results,
+    MarketLens, MockStablecoin, NoReturnToken, Results,
     Staking::{self, StakingInstance},
     Timelock::{self, TimelockInstance},
     admin,
@@ -63,11 +63,26 @@ fn initcode(code: &Bytes, args: Vec<u8>) -> Bytes {
     v.into()
 }
 
+/// A mock token a config deploys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mock {
+    /// The config's symbol.
+    pub symbol: String,
+    /// Its contract: `MockStablecoin` (EIP-2612 permit) or `NoReturnToken` (USDT-like).
+    pub contract: &'static str,
+    /// Where it deploys.
+    pub address: Address,
+    /// Its initcode.
+    pub code: Bytes,
+    /// Its CREATE2 salt.
+    pub salt: B256,
+}
+
 /// The addresses a config deploys to from `deployer` (before any transaction).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Predicted {
-    /// Mock tokens by symbol and their initcode.
-    pub mocks: Vec<(String, Address, Bytes, B256)>,
+    /// Mock tokens, in the config's order.
+    pub mocks: Vec<Mock>,
     /// Staking.
     pub staking: (Address, Bytes, B256),
     /// MarketAdmin (the market's cold paths).
@@ -93,24 +108,41 @@ const BOOTSTRAP_HEARTBEAT: u16 = 300;
 pub fn predict(cfg: &DeployConfig, deployer: Address) -> Result<Predicted> {
     let mut mocks = Vec::new();
     for t in cfg.tokens.iter().filter(|t| t.address.is_none()) {
-        let args = MockStablecoin::constructorCall {
-            name_: format!("gridlease mock {}", t.symbol),
-            symbol_: t.symbol.clone(),
-            decimals_: t.decimals,
+        let (name_, symbol_) = (format!("gridlease mock {}", t.symbol), t.symbol.clone());
+        let (contract, code) = if t.permit {
+            let args = MockStablecoin::constructorCall {
+                name_,
+                symbol_,
+                decimals_: t.decimals,
+            };
+            (
+                "MockStablecoin",
+                initcode(&MockStablecoin::BYTECODE, args.abi_encode()),
+            )
+        } else {
+            let args = NoReturnToken::constructorCall {
+                name_,
+                symbol_,
+                decimals_: t.decimals,
+            };
+            (
+                "NoReturnToken",
+                initcode(&NoReturnToken::BYTECODE, args.abi_encode()),
+            )
         };
-        let code = initcode(&MockStablecoin::BYTECODE, args.abi_encode());
-        let salt = salt_of(&cfg.salt, &format!("MockStablecoin/{}", t.symbol));
-        mocks.push((
-            t.symbol.clone(),
-            CREATE2_FACTORY.create2(salt, keccak256(&code)),
+        let salt = salt_of(&cfg.salt, &format!("{contract}/{}", t.symbol));
+        mocks.push(Mock {
+            symbol: t.symbol.clone(),
+            contract,
+            address: CREATE2_FACTORY.create2(salt, keccak256(&code)),
             code,
             salt,
-        ));
+        });
     }
     let first = &cfg.tokens[0];
     let stake_token = match first.address {
         Some(a) => a,
-        None => mocks[0].1,
+        None => mocks[0].address,
     };
     let at = |name: &str, code: Bytes| {
         let salt = salt_of(&cfg.salt, name);
@@ -233,13 +265,13 @@ pub async fn deploy(
     };
 
     let dry = if dry_run { Mode::Dry } else { Mode::Send };
-    for (symbol, addr, code, salt) in &pred.mocks {
+    for m in &pred.mocks {
         let deployed = create2(
             client,
-            &format!("MockStablecoin {symbol}"),
-            *addr,
-            code,
-            *salt,
+            &format!("{} {}", m.contract, m.symbol),
+            m.address,
+            &m.code,
+            m.salt,
             dry,
             &mut report,
         )
@@ -247,10 +279,10 @@ pub async fn deploy(
         record(
             &mut d,
             previous,
-            &format!("MockStablecoin{symbol}"),
-            *addr,
+            &format!("{}{}", m.contract, m.symbol),
+            m.address,
             deployed,
-            "MockStablecoin",
+            m.contract,
         );
     }
     // Each contract after the first reads the one before it in its constructor (MarketAdmin and
@@ -282,8 +314,8 @@ pub async fn deploy(
             None => pred
                 .mocks
                 .iter()
-                .find(|m| m.0 == t.symbol)
-                .map(|m| m.1)
+                .find(|m| m.symbol == t.symbol)
+                .map(|m| m.address)
                 .context("mock")?,
         };
         if t.address.is_some() {

@@ -30,11 +30,12 @@ pub const ROLES: [(&str, usize); 9] = [
     ("keeper2", 9),
 ];
 
-/// USDC (whole tokens) minted to each role.
-fn funding(role: &str) -> u128 {
+/// Whole tokens minted to each role: the tenant gets every payment token (USDC, with a permit, and
+/// the USDT-like one, paid by approval); providers the stake token (`stake`: the first), to stake.
+fn funding(role: &str, stake: bool) -> u128 {
     match role {
         "tenant" => 10_000,
-        "provider1" | "provider2" | "provider3" => 5_000,
+        "provider1" | "provider2" | "provider3" if stake => 5_000,
         _ => 0,
     }
 }
@@ -127,7 +128,6 @@ pub async fn start(block_time: u64, dir: &Path, root: &Path) -> Result<Running> 
     deployments
         .save(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    let usdc = deployments.token("USDC")?;
 
     let password = "gridlease-devnet";
     let password_file = dir.join("password");
@@ -150,9 +150,11 @@ pub async fn start(block_time: u64, dir: &Path, root: &Path) -> Result<Running> 
             )
             .with_context(|| format!("cannot write keystore {}", ks.display()))?;
         }
-        let amount = funding(role) * 10u128.pow(u32::from(usdc.decimals));
-        if amount > 0 {
-            mint(&client, usdc.address, key.address(), amount).await?;
+        for (i, t) in deployments.tokens.iter().enumerate() {
+            let amount = funding(role, i == 0) * 10u128.pow(u32::from(t.decimals));
+            if amount > 0 {
+                mint(&client, t.address, key.address(), amount).await?;
+            }
         }
         accounts.insert(role.to_owned(), key.address());
         keystores.insert(role.to_owned(), ks);
@@ -196,11 +198,18 @@ impl Devnet {
             self.deployments.display()
         ));
         for (role, addr) in &self.accounts {
-            let usdc = funding(role);
-            let funded = if usdc > 0 {
-                format!("  {} USDC", format_amount(usdc, 0))
-            } else {
+            let funded: Vec<String> = d
+                .tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (funding(role, i == 0), &t.symbol))
+                .filter(|(whole, _)| *whole > 0)
+                .map(|(whole, symbol)| format!("{} {symbol}", format_amount(whole, 0)))
+                .collect();
+            let funded = if funded.is_empty() {
                 String::new()
+            } else {
+                format!("  {}", funded.join(", "))
             };
             s.push_str(&format!("  {role:<20} {addr}{funded}\n"));
         }

@@ -2,18 +2,27 @@
 pragma solidity 0.8.30;
 
 /// @title NoReturnToken
-/// @notice USDT-style fixture (TOK-02): `transfer`, `transferFrom` and `approve` return nothing,
-/// and `approve` from a non-zero allowance to another non-zero allowance reverts.
+/// @notice USDT-style token (TOK-02): no EIP-2612 permit; `transfer`, `transferFrom` and `approve`
+/// return nothing, and `approve` from a non-zero allowance to another non-zero allowance reverts.
+/// A test fixture, and the devnet's USDT (`permit = false` in deploy/devnet.toml). Anyone may mint
+/// (a devnet faucet).
+/// @dev Never deploy to a real network.
 contract NoReturnToken {
-    string public constant name = "Tether-like";
-    string public constant symbol = "NRT";
-    uint8 public constant decimals = 6;
+    string public name;
+    string public symbol;
+    uint8 public immutable decimals;
     uint256 public totalSupply;
     mapping(address => uint256) public balanceOf;
     mapping(address => mapping(address => uint256)) public allowance;
 
     event Transfer(address indexed from, address indexed to, uint256 value);
     event Approval(address indexed owner, address indexed spender, uint256 value);
+
+    constructor(string memory name_, string memory symbol_, uint8 decimals_) {
+        name = name_;
+        symbol = symbol_;
+        decimals = decimals_;
+    }
 
     function mint(address to, uint256 amount) external {
         totalSupply += amount;

@@ -7,6 +7,15 @@ fn devnet_config_parses() {
     let c = DeployConfig::devnet();
     assert_eq!(c.tokens[0].symbol, "USDC");
     assert_eq!(c.tokens[0].address, None);
+    assert!(
+        c.tokens[0].permit,
+        "USDC, with a permit, is the stake token"
+    );
+    assert_eq!(
+        (c.tokens[1].symbol.as_str(), c.tokens[1].permit),
+        ("USDT", false),
+        "a USDT-like token, paid by approval"
+    );
     assert!(u64::from(c.max_lease_duration) + 2 * c.fault_horizon < c.unbonding_period);
 }
 
@@ -19,6 +28,12 @@ fn bad_configs_say_why() {
     let e = DeployConfig::parse("[[tokens]]\nsymbol = \"X\"\nmock = true\ndecimals = 24\n")
         .expect_err("decimals");
     assert!(e.to_string().contains("at most 18"));
+    let e = DeployConfig::parse(&format!(
+        "[[tokens]]\nsymbol = \"X\"\naddress = \"{}\"\npermit = false\n",
+        alloy::primitives::Address::repeat_byte(1)
+    ))
+    .expect_err("permit of an existing token");
+    assert!(e.to_string().contains("read from the chain"), "{e:#}");
     let e = DeployConfig::parse("typo = 1\n[[tokens]]\nsymbol = \"X\"\nmock = true\n")
         .expect_err("unknown key");
     assert!(format!("{e:#}").contains("unknown field"));

@@ -61,9 +61,14 @@ async fn a_token_without_a_permit_is_approved_first_even_one_like_usdt() {
     use gridlease_bindings::NoReturnToken;
     let mut n = net().await;
     let market = n.d.address("Market").expect("market");
-    let nrt = NoReturnToken::deploy(n.gov.provider.clone())
-        .await
-        .expect("deploy");
+    let nrt = NoReturnToken::deploy(
+        n.gov.provider.clone(),
+        "Tether-like".into(),
+        "NRT".into(),
+        6,
+    )
+    .await
+    .expect("deploy");
     n.list_token(*nrt.address(), "NRT").await;
     send(nrt.mint(n.tenant, U256::from(10 * USDC)))
         .await

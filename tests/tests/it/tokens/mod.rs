@@ -56,6 +56,12 @@ fn configure(s: &mut Suite, token: Address, allowed: bool) -> Receipt {
     s.govern(market, MarketAdmin::configureTokenCall { token, allowed })
 }
 
+/// The creation code of a USDT-like token (no permit, no return values, zero-first approvals).
+fn no_return_token() -> Bytes {
+    let args = NoReturnToken::constructorCall::new(("Tether-like".into(), "NRT".into(), 6));
+    creation(&NoReturnToken::BYTECODE, args.abi_encode())
+}
+
 /// Deploy `code` from governance and allow-list it.
 fn listed(s: &mut Suite, code: Bytes) -> Address {
     let gov = s.gov.address;

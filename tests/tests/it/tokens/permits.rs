@@ -7,7 +7,7 @@ use super::*;
 #[test]
 fn create_order_with_permit_falls_back_to_approval_without_permit_support_tok11() {
     let mut s = Suite::new();
-    let token = listed(&mut s, NoReturnToken::BYTECODE.clone());
+    let token = listed(&mut s, no_return_token());
     let (tenant, market) = (s.tenant(0), s.market);
     s.mint(token, tenant, 10 * USDC);
     let p = order_in(&s, token, 10 * USDC);
@@ -30,7 +30,7 @@ fn create_order_with_permit_falls_back_to_approval_without_permit_support_tok11(
 fn stake_with_permit_falls_back_to_approval_without_permit_support_tok11_tok02() {
     let mut s = Suite::new();
     let gov = s.gov.address;
-    let token = s.chain.deploy(gov, NoReturnToken::BYTECODE.clone());
+    let token = s.chain.deploy(gov, no_return_token());
     let (treasury, period) = (s.treasury.address, U48::from(UNBONDING));
     let args = Staking::constructorCall::new((token, gov, treasury, period, 300));
     let staking = s

@@ -35,7 +35,7 @@ fn lease_lifecycle_succeeds_usdc_like_token_tok01() {
 #[test]
 fn lease_lifecycle_succeeds_no_return_token_tok02() {
     let mut s = Suite::new();
-    let token = listed(&mut s, NoReturnToken::BYTECODE.clone());
+    let token = listed(&mut s, no_return_token());
     let (tenant, provider, market) = (s.tenant(0), s.provider(0), s.market);
     let id = lease_in(&mut s, token, 10 * USDC);
     s.keep_alive(0, SECS);
