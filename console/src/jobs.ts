@@ -92,7 +92,11 @@ export function reverted(err: unknown): string {
   if (err instanceof BaseError) {
     const r = err.walk((e) => e instanceof ContractFunctionRevertedError);
     if (r instanceof ContractFunctionRevertedError) {
-      return `The market refuses it (${r.data?.errorName ?? r.reason ?? "reverted"}); nothing was sent.`;
+      // A revert string (`Error(string)`: a token's `require`) is not the market's own error.
+      if (r.data?.errorName === "Error" || (r.data === undefined && r.reason)) {
+        return `The transaction would revert (${r.reason ?? "no reason given"}); nothing was sent.`;
+      }
+      return `The market refuses it (${r.data?.errorName ?? "reverted"}); nothing was sent.`;
     }
   }
   return explain(err);
@@ -123,8 +127,17 @@ export async function cancel(
 const erc20Abi = parseAbi([
   "function balanceOf(address) view returns (uint256)",
   "function allowance(address,address) view returns (uint256)",
-  "function approve(address,uint256) returns (bool)",
 ]);
+// `approve` as USDT declares it, returning nothing: a token that returns a bool is read the same.
+const approveAbi = parseAbi(["function approve(address,uint256)"]);
+
+/** A contract call, as simulateContract and writeContract take it. */
+export interface Call {
+  address: Address;
+  abi: readonly unknown[];
+  functionName: string;
+  args: readonly unknown[];
+}
 
 /** Simulate `call` from `account` (a revert is explained and nothing is sent), then send it
  * through the wallet and wait for it to be mined. */
@@ -133,7 +146,7 @@ export async function simulateAndSend(
   c: Config,
   wallet: Eip1193,
   account: Address,
-  call: { address: Address; abi: readonly unknown[]; functionName: string; args: readonly unknown[] },
+  call: Call,
 ) {
   // The simulation's request (viem's types for it depend on each ABI) is what the wallet sends.
   const { request } = await client.simulateContract({ ...call, account } as never);
@@ -145,9 +158,68 @@ export async function simulateAndSend(
 }
 
 /**
+ * Make the market's allowance from `account` in `token` at least `units`, for market call `call`
+ * that pulls them, as `gridlease topup` and `submit` do (cli/src/manage.rs, approve_market). The
+ * call is simulated first, and only when the allowance is short: one the market refuses for its
+ * own reasons (a lapsed lease, an order that exists) is refused in its words, with no approval
+ * asked or left behind. The approval is of exactly `units`; a short non-zero allowance is set to
+ * zero first (USDT and its like refuse to change one non-zero allowance into another). `step`
+ * says what the wallet is about to ask; returns how many approvals it asked for.
+ */
+export async function approveMarket(
+  client: PublicClient,
+  c: Config,
+  wallet: Eip1193,
+  account: Address,
+  token: Address,
+  units: bigint,
+  call: Call,
+  step: (what: string) => void,
+): Promise<number> {
+  const market = contract(c, "Market").address;
+  const allowance = await client.readContract({
+    address: token,
+    abi: erc20Abi,
+    functionName: "allowance",
+    args: [account, market],
+  });
+  if (allowance >= units) return 0;
+  try {
+    await client.simulateContract({ ...call, abi: [...call.abi, ...marketErrors], account } as never);
+  } catch (e) {
+    // A revert in the token's words (its transferFrom refusing the short allowance) is what the
+    // approval answers; one in the market's own words, or no answer at all, is the caller's.
+    const r = e instanceof BaseError ? e.walk((x) => x instanceof ContractFunctionRevertedError) : undefined;
+    if (!(r instanceof ContractFunctionRevertedError)) throw e;
+    const name = r.data?.errorName;
+    if (name !== undefined && name !== "InsufficientAllowance" && marketErrorNames.has(name)) throw e;
+  }
+  const approve = (value: bigint) =>
+    simulateAndSend(client, c, wallet, account, {
+      address: token,
+      abi: approveAbi,
+      functionName: "approve",
+      args: [market, value],
+    });
+  // The market's call comes last: one more transaction than the approvals.
+  const total = allowance > 0n ? 3 : 2;
+  if (allowance > 0n) {
+    step(`Set the market's allowance of ${amount(c, token, allowance)} to 0 in your wallet first (1 of 3)...`);
+    await approve(0n);
+  }
+  step(`Approve ${amount(c, token, units)} to the market ${market} in your wallet (${total - 1} of ${total})...`);
+  await approve(units);
+  return total - 1;
+}
+
+// The market's errors, whichever of its ABIs (Market, MarketAdmin at its address) a call uses.
+const marketErrors = [...marketAbi, ...adminAbi].filter((x) => x.type === "error");
+const marketErrorNames = new Set(marketErrors.map((x) => (x as { name: string }).name));
+
+/**
  * Add `units` of the job's token to open order or running lease `job` (`MarketAdmin.topUp`, at
  * the market's address, naming the lease's provider so it never lands on a lease that changed
- * hands): an approval first when the market's allowance is short, as `gridlease topup` does.
+ * hands): an approval first when the market's allowance is short (see [approveMarket]).
  * Returns the escrow the market's ToppedUp event reports.
  */
 export async function topUp(
@@ -160,32 +232,22 @@ export async function topUp(
   step: (what: string) => void,
 ): Promise<bigint> {
   const market = contract(c, "Market").address;
-  const [balance, allowance] = await Promise.all([
-    client.readContract({ address: job.token, abi: erc20Abi, functionName: "balanceOf", args: [account] }),
-    client.readContract({ address: job.token, abi: erc20Abi, functionName: "allowance", args: [account, market] }),
-  ]);
+  const balance = await client.readContract({
+    address: job.token,
+    abi: erc20Abi,
+    functionName: "balanceOf",
+    args: [account],
+  });
   if (balance < units) {
     throw new Error(
       `wallet ${account} holds ${amount(c, job.token, balance)}, the top-up is ${amount(c, job.token, units)}`,
     );
   }
-  if (allowance < units) {
-    step(`Approve ${amount(c, job.token, units)} to the market ${market} in your wallet (1 of 2)...`);
-    await simulateAndSend(client, c, wallet, account, {
-      address: job.token,
-      abi: erc20Abi,
-      functionName: "approve",
-      args: [market, units],
-    });
-  }
   const expected = job.status === 2 ? job.provider : "0x0000000000000000000000000000000000000000";
+  const call = { address: market, abi: adminAbi, functionName: "topUp", args: [job.id, units, expected] };
+  await approveMarket(client, c, wallet, account, job.token, units, call, step);
   step(`Confirm the top-up of ${amount(c, job.token, units)} in your wallet...`);
-  const receipt = await simulateAndSend(client, c, wallet, account, {
-    address: market,
-    abi: adminAbi,
-    functionName: "topUp",
-    args: [job.id, units, expected],
-  });
+  const receipt = await simulateAndSend(client, c, wallet, account, call);
   const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "ToppedUp" });
   return BigInt((ev as unknown as { args: { escrow: bigint } }).args.escrow);
 }

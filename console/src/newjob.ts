@@ -1,13 +1,14 @@
 // New job: a spec (the CLI's TOML format, typed or filled from the form) checked by the CLI's own
 // code (`gridlease console` answers POST /api/order with the order `gridlease submit --check`
 // would make, or its error word for word), then one EIP-2612 permit signature and one
-// transaction (Market.createOrderWithPermit) through the user's wallet.
+// transaction (Market.createOrderWithPermit) through the user's wallet; a token without a permit
+// (USDT and its like) is approved to the market first, then Market.createOrder.
 
 import { type Address, type Hex, type PublicClient, formatUnits, parseEventLogs, toHex } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { type Config, type Token, contract } from "./config";
-import { simulateAndSend } from "./jobs";
-import { type PermitShown, signPermit } from "./permit";
+import { type Call, approveMarket, simulateAndSend } from "./jobs";
+import { type PermitShown, checkFunds, permitDomain, signWith } from "./permit";
 import type { Eip1193 } from "./wallet";
 
 /** The order `/api/order` built from a spec: amounts in token units, as decimal strings. */
@@ -99,9 +100,19 @@ export interface Submitted {
 }
 
 /**
- * Submit `checked` from `account`: check the balances, sign one permit for exactly the deposit to
- * the market (`show` is called with what is about to be signed; the signed value is that one),
- * simulate, send one transaction and wait for it.
+ * How `token` pays an order's escrow: "permit" (one signature, in the order's own transaction) or
+ * "approve" (an approval to the market first). Asked when a spec is checked, to say it before
+ * anything is signed.
+ */
+export async function payment(client: PublicClient, c: Config, token: Token): Promise<"permit" | "approve"> {
+  return typeof (await permitDomain(client, c, token)) === "string" ? "approve" : "permit";
+}
+
+/**
+ * Submit `checked` from `account`: check the balances, then pay the deposit to the market with one
+ * permit signature for exactly it (`show` is called with what is about to be signed; the signed
+ * value is that one) or, for a token without a permit, an approval of exactly it, simulate, send
+ * one transaction and wait for it.
  */
 export async function submitOrder(
   client: PublicClient,
@@ -125,27 +136,34 @@ export async function submitOrder(
     collateral: BigInt(checked.order.collateral),
     salt,
   };
-  // WEB-01: the permit is for exactly the order's deposit, to the market.
-  const { deadline, v, r, s } = await signPermit(
+  // The same words as `gridlease submit`.
+  await checkFunds(
     client,
-    c,
-    wallet,
     account,
     token,
-    market,
     deposit,
-    // The same words as `gridlease submit`.
     (held) =>
       `wallet ${account} holds ${held}, the order needs ${formatUnits(deposit, token.decimals)} ${token.symbol} of escrow; fund it or lower price.deposit`,
-    show,
   );
-  show({ token, spender: market, value: deposit }, "Confirm the transaction in your wallet...");
-  const receipt = await simulateAndSend(client, c, wallet, account, {
-    address: market,
-    abi: marketAbi,
-    functionName: "createOrderWithPermit",
-    args: [params, deadline, v, r, s],
-  });
+  const shown = { token, spender: market, value: deposit };
+  const domain = await permitDomain(client, c, token);
+  let call: Call;
+  if (typeof domain === "string") {
+    call = { address: market, abi: marketAbi, functionName: "createOrder", args: [params] };
+    // WEB-01: the approval is for exactly the order's deposit, to the market.
+    await approveMarket(client, c, wallet, account, token.address, deposit, call, (what) => show(shown, what));
+  } else {
+    // WEB-01: the permit is for exactly the order's deposit, to the market.
+    const { deadline, v, r, s } = await signWith(client, c, wallet, account, token, domain, market, deposit, show);
+    call = {
+      address: market,
+      abi: marketAbi,
+      functionName: "createOrderWithPermit",
+      args: [params, deadline, v, r, s],
+    };
+  }
+  show(shown, "Confirm the transaction in your wallet...");
+  const receipt = await simulateAndSend(client, c, wallet, account, call);
   const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "OrderCreated" });
   const orderId = (ev as unknown as { args: { orderId: Hex } }).args.orderId;
   return { orderId, tx: receipt.transactionHash, block: receipt.blockNumber };

@@ -1,11 +1,15 @@
 // One EIP-2612 permit signed in the user's wallet: the token's domain reproduced from its
 // DOMAIN_SEPARATOR (version "1" or "2", as gridlease_chain::token does), the balance and gas
-// checked first, and what is signed shown before the wallet opens (WEB-01: the same object).
+// checked first, and what is signed shown before the wallet opens (WEB-01: the same object). A
+// token without a permit is approved instead (jobs.ts, approveMarket).
 
 import {
   type Address,
   type Hex,
   type PublicClient,
+  BaseError,
+  ContractFunctionRevertedError,
+  ContractFunctionZeroDataError,
   createWalletClient,
   custom,
   domainSeparator,
@@ -38,9 +42,62 @@ export interface SignedPermit {
   s: Hex;
 }
 
+/** A token's EIP-712 permit domain. */
+export interface PermitDomain {
+  name: string;
+  version: string;
+  chainId: number;
+  verifyingContract: Address;
+}
+
+/**
+ * The permit domain of `token`: its `name()` with version "1" (OpenZeppelin) or "2" (Circle's
+ * USDC), whichever reproduces its `DOMAIN_SEPARATOR()`, as gridlease_chain::token finds it. A
+ * token without one (USDT and its like) gets why, as a string: it is approved instead.
+ */
+export async function permitDomain(client: PublicClient, c: Config, token: Token): Promise<PermitDomain | string> {
+  const [name, separator] = await Promise.all([
+    client.readContract({ address: token.address, abi: tokenAbi, functionName: "name" }),
+    client
+      .readContract({ address: token.address, abi: tokenAbi, functionName: "DOMAIN_SEPARATOR" })
+      .catch((e) => {
+        // The token has no such function (it reverts, or answers nothing); an RPC failure is not
+        // an answer, and is the caller's.
+        const none = (x: unknown) => x instanceof ContractFunctionRevertedError || x instanceof ContractFunctionZeroDataError;
+        if (e instanceof BaseError && e.walk(none)) return undefined;
+        throw e;
+      }),
+  ]);
+  if (separator === undefined) return `${token.symbol} does not support EIP-2612 permits (no DOMAIN_SEPARATOR)`;
+  const domain = ["1", "2"]
+    .map((version) => ({ name, version, chainId: c.chainId, verifyingContract: token.address }))
+    .find((d) => domainSeparator({ domain: d }) === separator);
+  return domain ?? `cannot reproduce the permit domain of ${token.symbol} (${token.address}, "${name}")`;
+}
+
+/**
+ * Refuse, before anything is signed, a payment of `value` of `token` from `account` that its
+ * balance cannot cover (`short` words it, given the balance) or whose gas it cannot pay.
+ */
+export async function checkFunds(
+  client: PublicClient,
+  account: Address,
+  token: Token,
+  value: bigint,
+  short: (balance: string) => string,
+): Promise<void> {
+  const [balance, ether] = await Promise.all([
+    client.readContract({ address: token.address, abi: tokenAbi, functionName: "balanceOf", args: [account] }),
+    client.getBalance({ address: account }),
+  ]);
+  if (balance < value) throw new Error(short(`${formatUnits(balance, token.decimals)} ${token.symbol}`));
+  if (ether === 0n) throw new Error(`wallet ${account} has no ether to pay gas`);
+}
+
 /**
  * Sign a permit of `value` of `token` for `spender` from `account`, valid for an hour of chain
- * time. `short` words the refusal when the wallet holds less than `value`.
+ * time. `short` words the refusal when the wallet holds less than `value`; a token without a
+ * permit (see [permitDomain]) is refused with why.
  */
 export async function signPermit(
   client: PublicClient,
@@ -53,24 +110,28 @@ export async function signPermit(
   short: (balance: string) => string,
   show: (p: PermitShown, step: string) => void,
 ): Promise<SignedPermit> {
-  const [balance, ether, name, separator, nonce, head] = await Promise.all([
-    client.readContract({ address: token.address, abi: tokenAbi, functionName: "balanceOf", args: [account] }),
-    client.getBalance({ address: account }),
-    client.readContract({ address: token.address, abi: tokenAbi, functionName: "name" }),
-    client.readContract({ address: token.address, abi: tokenAbi, functionName: "DOMAIN_SEPARATOR" }).catch(() => {
-      throw new Error(`${token.symbol} does not support EIP-2612 permits (no DOMAIN_SEPARATOR)`);
-    }),
+  await checkFunds(client, account, token, value, short);
+  const domain = await permitDomain(client, c, token);
+  if (typeof domain === "string") throw new Error(`${domain}; approve it instead`);
+  return signWith(client, c, wallet, account, token, domain, spender, value, show);
+}
+
+/** Sign a permit in `domain` (see [signPermit]; the funds already checked). */
+export async function signWith(
+  client: PublicClient,
+  c: Config,
+  wallet: Eip1193,
+  account: Address,
+  token: Token,
+  domain: PermitDomain,
+  spender: Address,
+  value: bigint,
+  show: (p: PermitShown, step: string) => void,
+): Promise<SignedPermit> {
+  const [nonce, head] = await Promise.all([
     client.readContract({ address: token.address, abi: tokenAbi, functionName: "nonces", args: [account] }),
     client.getBlock({ blockTag: "latest" }),
   ]);
-  if (balance < value) throw new Error(short(`${formatUnits(balance, token.decimals)} ${token.symbol}`));
-  if (ether === 0n) throw new Error(`wallet ${account} has no ether to pay gas`);
-  const domain = ["1", "2"]
-    .map((version) => ({ name, version, chainId: c.chainId, verifyingContract: token.address }))
-    .find((d) => domainSeparator({ domain: d }) === separator);
-  if (!domain) {
-    throw new Error(`cannot reproduce the permit domain of token ${token.address} ("${name}"); approve it instead`);
-  }
   const deadline = head.timestamp + 3600n;
   const permit = { owner: account, spender, value, nonce, deadline };
   show({ token, spender: permit.spender, value: permit.value }, "Sign the permit in your wallet...");

@@ -308,9 +308,8 @@ export async function earnings(client: PublicClient, c: Config, owner: Address):
     }
     faulted += faults.length;
   }
-  return {
-    leases: ids.length,
-    paid: c.deployments.tokens.map((token) => ({ token, amount: paid.get(token.address.toLowerCase()) ?? 0n })),
-    faulted,
-  };
+  // The tokens it was paid in; none yet reads as 0 of the first (the stake token).
+  const all = c.deployments.tokens.map((token) => ({ token, amount: paid.get(token.address.toLowerCase()) ?? 0n }));
+  const some = all.filter((p) => p.amount > 0n);
+  return { leases: ids.length, paid: some.length > 0 ? some : all.slice(0, 1), faulted };
 }

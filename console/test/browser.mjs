@@ -30,7 +30,9 @@
 //   spender checked), unbond, and withdraw once the unbonding period passed;
 // - New job: a spec the CLI refuses is refused with the CLI's words; a rejected permit signature
 //   sends nothing; a submit is one signature and one transaction, the permit signed is for the
-//   amount shown, to the market, and the order holds that escrow;
+//   amount shown, to the market, and the order holds that escrow; in a token without a permit
+//   (the devnet's USDT-like one, TOK-02) the page says so, and a submit over a short allowance is
+//   three transactions (to zero, the approval, the order) that leave no allowance behind;
 // - the market lists the open orders, the lease's clearing price and the provider (GPUs, stake);
 // - axe-core finds no serious or critical accessibility violation.
 // It also takes the README's screenshots and reports the first render (goal <= 1 s; a figure, not
@@ -357,7 +359,7 @@ async function main() {
   // The form's spec, checked: the summary shows the escrow to be signed for.
   await page.getByRole("button", { name: "Write the form into the spec" }).click();
   await page.getByRole("button", { name: "Check" }).click();
-  const shown = (await page.locator("#permit-amount").innerText({ timeout: 10000 })).trim();
+  const shown = (await page.locator("#escrow-amount").innerText({ timeout: 10000 })).trim();
   check(shown === "0.333334 USDC", `the page shows the escrow it will ask a permit for (${shown})`);
   // OrderCreated logs on the market, counted.
   const ordersOnChain = () =>
@@ -406,6 +408,38 @@ async function main() {
   );
   console.log(`submit -> order mined: ${submitSecs.toFixed(2)} s`);
   await page.screenshot({ path: join(shots, "console-new.png") });
+
+  // TOK-02: the same form in the devnet's USDT, which has no permit, returns nothing from
+  // `approve` and changes a non-zero allowance only through zero. A short allowance is left over
+  // (1 unit): Submit sets it to zero, approves exactly the deposit, then places the order, three
+  // transactions and no signature; the approval is spent exactly.
+  const usdt = JSON.parse(readFileSync(deployments, "utf8")).tokens.find((t) => t.symbol === "USDT").address;
+  const usdtWord = (sig, ...args) => word(cast("call", usdt, sig, ...args), 0);
+  cast("send", usdt, "approve(address,uint256)", market, "1", "--from", tenant, "--unlocked");
+  await page.locator("#f-token").selectOption("USDT");
+  await page.getByRole("button", { name: "Write the form into the spec" }).click();
+  await page.getByRole("button", { name: "Check" }).click();
+  const approvalShown = (await page.locator("#new-status .summary p").innerText({ timeout: 10000 })).trim();
+  check(
+    approvalShown.startsWith("Submitting approves 0.333334 USDT to the market") && approvalShown.includes("USDT has no EIP-2612 permit"),
+    `a token without a permit: the page says it approves the escrow instead (${approvalShown})`,
+  );
+  const marketUsdtBefore = usdtWord("balanceOf(address)", market);
+  await page.evaluate(() => {
+    window.__calls = [];
+  });
+  await page.getByRole("button", { name: "Submit" }).click();
+  const orderedUsdt = await textOf(page, page.getByText(/^Ordered 0x[0-9a-f]{64}/), 60);
+  const usdtOrder = orderedUsdt.match(/0x[0-9a-f]{64}/)[0];
+  const usdtCalls = await page.evaluate(() => window.__calls);
+  const usdtSigns = usdtCalls.filter((m) => m.startsWith("eth_sign")).length;
+  const usdtTxs = usdtCalls.filter((m) => m === "eth_sendTransaction").length;
+  const leftOver = usdtWord("allowance(address,address)", tenant, market);
+  const heldUsdt = usdtWord("balanceOf(address)", market) - marketUsdtBefore;
+  check(
+    usdtSigns === 0 && usdtTxs === 3 && escrowOf(usdtOrder) === 333334n && heldUsdt === 333334n && leftOver === 0n,
+    `TOK-02: a USDT order from the page: allowance to zero, approval, order (${usdtSigns} signatures, ${usdtTxs} transactions); the market holds its 0.333334 USDT (${heldUsdt}), allowance left ${leftOver}`,
+  );
 
   await page.getByRole("link", { name: "Follow it in My jobs" }).click();
   await page.getByRole("table", { name: "Your orders" }).waitFor({ timeout: 15000 });
@@ -580,7 +614,7 @@ async function main() {
   await page.getByLabel("Instant (first bid wins)").check();
   await page.getByRole("button", { name: "Write the form into the spec" }).click();
   await page.getByRole("button", { name: "Check" }).click();
-  await page.locator("#permit-amount").waitFor({ timeout: 10000 });
+  await page.locator("#escrow-amount").waitFor({ timeout: 10000 });
   await page.getByRole("button", { name: "Submit" }).click();
   const honest = (await textOf(page, page.getByText(/^Ordered 0x[0-9a-f]{64}/), 60)).match(/0x[0-9a-f]{64}/)[0];
   // My jobs, left open, follows the chain: the result posted shows up without a click.

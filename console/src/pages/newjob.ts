@@ -1,12 +1,12 @@
-// New job: a spec from the form or TOML, checked by the CLI's code, then one permit signature
-// and one transaction (see ../newjob.ts).
+// New job: a spec from the form or TOML, checked by the CLI's code, then one permit signature (or,
+// for a token without a permit, an approval) and one transaction (see ../newjob.ts).
 
 import { type Address, formatUnits } from "viem";
 import { app, beginRender, chainName, field, input, putPage } from "../app";
 import { type Config, contract } from "../config";
 import { h, notice, put } from "../dom";
 import { reverted } from "../jobs";
-import { type CheckedOrder, checkSpec, specToml, submitOrder } from "../newjob";
+import { type CheckedOrder, checkSpec, payment, specToml, submitOrder } from "../newjob";
 
 /** New job: the form (or TOML), checked by the CLI's code, then one signature and one transaction. */
 export function showNewJob(c: Config): void {
@@ -37,6 +37,8 @@ export function showNewJob(c: Config): void {
   const submitButton = h("button", { type: "button", disabled: "" }, "Submit") as HTMLButtonElement;
   const status = h("div", { "aria-live": "polite", id: "new-status" });
   let checked: CheckedOrder | undefined;
+  // How the checked order's token pays its escrow.
+  let how: "permit" | "approve" = "permit";
   // Any change to the spec makes the last check stale: Submit waits for a new one.
   const stale = () => {
     checked = undefined;
@@ -70,11 +72,14 @@ export function showNewJob(c: Config): void {
       h(
         "p",
         {},
-        "Submitting signs one permit for ",
-        h("strong", { id: "permit-amount" }, `${formatUnits(BigInt(o.order.deposit), o.token.decimals)} ${o.token.symbol}`),
+        how === "permit" ? "Submitting signs one permit for " : "Submitting approves ",
+        h("strong", { id: "escrow-amount" }, `${formatUnits(BigInt(o.order.deposit), o.token.decimals)} ${o.token.symbol}`),
         " to the market ",
         h("code", {}, contract(c, "Market").address),
-        " (the escrow; what the lease does not spend comes back), then one transaction.",
+        " (the escrow; what the lease does not spend comes back), then one transaction",
+        how === "permit"
+          ? "."
+          : ` places the order (${o.token.symbol} has no EIP-2612 permit: the approval is a transaction of its own).`,
       ),
     );
   checkButton.addEventListener("click", async () => {
@@ -82,7 +87,9 @@ export function showNewJob(c: Config): void {
     submitButton.disabled = true;
     put(status, notice("info", "Checking the spec..."));
     try {
-      checked = await checkSpec(toml.value);
+      const order = await checkSpec(toml.value);
+      how = await payment(app.client, c, order.token);
+      checked = order;
       put(status, summary(checked));
       submitButton.disabled = false;
     } catch (e) {
