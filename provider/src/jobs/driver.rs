@@ -8,10 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{primitives::B256, sol_types::SolCall};
+use alloy::{eips::BlockId, primitives::B256, providers::Provider, sol_types::SolCall};
 use anyhow::Result;
 use gridlease_bindings::{Market, Results, Results::ResultsErrors};
-use gridlease_chain::{ChainError, ContractError, classify};
+use gridlease_chain::{ChainError, ContractError, classify, classify_rpc};
 use gridlease_daemon::{Backoff, lock};
 use gridlease_primitives::{
     protocol::{JobViewExt, Status},
@@ -19,7 +19,7 @@ use gridlease_primitives::{
 };
 use gridlease_workload::merkle::Commitment;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     executor::{ExecError, JobRun, OnSpawn},
@@ -156,9 +156,19 @@ async fn acknowledge(s: &Shared, job: &Job) -> Result<(), Step> {
         )));
     }
     if v.acknowledged {
+        // PD-02: the acknowledgement seen at the head may be the node's own, sent when the lease
+        // was new (`acknowledge_early`) and less deep than the lease is now. A shallow reorg could
+        // still drop it, and the job, run on the word of it, would post its result past the start
+        // window in vain. It is trusted once `confirmations` deep; until then the step waits (and
+        // if it is dropped, the next read finds the lease unacknowledged and acknowledges it).
+        if !acknowledged_deep(s, job.id).await? {
+            debug!(lease = %job.id, confirmations = s.cfg.confirmations, "acknowledged at the head, not yet that deep: the job waits");
+            tokio::time::sleep(Duration::from_millis(s.cfg.poll_ms)).await;
+            return Ok(());
+        }
         s.db()
             .transition(job.id, JobState::Won, JobState::Acknowledged)?;
-        info!(lease = %job.id, "acknowledged by the node's own winning bid");
+        info!(lease = %job.id, "acknowledged, the acknowledgement as deep as the lease had to be");
         return Ok(());
     }
     let call = Results::acknowledgeCall { leaseId: job.id };
@@ -197,6 +207,32 @@ async fn acknowledge(s: &Shared, job: &Job) -> Result<(), Step> {
     s.db()
         .transition(job.id, JobState::Won, JobState::Acknowledged)?;
     Ok(())
+}
+
+/// Whether lease `id` is acknowledged in the block `chain.confirmations` below the head (an
+/// instant order's winning bid acknowledges it in the lease's own block, which is that deep once
+/// its driver runs).
+async fn acknowledged_deep(s: &Shared, id: B256) -> Result<bool, ChainError> {
+    if s.cfg.confirmations == 0 {
+        return Ok(true);
+    }
+    let head = s
+        .client()
+        .provider
+        .get_block_number()
+        .await
+        .map_err(classify_rpc)?;
+    let Some(deep) = head.checked_sub(s.cfg.confirmations) else {
+        return Ok(false);
+    };
+    let v = s
+        .lens()
+        .getJob(id)
+        .block(BlockId::number(deep))
+        .call()
+        .await
+        .map_err(classify)?;
+    Ok(v.acknowledged)
 }
 
 /// A lease of this provider seen at the head, before it is `chain.confirmations` deep: acknowledge

@@ -1,7 +1,7 @@
 //! Reorgs under the running node: acknowledgements and results reorged away come back as the same
 //! transactions (OFF-01, OFF-03, PD-04), a reorg deeper than the confirmations holds results
 //! (OFF-02), a reorged order leaves no reservation (PD-01), and a lease is acknowledged at the
-//! head but runs only once deep enough (PD-02).
+//! head but runs only once it and its acknowledgement are deep enough (PD-02).
 
 use std::time::Duration;
 
@@ -338,5 +338,94 @@ async fn pd_02_a_lease_is_acknowledged_at_the_head_within_its_start_window_and_r
     raw(&n.tenant, "anvil_mine", serde_json::json!(["0x1e"])).await;
     n.result(id, 1, 60).await;
     assert_eq!(acks().await, 1, "acknowledged once");
+    n.stop(node, 1);
+}
+
+/// PD-02: the acknowledgement the node sends at the head, while the lease is new, lands a block or
+/// more after the lease, so it is less deep when the lease is deep enough to run. A shallow reorg
+/// then drops it (the lease stays): the node acknowledges again and runs the job once that one is
+/// deep, and its result stands after the start window. Before, the job ran on the dropped
+/// acknowledgement, and its result past the window was refused (StartWindowOver: a no-show).
+#[tokio::test]
+async fn pd_02_an_early_acknowledgement_a_shallow_reorg_drops_is_sent_again_before_the_job_runs() {
+    let n = net().await;
+    n.config(&n.url, None);
+    let path = n.path().join("provider.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    // Only this test mines (no heartbeats).
+    let text = text
+        .replace("confirmations = 0", "confirmations = 3")
+        .replace("[jobs]\n", "[jobs]\nservices = false\n");
+    std::fs::write(&path, text).expect("config");
+    let node = n.start(1);
+    n.wait_head(1).await;
+    // The job runs until the test lets it finish, past the start window.
+    let go = n.path().join("go");
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.1; done; echo done",
+        go.display()
+    );
+    let id = n.order_with(&script, 43, 600, false).await;
+    n.wait_bid(id, 1, 30).await;
+    n.warp(61).await;
+    let lease_block = send(Market::new(n.market, &n.tenant.provider).award(id, vec![]))
+        .await
+        .expect("award")
+        .block_number
+        .expect("block");
+    let acks = async || {
+        n.logs_of(n.results, Results::LeaseAcknowledged::SIGNATURE_HASH, id)
+            .await
+    };
+    eventually(
+        "the acknowledgement at the head",
+        30,
+        async || acks().await.len() == 1,
+        || n.log(1),
+    )
+    .await;
+    let ack_block = acks().await[0].block_number.expect("block");
+    assert!(ack_block > lease_block);
+    // The lease becomes deep enough (3 blocks), its acknowledgement not yet; the node reads it.
+    let head = n.tenant.provider.get_block_number().await.expect("head");
+    let more = (lease_block + 3).saturating_sub(head);
+    raw(&n.tenant, "anvil_mine", serde_json::json!([more])).await;
+    let head = n.tenant.provider.get_block_number().await.expect("head");
+    assert!(head < ack_block + 3, "the acknowledgement is less deep");
+    eventually(
+        "the node to start the lease's job or hold it",
+        30,
+        async || {
+            n.http("/metrics")
+                .await
+                .contains("gridlease_provider_jobs{state=\"running\"} 1")
+                || n.log(1).contains("not yet that deep: the job waits")
+        },
+        || n.log(1),
+    )
+    .await;
+    // A shallow reorg drops the acknowledgement's block and those after it; the lease stays.
+    raw(
+        &n.tenant,
+        "anvil_reorg",
+        serde_json::json!([head - ack_block + 1, []]),
+    )
+    .await;
+    assert!(acks().await.is_empty(), "the acknowledgement is gone");
+    eventually(
+        "the node to acknowledge again",
+        30,
+        async || acks().await.len() == 1,
+        || n.log(1),
+    )
+    .await;
+    raw(&n.tenant, "anvil_mine", serde_json::json!(["0x3"])).await;
+    n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
+        .await;
+    // Past the start window (2 minutes on the devnet), the job finishes and its result stands.
+    n.warp(121).await;
+    std::fs::write(&go, b"").expect("let the job finish");
+    let root = n.result(id, 1, 60).await;
+    assert_ne!(root, B256::ZERO);
     n.stop(node, 1);
 }
