@@ -62,8 +62,21 @@ async fn driver(s: &Arc<Shared>, id: B256, cancel: &CancellationToken) -> Result
         if cancel.is_cancelled() {
             return Ok(());
         }
-        let Some(job) = s.db().job(id)? else {
-            return Ok(());
+        let read = s.db().job(id); // (the database's lock is not held across the wait below)
+        let job = match read {
+            Ok(Some(job)) => job,
+            Ok(None) => return Ok(()),
+            // The database failing: read again, as a failed step is tried again.
+            Err(e) => {
+                let wait = backoff.delay();
+                warn!(lease = %id, error = %e, retry_in_ms = wait.as_millis() as u64, "reading the job's row failed; trying again");
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(wait) => {}
+                }
+                backoff.failed();
+                continue;
+            }
         };
         let step = match job.state {
             JobState::Won => acknowledge(s, &job).await,
@@ -299,6 +312,15 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         crate::executor::kill_leftover(job.pgid);
         s.db().set_pgid(job.id, 0)?;
     }
+    if let Some((root, size)) = stored_result(s, job.id) {
+        // PD-07: a run stored its result but the row did not record it (the database failed, or the
+        // node stopped, in between): that result stands; the job does not run again.
+        s.db().set_pgid(job.id, 0)?;
+        if s.db().computed(job.id, root, size)? {
+            info!(lease = %job.id, root = %root, size, "result of an earlier run committed");
+        }
+        return Ok(());
+    }
     let t = job_terms(job)?;
     let spec = match &job.spec {
         Some(js) => serde_json::from_str::<RunSpec>(js)
@@ -411,6 +433,15 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         info!(lease = %job.id, root = %c.root, size = c.size, seconds = secs, "result committed");
     }
     Ok(())
+}
+
+/// The commitment of job `id`'s stored result, if a run got as far as storing it (its bytes, then
+/// its `.json` meta, each written durably: the meta is there only with the bytes).
+fn stored_result(s: &Shared, id: B256) -> Option<(B256, u64)> {
+    let meta = std::fs::read(s.result_path(id).with_extension("json")).ok()?;
+    let meta: serde_json::Value = serde_json::from_slice(&meta).ok()?;
+    let root = meta["root"].as_str()?.parse().ok()?;
+    Some((root, meta["size"].as_u64()?))
 }
 
 /// When a batch job that has not exited is stopped (chain time): at its lease end (the time the

@@ -10,7 +10,7 @@ use crate::{
 
 /// How a step ended when it did not advance.
 pub(crate) enum Step {
-    /// Transient (RPC): try again.
+    /// Transient (RPC, the state database): try again.
     Retry(String),
     /// Nothing more can be done for this job.
     Fail(String),
@@ -20,7 +20,12 @@ pub(crate) enum Step {
 
 impl From<StateError> for Step {
     fn from(e: StateError) -> Self {
-        Self::Fail(e.to_string())
+        match e {
+            // PD-07: the database failing (locked past its busy timeout, a full disk, I/O) is not the
+            // job's fault, and the lease's time runs on: the step is tried again until it works.
+            StateError::Db(_) => Self::Retry(e.to_string()),
+            _ => Self::Fail(e.to_string()),
+        }
     }
 }
 
