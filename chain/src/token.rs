@@ -1,4 +1,5 @@
-//! ERC-20 helpers: EIP-2612 permits against the token's real domain.
+//! ERC-20 helpers: EIP-2612 permits against the token's real domain, and approvals that USDT and
+//! its like accept.
 
 use alloy::{
     primitives::{Address, B256, U256},
@@ -8,7 +9,7 @@ use alloy::{
 };
 use gridlease_bindings::MockStablecoin;
 
-use crate::{ChainError, classify};
+use crate::{ChainError, classify, send};
 use gridlease_primitives::eip712::{Permit, permit_domain};
 
 /// A signed permit: `(v, r, s, deadline)` as `permit` and `createOrderWithPermit` take them.
@@ -79,4 +80,23 @@ pub async fn sign_permit<P: Provider>(
         s: sig.s().into(),
         deadline: U256::from(deadline),
     })
+}
+
+/// Raise `spender`'s allowance in `token` from the provider's signer, now `current` (short of
+/// `units`), to exactly `units`. A non-zero allowance is set to zero first: USDT and its like
+/// refuse to change one non-zero allowance into another. `approve` is sent without decoding its
+/// answer (they return nothing).
+pub async fn approve_exactly<P: Provider>(
+    provider: &P,
+    token: Address,
+    spender: Address,
+    current: U256,
+    units: U256,
+) -> Result<(), ChainError> {
+    let erc20 = MockStablecoin::new(token, provider);
+    if !current.is_zero() {
+        send(erc20.approve(spender, U256::ZERO)).await?;
+    }
+    send(erc20.approve(spender, units)).await?;
+    Ok(())
 }

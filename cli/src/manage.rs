@@ -7,7 +7,9 @@ use alloy::{
 };
 use anyhow::Result;
 use gridlease_bindings::{Market, Market::MarketErrors, MockStablecoin};
-use gridlease_chain::{ChainError, ContractError, classify, deployments::TokenEntry};
+use gridlease_chain::{
+    ChainError, ContractError, classify, deployments::TokenEntry, token::approve_exactly,
+};
 use gridlease_primitives::{
     protocol::{JobViewExt, LeaseKind, Status},
     units::parse_amount,
@@ -156,15 +158,23 @@ pub(crate) async fn approve_market(
         Err(e @ ChainError::Network(_)) => return Err(e.into()),
         _ => {}
     }
-    if !allowance.is_zero() {
-        ctx.progress(&format!(
-            "setting the market's allowance of {} to 0 first",
-            t.symbol
-        ));
-        send(erc20.approve(ctx.market, U256::ZERO)).await?;
-    }
-    ctx.progress(&format!("approving {} to the market", money(units, t)));
-    send(erc20.approve(ctx.market, U256::from(units))).await?;
+    ctx.progress(&format!(
+        "approving {} to the market{}",
+        money(units, t),
+        if allowance.is_zero() {
+            String::new()
+        } else {
+            format!(" (its allowance of {} set to 0 first)", t.symbol)
+        }
+    ));
+    approve_exactly(
+        &ctx.client.provider,
+        t.address,
+        ctx.market,
+        allowance,
+        U256::from(units),
+    )
+    .await?;
     Ok(())
 }
 

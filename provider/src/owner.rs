@@ -19,6 +19,7 @@ use anyhow::{Context, Result, bail};
 use gridlease_bindings::{IStaking::Capacity, MockStablecoin, Staking};
 use gridlease_chain::{
     ChainError, Client, ContractError, classify, deployments::Deployments, send,
+    token::approve_exactly,
 };
 use gridlease_primitives::{
     eip712::{OperatorConsent, staking_domain},
@@ -413,7 +414,14 @@ pub async fn stake(c: &Config, owner: PrivateKeySigner, amount: &str) -> Result<
         .await
         .map_err(classify)?;
     if allowance < amount_u {
-        send(erc20.approve(o.x.staking, amount_u)).await?;
+        approve_exactly(
+            &o.x.client.provider,
+            token,
+            o.x.staking,
+            allowance,
+            amount_u,
+        )
+        .await?;
     }
     send(o.x.staking().stake(amount_u))
         .await
