@@ -158,15 +158,65 @@ export async function simulateAndSend(
 }
 
 /**
- * Make the market's allowance from `account` in `token` at least `units`, for market call `call`
- * that pulls them, as `gridlease topup` and `submit` do (cli/src/manage.rs, approve_market). The
- * call is simulated first, and only when the allowance is short: one the market refuses for its
- * own reasons (a lapsed lease, an order that exists) is refused in its words, with no approval
- * asked or left behind. The approval is of exactly `units`; a short non-zero allowance is set to
- * zero first (USDT and its like refuse to change one non-zero allowance into another). `step`
- * says what the wallet is about to ask; returns how many approvals it asked for.
+ * Make `spender`'s allowance from `account` in `token` at least `units`, for `call` (of the market,
+ * or Staking) that pulls them, as `gridlease topup` and `submit` do (cli/src/manage.rs,
+ * approve_market). The call is simulated first, and only when the allowance is short: one the
+ * contract refuses for its own reasons (a lapsed lease, an order that exists) is refused in its
+ * words, with no approval asked or left behind. The approval is of exactly `units`; a short
+ * non-zero allowance is set to zero first (USDT and its like refuse to change one non-zero
+ * allowance into another). `step` says what the wallet is about to ask; returns how many
+ * approvals it asked for.
  */
-export async function approveMarket(
+export async function approveFor(
+  client: PublicClient,
+  c: Config,
+  wallet: Eip1193,
+  account: Address,
+  token: Address,
+  spender: { address: Address; name: string },
+  units: bigint,
+  call: Call,
+  step: (what: string) => void,
+): Promise<number> {
+  const allowance = await client.readContract({
+    address: token,
+    abi: erc20Abi,
+    functionName: "allowance",
+    args: [account, spender.address],
+  });
+  if (allowance >= units) return 0;
+  const abi = [...call.abi, ...marketErrors] as readonly { type: string; name?: string }[];
+  try {
+    await client.simulateContract({ ...call, abi, account } as never);
+  } catch (e) {
+    // A revert in the token's words (its transferFrom refusing the short allowance) is what the
+    // approval answers; one in the contract's own words, or no answer at all, is the caller's.
+    const r = e instanceof BaseError ? e.walk((x) => x instanceof ContractFunctionRevertedError) : undefined;
+    if (!(r instanceof ContractFunctionRevertedError)) throw e;
+    const name = r.data?.errorName;
+    const own = abi.some((x) => x.type === "error" && x.name === name);
+    if (name !== undefined && name !== "InsufficientAllowance" && own) throw e;
+  }
+  const approve = (value: bigint) =>
+    simulateAndSend(client, c, wallet, account, {
+      address: token,
+      abi: approveAbi,
+      functionName: "approve",
+      args: [spender.address, value],
+    });
+  // The call comes last: one more transaction than the approvals.
+  const total = allowance > 0n ? 3 : 2;
+  if (allowance > 0n) {
+    step(`Set ${spender.name}'s allowance of ${amount(c, token, allowance)} to 0 in your wallet first (1 of 3)...`);
+    await approve(0n);
+  }
+  step(`Approve ${amount(c, token, units)} to ${spender.name} ${spender.address} in your wallet (${total - 1} of ${total})...`);
+  await approve(units);
+  return total - 1;
+}
+
+/** [approveFor] the market (`MarketAdmin` calls run at its address too). */
+export function approveMarket(
   client: PublicClient,
   c: Config,
   wallet: Eip1193,
@@ -176,45 +226,12 @@ export async function approveMarket(
   call: Call,
   step: (what: string) => void,
 ): Promise<number> {
-  const market = contract(c, "Market").address;
-  const allowance = await client.readContract({
-    address: token,
-    abi: erc20Abi,
-    functionName: "allowance",
-    args: [account, market],
-  });
-  if (allowance >= units) return 0;
-  try {
-    await client.simulateContract({ ...call, abi: [...call.abi, ...marketErrors], account } as never);
-  } catch (e) {
-    // A revert in the token's words (its transferFrom refusing the short allowance) is what the
-    // approval answers; one in the market's own words, or no answer at all, is the caller's.
-    const r = e instanceof BaseError ? e.walk((x) => x instanceof ContractFunctionRevertedError) : undefined;
-    if (!(r instanceof ContractFunctionRevertedError)) throw e;
-    const name = r.data?.errorName;
-    if (name !== undefined && name !== "InsufficientAllowance" && marketErrorNames.has(name)) throw e;
-  }
-  const approve = (value: bigint) =>
-    simulateAndSend(client, c, wallet, account, {
-      address: token,
-      abi: approveAbi,
-      functionName: "approve",
-      args: [market, value],
-    });
-  // The market's call comes last: one more transaction than the approvals.
-  const total = allowance > 0n ? 3 : 2;
-  if (allowance > 0n) {
-    step(`Set the market's allowance of ${amount(c, token, allowance)} to 0 in your wallet first (1 of 3)...`);
-    await approve(0n);
-  }
-  step(`Approve ${amount(c, token, units)} to the market ${market} in your wallet (${total - 1} of ${total})...`);
-  await approve(units);
-  return total - 1;
+  const market = { address: contract(c, "Market").address, name: "the market" };
+  return approveFor(client, c, wallet, account, token, market, units, call, step);
 }
 
 // The market's errors, whichever of its ABIs (Market, MarketAdmin at its address) a call uses.
 const marketErrors = [...marketAbi, ...adminAbi].filter((x) => x.type === "error");
-const marketErrorNames = new Set(marketErrors.map((x) => (x as { name: string }).name));
 
 /**
  * Add `units` of the job's token to open order or running lease `job` (`MarketAdmin.topUp`, at

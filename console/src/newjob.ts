@@ -8,7 +8,7 @@ import { type Address, type Hex, type PublicClient, formatUnits, parseEventLogs,
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { type Config, type Token, contract } from "./config";
 import { type Call, approveMarket, simulateAndSend } from "./jobs";
-import { type PermitShown, checkFunds, permitDomain, signWith } from "./permit";
+import { type PermitShown, checkFunds, permitDomain, signPermit } from "./permit";
 import type { Eip1193 } from "./wallet";
 
 /** The order `/api/order` built from a spec: amounts in token units, as decimal strings. */
@@ -154,7 +154,7 @@ export async function submitOrder(
     await approveMarket(client, c, wallet, account, token.address, deposit, call, (what) => show(shown, what));
   } else {
     // WEB-01: the permit is for exactly the order's deposit, to the market.
-    const { deadline, v, r, s } = await signWith(client, c, wallet, account, token, domain, market, deposit, show);
+    const { deadline, v, r, s } = await signPermit(client, c, wallet, account, token, domain, market, deposit, show);
     call = {
       address: market,
       abi: marketAbi,

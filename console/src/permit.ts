@@ -95,29 +95,11 @@ export async function checkFunds(
 }
 
 /**
- * Sign a permit of `value` of `token` for `spender` from `account`, valid for an hour of chain
- * time. `short` words the refusal when the wallet holds less than `value`; a token without a
- * permit (see [permitDomain]) is refused with why.
+ * Sign a permit of `value` of `token` (whose permit domain is `domain`: see [permitDomain]) for
+ * `spender` from `account`, valid for an hour of chain time; the funds are checked before
+ * ([checkFunds]). `show` is told what is signed before the wallet opens.
  */
 export async function signPermit(
-  client: PublicClient,
-  c: Config,
-  wallet: Eip1193,
-  account: Address,
-  token: Token,
-  spender: Address,
-  value: bigint,
-  short: (balance: string) => string,
-  show: (p: PermitShown, step: string) => void,
-): Promise<SignedPermit> {
-  await checkFunds(client, account, token, value, short);
-  const domain = await permitDomain(client, c, token);
-  if (typeof domain === "string") throw new Error(`${domain}; approve it instead`);
-  return signWith(client, c, wallet, account, token, domain, spender, value, show);
-}
-
-/** Sign a permit in `domain` (see [signPermit]; the funds already checked). */
-export async function signWith(
   client: PublicClient,
   c: Config,
   wallet: Eip1193,

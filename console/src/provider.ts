@@ -1,7 +1,8 @@
 // The provider owner's page, for an owner whose cold key is in a browser or hardware wallet: the
 // provider's stake, locked collateral, unbonding and credits read from the chain; registering
 // (or updating) with the operator's consent (`gridlease-provider consent` prints it on the node's
-// machine, whose hot key signs it), staking with one permit signature, unbonding, withdrawing
+// machine, whose hot key signs it), staking with one permit signature (an approval first for a
+// stake token without a permit), unbonding, withdrawing
 // what has unbonded, and the provider's earnings (market credits) withdrawn. The checks and their
 // words are those of `gridlease-provider register` (provider/src/owner.rs).
 
@@ -10,9 +11,9 @@ import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as stakingAbi } from "../../target/abi/Staking.json";
 import { type Config, type Token, contract } from "./config";
-import { simulateAndSend } from "./jobs";
+import { type Call, approveFor, simulateAndSend } from "./jobs";
 import { tokenOf, tokenUnits } from "./market";
-import { type PermitShown, signPermit } from "./permit";
+import { type PermitShown, checkFunds, permitDomain, signPermit } from "./permit";
 import type { Eip1193 } from "./wallet";
 
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -193,7 +194,10 @@ export async function register(
   return { updated, operator: consent.operator };
 }
 
-/** Stake `units` with one permit signature (to Staking) and one transaction. */
+/**
+ * Stake `units` with one permit signature (to Staking) and one transaction; a stake token without
+ * a permit (USDT and its like) is approved to Staking first (see [approveFor]).
+ */
 export async function stake(
   client: PublicClient,
   c: Config,
@@ -204,24 +208,20 @@ export async function stake(
   show: (p: PermitShown, step: string) => void,
 ): Promise<void> {
   const staking = contract(c, "Staking").address;
-  const p = await signPermit(
-    client,
-    c,
-    wallet,
-    owner,
-    token,
-    staking,
-    units,
-    (held) => `wallet ${owner} holds ${held}, less than the stake`,
-    show,
-  );
-  show({ token, spender: staking, value: units }, "Confirm the transaction in your wallet...");
-  await simulateAndSend(client, c, wallet, owner, {
-    address: staking,
-    abi: stakingAbi,
-    functionName: "stakeWithPermit",
-    args: [units, p.deadline, p.v, p.r, p.s],
-  });
+  await checkFunds(client, owner, token, units, (held) => `wallet ${owner} holds ${held}, less than the stake`);
+  const shown = { token, spender: staking, value: units };
+  const domain = await permitDomain(client, c, token);
+  let call: Call;
+  if (typeof domain === "string") {
+    call = { address: staking, abi: stakingAbi, functionName: "stake", args: [units] };
+    const spender = { address: staking, name: "Staking" };
+    await approveFor(client, c, wallet, owner, token.address, spender, units, call, (what) => show(shown, what));
+  } else {
+    const p = await signPermit(client, c, wallet, owner, token, domain, staking, units, show);
+    call = { address: staking, abi: stakingAbi, functionName: "stakeWithPermit", args: [units, p.deadline, p.v, p.r, p.s] };
+  }
+  show(shown, "Confirm the transaction in your wallet...");
+  await simulateAndSend(client, c, wallet, owner, call);
 }
 
 /** A Staking call from the owner (unbond, withdrawUnbonded, withdrawCredit), simulated first. */
