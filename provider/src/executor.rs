@@ -90,6 +90,11 @@ pub enum ExecError {
         /// For the operator's log only: may name the URI and what was wrong with its bytes.
         detail: String,
     },
+    /// The job left something other than a regular file as its result (a symlink, a FIFO, a
+    /// device, a directory): nothing of it is read (PIN-06: a symlink would have the node read,
+    /// and publish, a file of its own host).
+    #[error("its result (GRIDLEASE_OUTPUT/result) is not a regular file; nothing of it was read")]
+    NotAFile,
     /// Local I/O (work directory, spawning).
     #[error("{0}")]
     Io(String),
@@ -105,6 +110,7 @@ impl ExecError {
             Self::OutputCap(_) => "output-cap",
             Self::Cancelled => "cancelled",
             Self::Inputs { code, .. } => code,
+            Self::NotAFile => "result-not-a-file",
             Self::Io(_) => "node-io",
         }
     }
@@ -122,6 +128,41 @@ impl ExecError {
             other => other.to_string(),
         }
     }
+}
+
+/// The result file `file` a job left, if any, read up to `cap` bytes. Only a regular file: it is
+/// opened without following a symlink (and without blocking on a FIFO), and what it is is read
+/// from the open handle, so a path swapped after a check is no way around it. A job that can
+/// write its output folder can make it anything; followed, a symlink to `/proc/self/environ`, a
+/// tenant's result in the node's data folder, or a key file would be read as this job's result
+/// and published (PIN-06); `/dev/zero` would exhaust the node's memory, a FIFO hang it.
+pub(crate) fn read_result(file: &Path, cap: u64) -> Result<Option<Vec<u8>>, ExecError> {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    let io = |e: std::io::Error| ExecError::Io(format!("cannot read {}: {e}", file.display()));
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(file)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // O_NOFOLLOW on a symlink.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(ExecError::NotAFile),
+        Err(e) => return Err(io(e)),
+    };
+    let meta = f.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(ExecError::NotAFile);
+    }
+    if meta.len() > cap {
+        return Err(ExecError::OutputCap(cap));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(cap + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > cap {
+        return Err(ExecError::OutputCap(cap));
+    }
+    Ok(Some(bytes))
 }
 
 /// A boxed future of a job's outcome.
@@ -310,13 +351,7 @@ impl ProcessExecutor {
                 stderr: stderr_tail,
             });
         }
-        let file = out_dir.join("result");
-        let result = match std::fs::metadata(&file) {
-            Ok(m) if m.len() > cap => return Err(ExecError::OutputCap(cap)),
-            Ok(_) => std::fs::read(&file)
-                .map_err(|e| ExecError::Io(format!("cannot read {}: {e}", file.display())))?,
-            Err(_) => stdout,
-        };
+        let result = read_result(&out_dir.join("result"), cap)?.unwrap_or(stdout);
         Ok(Output {
             result,
             stderr_tail,
@@ -626,5 +661,45 @@ mod tests {
                 "unexpected variable {n}"
             );
         }
+    }
+
+    /// PIN-06: only a regular file is read as a job's result, within the cap; a symlink (to a
+    /// secret of the node's host), a FIFO (which would hang the read), a device or a directory
+    /// there is refused with nothing of it read.
+    #[test]
+    fn pin_06_a_result_is_read_only_from_a_regular_file_within_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path();
+        let result = out.join("result");
+        assert!(read_result(&result, 10).expect("absent").is_none());
+        std::fs::write(&result, b"product").expect("write");
+        assert_eq!(
+            read_result(&result, 7).expect("read"),
+            Some(b"product".to_vec())
+        );
+        assert!(matches!(
+            read_result(&result, 6),
+            Err(ExecError::OutputCap(6))
+        ));
+
+        let secret = out.join("node-secret");
+        std::fs::write(&secret, b"SECRET").expect("write");
+        let refused = |what: &str| {
+            let got = read_result(&result, 1 << 20);
+            assert!(matches!(got, Err(ExecError::NotAFile)), "{what}: {got:?}");
+        };
+        std::fs::remove_file(&result).expect("rm");
+        std::os::unix::fs::symlink(&secret, &result).expect("symlink");
+        refused("a symlink to a file of the host");
+        std::fs::remove_file(&result).expect("rm");
+        std::os::unix::fs::symlink("/dev/zero", &result).expect("symlink");
+        refused("a symlink to an endless device");
+        std::fs::remove_file(&result).expect("rm");
+        let path = std::ffi::CString::new(result.as_os_str().as_encoded_bytes()).expect("path");
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0, "mkfifo");
+        refused("a FIFO with no writer");
+        std::fs::remove_file(&result).expect("rm");
+        std::fs::create_dir(&result).expect("mkdir");
+        refused("a directory");
     }
 }

@@ -15,7 +15,7 @@ use super::{
     client::{collect, engine_message},
     enc,
 };
-use crate::executor::{ExecError, Executor, JobRun, OnSpawn, Output, RunFuture};
+use crate::executor::{ExecError, Executor, JobRun, OnSpawn, Output, RunFuture, read_result};
 use gridlease_primitives::spec::Workload;
 
 /// Demultiplex a non-TTY log stream: frames of `[stream, 0, 0, 0, size (u32 BE)]` + payload.
@@ -186,14 +186,8 @@ impl ContainerExecutor {
         let r = self.start_and_wait(&job, &id, deadline, &cancel).await;
         self.discard(&id).await;
         let logs = r?;
-        let file = out_dir.join("result");
-        let cap = self.limits.max_output;
-        let result = match std::fs::metadata(&file) {
-            Ok(m) if m.len() > cap => return Err(ExecError::OutputCap(cap)),
-            Ok(_) => std::fs::read(&file)
-                .map_err(|e| ExecError::Io(format!("cannot read {}: {e}", file.display())))?,
-            Err(_) => logs.stdout,
-        };
+        let result =
+            read_result(&out_dir.join("result"), self.limits.max_output)?.unwrap_or(logs.stdout);
         Ok(Output {
             result,
             stderr_tail: String::from_utf8_lossy(&logs.stderr).into_owned(),

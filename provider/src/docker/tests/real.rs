@@ -97,6 +97,36 @@ async fn real_engine_pin_06_a_job_sees_only_its_own_env_and_output_and_nothing_o
     }
 }
 
+/// PIN-06: a job whose result is a symlink to a file of the node's host (its environment, a key)
+/// or a FIFO fails with nothing of it read: the node never publishes its own bytes as a result.
+#[tokio::test]
+async fn real_engine_pin_06_a_result_linked_to_the_nodes_files_is_not_read() {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
+        return;
+    };
+    let node_dir = tempfile::tempdir().expect("tempdir");
+    let keystore = node_dir.path().join("operator.json");
+    std::fs::write(&keystore, "SECRET-KEYSTORE").expect("write");
+    let x = on_real(&socket, "podman", "gridlease-test-link");
+    for script in [
+        "ln -s /proc/self/environ $GRIDLEASE_OUTPUT/result".to_owned(),
+        format!("ln -s {} $GRIDLEASE_OUTPUT/result", keystore.display()),
+        "mkfifo $GRIDLEASE_OUTPUT/result".to_owned(),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let got = x
+            .run(
+                real_job(dir.path(), &image, &script, Duration::from_secs(60)),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await;
+        assert!(matches!(got, Err(ExecError::NotAFile)), "{script}: {got:?}");
+    }
+    assert_eq!(x.remove_leftovers().await.expect("list"), 0);
+}
+
 /// PIN-06: a fork bomb stops at the process limit and the job at its time limit; nothing is
 /// left behind.
 #[tokio::test]

@@ -16,6 +16,43 @@ use gridlease_chain::send;
 
 use crate::common::*;
 
+/// A job that runs until the test creates the returned file: that file and the job's script.
+fn held_job(n: &Net) -> (std::path::PathBuf, String) {
+    let go = n.path().join("go");
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.1; done; echo done",
+        go.display()
+    );
+    (go, script)
+}
+
+/// Node 1's config with leases started `confirmations` deep and no services, so that no
+/// heartbeat mines a block: only the test does.
+fn only_the_test_mines(n: &Net, confirmations: u64) {
+    let path = n.path().join("provider.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = text
+        .replace(
+            "confirmations = 0",
+            &format!("confirmations = {confirmations}"),
+        )
+        .replace("[jobs]\n", "[jobs]\nservices = false\n");
+    std::fs::write(&path, text).expect("config");
+}
+
+/// Award auction `id` (bid on by the node) as the tenant, past its bid window: the lease starts
+/// unacknowledged (an instant order won by the node's own bid starts acknowledged). Returns the
+/// award's block.
+async fn award(n: &Net, id: B256) -> u64 {
+    n.wait_bid(id, 1, 30).await;
+    n.warp(61).await;
+    send(Market::new(n.market, &n.tenant.provider).award(id, vec![]))
+        .await
+        .expect("award")
+        .block_number
+        .expect("block")
+}
+
 #[tokio::test]
 async fn off_01_off_03_pd_04_reorgs_mid_job_and_after_the_result_are_detected_and_its_transactions_return_as_the_same_bytes()
  {
@@ -24,19 +61,10 @@ async fn off_01_off_03_pd_04_reorgs_mid_job_and_after_the_result_are_detected_an
     let node = n.start(1);
     n.wait_head(1).await;
     // The job runs until the test lets it finish (after the first reorg), however slow the machine.
-    let go = n.path().join("go");
-    let script = format!(
-        "while [ ! -e {} ]; do sleep 0.1; done; echo done",
-        go.display()
-    );
-    // An auction awarded by someone else (here the tenant): the node must acknowledge the lease
-    // (an instant order won by its own bid starts acknowledged).
+    let (go, script) = held_job(&n);
+    // An auction awarded by someone else (here the tenant): the node must acknowledge the lease.
     let id = n.order_with(&script, 2, 600, false).await;
-    n.wait_bid(id, 1, 30).await;
-    n.warp(61).await;
-    send(Market::new(n.market, &n.tenant.provider).award(id, vec![]))
-        .await
-        .expect("award");
+    award(&n, id).await;
     n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
         .await;
     // The acknowledgement is mined and the node has read up to the head.
@@ -278,28 +306,19 @@ async fn pd_02_a_lease_is_acknowledged_at_the_head_within_its_start_window_and_r
         .await
         .expect("proxy");
     n.config(&proxy.url(), None);
-    let path = n.path().join("provider.toml");
-    let text = std::fs::read_to_string(&path).expect("config");
-    // Thirty blocks before a lease's job may start (no heartbeats: only this test mines).
-    let text = text
-        .replace("confirmations = 0", "confirmations = 30")
-        .replace("[jobs]\n", "[jobs]\nservices = false\n");
-    std::fs::write(&path, text).expect("config");
+    // Thirty blocks before a lease's job may start.
+    only_the_test_mines(&n, 30);
     let node = n.start(1);
     n.wait_head(1).await;
     // An auction the tenant awards: the lease starts unacknowledged.
     let id = n.order_with("echo done", 41, 600, false).await;
-    n.wait_bid(id, 1, 30).await;
     let ack = alloy::hex::encode(Results::acknowledgeCall::SELECTOR);
     proxy.fail_next_if(
         "eth_estimateGas",
         &ack,
         [gridlease_testkit::proxy::Fault::Status(503)],
     );
-    n.warp(61).await;
-    send(Market::new(n.market, &n.tenant.provider).award(id, vec![]))
-        .await
-        .expect("award");
+    award(&n, id).await;
     let acks = async || {
         n.count_logs(n.results, Results::LeaseAcknowledged::SIGNATURE_HASH, id)
             .await
@@ -350,29 +369,13 @@ async fn pd_02_a_lease_is_acknowledged_at_the_head_within_its_start_window_and_r
 async fn pd_02_an_early_acknowledgement_a_shallow_reorg_drops_is_sent_again_before_the_job_runs() {
     let n = net().await;
     n.config(&n.url, None);
-    let path = n.path().join("provider.toml");
-    let text = std::fs::read_to_string(&path).expect("config");
-    // Only this test mines (no heartbeats).
-    let text = text
-        .replace("confirmations = 0", "confirmations = 3")
-        .replace("[jobs]\n", "[jobs]\nservices = false\n");
-    std::fs::write(&path, text).expect("config");
+    only_the_test_mines(&n, 3);
     let node = n.start(1);
     n.wait_head(1).await;
     // The job runs until the test lets it finish, past the start window.
-    let go = n.path().join("go");
-    let script = format!(
-        "while [ ! -e {} ]; do sleep 0.1; done; echo done",
-        go.display()
-    );
+    let (go, script) = held_job(&n);
     let id = n.order_with(&script, 43, 600, false).await;
-    n.wait_bid(id, 1, 30).await;
-    n.warp(61).await;
-    let lease_block = send(Market::new(n.market, &n.tenant.provider).award(id, vec![]))
-        .await
-        .expect("award")
-        .block_number
-        .expect("block");
+    let lease_block = award(&n, id).await;
     let acks = async || {
         n.logs_of(n.results, Results::LeaseAcknowledged::SIGNATURE_HASH, id)
             .await
