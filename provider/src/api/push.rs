@@ -15,7 +15,10 @@ use axum::{
 };
 use gridlease_bindings::{IMarket::OrderParams, Market};
 use gridlease_fetch::spec_auth_message;
-use gridlease_primitives::spec::{PUSH_URI, RunSpec};
+use gridlease_primitives::{
+    protocol::{JobViewExt, Status},
+    spec::{PUSH_URI, RunSpec},
+};
 use tracing::{info, warn};
 
 use crate::{
@@ -143,6 +146,17 @@ pub(crate) async fn push_spec(
         (None, None) => None,
     };
     let lookup = async || {
+        // One call first: an id with no order on chain (anyone can sign a push for any id) costs
+        // no scan of the logs from the deployment block.
+        let v = s
+            .lens()
+            .getJob(id)
+            .call()
+            .await
+            .map_err(|e| format!("reading order {id}: {e}"))?;
+        if v.status() == Status::None {
+            return Err(format!("no order {id} on chain"));
+        }
         crate::bidding::order_log(&s, id)
             .await
             .map_err(|e| format!("{e:#}"))

@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use alloy::primitives::B256;
 use axum::{
+    body::Body,
     extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use gridlease_fetch::result_auth_message;
 use gridlease_primitives::protocol::JobKind;
+use tokio_util::io::ReaderStream;
 
 use crate::{
     api::auth::{check_auth, deny},
@@ -64,10 +66,23 @@ pub(crate) async fn result(
             ),
         );
     }
-    match tokio::fs::read(s.result_path(id)).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
-        Err(_) => deny(StatusCode::NOT_FOUND, "no result for this lease yet"),
-    }
+    // Streamed from the file (a result may be hundreds of MiB; read whole, each of many slow
+    // downloads would hold all of it in memory).
+    let Ok(file) = tokio::fs::File::open(s.result_path(id)).await else {
+        return deny(StatusCode::NOT_FOUND, "no result for this lease yet");
+    };
+    let Ok(len) = file.metadata().await.map(|m| m.len()) else {
+        return deny(StatusCode::NOT_FOUND, "no result for this lease yet");
+    };
+    let body = Body::from_stream(ReaderStream::with_capacity(file, 64 * 1024));
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /bids/<order id>`: the node's signed bid on that order ([`crate::signed`]), 404 if none.

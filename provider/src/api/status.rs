@@ -20,7 +20,8 @@ pub(crate) async fn healthz(State(s): State<Arc<Shared>>) -> Response {
     if last == 0 || age > limit {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("chain not read for {age}s (RPC {})\n", s.cfg.rpc),
+            // Not the RPC's URL: anyone may ask, and a URL often carries an API key.
+            format!("chain not read for {age}s (the node's log says why)\n"),
         )
             .into_response();
     }

@@ -60,6 +60,9 @@ async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_
         || n.log(1),
     )
     .await;
+    // Anyone may ask: the RPC's URL (often carrying an API key) is not in the answer.
+    let health = n.http("/healthz").await;
+    assert!(!health.contains(&proxy.url()), "{health}");
     let outage = t0.elapsed();
     let polls = proxy.calls("eth_blockNumber") - polls0;
     assert!(
