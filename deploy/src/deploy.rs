@@ -628,13 +628,36 @@ async fn govern(
         tl.CANCELLER_ROLE().call().await?,
     ];
     if owner != deployer {
+        let mut missing = Vec::new();
         for role in roles {
-            if !tl.hasRole(role, owner).call().await? && deployer_admin {
+            if tl.hasRole(role, owner).call().await? {
+                continue;
+            }
+            if deployer_admin {
                 steps.push((
                     format!("Timelock.grantRole({role}, owner)"),
                     Gov::Grant(role, owner),
                 ));
+            } else {
+                missing.push(role);
             }
+        }
+        // Handed over already (the deployer gave up the Timelock's admin role): this tool can no
+        // longer grant the owner a role, and must not give up the deployer's own, or no one would
+        // be left to propose or execute.
+        if !missing.is_empty() {
+            bail!(
+                "the config names owner {owner}, but the Timelock ({}) was handed over without it: \
+                 its roles are held by others and this tool can no longer grant them; nothing was \
+                 sent. Have governance schedule Timelock.grantRole for {owner} (roles {}), or \
+                 remove [roles] owner from the config",
+                pred.timelock.0,
+                missing
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
     let delay = tl.getMinDelay().call().await?.to::<u64>();

@@ -239,6 +239,47 @@ async fn governance_gets_the_timelock_and_the_deployer_keeps_nothing() {
     assert_ne!(pred.market.0, market_addr);
 }
 
+/// GOV-01: an owner named in the config only after the handover (the deployer kept the roles, and gave up
+/// the Timelock's admin): the tool cannot grant it a role any more, so it refuses, sends nothing,
+/// and the deployer keeps its roles. Before, it gave them up with no one granted: governance lost.
+#[tokio::test]
+async fn gov_01_an_owner_named_after_the_handover_is_refused_and_governance_is_not_given_up() {
+    let anvil = Anvil::start(0, None).expect("anvil");
+    let c = client(&anvil).await;
+    let cfg = DeployConfig::devnet();
+    let (d, _) = deploy(&c, &cfg, None, false).await.expect("deploy");
+    let tl = Timelock::new(d.address("Timelock").expect("timelock"), &c.provider);
+    let deployer = c.from.expect("signer");
+    let roles = [
+        tl.PROPOSER_ROLE().call().await.expect("role"),
+        tl.EXECUTOR_ROLE().call().await.expect("role"),
+        tl.CANCELLER_ROLE().call().await.expect("role"),
+    ];
+    let mut late = cfg.clone();
+    let owner: PrivateKeySigner = ANVIL_KEYS[8].parse().expect("key");
+    late.owner = Some(owner.address());
+    for dry in [true, false] {
+        let err = deploy(&c, &late, Some(&d), dry).await.expect_err("refused");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("Timelock.grantRole") && msg.contains("nothing was sent"),
+            "{msg}"
+        );
+    }
+    for role in roles {
+        assert!(
+            tl.hasRole(role, deployer).call().await.expect("role"),
+            "kept"
+        );
+        assert!(
+            !tl.hasRole(role, owner.address())
+                .call()
+                .await
+                .expect("role")
+        );
+    }
+}
+
 /// Every no-argument view of Market, Staking and Results answers through `cast` with signatures built from
 /// the ABI files we ship in `target/abi/`.
 #[tokio::test]
