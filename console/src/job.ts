@@ -11,7 +11,6 @@ import {
   type PublicClient,
   decodeEventLog,
   hexToString,
-  parseEventLogs,
   toHex,
 } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
@@ -19,7 +18,7 @@ import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { abi as resultsAbi } from "../../target/abi/Results.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
-import { simulateAndSend } from "./jobs";
+import { marketEvent, simulateAndSend } from "./jobs";
 import { amount } from "./market";
 import { type Fraud, generate, localize, randomSeed, resultRoot, specHash } from "./verify";
 import type { Eip1193 } from "./wallet";
@@ -228,8 +227,7 @@ export async function proveFraud(
       fraud.proof,
     ],
   });
-  const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "LeaseFaulted" });
-  const args = (ev as unknown as { args: { slashed: bigint; refund: bigint } }).args;
+  const args = marketEvent<{ slashed: bigint; refund: bigint }>(receipt, "LeaseFaulted");
   return { slashed: BigInt(args.slashed), refund: BigInt(args.refund) };
 }
 

@@ -7,6 +7,7 @@ import {
   type Chain,
   type Hex,
   type PublicClient,
+  type TransactionReceipt,
   BaseError,
   ContractFunctionRevertedError,
   createWalletClient,
@@ -120,8 +121,7 @@ export async function cancel(
     functionName: "cancelOrder",
     args: [job.id],
   });
-  const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "OrderCancelled" });
-  return BigInt((ev as unknown as { args: { refund: bigint } }).args.refund);
+  return BigInt(marketEvent<{ refund: bigint }>(receipt, "OrderCancelled").refund);
 }
 
 const erc20Abi = parseAbi([
@@ -140,7 +140,9 @@ export interface Call {
 }
 
 /** Simulate `call` from `account` (a revert is explained and nothing is sent), then send it
- * through the wallet and wait for it to be mined. */
+ * through the wallet and wait for it to be mined. Once the wallet has sent it, a failure to read
+ * its outcome (the RPC dropping, a slow chain) says so, with its hash: it may still go through,
+ * and doing it again could pay twice. */
 export async function simulateAndSend(
   client: PublicClient,
   c: Config,
@@ -152,9 +154,31 @@ export async function simulateAndSend(
   const { request } = await client.simulateContract({ ...call, account } as never);
   const walletClient = createWalletClient({ account, chain: chainOf(c), transport: custom(wallet) });
   const hash = await walletClient.writeContract(request as never);
-  const receipt = await client.waitForTransactionReceipt({ hash });
+  let receipt: TransactionReceipt;
+  try {
+    receipt = await client.waitForTransactionReceipt({ hash });
+  } catch (e) {
+    throw new Error(
+      `Sent as transaction ${hash}, but its outcome could not be read (${explain(e)}). It may still go through: look it up (or reload the page) before doing it again.`,
+    );
+  }
   if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted on chain`);
   return receipt;
+}
+
+/**
+ * The arguments of the market's first `eventName` event in `receipt`. A receipt without one (the
+ * transaction was replaced in the wallet by another at its nonce) is an error that says to look
+ * before trying again.
+ */
+export function marketEvent<A>(receipt: TransactionReceipt, eventName: string): A {
+  const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName } as never) as unknown as { args: A }[];
+  if (!ev) {
+    throw new Error(
+      `transaction ${receipt.transactionHash} was mined without the market's ${eventName} event (replaced in the wallet?): look at the job's state before trying again`,
+    );
+  }
+  return ev.args;
 }
 
 /**
@@ -215,6 +239,24 @@ export async function approveFor(
   return total - 1;
 }
 
+/**
+ * Run `last`, the call that `approvals` approvals (of `what`) just made possible. When it fails
+ * after one went through, the error says so: the page's usual words ("nothing was sent") would
+ * not be true.
+ */
+export async function afterApproval<T>(approvals: number, what: string, last: () => Promise<T>): Promise<T> {
+  try {
+    return await last();
+  } catch (e) {
+    if (approvals === 0) throw e;
+    // The usual words end "nothing was (signed or) sent", which is true of this step only.
+    const why = reverted(e).replace(/;? nothing was (signed or )?sent\.$/, ".");
+    throw new Error(
+      `The last step failed: ${why} The approval of ${what} before it went through and stays (the next try uses it; your wallet can set it back to 0).`,
+    );
+  }
+}
+
 /** [approveFor] the market (`MarketAdmin` calls run at its address too). */
 export function approveMarket(
   client: PublicClient,
@@ -262,11 +304,12 @@ export async function topUp(
   }
   const expected = job.status === 2 ? job.provider : "0x0000000000000000000000000000000000000000";
   const call = { address: market, abi: adminAbi, functionName: "topUp", args: [job.id, units, expected] };
-  await approveMarket(client, c, wallet, account, job.token, units, call, step);
+  const approvals = await approveMarket(client, c, wallet, account, job.token, units, call, step);
   step(`Confirm the top-up of ${amount(c, job.token, units)} in your wallet...`);
-  const receipt = await simulateAndSend(client, c, wallet, account, call);
-  const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "ToppedUp" });
-  return BigInt((ev as unknown as { args: { escrow: bigint } }).args.escrow);
+  const receipt = await afterApproval(approvals, amount(c, job.token, units), () =>
+    simulateAndSend(client, c, wallet, account, call),
+  );
+  return BigInt(marketEvent<{ escrow: bigint }>(receipt, "ToppedUp").escrow);
 }
 
 /** What a close paid and refunded (the market's LeaseClosed event). */
@@ -293,8 +336,7 @@ export async function closeLease(
     functionName: "close",
     args: [job.id],
   });
-  const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "LeaseClosed" });
-  const a = (ev as unknown as { args: Closed }).args;
+  const a = marketEvent<Closed>(receipt, "LeaseClosed");
   return { paid: BigInt(a.paid), refund: BigInt(a.refund), held: Boolean(a.held) };
 }
 

@@ -71,8 +71,9 @@ async function refreshWallet(c: Config): Promise<void> {
     walletBox,
     h("span", { class: "account" }, `${info.name}: `, h("code", {}, app.session.account ?? "no account")),
   );
+  // New job is not drawn again: it reads the wallet only at Submit, and a spec being written (or
+  // a submit under way) must not be wiped by a wallet connecting or switching.
   if (location.hash === "#jobs") await showJobs(c);
-  if (location.hash === "#new") showNewJob(c);
   if (location.hash === "#provider") await showProvider(c);
 }
 

@@ -4,10 +4,10 @@
 // transaction (Market.createOrderWithPermit) through the user's wallet; a token without a permit
 // (USDT and its like) is approved to the market first, then Market.createOrder.
 
-import { type Address, type Hex, type PublicClient, formatUnits, parseEventLogs, toHex } from "viem";
+import { type Address, type Hex, type PublicClient, formatUnits, toHex } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { type Config, type Token, contract } from "./config";
-import { type Call, approveMarket, simulateAndSend } from "./jobs";
+import { type Call, afterApproval, approveMarket, marketEvent, simulateAndSend } from "./jobs";
 import { type PermitShown, checkFunds, permitDomain, signPermit } from "./permit";
 import type { Eip1193 } from "./wallet";
 
@@ -32,6 +32,10 @@ export interface CheckedOrder {
   };
   token: Token;
   human: string;
+  /** The order's salt, drawn at its first Submit and kept: a second Submit of the same checked
+   * order (after one whose outcome could not be read) is refused as the same order if the first
+   * went through, instead of placing a second escrow. */
+  salt?: Hex;
 }
 
 /** Ask the console's server to check `toml` as `gridlease submit --check` would. */
@@ -128,7 +132,8 @@ export async function submitOrder(
     throw new Error("the checked order names another token than it reports: check the spec again");
   }
   const deposit = BigInt(checked.order.deposit);
-  const salt = toHex(crypto.getRandomValues(new Uint8Array(32)));
+  checked.salt ??= toHex(crypto.getRandomValues(new Uint8Array(32)));
+  const salt = checked.salt;
   const params = {
     ...checked.order,
     deposit,
@@ -148,10 +153,13 @@ export async function submitOrder(
   const shown = { token, spender: market, value: deposit };
   const domain = await permitDomain(client, c, token);
   let call: Call;
+  let approvals = 0;
   if (typeof domain === "string") {
     call = { address: market, abi: marketAbi, functionName: "createOrder", args: [params] };
     // WEB-01: the approval is for exactly the order's deposit, to the market.
-    await approveMarket(client, c, wallet, account, token.address, deposit, call, (what) => show(shown, what));
+    approvals = await approveMarket(client, c, wallet, account, token.address, deposit, call, (what) =>
+      show(shown, what),
+    );
   } else {
     // WEB-01: the permit is for exactly the order's deposit, to the market.
     const { deadline, v, r, s } = await signPermit(client, c, wallet, account, token, domain, market, deposit, show);
@@ -163,8 +171,8 @@ export async function submitOrder(
     };
   }
   show(shown, "Confirm the transaction in your wallet...");
-  const receipt = await simulateAndSend(client, c, wallet, account, call);
-  const [ev] = parseEventLogs({ abi: marketAbi, logs: receipt.logs, eventName: "OrderCreated" });
-  const orderId = (ev as unknown as { args: { orderId: Hex } }).args.orderId;
+  const what = `${formatUnits(deposit, token.decimals)} ${token.symbol}`;
+  const receipt = await afterApproval(approvals, what, () => simulateAndSend(client, c, wallet, account, call));
+  const { orderId } = marketEvent<{ orderId: Hex }>(receipt, "OrderCreated");
   return { orderId, tx: receipt.transactionHash, block: receipt.blockNumber };
 }

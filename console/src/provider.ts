@@ -11,8 +11,8 @@ import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as stakingAbi } from "../../target/abi/Staking.json";
 import { type Config, type Token, contract } from "./config";
-import { type Call, approveFor, simulateAndSend } from "./jobs";
-import { tokenOf, tokenUnits } from "./market";
+import { type Call, afterApproval, approveFor, simulateAndSend } from "./jobs";
+import { amount, tokenOf, tokenUnits } from "./market";
 import { type PermitShown, checkFunds, permitDomain, signPermit } from "./permit";
 import type { Eip1193 } from "./wallet";
 
@@ -212,16 +212,19 @@ export async function stake(
   const shown = { token, spender: staking, value: units };
   const domain = await permitDomain(client, c, token);
   let call: Call;
+  let approvals = 0;
   if (typeof domain === "string") {
     call = { address: staking, abi: stakingAbi, functionName: "stake", args: [units] };
     const spender = { address: staking, name: "Staking" };
-    await approveFor(client, c, wallet, owner, token.address, spender, units, call, (what) => show(shown, what));
+    approvals = await approveFor(client, c, wallet, owner, token.address, spender, units, call, (what) =>
+      show(shown, what),
+    );
   } else {
     const p = await signPermit(client, c, wallet, owner, token, domain, staking, units, show);
     call = { address: staking, abi: stakingAbi, functionName: "stakeWithPermit", args: [units, p.deadline, p.v, p.r, p.s] };
   }
   show(shown, "Confirm the transaction in your wallet...");
-  await simulateAndSend(client, c, wallet, owner, call);
+  await afterApproval(approvals, amount(c, token.address, units), () => simulateAndSend(client, c, wallet, owner, call));
 }
 
 /** A Staking call from the owner (unbond, withdrawUnbonded, withdrawCredit), simulated first. */

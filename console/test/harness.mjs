@@ -122,8 +122,11 @@ export function injectWallets({ rpc, tenant }) {
         // What the page asked of the wallet, for the checks (WEB-01 reads the signed payload).
         (window.__calls ??= []).push(method);
         if (method === "eth_signTypedData_v4") window.__signed = JSON.parse(params[1]);
+        // `__rejectTxAfter = n`: the user confirms n transactions, then rejects the next one.
+        const rejectNth = method === "eth_sendTransaction" && window.__rejectTxAfter !== undefined && window.__rejectTxAfter-- === 0;
         if (
           behaviour === "reject" ||
+          rejectNth ||
           (method === "eth_sendTransaction" && window.__rejectNextTx) ||
           (method === "eth_signTypedData_v4" && window.__rejectNextSign)
         ) {

@@ -39,8 +39,11 @@ export function showNewJob(c: Config): void {
   let checked: CheckedOrder | undefined;
   // How the checked order's token pays its escrow.
   let how: "permit" | "approve" = "permit";
-  // Any change to the spec makes the last check stale: Submit waits for a new one.
+  // Any change to the spec makes the last check stale (one still running too): Submit waits for a
+  // new one.
+  let edits = 0;
   const stale = () => {
+    edits += 1;
     checked = undefined;
     submitButton.disabled = true;
   };
@@ -86,9 +89,15 @@ export function showNewJob(c: Config): void {
     checkButton.disabled = true;
     submitButton.disabled = true;
     put(status, notice("info", "Checking the spec..."));
+    const at = edits;
     try {
       const order = await checkSpec(toml.value);
-      how = await payment(app.client, c, order.token);
+      const paid = await payment(app.client, c, order.token);
+      if (at !== edits) {
+        put(status, notice("info", "The spec changed while it was being checked: check it again."));
+        return;
+      }
+      how = paid;
       checked = order;
       put(status, summary(checked));
       submitButton.disabled = false;
