@@ -36,7 +36,8 @@ pub struct TxPolicy {
     pub stuck_after: Duration,
     /// Each replacement raises both fees by this many basis points (>= 1,000: geth's 10 %).
     pub bump_bps: u64,
-    /// Fees never exceed this multiple of the first estimate.
+    /// Fees never exceed this multiple of the network's estimate when a watch starts (nor go down
+    /// from what the watched transaction pays).
     pub max_fee_multiple: u64,
     /// How often receipts are polled.
     pub poll: Duration,
@@ -466,9 +467,15 @@ impl TxManager {
     {
         let p = &self.client.provider;
         let started = Instant::now();
-        let cap = sent
-            .max_fee
-            .saturating_mul(self.policy.max_fee_multiple as u128);
+        // The ceiling is a multiple of what the network asks now, never of what `sent` already
+        // pays: watched again (after a deadline, or a restart, from the journal's last
+        // replacement), a bumped transaction would otherwise raise its own ceiling each time
+        // (5x, then 25x, ...). Without an estimate, what it pays is the ceiling.
+        let multiple = self.policy.max_fee_multiple as u128;
+        let cap = match self.fees().await {
+            Ok((estimate, _)) => estimate.saturating_mul(multiple).max(sent.max_fee),
+            Err(_) => sent.max_fee,
+        };
         let mut all = vec![sent.hash];
         // Fees the next replacement bumps from: the last one sent, or the last one refused as
         // underpriced (so a refusal is followed by a higher bid, never the same one: OFF-07).
@@ -566,14 +573,19 @@ impl TxManager {
                             all.push(next.hash);
                             last = next;
                         }
+                        // A send lost on the network may still have reached the node, and
+                        // replaced the one before at its nonce: from now on it is the one watched
+                        // (and bumped from). If it never arrived, the node does not know it and it
+                        // goes out again, as the same bytes, which outbid the one in the pool.
+                        Err(e @ ChainError::Network(_)) => {
+                            self.remember(&next);
+                            all.push(next.hash);
+                            warn!(tx = %next.hash, nonce = next.nonce, error = %e, "replacement sent, its answer lost; watching it");
+                            last = next;
+                        }
                         Err(e) => {
                             // "replacement transaction underpriced" and the like are not fatal:
-                            // the original stays valid and the next bump goes higher. A send lost
-                            // on the network may still have reached the node: its hash is
-                            // watched too, so if it is mined it is seen as ours.
-                            if matches!(e, ChainError::Network(_)) {
-                                all.push(next.hash);
-                            }
+                            // the original stays valid and the next bump goes higher.
                             warn!(tx = %next.hash, nonce = next.nonce, error = %e, "replacement refused; the next one bids higher");
                         }
                     }

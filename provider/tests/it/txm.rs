@@ -276,6 +276,44 @@ async fn off_08_a_stuck_transaction_is_replaced_with_both_fees_bumped_at_its_non
     );
 }
 
+/// OFF-07: the fee ceiling is a multiple of the network's estimate, not of what the watched
+/// transaction already pays. Watched again after its deadline (or after a restart, from the
+/// journal's last replacement), a transaction bumped up to the ceiling stays under it; before,
+/// each watch multiplied its own ceiling (5x the estimate, then 25x).
+#[tokio::test]
+async fn off_07_a_transaction_watched_again_is_not_bumped_past_the_fee_ceiling() {
+    let (_anvil, txm, _client, sent) = unmined(Duration::from_millis(50)).await;
+    let ceiling = sent.max_fee * u128::from(TxPolicy::default().max_fee_multiple);
+    let mut last = sent.clone();
+    for watch in 1..=2 {
+        let journal = Mutex::new(Vec::<Signed>::new());
+        let r = txm
+            .confirm(last.clone(), Duration::from_secs(3), |s| {
+                journal.lock().expect("lock").push(s.clone());
+                Ok(())
+            })
+            .await;
+        assert!(
+            r.is_err(),
+            "nothing is mined: the watch ends at its deadline"
+        );
+        let bumped = journal.into_inner().expect("lock");
+        if let Some(b) = bumped.last() {
+            last = b.clone();
+        }
+        let top = bumped.iter().map(|b| b.max_fee).max().unwrap_or_default();
+        assert!(
+            top <= ceiling,
+            "watch {watch}: a max fee of {top}, past the ceiling {ceiling}"
+        );
+    }
+    assert!(
+        last.max_fee * 10 >= ceiling * 9,
+        "bumped up to the ceiling ({} of {ceiling})",
+        last.max_fee
+    );
+}
+
 #[tokio::test]
 async fn off_07_off_10_a_replacement_whose_answer_was_lost_is_still_recognised_when_mined() {
     use gridlease_testkit::proxy::{Fault, Proxy};
@@ -302,7 +340,18 @@ async fn off_07_off_10_a_replacement_whose_answer_was_lost_is_still_recognised_w
     proxy.fail_method("eth_sendRawTransaction", Fault::LoseAnswer);
     let (watch, journal) = watch_journaled(txm.clone(), &sent);
     replaced(&direct, &journal).await;
-    // The node holds the replacement (it replaced the original at its nonce); mine it.
+    // Still stuck: the manager watches the replacement it cannot know arrived, and bumps again
+    // from it (before, it watched the replaced original, which the node no longer had, and sent
+    // that again, refused, for ever).
+    let t0 = std::time::Instant::now();
+    while journal.lock().expect("lock").len() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no second replacement after one whose answer was lost"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The node holds a replacement (each replaced the one before at its nonce); mine it.
     raw(&direct, "evm_mine", serde_json::json!([])).await;
     let outcome = watch.await.expect("task").expect("confirmed");
     let Outcome::Mined(r) = outcome else {
