@@ -336,10 +336,10 @@ impl DeployConfig {
             60,
             "market.min_billing_period",
         )? {
-            p @ 0..=86_400 => p as u16,
-            p => bail!("market.min_billing_period is {p} s; at most one day"),
+            p @ 0..=3_600 => p as u16,
+            p => bail!("market.min_billing_period is {p} s; the market takes at most one hour"),
         };
-        Ok(Self {
+        let c = Self {
             salt: raw.salt.unwrap_or_else(|| "gridlease-v1".into()),
             owner: raw.roles.owner,
             treasury: raw.roles.treasury,
@@ -376,7 +376,73 @@ impl DeployConfig {
             fault_fee_bps,
             tenant_priority: secs32(r.tenant_priority.as_ref(), 3_600, "results.tenant_priority")?,
             tokens,
-        })
+        };
+        c.within_the_contracts_bounds()?;
+        Ok(c)
+    }
+
+    /// The bounds the contracts' setters enforce (`MarketAdmin.setParams`, its constructor,
+    /// `Staking.setUnbondingPeriod`), checked before anything is deployed: a value past them
+    /// would revert only after some contracts were deployed, leaving a half-done suite.
+    fn within_the_contracts_bounds(&self) -> Result<()> {
+        const DAY: u64 = 86_400;
+        let checks: [(&str, u64, u64, u64, &str); 7] = [
+            (
+                "market.protocol_fee_bps",
+                self.protocol_fee_bps.into(),
+                0,
+                1_000,
+                "",
+            ),
+            (
+                "market.keeper_fee_bps",
+                self.keeper_fee_bps.into(),
+                0,
+                100,
+                "",
+            ),
+            (
+                "market.max_bid_window",
+                self.max_bid_window.into(),
+                1,
+                7 * DAY,
+                " s",
+            ),
+            (
+                "market.award_grace",
+                self.award_grace.into(),
+                60,
+                7 * DAY,
+                " s",
+            ),
+            (
+                "market.low_balance_window",
+                self.low_balance_window.into(),
+                0,
+                7 * DAY,
+                " s",
+            ),
+            (
+                "market.fault_horizon",
+                self.fault_horizon,
+                3_600,
+                30 * DAY,
+                " s",
+            ),
+            (
+                "staking.unbonding_period",
+                self.unbonding_period,
+                DAY,
+                90 * DAY,
+                " s",
+            ),
+        ];
+        for (name, v, lo, hi, unit) in checks {
+            if v < lo || v > hi {
+                bail!("{name} is {v}{unit}; the contracts take {lo}{unit} to {hi}{unit}");
+            }
+        }
+        Ok(())
     }
 
     /// The devnet config: a 6-decimal mock USDC (with a permit) and USDT (without), short windows

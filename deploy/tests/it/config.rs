@@ -57,3 +57,48 @@ fn bad_configs_say_why() {
     .expect_err("unbonding too short");
     assert!(e.to_string().contains("fault_horizon"), "{e:#}");
 }
+
+/// Values the contracts' setters refuse are refused before anything is deployed: past them, a
+/// deploy stopped with some contracts deployed and the market not configured.
+#[test]
+fn values_the_contracts_refuse_are_refused_before_any_deploy() {
+    let token = "[[tokens]]\nsymbol = \"X\"\nmock = true\n";
+    for (section, says) in [
+        (
+            "[market]\nprotocol_fee_bps = 1001\n",
+            "market.protocol_fee_bps is 1001",
+        ),
+        (
+            "[market]\nkeeper_fee_bps = 101\n",
+            "market.keeper_fee_bps is 101",
+        ),
+        (
+            "[market]\nmax_bid_window = \"8d\"\n",
+            "market.max_bid_window",
+        ),
+        (
+            "[market]\naward_grace = \"30s\"\n",
+            "market.award_grace is 30 s",
+        ),
+        (
+            "[market]\nlow_balance_window = \"8d\"\n",
+            "market.low_balance_window",
+        ),
+        (
+            "[market]\nmin_billing_period = \"2h\"\n",
+            "at most one hour",
+        ),
+        (
+            "[market]\nfault_horizon = \"31d\"\n[staking]\nunbonding_period = \"90d\"\n",
+            "market.fault_horizon is",
+        ),
+        (
+            "[staking]\nunbonding_period = \"91d\"\n",
+            "staking.unbonding_period is",
+        ),
+    ] {
+        let e = DeployConfig::parse(&format!("{section}{token}")).expect_err(section);
+        assert!(format!("{e:#}").contains(says), "{section}: {e:#}");
+    }
+    DeployConfig::parse(token).expect("the defaults are within the bounds");
+}
