@@ -1,6 +1,7 @@
 //! What stands in front of the node's HTTP API (SECURITY.md PIN-05): a bound on open connections
 //! ([`MAX_CONNECTIONS`], [`LimitedListener`]: past it, new connections wait in the kernel's
-//! backlog until one closes), a per-address rate limit (a token bucket per client IP:
+//! backlog until one closes; [`MAX_PER_ADDRESS`] of them per client address; closed after
+//! [`IDLE`] without a byte moving either way), a per-address rate limit (a token bucket per client IP:
 //! [`RATE_BURST`] requests at once, refilled at [`RATE_PER_SEC`]; over it, `429` with
 //! `retry-after`) and a bound on requests served at once ([`MAX_IN_FLIGHT`]; over it, `503` at
 //! once rather than a queue that grows with the attack). Bodies are capped per route
@@ -14,7 +15,7 @@ use std::{
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -32,6 +33,12 @@ use tokio::{
 
 /// Connections open at once.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Connections one address may hold open at once: past it, its new ones are closed at once, so
+/// one address cannot take all [`MAX_CONNECTIONS`].
+pub const MAX_PER_ADDRESS: usize = 32;
+/// A connection that moves no byte either way for this long is closed: one that sends nothing,
+/// or drips its headers or body, or stops reading an answer, holds its slot no longer than this.
+pub const IDLE: Duration = Duration::from_secs(60);
 
 /// Requests served at once; more are answered `503` at once.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -90,29 +97,104 @@ impl Guard {
     }
 }
 
-/// A TCP listener that holds one of [`MAX_CONNECTIONS`] slots per open connection: an attacker
-/// opening connections and sending nothing ties up at most that many sockets.
+/// A TCP listener that holds one of [`MAX_CONNECTIONS`] slots per open connection (past it, new
+/// connections wait in the backlog), at most [`MAX_PER_ADDRESS`] per client address, and closes a
+/// connection idle for [`IDLE`]: an attacker opening connections and sending nothing, or a byte
+/// now and then, ties up a bounded share of the sockets for a bounded time.
 #[derive(Debug)]
 pub struct LimitedListener {
     inner: TcpListener,
     slots: Arc<Semaphore>,
+    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max_per_address: usize,
+    idle: Duration,
 }
 
 impl LimitedListener {
-    /// `inner`, with at most `max` connections open at once.
+    /// `inner`, with at most `max` connections open at once ([`MAX_PER_ADDRESS`] per address,
+    /// closed after [`IDLE`]).
     pub fn new(inner: TcpListener, max: usize) -> Self {
         Self {
             inner,
             slots: Arc::new(Semaphore::new(max)),
+            per_address: Arc::default(),
+            max_per_address: MAX_PER_ADDRESS,
+            idle: IDLE,
+        }
+    }
+
+    /// The same with `per_address` connections per address, closed after `idle`.
+    pub fn with_limits(mut self, per_address: usize, idle: Duration) -> Self {
+        self.max_per_address = per_address;
+        self.idle = idle;
+        self
+    }
+}
+
+/// One of an address's connections, counted until dropped.
+#[derive(Debug)]
+struct AddressSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl AddressSlot {
+    /// A slot for `ip`, unless it holds `max` already.
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut c = counts.lock().ok()?;
+        let n = c.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.counts.lock()
+            && let Some(n) = c.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.ip);
+            }
         }
     }
 }
 
-/// A connection and its slot, given back when the connection is dropped.
+/// A connection and its slots, given back when the connection is dropped. Reads and writes fail
+/// once no byte has moved either way for its idle time (hyper then closes it).
 #[derive(Debug)]
 pub struct Limited {
     io: TcpStream,
     _slot: OwnedSemaphorePermit,
+    _address: AddressSlot,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Limited {
+    /// A byte moved (or the stream ended): idle from now.
+    fn moved(&mut self) {
+        let at = tokio::time::Instant::now() + self.idle;
+        self.timer.as_mut().reset(at);
+    }
+
+    /// Waiting on the socket: an error once idle for too long.
+    fn idle_for_too_long(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection idle for too long",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Limited {
@@ -121,7 +203,14 @@ impl AsyncRead for Limited {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                this.moved();
+                Poll::Ready(r)
+            }
+            Poll::Pending => this.idle_for_too_long(cx),
+        }
     }
 }
 
@@ -131,7 +220,14 @@ impl AsyncWrite for Limited {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write(cx, buf) {
+            Poll::Ready(r) => {
+                this.moved();
+                Poll::Ready(r)
+            }
+            Poll::Pending => this.idle_for_too_long(cx).map(|r| r.map(|()| 0)),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -148,13 +244,29 @@ impl Listener for LimitedListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // Closed only if dropped, which it never is while the listener lives.
-        let slot = match self.slots.clone().acquire_owned().await {
-            Ok(s) => s,
-            Err(_) => std::future::pending().await,
-        };
-        let (io, addr) = Listener::accept(&mut self.inner).await;
-        (Limited { io, _slot: slot }, addr)
+        loop {
+            // Closed only if dropped, which it never is while the listener lives.
+            let slot = match self.slots.clone().acquire_owned().await {
+                Ok(s) => s,
+                Err(_) => std::future::pending().await,
+            };
+            let (io, addr) = Listener::accept(&mut self.inner).await;
+            // Past its share, an address's new connection is closed at once (dropped).
+            let Some(address) =
+                AddressSlot::take(&self.per_address, addr.ip(), self.max_per_address)
+            else {
+                continue;
+            };
+            let timer = Box::pin(tokio::time::sleep(self.idle));
+            let io = Limited {
+                io,
+                _slot: slot,
+                _address: address,
+                idle: self.idle,
+                timer,
+            };
+            return (io, addr);
+        }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
@@ -313,6 +425,54 @@ mod tests {
             .expect("served once a slot is free");
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         drop(idle2);
+    }
+
+    /// PIN-05: one address holds at most its share of the connections (its next one is closed at
+    /// once, the others stay), and a connection that moves no byte for the idle time is closed:
+    /// neither idle sockets nor drips hold the node's connections for ever.
+    #[tokio::test]
+    async fn pin_05_an_address_gets_its_share_of_connections_and_idle_ones_are_closed() {
+        use axum::{Router, routing::get};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener =
+            LimitedListener::new(TcpListener::bind("127.0.0.1:0").await.expect("bind"), 8)
+                .with_limits(2, Duration::from_secs(3));
+        let addr = listener.local_addr().expect("addr");
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
+        });
+        // Whether the server has closed `c` (an end of stream, or a reset) within `secs`.
+        let closed_within = async |c: &mut TcpStream, secs: f64| {
+            let mut b = [0u8; 16];
+            matches!(
+                tokio::time::timeout(Duration::from_secs_f64(secs), c.read(&mut b)).await,
+                Ok(Ok(0) | Err(_))
+            )
+        };
+        let mut first = TcpStream::connect(addr).await.expect("connect");
+        let mut second = TcpStream::connect(addr).await.expect("connect");
+        let mut third = TcpStream::connect(addr).await.expect("connect");
+        assert!(
+            closed_within(&mut third, 2.0).await,
+            "past its share: closed"
+        );
+        assert!(
+            !closed_within(&mut first, 0.2).await,
+            "within its share: open"
+        );
+        // Idle (nothing sent): closed after the idle time.
+        assert!(closed_within(&mut first, 10.0).await, "idle: closed");
+        assert!(closed_within(&mut second, 10.0).await, "idle: closed");
+        // A connection that asks is served.
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out).await;
+        let answer = String::from_utf8_lossy(&out);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 
     #[tokio::test]
