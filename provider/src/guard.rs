@@ -380,18 +380,35 @@ mod tests {
         assert_eq!((0..20).filter(|_| g.admit(a, later)).count(), 10);
     }
 
-    #[tokio::test]
-    async fn pin_05_connections_past_the_bound_wait_until_one_closes() {
+    /// Serve a route `/` answering "ok" on `listener`; its address.
+    fn serving(listener: LimitedListener) -> SocketAddr {
         use axum::{Router, routing::get};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener =
-            LimitedListener::new(TcpListener::bind("127.0.0.1:0").await.expect("bind"), 2);
         let addr = listener.local_addr().expect("addr");
-        let slots = listener.slots.clone();
         let app = Router::new().route("/", get(|| async { "ok" }));
         tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
         });
+        addr
+    }
+
+    /// `GET /` on a new connection to `addr`: the whole answer.
+    async fn ask(addr: SocketAddr) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn pin_05_connections_past_the_bound_wait_until_one_closes() {
+        let listener =
+            LimitedListener::new(TcpListener::bind("127.0.0.1:0").await.expect("bind"), 2);
+        let slots = listener.slots.clone();
+        let addr = serving(listener);
         // Two idle connections take both slots.
         let idle1 = TcpStream::connect(addr).await.expect("connect");
         let idle2 = TcpStream::connect(addr).await.expect("connect");
@@ -402,25 +419,16 @@ mod tests {
         })
         .await
         .expect("both idle connections hold a slot");
-        let ask = async || {
-            let mut c = TcpStream::connect(addr).await.expect("connect");
-            c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-                .await
-                .expect("write");
-            let mut out = Vec::new();
-            let _ = c.read_to_end(&mut out).await;
-            String::from_utf8_lossy(&out).into_owned()
-        };
         // A third is not served while they stay open...
         assert!(
-            tokio::time::timeout(Duration::from_millis(700), ask())
+            tokio::time::timeout(Duration::from_millis(700), ask(addr))
                 .await
                 .is_err(),
             "served past the bound"
         );
         // ... and is as soon as one closes.
         drop(idle1);
-        let answer = tokio::time::timeout(Duration::from_secs(10), ask())
+        let answer = tokio::time::timeout(Duration::from_secs(10), ask(addr))
             .await
             .expect("served once a slot is free");
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -432,16 +440,11 @@ mod tests {
     /// neither idle sockets nor drips hold the node's connections for ever.
     #[tokio::test]
     async fn pin_05_an_address_gets_its_share_of_connections_and_idle_ones_are_closed() {
-        use axum::{Router, routing::get};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncReadExt;
         let listener =
             LimitedListener::new(TcpListener::bind("127.0.0.1:0").await.expect("bind"), 8)
                 .with_limits(2, Duration::from_secs(3));
-        let addr = listener.local_addr().expect("addr");
-        let app = Router::new().route("/", get(|| async { "ok" }));
-        tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
-        });
+        let addr = serving(listener);
         // Whether the server has closed `c` (an end of stream, or a reset) within `secs`.
         let closed_within = async |c: &mut TcpStream, secs: f64| {
             let mut b = [0u8; 16];
@@ -465,13 +468,7 @@ mod tests {
         assert!(closed_within(&mut first, 10.0).await, "idle: closed");
         assert!(closed_within(&mut second, 10.0).await, "idle: closed");
         // A connection that asks is served.
-        let mut c = TcpStream::connect(addr).await.expect("connect");
-        c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .await
-            .expect("write");
-        let mut out = Vec::new();
-        let _ = c.read_to_end(&mut out).await;
-        let answer = String::from_utf8_lossy(&out);
+        let answer = ask(addr).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 
