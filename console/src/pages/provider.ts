@@ -124,6 +124,20 @@ export async function showProvider(c: Config, message?: HTMLElement): Promise<vo
       );
       return b;
     });
+  // Slash compensation (Staking credits: a tenant's or reporter's share of a slash this owner
+  // proved, or a withdrawal the token refused), withdrawn with `Staking.withdrawCredit`.
+  if (st.stakingCredit > 0n) {
+    const b = h("button", { type: "button" }, `Withdraw ${stakeText(st.stakingCredit)} of slash compensation`) as HTMLButtonElement;
+    b.addEventListener("click", () =>
+      run(b, "Withdrawing: confirm in your wallet...", async () => {
+        await stakingCall(app.client, c, wallet, owner, "withdrawCredit", [owner]);
+        return `Withdrew ${stakeText(st.stakingCredit)} to ${owner}.`;
+      }),
+    );
+    withdrawals.push(b);
+  }
+  // Earnings in the tokens it has some in; none yet reads as 0 of the stake token.
+  const credits = st.marketCredits.filter((m) => m.amount > 0n);
   putPage(
     seq,
     heading,
@@ -156,7 +170,11 @@ export async function showProvider(c: Config, message?: HTMLElement): Promise<vo
       h("dt", {}, "paid by closed leases"),
       h("dd", { id: "paid" }, earned.paid.map((p) => amount(c, p.token.address, p.amount)).join(", ")),
       h("dt", {}, "earnings to withdraw"),
-      h("dd", {}, st.marketCredits.map((m) => amount(c, m.token.address, m.amount)).join(", ")),
+      h(
+        "dd",
+        {},
+        credits.length ? credits.map((m) => amount(c, m.token.address, m.amount)).join(", ") : stakeText(0n),
+      ),
       h("dt", {}, "slash compensation to withdraw"),
       h("dd", {}, stakeText(st.stakingCredit)),
     ),
