@@ -1,10 +1,13 @@
 //! Deterministic deployment of the suite through the standard CREATE2 deployment proxy, then
 //! roles and parameters by setter calls, idempotently.
 //!
-//! Addresses depend only on the salt, the deployer and the stake token: the contracts are created
-//! with fixed bootstrap parameters and then configured, so changing a fee later updates the same
-//! contracts instead of deploying new ones. Each step checks the chain first and does nothing
-//! when it is already done, so a re-run sends no transaction.
+//! Addresses depend on the salt, the deployer, the stake token and the market's fault horizon
+//! (an immutable of MarketAdmin, which every contract after Staking reads): the contracts are
+//! otherwise created with fixed bootstrap parameters and then configured, so changing a fee later
+//! updates the same contracts instead of deploying new ones. A changed fault horizon would need a
+//! new market, which Staking (bound to its market once) cannot take: it is refused before
+//! anything is sent. Each step checks the chain first and does nothing when it is already done,
+//! so a re-run sends no transaction.
 
 use std::path::Path;
 
@@ -238,6 +241,30 @@ pub fn predict(cfg: &DeployConfig, deployer: Address) -> Result<Predicted> {
     })
 }
 
+/// A suite already in place whose Staking is bound to another market than `pred`'s: the config
+/// changed something the market is created with (`market.fault_horizon`, or the results windows
+/// its default follows), which moves every address after Staking. Deploying would pay for a
+/// second market, results module and lens, and then fail, as Staking takes its market once.
+async fn refuse_a_second_market(client: &Client, pred: &Predicted) -> Result<()> {
+    let p = &client.provider;
+    if p.get_code_at(pred.staking.0)
+        .await
+        .map_err(classify_rpc)?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let bound = Staking::new(pred.staking.0, p).market().call().await?;
+    if bound != Address::ZERO && bound != pred.market.0 {
+        bail!(
+            "Staking ({}) is bound to the market at {bound}, but this config would deploy another              at {}: it changes what the market is created with (market.fault_horizon, or the              results windows its default follows). A deployed market keeps its fault horizon:              set market.fault_horizon to the deployed one, or deploy a new suite with another              salt; nothing was sent",
+            pred.staking.0,
+            pred.market.0
+        );
+    }
+    Ok(())
+}
+
 /// Deploy (or check, or with `dry_run` only simulate) `cfg` with the client's signer.
 /// `previous` is the existing deployments file, kept for block numbers of contracts found in place.
 pub async fn deploy(
@@ -258,6 +285,7 @@ pub async fn deploy(
         );
     }
     let pred = predict(cfg, deployer)?;
+    refuse_a_second_market(client, &pred).await?;
     let mut d = Deployments {
         chain_id: client.chain_id,
         contracts: Default::default(),

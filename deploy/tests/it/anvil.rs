@@ -239,6 +239,33 @@ async fn governance_gets_the_timelock_and_the_deployer_keeps_nothing() {
     assert_ne!(pred.market.0, market_addr);
 }
 
+/// A re-run whose config changes what the market is created with (its fault horizon) is refused
+/// before anything is sent: before, it deployed a second market, results module and lens, then
+/// failed, as Staking takes its market once.
+#[tokio::test]
+async fn a_changed_fault_horizon_is_refused_before_a_second_market_is_deployed() {
+    let anvil = Anvil::start(0, None).expect("anvil");
+    let c = client(&anvil).await;
+    let cfg = DeployConfig::devnet();
+    let (d, _) = deploy(&c, &cfg, None, false).await.expect("deploy");
+    let mut changed = cfg.clone();
+    changed.fault_horizon += 86_400;
+    let moved = predict(&changed, c.from.expect("signer")).expect("predict");
+    assert_ne!(moved.market.0, d.address("Market").expect("market"));
+    for dry in [true, false] {
+        let err = deploy(&c, &changed, Some(&d), dry)
+            .await
+            .expect_err("refused");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("market.fault_horizon") && msg.contains("nothing was sent"),
+            "{msg}"
+        );
+    }
+    let code = c.provider.get_code_at(moved.market.0).await.expect("code");
+    assert!(code.is_empty(), "no second market deployed");
+}
+
 /// GOV-01: an owner named in the config only after the handover (the deployer kept the roles, and gave up
 /// the Timelock's admin): the tool cannot grant it a role any more, so it refuses, sends nothing,
 /// and the deployer keeps its roles. Before, it gave them up with no one granted: governance lost.
