@@ -19,6 +19,7 @@ import { abi as resultsAbi } from "../../target/abi/Results.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
 import { marketEvent, simulateAndSend } from "./jobs";
+import { inRanges } from "./logs";
 import { amount } from "./market";
 import { type Fraud, generate, localize, randomSeed, resultRoot, specHash } from "./verify";
 import type { Eip1193 } from "./wallet";
@@ -50,10 +51,15 @@ export async function jobFacts(client: PublicClient, c: Config, id: Hex): Promis
   const market = contract(c, "Market");
   const addresses = [market.address, contract(c, "Results").address];
   const [raw, job] = await Promise.all([
-    client.request({
-      method: "eth_getLogs",
-      params: [{ address: addresses, topics: [null, id], fromBlock: toHex(market.block), toBlock: "latest" }],
-    }) as Promise<{ topics: Hex[]; data: Hex; blockNumber: Hex }[]>,
+    inRanges(
+      client,
+      BigInt(market.block),
+      (fromBlock, toBlock) =>
+        client.request({
+          method: "eth_getLogs",
+          params: [{ address: addresses, topics: [null, id], fromBlock: toHex(fromBlock), toBlock: toHex(toBlock) }],
+        }) as Promise<{ topics: Hex[]; data: Hex; blockNumber: Hex }[]>,
+    ),
     client.readContract({
       address: contract(c, "MarketLens").address,
       abi: lensAbi,

@@ -5,6 +5,7 @@ import { type Address, type Hex, type PublicClient, formatUnits, parseUnits } fr
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { abi as stakingAbi } from "../../target/abi/Staking.json";
+import { inRanges } from "./logs";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
 
@@ -39,27 +40,25 @@ export interface OrderState {
 /** OrderCreated since the market's deployment block (only `tenant`'s when given). */
 export async function orderLogs(client: PublicClient, c: Config, tenant?: Address): Promise<Args[]> {
   const market = contract(c, "Market");
-  const logs = await client.getContractEvents({
-    address: market.address,
-    abi: marketAbi,
-    eventName: "OrderCreated",
-    args: tenant ? { tenant } : undefined,
-    fromBlock: BigInt(market.block),
-    toBlock: "latest",
-  });
+  const logs = await inRanges(client, BigInt(market.block), (fromBlock, toBlock) =>
+    client.getContractEvents({
+      address: market.address,
+      abi: marketAbi,
+      eventName: "OrderCreated",
+      args: tenant ? { tenant } : undefined,
+      fromBlock,
+      toBlock,
+    }),
+  );
   return logs.map(argsOf);
 }
 
 /** LeaseStarted since the market's deployment block. */
 export async function leaseLogs(client: PublicClient, c: Config): Promise<Args[]> {
   const market = contract(c, "Market");
-  const logs = await client.getContractEvents({
-    address: market.address,
-    abi: marketAbi,
-    eventName: "LeaseStarted",
-    fromBlock: BigInt(market.block),
-    toBlock: "latest",
-  });
+  const logs = await inRanges(client, BigInt(market.block), (fromBlock, toBlock) =>
+    client.getContractEvents({ address: market.address, abi: marketAbi, eventName: "LeaseStarted", fromBlock, toBlock }),
+  );
   return logs.map(argsOf);
 }
 
@@ -190,9 +189,9 @@ export async function providers(client: PublicClient, c: Config, started: Args[]
   const staking = contract(c, "Staking");
   const from = BigInt(staking.block);
   const events = (eventName: "ProviderRegistered" | "ProviderUpdated" | "Slashed") =>
-    client
-      .getContractEvents({ address: staking.address, abi: stakingAbi, eventName, fromBlock: from })
-      .then((logs) => logs.map(argsOf));
+    inRanges(client, from, (fromBlock, toBlock) =>
+      client.getContractEvents({ address: staking.address, abi: stakingAbi, eventName, fromBlock, toBlock }),
+    ).then((logs) => logs.map(argsOf));
   const [registered, updated, slashed, head] = await Promise.all([
     events("ProviderRegistered"),
     events("ProviderUpdated"),

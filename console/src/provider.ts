@@ -12,6 +12,7 @@ import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as stakingAbi } from "../../target/abi/Staking.json";
 import { type Config, type Token, contract } from "./config";
 import { type Call, afterApproval, approveFor, simulateAndSend } from "./jobs";
+import { inRanges } from "./logs";
 import { amount, tokenOf, tokenUnits } from "./market";
 import { type PermitShown, checkFunds, permitDomain, signPermit } from "./permit";
 import type { Eip1193 } from "./wallet";
@@ -273,14 +274,21 @@ export interface Earnings {
 /** `owner`'s leases and what their closes paid it, read from the market's logs. */
 export async function earnings(client: PublicClient, c: Config, owner: Address): Promise<Earnings> {
   const market = contract(c, "Market");
-  const range = { fromBlock: BigInt(market.block), toBlock: "latest" as const };
-  const started = await client.getContractEvents({
-    address: market.address,
-    abi: marketAbi,
-    eventName: "LeaseStarted",
-    args: { provider: owner },
-    ...range,
-  });
+  const [from, head] = [BigInt(market.block), await client.getBlockNumber()];
+  const started = await inRanges(
+    client,
+    from,
+    (fromBlock, toBlock) =>
+      client.getContractEvents({
+        address: market.address,
+        abi: marketAbi,
+        eventName: "LeaseStarted",
+        args: { provider: owner },
+        fromBlock,
+        toBlock,
+      }),
+    head,
+  );
   const ids = started.map((l) => (l as unknown as { args: { orderId: Hex } }).args.orderId);
   const paid = new Map<string, bigint>();
   let faulted = 0;
@@ -289,13 +297,20 @@ export async function earnings(client: PublicClient, c: Config, owner: Address):
     const chunk = ids.slice(i, i + 100);
     const [created, closed, faults] = await Promise.all(
       (["OrderCreated", "LeaseClosed", "LeaseFaulted"] as const).map((eventName) =>
-        client.getContractEvents({
-          address: market.address,
-          abi: marketAbi,
-          eventName,
-          args: { [eventName === "OrderCreated" ? "orderId" : "leaseId"]: chunk } as never,
-          ...range,
-        }),
+        inRanges(
+          client,
+          from,
+          (fromBlock, toBlock) =>
+            client.getContractEvents({
+              address: market.address,
+              abi: marketAbi,
+              eventName,
+              args: { [eventName === "OrderCreated" ? "orderId" : "leaseId"]: chunk } as never,
+              fromBlock,
+              toBlock,
+            }),
+          head,
+        ),
       ),
     );
     const tokenOf = new Map(

@@ -34,7 +34,8 @@
 //   (the devnet's USDT-like one, TOK-02) the page says so, and a submit over a short allowance is
 //   three transactions (to zero, the approval, the order) that leave no allowance behind;
 // - the market lists the open orders, the lease's clearing price and the provider (GPUs, stake);
-// - axe-core finds no serious or critical accessibility violation.
+// - axe-core finds no serious or critical accessibility violation;
+// - OFF-13: all of it through an RPC that refuses log queries over 40 blocks, as hosted RPCs do.
 // It also takes the README's screenshots and reports the first render (goal <= 1 s; a figure, not
 // an assertion).
 //
@@ -181,6 +182,32 @@ async function main() {
   // Two wallets announced as extensions announce themselves: one that connects (on chain 1 at
   // first), one whose user rejects every request.
   await context.addInitScript(injectWallets, { rpc, tenant });
+  // OFF-13: the devnet's RPC, as the pages see it, refuses log queries over 40 blocks (or to
+  // "latest"), as hosted RPCs cap them: every page must read its logs in ranges it can have.
+  let refusedRanges = 0;
+  await context.route(
+    (u) => u.origin === new URL(rpc).origin,
+    async (route) => {
+      const body = route.request().method() === "POST" ? route.request().postDataJSON() : undefined;
+      if (body?.method === "eth_getLogs") {
+        const { fromBlock, toBlock } = body.params?.[0] ?? {};
+        const hex = (v) => typeof v === "string" && v.startsWith("0x");
+        if (!hex(fromBlock) || !hex(toBlock) || BigInt(toBlock) - BigInt(fromBlock) >= 40n) {
+          refusedRanges += 1;
+          return route.fulfill({
+            status: 200,
+            headers: { "access-control-allow-origin": "*", "content-type": "application/json" },
+            body: JSON.stringify({
+              jsonrpc: "2.0",
+              id: body.id,
+              error: { code: -32005, message: "query exceeds the max block range of 40" },
+            }),
+          });
+        }
+      }
+      return route.fallback();
+    },
+  );
   const page = await context.newPage();
   let dialogs = 0;
   page.on("dialog", (d) => {
@@ -841,6 +868,10 @@ async function main() {
     violations.push(...found.map((v) => `${hash} ${v}`));
   }
   check(violations.length === 0, `axe-core: no serious violation on any page ${JSON.stringify(violations)}`);
+  check(
+    refusedRanges > 0,
+    `OFF-13: every page read its logs through an RPC capping log queries at 40 blocks (${refusedRanges} wide queries refused and read again in pieces)`,
+  );
 
   await page.screenshot({ path: join(shots, "console-market.png") });
   console.log(`first render ${firstRender.toFixed(2)} s (goal <= 1 s); screenshots in ${shots}`);

@@ -7,6 +7,7 @@ import { app, beginRender, brief, chainName, page, putPage } from "../app";
 import { type Config, contract, rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
 import { cancel, closeLease, jobsTable, lowBalanceWarnings, myJobs, reverted, topUp } from "../jobs";
+import { inRanges } from "../logs";
 import { amount, tokenOf, tokenUnits } from "../market";
 
 /** Set while a My jobs action waits on the wallet or the chain: the live refresh holds off. */
@@ -35,18 +36,21 @@ function watchJobs(c: Config, account: Address, ids: Hex[], from: bigint, refres
     try {
       const head = await app.client.getBlockNumber();
       if (head <= last) return;
-      const range = { fromBlock: toHex(last + 1n), toBlock: toHex(head) };
-      const [touching, created] = await Promise.all([
-        ids.length
-          ? (app.client.request({
+      // (A tab left asleep for long asks a long range: in pieces if the RPC refuses it.)
+      const logs = (filter: object) =>
+        inRanges(
+          app.client,
+          last + 1n,
+          (a, b) =>
+            app.client.request({
               method: "eth_getLogs",
-              params: [{ address: [market, results], topics: [null, ids], ...range }],
-            } as never) as Promise<unknown[]>)
-          : Promise.resolve([]),
-        app.client.request({
-          method: "eth_getLogs",
-          params: [{ address: market, topics: mine, ...range }],
-        } as never) as Promise<unknown[]>,
+              params: [{ ...filter, fromBlock: toHex(a), toBlock: toHex(b) }],
+            } as never) as Promise<unknown[]>,
+          head,
+        );
+      const [touching, created] = await Promise.all([
+        ids.length ? logs({ address: [market, results], topics: [null, ids] }) : Promise.resolve([]),
+        logs({ address: market, topics: mine }),
       ]);
       last = head;
       if (!stopped && (touching.length > 0 || created.length > 0)) {
