@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use alloy::providers::Provider;
-use gridlease_chain::{Client, classify_rpc, deployments::Deployments};
+use gridlease_chain::{Client, classify, classify_rpc, deployments::Deployments};
 
 /// A daemon configuration error: the file, the dotted key, and what to write instead.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +155,32 @@ pub async fn deployment(client: &Client, path: &Path) -> Result<Deployments, Str
             "no Market contract at {market} on chain {}: the deployments file is stale (redeploy, or point chain.deployments at the right file)",
             client.chain_id
         ));
+    }
+    // Code there is not enough: another contract, or a market of another version whose views
+    // differ, must not be served. This version's market answers `params()`, and the deployment's
+    // Staking is bound to it.
+    let p = &client.provider;
+    gridlease_bindings::Market::new(market, p)
+        .params()
+        .call()
+        .await
+        .map_err(|e| {
+            format!(
+                "the contract at {market} (chain.deployments' Market) does not answer as this version's market ({}): point chain.deployments at this version's deployment",
+                classify(e)
+            )
+        })?;
+    if let Ok(staking) = d.address("Staking") {
+        let bound = gridlease_bindings::Staking::new(staking, p)
+            .market()
+            .call()
+            .await
+            .map_err(|e| format!("reading Staking ({staking}): {}", classify(e)))?;
+        if bound != market {
+            return Err(format!(
+                "Staking at {staking} is bound to the market at {bound}, not {market}: chain.deployments mixes two deployments"
+            ));
+        }
     }
     Ok(d)
 }

@@ -1,5 +1,5 @@
 //! What the node refuses to start on: a corrupt state store (OFF-15), a keystore others can read
-//! (OFF-17) and deployments for another chain (OFF-18).
+//! (OFF-17), and deployments for another chain or naming another contract as the market (OFF-18).
 
 use std::process::Command;
 
@@ -24,6 +24,16 @@ async fn off_15_off_17_off_18_the_node_refuses_to_start_on_a_corrupt_store_an_op
     let (code, err) = n.refused();
     assert_ne!(code, 0);
     assert!(err.contains("31337") && err.contains('1'), "{err}");
+    // OFF-18: the file names another contract (one with code: the USDC token) as the market.
+    let mut other: serde_json::Value = serde_json::from_str(&d).expect("json");
+    other["contracts"]["Market"]["address"] = serde_json::json!(n.usdc);
+    std::fs::write(dir.join("deployments.json"), other.to_string()).expect("write");
+    let (code, err) = n.refused();
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("does not answer as this version's market"),
+        "{err}"
+    );
     std::fs::write(dir.join("deployments.json"), d).expect("write");
 
     // OFF-15: a corrupt state store: a clear refusal, never a fresh start from `latest`.
