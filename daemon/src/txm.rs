@@ -303,8 +303,14 @@ impl TxManager {
                     nonce = chain.max(nonce + 1);
                 }
                 Err(e) => {
-                    // Refused: ask the chain next time.
-                    inner.next = None;
+                    // Refused: the node never took it, so its nonce is the next send's. The
+                    // chain's pending count would leave out our own transactions the node does
+                    // not hold (one whose broadcast was lost, one with a private relay), and
+                    // sign over one of them. A refusal about the nonce itself asks the chain.
+                    inner.next = match &e {
+                        ChainError::User(m) if m.to_lowercase().contains("nonce") => None,
+                        _ => Some(nonce),
+                    };
                     return Err(e);
                 }
             }

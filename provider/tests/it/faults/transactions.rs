@@ -1,6 +1,7 @@
 //! The transaction manager against faults: transactions a reorg removed come back as the same
 //! bytes (OFF-03, OFF-09), a nonce taken by another writer (OFF-06), geth's replacement rule and
-//! refusals that are not fatal (OFF-07), and sends lost on the network (OFF-10).
+//! refusals that are not fatal (OFF-07), and sends lost on the network (OFF-10), also before a
+//! refusal (OFF-05).
 
 use std::{
     sync::{Arc, Mutex},
@@ -56,6 +57,44 @@ async fn off_10_after_a_dropped_transaction_the_next_send_fills_its_nonce() {
         .await
         .expect("sent");
     assert_eq!(next.nonce, lost.nonce, "the dropped one's nonce");
+    assert_eq!(mined(&txm, next.clone()).await, next.hash);
+}
+
+/// OFF-05, OFF-10: a send whose broadcast was lost keeps its nonce (its bytes go out again while
+/// it is watched); a later send the node refuses (no ether for gas) leaves its own nonce free, and
+/// the send after it takes that one, not the chain's pending count, which leaves out the lost one
+/// and would sign over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_05_off_10_after_a_refusal_the_next_send_does_not_sign_over_a_lost_one() {
+    let (anvil, client, usdc, market) = chain().await;
+    let proxy = Proxy::start(&anvil.url()).await.expect("proxy");
+    let pc = Client::connect(&proxy.url(), None).await.expect("connect");
+    let txm = TxManager::new(pc, key(5), fast());
+    proxy.fail_next(
+        SEND_RAW,
+        [Fault::Drop, Fault::Drop, Fault::Drop, Fault::Drop],
+    );
+    let lost = txm
+        .send(usdc, approve(market, 1), |_| Ok(()))
+        .await
+        .expect("handed on: it may have arrived");
+    assert_eq!(nonce(&client, txm.from()).await, 0, "it never did");
+    proxy.fail_next(
+        SEND_RAW,
+        [Fault::RpcError {
+            code: -32000,
+            message: "insufficient funds for gas * price + value".into(),
+        }],
+    );
+    let refused = txm.send(usdc, approve(market, 2), |_| Ok(())).await;
+    assert!(refused.is_err(), "refused: {refused:?}");
+    let next = txm
+        .send(usdc, approve(market, 3), |_| Ok(()))
+        .await
+        .expect("sent");
+    assert_eq!(next.nonce, lost.nonce + 1, "not over the lost one");
+    // The lost one goes out again as itself while watched; then the next is mined after it.
+    assert_eq!(mined(&txm, lost.clone()).await, lost.hash);
     assert_eq!(mined(&txm, next.clone()).await, next.hash);
 }
 
