@@ -1,7 +1,8 @@
 //! What stands in front of the node's HTTP API (SECURITY.md PIN-05): a bound on open connections
 //! ([`MAX_CONNECTIONS`], [`LimitedListener`]: past it, new connections wait in the kernel's
 //! backlog until one closes; [`MAX_PER_ADDRESS`] of them per client address; closed after
-//! [`IDLE`] without a byte moving either way), a per-address rate limit (a token bucket per client IP:
+//! [`IDLE`] without a byte moving either way), a per-address rate limit (an IPv6 client counted
+//! by its /64: [`client`]) (a token bucket per client IP:
 //! [`RATE_BURST`] requests at once, refilled at [`RATE_PER_SEC`]; over it, `429` with
 //! `retry-after`) and a bound on requests served at once ([`MAX_IN_FLIGHT`]; over it, `503` at
 //! once rather than a queue that grows with the attack). Bodies are capped per route
@@ -78,6 +79,7 @@ impl Guard {
 
     /// Whether `ip` may send a request at `now` (taking one token if so).
     pub fn admit(&self, ip: IpAddr, now: Instant) -> bool {
+        let ip = client(ip);
         let Ok(mut buckets) = self.buckets.lock() else {
             return true;
         };
@@ -94,6 +96,22 @@ impl Guard {
         } else {
             false
         }
+    }
+}
+
+/// The client an address counts as: an IPv4 address itself; an IPv6 address its /64, which one
+/// host is usually given whole and could rotate through to get a fresh bucket (and a fresh share
+/// of the connections) per address, filling the table; an IPv4-mapped one its IPv4 address.
+pub fn client(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -141,6 +159,7 @@ struct AddressSlot {
 impl AddressSlot {
     /// A slot for `ip`, unless it holds `max` already.
     fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let ip = client(ip);
         let mut c = counts.lock().ok()?;
         let n = c.entry(ip).or_default();
         if *n >= max {
@@ -378,6 +397,22 @@ mod tests {
         assert!(!g.admit(a, t0 + Duration::from_millis(200)));
         let later = t0 + Duration::from_secs(60);
         assert_eq!((0..20).filter(|_| g.admit(a, later)).count(), 10);
+    }
+
+    /// PIN-05: IPv6 addresses of one /64 (one host's, usually) share a bucket, so rotating through
+    /// them gets no fresh burst; another /64 has its own, and an IPv4-mapped address is its IPv4.
+    #[test]
+    fn pin_05_an_ipv6_host_rotating_its_addresses_shares_one_bucket() {
+        let g = Guard::new(4, 10.0, 5.0);
+        let t0 = Instant::now();
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        let admitted = (0..20)
+            .filter(|i| g.admit(ip(&format!("2001:db8:1:2::{:x}", i + 1)), t0))
+            .count();
+        assert_eq!(admitted, 10, "one burst for the whole /64");
+        assert!(g.admit(ip("2001:db8:1:3::1"), t0), "another /64: its own");
+        assert!(g.admit(ip("10.0.0.9"), t0));
+        assert_eq!(client(ip("::ffff:10.0.0.9")), ip("10.0.0.9"));
     }
 
     /// Serve a route `/` answering "ok" on `listener`; its address.
