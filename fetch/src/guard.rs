@@ -48,8 +48,9 @@ impl AllowList {
     }
 }
 
-/// An IPv4 address embedded in IPv6 (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64
-/// `64:ff9b::a.b.c.d`, 6to4 `2002:AABB:CCDD::`) as that IPv4 address; anything else as is.
+/// An IPv4 address embedded in IPv6 (mapped `::ffff:a.b.c.d`, translated `::ffff:0:a.b.c.d`,
+/// compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:AABB:CCDD::`) as that IPv4
+/// address; anything else as is.
 fn canonical(ip: IpAddr) -> IpAddr {
     let IpAddr::V6(v6) = ip else { return ip };
     if let Some(v4) = v6.to_ipv4_mapped() {
@@ -57,6 +58,9 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
     let s = v6.segments();
     let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return IpAddr::V4(low); // IPv4-translated (SIIT) `::ffff:0:a.b.c.d`
+    }
     if s[..6] == [0; 6] && !(s[6] == 0 && s[7] <= 1) {
         return IpAddr::V4(low); // IPv4-compatible (deprecated), not :: or ::1
     }
@@ -104,6 +108,12 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || (s[0] & 0xff00) == 0xff00 // multicast
                 || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
                 || s[..6] == [0; 6] // IPv4-compatible and :: forms not caught above
+                // Local-use NAT64 (RFC 8215: its IPv4 may sit anywhere, so all of it), Teredo
+                // (a tunnel to an IPv4 host), discard-only, benchmarking.
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                || (s[0] == 0x2001 && s[1] == 0)
+                || s[..4] == [0x100, 0, 0, 0]
+                || (s[0] == 0x2001 && s[1] == 2 && s[2] == 0)
         }
     }
 }

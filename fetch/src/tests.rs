@@ -96,6 +96,13 @@ fn pin_02_internal_addresses_in_every_form_are_recognised() {
         "::127.0.0.1",
         "64:ff9b::a9fe:a9fe",
         "2002:7f00:1::1",
+        // Local-use NAT64 (here to 169.254.169.254), IPv4-translated, Teredo, discard-only,
+        // benchmarking.
+        "64:ff9b:1::a9fe:a9fe",
+        "::ffff:0:a9fe:a9fe",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "100::1",
+        "2001:2::1",
     ] {
         let ip: IpAddr = internal.parse().expect(internal);
         assert!(is_internal(ip), "{internal} is internal");
