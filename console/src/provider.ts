@@ -275,20 +275,23 @@ export interface Earnings {
 export async function earnings(client: PublicClient, c: Config, owner: Address): Promise<Earnings> {
   const market = contract(c, "Market");
   const [from, head] = [BigInt(market.block), await client.getBlockNumber()];
-  const started = await inRanges(
-    client,
-    from,
-    (fromBlock, toBlock) =>
-      client.getContractEvents({
-        address: market.address,
-        abi: marketAbi,
-        eventName: "LeaseStarted",
-        args: { provider: owner },
-        fromBlock,
-        toBlock,
-      }),
-    head,
-  );
+  // The market's `eventName` logs matching `args`, from its deployment block to `head`.
+  const events = (eventName: "LeaseStarted" | "OrderCreated" | "LeaseClosed" | "LeaseFaulted", args: object) =>
+    inRanges(
+      client,
+      from,
+      (fromBlock, toBlock) =>
+        client.getContractEvents({
+          address: market.address,
+          abi: marketAbi,
+          eventName,
+          args: args as never,
+          fromBlock,
+          toBlock,
+        }),
+      head,
+    );
+  const started = await events("LeaseStarted", { provider: owner });
   const ids = started.map((l) => (l as unknown as { args: { orderId: Hex } }).args.orderId);
   const paid = new Map<string, bigint>();
   let faulted = 0;
@@ -297,20 +300,7 @@ export async function earnings(client: PublicClient, c: Config, owner: Address):
     const chunk = ids.slice(i, i + 100);
     const [created, closed, faults] = await Promise.all(
       (["OrderCreated", "LeaseClosed", "LeaseFaulted"] as const).map((eventName) =>
-        inRanges(
-          client,
-          from,
-          (fromBlock, toBlock) =>
-            client.getContractEvents({
-              address: market.address,
-              abi: marketAbi,
-              eventName,
-              args: { [eventName === "OrderCreated" ? "orderId" : "leaseId"]: chunk } as never,
-              fromBlock,
-              toBlock,
-            }),
-          head,
-        ),
+        events(eventName, { [eventName === "OrderCreated" ? "orderId" : "leaseId"]: chunk }),
       ),
     );
     const tokenOf = new Map(

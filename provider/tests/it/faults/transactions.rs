@@ -33,11 +33,17 @@ async fn nonce(c: &Client, who: Address) -> u64 {
     c.provider.get_transaction_count(who).await.expect("nonce")
 }
 
-/// OFF-10: a send whose every broadcast was lost returns its transaction (it may have arrived);
-/// once the caller knows it was dropped (no node knows it, its nonce is free), the next send
-/// takes that nonce instead of queueing behind the gap, and is mined.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn off_10_after_a_dropped_transaction_the_next_send_fills_its_nonce() {
+/// A manager behind a proxy, and its first send, whose every broadcast the proxy dropped: handed
+/// on (it may have arrived), though it never did. Also the anvil and the proxy (kept running),
+/// the token and the market.
+async fn one_send_lost() -> (
+    gridlease_deploy::anvil::Anvil,
+    Proxy,
+    TxManager,
+    Signed,
+    Address,
+    Address,
+) {
     let (anvil, client, usdc, market) = chain().await;
     let proxy = Proxy::start(&anvil.url()).await.expect("proxy");
     let pc = Client::connect(&proxy.url(), None).await.expect("connect");
@@ -51,6 +57,15 @@ async fn off_10_after_a_dropped_transaction_the_next_send_fills_its_nonce() {
         .await
         .expect("handed on: it may have arrived");
     assert_eq!(nonce(&client, txm.from()).await, 0, "it never did");
+    (anvil, proxy, txm, lost, usdc, market)
+}
+
+/// OFF-10: a send whose every broadcast was lost returns its transaction (it may have arrived);
+/// once the caller knows it was dropped (no node knows it, its nonce is free), the next send
+/// takes that nonce instead of queueing behind the gap, and is mined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_10_after_a_dropped_transaction_the_next_send_fills_its_nonce() {
+    let (_anvil, _proxy, txm, lost, usdc, market) = one_send_lost().await;
     txm.forget_nonce();
     let next = txm
         .send(usdc, approve(market, 2), |_| Ok(()))
@@ -66,19 +81,7 @@ async fn off_10_after_a_dropped_transaction_the_next_send_fills_its_nonce() {
 /// and would sign over it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_05_off_10_after_a_refusal_the_next_send_does_not_sign_over_a_lost_one() {
-    let (anvil, client, usdc, market) = chain().await;
-    let proxy = Proxy::start(&anvil.url()).await.expect("proxy");
-    let pc = Client::connect(&proxy.url(), None).await.expect("connect");
-    let txm = TxManager::new(pc, key(5), fast());
-    proxy.fail_next(
-        SEND_RAW,
-        [Fault::Drop, Fault::Drop, Fault::Drop, Fault::Drop],
-    );
-    let lost = txm
-        .send(usdc, approve(market, 1), |_| Ok(()))
-        .await
-        .expect("handed on: it may have arrived");
-    assert_eq!(nonce(&client, txm.from()).await, 0, "it never did");
+    let (_anvil, proxy, txm, lost, usdc, market) = one_send_lost().await;
     proxy.fail_next(
         SEND_RAW,
         [Fault::RpcError {
