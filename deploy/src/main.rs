@@ -48,8 +48,8 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Start anvil on a free loopback port, deploy with a mock USDC, fund demo accounts, write
-    /// their keystores, print what to run next, and wait for Ctrl-C.
+    /// Start anvil on a free loopback port, deploy with a mock USDC and USDT, fund demo accounts,
+    /// write their keystores, print what to run next, and wait for Ctrl-C.
     Devnet {
         /// Seconds per block (0: one block per transaction).
         #[arg(long, default_value_t = 1)]
