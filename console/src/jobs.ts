@@ -257,28 +257,13 @@ export async function afterApproval<T>(approvals: number, what: string, last: ()
   }
 }
 
-/** [approveFor] the market (`MarketAdmin` calls run at its address too). */
-export function approveMarket(
-  client: PublicClient,
-  c: Config,
-  wallet: Eip1193,
-  account: Address,
-  token: Address,
-  units: bigint,
-  call: Call,
-  step: (what: string) => void,
-): Promise<number> {
-  const market = { address: contract(c, "Market").address, name: "the market" };
-  return approveFor(client, c, wallet, account, token, market, units, call, step);
-}
-
 // The market's errors, whichever of its ABIs (Market, MarketAdmin at its address) a call uses.
 const marketErrors = [...marketAbi, ...adminAbi].filter((x) => x.type === "error");
 
 /**
  * Add `units` of the job's token to open order or running lease `job` (`MarketAdmin.topUp`, at
  * the market's address, naming the lease's provider so it never lands on a lease that changed
- * hands): an approval first when the market's allowance is short (see [approveMarket]).
+ * hands): an approval first when the market's allowance is short (see [approveFor]).
  * Returns the escrow the market's ToppedUp event reports.
  */
 export async function topUp(
@@ -304,7 +289,9 @@ export async function topUp(
   }
   const expected = job.status === 2 ? job.provider : "0x0000000000000000000000000000000000000000";
   const call = { address: market, abi: adminAbi, functionName: "topUp", args: [job.id, units, expected] };
-  const approvals = await approveMarket(client, c, wallet, account, job.token, units, call, step);
+  // (MarketAdmin's calls run at the market's address: the allowance is the market's.)
+  const spender = { address: market, name: "the market" };
+  const approvals = await approveFor(client, c, wallet, account, job.token, spender, units, call, step);
   step(`Confirm the top-up of ${amount(c, job.token, units)} in your wallet...`);
   const receipt = await afterApproval(approvals, amount(c, job.token, units), () =>
     simulateAndSend(client, c, wallet, account, call),

@@ -7,8 +7,8 @@
 import { type Address, type Hex, type PublicClient, formatUnits, toHex } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { type Config, type Token, contract } from "./config";
-import { type Call, afterApproval, approveMarket, marketEvent, simulateAndSend } from "./jobs";
-import { type PermitShown, checkFunds, permitDomain, signPermit } from "./permit";
+import { marketEvent } from "./jobs";
+import { type PermitShown, pay, permitDomain } from "./permit";
 import type { Eip1193 } from "./wallet";
 
 /** The order `/api/order` built from a spec: amounts in token units, as decimal strings. */
@@ -141,38 +141,29 @@ export async function submitOrder(
     collateral: BigInt(checked.order.collateral),
     salt,
   };
-  // The same words as `gridlease submit`.
-  await checkFunds(
+  // WEB-01: the permit or the approval is for exactly the order's deposit, to the market.
+  const receipt = await pay(
     client,
+    c,
+    wallet,
     account,
     token,
+    { address: market, name: "the market" },
     deposit,
+    {
+      approved: { address: market, abi: marketAbi, functionName: "createOrder", args: [params] },
+      permitted: ({ deadline, v, r, s }) => ({
+        address: market,
+        abi: marketAbi,
+        functionName: "createOrderWithPermit",
+        args: [params, deadline, v, r, s],
+      }),
+    },
+    // The same words as `gridlease submit`.
     (held) =>
       `wallet ${account} holds ${held}, the order needs ${formatUnits(deposit, token.decimals)} ${token.symbol} of escrow; fund it or lower price.deposit`,
+    show,
   );
-  const shown = { token, spender: market, value: deposit };
-  const domain = await permitDomain(client, c, token);
-  let call: Call;
-  let approvals = 0;
-  if (typeof domain === "string") {
-    call = { address: market, abi: marketAbi, functionName: "createOrder", args: [params] };
-    // WEB-01: the approval is for exactly the order's deposit, to the market.
-    approvals = await approveMarket(client, c, wallet, account, token.address, deposit, call, (what) =>
-      show(shown, what),
-    );
-  } else {
-    // WEB-01: the permit is for exactly the order's deposit, to the market.
-    const { deadline, v, r, s } = await signPermit(client, c, wallet, account, token, domain, market, deposit, show);
-    call = {
-      address: market,
-      abi: marketAbi,
-      functionName: "createOrderWithPermit",
-      args: [params, deadline, v, r, s],
-    };
-  }
-  show(shown, "Confirm the transaction in your wallet...");
-  const what = `${formatUnits(deposit, token.decimals)} ${token.symbol}`;
-  const receipt = await afterApproval(approvals, what, () => simulateAndSend(client, c, wallet, account, call));
   const { orderId } = marketEvent<{ orderId: Hex }>(receipt, "OrderCreated");
   return { orderId, tx: receipt.transactionHash, block: receipt.blockNumber };
 }

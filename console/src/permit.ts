@@ -1,12 +1,13 @@
 // One EIP-2612 permit signed in the user's wallet: the token's domain reproduced from its
 // DOMAIN_SEPARATOR (version "1" or "2", as gridlease_chain::token does), the balance and gas
 // checked first, and what is signed shown before the wallet opens (WEB-01: the same object). A
-// token without a permit is approved instead (jobs.ts, approveMarket).
+// token without a permit is approved instead (`pay`, with jobs.ts's approveFor).
 
 import {
   type Address,
   type Hex,
   type PublicClient,
+  type TransactionReceipt,
   BaseError,
   ContractFunctionRevertedError,
   ContractFunctionZeroDataError,
@@ -17,7 +18,7 @@ import {
   parseAbi,
 } from "viem";
 import type { Config, Token } from "./config";
-import { chainOf } from "./jobs";
+import { type Call, afterApproval, approveFor, chainOf, simulateAndSend } from "./jobs";
 import type { Eip1193 } from "./wallet";
 
 const tokenAbi = parseAbi([
@@ -79,7 +80,7 @@ export async function permitDomain(client: PublicClient, c: Config, token: Token
  * Refuse, before anything is signed, a payment of `value` of `token` from `account` that its
  * balance cannot cover (`short` words it, given the balance) or whose gas it cannot pay.
  */
-export async function checkFunds(
+async function checkFunds(
   client: PublicClient,
   account: Address,
   token: Token,
@@ -99,7 +100,7 @@ export async function checkFunds(
  * `spender` from `account`, valid for an hour of chain time; the funds are checked before
  * ([checkFunds]). `show` is told what is signed before the wallet opens.
  */
-export async function signPermit(
+async function signPermit(
   client: PublicClient,
   c: Config,
   wallet: Eip1193,
@@ -136,4 +137,40 @@ export async function signPermit(
   let v = Number.parseInt(signature.slice(130, 132), 16);
   if (v < 27) v += 27;
   return { deadline, v, r: `0x${signature.slice(2, 66)}` as Hex, s: `0x${signature.slice(66, 130)}` as Hex };
+}
+
+/**
+ * Pay `value` of `token` from `account` to `spender` with the call that pulls it, and send that
+ * call: the funds checked first (`short` words a balance below `value`); then one permit signature
+ * for exactly `value` and `permitted(permit)`'s call, or, for a token without a permit, an approval
+ * of exactly `value` and the `approved` call. `show` is told each step before the wallet opens
+ * (WEB-01: what is signed or approved is what it shows). The call's receipt.
+ */
+export async function pay(
+  client: PublicClient,
+  c: Config,
+  wallet: Eip1193,
+  account: Address,
+  token: Token,
+  spender: { address: Address; name: string },
+  value: bigint,
+  calls: { approved: Call; permitted: (p: SignedPermit) => Call },
+  short: (balance: string) => string,
+  show: (p: PermitShown, step: string) => void,
+): Promise<TransactionReceipt> {
+  await checkFunds(client, account, token, value, short);
+  const shown = { token, spender: spender.address, value };
+  const domain = await permitDomain(client, c, token);
+  let call = calls.approved;
+  let approvals = 0;
+  if (typeof domain === "string") {
+    approvals = await approveFor(client, c, wallet, account, token.address, spender, value, call, (what) =>
+      show(shown, what),
+    );
+  } else {
+    call = calls.permitted(await signPermit(client, c, wallet, account, token, domain, spender.address, value, show));
+  }
+  show(shown, "Confirm the transaction in your wallet...");
+  const what = `${formatUnits(value, token.decimals)} ${token.symbol}`;
+  return afterApproval(approvals, what, () => simulateAndSend(client, c, wallet, account, call));
 }

@@ -11,10 +11,10 @@ import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as stakingAbi } from "../../target/abi/Staking.json";
 import { type Config, type Token, contract } from "./config";
-import { type Call, afterApproval, approveFor, simulateAndSend } from "./jobs";
+import { simulateAndSend } from "./jobs";
 import { inRanges } from "./logs";
-import { amount, tokenOf, tokenUnits } from "./market";
-import { type PermitShown, checkFunds, permitDomain, signPermit } from "./permit";
+import { tokenOf, tokenUnits } from "./market";
+import { type PermitShown, pay } from "./permit";
 import type { Eip1193 } from "./wallet";
 
 const ZERO = "0x0000000000000000000000000000000000000000";
@@ -209,23 +209,26 @@ export async function stake(
   show: (p: PermitShown, step: string) => void,
 ): Promise<void> {
   const staking = contract(c, "Staking").address;
-  await checkFunds(client, owner, token, units, (held) => `wallet ${owner} holds ${held}, less than the stake`);
-  const shown = { token, spender: staking, value: units };
-  const domain = await permitDomain(client, c, token);
-  let call: Call;
-  let approvals = 0;
-  if (typeof domain === "string") {
-    call = { address: staking, abi: stakingAbi, functionName: "stake", args: [units] };
-    const spender = { address: staking, name: "Staking" };
-    approvals = await approveFor(client, c, wallet, owner, token.address, spender, units, call, (what) =>
-      show(shown, what),
-    );
-  } else {
-    const p = await signPermit(client, c, wallet, owner, token, domain, staking, units, show);
-    call = { address: staking, abi: stakingAbi, functionName: "stakeWithPermit", args: [units, p.deadline, p.v, p.r, p.s] };
-  }
-  show(shown, "Confirm the transaction in your wallet...");
-  await afterApproval(approvals, amount(c, token.address, units), () => simulateAndSend(client, c, wallet, owner, call));
+  await pay(
+    client,
+    c,
+    wallet,
+    owner,
+    token,
+    { address: staking, name: "Staking" },
+    units,
+    {
+      approved: { address: staking, abi: stakingAbi, functionName: "stake", args: [units] },
+      permitted: (p) => ({
+        address: staking,
+        abi: stakingAbi,
+        functionName: "stakeWithPermit",
+        args: [units, p.deadline, p.v, p.r, p.s],
+      }),
+    },
+    (held) => `wallet ${owner} holds ${held}, less than the stake`,
+    show,
+  );
 }
 
 /** A Staking call from the owner (unbond, withdrawUnbonded, withdrawCredit), simulated first. */
