@@ -111,27 +111,17 @@ const BOOTSTRAP_HEARTBEAT: u16 = 300;
 pub fn predict(cfg: &DeployConfig, deployer: Address) -> Result<Predicted> {
     let mut mocks = Vec::new();
     for t in cfg.tokens.iter().filter(|t| t.address.is_none()) {
-        let (name_, symbol_) = (format!("gridlease mock {}", t.symbol), t.symbol.clone());
+        // Both mocks take (name, symbol, decimals).
+        let args = MockStablecoin::constructorCall {
+            name_: format!("gridlease mock {}", t.symbol),
+            symbol_: t.symbol.clone(),
+            decimals_: t.decimals,
+        }
+        .abi_encode();
         let (contract, code) = if t.permit {
-            let args = MockStablecoin::constructorCall {
-                name_,
-                symbol_,
-                decimals_: t.decimals,
-            };
-            (
-                "MockStablecoin",
-                initcode(&MockStablecoin::BYTECODE, args.abi_encode()),
-            )
+            ("MockStablecoin", initcode(&MockStablecoin::BYTECODE, args))
         } else {
-            let args = NoReturnToken::constructorCall {
-                name_,
-                symbol_,
-                decimals_: t.decimals,
-            };
-            (
-                "NoReturnToken",
-                initcode(&NoReturnToken::BYTECODE, args.abi_encode()),
-            )
+            ("NoReturnToken", initcode(&NoReturnToken::BYTECODE, args))
         };
         let salt = salt_of(&cfg.salt, &format!("{contract}/{}", t.symbol));
         mocks.push(Mock {
