@@ -149,6 +149,11 @@ impl Client {
         }
     }
 
+    /// Latest block number.
+    pub async fn head(&self) -> Result<u64, ChainError> {
+        self.provider.get_block_number().await.map_err(classify_rpc)
+    }
+
     /// Latest block timestamp.
     pub async fn now(&self) -> Result<u64, ChainError> {
         let block = self

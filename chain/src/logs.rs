@@ -50,7 +50,7 @@ pub async fn resume_from(
             // The node has no block `b`: it is behind the cursor (a lagging or fallback RPC), or
             // the chain rolled back. Either way wait until it is past `b` again; its hash there
             // then tells a reorg (rewind) from a node that had only been behind (go on).
-            let head = c.provider.get_block_number().await.map_err(classify_rpc)?;
+            let head = c.head().await?;
             return Err(ChainError::Network(format!(
                 "the RPC's head {head} is below cursor {name} at block {b}: waiting for it to pass the cursor (if the chain was reset, e.g. a fresh devnet, move the daemon's state database away)"
             )));

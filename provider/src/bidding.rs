@@ -17,13 +17,12 @@ use std::{
 
 use alloy::{
     primitives::{Address, B256, aliases::U96},
-    providers::Provider,
     rpc::types::Filter,
     sol_types::{SolCall, SolEvent, SolValue},
 };
 use anyhow::{Context, Result};
 use gridlease_bindings::{IMarket::OrderParams, Market, Staking};
-use gridlease_chain::{ChainError, classify, classify_rpc, logs};
+use gridlease_chain::{ChainError, classify, logs};
 use gridlease_daemon::{
     lock,
     txm::{Outcome, Signed},
@@ -398,12 +397,7 @@ pub(crate) fn lost(s: &Shared, id: B256, why: &str) -> Result<()> {
 
 /// The `OrderCreated` log of order `id`.
 pub(crate) async fn order_log(s: &Shared, id: B256) -> Result<Market::OrderCreated> {
-    let head = s
-        .client()
-        .provider
-        .get_block_number()
-        .await
-        .map_err(classify_rpc)?;
+    let head = s.client().head().await?;
     let filter = Filter::new()
         .address(s.market)
         .event_signature(Market::OrderCreated::SIGNATURE_HASH)

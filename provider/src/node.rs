@@ -36,10 +36,10 @@ use std::{
     time::Duration,
 };
 
-use alloy::{providers::Provider, sol_types::SolEvent};
+use alloy::sol_types::SolEvent;
 use anyhow::{Context, Result};
 use gridlease_bindings::{Market, MarketAdmin, Results};
-use gridlease_chain::{ChainError, Client, classify, classify_rpc};
+use gridlease_chain::{ChainError, Client, classify};
 use gridlease_daemon::{
     Backoff,
     txm::{TxManager, TxPolicy},
@@ -277,8 +277,7 @@ fn resume(s: &Arc<Shared>) -> Result<()> {
 /// One poll: refresh the offer, read orders up to the head and lease events up to the confirmed
 /// head.
 async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
-    let p = &s.client().provider;
-    let head = p.get_block_number().await.map_err(classify_rpc)?;
+    let head = s.client().head().await?;
     let prev = s.metrics.head.swap(head, Relaxed);
     if head < prev {
         warn!(

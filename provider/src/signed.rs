@@ -9,13 +9,12 @@ use std::path::{Path, PathBuf};
 
 use alloy::{
     primitives::{Address, B256},
-    providers::Provider,
     rpc::types::Filter,
     sol_types::SolEvent,
 };
 use anyhow::{Result, bail};
 use gridlease_bindings::{IStaking::Capacity, Staking};
-use gridlease_chain::{Client, classify_rpc};
+use gridlease_chain::Client;
 use gridlease_primitives::eip712::ServedBid;
 
 /// Where the signed bid on order `id` is kept.
@@ -62,11 +61,7 @@ pub async fn metadata_uri(
             Staking::ProviderUpdated::SIGNATURE_HASH,
         ])
         .topic1(owner.into_word());
-    let head = client
-        .provider
-        .get_block_number()
-        .await
-        .map_err(classify_rpc)?;
+    let head = client.head().await?;
     let logs = gridlease_chain::logs::all(client, &filter, from, head).await?;
     Ok(logs.iter().rev().find_map(|l| {
         if let Ok(e) = Staking::ProviderUpdated::decode_log(&l.inner) {

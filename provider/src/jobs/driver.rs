@@ -8,10 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{eips::BlockId, primitives::B256, providers::Provider, sol_types::SolCall};
+use alloy::{eips::BlockId, primitives::B256, sol_types::SolCall};
 use anyhow::Result;
 use gridlease_bindings::{Market, Results, Results::ResultsErrors};
-use gridlease_chain::{ChainError, ContractError, classify, classify_rpc};
+use gridlease_chain::{ChainError, ContractError, classify};
 use gridlease_daemon::{Backoff, lock};
 use gridlease_primitives::{
     protocol::{JobViewExt, Status},
@@ -229,12 +229,7 @@ async fn acknowledged_deep(s: &Shared, id: B256) -> Result<bool, ChainError> {
     if s.cfg.confirmations == 0 {
         return Ok(true);
     }
-    let head = s
-        .client()
-        .provider
-        .get_block_number()
-        .await
-        .map_err(classify_rpc)?;
+    let head = s.client().head().await?;
     let Some(deep) = head.checked_sub(s.cfg.confirmations) else {
         return Ok(false);
     };
