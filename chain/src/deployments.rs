@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct Deployed {
     /// Its address.
     pub address: Address,
-    /// Block of the deployment (0 if it was found already deployed and the block is unknown).
+    /// Block of the deployment (for a contract found already deployed, the first block with its
+    /// code; 0 when the node keeps no state that old).
     pub block: u64,
     /// Deployment transaction (none when found already deployed by someone else).
     pub tx_hash: Option<B256>,

@@ -29,7 +29,7 @@ use gridlease_bindings::{
     admin,
 };
 use gridlease_chain::{
-    Client, classify_rpc,
+    Client, classify, classify_rpc,
     deployments::{Deployed, Deployments, TokenEntry},
     send,
 };
@@ -263,6 +263,20 @@ pub async fn deploy(
     previous: Option<&Deployments>,
     dry_run: bool,
 ) -> Result<(Deployments, Report)> {
+    deploy_into(client, cfg, previous, dry_run, None).await
+}
+
+/// [`deploy`], writing the deployments file to `out` as each contract lands, before the next
+/// transaction: a run that fails or is stopped later still leaves the block each contract was
+/// deployed in, which a re-run keeps (the daemons read the market's logs from there). The file is
+/// complete, tokens included, once this returns `Ok`; the caller writes that final version.
+pub async fn deploy_into(
+    client: &Client,
+    cfg: &DeployConfig,
+    previous: Option<&Deployments>,
+    dry_run: bool,
+    out: Option<&Path>,
+) -> Result<(Deployments, Report)> {
     let deployer = client.sender()?;
     let p = &client.provider;
     let mut report = Report::default();
@@ -276,10 +290,14 @@ pub async fn deploy(
     }
     let pred = predict(cfg, deployer)?;
     refuse_a_second_market(client, &pred).await?;
-    let mut d = Deployments {
-        chain_id: client.chain_id,
-        contracts: Default::default(),
-        tokens: Vec::new(),
+    let mut rec = Recorder {
+        d: Deployments {
+            chain_id: client.chain_id,
+            contracts: Default::default(),
+            tokens: Vec::new(),
+        },
+        previous,
+        out,
     };
 
     let dry = if dry_run { Mode::Dry } else { Mode::Send };
@@ -294,14 +312,9 @@ pub async fn deploy(
             &mut report,
         )
         .await?;
-        record(
-            &mut d,
-            previous,
-            &format!("{}{}", m.contract, m.symbol),
-            m.address,
-            deployed,
-            m.contract,
-        );
+        let key = format!("{}{}", m.contract, m.symbol);
+        rec.add(client, &mut report, (&key, m.contract), m.address, deployed)
+            .await?;
     }
     // Each contract after the first reads the one before it in its constructor (MarketAdmin and
     // Market read Staking, Results and MarketLens read Market): in a dry run before that one
@@ -322,9 +335,11 @@ pub async fn deploy(
             _ => dry,
         };
         let deployed = create2(client, name, *addr, code, *salt, mode, &mut report).await?;
-        record(&mut d, previous, name, *addr, deployed, name);
+        rec.add(client, &mut report, (name, name), *addr, deployed)
+            .await?;
     }
 
+    let mut d = rec.d;
     // Tokens: mocks from the prediction, existing ones checked on chain.
     for t in &cfg.tokens {
         let address = match t.address {
@@ -369,30 +384,119 @@ pub async fn deploy(
     Ok((d, report))
 }
 
-fn record(
-    d: &mut Deployments,
-    previous: Option<&Deployments>,
-    key: &str,
-    address: Address,
-    deployed: Option<(u64, B256)>,
-    abi: &str,
-) {
-    let (block, tx_hash) = match deployed {
-        Some((block, hash)) => (block, Some(hash)),
-        None => previous
+/// The deployments file as a run fills it in.
+struct Recorder<'a> {
+    d: Deployments,
+    /// The file the last run wrote.
+    previous: Option<&'a Deployments>,
+    /// Where each fresh deployment is written at once.
+    out: Option<&'a Path>,
+}
+
+impl Recorder<'_> {
+    /// Add contract `key` (ABI `abi`) at `address`. A fresh deployment gives its block and
+    /// transaction, and the file is written at once. One found in place keeps what the previous
+    /// file recorded for that address; else its block is found on chain ([`code_since`]).
+    async fn add(
+        &mut self,
+        client: &Client,
+        report: &mut Report,
+        (key, abi): (&str, &str),
+        address: Address,
+        deployed: Option<(u64, B256)>,
+    ) -> Result<()> {
+        let known = self
+            .previous
             .and_then(|p| p.contracts.get(key))
-            .filter(|c| c.address == address)
-            .map_or((0, None), |c| (c.block, c.tx_hash)),
+            .filter(|c| c.address == address && c.block != 0)
+            .map(|c| (c.block, c.tx_hash));
+        let (block, tx_hash) = match (deployed, known) {
+            (Some((block, hash)), _) => (block, Some(hash)),
+            (None, Some(known)) => known,
+            (None, None) => match code_since(client, address).await {
+                // Not deployed (a dry run).
+                Since::Absent => (0, None),
+                Since::Block(block) => {
+                    report.say(format!("{key}: found deployed since block {block}"));
+                    (block, None)
+                }
+                Since::Unknown => {
+                    report.say(format!(
+                        "{key}: found deployed, and the node keeps no state old enough to tell \
+                         since which block: recorded as block 0, from which the daemons read its \
+                         logs (set \"block\" in the deployments file if you know it)"
+                    ));
+                    (0, None)
+                }
+            },
+        };
+        self.d.contracts.insert(
+            key.to_owned(),
+            Deployed {
+                address,
+                block,
+                tx_hash,
+                abi: format!("target/abi/{abi}.json"),
+            },
+        );
+        if let (Some(path), Some(_)) = (self.out, deployed) {
+            // Until the run ends, the tokens are the ones the last complete run recorded.
+            let mut partial = self.d.clone();
+            if partial.tokens.is_empty() {
+                partial.tokens = self.previous.map(|p| p.tokens.clone()).unwrap_or_default();
+            }
+            partial.save(path).with_context(|| {
+                format!(
+                    "deployed {key} at {address}, but cannot write {}",
+                    path.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Since when an address holds code.
+enum Since {
+    /// It holds none.
+    Absent,
+    /// The first block at whose end it did.
+    Block(u64),
+    /// The node answered no read of a past block's state (a full node keeps its last blocks
+    /// only), or none at all.
+    Unknown,
+}
+
+/// Since when `address` holds code: a bisection over `eth_getCode` at past blocks (some 25
+/// reads for a chain of millions of blocks).
+async fn code_since(client: &Client, address: Address) -> Since {
+    let p = &client.provider;
+    let has_code = |block: u64| async move {
+        p.get_code_at(address)
+            .number(block)
+            .await
+            .ok()
+            .map(|code| !code.is_empty())
     };
-    d.contracts.insert(
-        key.to_owned(),
-        Deployed {
-            address,
-            block,
-            tx_hash,
-            abi: format!("target/abi/{abi}.json"),
-        },
-    );
+    let Ok(mut hi) = client.head().await else {
+        return Since::Unknown;
+    };
+    match has_code(hi).await {
+        Some(true) => {}
+        Some(false) => return Since::Absent,
+        None => return Since::Unknown,
+    }
+    // Code at the end of `hi`; none before `lo`.
+    let mut lo = 0;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match has_code(mid).await {
+            Some(true) => hi = mid,
+            Some(false) => lo = mid + 1,
+            None => return Since::Unknown,
+        }
+    }
+    Since::Block(hi)
 }
 
 /// How far [`create2`] goes.
@@ -746,17 +850,26 @@ impl Gov {
         deployer: Address,
     ) -> Result<()> {
         // An operation through the Timelock while its delay is still zero: schedule, execute.
+        // A run stopped between the two left it scheduled (and, at delay zero, ready), which
+        // the Timelock refuses to schedule again: it is executed.
         let through = |target: Address, data: Bytes| async move {
             let salt = keccak256(&data);
-            send(tl.schedule(
-                target,
-                U256::ZERO,
-                data.clone(),
-                B256::ZERO,
-                salt,
-                U256::ZERO,
-            ))
-            .await?;
+            let id = tl
+                .hashOperation(target, U256::ZERO, data.clone(), B256::ZERO, salt)
+                .call()
+                .await
+                .map_err(classify)?;
+            if !tl.isOperationPending(id).call().await.map_err(classify)? {
+                send(tl.schedule(
+                    target,
+                    U256::ZERO,
+                    data.clone(),
+                    B256::ZERO,
+                    salt,
+                    U256::ZERO,
+                ))
+                .await?;
+            }
             send(tl.execute(target, U256::ZERO, data, B256::ZERO, salt)).await
         };
         let accept: Bytes = Market::acceptOwnershipCall {}.abi_encode().into();

@@ -96,7 +96,10 @@ async fn run(cli: Cli) -> Result<()> {
                 KeySource::from_flags(keystore, password, private_key.as_deref())?.load()?;
             let client = Client::connect(&rpc, Some(signer)).await?;
             let previous = deploy::load_previous(&root, client.chain_id);
-            let (d, report) = deploy::deploy(&client, &cfg, previous.as_ref(), dry_run).await?;
+            let path = Deployments::default_path(&root, client.chain_id);
+            let out = (!dry_run).then_some(path.as_path());
+            let (d, report) =
+                deploy::deploy_into(&client, &cfg, previous.as_ref(), dry_run, out).await?;
             for line in &report.lines {
                 println!("{line}");
             }
@@ -104,7 +107,6 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("dry run: nothing sent, nothing written");
                 return Ok(());
             }
-            let path = Deployments::default_path(&root, client.chain_id);
             d.save(&path)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             println!(

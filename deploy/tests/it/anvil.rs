@@ -15,7 +15,7 @@ use gridlease_chain::{Client, deployments::Deployments, send};
 use gridlease_deploy::{
     anvil::{ANVIL_KEYS, Anvil, find_anvil},
     config::DeployConfig,
-    deploy::{deploy, predict},
+    deploy::{deploy, deploy_into, predict},
 };
 
 fn root() -> PathBuf {
@@ -304,6 +304,151 @@ async fn gov_01_an_owner_named_after_the_handover_is_refused_and_governance_is_n
                 .await
                 .expect("role")
         );
+    }
+}
+
+/// A deploy stopped between the Timelock's `schedule` and `execute` of the handover (a killed
+/// process, a dropped connection) is finished by a re-run. Before, the re-run scheduled the same
+/// operation again, which the Timelock refuses: the handover could not be completed by the tool.
+#[tokio::test]
+async fn gov_01_a_handover_stopped_between_schedule_and_execute_is_finished_by_a_re_run() {
+    let anvil = Anvil::start(0, None).expect("anvil");
+    let c = client(&anvil).await;
+    let cfg = DeployConfig::devnet();
+    let pred = predict(&cfg, c.from.expect("signer")).expect("predict");
+    let p = c.provider.clone();
+    let automine = |on: bool| {
+        let p = p.clone();
+        async move {
+            let _: serde_json::Value = p
+                .raw_request("evm_setAutomine".into(), (on,))
+                .await
+                .expect("automine");
+        }
+    };
+    // Blocks are mined by hand, one for each transaction the tool sends, until the one it sends
+    // is a `schedule`: the run is stopped there, and that transaction mined.
+    automine(false).await;
+    let run = {
+        let (c, cfg) = (c.clone(), cfg.clone());
+        tokio::spawn(async move { deploy(&c, &cfg, None, false).await.map(|_| ()) })
+    };
+    let schedule = Timelock::scheduleCall::SELECTOR;
+    loop {
+        assert!(
+            !run.is_finished(),
+            "the run ended before a schedule: {:?}",
+            run.await
+        );
+        let pool: serde_json::Value = p
+            .raw_request("txpool_content".into(), ())
+            .await
+            .expect("txpool");
+        let sent: Vec<String> = pool["pending"]
+            .as_object()
+            .into_iter()
+            .flat_map(|by_sender| by_sender.values())
+            .flat_map(|by_nonce| by_nonce.as_object().into_iter().flat_map(|m| m.values()))
+            .filter_map(|tx| tx["input"].as_str().map(str::to_owned))
+            .collect();
+        if sent
+            .iter()
+            .any(|input| input.starts_with(&alloy::hex::encode_prefixed(schedule)))
+        {
+            run.abort();
+            let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.expect("mine");
+            break;
+        }
+        if !sent.is_empty() {
+            let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.expect("mine");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    automine(true).await;
+    // Staking's handover is half done: offered to the Timelock, its acceptance scheduled.
+    let staking = Staking::new(pred.staking.0, &c.provider);
+    let deployer = c.from.expect("signer");
+    assert_eq!(staking.owner().call().await.expect("owner"), deployer);
+    assert_eq!(
+        staking.pendingOwner().call().await.expect("pending"),
+        pred.timelock.0
+    );
+
+    let (_, again) = deploy(&c, &cfg, None, false)
+        .await
+        .expect("the re-run finishes the handover");
+    assert!(again.sent > 0, "{:?}", again.lines);
+    let market = Market::new(pred.market.0, &c.provider);
+    assert_eq!(
+        staking.owner().call().await.expect("owner"),
+        pred.timelock.0
+    );
+    assert_eq!(market.owner().call().await.expect("owner"), pred.timelock.0);
+    let tl = Timelock::new(pred.timelock.0, &c.provider);
+    assert_eq!(
+        tl.getMinDelay().call().await.expect("delay"),
+        U256::from(cfg.timelock_delay)
+    );
+    let (_, third) = deploy(&c, &cfg, None, false).await.expect("in step");
+    assert_eq!(third.sent, 0, "{:?}", third.lines);
+}
+
+/// A deploy that fails after some contracts landed (here: a configured token that is not a token)
+/// has written them, with their blocks, to the deployments file; the re-run keeps those blocks.
+/// A contract found deployed with no file at all (a lost receipt, a killed run) gets its block
+/// from the chain. Before, neither was recorded, and the block was 0: the daemons then read the
+/// market's logs from the chain's first block.
+#[tokio::test]
+async fn a_failed_deploy_leaves_the_blocks_of_what_it_deployed() {
+    let anvil = Anvil::start(0, None).expect("anvil");
+    let c = client(&anvil).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = Deployments::default_path(dir.path(), c.chain_id);
+    let mut broken = DeployConfig::devnet();
+    broken.tokens.push(gridlease_deploy::config::TokenConfig {
+        symbol: "DAI".into(),
+        address: Some(
+            ANVIL_KEYS[5]
+                .parse::<PrivateKeySigner>()
+                .expect("key")
+                .address(),
+        ),
+        decimals: 18,
+        permit: true,
+    });
+    let err = deploy_into(&c, &broken, None, false, Some(&path))
+        .await
+        .expect_err("not a token");
+    assert!(
+        format!("{err:#}").contains("does not answer decimals()"),
+        "{err:#}"
+    );
+    let partial = Deployments::load(&path, c.chain_id).expect("written as it went");
+    let market = partial.contracts.get("Market").expect("market recorded");
+    let tx = market.tx_hash.expect("its transaction");
+    let receipt = c
+        .provider
+        .get_transaction_receipt(tx)
+        .await
+        .expect("receipt")
+        .expect("mined");
+    assert_eq!(Some(market.block), receipt.block_number);
+    assert_ne!(market.block, 0);
+
+    let cfg = DeployConfig::devnet();
+    let (d, _) = deploy_into(&c, &cfg, Some(&partial), false, Some(&path))
+        .await
+        .expect("re-run");
+    assert_eq!(d.contracts["Market"], *market, "kept");
+    for (name, first) in &partial.contracts {
+        assert_eq!(d.contracts[name].block, first.block, "{name}");
+    }
+    // With no file, each block is found on chain.
+    let (found, report) = deploy(&c, &cfg, None, false).await.expect("no file");
+    assert_eq!(report.sent, 0, "{:?}", report.lines);
+    for (name, first) in &partial.contracts {
+        assert_eq!(found.contracts[name].block, first.block, "{name}");
+        assert_eq!(found.contracts[name].tx_hash, None, "{name}");
     }
 }
 
