@@ -54,6 +54,18 @@ pub(crate) struct Output {
 }
 
 impl Output {
+    /// An answer that ran but whose subject failed its check (a result that does not match its
+    /// commitment, a wrong product): `"failed": true` in the JSON, and exit code 6.
+    pub(crate) fn failed(human: String, mut json: serde_json::Value) -> Self {
+        json["failed"] = true.into();
+        Self { human, json }
+    }
+
+    /// Whether [`Output::failed`] made it.
+    pub(crate) fn is_failed(&self) -> bool {
+        self.json["failed"] == true
+    }
+
     /// Print in the chosen form.
     pub(crate) fn print(&self, json: bool) {
         if json {

@@ -1,7 +1,7 @@
 //! `gridlease`: the tenant's command line.
 //!
 //! Exit codes: 0 success, 2 usage (bad flags), 3 user error (bad spec, wallet, balance, input),
-//! 4 the chain refused (decoded revert), 5 network failure.
+//! 4 the chain refused (decoded revert), 5 network failure, 6 a result failed its check.
 
 mod console;
 mod ctx;
@@ -28,7 +28,7 @@ use crate::ctx::{Ctx, Output, UserError};
     name = "gridlease",
     version,
     about = "Rent GPUs on the gridlease market: submit jobs, watch them, get your money back",
-    after_help = "Exit codes: 0 ok, 2 usage, 3 user error, 4 chain revert, 5 network failure."
+    after_help = "Exit codes: 0 ok, 2 usage, 3 user error, 4 chain revert, 5 network failure, 6 a result failed its check."
 )]
 struct Cli {
     /// JSON-RPC endpoint.
@@ -136,6 +136,10 @@ enum Cmd {
         /// Only explain what closing would do now; send nothing.
         #[arg(long)]
         check: bool,
+        /// Accept a result even while a fault on it is provable now (an unanswered challenge),
+        /// which closing otherwise refuses: proving it refunds everything instead.
+        #[arg(long, conflicts_with = "check")]
+        force: bool,
     },
     /// Collect every credit your account has (market, staking, results module).
     ///
@@ -225,7 +229,11 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(out) => {
             out.print(json);
-            ExitCode::SUCCESS
+            if out.is_failed() {
+                ExitCode::from(6)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             let code = exit_code(&e);
@@ -295,7 +303,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             manage::topup(&ctx, &id, &amount, tenant.as_deref()).await
         }
         Cmd::Cancel { id } => manage::cancel(&ctx, &id).await,
-        Cmd::Close { id, check } => manage::close(&ctx, &id, check).await,
+        Cmd::Close { id, check, force } => manage::close(&ctx, &id, check, force).await,
         Cmd::Withdraw { token, to } => {
             manage::withdraw(&ctx, token.as_deref(), to.as_deref()).await
         }

@@ -386,8 +386,8 @@ pub(crate) fn preview(f: &Facts, me: Option<Address>) -> Result<Preview> {
     }
 }
 
-/// `close ID [--check]`.
-pub(crate) async fn close(ctx: &Ctx, id: &str, check: bool) -> Result<Output> {
+/// `close ID [--check] [--force]`.
+pub(crate) async fn close(ctx: &Ctx, id: &str, check: bool, force: bool) -> Result<Output> {
     let id = parse_id(id)?;
     let me = if check {
         ctx.signer.as_ref().map(alloy::signers::Signer::address)
@@ -425,6 +425,17 @@ pub(crate) async fn close(ctx: &Ctx, id: &str, check: bool) -> Result<Output> {
             ),
             json: out,
         });
+    }
+    // Paying for a result whose fault is provable now (an unanswered challenge) loses what the
+    // provider's slashed collateral does not compensate: only on request.
+    if let Some(c) = &p.instead
+        && p.pays > 0
+        && !force
+    {
+        return user(format!(
+            "not closing {id}: {}. Run {c}, or gridlease close {id} --force to pay anyway",
+            p.text
+        ));
     }
     ctx.progress(&format!("closing {id}: {}", p.text));
     let r = send(ctx.market().close(id)).await?;

@@ -17,7 +17,8 @@ use gridlease_bindings::{Market, Results};
 use gridlease_chain::classify_rpc;
 use gridlease_fetch::verify::{BuiltinJob, Verdict};
 use gridlease_primitives::{
-    protocol::{JobViewExt, LeaseKind, Status},
+    protocol::{JobKind, JobViewExt, LeaseKind, Status},
+    spec::PUSH_URI,
     units::format_duration,
 };
 use gridlease_workload::merkle::{Commitment, RESULT_LEAF_BYTES};
@@ -348,7 +349,12 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
                 .wallet()
                 .ok()
                 .and_then(|wl| gridlease_fetch::result_auth(wl, id));
-            match ctx.fetcher.get(&posted.uri, auth.as_deref()).await {
+            // No more than the posted size: a provider cannot make this read more.
+            match ctx
+                .fetcher
+                .get_capped(&posted.uri, auth.as_deref(), posted.size)
+                .await
+            {
                 Ok(b) => (b, posted.uri.clone()),
                 Err(e) => match revealed(ctx, id, w, posted).await? {
                     (Some(data), n) => {
@@ -382,40 +388,66 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
         "id": id, "bytes": bytes.len(), "root": posted.root, "size": posted.size, "uri": posted.uri,
         "source": source, "matchesCommitment": matches,
     });
-    if let Some(path) = &opts.out {
-        std::fs::write(path, &bytes)
-            .map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
-        h += &format!("  saved      {}\n", path.display());
-    }
+    // Saved (`--out`) only once it passed every check there is; a failed check exits 6.
+    let save = |h: &mut String| -> Result<()> {
+        if let Some(path) = &opts.out {
+            std::fs::write(path, &bytes)
+                .map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
+            *h += &format!("  saved      {}\n", path.display());
+        }
+        Ok(())
+    };
+    let unsaved = |h: &mut String| {
+        if let Some(path) = &opts.out {
+            *h += &format!(
+                "  not saved  {}: the result failed its check\n",
+                path.display()
+            );
+        }
+    };
     if !matches {
+        unsaved(&mut h);
         if opts.file.is_none() {
             h += &format!(
                 "  next       the provider served other bytes than it committed to: challenge chunks of the posted result with gridlease result {id} --challenge --chunk N\n"
             );
         }
-        return Ok(Output {
-            human: h,
-            json: out,
-        });
+        return Ok(Output::failed(h, out));
     }
 
     // A built-in job: check the product itself.
     let Some(created) = &f.created else {
         return user(format!("no OrderCreated event for {id}"));
     };
-    let spec = ctx
-        .fetcher
-        .spec(&created.params.specURI, created.params.specHash)
-        .await
-        .ok();
-    let job = match &spec {
-        Some(s) => BuiltinJob::from_spec(s, &ctx.fetcher)
+    let builtin = JobKind::from_code(created.params.jobKind) == Some(JobKind::MatmulI8);
+    let job = if builtin && created.params.specURI == PUSH_URI {
+        None
+    } else {
+        match ctx
+            .fetcher
+            .spec(&created.params.specURI, created.params.specHash)
             .await
-            .map_err(UserError)?,
-        None => None,
+        {
+            Ok(spec) => BuiltinJob::from_spec(&spec, &ctx.fetcher)
+                .await
+                .map_err(UserError)?,
+            // A built-in job's product is checked, or the check fails: its bytes matching the
+            // commitment says nothing of whether they are the product.
+            Err(e) if builtin => {
+                return user(format!(
+                    "cannot check the product of {id}: its spec could not be read ({e}); try again later"
+                ));
+            }
+            Err(_) => None,
+        }
     };
     let Some(job) = job else {
-        h += "  check      not a built-in job: the commitment is all that can be checked\n";
+        h += if builtin {
+            "  check      the job's spec was pushed to its provider, not published: the commitment is all that can be checked here\n"
+        } else {
+            "  check      not a built-in job: the commitment is all that can be checked\n"
+        };
+        save(&mut h)?;
         return Ok(Output {
             human: h,
             json: out,
@@ -429,6 +461,7 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
                 "  check      verified: C = A x B ({m}x{k} by {k}x{n}, Freivalds over 2^61-1)\n"
             );
             out["matmul"] = json!({ "ok": true });
+            save(&mut h)?;
             return Ok(Output {
                 human: h,
                 json: out,
@@ -453,14 +486,12 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
             Some(fr)
         }
     };
+    unsaved(&mut h);
     if !opts.prove {
         h += &format!(
             "  next       gridlease result {id} --prove   (refunds what the lease holds, slashes the provider; an accepted result's pay is compensated)\n"
         );
-        return Ok(Output {
-            human: h,
-            json: out,
-        });
+        return Ok(Output::failed(h, out));
     }
     ctx.wallet()?;
     let input = job.proof_calldata(

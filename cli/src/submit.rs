@@ -471,6 +471,8 @@ async fn follow(
     // Verification of a held result: not yet tried, failed once (said so), or done.
     let mut verified = false;
     let mut failed_once = false;
+    let (mut retry_at, mut retry_wait) =
+        (std::time::Instant::now(), std::time::Duration::from_secs(2));
     let mut last = json!({ "status": "open", "state": "open" });
     let say = |what: &str| {
         ctx.progress(&format!(
@@ -539,7 +541,11 @@ async fn follow(
             }
             last = json!({ "status": status.word(), "state": st.word, "stateText": st.text });
         }
-        if status == Status::Leased && v.lease_kind() == LeaseKind::Held && !verified {
+        if status == Status::Leased
+            && v.lease_kind() == LeaseKind::Held
+            && !verified
+            && std::time::Instant::now() >= retry_at
+        {
             let opts = crate::result::Opts {
                 file: None,
                 out: None,
@@ -586,13 +592,18 @@ async fn follow(
                     };
                     say(&verdict);
                 }
-                Err(e) if !failed_once => {
-                    failed_once = true;
-                    say(&format!(
-                        "could not verify yet ({e:#}); retrying (or later: gridlease result {id})"
-                    ));
+                Err(e) => {
+                    // A download that fails (an unreachable or hostile node) is tried again
+                    // after 2 s, then twice as long each time, up to a minute.
+                    retry_at = std::time::Instant::now() + retry_wait;
+                    retry_wait = (retry_wait * 2).min(std::time::Duration::from_secs(60));
+                    if !failed_once {
+                        failed_once = true;
+                        say(&format!(
+                            "could not verify yet ({e:#}); retrying (or later: gridlease result {id})"
+                        ));
+                    }
                 }
-                Err(_) => {}
             }
         }
         if status.is_final() {

@@ -20,6 +20,8 @@ async fn challenge_then_prove_unavailable_refunds_the_tenant_and_slashes_mec04()
     let t0 = n.balance(n.tenant).await;
     let id = n.order("job.toml", true, Some(&op)).await;
     let withheld: Vec<u8> = (0..3_000u32).map(|i| (i * 7) as u8).collect();
+    // Half a minute of work: the result holds pay.
+    n.warp(30).await;
     n.post(&op, id, &withheld, "http://127.0.0.1:9/result")
         .await;
 
@@ -55,6 +57,17 @@ async fn challenge_then_prove_unavailable_refunds_the_tenant_and_slashes_mec04()
     n.warp(w.response + 1).await;
     let s = n.json(&["status", &id.to_string()]);
     assert_eq!(s["next"], format!("gridlease result {id} --prove"), "{s}");
+    // Accepting it now would pay for a result that is provably unavailable: refused unless
+    // forced, and nothing is sent.
+    let nonce = n.nonce().await;
+    let r = n.cli(&["close", &id.to_string()]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("not closing") && r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(n.nonce().await, nonce);
     let v = n.json(&["result", &id.to_string(), "--prove"]);
     assert_eq!(v["fault"]["kind"], "unavailable", "{v}");
     assert_eq!(v["fault"]["refund"], "2000000");
@@ -100,7 +113,10 @@ async fn challenge_then_prove_unavailable_refunds_the_tenant_and_slashes_mec04()
     ))
     .await
     .expect("answer");
-    let v = n.json(&["result", &id.to_string()]);
+    // (Assembled, it is the wrong size for the job's product: exit 6.)
+    let r = n.cli(&["result", &id.to_string(), "--json"]);
+    assert_eq!(r.code, 6, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
     assert_eq!(v["source"], "chunks revealed on chain", "{v}");
     assert_eq!(v["matchesCommitment"], true);
     assert_eq!(n.json(&["status", &id.to_string()])["state"], "held");

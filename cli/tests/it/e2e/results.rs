@@ -28,7 +28,9 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
         "1 KiB leaves"
     );
 
-    let v = n.json(&["result", &ids[0]]);
+    let saved = n.dir.path().join("saved.bin");
+    let out = saved.to_str().expect("utf8");
+    let v = n.json(&["result", &ids[0], "--out", out]);
     assert_eq!(
         (
             v["matchesCommitment"].as_bool(),
@@ -36,9 +38,14 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
         ),
         (Some(true), Some(true))
     );
-    let r = n.cli(&["result", &ids[1]]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(&saved).expect("saved"), encode(&c));
+    // A wrong product exits 6 (a script's `result && close` stops there) and is not saved.
+    std::fs::remove_file(&saved).expect("rm");
+    let r = n.cli(&["result", &ids[1], "--out", out]);
+    assert_eq!(r.code, 6, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("WRONG: C[10][3]"), "{}", r.stdout);
+    assert!(r.stdout.contains("not saved"), "{}", r.stdout);
+    assert!(!saved.exists());
     let v = n.json(&["result", &ids[1], "--prove"]);
     assert!(v["proveTx"].is_string(), "{v}");
     assert_eq!(v["fault"]["kind"], "wrong-result");
@@ -56,8 +63,19 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
     // A result file that is not what was committed is reported as such.
     let other = n.dir.path().join("other.bin");
     std::fs::write(&other, encode(&bad)).expect("write");
-    let v = n.json(&["result", &ids[0], "--file", other.to_str().expect("utf8")]);
-    assert_eq!(v["matchesCommitment"], false);
+    let r = n.cli(&[
+        "result",
+        &ids[0],
+        "--file",
+        other.to_str().expect("utf8"),
+        "--json",
+    ]);
+    assert_eq!(r.code, 6, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(
+        (&v["matchesCommitment"], &v["failed"]),
+        (&false.into(), &true.into())
+    );
 
     // Inputs given as data: submit commits their roots, the proof carries a row and a column.
     let (m, k, kn) = (8usize, 40usize, 6usize);
@@ -100,6 +118,45 @@ async fn result_verifies_a_true_product_and_proves_a_wrong_one() {
         "{}",
         r.stderr
     );
+}
+
+/// A built-in job whose spec cannot be read (its host down) has its product unchecked: that is
+/// an error to retry, not a pass. Before, the product was reported as "not a built-in job" with
+/// only its commitment checked, and `submit --wait` counted it verified for good.
+#[tokio::test]
+async fn a_built_in_result_whose_spec_cannot_be_read_is_not_passed_as_checked() {
+    let n = net().await;
+    let (_, op) = n.provider().await;
+    let text = SPEC.replace("INSTANT", "true");
+    let spec = n.spec("published.toml", &text);
+    let uri = n.files.url("published.json");
+    let v = n.json(&["submit", &spec, "--spec-uri", &uri]);
+    let id: B256 = id_of(&v).parse().expect("id");
+    send(n.market(&op).bid(id, U96::from(RATE)))
+        .await
+        .expect("bid");
+    let mut bad = spec_product();
+    bad[7] += 1;
+    let bytes = encode(&bad);
+    n.post(&op, id, &bytes, &n.file("published-c.bin", &bytes))
+        .await;
+
+    // The spec is not served yet.
+    let r = n.cli(&["result", &id.to_string()]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("cannot check the product"),
+        "{}",
+        r.stderr
+    );
+    // Once it is, the wrong product is found.
+    let run = gridlease_primitives::spec::JobSpec::parse(&text)
+        .expect("spec")
+        .run;
+    n.file("published.json", &run.canonical_json());
+    let r = n.cli(&["result", &id.to_string()]);
+    assert_eq!(r.code, 6, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("WRONG: C[0][7]"), "{}", r.stdout);
 }
 
 #[tokio::test]
