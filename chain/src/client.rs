@@ -10,6 +10,8 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 
+use std::time::{Duration, Instant};
+
 use crate::{ChainError, RPC_TIMEOUT, Revert, classify, classify_rpc};
 
 /// A connected client.
@@ -176,11 +178,57 @@ where
     call.call_raw().await.map_err(classify)?;
     let pending = call.send().await.map_err(classify)?;
     let hash: B256 = *pending.tx_hash();
-    let receipt = pending.get_receipt().await.map_err(|e| {
-        ChainError::Network(format!("sent {hash} but could not get its receipt: {e}"))
-    })?;
+    let receipt = wait_receipt(pending.provider(), hash, RECEIPT_PATIENCE).await?;
     if !receipt.status() {
         return Err(ChainError::Revert(Box::new(Revert::failed_on_chain(hash))));
     }
     Ok(receipt)
+}
+
+/// How long [`send`] waits for a receipt before it says the transaction is still pending.
+pub const RECEIPT_PATIENCE: Duration = Duration::from_secs(600);
+
+/// How long the node may fail every receipt poll in a row before the wait gives up.
+const RECEIPT_OUTAGE: Duration = Duration::from_secs(60);
+
+/// Wait for the receipt of sent transaction `hash`, polled at the client's interval. A failed poll
+/// (a dropped connection, a rate limit) is tried again, until the node has failed every poll for a
+/// minute; the wait ends after `patience`. Either way the error names the hash and says it may
+/// still land, so that the caller looks before it sends again (alloy's own wait gives up at the
+/// first failed poll: a paid top-up then read as a failure, and was paid again).
+pub async fn wait_receipt<P: Provider + ?Sized>(
+    p: &P,
+    hash: B256,
+    patience: Duration,
+) -> Result<TransactionReceipt, ChainError> {
+    let started = Instant::now();
+    let interval = p.client().poll_interval();
+    let mut failing_since: Option<Instant> = None;
+    let may_land = |why: String| {
+        ChainError::Network(format!(
+            "sent {hash}, but {why}: it may still land; look it up (or check the state it changes) before sending again"
+        ))
+    };
+    loop {
+        match p.get_transaction_receipt(hash).await {
+            Ok(Some(receipt)) => return Ok(receipt),
+            Ok(None) => failing_since = None,
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= RECEIPT_OUTAGE {
+                    return Err(may_land(format!(
+                        "the node failed to answer for its receipt for {} s ({e})",
+                        RECEIPT_OUTAGE.as_secs()
+                    )));
+                }
+            }
+        }
+        if started.elapsed() >= patience {
+            return Err(may_land(format!(
+                "it was not mined within {} s",
+                patience.as_secs()
+            )));
+        }
+        tokio::time::sleep(interval).await;
+    }
 }

@@ -20,7 +20,7 @@ pub mod rpc;
 pub mod token;
 pub mod wallet;
 
-pub use client::{Client, send};
+pub use client::{Client, RECEIPT_PATIENCE, send, wait_receipt};
 pub use error::{
     ChainError, ContractError, Revert, TokenErrors, classify, classify_rpc, decode_revert,
 };

@@ -29,9 +29,9 @@ use gridlease_bindings::{
     admin,
 };
 use gridlease_chain::{
-    Client, classify, classify_rpc,
+    Client, RECEIPT_PATIENCE, classify, classify_rpc,
     deployments::{Deployed, Deployments, TokenEntry},
-    send,
+    send, wait_receipt,
 };
 
 use crate::config::DeployConfig;
@@ -547,11 +547,12 @@ async fn create2(
         report.say(format!("{name}: would deploy at {addr}"));
         return Ok(None);
     }
-    let receipt = p
+    let hash = *p
         .send_transaction(tx)
         .await
         .map_err(classify_rpc)?
-        .get_receipt()
+        .tx_hash();
+    let receipt = wait_receipt(p, hash, RECEIPT_PATIENCE)
         .await
         .with_context(|| format!("deploying {name}"))?;
     if !receipt.status() || p.get_code_at(addr).await.map_err(classify_rpc)?.is_empty() {

@@ -143,6 +143,30 @@ async fn a_submit_whose_answer_was_lost_names_the_order_it_may_have_placed() {
     assert_eq!(listed["orders"].as_array().expect("orders").len(), 1);
 }
 
+/// OFF-10: receipt polls the node fails (a rate limit) do not make a top-up that landed read as
+/// failed. Before, the first failed poll ended the wait with exit 5, and a script that retried
+/// it paid the top-up twice.
+// The proxy serves on this runtime while the test waits for the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_10_a_top_up_whose_receipt_polls_fail_is_reported_once_landed() {
+    use gridlease_testkit::proxy::{Fault, Proxy};
+    let n = net().await;
+    let id = n.order("topped.toml", false, None).await.to_string();
+    let before = n.balance(n.tenant).await;
+    let proxy = Proxy::start(&n.anvil.url()).await.expect("proxy");
+    proxy.fail_next("eth_getTransactionReceipt", vec![Fault::Status(429); 3]);
+    let r = run(n
+        .command_via(&proxy.url(), true)
+        .args(["topup", &id, "1", "--json"]));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(proxy.calls("eth_getTransactionReceipt") >= 4);
+    assert_eq!(n.balance(n.tenant).await, before - USDC, "paid once");
+    assert_eq!(
+        n.json(&["status", &id])["escrow"].as_str(),
+        Some((3 * USDC).to_string().as_str())
+    );
+}
+
 #[tokio::test]
 async fn close_batch_lease_without_result_pays_only_acknowledged_time_mec02_mec05() {
     let n = net().await;
