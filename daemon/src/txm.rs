@@ -466,6 +466,22 @@ impl TxManager {
         &self,
         sent: Signed,
         deadline: Duration,
+        journal: J,
+    ) -> Result<Outcome, ChainError>
+    where
+        J: FnMut(&Signed) -> Result<(), String>,
+    {
+        self.confirm_within(sent, deadline, u128::MAX, journal)
+            .await
+    }
+
+    /// [`Self::confirm`], no replacement paying more than `ceiling` wei per gas (what the work is
+    /// worth to the sender: KB-01).
+    pub async fn confirm_within<J>(
+        &self,
+        sent: Signed,
+        deadline: Duration,
+        ceiling: u128,
         mut journal: J,
     ) -> Result<Outcome, ChainError>
     where
@@ -479,9 +495,10 @@ impl TxManager {
         // (5x, then 25x, ...). Without an estimate, what it pays is the ceiling.
         let multiple = self.policy.max_fee_multiple as u128;
         let cap = match self.fees().await {
-            Ok((estimate, _)) => estimate.saturating_mul(multiple).max(sent.max_fee),
+            Ok((estimate, _)) => estimate.saturating_mul(multiple).min(ceiling),
             Err(_) => sent.max_fee,
-        };
+        }
+        .max(sent.max_fee);
         let mut all = vec![sent.hash];
         // Fees the next replacement bumps from: the last one sent, or the last one refused as
         // underpriced (so a refusal is followed by a higher bid, never the same one: OFF-07).

@@ -326,7 +326,8 @@ fn resume(k: &Arc<Keeper>) -> Result<()> {
         k.tracker.spawn(async move {
             // Booked, its ids wait as the booking says (a dropped one's work is planned again);
             // left in flight, this keeper would never look at them again until a restart.
-            let next = watch(&k2, signed, &t.action, &t.ids, None).await;
+            // Its fees unknown (0), it is followed without bumps.
+            let next = watch(&k2, signed, u128::MAX, &t.action, &t.ids, None).await;
             mark(&k2, t.ids.iter().copied(), next);
             k2.in_flight.fetch_sub(1, Relaxed);
         });

@@ -17,7 +17,10 @@ use alloy::{
 use anyhow::Result;
 use gridlease_bindings::{Market, Results};
 use gridlease_chain::{ChainError, classify, classify_rpc};
-use gridlease_daemon::{lock, txm::Outcome};
+use gridlease_daemon::{
+    lock,
+    txm::{Outcome, Quote},
+};
 use gridlease_workload::merkle::result_leaves;
 use tracing::{debug, info, warn};
 
@@ -25,7 +28,7 @@ use crate::{
     check::{self, Found},
     send::{Followed, book, journal, quote_value, send_bonded, watch},
     shared::{Busy, IGasPriceOracle, Keeper, OP_GAS_ORACLE},
-    strategy::{Action, Decision, ModuleParams, Price, Work, decide},
+    strategy::{Action, Decision, ModuleParams, Price, Work, decide, fee_ceiling},
     view::Check,
 };
 
@@ -297,13 +300,21 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
         gas_price: u128::from(k.base_fee.load(Relaxed)) + quote.priority_fee,
         l1_fee: l1_fee(k, &input).await,
     };
-    if let Decision::Skip(reason) = decide(w, &price, &k.policy()) {
+    let policy = k.policy();
+    if let Decision::Skip(reason) = decide(w, &price, &policy) {
         k.metrics.skip(reason);
         debug!(action = w.action.name(), reward = %w.reward, cost_wei = %price.cost(), reason, "skipped");
         return Ok(later(
             k.cfg.poll_ms.saturating_mul(10).div_ceil(1_000).max(5),
         ));
     }
+    // Neither the fee it offers nor a bump of it pays more than the work is worth (KB-01): a
+    // base fee that rises after the decision is not paid out of the keeper's pocket.
+    let ceiling = fee_ceiling(w, &price, &policy);
+    let quote = Quote {
+        max_fee: quote.max_fee.min(ceiling).max(price.gas_price),
+        ..quote
+    };
     let ids = w.action.ids();
     let action = w.action.name();
     if !value.is_zero() {
@@ -320,5 +331,5 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
             .await?
     };
     info!(action, tx = %signed.hash, reward = %w.reward, gas = quote.gas, "sent");
-    Ok(watch(k, signed, action, &ids, Some(w.token)).await)
+    Ok(watch(k, signed, ceiling, action, &ids, Some(w.token)).await)
 }

@@ -116,8 +116,13 @@ pub(crate) async fn send_bonded(
     // The manager's other sends sign after it: one at its nonce could replace the challenge.
     k.tx.taken(nonce).await;
     let confirmed =
-        k.tx.confirm(signed, Duration::from_secs(300), journal(k, action, ids))
-            .await;
+        k.tx.confirm_within(
+            signed,
+            Duration::from_secs(300),
+            q.max_fee,
+            journal(k, action, ids),
+        )
+        .await;
     drop(alone);
     Ok((first, until_end(k, first, nonce, confirmed, action).await))
 }
@@ -149,6 +154,7 @@ pub(crate) fn journal<'a>(
 pub(crate) async fn watch(
     k: &Keeper,
     signed: Signed,
+    ceiling: u128,
     action: &str,
     ids: &[B256],
     token: Option<Address>,
@@ -158,8 +164,13 @@ pub(crate) async fn watch(
         follow(k, first, nonce).await
     } else {
         let confirmed =
-            k.tx.confirm(signed, Duration::from_secs(600), journal(k, action, ids))
-                .await;
+            k.tx.confirm_within(
+                signed,
+                Duration::from_secs(600),
+                ceiling,
+                journal(k, action, ids),
+            )
+            .await;
         until_end(k, first, nonce, confirmed, action).await
     };
     book(k, end, first, action, token)
@@ -479,8 +490,10 @@ pub(crate) async fn withdraw(k: &Arc<Keeper>) {
             Ok(s) => {
                 info!(tx = %s.hash, to = %to, "withdrawing earnings");
                 let k2 = k.clone();
+                // Not urgent: bumped no higher than the gas price cap.
+                let ceiling = k2.cfg.max_gas_price;
                 k.tracker.spawn(async move {
-                    watch(&k2, s, "withdraw", &[], None).await;
+                    watch(&k2, s, ceiling, "withdraw", &[], None).await;
                 });
             }
             Err(e) => warn!(error = %e, "withdrawal not sent"),

@@ -770,5 +770,35 @@ pub fn decide(work: &Work, price: &Price, policy: &Policy) -> Decision {
     Decision::Send
 }
 
+/// The highest gas price (wei per gas) at which `work`, priced otherwise as `price`, is still worth
+/// sending under `policy`: neither its first fee nor any bump of it pays more (KB-01). `price`
+/// itself when it is not worth sending now; unbounded for urgent work done at any price.
+pub fn fee_ceiling(work: &Work, price: &Price, policy: &Policy) -> u128 {
+    let worth = |gas_price: u128| {
+        let at = Price {
+            gas_price,
+            ..*price
+        };
+        decide(work, &at, policy) == Decision::Send
+    };
+    if !worth(price.gas_price) {
+        return price.gas_price;
+    }
+    if worth(u128::MAX) {
+        return u128::MAX;
+    }
+    // Worth it at `lo`, not at `hi`: what a gas price costs only grows with it.
+    let (mut lo, mut hi) = (price.gas_price, u128::MAX);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if worth(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 #[cfg(test)]
 mod tests;

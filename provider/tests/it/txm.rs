@@ -314,6 +314,39 @@ async fn off_07_a_transaction_watched_again_is_not_bumped_past_the_fee_ceiling()
     );
 }
 
+/// KB-01: a watch given a ceiling (what the work is worth to the keeper) bumps up to it and no
+/// further, under the manager's own ceiling of 5x the estimate.
+#[tokio::test]
+async fn kb_01_bumps_stop_at_the_ceiling_the_sender_gives() {
+    let (_anvil, txm, _client, sent) = unmined(Duration::from_millis(50)).await;
+    let ceiling = sent.max_fee * 2;
+    let journal = Mutex::new(Vec::<Signed>::new());
+    let r = txm
+        .confirm_within(sent.clone(), Duration::from_secs(3), ceiling, |s| {
+            journal.lock().expect("lock").push(s.clone());
+            Ok(())
+        })
+        .await;
+    assert!(
+        r.is_err(),
+        "nothing is mined: the watch ends at its deadline"
+    );
+    let bumped = journal.into_inner().expect("lock");
+    let top = bumped.iter().map(|b| b.max_fee).max().unwrap_or_default();
+    assert!(
+        top <= ceiling,
+        "a max fee of {top}, past the ceiling {ceiling}"
+    );
+    assert!(
+        bumped.iter().all(|b| b.priority_fee <= ceiling),
+        "{bumped:?}"
+    );
+    assert!(
+        top * 10 >= ceiling * 9,
+        "bumped up to it ({top} of {ceiling})"
+    );
+}
+
 #[tokio::test]
 async fn off_07_off_10_a_replacement_whose_answer_was_lost_is_still_recognised_when_mined() {
     use gridlease_testkit::proxy::{Fault, Proxy};

@@ -101,3 +101,40 @@ fn kb_01_mec_04_a_challenge_must_pay_for_its_bond_and_its_proof() {
         Decision::Skip("unprofitable")
     );
 }
+
+proptest! {
+    /// KB-01: the fee ceiling a send is bumped up to is the highest gas price at which the work
+    /// still pays for itself (and, unless urgent, stays under the cap and the budget): one wei
+    /// more and `decide` would have skipped it. Before, bumps went to 5x the network's estimate
+    /// whatever the work paid.
+    #[test]
+    fn kb_01_the_fee_ceiling_is_the_highest_gas_price_the_work_pays_for(
+        reward in 0u128..10_000_000,
+        gas in 21_000u64..2_000_000,
+        gas_price in 1u128..200_000_000_000,
+        l1_fee in prop::option::of(0u128..10u128.pow(15)),
+        urgent in any::<bool>(),
+        unpaid in any::<bool>(),
+    ) {
+        let action = if unpaid { Action::Award(B256::ZERO) } else { Action::Close(B256::ZERO) };
+        let w = Work::new(action, reward, TOKEN, urgent);
+        let p = Price { gas, gas_price, l1_fee: l1_fee.unwrap_or(0) };
+        let policy = policy();
+        let ceiling = fee_ceiling(&w, &p, &policy);
+        let at = |g: u128| decide(&w, &Price { gas_price: g, ..p }, &policy);
+        if at(gas_price) == Decision::Send {
+            prop_assert!(ceiling >= gas_price);
+            prop_assert_eq!(at(ceiling), Decision::Send);
+            if ceiling < u128::MAX {
+                prop_assert_ne!(at(ceiling + 1), Decision::Send);
+            } else {
+                prop_assert!(urgent && unpaid, "only urgent work done at a loss is unbounded");
+            }
+            if !urgent {
+                prop_assert!(ceiling <= policy.max_gas_price);
+            }
+        } else {
+            prop_assert_eq!(ceiling, gas_price);
+        }
+    }
+}
