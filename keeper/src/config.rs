@@ -250,6 +250,27 @@ impl Default for RawData {
 }
 
 impl Config {
+    /// The amounts read at each token's decimals (`profit.native_price`, `profit.min_profit`,
+    /// `earnings.withdraw_above`) checked against the tokens the deployment pays in, by symbol and
+    /// decimals: one with more decimals than a token has is refused at start. Before, it was read
+    /// as "never" (no work paid enough, nothing was withdrawn) without a word.
+    pub fn check_token_amounts(&self, tokens: &[(String, u8)]) -> Result<(), String> {
+        for (key, value) in [
+            ("profit.native_price", &self.native_price),
+            ("profit.min_profit", &self.min_profit),
+            ("earnings.withdraw_above", &self.withdraw_above),
+        ] {
+            for (symbol, decimals) in tokens {
+                if let Err(e) = parse_amount(value, *decimals) {
+                    return Err(format!(
+                        "{key} = \"{value}\" is read in every payment token, and {symbol} has {decimals} decimals ({e}): give it with at most {decimals} decimals"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Read and validate `path` (relative paths are relative to its directory).
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
         ConfigFile::load(path, "gridlease-keeper", Self::parse)
@@ -400,6 +421,35 @@ mod tests {
             "private results are not bet on by default"
         );
         assert_eq!(c.unavailable_after_s, 120);
+    }
+
+    #[test]
+    fn an_amount_finer_than_a_payment_token_is_refused_naming_key_and_token() {
+        let min = "[chain]\nrpc = \"http://x\"\ndeployments = \"d.json\"\n[wallet]\nprivate_key = \"env:K\"\n";
+        let tokens = [("USDC".to_owned(), 6), ("DAI".to_owned(), 18)];
+        let c = parse(SAMPLE).expect("sample");
+        assert_eq!(c.check_token_amounts(&tokens), Ok(()));
+        for (extra, key) in [
+            (
+                "[profit]\nmin_profit = \"0.0000001\"\n",
+                "profit.min_profit",
+            ),
+            (
+                "[profit]\nnative_price = \"3000.1234567\"\n",
+                "profit.native_price",
+            ),
+            (
+                "[earnings]\nwithdraw_above = \"1.0000001\"\n",
+                "earnings.withdraw_above",
+            ),
+        ] {
+            let c = parse(&format!("{min}{extra}")).expect("valid at 18 decimals");
+            let e = c.check_token_amounts(&tokens).expect_err(key);
+            assert!(
+                e.starts_with(key) && e.contains("USDC has 6 decimals"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

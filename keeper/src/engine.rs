@@ -201,6 +201,14 @@ async fn start(cfg: Config) -> Result<Keeper> {
         .call()
         .await
         .map_err(classify)?;
+    let mut tokens: Vec<(String, u8)> = d
+        .tokens
+        .iter()
+        .map(|t| (t.symbol.clone(), t.decimals))
+        .collect();
+    tokens.push((format!("the stake token ({stake_token})"), stake_decimals));
+    cfg.check_token_amounts(&tokens)
+        .map_err(|why| anyhow::anyhow!("the keeper's config: {why}"))?;
     let l1_oracle = match cfg.l1_fee {
         L1Fee::None => false,
         L1Fee::OpStack => true,
