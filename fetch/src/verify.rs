@@ -93,11 +93,8 @@ impl BuiltinJob {
                 got: bytes.len(),
             };
         }
-        let c: Vec<i32> = bytes
-            .chunks_exact(4)
-            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        match matmul::localize(self.ops(), &c, r_seed) {
+        // On the bytes as they are: A, B and C are never held whole besides them.
+        match matmul::localize_encoded(self.ops(), bytes, r_seed) {
             None => Verdict::Correct,
             Some(f) => Verdict::Wrong(Box::new(f)),
         }

@@ -449,34 +449,77 @@ pub fn freivalds(
 }
 
 /// Find a wrong element of `c` (Freivalds, then the suspect row recomputed exactly) and build its
-/// fraud proof. `None` when `c` is correct.
+/// fraud proof. `None` when `c` is correct. See [`localize_encoded`].
 pub fn localize(job: &(impl Operands + ?Sized), c: &[i32], r_seed: B256) -> Option<FraudProof> {
+    localize_encoded(job, &encode(c), r_seed)
+}
+
+/// Element `e` of C as a result encodes it (big-endian INT32).
+fn element(c: &[u8], e: usize) -> i32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&c[e * 4..e * 4 + 4]);
+    i32::from_be_bytes(b)
+}
+
+/// [`localize`] on C as the result's bytes (`m * n * 4`, checked by the caller), reading A and B
+/// a row and a column at a time: besides the result it holds O(k + n) values, where the whole of A
+/// and B (up to 1 GiB for a seeded job, generated) and C as integers were held before.
+pub fn localize_encoded(
+    job: &(impl Operands + ?Sized),
+    c: &[u8],
+    r_seed: B256,
+) -> Option<FraudProof> {
     let (m, k, n) = job.shape();
+    let (m32, n32) = (m, n);
     let (m, k, n) = (m as usize, k as usize, n as usize);
-    let (a, bt) = (job.a(), job.bt());
-    let rows = freivalds(&a, &bt, c, m, k, n, r_seed);
-    let i = *rows.first()?;
-    let arow = &a[i * k..(i + 1) * k];
-    let j = (0..n).find(|&j| dot(arow, &bt[j * k..(j + 1) * k]) != c[i * n + j])?;
-    Some(proof_for(job, c, i as u32, j as u32))
+    let r = field_vector(r_seed, n);
+    // s = B r (k entries), a column of B at a time.
+    let mut s = vec![0i128; k];
+    for (j, &rj) in (0..n32).zip(&r) {
+        let rj = i128::from(rj);
+        for (acc, &b) in s.iter_mut().zip(&job.b_col(j)) {
+            *acc += i128::from(b) * rj;
+        }
+    }
+    let s: Vec<i128> = s.into_iter().map(|x| i128::from(reduce(x))).collect();
+    for (i, row) in (0..m32).zip(c.chunks_exact(n * 4).take(m)) {
+        let a = job.a_row(i);
+        let y: i128 = a.iter().zip(&s).map(|(&x, &sv)| i128::from(x) * sv).sum();
+        let z: i128 = row
+            .chunks_exact(4)
+            .zip(&r)
+            .map(|(b, &rv)| {
+                i128::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])) * i128::from(rv)
+            })
+            .sum();
+        if reduce(y) != reduce(z) {
+            let start = i as usize * n;
+            let j = (0..n32).find(|&j| dot(&a, &job.b_col(j)) != element(c, start + j as usize))?;
+            return Some(proof_for_encoded(job, c, i, j));
+        }
+    }
+    None
 }
 
 /// The fraud proof material for element (i, j) of `c` (whether or not it is wrong).
 pub fn proof_for(job: &(impl Operands + ?Sized), c: &[i32], i: u32, j: u32) -> FraudProof {
+    proof_for_encoded(job, &encode(c), i, j)
+}
+
+/// [`proof_for`] on C as the result's bytes.
+pub fn proof_for_encoded(job: &(impl Operands + ?Sized), c: &[u8], i: u32, j: u32) -> FraudProof {
     let e = i as usize * job.shape().2 as usize + j as usize;
     let leaf_index = (e / LEAF_ELEMS) as u64;
-    let bytes = encode(c);
     let from = leaf_index as usize * LEAF_ELEMS * 4;
-    let to = (from + LEAF_ELEMS * 4).min(bytes.len());
-    let tree = commit(c);
+    let to = (from + LEAF_ELEMS * 4).min(c.len());
     FraudProof {
         i,
         j,
-        claimed: c[e],
+        claimed: element(c, e),
         correct: dot(&job.a_row(i), &job.b_col(j)),
         leaf_index,
-        leaf: bytes[from..to].to_vec(),
-        proof: tree.proof(leaf_index),
+        leaf: c[from..to].to_vec(),
+        proof: MerkleTree::result(c).proof(leaf_index),
     }
 }
 
