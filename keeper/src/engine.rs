@@ -49,7 +49,7 @@ use crate::{
     execute::execute,
     metrics::Metrics,
     send::{watch, withdraw},
-    shared::{Busy, ITenantPriority, Keeper, OP_GAS_ORACLE},
+    shared::{Busy, CHECKS_AT_ONCE, ITenantPriority, Keeper, OP_GAS_ORACLE},
     store::Store,
     strategy::{Action, Clock, ModuleParams, plan},
     unix_now,
@@ -263,8 +263,9 @@ async fn start(cfg: Config) -> Result<Keeper> {
         forgot_before: AtomicU64::new(0),
         spent: Mutex::new(VecDeque::new()),
         in_flight: AtomicUsize::new(0),
+        checks: AtomicUsize::new(0),
         l1_oracle,
-        verifying: tokio::sync::Semaphore::new(2),
+        verifying: tokio::sync::Semaphore::new(CHECKS_AT_ONCE),
         last_withdraw: Mutex::new(None),
         due: Mutex::new(HashMap::new()),
         signed: Mutex::new(HashMap::new()),
@@ -421,8 +422,20 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
     // planned earlier wait (one full sweep in ceil(leases / batch.settle_max) transactions).
     let mut settles_held = false;
     for w in work {
-        if k.stop.is_cancelled() || k.in_flight.load(Relaxed) >= k.cfg.max_in_flight {
+        if k.stop.is_cancelled() {
             break;
+        }
+        // Result checks (downloads of up to minutes each) have slots of their own: a provider
+        // whose results trickle in cannot fill the ones urgent proofs and settles go out in.
+        let check = matches!(w.action, Action::Verify(_));
+        let slots = if check { &k.checks } else { &k.in_flight };
+        let cap = if check {
+            CHECKS_AT_ONCE
+        } else {
+            k.cfg.max_in_flight
+        };
+        if slots.load(Relaxed) >= cap {
+            continue;
         }
         let Some(first) = w.action.ids().first().copied() else {
             continue;
@@ -441,7 +454,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
         }
         k.metrics.found(w.action.name());
         mark(k, w.action.ids(), Busy::InFlight);
-        k.in_flight.fetch_add(1, Relaxed);
+        slots.fetch_add(1, Relaxed);
         k.metrics.in_flight.increment(1.0);
         let k2 = k.clone();
         k.tracker.spawn(async move {
@@ -454,7 +467,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
                 }
             };
             mark(&k2, ids, next);
-            k2.in_flight.fetch_sub(1, Relaxed);
+            if check { &k2.checks } else { &k2.in_flight }.fetch_sub(1, Relaxed);
             k2.metrics.in_flight.decrement(1.0);
         });
     }

@@ -48,6 +48,9 @@ sol! {
 /// The OP-stack `GasPriceOracle` predeploy.
 pub const OP_GAS_ORACLE: Address = address!("0x420000000000000000000000000000000000000F");
 
+/// Results downloaded and checked at once (each may hold a result of up to 1 GiB).
+pub(crate) const CHECKS_AT_ONCE: usize = 2;
+
 /// Why an id is not planned.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Busy {
@@ -102,7 +105,10 @@ pub struct Keeper {
     /// Finished ids that finished before this block were forgotten ([`View::forget`]).
     pub(crate) forgot_before: AtomicU64,
     pub(crate) spent: Mutex<VecDeque<(Instant, u128)>>,
+    /// Work in flight, result checks apart (their slots are [`CHECKS_AT_ONCE`]).
     pub(crate) in_flight: AtomicUsize,
+    /// Result checks in flight.
+    pub(crate) checks: AtomicUsize,
     pub(crate) l1_oracle: bool,
     pub(crate) verifying: tokio::sync::Semaphore,
     pub(crate) last_withdraw: Mutex<Option<Instant>>,

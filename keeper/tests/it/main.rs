@@ -717,3 +717,55 @@ async fn mec_05_keeper_proves_a_wrong_result_after_the_tenant_accepted_it() {
         paid - reward
     );
 }
+
+/// KB-01: result checks have slots of their own. Results whose links accept and never answer
+/// (a hostile provider's, each check waiting out its 5-minute download limit) are being checked,
+/// and with one slot for work the keeper still awards an auction and proves its no-show. Before,
+/// a check held a work slot for its whole download: the proof waited behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_01_results_that_never_download_do_not_hold_back_a_no_show_proof() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let (cfg, port) = config_with(
+        &net,
+        1,
+        &net.anvil.url(),
+        "",
+        "1",
+        "[batch]\nmax_in_flight = 1\n",
+    );
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/never", hang.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = hang.accept().await {
+            held.push(sock);
+        }
+    });
+    // Built-in results are public by protocol: the keeper checks each.
+    for salt in 10..13 {
+        let id = net.lease(&matmul(), true, salt).await;
+        net.post(id, Commitment::of(&product()), url.clone()).await;
+    }
+    let no_show = net.lease(&container(), false, 2).await;
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("two checks under way", || async {
+        counter(port, "work_found_total", "action", "fraud").await >= 2
+    })
+    .await;
+    net.warp(6).await;
+    net.until("the award", || async {
+        net.status(no_show).await == LEASED
+    })
+    .await;
+    // Provable, and past the tenant's priority: its fee is the keeper's.
+    net.warp(START_WINDOW + PRIORITY + 1).await;
+    net.until("the no-show proof", || async {
+        net.status(no_show).await == FAULTED
+    })
+    .await;
+    assert_eq!(faulted(&net, no_show).await.kind, kind("no-show"));
+    stop(keeper);
+}
