@@ -81,11 +81,9 @@ where
 {
     let mut seen = 0;
     let mut pager = Pager::new(filter, from, to);
-    while let Some((logs, end)) = pager.next(c).await? {
+    pager.hashed = true;
+    while let Some((logs, end, hash)) = pager.next_hashed(c).await? {
         seen += logs.len();
-        let hash = block_hash(c, end)
-            .await?
-            .ok_or_else(|| ChainError::Network(format!("block {end} vanished")))?;
         on_page(logs, end, hash).await?;
     }
     Ok(seen)
@@ -127,6 +125,8 @@ struct Pager<'a> {
     from: u64,
     to: u64,
     span: u64,
+    /// Whether each page comes with the hash of its last block, read before and after its logs.
+    hashed: bool,
 }
 
 impl<'a> Pager<'a> {
@@ -136,21 +136,52 @@ impl<'a> Pager<'a> {
             from,
             to,
             span: LOG_PAGE,
+            hashed: false,
         }
     }
 
     /// The next page's logs (`removed` ones dropped) and its last block; `None` past `to`.
     async fn next(&mut self, c: &Client) -> Result<Option<(Vec<Log>, u64)>, ChainError> {
+        Ok(self.next_hashed(c).await?.map(|(logs, end, _)| (logs, end)))
+    }
+
+    /// [`Self::next`] with the hash of the page's last block when `hashed` (else zero). It is
+    /// read before the logs and again after: a block's hash names all the blocks before it, so
+    /// when both agree the logs are of that chain. Else a reorg came between the reads, and the
+    /// page is read again: before, the logs of the old chain could be kept under the new chain's
+    /// hash, and the new chain's never read.
+    async fn next_hashed(
+        &mut self,
+        c: &Client,
+    ) -> Result<Option<(Vec<Log>, u64, B256)>, ChainError> {
+        let hash = async |end: u64| {
+            block_hash(c, end)
+                .await?
+                .ok_or_else(|| ChainError::Network(format!("block {end} vanished")))
+        };
         while self.from <= self.to {
             let (from, end) = (self.from, self.to.min(self.from + self.span - 1));
+            let before = if self.hashed {
+                hash(end).await?
+            } else {
+                B256::ZERO
+            };
             let f = self.filter.clone().from_block(from).to_block(end);
             match c.provider.get_logs(&f).await {
                 Ok(logs) => {
+                    if self.hashed && hash(end).await? != before {
+                        warn!(
+                            from,
+                            end, "a reorg while the page was read: reading it again"
+                        );
+                        continue;
+                    }
                     self.from = end + 1;
                     self.span = (self.span * 2).min(LOG_PAGE);
                     return Ok(Some((
                         logs.into_iter().filter(|l| !l.removed).collect(),
                         end,
+                        before,
                     )));
                 }
                 Err(e) if self.span > 1 => {

@@ -35,6 +35,25 @@ pub(crate) async fn collect(k: &Keeper, to: u64) -> Result<(), ChainError> {
         .load_cursor()
         .map_err(|e| ChainError::User(e.to_string()))?;
     let from = logs::resume_from(k.client(), "keeper", cursor, k.deploy_block).await?;
+    if let Some((at, _)) = cursor
+        && from <= at
+    {
+        // A reorg below the cursor: what the logs of the blocks read again did is undone
+        // first, or a challenge, an acknowledgement or a close the new chain does not have
+        // would stay in the view for good (OFF-01). A keeper restarted since has no undo
+        // information: it only reads the blocks again.
+        let mut v = lock(&k.view);
+        let changed = lock(&k.undo).rewind(&mut v, from);
+        if !changed.is_empty() {
+            lock(&k.store)
+                .save(&v, &changed)
+                .map_err(|e| ChainError::User(e.to_string()))?;
+            info!(
+                undone = changed.len(),
+                from, "undid what the reorged blocks' logs did"
+            );
+        }
+    }
     let mut addresses = vec![k.market, k.staking];
     addresses.extend(lock(&k.modules).values().map(|m| m.address));
     let filter = Filter::new().address(addresses).event_signature(vec![
@@ -128,8 +147,10 @@ async fn page(
         }
         let mut changed = Vec::new();
         let mut v = lock(&k.view);
+        let mut undo = lock(&k.undo);
         for l in &page {
             note_answer(k, &v, l);
+            undo.record(&v, l, l.block_number.unwrap_or(0));
             let t = l
                 .block_timestamp
                 .or_else(|| l.block_number.and_then(|n| times.get(&n).copied()))
@@ -138,6 +159,8 @@ async fn page(
                 changed.push(c);
             }
         }
+        // No rewind from this page's end reaches further back.
+        undo.prune(end.saturating_sub(logs::REORG_REWIND));
         lock(&k.store)
             .commit(&v, &changed, (end, hash))
             .map_err(|e| ChainError::User(e.to_string()))

@@ -279,6 +279,7 @@ async fn start(cfg: Config) -> Result<Keeper> {
         ),
         down: Mutex::new(HashMap::new()),
         answered: Mutex::new(HashSet::new()),
+        undo: Mutex::default(),
         cfg,
     })
 }

@@ -125,6 +125,8 @@ pub struct Keeper {
     pub(crate) down: Mutex<HashMap<String, Instant>>,
     /// Our challenges seen answered (lease, chunk, deadline), counted once.
     pub(crate) answered: Mutex<HashSet<(B256, u64, u64)>>,
+    /// What the logs of the last blocks changed in the view, to undo after a reorg.
+    pub(crate) undo: Mutex<crate::view::Undo>,
 }
 
 impl Keeper {

@@ -431,8 +431,8 @@ fn write(
                     )?;
                 }
             }
-            Changed::Provider(p) => {
-                if let Some(r) = view.providers.get(&p) {
+            Changed::Provider(p) => match view.providers.get(&p) {
+                Some(r) => {
                     let body =
                         serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     tx.execute(
@@ -440,6 +440,36 @@ fn write(
                         params![p.as_slice(), body],
                     )?;
                 }
+                None => {
+                    tx.execute("DELETE FROM providers WHERE id = ?1", params![p.as_slice()])?;
+                }
+            },
+            Changed::Restored(k) => {
+                let id = k.as_slice();
+                let body = |v: Result<String, serde_json::Error>| {
+                    v.map_err(|e| StoreError::Corrupt(e.to_string()))
+                };
+                match view.orders.get(&k) {
+                    Some(o) => tx.execute(
+                        "INSERT OR REPLACE INTO orders (id, body) VALUES (?1, ?2)",
+                        params![id, body(serde_json::to_string(o))?],
+                    )?,
+                    None => tx.execute("DELETE FROM orders WHERE id = ?1", params![id])?,
+                };
+                match view.leases.get(&k) {
+                    Some(l) => tx.execute(
+                        "INSERT OR REPLACE INTO leases (id, body) VALUES (?1, ?2)",
+                        params![id, body(serde_json::to_string(l))?],
+                    )?,
+                    None => tx.execute("DELETE FROM leases WHERE id = ?1", params![id])?,
+                };
+                match view.done.get(&k) {
+                    Some(b) => tx.execute(
+                        "INSERT OR REPLACE INTO done (id, block) VALUES (?1, ?2)",
+                        params![id, b],
+                    )?,
+                    None => tx.execute("DELETE FROM done WHERE id = ?1", params![id])?,
+                };
             }
             Changed::Done(k) => {
                 tx.execute("DELETE FROM orders WHERE id = ?1", params![k.as_slice()])?;

@@ -15,13 +15,13 @@ use std::collections::{BTreeMap, HashMap};
 use alloy::{
     primitives::{Address, B256, Bytes},
     rpc::types::Log,
-    sol_types::{SolEventInterface, SolValue},
+    sol_types::{SolEvent, SolEventInterface, SolValue},
 };
 use gridlease_bindings::{
     IMarket::OrderParams,
     Market::MarketEvents,
     Results::{self, ResultsEvents},
-    Staking::StakingEvents,
+    Staking::{self, StakingEvents},
 };
 use gridlease_primitives::protocol::{CloseReason, JobKind};
 use gridlease_workload::merkle::Commitment;
@@ -216,8 +216,72 @@ pub enum Changed {
     Lease(B256),
     /// The id is finished (closed and released, cancelled, faulted).
     Done(B256),
-    /// A provider registered or changed its operator or metadata.
+    /// A provider registered or changed its operator or metadata (or, undone, is unknown).
     Provider(Address),
+    /// The id is as the view has it in each map, whichever it is in (a reorg's undo).
+    Restored(B256),
+}
+
+/// What an id (or a provider) was in the view before a log changed it: kept for the logs of the
+/// last [`gridlease_chain::logs::REORG_REWIND`] blocks, so that logs a reorg took back are undone
+/// before the new chain's are read (OFF-01).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prior {
+    /// An order or lease id, in each of the maps it can be in.
+    Id {
+        /// The id.
+        id: B256,
+        /// Its open order.
+        order: Option<Order>,
+        /// Its lease.
+        lease: Option<Box<Lease>>,
+        /// The block it finished in.
+        done: Option<u64>,
+    },
+    /// A provider's registration.
+    Provider(Address, Option<Registered>),
+}
+
+/// Undo information of the view's last blocks (see [`Prior`]).
+#[derive(Debug, Default)]
+pub struct Undo {
+    /// Block -> what the logs of that block found, first change of each key only, in order.
+    blocks: BTreeMap<u64, Vec<Prior>>,
+}
+
+impl Undo {
+    /// Record what `log` (mined in `block`) is about to change in `view`, unless that block
+    /// already changed the same key.
+    pub fn record(&mut self, view: &View, log: &Log, block: u64) {
+        let Some(p) = view.prior(log) else { return };
+        let seen = self.blocks.entry(block).or_default();
+        let same = |q: &Prior| match (q, &p) {
+            (Prior::Id { id: a, .. }, Prior::Id { id: b, .. }) => a == b,
+            (Prior::Provider(a, _), Prior::Provider(b, _)) => a == b,
+            _ => false,
+        };
+        if !seen.iter().any(same) {
+            seen.push(p);
+        }
+    }
+
+    /// Forget what blocks before `block` changed (no rewind reaches them).
+    pub fn prune(&mut self, block: u64) {
+        self.blocks = self.blocks.split_off(&block);
+    }
+
+    /// Undo in `view` what the logs of blocks `from` and later changed, latest first; returns
+    /// what to persist.
+    pub fn rewind(&mut self, view: &mut View, from: u64) -> Vec<Changed> {
+        let undone = self.blocks.split_off(&from);
+        let mut changed = Vec::new();
+        for (_, priors) in undone.into_iter().rev() {
+            for p in priors.into_iter().rev() {
+                changed.push(view.restore(p));
+            }
+        }
+        changed
+    }
 }
 
 /// Orders, leases, and finished ids.
@@ -266,6 +330,57 @@ impl View {
             return (old.as_ref() != Some(&r)).then_some(Changed::Provider(provider));
         }
         None
+    }
+
+    /// What `log` may change, as the view has it now: the id its first topic names (every
+    /// market and results event the keeper reads has one), or the provider a registration names.
+    pub fn prior(&self, log: &Log) -> Option<Prior> {
+        let topics = log.topics();
+        let key = *topics.get(1)?;
+        let registration = [
+            Staking::ProviderRegistered::SIGNATURE_HASH,
+            Staking::ProviderUpdated::SIGNATURE_HASH,
+        ];
+        if registration.contains(&topics[0]) {
+            let provider = Address::from_word(key);
+            return Some(Prior::Provider(
+                provider,
+                self.providers.get(&provider).cloned(),
+            ));
+        }
+        Some(Prior::Id {
+            id: key,
+            order: self.orders.get(&key).cloned(),
+            lease: self.leases.get(&key).cloned().map(Box::new),
+            done: self.done.get(&key).copied(),
+        })
+    }
+
+    /// Put back what `prior` recorded; what to persist.
+    pub fn restore(&mut self, prior: Prior) -> Changed {
+        fn put<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>, k: K, v: Option<V>) {
+            match v {
+                Some(v) => m.insert(k, v),
+                None => m.remove(&k),
+            };
+        }
+        match prior {
+            Prior::Id {
+                id,
+                order,
+                lease,
+                done,
+            } => {
+                put(&mut self.orders, id, order);
+                put(&mut self.leases, id, lease.map(|l| *l));
+                put(&mut self.done, id, done);
+                Changed::Restored(id)
+            }
+            Prior::Provider(provider, r) => {
+                put(&mut self.providers, provider, r);
+                Changed::Provider(provider)
+            }
+        }
     }
 
     /// The provider whose registered operator is `operator`.
@@ -779,6 +894,53 @@ mod tests {
                 }
                 assert_eq!(again, once, "re-reading logs {from}..{upto}");
             }
+        }
+    }
+
+    /// OFF-01: the logs of blocks a reorg took back are undone. For every block the chain could
+    /// be cut at, undoing the blocks from there on gives the view of the chain without them (as
+    /// the keeper's store holds it too), and reading another chain's logs after that gives the
+    /// view of that chain. Before, the undone blocks' challenges, acknowledgements and closes
+    /// stayed in the view.
+    #[test]
+    fn off_01_undoing_reorged_blocks_gives_the_view_of_the_chain_without_them() {
+        let h = history();
+        let block = |l: &Log| l.block_number.unwrap_or_default();
+        let last = h.iter().map(|(l, _)| block(l)).max().unwrap_or_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        for from in 0..=last + 1 {
+            let mut store =
+                crate::store::Store::open(&dir.path().join(format!("k{from}.db"))).expect("store");
+            let (mut v, mut undo) = (View::default(), Undo::default());
+            for (l, t) in &h {
+                undo.record(&v, l, block(l));
+                let changed: Vec<Changed> = v.apply(l, *t).into_iter().collect();
+                store
+                    .commit(&v, &changed, (block(l), B256::ZERO))
+                    .expect("commit");
+            }
+            let mut without = View::default();
+            for (l, t) in h.iter().filter(|(l, _)| block(l) < from) {
+                without.apply(l, *t);
+            }
+            let changed = undo.rewind(&mut v, from);
+            assert_eq!(v, without, "undone from block {from}");
+            store.save(&v, &changed).expect("save");
+            assert_eq!(
+                store.load().expect("load").0,
+                without,
+                "stored, from {from}"
+            );
+            // The new chain's blocks: here, the old ones again, read as new.
+            for (l, t) in h.iter().filter(|(l, _)| block(l) >= from) {
+                undo.record(&v, l, block(l));
+                v.apply(l, *t);
+            }
+            let mut all = View::default();
+            for (l, t) in &h {
+                all.apply(l, *t);
+            }
+            assert_eq!(v, all, "read again from {from}");
         }
     }
 }

@@ -769,3 +769,62 @@ async fn kb_01_results_that_never_download_do_not_hold_back_a_no_show_proof() {
     assert_eq!(faulted(&net, no_show).await.kind, kind("no-show"));
     stop(keeper);
 }
+
+/// OFF-01: a challenge the keeper read, then taken back by a reorg, is undone in its view: the
+/// held result is completed after its window. Before, the challenge stayed in the view for good
+/// (a rewind only read the blocks again), and held the close back for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_01_a_challenge_a_reorg_took_back_does_not_hold_back_the_close() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let id = net.lease(&container(), true, 91).await;
+    net.warp(600).await;
+    let data = container_result();
+    let c = Commitment::of(&data);
+    let url = net.serve("done", data.clone());
+    net.post(id, c, url).await;
+    let hold_end = net.job(id).await.end.to::<u64>();
+    let (cfg, port) = config(&net, 1, "1");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("the availability check", || async {
+        logs_of(dir).contains("result available as committed")
+    })
+    .await;
+    // The tenant challenges a chunk, and the keeper reads it.
+    let p = &net.tenant.provider;
+    let r = send(
+        Results::new(net.results, p)
+            .challenge(id, c.root, c.size, U256::ZERO)
+            .value(U256::from(BOND)),
+    )
+    .await
+    .expect("challenge");
+    let at = r.block_number.expect("block");
+    net.until("the keeper past the challenge", || async {
+        metric(port, "gridlease_keeper_head").await >= at
+    })
+    .await;
+    net.polls(port, 3).await;
+    // The blocks from the challenge on are replaced by empty ones.
+    let head = p.get_block_number().await.expect("head");
+    let _: serde_json::Value = p
+        .raw_request("anvil_reorg".into(), serde_json::json!([head - at + 1, []]))
+        .await
+        .expect("reorg");
+    assert!(
+        net.events::<Results::ChunkChallenged>(net.results, id)
+            .await
+            .is_empty(),
+        "the challenge is gone"
+    );
+    net.polls(port, 3).await;
+    anvil::warp_to(p, hold_end + 1).await.expect("warp");
+    net.until("the completed close", || async {
+        net.status(id).await == CLOSED
+    })
+    .await;
+    assert!(logs_of(dir).contains("undid what the reorged blocks' logs did"));
+    stop(keeper);
+    let closed = closed(&net, id).await;
+    assert_eq!((closed.reason, closed.held), (COMPLETED, false));
+}
