@@ -188,10 +188,20 @@ pub async fn check(
         Ok(b) => b,
         // A built-in result is public by protocol: not serving it to everyone is withholding it.
         Err(Failure::Private(why)) if builtin => {
-            return Found::Check(Check::Missing { tries: 1, why });
+            return Found::Check(Check::Missing {
+                tries: 1,
+                why,
+                since: 0,
+            });
         }
         Err(Failure::Private(why)) => return Found::Check(Check::Private(why)),
-        Err(Failure::Missing(why)) => return Found::Check(Check::Missing { tries: 1, why }),
+        Err(Failure::Missing(why)) => {
+            return Found::Check(Check::Missing {
+                tries: 1,
+                why,
+                since: 0,
+            });
+        }
         Err(Failure::Mismatch(why)) => return Found::Check(Check::Mismatch(why)),
     };
     let (Some(job), Some(bytes)) = (job, bytes) else {
@@ -216,6 +226,7 @@ pub async fn check(
         Err(e) => Found::Check(Check::Missing {
             tries: 0,
             why: format!("the check did not finish: {e}"),
+            since: 0,
         }),
     }
 }

@@ -29,6 +29,7 @@ use crate::{
     send::{Followed, book, journal, quote_value, send_bonded, watch},
     shared::{Busy, IGasPriceOracle, Keeper, OP_GAS_ORACLE},
     strategy::{Action, Decision, ModuleParams, Price, Work, decide, fee_ceiling},
+    unix_now,
     view::Check,
 };
 
@@ -160,12 +161,21 @@ async fn verify(k: &Keeper, id: B256) -> Result<Option<Bytes>> {
             Ok(Some(input))
         }
         Found::Check(Check::Missing { why, .. }) => {
-            let tries = match before {
-                Some(Check::Missing { tries, .. }) => tries + 1,
-                _ => 1,
+            let now = unix_now();
+            // A failure after the first counts only once the wait since the first is over,
+            // measured from the time stored with it: a restart (which forgets when this lease
+            // was last looked at) must not turn two failures a moment apart into a challenge
+            // of a node that was only restarting, and a bond lost to it.
+            let (tries, since) = match before {
+                Some(Check::Missing { tries, since, .. }) => {
+                    let since = if since == 0 { now } else { since };
+                    let waited = now.saturating_sub(since) >= k.cfg.unavailable_after_s;
+                    (if waited { tries + 1 } else { tries }, since)
+                }
+                _ => (1, now),
             };
             warn!(lease = %id, tries, why = %why, "the posted result cannot be downloaded");
-            set_checked(k, id, Check::Missing { tries, why });
+            set_checked(k, id, Check::Missing { tries, why, since });
             Ok(None)
         }
         Found::Check(c) => {

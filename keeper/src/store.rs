@@ -569,6 +569,7 @@ mod tests {
                 checked: Some(crate::view::Check::Missing {
                     tries: 1,
                     why: "gone".into(),
+                    since: 1_700_000_000,
                 }),
             },
         );

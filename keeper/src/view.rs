@@ -171,10 +171,14 @@ pub enum Check {
     Private(String),
     /// Not served (unreachable, an error, a timeout) on `tries` attempts.
     Missing {
-        /// Failed attempts so far.
+        /// Failed attempts so far that count: a later one counts only once
+        /// `strategies.unavailable_after_s` have passed since the first.
         tries: u32,
         /// The last failure.
         why: String,
+        /// When the first failed (unix seconds; 0: not known, from an older store).
+        #[serde(default)]
+        since: u64,
     },
     /// Served, but not the committed bytes.
     Mismatch(String),

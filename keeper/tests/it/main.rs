@@ -828,3 +828,43 @@ async fn off_01_a_challenge_a_reorg_took_back_does_not_hold_back_the_close() {
     let closed = closed(&net, id).await;
     assert_eq!((closed.reason, closed.held), (COMPLETED, false));
 }
+
+/// MEC-04: a result that fails to download, and again right after a restart of the keeper, is
+/// looked at once more `strategies.unavailable_after_s` after its first failure before it is
+/// challenged: the time is kept with the failure. Before, the wait lived only in memory, so the
+/// try right after a restart counted as the second failure, and a node that was only
+/// restarting was challenged without another look, its answer then costing the keeper the bond.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mec_04_a_restart_does_not_shorten_the_wait_before_a_challenge() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let id = net.lease(&container(), true, 81).await;
+    net.warp(300).await;
+    let data = container_result();
+    // The provider's node is down (503), then back.
+    let url = net.answer("restarting", StatusCode::SERVICE_UNAVAILABLE, Vec::new());
+    net.post(id, Commitment::of(&data), url).await;
+    let (cfg, _) = config(&net, 1, "1");
+    let failures = || logs_of(dir).matches("cannot be downloaded").count();
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("the first failure", || async { failures() >= 1 })
+        .await;
+    stop(keeper);
+    let keeper = start_keeper(dir, &cfg, 6, 2);
+    net.until("the failure after the restart", || async {
+        failures() >= 2
+    })
+    .await;
+    net.serve("restarting", data);
+    net.until("the next look", || async {
+        logs_of(dir).contains("result available as committed")
+    })
+    .await;
+    assert!(
+        net.events::<Results::ChunkChallenged>(net.results, id)
+            .await
+            .is_empty(),
+        "challenged without another look"
+    );
+    stop(keeper);
+}

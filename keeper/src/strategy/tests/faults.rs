@@ -15,6 +15,7 @@ fn mec_04_unavailable_results_are_challenged_once_and_unanswered_challenges_prov
     let missing = |tries| Check::Missing {
         tries,
         why: "connection refused".into(),
+        since: 1,
     };
     // A first failure is looked at again; a second makes it unavailable: challenge it.
     let v = view(vec![(1, at(missing(1)))]);

@@ -41,6 +41,7 @@ fn arb_lease() -> impl Strategy<Value = Lease> {
                         3 => Some(Check::Missing {
                             tries: 2,
                             why: String::new(),
+                            since: 1,
                         }),
                         4 => Some(Check::Private(String::new())),
                         _ => Some(Check::Mismatch(String::new())),
