@@ -40,6 +40,8 @@ export interface MyJob {
   settledAt: number;
   /** The market flagged the service lease's escrow as running low (LowBalance). */
   lowBalance: boolean;
+  /** A chunk of the posted result is challenged, its answer not yet on chain. */
+  challenged: boolean;
 }
 
 /** MarketLens.getJob's lease kinds (docs/reference.md §3). */
@@ -71,6 +73,7 @@ export async function myJobs(client: PublicClient, c: Config, tenant: Address): 
       kind: Number(job.kind),
       settledAt: Number(job.settledAt),
       lowBalance: Boolean(job.lowBalance),
+      challenged: Boolean(job.challenged),
     }))
     .reverse();
 }
@@ -403,7 +406,17 @@ export function jobsTable(c: Config, jobs: MyJob[], on: JobActions): HTMLElement
           b.addEventListener("click", () => on.cancel(j, b));
           actions.push(b, ...topUpControls(j));
         }
-        if (j.status === 2 && j.kind === KIND_HELD) {
+        if (j.status === 2 && j.kind === KIND_HELD && j.challenged) {
+          // Accepting now pays even if the chunk is never revealed; unrevealed, proving it
+          // refunds everything instead (the CLI refuses that close too, unless forced).
+          actions.push(
+            h(
+              "span",
+              { class: "challenged" },
+              `A chunk of ${j.id.slice(0, 10)}'s result is challenged: no accepting until it is revealed (unrevealed by its deadline, prove it: gridlease result ${j.id} --prove).`,
+            ),
+          );
+        } else if (j.status === 2 && j.kind === KIND_HELD) {
           const b = h("button", { type: "button" }, `Accept result of ${j.id.slice(0, 10)}`) as HTMLButtonElement;
           b.addEventListener("click", () => on.close(j, b));
           actions.push(b);

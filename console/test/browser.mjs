@@ -614,6 +614,33 @@ async function main() {
   const sentStale = await page.evaluate(() => window.__calls.filter((m) => m === "eth_sendTransaction").length);
   check(refused && sentStale === 0, "WEB-04: a transaction the market would revert is refused in its words, and nothing is sent");
 
+  // A chunk of the posted result challenged: My jobs offers no Accept while the answer is not on
+  // chain (accepting would pay even if it never comes; unanswered, proving it refunds all). The
+  // chain is then put back to before the challenge (anvil's snapshot).
+  const snapshot = JSON.parse(cast("rpc", "evm_snapshot"));
+  const bond = cast("call", contracts.Results.address, "challengeBond()(uint256)").trim().split(" ")[0];
+  cast(
+    "send", contracts.Results.address, "challenge(bytes32,bytes32,uint64,uint256)", leased,
+    `0x${"11".repeat(32)}`, "9", "0", "--value", bond, "--from", tenant, "--unlocked",
+  );
+  await page.getByRole("link", { name: "Market" }).click();
+  await page.getByRole("link", { name: "My jobs" }).click();
+  const challengedNote = await page
+    .getByText(`A chunk of ${leased.slice(0, 10)}'s result is challenged`)
+    .waitFor({ timeout: 30000 })
+    .then(
+      () => true,
+      () => false,
+    );
+  const acceptWhileChallenged = await page.getByRole("button", { name: `Accept result of ${leased.slice(0, 10)}` }).count();
+  check(
+    challengedNote && acceptWhileChallenged === 0,
+    "A result with a challenged chunk is not offered for acceptance in My jobs; the page says why and what to run",
+  );
+  cast("rpc", "evm_revert", snapshot);
+  await page.getByRole("link", { name: "Market" }).click();
+  await page.getByRole("link", { name: "My jobs" }).click();
+
   // The posted result, accepted: the page reports what the market's LeaseClosed paid and refunded.
   await page.getByRole("button", { name: `Accept result of ${leased.slice(0, 10)}` }).click();
   // 60 s: on the 2-core CI machine the browser shares the cores with the Rust tests.
