@@ -111,8 +111,8 @@ pub(crate) async fn topup(
     };
     let admin = ctx.admin();
     let top_up = admin.topUp(id, U96::from(units), expected);
-    approve_market(ctx, &t, me, units, top_up.call()).await?;
-    let r = send(top_up).await?;
+    let approved = approve_market(ctx, &t, me, units, top_up.call()).await?;
+    let r = approved_then(approved, &t, units, send(top_up).await)?;
     let escrow: u128 = event::<Market::ToppedUp>(&r).map_or(0, |e| e.escrow.to());
     Ok(Output {
         human: format!(
@@ -127,18 +127,19 @@ pub(crate) async fn topup(
 /// Make the market's allowance from `owner` in token `t` at least `units`, for a call of the
 /// market that pulls them, whose simulation is `simulate` (run only when the allowance is
 /// short). That simulation is asked first, so a call the market itself refuses (a lapsed service lease, an order that
-/// exists) costs no approval and leaves none behind: only the token's refusal of the missing
-/// allowance, which comes last, is what an approval answers. The approval is of exactly
-/// `units`; a short non-zero allowance is set to zero first (USDT and its like refuse to change
-/// one non-zero allowance into another, and return nothing from `approve`, which is sent without
-/// decoding its answer).
+/// exists) costs no approval: only the token's refusal of the missing allowance, which comes
+/// last, is what an approval answers. The approval is of exactly `units`; a short non-zero
+/// allowance is set to zero first (USDT and its like refuse to change one non-zero allowance into
+/// another, and return nothing from `approve`, which is sent without decoding its answer).
+/// Whether an approval was sent: a call refused after it (the state changed in between) leaves
+/// it, which [`approved_then`] says.
 pub(crate) async fn approve_market(
     ctx: &Ctx,
     t: &TokenEntry,
     owner: Address,
     units: u128,
     simulate: impl std::future::IntoFuture<Output = Result<impl Sized, alloy::contract::Error>>,
-) -> Result<()> {
+) -> Result<bool> {
     let erc20 = MockStablecoin::new(t.address, &ctx.client.provider);
     let allowance = erc20
         .allowance(owner, ctx.market)
@@ -146,7 +147,7 @@ pub(crate) async fn approve_market(
         .await
         .map_err(classify)?;
     if allowance >= U256::from(units) {
-        return Ok(());
+        return Ok(false);
     }
     match simulate.await.map_err(classify) {
         Err(ChainError::Revert(r))
@@ -175,7 +176,34 @@ pub(crate) async fn approve_market(
         U256::from(units),
     )
     .await?;
-    Ok(())
+    Ok(true)
+}
+
+/// `sent`, the market call after an approval (when `approved`), with a failure saying that the
+/// approval stays: only the market pulls from it, for the owner's own calls, and the next one
+/// uses it.
+pub(crate) fn approved_then<T>(
+    approved: bool,
+    t: &TokenEntry,
+    units: u128,
+    sent: Result<T, ChainError>,
+) -> Result<T> {
+    sent.map_err(|e| {
+        let e = anyhow::Error::from(e);
+        if approved {
+            e.context(approval_stays(t, units))
+        } else {
+            e
+        }
+    })
+}
+
+/// What a failed call after an approval of `units` leaves.
+pub(crate) fn approval_stays(t: &TokenEntry, units: u128) -> String {
+    format!(
+        "the approval of {} to the market went through and stays (only your own next call to the market uses it)",
+        money(units, t)
+    )
 }
 
 /// `cancel ID`.

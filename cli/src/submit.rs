@@ -322,6 +322,11 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         Err(e) => return Err(e.into()),
     };
     let started = Instant::now();
+    // Said before anything is signed: a run stopped while it waits (Ctrl-C, a lost terminal)
+    // leaves the id to look the order up by, not a second order placed in the dark.
+    ctx.progress(&format!(
+        "placing order {id} (if this is interrupted: gridlease status {id} says whether it was placed)"
+    ));
     let sent = if permitted {
         let now = ctx.client.now().await?;
         let permit = sign_permit(
@@ -357,8 +362,12 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         }
     } else {
         let create = market.createOrder(order.clone());
-        approve_market(ctx, &token, tenant, deposit, create.call()).await?;
-        send(create).await
+        let approved = approve_market(ctx, &token, tenant, deposit, create.call()).await?;
+        let sent = send(create).await;
+        if approved && let Err(ChainError::Revert(_)) = &sent {
+            ctx.progress(&crate::manage::approval_stays(&token, deposit));
+        }
+        sent
     };
     let receipt = match sent {
         Err(ChainError::Network(e)) => {

@@ -138,6 +138,12 @@ async fn a_submit_whose_answer_was_lost_names_the_order_it_may_have_placed() {
         "{}",
         r.stderr
     );
+    // Named before anything was sent, too (a run stopped while it waits leaves the id).
+    assert!(
+        r.stderr.contains(&format!("placing order {id}")),
+        "{}",
+        r.stderr
+    );
     assert_eq!(n.json(&["status", id])["status"], "open");
     let listed = n.json(&["list"]);
     assert_eq!(listed["orders"].as_array().expect("orders").len(), 1);
