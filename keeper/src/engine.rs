@@ -225,6 +225,16 @@ async fn start(cfg: Config) -> Result<Keeper> {
     let store = Store::open(&cfg.data_dir.join("keeper.db"))?;
     store.bind_market(market)?;
     let (view, _) = store.load()?;
+    // The hourly budget counts what the last hour's transactions paid, before a restart too.
+    let now = unix_now();
+    let spent: VecDeque<(Instant, u128)> = store
+        .gas_since(now.saturating_sub(3_600))?
+        .into_iter()
+        .filter_map(|(at, gas)| {
+            let ago = Duration::from_secs(now.saturating_sub(at));
+            Some((Instant::now().checked_sub(ago)?, gas))
+        })
+        .collect();
     info!(
         keeper = %signer.address(), chain = client.chain_id, market = %market,
         leases = view.leases.len(), orders = view.orders.len(), modules = modules.len(),
@@ -261,7 +271,7 @@ async fn start(cfg: Config) -> Result<Keeper> {
         gas_limit: AtomicU64::new(0),
         log_span: AtomicU64::new(1),
         forgot_before: AtomicU64::new(0),
-        spent: Mutex::new(VecDeque::new()),
+        spent: Mutex::new(spent),
         in_flight: AtomicUsize::new(0),
         checks: AtomicUsize::new(0),
         l1_oracle,

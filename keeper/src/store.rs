@@ -268,6 +268,25 @@ impl Store {
         Ok(())
     }
 
+    /// Gas paid (wei) by the transactions journaled at or after `since` (unix seconds), with
+    /// the time each was journaled: the hourly budget's use carried over a restart.
+    pub fn gas_since(&self, since: u64) -> Result<Vec<(u64, u128)>, StoreError> {
+        let mut q = self.conn.prepare(
+            "SELECT at, gas_cost FROM sent WHERE at >= ?1 AND gas_cost != '0' ORDER BY at",
+        )?;
+        let rows = q.query_map(params![since], |r| {
+            Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|r| {
+            let (at, gas) = r?;
+            let gas = gas
+                .parse::<u128>()
+                .map_err(|e| StoreError::Corrupt(format!("gas_cost {gas:?}: {e}")))?;
+            Ok((at, gas))
+        })
+        .collect()
+    }
+
     /// Every other transaction still pending at the nonce of `hash` is booked as replaced: a fee
     /// bump of the same work (the transaction manager journals each bump under its own hash) or,
     /// when `hash` itself was not mined, everything at a nonce another transaction took. Without
@@ -609,6 +628,12 @@ mod tests {
         s.finish(B256::repeat_byte(6), "mined", 5, Some(Address::ZERO), 100)
             .expect("test setup");
         assert!(s.pending().expect("test setup").is_empty());
+        // What it paid counts against this hour's budget after a restart, and not the next's.
+        let now = crate::unix_now();
+        let spent = s.gas_since(now - 3_600).expect("gas");
+        assert_eq!(spent.iter().map(|(_, g)| g).collect::<Vec<_>>(), [&100]);
+        assert!(spent[0].0 <= now);
+        assert!(s.gas_since(now + 10).expect("gas").is_empty());
 
         // Three fee bumps of one nonce; the third is mined: none of the others stays pending.
         let bump = |b: u8| SentTx {
