@@ -183,6 +183,15 @@ impl TxManager {
         inner.next = Some(inner.next.map_or(nonce + 1, |n| n.max(nonce + 1)));
     }
 
+    /// The nonce the next send would sign at, when the manager holds one (it sent since it
+    /// started, and no dropped transaction made it ask the chain again). It counts transactions
+    /// the public node does not list: one sent only to the private endpoint, or whose broadcast
+    /// answer was lost.
+    pub async fn next_nonce(&self) -> Option<u64> {
+        let next = self.inner.lock().await.next;
+        next.filter(|_| !self.resync.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// A transaction of ours that [`Self::send`] returned was dropped for good (no node knows
     /// it, its nonce is still free): the next send takes the chain's nonce, filling the dropped
     /// one's place, instead of the one after it, where it would wait behind the gap (and, were

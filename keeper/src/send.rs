@@ -69,11 +69,15 @@ pub(crate) async fn send_bonded(
 ) -> Result<(B256, Followed), ChainError> {
     let alone = k.send_gate.write().await;
     let p = &k.client().provider;
-    let nonce = p
+    // After the transaction manager's own sends, including those the public node does not list
+    // (sent only to the private endpoint, or whose broadcast answer was lost): signed at the
+    // node's count alone, the challenge would collide with one of them (KB-04).
+    let listed = p
         .get_transaction_count(k.address())
         .pending()
         .await
         .map_err(classify_rpc)?;
+    let nonce = listed.max(k.tx.next_nonce().await.unwrap_or(0));
     let env = TransactionRequest::default()
         .with_from(k.address())
         .with_to(to)

@@ -101,6 +101,18 @@ async fn off_05_off_10_after_a_refusal_the_next_send_does_not_sign_over_a_lost_o
     assert_eq!(mined(&txm, next.clone()).await, next.hash);
 }
 
+/// KB-04: the nonce the manager would sign at next counts a send the node does not list (its
+/// broadcast lost): a keeper's bonded challenge signs at it, not at the node's count, where it
+/// would collide with the lost one. Forgotten (dropped for good), it is the chain's again.
+#[tokio::test]
+async fn kb_04_the_next_nonce_counts_a_send_the_node_does_not_list() {
+    let (_anvil, _proxy, txm, lost, _usdc, _market) = one_send_lost().await;
+    assert_eq!(lost.nonce, 0);
+    assert_eq!(txm.next_nonce().await, Some(1), "after the lost one");
+    txm.forget_nonce();
+    assert_eq!(txm.next_nonce().await, None, "asked of the chain again");
+}
+
 #[tokio::test]
 async fn off_03_off_09_transactions_a_reorg_removed_come_back_as_the_same_bytes_in_nonce_order() {
     let (_anvil, client, usdc, market) = chain().await;
