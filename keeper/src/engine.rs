@@ -20,7 +20,7 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
     },
     time::{Duration, Instant},
 };
@@ -274,6 +274,8 @@ async fn start(cfg: Config) -> Result<Keeper> {
         spent: Mutex::new(spent),
         in_flight: AtomicUsize::new(0),
         checks: AtomicUsize::new(0),
+        collecting_bids: AtomicBool::new(false),
+        withdrawing: AtomicBool::new(false),
         l1_oracle,
         verifying: tokio::sync::Semaphore::new(CHECKS_AT_ONCE),
         last_withdraw: Mutex::new(None),
@@ -403,7 +405,17 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
         });
     }
     let mut inputs = inputs(k).await?;
-    inputs.signed = crate::bids::signed_bids(k, now).await;
+    // Signed bids are collected beside the poll (a round asks every node for every closed
+    // auction, 2 s at most each): this poll plans with the bids collected so far, and a node
+    // that answers slowly cannot hold up settles and fault proofs.
+    inputs.signed = lock(&k.signed).keys().copied().collect();
+    if !k.collecting_bids.swap(true, Relaxed) {
+        let k2 = k.clone();
+        k.tracker.spawn(async move {
+            crate::bids::signed_bids(&k2, now).await;
+            k2.collecting_bids.store(false, Relaxed);
+        });
+    }
     let work = {
         let v = lock(&k.view);
         k.metrics.leases.set(v.running() as f64);
@@ -482,7 +494,15 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
             k2.metrics.in_flight.decrement(1.0);
         });
     }
-    withdraw(k).await;
+    // Beside the poll too: a withdrawal waits for the send gate, which a bonded challenge holds
+    // while it is confirmed (minutes, under a gas spike).
+    if !k.withdrawing.swap(true, Relaxed) {
+        let k2 = k.clone();
+        k.tracker.spawn(async move {
+            withdraw(&k2).await;
+            k2.withdrawing.store(false, Relaxed);
+        });
+    }
     persist_counters(k);
     k.metrics.polls.increment(1);
     k.metrics.last_poll.store(unix_now(), Relaxed);

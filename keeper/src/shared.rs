@@ -5,7 +5,7 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::{
         Mutex,
-        atomic::{AtomicU64, AtomicUsize},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize},
     },
     time::{Duration, Instant},
 };
@@ -109,6 +109,10 @@ pub struct Keeper {
     pub(crate) in_flight: AtomicUsize,
     /// Result checks in flight.
     pub(crate) checks: AtomicUsize,
+    /// A round of signed-bid requests is under way.
+    pub(crate) collecting_bids: AtomicBool,
+    /// A withdrawal of earnings is under way.
+    pub(crate) withdrawing: AtomicBool,
     pub(crate) l1_oracle: bool,
     pub(crate) verifying: tokio::sync::Semaphore,
     pub(crate) last_withdraw: Mutex<Option<Instant>>,
