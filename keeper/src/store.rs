@@ -465,23 +465,30 @@ fn write(
             },
             Changed::Restored(k) => {
                 let id = k.as_slice();
-                let body = |v: Result<String, serde_json::Error>| {
-                    v.map_err(|e| StoreError::Corrupt(e.to_string()))
+                // The row of `table` for this id as `entry` is, or none.
+                let put = |table: &str, entry: Option<String>| -> Result<usize, StoreError> {
+                    Ok(match entry {
+                        Some(body) => tx.execute(
+                            &format!("INSERT OR REPLACE INTO {table} (id, body) VALUES (?1, ?2)"),
+                            params![id, body],
+                        )?,
+                        None => {
+                            tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![id])?
+                        }
+                    })
                 };
-                match view.orders.get(&k) {
-                    Some(o) => tx.execute(
-                        "INSERT OR REPLACE INTO orders (id, body) VALUES (?1, ?2)",
-                        params![id, body(serde_json::to_string(o))?],
-                    )?,
-                    None => tx.execute("DELETE FROM orders WHERE id = ?1", params![id])?,
+                let json = |v: Option<Result<String, serde_json::Error>>| {
+                    v.transpose()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
                 };
-                match view.leases.get(&k) {
-                    Some(l) => tx.execute(
-                        "INSERT OR REPLACE INTO leases (id, body) VALUES (?1, ?2)",
-                        params![id, body(serde_json::to_string(l))?],
-                    )?,
-                    None => tx.execute("DELETE FROM leases WHERE id = ?1", params![id])?,
-                };
+                put(
+                    "orders",
+                    json(view.orders.get(&k).map(serde_json::to_string))?,
+                )?;
+                put(
+                    "leases",
+                    json(view.leases.get(&k).map(serde_json::to_string))?,
+                )?;
                 match view.done.get(&k) {
                     Some(b) => tx.execute(
                         "INSERT OR REPLACE INTO done (id, block) VALUES (?1, ?2)",

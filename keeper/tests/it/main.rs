@@ -590,25 +590,32 @@ async fn mec_04_an_answered_challenge_is_not_proven_and_its_bond_goes_to_the_ans
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kb_01_keeper_completes_a_held_result_after_its_challenge_window() {
-    let net = net().await;
+/// A container lease whose result was posted after 10 minutes, served, and found available by
+/// a keeper started on it: its id, the end of its hold (the market holds the pay to the result
+/// until then), the keeper's metrics port, and the keeper.
+async fn held_and_checked(net: &Net, salt: u8) -> (B256, u64, u16, Keeper) {
     let dir = net.dir.path();
-    let id = net.lease(&container(), true, 90).await;
+    let id = net.lease(&container(), true, salt).await;
     net.warp(600).await;
     let data = container_result();
     let url = net.serve("done", data.clone());
     net.post(id, Commitment::of(&data), url).await;
-    let start = started(&net, id).await.start.to::<u64>();
-    // The market holds the pay to the result until the window's end.
     let hold_end = net.job(id).await.end.to::<u64>();
-    let paid_until = hold_end - CHALLENGE_WINDOW;
-    let (cfg, port) = config(&net, 1, "1");
+    let (cfg, port) = config(net, 1, "1");
     let keeper = start_keeper(dir, &cfg, 6, 1);
     net.until("the availability check", || async {
         logs_of(dir).contains("result available as committed")
     })
     .await;
+    (id, hold_end, port, keeper)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_01_keeper_completes_a_held_result_after_its_challenge_window() {
+    let net = net().await;
+    let (id, hold_end, port, keeper) = held_and_checked(&net, 90).await;
+    let start = started(&net, id).await.start.to::<u64>();
+    let paid_until = hold_end - CHALLENGE_WINDOW;
     let p = &net.tenant.provider;
     anvil::warp_to(p, hold_end).await.expect("warp");
     net.polls(port, 15).await;
@@ -777,19 +784,8 @@ async fn kb_01_results_that_never_download_do_not_hold_back_a_no_show_proof() {
 async fn off_01_a_challenge_a_reorg_took_back_does_not_hold_back_the_close() {
     let net = net().await;
     let dir = net.dir.path();
-    let id = net.lease(&container(), true, 91).await;
-    net.warp(600).await;
-    let data = container_result();
-    let c = Commitment::of(&data);
-    let url = net.serve("done", data.clone());
-    net.post(id, c, url).await;
-    let hold_end = net.job(id).await.end.to::<u64>();
-    let (cfg, port) = config(&net, 1, "1");
-    let keeper = start_keeper(dir, &cfg, 6, 1);
-    net.until("the availability check", || async {
-        logs_of(dir).contains("result available as committed")
-    })
-    .await;
+    let (id, hold_end, port, keeper) = held_and_checked(&net, 91).await;
+    let c = Commitment::of(&container_result());
     // The tenant challenges a chunk, and the keeper reads it.
     let p = &net.tenant.provider;
     let r = send(

@@ -276,6 +276,22 @@ async fn off_08_a_stuck_transaction_is_replaced_with_both_fees_bumped_at_its_non
     );
 }
 
+/// The replacements of `sent` (never mined) signed in a 3 s watch under `ceiling`.
+async fn bumps(txm: &TxManager, sent: &Signed, ceiling: u128) -> Vec<Signed> {
+    let journal = Mutex::new(Vec::<Signed>::new());
+    let r = txm
+        .confirm_within(sent.clone(), Duration::from_secs(3), ceiling, |s| {
+            journal.lock().expect("lock").push(s.clone());
+            Ok(())
+        })
+        .await;
+    assert!(
+        r.is_err(),
+        "nothing is mined: the watch ends at its deadline"
+    );
+    journal.into_inner().expect("lock")
+}
+
 /// OFF-07: the fee ceiling is a multiple of the network's estimate, not of what the watched
 /// transaction already pays. Watched again after its deadline (or after a restart, from the
 /// journal's last replacement), a transaction bumped up to the ceiling stays under it; before,
@@ -286,18 +302,7 @@ async fn off_07_a_transaction_watched_again_is_not_bumped_past_the_fee_ceiling()
     let ceiling = sent.max_fee * u128::from(TxPolicy::default().max_fee_multiple);
     let mut last = sent.clone();
     for watch in 1..=2 {
-        let journal = Mutex::new(Vec::<Signed>::new());
-        let r = txm
-            .confirm(last.clone(), Duration::from_secs(3), |s| {
-                journal.lock().expect("lock").push(s.clone());
-                Ok(())
-            })
-            .await;
-        assert!(
-            r.is_err(),
-            "nothing is mined: the watch ends at its deadline"
-        );
-        let bumped = journal.into_inner().expect("lock");
+        let bumped = bumps(&txm, &last, u128::MAX).await;
         if let Some(b) = bumped.last() {
             last = b.clone();
         }
@@ -320,18 +325,7 @@ async fn off_07_a_transaction_watched_again_is_not_bumped_past_the_fee_ceiling()
 async fn kb_01_bumps_stop_at_the_ceiling_the_sender_gives() {
     let (_anvil, txm, _client, sent) = unmined(Duration::from_millis(50)).await;
     let ceiling = sent.max_fee * 2;
-    let journal = Mutex::new(Vec::<Signed>::new());
-    let r = txm
-        .confirm_within(sent.clone(), Duration::from_secs(3), ceiling, |s| {
-            journal.lock().expect("lock").push(s.clone());
-            Ok(())
-        })
-        .await;
-    assert!(
-        r.is_err(),
-        "nothing is mined: the watch ends at its deadline"
-    );
-    let bumped = journal.into_inner().expect("lock");
+    let bumped = bumps(&txm, &sent, ceiling).await;
     let top = bumped.iter().map(|b| b.max_fee).max().unwrap_or_default();
     assert!(
         top <= ceiling,
