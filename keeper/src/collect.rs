@@ -15,13 +15,13 @@ use alloy::{
     sol_types::{SolEvent, SolEventInterface},
 };
 use gridlease_bindings::{
-    Market,
+    Market, MockStablecoin,
     Results::{self, ResultsEvents},
     Staking,
 };
 use gridlease_chain::{ChainError, classify, classify_rpc, logs};
 use gridlease_daemon::lock;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{
     shared::Keeper,
@@ -168,6 +168,40 @@ async fn page(
     .await
 }
 
+/// Read the decimals of payment tokens the view's leases are in and the deployments file does not
+/// list (allowed by governance since it was written). Before, such a token had no price in the
+/// money rules: its gas counted as free and `min_profit` as 0, so work paid in it was sent
+/// whatever it cost, and its earnings were never withdrawn (only listed tokens were).
+pub(crate) async fn learn_tokens(k: &Keeper) {
+    let unknown: HashSet<Address> = {
+        let v = lock(&k.view);
+        let known = lock(&k.decimals);
+        v.leases
+            .values()
+            .map(|l| l.token)
+            .filter(|t| *t != k.stake_token.0 && !known.contains_key(t))
+            .collect()
+    };
+    for token in unknown {
+        match MockStablecoin::new(token, &k.client().provider)
+            .decimals()
+            .call()
+            .await
+        {
+            Ok(decimals) => {
+                info!(%token, decimals, "a payment token the deployments file does not list");
+                if let Err(why) = k.cfg.check_token_amounts(&[(token.to_string(), decimals)]) {
+                    warn!(%token, "the keeper's config: {why}; no work paid in it pays enough");
+                }
+                lock(&k.decimals).insert(token, decimals);
+            }
+            Err(e) => {
+                warn!(%token, error = %classify(e), "cannot read a payment token's decimals: its work waits");
+            }
+        }
+    }
+}
+
 /// A challenge of ours was answered: the provider holds its data, and the bond went to whoever
 /// revealed the chunk (the price of a challenge; counted once per challenge).
 fn note_answer(k: &Keeper, v: &View, log: &Log) {
@@ -240,13 +274,13 @@ pub(crate) async fn inputs(k: &Keeper) -> Result<Inputs, ChainError> {
         l1_fee: 0,
     };
     let policy = k.policy();
-    let min_lease_fee = k
-        .decimals
+    let decimals = lock(&k.decimals).clone();
+    let min_lease_fee = decimals
         .keys()
         .map(|t| (*t, crate::strategy::cost_in(&price, *t, &policy)))
         .collect();
     Ok(Inputs {
-        decimals: k.decimals.clone(),
+        decimals,
         stake_token: k.stake_token.0,
         stake_decimals: k.stake_token.1,
         busy,

@@ -44,7 +44,7 @@ use tracing::{info, warn};
 
 use crate::{
     check,
-    collect::{collect, inputs},
+    collect::{collect, inputs, learn_tokens},
     config::{Config, L1Fee},
     execute::execute,
     metrics::Metrics,
@@ -252,7 +252,7 @@ async fn start(cfg: Config) -> Result<Keeper> {
         lens,
         staking,
         deploy_block: d.contracts.get("Market").map_or(0, |c| c.block),
-        decimals: d.tokens.iter().map(|t| (t.address, t.decimals)).collect(),
+        decimals: Mutex::new(d.tokens.iter().map(|t| (t.address, t.decimals)).collect()),
         stake_token: (stake_token, stake_decimals),
         view: Mutex::new(view),
         store: Mutex::new(store),
@@ -379,6 +379,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
         lock(&k.modules).insert(id, m);
     }
     collect(k, number).await?;
+    learn_tokens(k).await;
     let clock = {
         let mut c = lock(&k.clock);
         c.now = now;

@@ -457,7 +457,8 @@ pub(crate) async fn withdraw(k: &Arc<Keeper>) {
     let to = k.cfg.payout.unwrap_or(k.address());
     let p = &k.client().provider;
     let mut calls: Vec<(Address, Bytes)> = Vec::new();
-    for token in k.decimals.keys() {
+    let tokens: Vec<Address> = lock(&k.decimals).keys().copied().collect();
+    for token in &tokens {
         let Ok(credit) = MarketLens::new(k.lens, p)
             .creditOf(*token, k.address())
             .call()

@@ -76,8 +76,9 @@ pub struct Keeper {
     pub staking: Address,
     /// Where log cursors start.
     pub deploy_block: u64,
-    /// Payment token decimals.
-    pub decimals: HashMap<Address, u8>,
+    /// Payment token decimals: the deployments file's, and those of tokens the market allowed
+    /// since, read when a lease in them is first seen ([`crate::collect::learn_tokens`]).
+    pub decimals: Mutex<HashMap<Address, u8>>,
     /// The stake token and its decimals.
     pub stake_token: (Address, u8),
     /// The view.
@@ -147,7 +148,7 @@ impl Keeper {
         if token == self.stake_token.0 {
             return self.stake_token.1;
         }
-        self.decimals.get(&token).copied().unwrap_or(18)
+        lock(&self.decimals).get(&token).copied().unwrap_or(18)
     }
 
     /// Token units of `token` for decimal text `amount` (validated in the config).
@@ -156,7 +157,7 @@ impl Keeper {
     }
 
     fn tokens(&self) -> Vec<Address> {
-        let mut t: Vec<Address> = self.decimals.keys().copied().collect();
+        let mut t: Vec<Address> = lock(&self.decimals).keys().copied().collect();
         if !t.contains(&self.stake_token.0) {
             t.push(self.stake_token.0);
         }

@@ -864,3 +864,76 @@ async fn mec_04_a_restart_does_not_shorten_the_wait_before_a_challenge() {
     );
     stop(keeper);
 }
+
+/// KB-01: a lease paid in a token the market allowed after the keeper's deployments file was
+/// written is held to the keeper's money rules at that token's decimals: with `min_profit` above
+/// the fault fee, its no-show is not proven. Before, the token had no price in the rules (gas
+/// free, `min_profit` 0), and work paid in it was sent whatever it cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_01_a_token_allowed_later_is_held_to_the_money_rules() {
+    use alloy::sol_types::SolCall;
+    use gridlease_bindings::{MarketAdmin, MockStablecoin};
+    let net = net().await;
+    let dir = net.dir.path();
+    let token = MockStablecoin::deploy(
+        net.gov.provider.clone(),
+        "Euro Coin".into(),
+        "EURC".into(),
+        6,
+    )
+    .await
+    .expect("deploy");
+    let allow = MarketAdmin::configureTokenCall {
+        token: *token.address(),
+        allowed: true,
+    };
+    gridlease_testkit::governance::govern(
+        &net.gov.provider,
+        net.timelock,
+        net.market,
+        allow.abi_encode().into(),
+    )
+    .await
+    .expect("governance allows the token");
+    let tenant = net.tenant.from.expect("tenant");
+    send(token.mint(tenant, U256::from(DEPOSIT)))
+        .await
+        .expect("mint");
+    send(
+        MockStablecoin::new(*token.address(), &net.tenant.provider).approve(net.market, U256::MAX),
+    )
+    .await
+    .expect("approve");
+    let mut p = net.params(&container(), false, 3, DEPOSIT);
+    p.token = *token.address();
+    let id = net.order(p).await;
+    // Each transaction must earn 5 tokens; the no-show's fee is 2.
+    let (cfg, port) = config(&net, 1, "1");
+    let path = dir.join(&cfg);
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(
+        &path,
+        text.replace(
+            "native_price = \"1\"",
+            "native_price = \"1\"\nmin_profit = \"5\"",
+        ),
+    )
+    .expect("config");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.warp(6).await;
+    net.until("the award", || async { net.status(id).await == LEASED })
+        .await;
+    net.warp(START_WINDOW + PRIORITY + 1).await;
+    net.until("the proof skipped", || async {
+        counter(port, "work_skipped_total", "reason", "unprofitable").await > 0
+    })
+    .await;
+    net.polls(port, 5).await;
+    assert_eq!(
+        net.status(id).await,
+        LEASED,
+        "proven for less than min_profit"
+    );
+    assert!(logs_of(dir).contains("a payment token the deployments file does not list"));
+    stop(keeper);
+}

@@ -94,6 +94,7 @@ pub(crate) struct Net {
     pub(crate) results: Address,
     pub(crate) staking: Address,
     pub(crate) usdc: Address,
+    pub(crate) timelock: Address,
     served: Served,
     results_url: String,
 }
@@ -111,8 +112,10 @@ pub(crate) async fn net() -> Net {
         lens,
         results,
         staking,
+        deployments,
         ..
     } = Fixture::start(500 * USDC).await;
+    let timelock = deployments.address("Timelock").expect("timelock");
     let owner_address = owner.address();
     let served: Served = Arc::default();
     let app = Router::new()
@@ -143,6 +146,7 @@ pub(crate) async fn net() -> Net {
         results,
         staking,
         usdc,
+        timelock,
         served,
         results_url,
         dir,
