@@ -33,7 +33,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use alloy::sol_types::SolEvent;
@@ -41,7 +41,7 @@ use anyhow::{Context, Result};
 use gridlease_bindings::{Market, MarketAdmin, Results};
 use gridlease_chain::{ChainError, Client, classify};
 use gridlease_daemon::{
-    Backoff,
+    Backoff, lock,
     txm::{TxManager, TxPolicy},
 };
 use gridlease_fetch::{Fetcher, Limits};
@@ -247,6 +247,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         completed_at: AtomicU64::new(0),
         released_at: AtomicU64::new(0),
         closing: AtomicBool::new(false),
+        pruned_specs: Mutex::new(None),
         modules,
         hold_ends: Mutex::new(HashMap::new()),
         answering: Mutex::new(std::collections::HashSet::new()),
@@ -255,6 +256,37 @@ async fn start(cfg: Config) -> Result<Shared> {
         bid_signer,
         cfg,
     })
+}
+
+/// Once an hour, beside the poll: delete the pushed specs of orders that can no longer run here
+/// ([`crate::specs::prune_pushed`]).
+fn prune_specs(s: &Arc<Shared>) {
+    {
+        let mut last = lock(&s.pruned_specs);
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(3_600)) {
+            return;
+        }
+        *last = Some(Instant::now());
+    }
+    let s2 = s.clone();
+    s.tracker.spawn(async move {
+        match crate::specs::prune_pushed(
+            s2.client(),
+            s2.lens,
+            s2.cfg.owner,
+            &s2.cfg.data_dir,
+            crate::specs::KEEP_PUSHED,
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(n) => info!(
+                deleted = n,
+                "pushed specs of orders that can no longer run here deleted"
+            ),
+            Err(e) => warn!(error = %e, "pruning pushed specs failed; trying again in an hour"),
+        }
+    });
 }
 
 /// Pick up every live job after a (re)start.
@@ -345,6 +377,7 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
         &leases,
     )
     .await?;
+    prune_specs(s);
     s.metrics.last_poll.store(unix_now(), Relaxed);
     Ok(())
 }

@@ -83,6 +83,8 @@ pub struct Shared {
     pub(crate) released_at: AtomicU64,
     /// Whether the task closing leases and releasing collateral is running (one at a time).
     pub(crate) closing: AtomicBool,
+    /// When pushed specs were last pruned.
+    pub(crate) pruned_specs: Mutex<Option<std::time::Instant>>,
     /// Results modules by address (their windows are immutable), and module ids to addresses.
     pub(crate) modules: crate::modules::Modules,
     /// End of the hold of posted results (chain time), as last read: no chain read per poll

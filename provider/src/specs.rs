@@ -50,6 +50,59 @@ pub async fn spec_for(
     Ok(spec)
 }
 
+/// A pushed spec is kept at least this long after it was pushed.
+pub const KEEP_PUSHED: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// Delete the pushed specs, older than `keep`, of orders that can no longer run on this node
+/// (owner `owner`): cancelled or finished (the market's state at the head, where a day-old end
+/// is settled), or leased to another provider. An order still open, and a lease of this node's
+/// still running, keep theirs. Returns how many were deleted. Before, every push stayed on disk
+/// for good.
+pub async fn prune_pushed(
+    client: &gridlease_chain::Client,
+    lens: alloy::primitives::Address,
+    owner: alloy::primitives::Address,
+    data_dir: &FsPath,
+    keep: std::time::Duration,
+) -> Result<usize, gridlease_chain::ChainError> {
+    use gridlease_primitives::protocol::{JobViewExt, Status};
+    let dir = data_dir.join("specs");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
+    let lens = gridlease_bindings::lens::MarketLens::new(lens, &client.provider);
+    let mut deleted = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(id) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<B256>().ok())
+        else {
+            continue;
+        };
+        let young = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() < keep);
+        if young {
+            continue;
+        }
+        let v = lens
+            .getJob(id)
+            .call()
+            .await
+            .map_err(gridlease_chain::classify)?;
+        let status = v.status();
+        let gone = status.is_final() || (status == Status::Leased && v.provider != owner);
+        if gone && std::fs::remove_file(&path).is_ok() {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
 /// Write `bytes` to `path` whole or not at all.
 pub(crate) fn store_spec(path: &FsPath, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

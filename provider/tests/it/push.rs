@@ -164,7 +164,7 @@ listen = "127.0.0.1:{port}"
         salt: B256::repeat_byte(1),
     };
     let id = p.order_id(tenant_key.address());
-    send(Market::new(market, &tenant.provider).createOrder(p))
+    send(Market::new(market, &tenant.provider).createOrder(p.clone()))
         .await
         .expect("order");
     // The node sees the order and does not bid without the spec.
@@ -228,4 +228,38 @@ listen = "127.0.0.1:{port}"
     );
     let status = anvil::terminate(&mut node, Duration::from_secs(20)).expect("stops");
     assert!(status.success(), "node exited with {status}");
+
+    // Pushed specs are deleted once their order can no longer run here (the node looks once an
+    // hour): this one once its result was accepted; an open order's stays, and so does any
+    // pushed within the last day.
+    use gridlease_provider::specs::{KEEP_PUSHED, prune_pushed, pushed_spec_path};
+    let data = dir.path().join("data");
+    let pushed = pushed_spec_path(&data, id);
+    assert!(pushed.exists(), "kept while it ran");
+    let open = OrderParams {
+        salt: B256::repeat_byte(2),
+        ..p
+    };
+    let open_id = open.order_id(tenant_key.address());
+    send(Market::new(market, &tenant.provider).createOrder(open))
+        .await
+        .expect("order");
+    let open_spec = pushed_spec_path(&data, open_id);
+    std::fs::write(&open_spec, spec.canonical_json()).expect("write");
+    send(Market::new(market, &tenant.provider).close(id))
+        .await
+        .expect("accepted");
+    let client = gridlease_chain::Client::connect(&anvil.url(), None)
+        .await
+        .expect("connect");
+    let lens = d.address("MarketLens").expect("lens");
+    let prune = |keep| prune_pushed(&client, lens, owner.address(), &data, keep);
+    assert_eq!(
+        prune(KEEP_PUSHED).await.expect("prune"),
+        0,
+        "a day old at most"
+    );
+    assert_eq!(prune(Duration::ZERO).await.expect("prune"), 1);
+    assert!(!pushed.exists(), "the accepted lease's spec is gone");
+    assert!(open_spec.exists(), "the open order's stays");
 }
