@@ -196,7 +196,7 @@ pub(crate) async fn learn_tokens(k: &Keeper) {
                 lock(&k.decimals).insert(token, decimals);
             }
             Err(e) => {
-                warn!(%token, error = %classify(e), "cannot read a payment token's decimals: its work waits");
+                warn!(%token, error = %classify(e), "cannot read a payment token's decimals: work paid in it has no price until it can (asked again each poll)");
             }
         }
     }
