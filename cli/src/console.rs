@@ -50,7 +50,7 @@ pub(crate) fn default_dir() -> PathBuf {
 
 struct Site {
     dir: PathBuf,
-    config: String,
+    config: serde_json::Value,
     csp: HeaderValue,
     /// The CLI's context (chain, deployment, guarded fetcher; no wallet is used), for `/api/`.
     ctx: Arc<Ctx>,
@@ -127,12 +127,26 @@ fn respond(site: &Site, status: StatusCode, kind: &'static str, body: Vec<u8>) -
     r
 }
 
+/// `/config.json`, its tokens read again (a token governance allowed since the console started
+/// shows with its own symbol and decimals on the next page load, not as an unknown one); if the
+/// chain cannot be read, the tokens known so far.
 async fn serve_config(State(site): State<Arc<Site>>) -> Response {
+    let mut config = site.config.clone();
+    match site.ctx.market_tokens().await {
+        Ok(tokens) => {
+            if let Ok(t) = serde_json::to_value(tokens) {
+                config["deployments"]["tokens"] = t;
+            }
+        }
+        Err(e) => {
+            eprintln!("console: cannot read the market's tokens ({e:#}); serving those known")
+        }
+    }
     respond(
         &site,
         StatusCode::OK,
         "application/json",
-        site.config.clone().into_bytes(),
+        config.to_string().into_bytes(),
     )
 }
 
@@ -330,7 +344,7 @@ pub(crate) fn router(
     let csp = HeaderValue::from_str(&policy(rpc)?).context("a policy header")?;
     let site = Arc::new(Site {
         dir,
-        config: config.to_string(),
+        config,
         csp,
         ctx,
         host,

@@ -94,8 +94,9 @@ pub(crate) struct Ctx {
     /// Downloads what others name (results, specs, inputs): http(s) only, no internal address
     /// unless allowed ([`gridlease_fetch`]).
     pub(crate) fetcher: Fetcher,
-    /// Every token the market has configured, read from the chain once ([`Ctx::market_tokens`]).
-    tokens: Mutex<Option<Vec<TokenEntry>>>,
+    /// Every token the market has configured, and the last block read for them
+    /// ([`Ctx::market_tokens`]).
+    tokens: Mutex<Option<(Vec<TokenEntry>, u64)>>,
 }
 
 impl Ctx {
@@ -257,19 +258,26 @@ impl Ctx {
 
     /// Every token the market has configured (allowed or not: a disabled token's credits stay
     /// withdrawable), the deployment file's first: read from the market's `TokenConfigured`
-    /// events, once per command.
+    /// events, from the deployment on the first call and from the last block read after that (a
+    /// console left running sees the tokens governance allows while it runs).
     pub(crate) async fn market_tokens(&self) -> Result<Vec<TokenEntry>> {
-        if let Some(t) = lock(&self.tokens).as_ref() {
-            return Ok(t.clone());
+        let (mut out, from) = match lock(&self.tokens).clone() {
+            Some((t, read_to)) => (t, read_to + 1),
+            None => (self.d.tokens.clone(), from_block(self)),
+        };
+        let to = head(self).await?;
+        if to < from {
+            return Ok(out);
         }
-        let logs = logs_since_deploy(
-            self,
+        let logs = gridlease_chain::logs::all(
+            &self.client,
             &Filter::new()
                 .address(self.market)
                 .event_signature(Market::TokenConfigured::SIGNATURE_HASH),
+            from,
+            to,
         )
         .await?;
-        let mut out: Vec<TokenEntry> = self.d.tokens.clone();
         for l in logs {
             let Ok(e) = l.log_decode::<Market::TokenConfigured>() else {
                 continue;
@@ -289,7 +297,7 @@ impl Ctx {
                 decimals: e.decimals,
             });
         }
-        *lock(&self.tokens) = Some(out.clone());
+        *lock(&self.tokens) = Some((out.clone(), to));
         Ok(out)
     }
 

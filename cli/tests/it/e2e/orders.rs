@@ -173,6 +173,74 @@ async fn off_10_a_top_up_whose_receipt_polls_fail_is_reported_once_landed() {
     );
 }
 
+/// A token governance allows while `gridlease console` runs is in its `/config.json` on the next
+/// load, with its decimals (the page shows amounts in it as they are). Before, the tokens were
+/// read once at start: the page showed a later token's amounts at 18 decimals.
+// The console serves on its own process; the test reads it over loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_config_names_a_token_allowed_after_its_start() {
+    use alloy::sol_types::SolCall;
+    use gridlease_bindings::{MarketAdmin, MockStablecoin};
+    let n = net().await;
+    let bundle = n.dir.path().join("bundle");
+    std::fs::create_dir_all(&bundle).expect("dir");
+    std::fs::write(bundle.join("index.html"), "<!doctype html>").expect("index");
+    let port = gridlease_deploy::anvil::free_port().expect("port");
+    let mut console = n
+        .command(false)
+        .args(["console", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
+        .arg(&bundle)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("console starts");
+    let url = format!("http://127.0.0.1:{port}/config.json");
+    let http = gridlease_fetch::Fetcher::devnet();
+    let tokens = async || -> Option<Vec<serde_json::Value>> {
+        let body = http.get(&url, None).await.ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        v["deployments"]["tokens"].as_array().cloned()
+    };
+    let t0 = std::time::Instant::now();
+    let before = loop {
+        if let Some(t) = tokens().await {
+            break t;
+        }
+        assert!(t0.elapsed().as_secs() < 60, "the console never answered");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let token =
+        MockStablecoin::deploy(n.gov.provider.clone(), "Euro Coin".into(), "EURC".into(), 6)
+            .await
+            .expect("deploy");
+    let address = format!("{:?}", token.address()).to_lowercase();
+    let listed = |t: &[serde_json::Value]| {
+        t.iter().any(|e| {
+            e["address"].as_str().map(str::to_lowercase).as_deref() == Some(address.as_str())
+                && e["decimals"] == 6
+                && e["symbol"] == "EURC"
+        })
+    };
+    assert!(!listed(&before));
+    let allow = MarketAdmin::configureTokenCall {
+        token: *token.address(),
+        allowed: true,
+    };
+    gridlease_testkit::governance::govern(
+        &n.gov.provider,
+        n.d.address("Timelock").expect("timelock"),
+        n.d.address("Market").expect("market"),
+        allow.abi_encode().into(),
+    )
+    .await
+    .expect("governance allows the token");
+    let after = tokens().await.expect("config");
+    let _ = console.kill();
+    let _ = console.wait();
+    assert!(listed(&after), "{after:?}");
+    assert_eq!(after.len(), before.len() + 1);
+}
+
 #[tokio::test]
 async fn close_batch_lease_without_result_pays_only_acknowledged_time_mec02_mec05() {
     let n = net().await;
