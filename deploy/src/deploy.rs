@@ -247,7 +247,11 @@ async fn refuse_a_second_market(client: &Client, pred: &Predicted) -> Result<()>
     let bound = Staking::new(pred.staking.0, p).market().call().await?;
     if bound != Address::ZERO && bound != pred.market.0 {
         bail!(
-            "Staking ({}) is bound to the market at {bound}, but this config would deploy another              at {}: it changes what the market is created with (market.fault_horizon, or the              results windows its default follows). A deployed market keeps its fault horizon:              set market.fault_horizon to the deployed one, or deploy a new suite with another              salt; nothing was sent",
+            "Staking ({}) is bound to the market at {bound}, but this config would deploy another \
+             at {}: it changes what the market is created with (market.fault_horizon, or the \
+             results windows its default follows). A deployed market keeps its fault horizon: \
+             set market.fault_horizon to the deployed one, or deploy a new suite with another \
+             salt; nothing was sent",
             pred.staking.0,
             pred.market.0
         );
