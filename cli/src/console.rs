@@ -132,7 +132,7 @@ fn respond(site: &Site, status: StatusCode, kind: &'static str, body: Vec<u8>) -
 /// chain cannot be read, the tokens known so far.
 async fn serve_config(State(site): State<Arc<Site>>) -> Response {
     let mut config = site.config.clone();
-    match site.ctx.market_tokens().await {
+    match site.ctx.read_market_tokens().await {
         Ok(tokens) => {
             if let Ok(t) = serde_json::to_value(tokens) {
                 config["deployments"]["tokens"] = t;

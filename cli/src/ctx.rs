@@ -258,9 +258,17 @@ impl Ctx {
 
     /// Every token the market has configured (allowed or not: a disabled token's credits stay
     /// withdrawable), the deployment file's first: read from the market's `TokenConfigured`
-    /// events, from the deployment on the first call and from the last block read after that (a
-    /// console left running sees the tokens governance allows while it runs).
+    /// events, once per command.
     pub(crate) async fn market_tokens(&self) -> Result<Vec<TokenEntry>> {
+        if let Some((t, _)) = lock(&self.tokens).as_ref() {
+            return Ok(t.clone());
+        }
+        self.read_market_tokens().await
+    }
+
+    /// [`Self::market_tokens`], read again from the block after the last read (the first read
+    /// from the deployment): a console left running sees the tokens governance allows meanwhile.
+    pub(crate) async fn read_market_tokens(&self) -> Result<Vec<TokenEntry>> {
         let (mut out, from) = match lock(&self.tokens).clone() {
             Some((t, read_to)) => (t, read_to + 1),
             None => (self.d.tokens.clone(), from_block(self)),

@@ -420,7 +420,8 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
         return user(format!("no OrderCreated event for {id}"));
     };
     let builtin = JobKind::from_code(created.params.jobKind) == Some(JobKind::MatmulI8);
-    let job = if builtin && created.params.specURI == PUSH_URI {
+    let pushed = builtin && created.params.specURI == PUSH_URI;
+    let job = if pushed {
         None
     } else {
         match ctx
@@ -442,7 +443,7 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
         }
     };
     let Some(job) = job else {
-        h += if builtin {
+        h += if pushed {
             "  check      the job's spec was pushed to its provider, not published: the commitment is all that can be checked here\n"
         } else {
             "  check      not a built-in job: the commitment is all that can be checked\n"

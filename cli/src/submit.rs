@@ -480,8 +480,13 @@ async fn follow(
     // Verification of a held result: not yet tried, failed once (said so), or done.
     let mut verified = false;
     let mut failed_once = false;
-    let (mut retry_at, mut retry_wait) =
-        (std::time::Instant::now(), std::time::Duration::from_secs(2));
+    // A download that fails (an unreachable or hostile node) is tried again after 2 s, then
+    // twice as long each time, up to a minute.
+    let mut retry_at = std::time::Instant::now();
+    let mut retry = gridlease_daemon::Backoff::new(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
     let mut last = json!({ "status": "open", "state": "open" });
     let say = |what: &str| {
         ctx.progress(&format!(
@@ -602,10 +607,7 @@ async fn follow(
                     say(&verdict);
                 }
                 Err(e) => {
-                    // A download that fails (an unreachable or hostile node) is tried again
-                    // after 2 s, then twice as long each time, up to a minute.
-                    retry_at = std::time::Instant::now() + retry_wait;
-                    retry_wait = (retry_wait * 2).min(std::time::Duration::from_secs(60));
+                    retry_at = std::time::Instant::now() + retry.failed();
                     if !failed_once {
                         failed_once = true;
                         say(&format!(

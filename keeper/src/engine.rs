@@ -277,7 +277,6 @@ async fn start(cfg: Config) -> Result<Keeper> {
         collecting_bids: AtomicBool::new(false),
         withdrawing: AtomicBool::new(false),
         l1_oracle,
-        verifying: tokio::sync::Semaphore::new(CHECKS_AT_ONCE),
         last_withdraw: Mutex::new(None),
         due: Mutex::new(HashMap::new()),
         signed: Mutex::new(HashMap::new()),

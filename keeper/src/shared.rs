@@ -115,7 +115,6 @@ pub struct Keeper {
     /// A withdrawal of earnings is under way.
     pub(crate) withdrawing: AtomicBool,
     pub(crate) l1_oracle: bool,
-    pub(crate) verifying: tokio::sync::Semaphore,
     pub(crate) last_withdraw: Mutex<Option<Instant>>,
     /// When each planned id was first found due (for the stagger).
     pub(crate) due: Mutex<HashMap<B256, Instant>>,
