@@ -185,14 +185,16 @@ async fn the_console_config_names_a_token_allowed_after_its_start() {
     std::fs::create_dir_all(&bundle).expect("dir");
     std::fs::write(bundle.join("index.html"), "<!doctype html>").expect("index");
     let port = gridlease_deploy::anvil::free_port().expect("port");
-    let mut console = n
-        .command(false)
-        .args(["console", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
-        .arg(&bundle)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("console starts");
+    // Stopped when dropped, the test passing or not.
+    let console = gridlease_testkit::process::Daemon(
+        n.command(false)
+            .args(["console", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
+            .arg(&bundle)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("console starts"),
+    );
     let url = format!("http://127.0.0.1:{port}/config.json");
     let http = gridlease_fetch::Fetcher::devnet();
     let tokens = async || -> Option<Vec<serde_json::Value>> {
@@ -224,8 +226,7 @@ async fn the_console_config_names_a_token_allowed_after_its_start() {
     // (The deployments file it names it in is the CLI's; the running console read it at start.)
     n.list_token(*token.address(), "EURC").await;
     let after = tokens().await.expect("config");
-    let _ = console.kill();
-    let _ = console.wait();
+    drop(console);
     assert!(listed(&after), "{after:?}");
     assert_eq!(after.len(), before.len() + 1);
 }
