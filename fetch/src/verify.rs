@@ -19,6 +19,59 @@ use gridlease_workload::{
     merkle::Commitment,
 };
 
+/// Why a data job's inputs could not be had: a [`crate::FetchError::code`] (or `input-no-roots`,
+/// `input-mismatch`) for a public report, and the detail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    /// Short, public code.
+    pub code: &'static str,
+    /// What failed, for logs and the user.
+    pub detail: String,
+}
+
+/// The inputs of data job `w` (`matmul_i8` with `a_uri` and `b_uri`), downloaded through
+/// `fetcher` both at once, each at most the bytes its shape gives (A is m x k, B is k x n: a server
+/// cannot make the reader hold more than the job needs), and checked against the spec's roots
+/// (PIN-04: none named, nothing downloaded). `Ok(None)` for any other workload. The provider runs
+/// it under the job's deadline; the keeper and `gridlease result` under their own timeouts.
+pub async fn data_inputs(
+    w: &Workload,
+    fetcher: &Fetcher,
+) -> Result<Option<MatmulData>, InputError> {
+    let Workload::MatmulI8Data {
+        m,
+        k,
+        n,
+        a_uri,
+        b_uri,
+        ..
+    } = w
+    else {
+        return Ok(None);
+    };
+    w.check_roots().map_err(|detail| InputError {
+        code: "input-no-roots",
+        detail,
+    })?;
+    let get = async |uri: &str, name: &str, cap: u64| {
+        fetcher
+            .get_capped(uri, None, cap)
+            .await
+            .map_err(|e| InputError {
+                code: e.code(),
+                detail: format!("{name}: {e}"),
+            })
+    };
+    let (a, b) = tokio::try_join!(
+        get(a_uri, "A", u64::from(*m) * u64::from(*k)),
+        get(b_uri, "B", u64::from(*k) * u64::from(*n)),
+    )?;
+    w.resolve(a, &b).map_err(|detail| InputError {
+        code: "input-mismatch",
+        detail,
+    })
+}
+
 /// The built-in job a result is checked against.
 #[derive(Clone, Debug)]
 pub enum BuiltinJob {
@@ -56,20 +109,10 @@ impl BuiltinJob {
                 k: *k,
                 n: *n,
             }))),
-            w @ Workload::MatmulI8Data { a_uri, b_uri, .. } => {
-                w.check_roots()?;
-                let get = async |uri: &str, name: &str| {
-                    fetcher
-                        .get(uri, None)
-                        .await
-                        .map_err(|e| format!("the job's input {name}: {e}"))
-                };
-                let (a, b) = (get(a_uri, "A").await?, get(b_uri, "B").await?);
-                let data = w
-                    .resolve(a, &b)
-                    .map_err(|e| format!("the job's inputs: {e}"))?;
-                Ok(data.map(|d| Self::Data(Box::new(d))))
-            }
+            w @ Workload::MatmulI8Data { .. } => data_inputs(w, fetcher)
+                .await
+                .map(|d| d.map(|d| Self::Data(Box::new(d))))
+                .map_err(|e| format!("the job's inputs: {}", e.detail)),
             _ => Ok(None),
         }
     }

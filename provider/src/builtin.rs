@@ -62,6 +62,8 @@ enum Job {
 
 impl BuiltinExecutor {
     async fn matmul(&self, job: JobRun, cancel: CancellationToken) -> Result<Output, ExecError> {
+        // One deadline for the inputs' download and the product.
+        let deadline = tokio::time::Instant::now() + job.time_limit;
         let w = job.workload;
         let inputs = match &w {
             Workload::MatmulI8 { m, k, n, seed } => Job::Seeded(Matmul {
@@ -70,31 +72,25 @@ impl BuiltinExecutor {
                 k: *k,
                 n: *n,
             }),
-            Workload::MatmulI8Data { a_uri, b_uri, .. } => {
-                // PIN-04: no roots, no download.
-                w.check_roots().map_err(|detail| ExecError::Inputs {
-                    code: "input-no-roots",
-                    detail,
-                })?;
-                let get = async |uri: &str, name: &str| {
-                    self.fetcher
-                        .get(uri, None)
-                        .await
-                        .map_err(|e| ExecError::Inputs {
-                            code: e.code(),
-                            detail: format!("{name}: {e}"),
-                        })
+            Workload::MatmulI8Data { .. } => {
+                // Under the job's deadline and its cancellation like the product itself: a
+                // tenant's server that trickles its bytes must not hold the result (or the
+                // failure report) past the result deadline, and the provider's stake with it.
+                let inputs = gridlease_fetch::verify::data_inputs(&w, &self.fetcher);
+                let data = tokio::select! {
+                    r = inputs => r.map_err(|e| ExecError::Inputs {
+                        code: e.code,
+                        detail: e.detail,
+                    })?,
+                    () = tokio::time::sleep_until(deadline) => {
+                        return Err(ExecError::TimedOut(job.time_limit));
+                    }
+                    () = cancel.cancelled() => return Err(ExecError::Cancelled),
                 };
-                let (a, b) = (get(a_uri, "A").await?, get(b_uri, "B").await?);
-                let mismatch = |detail| ExecError::Inputs {
+                Job::Data(data.ok_or_else(|| ExecError::Inputs {
                     code: "input-mismatch",
-                    detail,
-                };
-                let data = w
-                    .resolve(a, &b)
-                    .map_err(mismatch)?
-                    .ok_or_else(|| mismatch("not a data job".into()))?;
-                Job::Data(data)
+                    detail: "not a data job".into(),
+                })?)
             }
             _ => return Err(ExecError::Unsupported("not a built-in workload".into())),
         };
@@ -125,7 +121,7 @@ impl BuiltinExecutor {
                     stderr_tail: String::new(),
                 })
             }
-            () = tokio::time::sleep(job.time_limit) => Err(ExecError::TimedOut(job.time_limit)),
+            () = tokio::time::sleep_until(deadline) => Err(ExecError::TimedOut(job.time_limit)),
             () = cancel.cancelled() => Err(ExecError::Cancelled),
         }
     }
@@ -272,6 +268,79 @@ mod tests {
             "product stopped and GPU freed {:.2} s after the start (3 s limit)",
             started.elapsed().as_secs_f64()
         );
+    }
+
+    #[tokio::test]
+    async fn a_data_job_s_inputs_download_under_its_deadline_and_within_its_shape() {
+        use axum::{Router, body::Body, routing::get};
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (m, k, n) = (4u32, 8u32, 4u32);
+        let (a, b) = (vec![1u8; 32], vec![2u8; 32]);
+        let data = matmul::MatmulData::from_row_major(m, k, n, a.clone(), &b).expect("inputs");
+        let (a_root, b_root) = (data.a_tree().root(), data.b_tree().root());
+        let mut longer = b.clone();
+        longer.push(0);
+        // `/slow` sends its first bytes, then one more every half second, for minutes.
+        let app = Router::new()
+            .route("/a", get(move || async move { a }))
+            .route("/b", get(move || async move { b }))
+            .route("/longer", get(move || async move { longer }))
+            .route(
+                "/slow",
+                get(|| async {
+                    let (mut tx, rx) = tokio::io::duplex(64);
+                    tokio::spawn(async move {
+                        for _ in 0..600 {
+                            if tx.write_all(&[1]).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    });
+                    Body::from_stream(tokio_util::io::ReaderStream::new(rx))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let x = BuiltinExecutor {
+            threads: 2,
+            fetcher: Fetcher::new(
+                gridlease_fetch::AllowList::loopback(),
+                gridlease_fetch::Limits::default(),
+            ),
+        };
+        let run = |b_path: &str, limit: u64| JobRun {
+            id: B256::ZERO,
+            workload: Workload::MatmulI8Data {
+                m,
+                k,
+                n,
+                a_uri: format!("{base}/a"),
+                b_uri: format!("{base}{b_path}"),
+                a_root,
+                b_root,
+            },
+            time_limit: Duration::from_secs(limit),
+            work_dir: dir.path().into(),
+            gpus: Vec::new(),
+            cpu_cores: 0,
+            ram_gib: 0,
+            gpu_hold: None,
+        };
+        let go = async |r: JobRun| x.run(r, CancellationToken::new(), no_hook()).await;
+        let out = go(run("/b", 20)).await.expect("the product");
+        assert_eq!(out.result.len(), (m * n * 4) as usize);
+        // More bytes than the shape gives are refused while they stream in.
+        let e = go(run("/longer", 20)).await.expect_err("too long");
+        assert_eq!(e.code(), "fetch-too-large", "{e}");
+        // A trickling server holds the job no longer than its time limit (the fetcher's own
+        // timeout is minutes, past the result deadline).
+        let e = go(run("/slow", 2)).await.expect_err("timed out");
+        assert!(matches!(e, ExecError::TimedOut(_)), "{e}");
     }
 
     #[tokio::test]
