@@ -142,6 +142,14 @@ impl Ctx {
         })
     }
 
+    /// The market this context's requests to provider nodes are signed for.
+    pub(crate) fn venue(&self) -> gridlease_fetch::Venue {
+        gridlease_fetch::Venue {
+            chain_id: self.client.chain_id,
+            market: self.market,
+        }
+    }
+
     /// The market contract.
     pub(crate) fn market(&self) -> MarketInstance<&alloy::providers::DynProvider> {
         Market::new(self.market, &self.client.provider)

@@ -348,7 +348,7 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
             let auth = ctx
                 .wallet()
                 .ok()
-                .and_then(|wl| gridlease_fetch::result_auth(wl, id));
+                .and_then(|wl| gridlease_fetch::result_auth(wl, ctx.venue(), id));
             // No more than the posted size: a provider cannot make this read more.
             match ctx
                 .fetcher

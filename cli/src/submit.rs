@@ -392,7 +392,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
         "order": summary,
     });
     if let Some(node) = &opts.push {
-        let url = push_spec(node, id, wallet, &run_json).await?;
+        let url = push_spec(node, ctx.venue(), id, wallet, &run_json).await?;
         ctx.progress(&format!("spec pushed to {url}"));
         out_json["pushedTo"] = json!(url);
     }
@@ -421,6 +421,7 @@ pub(crate) async fn run(ctx: &Ctx, file: &Path, opts: Opts) -> Result<Output> {
 /// are rate limited) is retried for a while.
 async fn push_spec(
     node: &str,
+    venue: gridlease_fetch::Venue,
     id: B256,
     wallet: &alloy::signers::local::PrivateKeySigner,
     body: &[u8],
@@ -429,7 +430,7 @@ async fn push_spec(
     let client = alloy::transports::http::reqwest::Client::new();
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let auth = gridlease_fetch::spec_auth(wallet, id)
+        let auth = gridlease_fetch::spec_auth(wallet, venue, id)
             .ok_or_else(|| UserError("cannot sign the spec push".into()))?;
         let resp = client
             .post(&url)

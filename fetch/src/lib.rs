@@ -37,7 +37,7 @@ pub use error::FetchError;
 pub(crate) use guard::check_url;
 pub use guard::{AllowList, is_internal};
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 
 /// Largest download accepted by default (inputs of the largest matmul are 2 x 8,192 x 65,536
 /// bytes).
@@ -51,28 +51,54 @@ pub const MAX_SPEC_BYTES: u64 = 64 << 10;
 /// signature (EIP-191) over [`result_auth_message`].
 pub const AUTH_HEADER: &str = "x-gridlease-auth";
 
-/// What a tenant signs to download the result of `lease` until `expiry` (unix seconds).
-pub fn result_auth_message(lease: B256, expiry: u64) -> String {
-    format!("gridlease result {lease} until {expiry}")
+/// The market a signed request is for: one deployment on one chain. An id alone is not unique
+/// across them (an order's id hashes its tenant and terms, so the same tenant posting the same
+/// terms on two chains gets the same id), so a signature names both, and a node serving another
+/// market refuses it: a header a provider (or anyone on the way) saw cannot be replayed to a node
+/// of another deployment for the same tenant's lease there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Venue {
+    /// The chain's id (EIP-155).
+    pub chain_id: u64,
+    /// The market contract's address.
+    pub market: Address,
 }
 
-/// What a tenant signs to push the spec of `order` to a provider node until `expiry` (unix
-/// seconds); see [`gridlease_primitives::spec::PUSH_URI`].
-pub fn spec_auth_message(order: B256, expiry: u64) -> String {
-    format!("gridlease spec {order} until {expiry}")
+impl std::fmt::Display for Venue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "market {} on chain {}", self.market, self.chain_id)
+    }
 }
 
-/// The [`AUTH_HEADER`] value `signer` gives for `lease`, valid for ten minutes.
+/// What a tenant signs to download the result of `lease` at `venue` until `expiry` (unix
+/// seconds).
+pub fn result_auth_message(venue: Venue, lease: B256, expiry: u64) -> String {
+    format!("gridlease result {lease} of {venue} until {expiry}")
+}
+
+/// What a tenant signs to push the spec of `order` at `venue` to a provider node until `expiry`
+/// (unix seconds); see [`gridlease_primitives::spec::PUSH_URI`].
+pub fn spec_auth_message(venue: Venue, order: B256, expiry: u64) -> String {
+    format!("gridlease spec {order} of {venue} until {expiry}")
+}
+
+/// The [`AUTH_HEADER`] value `signer` gives for `lease` at `venue`, valid for ten minutes.
 pub fn result_auth(
     signer: &alloy::signers::local::PrivateKeySigner,
+    venue: Venue,
     lease: B256,
 ) -> Option<String> {
-    signed_auth(signer, |expiry| result_auth_message(lease, expiry))
+    signed_auth(signer, |expiry| result_auth_message(venue, lease, expiry))
 }
 
-/// The [`AUTH_HEADER`] value `signer` gives to push the spec of `order`, valid for ten minutes.
-pub fn spec_auth(signer: &alloy::signers::local::PrivateKeySigner, order: B256) -> Option<String> {
-    signed_auth(signer, |expiry| spec_auth_message(order, expiry))
+/// The [`AUTH_HEADER`] value `signer` gives to push the spec of `order` at `venue`, valid for ten
+/// minutes.
+pub fn spec_auth(
+    signer: &alloy::signers::local::PrivateKeySigner,
+    venue: Venue,
+    order: B256,
+) -> Option<String> {
+    signed_auth(signer, |expiry| spec_auth_message(venue, order, expiry))
 }
 
 fn signed_auth(

@@ -125,6 +125,14 @@ impl Shared {
         self.tx.client()
     }
 
+    /// The market this node serves, which signed requests must name.
+    pub(crate) fn venue(&self) -> gridlease_fetch::Venue {
+        gridlease_fetch::Venue {
+            chain_id: self.client().chain_id,
+            market: self.market,
+        }
+    }
+
     /// The market's views.
     pub(crate) fn lens(
         &self,

@@ -28,6 +28,17 @@ pub fn capacity() -> Capacity {
     }
 }
 
+/// anvil's chain id (its default, which [`Anvil`] keeps).
+pub const DEVNET_CHAIN_ID: u64 = 31_337;
+
+/// The venue a tenant's signed request to a node of the devnet market at `market` names.
+pub fn venue(market: Address) -> gridlease_fetch::Venue {
+    gridlease_fetch::Venue {
+        chain_id: DEVNET_CHAIN_ID,
+        market,
+    }
+}
+
 /// Anvil's account `i` as a signer.
 pub fn key(i: usize) -> PrivateKeySigner {
     ANVIL_KEYS[i].parse().expect("an anvil key")

@@ -133,8 +133,16 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         1,
         "posted exactly once"
     );
-    let auth = gridlease_fetch::result_auth(&anvil::ANVIL_KEYS[1].parse().expect("tenant key"), id)
-        .expect("signs");
+    let venue = gridlease_fetch::Venue {
+        chain_id: m.gov.chain_id,
+        market: market_addr,
+    };
+    let auth = gridlease_fetch::result_auth(
+        &anvil::ANVIL_KEYS[1].parse().expect("tenant key"),
+        venue,
+        id,
+    )
+    .expect("signs");
     let url = format!("http://127.0.0.1:{}/results/{id}", m.providers[0].port);
     let served = gridlease_fetch::Fetcher::devnet()
         .get(&url, Some(&auth))

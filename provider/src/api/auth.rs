@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use gridlease_fetch::AUTH_HEADER;
+use gridlease_fetch::{AUTH_HEADER, Venue};
 
 use crate::unix_now;
 
@@ -23,9 +23,11 @@ pub(crate) fn refuse(code: StatusCode, why: &str) -> Refusal {
 }
 
 /// Check the [`AUTH_HEADER`] of a request: `<expiry>:<signature>`, unexpired and living at most an
-/// hour, signed (EIP-191) by `who` over `message(expiry)`. `missing` is the answer without one.
+/// hour, signed (EIP-191) by `who` over `message(expiry)`, which names `venue` (a signature for
+/// another market recovers another signer). `missing` is the answer without one.
 pub(crate) fn check_auth(
     headers: &HeaderMap,
+    venue: Venue,
     message: impl Fn(u64) -> String,
     who: Address,
     missing: &str,
@@ -33,7 +35,9 @@ pub(crate) fn check_auth(
     if auth_signer(headers, message, missing)? != who {
         return Err(refuse(
             StatusCode::FORBIDDEN,
-            "not signed by the order's tenant",
+            &format!(
+                "not signed by the order's tenant for this node's market ({venue}): sign with the tenant's key against this market's deployments"
+            ),
         ));
     }
     Ok(())

@@ -14,7 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use gridlease_bindings::{IMarket::OrderParams, Market};
-use gridlease_fetch::spec_auth_message;
+use gridlease_fetch::{Venue, spec_auth_message};
 use gridlease_primitives::{
     protocol::{JobViewExt, Status},
     spec::{PUSH_URI, RunSpec},
@@ -37,6 +37,7 @@ type PushOrder = (Address, OrderParams, Option<Market::OrderCreated>);
 /// (`local`), else `lookup` finds it on chain, one at a time and rate-limited by `gate` (429
 /// otherwise), since anyone can sign with some key.
 async fn push_order(
+    venue: Venue,
     id: B256,
     headers: &HeaderMap,
     local: Option<PushOrder>,
@@ -45,7 +46,7 @@ async fn push_order(
 ) -> Result<PushOrder, Refusal> {
     auth_signer(
         headers,
-        |expiry| spec_auth_message(id, expiry),
+        |expiry| spec_auth_message(venue, id, expiry),
         "sign the push with the order's tenant key (`gridlease submit --push`, header x-gridlease-auth)",
     )?;
     if let Some(o) = local {
@@ -67,8 +68,10 @@ async fn push_order(
 }
 
 /// Check a pushed spec for order `id` (terms `t`, tenant `tenant`): the order takes pushes, the
-/// tenant signed the request, and the body is a run spec whose hash is the order's.
+/// tenant signed the request for this node's market (`venue`), and the body is a run spec whose
+/// hash is the order's.
 pub fn verify_push(
+    venue: Venue,
     id: B256,
     headers: &HeaderMap,
     body: &[u8],
@@ -86,7 +89,8 @@ pub fn verify_push(
     }
     check_auth(
         headers,
-        |expiry| spec_auth_message(id, expiry),
+        venue,
+        |expiry| spec_auth_message(venue, id, expiry),
         tenant,
         "sign the push with the order's tenant key (`gridlease submit --push`, header x-gridlease-auth)",
     )?;
@@ -162,11 +166,11 @@ pub(crate) async fn push_spec(
             .map_err(|e| format!("{e:#}"))
     };
     let (tenant, terms, new_order) =
-        match push_order(id, &headers, local, &s.push_lookups, lookup).await {
+        match push_order(s.venue(), id, &headers, local, &s.push_lookups, lookup).await {
             Ok(o) => o,
             Err(r) => return r.into_response(),
         };
-    let spec = match verify_push(id, &headers, &body, tenant, &terms) {
+    let spec = match verify_push(s.venue(), id, &headers, &body, tenant, &terms) {
         Ok(spec) => spec,
         Err(r) => return r.into_response(),
     };
@@ -247,6 +251,12 @@ mod tests {
         }
     }
 
+    /// The market the node in these tests serves.
+    const V: Venue = Venue {
+        chain_id: 31_337,
+        market: Address::repeat_byte(0x11),
+    };
+
     fn auth(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(AUTH_HEADER, value.parse().expect("header"));
@@ -301,30 +311,49 @@ mod tests {
         let tenant = PrivateKeySigner::random();
         let other = PrivateKeySigner::random();
         let body = spec().canonical_json();
-        let good = auth(&gridlease_fetch::spec_auth(&tenant, id).expect("signs"));
+        let good = auth(&gridlease_fetch::spec_auth(&tenant, V, id).expect("signs"));
         let t = terms(PUSH_URI);
-        let got = verify_push(id, &good, &body, tenant.address(), &t).expect("accepted");
+        let got = verify_push(V, id, &good, &body, tenant.address(), &t).expect("accepted");
         assert_eq!(got, spec());
         // Signed by someone else, for another order, or not at all.
-        let forged = auth(&gridlease_fetch::spec_auth(&other, id).expect("signs"));
+        let forged = auth(&gridlease_fetch::spec_auth(&other, V, id).expect("signs"));
         assert_eq!(
-            status(verify_push(id, &forged, &body, tenant.address(), &t)),
+            status(verify_push(V, id, &forged, &body, tenant.address(), &t)),
             StatusCode::FORBIDDEN
         );
         let elsewhere =
-            auth(&gridlease_fetch::spec_auth(&tenant, B256::repeat_byte(8)).expect("signs"));
+            auth(&gridlease_fetch::spec_auth(&tenant, V, B256::repeat_byte(8)).expect("signs"));
         assert_eq!(
-            status(verify_push(id, &elsewhere, &body, tenant.address(), &t)),
+            status(verify_push(V, id, &elsewhere, &body, tenant.address(), &t)),
             StatusCode::FORBIDDEN
         );
+        // Signed for the same order id at another market, or on another chain: a header seen by
+        // one deployment's node is no good at another's.
+        for venue in [
+            Venue {
+                market: Address::repeat_byte(0x12),
+                ..V
+            },
+            Venue {
+                chain_id: V.chain_id + 1,
+                ..V
+            },
+        ] {
+            let replayed = auth(&gridlease_fetch::spec_auth(&tenant, venue, id).expect("signs"));
+            let (code, why) = verify_push(V, id, &replayed, &body, tenant.address(), &t)
+                .expect_err("another market's signature");
+            assert_eq!(code, StatusCode::FORBIDDEN);
+            assert!(why.contains(&V.to_string()), "{why}");
+        }
         // A result download signature is not a push signature.
-        let result_sig = auth(&gridlease_fetch::result_auth(&tenant, id).expect("signs"));
+        let result_sig = auth(&gridlease_fetch::result_auth(&tenant, V, id).expect("signs"));
         assert_eq!(
-            status(verify_push(id, &result_sig, &body, tenant.address(), &t)),
+            status(verify_push(V, id, &result_sig, &body, tenant.address(), &t)),
             StatusCode::FORBIDDEN
         );
         assert_eq!(
             status(verify_push(
+                V,
                 id,
                 &HeaderMap::new(),
                 &body,
@@ -336,11 +365,11 @@ mod tests {
         // Expired, or living too long.
         for expiry in [unix_now() - 1, unix_now() + 7_200] {
             let sig = tenant
-                .sign_message_sync(spec_auth_message(id, expiry).as_bytes())
+                .sign_message_sync(spec_auth_message(V, id, expiry).as_bytes())
                 .expect("signs");
             let h = auth(&format!("{expiry}:{sig}"));
             assert_eq!(
-                status(verify_push(id, &h, &body, tenant.address(), &t)),
+                status(verify_push(V, id, &h, &body, tenant.address(), &t)),
                 StatusCode::UNAUTHORIZED
             );
         }
@@ -349,16 +378,16 @@ mod tests {
         changed.resources.ram_gib = 2;
         let changed = changed.canonical_json();
         assert_eq!(
-            status(verify_push(id, &good, &changed, tenant.address(), &t)),
+            status(verify_push(V, id, &good, &changed, tenant.address(), &t)),
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(
-            status(verify_push(id, &good, b"{}", tenant.address(), &t)),
+            status(verify_push(V, id, &good, b"{}", tenant.address(), &t)),
             StatusCode::BAD_REQUEST
         );
         let public = terms("https://example.com/spec.json");
         assert_eq!(
-            status(verify_push(id, &good, &body, tenant.address(), &public)),
+            status(verify_push(V, id, &good, &body, tenant.address(), &public)),
             StatusCode::CONFLICT
         );
     }
@@ -368,7 +397,7 @@ mod tests {
         use std::sync::atomic::AtomicUsize;
         let id = B256::repeat_byte(4);
         let anyone = PrivateKeySigner::random();
-        let signed = auth(&gridlease_fetch::spec_auth(&anyone, id).expect("signs"));
+        let signed = auth(&gridlease_fetch::spec_auth(&anyone, V, id).expect("signs"));
         // A wide gap, so that the second push below falls inside it on any machine.
         let gate = LookupGate::new(std::time::Duration::from_secs(3));
         let lookups = AtomicUsize::new(0);
@@ -381,12 +410,12 @@ mod tests {
         let expired = {
             let at = unix_now() - 1;
             let sig = anyone
-                .sign_message_sync(spec_auth_message(id, at).as_bytes())
+                .sign_message_sync(spec_auth_message(V, id, at).as_bytes())
                 .expect("signs");
             auth(&format!("{at}:{sig}"))
         };
         for h in [HeaderMap::new(), auth("garbage"), expired] {
-            let r = push_order(id, &h, None, &gate, lookup).await;
+            let r = push_order(V, id, &h, None, &gate, lookup).await;
             assert_eq!(code(r), Err(StatusCode::UNAUTHORIZED));
         }
         assert_eq!(
@@ -395,10 +424,10 @@ mod tests {
             "no chain read for an unsigned push"
         );
         // Signed (by any key): one look-up, then 429 until the gap has passed.
-        let r = push_order(id, &signed, None, &gate, lookup).await;
+        let r = push_order(V, id, &signed, None, &gate, lookup).await;
         assert_eq!(code(r), Err(StatusCode::NOT_FOUND));
         assert_eq!(lookups.load(Relaxed), 1);
-        let r = push_order(id, &signed, None, &gate, lookup).await;
+        let r = push_order(V, id, &signed, None, &gate, lookup).await;
         assert_eq!(code(r), Err(StatusCode::TOO_MANY_REQUESTS));
         assert_eq!(lookups.load(Relaxed), 1);
         // One at a time: while a look-up runs, another is refused.
@@ -413,13 +442,13 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
-        let r = push_order(id, &signed, None, &gate, lookup).await;
+        let r = push_order(V, id, &signed, None, &gate, lookup).await;
         assert_eq!(code(r), Err(StatusCode::TOO_MANY_REQUESTS));
         drop(turn);
         assert_eq!(lookups.load(Relaxed), 1);
         // An order the node knows needs no look-up and no turn.
         let local = Some((anyone.address(), terms(PUSH_URI), None));
-        let r = push_order(id, &signed, local, &gate, lookup).await;
+        let r = push_order(V, id, &signed, local, &gate, lookup).await;
         assert_eq!(code(r), Ok(()));
         assert_eq!(lookups.load(Relaxed), 1);
     }

@@ -45,10 +45,12 @@ pub(crate) async fn result(
     };
     let public = crate::shared::terms(&job)
         .is_some_and(|t| JobKind::from_code(t.jobKind) == Some(JobKind::MatmulI8));
+    let venue = s.venue();
     if !public
         && let Err(r) = check_auth(
             &headers,
-            |expiry| result_auth_message(id, expiry),
+            venue,
+            |expiry| result_auth_message(venue, id, expiry),
             job.tenant,
             "this result is the tenant's: sign it with `gridlease result` (header x-gridlease-auth)",
         )

@@ -346,7 +346,12 @@ listen = "127.0.0.1:{}"
 
     /// What the tenant downloads from the node for lease `id`.
     pub(crate) async fn download(&self, id: B256) -> Vec<u8> {
-        let auth = gridlease_fetch::result_auth(&key(1), id).expect("sign");
+        let auth = gridlease_fetch::result_auth(
+            &key(1),
+            gridlease_testkit::market::venue(self.market),
+            id,
+        )
+        .expect("sign");
         gridlease_fetch::Fetcher::devnet()
             .get(
                 &format!("http://127.0.0.1:{}/results/{id}", self.port),

@@ -125,14 +125,30 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
         .expect_err("needs auth");
     assert!(anon.to_string().contains("401"), "{anon}");
     let stranger: PrivateKeySigner = ANVIL_KEYS[8].parse().expect("key");
-    let auth = gridlease_fetch::result_auth(&stranger, pj).expect("sign");
+    let auth =
+        gridlease_fetch::result_auth(&stranger, gridlease_testkit::market::venue(n.market), pj)
+            .expect("sign");
     let e = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(pj), Some(&auth))
         .await
         .expect_err("not the tenant");
     assert!(e.to_string().contains("403"), "{e}");
     let tenant: PrivateKeySigner = ANVIL_KEYS[1].parse().expect("key");
-    let auth = gridlease_fetch::result_auth(&tenant, pj).expect("sign");
+    // The tenant's own signature, made for the same lease id on another chain, is refused: a
+    // header seen at one deployment is no good at another.
+    let elsewhere = gridlease_fetch::Venue {
+        chain_id: 1,
+        market: n.market,
+    };
+    let auth = gridlease_fetch::result_auth(&tenant, elsewhere, pj).expect("sign");
+    let e = gridlease_fetch::Fetcher::devnet()
+        .get(&n.results_url(pj), Some(&auth))
+        .await
+        .expect_err("signed for another chain");
+    assert!(e.to_string().contains("403"), "{e}");
+    let auth =
+        gridlease_fetch::result_auth(&tenant, gridlease_testkit::market::venue(n.market), pj)
+            .expect("sign");
     let out = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(pj), Some(&auth))
         .await
@@ -210,8 +226,12 @@ async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once(
     std::fs::write(&go, b"").expect("let the job finish");
     let node = n.start(2);
     let root = n.result_root(id, 2).await;
-    let auth =
-        gridlease_fetch::result_auth(&ANVIL_KEYS[1].parse().expect("key"), id).expect("sign");
+    let auth = gridlease_fetch::result_auth(
+        &ANVIL_KEYS[1].parse().expect("key"),
+        gridlease_testkit::market::venue(n.market),
+        id,
+    )
+    .expect("sign");
     let out = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(id), Some(&auth))
         .await
@@ -302,8 +322,12 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
     );
     let node = n.start(2);
     let root = n.result_root(id, 2).await;
-    let auth =
-        gridlease_fetch::result_auth(&ANVIL_KEYS[1].parse().expect("key"), id).expect("sign");
+    let auth = gridlease_fetch::result_auth(
+        &ANVIL_KEYS[1].parse().expect("key"),
+        gridlease_testkit::market::venue(n.market),
+        id,
+    )
+    .expect("sign");
     let out = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(id), Some(&auth))
         .await

@@ -183,15 +183,23 @@ listen = "127.0.0.1:{port}"
     let url = format!("{base}/specs/{id}");
     let body = spec.canonical_json();
     let stranger = PrivateKeySigner::random();
-    let forged = gridlease_fetch::spec_auth(&stranger, id).expect("signs");
+    let forged =
+        gridlease_fetch::spec_auth(&stranger, gridlease_testkit::market::venue(market), id)
+            .expect("signs");
     assert_eq!(post(&url, &forged, body.clone()).await, 403);
     let mut other = spec.clone();
     other.resources.ram_gib = 64;
-    let auth = gridlease_fetch::spec_auth(&tenant_key, id).expect("signs");
+    let auth =
+        gridlease_fetch::spec_auth(&tenant_key, gridlease_testkit::market::venue(market), id)
+            .expect("signs");
     assert_eq!(post(&url, &auth, other.canonical_json()).await, 422);
     let unknown = format!("{base}/specs/{}", B256::repeat_byte(0x77));
-    let auth_unknown =
-        gridlease_fetch::spec_auth(&tenant_key, B256::repeat_byte(0x77)).expect("signs");
+    let auth_unknown = gridlease_fetch::spec_auth(
+        &tenant_key,
+        gridlease_testkit::market::venue(market),
+        B256::repeat_byte(0x77),
+    )
+    .expect("signs");
     assert_eq!(post(&unknown, &auth_unknown, body.clone()).await, 404);
     assert_eq!(post(&url, &auth, body.clone()).await, 201);
     assert_eq!(
@@ -215,7 +223,9 @@ listen = "127.0.0.1:{port}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let auth = gridlease_fetch::result_auth(&tenant_key, id).expect("signs");
+    let auth =
+        gridlease_fetch::result_auth(&tenant_key, gridlease_testkit::market::venue(market), id)
+            .expect("signs");
     let out = gridlease_fetch::Fetcher::devnet()
         .get(&format!("{base}/results/{id}"), Some(&auth))
         .await

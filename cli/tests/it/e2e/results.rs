@@ -358,7 +358,11 @@ env = { DATASET = "s3://secret" }
     let (expiry, sig) = auth.split_once(':').expect("expiry:signature");
     let sig: Signature = sig.parse().expect("signature");
     let signer = sig
-        .recover_address_from_msg(spec_auth_message(id, expiry.parse().expect("expiry")))
+        .recover_address_from_msg(spec_auth_message(
+            gridlease_testkit::market::venue(n.d.address("Market").expect("market")),
+            id,
+            expiry.parse().expect("expiry"),
+        ))
         .expect("recovers");
     assert_eq!(signer, n.tenant);
 
