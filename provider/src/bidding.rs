@@ -131,6 +131,8 @@ pub fn decide(
         gpu_count: order.gpuCount,
         vram_gib: order.vramGiB,
         job_kind: order.jobKind,
+        cpu_cores: order.cpuCores,
+        ram_gib: order.ramGiB,
         max_price: order.maxPricePerSecond.to::<u128>(),
         collateral: order.collateral.to::<u128>(),
         token_decimals: snapshot.tokens.get(&order.token).copied(),
@@ -215,13 +217,7 @@ pub(crate) async fn on_order(
     };
     let spec = match tokio::time::timeout(
         Duration::from_secs(10),
-        crate::specs::spec_for(
-            &s.builtin.fetcher,
-            &s.cfg.data_dir,
-            id,
-            &p.specURI,
-            p.specHash,
-        ),
+        crate::specs::spec_for(&s.builtin.fetcher, &s.cfg.data_dir, id, p),
     )
     .await
     {
@@ -517,6 +513,8 @@ mod tests {
                 free_stake: 10_000_000,
                 kinds: 0,
                 min_price: 1,
+                job_ram_gib: 16,
+                job_cpu_cores: 4,
             },
             kinds: 0b011,
             promised: Budget::default(),

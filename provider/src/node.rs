@@ -204,7 +204,28 @@ async fn start(cfg: Config) -> Result<Shared> {
         free_stake: crate::onchain::lockable(&onchain.info),
         kinds: 0,
         min_price: 0,
+        job_ram_gib: per_job(
+            cfg.job_ram_gib.map(u64::from),
+            host_memory_gib(),
+            cfg.max_concurrent_jobs,
+            "memory (/proc/meminfo): set jobs.max_ram_gib",
+        )
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))?,
+        job_cpu_cores: per_job(
+            cfg.job_cpu_cores.map(u64::from),
+            std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as u64),
+            cfg.max_concurrent_jobs,
+            "cores: set jobs.max_cpu_cores",
+        )
+        .map(|n| u16::try_from(n).unwrap_or(u16::MAX))?,
     };
+    info!(
+        ram_gib = offer.job_ram_gib,
+        cpu_cores = offer.job_cpu_cores,
+        "most one job gets (an order asking more is not bid on; one asking none gets this)"
+    );
     let results = *results.address();
     let bid_signer = (cfg.bid_mode == BidMode::Signed).then(|| signer.clone());
     let tx = TxManager::new(client, signer, TxPolicy::default());
@@ -260,6 +281,33 @@ async fn start(cfg: Config) -> Result<Shared> {
 
 /// Once an hour, beside the poll: delete the pushed specs of orders that can no longer run here
 /// ([`crate::specs::prune_pushed`]).
+/// What one job gets at most: `configured`, else the host's `total` shared among `slots` (at
+/// least 1). `unread` ends the error when neither is known.
+fn per_job(configured: Option<u64>, total: Option<u64>, slots: u32, unread: &str) -> Result<u64> {
+    match configured {
+        Some(n) => Ok(n),
+        None => Ok(
+            (total.with_context(|| format!("cannot read this host's {unread}"))?
+                / u64::from(slots.max(1)))
+            .max(1),
+        ),
+    }
+}
+
+/// This host's memory in whole GiB (`MemTotal` in `/proc/meminfo`).
+fn host_memory_gib() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib >> 20)
+}
+
 fn prune_specs(s: &Arc<Shared>) {
     {
         let mut last = lock(&s.pruned_specs);

@@ -21,6 +21,10 @@ pub struct Ask {
     pub vram_gib: u16,
     /// Job kind byte.
     pub job_kind: u8,
+    /// CPU cores (0: none named).
+    pub cpu_cores: u16,
+    /// Memory, GiB (0: none named).
+    pub ram_gib: u32,
     /// Reserve price, 18-decimal units per second.
     pub max_price: u128,
     /// Stake the lease locks.
@@ -53,6 +57,30 @@ pub struct Offer {
     pub kinds: u8,
     /// Lowest price the market accepts.
     pub min_price: u128,
+    /// Most memory one job gets, GiB ([`crate::config::Config::job_ram_gib`], resolved).
+    pub job_ram_gib: u32,
+    /// Most CPU cores one job gets.
+    pub job_cpu_cores: u16,
+}
+
+impl Offer {
+    /// The cores and memory a lease asking `cores` and `ram_gib` runs with: what it asked (the bid
+    /// held it to [`Self::job_cpu_cores`] and [`Self::job_ram_gib`]), or for 0 (nothing named)
+    /// the most one job gets here, so no container runs without a limit.
+    pub fn limits(&self, cores: u16, ram_gib: u32) -> (u16, u32) {
+        (
+            if cores == 0 {
+                self.job_cpu_cores
+            } else {
+                cores
+            },
+            if ram_gib == 0 {
+                self.job_ram_gib
+            } else {
+                ram_gib
+            },
+        )
+    }
 }
 
 /// Why the node did not bid (a metric label each).
@@ -72,6 +100,20 @@ pub enum Skip {
         gpus: u8,
         /// Registered.
         vram: u16,
+    },
+    /// More memory or cores than one job gets here (`jobs.max_ram_gib`, `jobs.max_cpu_cores`).
+    #[error(
+        "needs {need_ram} GiB and {need_cores} core(s), a job gets at most {ram} GiB and {cores}"
+    )]
+    Resources {
+        /// Asked.
+        need_ram: u32,
+        /// Asked.
+        need_cores: u16,
+        /// Most one job gets.
+        ram: u32,
+        /// Most one job gets.
+        cores: u16,
     },
     /// No executor runs this kind.
     #[error("job kind {0} not run here")]
@@ -114,6 +156,7 @@ impl Skip {
         match self {
             Self::Class(_) => "class",
             Self::Capacity { .. } => "capacity",
+            Self::Resources { .. } => "resources",
             Self::Kind(_) => "kind",
             Self::Busy(_) => "busy",
             Self::GpusBusy { .. } => "gpus_busy",
@@ -171,6 +214,14 @@ pub fn evaluate(
             need_vram: ask.vram_gib,
             gpus: offer.gpus,
             vram: offer.vram_gib,
+        });
+    }
+    if ask.ram_gib > offer.job_ram_gib || ask.cpu_cores > offer.job_cpu_cores {
+        return Err(Skip::Resources {
+            need_ram: ask.ram_gib,
+            need_cores: ask.cpu_cores,
+            ram: offer.job_ram_gib,
+            cores: offer.job_cpu_cores,
         });
     }
     if ask.job_kind > 7 || (offer.kinds >> ask.job_kind) & 1 == 0 {
@@ -232,6 +283,8 @@ mod tests {
             gpu_count: 1,
             vram_gib: 8,
             job_kind: 1,
+            cpu_cores: 0,
+            ram_gib: 0,
             max_price: 10u128.pow(18),
             collateral: 5_000_000,
             token_decimals: Some(6),
@@ -250,6 +303,8 @@ mod tests {
             free_stake: 10_000_000,
             kinds: 0b011,
             min_price: 1,
+            job_ram_gib: 16,
+            job_cpu_cores: 4,
         }
     }
 
@@ -281,10 +336,25 @@ mod tests {
     }
 
     #[test]
+    fn a_job_that_names_no_memory_or_cores_gets_the_most_one_job_gets_not_unbounded() {
+        let o = offer();
+        assert_eq!(o.limits(0, 0), (4, 16));
+        assert_eq!(o.limits(2, 3), (2, 3));
+        assert_eq!(o.limits(0, 8), (4, 8));
+    }
+
+    #[test]
     fn only_orders_that_fit_every_limit_get_a_bid() {
         let p = pricing();
         assert!(evaluate(&ask(), &offer(), &p).is_ok());
-        let cases: [(Ask, Offer, &str); 7] = [
+        // Up to what one job gets here.
+        let whole = Ask {
+            ram_gib: 16,
+            cpu_cores: 4,
+            ..ask()
+        };
+        assert!(evaluate(&whole, &offer(), &p).is_ok());
+        let cases: [(Ask, Offer, &str); 9] = [
             (
                 Ask {
                     gpu_class: 5,
@@ -292,6 +362,22 @@ mod tests {
                 },
                 offer(),
                 "class",
+            ),
+            (
+                Ask {
+                    ram_gib: 17,
+                    ..ask()
+                },
+                offer(),
+                "resources",
+            ),
+            (
+                Ask {
+                    cpu_cores: 5,
+                    ..ask()
+                },
+                offer(),
+                "resources",
             ),
             (
                 Ask {

@@ -5,6 +5,7 @@
 use std::path::{Path as FsPath, PathBuf};
 
 use alloy::primitives::B256;
+use gridlease_bindings::IMarket::OrderParams;
 use gridlease_fetch::Fetcher;
 use gridlease_primitives::spec::{PUSH_URI, RunSpec};
 
@@ -16,9 +17,40 @@ pub fn pushed_spec_path(data_dir: &FsPath, id: B256) -> PathBuf {
     data_dir.join("specs").join(format!("{id}.json"))
 }
 
-/// The run spec of order `id` whose terms name `uri` and `hash`: the one its tenant pushed when
-/// `uri` is [`PUSH_URI`], else downloaded; checked against `hash` either way.
+/// A spec runs only as the kind its order names (`jobKind`), since the chain treats the lease by
+/// the order's kind whatever the spec says. A service spec under a batch order would serve until
+/// the lease's end and never post a result: the missed deadline slashes the provider, and the
+/// tenant had its service for free. A container spec under the built-in kind would have its
+/// output served to anyone, as built-in results are.
+pub fn check_kind(spec: &RunSpec, job_kind: u8) -> Result<(), String> {
+    let kind = spec.workload.kind();
+    if kind.code() == job_kind {
+        return Ok(());
+    }
+    Err(format!(
+        "the spec is a {} job, but the order's jobKind is {job_kind}: the lease would run as the order's kind on chain, so this node does not take it (the tenant orders again with the spec's kind, {})",
+        serde_json::to_value(kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        kind.code()
+    ))
+}
+
+/// The run spec of order `id` with terms `t`: the one its tenant pushed when `t.specURI` is
+/// [`PUSH_URI`], else downloaded; checked against `t.specHash` and `t.jobKind` either way.
 pub async fn spec_for(
+    fetcher: &Fetcher,
+    data_dir: &FsPath,
+    id: B256,
+    t: &OrderParams,
+) -> Result<RunSpec, String> {
+    let spec = read_spec(fetcher, data_dir, id, &t.specURI, t.specHash).await?;
+    check_kind(&spec, t.jobKind)?;
+    Ok(spec)
+}
+
+async fn read_spec(
     fetcher: &Fetcher,
     data_dir: &FsPath,
     id: B256,

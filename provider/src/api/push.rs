@@ -114,6 +114,8 @@ pub fn verify_push(
     spec.workload
         .check_roots()
         .map_err(|e| refuse(StatusCode::UNPROCESSABLE_ENTITY, &e))?;
+    crate::specs::check_kind(&spec, t.jobKind)
+        .map_err(|e| refuse(StatusCode::UNPROCESSABLE_ENTITY, &e))?;
     Ok(spec)
 }
 
@@ -216,7 +218,7 @@ pub(crate) async fn push_spec(
 #[cfg(test)]
 mod tests {
     use alloy::signers::{SignerSync, local::PrivateKeySigner};
-    use gridlease_primitives::spec::{Resources, Workload};
+    use gridlease_primitives::spec::{JobKind, Resources, Workload};
 
     use gridlease_fetch::{AUTH_HEADER, Fetcher};
 
@@ -385,6 +387,14 @@ mod tests {
             status(verify_push(V, id, &good, b"{}", tenant.address(), &t)),
             StatusCode::BAD_REQUEST
         );
+        let service = OrderParams {
+            jobKind: JobKind::Service.code(),
+            ..t.clone()
+        };
+        let (code, why) = verify_push(V, id, &good, &body, tenant.address(), &service)
+            .expect_err("a container spec for a service order");
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(why.contains("container job"), "{why}");
         let public = terms("https://example.com/spec.json");
         assert_eq!(
             status(verify_push(V, id, &good, &body, tenant.address(), &public)),
@@ -457,15 +467,14 @@ mod tests {
     async fn a_push_order_waits_for_its_spec_and_a_tampered_file_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let id = B256::repeat_byte(3);
-        let hash = spec().hash();
-        let e = spec_for(&Fetcher::default(), dir.path(), id, PUSH_URI, hash)
+        let e = spec_for(&Fetcher::default(), dir.path(), id, &terms(PUSH_URI))
             .await
             .expect_err("not pushed yet");
         assert!(e.contains("waiting for the tenant"), "{e}");
         let path = pushed_spec_path(dir.path(), id);
         store_spec(&path, &spec().canonical_json()).expect("stored");
         assert_eq!(
-            spec_for(&Fetcher::default(), dir.path(), id, PUSH_URI, hash)
+            spec_for(&Fetcher::default(), dir.path(), id, &terms(PUSH_URI))
                 .await
                 .expect("read"),
             spec()
@@ -474,18 +483,36 @@ mod tests {
         other.version = 2;
         store_spec(&path, &other.canonical_json()).expect("stored");
         assert!(
-            spec_for(&Fetcher::default(), dir.path(), id, PUSH_URI, hash)
+            spec_for(&Fetcher::default(), dir.path(), id, &terms(PUSH_URI))
                 .await
                 .is_err()
         );
         // Other URIs are fetched as before; the push URI is never fetched.
         let data = spec().data_uri();
         assert_eq!(
-            spec_for(&Fetcher::default(), dir.path(), id, &data, hash)
+            spec_for(&Fetcher::default(), dir.path(), id, &terms(&data))
                 .await
                 .expect("data uri"),
             spec()
         );
-        assert!(Fetcher::default().spec(PUSH_URI, hash).await.is_err());
+        assert!(
+            Fetcher::default()
+                .spec(PUSH_URI, spec().hash())
+                .await
+                .is_err()
+        );
+        // A spec under an order of another kind is not run: the chain would treat the lease as
+        // the order's kind (a service spec under a batch order never posts, and is slashed).
+        store_spec(&path, &spec().canonical_json()).expect("stored");
+        for uri in [PUSH_URI.to_owned(), data] {
+            let service = OrderParams {
+                jobKind: JobKind::Service.code(),
+                ..terms(&uri)
+            };
+            let e = spec_for(&Fetcher::default(), dir.path(), id, &service)
+                .await
+                .expect_err("a container spec under a service order");
+            assert!(e.contains("jobKind is 2"), "{e}");
+        }
     }
 }

@@ -146,6 +146,20 @@ impl Config {
         if raw.jobs.max_concurrent == 0 {
             return Err(bad("jobs.max_concurrent", "at least 1".into()));
         }
+        if raw.jobs.max_ram_gib == Some(0) {
+            return Err(bad(
+                "jobs.max_ram_gib",
+                "at least 1 (or leave it out: the host's memory shared among max_concurrent jobs)"
+                    .into(),
+            ));
+        }
+        if raw.jobs.max_cpu_cores == Some(0) {
+            return Err(bad(
+                "jobs.max_cpu_cores",
+                "at least 1 (or leave it out: the host's cores shared among max_concurrent jobs)"
+                    .into(),
+            ));
+        }
         let executor = match raw.jobs.executor.as_str() {
             "builtin" => ExecutorKind::Builtin,
             "process" if raw.jobs.allow_unsandboxed => ExecutorKind::Process,
@@ -255,6 +269,8 @@ impl Config {
             capacity,
             pricing,
             max_concurrent_jobs: raw.jobs.max_concurrent,
+            job_ram_gib: raw.jobs.max_ram_gib,
+            job_cpu_cores: raw.jobs.max_cpu_cores,
             executor,
             container,
             work_dir: rel(raw.jobs.work_dir),

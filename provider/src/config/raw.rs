@@ -67,6 +67,10 @@ pub(super) struct RawPricing {
 pub(super) struct RawJobs {
     #[serde(default = "default_max_concurrent")]
     pub(super) max_concurrent: u32,
+    #[serde(default)]
+    pub(super) max_ram_gib: Option<u32>,
+    #[serde(default)]
+    pub(super) max_cpu_cores: Option<u16>,
     #[serde(default = "default_executor")]
     pub(super) executor: String,
     #[serde(default)]
@@ -152,6 +156,8 @@ impl Default for RawJobs {
     fn default() -> Self {
         Self {
             max_concurrent: default_max_concurrent(),
+            max_ram_gib: None,
+            max_cpu_cores: None,
             executor: default_executor(),
             socket: None,
             network: None,

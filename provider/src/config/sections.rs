@@ -34,6 +34,12 @@ pub struct Config {
     pub pricing: BTreeMap<String, Pricing>,
     /// Most jobs run at once.
     pub max_concurrent_jobs: u32,
+    /// Most memory one job gets, GiB (`jobs.max_ram_gib`): an order asking more is not bid on,
+    /// and one asking none (`ramGiB` 0) gets this much, so no container runs unbounded. `None`:
+    /// the host's memory shared among `max_concurrent_jobs` ([`crate::node`] reads it at start).
+    pub job_ram_gib: Option<u32>,
+    /// Most CPU cores one job gets (`jobs.max_cpu_cores`), as [`Self::job_ram_gib`].
+    pub job_cpu_cores: Option<u16>,
     /// How jobs run.
     pub executor: ExecutorKind,
     /// The container engine (`executor = "docker" | "podman"`): socket and network mode.

@@ -318,16 +318,12 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
     }
     let t = job_terms(job)?;
     let spec = match &job.spec {
+        // Checked against the order's kind again: a row kept before the bid checked it.
         Some(js) => serde_json::from_str::<RunSpec>(js)
-            .map_err(|e| Step::Fail(format!("stored spec: {e}")))?,
-        None => match crate::specs::spec_for(
-            &s.builtin.fetcher,
-            &s.cfg.data_dir,
-            job.id,
-            &t.specURI,
-            t.specHash,
-        )
-        .await
+            .map_err(|e| format!("stored spec: {e}"))
+            .and_then(|spec| crate::specs::check_kind(&spec, t.jobKind).map(|()| spec))
+            .map_err(Step::Fail)?,
+        None => match crate::specs::spec_for(&s.builtin.fetcher, &s.cfg.data_dir, job.id, &t).await
         {
             Ok(spec) => spec,
             // A lease won without the node's bid row (a lost store): its spec is fetched now. A
@@ -352,14 +348,15 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
     if let Some(why) = &gpu_lease.shortfall {
         warn!(lease = %job.id, why = %why, "job gets fewer GPUs than asked");
     }
+    let (cpu_cores, ram_gib) = lock(&s.offer).limits(t.cpuCores, t.ramGiB);
     let run = JobRun {
         id: job.id,
         workload: gpu_lease.apply(spec.workload.clone()),
         time_limit: Duration::from_secs(left),
         work_dir: s.cfg.work_dir.join(job.id.to_string()),
         gpus: gpu_lease.uuids().to_vec(),
-        cpu_cores: t.cpuCores,
-        ram_gib: t.ramGiB,
+        cpu_cores,
+        ram_gib,
         gpu_hold: Some(gpu_lease.clone()),
     };
     if let Workload::Service { .. } = spec.workload {
