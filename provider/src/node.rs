@@ -216,7 +216,8 @@ async fn start(cfg: Config) -> Result<Shared> {
             std::thread::available_parallelism()
                 .ok()
                 .map(|n| n.get() as u64),
-            cfg.max_concurrent_jobs,
+            // Cores are shared in time, not taken: one job may use all of them.
+            1,
             "cores: set jobs.max_cpu_cores",
         )
         .map(|n| u16::try_from(n).unwrap_or(u16::MAX))?,

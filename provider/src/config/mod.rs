@@ -156,8 +156,7 @@ impl Config {
         if raw.jobs.max_cpu_cores == Some(0) {
             return Err(bad(
                 "jobs.max_cpu_cores",
-                "at least 1 (or leave it out: the host's cores shared among max_concurrent jobs)"
-                    .into(),
+                "at least 1 (or leave it out: the host's cores)".into(),
             ));
         }
         let executor = match raw.jobs.executor.as_str() {

@@ -38,7 +38,8 @@ pub struct Config {
     /// and one asking none (`ramGiB` 0) gets this much, so no container runs unbounded. `None`:
     /// the host's memory shared among `max_concurrent_jobs` ([`crate::node`] reads it at start).
     pub job_ram_gib: Option<u32>,
-    /// Most CPU cores one job gets (`jobs.max_cpu_cores`), as [`Self::job_ram_gib`].
+    /// Most CPU cores one job gets (`jobs.max_cpu_cores`), as [`Self::job_ram_gib`]. `None`: the
+    /// host's cores (shared in time among jobs, not divided among them).
     pub job_cpu_cores: Option<u16>,
     /// How jobs run.
     pub executor: ExecutorKind,
