@@ -59,8 +59,8 @@ pub struct Config {
     /// results module's `deadlineGrace`): a job that has not exited is stopped at its lease end,
     /// or this long before the deadline if that is earlier, seconds.
     pub post_margin_secs: u64,
-    /// Most bytes of output a job may produce (stdout or its result file); more stops the job and
-    /// its failure report is posted instead.
+    /// Most bytes of output a job may produce (stdout, stderr or its result file, each); more
+    /// stops the job and its failure report is posted instead.
     pub max_output: u64,
     /// Withdraw earnings once the market credit exceeds this (token units as text).
     pub withdraw_above: String,

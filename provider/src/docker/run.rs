@@ -84,7 +84,10 @@ impl ContainerExecutor {
         let mut body = resp.into_body();
         let mut demux = Demux::default();
         let mut logs = Logs::default();
-        let mut stdout_len = 0u64;
+        // Each stream is held to the cap: stdout is the result, and stderr, of which only the
+        // tail is kept here, is still written whole to the engine's log on the provider's disk
+        // (PIN-08).
+        let (mut stdout_len, mut stderr_len) = (0u64, 0u64);
         let mut over = false;
         while let Some(frame) = body.frame().await {
             let frame =
@@ -94,6 +97,8 @@ impl ContainerExecutor {
             };
             demux.feed(&data, |stream, payload| match stream {
                 2 => {
+                    stderr_len += payload.len() as u64;
+                    over |= stderr_len > cap;
                     logs.stderr.extend_from_slice(payload);
                     if logs.stderr.len() > 2 * keep {
                         logs.stderr.drain(..logs.stderr.len() - keep);
@@ -235,9 +240,13 @@ impl ContainerExecutor {
         // The result is what the stopped container logged, read whole. Podman's followed stream
         // can end without a container's last lines (the real-engine test once got a job's output
         // cut to its first line) or not end with it at all, so it never is the result.
-        let logs = self
-            .follow_logs(id, self.limits.max_output, self.limits.stderr_tail, false)
-            .await?;
+        // Under the job's deadline too: an engine slow to hand back a capped log must not hold the
+        // result, or the failure report, past it.
+        let logs = tokio::select! {
+            logs = self.follow_logs(id, self.limits.max_output, self.limits.stderr_tail, false) => logs?,
+            () = tokio::time::sleep_until(deadline) => return Err(ExecError::TimedOut(job.time_limit)),
+            () = cancel.cancelled() => return Err(ExecError::Cancelled),
+        };
         if code != 0 {
             return Err(ExecError::Failed {
                 code: i32::try_from(code).ok(),
