@@ -540,8 +540,9 @@ listen = "127.0.0.1:{port}"
             slots = opts.max_concurrent,
             executor = match &opts.engine {
                 Some(e) => format!(
-                    "# Container jobs run on the engine scripts/podman.sh serves.\nexecutor = \"podman\"\nsocket = \"unix://{}\"",
-                    e.socket.display()
+                    "# Container jobs run on the engine scripts/podman.sh serves, from its imported image.\nexecutor = \"podman\"\nsocket = \"unix://{}\"\nlocal_images = [\"{}\"]",
+                    e.socket.display(),
+                    e.image
                 ),
                 None => "# No container engine here: this devnet trusts its own tenants, so container\n# jobs run as local processes (not a sandbox).\nexecutor = \"process\"\nallow_unsandboxed = true".to_owned(),
             },

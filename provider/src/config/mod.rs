@@ -190,10 +190,14 @@ impl Config {
         let fetch_allow = AllowList::parse(&raw.fetch.allow).map_err(|e| bad("fetch.allow", e))?;
         let container = match executor {
             ExecutorKind::Builtin | ExecutorKind::Process => {
-                if raw.jobs.socket.is_some() || raw.jobs.network.is_some() {
+                if raw.jobs.socket.is_some()
+                    || raw.jobs.network.is_some()
+                    || raw.jobs.local_images.is_some()
+                {
                     return Err(bad(
                         "jobs.socket",
-                        "socket and network are for executor = \"docker\" or \"podman\"".into(),
+                        "socket, network and local_images are for executor = \"docker\" or \"podman\""
+                            .into(),
                     ));
                 }
                 None
@@ -213,10 +217,23 @@ impl Config {
                         "none | bridge | host | a network's name".into(),
                     ));
                 }
+                let local_images = raw.jobs.local_images.clone().unwrap_or_default();
+                if let Some(i) = local_images
+                    .iter()
+                    .find(|i| i.trim().is_empty() || i.contains(char::is_whitespace))
+                {
+                    return Err(bad(
+                        "jobs.local_images",
+                        format!(
+                            "{i:?} is not an image reference (e.g. \"registry.example.com/team/job:3\")"
+                        ),
+                    ));
+                }
                 Some(EngineConfig {
                     engine,
                     socket,
                     network,
+                    local_images,
                 })
             }
         };

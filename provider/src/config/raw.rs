@@ -77,6 +77,8 @@ pub(super) struct RawJobs {
     pub(super) socket: Option<String>,
     #[serde(default)]
     pub(super) network: Option<String>,
+    #[serde(default)]
+    pub(super) local_images: Option<Vec<String>>,
     #[serde(default = "default_work_dir")]
     pub(super) work_dir: PathBuf,
     #[serde(default = "default_data_dir")]
@@ -161,6 +163,7 @@ impl Default for RawJobs {
             executor: default_executor(),
             socket: None,
             network: None,
+            local_images: None,
             work_dir: default_work_dir(),
             data_dir: default_data_dir(),
             shutdown_grace: default_grace(),

@@ -139,6 +139,11 @@ pub struct EngineConfig {
     pub socket: PathBuf,
     /// Container network mode: `none` (default), `bridge`, `host` or a network's name.
     pub network: String,
+    /// Images that run from the engine's store when their anonymous pull fails
+    /// (`jobs.local_images`): private images the operator pulled on the host and offers to
+    /// tenants. Any other image must pull: an image only on the host is the operator's, and a
+    /// tenant naming it would get its files as output.
+    pub local_images: Vec<String>,
 }
 
 impl EngineConfig {

@@ -205,16 +205,20 @@ impl ContainerExecutor {
     }
 
     /// Pull `image` unless it is pinned by digest and already present.
-    /// A tag that cannot be pulled but is present (a private image the operator pulled on the
-    /// host: the executor pulls anonymously) runs as present, with a warning.
+    /// A tag that cannot be pulled runs from the engine's store only when the operator lists it
+    /// in `jobs.local_images` (a private image it pulled on the host: the executor pulls
+    /// anonymously). Any other image present on the host is the operator's own, not offered:
+    /// the job fails with the pull's error, which does not say whether the host has it.
     pub(super) async fn pull(&self, image: &str) -> Result<()> {
         if image.contains('@') && self.present(image).await? {
             return Ok(());
         }
         match self.pull_anyway(image).await {
-            Err(e @ DockerError::Pull { .. }) if !image.contains('@') => {
+            Err(e @ DockerError::Pull { .. })
+                if !image.contains('@') && self.config.local_images.iter().any(|i| i == image) =>
+            {
                 if self.present(image).await? {
-                    warn!(image, error = %e, "cannot pull; running the image present on this host");
+                    info!(image, error = %e, "cannot pull; running the listed local image (jobs.local_images)");
                     Ok(())
                 } else {
                     Err(e)

@@ -287,8 +287,9 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
     let podman = text.replace(
         "executor = \"process\"\nallow_unsandboxed = true\n",
         &format!(
-            "executor = \"podman\"\nsocket = \"unix://{}\"\n",
-            engine.socket.display()
+            "executor = \"podman\"\nsocket = \"unix://{}\"\nlocal_images = [\"{}\"]\n",
+            engine.socket.display(),
+            engine.image
         ),
     );
     assert_ne!(podman, text);

@@ -312,13 +312,31 @@ async fn pinned_images_are_pulled_by_digest_only_when_missing_and_pull_errors_sa
         "{pull}"
     );
     assert!(!calls(&f).iter().any(|c| c.contains("containers/create")));
-    // A private tag the operator pulled on the host runs though the anonymous pull fails.
-    let (dir, f, x) = serve(Fake {
+    // A private tag the operator pulled on the host runs though the anonymous pull fails, once
+    // the operator lists it; unlisted, it is the operator's own image, not offered: the job
+    // fails with the pull's error and no container is made from it.
+    let (dir, f, mut x) = serve(Fake {
         pull_error: Some("unauthorized".into()),
         images: vec!["registry.example.com/private/job:3".into()],
         ..Fake::default()
     })
     .await;
+    let err = x
+        .run(
+            job(
+                dir.path(),
+                "registry.example.com/private/job:3",
+                Duration::from_secs(20),
+            ),
+            CancellationToken::new(),
+            no_hook(),
+        )
+        .await
+        .expect_err("an unlisted local image")
+        .to_string();
+    assert!(err.contains("unauthorized"), "{err}");
+    assert!(!calls(&f).iter().any(|c| c.contains("containers/create")));
+    x.config.local_images = vec!["registry.example.com/private/job:3".into()];
     x.run(
         job(
             dir.path(),
@@ -372,6 +390,7 @@ async fn a_missing_socket_tells_the_operator_what_to_do() {
             engine: "podman".into(),
             socket: dir.path().join("nope.sock"),
             network: "none".into(),
+            local_images: Vec::new(),
         },
         "n",
     );

@@ -201,6 +201,7 @@ async fn serve(f: Fake) -> (tempfile::TempDir, Arc<Fake>, ContainerExecutor) {
             engine: "docker".into(),
             socket: sock,
             network: "none".into(),
+            local_images: Vec::new(),
         },
         "0xnode",
     );

@@ -10,6 +10,10 @@ fn on_real(socket: &Path, engine: &str, node: &str) -> ContainerExecutor {
             engine: engine.into(),
             socket: socket.to_owned(),
             network: "none".into(),
+            // The test image is imported, never pushed: it runs from the store, as listed.
+            local_images: gridlease_testkit::engine::Engine::from_env()
+                .map(|e| vec![e.image])
+                .unwrap_or_default(),
         },
         node,
     )
