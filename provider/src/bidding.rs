@@ -3,7 +3,10 @@
 //! [`decide`] is the strategy, pure: given an order's terms, a [`Snapshot`] of what the node holds
 //! and its pricing, a [`Decision`] (built on [`crate::pricing::evaluate`]). The rest is effectful:
 //! for an order worth a bid the spec is fetched and checked against its hash, and only workloads
-//! an executor runs get one; the bid is then sent through the shared transaction manager (or, in
+//! an executor runs get one. A spec the node must download is fetched beside the poll
+//! ([`SpecFetches`]) and the order kept meanwhile, so a tenant's slow server holds back neither
+//! other orders nor the acknowledgements and challenge answers read in the same poll; the bid is
+//! then sent through the shared transaction manager (or, in
 //! `bidding.mode = "signed"`, signed and kept for keepers), its job row reserving the slot, GPUs
 //! and stake it promises (PD-01) until its lease or the order's end settles it. A bid the RPC
 //! failed to take (nothing reached a node) frees its row, and the order is looked at again at the
@@ -11,7 +14,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, atomic::Ordering::Relaxed},
+    sync::{Arc, Mutex, atomic::Ordering::Relaxed},
     time::{Duration, Instant},
 };
 
@@ -27,6 +30,7 @@ use gridlease_daemon::{
     lock,
     txm::{Outcome, Signed},
 };
+use gridlease_primitives::spec::RunSpec;
 use tracing::{error, info, warn};
 
 use crate::{
@@ -41,6 +45,75 @@ use crate::{
 
 /// Most orders kept for another look (the store's `deferred` table).
 pub(crate) const DEFERRED_MAX: usize = 10_000;
+
+/// Longest a spec download may take.
+const SPEC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Spec downloads at once.
+const SPEC_FETCHES: usize = 4;
+/// Most specs downloading or downloaded and not yet looked at.
+const SPEC_FETCHES_MAX: usize = 1_000;
+
+/// Specs downloaded beside the poll: the poll reads logs, acknowledges leases and answers
+/// challenges, and a tenant's spec server that is slow (up to [`SPEC_TIMEOUT`] each, any number of
+/// orders) must not hold it back: a lease won meanwhile would miss its start window. An order
+/// whose spec is at an `http(s)` URI is kept (deferred) while its spec downloads, at most
+/// [`SPEC_FETCHES`] at once, and looked at again ([`crate::collect::retry_deferred`]) once it is
+/// in. `data:` and pushed specs need no network and are read at once.
+#[derive(Debug)]
+pub(crate) struct SpecFetches {
+    /// `None` while downloading, then what the download gave.
+    got: Mutex<HashMap<B256, Option<Result<RunSpec, String>>>>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for SpecFetches {
+    fn default() -> Self {
+        Self {
+            got: Mutex::new(HashMap::new()),
+            slots: Arc::new(tokio::sync::Semaphore::new(SPEC_FETCHES)),
+        }
+    }
+}
+
+/// The spec of order `o` (terms `p`) when it is at hand: read now when it needs no network, taken
+/// from [`SpecFetches`] once downloaded; `None` while it downloads (one download is started).
+async fn spec_of(s: &Arc<Shared>, o: &Market::OrderCreated) -> Option<Result<RunSpec, String>> {
+    let (id, p) = (o.orderId, &o.params);
+    let uri = p.specURI.trim_start();
+    if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+        return Some(crate::specs::spec_for(&s.builtin.fetcher, &s.cfg.data_dir, id, p).await);
+    }
+    {
+        let mut got = lock(&s.spec_fetches.got);
+        match got.get(&id) {
+            Some(Some(_)) => return got.remove(&id).flatten(),
+            Some(None) => return None,
+            None if got.len() >= SPEC_FETCHES_MAX => {
+                // Bounded: downloads never looked at again (orders that were not kept) go.
+                got.retain(|_, r| r.is_none());
+                if got.len() >= SPEC_FETCHES_MAX {
+                    return Some(Err("too many specs downloading; the order passes".into()));
+                }
+            }
+            None => {}
+        }
+        got.insert(id, None);
+    }
+    let (s2, p) = (s.clone(), p.clone());
+    s.tracker.spawn(async move {
+        let r = match s2.spec_fetches.slots.clone().acquire_owned().await {
+            Ok(_turn) => tokio::time::timeout(
+                SPEC_TIMEOUT,
+                crate::specs::spec_for(&s2.builtin.fetcher, &s2.cfg.data_dir, id, &p),
+            )
+            .await
+            .unwrap_or_else(|_| Err("the spec download timed out".into())),
+            Err(_) => Err("stopping".into()),
+        };
+        lock(&s2.spec_fetches.got).insert(id, Some(r));
+    });
+    None
+}
 
 /// Job slots, GPUs and stake already promised (live jobs, open bids), read once per page of logs
 /// and updated with each bid sent.
@@ -215,14 +288,13 @@ pub(crate) async fn on_order(
             return Ok(kept);
         }
     };
-    let spec = match tokio::time::timeout(
-        Duration::from_secs(10),
-        crate::specs::spec_for(&s.builtin.fetcher, &s.cfg.data_dir, id, p),
-    )
-    .await
-    {
-        Ok(Ok(spec)) => spec,
-        Ok(Err(e)) => {
+    let Some(spec) = spec_of(s, &o).await else {
+        // Downloading beside the poll: kept, and looked at again once it is in.
+        return if again { Ok(true) } else { keep(s, &o) };
+    };
+    let spec = match spec {
+        Ok(spec) => spec,
+        Err(e) => {
             if p.specURI == gridlease_primitives::spec::PUSH_URI {
                 let mut waiting = lock(&s.awaiting_push);
                 if waiting.len() >= 10_000 {
@@ -232,11 +304,6 @@ pub(crate) async fn on_order(
             }
             s.metrics.skip("spec");
             info!(order = %id, error = %e, "not bidding: spec unusable");
-            return Ok(false);
-        }
-        Err(_) => {
-            s.metrics.skip("spec");
-            info!(order = %id, "not bidding: spec download timed out");
             return Ok(false);
         }
     };

@@ -192,6 +192,46 @@ async fn mec_15_an_empty_output_is_a_result_posted_in_time_and_the_provider_is_p
     n.stop(child, 1);
 }
 
+/// A tenant's spec servers that accept and never answer hold back neither the orders behind them
+/// nor the poll: the node downloads specs beside it. Read in line, eight such orders cost ten
+/// seconds each before the node looked at the next log, and a lease won meanwhile could miss its
+/// start window (the provider slashed as a no-show).
+#[tokio::test]
+async fn mec_15_spec_servers_that_never_answer_hold_back_neither_other_orders_nor_the_poll() {
+    let (n, child) = node("").await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", silent.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            open.push(c);
+        }
+    });
+    let spec = job_spec(gridlease_primitives::spec::Workload::Container {
+        image: "local".into(),
+        command: sh("true"),
+        env: Default::default(),
+    });
+    for salt in 0..8u8 {
+        let uri = format!("{base}/spec/{salt}");
+        n.order_spec_at(&spec, &uri, 0, 100 + salt, 600, false)
+            .await;
+    }
+    let lease = n.order_command(sh("echo served"), 120, 600, true).await;
+    // Well inside the 80 s the silent servers would have held the poll.
+    n.result(lease.0, 1, 40).await;
+    assert_eq!(n.download(lease.0).await, b"served\n");
+    n.wait_metric(
+        "gridlease_provider_orders_skipped_total{reason=\"spec\"} 8",
+        1,
+    )
+    .await;
+    server.abort();
+    n.stop(child, 1);
+}
+
 #[tokio::test]
 async fn mec_15_bin_false_posts_its_failure_report_in_time_and_the_provider_is_never_slashed() {
     let (n, child) = node("").await;
