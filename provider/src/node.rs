@@ -310,7 +310,9 @@ fn host_memory_gib() -> Option<u64> {
     Some(kib >> 20)
 }
 
-fn prune_specs(s: &Arc<Shared>) {
+/// Once an hour, beside the poll: delete the pushed specs and the results nothing can ask for
+/// any more.
+fn prune_files(s: &Arc<Shared>) {
     {
         let mut last = lock(&s.pruned_specs);
         if last.is_some_and(|t| t.elapsed() < Duration::from_secs(3_600)) {
@@ -319,6 +321,24 @@ fn prune_specs(s: &Arc<Shared>) {
         *last = Some(Instant::now());
     }
     let s2 = s.clone();
+    let keep = s.cfg.keep_results_secs.max(s.fault_horizon);
+    let results = s.cfg.data_dir.join("results");
+    tokio::task::spawn_blocking({
+        let s = s.clone();
+        move || match crate::results::prune_results(
+            &s.store,
+            &results,
+            crate::unix_now().saturating_sub(keep),
+        ) {
+            Ok(0) => {}
+            Ok(n) => info!(
+                deleted = n,
+                kept_s = keep,
+                "results of ended leases deleted (jobs.keep_results)"
+            ),
+            Err(e) => warn!(error = %e, "pruning results failed; trying again in an hour"),
+        }
+    });
     s.tracker.spawn(async move {
         match crate::specs::prune_pushed(
             s2.client(),
@@ -427,7 +447,7 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
         &leases,
     )
     .await?;
-    prune_specs(s);
+    prune_files(s);
     s.metrics.last_poll.store(unix_now(), Relaxed);
     Ok(())
 }

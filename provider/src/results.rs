@@ -274,9 +274,110 @@ fn read_chunk(path: &std::path::Path, size: u64, index: u64) -> std::io::Result<
     Ok(out)
 }
 
+/// Delete the stored results (`<results>/<lease id>.bin`) that nothing can ask for any more:
+/// their job ended at or before `until` (unix seconds; the caller keeps `jobs.keep_results`, and
+/// never less than the fault horizon, for tenants' downloads) and the market holds none of their
+/// collateral, so no challenge or fault of them can come ([`crate::state::Store::result_done`]).
+/// Returns how many were deleted; a file of no job is left alone. Before, every result stayed on
+/// the provider's disk for good.
+pub fn prune_results(
+    store: &std::sync::Mutex<crate::state::Store>,
+    results: &std::path::Path,
+    until: u64,
+) -> std::io::Result<usize> {
+    let mut deleted = 0;
+    let entries = match std::fs::read_dir(results) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let path = e?.path();
+        let Some(id) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".bin"))
+            .and_then(|n| n.parse::<B256>().ok())
+        else {
+            continue;
+        };
+        let done = lock(store).result_done(id, until).unwrap_or(false);
+        if done {
+            std::fs::remove_file(&path)?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_results_nothing_can_ask_for_are_deleted() {
+        use crate::state::{Job, JobState, Store};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Mutex::new(Store::open(&dir.path().join("state.db")).expect("db"));
+        let results = dir.path().join("results");
+        std::fs::create_dir_all(&results).expect("dir");
+        let id = |b: u8| B256::repeat_byte(b);
+        // Closed; closed but its collateral held; still posted (open); no job at all.
+        let (closed, held, posted, stray) = (id(1), id(2), id(3), id(4));
+        for (lease, state) in [
+            (closed, JobState::Closed),
+            (held, JobState::Closed),
+            (posted, JobState::Posted),
+        ] {
+            let db = lock(&store);
+            db.insert(&Job {
+                id: lease,
+                terms: vec![1],
+                ..Job::default()
+            })
+            .expect("insert");
+            db.transition(lease, JobState::Bid, JobState::Won)
+                .expect("won");
+            let mut at = JobState::Won;
+            for next in [
+                JobState::Acknowledged,
+                JobState::Running,
+                JobState::Computed,
+                JobState::Posting,
+                JobState::Posted,
+                JobState::Closed,
+            ] {
+                if at == state {
+                    break;
+                }
+                assert!(
+                    db.transition(lease, at, next).expect("step"),
+                    "{at:?} -> {next:?}"
+                );
+                at = next;
+            }
+        }
+        lock(&store).hold(held, 1).expect("held");
+        for lease in [closed, held, posted, stray] {
+            std::fs::write(results.join(format!("{lease}.bin")), b"r").expect("write");
+        }
+        std::fs::write(results.join("notes.txt"), b"x").expect("write");
+        let now = crate::unix_now();
+        // Ended after `until`: kept (the tenant may still download it).
+        assert_eq!(
+            prune_results(&store, &results, now - 3_600).expect("prune"),
+            0
+        );
+        assert_eq!(prune_results(&store, &results, now + 1).expect("prune"), 1);
+        assert!(!results.join(format!("{closed}.bin")).exists());
+        for kept in [held, posted, stray] {
+            assert!(results.join(format!("{kept}.bin")).exists(), "{kept}");
+        }
+        // Released: its result goes too.
+        lock(&store).unhold(held).expect("released");
+        assert_eq!(prune_results(&store, &results, now + 1).expect("prune"), 1);
+        assert!(results.join("notes.txt").exists());
+    }
 
     #[test]
     fn a_chunk_read_alone_is_the_leaf_of_the_result() {

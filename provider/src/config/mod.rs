@@ -243,6 +243,8 @@ impl Config {
             .map_err(|e| bad("jobs.post_margin", e.to_string()))?;
         let max_output =
             parse_bytes(&raw.jobs.max_output).map_err(|e| bad("jobs.max_output", e))?;
+        let keep_results_secs = parse_duration(&raw.jobs.keep_results)
+            .map_err(|e| bad("jobs.keep_results", e.to_string()))?;
         let bid_mode = match raw.bidding.mode.as_str() {
             "onchain" => BidMode::Onchain,
             "signed" => BidMode::Signed,
@@ -296,6 +298,7 @@ impl Config {
             public_url,
             post_margin_secs,
             max_output,
+            keep_results_secs,
             withdraw_above: raw.earnings.withdraw_above.trim().to_owned(),
             shutdown_grace_secs,
             share_gpus: raw.jobs.share_gpus,

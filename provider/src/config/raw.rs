@@ -89,6 +89,8 @@ pub(super) struct RawJobs {
     pub(super) post_margin: String,
     #[serde(default = "default_max_output")]
     pub(super) max_output: String,
+    #[serde(default = "default_keep_results")]
+    pub(super) keep_results: String,
     #[serde(default)]
     pub(super) share_gpus: bool,
     #[serde(default = "default_services")]
@@ -125,6 +127,9 @@ fn default_post_margin() -> String {
 }
 fn default_max_output() -> String {
     "256MiB".into()
+}
+fn default_keep_results() -> String {
+    "7d".into()
 }
 fn default_services() -> bool {
     true
@@ -169,6 +174,7 @@ impl Default for RawJobs {
             shutdown_grace: default_grace(),
             post_margin: default_post_margin(),
             max_output: default_max_output(),
+            keep_results: default_keep_results(),
             share_gpus: false,
             services: default_services(),
             allow_unsandboxed: false,

@@ -62,6 +62,10 @@ pub struct Config {
     /// Most bytes of output a job may produce (stdout, stderr or its result file, each); more
     /// stops the job and its failure report is posted instead.
     pub max_output: u64,
+    /// How long a result is kept after its lease ended (`jobs.keep_results`, default 7 days),
+    /// for its tenant's downloads; never deleted while the market holds the lease's collateral
+    /// (a challenge or fault may still need it), and never before the fault horizon has passed.
+    pub keep_results_secs: u64,
     /// Withdraw earnings once the market credit exceeds this (token units as text).
     pub withdraw_above: String,
     /// How long running jobs get on shutdown before they are checkpointed or left.

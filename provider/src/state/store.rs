@@ -433,6 +433,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether the stored result of lease `id` is needed no more: its job is in a terminal state
+    /// (closed, faulted, failed, lost) it reached at or before `until` (unix seconds), and the
+    /// market holds none of its collateral, so no challenge or fault of it can come.
+    pub fn result_done(&self, id: B256, until: u64) -> Result<bool, StateError> {
+        let terminal: Vec<String> = (JobState::ALL.iter())
+            .filter(|s| s.is_terminal())
+            .map(|s| format!("'{}'", s.name()))
+            .collect();
+        let sql = format!(
+            "SELECT COUNT(*) FROM jobs WHERE id = ?1 AND state IN ({}) AND updated_at <= ?2 \
+             AND NOT EXISTS (SELECT 1 FROM held WHERE lease = ?1)",
+            terminal.join(", ")
+        );
+        let n: i64 = self
+            .conn
+            .query_row(&sql, params![id.as_slice(), until as i64], |r| r.get(0))?;
+        Ok(n == 1)
+    }
+
     /// Leases whose collateral the market still holds (as far as the node knows).
     pub fn held_count(&self) -> Result<u64, StateError> {
         Ok(self
