@@ -229,7 +229,14 @@ impl ContainerExecutor {
                     watched = true;
                 }
                 _ = poll.tick() => {
-                    if dir_size(&out_dir) > self.limits.max_output {
+                    // Off the async workers: a tree of many entries takes a while to walk, and
+                    // the poll, posts and challenge answers share them.
+                    let dir = out_dir.clone();
+                    let size = tokio::task::spawn_blocking(move || dir_size(&dir, MAX_OUTPUT_ENTRIES))
+                        .await
+                        .ok()
+                        .flatten();
+                    if size.is_none_or(|n| n > self.limits.max_output) {
                         return Err(ExecError::OutputCap(self.limits.max_output));
                     }
                 }
@@ -257,15 +264,30 @@ impl ContainerExecutor {
     }
 }
 
-/// Bytes under `dir` (files of every depth; links not followed).
-fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
+/// Most entries (files, directories, anything) a job's output directory may hold: past it the
+/// job is over its output cap, whatever their bytes (millions of empty files fill a disk's inodes
+/// and take the walk below ever longer).
+pub(super) const MAX_OUTPUT_ENTRIES: usize = 100_000;
+
+/// Bytes under `dir` (files of every depth; links not followed), or `None` when the output
+/// cannot be measured and counts as over the cap: a directory in it the node cannot read (a job
+/// that hid what it writes from the node with `chmod`), or more than `max_entries` entries. A
+/// missing `dir` holds nothing.
+pub(super) fn dir_size(dir: &Path, max_entries: usize) -> Option<u64> {
+    let (mut total, mut entries_seen) = (0u64, 0usize);
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => return None,
         };
-        for e in entries.flatten() {
+        for e in entries {
+            let e = e.ok()?;
+            entries_seen += 1;
+            if entries_seen > max_entries {
+                return None;
+            }
             match e.file_type() {
                 Ok(t) if t.is_dir() => stack.push(e.path()),
                 Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
@@ -273,7 +295,7 @@ fn dir_size(dir: &Path) -> u64 {
             }
         }
     }
-    total
+    Some(total)
 }
 
 impl Executor for ContainerExecutor {

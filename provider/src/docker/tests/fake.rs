@@ -419,3 +419,27 @@ async fn a_missing_socket_tells_the_operator_what_to_do() {
         .is_err()
     );
 }
+
+#[test]
+fn pin_08_output_the_node_cannot_measure_counts_as_over_the_cap() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::docker::run::dir_size;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("a/b")).expect("dirs");
+    std::fs::write(out.join("x"), [0u8; 10]).expect("write");
+    std::fs::write(out.join("a/b/y"), [0u8; 5]).expect("write");
+    // Four entries (x, a, a/b, a/b/y), 15 bytes.
+    assert_eq!(dir_size(&out, 4), Some(15));
+    assert_eq!(dir_size(&out, 3), None, "more entries than allowed");
+    assert_eq!(dir_size(&dir.path().join("missing"), 4), Some(0));
+    // A directory the job made unreadable to the node hides what it writes: over the cap. (Root
+    // reads it anyway, and then measures it.)
+    let hidden = out.join("a");
+    std::fs::set_permissions(&hidden, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let root = unsafe { libc::geteuid() } == 0;
+    let measured = dir_size(&out, 100);
+    std::fs::set_permissions(&hidden, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_eq!(measured, if root { Some(15) } else { None });
+}
