@@ -214,20 +214,31 @@ pub async fn check(
         (job, v)
     })
     .await;
+    found_of(id, checked, |job, fraud| {
+        job.proof_calldata(id, tenant, terms, commitment, fraud)
+    })
+}
+
+/// What a finished check of a built-in product found (`prove` builds the proof of a wrong one).
+/// The download matched its commitment, so the result is available whatever went wrong in our
+/// own check: counted as missing, a bug here (or a shape that panics) would end in a challenge of
+/// an available result, and the bond lost to it.
+fn found_of(
+    id: B256,
+    checked: Result<(BuiltinJob, Verdict), tokio::task::JoinError>,
+    prove: impl FnOnce(&BuiltinJob, Option<&gridlease_workload::matmul::FraudProof>) -> Bytes,
+) -> Found {
     match checked {
         Ok((_, Verdict::Correct)) => Found::Check(Check::Correct),
         Ok((job, Verdict::Wrong(f))) => {
             tracing::warn!(lease = %id, i = f.i, j = f.j, claimed = f.claimed, correct = f.correct, "WRONG built-in result: proving it");
-            Found::Proof(job.proof_calldata(id, tenant, terms, commitment, Some(&f)))
+            Found::Proof(prove(&job, Some(&f)))
         }
-        Ok((job, Verdict::WrongSize { .. })) => {
-            Found::Proof(job.proof_calldata(id, tenant, terms, commitment, None))
+        Ok((job, Verdict::WrongSize { .. })) => Found::Proof(prove(&job, None)),
+        Err(e) => {
+            tracing::error!(lease = %id, error = %e, "checking the built-in product failed; the result is available as committed");
+            Found::Check(Check::Available)
         }
-        Err(e) => Found::Check(Check::Missing {
-            tries: 0,
-            why: format!("the check did not finish: {e}"),
-            since: 0,
-        }),
     }
 }
 
@@ -236,6 +247,16 @@ mod tests {
     use axum::{Router, http::StatusCode, routing::get};
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_check_that_panicked_finds_the_committed_result_available_not_missing() {
+        let joined = tokio::task::spawn_blocking(|| -> (BuiltinJob, Verdict) {
+            panic!("a bug in the product check")
+        })
+        .await;
+        let found = found_of(B256::ZERO, joined, |_, _| Bytes::new());
+        assert!(matches!(found, Found::Check(Check::Available)), "{found:?}");
+    }
 
     async fn serve(app: Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
