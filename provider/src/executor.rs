@@ -214,6 +214,8 @@ pub struct ProcessExecutor {
 
 /// The only variables a job sees besides its spec's `env` and `GRIDLEASE_*`.
 const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// How long a process job's output pipes get to close after it exited and its group was killed.
+const PIPE_DRAIN: Duration = Duration::from_secs(5);
 
 fn kill_group(pgid: i32) {
     if pgid > 0 {
@@ -340,11 +342,22 @@ impl ProcessExecutor {
         };
         // Whatever the job left running in its group goes with it.
         kill_group(pgid);
-        let stdout = out_task
-            .await
+        // A process it started outside its group (`setsid`) escapes the kill and may hold the
+        // pipes open for ever: they get a moment to drain, not the rest of the lease (waiting
+        // would miss the result deadline).
+        let readers = [out_task.abort_handle(), err_task.abort_handle()];
+        let drained =
+            tokio::time::timeout(PIPE_DRAIN, async { (out_task.await, err_task.await) }).await;
+        let Ok((stdout, stderr_tail)) = drained else {
+            readers.iter().for_each(tokio::task::AbortHandle::abort);
+            return Err(ExecError::Io(
+                "a process the job started outside its process group kept its output open after it exited".into(),
+            ));
+        };
+        let stdout = stdout
             .map_err(|e| ExecError::Io(e.to_string()))?
             .map_err(|()| ExecError::OutputCap(cap))?;
-        let stderr_tail = err_task.await.unwrap_or_default();
+        let stderr_tail = stderr_tail.unwrap_or_default();
         if !status.success() {
             return Err(ExecError::Failed {
                 code: status.code(),
@@ -449,6 +462,40 @@ mod tests {
     fn alive(pid: i32) -> bool {
         // SAFETY: signal 0 only checks that the process exists.
         unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    #[tokio::test]
+    async fn mec_15_a_process_that_escapes_the_group_and_holds_the_output_does_not_hold_the_job() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("escaped.pid");
+        // The job exits only once the escaped process has left its group (it wrote its pid).
+        let script = format!(
+            "setsid sh -c 'echo $$ > {p}; exec sleep 60' & \
+             while [ ! -s {p} ]; do sleep 0.05; done; echo done",
+            p = pidfile.display()
+        );
+        let x = ProcessExecutor::default();
+        let got = x
+            .run(
+                job(
+                    dir.path(),
+                    &["sh", "-c", &script],
+                    &[],
+                    Duration::from_secs(120),
+                ),
+                CancellationToken::new(),
+                no_hook(),
+            )
+            .await;
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            // SAFETY: a plain kill of the process this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let e = got.expect_err("its output never closed");
+        assert!(e.to_string().contains("outside its process group"), "{e}");
     }
 
     #[tokio::test]
