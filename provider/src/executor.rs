@@ -226,10 +226,46 @@ fn kill_group(pgid: i32) {
     }
 }
 
-/// Kill a process group left by an earlier run of the node (its id was recorded in the state
-/// database before the job started).
-pub fn kill_leftover(pgid: i32) {
-    kill_group(pgid);
+/// Kill what is left of a process job started by an earlier run of the node (its group id was
+/// recorded in the state database before the job started): the processes of group `pgid` whose
+/// environment still names the job's output directory `out_dir` (`GRIDLEASE_OUTPUT`). After a
+/// reboot, or once the job is gone, the id may be another program's group: that is left alone.
+/// Returns how many were killed.
+pub fn kill_leftover(pgid: i32, out_dir: &Path) -> usize {
+    if pgid <= 0 {
+        return 0;
+    }
+    let mut marker = b"GRIDLEASE_OUTPUT=".to_vec();
+    marker.extend_from_slice(out_dir.as_os_str().as_encoded_bytes());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`: the group is the third field after the name, which
+        // may itself hold spaces and parentheses.
+        let group = std::fs::read_to_string(p.path().join("stat"))
+            .ok()
+            .and_then(|st| {
+                let rest = &st[st.rfind(')')? + 1..];
+                rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+            });
+        if group != Some(pgid) {
+            continue;
+        }
+        let ours = std::fs::read(p.path().join("environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_slice()));
+        if ours {
+            // SAFETY: kill has no memory-safety preconditions; a process gone since fails (ESRCH).
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                killed += 1;
+            }
+        }
+    }
+    killed
 }
 
 /// Read at most `cap` bytes; `Err(())` when there were more.
@@ -462,6 +498,35 @@ mod tests {
     fn alive(pid: i32) -> bool {
         // SAFETY: signal 0 only checks that the process exists.
         unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    #[tokio::test]
+    async fn a_leftover_group_is_killed_only_while_it_is_still_the_job_s() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("lease").join("out");
+        let start = |marker: &Path| {
+            tokio::process::Command::new("sleep")
+                .arg("30")
+                .env("GRIDLEASE_OUTPUT", marker)
+                .process_group(0)
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn")
+        };
+        let mut job = start(&out);
+        let mut other = start(&dir.path().join("another").join("out"));
+        let (job_pgid, other_pgid) = (
+            job.id().expect("pid") as i32,
+            other.id().expect("pid") as i32,
+        );
+        // The recorded id now names another program's group (a reboot, an id reused): left.
+        assert_eq!(kill_leftover(other_pgid, &out), 0);
+        assert!(alive(other_pgid));
+        assert_eq!(kill_leftover(job_pgid, &out), 1);
+        let _ = job.wait().await;
+        assert!(!alive(job_pgid));
+        assert!(alive(other_pgid));
+        other.kill().await.expect("kill");
     }
 
     #[tokio::test]

@@ -304,7 +304,9 @@ pub(crate) fn acknowledge_early(s: &Arc<Shared>, l: &Market::LeaseStarted) {
 async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Result<(), Step> {
     if job.pgid > 0 {
         // A process left by a run before a crash: it goes, and the job runs again from the start.
-        crate::executor::kill_leftover(job.pgid);
+        let out = s.cfg.work_dir.join(job.id.to_string()).join("out");
+        let killed = crate::executor::kill_leftover(job.pgid, &out);
+        info!(lease = %job.id, pgid = job.pgid, killed, "processes left by an earlier run");
         s.db().set_pgid(job.id, 0)?;
     }
     if let Some((root, size)) = stored_result(s, job.id) {
