@@ -38,7 +38,9 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// one address cannot take all [`MAX_CONNECTIONS`].
 pub const MAX_PER_ADDRESS: usize = 32;
 /// A connection that moves no byte either way for this long is closed: one that sends nothing,
-/// or drips its headers or body, or stops reading an answer, holds its slot no longer than this.
+/// or stops reading an answer, holds its slot no longer than this. A request must also be
+/// answered (the node's first byte back) within this long of its first byte, so one that drips
+/// its headers or body, a byte now and then, is closed too: the idle time alone never ends it.
 pub const IDLE: Duration = Duration::from_secs(60);
 
 /// Requests served at once; more are answered `503` at once.
@@ -187,7 +189,8 @@ impl Drop for AddressSlot {
 }
 
 /// A connection and its slots, given back when the connection is dropped. Reads and writes fail
-/// once no byte has moved either way for its idle time (hyper then closes it).
+/// once no byte has moved either way for its idle time, or once a request has waited that long
+/// for the first byte of its answer (hyper then closes it).
 #[derive(Debug)]
 pub struct Limited {
     io: TcpStream,
@@ -195,6 +198,10 @@ pub struct Limited {
     _address: AddressSlot,
     idle: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// Armed by a request's first byte, disarmed by the answer's: when it fires, the request
+    /// came too slowly (or the answer never started).
+    answer: Pin<Box<tokio::time::Sleep>>,
+    asked: bool,
 }
 
 impl Limited {
@@ -204,13 +211,16 @@ impl Limited {
         self.timer.as_mut().reset(at);
     }
 
-    /// Waiting on the socket: an error once idle for too long.
+    /// Waiting on the socket: an error once idle for too long, or once a request has waited too
+    /// long for its answer.
     fn idle_for_too_long(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let timed_out =
+            |why: &str| Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why)));
+        if self.asked && self.answer.as_mut().poll(cx).is_ready() {
+            return timed_out("request not complete in time");
+        }
         match self.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "connection idle for too long",
-            ))),
+            Poll::Ready(()) => timed_out("connection idle for too long"),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -223,9 +233,16 @@ impl AsyncRead for Limited {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 this.moved();
+                if !this.asked && buf.filled().len() > before {
+                    // A request's first byte: its answer is due within the idle time.
+                    this.asked = true;
+                    let at = tokio::time::Instant::now() + this.idle;
+                    this.answer.as_mut().reset(at);
+                }
                 Poll::Ready(r)
             }
             Poll::Pending => this.idle_for_too_long(cx),
@@ -243,6 +260,9 @@ impl AsyncWrite for Limited {
         match Pin::new(&mut this.io).poll_write(cx, buf) {
             Poll::Ready(r) => {
                 this.moved();
+                if matches!(r, Ok(n) if n > 0) {
+                    this.asked = false;
+                }
                 Poll::Ready(r)
             }
             Poll::Pending => this.idle_for_too_long(cx).map(|r| r.map(|()| 0)),
@@ -283,6 +303,8 @@ impl Listener for LimitedListener {
                 _address: address,
                 idle: self.idle,
                 timer,
+                answer: Box::pin(tokio::time::sleep(self.idle)),
+                asked: false,
             };
             return (io, addr);
         }
@@ -505,6 +527,26 @@ mod tests {
         // A connection that asks is served.
         let answer = ask(addr).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // One that drips its request, a byte well inside the idle time each, is closed once the
+        // request has waited the idle time for its answer (the drip alone never idles it out).
+        use tokio::io::AsyncWriteExt;
+        let mut drip = TcpStream::connect(addr).await.expect("connect");
+        let started = tokio::time::Instant::now();
+        let mut closed = false;
+        for b in b"GET / HTTP/1.1\r\nx-slow: "
+            .iter()
+            .chain([b'a'; 200].iter())
+        {
+            if drip.write_all(&[*b]).await.is_err() || closed_within(&mut drip, 0.5).await {
+                closed = true;
+                break;
+            }
+        }
+        assert!(
+            closed,
+            "a dripped request held its connection for {:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
