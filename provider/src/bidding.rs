@@ -226,6 +226,28 @@ pub fn decide(
     }
 }
 
+/// Why a service cannot have host port `port` here, if it cannot: below 1024 (privileged), the
+/// node's own API port (`api`), the port of a service the node has bid on or runs (`live`), or
+/// one something on the host holds now. A service is published on its own port: sold twice, the
+/// second would never start while its tenant paid for it.
+pub fn port_taken(port: u16, api: u16, live: impl IntoIterator<Item = RunSpec>) -> Option<String> {
+    if port < 1024 {
+        return Some("ports below 1024 are not published".into());
+    }
+    if port == api {
+        return Some("the node's own API port".into());
+    }
+    let sold = live.into_iter().any(|spec| {
+        matches!(spec.workload, gridlease_primitives::spec::Workload::Service { port: p, .. } if p == port)
+    });
+    if sold {
+        return Some("another lease's service has it".into());
+    }
+    std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
+        .err()
+        .map(|e| format!("held on this host: {e}"))
+}
+
 /// Keep order `o` for another look (the store's `deferred` table, bounded by [`DEFERRED_MAX`]);
 /// whether it was kept.
 fn keep(s: &Shared, o: &Market::OrderCreated) -> Result<bool> {
@@ -311,6 +333,17 @@ pub(crate) async fn on_order(
         s.metrics.skip("unsupported");
         info!(order = %id, why = %e, "not bidding");
         return Ok(false);
+    }
+    if let gridlease_primitives::spec::Workload::Service { port, .. } = spec.workload {
+        let live = s.db().live()?;
+        let specs = live
+            .iter()
+            .filter_map(|j| serde_json::from_str::<RunSpec>(j.spec.as_deref()?).ok());
+        if let Some(why) = port_taken(port, s.cfg.listen.port(), specs) {
+            s.metrics.skip("port");
+            info!(order = %id, port, why = %why, "not bidding");
+            return Ok(false);
+        }
     }
     let job = Job {
         id,
@@ -538,6 +571,41 @@ mod tests {
     use super::*;
 
     const USDC: Address = Address::repeat_byte(0xcc);
+
+    #[test]
+    fn a_service_port_is_sold_once_and_never_one_the_host_or_the_node_holds() {
+        use gridlease_primitives::spec::{Resources, Workload};
+        let service = |port| RunSpec {
+            version: 1,
+            workload: Workload::Service {
+                image: "img".into(),
+                command: Vec::new(),
+                env: BTreeMap::new(),
+                port,
+            },
+            resources: Resources {
+                gpu_class: 0,
+                gpu_count: 1,
+                vram_gib: 1,
+                cpu_cores: 1,
+                ram_gib: 1,
+            },
+        };
+        let held = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+        let held_port = held.local_addr().expect("addr").port();
+        let free = {
+            let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        assert_eq!(port_taken(free, 7311, [service(free + 1)]), None);
+        assert!(port_taken(free, 7311, [service(free)]).is_some(), "sold");
+        assert!(port_taken(80, 7311, []).is_some(), "privileged");
+        assert!(port_taken(7311, 7311, []).is_some(), "the API's");
+        assert!(
+            port_taken(held_port, 7311, []).is_some(),
+            "held on the host"
+        );
+    }
 
     fn pricing() -> BTreeMap<String, Pricing> {
         let mut m = BTreeMap::new();
