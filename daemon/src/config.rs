@@ -98,7 +98,12 @@ impl<'a> ConfigFile<'a> {
         parse: impl FnOnce(&str, &Path, &Path) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
         let text = read_config(path, daemon)?;
-        parse(&text, path, path.parent().unwrap_or(Path::new(".")))
+        // Absolute: a relative directory must name the same place for whoever uses it, a job
+        // running in its own working directory included (`GRIDLEASE_OUTPUT`).
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let folder = folder.unwrap_or(Path::new("."));
+        let base = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
+        parse(&text, path, &base)
     }
 
     /// `text` as the raw TOML schema `T` ([`parse_toml`]).

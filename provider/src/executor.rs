@@ -315,7 +315,9 @@ impl ProcessExecutor {
         cancel: CancellationToken,
         on_spawn: impl FnOnce(i32),
     ) -> Result<Output, ExecError> {
-        let out_dir = dir.join("out");
+        // Absolute: the job runs in `dir`, where a relative path would name another place.
+        let out_dir = std::path::absolute(dir.join("out"))
+            .map_err(|e| ExecError::Io(format!("the job's output directory: {e}")))?;
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| ExecError::Io(format!("cannot create {}: {e}", out_dir.display())))?;
         let (prog, args) = argv

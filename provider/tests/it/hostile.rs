@@ -219,7 +219,11 @@ async fn mec_15_spec_servers_that_never_answer_hold_back_neither_other_orders_no
         n.order_spec_at(&spec, &uri, 0, 100 + salt, 600, false)
             .await;
     }
-    let lease = n.order_command(sh("echo served"), 120, 600, true).await;
+    // (Written to the result file: `GRIDLEASE_OUTPUT` works from the job's own directory though
+    // the node's config names its work directory relative to itself.)
+    let lease = n
+        .order_command(sh("echo served > $GRIDLEASE_OUTPUT/result"), 120, 600, true)
+        .await;
     // Well inside the 80 s the silent servers would have held the poll.
     n.result(lease.0, 1, 40).await;
     assert_eq!(n.download(lease.0).await, b"served\n");
