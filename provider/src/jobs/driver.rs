@@ -301,6 +301,19 @@ pub(crate) fn acknowledge_early(s: &Arc<Shared>, l: &Market::LeaseStarted) {
     });
 }
 
+/// Delete lease `id`'s work directory; a failure is logged (files a job's user made that the node
+/// cannot delete, under rootless Podman: the operator removes them), never fatal.
+fn clear_work_dir(s: &Shared, id: B256) {
+    let dir = s.cfg.work_dir.join(id.to_string());
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            warn!(lease = %id, dir = %dir.display(), error = %e, "cannot delete the job's work directory; delete it by hand")
+        }
+    }
+}
+
 async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Result<(), Step> {
     if job.pgid > 0 {
         // A process left by a run before a crash: it goes, and the job runs again from the start.
@@ -361,8 +374,13 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         ram_gib,
         gpu_hold: Some(gpu_lease.clone()),
     };
+    // A run starts from an empty work directory: what a run before a crash left there (a partial
+    // `result` file among it) is not this run's output.
+    clear_work_dir(s, job.id);
     if let Workload::Service { .. } = spec.workload {
-        return serve(s, job, run, cancel).await;
+        let r = serve(s, job, run, cancel).await;
+        clear_work_dir(s, job.id);
+        return r;
     }
     let started = Instant::now();
     info!(lease = %job.id, limit_s = left, "job running");
@@ -392,7 +410,10 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
             out.result,
             serde_json::json!({"ok": true, "seconds": secs, "stderr_tail": out.stderr_tail}),
         ),
-        Err(ExecError::Cancelled) => return Err(Step::Stop),
+        Err(ExecError::Cancelled) => {
+            clear_work_dir(s, job.id);
+            return Err(Step::Stop);
+        }
         Err(e) => {
             s.metrics.jobs_failed.increment(1);
             warn!(lease = %job.id, error = %e, "job failed: posting a failure report as its result");
@@ -406,7 +427,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
             (serde_json::to_vec(&report).unwrap_or_default(), report)
         }
     };
-    let _ = std::fs::remove_dir_all(s.cfg.work_dir.join(job.id.to_string()));
+    clear_work_dir(s, job.id);
     // The commitment of the bytes kept (and served, and revealed when challenged): 1 KiB leaves,
     // an empty output being one empty leaf (MEC-15).
     let (c, bytes) = tokio::task::spawn_blocking(move || (Commitment::of(&bytes), bytes))

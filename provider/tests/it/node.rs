@@ -203,12 +203,15 @@ async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once(
     let marker = dir.join("runs");
     // Each run appends a line: the job runs again after the crash (it was killed with the node),
     // but its result is posted once.
-    // The first run waits for a file the test writes only once the node is dead.
+    // The first run leaves a partial result file, then waits for a file the test writes only once
+    // the node is dead. The run after the restart starts from an empty work directory: its result
+    // is its own stdout, not the file the killed run left.
     let go = dir.join("go");
     let script = format!(
-        "echo run >> {}; while [ ! -e {} ]; do sleep 0.1; done; echo done",
+        "[ -e {go} ] || echo partial > $GRIDLEASE_OUTPUT/result; echo run >> {}; \
+         while [ ! -e {go} ]; do sleep 0.1; done; echo done",
         marker.display(),
-        go.display()
+        go = go.display()
     );
     let id = n.order(&script, 9).await;
     n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)
