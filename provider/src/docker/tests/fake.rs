@@ -214,44 +214,35 @@ async fn cancellation_kills_and_removes_the_container() {
 
 #[tokio::test]
 async fn output_over_the_cap_kills_the_running_container_and_stderr_keeps_its_tail() {
-    let (dir, f, mut x) = serve(Fake {
-        hang: true,
-        stdout: vec![b'x'; 5_000],
-        ..Fake::default()
-    })
-    .await;
-    x.limits = ProcessLimits {
-        max_output: 1_000,
-        stderr_tail: 100,
-    };
-    let err = run_job(&x, dir.path(), "alpine", Duration::from_secs(60))
-        .await
-        .expect_err("capped");
-    assert!(matches!(err, ExecError::OutputCap(1_000)), "{err}");
-    assert!(calls(&f).ends_with(&[
-        "POST /v1.41/containers/c0ffee/kill".to_owned(),
-        "DELETE /v1.41/containers/c0ffee".to_owned()
-    ]));
-    // The same for stderr: only its tail is kept here, but the engine writes all of it to its log
-    // on the provider's disk (PIN-08).
-    let (dir, f, mut x) = serve(Fake {
-        hang: true,
-        stderr: vec![b'e'; 5_000],
-        ..Fake::default()
-    })
-    .await;
-    x.limits = ProcessLimits {
-        max_output: 1_000,
-        stderr_tail: 100,
-    };
-    let err = run_job(&x, dir.path(), "alpine", Duration::from_secs(60))
-        .await
-        .expect_err("capped");
-    assert!(matches!(err, ExecError::OutputCap(1_000)), "{err}");
-    assert!(calls(&f).ends_with(&[
-        "POST /v1.41/containers/c0ffee/kill".to_owned(),
-        "DELETE /v1.41/containers/c0ffee".to_owned()
-    ]));
+    // Either stream: stderr too, of which only the tail is kept here, since the engine writes all
+    // of it to its log on the provider's disk (PIN-08).
+    let over = vec![b'x'; 5_000];
+    for fake in [
+        Fake {
+            hang: true,
+            stdout: over.clone(),
+            ..Fake::default()
+        },
+        Fake {
+            hang: true,
+            stderr: over.clone(),
+            ..Fake::default()
+        },
+    ] {
+        let (dir, f, mut x) = serve(fake).await;
+        x.limits = ProcessLimits {
+            max_output: 1_000,
+            stderr_tail: 100,
+        };
+        let err = run_job(&x, dir.path(), "alpine", Duration::from_secs(60))
+            .await
+            .expect_err("capped");
+        assert!(matches!(err, ExecError::OutputCap(1_000)), "{err}");
+        assert!(calls(&f).ends_with(&[
+            "POST /v1.41/containers/c0ffee/kill".to_owned(),
+            "DELETE /v1.41/containers/c0ffee".to_owned()
+        ]));
+    }
     let lines: String = (0..100).map(|i| format!("line{i}\n")).collect();
     let (dir, _f, mut x) = serve(Fake {
         stderr: lines.into_bytes(),
