@@ -4,7 +4,7 @@
 //! and its pricing, a [`Decision`] (built on [`crate::pricing::evaluate`]). The rest is effectful:
 //! for an order worth a bid the spec is fetched and checked against its hash, and only workloads
 //! an executor runs get one. A spec the node must download is fetched beside the poll
-//! ([`SpecFetches`]) and the order kept meanwhile, so a tenant's slow server holds back neither
+//! ([`crate::specs::SpecFetches`]) and the order kept meanwhile, so a tenant's slow server holds back neither
 //! other orders nor the acknowledgements and challenge answers read in the same poll; the bid is
 //! then sent through the shared transaction manager (or, in
 //! `bidding.mode = "signed"`, signed and kept for keepers), its job row reserving the slot, GPUs
@@ -14,7 +14,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, atomic::Ordering::Relaxed},
+    sync::{Arc, atomic::Ordering::Relaxed},
     time::{Duration, Instant},
 };
 
@@ -46,37 +46,8 @@ use crate::{
 /// Most orders kept for another look (the store's `deferred` table).
 pub(crate) const DEFERRED_MAX: usize = 10_000;
 
-/// Longest a spec download may take.
-const SPEC_TIMEOUT: Duration = Duration::from_secs(10);
-/// Spec downloads at once.
-const SPEC_FETCHES: usize = 4;
-/// Most specs downloading or downloaded and not yet looked at.
-const SPEC_FETCHES_MAX: usize = 1_000;
-
-/// Specs downloaded beside the poll: the poll reads logs, acknowledges leases and answers
-/// challenges, and a tenant's spec server that is slow (up to [`SPEC_TIMEOUT`] each, any number of
-/// orders) must not hold it back: a lease won meanwhile would miss its start window. An order
-/// whose spec is at an `http(s)` URI is kept (deferred) while its spec downloads, at most
-/// [`SPEC_FETCHES`] at once, and looked at again ([`crate::collect::retry_deferred`]) once it is
-/// in. `data:` and pushed specs need no network and are read at once.
-#[derive(Debug)]
-pub(crate) struct SpecFetches {
-    /// `None` while downloading, then what the download gave.
-    got: Mutex<HashMap<B256, Option<Result<RunSpec, String>>>>,
-    slots: Arc<tokio::sync::Semaphore>,
-}
-
-impl Default for SpecFetches {
-    fn default() -> Self {
-        Self {
-            got: Mutex::new(HashMap::new()),
-            slots: Arc::new(tokio::sync::Semaphore::new(SPEC_FETCHES)),
-        }
-    }
-}
-
 /// The spec of order `o` (terms `p`) when it is at hand: read now when it needs no network, taken
-/// from [`SpecFetches`] once downloaded; `None` while it downloads (one download is started).
+/// from [`crate::specs::SpecFetches`] once downloaded; `None` while it downloads (one download is started).
 async fn spec_of(s: &Arc<Shared>, o: &Market::OrderCreated) -> Option<Result<RunSpec, String>> {
     let (id, p) = (o.orderId, &o.params);
     let uri = p.specURI.trim_start();
@@ -88,10 +59,10 @@ async fn spec_of(s: &Arc<Shared>, o: &Market::OrderCreated) -> Option<Result<Run
         match got.get(&id) {
             Some(Some(_)) => return got.remove(&id).flatten(),
             Some(None) => return None,
-            None if got.len() >= SPEC_FETCHES_MAX => {
+            None if got.len() >= crate::specs::SPEC_FETCHES_MAX => {
                 // Bounded: downloads never looked at again (orders that were not kept) go.
                 got.retain(|_, r| r.is_none());
-                if got.len() >= SPEC_FETCHES_MAX {
+                if got.len() >= crate::specs::SPEC_FETCHES_MAX {
                     return Some(Err("too many specs downloading; the order passes".into()));
                 }
             }
@@ -103,7 +74,7 @@ async fn spec_of(s: &Arc<Shared>, o: &Market::OrderCreated) -> Option<Result<Run
     s.tracker.spawn(async move {
         let r = match s2.spec_fetches.slots.clone().acquire_owned().await {
             Ok(_turn) => tokio::time::timeout(
-                SPEC_TIMEOUT,
+                crate::specs::SPEC_TIMEOUT,
                 crate::specs::spec_for(&s2.builtin.fetcher, &s2.cfg.data_dir, id, &p),
             )
             .await

@@ -246,7 +246,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         tracker: TaskTracker::new(),
         drivers: Mutex::new(HashMap::new()),
         awaiting_push: Mutex::new(HashMap::new()),
-        spec_fetches: crate::bidding::SpecFetches::default(),
+        spec_fetches: crate::specs::SpecFetches::default(),
         push_lookups: crate::guard::LookupGate::default(),
         process: ProcessExecutor {
             limits: crate::executor::ProcessLimits {

@@ -65,8 +65,8 @@ pub struct Shared {
     /// Orders whose tenant pushes the spec (`gridlease:push`) seen before the push: the push
     /// handler takes the order from here instead of searching the chain's logs for it.
     pub(crate) awaiting_push: Mutex<HashMap<B256, Market::OrderCreated>>,
-    /// Specs of orders worth a bid, downloaded beside the poll ([`crate::bidding::SpecFetches`]).
-    pub(crate) spec_fetches: crate::bidding::SpecFetches,
+    /// Specs of orders worth a bid, downloaded beside the poll ([`crate::specs::SpecFetches`]).
+    pub(crate) spec_fetches: crate::specs::SpecFetches,
     /// Bounds the chain look-ups that pushes for orders the node has not seen cause.
     pub(crate) push_lookups: crate::guard::LookupGate,
     pub(crate) process: ProcessExecutor,

@@ -2,12 +2,45 @@
 //! `specURI` is [`PUSH_URI`], the one the tenant pushed ([`crate::api::push`]), kept in the data
 //! directory.
 
-use std::path::{Path as FsPath, PathBuf};
+use std::{
+    collections::HashMap,
+    path::{Path as FsPath, PathBuf},
+    time::Duration,
+};
 
 use alloy::primitives::B256;
 use gridlease_bindings::IMarket::OrderParams;
 use gridlease_fetch::Fetcher;
 use gridlease_primitives::spec::{PUSH_URI, RunSpec};
+
+/// Longest a spec download may take.
+pub(crate) const SPEC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Spec downloads at once.
+const SPEC_FETCHES: usize = 4;
+/// Most specs downloading or downloaded and not yet looked at.
+pub(crate) const SPEC_FETCHES_MAX: usize = 1_000;
+
+/// Specs downloaded beside the poll: the poll reads logs, acknowledges leases and answers
+/// challenges, and a tenant's spec server that is slow (up to [`SPEC_TIMEOUT`] each, any number of
+/// orders) must not hold it back: a lease won meanwhile would miss its start window. An order
+/// whose spec is at an `http(s)` URI is kept (deferred) while its spec downloads, at most
+/// [`SPEC_FETCHES`] at once, and looked at again ([`crate::collect::retry_deferred`], [`crate::bidding`]) once it is
+/// in. `data:` and pushed specs need no network and are read at once.
+#[derive(Debug)]
+pub(crate) struct SpecFetches {
+    /// `None` while downloading, then what the download gave.
+    pub(crate) got: std::sync::Mutex<HashMap<B256, Option<Result<RunSpec, String>>>>,
+    pub(crate) slots: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for SpecFetches {
+    fn default() -> Self {
+        Self {
+            got: std::sync::Mutex::new(HashMap::new()),
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(SPEC_FETCHES)),
+        }
+    }
+}
 
 /// Largest spec `POST /specs/<order id>` accepts, bytes.
 pub const MAX_PUSHED_SPEC: usize = 64 << 10;
