@@ -288,6 +288,18 @@ pub(crate) fn preview(f: &Facts, me: Option<Address>) -> Result<Preview> {
                     instead: None,
                 });
             }
+            // Past the end, a result may still be posted within the deadline grace, and stands:
+            // the market refuses a close then (it would void the provider's finished work).
+            if let Some(d) = f.deadline()
+                && now > end
+                && now <= d
+            {
+                return user(format!(
+                    "{id} passed its end ({}), but the provider may still post its result until {}: the market refuses a close until then. After it, a missing result is a missed deadline: {prove} refunds everything and slashes the provider",
+                    utc(end),
+                    when(d, now)
+                ));
+            }
             let fault = f.provable_liveness_fault();
             let mut text = if v.acknowledged {
                 format!(
@@ -301,15 +313,6 @@ pub(crate) fn preview(f: &Facts, me: Option<Address>) -> Result<Preview> {
                     money(escrow, t)
                 )
             };
-            if let Some(d) = f.deadline()
-                && v.acknowledged
-                && now <= d
-            {
-                text += &format!(
-                    " (the provider may still post its result until {}; closing before then gives up proving the missed deadline after it)",
-                    when(d, now)
-                );
-            }
             match fault {
                 Some(fault) => {
                     text += &format!(

@@ -4,7 +4,7 @@ pragma solidity 0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
-import {IMarket} from "./interfaces/IMarket.sol";
+import {IMarket, IResultsModule} from "./interfaces/IMarket.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {MarketLayout as L} from "./libraries/MarketLayout.sol";
 import {TokenFlow} from "./libraries/TokenFlow.sol";
@@ -230,6 +230,13 @@ contract Market is IMarket, MarketBase {
             // missed-deadline proof (MEC-02): only those faults end it.
             if (party != 1) revert LeaseNotClosable(leaseId, uint48(end), _escrowOf(a));
             bool acked = f & L.F_ACKED != 0;
+            // Past the end, a result may still come within the deadline grace, and stands (MEC-10):
+            // a close then would void it, the provider's finished work unpaid (the pending post in
+            // plain view). The tenant waits, then proves the missed deadline or closes.
+            if (block.timestamp > end) {
+                uint256 deadline = end + IResultsModule(_module(a).module).deadlineGrace();
+                if (block.timestamp <= deadline) revert ResultStillDue(leaseId, deadline);
+            }
             // The tenant ends its own job: it pays the time used by an acknowledged lease before its
             // deadline, nothing otherwise; a no-show or a missed deadline stays provable (MEC-05).
             if (acked && block.timestamp <= end) payUntil = block.timestamp;

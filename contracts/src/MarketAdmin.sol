@@ -248,7 +248,9 @@ contract MarketAdmin is IMarketAdmin, MarketBase {
     // ================================================================ internal
 
     /// @dev A fault on `job` (slot A `a`): running, it closes as Faulted with everything unsettled
-    /// refunded to the tenant (a third-party reporter earns the module's fault fee out of it); closed
+    /// refunded to the tenant (a third-party reporter earns the module's fault fee out of it), but for
+    /// a service lease's live time before its lapse, which is paid first (it was delivered: a tenant
+    /// that leaves a long lease unsettled must not get it back for a later lapse, MEC-09); closed
     /// with its collateral held and within the horizon, the held collateral is slashed. The tenant is
     /// compensated out of the slash for what it paid for the lease, never more (MEC-07).
     function _fault(bytes32 id, Job storage job, uint256 a, address reporter, bytes32 kind)
@@ -259,7 +261,19 @@ contract MarketAdmin is IMarketAdmin, MarketBase {
         uint96 refund;
         uint256 loss;
         bool running = status == IMarket.Status.Leased;
+        address provider = address(uint160(job.d));
+        TokenSlot memory slot = _tokenSlots[uint8(a >> L.A_TOKEN)];
+        // What the service's live time paid, and of it the provider's and the protocol's.
+        (uint256 paid, uint256 toProvider, uint256 protocolFees) = (0, 0, 0);
         if (running) {
+            if (L.kind(a) == L.KIND_SERVICE) {
+                Tally memory tally;
+                (tally.tokenId, tally.provider) = (uint8(a >> L.A_TOKEN), provider);
+                uint256 live = _serviceUntil(a, _staking.liveness(provider));
+                a = _accrue(id, a, uint96(job.d >> 160), slot.scale, tally, live, false, false);
+                _flush(tally, slot.token);
+                (paid, toProvider, protocolFees) = (tally.paid, tally.toProvider, tally.protocolFees);
+            }
             refund = _escrowOf(a);
         } else if (
             status == IMarket.Status.Closed && uint8(a >> L.A_FLAGS) & L.F_HELD != 0
@@ -270,8 +284,6 @@ contract MarketAdmin is IMarketAdmin, MarketBase {
             revert IMarket.LeaseNotFaultable(id, status);
         }
         (address tenant, uint96 collateral) = (job.tenant, job.collateral);
-        address provider = address(uint160(job.d));
-        TokenSlot memory slot = _tokenSlots[uint8(a >> L.A_TOKEN)];
         uint256 feeBps = reporter != address(0) && reporter != tenant ? _module(a).faultFeeBps : 0;
         _clear(id, IMarket.Status.Faulted);
         uint256 fee = uint256(refund) * feeBps / LeaseMath.BPS;
@@ -293,7 +305,15 @@ contract MarketAdmin is IMarketAdmin, MarketBase {
         );
         if (running) {
             emit IMarket.LeaseClosed(
-                id, IMarket.CloseReason.Faulted, 0, 0, 0, 0, refund, uint48(block.timestamp), false
+                id,
+                IMarket.CloseReason.Faulted,
+                uint96(paid),
+                uint96(toProvider),
+                uint96(protocolFees),
+                0,
+                refund,
+                uint48(block.timestamp),
+                false
             );
         }
         emit IMarket.LeaseFaulted(id, provider, kind, reporter, slashed, refund, uint96(fee), compensation);

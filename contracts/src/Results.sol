@@ -155,7 +155,8 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     /// @param challengeWindow_ Seconds a result is held and can be challenged.
     /// @param startWindow_ Seconds a provider has to acknowledge a new lease.
     /// @param staleGrace_ Seconds a reported heartbeat lapse must last to be slashable.
-    /// @param deadlineGrace_ Seconds after a batch lease's end its result is still accepted.
+    /// @param deadlineGrace_ Seconds after a batch lease's end its result is still accepted
+    /// (shorter than `challengeWindow_`: a result posted in the grace must still be challengeable).
     /// @param responseWindow_ Seconds to reveal a challenged chunk.
     /// @param challengeBond_ Wei bonded per challenge (covers the answer's gas).
     /// @param faultFeeBps_ A third-party reporter's share of a fault's refund and compensation.
@@ -173,7 +174,8 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     ) {
         if (
             address(market_) == address(0) || challengeWindow_ == 0 || startWindow_ == 0 || staleGrace_ == 0
-                || deadlineGrace_ == 0 || responseWindow_ == 0 || faultFeeBps_ > 1_000
+                || deadlineGrace_ == 0 || deadlineGrace_ >= challengeWindow_ || responseWindow_ == 0
+                || faultFeeBps_ > 1_000
         ) {
             revert InvalidResult();
         }

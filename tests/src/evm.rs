@@ -150,10 +150,15 @@ impl Chain {
         });
     }
 
+    /// Run creation code (constructor arguments appended) from `from`, reverted or not.
+    pub fn try_deploy(&mut self, from: Address, code: Bytes) -> Receipt {
+        self.exec(from, TxKind::Create, code, true)
+    }
+
     /// Deploy creation code (constructor arguments appended) from `from`.
     #[track_caller]
     pub fn deploy(&mut self, from: Address, code: Bytes) -> Address {
-        let r = self.exec(from, TxKind::Create, code, true);
+        let r = self.try_deploy(from, code);
         assert!(
             r.success,
             "deployment reverted: 0x{}",

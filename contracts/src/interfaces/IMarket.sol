@@ -203,6 +203,10 @@ interface IMarket {
     /// only by a fault proof (no-show, missed deadline) or its tenant; a service lease by anyone only
     /// once it expired, ran dry or lapsed.
     error LeaseNotClosable(bytes32 leaseId, uint48 end, uint96 escrow);
+    /// @notice The batch lease's end has passed, but its result may still be posted until
+    /// `deadline` (the module's deadline grace, MEC-10): the tenant closes it after that, or
+    /// proves the missed deadline, rather than void a result on its way.
+    error ResultStillDue(bytes32 leaseId, uint256 deadline);
     /// @notice The lease's result is held until `holdEnd`: only its tenant may accept it before then.
     error LeaseHeld(bytes32 leaseId, uint256 holdEnd);
     /// @notice A data-availability challenge on the lease's result is open: it must be answered, or
@@ -408,7 +412,8 @@ interface IMarketAdmin {
 }
 
 /// @title IResultsModule
-/// @notice What the market reads of a results module when it is added.
+/// @notice What the market reads of a results module (its windows when it is added; its deadline
+/// grace when a tenant closes a batch lease past its end).
 interface IResultsModule {
     /// @notice The market the module serves.
     function market() external view returns (IMarket);
@@ -418,6 +423,8 @@ interface IResultsModule {
     function startWindow() external view returns (uint32);
     /// @notice A third-party reporter's share (bps) of what a fault returns to the tenant.
     function faultFeeBps() external view returns (uint16);
+    /// @notice Seconds after a batch lease's end its result is still accepted.
+    function deadlineGrace() external view returns (uint32);
     /// @notice Longest time after a lease's close during which one of its faults can still be
     /// proven; must fit in the staking fault horizon.
     function horizon() external view returns (uint256);

@@ -25,6 +25,10 @@ contract HostileModule is IResultsModule {
         return 1_000;
     }
 
+    function deadlineGrace() external pure returns (uint32) {
+        return 5 minutes;
+    }
+
     function horizon() external pure returns (uint256) {
         return 2 hours;
     }

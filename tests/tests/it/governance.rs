@@ -5,7 +5,9 @@ use alloy::primitives::{B256, aliases::U96};
 use gridlease_bindings::{
     HostileModule,
     Market::{self, MarketErrors},
-    MarketAdmin, MarketLens, Results, Staking,
+    MarketAdmin, MarketLens,
+    Results::{self, ResultsErrors},
+    Staking,
     Timelock::TimelockErrors,
 };
 use gridlease_tests::{assert_revert, fixture::*};
@@ -56,6 +58,38 @@ fn a_change_lands_only_after_the_timelock_delay_gov01() {
         },
     );
     assert_revert!(r, MarketErrors::OwnableUnauthorizedAccount);
+}
+
+/// A module whose deadline grace is not shorter than its challenge window is refused: a result
+/// posted at the end of the grace would be held for no time, closed and paid unchallengeable.
+#[test]
+fn a_module_s_deadline_grace_must_be_shorter_than_its_challenge_window() {
+    use alloy::{
+        primitives::{U256, aliases::U48},
+        sol_types::SolConstructor,
+    };
+    let mut s = Suite::new();
+    let (gov, market) = (s.gov.address, s.market);
+    let with = |grace: u64| {
+        creation(
+            &Results::BYTECODE,
+            Results::constructorCall {
+                market_: market,
+                challengeWindow_: U48::from(3_600u64),
+                startWindow_: START_WINDOW as u32,
+                staleGrace_: STALE_GRACE as u32,
+                deadlineGrace_: grace as u32,
+                responseWindow_: RESPONSE_WINDOW as u32,
+                challengeBond_: U256::from(CHALLENGE_BOND),
+                faultFeeBps_: FAULT_FEE_BPS,
+                tenantPriority_: TENANT_PRIORITY as u32,
+            }
+            .abi_encode(),
+        )
+    };
+    let r = s.chain.try_deploy(gov, with(3_600));
+    assert_revert!(r, ResultsErrors::InvalidResult);
+    assert!(s.chain.try_deploy(gov, with(3_599)).success);
 }
 
 #[test]

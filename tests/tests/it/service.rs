@@ -253,3 +253,41 @@ fn a_chain_halt_is_not_slashed_once_the_provider_beats_again_stk11() {
         "never slashed"
     );
 }
+
+/// A lapse proven on a running service lease refunds only what was not served: the live time
+/// before the lapse, never settled (no keeper found it worth a transaction), was delivered and is
+/// the provider's (MEC-09). Before, the whole unsettled escrow went back to the tenant, so a tenant
+/// that left a week-long lease unsettled got it all back for a twenty-minute outage.
+#[test]
+fn a_proven_lapse_pays_the_live_time_before_it_and_refunds_only_the_rest_mec09() {
+    let mut s = Suite::new();
+    let id = s.service_lease_for(0, 0, 100 * USDC, 7 * 86_400);
+    let start = s.chain.now();
+    s.keep_alive(0, 3 * 3_600);
+    let (last, _) = liveness(&mut s, 0);
+    let provider = s.provider(0);
+    let credit = s.credit(provider);
+    s.chain.warp(HEARTBEAT + 1);
+    report(&mut s, id).expect_success();
+    s.chain.warp(STALE_GRACE + 1);
+    let (k, results) = (s.keeper.address, s.results);
+    let r = s
+        .chain
+        .send(k, results, Results::proveStaleHeartbeatCall { leaseId: id })
+        .expect_success();
+    let closed = r.event::<Market::LeaseClosed>();
+    let faulted = r.event::<Market::LeaseFaulted>();
+    // Paid: the live time up to where the lapse began (the last heartbeat's reach).
+    let live = (last + HEARTBEAT - start) as u128 * PER_SEC;
+    assert_eq!(closed.paid.to::<u128>(), live);
+    assert_eq!(
+        s.credit(provider) - credit,
+        closed.toProvider.to::<u128>(),
+        "credited to the provider"
+    );
+    // Refunded, less the reporter's fee: exactly what was not served.
+    assert_eq!(
+        closed.refund.to::<u128>() + faulted.fee.to::<u128>(),
+        100 * USDC - live
+    );
+}

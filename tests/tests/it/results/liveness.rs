@@ -95,6 +95,31 @@ fn missed_deadline_has_a_grace_and_a_result_in_it_stands_mec10_stk12() {
     assert_revert!(missed(&mut s, id, keeper), ResultsErrors::NotABatchJob);
 }
 
+/// The tenant cannot void a result on its way: past the lease's end and within the deadline grace
+/// its close is refused, and the result posted in the grace stands (MEC-10). Before, a close at
+/// `end + 1`, sent in front of the provider's pending post, refunded everything and left the
+/// finished work unpaid, with no fault provable either.
+#[test]
+fn a_tenant_close_in_the_deadline_grace_is_refused_and_the_result_stands_mec10() {
+    let mut s = Suite::new();
+    let tenant = s.tenant(0);
+    let l = lease(&mut s, job(8));
+    ack(&mut s, &l).expect_success();
+    s.chain.warp(3_600 + 1);
+    assert_revert!(s.close(tenant, l.id), MarketErrors::ResultStillDue);
+    s.chain.warp(DEADLINE_GRACE - 1);
+    assert_revert!(s.close(tenant, l.id), MarketErrors::ResultStillDue);
+    s.post(0, l.id, &encode(&l.c)).0.expect_success();
+    assert_eq!(s.job(l.id).kind, 2, "held: the result stands");
+    // Past the grace with no result the tenant may close again (it pays nothing), or prove the
+    // missed deadline.
+    let l2 = lease(&mut s, job(9));
+    ack(&mut s, &l2).expect_success();
+    s.chain.warp(3_600 + DEADLINE_GRACE + 1);
+    let r = s.close(tenant, l2.id).expect_success();
+    assert_eq!(r.event::<Market::LeaseClosed>().paid, U96::ZERO);
+}
+
 fn report(s: &mut Suite, id: B256) -> Receipt {
     let k = s.keeper.address;
     send_results(s, k, Results::reportStaleCall { leaseId: id })
