@@ -61,19 +61,17 @@ struct Site {
 /// The largest spec `/api/order` reads.
 const MAX_SPEC: usize = 64 * 1024;
 
-/// The origin (`scheme://host:port`) of `url`, for the policy's `connect-src`.
+/// The origin (`scheme://host:port`) of `url`, for the policy's `connect-src` (an IPv6 host in
+/// brackets once, as `host_str` already gives it).
 fn origin(url: &str) -> Result<String> {
     let u = url::Url::parse(url).with_context(|| format!("--rpc {url} is not a URL"))?;
-    let host = u.host_str().context("--rpc has no host")?;
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    };
-    Ok(match u.port() {
-        Some(p) => format!("{}://{host}:{p}", u.scheme()),
-        None => format!("{}://{host}", u.scheme()),
-    })
+    u.host_str().context("--rpc has no host")?;
+    match u.origin() {
+        o @ url::Origin::Tuple(..) => Ok(o.ascii_serialization()),
+        url::Origin::Opaque(_) => {
+            Err(UserError(format!("--rpc {url}: an http(s) or ws(s) URL is needed")).into())
+        }
+    }
 }
 
 /// The policy: the bundle's own scripts and styles only (no inline code, no other origin), images
@@ -513,6 +511,13 @@ mod tests {
             policy("wss://rpc.example.org/v1?key=x")
                 .expect("policy")
                 .contains("connect-src 'self' wss://rpc.example.org;")
+        );
+        // An IPv6 RPC: its host in brackets once (twice, the source was invalid and the page
+        // could not reach the node).
+        assert!(
+            policy("http://[::1]:8545")
+                .expect("policy")
+                .contains("connect-src 'self' http://[::1]:8545;")
         );
     }
 }

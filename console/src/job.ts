@@ -46,27 +46,42 @@ export interface JobFacts {
 
 const abi = [...marketAbi, ...resultsAbi];
 
+/**
+ * The market, the deployment's results module and `modules` (leases' own; zero for a lease not
+ * bound to one), each once: the addresses whose logs tell a job's story.
+ */
+export function modulesOf(c: Config, modules: Address[]): Address[] {
+  const all = [contract(c, "Market").address, contract(c, "Results").address, ...modules];
+  const seen = new Set<string>();
+  return all.filter((a) => {
+    const k = a.toLowerCase();
+    if (/^0x0{40}$/.test(k) || seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
 /** Every event the market and the results module logged about `id` (topic 1), in order. */
 export async function jobFacts(client: PublicClient, c: Config, id: Hex): Promise<JobFacts> {
   const market = contract(c, "Market");
-  const addresses = [market.address, contract(c, "Results").address];
-  const [raw, job] = await Promise.all([
-    inRanges(
-      client,
-      BigInt(market.block),
-      (fromBlock, toBlock) =>
-        client.request({
-          method: "eth_getLogs",
-          params: [{ address: addresses, topics: [null, id], fromBlock: toHex(fromBlock), toBlock: toHex(toBlock) }],
-        }) as Promise<{ topics: Hex[]; data: Hex; blockNumber: Hex }[]>,
-    ),
-    client.readContract({
-      address: contract(c, "MarketLens").address,
-      abi: lensAbi,
-      functionName: "getJob",
-      args: [id],
-    }) as Promise<Args>,
-  ]);
+  const job = (await client.readContract({
+    address: contract(c, "MarketLens").address,
+    abi: lensAbi,
+    functionName: "getJob",
+    args: [id],
+  })) as Args;
+  // The lease's own results module (a module governance added later logs there), besides the
+  // deployment's.
+  const addresses = modulesOf(c, [job.module as Address]);
+  const raw = await inRanges(
+    client,
+    BigInt(market.block),
+    (fromBlock, toBlock) =>
+      client.request({
+        method: "eth_getLogs",
+        params: [{ address: addresses, topics: [null, id], fromBlock: toHex(fromBlock), toBlock: toHex(toBlock) }],
+      }) as Promise<{ topics: Hex[]; data: Hex; blockNumber: Hex }[]>,
+  );
   // Each block's time, read once and all at once.
   const blocks = [...new Set(raw.map((l) => l.blockNumber))];
   const stamps = await Promise.all(blocks.map((b) => client.getBlock({ blockNumber: BigInt(b) })));

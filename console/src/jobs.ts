@@ -18,6 +18,7 @@ import {
 } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as adminAbi } from "../../target/abi/MarketAdmin.json";
+import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
 import { amount, orderLogs, ordersWithState, perHour, tokenOf } from "./market";
@@ -42,6 +43,8 @@ export interface MyJob {
   lowBalance: boolean;
   /** A chunk of the posted result is challenged, its answer not yet on chain. */
   challenged: boolean;
+  /** The results module the lease is bound to (its results and challenges are logged there). */
+  module: Address;
 }
 
 /** MarketLens.getJob's lease kinds (docs/reference.md §3). */
@@ -74,6 +77,7 @@ export async function myJobs(client: PublicClient, c: Config, tenant: Address): 
       settledAt: Number(job.settledAt),
       lowBalance: Boolean(job.lowBalance),
       challenged: Boolean(job.challenged),
+      module: job.module as Address,
     }))
     .reverse();
 }
@@ -302,6 +306,16 @@ export async function topUp(
   return BigInt(marketEvent<{ escrow: bigint }>(receipt, "ToppedUp").escrow);
 }
 
+/** Lease `id` as MarketLens.getJob reads it now. */
+async function readJob(client: PublicClient, c: Config, id: Hex): Promise<Record<string, unknown>> {
+  return (await client.readContract({
+    address: contract(c, "MarketLens").address,
+    abi: lensAbi,
+    functionName: "getJob",
+    args: [id],
+  })) as Record<string, unknown>;
+}
+
 /** What a close paid and refunded (the market's LeaseClosed event). */
 export interface Closed {
   paid: bigint;
@@ -320,6 +334,19 @@ export async function closeLease(
   account: Address,
   job: MyJob,
 ): Promise<Closed> {
+  // What the page showed may be stale (a challenge, a result or a close since it was drawn, the
+  // refresh paused while another action waited): read the lease again, and close only the lease
+  // the button was for. The contract lets a tenant accept a challenged result, so the simulation
+  // alone would not stop it.
+  const now = await readJob(client, c, job.id);
+  if (Number(now.status) !== job.status || Number(now.kind) !== job.kind) {
+    throw new Error("the lease changed since this page was drawn (a result, a close or a fault): look at it again before closing");
+  }
+  if (Number(now.kind) === KIND_HELD && Boolean(now.challenged)) {
+    throw new Error(
+      "a chunk of this result was challenged since this page was drawn: wait for the provider's answer, or prove it unavailable once the response window has passed (gridlease result ID --prove)",
+    );
+  }
   const receipt = await simulateAndSend(client, c, wallet, account, {
     address: contract(c, "Market").address,
     abi: marketAbi,

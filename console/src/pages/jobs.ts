@@ -7,6 +7,7 @@ import { app, beginRender, brief, chainName, page, putPage } from "../app";
 import { type Config, contract, rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
 import { cancel, closeLease, jobsTable, lowBalanceWarnings, myJobs, reverted, topUp } from "../jobs";
+import { modulesOf } from "../job";
 import { inRanges } from "../logs";
 import { amount, tokenOf, tokenUnits } from "../market";
 
@@ -21,15 +22,24 @@ export function stopWatching(): void {
 }
 
 /**
- * Every 2 s, when a block came: `refresh` if the market or the results module logged anything
- * about `ids`, or a new order of `account`, since block `from`. Reads only logs, not each job.
+ * Every 2 s, when a block came: `refresh` if the market or a results module of the jobs
+ * (`modules`) logged anything about `ids`, or a new order of `account`, since block `from`. Reads
+ * only logs, not each job.
  */
-function watchJobs(c: Config, account: Address, ids: Hex[], from: bigint, refresh: () => void): void {
+function watchJobs(
+  c: Config,
+  account: Address,
+  ids: Hex[],
+  modules: Address[],
+  from: bigint,
+  refresh: () => void,
+): void {
   stopWatch?.();
   let last = from;
   let stopped = false;
   const market = contract(c, "Market").address;
-  const results = contract(c, "Results").address;
+  // The market, and every results module the leases are bound to (their results and challenges).
+  const sources = modulesOf(c, modules);
   const mine = encodeEventTopics({ abi: marketAbi, eventName: "OrderCreated", args: { tenant: account } });
   const timer = setInterval(async () => {
     if (stopped || jobsBusy || location.hash !== "#jobs") return;
@@ -48,8 +58,12 @@ function watchJobs(c: Config, account: Address, ids: Hex[], from: bigint, refres
             } as never) as Promise<unknown[]>,
           head,
         );
+      // At most 100 ids per filter: RPCs cap a topic's alternatives, and a refused filter would
+      // stop the refresh for good.
+      const chunks: Hex[][] = [];
+      for (let i = 0; i < ids.length; i += 100) chunks.push(ids.slice(i, i + 100));
       const [touching, created] = await Promise.all([
-        ids.length ? logs({ address: [market, results], topics: [null, ids] }) : Promise.resolve([]),
+        Promise.all(chunks.map((part) => logs({ address: sources, topics: [null, part] }))).then((l) => l.flat()),
         logs({ address: market, topics: mine }),
       ]);
       last = head;
@@ -105,7 +119,7 @@ export async function showJobs(c: Config, message?: HTMLElement): Promise<void> 
     const [jobs, head] = await Promise.all([myJobs(app.client, c, account), app.client.getBlock({ blockTag: "latest" })]);
     // Live: what the chain logs about these jobs (or a new order of this account) re-reads them,
     // keeping the last message and any amount typed.
-    watchJobs(c, account, jobs.map((j) => j.id), head.number, () => {
+    watchJobs(c, account, jobs.map((j) => j.id), jobs.map((j) => j.module), head.number, () => {
       const typed = new Map(
         [...page.querySelectorAll<HTMLInputElement>("input[aria-label^='Top-up amount']")].map((i) => [
           i.getAttribute("aria-label"),
