@@ -132,7 +132,8 @@ export async function submitOrder(
     throw new Error("the checked order names another token than it reports: check the spec again");
   }
   const deposit = BigInt(checked.order.deposit);
-  checked.salt ??= toHex(crypto.getRandomValues(new Uint8Array(32)));
+  const key = saltKey(c, account, checked);
+  checked.salt ??= keptSalt(key);
   const salt = checked.salt;
   const params = {
     ...checked.order,
@@ -165,5 +166,42 @@ export async function submitOrder(
     show,
   );
   const { orderId } = marketEvent<{ orderId: Hex }>(receipt, "OrderCreated");
+  // Placed: the same spec submitted again on purpose is a new order.
+  forgetSalt(key);
   return { orderId, tx: receipt.transactionHash, block: receipt.blockNumber };
+}
+
+/** Where this tab keeps the salt of `account`'s checked order on `c`'s market. */
+function saltKey(c: Config, account: Address, checked: CheckedOrder): string {
+  return `gridlease.salt:${c.chainId}:${contract(c, "Market").address}:${account}:${JSON.stringify(checked.order)}`;
+}
+
+/**
+ * The salt kept for the order under `key` (this tab's session), drawn and kept if there is none.
+ * A reload or a new check of the same order reuses it until the order is seen placed: submitting
+ * it again after an outcome the page could not read (the wallet timed out, the tab was reloaded)
+ * is refused by the market as the same order instead of placing a second escrow.
+ */
+function keptSalt(key: string): Hex {
+  try {
+    const kept = sessionStorage.getItem(key);
+    if (kept && /^0x[0-9a-f]{64}$/.test(kept)) return kept as Hex;
+  } catch {
+    // Storage refused (a private window): the salt lives as long as the check.
+  }
+  const salt = toHex(crypto.getRandomValues(new Uint8Array(32)));
+  try {
+    sessionStorage.setItem(key, salt);
+  } catch {
+    // As above.
+  }
+  return salt;
+}
+
+function forgetSalt(key: string): void {
+  try {
+    sessionStorage.removeItem(key);
+  } catch {
+    // As above.
+  }
 }

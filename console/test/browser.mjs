@@ -489,7 +489,8 @@ async function main() {
 
   // WEB-04: the answer to a sent order is lost (the RPC fails while its receipt is asked for):
   // the page says it was sent, with its hash, and that it may still go through; Submitting the
-  // same checked order again is refused as the same order, so there is no second escrow.
+  // same order again, checked anew (the tab keeps its salt until the order is seen placed), is
+  // refused as the same order, so there is no second escrow.
   await page.locator("#f-token").selectOption("USDC");
   await page.getByRole("button", { name: "Write the form into the spec" }).click();
   await page.getByRole("button", { name: "Check" }).click();
@@ -502,11 +503,13 @@ async function main() {
   await page.getByRole("button", { name: "Submit" }).click();
   const lost = await textOf(page, page.getByText(/^Sent as transaction 0x[0-9a-f]{64}, but its outcome could not be read/), 60);
   await page.unroute(atRpc, noReceipts);
+  await page.getByRole("button", { name: "Check" }).click();
+  await page.locator("#escrow-amount").waitFor({ timeout: 10000 });
   await page.getByRole("button", { name: "Submit" }).click();
   const again = await textOf(page, page.getByText(/The market refuses it \(OrderExists\)/), 60);
   check(
     lost.includes("look it up") && again.includes("nothing was sent") && ordersOnChain() === ordersBeforeLost + 1,
-    `WEB-04: a submit whose answer was lost says it was sent and may go through; the same order again is refused, one order made (${ordersBeforeLost} -> ${ordersOnChain()})`,
+    `WEB-04: a submit whose answer was lost says it was sent and may go through; the same order checked and sent again is refused, one order made (${ordersBeforeLost} -> ${ordersOnChain()})`,
   );
 
   await page.getByRole("link", { name: "My jobs" }).click();
