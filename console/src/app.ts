@@ -41,6 +41,28 @@ export function beginRender(): number {
   return renders;
 }
 
+/**
+ * An action begun on page `hash` (`#jobs`) finished with `outcome`: `redraw` that page with it if
+ * it is still shown, else keep the outcome in the header. A page in use since (a spec being
+ * written) is not drawn over, and the user still learns what the transaction did.
+ */
+export async function finished(
+  hash: string,
+  outcome: HTMLElement,
+  redraw: (outcome: HTMLElement) => Promise<void> | void,
+): Promise<void> {
+  if (location.hash === hash) {
+    await redraw(outcome);
+    return;
+  }
+  let kept = document.getElementById("outcomes");
+  if (!kept) {
+    kept = h("div", { id: "outcomes", role: "status", "aria-live": "polite" });
+    document.querySelector("header")?.append(kept);
+  }
+  kept.append(outcome);
+}
+
 /** Put `children` on the page, unless a newer render started after `seq`. */
 export function putPage(seq: number, ...children: (Node | string | null | undefined | false)[]): void {
   if (seq === renders) put(page, ...children);

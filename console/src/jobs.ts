@@ -242,7 +242,17 @@ export async function approveFor(
     await approve(0n);
   }
   step(`Approve ${amount(c, token, units)} to ${spender.name} ${spender.address} in your wallet (${total - 1} of ${total})...`);
-  await approve(units);
+  try {
+    await approve(units);
+  } catch (e) {
+    if (allowance === 0n) throw e;
+    // The usual words ("nothing was signed or sent") are true of this step only: the allowance
+    // was set to 0 on chain before it.
+    const why = reverted(e).replace(/;? nothing was (signed or )?sent\.$/, ".");
+    throw new Error(
+      `The approval failed: ${why} The step before it went through: ${spender.name}'s allowance is now 0 (it was ${amount(c, token, allowance)}); nothing else changed.`,
+    );
+  }
   return total - 1;
 }
 

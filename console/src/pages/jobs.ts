@@ -3,7 +3,7 @@
 
 import { type Address, type Hex, encodeEventTopics, toHex } from "viem";
 import { abi as marketAbi } from "../../../target/abi/Market.json";
-import { app, beginRender, brief, chainName, page, putPage } from "../app";
+import { app, beginRender, brief, chainName, finished, page, putPage } from "../app";
 import { type Config, contract, rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
 import { cancel, closeLease, jobsTable, lowBalanceWarnings, myJobs, reverted, topUp } from "../jobs";
@@ -104,7 +104,7 @@ export async function showJobs(c: Config, message?: HTMLElement): Promise<void> 
         // this very transaction) would draw the page again with the pending message, and the
         // outcome would be lost.
         try {
-          await showJobs(c, done);
+          await finished("#jobs", done, (m) => showJobs(c, m));
         } finally {
           jobsBusy = false;
         }

@@ -2,7 +2,7 @@
 // for a token without a permit, an approval) and one transaction (see ../newjob.ts).
 
 import { type Address, formatUnits } from "viem";
-import { app, beginRender, chainName, field, input, putPage } from "../app";
+import { app, beginRender, chainName, field, finished, input, putPage } from "../app";
 import { type Config, contract } from "../config";
 import { h, notice, put } from "../dom";
 import { reverted } from "../jobs";
@@ -136,14 +136,16 @@ export function showNewJob(c: Config): void {
           );
         },
       );
-      put(
-        status,
+      const ordered = h(
+        "div",
+        {},
         notice("info", `Ordered ${done.orderId} (transaction ${done.tx}, block ${done.block}).`),
         h("p", {}, h("a", { href: "#jobs" }, "Follow it in My jobs")),
       );
+      await finished("#new", ordered, (m) => put(status, m));
     } catch (e) {
       // WEB-04: nothing was created; the spec and its check stand, and Submit can be pressed again.
-      put(status, summary(order), notice("error", reverted(e)));
+      await finished("#new", h("div", {}, summary(order), notice("error", reverted(e))), (m) => put(status, m));
       submitButton.disabled = false;
     } finally {
       checkButton.disabled = false;

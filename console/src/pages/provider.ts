@@ -1,7 +1,7 @@
 // The provider owner's page (see ../provider.ts for what it reads and sends).
 
 import type { Address } from "viem";
-import { app, beginRender, brief, chainName, field, input, putPage } from "../app";
+import { app, beginRender, brief, chainName, field, finished, input, putPage } from "../app";
 import type { Config } from "../config";
 import { rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
@@ -48,7 +48,7 @@ export async function showProvider(c: Config, message?: HTMLElement): Promise<vo
     button.disabled = true;
     put(status, notice("info", pending));
     action()
-      .then((done) => showProvider(c, notice("info", done)))
+      .then((done) => finished("#provider", notice("info", done), (m) => showProvider(c, m)))
       .catch((e) => {
         // WEB-04: nothing changed on chain; the form keeps what was typed.
         button.disabled = false;
