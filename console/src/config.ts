@@ -42,6 +42,25 @@ export async function loadConfig(): Promise<Config> {
   return c;
 }
 
+/**
+ * Learn the tokens among `addresses` that `c` does not list yet (allowed by governance after the
+ * page loaded): /config.json again, whose server reads the market's tokens anew. Until then their
+ * amounts would read at 18 decimals (a 6-decimal escrow shown 10^12 too small, a top-up parsed
+ * wrong). A failed read leaves `c` as it was.
+ */
+export async function learnTokens(c: Config, addresses: Address[]): Promise<void> {
+  const known = new Set(c.deployments.tokens.map((t) => t.address.toLowerCase()));
+  if (addresses.every((a) => known.has(a.toLowerCase()))) return;
+  try {
+    const fresh = await loadConfig();
+    for (const t of fresh.deployments.tokens) {
+      if (!known.has(t.address.toLowerCase())) c.deployments.tokens.push(t);
+    }
+  } catch {
+    // The page keeps what it knew.
+  }
+}
+
 /** The RPC as the page shows it: its origin only (a provider's URL often carries an API key in
  * its path or query, which the page never displays). */
 export function rpcOrigin(c: Config): string {

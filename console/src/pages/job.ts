@@ -2,7 +2,7 @@
 
 import type { Address, Hex } from "viem";
 import { app, beginRender, brief, chainName, putPage } from "../app";
-import { type Config, rpcOrigin } from "../config";
+import { type Config, learnTokens, rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
 import { type JobFacts, checkResult, jobFacts, phasesTable, proveFraud } from "../job";
 import { reverted } from "../jobs";
@@ -15,6 +15,7 @@ export async function showJob(c: Config, id: Hex): Promise<void> {
   let facts: JobFacts;
   try {
     facts = await jobFacts(app.client, c, id);
+    await learnTokens(c, [facts.token]);
   } catch (e) {
     putPage(seq, heading, notice("error", `Cannot read the job from ${rpcOrigin(c)}: ${brief(e)}`));
     return;

@@ -4,7 +4,7 @@
 import { type Address, type Hex, encodeEventTopics, toHex } from "viem";
 import { abi as marketAbi } from "../../../target/abi/Market.json";
 import { app, beginRender, brief, chainName, finished, page, putPage } from "../app";
-import { type Config, contract, rpcOrigin } from "../config";
+import { type Config, contract, learnTokens, rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
 import { cancel, closeLease, jobsTable, lowBalanceWarnings, myJobs, reverted, topUp } from "../jobs";
 import { modulesOf } from "../job";
@@ -117,6 +117,7 @@ export async function showJobs(c: Config, message?: HTMLElement): Promise<void> 
   };
   try {
     const [jobs, head] = await Promise.all([myJobs(app.client, c, account), app.client.getBlock({ blockTag: "latest" })]);
+    await learnTokens(c, jobs.map((j) => j.token));
     // Live: what the chain logs about these jobs (or a new order of this account) re-reads them,
     // keeping the last message and any amount typed.
     watchJobs(c, account, jobs.map((j) => j.id), jobs.map((j) => j.module), head.number, () => {

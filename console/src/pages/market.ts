@@ -1,7 +1,7 @@
 // The Market page (see ../market.ts for what it reads).
 
 import { app, beginRender, brief, putPage } from "../app";
-import { type Config, rpcOrigin } from "../config";
+import { type Config, learnTokens, rpcOrigin } from "../config";
 import { h, notice } from "../dom";
 import {
   clearedTable,
@@ -23,6 +23,7 @@ export async function showMarket(c: Config): Promise<void> {
       openOrders(app.client, c, created),
       providers(app.client, c, started),
     ]);
+    await learnTokens(c, orders.map((o) => o.token));
     const cleared = clearingPrices(created, started);
     putPage(
       seq,
