@@ -311,8 +311,9 @@ pub fn hold_end(l: &Lease, r: &Posted, m: &ModuleParams) -> u64 {
 
 /// What a third party earns by proving a fault on `l` now, and in which token: the module's
 /// fault fee of what the fault returns to the tenant. A running lease refunds everything
-/// unsettled (paid in the payment token; the fee never exceeds the collateral slashed, valued
-/// 1:1); a closed one whose collateral is held compensates the
+/// unsettled but a service's live time before its lapse, which the fault pays its provider
+/// (`MarketAdmin._fault`; paid in the payment token; the fee never exceeds the collateral
+/// slashed, valued 1:1); a closed one whose collateral is held compensates the
 /// tenant for what it paid for an accepted result, out of the slash (in the stake token, 1:1 in
 /// value, never more than the compensation or the collateral); any other close returns nothing.
 /// A tenant proving its own lease earns no fee.
@@ -326,7 +327,15 @@ pub fn fault_reward(l: &Lease, m: &ModuleParams, inp: &Inputs) -> (u128, Address
         None => {
             let cap = l.collateral.saturating_mul(scale(inp.stake_decimals))
                 / scale(decimals(inp, l.token));
-            (bps(l.escrow, fee).min(cap), l.token)
+            // The live time up to the lapse, wherever the proof lands (never past the lapse, so
+            // reading it at the end of time is what the market pays).
+            let served = if l.service() {
+                let live = inp.liveness.get(&l.provider).copied().unwrap_or_default();
+                service_owed(l, &live, u64::MAX, decimals(inp, l.token))
+            } else {
+                0
+            };
+            (bps(l.escrow - served, fee).min(cap), l.token)
         }
         Some(c) if c.reason == ACCEPTED => {
             let compensation =

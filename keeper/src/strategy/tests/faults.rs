@@ -158,6 +158,24 @@ fn mec_05_a_fault_after_a_close_pays_only_for_a_result_the_tenant_accepted() {
     let mut own = inputs();
     own.me = Address::repeat_byte(1);
     assert_eq!(fault_reward(&lease(0), &module(), &own).0, 0);
+    // A running service lease's fault pays the provider its live time up to the lapse first
+    // (1,000 s at 1 unit: the last heartbeat at 1,900, a 100 s period): the fee is a share of the
+    // rest only (500 bps of 9,000), not of the whole escrow.
+    let mut with_live = inputs();
+    with_live.liveness.insert(
+        Address::repeat_byte(2),
+        Liveness {
+            at: 1_900,
+            period: 100,
+            epoch: 1,
+            epoch_start: 900,
+            prev_start: 0,
+            prev_end: 0,
+        },
+    );
+    let service = lease(2);
+    assert_eq!(fault_reward(&service, &module(), &with_live).0, 450);
+    assert_eq!(fault_reward(&lease(0), &module(), &with_live).0, 500);
 }
 
 #[test]
