@@ -63,9 +63,14 @@ export async function finished(
   kept.append(outcome);
 }
 
+/** Whether no newer render started after `seq`. */
+export function current(seq: number): boolean {
+  return seq === renders;
+}
+
 /** Put `children` on the page, unless a newer render started after `seq`. */
 export function putPage(seq: number, ...children: (Node | string | null | undefined | false)[]): void {
-  if (seq === renders) put(page, ...children);
+  if (current(seq)) put(page, ...children);
 }
 
 export function input(attrs: Record<string, string>): HTMLInputElement {

@@ -3,7 +3,7 @@
 
 import { type Address, type Hex, encodeEventTopics, toHex } from "viem";
 import { abi as marketAbi } from "../../../target/abi/Market.json";
-import { app, beginRender, brief, chainName, finished, page, putPage } from "../app";
+import { app, beginRender, brief, chainName, current, finished, page, putPage } from "../app";
 import { type Config, contract, learnTokens, rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
 import { cancel, closeLease, jobsTable, lowBalanceWarnings, myJobs, reverted, topUp } from "../jobs";
@@ -118,6 +118,9 @@ export async function showJobs(c: Config, message?: HTMLElement): Promise<void> 
   try {
     const [jobs, head] = await Promise.all([myJobs(app.client, c, account), app.client.getBlock({ blockTag: "latest" })]);
     await learnTokens(c, jobs.map((j) => j.token));
+    // A newer render (a refresh) started meanwhile: it draws the page and watches its own jobs;
+    // this one's watch, started last, would follow the older list.
+    if (!current(seq)) return;
     // Live: what the chain logs about these jobs (or a new order of this account) re-reads them,
     // keeping the last message and any amount typed.
     watchJobs(c, account, jobs.map((j) => j.id), jobs.map((j) => j.module), head.number, () => {
