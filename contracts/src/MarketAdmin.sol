@@ -248,11 +248,12 @@ contract MarketAdmin is IMarketAdmin, MarketBase {
     // ================================================================ internal
 
     /// @dev A fault on `job` (slot A `a`): running, it closes as Faulted with everything unsettled
-    /// refunded to the tenant (a third-party reporter earns the module's fault fee out of it), but for
-    /// a service lease's live time before its lapse, which is paid first (it was delivered: a tenant
-    /// that leaves a long lease unsettled must not get it back for a later lapse, MEC-09); closed
-    /// with its collateral held and within the horizon, the held collateral is slashed. The tenant is
-    /// compensated out of the slash for what it paid for the lease, never more (MEC-07).
+    /// refunded to the tenant (a third-party reporter earns the module's fault fee out of it),
+    /// but for a service lease's live time before its lapse, which is paid first (it was
+    /// delivered: a tenant that leaves a long lease unsettled must not get it back for a later
+    /// lapse, MEC-09); closed with its collateral held and within the horizon, the held collateral
+    /// is slashed. The tenant is compensated out of the slash for what it paid for the lease,
+    /// never more (MEC-07).
     function _fault(bytes32 id, Job storage job, uint256 a, address reporter, bytes32 kind)
         private
         returns (uint256 slashed)

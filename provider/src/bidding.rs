@@ -4,9 +4,9 @@
 //! and its pricing, a [`Decision`] (built on [`crate::pricing::evaluate`]). The rest is effectful:
 //! for an order worth a bid the spec is fetched and checked against its hash, and only workloads
 //! an executor runs get one. A spec the node must download is fetched beside the poll
-//! ([`crate::specs::SpecFetches`]) and the order kept meanwhile, so a tenant's slow server holds back neither
-//! other orders nor the acknowledgements and challenge answers read in the same poll; the bid is
-//! then sent through the shared transaction manager (or, in
+//! ([`crate::specs::SpecFetches`]) and the order kept meanwhile, so a tenant's slow server holds
+//! back neither other orders nor the acknowledgements and challenge answers read in the same
+//! poll; the bid is then sent through the shared transaction manager (or, in
 //! `bidding.mode = "signed"`, signed and kept for keepers), its job row reserving the slot, GPUs
 //! and stake it promises (PD-01) until its lease or the order's end settles it. A bid the RPC
 //! failed to take (nothing reached a node) frees its row, and the order is looked at again at the
@@ -46,8 +46,9 @@ use crate::{
 /// Most orders kept for another look (the store's `deferred` table).
 pub(crate) const DEFERRED_MAX: usize = 10_000;
 
-/// The spec of order `o` (terms `p`) when it is at hand: read now when it needs no network, taken
-/// from [`crate::specs::SpecFetches`] once downloaded; `None` while it downloads (one download is started).
+/// The spec of order `o` when it is at hand: read now when it needs no network, taken from
+/// [`crate::specs::SpecFetches`] once downloaded; `None` while it downloads (one download is
+/// started).
 async fn spec_of(s: &Arc<Shared>, o: &Market::OrderCreated) -> Option<Result<RunSpec, String>> {
     let (id, p) = (o.orderId, &o.params);
     let uri = p.specURI.trim_start();

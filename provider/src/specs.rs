@@ -24,8 +24,9 @@ pub(crate) const SPEC_FETCHES_MAX: usize = 1_000;
 /// challenges, and a tenant's spec server that is slow (up to [`SPEC_TIMEOUT`] each, any number of
 /// orders) must not hold it back: a lease won meanwhile would miss its start window. An order
 /// whose spec is at an `http(s)` URI is kept (deferred) while its spec downloads, at most
-/// [`SPEC_FETCHES`] at once, and looked at again ([`crate::collect::retry_deferred`], [`crate::bidding`]) once it is
-/// in. `data:` and pushed specs need no network and are read at once.
+/// [`SPEC_FETCHES`] at once, and looked at again once it is in
+/// ([`crate::collect::retry_deferred`]; the bidding side is in [`crate::bidding`]). `data:` and
+/// pushed specs need no network and are read at once.
 #[derive(Debug)]
 pub(crate) struct SpecFetches {
     /// `None` while downloading, then what the download gave.

@@ -312,33 +312,17 @@ async fn pinned_images_are_pulled_by_digest_only_when_missing_and_pull_errors_sa
         ..Fake::default()
     })
     .await;
-    let err = x
-        .run(
-            job(
-                dir.path(),
-                "registry.example.com/private/job:3",
-                Duration::from_secs(20),
-            ),
-            CancellationToken::new(),
-            no_hook(),
-        )
+    let private = "registry.example.com/private/job:3";
+    let err = run_job(&x, dir.path(), private, Duration::from_secs(20))
         .await
         .expect_err("an unlisted local image")
         .to_string();
     assert!(err.contains("unauthorized"), "{err}");
     assert!(!calls(&f).iter().any(|c| c.contains("containers/create")));
-    x.config.local_images = vec!["registry.example.com/private/job:3".into()];
-    x.run(
-        job(
-            dir.path(),
-            "registry.example.com/private/job:3",
-            Duration::from_secs(20),
-        ),
-        CancellationToken::new(),
-        no_hook(),
-    )
-    .await
-    .expect("runs the present image");
+    x.config.local_images = vec![private.into()];
+    run_job(&x, dir.path(), private, Duration::from_secs(20))
+        .await
+        .expect("runs the present image");
     assert!(calls(&f).iter().any(|c| c.contains("containers/create")));
     assert_eq!(split_image("alpine"), ("alpine", "latest"));
     assert_eq!(
