@@ -281,8 +281,6 @@ async fn start(cfg: Config) -> Result<Shared> {
     })
 }
 
-/// Once an hour, beside the poll: delete the pushed specs of orders that can no longer run here
-/// ([`crate::specs::prune_pushed`]).
 /// What one job gets at most: `configured`, else the host's `total` shared among `slots` (at
 /// least 1). `unread` ends the error when neither is known.
 fn per_job(configured: Option<u64>, total: Option<u64>, slots: u32, unread: &str) -> Result<u64> {
@@ -310,8 +308,9 @@ fn host_memory_gib() -> Option<u64> {
     Some(kib >> 20)
 }
 
-/// Once an hour, beside the poll: delete the pushed specs and the results nothing can ask for
-/// any more.
+/// Once an hour, beside the poll: delete the pushed specs of orders that can no longer run here
+/// ([`crate::specs::prune_pushed`]) and the results nothing can ask for any more
+/// ([`crate::results::prune_results`]).
 fn prune_files(s: &Arc<Shared>) {
     {
         let mut last = lock(&s.pruned_specs);
