@@ -329,6 +329,32 @@ async fn close_batch_lease_without_result_pays_only_acknowledged_time_mec02_mec0
     assert_eq!(n.stake_of(owner).await.0, stake0 - 10 * USDC);
     assert_eq!(n.json(&["status", &b.to_string()])["state"], "faulted");
 
+    // C: acknowledged, just past its end: a result may still come within the grace, so the
+    // market refuses a close (MEC-10); the CLI says so and sends nothing.
+    let end = n.json(&["status", &c.to_string()])["end"]
+        .as_u64()
+        .expect("end");
+    let now = n
+        .gov
+        .provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .expect("block")
+        .expect("block")
+        .header
+        .timestamp;
+    n.warp(end + 1 - now).await;
+    let nonce = n.nonce().await;
+    let r = n.cli(&["close", &c.to_string()]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("may still post its result until")
+            && r.stderr.contains("the market refuses a close until then"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(n.nonce().await, nonce, "nothing sent");
+
     // C: acknowledged, past its end + grace without a result: closing would pay nothing, and
     // proving the missed deadline refunds all of it and slashes.
     n.warp(600 + w.grace + 1).await;
