@@ -14,13 +14,12 @@ import {
   toHex,
 } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
-import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { abi as resultsAbi } from "../../target/abi/Results.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
 import { marketEvent, simulateAndSend } from "./jobs";
 import { inRanges } from "./logs";
-import { amount } from "./market";
+import { amount, readJob } from "./market";
 import { type Fraud, generate, localize, randomSeed, resultRoot, specHash } from "./verify";
 import type { Eip1193 } from "./wallet";
 
@@ -64,12 +63,7 @@ export function modulesOf(c: Config, modules: Address[]): Address[] {
 /** Every event the market and the results module logged about `id` (topic 1), in order. */
 export async function jobFacts(client: PublicClient, c: Config, id: Hex): Promise<JobFacts> {
   const market = contract(c, "Market");
-  const job = (await client.readContract({
-    address: contract(c, "MarketLens").address,
-    abi: lensAbi,
-    functionName: "getJob",
-    args: [id],
-  })) as Args;
+  const job = await readJob(client, c, id);
   // The lease's own results module (a module governance added later logs there), besides the
   // deployment's.
   const addresses = modulesOf(c, [job.module as Address]);

@@ -18,10 +18,9 @@ import {
 } from "viem";
 import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as adminAbi } from "../../target/abi/MarketAdmin.json";
-import { abi as lensAbi } from "../../target/abi/MarketLens.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
-import { amount, orderLogs, ordersWithState, perHour, tokenOf } from "./market";
+import { amount, orderLogs, ordersWithState, perHour, readJob, tokenOf } from "./market";
 import { type Eip1193, explain } from "./wallet";
 
 /** MarketLens.getJob's `status` codes (docs/reference.md §3). */
@@ -314,16 +313,6 @@ export async function topUp(
     simulateAndSend(client, c, wallet, account, call),
   );
   return BigInt(marketEvent<{ escrow: bigint }>(receipt, "ToppedUp").escrow);
-}
-
-/** Lease `id` as MarketLens.getJob reads it now. */
-async function readJob(client: PublicClient, c: Config, id: Hex): Promise<Record<string, unknown>> {
-  return (await client.readContract({
-    address: contract(c, "MarketLens").address,
-    abi: lensAbi,
-    functionName: "getJob",
-    args: [id],
-  })) as Record<string, unknown>;
 }
 
 /** What a close paid and refunded (the market's LeaseClosed event). */

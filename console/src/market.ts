@@ -62,24 +62,23 @@ export async function leaseLogs(client: PublicClient, c: Config): Promise<Args[]
   return logs.map(argsOf);
 }
 
+/** Order or lease `id` as MarketLens.getJob reads it now. */
+export async function readJob(client: PublicClient, c: Config, id: Hex): Promise<Args> {
+  return (await client.readContract({
+    address: contract(c, "MarketLens").address,
+    abi: lensAbi,
+    functionName: "getJob",
+    args: [id],
+  })) as Args;
+}
+
 /** Each order of `created` (its OrderCreated arguments) with its state now. */
 export async function ordersWithState(
   client: PublicClient,
   c: Config,
   created: Args[],
 ): Promise<OrderState[]> {
-  const lens = contract(c, "MarketLens");
-  return Promise.all(
-    created.map(async (args) => {
-      const job = (await client.readContract({
-        address: lens.address,
-        abi: lensAbi,
-        functionName: "getJob",
-        args: [args.orderId as Hex],
-      })) as Args;
-      return { args, job };
-    }),
-  );
+  return Promise.all(created.map(async (args) => ({ args, job: await readJob(client, c, args.orderId as Hex) })));
 }
 
 /** The orders of `created` still taking bids. */

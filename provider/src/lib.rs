@@ -51,3 +51,9 @@ pub mod state;
 pub mod tx;
 
 pub use gridlease_daemon::unix_now;
+
+/// The lease or order id a file of the node's data directory is named by (`<0x id><ext>`: a
+/// result, a pushed spec), if it is one of those.
+pub(crate) fn id_named(path: &std::path::Path, ext: &str) -> Option<alloy::primitives::B256> {
+    path.file_name()?.to_str()?.strip_suffix(ext)?.parse().ok()
+}

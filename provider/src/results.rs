@@ -293,12 +293,7 @@ pub fn prune_results(
     };
     for e in entries {
         let path = e?.path();
-        let Some(id) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".bin"))
-            .and_then(|n| n.parse::<B256>().ok())
-        else {
+        let Some(id) = crate::id_named(&path, ".bin") else {
             continue;
         };
         let done = lock(store).result_done(id, until).unwrap_or(false);

@@ -140,12 +140,7 @@ pub async fn prune_pushed(
     let mut deleted = 0;
     for entry in entries.flatten() {
         let path = entry.path();
-        let Some(id) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".json"))
-            .and_then(|n| n.parse::<B256>().ok())
-        else {
+        let Some(id) = crate::id_named(&path, ".json") else {
             continue;
         };
         let young = entry

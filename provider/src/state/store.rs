@@ -69,6 +69,16 @@ CREATE TABLE cursors (
 );
 ";
 
+/// The terminal states' names as an SQL list (`'closed', 'lost', ...`): the file's own literals,
+/// never input.
+fn terminal_states() -> String {
+    let names: Vec<String> = (JobState::ALL.iter())
+        .filter(|s| s.is_terminal())
+        .map(|s| format!("'{}'", s.name()))
+        .collect();
+    names.join(", ")
+}
+
 fn b256(v: Option<Vec<u8>>) -> Option<B256> {
     v.filter(|b| b.len() == 32).map(|b| B256::from_slice(&b))
 }
@@ -256,13 +266,9 @@ impl Store {
 
     /// Every job not in a terminal state: what a restart resumes.
     pub fn live(&self) -> Result<Vec<Job>, StateError> {
-        let terminal: Vec<String> = (JobState::ALL.iter())
-            .filter(|s| s.is_terminal())
-            .map(|s| format!("'{}'", s.name()))
-            .collect();
         let sql = format!(
             "{SELECT} WHERE state NOT IN ({}) ORDER BY updated_at",
-            terminal.join(", ")
+            terminal_states()
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map([], read)?;
@@ -437,14 +443,10 @@ impl Store {
     /// (closed, faulted, failed, lost) it reached at or before `until` (unix seconds), and the
     /// market holds none of its collateral, so no challenge or fault of it can come.
     pub fn result_done(&self, id: B256, until: u64) -> Result<bool, StateError> {
-        let terminal: Vec<String> = (JobState::ALL.iter())
-            .filter(|s| s.is_terminal())
-            .map(|s| format!("'{}'", s.name()))
-            .collect();
         let sql = format!(
             "SELECT COUNT(*) FROM jobs WHERE id = ?1 AND state IN ({}) AND updated_at <= ?2 \
              AND NOT EXISTS (SELECT 1 FROM held WHERE lease = ?1)",
-            terminal.join(", ")
+            terminal_states()
         );
         let n: i64 = self
             .conn

@@ -57,6 +57,15 @@ pub(crate) async fn raw(
         .expect("anvil call")
 }
 
+/// A container job running `command` (on the test node's process executor).
+pub(crate) fn command_spec(command: Vec<String>) -> RunSpec {
+    job_spec(Workload::Container {
+        image: "local".into(),
+        command,
+        env: Default::default(),
+    })
+}
+
 /// A run spec of `workload` for one class-0 GPU with 8 GiB, one core and 1 GiB of RAM.
 pub(crate) fn job_spec(workload: Workload) -> RunSpec {
     RunSpec {
@@ -226,12 +235,8 @@ listen = "127.0.0.1:{}"
         max_duration: u32,
         instant: bool,
     ) -> (B256, OrderParams) {
-        let spec = job_spec(Workload::Container {
-            image: "local".into(),
-            command,
-            env: Default::default(),
-        });
-        self.order_spec(&spec, 0, salt, max_duration, instant).await
+        self.order_spec(&command_spec(command), 0, salt, max_duration, instant)
+            .await
     }
 
     /// An order for `spec` on GPU class `class` (10 USDC deposit and collateral, at most 3.60

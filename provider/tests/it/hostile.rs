@@ -209,11 +209,7 @@ async fn mec_15_spec_servers_that_never_answer_hold_back_neither_other_orders_no
             open.push(c);
         }
     });
-    let spec = job_spec(gridlease_primitives::spec::Workload::Container {
-        image: "local".into(),
-        command: sh("true"),
-        env: Default::default(),
-    });
+    let spec = command_spec(sh("true"));
     for salt in 0..8u8 {
         let uri = format!("{base}/spec/{salt}");
         n.order_spec_at(&spec, &uri, 0, 100 + salt, 600, false)
