@@ -99,7 +99,6 @@ contract Market is IMarket, MarketBase {
         IStaking.BidderInfo memory info = _staking.bidderInfo(msg.sender);
         if (info.provider == address(0)) revert NotAnOperator(msg.sender);
         uint96 collateral = job.collateral;
-        if (info.freeStake < collateral) revert InsufficientCollateral(info.provider, info.freeStake, collateral);
         if (!_fits(terms, info.capacity)) revert CapacityMismatch(info.provider);
         if (terms.service && !_live(info.provider)) revert ProviderNotLive(info.provider);
 
@@ -113,7 +112,18 @@ contract Market is IMarket, MarketBase {
         }
         // Bids are binding and only the lowest is kept, so award never loops over bids (AUC-08)
         // and equal prices go to the earliest (AUC-09).
-        if (job.bidder != address(0) && price >= job.bidPrice) revert BidNotLowest(price, job.bidPrice);
+        address outbid = job.bidder;
+        if (outbid != address(0) && price >= job.bidPrice) revert BidNotLowest(price, job.bidPrice);
+        // The bid reserves its collateral until it is outbid, loses the award or the order is
+        // cancelled: one stake cannot back the lowest bid on many orders and then fail them all at
+        // award, and locked stake cannot be unbonded (AFR-01). The award starts the lease on it. A
+        // provider improving its own bid keeps the reservation it has.
+        if (outbid != info.provider) {
+            if (!_staking.tryLock(info.provider, collateral)) {
+                revert InsufficientCollateral(info.provider, info.freeStake, collateral);
+            }
+            if (outbid != address(0)) _staking.release(outbid, collateral);
+        }
         (job.bidder, job.bidPrice) = (info.provider, price);
         emit BidPlaced(orderId, info.provider, price);
     }
@@ -135,15 +145,16 @@ contract Market is IMarket, MarketBase {
         (address signedProvider, uint96 signedPrice) =
             _bestSignedBid(orderId, terms, collateral, signedBids, params_.minPricePerSecond);
         (address onchain, uint96 onchainPrice) = (job.bidder, job.bidPrice);
-        if (onchain != address(0)) (job.bidder, job.bidPrice) = (address(0), 0);
-        // The on-chain bid was placed before any signed bid is revealed, so it wins ties. It is
-        // re-checked here: a provider slashed or unbonded since bidding is passed over (AUC-12).
-        if (
-            onchain != address(0) && (signedProvider == address(0) || onchainPrice <= signedPrice)
-                && (!terms.service || _live(onchain)) && _staking.tryLock(onchain, collateral)
-        ) {
-            _startLease(orderId, job, terms, onchain, onchainPrice, params_, false, 0);
-            return onchain;
+        if (onchain != address(0)) {
+            (job.bidder, job.bidPrice) = (address(0), 0);
+            // The on-chain bid was placed before any signed bid is revealed, so it wins ties. Its
+            // collateral has been locked since it was placed (AFR-01), so it can always be honoured;
+            // a service provider no longer live is passed over (AUC-12) and its collateral freed.
+            if ((signedProvider == address(0) || onchainPrice <= signedPrice) && (!terms.service || _live(onchain))) {
+                _startLease(orderId, job, terms, onchain, onchainPrice, params_, false, 0);
+                return onchain;
+            }
+            _staking.release(onchain, collateral);
         }
         if (signedProvider != address(0) && _staking.tryLock(signedProvider, collateral)) {
             _startLease(orderId, job, terms, signedProvider, signedPrice, params_, true, 0);

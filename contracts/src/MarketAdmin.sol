@@ -66,6 +66,9 @@ contract MarketAdmin is IMarketAdmin, MarketBase {
         }
         uint96 refund = job.state.escrow;
         uint8 tokenId = job.state.tokenId;
+        // The lowest on-chain bid's reserved collateral is freed with the order (AFR-01).
+        address bidder = job.bidder;
+        if (bidder != address(0)) _staking.release(bidder, job.collateral);
         _clear(orderId, IMarket.Status.Cancelled);
         _pay(_tokenSlots[tokenId].token, tenant, refund);
         emit IMarket.OrderCancelled(orderId, msg.sender, refund);

@@ -95,27 +95,33 @@ pub struct Budget {
     pub busy: u32,
     /// GPUs asked by the jobs that take a slot (each holds its own while it runs).
     pub gpus: u32,
-    /// Collateral the open bids would lock.
+    /// Collateral the open bids would lock that the market does not hold yet.
     pub pending_collateral: u128,
 }
 
 pub(crate) fn budget(s: &Shared) -> Result<Budget> {
-    let live = s.db().live()?;
-    Ok(Budget {
-        busy: live.iter().filter(|j| j.state.occupies_slot()).count() as u32,
-        gpus: live
-            .iter()
-            .filter(|j| j.state.occupies_slot())
+    Ok(promised(&s.db().live()?))
+}
+
+/// What the `live` jobs promise. A signed bid, or an on-chain bid not yet mined, reserves its
+/// collateral here; a mined on-chain bid's collateral is locked by the market (AFR-01), so it is
+/// already out of the free stake the chain reports, and is not counted twice. Once outbid, the
+/// market frees it and it is not counted at all.
+fn promised(live: &[Job]) -> Budget {
+    let slots = || live.iter().filter(|j| j.state.occupies_slot());
+    Budget {
+        busy: slots().count() as u32,
+        gpus: slots()
             .filter_map(terms)
             .map(|t| u32::from(t.gpuCount))
             .sum(),
         pending_collateral: live
             .iter()
-            .filter(|j| j.state == JobState::Bid)
+            .filter(|j| j.state == JobState::Bid && !(j.tx.is_some() && j.raw.is_none()))
             .filter_map(terms)
             .map(|t| t.collateral.to::<u128>())
             .sum(),
-    })
+    }
 }
 
 /// What the node holds when it looks at an order: its offer as last read from the chain
@@ -442,6 +448,10 @@ async fn watch_bid(s: &Shared, id: B256, t: Signed) {
             mined(s, sent);
             if !r.status() {
                 let _ = lost(s, id, "bid reverted on chain (outbid or order taken)");
+            } else if let Err(e) = s.db().bid_mined(id) {
+                // Only the stake accounting suffers: the bid's collateral stays counted as
+                // pending (twice, with the market's lock) until the order's lease starts.
+                warn!(order = %id, error = %e, "cannot record the bid as mined");
             }
         }
         Ok(Outcome::NonceTaken) => {
@@ -604,6 +614,30 @@ mod tests {
             token: USDC,
             ..OrderParams::default()
         }
+    }
+
+    #[test]
+    fn a_mined_on_chain_bid_is_not_counted_again_beside_the_markets_lock_afr01() {
+        let bid = |n: u8, tx: Option<B256>, raw: Option<Vec<u8>>| Job {
+            id: B256::repeat_byte(n),
+            state: JobState::Bid,
+            terms: order().abi_encode(),
+            tx,
+            raw,
+            ..Job::default()
+        };
+        let hash = Some(B256::repeat_byte(0xee));
+        let live = [
+            // A signed bid: the market locks nothing until the award.
+            bid(1, None, None),
+            // An on-chain bid on its way: not locked yet.
+            bid(2, hash, Some(vec![1, 2, 3])),
+            // Mined: the market holds its collateral, and the chain's free stake says so.
+            bid(3, hash, None),
+        ];
+        let b = promised(&live);
+        assert_eq!((b.busy, b.gpus), (3, 3));
+        assert_eq!(b.pending_collateral, 2 * 5_000_000);
     }
 
     /// Two 80 GiB GPUs of class 0, four free slots, 10 USDC of free stake, nothing promised.

@@ -333,7 +333,9 @@ interface IMarket {
 
     // ---------------------------------------------------------------- provider
 
-    /// @notice Bid on chain as the caller's provider. Instant orders are awarded at once.
+    /// @notice Bid on chain as the caller's provider. Instant orders are awarded at once. An
+    /// auction bid locks the order's collateral from the provider's stake until it is outbid,
+    /// loses the award or the order is cancelled; the award starts the lease on that lock.
     function bid(bytes32 orderId, uint96 pricePerSecond) external;
 
     // ---------------------------------------------------------------- anyone
@@ -380,7 +382,7 @@ interface IMarket {
 /// (delegatecall, the market's own storage): call them at the market's address.
 interface IMarketAdmin {
     /// @notice Cancel an unawarded order and refund its escrow (tenant any time; anyone once the
-    /// bid window plus the award grace has passed).
+    /// bid window plus the award grace has passed). Frees the lowest on-chain bid's collateral.
     function cancelOrder(bytes32 orderId) external;
     /// @notice Add escrow to an open order or a running lease (not to a held result, nor to a
     /// service lease that ran dry or lapsed).

@@ -194,6 +194,17 @@ impl Store {
         Ok(())
     }
 
+    /// Job `id`'s on-chain bid was mined and did not revert: the market holds its collateral
+    /// (until it is outbid, loses the award or the order is cancelled), so the row no longer
+    /// reserves stake of its own. The transaction hash stays; its bytes, never rebroadcast, go.
+    pub fn bid_mined(&self, id: B256) -> Result<(), StateError> {
+        self.conn.execute(
+            "UPDATE jobs SET raw = NULL, updated_at = ?1 WHERE id = ?2",
+            params![crate::unix_now(), id.as_slice()],
+        )?;
+        Ok(())
+    }
+
     /// Record the process group of job `id`'s process (0: none).
     pub fn set_pgid(&self, id: B256, pgid: i32) -> Result<(), StateError> {
         self.conn.execute(

@@ -6,7 +6,7 @@ use alloy::primitives::{Address, B256, U256, aliases::U96};
 use gridlease_bindings::{
     IMarket::SignedBid,
     Market::{self, MarketErrors},
-    Staking,
+    Staking::{self, StakingErrors},
 };
 use gridlease_tests::{assert_revert, fixture::*};
 
@@ -466,21 +466,25 @@ fn award_signed_bid_cannot_be_replayed_on_other_market() {
 }
 
 #[test]
-fn award_falls_back_when_winner_lost_collateral() {
-    // AUC-12: the lowest on-chain bidder unbonded after bidding; the signed runner-up wins.
+fn the_lowest_bidder_cannot_unbond_the_collateral_its_bid_reserved_auc12() {
+    // AUC-12: the lowest on-chain bidder tries to unbond after bidding. Its bid reserved the
+    // order's collateral (AFR-01), so only the rest of its stake can go, and the award starts
+    // its lease on that reservation, locking nothing twice.
     let mut s = suite_with_providers(2);
     let id = s.create(0, s.order(USDC, PRICE));
     s.bid(0, id, PRICE - 10).expect_success();
     let (owner, staking) = (s.provider(0), s.staking);
-    s.chain
-        .send(
+    let unbond = |s: &mut Suite, usdc: u128| {
+        s.chain.send(
             owner,
             staking,
             Staking::unbondCall {
-                amount: U256::from(9_950 * USDC),
+                amount: U256::from(usdc * USDC),
             },
         )
-        .expect_success();
+    };
+    assert_revert!(unbond(&mut s, 9_950), StakingErrors::InsufficientFreeStake);
+    unbond(&mut s, 9_900).expect_success();
     s.chain.warp(601);
     let bids = vec![s.signed_bid(1, id, PRICE)];
     let k = s.keeper.address;
@@ -488,7 +492,61 @@ fn award_falls_back_when_winner_lost_collateral() {
         .award(k, id, bids)
         .expect_success()
         .event::<Market::LeaseStarted>();
-    assert_eq!(ev.provider, s.provider(1));
+    assert_eq!(ev.provider, owner);
+    let info = s.provider_info(0);
+    assert_eq!(
+        (info.stake.to::<u128>(), info.locked.to::<u128>()),
+        (100 * USDC, 100 * USDC)
+    );
+}
+
+#[test]
+fn one_stake_cannot_hold_the_lowest_bid_on_many_orders_afr01() {
+    // AFR-01: a bidder with stake for one order's collateral places the minimum bid on one order;
+    // it cannot also hold a second with the same stake. Outbid, it gets its stake back; a signed
+    // bid that wins the award and a cancelled order free the on-chain bid's reservation too.
+    let mut s = suite_with_providers(2);
+    s.register(2, 150 * USDC);
+    let order = |s: &mut Suite, salt: u8| {
+        let mut p = s.order(10 * USDC, PRICE);
+        p.salt = B256::with_last_byte(salt);
+        s.create(0, p)
+    };
+    let (a, b, c) = (order(&mut s, 1), order(&mut s, 2), order(&mut s, 3));
+    let cheap = u128::from(default_params().minPricePerSecond) + 1;
+    let locked = |s: &mut Suite, i: usize| s.provider_info(i).locked.to::<u128>();
+    s.bid(2, a, cheap).expect_success();
+    assert_eq!(locked(&mut s, 2), 100 * USDC);
+    match s.bid(2, b, cheap).revert_as::<MarketErrors>() {
+        MarketErrors::InsufficientCollateral(e) => assert_eq!(e.free, U256::from(50 * USDC)),
+        other => panic!("unexpected {other:?}"),
+    }
+    // A lower bid on a frees the cheap bidder's stake, which can then bid on b.
+    s.bid(0, a, cheap - 1).expect_success();
+    assert_eq!((locked(&mut s, 2), locked(&mut s, 0)), (0, 100 * USDC));
+    s.bid(2, b, cheap).expect_success();
+    // A provider improving its own bid does not lock twice.
+    s.bid(2, b, cheap - 1).expect_success();
+    assert_eq!(locked(&mut s, 2), 100 * USDC);
+    // On c, provider 1's on-chain bid loses the award to a lower signed bid, and is freed.
+    s.bid(1, c, PRICE).expect_success();
+    assert_eq!(locked(&mut s, 1), 100 * USDC);
+    s.chain.warp(601);
+    let k = s.keeper.address;
+    let signed = vec![s.signed_bid(0, c, PRICE - 1)];
+    let ev = s
+        .award(k, c, signed)
+        .expect_success()
+        .event::<Market::LeaseStarted>();
+    assert_eq!(ev.provider, s.provider(0));
+    assert_eq!((locked(&mut s, 1), locked(&mut s, 0)), (0, 200 * USDC));
+    // The tenant cancels b: provider 2's reservation goes with it.
+    let t = s.tenant(0);
+    s.cancel(t, b).expect_success();
+    assert_eq!(locked(&mut s, 2), 0);
+    // a is awarded to its lowest bidder on the collateral locked since it bid.
+    s.award(k, a, vec![]).expect_success();
+    assert_eq!(locked(&mut s, 0), 200 * USDC);
 }
 
 #[test]

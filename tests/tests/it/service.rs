@@ -147,6 +147,11 @@ fn service_orders_go_only_to_live_providers() {
         s.provider(1),
         "the stale lower bid is passed over"
     );
+    assert_eq!(
+        s.provider_info(0).locked.to::<u128>(),
+        0,
+        "and the collateral its bid reserved is freed (AFR-01)"
+    );
 
     // With only stale bidders there is no valid bid.
     let mut p = s.fresh_order(10 * USDC, PRICE * 2);

@@ -22,6 +22,13 @@ impl World {
         self.s.chain.warp(FAULT_HORIZON + 1);
         let (k, m) = (self.s.keeper.address, self.s.market);
         let ids: Vec<B256> = self.leases.iter().map(|l| l.id).collect();
+        // An order nobody awarded: anyone may cancel it once the award grace is over, which frees
+        // the collateral its lowest on-chain bid reserved (AFR-01).
+        for &id in &ids {
+            if self.s.job(id).status == 1 {
+                self.s.cancel(k, id).expect_success();
+            }
+        }
         self.s
             .chain
             .send(k, m, MarketAdmin::releaseHeldCall { leaseIds: ids })
