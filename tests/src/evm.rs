@@ -245,6 +245,11 @@ impl Chain {
 
     /// Size of the deployed code at `at`.
     pub fn code_size(&mut self, at: Address) -> usize {
+        self.code(at).len()
+    }
+
+    /// The deployed code at `at` (empty for an account without code).
+    pub fn code(&mut self, at: Address) -> Bytes {
         self.evm
             .ctx
             .journaled_state
@@ -253,7 +258,9 @@ impl Chain {
             .accounts
             .get(&at)
             .and_then(|a| a.info.code.as_ref())
-            .map_or(0, |c| c.original_byte_slice().len())
+            .map_or_else(Bytes::new, |c| {
+                Bytes::copy_from_slice(c.original_byte_slice())
+            })
     }
 
     fn exec(&mut self, from: Address, kind: TxKind, data: Bytes, commit: bool) -> Receipt {

@@ -327,3 +327,176 @@ fn a_hostile_module_cannot_touch_a_lease_it_did_not_start_gov05() {
     let r = s.govern(staking, Staking::setMarketCall { market_: hostile });
     assert!(!r.success);
 }
+
+/// The opcodes of deployed `code`, PUSH data skipped, up to Solidity's CBOR metadata where the
+/// compiler appended it (a map, 0xa0..=0xbf, whose length is the code's last two bytes).
+fn opcodes(code: &[u8]) -> Vec<u8> {
+    let meta = code
+        .len()
+        .checked_sub(2)
+        .map(|n| usize::from(u16::from_be_bytes([code[n], code[n + 1]])) + 2)
+        .filter(|&m| m <= code.len() && (0xa0..=0xbf).contains(&code[code.len() - m]))
+        .unwrap_or(0);
+    let body = &code[..code.len().saturating_sub(meta)];
+    let (mut ops, mut i) = (Vec::new(), 0);
+    while i < body.len() {
+        let op = body[i];
+        ops.push(op);
+        // PUSH1 (0x60) to PUSH32 (0x7f) carry 1 to 32 bytes of data.
+        i += 1 + if (0x60..=0x7f).contains(&op) {
+            usize::from(op - 0x5f)
+        } else {
+            0
+        };
+    }
+    ops
+}
+
+#[test]
+fn no_contract_can_be_replaced_or_destroyed_adm03() {
+    // ADM-03: no proxies, nothing upgradable. No deployed contract holds SELFDESTRUCT (0xff) or
+    // CALLCODE (0xf2), and only the market holds a DELEGATECALL (0xf4): its fallback's, to the
+    // MarketAdmin fixed at construction (an immutable: no function changes it).
+    let mut s = Suite::with_timelock(DELAY);
+    let tl = s.timelock.expect("timelock");
+    let (market, admin) = (s.market, s.admin);
+    let contracts = [
+        ("Market", market),
+        ("MarketAdmin", admin),
+        ("MarketLens", s.lens),
+        ("Results", s.results),
+        ("Staking", s.staking),
+        ("Timelock", tl),
+    ];
+    for (name, at) in contracts {
+        let ops = opcodes(&s.chain.code(at));
+        assert!(ops.len() > 1_000, "{name}: {} opcodes", ops.len());
+        for (op, what) in [(0xff, "SELFDESTRUCT"), (0xf2, "CALLCODE")] {
+            assert!(!ops.contains(&op), "{name} holds {what}");
+        }
+        let delegates = ops.iter().filter(|&&op| op == 0xf4).count();
+        assert_eq!(
+            delegates,
+            usize::from(at == market),
+            "{name} holds {delegates} DELEGATECALL"
+        );
+    }
+    // The fallback's target is the admin the market was built with.
+    let a = s.chain.view(market, Market::adminCall {});
+    assert_eq!(a, admin);
+    let code = s.chain.code(market);
+    let word = B256::left_padding_from(admin.as_slice());
+    assert!(
+        code.windows(33).any(|w| w[0] == 0x7f && w[1..] == word[..]),
+        "the admin address is an immutable (a PUSH32 constant) in the market's code"
+    );
+}
+
+#[test]
+fn no_owner_action_moves_escrow_or_stake_adm05() {
+    // ADM-05: with an order under bid, a running batch lease, a held result and a service lease,
+    // the owner calls every owner function of the market and of staking, with hostile arguments
+    // where the bounds let it. No escrow, stake, lock or credit moves; only `withdrawFees` moves
+    // the protocol's own fees, to the treasury.
+    let mut s = Suite::with_timelock(DELAY);
+    s.register(0, 10_000 * USDC);
+    let (market, staking, token) = (s.market, s.staking, s.token);
+    let order = s.fresh_order(10 * USDC, PRICE * 2);
+    let open = s.create(1, order);
+    s.bid(0, open, PRICE).expect_success();
+    let running = s.instant_lease(2, 0, 10 * USDC);
+    let held = s.instant_lease(0, 0, 10 * USDC);
+    let service = s.service_lease(3, 0, 10 * USDC);
+    let accepted = s.instant_lease(1, 0, 10 * USDC);
+    s.chain.warp(100);
+    s.post(0, held, b"held").0.expect_success();
+    // An accepted result, so the protocol has fees to withdraw.
+    s.post(0, accepted, b"accepted").0.expect_success();
+    let t1 = s.tenant(1);
+    s.close(t1, accepted).expect_success();
+    let ids = [open, running, held, service];
+    let mut accounts: Vec<_> = (0..4).map(|i| s.tenant(i)).collect();
+    accounts.extend([s.provider(0), s.operator(0), s.keeper.address]);
+    let books = |s: &mut Suite| {
+        let jobs: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                let j = s.job(id);
+                (j.status, j.escrow, j.provider, j.collateral, j.settledAt)
+            })
+            .collect();
+        let info = s.provider_info(0);
+        let credits: Vec<_> = accounts
+            .iter()
+            .map(|&a| (s.balance(token, a), s.credit(a), s.staking_credit(a)))
+            .collect();
+        (jobs, (info.stake, info.locked, info.unbonding), credits)
+    };
+    let before = books(&mut s);
+    let (market_before, staking_before) = (s.balance(token, market), s.balance(token, staking));
+    let lens = s.lens;
+    let fees: u128 = s
+        .chain
+        .view(lens, MarketLens::protocolFeesCall { token })
+        .to();
+    assert!(fees > 0);
+
+    let gov = s.gov.address;
+    let gov_before = s.balance(token, gov);
+    let mut p = default_params();
+    (p.protocolFeeBps, p.keeperFeeBps, p.paused) = (1_000, 100, true);
+    let hostile = deploy_results(&mut s.chain, gov, market, 2 * 3_600);
+    s.govern(
+        market,
+        MarketAdmin::setParamsCall {
+            params_: admin_params(p),
+        },
+    )
+    .expect_success();
+    s.govern(market, MarketAdmin::addModuleCall { module: hostile })
+        .expect_success();
+    s.govern(market, MarketAdmin::setTreasuryCall { treasury_: gov })
+        .expect_success();
+    s.govern(
+        market,
+        MarketAdmin::configureTokenCall {
+            token,
+            allowed: false,
+        },
+    )
+    .expect_success();
+    // Staking's market is fixed; its periods within their bounds.
+    assert!(
+        !s.govern(staking, Staking::setMarketCall { market_: gov })
+            .success
+    );
+    s.govern(
+        staking,
+        Staking::setUnbondingPeriodCall {
+            period: alloy::primitives::aliases::U48::from(1),
+        },
+    );
+    s.govern(staking, Staking::setHeartbeatPeriodCall { period: 60 })
+        .expect_success();
+    s.govern(staking, Staking::setTreasuryCall { treasury_: gov })
+        .expect_success();
+    s.govern(market, MarketAdmin::withdrawFeesCall { token })
+        .expect_success();
+    // Ownership handed to the tenant's address and renounced.
+    let t0 = s.tenant(0);
+    s.govern(market, MarketAdmin::transferOwnershipCall { newOwner: t0 })
+        .expect_success();
+    s.govern(staking, Staking::renounceOwnershipCall {})
+        .expect_success();
+    s.govern(market, MarketAdmin::renounceOwnershipCall {})
+        .expect_success();
+
+    assert_eq!(
+        books(&mut s),
+        before,
+        "an owner action moved a lease, stake or credit"
+    );
+    assert_eq!(s.balance(token, market), market_before - fees);
+    assert_eq!(s.balance(token, staking), staking_before);
+    assert_eq!(s.balance(token, gov), gov_before + fees);
+}

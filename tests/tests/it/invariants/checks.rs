@@ -33,6 +33,7 @@ impl World {
             .chain
             .send(k, m, MarketAdmin::releaseHeldCall { leaseIds: ids })
             .expect_success();
+        self.check_books(&Action::Warp { secs: 0 });
         for p in HONEST_PROVIDERS {
             let info = self.s.provider_info(p);
             assert_eq!(
@@ -45,6 +46,7 @@ impl World {
 
     /// The properties, stated on their own terms.
     pub(super) fn check(&mut self, a: &Action) {
+        self.check_books(a);
         let token = self.s.token;
         // Paid for delivery. What a tenant paid a third-party reporter for finding a fault in time
         // it did not watch is a finder's fee, not pay for the lease.
@@ -177,6 +179,86 @@ impl World {
             self.adv_paid_honest
         );
         self.adv_excess = excess;
+    }
+
+    /// The books, stated without the contracts' rules: where every token is, staking's totals,
+    /// and the order lifecycle (STK-01, INV-02, INV-04, INV-06).
+    pub(super) fn check_books(&mut self, a: &Action) {
+        let (token, m, staking) = (self.s.token, self.s.market, self.s.staking);
+        let supply: u128 = self
+            .s
+            .chain
+            .view(token, MockStablecoin::totalSupplyCall {})
+            .to();
+        let mut holders = self.accounts.clone();
+        holders.extend([m, staking, self.s.results]);
+        let held: u128 = holders.iter().map(|&h| self.s.balance(token, h)).sum();
+        // The suite's other accounts (spare tenants and providers) never act: what they hold
+        // never changes.
+        let outside = supply - held;
+        assert_eq!(
+            *self.outside.get_or_insert(outside),
+            outside,
+            "after {a:?}: tokens left the known accounts"
+        );
+        let (mut stake, mut unbonding) = (0u128, 0u128);
+        for p in 0..3 {
+            let info = self.s.provider_info(p);
+            assert!(
+                info.locked <= info.stake,
+                "after {a:?}: provider {p} has {} locked of a {} stake",
+                info.locked,
+                info.stake
+            );
+            stake += info.stake.to::<u128>();
+            unbonding += info.unbonding.to::<u128>();
+        }
+        let total_staked: u128 = self.s.chain.view(staking, Staking::totalStakedCall {}).to();
+        let total_unbonding: u128 = self
+            .s
+            .chain
+            .view(staking, Staking::totalUnbondingCall {})
+            .to();
+        assert_eq!(
+            (total_staked, total_unbonding),
+            (stake, unbonding),
+            "after {a:?}: staking totals against its providers' records"
+        );
+        for i in 0..self.leases.len() {
+            let id = self.leases[i].id;
+            let j = self.s.job(id);
+            let now = Seen {
+                status: j.status,
+                held: j.held,
+                terms: (j.provider, j.tenant, j.ratePerSecond, j.collateral),
+            };
+            let before = self.seen.insert(id, now);
+            let (from, held) = before.map_or((0, false), |b| (b.status, b.held));
+            // Where an order may be after one step (several transactions) from where it was.
+            let allowed = match from {
+                0 => true,
+                1 => now.status != 0,
+                2 => matches!(now.status, 2 | 3 | 5),
+                // A fault outlives the close only while the record is held (MEC-05).
+                3 => now.status == 3 || (now.status == 5 && held),
+                // Cancelled and faulted are final.
+                f => now.status == f,
+            };
+            assert!(
+                allowed,
+                "after {a:?}: order {id} went from status {from} to {}",
+                now.status
+            );
+            if from == 3 && !held {
+                assert!(!now.held, "after {a:?}: released record {id} is held again");
+            }
+            if let Some(b) = before.filter(|b| b.status == 2 && now.status == 2) {
+                assert_eq!(
+                    b.terms, now.terms,
+                    "after {a:?}: running lease {id} changed its terms"
+                );
+            }
+        }
     }
 
     /// Seconds lease `l`'s provider was live (by its heartbeats) from the start to its first lapse.

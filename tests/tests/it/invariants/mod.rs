@@ -29,6 +29,12 @@
 //! - **conservation**: the market holds exactly the escrow of every order and lease, every credit
 //!   and the protocol fees; staking holds its stake, unbonding stake and credits; the results
 //!   module holds exactly the open challenges' bonds and its wei credits;
+//! - **books** (STK-01, INV-02, INV-04, INV-06): every token the suite minted is held by an
+//!   account or a contract of the protocol (none leaves to an address nobody controls); staking's
+//!   totals are the sums of its providers' records and no provider's locked collateral exceeds its
+//!   stake; an order moves only along the lifecycle (None -> Open -> Leased or Cancelled; Leased
+//!   -> Closed or Faulted; a held Closed record -> Faulted or released), terminal states never
+//!   change, and a running lease's provider, tenant, rate and collateral never change;
 //! - **no profit for the adversary**: what it holds (tokens, credits, stake, its tenant's parked
 //!   escrow) never rises, from one step to the next, by more than what honest tenants paid its
 //!   provider and the keeper fees it earned on their leases: every fee a fault pays it must cost
@@ -48,7 +54,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use gridlease_bindings::{
-    IMarket::OrderParams, Market, MarketAdmin, MarketLens, Results, Staking,
+    IMarket::OrderParams, Market, MarketAdmin, MarketLens, MockStablecoin, Results, Staking,
     results::MatmulProof::Job,
 };
 use gridlease_tests::{evm::Receipt, fixture::*};
@@ -330,6 +336,19 @@ struct World {
     honest_stake: BTreeMap<usize, u128>,
     accounts: Vec<Address>,
     play: Play,
+    /// Each order's status, whether it was a held record, and its lease's fixed terms (provider,
+    /// tenant, rate, collateral) as last seen.
+    seen: BTreeMap<B256, Seen>,
+    /// Tokens held outside the accounts and contracts that act, as first seen.
+    outside: Option<u128>,
+}
+
+/// What [`World::check_books`] saw of an order or lease after the last step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seen {
+    status: u8,
+    held: bool,
+    terms: (Address, Address, U96, U96),
 }
 
 fn matmul(n: u32) -> Matmul {

@@ -34,6 +34,8 @@ impl World {
             honest_stake: BTreeMap::new(),
             accounts,
             play,
+            seen: BTreeMap::new(),
+            outside: None,
         };
         for p in [0usize, 1, 2] {
             w.beat(p);
