@@ -26,4 +26,4 @@ pub use backoff::Backoff;
 pub use config::{ConfigError, ConfigFile, deployment, parse_toml, read_config, rpc_url};
 pub use process::{exclusive, lock, logging, on_signals, quiet_broken_pipe, unix_now};
 pub use run::{drain, poll};
-pub use sections::{Chain, ChainSection, POLL_MS, WalletSection};
+pub use sections::{Chain, ChainSection, DEFAULT_LOW_BALANCE, POLL_MS, WalletSection};

@@ -93,7 +93,14 @@ pub struct WalletSection {
     pub private_key: Option<String>,
     /// The provider's owner address, the account that staked (provider only).
     pub owner: Option<String>,
+    /// Ether (a decimal, e.g. `"0.05"`) below which the signing key's balance is low: the daemon
+    /// warns and sheds new work (OFF-20). Default [`DEFAULT_LOW_BALANCE`]; `"0"` turns it off.
+    pub low_balance: Option<String>,
 }
+
+/// The default `wallet.low_balance`, in ether: a few hundred transactions at L2 fees, a handful
+/// on mainnet (where an operator sets more).
+pub const DEFAULT_LOW_BALANCE: &str = "0.01";
 
 impl WalletSection {
     /// The signing key's source, checked (exactly one source; a raw key only from the
@@ -105,5 +112,19 @@ impl WalletSection {
             self.private_key.as_deref(),
         )
         .map_err(|(key, why)| file.bad(key, why))
+    }
+
+    /// `low_balance` in wei.
+    pub fn low_balance(
+        &self,
+        file: &ConfigFile<'_>,
+    ) -> Result<alloy::primitives::U256, ConfigError> {
+        let eth = self.low_balance.as_deref().unwrap_or(DEFAULT_LOW_BALANCE);
+        alloy::primitives::utils::parse_ether(eth).map_err(|e| {
+            file.bad(
+                "wallet.low_balance",
+                format!("{eth:?} is not an amount of ether (write e.g. \"0.05\"): {e}"),
+            )
+        })
     }
 }

@@ -19,7 +19,7 @@ use alloy::{
     eips::Decodable2718,
     eips::Encodable2718,
     network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder},
-    primitives::{Address, B256, Bytes},
+    primitives::{Address, B256, Bytes, U256},
     providers::Provider,
     rpc::types::{TransactionReceipt, TransactionRequest},
     signers::local::PrivateKeySigner,
@@ -94,6 +94,10 @@ pub struct TxManager {
     recent: std::sync::Mutex<BTreeMap<u64, Signed>>,
     /// Set by [`TxManager::forget_nonce`]: the next send asks the chain for its nonce.
     resync: std::sync::atomic::AtomicBool,
+    /// Below this many wei the sender's balance is low (OFF-20); zero: never.
+    low_below: U256,
+    /// Whether the last [`TxManager::check_balance`] found the balance low.
+    low: std::sync::atomic::AtomicBool,
 }
 
 /// Transactions kept in [`TxManager`]'s gap-filling memory.
@@ -172,7 +176,47 @@ impl TxManager {
             private: None,
             recent: std::sync::Mutex::new(BTreeMap::new()),
             resync: std::sync::atomic::AtomicBool::new(false),
+            low_below: U256::ZERO,
+            low: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Call the sender's balance low below `wei` (OFF-20): [`Self::check_balance`] says so once,
+    /// and the daemon sheds the transactions it can do without ([`Self::low_balance`]).
+    pub fn with_low_balance(mut self, wei: U256) -> Self {
+        self.low_below = wei;
+        self
+    }
+
+    /// Whether the sender's balance was low at the last [`Self::check_balance`]: the daemon sends
+    /// what it owes (heartbeats, acknowledgements, results, answers, proofs) and sheds the rest.
+    pub fn low_balance(&self) -> bool {
+        self.low.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Read the sender's balance and record whether it is low, warning when it falls below the
+    /// threshold and saying when it is funded again. Returns the balance in wei.
+    pub async fn check_balance(&self) -> Result<U256, ChainError> {
+        let wei = self
+            .client
+            .provider
+            .get_balance(self.from)
+            .await
+            .map_err(classify_rpc)?;
+        let low = wei < self.low_below;
+        let was = self.low.swap(low, std::sync::atomic::Ordering::Relaxed);
+        let eth = |w: U256| alloy::primitives::utils::format_ether(w);
+        if low && !was {
+            warn!(
+                account = %self.from,
+                balance_eth = %eth(wei),
+                low_below_eth = %eth(self.low_below),
+                "the signing key is short of ether for gas: new work is shed so what is owed keeps the gas left; send ether to this account"
+            );
+        } else if was && !low {
+            tracing::info!(account = %self.from, balance_eth = %eth(wei), "the signing key is funded again: taking new work");
+        }
+        Ok(wei)
     }
 
     /// A transaction of this sender signed outside the manager (a keeper's bonded challenge)

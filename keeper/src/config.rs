@@ -57,6 +57,8 @@ pub struct Config {
     pub l1_fee: L1Fee,
     /// The keeper's key.
     pub wallet: KeySource,
+    /// Below this many wei the key's balance is low: unpaid work is shed (OFF-20).
+    pub low_balance: alloy::primitives::U256,
     /// Seconds after a held result's window ends that its provider has to close the lease
     /// itself before this keeper does (`strategies.close_grace_s`).
     pub close_grace_s: u64,
@@ -315,6 +317,7 @@ impl Config {
             }
         };
         let wallet = raw.wallet.key(&file)?;
+        let low_balance = raw.wallet.low_balance(&file)?;
         let s = raw.strategies;
         let flags = Flags {
             award: s.award,
@@ -376,6 +379,7 @@ impl Config {
             poll_ms: chain.poll_ms,
             l1_fee,
             wallet,
+            low_balance,
             flags,
             close_grace_s: s.close_grace_s,
             unavailable_after_s: s.unavailable_after_s,
@@ -465,10 +469,13 @@ mod tests {
             ("[batch]\nsettle_max = 0\n", "batch.settle_max"),
             ("[earnings]\npayout = \"me\"\n", "earnings.payout"),
             ("[http]\nlisten = \"here\"\n", "http.listen"),
+            ("", "wallet.low_balance"),
         ] {
-            let e = parse(&format!("{min}{extra}"))
-                .expect_err("must be refused")
-                .to_string();
+            let text = match extra {
+                "" => min.replace("env:K\"\n", "env:K\"\nlow_balance = \"a little\"\n"),
+                _ => format!("{min}{extra}"),
+            };
+            let e = parse(&text).expect_err("must be refused").to_string();
             assert!(e.contains(key), "{e}");
         }
         let e = parse(&min.replace("env:K", "0xabc"))

@@ -40,7 +40,7 @@ use gridlease_daemon::{
 };
 use gridlease_fetch::{Fetcher, Limits};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     check,
@@ -84,6 +84,22 @@ pub async fn run(cfg: Config) -> Result<()> {
     });
     gridlease_daemon::on_signals(k.stop.clone());
     resume(&k)?;
+    // OFF-20: the key's balance, read every 30 polls; below `wallet.low_balance` unpaid work is
+    // shed (a warning says so once).
+    let k2 = k.clone();
+    tokio::spawn(async move {
+        let every =
+            Duration::from_millis(k2.cfg.poll_ms.saturating_mul(30)).max(Duration::from_secs(1));
+        loop {
+            if let Err(e) = k2.tx.check_balance().await {
+                debug!(error = %e, "cannot read the keeper key's balance; trying again");
+            }
+            tokio::select! {
+                () = k2.stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    });
     // The first tick at once (a restarted keeper catches up first), then every poll.
     let backoff = Backoff::new(
         Duration::from_millis(k.cfg.poll_ms),
@@ -242,7 +258,8 @@ async fn start(cfg: Config) -> Result<Keeper> {
     );
     let chain_id = client.chain_id;
     let wallet = EthereumWallet::from(signer.clone());
-    let mut tx = TxManager::new(client, signer, TxPolicy::default());
+    let mut tx =
+        TxManager::new(client, signer, TxPolicy::default()).with_low_balance(cfg.low_balance);
     if let Some(url) = &cfg.private_rpc {
         tx = tx.with_private(private_client(url, chain_id).await?);
     }

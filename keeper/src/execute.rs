@@ -224,6 +224,12 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
             k.cfg.poll_ms.saturating_mul(10).div_ceil(1_000).max(5),
         ));
     }
+    // OFF-20: short of ether, work that pays nothing (what `profit.unpaid` names) is shed first:
+    // the gas left goes to what earns it back.
+    if unpaid && w.reward == 0 && w.returns == 0 && k.tx.low_balance() {
+        k.metrics.skip("low-balance");
+        return Ok(later(30));
+    }
     let (to, input, value) = match &w.action {
         Action::Verify(id) => match verify(k, *id).await? {
             // Wrong, but its proof earns no fee yet: proven once it does (checked again then).

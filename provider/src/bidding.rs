@@ -259,6 +259,18 @@ pub(crate) async fn on_order(
     if s.db().job(id)?.is_some() {
         return Ok(false);
     }
+    if s.tx.low_balance() {
+        // OFF-20: the operator key is short of ether. A bid is new work (and a won lease needs
+        // gas to acknowledge and post), so it is shed first; the order is kept for another look
+        // while its window is open, once the key is funded.
+        if again {
+            return Ok(true);
+        }
+        s.metrics.skip("low_balance");
+        let kept = keep(s, &o)?;
+        info!(order = %id, deferred = kept, "not bidding: the operator key's balance is low");
+        return Ok(kept);
+    }
     let p = &o.params;
     let promised = match b {
         Some(b) => *b,

@@ -76,6 +76,10 @@ pub struct Metrics {
     last_heartbeat_g: Gauge,
     held_g: Gauge,
     jobs_g: Family,
+    /// The operator key's balance in ether, as last read (OFF-20).
+    pub wallet_eth: Gauge,
+    /// 1 while that balance is below `wallet.low_balance` (no new bids), else 0.
+    pub low_balance: Gauge,
 }
 
 impl Default for Metrics {
@@ -167,6 +171,14 @@ impl Default for Metrics {
                 "Closed leases whose collateral the market holds for the fault horizon.",
             ),
             jobs_g: r.gauges("gridlease_provider_jobs", "Jobs by state.", "state"),
+            wallet_eth: r.gauge(
+                "gridlease_provider_wallet_eth",
+                "The operator key's balance in ether, as last read.",
+            ),
+            low_balance: r.gauge(
+                "gridlease_provider_low_balance",
+                "1 while the operator key holds less than wallet.low_balance: no new bids.",
+            ),
             registry: r,
         }
     }

@@ -46,7 +46,7 @@ use gridlease_daemon::{
 };
 use gridlease_fetch::{Fetcher, Limits};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     bidding::refresh_offer,
@@ -103,6 +103,8 @@ pub async fn run(cfg: Config) -> Result<()> {
             }
         });
     }
+    let s4 = s.clone();
+    tokio::spawn(async move { watch_balance(&s4).await });
     let backoff = Backoff::new(
         Duration::from_millis(s.cfg.poll_ms),
         Duration::from_secs(10),
@@ -229,7 +231,7 @@ async fn start(cfg: Config) -> Result<Shared> {
     );
     let results = *results.address();
     let bid_signer = (cfg.bid_mode == BidMode::Signed).then(|| signer.clone());
-    let tx = TxManager::new(client, signer, TxPolicy::default());
+    let tx = TxManager::new(client, signer, TxPolicy::default()).with_low_balance(cfg.low_balance);
     Ok(Shared {
         tx,
         market,
@@ -449,4 +451,29 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
     prune_files(s);
     s.metrics.last_poll.store(unix_now(), Relaxed);
     Ok(())
+}
+
+/// Read the operator key's balance every 30 polls (OFF-20): below `wallet.low_balance` the node
+/// warns and bids on nothing new ([`crate::bidding::on_order`]), so the gas left goes to what it
+/// owes (heartbeats, acknowledgements, results, challenge answers); funded again, it bids again.
+async fn watch_balance(s: &Shared) {
+    let every = Duration::from_millis(s.cfg.poll_ms.saturating_mul(30)).max(Duration::from_secs(1));
+    loop {
+        match s.tx.check_balance().await {
+            Ok(wei) => {
+                let eth: f64 = alloy::primitives::utils::format_ether(wei)
+                    .parse()
+                    .unwrap_or(f64::MAX);
+                s.metrics.wallet_eth.set(eth);
+                s.metrics
+                    .low_balance
+                    .set(if s.tx.low_balance() { 1.0 } else { 0.0 });
+            }
+            Err(e) => debug!(error = %e, "cannot read the operator key's balance; trying again"),
+        }
+        tokio::select! {
+            () = s.stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }

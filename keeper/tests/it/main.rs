@@ -937,3 +937,52 @@ async fn kb_01_a_token_allowed_later_is_held_to_the_money_rules() {
     assert!(logs_of(dir).contains("a payment token the deployments file does not list"));
     stop(keeper);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_20_a_keeper_short_of_ether_sheds_unpaid_awards_and_still_proves_faults() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let (cfg, port) = config(&net, 1, "1");
+    // The keeper's key holds anvil's 10,000 ETH: below 20,000 it is low here.
+    let path = dir.join(&cfg);
+    let key = "private_key = \"env:KEEPER_KEY\"";
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(
+        &path,
+        text.replace(key, &format!("{key}\nlow_balance = \"20000\"")),
+    )
+    .expect("config");
+    // An auction to award (unpaid work), and a no-show the tenant awarded itself (a paid proof).
+    let waiting = net.lease(&container(), false, 40).await;
+    let no_show = net.lease(&container(), false, 41).await;
+    net.warp(6).await;
+    send(Market::new(net.market, &net.tenant.provider).award(no_show, vec![]))
+        .await
+        .expect("award");
+    net.warp(START_WINDOW + PRIORITY + 1).await;
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("the no-show proof, short of ether", || async {
+        net.status(no_show).await == FAULTED
+    })
+    .await;
+    net.until("the award shed", || async {
+        counter(port, "work_skipped_total", "reason", "low-balance").await > 0
+    })
+    .await;
+    assert_eq!(net.status(waiting).await, 1, "awarded while short of ether");
+    // Funded (30,000 ETH): the award goes out at the next balance read.
+    let _: serde_json::Value = net
+        .tenant
+        .provider
+        .raw_request(
+            "anvil_setBalance".into(),
+            (addr(6), "0x65a4da25d3016c00000"),
+        )
+        .await
+        .expect("balance");
+    net.until("the award once funded", || async {
+        net.status(waiting).await == LEASED
+    })
+    .await;
+    stop(keeper);
+}

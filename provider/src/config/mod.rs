@@ -60,6 +60,7 @@ impl Config {
             "a keeper's setting; the node pays what the RPC estimates",
         )?;
         let operator = raw.wallet.key(&file)?;
+        let low_balance = raw.wallet.low_balance(&file)?;
         let owner = raw
             .wallet
             .owner
@@ -283,6 +284,7 @@ impl Config {
             confirmations: raw.chain.confirmations.unwrap_or(DEFAULT_CONFIRMATIONS),
             poll_ms: chain.poll_ms,
             operator,
+            low_balance,
             owner,
             capacity,
             pricing,

@@ -26,6 +26,8 @@ pub struct Config {
     pub poll_ms: u64,
     /// The operator's key.
     pub operator: KeySource,
+    /// Below this many wei the operator key's balance is low: no new bids (OFF-20).
+    pub low_balance: alloy::primitives::U256,
     /// The provider (owner) address the operator acts for.
     pub owner: Address,
     /// GPUs: discovered at start, or declared.

@@ -399,3 +399,42 @@ async fn pd_02_a_service_lease_past_its_end_is_closed_by_the_node() {
     .await;
     n.stop(node, 1);
 }
+
+#[tokio::test]
+async fn off_20_a_node_short_of_ether_bids_on_nothing_new_and_bids_once_funded() {
+    let n = net().await;
+    // The operator key holds anvil's 10,000 ETH: below 20,000 it is low here.
+    n.config(
+        &n.url,
+        Some("private_key = \"env:OP_KEY\"\nlow_balance = \"20000\""),
+    );
+    let node = n.start(1);
+    n.wait_head(1).await;
+    n.wait_metric("gridlease_provider_low_balance 1", 1).await;
+    // An auction (60 s window) it could serve: shed, and kept for another look.
+    let id = n.order_with("echo hi", 1, 600, false).await;
+    eventually(
+        "the order shed",
+        30,
+        async || n.log(1).contains("the operator key's balance is low"),
+        || n.log(1),
+    )
+    .await;
+    assert!(n.log(1).contains("short of ether for gas"), "{}", n.log(1));
+    assert_eq!(
+        n.count_logs(n.market, Market::BidPlaced::SIGNATURE_HASH, id)
+            .await,
+        0
+    );
+    // Funded: the next balance read (every 30 polls) lets the kept order through.
+    raw(
+        &n.tenant,
+        "anvil_setBalance",
+        serde_json::json!([key(3).address(), "0x65a4da25d3016c00000"]),
+    )
+    .await;
+    n.wait_bid(id, 1, 45).await;
+    assert!(n.log(1).contains("funded again"), "{}", n.log(1));
+    n.wait_metric("gridlease_provider_low_balance 0", 1).await;
+    n.stop(node, 1);
+}
