@@ -31,7 +31,7 @@ use gridlease_daemon::{
     txm::{Outcome, Signed},
 };
 use gridlease_primitives::spec::RunSpec;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     config::Pricing,
@@ -500,7 +500,7 @@ pub(crate) async fn order_log(s: &Shared, id: B256) -> Result<Market::OrderCreat
         .with_context(|| format!("no OrderCreated log for {id}"))
 }
 
-pub(crate) async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
+pub(crate) async fn refresh_offer(s: &Arc<Shared>) -> Result<(), ChainError> {
     if unix_now().saturating_sub(s.offer_at.load(Relaxed)) < 5 {
         return Ok(());
     }
@@ -517,6 +517,7 @@ pub(crate) async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
         .map_err(classify)?;
     earnings(s).await?;
     expire_signed(s).await?;
+    award_own(s, params.awardGrace).await?;
     let mut o = lock(&s.offer);
     o.classes = info.capacity.gpuClasses;
     o.gpus = info.capacity.gpuCount;
@@ -528,6 +529,62 @@ pub(crate) async fn refresh_offer(s: &Shared) -> Result<(), ChainError> {
         o.classes = 0;
     }
     s.offer_at.store(unix_now(), Relaxed);
+    Ok(())
+}
+
+/// An on-chain auction bid locks the order's collateral until the award (AFR-01). When half the
+/// award grace has passed and nobody (keeper or tenant) has awarded an order this node's bid still
+/// leads, the node awards it itself: the lease it bid for starts (and is acknowledged as any award
+/// by another is), rather than its collateral staying locked until someone cancels the order.
+async fn award_own(s: &Arc<Shared>, award_grace: u32) -> Result<(), ChainError> {
+    let user = |e: anyhow::Error| ChainError::User(e.to_string());
+    // A mined bid (a transaction, its bytes gone); one with bytes has a transaction in flight.
+    let leading: Vec<B256> = s
+        .db()
+        .live()
+        .map_err(|e| user(e.into()))?
+        .into_iter()
+        .filter(|j| j.state == JobState::Bid && j.tx.is_some() && j.raw.is_none())
+        .map(|j| j.id)
+        .collect();
+    if leading.is_empty() {
+        return Ok(());
+    }
+    let now = s.client().now().await?;
+    for id in leading {
+        let j = s.lens().getJob(id).call().await.map_err(classify)?;
+        let due = j.biddingEnd.to::<u64>() + u64::from(award_grace / 2);
+        if j.status != 1 || j.provider != s.cfg.owner || now <= due {
+            continue;
+        }
+        let call = Market::awardCall {
+            orderId: id,
+            signedBids: Vec::new(),
+        };
+        match s
+            .tx
+            .send(s.market, call.abi_encode().into(), |t| journal(s, id, t))
+            .await
+        {
+            Ok(t) => {
+                info!(order = %id, tx = %t.hash, "nobody awarded the order this node's bid leads: awarding it");
+                let s2 = s.clone();
+                s.tracker.spawn(async move {
+                    if let Ok(Outcome::Mined(r)) = s2
+                        .tx
+                        .confirm(t, Duration::from_secs(600), |n| journal(&s2, id, n))
+                        .await
+                    {
+                        // Awarded (the lease log makes the job a win) or taken by another's award.
+                        mined(&s2, Instant::now());
+                        debug!(order = %id, ok = r.status(), "own award mined");
+                    }
+                });
+            }
+            // The simulation failed (awarded or cancelled meanwhile): the logs say which.
+            Err(e) => debug!(order = %id, error = %e, "own award not sent"),
+        }
+    }
     Ok(())
 }
 

@@ -438,3 +438,37 @@ async fn off_20_a_node_short_of_ether_bids_on_nothing_new_and_bids_once_funded()
     n.wait_metric("gridlease_provider_low_balance 0", 1).await;
     n.stop(node, 1);
 }
+
+#[tokio::test]
+async fn afr_01_a_bid_nobody_awards_is_awarded_by_its_own_node_not_left_locked() {
+    let (n, node) = started().await;
+    // An auction the node bids on; no keeper runs and the tenant never awards it.
+    let id = n
+        .order_with("echo awarded by its node", 1, 600, false)
+        .await;
+    n.wait_bid(id, 1, 30).await;
+    // Its collateral is locked from the bid on; half the award grace (3,600 s) after the window
+    // the node awards the order itself and runs the job, as for anyone's award.
+    n.warp(60 + 1_800 + 1).await;
+    eventually(
+        "the node's own award",
+        30,
+        async || {
+            n.count_logs(n.market, Market::LeaseStarted::SIGNATURE_HASH, id)
+                .await
+                == 1
+        },
+        || n.log(1),
+    )
+    .await;
+    let (started, _) = n.event::<Market::LeaseStarted>(n.market, id).await;
+    assert_eq!(started.provider, key(2).address());
+    n.result(id, 1, 60).await;
+    assert!(
+        n.log(1)
+            .contains("nobody awarded the order this node's bid leads"),
+        "{}",
+        n.log(1)
+    );
+    n.stop(node, 1);
+}
