@@ -42,6 +42,104 @@ impl World {
                 "honest provider {p} still has collateral locked"
             );
         }
+        self.check_nothing_stuck();
+    }
+
+    /// No stuck funds (INV-07): once every lease is resolved, every account takes what it is owed
+    /// (market and staking credits, challenge bonds in wei). The market then holds only the
+    /// protocol's fees, staking only stake (bonded or unbonding), and the results module nothing.
+    fn check_nothing_stuck(&mut self) {
+        let (token, m, staking, results) =
+            (self.s.token, self.s.market, self.s.staking, self.s.results);
+        // A challenge left open on a lease a fault already ended (the first unanswered chunk's
+        // proof ends it; the tenant challenged them all): anyone voids it, its bond going back.
+        let k = self.s.keeper.address;
+        for id in self.leases.iter().map(|l| l.id).collect::<Vec<_>>() {
+            let open = |s: &mut Suite| -> U256 {
+                s.chain
+                    .view(results, Results::openChallengesCall { leaseId: id })
+            };
+            let mut index = 0u64;
+            while open(&mut self.s) > U256::ZERO {
+                assert!(
+                    index < 4_096,
+                    "lease {id}: an open challenge past every chunk"
+                );
+                let c = self.s.chain.view(
+                    results,
+                    Results::challengeOfCall {
+                        leaseId: id,
+                        index: U256::from(index),
+                    },
+                );
+                if c.challenger != Address::ZERO {
+                    self.s
+                        .chain
+                        .send(
+                            k,
+                            results,
+                            Results::proveUnavailableCall {
+                                leaseId: id,
+                                index: U256::from(index),
+                            },
+                        )
+                        .expect_success();
+                }
+                index += 1;
+            }
+        }
+        for a in self.accounts.clone() {
+            if self.s.credit(a) > 0 {
+                self.s
+                    .chain
+                    .send(a, m, Market::withdrawCall { token, to: a })
+                    .expect_success();
+            }
+            if self.s.staking_credit(a) > 0 {
+                self.s
+                    .chain
+                    .send(a, staking, Staking::withdrawCreditCall { to: a })
+                    .expect_success();
+            }
+            let wei: U256 = self
+                .s
+                .chain
+                .view(results, Results::ethCreditOfCall { account: a });
+            if wei > U256::ZERO {
+                self.s
+                    .chain
+                    .send(a, results, Results::withdrawEthCall { to: a })
+                    .expect_success();
+            }
+        }
+        let lens = self.s.lens;
+        let fees: u128 = self
+            .s
+            .chain
+            .view(lens, MarketLens::protocolFeesCall { token })
+            .to();
+        assert_eq!(
+            self.s.balance(token, m),
+            fees,
+            "the market holds more than its fees"
+        );
+        let staked: u128 = [
+            self.s.chain.view(staking, Staking::totalStakedCall {}),
+            self.s.chain.view(staking, Staking::totalUnbondingCall {}),
+        ]
+        .iter()
+        .map(|x| x.to::<u128>())
+        .sum();
+        assert_eq!(
+            self.s.balance(token, staking),
+            staked,
+            "staking holds more than stake"
+        );
+        assert_eq!(
+            self.s.chain.eth_balance(results),
+            U256::ZERO,
+            "the results module holds wei nobody can take"
+        );
     }
 
     /// The properties, stated on their own terms.

@@ -40,8 +40,9 @@
 //!   provider and the keeper fees it earned on their leases: every fee a fault pays it must cost
 //!   it at least as much in slashed stake, and a gain cannot hide behind earlier losses.
 //!
-//! At the end of a case, past every window: every lease was resolved, and releasing held records
-//! frees every honest provider's collateral.
+//! At the end of a case, past every window: every lease was resolved, releasing held records
+//! frees every honest provider's collateral, and once every account takes what it is owed the
+//! market holds only its fees, staking only stake and the results module no wei (INV-07).
 //!
 //! Cases: 128 by default; set `PROPTEST_CASES` for more (e.g. 1000 before a release). Failing seeds
 //! are kept in `tests/proptest-regressions/invariants.txt` (committed). Each property was checked
