@@ -1,5 +1,7 @@
 //! `slash`, and the hooks only the market may call (`tryLock`, `release`).
 
+use proptest::prelude::*;
+
 use super::*;
 
 // ==================================================================== slash
@@ -168,4 +170,42 @@ fn release_saturates_at_zero() {
     assert_eq!(b.state(0), (usd(1_000), usd(200), 0));
     b.release(0, U256::MAX);
     assert_eq!(b.state(0), (usd(1_000), 0, 0));
+}
+
+/// A stake or penalty near 1 unit or near the 96-bit maximum.
+fn edge() -> impl Strategy<Value = u128> {
+    let max = (1u128 << 96) - 1;
+    prop_oneof![1u128..=1_000, max - 1_000..=max, 1u128..=max]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn a_tiny_slash_is_never_free_and_rounding_never_takes_more_than_the_penalty_stk07(
+        stake in edge(),
+        penalty in edge(),
+        comp in edge(),
+        cut in edge(),
+    ) {
+        // STK-07: slashes here take a lease's whole collateral (no percentage), so what rounds is
+        // only the split. Near 1 unit and near the 96-bit maximum: the slash is min(penalty,
+        // stake), so at least one unit of a provider that has any; the stake falls by exactly it;
+        // the split adds up to it, and the tenant and reporter get no more than the compensation.
+        let mut b = Bed::new();
+        let owner = b.owner(0);
+        let token = b.token;
+        b.s.mint(token, owner, stake);
+        b.staked(0, stake);
+        let locked = b.lock(0, penalty.min(stake));
+        prop_assert!(locked);
+        let (tenant, reporter) = (b.s.tenant(0), b.s.keeper.address);
+        let (slashed, t, r, tr) = split(b.slash(0, pen(penalty, 1).to(tenant, comp, reporter, cut)));
+        prop_assert_eq!(slashed, penalty.min(stake));
+        prop_assert!(slashed >= 1);
+        prop_assert_eq!(b.state(0).0, stake - slashed);
+        prop_assert_eq!(t + r + tr, slashed);
+        prop_assert!(t + r <= comp);
+        b.assert_conserved();
+    }
 }
