@@ -532,21 +532,24 @@ pub(crate) async fn refresh_offer(s: &Arc<Shared>) -> Result<(), ChainError> {
     Ok(())
 }
 
+/// The orders of the node's open bids whose rows pass `keep`.
+fn bids(s: &Shared, keep: impl Fn(&Job) -> bool) -> Result<Vec<B256>, ChainError> {
+    Ok(s.db()
+        .live()
+        .map_err(|e| ChainError::User(e.to_string()))?
+        .into_iter()
+        .filter(|j| j.state == JobState::Bid && keep(j))
+        .map(|j| j.id)
+        .collect())
+}
+
 /// An on-chain auction bid locks the order's collateral until the award (AFR-01). When half the
 /// award grace has passed and nobody (keeper or tenant) has awarded an order this node's bid still
 /// leads, the node awards it itself: the lease it bid for starts (and is acknowledged as any award
 /// by another is), rather than its collateral staying locked until someone cancels the order.
 async fn award_own(s: &Arc<Shared>, award_grace: u32) -> Result<(), ChainError> {
-    let user = |e: anyhow::Error| ChainError::User(e.to_string());
     // A mined bid (a transaction, its bytes gone); one with bytes has a transaction in flight.
-    let leading: Vec<B256> = s
-        .db()
-        .live()
-        .map_err(|e| user(e.into()))?
-        .into_iter()
-        .filter(|j| j.state == JobState::Bid && j.tx.is_some() && j.raw.is_none())
-        .map(|j| j.id)
-        .collect();
+    let leading = bids(s, |j| j.tx.is_some() && j.raw.is_none())?;
     if leading.is_empty() {
         return Ok(());
     }
@@ -595,14 +598,7 @@ async fn expire_signed(s: &Shared) -> Result<(), ChainError> {
         return Ok(());
     }
     let user = |e: anyhow::Error| ChainError::User(e.to_string());
-    let waiting: Vec<B256> = s
-        .db()
-        .live()
-        .map_err(|e| user(e.into()))?
-        .into_iter()
-        .filter(|j| j.state == JobState::Bid)
-        .map(|j| j.id)
-        .collect();
+    let waiting = bids(s, |_| true)?;
     if waiting.is_empty() {
         return Ok(());
     }

@@ -296,13 +296,9 @@ async fn kb_02_two_keepers_never_both_paid_for_one_piece_of_work() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kb_03_above_the_gas_price_cap_only_fault_proofs_go_out() {
-    let net = net().await;
-    let dir = net.dir.path();
-    let (cfg, port) = config(&net, 1, "1");
-    // An auction for the keeper to award (not urgent), and one the tenant awards itself that
-    // the provider never acknowledges (a no-show: urgent).
+/// An auction for the keeper to award (unpaid work, not urgent), and one the tenant awards itself
+/// that the provider never acknowledges (a no-show: a paid, urgent proof), its fee due.
+async fn waiting_and_no_show(net: &Net) -> (B256, B256) {
     let waiting = net.lease(&container(), false, 40).await;
     let no_show = net.lease(&container(), false, 41).await;
     net.warp(6).await;
@@ -310,6 +306,15 @@ async fn kb_03_above_the_gas_price_cap_only_fault_proofs_go_out() {
         .await
         .expect("award");
     net.warp(START_WINDOW + PRIORITY + 1).await;
+    (waiting, no_show)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kb_03_above_the_gas_price_cap_only_fault_proofs_go_out() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let (cfg, port) = config(&net, 1, "1");
+    let (waiting, no_show) = waiting_and_no_show(&net).await;
     // 100 gwei, above the 50 gwei cap.
     let p = &net.tenant.provider;
     let spike = |gwei: u64| async move {
@@ -952,14 +957,7 @@ async fn off_20_a_keeper_short_of_ether_sheds_unpaid_awards_and_still_proves_fau
         text.replace(key, &format!("{key}\nlow_balance = \"20000\"")),
     )
     .expect("config");
-    // An auction to award (unpaid work), and a no-show the tenant awarded itself (a paid proof).
-    let waiting = net.lease(&container(), false, 40).await;
-    let no_show = net.lease(&container(), false, 41).await;
-    net.warp(6).await;
-    send(Market::new(net.market, &net.tenant.provider).award(no_show, vec![]))
-        .await
-        .expect("award");
-    net.warp(START_WINDOW + PRIORITY + 1).await;
+    let (waiting, no_show) = waiting_and_no_show(&net).await;
     let keeper = start_keeper(dir, &cfg, 6, 1);
     net.until("the no-show proof, short of ether", || async {
         net.status(no_show).await == FAULTED

@@ -123,16 +123,10 @@ impl World {
             fees,
             "the market holds more than its fees"
         );
-        let staked: u128 = [
-            self.s.chain.view(staking, Staking::totalStakedCall {}),
-            self.s.chain.view(staking, Staking::totalUnbondingCall {}),
-        ]
-        .iter()
-        .map(|x| x.to::<u128>())
-        .sum();
+        let (staked, unbonding, _) = self.staking_totals();
         assert_eq!(
             self.s.balance(token, staking),
-            staked,
+            staked + unbonding,
             "staking holds more than stake"
         );
         assert_eq!(
@@ -224,17 +218,10 @@ impl World {
             escrow + credits + fees,
             "after {a:?}: market conservation"
         );
-        let held: u128 = [
-            self.s.chain.view(staking, Staking::totalStakedCall {}),
-            self.s.chain.view(staking, Staking::totalUnbondingCall {}),
-            self.s.chain.view(staking, Staking::totalCreditsCall {}),
-        ]
-        .iter()
-        .map(|x| x.to::<u128>())
-        .sum();
+        let (staked, unbonding, credits) = self.staking_totals();
         assert_eq!(
             self.s.balance(token, staking),
-            held,
+            staked + unbonding + credits,
             "after {a:?}: staking conservation"
         );
         let open: u128 = self
@@ -279,6 +266,17 @@ impl World {
         self.adv_excess = excess;
     }
 
+    /// Staking's totals: (staked, unbonding, credits).
+    fn staking_totals(&mut self) -> (u128, u128, u128) {
+        let staking = self.s.staking;
+        let chain = &mut self.s.chain;
+        (
+            chain.view(staking, Staking::totalStakedCall {}).to(),
+            chain.view(staking, Staking::totalUnbondingCall {}).to(),
+            chain.view(staking, Staking::totalCreditsCall {}).to(),
+        )
+    }
+
     /// The books, stated without the contracts' rules: where every token is, staking's totals,
     /// and the order lifecycle (STK-01, INV-02, INV-04, INV-06).
     pub(super) fn check_books(&mut self, a: &Action) {
@@ -311,12 +309,7 @@ impl World {
             stake += info.stake.to::<u128>();
             unbonding += info.unbonding.to::<u128>();
         }
-        let total_staked: u128 = self.s.chain.view(staking, Staking::totalStakedCall {}).to();
-        let total_unbonding: u128 = self
-            .s
-            .chain
-            .view(staking, Staking::totalUnbondingCall {})
-            .to();
+        let (total_staked, total_unbonding, _) = self.staking_totals();
         assert_eq!(
             (total_staked, total_unbonding),
             (stake, unbonding),
