@@ -112,12 +112,7 @@ impl World {
                     .expect_success();
             }
         }
-        let lens = self.s.lens;
-        let fees: u128 = self
-            .s
-            .chain
-            .view(lens, MarketLens::protocolFeesCall { token })
-            .to();
+        let fees = self.protocol_fees();
         assert_eq!(
             self.s.balance(token, m),
             fees,
@@ -208,11 +203,7 @@ impl World {
             .iter()
             .map(|&a| self.s.credit(a))
             .sum();
-        let fees: u128 = self
-            .s
-            .chain
-            .view(lens, MarketLens::protocolFeesCall { token })
-            .to();
+        let fees = self.protocol_fees();
         assert_eq!(
             self.s.balance(token, m),
             escrow + credits + fees,
@@ -264,6 +255,15 @@ impl World {
             self.adv_paid_honest
         );
         self.adv_excess = excess;
+    }
+
+    /// The market's protocol fees in the suite's token.
+    fn protocol_fees(&mut self) -> u128 {
+        let (lens, token) = (self.s.lens, self.s.token);
+        self.s
+            .chain
+            .view(lens, MarketLens::protocolFeesCall { token })
+            .to()
     }
 
     /// Staking's totals: (staked, unbonding, credits).
