@@ -21,8 +21,6 @@ import {MarketBase} from "./market/MarketBase.sol";
 contract Market is IMarket, MarketBase {
     using TokenFlow for IERC20;
 
-    /// @dev Most signed bids one award considers.
-    uint256 private constant MAX_SIGNED_BIDS = 32;
     /// @dev EIP-712 type of a signed bid.
     bytes32 private constant BID_TYPEHASH = keccak256("Bid(bytes32 orderId,uint96 pricePerSecond,uint48 expiry)");
     /// @dev Flags a results module may set or clear.
@@ -88,6 +86,24 @@ contract Market is IMarket, MarketBase {
 
     /// @inheritdoc IMarket
     function bid(bytes32 orderId, uint96 price) external nonReentrant {
+        _bid(orderId, msg.sender, price, false);
+    }
+
+    /// @inheritdoc IMarket
+    function bidSigned(bytes32 orderId, SignedBid calldata b) external nonReentrant {
+        if (b.expiry < block.timestamp) revert BidExpired(orderId, b.expiry);
+        (address operator, ECDSA.RecoverError err,) = ECDSA.tryRecover(
+            _hashTypedDataV4(keccak256(abi.encode(BID_TYPEHASH, orderId, b.pricePerSecond, b.expiry))), b.signature
+        );
+        // A signature that recovers to nobody is nobody's bid (NotAnOperator(0)).
+        if (err != ECDSA.RecoverError.NoError) operator = address(0);
+        _bid(orderId, operator, b.pricePerSecond, true);
+    }
+
+    /// @dev A bid of `operator`'s provider at `price`, sent by the operator or, `signed`, by anyone
+    /// with the operator's EIP-712 signature. Every bid that can win is on chain by the window's
+    /// end (AFR-02): a bid signed later cannot be placed, and the award has nothing to choose.
+    function _bid(bytes32 orderId, address operator, uint96 price, bool signed) private {
         Params memory params_ = _params;
         if (params_.paused) revert MarketPaused();
         Job storage job = _jobs[orderId];
@@ -96,8 +112,8 @@ contract Market is IMarket, MarketBase {
         if (block.timestamp > terms.biddingEnd) revert BiddingClosed(orderId, terms.biddingEnd);
         _checkPrice(price, terms.maxPrice, params_.minPricePerSecond);
 
-        IStaking.BidderInfo memory info = _staking.bidderInfo(msg.sender);
-        if (info.provider == address(0)) revert NotAnOperator(msg.sender);
+        IStaking.BidderInfo memory info = _staking.bidderInfo(operator);
+        if (info.provider == address(0)) revert NotAnOperator(operator);
         uint96 collateral = job.collateral;
         if (!_fits(terms, info.capacity)) revert CapacityMismatch(info.provider);
         if (terms.service && !_live(info.provider)) revert ProviderNotLive(info.provider);
@@ -106,18 +122,19 @@ contract Market is IMarket, MarketBase {
             if (!_staking.tryLock(info.provider, collateral)) {
                 revert InsufficientCollateral(info.provider, info.freeStake, collateral);
             }
-            // The operator's own transaction started the lease: it is acknowledged.
-            _startLease(orderId, job, terms, info.provider, price, params_, false, L.F_ACKED);
+            // The operator's own transaction started the lease: it is acknowledged. A signed bid
+            // placed by someone else must be acknowledged within the start window.
+            _startLease(orderId, job, terms, info.provider, price, params_, signed, signed ? 0 : L.F_ACKED);
             return;
         }
         // Bids are binding and only the lowest is kept, so award never loops over bids (AUC-08)
         // and equal prices go to the earliest (AUC-09).
         address outbid = job.bidder;
         if (outbid != address(0) && price >= job.bidPrice) revert BidNotLowest(price, job.bidPrice);
-        // The bid reserves its collateral until it is outbid, loses the award or the order is
-        // cancelled: one stake cannot back the lowest bid on many orders and then fail them all at
-        // award, and locked stake cannot be unbonded (AFR-01). The award starts the lease on it. A
-        // provider improving its own bid keeps the reservation it has.
+        // The bid reserves its collateral until it is outbid or the order is cancelled: one stake
+        // cannot back the lowest bid on many orders and then fail them all at award, and locked
+        // stake cannot be unbonded (AFR-01). The award starts the lease on it. A provider
+        // improving its own bid keeps the reservation it has.
         if (outbid != info.provider) {
             if (!_staking.tryLock(info.provider, collateral)) {
                 revert InsufficientCollateral(info.provider, info.freeStake, collateral);
@@ -125,42 +142,29 @@ contract Market is IMarket, MarketBase {
             if (outbid != address(0)) _staking.release(outbid, collateral);
         }
         (job.bidder, job.bidPrice) = (info.provider, price);
+        uint8 f = job.state.flags;
+        if ((f & L.F_SIGNED_BID != 0) != signed) job.state.flags = f ^ L.F_SIGNED_BID;
         emit BidPlaced(orderId, info.provider, price);
     }
 
     // ================================================================ anyone
 
     /// @inheritdoc IMarket
-    function award(bytes32 orderId, SignedBid[] calldata signedBids) external nonReentrant returns (address winner) {
+    function award(bytes32 orderId) external nonReentrant returns (address winner) {
         Params memory params_ = _params;
         if (params_.paused) revert MarketPaused();
-        if (signedBids.length > MAX_SIGNED_BIDS) revert TooManySignedBids(signedBids.length, MAX_SIGNED_BIDS);
         Job storage job = _jobs[orderId];
         if (job.state.status != Status.Open) revert OrderNotOpen(orderId, job.state.status);
         Terms memory terms = _unpackTerms(job.d);
         if (!terms.instant && block.timestamp <= terms.biddingEnd) revert BiddingStillOpen(orderId, terms.biddingEnd);
-
-        uint96 collateral = job.collateral;
-        // Lowest valid signed bid; invalid ones are skipped so nobody can grief an award.
-        (address signedProvider, uint96 signedPrice) =
-            _bestSignedBid(orderId, terms, collateral, signedBids, params_.minPricePerSecond);
-        (address onchain, uint96 onchainPrice) = (job.bidder, job.bidPrice);
-        if (onchain != address(0)) {
-            (job.bidder, job.bidPrice) = (address(0), 0);
-            // The on-chain bid was placed before any signed bid is revealed, so it wins ties. Its
-            // collateral has been locked since it was placed (AFR-01), so it can always be honoured;
-            // a service provider no longer live is passed over (AUC-12) and its collateral freed.
-            if ((signedProvider == address(0) || onchainPrice <= signedPrice) && (!terms.service || _live(onchain))) {
-                _startLease(orderId, job, terms, onchain, onchainPrice, params_, false, 0);
-                return onchain;
-            }
-            _staking.release(onchain, collateral);
-        }
-        if (signedProvider != address(0) && _staking.tryLock(signedProvider, collateral)) {
-            _startLease(orderId, job, terms, signedProvider, signedPrice, params_, true, 0);
-            return signedProvider;
-        }
-        revert NoValidBid(orderId);
+        // The lowest bid on chain when the window closed wins; the caller chooses nothing (AFR-02).
+        // Its collateral has been locked since it was placed (AFR-01), so it can be honoured; a
+        // service provider no longer live cannot, and the order is left to be cancelled (AUC-12).
+        winner = job.bidder;
+        if (winner == address(0) || (terms.service && !_live(winner))) revert NoValidBid(orderId);
+        uint96 price = job.bidPrice;
+        (job.bidder, job.bidPrice) = (address(0), 0);
+        _startLease(orderId, job, terms, winner, price, params_, job.state.flags & L.F_SIGNED_BID != 0, 0);
     }
 
     /// @inheritdoc IMarket
@@ -472,29 +476,6 @@ contract Market is IMarket, MarketBase {
             signed,
             moduleId
         );
-    }
-
-    function _bestSignedBid(
-        bytes32 orderId,
-        Terms memory terms,
-        uint96 collateral,
-        SignedBid[] calldata bids,
-        uint64 minPrice
-    ) private view returns (address bestProvider, uint96 bestPrice) {
-        for (uint256 i; i < bids.length; ++i) {
-            SignedBid calldata b = bids[i];
-            uint96 price = b.pricePerSecond;
-            if (b.expiry < block.timestamp || price > terms.maxPrice || price < minPrice) continue;
-            if (bestProvider != address(0) && price >= bestPrice) continue;
-            (address operator, ECDSA.RecoverError err,) = ECDSA.tryRecover(
-                _hashTypedDataV4(keccak256(abi.encode(BID_TYPEHASH, orderId, price, b.expiry))), b.signature
-            );
-            if (err != ECDSA.RecoverError.NoError) continue;
-            IStaking.BidderInfo memory info = _staking.bidderInfo(operator);
-            if (info.provider == address(0) || info.freeStake < collateral || !_fits(terms, info.capacity)) continue;
-            if (terms.service && !_live(info.provider)) continue;
-            (bestProvider, bestPrice) = (info.provider, price);
-        }
     }
 
     /// @dev Whether `provider` heart-beat within its period.

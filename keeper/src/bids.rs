@@ -1,6 +1,7 @@
-//! Signed bids (AUC: losing bids cost nothing): the bids provider nodes serve for auctions whose
-//! window closed (`GET <node>/bids/<order id>`), collected with bounded concurrency and size, and
-//! checked locally ([`select_signed`]) before they go into an award's calldata.
+//! Signed bids (AUC: losing bids cost nothing): the bids provider nodes serve for auctions in
+//! their window (`GET <node>/bids/<order id>`), collected with bounded concurrency and size, and
+//! checked locally ([`select_signed`]); the lowest is placed on chain (`Market.bidSigned`) while
+//! the window is open, since only bids on chain by its end can win (AFR-02).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -24,7 +25,7 @@ use tracing::{debug, info, warn};
 
 use crate::{shared::Keeper, view::Registered};
 
-/// Most signed bids one `Market.award` takes (`Market.MAX_SIGNED_BIDS`).
+/// Most signed bids kept per auction, cheapest first (tried in turn when one cannot be placed).
 pub const MAX_SIGNED_BIDS: usize = 32;
 
 /// Why a served bid was dropped before the award.
@@ -52,10 +53,10 @@ impl Dropped {
     }
 }
 
-/// The bids of `served` worth passing to `Market.award(order, ..)` at chain time `now`: each
+/// The bids of `served` worth placing with `Market.bidSigned(order, ..)` at chain time `now`: each
 /// recovers (under the market's `domain`) to the operator `providers` registers for the provider
 /// it names, is priced within `min_price..=max_price` and unexpired; the lowest
-/// [`MAX_SIGNED_BIDS`], cheapest first. The award's simulation has the last word (stake, capacity,
+/// [`MAX_SIGNED_BIDS`], cheapest first. The placement's simulation has the last word (stake, capacity,
 /// liveness). Also returns why each other bid was dropped.
 pub fn select_signed(
     served: &[ServedBid],
@@ -104,32 +105,20 @@ pub fn select_signed(
 const BID_FETCHES_AT_ONCE: usize = 8;
 /// How long one node may take to answer `GET /bids/<order>`.
 const BID_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
-/// An auction's signed bids are fetched again at most this often while it waits for its award.
-const BID_REFETCH: Duration = Duration::from_secs(5);
+/// An auction's signed bids are fetched again at most this often while its window is open.
+const BID_REFETCH: Duration = Duration::from_secs(2);
 /// Largest signed-bid answer read from a node.
 const MAX_BID_BYTES: usize = 4_096;
 /// A node endpoint that failed a bid request is left out this long.
 const ENDPOINT_BACKOFF: Duration = Duration::from_secs(30);
 
-/// An auction waiting for its award: (order id, bid window end, reserve price per second).
+/// An auction in its window: (order id, bid window end, reserve price per second).
 type Waiting = (B256, u64, u128);
 
-/// The auctions of `waiting` that can still be awarded at `now`: the bid window has closed and
-/// the award grace has not run out (after it the order can only be cancelled, and every signed
-/// bid on it has expired).
-fn awardable(waiting: Vec<Waiting>, now: u64, award_grace: u64) -> (Vec<Waiting>, Vec<B256>) {
-    let (due, dead): (Vec<Waiting>, Vec<Waiting>) = waiting
-        .into_iter()
-        .filter(|&(_, end, _)| now > end)
-        .partition(|&(_, end, _)| now <= end.saturating_add(award_grace));
-    (due, dead.into_iter().map(|(id, _, _)| id).collect())
-}
-
-/// Collect the signed bids on every auction whose window closed and whose award grace has not
-/// run out from every registered node endpoint ([`BID_FETCHES_AT_ONCE`] requests at a time,
-/// [`BID_FETCH_TIMEOUT`] each; failures are skipped and counted), check them
-/// ([`select_signed`]) and keep the best for the award's calldata; returns the auctions that
-/// have some.
+/// Collect the signed bids on every auction in its bid window from every registered node
+/// endpoint ([`BID_FETCHES_AT_ONCE`] requests at a time, [`BID_FETCH_TIMEOUT`] each; failures are
+/// skipped and counted), check them ([`select_signed`]) and keep the best, to be placed on chain
+/// before the window closes; returns the auctions that have some.
 pub(crate) async fn signed_bids(k: &Keeper, now: u64) -> HashSet<B256> {
     let (waiting, endpoints, providers) = {
         let v = lock(&k.view);
@@ -139,7 +128,7 @@ pub(crate) async fn signed_bids(k: &Keeper, now: u64) -> HashSet<B256> {
         let waiting: Vec<Waiting> = v
             .orders
             .iter()
-            .filter(|(id, o)| !o.instant && now > o.bidding_end && !busy.contains_key(*id))
+            .filter(|(id, o)| !o.instant && now <= o.bidding_end && !busy.contains_key(*id))
             .filter(|(id, _)| fetched.get(*id).is_none_or(|t| t.elapsed() >= BID_REFETCH))
             .filter_map(|(id, o)| {
                 Some((
@@ -162,8 +151,8 @@ pub(crate) async fn signed_bids(k: &Keeper, now: u64) -> HashSet<B256> {
         let mut down = lock(&k.down);
         down.retain(|_, at| at.elapsed() < ENDPOINT_BACKOFF);
         endpoints.retain(|e| !down.contains_key(e));
-        // Forget bids of auctions that are no longer open.
-        lock(&k.signed).retain(|id, _| v.orders.contains_key(id));
+        // Forget bids of auctions that are no longer open, or whose window closed.
+        lock(&k.signed).retain(|id, _| v.orders.get(id).is_some_and(|o| now <= o.bidding_end));
         let providers = if waiting.is_empty() || endpoints.is_empty() {
             HashMap::new()
         } else {
@@ -172,27 +161,20 @@ pub(crate) async fn signed_bids(k: &Keeper, now: u64) -> HashSet<B256> {
         (waiting, endpoints, providers)
     };
     if !waiting.is_empty() && !endpoints.is_empty() {
-        // One read per poll: the floor for the bids and the award grace that bounds the auctions.
-        let (min_price, grace) = match Market::new(k.market, &k.client().provider)
+        // One read per poll: the floor for the bids.
+        let min_price = match Market::new(k.market, &k.client().provider)
             .params()
             .call()
             .await
         {
-            Ok(p) => (u128::from(p.minPricePerSecond), u64::from(p.awardGrace)),
+            Ok(p) => u128::from(p.minPricePerSecond),
             Err(e) => {
                 k.metrics.rpc_errors.increment(1);
                 warn!(error = %classify(e), "cannot read the market's parameters; signed bids later");
                 return lock(&k.signed).keys().copied().collect();
             }
         };
-        let (due, dead) = awardable(waiting, now, grace);
-        {
-            // Past the grace nothing can be awarded: keep no bids for it, and ask nobody again.
-            let mut signed = lock(&k.signed);
-            for id in &dead {
-                signed.remove(id);
-            }
-        }
+        let due = waiting;
         let domain = gridlease_primitives::eip712::market_domain(k.client().chain_id, k.market);
         let ids: Vec<B256> = due.iter().map(|d| d.0).collect();
         let fetched_now = fetch_all(&k.fetcher, &ids, &endpoints).await;
@@ -414,22 +396,6 @@ mod tests {
             l.local_addr().expect("addr").port()
         });
         assert!(super::fetch_bid(&http, &closed).await.is_err());
-    }
-
-    #[test]
-    fn only_auctions_within_the_award_grace_are_polled() {
-        let id = |b| alloy::primitives::B256::repeat_byte(b);
-        // Window ends at 100, grace 60: due from 101 to 160 inclusive.
-        let waiting = vec![(id(1), 100, 7), (id(2), 40, 7), (id(3), 200, 7)];
-        let (due, dead) = super::awardable(waiting.clone(), 130, 60);
-        assert_eq!(due, vec![(id(1), 100, 7)]);
-        assert_eq!(dead, vec![id(2)], "ended at 40: past its grace at 130");
-        assert_eq!(super::awardable(waiting.clone(), 160, 60).0.len(), 1);
-        let (due, dead) = super::awardable(waiting.clone(), 161, 60);
-        assert!(due.is_empty());
-        assert_eq!(dead, vec![id(1), id(2)]);
-        // A dead auction stays out however long it sits in the view.
-        assert!(super::awardable(waiting, 1_000_000, 60).0.is_empty());
     }
 
     #[tokio::test]

@@ -287,7 +287,7 @@ pub(crate) async fn inputs(k: &Keeper) -> Result<Inputs, ChainError> {
         liveness,
         min_lease_fee,
         settle_max: settle_max(k.cfg.settle_max, k.gas_limit.load(Relaxed)),
-        signed: HashSet::new(),
+        signed: HashMap::new(),
         modules: lock(&k.modules).clone(),
         me: k.address(),
         unpaid: k.cfg.unpaid.clone(),

@@ -4,7 +4,7 @@
 //! collect new market, results-module and staking logs from the saved cursor (paged,
 //! reorg-aware: [`crate::collect`]) into the [`View`], committed to SQLite with the cursor per
 //! page; read what the strategies need beyond logs (the liveness of providers with service
-//! leases), and the signed bids provider nodes serve for auctions whose window closed
+//! leases), and the signed bids provider nodes serve for auctions in their window
 //! ([`crate::bids`]); [`plan`]; and hand each work item to a task that checks, simulates and
 //! prices it, decides and sends it ([`crate::execute`]) through the shared [`TxManager`]
 //! (journaled before broadcast, watched, rebroadcast, fee-bumped: [`crate::send`]). An id with work in flight is not planned again until the
@@ -422,10 +422,13 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
         });
     }
     let mut inputs = inputs(k).await?;
-    // Signed bids are collected beside the poll (a round asks every node for every closed
-    // auction, 2 s at most each): this poll plans with the bids collected so far, and a node
+    // Signed bids are collected beside the poll (a round asks every node for every auction in
+    // its window, 2 s at most each): this poll plans with the bids collected so far, and a node
     // that answers slowly cannot hold up settles and fault proofs.
-    inputs.signed = lock(&k.signed).keys().copied().collect();
+    inputs.signed = lock(&k.signed)
+        .iter()
+        .filter_map(|(id, bids)| Some((*id, bids.first()?.pricePerSecond.to::<u128>())))
+        .collect();
     if !k.collecting_bids.swap(true, Relaxed) {
         let k2 = k.clone();
         k.tracker.spawn(async move {

@@ -45,9 +45,14 @@ fn calldata(k: &Keeper, a: &Action) -> Option<(Address, Bytes, U256)> {
     match a {
         Action::Award(id) => Some((
             k.market,
-            Market::awardCall {
+            Market::awardCall { orderId: *id }.abi_encode().into(),
+            U256::ZERO,
+        )),
+        Action::PlaceBid(id) => Some((
+            k.market,
+            Market::bidSignedCall {
                 orderId: *id,
-                signedBids: lock(&k.signed).get(id).cloned().unwrap_or_default(),
+                b: lock(&k.signed).get(id)?.first()?.clone(),
             }
             .abi_encode()
             .into(),
@@ -307,6 +312,16 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
         Err(ChainError::Revert(r)) => {
             k.metrics.skip("reverts");
             info!(action = w.action.name(), revert = %r, "would revert: skipped");
+            if let Action::PlaceBid(id) = &w.action {
+                // Its provider cannot honour it now (stake, liveness) or a lower bid stands: the
+                // next served bid is tried at once, while the window is open.
+                if let Some(bids) = lock(&k.signed).get_mut(id)
+                    && !bids.is_empty()
+                {
+                    bids.remove(0);
+                }
+                return Ok(Busy::UntilBlock(head));
+            }
             return Ok(later(60));
         }
         Err(e) => return Err(e.into()),

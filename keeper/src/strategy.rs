@@ -137,8 +137,9 @@ pub struct Inputs {
     pub min_lease_fee: HashMap<Address, u128>,
     /// Most leases per settle transaction.
     pub settle_max: usize,
-    /// Auctions for which a node serves a signed bid that passed `bids::select_signed`.
-    pub signed: HashSet<B256>,
+    /// Auctions in their bid window for which a node serves a signed bid that passed
+    /// `bids::select_signed`: the lowest price among them.
+    pub signed: HashMap<B256, u128>,
     /// Results modules by id.
     pub modules: HashMap<u8, ModuleParams>,
     /// The keeper's own address (its challenges' bonds come back to it).
@@ -154,8 +155,12 @@ pub struct Inputs {
 /// One transaction's worth of work.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// `Market.award`, with the signed bids collected for it (the engine keeps them).
+    /// `Market.award` of an auction whose window closed (its lowest bid on chain wins).
     Award(B256),
+    /// `Market.bidSigned` of the lowest signed bid served for an auction still in its window,
+    /// when it beats the bid on chain (the engine keeps the bids): only bids on chain by the
+    /// window's end can win (AFR-02). Unpaid like the award it leads to, and named with it.
+    PlaceBid(B256),
     /// `Market.settle` of service leases of one token.
     Settle(Vec<B256>),
     /// `Market.close` by a third party (completed result; expired, exhausted, lapsed service).
@@ -180,7 +185,7 @@ impl Action {
     /// Name, for logs, metrics and config (`profit.unpaid`).
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Award(_) => "award",
+            Self::Award(_) | Self::PlaceBid(_) => "award",
             Self::Settle(_) => "settle",
             Self::Close(_) => "close",
             Self::ProveNoShow(_) => "no-show",
@@ -198,6 +203,7 @@ impl Action {
         match self {
             Self::Settle(ids) => ids.clone(),
             Self::Award(id)
+            | Self::PlaceBid(id)
             | Self::Close(id)
             | Self::ProveNoShow(id)
             | Self::ProveMissedDeadline(id)
@@ -447,13 +453,18 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
     let mut orders: Vec<(&B256, _)> = view.orders.iter().collect();
     orders.sort_unstable_by_key(|(id, _)| **id);
     for (id, o) in orders {
-        if flags.award
-            && !o.instant
-            && (o.bid.is_some() || inp.signed.contains(id))
-            && now > o.bidding_end
-            && !inp.busy.contains(id)
+        if !flags.award || o.instant || inp.busy.contains(id) {
+            continue;
+        }
+        if now > o.bidding_end {
+            if o.bid.is_some() {
+                out.push(Work::new(Action::Award(*id), 0, Address::ZERO, false));
+            }
+        } else if let Some(&best) = inp.signed.get(id)
+            && o.bid.is_none_or(|(_, price)| best < price)
         {
-            out.push(Work::new(Action::Award(*id), 0, Address::ZERO, false));
+            // Urgent: it must be mined before the window closes.
+            out.push(Work::new(Action::PlaceBid(*id), 0, Address::ZERO, true));
         }
     }
     out

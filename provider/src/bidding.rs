@@ -543,13 +543,14 @@ fn bids(s: &Shared, keep: impl Fn(&Job) -> bool) -> Result<Vec<B256>, ChainError
         .collect())
 }
 
-/// An on-chain auction bid locks the order's collateral until the award (AFR-01). When half the
-/// award grace has passed and nobody (keeper or tenant) has awarded an order this node's bid still
-/// leads, the node awards it itself: the lease it bid for starts (and is acknowledged as any award
+/// An auction bid on chain (sent by the node, or its signed bid placed by a keeper) locks the
+/// order's collateral until the award (AFR-01). When half the award grace has passed and nobody
+/// (keeper or tenant) has awarded an order this node's bid still leads, the node awards it itself: the lease it bid for starts (and is acknowledged as any award
 /// by another is), rather than its collateral staying locked until someone cancels the order.
 async fn award_own(s: &Arc<Shared>, award_grace: u32) -> Result<(), ChainError> {
-    // A mined bid (a transaction, its bytes gone); one with bytes has a transaction in flight.
-    let leading = bids(s, |j| j.tx.is_some() && j.raw.is_none())?;
+    // A mined bid (a transaction, its bytes gone), or a signed one anyone may have placed; one
+    // with bytes has a transaction in flight. The market says which still lead.
+    let leading = bids(s, |j| j.raw.is_none())?;
     if leading.is_empty() {
         return Ok(());
     }
@@ -560,10 +561,7 @@ async fn award_own(s: &Arc<Shared>, award_grace: u32) -> Result<(), ChainError> 
         if j.status != 1 || j.provider != s.cfg.owner || now <= due {
             continue;
         }
-        let call = Market::awardCall {
-            orderId: id,
-            signedBids: Vec::new(),
-        };
+        let call = Market::awardCall { orderId: id };
         match s
             .tx
             .send(s.market, call.abi_encode().into(), |t| journal(s, id, t))

@@ -86,8 +86,9 @@ interface IMarket {
         bytes32 salt;
     }
 
-    /// @notice A bid signed off chain by a provider's operator key (EIP-712), submitted by anyone
-    /// at award time. Losing bids cost their provider nothing.
+    /// @notice A bid signed off chain by a provider's operator key (EIP-712), placed on chain by
+    /// anyone with `bidSigned` while the bid window is open. A bid nobody places costs its provider
+    /// nothing.
     struct SignedBid {
         uint96 pricePerSecond;
         uint48 expiry;
@@ -193,10 +194,11 @@ interface IMarket {
     error InsufficientCollateral(address provider, uint256 free, uint256 needed);
     /// @notice The provider's declared capacity does not match the order.
     error CapacityMismatch(address provider);
-    /// @notice No bid (on chain or signed) was valid at award time.
+    /// @notice The order has no bid that can be honoured (none placed, or a service bidder no
+    /// longer live).
     error NoValidBid(bytes32 orderId);
-    /// @notice Too many signed bids in one award.
-    error TooManySignedBids(uint256 count, uint256 max);
+    /// @notice The signed bid's expiry has passed.
+    error BidExpired(bytes32 orderId, uint48 expiry);
     /// @notice Only the tenant may do this (or anyone after the award grace).
     error NotTenant(address caller);
     /// @notice Nobody but the tenant may close this lease now. A batch lease without a result ends
@@ -334,14 +336,20 @@ interface IMarket {
     // ---------------------------------------------------------------- provider
 
     /// @notice Bid on chain as the caller's provider. Instant orders are awarded at once. An
-    /// auction bid locks the order's collateral from the provider's stake until it is outbid,
-    /// loses the award or the order is cancelled; the award starts the lease on that lock.
+    /// auction bid locks the order's collateral from the provider's stake until it is outbid or
+    /// the order is cancelled; the award starts the lease on that lock.
     function bid(bytes32 orderId, uint96 pricePerSecond) external;
+    /// @notice Place a provider's signed bid, by anyone, by the same rules as `bid` (and the
+    /// signature's expiry): the signer must be a registered operator, and the bid locks its
+    /// provider's collateral. On an instant order it starts the lease, unacknowledged. Only bids
+    /// on chain when the window closes can win (AFR-02).
+    function bidSigned(bytes32 orderId, SignedBid calldata bid) external;
 
     // ---------------------------------------------------------------- anyone
 
-    /// @notice Award an order to the lowest valid bid among the on-chain one and `signedBids`.
-    function award(bytes32 orderId, SignedBid[] calldata signedBids) external returns (address provider);
+    /// @notice Award an auction whose window closed to its lowest bid (the caller chooses
+    /// nothing); the lease starts on the collateral the bid locked.
+    function award(bytes32 orderId) external returns (address provider);
     /// @notice Settle the live time of acknowledged service leases; returns how many paid
     /// something. Batch leases are skipped: they are paid when their result stands.
     function settle(bytes32[] calldata leaseIds) external returns (uint256 settled);

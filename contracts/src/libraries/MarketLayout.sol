@@ -61,6 +61,8 @@ library MarketLayout {
     uint8 internal constant F_STALE = 32;
     /// @dev Closed with its collateral held: a fault may still be proven within the horizon.
     uint8 internal constant F_HELD = 64;
+    /// @dev An open auction's stored lowest bid came signed (`bidSigned`), not from its operator.
+    uint8 internal constant F_SIGNED_BID = 128;
 
     /// @notice First of job `id`'s four slots.
     function jobSlot(bytes32 id) internal pure returns (bytes32 slot) {

@@ -302,7 +302,7 @@ async fn waiting_and_no_show(net: &Net) -> (B256, B256) {
     let waiting = net.lease(&container(), false, 40).await;
     let no_show = net.lease(&container(), false, 41).await;
     net.warp(6).await;
-    send(Market::new(net.market, &net.tenant.provider).award(no_show, vec![]))
+    send(Market::new(net.market, &net.tenant.provider).award(no_show))
         .await
         .expect("award");
     net.warp(START_WINDOW + PRIORITY + 1).await;

@@ -114,7 +114,7 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
     // The auctioned order: the node bid; after the window the tenant awards it.
     n.wait_bid(pj, 1, 30).await;
     n.warp(61).await;
-    send(Market::new(n.market, &n.tenant.provider).award(pj, vec![]))
+    send(Market::new(n.market, &n.tenant.provider).award(pj))
         .await
         .expect("award");
     let root = n.result_root(pj, 1).await;

@@ -215,7 +215,7 @@ listen = "127.0.0.1:{port}"
             deposit: U96::from(10 * USDC),
             maxPricePerSecond: U96::from(1_000_000_000_000_000u128),
             maxDuration: 600,
-            bidWindow: if instant { 60 } else { 5 },
+            bidWindow: if instant { 60 } else { 30 },
             collateral: U96::from(10 * USDC),
             gpuClass: 0,
             gpuCount: 1,
@@ -267,6 +267,18 @@ listen = "127.0.0.1:{port}"
         .ok()
     })
     .await;
+    // Anyone places it on chain while the window is open (AFR-02): it locks the node's
+    // collateral as its own bid would, and the node sent nothing.
+    send(m.bidSigned(
+        auction,
+        SignedBid {
+            pricePerSecond: U96::from(served.price().expect("price")),
+            expiry: U48::from(served.expiry),
+            signature: served.signature.clone(),
+        },
+    ))
+    .await
+    .expect("the signed bid placed");
     let domain = market_domain(gov.chain_id, market);
     assert_eq!(served.order, auction);
     assert_eq!(served.provider, owner.address());
@@ -303,10 +315,10 @@ listen = "127.0.0.1:{port}"
         lens.getJob(instant).call().await.expect("job").acknowledged,
         "won by the node's own bid: acknowledged at once"
     );
-    assert!(
-        logs(Market::BidPlaced::SIGNATURE_HASH, auction)
-            .await
-            .is_empty()
+    assert_eq!(
+        logs(Market::BidPlaced::SIGNATURE_HASH, auction).await.len(),
+        1,
+        "placed once, by the tenant"
     );
 
     // A restart still serves the same bid.
@@ -330,18 +342,9 @@ listen = "127.0.0.1:{port}"
     .await;
     assert_eq!(again, served);
 
-    // Anyone awards with it after the window: the node's lease, run to its result.
-    anvil::warp(&tenant.provider, 6).await.expect("warp");
-    send(m.award(
-        auction,
-        vec![SignedBid {
-            pricePerSecond: U96::from(served.price().expect("price")),
-            expiry: U48::from(served.expiry),
-            signature: served.signature.clone(),
-        }],
-    ))
-    .await
-    .expect("award");
+    // Anyone awards it after the window: the node's lease, run to its result.
+    anvil::warp(&tenant.provider, 31).await.expect("warp");
+    send(m.award(auction)).await.expect("award");
     let l = leased(auction).await;
     assert!(l.signedBid);
     assert_eq!(l.provider, owner.address());

@@ -63,7 +63,7 @@ fn self_dealt_lease(
     let id = s.create(a.tenant, p.clone());
     s.bid(0, id, PRICE).expect_success();
     s.chain.warp(601);
-    s.award(a.reporter, id, vec![]).expect_success();
+    s.award(a.reporter, id).expect_success();
     (id, p)
 }
 

@@ -333,7 +333,7 @@ fn bid_spam_keeps_award_cost_flat() {
     one.bid(0, id, PRICE).expect_success();
     one.chain.warp(601);
     let k = one.keeper.address;
-    let single = one.award(k, id, vec![]).expect_success().gas_used;
+    let single = one.award(k, id).expect_success().gas_used;
 
     let mut s = suite_with_providers(2);
     let id = s.create(0, s.order(USDC, PRICE));
@@ -342,7 +342,7 @@ fn bid_spam_keeps_award_cost_flat() {
     }
     s.chain.warp(601);
     let k = s.keeper.address;
-    let many = s.award(k, id, vec![]).expect_success().gas_used;
+    let many = s.award(k, id).expect_success().gas_used;
     assert_eq!(
         many, single,
         "award gas must not depend on the number of bids"
@@ -359,32 +359,45 @@ fn award_reverts_before_bidding_end_and_twice() {
     s.bid(0, id, PRICE).expect_success();
     let k = s.keeper.address;
     s.chain.warp(600);
-    assert_revert!(s.award(k, id, vec![]), MarketErrors::BiddingStillOpen);
+    assert_revert!(s.award(k, id), MarketErrors::BiddingStillOpen);
     s.chain.warp(1);
     let ev = s
-        .award(k, id, vec![])
+        .award(k, id)
         .expect_success()
         .event::<Market::LeaseStarted>();
     assert_eq!(
         (ev.provider, ev.tenant, ev.signedBid),
         (s.provider(0), s.tenant(0), false)
     );
-    assert_revert!(s.award(k, id, vec![]), MarketErrors::OrderNotOpen);
+    assert_revert!(s.award(k, id), MarketErrors::OrderNotOpen);
 }
 
 #[test]
-fn award_picks_lowest_signed_bid() {
+fn signed_bids_placed_in_the_window_compete_with_on_chain_bids_and_the_lowest_wins_afr02() {
+    // AFR-02: a signed bid counts once anyone places it (`bidSigned`) before the window closes,
+    // by the rules of an on-chain bid; the award takes the lowest, and its caller chooses nothing:
+    // here provider 0, the highest bidder, awards and provider 2's signed bid wins.
     let mut s = suite_with_providers(3);
     let id = s.create(0, s.order(USDC, PRICE));
     s.bid(0, id, PRICE).expect_success();
-    s.chain.warp(601);
-    let bids = vec![
-        s.signed_bid(1, id, PRICE - 3),
-        s.signed_bid(2, id, PRICE - 7),
-    ];
     let k = s.keeper.address;
+    let b1 = s.signed_bid(1, id, PRICE - 3);
+    s.bid_signed(k, id, b1).expect_success();
+    let b2 = s.signed_bid(2, id, PRICE - 7);
+    s.bid_signed(k, id, b2).expect_success();
+    // Only the lowest is kept: a higher signed bid is refused like a higher on-chain one.
+    let b1 = s.signed_bid(1, id, PRICE - 5);
+    assert_revert!(s.bid_signed(k, id, b1), MarketErrors::BidNotLowest);
+    let locked = |s: &mut Suite, i: usize| s.provider_info(i).locked.to::<u128>();
+    assert_eq!(
+        (locked(&mut s, 0), locked(&mut s, 1), locked(&mut s, 2)),
+        (0, 0, 100 * USDC),
+        "only the standing lowest bid holds collateral"
+    );
+    s.chain.warp(601);
+    let op0 = s.operator(0);
     let ev = s
-        .award(k, id, bids)
+        .award(op0, id)
         .expect_success()
         .event::<Market::LeaseStarted>();
     assert_eq!(
@@ -394,47 +407,101 @@ fn award_picks_lowest_signed_bid() {
 }
 
 #[test]
-fn award_prefers_onchain_bid_on_tie() {
-    // AUC-09: the on-chain bid was placed before any signed bid was revealed.
+fn a_bid_signed_after_the_window_cannot_win_afr02() {
+    // AFR-02: provider 1 bids in time; after the window, provider 0 signs a lower bid at the
+    // reserve less one unit below it and tries to place it and award itself. Nothing it can send
+    // counts: the in-time bid wins.
     let mut s = suite_with_providers(2);
     let id = s.create(0, s.order(USDC, PRICE));
-    s.bid(0, id, PRICE - 1).expect_success();
+    s.bid(1, id, PRICE - 10).expect_success();
     s.chain.warp(601);
-    let bids = vec![s.signed_bid(1, id, PRICE - 1)];
-    let k = s.keeper.address;
+    let (op0, late) = (s.operator(0), s.signed_bid(0, id, PRICE - 11));
+    assert_revert!(s.bid_signed(op0, id, late), MarketErrors::BiddingClosed);
+    assert_revert!(s.bid(0, id, PRICE - 11), MarketErrors::BiddingClosed);
     let ev = s
-        .award(k, id, bids)
+        .award(op0, id)
         .expect_success()
         .event::<Market::LeaseStarted>();
-    assert_eq!(ev.provider, s.provider(0));
+    assert_eq!(
+        (ev.provider, ev.ratePerSecond.to::<u128>()),
+        (s.provider(1), PRICE - 10)
+    );
+    // With no bid in time, a late one at reserve - 1 cannot start the lease either.
+    let mut p = s.order(USDC, PRICE);
+    p.salt = B256::with_last_byte(9);
+    let empty = s.create(0, p);
+    s.chain.warp(601);
+    let late = s.signed_bid(0, empty, PRICE - 1);
+    assert_revert!(s.bid_signed(op0, empty, late), MarketErrors::BiddingClosed);
+    assert_revert!(s.award(op0, empty), MarketErrors::NoValidBid);
 }
 
 #[test]
-fn award_skips_invalid_signed_bids() {
-    // AUC-10 analogue and replay: a bid signed for another order, an expired bid, a bid above the
-    // reserve and garbage are all skipped; the valid one wins.
+fn an_on_chain_bid_keeps_a_tie_against_a_later_signed_one() {
+    // AUC-09: equal prices go to the earlier bid, however it was placed.
+    let mut s = suite_with_providers(2);
+    let id = s.create(0, s.order(USDC, PRICE));
+    s.bid(0, id, PRICE - 1).expect_success();
+    let (k, b) = (s.keeper.address, s.signed_bid(1, id, PRICE - 1));
+    assert_revert!(s.bid_signed(k, id, b), MarketErrors::BidNotLowest);
+    s.chain.warp(601);
+    let ev = s
+        .award(k, id)
+        .expect_success()
+        .event::<Market::LeaseStarted>();
+    assert_eq!((ev.provider, ev.signedBid), (s.provider(0), false));
+}
+
+#[test]
+fn a_signed_bid_is_bound_to_its_order_price_expiry_chain_and_market_afr03() {
+    // AFR-03 / AUC-10: the signature covers the order id (every term and the tenant), the price
+    // and the expiry under the market's EIP-712 domain (chain id, address). A bid for another
+    // order, a changed price or expiry, another market's domain and garbage recover to no
+    // operator; an expired bid is refused; a price above the reserve is refused.
     let mut s = suite_with_providers(4);
     let id = s.create(0, s.order(USDC, PRICE));
     let mut other = s.order(USDC, PRICE);
     other.salt = B256::with_last_byte(7);
     let other_id = s.create(0, other);
-    s.chain.warp(601);
+    let k = s.keeper.address;
+    let replayed = s.signed_bid(0, other_id, PRICE - 10);
+    assert_revert!(s.bid_signed(k, id, replayed), MarketErrors::NotAnOperator);
+    let mut cheaper = s.signed_bid(0, id, PRICE - 10);
+    cheaper.pricePerSecond = U96::from(PRICE - 20);
+    assert_revert!(s.bid_signed(k, id, cheaper), MarketErrors::NotAnOperator);
+    let mut longer = s.signed_bid(0, id, PRICE - 10);
+    longer.expiry += alloy::primitives::aliases::U48::from(1);
+    assert_revert!(s.bid_signed(k, id, longer), MarketErrors::NotAnOperator);
+    let mut forged = s.signed_bid(0, id, PRICE - 10);
+    let sig = gridlease_primitives::eip712::Bid::new(id, PRICE - 10, forged.expiry.to())
+        .sign(
+            &gridlease_primitives::eip712::market_domain(
+                gridlease_tests::evm::CHAIN_ID,
+                Address::repeat_byte(1),
+            ),
+            &s.providers[0].operator.key,
+        )
+        .expect("sign");
+    forged.signature = sig.as_bytes().to_vec().into();
+    assert_revert!(s.bid_signed(k, id, forged), MarketErrors::NotAnOperator);
+    let garbage = SignedBid {
+        pricePerSecond: U96::from(PRICE - 20),
+        expiry: alloy::primitives::aliases::U48::from(u64::MAX >> 16),
+        signature: vec![1u8; 65].into(),
+    };
+    assert_revert!(s.bid_signed(k, id, garbage), MarketErrors::NotAnOperator);
     let mut expired = s.signed_bid(1, id, PRICE - 9);
     expired.expiry = alloy::primitives::aliases::U48::from(s.chain.now() - 1);
-    let bids = vec![
-        s.signed_bid(0, other_id, PRICE - 10),
-        expired,
-        s.signed_bid(2, id, PRICE + 1),
-        SignedBid {
-            pricePerSecond: U96::from(PRICE - 20),
-            expiry: alloy::primitives::aliases::U48::from(u64::MAX >> 16),
-            signature: vec![1u8; 65].into(),
-        },
-        s.signed_bid(3, id, PRICE - 2),
-    ];
-    let k = s.keeper.address;
+    assert_revert!(s.bid_signed(k, id, expired), MarketErrors::BidExpired);
+    let high = s.signed_bid(2, id, PRICE + 1);
+    assert_revert!(s.bid_signed(k, id, high), MarketErrors::BidAboveReserve);
+    // The genuine one is placed, by anyone.
+    let good = s.signed_bid(3, id, PRICE - 2);
+    let t = s.tenant(0);
+    s.bid_signed(t, id, good).expect_success();
+    s.chain.warp(601);
     let ev = s
-        .award(k, id, bids)
+        .award(k, id)
         .expect_success()
         .event::<Market::LeaseStarted>();
     assert_eq!(
@@ -444,25 +511,20 @@ fn award_skips_invalid_signed_bids() {
 }
 
 #[test]
-fn award_signed_bid_cannot_be_replayed_on_other_market() {
-    // ADM-06/AUC-10: the EIP-712 domain binds chain id and market address.
+fn a_signed_bid_on_an_instant_order_starts_the_lease_unacknowledged() {
+    // A quote accepted: the first valid bid on an instant order wins at once. Placed by someone
+    // other than its operator, the lease must still be acknowledged within the start window.
     let mut s = suite_with_providers(1);
-    let id = s.create(0, s.order(USDC, PRICE));
-    s.chain.warp(601);
-    let mut bid = s.signed_bid(0, id, PRICE);
-    // Re-sign the same bid for a different verifying contract: it no longer matches.
-    let forged = gridlease_primitives::eip712::Bid::new(id, PRICE, bid.expiry.to())
-        .sign(
-            &gridlease_primitives::eip712::market_domain(
-                gridlease_tests::evm::CHAIN_ID,
-                Address::repeat_byte(1),
-            ),
-            &s.providers[0].operator.key,
-        )
-        .expect("sign");
-    bid.signature = forged.as_bytes().to_vec().into();
-    let k = s.keeper.address;
-    assert_revert!(s.award(k, id, vec![bid]), MarketErrors::NoValidBid);
+    let mut p = s.order(USDC, PRICE);
+    p.instant = true;
+    let id = s.create(0, p);
+    let (t, b) = (s.tenant(0), s.signed_bid(0, id, PRICE - 1));
+    let ev = s
+        .bid_signed(t, id, b)
+        .expect_success()
+        .event::<Market::LeaseStarted>();
+    assert_eq!((ev.provider, ev.signedBid), (s.provider(0), true));
+    assert!(!s.job(id).acknowledged);
 }
 
 #[test]
@@ -486,10 +548,9 @@ fn the_lowest_bidder_cannot_unbond_the_collateral_its_bid_reserved_auc12() {
     assert_revert!(unbond(&mut s, 9_950), StakingErrors::InsufficientFreeStake);
     unbond(&mut s, 9_900).expect_success();
     s.chain.warp(601);
-    let bids = vec![s.signed_bid(1, id, PRICE)];
     let k = s.keeper.address;
     let ev = s
-        .award(k, id, bids)
+        .award(k, id)
         .expect_success()
         .event::<Market::LeaseStarted>();
     assert_eq!(ev.provider, owner);
@@ -503,8 +564,8 @@ fn the_lowest_bidder_cannot_unbond_the_collateral_its_bid_reserved_auc12() {
 #[test]
 fn one_stake_cannot_hold_the_lowest_bid_on_many_orders_afr01() {
     // AFR-01: a bidder with stake for one order's collateral places the minimum bid on one order;
-    // it cannot also hold a second with the same stake. Outbid, it gets its stake back; a signed
-    // bid that wins the award and a cancelled order free the on-chain bid's reservation too.
+    // it cannot also hold a second with the same stake. Outbid, it gets its stake back; a lower
+    // signed bid placed by anyone and a cancelled order free the on-chain bid's reservation too.
     let mut s = suite_with_providers(2);
     s.register(2, 150 * USDC);
     let order = |s: &mut Suite, salt: u8| {
@@ -528,14 +589,15 @@ fn one_stake_cannot_hold_the_lowest_bid_on_many_orders_afr01() {
     // A provider improving its own bid does not lock twice.
     s.bid(2, b, cheap - 1).expect_success();
     assert_eq!(locked(&mut s, 2), 100 * USDC);
-    // On c, provider 1's on-chain bid loses the award to a lower signed bid, and is freed.
+    // On c, provider 1's on-chain bid is beaten by provider 0's lower signed bid, and freed.
     s.bid(1, c, PRICE).expect_success();
     assert_eq!(locked(&mut s, 1), 100 * USDC);
-    s.chain.warp(601);
     let k = s.keeper.address;
-    let signed = vec![s.signed_bid(0, c, PRICE - 1)];
+    let signed = s.signed_bid(0, c, PRICE - 1);
+    s.bid_signed(k, c, signed).expect_success();
+    s.chain.warp(601);
     let ev = s
-        .award(k, c, signed)
+        .award(k, c)
         .expect_success()
         .event::<Market::LeaseStarted>();
     assert_eq!(ev.provider, s.provider(0));
@@ -545,7 +607,7 @@ fn one_stake_cannot_hold_the_lowest_bid_on_many_orders_afr01() {
     s.cancel(t, b).expect_success();
     assert_eq!(locked(&mut s, 2), 0);
     // a is awarded to its lowest bidder on the collateral locked since it bid.
-    s.award(k, a, vec![]).expect_success();
+    s.award(k, a).expect_success();
     assert_eq!(locked(&mut s, 0), 200 * USDC);
 }
 
@@ -555,17 +617,7 @@ fn award_reverts_without_valid_bid() {
     let id = s.create(0, s.order(USDC, PRICE));
     s.chain.warp(601);
     let k = s.keeper.address;
-    assert_revert!(s.award(k, id, vec![]), MarketErrors::NoValidBid);
-}
-
-#[test]
-fn award_reverts_on_too_many_signed_bids() {
-    let mut s = suite_with_providers(1);
-    let id = s.create(0, s.order(USDC, PRICE));
-    s.chain.warp(601);
-    let bids = vec![s.signed_bid(0, id, PRICE); 33];
-    let k = s.keeper.address;
-    assert_revert!(s.award(k, id, bids), MarketErrors::TooManySignedBids);
+    assert_revert!(s.award(k, id), MarketErrors::NoValidBid);
 }
 
 // ------------------------------------------------------------------ cancelOrder

@@ -621,7 +621,7 @@ fn a_service_lease_is_not_paid_before_it_is_acknowledged() {
     s.chain.warp(601);
     s.heartbeat(0).expect_success();
     let k = s.keeper.address;
-    s.award(k, id, vec![]).expect_success();
+    s.award(k, id).expect_success();
     s.chain.warp(60);
     let r = s.settle(k, vec![id]).expect_success();
     assert!(r.events::<Market::LeaseSettled>().is_empty());

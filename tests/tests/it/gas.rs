@@ -8,8 +8,11 @@
 //!
 //! `lifecycle_total` is the full single-job flow on the cheap path the design is built around,
 //! now including the result, since a batch lease without one pays nothing: create with permit,
-//! one signed (off-chain) bid awarded by a keeper, result posted inside the start window (which
-//! acknowledges), result accepted by the tenant (which pays), provider withdraw.
+//! one signed (off-chain) bid on the instant order placed by a keeper (`bidSigned`, which starts
+//! the lease), result posted inside the start window (which acknowledges), result accepted by the
+//! tenant (which pays), provider withdraw. An auction's signed bid is placed in its window
+//! (`bid_signed_auction`) and then awarded (`award_1_bid`): only bids on chain by the window's end
+//! can win (AFR-02).
 //! `lifecycle_total_acknowledged` is the same for a job that runs past the start window, so its
 //! provider acknowledges first (a result after an unacknowledged start window is refused: the
 //! no-show stands). `lifecycle_total_onchain_bid` is the on-chain bid path, acknowledged.
@@ -135,10 +138,11 @@ impl Probe {
         let mut p = Self { s, salt: 1_000 };
         // Warm-up job: first permit nonce, first market balance, first credits, first held tail.
         let id = p.order(false, true);
-        p.s.chain.warp(601);
         let k = p.s.keeper.address;
         let bid = p.s.signed_bid(0, id, PRICE);
-        p.s.award(k, id, vec![bid]).expect_success();
+        p.s.bid_signed(k, id, bid).expect_success();
+        p.s.chain.warp(601);
+        p.s.award(k, id).expect_success();
         p.s.chain.warp(60);
         p.s.post(0, id, b"warm-up").0.expect_success();
         let t = p.s.tenant(0);
@@ -221,7 +225,7 @@ fn gas_snapshot() {
     let bid = p.s.bid(0, id, PRICE).expect_success().gas_used;
     g.insert("bid_onchain", bid);
     p.s.chain.warp(601);
-    let award = p.s.award(k, id, vec![]).expect_success().gas_used;
+    let award = p.s.award(k, id).expect_success().gas_used;
     g.insert("award_1_bid", award);
     let ack = p.s.ack(0, id).expect_success().gas_used;
     g.insert("acknowledge", ack);
@@ -238,14 +242,14 @@ fn gas_snapshot() {
         permit + bid + award + ack + post + accept + withdraw,
     );
 
-    // Lifecycle, signed bid path: a 500 s job, so the result acknowledges.
-    let params = p.params(false);
+    // Lifecycle, signed bid path: a provider's signed quote on an instant order, placed by the
+    // keeper (`bidSigned` starts the lease); a 500 s job, so the result acknowledges.
+    let params = p.params(true);
     let create = p.s.create_with_permit(0, params).expect_success().gas_used;
     let id2 = p.s.last_order_id;
-    p.s.chain.warp(601);
     let signed = p.s.signed_bid(1, id2, PRICE);
-    let award_signed = p.s.award(k, id2, vec![signed]).expect_success().gas_used;
-    g.insert("award_signed_bid", award_signed);
+    let award_signed = p.s.bid_signed(k, id2, signed).expect_success().gas_used;
+    g.insert("bid_signed_instant", award_signed);
     p.s.chain.warp(START_WINDOW - 100);
     let post =
         p.s.post(1, id2, &result_bytes(4))
@@ -264,6 +268,15 @@ fn gas_snapshot() {
     g.insert(
         "lifecycle_total_acknowledged",
         create + award_signed + ack + post + accept + withdraw,
+    );
+
+    // An auction's signed bid, placed in the window by the keeper (the award then costs
+    // `award_1_bid`): what AFR-02 adds to the signed auction path.
+    let id5 = p.order(false, true);
+    let b = p.s.signed_bid(3, id5, PRICE);
+    g.insert(
+        "bid_signed_auction",
+        p.s.bid_signed(k, id5, b).expect_success().gas_used,
     );
 
     // A held result completed by a keeper after its challenge window.
@@ -292,10 +305,7 @@ fn gas_snapshot() {
         p.s.bid(i as usize, id, PRICE - i).expect_success();
     }
     p.s.chain.warp(601);
-    g.insert(
-        "award_10_bids",
-        p.s.award(k, id, vec![]).expect_success().gas_used,
-    );
+    g.insert("award_10_bids", p.s.award(k, id).expect_success().gas_used);
 
     // Instant order: the bid is the award (and the acknowledgement).
     let instant = p.order(true, true);
@@ -361,9 +371,10 @@ fn gas_snapshot() {
     let lease = |p: &mut Probe| {
         let params = p.params(false);
         let id = p.s.create(0, params.clone());
-        p.s.chain.warp(601);
         let b = p.s.signed_bid(4, id, PRICE);
-        p.s.award(k, id, vec![b]).expect_success();
+        p.s.bid_signed(k, id, b).expect_success();
+        p.s.chain.warp(601);
+        p.s.award(k, id).expect_success();
         (id, params)
     };
     let (a, pa) = lease(&mut p);

@@ -203,7 +203,7 @@ fn no_change_reaches_an_open_running_or_held_lease_gov02() {
         .event::<Market::LeaseClosed>();
     assert_eq!(ev.paid.to::<u128>(), HEARTBEAT as u128 * PER_SEC);
     // The open order, awarded now, is bound to the new module and the new fees.
-    let r = s.award(k, open, vec![]).expect_success();
+    let r = s.award(k, open).expect_success();
     let started = r.event::<Market::LeaseStarted>();
     assert_eq!((started.module, started.protocolFeeBps), (2, 1_000));
     assert_eq!(s.lens_module_of(open), module2);

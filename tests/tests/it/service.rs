@@ -132,35 +132,39 @@ fn service_orders_go_only_to_live_providers() {
     let id = s.create(0, p);
     let r = s.bid(0, id, PRICE);
     assert_revert!(r, MarketErrors::ProviderNotLive);
-    // Provider 0 bids while live, then lapses before the award: the live signed bidder wins.
+    // Nor is a signed bid of a provider that is not live, whoever places it.
+    let k = s.keeper.address;
+    let stale = s.signed_bid(1, id, PRICE);
+    assert_revert!(s.bid_signed(k, id, stale), MarketErrors::ProviderNotLive);
+    // Provider 0 bids while live, then lapses before the award: its bid cannot be honoured, so
+    // there is no valid bid, and its collateral stays locked until the order is cancelled.
     s.heartbeat(0).expect_success();
     s.bid(0, id, PRICE).expect_success();
-    s.heartbeat(1).expect_success();
-    s.chain.warp(601);
-    s.heartbeat(1).expect_success();
-    let bid1 = s.signed_bid(1, id, PRICE + 1);
-    let k = s.keeper.address;
-    let r = s.award(k, id, vec![bid1]).expect_success();
-    let started = r.event::<Market::LeaseStarted>();
-    assert_eq!(
-        started.provider,
-        s.provider(1),
-        "the stale lower bid is passed over"
-    );
+    s.chain.warp(HEARTBEAT + 601);
+    assert_revert!(s.award(k, id), MarketErrors::NoValidBid);
+    assert_eq!(s.provider_info(0).locked.to::<u128>(), 100 * USDC);
+    let t = s.tenant(0);
+    s.cancel(t, id).expect_success();
     assert_eq!(
         s.provider_info(0).locked.to::<u128>(),
         0,
-        "and the collateral its bid reserved is freed (AFR-01)"
+        "the collateral its bid reserved is freed with the order (AFR-01)"
     );
 
-    // With only stale bidders there is no valid bid.
+    // A live provider's signed bid, placed in the window, wins while it stays live.
     let mut p = s.fresh_order(10 * USDC, PRICE * 2);
     p.jobKind = 2;
     let id = s.create(0, p);
     s.heartbeat(1).expect_success();
-    let bid1 = s.signed_bid(1, id, PRICE);
-    s.chain.warp(HEARTBEAT + 601);
-    assert_revert!(s.award(k, id, vec![bid1]), MarketErrors::NoValidBid);
+    let live = s.signed_bid(1, id, PRICE - 1);
+    s.bid_signed(k, id, live).expect_success();
+    s.chain.warp(601);
+    s.heartbeat(1).expect_success();
+    let started = s
+        .award(k, id)
+        .expect_success()
+        .event::<Market::LeaseStarted>();
+    assert_eq!((started.provider, started.signedBid), (s.provider(1), true));
 }
 
 #[test]

@@ -243,9 +243,7 @@ async fn close_batch_lease_without_result_pays_only_acknowledged_time_mec02_mec0
     let c = n.order("c.toml", true, Some(&op)).await;
     let b = n.order("b.toml", false, Some(&op)).await;
     n.warp(31).await;
-    send(n.market(&n.gov).award(b, vec![]))
-        .await
-        .expect("award");
+    send(n.market(&n.gov).award(b)).await.expect("award");
     assert_eq!(n.balance(n.tenant).await, t0 - 6 * USDC);
     // B inside its start window: awaited.
     let s = n.json(&["status", &b.to_string()]);

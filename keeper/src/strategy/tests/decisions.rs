@@ -3,7 +3,7 @@
 use super::*;
 
 #[test]
-fn awards_only_closed_auctions_with_a_bid_or_a_signed_one() {
+fn places_the_best_signed_bid_in_the_window_and_awards_only_closed_auctions_with_a_bid_afr02() {
     let mut v = View::default();
     let order = |instant, bid| Order {
         tenant: Address::ZERO,
@@ -20,10 +20,27 @@ fn awards_only_closed_auctions_with_a_bid_or_a_signed_one() {
     let w = plan(&v, &clock(101), Flags::ALL, &inputs());
     assert_eq!(w.len(), 1);
     assert_eq!(w[0].action, Action::Award(id(1)));
+    // In the window, a served signed bid is placed when it beats the bid on chain (or there is
+    // none), urgently; one that does not beat it is not. After the window only bids on chain
+    // count: the signed bid of the auction without one is not awarded.
     let mut inp = inputs();
-    inp.signed.insert(id(2));
-    let w = plan(&v, &clock(101), Flags::ALL, &inp);
+    inp.signed.insert(id(1), 5);
+    inp.signed.insert(id(2), 9);
+    let w = plan(&v, &clock(100), Flags::ALL, &inp);
+    assert_eq!(w.len(), 1);
+    assert_eq!(
+        (w[0].action.clone(), w[0].urgent),
+        (Action::PlaceBid(id(2)), true)
+    );
+    inp.signed.insert(id(1), 4);
+    let w = plan(&v, &clock(100), Flags::ALL, &inp);
     assert_eq!(names(&w), ["award", "award"]);
+    assert!(w.iter().all(|w| matches!(w.action, Action::PlaceBid(_))));
+    let w = plan(&v, &clock(101), Flags::ALL, &inp);
+    assert_eq!(
+        w.iter().map(|w| w.action.clone()).collect::<Vec<_>>(),
+        [Action::Award(id(1))]
+    );
 }
 
 #[test]

@@ -224,7 +224,7 @@ proptest! {
                             Challenged { challenger: ME, deadline: now + 100 },
                         );
                     }
-                    Action::Award(_) => {}
+                    Action::Award(_) | Action::PlaceBid(_) => {}
                 }
             }
         }

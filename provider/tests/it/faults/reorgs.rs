@@ -46,7 +46,7 @@ fn only_the_test_mines(n: &Net, confirmations: u64) {
 async fn award(n: &Net, id: B256) -> u64 {
     n.wait_bid(id, 1, 30).await;
     n.warp(61).await;
-    send(Market::new(n.market, &n.tenant.provider).award(id, vec![]))
+    send(Market::new(n.market, &n.tenant.provider).award(id))
         .await
         .expect("award")
         .block_number

@@ -157,7 +157,7 @@ impl World {
             Action::Award { order } => {
                 if let Some(i) = self.pick(order, true) {
                     let (k, id) = (self.s.keeper.address, self.leases[i].id);
-                    let r = self.s.award(k, id, vec![]);
+                    let r = self.s.award(k, id);
                     if r.success {
                         let e = r.event::<Market::LeaseStarted>();
                         let p = (0..3)

@@ -140,7 +140,7 @@ fn escrow_near_2_pow_96_settles_and_overflow_reverts_cleanly_tok10() {
     s.bid(0, id, rate).expect_success();
     s.chain.warp(601);
     s.heartbeat(0).expect_success();
-    s.award(keeper, id, vec![]).expect_success();
+    s.award(keeper, id).expect_success();
     s.ack(0, id).expect_success();
     // A century at the highest rate: capped by the escrow (ESC-06), and by the provider's last
     // heartbeat + period, which alone is worth five times the escrow.
