@@ -21,6 +21,8 @@
 //!   true result well before the deadline and answer every challenge.
 //!
 //! After every step:
+//! - **fair award** (AFR-02): no bid is placed after its window, and an award, whoever sends it,
+//!   goes to the lowest bid placed in the window (the adversary signs late, undercuts, awards);
 //! - **paid for delivery**: an honest tenant's batch lease never paid anything (beyond a finder's
 //!   fee to whoever proved a fault it did not see in time) without a result it verified; a
 //!   service lease paid at most the rate times its provider's live time; the attentive tenant
@@ -134,6 +136,13 @@ enum Action {
     Award {
         order: u8,
     },
+    /// Provider `provider` signs a bid on any open order, in its window or past it (a late
+    /// signature), and the adversary's reporter places it (`bidSigned`).
+    SignedBid {
+        provider: usize,
+        order: u8,
+        under: u8,
+    },
     /// The adversary goes for an open order: bids at the reserve price and, if that starts the
     /// lease (instant), posts `post` at once.
     AdvTake {
@@ -218,6 +227,8 @@ fn action() -> impl Strategy<Value = Action> {
         4 => (prop_oneof![2 => Just(0usize), 1 => Just(1), 1 => Just(2)], any::<u8>(), 0u8..4)
             .prop_map(|(provider, order, under)| Action::Bid { provider, order, under }),
         2 => any::<u8>().prop_map(|order| Action::Award { order }),
+        2 => (prop_oneof![2 => Just(0usize), 1 => Just(1), 1 => Just(2)], any::<u8>(), 0u8..5)
+            .prop_map(|(provider, order, under)| Action::SignedBid { provider, order, under }),
         6 => (any::<u8>(), prop::option::weighted(0.7, post())).prop_map(|(order, post)| Action::AdvTake { order, post }),
         2 => any::<u8>().prop_map(|lease| Action::AdvAck { lease }),
         3 => (any::<u8>(), post()).prop_map(|(lease, post)| Action::AdvPost { lease, post }),
@@ -319,6 +330,9 @@ struct Lease {
     /// compensation).
     tenant_net: i128,
     ended: bool,
+    /// The lowest auction bid placed while the window was open, on chain or signed: (provider,
+    /// price). Whoever awards, it is the one that must win (AFR-02).
+    best_bid: Option<(usize, u128)>,
 }
 
 struct World {

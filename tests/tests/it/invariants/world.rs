@@ -149,20 +149,45 @@ impl World {
                 if let Some(i) = self.pick_biddable(order) {
                     let id = self.leases[i].id;
                     let price = PRICE - u128::from(under) * PRICE / 10;
-                    if self.s.bid(provider, id, price).success && self.leases[i].params.instant {
-                        self.started(i, provider, price, true);
-                    }
+                    let r = self.s.bid(provider, id, price);
+                    self.placed(i, provider, price, &r, true);
+                }
+            }
+            Action::SignedBid {
+                provider,
+                order,
+                under,
+            } => {
+                if let Some(i) = self.pick(order, true) {
+                    let id = self.leases[i].id;
+                    // One token unit a second under the on-chain grid, so it can undercut.
+                    let price = PRICE - u128::from(under) * PRICE / 10 - 1_000_000_000_000;
+                    let (bid, reporter) =
+                        (self.s.signed_bid(provider, id, price), self.s.tenant(2));
+                    let r = self.s.bid_signed(reporter, id, bid);
+                    self.placed(i, provider, price, &r, false);
                 }
             }
             Action::Award { order } => {
                 if let Some(i) = self.pick(order, true) {
-                    let (k, id) = (self.s.keeper.address, self.leases[i].id);
-                    let r = self.s.award(k, id);
+                    // The adversary's reporter awards half the time: it chooses nothing either.
+                    let from = if order % 2 == 0 {
+                        self.s.keeper.address
+                    } else {
+                        self.s.tenant(2)
+                    };
+                    let r = self.s.award(from, self.leases[i].id);
                     if r.success {
                         let e = r.event::<Market::LeaseStarted>();
                         let p = (0..3)
                             .find(|&p| self.s.provider(p) == e.provider)
                             .expect("a provider");
+                        assert_eq!(
+                            self.leases[i].best_bid,
+                            Some((p, e.ratePerSecond.to())),
+                            "order {} awarded to a bid other than the lowest placed in its window",
+                            self.leases[i].id
+                        );
                         self.started(i, p, e.ratePerSecond.to(), false);
                     }
                 }
@@ -170,12 +195,14 @@ impl World {
             Action::AdvTake { order, post } => {
                 if let Some(i) = self.pick_biddable(order) {
                     let id = self.leases[i].id;
-                    if self.s.bid(ADV_PROVIDER, id, PRICE).success && self.leases[i].params.instant
+                    let r = self.s.bid(ADV_PROVIDER, id, PRICE);
+                    let instant = self.leases[i].params.instant;
+                    self.placed(i, ADV_PROVIDER, PRICE, &r, true);
+                    if r.success
+                        && instant
+                        && let Some(post) = post
                     {
-                        self.started(i, ADV_PROVIDER, PRICE, true);
-                        if let Some(post) = post {
-                            self.adv_post(i, post);
-                        }
+                        self.adv_post(i, post);
                     }
                 }
             }
@@ -374,7 +401,36 @@ impl World {
             rate: 0,
             tenant_net: 5 * USDC as i128,
             ended: false,
+            best_bid: None,
         });
+    }
+
+    /// Bid `r` of `provider` at `price` on order `i` (sent by its operator: `own`): no bid lands
+    /// after the window; one on an auction becomes the lowest placed in it, one on an instant
+    /// order starts the lease (acknowledged only if its operator sent it).
+    pub(super) fn placed(
+        &mut self,
+        i: usize,
+        provider: usize,
+        price: u128,
+        r: &Receipt,
+        own: bool,
+    ) {
+        if !r.success {
+            return;
+        }
+        let l = &self.leases[i];
+        let end = l.ordered + u64::from(l.params.bidWindow);
+        assert!(
+            self.s.chain.now() <= end,
+            "a bid on order {} was placed after its window closed",
+            l.id
+        );
+        if l.params.instant {
+            self.started(i, provider, price, own);
+        } else {
+            self.leases[i].best_bid = Some((provider, price));
+        }
     }
 
     pub(super) fn started(&mut self, i: usize, provider: usize, price: u128, _instant: bool) {
