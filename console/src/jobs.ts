@@ -61,8 +61,9 @@ export function fundedUntil(j: MyJob, decimals: number): number | undefined {
   return j.settledAt + Number(scaled / j.ratePerSecond);
 }
 
-export async function myJobs(client: PublicClient, c: Config, tenant: Address): Promise<MyJob[]> {
-  const orders = await ordersWithState(client, c, await orderLogs(client, c, tenant));
+/** `tenant`'s orders created up to block `to` (the head when not given), as they stand now. */
+export async function myJobs(client: PublicClient, c: Config, tenant: Address, to?: bigint): Promise<MyJob[]> {
+  const orders = await ordersWithState(client, c, await orderLogs(client, c, tenant, to));
   return orders
     .map(({ args, job }) => ({
       id: args.orderId as Hex,

@@ -19,7 +19,8 @@ export async function inRanges<T>(
   get: (fromBlock: bigint, toBlock: bigint) => Promise<T[]>,
   to?: bigint,
 ): Promise<T[]> {
-  const head = to ?? (await client.getBlockNumber());
+  // Not viem's cached block number (up to a polling interval old): a log just mined must be in.
+  const head = to ?? (await client.getBlockNumber({ cacheTime: 0 }));
   const out: T[] = [];
   const read = async (a: bigint, b: bigint): Promise<void> => {
     try {

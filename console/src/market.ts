@@ -37,18 +37,25 @@ export interface OrderState {
   job: Args;
 }
 
-/** OrderCreated since the market's deployment block (only `tenant`'s when given). */
-export async function orderLogs(client: PublicClient, c: Config, tenant?: Address): Promise<Args[]> {
+/**
+ * OrderCreated since the market's deployment block, up to block `to` (the head when not given);
+ * only `tenant`'s when given.
+ */
+export async function orderLogs(client: PublicClient, c: Config, tenant?: Address, to?: bigint): Promise<Args[]> {
   const market = contract(c, "Market");
-  const logs = await inRanges(client, BigInt(market.block), (fromBlock, toBlock) =>
-    client.getContractEvents({
-      address: market.address,
-      abi: marketAbi,
-      eventName: "OrderCreated",
-      args: tenant ? { tenant } : undefined,
-      fromBlock,
-      toBlock,
-    }),
+  const logs = await inRanges(
+    client,
+    BigInt(market.block),
+    (fromBlock, toBlock) =>
+      client.getContractEvents({
+        address: market.address,
+        abi: marketAbi,
+        eventName: "OrderCreated",
+        args: tenant ? { tenant } : undefined,
+        fromBlock,
+        toBlock,
+      }),
+    to,
   );
   return logs.map(argsOf);
 }

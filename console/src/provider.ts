@@ -277,7 +277,7 @@ export interface Earnings {
 /** `owner`'s leases and what their closes paid it, read from the market's logs. */
 export async function earnings(client: PublicClient, c: Config, owner: Address): Promise<Earnings> {
   const market = contract(c, "Market");
-  const [from, head] = [BigInt(market.block), await client.getBlockNumber()];
+  const [from, head] = [BigInt(market.block), await client.getBlockNumber({ cacheTime: 0 })];
   // The market's `eventName` logs matching `args`, from its deployment block to `head`.
   const events = (eventName: "LeaseStarted" | "OrderCreated" | "LeaseClosed" | "LeaseFaulted", args: object) =>
     inRanges(

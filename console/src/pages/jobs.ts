@@ -44,7 +44,7 @@ function watchJobs(
   const timer = setInterval(async () => {
     if (stopped || jobsBusy || location.hash !== "#jobs") return;
     try {
-      const head = await app.client.getBlockNumber();
+      const head = await app.client.getBlockNumber({ cacheTime: 0 });
       if (head <= last) return;
       // (A tab left asleep for long asks a long range: in pieces if the RPC refuses it.)
       const logs = (filter: object) =>
@@ -116,7 +116,10 @@ export async function showJobs(c: Config, message?: HTMLElement): Promise<void> 
       });
   };
   try {
-    const [jobs, head] = await Promise.all([myJobs(app.client, c, account), app.client.getBlock({ blockTag: "latest" })]);
+    // The orders up to the head the live watch starts from: read side by side, the watch could
+    // start past an order the list had not yet seen (a cached block number), and never show it.
+    const head = await app.client.getBlock({ blockTag: "latest" });
+    const jobs = await myJobs(app.client, c, account, head.number);
     await learnTokens(c, jobs.map((j) => j.token));
     // A newer render (a refresh) started meanwhile: it draws the page and watches its own jobs;
     // this one's watch, started last, would follow the older list.
