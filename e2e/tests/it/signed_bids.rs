@@ -1,7 +1,8 @@
 //! Signed (off-chain) bids end to end, as real processes against anvil: two provider nodes in
 //! `bidding.mode = "signed"` at different prices and one node bidding on chain above both; one
-//! auction. The keeper finds the signed bids at the nodes' registered metadataURI, awards the
-//! cheapest (`LeaseStarted.signedBid`), the losing signed bidder sends no transaction for the
+//! auction. The keeper finds the signed bids at the nodes' registered metadataURI while the window
+//! is open, places the cheapest (`Market.bidSigned`: only bids on chain when it closes count) and
+//! awards it (`LeaseStarted.signedBid`), the losing signed bidder sends no transaction for the
 //! order (a signed bid costs no gas), and the winner acknowledges the lease it did not award
 //! itself (protocol v2: a keeper's award must be acknowledged within the start window) and runs
 //! the job to its posted result.
@@ -148,7 +149,7 @@ async fn the_keeper_awards_the_cheapest_signed_bid_and_losers_pay_no_gas() {
     assert_eq!(onchain.provider, chain);
     assert!(onchain.pricePerSecond.to::<u128>() > served[1]);
 
-    // The keeper awards the cheapest signed bid after the window.
+    // The keeper placed the cheapest signed bid in the window and awards it after.
     let lease = until("the award", Duration::from_secs(90), async || {
         Ok(logs(MarketC::LeaseStarted::SIGNATURE_HASH)
             .await

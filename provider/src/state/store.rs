@@ -195,7 +195,7 @@ impl Store {
     }
 
     /// Job `id`'s on-chain bid was mined and did not revert: the market holds its collateral
-    /// (until it is outbid, loses the award or the order is cancelled), so the row no longer
+    /// (until it is outbid or the order is cancelled), so the row no longer
     /// reserves stake of its own. The transaction hash stays; its bytes, never rebroadcast, go.
     pub fn bid_mined(&self, id: B256) -> Result<(), StateError> {
         self.conn.execute(
