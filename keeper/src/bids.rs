@@ -28,7 +28,7 @@ use crate::{shared::Keeper, view::Registered};
 /// Most signed bids kept per auction, cheapest first (tried in turn when one cannot be placed).
 pub const MAX_SIGNED_BIDS: usize = 32;
 
-/// Why a served bid was dropped before the award.
+/// Why a served bid was dropped before its placement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dropped {
     /// For another order, or an unreadable price, expiry or signature.
@@ -53,11 +53,11 @@ impl Dropped {
     }
 }
 
-/// The bids of `served` worth placing with `Market.bidSigned(order, ..)` at chain time `now`: each
-/// recovers (under the market's `domain`) to the operator `providers` registers for the provider
-/// it names, is priced within `min_price..=max_price` and unexpired; the lowest
-/// [`MAX_SIGNED_BIDS`], cheapest first. The placement's simulation has the last word (stake, capacity,
-/// liveness). Also returns why each other bid was dropped.
+/// The bids of `served` worth placing with `Market.bidSigned(order, ..)` at chain time `now`:
+/// each recovers (under the market's `domain`) to the operator `providers` registers for the
+/// provider it names, is priced within `min_price..=max_price` and unexpired; the lowest
+/// [`MAX_SIGNED_BIDS`], cheapest first. The placement's simulation has the last word (stake,
+/// capacity, liveness). Also returns why each other bid was dropped.
 pub fn select_signed(
     served: &[ServedBid],
     order: B256,

@@ -463,8 +463,9 @@ pub fn plan(view: &View, clock: &Clock, flags: Flags, inp: &Inputs) -> Vec<Work>
         } else if let Some(&best) = inp.signed.get(id)
             && o.bid.is_none_or(|(_, price)| best < price)
         {
-            // Urgent: it must be mined before the window closes.
-            out.push(Work::new(Action::PlaceBid(*id), 0, Address::ZERO, true));
+            // Not urgent, as the award it leads to: unpaid work stays under the gas price cap
+            // and the hourly budget.
+            out.push(Work::new(Action::PlaceBid(*id), 0, Address::ZERO, false));
         }
     }
     out

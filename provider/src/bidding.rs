@@ -103,10 +103,11 @@ pub(crate) fn budget(s: &Shared) -> Result<Budget> {
     Ok(promised(&s.db().live()?))
 }
 
-/// What the `live` jobs promise. A signed bid, or an on-chain bid not yet mined, reserves its
-/// collateral here; a mined on-chain bid's collateral is locked by the market (AFR-01), so it is
-/// already out of the free stake the chain reports, and is not counted twice. Once outbid, the
-/// market frees it and it is not counted at all.
+/// What the `live` jobs promise. A signed bid (placed by a keeper or not: the node cannot tell),
+/// or an on-chain bid not yet mined, reserves its collateral here; a mined on-chain bid's
+/// collateral is locked by the market (AFR-01), so it is already out of the free stake the chain
+/// reports, and is not counted twice. Once outbid, the market frees it and it is not counted at
+/// all.
 fn promised(live: &[Job]) -> Budget {
     let slots = || live.iter().filter(|j| j.state.occupies_slot());
     Budget {
@@ -691,7 +692,8 @@ mod tests {
         };
         let hash = Some(B256::repeat_byte(0xee));
         let live = [
-            // A signed bid: the market locks nothing until the award.
+            // A signed bid: whether anyone placed it (and the market locked it) the node cannot
+            // tell, so it stays reserved here.
             bid(1, None, None),
             // An on-chain bid on its way: not locked yet.
             bid(2, hash, Some(vec![1, 2, 3])),

@@ -21,7 +21,7 @@ fn places_the_best_signed_bid_in_the_window_and_awards_only_closed_auctions_with
     assert_eq!(w.len(), 1);
     assert_eq!(w[0].action, Action::Award(id(1)));
     // In the window, a served signed bid is placed when it beats the bid on chain (or there is
-    // none), urgently; one that does not beat it is not. After the window only bids on chain
+    // none), under the gas price cap like the award; one that does not beat it is not. After the window only bids on chain
     // count: the signed bid of the auction without one is not awarded.
     let mut inp = inputs();
     inp.signed.insert(id(1), 5);
@@ -30,7 +30,7 @@ fn places_the_best_signed_bid_in_the_window_and_awards_only_closed_auctions_with
     assert_eq!(w.len(), 1);
     assert_eq!(
         (w[0].action.clone(), w[0].urgent),
-        (Action::PlaceBid(id(2)), true)
+        (Action::PlaceBid(id(2)), false)
     );
     inp.signed.insert(id(1), 4);
     let w = plan(&v, &clock(100), Flags::ALL, &inp);
