@@ -296,6 +296,17 @@ listen = "127.0.0.1:{}"
             .unwrap_or_else(|e| e)
     }
 
+    /// Wait (up to `secs`) until node `n`'s log says `needle`; on timeout fail naming `what`.
+    pub(crate) async fn wait_log(&self, what: &str, needle: &str, n: u32, secs: u64) {
+        eventually(
+            what,
+            secs,
+            async || self.log(n).contains(needle),
+            || self.log(n),
+        )
+        .await;
+    }
+
     pub(crate) async fn wait_metric(&self, needle: &str, n: u32) {
         eventually(
             needle,

@@ -694,11 +694,11 @@ async fn pin_01_pin_02_pin_04_a_tenant_cannot_make_the_node_publish_its_files_or
             true,
         )
         .await;
-    eventually(
+    n.wait_log(
         "the node to refuse the rootless data job",
+        "must name the roots",
+        1,
         60,
-        async || n.log(1).contains("must name the roots"),
-        || n.log(1),
     )
     .await;
     // PIN-01 through the spec URI: an order naming the node's keystore, its loopback admin port

@@ -390,11 +390,11 @@ async fn pd_02_a_service_lease_past_its_end_is_closed_by_the_node() {
     n.wait_metric("gridlease_provider_jobs{state=\"closed\"} 1", 1)
         .await;
     // The close's own confirmation and the node's read of its log race: either may come first.
-    eventually(
+    n.wait_log(
         "the node's word that it closed the lease",
+        "service lease over: closed by the node",
+        1,
         30,
-        async || n.log(1).contains("service lease over: closed by the node"),
-        || n.log(1),
     )
     .await;
     n.stop(node, 1);
@@ -413,13 +413,8 @@ async fn off_20_a_node_short_of_ether_bids_on_nothing_new_and_bids_once_funded()
     n.wait_metric("gridlease_provider_low_balance 1", 1).await;
     // An auction (60 s window) it could serve: shed, and kept for another look.
     let id = n.order_with("echo hi", 1, 600, false).await;
-    eventually(
-        "the order shed",
-        30,
-        async || n.log(1).contains("the operator key's balance is low"),
-        || n.log(1),
-    )
-    .await;
+    n.wait_log("the order shed", "the operator key's balance is low", 1, 30)
+        .await;
     assert!(n.log(1).contains("short of ether for gas"), "{}", n.log(1));
     assert_eq!(
         n.count_logs(n.market, Market::BidPlaced::SIGNATURE_HASH, id)

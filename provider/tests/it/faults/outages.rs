@@ -25,13 +25,8 @@ async fn off_10_off_11_off_12_off_16_rpc_faults_mid_job_the_node_stays_up_backs_
 
     // OFF-11: the RPC's head goes backwards: noticed, nothing done on it.
     proxy.fail_method("eth_blockNumber", Fault::HeadBehind(3));
-    eventually(
-        "the backwards head noticed",
-        20,
-        async || n.log(1).contains("head went backwards"),
-        || n.log(1),
-    )
-    .await;
+    n.wait_log("the backwards head noticed", "head went backwards", 1, 20)
+        .await;
     proxy.heal();
 
     // A job that runs through the outage.

@@ -287,13 +287,8 @@ async fn pd_01_off_01_a_bid_whose_order_a_reorg_removed_leaves_no_reservation() 
     n.wait_metric("gridlease_provider_jobs{state=\"lost\"} 1", 1)
         .await;
     // The row changes just before the line is written.
-    eventually(
-        "the node to log why",
-        10,
-        async || n.log(1).contains("the order was reorged away"),
-        || n.log(1),
-    )
-    .await;
+    n.wait_log("the node to log why", "the order was reorged away", 1, 10)
+        .await;
     n.stop(node, 1);
 }
 
@@ -342,13 +337,8 @@ async fn pd_02_a_lease_is_acknowledged_at_the_head_within_its_start_window_and_r
         "{}",
         n.log(1)
     );
-    eventually(
-        "the node to log it",
-        30,
-        async || n.log(1).contains("acknowledged at the head"),
-        || n.log(1),
-    )
-    .await;
+    n.wait_log("the node to log it", "acknowledged at the head", 1, 30)
+        .await;
     assert!(
         n.log(1)
             .contains("acknowledging at the head failed on the RPC; trying again"),

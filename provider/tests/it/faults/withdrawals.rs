@@ -104,11 +104,11 @@ async fn pd_05_pd_08_earnings_above_the_threshold_are_reported_and_only_the_owne
     let lens = MarketLens::new(n.lens, n.tenant.provider.clone());
     let credit = lens.creditOf(n.usdc, owner).call().await.expect("credit");
     assert!(credit > U256::from(1), "earned {credit}");
-    eventually(
+    n.wait_log(
         "the node to report the earnings",
+        "earnings above earnings.withdraw_above",
+        1,
         30,
-        async || n.log(1).contains("earnings above earnings.withdraw_above"),
-        || n.log(1),
     )
     .await;
     n.wait_metric(
