@@ -219,6 +219,27 @@ impl TxManager {
         Ok(wei)
     }
 
+    /// Every 30 polls of `poll` (at least every second) until `stop`, [`Self::check_balance`],
+    /// handing each balance read to `seen` (OFF-20). A failed read is tried again the next time.
+    pub async fn watch_balance(
+        &self,
+        poll: Duration,
+        stop: &tokio_util::sync::CancellationToken,
+        mut seen: impl FnMut(U256),
+    ) {
+        let every = poll.saturating_mul(30).max(Duration::from_secs(1));
+        loop {
+            match self.check_balance().await {
+                Ok(wei) => seen(wei),
+                Err(e) => debug!(error = %e, "cannot read the signing key's balance; trying again"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
     /// A transaction of this sender signed outside the manager (a keeper's bonded challenge)
     /// holds `nonce`: the next send signs after it, neither replacing it (were its fees higher)
     /// nor refused as "nonce too low" first.

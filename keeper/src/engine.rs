@@ -40,7 +40,7 @@ use gridlease_daemon::{
 };
 use gridlease_fetch::{Fetcher, Limits};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::{
     check,
@@ -88,17 +88,8 @@ pub async fn run(cfg: Config) -> Result<()> {
     // shed (a warning says so once).
     let k2 = k.clone();
     tokio::spawn(async move {
-        let every =
-            Duration::from_millis(k2.cfg.poll_ms.saturating_mul(30)).max(Duration::from_secs(1));
-        loop {
-            if let Err(e) = k2.tx.check_balance().await {
-                debug!(error = %e, "cannot read the keeper key's balance; trying again");
-            }
-            tokio::select! {
-                () = k2.stop.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
-            }
-        }
+        let poll = Duration::from_millis(k2.cfg.poll_ms);
+        k2.tx.watch_balance(poll, &k2.stop, |_| {}).await;
     });
     // The first tick at once (a restarted keeper catches up first), then every poll.
     let backoff = Backoff::new(

@@ -546,8 +546,10 @@ fn bids(s: &Shared, keep: impl Fn(&Job) -> bool) -> Result<Vec<B256>, ChainError
 
 /// An auction bid on chain (sent by the node, or its signed bid placed by a keeper) locks the
 /// order's collateral until the award (AFR-01). When half the award grace has passed and nobody
-/// (keeper or tenant) has awarded an order this node's bid still leads, the node awards it itself: the lease it bid for starts (and is acknowledged as any award
-/// by another is), rather than its collateral staying locked until someone cancels the order.
+/// (keeper or tenant) has awarded an order this node's bid still leads, the node awards it
+/// itself: the lease it bid for starts (and is acknowledged as any award by another is), rather
+/// than its collateral staying locked until someone cancels the order. Open bids hold job slots,
+/// so the market is asked about a few orders at most.
 async fn award_own(s: &Arc<Shared>, award_grace: u32) -> Result<(), ChainError> {
     // A mined bid (a transaction, its bytes gone), or a signed one anyone may have placed; one
     // with bytes has a transaction in flight. The market says which still lead.

@@ -46,7 +46,7 @@ use gridlease_daemon::{
 };
 use gridlease_fetch::{Fetcher, Limits};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use crate::{
     bidding::refresh_offer,
@@ -457,23 +457,15 @@ async fn tick(s: &Arc<Shared>) -> Result<(), ChainError> {
 /// warns and bids on nothing new ([`crate::bidding::on_order`]), so the gas left goes to what it
 /// owes (heartbeats, acknowledgements, results, challenge answers); funded again, it bids again.
 async fn watch_balance(s: &Shared) {
-    let every = Duration::from_millis(s.cfg.poll_ms.saturating_mul(30)).max(Duration::from_secs(1));
-    loop {
-        match s.tx.check_balance().await {
-            Ok(wei) => {
-                let eth: f64 = alloy::primitives::utils::format_ether(wei)
-                    .parse()
-                    .unwrap_or(f64::MAX);
-                s.metrics.wallet_eth.set(eth);
-                s.metrics
-                    .low_balance
-                    .set(if s.tx.low_balance() { 1.0 } else { 0.0 });
-            }
-            Err(e) => debug!(error = %e, "cannot read the operator key's balance; trying again"),
-        }
-        tokio::select! {
-            () = s.stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-    }
+    let poll = Duration::from_millis(s.cfg.poll_ms);
+    s.tx.watch_balance(poll, &s.stop, |wei| {
+        let eth: f64 = alloy::primitives::utils::format_ether(wei)
+            .parse()
+            .unwrap_or(f64::MAX);
+        s.metrics.wallet_eth.set(eth);
+        s.metrics
+            .low_balance
+            .set(if s.tx.low_balance() { 1.0 } else { 0.0 });
+    })
+    .await;
 }
