@@ -465,17 +465,22 @@ fn no_owner_action_moves_escrow_or_stake_adm05() {
         },
     )
     .expect_success();
-    // Staking's market is fixed; its periods within their bounds.
+    // Staking's market is fixed; its periods within their bounds (a 1 s unbonding is refused,
+    // the longest, 90 days, taken).
     assert!(
         !s.govern(staking, Staking::setMarketCall { market_: gov })
             .success
     );
-    s.govern(
-        staking,
-        Staking::setUnbondingPeriodCall {
-            period: alloy::primitives::aliases::U48::from(1),
-        },
-    );
+    let unbonding = |s: &mut Suite, secs: u64| {
+        s.govern(
+            staking,
+            Staking::setUnbondingPeriodCall {
+                period: alloy::primitives::aliases::U48::from(secs),
+            },
+        )
+    };
+    assert!(!unbonding(&mut s, 1).success);
+    unbonding(&mut s, 90 * 86_400).expect_success();
     s.govern(staking, Staking::setHeartbeatPeriodCall { period: 60 })
         .expect_success();
     s.govern(staking, Staking::setTreasuryCall { treasury_: gov })
