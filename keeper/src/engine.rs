@@ -430,7 +430,7 @@ async fn tick(k: &Arc<Keeper>) -> Result<(), ChainError> {
     let work = {
         let v = lock(&k.view);
         k.metrics.leases.set(v.running() as f64);
-        k.metrics.held.set((v.leases.len() - v.running()) as f64);
+        k.metrics.held.set(v.held_closed() as f64);
         k.metrics.orders.set(v.orders.len() as f64);
         plan(&v, &clock, k.cfg.flags, &inputs)
     };

@@ -133,6 +133,17 @@ fn set_checked(k: &Keeper, id: B256, c: Check) {
     }
 }
 
+/// Challenge `index` of `id` is not open on chain: an ended lease forgets it (see
+/// [`crate::view::View::challenge_gone`]).
+fn challenge_gone(k: &Keeper, id: B256, index: u64) {
+    let mut v = lock(&k.view);
+    if let Some(changed) = v.challenge_gone(id, index)
+        && let Err(e) = lock(&k.store).save(&v, &[changed])
+    {
+        warn!(error = %e, "cannot save a voided challenge");
+    }
+}
+
 /// Download and check the posted result of `id`; the calldata of the proof if it is wrong. At
 /// most [`crate::shared::CHECKS_AT_ONCE`] run at once: the poll dispatches no more.
 async fn verify(k: &Keeper, id: B256) -> Result<Option<Bytes>> {
@@ -306,6 +317,9 @@ pub(crate) async fn execute(k: &Arc<Keeper>, w: &Work, head: u64) -> Result<Busy
         Ok(q) => q,
         Err(ChainError::Revert(r)) if r.is_already_done() => {
             k.metrics.skip("already-done");
+            if let Action::ProveUnavailable(id, index) = w.action {
+                challenge_gone(k, id, index);
+            }
             debug!(action = w.action.name(), revert = %r, "already done by someone else");
             return Ok(Busy::UntilBlock(head + 1));
         }

@@ -144,7 +144,7 @@ async fn status(path: &std::path::Path) -> Result<()> {
         .count();
     println!(
         "view       {running} lease(s) running ({held} with a result in its challenge window), {} closed with collateral held, {} order(s) awaiting award, read up to block {}",
-        view.leases.len() - running,
+        view.held_closed(),
         view.orders.len(),
         cursor.map_or(0, |c| c.0)
     );

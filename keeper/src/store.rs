@@ -597,6 +597,7 @@ mod tests {
                     why: "gone".into(),
                     since: 1_700_000_000,
                 }),
+                ended: true,
             },
         );
         let p = Address::repeat_byte(8);

@@ -489,6 +489,18 @@ fn lease_work(
             .then(|| Planned::One(Work::new(action, if due { fee } else { 0 }, token, true)))
     };
 
+    // The lease ended (another proof faulted it, or it closed) with challenges open: ours is
+    // voided past its deadline, for its bond; nothing else is left to do on it.
+    if l.ended {
+        let (index, _) = l
+            .challenges
+            .iter()
+            .find(|(_, c)| c.challenger == inp.me && now > c.deadline)?;
+        let mut w = Work::new(Action::ProveUnavailable(id, *index), 0, token, false);
+        w.returns = m.challenge_bond;
+        return Some(Planned::One(w));
+    }
+
     // A challenge nobody answered in time: the result is unavailable. The fault fee goes to the
     // challenger, or to whoever proves it once the challenger has left it a response window past
     // the fee's due time; the bond goes back to its challenger either way.

@@ -109,6 +109,13 @@ pub struct Lease {
     pub closed: Option<Closed>,
     /// What checking its result found (not from logs: the keeper's own download).
     pub checked: Option<Check>,
+    /// It ended (faulted, closed or released) with challenges of its result still open: kept
+    /// only until they are voided (`proveUnavailable` past their deadline returns each bond to
+    /// its challenger), or the fault horizon after their deadlines has passed. Before, the view
+    /// dropped it at its end, and a challenge of ours that another proof overtook left our bond
+    /// in the module.
+    #[serde(default)]
+    pub ended: bool,
 }
 
 /// A posted result.
@@ -397,11 +404,51 @@ impl View {
 
     /// Leases running now (not closed).
     pub fn running(&self) -> usize {
-        self.leases.values().filter(|l| l.closed.is_none()).count()
+        self.leases
+            .values()
+            .filter(|l| l.closed.is_none() && !l.ended)
+            .count()
     }
 
+    /// Leases closed with their collateral held (faults on them still provable).
+    pub fn held_closed(&self) -> usize {
+        self.leases
+            .values()
+            .filter(|l| l.closed.is_some() && !l.ended)
+            .count()
+    }
+
+    /// The id ended: it is finished, unless challenges of its result are still open (then it is
+    /// kept, [`Lease::ended`], until they are voided).
     fn finish(&mut self, id: B256, block: u64) -> Option<Changed> {
         self.orders.remove(&id);
+        if let Some(l) = self.leases.get_mut(&id)
+            && (l.ended || !l.challenges.is_empty())
+        {
+            // Finished by `expire` once none is open (an end read again changes nothing).
+            return (!l.ended).then(|| {
+                l.ended = true;
+                Changed::Lease(id)
+            });
+        }
+        self.finish_now(id, block)
+    }
+
+    /// Challenge `index` of the ended lease `id` is no longer open on chain: forget it (the lease
+    /// is finished by the next [`View::expire`] once none is left). An unavailable proof that
+    /// faults the lease ends the challenge it proves without a log naming the chunk
+    /// (`LeaseFaulted` and `FaultProven` name the lease), so the view learns it from the chain
+    /// (`NoChallenge` when voiding it).
+    pub fn challenge_gone(&mut self, id: B256, index: u64) -> Option<Changed> {
+        let l = self.leases.get_mut(&id)?;
+        if !l.ended {
+            return None;
+        }
+        l.challenges.remove(&index)?;
+        Some(Changed::Lease(id))
+    }
+
+    fn finish_now(&mut self, id: B256, block: u64) -> Option<Changed> {
         self.leases.remove(&id);
         if self.done.contains_key(&id) {
             return None;
@@ -414,15 +461,27 @@ impl View {
     /// at chain time `now`, as of `block`: nothing can be proven on them any more, and their
     /// release (`releaseHeld`) is the provider's business, so the view does not keep them
     /// (KB-06). A re-read of their close finds them finished.
+    ///
+    /// An ended lease is finished once no challenge of it is open, and when some are (not the
+    /// keeper's own: it voids those at their deadline), the horizon after the last of their
+    /// deadlines. (Not as its last challenge is voided: a suffix of logs read again, with that
+    /// void's before the challenge of the same chunk again, must give the same view.)
     pub fn expire(&mut self, now: u64, horizon: u64, block: u64) -> Vec<Changed> {
         let old: Vec<B256> = self
             .leases
             .iter()
-            .filter(|(_, l)| l.closed.as_ref().is_some_and(|c| now > c.at + horizon))
+            .filter(|(_, l)| {
+                if l.ended {
+                    let last = l.challenges.values().map(|c| c.deadline).max();
+                    last.is_none_or(|d| now > d.saturating_add(horizon))
+                } else {
+                    l.closed.as_ref().is_some_and(|c| now > c.at + horizon)
+                }
+            })
             .map(|(id, _)| *id)
             .collect();
         old.into_iter()
-            .filter_map(|id| self.finish(id, block))
+            .filter_map(|id| self.finish_now(id, block))
             .collect()
     }
 
@@ -507,6 +566,7 @@ impl View {
                     answered: false,
                     closed: None,
                     checked: None,
+                    ended: false,
                     terms: o.terms,
                 };
                 self.leases.insert(l.orderId, lease);
@@ -682,8 +742,9 @@ mod tests {
     }
 
     /// Two leases' lives as logs (with their block times): a held result challenged, answered,
-    /// challenged again and accepted; a service lease acknowledged, settled, topped up,
-    /// reported stale and faulted.
+    /// challenged again, accepted, and faulted by another proof with that challenge still open,
+    /// which is then voided; a service lease acknowledged, settled, topped up, reported stale and
+    /// faulted.
     fn history() -> Vec<(Log, u64)> {
         let (a, b) = (B256::repeat_byte(0xa), B256::repeat_byte(0xb));
         let tenant = Address::repeat_byte(1);
@@ -839,6 +900,32 @@ mod tests {
             ),
             1_700,
         );
+        push(
+            log(
+                &Market::LeaseFaulted {
+                    leaseId: a,
+                    provider: Address::repeat_byte(2),
+                    kind: B256::ZERO,
+                    reporter: Address::repeat_byte(3),
+                    slashed: U256::from(10u64),
+                    refund: U96::from(5_000u64),
+                    fee: U96::ZERO,
+                    compensation: U256::ZERO,
+                },
+                16,
+            ),
+            1_900,
+        );
+        push(
+            log(
+                &Results::ChallengeVoided {
+                    leaseId: a,
+                    index: U256::from(2u64),
+                },
+                17,
+            ),
+            2_400,
+        );
         out
     }
 
@@ -858,10 +945,11 @@ mod tests {
         // Answered once, challenged again at the same chunk.
         assert!(a.answered);
         assert_eq!(a.challenges[&2].deadline, 2_300);
-        for (l, t) in &h[9..] {
+        let (a_id, last) = (B256::repeat_byte(0xa), h.len() - 2);
+        for (l, t) in &h[9..last] {
             v.apply(l, *t);
         }
-        let a = &v.leases[&B256::repeat_byte(0xa)];
+        let a = &v.leases[&a_id];
         // Accepted with the collateral held: kept, with what the tenant paid.
         assert_eq!(
             a.closed,
@@ -871,15 +959,41 @@ mod tests {
                 paid: 5_000
             })
         );
-        assert_eq!(v.running(), 0);
+        assert_eq!((v.running(), v.held_closed()), (0, 1));
         assert!(v.done.contains_key(&B256::repeat_byte(0xb)));
         // Past the fault horizon it is finished.
-        assert!(v.expire(1_800 + 100, 100, 20).is_empty());
+        let mut expired = v.clone();
+        assert!(expired.expire(1_800 + 100, 100, 20).is_empty());
         assert_eq!(
-            v.expire(1_800 + 101, 100, 20),
-            vec![Changed::Done(B256::repeat_byte(0xa))]
+            expired.expire(1_800 + 101, 100, 20),
+            vec![Changed::Done(a_id)]
         );
-        assert!(v.leases.is_empty());
+        assert!(expired.leases.is_empty());
+
+        // Faulted by another proof while challenge 2 is open: kept, ended, until it is voided (its
+        // bond goes back to its challenger then). Before, it was dropped at the fault.
+        assert_eq!(v.apply(&h[last].0, h[last].1), Some(Changed::Lease(a_id)));
+        assert!(v.leases[&a_id].ended && !v.done.contains_key(&a_id));
+        assert_eq!((v.running(), v.held_closed()), (0, 0));
+        // Never voided by anyone: finished the horizon after the challenge's deadline.
+        let mut expired = v.clone();
+        assert!(expired.expire(2_300 + 100, 100, 20).is_empty());
+        assert_eq!(
+            expired.expire(2_300 + 101, 100, 20),
+            vec![Changed::Done(a_id)]
+        );
+        // Gone on chain without a log naming it (an unavailable proof that faulted the lease).
+        let mut gone = v.clone();
+        assert_eq!(gone.challenge_gone(a_id, 3), None);
+        assert_eq!(gone.challenge_gone(a_id, 2), Some(Changed::Lease(a_id)));
+        assert_eq!(gone.expire(1_901, 100, 20), vec![Changed::Done(a_id)]);
+        // Voided: finished at the next look.
+        assert_eq!(
+            v.apply(&h[last + 1].0, h[last + 1].1),
+            Some(Changed::Lease(a_id))
+        );
+        assert_eq!(v.expire(2_401, 100, 20), vec![Changed::Done(a_id)]);
+        assert!(v.leases.is_empty() && v.done.contains_key(&a_id));
     }
 
     #[test]

@@ -595,6 +595,67 @@ async fn mec_04_an_answered_challenge_is_not_proven_and_its_bond_goes_to_the_ans
     );
 }
 
+/// A challenge of the keeper's that another proof overtook: the tenant challenges another chunk
+/// of the withheld result and proves it unavailable in its priority, faulting the lease first.
+/// The keeper voids its own challenge past its deadline, and its bond comes back. Before, its view
+/// dropped the lease at the fault, and the bond stayed in the module until someone else voided it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mec_04_our_challenge_overtaken_by_another_proof_is_voided_for_its_bond() {
+    let net = net().await;
+    let dir = net.dir.path();
+    let id = net.lease(&container(), true, 82).await;
+    net.warp(300).await;
+    let c = Commitment::of(&container_result());
+    net.post(id, c, net.dead_url()).await;
+    let (cfg, port) = config(&net, 1, "1");
+    let keeper = start_keeper(dir, &cfg, 6, 1);
+    net.until("the keeper's challenge", || async {
+        !net.events::<Results::ChunkChallenged>(net.results, id)
+            .await
+            .is_empty()
+    })
+    .await;
+    let ours = net
+        .events::<Results::ChunkChallenged>(net.results, id)
+        .await[0]
+        .index;
+    let theirs = (ours + U256::from(1)) % U256::from(3);
+    let tenant = Results::new(net.results, &net.tenant.provider);
+    send(
+        tenant
+            .challenge(id, c.root, c.size, theirs)
+            .value(U256::from(BOND)),
+    )
+    .await
+    .expect("the tenant's challenge");
+    assert_eq!(net.eth_of(net.results).await, 2 * BOND);
+    // Past both deadlines, inside the tenant's priority (no fee for the keeper yet): the tenant
+    // proves its own chunk.
+    net.warp(RESPONSE_WINDOW + 10).await;
+    send(tenant.proveUnavailable(id, theirs))
+        .await
+        .expect("the tenant's proof");
+    assert_eq!(net.status(id).await, FAULTED);
+    net.until("the keeper's bond back", || async {
+        net.eth_of(net.results).await == 0
+    })
+    .await;
+    let voided = net
+        .events::<Results::ChallengeVoided>(net.results, id)
+        .await;
+    assert_eq!(voided.len(), 1);
+    assert_eq!(voided[0].index, ours);
+    // Then the lease is finished in its view: nothing more is planned on it.
+    net.polls(port, 2).await;
+    let planned = counter(port, "work_planned_total", "action", "unavailable").await;
+    net.polls(port, 5).await;
+    assert_eq!(
+        counter(port, "work_planned_total", "action", "unavailable").await,
+        planned
+    );
+    stop(keeper);
+}
+
 /// A container lease whose result was posted after 10 minutes, served, and found available by
 /// a keeper started on it: its id, the end of its hold (the market holds the pay to the result
 /// until then), the keeper's metrics port, and the keeper.

@@ -239,3 +239,44 @@ fn a_fault_is_proven_once_the_tenants_priority_has_passed_and_it_pays() {
     assert_eq!(w[0].action, Action::ProveUnavailable(id(1), 0));
     assert_eq!((w[0].reward, w[0].returns), (500, BOND));
 }
+
+/// A lease that another proof faulted (or that closed) with challenges still open: only our own
+/// challenge is voided, past its deadline, for its bond; nothing else is planned on it (no fault
+/// fee, no close, no check). Before, the view dropped the lease at its end and our bond stayed in
+/// the module.
+#[test]
+fn an_ended_lease_with_our_challenge_open_is_voided_for_the_bond() {
+    let mut l = lease(0);
+    l.result = Some(posted(1_500));
+    l.checked = Some(Check::Missing {
+        tries: 2,
+        why: "gone".into(),
+        since: 1,
+    });
+    l.ended = true;
+    l.challenges.insert(
+        3,
+        Challenged {
+            challenger: OTHER,
+            deadline: 1_600,
+        },
+    );
+    // Someone else's: not ours to void, whatever the clock.
+    let v = view(vec![(1, l.clone())]);
+    for t in [1_550, 1_601, 9_999] {
+        assert!(plan(&v, &clock(t), Flags::ALL, &inputs()).is_empty());
+    }
+    l.challenges.insert(
+        5,
+        Challenged {
+            challenger: ME,
+            deadline: 1_700,
+        },
+    );
+    let v = view(vec![(1, l)]);
+    assert!(plan(&v, &clock(1_700), Flags::ALL, &inputs()).is_empty());
+    let w = plan(&v, &clock(1_701), Flags::ALL, &inputs());
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].action, Action::ProveUnavailable(id(1), 5));
+    assert_eq!((w[0].reward, w[0].returns, w[0].urgent), (0, BOND, false));
+}

@@ -69,6 +69,7 @@ fn lease(kind: u8) -> Lease {
         answered: false,
         closed: None,
         checked: None,
+        ended: false,
     }
 }
 
