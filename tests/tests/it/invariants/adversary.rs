@@ -277,13 +277,18 @@ impl World {
 
     /// What every account of the world holds (tokens, market and staking credits), to measure
     /// what a transaction moved.
+    /// What every account holds (tokens and credits), in `accounts` order, then the market's
+    /// protocol fees.
     pub(super) fn snapshot(&mut self) -> Vec<u128> {
         let token = self.s.token;
-        self.accounts
+        let mut out: Vec<u128> = self
+            .accounts
             .clone()
             .iter()
             .map(|&a| self.s.balance(token, a) + self.s.credit(a) + self.s.staking_credit(a))
-            .collect()
+            .collect();
+        out.push(self.protocol_fees());
+        out
     }
 
     /// Record what receipt `r` (sent after `before` was taken) moved back to lease `i`'s tenant,
@@ -313,6 +318,7 @@ impl World {
                 self.leases[i].fees_paid += delta(e.reporter, self);
             }
         }
+        self.check_fees(i, &before, &after, r);
         if r.events::<Market::LeaseClosed>()
             .iter()
             .any(|e| e.leaseId == id)
@@ -321,6 +327,59 @@ impl World {
                 .any(|e| e.leaseId == id)
         {
             self.leases[i].ended = true;
+        }
+    }
+
+    /// Keeper economics (INV-08), measured on what every account gained in `r` (`before` and
+    /// `after` are [`Self::snapshot`]s), not on the events' word: when no fault ended lease `i`,
+    /// every account other than its tenant and provider is paid as a keeper, and together they
+    /// gain at most `keeperFeeBps` of everything the lease paid out (to the provider, the protocol
+    /// and them); when a third party proved a fault, it gains at most `faultFeeBps` of what the
+    /// fault returned to the tenant, its fee included.
+    fn check_fees(&mut self, i: usize, before: &[u128], after: &[u128], r: &Receipt) {
+        let gain = |k: usize| after[k] as i128 - before[k] as i128;
+        let l = &self.leases[i];
+        let tenant = self.s.tenant(l.tenant);
+        let provider = l.provider.map(|p| self.s.provider(p));
+        let at = |a: Address| self.accounts.iter().position(|&x| x == a);
+        let fault = r
+            .events::<Market::LeaseFaulted>()
+            .into_iter()
+            .find(|e| e.leaseId == l.id);
+        match fault {
+            None => {
+                let (mut keepers, mut paid) = (0i128, gain(self.accounts.len()));
+                for (k, &a) in self.accounts.iter().enumerate() {
+                    if a == tenant {
+                        continue;
+                    }
+                    paid += gain(k);
+                    if Some(a) != provider {
+                        keepers += gain(k);
+                    }
+                }
+                let bps = i128::from(l.keeper_bps);
+                assert!(
+                    keepers * 10_000 <= paid * bps,
+                    "INV-08: keepers gained {keepers} of the {paid} lease {} paid out ({bps} bps)",
+                    l.id
+                );
+            }
+            Some(f) if f.reporter != Address::ZERO && f.reporter != tenant => {
+                let (Some(rk), Some(tk)) = (at(f.reporter), at(tenant)) else {
+                    return;
+                };
+                let (fee, back) = (gain(rk), gain(tk));
+                let bps = i128::from(FAULT_FEE_BPS);
+                assert!(
+                    fee * 10_000 <= (back + fee) * bps,
+                    "INV-08: reporter {} gained {fee} of the {} a fault of lease {} returned ({bps} bps)",
+                    f.reporter,
+                    back + fee,
+                    l.id
+                );
+            }
+            Some(_) => {}
         }
     }
 

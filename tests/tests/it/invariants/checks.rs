@@ -149,7 +149,17 @@ impl World {
                 -l.tenant_net,
                 l.id
             );
-            if !HONEST_TENANTS.contains(&l.tenant) || l.provider.is_none() {
+            // Per-lease bounds (INV-03): a tenant never loses more to a lease than it deposited
+            // into it, and a lease never pays more than its rate for the time since it started.
+            assert!(
+                l.tenant_net <= l.deposited as i128,
+                "after {a:?}: tenant {} lost {} to lease {}, which it gave {}",
+                l.tenant,
+                l.tenant_net,
+                l.id,
+                l.deposited
+            );
+            if l.provider.is_none() {
                 continue;
             }
             let in_escrow = if l.ended {
@@ -158,6 +168,17 @@ impl World {
                 self.s.job(l.id).escrow.to::<u128>() as i128
             };
             let paid = l.tenant_net - l.fees_paid - in_escrow;
+            let ran = self.s.chain.now().saturating_sub(l.start);
+            assert!(
+                paid <= l.rate as i128 * i128::from(ran),
+                "after {a:?}: lease {} of tenant {} paid {paid} for {ran} s at {} a second",
+                l.id,
+                l.tenant,
+                l.rate
+            );
+            if !HONEST_TENANTS.contains(&l.tenant) {
+                continue;
+            }
             assert!(
                 l.tenant != ATTENTIVE_TENANT || l.fees_paid == 0,
                 "after {a:?}: the attentive tenant paid a finder's fee of {} on lease {}",
@@ -258,7 +279,7 @@ impl World {
     }
 
     /// The market's protocol fees in the suite's token.
-    fn protocol_fees(&mut self) -> u128 {
+    pub(super) fn protocol_fees(&mut self) -> u128 {
         let (lens, token) = (self.s.lens, self.s.token);
         self.s
             .chain

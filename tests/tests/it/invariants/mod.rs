@@ -37,6 +37,13 @@
 //!   stake; an order moves only along the lifecycle (None -> Open -> Leased or Cancelled; Leased
 //!   -> Closed or Faulted; a held Closed record -> Faulted or released), terminal states never
 //!   change, and a running lease's provider, tenant, rate and collateral never change;
+//! - **per-lease bounds** (INV-03), for every lease, the adversary's tenant's included: the tenant
+//!   never lost more to it than it deposited into it, and what it paid (beyond finder's fees, less
+//!   what is still in escrow) never exceeds the rate times the time since its start;
+//! - **keeper economics** (INV-08), measured around every payment: whoever closes or settles a
+//!   lease (not its tenant nor its provider) gains at most `keeperFeeBps` of what the lease paid
+//!   out, and a third-party reporter gains at most `faultFeeBps` of what a fault returned to the
+//!   tenant (its own fee included);
 //! - **no profit for the adversary**: what it holds (tokens, credits, stake, its tenant's parked
 //!   escrow) never rises, from one step to the next, by more than what honest tenants paid its
 //!   provider and the keeper fees it earned on their leases: every fee a fault pays it must cost
@@ -329,6 +336,10 @@ struct Lease {
     /// Net tokens the tenant put in (deposits and top-ups minus refunds, credits and
     /// compensation).
     tenant_net: i128,
+    /// What the tenant deposited into it: the order's deposit and every top-up (INV-03).
+    deposited: u128,
+    /// Its keeper fee, bps, as it started (a record is cleared when it ends).
+    keeper_bps: u16,
     ended: bool,
     /// The lowest auction bid placed while the window was open, on chain or signed: (provider,
     /// price). Whoever awards, it is the one that must win (AFR-02).

@@ -321,6 +321,9 @@ impl World {
                     // A top-up of a service lease settles it first: measured like any payment.
                     let before = self.snapshot();
                     let r = self.s.top_up(who, id, USDC, p);
+                    if r.success {
+                        self.leases[i].deposited += USDC;
+                    }
                     self.account(i, before, &r);
                 }
             }
@@ -400,6 +403,8 @@ impl World {
             start: 0,
             rate: 0,
             tenant_net: 5 * USDC as i128,
+            deposited: 5 * USDC,
+            keeper_bps: 0,
             ended: false,
             best_bid: None,
         });
@@ -439,5 +444,7 @@ impl World {
         l.provider = Some(provider);
         l.start = self.s.chain.now();
         l.rate = price / 1_000_000_000_000;
+        let id = l.id;
+        self.leases[i].keeper_bps = self.s.job(id).keeperFeeBps;
     }
 }
