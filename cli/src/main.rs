@@ -6,6 +6,7 @@
 mod console;
 mod ctx;
 mod lease;
+mod logs;
 mod manage;
 mod query;
 mod result;
@@ -169,6 +170,18 @@ enum Cmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Read a lease's job logs (the tail of its standard error) from its provider's node.
+    ///
+    /// Tenant only: each request is signed (EIP-712) with the tenant's key for this lease, its
+    /// provider and this market. The node is the one the provider registered (its metadataURI),
+    /// or --node.
+    Logs {
+        /// Lease id.
+        id: String,
+        /// The node's base URL (default: the provider's registered metadataURI).
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+    },
     /// Download and verify a lease's result; challenge its chunks; prove faults.
     ///
     /// Verifies the download against the posted commitment (root and size, 1 KiB leaves) and
@@ -282,6 +295,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             )
             .await
         }
+        Cmd::Logs { id, node } => logs::run(&ctx, &id, node.as_deref()).await,
         Cmd::Result {
             id,
             file,

@@ -345,10 +345,10 @@ async fn check(ctx: &Ctx, f: &Facts, w: &Windows, posted: &Posted, opts: &Opts) 
         ),
         // The provider serves a tenant's result to the tenant: sign the download when we can.
         None => {
-            let auth = ctx
-                .wallet()
-                .ok()
-                .and_then(|wl| gridlease_fetch::result_auth(wl, ctx.venue(), id));
+            let provider = f.started.as_ref().map(|s| s.provider);
+            let auth = ctx.wallet().ok().zip(provider).and_then(|(wl, provider)| {
+                gridlease_fetch::result_auth(wl, ctx.venue(), id, provider)
+            });
             // No more than the posted size: a provider cannot make this read more.
             match ctx
                 .fetcher

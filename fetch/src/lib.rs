@@ -22,6 +22,7 @@
 //! [`verify`] checks a posted built-in result (downloading a data job's inputs by these rules) and
 //! builds the transaction that proves it wrong, for `gridlease result --prove` and the keeper.
 
+pub mod access;
 mod client;
 mod error;
 mod guard;
@@ -47,8 +48,9 @@ pub const MAX_REDIRECTS: usize = 3;
 /// Largest run spec fetched (a spec is a few hundred bytes of JSON).
 pub const MAX_SPEC_BYTES: u64 = 64 << 10;
 
-/// The header a tenant authenticates a result download with: `<expiry>:<signature>`, the
-/// signature (EIP-191) over [`result_auth_message`].
+/// The header a tenant authenticates its requests to a provider's node with: to reach its lease's
+/// result or logs, an EIP-712 [`access::access`] (`<expiry>:<nonce>:<signature>`); to push an
+/// order's spec, `<expiry>:<signature>`, the signature (EIP-191) over [`spec_auth_message`].
 pub const AUTH_HEADER: &str = "x-gridlease-auth";
 
 /// The market a signed request is for: one deployment on one chain. An id alone is not unique
@@ -70,25 +72,21 @@ impl std::fmt::Display for Venue {
     }
 }
 
-/// What a tenant signs to download the result of `lease` at `venue` until `expiry` (unix
-/// seconds).
-pub fn result_auth_message(venue: Venue, lease: B256, expiry: u64) -> String {
-    format!("gridlease result {lease} of {venue} until {expiry}")
-}
-
 /// What a tenant signs to push the spec of `order` at `venue` to a provider node until `expiry`
 /// (unix seconds); see [`gridlease_primitives::spec::PUSH_URI`].
 pub fn spec_auth_message(venue: Venue, order: B256, expiry: u64) -> String {
     format!("gridlease spec {order} of {venue} until {expiry}")
 }
 
-/// The [`AUTH_HEADER`] value `signer` gives for `lease` at `venue`, valid for ten minutes.
+/// The [`AUTH_HEADER`] value by which `signer` (the tenant) downloads the result of `lease` from
+/// `provider`'s node at `venue` (an [`access::access`] to [`access::AccessTo::Result`]).
 pub fn result_auth(
     signer: &alloy::signers::local::PrivateKeySigner,
     venue: Venue,
     lease: B256,
+    provider: Address,
 ) -> Option<String> {
-    signed_auth(signer, |expiry| result_auth_message(venue, lease, expiry))
+    access::access(signer, venue, access::AccessTo::Result, lease, provider)
 }
 
 /// The [`AUTH_HEADER`] value `signer` gives to push the spec of `order` at `venue`, valid for ten
@@ -110,7 +108,7 @@ fn signed_auth(
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
         .as_secs()
-        + 600;
+        + access::LIFE;
     let sig = signer.sign_message_sync(message(expiry).as_bytes()).ok()?;
     Some(format!("{expiry}:{sig}"))
 }

@@ -1,5 +1,6 @@
 //! EIP-712 messages verified on chain: signed bids (Market), operators' consent to serve a
-//! provider (Staking) and EIP-2612 permits (payment tokens).
+//! provider (Staking) and EIP-2612 permits (payment tokens); and one verified by provider nodes:
+//! a tenant's access to its lease's workload ([`Access`]).
 
 use alloy::{
     primitives::{Address, B256, Signature, U256, aliases::U48, aliases::U96},
@@ -30,6 +31,20 @@ sol! {
         uint256 deadline;
     }
 
+    /// A tenant's authorisation of one request to a provider's node about its lease (ACC-01):
+    /// `action` names what it reaches (`result`, `logs`), `provider` the node's provider (a
+    /// header seen by one provider's node is no good at another's), `nonce` makes each request's
+    /// authorisation its own (a node refuses one it has seen), and `expiry` (unix seconds) ends
+    /// it. Signed over [`access_domain`]: bound to the chain and the market.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Access {
+        string action;
+        bytes32 lease;
+        address provider;
+        uint64 expiry;
+        bytes32 nonce;
+    }
+
     /// EIP-2612 permit.
     #[derive(Debug, PartialEq, Eq)]
     struct Permit {
@@ -45,6 +60,18 @@ sol! {
 pub fn market_domain(chain_id: u64, market: Address) -> Eip712Domain {
     eip712_domain! {
         name: "gridlease Market",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: market,
+    }
+}
+
+/// The domain of a tenant's [`Access`] to a node serving the market at `market` on `chain_id`
+/// (verified by nodes, never on chain: its name differs from the Market's so no signature made
+/// for one is taken for the other).
+pub fn access_domain(chain_id: u64, market: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "gridlease access",
         version: "1",
         chain_id: chain_id,
         verifying_contract: market,

@@ -178,6 +178,7 @@ mod tests {
             gpus,
             cpu_cores: 0,
             ram_gib: 0,
+            live_log: None,
             gpu_hold: None,
         };
         let x = BuiltinExecutor {
@@ -240,6 +241,7 @@ mod tests {
             gpus: lease.uuids().to_vec(),
             cpu_cores: 0,
             ram_gib: 0,
+            live_log: None,
             gpu_hold: Some(lease),
         };
         let x = BuiltinExecutor {
@@ -329,6 +331,7 @@ mod tests {
             gpus: Vec::new(),
             cpu_cores: 0,
             ram_gib: 0,
+            live_log: None,
             gpu_hold: None,
         };
         let go = async |r: JobRun| x.run(r, CancellationToken::new(), no_hook()).await;
@@ -368,6 +371,7 @@ mod tests {
                     gpus: Vec::new(),
                     cpu_cores: 0,
                     ram_gib: 0,
+                    live_log: None,
                     gpu_hold: None,
                 },
                 CancellationToken::new(),

@@ -43,6 +43,9 @@ pub struct JobRun {
     pub cpu_cores: u16,
     /// RAM of the lease, GiB (0: no limit).
     pub ram_gib: u32,
+    /// Where the tail of its standard error is kept as it runs, for its tenant to read
+    /// (`GET /logs/<lease>`; None: nowhere).
+    pub live_log: Option<PathBuf>,
     /// The GPUs held for this job (None: no lease). An executor whose work can outlive its
     /// `run` future (the built-in's blocking product) keeps a clone until that work really ends,
     /// so the GPUs are not handed to another job while it still uses them.
@@ -284,8 +287,8 @@ async fn read_capped(mut r: impl AsyncRead + Unpin, cap: u64) -> Result<Vec<u8>,
     }
 }
 
-/// Keep only the last `keep` bytes.
-async fn read_tail(mut r: impl AsyncRead + Unpin, keep: usize) -> String {
+/// Keep only the last `keep` bytes, and write them to `live` as they come.
+async fn read_tail(mut r: impl AsyncRead + Unpin, keep: usize, mut live: LiveLog) -> String {
     let mut out: Vec<u8> = Vec::new();
     let mut buf = [0u8; 16 << 10];
     while let Ok(n) = r.read(&mut buf).await {
@@ -296,25 +299,70 @@ async fn read_tail(mut r: impl AsyncRead + Unpin, keep: usize) -> String {
         if out.len() > 2 * keep {
             out.drain(..out.len() - keep);
         }
+        live.update(tail(&out, keep), false);
     }
+    live.update(tail(&out, keep), true);
     if out.len() > keep {
         out.drain(..out.len() - keep);
     }
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The last `keep` bytes of `b`.
+pub(crate) fn tail(b: &[u8], keep: usize) -> &[u8] {
+    &b[b.len().saturating_sub(keep)..]
+}
+
+/// The tail of a running job's standard error, kept in a file of the node's own (never in the job's
+/// directory, which the job controls) for its tenant to read as it runs (`GET /logs/<lease>`,
+/// ACC-01): replaced whole, at most once a second, so a chatty job costs the node little.
+#[derive(Debug)]
+pub(crate) struct LiveLog {
+    path: Option<PathBuf>,
+    written: Option<std::time::Instant>,
+}
+
+impl LiveLog {
+    /// Where `job` keeps it (nowhere when it has no `live_log`).
+    pub(crate) fn of(job: &JobRun) -> Self {
+        Self {
+            path: job.live_log.clone(),
+            written: None,
+        }
+    }
+
+    /// Write `tail` (whole) unless it was written less than a second ago; `now`: whatever the
+    /// time. A failure to write is logged and costs the job nothing.
+    pub(crate) fn update(&mut self, tail: &[u8], now: bool) {
+        let Some(path) = &self.path else { return };
+        if !now
+            && self
+                .written
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.written = Some(std::time::Instant::now());
+        let tmp = path.with_extension("log.tmp");
+        if let Err(e) = std::fs::write(&tmp, tail).and_then(|()| std::fs::rename(&tmp, path)) {
+            tracing::debug!(path = %path.display(), error = %e, "cannot write a job's live log");
+        }
+    }
+}
+
 impl ProcessExecutor {
-    /// Spawn `argv` in `dir` with exactly `env` (plus PATH/HOME), in its own process group. Returns
-    /// the child; `on_spawn` gets its process group id (to record before waiting).
+    /// Spawn `argv` in `job`'s directory with exactly `env` (plus PATH/HOME), in its own process
+    /// group, under its time limit. Returns the child; `on_spawn` gets its process group id (to
+    /// record before waiting).
     async fn exec(
         &self,
         argv: &[String],
         env: &std::collections::BTreeMap<String, String>,
-        dir: &Path,
-        limit: Duration,
+        job: &JobRun,
         cancel: CancellationToken,
         on_spawn: impl FnOnce(i32),
     ) -> Result<Output, ExecError> {
+        let (dir, limit, live) = (job.work_dir.as_path(), job.time_limit, LiveLog::of(job));
         // Absolute: the job runs in `dir`, where a relative path would name another place.
         let out_dir = std::path::absolute(dir.join("out"))
             .map_err(|e| ExecError::Io(format!("the job's output directory: {e}")))?;
@@ -361,7 +409,7 @@ impl ProcessExecutor {
         });
         let err_task = tokio::spawn(async move {
             match stderr {
-                Some(s) => read_tail(s, keep).await,
+                Some(s) => read_tail(s, keep, live).await,
                 None => String::new(),
             }
         });
@@ -431,15 +479,7 @@ impl ProcessExecutor {
                 ));
             }
         };
-        self.exec(
-            command,
-            &env,
-            &job.work_dir,
-            job.time_limit,
-            cancel,
-            on_spawn,
-        )
-        .await
+        self.exec(command, &env, &job, cancel, on_spawn).await
     }
 }
 
@@ -493,6 +533,7 @@ mod tests {
             gpus: Vec::new(),
             cpu_cores: 0,
             ram_gib: 0,
+            live_log: None,
             gpu_hold: None,
         }
     }

@@ -166,8 +166,10 @@ async fn start(cfg: Config) -> Result<Shared> {
             &onchain.info.capacity,
         )?;
     }
-    std::fs::create_dir_all(cfg.data_dir.join("results"))
-        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    for dir in ["results", "logs"] {
+        std::fs::create_dir_all(cfg.data_dir.join(dir))
+            .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    }
     std::fs::create_dir_all(&cfg.work_dir)
         .with_context(|| format!("cannot create jobs.work_dir {}", cfg.work_dir.display()))?;
     gridlease_daemon::exclusive(&cfg.data_dir, "node.lock", "gridlease-provider")
@@ -279,6 +281,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         acked_early: Mutex::new(std::collections::HashSet::new()),
         proofs: crate::shared::ProofCache::default(),
         bid_signer,
+        used_access: Default::default(),
         cfg,
     })
 }

@@ -279,30 +279,44 @@ fn read_chunk(path: &std::path::Path, size: u64, index: u64) -> std::io::Result<
 /// never less than the fault horizon, for tenants' downloads) and the market holds none of their
 /// collateral, so no challenge or fault of them can come ([`crate::state::Store::result_done`]).
 /// Returns how many were deleted; a file of no job is left alone. Before, every result stayed on
-/// the provider's disk for good.
+/// the provider's disk for good. Their meta (`.json`, the run's logs) goes with them, and so does
+/// what a job's run left in `<results>/../logs` (a service's logs, a run cut short).
 pub fn prune_results(
     store: &std::sync::Mutex<crate::state::Store>,
     results: &std::path::Path,
     until: u64,
 ) -> std::io::Result<usize> {
     let mut deleted = 0;
-    let entries = match std::fs::read_dir(results) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    for e in entries {
-        let path = e?.path();
-        let Some(id) = crate::id_named(&path, ".bin") else {
-            continue;
+    let logs = results.with_file_name("logs");
+    for (dir, ext) in [(results, ".bin"), (logs.as_path(), ".log")] {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         };
-        let done = lock(store).result_done(id, until).unwrap_or(false);
-        if done {
-            std::fs::remove_file(&path)?;
-            deleted += 1;
+        for e in entries {
+            let path = e?.path();
+            let Some(id) = crate::id_named(&path, ext) else {
+                continue;
+            };
+            let done = lock(store).result_done(id, until).unwrap_or(false);
+            if done {
+                std::fs::remove_file(&path)?;
+                if ext == ".bin" {
+                    deleted += 1;
+                    remove_if_there(&path.with_extension("json"))?;
+                }
+            }
         }
     }
     Ok(deleted)
+}
+
+fn remove_if_there(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -353,8 +367,12 @@ mod tests {
             }
         }
         lock(&store).hold(held, 1).expect("held");
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).expect("dir");
         for lease in [closed, held, posted, stray] {
             std::fs::write(results.join(format!("{lease}.bin")), b"r").expect("write");
+            std::fs::write(results.join(format!("{lease}.json")), b"{}").expect("write");
+            std::fs::write(logs.join(format!("{lease}.log")), b"l").expect("write");
         }
         std::fs::write(results.join("notes.txt"), b"x").expect("write");
         let now = crate::unix_now();
@@ -364,9 +382,17 @@ mod tests {
             0
         );
         assert_eq!(prune_results(&store, &results, now + 1).expect("prune"), 1);
-        assert!(!results.join(format!("{closed}.bin")).exists());
+        // Its meta (the run's logs) and any live logs go with it.
+        for gone in [
+            results.join(format!("{closed}.bin")),
+            results.join(format!("{closed}.json")),
+            logs.join(format!("{closed}.log")),
+        ] {
+            assert!(!gone.exists(), "{}", gone.display());
+        }
         for kept in [held, posted, stray] {
             assert!(results.join(format!("{kept}.bin")).exists(), "{kept}");
+            assert!(logs.join(format!("{kept}.log")).exists(), "{kept}");
         }
         // Released: its result goes too.
         lock(&store).unhold(held).expect("released");

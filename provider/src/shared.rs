@@ -100,6 +100,8 @@ pub struct Shared {
     pub(crate) answering: Mutex<std::collections::HashSet<crate::state::Challenge>>,
     /// The operator key, to sign bids in `bidding.mode = "signed"` (None in on-chain mode).
     pub(crate) bid_signer: Option<alloy::signers::local::PrivateKeySigner>,
+    /// Tenants' access authorisations taken, so that none is taken twice (ACC-01).
+    pub(crate) used_access: crate::api::auth::UsedAccess,
 }
 
 /// The tree of the result last challenged, kept while its chunks are asked for: a run of
@@ -117,6 +119,12 @@ impl Shared {
     /// Where the result of `id` is kept.
     pub fn result_path(&self, id: B256) -> PathBuf {
         self.cfg.data_dir.join("results").join(format!("{id}.bin"))
+    }
+
+    /// Where the tail of the running job `id`'s standard error is kept for its tenant (the
+    /// node's own directory: a job cannot reach it).
+    pub fn log_path(&self, id: B256) -> PathBuf {
+        self.cfg.data_dir.join("logs").join(format!("{id}.log"))
     }
 
     pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Store> {

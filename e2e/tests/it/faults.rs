@@ -137,10 +137,17 @@ async fn a_killed_provider_and_a_restarted_rpc_node_lose_no_job_and_two_keepers_
         chain_id: m.gov.chain_id,
         market: market_addr,
     };
+    let provider = logs(market_addr, MarketC::LeaseStarted::SIGNATURE_HASH).await[0]
+        .log_decode::<MarketC::LeaseStarted>()
+        .expect("LeaseStarted")
+        .inner
+        .data
+        .provider;
     let auth = gridlease_fetch::result_auth(
         &anvil::ANVIL_KEYS[1].parse().expect("tenant key"),
         venue,
         id,
+        provider,
     )
     .expect("signs");
     let url = format!("http://127.0.0.1:{}/results/{id}", m.providers[0].port);

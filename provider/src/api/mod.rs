@@ -1,14 +1,16 @@
 //! The node's HTTP API: `/healthz`, Prometheus `/metrics`, `/results/<lease id>` (results of
 //! built-in jobs are public, so any verifier can check them; other results only to the lease's
-//! tenant, authenticated by a signature: [`gridlease_fetch::result_auth_message`]), and
+//! tenant), and
 //! `POST /specs/<order id>`: the spec of an order whose `specURI` is
 //! [`gridlease_primitives::spec::PUSH_URI`], pushed by its tenant (signed:
 //! [`gridlease_fetch::spec_auth_message`]) and kept only when its hash is the order's
 //! `specHash`. A pushed spec for an order the node has not bid on yet is evaluated at once.
-//! `GET /bids/<order id>` serves the node's signed bid on an auction ([`crate::signed`]).
+//! `GET /bids/<order id>` serves the node's signed bid on an auction ([`crate::signed`]), and
+//! `GET /logs/<lease id>` a job's logs to its tenant (ACC-01). A tenant's result and logs each
+//! take an EIP-712 access signed for that request ([`gridlease_fetch::access`]).
 //!
 //! - [`status`]: `/healthz` and `/metrics`.
-//! - [`results`]: `/results/<lease id>` and `/bids/<order id>`.
+//! - [`results`]: `/results/<lease id>`, `/logs/<lease id>` and `/bids/<order id>`.
 //! - [`push`]: `POST /specs/<order id>`.
 //! - [`auth`]: the signed requests' auth header, and refusals.
 //!
@@ -35,6 +37,7 @@ pub fn router(s: Arc<Shared>) -> Router {
         .route("/healthz", get(status::healthz))
         .route("/metrics", get(status::metrics))
         .route("/results/{id}", get(results::result))
+        .route("/logs/{id}", get(results::logs))
         .route("/bids/{id}", get(results::signed_bid))
         .route(
             "/specs/{id}",

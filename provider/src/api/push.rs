@@ -348,7 +348,9 @@ mod tests {
             assert!(why.contains(&V.to_string()), "{why}");
         }
         // A result download signature is not a push signature.
-        let result_sig = auth(&gridlease_fetch::result_auth(&tenant, V, id).expect("signs"));
+        let result_sig = auth(
+            &gridlease_fetch::result_auth(&tenant, V, id, Address::repeat_byte(2)).expect("signs"),
+        );
         assert_eq!(
             status(verify_push(V, id, &result_sig, &body, tenant.address(), &t)),
             StatusCode::FORBIDDEN

@@ -1,4 +1,5 @@
-//! What the node hands out: `GET /results/<lease id>` and `GET /bids/<order id>`.
+//! What the node hands out: `GET /results/<lease id>`, `GET /logs/<lease id>` and
+//! `GET /bids/<order id>`.
 
 use std::sync::Arc;
 
@@ -9,12 +10,12 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use gridlease_fetch::result_auth_message;
+use gridlease_fetch::access::AccessTo;
 use gridlease_primitives::protocol::JobKind;
 use tokio_util::io::ReaderStream;
 
 use crate::{
-    api::auth::{check_auth, deny},
+    api::auth::{check_access, deny},
     shared::Shared,
 };
 
@@ -45,14 +46,14 @@ pub(crate) async fn result(
     };
     let public = crate::shared::terms(&job)
         .is_some_and(|t| JobKind::from_code(t.jobKind) == Some(JobKind::MatmulI8));
-    let venue = s.venue();
     if !public
-        && let Err(r) = check_auth(
+        && let Err(r) = check_access(
+            &s.used_access,
             &headers,
-            venue,
-            |expiry| result_auth_message(venue, id, expiry),
+            s.venue(),
+            (AccessTo::Result, id, s.cfg.owner),
             job.tenant,
-            "this result is the tenant's: sign it with `gridlease result` (header x-gridlease-auth)",
+            "this result is the tenant's: download it with `gridlease result` (an access signed per request in header x-gridlease-auth)",
         )
     {
         return r.into_response();
@@ -85,6 +86,52 @@ pub(crate) async fn result(
         body,
     )
         .into_response()
+}
+
+/// Most of a job's logs served (the tail): the executors keep no more of its stderr.
+pub const MAX_LOGS: u64 = 1 << 20;
+
+/// `GET /logs/<lease id>`: the job's logs (the tail of its standard error), to the lease's tenant
+/// only (ACC-01): as the job runs, what the executor has written so far; once it ended, what its
+/// run kept with the result (a failed job's public reason included).
+pub(crate) async fn logs(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(id) = id.parse::<B256>() else {
+        return deny(StatusCode::BAD_REQUEST, "expected /logs/0x<64 hex digits>");
+    };
+    let job = s.store.lock().ok().and_then(|st| st.job(id).ok().flatten());
+    let Some(job) = job else {
+        return deny(StatusCode::NOT_FOUND, "no such lease here");
+    };
+    if let Err(r) = check_access(
+        &s.used_access,
+        &headers,
+        s.venue(),
+        (AccessTo::Logs, id, s.cfg.owner),
+        job.tenant,
+        "these logs are the tenant's: read them with `gridlease logs` (an access signed per request in header x-gridlease-auth)",
+    ) {
+        return r.into_response();
+    }
+    let text = match crate::jobs::logs(&s, id).await {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            return deny(
+                StatusCode::NOT_FOUND,
+                "no logs yet: the job has not started",
+            );
+        }
+        Err(e) => {
+            return deny(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot read the logs: {e}"),
+            );
+        }
+    };
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
 /// `GET /bids/<order id>`: the node's signed bid on that order ([`crate::signed`]), 404 if none.

@@ -15,7 +15,9 @@ use super::{
     client::{collect, engine_message},
     enc,
 };
-use crate::executor::{ExecError, Executor, JobRun, OnSpawn, Output, RunFuture, read_result};
+use crate::executor::{
+    ExecError, Executor, JobRun, LiveLog, OnSpawn, Output, RunFuture, read_result, tail,
+};
 use gridlease_primitives::spec::Workload;
 
 /// Demultiplex a non-TTY log stream: frames of `[stream, 0, 0, 0, size (u32 BE)]` + payload.
@@ -50,15 +52,15 @@ struct Logs {
 }
 
 impl ContainerExecutor {
-    /// With `follow`, watch the logs of `id` while it runs, keeping only stderr's tail and a count
-    /// of stdout; without, read what the stopped container logged, stdout whole. Stdout over `cap`
-    /// is an error either way.
+    /// With `follow`, watch the logs of `id` while it runs, keeping only stderr's tail (written to
+    /// `live` as it comes) and a count of stdout; without, read what the stopped container logged,
+    /// stdout whole. Stdout over `cap` is an error either way.
     async fn follow_logs(
         &self,
         id: &str,
-        cap: u64,
-        keep: usize,
+        (cap, keep): (u64, usize),
         follow: bool,
+        mut live: LiveLog,
     ) -> Result<Logs, ExecError> {
         let resp = self
             .send(
@@ -95,6 +97,7 @@ impl ContainerExecutor {
             let Ok(data) = frame.into_data() else {
                 continue;
             };
+            let before = stderr_len;
             demux.feed(&data, |stream, payload| match stream {
                 2 => {
                     stderr_len += payload.len() as u64;
@@ -116,7 +119,11 @@ impl ContainerExecutor {
             if over {
                 return Err(ExecError::OutputCap(cap));
             }
+            if stderr_len != before {
+                live.update(tail(&logs.stderr, keep), false);
+            }
         }
+        live.update(tail(&logs.stderr, keep), true);
         if logs.stderr.len() > keep {
             logs.stderr.drain(..logs.stderr.len() - keep);
         }
@@ -215,7 +222,8 @@ impl ContainerExecutor {
         )
         .await?;
         // Watched while it runs: the output cap kills a job as it goes over.
-        let watch = self.follow_logs(id, self.limits.max_output, self.limits.stderr_tail, true);
+        let limits = (self.limits.max_output, self.limits.stderr_tail);
+        let watch = self.follow_logs(id, limits, true, LiveLog::of(job));
         let wait = self.wait(id);
         tokio::pin!(watch, wait);
         let mut watched = false;
@@ -250,7 +258,7 @@ impl ContainerExecutor {
         // Under the job's deadline too: an engine slow to hand back a capped log must not hold the
         // result, or the failure report, past it.
         let logs = tokio::select! {
-            logs = self.follow_logs(id, self.limits.max_output, self.limits.stderr_tail, false) => logs?,
+            logs = self.follow_logs(id, limits, false, LiveLog::of(job)) => logs?,
             () = tokio::time::sleep_until(deadline) => return Err(ExecError::TimedOut(job.time_limit)),
             () = cancel.cancelled() => return Err(ExecError::Cancelled),
         };

@@ -372,6 +372,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         gpus: gpu_lease.uuids().to_vec(),
         cpu_cores,
         ram_gib,
+        live_log: Some(s.log_path(job.id)),
         gpu_hold: Some(gpu_lease.clone()),
     };
     // A run starts from an empty work directory: what a run before a crash left there (a partial
@@ -443,6 +444,8 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
             )
         })
         .map_err(|e| Step::Retry(format!("cannot store the result: {e}")))?;
+    // The run's logs are kept with its result now (`GET /logs` reads them there).
+    let _ = std::fs::remove_file(s.log_path(job.id));
     s.db().set_pgid(job.id, 0)?;
     if s.db().computed(job.id, c.root, c.size)? {
         info!(lease = %job.id, root = %c.root, size = c.size, seconds = secs, "result committed");

@@ -10,8 +10,50 @@
 //! - [`service`]: service leases (run until their end, restarted when they exit) and heartbeats.
 //! - [`step`]: how a driver's step ends when it does not advance.
 
+use alloy::primitives::B256;
+
+use crate::shared::Shared;
+
 pub mod driver;
 pub mod lease;
 pub mod post;
 pub mod service;
 pub mod step;
+
+/// The logs of lease `id`'s job for its tenant (ACC-01): the tail of its standard error kept with
+/// its result once it ended (a failed job's public reason), else what the running job has written
+/// so far; `None` when it has not started. Read off the async workers.
+pub async fn logs(s: &Shared, id: B256) -> std::io::Result<Option<String>> {
+    let (meta, live) = (s.result_path(id).with_extension("json"), s.log_path(id));
+    tokio::task::spawn_blocking(move || {
+        match std::fs::read(&meta) {
+            Ok(bytes) => {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                let run = &v["run"];
+                return Ok(Some(match run["stderr_tail"].as_str() {
+                    Some(tail) => tail.to_owned(),
+                    None => format!(
+                        "the job failed ({}): {}\n",
+                        run["reason"].as_str().unwrap_or("unknown"),
+                        run["error"].as_str().unwrap_or("no reason kept")
+                    ),
+                }));
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            Err(_) => {}
+        }
+        match std::fs::read(&live) {
+            Ok(bytes) => Ok(Some(
+                String::from_utf8_lossy(crate::executor::tail(
+                    &bytes,
+                    crate::api::results::MAX_LOGS as usize,
+                ))
+                .into_owned(),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}

@@ -366,6 +366,7 @@ listen = "127.0.0.1:{}"
             &key(1),
             gridlease_testkit::market::venue(self.market),
             id,
+            key(2).address(),
         )
         .expect("sign");
         gridlease_fetch::Fetcher::devnet()

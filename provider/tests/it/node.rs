@@ -125,9 +125,13 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
         .expect_err("needs auth");
     assert!(anon.to_string().contains("401"), "{anon}");
     let stranger: PrivateKeySigner = ANVIL_KEYS[8].parse().expect("key");
-    let auth =
-        gridlease_fetch::result_auth(&stranger, gridlease_testkit::market::venue(n.market), pj)
-            .expect("sign");
+    let auth = gridlease_fetch::result_auth(
+        &stranger,
+        gridlease_testkit::market::venue(n.market),
+        pj,
+        key(2).address(),
+    )
+    .expect("sign");
     let e = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(pj), Some(&auth))
         .await
@@ -140,15 +144,20 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
         chain_id: 1,
         market: n.market,
     };
-    let auth = gridlease_fetch::result_auth(&tenant, elsewhere, pj).expect("sign");
+    let auth =
+        gridlease_fetch::result_auth(&tenant, elsewhere, pj, key(2).address()).expect("sign");
     let e = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(pj), Some(&auth))
         .await
         .expect_err("signed for another chain");
     assert!(e.to_string().contains("403"), "{e}");
-    let auth =
-        gridlease_fetch::result_auth(&tenant, gridlease_testkit::market::venue(n.market), pj)
-            .expect("sign");
+    let auth = gridlease_fetch::result_auth(
+        &tenant,
+        gridlease_testkit::market::venue(n.market),
+        pj,
+        key(2).address(),
+    )
+    .expect("sign");
     let out = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(pj), Some(&auth))
         .await
@@ -233,6 +242,7 @@ async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once(
         &ANVIL_KEYS[1].parse().expect("key"),
         gridlease_testkit::market::venue(n.market),
         id,
+        key(2).address(),
     )
     .expect("sign");
     let out = gridlease_fetch::Fetcher::devnet()
@@ -330,6 +340,7 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
         &ANVIL_KEYS[1].parse().expect("key"),
         gridlease_testkit::market::venue(n.market),
         id,
+        key(2).address(),
     )
     .expect("sign");
     let out = gridlease_fetch::Fetcher::devnet()

@@ -223,9 +223,13 @@ listen = "127.0.0.1:{port}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let auth =
-        gridlease_fetch::result_auth(&tenant_key, gridlease_testkit::market::venue(market), id)
-            .expect("signs");
+    let auth = gridlease_fetch::result_auth(
+        &tenant_key,
+        gridlease_testkit::market::venue(market),
+        id,
+        owner.address(),
+    )
+    .expect("signs");
     let out = gridlease_fetch::Fetcher::devnet()
         .get(&format!("{base}/results/{id}"), Some(&auth))
         .await

@@ -232,6 +232,7 @@ fn job(dir: &Path, image: &str, limit: Duration) -> JobRun {
         gpus: vec!["GPU-1111".into(), "GPU-2222".into()],
         cpu_cores: 2,
         ram_gib: 4,
+        live_log: None,
         gpu_hold: None,
     }
 }
