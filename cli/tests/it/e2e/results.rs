@@ -262,6 +262,14 @@ type Request = (String, Vec<(String, String)>, Vec<u8>);
 
 /// A one-request HTTP server on loopback: answers 201 and hands back the request.
 fn fake_node() -> (String, std::sync::mpsc::Receiver<Request>) {
+    fake_node_answering("201 Created", "")
+}
+
+/// A one-request HTTP server on loopback: answers `status` with `body` and hands back the request.
+fn fake_node_answering(
+    status: &'static str,
+    answer: &'static str,
+) -> (String, std::sync::mpsc::Receiver<Request>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -290,9 +298,11 @@ fn fake_node() -> (String, std::sync::mpsc::Receiver<Request>) {
             .unwrap_or(0);
         let mut body = vec![0; len];
         let _ = r.read_exact(&mut body);
-        let _ = r
-            .get_mut()
-            .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        let reply = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        let _ = r.get_mut().write_all(reply.as_bytes());
         let _ = tx.send((line.trim().to_owned(), headers, body));
     });
     (url, rx)
@@ -373,4 +383,39 @@ env = { DATASET = "s3://secret" }
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("keepers need"), "{}", r.stderr);
     assert_eq!(n.nonce().await, nonce);
+}
+
+/// ACC-01: `gridlease logs` asks the lease's node for `/logs/<lease>` with an access the node
+/// verifies: signed by the tenant for the logs of this lease, at this provider, on this market.
+#[tokio::test]
+async fn logs_are_asked_for_with_the_tenants_access_to_this_lease_at_its_provider() {
+    use gridlease_fetch::access::{AccessTo, grant};
+    let n = net().await;
+    let (owner, op) = n.provider().await;
+    let id = n.order("logs.toml", true, Some(&op)).await;
+    let (url, got) = fake_node_answering("200 OK", "step 1 of 3\n");
+    let v = n.json(&["logs", &id.to_string(), "--node", &url]);
+    assert_eq!(v["logs"], "step 1 of 3\n", "{v}");
+    assert_eq!(v["provider"], format!("{owner:#x}"));
+    let (line, headers, _) = got
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the node was called");
+    assert_eq!(line, format!("GET /logs/{id} HTTP/1.1"));
+    let auth = &headers
+        .iter()
+        .find(|(k, _)| k == "x-gridlease-auth")
+        .expect("signed")
+        .1;
+    let venue = gridlease_testkit::market::venue(n.d.address("Market").expect("market"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let g = grant(auth, venue, AccessTo::Logs, id, owner, now).expect("a well-formed access");
+    assert_eq!(g.signer, n.tenant);
+    // An order nobody leased has no logs: said before any request.
+    let open = n.order("open.toml", false, None).await;
+    let r = n.cli(&["logs", &open.to_string(), "--node", &url]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("never leased"), "{}", r.stderr);
 }
