@@ -347,13 +347,13 @@ mod tests {
             assert_eq!(code, StatusCode::FORBIDDEN);
             assert!(why.contains(&V.to_string()), "{why}");
         }
-        // A result download signature is not a push signature.
+        // A result download's access is not a push signature (not even its form).
         let result_sig = auth(
             &gridlease_fetch::result_auth(&tenant, V, id, Address::repeat_byte(2)).expect("signs"),
         );
         assert_eq!(
             status(verify_push(V, id, &result_sig, &body, tenant.address(), &t)),
-            StatusCode::FORBIDDEN
+            StatusCode::UNAUTHORIZED
         );
         assert_eq!(
             status(verify_push(
