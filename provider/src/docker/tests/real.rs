@@ -329,3 +329,43 @@ async fn real_engine_pin_06_a_job_is_removed_at_lease_end_and_after_a_node_crash
     assert_eq!(restarted.remove_leftovers().await.expect("sweep"), 1);
     assert_eq!(restarted.remove_leftovers().await.expect("sweep"), 0);
 }
+
+/// ACC-01: a job's standard error reaches the node's live log (a file of the node's own, outside
+/// the job's directory) while the job runs, and whole once it ended; its stdout (the result) does
+/// not go there.
+#[tokio::test]
+async fn real_engine_acc_01_a_running_jobs_stderr_reaches_its_live_log_as_it_goes() {
+    let Some(Engine { socket, image }) = Engine::for_test() else {
+        return;
+    };
+    let (dir, logs) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let x = on_real(&socket, "podman", "gridlease-test-logs");
+    let mut j = real_job(
+        dir.path(),
+        &image,
+        "echo result; echo step 1 >&2; sleep 5; echo step 2 >&2",
+        Duration::from_secs(120),
+    );
+    let live = logs.path().join("job.log");
+    j.live_log = Some(live.clone());
+    let run = tokio::spawn(async move { x.run(j, CancellationToken::new(), no_hook()).await });
+    let read = || std::fs::read_to_string(&live).unwrap_or_default();
+    let t0 = std::time::Instant::now();
+    while !read().contains("step 1") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60) && !run.is_finished(),
+            "no live log while it ran: {:?}",
+            read()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!run.is_finished(), "the job ended before its log was seen");
+    assert_eq!(read(), "step 1\n");
+    let out = run.await.expect("join").expect("the job runs");
+    assert_eq!(out.result, b"result\n");
+    assert_eq!(read(), "step 1\nstep 2\n");
+    assert_eq!(out.stderr_tail, "step 1\nstep 2\n");
+}
