@@ -278,7 +278,10 @@ contract Market is IMarket, MarketBase {
                 else if (_lapsed(tally.live, settledAt)) reason = CloseReason.Lapsed;
                 else reason = CloseReason.Exhausted;
             }
-            hold_ = f & L.F_STALE != 0 || (f & L.F_ACKED == 0 && block.timestamp > settledAt + _module(a).startWindow);
+            // A stale report holds the collateral for the fault horizon while its fault can still
+            // be proven; one its provider answered by beating within the grace holds nothing.
+            hold_ = (f & L.F_STALE != 0 && !IResultsModule(_module(a).module).staleVoid(leaseId, provider))
+                || (f & L.F_ACKED == 0 && block.timestamp > settledAt + _module(a).startWindow);
         }
         TokenSlot memory slot = _tokenSlots[tally.tokenId];
         a = _accrue(leaseId, a, uint96(d >> 160), slot.scale, tally, payUntil, party == 0, false);

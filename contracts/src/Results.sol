@@ -495,6 +495,16 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         return (w > staleGrace ? w : staleGrace) + responseWindow;
     }
 
+    /// @inheritdoc IResultsModule
+    function staleVoid(bytes32 leaseId, address provider) external view returns (bool) {
+        Stale memory s = _stale[leaseId];
+        if (s.since == 0) return true;
+        // As `proveStaleHeartbeat`: the lapse reported in epoch e ended with the first heartbeat of
+        // epoch e + 1; it voids the report when it came within the grace.
+        if (staking.liveness(provider).epoch == s.epoch) return false;
+        return staking.epochStartOf(provider, s.epoch + 1) <= uint256(s.since) + staleGrace;
+    }
+
     // ================================================================ internal
 
     /// @dev Slots A and D of a running lease.

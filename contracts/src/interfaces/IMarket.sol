@@ -423,7 +423,8 @@ interface IMarketAdmin {
 
 /// @title IResultsModule
 /// @notice What the market reads of a results module (its windows when it is added; its deadline
-/// grace when a tenant closes a batch lease past its end).
+/// grace when a tenant closes a batch lease past its end; whether a stale report still holds a
+/// service lease's collateral at its close).
 interface IResultsModule {
     /// @notice The market the module serves.
     function market() external view returns (IMarket);
@@ -438,6 +439,9 @@ interface IResultsModule {
     /// @notice Longest time after a lease's close during which one of its faults can still be
     /// proven; must fit in the staking fault horizon.
     function horizon() external view returns (uint256);
+    /// @notice Whether no fault can come of the stale-heartbeat report on `leaseId` (of
+    /// `provider`): there is none, or its provider beat again within the grace.
+    function staleVoid(bytes32 leaseId, address provider) external view returns (bool);
 }
 
 /// @title ITimelockDelay

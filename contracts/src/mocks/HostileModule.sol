@@ -33,6 +33,10 @@ contract HostileModule is IResultsModule {
         return 2 hours;
     }
 
+    function staleVoid(bytes32, address) external pure returns (bool) {
+        return true;
+    }
+
     /// @notice Fault `leaseId` with this contract's caller as the reporter.
     function attack(bytes32 leaseId) external returns (uint256) {
         return IMarketAdmin(address(market)).fault(leaseId, msg.sender, "hostile");

@@ -162,6 +162,42 @@ fn a_heartbeat_within_the_grace_clears_the_report_stk11() {
     assert_revert!(prove_stale(&mut s, id), ResultsErrors::HeartbeatResumed);
 }
 
+/// A report its provider answered by beating within the grace holds nothing at the close: the
+/// collateral is free at once. Before, any report ever made held it for the fault horizon. A
+/// report still provable at the close holds it, and its fault is proven after the close.
+#[test]
+fn a_stale_report_holds_the_collateral_at_the_close_only_while_it_can_be_proven_stk11() {
+    let mut s = Suite::new();
+    let tenant = s.tenant(0);
+    let id = s.service_lease(0, 0, 10 * USDC);
+    s.chain.warp(HEARTBEAT + 1);
+    report(&mut s, id).expect_success();
+    s.chain.warp(STALE_GRACE);
+    s.heartbeat(0).expect_success(); // on time
+    let r = s.close(tenant, id).expect_success();
+    assert!(!r.event::<Market::LeaseClosed>().held, "a void report held it");
+    assert_eq!(s.provider_info(0).locked.to::<u128>(), 0);
+    // Still provable (no heartbeat since): held, and proven after the close.
+    let id = s.service_lease(0, 0, 10 * USDC);
+    s.chain.warp(HEARTBEAT + 1);
+    report(&mut s, id).expect_success();
+    s.chain.warp(10);
+    let r = s.close(tenant, id).expect_success();
+    assert!(r.event::<Market::LeaseClosed>().held);
+    assert!(s.provider_info(0).locked.to::<u128>() > 0);
+    s.chain.warp(STALE_GRACE);
+    prove_stale(&mut s, id).expect_success();
+    // Reported, then back too late: the lapse outlasted the grace, so the close holds it.
+    let id = s.service_lease(0, 0, 10 * USDC);
+    s.chain.warp(HEARTBEAT + 1);
+    report(&mut s, id).expect_success();
+    s.chain.warp(STALE_GRACE + 1);
+    s.heartbeat(0).expect_success();
+    let r = s.close(tenant, id).expect_success();
+    assert!(r.event::<Market::LeaseClosed>().held);
+    prove_stale(&mut s, id).expect_success();
+}
+
 #[test]
 fn a_lapse_that_outlasted_the_grace_stays_provable_after_the_provider_comes_back_mec05() {
     let mut s = Suite::new();
