@@ -7,7 +7,8 @@
 //! `gridlease submit --check`). It signs nothing and holds no key.
 //!
 //! It also hands the page a lease's posted result (`POST /api/result`), fetched with the CLI's
-//! guarded fetcher, for the page to check against the chain itself.
+//! guarded fetcher, for the page to check against the chain itself, and a lease's job logs
+//! (`POST /api/logs`), asked of its provider's node with the access the tenant signed on the page.
 //!
 //! Every route answers only requests naming this server as their `Host` (a DNS rebinding page's
 //! requests name its own host; `/config.json` holds the RPC URL, which may carry an API key).
@@ -330,6 +331,72 @@ async fn result_bytes(
     }
 }
 
+/// `POST /api/logs` with `{"lease": "0x..", "auth": "<expiry>:<nonce>:<signature>"}`: the lease's
+/// job logs from its provider's node (the node its provider registered), asked for with the
+/// access the tenant signed in its wallet on the page (ACC-01: the node checks it, and takes each
+/// once). The page cannot reach the node itself (its policy allows only this server and the RPC);
+/// this server adds nothing to the request, so it reaches no more than the tenant's signature
+/// does, and hands back text the page shows as text.
+async fn job_logs(
+    State(site): State<Arc<Site>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(why) = own_page(&headers, &site.host, "application/json") {
+        return refuse(&site, StatusCode::FORBIDDEN, why);
+    }
+    let ctx = &site.ctx;
+    let asked = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            let id = v["lease"]
+                .as_str()?
+                .parse::<alloy::primitives::B256>()
+                .ok()?;
+            Some((id, v["auth"].as_str()?.to_owned()))
+        });
+    let Some((id, auth)) = asked else {
+        return refuse(
+            &site,
+            StatusCode::BAD_REQUEST,
+            "send {\"lease\": \"0x<32 bytes>\", \"auth\": \"<expiry>:<nonce>:<signature>\"}",
+        );
+    };
+    let facts = match crate::lease::Facts::load(ctx, &[id]).await {
+        Ok(mut f) => f.pop(),
+        Err(e) => return refuse(&site, StatusCode::BAD_GATEWAY, format!("{e:#}")),
+    };
+    let Some((f, provider)) =
+        facts.and_then(|f| f.started.as_ref().map(|s| s.provider).map(|p| (f, p)))
+    else {
+        return refuse(
+            &site,
+            StatusCode::NOT_FOUND,
+            format!("{id} was never leased: it has no job, so no logs"),
+        );
+    };
+    let node = match crate::logs::node_of(ctx, &f, provider).await {
+        Ok(n) => n,
+        Err(e) => return refuse(&site, StatusCode::NOT_FOUND, format!("{e:#}")),
+    };
+    match ctx
+        .fetcher
+        .get_capped(
+            &format!("{node}/logs/{id}"),
+            Some(&auth),
+            crate::logs::MAX_LOGS,
+        )
+        .await
+    {
+        Ok(bytes) => respond(&site, StatusCode::OK, "text/plain; charset=utf-8", bytes),
+        Err(e) => refuse(
+            &site,
+            StatusCode::BAD_GATEWAY,
+            format!("the provider's node did not hand over the logs: {e}"),
+        ),
+    }
+}
+
 /// The router for `dir`, `config` (the JSON of `/config.json`) and `rpc`, answering as `host`
 /// (`host:port`), with `ctx` for the `/api/` routes.
 pub(crate) fn router(
@@ -356,6 +423,10 @@ pub(crate) fn router(
         .route(
             "/api/result",
             post(result_bytes).layer(axum::extract::DefaultBodyLimit::max(1024)),
+        )
+        .route(
+            "/api/logs",
+            post(job_logs).layer(axum::extract::DefaultBodyLimit::max(1024)),
         )
         .fallback(get(file))
         .layer(axum::middleware::from_fn_with_state(

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// The most bytes of logs read (the node serves the tail of a job's standard error).
-const MAX_LOGS: u64 = 1 << 20;
+pub(crate) const MAX_LOGS: u64 = 1 << 20;
 
 /// Run `logs`: what lease `id`'s job wrote to its standard error, from `node` (default: the
 /// node its provider registered, `metadataURI`).
@@ -34,7 +34,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, node: Option<&str>) -> Result<Outpu
     let provider = started.provider;
     let base = match node {
         Some(u) => u.trim().trim_end_matches('/').to_owned(),
-        None => registered_node(ctx, provider).await?,
+        None => node_of(ctx, &f, provider).await?,
     };
     let wallet = ctx.wallet()?;
     if f.created
@@ -66,6 +66,23 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, node: Option<&str>) -> Result<Outpu
         },
         json: json!({ "lease": id, "provider": provider, "node": base, "logs": text }),
     })
+}
+
+/// The base URL of the node running lease `f`'s job (of `provider`): the one that serves its
+/// posted result (`<base>/results/<lease>`: the node that ran it), else the node its provider
+/// registered.
+pub(crate) async fn node_of(ctx: &Ctx, f: &Facts, provider: Address) -> Result<String> {
+    let served = f.result.as_ref().and_then(|r| {
+        let uri = r.uri.trim();
+        let tail = format!("/results/{}", f.id);
+        let cut = uri.len().checked_sub(tail.len())?;
+        (uri.is_char_boundary(cut) && uri[cut..].eq_ignore_ascii_case(&tail))
+            .then(|| uri[..cut].to_owned())
+    });
+    match served {
+        Some(base) if base.starts_with("http://") || base.starts_with("https://") => Ok(base),
+        _ => registered_node(ctx, provider).await,
+    }
 }
 
 /// The base URL of `provider`'s node: its latest registration's `metadataURI`, when it is an

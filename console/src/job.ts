@@ -3,12 +3,16 @@
 // browser's own implementation (verify.ts): the Merkle root and size, and for a seeded matmul_i8
 // job Freivalds' check with a secret random vector. A wrong product is proven from the page
 // (Results.proveMatmulFraud through the wallet): the provider's collateral is slashed and the
-// escrow comes back.
+// escrow comes back. Its tenant reads the job's logs from the provider's node, each read signed
+// in the wallet (readLogs).
 
 import {
   type Address,
   type Hex,
   type PublicClient,
+  bytesToHex,
+  createWalletClient,
+  custom,
   decodeEventLog,
   hexToString,
   toHex,
@@ -17,7 +21,7 @@ import { abi as marketAbi } from "../../target/abi/Market.json";
 import { abi as resultsAbi } from "../../target/abi/Results.json";
 import { type Config, contract } from "./config";
 import { h } from "./dom";
-import { marketEvent, simulateAndSend } from "./jobs";
+import { chainOf, marketEvent, simulateAndSend } from "./jobs";
 import { inRanges } from "./logs";
 import { amount, readJob } from "./market";
 import { type Fraud, generate, localize, randomSeed, resultRoot, specHash } from "./verify";
@@ -174,6 +178,46 @@ export function seededJob(created: Args): { seed: Hex; m: number; k: number; n: 
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The job's logs (the tail of its standard error) from its provider's node, asked for through the
+ * console's server with an access the tenant signs here for this one request (ACC-01): EIP-712
+ * `Access` over the domain "gridlease access" (this chain, this market), naming the logs, the
+ * lease, its provider, an expiry ten minutes on and a fresh nonce. The node checks the signer is
+ * the lease's tenant and takes each access once.
+ */
+export async function readLogs(c: Config, wallet: Eip1193, account: Address, f: JobFacts): Promise<string> {
+  const provider = [...f.phases].reverse().find((p) => p.name === "LeaseStarted")?.args.provider as Address | undefined;
+  if (!provider) throw new Error("this order was never leased: it has no job, so no logs");
+  const nonce = bytesToHex(crypto.getRandomValues(new Uint8Array(32)));
+  const expiry = BigInt(Math.floor(Date.now() / 1000) + 600);
+  const walletClient = createWalletClient({ account, chain: chainOf(c), transport: custom(wallet) });
+  const signature = await walletClient.signTypedData({
+    account,
+    domain: { name: "gridlease access", version: "1", chainId: c.chainId, verifyingContract: contract(c, "Market").address },
+    types: {
+      Access: [
+        { name: "action", type: "string" },
+        { name: "lease", type: "bytes32" },
+        { name: "provider", type: "address" },
+        { name: "expiry", type: "uint64" },
+        { name: "nonce", type: "bytes32" },
+      ],
+    },
+    primaryType: "Access",
+    message: { action: "logs", lease: f.id, provider, expiry, nonce },
+  });
+  const res = await fetch("./api/logs", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ lease: f.id, auth: `${expiry}:${nonce}:${signature}` }),
+  });
+  if (!res.ok) {
+    const e = (await res.json().catch(() => ({}))) as { error?: string };
+    throw new Error(e.error ?? `the console's server answered HTTP ${res.status}`);
+  }
+  return res.text();
 }
 
 /** What checking the result found. */

@@ -22,7 +22,8 @@
 //   words; an open order and a running lease topped up by what the page showed); a posted
 //   result accepted (closed on chain);
 // - a job's page: its phases; a real provider node's honest matmul_i8 result (submitted from the
-//   page, followed live in My jobs) verified in the browser (root, size, Freivalds) and accepted,
+//   page, followed live in My jobs) verified in the browser (root, size, Freivalds), its logs read
+//   from the node with one signed access (ACC-01), and accepted,
 //   and a wrong one (the node's [testing] switch) caught and
 //   proven from the page (the lease faults on chain);
 // - the provider page, with the owner's cold key in the wallet: a consent for another owner
@@ -742,6 +743,34 @@ async function main() {
     .waitFor({ timeout: 30000 })
     .then(() => true, () => false);
   check(verified, `an honest product is verified in the browser (root, size, Freivalds)${verified ? "" : `: ${await page.locator("#result-status").innerText()}`}`);
+  // ACC-01: its tenant reads the job's logs from the provider's node: one signature (an access to
+  // this lease's logs at its provider, for this market), no transaction, the text the node kept
+  // with the result.
+  await page.evaluate(() => {
+    window.__calls = [];
+  });
+  await page.getByRole("button", { name: "Read the job's logs" }).click();
+  const logsText = await page
+    .locator("#job-logs")
+    .filter({ hasText: /matmul_i8 computed on/ })
+    .innerText({ timeout: 30000 })
+    .catch(async () => `none: ${await page.locator("#logs-status").innerText()}`);
+  const logCalls = await page.evaluate(() => window.__calls);
+  const access = await page.evaluate(() => window.__signed);
+  const accessOk =
+    access?.primaryType === "Access" &&
+    access.domain.name === "gridlease access" &&
+    access.domain.verifyingContract.toLowerCase() === market.toLowerCase() &&
+    access.message.action === "logs" &&
+    access.message.lease === honest &&
+    access.message.provider.toLowerCase() === "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc";
+  check(
+    logsText.startsWith("matmul_i8 computed on") &&
+      accessOk &&
+      logCalls.filter((m) => m === "eth_signTypedData_v4").length === 1 &&
+      !logCalls.includes("eth_sendTransaction"),
+    `ACC-01: the tenant reads its job's logs from the node with one signed access (${logsText}; ${JSON.stringify(access?.message)})`,
+  );
   await page.getByRole("link", { name: "My jobs" }).click();
   await page.getByRole("button", { name: `Accept result of ${honest.slice(0, 10)}` }).click();
   await textOf(page, page.getByText(new RegExp(`^Closed ${honest}: paid`)), 60);

@@ -100,6 +100,7 @@ impl BuiltinExecutor {
         let stop = Arc::new(AtomicBool::new(false));
         let _stop_on_exit = StopOnDrop(stop.clone());
         let hold = job.gpu_hold.clone();
+        let started = std::time::Instant::now();
         let work = tokio::task::spawn_blocking(move || {
             // The job's GPUs stay held until the product has really ended, not merely until the
             // job's future gave up on it.
@@ -116,9 +117,16 @@ impl BuiltinExecutor {
                     .map_err(|e| ExecError::Io(format!("the product panicked: {e}")))?
                     .map_err(|e| ExecError::Unsupported(e.to_string()))?;
                 info!(lease = %id, backend = %p.backend, root = ?p.root, "matmul_i8 computed");
+                // The job's log for its tenant: where and how long (it writes nothing else).
+                let log = format!(
+                    "matmul_i8 computed on {} in {:.3} s: {} bytes\n",
+                    p.backend,
+                    started.elapsed().as_secs_f64(),
+                    p.c_bytes.len()
+                );
                 Ok(Output {
                     result: p.c_bytes,
-                    stderr_tail: String::new(),
+                    stderr_tail: log,
                 })
             }
             () = tokio::time::sleep_until(deadline) => Err(ExecError::TimedOut(job.time_limit)),

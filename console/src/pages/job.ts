@@ -4,8 +4,9 @@ import type { Address, Hex } from "viem";
 import { app, beginRender, brief, chainName, putPage } from "../app";
 import { type Config, learnTokens, rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
-import { type JobFacts, checkResult, jobFacts, phasesTable, proveFraud } from "../job";
+import { type JobFacts, checkResult, jobFacts, phasesTable, proveFraud, readLogs } from "../job";
 import { reverted } from "../jobs";
+import { explain } from "../wallet";
 import { amount } from "../market";
 
 /** A job: its phases, and its result checked in this browser (and proven wrong from it). */
@@ -112,5 +113,44 @@ export async function showJob(c: Config, id: Hex): Promise<void> {
     phases,
     ...result,
     outcome,
+    ...logsSection(c, facts),
   );
+}
+
+/**
+ * The job's logs, for its tenant: each read is one signature in the wallet (an access to this
+ * lease's logs at its provider's node, ten minutes long, used once), shown as text.
+ */
+function logsSection(c: Config, facts: JobFacts): HTMLElement[] {
+  const leased = facts.phases.some((p) => p.name === "LeaseStarted");
+  const tenant = facts.created?.tenant as string | undefined;
+  if (!leased || !tenant) return [];
+  const status = h("div", { "aria-live": "polite", id: "logs-status" });
+  const text = h("pre", { id: "job-logs", class: "logs" });
+  const read = h("button", { type: "button" }, "Read the job's logs") as HTMLButtonElement;
+  read.addEventListener("click", async () => {
+    const s = app.session;
+    if (!s?.account || s.chainId !== c.chainId) {
+      put(status, notice("error", `Connect the tenant's wallet on ${chainName(c)} first; nothing was signed.`));
+      return;
+    }
+    if (s.account.toLowerCase() !== tenant.toLowerCase()) {
+      put(status, notice("error", `Only the tenant (${tenant}) may read these logs: connect its account; nothing was signed.`));
+      return;
+    }
+    read.disabled = true;
+    put(status, notice("info", "Sign the access to this job's logs in your wallet (nothing is sent on chain)..."));
+    try {
+      const logs = await readLogs(c, s.wallet.provider, s.account as Address, facts);
+      // Text, never markup: the job wrote it.
+      text.textContent = logs === "" ? "(the job wrote nothing to its standard error)" : logs;
+      put(status, notice("info", `The job's logs, from its provider's node (${new Date().toLocaleTimeString()}).`));
+    } catch (e) {
+      const code = (e as { code?: number; cause?: unknown }).code;
+      put(status, notice("error", code !== undefined || (e as { cause?: unknown }).cause ? explain(e) : (e as Error).message));
+    } finally {
+      read.disabled = false;
+    }
+  });
+  return [h("h3", {}, "Logs"), read, status, text];
 }

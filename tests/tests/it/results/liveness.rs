@@ -175,7 +175,10 @@ fn a_stale_report_holds_the_collateral_at_the_close_only_while_it_can_be_proven_
     s.chain.warp(STALE_GRACE);
     s.heartbeat(0).expect_success(); // on time
     let r = s.close(tenant, id).expect_success();
-    assert!(!r.event::<Market::LeaseClosed>().held, "a void report held it");
+    assert!(
+        !r.event::<Market::LeaseClosed>().held,
+        "a void report held it"
+    );
     assert_eq!(s.provider_info(0).locked.to::<u128>(), 0);
     // Still provable (no heartbeat since): held, and proven after the close.
     let id = s.service_lease(0, 0, 10 * USDC);
