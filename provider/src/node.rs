@@ -265,6 +265,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         .await?
         .map(|mut c| {
             c.limits.max_output = cfg.max_output;
+            c = c.with_image_book(&cfg.data_dir.join("images.json"));
             c
         }),
         builtin: BuiltinExecutor::new(Fetcher::new(cfg.fetch_allow.clone(), Limits::default())),
@@ -314,8 +315,9 @@ fn host_memory_gib() -> Option<u64> {
 }
 
 /// Once an hour, beside the poll: delete the pushed specs of orders that can no longer run here
-/// ([`crate::specs::prune_pushed`]) and the results nothing can ask for any more
-/// ([`crate::results::prune_results`]).
+/// ([`crate::specs::prune_pushed`]), the results nothing can ask for any more
+/// ([`crate::results::prune_results`]) and the images this node pulled that no job used in
+/// `jobs.keep_images` ([`crate::docker::ContainerExecutor::prune_images`]).
 fn prune_files(s: &Arc<Shared>) {
     {
         let mut last = lock(&s.pruned_specs);
@@ -343,6 +345,22 @@ fn prune_files(s: &Arc<Shared>) {
             Err(e) => warn!(error = %e, "pruning results failed; trying again in an hour"),
         }
     });
+    if s.container.is_some() {
+        let s = s.clone();
+        s.tracker.clone().spawn(async move {
+            let before = crate::unix_now().saturating_sub(s.cfg.keep_images_secs);
+            if let Some(x) = &s.container {
+                let n = x.prune_images(before).await;
+                if n > 0 {
+                    info!(
+                        removed = n,
+                        kept_s = s.cfg.keep_images_secs,
+                        "images no job used lately removed (jobs.keep_images)"
+                    );
+                }
+            }
+        });
+    }
     s.tracker.spawn(async move {
         match crate::specs::prune_pushed(
             s2.client(),

@@ -246,6 +246,8 @@ impl Config {
             parse_bytes(&raw.jobs.max_output).map_err(|e| bad("jobs.max_output", e))?;
         let keep_results_secs = parse_duration(&raw.jobs.keep_results)
             .map_err(|e| bad("jobs.keep_results", e.to_string()))?;
+        let keep_images_secs = parse_duration(&raw.jobs.keep_images)
+            .map_err(|e| bad("jobs.keep_images", e.to_string()))?;
         let bid_mode = match raw.bidding.mode.as_str() {
             "onchain" => BidMode::Onchain,
             "signed" => BidMode::Signed,
@@ -301,6 +303,7 @@ impl Config {
             post_margin_secs,
             max_output,
             keep_results_secs,
+            keep_images_secs,
             withdraw_above: raw.earnings.withdraw_above.trim().to_owned(),
             shutdown_grace_secs,
             share_gpus: raw.jobs.share_gpus,

@@ -91,6 +91,8 @@ pub(super) struct RawJobs {
     pub(super) max_output: String,
     #[serde(default = "default_keep_results")]
     pub(super) keep_results: String,
+    #[serde(default = "default_keep_images")]
+    pub(super) keep_images: String,
     #[serde(default)]
     pub(super) share_gpus: bool,
     #[serde(default = "default_services")]
@@ -130,6 +132,9 @@ fn default_max_output() -> String {
 }
 fn default_keep_results() -> String {
     "7d".into()
+}
+fn default_keep_images() -> String {
+    "1d".into()
 }
 fn default_services() -> bool {
     true
@@ -175,6 +180,7 @@ impl Default for RawJobs {
             post_margin: default_post_margin(),
             max_output: default_max_output(),
             keep_results: default_keep_results(),
+            keep_images: default_keep_images(),
             share_gpus: false,
             services: default_services(),
             allow_unsandboxed: false,

@@ -68,6 +68,10 @@ pub struct Config {
     /// for its tenant's downloads; never deleted while the market holds the lease's collateral
     /// (a challenge or fault may still need it), and never before the fault horizon has passed.
     pub keep_results_secs: u64,
+    /// How long an image this node pulled for jobs stays in the engine's store after a job last
+    /// used it (`jobs.keep_images`, default 1 day); then it is removed, and pulled again when a
+    /// job names it. Images the operator put on the host are never removed.
+    pub keep_images_secs: u64,
     /// Withdraw earnings once the market credit exceeds this (token units as text).
     pub withdraw_above: String,
     /// How long running jobs get on shutdown before they are checkpointed or left.

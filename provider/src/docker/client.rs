@@ -24,6 +24,7 @@ impl ContainerExecutor {
             config,
             node: node.into(),
             limits: ProcessLimits::default(),
+            images: None,
         }
     }
 
@@ -209,7 +210,19 @@ impl ContainerExecutor {
     /// in `jobs.local_images` (a private image it pulled on the host: the executor pulls
     /// anonymously). Any other image present on the host is the operator's own, not offered:
     /// the job fails with the pull's error, which does not say whether the host has it.
+    /// With an image book, an image this pull brings onto the host is booked, and a booked one's
+    /// use is recorded ([`super::images::ImageBook`]).
     pub(super) async fn pull(&self, image: &str) -> Result<()> {
+        let Some(book) = &self.images else {
+            return self.pull_or_local(image).await;
+        };
+        let here = self.present(image).await?;
+        self.pull_or_local(image).await?;
+        book.used(image, !here, crate::unix_now());
+        Ok(())
+    }
+
+    async fn pull_or_local(&self, image: &str) -> Result<()> {
         if image.contains('@') && self.present(image).await? {
             return Ok(());
         }

@@ -43,6 +43,7 @@ use crate::{
 
 mod client;
 mod create;
+pub mod images;
 mod run;
 #[cfg(test)]
 mod tests;
@@ -138,6 +139,8 @@ pub struct ContainerExecutor {
     pub node: String,
     /// Output caps (the same as the process executor's).
     pub limits: ProcessLimits,
+    /// The images this node pulled, for their pruning (none: nothing is booked or pruned).
+    pub images: Option<std::sync::Arc<images::ImageBook>>,
 }
 
 /// Percent-encode a query value.

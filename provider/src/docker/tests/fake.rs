@@ -418,3 +418,51 @@ fn pin_08_output_the_node_cannot_measure_counts_as_over_the_cap() {
     std::fs::set_permissions(&hidden, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     assert_eq!(measured, if root { Some(15) } else { None });
 }
+
+/// The image book: an image the node pulls onto the host is booked with its last use; one the
+/// host already had (the operator's) is not, and is never removed. Pruning removes the booked
+/// images no job used since a time, keeps one a container holds (409), forgets one already gone
+/// (404), and leaves the recent ones; the book survives a restart.
+#[tokio::test]
+async fn only_images_the_node_pulled_are_pruned_once_unused_and_one_in_use_is_kept() {
+    let (dir, f, x) = serve(Fake {
+        images: vec!["operator/own:1".into(), "old:1".into(), "held:1".into()],
+        in_use: vec!["held:1".into()],
+        ..Fake::default()
+    })
+    .await;
+    let book = dir.path().join("images.json");
+    let x = x.with_image_book(&book);
+    for image in ["operator/own:1", "old:1", "held:1", "gone:1", "recent:1"] {
+        x.pull(image).await.expect("pulls");
+    }
+    let b = x.images.clone().expect("a book");
+    // The fake lists old:1 and held:1 as present: say the node pulled them long ago.
+    for (image, at) in [("old:1", 100), ("held:1", 100), ("gone:1", 100)] {
+        b.used(image, true, at);
+    }
+    let booked: Vec<String> = b.uses().into_keys().collect();
+    assert_eq!(
+        booked,
+        ["gone:1", "held:1", "old:1", "recent:1"],
+        "the operator's image is not booked"
+    );
+    let removed = x.prune_images(1_000).await;
+    assert_eq!(removed, 1);
+    let deletes: Vec<String> = calls(&f)
+        .into_iter()
+        .filter(|c| c.starts_with("DELETE /v1.41/images/"))
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            "DELETE /v1.41/images/gone:1",
+            "DELETE /v1.41/images/held:1",
+            "DELETE /v1.41/images/old:1"
+        ]
+    );
+    // Kept: the one in use (for the next look) and the recent one; forgotten: the one gone.
+    let reopened = super::super::images::ImageBook::open(&book);
+    let left: Vec<String> = reopened.uses().into_keys().collect();
+    assert_eq!(left, ["held:1", "recent:1"]);
+}

@@ -36,6 +36,8 @@ struct Fake {
     /// `wait` never answers (a job that runs forever).
     hang: bool,
     images: Vec<String>,
+    /// Images a container holds: removing one answers 409.
+    in_use: Vec<String>,
     pull_error: Option<String>,
     leftovers: Vec<String>,
     /// The followed log stream ends after this many bytes of stdout (Podman's can end without a
@@ -110,6 +112,20 @@ async fn engine(
         .into_response(),
         ("DELETE", p) if p.starts_with("/containers/gridlease-") => {
             (S::NOT_FOUND, js(json!({"message": "No such container"}))).into_response()
+        }
+        ("DELETE", p) if p.starts_with("/images/") => {
+            let name = p.trim_start_matches("/images/");
+            if f.in_use.iter().any(|i| i == name) {
+                (
+                    S::CONFLICT,
+                    js(json!({"message": "image is in use by a container"})),
+                )
+                    .into_response()
+            } else if f.images.iter().any(|i| i == name) {
+                js(json!([{ "Untagged": name }])).into_response()
+            } else {
+                (S::NOT_FOUND, js(json!({"message": "No such image"}))).into_response()
+            }
         }
         ("DELETE", _) => S::NO_CONTENT.into_response(),
         ("POST", "/v4.0.0/libpod/containers/create") => {

@@ -369,3 +369,41 @@ async fn real_engine_acc_01_a_running_jobs_stderr_reaches_its_live_log_as_it_goe
     assert_eq!(read(), "step 1\nstep 2\n");
     assert_eq!(out.stderr_tail, "step 1\nstep 2\n");
 }
+
+/// An image the node pulled, unused past `jobs.keep_images`, is removed from the real engine's
+/// store; the operator's own image (the one the test imported, never booked) stays.
+#[tokio::test]
+async fn real_engine_an_image_the_node_pulled_is_removed_once_unused_and_the_operators_stays() {
+    let Some(Engine { socket, image }) = Engine::for_test() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let x = on_real(&socket, "docker", "gridlease-test-images")
+        .with_image_book(&dir.path().join("images.json"));
+    // A copy of the imported image under another name stands for one the node pulled (nothing
+    // can be pulled offline).
+    let (repo, tag) = ("localhost/gridlease-pruned", "1");
+    x.call(
+        "tag image",
+        hyper::Method::POST,
+        &format!("{API}/images/{image}/tag?repo={}&tag={tag}", enc(repo)),
+        None,
+    )
+    .await
+    .expect("tag");
+    let copy = format!("{repo}:{tag}");
+    assert!(x.present(&copy).await.expect("inspect"));
+    let book = x.images.clone().expect("a book");
+    book.used(&copy, true, 100);
+    book.used(&image, false, 100);
+    assert_eq!(x.prune_images(1_000).await, 1);
+    assert!(
+        !x.present(&copy).await.expect("inspect"),
+        "the pulled copy is gone"
+    );
+    assert!(
+        x.present(&image).await.expect("inspect"),
+        "the operator's image stays"
+    );
+    assert!(book.uses().is_empty());
+}
