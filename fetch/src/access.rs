@@ -14,8 +14,9 @@ use gridlease_primitives::eip712::{Access, access_domain};
 
 use crate::Venue;
 
-/// The longest an authorisation may live (seconds): a node refuses one expiring later.
-pub const MAX_LIFE: u64 = 3_600;
+/// The longest an authorisation may live (seconds): a node refuses one expiring later (and keeps
+/// each nonce it took this long at most).
+pub const MAX_LIFE: u64 = 900;
 /// How long the ones signed here live (seconds).
 pub const LIFE: u64 = 600;
 

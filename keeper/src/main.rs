@@ -140,7 +140,7 @@ async fn status(path: &std::path::Path) -> Result<()> {
     let held = view
         .leases
         .values()
-        .filter(|l| l.closed.is_none() && l.held())
+        .filter(|l| l.closed.is_none() && !l.ended && l.held())
         .count();
     println!(
         "view       {running} lease(s) running ({held} with a result in its challenge window), {} closed with collateral held, {} order(s) awaiting award, read up to block {}",

@@ -291,7 +291,19 @@ async fn read_capped(mut r: impl AsyncRead + Unpin, cap: u64) -> Result<Vec<u8>,
 async fn read_tail(mut r: impl AsyncRead + Unpin, keep: usize, mut live: LiveLog) -> String {
     let mut out: Vec<u8> = Vec::new();
     let mut buf = [0u8; 16 << 10];
-    while let Ok(n) = r.read(&mut buf).await {
+    loop {
+        // A write the throttle held back goes out when the job has been quiet for it.
+        let n = match live.due() {
+            Some(wait) => match tokio::time::timeout(wait, r.read(&mut buf)).await {
+                Ok(n) => n,
+                Err(_) => {
+                    live.update(tail(&out, keep), true);
+                    continue;
+                }
+            },
+            None => r.read(&mut buf).await,
+        };
+        let Ok(n) = n else { break };
         if n == 0 {
             break;
         }
@@ -315,11 +327,14 @@ pub(crate) fn tail(b: &[u8], keep: usize) -> &[u8] {
 
 /// The tail of a running job's standard error, kept in a file of the node's own (never in the job's
 /// directory, which the job controls) for its tenant to read as it runs (`GET /logs/<lease>`,
-/// ACC-01): replaced whole, at most once a second, so a chatty job costs the node little.
+/// ACC-01): replaced whole, at most once a second, so a chatty job costs the node little; what
+/// the throttle held back is written once the second is over ([`LiveLog::due`]).
 #[derive(Debug)]
 pub(crate) struct LiveLog {
     path: Option<PathBuf>,
     written: Option<std::time::Instant>,
+    /// A write was held back.
+    dirty: bool,
 }
 
 impl LiveLog {
@@ -328,7 +343,18 @@ impl LiveLog {
         Self {
             path: job.live_log.clone(),
             written: None,
+            dirty: false,
         }
+    }
+
+    /// How long until a held-back write is due (none when nothing is held back): the reader
+    /// waits for more output at most this long, then writes what it has.
+    pub(crate) fn due(&self) -> Option<Duration> {
+        (self.dirty && self.path.is_some()).then(|| {
+            self.written.map_or(Duration::ZERO, |t| {
+                Duration::from_secs(1).saturating_sub(t.elapsed())
+            })
+        })
     }
 
     /// Write `tail` (whole) unless it was written less than a second ago; `now`: whatever the
@@ -340,9 +366,11 @@ impl LiveLog {
                 .written
                 .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
         {
+            self.dirty = true;
             return;
         }
         self.written = Some(std::time::Instant::now());
+        self.dirty = false;
         let tmp = path.with_extension("log.tmp");
         if let Err(e) = std::fs::write(&tmp, tail).and_then(|()| std::fs::rename(&tmp, path)) {
             tracing::debug!(path = %path.display(), error = %e, "cannot write a job's live log");
@@ -407,22 +435,28 @@ impl ProcessExecutor {
                 None => Ok(Vec::new()),
             }
         });
-        let err_task = tokio::spawn(async move {
+        let mut err_task = tokio::spawn(async move {
             match stderr {
                 Some(s) => read_tail(s, keep, live).await,
                 None => String::new(),
             }
         });
+        let readers = [out_task.abort_handle(), err_task.abort_handle()];
         let status = tokio::select! {
             s = child.wait() => s.map_err(|e| ExecError::Io(format!("waiting for {prog}: {e}")))?,
             () = tokio::time::sleep(limit) => {
                 kill_group(pgid);
                 let _ = child.wait().await;
+                // Its last words reach the live log (the tenant's clue why it ran over); then
+                // no reader outlives the job, whatever still holds its pipes.
+                let _ = tokio::time::timeout(PIPE_DRAIN, &mut err_task).await;
+                readers.iter().for_each(tokio::task::AbortHandle::abort);
                 return Err(ExecError::TimedOut(limit));
             }
             () = cancel.cancelled() => {
                 kill_group(pgid);
                 let _ = child.wait().await;
+                readers.iter().for_each(tokio::task::AbortHandle::abort);
                 return Err(ExecError::Cancelled);
             }
         };
@@ -431,7 +465,6 @@ impl ProcessExecutor {
         // A process it started outside its group (`setsid`) escapes the kill and may hold the
         // pipes open for ever: they get a moment to drain, not the rest of the lease (waiting
         // would miss the result deadline).
-        let readers = [out_task.abort_handle(), err_task.abort_handle()];
         let drained =
             tokio::time::timeout(PIPE_DRAIN, async { (out_task.await, err_task.await) }).await;
         let Ok((stdout, stderr_tail)) = drained else {
@@ -541,6 +574,34 @@ mod tests {
     fn alive(pid: i32) -> bool {
         // SAFETY: signal 0 only checks that the process exists.
         unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    /// ACC-01: the live log follows the job: a line held back by the once-a-second throttle is
+    /// written once the second is over, not at the next line or the exit; a job that runs over
+    /// its time leaves its last words there.
+    #[tokio::test]
+    async fn a_running_jobs_live_log_catches_up_while_it_is_quiet_and_keeps_its_last_words() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("job.log");
+        let mut j = job(
+            dir.path(),
+            &[
+                "sh",
+                "-c",
+                "echo a >&2; sleep 0.2; echo b >&2; sleep 4; echo c >&2",
+            ],
+            &[],
+            Duration::from_secs(3),
+        );
+        j.live_log = Some(live.clone());
+        let x = ProcessExecutor::default();
+        let run =
+            tokio::spawn(async move { x.run(j, CancellationToken::new(), Box::new(|_| {})).await });
+        tokio::time::sleep(Duration::from_millis(1_800)).await;
+        assert_eq!(std::fs::read_to_string(&live).expect("live log"), "a\nb\n");
+        let e = run.await.expect("join").expect_err("runs over");
+        assert!(matches!(e, ExecError::TimedOut(_)), "{e}");
+        assert_eq!(std::fs::read_to_string(&live).expect("live log"), "a\nb\n");
     }
 
     #[tokio::test]

@@ -288,7 +288,11 @@ pub fn prune_results(
 ) -> std::io::Result<usize> {
     let mut deleted = 0;
     let logs = results.with_file_name("logs");
-    for (dir, ext) in [(results, ".bin"), (logs.as_path(), ".log")] {
+    for (dir, ext) in [
+        (results, ".bin"),
+        (logs.as_path(), ".log"),
+        (logs.as_path(), ".log.tmp"),
+    ] {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -301,7 +305,8 @@ pub fn prune_results(
             };
             let done = lock(store).result_done(id, until).unwrap_or(false);
             if done {
-                std::fs::remove_file(&path)?;
+                // Gone already (a run that ended meanwhile removes its live log): nothing to do.
+                remove_if_there(&path)?;
                 if ext == ".bin" {
                     deleted += 1;
                     remove_if_there(&path.with_extension("json"))?;

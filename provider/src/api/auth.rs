@@ -19,36 +19,60 @@ use gridlease_daemon::lock;
 
 use crate::unix_now;
 
-/// Access authorisations used at most at once (each is kept until it expires, at most an hour):
-/// past it, new ones are turned away until old ones expire.
+/// Access authorisations kept at most at once, all tenants together (each until it expires, at
+/// most [`gridlease_fetch::access::MAX_LIFE`]): past it, new ones wait for old ones to expire.
 pub const MAX_USED: usize = 65_536;
+/// Unexpired access authorisations one tenant may have taken at once: a tenant signing nonces by
+/// the thousand fills its own share, not everyone's.
+pub const MAX_USED_PER_SIGNER: usize = 256;
 
 /// The nonces of tenants' access authorisations this node has taken, by signer, until they
 /// expire: a replayed header is refused (ACC-01). Only authorisations signed by the lease's tenant
-/// are kept, so a stranger cannot fill it.
+/// are kept, so a stranger cannot add to it, and each tenant holds at most
+/// [`MAX_USED_PER_SIGNER`] of it. Kept in memory: a restarted node forgets them, so a header taken
+/// before a restart is good once more within its life (at most 15 minutes).
 #[derive(Debug, Default)]
-pub struct UsedAccess(Mutex<HashMap<(Address, B256), u64>>);
+pub struct UsedAccess(Mutex<HashMap<Address, HashMap<B256, u64>>>);
 
 impl UsedAccess {
     /// Take `(signer, nonce)`, valid until `expiry`, at unix time `now`.
-    fn take(&self, signer: Address, nonce: B256, expiry: u64, now: u64) -> Result<(), Refusal> {
+    pub(crate) fn take(
+        &self,
+        signer: Address,
+        nonce: B256,
+        expiry: u64,
+        now: u64,
+    ) -> Result<(), Refusal> {
         let mut used = lock(&self.0);
-        if used.len() >= MAX_USED {
-            used.retain(|_, e| *e >= now);
-        }
-        if used.contains_key(&(signer, nonce)) {
+        let mine = used.entry(signer).or_default();
+        mine.retain(|_, e| *e >= now);
+        if mine.contains_key(&nonce) {
             return Err(refuse(
                 StatusCode::UNAUTHORIZED,
                 "this authorisation was used already (each request signs its own): sign a new one",
             ));
         }
-        if used.len() >= MAX_USED {
+        if mine.len() >= MAX_USED_PER_SIGNER {
             return Err(refuse(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too many authorisations in use at once: retry in a minute",
+                &format!(
+                    "{MAX_USED_PER_SIGNER} of your authorisations are in use at once: retry once some expire"
+                ),
             ));
         }
-        used.insert((signer, nonce), expiry);
+        if used.values().map(HashMap::len).sum::<usize>() >= MAX_USED {
+            used.retain(|_, m| {
+                m.retain(|_, e| *e >= now);
+                !m.is_empty()
+            });
+            if used.values().map(HashMap::len).sum::<usize>() >= MAX_USED {
+                return Err(refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many authorisations in use at once: retry in a minute",
+                ));
+            }
+        }
+        used.entry(signer).or_default().insert(nonce, expiry);
         Ok(())
     }
 }
@@ -145,4 +169,31 @@ pub(crate) fn auth_signer(
     }
     sig.recover_address_from_msg(message(expiry))
         .map_err(|_| refuse(StatusCode::FORBIDDEN, "the signature does not recover"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ACC-01: a nonce is taken once; one tenant holds at most its share of unexpired ones (a
+    /// tenant signing nonces by the thousand cannot lock the others out), and expired ones free it.
+    #[test]
+    fn each_nonce_is_taken_once_and_one_tenant_cannot_fill_the_set() {
+        let used = UsedAccess::default();
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let nonce = |i: usize| B256::left_padding_from(&i.to_be_bytes());
+        for i in 0..MAX_USED_PER_SIGNER {
+            used.take(a, nonce(i), 1_000, 100).expect("taken");
+        }
+        let replay = used.take(a, nonce(0), 1_000, 100).expect_err("replayed");
+        assert_eq!(replay.0, StatusCode::UNAUTHORIZED);
+        let full = used
+            .take(a, nonce(9_999), 1_000, 100)
+            .expect_err("over its share");
+        assert_eq!(full.0, StatusCode::TOO_MANY_REQUESTS);
+        // Another tenant is not held back; the first one's expired nonces free its share.
+        used.take(b, nonce(0), 1_000, 100).expect("another tenant");
+        used.take(a, nonce(9_999), 2_000, 1_001)
+            .expect("after expiry");
+    }
 }

@@ -434,8 +434,14 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
     let (c, bytes) = tokio::task::spawn_blocking(move || (Commitment::of(&bytes), bytes))
         .await
         .map_err(|e| Step::Fail(format!("committing the result: {e}")))?;
-    let meta =
-        serde_json::json!({"bytes": bytes.len(), "root": c.root, "size": c.size, "run": meta});
+    // What the run wrote to its standard error as it went, for its tenant (`GET /logs`): a failed
+    // run's report is public and carries none of it, so it is kept here, private, with the result.
+    let logs = std::fs::read(s.log_path(job.id))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let meta = serde_json::json!({
+        "bytes": bytes.len(), "root": c.root, "size": c.size, "run": meta, "logs": logs
+    });
     write_durably(&s.result_path(job.id), &bytes)
         .and_then(|()| {
             write_durably(

@@ -26,21 +26,8 @@ pub mod step;
 pub async fn logs(s: &Shared, id: B256) -> std::io::Result<Option<String>> {
     let (meta, live) = (s.result_path(id).with_extension("json"), s.log_path(id));
     tokio::task::spawn_blocking(move || {
-        match std::fs::read(&meta) {
-            Ok(bytes) => {
-                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                let run = &v["run"];
-                return Ok(Some(match run["stderr_tail"].as_str() {
-                    Some(tail) => tail.to_owned(),
-                    None => format!(
-                        "the job failed ({}): {}\n",
-                        run["reason"].as_str().unwrap_or("unknown"),
-                        run["error"].as_str().unwrap_or("no reason kept")
-                    ),
-                }));
-            }
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            Err(_) => {}
+        if let Some(text) = kept_logs(&meta)? {
+            return Ok(Some(text));
         }
         match std::fs::read(&live) {
             Ok(bytes) => Ok(Some(
@@ -50,10 +37,32 @@ pub async fn logs(s: &Shared, id: B256) -> std::io::Result<Option<String>> {
                 ))
                 .into_owned(),
             )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // The run may have ended between the two reads: its logs are with its result now.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => kept_logs(&meta),
             Err(e) => Err(e),
         }
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// The logs kept with a run's result (`<result>.json`, if the run got that far): its standard
+/// error's tail, and for a failed run what it wrote before it failed and why it failed.
+fn kept_logs(meta: &std::path::Path) -> std::io::Result<Option<String>> {
+    let bytes = match std::fs::read(meta) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let run = &v["run"];
+    Ok(Some(match run["stderr_tail"].as_str() {
+        Some(tail) => tail.to_owned(),
+        None => format!(
+            "{}[the job failed ({}): {}]\n",
+            v["logs"].as_str().unwrap_or_default(),
+            run["reason"].as_str().unwrap_or("unknown"),
+            run["error"].as_str().unwrap_or("no reason kept")
+        ),
+    }))
 }

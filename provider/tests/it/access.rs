@@ -143,4 +143,30 @@ async fn acc_01_a_jobs_logs_and_result_answer_only_its_tenant_once_per_signed_re
             .join(format!("{id}.log"))
             .exists()
     );
+
+    // A job that fails: what it wrote before, and why it failed (its public report, the posted
+    // result, carries none of its output).
+    let spec = job_spec(Workload::Container {
+        image: "local".into(),
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo cannot open dataset >&2; exit 3".into(),
+        ],
+        env: Default::default(),
+    });
+    let failed = n.order_spec(&spec, 0, 42, 600, true).await.0;
+    n.result(failed, 1, 60).await;
+    let h = access(&tenant, v, AccessTo::Logs, failed, provider).expect("sign");
+    let text = get_raw(
+        &format!("http://127.0.0.1:{}/logs/{failed}", n.port),
+        Some(&h),
+    )
+    .await
+    .expect("the tenant's access");
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.starts_with("cannot open dataset\n") && text.contains("[the job failed ("),
+        "{text}"
+    );
 }
