@@ -10,6 +10,7 @@ use alloy::{
 use anyhow::Result;
 use gridlease_bindings::Staking;
 use gridlease_fetch::access::{AccessTo, access};
+use gridlease_primitives::protocol::{JobViewExt, Status};
 use serde_json::json;
 
 use crate::{
@@ -20,9 +21,13 @@ use crate::{
 /// The most bytes of logs read (the node serves the tail of a job's standard error).
 pub(crate) const MAX_LOGS: u64 = 1 << 20;
 
+/// How often `--follow` reads the logs again.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Run `logs`: what lease `id`'s job wrote to its standard error, from `node` (default: the
-/// node its provider registered, `metadataURI`).
-pub(crate) async fn run(ctx: &Ctx, id: &str, node: Option<&str>) -> Result<Output> {
+/// node serving its result, else the node its provider registered); with `follow`, again every
+/// 2 s, printing what is new, until its result is posted or the lease ends.
+pub(crate) async fn run(ctx: &Ctx, id: &str, node: Option<&str>, follow: bool) -> Result<Output> {
     let id = parse_id(id)?;
     let f = Facts::one(ctx, id).await?;
     let Some(started) = &f.started else {
@@ -46,18 +51,55 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, node: Option<&str>) -> Result<Outpu
             wallet.address()
         ));
     }
-    let auth = access(wallet, ctx.venue(), AccessTo::Logs, id, provider)
-        .ok_or_else(|| anyhow::anyhow!("the wallet cannot sign"))?;
     let url = format!("{base}/logs/{id}");
-    let bytes = match ctx.fetcher.get_capped(&url, Some(&auth), MAX_LOGS).await {
-        Ok(b) => b,
-        Err(e) => {
-            return user(format!(
-                "the provider's node did not hand over the logs of {id}: {e}. A 404 means the job has not started (or the node no longer keeps them); name another address of the node with --node URL"
-            ));
+    // One access per read: the node takes each once.
+    let read = async || -> Result<std::result::Result<String, String>> {
+        let auth = access(wallet, ctx.venue(), AccessTo::Logs, id, provider)
+            .ok_or_else(|| anyhow::anyhow!("the wallet cannot sign"))?;
+        Ok(ctx
+            .fetcher
+            .get_capped(&url, Some(&auth), MAX_LOGS)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| e.to_string()))
+    };
+    let cannot = |e: &str| {
+        format!(
+            "the provider's node did not hand over the logs of {id}: {e}. A 404 means the job has not started (or the node no longer keeps them); name another address of the node with --node URL"
+        )
+    };
+    let text = if follow && !ctx.json {
+        let mut shown = String::new();
+        let mut done = f.result.is_some() || f.v.status() != Status::Leased;
+        loop {
+            match read().await? {
+                Ok(now) => {
+                    print!("{}", new_part(&shown, &now));
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                    shown = now;
+                }
+                // Not started yet: wait for it, as `tail -f` waits for a file.
+                Err(e) if e.contains("404") && !done => {}
+                Err(e) => return user(cannot(&e)),
+            }
+            if done {
+                break;
+            }
+            tokio::time::sleep(FOLLOW_EVERY).await;
+            let f = Facts::one(ctx, id).await?;
+            // One read more after the end: the logs kept with the result.
+            done = f.result.is_some() || f.v.status() != Status::Leased;
+        }
+        return Ok(Output {
+            human: String::new(),
+            json: json!({ "lease": id, "provider": provider, "node": base, "logs": shown }),
+        });
+    } else {
+        match read().await? {
+            Ok(t) => t,
+            Err(e) => return user(cannot(&e)),
         }
     };
-    let text = String::from_utf8_lossy(&bytes).into_owned();
     Ok(Output {
         human: if text.is_empty() {
             format!("(the job of {id} wrote nothing to its standard error yet)\n")
@@ -117,5 +159,38 @@ async fn registered_node(ctx: &Ctx, provider: Address) -> Result<String> {
         None => user(format!(
             "provider {provider} is not registered on this market: name its node with --node URL"
         )),
+    }
+}
+
+/// What of `now` is new after `shown`: the node serves the tail of a log, so the text read before
+/// may have lost its start; the longest end of `shown` that `now` starts with is skipped. A log
+/// that does not continue the one shown (the tail moved past all of it) is printed whole.
+fn new_part<'a>(shown: &str, now: &'a str) -> &'a str {
+    if let Some(rest) = now.strip_prefix(shown) {
+        return rest;
+    }
+    let mut start = shown.len().saturating_sub(now.len());
+    while start < shown.len() {
+        if shown.is_char_boundary(start) && now.starts_with(&shown[start..]) {
+            return &now[shown.len() - start..];
+        }
+        start += 1;
+    }
+    now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_part;
+
+    #[test]
+    fn follow_prints_only_what_is_new_in_a_moving_tail() {
+        assert_eq!(new_part("", "a\n"), "a\n");
+        assert_eq!(new_part("a\n", "a\nb\n"), "b\n");
+        assert_eq!(new_part("a\nb\n", "a\nb\n"), "");
+        // The tail lost its first line and gained one.
+        assert_eq!(new_part("a\nb\nc\n", "b\nc\nd\n"), "d\n");
+        // Moved past everything shown.
+        assert_eq!(new_part("a\n", "x\ny\n"), "x\ny\n");
     }
 }

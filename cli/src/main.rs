@@ -178,9 +178,14 @@ enum Cmd {
     Logs {
         /// Lease id.
         id: String,
-        /// The node's base URL (default: the provider's registered metadataURI).
+        /// The node's base URL (default: the node serving the lease's result, else the one the
+        /// provider registered).
         #[arg(long, value_name = "URL")]
         node: Option<String>,
+        /// Keep reading (every 2 s, a fresh signature each time) and print what the job writes,
+        /// until its result is posted or the lease ends.
+        #[arg(long, short)]
+        follow: bool,
     },
     /// Download and verify a lease's result; challenge its chunks; prove faults.
     ///
@@ -295,7 +300,7 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             )
             .await
         }
-        Cmd::Logs { id, node } => logs::run(&ctx, &id, node.as_deref()).await,
+        Cmd::Logs { id, node, follow } => logs::run(&ctx, &id, node.as_deref(), follow).await,
         Cmd::Result {
             id,
             file,

@@ -419,3 +419,70 @@ async fn logs_are_asked_for_with_the_tenants_access_to_this_lease_at_its_provide
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("never leased"), "{}", r.stderr);
 }
+
+/// A node answering its requests in turn with `answers` (the last one again after them), each
+/// request's line handed back.
+fn fake_node_answering_each(
+    answers: Vec<&'static str>,
+) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            let mut r = BufReader::new(stream);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+            }
+            let body = answers[i.min(answers.len() - 1)];
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = r.get_mut().write_all(reply.as_bytes());
+            let _ = tx.send(line.trim().to_owned());
+        }
+    });
+    (url, rx)
+}
+
+/// `gridlease logs --follow` prints what is new in each read of the moving tail (never a line
+/// twice), signs each read anew, and stops once the lease's result is posted.
+#[tokio::test]
+async fn logs_follow_prints_each_new_line_once_and_stops_at_the_result() {
+    let n = net().await;
+    let (_, op) = n.provider().await;
+    let id = n.order("follow.toml", true, Some(&op)).await;
+    let (url, got) = fake_node_answering_each(vec!["a\n", "a\nb\n", "b\nc\n"]);
+    let child = n
+        .command(true)
+        .args(["logs", &id.to_string(), "--follow", "--node", &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Three reads (two seconds apart), then the result.
+    for _ in 0..3 {
+        got.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a read");
+    }
+    n.post(&op, id, b"done", &n.file("follow.bin", b"done"))
+        .await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("the CLI ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\nc\n");
+}
