@@ -23,6 +23,7 @@ use std::{
     sync::Arc,
 };
 
+use alloy::primitives::B256;
 use anyhow::{Context as _, Result};
 use axum::{
     Router,
@@ -283,6 +284,45 @@ async fn check_order(
     }
 }
 
+/// What a page's `POST` with `{"lease": "0x..", <fields>...}` asks about, once it passed the
+/// own-page checks: the lease id, the string value of each of `fields` (in order), and the facts
+/// of the lease on chain (none: no such order). A refusal answers anything else.
+async fn asked_lease(
+    site: &Site,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    fields: &[&str],
+) -> Result<(B256, Vec<String>, Option<crate::lease::Facts>), Response> {
+    if let Err(why) = own_page(headers, &site.host, "application/json") {
+        return Err(refuse(site, StatusCode::FORBIDDEN, why));
+    }
+    let asked = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let id = v["lease"].as_str()?.parse::<B256>().ok()?;
+            let more: Option<Vec<String>> = fields
+                .iter()
+                .map(|f| v[f].as_str().map(str::to_owned))
+                .collect();
+            Some((id, more?))
+        });
+    let Some((id, more)) = asked else {
+        let fields: String = fields
+            .iter()
+            .map(|f| format!(", \"{f}\": \"...\""))
+            .collect();
+        return Err(refuse(
+            site,
+            StatusCode::BAD_REQUEST,
+            format!("send {{\"lease\": \"0x<32 bytes>\"{fields}}}"),
+        ));
+    };
+    match crate::lease::Facts::load(&site.ctx, &[id]).await {
+        Ok(mut f) => Ok((id, more, f.pop())),
+        Err(e) => Err(refuse(site, StatusCode::BAD_GATEWAY, format!("{e:#}"))),
+    }
+}
+
 /// `POST /api/result` with `{"lease": "0x.."}`: the bytes of the lease's posted result, fetched
 /// from the URI the chain names (`ResultPosted`) with the CLI's guarded fetcher, at most its
 /// posted size. The page cannot fetch it itself (its policy allows only this server and the
@@ -294,24 +334,11 @@ async fn result_bytes(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(why) = own_page(&headers, &site.host, "application/json") {
-        return refuse(&site, StatusCode::FORBIDDEN, why);
-    }
+    let (id, facts) = match asked_lease(&site, &headers, &body, &[]).await {
+        Ok((id, _, f)) => (id, f),
+        Err(refused) => return refused,
+    };
     let ctx = &site.ctx;
-    let id = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["lease"].as_str()?.parse::<alloy::primitives::B256>().ok());
-    let Some(id) = id else {
-        return refuse(
-            &site,
-            StatusCode::BAD_REQUEST,
-            "send {\"lease\": \"0x<32 bytes>\"}",
-        );
-    };
-    let facts = match crate::lease::Facts::load(ctx, &[id]).await {
-        Ok(mut f) => f.pop(),
-        Err(e) => return refuse(&site, StatusCode::BAD_GATEWAY, format!("{e:#}")),
-    };
     let Some(posted) = facts.and_then(|f| f.result) else {
         return refuse(
             &site,
@@ -342,30 +369,11 @@ async fn job_logs(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(why) = own_page(&headers, &site.host, "application/json") {
-        return refuse(&site, StatusCode::FORBIDDEN, why);
-    }
-    let ctx = &site.ctx;
-    let asked = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            let id = v["lease"]
-                .as_str()?
-                .parse::<alloy::primitives::B256>()
-                .ok()?;
-            Some((id, v["auth"].as_str()?.to_owned()))
-        });
-    let Some((id, auth)) = asked else {
-        return refuse(
-            &site,
-            StatusCode::BAD_REQUEST,
-            "send {\"lease\": \"0x<32 bytes>\", \"auth\": \"<expiry>:<nonce>:<signature>\"}",
-        );
+    let (id, mut more, facts) = match asked_lease(&site, &headers, &body, &["auth"]).await {
+        Ok(asked) => asked,
+        Err(refused) => return refused,
     };
-    let facts = match crate::lease::Facts::load(ctx, &[id]).await {
-        Ok(mut f) => f.pop(),
-        Err(e) => return refuse(&site, StatusCode::BAD_GATEWAY, format!("{e:#}")),
-    };
+    let (ctx, auth) = (&site.ctx, more.remove(0));
     let Some((f, provider)) =
         facts.and_then(|f| f.started.as_ref().map(|s| s.provider).map(|p| (f, p)))
     else {

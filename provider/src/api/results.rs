@@ -88,9 +88,6 @@ pub(crate) async fn result(
         .into_response()
 }
 
-/// Most of a job's logs served (the tail): the executors keep no more of its stderr.
-pub const MAX_LOGS: u64 = 1 << 20;
-
 /// `GET /logs/<lease id>`: the job's logs (the tail of its standard error), to the lease's tenant
 /// only (ACC-01): as the job runs, what the executor has written so far; once it ended, what its
 /// run kept with the result (a failed job's public reason included).

@@ -20,6 +20,9 @@ pub mod post;
 pub mod service;
 pub mod step;
 
+/// Most of a job's logs served (the tail): the executors keep no more of its stderr.
+pub const MAX_LOGS: u64 = 1 << 20;
+
 /// The logs of lease `id`'s job for its tenant (ACC-01): the tail of its standard error kept with
 /// its result once it ended (a failed job's public reason), else what the running job has written
 /// so far; `None` when it has not started. Read off the async workers.
@@ -31,11 +34,8 @@ pub async fn logs(s: &Shared, id: B256) -> std::io::Result<Option<String>> {
         }
         match std::fs::read(&live) {
             Ok(bytes) => Ok(Some(
-                String::from_utf8_lossy(crate::executor::tail(
-                    &bytes,
-                    crate::api::results::MAX_LOGS as usize,
-                ))
-                .into_owned(),
+                String::from_utf8_lossy(crate::executor::tail(&bytes, MAX_LOGS as usize))
+                    .into_owned(),
             )),
             // The run may have ended between the two reads: its logs are with its result now.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => kept_logs(&meta),

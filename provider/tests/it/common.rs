@@ -360,15 +360,20 @@ listen = "127.0.0.1:{}"
             .timestamp
     }
 
-    /// What the tenant downloads from the node for lease `id`.
-    pub(crate) async fn download(&self, id: B256) -> Vec<u8> {
-        let auth = gridlease_fetch::result_auth(
+    /// The tenant's access to the result of lease `id` at this market's node (one request's).
+    pub(crate) fn result_auth(&self, id: B256) -> String {
+        gridlease_fetch::result_auth(
             &key(1),
             gridlease_testkit::market::venue(self.market),
             id,
             key(2).address(),
         )
-        .expect("sign");
+        .expect("sign")
+    }
+
+    /// What the tenant downloads from the node for lease `id`.
+    pub(crate) async fn download(&self, id: B256) -> Vec<u8> {
+        let auth = self.result_auth(id);
         gridlease_fetch::Fetcher::devnet()
             .get(
                 &format!("http://127.0.0.1:{}/results/{id}", self.port),

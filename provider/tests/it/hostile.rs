@@ -542,13 +542,7 @@ async fn testing_withhold_results_posts_the_true_commitment_serves_nothing_answe
     );
     assert_eq!(truth.hash(), stored);
     // None of it is served, not even to its tenant.
-    let auth = gridlease_fetch::result_auth(
-        &key(1),
-        gridlease_testkit::market::venue(n.market),
-        id,
-        key(2).address(),
-    )
-    .expect("sign");
+    let auth = n.result_auth(id);
     let url = format!("http://127.0.0.1:{}/results/{id}", n.port);
     let e = get_raw(&url, Some(&auth)).await.expect_err("withheld");
     assert!(e.contains("503") || e.contains("withholds"), "{e}");

@@ -151,13 +151,7 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
         .await
         .expect_err("signed for another chain");
     assert!(e.to_string().contains("403"), "{e}");
-    let auth = gridlease_fetch::result_auth(
-        &tenant,
-        gridlease_testkit::market::venue(n.market),
-        pj,
-        key(2).address(),
-    )
-    .expect("sign");
+    let auth = n.result_auth(pj);
     let out = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(pj), Some(&auth))
         .await
@@ -238,13 +232,7 @@ async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once(
     std::fs::write(&go, b"").expect("let the job finish");
     let node = n.start(2);
     let root = n.result_root(id, 2).await;
-    let auth = gridlease_fetch::result_auth(
-        &ANVIL_KEYS[1].parse().expect("key"),
-        gridlease_testkit::market::venue(n.market),
-        id,
-        key(2).address(),
-    )
-    .expect("sign");
+    let auth = n.result_auth(id);
     let out = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(id), Some(&auth))
         .await
@@ -336,13 +324,7 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
     );
     let node = n.start(2);
     let root = n.result_root(id, 2).await;
-    let auth = gridlease_fetch::result_auth(
-        &ANVIL_KEYS[1].parse().expect("key"),
-        gridlease_testkit::market::venue(n.market),
-        id,
-        key(2).address(),
-    )
-    .expect("sign");
+    let auth = n.result_auth(id);
     let out = gridlease_fetch::Fetcher::devnet()
         .get(&n.results_url(id), Some(&auth))
         .await

@@ -20,13 +20,7 @@ async fn off_21_deadlines_come_from_chain_time_a_day_ahead_of_the_local_clock() 
     anvil::warp(&n.tenant.provider, 86_400).await.expect("warp");
     let id = n.order_for("sleep 120", 5, 30).await;
     n.result(id, 1, 60).await;
-    let auth = gridlease_fetch::result_auth(
-        &key(1),
-        gridlease_testkit::market::venue(n.market),
-        id,
-        key(2).address(),
-    )
-    .expect("sign");
+    let auth = n.result_auth(id);
     let out = gridlease_fetch::Fetcher::devnet()
         .get(
             &format!("http://127.0.0.1:{}/results/{id}", n.port),

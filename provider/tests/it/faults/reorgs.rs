@@ -209,13 +209,7 @@ async fn off_02_a_reorg_deeper_than_the_confirmations_is_alerted_and_holds_resul
     .await;
     let url = format!("http://127.0.0.1:{}/results/{id}", n.port);
     let download = async || {
-        let auth = gridlease_fetch::result_auth(
-            &key(1),
-            gridlease_testkit::market::venue(n.market),
-            id,
-            key(2).address(),
-        )
-        .expect("signs");
+        let auth = n.result_auth(id);
         get_raw(&url, Some(&auth)).await
     };
     for _ in 0..5 {
