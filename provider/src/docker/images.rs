@@ -66,6 +66,11 @@ impl ImageBook {
             .collect()
     }
 
+    /// Whether no job used the booked `image` since `before`.
+    pub fn unused(&self, image: &str, before: u64) -> bool {
+        lock(&self.uses).get(image).is_some_and(|at| *at < before)
+    }
+
     /// `image` is gone from the host.
     pub fn forget(&self, image: &str) {
         let mut uses = lock(&self.uses);
@@ -104,6 +109,10 @@ impl ContainerExecutor {
         };
         let mut removed = 0;
         for image in book.unused_since(before) {
+            // A job that named it since the list was made keeps it.
+            if !book.unused(&image, before) {
+                continue;
+            }
             let r = self
                 .call(
                     "remove image",
