@@ -5,7 +5,8 @@
 //!
 //! 1. A container job (auctioned, any GPU): every node bids its `any` price, the keeper awards the
 //!    lowest after the bid window, the winner acknowledges the lease, runs the job and posts its
-//!    output, which only the tenant may download (signed request).
+//!    output, which only the tenant may download, and its logs (`gridlease logs`), which only the
+//!    tenant may read (one signed access per request).
 //! 2. A `matmul_i8` job for an H100 (instant order): only `gamma` has one, and `gamma` cheats. The
 //!    tenant's check says WRONG and the tenant proves it itself (`gridlease result --prove`):
 //!    inside its `tenantPriority` the proof earns nobody a fee, so the whole escrow comes back, and
@@ -100,7 +101,7 @@ token = "USDC"
 
 [container]
 image = "IMAGE"
-command = ["sh", "-c", "for i in $(seq 1 15); do echo frame $i rendered; sleep 1; done"]
+command = ["sh", "-c", "for i in $(seq 1 15); do echo frame $i rendered; echo rendering $i/15 >&2; sleep 1; done"]
 "#
     .replace("IMAGE", image);
     [
@@ -293,6 +294,10 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
         m.provider_name(job.provider)
     ));
     cli(m, "container", &["result", &container.to_string()], say).await?;
+    say(
+        "  its logs (its standard error), which beta's node hands only to the tenant, one signed access per read:",
+    );
+    cli(m, "container", &["logs", &container.to_string()], say).await?;
 
     say(&format!(
         "\n== 6. the H100 job: gamma posts a wrong product; the tenant checks it and proves it itself. Inside its {} priority the proof is free: no finder's fee, the whole escrow back (the keeper finds it wrong too, but earns a fee only after the tenant's priority, so it waits)",
