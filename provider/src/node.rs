@@ -282,7 +282,6 @@ async fn start(cfg: Config) -> Result<Shared> {
         acked_early: Mutex::new(std::collections::HashSet::new()),
         proofs: crate::shared::ProofCache::default(),
         bid_signer,
-        used_access: Default::default(),
         cfg,
     })
 }

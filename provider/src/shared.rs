@@ -100,8 +100,6 @@ pub struct Shared {
     pub(crate) answering: Mutex<std::collections::HashSet<crate::state::Challenge>>,
     /// The operator key, to sign bids in `bidding.mode = "signed"` (None in on-chain mode).
     pub(crate) bid_signer: Option<alloy::signers::local::PrivateKeySigner>,
-    /// Tenants' access authorisations taken, so that none is taken twice (ACC-01).
-    pub(crate) used_access: crate::api::auth::UsedAccess,
 }
 
 /// The tree of the result last challenged, kept while its chunks are asked for: a run of

@@ -3,7 +3,7 @@
 //! ACC-01), the spec push's auth header (`<expiry>:<signature>`, EIP-191), and the answers a
 //! refused request gets.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::sync::Mutex;
 
 use alloy::primitives::{Address, B256, Signature};
 use axum::{
@@ -17,7 +17,10 @@ use gridlease_fetch::{
 
 use gridlease_daemon::lock;
 
-use crate::unix_now;
+use crate::{
+    state::{NonceTake, Store},
+    unix_now,
+};
 
 /// Access authorisations kept at most at once, all tenants together (each until it expires, at
 /// most [`gridlease_fetch::access::MAX_LIFE`]): past it, new ones wait for old ones to expire.
@@ -26,54 +29,30 @@ pub const MAX_USED: usize = 65_536;
 /// the thousand fills its own share, not everyone's.
 pub const MAX_USED_PER_SIGNER: usize = 256;
 
-/// The nonces of tenants' access authorisations this node has taken, by signer, until they
-/// expire: a replayed header is refused (ACC-01). Only authorisations signed by the lease's tenant
-/// are kept, so a stranger cannot add to it, and each tenant holds at most
-/// [`MAX_USED_PER_SIGNER`] of it. Kept in memory: a restarted node forgets them, so a header taken
-/// before a restart is good once more within its life (at most 15 minutes).
-#[derive(Debug, Default)]
-pub struct UsedAccess(Mutex<HashMap<Address, HashMap<B256, u64>>>);
-
-impl UsedAccess {
-    /// Take `(signer, nonce)`, valid until `expiry`, at unix time `now`.
-    pub(crate) fn take(
-        &self,
-        signer: Address,
-        nonce: B256,
-        expiry: u64,
-        now: u64,
-    ) -> Result<(), Refusal> {
-        let mut used = lock(&self.0);
-        let mine = used.entry(signer).or_default();
-        mine.retain(|_, e| *e >= now);
-        if mine.contains_key(&nonce) {
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                "this authorisation was used already (each request signs its own): sign a new one",
-            ));
-        }
-        if mine.len() >= MAX_USED_PER_SIGNER {
-            return Err(refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!(
-                    "{MAX_USED_PER_SIGNER} of your authorisations are in use at once: retry once some expire"
-                ),
-            ));
-        }
-        if used.values().map(HashMap::len).sum::<usize>() >= MAX_USED {
-            used.retain(|_, m| {
-                m.retain(|_, e| *e >= now);
-                !m.is_empty()
-            });
-            if used.values().map(HashMap::len).sum::<usize>() >= MAX_USED {
-                return Err(refuse(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many authorisations in use at once: retry in a minute",
-                ));
-            }
-        }
-        used.entry(signer).or_default().insert(nonce, expiry);
-        Ok(())
+/// Take the nonce of a tenant's access authorisation (`signer`, `nonce`, valid until `expiry`) at
+/// `now`, in the node's store, so that none is taken twice (ACC-01), after a restart too. Only
+/// authorisations signed by the lease's tenant get here, so a stranger cannot add to it, and each
+/// tenant holds at most [`MAX_USED_PER_SIGNER`] of it.
+pub(crate) fn take_nonce(
+    store: &Mutex<Store>,
+    (signer, nonce, expiry): (Address, B256, u64),
+    now: u64,
+) -> Result<(), Refusal> {
+    let taken = lock(store).take_nonce((signer, nonce, expiry), now, MAX_USED_PER_SIGNER, MAX_USED);
+    match taken {
+        Ok(NonceTake::Taken) => Ok(()),
+        Ok(NonceTake::Replayed) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "this authorisation was used already (each request signs its own): sign a new one",
+        )),
+        Ok(NonceTake::Full) => Err(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many authorisations in use at once: retry once some expire (15 minutes at most)",
+        )),
+        Err(e) => Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the node cannot read its store ({e}): retry later"),
+        )),
     }
 }
 
@@ -81,7 +60,7 @@ impl UsedAccess {
 /// `venue`): the [`AUTH_HEADER`] must hold an unexpired EIP-712 `Access` for exactly that, signed
 /// by `tenant`, whose nonce this node has not taken before. `missing` is the answer without one.
 pub(crate) fn check_access(
-    used: &UsedAccess,
+    store: &Mutex<Store>,
     headers: &HeaderMap,
     venue: Venue,
     (what, lease, provider): (AccessTo, B256, Address),
@@ -103,7 +82,7 @@ pub(crate) fn check_access(
             ),
         ));
     }
-    used.take(g.signer, g.nonce, g.expiry, now)
+    take_nonce(store, (g.signer, g.nonce, g.expiry), now)
 }
 
 /// A refusal as a response: `code`, and `why` on a line.
@@ -175,25 +154,29 @@ pub(crate) fn auth_signer(
 mod tests {
     use super::*;
 
-    /// ACC-01: a nonce is taken once; one tenant holds at most its share of unexpired ones (a
-    /// tenant signing nonces by the thousand cannot lock the others out), and expired ones free it.
+    /// ACC-01: a nonce is taken once, after the store is reopened too (a restart); one tenant
+    /// holds at most its share of unexpired ones (a tenant signing nonces by the thousand cannot
+    /// lock the others out), and expired ones free it.
     #[test]
     fn each_nonce_is_taken_once_and_one_tenant_cannot_fill_the_set() {
-        let used = UsedAccess::default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        let store = Mutex::new(Store::open(&path).expect("store"));
         let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let nonce = |i: usize| B256::left_padding_from(&i.to_be_bytes());
         for i in 0..MAX_USED_PER_SIGNER {
-            used.take(a, nonce(i), 1_000, 100).expect("taken");
+            take_nonce(&store, (a, nonce(i), 1_000), 100).expect("taken");
         }
-        let replay = used.take(a, nonce(0), 1_000, 100).expect_err("replayed");
-        assert_eq!(replay.0, StatusCode::UNAUTHORIZED);
-        let full = used
-            .take(a, nonce(9_999), 1_000, 100)
-            .expect_err("over its share");
+        let full = take_nonce(&store, (a, nonce(9_999), 1_000), 100).expect_err("over its share");
         assert_eq!(full.0, StatusCode::TOO_MANY_REQUESTS);
-        // Another tenant is not held back; the first one's expired nonces free its share.
-        used.take(b, nonce(0), 1_000, 100).expect("another tenant");
-        used.take(a, nonce(9_999), 2_000, 1_001)
-            .expect("after expiry");
+        // Another tenant is not held back.
+        take_nonce(&store, (b, nonce(0), 1_000), 100).expect("another tenant");
+        // A restart remembers them: a replay is refused.
+        drop(store);
+        let store = Mutex::new(Store::open(&path).expect("reopened"));
+        let replay = take_nonce(&store, (a, nonce(0), 1_000), 100).expect_err("replayed");
+        assert_eq!(replay.0, StatusCode::UNAUTHORIZED);
+        // Expired ones free the share.
+        take_nonce(&store, (a, nonce(9_999), 2_000), 1_001).expect("after expiry");
     }
 }

@@ -48,7 +48,7 @@ pub(crate) async fn result(
         .is_some_and(|t| JobKind::from_code(t.jobKind) == Some(JobKind::MatmulI8));
     if !public
         && let Err(r) = check_access(
-            &s.used_access,
+            &s.store,
             &headers,
             s.venue(),
             (AccessTo::Result, id, s.cfg.owner),
@@ -104,7 +104,7 @@ pub(crate) async fn logs(
         return deny(StatusCode::NOT_FOUND, "no such lease here");
     };
     if let Err(r) = check_access(
-        &s.used_access,
+        &s.store,
         &headers,
         s.venue(),
         (AccessTo::Logs, id, s.cfg.owner),

@@ -4,7 +4,7 @@
 use alloy::primitives::{Address, B256};
 
 /// Schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Where a job is. Transitions are only those of [`JobState::can_become`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -7,4 +7,4 @@ mod job;
 mod store;
 
 pub use job::{Challenge, ChallengeEnd, Job, JobState, SCHEMA_VERSION, StateError};
-pub use store::{LogParts, Set, Store};
+pub use store::{LogParts, NonceTake, Set, Store};

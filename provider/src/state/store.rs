@@ -16,6 +16,17 @@ pub struct Store {
 /// An event log as its topics and data.
 pub type LogParts = (Vec<B256>, Vec<u8>);
 
+/// What taking an access nonce did ([`Store::take_nonce`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NonceTake {
+    /// Taken: the request may go on.
+    Taken,
+    /// Taken before: a replay.
+    Replayed,
+    /// Over the signer's share, or everyone's.
+    Full,
+}
+
 /// Added by schema 3 (a version-2 file gets it on open).
 const DEFERRED_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS deferred (
@@ -42,6 +53,17 @@ CREATE TABLE IF NOT EXISTS challenges (
 CREATE TABLE IF NOT EXISTS held (
     lease BLOB PRIMARY KEY,
     closed_at INTEGER NOT NULL
+);
+";
+
+/// Added by schema 5: the nonces of tenants' access authorisations the node took, until they
+/// expire (ACC-01: a replay is refused, after a restart too).
+const V5: &str = "
+CREATE TABLE IF NOT EXISTS access_nonces (
+    signer BLOB NOT NULL,
+    nonce BLOB NOT NULL,
+    expiry INTEGER NOT NULL,
+    PRIMARY KEY (signer, nonce)
 );
 ";
 
@@ -121,12 +143,16 @@ impl Set {
 }
 
 impl Store {
-    /// Open (or create) the database at `path`; versions 2 and 3 are upgraded in place.
+    /// Open (or create) the database at `path`; versions 2 to 4 are upgraded in place.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         let schema = db::Schema {
             version: SCHEMA_VERSION,
-            create: &[SCHEMA, DEFERRED_TABLE, V4],
-            upgrades: &[(2, &[DEFERRED_TABLE, V4]), (3, &[DEFERRED_TABLE, V4])],
+            create: &[SCHEMA, DEFERRED_TABLE, V4, V5],
+            upgrades: &[
+                (2, &[DEFERRED_TABLE, V4, V5]),
+                (3, &[DEFERRED_TABLE, V4, V5]),
+                (4, &[V5]),
+            ],
         };
         let conn = db::open(path, &schema).map_err(|e| match e {
             db::DbError::Sqlite(e) => StateError::Db(e),
@@ -433,6 +459,50 @@ impl Store {
             params![id.as_slice(), closed_at as i64],
         )?;
         Ok(())
+    }
+
+    /// Take a tenant's access nonce, valid until `expiry`, at `now` (ACC-01): expired ones are
+    /// dropped first; then a nonce taken before is [`NonceTake::Replayed`], and one past `signer`'s
+    /// `per_signer` unexpired ones, or everyone's `total`, is [`NonceTake::Full`].
+    pub fn take_nonce(
+        &self,
+        (signer, nonce, expiry): (Address, B256, u64),
+        now: u64,
+        per_signer: usize,
+        total: usize,
+    ) -> Result<NonceTake, StateError> {
+        self.conn.execute(
+            "DELETE FROM access_nonces WHERE expiry < ?1",
+            params![now as i64],
+        )?;
+        let taken: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM access_nonces WHERE signer = ?1 AND nonce = ?2",
+                params![signer.as_slice(), nonce.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if taken.is_some() {
+            return Ok(NonceTake::Replayed);
+        }
+        let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<usize, StateError> {
+            let n: i64 = self.conn.query_row(sql, p, |r| r.get(0))?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        if count(
+            "SELECT COUNT(*) FROM access_nonces WHERE signer = ?1",
+            &[&signer.as_slice()],
+        )? >= per_signer
+            || count("SELECT COUNT(*) FROM access_nonces", &[])? >= total
+        {
+            return Ok(NonceTake::Full);
+        }
+        self.conn.execute(
+            "INSERT INTO access_nonces (signer, nonce, expiry) VALUES (?1, ?2, ?3)",
+            params![signer.as_slice(), nonce.as_slice(), expiry as i64],
+        )?;
+        Ok(NonceTake::Taken)
     }
 
     /// Up to `max` held leases closed at or before `until`, oldest first.

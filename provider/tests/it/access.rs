@@ -47,7 +47,7 @@ fn signed_until(
 async fn acc_01_a_jobs_logs_and_result_answer_only_its_tenant_once_per_signed_request() {
     let n = net().await;
     n.config(&n.url, None);
-    let _node = n.start(1);
+    let mut node = n.start(1);
     n.wait_head(1).await;
     let cmd = vec![
         "sh".to_owned(),
@@ -169,4 +169,12 @@ async fn acc_01_a_jobs_logs_and_result_answer_only_its_tenant_once_per_signed_re
         text.starts_with("cannot open dataset\n") && text.contains("[the job failed ("),
         "{text}"
     );
+
+    // A restart forgets no nonce: the header taken before it is refused after it.
+    node.kill().expect("kill");
+    let _ = node.wait();
+    let _node = n.start(2);
+    n.wait_head(2).await;
+    refused(logs(Some(&once)).await, "401", "used already");
+    logs(Some(&tenants())).await.expect("a fresh access");
 }
