@@ -98,6 +98,10 @@ fn status_text(f: &Facts) -> String {
             if v.lease_kind() != LeaseKind::Held {
                 h += &format!("  ends       {}\n", when(v.end.to(), now));
             }
+            h += &format!(
+                "  logs       gridlease logs {} [--follow]   (tenant only)\n",
+                f.id
+            );
         }
         _ => {}
     }
