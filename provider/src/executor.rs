@@ -291,19 +291,7 @@ async fn read_capped(mut r: impl AsyncRead + Unpin, cap: u64) -> Result<Vec<u8>,
 async fn read_tail(mut r: impl AsyncRead + Unpin, keep: usize, mut live: LiveLog) -> String {
     let mut out: Vec<u8> = Vec::new();
     let mut buf = [0u8; 16 << 10];
-    loop {
-        // A write the throttle held back goes out when the job has been quiet for it.
-        let n = match live.due() {
-            Some(wait) => match tokio::time::timeout(wait, r.read(&mut buf)).await {
-                Ok(n) => n,
-                Err(_) => {
-                    live.update(tail(&out, keep), true);
-                    continue;
-                }
-            },
-            None => r.read(&mut buf).await,
-        };
-        let Ok(n) = n else { break };
+    while let Ok(n) = live.wait_for(r.read(&mut buf), tail(&out, keep)).await {
         if n == 0 {
             break;
         }
@@ -328,7 +316,7 @@ pub(crate) fn tail(b: &[u8], keep: usize) -> &[u8] {
 /// The tail of a running job's standard error, kept in a file of the node's own (never in the job's
 /// directory, which the job controls) for its tenant to read as it runs (`GET /logs/<lease>`,
 /// ACC-01): replaced whole, at most once a second, so a chatty job costs the node little; what
-/// the throttle held back is written once the second is over ([`LiveLog::due`]).
+/// the throttle held back is written once the second is over ([`LiveLog::wait_for`]).
 #[derive(Debug)]
 pub(crate) struct LiveLog {
     path: Option<PathBuf>,
@@ -347,14 +335,20 @@ impl LiveLog {
         }
     }
 
-    /// How long until a held-back write is due (none when nothing is held back): the reader
-    /// waits for more output at most this long, then writes what it has.
-    pub(crate) fn due(&self) -> Option<Duration> {
-        (self.dirty && self.path.is_some()).then(|| {
-            self.written.map_or(Duration::ZERO, |t| {
+    /// Wait for `next` (the job's next output); if a write the throttle held back falls due
+    /// meanwhile, write `held` (the tail as it stands) then, so a job gone quiet shows it.
+    pub(crate) async fn wait_for<T>(&mut self, next: impl Future<Output = T>, held: &[u8]) -> T {
+        tokio::pin!(next);
+        if self.dirty && self.path.is_some() {
+            let wait = self.written.map_or(Duration::ZERO, |t| {
                 Duration::from_secs(1).saturating_sub(t.elapsed())
-            })
-        })
+            });
+            if let Ok(v) = tokio::time::timeout(wait, &mut next).await {
+                return v;
+            }
+            self.update(held, true);
+        }
+        next.await
     }
 
     /// Write `tail` (whole) unless it was written less than a second ago; `now`: whatever the
@@ -577,31 +571,46 @@ mod tests {
     }
 
     /// ACC-01: the live log follows the job: a line held back by the once-a-second throttle is
-    /// written once the second is over, not at the next line or the exit; a job that runs over
-    /// its time leaves its last words there.
+    /// written once the second is over, while the job is quiet (not at its next line or its exit,
+    /// 30 s on); and a job that runs over its time leaves its last words there (the throttle held
+    /// them back, and the kill came before their second was over).
     #[tokio::test]
     async fn a_running_jobs_live_log_catches_up_while_it_is_quiet_and_keeps_its_last_words() {
         let dir = tempfile::tempdir().expect("tempdir");
         let live = dir.path().join("job.log");
-        let mut j = job(
-            dir.path(),
-            &[
-                "sh",
-                "-c",
-                "echo a >&2; sleep 0.2; echo b >&2; sleep 4; echo c >&2",
-            ],
-            &[],
-            Duration::from_secs(3),
-        );
-        j.live_log = Some(live.clone());
+        let read = || std::fs::read_to_string(&live).unwrap_or_default();
         let x = ProcessExecutor::default();
-        let run =
-            tokio::spawn(async move { x.run(j, CancellationToken::new(), Box::new(|_| {})).await });
-        tokio::time::sleep(Duration::from_millis(1_800)).await;
-        assert_eq!(std::fs::read_to_string(&live).expect("live log"), "a\nb\n");
-        let e = run.await.expect("join").expect_err("runs over");
+        let script = ["sh", "-c", "echo a >&2; sleep 0.2; echo b >&2; sleep 30"];
+        let mut j = job(dir.path(), &script, &[], Duration::from_secs(60));
+        j.live_log = Some(live.clone());
+        let cancel = CancellationToken::new();
+        let run = tokio::spawn({
+            let (x, cancel) = (x.clone(), cancel.clone());
+            async move { x.run(j, cancel, Box::new(|_| {})).await }
+        });
+        let t0 = std::time::Instant::now();
+        while read() != "a\nb\n" {
+            assert!(
+                !run.is_finished() && t0.elapsed() < Duration::from_secs(20),
+                "the held-back line never reached the live log: {:?}",
+                read()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        cancel.cancel();
+        let e = run.await.expect("join").expect_err("cancelled");
+        assert!(matches!(e, ExecError::Cancelled), "{e}");
+
+        let script = ["sh", "-c", "echo a >&2; sleep 0.1; echo b >&2; sleep 30"];
+        let mut j = job(dir.path(), &script, &[], Duration::from_millis(700));
+        std::fs::remove_file(&live).expect("remove");
+        j.live_log = Some(live.clone());
+        let e = x
+            .run(j, CancellationToken::new(), Box::new(|_| {}))
+            .await
+            .expect_err("runs over");
         assert!(matches!(e, ExecError::TimedOut(_)), "{e}");
-        assert_eq!(std::fs::read_to_string(&live).expect("live log"), "a\nb\n");
+        assert_eq!(read(), "a\nb\n");
     }
 
     #[tokio::test]

@@ -91,19 +91,7 @@ impl ContainerExecutor {
         // (PIN-08).
         let (mut stdout_len, mut stderr_len) = (0u64, 0u64);
         let mut over = false;
-        loop {
-            // A write the throttle held back goes out when the job has been quiet for it.
-            let next = match live.due() {
-                Some(wait) => match tokio::time::timeout(wait, body.frame()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        live.update(tail(&logs.stderr, keep), true);
-                        continue;
-                    }
-                },
-                None => body.frame().await,
-            };
-            let Some(frame) = next else { break };
+        while let Some(frame) = live.wait_for(body.frame(), tail(&logs.stderr, keep)).await {
             let frame =
                 frame.map_err(|e| ExecError::Io(format!("the log stream broke off: {e}")))?;
             let Ok(data) = frame.into_data() else {
