@@ -15,9 +15,24 @@ use gridlease_primitives::protocol::JobKind;
 use tokio_util::io::ReaderStream;
 
 use crate::{
-    api::auth::{check_access, deny},
+    api::auth::{Refusal, check_access, deny, refuse},
     shared::Shared,
+    state::Job,
 };
+
+/// The lease `/<route>/<id>` names, and its job here; else the answer.
+fn lease_job(s: &Shared, id: &str, route: &str) -> Result<(B256, Job), Refusal> {
+    let Ok(id) = id.parse::<B256>() else {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("expected /{route}/0x<64 hex digits>"),
+        ));
+    };
+    match s.db().job(id).ok().flatten() {
+        Some(job) => Ok((id, job)),
+        None => Err(refuse(StatusCode::NOT_FOUND, "no such lease here")),
+    }
+}
 
 /// `GET /results/<lease id>`: the stored result of a lease (a built-in job's to anyone, others
 /// only to the lease's tenant, and not during a finality hold).
@@ -26,11 +41,9 @@ pub(crate) async fn result(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(id) = id.parse::<B256>() else {
-        return deny(
-            StatusCode::BAD_REQUEST,
-            "expected /results/0x<64 hex digits>",
-        );
+    let (id, job) = match lease_job(&s, &id, "results") {
+        Ok(found) => found,
+        Err(refused) => return refused.into_response(),
     };
     if s.cfg.withhold_results {
         // Testing only: a provider that posts results it does not serve (demo and tests of the
@@ -40,10 +53,6 @@ pub(crate) async fn result(
             "this node withholds its results (testing.withhold_results)",
         );
     }
-    let job = s.store.lock().ok().and_then(|st| st.job(id).ok().flatten());
-    let Some(job) = job else {
-        return deny(StatusCode::NOT_FOUND, "no such lease here");
-    };
     let public = crate::shared::terms(&job)
         .is_some_and(|t| JobKind::from_code(t.jobKind) == Some(JobKind::MatmulI8));
     if !public
@@ -96,12 +105,9 @@ pub(crate) async fn logs(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(id) = id.parse::<B256>() else {
-        return deny(StatusCode::BAD_REQUEST, "expected /logs/0x<64 hex digits>");
-    };
-    let job = s.store.lock().ok().and_then(|st| st.job(id).ok().flatten());
-    let Some(job) = job else {
-        return deny(StatusCode::NOT_FOUND, "no such lease here");
+    let (id, job) = match lease_job(&s, &id, "logs") {
+        Ok(found) => found,
+        Err(refused) => return refused.into_response(),
     };
     if let Err(r) = check_access(
         &s.store,

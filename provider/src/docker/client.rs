@@ -213,19 +213,24 @@ impl ContainerExecutor {
     /// With an image book, an image this pull brings onto the host is booked, and a booked one's
     /// use is recorded ([`super::images::ImageBook`]).
     pub(super) async fn pull(&self, image: &str) -> Result<()> {
-        let Some(book) = &self.images else {
-            return self.pull_or_local(image).await;
+        let pinned = image.contains('@');
+        // Whether the host has it before this pull (asked once): a pinned image it has is not
+        // pulled again, and the book keeps only what this node brings.
+        let here = if pinned || self.images.is_some() {
+            self.present(image).await?
+        } else {
+            false
         };
-        let here = self.present(image).await?;
-        self.pull_or_local(image).await?;
-        book.used(image, !here, crate::unix_now());
+        if !(pinned && here) {
+            self.pull_or_local(image).await?;
+        }
+        if let Some(book) = &self.images {
+            book.used(image, !here, crate::unix_now());
+        }
         Ok(())
     }
 
     async fn pull_or_local(&self, image: &str) -> Result<()> {
-        if image.contains('@') && self.present(image).await? {
-            return Ok(());
-        }
         match self.pull_anyway(image).await {
             Err(e @ DockerError::Pull { .. })
                 if !image.contains('@') && self.config.local_images.iter().any(|i| i == image) =>
