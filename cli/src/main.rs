@@ -173,8 +173,8 @@ enum Cmd {
     /// Read a lease's job logs (the tail of its standard error) from its provider's node.
     ///
     /// Tenant only: each request is signed (EIP-712) with the tenant's key for this lease, its
-    /// provider and this market. The node is the one the provider registered (its metadataURI),
-    /// or --node.
+    /// provider and this market. The node is the one serving the lease's result, else the one the
+    /// provider registered (its metadataURI), or --node.
     Logs {
         /// Lease id.
         id: String,

@@ -61,7 +61,8 @@ fn message(what: AccessTo, lease: B256, provider: Address, expiry: u64, nonce: B
     }
 }
 
-fn now() -> u64 {
+/// Unix seconds now.
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -104,11 +104,7 @@ fn signed_auth(
     message: impl Fn(u64) -> String,
 ) -> Option<String> {
     use alloy::signers::SignerSync;
-    let expiry = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs()
-        + access::LIFE;
+    let expiry = access::now() + access::LIFE;
     let sig = signer.sign_message_sync(message(expiry).as_bytes()).ok()?;
     Some(format!("{expiry}:{sig}"))
 }
