@@ -66,6 +66,13 @@ impl Output {
         self.json["failed"] == true
     }
 
+    /// The exit status a command passes on as its own (`gridlease shell`: the remote command's).
+    pub(crate) fn exit_status(&self) -> Option<u8> {
+        self.json["exitStatus"]
+            .as_u64()
+            .and_then(|s| u8::try_from(s).ok())
+    }
+
     /// Print in the chosen form.
     pub(crate) fn print(&self, json: bool) {
         if json {

@@ -28,29 +28,8 @@ const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// node serving its result, else the node its provider registered); with `follow`, again every
 /// 2 s, printing what is new, until its result is posted or the lease ends.
 pub(crate) async fn run(ctx: &Ctx, id: &str, node: Option<&str>, follow: bool) -> Result<Output> {
-    let id = parse_id(id)?;
-    let f = Facts::one(ctx, id).await?;
-    let Some(started) = &f.started else {
-        return user(format!(
-            "{id} was never leased on this market (chain {}): it has no job, so no logs (see gridlease status {id})",
-            ctx.client.chain_id
-        ));
-    };
-    let provider = started.provider;
-    let base = match node {
-        Some(u) => u.trim().trim_end_matches('/').to_owned(),
-        None => node_of(ctx, &f, provider).await?,
-    };
-    let wallet = ctx.wallet()?;
-    if f.created
-        .as_ref()
-        .is_some_and(|c| c.tenant != wallet.address())
-    {
-        return user(format!(
-            "the logs of {id} are its tenant's; this wallet ({}) is not it: use the tenant's key",
-            wallet.address()
-        ));
-    }
+    let (f, provider, base) = tenant_node(ctx, id, node, "logs").await?;
+    let (id, wallet) = (f.id, ctx.wallet()?);
     let url = format!("{base}/logs/{id}");
     // One access per read: the node takes each once.
     let read = async || -> Result<std::result::Result<String, String>> {
@@ -108,6 +87,41 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, node: Option<&str>, follow: bool) -
         },
         json: json!({ "lease": id, "provider": provider, "node": base, "logs": text }),
     })
+}
+
+/// For the tenant's request of `what` (logs, a shell) of lease `id`: the lease, its provider, and
+/// its node's base URL (`node`, else [`node_of`]); refused before any request when the lease was
+/// never started or this wallet is not its tenant.
+pub(crate) async fn tenant_node(
+    ctx: &Ctx,
+    id: &str,
+    node: Option<&str>,
+    what: &str,
+) -> Result<(Facts, Address, String)> {
+    let id = parse_id(id)?;
+    let f = Facts::one(ctx, id).await?;
+    let Some(started) = &f.started else {
+        return user(format!(
+            "{id} was never leased on this market (chain {}): it has no job, so no {what} (see gridlease status {id})",
+            ctx.client.chain_id
+        ));
+    };
+    let provider = started.provider;
+    let base = match node {
+        Some(u) => u.trim().trim_end_matches('/').to_owned(),
+        None => node_of(ctx, &f, provider).await?,
+    };
+    let wallet = ctx.wallet()?;
+    if f.created
+        .as_ref()
+        .is_some_and(|c| c.tenant != wallet.address())
+    {
+        return user(format!(
+            "the {what} of {id} are its tenant's; this wallet ({}) is not it: use the tenant's key",
+            wallet.address()
+        ));
+    }
+    Ok((f, provider, base))
 }
 
 /// The base URL of the node running lease `f`'s job (of `provider`): the one that serves its

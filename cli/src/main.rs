@@ -10,6 +10,7 @@ mod logs;
 mod manage;
 mod query;
 mod result;
+mod shell;
 mod submit;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -187,6 +188,30 @@ enum Cmd {
         #[arg(long, short)]
         follow: bool,
     },
+    /// Run a command (by default a shell) in a lease's running container on its provider's node.
+    ///
+    /// Tenant only: the session is signed (EIP-712) with the tenant's key for this lease, its
+    /// provider and this market. Without a command, on a terminal, you get an interactive shell
+    /// (`exit` or ^D ends it); `gridlease shell ID -- CMD ARGS...` runs CMD with this process's
+    /// input and output, and exits with its status. The command runs in the job's container, as
+    /// its unprivileged user, with its limits: nothing of the host or of another lease.
+    Shell {
+        /// Lease id.
+        id: String,
+        /// The node's base URL (default: the node serving the lease's result, else the one the
+        /// provider registered).
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+        /// Give the command a terminal even with a command or without one here.
+        #[arg(short = 't', long, conflicts_with = "no_tty")]
+        tty: bool,
+        /// Give the command no terminal (its output then keeps stdout and stderr apart).
+        #[arg(short = 'T', long)]
+        no_tty: bool,
+        /// The command and its arguments, after `--` (default: /bin/sh).
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// Download and verify a lease's result; challenge its chunks; prove faults.
     ///
     /// Verifies the download against the posted commitment (root and size, 1 KiB leaves) and
@@ -247,7 +272,9 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(out) => {
             out.print(json);
-            if out.is_failed() {
+            if let Some(status) = out.exit_status() {
+                ExitCode::from(status)
+            } else if out.is_failed() {
                 ExitCode::from(6)
             } else {
                 ExitCode::SUCCESS
@@ -301,6 +328,20 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             .await
         }
         Cmd::Logs { id, node, follow } => logs::run(&ctx, &id, node.as_deref(), follow).await,
+        Cmd::Shell {
+            id,
+            node,
+            tty,
+            no_tty,
+            command,
+        } => {
+            let opts = shell::Opts {
+                command,
+                tty: (tty || no_tty).then_some(tty),
+                node,
+            };
+            shell::run(&ctx, &id, opts).await
+        }
         Cmd::Result {
             id,
             file,

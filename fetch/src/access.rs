@@ -27,6 +27,8 @@ pub enum AccessTo {
     Result,
     /// `GET /logs/<lease>`: the job's logs.
     Logs,
+    /// `GET /shell/<lease>`: a command in the job's container ([`crate::shell`]).
+    Shell,
 }
 
 impl AccessTo {
@@ -35,6 +37,7 @@ impl AccessTo {
         match self {
             Self::Result => "result",
             Self::Logs => "logs",
+            Self::Shell => "shell",
         }
     }
 }

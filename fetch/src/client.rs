@@ -74,8 +74,8 @@ pub struct Fetcher {
     /// The guarded client; if it could not be built, why (every fetch then fails: never a
     /// client without the guards).
     client: Result<reqwest::Client, String>,
-    allow: Arc<AllowList>,
-    limits: Limits,
+    pub(crate) allow: Arc<AllowList>,
+    pub(crate) limits: Limits,
 }
 
 impl Default for Fetcher {

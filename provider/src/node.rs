@@ -282,6 +282,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         acked_early: Mutex::new(std::collections::HashSet::new()),
         proofs: crate::shared::ProofCache::default(),
         bid_signer,
+        shells: Default::default(),
         cfg,
     })
 }

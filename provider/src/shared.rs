@@ -100,6 +100,8 @@ pub struct Shared {
     pub(crate) answering: Mutex<std::collections::HashSet<crate::state::Challenge>>,
     /// The operator key, to sign bids in `bidding.mode = "signed"` (None in on-chain mode).
     pub(crate) bid_signer: Option<alloy::signers::local::PrivateKeySigner>,
+    /// Open shell sessions per lease ([`crate::api::shell`]).
+    pub(crate) shells: crate::api::shell::Sessions,
 }
 
 /// The tree of the result last challenged, kept while its chunks are asked for: a run of

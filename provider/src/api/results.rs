@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// The lease `/<route>/<id>` names, and its job here; else the answer.
-fn lease_job(s: &Shared, id: &str, route: &str) -> Result<(B256, Job), Refusal> {
+pub(crate) fn lease_job(s: &Shared, id: &str, route: &str) -> Result<(B256, Job), Refusal> {
     let Ok(id) = id.parse::<B256>() else {
         return Err(refuse(
             StatusCode::BAD_REQUEST,

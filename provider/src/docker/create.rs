@@ -215,6 +215,11 @@ impl ContainerExecutor {
 
     /// The name of the container of lease `job` (one per lease, so a retry replaces it).
     pub fn container_name(job: &JobRun) -> String {
-        format!("gridlease-{:x}", job.id)
+        Self::container_name_of(job.id)
+    }
+
+    /// The name of lease `id`'s container.
+    pub fn container_name_of(id: alloy::primitives::B256) -> String {
+        format!("gridlease-{id:x}")
     }
 }

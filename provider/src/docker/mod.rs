@@ -33,6 +33,7 @@
 //! - [`client`]: talking to the engine (requests, ping, pulls, removal of leftovers).
 //! - [`create`]: the create bodies of both dialects (Docker's `DeviceRequests`, libpod's CDI).
 //! - [`run`]: running a job: start, logs, output cap, wait, clean-up.
+//! - [`exec`]: a tenant's command in its lease's running container (`gridlease shell`, ACC-02).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -43,8 +44,10 @@ use crate::{
 
 mod client;
 mod create;
+pub mod exec;
 pub mod images;
 mod run;
+pub(crate) use run::Demux;
 #[cfg(test)]
 mod tests;
 

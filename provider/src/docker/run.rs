@@ -22,13 +22,13 @@ use gridlease_primitives::spec::Workload;
 
 /// Demultiplex a non-TTY log stream: frames of `[stream, 0, 0, 0, size (u32 BE)]` + payload.
 #[derive(Debug, Default)]
-struct Demux {
+pub(crate) struct Demux {
     buf: Vec<u8>,
 }
 
 impl Demux {
     /// Feed bytes; call `f(stream, payload)` for every complete frame.
-    fn feed(&mut self, data: &[u8], mut f: impl FnMut(u8, &[u8])) {
+    pub(crate) fn feed(&mut self, data: &[u8], mut f: impl FnMut(u8, &[u8])) {
         self.buf.extend_from_slice(data);
         let mut at = 0;
         while self.buf.len() - at >= 8 {

@@ -9,6 +9,7 @@ use gridlease_deploy::anvil::ANVIL_KEYS;
 use gridlease_fetch::{
     Venue,
     access::{AccessTo, access},
+    shell::{Control, Ended, Event, STDERR, Session, ShellError, Start},
 };
 use gridlease_primitives::{
     eip712::{Access, access_domain},
@@ -114,6 +115,17 @@ async fn acc_01_a_jobs_logs_and_result_answer_only_its_tenant_once_per_signed_re
     }
     let expired = signed_until(&tenant, v, (AccessTo::Logs, id, provider), 1_000);
     refused(logs(Some(&expired)).await, "401", "expired");
+    // A node running container jobs as local processes offers no shell (ACC-02).
+    let h = access(&tenant, v, AccessTo::Shell, id, provider).expect("sign");
+    match shell(&n, id, Some(&h), &["true"]).await {
+        Err(ShellError::Refused { status, reason }) => {
+            assert!(
+                status == 409 && reason.contains("local processes"),
+                "{reason}"
+            );
+        }
+        other => panic!("a shell on a process job: {other:?}"),
+    }
     let once = tenants();
     logs(Some(&once)).await.expect("the tenant's access");
     refused(logs(Some(&once)).await, "401", "used already");
@@ -177,4 +189,144 @@ async fn acc_01_a_jobs_logs_and_result_answer_only_its_tenant_once_per_signed_re
     n.wait_head(2).await;
     refused(logs(Some(&once)).await, "401", "used already");
     logs(Some(&tenants())).await.expect("a fresh access");
+}
+
+/// Open `id`'s shell at the test node with `auth`, running `cmd` without a terminal.
+async fn shell(n: &Net, id: B256, auth: Option<&str>, cmd: &[&str]) -> Result<Session, ShellError> {
+    let start = Start {
+        cmd: cmd.iter().map(|&c| c.to_owned()).collect(),
+        ..Start::default()
+    };
+    gridlease_fetch::Fetcher::devnet()
+        .shell(
+            &format!("http://127.0.0.1:{}", n.port),
+            id,
+            auth.unwrap_or(""),
+            &start,
+        )
+        .await
+}
+
+/// A session's output, stdout and stderr, and how it ended.
+async fn drain(mut s: Session) -> (String, String, Ended) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let ended = loop {
+        match s.next().await.expect("an end").expect("the session") {
+            Event::Output { stream, data } => {
+                if stream == STDERR { &mut err } else { &mut out }.extend_from_slice(&data);
+            }
+            Event::Ended(e) => break e,
+        }
+    };
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+        ended,
+    )
+}
+
+/// ACC-01, ACC-02 through the node: the tenant's shell opens on its running container job only
+/// with its own access for this shell (an empty header, a stranger's, the logs' access, another
+/// lease's, a replay are
+/// refused before any upgrade); the command runs in the job's container as its user, with its
+/// input, output streams and exit status; another lease's access cannot open it. Needs the
+/// engine `scripts/podman.sh` serves (the test command starts it).
+#[tokio::test]
+async fn acc_02_the_tenants_shell_runs_in_its_leases_container_with_its_own_access_only() {
+    let Some(engine) = gridlease_testkit::engine::Engine::for_test() else {
+        return;
+    };
+    let n = net().await;
+    n.config(&n.url, None);
+    n.use_engine(&engine);
+    let _node = n.start(1);
+    n.wait_head(1).await;
+    let spec = job_spec(Workload::Container {
+        image: engine.image.clone(),
+        command: vec!["sh".into(), "-c".into(), "echo ready >&2; sleep 300".into()],
+        env: [("TASK".to_owned(), "41".to_owned())].into(),
+    });
+    let id = n.order_spec(&spec, 0, 51, 600, true).await.0;
+    let (tenant, stranger, provider) = (key(1), key(8), key(2).address());
+    let v = venue(n.market);
+    let tenants = || access(&tenant, v, AccessTo::Shell, id, provider).expect("sign");
+
+    // Once its container runs: the command is in it, as the job's user, with the job's
+    // environment, and nothing of the node's directory.
+    let data_dir = n.path().join("data");
+    let script = format!(
+        "id -u; echo task=$TASK; ls {} 2>&1; echo to-stderr >&2; exit 3",
+        data_dir.display()
+    );
+    let mut last = String::new();
+    let mut got = None;
+    for _ in 0..120 {
+        let auth = tenants();
+        match shell(&n, id, Some(&auth), &["sh", "-c", &script]).await {
+            Ok(s) => match drain(s).await {
+                (out, err, Ended::Exit(code)) => {
+                    got = Some((out, err, code, auth));
+                    break;
+                }
+                (_, _, Ended::Error(e)) => last = e,
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let (out, err, code, once) =
+        got.unwrap_or_else(|| panic!("no shell in 60 s: {last}\n{}", n.log(1)));
+    assert!(out.starts_with("65534\ntask=41\n"), "{out}");
+    assert!(out.contains("No such file"), "the node's directory: {out}");
+    assert_eq!(err, "to-stderr\n");
+    assert_eq!(code, 3);
+    // Refused before the upgrade, each with its reason, and a replay.
+    let refused = |got: Result<Session, ShellError>, code: u16, why: &str| match got {
+        Err(ShellError::Refused { status, reason }) => {
+            assert!(status == code && reason.contains(why), "{status}: {reason}");
+        }
+        other => panic!("not refused: {other:?}"),
+    };
+    refused(
+        shell(&n, id, None, &["true"]).await,
+        401,
+        "<expiry>:<nonce>:<signature>",
+    );
+    let stranger_h = access(&stranger, v, AccessTo::Shell, id, provider).expect("sign");
+    refused(
+        shell(&n, id, Some(&stranger_h), &["true"]).await,
+        403,
+        "not the lease's tenant",
+    );
+    let logs_h = access(&tenant, v, AccessTo::Logs, id, provider).expect("sign");
+    refused(
+        shell(&n, id, Some(&logs_h), &["true"]).await,
+        403,
+        "not the lease's tenant",
+    );
+    let other_lease = access(&tenant, v, AccessTo::Shell, B256::repeat_byte(3), provider);
+    refused(
+        shell(&n, id, other_lease.as_deref(), &["true"]).await,
+        403,
+        "not the lease's tenant",
+    );
+
+    refused(
+        shell(&n, id, Some(&once), &["true"]).await,
+        401,
+        "used already",
+    );
+
+    // Input to its end, through the socket.
+    let mut s = shell(&n, id, Some(&tenants()), &["cat"])
+        .await
+        .expect("open");
+    s.input(b"through the node\n").await.expect("input");
+    s.control(&Control::Eof).await.expect("eof");
+    assert_eq!(
+        drain(s).await,
+        ("through the node\n".into(), String::new(), Ended::Exit(0))
+    );
+    n.wait_log("the session's log line", "shell opened", 1, 10)
+        .await;
 }

@@ -168,6 +168,22 @@ listen = "127.0.0.1:{}"
         std::fs::write(self.dir.path().join("provider.toml"), config).expect("write");
     }
 
+    /// Run container jobs on `engine` (Podman's API) instead of as local processes.
+    pub(crate) fn use_engine(&self, engine: &gridlease_testkit::engine::Engine) {
+        let path = self.path().join("provider.toml");
+        let text = std::fs::read_to_string(&path).expect("config");
+        let podman = text.replace(
+            "executor = \"process\"\nallow_unsandboxed = true\n",
+            &format!(
+                "executor = \"podman\"\nsocket = \"unix://{}\"\nlocal_images = [\"{}\"]\n",
+                engine.socket.display(),
+                engine.image
+            ),
+        );
+        assert_ne!(podman, text);
+        std::fs::write(&path, podman).expect("config");
+    }
+
     pub(crate) fn log(&self, n: u32) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("node-{n}.log"))).unwrap_or_default()
     }

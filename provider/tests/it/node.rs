@@ -283,18 +283,7 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
     };
     let n = net().await;
     n.config(&n.url, None);
-    let path = n.path().join("provider.toml");
-    let text = std::fs::read_to_string(&path).expect("config");
-    let podman = text.replace(
-        "executor = \"process\"\nallow_unsandboxed = true\n",
-        &format!(
-            "executor = \"podman\"\nsocket = \"unix://{}\"\nlocal_images = [\"{}\"]\n",
-            engine.socket.display(),
-            engine.image
-        ),
-    );
-    assert_ne!(podman, text);
-    std::fs::write(&path, podman).expect("config");
+    n.use_engine(&engine);
     let node = n.start(1);
     n.wait_head(1).await;
     let spec = job_spec(Workload::Container {

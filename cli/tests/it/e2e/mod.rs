@@ -385,3 +385,4 @@ mod faults;
 mod orders;
 mod refusals;
 mod results;
+mod shell;

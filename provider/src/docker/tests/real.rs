@@ -407,3 +407,167 @@ async fn real_engine_an_image_the_node_pulled_is_removed_once_unused_and_the_ope
     );
     assert!(book.uses().is_empty());
 }
+
+/// All of an exec's output (stdout, stderr) until it ends, and its exit status; `input` is
+/// written first, then its standard input is closed.
+async fn exec_all(
+    x: &ContainerExecutor,
+    e: exec::ExecStream,
+    input: &[u8],
+) -> (String, String, i64) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exec::ExecStream {
+        id,
+        tty,
+        early,
+        mut read,
+        mut write,
+    } = e;
+    write.write_all(input).await.expect("input");
+    write.shutdown().await.expect("end of input");
+    let mut raw = early;
+    tokio::time::timeout(Duration::from_secs(60), read.read_to_end(&mut raw))
+        .await
+        .expect("the exec ends")
+        .expect("read");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    if tty {
+        out = raw;
+    } else {
+        Demux::default().feed(&raw, |stream, p| {
+            if stream == 2 { &mut err } else { &mut out }.extend_from_slice(p);
+        });
+    }
+    let code = x.exec_exit(&id).await.expect("inspect").expect("ended");
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+        code,
+    )
+}
+
+/// ACC-02: a tenant's command runs in its lease's running container, as the job's unprivileged
+/// user with no capability, and sees nothing of the node's files; its input, its two streams,
+/// its terminal and its exit status go through. Another node on the same engine, a lease with
+/// no container, and the lease once its container is gone get no exec.
+#[tokio::test]
+async fn real_engine_acc_02_a_shell_runs_in_its_leases_container_and_reaches_nothing_else() {
+    // The engine `scripts/test.sh` starts (a skip without one, a failure when it is required).
+    let Some(Engine { socket, image }) = Engine::for_test() else {
+        return;
+    };
+    let node_dir = tempfile::tempdir().expect("tempdir");
+    let keystore = node_dir.path().join("operator.json");
+    std::fs::write(&keystore, "SECRET-KEYSTORE").expect("write");
+    let x = on_real(&socket, "podman", "gridlease-test-shell");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let job = real_job(dir.path(), &image, "sleep 300", Duration::from_secs(300));
+    let lease = job.id;
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (x, stop) = (x.clone(), stop.clone());
+        async move { x.run(job, stop, no_hook()).await }
+    });
+    let cmd = |c: &str| vec!["sh".to_owned(), "-c".to_owned(), c.to_owned()];
+    // Once its container runs.
+    let mut started = None;
+    for _ in 0..600 {
+        match x.exec(lease, &cmd("true"), false, None).await {
+            Ok(e) => {
+                started = Some(e);
+                break;
+            }
+            Err(exec::ExecRefusal::NotRunning) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let first = started.expect("the lease's container runs within 60 s");
+    assert_eq!(exec_all(&x, first, b"").await.2, 0);
+
+    let script = format!(
+        "id -u; grep CapEff /proc/self/status; echo $TASK; cat {} 2>&1; ls {} >&2; echo x > /x || echo root-is-read-only; exit 7",
+        keystore.display(),
+        node_dir.path().display()
+    );
+    let e = x
+        .exec(lease, &cmd(&script), false, None)
+        .await
+        .expect("exec");
+    let (out, err, code) = exec_all(&x, e, b"").await;
+    assert!(out.starts_with("65534\n"), "not nobody: {out}");
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(out.contains("\n7\n"), "the job's environment: {out}");
+    assert!(
+        !out.contains("SECRET") && !err.contains("SECRET"),
+        "{out}{err}"
+    );
+    assert!(out.contains("root-is-read-only"), "{out}");
+    assert!(err.contains("No such file"), "the node's directory: {err}");
+    assert_eq!(code, 7);
+
+    // Its input, to the end: `cat` exits on it.
+    let e = x
+        .exec(lease, &["cat".to_owned()], false, None)
+        .await
+        .expect("exec");
+    assert_eq!(
+        exec_all(&x, e, b"line 1\nline 2\n").await,
+        ("line 1\nline 2\n".into(), String::new(), 0)
+    );
+
+    // A terminal, sized by the session: the command reads a line, then its terminal's size.
+    let e = x
+        .exec(lease, &cmd("read l; tty; stty size"), true, Some("xterm"))
+        .await
+        .expect("exec");
+    x.exec_resize(&e.id, 100, 30).await.expect("resize");
+    let (out, _, code) = exec_all(&x, e, b"go\n").await;
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("30 100"), "{out}");
+    assert_eq!(code, 0);
+
+    // A tenant who leaves a terminal's shell leaves no shell behind: it gets its hang-up.
+    let e = x
+        .exec(lease, &["/bin/sh".to_owned()], true, None)
+        .await
+        .expect("exec");
+    let id = e.id.clone();
+    drop(e);
+    assert!(
+        x.exec_exit(&id).await.expect("inspect").is_some(),
+        "the shell still runs"
+    );
+
+    // Another node's executor on this engine, and a lease with no container: nothing to run in.
+    let other = on_real(&socket, "podman", "gridlease-test-other");
+    assert!(matches!(
+        other.exec(lease, &cmd("true"), false, None).await,
+        Err(exec::ExecRefusal::NotRunning)
+    ));
+    assert!(matches!(
+        x.exec(B256::random(), &cmd("true"), false, None).await,
+        Err(exec::ExecRefusal::NotRunning)
+    ));
+
+    // A session open when the lease ends ends with it.
+    let mut e = x
+        .exec(lease, &cmd("sleep 300"), false, None)
+        .await
+        .expect("exec");
+    stop.cancel();
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::io::AsyncReadExt::read_to_end(&mut e.read, &mut rest),
+    )
+    .await
+    .expect("the session ends with the container")
+    .expect("read");
+    assert!(run.await.expect("join").is_err(), "cancelled");
+    assert!(matches!(
+        x.exec(lease, &cmd("true"), false, None).await,
+        Err(exec::ExecRefusal::NotRunning)
+    ));
+}
