@@ -112,6 +112,61 @@ command = ["sh", "-c", "for i in $(seq 1 15); do echo frame $i rendered; echo re
     ]
 }
 
+/// While the container job runs: a command in its container, through `gridlease shell` (a session
+/// its tenant alone may open, ACC-02), once the lease is awarded and the container started.
+async fn look_inside(m: &Market, id: B256, say: &dyn Fn(&str)) -> Result<()> {
+    say(
+        "\n== 1b. tenant: a look inside the container job while it runs (`gridlease shell`, tenant only)",
+    );
+    if m.engine.is_none() {
+        say(
+            "  skipped: no container engine here, so container jobs run as local processes, which offer no shell",
+        );
+        return Ok(());
+    }
+    let script =
+        "echo \"in container $(hostname) as uid $(id -u); its processes:\"; ps -o pid,args";
+    let lens = MarketLens::new(m.deployments.address("MarketLens")?, &m.gov.provider);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        // Quiet until it works: before the award the lease has no node, and before its start
+        // the node says the job is not running. The demo's providers register no node URL, so
+        // the winner's node is named.
+        let provider = lens.getJob(id).call().await.map_err(classify)?.provider;
+        let Some(node) = m.providers.iter().find(|d| d.address == provider) else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let node = format!("http://127.0.0.1:{}", node.port);
+        let args = [
+            "shell",
+            &id.to_string(),
+            "--node",
+            &node,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ];
+        let (ok, out) = cli_status(m, "container", &args, &|_| {}).await?;
+        if ok {
+            say(&format!("  $ gridlease shell {id} -- sh -c '{script}'"));
+            for l in out.lines() {
+                say(&format!("  [container] {l}"));
+            }
+            return Ok(());
+        }
+        if posted(m, id).await? {
+            say("  the job finished before its container could be reached; its logs follow below");
+            return Ok(());
+        }
+        last = out;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    bail!("no shell in the running container job within 90 s: {last}")
+}
+
 /// Run the tenant CLI with `args`, echoing what it prints under `[label]`: whether it succeeded,
 /// and its stdout followed by its stderr (progress lines, or the error).
 pub async fn cli_status(
@@ -259,6 +314,7 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
     let cheat = submit("matmul-h100").await?;
     say("\n== 3. tenant: a matmul_i8 job for an L40S (instant order; only delta has one)");
     let withheld = submit("matmul-l40s").await?;
+    look_inside(m, container, say).await?;
     say(
         "\n== 4. tenant: a matmul_i8 job for an RTX 4090 (instant order), followed until verified and accepted",
     );
