@@ -73,7 +73,12 @@ contract MarketLens {
         uint256 from = L.settledAt(a);
         if (until <= from) return 0;
         uint256 scale = uint64(uint256(market.extsload(L.entry(uint8(a >> L.A_TOKEN), L.TOKEN_SLOTS_SLOT))) >> 160);
-        return uint96(LeaseMath.owed(uint96(d >> 160), until - from, scale, L.escrow(a)));
+        if (scale < LeaseMath.CARRY_SCALE) {
+            return uint96(LeaseMath.owed(uint96(d >> 160), until - from, scale, L.escrow(a)));
+        }
+        uint256 carry = uint256(market.extsload(bytes32(uint256(L.jobSlot(id)) + 1))) >> 160;
+        (uint256 amount,) = LeaseMath.owedCarrying(uint96(d >> 160), until - from, carry, scale, L.escrow(a));
+        return uint96(amount);
     }
 
     /// @notice When the held result of lease `id` stands (end of its challenge window), 0 if none.

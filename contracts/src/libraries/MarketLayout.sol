@@ -13,7 +13,9 @@ import {IMarket} from "../interfaces/IMarket.sol";
 /// A job (order, then lease) is four slots from `jobSlot(id)`:
 /// A: status (8) | tokenId (8) | protocolFeeBps (16) | keeperFeeBps (16) | flags (8) |
 ///    settledAt (48) | end (48) | escrow (96) | moduleId (8)                         = 256 bits
-/// B: bidder (160) | bidPrice (96)     the lowest on-chain bid of an open order; empty once awarded
+/// B: bidder (160) | bidPrice (96)     the lowest on-chain bid of an open order; empty once awarded,
+///    then, for a lease in a token of at most 4 decimals, bidPrice is the remainder its last
+///    settlement could not pay in whole units (`LeaseMath.owedCarrying`)
 /// C: tenant (160) | collateral (96)
 /// D: an open order's terms (see `Market._packTerms`); a lease's provider (160) | rate (96)
 /// Settlement reads and writes only A and reads D. After a close that holds the collateral (flag

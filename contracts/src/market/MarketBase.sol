@@ -106,7 +106,14 @@ abstract contract MarketBase is Ownable2Step, ReentrancyGuardTransient, EIP712 {
     ) internal returns (uint256) {
         uint256 from = uint48(a >> L.A_SETTLED_AT);
         if (until <= from) return a;
-        uint256 amount = LeaseMath.owed(rate, until - from, scale, _escrowOf(a));
+        uint256 elapsed;
+        // Safe: until > from.
+        unchecked {
+            elapsed = until - from;
+        }
+        uint256 amount = scale < LeaseMath.CARRY_SCALE
+            ? LeaseMath.owed(rate, elapsed, scale, _escrowOf(a))
+            : _owedCarrying(id, rate, elapsed, scale, _escrowOf(a), ongoing);
         // Nothing owed: no state change and no fee (KPR-04).
         if (amount == 0) return a;
         uint256 escrow;
@@ -129,6 +136,26 @@ abstract contract MarketBase is Ownable2Step, ReentrancyGuardTransient, EIP712 {
             emit IMarket.LowBalance(id, uint96(escrow), LeaseMath.depletesAt(until, escrow, rate, scale));
         }
         return a;
+    }
+
+    /// @dev What lease `id` owes for `elapsed` seconds at `rate` on a coarse token (scale at least
+    /// `LeaseMath.CARRY_SCALE`), with the remainder earlier settlements could not pay in whole
+    /// units; the new remainder is kept in the lease's slot B (`bidPrice`, empty once awarded) for
+    /// the next one, so settling often rounds nothing away (TOK-08). Nothing paid: the time is not
+    /// settled, so the remainder stays as it was. The last settlement (`ongoing` false) leaves
+    /// none: the tenant keeps the fraction, which is still in the escrow.
+    function _owedCarrying(bytes32 id, uint96 rate, uint256 elapsed, uint256 scale, uint256 escrow, bool ongoing)
+        private
+        returns (uint256 amount)
+    {
+        Job storage job = _jobs[id];
+        uint256 carry = job.bidPrice;
+        uint256 rest;
+        (amount, rest) = LeaseMath.owedCarrying(rate, elapsed, carry, scale, escrow);
+        if (amount == 0) rest = carry;
+        if (!ongoing) rest = 0;
+        // Safe: rest < scale <= 10^18 < 2^96.
+        if (rest != carry) job.bidPrice = uint96(rest);
     }
 
     /// @dev Until when a running service lease (slot A `a`) can be paid now: not past now or its

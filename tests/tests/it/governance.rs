@@ -328,16 +328,12 @@ fn a_hostile_module_cannot_touch_a_lease_it_did_not_start_gov05() {
     assert!(!r.success);
 }
 
-/// The opcodes of deployed `code`, PUSH data skipped, up to Solidity's CBOR metadata where the
-/// compiler appended it (a map, 0xa0..=0xbf, whose length is the code's last two bytes).
+/// The opcodes of deployed `code`, PUSH data skipped. The contracts are compiled without CBOR
+/// metadata (`appendCBOR: false` in `bindings/build.rs`), so all of it is code: guessing a
+/// metadata tail from the last two bytes once cut off most of the market (those bytes happened to
+/// point at a LOG opcode).
 fn opcodes(code: &[u8]) -> Vec<u8> {
-    let meta = code
-        .len()
-        .checked_sub(2)
-        .map(|n| usize::from(u16::from_be_bytes([code[n], code[n + 1]])) + 2)
-        .filter(|&m| m <= code.len() && (0xa0..=0xbf).contains(&code[code.len() - m]))
-        .unwrap_or(0);
-    let body = &code[..code.len().saturating_sub(meta)];
+    let body = code;
     let (mut ops, mut i) = (Vec::new(), 0);
     while i < body.len() {
         let op = body[i];

@@ -90,6 +90,51 @@ fn settle_defers_sub_unit_amounts_two_decimals_tok08_esc05() {
     assert_eq!(settled(&mut s, id), 1);
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// TOK-08, ESC-05: on a token of 2 decimals (a unit is a cent), whoever settles a service
+    /// lease, and however often, its provider is paid for its time to within one unit in all, and
+    /// its tenant never pays more than its rate times that time. A floor per settlement let a
+    /// tenant (or anyone) settling every second or two cut the provider's pay by up to half at
+    /// rates near a unit a second.
+    #[test]
+    fn settling_often_never_rounds_a_providers_pay_away_tok08(
+        rate in 1_000_000_000_000_000u128..50_000_000_000_000_000,
+        steps in proptest::collection::vec(1u64..=4, 10..60),
+    ) {
+        let mut s = Suite::new();
+        let token = s.add_token("Cents", "CT", 2);
+        s.ensure_registered(0);
+        s.heartbeat(0).expect_success();
+        let deposit = 1_000_000 * 100; // a million tokens
+        let tenant = s.tenant(0);
+        s.mint(token, tenant, deposit);
+        let mut p = service_in(&mut s, token, deposit);
+        p.maxPricePerSecond = u96(rate);
+        let id = s.create(0, p);
+        s.bid(0, id, rate).expect_success();
+        let start = u128::from(s.job(id).settledAt.to::<u64>());
+        let mut paid = 0u128;
+        let lens = s.lens;
+        for step in steps {
+            s.keep_alive(0, step);
+            let shown: u128 = s.chain.view(lens, MarketLens::accruedCall { id }).to();
+            let r = settle(&mut s, id).expect_success();
+            let now: u128 = r
+                .events::<Market::LeaseSettled>()
+                .iter()
+                .map(|e| e.amount.to::<u128>())
+                .sum();
+            proptest::prop_assert_eq!(shown, now, "the lens shows what a settlement pays");
+            paid += now;
+        }
+        let owed = rate * (u128::from(s.chain.now()) - start) / 10u128.pow(16);
+        proptest::prop_assert!(paid <= owed, "the tenant paid {paid} for {owed} units of time");
+        proptest::prop_assert!(paid + 1 >= owed, "the provider was paid {paid} of {owed} units");
+    }
+}
+
 #[test]
 fn configure_token_reverts_more_than_18_decimals_tok08() {
     let mut s = Suite::new();
