@@ -316,22 +316,47 @@ pub(crate) fn tail(b: &[u8], keep: usize) -> &[u8] {
 /// The tail of a running job's standard error, kept in a file of the node's own (never in the job's
 /// directory, which the job controls) for its tenant to read as it runs (`GET /logs/<lease>`,
 /// ACC-01): replaced whole, at most once a second, so a chatty job costs the node little; what
-/// the throttle held back is written once the second is over ([`LiveLog::wait_for`]).
+/// the throttle held back is written once the second is over ([`LiveLog::wait_for`]). What an
+/// earlier run of the job left there (a service started again after it exited, a job run again
+/// after the node's restart) stays before it: its last [`LiveLog::EARLIER`] bytes, then a line
+/// saying the job started again.
 #[derive(Debug)]
 pub(crate) struct LiveLog {
     path: Option<PathBuf>,
     written: Option<std::time::Instant>,
     /// A write was held back.
     dirty: bool,
+    /// What earlier runs left, with the line that says this run began.
+    earlier: Vec<u8>,
 }
 
 impl LiveLog {
-    /// Where `job` keeps it (nowhere when it has no `live_log`).
+    /// Most bytes of earlier runs' logs kept before a run's own.
+    pub(crate) const EARLIER: usize = 64 << 10;
+    /// The line between an earlier run's log and the next run's.
+    pub(crate) const STARTED_AGAIN: &[u8] = b"[gridlease: the job started again]\n";
+
+    /// Where `job` keeps it (nowhere when it has no `live_log`), after what earlier runs left.
     pub(crate) fn of(job: &JobRun) -> Self {
+        let earlier = job
+            .live_log
+            .as_deref()
+            .and_then(|p| std::fs::read(p).ok())
+            .filter(|b| !b.is_empty())
+            .map(|b| {
+                let mut e = tail(&b, Self::EARLIER).to_vec();
+                if !e.ends_with(b"\n") {
+                    e.push(b'\n');
+                }
+                e.extend_from_slice(Self::STARTED_AGAIN);
+                e
+            })
+            .unwrap_or_default();
         Self {
             path: job.live_log.clone(),
             written: None,
             dirty: false,
+            earlier,
         }
     }
 
@@ -366,7 +391,8 @@ impl LiveLog {
         self.written = Some(std::time::Instant::now());
         self.dirty = false;
         let tmp = path.with_extension("log.tmp");
-        if let Err(e) = std::fs::write(&tmp, tail).and_then(|()| std::fs::rename(&tmp, path)) {
+        let whole = [self.earlier.as_slice(), tail].concat();
+        if let Err(e) = std::fs::write(&tmp, whole).and_then(|()| std::fs::rename(&tmp, path)) {
             tracing::debug!(path = %path.display(), error = %e, "cannot write a job's live log");
         }
     }
@@ -611,6 +637,19 @@ mod tests {
             .expect_err("runs over");
         assert!(matches!(e, ExecError::TimedOut(_)), "{e}");
         assert_eq!(read(), "a\nb\n");
+
+        // Run again (a service restarted after it exited): the earlier run's words stay first.
+        let mut j = job(
+            dir.path(),
+            &["sh", "-c", "echo c >&2"],
+            &[],
+            Duration::from_secs(60),
+        );
+        j.live_log = Some(live.clone());
+        x.run(j, CancellationToken::new(), Box::new(|_| {}))
+            .await
+            .expect("runs");
+        assert_eq!(read(), "a\nb\n[gridlease: the job started again]\nc\n");
     }
 
     #[tokio::test]
