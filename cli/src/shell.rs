@@ -13,9 +13,10 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use gridlease_fetch::{
     access::{AccessTo, access},
-    shell::{Control, Ended, Event, STDERR, ShellError, Start},
+    shell::{Control, Ended, Event, STDERR, SessionWriter, ShellError, Start},
 };
 use serde_json::json;
+use tokio::signal::unix::SignalKind;
 use tokio::sync::mpsc;
 
 use crate::{
@@ -66,7 +67,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
     }
     let auth = access(wallet, ctx.venue(), AccessTo::Shell, id, provider)
         .ok_or_else(|| anyhow::anyhow!("the wallet cannot sign"))?;
-    let mut session = match ctx.fetcher.shell(&base, id, &auth, &start).await {
+    let session = match ctx.fetcher.shell(&base, id, &auth, &start).await {
         Ok(s) => s,
         Err(ShellError::Refused { status, reason }) => {
             return user(format!(
@@ -83,31 +84,15 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
     let raw = (tty && std::io::stdin().is_terminal())
         .then(term::Raw::enter)
         .flatten();
-    let mut input = Some(stdin_reader());
-    let mut resized =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
+    let (writer, mut reader) = session.split();
+    // Input (and resizes) go on in a task of their own: a command that does not read its input
+    // while it writes output (a filter fed more than a pipe holds) never stops its output here.
+    let sending = tokio::spawn(send_input(writer, tty));
+    let mut hangup = signal(SignalKind::hangup());
+    let mut terminate = signal(SignalKind::terminate());
     let ended = loop {
         tokio::select! {
-            chunk = async { match input.as_mut() {
-                Some(r) => r.recv().await,
-                None => std::future::pending().await,
-            } } => match chunk {
-                Some(bytes) => session.input(&bytes).await?,
-                // End of input: the command's input ends (a terminal's ^D is a byte, not this).
-                None => {
-                    session.control(&Control::Eof).await?;
-                    input = None;
-                }
-            },
-            () = async { match resized.as_mut() {
-                Some(s) => { s.recv().await; }
-                None => std::future::pending().await,
-            } } => {
-                if tty && let Some((cols, rows)) = term::size() {
-                    session.control(&Control::Resize { cols, rows }).await?;
-                }
-            }
-            ev = session.next() => match ev {
+            ev = reader.next() => match ev {
                 Some(Ok(Event::Output { stream, data })) => {
                     let written = if stream == STDERR {
                         let mut e = std::io::stderr().lock();
@@ -116,9 +101,8 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
                         let mut o = std::io::stdout().lock();
                         o.write_all(&data).and_then(|()| o.flush())
                     };
+                    // Our own output is gone (`| head`): so is the session.
                     if written.is_err() {
-                        // Our own output is gone (`| head`): so is the session.
-                        session.close().await;
                         break Ended::Error("the output was closed".into());
                     }
                 }
@@ -126,8 +110,12 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
                 Some(Err(e)) => break Ended::Error(e.to_string()),
                 None => break Ended::Error("the node closed the session without an exit status".into()),
             },
+            () = signalled(&mut hangup) => break Ended::Error("hung up".into()),
+            () = signalled(&mut terminate) => break Ended::Error("terminated".into()),
         }
     };
+    // Leaving closes the connection: the node kills a command still running.
+    sending.abort();
     drop(raw);
     match ended {
         Ended::Exit(code) => {
@@ -138,6 +126,50 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
             })
         }
         Ended::Error(why) => user(format!("the shell of {id} ended: {why}")),
+    }
+}
+
+/// Wait for `sig` (never, if it could not be set up).
+async fn signalled(sig: &mut Option<tokio::signal::unix::Signal>) {
+    match sig.as_mut() {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Set up a handler for `kind`, if the system allows.
+fn signal(kind: SignalKind) -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).ok()
+}
+
+/// Send this process's input to the command, its end as the end of the command's input, and the
+/// terminal's new size after each change (with a terminal), until the session is gone.
+async fn send_input(mut w: SessionWriter, tty: bool) {
+    let mut input = Some(stdin_reader());
+    let mut resized = signal(SignalKind::window_change());
+    loop {
+        let sent = tokio::select! {
+            chunk = async { match input.as_mut() {
+                Some(r) => r.recv().await,
+                None => std::future::pending().await,
+            } } => match chunk {
+                Some(bytes) => w.input(&bytes).await,
+                // End of input: the command's input ends (a terminal's ^D is a byte, not this).
+                None => {
+                    input = None;
+                    w.control(&Control::Eof).await
+                }
+            },
+            () = signalled(&mut resized) => match term::size() {
+                Some((cols, rows)) if tty => w.control(&Control::Resize { cols, rows }).await,
+                _ => Ok(()),
+            },
+        };
+        if sent.is_err() {
+            return;
+        }
     }
 }
 

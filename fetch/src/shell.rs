@@ -45,6 +45,9 @@ pub const MAX_COMMAND_BYTES: usize = 4096;
 pub const MAX_FRAME: usize = 64 << 10;
 /// How often the node pings an open session (it keeps an idle session's connection open).
 pub const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+/// A node that sent nothing, not even a ping, for this long is gone.
+pub const SILENT_FOR: std::time::Duration =
+    std::time::Duration::from_secs(3 * PING_EVERY.as_secs());
 /// The stream byte of standard output.
 pub const STDOUT: u8 = 1;
 /// The stream byte of standard error.
@@ -202,10 +205,24 @@ pub fn shell_url(base: &str, lease: B256) -> Result<url::Url, FetchError> {
     Ok(u)
 }
 
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// An open shell session.
 #[derive(Debug)]
 pub struct Session {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: Socket,
+}
+
+/// The sending half of a [`Session`] ([`Session::split`]).
+#[derive(Debug)]
+pub struct SessionWriter {
+    sink: futures_util::stream::SplitSink<Socket, Message>,
+}
+
+/// The receiving half of a [`Session`] ([`Session::split`]).
+#[derive(Debug)]
+pub struct SessionReader {
+    stream: futures_util::stream::SplitStream<Socket>,
 }
 
 impl Fetcher {
@@ -297,58 +314,127 @@ impl Fetcher {
     }
 }
 
-impl Session {
-    async fn send(&mut self, m: Message) -> Result<(), ShellError> {
-        self.ws
-            .send(m)
-            .await
-            .map_err(|e| ShellError::Connection(format!("the session broke off: {e}")))
-    }
+/// Send `m` on `sink`.
+async fn send_on(
+    sink: &mut (impl SinkExt<Message, Error = tungstenite::Error> + Unpin),
+    m: Message,
+) -> Result<(), ShellError> {
+    sink.send(m)
+        .await
+        .map_err(|e| ShellError::Connection(format!("the session broke off: {e}")))
+}
 
+/// Send `data` as input on `sink`, in messages of at most [`MAX_FRAME`].
+async fn input_on(
+    sink: &mut (impl SinkExt<Message, Error = tungstenite::Error> + Unpin),
+    data: &[u8],
+) -> Result<(), ShellError> {
+    for chunk in data.chunks(MAX_FRAME) {
+        send_on(sink, Message::binary(chunk.to_vec())).await?;
+    }
+    Ok(())
+}
+
+/// Send `c` on `sink`.
+async fn control_on(
+    sink: &mut (impl SinkExt<Message, Error = tungstenite::Error> + Unpin),
+    c: &Control,
+) -> Result<(), ShellError> {
+    let text = serde_json::to_string(c).map_err(|e| ShellError::Protocol(e.to_string()))?;
+    send_on(sink, Message::text(text)).await
+}
+
+/// The next event on `stream`; a node silent for [`SILENT_FOR`] is gone.
+async fn next_on(
+    stream: &mut (impl StreamExt<Item = Result<Message, tungstenite::Error>> + Unpin),
+) -> Option<Result<Event, ShellError>> {
+    loop {
+        let m = match tokio::time::timeout(SILENT_FOR, stream.next()).await {
+            Err(_) => {
+                return Some(Err(ShellError::Connection(format!(
+                    "the node sent nothing for {} s: the connection is gone",
+                    SILENT_FOR.as_secs()
+                ))));
+            }
+            Ok(None) => return None,
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => {
+                return Some(Err(ShellError::Connection(format!(
+                    "the session broke off: {e}"
+                ))));
+            }
+        };
+        return Some(match m {
+            Message::Binary(b) => match b.split_first() {
+                Some((&stream, data)) if stream == STDOUT || stream == STDERR => {
+                    Ok(Event::Output {
+                        stream,
+                        data: data.to_vec(),
+                    })
+                }
+                _ => Err(ShellError::Protocol("output of no stream".into())),
+            },
+            Message::Text(t) => serde_json::from_str::<Ended>(&t)
+                .map(Event::Ended)
+                .map_err(|e| ShellError::Protocol(format!("{e}: {}", cut(&t)))),
+            Message::Close(_) => Err(ShellError::Connection(
+                "the node closed the session without an exit status".into(),
+            )),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+        });
+    }
+}
+
+impl SessionWriter {
     /// Send `data` to the command's standard input.
     pub async fn input(&mut self, data: &[u8]) -> Result<(), ShellError> {
-        for chunk in data.chunks(MAX_FRAME) {
-            self.send(Message::binary(chunk.to_vec())).await?;
-        }
-        Ok(())
+        input_on(&mut self.sink, data).await
     }
 
     /// Send `c`.
     pub async fn control(&mut self, c: &Control) -> Result<(), ShellError> {
-        let text = serde_json::to_string(c).map_err(|e| ShellError::Protocol(e.to_string()))?;
-        self.send(Message::text(text)).await
+        control_on(&mut self.sink, c).await
+    }
+
+    /// Close the session.
+    pub async fn close(mut self) {
+        let _ = self.sink.close().await;
+    }
+}
+
+impl SessionReader {
+    /// The node's next output, or the end; `None` once the session is over.
+    pub async fn next(&mut self) -> Option<Result<Event, ShellError>> {
+        next_on(&mut self.stream).await
+    }
+}
+
+impl Session {
+    async fn send(&mut self, m: Message) -> Result<(), ShellError> {
+        send_on(&mut self.ws, m).await
+    }
+
+    /// Its halves, to send and receive at once (a command's input and output each in its own
+    /// task: one blocked never stops the other).
+    pub fn split(self) -> (SessionWriter, SessionReader) {
+        let (sink, stream) = self.ws.split();
+        (SessionWriter { sink }, SessionReader { stream })
+    }
+
+    /// Send `data` to the command's standard input. (While it is sent, nothing is read: a
+    /// command that writes while it reads needs [`Session::split`].)
+    pub async fn input(&mut self, data: &[u8]) -> Result<(), ShellError> {
+        input_on(&mut self.ws, data).await
+    }
+
+    /// Send `c`.
+    pub async fn control(&mut self, c: &Control) -> Result<(), ShellError> {
+        control_on(&mut self.ws, c).await
     }
 
     /// The node's next output, or the end; `None` once the session is over.
     pub async fn next(&mut self) -> Option<Result<Event, ShellError>> {
-        loop {
-            let m = match self.ws.next().await? {
-                Ok(m) => m,
-                Err(e) => {
-                    return Some(Err(ShellError::Connection(format!(
-                        "the session broke off: {e}"
-                    ))));
-                }
-            };
-            return Some(match m {
-                Message::Binary(b) => match b.split_first() {
-                    Some((&stream, data)) if stream == STDOUT || stream == STDERR => {
-                        Ok(Event::Output {
-                            stream,
-                            data: data.to_vec(),
-                        })
-                    }
-                    _ => Err(ShellError::Protocol("output of no stream".into())),
-                },
-                Message::Text(t) => serde_json::from_str::<Ended>(&t)
-                    .map(Event::Ended)
-                    .map_err(|e| ShellError::Protocol(format!("{e}: {}", cut(&t)))),
-                Message::Close(_) => Err(ShellError::Connection(
-                    "the node closed the session without an exit status".into(),
-                )),
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-            });
-        }
+        next_on(&mut self.ws).await
     }
 
     /// Close the session (the command's input ends; a shell then exits).

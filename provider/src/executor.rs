@@ -319,8 +319,9 @@ pub(crate) fn tail(b: &[u8], keep: usize) -> &[u8] {
 /// the throttle held back is written once the second is over ([`LiveLog::wait_for`]). What an
 /// earlier run of the job left there (a service started again after it exited, a job run again
 /// after the node's restart) stays before it: its last [`LiveLog::EARLIER`] bytes, then a line
-/// saying the job started again.
-#[derive(Debug)]
+/// saying the job started again. Made once per run ([`LiveLog::of`]); a run that writes it from
+/// two places clones it first.
+#[derive(Clone, Debug)]
 pub(crate) struct LiveLog {
     path: Option<PathBuf>,
     written: Option<std::time::Instant>,

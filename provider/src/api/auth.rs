@@ -63,15 +63,27 @@ pub(crate) fn check_access(
     store: &Mutex<Store>,
     headers: &HeaderMap,
     venue: Venue,
-    (what, lease, provider): (AccessTo, B256, Address),
+    to: (AccessTo, B256, Address),
     tenant: Address,
     missing: &str,
 ) -> Result<(), Refusal> {
+    let g = verify_access(headers, venue, to, tenant, missing)?;
+    take_nonce(store, (g.signer, g.nonce, g.expiry), unix_now())
+}
+
+/// [`check_access`] without taking the nonce: the grant, for a request that takes it (with
+/// [`take_nonce`]) only once its other checks passed.
+pub(crate) fn verify_access(
+    headers: &HeaderMap,
+    venue: Venue,
+    (what, lease, provider): (AccessTo, B256, Address),
+    tenant: Address,
+    missing: &str,
+) -> Result<gridlease_fetch::access::Grant, Refusal> {
     let Some(header) = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(refuse(StatusCode::UNAUTHORIZED, missing));
     };
-    let now = unix_now();
-    let g = grant(header, venue, what, lease, provider, now)
+    let g = grant(header, venue, what, lease, provider, unix_now())
         .map_err(|why| refuse(StatusCode::UNAUTHORIZED, &why))?;
     if g.signer != tenant {
         return Err(refuse(
@@ -82,7 +94,7 @@ pub(crate) fn check_access(
             ),
         ));
     }
-    take_nonce(store, (g.signer, g.nonce, g.expiry), now)
+    Ok(g)
 }
 
 /// A refusal as a response: `code`, and `why` on a line.

@@ -4,13 +4,15 @@
 //! Refused before the upgrade, each with its reason: an access that is not the lease's tenant's
 //! for this shell (ACC-01), a lease whose job is built in, runs as a local process or is not
 //! running, a node without a container engine, and more than [`MAX_PER_LEASE`] sessions of one
-//! lease or [`MAX_SESSIONS`] in all at once. The command is then started in the container the
-//! node made for the lease ([`crate::docker::ContainerExecutor::exec`]) and its streams bridged
-//! to the socket until it exits, the container stops, the tenant leaves or the node shuts down.
+//! lease, [`MAX_PER_TENANT`] of one tenant or [`MAX_SESSIONS`] in all at once. The command is then
+//! started in the container the node made for the lease
+//! ([`crate::docker::ContainerExecutor::exec`]) and its streams bridged to the socket until it
+//! exits, the container stops, the tenant leaves or goes silent, or the node shuts down; a command
+//! still running then is killed.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use axum::{
     extract::{
         Path, State,
@@ -19,72 +21,105 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
+use futures_util::{SinkExt, StreamExt};
 use gridlease_daemon::lock;
 use gridlease_fetch::{
     access::AccessTo,
     shell::{Control, Ended, MAX_FRAME, PING_EVERY, STDERR, STDOUT, Start, output_frame},
 };
 use gridlease_primitives::protocol::JobKind;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::mpsc,
+    time::Instant,
+};
 use tracing::{info, warn};
 
 use crate::{
     api::{
-        auth::{check_access, deny},
+        auth::{deny, take_nonce, verify_access},
         results::lease_job,
     },
-    docker::{ContainerExecutor, exec::ExecStream},
+    docker::{
+        ContainerExecutor,
+        exec::{ExecRefusal, ExecStream},
+    },
     shared::Shared,
     state::JobState,
 };
 
 /// Sessions of one lease open at once.
 pub const MAX_PER_LEASE: usize = 4;
+/// Sessions one tenant has open at once, all its leases together.
+pub const MAX_PER_TENANT: usize = 8;
 /// Sessions open at once, all leases together.
 pub const MAX_SESSIONS: usize = 64;
 /// How long the tenant has, once upgraded, to send its [`Start`].
-const START_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+const START_WITHIN: Duration = Duration::from_secs(10);
+/// A session whose tenant sent nothing (not even the answer to a ping) for this long is gone.
+const SILENT_FOR: Duration = Duration::from_secs(2 * PING_EVERY.as_secs());
+/// Resizes reach the engine at most this often (the latest size wins).
+const RESIZE_EVERY: Duration = Duration::from_millis(250);
+/// Output of a stream the engine may have sent without its frame being whole: past it, the
+/// engine's stream is not one.
+const MAX_UNFRAMED: usize = 1 << 20;
+/// Longest reason a session's end gives.
+const MAX_REASON: usize = 1_000;
 
-/// Open sessions per lease.
+/// Open sessions: per lease and per tenant.
 #[derive(Debug, Default)]
-pub struct Sessions(std::sync::Mutex<HashMap<B256, usize>>);
+pub struct Sessions(std::sync::Mutex<(HashMap<B256, usize>, HashMap<Address, usize>)>);
 
 /// One open session, given back when dropped.
 struct Slot {
     s: Arc<Shared>,
     lease: B256,
+    tenant: Address,
 }
 
 impl Sessions {
-    /// A slot for a session of `lease`, if both limits allow one.
-    fn take(s: &Arc<Shared>, lease: B256) -> Option<Slot> {
+    /// A slot for a session of `tenant`'s `lease`, if every limit allows one.
+    fn take(s: &Arc<Shared>, lease: B256, tenant: Address) -> Option<Slot> {
         let mut open = lock(&s.shells.0);
-        let all: usize = open.values().sum();
-        let n = open.entry(lease).or_default();
-        if *n >= MAX_PER_LEASE || all >= MAX_SESSIONS {
+        let all: usize = open.0.values().sum();
+        let (of_lease, of_tenant) = (
+            open.0.get(&lease).copied().unwrap_or(0),
+            open.1.get(&tenant).copied().unwrap_or(0),
+        );
+        if of_lease >= MAX_PER_LEASE || of_tenant >= MAX_PER_TENANT || all >= MAX_SESSIONS {
             return None;
         }
-        *n += 1;
+        *open.0.entry(lease).or_default() += 1;
+        *open.1.entry(tenant).or_default() += 1;
         Some(Slot {
             s: s.clone(),
             lease,
+            tenant,
         })
+    }
+}
+
+/// Count one session of `key` less in `map`.
+fn give_back<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = lock(&self.s.shells.0);
-        if let Some(n) = open.get_mut(&self.lease) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.lease);
-            }
-        }
+        give_back(&mut open.0, &self.lease);
+        give_back(&mut open.1, &self.tenant);
     }
 }
 
-/// `GET /shell/<lease id>`, upgraded to a WebSocket: the checks, then the session.
+/// `GET /shell/<lease id>`, upgraded to a WebSocket: the checks, then the session. The access is
+/// verified first (a stranger learns nothing of the lease), and its nonce is taken last, once
+/// every other check passed: a refused session costs the tenant none of its nonces.
 pub(crate) async fn shell(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -95,16 +130,16 @@ pub(crate) async fn shell(
         Ok(found) => found,
         Err(refused) => return refused.into_response(),
     };
-    if let Err(r) = check_access(
-        &s.store,
+    let grant = match verify_access(
         &headers,
         s.venue(),
         (AccessTo::Shell, id, s.cfg.owner),
         job.tenant,
         "a lease's shell is its tenant's: open it with `gridlease shell` (an access signed per session in header x-gridlease-auth)",
     ) {
-        return r.into_response();
-    }
+        Ok(g) => g,
+        Err(r) => return r.into_response(),
+    };
     let kind = crate::shared::terms(&job).and_then(|t| JobKind::from_code(t.jobKind));
     if !matches!(kind, Some(JobKind::Container | JobKind::Service)) {
         return deny(
@@ -136,14 +171,21 @@ pub(crate) async fn shell(
             );
         }
     };
-    let Some(slot) = Sessions::take(&s, id) else {
+    let Some(slot) = Sessions::take(&s, id, job.tenant) else {
         return deny(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
-                "too many shells open (at most {MAX_PER_LEASE} per lease, {MAX_SESSIONS} per node): close one and retry"
+                "too many shells open (at most {MAX_PER_LEASE} per lease, {MAX_PER_TENANT} per tenant, {MAX_SESSIONS} per node): close one and retry"
             ),
         );
     };
+    if let Err(r) = take_nonce(
+        &s.store,
+        (grant.signer, grant.nonce, grant.expiry),
+        crate::unix_now(),
+    ) {
+        return r.into_response();
+    }
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| async move {
@@ -152,14 +194,28 @@ pub(crate) async fn shell(
         })
 }
 
-/// Send `ended` as the last message, and close.
-async fn end(ws: &mut WebSocket, ended: &Ended) {
-    let text = serde_json::to_string(ended).unwrap_or_default();
+/// Send `ended` as the last message (its reason cut short), and close.
+async fn end<S>(ws: &mut S, ended: Ended)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let ended = match ended {
+        Ended::Error(why) if why.len() > MAX_REASON => {
+            let mut cut = MAX_REASON;
+            while !why.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            Ended::Error(format!("{}...", &why[..cut]))
+        }
+        e => e,
+    };
+    let text = serde_json::to_string(&ended).unwrap_or_default();
     let _ = ws.send(Message::text(text)).await;
     let _ = ws.send(Message::Close(None)).await;
 }
 
-/// One session: its [`Start`], the exec, then the bridge.
+/// One session: its [`Start`], the exec, then the bridge; an exec still running when the session
+/// ends (the tenant left, went silent, or the node is shutting down) is killed.
 async fn session(s: &Shared, x: &ContainerExecutor, lease: B256, mut ws: WebSocket) {
     let start = match tokio::time::timeout(START_WITHIN, ws.recv()).await {
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<Start>(&t) {
@@ -167,7 +223,7 @@ async fn session(s: &Shared, x: &ContainerExecutor, lease: B256, mut ws: WebSock
             Err(e) => {
                 return end(
                     &mut ws,
-                    &Ended::Error(format!("the first message is not a start: {e}")),
+                    Ended::Error(format!("the first message is not a start: {e}")),
                 )
                 .await;
             }
@@ -175,25 +231,39 @@ async fn session(s: &Shared, x: &ContainerExecutor, lease: B256, mut ws: WebSock
         Ok(_) => {
             return end(
                 &mut ws,
-                &Ended::Error("the first message must be a start (text, JSON)".into()),
+                Ended::Error("the first message must be a start (text, JSON)".into()),
             )
             .await;
         }
         Err(_) => {
             return end(
                 &mut ws,
-                &Ended::Error(format!("no start within {START_WITHIN:?}")),
+                Ended::Error(format!("no start within {START_WITHIN:?}")),
             )
             .await;
         }
     };
     if let Err(why) = start.check() {
-        return end(&mut ws, &Ended::Error(why)).await;
+        return end(&mut ws, Ended::Error(why)).await;
     }
     let cmd = start.command();
-    let mut e = match x.exec(lease, &cmd, start.tty, start.term.as_deref()).await {
+    let e = match x.exec(lease, &cmd, start.tty, start.term.as_deref()).await {
         Ok(e) => e,
-        Err(why) => return end(&mut ws, &Ended::Error(why.to_string())).await,
+        Err(ExecRefusal::NotRunning) => {
+            return end(&mut ws, Ended::Error(ExecRefusal::NotRunning.to_string())).await;
+        }
+        Err(ExecRefusal::Engine(why)) => {
+            // The engine's own words may name the host's paths: they stay in the node's log.
+            warn!(lease = %lease, error = %why, "the engine could not start a shell");
+            return end(
+                &mut ws,
+                Ended::Error(
+                    "the container engine could not start the command (the node's log says why)"
+                        .into(),
+                ),
+            )
+            .await;
+        }
     };
     if start.tty
         && start.cols > 0
@@ -203,89 +273,182 @@ async fn session(s: &Shared, x: &ContainerExecutor, lease: B256, mut ws: WebSock
         warn!(lease = %lease, error = %why, "cannot size the shell's terminal");
     }
     info!(lease = %lease, command = ?cmd, tty = start.tty, "shell opened");
-    let left = bridge(s, x, &mut e, &mut ws).await;
-    let ended = if left {
-        None
-    } else {
-        Some(match x.exec_exit(&e.id).await {
+    let exec = e.id.clone();
+    let (mut sink, stream) = ws.split();
+    let outcome = bridge(s, x, e, &mut sink, stream).await;
+    let ended = match outcome {
+        Outcome::Exited => Some(match x.exec_exit(&exec).await {
             Ok(Some(code)) => Ended::Exit(code),
             Ok(None) => Ended::Error("the command's exit status is not known".into()),
-            Err(why) => Ended::Error(format!("the command's exit status: {why}")),
-        })
+            Err(why) => {
+                warn!(lease = %lease, error = %why, "the shell's exit status");
+                Ended::Error(
+                    "the command's exit status is not known (the node's log says why)".into(),
+                )
+            }
+        }),
+        Outcome::Broken(why) => Some(Ended::Error(why.into())),
+        Outcome::Shutdown => Some(Ended::Error("the node is shutting down".into())),
+        Outcome::Left => None,
     };
+    if !matches!(outcome, Outcome::Exited) {
+        match x.exec_kill(&exec).await {
+            Ok(true) => info!(lease = %lease, "the shell's command outlived its session: killed"),
+            Ok(false) => {}
+            Err(why) => warn!(lease = %lease, error = %why, "cannot stop the shell's command"),
+        }
+    }
     info!(lease = %lease, ended = ?ended, "shell closed");
     if let Some(ended) = ended {
-        end(&mut ws, &ended).await;
+        end(&mut sink, ended).await;
     }
 }
 
-/// Move bytes both ways until the command's output ends (false) or the tenant leaves (true).
-async fn bridge(s: &Shared, x: &ContainerExecutor, e: &mut ExecStream, ws: &mut WebSocket) -> bool {
+/// How a bridge ended.
+#[derive(Debug)]
+enum Outcome {
+    /// The command's output ended.
+    Exited,
+    /// The tenant left or went silent.
+    Left,
+    /// The engine's stream made no sense.
+    Broken(&'static str),
+    /// The node is shutting down.
+    Shutdown,
+}
+
+/// Input for the command: bytes, or its end.
+enum Input {
+    Data(Vec<u8>),
+    Eof,
+}
+
+/// Move bytes both ways until the command's output ends, the tenant leaves or goes silent, or
+/// the node shuts down. The command's input is written by a task of its own, fed a few messages
+/// ahead: a command that stops reading its input while it writes output (a filter given more than
+/// a pipe holds) stops the tenant's input, never its own output, and pings go on.
+async fn bridge<S>(
+    s: &Shared,
+    x: &ContainerExecutor,
+    e: ExecStream,
+    sink: &mut S,
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+) -> Outcome
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let ExecStream {
+        id,
+        tty,
+        early,
+        mut read,
+        mut write,
+    } = e;
+    let (tx, mut rx) = mpsc::channel::<Input>(4);
+    let writer = tokio::spawn(async move {
+        while let Some(input) = rx.recv().await {
+            match input {
+                Input::Data(b) => {
+                    if write.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                Input::Eof => break,
+            }
+        }
+        // Dropped: the command's input ends (a shell exits on it).
+        drop(write);
+        // Whatever still comes is dropped: the command no longer reads.
+        while rx.recv().await.is_some() {}
+    });
     let mut demux = crate::docker::Demux::default();
-    let mut frames = Vec::new();
-    let tty = e.tty;
-    let out = |data: &[u8], demux: &mut crate::docker::Demux, frames: &mut Vec<Vec<u8>>| {
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let mut out = |data: &[u8], frames: &mut Vec<Vec<u8>>| {
+        let mut push = |stream: u8, payload: &[u8]| {
+            for piece in payload.chunks(MAX_FRAME - 1) {
+                frames.push(output_frame(stream, piece));
+            }
+        };
         if tty {
-            frames.push(output_frame(STDOUT, data));
+            push(STDOUT, data);
         } else {
             demux.feed(data, |stream, payload| {
-                let stream = if stream == 2 { STDERR } else { STDOUT };
-                frames.push(output_frame(stream, payload));
+                push(if stream == 2 { STDERR } else { STDOUT }, payload);
             });
         }
+        demux.buffered() <= MAX_UNFRAMED
     };
-    let early = std::mem::take(&mut e.early);
-    out(&early, &mut demux, &mut frames);
+    if !out(&early, &mut frames) {
+        writer.abort();
+        return Outcome::Broken("the engine's stream is not framed");
+    }
     let mut buf = vec![0u8; 32 << 10];
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
-    let mut input_open = true;
-    loop {
+    let mut seen = Instant::now();
+    let (mut pending, mut input_open) = (None::<Input>, true);
+    let (mut size, mut resized) = (None::<(u16, u16)>, Instant::now());
+    let outcome = 'bridge: loop {
         for f in frames.drain(..) {
-            if ws.send(Message::binary(f)).await.is_err() {
-                return true;
+            if sink.send(Message::binary(f)).await.is_err() {
+                break 'bridge Outcome::Left;
             }
         }
         tokio::select! {
-            read = e.read.read(&mut buf) => match read {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => out(&buf[..n], &mut demux, &mut frames),
-            },
-            m = ws.recv() => match m {
-                Some(Ok(Message::Binary(b))) => {
-                    if input_open && e.write.write_all(&b).await.is_err() {
-                        input_open = false;
+            got = read.read(&mut buf) => match got {
+                Ok(0) | Err(_) => break Outcome::Exited,
+                Ok(n) => {
+                    if !out(&buf[..n], &mut frames) {
+                        break Outcome::Broken("the engine's stream is not framed");
                     }
                 }
-                Some(Ok(Message::Text(t))) => match serde_json::from_str::<Control>(&t) {
-                    Ok(Control::Resize { cols, rows }) => {
-                        if e.tty && let Err(why) = x.exec_resize(&e.id, cols, rows).await {
-                            warn!(error = %why, "cannot resize the shell's terminal");
+            },
+            permit = tx.reserve(), if pending.is_some() => {
+                if let (Ok(p), Some(input)) = (permit, pending.take()) {
+                    p.send(input);
+                }
+            }
+            m = stream.next(), if pending.is_none() => {
+                seen = Instant::now();
+                match m {
+                    Some(Ok(Message::Binary(b))) => {
+                        if input_open {
+                            pending = Some(Input::Data(b.to_vec()));
                         }
                     }
-                    Ok(Control::Eof) => {
-                        input_open = false;
-                        let _ = e.write.shutdown().await;
-                    }
-                    Err(_) => {}
-                },
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                // Gone: its input ends (a shell exits on it; a terminal's gets a hang-up).
-                Some(Ok(Message::Close(_)) | Err(_)) | None => {
-                    let _ = e.write.shutdown().await;
-                    return true;
+                    Some(Ok(Message::Text(t))) => match serde_json::from_str::<Control>(&t) {
+                        Ok(Control::Resize { cols, rows }) => size = Some((cols, rows)),
+                        Ok(Control::Eof) => {
+                            if std::mem::replace(&mut input_open, false) {
+                                pending = Some(Input::Eof);
+                            }
+                        }
+                        Err(_) => {}
+                    },
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break Outcome::Left,
                 }
-            },
+            }
+            () = tokio::time::sleep_until(resized + RESIZE_EVERY), if size.is_some() => {
+                if let Some((cols, rows)) = size.take()
+                    && tty
+                    && let Err(why) = x.exec_resize(&id, cols, rows).await
+                {
+                    warn!(error = %why, "cannot resize the shell's terminal");
+                }
+                resized = Instant::now();
+            }
             _ = ping.tick() => {
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
-                    let _ = e.write.shutdown().await;
-                    return true;
+                if seen.elapsed() > SILENT_FOR {
+                    break Outcome::Left;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break Outcome::Left;
                 }
             }
-            () = s.kill.cancelled() => {
-                end(ws, &Ended::Error("the node is shutting down".into())).await;
-                return true;
-            }
+            () = s.kill.cancelled() => break Outcome::Shutdown,
         }
-    }
+    };
+    writer.abort();
+    outcome
 }

@@ -196,6 +196,18 @@ impl ContainerExecutor {
                 message: super::client::engine_message(&buf[end + 4..]),
             });
         }
+        // A hijacked stream has no body framing: an answer with one (a proxy in between) would
+        // pass its chunk sizes off as the command's output.
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        if status == 200
+            && head
+                .lines()
+                .any(|l| l.starts_with("transfer-encoding:") || l.starts_with("content-length:"))
+        {
+            return Err(protocol(
+                "the engine answered with a body, not the command's streams (is a proxy in front of its socket?)".into(),
+            ));
+        }
         let early = buf.split_off(end + 4);
         let (read, write) = s.into_split();
         Ok((early, read, write))
@@ -211,6 +223,42 @@ impl ContainerExecutor {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Kill exec `id` if it still runs (a session that ended before its command did): its
+    /// process, and its process group when it leads one (a terminal's shell and what it started).
+    /// Whether it was running. Processes it moved out of its group live on until the lease's
+    /// container stops.
+    pub async fn exec_kill(&self, id: &str) -> Result<bool> {
+        let (_, body) = self
+            .call(
+                "inspect exec",
+                Method::GET,
+                &format!("{API}/exec/{}/json", enc(id)),
+                None,
+            )
+            .await?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| DockerError::Protocol(format!("exec inspect: {e}")))?;
+        let pid = v.get("Pid").and_then(Value::as_i64).unwrap_or(0);
+        if v.get("Running").and_then(Value::as_bool) != Some(true) || pid <= 1 {
+            return Ok(false);
+        }
+        let Ok(pid) = i32::try_from(pid) else {
+            return Ok(false);
+        };
+        // SAFETY: plain syscalls on a process id the engine reported for this exec.
+        let killed = unsafe {
+            let group = libc::getpgid(pid) == pid && libc::kill(-pid, libc::SIGKILL) == 0;
+            libc::kill(pid, libc::SIGKILL) == 0 || group
+        };
+        if !killed {
+            return Err(DockerError::Protocol(format!(
+                "cannot kill the exec's process {pid}: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(true)
     }
 
     /// Exec `id`'s exit status once it ended (asked for up to 5 s after its streams closed: an

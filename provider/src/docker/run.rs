@@ -27,6 +27,11 @@ pub(crate) struct Demux {
 }
 
 impl Demux {
+    /// Bytes of a frame not yet whole.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Feed bytes; call `f(stream, payload)` for every complete frame.
     pub(crate) fn feed(&mut self, data: &[u8], mut f: impl FnMut(u8, &[u8])) {
         self.buf.extend_from_slice(data);
@@ -223,7 +228,9 @@ impl ContainerExecutor {
         .await?;
         // Watched while it runs: the output cap kills a job as it goes over.
         let limits = (self.limits.max_output, self.limits.stderr_tail);
-        let watch = self.follow_logs(id, limits, true, LiveLog::of(job));
+        // Made once: it reads what an earlier run left, which the watch below then rewrites.
+        let live = LiveLog::of(job);
+        let watch = self.follow_logs(id, limits, true, live.clone());
         let wait = self.wait(id);
         tokio::pin!(watch, wait);
         let mut watched = false;
@@ -258,7 +265,7 @@ impl ContainerExecutor {
         // Under the job's deadline too: an engine slow to hand back a capped log must not hold the
         // result, or the failure report, past it.
         let logs = tokio::select! {
-            logs = self.follow_logs(id, limits, false, LiveLog::of(job)) => logs?,
+            logs = self.follow_logs(id, limits, false, live) => logs?,
             () = tokio::time::sleep_until(deadline) => return Err(ExecError::TimedOut(job.time_limit)),
             () = cancel.cancelled() => return Err(ExecError::Cancelled),
         };

@@ -329,4 +329,63 @@ async fn acc_02_the_tenants_shell_runs_in_its_leases_container_with_its_own_acce
     );
     n.wait_log("the session's log line", "shell opened", 1, 10)
         .await;
+
+    // A filter fed more than any pipe holds: its input and output flow at once (one waiting on
+    // the other would hold both for ever).
+    let big: Vec<u8> = (0..4usize << 20)
+        .map(|i| b"0123456789abcdef\n"[i % 17])
+        .collect();
+    let s = shell(&n, id, Some(&tenants()), &["cat"])
+        .await
+        .expect("open");
+    let (mut w, mut r) = s.split();
+    let feed = tokio::spawn({
+        let big = big.clone();
+        async move {
+            w.input(&big).await.expect("input");
+            w.control(&Control::Eof).await.expect("eof");
+            w
+        }
+    });
+    let mut echoed = Vec::new();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        loop {
+            match r.next().await.expect("an end").expect("the session") {
+                Event::Output { data, .. } => echoed.extend_from_slice(&data),
+                Event::Ended(e) => break e,
+            }
+        }
+    })
+    .await
+    .expect("the filter's session ends");
+    let _writer = feed.await.expect("join");
+    assert_eq!(ended, Ended::Exit(0));
+    assert!(
+        echoed == big,
+        "{} bytes of {} came back",
+        echoed.len(),
+        big.len()
+    );
+
+    // A tenant who leaves mid-command leaves nothing running.
+    let s = shell(&n, id, Some(&tenants()), &["sleep", "301"])
+        .await
+        .expect("open");
+    let running = async || {
+        let s = shell(&n, id, Some(&tenants()), &["ps", "-o", "args"])
+            .await
+            .expect("open");
+        drain(s).await.0.contains("sleep 301")
+    };
+    assert!(running().await, "the command runs");
+    drop(s);
+    eventually(
+        "the left command killed",
+        30,
+        async || !running().await,
+        || n.log(1),
+    )
+    .await;
+    n.wait_log("the kill", "outlived its session: killed", 1, 10)
+        .await;
 }

@@ -124,6 +124,37 @@ async fn shell_runs_the_command_with_the_tenants_access_and_exits_with_its_statu
     let g = grant(&auth, venue, AccessTo::Shell, id, owner, now).expect("a shell access");
     assert_eq!(g.signer, n.tenant);
 
+    // Much input, echoed as it comes: the CLI reads the output while it sends the input, and
+    // every byte comes back once. (Loopback's socket buffers may hold all of it, so this alone
+    // does not show that neither waits on the other; the node's test does, on the real engine.)
+    let big: Vec<u8> = (0..8usize << 20).map(|i| b"abcdefghij\n"[i % 11]).collect();
+    let mut child = n
+        .command(true)
+        .args(["shell", &id.to_string(), "--node", &url, "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeding = std::thread::spawn({
+        let big = big.clone();
+        move || std::io::Write::write_all(&mut stdin, &big)
+    });
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("the CLI ends");
+    feeding.join().expect("join").expect("fed");
+    assert_eq!(out.status.code(), Some(5));
+    assert!(
+        out.stdout == big,
+        "{} of {} bytes",
+        out.stdout.len(),
+        big.len()
+    );
+    seen.lock().expect("lock").clear();
+
     // On a terminal (`script` gives it one), without a command: the container's shell, on a
     // terminal named as this one, the keys passed on as typed (^D included).
     let cli = n.command(true);
