@@ -8,7 +8,9 @@
 //!
 //! It also hands the page a lease's posted result (`POST /api/result`), fetched with the CLI's
 //! guarded fetcher, for the page to check against the chain itself, and a lease's job logs
-//! (`POST /api/logs`), asked of its provider's node with the access the tenant signed on the page.
+//! (`POST /api/logs`), asked of its provider's node with the access the tenant signed on the page,
+//! and a command run in its running container (`POST /api/shell`, a shell session with the node
+//! opened with the access the tenant signed for it).
 //!
 //! Every route answers only requests naming this server as their `Host` (a DNS rebinding page's
 //! requests name its own host; `/config.json` holds the RPC URL, which may carry an API key).
@@ -374,18 +376,9 @@ async fn job_logs(
         Err(refused) => return refused,
     };
     let (ctx, auth) = (&site.ctx, more.remove(0));
-    let Some((f, provider)) =
-        facts.and_then(|f| f.started.as_ref().map(|s| s.provider).map(|p| (f, p)))
-    else {
-        return refuse(
-            &site,
-            StatusCode::NOT_FOUND,
-            format!("{id} was never leased: it has no job, so no logs"),
-        );
-    };
-    let node = match crate::logs::node_of(ctx, &f, provider).await {
+    let node = match lease_node(&site, id, facts, "logs").await {
         Ok(n) => n,
-        Err(e) => return refuse(&site, StatusCode::NOT_FOUND, format!("{e:#}")),
+        Err(refused) => return refused,
     };
     match ctx
         .fetcher
@@ -401,6 +394,130 @@ async fn job_logs(
             &site,
             StatusCode::BAD_GATEWAY,
             format!("the provider's node did not hand over the logs: {e}"),
+        ),
+    }
+}
+
+/// The node running lease `id` (`facts`), or the answer saying why there is none (it was never
+/// leased, so it has no `what`).
+async fn lease_node(
+    site: &Site,
+    id: B256,
+    facts: Option<crate::lease::Facts>,
+    what: &str,
+) -> Result<String, Response> {
+    let Some((f, provider)) =
+        facts.and_then(|f| f.started.as_ref().map(|s| s.provider).map(|p| (f, p)))
+    else {
+        return Err(refuse(
+            site,
+            StatusCode::NOT_FOUND,
+            format!("{id} was never leased: it has no job, so no {what}"),
+        ));
+    };
+    crate::logs::node_of(&site.ctx, &f, provider)
+        .await
+        .map_err(|e| refuse(site, StatusCode::NOT_FOUND, format!("{e:#}")))
+}
+
+/// Most bytes of each stream `POST /api/shell` hands back.
+const MAX_RAN: usize = 1 << 20;
+/// How long `POST /api/shell` lets a command run.
+const RAN_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `POST /api/shell` with `{"lease": "0x..", "auth": "<expiry>:<nonce>:<signature>", "command":
+/// "..."}`: run `command` with `/bin/sh -c` in the lease's running container, with no input, over
+/// a shell session with its provider's node opened with the access the tenant signed in its
+/// wallet on the page (ACC-01, ACC-02: the node checks it and takes it once; this server adds
+/// nothing to it). Answers `{"stdout", "stderr", "exit"}` (each stream's first MiB, lossy UTF-8)
+/// once the command exits, within two minutes.
+async fn job_shell(
+    State(site): State<Arc<Site>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use gridlease_fetch::shell::{Control, Ended, Event, STDERR, Start};
+    let (id, mut more, facts) =
+        match asked_lease(&site, &headers, &body, &["auth", "command"]).await {
+            Ok(asked) => asked,
+            Err(refused) => return refused,
+        };
+    let (command, auth) = (more.remove(1), more.remove(0));
+    let node = match lease_node(&site, id, facts, "shell").await {
+        Ok(n) => n,
+        Err(refused) => return refused,
+    };
+    let start = Start {
+        cmd: vec!["/bin/sh".into(), "-c".into(), command],
+        ..Start::default()
+    };
+    if let Err(why) = start.check() {
+        return refuse(
+            &site,
+            StatusCode::BAD_REQUEST,
+            format!("cannot run that: {why}"),
+        );
+    }
+    let mut session = match site.ctx.fetcher.shell(&node, id, &auth, &start).await {
+        Ok(s) => s,
+        Err(e) => {
+            return refuse(
+                &site,
+                StatusCode::BAD_GATEWAY,
+                format!("the provider's node did not open the shell: {e}"),
+            );
+        }
+    };
+    let ran = tokio::time::timeout(RAN_WITHIN, async {
+        session.control(&Control::Eof).await?;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        loop {
+            match session.next().await {
+                Some(Ok(Event::Output { stream, data })) => {
+                    let to = if stream == STDERR { &mut err } else { &mut out };
+                    let room = MAX_RAN.saturating_sub(to.len());
+                    to.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                Some(Ok(Event::Ended(Ended::Exit(code)))) => return Ok((out, err, code)),
+                Some(Ok(Event::Ended(Ended::Error(why)))) => {
+                    return Err(gridlease_fetch::shell::ShellError::Connection(why));
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(gridlease_fetch::shell::ShellError::Connection(
+                        "the node closed the session without an exit status".into(),
+                    ));
+                }
+            }
+        }
+    })
+    .await;
+    match ran {
+        Ok(Ok((out, err, code))) => {
+            let v = json!({
+                "stdout": String::from_utf8_lossy(&out),
+                "stderr": String::from_utf8_lossy(&err),
+                "exit": code,
+            });
+            respond(
+                &site,
+                StatusCode::OK,
+                "application/json",
+                v.to_string().into_bytes(),
+            )
+        }
+        Ok(Err(e)) => refuse(
+            &site,
+            StatusCode::BAD_GATEWAY,
+            format!("the command did not run to its end: {e}"),
+        ),
+        Err(_) => refuse(
+            &site,
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the command ran over {} s: run it with `gridlease shell {id}` instead (the node stops it)",
+                RAN_WITHIN.as_secs()
+            ),
         ),
     }
 }
@@ -435,6 +552,10 @@ pub(crate) fn router(
         .route(
             "/api/logs",
             post(job_logs).layer(axum::extract::DefaultBodyLimit::max(1024)),
+        )
+        .route(
+            "/api/shell",
+            post(job_shell).layer(axum::extract::DefaultBodyLimit::max(8 << 10)),
         )
         .fallback(get(file))
         .layer(axum::middleware::from_fn_with_state(

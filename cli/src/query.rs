@@ -102,6 +102,17 @@ fn status_text(f: &Facts) -> String {
                 "  logs       gridlease logs {} [--follow]   (tenant only)\n",
                 f.id
             );
+            // Built-in jobs run no container.
+            let container = f.created.as_ref().is_some_and(|c| {
+                gridlease_primitives::protocol::JobKind::from_code(c.params.jobKind)
+                    != Some(gridlease_primitives::protocol::JobKind::MatmulI8)
+            });
+            if container && v.lease_kind() != LeaseKind::Held {
+                h += &format!(
+                    "  shell      gridlease shell {} [-- CMD ...]   (tenant only, while it runs)\n",
+                    f.id
+                );
+            }
         }
         _ => {}
     }

@@ -4,7 +4,7 @@
 // job Freivalds' check with a secret random vector. A wrong product is proven from the page
 // (Results.proveMatmulFraud through the wallet): the provider's collateral is slashed and the
 // escrow comes back. Its tenant reads the job's logs from the provider's node, each read signed
-// in the wallet (readLogs).
+// in the wallet (readLogs), and runs commands in its running container (runCommand).
 
 import {
   type Address,
@@ -181,15 +181,14 @@ export function seededJob(created: Args): { seed: Hex; m: number; k: number; n: 
 }
 
 /**
- * The job's logs (the tail of its standard error) from its provider's node, asked for through the
- * console's server with an access the tenant signs here for this one request (ACC-01): EIP-712
- * `Access` over the domain "gridlease access" (this chain, this market), naming the logs, the
- * lease, its provider, an expiry ten minutes on and a fresh nonce. The node checks the signer is
- * the lease's tenant and takes each access once.
+ * A fresh access of the tenant (`account`) to `action` ("logs", "shell") of lease `f` at its
+ * provider's node, signed in the wallet (EIP-712, no transaction): the `x-gridlease-auth` value,
+ * `<expiry>:<nonce>:<signature>`, for this lease, its provider, an expiry ten minutes on and a
+ * fresh nonce. The node checks the signer is the lease's tenant and takes each access once.
  */
-export async function readLogs(c: Config, wallet: Eip1193, account: Address, f: JobFacts): Promise<string> {
+async function signAccess(c: Config, wallet: Eip1193, account: Address, f: JobFacts, action: string): Promise<string> {
   const provider = [...f.phases].reverse().find((p) => p.name === "LeaseStarted")?.args.provider as Address | undefined;
-  if (!provider) throw new Error("this order was never leased: it has no job, so no logs");
+  if (!provider) throw new Error(`this order was never leased: it has no job, so no ${action}`);
   const nonce = bytesToHex(crypto.getRandomValues(new Uint8Array(32)));
   const expiry = BigInt(Math.floor(Date.now() / 1000) + 600);
   const walletClient = createWalletClient({ account, chain: chainOf(c), transport: custom(wallet) });
@@ -206,18 +205,51 @@ export async function readLogs(c: Config, wallet: Eip1193, account: Address, f: 
       ],
     },
     primaryType: "Access",
-    message: { action: "logs", lease: f.id, provider, expiry, nonce },
+    message: { action, lease: f.id, provider, expiry, nonce },
   });
-  const res = await fetch("./api/logs", {
+  return `${expiry}:${nonce}:${signature}`;
+}
+
+/** POST `body` to the console's own server at `path`; the answer, or its error as thrown. */
+async function askServer(path: string, body: object): Promise<Response> {
+  const res = await fetch(path, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ lease: f.id, auth: `${expiry}:${nonce}:${signature}` }),
+    body: JSON.stringify(body),
   });
   if (!res.ok) {
     const e = (await res.json().catch(() => ({}))) as { error?: string };
     throw new Error(e.error ?? `the console's server answered HTTP ${res.status}`);
   }
-  return res.text();
+  return res;
+}
+
+/**
+ * The job's logs (the tail of its standard error) from its provider's node, for its tenant
+ * (`account`): one access signed in the wallet (`signAccess`), sent through the console's
+ * server, which hands it to the node.
+ */
+export async function readLogs(c: Config, wallet: Eip1193, account: Address, f: JobFacts): Promise<string> {
+  const auth = await signAccess(c, wallet, account, f, "logs");
+  return (await askServer("./api/logs", { lease: f.id, auth })).text();
+}
+
+/** What a command run in the job's container printed, and how it ended. */
+export interface Ran {
+  stdout: string;
+  stderr: string;
+  exit: number;
+}
+
+/**
+ * Run `command` (a command line for `/bin/sh -c`) in the job's running container, for its tenant
+ * (`account`): one access to the lease's shell signed in the wallet, sent through the console's
+ * server, which runs the session with the node (no input; output capped) and hands back what the
+ * command printed and its exit status.
+ */
+export async function runCommand(c: Config, wallet: Eip1193, account: Address, f: JobFacts, command: string): Promise<Ran> {
+  const auth = await signAccess(c, wallet, account, f, "shell");
+  return (await askServer("./api/shell", { lease: f.id, auth, command })).json() as Promise<Ran>;
 }
 
 /** What checking the result found. */

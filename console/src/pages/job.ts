@@ -4,7 +4,7 @@ import type { Address, Hex } from "viem";
 import { app, beginRender, brief, chainName, putPage } from "../app";
 import { type Config, learnTokens, rpcOrigin } from "../config";
 import { h, notice, put } from "../dom";
-import { type JobFacts, checkResult, jobFacts, phasesTable, proveFraud, readLogs } from "../job";
+import { type JobFacts, checkResult, jobFacts, phasesTable, proveFraud, readLogs, runCommand } from "../job";
 import { reverted } from "../jobs";
 import { explain } from "../wallet";
 import { amount } from "../market";
@@ -118,8 +118,32 @@ export async function showJob(c: Config, id: Hex): Promise<void> {
 }
 
 /**
+ * The tenant's session, or why there is none: a notice put in `status` (nothing signed then).
+ */
+function tenantSession(c: Config, tenant: string, status: HTMLElement, what: string) {
+  const s = app.session;
+  if (!s?.account || s.chainId !== c.chainId) {
+    put(status, notice("error", `Connect the tenant's wallet on ${chainName(c)} first; nothing was signed.`));
+    return undefined;
+  }
+  if (s.account.toLowerCase() !== tenant.toLowerCase()) {
+    put(status, notice("error", `Only the tenant (${tenant}) may ${what}: connect its account; nothing was signed.`));
+    return undefined;
+  }
+  return s;
+}
+
+/** Put the error `e` of a signature or a request in `status`. */
+function failed(status: HTMLElement, e: unknown) {
+  const code = (e as { code?: number; cause?: unknown }).code;
+  put(status, notice("error", code !== undefined || (e as { cause?: unknown }).cause ? explain(e) : (e as Error).message));
+}
+
+/**
  * The job's logs, for its tenant: each read is one signature in the wallet (an access to this
- * lease's logs at its provider's node, ten minutes long, used once), shown as text.
+ * lease's logs at its provider's node, ten minutes long, used once), shown as text. While a
+ * container job runs, a command in its container too (an access to its shell, the same way):
+ * what it printed and its exit status, shown as text.
  */
 function logsSection(c: Config, facts: JobFacts): HTMLElement[] {
   const leased = facts.phases.some((p) => p.name === "LeaseStarted");
@@ -129,15 +153,8 @@ function logsSection(c: Config, facts: JobFacts): HTMLElement[] {
   const text = h("pre", { id: "job-logs", class: "logs" });
   const read = h("button", { type: "button" }, "Read the job's logs") as HTMLButtonElement;
   read.addEventListener("click", async () => {
-    const s = app.session;
-    if (!s?.account || s.chainId !== c.chainId) {
-      put(status, notice("error", `Connect the tenant's wallet on ${chainName(c)} first; nothing was signed.`));
-      return;
-    }
-    if (s.account.toLowerCase() !== tenant.toLowerCase()) {
-      put(status, notice("error", `Only the tenant (${tenant}) may read these logs: connect its account; nothing was signed.`));
-      return;
-    }
+    const s = tenantSession(c, tenant, status, "read these logs");
+    if (!s) return;
     read.disabled = true;
     put(status, notice("info", "Sign the access to this job's logs in your wallet (nothing is sent on chain)..."));
     try {
@@ -146,11 +163,47 @@ function logsSection(c: Config, facts: JobFacts): HTMLElement[] {
       text.textContent = logs === "" ? "(the job wrote nothing to its standard error)" : logs;
       put(status, notice("info", `The job's logs, from its provider's node (${new Date().toLocaleTimeString()}).`));
     } catch (e) {
-      const code = (e as { code?: number; cause?: unknown }).code;
-      put(status, notice("error", code !== undefined || (e as { cause?: unknown }).cause ? explain(e) : (e as Error).message));
+      failed(status, e);
     } finally {
       read.disabled = false;
     }
   });
-  return [h("h3", {}, "Logs"), read, status, text];
+  // Built-in jobs run no container; a finished lease's container is gone.
+  // jobKind 1: the built-in matmul_i8 (0 container, 2 service).
+  const builtin = Number(((facts.created?.params ?? {}) as Record<string, unknown>).jobKind) === 1;
+  const ended = facts.phases.some((p) => ["LeaseClosed", "LeaseFaulted", "ResultPosted"].includes(p.name));
+  if (builtin || ended) return [h("h3", {}, "Logs"), read, status, text];
+  const ranStatus = h("div", { "aria-live": "polite", id: "shell-status" });
+  const output = h("pre", { id: "shell-output", class: "logs" });
+  const line = h("input", { id: "shell-command", type: "text", value: "nvidia-smi", "aria-label": "Command line" }) as HTMLInputElement;
+  const run = h("button", { type: "button" }, "Run in its container") as HTMLButtonElement;
+  run.addEventListener("click", async () => {
+    const s = tenantSession(c, tenant, ranStatus, "run commands in its container");
+    if (!s) return;
+    run.disabled = true;
+    put(ranStatus, notice("info", "Sign the access to this job's shell in your wallet (nothing is sent on chain)..."));
+    try {
+      const r = await runCommand(c, s.wallet.provider, s.account as Address, facts, line.value);
+      // Text, never markup: the command wrote it.
+      output.textContent = r.stdout + (r.stderr === "" ? "" : `\n[standard error]\n${r.stderr}`);
+      put(ranStatus, notice(r.exit === 0 ? "info" : "error", `The command exited with status ${r.exit}.`));
+    } catch (e) {
+      failed(ranStatus, e);
+    } finally {
+      run.disabled = false;
+    }
+  });
+  return [
+    h("h3", {}, "Logs"),
+    read,
+    status,
+    text,
+    h("h3", {}, "A command in its container"),
+    h("p", {}, "Runs with /bin/sh -c in the job's container while it runs, as its user, with no input (for a terminal: ", h("code", {}, `gridlease shell ${facts.id}`), ")."),
+    h("label", { for: "shell-command" }, "Command line "),
+    line,
+    run,
+    ranStatus,
+    output,
+  ];
 }

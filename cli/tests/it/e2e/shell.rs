@@ -219,3 +219,82 @@ async fn shell_runs_the_command_with_the_tenants_access_and_exits_with_its_statu
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("never leased"), "{}", r.stderr);
 }
+
+/// POST `body` (JSON) to `path` of the console at `addr` as its own page would; the status line
+/// and the body.
+fn post_as_page(addr: &str, path: &str, body: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The web console runs a command for the page (`POST /api/shell`): a session with the lease's
+/// node opened with exactly the access the tenant signed on the page, `/bin/sh -c` and the
+/// command line, no input, and the command's two streams and exit status handed back as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_runs_a_command_through_the_nodes_shell_with_the_signed_access() {
+    use gridlease_fetch::access::{AccessTo, access};
+    let n = net().await;
+    let (owner, op) = n.provider().await;
+    let id = n.order("console-shell.toml", true, Some(&op)).await;
+    let (url, seen) = fake_shell_node(false).await;
+    // The node that serves the lease's result is the one the console asks.
+    n.post(&op, id, b"x", &format!("{url}/results/{id}")).await;
+    let dist = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dist.path().join("index.html"), "<!doctype html>").expect("write");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut console = n
+        .command(false)
+        .args(["console", "--listen", &addr, "--dir"])
+        .arg(dist.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the console");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let tenant: alloy::signers::local::PrivateKeySigner =
+        gridlease_deploy::anvil::ANVIL_KEYS[1].parse().expect("key");
+    let venue = gridlease_testkit::market::venue(n.d.address("Market").expect("market"));
+    let auth = access(&tenant, venue, AccessTo::Shell, id, owner).expect("sign");
+    let body =
+        serde_json::json!({ "lease": id, "auth": auth, "command": "id -u; ls /" }).to_string();
+    let (status, answer) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || post_as_page(&addr, "/api/shell", &body)
+    })
+    .await
+    .expect("join");
+    let _ = console.kill();
+    let _ = console.wait();
+    assert!(status.contains("200"), "{status}: {answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(v["stdout"], "", "{v}");
+    assert_eq!(v["stderr"], "bye\n", "{v}");
+    assert_eq!(v["exit"], 5, "{v}");
+    let (sent, start) = seen.lock().expect("lock").pop().expect("a session");
+    assert_eq!(sent, auth, "the tenant's own access, untouched");
+    assert_eq!(start.cmd, ["/bin/sh", "-c", "id -u; ls /"]);
+    assert!(!start.tty);
+}

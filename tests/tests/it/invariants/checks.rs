@@ -169,12 +169,14 @@ impl World {
             };
             let paid = l.tenant_net - l.fees_paid - in_escrow;
             let ran = self.s.chain.now().saturating_sub(l.start);
+            // In 18-decimal units: a cent token's rate is a fraction of a unit a second.
+            let scale = 10i128.pow(18 - u32::from(self.play.decimals));
             assert!(
-                paid <= l.rate as i128 * i128::from(ran),
-                "after {a:?}: lease {} of tenant {} paid {paid} for {ran} s at {} a second",
+                paid * scale <= l.price as i128 * i128::from(ran),
+                "after {a:?}: lease {} of tenant {} paid {paid} for {ran} s at {} (18 decimals) a second",
                 l.id,
                 l.tenant,
-                l.rate
+                l.price
             );
             if !HONEST_TENANTS.contains(&l.tenant) {
                 continue;
@@ -189,7 +191,7 @@ impl World {
                 Kind::Service => {
                     let live = self.live_seconds(&l) as i128;
                     assert!(
-                        paid <= l.rate as i128 * live,
+                        paid * scale <= l.price as i128 * live,
                         "after {a:?}: service lease {} of tenant {} paid {paid} for {live} live s",
                         l.id,
                         l.tenant

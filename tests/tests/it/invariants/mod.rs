@@ -263,6 +263,9 @@ struct Play {
     answers: Answers,
     /// What its reporter does at every tick, on every lease.
     reporter: Reporter,
+    /// Decimals of the payment and stake token: 6 (USDC), or 2 (its units are cents, and a
+    /// settlement's remainder is carried to the next, TOK-08).
+    decimals: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,8 +301,13 @@ fn play() -> impl Strategy<Value = Play> {
             Just(Reporter::FeeRacer),
             Just(Reporter::Griefer)
         ],
+        prop_oneof![3 => Just(6u8), 1 => Just(2u8)],
     )
-        .prop_map(|(answers, reporter)| Play { answers, reporter })
+        .prop_map(|(answers, reporter, decimals)| Play {
+            answers,
+            reporter,
+            decimals,
+        })
 }
 
 /// What the provider serves of its posted result.
@@ -332,7 +340,8 @@ struct Lease {
     /// When the honest keeper next looks at it (leases of the sleepy tenant).
     keeper_next: u64,
     start: u64,
-    rate: u128,
+    /// Its price, 18-decimal units a second.
+    price: u128,
     /// Net tokens the tenant put in (deposits and top-ups minus refunds, credits and
     /// compensation).
     tenant_net: i128,
@@ -550,6 +559,7 @@ fn the_v1_escapes_are_played_and_none_gets_through() {
         let mut w = World::new(Play {
             answers: Answers::Never,
             reporter: Reporter::Idle,
+            decimals: 6,
         });
         for a in &play {
             w.step(a);

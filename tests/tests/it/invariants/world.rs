@@ -4,7 +4,7 @@ use super::*;
 
 impl World {
     pub(super) fn new(play: Play) -> Self {
-        let mut s = Suite::new();
+        let mut s = Suite::with_decimals(play.decimals);
         for p in [0usize, 1, 2] {
             s.register(p, 10_000 * USDC);
         }
@@ -401,7 +401,7 @@ impl World {
             fees_paid: 0,
             keeper_next: 0,
             start: 0,
-            rate: 0,
+            price: 0,
             tenant_net: 5 * USDC as i128,
             deposited: 5 * USDC,
             keeper_bps: 0,
@@ -443,7 +443,7 @@ impl World {
         let l = &mut self.leases[i];
         l.provider = Some(provider);
         l.start = self.s.chain.now();
-        l.rate = price / 1_000_000_000_000;
+        l.price = price;
         let id = l.id;
         self.leases[i].keeper_bps = self.s.job(id).keeperFeeBps;
     }
