@@ -9,7 +9,8 @@
 //!   data, or with forged chunks and proofs), abandons, closes, accepts, challenges, proves,
 //!   settles, releases and withdraws at random; per case it also picks standing reactions
 //!   (`Play`): how its node answers challenges, and whether its reporter races the keeper to
-//!   every fault the moment a fee is due;
+//!   every fault the moment a fee is due; and the case's token: USDC's 6 decimals, or 2 (a
+//!   quarter of the cases: units are cents, and settlements carry their remainders, TOK-08);
 //! - the **attentive tenant** (tenant 0) orders container, built-in and service jobs, verifies
 //!   every result it gets (it knows the true product), challenges what it cannot download,
 //!   proves every fault it sees itself (within its priority, so for free), accepts what it
