@@ -279,7 +279,10 @@ async fn session(s: &Shared, x: &ContainerExecutor, lease: B256, mut ws: WebSock
     let ended = match outcome {
         Outcome::Exited => Some(match x.exec_exit(&exec).await {
             Ok(Some(code)) => Ended::Exit(code),
-            Ok(None) => Ended::Error("the command's exit status is not known".into()),
+            // Its streams closed while it runs on (a detach key sequence, say): it is killed.
+            Ok(None) => Ended::Error(
+                "the command's streams closed while it still ran: it was stopped".into(),
+            ),
             Err(why) => {
                 warn!(lease = %lease, error = %why, "the shell's exit status");
                 Ended::Error(
@@ -291,7 +294,7 @@ async fn session(s: &Shared, x: &ContainerExecutor, lease: B256, mut ws: WebSock
         Outcome::Shutdown => Some(Ended::Error("the node is shutting down".into())),
         Outcome::Left => None,
     };
-    if !matches!(outcome, Outcome::Exited) {
+    if !matches!(ended, Some(Ended::Exit(_))) {
         match x.exec_kill(&exec).await {
             Ok(true) => info!(lease = %lease, "the shell's command outlived its session: killed"),
             Ok(false) => {}
