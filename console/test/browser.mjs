@@ -29,6 +29,8 @@
 // - the provider page, with the owner's cold key in the wallet: a consent for another owner
 //   refused, register with the operator's consent, stake with one permit (the signed amount and
 //   spender checked), unbond, and withdraw once the unbonding period passed;
+// - ACC-02: with the container engine the test command starts, a command the tenant runs from a
+//   running container job's page, in its container, with one signed access and no transaction;
 // - New job: a spec the CLI refuses is refused with the CLI's words; a rejected permit signature
 //   sends nothing; a submit is one signature and one transaction, the permit signed is for the
 //   amount shown, to the market, and the order holds that escrow; in a token without a permit
@@ -931,6 +933,109 @@ async function main() {
     refusedRanges > 0,
     `OFF-13: every page read its logs through an RPC capping log queries at 40 blocks (${refusedRanges} wide queries refused and read again in pieces)`,
   );
+
+  // ACC-02 from the page: the tenant runs a command in its running container job (one signed
+  // access to the lease's shell, no transaction), on the engine the test command starts. Last:
+  // the job would change the earnings above, and the minutes it takes close the orders the market
+  // page lists.
+  let containerJob;
+  const engineSocket = process.env.GRIDLEASE_ENGINE_SOCKET;
+  if (!engineSocket) {
+    check(!process.env.GRIDLEASE_REQUIRE_ENGINE, "GRIDLEASE_REQUIRE_ENGINE is set but no container engine is");
+    console.log('skipped: a command in a container job from the page (no engine: eval "$(scripts/podman.sh start)")');
+  } else {
+    const podmanToml = join(dir, "node-podman.toml");
+    writeFileSync(
+      podmanToml,
+      nodeToml(false)
+        .replace(
+          'executor = "builtin"',
+          `executor = "podman"\nsocket = "unix://${engineSocket}"\nlocal_images = ["${process.env.GRIDLEASE_ENGINE_IMAGE}"]`,
+        )
+        .replace('shutdown_grace = "30s"', 'shutdown_grace = "2s"'),
+    );
+    // The page reaches a running job's node through the URL its provider registered (a posted
+    // result names its own): the provider now registers its node's.
+    execFileSync(bin("gridlease-provider"), ["register", ...owner, "--metadata", `http://127.0.0.1:${nodePort}`], { encoding: "utf8" });
+    node = start(bin("gridlease-provider"), ["run", "--config", podmanToml]);
+    const containerSpec = join(dir, "container.toml");
+    writeFileSync(
+      containerSpec,
+      [
+        'name = "a look inside"',
+        'kind = "container"',
+        "[resources]",
+        'gpu = "rtx4090"',
+        "gpu_count = 1",
+        "vram_gib = 1",
+        "cpu_cores = 1",
+        "ram_gib = 1",
+        "[price]",
+        'max_per_hour = "2.00"',
+        'max_duration = "10m"',
+        'bid_window = "30s"',
+        'collateral = "10"',
+        "instant = true",
+        'token = "USDC"',
+        "[container]",
+        `image = "${process.env.GRIDLEASE_ENGINE_IMAGE}"`,
+        'command = ["sleep", "120"]',
+        "",
+      ].join("\n"),
+    );
+    containerJob = execFileSync(bin("gridlease"), ["--keystore", join(keys, "tenant.json"), "--password", password, "submit", containerSpec], {
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+    }).match(/^(0x[0-9a-f]{64})$/m)?.[1];
+    await until("the container job leased", 60, () => lensStatus(containerJob) === 2).catch((e) => {
+      throw new Error(`${e.message}\n${node.output()}`);
+    });
+    await page.evaluate((a) => window.__switchAccount(a), tenant);
+    await page.locator("#owner", { hasText: tenant }).waitFor({ timeout: 15000 }).catch(() => {});
+    await openJob(containerJob);
+    await page.getByLabel("Command line").fill('echo "uid $(id -u) in $(hostname)"');
+    // The node starts the container a moment after the lease: until then it says so, and the
+    // page shows it; each try is one signature.
+    let ran = "";
+    let calls = [];
+    for (let i = 0; i < 30 && !ran.startsWith("uid "); i++) {
+      await page.evaluate(() => {
+        window.__calls = [];
+      });
+      await page.getByRole("button", { name: "Run in its container" }).click();
+      const asked = Date.now();
+      while (Date.now() - asked < 30000 && (await page.locator("#shell-status").innerText()).startsWith("Sign the access")) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      ran = await page.locator("#shell-output").innerText();
+      calls = await page.evaluate(() => window.__calls);
+      if (!ran.startsWith("uid ")) await new Promise((r) => setTimeout(r, 2000));
+    }
+    const shellAccess = await page.evaluate(() => window.__signed);
+    check(
+      ran.startsWith("uid 65534 in ") &&
+        shellAccess?.message?.action === "shell" &&
+        shellAccess.message.lease === containerJob &&
+        calls.filter((m) => m === "eth_signTypedData_v4").length === 1 &&
+        !calls.includes("eth_sendTransaction"),
+      `ACC-02: the tenant runs a command in its container job from the page, one signed access (${ran.trim()}; ${
+        ran.startsWith("uid ") ? "" : `${await page.locator("#shell-status").innerText()}\n${node.output()}`
+      })`,
+    );
+    // The job's page, with its command line, has no serious accessibility violation either.
+    await axePage.evaluate((h) => {
+      location.hash = h;
+    }, `#job/${containerJob}`);
+    await axePage.getByLabel("Command line").waitFor({ timeout: 15000 });
+    const found = await axePage.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ["violations"] });
+      return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.help}`);
+    });
+    check(found.length === 0, `axe-core: no serious violation on a running container job's page ${JSON.stringify(found)}`);
+    node.p.kill("SIGINT");
+    // Its running job gets the shutdown grace (2 s here) before it is stopped.
+    await until("the podman node stopped", 60, () => node.p.exitCode !== null);
+  }
 
   await page.screenshot({ path: join(shots, "console-market.png") });
   console.log(`first render ${firstRender.toFixed(2)} s (goal <= 1 s); screenshots in ${shots}`);
