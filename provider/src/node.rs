@@ -260,7 +260,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         },
         container: crate::docker::ContainerExecutor::for_node(
             cfg.container.as_ref(),
-            &operator.to_string(),
+            &crate::docker::node_label(operator, &cfg.data_dir),
         )
         .await?
         .map(|mut c| {

@@ -101,8 +101,12 @@ pub struct Shared {
     /// The operator key, to sign bids in `bidding.mode = "signed"` (None in on-chain mode).
     pub(crate) bid_signer: Option<alloy::signers::local::PrivateKeySigner>,
     /// Open shell sessions per lease ([`crate::api::shell`]).
-    pub(crate) shells: crate::api::shell::Sessions,
+    pub(crate) shells: ShellSessions,
 }
+
+/// Open shell sessions, per lease and per tenant (counted by `crate::api::shell`).
+#[derive(Debug, Default)]
+pub struct ShellSessions(pub(crate) Mutex<(HashMap<B256, usize>, HashMap<Address, usize>)>);
 
 /// The tree of the result last challenged, kept while its chunks are asked for: a run of
 /// challenges of one result (each paid for by its bond) reads and hashes it once, and only one

@@ -66,10 +66,6 @@ const MAX_UNFRAMED: usize = 1 << 20;
 /// Longest reason a session's end gives.
 const MAX_REASON: usize = 1_000;
 
-/// Open sessions: per lease and per tenant.
-#[derive(Debug, Default)]
-pub struct Sessions(std::sync::Mutex<(HashMap<B256, usize>, HashMap<Address, usize>)>);
-
 /// One open session, given back when dropped.
 struct Slot {
     s: Arc<Shared>,
@@ -77,9 +73,9 @@ struct Slot {
     tenant: Address,
 }
 
-impl Sessions {
+impl Slot {
     /// A slot for a session of `tenant`'s `lease`, if every limit allows one.
-    fn take(s: &Arc<Shared>, lease: B256, tenant: Address) -> Option<Slot> {
+    fn take(s: &Arc<Shared>, lease: B256, tenant: Address) -> Option<Self> {
         let mut open = lock(&s.shells.0);
         let all: usize = open.0.values().sum();
         let (of_lease, of_tenant) = (
@@ -91,7 +87,7 @@ impl Sessions {
         }
         *open.0.entry(lease).or_default() += 1;
         *open.1.entry(tenant).or_default() += 1;
-        Some(Slot {
+        Some(Self {
             s: s.clone(),
             lease,
             tenant,
@@ -171,7 +167,7 @@ pub(crate) async fn shell(
             );
         }
     };
-    let Some(slot) = Sessions::take(&s, id, job.tenant) else {
+    let Some(slot) = Slot::take(&s, id, job.tenant) else {
         return deny(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -272,7 +268,9 @@ async fn session(s: &Shared, x: &ContainerExecutor, lease: B256, mut ws: WebSock
     {
         warn!(lease = %lease, error = %why, "cannot size the shell's terminal");
     }
-    info!(lease = %lease, command = ?cmd, tty = start.tty, "shell opened");
+    // The program only: a tenant's arguments may carry its secrets.
+    let program = cmd.first().map_or("", String::as_str);
+    info!(lease = %lease, program, args = cmd.len().saturating_sub(1), tty = start.tty, "shell opened");
     let exec = e.id.clone();
     let (mut sink, stream) = ws.split();
     let outcome = bridge(s, x, e, &mut sink, stream).await;

@@ -225,11 +225,8 @@ impl ContainerExecutor {
         .map(|_| ())
     }
 
-    /// Kill exec `id` if it still runs (a session that ended before its command did): its
-    /// process, and its process group when it leads one (a terminal's shell and what it started).
-    /// Whether it was running. Processes it moved out of its group live on until the lease's
-    /// container stops.
-    pub async fn exec_kill(&self, id: &str) -> Result<bool> {
+    /// What the engine says of exec `id` (`Running`, `ExitCode`, `Pid`).
+    async fn exec_inspect(&self, id: &str) -> Result<Value> {
         let (_, body) = self
             .call(
                 "inspect exec",
@@ -238,8 +235,16 @@ impl ContainerExecutor {
                 None,
             )
             .await?;
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| DockerError::Protocol(format!("exec inspect: {e}")))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| DockerError::Protocol(format!("exec inspect: {e}")))
+    }
+
+    /// Kill exec `id` if it still runs (a session that ended before its command did): its
+    /// process, and its process group when it leads one (a terminal's shell and what it started).
+    /// Whether it was running. Processes it moved out of its group live on until the lease's
+    /// container stops.
+    pub async fn exec_kill(&self, id: &str) -> Result<bool> {
+        let v = self.exec_inspect(id).await?;
         let pid = v.get("Pid").and_then(Value::as_i64).unwrap_or(0);
         if v.get("Running").and_then(Value::as_bool) != Some(true) || pid <= 1 {
             return Ok(false);
@@ -265,16 +270,7 @@ impl ContainerExecutor {
     /// engine may record it a moment later); `None` while it still runs.
     pub async fn exec_exit(&self, id: &str) -> Result<Option<i64>> {
         for _ in 0..50 {
-            let (_, body) = self
-                .call(
-                    "inspect exec",
-                    Method::GET,
-                    &format!("{API}/exec/{}/json", enc(id)),
-                    None,
-                )
-                .await?;
-            let v: Value = serde_json::from_slice(&body)
-                .map_err(|e| DockerError::Protocol(format!("exec inspect: {e}")))?;
+            let v = self.exec_inspect(id).await?;
             if v.get("Running").and_then(Value::as_bool) == Some(false) {
                 return Ok(v.get("ExitCode").and_then(Value::as_i64));
             }

@@ -63,7 +63,7 @@ pub const TMPFS_SIZE: &str = "256m";
 pub const OUTPUT_POLL: Duration = Duration::from_millis(200);
 /// Label carrying the lease id.
 pub const LABEL_LEASE: &str = "gridlease.lease";
-/// Label carrying the node's identity (its operator address): leftovers are matched on it.
+/// Label carrying the node's identity ([`node_label`]): leftovers are matched on it.
 pub const LABEL_NODE: &str = "gridlease.node";
 /// Engine API version the requests name (Docker 20.10+, Podman 3+ serve it).
 const API: &str = "/v1.41";
@@ -144,6 +144,16 @@ pub struct ContainerExecutor {
     pub limits: ProcessLimits,
     /// The images this node pulled, for their pruning (none: nothing is booked or pruned).
     pub images: Option<std::sync::Arc<images::ImageBook>>,
+}
+
+/// A node's [`LABEL_NODE`]: its operator address and a hash of its data directory (as the system
+/// resolves it). A restarted node finds its own leftovers; two nodes sharing an engine (an operator
+/// running two with one key, or two test suites with the same devnet key) never take each other's
+/// running containers for leftovers and remove them.
+pub fn node_label(operator: alloy::primitives::Address, data_dir: &std::path::Path) -> String {
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let h = alloy::primitives::keccak256(dir.as_os_str().as_encoded_bytes());
+    format!("{operator}/{}", alloy::primitives::hex::encode(&h[..6]))
 }
 
 /// Percent-encode a query value.

@@ -80,6 +80,15 @@ async fn fake_shell_node(refuse: bool) -> (String, Seen) {
     (url, seen)
 }
 
+/// `cmd` started with its three streams piped.
+fn piped(cmd: &mut std::process::Command) -> std::process::Child {
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 /// The CLI opens the lease's shell with the tenant's access for this shell, lease, provider and
 /// market, runs the command given after `--` without a terminal (its input is not one), passes
 /// its input to the end, prints both streams where they belong, and exits with the command's
@@ -92,14 +101,11 @@ async fn shell_runs_the_command_with_the_tenants_access_and_exits_with_its_statu
     let (owner, op) = n.provider().await;
     let id = n.order("shell.toml", true, Some(&op)).await;
     let (url, seen) = fake_shell_node(false).await;
-    let mut child = n
-        .command(true)
-        .args(["shell", &id.to_string(), "--node", &url, "--", "cat", "-n"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child =
+        piped(
+            n.command(true)
+                .args(["shell", &id.to_string(), "--node", &url, "--", "cat", "-n"]),
+        );
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("stdin");
@@ -128,14 +134,11 @@ async fn shell_runs_the_command_with_the_tenants_access_and_exits_with_its_statu
     // every byte comes back once. (Loopback's socket buffers may hold all of it, so this alone
     // does not show that neither waits on the other; the node's test does, on the real engine.)
     let big: Vec<u8> = (0..8usize << 20).map(|i| b"abcdefghij\n"[i % 11]).collect();
-    let mut child = n
-        .command(true)
-        .args(["shell", &id.to_string(), "--node", &url, "--", "cat"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child =
+        piped(
+            n.command(true)
+                .args(["shell", &id.to_string(), "--node", &url, "--", "cat"]),
+        );
     let mut stdin = child.stdin.take().expect("stdin");
     let feeding = std::thread::spawn({
         let big = big.clone();
@@ -169,14 +172,11 @@ async fn shell_runs_the_command_with_the_tenants_access_and_exits_with_its_statu
         .map(|a| format!("'{}'", a.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ");
-    let mut child = std::process::Command::new("script")
-        .args(["-qefc", &line, "/dev/null"])
-        .env("TERM", "xterm-256color")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn script (util-linux)");
+    let mut child = piped(
+        std::process::Command::new("script")
+            .args(["-qefc", &line, "/dev/null"])
+            .env("TERM", "xterm-256color"),
+    );
     let mut stdin = child.stdin.take().expect("stdin");
     let sessions = || seen.lock().expect("lock").len();
     for _ in 0..100 {

@@ -3,6 +3,25 @@
 
 use super::*;
 
+/// A node's label is its operator's and its data directory's: stable across restarts (the same
+/// directory, however it is named), another for another directory or operator.
+#[test]
+fn a_nodes_label_names_its_operator_and_its_data_directory() {
+    let (a, b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let op = alloy::primitives::Address::repeat_byte(7);
+    let label = node_label(op, a.path());
+    assert!(label.starts_with(&format!("{op}/")), "{label}");
+    assert_eq!(label, node_label(op, &a.path().join(".")));
+    assert_ne!(label, node_label(op, b.path()));
+    assert_ne!(
+        label,
+        node_label(alloy::primitives::Address::repeat_byte(8), a.path())
+    );
+}
+
 #[tokio::test]
 async fn podman_creates_through_its_own_api_with_gpus_as_cdi_devices() {
     let (dir, f, mut x) = serve(Fake {
