@@ -95,6 +95,12 @@ CONF
   echo "export GRIDLEASE_ENGINE_SOCKET=$sock GRIDLEASE_ENGINE_IMAGE=$IMAGE"
   ;;
 stop)
+  # Every container the tests left (a node killed with -9 leaves its job's running) goes first:
+  # a stopped service would leave them running, their mounts and monitors on the host.
+  if [[ -f "$dir/storage.conf" ]]; then
+    CONTAINERS_CONF="$dir/containers.conf" CONTAINERS_STORAGE_CONF="$dir/storage.conf" \
+      podman rm --all --force --time 0 >/dev/null 2>&1 || true
+  fi
   if [[ -f "$dir/service.pid" ]]; then
     kill "$(cat "$dir/service.pid")" 2>/dev/null || true
     rm -f "$dir/service.pid" "$dir/podman.sock"

@@ -104,9 +104,22 @@ pub struct Shared {
     pub(crate) shells: ShellSessions,
 }
 
-/// Open shell sessions, per lease and per tenant (counted by `crate::api::shell`).
+/// Shell sessions: those open, and how many may start (kept by `crate::api::shell`).
 #[derive(Debug, Default)]
-pub struct ShellSessions(pub(crate) Mutex<(HashMap<B256, usize>, HashMap<Address, usize>)>);
+pub struct ShellSessions(pub(crate) Mutex<ShellBook>);
+
+/// What [`ShellSessions`] keeps.
+#[derive(Debug, Default)]
+pub(crate) struct ShellBook {
+    /// Sessions open, per lease.
+    pub(crate) per_lease: HashMap<B256, usize>,
+    /// Sessions open, per tenant.
+    pub(crate) per_tenant: HashMap<Address, usize>,
+    /// Session starts each tenant may still make, and when that was counted.
+    pub(crate) tenant_starts: HashMap<Address, (f64, std::time::Instant)>,
+    /// Session starts the node may still make, and when that was counted.
+    pub(crate) node_starts: Option<(f64, std::time::Instant)>,
+}
 
 /// The tree of the result last challenged, kept while its chunks are asked for: a run of
 /// challenges of one result (each paid for by its bond) reads and hashes it once, and only one

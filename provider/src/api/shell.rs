@@ -44,7 +44,7 @@ use crate::{
         ContainerExecutor,
         exec::{ExecRefusal, ExecStream},
     },
-    shared::Shared,
+    shared::{Shared, ShellBook},
     state::JobState,
 };
 
@@ -66,6 +66,22 @@ const MAX_UNFRAMED: usize = 1 << 20;
 /// Longest reason a session's end gives.
 const MAX_REASON: usize = 1_000;
 
+/// Session starts one tenant may make at once, then one every [`TENANT_START_EVERY`]: each exec
+/// leaves a monitor process (about 3 MB) on the engine's host for a while after it ends (Podman
+/// keeps an exec's `conmon` five minutes for its exit status), so a tenant opening and closing
+/// sessions in a loop would fill the host with them. A script running a command a second or two
+/// apart is not held.
+pub const TENANT_STARTS: f64 = 30.0;
+/// How often a tenant gets another session start.
+pub const TENANT_START_EVERY: Duration = Duration::from_secs(2);
+/// Session starts the node makes at once, then one every [`NODE_START_EVERY`]: at most about 420
+/// exec monitors on a Podman host (some 1.3 GB), all tenants together.
+pub const NODE_STARTS: f64 = 120.0;
+/// How often the node gets another session start.
+pub const NODE_START_EVERY: Duration = Duration::from_secs(1);
+/// Tenants whose starts are tracked at once before the full ones are forgotten.
+const TRACKED: usize = 10_000;
+
 /// One open session, given back when dropped.
 struct Slot {
     s: Arc<Shared>,
@@ -73,21 +89,77 @@ struct Slot {
     tenant: Address,
 }
 
+/// Take one start from a bucket of `cap` refilled one per `every`, as of `now`.
+fn take_start(
+    bucket: &mut (f64, std::time::Instant),
+    cap: f64,
+    every: Duration,
+    now: std::time::Instant,
+) -> bool {
+    let refill = now.duration_since(bucket.1).as_secs_f64() / every.as_secs_f64();
+    bucket.0 = (bucket.0 + refill).min(cap);
+    bucket.1 = now;
+    if bucket.0 >= 1.0 {
+        bucket.0 -= 1.0;
+        true
+    } else {
+        false
+    }
+}
+
+/// Whether `book` lets `tenant` open a session of `lease` at `now`, counted as open if so; the
+/// refusal otherwise.
+fn admit(
+    book: &mut ShellBook,
+    lease: B256,
+    tenant: Address,
+    now: std::time::Instant,
+) -> Result<(), String> {
+    let all: usize = book.per_lease.values().sum();
+    let of_lease = book.per_lease.get(&lease).copied().unwrap_or(0);
+    let of_tenant = book.per_tenant.get(&tenant).copied().unwrap_or(0);
+    if of_lease >= MAX_PER_LEASE || of_tenant >= MAX_PER_TENANT || all >= MAX_SESSIONS {
+        return Err(format!(
+            "too many shells open (at most {MAX_PER_LEASE} per lease, {MAX_PER_TENANT} per tenant, {MAX_SESSIONS} per node): close one and retry"
+        ));
+    }
+    if book.tenant_starts.len() >= TRACKED && !book.tenant_starts.contains_key(&tenant) {
+        let full = TENANT_STARTS * TENANT_START_EVERY.as_secs_f64();
+        book.tenant_starts
+            .retain(|_, (_, at)| now.duration_since(*at).as_secs_f64() < full);
+    }
+    let mut theirs = book
+        .tenant_starts
+        .get(&tenant)
+        .copied()
+        .unwrap_or((TENANT_STARTS, now));
+    let mut node = book.node_starts.unwrap_or((NODE_STARTS, now));
+    if !take_start(&mut theirs, TENANT_STARTS, TENANT_START_EVERY, now) {
+        return Err(format!(
+            "this tenant started too many shells lately (one every {} s after the first {TENANT_STARTS}): retry in a few seconds",
+            TENANT_START_EVERY.as_secs()
+        ));
+    }
+    if !take_start(&mut node, NODE_STARTS, NODE_START_EVERY, now) {
+        return Err("this node started too many shells lately: retry in a few seconds".into());
+    }
+    book.tenant_starts.insert(tenant, theirs);
+    book.node_starts = Some(node);
+    *book.per_lease.entry(lease).or_default() += 1;
+    *book.per_tenant.entry(tenant).or_default() += 1;
+    Ok(())
+}
+
 impl Slot {
     /// A slot for a session of `tenant`'s `lease`, if every limit allows one.
-    fn take(s: &Arc<Shared>, lease: B256, tenant: Address) -> Option<Self> {
-        let mut open = lock(&s.shells.0);
-        let all: usize = open.0.values().sum();
-        let (of_lease, of_tenant) = (
-            open.0.get(&lease).copied().unwrap_or(0),
-            open.1.get(&tenant).copied().unwrap_or(0),
-        );
-        if of_lease >= MAX_PER_LEASE || of_tenant >= MAX_PER_TENANT || all >= MAX_SESSIONS {
-            return None;
-        }
-        *open.0.entry(lease).or_default() += 1;
-        *open.1.entry(tenant).or_default() += 1;
-        Some(Self {
+    fn take(s: &Arc<Shared>, lease: B256, tenant: Address) -> Result<Self, String> {
+        admit(
+            &mut lock(&s.shells.0),
+            lease,
+            tenant,
+            std::time::Instant::now(),
+        )?;
+        Ok(Self {
             s: s.clone(),
             lease,
             tenant,
@@ -107,9 +179,9 @@ fn give_back<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = lock(&self.s.shells.0);
-        give_back(&mut open.0, &self.lease);
-        give_back(&mut open.1, &self.tenant);
+        let mut book = lock(&self.s.shells.0);
+        give_back(&mut book.per_lease, &self.lease);
+        give_back(&mut book.per_tenant, &self.tenant);
     }
 }
 
@@ -167,13 +239,24 @@ pub(crate) async fn shell(
             );
         }
     };
-    let Some(slot) = Slot::take(&s, id, job.tenant) else {
-        return deny(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "too many shells open (at most {MAX_PER_LEASE} per lease, {MAX_PER_TENANT} per tenant, {MAX_SESSIONS} per node): close one and retry"
-            ),
-        );
+    // Its container, before any session start or nonce is spent on it (the job may be pulling
+    // its image yet): the tenant is told at once, and retries cost it nothing.
+    match x.lease_container(id).await {
+        Ok(_) => {}
+        Err(ExecRefusal::NotRunning) => {
+            return deny(StatusCode::CONFLICT, &ExecRefusal::NotRunning.to_string());
+        }
+        Err(ExecRefusal::Engine(why)) => {
+            warn!(lease = %id, error = %why, "the engine could not be asked for a shell's container");
+            return deny(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the container engine did not answer (the node's log says why): retry later",
+            );
+        }
+    }
+    let slot = match Slot::take(&s, id, job.tenant) {
+        Ok(slot) => slot,
+        Err(why) => return deny(StatusCode::TOO_MANY_REQUESTS, &why),
     };
     if let Err(r) = take_nonce(
         &s.store,
@@ -452,4 +535,58 @@ where
     };
     writer.abort();
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed(book: &mut ShellBook) {
+        book.per_lease.clear();
+        book.per_tenant.clear();
+    }
+
+    /// Sessions are counted open per lease, tenant and node; starts are rationed per tenant and
+    /// per node, and come back with time.
+    #[test]
+    fn sessions_are_bounded_open_and_rationed_as_they_start() {
+        let mut book = ShellBook::default();
+        let t0 = std::time::Instant::now();
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let lease = |i: u8| B256::repeat_byte(i);
+        for _ in 0..MAX_PER_LEASE {
+            admit(&mut book, lease(1), a, t0).expect("open");
+        }
+        let e = admit(&mut book, lease(1), a, t0).expect_err("a fifth of one lease");
+        assert!(e.contains("per lease"), "{e}");
+        for i in 0..(MAX_PER_TENANT - MAX_PER_LEASE) as u8 {
+            admit(&mut book, lease(10 + i), a, t0).expect("open");
+        }
+        let e = admit(&mut book, lease(30), a, t0).expect_err("a ninth of one tenant");
+        assert!(e.contains("per tenant"), "{e}");
+        // Closed again: the open counts fall, the starts stay spent.
+        closed(&mut book);
+        for _ in 0..(TENANT_STARTS as usize - MAX_PER_TENANT) {
+            admit(&mut book, lease(1), a, t0).expect("start");
+            closed(&mut book);
+        }
+        let e = admit(&mut book, lease(1), a, t0).expect_err("one start more than at once");
+        assert!(e.contains("started too many"), "{e}");
+        // Another tenant is not held by it; time gives the first one another start.
+        admit(&mut book, lease(2), b, t0).expect("another tenant");
+        admit(&mut book, lease(1), a, t0 + TENANT_START_EVERY).expect("one more, later");
+        // The node's own ration holds for all tenants together.
+        let mut book = ShellBook::default();
+        let mut refused = None;
+        for i in 0..NODE_STARTS as u64 + 1 {
+            let tenant = Address::from_word(B256::from(alloy::primitives::U256::from(i + 100)));
+            match admit(&mut book, lease(3), tenant, t0) {
+                Ok(()) => closed(&mut book),
+                Err(e) => refused = Some((i, e)),
+            }
+        }
+        let (at, e) = refused.expect("the node's ration ran out");
+        assert_eq!(at, NODE_STARTS as u64);
+        assert!(e.contains("this node started too many"), "{e}");
+    }
 }

@@ -55,7 +55,7 @@ pub enum ExecRefusal {
 
 impl ContainerExecutor {
     /// The running container of `lease`'s job, checked by its labels.
-    async fn lease_container(&self, lease: B256) -> Result<String, ExecRefusal> {
+    pub async fn lease_container(&self, lease: B256) -> Result<String, ExecRefusal> {
         let name = Self::container_name_of(lease);
         let got = self
             .call(
