@@ -279,3 +279,96 @@ impl ContainerExecutor {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::UnixListener,
+    };
+
+    use super::*;
+    use crate::config::EngineConfig;
+
+    /// An engine on a unix socket in `dir` that answers one request with `head` and then `tail`
+    /// (the stream), handing back the request's head.
+    fn engine_answering(
+        dir: &std::path::Path,
+        head: &'static str,
+        tail: &'static [u8],
+    ) -> (ContainerExecutor, tokio::task::JoinHandle<String>) {
+        let socket = dir.join("engine.sock");
+        let listener = UnixListener::bind(&socket).expect("bind");
+        let asked = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.expect("read");
+                got.extend_from_slice(&buf[..n]);
+            }
+            // One write: the head and the stream's first bytes come in one read, as an engine's
+            // often do (and an error's body with its head).
+            s.write_all(&[head.as_bytes(), tail].concat())
+                .await
+                .expect("answer");
+            String::from_utf8_lossy(&got).into_owned()
+        });
+        let x = ContainerExecutor::new(
+            EngineConfig {
+                engine: "docker".into(),
+                socket,
+                network: "none".into(),
+                local_images: Vec::new(),
+            },
+            "node",
+        );
+        (x, asked)
+    }
+
+    /// Docker's answer to an exec start that asks for the connection (`101 UPGRADED`), with the
+    /// stream's first bytes in the same read as the head, gives the whole stream; the request asks
+    /// for the upgrade. An answer with body framing (a proxy's, say) is refused, and an error
+    /// status is the engine's error.
+    #[tokio::test]
+    async fn an_exec_start_hijacks_dockers_101_and_refuses_a_framed_or_failed_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (x, asked) = engine_answering(
+            dir.path(),
+            "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+            b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n",
+        );
+        let (early, mut read, _write) = x.hijack("abc", false).await.expect("hijacked");
+        let mut stream = early;
+        read.read_to_end(&mut stream).await.expect("read");
+        assert_eq!(stream, b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n");
+        let head = asked.await.expect("join");
+        assert!(
+            head.starts_with("POST /v1.41/exec/abc/start HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("Upgrade: tcp") && head.contains("Connection: Upgrade"),
+            "{head}"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (x, _) = engine_answering(
+            dir.path(),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"5\r\nhello\r\n",
+        );
+        let e = x.hijack("abc", false).await.expect_err("framed");
+        assert!(e.to_string().contains("not the command's streams"), "{e}");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (x, _) = engine_answering(
+            dir.path(),
+            "HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\n\r\n",
+            br#"{"message":"container is not running"}"#,
+        );
+        let e = x.hijack("abc", false).await.expect_err("refused");
+        assert!(matches!(e, DockerError::Api { status: 409, .. }), "{e}");
+        assert!(e.to_string().contains("container is not running"), "{e}");
+    }
+}
