@@ -2,9 +2,10 @@
 //! WebSocket ([`gridlease_fetch::shell`] has the protocol; ACC-01, ACC-02).
 //!
 //! Refused before the upgrade, each with its reason: an access that is not the lease's tenant's
-//! for this shell (ACC-01), a lease whose job is built in, runs as a local process or is not
-//! running, a node without a container engine, and more than [`MAX_PER_LEASE`] sessions of one
-//! lease, [`MAX_PER_TENANT`] of one tenant or [`MAX_SESSIONS`] in all at once. The command is then
+//! for this shell (ACC-01), a lease whose job is built in, runs as a local process or whose
+//! container is not running, a node without a container engine, more than [`MAX_PER_LEASE`]
+//! sessions of one lease, [`MAX_PER_TENANT`] of one tenant or [`MAX_SESSIONS`] in all at once, and
+//! more starts than the ration ([`TENANT_STARTS`], [`NODE_STARTS`]). The command is then
 //! started in the container the node made for the lease
 //! ([`crate::docker::ContainerExecutor::exec`]) and its streams bridged to the socket until it
 //! exits, the container stops, the tenant leaves or goes silent, or the node shuts down; a command
@@ -241,8 +242,8 @@ pub(crate) async fn shell(
     };
     // Its container, before any session start or nonce is spent on it (the job may be pulling
     // its image yet): the tenant is told at once, and retries cost it nothing.
-    match x.lease_container(id).await {
-        Ok(_) => {}
+    let container = match x.lease_container(id).await {
+        Ok(c) => c,
         Err(ExecRefusal::NotRunning) => {
             return deny(StatusCode::CONFLICT, &ExecRefusal::NotRunning.to_string());
         }
@@ -253,7 +254,7 @@ pub(crate) async fn shell(
                 "the container engine did not answer (the node's log says why): retry later",
             );
         }
-    }
+    };
     let slot = match Slot::take(&s, id, job.tenant) {
         Ok(slot) => slot,
         Err(why) => return deny(StatusCode::TOO_MANY_REQUESTS, &why),
@@ -269,7 +270,7 @@ pub(crate) async fn shell(
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            session(&s, &x, id, socket).await;
+            session(&s, &x, (id, &container), socket).await;
         })
 }
 
@@ -279,13 +280,10 @@ where
     S: futures_util::Sink<Message> + Unpin,
 {
     let ended = match ended {
-        Ended::Error(why) if why.len() > MAX_REASON => {
-            let mut cut = MAX_REASON;
-            while !why.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            Ended::Error(format!("{}...", &why[..cut]))
-        }
+        Ended::Error(why) if why.chars().count() > MAX_REASON => Ended::Error(format!(
+            "{}...",
+            why.chars().take(MAX_REASON).collect::<String>()
+        )),
         e => e,
     };
     let text = serde_json::to_string(&ended).unwrap_or_default();
@@ -293,9 +291,15 @@ where
     let _ = ws.send(Message::Close(None)).await;
 }
 
-/// One session: its [`Start`], the exec, then the bridge; an exec still running when the session
-/// ends (the tenant left, went silent, or the node is shutting down) is killed.
-async fn session(s: &Shared, x: &ContainerExecutor, lease: B256, mut ws: WebSocket) {
+/// One session in `lease`'s `container`: its [`Start`], the exec, then the bridge; an exec still
+/// running when the session ends (the tenant left, went silent, or the node is shutting down) is
+/// killed.
+async fn session(
+    s: &Shared,
+    x: &ContainerExecutor,
+    (lease, container): (B256, &str),
+    mut ws: WebSocket,
+) {
     let start = match tokio::time::timeout(START_WITHIN, ws.recv()).await {
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<Start>(&t) {
             Ok(start) => start,
@@ -326,7 +330,10 @@ async fn session(s: &Shared, x: &ContainerExecutor, lease: B256, mut ws: WebSock
         return end(&mut ws, Ended::Error(why)).await;
     }
     let cmd = start.command();
-    let e = match x.exec(lease, &cmd, start.tty, start.term.as_deref()).await {
+    let e = match x
+        .exec(container, &cmd, start.tty, start.term.as_deref())
+        .await
+    {
         Ok(e) => e,
         Err(ExecRefusal::NotRunning) => {
             return end(&mut ws, Ended::Error(ExecRefusal::NotRunning.to_string())).await;

@@ -90,15 +90,15 @@ impl ContainerExecutor {
             .to_owned())
     }
 
-    /// Start `cmd` in `lease`'s running container, with a terminal if `tty` (its `TERM` `term`).
+    /// Start `cmd` in `container` (a lease's, from [`Self::lease_container`]), with a terminal
+    /// if `tty` (its `TERM` `term`).
     pub async fn exec(
         &self,
-        lease: B256,
+        container: &str,
         cmd: &[String],
         tty: bool,
         term: Option<&str>,
     ) -> Result<ExecStream, ExecRefusal> {
-        let container = self.lease_container(lease).await?;
         let env: Vec<String> = term
             .filter(|_| tty)
             .map(|t| format!("TERM={t}"))
@@ -118,7 +118,7 @@ impl ContainerExecutor {
             .call(
                 "create exec",
                 Method::POST,
-                &format!("{API}/containers/{}/exec", enc(&container)),
+                &format!("{API}/containers/{}/exec", enc(container)),
                 Some(&create),
             )
             .await;

@@ -408,6 +408,18 @@ async fn real_engine_an_image_the_node_pulled_is_removed_once_unused_and_the_ope
     assert!(book.uses().is_empty());
 }
 
+/// `cmd` started in `lease`'s running container, found as the node's shell route finds it.
+async fn exec_in(
+    x: &ContainerExecutor,
+    lease: B256,
+    cmd: &[String],
+    tty: bool,
+    term: Option<&str>,
+) -> Result<exec::ExecStream, exec::ExecRefusal> {
+    let container = x.lease_container(lease).await?;
+    x.exec(&container, cmd, tty, term).await
+}
+
 /// All of an exec's output (stdout, stderr) until it ends, and its exit status; `input` is
 /// written first, then its standard input is closed.
 async fn exec_all(
@@ -472,7 +484,7 @@ async fn real_engine_acc_02_a_shell_runs_in_its_leases_container_and_reaches_not
     // Once its container runs.
     let mut started = None;
     for _ in 0..600 {
-        match x.exec(lease, &cmd("true"), false, None).await {
+        match exec_in(&x, lease, &cmd("true"), false, None).await {
             Ok(e) => {
                 started = Some(e);
                 break;
@@ -491,8 +503,7 @@ async fn real_engine_acc_02_a_shell_runs_in_its_leases_container_and_reaches_not
         keystore.display(),
         node_dir.path().display()
     );
-    let e = x
-        .exec(lease, &cmd(&script), false, None)
+    let e = exec_in(&x, lease, &cmd(&script), false, None)
         .await
         .expect("exec");
     let (out, err, code) = exec_all(&x, e, b"").await;
@@ -508,8 +519,7 @@ async fn real_engine_acc_02_a_shell_runs_in_its_leases_container_and_reaches_not
     assert_eq!(code, 7);
 
     // Its input, to the end: `cat` exits on it.
-    let e = x
-        .exec(lease, &["cat".to_owned()], false, None)
+    let e = exec_in(&x, lease, &["cat".to_owned()], false, None)
         .await
         .expect("exec");
     assert_eq!(
@@ -518,10 +528,15 @@ async fn real_engine_acc_02_a_shell_runs_in_its_leases_container_and_reaches_not
     );
 
     // A terminal, sized by the session: the command reads a line, then its terminal's size.
-    let e = x
-        .exec(lease, &cmd("read l; tty; stty size"), true, Some("xterm"))
-        .await
-        .expect("exec");
+    let e = exec_in(
+        &x,
+        lease,
+        &cmd("read l; tty; stty size"),
+        true,
+        Some("xterm"),
+    )
+    .await
+    .expect("exec");
     x.exec_resize(&e.id, 100, 30).await.expect("resize");
     let (out, _, code) = exec_all(&x, e, b"go\n").await;
     assert!(out.contains("/dev/pts/"), "{out}");
@@ -529,8 +544,7 @@ async fn real_engine_acc_02_a_shell_runs_in_its_leases_container_and_reaches_not
     assert_eq!(code, 0);
 
     // A tenant who leaves a terminal's shell leaves no shell behind: it gets its hang-up.
-    let e = x
-        .exec(lease, &["/bin/sh".to_owned()], true, None)
+    let e = exec_in(&x, lease, &["/bin/sh".to_owned()], true, None)
         .await
         .expect("exec");
     let id = e.id.clone();
@@ -543,17 +557,16 @@ async fn real_engine_acc_02_a_shell_runs_in_its_leases_container_and_reaches_not
     // Another node's executor on this engine, and a lease with no container: nothing to run in.
     let other = on_real(&socket, "podman", "gridlease-test-other");
     assert!(matches!(
-        other.exec(lease, &cmd("true"), false, None).await,
+        exec_in(&other, lease, &cmd("true"), false, None).await,
         Err(exec::ExecRefusal::NotRunning)
     ));
     assert!(matches!(
-        x.exec(B256::random(), &cmd("true"), false, None).await,
+        exec_in(&x, B256::random(), &cmd("true"), false, None).await,
         Err(exec::ExecRefusal::NotRunning)
     ));
 
     // A session open when the lease ends ends with it.
-    let mut e = x
-        .exec(lease, &cmd("sleep 300"), false, None)
+    let mut e = exec_in(&x, lease, &cmd("sleep 300"), false, None)
         .await
         .expect("exec");
     stop.cancel();
@@ -567,7 +580,7 @@ async fn real_engine_acc_02_a_shell_runs_in_its_leases_container_and_reaches_not
     .expect("read");
     assert!(run.await.expect("join").is_err(), "cancelled");
     assert!(matches!(
-        x.exec(lease, &cmd("true"), false, None).await,
+        exec_in(&x, lease, &cmd("true"), false, None).await,
         Err(exec::ExecRefusal::NotRunning)
     ));
 }
