@@ -13,7 +13,7 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use gridlease_fetch::{
     access::{AccessTo, access},
-    shell::{Control, Ended, Event, STDERR, SessionWriter, ShellError, Start},
+    shell::{Control, Ended, Event, STDERR, SessionWriter, ShellError, Start, is_term},
 };
 use serde_json::json;
 use tokio::signal::unix::SignalKind;
@@ -53,14 +53,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
         tty,
         cols,
         rows,
-        term: std::env::var("TERM").ok().filter(|t| {
-            Start {
-                term: Some(t.clone()),
-                ..Start::default()
-            }
-            .check()
-            .is_ok()
-        }),
+        term: std::env::var("TERM").ok().filter(|t| is_term(t)),
     };
     if let Err(why) = start.check() {
         return user(format!("cannot run that: {why}"));

@@ -1,14 +1,14 @@
 //! The guarded HTTP client: its resolver and redirect policy, the byte cap while a body
 //! streams in, and the classification of client errors.
 
-use std::{error::Error as StdError, net::SocketAddr, sync::Arc, time::Duration};
+use std::{error::Error as StdError, sync::Arc, time::Duration};
 
 use alloy::{primitives::B256, transports::http::reqwest};
 
 use super::{
     AUTH_HEADER, MAX_DOWNLOAD, MAX_REDIRECTS, MAX_SPEC_BYTES,
     error::{FetchError, cut},
-    guard::{AllowList, check_url},
+    guard::{AllowList, Unresolved, check_url, permitted_addrs},
 };
 use gridlease_primitives::spec::RunSpec;
 
@@ -34,15 +34,11 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let allow = self.0.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if let Some(bad) = addrs.iter().find(|a| !allow.permits(a.ip())) {
-                return Err(Box::new(Refused(FetchError::Internal {
-                    host,
-                    addr: bad.ip(),
-                })) as Box<dyn StdError + Send + Sync>);
+            match permitted_addrs(&allow, &host, 0).await {
+                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
+                Err(Unresolved::Lookup(e)) => Err(Box::new(e) as Box<dyn StdError + Send + Sync>),
+                Err(Unresolved::Internal(e)) => Err(Box::new(Refused(e)) as _),
             }
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }

@@ -78,6 +78,35 @@ fn canonical(ip: IpAddr) -> IpAddr {
     ip
 }
 
+/// Why a host cannot be connected to ([`permitted_addrs`]).
+#[derive(Debug)]
+pub(crate) enum Unresolved {
+    /// Its name did not resolve.
+    Lookup(std::io::Error),
+    /// It is, or resolves to, an address the allow-list does not permit.
+    Internal(FetchError),
+}
+
+/// `host`'s addresses (at `port`), all of them permitted by `allow`: a name any of whose addresses
+/// is internal is refused whole (the client's resolver and the shell's connect both hold to it).
+pub(crate) async fn permitted_addrs(
+    allow: &AllowList,
+    host: &str,
+    port: u16,
+) -> Result<Vec<std::net::SocketAddr>, Unresolved> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(Unresolved::Lookup)?
+        .collect();
+    if let Some(bad) = addrs.iter().find(|a| !allow.permits(a.ip())) {
+        return Err(Unresolved::Internal(FetchError::Internal {
+            host: host.to_owned(),
+            addr: bad.ip(),
+        }));
+    }
+    Ok(addrs)
+}
+
 /// Whether `ip` is not a public unicast address: loopback, private, link-local, shared
 /// (carrier-grade NAT), multicast, broadcast, reserved, documentation, benchmarking or
 /// unspecified, IPv4 or IPv6, and IPv4 carried in IPv6.

@@ -22,8 +22,6 @@
 //! another lease (ACC-02). The session ends with the command, with the container (the lease's
 //! end), or when either side closes; the access is checked once, when it opens.
 
-use std::net::SocketAddr;
-
 use alloy::primitives::B256;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -33,7 +31,11 @@ use tokio_tungstenite::{
     tungstenite::{self, Message, client::IntoClientRequest, protocol::WebSocketConfig},
 };
 
-use crate::{AUTH_HEADER, FetchError, Fetcher, error::cut};
+use crate::{
+    AUTH_HEADER, FetchError, Fetcher,
+    error::cut,
+    guard::{Unresolved, permitted_addrs},
+};
 
 /// The command a [`Start`] without one runs.
 pub const DEFAULT_SHELL: &str = "/bin/sh";
@@ -105,16 +107,20 @@ impl Start {
             return Err("the command's name is empty".into());
         }
         if let Some(t) = &self.term
-            && (t.is_empty()
-                || t.len() > 64
-                || !t
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-.+".contains(&b)))
+            && !is_term(t)
         {
             return Err(format!("TERM {:?} is not a terminal's name", cut(t)));
         }
         Ok(())
     }
+}
+
+/// Whether `t` may be a [`Start`]'s `TERM`: letters, digits, `-`, `.` and `+`, 1 to 64 of them.
+pub fn is_term(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.+".contains(&b))
 }
 
 /// What the tenant says besides its input (text, JSON).
@@ -247,17 +253,15 @@ impl Fetcher {
             .trim_end_matches(']')
             .to_owned();
         let port = url.port_or_known_default().unwrap_or(80);
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| ShellError::Connection(format!("cannot resolve {host}: {e}")))?
-            .collect();
-        if let Some(bad) = addrs.iter().find(|a| !self.allow.permits(a.ip())) {
-            return Err(FetchError::Internal {
-                host,
-                addr: bad.ip(),
+        let addrs = match permitted_addrs(&self.allow, &host, port).await {
+            Ok(addrs) => addrs,
+            Err(Unresolved::Lookup(e)) => {
+                return Err(ShellError::Connection(format!(
+                    "cannot resolve {host}: {e}"
+                )));
             }
-            .into());
-        }
+            Err(Unresolved::Internal(e)) => return Err(e.into()),
+        };
         let mut last = format!("{host} has no address");
         let mut stream = None;
         for a in &addrs {
@@ -497,6 +501,31 @@ mod tests {
         assert_eq!(s.cmd, ["ls", "-l"]);
         assert!(s.tty);
         assert_eq!(output_frame(STDERR, b"x"), [2, b'x']);
+    }
+
+    /// PIN-02: a node's address that is, or resolves to, an internal one is refused before any
+    /// connection, as every fetch's is, unless the allow-list names its network.
+    #[tokio::test]
+    async fn a_shell_is_never_opened_to_an_internal_address() {
+        let id = B256::repeat_byte(1);
+        for base in [
+            "http://127.0.0.1:9",
+            "http://localhost:9",
+            "http://[::ffff:10.0.0.1]:9",
+        ] {
+            let got = Fetcher::default()
+                .shell(base, id, "x", &Start::default())
+                .await;
+            assert!(
+                matches!(got, Err(ShellError::Address(FetchError::Internal { .. }))),
+                "{base}: {got:?}"
+            );
+        }
+        // Allowed (a devnet): the connection is tried, and nothing listens there.
+        let got = Fetcher::devnet()
+            .shell("http://127.0.0.1:9", id, "x", &Start::default())
+            .await;
+        assert!(matches!(got, Err(ShellError::Connection(_))), "{got:?}");
     }
 
     #[test]
