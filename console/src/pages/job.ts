@@ -133,10 +133,32 @@ function tenantSession(c: Config, tenant: string, status: HTMLElement, what: str
   return s;
 }
 
-/** Put the error `e` of a signature or a request in `status`. */
-function failed(status: HTMLElement, e: unknown) {
-  const code = (e as { code?: number; cause?: unknown }).code;
-  put(status, notice("error", code !== undefined || (e as { cause?: unknown }).cause ? explain(e) : (e as Error).message));
+/**
+ * On each click of `button`: the tenant (`tenant`, connected in the wallet) signs an access to
+ * this job's `access` ("logs", "shell") for `what` it asks, then `act` runs with its session;
+ * `status` says what happens, and the button waits meanwhile.
+ */
+function onTenantClick(
+  c: Config,
+  tenant: string,
+  [button, status]: [HTMLButtonElement, HTMLElement],
+  [access, what]: [string, string],
+  act: (s: NonNullable<ReturnType<typeof tenantSession>>) => Promise<void>,
+) {
+  button.addEventListener("click", async () => {
+    const s = tenantSession(c, tenant, status, what);
+    if (!s) return;
+    button.disabled = true;
+    put(status, notice("info", `Sign the access to this job's ${access} in your wallet (nothing is sent on chain)...`));
+    try {
+      await act(s);
+    } catch (e) {
+      const code = (e as { code?: number; cause?: unknown }).code;
+      put(status, notice("error", code !== undefined || (e as { cause?: unknown }).cause ? explain(e) : (e as Error).message));
+    } finally {
+      button.disabled = false;
+    }
+  });
 }
 
 /**
@@ -152,21 +174,11 @@ function logsSection(c: Config, facts: JobFacts): HTMLElement[] {
   const status = h("div", { "aria-live": "polite", id: "logs-status" });
   const text = h("pre", { id: "job-logs", class: "logs" });
   const read = h("button", { type: "button" }, "Read the job's logs") as HTMLButtonElement;
-  read.addEventListener("click", async () => {
-    const s = tenantSession(c, tenant, status, "read these logs");
-    if (!s) return;
-    read.disabled = true;
-    put(status, notice("info", "Sign the access to this job's logs in your wallet (nothing is sent on chain)..."));
-    try {
-      const logs = await readLogs(c, s.wallet.provider, s.account as Address, facts);
-      // Text, never markup: the job wrote it.
-      text.textContent = logs === "" ? "(the job wrote nothing to its standard error)" : logs;
-      put(status, notice("info", `The job's logs, from its provider's node (${new Date().toLocaleTimeString()}).`));
-    } catch (e) {
-      failed(status, e);
-    } finally {
-      read.disabled = false;
-    }
+  onTenantClick(c, tenant, [read, status], ["logs", "read these logs"], async (s) => {
+    const logs = await readLogs(c, s.wallet.provider, s.account as Address, facts);
+    // Text, never markup: the job wrote it.
+    text.textContent = logs === "" ? "(the job wrote nothing to its standard error)" : logs;
+    put(status, notice("info", `The job's logs, from its provider's node (${new Date().toLocaleTimeString()}).`));
   });
   // Built-in jobs run no container; a finished lease's container is gone.
   // jobKind 1: the built-in matmul_i8 (0 container, 2 service).
@@ -177,21 +189,11 @@ function logsSection(c: Config, facts: JobFacts): HTMLElement[] {
   const output = h("pre", { id: "shell-output", class: "logs" });
   const line = h("input", { id: "shell-command", type: "text", value: "nvidia-smi", "aria-label": "Command line" }) as HTMLInputElement;
   const run = h("button", { type: "button" }, "Run in its container") as HTMLButtonElement;
-  run.addEventListener("click", async () => {
-    const s = tenantSession(c, tenant, ranStatus, "run commands in its container");
-    if (!s) return;
-    run.disabled = true;
-    put(ranStatus, notice("info", "Sign the access to this job's shell in your wallet (nothing is sent on chain)..."));
-    try {
-      const r = await runCommand(c, s.wallet.provider, s.account as Address, facts, line.value);
-      // Text, never markup: the command wrote it.
-      output.textContent = r.stdout + (r.stderr === "" ? "" : `\n[standard error]\n${r.stderr}`);
-      put(ranStatus, notice(r.exit === 0 ? "info" : "error", `The command exited with status ${r.exit}.`));
-    } catch (e) {
-      failed(ranStatus, e);
-    } finally {
-      run.disabled = false;
-    }
+  onTenantClick(c, tenant, [run, ranStatus], ["shell", "run commands in its container"], async (s) => {
+    const r = await runCommand(c, s.wallet.provider, s.account as Address, facts, line.value);
+    // Text, never markup: the command wrote it.
+    output.textContent = r.stdout + (r.stderr === "" ? "" : `\n[standard error]\n${r.stderr}`);
+    put(ranStatus, notice(r.exit === 0 ? "info" : "error", `The command exited with status ${r.exit}.`));
   });
   return [
     h("h3", {}, "Logs"),
