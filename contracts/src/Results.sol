@@ -69,6 +69,7 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     mapping(bytes32 leaseId => uint256) private _openChallenges;
     mapping(bytes32 leaseId => Stale) private _stale;
     mapping(address account => uint256) private _ethCredits;
+    mapping(bytes32 leaseId => bytes32) private _certificates;
 
     /// @notice `provider`'s operator acknowledged the lease `secondsAfterStart` after it began.
     event LeaseAcknowledged(bytes32 indexed leaseId, address indexed provider, uint32 secondsAfterStart);
@@ -91,6 +92,9 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     event MatmulFraudProven(
         bytes32 indexed leaseId, address indexed reporter, uint256 i, uint256 j, int256 claimed, int256 correct
     );
+    /// @notice `provider`'s node serves service lease `leaseId` over TLS with the key whose
+    /// SubjectPublicKeyInfo hashes (SHA-256) to `spkiHash`; its clients refuse any other (ACC-03).
+    event CertificateBound(bytes32 indexed leaseId, address indexed provider, bytes32 spkiHash);
     /// @notice Wei that could not be sent to `account` was credited (withdraw with `withdrawEth`).
     event EthCredited(address indexed account, uint256 amount);
 
@@ -150,6 +154,8 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     error NotMalformed(bytes32 leaseId);
     /// @notice Nothing to withdraw.
     error NothingToWithdrawEth(address account);
+    /// @notice A zero key hash binds nothing.
+    error InvalidCertificate();
 
     /// @param market_ The market (which must add this contract with `addModule`).
     /// @param challengeWindow_ Seconds a result is held and can be challenged.
@@ -241,6 +247,21 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
         _onlyOperatorOf(provider);
         _results[leaseId] = ResultTree.commitment(root, size);
         emit ResultPosted(leaseId, provider, root, size, uri, metaHash);
+    }
+
+    /// @notice Bind the TLS key the provider's node serves service lease `leaseId` with: the
+    /// SHA-256 of its certificate's DER SubjectPublicKeyInfo (what `curl --pinnedpubkey sha256//`
+    /// takes). A client of the service reads it here and refuses any other key (ACC-03), so a node
+    /// can serve another key only after binding it again, in the open (each binding is an event).
+    /// The provider's operator, while the lease runs.
+    function bindCertificate(bytes32 leaseId, bytes32 spkiHash) external {
+        if (spkiHash == bytes32(0)) revert InvalidCertificate();
+        (uint256 a, uint256 d) = _running(leaseId);
+        if (L.kind(a) != L.KIND_SERVICE) revert NotAServiceLease(leaseId);
+        address provider = L.provider(d);
+        _onlyOperatorOf(provider);
+        _certificates[leaseId] = spkiHash;
+        emit CertificateBound(leaseId, provider, spkiHash);
     }
 
     // ================================================================ data availability
@@ -482,6 +503,12 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     /// @notice The reported heartbeat lapse of `leaseId`, if any.
     function staleOf(bytes32 leaseId) external view returns (Stale memory) {
         return _stale[leaseId];
+    }
+
+    /// @notice The SHA-256 of the SubjectPublicKeyInfo of the TLS key bound to service lease
+    /// `leaseId` (zero: none). Clients check the lease still runs: a key outlives its lease here.
+    function certificateOf(bytes32 leaseId) external view returns (bytes32) {
+        return _certificates[leaseId];
     }
 
     /// @notice Wei credited to `account`.

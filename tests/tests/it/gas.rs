@@ -328,6 +328,16 @@ fn gas_snapshot() {
         "settle_1_service_lease",
         p.s.settle(k, vec![one]).expect_success().gas_used,
     );
+    // Its node binds the TLS key it serves the service with (ACC-03).
+    let (op, results) = (p.s.operator(3), p.s.results);
+    let bind = Results::bindCertificateCall {
+        leaseId: one,
+        spkiHash: B256::repeat_byte(0x5e),
+    };
+    g.insert(
+        "bind_certificate",
+        p.s.chain.send(op, results, bind).expect_success().gas_used,
+    );
     let mut ids = Vec::new();
     for _ in 0..100 {
         ids.push(p.service(3));

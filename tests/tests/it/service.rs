@@ -2,7 +2,7 @@
 //! service leases paying; a lapse ends the epoch, leases stop paying where the lapse began, and a
 //! lapsed lease can be closed by anyone (SECURITY STK-10, STK-11, MEC-09, GOV-02).
 
-use alloy::primitives::{B256, aliases::U96};
+use alloy::primitives::{Address, B256, aliases::U96};
 use gridlease_bindings::{
     Market::{self, MarketErrors},
     Results::{self, ResultsErrors},
@@ -299,4 +299,68 @@ fn a_proven_lapse_pays_the_live_time_before_it_and_refunds_only_the_rest_mec09()
         closed.refund.to::<u128>() + faulted.fee.to::<u128>(),
         100 * USDC - live
     );
+}
+
+/// `from` binds `key` to lease `id`.
+fn bind(s: &mut Suite, from: Address, id: B256, key: B256) -> Receipt {
+    let results = s.results;
+    s.chain.send(
+        from,
+        results,
+        Results::bindCertificateCall {
+            leaseId: id,
+            spkiHash: key,
+        },
+    )
+}
+
+fn bound(s: &mut Suite, id: B256) -> B256 {
+    let results = s.results;
+    s.chain
+        .view(results, Results::certificateOfCall { leaseId: id })
+}
+
+#[test]
+fn only_the_running_service_leases_operator_binds_its_tls_key_and_each_binding_is_public_acc03() {
+    let mut s = Suite::new();
+    let id = s.service_lease(0, 0, 10 * USDC);
+    s.ensure_registered(1);
+    let (key, other) = (B256::repeat_byte(0x11), B256::repeat_byte(0x22));
+    // Nobody but the lease's provider's operator: not its tenant, not another provider's
+    // operator, not the provider's owner key.
+    for who in [s.tenant(0), s.operator(1), s.provider(0), s.keeper.address] {
+        assert_revert!(bind(&mut s, who, id, key), ResultsErrors::NotLeaseOperator);
+    }
+    assert_eq!(
+        bound(&mut s, id),
+        B256::ZERO,
+        "a refused binding binds nothing"
+    );
+    let op = s.operator(0);
+    assert_revert!(
+        bind(&mut s, op, id, B256::ZERO),
+        ResultsErrors::InvalidCertificate
+    );
+    let r = bind(&mut s, op, id, key).expect_success();
+    let e = r.event::<Results::CertificateBound>();
+    assert_eq!(
+        (e.leaseId, e.provider, e.spkiHash),
+        (id, s.provider(0), key)
+    );
+    assert_eq!(bound(&mut s, id), key);
+    // Another key replaces it only with a binding of its own, which every client sees.
+    let r = bind(&mut s, op, id, other).expect_success();
+    assert_eq!(r.event::<Results::CertificateBound>().spkiHash, other);
+    assert_eq!(bound(&mut s, id), other);
+
+    // A batch lease has no service to serve over TLS; a closed lease takes no new key.
+    let batch = s.lease(10 * USDC);
+    assert_revert!(
+        bind(&mut s, op, batch, key),
+        ResultsErrors::NotAServiceLease
+    );
+    let t = s.tenant(0);
+    s.close(t, id).expect_success();
+    assert_revert!(bind(&mut s, op, id, key), ResultsErrors::LeaseNotRunning);
+    assert_eq!(bound(&mut s, id), other, "the last binding stays readable");
 }
