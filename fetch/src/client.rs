@@ -74,6 +74,44 @@ pub struct Fetcher {
     pub(crate) limits: Limits,
 }
 
+/// Why [`Fetcher::connect_tcp`] made no connection.
+pub(crate) enum Connect {
+    /// The host's address is not one to connect to.
+    Address(FetchError),
+    /// It does not resolve, or none of its addresses answered.
+    Failed(String),
+}
+
+impl Fetcher {
+    /// A TCP connection to `host`:`port` (brackets of an IPv6 literal allowed), to the first of
+    /// its addresses that answers within the connect timeout, every one of them permitted by the
+    /// allow-list (checked on the addresses connected to).
+    pub(crate) async fn connect_tcp(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<tokio::net::TcpStream, Connect> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs = match permitted_addrs(&self.allow, host, port).await {
+            Ok(addrs) => addrs,
+            Err(Unresolved::Lookup(e)) => {
+                return Err(Connect::Failed(format!("cannot resolve {host}: {e}")));
+            }
+            Err(Unresolved::Internal(e)) => return Err(Connect::Address(e)),
+        };
+        let mut last = format!("{host} has no address");
+        for a in &addrs {
+            match tokio::time::timeout(self.limits.connect, tokio::net::TcpStream::connect(a)).await
+            {
+                Ok(Ok(s)) => return Ok(s),
+                Ok(Err(e)) => last = format!("cannot connect to {a}: {e}"),
+                Err(_) => last = format!("no answer from {a} in {:?}", self.limits.connect),
+            }
+        }
+        Err(Connect::Failed(last))
+    }
+}
+
 impl Default for Fetcher {
     /// No internal address allowed, default limits.
     fn default() -> Self {

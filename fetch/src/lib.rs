@@ -28,6 +28,7 @@ mod error;
 mod guard;
 #[cfg(test)]
 mod hostile_input;
+pub mod service;
 pub mod shell;
 #[cfg(test)]
 mod tests;

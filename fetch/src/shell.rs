@@ -31,11 +31,7 @@ use tokio_tungstenite::{
     tungstenite::{self, Message, client::IntoClientRequest, protocol::WebSocketConfig},
 };
 
-use crate::{
-    AUTH_HEADER, FetchError, Fetcher,
-    error::cut,
-    guard::{Unresolved, permitted_addrs},
-};
+use crate::{AUTH_HEADER, FetchError, Fetcher, client::Connect, error::cut};
 
 /// The command a [`Start`] without one runs.
 pub const DEFAULT_SHELL: &str = "/bin/sh";
@@ -243,38 +239,15 @@ impl Fetcher {
         start: &Start,
     ) -> Result<Session, ShellError> {
         let url = shell_url(base, lease)?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| FetchError::BadUri {
-                uri: cut(base),
-                why: "it names no host".into(),
-            })?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
+        let host = url.host_str().ok_or_else(|| FetchError::BadUri {
+            uri: cut(base),
+            why: "it names no host".into(),
+        })?;
         let port = url.port_or_known_default().unwrap_or(80);
-        let addrs = match permitted_addrs(&self.allow, &host, port).await {
-            Ok(addrs) => addrs,
-            Err(Unresolved::Lookup(e)) => {
-                return Err(ShellError::Connection(format!(
-                    "cannot resolve {host}: {e}"
-                )));
-            }
-            Err(Unresolved::Internal(e)) => return Err(e.into()),
-        };
-        let mut last = format!("{host} has no address");
-        let mut stream = None;
-        for a in &addrs {
-            match tokio::time::timeout(self.limits.connect, TcpStream::connect(a)).await {
-                Ok(Ok(s)) => {
-                    stream = Some(s);
-                    break;
-                }
-                Ok(Err(e)) => last = format!("cannot connect to {a}: {e}"),
-                Err(_) => last = format!("no answer from {a} in {:?}", self.limits.connect),
-            }
-        }
-        let stream = stream.ok_or(ShellError::Connection(last))?;
+        let stream = self.connect_tcp(host, port).await.map_err(|e| match e {
+            Connect::Address(e) => ShellError::Address(e),
+            Connect::Failed(e) => ShellError::Connection(e),
+        })?;
         let mut request = url
             .as_str()
             .into_client_request()

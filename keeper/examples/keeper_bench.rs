@@ -74,6 +74,7 @@ fn spec() -> RunSpec {
             command: vec!["sh".into(), "-c".into(), "sleep 86400".into()],
             env: Default::default(),
             port: 8080,
+            tls: false,
         },
         resources: Resources {
             gpu_class: 0,

@@ -630,6 +630,7 @@ mod tests {
                 command: Vec::new(),
                 env: BTreeMap::new(),
                 port,
+                tls: false,
             },
             resources: Resources {
                 gpu_class: 0,

@@ -188,6 +188,7 @@ mod tests {
             ram_gib: 0,
             live_log: None,
             gpu_hold: None,
+            loopback_port: None,
         };
         let x = BuiltinExecutor {
             threads: 2,
@@ -251,6 +252,7 @@ mod tests {
             ram_gib: 0,
             live_log: None,
             gpu_hold: Some(lease),
+            loopback_port: None,
         };
         let x = BuiltinExecutor {
             threads: 2,
@@ -341,6 +343,7 @@ mod tests {
             ram_gib: 0,
             live_log: None,
             gpu_hold: None,
+            loopback_port: None,
         };
         let go = async |r: JobRun| x.run(r, CancellationToken::new(), no_hook()).await;
         let out = go(run("/b", 20)).await.expect("the product");
@@ -381,6 +384,7 @@ mod tests {
                     ram_gib: 0,
                     live_log: None,
                     gpu_hold: None,
+                    loopback_port: None,
                 },
                 CancellationToken::new(),
                 no_hook(),

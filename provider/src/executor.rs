@@ -50,6 +50,10 @@ pub struct JobRun {
     /// `run` future (the built-in's blocking product) keeps a clone until that work really ends,
     /// so the GPUs are not handed to another job while it still uses them.
     pub gpu_hold: Option<std::sync::Arc<crate::gpu::GpuLease>>,
+    /// A service behind the node's TLS front ([`crate::front`]): the loopback port it is reached
+    /// on instead of its own port on every interface (None: published as it is). The container
+    /// still listens on its spec's port; a process is told this one in `PORT`.
+    pub loopback_port: Option<u16>,
 }
 
 /// What a finished job produced.
@@ -522,8 +526,10 @@ impl ProcessExecutor {
             Workload::Service {
                 command, env, port, ..
             } => {
-                // A service listens on the port its spec names, told in `PORT`.
+                // A service listens on the port its spec names, told in `PORT`; behind the TLS
+                // front, on the loopback port the front carries its connections to.
                 let mut env = env.clone();
+                let port = job.loopback_port.unwrap_or(*port);
                 env.insert("PORT".into(), port.to_string());
                 (command, env)
             }
@@ -589,6 +595,7 @@ mod tests {
             ram_gib: 0,
             live_log: None,
             gpu_hold: None,
+            loopback_port: None,
         }
     }
 

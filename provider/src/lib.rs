@@ -34,6 +34,7 @@ pub mod docker;
 pub mod earnings;
 pub mod executor;
 pub mod finality;
+pub mod front;
 pub mod gpu;
 pub mod guard;
 pub mod jobs;

@@ -144,6 +144,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         .load()
         .context("wallet: the operator key cannot be loaded")?;
     let operator = signer.address();
+    let tls_secret = crate::front::node_secret(signer.to_bytes().as_slice());
     let client = Client::connect_with_fallback(&cfg.rpc, cfg.fallback_rpc.as_deref(), None).await?;
     let d = gridlease_daemon::deployment(&client, &cfg.deployments)
         .await
@@ -283,6 +284,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         proofs: crate::shared::ProofCache::default(),
         bid_signer,
         shells: Default::default(),
+        tls_secret,
         cfg,
     })
 }

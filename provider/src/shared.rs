@@ -102,6 +102,8 @@ pub struct Shared {
     pub(crate) bid_signer: Option<alloy::signers::local::PrivateKeySigner>,
     /// Open shell sessions per lease ([`crate::api::shell`]).
     pub(crate) shells: ShellSessions,
+    /// What the TLS keys of service leases are derived from ([`crate::front::node_secret`]).
+    pub(crate) tls_secret: B256,
 }
 
 /// Shell sessions: those open, and how many may start (kept by `crate::api::shell`).

@@ -312,6 +312,7 @@ pub(crate) fn service() -> RunSpec {
         command: vec!["httpd".into()],
         env: Default::default(),
         port: 8080,
+        tls: false,
     })
 }
 

@@ -87,6 +87,8 @@ struct RawService {
     #[serde(default)]
     env: BTreeMap<String, String>,
     port: Spanned<i64>,
+    #[serde(default)]
+    tls: bool,
 }
 
 /// Maps byte offsets to lines.
@@ -310,6 +312,7 @@ impl JobSpec {
                         command: c.command.clone(),
                         env: c.env.clone(),
                         port: lines.int(&c.port, "service.port", 1..=65_535)?,
+                        tls: c.tls,
                     }
                 }
             }

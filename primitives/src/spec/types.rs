@@ -81,6 +81,11 @@ pub enum Workload {
         env: BTreeMap<String, String>,
         /// TCP port the service listens on.
         port: u16,
+        /// Whether its provider's node serves the port over TLS in front of the service, with a
+        /// key bound on chain to the lease (`Results.bindCertificate`, ACC-03). Absent from the
+        /// canonical JSON when false, so the hash of a spec written without it is unchanged.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        tls: bool,
     },
 }
 

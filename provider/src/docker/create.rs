@@ -19,8 +19,11 @@ pub(super) struct JobParts<'a> {
     pub(super) command: &'a [String],
     /// Its spec's variables, `GRIDLEASE_OUTPUT`, and for a service `PORT`.
     pub(super) env: BTreeMap<&'a str, String>,
-    /// A service's TCP port, published on the same host port.
+    /// A service's TCP port, published on the same host port, or behind the TLS front on
+    /// `loopback` of the host's loopback address only.
     pub(super) port: Option<u16>,
+    /// See [`JobRun::loopback_port`].
+    pub(super) loopback: Option<u16>,
 }
 
 impl ContainerExecutor {
@@ -59,6 +62,7 @@ impl ContainerExecutor {
                 command,
                 env,
                 port,
+                ..
             } => (image, command, env, Some(*port)),
             _ => {
                 return Err(ExecError::Unsupported(
@@ -78,6 +82,7 @@ impl ContainerExecutor {
             command,
             env: vars,
             port,
+            loopback: job.loopback_port,
         })
     }
 
@@ -97,6 +102,7 @@ impl ContainerExecutor {
             command,
             env,
             port,
+            loopback,
         } = Self::job_env(job)?;
         let mut limits = json!({"pids": {"limit": PIDS_LIMIT}});
         if job.ram_gib > 0 {
@@ -132,8 +138,11 @@ impl ContainerExecutor {
             "stdin": false,
         });
         if let Some(p) = port {
-            body["portmappings"] =
-                json!([{"container_port": p, "host_port": p, "protocol": "tcp"}]);
+            body["portmappings"] = json!([match loopback {
+                Some(l) =>
+                    json!({"container_port": p, "host_port": l, "host_ip": "127.0.0.1", "protocol": "tcp"}),
+                None => json!({"container_port": p, "host_port": p, "protocol": "tcp"}),
+            }]);
         }
         match self.network(port) {
             mode @ ("none" | "host" | "bridge") => body["netns"] = json!({"nsmode": mode}),
@@ -163,6 +172,7 @@ impl ContainerExecutor {
             command,
             env: vars,
             port,
+            loopback,
         } = Self::job_env(job)?;
         let env: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut host = json!({
@@ -205,7 +215,11 @@ impl ContainerExecutor {
         if let Some(p) = port {
             let key = format!("{p}/tcp");
             body["ExposedPorts"] = json!({ key.clone(): {} });
-            body["HostConfig"]["PortBindings"] = json!({ key: [{"HostPort": p.to_string()}] });
+            let binding = match loopback {
+                Some(l) => json!({"HostIp": "127.0.0.1", "HostPort": l.to_string()}),
+                None => json!({"HostPort": p.to_string()}),
+            };
+            body["HostConfig"]["PortBindings"] = json!({ key: [binding] });
         }
         if !command.is_empty() {
             body["Cmd"] = json!(command);

@@ -374,6 +374,7 @@ async fn execute(s: &Arc<Shared>, job: &Job, cancel: &CancellationToken) -> Resu
         ram_gib,
         live_log: Some(s.log_path(job.id)),
         gpu_hold: Some(gpu_lease.clone()),
+        loopback_port: None,
     };
     // A run starts from an empty work directory: what a run before a crash left there (a partial
     // `result` file among it) is not this run's output.

@@ -7,11 +7,14 @@ use std::{
 };
 
 use alloy::{primitives::B256, sol_types::SolCall};
-use gridlease_bindings::{Market, Staking};
+use gridlease_bindings::{Market, Results, Staking};
 use gridlease_chain::{ChainError, classify};
 use gridlease_daemon::{Backoff, txm::Outcome};
-use gridlease_primitives::protocol::{JobViewExt, Status};
-use tokio_util::sync::CancellationToken;
+use gridlease_primitives::{
+    protocol::{JobViewExt, Status},
+    spec::Workload,
+};
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
 use crate::{
@@ -31,9 +34,20 @@ use crate::{
 pub(crate) async fn serve(
     s: &Arc<Shared>,
     job: &Job,
-    run: JobRun,
+    mut run: JobRun,
     cancel: &CancellationToken,
 ) -> Result<(), Step> {
+    // The TLS front stays open across the service's restarts and closes when this returns.
+    let _front = match run.workload {
+        Workload::Service {
+            port, tls: true, ..
+        } => {
+            let (backend, guard) = open_front(s, job, port, cancel).await?;
+            run.loopback_port = Some(backend);
+            Some(guard)
+        }
+        _ => None,
+    };
     let mut pause = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         let now = s.client().now().await?;
@@ -97,6 +111,60 @@ pub(crate) async fn serve(
             }
         }
     }
+}
+
+/// Open the TLS front of service lease `job` on `port` (ACC-03): the port taken first (a port
+/// held on this host fails before any gas is spent), then the lease's key bound on chain unless
+/// it already is (a restarted node derives the same key: no second binding), then served. Returns
+/// the loopback port the service is to be reached on, and what closes the front when dropped.
+async fn open_front(
+    s: &Arc<Shared>,
+    job: &Job,
+    port: u16,
+    cancel: &CancellationToken,
+) -> Result<(u16, DropGuard), Step> {
+    let id = crate::front::identity(s.tls_secret, s.client().chain_id, s.market, job.id)
+        .map_err(Step::Fail)?;
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
+        .await
+        .map_err(|e| {
+            Step::Retry(format!(
+                "the service's port {port} is held on this host: {e}"
+            ))
+        })?;
+    let backend = crate::front::free_loopback_port()
+        .map_err(|e| Step::Retry(format!("no loopback port for the service: {e}")))?;
+    let module = s.module_of(job);
+    let results = Results::new(module, &s.client().provider);
+    let bound = results
+        .certificateOf(job.id)
+        .call()
+        .await
+        .map_err(classify)?;
+    if bound != id.key {
+        let call = Results::bindCertificateCall {
+            leaseId: job.id,
+            spkiHash: id.key,
+        };
+        match send_and_confirm(s, module, call.abi_encode().into(), |_| Ok(())).await {
+            Ok(()) => info!(lease = %job.id, key = %id.key, "service's TLS key bound on chain"),
+            Err(ChainError::Revert(r)) => {
+                return Err(Step::Fail(format!(
+                    "binding the service's TLS key on chain reverted: {r}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let stop = cancel.child_token();
+    tokio::spawn(crate::front::serve(
+        job.id,
+        listener,
+        id.config,
+        backend,
+        stop.clone(),
+    ));
+    Ok((backend, stop.drop_guard()))
 }
 
 /// Returns once lease `id`'s escrow is spent (what it owes reaches what is left), polling every

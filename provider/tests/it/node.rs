@@ -348,6 +348,7 @@ async fn pd_02_a_service_lease_past_its_end_is_closed_by_the_node() {
         command: vec!["sh".into(), "-c".into(), "sleep 1".into()],
         env: Default::default(),
         port: 8000,
+        tls: false,
     });
     let (id, _) = n.order_spec(&spec, 0, 1, 120, true).await;
     n.wait_metric("gridlease_provider_jobs{state=\"running\"} 1", 1)

@@ -98,6 +98,7 @@ async fn a_service_is_told_its_port_and_published_on_it() {
         command: Vec::new(),
         env: [("MODE".to_owned(), "api".to_owned())].into(),
         port: 8080,
+        tls: false,
     };
     x.supports(&svc.workload)
         .expect("services run in containers");
@@ -131,4 +132,23 @@ async fn a_service_is_told_its_port_and_published_on_it() {
     );
     assert_eq!(b["netns"], json!({"nsmode": "bridge"}));
     assert_eq!(b["env"]["PORT"], "8080");
+
+    // Behind the node's TLS front (ACC-03) the service still listens on its own port, published
+    // on the loopback port the front carries connections to, and on no other address.
+    svc.loopback_port = Some(41_234);
+    let b = x
+        .libpod_body(&svc, &dir.path().join("job/out"))
+        .expect("body");
+    assert_eq!(
+        b["portmappings"],
+        json!([{"container_port": 8080, "host_port": 41_234, "host_ip": "127.0.0.1", "protocol": "tcp"}])
+    );
+    assert_eq!(b["env"]["PORT"], "8080");
+    let c = x
+        .create_body(&svc, &dir.path().join("job/out"))
+        .expect("body");
+    assert_eq!(
+        c["HostConfig"]["PortBindings"],
+        json!({"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "41234"}]})
+    );
 }

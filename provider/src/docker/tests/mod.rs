@@ -250,6 +250,7 @@ fn job(dir: &Path, image: &str, limit: Duration) -> JobRun {
         ram_gib: 4,
         live_log: None,
         gpu_hold: None,
+        loopback_port: None,
     }
 }
 
