@@ -71,6 +71,11 @@ if ! command -v mold >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-ge
   step "apt-get install mold (the linker)"
   apt_install mold || true
 fi
+# curl checks a TLS service lease the way its users would (`--pinnedpubkey`, ACC-03).
+if ! command -v curl >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  step "apt-get install curl"
+  apt_install curl
+fi
 if command -v mold >/dev/null 2>&1; then
   export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
 fi

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 2 usage (bad flags), 3 user error (bad spec, wallet, balance, input),
 //! 4 the chain refused (decoded revert), 5 network failure, 6 a result failed its check.
 
+mod connect;
 mod console;
 mod ctx;
 mod lease;
@@ -212,6 +213,26 @@ enum Cmd {
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Reach a service lease served over TLS (`[service] tls = true`) from a local port.
+    ///
+    /// Each connection to the local address is carried to the service over TLS, to the key its
+    /// provider's node bound on chain to the lease and no other: whatever else answers on that
+    /// host and port is refused. No key of yours is needed (a service is public). Runs until
+    /// Ctrl-C or the lease's end. `gridlease status ID` prints the key as `curl --pinnedpubkey`
+    /// takes it.
+    Connect {
+        /// Lease id.
+        id: String,
+        /// The local address to listen on (port 0: any free one, printed).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: String,
+        /// The service's host (default: the host of its provider's node URL).
+        #[arg(long)]
+        host: Option<String>,
+        /// The service's port (default: its spec's; needed when the spec was pushed).
+        #[arg(long)]
+        port: Option<u16>,
+    },
     /// Download and verify a lease's result; challenge its chunks; prove faults.
     ///
     /// Verifies the download against the posted commitment (root and size, 1 KiB leaves) and
@@ -342,6 +363,12 @@ async fn run(cli: Cli) -> anyhow::Result<Output> {
             };
             shell::run(&ctx, &id, opts).await
         }
+        Cmd::Connect {
+            id,
+            listen,
+            host,
+            port,
+        } => connect::run(&ctx, &id, connect::Opts { listen, host, port }).await,
         Cmd::Result {
             id,
             file,

@@ -107,6 +107,14 @@ fn status_text(f: &Facts) -> String {
                 gridlease_primitives::protocol::JobKind::from_code(c.params.jobKind)
                     != Some(gridlease_primitives::protocol::JobKind::MatmulI8)
             });
+            if let Some(key) = f.tls_key {
+                h += &format!(
+                    "  tls        key {} bound on chain: reach it with gridlease connect {}
+",
+                    gridlease_fetch::service::curl_pin(key),
+                    f.id
+                );
+            }
             if container && v.lease_kind() != LeaseKind::Held {
                 h += &format!(
                     "  shell      gridlease shell {} [-- CMD ...]   (tenant only, while it runs)\n",

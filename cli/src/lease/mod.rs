@@ -118,6 +118,9 @@ pub(crate) struct Facts {
     /// What of its refund the token refused to send to the tenant, credited to the tenant in the
     /// market instead (`Credited` in the transaction that cancelled, closed or faulted it).
     pub(crate) credited: u128,
+    /// The TLS key its provider's node serves the service with, as last bound on chain
+    /// (`Results.CertificateBound`, ACC-03).
+    pub(crate) tls_key: Option<B256>,
 }
 
 /// A state in words: a short word for scripts, a sentence for people, the command to run next.
@@ -238,6 +241,7 @@ impl Facts {
                 .event_signature(vec![
                     Results::ResultPosted::SIGNATURE_HASH,
                     Results::ChunkChallenged::SIGNATURE_HASH,
+                    Results::CertificateBound::SIGNATURE_HASH,
                 ])
                 .topic1(topics),
         )
@@ -329,6 +333,13 @@ impl Facts {
                     }
                 }
             }
+            // The last key bound on the lease's own module (a binding elsewhere binds nothing).
+            let tls_key = results
+                .iter()
+                .filter(|l| w.as_ref().is_some_and(|w| l.address() == w.address))
+                .rev()
+                .find_map(|l| decode::<Results::CertificateBound>(l))
+                .map(|b| b.spkiHash);
             let lapsed = if v.status() == Status::Leased && v.lease_kind() == LeaseKind::Service {
                 let live = ctx
                     .staking()?
@@ -365,6 +376,7 @@ impl Facts {
                 horizon,
                 lapsed,
                 credited,
+                tls_key,
             });
         }
         Ok(out)

@@ -352,6 +352,9 @@ impl Facts {
             "holdEnd": (v.lease_kind() == LeaseKind::Held && v.status() == Status::Leased).then(|| v.end.to::<u64>()),
             "held": v.held,
             "collateralHeldUntil": held_until,
+            "tls": self.tls_key.map(|k| json!({
+                "key": k, "pin": gridlease_fetch::service::curl_pin(k),
+            })),
             "result": self.result.as_ref().map(|r| json!({
                 "root": r.root, "size": r.size, "uri": r.uri,
             })),

@@ -11,4 +11,5 @@ mod hostile;
 mod node;
 mod push;
 mod signed;
+mod tls;
 mod txm;

@@ -381,6 +381,7 @@ fn id_of(v: &serde_json::Value) -> String {
     v["orderId"].as_str().expect("order id").to_owned()
 }
 
+mod connect;
 mod faults;
 mod orders;
 mod refusals;

@@ -1,0 +1,147 @@
+//! `gridlease connect` and `gridlease status` of a service lease served over TLS (ACC-03): the
+//! node's part is played here with the node's own front ([`gridlease_provider::front`]), bound on
+//! chain as a node binds it.
+
+use std::time::Duration;
+
+use gridlease_fetch::service::curl_pin;
+use gridlease_provider::front;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+
+/// An echo service on a loopback port.
+async fn echo() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = c.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    port
+}
+
+/// Connect to `port` until it answers (within 20 s), send `msg` and read it back.
+async fn round_trip(port: u16, msg: &[u8]) -> Result<Vec<u8>, String> {
+    let mut last = String::new();
+    for _ in 0..100 {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(mut c) => {
+                c.write_all(msg).await.map_err(|e| e.to_string())?;
+                let mut got = vec![0u8; msg.len()];
+                return tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut got))
+                    .await
+                    .map_err(|_| "no answer".to_owned())?
+                    .map(|_| got)
+                    .map_err(|e| e.to_string());
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(last)
+}
+
+/// The CLI carries a local port to the lease's service over TLS with the key bound on chain,
+/// `status` shows that key as curl pins it, and a key the node serves without binding it is
+/// refused; before any binding `connect` says why it cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_reaches_a_tls_service_only_through_the_key_bound_on_chain_acc03() {
+    let n = net().await;
+    let (_, op) = n.provider().await;
+    let staking = Staking::new(n.d.address("Staking").expect("staking"), &op.provider);
+    send(staking.heartbeat()).await.expect("heartbeat");
+    let port = gridlease_deploy::anvil::free_port().expect("a port");
+    let service = SPEC
+        .replace("INSTANT", "true")
+        .replace("matmul_i8", "service")
+        .replace(
+            "[matmul]\nn = 64\n",
+            &format!("[service]\nimage = \"srv:1\"\nport = {port}\ntls = true\n"),
+        );
+    let spec = n.spec("tls.toml", &service);
+    let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
+    send(n.market(&op).bid(id, U96::from(RATE)))
+        .await
+        .expect("bid");
+    let ids = id.to_string();
+
+    // No key bound yet: refused with the reason, nothing listens.
+    let r = n.cli_with(&["connect", &ids, "--host", "127.0.0.1"], false);
+    assert_eq!(r.code, 3, "a user error: {}", r.stderr);
+    assert!(r.stderr.contains("bound no TLS key"), "{}", r.stderr);
+
+    // The node's part: its front on the service's port, its key bound on chain.
+    let market = n.d.address("Market").expect("market");
+    let lease =
+        front::identity(front::node_secret(b"operator"), 31_337, market, id).expect("identity");
+    let results = Results::new(n.d.address("Results").expect("results"), &op.provider);
+    send(results.bindCertificate(id, lease.key))
+        .await
+        .expect("bound");
+    let backend = echo().await;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .expect("the service's port");
+    let stop = CancellationToken::new();
+    tokio::spawn(front::serve(
+        id,
+        listener,
+        lease.config.clone(),
+        backend,
+        stop.clone(),
+    ));
+
+    let s = n.json(&["status", &ids]);
+    assert_eq!(s["tls"]["pin"], curl_pin(lease.key), "{s}");
+    let r = n.cli_with(&["status", &ids], false);
+    assert!(
+        r.stdout.contains(&format!("gridlease connect {ids}")),
+        "{}",
+        r.stdout
+    );
+
+    // Carried: what goes into the local port comes back from the service.
+    let local = gridlease_deploy::anvil::free_port().expect("a port");
+    let mut child = n
+        .command(false)
+        .args(["connect", &ids, "--host", "127.0.0.1", "--listen"])
+        .arg(format!("127.0.0.1:{local}"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("connect starts");
+    let got = round_trip(local, b"ping through the lease").await;
+    assert_eq!(got.as_deref(), Ok(b"ping through the lease".as_slice()));
+
+    // The node serves another key without binding it: a new connection gets nothing back.
+    stop.cancel();
+    let other =
+        front::identity(front::node_secret(b"another"), 31_337, market, id).expect("identity");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .expect("the service's port again");
+    let stop = CancellationToken::new();
+    tokio::spawn(front::serve(
+        id,
+        listener,
+        other.config.clone(),
+        backend,
+        stop.clone(),
+    ));
+    let got = round_trip(local, b"not to you").await;
+    assert!(got.is_err(), "{got:?}");
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("the CLI ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not the one bound on chain"), "{stderr}");
+    assert!(stderr.contains(&curl_pin(lease.key)), "{stderr}");
+    stop.cancel();
+}

@@ -1,0 +1,150 @@
+//! ACC-03 through the real node: a service lease whose spec asks for TLS is served by the node's
+//! front with a key bound on chain before the port opens; a client pinned to that binding gets
+//! the service, `curl --pinnedpubkey` too, and a restarted node serves the same key without
+//! binding again.
+
+use std::time::Duration;
+
+use crate::common::*;
+use alloy::primitives::B256;
+use alloy::sol_types::SolEvent;
+use gridlease_bindings::Results;
+use gridlease_fetch::{
+    AllowList, Fetcher, Limits,
+    service::{ServiceError, curl_pin},
+};
+use gridlease_primitives::spec::Workload;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// GET `/` from the service at `port` over TLS pinned to `key`: the answer's bytes.
+async fn get(port: u16, key: B256) -> Result<String, ServiceError> {
+    let fetcher = Fetcher::new(AllowList::loopback(), Limits::default());
+    let mut c = fetcher.service("127.0.0.1", port, key).await?;
+    c.write_all(b"GET / HTTP/1.0\r\nHost: service\r\n\r\n")
+        .await
+        .map_err(|e| ServiceError::Connection(e.to_string()))?;
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer).await;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// `curl` over TLS to the service at `port`, pinning `key`: its exit status and output.
+fn curl(port: u16, key: B256) -> (i32, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "10", "--pinnedpubkey"])
+        .arg(curl_pin(key))
+        .arg(format!("https://127.0.0.1:{port}/"))
+        .output()
+        .expect("curl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test]
+async fn acc_03_a_tls_service_is_reached_only_through_the_key_bound_on_chain() {
+    let n = net().await;
+    n.config(&n.url, None);
+    let node = n.start(1);
+    n.wait_head(1).await;
+    n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
+        .await;
+    let site = n.path().join("site");
+    std::fs::create_dir_all(&site).expect("site");
+    std::fs::write(site.join("index.html"), "served behind the lease's key\n").expect("page");
+    let port = gridlease_deploy::anvil::free_port().expect("a free port");
+    let spec = job_spec(Workload::Service {
+        image: "local".into(),
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "exec python3 -m http.server --bind 127.0.0.1 --directory '{}' \"$PORT\"",
+                site.display()
+            ),
+        ],
+        env: Default::default(),
+        port,
+        tls: true,
+    });
+    let (id, _) = n.order_spec(&spec, 0, 1, 3_600, true).await;
+    eventually(
+        "the lease's key bound on chain",
+        60,
+        async || {
+            n.count_logs(n.results, Results::CertificateBound::SIGNATURE_HASH, id)
+                .await
+                == 1
+        },
+        || n.log(1),
+    )
+    .await;
+    let (b, _) = n.event::<Results::CertificateBound>(n.results, id).await;
+    let key = b.spkiHash;
+
+    // Pinned to the binding: the service answers through the front.
+    let mut page = String::new();
+    for _ in 0..100 {
+        match get(port, key).await {
+            Ok(p) if p.contains("200") => {
+                page = p;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    assert!(
+        page.contains("served behind the lease's key"),
+        "{page}\n{}",
+        n.log(1)
+    );
+    // Pinned to any other key: refused before a byte is sent.
+    let e = get(port, B256::repeat_byte(7))
+        .await
+        .expect_err("another key");
+    assert!(e.to_string().contains("not the one bound on chain"), "{e}");
+    // `curl --pinnedpubkey` with the binding gets the page; with another key it refuses.
+    if std::env::var_os("GRIDLEASE_REQUIRE_ENGINE").is_some()
+        || std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_ok()
+    {
+        let (code, out) = curl(port, key);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("served behind the lease's key"), "{out}");
+        let (code, out) = curl(port, B256::repeat_byte(7));
+        assert_eq!(
+            code, 90,
+            "curl's 'SSL public key does not match pinned': {out}"
+        );
+    }
+
+    // A restarted node derives the same key: the binding stands, no second one is made.
+    n.stop(node, 1);
+    let node = n.start(2);
+    n.wait_head(2).await;
+    let mut again = String::new();
+    for _ in 0..150 {
+        match get(port, key).await {
+            Ok(p) if p.contains("200") => {
+                again = p;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    assert!(
+        again.contains("served behind the lease's key"),
+        "{again}\n{}",
+        n.log(2)
+    );
+    assert_eq!(
+        n.count_logs(n.results, Results::CertificateBound::SIGNATURE_HASH, id)
+            .await,
+        1,
+        "bound once"
+    );
+    n.stop(node, 2);
+}
