@@ -28,6 +28,39 @@ async fn get(port: u16, key: B256) -> Result<String, ServiceError> {
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
+/// GET `/` through the front at `port` pinned to `key`, until the service answers (30 s).
+async fn page(port: u16, key: B256) -> String {
+    let mut last = String::new();
+    for _ in 0..150 {
+        match get(port, key).await {
+            Ok(p) if p.contains("200") => return p,
+            Ok(p) => last = p,
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    last
+}
+
+/// Wait for lease `id`'s key to be bound on chain (once); return it.
+async fn bound_key(n: &Net, id: B256, node: u32) -> B256 {
+    eventually(
+        "the lease's key bound on chain",
+        90,
+        async || {
+            n.count_logs(n.results, Results::CertificateBound::SIGNATURE_HASH, id)
+                .await
+                == 1
+        },
+        || n.log(node),
+    )
+    .await;
+    n.event::<Results::CertificateBound>(n.results, id)
+        .await
+        .0
+        .spkiHash
+}
+
 /// `curl` over TLS to the service at `port`, pinning `key`: its exit status and output.
 fn curl(port: u16, key: B256) -> (i32, String) {
     let out = std::process::Command::new("curl")
@@ -69,34 +102,13 @@ async fn acc_03_a_tls_service_is_reached_only_through_the_key_bound_on_chain() {
         tls: true,
     });
     let (id, _) = n.order_spec(&spec, 0, 1, 3_600, true).await;
-    eventually(
-        "the lease's key bound on chain",
-        60,
-        async || {
-            n.count_logs(n.results, Results::CertificateBound::SIGNATURE_HASH, id)
-                .await
-                == 1
-        },
-        || n.log(1),
-    )
-    .await;
-    let (b, _) = n.event::<Results::CertificateBound>(n.results, id).await;
-    let key = b.spkiHash;
+    let key = bound_key(&n, id, 1).await;
 
     // Pinned to the binding: the service answers through the front.
-    let mut page = String::new();
-    for _ in 0..100 {
-        match get(port, key).await {
-            Ok(p) if p.contains("200") => {
-                page = p;
-                break;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
+    let got = page(port, key).await;
     assert!(
-        page.contains("served behind the lease's key"),
-        "{page}\n{}",
+        got.contains("served behind the lease's key"),
+        "{got}\n{}",
         n.log(1)
     );
     // Pinned to any other key: refused before a byte is sent.
@@ -125,16 +137,7 @@ async fn acc_03_a_tls_service_is_reached_only_through_the_key_bound_on_chain() {
     n.stop(node, 1);
     let node = n.start(2);
     n.wait_head(2).await;
-    let mut again = String::new();
-    for _ in 0..150 {
-        match get(port, key).await {
-            Ok(p) if p.contains("200") => {
-                again = p;
-                break;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
+    let again = page(port, key).await;
     assert!(
         again.contains("served behind the lease's key"),
         "{again}\n{}",
@@ -147,4 +150,42 @@ async fn acc_03_a_tls_service_is_reached_only_through_the_key_bound_on_chain() {
         "bound once"
     );
     n.stop(node, 2);
+}
+
+/// ACC-03 on the real engine: the service's container listens on its own port, published on a
+/// loopback port only, and is reached through the node's front with the bound key. Needs the
+/// engine `scripts/podman.sh` serves (the test command starts it).
+#[tokio::test]
+async fn acc_03_a_tls_service_container_is_reached_through_the_front() {
+    let Some(engine) = gridlease_testkit::engine::Engine::for_test() else {
+        return;
+    };
+    let n = net().await;
+    n.config(&n.url, None);
+    n.use_engine(&engine);
+    let node = n.start(1);
+    n.wait_head(1).await;
+    n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
+        .await;
+    let port = gridlease_deploy::anvil::free_port().expect("a free port");
+    let spec = job_spec(Workload::Service {
+        image: engine.image.clone(),
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "mkdir -p /tmp/www && echo served from the container > /tmp/www/index.html && exec httpd -f -p \"$PORT\" -h /tmp/www".into(),
+        ],
+        env: Default::default(),
+        port,
+        tls: true,
+    });
+    let (id, _) = n.order_spec(&spec, 0, 52, 3_600, true).await;
+    let key = bound_key(&n, id, 1).await;
+    let got = page(port, key).await;
+    assert!(
+        got.contains("served from the container"),
+        "{got}\n{}",
+        n.log(1)
+    );
+    n.stop(node, 1);
 }
