@@ -37,7 +37,9 @@
 //! (`gridlease-fetch`, PIN-01).
 //!
 //! `[container]` (kind `container`) has `image`, `command` and `env`; `[service]` (kind `service`)
-//! adds `port`. Unknown keys are errors, so a typo never silently drops a requirement.
+//! adds `port`, and `tls = true` to have the provider's node serve that port over TLS with a key
+//! bound on chain to the lease (ACC-03; `gridlease connect`). Unknown keys are errors, so a typo
+//! never silently drops a requirement.
 //!
 //! Where the provider finds the spec is the order's `specURI`: a `data:` URI carrying it (the
 //! default: public, needs no server), an `http(s)://` URI, or [`PUSH_URI`]: the tenant
