@@ -14,6 +14,7 @@ import {
   createWalletClient,
   custom,
   decodeEventLog,
+  hexToBytes,
   hexToString,
   toHex,
 } from "viem";
@@ -155,6 +156,11 @@ export function describe(c: Config, f: JobFacts, p: Phase): string {
       return `closed: paid ${money(a.paid)}, refunded ${money(a.refund)}`;
     case "OrderCancelled":
       return `cancelled: refunded ${money(a.refund)}`;
+    case "CertificateBound": {
+      // ACC-03: the key its node serves the service over TLS with, as curl pins it.
+      const pin = `sha256//${btoa(String.fromCharCode(...hexToBytes(a.spkiHash as Hex)))}`;
+      return `TLS key bound by its provider's node: ${pin} (reach the service with gridlease connect ${f.id}, or curl -k --pinnedpubkey ${pin})`;
+    }
     default:
       return p.name;
   }

@@ -661,6 +661,26 @@ async function main() {
   );
   await page.screenshot({ path: join(shots, "console-jobs.png") });
 
+  // ACC-03: a key its provider's node binds to the running service lease is on the lease's page,
+  // as curl pins it.
+  cast(
+    "send", contracts.Results.address, "bindCertificate(bytes32,bytes32)", service, `0x${"ab".repeat(32)}`,
+    ...operatorKey,
+  );
+  await page.locator(`a[href="#job/${service}"]`).click();
+  await page.getByRole("table", { name: "Phases" }).waitFor({ timeout: 15000 });
+  const pin = `sha256//${Buffer.from("ab".repeat(32), "hex").toString("base64")}`;
+  const pinShown = await page
+    .getByText(`TLS key bound by its provider's node: ${pin}`)
+    .waitFor({ timeout: 15000 })
+    .then(
+      () => true,
+      () => false,
+    );
+  check(pinShown, `ACC-03: the service lease's page shows the TLS key bound on chain as curl pins it (${pin})`);
+  await page.getByRole("link", { name: "My jobs" }).click();
+  await page.locator(`a[href="#job/${leased}"]`).waitFor({ timeout: 15000 });
+
   // The accepted lease's page shows its hostile result URI as text, and runs none of it.
   await page.locator(`a[href="#job/${leased}"]`).click();
   await page.getByRole("table", { name: "Phases" }).waitFor({ timeout: 15000 });
