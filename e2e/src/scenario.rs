@@ -167,6 +167,110 @@ async fn look_inside(m: &Market, id: B256, say: &dyn Fn(&str)) -> Result<()> {
     bail!("no shell in the running container job within 90 s: {last}")
 }
 
+/// A web service behind its node's TLS front (ACC-03): ordered with `tls = true`, its key bound on
+/// chain by the node that won it, reached through `gridlease connect` (which talks only to that
+/// key), then ended by its tenant, who pays for the seconds it ran. Its lease id (None: skipped).
+async fn tls_service(m: &Market, say: &dyn Fn(&str)) -> Result<Option<B256>> {
+    say(
+        "\n== 1c. tenant: a web service over TLS, its key bound on chain (`gridlease connect`, anyone)",
+    );
+    let Some(engine) = &m.engine else {
+        say("  skipped: no container engine here to run the service's web server in");
+        return Ok(None);
+    };
+    let port = anvil::free_port()?;
+    let spec = format!(
+        r#"name = "web service over tls"
+kind = "service"
+
+[resources]
+gpu = "any"
+gpu_count = 1
+vram_gib = 1
+cpu_cores = 1
+ram_gib = 1
+
+[price]
+max_per_hour = "1.00"
+max_duration = "1h"
+bid_window = "30s"
+deposit = "0.5"
+collateral = "10"
+instant = true
+token = "USDC"
+
+[service]
+image = "{image}"
+command = ["sh", "-c", "mkdir -p /tmp/www && echo 'hello from a gridlease service, over TLS' > /tmp/www/index.html && exec httpd -f -p \"$PORT\" -h /tmp/www"]
+port = {port}
+tls = true
+"#,
+        image = engine.image
+    );
+    let id = submit(m, "service", &spec, say).await?;
+    let results = m.deployments.address("Results")?;
+    let (bound, _) = event::<Results::CertificateBound>(
+        m,
+        results,
+        id,
+        "the service's TLS key bound on chain",
+        Duration::from_secs(90),
+    )
+    .await?;
+    let pin = gridlease_fetch::service::curl_pin(bound.spkiHash);
+    say(&format!(
+        "  the node that won it bound its TLS key to the lease: {pin}"
+    ));
+    let local = anvil::free_port()?;
+    let listen = format!("127.0.0.1:{local}");
+    let mut connect = tokio::process::Command::from(m.cli()?);
+    connect
+        .args([
+            "connect",
+            &id.to_string(),
+            "--host",
+            "127.0.0.1",
+            "--listen",
+            &listen,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = connect.spawn().context("cannot start gridlease connect")?;
+    say(&format!(
+        "  $ gridlease connect {id} --listen {listen}   (and: curl -k --pinnedpubkey {pin} https://127.0.0.1:{port}/)"
+    ));
+    let page = until(
+        "the service's page through gridlease connect",
+        Duration::from_secs(60),
+        async || Ok(http_get(&listen).await.ok().filter(|p| p.contains(" 200 "))),
+    )
+    .await;
+    let _ = child.kill().await;
+    let page = page?;
+    for l in page
+        .lines()
+        .filter(|l| l.starts_with("HTTP/") || l.contains("hello"))
+    {
+        say(&format!("  [http://{listen}/] {l}"));
+    }
+    say("  the tenant ends the service lease: it pays the seconds it ran");
+    cli(m, "service", &["close", &id.to_string()], say).await?;
+    Ok(Some(id))
+}
+
+/// `GET /` from `addr` over plain HTTP/1.0: the whole answer.
+async fn http_get(addr: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await?;
+    c.write_all(b"GET / HTTP/1.0\r\nHost: service\r\n\r\n")
+        .await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut answer)).await??;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
 /// Run the tenant CLI with `args`, echoing what it prints under `[label]`: whether it succeeded,
 /// and its stdout followed by its stderr (progress lines, or the error).
 pub async fn cli_status(
@@ -315,6 +419,7 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
     say("\n== 3. tenant: a matmul_i8 job for an L40S (instant order; only delta has one)");
     let withheld = submit("matmul-l40s").await?;
     look_inside(m, container, say).await?;
+    let service = tls_service(m, say).await?;
     say(
         "\n== 4. tenant: a matmul_i8 job for an RTX 4090 (instant order), followed until verified and accepted",
     );
@@ -456,5 +561,11 @@ pub async fn run(m: &Market, say: &dyn Fn(&str)) -> Result<Vec<Submitted>> {
             name: "matmul-l40s".into(),
             id: withheld,
         },
-    ])
+    ]
+    .into_iter()
+    .chain(service.map(|id| Submitted {
+        name: "service (tls)".into(),
+        id,
+    }))
+    .collect())
 }

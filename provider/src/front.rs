@@ -223,23 +223,6 @@ mod tests {
         assert!(curl_pin(key).starts_with("sha256//"));
     }
 
-    /// An echo service on a loopback port.
-    async fn echo() -> u16 {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("a loopback port");
-        let port = l.local_addr().expect("bound").port();
-        tokio::spawn(async move {
-            while let Ok((mut c, _)) = l.accept().await {
-                tokio::spawn(async move {
-                    let (mut r, mut w) = c.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
-        port
-    }
-
     /// A front for `id` on a loopback port, carrying to `backend`.
     async fn front(id: &Identity, backend: u16) -> (u16, CancellationToken) {
         let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -264,7 +247,9 @@ mod tests {
     #[tokio::test]
     async fn a_client_talks_only_to_the_key_bound_to_its_lease_acc03() {
         let (lease, other) = (lease_key(1, 31_337, 7), lease_key(1, 31_337, 8));
-        let backend = echo().await;
+        let backend = gridlease_testkit::echo::echo()
+            .await
+            .expect("an echo service");
         let (port, stop) = front(&lease, backend).await;
         let mut c = client()
             .service("127.0.0.1", port, lease.key)
@@ -320,7 +305,9 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_never_completes_its_handshake_does_not_hold_up_the_next() {
         let lease = lease_key(1, 31_337, 7);
-        let backend = echo().await;
+        let backend = gridlease_testkit::echo::echo()
+            .await
+            .expect("an echo service");
         let (port, _stop) = front(&lease, backend).await;
         // A connection that sends nothing does not stop another from being served.
         let _idle = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))

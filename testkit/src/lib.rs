@@ -6,6 +6,7 @@
 //! - [`proxy`]: a fault-injecting JSON-RPC proxy (429, 5xx, hangs, dropped connections, lost
 //!   answers, refused log ranges, stale heads, geth's replacement rule).
 //! - [`files`]: a static file server on loopback, for job inputs and results named by URL.
+//! - [`echo`]: a TCP echo service on loopback, to put behind a service lease's TLS front.
 //! - [`governance`]: a call made through the Timelock, its delay warped past.
 //! - [`engine`]: the container engine the test command starts (`scripts/podman.sh`).
 //! - [`metrics`]: reading one value off a daemon's Prometheus `/metrics`.
@@ -13,6 +14,7 @@
 //!
 //! The anvil wrapper itself stays in `gridlease-deploy` (its `devnet` command runs one).
 
+pub mod echo;
 pub mod engine;
 pub mod files;
 pub mod governance;

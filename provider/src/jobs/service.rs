@@ -146,7 +146,13 @@ async fn open_front(
             leaseId: job.id,
             spkiHash: id.key,
         };
-        match send_and_confirm(s, module, call.abi_encode().into(), |_| Ok(())).await {
+        // A shutdown does not wait for the binding: sent, it lands or not, and the restarted
+        // node reads which before it binds again.
+        let sent = tokio::select! {
+            r = send_and_confirm(s, module, call.abi_encode().into(), |_| Ok(())) => r,
+            () = cancel.cancelled() => return Err(Step::Stop),
+        };
+        match sent {
             Ok(()) => info!(lease = %job.id, key = %id.key, "service's TLS key bound on chain"),
             Err(ChainError::Revert(r)) => {
                 return Err(Step::Fail(format!(

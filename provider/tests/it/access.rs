@@ -236,11 +236,7 @@ async fn acc_02_the_tenants_shell_runs_in_its_leases_container_with_its_own_acce
     let Some(engine) = gridlease_testkit::engine::Engine::for_test() else {
         return;
     };
-    let n = net().await;
-    n.config(&n.url, None);
-    n.use_engine(&engine);
-    let _node = n.start(1);
-    n.wait_head(1).await;
+    let (n, _node) = started_on(Some(&engine)).await;
     let spec = job_spec(Workload::Container {
         image: engine.image.clone(),
         command: vec!["sh".into(), "-c".into(), "echo ready >&2; sleep 300".into()],

@@ -113,6 +113,19 @@ pub(crate) async fn net() -> Net {
     }
 }
 
+/// A node on a fresh market (see [`net`]) polling the chain, running container jobs on `engine`
+/// (None: as local processes).
+pub(crate) async fn started_on(engine: Option<&gridlease_testkit::engine::Engine>) -> (Net, Node) {
+    let n = net().await;
+    n.config(&n.url, None);
+    if let Some(e) = engine {
+        n.use_engine(e);
+    }
+    let node = n.start(1);
+    n.wait_head(1).await;
+    (n, node)
+}
+
 impl Net {
     pub(crate) fn path(&self) -> PathBuf {
         self.dir.path().into()

@@ -36,18 +36,9 @@ impl Net {
     }
 }
 
-/// A node on a fresh market (see [`net`]), polling the chain.
-async fn started() -> (Net, Node) {
-    let n = net().await;
-    n.config(&n.url, None);
-    let node = n.start(1);
-    n.wait_head(1).await;
-    (n, node)
-}
-
 #[tokio::test]
 async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_results_that_verify() {
-    let (n, node) = started().await;
+    let (n, node) = started_on(None).await;
     let dir = n.path();
 
     // An order for an H100 (not registered) is ignored; a matmul (instant) and a process job
@@ -201,7 +192,7 @@ async fn pd_01_off_05_the_node_bids_on_what_it_can_serve_runs_it_and_posts_resul
 
 #[tokio::test]
 async fn off_14_pd_07_kill_9_mid_job_then_restart_posts_the_result_exactly_once() {
-    let (n, node) = started().await;
+    let (n, node) = started_on(None).await;
     let dir = n.path();
     let marker = dir.join("runs");
     // Each run appends a line: the job runs again after the crash (it was killed with the node),
@@ -281,11 +272,7 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
     let Some(engine) = gridlease_testkit::engine::Engine::for_test() else {
         return;
     };
-    let n = net().await;
-    n.config(&n.url, None);
-    n.use_engine(&engine);
-    let node = n.start(1);
-    n.wait_head(1).await;
+    let (n, node) = started_on(Some(&engine)).await;
     let spec = job_spec(Workload::Container {
         image: engine.image,
         command: vec!["sh".into(), "-c".into(), "sleep 15; echo done".into()],
@@ -338,7 +325,7 @@ async fn pin_06_off_14_kill_9_with_a_container_running_then_restart_removes_it_a
 /// running without a driver, its slot held, until someone else closed it.
 #[tokio::test]
 async fn pd_02_a_service_lease_past_its_end_is_closed_by_the_node() {
-    let (n, node) = started().await;
+    let (n, node) = started_on(None).await;
     // Service orders go only to a live provider: the node beats at start.
     n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
         .await;
@@ -419,7 +406,7 @@ async fn off_20_a_node_short_of_ether_bids_on_nothing_new_and_bids_once_funded()
 
 #[tokio::test]
 async fn afr_01_a_bid_nobody_awards_is_awarded_by_its_own_node_not_left_locked() {
-    let (n, node) = started().await;
+    let (n, node) = started_on(None).await;
     // An auction the node bids on; no keeper runs and the tenant never awards it.
     let id = n
         .order_with("echo awarded by its node", 1, 600, false)

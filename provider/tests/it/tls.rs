@@ -77,10 +77,7 @@ fn curl(port: u16, key: B256) -> (i32, String) {
 
 #[tokio::test]
 async fn acc_03_a_tls_service_is_reached_only_through_the_key_bound_on_chain() {
-    let n = net().await;
-    n.config(&n.url, None);
-    let node = n.start(1);
-    n.wait_head(1).await;
+    let (n, node) = started_on(None).await;
     n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
         .await;
     let site = n.path().join("site");
@@ -160,11 +157,7 @@ async fn acc_03_a_tls_service_container_is_reached_through_the_front() {
     let Some(engine) = gridlease_testkit::engine::Engine::for_test() else {
         return;
     };
-    let n = net().await;
-    n.config(&n.url, None);
-    n.use_engine(&engine);
-    let node = n.start(1);
-    n.wait_head(1).await;
+    let (n, node) = started_on(Some(&engine)).await;
     n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
         .await;
     let port = gridlease_deploy::anvil::free_port().expect("a free port");

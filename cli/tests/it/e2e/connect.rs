@@ -11,23 +11,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 
-/// An echo service on a loopback port.
-async fn echo() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        while let Ok((mut c, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = c.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    port
-}
-
 /// Connect to `port` until it answers (within 20 s), send `msg` and read it back.
 async fn round_trip(port: u16, msg: &[u8]) -> Result<Vec<u8>, String> {
     let mut last = String::new();
@@ -86,7 +69,9 @@ async fn connect_reaches_a_tls_service_only_through_the_key_bound_on_chain_acc03
     send(results.bindCertificate(id, lease.key))
         .await
         .expect("bound");
-    let backend = echo().await;
+    let backend = gridlease_testkit::echo::echo()
+        .await
+        .expect("an echo service");
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
         .await
         .expect("the service's port");
