@@ -117,6 +117,25 @@ pub fn free_loopback_port() -> std::io::Result<u16> {
         .map(|a| a.port())
 }
 
+/// What a front counts: connections carried to the service, and those that never reached it.
+#[derive(Clone, Debug)]
+pub struct Counts {
+    /// Carried to the service.
+    pub carried: metrics::Counter,
+    /// Ended before the service was reached.
+    pub failed: metrics::Counter,
+}
+
+impl Counts {
+    /// Counting nothing (tests).
+    pub fn none() -> Self {
+        Self {
+            carried: metrics::Counter::noop(),
+            failed: metrics::Counter::noop(),
+        }
+    }
+}
+
 /// Serve `listener` over TLS with `config` until `cancel`: each connection's handshake, then its
 /// bytes both ways to the service on loopback port `backend`. Every connection ends with the
 /// front (a lease's connections do not outlive it).
@@ -126,6 +145,7 @@ pub async fn serve(
     config: Arc<ServerConfig>,
     backend: u16,
     cancel: CancellationToken,
+    counts: Counts,
 ) {
     let acceptor = TlsAcceptor::from(config);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -147,12 +167,12 @@ pub async fn serve(
                 }
             },
         };
-        let (acceptor, cancel) = (acceptor.clone(), cancel.clone());
+        let (acceptor, cancel, counts) = (acceptor.clone(), cancel.clone(), counts.clone());
         tokio::spawn(async move {
             let _slot = permit;
             tokio::select! {
                 () = cancel.cancelled() => {}
-                r = carry(tcp, peer, &acceptor, backend) => {
+                r = carry(tcp, peer, &acceptor, backend, &counts) => {
                     if let Err(e) = r {
                         debug!(lease = %lease, peer = %peer, error = %e, "service connection ended");
                     }
@@ -169,17 +189,23 @@ async fn carry(
     peer: SocketAddr,
     acceptor: &TlsAcceptor,
     backend: u16,
+    counts: &Counts,
 ) -> Result<(), String> {
     let _ = tcp.set_nodelay(true);
-    let mut tls = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp))
-        .await
-        .map_err(|_| format!("no TLS handshake from {peer} within {HANDSHAKE:?}"))?
-        .map_err(|e| format!("TLS handshake with {peer}: {e}"))?;
-    let connect = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, backend));
-    let mut service = tokio::time::timeout(BACKEND_CONNECT, connect)
-        .await
-        .map_err(|_| "the service took no connection within 5 s".to_owned())?
-        .map_err(|e| format!("the service is not listening: {e}"))?;
+    let reached = async {
+        let tls = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp))
+            .await
+            .map_err(|_| format!("no TLS handshake from {peer} within {HANDSHAKE:?}"))?
+            .map_err(|e| format!("TLS handshake with {peer}: {e}"))?;
+        let connect = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, backend));
+        let service = tokio::time::timeout(BACKEND_CONNECT, connect)
+            .await
+            .map_err(|_| "the service took no connection within 5 s".to_owned())?
+            .map_err(|e| format!("the service is not listening: {e}"))?;
+        Ok::<_, String>((tls, service))
+    };
+    let (mut tls, mut service) = reached.await.inspect_err(|_| counts.failed.increment(1))?;
+    counts.carried.increment(1);
     let _ = service.set_nodelay(true);
     tokio::io::copy_bidirectional(&mut tls, &mut service)
         .await
@@ -236,6 +262,7 @@ mod tests {
             id.config.clone(),
             backend,
             stop.clone(),
+            Counts::none(),
         ));
         (port, stop)
     }

@@ -46,6 +46,11 @@ pub struct Metrics {
     pub deep_reorgs: Counter,
     /// Heartbeats mined (service leases).
     pub heartbeats: Counter,
+    /// Connections the TLS fronts of service leases carried to their services (ACC-03).
+    pub tls_connections: Counter,
+    /// Connections to those fronts that ended before the service was reached: no or a failed
+    /// TLS handshake, or the service not listening.
+    pub tls_failed: Counter,
     /// Jobs whose run failed (reported as their result).
     pub jobs_failed: Counter,
     /// RPC errors seen.
@@ -132,6 +137,14 @@ impl Default for Metrics {
                 "Reorgs deeper than chain.confirmations seen.",
             ),
             heartbeats: c("gridlease_provider_heartbeats_total", "Heartbeats mined."),
+            tls_connections: c(
+                "gridlease_provider_tls_connections_total",
+                "Connections the TLS fronts of service leases carried to their services.",
+            ),
+            tls_failed: c(
+                "gridlease_provider_tls_failed_total",
+                "Connections to a service lease's TLS front that never reached the service.",
+            ),
             jobs_failed: c("gridlease_provider_jobs_failed_total", "Jobs whose run failed."),
             rpc_errors: c("gridlease_provider_rpc_errors_total", "RPC errors."),
             tx_mined: c("gridlease_provider_tx_mined_total", "Transactions mined."),

@@ -25,9 +25,24 @@ async fn honest_providers_are_paid_the_cheater_and_the_withholder_are_slashed_an
     let s = summary::read(&m, &jobs, &before).await.expect("summary");
     eprintln!("{}", s.table());
 
-    let [matmul, container, cheat, withheld] = &s.jobs[..] else {
-        panic!("four jobs expected: {:?}", s.jobs);
+    // With a container engine up (the test command starts one), a fifth: the TLS service.
+    let (matmul, container, cheat, withheld, service) = match &s.jobs[..] {
+        [a, b, c, d] if m.engine.is_none() => (a, b, c, d, None),
+        [a, b, c, d, e] if m.engine.is_some() => (a, b, c, d, Some(e)),
+        _ => panic!(
+            "four jobs expected, five with an engine ({}): {:?}",
+            m.engine.is_some(),
+            s.jobs
+        ),
     };
+    // The service over TLS (its page read through `gridlease connect`, which would have failed
+    // the scenario otherwise) ran from the winning bid and paid the seconds it ran when its
+    // tenant ended it.
+    if let Some(service) = service {
+        assert_eq!(service.outcome, "closed by tenant", "{service:?}");
+        assert_ne!(service.paid, "0", "{service:?}");
+        assert_eq!(service.order_to_result_s, None, "a service posts no result");
+    }
     // The instant order went to the only RTX 4090, was running within a few blocks (its own
     // winning bid acknowledges it), and the tenant accepted the verified product, paying for it.
     // (1-2 blocks is the measured figure, `gridlease-bench`; here the bound only catches a broken

@@ -54,6 +54,47 @@ fn parses_and_hashes_stably() {
 }
 
 #[test]
+fn a_service_asks_for_tls_without_changing_the_hash_of_a_spec_that_does_not_acc03() {
+    let service = GOOD.replace("matmul_i8", "service").replace(
+        "[matmul]\nn = 256\nseed = 42\n",
+        "[service]\nimage = \"srv:1\"\nport = 8000\n",
+    );
+    let plain = JobSpec::parse(&service).expect("valid");
+    let json = String::from_utf8(plain.run.canonical_json()).expect("utf8");
+    // The canonical JSON of a service written before `tls` existed: its hash is unchanged.
+    assert_eq!(
+        json,
+        r#"{"version":1,"workload":{"kind":"service","image":"srv:1","command":[],"env":{},"port":8000},"resources":{"gpu_class":0,"gpu_count":1,"vram_gib":8,"cpu_cores":1,"ram_gib":1}}"#
+    );
+    let off = JobSpec::parse(&service.replace("port = 8000\n", "port = 8000\ntls = false\n"))
+        .expect("valid");
+    assert_eq!(
+        off.run.hash(),
+        plain.run.hash(),
+        "tls = false is the default"
+    );
+    let on = JobSpec::parse(&service.replace("port = 8000\n", "port = 8000\ntls = true\n"))
+        .expect("valid");
+    assert!(matches!(
+        on.run.workload,
+        Workload::Service { tls: true, .. }
+    ));
+    assert_ne!(on.run.hash(), plain.run.hash(), "the order commits to TLS");
+    assert_eq!(
+        RunSpec::from_data_uri(&on.run.data_uri(), on.run.hash()),
+        Ok(on.run.clone()),
+        "it travels in the spec"
+    );
+    let e = JobSpec::parse(&service.replace("port = 8000\n", "port = 8000\ntls = \"yes\"\n"))
+        .expect_err("not a boolean");
+    // As for every other flag of a spec: the line, and what was expected there.
+    assert!(
+        e.to_string().starts_with("line 18: ") && e.to_string().contains("expected a boolean"),
+        "{e}"
+    );
+}
+
+#[test]
 fn data_inputs_parse_resolve_and_hash_by_their_roots() {
     let text = GOOD.replace(
         "n = 256\nseed = 42",

@@ -169,6 +169,10 @@ async fn open_front(
         id.config,
         backend,
         stop.clone(),
+        crate::front::Counts {
+            carried: s.metrics.tls_connections.clone(),
+            failed: s.metrics.tls_failed.clone(),
+        },
     ));
     Ok((backend, stop.drop_guard()))
 }

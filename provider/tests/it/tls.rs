@@ -113,6 +113,16 @@ async fn acc_03_a_tls_service_is_reached_only_through_the_key_bound_on_chain() {
         .await
         .expect_err("another key");
     assert!(e.to_string().contains("not the one bound on chain"), "{e}");
+    // The node counts what its front carried and what never reached the service.
+    let carried =
+        gridlease_testkit::metrics::scrape(n.port, "gridlease_provider_tls_connections_total")
+            .await;
+    let failed =
+        gridlease_testkit::metrics::scrape(n.port, "gridlease_provider_tls_failed_total").await;
+    assert!(
+        carried >= 1 && failed >= 1,
+        "carried {carried}, failed {failed}"
+    );
     // `curl --pinnedpubkey` with the binding gets the page; with another key it refuses.
     if std::env::var_os("GRIDLEASE_REQUIRE_ENGINE").is_some()
         || std::process::Command::new("curl")

@@ -82,6 +82,7 @@ async fn connect_reaches_a_tls_service_only_through_the_key_bound_on_chain_acc03
         lease.config.clone(),
         backend,
         stop.clone(),
+        front::Counts::none(),
     ));
 
     let s = n.json(&["status", &ids]);
@@ -120,6 +121,7 @@ async fn connect_reaches_a_tls_service_only_through_the_key_bound_on_chain_acc03
         other.config.clone(),
         backend,
         stop.clone(),
+        front::Counts::none(),
     ));
     let got = round_trip(local, b"not to you").await;
     assert!(got.is_err(), "{got:?}");
