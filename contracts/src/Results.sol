@@ -256,7 +256,10 @@ contract Results is IResultsModule, ReentrancyGuardTransient {
     /// The provider's operator, while the lease runs.
     function bindCertificate(bytes32 leaseId, bytes32 spkiHash) external {
         if (spkiHash == bytes32(0)) revert InvalidCertificate();
-        (uint256 a, uint256 d) = _running(leaseId);
+        // Through the market, which refuses a lease of another module (`NotLeaseModule`): a
+        // binding lives on the lease's own module, where its clients read it. No flag changes.
+        (uint256 a, uint256 d) = market.moduleFlag(leaseId, 0, 0);
+        if (L.status(a) != IMarket.Status.Leased) revert LeaseNotRunning(leaseId);
         if (L.kind(a) != L.KIND_SERVICE) revert NotAServiceLease(leaseId);
         address provider = L.provider(d);
         _onlyOperatorOf(provider);

@@ -285,6 +285,7 @@ async fn start(cfg: Config) -> Result<Shared> {
         bid_signer,
         shells: Default::default(),
         tls_secret,
+        tls_budget: crate::front::Budget::from_fd_limit(),
         cfg,
     })
 }

@@ -104,6 +104,8 @@ pub struct Shared {
     pub(crate) shells: ShellSessions,
     /// What the TLS keys of service leases are derived from ([`crate::front::node_secret`]).
     pub(crate) tls_secret: B256,
+    /// The connections all service fronts carry at once ([`crate::front::Budget`]).
+    pub(crate) tls_budget: crate::front::Budget,
 }
 
 /// Shell sessions: those open, and how many may start (kept by `crate::api::shell`).

@@ -298,7 +298,7 @@ fn table(r: &Value) -> String {
             l["p50_blocks"], l["p99_blocks"], l["p50_s"], l["p99_s"]
         );
     }
-    for name in ["provider", "keeper", "matmul", "gpu"] {
+    for name in ["provider", "keeper", "tls_front", "matmul", "gpu"] {
         s += &format!("\n{name}: {}\n", r[name]);
     }
     s
@@ -316,6 +316,7 @@ async fn main() -> Result<()> {
         "latency": latency,
         "provider": component(&args.out, "provider"),
         "keeper": component(&args.out, "keeper"),
+        "tls_front": component(&args.out, "tls_front"),
         "matmul": component(&args.out, "matmul"),
         "gpu": component(&args.out, "gpu"),
     });

@@ -325,6 +325,11 @@ impl Executor for ContainerExecutor {
             {
                 Err("the container job names no image".into())
             }
+            // The front holds the service's port on the host; a container on the host's network
+            // would bind the same port itself, and never start (ACC-03).
+            Workload::Service { tls: true, .. } if self.config.network == "host" => Err(
+                "a TLS service needs a network of its own: this node's containers share the host's (jobs.network = \"host\")".into(),
+            ),
             Workload::Container { .. } | Workload::Service { .. } => Ok(()),
             other => Err(format!(
                 "the container executor does not run {:?} jobs",

@@ -14,6 +14,7 @@ use gridlease_primitives::{
     protocol::{JobViewExt, Status},
     spec::Workload,
 };
+use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
@@ -34,18 +35,16 @@ use crate::{
 pub(crate) async fn serve(
     s: &Arc<Shared>,
     job: &Job,
-    mut run: JobRun,
+    run: JobRun,
     cancel: &CancellationToken,
 ) -> Result<(), Step> {
-    // The TLS front stays open across the service's restarts and closes when this returns.
-    let _front = match run.workload {
+    // The TLS front stays open across the service's restarts and closes when this returns; each
+    // run of the service gets a loopback port of its own, which the front carries to while it
+    // runs.
+    let front = match run.workload {
         Workload::Service {
             port, tls: true, ..
-        } => {
-            let (backend, guard) = open_front(s, job, port, cancel).await?;
-            run.loopback_port = Some(backend);
-            Some(guard)
-        }
+        } => Some(open_front(s, job, port, cancel).await?),
         _ => None,
     };
     let mut pause = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
@@ -60,10 +59,16 @@ pub(crate) async fn serve(
         let record: OnSpawn = Box::new(move |pgid| {
             let _ = s2.db().set_pgid(id, pgid);
         });
-        let this = JobRun {
+        let mut this = JobRun {
             time_limit: Duration::from_secs(left),
             ..run.clone()
         };
+        if let Some((backend, _)) = &front {
+            let port = crate::front::free_loopback_port()
+                .map_err(|e| Step::Retry(format!("no loopback port for the service: {e}")))?;
+            this.loopback_port = Some(port);
+            backend.send_replace(Some(port));
+        }
         info!(lease = %job.id, limit_s = left, "service running");
         let started = Instant::now();
         let stop = cancel.child_token();
@@ -91,6 +96,9 @@ pub(crate) async fn serve(
             }
         };
         let _ = s.db().set_pgid(job.id, 0);
+        if let Some((backend, _)) = &front {
+            backend.send_replace(None);
+        }
         match outcome {
             Err(ExecError::Cancelled) => return Err(Step::Stop),
             Err(ExecError::TimedOut(_)) => continue,
@@ -116,24 +124,19 @@ pub(crate) async fn serve(
 /// Open the TLS front of service lease `job` on `port` (ACC-03): the port taken first (a port
 /// held on this host fails before any gas is spent), then the lease's key bound on chain unless
 /// it already is (a restarted node derives the same key: no second binding), then served. Returns
-/// the loopback port the service is to be reached on, and what closes the front when dropped.
+/// where the front carries to (the service's loopback port while a run is up), and what closes
+/// the front when dropped.
 async fn open_front(
     s: &Arc<Shared>,
     job: &Job,
     port: u16,
     cancel: &CancellationToken,
-) -> Result<(u16, DropGuard), Step> {
+) -> Result<(watch::Sender<Option<u16>>, DropGuard), Step> {
     let id = crate::front::identity(s.tls_secret, s.client().chain_id, s.market, job.id)
         .map_err(Step::Fail)?;
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
         .await
-        .map_err(|e| {
-            Step::Retry(format!(
-                "the service's port {port} is held on this host: {e}"
-            ))
-        })?;
-    let backend = crate::front::free_loopback_port()
-        .map_err(|e| Step::Retry(format!("no loopback port for the service: {e}")))?;
+        .map_err(|e| Step::Retry(format!("the service's port {port} cannot be served: {e}")))?;
     let module = s.module_of(job);
     let results = Results::new(module, &s.client().provider);
     let bound = results
@@ -163,18 +166,20 @@ async fn open_front(
         }
     }
     let stop = cancel.child_token();
-    tokio::spawn(crate::front::serve(
-        job.id,
-        listener,
-        id.config,
+    let (to, backend) = watch::channel(None);
+    let front = crate::front::Front {
+        lease: job.id,
+        config: id.config,
         backend,
-        stop.clone(),
-        crate::front::Counts {
+        budget: s.tls_budget.clone(),
+        counts: crate::front::Counts {
             carried: s.metrics.tls_connections.clone(),
             failed: s.metrics.tls_failed.clone(),
         },
-    ));
-    Ok((backend, stop.drop_guard()))
+        idle: crate::front::IDLE,
+    };
+    tokio::spawn(crate::front::serve(front, listener, stop.clone()));
+    Ok((to, stop.drop_guard()))
 }
 
 /// Returns once lease `id`'s escrow is spent (what it owes reaches what is left), polling every

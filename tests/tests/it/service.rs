@@ -364,3 +364,31 @@ fn only_the_running_service_leases_operator_binds_its_tls_key_and_each_binding_i
     assert_revert!(bind(&mut s, op, id, key), ResultsErrors::LeaseNotRunning);
     assert_eq!(bound(&mut s, id), other, "the last binding stays readable");
 }
+
+#[test]
+fn a_binding_lives_on_the_leases_own_module_only_acc03() {
+    // A market with a timelock long enough to add a second module.
+    let mut s = Suite::with_timelock(CHALLENGE_WINDOW + 3 * RESPONSE_WINDOW);
+    let id = s.service_lease(0, 0, 10 * USDC);
+    let (gov, market) = (s.gov.address, s.market);
+    let module2 = deploy_results(&mut s.chain, gov, market, CHALLENGE_WINDOW);
+    s.govern(
+        market,
+        gridlease_bindings::MarketAdmin::addModuleCall { module: module2 },
+    )
+    .expect_success();
+    // The lease is bound to the first module: the second takes no binding of it, so a client
+    // reading the lease's own module is never shown another module's.
+    let (op, key) = (s.operator(0), B256::repeat_byte(0x33));
+    let r = s.chain.send(
+        op,
+        module2,
+        Results::bindCertificateCall {
+            leaseId: id,
+            spkiHash: key,
+        },
+    );
+    assert_revert!(r, MarketErrors::NotLeaseModule);
+    bind(&mut s, op, id, key).expect_success();
+    assert_eq!(bound(&mut s, id), key);
+}

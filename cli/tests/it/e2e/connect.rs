@@ -77,12 +77,9 @@ async fn connect_reaches_a_tls_service_only_through_the_key_bound_on_chain_acc03
         .expect("the service's port");
     let stop = CancellationToken::new();
     tokio::spawn(front::serve(
-        id,
+        front::Front::to_port(id, lease.config.clone(), backend),
         listener,
-        lease.config.clone(),
-        backend,
         stop.clone(),
-        front::Counts::none(),
     ));
 
     let s = n.json(&["status", &ids]);
@@ -116,12 +113,9 @@ async fn connect_reaches_a_tls_service_only_through_the_key_bound_on_chain_acc03
         .expect("the service's port again");
     let stop = CancellationToken::new();
     tokio::spawn(front::serve(
-        id,
+        front::Front::to_port(id, other.config.clone(), backend),
         listener,
-        other.config.clone(),
-        backend,
         stop.clone(),
-        front::Counts::none(),
     ));
     let got = round_trip(local, b"not to you").await;
     assert!(got.is_err(), "{got:?}");
