@@ -201,11 +201,6 @@ impl Budget {
         let n = (soft.saturating_sub(RESERVED_FDS) / 2).clamp(64, 16_384);
         Self::new(usize::try_from(n).unwrap_or(16_384))
     }
-
-    /// Connections it can carry now.
-    pub fn available(&self) -> usize {
-        self.0.available_permits()
-    }
 }
 
 /// What a front counts: connections carried to the service, and those that never reached it.

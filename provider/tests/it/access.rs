@@ -373,7 +373,15 @@ async fn acc_02_the_tenants_shell_runs_in_its_leases_container_with_its_own_acce
             .expect("open");
         drain(s).await.0.contains("sleep 301")
     };
-    assert!(running().await, "the command runs");
+    // The session is open once the node took its start; the exec may come a moment later (a
+    // loaded engine takes its time), so this waits for it rather than looking once.
+    eventually(
+        "the command running",
+        30,
+        async || running().await,
+        || n.log(1),
+    )
+    .await;
     drop(s);
     eventually(
         "the left command killed",
