@@ -176,13 +176,29 @@ where
     D: CallDecoder,
 {
     call.call_raw().await.map_err(classify)?;
-    let pending = call.send().await.map_err(classify)?;
+    // What a transaction needs can grow between its estimate and its block: time passes, and a
+    // lease that owed nothing when estimated owes a little when mined, which takes writes the
+    // estimate never saw. The limit has room above the estimate (unused gas is not paid for).
+    let estimate = call.estimate_gas().await.map_err(classify)?;
+    let limit = gas_limit(estimate);
+    let pending = call.gas(limit).send().await.map_err(classify)?;
     let hash: B256 = *pending.tx_hash();
     let receipt = wait_receipt(pending.provider(), hash, RECEIPT_PATIENCE).await?;
     if !receipt.status() {
-        return Err(ChainError::Revert(Box::new(Revert::failed_on_chain(hash))));
+        let revert = if receipt.gas_used >= limit.saturating_mul(99) / 100 {
+            Revert::out_of_gas(hash, limit)
+        } else {
+            Revert::failed_on_chain(hash)
+        };
+        return Err(ChainError::Revert(Box::new(revert)));
     }
     Ok(receipt)
+}
+
+/// The gas limit [`send`] gives a transaction estimated at `estimate`: half as much again, and
+/// 50,000 more.
+fn gas_limit(estimate: u64) -> u64 {
+    estimate.saturating_add(estimate / 2).saturating_add(50_000)
 }
 
 /// How long [`send`] waits for a receipt before it says the transaction is still pending.

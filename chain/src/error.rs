@@ -487,6 +487,15 @@ impl Revert {
         r
     }
 
+    /// A transaction that passed simulation and then used all of its gas `limit` on chain.
+    pub fn out_of_gas(hash: B256, limit: u64) -> Self {
+        let mut r = Self::new(ContractError::FailedOnChain(hash));
+        r.hint = format!(
+            "it ran out of gas on chain (all of its {limit}): the state it met in its block needed more than estimated; retry"
+        );
+        r
+    }
+
     /// Whether the revert means "someone already did this" ([`ContractError::is_already_done`]).
     pub fn is_already_done(&self) -> bool {
         self.error.is_already_done()

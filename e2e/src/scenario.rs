@@ -51,6 +51,16 @@ pub struct Submitted {
     pub id: B256,
 }
 
+/// The resources of the demo's container jobs and service: one GPU of any class, the least of
+/// the rest.
+const ANY_GPU: &str = r#"[resources]
+gpu = "any"
+gpu_count = 1
+vram_gib = 1
+cpu_cores = 1
+ram_gib = 1
+"#;
+
 /// The job specs of the demo, by name.
 /// The container job runs `image` (busybox): Docker Hub's, or on a local engine the offline image
 /// `scripts/podman.sh` imports.
@@ -81,16 +91,11 @@ seed = {seed}
 "#
         )
     };
-    let container = r#"name = "render frames"
+    let container = format!(
+        r#"name = "render frames"
 kind = "container"
 
-[resources]
-gpu = "any"
-gpu_count = 1
-vram_gib = 1
-cpu_cores = 1
-ram_gib = 1
-
+{ANY_GPU}
 [price]
 max_per_hour = "1.00"
 max_duration = "10m"
@@ -103,6 +108,7 @@ token = "USDC"
 image = "IMAGE"
 command = ["sh", "-c", "for i in $(seq 1 15); do echo frame $i rendered; echo rendering $i/15 >&2; sleep 1; done"]
 "#
+    )
     .replace("IMAGE", image);
     [
         ("matmul-rtx4090", matmul("rtx4090", 7)),
@@ -183,13 +189,7 @@ async fn tls_service(m: &Market, say: &dyn Fn(&str)) -> Result<Option<B256>> {
         r#"name = "web service over tls"
 kind = "service"
 
-[resources]
-gpu = "any"
-gpu_count = 1
-vram_gib = 1
-cpu_cores = 1
-ram_gib = 1
-
+{ANY_GPU}
 [price]
 max_per_hour = "1.00"
 max_duration = "1h"

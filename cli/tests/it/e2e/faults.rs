@@ -395,3 +395,71 @@ async fn withdraw_to_another_address_is_refused_for_a_frozen_account_mec16() {
         .expect("balance");
     assert_eq!(got, U256::from(2 * USDC));
 }
+
+/// A transaction mined later than it was estimated meets another state: a service lease that
+/// owed nothing when the tenant's close was estimated owes its live time when the close is mined,
+/// and paying it writes what the estimate never saw. The CLI's gas limit has room for that: the
+/// close lands and pays (before, with the bare estimate, it ran out of gas on chain).
+// Two workers: the test mines the block while the CLI waits for its receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_mined_after_time_passed_since_its_estimate_still_lands() {
+    use alloy::providers::Provider;
+    let n = net().await;
+    let (_, op) = n.provider().await;
+    let staking = Staking::new(n.d.address("Staking").expect("staking"), &op.provider);
+    send(staking.heartbeat()).await.expect("heartbeat");
+    let service = SPEC
+        .replace("INSTANT", "true")
+        .replace("matmul_i8", "service")
+        .replace(
+            "[matmul]\nn = 64\n",
+            "[service]\nimage = \"srv:1\"\nport = 8000\n",
+        );
+    let spec = n.spec("svc.toml", &service);
+    let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
+    send(n.market(&op).bid(id, U96::from(RATE)))
+        .await
+        .expect("bid");
+    // The close is estimated now (the lease has owed nothing yet) and mined 40 s later.
+    let p = &n.gov.provider;
+    let _: serde_json::Value = p
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .expect("automine off");
+    let child = n
+        .command(true)
+        .args(["--json", "close", &id.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("close starts");
+    let mut pending = 0;
+    for _ in 0..200 {
+        let block: serde_json::Value = p
+            .raw_request("eth_getBlockByNumber".into(), ("pending", false))
+            .await
+            .expect("pending block");
+        pending = block["transactions"].as_array().map_or(0, Vec::len);
+        if pending > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending, 1, "the close is sent");
+    n.warp(40).await;
+    let _: serde_json::Value = p
+        .raw_request("evm_setAutomine".into(), (true,))
+        .await
+        .expect("automine on");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("the CLI ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_ne!(
+        v["paid"], "0",
+        "the live time it owed when mined is paid: {v}"
+    );
+}
