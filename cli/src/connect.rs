@@ -77,20 +77,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
     };
     let host = match o.host {
         Some(h) => h,
-        None => {
-            let base = node_of(ctx, &f, started.provider).await?;
-            match url::Url::parse(&base)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
-            {
-                Some(h) => h,
-                None => {
-                    return user(format!(
-                        "the provider's node URL {base:?} names no host: name the service's host with --host"
-                    ));
-                }
-            }
-        }
+        None => service_host(ctx, &f, started.provider).await?,
     };
     let listener = match TcpListener::bind(&o.listen).await {
         Ok(l) => l,
@@ -172,6 +159,38 @@ async fn carry(
         .await
         .map(drop)
         .map_err(|e| ServiceError::Connection(e.to_string()))
+}
+
+/// Where running service lease `f` is reached, as far as the chain and its spec say: its node's
+/// host and its spec's port (None where they cannot be read: a pushed spec, a provider without a
+/// node URL).
+pub(crate) async fn endpoint(ctx: &Ctx, f: &Facts) -> (Option<String>, Option<u16>) {
+    let (Some(created), Some(started)) = (&f.created, &f.started) else {
+        return (None, None);
+    };
+    let host = service_host(ctx, f, started.provider).await.ok();
+    let port = service_port(ctx, f.id, &created.params.specURI, created.params.specHash)
+        .await
+        .ok();
+    (host, port)
+}
+
+/// The host of the node serving lease `f` (of `provider`).
+async fn service_host(
+    ctx: &Ctx,
+    f: &Facts,
+    provider: alloy::primitives::Address,
+) -> Result<String> {
+    let base = node_of(ctx, f, provider).await?;
+    match url::Url::parse(&base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+    {
+        Some(h) => Ok(h),
+        None => user(format!(
+            "the provider's node URL {base:?} names no host: name the service's host with --host"
+        )),
+    }
 }
 
 /// The port lease `id`'s spec (at `uri`, hashing to `hash`) serves on.

@@ -32,10 +32,27 @@ pub(crate) async fn status(ctx: &Ctx, id: &str) -> Result<Output> {
             ctx.client.chain_id
         ));
     }
-    Ok(Output {
-        human: status_text(&f),
-        json: f.json(),
-    })
+    let mut human = status_text(&f);
+    let mut json = f.json();
+    // A running service: where it is reached (its node's host, its spec's port).
+    if f.v.status() == Status::Leased && f.v.lease_kind() == LeaseKind::Service {
+        let (host, port) = crate::connect::endpoint(ctx, &f).await;
+        let at = match (&host, port) {
+            (Some(h), Some(p)) if h.contains(':') => format!("[{h}]:{p}"),
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (None, Some(p)) => format!("port {p} of its provider's host"),
+            (Some(h), None) => format!("{h}, port in its spec"),
+            (None, None) => "its provider's host, port in its spec".to_owned(),
+        };
+        let how = if f.tls_key.is_some() {
+            format!("over TLS (gridlease connect {id})")
+        } else {
+            "as the service serves it".to_owned()
+        };
+        human += &format!("  endpoint   {at} {how}\n");
+        json["endpoint"] = json!({ "host": host, "port": port, "tls": f.tls_key.is_some() });
+    }
+    Ok(Output { human, json })
 }
 
 /// The human form of `status`.

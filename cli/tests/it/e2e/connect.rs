@@ -84,9 +84,17 @@ async fn connect_reaches_a_tls_service_only_through_the_key_bound_on_chain_acc03
 
     let s = n.json(&["status", &ids]);
     assert_eq!(s["tls"]["pin"], curl_pin(lease.key), "{s}");
+    // Where it is reached: its spec's port, over TLS (this devnet's provider names no node URL).
+    assert_eq!(
+        (&s["endpoint"]["port"], &s["endpoint"]["tls"]),
+        (&serde_json::json!(port), &serde_json::json!(true)),
+        "{s}"
+    );
     let r = n.cli_with(&["status", &ids], false);
     assert!(
-        r.stdout.contains(&format!("gridlease connect {ids}")),
+        r.stdout.contains(&format!("gridlease connect {ids}"))
+            && r.stdout
+                .contains(&format!("port {port} of its provider's host over TLS")),
         "{}",
         r.stdout
     );
