@@ -157,10 +157,15 @@ export async function simulateAndSend(
   account: Address,
   call: Call,
 ) {
-  // The simulation's request (viem's types for it depend on each ABI) is what the wallet sends.
+  // The simulation's request (viem's types for it depend on each ABI) is what the wallet sends,
+  // with a gas limit that has room above the estimate, as the CLI's (chain::send): time passes
+  // between the estimate and the block (a lease that owed nothing owes a little, and paying it
+  // writes more), and unused gas is not paid for.
   const { request } = await client.simulateContract({ ...call, account } as never);
+  const estimate = await client.estimateContractGas({ ...call, account } as never);
+  const gas = estimate + estimate / 2n + 50_000n;
   const walletClient = createWalletClient({ account, chain: chainOf(c), transport: custom(wallet) });
-  const hash = await walletClient.writeContract(request as never);
+  const hash = await walletClient.writeContract({ ...(request as object), gas } as never);
   let receipt: TransactionReceipt;
   try {
     receipt = await client.waitForTransactionReceipt({ hash });
