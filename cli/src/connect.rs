@@ -127,11 +127,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
                 };
                 served += 1;
                 let (fetcher, host, key) = (ctx.fetcher.clone(), host.clone(), *key_rx.borrow());
-                tokio::spawn(async move {
-                    if let Err(e) = carry(&fetcher, conn, &host, port, key).await {
-                        eprintln!("{peer}: {e}");
-                    }
-                });
+                tokio::spawn(async move { carry(&fetcher, conn, peer, &host, port, key).await });
             }
         }
     };
@@ -146,19 +142,28 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
 }
 
 /// One local connection carried to the service over TLS pinned to `key`.
+/// What went wrong is said while the local connection (from `peer`) is still open: whoever is on
+/// its other end sees it closed only after.
 async fn carry(
     fetcher: &Fetcher,
     mut conn: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     host: &str,
     port: u16,
     key: B256,
-) -> Result<(), ServiceError> {
+) {
     let _ = conn.set_nodelay(true);
-    let mut tls = fetcher.service(host, port, key).await?;
-    tokio::io::copy_bidirectional(&mut conn, &mut tls)
-        .await
-        .map(drop)
-        .map_err(|e| ServiceError::Connection(e.to_string()))
+    let done = match fetcher.service(host, port, key).await {
+        Ok(mut tls) => tokio::io::copy_bidirectional(&mut conn, &mut tls)
+            .await
+            .map(drop)
+            .map_err(|e| ServiceError::Connection(e.to_string())),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = done {
+        eprintln!("{peer}: {e}");
+    }
+    drop(conn);
 }
 
 /// Where running service lease `f` is reached, as far as the chain and its spec say: its node's

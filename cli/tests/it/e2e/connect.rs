@@ -39,21 +39,9 @@ async fn round_trip(port: u16, msg: &[u8]) -> Result<Vec<u8>, String> {
 async fn connect_reaches_a_tls_service_only_through_the_key_bound_on_chain_acc03() {
     let n = net().await;
     let (_, op) = n.provider().await;
-    let staking = Staking::new(n.d.address("Staking").expect("staking"), &op.provider);
-    send(staking.heartbeat()).await.expect("heartbeat");
     let port = gridlease_deploy::anvil::free_port().expect("a port");
-    let service = SPEC
-        .replace("INSTANT", "true")
-        .replace("matmul_i8", "service")
-        .replace(
-            "[matmul]\nn = 64\n",
-            &format!("[service]\nimage = \"srv:1\"\nport = {port}\ntls = true\n"),
-        );
-    let spec = n.spec("tls.toml", &service);
-    let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
-    send(n.market(&op).bid(id, U96::from(RATE)))
-        .await
-        .expect("bid");
+    let section = format!("image = \"srv:1\"\nport = {port}\ntls = true\n");
+    let (id, _) = service_lease(&n, &op, &section).await;
     let ids = id.to_string();
 
     // No key bound yet: refused with the reason, nothing listens.

@@ -261,21 +261,8 @@ async fn service_lease_shows_live_then_lapsed_and_anyone_closes_it_up_to_the_lap
     let n = net().await;
     let (_, op) = n.provider().await;
     let w = n.windows().await;
-    let staking = Staking::new(n.d.address("Staking").expect("staking"), &op.provider);
-    let beat = send(staking.heartbeat()).await.expect("heartbeat");
+    let (id, beat) = service_lease(&n, &op, "image = \"srv:1\"\nport = 8000\n").await;
     let beat_at = n.time_of(&beat).await;
-    let service = SPEC
-        .replace("INSTANT", "true")
-        .replace("matmul_i8", "service")
-        .replace(
-            "[matmul]\nn = 64\n",
-            "[service]\nimage = \"srv:1\"\nport = 8000\n",
-        );
-    let spec = n.spec("svc.toml", &service);
-    let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
-    send(n.market(&op).bid(id, U96::from(RATE)))
-        .await
-        .expect("bid");
     let s = n.json(&["status", &id.to_string()]);
     assert_eq!(
         (s["kind"].as_str(), s["state"].as_str()),
@@ -406,20 +393,7 @@ async fn a_close_mined_after_time_passed_since_its_estimate_still_lands() {
     use alloy::providers::Provider;
     let n = net().await;
     let (_, op) = n.provider().await;
-    let staking = Staking::new(n.d.address("Staking").expect("staking"), &op.provider);
-    send(staking.heartbeat()).await.expect("heartbeat");
-    let service = SPEC
-        .replace("INSTANT", "true")
-        .replace("matmul_i8", "service")
-        .replace(
-            "[matmul]\nn = 64\n",
-            "[service]\nimage = \"srv:1\"\nport = 8000\n",
-        );
-    let spec = n.spec("svc.toml", &service);
-    let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
-    send(n.market(&op).bid(id, U96::from(RATE)))
-        .await
-        .expect("bid");
+    let (id, _) = service_lease(&n, &op, "image = \"srv:1\"\nport = 8000\n").await;
     // The close is estimated now (the lease has owed nothing yet) and mined 40 s later.
     let p = &n.gov.provider;
     let _: serde_json::Value = p

@@ -377,6 +377,24 @@ instant = INSTANT
 n = 64
 "#;
 
+/// A running instant service lease of provider `op` (which beats first) whose `[service]` section
+/// is `section`: submitted with the CLI, won by `op`'s bid on chain. Its id and the heartbeat's
+/// receipt.
+async fn service_lease(n: &Net, op: &Client, section: &str) -> (B256, TransactionReceipt) {
+    let staking = Staking::new(n.d.address("Staking").expect("staking"), &op.provider);
+    let beat = send(staking.heartbeat()).await.expect("heartbeat");
+    let service = SPEC
+        .replace("INSTANT", "true")
+        .replace("matmul_i8", "service")
+        .replace("[matmul]\nn = 64\n", &format!("[service]\n{section}"));
+    let spec = n.spec("svc.toml", &service);
+    let id: B256 = id_of(&n.json(&["submit", &spec])).parse().expect("id");
+    send(n.market(op).bid(id, U96::from(RATE)))
+        .await
+        .expect("bid");
+    (id, beat)
+}
+
 fn id_of(v: &serde_json::Value) -> String {
     v["orderId"].as_str().expect("order id").to_owned()
 }
