@@ -165,12 +165,17 @@ pub fn free_loopback_port() -> std::io::Result<u16> {
 
 /// How many connections all of a node's fronts carry at once: shared by every lease.
 #[derive(Clone, Debug)]
-pub struct Budget(Arc<Semaphore>);
+pub struct Budget(Arc<Semaphore>, usize);
 
 impl Budget {
     /// A budget of `n` connections.
     pub fn new(n: usize) -> Self {
-        Self(Arc::new(Semaphore::new(n)))
+        Self(Arc::new(Semaphore::new(n)), n)
+    }
+
+    /// How many connections it allows in all.
+    pub fn connections(&self) -> usize {
+        self.1
     }
 
     /// Raise this process's soft limit of open files to its hard limit, and size the budget from

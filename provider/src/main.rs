@@ -343,6 +343,16 @@ async fn check(path: &std::path::Path) -> Result<()> {
             e.network
         );
     }
+    // The node raises its open-file limit the same way when it runs.
+    let fronts = gridlease_provider::front::Budget::from_fd_limit().connections();
+    println!(
+        "tls        service fronts carry up to {fronts} connections in all (from the open-file limit){}",
+        if fronts < 1_024 {
+            ": raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) for more"
+        } else {
+            ""
+        }
+    );
     let operator = c
         .operator
         .load()

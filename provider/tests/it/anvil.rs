@@ -89,6 +89,10 @@ async fn init_then_check_guides_the_owner_whose_commands_register_stake_unbond_a
     assert_eq!(code, 3, "{out}{err}");
     assert!(out.contains("config     provider.toml is valid"), "{out}");
     assert!(
+        out.contains("tls        service fronts carry up to "),
+        "the fronts' connection budget: {out}"
+    );
+    assert!(
         err.contains("is not registered") && err.contains("gridlease-provider register"),
         "{err}"
     );
