@@ -159,6 +159,46 @@ async fn acc_03_a_tls_service_is_reached_only_through_the_key_bound_on_chain() {
     n.stop(node, 2);
 }
 
+/// A service that exits is started again on a loopback port of its own, and the front carries to
+/// that one: reached after its restarts as before them, with the same key.
+#[tokio::test]
+async fn acc_03_a_restarted_service_is_reached_on_its_new_run() {
+    let (n, node) = started_on(None).await;
+    n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
+        .await;
+    let site = n.path().join("site");
+    std::fs::create_dir_all(&site).expect("site");
+    std::fs::write(site.join("index.html"), "served again\n").expect("page");
+    let port = gridlease_deploy::anvil::free_port().expect("a free port");
+    // Each run serves for 3 s, then exits: the node starts it again after a pause.
+    let spec = job_spec(Workload::Service {
+        image: "local".into(),
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "exec timeout 3 python3 -m http.server --bind 127.0.0.1 --directory '{}' \"$PORT\"",
+                site.display()
+            ),
+        ],
+        env: Default::default(),
+        port,
+        tls: true,
+    });
+    let (id, _) = n.order_spec(&spec, 0, 3, 3_600, true).await;
+    let key = bound_key(&n, id, 1).await;
+    assert!(
+        page(port, key).await.contains("served again"),
+        "{}",
+        n.log(1)
+    );
+    n.wait_log("a restart", "service exited; restarting it", 1, 30)
+        .await;
+    let again = page(port, key).await;
+    assert!(again.contains("served again"), "{again}\n{}", n.log(1));
+    n.stop(node, 1);
+}
+
 /// ACC-03 on the real engine: the service's container listens on its own port, published on a
 /// loopback port only, and is reached through the node's front with the bound key. Needs the
 /// engine `scripts/podman.sh` serves (the test command starts it).
