@@ -40,12 +40,15 @@ pub(crate) async fn serve(
 ) -> Result<(), Step> {
     // The TLS front stays open across the service's restarts and closes when this returns; each
     // run of the service gets a loopback port of its own, which the front carries to while it
-    // runs.
-    let front = match run.workload {
+    // runs. A key that cannot be bound fails the service (`unbound`).
+    let (front, mut unbound) = match run.workload {
         Workload::Service {
             port, tls: true, ..
-        } => Some(open_front(s, job, port, cancel).await?),
-        _ => None,
+        } => {
+            let (backend, guard, unbound) = open_front(s, job, port, cancel).await?;
+            (Some((backend, guard)), Some(unbound))
+        }
+        _ => (None, None),
     };
     let mut pause = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
@@ -79,6 +82,11 @@ pub(crate) async fn serve(
                 tokio::pin!(run);
                 tokio::select! {
                     r = &mut run => r,
+                    why = never_bound(&mut unbound) => {
+                        stop.cancel();
+                        let _ = run.await;
+                        return Err(Step::Fail(why));
+                    }
                     () = spent(s, job.id) => {
                         stop.cancel();
                         // The executor stops and removes what it started (process group,
@@ -121,17 +129,43 @@ pub(crate) async fn serve(
     }
 }
 
+/// Why the lease's key could not be bound, once that is known (never, when it was bound or there
+/// is no front).
+async fn never_bound(unbound: &mut Option<tokio::sync::oneshot::Receiver<String>>) -> String {
+    match unbound {
+        Some(rx) => match rx.await {
+            Ok(why) => why,
+            // Bound (the sender went without a word): nothing to wait for any more.
+            Err(_) => {
+                *unbound = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// Open the TLS front of service lease `job` on `port` (ACC-03): the port taken first (a port
 /// held on this host fails before any gas is spent), then the lease's key bound on chain unless
-/// it already is (a restarted node derives the same key: no second binding), then served. Returns
-/// where the front carries to (the service's loopback port while a run is up), and what closes
-/// the front when dropped.
+/// it already is (a restarted node derives the same key: no second binding), and served once it
+/// is. The binding goes on beside the service's first run, which need not wait for it: until it
+/// lands the front accepts nothing (connections wait in the backlog). Returns where the front
+/// carries to (the service's loopback port while a run is up), what closes the front when
+/// dropped, and why the key could not be bound if it cannot (a revert; an RPC that fails is
+/// tried again).
 async fn open_front(
     s: &Arc<Shared>,
     job: &Job,
     port: u16,
     cancel: &CancellationToken,
-) -> Result<(watch::Sender<Option<u16>>, DropGuard), Step> {
+) -> Result<
+    (
+        watch::Sender<Option<u16>>,
+        DropGuard,
+        tokio::sync::oneshot::Receiver<String>,
+    ),
+    Step,
+> {
     let id = crate::front::identity(s.tls_secret, s.client().chain_id, s.market, job.id)
         .map_err(Step::Fail)?;
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
@@ -144,29 +178,9 @@ async fn open_front(
         .call()
         .await
         .map_err(classify)?;
-    if bound != id.key {
-        let call = Results::bindCertificateCall {
-            leaseId: job.id,
-            spkiHash: id.key,
-        };
-        // A shutdown does not wait for the binding: sent, it lands or not, and the restarted
-        // node reads which before it binds again.
-        let sent = tokio::select! {
-            r = send_and_confirm(s, module, call.abi_encode().into(), |_| Ok(())) => r,
-            () = cancel.cancelled() => return Err(Step::Stop),
-        };
-        match sent {
-            Ok(()) => info!(lease = %job.id, key = %id.key, "service's TLS key bound on chain"),
-            Err(ChainError::Revert(r)) => {
-                return Err(Step::Fail(format!(
-                    "binding the service's TLS key on chain reverted: {r}"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
     let stop = cancel.child_token();
     let (to, backend) = watch::channel(None);
+    let (unbound, never) = tokio::sync::oneshot::channel();
     let front = crate::front::Front {
         lease: job.id,
         config: id.config,
@@ -178,8 +192,48 @@ async fn open_front(
         },
         idle: crate::front::IDLE,
     };
-    tokio::spawn(crate::front::serve(front, listener, stop.clone()));
-    Ok((to, stop.drop_guard()))
+    let (s, lease, key, until) = (s.clone(), job.id, id.key, stop.clone());
+    tokio::spawn(async move {
+        if bound != key {
+            let call = Results::bindCertificateCall {
+                leaseId: lease,
+                spkiHash: key,
+            };
+            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+            loop {
+                // A shutdown does not wait for the binding: sent, it lands or not, and the
+                // restarted node reads which before it binds again.
+                let sent = tokio::select! {
+                    r = send_and_confirm(&s, module, call.abi_encode().into(), |_| Ok(())) => r,
+                    () = until.cancelled() => return,
+                };
+                match sent {
+                    Ok(()) => {
+                        info!(lease = %lease, key = %key, "service's TLS key bound on chain");
+                        break;
+                    }
+                    Err(ChainError::Revert(r)) => {
+                        let _ = unbound.send(format!(
+                            "binding the service's TLS key on chain reverted: {r}"
+                        ));
+                        return;
+                    }
+                    Err(e) => {
+                        let wait = backoff.delay();
+                        warn!(lease = %lease, error = %e, retry_in_s = wait.as_secs(), "binding the service's TLS key failed; trying again");
+                        backoff.failed();
+                        tokio::select! {
+                            () = until.cancelled() => return,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                }
+            }
+        }
+        drop(unbound);
+        crate::front::serve(front, listener, until).await;
+    });
+    Ok((to, stop.drop_guard(), never))
 }
 
 /// Returns once lease `id`'s escrow is spent (what it owes reaches what is left), polling every
