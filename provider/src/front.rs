@@ -66,6 +66,8 @@ const RESERVED_FDS: u64 = 256;
 pub struct Identity {
     /// SHA-256 of the key's DER SubjectPublicKeyInfo: the lease's on-chain binding.
     pub key: B256,
+    /// The self-signed certificate over it (DER).
+    pub cert: rustls::pki_types::CertificateDer<'static>,
     /// The front's server configuration (the self-signed certificate and its key).
     pub config: Arc<ServerConfig>,
 }
@@ -101,30 +103,7 @@ pub fn identity(
     market: Address,
     lease: B256,
 ) -> Result<Identity, String> {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
-    // The scalar must lie in [1, n - 1]: a hash outside it (about one in 2^32) is hashed again.
-    let pair = (0u8..=255)
-        .find_map(|round| {
-            let d = keccak256(
-                [
-                    secret.as_slice(),
-                    &chain_id.to_be_bytes(),
-                    market.as_slice(),
-                    lease.as_slice(),
-                    &[round],
-                ]
-                .concat(),
-            );
-            EcdsaKeyPair::from_private_key_der(
-                &ECDSA_P256_SHA256_ASN1_SIGNING,
-                &p256_private_key(&d.0),
-            )
-            .ok()
-        })
-        .ok_or_else(|| "deriving the lease's TLS key failed".to_owned())?;
-    let pkcs8 = pair
-        .to_pkcs8v1()
-        .map_err(|_| "encoding the lease's TLS key failed".to_owned())?;
+    let pkcs8 = derive_key(secret, chain_id, market, lease)?;
     let signing = rcgen::KeyPair::try_from(pkcs8.as_ref())
         .map_err(|e| format!("loading the lease's TLS key: {e}"))?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
@@ -151,8 +130,41 @@ pub fn identity(
         .map_err(|e| format!("the lease's TLS configuration: {e}"))?;
     Ok(Identity {
         key,
+        cert: cert.der().clone(),
         config: Arc::new(config),
     })
+}
+
+/// The PKCS#8 document of `lease`'s key ([`identity`]).
+fn derive_key(
+    secret: B256,
+    chain_id: u64,
+    market: Address,
+    lease: B256,
+) -> Result<aws_lc_rs::pkcs8::Document, String> {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    // The scalar must lie in [1, n - 1]: a hash outside it (about one in 2^32) is hashed again.
+    let pair = (0u8..=255)
+        .find_map(|round| {
+            let d = keccak256(
+                [
+                    secret.as_slice(),
+                    &chain_id.to_be_bytes(),
+                    market.as_slice(),
+                    lease.as_slice(),
+                    &[round],
+                ]
+                .concat(),
+            );
+            EcdsaKeyPair::from_private_key_der(
+                &ECDSA_P256_SHA256_ASN1_SIGNING,
+                &p256_private_key(&d.0),
+            )
+            .ok()
+        })
+        .ok_or_else(|| "deriving the lease's TLS key failed".to_owned())?;
+    pair.to_pkcs8v1()
+        .map_err(|_| "encoding the lease's TLS key failed".to_owned())
 }
 
 /// A loopback port free now, for a service behind its front (the engine or the process binds it
@@ -690,5 +702,60 @@ mod tests {
             .await
             .expect("closed by the front, not left open");
         assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+
+    /// A server that shows the lease's bound certificate but holds another key cannot sign the
+    /// handshake with the bound one: the client checks the signature against the certificate's
+    /// key, so a copied certificate is worth nothing.
+    #[tokio::test]
+    async fn a_server_showing_the_bound_certificate_without_its_key_is_refused() {
+        use rustls::{
+            server::{ClientHello, ResolvesServerCert},
+            sign::CertifiedKey,
+        };
+        #[derive(Debug)]
+        struct Copied(Arc<CertifiedKey>);
+        impl ResolvesServerCert for Copied {
+            fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+                Some(self.0.clone())
+            }
+        }
+        let lease = lease_key(1, 31_337, 7);
+        let own =
+            derive_key(node_secret(&[2; 32]), 31_337, MARKET, B256::repeat_byte(7)).expect("a key");
+        let provider = gridlease_fetch::service::tls_provider();
+        let signer = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                own.as_ref().to_vec(),
+            )))
+            .expect("a signing key");
+        let copied = CertifiedKey::new(vec![lease.cert.clone()], signer);
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Copied(Arc::new(copied))));
+        let backend = gridlease_testkit::echo::echo()
+            .await
+            .expect("an echo service");
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("a loopback port");
+        let port = l.local_addr().expect("bound").port();
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(
+            Front::to_port(B256::ZERO, Arc::new(config), backend),
+            l,
+            stop.clone(),
+        ));
+        let e = client()
+            .service("127.0.0.1", port, lease.key)
+            .await
+            .expect_err("a signature by another key");
+        assert!(matches!(e, ServiceError::Tls(_)), "{e}");
+        // The same certificate with its own key is served (the refusal was the signature's).
+        assert!(reaches(front(&lease, backend).await.0, lease.key).await);
+        stop.cancel();
     }
 }
