@@ -61,6 +61,33 @@ async fn bound_key(n: &Net, id: B256, node: u32) -> B256 {
         .spkiHash
 }
 
+/// An instant TLS service ordered from node `n` (process executor, once it beats): Python's
+/// HTTP server, run under `wrap` (a command prefix, or none), serving `text` as `/` on loopback
+/// at the port the node gives it. Returns the lease and the service's port.
+async fn python_service(n: &Net, text: &str, wrap: &str, salt: u8) -> (B256, u16) {
+    n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
+        .await;
+    let site = n.path().join("site");
+    std::fs::create_dir_all(&site).expect("site");
+    std::fs::write(site.join("index.html"), format!("{text}\n")).expect("page");
+    let port = gridlease_deploy::anvil::free_port().expect("a free port");
+    let spec = job_spec(Workload::Service {
+        image: "local".into(),
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "exec {wrap} python3 -m http.server --bind 127.0.0.1 --directory '{}' \"$PORT\"",
+                site.display()
+            ),
+        ],
+        env: Default::default(),
+        port,
+        tls: true,
+    });
+    (n.order_spec(&spec, 0, salt, 3_600, true).await.0, port)
+}
+
 /// `curl` over TLS to the service at `port`, pinning `key`: its exit status and output.
 fn curl(port: u16, key: B256) -> (i32, String) {
     let out = std::process::Command::new("curl")
@@ -78,27 +105,7 @@ fn curl(port: u16, key: B256) -> (i32, String) {
 #[tokio::test]
 async fn acc_03_a_tls_service_is_reached_only_through_the_key_bound_on_chain() {
     let (n, node) = started_on(None).await;
-    n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
-        .await;
-    let site = n.path().join("site");
-    std::fs::create_dir_all(&site).expect("site");
-    std::fs::write(site.join("index.html"), "served behind the lease's key\n").expect("page");
-    let port = gridlease_deploy::anvil::free_port().expect("a free port");
-    let spec = job_spec(Workload::Service {
-        image: "local".into(),
-        command: vec![
-            "sh".into(),
-            "-c".into(),
-            format!(
-                "exec python3 -m http.server --bind 127.0.0.1 --directory '{}' \"$PORT\"",
-                site.display()
-            ),
-        ],
-        env: Default::default(),
-        port,
-        tls: true,
-    });
-    let (id, _) = n.order_spec(&spec, 0, 1, 3_600, true).await;
+    let (id, port) = python_service(&n, "served behind the lease's key", "", 1).await;
     let key = bound_key(&n, id, 1).await;
 
     // Pinned to the binding: the service answers through the front.
@@ -164,28 +171,8 @@ async fn acc_03_a_tls_service_is_reached_only_through_the_key_bound_on_chain() {
 #[tokio::test]
 async fn acc_03_a_restarted_service_is_reached_on_its_new_run() {
     let (n, node) = started_on(None).await;
-    n.wait_metric("gridlease_provider_heartbeats_total 1", 1)
-        .await;
-    let site = n.path().join("site");
-    std::fs::create_dir_all(&site).expect("site");
-    std::fs::write(site.join("index.html"), "served again\n").expect("page");
-    let port = gridlease_deploy::anvil::free_port().expect("a free port");
     // Each run serves for 3 s, then exits: the node starts it again after a pause.
-    let spec = job_spec(Workload::Service {
-        image: "local".into(),
-        command: vec![
-            "sh".into(),
-            "-c".into(),
-            format!(
-                "exec timeout 3 python3 -m http.server --bind 127.0.0.1 --directory '{}' \"$PORT\"",
-                site.display()
-            ),
-        ],
-        env: Default::default(),
-        port,
-        tls: true,
-    });
-    let (id, _) = n.order_spec(&spec, 0, 3, 3_600, true).await;
+    let (id, port) = python_service(&n, "served again", "timeout 3", 3).await;
     let key = bound_key(&n, id, 1).await;
     assert!(
         page(port, key).await.contains("served again"),

@@ -11,6 +11,29 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 
+/// The node's front for lease `id` with `key` on `port` (taken once a front stopped before has
+/// let it go, within 10 s), carrying to `backend`; cancel what it returns to stop it.
+async fn serve_on(port: u16, key: &front::Identity, id: B256, backend: u16) -> CancellationToken {
+    let mut tries = 0;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+            Ok(l) => break l,
+            Err(_) if tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the service's port {port}: {e}"),
+        }
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn(front::serve(
+        front::Front::to_port(id, key.config.clone(), backend),
+        listener,
+        stop.clone(),
+    ));
+    stop
+}
+
 /// Connect to `port` until it answers (within 20 s), send `msg` and read it back.
 async fn round_trip(port: u16, msg: &[u8]) -> Result<Vec<u8>, String> {
     let mut last = String::new();
@@ -60,15 +83,7 @@ async fn connect_reaches_a_tls_service_only_through_the_key_bound_on_chain_acc03
     let backend = gridlease_testkit::echo::echo()
         .await
         .expect("an echo service");
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
-        .await
-        .expect("the service's port");
-    let stop = CancellationToken::new();
-    tokio::spawn(front::serve(
-        front::Front::to_port(id, lease.config.clone(), backend),
-        listener,
-        stop.clone(),
-    ));
+    let stop = serve_on(port, &lease, id, backend).await;
 
     let s = n.json(&["status", &ids]);
     assert_eq!(s["tls"]["pin"], curl_pin(lease.key), "{s}");
@@ -103,16 +118,7 @@ async fn connect_reaches_a_tls_service_only_through_the_key_bound_on_chain_acc03
     stop.cancel();
     let other =
         front::identity(front::node_secret(b"another"), 31_337, market, id).expect("identity");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
-        .await
-        .expect("the service's port again");
-    let stop = CancellationToken::new();
-    tokio::spawn(front::serve(
-        front::Front::to_port(id, other.config.clone(), backend),
-        listener,
-        stop.clone(),
-    ));
+    let stop = serve_on(port, &other, id, backend).await;
     let got = round_trip(local, b"not to you").await;
     assert!(got.is_err(), "{got:?}");
     let _ = child.kill();
