@@ -20,7 +20,7 @@ use gridlease_primitives::{
     spec::{PUSH_URI, Workload},
 };
 use serde_json::json;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
 
 use crate::{
     ctx::{Ctx, Output, parse_id, user},
@@ -93,7 +93,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
         "{local} -> {host}:{port} over TLS, key {} (bound on chain to {id}); Ctrl-C stops",
         curl_pin(key)
     );
-    let (keys, key_rx) = watch::channel(key);
+    let mut key = key;
     let results = ctx.results_at(module);
     let lens = ctx.lens()?;
     let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
@@ -109,11 +109,11 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
                     break format!("{id} ended: nothing serves it any more");
                 }
                 if let Ok(now) = results.certificateOf(id).call().await
-                    && now != *keys.borrow()
+                    && now != key
                     && !now.is_zero()
                 {
                     eprintln!("the node bound another key to {id} on chain: {}", curl_pin(now));
-                    let _ = keys.send(now);
+                    key = now;
                 }
             }
             r = listener.accept() => {
@@ -126,7 +126,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
                     }
                 };
                 served += 1;
-                let (fetcher, host, key) = (ctx.fetcher.clone(), host.clone(), *key_rx.borrow());
+                let (fetcher, host) = (ctx.fetcher.clone(), host.clone());
                 tokio::spawn(async move { carry(&fetcher, conn, peer, &host, port, key).await });
             }
         }
@@ -136,7 +136,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &str, o: Opts) -> Result<Output> {
         human: h,
         json: json!({
             "lease": id, "listen": local.to_string(), "host": host, "port": port,
-            "key": *key_rx.borrow(), "connections": served, "ended": why,
+            "key": key, "connections": served, "ended": why,
         }),
     })
 }
